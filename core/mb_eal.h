@@ -1,0 +1,66 @@
+/**
+ * @file
+ * EAL bring-up for the daemon, the tools and the tests.
+ *
+ * DPDK's EAL can be initialised once per process. mb_eal_init() builds its argument list from
+ * options: the embedded default (mb_eal_opts_init()) runs with no hugepages, no PCI bus, no
+ * shared-config files, a file prefix unique to the process (`<name>-<pid>`), and the main
+ * lcore free to run on every CPU the process may use. That last point matters: by default EAL
+ * pins the main thread to one CPU, and every thread it later creates would inherit that pin.
+ *
+ * Bare-metal deployments pass their own EAL arguments (hugepages, PCI allow-list, lcores)
+ * in mb_eal_opts.args; then only argv[0] and, unless the arguments name one, a unique file
+ * prefix are added.
+ *
+ * Threads: call mb_eal_init() and mb_eal_fini() from the main thread, once each.
+ */
+#ifndef MB_EAL_H
+#define MB_EAL_H
+
+#include <stdbool.h>
+
+struct mb_eal_opts {
+	/** argv[0] and the stem of the file prefix. Default "mediabatch". Borrowed. */
+	const char *name;
+	/** Memory for DPDK's heap in MiB (-m). Default 256. */
+	unsigned int mem_mb;
+	/** EAL log level name (see mb_log_parse_level()). Default "warning". Borrowed. */
+	const char *log_level;
+	/**
+	 * Full EAL arguments for bare metal (without argv[0]), or NULL for the embedded default.
+	 * When set, mem_mb is not added, nor are --no-huge, --no-pci, --no-shconf or --lcores;
+	 * a --file-prefix is added unless one is present. Borrowed for the call.
+	 */
+	const char *const *args;
+	/** Number of entries in @c args. */
+	unsigned int n_args;
+	/** Extra arguments appended to the embedded default (e.g. --vdev=net_null0). Borrowed. */
+	const char *const *extra;
+	/** Number of entries in @c extra. */
+	unsigned int n_extra;
+};
+
+/** Fill @p opts with the embedded default. */
+void mb_eal_opts_init(struct mb_eal_opts *opts);
+
+/**
+ * Initialise EAL. Returns 0; -EALREADY if EAL is already up in this process; -EINVAL for
+ * unusable options (logged); -E2BIG if the argument list is too long; or the negative
+ * rte_errno of rte_eal_init() (logged with DPDK's reason).
+ */
+int mb_eal_init(const struct mb_eal_opts *opts);
+
+/**
+ * Shut EAL down (rte_eal_cleanup()) and remove the process's runtime directory if it is
+ * empty. Every DPDK object (rings, pools, memory from mb_env_zalloc() on DPDK's heap) must
+ * be freed first. Returns 0, -EALREADY if EAL is not up, or a negative errno.
+ */
+int mb_eal_fini(void);
+
+/** True between a successful mb_eal_init() and mb_eal_fini(). */
+bool mb_eal_is_up(void);
+
+/** The file prefix EAL was started with ("" when EAL is not up). */
+const char *mb_eal_file_prefix(void);
+
+#endif /* MB_EAL_H */

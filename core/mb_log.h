@@ -1,0 +1,73 @@
+/**
+ * @file
+ * Logging: one small layer over DPDK's rte_log.
+ *
+ * Every module logs through MB_LOG(level, fmt, ...), which prefixes the module name that the
+ * file defines as MB_LOG_MODULE before including this header:
+ *
+ *     #define MB_LOG_MODULE "sem"
+ *     #include "mb_log.h"
+ *     MB_LOG(ERR, "capacity %u out of range", cap);
+ *
+ * prints `mediabatch: sem: capacity 7 out of range` on stderr (or the stream set with
+ * mb_log_set_stream()). Levels are rte_log's: ERR, WARNING, NOTICE, INFO, DEBUG. The default
+ * level is NOTICE. rte_log works before and after rte_eal_init(); EAL's own log lines use the
+ * same stream, so one redirect captures everything.
+ *
+ * Threads: every function may be called from any thread. Messages are formatted into one
+ * buffer and written with one call, so lines from different threads do not interleave.
+ */
+#ifndef MB_LOG_H
+#define MB_LOG_H
+
+#include <stdio.h>
+
+#include <rte_log.h>
+
+#ifndef MB_LOG_MODULE
+#define MB_LOG_MODULE "core"
+#endif
+
+/** The rte_log type id of mediabatch ("mediabatch"), registered at load time. */
+int mb_log_type(void);
+
+/**
+ * Log one line. @p level is an rte_log level (RTE_LOG_ERR ... RTE_LOG_DEBUG). A newline is
+ * appended. Prefer the MB_LOG() macro.
+ */
+void mb_log(unsigned int level, const char *module, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/** Log one line at level ERR, WARNING, NOTICE, INFO or DEBUG (the rte_log suffix). */
+#define MB_LOG(level, ...) mb_log(RTE_LOG_##level, MB_LOG_MODULE, __VA_ARGS__)
+
+/**
+ * Log at most once per process from this call site (for conditions that would otherwise
+ * repeat per packet or per batch, such as "no GPU driver").
+ */
+#define MB_LOG_ONCE(level, ...)                                                                    \
+	do {                                                                                       \
+		static int mb_log_once_done_;                                                      \
+		if (!__atomic_exchange_n(&mb_log_once_done_, 1, __ATOMIC_RELAXED))                 \
+			MB_LOG(level, __VA_ARGS__);                                                \
+	} while (0)
+
+/** Set mediabatch's log level (an rte_log level). Returns 0, or -EINVAL if out of range. */
+int mb_log_set_level(unsigned int level);
+
+/** mediabatch's current log level. */
+unsigned int mb_log_get_level(void);
+
+/**
+ * Parse a level name: "error", "warning", "notice", "info" or "debug" (case-insensitive), or
+ * a number 1..8. Returns the rte_log level, or -EINVAL for anything else.
+ */
+int mb_log_parse_level(const char *name);
+
+/**
+ * Send all log output (mediabatch's and DPDK's) to @p stream, borrowed until the next call;
+ * NULL restores stderr. Used by tests to capture what was logged.
+ */
+void mb_log_set_stream(FILE *stream);
+
+#endif /* MB_LOG_H */

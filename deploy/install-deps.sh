@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# install-deps.sh: install every Debian package that mediabatch's build, tests and
+# benchmarks need. This is the one place that lists them; .ci/run and the README call it.
+#
+# Idempotent: packages already present are skipped by apt-get; running it twice is harmless.
+# Needs root (or sudo). CUDA is not installed here: it is optional and comes from NVIDIA's
+# own packages at /usr/local/cuda (see README.md, "GPU build").
+set -euo pipefail
+
+packages=(
+	# build
+	build-essential meson ninja-build pkg-config git
+	# libraries the build links (pkg-config names in meson.build)
+	libdpdk-dev      # libdpdk: rings, EAL, mempools, ethdev
+	libnuma-dev      # DPDK's NUMA support
+	libhwloc-dev     # hwloc: topology, NUMA locality of NICs and GPUs
+	libzmq3-dev      # libzmq: ROUTER/PUB front door and egress
+	libcunit1-dev    # cunit: every test program
+	# tools the tests and benchmarks run
+	dpdk-dev         # dpdk-testpmd, dpdk-test (ring_perf_autotest): benchmark baselines
+	hwloc            # hwloc-calc / lstopo, to inspect topologies by hand
+	clang-format     # the style check (.clang-format)
+	libclang-rt-14-dev # sanitizer runtimes used by clang builds
+	python3          # small test helpers
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO="sudo"
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+	echo "install-deps: all ${#packages[@]} packages already installed"
+	exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

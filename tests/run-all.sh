@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Build mediabatch and run every test, the way CI does (.ci/run calls this through the
+# README's test command):
+#
+#   style        clang-format --dry-run on every C file (.clang-format)
+#   build/       debugoptimized, warnings as errors: suites unit, gpu, perf
+#                (gpu skips with its reason where there is no GPU; perf runs each benchmark
+#                 with --quick so they cannot rot: no timing is asserted)
+#   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, LeakSanitizer on: suite unit
+#   build-tsan/  ThreadSanitizer: suite concurrency (the multi-threaded stress programs)
+#
+# Options: --quick  plain build only (no sanitizer builds)
+# Ends with one line "N passed, N failed, N skipped" and exits non-zero if anything failed.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+
+quick=0
+for arg in "$@"; do
+	case "$arg" in
+	--quick) quick=1 ;;
+	*) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+	esac
+done
+
+jobs=$(nproc 2>/dev/null || echo 2)
+passed=0 failed=0 skipped=0
+failures=()
+
+section() { printf '\n=== %s ===\n' "$*"; }
+
+# configure DIR [meson options...]: set up a build dir, or re-apply options to an existing one.
+configure() {
+	local dir=$1
+	shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$@"
+	fi
+}
+
+# count DIR: add the results in DIR's meson test log to the totals.
+count() {
+	local log="$1/meson-logs/testlog.json" p f s
+	[ -f "$log" ] || return 0
+	read -r p f s < <(python3 - "$log" <<'EOF'
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line).get("result")
+    if r in ("OK", "EXPECTEDFAIL"):
+        p += 1
+    elif r == "SKIP":
+        s += 1
+    else:
+        f += 1
+print(p, f, s)
+EOF
+)
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+# run NAME DIR SUITES...: build DIR and run the suites, verbose (CUnit summaries shown).
+run() {
+	local name=$1 dir=$2
+	shift 2
+	local suites=()
+	for s in "$@"; do suites+=(--suite "$s"); done
+	section "$name: build ($dir)"
+	if ! meson compile -C "$dir"; then
+		failures+=("$name: build failed")
+		failed=$((failed + 1))
+		return
+	fi
+	section "$name: tests (${*})"
+	rm -f "$dir/meson-logs/testlog.json"
+	if ! meson test -C "$dir" "${suites[@]}" --num-processes "$jobs" --verbose \
+		--print-errorlogs; then
+		failures+=("$name: tests failed (see $dir/meson-logs/testlog.txt)")
+	fi
+	count "$dir"
+}
+
+section "style: clang-format"
+bad=()
+while IFS= read -r f; do
+	if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then
+		bad+=("$f")
+	fi
+done < <(git ls-files '*.c' '*.h' 2>/dev/null || find core net batch gpu tests perf -name '*.[ch]')
+if [ "${#bad[@]}" -eq 0 ]; then
+	echo "all C files formatted"
+	passed=$((passed + 1))
+else
+	printf 'needs clang-format -i: %s\n' "${bad[@]}"
+	failures+=("style: ${#bad[@]} file(s) not formatted")
+	failed=$((failed + 1))
+fi
+
+configure build -Dwerror=true
+run "plain" build unit gpu perf
+
+if [ "$quick" -eq 0 ]; then
+	configure build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dc_args=-fno-sanitize-recover=all -Dwerror=true
+	run "asan+ubsan" build-asan unit
+	configure build-tsan -Db_sanitize=thread -Db_lundef=false -Dwerror=true
+	run "tsan" build-tsan concurrency
+fi
+
+section "summary"
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "${#failures[@]}" -eq 0 ]
