@@ -35,7 +35,10 @@ struct mb_cancel_cb;
 /** A cancel callback; @p arg as registered. */
 typedef void (*mb_cancel_fn)(void *arg);
 
-/** A registration. Owned by the caller (embed it); valid until unregistered. Private fields. */
+/**
+ * A registration. Owned by the caller (embed it); zero it before first use (`= {0}`); it must
+ * stay valid until unregistered or run. Private fields.
+ */
 struct mb_cancel_cb {
 	LIST_ENTRY(mb_cancel_cb) link;
 	mb_cancel_fn fn;
