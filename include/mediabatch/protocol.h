@@ -1,0 +1,160 @@
+/**
+ * @file
+ * mediabatch wire protocol, version 1 (docs/protocol.md): constants, header structs, and
+ * the one encoder, decoder and validator that the service and the client library share.
+ *
+ * Headers are 64 bytes, little-endian, on the wire; the structs here are their decoded,
+ * host-order form. Decoding never trusts the input: every rule of docs/protocol.md is
+ * checked, and a violation yields a status (BAD_REQUEST or TOO_LARGE) with a reason that
+ * names the field, e.g. "media: 9 is not a known media type (1..4)".
+ *
+ * Threads: every function is pure (no shared state) and may be called from any thread.
+ */
+#ifndef MEDIABATCH_PROTOCOL_H
+#define MEDIABATCH_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MB_PROTO_VERSION 1
+#define MB_PROTO_HDR_LEN 64
+#define MB_PROTO_MODEL_LEN 16	/**< bytes of the model field; names are 1..16 characters */
+#define MB_PROTO_REASON_MAX 256 /**< longest reason text the service sends */
+
+/** Request flags (header offset 6). */
+#define MB_FLAG_CANCEL 0x0001u
+#define MB_FLAG_PRIORITY 0x0002u
+#define MB_FLAG_KNOWN (MB_FLAG_CANCEL | MB_FLAG_PRIORITY)
+
+/** Response status (header offset 6). */
+enum mb_status {
+	MB_STATUS_OK = 0,
+	MB_STATUS_BAD_REQUEST = 1,
+	MB_STATUS_UNKNOWN_MODEL = 2,
+	MB_STATUS_OVERLOADED = 3,
+	MB_STATUS_TIMEOUT = 4,
+	MB_STATUS_CANCELLED = 5,
+	MB_STATUS_MODEL_ERROR = 6,
+	MB_STATUS_UNAVAILABLE = 7,
+	MB_STATUS_TOO_LARGE = 8,
+	MB_STATUS_UNAUTHORIZED = 9,
+	MB_STATUS_COUNT,
+};
+
+/** Media types (request offset 40). */
+enum mb_media {
+	MB_MEDIA_PCM_S16LE = 1, /**< mono audio, 16-bit signed samples */
+	MB_MEDIA_PCM_F32LE = 2, /**< mono audio, 32-bit float samples */
+	MB_MEDIA_RGB24 = 3,	/**< video frames, 3 bytes per pixel */
+	MB_MEDIA_F32 = 4,	/**< a rows x cols tensor of 32-bit floats */
+};
+
+/** Result types (response offset 48). */
+enum mb_result_type {
+	MB_RESULT_NONE = 0,
+	MB_RESULT_F32 = 1,  /**< rows x cols floats */
+	MB_RESULT_TOPK = 2, /**< rows pairs of (u32 class, f32 score) */
+	MB_RESULT_TEXT = 3, /**< UTF-8 text: the reason of every status but OK */
+};
+
+/** Device index meaning "did not run". */
+#define MB_DEVICE_NONE 0xFFFFu
+
+/** A request header, decoded. */
+struct mb_request_hdr {
+	uint16_t version;
+	uint16_t flags;
+	uint64_t request_id;
+	uint32_t tenant_id;
+	uint32_t timeout_ms;
+	char model[MB_PROTO_MODEL_LEN + 1]; /**< NUL-terminated copy */
+	uint16_t media;
+	uint16_t channels;
+	uint32_t sample_rate;
+	uint16_t frames; /**< RGB24: frames; F32: rows */
+	uint16_t height; /**< RGB24: height; F32: cols */
+	uint16_t width;	 /**< RGB24: width */
+	uint16_t reserved;
+	uint32_t payload_len;
+	uint32_t frag_offset;
+};
+
+/** A response header, decoded. */
+struct mb_response_hdr {
+	uint16_t version;
+	uint16_t status;
+	uint64_t request_id;
+	uint32_t tenant_id;
+	uint32_t queue_us;
+	uint32_t compute_us;
+	uint16_t batch_size;
+	uint16_t device;
+	char model[MB_PROTO_MODEL_LEN + 1];
+	uint16_t result_type;
+	uint16_t rows;
+	uint16_t cols;
+	uint32_t result_len;
+};
+
+/** Transport a request arrived on: validation differs slightly (frag_offset). */
+enum mb_transport {
+	MB_TRANSPORT_ZMQ = 0,
+	MB_TRANSPORT_UDP = 1,
+};
+
+/** Where a decode failure leaves the request id: usable to address an answer or not. */
+struct mb_proto_error {
+	enum mb_status status; /**< BAD_REQUEST or TOO_LARGE */
+	int has_id;	       /**< request_id (and maybe tenant_id) could be read */
+	uint64_t request_id;
+	uint32_t tenant_id;
+	char model[MB_PROTO_MODEL_LEN + 1];
+	char reason[MB_PROTO_REASON_MAX];
+};
+
+/** Name of a status ("OK", "BAD_REQUEST", ...), or "UNKNOWN(n)"-style text for others. */
+const char *mb_status_name(unsigned int status);
+
+/** Name of a media type ("PCM_S16LE", ...), or NULL. */
+const char *mb_media_name(unsigned int media);
+
+/** Write @p hdr as 64 wire bytes into @p out. The model is NUL-padded (truncated at 16). */
+void mb_proto_encode_request(const struct mb_request_hdr *hdr, uint8_t out[MB_PROTO_HDR_LEN]);
+
+/** Write @p hdr as 64 wire bytes into @p out. */
+void mb_proto_encode_response(const struct mb_response_hdr *hdr, uint8_t out[MB_PROTO_HDR_LEN]);
+
+/**
+ * Decode and validate a request header of @p len bytes from @p buf (the first frame of a
+ * ZeroMQ request, or the start of a UDP datagram) as received over @p transport, with
+ * payloads limited to @p max_payload bytes. Returns 0 and fills @p out; or returns -1 and
+ * fills @p err: status BAD_REQUEST or TOO_LARGE, a reason naming the field, and whether
+ * the request id could be read (bytes 8..15 present) so an answer can be addressed.
+ * Model-specific rules (which media a model accepts) are the caller's.
+ */
+int mb_proto_decode_request(const uint8_t *buf, size_t len, enum mb_transport transport,
+			    uint32_t max_payload, struct mb_request_hdr *out,
+			    struct mb_proto_error *err);
+
+/**
+ * Decode a response header. Returns 0, or -1 with a reason in @p reason (@p reason_len
+ * bytes) for a wrong length, magic or version.
+ */
+int mb_proto_decode_response(const uint8_t *buf, size_t len, struct mb_response_hdr *out,
+			     char *reason, size_t reason_len);
+
+/** Samples of audio, frames of video, or rows of a tensor in a valid request (0 if none). */
+uint32_t mb_proto_media_length(const struct mb_request_hdr *hdr);
+
+/** Seconds of audio (samples / sample_rate) in a valid audio request; 0 for other media. */
+double mb_proto_audio_seconds(const struct mb_request_hdr *hdr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEDIABATCH_PROTOCOL_H */
