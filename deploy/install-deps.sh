@@ -16,6 +16,7 @@ packages=(
 	libhwloc-dev     # hwloc: topology, NUMA locality of NICs and GPUs
 	libzmq3-dev      # libzmq: ROUTER/PUB front door and egress
 	libcunit1-dev    # cunit: every test program
+	libcyaml-dev     # libcyaml: the YAML config file (--config)
 	# tools the tests and benchmarks run
 	dpdk-dev         # dpdk-testpmd, dpdk-test (ring_perf_autotest): benchmark baselines
 	hwloc            # hwloc-calc / lstopo, to inspect topologies by hand

@@ -5,7 +5,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mb_build_config.h"
 #include "mb_eal.h"
@@ -48,6 +50,45 @@ mb_test_fixture(const char *relative)
 
 	snprintf(path, sizeof(path), "%s/tests/fixtures/%s", MB_SOURCE_ROOT, relative);
 	return path;
+}
+
+const char *
+mb_test_source_path(const char *relative)
+{
+	static char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", MB_SOURCE_ROOT, relative);
+	return path;
+}
+
+static char g_temp[64];
+
+static void
+remove_temp(void)
+{
+	if (g_temp[0] != '\0')
+		unlink(g_temp);
+}
+
+const char *
+mb_test_write_temp(const char *text)
+{
+	static int registered;
+	int fd;
+
+	remove_temp();
+	snprintf(g_temp, sizeof(g_temp), "/tmp/mb_test_XXXXXX");
+	fd = mkstemp(g_temp);
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+		perror("mb_test_write_temp");
+		exit(99);
+	}
+	close(fd);
+	if (!registered) {
+		atexit(remove_temp);
+		registered = 1;
+	}
+	return g_temp;
 }
 
 bool

@@ -46,6 +46,15 @@ void mb_test_eal_down(void);
 /** Absolute path of a file under tests/fixtures/ (static buffer; one at a time). */
 const char *mb_test_fixture(const char *relative);
 
+/** Absolute path of a file in the source tree (static buffer; one at a time). */
+const char *mb_test_source_path(const char *relative);
+
+/**
+ * Write @p text to a new temporary file and return its path (static buffer; one at a time;
+ * the file is removed at exit).
+ */
+const char *mb_test_write_temp(const char *text);
+
 /** A small deterministic PRNG (xorshift64*) for tests; one state per thread. */
 static inline uint64_t
 mb_test_rand(uint64_t *state)

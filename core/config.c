@@ -1,0 +1,715 @@
+/*
+ * config.c: the embedded default configuration and the YAML loader (libcyaml).
+ *
+ * The file is parsed into "raw" structs whose scalars are all optional pointers (NULL when
+ * the file does not set them), so "absent" and "0" differ. Parse errors from libcyaml
+ * (syntax, unknown keys, wrong types) are captured from its log and turned into one line
+ * with the location and the field path; then every value that is present is range-checked
+ * and copied over the defaults. Main thread only.
+ */
+#include "mb_config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cyaml/cyaml.h>
+#include <rte_log.h>
+
+#include "mb_log.h"
+
+/* ---- raw structs: what the file says ---- */
+
+struct y_service {
+	char *ingest, *publish, *metrics, *log_level;
+	int64_t *drain_timeout_ms, *max_inflight, *max_inflight_bytes, *max_payload_bytes;
+};
+
+struct y_idle {
+	char *mode;
+	int64_t *spin_polls, *sleep_us;
+};
+
+struct y_zmq {
+	int64_t *io_threads, *router_sndhwm, *router_rcvhwm, *pub_sndhwm;
+};
+
+struct y_eal {
+	int64_t *memory_mb;
+	char **args;
+	unsigned int args_count;
+};
+
+struct y_cpu {
+	int64_t *units, *workers;
+};
+
+struct y_devices {
+	struct y_cpu *cpu;
+};
+
+struct y_limit {
+	int64_t *tenant;
+	double *rate;
+	int64_t *burst;
+};
+
+struct y_tenants {
+	double *default_rate;
+	int64_t *default_burst, *max_tenants;
+	struct y_limit *limits;
+	unsigned int limits_count;
+};
+
+struct y_model {
+	char *name;
+	bool *enabled;
+	int64_t *max_batch, *max_delay_us, *queue_limit, *default_timeout_ms, *base_units;
+	double *item_units_per_second;
+};
+
+struct y_root {
+	struct y_service *service;
+	struct y_idle *idle;
+	struct y_zmq *zmq;
+	struct y_eal *eal;
+	struct y_devices *devices;
+	struct y_tenants *tenants;
+	struct y_model *models;
+	unsigned int models_count;
+};
+
+#define OPT (CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL)
+#define INT(key, st, m) CYAML_FIELD_INT_PTR(key, OPT, st, m)
+#define FLT(key, st, m) CYAML_FIELD_FLOAT_PTR(key, OPT, st, m)
+#define STR(key, st, m, max) CYAML_FIELD_STRING_PTR(key, OPT, st, m, 0, max)
+
+static const cyaml_schema_field_t service_fields[] = {
+	STR("ingest", struct y_service, ingest, MB_CONFIG_ENDPOINT_MAX - 1),
+	STR("publish", struct y_service, publish, MB_CONFIG_ENDPOINT_MAX - 1),
+	STR("metrics", struct y_service, metrics, MB_CONFIG_ENDPOINT_MAX - 1),
+	STR("log_level", struct y_service, log_level, 16),
+	INT("drain_timeout_ms", struct y_service, drain_timeout_ms),
+	INT("max_inflight", struct y_service, max_inflight),
+	INT("max_inflight_bytes", struct y_service, max_inflight_bytes),
+	INT("max_payload_bytes", struct y_service, max_payload_bytes),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t idle_fields[] = {
+	STR("mode", struct y_idle, mode, 16),
+	INT("spin_polls", struct y_idle, spin_polls),
+	INT("sleep_us", struct y_idle, sleep_us),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t zmq_fields[] = {
+	INT("io_threads", struct y_zmq, io_threads),
+	INT("router_sndhwm", struct y_zmq, router_sndhwm),
+	INT("router_rcvhwm", struct y_zmq, router_rcvhwm),
+	INT("pub_sndhwm", struct y_zmq, pub_sndhwm),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t eal_arg_value = {
+	CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, 1024),
+};
+
+static const cyaml_schema_field_t eal_fields[] = {
+	INT("memory_mb", struct y_eal, memory_mb),
+	CYAML_FIELD_SEQUENCE("args", OPT, struct y_eal, args, &eal_arg_value, 0, 128),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t cpu_fields[] = {
+	INT("units", struct y_cpu, units),
+	INT("workers", struct y_cpu, workers),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t devices_fields[] = {
+	CYAML_FIELD_MAPPING_PTR("cpu", OPT, struct y_devices, cpu, cpu_fields),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t limit_fields[] = {
+	INT("tenant", struct y_limit, tenant),
+	FLT("rate", struct y_limit, rate),
+	INT("burst", struct y_limit, burst),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t limit_value = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct y_limit, limit_fields),
+};
+
+static const cyaml_schema_field_t tenants_fields[] = {
+	FLT("default_rate", struct y_tenants, default_rate),
+	INT("default_burst", struct y_tenants, default_burst),
+	INT("max_tenants", struct y_tenants, max_tenants),
+	CYAML_FIELD_SEQUENCE("limits", OPT, struct y_tenants, limits, &limit_value, 0, 65536),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t model_fields[] = {
+	STR("name", struct y_model, name, 64),
+	CYAML_FIELD_BOOL_PTR("enabled", OPT, struct y_model, enabled),
+	INT("max_batch", struct y_model, max_batch),
+	INT("max_delay_us", struct y_model, max_delay_us),
+	INT("queue_limit", struct y_model, queue_limit),
+	INT("default_timeout_ms", struct y_model, default_timeout_ms),
+	INT("base_units", struct y_model, base_units),
+	FLT("item_units_per_second", struct y_model, item_units_per_second),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t model_value = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct y_model, model_fields),
+};
+
+static const cyaml_schema_field_t root_fields[] = {
+	CYAML_FIELD_MAPPING_PTR("service", OPT, struct y_root, service, service_fields),
+	CYAML_FIELD_MAPPING_PTR("idle", OPT, struct y_root, idle, idle_fields),
+	CYAML_FIELD_MAPPING_PTR("zmq", OPT, struct y_root, zmq, zmq_fields),
+	CYAML_FIELD_MAPPING_PTR("eal", OPT, struct y_root, eal, eal_fields),
+	CYAML_FIELD_MAPPING_PTR("devices", OPT, struct y_root, devices, devices_fields),
+	CYAML_FIELD_MAPPING_PTR("tenants", OPT, struct y_root, tenants, tenants_fields),
+	CYAML_FIELD_SEQUENCE("models", OPT, struct y_root, models, &model_value, 0, 256),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t root_value = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct y_root, root_fields),
+};
+
+/* ---- defaults ---- */
+
+void
+mb_config_defaults(struct mb_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->source, sizeof(c->source), "embedded default");
+	snprintf(c->ingest, sizeof(c->ingest), "tcp://127.0.0.1:7400");
+	snprintf(c->publish, sizeof(c->publish), "tcp://127.0.0.1:7401");
+	snprintf(c->metrics, sizeof(c->metrics), "127.0.0.1:7402");
+	c->drain_timeout_ms = 5000;
+	c->max_inflight = 8192;
+	c->max_inflight_bytes = 1ull << 30;
+	c->max_payload_bytes = 8u << 20;
+	c->log_level = RTE_LOG_NOTICE;
+	mb_idle_opts_init(&c->idle);
+	c->zmq_io_threads = 1;
+	c->router_sndhwm = 100000;
+	c->router_rcvhwm = 100000;
+	c->pub_sndhwm = 100000;
+	c->eal_memory_mb = 256;
+	c->cpu_units = 16;
+	c->cpu_workers = 0;
+	c->default_rate = 0.0;
+	c->default_burst = 1;
+	c->max_tenants = 4096;
+}
+
+void
+mb_config_fini(struct mb_config *c)
+{
+	for (unsigned int i = 0; i < c->n_eal_args; i++)
+		free(c->eal_args[i]);
+	free(c->eal_args);
+	free(c->limits);
+	free(c->models);
+	c->eal_args = NULL;
+	c->limits = NULL;
+	c->models = NULL;
+	c->n_eal_args = c->n_limits = c->n_models = 0;
+}
+
+const struct mb_model_config *
+mb_config_model(const struct mb_config *c, const char *name)
+{
+	for (unsigned int i = 0; i < c->n_models; i++)
+		if (strcmp(c->models[i].name, name) == 0)
+			return &c->models[i];
+	return NULL;
+}
+
+int
+mb_config_parse_hostport(const char *s, char *host, size_t host_len, uint16_t *port)
+{
+	const char *colon = s ? strrchr(s, ':') : NULL;
+	struct in_addr a;
+	char *end;
+	long p;
+
+	if (colon == NULL || colon == s || (size_t)(colon - s) >= host_len || host_len < 16)
+		return -EINVAL;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	p = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || p < 1 || p > 65535)
+		return -EINVAL;
+	if (strcmp(host, "localhost") == 0)
+		snprintf(host, host_len, "127.0.0.1");
+	else if (strcmp(host, "*") == 0)
+		snprintf(host, host_len, "0.0.0.0");
+	else if (inet_pton(AF_INET, host, &a) != 1)
+		return -EINVAL;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+/* ---- loading ---- */
+
+#define MAX_LOG_LINES 24
+
+struct capture {
+	char lines[MAX_LOG_LINES][256];
+	int n;
+};
+
+static void
+capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+{
+	struct capture *cap = ctx;
+	size_t len;
+
+	if (level < CYAML_LOG_ERROR || cap->n >= MAX_LOG_LINES)
+		return;
+	vsnprintf(cap->lines[cap->n], sizeof(cap->lines[0]), fmt, args);
+	len = strlen(cap->lines[cap->n]);
+	while (len > 0 && cap->lines[cap->n][len - 1] == '\n')
+		cap->lines[cap->n][--len] = '\0';
+	cap->n++;
+}
+
+static const char *
+plain_type(const char *t)
+{
+	static const struct {
+		const char *cyaml, *plain;
+	} names[] = {
+		{"INT", "an integer"},		{"UINT", "a non-negative integer"},
+		{"FLOAT", "a number"},		{"BOOL", "true or false"},
+		{"STRING", "a string"},		{"MAPPING", "a mapping (key: value)"},
+		{"SEQUENCE", "a list"},		{"SEQUENCE_START", "a list"},
+		{"MAPPING_START", "a mapping"}, {"SCALAR", "a single value"},
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(t, names[i].cyaml) == 0)
+			return names[i].plain;
+	return t;
+}
+
+/* "Expecting INT, got event: SEQUENCE_START" -> "expected an integer, found a list";
+ * "Invalid INT value: 'soon'" -> "'soon' is not an integer". */
+static void
+translate(char *problem, size_t len)
+{
+	char want[32], got[32], value[160];
+
+	if (sscanf(problem, "Expecting %31[A-Z_], got event: %31[A-Z_]", want, got) == 2)
+		snprintf(problem, len, "expected %s, found %s", plain_type(want), plain_type(got));
+	else if (sscanf(problem, "Invalid %31[A-Z_] value: %159[^\n]", want, value) == 2)
+		snprintf(problem, len, "%s is not %s", value, plain_type(want));
+}
+
+/*
+ * libcyaml logs "Load: <problem>", then "Load: Backtrace:" and one line per level, innermost
+ * first: "  in mapping field 'x' (line: 3, column: 16)", "  in sequence entry '2' (...)".
+ * Turn that into "line L, column C: a.b[1].c: <problem>".
+ */
+static void
+describe_parse_error(const struct capture *cap, const char *path, char *err, size_t len)
+{
+	char problem[256] = "cannot parse the file", where[256] = "", loc[64] = "";
+	const char *levels[MAX_LOG_LINES];
+	int n_levels = 0;
+
+	for (int i = 0; i < cap->n; i++) {
+		const char *l = cap->lines[i];
+
+		if (strncmp(l, "Load: ", 6) == 0 && strstr(l, "Backtrace") == NULL) {
+			const char *msg = l + 6;
+
+			if (strncmp(msg, "libyaml: ", 9) == 0)
+				msg += 9;
+			snprintf(problem, sizeof(problem), "%s", msg);
+		} else if (strstr(l, "  in ") == l) {
+			levels[n_levels++] = l;
+		}
+	}
+	/* The innermost level with a position gives the location. */
+	for (int i = 0; i < n_levels && loc[0] == '\0'; i++) {
+		unsigned int line, col;
+		const char *p = strstr(levels[i], "(line: ");
+
+		if (p != NULL && sscanf(p, "(line: %u, column: %u)", &line, &col) == 2)
+			snprintf(loc, sizeof(loc), "line %u, column %u: ", line, col);
+	}
+	for (int i = n_levels - 1; i >= 0; i--) {
+		char name[96];
+		unsigned int idx;
+		size_t off = strlen(where);
+		const char *p;
+
+		if ((p = strstr(levels[i], "field '")) != NULL &&
+		    sscanf(p, "field '%95[^']'", name) == 1)
+			snprintf(where + off, sizeof(where) - off, "%s%s", off ? "." : "", name);
+		else if ((p = strstr(levels[i], "entry '")) != NULL &&
+			 sscanf(p, "entry '%u'", &idx) == 1)
+			snprintf(where + off, sizeof(where) - off, "[%u]", idx > 0 ? idx - 1 : 0);
+	}
+	/* libcyaml's wording, in plain words. */
+	translate(problem, sizeof(problem));
+	if (strncmp(problem, "Unexpected key: ", 16) == 0) {
+		char key[128];
+
+		snprintf(key, sizeof(key), "%.*s", (int)sizeof(key) - 1, problem + 16);
+		snprintf(problem, sizeof(problem),
+			 "unexpected key '%s' (see deploy/mediabatch.yaml)", key);
+	}
+	snprintf(err, len, "%s: %s%s%s%s", path, loc, where, where[0] ? ": " : "", problem);
+}
+
+struct checker {
+	const char *path;
+	char *err;
+	size_t len;
+	int failed;
+};
+
+static bool
+int_in(struct checker *ck, const char *field, const int64_t *v, int64_t lo, int64_t hi)
+{
+	if (v == NULL || ck->failed)
+		return false;
+	if (*v < lo || *v > hi) {
+		snprintf(ck->err, ck->len,
+			 "%s: %s: %" PRId64 " is out of range %" PRId64 "..%" PRId64, ck->path,
+			 field, *v, lo, hi);
+		ck->failed = 1;
+		return false;
+	}
+	return true;
+}
+
+static bool
+double_in(struct checker *ck, const char *field, const double *v, double lo, double hi,
+	  bool zero_ok)
+{
+	if (v == NULL || ck->failed)
+		return false;
+	if (!((*v >= lo && *v <= hi) || (zero_ok && *v == 0.0))) {
+		snprintf(ck->err, ck->len, "%s: %s: %g is out of range %s%g..%g", ck->path, field,
+			 *v, zero_ok ? "0 or " : "", lo, hi);
+		ck->failed = 1;
+		return false;
+	}
+	return true;
+}
+
+static void fail(struct checker *ck, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+fail(struct checker *ck, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (ck->failed)
+		return;
+	n = snprintf(ck->err, ck->len, "%s: ", ck->path);
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < ck->len)
+		vsnprintf(ck->err + n, ck->len - (size_t)n, fmt, ap);
+	va_end(ap);
+	ck->failed = 1;
+}
+
+static void
+endpoint(struct checker *ck, const char *field, const char *v, char *dst)
+{
+	if (v == NULL || ck->failed)
+		return;
+	if (strstr(v, "://") == NULL || strlen(v) < 7)
+		fail(ck, "%s: '%s' is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:7400)", field, v);
+	else
+		snprintf(dst, MB_CONFIG_ENDPOINT_MAX, "%s", v);
+}
+
+static void
+apply_service(struct checker *ck, const struct y_service *s, struct mb_config *c)
+{
+	if (s == NULL)
+		return;
+	endpoint(ck, "service.ingest", s->ingest, c->ingest);
+	endpoint(ck, "service.publish", s->publish, c->publish);
+	if (s->metrics != NULL && !ck->failed) {
+		char host[64];
+		uint16_t port;
+
+		if (s->metrics[0] == '\0' || strcmp(s->metrics, "off") == 0)
+			c->metrics[0] = '\0';
+		else if (mb_config_parse_hostport(s->metrics, host, sizeof(host), &port) < 0)
+			fail(ck,
+			     "service.metrics: '%s' is not HOST:PORT (IPv4, localhost or *; port "
+			     "1..65535), or \"off\"",
+			     s->metrics);
+		else
+			snprintf(c->metrics, sizeof(c->metrics), "%s", s->metrics);
+	}
+	if (s->log_level != NULL && !ck->failed) {
+		int level = mb_log_parse_level(s->log_level);
+
+		if (level < 0)
+			fail(ck,
+			     "service.log_level: '%s' is not one of error, warning, notice, info, "
+			     "debug",
+			     s->log_level);
+		else
+			c->log_level = level;
+	}
+	if (int_in(ck, "service.drain_timeout_ms", s->drain_timeout_ms, 0, 600000))
+		c->drain_timeout_ms = (uint32_t)*s->drain_timeout_ms;
+	if (int_in(ck, "service.max_inflight", s->max_inflight, 1, 1 << 20))
+		c->max_inflight = (uint32_t)*s->max_inflight;
+	if (int_in(ck, "service.max_inflight_bytes", s->max_inflight_bytes, 1 << 20,
+		   INT64_C(64) << 30))
+		c->max_inflight_bytes = (uint64_t)*s->max_inflight_bytes;
+	if (int_in(ck, "service.max_payload_bytes", s->max_payload_bytes, 64, 256 << 20))
+		c->max_payload_bytes = (uint32_t)*s->max_payload_bytes;
+}
+
+static void
+apply_idle(struct checker *ck, const struct y_idle *s, struct mb_config *c)
+{
+	if (s == NULL)
+		return;
+	if (s->mode != NULL && !ck->failed && mb_idle_parse_mode(s->mode, &c->idle.mode) < 0)
+		fail(ck, "idle.mode: '%s' is not one of spin, yield, sleep", s->mode);
+	if (int_in(ck, "idle.spin_polls", s->spin_polls, 0, 1000000000))
+		c->idle.spin_polls = (uint32_t)*s->spin_polls;
+	if (int_in(ck, "idle.sleep_us", s->sleep_us, 1, 1000000))
+		c->idle.sleep_ns = (uint64_t)*s->sleep_us * 1000;
+}
+
+static void
+apply_zmq(struct checker *ck, const struct y_zmq *s, struct mb_config *c)
+{
+	if (s == NULL)
+		return;
+	if (int_in(ck, "zmq.io_threads", s->io_threads, 1, 16))
+		c->zmq_io_threads = (uint32_t)*s->io_threads;
+	if (int_in(ck, "zmq.router_sndhwm", s->router_sndhwm, 1, 10000000))
+		c->router_sndhwm = (uint32_t)*s->router_sndhwm;
+	if (int_in(ck, "zmq.router_rcvhwm", s->router_rcvhwm, 1, 10000000))
+		c->router_rcvhwm = (uint32_t)*s->router_rcvhwm;
+	if (int_in(ck, "zmq.pub_sndhwm", s->pub_sndhwm, 1, 10000000))
+		c->pub_sndhwm = (uint32_t)*s->pub_sndhwm;
+}
+
+static void
+apply_eal(struct checker *ck, const struct y_eal *s, struct mb_config *c)
+{
+	if (s == NULL)
+		return;
+	if (int_in(ck, "eal.memory_mb", s->memory_mb, 16, 1 << 20))
+		c->eal_memory_mb = (uint32_t)*s->memory_mb;
+	if (s->args_count == 0 || ck->failed)
+		return;
+	c->eal_args = calloc(s->args_count, sizeof(char *));
+	if (c->eal_args == NULL) {
+		fail(ck, "out of memory");
+		return;
+	}
+	for (unsigned int i = 0; i < s->args_count; i++) {
+		c->eal_args[i] = strdup(s->args[i]);
+		if (c->eal_args[i] == NULL) {
+			fail(ck, "out of memory");
+			return;
+		}
+		c->n_eal_args = i + 1;
+	}
+}
+
+static void
+apply_devices(struct checker *ck, const struct y_devices *s, struct mb_config *c)
+{
+	if (s == NULL || s->cpu == NULL)
+		return;
+	if (int_in(ck, "devices.cpu.units", s->cpu->units, 1, 1000000))
+		c->cpu_units = (uint32_t)*s->cpu->units;
+	if (int_in(ck, "devices.cpu.workers", s->cpu->workers, 0, 256))
+		c->cpu_workers = (uint32_t)*s->cpu->workers;
+}
+
+static void
+apply_tenants(struct checker *ck, const struct y_tenants *s, struct mb_config *c)
+{
+	char field[64];
+
+	if (s == NULL)
+		return;
+	if (double_in(ck, "tenants.default_rate", s->default_rate, 1e-3, 1e9, true))
+		c->default_rate = *s->default_rate;
+	if (int_in(ck, "tenants.default_burst", s->default_burst, 1, 1000000))
+		c->default_burst = (uint32_t)*s->default_burst;
+	if (int_in(ck, "tenants.max_tenants", s->max_tenants, 1, 1 << 24))
+		c->max_tenants = (uint32_t)*s->max_tenants;
+	if (s->limits_count == 0 || ck->failed)
+		return;
+	c->limits = calloc(s->limits_count, sizeof(*c->limits));
+	if (c->limits == NULL) {
+		fail(ck, "out of memory");
+		return;
+	}
+	for (unsigned int i = 0; i < s->limits_count && !ck->failed; i++) {
+		const struct y_limit *l = &s->limits[i];
+		struct mb_tenant_limit *d = &c->limits[i];
+
+		if (l->tenant == NULL || l->rate == NULL) {
+			fail(ck, "tenants.limits[%u]: needs both 'tenant' and 'rate'", i);
+			break;
+		}
+		snprintf(field, sizeof(field), "tenants.limits[%u].tenant", i);
+		if (int_in(ck, field, l->tenant, 0, UINT32_MAX))
+			d->tenant = (uint32_t)*l->tenant;
+		snprintf(field, sizeof(field), "tenants.limits[%u].rate", i);
+		if (double_in(ck, field, l->rate, 1e-3, 1e9, true))
+			d->rate = *l->rate;
+		d->burst = 1;
+		snprintf(field, sizeof(field), "tenants.limits[%u].burst", i);
+		if (int_in(ck, field, l->burst, 1, 1000000))
+			d->burst = (uint32_t)*l->burst;
+		for (unsigned int j = 0; j < i && !ck->failed; j++)
+			if (c->limits[j].tenant == d->tenant)
+				fail(ck,
+				     "tenants.limits[%u]: tenant %u is already limited by "
+				     "limits[%u]",
+				     i, d->tenant, j);
+		c->n_limits = i + 1;
+	}
+}
+
+static void
+apply_models(struct checker *ck, const struct y_root *r, struct mb_config *c)
+{
+	char field[64];
+
+	if (r->models_count == 0 || ck->failed)
+		return;
+	c->models = calloc(r->models_count, sizeof(*c->models));
+	if (c->models == NULL) {
+		fail(ck, "out of memory");
+		return;
+	}
+	for (unsigned int i = 0; i < r->models_count && !ck->failed; i++) {
+		const struct y_model *y = &r->models[i];
+		struct mb_model_config *m = &c->models[i];
+
+		m->enabled = MB_CONFIG_UNSET;
+		m->max_batch = m->max_delay_us = m->queue_limit = MB_CONFIG_UNSET;
+		m->default_timeout_ms = m->base_units = MB_CONFIG_UNSET;
+		m->item_units_per_second = MB_CONFIG_UNSET;
+		if (y->name == NULL || y->name[0] == '\0') {
+			fail(ck, "models[%u].name: missing; every entry names a model", i);
+			break;
+		}
+		if (strlen(y->name) > MB_CONFIG_MODEL_NAME_MAX) {
+			fail(ck, "models[%u].name: '%s' is longer than %d characters", i, y->name,
+			     MB_CONFIG_MODEL_NAME_MAX);
+			break;
+		}
+		snprintf(m->name, sizeof(m->name), "%s", y->name);
+		for (unsigned int j = 0; j < i; j++)
+			if (strcmp(c->models[j].name, m->name) == 0)
+				fail(ck,
+				     "models[%u].name: '%s' is configured twice (also models[%u])",
+				     i, m->name, j);
+		if (y->enabled != NULL)
+			m->enabled = *y->enabled ? 1 : 0;
+#define MODEL_INT(key, lo, hi)                                                                     \
+	do {                                                                                       \
+		snprintf(field, sizeof(field), "models[%u].%s", i, #key);                          \
+		if (int_in(ck, field, y->key, lo, hi))                                             \
+			m->key = *y->key;                                                          \
+	} while (0)
+		MODEL_INT(max_batch, 1, 1024);
+		MODEL_INT(max_delay_us, 0, 10000000);
+		MODEL_INT(queue_limit, 1, 1000000);
+		MODEL_INT(default_timeout_ms, 1, 3600000);
+		MODEL_INT(base_units, 0, 1000000);
+#undef MODEL_INT
+		snprintf(field, sizeof(field), "models[%u].item_units_per_second", i);
+		if (double_in(ck, field, y->item_units_per_second, 0, 1e6, true))
+			m->item_units_per_second = *y->item_units_per_second;
+		c->n_models = i + 1;
+	}
+}
+
+int
+mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_len)
+{
+	struct capture cap = {.n = 0};
+	cyaml_config_t ycfg = {
+		.log_fn = capture_log,
+		.log_ctx = &cap,
+		.mem_fn = cyaml_mem,
+		.log_level = CYAML_LOG_ERROR,
+		.flags = CYAML_CFG_DEFAULT,
+	};
+	struct y_root *root = NULL;
+	struct mb_config next;
+	struct checker ck = {.path = path, .err = err, .len = err_len};
+	cyaml_err_t yerr;
+
+	if (access(path, R_OK) != 0) {
+		int e = errno;
+
+		snprintf(err, err_len, "%s: %s", path, strerror(e));
+		return e == ENOENT ? -ENOENT : -EINVAL;
+	}
+	yerr = cyaml_load_file(path, &ycfg, &root_value, (cyaml_data_t **)&root, NULL);
+	if (yerr != CYAML_OK) {
+		if (yerr == CYAML_ERR_OOM) {
+			snprintf(err, err_len, "%s: out of memory", path);
+			return -ENOMEM;
+		}
+		describe_parse_error(&cap, path, err, err_len);
+		return -EINVAL;
+	}
+	if (root == NULL) { /* an empty file: nothing to override */
+		snprintf(cfg->source, sizeof(cfg->source), "%s", path);
+		return 0;
+	}
+	/* Build the result in a copy so that a failure leaves @cfg untouched. */
+	next = *cfg;
+	next.eal_args = NULL;
+	next.n_eal_args = 0;
+	next.limits = NULL;
+	next.n_limits = 0;
+	next.models = NULL;
+	next.n_models = 0;
+	apply_service(&ck, root->service, &next);
+	apply_idle(&ck, root->idle, &next);
+	apply_zmq(&ck, root->zmq, &next);
+	apply_eal(&ck, root->eal, &next);
+	apply_devices(&ck, root->devices, &next);
+	apply_tenants(&ck, root->tenants, &next);
+	apply_models(&ck, root, &next);
+	cyaml_free(&ycfg, &root_value, root, 0);
+	if (ck.failed) {
+		mb_config_fini(&next);
+		return -EINVAL;
+	}
+	mb_config_fini(cfg);
+	*cfg = next;
+	snprintf(cfg->source, sizeof(cfg->source), "%s", path);
+	return 0;
+}

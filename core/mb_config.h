@@ -1,0 +1,119 @@
+/**
+ * @file
+ * Service configuration: the embedded default, and a YAML file that overrides it.
+ *
+ * mb_config_defaults() fills the embedded default (CPU device, ZeroMQ on loopback, no NIC).
+ * mb_config_load() reads a YAML file (parsed by libcyaml against a schema), checks every
+ * value against its allowed range, and applies what the file sets on top of the defaults.
+ * Every error names the file, the field path and the allowed values, and the line and
+ * column where the YAML parser knows them, e.g.
+ *
+ *     mb.yaml: models[1].max_batch: 0 is out of range 1..1024
+ *     mb.yaml: line 12, column 5: models[1]: unexpected key 'max_bach'
+ *
+ * The annotated example deploy/mediabatch.yaml documents every key.
+ *
+ * Model settings are overrides: a field left out keeps the model's own default (the model
+ * registry knows those); the daemon checks the model names against the models it has.
+ *
+ * Threads: load and free from the main thread; the loaded struct is read-only afterwards.
+ */
+#ifndef MB_CONFIG_H
+#define MB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mb_idle.h"
+
+#define MB_CONFIG_ENDPOINT_MAX 256
+#define MB_CONFIG_MODEL_NAME_MAX 16
+
+/** "Not set in the file": the model's default applies. */
+#define MB_CONFIG_UNSET (-1)
+
+/** Per-model overrides; MB_CONFIG_UNSET (or < 0) where the file does not say. */
+struct mb_model_config {
+	char name[MB_CONFIG_MODEL_NAME_MAX + 1];
+	int enabled;		      /**< 1 or 0, or UNSET (enabled) */
+	int64_t max_batch;	      /**< 1..1024 */
+	int64_t max_delay_us;	      /**< 0..10000000 */
+	int64_t queue_limit;	      /**< 1..1000000 */
+	int64_t default_timeout_ms;   /**< 1..3600000 */
+	int64_t base_units;	      /**< 0..1000000 */
+	double item_units_per_second; /**< 0..1000000, or < 0 unset */
+};
+
+struct mb_tenant_limit {
+	uint32_t tenant;
+	double rate; /**< requests/s, 0 = unlimited */
+	uint32_t burst;
+};
+
+struct mb_config {
+	char source[4096]; /**< the file, or "embedded default" */
+
+	/* service */
+	char ingest[MB_CONFIG_ENDPOINT_MAX];  /**< ZeroMQ ROUTER endpoint */
+	char publish[MB_CONFIG_ENDPOINT_MAX]; /**< ZeroMQ PUB endpoint */
+	char metrics[MB_CONFIG_ENDPOINT_MAX]; /**< HOST:PORT of the HTTP endpoint, "" = off */
+	uint32_t drain_timeout_ms;
+	uint32_t max_inflight;	     /**< requests accepted and not yet answered */
+	uint64_t max_inflight_bytes; /**< their payload bytes */
+	uint32_t max_payload_bytes;  /**< largest payload accepted (TOO_LARGE beyond) */
+	int log_level;		     /**< rte_log level */
+
+	/* idle policy of polling threads */
+	struct mb_idle_opts idle;
+
+	/* ZeroMQ */
+	uint32_t zmq_io_threads;
+	uint32_t router_sndhwm; /**< replies queued per requester before EAGAIN */
+	uint32_t router_rcvhwm;
+	uint32_t pub_sndhwm; /**< results queued per subscriber before drops */
+
+	/* EAL */
+	uint32_t eal_memory_mb;
+	char **eal_args; /**< full EAL argument list for bare metal, or NULL */
+	unsigned int n_eal_args;
+
+	/* CPU device */
+	uint32_t cpu_units;
+	uint32_t cpu_workers; /**< worker threads; 0 = auto (half the CPUs, at least 1) */
+
+	/* tenants */
+	double default_rate;
+	uint32_t default_burst;
+	uint32_t max_tenants;
+	struct mb_tenant_limit *limits;
+	unsigned int n_limits;
+
+	/* models */
+	struct mb_model_config *models;
+	unsigned int n_models;
+};
+
+/** Fill @p cfg with the embedded default. Free with mb_config_fini(). */
+void mb_config_defaults(struct mb_config *cfg);
+
+/**
+ * Load @p path over the defaults in @p cfg (call mb_config_defaults() first). Returns 0, or
+ * -EINVAL / -ENOENT / -ENOMEM with the message in @p err (@p err_len bytes); @p cfg then
+ * keeps the defaults.
+ */
+int mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_len);
+
+/** Free what load allocated; @p cfg returns to an empty state. */
+void mb_config_fini(struct mb_config *cfg);
+
+/** The override entry for model @p name, or NULL. */
+const struct mb_model_config *mb_config_model(const struct mb_config *cfg, const char *name);
+
+/**
+ * Parse "HOST:PORT" (IPv4 literal, "localhost" or "*") into @p host (at least 16 bytes) and
+ * @p port. Returns 0 or -EINVAL.
+ */
+int mb_config_parse_hostport(const char *s, char *host, size_t host_len, uint16_t *port);
+
+#endif /* MB_CONFIG_H */

@@ -1,0 +1,264 @@
+/*
+ * config_test.c: defaults, the annotated example, overrides, and an error message for each
+ * kind of mistake (naming file, field, range; line and column for parse errors).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_log.h>
+
+#include "mb_config.h"
+#include "mb_test.h"
+
+static char g_err[512];
+
+static int
+load_text(struct mb_config *c, const char *yaml)
+{
+	mb_config_defaults(c);
+	g_err[0] = '\0';
+	return mb_config_load(c, mb_test_write_temp(yaml), g_err, sizeof(g_err));
+}
+
+static bool
+err_has(const char *needle)
+{
+	bool ok = strstr(g_err, needle) != NULL;
+
+	if (!ok)
+		printf("\n    error \"%s\" lacks \"%s\"", g_err, needle);
+	return ok;
+}
+
+static void
+test_defaults(void)
+{
+	struct mb_config c;
+
+	mb_config_defaults(&c);
+	CU_ASSERT_STRING_EQUAL(c.source, "embedded default");
+	CU_ASSERT_STRING_EQUAL(c.ingest, "tcp://127.0.0.1:7400");
+	CU_ASSERT_STRING_EQUAL(c.publish, "tcp://127.0.0.1:7401");
+	CU_ASSERT_STRING_EQUAL(c.metrics, "127.0.0.1:7402");
+	CU_ASSERT_EQUAL(c.cpu_units, 16);
+	CU_ASSERT_EQUAL(c.idle.mode, MB_IDLE_SLEEP);
+	CU_ASSERT_EQUAL(c.n_models, 0);
+	CU_ASSERT_PTR_NULL(c.eal_args);
+	mb_config_fini(&c);
+}
+
+/* The annotated example must say exactly what the embedded default is. */
+static void
+test_example_matches_defaults(void)
+{
+	struct mb_config d, c;
+	const char *example = mb_test_source_path("deploy/mediabatch.yaml");
+
+	mb_config_defaults(&d);
+	mb_config_defaults(&c);
+	CU_ASSERT_EQUAL_FATAL(mb_config_load(&c, example, g_err, sizeof(g_err)), 0);
+	CU_ASSERT_STRING_EQUAL(c.source, example);
+	memcpy(c.source, d.source, sizeof(c.source)); /* only the source may differ */
+	CU_ASSERT_EQUAL(memcmp(&c, &d, sizeof(c)), 0);
+	mb_config_fini(&c);
+	mb_config_fini(&d);
+}
+
+static void
+test_overrides(void)
+{
+	struct mb_config c;
+	const struct mb_model_config *m;
+
+	CU_ASSERT_EQUAL_FATAL(load_text(&c,
+					"service:\n"
+					"  ingest: tcp://127.0.0.1:9000\n"
+					"  metrics: off\n"
+					"  drain_timeout_ms: 250\n"
+					"  log_level: debug\n"
+					"idle:\n"
+					"  mode: spin\n"
+					"  sleep_us: 50\n"
+					"eal:\n"
+					"  args: [\"-l\", \"2-5\", \"--socket-mem\", \"1024\"]\n"
+					"devices:\n"
+					"  cpu: {units: 8, workers: 3}\n"
+					"tenants:\n"
+					"  default_rate: 10.5\n"
+					"  limits:\n"
+					"    - {tenant: 42, rate: 100, burst: 20}\n"
+					"    - {tenant: 7, rate: 0}\n"
+					"models:\n"
+					"  - name: logmel\n"
+					"    max_batch: 8\n"
+					"    item_units_per_second: 0.5\n"
+					"  - name: identity\n"
+					"    enabled: false\n"),
+			      0);
+	CU_ASSERT_STRING_EQUAL(c.ingest, "tcp://127.0.0.1:9000");
+	CU_ASSERT_STRING_EQUAL(c.publish, "tcp://127.0.0.1:7401"); /* untouched */
+	CU_ASSERT_STRING_EQUAL(c.metrics, "");
+	CU_ASSERT_EQUAL(c.drain_timeout_ms, 250);
+	CU_ASSERT_EQUAL(c.log_level, RTE_LOG_DEBUG);
+	CU_ASSERT_EQUAL(c.idle.mode, MB_IDLE_SPIN);
+	CU_ASSERT_EQUAL(c.idle.sleep_ns, 50000);
+	CU_ASSERT_EQUAL_FATAL(c.n_eal_args, 4);
+	CU_ASSERT_STRING_EQUAL(c.eal_args[1], "2-5");
+	CU_ASSERT_EQUAL(c.cpu_units, 8);
+	CU_ASSERT_EQUAL(c.cpu_workers, 3);
+	CU_ASSERT_DOUBLE_EQUAL(c.default_rate, 10.5, 1e-12);
+	CU_ASSERT_EQUAL_FATAL(c.n_limits, 2);
+	CU_ASSERT_EQUAL(c.limits[0].tenant, 42);
+	CU_ASSERT_EQUAL(c.limits[0].burst, 20);
+	CU_ASSERT_EQUAL(c.limits[1].burst, 1);
+	CU_ASSERT_EQUAL_FATAL(c.n_models, 2);
+	m = mb_config_model(&c, "logmel");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->max_batch, 8);
+	CU_ASSERT_EQUAL(m->max_delay_us, MB_CONFIG_UNSET); /* the model's default applies */
+	CU_ASSERT_EQUAL(m->enabled, MB_CONFIG_UNSET);
+	CU_ASSERT_DOUBLE_EQUAL(m->item_units_per_second, 0.5, 1e-12);
+	CU_ASSERT_EQUAL(mb_config_model(&c, "identity")->enabled, 0);
+	CU_ASSERT_PTR_NULL(mb_config_model(&c, "whisper"));
+	mb_config_fini(&c);
+}
+
+static void
+test_range_errors(void)
+{
+	struct mb_config c;
+
+	CU_ASSERT_EQUAL(load_text(&c, "models:\n  - name: identity\n  - name: logmel\n"
+				      "    max_batch: 0\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("models[1].max_batch: 0 is out of range 1..1024"));
+	CU_ASSERT_TRUE(err_has("/tmp/mb_test_")); /* names the file */
+	CU_ASSERT_EQUAL(load_text(&c, "devices:\n  cpu:\n    units: -4\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("devices.cpu.units: -4 is out of range 1..1000000"));
+	CU_ASSERT_EQUAL(load_text(&c, "tenants:\n  default_rate: 5e10\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("tenants.default_rate: 5e+10 is out of range 0 or"));
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  max_payload_bytes: 10\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("service.max_payload_bytes: 10 is out of range 64.."));
+	mb_config_fini(&c);
+}
+
+static void
+test_value_errors(void)
+{
+	struct mb_config c;
+
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  ingest: localhost:7400\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("service.ingest: 'localhost:7400' is not a ZeroMQ endpoint"));
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  metrics: 127.0.0.1\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("service.metrics"));
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  metrics: example.com:80\n"), -EINVAL);
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  log_level: loud\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("service.log_level: 'loud'"));
+	CU_ASSERT_EQUAL(load_text(&c, "idle:\n  mode: nap\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("idle.mode: 'nap' is not one of spin, yield, sleep"));
+	CU_ASSERT_EQUAL(load_text(&c, "models:\n  - max_batch: 3\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("models[0].name: missing"));
+	CU_ASSERT_EQUAL(load_text(&c, "models:\n  - name: a\n  - name: a\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("configured twice"));
+	CU_ASSERT_EQUAL(load_text(&c, "models:\n  - name: averyveryverylongname\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("longer than 16"));
+	CU_ASSERT_EQUAL(load_text(&c, "tenants:\n  limits:\n    - {tenant: 1, rate: 2}\n"
+				      "    - {tenant: 1, rate: 3}\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("tenants.limits[1]: tenant 1 is already limited by limits[0]"));
+	CU_ASSERT_EQUAL(load_text(&c, "tenants:\n  limits:\n    - {tenant: 1}\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("needs both 'tenant' and 'rate'"));
+	mb_config_fini(&c);
+}
+
+static void
+test_parse_errors_have_location(void)
+{
+	struct mb_config c;
+
+	CU_ASSERT_EQUAL(load_text(&c, "models:\n  - name: identity\n    max_bach: 3\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("unexpected key 'max_bach'"));
+	CU_ASSERT_TRUE(err_has("line 2"));
+	CU_ASSERT_TRUE(err_has("models[0]"));
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  drain_timeout_ms: soon\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("service.drain_timeout_ms"));
+	CU_ASSERT_TRUE(err_has("line 2, column 21"));
+	CU_ASSERT_EQUAL(load_text(&c, "service: [\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("line"));
+	CU_ASSERT_EQUAL(load_text(&c, "servise:\n  ingest: tcp://a:1\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("unexpected key 'servise'"));
+	mb_config_fini(&c);
+}
+
+static void
+test_file_errors_and_empty(void)
+{
+	struct mb_config c;
+
+	mb_config_defaults(&c);
+	CU_ASSERT_EQUAL(mb_config_load(&c, "/nonexistent/mb.yaml", g_err, sizeof(g_err)), -ENOENT);
+	CU_ASSERT_TRUE(err_has("/nonexistent/mb.yaml: No such file or directory"));
+	CU_ASSERT_EQUAL(load_text(&c, ""), 0);
+	CU_ASSERT_EQUAL(c.cpu_units, 16);
+	CU_ASSERT_EQUAL(load_text(&c, "# only a comment\n"), 0);
+	mb_config_fini(&c);
+}
+
+static void
+test_failure_keeps_defaults(void)
+{
+	struct mb_config c;
+
+	/* A valid override followed by an invalid one: nothing of the file is applied. */
+	CU_ASSERT_EQUAL(load_text(&c, "devices:\n  cpu: {units: 4}\nzmq:\n  io_threads: 99\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("zmq.io_threads: 99 is out of range 1..16"));
+	CU_ASSERT_EQUAL(c.cpu_units, 16);
+	CU_ASSERT_STRING_EQUAL(c.source, "embedded default");
+	mb_config_fini(&c);
+}
+
+static void
+test_hostport(void)
+{
+	char host[64];
+	uint16_t port;
+
+	CU_ASSERT_EQUAL(mb_config_parse_hostport("127.0.0.1:7402", host, sizeof(host), &port), 0);
+	CU_ASSERT_STRING_EQUAL(host, "127.0.0.1");
+	CU_ASSERT_EQUAL(port, 7402);
+	CU_ASSERT_EQUAL(mb_config_parse_hostport("localhost:80", host, sizeof(host), &port), 0);
+	CU_ASSERT_STRING_EQUAL(host, "127.0.0.1");
+	CU_ASSERT_EQUAL(mb_config_parse_hostport("*:9100", host, sizeof(host), &port), 0);
+	CU_ASSERT_STRING_EQUAL(host, "0.0.0.0");
+	CU_ASSERT_EQUAL(mb_config_parse_hostport("127.0.0.1:0", host, sizeof(host), &port),
+			-EINVAL);
+	CU_ASSERT_EQUAL(mb_config_parse_hostport("127.0.0.1:70000", host, sizeof(host), &port),
+			-EINVAL);
+	CU_ASSERT_EQUAL(mb_config_parse_hostport(":80", host, sizeof(host), &port), -EINVAL);
+	CU_ASSERT_EQUAL(mb_config_parse_hostport("1.2.3.4:", host, sizeof(host), &port), -EINVAL);
+	CU_ASSERT_EQUAL(mb_config_parse_hostport("nohost", host, sizeof(host), &port), -EINVAL);
+}
+
+static const struct mb_test_case cases[] = {
+	{"embedded default", test_defaults},
+	{"deploy/mediabatch.yaml is exactly the embedded default", test_example_matches_defaults},
+	{"a file overrides what it sets, keeps the rest", test_overrides},
+	{"range errors name file, field and range", test_range_errors},
+	{"bad values: endpoints, levels, names, duplicates", test_value_errors},
+	{"parse errors give line, column and field", test_parse_errors_have_location},
+	{"missing file; empty file", test_file_errors_and_empty},
+	{"a failed load changes nothing", test_failure_keeps_defaults},
+	{"HOST:PORT parsing", test_hostport},
+	{NULL, NULL},
+};
+
+static const struct mb_test_suite suite = {"config", NULL, NULL, cases};
+
+int
+main(void)
+{
+	const struct mb_test_suite *suites[] = {&suite, NULL};
+
+	return mb_test_main("config_test", suites);
+}
