@@ -53,12 +53,18 @@ struct mb_ring_opts {
 	int numa_node;
 	enum mb_ring_sync prod_sync;
 	enum mb_ring_sync cons_sync;
+	/**
+	 * A doorbell shared with other rings that the same consumer thread serves (borrowed;
+	 * it must outlive the ring), or NULL for the ring's own.
+	 */
+	struct mb_doorbell *doorbell;
 };
 
 /** A ring. Fields are private; they are in the header only so the hot path can inline. */
 struct mb_ring {
 	struct rte_ring *r;
-	struct mb_doorbell db;
+	struct mb_doorbell *db; /* &own_db, or a shared one */
+	struct mb_doorbell own_db;
 	atomic_uint kicks;
 	int numa_node;
 	char name[32];
@@ -90,7 +96,7 @@ mb_ring_enqueue_burst(struct mb_ring *ring, void *const *objs, unsigned int n)
 	unsigned int done = rte_ring_enqueue_burst(ring->r, objs, n, NULL);
 
 	if (done != 0)
-		mb_doorbell_ring(&ring->db);
+		mb_doorbell_ring(ring->db);
 	return done;
 }
 
@@ -142,7 +148,7 @@ mb_ring_capacity(const struct mb_ring *ring)
 static inline struct mb_doorbell *
 mb_ring_doorbell(struct mb_ring *ring)
 {
-	return &ring->db;
+	return ring->db;
 }
 
 /** The ring's name and NUMA node (as created). */

@@ -147,6 +147,14 @@ int mb_sem_ticket_poll(const struct mb_sem_ticket *ticket);
  */
 int mb_sem_ticket_cancel(struct mb_sem *sem, struct mb_sem_ticket *ticket);
 
+/**
+ * Refund @p by units of a ticket without losing its place: a pending ticket asks for fewer
+ * (which may let it, or those behind it, be granted now); a granted ticket releases them.
+ * Returns 0; -EINVAL if @p by exceeds the ticket's units or it was never queued; its
+ * error if it failed. Used when an item leaves a batch that is waiting for admission.
+ */
+int mb_sem_ticket_reduce(struct mb_sem *sem, struct mb_sem_ticket *ticket, uint64_t by);
+
 /** Snapshot of the counters. Any thread. */
 void mb_sem_stats(struct mb_sem *sem, struct mb_sem_stats *out);
 

@@ -81,13 +81,18 @@ mb_ring_create(const struct mb_ring_opts *opts, struct mb_ring **out)
 	ring = mb_env_zalloc(sizeof(*ring), opts->numa_node);
 	if (ring == NULL)
 		return -ENOMEM;
-	ring->db.fd = -1;
+	ring->own_db.fd = -1;
 	snprintf(ring->name, sizeof(ring->name), "%s", opts->name);
 	ring->numa_node = opts->numa_node;
 	atomic_init(&ring->kicks, 0);
-	rc = mb_doorbell_init(&ring->db);
-	if (rc < 0)
-		goto fail;
+	if (opts->doorbell != NULL) {
+		ring->db = opts->doorbell;
+	} else {
+		rc = mb_doorbell_init(&ring->own_db);
+		if (rc < 0)
+			goto fail;
+		ring->db = &ring->own_db;
+	}
 	ring->r = rte_ring_create(ring->name, opts->capacity,
 				  opts->numa_node == MB_NUMA_ANY ? SOCKET_ID_ANY : opts->numa_node,
 				  flags);
@@ -100,7 +105,7 @@ mb_ring_create(const struct mb_ring_opts *opts, struct mb_ring **out)
 	*out = ring;
 	return 0;
 fail:
-	mb_doorbell_fini(&ring->db);
+	mb_doorbell_fini(&ring->own_db);
 	mb_env_free(ring);
 	return rc;
 }
@@ -111,7 +116,7 @@ mb_ring_destroy(struct mb_ring **ring)
 	if (ring == NULL || *ring == NULL)
 		return;
 	rte_ring_free((*ring)->r);
-	mb_doorbell_fini(&(*ring)->db);
+	mb_doorbell_fini(&(*ring)->own_db);
 	mb_env_free(*ring);
 	*ring = NULL;
 }
@@ -163,7 +168,7 @@ mb_ring_dequeue_burst_wait(struct mb_ring *ring, void **objs, unsigned int n, st
 		now = mb_env_now_ns();
 		if (now >= deadline_ns)
 			return 0;
-		mb_idle_pause(idle, &ring->db, has_work_or_kick, &ctx, deadline_ns - now);
+		mb_idle_pause(idle, ring->db, has_work_or_kick, &ctx, deadline_ns - now);
 	}
 }
 
@@ -171,7 +176,7 @@ void
 mb_ring_wake(struct mb_ring *ring)
 {
 	atomic_fetch_add_explicit(&ring->kicks, 1, memory_order_acq_rel);
-	mb_doorbell_ring_slow(&ring->db);
+	mb_doorbell_ring_slow(ring->db);
 }
 
 const char *

@@ -357,6 +357,41 @@ mb_sem_ticket_cancel(struct mb_sem *sem, struct mb_sem_ticket *ticket)
 	return rc;
 }
 
+int
+mb_sem_ticket_reduce(struct mb_sem *sem, struct mb_sem_ticket *ticket, uint64_t by)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&sem->lock);
+	switch (atomic_load_explicit(&ticket->state, memory_order_relaxed)) {
+	case MB_SEM_TICKET_PENDING:
+		if (by > ticket->units) {
+			rc = -EINVAL;
+			break;
+		}
+		ticket->units -= by;
+		sem->waiting_units -= by;
+		grant_locked(sem);
+		break;
+	case MB_SEM_TICKET_GRANTED:
+		if (by > ticket->units || by > sem->in_use) {
+			rc = -EINVAL;
+			break;
+		}
+		ticket->units -= by;
+		sem->in_use -= by;
+		grant_locked(sem);
+		break;
+	case MB_SEM_TICKET_FAILED:
+		rc = ticket->error;
+		break;
+	default:
+		rc = -EINVAL;
+	}
+	pthread_mutex_unlock(&sem->lock);
+	return rc;
+}
+
 void
 mb_sem_stats(struct mb_sem *sem, struct mb_sem_stats *out)
 {

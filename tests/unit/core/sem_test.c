@@ -262,6 +262,33 @@ test_close(void)
 }
 
 static void
+test_ticket_reduce(void)
+{
+	struct mb_sem *s = make(10);
+	struct mb_sem_ticket big, next;
+	struct mb_sem_stats st;
+
+	mb_sem_ticket_init(&big, NULL, NULL);
+	mb_sem_ticket_init(&next, NULL, NULL);
+	CU_ASSERT_EQUAL(mb_sem_try_acquire(s, 6), 0); /* 4 free */
+	CU_ASSERT_EQUAL(mb_sem_enqueue(s, &big, 7), -EINPROGRESS);
+	CU_ASSERT_EQUAL(mb_sem_enqueue(s, &next, 1), -EINPROGRESS);
+	CU_ASSERT_EQUAL(mb_sem_ticket_reduce(s, &big, 8), -EINVAL);
+	/* An item left the waiting batch: it now asks for 4, which fits, keeping its place. */
+	CU_ASSERT_EQUAL(mb_sem_ticket_reduce(s, &big, 3), 0);
+	CU_ASSERT_EQUAL(mb_sem_ticket_poll(&big), 0);
+	CU_ASSERT_EQUAL(mb_sem_ticket_poll(&next), -EINPROGRESS);
+	/* Granted: a refund releases units, and the next in line gets them. */
+	CU_ASSERT_EQUAL(mb_sem_ticket_reduce(s, &big, 1), 0);
+	CU_ASSERT_EQUAL(mb_sem_ticket_poll(&next), 0);
+	mb_sem_stats(s, &st);
+	CU_ASSERT_EQUAL(st.in_use, 6 + 3 + 1);
+	CU_ASSERT_EQUAL(big.units, 3);
+	mb_sem_release(s, 6 + 3 + 1);
+	mb_sem_destroy(&s);
+}
+
+static void
 test_over_release_aborts(void)
 {
 	pid_t pid;
@@ -557,6 +584,7 @@ static const struct mb_test_case unit_cases[] = {
 	{"resize: shrink fails oversized waiters, never revokes", test_resize},
 	{"zero capacity, then grow", test_zero_capacity_then_grow},
 	{"close fails waiters and later acquires", test_close},
+	{"reduce a ticket: pending keeps its place, granted refunds", test_ticket_reduce},
 	{"releasing more than held aborts", test_over_release_aborts},
 	{NULL, NULL},
 };

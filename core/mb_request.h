@@ -1,0 +1,107 @@
+/**
+ * @file
+ * Request objects and their pool: one accepted request from arrival to its terminal
+ * response.
+ *
+ * A request carries its decoded header, who sent it (the ZeroMQ routing id of the client),
+ * its payload (owned: the transport's buffer, released through a callback, so ZeroMQ
+ * messages are used without a copy), its place in the pipeline, and finally its response
+ * (status, timings, result buffer or reason).
+ *
+ * Ownership moves with the pointer: the front door fills a request and hands it to a model's
+ * queue; the batcher owns it while queued; a worker while its batch runs; the egress once
+ * answered, which sends the response and returns the object to the pool. Exactly one thread
+ * owns a request at a time, except for the `cancel` flag, which the front door may set at
+ * any time (an atomic) to ask the current owner to answer CANCELLED if it has not started.
+ *
+ * The pool hands out preallocated objects: no allocation per request. It is single-threaded
+ * (the front door both gets and puts back).
+ */
+#ifndef MB_REQUEST_H
+#define MB_REQUEST_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "mediabatch/protocol.h"
+
+#define MB_CLIENT_ID_MAX 255
+
+/** mb_request.model before the request is routed to a model. */
+#define MB_REQUEST_NO_MODEL UINT32_MAX
+
+struct mb_request;
+
+/** Releases a request's payload (e.g. closes the ZeroMQ message holding it). */
+typedef void (*mb_payload_free_fn)(struct mb_request *req);
+
+struct mb_request {
+	/* arrival, filled by the front door */
+	struct mb_request_hdr hdr;
+	uint8_t transport; /**< enum mb_transport */
+	uint8_t client_len;
+	uint8_t client[MB_CLIENT_ID_MAX]; /**< ZeroMQ routing id of the sender */
+	const uint8_t *payload;
+	uint32_t payload_len;
+	mb_payload_free_fn payload_free;
+	uint64_t payload_store[8]; /**< transport's handle for the payload (zmq_msg_t) */
+	uint64_t arrival_ns;
+	uint64_t deadline_ns;
+
+	/* scheduling */
+	uint32_t model;	     /**< index of the model, or MB_REQUEST_NO_MODEL */
+	uint32_t cost_units; /**< this item's share of a batch's units */
+	atomic_bool cancel;  /**< the client asked to cancel; owner answers if not started */
+	bool indexed;	     /**< in the front door's in-flight index */
+	TAILQ_ENTRY(mb_request) link; /**< the owner's queues */
+
+	/* response, filled by whoever answers */
+	struct mb_response_hdr resp;
+	void *result; /**< malloc'd result bytes, freed by mb_request_reset() */
+	uint32_t result_len;
+	char reason[MB_PROTO_REASON_MAX];
+	uint64_t start_ns; /**< its batch started on the device (0 if never) */
+	uint64_t done_ns;  /**< answered */
+};
+
+TAILQ_HEAD(mb_request_list, mb_request);
+
+/**
+ * Answer @p req with a status other than OK and a reason (printf-style); fills the response
+ * header (no result, device none) and sets done_ns. Any owner thread.
+ */
+void mb_request_answer(struct mb_request *req, enum mb_status status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/** Fill @p out with the response header fields that are copied from the request. */
+void mb_request_response_base(const struct mb_request_hdr *hdr, struct mb_response_hdr *out);
+
+/** Release the payload and the result; the object is ready for reuse. */
+void mb_request_reset(struct mb_request *req);
+
+/** The same key as the front door's in-flight index uses for a client. */
+uint64_t mb_request_client_hash(const uint8_t *client, uint8_t len);
+
+struct mb_request_pool;
+
+/**
+ * Preallocate @p n requests on NUMA node @p numa_node. Returns 0 and sets @p out, or
+ * -EINVAL (n == 0) / -ENOMEM.
+ */
+int mb_request_pool_create(uint32_t n, int numa_node, struct mb_request_pool **out);
+
+/** Free the pool; every request must be back (a missing one is a leak: logged). */
+void mb_request_pool_destroy(struct mb_request_pool **pool);
+
+/** A clean request, or NULL when all are in use. Single thread (the pool's owner). */
+struct mb_request *mb_request_get(struct mb_request_pool *pool);
+
+/** Reset and return a request. Single thread (the pool's owner). */
+void mb_request_put(struct mb_request_pool *pool, struct mb_request *req);
+
+/** Requests handed out and not yet returned. */
+uint32_t mb_request_pool_in_use(const struct mb_request_pool *pool);
+
+#endif /* MB_REQUEST_H */
