@@ -18,6 +18,7 @@ packages=(
 	libcunit1-dev    # cunit: every test program
 	libcyaml-dev     # libcyaml: the YAML config file (--config)
 	libfftw3-dev     # fftw3f: the CPU STFT of logmel (and later whisper, clap)
+	libmicrohttpd-dev # /metrics, /healthz, /readyz
 	# tools the tests and benchmarks run
 	dpdk-dev         # dpdk-testpmd, dpdk-test (ring_perf_autotest): benchmark baselines
 	hwloc            # hwloc-calc / lstopo, to inspect topologies by hand

@@ -1,0 +1,815 @@
+/*
+ * mediabatch: the command-line client.
+ *
+ *   mediabatch send      send media (a WAV file, generated audio, raw video, a tensor) to a
+ *                        model and print each response; optionally save the tensor as .npy
+ *   mediabatch subscribe print published results (all, or one tenant's, or one model's)
+ *   mediabatch cancel    cancel a request sent earlier under a fixed --client-id
+ *
+ * Built on the client library (include/mediabatch/client.h). Exit status: 0 when every
+ * response was OK, 1 when some was not, 3 when a response did not come in time, 2 for
+ * usage errors and unreadable input.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mb_build_config.h"
+#include "mediabatch/client.h"
+
+#define EXIT_NOT_OK 1
+#define EXIT_USAGE 2
+#define EXIT_TIMEOUT 3
+
+static volatile sig_atomic_t g_stop;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mediabatch send [options] SOURCE\n"
+		"       mediabatch subscribe [options]\n"
+		"       mediabatch cancel --client-id NAME --tenant T --id N [--endpoint EP]\n"
+		"\n"
+		"send: SOURCE is one of\n"
+		"  --wav FILE               16 kHz mono 16-bit PCM WAV (anything else is refused)\n"
+		"  --tone HZ | --noise      generated audio, --seconds S long (default 1) at\n"
+		"                           --rate R Hz (default 16000), 16-bit PCM\n"
+		"  --video FILE             raw RGB24 frames; give --frames F --height H --width "
+		"W\n"
+		"  --video-test             generated RGB24 frames (default 16 x 224 x 224)\n"
+		"  --tensor ROWSxCOLS       a generated F32 tensor\n"
+		"options:\n"
+		"  --endpoint EP            service ROUTER (default tcp://127.0.0.1:7400)\n"
+		"  --model NAME             model to run (default logmel)\n"
+		"  --tenant T               tenant id (default 0)\n"
+		"  --id N                   first request id (default 1; then N+1, ...)\n"
+		"  --timeout-ms MS          deadline (default 0: the model's default)\n"
+		"  --priority               use the high-priority lane\n"
+		"  --count N                send N requests (default 1)\n"
+		"  --concurrency K          keep K outstanding (default 1)\n"
+		"  --npy FILE               save the first OK tensor as a NumPy .npy file\n"
+		"  --cancel-after-ms MS     cancel each request MS after sending it\n"
+		"  --client-id NAME         fixed ZeroMQ routing id (lets 'cancel' reach it "
+		"later)\n"
+		"  --wait-ms MS             how long to wait for each response (default 30000)\n"
+		"  --quiet                  print only the summary\n"
+		"\n"
+		"subscribe: --endpoint EP (default tcp://127.0.0.1:7401), --tenant T, --model "
+		"NAME\n"
+		"  (needs --tenant), --count N (stop after N), --timeout-s S (stop after S s of\n"
+		"  silence). Prints one line per published result until stopped (Ctrl-C).\n"
+		"\n"
+		"Exit status: 0 all responses OK, 1 some not OK, 3 a response did not come in "
+		"time,\n"
+		"2 usage or input error.\n");
+}
+
+/* ---- media ---- */
+
+struct media {
+	struct mb_request_hdr hdr; /* model, tenant, id filled per request */
+	uint8_t *bytes;
+	uint32_t len;
+};
+
+static uint32_t
+rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint16_t
+rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint8_t *
+read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	long size;
+
+	if (f == NULL) {
+		fprintf(stderr, "mediabatch: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && size < (1L << 30) &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)size + 1)) != NULL &&
+	    fread(buf, 1, (size_t)size, f) == (size_t)size) {
+		*len = (size_t)size;
+		fclose(f);
+		return buf;
+	}
+	fprintf(stderr, "mediabatch: %s: cannot read it (or larger than 1 GiB)\n", path);
+	free(buf);
+	fclose(f);
+	return NULL;
+}
+
+/* A WAV file as 16 kHz mono 16-bit PCM, or a message saying what it is instead. */
+static int
+load_wav(const char *path, struct media *m)
+{
+	size_t len, off = 12;
+	uint8_t *buf = read_file(path, &len);
+	uint16_t format = 0, channels = 0, bits = 0;
+	uint32_t rate = 0;
+	const uint8_t *data = NULL;
+	uint32_t data_len = 0;
+
+	if (buf == NULL)
+		return -1;
+	if (len < 12 || memcmp(buf, "RIFF", 4) != 0 || memcmp(buf + 8, "WAVE", 4) != 0) {
+		fprintf(stderr, "mediabatch: %s: not a WAV file (no RIFF/WAVE header)\n", path);
+		free(buf);
+		return -1;
+	}
+	while (off + 8 <= len) {
+		uint32_t size = rd32(buf + off + 4);
+		const uint8_t *body = buf + off + 8;
+
+		if (size > len - off - 8)
+			size = (uint32_t)(len - off - 8); /* a truncated last chunk */
+		if (memcmp(buf + off, "fmt ", 4) == 0 && size >= 16) {
+			format = rd16(body);
+			channels = rd16(body + 2);
+			rate = rd32(body + 4);
+			bits = rd16(body + 14);
+			if (format == 0xFFFE && size >= 26) /* WAVE_FORMAT_EXTENSIBLE */
+				format = rd16(body + 24);
+		} else if (memcmp(buf + off, "data", 4) == 0) {
+			data = body;
+			data_len = size;
+		}
+		off += 8 + size + (size & 1);
+	}
+	if (format != 1 || channels != 1 || rate != 16000 || bits != 16 || data == NULL) {
+		fprintf(stderr,
+			"mediabatch: %s: %s%u Hz, %u channel(s), %u-bit, format %u; send 16 kHz "
+			"mono "
+			"16-bit PCM (convert with: sox %s -r 16000 -c 1 -b 16 out.wav)\n",
+			path, data == NULL ? "no data chunk; " : "", rate, channels, bits, format,
+			path);
+		free(buf);
+		return -1;
+	}
+	m->bytes = malloc(data_len ? data_len : 1);
+	memcpy(m->bytes, data, data_len & ~1u);
+	m->len = data_len & ~1u;
+	free(buf);
+	mb_client_audio_hdr(&m->hdr, "", 0, 0, MB_MEDIA_PCM_S16LE, 16000, m->len);
+	return 0;
+}
+
+static int
+make_audio(struct media *m, double tone_hz, double seconds, uint32_t rate)
+{
+	uint64_t n = (uint64_t)llround(seconds * rate), seed = 0x2545F4914F6CDD1Dull;
+
+	if (seconds <= 0 || n == 0 || n * 2 > (1u << 30)) {
+		fprintf(stderr, "mediabatch: --seconds %g at %u Hz is out of range\n", seconds,
+			rate);
+		return -1;
+	}
+	m->len = (uint32_t)(n * 2);
+	m->bytes = malloc(m->len);
+	for (uint64_t i = 0; i < n; i++) {
+		double v;
+		int16_t s;
+
+		if (tone_hz > 0) {
+			v = 0.5 * sin(2 * M_PI * tone_hz * (double)i / rate);
+		} else {
+			seed ^= seed << 13;
+			seed ^= seed >> 7;
+			seed ^= seed << 17;
+			v = 0.3 * ((double)(seed % 20001) / 10000.0 - 1.0);
+		}
+		s = (int16_t)lrint(v * 32767);
+		m->bytes[2 * i] = (uint8_t)s;
+		m->bytes[2 * i + 1] = (uint8_t)((uint16_t)s >> 8);
+	}
+	mb_client_audio_hdr(&m->hdr, "", 0, 0, MB_MEDIA_PCM_S16LE, rate, m->len);
+	return 0;
+}
+
+static int
+make_video(struct media *m, const char *path, long frames, long height, long width)
+{
+	uint64_t expect;
+
+	if (frames < 1 || frames > 65535 || height < 1 || height > 65535 || width < 1 ||
+	    width > 65535) {
+		fprintf(stderr, "mediabatch: --frames, --height and --width must be 1..65535\n");
+		return -1;
+	}
+	expect = (uint64_t)frames * height * width * 3;
+	if (path != NULL) {
+		size_t len;
+
+		m->bytes = read_file(path, &len);
+		if (m->bytes == NULL)
+			return -1;
+		if (len != expect) {
+			fprintf(stderr,
+				"mediabatch: %s: %zu bytes, but %ld frames of %ldx%ld RGB24 are "
+				"%" PRIu64 "\n",
+				path, len, frames, height, width, expect);
+			return -1;
+		}
+	} else {
+		if (expect > (1u << 30))
+			return -1;
+		m->bytes = malloc(expect);
+		for (uint64_t i = 0; i < expect; i++)
+			m->bytes[i] = (uint8_t)(i * 7 + i / 3);
+	}
+	m->len = (uint32_t)expect;
+	mb_client_video_hdr(&m->hdr, "", 0, 0, (uint16_t)frames, (uint16_t)height, (uint16_t)width);
+	return 0;
+}
+
+static int
+make_tensor(struct media *m, const char *spec)
+{
+	unsigned long rows, cols;
+	char x;
+
+	if (sscanf(spec, "%lu%c%lu", &rows, &x, &cols) != 3 || x != 'x' || rows < 1 ||
+	    rows > 65535 || cols < 1 || cols > 65535) {
+		fprintf(stderr, "mediabatch: --tensor '%s': give ROWSxCOLS, each 1..65535\n", spec);
+		return -1;
+	}
+	m->len = (uint32_t)(rows * cols * 4);
+	m->bytes = malloc(m->len);
+	for (unsigned long i = 0; i < rows * cols; i++) {
+		float f = (float)i / 10.0f;
+
+		memcpy(m->bytes + 4 * i, &f, 4);
+	}
+	mb_client_tensor_hdr(&m->hdr, "", 0, 0, (uint16_t)rows, (uint16_t)cols);
+	return 0;
+}
+
+/* ---- output ---- */
+
+static int
+write_npy(const char *path, const struct mb_client_response *r)
+{
+	char hdr[128];
+	int n;
+	FILE *f;
+
+	if (r->hdr.result_type != MB_RESULT_F32) {
+		fprintf(stderr, "mediabatch: --npy: the result is not an F32 tensor\n");
+		return -1;
+	}
+	n = snprintf(hdr, sizeof(hdr),
+		     "{'descr': '<f4', 'fortran_order': False, 'shape': (%u, %u), }", r->hdr.rows,
+		     r->hdr.cols);
+	/* magic (6) + version (2) + length (2) + header, padded with spaces to 64, ending '\n' */
+	while ((10 + n + 1) % 64 != 0)
+		hdr[n++] = ' ';
+	hdr[n++] = '\n';
+	f = fopen(path, "wb");
+	if (f == NULL) {
+		fprintf(stderr, "mediabatch: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+	fputc(n & 0xff, f);
+	fputc(n >> 8, f);
+	fwrite(hdr, 1, (size_t)n, f);
+	fwrite(r->data, 1, r->len, f);
+	if (fclose(f) != 0) {
+		fprintf(stderr, "mediabatch: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+print_response(const char *prefix, const struct mb_client_response *r)
+{
+	const struct mb_response_hdr *h = &r->hdr;
+
+	if (h->status != MB_STATUS_OK) {
+		printf("%sid %" PRIu64 " tenant %u %s: %s: %s\n", prefix, h->request_id,
+		       h->tenant_id, h->model, mb_status_name(h->status), (const char *)r->data);
+		return;
+	}
+	printf("%sid %" PRIu64 " tenant %u %s: OK  queue %.3f ms  compute %.3f ms  batch %u  "
+	       "device %u  ",
+	       prefix, h->request_id, h->tenant_id, h->model, h->queue_us / 1000.0,
+	       h->compute_us / 1000.0, h->batch_size, h->device);
+	if (h->result_type == MB_RESULT_F32)
+		printf("F32 [%u x %u]", h->rows, h->cols);
+	else if (h->result_type == MB_RESULT_TOPK)
+		printf("top-%u", h->rows);
+	else if (h->result_type == MB_RESULT_TEXT)
+		printf("text");
+	printf(" %u bytes\n", h->result_len);
+}
+
+/* ---- send ---- */
+
+struct send_opts {
+	const char *endpoint, *model, *npy, *client_id;
+	uint32_t tenant, timeout_ms;
+	uint64_t first_id;
+	long count, concurrency, cancel_after_ms, wait_ms;
+	bool priority, quiet;
+};
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+cmd_send(struct send_opts *o, struct media *m)
+{
+	struct mb_client_opts co = {.endpoint = o->endpoint, .client_id = o->client_id};
+	struct mb_client *c;
+	char err[256];
+	double *sent_at = calloc((size_t)o->count, sizeof(double));
+	double *lat = calloc((size_t)o->count, sizeof(double));
+	bool *cancelled = calloc((size_t)o->count, sizeof(bool));
+	long next = 0, received = 0, outstanding = 0, by_status[MB_STATUS_COUNT] = {0};
+	bool npy_done = false, timed_out = false;
+	double t0 = now_s(), last_progress = t0;
+	int rc;
+
+	if (sent_at == NULL || lat == NULL || cancelled == NULL)
+		return EXIT_USAGE;
+	if (mb_client_connect(&co, &c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatch: %s\n", err);
+		return EXIT_USAGE;
+	}
+	snprintf(m->hdr.model, sizeof(m->hdr.model), "%s", o->model);
+	m->hdr.tenant_id = o->tenant;
+	m->hdr.timeout_ms = o->timeout_ms;
+	m->hdr.flags = o->priority ? MB_FLAG_PRIORITY : 0;
+	while (received < o->count && !g_stop) {
+		struct mb_client_response r;
+		double now;
+		int wait;
+
+		while (next < o->count && outstanding < o->concurrency) {
+			m->hdr.request_id = o->first_id + (uint64_t)next;
+			rc = mb_client_send(c, &m->hdr, m->bytes, m->len);
+			if (rc == -EAGAIN)
+				break;
+			if (rc < 0) {
+				fprintf(stderr, "mediabatch: send: %s\n", strerror(-rc));
+				mb_client_close(&c);
+				return EXIT_USAGE;
+			}
+			sent_at[next++] = now_s();
+			outstanding++;
+		}
+		now = now_s();
+		wait = 100;
+		if (o->cancel_after_ms >= 0) {
+			for (long i = 0; i < next; i++) {
+				if (cancelled[i] || lat[i] > 0)
+					continue;
+				if ((now - sent_at[i]) * 1000 >= (double)o->cancel_after_ms) {
+					mb_client_cancel(c, o->tenant, o->first_id + (uint64_t)i);
+					cancelled[i] = true;
+				} else {
+					wait = 1;
+				}
+			}
+		}
+		rc = mb_client_recv(c, &r, wait);
+		if (rc == -ETIMEDOUT) {
+			for (long i = 0; i < next; i++)
+				if (lat[i] == 0 &&
+				    (now_s() - sent_at[i]) * 1000 > (double)o->wait_ms) {
+					fprintf(stderr,
+						"mediabatch: no response to id %" PRIu64
+						" within %ld ms\n",
+						o->first_id + (uint64_t)i, o->wait_ms);
+					timed_out = true;
+				}
+			if (timed_out)
+				break;
+			continue;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "mediabatch: malformed response skipped\n");
+			continue;
+		}
+		if (r.hdr.request_id >= o->first_id &&
+		    r.hdr.request_id - o->first_id < (uint64_t)next) {
+			long i = (long)(r.hdr.request_id - o->first_id);
+
+			if (lat[i] == 0) {
+				lat[i] = now_s() - sent_at[i];
+				received++;
+				outstanding--;
+			}
+		}
+		if (r.hdr.status < MB_STATUS_COUNT)
+			by_status[r.hdr.status]++;
+		if (!o->quiet)
+			print_response("", &r);
+		if (o->npy != NULL && !npy_done && r.hdr.status == MB_STATUS_OK) {
+			if (write_npy(o->npy, &r) == 0 && !o->quiet)
+				printf("wrote %s: float32 [%u x %u]\n", o->npy, r.hdr.rows,
+				       r.hdr.cols);
+			npy_done = true;
+		}
+		mb_client_response_free(&r);
+		if (o->count > 1 && now_s() - last_progress >= 2.0) {
+			last_progress = now_s();
+			fprintf(stderr, "mediabatch: %ld of %ld answered, %.0f req/s\n", received,
+				o->count, received / (last_progress - t0));
+		}
+	}
+	if (o->count > 1 || o->quiet) {
+		double elapsed = now_s() - t0, *sorted = malloc(sizeof(double) * (size_t)received);
+		long k = 0;
+
+		for (long i = 0; i < o->count; i++)
+			if (lat[i] > 0)
+				sorted[k++] = lat[i];
+		qsort(sorted, (size_t)k, sizeof(double), cmp_double);
+		printf("%ld sent, %ld answered in %.2f s (%.0f req/s)", next, received, elapsed,
+		       received / elapsed);
+		if (k > 0)
+			printf("; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+			       sorted[k / 2] * 1000, sorted[(k * 99) / 100] * 1000,
+			       sorted[k - 1] * 1000);
+		printf("\nstatus:");
+		for (int s = 0; s < MB_STATUS_COUNT; s++)
+			if (by_status[s] != 0)
+				printf(" %s=%ld", mb_status_name((unsigned)s), by_status[s]);
+		printf("\n");
+		free(sorted);
+	}
+	mb_client_close(&c);
+	free(sent_at);
+	free(lat);
+	free(cancelled);
+	if (timed_out || received < o->count)
+		return EXIT_TIMEOUT;
+	return by_status[MB_STATUS_OK] == o->count ? 0 : EXIT_NOT_OK;
+}
+
+/* ---- subscribe, cancel ---- */
+
+static int
+cmd_subscribe(const char *endpoint, long tenant, const char *model, long count, long timeout_s)
+{
+	struct mb_subscriber *s;
+	char prefix[64] = "", err[256], topic[128];
+	long got = 0;
+	double last = now_s();
+
+	if (model != NULL && tenant < 0) {
+		fprintf(stderr, "mediabatch: subscribe --model needs --tenant (topics are "
+				"\"<tenant>/<model>\")\n");
+		return EXIT_USAGE;
+	}
+	if (tenant >= 0)
+		snprintf(prefix, sizeof(prefix), "%ld/%s", tenant, model ? model : "");
+	if (mb_subscriber_connect(endpoint, prefix, &s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatch: %s\n", err);
+		return EXIT_USAGE;
+	}
+	while (!g_stop && (count < 0 || got < count)) {
+		struct mb_client_response r;
+		int rc = mb_subscriber_recv(s, topic, sizeof(topic), &r, 200);
+
+		if (rc == -ETIMEDOUT) {
+			if (timeout_s > 0 && now_s() - last >= (double)timeout_s)
+				break;
+			continue;
+		}
+		if (rc < 0)
+			continue;
+		last = now_s();
+		got++;
+		printf("%s  ", topic);
+		print_response("", &r);
+		fflush(stdout);
+		mb_client_response_free(&r);
+	}
+	mb_subscriber_close(&s);
+	return count < 0 || got >= count ? 0 : EXIT_TIMEOUT;
+}
+
+static int
+cmd_cancel(const char *endpoint, const char *client_id, long tenant, long long id)
+{
+	struct mb_client_opts co = {.endpoint = endpoint, .client_id = client_id};
+	struct mb_client *c;
+	char err[256];
+	int rc;
+
+	if (client_id == NULL || tenant < 0 || id < 0) {
+		fprintf(stderr, "mediabatch: cancel needs --client-id, --tenant and --id\n");
+		return EXIT_USAGE;
+	}
+	if (mb_client_connect(&co, &c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatch: %s\n", err);
+		return EXIT_USAGE;
+	}
+	rc = mb_client_cancel(c, (uint32_t)tenant, (uint64_t)id);
+	mb_client_close(&c);
+	if (rc < 0) {
+		fprintf(stderr, "mediabatch: cancel: %s\n", strerror(-rc));
+		return EXIT_USAGE;
+	}
+	printf("cancel sent for id %lld tenant %ld (the CANCELLED response goes to %s)\n", id,
+	       tenant, client_id);
+	return 0;
+}
+
+/* ---- flags ---- */
+
+static int
+num(const char *flag, const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < lo || v > hi) {
+		fprintf(stderr, "mediabatch: %s: '%s' is not %ld..%ld\n", flag, s, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum {
+		O_WAV = 256,
+		O_TONE,
+		O_NOISE,
+		O_SECONDS,
+		O_RATE,
+		O_VIDEO,
+		O_VIDEO_TEST,
+		O_FRAMES,
+		O_HEIGHT,
+		O_WIDTH,
+		O_TENSOR,
+		O_ENDPOINT,
+		O_MODEL,
+		O_TENANT,
+		O_ID,
+		O_TIMEOUT,
+		O_PRIORITY,
+		O_COUNT,
+		O_CONC,
+		O_NPY,
+		O_CANCEL_AFTER,
+		O_CLIENT_ID,
+		O_WAIT,
+		O_QUIET,
+		O_TIMEOUT_S,
+	};
+	static const struct option longopts[] = {
+		{"wav", required_argument, NULL, O_WAV},
+		{"tone", required_argument, NULL, O_TONE},
+		{"noise", no_argument, NULL, O_NOISE},
+		{"seconds", required_argument, NULL, O_SECONDS},
+		{"rate", required_argument, NULL, O_RATE},
+		{"video", required_argument, NULL, O_VIDEO},
+		{"video-test", no_argument, NULL, O_VIDEO_TEST},
+		{"frames", required_argument, NULL, O_FRAMES},
+		{"height", required_argument, NULL, O_HEIGHT},
+		{"width", required_argument, NULL, O_WIDTH},
+		{"tensor", required_argument, NULL, O_TENSOR},
+		{"endpoint", required_argument, NULL, O_ENDPOINT},
+		{"model", required_argument, NULL, O_MODEL},
+		{"tenant", required_argument, NULL, O_TENANT},
+		{"id", required_argument, NULL, O_ID},
+		{"timeout-ms", required_argument, NULL, O_TIMEOUT},
+		{"priority", no_argument, NULL, O_PRIORITY},
+		{"count", required_argument, NULL, O_COUNT},
+		{"concurrency", required_argument, NULL, O_CONC},
+		{"npy", required_argument, NULL, O_NPY},
+		{"cancel-after-ms", required_argument, NULL, O_CANCEL_AFTER},
+		{"client-id", required_argument, NULL, O_CLIENT_ID},
+		{"wait-ms", required_argument, NULL, O_WAIT},
+		{"quiet", no_argument, NULL, O_QUIET},
+		{"timeout-s", required_argument, NULL, O_TIMEOUT_S},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct send_opts so = {
+		.endpoint = NULL,
+		.model = "logmel",
+		.first_id = 1,
+		.count = 1,
+		.concurrency = 1,
+		.cancel_after_ms = -1,
+		.wait_ms = 30000,
+	};
+	const char *cmd, *wav = NULL, *video = NULL, *tensor = NULL;
+	double tone = 0, seconds = 1;
+	long rate = 16000, frames = 16, height = 224, width = 224, v, tenant = -1, timeout_s = 0;
+	long long id = -1;
+	bool noise = false, video_test = false, model_set = false, count_set = false;
+	struct media m = {0};
+	int c, sources = 0;
+
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("mediabatch %s\n", MB_VERSION);
+		return 0;
+	}
+	cmd = argv[1];
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_WAV:
+			wav = optarg;
+			sources++;
+			break;
+		case O_TONE:
+			tone = atof(optarg);
+			if (!(tone > 0 && tone < 1e6)) {
+				fprintf(stderr,
+					"mediabatch: --tone: '%s' is not a frequency in Hz\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			sources++;
+			break;
+		case O_NOISE:
+			noise = true;
+			sources++;
+			break;
+		case O_SECONDS:
+			seconds = atof(optarg);
+			break;
+		case O_RATE:
+			if (num("--rate", optarg, 1, 1000000, &rate))
+				return EXIT_USAGE;
+			break;
+		case O_VIDEO:
+			video = optarg;
+			sources++;
+			break;
+		case O_VIDEO_TEST:
+			video_test = true;
+			sources++;
+			break;
+		case O_FRAMES:
+			if (num("--frames", optarg, 1, 65535, &frames))
+				return EXIT_USAGE;
+			break;
+		case O_HEIGHT:
+			if (num("--height", optarg, 1, 65535, &height))
+				return EXIT_USAGE;
+			break;
+		case O_WIDTH:
+			if (num("--width", optarg, 1, 65535, &width))
+				return EXIT_USAGE;
+			break;
+		case O_TENSOR:
+			tensor = optarg;
+			sources++;
+			break;
+		case O_ENDPOINT:
+			so.endpoint = optarg;
+			break;
+		case O_MODEL:
+			so.model = optarg;
+			model_set = true;
+			break;
+		case O_TENANT:
+			if (num("--tenant", optarg, 0, UINT32_MAX, &tenant))
+				return EXIT_USAGE;
+			so.tenant = (uint32_t)tenant;
+			break;
+		case O_ID:
+			if (num("--id", optarg, 0, LONG_MAX, &v))
+				return EXIT_USAGE;
+			id = v;
+			so.first_id = (uint64_t)v;
+			break;
+		case O_TIMEOUT:
+			if (num("--timeout-ms", optarg, 0, UINT32_MAX, &v))
+				return EXIT_USAGE;
+			so.timeout_ms = (uint32_t)v;
+			break;
+		case O_PRIORITY:
+			so.priority = true;
+			break;
+		case O_COUNT:
+			if (num("--count", optarg, 1, 100000000, &so.count))
+				return EXIT_USAGE;
+			count_set = true;
+			break;
+		case O_CONC:
+			if (num("--concurrency", optarg, 1, 100000, &so.concurrency))
+				return EXIT_USAGE;
+			break;
+		case O_NPY:
+			so.npy = optarg;
+			break;
+		case O_CANCEL_AFTER:
+			if (num("--cancel-after-ms", optarg, 0, 3600000, &so.cancel_after_ms))
+				return EXIT_USAGE;
+			break;
+		case O_CLIENT_ID:
+			so.client_id = optarg;
+			break;
+		case O_WAIT:
+			if (num("--wait-ms", optarg, 1, 86400000, &so.wait_ms))
+				return EXIT_USAGE;
+			break;
+		case O_QUIET:
+			so.quiet = true;
+			break;
+		case O_TIMEOUT_S:
+			if (num("--timeout-s", optarg, 1, 86400, &timeout_s))
+				return EXIT_USAGE;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mediabatch: unexpected argument '%s' (see --help)\n",
+			argv[optind]);
+		return EXIT_USAGE;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	if (strcmp(cmd, "subscribe") == 0)
+		return cmd_subscribe(so.endpoint ? so.endpoint : "tcp://127.0.0.1:7401", tenant,
+				     model_set ? so.model : NULL, count_set ? so.count : -1,
+				     timeout_s);
+	if (strcmp(cmd, "cancel") == 0)
+		return cmd_cancel(so.endpoint ? so.endpoint : "tcp://127.0.0.1:7400", so.client_id,
+				  tenant, id);
+	if (strcmp(cmd, "send") != 0) {
+		fprintf(stderr, "mediabatch: unknown command '%s' (send, subscribe, cancel)\n",
+			cmd);
+		return EXIT_USAGE;
+	}
+	if (sources != 1) {
+		fprintf(stderr, "mediabatch: send needs exactly one of --wav, --tone, --noise, "
+				"--video, --video-test, --tensor\n");
+		return EXIT_USAGE;
+	}
+	if (so.endpoint == NULL)
+		so.endpoint = "tcp://127.0.0.1:7400";
+	if ((wav && load_wav(wav, &m) < 0) ||
+	    ((tone > 0 || noise) && make_audio(&m, tone, seconds, (uint32_t)rate) < 0) ||
+	    ((video || video_test) && make_video(&m, video, frames, height, width) < 0) ||
+	    (tensor && make_tensor(&m, tensor) < 0))
+		return EXIT_USAGE;
+	c = cmd_send(&so, &m);
+	free(m.bytes);
+	return c;
+}

@@ -1,0 +1,367 @@
+/*
+ * mediabatchd: the mediabatch daemon.
+ *
+ * Reads like DPDK's l2fwd: flags, config, EAL, the pipeline (service.c), one thread per
+ * role, wait for a signal, drain, join, tear down in reverse. The first SIGINT/SIGTERM
+ * starts the drain (new work is refused UNAVAILABLE, queued work finishes, every response
+ * is sent); a second one, or the drain timeout, stops hard (what has not started is
+ * answered CANCELLED). Every thread is joined before exit.
+ *
+ * Exit status: 0 after a clean drain; 3 if the drain was cut short (second signal or
+ * timeout; every request was still answered); 2 for usage or configuration errors; 1 if
+ * the service could not start (an endpoint in use, EAL failure).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mb_build_config.h"
+#include "mb_config.h"
+#include "mb_eal.h"
+#include "mb_env.h"
+#include "mb_gpu_probe.h"
+#include "service.h"
+
+#define MB_LOG_MODULE "mediabatchd"
+#include "mb_log.h"
+
+#define EXIT_CONFIG 2
+#define EXIT_START 1
+#define EXIT_CUT_SHORT 3
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mediabatchd [options]\n"
+		"\n"
+		"Runs the mediabatch service. With no options it uses the embedded default: the "
+		"CPU\n"
+		"device, ZeroMQ ROUTER on tcp://127.0.0.1:7400 (requests and replies), PUB on\n"
+		"tcp://127.0.0.1:7401 (every result, topic \"<tenant>/<model>\"), and /metrics,\n"
+		"/healthz, /readyz over HTTP on 127.0.0.1:7402.\n"
+		"\n"
+		"  -c, --config FILE        load FILE (YAML; every key: deploy/mediabatch.yaml)\n"
+		"      --check              validate the configuration and exit (0 if valid)\n"
+		"      --ingest ENDPOINT    ZeroMQ ROUTER endpoint (overrides the config)\n"
+		"      --publish ENDPOINT   ZeroMQ PUB endpoint (overrides the config)\n"
+		"      --metrics HOST:PORT  HTTP endpoint for metrics and health, or \"off\"\n"
+		"      --drain-timeout MS   how long a drain may take on SIGINT/SIGTERM "
+		"(0..600000)\n"
+		"      --workers N          CPU worker threads (1..256; overrides the config)\n"
+		"      --log-level LEVEL    error, warning, notice, info or debug\n"
+		"  -V, --version            print the version and exit\n"
+		"  -h, --help               this help\n"
+		"\n"
+		"Signals: the first SIGINT/SIGTERM drains (new requests get UNAVAILABLE, queued "
+		"ones\n"
+		"finish, every response is sent); a second one stops at once (what has not "
+		"started\n"
+		"is answered CANCELLED). Exit status: 0 after a clean drain, 3 when the drain was "
+		"cut\n"
+		"short, 2 for a usage or configuration error, 1 when the service cannot start.\n");
+}
+
+struct flags {
+	const char *config;
+	const char *ingest, *publish, *metrics, *log_level;
+	long drain_timeout_ms, workers;
+	bool check;
+};
+
+static int
+parse_long(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || end == s || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_flags(int argc, char **argv, struct flags *f)
+{
+	enum { O_CHECK = 256, O_INGEST, O_PUBLISH, O_METRICS, O_DRAIN, O_WORKERS, O_LOG };
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check", no_argument, NULL, O_CHECK},
+		{"ingest", required_argument, NULL, O_INGEST},
+		{"publish", required_argument, NULL, O_PUBLISH},
+		{"metrics", required_argument, NULL, O_METRICS},
+		{"drain-timeout", required_argument, NULL, O_DRAIN},
+		{"workers", required_argument, NULL, O_WORKERS},
+		{"log-level", required_argument, NULL, O_LOG},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	memset(f, 0, sizeof(*f));
+	f->drain_timeout_ms = -1;
+	f->workers = -1;
+	while ((c = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			f->config = optarg;
+			break;
+		case O_CHECK:
+			f->check = true;
+			break;
+		case O_INGEST:
+			f->ingest = optarg;
+			break;
+		case O_PUBLISH:
+			f->publish = optarg;
+			break;
+		case O_METRICS:
+			f->metrics = optarg;
+			break;
+		case O_LOG:
+			f->log_level = optarg;
+			break;
+		case O_DRAIN:
+			if (parse_long(optarg, 0, 600000, &f->drain_timeout_ms) < 0) {
+				fprintf(stderr,
+					"mediabatchd: --drain-timeout: '%s' is not 0..600000 ms\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case O_WORKERS:
+			if (parse_long(optarg, 1, 256, &f->workers) < 0) {
+				fprintf(stderr, "mediabatchd: --workers: '%s' is not 1..256\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case 'V':
+			printf("mediabatchd %s (CUDA %s)\n", MB_VERSION,
+			       MB_HAVE_CUDA ? "yes" : "no");
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mediabatchd: unexpected argument '%s' (see --help)\n",
+			argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Flags override the file; they are checked like config values. */
+static int
+apply_flags(const struct flags *f, struct mb_config *cfg)
+{
+	char host[64];
+	uint16_t port;
+
+	if (f->ingest != NULL) {
+		if (strstr(f->ingest, "://") == NULL) {
+			fprintf(stderr,
+				"mediabatchd: --ingest: '%s' is not a ZeroMQ endpoint "
+				"(e.g. tcp://127.0.0.1:7400)\n",
+				f->ingest);
+			return -1;
+		}
+		snprintf(cfg->ingest, sizeof(cfg->ingest), "%s", f->ingest);
+	}
+	if (f->publish != NULL) {
+		if (strstr(f->publish, "://") == NULL) {
+			fprintf(stderr,
+				"mediabatchd: --publish: '%s' is not a ZeroMQ endpoint "
+				"(e.g. tcp://127.0.0.1:7401)\n",
+				f->publish);
+			return -1;
+		}
+		snprintf(cfg->publish, sizeof(cfg->publish), "%s", f->publish);
+	}
+	if (f->metrics != NULL) {
+		if (strcmp(f->metrics, "off") == 0)
+			cfg->metrics[0] = '\0';
+		else if (mb_config_parse_hostport(f->metrics, host, sizeof(host), &port) < 0) {
+			fprintf(stderr,
+				"mediabatchd: --metrics: '%s' is not HOST:PORT (IPv4, "
+				"localhost or *; port 1..65535) or \"off\"\n",
+				f->metrics);
+			return -1;
+		} else
+			snprintf(cfg->metrics, sizeof(cfg->metrics), "%s", f->metrics);
+	}
+	if (f->log_level != NULL) {
+		int level = mb_log_parse_level(f->log_level);
+
+		if (level < 0) {
+			fprintf(stderr,
+				"mediabatchd: --log-level: '%s' is not one of error, warning, "
+				"notice, info, debug\n",
+				f->log_level);
+			return -1;
+		}
+		cfg->log_level = level;
+	}
+	if (f->drain_timeout_ms >= 0)
+		cfg->drain_timeout_ms = (uint32_t)f->drain_timeout_ms;
+	if (f->workers >= 0)
+		cfg->cpu_workers = (uint32_t)f->workers;
+	return 0;
+}
+
+static int
+start_eal(const struct mb_config *cfg)
+{
+	struct mb_eal_opts eo;
+
+	mb_eal_opts_init(&eo);
+	eo.name = "mediabatchd";
+	eo.mem_mb = cfg->eal_memory_mb;
+	if (cfg->n_eal_args != 0) {
+		eo.args = (const char *const *)cfg->eal_args;
+		eo.n_args = cfg->n_eal_args;
+	}
+	return mb_eal_init(&eo);
+}
+
+static void
+start_thread(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
+{
+	int rc = pthread_create(t, NULL, fn, arg);
+
+	if (rc != 0) {
+		MB_LOG(ERR, "cannot start thread %s: %s", name, strerror(rc));
+		exit(EXIT_START);
+	}
+	pthread_setname_np(*t, name);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct flags flags;
+	struct mb_config cfg;
+	struct mb_service *svc = NULL;
+	struct mb_gpu_probe probe;
+	pthread_t fd_thread, batcher_thread, *workers;
+	sigset_t sigs;
+	char err[1024], desc[512];
+	uint64_t deadline = 0;
+	bool draining = false, aborted = false;
+	int rc;
+
+	if (parse_flags(argc, argv, &flags) < 0)
+		return EXIT_CONFIG;
+	mb_config_defaults(&cfg);
+	if (flags.config != NULL && mb_config_load(&cfg, flags.config, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatchd: %s\n", err);
+		return EXIT_CONFIG;
+	}
+	if (apply_flags(&flags, &cfg) < 0) {
+		mb_config_fini(&cfg);
+		return EXIT_CONFIG;
+	}
+	if (service_check_models(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatchd: %s\n", err);
+		mb_config_fini(&cfg);
+		return EXIT_CONFIG;
+	}
+	if (flags.check) {
+		printf("mediabatchd: %s: configuration is valid\n", cfg.source);
+		mb_config_fini(&cfg);
+		return 0;
+	}
+	mb_log_set_level((unsigned int)cfg.log_level);
+
+	/* Signals go to this thread only (sigtimedwait below); threads inherit the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (start_eal(&cfg) < 0) {
+		fprintf(stderr,
+			"mediabatchd: DPDK EAL failed to start (see the EAL messages above)\n");
+		mb_config_fini(&cfg);
+		return EXIT_START;
+	}
+	mb_gpu_probe(&probe);
+	rc = service_create(&cfg, &svc, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "mediabatchd: %s\n", err);
+		mb_eal_fini();
+		mb_config_fini(&cfg);
+		return rc == -EINVAL ? EXIT_CONFIG : EXIT_START;
+	}
+	workers = calloc(service_workers(svc), sizeof(*workers));
+	if (workers == NULL)
+		return EXIT_START;
+	for (uint32_t i = 0; i < service_workers(svc); i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "mb-worker%u", i % 1000); /* <= 15 chars for the OS */
+		start_thread(&workers[i], name, service_worker_thread, service_worker_arg(svc, i));
+	}
+	start_thread(&batcher_thread, "mb-batcher", service_batcher_thread, svc);
+	start_thread(&fd_thread, "mb-frontdoor", service_frontdoor_thread, svc);
+	service_set_ready(svc, true);
+	service_describe(svc, desc, sizeof(desc));
+	MB_LOG(NOTICE, "mediabatchd %s ready (%s): %s", MB_VERSION, cfg.source, desc);
+
+	/* Wait for signals; once draining, also for the front door to finish. */
+	for (;;) {
+		struct timespec tick = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+		int sig = sigtimedwait(&sigs, NULL, &tick);
+
+		if (sig > 0 && !draining) {
+			draining = true;
+			deadline =
+				mb_env_deadline_in((uint64_t)cfg.drain_timeout_ms * MB_NS_PER_MS);
+			MB_LOG(NOTICE,
+			       "%s: draining %u request(s) for up to %u ms; send it again to stop "
+			       "now",
+			       strsignal(sig), service_inflight(svc), cfg.drain_timeout_ms);
+			service_drain(svc);
+		} else if (sig > 0 && !aborted) {
+			aborted = true;
+			MB_LOG(WARNING, "%s again: stopping now; what has not started is CANCELLED",
+			       strsignal(sig));
+			service_abort(svc);
+		}
+		if (draining && !aborted && mb_env_now_ns() >= deadline) {
+			aborted = true;
+			MB_LOG(WARNING,
+			       "drain timeout (%u ms) with %u request(s) left: stopping; what has "
+			       "not started is CANCELLED",
+			       cfg.drain_timeout_ms, service_inflight(svc));
+			service_abort(svc);
+		}
+		if (draining && pthread_tryjoin_np(fd_thread, NULL) == 0)
+			break;
+	}
+	pthread_join(batcher_thread, NULL);
+	for (uint32_t i = 0; i < service_workers(svc); i++)
+		pthread_join(workers[i], NULL);
+	free(workers);
+	MB_LOG(NOTICE, "stopped: every request answered%s",
+	       aborted ? " (drain cut short)" : ", clean drain");
+	service_destroy(&svc);
+	mb_eal_fini();
+	mb_config_fini(&cfg);
+	return aborted ? EXIT_CUT_SHORT : 0;
+}

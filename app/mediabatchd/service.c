@@ -1,0 +1,719 @@
+/*
+ * service.c: builds the request path and holds the front door's policy.
+ *
+ * Built once on the main thread; afterwards each piece belongs to its thread (see the
+ * modules' headers). The policy callbacks (submit, cancelled, sent, ingest_closed) run on
+ * the front door thread; they read the models and the rate limiter and touch only atomics
+ * that other threads share (a model's queued count, the cancel generation).
+ */
+#include "service.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "mb_batcher.h"
+#include "mb_build_config.h"
+#include "mb_cancel.h"
+#include "mb_device.h"
+#include "mb_env.h"
+#include "mb_frontdoor.h"
+#include "mb_http.h"
+#include "mb_metrics.h"
+#include "mb_models.h"
+#include "mb_ratelimit.h"
+
+#define MB_LOG_MODULE "service"
+#include "mb_log.h"
+
+#define MAX_MODELS 16
+#define MAX_PENDING_BATCHES 2
+
+struct worker_slot {
+	struct mb_service *svc;
+	struct mb_worker *w;
+	uint32_t index;
+};
+
+struct mb_service {
+	const struct mb_config *cfg;
+	struct mb_metrics *metrics;
+	void *zctx;
+	struct mb_model models[MAX_MODELS];
+	struct mb_model *model_ptrs[MAX_MODELS];
+	uint32_t n_models;
+	char served[256]; /* "identity, logmel" */
+	struct mb_device *cpu;
+	struct mb_doorbell batcher_bell;
+	struct mb_ring *results;
+	struct mb_ratelimit *limits;
+	struct mb_cancel *drain, *abort;
+	struct mb_cancel_cb drain_cb, abort_cb;
+	atomic_bool ingest_closed;
+	atomic_uint cancel_gen;
+	atomic_bool ready;
+	struct mb_batcher *batcher;
+	struct worker_slot *workers;
+	uint32_t n_workers;
+	struct mb_frontdoor *fd;
+	struct mb_http *http;
+	/* metrics: [model][...]; index n_models is "_unknown" */
+	struct mb_metric *m_requests[MAX_MODELS + 1];
+	struct mb_metric *m_responses[MAX_MODELS + 1][MB_STATUS_COUNT];
+	struct mb_metric *m_latency[MAX_MODELS + 1];
+	struct mb_metric *m_admission_wait;
+	struct mb_metric *m_ready, *m_draining;
+};
+
+/* ---- models ---- */
+
+static const struct mb_model_desc *
+builtin(const char *name)
+{
+	for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL; d++)
+		if (strcmp((*d)->name, name) == 0)
+			return *d;
+	return NULL;
+}
+
+static void
+builtin_names(char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL && off < len; d++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", (*d)->name);
+}
+
+int
+service_check_models(const struct mb_config *cfg, char *err, size_t err_len)
+{
+	char names[256];
+
+	for (unsigned int i = 0; i < cfg->n_models; i++) {
+		if (builtin(cfg->models[i].name) != NULL)
+			continue;
+		builtin_names(names, sizeof(names));
+		snprintf(err, err_len,
+			 "%s: models[%u].name: '%s' is not a model of this build (%s)", cfg->source,
+			 i, cfg->models[i].name, names);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void
+settings(struct mb_model *m, const struct mb_config *cfg)
+{
+	const struct mb_model_desc *d = m->desc;
+	const struct mb_model_config *c = mb_config_model(cfg, d->name);
+
+	m->enabled = true;
+	m->max_batch = d->max_batch;
+	m->max_delay_us = d->max_delay_us;
+	m->queue_limit = d->queue_limit;
+	m->default_timeout_ms = d->default_timeout_ms;
+	m->base_units = d->base_units;
+	m->item_units_per_second = d->item_units_per_second;
+	if (c == NULL)
+		return;
+	if (c->enabled == 0) {
+		m->enabled = false;
+		snprintf(m->disabled_reason, sizeof(m->disabled_reason), "disabled in %.200s",
+			 cfg->source);
+	}
+	if (c->max_batch >= 0)
+		m->max_batch = (uint32_t)c->max_batch;
+	if (c->max_delay_us >= 0)
+		m->max_delay_us = (uint32_t)c->max_delay_us;
+	if (c->queue_limit >= 0)
+		m->queue_limit = (uint32_t)c->queue_limit;
+	if (c->default_timeout_ms >= 0)
+		m->default_timeout_ms = (uint32_t)c->default_timeout_ms;
+	if (c->base_units >= 0)
+		m->base_units = (uint32_t)c->base_units;
+	if (c->item_units_per_second >= 0)
+		m->item_units_per_second = c->item_units_per_second;
+}
+
+static int
+build_models(struct mb_service *s, char *err, size_t err_len)
+{
+	struct mb_ring_opts ro;
+	char name[32];
+	size_t off = 0;
+	int rc;
+
+	for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL; d++) {
+		struct mb_model *m = &s->models[s->n_models];
+		struct mb_model_load_args args = {.device = -1, .numa_node = -1};
+		char reason[MB_PROTO_REASON_MAX] = "";
+
+		if (s->n_models == MAX_MODELS)
+			break;
+		m->index = s->n_models;
+		m->desc = *d;
+		atomic_init(&m->queued, 0);
+		settings(m, s->cfg);
+		if (m->enabled &&
+		    (rc = m->desc->load(&args, &m->state, reason, sizeof(reason))) == 0)
+			m->loaded = true;
+		else if (m->enabled) {
+			m->enabled = false;
+			snprintf(m->disabled_reason, sizeof(m->disabled_reason),
+				 "failed to load: %s", reason);
+			MB_LOG(ERR, "model %s %s; the other models keep serving", m->desc->name,
+			       m->disabled_reason);
+		}
+		mb_ring_opts_init(&ro);
+		snprintf(name, sizeof(name), "q_%s", m->desc->name);
+		ro.name = name;
+		ro.capacity = m->queue_limit;
+		ro.prod_sync = MB_RING_SYNC_MT_HTS;
+		ro.cons_sync = MB_RING_SYNC_ST;
+		ro.doorbell = &s->batcher_bell;
+		rc = mb_ring_create(&ro, &m->queue);
+		if (rc < 0) {
+			snprintf(err, err_len, "model %s: cannot create its queue of %u: %s",
+				 m->desc->name, m->queue_limit, strerror(-rc));
+			return rc;
+		}
+		s->model_ptrs[s->n_models++] = m;
+		if (m->enabled)
+			off += (size_t)snprintf(s->served + off, sizeof(s->served) - off, "%s%s",
+						off ? ", " : "", m->desc->name);
+	}
+	return 0;
+}
+
+static struct mb_model *
+find_model(struct mb_service *s, const char *name)
+{
+	for (uint32_t i = 0; i < s->n_models; i++)
+		if (strcmp(s->models[i].desc->name, name) == 0)
+			return &s->models[i];
+	return NULL;
+}
+
+/* ---- metrics ---- */
+
+static int64_t
+units_in_use(void *arg)
+{
+	struct mb_sem_stats st;
+
+	mb_sem_stats(arg, &st);
+	return (int64_t)st.in_use;
+}
+
+static int64_t
+units_capacity(void *arg)
+{
+	struct mb_sem_stats st;
+
+	mb_sem_stats(arg, &st);
+	return (int64_t)st.capacity;
+}
+
+static int64_t
+queue_depth(void *arg)
+{
+	return atomic_load_explicit(&((struct mb_model *)arg)->queued, memory_order_relaxed);
+}
+
+static void
+build_metrics(struct mb_service *s)
+{
+	static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+	struct mb_metrics *r = s->metrics;
+	char l[160];
+
+	mb_metric_set(
+		mb_metrics_gauge(r, "mediabatch_build_info",
+				 "Version of the running daemon (value 1).",
+				 mb_metrics_labels(l, sizeof(l), "version", MB_VERSION, "cuda",
+						   MB_HAVE_CUDA ? "yes" : "no", NULL)),
+		1);
+	s->m_ready = mb_metrics_gauge(r, "mediabatch_ready",
+				      "1 when the service accepts work (see /readyz).", NULL);
+	s->m_draining = mb_metrics_gauge(r, "mediabatch_draining",
+					 "1 while the service drains before stopping.", NULL);
+	for (uint32_t i = 0; i <= s->n_models; i++) {
+		const char *name = i < s->n_models ? s->models[i].desc->name : "_unknown";
+
+		s->m_requests[i] = mb_metrics_counter(
+			r, "mediabatch_requests_total",
+			"Requests received, by model and transport.",
+			mb_metrics_labels(l, sizeof(l), "model", name, "transport", "zmq", NULL));
+		for (int st = 0; st < MB_STATUS_COUNT; st++)
+			s->m_responses[i][st] = mb_metrics_counter(
+				r, "mediabatch_responses_total",
+				"Terminal responses sent, by model and status.",
+				mb_metrics_labels(l, sizeof(l), "model", name, "status",
+						  mb_status_name((unsigned)st), NULL));
+		if (i == s->n_models)
+			break;
+		s->m_latency[i] = mb_metrics_histogram(
+			r, "mediabatch_request_latency_seconds",
+			"Arrival to response sent, for requests accepted into a queue.",
+			mb_metrics_labels(l, sizeof(l), "model", name, NULL),
+			mb_metrics_latency_bounds, mb_metrics_latency_bounds_n);
+		s->models[i].m_batch_size = mb_metrics_histogram(
+			r, "mediabatch_batch_size", "Items per batch run on a device.",
+			mb_metrics_labels(l, sizeof(l), "model", name, NULL), batch_bounds,
+			sizeof(batch_bounds) / sizeof(batch_bounds[0]));
+		mb_metrics_gauge_fn(r, "mediabatch_queue_depth",
+				    "Requests accepted and waiting to be batched.",
+				    mb_metrics_labels(l, sizeof(l), "model", name, NULL),
+				    queue_depth, &s->models[i]);
+	}
+	mb_metrics_labels(l, sizeof(l), "device", s->cpu->name, NULL);
+	mb_metrics_gauge_fn(r, "mediabatch_vram_units_in_use",
+			    "Device units held by admitted batches.", l, units_in_use,
+			    s->cpu->units);
+	mb_metrics_gauge_fn(r, "mediabatch_vram_units_capacity", "Device units in all.", l,
+			    units_capacity, s->cpu->units);
+	s->m_admission_wait =
+		mb_metrics_histogram(r, "mediabatch_admission_wait_seconds",
+				     "Time a formed batch waited for its device units.", l,
+				     mb_metrics_latency_bounds, mb_metrics_latency_bounds_n);
+	/* The DPDK UDP path: no port in this configuration, so these stay 0. */
+	mb_metrics_counter(r, "mediabatch_rx_packets_total",
+			   "Packets received by the polled DPDK cores.", NULL);
+	mb_metrics_counter(r, "mediabatch_rx_dropped_total",
+			   "Packets dropped on the DPDK path, by reason.",
+			   mb_metrics_labels(l, sizeof(l), "reason", "malformed", NULL));
+}
+
+/* ---- front door policy ---- */
+
+static enum mb_status
+submit(void *ctx, struct mb_request *req, char *reason, size_t len)
+{
+	struct mb_service *s = ctx;
+	struct mb_model *m = find_model(s, req->hdr.model);
+	const struct mb_request_hdr *h = &req->hdr;
+	uint32_t cost, queued, timeout_ms;
+	uint64_t retry_ns = 0, capacity;
+	void *p = req;
+
+	if (m == NULL) {
+		mb_metric_add(s->m_requests[s->n_models], 1);
+		snprintf(reason, len, "model: '%s' is not served here (served: %s)", h->model,
+			 s->served);
+		return MB_STATUS_UNKNOWN_MODEL;
+	}
+	req->model = m->index;
+	mb_metric_add(s->m_requests[m->index], 1);
+	if (!m->enabled) {
+		snprintf(reason, len, "model %s is unavailable: %s", h->model, m->disabled_reason);
+		return MB_STATUS_UNAVAILABLE;
+	}
+	if (!(m->desc->media_mask & MB_MEDIA_MASK(h->media))) {
+		char takes[96] = "";
+		size_t off = 0;
+
+		for (unsigned int k = MB_MEDIA_PCM_S16LE; k <= MB_MEDIA_F32; k++)
+			if (m->desc->media_mask & MB_MEDIA_MASK(k))
+				off += (size_t)snprintf(takes + off, sizeof(takes) - off, "%s%s",
+							off ? ", " : "", mb_media_name(k));
+		snprintf(reason, len, "media: %s is not accepted by %s (it takes %s)",
+			 mb_media_name(h->media), h->model, takes);
+		return MB_STATUS_BAD_REQUEST;
+	}
+	if (m->desc->check(h, reason, len) != 0)
+		return MB_STATUS_BAD_REQUEST;
+	cost = mb_model_item_cost(m, h);
+	capacity = s->cfg->cpu_units;
+	if ((uint64_t)m->base_units + cost > capacity) {
+		snprintf(reason, len,
+			 "this request needs %" PRIu32
+			 " device units (%u for a batch of %s, %" PRIu32
+			 " for its media) but device %s has %" PRIu64,
+			 m->base_units + cost, m->base_units, h->model, cost, s->cpu->name,
+			 capacity);
+		return MB_STATUS_TOO_LARGE;
+	}
+	queued = atomic_fetch_add_explicit(&m->queued, 1, memory_order_acq_rel);
+	if (queued >= m->queue_limit) {
+		atomic_fetch_sub_explicit(&m->queued, 1, memory_order_acq_rel);
+		snprintf(reason, len,
+			 "the %s queue is full (%u waiting, queue_limit %u); retry later", h->model,
+			 queued, m->queue_limit);
+		return MB_STATUS_OVERLOADED;
+	}
+	if (mb_ratelimit_take(s->limits, h->tenant_id, 1, &retry_ns) != 0) {
+		atomic_fetch_sub_explicit(&m->queued, 1, memory_order_acq_rel);
+		snprintf(reason, len,
+			 "tenant %" PRIu32 " is over its rate limit; retry in %" PRIu64 " ms",
+			 h->tenant_id, (retry_ns + MB_NS_PER_MS - 1) / MB_NS_PER_MS);
+		return MB_STATUS_OVERLOADED;
+	}
+	timeout_ms = h->timeout_ms != 0 ? h->timeout_ms : m->default_timeout_ms;
+	req->deadline_ns = req->arrival_ns + (uint64_t)timeout_ms * MB_NS_PER_MS;
+	req->cost_units = cost;
+	if (mb_ring_enqueue_burst(m->queue, &p, 1) != 1) {
+		atomic_fetch_sub_explicit(&m->queued, 1, memory_order_acq_rel);
+		snprintf(reason, len, "the %s queue is full; retry later", h->model);
+		return MB_STATUS_OVERLOADED;
+	}
+	return MB_STATUS_OK;
+}
+
+static void
+cancelled(void *ctx, struct mb_request *req)
+{
+	struct mb_service *s = ctx;
+
+	(void)req;
+	atomic_fetch_add_explicit(&s->cancel_gen, 1, memory_order_release);
+	mb_doorbell_ring_slow(&s->batcher_bell);
+}
+
+static void
+sent(void *ctx, const struct mb_request *req)
+{
+	struct mb_service *s = ctx;
+	uint32_t i = req->model < s->n_models ? req->model : s->n_models;
+	unsigned int st = req->resp.status < MB_STATUS_COUNT ? req->resp.status : 0;
+
+	mb_metric_add(s->m_responses[i][st], 1);
+	if (i < s->n_models && req->done_ns >= req->arrival_ns)
+		mb_metric_observe(s->m_latency[i], (double)(req->done_ns - req->arrival_ns) / 1e9);
+}
+
+static void
+ingest_closed(void *ctx)
+{
+	struct mb_service *s = ctx;
+
+	atomic_store_explicit(&s->ingest_closed, true, memory_order_release);
+	mb_doorbell_ring_slow(&s->batcher_bell);
+}
+
+static bool
+ready(void *ctx, char *why, size_t len)
+{
+	struct mb_service *s = ctx;
+
+	if (mb_cancel_is_cancelled(s->drain)) {
+		snprintf(why, len, "draining: the service is shutting down");
+		return false;
+	}
+	if (!atomic_load(&s->ready)) {
+		snprintf(why, len, "starting");
+		return false;
+	}
+	return true;
+}
+
+/* Cancellation callbacks: wake every thread that may be asleep. */
+static void
+wake_all(void *arg)
+{
+	struct mb_service *s = arg;
+
+	mb_doorbell_ring_slow(&s->batcher_bell);
+	mb_ring_wake(s->results);
+	mb_ring_wake(s->cpu->run);
+}
+
+/* ---- assembly ---- */
+
+static uint32_t
+auto_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n >= 2 ? (uint32_t)(n / 2) : 1;
+}
+
+int
+service_create(const struct mb_config *cfg, struct mb_service **out, char *err, size_t err_len)
+{
+	struct mb_service *s;
+	struct mb_device_opts dopts = {0};
+	struct mb_ring_opts ro;
+	struct mb_ratelimit_opts rlo;
+	struct mb_batcher_opts bo;
+	struct mb_frontdoor_opts fo = {0};
+	uint32_t batch_cap = 1;
+	int rc;
+
+	*out = NULL;
+	rc = service_check_models(cfg, err, err_len);
+	if (rc < 0)
+		return rc;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->cfg = cfg;
+	atomic_init(&s->ingest_closed, false);
+	atomic_init(&s->cancel_gen, 0);
+	atomic_init(&s->ready, false);
+	if ((rc = mb_metrics_create(&s->metrics)) < 0 ||
+	    (rc = mb_doorbell_init(&s->batcher_bell)) < 0 ||
+	    (rc = mb_cancel_create(NULL, &s->drain)) < 0 ||
+	    (rc = mb_cancel_create(NULL, &s->abort)) < 0) {
+		snprintf(err, err_len, "out of resources: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = build_models(s, err, err_len);
+	if (rc < 0)
+		goto fail;
+	if (s->served[0] == '\0')
+		MB_LOG(WARNING, "no model is enabled: every request will be refused");
+	for (uint32_t i = 0; i < s->n_models; i++)
+		if (s->models[i].max_batch > batch_cap)
+			batch_cap = s->models[i].max_batch;
+
+	s->n_workers = cfg->cpu_workers ? cfg->cpu_workers : auto_workers();
+	dopts.index = 0;
+	dopts.name = "cpu0";
+	dopts.units = cfg->cpu_units;
+	dopts.batch_capacity = batch_cap;
+	dopts.n_batches = s->n_models * (MAX_PENDING_BATCHES + 1) + 2 * s->n_workers + 4;
+	dopts.numa_node = MB_NUMA_ANY;
+	rc = mb_device_create(&dopts, &s->cpu);
+	if (rc < 0) {
+		snprintf(err, err_len, "device cpu0: %s", strerror(-rc));
+		goto fail;
+	}
+	mb_ring_opts_init(&ro);
+	ro.name = "results";
+	ro.capacity = cfg->max_inflight + 64;
+	ro.prod_sync = MB_RING_SYNC_MT_HTS;
+	ro.cons_sync = MB_RING_SYNC_ST;
+	rc = mb_ring_create(&ro, &s->results);
+	if (rc < 0) {
+		snprintf(err, err_len, "results ring of %u: %s", ro.capacity, strerror(-rc));
+		goto fail;
+	}
+	mb_ratelimit_opts_init(&rlo);
+	rlo.max_keys = cfg->max_tenants;
+	rlo.default_rate = cfg->default_rate;
+	rlo.default_burst = cfg->default_burst;
+	rc = mb_ratelimit_create(&rlo, &s->limits);
+	for (unsigned int i = 0; rc == 0 && i < cfg->n_limits; i++)
+		rc = mb_ratelimit_set(s->limits, cfg->limits[i].tenant, cfg->limits[i].rate,
+				      cfg->limits[i].burst);
+	if (rc < 0) {
+		snprintf(err, err_len, "tenant rate limits: %s", strerror(-rc));
+		goto fail;
+	}
+	build_metrics(s);
+
+	mb_batcher_opts_init(&bo);
+	bo.models = s->model_ptrs;
+	bo.n_models = s->n_models;
+	bo.device = s->cpu;
+	bo.results = s->results;
+	bo.bell = &s->batcher_bell;
+	bo.idle = cfg->idle;
+	bo.drain = s->drain;
+	bo.abort = s->abort;
+	bo.ingest_closed = &s->ingest_closed;
+	bo.cancel_gen = &s->cancel_gen;
+	bo.max_pending = MAX_PENDING_BATCHES;
+	rc = mb_batcher_create(&bo, &s->batcher);
+	if (rc < 0) {
+		snprintf(err, err_len, "batcher: %s", strerror(-rc));
+		goto fail;
+	}
+	s->workers = calloc(s->n_workers, sizeof(*s->workers));
+	if (s->workers == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < s->n_workers; i++) {
+		struct mb_worker_opts wo = {
+			.device = s->cpu,
+			.models = s->model_ptrs,
+			.n_models = s->n_models,
+			.results = s->results,
+			.abort = s->abort,
+			.idle = cfg->idle,
+			.m_admission_wait = s->m_admission_wait,
+		};
+
+		s->workers[i].svc = s;
+		s->workers[i].index = i;
+		rc = mb_worker_create(&wo, &s->workers[i].w);
+		if (rc < 0) {
+			snprintf(err, err_len, "worker %u: %s", i, strerror(-rc));
+			goto fail;
+		}
+	}
+	mb_cancel_register(s->drain, &s->drain_cb, wake_all, s);
+	mb_cancel_register(s->abort, &s->abort_cb, wake_all, s);
+
+	s->zctx = zmq_ctx_new();
+	if (s->zctx == NULL) {
+		rc = -ENOMEM;
+		snprintf(err, err_len, "cannot create a ZeroMQ context");
+		goto fail;
+	}
+	zmq_ctx_set(s->zctx, ZMQ_IO_THREADS, (int)cfg->zmq_io_threads);
+	fo.zmq_ctx = s->zctx;
+	fo.ingest = cfg->ingest;
+	fo.publish = cfg->publish;
+	fo.router_sndhwm = cfg->router_sndhwm;
+	fo.router_rcvhwm = cfg->router_rcvhwm;
+	fo.pub_sndhwm = cfg->pub_sndhwm;
+	fo.max_inflight = cfg->max_inflight;
+	fo.max_inflight_bytes = cfg->max_inflight_bytes;
+	fo.max_payload = cfg->max_payload_bytes;
+	fo.linger_ms = 1000;
+	fo.abort_grace_ms = 1000;
+	fo.results = s->results;
+	fo.drain = s->drain;
+	fo.abort = s->abort;
+	fo.metrics = s->metrics;
+	fo.numa_node = MB_NUMA_ANY;
+	fo.ops = (struct mb_frontdoor_ops){
+		.ctx = s,
+		.submit = submit,
+		.cancelled = cancelled,
+		.sent = sent,
+		.ingest_closed = ingest_closed,
+	};
+	rc = mb_frontdoor_create(&fo, &s->fd, err, err_len);
+	if (rc < 0)
+		goto fail;
+	if (cfg->metrics[0] != '\0') {
+		struct mb_http_opts ho = {
+			.hostport = cfg->metrics, .metrics = s->metrics, .ready = ready, .ctx = s};
+
+		rc = mb_http_start(&ho, &s->http, err, err_len);
+		if (rc < 0)
+			goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	service_destroy(&s);
+	return rc < 0 ? rc : -EINVAL;
+}
+
+void
+service_destroy(struct mb_service **sp)
+{
+	struct mb_service *s;
+
+	if (sp == NULL || *sp == NULL)
+		return;
+	s = *sp;
+	mb_http_stop(&s->http);
+	mb_frontdoor_destroy(&s->fd);
+	if (s->zctx != NULL)
+		zmq_ctx_term(s->zctx);
+	if (s->drain != NULL)
+		mb_cancel_unregister(s->drain, &s->drain_cb);
+	if (s->abort != NULL)
+		mb_cancel_unregister(s->abort, &s->abort_cb);
+	for (uint32_t i = 0; s->workers != NULL && i < s->n_workers; i++)
+		mb_worker_destroy(&s->workers[i].w);
+	free(s->workers);
+	mb_batcher_destroy(&s->batcher);
+	for (uint32_t i = 0; i < s->n_models; i++) {
+		struct mb_model *m = &s->models[i];
+
+		if (m->loaded && m->desc->unload != NULL)
+			m->desc->unload(m->state);
+		mb_ring_destroy(&m->queue);
+	}
+	mb_ratelimit_destroy(&s->limits);
+	mb_ring_destroy(&s->results);
+	mb_device_destroy(&s->cpu);
+	mb_cancel_destroy(&s->drain);
+	mb_cancel_destroy(&s->abort);
+	mb_doorbell_fini(&s->batcher_bell);
+	mb_metrics_destroy(&s->metrics);
+	free(s);
+	*sp = NULL;
+}
+
+void *
+service_frontdoor_thread(void *arg)
+{
+	struct mb_service *s = arg;
+
+	mb_frontdoor_run(s->fd);
+	return NULL;
+}
+
+void *
+service_batcher_thread(void *arg)
+{
+	struct mb_service *s = arg;
+
+	mb_batcher_run(s->batcher);
+	return NULL;
+}
+
+void *
+service_worker_thread(void *arg)
+{
+	struct worker_slot *slot = arg;
+
+	mb_worker_run(slot->w);
+	return NULL;
+}
+
+uint32_t
+service_workers(const struct mb_service *s)
+{
+	return s->n_workers;
+}
+
+void *
+service_worker_arg(struct mb_service *s, uint32_t i)
+{
+	return &s->workers[i];
+}
+
+void
+service_set_ready(struct mb_service *s, bool r)
+{
+	atomic_store(&s->ready, r);
+	mb_metric_set(s->m_ready, r ? 1 : 0);
+}
+
+void
+service_drain(struct mb_service *s)
+{
+	mb_metric_set(s->m_draining, 1);
+	mb_metric_set(s->m_ready, 0);
+	mb_cancel_cancel(s->drain);
+}
+
+void
+service_abort(struct mb_service *s)
+{
+	mb_cancel_cancel(s->drain);
+	mb_cancel_cancel(s->abort);
+}
+
+uint32_t
+service_inflight(const struct mb_service *s)
+{
+	return mb_frontdoor_inflight(s->fd);
+}
+
+void
+service_describe(const struct mb_service *s, char *buf, size_t len)
+{
+	snprintf(buf, len,
+		 "ROUTER %s, PUB %s, metrics %s%s%s; models: %s; device %s: %u units, %u worker%s",
+		 mb_frontdoor_endpoint(s->fd, 0), mb_frontdoor_endpoint(s->fd, 1),
+		 s->http ? "http://" : "off", s->http ? s->cfg->metrics : "",
+		 s->http ? "/metrics" : "", s->served[0] ? s->served : "(none)", s->cpu->name,
+		 s->cfg->cpu_units, s->n_workers, s->n_workers == 1 ? "" : "s");
+}

@@ -1,0 +1,63 @@
+/**
+ * @file
+ * The service: every piece of the request path put together, and the front door's policy
+ * (routing, model checks, rate limits, queue limits, deadlines) in one place.
+ *
+ *   front door (ZeroMQ) --submit--> model queue --> batcher --> device run queue --> workers
+ *        ^                                                                            |
+ *        +------------------------------ results ring <------------------------------+
+ *
+ * service_create() builds everything on the main thread (EAL must be up) and binds the
+ * sockets; the daemon then starts one thread per role with the *_thread() bodies below,
+ * marks itself ready, and on a signal calls service_drain(), later perhaps
+ * service_abort(), and joins the threads (the front door last returns once every accepted
+ * request is answered).
+ */
+#ifndef MB_SERVICE_H
+#define MB_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mb_config.h"
+
+struct mb_service;
+
+/**
+ * Build the pipeline from @p cfg (borrowed for the service's life). Returns 0; or -errno with
+ * a message for the user in @p err (config names no such model, endpoint in use, ...).
+ */
+int service_create(const struct mb_config *cfg, struct mb_service **out, char *err, size_t err_len);
+
+/** Free everything; threads must have been joined. NULL accepted. */
+void service_destroy(struct mb_service **svc);
+
+/** Check that @p cfg's model entries name models of this build; message in @p err. */
+int service_check_models(const struct mb_config *cfg, char *err, size_t err_len);
+
+/** Thread bodies (void *arg = the service; return NULL). */
+void *service_frontdoor_thread(void *svc);
+void *service_batcher_thread(void *svc);
+void *service_worker_thread(void *worker_slot);
+
+/** Workers the service built, and the argument for worker @p i's thread. */
+uint32_t service_workers(const struct mb_service *svc);
+void *service_worker_arg(struct mb_service *svc, uint32_t i);
+
+/** Mark ready (after every thread started) or not. */
+void service_set_ready(struct mb_service *svc, bool ready);
+
+/** Begin the drain: refuse new work, flush, finish what is queued. Idempotent. */
+void service_drain(struct mb_service *svc);
+
+/** Stop hard: answer everything not yet running CANCELLED. Idempotent. */
+void service_abort(struct mb_service *svc);
+
+/** Requests accepted and not yet answered. */
+uint32_t service_inflight(const struct mb_service *svc);
+
+/** One line for the start-up log: endpoints, models, device. */
+void service_describe(const struct mb_service *svc, char *buf, size_t len);
+
+#endif /* MB_SERVICE_H */

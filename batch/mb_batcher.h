@@ -1,0 +1,85 @@
+/**
+ * @file
+ * The batcher: turns each model's queue of requests into batches and gets them admitted
+ * onto the device.
+ *
+ * One batcher thread serves every model (each model keeps its own queue, lanes and
+ * settings); all model queues share one doorbell so the thread sleeps when there is nothing
+ * to do. For each model:
+ *
+ * - requests arrive from the front door on the model's ring and wait in two lanes,
+ *   PRIORITY first, then normal, each in arrival order;
+ * - a batch goes out when max_batch items wait, or when the oldest has waited max_delay_us,
+ *   or at once while draining; it takes up to max_batch items (priority first) as long as
+ *   base_units + their costs fit the device;
+ * - a batch then asks the device's semaphore for its units (FIFO-fair, non-blocking ticket)
+ *   and goes to the run queue when granted; at most max_pending batches per model wait;
+ * - an item past its deadline is answered TIMEOUT and never run; an item the client
+ *   cancelled is answered CANCELLED; if it sits in a batch that waits for admission it
+ *   leaves the batch and the batch asks for fewer units.
+ *
+ * Shutdown, through the cancellation tree: when @c drain is cancelled the batcher flushes
+ * (every waiting item is batched at once) and returns once the front door has closed ingest
+ * and nothing is left; when @c abort is cancelled it answers everything it holds CANCELLED
+ * and returns as soon as ingest is closed. Either way it then marks the device's producer
+ * done and wakes the workers.
+ *
+ * Threads: mb_batcher_run() is a thread body (the daemon starts the thread); everything
+ * else is called by the thread that built the pipeline.
+ */
+#ifndef MB_BATCHER_H
+#define MB_BATCHER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mb_cancel.h"
+#include "mb_device.h"
+#include "mb_doorbell.h"
+#include "mb_idle.h"
+#include "mb_ring.h"
+
+struct mb_batcher_opts {
+	struct mb_model **models; /**< borrowed; each has its queue ring (consumer: us) */
+	uint32_t n_models;
+	struct mb_device *device;
+	struct mb_ring *results;  /**< answered requests -> egress */
+	struct mb_doorbell *bell; /**< the doorbell of every model queue; rung on news */
+	struct mb_idle_opts idle;
+	struct mb_cancel *drain;	  /**< cancelled: flush and finish */
+	struct mb_cancel *abort;	  /**< cancelled: answer all CANCELLED and finish */
+	const atomic_bool *ingest_closed; /**< the front door will queue nothing more */
+	const atomic_uint *cancel_gen;	  /**< bumped when the front door flags a cancel */
+	uint32_t max_pending;		  /**< batches per model awaiting admission, >= 1 */
+	uint64_t sweep_ns;		  /**< how often queues are swept for expired items */
+};
+
+struct mb_batcher_stats {
+	uint64_t batches;   /**< batches sent to the device */
+	uint64_t items;	    /**< items in them */
+	uint64_t timeouts;  /**< items answered TIMEOUT here */
+	uint64_t cancelled; /**< items answered CANCELLED here */
+};
+
+struct mb_batcher;
+
+/** Defaults for the tunables: max_pending 2, sweep every 5 ms, sleep idle policy. */
+void mb_batcher_opts_init(struct mb_batcher_opts *opts);
+
+/** Create a batcher. Returns 0, -EINVAL (missing pieces) or -ENOMEM. */
+int mb_batcher_create(const struct mb_batcher_opts *opts, struct mb_batcher **out);
+
+/** Free a batcher after its thread returned. NULL accepted. */
+void mb_batcher_destroy(struct mb_batcher **b);
+
+/** Thread body; returns 0 after the shutdown described above. */
+int mb_batcher_run(struct mb_batcher *b);
+
+/** Counters so far; any thread (relaxed reads). */
+void mb_batcher_stats(const struct mb_batcher *b, struct mb_batcher_stats *out);
+
+/** The doorbell callback for the cancellation tree and the semaphore: wake the batcher. */
+void mb_batcher_wake(void *bell);
+
+#endif /* MB_BATCHER_H */

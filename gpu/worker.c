@@ -1,0 +1,226 @@
+/*
+ * worker.c: a worker thread of a device: admitted batch in, answered requests out.
+ *
+ * Per batch: drop what must not run (cancelled by the client, past its deadline, or the
+ * service is aborting) and refund those items' units at once; run the rest; answer every
+ * item; push them to the egress; then release the units the batch still holds. Scratch
+ * per model (worker_init) and the model item array are set up once per thread, so a batch
+ * allocates nothing but the models' results.
+ */
+#include "mb_device.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mb_env.h"
+
+#define MB_LOG_MODULE "worker"
+#include "mb_log.h"
+
+struct mb_worker {
+	struct mb_worker_opts o;
+	struct mb_idle idle;
+	void **scratch;		     /* per model */
+	struct mb_model_item *items; /* batch_capacity */
+	_Atomic uint64_t batches;
+};
+
+static void *
+alloc_result(struct mb_model_batch *batch, size_t bytes)
+{
+	(void)batch;
+	return malloc(bytes);
+}
+
+int
+mb_worker_create(const struct mb_worker_opts *o, struct mb_worker **out)
+{
+	struct mb_worker *w;
+
+	*out = NULL;
+	if (o->device == NULL || o->results == NULL || o->models == NULL)
+		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return -ENOMEM;
+	w->o = *o;
+	w->scratch = calloc(o->n_models ? o->n_models : 1, sizeof(void *));
+	w->items = calloc(o->device->batch_capacity, sizeof(*w->items));
+	if (w->scratch == NULL || w->items == NULL || mb_idle_init(&w->idle, &o->idle) < 0) {
+		mb_worker_destroy(&w);
+		return w == NULL ? -ENOMEM : -EINVAL;
+	}
+	*out = w;
+	return 0;
+}
+
+void
+mb_worker_destroy(struct mb_worker **wp)
+{
+	if (wp == NULL || *wp == NULL)
+		return;
+	free((*wp)->scratch);
+	free((*wp)->items);
+	free(*wp);
+	*wp = NULL;
+}
+
+uint64_t
+mb_worker_batches(const struct mb_worker *w)
+{
+	return atomic_load_explicit(&((struct mb_worker *)w)->batches, memory_order_relaxed);
+}
+
+static uint32_t
+us_between(uint64_t from_ns, uint64_t to_ns)
+{
+	uint64_t us = to_ns > from_ns ? (to_ns - from_ns) / 1000 : 0;
+
+	return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+/* Answer the items that must not run; keep the rest in order. Returns how many remain. */
+static uint32_t
+weed(struct mb_worker *w, struct mb_batch *b, uint64_t now)
+{
+	struct mb_device *dev = w->o.device;
+	bool aborting = w->o.abort != NULL && mb_cancel_is_cancelled(w->o.abort);
+	uint64_t refund = 0;
+	uint32_t kept = 0;
+
+	for (uint32_t i = 0; i < b->n; i++) {
+		struct mb_request *r = b->items[i];
+
+		if (atomic_load_explicit(&r->cancel, memory_order_acquire))
+			mb_request_answer(r, MB_STATUS_CANCELLED, "cancelled by the client");
+		else if (now >= r->deadline_ns)
+			mb_request_answer(r, MB_STATUS_TIMEOUT,
+					  "deadline passed after %u us waiting; not run",
+					  us_between(r->arrival_ns, now));
+		else if (aborting)
+			mb_request_answer(r, MB_STATUS_CANCELLED,
+					  "the service is stopping; not run");
+		else {
+			b->items[kept++] = r;
+			continue;
+		}
+		refund += r->cost_units;
+		mb_results_push(w->o.results, r);
+	}
+	if (refund != 0) {
+		mb_sem_release(dev->units, refund);
+		b->units -= refund;
+	}
+	b->n = kept;
+	return kept;
+}
+
+static void
+run_batch(struct mb_worker *w, struct mb_batch *b)
+{
+	struct mb_model *m = b->model;
+	struct mb_device *dev = w->o.device;
+	struct mb_model_batch mb = {
+		.items = w->items,
+		.device = -1,
+		.worker = w->scratch[m->index],
+		.alloc_result = alloc_result,
+	};
+	uint64_t start, end;
+	int rc;
+
+	if (w->o.m_admission_wait != NULL && b->ticket.grant_ns >= b->ticket.enqueue_ns)
+		mb_metric_observe(w->o.m_admission_wait,
+				  (double)(b->ticket.grant_ns - b->ticket.enqueue_ns) / 1e9);
+	start = mb_env_now_ns();
+	if (weed(w, b, start) != 0) {
+		mb.n_items = b->n;
+		for (uint32_t i = 0; i < b->n; i++) {
+			struct mb_request *r = b->items[i];
+
+			memset(&w->items[i], 0, sizeof(w->items[i]));
+			w->items[i].hdr = &r->hdr;
+			w->items[i].payload = r->payload;
+			w->items[i].payload_len = r->payload_len;
+		}
+		rc = m->desc->run(m->state, &mb);
+		end = mb_env_now_ns();
+		if (m->m_batch_size != NULL)
+			mb_metric_observe(m->m_batch_size, (double)b->n);
+		for (uint32_t i = 0; i < b->n; i++) {
+			struct mb_request *r = b->items[i];
+			struct mb_model_item *it = &w->items[i];
+
+			if (rc != 0 || it->failed) {
+				mb_request_answer(r, MB_STATUS_MODEL_ERROR, "%s: %s", m->desc->name,
+						  rc != 0 ? "the batch failed on the device"
+							  : it->reason);
+				free(it->result);
+			} else {
+				mb_request_response_base(&r->hdr, &r->resp);
+				r->resp.status = MB_STATUS_OK;
+				r->resp.result_type = it->result_type;
+				r->resp.rows = it->rows;
+				r->resp.cols = it->cols;
+				r->resp.result_len = it->result_len;
+				r->result = it->result;
+				r->result_len = it->result_len;
+				r->done_ns = end;
+			}
+			r->start_ns = start;
+			r->resp.queue_us = us_between(r->arrival_ns, start);
+			r->resp.compute_us = us_between(start, end);
+			r->resp.batch_size = (uint16_t)b->n;
+			r->resp.device = (uint16_t)dev->index;
+			mb_results_push(w->o.results, r);
+		}
+		atomic_fetch_add_explicit(&w->batches, 1, memory_order_relaxed);
+	}
+	/* The results are with the egress: now the units go back. */
+	mb_sem_release(dev->units, b->units);
+	mb_device_batch_put(dev, b);
+}
+
+static bool
+done(struct mb_worker *w)
+{
+	return atomic_load_explicit(&w->o.device->producer_done, memory_order_acquire) &&
+	       mb_ring_count(w->o.device->run) == 0;
+}
+
+int
+mb_worker_run(struct mb_worker *w)
+{
+	int first_err = 0;
+
+	for (uint32_t i = 0; i < w->o.n_models; i++) {
+		struct mb_model *m = w->o.models[i];
+		int rc;
+
+		if (!m->enabled || m->desc->worker_init == NULL)
+			continue;
+		rc = m->desc->worker_init(m->state, -1, &w->scratch[i]);
+		if (rc < 0) {
+			MB_LOG(ERR, "model %s: worker set-up failed: %s", m->desc->name,
+			       strerror(-rc));
+			if (first_err == 0)
+				first_err = rc;
+		}
+	}
+	while (!done(w)) {
+		void *b;
+
+		if (mb_ring_dequeue_burst_wait(w->o.device->run, &b, 1, &w->idle,
+					       mb_env_deadline_in(100 * MB_NS_PER_MS)) == 1)
+			run_batch(w, b);
+	}
+	for (uint32_t i = 0; i < w->o.n_models; i++) {
+		struct mb_model *m = w->o.models[i];
+
+		if (w->scratch[i] != NULL && m->desc->worker_fini != NULL)
+			m->desc->worker_fini(m->state, w->scratch[i]);
+		w->scratch[i] = NULL;
+	}
+	return first_err;
+}

@@ -1,0 +1,119 @@
+/**
+ * @file
+ * The mediabatch client library: send requests to a mediabatchd over ZeroMQ, receive their
+ * responses, cancel them, and subscribe to published results. The CLI `mediabatch` is
+ * built on it; link with libmb_net (and libzmq).
+ *
+ *     struct mb_client *c;
+ *     struct mb_request_hdr h;
+ *     struct mb_client_response r;
+ *
+ *     mb_client_connect(&(struct mb_client_opts){.endpoint = "tcp://127.0.0.1:7400"}, &c,
+ *                       err, sizeof(err));
+ *     mb_client_audio_hdr(&h, "logmel", 42, 1, MB_MEDIA_PCM_S16LE, 16000, nbytes);
+ *     mb_client_send(c, &h, pcm, nbytes);
+ *     if (mb_client_recv(c, &r, 5000) == 0) { ... r.hdr.status, r.data ... }
+ *     mb_client_response_free(&r);
+ *     mb_client_close(&c);
+ *
+ * A client is one DEALER connection; responses may arrive in any order (match them by
+ * request_id). Request ids are the client's to choose, unique per tenant while in flight.
+ * A cancel must come from the same connection as the request, or from a new connection
+ * with the same client id (struct mb_client_opts.client_id).
+ *
+ * Threads: a client or subscriber is used by one thread at a time.
+ */
+#ifndef MEDIABATCH_CLIENT_H
+#define MEDIABATCH_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mediabatch/protocol.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct mb_client;
+struct mb_subscriber;
+
+struct mb_client_opts {
+	const char *endpoint;  /**< the service's ROUTER, e.g. "tcp://127.0.0.1:7400" */
+	const char *client_id; /**< ZeroMQ routing id (1..255 bytes), or NULL for a random one */
+	int sndhwm;	       /**< requests queued before sends block; 0 = ZeroMQ's 1000 */
+};
+
+/** A response: header plus payload (the result, or the reason text for non-OK). */
+struct mb_client_response {
+	struct mb_response_hdr hdr;
+	void *data; /**< owned; mb_client_response_free() */
+	size_t len;
+};
+
+/**
+ * Connect. Returns 0, or -errno with a message in @p err (bad endpoint). ZeroMQ connects
+ * in the background: a service that is not up yet is not an error here; sends queue.
+ */
+int mb_client_connect(const struct mb_client_opts *opts, struct mb_client **out, char *err,
+		      size_t err_len);
+
+/** Close (pending sends are dropped after 100 ms) and set *@p c to NULL. NULL accepted. */
+void mb_client_close(struct mb_client **c);
+
+/**
+ * Send a request: the header (its payload_len must equal @p len) and @p len bytes of
+ * payload (copied). Returns 0, -EINVAL for a header the service would refuse outright
+ * (wrong payload_len), -EAGAIN if the send queue is full, or -errno.
+ */
+int mb_client_send(struct mb_client *c, const struct mb_request_hdr *hdr, const void *payload,
+		   size_t len);
+
+/** Ask the service to cancel request @p request_id of @p tenant (no response of its own). */
+int mb_client_cancel(struct mb_client *c, uint32_t tenant, uint64_t request_id);
+
+/**
+ * Receive the next response, waiting up to @p timeout_ms (-1: forever). Returns 0, -ETIMEDOUT,
+ * or -EPROTO for a malformed response (counted by the caller, skipped).
+ */
+int mb_client_recv(struct mb_client *c, struct mb_client_response *out, int timeout_ms);
+
+/** Free a response's data. */
+void mb_client_response_free(struct mb_client_response *r);
+
+/** Fill @p h for mono audio: PCM_S16LE or PCM_F32LE at @p sample_rate, @p bytes long. */
+void mb_client_audio_hdr(struct mb_request_hdr *h, const char *model, uint32_t tenant,
+			 uint64_t request_id, enum mb_media media, uint32_t sample_rate,
+			 uint32_t bytes);
+
+/** Fill @p h for RGB24 video: @p frames of @p height x @p width. */
+void mb_client_video_hdr(struct mb_request_hdr *h, const char *model, uint32_t tenant,
+			 uint64_t request_id, uint16_t frames, uint16_t height, uint16_t width);
+
+/** Fill @p h for an F32 tensor of @p rows x @p cols. */
+void mb_client_tensor_hdr(struct mb_request_hdr *h, const char *model, uint32_t tenant,
+			  uint64_t request_id, uint16_t rows, uint16_t cols);
+
+/**
+ * Subscribe to published results on @p endpoint (the service's PUB, e.g.
+ * "tcp://127.0.0.1:7401") whose topic starts with @p prefix ("" for all, "42/" for tenant
+ * 42, "42/logmel" for one model of it). Returns 0 or -errno with a message.
+ */
+int mb_subscriber_connect(const char *endpoint, const char *prefix, struct mb_subscriber **out,
+			  char *err, size_t err_len);
+
+/**
+ * Next published response and its topic (@p topic, @p topic_len bytes, NUL-terminated),
+ * waiting up to @p timeout_ms. Returns 0, -ETIMEDOUT or -EPROTO.
+ */
+int mb_subscriber_recv(struct mb_subscriber *s, char *topic, size_t topic_len,
+		       struct mb_client_response *out, int timeout_ms);
+
+/** Close and set *@p s to NULL. NULL accepted. */
+void mb_subscriber_close(struct mb_subscriber **s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEDIABATCH_CLIENT_H */

@@ -1,0 +1,308 @@
+/*
+ * client.c: the client library (include/mediabatch/client.h) over ZeroMQ DEALER and SUB
+ * sockets, using the same protocol codec as the service. Each client or subscriber has its
+ * own ZeroMQ context, so a program can use several without coordinating.
+ */
+#include "mediabatch/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+struct mb_client {
+	void *ctx;
+	void *sock;
+};
+
+struct mb_subscriber {
+	void *ctx;
+	void *sock;
+};
+
+static int
+open_socket(int type, void **ctx, void **sock, char *err, size_t err_len)
+{
+	int linger = 100;
+
+	*ctx = zmq_ctx_new();
+	if (*ctx == NULL) {
+		snprintf(err, err_len, "cannot create a ZeroMQ context");
+		return -ENOMEM;
+	}
+	*sock = zmq_socket(*ctx, type);
+	if (*sock == NULL) {
+		int e = zmq_errno();
+
+		zmq_ctx_term(*ctx);
+		snprintf(err, err_len, "cannot create a ZeroMQ socket: %s", zmq_strerror(e));
+		return -e;
+	}
+	zmq_setsockopt(*sock, ZMQ_LINGER, &linger, sizeof(linger));
+	return 0;
+}
+
+static int
+connect_socket(void *ctx, void *sock, const char *endpoint, char *err, size_t err_len)
+{
+	if (endpoint == NULL || zmq_connect(sock, endpoint) != 0) {
+		int e = endpoint ? zmq_errno() : EINVAL;
+
+		snprintf(err, err_len, "cannot connect to '%s': %s", endpoint ? endpoint : "(none)",
+			 zmq_strerror(e));
+		zmq_close(sock);
+		zmq_ctx_term(ctx);
+		return -e;
+	}
+	return 0;
+}
+
+int
+mb_client_connect(const struct mb_client_opts *o, struct mb_client **out, char *err, size_t err_len)
+{
+	struct mb_client *c;
+	int rc;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	rc = open_socket(ZMQ_DEALER, &c->ctx, &c->sock, err, err_len);
+	if (rc < 0) {
+		free(c);
+		return rc;
+	}
+	if (o->client_id != NULL) {
+		size_t n = strlen(o->client_id);
+
+		if (n == 0 || n > 255 ||
+		    zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, o->client_id, n) != 0) {
+			snprintf(err, err_len, "client id '%s': 1..255 bytes", o->client_id);
+			zmq_close(c->sock);
+			zmq_ctx_term(c->ctx);
+			free(c);
+			return -EINVAL;
+		}
+	}
+	if (o->sndhwm > 0)
+		zmq_setsockopt(c->sock, ZMQ_SNDHWM, &o->sndhwm, sizeof(o->sndhwm));
+	rc = connect_socket(c->ctx, c->sock, o->endpoint, err, err_len);
+	if (rc < 0) {
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+mb_client_close(struct mb_client **c)
+{
+	if (c == NULL || *c == NULL)
+		return;
+	zmq_close((*c)->sock);
+	zmq_ctx_term((*c)->ctx);
+	free(*c);
+	*c = NULL;
+}
+
+int
+mb_client_send(struct mb_client *c, const struct mb_request_hdr *hdr, const void *payload,
+	       size_t len)
+{
+	uint8_t wire[MB_PROTO_HDR_LEN];
+
+	if (hdr->payload_len != len)
+		return -EINVAL;
+	mb_proto_encode_request(hdr, wire);
+	if (zmq_send(c->sock, wire, sizeof(wire), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		return -zmq_errno();
+	if (zmq_send(c->sock, payload, len, 0) < 0)
+		return -zmq_errno();
+	return 0;
+}
+
+int
+mb_client_cancel(struct mb_client *c, uint32_t tenant, uint64_t request_id)
+{
+	struct mb_request_hdr h = {
+		.version = MB_PROTO_VERSION,
+		.flags = MB_FLAG_CANCEL,
+		.request_id = request_id,
+		.tenant_id = tenant,
+	};
+
+	return mb_client_send(c, &h, "", 0);
+}
+
+/* Read one multipart message of up to @max frames into @frames; returns the count. */
+static int
+recv_frames(void *sock, zmq_msg_t *frames, int max, int timeout_ms)
+{
+	zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+	int n = 0, more = 1;
+
+	if (zmq_poll(&item, 1, timeout_ms) <= 0)
+		return -ETIMEDOUT;
+	while (more) {
+		zmq_msg_t m;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, sock, 0) < 0) {
+			zmq_msg_close(&m);
+			return -zmq_errno();
+		}
+		more = zmq_msg_more(&m);
+		if (n < max) {
+			zmq_msg_init(&frames[n]);
+			zmq_msg_move(&frames[n++], &m);
+		}
+		zmq_msg_close(&m);
+	}
+	return n;
+}
+
+static int
+parse_response(zmq_msg_t *hdr, zmq_msg_t *payload, struct mb_client_response *out)
+{
+	char reason[128];
+
+	memset(out, 0, sizeof(*out));
+	if (mb_proto_decode_response(zmq_msg_data(hdr), zmq_msg_size(hdr), &out->hdr, reason,
+				     sizeof(reason)) < 0)
+		return -EPROTO;
+	out->len = zmq_msg_size(payload);
+	out->data = malloc(out->len + 1); /* +1: a reason text is NUL-terminated for printing */
+	if (out->data == NULL)
+		return -ENOMEM;
+	memcpy(out->data, zmq_msg_data(payload), out->len);
+	((char *)out->data)[out->len] = '\0';
+	return 0;
+}
+
+int
+mb_client_recv(struct mb_client *c, struct mb_client_response *out, int timeout_ms)
+{
+	zmq_msg_t f[2];
+	int n = recv_frames(c->sock, f, 2, timeout_ms), rc;
+
+	if (n < 0)
+		return n;
+	rc = n == 2 ? parse_response(&f[0], &f[1], out) : -EPROTO;
+	for (int i = 0; i < n; i++)
+		zmq_msg_close(&f[i]);
+	return rc;
+}
+
+void
+mb_client_response_free(struct mb_client_response *r)
+{
+	free(r->data);
+	r->data = NULL;
+	r->len = 0;
+}
+
+static void
+base(struct mb_request_hdr *h, const char *model, uint32_t tenant, uint64_t id)
+{
+	memset(h, 0, sizeof(*h));
+	h->version = MB_PROTO_VERSION;
+	h->tenant_id = tenant;
+	h->request_id = id;
+	snprintf(h->model, sizeof(h->model), "%s", model);
+}
+
+void
+mb_client_audio_hdr(struct mb_request_hdr *h, const char *model, uint32_t tenant,
+		    uint64_t request_id, enum mb_media media, uint32_t sample_rate, uint32_t bytes)
+{
+	base(h, model, tenant, request_id);
+	h->media = (uint16_t)media;
+	h->channels = 1;
+	h->sample_rate = sample_rate;
+	h->payload_len = bytes;
+}
+
+void
+mb_client_video_hdr(struct mb_request_hdr *h, const char *model, uint32_t tenant,
+		    uint64_t request_id, uint16_t frames, uint16_t height, uint16_t width)
+{
+	base(h, model, tenant, request_id);
+	h->media = MB_MEDIA_RGB24;
+	h->channels = 3;
+	h->frames = frames;
+	h->height = height;
+	h->width = width;
+	h->payload_len = (uint32_t)frames * height * width * 3;
+}
+
+void
+mb_client_tensor_hdr(struct mb_request_hdr *h, const char *model, uint32_t tenant,
+		     uint64_t request_id, uint16_t rows, uint16_t cols)
+{
+	base(h, model, tenant, request_id);
+	h->media = MB_MEDIA_F32;
+	h->frames = rows;
+	h->height = cols;
+	h->payload_len = (uint32_t)rows * cols * 4;
+}
+
+int
+mb_subscriber_connect(const char *endpoint, const char *prefix, struct mb_subscriber **out,
+		      char *err, size_t err_len)
+{
+	struct mb_subscriber *s;
+	int rc;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	rc = open_socket(ZMQ_SUB, &s->ctx, &s->sock, err, err_len);
+	if (rc < 0) {
+		free(s);
+		return rc;
+	}
+	zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, prefix ? prefix : "", prefix ? strlen(prefix) : 0);
+	rc = connect_socket(s->ctx, s->sock, endpoint, err, err_len);
+	if (rc < 0) {
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+int
+mb_subscriber_recv(struct mb_subscriber *s, char *topic, size_t topic_len,
+		   struct mb_client_response *out, int timeout_ms)
+{
+	zmq_msg_t f[3];
+	int n = recv_frames(s->sock, f, 3, timeout_ms), rc = -EPROTO;
+
+	if (n < 0)
+		return n;
+	if (n == 3) {
+		size_t tl = zmq_msg_size(&f[0]) < topic_len ? zmq_msg_size(&f[0]) : topic_len - 1;
+
+		memcpy(topic, zmq_msg_data(&f[0]), tl);
+		topic[tl] = '\0';
+		rc = parse_response(&f[1], &f[2], out);
+	}
+	for (int i = 0; i < n; i++)
+		zmq_msg_close(&f[i]);
+	return rc;
+}
+
+void
+mb_subscriber_close(struct mb_subscriber **s)
+{
+	if (s == NULL || *s == NULL)
+		return;
+	zmq_close((*s)->sock);
+	zmq_ctx_term((*s)->ctx);
+	free(*s);
+	*s = NULL;
+}

@@ -1,0 +1,706 @@
+/*
+ * frontdoor.c: the ZeroMQ front door and egress thread (see mb_frontdoor.h).
+ *
+ * State owned by the thread: the two sockets, the request pool, the in-flight index (an
+ * rte_hash keyed by client, tenant and request id, single-threaded), the list of replies
+ * held because a requester's queue was full, and the payload bytes in flight. The loop:
+ * receive a burst of requests, send a burst of answers, retry held replies, watch the
+ * shutdown tokens, then wait in zmq_poll() on both sockets and the results doorbell.
+ */
+#include "mb_frontdoor.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
+#include <zmq.h>
+
+#include "mb_env.h"
+
+#define MB_LOG_MODULE "frontdoor"
+#include "mb_log.h"
+
+#define RECV_BURST 256
+#define SEND_BURST 64
+
+struct idx_key {
+	uint64_t client_hash;
+	uint64_t request_id;
+	uint32_t tenant;
+	uint32_t pad;
+};
+
+enum emit_result { EMIT_SENT, EMIT_HELD };
+
+struct mb_frontdoor {
+	struct mb_frontdoor_opts o;
+	char ingest[256], publish[256];
+	char bound[2][256];
+	void *router, *pub;
+	struct mb_request_pool *pool;
+	struct rte_hash *index;
+	uint64_t inflight_bytes;
+	atomic_uint inflight;
+	struct mb_request_list held;
+	uint32_t n_held;
+	bool ingest_closed;
+	uint64_t abort_seen_ns;
+	int64_t subscriptions;
+	_Atomic uint64_t received, accepted, refused, unaddressable, cancels, sent, client_gone,
+		held_total, pub_dropped, abort_dropped;
+	struct mb_metric *m_unaddressable, *m_pub_dropped, *m_client_gone, *m_abort_dropped,
+		*m_subscriptions;
+};
+
+static void
+bump(_Atomic uint64_t *c, struct mb_metric *m)
+{
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+	if (m != NULL)
+		mb_metric_add(m, 1);
+}
+
+static int64_t
+inflight_fn(void *arg)
+{
+	return mb_frontdoor_inflight(arg);
+}
+
+static int64_t
+subscriptions_fn(void *arg)
+{
+	return ((struct mb_frontdoor *)arg)->subscriptions;
+}
+
+/* ---- creation ---- */
+
+static int
+set_int(void *sock, int opt, int v)
+{
+	return zmq_setsockopt(sock, opt, &v, sizeof(v));
+}
+
+static int
+bind_socket(void *sock, const char *what, const char *endpoint, char *bound, char *err,
+	    size_t err_len)
+{
+	size_t len = 256;
+
+	if (zmq_bind(sock, endpoint) != 0) {
+		int e = zmq_errno();
+
+		snprintf(err, err_len, "%s endpoint %s: %s%s", what, endpoint, zmq_strerror(e),
+			 e == EADDRINUSE ? " (is another mediabatchd running? choose another port "
+					   "with --ingest/--publish)"
+					 : "");
+		return -e;
+	}
+	if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, bound, &len) != 0)
+		snprintf(bound, 256, "%s", endpoint);
+	return 0;
+}
+
+int
+mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out, char *err,
+		    size_t err_len)
+{
+	struct rte_hash_parameters hp = {0};
+	struct mb_frontdoor *fd;
+	int rc;
+
+	*out = NULL;
+	if (o->zmq_ctx == NULL || o->ingest == NULL || o->publish == NULL || o->results == NULL ||
+	    o->drain == NULL || o->abort == NULL || o->ops.submit == NULL || o->max_inflight == 0) {
+		snprintf(err, err_len, "front door: missing options");
+		return -EINVAL;
+	}
+	fd = calloc(1, sizeof(*fd));
+	if (fd == NULL)
+		goto oom;
+	fd->o = *o;
+	snprintf(fd->ingest, sizeof(fd->ingest), "%s", o->ingest);
+	snprintf(fd->publish, sizeof(fd->publish), "%s", o->publish);
+	fd->o.ingest = fd->ingest;
+	fd->o.publish = fd->publish;
+	TAILQ_INIT(&fd->held);
+	if (mb_request_pool_create(o->max_inflight, o->numa_node, &fd->pool) < 0)
+		goto oom;
+	hp.name = "mb_inflight";
+	hp.entries = o->max_inflight < 8 ? 8 : o->max_inflight;
+	hp.key_len = sizeof(struct idx_key);
+	hp.hash_func = rte_hash_crc;
+	hp.socket_id = o->numa_node < 0 ? SOCKET_ID_ANY : o->numa_node;
+	hp.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+	fd->index = rte_hash_create(&hp);
+	if (fd->index == NULL)
+		goto oom;
+
+	fd->router = zmq_socket(o->zmq_ctx, ZMQ_ROUTER);
+	fd->pub = zmq_socket(o->zmq_ctx, ZMQ_XPUB);
+	if (fd->router == NULL || fd->pub == NULL) {
+		rc = -zmq_errno();
+		snprintf(err, err_len, "cannot create ZeroMQ sockets: %s", zmq_strerror(-rc));
+		goto fail;
+	}
+	set_int(fd->router, ZMQ_ROUTER_MANDATORY, 1);
+	set_int(fd->router, ZMQ_SNDHWM, (int)o->router_sndhwm);
+	set_int(fd->router, ZMQ_RCVHWM, (int)o->router_rcvhwm);
+	set_int(fd->router, ZMQ_LINGER, (int)o->linger_ms);
+	set_int(fd->pub, ZMQ_SNDHWM, (int)o->pub_sndhwm);
+	set_int(fd->pub, ZMQ_XPUB_NODROP, 1);
+	set_int(fd->pub, ZMQ_LINGER, (int)o->linger_ms);
+	rc = bind_socket(fd->router, "ingest", fd->ingest, fd->bound[0], err, err_len);
+	if (rc == 0)
+		rc = bind_socket(fd->pub, "publish", fd->publish, fd->bound[1], err, err_len);
+	if (rc < 0)
+		goto fail;
+
+	if (o->metrics != NULL) {
+		char l[64];
+
+		fd->m_unaddressable = mb_metrics_counter(
+			o->metrics, "mediabatch_zmq_dropped_total",
+			"ZeroMQ messages dropped without an answer (no request id could be read).",
+			mb_metrics_labels(l, sizeof(l), "reason", "unaddressable", NULL));
+		fd->m_pub_dropped = mb_metrics_counter(
+			o->metrics, "mediabatch_pub_dropped_total",
+			"Publications that at least one subscriber missed because its queue was "
+			"full (pub_sndhwm).",
+			NULL);
+		fd->m_client_gone = mb_metrics_counter(
+			o->metrics, "mediabatch_reply_dropped_total",
+			"Replies that could not be delivered on the ROUTER.",
+			mb_metrics_labels(l, sizeof(l), "reason", "client_gone", NULL));
+		fd->m_abort_dropped = mb_metrics_counter(
+			o->metrics, "mediabatch_reply_dropped_total",
+			"Replies that could not be delivered on the ROUTER.",
+			mb_metrics_labels(l, sizeof(l), "reason", "unread_at_shutdown", NULL));
+		mb_metrics_gauge_fn(o->metrics, "mediabatch_inflight",
+				    "Requests accepted and not yet answered.", NULL, inflight_fn,
+				    fd);
+		fd->m_subscriptions = mb_metrics_gauge_fn(
+			o->metrics, "mediabatch_pub_subscriptions",
+			"Subscriptions on the PUB socket.", NULL, subscriptions_fn, fd);
+	}
+	*out = fd;
+	return 0;
+oom:
+	snprintf(err, err_len, "front door: out of memory (max_inflight %u)", o->max_inflight);
+	rc = -ENOMEM;
+fail:
+	mb_frontdoor_destroy(&fd);
+	return rc;
+}
+
+void
+mb_frontdoor_destroy(struct mb_frontdoor **fdp)
+{
+	struct mb_frontdoor *fd;
+	struct mb_request *r;
+
+	if (fdp == NULL || *fdp == NULL)
+		return;
+	fd = *fdp;
+	while ((r = TAILQ_FIRST(&fd->held)) != NULL) { /* only if the thread never ran */
+		TAILQ_REMOVE(&fd->held, r, link);
+		mb_request_put(fd->pool, r);
+	}
+	if (fd->router != NULL)
+		zmq_close(fd->router);
+	if (fd->pub != NULL)
+		zmq_close(fd->pub);
+	rte_hash_free(fd->index);
+	mb_request_pool_destroy(&fd->pool);
+	free(fd);
+	*fdp = NULL;
+}
+
+const char *
+mb_frontdoor_endpoint(const struct mb_frontdoor *fd, int which)
+{
+	return fd->bound[which ? 1 : 0];
+}
+
+uint32_t
+mb_frontdoor_inflight(const struct mb_frontdoor *fd)
+{
+	return atomic_load_explicit(&((struct mb_frontdoor *)fd)->inflight, memory_order_relaxed);
+}
+
+void
+mb_frontdoor_stats(const struct mb_frontdoor *fd, struct mb_frontdoor_stats *s)
+{
+	struct mb_frontdoor *f = (struct mb_frontdoor *)fd;
+
+	s->received = atomic_load(&f->received);
+	s->accepted = atomic_load(&f->accepted);
+	s->refused = atomic_load(&f->refused);
+	s->unaddressable = atomic_load(&f->unaddressable);
+	s->cancels = atomic_load(&f->cancels);
+	s->sent = atomic_load(&f->sent);
+	s->client_gone = atomic_load(&f->client_gone);
+	s->held = atomic_load(&f->held_total);
+	s->pub_dropped = atomic_load(&f->pub_dropped);
+	s->abort_dropped = atomic_load(&f->abort_dropped);
+}
+
+/* ---- sending ---- */
+
+static void
+free_result(void *data, void *hint)
+{
+	(void)hint;
+	free(data);
+}
+
+/* The result (or reason) frame of @req as a message; the result buffer moves into it. */
+static void
+payload_msg(struct mb_request *req, zmq_msg_t *m)
+{
+	if (req->resp.status == MB_STATUS_OK && req->result != NULL && req->result_len != 0) {
+		if (zmq_msg_init_data(m, req->result, req->result_len, free_result, NULL) == 0) {
+			req->result = NULL; /* ZeroMQ owns it now */
+			return;
+		}
+	}
+	if (req->resp.status != MB_STATUS_OK) {
+		size_t n = strlen(req->reason);
+
+		zmq_msg_init_size(m, n);
+		memcpy(zmq_msg_data(m), req->reason, n);
+		return;
+	}
+	zmq_msg_init(m);
+}
+
+static void
+publish(struct mb_frontdoor *fd, const uint8_t *hdr, zmq_msg_t *payload,
+	const struct mb_request *req)
+{
+	char topic[64];
+	int n = snprintf(topic, sizeof(topic), "%" PRIu32 "/%s", req->hdr.tenant_id,
+			 req->hdr.model);
+
+	if (zmq_send(fd->pub, topic, (size_t)n, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
+		if (zmq_errno() != EAGAIN) {
+			MB_LOG_ONCE(WARNING, "publish failed: %s", zmq_strerror(zmq_errno()));
+			zmq_msg_close(payload);
+			return;
+		}
+		/* A matching subscriber is full: send to the others (ZeroMQ's PUB rule), count. */
+		set_int(fd->pub, ZMQ_XPUB_NODROP, 0);
+		n = zmq_send(fd->pub, topic, (size_t)n, ZMQ_DONTWAIT | ZMQ_SNDMORE);
+		set_int(fd->pub, ZMQ_XPUB_NODROP, 1);
+		bump(&fd->pub_dropped, fd->m_pub_dropped);
+		if (n < 0) {
+			zmq_msg_close(payload);
+			return;
+		}
+	}
+	zmq_send(fd->pub, hdr, MB_PROTO_HDR_LEN, ZMQ_SNDMORE);
+	if (zmq_msg_send(payload, fd->pub, 0) < 0)
+		zmq_msg_close(payload);
+}
+
+/* Send @req's response to its client and publish it. EMIT_HELD: the client's queue is full
+ * and nothing was sent (retry later). */
+static enum emit_result
+emit(struct mb_frontdoor *fd, struct mb_request *req)
+{
+	uint8_t hdr[MB_PROTO_HDR_LEN];
+	zmq_msg_t to_client, to_pub;
+	bool routed = false;
+
+	if (req->transport == MB_TRANSPORT_ZMQ && req->client_len != 0) {
+		if (zmq_send(fd->router, req->client, req->client_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) <
+		    0) {
+			int e = zmq_errno();
+
+			if (e == EAGAIN)
+				return EMIT_HELD;
+			if (e != EHOSTUNREACH)
+				MB_LOG_ONCE(WARNING, "reply failed: %s", zmq_strerror(e));
+			bump(&fd->client_gone, fd->m_client_gone);
+		} else {
+			routed = true;
+		}
+	}
+	mb_proto_encode_response(&req->resp, hdr);
+	payload_msg(req, &to_client);
+	zmq_msg_init(&to_pub);
+	zmq_msg_copy(&to_pub, &to_client); /* shares the buffer */
+	if (routed) {
+		zmq_send(fd->router, hdr, sizeof(hdr), ZMQ_SNDMORE);
+		if (zmq_msg_send(&to_client, fd->router, 0) < 0)
+			zmq_msg_close(&to_client);
+	} else {
+		zmq_msg_close(&to_client);
+	}
+	publish(fd, hdr, &to_pub, req);
+	return EMIT_SENT;
+}
+
+static struct idx_key
+key_of(const struct mb_request *r)
+{
+	struct idx_key k = {
+		.client_hash = mb_request_client_hash(r->client, r->client_len),
+		.request_id = r->hdr.request_id,
+		.tenant = r->hdr.tenant_id,
+	};
+	return k;
+}
+
+/* The response left: unindex, account, recycle. */
+static void
+retire(struct mb_frontdoor *fd, struct mb_request *req)
+{
+	if (req->indexed) {
+		struct idx_key k = key_of(req);
+
+		rte_hash_del_key(fd->index, &k);
+	}
+	fd->inflight_bytes -= req->payload_len;
+	if (req->done_ns == 0)
+		req->done_ns = mb_env_now_ns();
+	if (fd->o.ops.sent != NULL)
+		fd->o.ops.sent(fd->o.ops.ctx, req);
+	bump(&fd->sent, NULL);
+	mb_request_put(fd->pool, req);
+	atomic_store_explicit(&fd->inflight, mb_request_pool_in_use(fd->pool),
+			      memory_order_relaxed);
+}
+
+static void
+finish(struct mb_frontdoor *fd, struct mb_request *req)
+{
+	if (emit(fd, req) == EMIT_HELD) {
+		TAILQ_INSERT_TAIL(&fd->held, req, link);
+		fd->n_held++;
+		bump(&fd->held_total, NULL);
+		return;
+	}
+	retire(fd, req);
+}
+
+static void
+retry_held(struct mb_frontdoor *fd, uint64_t now)
+{
+	struct mb_request *r, *next;
+	bool give_up = fd->abort_seen_ns != 0 &&
+		       now - fd->abort_seen_ns >= (uint64_t)fd->o.abort_grace_ms * MB_NS_PER_MS;
+
+	for (r = TAILQ_FIRST(&fd->held); r != NULL; r = next) {
+		next = TAILQ_NEXT(r, link);
+		if (emit(fd, r) == EMIT_HELD) {
+			if (!give_up)
+				continue;
+			bump(&fd->abort_dropped, fd->m_abort_dropped);
+			MB_LOG_ONCE(WARNING,
+				    "shutdown: dropping replies that requesters do not read");
+			r->client_len = 0; /* publish only */
+			emit(fd, r);
+		}
+		TAILQ_REMOVE(&fd->held, r, link);
+		fd->n_held--;
+		retire(fd, r);
+	}
+}
+
+/* An answer to a message that never became a request (no pool object): sent once, and if
+ * the requester's queue is full it is dropped, as the request was never accepted. */
+static void
+answer_now(struct mb_frontdoor *fd, const zmq_msg_t *client, const struct mb_proto_error *err,
+	   enum mb_status status, const char *reason)
+{
+	static struct mb_request tmp; /* front door thread only */
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.hdr.request_id = err->request_id;
+	tmp.hdr.tenant_id = err->tenant_id;
+	memcpy(tmp.hdr.model, err->model, sizeof(tmp.hdr.model));
+	tmp.transport = MB_TRANSPORT_ZMQ;
+	tmp.model = MB_REQUEST_NO_MODEL;
+	tmp.client_len = (uint8_t)zmq_msg_size((zmq_msg_t *)client);
+	memcpy(tmp.client, zmq_msg_data((zmq_msg_t *)client), tmp.client_len);
+	tmp.arrival_ns = mb_env_now_ns();
+	mb_request_answer(&tmp, status, "%s", reason);
+	bump(&fd->refused, NULL);
+	if (emit(fd, &tmp) == EMIT_HELD) {
+		tmp.client_len = 0;
+		emit(fd, &tmp);
+	}
+	if (fd->o.ops.sent != NULL)
+		fd->o.ops.sent(fd->o.ops.ctx, &tmp);
+}
+
+/* ---- receiving ---- */
+
+static void
+close_payload(struct mb_request *req)
+{
+	zmq_msg_close((zmq_msg_t *)req->payload_store);
+}
+
+static void
+handle_cancel(struct mb_frontdoor *fd, const zmq_msg_t *client, const struct mb_request_hdr *h)
+{
+	struct mb_request probe;
+	struct idx_key k;
+	void *found = NULL;
+
+	probe.client_len = (uint8_t)zmq_msg_size((zmq_msg_t *)client);
+	memcpy(probe.client, zmq_msg_data((zmq_msg_t *)client), probe.client_len);
+	probe.hdr.request_id = h->request_id;
+	probe.hdr.tenant_id = h->tenant_id;
+	k = key_of(&probe);
+	if (rte_hash_lookup_data(fd->index, &k, &found) < 0 || found == NULL)
+		return; /* unknown or finished: ignored */
+	{
+		struct mb_request *r = found;
+
+		if (r->client_len != probe.client_len ||
+		    memcmp(r->client, probe.client, probe.client_len) != 0)
+			return;
+		atomic_store_explicit(&r->cancel, true, memory_order_release);
+		bump(&fd->cancels, NULL);
+		if (fd->o.ops.cancelled != NULL)
+			fd->o.ops.cancelled(fd->o.ops.ctx, r);
+	}
+}
+
+static void
+handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
+{
+	struct mb_request_hdr h;
+	struct mb_proto_error err;
+	struct mb_request *req;
+	char reason[MB_PROTO_REASON_MAX];
+	size_t payload_size;
+	enum mb_status st;
+	int frames = n - 1 + extra;
+
+	bump(&fd->received, NULL);
+	if (n < 2) { /* identity only: nothing to read an id from */
+		bump(&fd->unaddressable, fd->m_unaddressable);
+		return;
+	}
+	if (zmq_msg_size(&parts[0]) > MB_CLIENT_ID_MAX) {
+		bump(&fd->unaddressable, fd->m_unaddressable);
+		return;
+	}
+	if (mb_proto_decode_request(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]),
+				    MB_TRANSPORT_ZMQ, fd->o.max_payload, &h, &err) < 0) {
+		if (!err.has_id) {
+			bump(&fd->unaddressable, fd->m_unaddressable);
+			return;
+		}
+		answer_now(fd, &parts[0], &err, err.status, err.reason);
+		return;
+	}
+	if (frames != 2) {
+		snprintf(reason, sizeof(reason),
+			 "message: %d frame%s; a request is 2 frames (the 64-byte header, then the "
+			 "payload, empty for a cancel)",
+			 frames, frames == 1 ? "" : "s");
+		answer_now(fd, &parts[0], &err, MB_STATUS_BAD_REQUEST, reason);
+		return;
+	}
+	payload_size = zmq_msg_size(&parts[2]);
+	if (payload_size != h.payload_len) {
+		snprintf(reason, sizeof(reason),
+			 "payload: the second frame has %zu bytes, but payload_len says %" PRIu32,
+			 payload_size, h.payload_len);
+		answer_now(fd, &parts[0], &err, MB_STATUS_BAD_REQUEST, reason);
+		return;
+	}
+	if (h.flags & MB_FLAG_CANCEL) {
+		handle_cancel(fd, &parts[0], &h);
+		return;
+	}
+	if (fd->ingest_closed) {
+		answer_now(fd, &parts[0], &err, MB_STATUS_UNAVAILABLE,
+			   "the service is shutting down; it accepts no new work");
+		return;
+	}
+	if (fd->inflight_bytes + h.payload_len > fd->o.max_inflight_bytes) {
+		snprintf(reason, sizeof(reason),
+			 "%" PRIu64 " payload bytes are in flight, the limit is %" PRIu64
+			 " (max_inflight_bytes); retry later",
+			 fd->inflight_bytes, fd->o.max_inflight_bytes);
+		answer_now(fd, &parts[0], &err, MB_STATUS_OVERLOADED, reason);
+		return;
+	}
+	req = mb_request_get(fd->pool);
+	if (req == NULL) {
+		snprintf(reason, sizeof(reason),
+			 "%u requests are in flight, the limit (max_inflight); retry later",
+			 fd->o.max_inflight);
+		answer_now(fd, &parts[0], &err, MB_STATUS_OVERLOADED, reason);
+		return;
+	}
+	atomic_store_explicit(&fd->inflight, mb_request_pool_in_use(fd->pool),
+			      memory_order_relaxed);
+	req->hdr = h;
+	req->transport = MB_TRANSPORT_ZMQ;
+	req->client_len = (uint8_t)zmq_msg_size(&parts[0]);
+	memcpy(req->client, zmq_msg_data(&parts[0]), req->client_len);
+	zmq_msg_init((zmq_msg_t *)req->payload_store);
+	zmq_msg_move((zmq_msg_t *)req->payload_store, &parts[2]);
+	req->payload = zmq_msg_data((zmq_msg_t *)req->payload_store);
+	req->payload_len = h.payload_len;
+	req->payload_free = close_payload;
+	req->arrival_ns = mb_env_now_ns();
+	fd->inflight_bytes += req->payload_len;
+
+	{
+		struct idx_key k = key_of(req);
+		void *other = NULL;
+
+		if (rte_hash_lookup_data(fd->index, &k, &other) >= 0) {
+			mb_request_answer(req, MB_STATUS_BAD_REQUEST,
+					  "request_id: %" PRIu64 " is already in flight for this "
+					  "client and tenant %" PRIu32,
+					  h.request_id, h.tenant_id);
+			bump(&fd->refused, NULL);
+			finish(fd, req);
+			return;
+		}
+		req->indexed = rte_hash_add_key_data(fd->index, &k, req) == 0;
+	}
+	reason[0] = '\0';
+	st = fd->o.ops.submit(fd->o.ops.ctx, req, reason, sizeof(reason));
+	if (st == MB_STATUS_OK) {
+		bump(&fd->accepted, NULL);
+		return;
+	}
+	mb_request_answer(req, st, "%s", reason);
+	bump(&fd->refused, NULL);
+	finish(fd, req);
+}
+
+static void
+receive(struct mb_frontdoor *fd)
+{
+	for (int budget = RECV_BURST; budget > 0; budget--) {
+		zmq_msg_t parts[3];
+		int n = 0, extra = 0, more;
+
+		zmq_msg_init(&parts[0]);
+		if (zmq_msg_recv(&parts[0], fd->router, ZMQ_DONTWAIT) < 0) {
+			int e = zmq_errno();
+
+			zmq_msg_close(&parts[0]);
+			if (e != EAGAIN && e != EINTR)
+				MB_LOG_ONCE(WARNING, "receive failed: %s", zmq_strerror(e));
+			return;
+		}
+		n = 1;
+		more = zmq_msg_more(&parts[0]);
+		while (more) { /* the rest of a multipart message is already here */
+			zmq_msg_t part;
+
+			zmq_msg_init(&part);
+			if (zmq_msg_recv(&part, fd->router, 0) < 0) {
+				zmq_msg_close(&part);
+				break;
+			}
+			more = zmq_msg_more(&part);
+			if (n < 3) {
+				zmq_msg_init(&parts[n]);
+				zmq_msg_move(&parts[n++], &part);
+			} else {
+				extra++;
+			}
+			zmq_msg_close(&part);
+		}
+		handle(fd, parts, n, extra);
+		for (int i = 0; i < n; i++)
+			zmq_msg_close(&parts[i]);
+	}
+}
+
+static void
+read_subscriptions(struct mb_frontdoor *fd)
+{
+	for (;;) {
+		zmq_msg_t m;
+		const uint8_t *d;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, fd->pub, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			return;
+		}
+		d = zmq_msg_data(&m);
+		if (zmq_msg_size(&m) >= 1)
+			fd->subscriptions += d[0] == 1 ? 1 : d[0] == 0 ? -1 : 0;
+		zmq_msg_close(&m);
+	}
+}
+
+static void
+send_results(struct mb_frontdoor *fd)
+{
+	void *objs[SEND_BURST];
+	unsigned int n;
+
+	while ((n = mb_ring_dequeue_burst(fd->o.results, objs, SEND_BURST)) != 0)
+		for (unsigned int i = 0; i < n; i++)
+			finish(fd, objs[i]);
+}
+
+int
+mb_frontdoor_run(struct mb_frontdoor *fd)
+{
+	struct mb_doorbell *bell = mb_ring_doorbell(fd->o.results);
+
+	for (;;) {
+		zmq_pollitem_t items[3] = {
+			{.socket = fd->router, .events = ZMQ_POLLIN},
+			{.socket = fd->pub, .events = ZMQ_POLLIN},
+			{.fd = mb_doorbell_fd(bell), .events = ZMQ_POLLIN},
+		};
+		uint64_t now = mb_env_now_ns();
+		long timeout_ms;
+		bool prepared = false;
+
+		receive(fd);
+		read_subscriptions(fd);
+		send_results(fd);
+		retry_held(fd, now);
+
+		if (!fd->ingest_closed && mb_cancel_is_cancelled(fd->o.drain)) {
+			fd->ingest_closed = true;
+			MB_LOG(NOTICE,
+			       "draining: new requests are answered UNAVAILABLE; %u in flight",
+			       mb_request_pool_in_use(fd->pool));
+			if (fd->o.ops.ingest_closed != NULL)
+				fd->o.ops.ingest_closed(fd->o.ops.ctx);
+		}
+		if (fd->abort_seen_ns == 0 && mb_cancel_is_cancelled(fd->o.abort))
+			fd->abort_seen_ns = now;
+		if (fd->ingest_closed && mb_request_pool_in_use(fd->pool) == 0)
+			break;
+
+		timeout_ms = fd->n_held ? 1 : fd->ingest_closed ? 10 : 100;
+		if (mb_ring_count(fd->o.results) != 0) {
+			timeout_ms = 0;
+		} else {
+			mb_doorbell_prepare(bell);
+			prepared = true;
+			if (mb_ring_count(fd->o.results) != 0)
+				timeout_ms = 0;
+		}
+		if (zmq_poll(items, 3, timeout_ms) < 0 && zmq_errno() != EINTR)
+			MB_LOG_ONCE(WARNING, "zmq_poll: %s", zmq_strerror(zmq_errno()));
+		if (prepared)
+			mb_doorbell_drain(bell);
+	}
+	MB_LOG(INFO, "front door done: %" PRIu64 " responses sent", atomic_load(&fd->sent));
+	return 0;
+}

@@ -1,0 +1,121 @@
+/**
+ * @file
+ * The ZeroMQ front door and egress: one thread that owns the ROUTER socket (requests in,
+ * replies out) and the PUB socket (every terminal response, topic "<tenant>/<model>").
+ *
+ * One thread, because a ZeroMQ socket belongs to one thread and the ROUTER carries both the
+ * requests and their replies; its loop polls the two sockets and the results ring's doorbell.
+ *
+ * In: each ROUTER message is checked against docs/protocol.md (shape, header, payload
+ * length). A message too broken to answer (no request id) is counted and dropped; any other
+ * fault is answered BAD_REQUEST or TOO_LARGE at once. A valid request gets a request object
+ * (from a fixed pool: max_inflight; beyond it, or beyond max_inflight_bytes of payload,
+ * OVERLOADED) holding the ZeroMQ payload without a copy, enters the in-flight index (a
+ * second request with the same id from the same client and tenant is refused), and is
+ * handed to ops.submit(), which queues it or refuses it with a status. A CANCEL message
+ * flags the matching in-flight request (same client, tenant, id) and calls ops.cancelled();
+ * an unknown one is ignored. Either way a cancel gets no response of its own.
+ *
+ * Out: answered requests come back on the results ring. Each is sent to its client on the
+ * ROUTER (ZMQ_ROUTER_MANDATORY: a requester whose send queue is full makes the send fail
+ * with EAGAIN; the reply is kept and retried, never dropped; a requester that disconnected
+ * is counted in mediabatch_reply_dropped_total{reason="client_gone"}), then published. The
+ * PUB side follows ZeroMQ's rules: a subscriber whose queue (pub_sndhwm) is full misses the
+ * message while the others get it; such misses are counted in
+ * mediabatch_pub_dropped_total. Results go out without a copy (one refcounted buffer for
+ * both sockets).
+ *
+ * Shutdown: once @c drain is cancelled, new requests are answered UNAVAILABLE, ingest is
+ * closed (ops.ingest_closed()), and the thread keeps sending until every accepted request
+ * has been answered and sent, then returns. Once @c abort is cancelled, replies that a
+ * requester does not read within abort_grace_ms are dropped (and counted) rather than hold
+ * the shutdown.
+ *
+ * Threads: create and destroy on the main thread; mb_frontdoor_run() is the thread body.
+ */
+#ifndef MB_FRONTDOOR_H
+#define MB_FRONTDOOR_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mediabatch/protocol.h"
+
+#include "mb_cancel.h"
+#include "mb_idle.h"
+#include "mb_metrics.h"
+#include "mb_request.h"
+#include "mb_ring.h"
+
+struct mb_frontdoor_ops {
+	void *ctx;
+	/**
+	 * Queue @p req (return MB_STATUS_OK: the pipeline owns it and will return it answered
+	 * through the results ring) or refuse it (return a status and write a reason).
+	 */
+	enum mb_status (*submit)(void *ctx, struct mb_request *req, char *reason, size_t len);
+	/** The client cancelled @p req, which is somewhere in the pipeline: wake its owner. */
+	void (*cancelled)(void *ctx, struct mb_request *req);
+	/** A terminal response left (sent, or its client was gone). Metrics. */
+	void (*sent)(void *ctx, const struct mb_request *req);
+	/** The front door will submit nothing more (drain began). */
+	void (*ingest_closed)(void *ctx);
+};
+
+struct mb_frontdoor_opts {
+	void *zmq_ctx;	     /**< borrowed ZeroMQ context */
+	const char *ingest;  /**< ROUTER endpoint; copied */
+	const char *publish; /**< PUB endpoint; copied */
+	uint32_t router_sndhwm, router_rcvhwm, pub_sndhwm;
+	uint32_t max_inflight;
+	uint64_t max_inflight_bytes;
+	uint32_t max_payload;
+	uint32_t linger_ms;	 /**< how long close waits to flush (ZMQ_LINGER) */
+	uint32_t abort_grace_ms; /**< after abort, how long unread replies are kept */
+	struct mb_ring *results; /**< answered requests; we consume; its doorbell wakes us */
+	struct mb_cancel *drain;
+	struct mb_cancel *abort;
+	struct mb_metrics *metrics; /**< may be NULL */
+	struct mb_frontdoor_ops ops;
+	int numa_node;
+};
+
+struct mb_frontdoor;
+
+/**
+ * Create the front door: sockets created and bound, pool and index allocated. Needs EAL.
+ * Returns 0; or -errno with the reason in @p err: an endpoint ZeroMQ cannot bind (in use,
+ * bad address: the message names the endpoint), -ENOMEM.
+ */
+int mb_frontdoor_create(const struct mb_frontdoor_opts *opts, struct mb_frontdoor **out, char *err,
+			size_t err_len);
+
+/** Close the sockets and free everything; call after the thread returned. NULL accepted. */
+void mb_frontdoor_destroy(struct mb_frontdoor **fd);
+
+/** Thread body (see the file comment). Returns 0. */
+int mb_frontdoor_run(struct mb_frontdoor *fd);
+
+/** The endpoint actually bound (resolves "tcp://127.0.0.1:*"); 0 ROUTER, 1 PUB. */
+const char *mb_frontdoor_endpoint(const struct mb_frontdoor *fd, int which);
+
+/** Requests accepted and not yet sent. Any thread. */
+uint32_t mb_frontdoor_inflight(const struct mb_frontdoor *fd);
+
+/** Counters, any thread. */
+struct mb_frontdoor_stats {
+	uint64_t received;	/**< ROUTER messages */
+	uint64_t accepted;	/**< handed to submit() and queued */
+	uint64_t refused;	/**< answered at once (any status) */
+	uint64_t unaddressable; /**< dropped: no request id */
+	uint64_t cancels;	/**< cancel messages that matched a request */
+	uint64_t sent;		/**< terminal responses that left */
+	uint64_t client_gone;	/**< replies whose requester had disconnected */
+	uint64_t held;		/**< replies that met a full requester queue (retried) */
+	uint64_t pub_dropped;	/**< publications a full subscriber missed */
+	uint64_t abort_dropped; /**< replies dropped at abort after the grace period */
+};
+void mb_frontdoor_stats(const struct mb_frontdoor *fd, struct mb_frontdoor_stats *out);
+
+#endif /* MB_FRONTDOOR_H */
