@@ -214,6 +214,15 @@ units_in_use(void *arg)
 }
 
 static int64_t
+units_peak(void *arg)
+{
+	struct mb_sem_stats st;
+
+	mb_sem_stats(arg, &st);
+	return (int64_t)st.peak_in_use;
+}
+
+static int64_t
 units_capacity(void *arg)
 {
 	struct mb_sem_stats st;
@@ -280,6 +289,9 @@ build_metrics(struct mb_service *s)
 			    s->cpu->units);
 	mb_metrics_gauge_fn(r, "mediabatch_vram_units_capacity", "Device units in all.", l,
 			    units_capacity, s->cpu->units);
+	mb_metrics_gauge_fn(r, "mediabatch_vram_units_peak",
+			    "Most device units ever held at once (never above the capacity).", l,
+			    units_peak, s->cpu->units);
 	s->m_admission_wait =
 		mb_metrics_histogram(r, "mediabatch_admission_wait_seconds",
 				     "Time a formed batch waited for its device units.", l,

@@ -1,0 +1,432 @@
+/*
+ * lifecycle_test.c (e2e): deadlines, cancels, VRAM admission under mixed load, the drain on
+ * SIGTERM with work in flight, the hard stop (second signal, drain timeout), and start-up
+ * errors (bad config, endpoint in use).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mb_e2e.h"
+#include "mb_test.h"
+
+static int
+recv_status(struct mb_client *c, uint64_t *id, char *reason, size_t len, int ms)
+{
+	struct mb_client_response r;
+	int st;
+
+	if (mb_client_recv(c, &r, ms) != 0)
+		return -1;
+	st = r.hdr.status;
+	if (id != NULL)
+		*id = r.hdr.request_id;
+	if (reason != NULL)
+		snprintf(reason, len, "%s", r.hdr.status == MB_STATUS_OK ? "" : (char *)r.data);
+	mb_client_response_free(&r);
+	return st;
+}
+
+static int
+send_tone(struct mb_client *c, uint64_t id, double seconds, uint32_t timeout_ms)
+{
+	struct mb_request_hdr h;
+	uint32_t bytes;
+	uint8_t *pcm = mb_e2e_tone(seconds, &bytes);
+	int rc;
+
+	mb_client_audio_hdr(&h, "logmel", 3, id, MB_MEDIA_PCM_S16LE, 16000, bytes);
+	h.timeout_ms = timeout_ms;
+	rc = mb_client_send(c, &h, pcm, bytes);
+	free(pcm);
+	return rc;
+}
+
+static void
+test_deadline_and_cancel(void)
+{
+	struct mb_daemon d;
+	struct mb_client *c;
+	char reason[256];
+	uint64_t id;
+	int by[MB_STATUS_COUNT] = {0}, cancelled_ids = 0;
+
+	CU_ASSERT_EQUAL_FATAL(
+		mb_daemon_start(&d, "models:\n  - name: logmel\n    max_delay_us: 400000\n", NULL),
+		0);
+	c = mb_e2e_client(&d, NULL);
+	/* A 20 ms deadline on a model that waits 400 ms to fill a batch: TIMEOUT, not run. */
+	CU_ASSERT_EQUAL(send_tone(c, 1, 0.5, 20), 0);
+	CU_ASSERT_EQUAL(recv_status(c, &id, reason, sizeof(reason), 10000), MB_STATUS_TIMEOUT);
+	CU_ASSERT_EQUAL(id, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "deadline passed"));
+	/* Ten queued, five cancelled: those five CANCELLED, the rest OK. */
+	for (uint64_t i = 10; i < 20; i++)
+		CU_ASSERT_EQUAL(send_tone(c, i, 0.5, 0), 0);
+	for (uint64_t i = 10; i < 15; i++)
+		CU_ASSERT_EQUAL(mb_client_cancel(c, 3, i), 0);
+	for (int i = 0; i < 10; i++) {
+		int st = recv_status(c, &id, reason, sizeof(reason), 10000);
+
+		CU_ASSERT_FATAL(st >= 0);
+		by[st]++;
+		if (st == MB_STATUS_CANCELLED && id >= 10 && id < 15)
+			cancelled_ids++;
+	}
+	CU_ASSERT_EQUAL(by[MB_STATUS_CANCELLED], 5);
+	CU_ASSERT_EQUAL(cancelled_ids, 5);
+	CU_ASSERT_EQUAL(by[MB_STATUS_OK], 5);
+	mb_client_close(&c);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+static void
+test_cli_cancel_after(void)
+{
+	struct mb_daemon d;
+	char out[4096];
+	const char *args[] = {"send", "--endpoint",	   NULL, "--tone",
+			      "440",  "--count",	   "3",	 "--concurrency",
+			      "3",    "--cancel-after-ms", "5",	 NULL};
+
+	CU_ASSERT_EQUAL_FATAL(
+		mb_daemon_start(&d, "models:\n  - name: logmel\n    max_delay_us: 500000\n", NULL),
+		0);
+	args[2] = d.ingest;
+	CU_ASSERT_EQUAL(mb_e2e_cli(args, out, sizeof(out)), 1); /* not all OK */
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "CANCELLED=3"));
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+/* ---- admission ---- */
+
+struct stream {
+	const struct mb_daemon *d;
+	atomic_int *stop;
+	int ok, other, answered_after_big;
+	atomic_int *big_sent;
+};
+
+static void *
+small_stream(void *arg)
+{
+	struct stream *s = arg;
+	struct mb_client *c = mb_e2e_client(s->d, NULL);
+	uint64_t next = 0;
+	int outstanding = 0;
+	double deadline = mb_e2e_now() + 60;
+
+	while (!atomic_load(s->stop) && mb_e2e_now() < deadline && next < 5000) {
+		int st;
+
+		while (outstanding < 3) {
+			send_tone(c, next++, 1.0, 0);
+			outstanding++;
+		}
+		st = recv_status(c, NULL, NULL, 0, 1000);
+		if (st < 0)
+			continue;
+		outstanding--;
+		if (st == MB_STATUS_OK)
+			s->ok++;
+		else
+			s->other++;
+		if (atomic_load(s->big_sent))
+			s->answered_after_big++;
+	}
+	while (outstanding > 0 && recv_status(c, NULL, NULL, 0, 10000) >= 0)
+		outstanding--;
+	mb_client_close(&c);
+	return NULL;
+}
+
+static void
+test_admission_capacity_and_fairness(void)
+{
+	struct mb_daemon d;
+	struct stream s[3];
+	pthread_t t[3];
+	atomic_int stop = 0, big_sent = 0;
+	struct mb_client *c;
+	double t_big, waited;
+	double peak;
+	int st, over_capacity = 0;
+
+	/* 1 s clips cost 1 + 1 units a batch; a 30 s clip 1 + 15 = 16: the whole device. */
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d,
+					      "models:\n  - name: logmel\n    max_delay_us: 1000\n"
+					      "    item_units_per_second: 0.5\n",
+					      NULL),
+			      0);
+	for (int i = 0; i < 3; i++) {
+		s[i] = (struct stream){.d = &d, .stop = &stop, .big_sent = &big_sent};
+		pthread_create(&t[i], NULL, small_stream, &s[i]);
+	}
+	usleep(300000); /* the small stream is flowing */
+	c = mb_e2e_client(&d, NULL);
+	t_big = mb_e2e_now();
+	atomic_store(&big_sent, 1);
+	CU_ASSERT_EQUAL(send_tone(c, 424242, 30.0, 60000), 0);
+	for (int i = 0; i < 10; i++) { /* sample while the stream and the big one compete */
+		double in_use =
+			mb_daemon_metric(&d, "mediabatch_vram_units_in_use{device=\"cpu0\"}");
+
+		if (in_use < 0 || in_use > 16)
+			over_capacity++;
+		usleep(20000);
+	}
+	st = recv_status(c, NULL, NULL, 0, 60000);
+	waited = mb_e2e_now() - t_big;
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	peak = mb_daemon_metric(&d, "mediabatch_vram_units_peak{device=\"cpu0\"}");
+	printf("\n    the 16-unit request waited %.3f s while %d+%d+%d small ones ran; peak %g/16 "
+	       "units",
+	       waited, s[0].ok, s[1].ok, s[2].ok, peak);
+	CU_ASSERT_EQUAL(st, MB_STATUS_OK); /* not starved */
+	CU_ASSERT(s[0].answered_after_big + s[1].answered_after_big + s[2].answered_after_big > 0);
+	CU_ASSERT_EQUAL(s[0].other + s[1].other + s[2].other, 0);
+	CU_ASSERT_EQUAL(over_capacity, 0);
+	CU_ASSERT_EQUAL(peak, 16); /* the big one held the whole device, never more */
+	mb_client_close(&c);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+static void
+test_too_large_for_device(void)
+{
+	struct mb_daemon d;
+	struct mb_client *c;
+	char reason[256];
+
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d,
+					      "models:\n  - name: logmel\n"
+					      "    item_units_per_second: 1.0\n",
+					      NULL),
+			      0);
+	c = mb_e2e_client(&d, NULL);
+	CU_ASSERT_EQUAL(send_tone(c, 1, 30.0, 0), 0);
+	CU_ASSERT_EQUAL(recv_status(c, NULL, reason, sizeof(reason), 10000), MB_STATUS_TOO_LARGE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "needs 31 device units"));
+	mb_client_close(&c);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+/* ---- drain and stop ---- */
+
+struct drain_result {
+	int by[MB_STATUS_COUNT];
+	int answered, dup;
+};
+
+/* Send @n 30 s clips, signal, collect. */
+static int
+run_drain(const char *yaml, int n, int second_signal_ms, struct drain_result *res,
+	  int *late_unavailable)
+{
+	struct mb_daemon d;
+	struct mb_client *c;
+	uint8_t *seen = calloc((size_t)n, 1);
+	int exit_status;
+
+	memset(res, 0, sizeof(*res));
+	if (mb_daemon_start(&d, yaml, NULL) != 0)
+		return -100;
+	c = mb_e2e_client(&d, NULL);
+	for (int i = 0; i < n; i++)
+		send_tone(c, (uint64_t)i, 30.0, 0);
+	for (int i = 0; i < 5000; i++) { /* until every request was received (bounded) */
+		if (mb_daemon_metric(&d, "mediabatch_requests_total{model=\"logmel\",transport="
+					 "\"zmq\"}") >= n)
+			break;
+		usleep(1000);
+	}
+	mb_daemon_signal(&d, SIGTERM);
+	if (second_signal_ms >= 0) {
+		usleep((useconds_t)second_signal_ms * 1000);
+		mb_daemon_signal(&d, SIGTERM);
+	}
+	if (late_unavailable != NULL) { /* new work while draining */
+		char reason[256];
+		uint64_t id;
+
+		send_tone(c, 1000000, 1.0, 0);
+		*late_unavailable = 0;
+		for (int k = 0; k < n + 1; k++) {
+			int st = recv_status(c, &id, reason, sizeof(reason), 20000);
+
+			if (st < 0)
+				break;
+			if (id == 1000000) {
+				*late_unavailable = st == MB_STATUS_UNAVAILABLE &&
+						    strstr(reason, "shutting down") != NULL;
+				continue;
+			}
+			if (id < (uint64_t)n && !seen[id]++) {
+				res->answered++;
+				res->by[st]++;
+			} else {
+				res->dup++;
+			}
+		}
+	}
+	while (res->answered < n) {
+		uint64_t id;
+		int st = recv_status(c, &id, NULL, 0, 20000);
+
+		if (st < 0)
+			break;
+		if (id < (uint64_t)n && !seen[id]++) {
+			res->answered++;
+			res->by[st]++;
+		} else if (id < (uint64_t)n) {
+			res->dup++;
+		}
+	}
+	exit_status = mb_daemon_wait(&d, 60);
+	mb_client_close(&c);
+	free(seen);
+	return exit_status;
+}
+
+static void
+test_drain_answers_everything(void)
+{
+	struct drain_result r;
+	int late = 0;
+	int rc = run_drain("service:\n  drain_timeout_ms: 60000\n"
+			   "models:\n  - name: logmel\n    max_delay_us: 200000\n",
+			   24, -1, &r, &late);
+
+	printf("\n    drain: %d answered: OK %d, UNAVAILABLE %d, CANCELLED %d; late request "
+	       "UNAVAILABLE: %s",
+	       r.answered, r.by[MB_STATUS_OK], r.by[MB_STATUS_UNAVAILABLE],
+	       r.by[MB_STATUS_CANCELLED], late ? "yes" : "no");
+	CU_ASSERT_EQUAL(rc, 0); /* clean drain (and clean under LeakSanitizer) */
+	CU_ASSERT_EQUAL(r.answered, 24);
+	CU_ASSERT_EQUAL(r.dup, 0);
+	CU_ASSERT_EQUAL(
+		r.by[MB_STATUS_OK] + r.by[MB_STATUS_UNAVAILABLE] + r.by[MB_STATUS_CANCELLED], 24);
+	CU_ASSERT_EQUAL(r.by[MB_STATUS_OK], 24); /* accepted before the signal: all run */
+}
+
+static void
+test_drain_timeout_stops_hard(void)
+{
+	struct drain_result r;
+	int rc = run_drain("service:\n  drain_timeout_ms: 1\n", 48, -1, &r, NULL);
+
+	printf("\n    drain timeout 1 ms: %d answered: OK %d, CANCELLED %d, UNAVAILABLE %d",
+	       r.answered, r.by[MB_STATUS_OK], r.by[MB_STATUS_CANCELLED],
+	       r.by[MB_STATUS_UNAVAILABLE]);
+	CU_ASSERT_EQUAL(rc, 3);		 /* cut short, but... */
+	CU_ASSERT_EQUAL(r.answered, 48); /* ...every request answered */
+	CU_ASSERT_EQUAL(r.dup, 0);
+	CU_ASSERT(r.by[MB_STATUS_CANCELLED] >= 1);
+}
+
+static void
+test_second_signal_stops_hard(void)
+{
+	struct drain_result r;
+	int rc = run_drain("service:\n  drain_timeout_ms: 60000\n", 48, 0, &r, NULL);
+
+	printf("\n    second signal: %d answered: OK %d, CANCELLED %d", r.answered,
+	       r.by[MB_STATUS_OK], r.by[MB_STATUS_CANCELLED]);
+	CU_ASSERT_EQUAL(rc, 3);
+	CU_ASSERT_EQUAL(r.answered, 48);
+	CU_ASSERT_EQUAL(r.dup, 0);
+}
+
+/* ---- start-up errors ---- */
+
+static int
+run_daemon(const char *const *args, char *out, size_t len)
+{
+	/* The daemon through the CLI runner: same fork/exec/capture. */
+	const char *saved = getenv("MB_CLI");
+	char cli[4096];
+	int rc;
+
+	snprintf(cli, sizeof(cli), "%s", saved ? saved : "");
+	setenv("MB_CLI", getenv("MB_DAEMON"), 1);
+	rc = mb_e2e_cli(args, out, len);
+	setenv("MB_CLI", cli, 1);
+	return rc;
+}
+
+static void
+test_config_errors(void)
+{
+	char out[4096], bad[] = "/tmp/mb_e2e_bad_XXXXXX", good[] = "/tmp/mb_e2e_good_XXXXXX";
+	const char *check_bad[] = {"--config", bad, "--check", NULL};
+	const char *check_good[] = {"--config", good, "--check", NULL};
+	const char *bad_flag[] = {"--drain-timeout", "soon", NULL};
+	int fd;
+
+	fd = mkstemp(bad);
+	CU_ASSERT(write(fd, "models:\n  - name: logmel\n    max_batch: 0\n", 41) == 41);
+	close(fd);
+	CU_ASSERT_EQUAL(run_daemon(check_bad, out, sizeof(out)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, bad));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "models[0].max_batch: 0 is out of range 1..1024"));
+	fd = mkstemp(good);
+	CU_ASSERT(write(fd, "models:\n  - name: whisperish\n", 29) == 29);
+	close(fd);
+	CU_ASSERT_EQUAL(run_daemon(check_good, out, sizeof(out)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'whisperish' is not a model of this build"));
+	CU_ASSERT_EQUAL(run_daemon(bad_flag, out, sizeof(out)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--drain-timeout"));
+	unlink(bad);
+	unlink(good);
+}
+
+static void
+test_endpoint_in_use(void)
+{
+	struct mb_daemon d;
+	char out[8192], metrics[64];
+	const char *args[] = {"--ingest",  NULL,  "--publish", "tcp://127.0.0.1:*",
+			      "--metrics", "off", NULL};
+
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, NULL, NULL), 0);
+	args[1] = d.ingest;
+	(void)metrics;
+	CU_ASSERT_EQUAL(run_daemon(args, out, sizeof(out)), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Address already in use"));
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+static const struct mb_test_case cases[] = {
+	{"a tiny deadline gives TIMEOUT; cancelled requests give CANCELLED",
+	 test_deadline_and_cancel},
+	{"the CLI cancels after a delay", test_cli_cancel_after},
+	{"admission: units never above capacity; a 16-unit request is not starved",
+	 test_admission_capacity_and_fairness},
+	{"a request larger than the device: TOO_LARGE", test_too_large_for_device},
+	{"SIGTERM with work in flight: all answered, late work UNAVAILABLE, exit 0",
+	 test_drain_answers_everything},
+	{"drain timeout: the rest CANCELLED, every request answered, exit 3",
+	 test_drain_timeout_stops_hard},
+	{"a second signal stops hard: every request answered, exit 3",
+	 test_second_signal_stops_hard},
+	{"config errors name file, field and range; exit 2", test_config_errors},
+	{"an endpoint in use: a clear error, exit 1", test_endpoint_in_use},
+	{NULL, NULL},
+};
+
+static const struct mb_test_suite suite = {"e2e lifecycle", NULL, NULL, cases};
+
+int
+main(void)
+{
+	const struct mb_test_suite *suites[] = {&suite, NULL};
+
+	return mb_test_main("e2e_lifecycle", suites);
+}

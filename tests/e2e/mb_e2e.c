@@ -1,0 +1,335 @@
+/*
+ * mb_e2e.c: the end-to-end harness (see mb_e2e.h): ports, config, fork/exec, readiness,
+ * HTTP scraping, stopping, the CLI.
+ */
+#include "mb_e2e.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+double
+mb_e2e_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void
+nap_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Three distinct free loopback ports (held open together so they differ). */
+static int
+free_ports(int *ports, int n)
+{
+	int fds[8];
+
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_in a = {.sin_family = AF_INET};
+		socklen_t len = sizeof(a);
+
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof(a)) != 0 ||
+		    getsockname(fds[i], (struct sockaddr *)&a, &len) != 0)
+			return -1;
+		ports[i] = ntohs(a.sin_port);
+	}
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	return 0;
+}
+
+const char *
+mb_daemon_log(const struct mb_daemon *d)
+{
+	static char buf[65536];
+	FILE *f = fopen(d->log, "r");
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (f == NULL)
+		return buf;
+	if (fseek(f, 0, SEEK_END) == 0) {
+		long size = ftell(f);
+
+		fseek(f, size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0, SEEK_SET);
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+int
+mb_daemon_start(struct mb_daemon *d, const char *yaml, const char *const *args)
+{
+	const char *bin = getenv("MB_DAEMON");
+	int ports[3], fd;
+	double deadline;
+	char *argv[32];
+	int argc = 0;
+
+	memset(d, 0, sizeof(*d));
+	if (bin == NULL) {
+		fprintf(stderr, "e2e: MB_DAEMON is not set (run through meson test)\n");
+		return -1;
+	}
+	if (free_ports(ports, 3) < 0)
+		return -1;
+	d->port_ingest = ports[0];
+	d->port_publish = ports[1];
+	d->port_http = ports[2];
+	snprintf(d->ingest, sizeof(d->ingest), "tcp://127.0.0.1:%d", ports[0]);
+	snprintf(d->publish, sizeof(d->publish), "tcp://127.0.0.1:%d", ports[1]);
+	snprintf(d->metrics, sizeof(d->metrics), "127.0.0.1:%d", ports[2]);
+	snprintf(d->config, sizeof(d->config), "/tmp/mb_e2e_cfg_XXXXXX");
+	fd = mkstemp(d->config);
+	if (fd < 0)
+		return -1;
+	if (yaml != NULL && write(fd, yaml, strlen(yaml)) != (ssize_t)strlen(yaml))
+		return -1;
+	close(fd);
+	snprintf(d->log, sizeof(d->log), "/tmp/mb_e2e_log_XXXXXX");
+	fd = mkstemp(d->log);
+	if (fd < 0)
+		return -1;
+
+	argv[argc++] = (char *)bin;
+	argv[argc++] = "--config";
+	argv[argc++] = d->config;
+	argv[argc++] = "--ingest";
+	argv[argc++] = d->ingest;
+	argv[argc++] = "--publish";
+	argv[argc++] = d->publish;
+	argv[argc++] = "--metrics";
+	argv[argc++] = d->metrics;
+	for (int i = 0; args != NULL && args[i] != NULL && argc < 30; i++)
+		argv[argc++] = (char *)args[i];
+	argv[argc] = NULL;
+	fflush(NULL);
+	d->pid = fork();
+	if (d->pid < 0)
+		return -1;
+	if (d->pid == 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(bin, argv);
+		perror("execv");
+		_exit(127);
+	}
+	close(fd);
+	deadline = mb_e2e_now() + 30.0; /* sanitizer builds start slowly */
+	while (mb_e2e_now() < deadline) {
+		char body[256];
+		int status;
+
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			fprintf(stderr, "e2e: mediabatchd exited during start-up:\n%s\n",
+				mb_daemon_log(d));
+			d->pid = 0;
+			return -1;
+		}
+		if (mb_http_get(d->port_http, "/readyz", body, sizeof(body)) == 200)
+			return 0;
+		nap_ms(20);
+	}
+	fprintf(stderr, "e2e: mediabatchd not ready after 30 s:\n%s\n", mb_daemon_log(d));
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, NULL, 0);
+	d->pid = 0;
+	return -1;
+}
+
+void
+mb_daemon_signal(struct mb_daemon *d, int sig)
+{
+	if (d->pid > 0)
+		kill(d->pid, sig);
+}
+
+int
+mb_daemon_wait(struct mb_daemon *d, double seconds)
+{
+	double deadline = mb_e2e_now() + seconds;
+	int status;
+
+	if (d->pid <= 0)
+		return -1;
+	while (mb_e2e_now() < deadline) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			unlink(d->config);
+			if (WIFEXITED(status))
+				return WEXITSTATUS(status);
+			return 128 + WTERMSIG(status);
+		}
+		nap_ms(10);
+	}
+	fprintf(stderr, "e2e: mediabatchd did not exit within %.0f s; killing it. Log:\n%s\n",
+		seconds, mb_daemon_log(d));
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, NULL, 0);
+	d->pid = 0;
+	return -1;
+}
+
+int
+mb_daemon_stop(struct mb_daemon *d, int sig, double seconds)
+{
+	mb_daemon_signal(d, sig);
+	return mb_daemon_wait(d, seconds);
+}
+
+int
+mb_http_get(int port, const char *path, char *body, size_t len)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	char req[256], *buf;
+	size_t got = 0, cap = 1 << 20;
+	int fd, status = -1;
+	struct timeval tv = {.tv_sec = 5};
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return -1;
+	}
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		close(fd);
+		return -1;
+	}
+	buf = malloc(cap + 1);
+	for (;;) {
+		ssize_t n = read(fd, buf + got, cap - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (got == cap)
+			break;
+	}
+	close(fd);
+	buf[got] = '\0';
+	if (sscanf(buf, "HTTP/1.%*d %d", &status) == 1 && body != NULL && len > 0) {
+		char *b = strstr(buf, "\r\n\r\n");
+
+		snprintf(body, len, "%s", b ? b + 4 : "");
+	}
+	free(buf);
+	return status;
+}
+
+double
+mb_metric_value_of(const char *metrics, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *p = metrics; (p = strstr(p, series)) != NULL; p += n)
+		if ((p == metrics || p[-1] == '\n') && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	return -1;
+}
+
+double
+mb_daemon_metric(const struct mb_daemon *d, const char *series)
+{
+	static char body[1 << 20];
+
+	if (mb_http_get(d->port_http, "/metrics", body, sizeof(body)) != 200)
+		return -1;
+	return mb_metric_value_of(body, series);
+}
+
+struct mb_client *
+mb_e2e_client(const struct mb_daemon *d, const char *client_id)
+{
+	struct mb_client_opts o = {.endpoint = d->ingest, .client_id = client_id};
+	struct mb_client *c = NULL;
+	char err[256];
+
+	if (mb_client_connect(&o, &c, err, sizeof(err)) < 0)
+		fprintf(stderr, "e2e: client: %s\n", err);
+	return c;
+}
+
+uint8_t *
+mb_e2e_tone(double seconds, uint32_t *bytes)
+{
+	uint32_t n = (uint32_t)(seconds * 16000);
+	uint8_t *b = malloc((size_t)n * 2 + 2);
+
+	for (uint32_t i = 0; i < n; i++) {
+		int16_t s = (int16_t)lrint(12000 * sin(2 * M_PI * 440 * i / 16000.0));
+
+		b[2 * i] = (uint8_t)s;
+		b[2 * i + 1] = (uint8_t)((uint16_t)s >> 8);
+	}
+	*bytes = n * 2;
+	return b;
+}
+
+int
+mb_e2e_cli(const char *const *args, char *out, size_t len)
+{
+	const char *bin = getenv("MB_CLI");
+	char *argv[48];
+	int argc = 0, pipefd[2], status;
+	size_t got = 0;
+	pid_t pid;
+
+	if (bin == NULL || pipe(pipefd) != 0)
+		return -1;
+	argv[argc++] = (char *)bin;
+	for (int i = 0; args[i] != NULL && argc < 46; i++)
+		argv[argc++] = (char *)args[i];
+	argv[argc] = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		dup2(pipefd[1], 2);
+		close(pipefd[0]);
+		execv(bin, argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	for (;;) {
+		char chunk[4096];
+		ssize_t n = read(pipefd[0], chunk, sizeof(chunk));
+		size_t keep;
+
+		if (n <= 0)
+			break;
+		/* keep what fits, but read to the end so the child never blocks on a full pipe */
+		keep = (size_t)n < len - 1 - got ? (size_t)n : len - 1 - got;
+		memcpy(out + got, chunk, keep);
+		got += keep;
+	}
+	out[got] = '\0';
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

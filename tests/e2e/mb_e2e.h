@@ -1,0 +1,71 @@
+/**
+ * @file
+ * End-to-end test harness: run the real mediabatchd on loopback, talk to it, stop it.
+ *
+ * The daemon binary and the CLI come from the environment (MB_DAEMON, MB_CLI; meson sets
+ * them). Each daemon gets three free loopback ports, its own config file (the embedded
+ * default plus whatever YAML the test adds) and its own log file, so e2e programs run in
+ * parallel. Traffic goes to 127.0.0.1 only.
+ */
+#ifndef MB_E2E_H
+#define MB_E2E_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mediabatch/client.h"
+
+struct mb_daemon {
+	pid_t pid;
+	int port_ingest, port_publish, port_http;
+	char ingest[64], publish[64], metrics[64];
+	char config[64];
+	char log[64];
+};
+
+/**
+ * Start mediabatchd with @p yaml (a config file body, may be NULL) and extra arguments
+ * (NULL-terminated, may be NULL), and wait until /readyz says ready. Returns 0, or -1
+ * after printing the daemon's log.
+ */
+int mb_daemon_start(struct mb_daemon *d, const char *yaml, const char *const *args);
+
+/**
+ * Send @p sig and wait up to @p seconds for the daemon to exit. Returns its exit status,
+ * 128 + signal if it died of one, or -1 if it had to be killed (after printing its log).
+ */
+int mb_daemon_stop(struct mb_daemon *d, int sig, double seconds);
+
+/** Send a signal without waiting. */
+void mb_daemon_signal(struct mb_daemon *d, int sig);
+
+/** Wait up to @p seconds for an exit already under way; as mb_daemon_stop(). */
+int mb_daemon_wait(struct mb_daemon *d, double seconds);
+
+/** The daemon's log so far (static buffer, truncated to its last 64 KiB). */
+const char *mb_daemon_log(const struct mb_daemon *d);
+
+/** GET http://127.0.0.1:@p port@p path; returns the HTTP status (or -1), body in @p body. */
+int mb_http_get(int port, const char *path, char *body, size_t len);
+
+/** The value of one series (exact name with labels) in a /metrics body, or -1 if absent. */
+double mb_metric_value_of(const char *metrics, const char *series);
+
+/** Scrape the daemon's /metrics and return one series' value (-1 if absent). */
+double mb_daemon_metric(const struct mb_daemon *d, const char *series);
+
+/** A connected client for the daemon (NULL on failure); @p client_id may be NULL. */
+struct mb_client *mb_e2e_client(const struct mb_daemon *d, const char *client_id);
+
+/** 16 kHz mono PCM16: a tone of @p seconds; malloc'd, @p bytes set. */
+uint8_t *mb_e2e_tone(double seconds, uint32_t *bytes);
+
+/** Run the CLI with @p args (NULL-terminated); its stdout+stderr in @p out. Exit status. */
+int mb_e2e_cli(const char *const *args, char *out, size_t len);
+
+/** Wall-clock seconds (CLOCK_MONOTONIC). */
+double mb_e2e_now(void);
+
+#endif /* MB_E2E_H */

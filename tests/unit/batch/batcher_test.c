@@ -1,0 +1,472 @@
+/*
+ * batcher_test.c: the batcher's policy on the virtual clock: batches at max_batch or
+ * max_delay, priority first, sized to the device's units, admission in FIFO order,
+ * TIMEOUT and CANCELLED (also out of a batch waiting for admission, with its units
+ * refunded), flush on drain, CANCELLED on abort, and the thread's exit.
+ *
+ * Each case builds a device, a model queue, a results ring and a batcher thread; the test
+ * plays the front door (pushes requests) and the workers (takes batches off the run queue).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mb_batcher.h"
+#include "mb_env.h"
+#include "mb_test.h"
+
+#define UNITS 16
+#define N_REQ 64
+
+static const struct mb_model_desc g_desc = {
+	.abi_version = MB_MODEL_ABI_VERSION,
+	.name = "fake",
+};
+
+struct rig {
+	struct mb_doorbell bell;
+	struct mb_model model;
+	struct mb_model *models[1];
+	struct mb_device *dev;
+	struct mb_ring *results;
+	struct mb_cancel *drain, *abort;
+	atomic_bool ingest_closed;
+	atomic_uint cancel_gen;
+	struct mb_batcher *batcher;
+	pthread_t thread;
+	bool running;
+	struct mb_request req[N_REQ];
+	int next;
+};
+
+static int g_rig_seq;
+
+static void *
+batcher_main(void *arg)
+{
+	mb_batcher_run(arg);
+	return NULL;
+}
+
+static void
+rig_up(struct rig *r, uint32_t max_batch, uint32_t max_delay_us, uint32_t base_units)
+{
+	struct mb_ring_opts ro;
+	struct mb_device_opts dopts = {.index = 0,
+				       .name = "test0",
+				       .units = UNITS,
+				       .batch_capacity = 16,
+				       .n_batches = 16,
+				       .numa_node = MB_NUMA_ANY};
+	struct mb_batcher_opts bo;
+	char qname[32], rname[32];
+
+	memset(r, 0, sizeof(*r));
+	mb_env_clock_use_virtual(MB_NS_PER_S);
+	CU_ASSERT_EQUAL_FATAL(mb_doorbell_init(&r->bell), 0);
+	dopts.index = ++g_rig_seq;
+	CU_ASSERT_EQUAL_FATAL(mb_device_create(&dopts, &r->dev), 0);
+	snprintf(qname, sizeof(qname), "bq%d", g_rig_seq);
+	snprintf(rname, sizeof(rname), "br%d", g_rig_seq);
+	mb_ring_opts_init(&ro);
+	ro.name = qname;
+	ro.capacity = 128;
+	ro.prod_sync = MB_RING_SYNC_MT_HTS;
+	ro.doorbell = &r->bell;
+	r->model.desc = &g_desc;
+	r->model.enabled = true;
+	r->model.max_batch = max_batch;
+	r->model.max_delay_us = max_delay_us;
+	r->model.queue_limit = 128;
+	r->model.base_units = base_units;
+	CU_ASSERT_EQUAL_FATAL(mb_ring_create(&ro, &r->model.queue), 0);
+	r->models[0] = &r->model;
+	ro.name = rname;
+	ro.doorbell = NULL;
+	ro.capacity = 256;
+	CU_ASSERT_EQUAL_FATAL(mb_ring_create(&ro, &r->results), 0);
+	mb_cancel_create(NULL, &r->drain);
+	mb_cancel_create(NULL, &r->abort);
+	mb_batcher_opts_init(&bo);
+	bo.models = r->models;
+	bo.n_models = 1;
+	bo.device = r->dev;
+	bo.results = r->results;
+	bo.bell = &r->bell;
+	bo.drain = r->drain;
+	bo.abort = r->abort;
+	bo.ingest_closed = &r->ingest_closed;
+	bo.cancel_gen = &r->cancel_gen;
+	bo.idle.spin_polls = 8;
+	CU_ASSERT_EQUAL_FATAL(mb_batcher_create(&bo, &r->batcher), 0);
+	pthread_create(&r->thread, NULL, batcher_main, r->batcher);
+	r->running = true;
+}
+
+/* As the front door: a request of @cost units, deadline @timeout_ns from now, pushed. */
+static struct mb_request *
+push(struct rig *r, uint32_t cost, uint64_t timeout_ns, bool priority)
+{
+	struct mb_request *q = &r->req[r->next++];
+	void *p = q;
+
+	memset(q, 0, sizeof(*q));
+	q->hdr.request_id = (uint64_t)r->next;
+	q->hdr.flags = priority ? MB_FLAG_PRIORITY : 0;
+	strcpy(q->hdr.model, "fake");
+	q->arrival_ns = mb_env_now_ns();
+	q->deadline_ns = q->arrival_ns + timeout_ns;
+	q->cost_units = cost;
+	atomic_fetch_add(&r->model.queued, 1);
+	CU_ASSERT_EQUAL(mb_ring_enqueue_burst(r->model.queue, &p, 1), 1);
+	return q;
+}
+
+/* As a worker: the next admitted batch, waiting up to @seconds of real time. */
+static struct mb_batch *
+take_batch(struct rig *r, double seconds)
+{
+	for (int i = 0; i < (int)(seconds * 1000); i++) {
+		void *b;
+
+		if (mb_ring_dequeue_burst(r->dev->run, &b, 1) == 1)
+			return b;
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	}
+	return NULL;
+}
+
+static void
+finish_batch(struct rig *r, struct mb_batch *b)
+{
+	mb_sem_release(r->dev->units, b->units);
+	mb_device_batch_put(r->dev, b);
+}
+
+static struct mb_request *
+take_answer(struct rig *r, double seconds)
+{
+	for (int i = 0; i < (int)(seconds * 1000); i++) {
+		void *q;
+
+		if (mb_ring_dequeue_burst(r->results, &q, 1) == 1)
+			return q;
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	}
+	return NULL;
+}
+
+static void
+rig_down(struct rig *r)
+{
+	if (r->running) {
+		mb_cancel_cancel(r->abort);
+		mb_cancel_cancel(r->drain);
+		atomic_store(&r->ingest_closed, true);
+		mb_batcher_wake(&r->bell);
+		pthread_join(r->thread, NULL);
+	}
+	CU_ASSERT_TRUE(atomic_load(&r->dev->producer_done));
+	/* Whatever the batcher still pushed: play the worker's part. */
+	for (struct mb_batch *b; (b = take_batch(r, 0.001)) != NULL;)
+		finish_batch(r, b);
+	while (take_answer(r, 0.001) != NULL)
+		;
+	mb_batcher_destroy(&r->batcher);
+	mb_cancel_destroy(&r->drain);
+	mb_cancel_destroy(&r->abort);
+	mb_ring_destroy(&r->results);
+	mb_ring_destroy(&r->model.queue);
+	mb_device_destroy(&r->dev);
+	mb_doorbell_fini(&r->bell);
+	mb_env_clock_use_real();
+}
+
+static void
+test_full_batch_goes_at_once(void)
+{
+	struct rig r;
+	struct mb_batch *b;
+
+	rig_up(&r, 4, 1000000, 1);
+	for (int i = 0; i < 4; i++)
+		push(&r, 0, 10 * MB_NS_PER_S, false);
+	b = take_batch(&r, 5.0); /* no virtual time passes: max_batch alone sends it */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_EQUAL(b->n, 4);
+	CU_ASSERT_EQUAL(b->units, 1);
+	for (uint32_t i = 0; i < b->n; i++)
+		CU_ASSERT_EQUAL(b->items[i]->hdr.request_id, i + 1); /* arrival order */
+	CU_ASSERT_EQUAL(atomic_load(&r.model.queued), 0);
+	finish_batch(&r, b);
+	rig_down(&r);
+}
+
+static void
+test_partial_batch_waits_for_delay(void)
+{
+	struct rig r;
+	struct mb_batch *b;
+
+	rig_up(&r, 8, 2000, 1); /* 2 ms */
+	for (int i = 0; i < 3; i++)
+		push(&r, 0, 10 * MB_NS_PER_S, false);
+	CU_ASSERT_PTR_NULL(take_batch(&r, 0.1)); /* the clock stands still: it waits */
+	mb_env_clock_advance(1999 * MB_NS_PER_US);
+	CU_ASSERT_PTR_NULL(take_batch(&r, 0.05));
+	mb_env_clock_advance(1 * MB_NS_PER_US);
+	b = take_batch(&r, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_EQUAL(b->n, 3);
+	finish_batch(&r, b);
+	rig_down(&r);
+}
+
+static void
+test_priority_lane_first(void)
+{
+	struct rig r;
+	struct mb_batch *b;
+
+	/* The clock stands still until all five are queued, so the order is decided by the
+	 * lanes alone; then max_delay sends them, priority first. */
+	rig_up(&r, 4, 1000, 1);
+	push(&r, 0, 10 * MB_NS_PER_S, false); /* 1 */
+	push(&r, 0, 10 * MB_NS_PER_S, false); /* 2 */
+	push(&r, 0, 10 * MB_NS_PER_S, true);  /* 3, priority */
+	push(&r, 0, 10 * MB_NS_PER_S, false); /* 4: a full batch of 4 goes now... */
+	b = take_batch(&r, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_EQUAL_FATAL(b->n, 4);
+	CU_ASSERT_EQUAL(b->items[0]->hdr.request_id, 3); /* ...with the priority one first */
+	CU_ASSERT_EQUAL(b->items[1]->hdr.request_id, 1);
+	CU_ASSERT_EQUAL(b->items[2]->hdr.request_id, 2);
+	CU_ASSERT_EQUAL(b->items[3]->hdr.request_id, 4);
+	finish_batch(&r, b);
+	push(&r, 0, 10 * MB_NS_PER_S, false); /* 5 */
+	push(&r, 0, 10 * MB_NS_PER_S, false); /* 6 */
+	push(&r, 0, 10 * MB_NS_PER_S, true);  /* 7, priority */
+	CU_ASSERT_PTR_NULL(take_batch(&r, 0.05));
+	mb_env_clock_advance(MB_NS_PER_MS);
+	b = take_batch(&r, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_EQUAL_FATAL(b->n, 3);
+	CU_ASSERT_EQUAL(b->items[0]->hdr.request_id, 7);
+	CU_ASSERT_EQUAL(b->items[1]->hdr.request_id, 5);
+	CU_ASSERT_EQUAL(b->items[2]->hdr.request_id, 6);
+	finish_batch(&r, b);
+	rig_down(&r);
+}
+
+static void
+test_batches_sized_to_units_and_admitted_fifo(void)
+{
+	struct rig r;
+	struct mb_batch *a, *b;
+	struct mb_sem_stats st;
+
+	rig_up(&r, 8, 1000, 1);
+	for (int i = 0; i < 4; i++)
+		push(&r, 5, 10 * MB_NS_PER_S, false); /* 1 + 3 x 5 = 16 fits, a 4th does not */
+	mb_env_clock_advance(MB_NS_PER_MS);
+	a = take_batch(&r, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL(a->n, 3);
+	CU_ASSERT_EQUAL(a->units, 16);
+	/* The 4th forms its own batch, which must wait: every unit is held. */
+	CU_ASSERT_PTR_NULL(take_batch(&r, 0.1));
+	mb_sem_stats(r.dev->units, &st);
+	CU_ASSERT_EQUAL(st.in_use, 16);
+	CU_ASSERT_EQUAL(st.waiters, 1);
+	CU_ASSERT_EQUAL(st.waiting_units, 6);
+	finish_batch(&r, a); /* units back: the waiting batch is granted and sent */
+	b = take_batch(&r, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_EQUAL(b->n, 1);
+	CU_ASSERT_EQUAL(b->items[0]->hdr.request_id, 4);
+	finish_batch(&r, b);
+	rig_down(&r);
+}
+
+static void
+test_expired_item_timeout(void)
+{
+	struct rig r;
+	struct mb_request *q, *ok;
+	struct mb_batch *b;
+
+	rig_up(&r, 8, 1000000, 1); /* 1 s delay: nothing goes out by itself */
+	q = push(&r, 0, 10 * MB_NS_PER_MS, false);
+	ok = push(&r, 0, 10 * MB_NS_PER_S, false);
+	mb_env_clock_advance(20 * MB_NS_PER_MS);
+	CU_ASSERT_PTR_EQUAL(take_answer(&r, 5.0), q);
+	CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_TIMEOUT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(q->reason, "deadline passed"));
+	CU_ASSERT_EQUAL(atomic_load(&r.model.queued), 1);
+	mb_env_clock_advance(MB_NS_PER_S);
+	b = take_batch(&r, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_EQUAL(b->n, 1); /* never run: only the other one */
+	CU_ASSERT_PTR_EQUAL(b->items[0], ok);
+	finish_batch(&r, b);
+	rig_down(&r);
+}
+
+static void
+flag_cancel(struct rig *r, struct mb_request *q)
+{
+	atomic_store(&q->cancel, true);
+	atomic_fetch_add(&r->cancel_gen, 1);
+	mb_batcher_wake(&r->bell);
+}
+
+static void
+test_cancel_queued(void)
+{
+	struct rig r;
+	struct mb_request *a, *b;
+	struct mb_batch *bt;
+
+	rig_up(&r, 8, 1000000, 1);
+	a = push(&r, 0, 10 * MB_NS_PER_S, false);
+	b = push(&r, 0, 10 * MB_NS_PER_S, false);
+	flag_cancel(&r, a);
+	CU_ASSERT_PTR_EQUAL(take_answer(&r, 5.0), a);
+	CU_ASSERT_EQUAL(a->resp.status, MB_STATUS_CANCELLED);
+	mb_env_clock_advance(MB_NS_PER_S);
+	bt = take_batch(&r, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bt);
+	CU_ASSERT_EQUAL(bt->n, 1);
+	CU_ASSERT_PTR_EQUAL(bt->items[0], b);
+	finish_batch(&r, bt);
+	rig_down(&r);
+}
+
+static void
+test_cancel_out_of_waiting_batch_refunds(void)
+{
+	struct rig r;
+	struct mb_request *a, *b;
+	struct mb_batch *bt;
+	struct mb_sem_stats st;
+
+	rig_up(&r, 8, 1000, 1);
+	CU_ASSERT_EQUAL(mb_sem_try_acquire(r.dev->units, UNITS), 0); /* the device is full */
+	a = push(&r, 3, 10 * MB_NS_PER_S, false);
+	b = push(&r, 3, 10 * MB_NS_PER_S, false);
+	mb_env_clock_advance(MB_NS_PER_MS);
+	for (int i = 0; i < 1000; i++) { /* until the batch (1 + 3 + 3) waits for admission */
+		mb_sem_stats(r.dev->units, &st);
+		if (st.waiters == 1)
+			break;
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	}
+	CU_ASSERT_EQUAL(st.waiting_units, 7);
+	flag_cancel(&r, a);
+	CU_ASSERT_PTR_EQUAL(take_answer(&r, 5.0), a);
+	CU_ASSERT_EQUAL(a->resp.status, MB_STATUS_CANCELLED);
+	mb_sem_stats(r.dev->units, &st);
+	CU_ASSERT_EQUAL(st.waiting_units, 4); /* a's 3 units refunded, its place kept */
+	mb_sem_release(r.dev->units, UNITS);
+	bt = take_batch(&r, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bt);
+	CU_ASSERT_EQUAL(bt->n, 1);
+	CU_ASSERT_PTR_EQUAL(bt->items[0], b);
+	CU_ASSERT_EQUAL(bt->units, 4);
+	finish_batch(&r, bt);
+	mb_sem_stats(r.dev->units, &st);
+	CU_ASSERT_EQUAL(st.in_use, 0);
+	rig_down(&r);
+}
+
+static void
+test_drain_flushes_then_exits(void)
+{
+	struct rig r;
+	struct mb_batch *b;
+
+	rig_up(&r, 8, 1000000, 1);
+	for (int i = 0; i < 3; i++)
+		push(&r, 0, 10 * MB_NS_PER_S, false);
+	CU_ASSERT_PTR_NULL(take_batch(&r, 0.05));
+	mb_cancel_cancel(r.drain); /* flush now, without waiting for the delay */
+	b = take_batch(&r, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_EQUAL(b->n, 3);
+	finish_batch(&r, b);
+	CU_ASSERT_FALSE(atomic_load(&r.dev->producer_done)); /* ingest still open */
+	atomic_store(&r.ingest_closed, true);
+	mb_batcher_wake(&r.bell);
+	pthread_join(r.thread, NULL);
+	r.running = false;
+	CU_ASSERT_TRUE(atomic_load(&r.dev->producer_done));
+	rig_down(&r);
+}
+
+static void
+test_abort_answers_everything(void)
+{
+	struct rig r;
+	struct mb_request *q[4];
+	struct mb_sem_stats st;
+	int cancelled = 0;
+
+	rig_up(&r, 2, 1000, 1);
+	CU_ASSERT_EQUAL(mb_sem_try_acquire(r.dev->units, UNITS), 0);
+	for (int i = 0; i < 4; i++)
+		q[i] = push(&r, 1, 10 * MB_NS_PER_S, false);
+	mb_env_clock_advance(MB_NS_PER_MS);
+	mb_env_sleep_ns(50 * MB_NS_PER_MS); /* some batches now wait for admission */
+	mb_cancel_cancel(r.abort);
+	mb_cancel_cancel(r.drain);
+	atomic_store(&r.ingest_closed, true);
+	mb_batcher_wake(&r.bell);
+	pthread_join(r.thread, NULL);
+	r.running = false;
+	for (struct mb_request *a; (a = take_answer(&r, 0.5)) != NULL;)
+		if (a->resp.status == MB_STATUS_CANCELLED)
+			cancelled++;
+	CU_ASSERT_EQUAL(cancelled, 4);
+	CU_ASSERT_PTR_NULL(take_batch(&r, 0.01));
+	mb_sem_stats(r.dev->units, &st);
+	CU_ASSERT_EQUAL(st.waiters, 0);
+	CU_ASSERT_EQUAL(st.in_use, UNITS); /* only what the test itself holds */
+	mb_sem_release(r.dev->units, UNITS);
+	(void)q;
+	rig_down(&r);
+}
+
+static int
+suite_init(void)
+{
+	mb_test_eal_up("batcher_test");
+	return 0;
+}
+
+static const struct mb_test_case cases[] = {
+	{"max_batch items go at once", test_full_batch_goes_at_once},
+	{"a partial batch waits exactly max_delay_us", test_partial_batch_waits_for_delay},
+	{"the priority lane goes first", test_priority_lane_first},
+	{"batches fit the device's units; admission in order",
+	 test_batches_sized_to_units_and_admitted_fifo},
+	{"an expired item is answered TIMEOUT and never run", test_expired_item_timeout},
+	{"a cancelled queued item is answered CANCELLED", test_cancel_queued},
+	{"cancel out of a batch awaiting admission refunds its units",
+	 test_cancel_out_of_waiting_batch_refunds},
+	{"drain flushes at once; exit after ingest closes", test_drain_flushes_then_exits},
+	{"abort answers everything CANCELLED, holds no units", test_abort_answers_everything},
+	{NULL, NULL},
+};
+
+static const struct mb_test_suite suite = {"batcher", suite_init, NULL, cases};
+
+int
+main(void)
+{
+	const struct mb_test_suite *suites[] = {&suite, NULL};
+	int rc = mb_test_main("batcher_test", suites);
+
+	mb_test_eal_down();
+	return rc;
+}
