@@ -17,6 +17,7 @@ packages=(
 	libzmq3-dev      # libzmq: ROUTER/PUB front door and egress
 	libcunit1-dev    # cunit: every test program
 	libcyaml-dev     # libcyaml: the YAML config file (--config)
+	libyaml-dev      # libcyaml links -lyaml, but its -dev package does not pull this in
 	libfftw3-dev     # fftw3f: the CPU STFT of logmel (and later whisper, clap)
 	libmicrohttpd-dev # /metrics, /healthz, /readyz
 	# tools the tests and benchmarks run
