@@ -325,8 +325,18 @@ main(int argc, char **argv)
 
 	/* Wait for signals; once draining, also for the front door to finish. */
 	for (;;) {
-		struct timespec tick = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
-		int sig = sigtimedwait(&sigs, NULL, &tick);
+		uint64_t wait_ns = 100 * MB_NS_PER_MS, now = mb_env_now_ns();
+		struct timespec tick;
+		int sig;
+
+		/* Wake at the drain deadline itself, so --drain-timeout is kept to the ms. */
+		if (draining && !aborted)
+			wait_ns = deadline > now
+					  ? (deadline - now < wait_ns ? deadline - now : wait_ns)
+					  : 0;
+		tick.tv_sec = 0;
+		tick.tv_nsec = (long)(wait_ns ? wait_ns : 1);
+		sig = sigtimedwait(&sigs, NULL, &tick);
 
 		if (sig > 0 && !draining) {
 			draining = true;

@@ -35,6 +35,9 @@
 #define MAX_MODELS 16
 #define MAX_PENDING_BATCHES 2
 
+/* The subsystems with a token of their own in the cancellation tree. */
+enum { SUB_FRONTDOOR, SUB_BATCHER, SUB_WORKERS, SUB_COUNT };
+
 struct worker_slot {
 	struct mb_service *svc;
 	struct mb_worker *w;
@@ -53,8 +56,17 @@ struct mb_service {
 	struct mb_doorbell batcher_bell;
 	struct mb_ring *results;
 	struct mb_ratelimit *limits;
+	/*
+	 * The cancellation tree: two roots, each with one child per subsystem.
+	 *   drain -> {frontdoor, batcher, workers}: stop taking work, flush, finish
+	 *   abort -> {frontdoor, batcher, workers}: what has not started is CANCELLED
+	 * A subsystem watches its own child; each child's callback wakes only that subsystem.
+	 */
 	struct mb_cancel *drain, *abort;
-	struct mb_cancel_cb drain_cb, abort_cb;
+	struct subsystem_tokens {
+		struct mb_cancel *drain, *abort;
+		struct mb_cancel_cb drain_cb, abort_cb;
+	} sub[SUB_COUNT];
 	atomic_bool ingest_closed;
 	atomic_uint cancel_gen;
 	atomic_bool ready;
@@ -426,15 +438,62 @@ ready(void *ctx, char *why, size_t len)
 	return true;
 }
 
-/* Cancellation callbacks: wake every thread that may be asleep. */
-static void
-wake_all(void *arg)
-{
-	struct mb_service *s = arg;
+/* Cancellation callbacks: wake the subsystem whose token it is, wherever it sleeps. */
 
-	mb_doorbell_ring_slow(&s->batcher_bell);
-	mb_ring_wake(s->results);
-	mb_ring_wake(s->cpu->run);
+static void
+wake_frontdoor(void *arg)
+{
+	mb_ring_wake(((struct mb_service *)arg)->results);
+}
+
+static void
+wake_batcher(void *arg)
+{
+	mb_doorbell_ring_slow(&((struct mb_service *)arg)->batcher_bell);
+}
+
+static void
+wake_workers(void *arg)
+{
+	mb_ring_wake(((struct mb_service *)arg)->cpu->run);
+}
+
+static int
+build_tree(struct mb_service *s)
+{
+	static const mb_cancel_fn wake[SUB_COUNT] = {wake_frontdoor, wake_batcher, wake_workers};
+	int rc;
+
+	if ((rc = mb_cancel_create(NULL, &s->drain)) < 0 ||
+	    (rc = mb_cancel_create(NULL, &s->abort)) < 0)
+		return rc;
+	for (int i = 0; i < SUB_COUNT; i++) {
+		struct subsystem_tokens *t = &s->sub[i];
+
+		if ((rc = mb_cancel_create(s->drain, &t->drain)) < 0 ||
+		    (rc = mb_cancel_create(s->abort, &t->abort)) < 0)
+			return rc;
+		mb_cancel_register(t->drain, &t->drain_cb, wake[i], s);
+		mb_cancel_register(t->abort, &t->abort_cb, wake[i], s);
+	}
+	return 0;
+}
+
+static void
+destroy_tree(struct mb_service *s)
+{
+	for (int i = 0; i < SUB_COUNT; i++) {
+		struct subsystem_tokens *t = &s->sub[i];
+
+		if (t->drain != NULL)
+			mb_cancel_unregister(t->drain, &t->drain_cb);
+		if (t->abort != NULL)
+			mb_cancel_unregister(t->abort, &t->abort_cb);
+		mb_cancel_destroy(&t->drain);
+		mb_cancel_destroy(&t->abort);
+	}
+	mb_cancel_destroy(&s->drain);
+	mb_cancel_destroy(&s->abort);
 }
 
 /* ---- assembly ---- */
@@ -471,9 +530,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	atomic_init(&s->cancel_gen, 0);
 	atomic_init(&s->ready, false);
 	if ((rc = mb_metrics_create(&s->metrics)) < 0 ||
-	    (rc = mb_doorbell_init(&s->batcher_bell)) < 0 ||
-	    (rc = mb_cancel_create(NULL, &s->drain)) < 0 ||
-	    (rc = mb_cancel_create(NULL, &s->abort)) < 0) {
+	    (rc = mb_doorbell_init(&s->batcher_bell)) < 0) {
 		snprintf(err, err_len, "out of resources: %s", strerror(-rc));
 		goto fail;
 	}
@@ -521,6 +578,11 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 		goto fail;
 	}
 	build_metrics(s);
+	rc = build_tree(s);
+	if (rc < 0) {
+		snprintf(err, err_len, "cancellation tokens: %s", strerror(-rc));
+		goto fail;
+	}
 
 	mb_batcher_opts_init(&bo);
 	bo.models = s->model_ptrs;
@@ -529,8 +591,8 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	bo.results = s->results;
 	bo.bell = &s->batcher_bell;
 	bo.idle = cfg->idle;
-	bo.drain = s->drain;
-	bo.abort = s->abort;
+	bo.drain = s->sub[SUB_BATCHER].drain;
+	bo.abort = s->sub[SUB_BATCHER].abort;
 	bo.ingest_closed = &s->ingest_closed;
 	bo.cancel_gen = &s->cancel_gen;
 	bo.max_pending = MAX_PENDING_BATCHES;
@@ -550,7 +612,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 			.models = s->model_ptrs,
 			.n_models = s->n_models,
 			.results = s->results,
-			.abort = s->abort,
+			.abort = s->sub[SUB_WORKERS].abort,
 			.idle = cfg->idle,
 			.m_admission_wait = s->m_admission_wait,
 		};
@@ -563,8 +625,6 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 			goto fail;
 		}
 	}
-	mb_cancel_register(s->drain, &s->drain_cb, wake_all, s);
-	mb_cancel_register(s->abort, &s->abort_cb, wake_all, s);
 
 	s->zctx = zmq_ctx_new();
 	if (s->zctx == NULL) {
@@ -585,8 +645,8 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	fo.linger_ms = 1000;
 	fo.abort_grace_ms = 1000;
 	fo.results = s->results;
-	fo.drain = s->drain;
-	fo.abort = s->abort;
+	fo.drain = s->sub[SUB_FRONTDOOR].drain;
+	fo.abort = s->sub[SUB_FRONTDOOR].abort;
 	fo.metrics = s->metrics;
 	fo.numa_node = MB_NUMA_ANY;
 	fo.ops = (struct mb_frontdoor_ops){
@@ -626,10 +686,6 @@ service_destroy(struct mb_service **sp)
 	mb_frontdoor_destroy(&s->fd);
 	if (s->zctx != NULL)
 		zmq_ctx_term(s->zctx);
-	if (s->drain != NULL)
-		mb_cancel_unregister(s->drain, &s->drain_cb);
-	if (s->abort != NULL)
-		mb_cancel_unregister(s->abort, &s->abort_cb);
 	for (uint32_t i = 0; s->workers != NULL && i < s->n_workers; i++)
 		mb_worker_destroy(&s->workers[i].w);
 	free(s->workers);
@@ -644,8 +700,7 @@ service_destroy(struct mb_service **sp)
 	mb_ratelimit_destroy(&s->limits);
 	mb_ring_destroy(&s->results);
 	mb_device_destroy(&s->cpu);
-	mb_cancel_destroy(&s->drain);
-	mb_cancel_destroy(&s->abort);
+	destroy_tree(s);
 	mb_doorbell_fini(&s->batcher_bell);
 	mb_metrics_destroy(&s->metrics);
 	free(s);
