@@ -12,11 +12,8 @@
  * Usage: identity_bench [--requests N] [--outstanding K] [--payload BYTES] [--runs R]
  *                       [--endpoint EP | --daemon PATH] [--quick]
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <libgen.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -24,23 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
 
 #include "mediabatch/client.h"
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "mb_bench.h"
+#include "mb_e2e.h"
 
 /* ---- the raw echo ---- */
 
@@ -108,99 +96,12 @@ echo_stop(struct echo *e)
 	zmq_ctx_term(e->ctx);
 }
 
-/* ---- the daemon ---- */
-
-struct daemon {
-	pid_t pid;
-	char ingest[64];
-	int http_port;
-};
-
-static int
-free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-static bool
-http_ready(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	char buf[64] = "";
-	const char *req = "GET /readyz HTTP/1.0\r\n\r\n";
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	     write(fd, req, strlen(req)) == (ssize_t)strlen(req) && read(fd, buf, 63) > 12 &&
-	     strstr(buf, " 200 ") != NULL;
-	close(fd);
-	return ok;
-}
-
-static int
-daemon_start(struct daemon *d, const char *path)
-{
-	char publish[64], metrics[64];
-	int p1 = free_port(), p2 = free_port(), p3 = free_port();
-	double deadline;
-
-	snprintf(d->ingest, sizeof(d->ingest), "tcp://127.0.0.1:%d", p1);
-	snprintf(publish, sizeof(publish), "tcp://127.0.0.1:%d", p2);
-	snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", p3);
-	d->http_port = p3;
-	d->pid = fork();
-	if (d->pid == 0) {
-		execl(path, path, "--ingest", d->ingest, "--publish", publish, "--metrics", metrics,
-		      "--log-level", "warning", (char *)NULL);
-		fprintf(stderr, "identity_bench: cannot run %s: %s\n", path, strerror(errno));
-		_exit(127);
-	}
-	deadline = now_s() + 30;
-	while (now_s() < deadline) {
-		if (waitpid(d->pid, NULL, WNOHANG) == d->pid)
-			return -1;
-		if (http_ready(p3))
-			return 0;
-		usleep(20000);
-	}
-	kill(d->pid, SIGKILL);
-	return -1;
-}
-
-static void
-daemon_stop(struct daemon *d)
-{
-	int status;
-
-	kill(d->pid, SIGTERM);
-	waitpid(d->pid, &status, 0);
-}
-
 /* ---- the closed loop ---- */
 
 struct result {
 	double rps, p50_ms, p99_ms;
 	long errors;
 };
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static int
 closed_loop(const char *endpoint, long n, int k, uint32_t payload, struct result *out)
@@ -218,9 +119,9 @@ closed_loop(const char *endpoint, long n, int k, uint32_t payload, struct result
 		return -1;
 	}
 	out->errors = 0;
-	t0 = now_s();
+	t0 = mb_bench_now();
 	deadline = t0 + 120;
-	while (got < n && now_s() < deadline) {
+	while (got < n && mb_bench_now() < deadline) {
 		struct mb_client_response r;
 
 		while (next < n && next - got < k) {
@@ -230,20 +131,20 @@ closed_loop(const char *endpoint, long n, int k, uint32_t payload, struct result
 					     (uint16_t)(payload / 4));
 			if (mb_client_send(c, &h, body, payload) != 0)
 				break;
-			sent[next++] = now_s();
+			sent[next++] = mb_bench_now();
 		}
 		if (mb_client_recv(c, &r, 1000) != 0)
 			continue;
 		if (r.hdr.request_id < (uint64_t)next && lat[r.hdr.request_id] == 0) {
-			lat[r.hdr.request_id] = now_s() - sent[r.hdr.request_id];
+			lat[r.hdr.request_id] = mb_bench_now() - sent[r.hdr.request_id];
 			got++;
 			if (r.hdr.status != MB_STATUS_OK)
 				out->errors++;
 		}
 		mb_client_response_free(&r);
 	}
-	out->rps = got / (now_s() - t0);
-	qsort(lat, (size_t)n, sizeof(double), cmp_double);
+	out->rps = got / (mb_bench_now() - t0);
+	qsort(lat, (size_t)n, sizeof(double), mb_bench_cmp_double);
 	out->p50_ms = lat[n / 2] * 1000;
 	out->p99_ms = lat[(n * 99) / 100] * 1000;
 	mb_client_close(&c);
@@ -260,8 +161,7 @@ median_of(struct result *r, int n, int which)
 
 	for (int i = 0; i < n; i++)
 		v[i] = which == 0 ? r[i].rps : which == 1 ? r[i].p50_ms : r[i].p99_ms;
-	qsort(v, (size_t)n, sizeof(double), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	return mb_bench_median(v, n);
 }
 
 int
@@ -272,7 +172,7 @@ main(int argc, char **argv)
 	char self[PATH_MAX], def_daemon[PATH_MAX + 32];
 	struct result echo_r[64], mb_r[64];
 	struct echo e;
-	struct daemon d = {0};
+	struct mb_daemon d = {0};
 	long errors = 0;
 	double ratio;
 
@@ -316,7 +216,11 @@ main(int argc, char **argv)
 				 dirname(self));
 			daemon_path = def_daemon;
 		}
-		if (daemon_path == NULL || daemon_start(&d, daemon_path) != 0) {
+		static const char *const quiet[] = {"--log-level", "warning", NULL};
+
+		/* the e2e harness starts it on free loopback ports and waits for /readyz */
+		if (daemon_path == NULL || setenv("MB_DAEMON", daemon_path, 1) != 0 ||
+		    mb_daemon_start(&d, NULL, quiet) != 0) {
 			fprintf(stderr, "identity_bench: cannot start %s\n",
 				daemon_path ? daemon_path : "mediabatchd");
 			return 1;
@@ -340,7 +244,7 @@ main(int argc, char **argv)
 	}
 	echo_stop(&e);
 	if (d.pid > 0)
-		daemon_stop(&d);
+		mb_daemon_stop(&d, SIGTERM, 30);
 
 	ratio = median_of(mb_r, (int)runs, 0) / median_of(echo_r, (int)runs, 0);
 	printf("identity closed loop: %ld requests per run, %ld outstanding, %ld-byte payload, "

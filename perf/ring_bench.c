@@ -26,6 +26,7 @@
 #include <rte_ring.h>
 
 #include "mb_eal.h"
+#include "mb_bench.h"
 #include "mb_env.h"
 #include "mb_ring.h"
 
@@ -189,21 +190,6 @@ two_threads(enum impl which, struct ring_pair *rp, uint64_t objects, int cpu_pro
 }
 
 static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static int
 make_pair(struct ring_pair *rp, const char *name, enum mb_ring_sync prod)
 {
 	struct mb_ring_opts o;
@@ -289,8 +275,9 @@ main(int argc, char **argv)
 			raw[r] = one_thread_raw(&sp, iters);
 			ours[r] = one_thread_ours(&sp, iters);
 		}
-		res[n_res++] = (struct result){"1 thread   SP/SC   enq+deq", median(raw, runs),
-					       median(ours, runs)};
+		res[n_res++] =
+			(struct result){"1 thread   SP/SC   enq+deq", mb_bench_median(raw, runs),
+					mb_bench_median(ours, runs)};
 	}
 	if (ncpu >= 2) {
 		int c0 = -1, c1 = -1;
@@ -308,7 +295,8 @@ main(int argc, char **argv)
 			}
 			res[n_res++] = (struct result){k == 0 ? "2 threads  SP/SC   handoff"
 							      : "2 threads  HTS/SC  handoff",
-						       median(raw, runs), median(ours, runs)};
+						       mb_bench_median(raw, runs),
+						       mb_bench_median(ours, runs)};
 		}
 	}
 

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mb_bench.h"
 #include "mb_env.h"
 #include "mb_sem.h"
 
@@ -97,15 +98,6 @@ worker(void *arg)
 }
 
 static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double
 uncontended(enum impl which, uint64_t ops)
 {
 	struct base_sem base = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, CAPACITY};
@@ -114,7 +106,7 @@ uncontended(enum impl which, uint64_t ops)
 	double t0, t1;
 
 	mb_sem_create(&o, &ours);
-	t0 = now_s();
+	t0 = mb_bench_now();
 	for (uint64_t i = 0; i < ops; i++) {
 		if (which == BASE) {
 			base_acquire(&base, 1);
@@ -124,7 +116,7 @@ uncontended(enum impl which, uint64_t ops)
 			mb_sem_release(ours, 1);
 		}
 	}
-	t1 = now_s();
+	t1 = mb_bench_now();
 	mb_sem_destroy(&ours);
 	return (t1 - t0) * 1e9 / (double)ops;
 }
@@ -146,28 +138,13 @@ contended(enum impl which, int threads, uint64_t ops_per_thread)
 				    &go};
 		pthread_create(&th[i], NULL, worker, &c[i]);
 	}
-	t0 = now_s();
+	t0 = mb_bench_now();
 	atomic_store_explicit(&go, 1, memory_order_release);
 	for (int i = 0; i < threads; i++)
 		pthread_join(th[i], NULL);
-	t1 = now_s();
+	t1 = mb_bench_now();
 	mb_sem_destroy(&ours);
 	return (t1 - t0) * 1e9 / (double)(ops_per_thread * (uint64_t)threads);
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int
@@ -199,14 +176,14 @@ main(int argc, char **argv)
 		base[r] = uncontended(BASE, ops);
 		ours[r] = uncontended(OURS, ops);
 	}
-	b_unc = median(base, runs);
-	o_unc = median(ours, runs);
+	b_unc = mb_bench_median(base, runs);
+	o_unc = mb_bench_median(ours, runs);
 	for (int r = 0; r < runs; r++) {
 		base[r] = contended(BASE, threads, cops);
 		ours[r] = contended(OURS, threads, cops);
 	}
-	b_con = median(base, runs);
-	o_con = median(ours, runs);
+	b_con = mb_bench_median(base, runs);
+	o_con = mb_bench_median(ours, runs);
 
 	printf("semaphore acquire+release: ns per pair, median of %d interleaved runs\n", runs);
 	printf("%-42s %12s %12s %8s\n", "case", "mutex+cond", "mb_sem", "ratio");
