@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -129,6 +130,8 @@ mb_daemon_start(struct mb_daemon *d, const char *yaml, const char *const *args)
 	if (d->pid < 0)
 		return -1;
 	if (d->pid == 0) {
+		/* If the test program dies (a crash, a sanitizer halt), the daemon goes too. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(fd, 1);
 		dup2(fd, 2);
 		execv(bin, argv);
