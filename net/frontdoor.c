@@ -684,8 +684,12 @@ mb_frontdoor_run(struct mb_frontdoor *fd)
 		}
 		if (fd->abort_seen_ns == 0 && mb_cancel_is_cancelled(fd->o.abort))
 			fd->abort_seen_ns = now;
-		if (fd->ingest_closed && mb_request_pool_in_use(fd->pool) == 0)
+		if (fd->ingest_closed && mb_request_pool_in_use(fd->pool) == 0) {
+			/* Whatever already sits in the ROUTER's queue is answered UNAVAILABLE
+			 * (receive() does that while draining) before the socket closes. */
+			receive(fd);
 			break;
+		}
 
 		timeout_ms = fd->n_held ? 1 : fd->ingest_closed ? 10 : 100;
 		if (mb_ring_count(fd->o.results) != 0) {

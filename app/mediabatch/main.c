@@ -414,17 +414,25 @@ cmd_send(struct send_opts *o, struct media *m)
 		}
 		rc = mb_client_recv(c, &r, wait);
 		if (rc == -ETIMEDOUT) {
+			long late = 0, first = -1;
+
 			for (long i = 0; i < next; i++)
 				if (lat[i] == 0 &&
 				    (now_s() - sent_at[i]) * 1000 > (double)o->wait_ms) {
-					fprintf(stderr,
-						"mediabatch: no response to id %" PRIu64
-						" within %ld ms\n",
-						o->first_id + (uint64_t)i, o->wait_ms);
-					timed_out = true;
+					late++;
+					if (first < 0)
+						first = i;
 				}
-			if (timed_out)
+			if (late != 0) {
+				fprintf(stderr,
+					"mediabatch: %ld request(s) got no response within %ld ms "
+					"(the "
+					"first: id %" PRIu64 "); is the service running at %s?\n",
+					late, o->wait_ms, o->first_id + (uint64_t)first,
+					o->endpoint);
+				timed_out = true;
 				break;
+			}
 			continue;
 		}
 		if (rc < 0) {
