@@ -49,7 +49,7 @@ struct mb_frontdoor {
 	uint32_t n_held;
 	bool ingest_closed;
 	uint64_t abort_seen_ns;
-	int64_t subscriptions;
+	_Atomic int64_t subscriptions; /* written here, read by the HTTP thread */
 	_Atomic uint64_t received, accepted, refused, unaddressable, cancels, sent, client_gone,
 		held_total, pub_dropped, abort_dropped;
 	struct mb_metric *m_unaddressable, *m_pub_dropped, *m_client_gone, *m_abort_dropped,
@@ -73,7 +73,8 @@ inflight_fn(void *arg)
 static int64_t
 subscriptions_fn(void *arg)
 {
-	return ((struct mb_frontdoor *)arg)->subscriptions;
+	return atomic_load_explicit(&((struct mb_frontdoor *)arg)->subscriptions,
+				    memory_order_relaxed);
 }
 
 /* ---- creation ---- */
@@ -637,8 +638,9 @@ read_subscriptions(struct mb_frontdoor *fd)
 			return;
 		}
 		d = zmq_msg_data(&m);
-		if (zmq_msg_size(&m) >= 1)
-			fd->subscriptions += d[0] == 1 ? 1 : d[0] == 0 ? -1 : 0;
+		if (zmq_msg_size(&m) >= 1 && d[0] <= 1)
+			atomic_fetch_add_explicit(&fd->subscriptions, d[0] == 1 ? 1 : -1,
+						  memory_order_relaxed);
 		zmq_msg_close(&m);
 	}
 }
