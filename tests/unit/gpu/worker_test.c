@@ -1,0 +1,324 @@
+/*
+ * worker_test.c: a worker thread on the CPU device with a scripted model: it runs admitted
+ * batches, answers each item with the device's timings, drops cancelled and expired items
+ * before starting (refunding their units), turns a model failure into MODEL_ERROR, releases
+ * every unit after the results are with the egress, and exits when the producer is done.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mb_device.h"
+#include "mb_env.h"
+#include "mb_test.h"
+
+static int g_fail_batch;     /* run() returns an error */
+static int g_fail_item = -1; /* this item index fails */
+static int g_runs, g_items_seen;
+
+static int
+scripted_run(void *state, struct mb_model_batch *b)
+{
+	(void)state;
+	g_runs++;
+	g_items_seen += (int)b->n_items;
+	if (g_fail_batch)
+		return -EIO;
+	for (uint32_t i = 0; i < b->n_items; i++) {
+		float *v;
+
+		if ((int)i == g_fail_item) {
+			mb_model_item_fail(&b->items[i], "scripted failure");
+			continue;
+		}
+		v = b->alloc_result(b, sizeof(float));
+		*v = (float)b->items[i].payload_len;
+		b->items[i].result = v;
+		b->items[i].result_len = sizeof(float);
+		b->items[i].result_type = MB_RESULT_F32;
+		b->items[i].rows = b->items[i].cols = 1;
+	}
+	return 0;
+}
+
+static const struct mb_model_desc g_desc = {
+	.abi_version = MB_MODEL_ABI_VERSION,
+	.name = "scripted",
+	.run = scripted_run,
+};
+
+struct rig {
+	struct mb_device *dev;
+	struct mb_ring *results;
+	struct mb_model model;
+	struct mb_model *models[1];
+	struct mb_cancel *abort;
+	struct mb_worker *w;
+	pthread_t thread;
+	struct mb_request req[8];
+};
+
+static int g_seq;
+
+static void *
+worker_main(void *arg)
+{
+	mb_worker_run(arg);
+	return NULL;
+}
+
+static void
+rig_up(struct rig *r)
+{
+	struct mb_device_opts d = {.name = "t0",
+				   .units = 16,
+				   .batch_capacity = 8,
+				   .n_batches = 4,
+				   .numa_node = MB_NUMA_ANY};
+	struct mb_ring_opts ro;
+	struct mb_worker_opts wo = {0};
+	char name[32];
+
+	memset(r, 0, sizeof(*r));
+	d.index = 100 + ++g_seq;
+	CU_ASSERT_EQUAL_FATAL(mb_device_create(&d, &r->dev), 0);
+	mb_ring_opts_init(&ro);
+	snprintf(name, sizeof(name), "wres%d", g_seq);
+	ro.name = name;
+	ro.capacity = 64;
+	ro.prod_sync = MB_RING_SYNC_MT_HTS;
+	CU_ASSERT_EQUAL_FATAL(mb_ring_create(&ro, &r->results), 0);
+	r->model.desc = &g_desc;
+	r->model.enabled = true;
+	r->models[0] = &r->model;
+	mb_cancel_create(NULL, &r->abort);
+	wo.device = r->dev;
+	wo.models = r->models;
+	wo.n_models = 1;
+	wo.results = r->results;
+	wo.abort = r->abort;
+	mb_idle_opts_init(&wo.idle);
+	CU_ASSERT_EQUAL_FATAL(mb_worker_create(&wo, &r->w), 0);
+	pthread_create(&r->thread, NULL, worker_main, r->w);
+}
+
+/* As the batcher: a batch of @n items (each @cost units; base 1), admitted and queued. */
+static void
+submit(struct rig *r, int n, uint32_t cost)
+{
+	struct mb_batch *b = mb_device_batch_get(r->dev);
+	void *p = b;
+
+	b->model = &r->model;
+	b->units = 1;
+	for (int i = 0; i < n; i++) {
+		struct mb_request *q = &r->req[i];
+
+		memset(q, 0, sizeof(*q));
+		q->hdr.request_id = (uint64_t)i;
+		q->payload_len = 100 + (uint32_t)i;
+		q->cost_units = cost;
+		q->arrival_ns = mb_env_now_ns();
+		q->deadline_ns = q->arrival_ns + 10 * MB_NS_PER_S;
+		b->items[b->n++] = q;
+		b->units += cost;
+	}
+	mb_sem_ticket_init(&b->ticket, NULL, NULL);
+	CU_ASSERT_EQUAL_FATAL(mb_sem_enqueue(r->dev->units, &b->ticket, b->units), 0);
+	CU_ASSERT_EQUAL(mb_ring_enqueue_burst(r->dev->run, &p, 1), 1);
+}
+
+static struct mb_request *
+answer(struct rig *r)
+{
+	for (int i = 0; i < 5000; i++) {
+		void *q;
+
+		if (mb_ring_dequeue_burst(r->results, &q, 1) == 1)
+			return q;
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	}
+	return NULL;
+}
+
+static uint64_t
+in_use(struct rig *r)
+{
+	struct mb_sem_stats st;
+
+	mb_sem_stats(r->dev->units, &st);
+	return st.in_use;
+}
+
+static void
+rig_down(struct rig *r)
+{
+	atomic_store(&r->dev->producer_done, true);
+	mb_ring_wake(r->dev->run);
+	pthread_join(r->thread, NULL); /* the worker exits once the producer is done */
+	mb_worker_destroy(&r->w);
+	mb_cancel_destroy(&r->abort);
+	mb_ring_destroy(&r->results);
+	mb_device_destroy(&r->dev);
+	g_fail_batch = 0;
+	g_fail_item = -1;
+}
+
+static void
+test_runs_and_answers(void)
+{
+	struct rig r;
+
+	rig_up(&r);
+	g_runs = g_items_seen = 0;
+	submit(&r, 3, 2);
+	for (int i = 0; i < 3; i++) {
+		struct mb_request *q = answer(&r);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_OK);
+		CU_ASSERT_EQUAL(q->resp.batch_size, 3);
+		CU_ASSERT_EQUAL(q->resp.device, r.dev->index);
+		CU_ASSERT_EQUAL(*(float *)q->result, (float)q->payload_len);
+		CU_ASSERT(q->start_ns >= q->arrival_ns);
+		free(q->result);
+	}
+	CU_ASSERT_EQUAL(g_runs, 1);
+	for (int i = 0; i < 1000 && in_use(&r) != 0; i++)
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	CU_ASSERT_EQUAL(in_use(&r), 0); /* every unit back */
+	CU_ASSERT_EQUAL(mb_worker_batches(r.w), 1);
+	rig_down(&r);
+}
+
+static void
+test_cancelled_and_expired_never_run(void)
+{
+	struct rig r;
+	int cancelled = 0, timeout = 0, ok = 0;
+
+	rig_up(&r);
+	g_runs = g_items_seen = 0;
+	/* Hold the run: build the batch by hand with one cancelled and one expired item. */
+	{
+		struct mb_batch *b = mb_device_batch_get(r.dev);
+		void *p = b;
+
+		b->model = &r.model;
+		b->units = 1;
+		for (int i = 0; i < 3; i++) {
+			struct mb_request *q = &r.req[i];
+
+			memset(q, 0, sizeof(*q));
+			q->cost_units = 4;
+			q->arrival_ns = mb_env_now_ns();
+			q->deadline_ns = i == 1 ? q->arrival_ns : q->arrival_ns + 10 * MB_NS_PER_S;
+			b->items[b->n++] = q;
+			b->units += 4;
+		}
+		atomic_store(&r.req[0].cancel, true);
+		mb_sem_ticket_init(&b->ticket, NULL, NULL);
+		CU_ASSERT_EQUAL(mb_sem_enqueue(r.dev->units, &b->ticket, b->units), 0);
+		mb_ring_enqueue_burst(r.dev->run, &p, 1);
+	}
+	for (int i = 0; i < 3; i++) {
+		struct mb_request *q = answer(&r);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		cancelled += q->resp.status == MB_STATUS_CANCELLED;
+		timeout += q->resp.status == MB_STATUS_TIMEOUT;
+		if (q->resp.status == MB_STATUS_OK) {
+			ok++;
+			CU_ASSERT_EQUAL(q->resp.batch_size, 1);
+		}
+		free(q->result);
+	}
+	CU_ASSERT(cancelled == 1 && timeout == 1 && ok == 1);
+	CU_ASSERT_EQUAL(g_items_seen, 1); /* the model saw only the one that could run */
+	for (int i = 0; i < 1000 && in_use(&r) != 0; i++)
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	CU_ASSERT_EQUAL(in_use(&r), 0);
+	rig_down(&r);
+}
+
+static void
+test_model_failures(void)
+{
+	struct rig r;
+
+	rig_up(&r);
+	g_fail_item = 1;
+	submit(&r, 2, 0);
+	for (int i = 0; i < 2; i++) {
+		struct mb_request *q = answer(&r);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		if (q->hdr.request_id == 1) {
+			CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_MODEL_ERROR);
+			CU_ASSERT_PTR_NOT_NULL(strstr(q->reason, "scripted failure"));
+		} else {
+			CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_OK);
+		}
+		free(q->result);
+	}
+	g_fail_item = -1;
+	g_fail_batch = 1;
+	submit(&r, 2, 0);
+	for (int i = 0; i < 2; i++) {
+		struct mb_request *q = answer(&r);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_MODEL_ERROR);
+		CU_ASSERT_PTR_NOT_NULL(strstr(q->reason, "the batch failed"));
+		CU_ASSERT_PTR_NULL(q->result);
+	}
+	for (int i = 0; i < 1000 && in_use(&r) != 0; i++)
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	CU_ASSERT_EQUAL(in_use(&r), 0);
+	rig_down(&r);
+}
+
+static void
+test_abort_cancels_unstarted(void)
+{
+	struct rig r;
+	struct mb_request *q;
+
+	rig_up(&r);
+	mb_cancel_cancel(r.abort);
+	submit(&r, 1, 1);
+	q = answer(&r);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_CANCELLED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(q->reason, "stopping"));
+	rig_down(&r);
+}
+
+static int
+suite_init(void)
+{
+	mb_test_eal_up("worker_test");
+	return 0;
+}
+
+static const struct mb_test_case cases[] = {
+	{"runs a batch, answers each item, releases the units", test_runs_and_answers},
+	{"cancelled and expired items are answered, never run",
+	 test_cancelled_and_expired_never_run},
+	{"an item or a whole batch failing gives MODEL_ERROR", test_model_failures},
+	{"after abort, unstarted work is CANCELLED", test_abort_cancels_unstarted},
+	{NULL, NULL},
+};
+
+static const struct mb_test_suite suite = {"worker", suite_init, NULL, cases};
+
+int
+main(void)
+{
+	const struct mb_test_suite *suites[] = {&suite, NULL};
+	int rc = mb_test_main("worker_test", suites);
+
+	mb_test_eal_down();
+	return rc;
+}
