@@ -432,15 +432,56 @@ fail(struct checker *ck, const char *fmt, ...)
 	ck->failed = 1;
 }
 
-static void
-endpoint(struct checker *ck, const char *field, const char *v, char *dst)
+int
+mb_config_set(struct mb_config *c, const char *key, const char *v, char *err, size_t err_len)
 {
-	if (v == NULL || ck->failed)
-		return;
-	if (strstr(v, "://") == NULL || strlen(v) < 7)
-		fail(ck, "%s: '%s' is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:7400)", field, v);
-	else
-		snprintf(dst, MB_CONFIG_ENDPOINT_MAX, "%s", v);
+	char host[64];
+	uint16_t port;
+	int level;
+
+	if (strcmp(key, "service.ingest") == 0 || strcmp(key, "service.publish") == 0) {
+		if (strstr(v, "://") == NULL || strlen(v) < 7 ||
+		    strlen(v) >= MB_CONFIG_ENDPOINT_MAX) {
+			snprintf(err, err_len,
+				 "'%s' is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:7400)", v);
+			return -EINVAL;
+		}
+		snprintf(strcmp(key, "service.ingest") == 0 ? c->ingest : c->publish,
+			 MB_CONFIG_ENDPOINT_MAX, "%s", v);
+	} else if (strcmp(key, "service.metrics") == 0) {
+		if (v[0] == '\0' || strcmp(v, "off") == 0) {
+			c->metrics[0] = '\0';
+		} else if (mb_config_parse_hostport(v, host, sizeof(host), &port) < 0) {
+			snprintf(err, err_len,
+				 "'%s' is not HOST:PORT (IPv4, localhost or *; port 1..65535), or "
+				 "\"off\"",
+				 v);
+			return -EINVAL;
+		} else {
+			snprintf(c->metrics, sizeof(c->metrics), "%s", v);
+		}
+	} else if (strcmp(key, "service.log_level") == 0) {
+		level = mb_log_parse_level(v);
+		if (level < 0) {
+			snprintf(err, err_len,
+				 "'%s' is not one of error, warning, notice, info, debug", v);
+			return -EINVAL;
+		}
+		c->log_level = level;
+	} else {
+		snprintf(err, err_len, "'%s' is not a key that can be set this way", key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void
+set_string(struct checker *ck, struct mb_config *c, const char *key, const char *v)
+{
+	char why[512];
+
+	if (v != NULL && !ck->failed && mb_config_set(c, key, v, why, sizeof(why)) < 0)
+		fail(ck, "%s: %s", key, why);
 }
 
 static void
@@ -448,33 +489,10 @@ apply_service(struct checker *ck, const struct y_service *s, struct mb_config *c
 {
 	if (s == NULL)
 		return;
-	endpoint(ck, "service.ingest", s->ingest, c->ingest);
-	endpoint(ck, "service.publish", s->publish, c->publish);
-	if (s->metrics != NULL && !ck->failed) {
-		char host[64];
-		uint16_t port;
-
-		if (s->metrics[0] == '\0' || strcmp(s->metrics, "off") == 0)
-			c->metrics[0] = '\0';
-		else if (mb_config_parse_hostport(s->metrics, host, sizeof(host), &port) < 0)
-			fail(ck,
-			     "service.metrics: '%s' is not HOST:PORT (IPv4, localhost or *; port "
-			     "1..65535), or \"off\"",
-			     s->metrics);
-		else
-			snprintf(c->metrics, sizeof(c->metrics), "%s", s->metrics);
-	}
-	if (s->log_level != NULL && !ck->failed) {
-		int level = mb_log_parse_level(s->log_level);
-
-		if (level < 0)
-			fail(ck,
-			     "service.log_level: '%s' is not one of error, warning, notice, info, "
-			     "debug",
-			     s->log_level);
-		else
-			c->log_level = level;
-	}
+	set_string(ck, c, "service.ingest", s->ingest);
+	set_string(ck, c, "service.publish", s->publish);
+	set_string(ck, c, "service.metrics", s->metrics);
+	set_string(ck, c, "service.log_level", s->log_level);
 	if (int_in(ck, "service.drain_timeout_ms", s->drain_timeout_ms, 0, 600000))
 		c->drain_timeout_ms = (uint32_t)*s->drain_timeout_ms;
 	if (int_in(ck, "service.max_inflight", s->max_inflight, 1, 1 << 20))

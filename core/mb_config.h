@@ -107,6 +107,15 @@ int mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t er
 /** Free what load allocated; @p cfg returns to an empty state. */
 void mb_config_fini(struct mb_config *cfg);
 
+/**
+ * Set one string-valued service key ("service.ingest", "service.publish", "service.metrics",
+ * "service.log_level") with the checks the file loader applies: the one place those rules
+ * live, used by the loader and by command-line overrides. Returns 0, or -EINVAL with the
+ * reason (without the key, e.g. "'x' is not a ZeroMQ endpoint ...") in @p err.
+ */
+int mb_config_set(struct mb_config *cfg, const char *key, const char *value, char *err,
+		  size_t err_len);
+
 /** The override entry for model @p name, or NULL. */
 const struct mb_model_config *mb_config_model(const struct mb_config *cfg, const char *name);
 

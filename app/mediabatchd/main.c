@@ -165,56 +165,27 @@ parse_flags(int argc, char **argv, struct flags *f)
 	return 0;
 }
 
-/* Flags override the file; they are checked like config values. */
+/* Flags override the file, checked by the same rules (mb_config_set()). */
 static int
 apply_flags(const struct flags *f, struct mb_config *cfg)
 {
-	char host[64];
-	uint16_t port;
+	const struct {
+		const char *flag, *key, *value;
+	} strings[] = {
+		{"--ingest", "service.ingest", f->ingest},
+		{"--publish", "service.publish", f->publish},
+		{"--metrics", "service.metrics", f->metrics},
+		{"--log-level", "service.log_level", f->log_level},
+	};
+	char why[512];
 
-	if (f->ingest != NULL) {
-		if (strstr(f->ingest, "://") == NULL) {
-			fprintf(stderr,
-				"mediabatchd: --ingest: '%s' is not a ZeroMQ endpoint "
-				"(e.g. tcp://127.0.0.1:7400)\n",
-				f->ingest);
+	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+		if (strings[i].value == NULL)
+			continue;
+		if (mb_config_set(cfg, strings[i].key, strings[i].value, why, sizeof(why)) < 0) {
+			fprintf(stderr, "mediabatchd: %s: %s\n", strings[i].flag, why);
 			return -1;
 		}
-		snprintf(cfg->ingest, sizeof(cfg->ingest), "%s", f->ingest);
-	}
-	if (f->publish != NULL) {
-		if (strstr(f->publish, "://") == NULL) {
-			fprintf(stderr,
-				"mediabatchd: --publish: '%s' is not a ZeroMQ endpoint "
-				"(e.g. tcp://127.0.0.1:7401)\n",
-				f->publish);
-			return -1;
-		}
-		snprintf(cfg->publish, sizeof(cfg->publish), "%s", f->publish);
-	}
-	if (f->metrics != NULL) {
-		if (strcmp(f->metrics, "off") == 0)
-			cfg->metrics[0] = '\0';
-		else if (mb_config_parse_hostport(f->metrics, host, sizeof(host), &port) < 0) {
-			fprintf(stderr,
-				"mediabatchd: --metrics: '%s' is not HOST:PORT (IPv4, "
-				"localhost or *; port 1..65535) or \"off\"\n",
-				f->metrics);
-			return -1;
-		} else
-			snprintf(cfg->metrics, sizeof(cfg->metrics), "%s", f->metrics);
-	}
-	if (f->log_level != NULL) {
-		int level = mb_log_parse_level(f->log_level);
-
-		if (level < 0) {
-			fprintf(stderr,
-				"mediabatchd: --log-level: '%s' is not one of error, warning, "
-				"notice, info, debug\n",
-				f->log_level);
-			return -1;
-		}
-		cfg->log_level = level;
 	}
 	if (f->drain_timeout_ms >= 0)
 		cfg->drain_timeout_ms = (uint32_t)f->drain_timeout_ms;

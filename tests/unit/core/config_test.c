@@ -240,6 +240,29 @@ test_hostport(void)
 	CU_ASSERT_EQUAL(mb_config_parse_hostport("nohost", host, sizeof(host), &port), -EINVAL);
 }
 
+static void
+test_set(void)
+{
+	struct mb_config c;
+
+	mb_config_defaults(&c);
+	CU_ASSERT_EQUAL(
+		mb_config_set(&c, "service.ingest", "tcp://127.0.0.1:9", g_err, sizeof(g_err)), 0);
+	CU_ASSERT_STRING_EQUAL(c.ingest, "tcp://127.0.0.1:9");
+	CU_ASSERT_EQUAL(mb_config_set(&c, "service.metrics", "off", g_err, sizeof(g_err)), 0);
+	CU_ASSERT_STRING_EQUAL(c.metrics, "");
+	CU_ASSERT_EQUAL(mb_config_set(&c, "service.log_level", "info", g_err, sizeof(g_err)), 0);
+	CU_ASSERT_EQUAL(c.log_level, RTE_LOG_INFO);
+	CU_ASSERT_EQUAL(mb_config_set(&c, "service.publish", "7401", g_err, sizeof(g_err)),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("'7401' is not a ZeroMQ endpoint"));
+	CU_ASSERT_STRING_EQUAL(c.publish, "tcp://127.0.0.1:7401"); /* unchanged */
+	CU_ASSERT_EQUAL(mb_config_set(&c, "service.metrics", "host:1", g_err, sizeof(g_err)),
+			-EINVAL);
+	CU_ASSERT_EQUAL(mb_config_set(&c, "service.nope", "x", g_err, sizeof(g_err)), -EINVAL);
+	mb_config_fini(&c);
+}
+
 static const struct mb_test_case cases[] = {
 	{"embedded default", test_defaults},
 	{"deploy/mediabatch.yaml is exactly the embedded default", test_example_matches_defaults},
@@ -250,6 +273,7 @@ static const struct mb_test_case cases[] = {
 	{"missing file; empty file", test_file_errors_and_empty},
 	{"a failed load changes nothing", test_failure_keeps_defaults},
 	{"HOST:PORT parsing", test_hostport},
+	{"mb_config_set applies the file's rules to one key", test_set},
 	{NULL, NULL},
 };
 
