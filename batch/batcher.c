@@ -40,7 +40,6 @@ struct mb_batcher {
 	uint64_t capacity; /* device units */
 	unsigned int seen_cancel_gen;
 	uint64_t next_sweep;
-	_Atomic uint64_t batches, items, timeouts, cancelled;
 };
 
 void
@@ -108,28 +107,7 @@ mb_batcher_destroy(struct mb_batcher **bp)
 	*bp = NULL;
 }
 
-void
-mb_batcher_stats(const struct mb_batcher *b, struct mb_batcher_stats *out)
-{
-	struct mb_batcher *m = (struct mb_batcher *)b;
-
-	out->batches = atomic_load_explicit(&m->batches, memory_order_relaxed);
-	out->items = atomic_load_explicit(&m->items, memory_order_relaxed);
-	out->timeouts = atomic_load_explicit(&m->timeouts, memory_order_relaxed);
-	out->cancelled = atomic_load_explicit(&m->cancelled, memory_order_relaxed);
-}
-
 /* ---- helpers ---- */
-
-static void
-answer(struct mb_batcher *b, struct mb_request *r)
-{
-	if (r->resp.status == MB_STATUS_TIMEOUT)
-		atomic_fetch_add_explicit(&b->timeouts, 1, memory_order_relaxed);
-	else if (r->resp.status == MB_STATUS_CANCELLED)
-		atomic_fetch_add_explicit(&b->cancelled, 1, memory_order_relaxed);
-	mb_results_push(b->o.results, r);
-}
 
 static void
 lane_remove(struct mstate *s, struct lane *l, struct mb_request *r)
@@ -162,7 +140,7 @@ must_leave(struct mb_request *r, uint64_t now, bool aborting)
 }
 
 static void
-intake(struct mb_batcher *b, struct mstate *s, unsigned int *work)
+intake(struct mstate *s, unsigned int *work)
 {
 	void *objs[INTAKE_BURST];
 	unsigned int n;
@@ -176,7 +154,6 @@ intake(struct mb_batcher *b, struct mstate *s, unsigned int *work)
 			l->n++;
 		}
 		*work += n;
-		(void)b;
 	}
 }
 
@@ -189,7 +166,7 @@ sweep_lane(struct mb_batcher *b, struct mstate *s, struct lane *l, uint64_t now,
 		next = TAILQ_NEXT(r, link);
 		if (must_leave(r, now, aborting)) {
 			lane_remove(s, l, r);
-			answer(b, r);
+			mb_results_push(b->o.results, r);
 		}
 	}
 }
@@ -212,7 +189,7 @@ sweep_pending(struct mb_batcher *b, struct mstate *s, uint64_t now, bool abortin
 
 			if (must_leave(r, now, aborting)) {
 				refund += r->cost_units;
-				answer(b, r);
+				mb_results_push(b->o.results, r);
 			} else {
 				bt->items[kept++] = r;
 			}
@@ -244,8 +221,6 @@ push_run(struct mb_batcher *b, struct mb_batch *bt)
 		MB_LOG(ERR, "run queue full: sizing bug");
 		abort();
 	}
-	atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&b->items, bt->n, memory_order_relaxed);
 }
 
 static void
@@ -263,7 +238,7 @@ fail_batch(struct mb_batcher *b, struct mb_batch *bt, int err)
 					  "the batch needs %lu units, device %s has %lu",
 					  (unsigned long)bt->units, b->o.device->name,
 					  (unsigned long)b->capacity);
-		answer(b, r);
+		mb_results_push(b->o.results, r);
 	}
 	mb_device_batch_put(b->o.device, bt);
 }
@@ -425,7 +400,7 @@ mb_batcher_run(struct mb_batcher *b)
 		for (uint32_t i = 0; i < b->o.n_models; i++) {
 			struct mstate *s = &b->ms[i];
 
-			intake(b, s, &work);
+			intake(s, &work);
 			if (sweep) {
 				sweep_lane(b, s, &s->prio, now, aborting);
 				sweep_lane(b, s, &s->normal, now, aborting);

@@ -55,13 +55,6 @@ struct mb_batcher_opts {
 	uint64_t sweep_ns;		  /**< how often queues are swept for expired items */
 };
 
-struct mb_batcher_stats {
-	uint64_t batches;   /**< batches sent to the device */
-	uint64_t items;	    /**< items in them */
-	uint64_t timeouts;  /**< items answered TIMEOUT here */
-	uint64_t cancelled; /**< items answered CANCELLED here */
-};
-
 struct mb_batcher;
 
 /** Defaults for the tunables: max_pending 2, sweep every 5 ms, sleep idle policy. */
@@ -75,9 +68,6 @@ void mb_batcher_destroy(struct mb_batcher **b);
 
 /** Thread body; returns 0 after the shutdown described above. */
 int mb_batcher_run(struct mb_batcher *b);
-
-/** Counters so far; any thread (relaxed reads). */
-void mb_batcher_stats(const struct mb_batcher *b, struct mb_batcher_stats *out);
 
 /** The doorbell callback for the cancellation tree and the semaphore: wake the batcher. */
 void mb_batcher_wake(void *bell);

@@ -47,9 +47,13 @@ mb_worker_create(const struct mb_worker_opts *o, struct mb_worker **out)
 	w->o = *o;
 	w->scratch = calloc(o->n_models ? o->n_models : 1, sizeof(void *));
 	w->items = calloc(o->device->batch_capacity, sizeof(*w->items));
-	if (w->scratch == NULL || w->items == NULL || mb_idle_init(&w->idle, &o->idle) < 0) {
+	if (w->scratch == NULL || w->items == NULL) {
 		mb_worker_destroy(&w);
-		return w == NULL ? -ENOMEM : -EINVAL;
+		return -ENOMEM;
+	}
+	if (mb_idle_init(&w->idle, &o->idle) < 0) {
+		mb_worker_destroy(&w);
+		return -EINVAL;
 	}
 	*out = w;
 	return 0;

@@ -50,16 +50,13 @@ struct mb_frontdoor {
 	bool ingest_closed;
 	uint64_t abort_seen_ns;
 	_Atomic int64_t subscriptions; /* written here, read by the HTTP thread */
-	_Atomic uint64_t received, accepted, refused, unaddressable, cancels, sent, client_gone,
-		held_total, pub_dropped, abort_dropped;
-	struct mb_metric *m_unaddressable, *m_pub_dropped, *m_client_gone, *m_abort_dropped,
-		*m_subscriptions;
+	uint64_t sent;		       /* for the exit log; this thread only */
+	struct mb_metric *m_unaddressable, *m_pub_dropped, *m_client_gone, *m_abort_dropped;
 };
 
 static void
-bump(_Atomic uint64_t *c, struct mb_metric *m)
+count(struct mb_metric *m)
 {
-	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 	if (m != NULL)
 		mb_metric_add(m, 1);
 }
@@ -183,9 +180,8 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 		mb_metrics_gauge_fn(o->metrics, "mediabatch_inflight",
 				    "Requests accepted and not yet answered.", NULL, inflight_fn,
 				    fd);
-		fd->m_subscriptions = mb_metrics_gauge_fn(
-			o->metrics, "mediabatch_pub_subscriptions",
-			"Subscriptions on the PUB socket.", NULL, subscriptions_fn, fd);
+		mb_metrics_gauge_fn(o->metrics, "mediabatch_pub_subscriptions",
+				    "Subscriptions on the PUB socket.", NULL, subscriptions_fn, fd);
 	}
 	*out = fd;
 	return 0;
@@ -230,23 +226,6 @@ uint32_t
 mb_frontdoor_inflight(const struct mb_frontdoor *fd)
 {
 	return atomic_load_explicit(&((struct mb_frontdoor *)fd)->inflight, memory_order_relaxed);
-}
-
-void
-mb_frontdoor_stats(const struct mb_frontdoor *fd, struct mb_frontdoor_stats *s)
-{
-	struct mb_frontdoor *f = (struct mb_frontdoor *)fd;
-
-	s->received = atomic_load(&f->received);
-	s->accepted = atomic_load(&f->accepted);
-	s->refused = atomic_load(&f->refused);
-	s->unaddressable = atomic_load(&f->unaddressable);
-	s->cancels = atomic_load(&f->cancels);
-	s->sent = atomic_load(&f->sent);
-	s->client_gone = atomic_load(&f->client_gone);
-	s->held = atomic_load(&f->held_total);
-	s->pub_dropped = atomic_load(&f->pub_dropped);
-	s->abort_dropped = atomic_load(&f->abort_dropped);
 }
 
 /* ---- sending ---- */
@@ -296,7 +275,7 @@ publish(struct mb_frontdoor *fd, const uint8_t *hdr, zmq_msg_t *payload,
 		set_int(fd->pub, ZMQ_XPUB_NODROP, 0);
 		n = zmq_send(fd->pub, topic, (size_t)n, ZMQ_DONTWAIT | ZMQ_SNDMORE);
 		set_int(fd->pub, ZMQ_XPUB_NODROP, 1);
-		bump(&fd->pub_dropped, fd->m_pub_dropped);
+		count(fd->m_pub_dropped);
 		if (n < 0) {
 			zmq_msg_close(payload);
 			return;
@@ -325,7 +304,7 @@ emit(struct mb_frontdoor *fd, struct mb_request *req)
 				return EMIT_HELD;
 			if (e != EHOSTUNREACH)
 				MB_LOG_ONCE(WARNING, "reply failed: %s", zmq_strerror(e));
-			bump(&fd->client_gone, fd->m_client_gone);
+			count(fd->m_client_gone);
 		} else {
 			routed = true;
 		}
@@ -370,7 +349,7 @@ retire(struct mb_frontdoor *fd, struct mb_request *req)
 		req->done_ns = mb_env_now_ns();
 	if (fd->o.ops.sent != NULL)
 		fd->o.ops.sent(fd->o.ops.ctx, req);
-	bump(&fd->sent, NULL);
+	fd->sent++;
 	mb_request_put(fd->pool, req);
 	atomic_store_explicit(&fd->inflight, mb_request_pool_in_use(fd->pool),
 			      memory_order_relaxed);
@@ -382,7 +361,6 @@ finish(struct mb_frontdoor *fd, struct mb_request *req)
 	if (emit(fd, req) == EMIT_HELD) {
 		TAILQ_INSERT_TAIL(&fd->held, req, link);
 		fd->n_held++;
-		bump(&fd->held_total, NULL);
 		return;
 	}
 	retire(fd, req);
@@ -400,7 +378,7 @@ retry_held(struct mb_frontdoor *fd, uint64_t now)
 		if (emit(fd, r) == EMIT_HELD) {
 			if (!give_up)
 				continue;
-			bump(&fd->abort_dropped, fd->m_abort_dropped);
+			count(fd->m_abort_dropped);
 			MB_LOG_ONCE(WARNING,
 				    "shutdown: dropping replies that requesters do not read");
 			r->client_len = 0; /* publish only */
@@ -430,7 +408,6 @@ answer_now(struct mb_frontdoor *fd, const zmq_msg_t *client, const struct mb_pro
 	memcpy(tmp.client, zmq_msg_data((zmq_msg_t *)client), tmp.client_len);
 	tmp.arrival_ns = mb_env_now_ns();
 	mb_request_answer(&tmp, status, "%s", reason);
-	bump(&fd->refused, NULL);
 	if (emit(fd, &tmp) == EMIT_HELD) {
 		tmp.client_len = 0;
 		emit(fd, &tmp);
@@ -468,7 +445,6 @@ handle_cancel(struct mb_frontdoor *fd, const zmq_msg_t *client, const struct mb_
 		    memcmp(r->client, probe.client, probe.client_len) != 0)
 			return;
 		atomic_store_explicit(&r->cancel, true, memory_order_release);
-		bump(&fd->cancels, NULL);
 		if (fd->o.ops.cancelled != NULL)
 			fd->o.ops.cancelled(fd->o.ops.ctx, r);
 	}
@@ -485,19 +461,18 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	enum mb_status st;
 	int frames = n - 1 + extra;
 
-	bump(&fd->received, NULL);
 	if (n < 2) { /* identity only: nothing to read an id from */
-		bump(&fd->unaddressable, fd->m_unaddressable);
+		count(fd->m_unaddressable);
 		return;
 	}
 	if (zmq_msg_size(&parts[0]) > MB_CLIENT_ID_MAX) {
-		bump(&fd->unaddressable, fd->m_unaddressable);
+		count(fd->m_unaddressable);
 		return;
 	}
 	if (mb_proto_decode_request(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]),
 				    MB_TRANSPORT_ZMQ, fd->o.max_payload, &h, &err) < 0) {
 		if (!err.has_id) {
-			bump(&fd->unaddressable, fd->m_unaddressable);
+			count(fd->m_unaddressable);
 			return;
 		}
 		answer_now(fd, &parts[0], &err, err.status, err.reason);
@@ -567,7 +542,6 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 					  "request_id: %" PRIu64 " is already in flight for this "
 					  "client and tenant %" PRIu32,
 					  h.request_id, h.tenant_id);
-			bump(&fd->refused, NULL);
 			finish(fd, req);
 			return;
 		}
@@ -575,12 +549,9 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	}
 	reason[0] = '\0';
 	st = fd->o.ops.submit(fd->o.ops.ctx, req, reason, sizeof(reason));
-	if (st == MB_STATUS_OK) {
-		bump(&fd->accepted, NULL);
+	if (st == MB_STATUS_OK)
 		return;
-	}
 	mb_request_answer(req, st, "%s", reason);
-	bump(&fd->refused, NULL);
 	finish(fd, req);
 }
 

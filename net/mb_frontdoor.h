@@ -103,19 +103,4 @@ const char *mb_frontdoor_endpoint(const struct mb_frontdoor *fd, int which);
 /** Requests accepted and not yet sent. Any thread. */
 uint32_t mb_frontdoor_inflight(const struct mb_frontdoor *fd);
 
-/** Counters, any thread. */
-struct mb_frontdoor_stats {
-	uint64_t received;	/**< ROUTER messages */
-	uint64_t accepted;	/**< handed to submit() and queued */
-	uint64_t refused;	/**< answered at once (any status) */
-	uint64_t unaddressable; /**< dropped: no request id */
-	uint64_t cancels;	/**< cancel messages that matched a request */
-	uint64_t sent;		/**< terminal responses that left */
-	uint64_t client_gone;	/**< replies whose requester had disconnected */
-	uint64_t held;		/**< replies that met a full requester queue (retried) */
-	uint64_t pub_dropped;	/**< publications a full subscriber missed */
-	uint64_t abort_dropped; /**< replies dropped at abort after the grace period */
-};
-void mb_frontdoor_stats(const struct mb_frontdoor *fd, struct mb_frontdoor_stats *out);
-
 #endif /* MB_FRONTDOOR_H */
