@@ -45,6 +45,19 @@ struct y_eal {
 	unsigned int args_count;
 };
 
+struct y_udp_port {
+	char *device, *address;
+	int64_t *rx_queues;
+	int64_t *cpus;
+	unsigned int cpus_count;
+};
+
+struct y_udp {
+	int64_t *port, *reassembly_timeout_ms, *max_requests, *buffer_mb, *mbufs, *rx_descriptors;
+	struct y_udp_port *ports;
+	unsigned int ports_count;
+};
+
 struct y_cpu {
 	int64_t *units, *workers;
 };
@@ -79,6 +92,7 @@ struct y_root {
 	struct y_zmq *zmq;
 	struct y_eal *eal;
 	struct y_devices *devices;
+	struct y_udp *udp;
 	struct y_tenants *tenants;
 	struct y_model *models;
 	unsigned int models_count;
@@ -123,6 +137,34 @@ static const cyaml_schema_value_t eal_arg_value = {
 static const cyaml_schema_field_t eal_fields[] = {
 	INT("memory_mb", struct y_eal, memory_mb),
 	CYAML_FIELD_SEQUENCE("args", OPT, struct y_eal, args, &eal_arg_value, 0, 128),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t udp_cpu_value = {
+	CYAML_VALUE_INT(CYAML_FLAG_DEFAULT, int64_t),
+};
+
+static const cyaml_schema_field_t udp_port_fields[] = {
+	STR("device", struct y_udp_port, device, MB_CONFIG_UDP_DEVICE_MAX - 1),
+	STR("address", struct y_udp_port, address, 64),
+	INT("rx_queues", struct y_udp_port, rx_queues),
+	CYAML_FIELD_SEQUENCE("cpus", OPT, struct y_udp_port, cpus, &udp_cpu_value, 0,
+			     MB_CONFIG_UDP_MAX_QUEUES),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t udp_port_value = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct y_udp_port, udp_port_fields),
+};
+
+static const cyaml_schema_field_t udp_fields[] = {
+	INT("port", struct y_udp, port),
+	INT("reassembly_timeout_ms", struct y_udp, reassembly_timeout_ms),
+	INT("max_requests", struct y_udp, max_requests),
+	INT("buffer_mb", struct y_udp, buffer_mb),
+	INT("mbufs", struct y_udp, mbufs),
+	INT("rx_descriptors", struct y_udp, rx_descriptors),
+	CYAML_FIELD_SEQUENCE("ports", OPT, struct y_udp, ports, &udp_port_value, 0, 16),
 	CYAML_FIELD_END,
 };
 
@@ -178,6 +220,7 @@ static const cyaml_schema_field_t root_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("zmq", OPT, struct y_root, zmq, zmq_fields),
 	CYAML_FIELD_MAPPING_PTR("eal", OPT, struct y_root, eal, eal_fields),
 	CYAML_FIELD_MAPPING_PTR("devices", OPT, struct y_root, devices, devices_fields),
+	CYAML_FIELD_MAPPING_PTR("udp", OPT, struct y_root, udp, udp_fields),
 	CYAML_FIELD_MAPPING_PTR("tenants", OPT, struct y_root, tenants, tenants_fields),
 	CYAML_FIELD_SEQUENCE("models", OPT, struct y_root, models, &model_value, 0, 256),
 	CYAML_FIELD_END,
@@ -208,6 +251,12 @@ mb_config_defaults(struct mb_config *c)
 	c->router_rcvhwm = 100000;
 	c->pub_sndhwm = 100000;
 	c->eal_memory_mb = 256;
+	c->udp_port = 7000;
+	c->udp_reassembly_timeout_ms = 500;
+	c->udp_max_requests = 1024;
+	c->udp_buffer_mb = 32;
+	c->udp_mbufs = 8191;
+	c->udp_rx_descriptors = 1024;
 	c->cpu_units = 16;
 	c->cpu_workers = 0;
 	c->default_rate = 0.0;
@@ -223,6 +272,9 @@ mb_config_fini(struct mb_config *c)
 	free(c->eal_args);
 	free(c->limits);
 	free(c->models);
+	free(c->udp_ports);
+	c->udp_ports = NULL;
+	c->n_udp_ports = 0;
 	c->eal_args = NULL;
 	c->limits = NULL;
 	c->models = NULL;
@@ -567,6 +619,98 @@ apply_devices(struct checker *ck, const struct y_devices *s, struct mb_config *c
 		c->cpu_workers = (uint32_t)*s->cpu->workers;
 }
 
+static bool
+is_pci_address(const char *s)
+{
+	unsigned int dom, bus, dev, fn;
+	char tail;
+
+	return sscanf(s, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) == 4 ||
+	       sscanf(s, "%x:%x.%x%c", &bus, &dev, &fn, &tail) == 3;
+}
+
+static void
+apply_udp(struct checker *ck, const struct y_udp *s, struct mb_config *c)
+{
+	char field[64];
+
+	if (s == NULL)
+		return;
+	if (int_in(ck, "udp.port", s->port, 1, 65535))
+		c->udp_port = (uint32_t)*s->port;
+	if (int_in(ck, "udp.reassembly_timeout_ms", s->reassembly_timeout_ms, 1, 60000))
+		c->udp_reassembly_timeout_ms = (uint32_t)*s->reassembly_timeout_ms;
+	if (int_in(ck, "udp.max_requests", s->max_requests, 16, 1 << 20))
+		c->udp_max_requests = (uint32_t)*s->max_requests;
+	if (int_in(ck, "udp.buffer_mb", s->buffer_mb, 1, 65536))
+		c->udp_buffer_mb = (uint32_t)*s->buffer_mb;
+	if (int_in(ck, "udp.mbufs", s->mbufs, 1023, (1 << 24) - 1))
+		c->udp_mbufs = (uint32_t)*s->mbufs;
+	if (int_in(ck, "udp.rx_descriptors", s->rx_descriptors, 64, 32768))
+		c->udp_rx_descriptors = (uint32_t)*s->rx_descriptors;
+	if (s->ports_count == 0 || ck->failed)
+		return;
+	c->udp_ports = calloc(s->ports_count, sizeof(*c->udp_ports));
+	if (c->udp_ports == NULL) {
+		fail(ck, "out of memory");
+		return;
+	}
+	for (unsigned int i = 0; i < s->ports_count && !ck->failed; i++) {
+		const struct y_udp_port *y = &s->ports[i];
+		struct mb_udp_port_config *p = &c->udp_ports[i];
+		struct in_addr a;
+
+		if (y->device == NULL || y->device[0] == '\0') {
+			fail(ck,
+			     "udp.ports[%u].device: missing; a PCI address (0000:17:00.0) or a "
+			     "virtual device (net_af_packet0,iface=eth1)",
+			     i);
+			break;
+		}
+		if (!is_pci_address(y->device) && strncmp(y->device, "net_", 4) != 0) {
+			fail(ck,
+			     "udp.ports[%u].device: '%s' is neither a PCI address (0000:17:00.0) "
+			     "nor a DPDK virtual device (net_pcap0,..., net_af_packet0,...)",
+			     i, y->device);
+			break;
+		}
+		snprintf(p->device, sizeof(p->device), "%s", y->device);
+		if (y->address == NULL || inet_pton(AF_INET, y->address, &a) != 1 ||
+		    a.s_addr == 0 || a.s_addr == 0xffffffffu) {
+			fail(ck,
+			     "udp.ports[%u].address: %s%s%s is not a unicast IPv4 address (the "
+			     "address this port answers ARP for and receives UDP on)",
+			     i, y->address ? "'" : "", y->address ? y->address : "missing",
+			     y->address ? "'" : "");
+			break;
+		}
+		p->address = a.s_addr;
+		snprintf(p->address_text, sizeof(p->address_text), "%s", y->address);
+		p->rx_queues = 1;
+		snprintf(field, sizeof(field), "udp.ports[%u].rx_queues", i);
+		if (int_in(ck, field, y->rx_queues, 1, MB_CONFIG_UDP_MAX_QUEUES))
+			p->rx_queues = (uint32_t)*y->rx_queues;
+		if (y->cpus_count != 0 && y->cpus_count != p->rx_queues) {
+			fail(ck,
+			     "udp.ports[%u].cpus: %u CPUs for %u rx queue(s); give one per queue, "
+			     "or none to let the topology choose",
+			     i, y->cpus_count, p->rx_queues);
+			break;
+		}
+		for (unsigned int k = 0; k < y->cpus_count && !ck->failed; k++) {
+			snprintf(field, sizeof(field), "udp.ports[%u].cpus[%u]", i, k);
+			if (int_in(ck, field, &y->cpus[k], 0, 4095))
+				p->cpus[k] = (int)y->cpus[k];
+		}
+		p->n_cpus = y->cpus_count;
+		for (unsigned int j = 0; j < i && !ck->failed; j++)
+			if (strcmp(c->udp_ports[j].device, p->device) == 0)
+				fail(ck, "udp.ports[%u].device: '%s' is already udp.ports[%u]", i,
+				     p->device, j);
+		c->n_udp_ports = i + 1;
+	}
+}
+
 static void
 apply_tenants(struct checker *ck, const struct y_tenants *s, struct mb_config *c)
 {
@@ -714,11 +858,14 @@ mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_le
 	next.n_limits = 0;
 	next.models = NULL;
 	next.n_models = 0;
+	next.udp_ports = NULL;
+	next.n_udp_ports = 0;
 	apply_service(&ck, root->service, &next);
 	apply_idle(&ck, root->idle, &next);
 	apply_zmq(&ck, root->zmq, &next);
 	apply_eal(&ck, root->eal, &next);
 	apply_devices(&ck, root->devices, &next);
+	apply_udp(&ck, root->udp, &next);
 	apply_tenants(&ck, root->tenants, &next);
 	apply_models(&ck, root, &next);
 	cyaml_free(&ycfg, &root_value, root, 0);

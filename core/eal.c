@@ -152,11 +152,11 @@ mb_eal_init(const struct mb_eal_opts *opts)
 		PUSH("-m");
 		PUSH("%u", opts->mem_mb);
 		PUSH("--lcores=%s", lcores);
-		for (unsigned int i = 0; i < opts->n_extra; i++) {
-			if (opts->extra == NULL || opts->extra[i] == NULL)
-				return -EINVAL;
-			PUSH("%s", opts->extra[i]);
-		}
+	}
+	for (unsigned int i = 0; i < opts->n_extra; i++) {
+		if (opts->extra == NULL || opts->extra[i] == NULL)
+			return -EINVAL;
+		PUSH("%s", opts->extra[i]);
 	}
 	if (!has_prefix) {
 		snprintf(g_file_prefix, sizeof(g_file_prefix), "%s-%ld", opts->name,

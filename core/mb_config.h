@@ -45,6 +45,20 @@ struct mb_model_config {
 	double item_units_per_second; /**< 0..1000000, or < 0 unset */
 };
 
+#define MB_CONFIG_UDP_DEVICE_MAX 512
+#define MB_CONFIG_UDP_MAX_QUEUES 64
+
+/** One DPDK port that receives UDP requests (the `udp.ports` list). */
+struct mb_udp_port_config {
+	/** PCI address ("0000:17:00.0") or virtual device arguments ("net_pcap0,rx_pcap=x"). */
+	char device[MB_CONFIG_UDP_DEVICE_MAX];
+	uint32_t address;		    /**< IPv4 address of the port, network byte order */
+	char address_text[16];		    /**< the same, as written */
+	uint32_t rx_queues;		    /**< 1..64: one polled rx thread each */
+	int cpus[MB_CONFIG_UDP_MAX_QUEUES]; /**< CPU of each rx thread; n_cpus 0 = hwloc picks */
+	unsigned int n_cpus;
+};
+
 struct mb_tenant_limit {
 	uint32_t tenant;
 	double rate; /**< requests/s, 0 = unlimited */
@@ -77,6 +91,16 @@ struct mb_config {
 	uint32_t eal_memory_mb;
 	char **eal_args; /**< full EAL argument list for bare metal, or NULL */
 	unsigned int n_eal_args;
+
+	/* UDP ingest over DPDK ports (none in the embedded default) */
+	struct mb_udp_port_config *udp_ports;
+	unsigned int n_udp_ports;
+	uint32_t udp_port;		    /**< UDP destination port, 1..65535 */
+	uint32_t udp_reassembly_timeout_ms; /**< an incomplete request is dropped after this */
+	uint32_t udp_max_requests;	    /**< per rx queue: being reassembled or in flight */
+	uint32_t udp_buffer_mb;		    /**< per rx queue: payload buffer memory */
+	uint32_t udp_mbufs;		    /**< packet buffers per NUMA node with a port */
+	uint32_t udp_rx_descriptors;	    /**< rx ring size of each queue */
 
 	/* CPU device */
 	uint32_t cpu_units;

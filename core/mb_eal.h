@@ -9,8 +9,8 @@
  * pins the main thread to one CPU, and every thread it later creates would inherit that pin.
  *
  * Bare-metal deployments pass their own EAL arguments (hugepages, PCI allow-list, lcores)
- * in mb_eal_opts.args; then only argv[0] and, unless the arguments name one, a unique file
- * prefix are added.
+ * in mb_eal_opts.args; then only argv[0], the extra arguments (virtual devices) and, unless
+ * the arguments name one, a unique file prefix are added.
  *
  * Threads: call mb_eal_init() and mb_eal_fini() from the main thread, once each.
  */
@@ -34,7 +34,7 @@ struct mb_eal_opts {
 	const char *const *args;
 	/** Number of entries in @c args. */
 	unsigned int n_args;
-	/** Extra arguments appended to the embedded default (e.g. --vdev=net_null0). Borrowed. */
+	/** Extra arguments appended to either (e.g. --vdev=net_null0). Borrowed. */
 	const char *const *extra;
 	/** Number of entries in @c extra. */
 	unsigned int n_extra;

@@ -52,6 +52,14 @@ struct mb_metric *mb_metrics_gauge_fn(struct mb_metrics *m, const char *name, co
 				      const char *labels, mb_metric_fn fn, void *arg);
 
 /**
+ * Register a counter whose value is @p fn(@p arg) at render time: for counts that a
+ * single-writer thread keeps itself (e.g. the polled rx path, which must not pay for a
+ * shared atomic per packet). @p fn must never decrease.
+ */
+struct mb_metric *mb_metrics_counter_fn(struct mb_metrics *m, const char *name, const char *help,
+					const char *labels, mb_metric_fn fn, void *arg);
+
+/**
  * Register (or find) a histogram series with @p n strictly increasing upper bounds
  * (copied; +Inf is implicit). All series of one family must use the same bounds.
  */

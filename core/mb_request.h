@@ -49,6 +49,13 @@ struct mb_request {
 	uint64_t payload_store[8]; /**< transport's handle for the payload (zmq_msg_t) */
 	uint64_t arrival_ns;
 	uint64_t deadline_ns;
+	/**
+	 * Where the egress hands the request after its response left, instead of the front
+	 * door's pool: set by an ingest that owns its requests (the UDP rx threads). NULL for
+	 * ZeroMQ requests. @c owner is that ingest's.
+	 */
+	void (*release)(struct mb_request *req);
+	void *owner;
 
 	/* scheduling */
 	uint32_t model;	     /**< index of the model, or MB_REQUEST_NO_MODEL */

@@ -211,20 +211,34 @@ mb_metrics_gauge(struct mb_metrics *m, const char *name, const char *help, const
 	return reg(m, name, help, labels, KIND_GAUGE, NULL, 0);
 }
 
-struct mb_metric *
-mb_metrics_gauge_fn(struct mb_metrics *m, const char *name, const char *help, const char *labels,
-		    mb_metric_fn fn, void *arg)
+static struct mb_metric *
+reg_fn(struct mb_metrics *m, const char *name, const char *help, const char *labels, enum kind kind,
+       mb_metric_fn fn, void *arg)
 {
 	struct mb_metric *s;
 
 	pthread_mutex_lock(&m->lock);
-	s = series_locked(m, name, help, labels, KIND_GAUGE, NULL, 0);
+	s = series_locked(m, name, help, labels, kind, NULL, 0);
 	if (s != NULL) {
 		s->fn = fn;
 		s->fn_arg = arg;
 	}
 	pthread_mutex_unlock(&m->lock);
 	return s;
+}
+
+struct mb_metric *
+mb_metrics_gauge_fn(struct mb_metrics *m, const char *name, const char *help, const char *labels,
+		    mb_metric_fn fn, void *arg)
+{
+	return reg_fn(m, name, help, labels, KIND_GAUGE, fn, arg);
+}
+
+struct mb_metric *
+mb_metrics_counter_fn(struct mb_metrics *m, const char *name, const char *help, const char *labels,
+		      mb_metric_fn fn, void *arg)
+{
+	return reg_fn(m, name, help, labels, KIND_COUNTER, fn, arg);
 }
 
 struct mb_metric *

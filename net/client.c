@@ -5,10 +5,15 @@
  */
 #include "mediabatch/client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -305,4 +310,132 @@ mb_subscriber_close(struct mb_subscriber **s)
 	zmq_ctx_term((*s)->ctx);
 	free(*s);
 	*s = NULL;
+}
+
+/* ---- UDP ---- */
+
+struct mb_udp_sender {
+	int fd;
+	uint32_t max_datagram;
+};
+
+int
+mb_udp_sender_open(const struct mb_udp_sender_opts *o, struct mb_udp_sender **out, char *err,
+		   size_t err_len)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct mb_udp_sender *s;
+	char host[64];
+	const char *colon = o && o->address ? strrchr(o->address, ':') : NULL;
+	char *end;
+	long port;
+
+	*out = NULL;
+	if (colon == NULL || (size_t)(colon - o->address) >= sizeof(host)) {
+		snprintf(err, err_len, "'%s' is not IPv4:PORT (e.g. 192.0.2.1:7000)",
+			 o && o->address ? o->address : "");
+		return -EINVAL;
+	}
+	memcpy(host, o->address, (size_t)(colon - o->address));
+	host[colon - o->address] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || *end != '\0' || port < 1 ||
+	    port > 65535) {
+		snprintf(err, err_len, "'%s' is not IPv4:PORT (e.g. 192.0.2.1:7000)", o->address);
+		return -EINVAL;
+	}
+	if (o->max_datagram != 0 &&
+	    (o->max_datagram <= MB_PROTO_HDR_LEN || o->max_datagram > 65507)) {
+		snprintf(err, err_len, "datagram size %u is out of range %d..65507",
+			 o->max_datagram, MB_PROTO_HDR_LEN + 1);
+		return -EINVAL;
+	}
+	sa.sin_port = htons((uint16_t)port);
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->max_datagram = o->max_datagram ? o->max_datagram : MB_UDP_DEFAULT_DATAGRAM;
+	s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+
+		snprintf(err, err_len, "UDP socket to %s: %s", o->address, strerror(e));
+		if (s->fd >= 0)
+			close(s->fd);
+		free(s);
+		return -e;
+	}
+	*out = s;
+	return 0;
+}
+
+static int
+send_datagram(struct mb_udp_sender *s, const uint8_t *hdr, const void *slice, size_t len)
+{
+	struct iovec iov[2] = {
+		{.iov_base = (void *)hdr, .iov_len = MB_PROTO_HDR_LEN},
+		{.iov_base = (void *)slice, .iov_len = len},
+	};
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+
+	for (;;) {
+		if (sendmsg(s->fd, &msg, 0) >= 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno == ENOBUFS) { /* the kernel's queue is full for a moment: wait */
+			usleep(100);
+			continue;
+		}
+		return -errno;
+	}
+}
+
+int
+mb_udp_sender_send(struct mb_udp_sender *s, const struct mb_request_hdr *hdr, const void *payload,
+		   size_t len)
+{
+	struct mb_request_hdr h = *hdr;
+	uint8_t wire[MB_PROTO_HDR_LEN];
+	size_t slice = s->max_datagram - MB_PROTO_HDR_LEN, off = 0;
+	int n = 0, rc;
+
+	if (h.payload_len != len || len == 0)
+		return -EINVAL;
+	while (off < len) {
+		size_t k = len - off < slice ? len - off : slice;
+
+		h.frag_offset = (uint32_t)off;
+		mb_proto_encode_request(&h, wire);
+		rc = send_datagram(s, wire, (const uint8_t *)payload + off, k);
+		if (rc < 0)
+			return rc;
+		off += k;
+		n++;
+	}
+	return n;
+}
+
+int
+mb_udp_sender_cancel(struct mb_udp_sender *s, uint32_t tenant, uint64_t request_id)
+{
+	struct mb_request_hdr h = {0};
+	uint8_t wire[MB_PROTO_HDR_LEN];
+
+	h.version = MB_PROTO_VERSION;
+	h.flags = MB_FLAG_CANCEL;
+	h.tenant_id = tenant;
+	h.request_id = request_id;
+	mb_proto_encode_request(&h, wire);
+	return send_datagram(s, wire, NULL, 0);
+}
+
+void
+mb_udp_sender_close(struct mb_udp_sender **sp)
+{
+	if (sp == NULL || *sp == NULL)
+		return;
+	close((*sp)->fd);
+	free(*sp);
+	*sp = NULL;
 }

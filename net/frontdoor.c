@@ -339,6 +339,17 @@ key_of(const struct mb_request *r)
 static void
 retire(struct mb_frontdoor *fd, struct mb_request *req)
 {
+	if (req->release != NULL) { /* another ingest's request (UDP): hand it back */
+		if (req->done_ns == 0)
+			req->done_ns = mb_env_now_ns();
+		if (fd->o.ops.sent != NULL)
+			fd->o.ops.sent(fd->o.ops.ctx, req);
+		fd->sent++;
+		free(req->result);
+		req->result = NULL;
+		req->release(req);
+		return;
+	}
 	if (req->indexed) {
 		struct idx_key k = key_of(req);
 
@@ -657,7 +668,9 @@ mb_frontdoor_run(struct mb_frontdoor *fd)
 		}
 		if (fd->abort_seen_ns == 0 && mb_cancel_is_cancelled(fd->o.abort))
 			fd->abort_seen_ns = now;
-		if (fd->ingest_closed && mb_request_pool_in_use(fd->pool) == 0) {
+		if (fd->ingest_closed && mb_request_pool_in_use(fd->pool) == 0 && fd->n_held == 0 &&
+		    (fd->o.ops.others_done == NULL || fd->o.ops.others_done(fd->o.ops.ctx)) &&
+		    mb_ring_count(fd->o.results) == 0) {
 			/* Whatever already sits in the ROUTER's queue is answered UNAVAILABLE
 			 * (receive() does that while draining) before the socket closes. */
 			receive(fd);

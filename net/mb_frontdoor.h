@@ -16,6 +16,9 @@
  * flags the matching in-flight request (same client, tenant, id) and calls ops.cancelled();
  * an unknown one is ignored. Either way a cancel gets no response of its own.
  *
+ * Requests of other ingest paths (UDP) also come back on the results ring: they are
+ * published only (no ROUTER peer) and handed back through their req->release().
+ *
  * Out: answered requests come back on the results ring. Each is sent to its client on the
  * ROUTER (ZMQ_ROUTER_MANDATORY: a requester whose send queue is full makes the send fail
  * with EAGAIN; the reply is kept and retried, never dropped; a requester that disconnected
@@ -37,6 +40,7 @@
 #define MB_FRONTDOOR_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +65,11 @@ struct mb_frontdoor_ops {
 	void (*sent)(void *ctx, const struct mb_request *req);
 	/** The front door will submit nothing more (drain began). */
 	void (*ingest_closed)(void *ctx);
+	/**
+	 * Optional: true once other ingest paths (UDP) are closed and every request they
+	 * handed on has been answered and released; the front door keeps sending until then.
+	 */
+	bool (*others_done)(void *ctx);
 };
 
 struct mb_frontdoor_opts {

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mb_build_config.h"
 #include "mediabatch/client.h"
@@ -78,6 +79,12 @@ usage(FILE *out)
 		"later)\n"
 		"  --wait-ms MS             how long to wait for each response (default 30000)\n"
 		"  --quiet                  print only the summary\n"
+		"  --udp IPV4:PORT          send as UDP datagrams to the service's DPDK port\n"
+		"                           instead of ZeroMQ; results are read from --publish\n"
+		"  --publish EP             service PUB for --udp results (default\n"
+		"                           tcp://127.0.0.1:7401)\n"
+		"  --datagram BYTES         --udp datagram size, header included (default 1472)\n"
+		"  --settle-ms MS           --udp: wait after subscribing (default 300)\n"
 		"\n"
 		"subscribe: --endpoint EP (default tcp://127.0.0.1:7401), --tenant T, --model "
 		"NAME\n"
@@ -342,6 +349,8 @@ print_response(const char *prefix, const struct mb_client_response *r)
 
 struct send_opts {
 	const char *endpoint, *model, *npy, *client_id;
+	const char *udp, *publish; /* --udp: send as datagrams, results from PUB */
+	long datagram, settle_ms;
 	uint32_t tenant, timeout_ms;
 	uint64_t first_id;
 	long count, concurrency, cancel_after_ms, wait_ms;
@@ -496,6 +505,112 @@ cmd_send(struct send_opts *o, struct media *m)
 	return by_status[MB_STATUS_OK] == o->count ? 0 : EXIT_NOT_OK;
 }
 
+/*
+ * send --udp: requests go out as datagrams (fragmented as docs/protocol.md says); their
+ * results come back on the PUB socket only, so subscribe to "<tenant>/<model>" first and
+ * give the subscription --settle-ms to reach the service (ZeroMQ has no handshake for it).
+ */
+static int
+cmd_send_udp(struct send_opts *o, struct media *m)
+{
+	struct mb_udp_sender_opts uo = {.address = o->udp, .max_datagram = (uint32_t)o->datagram};
+	struct mb_udp_sender *tx = NULL;
+	struct mb_subscriber *rx = NULL;
+	char err[256], prefix[64];
+	bool *done = calloc((size_t)o->count, sizeof(bool));
+	double *sent_at = calloc((size_t)o->count, sizeof(double));
+	long next = 0, received = 0, by_status[MB_STATUS_COUNT] = {0}, datagrams = 0;
+	double t0, last_answer;
+	int rc, exit_code = 0;
+
+	if (done == NULL || sent_at == NULL)
+		return EXIT_USAGE;
+	snprintf(prefix, sizeof(prefix), "%u/%s", o->tenant, o->model);
+	if (mb_subscriber_connect(o->publish, prefix, &rx, err, sizeof(err)) < 0 ||
+	    mb_udp_sender_open(&uo, &tx, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatch: %s\n", err);
+		mb_subscriber_close(&rx);
+		free(done);
+		free(sent_at);
+		return EXIT_USAGE;
+	}
+	usleep((useconds_t)o->settle_ms * 1000);
+	snprintf(m->hdr.model, sizeof(m->hdr.model), "%s", o->model);
+	m->hdr.tenant_id = o->tenant;
+	m->hdr.timeout_ms = o->timeout_ms;
+	m->hdr.flags = o->priority ? MB_FLAG_PRIORITY : 0;
+	t0 = last_answer = now_s();
+	while (received < o->count && !g_stop) {
+		struct mb_client_response r;
+		char topic[64];
+
+		while (next < o->count && next - received < o->concurrency) {
+			m->hdr.request_id = o->first_id + (uint64_t)next;
+			rc = mb_udp_sender_send(tx, &m->hdr, m->bytes, m->len);
+			if (rc < 0) {
+				fprintf(stderr, "mediabatch: UDP send to %s: %s\n", o->udp,
+					strerror(-rc));
+				exit_code = EXIT_USAGE;
+				goto out;
+			}
+			datagrams += rc;
+			sent_at[next++] = now_s();
+		}
+		rc = mb_subscriber_recv(rx, topic, sizeof(topic), &r, 100);
+		if (rc == -ETIMEDOUT) {
+			if ((now_s() - last_answer) * 1000 > (double)o->wait_ms) {
+				fprintf(stderr,
+					"mediabatch: %ld request(s) got no result on %s within %ld "
+					"ms; is the service's UDP port at %s, and its PUB at %s?\n",
+					next - received, o->publish, o->wait_ms, o->udp,
+					o->publish);
+				exit_code = EXIT_TIMEOUT;
+				goto out;
+			}
+			continue;
+		}
+		if (rc < 0)
+			continue;
+		if (r.hdr.request_id >= o->first_id &&
+		    r.hdr.request_id - o->first_id < (uint64_t)next &&
+		    !done[r.hdr.request_id - o->first_id]) {
+			done[r.hdr.request_id - o->first_id] = true;
+			received++;
+			last_answer = now_s();
+			if (r.hdr.status < MB_STATUS_COUNT)
+				by_status[r.hdr.status]++;
+			if (!o->quiet)
+				print_response("", &r);
+			if (o->npy != NULL && r.hdr.status == MB_STATUS_OK &&
+			    write_npy(o->npy, &r) == 0 && !o->quiet)
+				printf("wrote %s: float32 [%u x %u]\n", o->npy, r.hdr.rows,
+				       r.hdr.cols);
+		}
+		mb_client_response_free(&r);
+	}
+out:
+	if (o->count > 1 || o->quiet) {
+		double elapsed = now_s() - t0;
+
+		printf("%ld sent over UDP (%ld datagrams), %ld answered in %.2f s (%.0f req/s)\n"
+		       "status:",
+		       next, datagrams, received, elapsed, received / elapsed);
+		for (int st = 0; st < MB_STATUS_COUNT; st++)
+			if (by_status[st] != 0)
+				printf(" %s=%ld", mb_status_name((unsigned)st), by_status[st]);
+		printf("\n");
+	}
+	mb_udp_sender_close(&tx);
+	mb_subscriber_close(&rx);
+	free(done);
+	free(sent_at);
+	if (exit_code != 0)
+		return exit_code;
+	if (received < o->count)
+		return EXIT_TIMEOUT;
+	return by_status[MB_STATUS_OK] == o->count ? 0 : EXIT_NOT_OK;
+}
+
 /* ---- subscribe, cancel ---- */
 
 static int
@@ -613,6 +728,10 @@ main(int argc, char **argv)
 		O_WAIT,
 		O_QUIET,
 		O_TIMEOUT_S,
+		O_UDP,
+		O_PUBLISH,
+		O_DATAGRAM,
+		O_SETTLE,
 	};
 	static const struct option longopts[] = {
 		{"wav", required_argument, NULL, O_WAV},
@@ -640,6 +759,10 @@ main(int argc, char **argv)
 		{"wait-ms", required_argument, NULL, O_WAIT},
 		{"quiet", no_argument, NULL, O_QUIET},
 		{"timeout-s", required_argument, NULL, O_TIMEOUT_S},
+		{"udp", required_argument, NULL, O_UDP},
+		{"publish", required_argument, NULL, O_PUBLISH},
+		{"datagram", required_argument, NULL, O_DATAGRAM},
+		{"settle-ms", required_argument, NULL, O_SETTLE},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -652,6 +775,8 @@ main(int argc, char **argv)
 		.concurrency = 1,
 		.cancel_after_ms = -1,
 		.wait_ms = 30000,
+		.publish = "tcp://127.0.0.1:7401",
+		.settle_ms = 300,
 	};
 	const char *cmd, *wav = NULL, *video = NULL, *tensor = NULL;
 	double tone = 0, seconds = 1;
@@ -774,6 +899,20 @@ main(int argc, char **argv)
 		case O_QUIET:
 			so.quiet = true;
 			break;
+		case O_UDP:
+			so.udp = optarg;
+			break;
+		case O_PUBLISH:
+			so.publish = optarg;
+			break;
+		case O_DATAGRAM:
+			if (num("--datagram", optarg, MB_PROTO_HDR_LEN + 1, 65507, &so.datagram))
+				return EXIT_USAGE;
+			break;
+		case O_SETTLE:
+			if (num("--settle-ms", optarg, 0, 60000, &so.settle_ms))
+				return EXIT_USAGE;
+			break;
 		case O_TIMEOUT_S:
 			if (num("--timeout-s", optarg, 1, 86400, &timeout_s))
 				return EXIT_USAGE;
@@ -817,7 +956,13 @@ main(int argc, char **argv)
 	    ((video || video_test) && make_video(&m, video, frames, height, width) < 0) ||
 	    (tensor && make_tensor(&m, tensor) < 0))
 		return EXIT_USAGE;
-	c = cmd_send(&so, &m);
+	if (so.udp != NULL && (so.cancel_after_ms >= 0 || so.client_id != NULL)) {
+		fprintf(stderr, "mediabatch: --udp does not combine with --cancel-after-ms or "
+				"--client-id\n");
+		free(m.bytes);
+		return EXIT_USAGE;
+	}
+	c = so.udp != NULL ? cmd_send_udp(&so, &m) : cmd_send(&so, &m);
 	free(m.bytes);
 	return c;
 }

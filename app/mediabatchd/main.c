@@ -25,6 +25,7 @@
 #include "mb_eal.h"
 #include "mb_env.h"
 #include "mb_gpu_probe.h"
+#include "mb_udp.h"
 #include "service.h"
 
 #define MB_LOG_MODULE "mediabatchd"
@@ -197,9 +198,19 @@ apply_flags(const struct flags *f, struct mb_config *cfg)
 static int
 start_eal(const struct mb_config *cfg)
 {
+	static char vdev_buf[4096];
+	static const char *vdevs[16];
 	struct mb_eal_opts eo;
+	int n;
 
 	mb_eal_opts_init(&eo);
+	n = mb_udp_eal_vdevs(cfg, vdev_buf, sizeof(vdev_buf), vdevs, 16);
+	if (n < 0) {
+		fprintf(stderr, "mediabatchd: udp.ports: too many virtual devices\n");
+		return n;
+	}
+	eo.extra = vdevs;
+	eo.n_extra = (unsigned int)n;
 	eo.name = "mediabatchd";
 	eo.mem_mb = cfg->eal_memory_mb;
 	if (cfg->n_eal_args != 0) {
@@ -290,6 +301,8 @@ main(int argc, char **argv)
 	}
 	start_thread(&batcher_thread, "mb-batcher", service_batcher_thread, svc);
 	start_thread(&fd_thread, "mb-frontdoor", service_frontdoor_thread, svc);
+	if (service_udp_start(svc) < 0)
+		exit(EXIT_START);
 	service_set_ready(svc, true);
 	service_describe(svc, desc, sizeof(desc));
 	MB_LOG(NOTICE, "mediabatchd %s ready (%s): %s", MB_VERSION, cfg.source, desc);
@@ -335,6 +348,7 @@ main(int argc, char **argv)
 		if (draining && pthread_tryjoin_np(fd_thread, NULL) == 0)
 			break;
 	}
+	service_udp_join(svc);
 	pthread_join(batcher_thread, NULL);
 	for (uint32_t i = 0; i < service_workers(svc); i++)
 		pthread_join(workers[i], NULL);

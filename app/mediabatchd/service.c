@@ -28,6 +28,9 @@
 #include "mb_metrics.h"
 #include "mb_models.h"
 #include "mb_ratelimit.h"
+#include "mb_topo.h"
+#include "mb_udp.h"
+#include "mb_udp_wire.h"
 
 #define MB_LOG_MODULE "service"
 #include "mb_log.h"
@@ -36,7 +39,7 @@
 #define MAX_PENDING_BATCHES 2
 
 /* The subsystems with a token of their own in the cancellation tree. */
-enum { SUB_FRONTDOOR, SUB_BATCHER, SUB_WORKERS, SUB_COUNT };
+enum { SUB_FRONTDOOR, SUB_BATCHER, SUB_WORKERS, SUB_UDP, SUB_COUNT };
 
 struct worker_slot {
 	struct mb_service *svc;
@@ -55,11 +58,17 @@ struct mb_service {
 	struct mb_device *cpu;
 	struct mb_doorbell batcher_bell;
 	struct mb_ring *results;
-	struct mb_ratelimit *limits;
+	struct mb_ratelimit *limits; /* ZeroMQ requests (front door thread) */
+	/* UDP ingest: NULL without ports; one rate limiter per rx queue (its thread's) */
+	struct mb_udp *udp;
+	struct mb_ratelimit **udp_limits;
+	uint32_t n_udp_limits;
+	struct mb_topo *topo;
+	atomic_uint open_ingests; /* front door + UDP, until each closed */
 	/*
 	 * The cancellation tree: two roots, each with one child per subsystem.
-	 *   drain -> {frontdoor, batcher, workers}: stop taking work, flush, finish
-	 *   abort -> {frontdoor, batcher, workers}: what has not started is CANCELLED
+	 *   drain -> {frontdoor, batcher, workers, udp}: stop taking work, flush, finish
+	 *   abort -> {frontdoor, batcher, workers, udp}: what has not started is CANCELLED
 	 * A subsystem watches its own child; each child's callback wakes only that subsystem.
 	 */
 	struct mb_cancel *drain, *abort;
@@ -76,7 +85,7 @@ struct mb_service {
 	struct mb_frontdoor *fd;
 	struct mb_http *http;
 	/* metrics: [model][...]; index n_models is "_unknown" */
-	struct mb_metric *m_requests[MAX_MODELS + 1];
+	struct mb_metric *m_requests[MAX_MODELS + 1][2]; /* [model][enum mb_transport] */
 	struct mb_metric *m_responses[MAX_MODELS + 1][MB_STATUS_COUNT];
 	struct mb_metric *m_latency[MAX_MODELS + 1];
 	struct mb_metric *m_admission_wait;
@@ -269,10 +278,14 @@ build_metrics(struct mb_service *s)
 	for (uint32_t i = 0; i <= s->n_models; i++) {
 		const char *name = i < s->n_models ? s->models[i].desc->name : "_unknown";
 
-		s->m_requests[i] = mb_metrics_counter(
+		s->m_requests[i][MB_TRANSPORT_ZMQ] = mb_metrics_counter(
 			r, "mediabatch_requests_total",
 			"Requests received, by model and transport.",
 			mb_metrics_labels(l, sizeof(l), "model", name, "transport", "zmq", NULL));
+		s->m_requests[i][MB_TRANSPORT_UDP] = mb_metrics_counter(
+			r, "mediabatch_requests_total",
+			"Requests received, by model and transport.",
+			mb_metrics_labels(l, sizeof(l), "model", name, "transport", "udp", NULL));
 		for (int st = 0; st < MB_STATUS_COUNT; st++)
 			s->m_responses[i][st] = mb_metrics_counter(
 				r, "mediabatch_responses_total",
@@ -308,34 +321,45 @@ build_metrics(struct mb_service *s)
 		mb_metrics_histogram(r, "mediabatch_admission_wait_seconds",
 				     "Time a formed batch waited for its device units.", l,
 				     mb_metrics_latency_bounds, mb_metrics_latency_bounds_n);
-	/* The DPDK UDP path: no port in this configuration, so these stay 0. */
+	if (s->cfg->n_udp_ports != 0)
+		return; /* the UDP ingest registers the rx_* series itself */
+	/* No DPDK port in this configuration: the series exist (for alerts) and stay 0. */
 	mb_metrics_counter(r, "mediabatch_rx_packets_total",
 			   "Packets received by the polled DPDK cores.", NULL);
-	mb_metrics_counter(r, "mediabatch_rx_dropped_total",
-			   "Packets dropped on the DPDK path, by reason.",
-			   mb_metrics_labels(l, sizeof(l), "reason", "malformed", NULL));
+	for (int w = 0; w < MB_UDP_DROP_COUNT; w++)
+		mb_metrics_counter(
+			r, "mediabatch_rx_dropped_total",
+			"Packets dropped on the DPDK path, by reason (docs/operating.md).",
+			mb_metrics_labels(l, sizeof(l), "reason",
+					  mb_udp_drop_name((enum mb_udp_drop)w), NULL));
 }
 
 /* ---- front door policy ---- */
 
+/*
+ * Every check a request passes before it may enter its model's queue, for both transports
+ * (the caller enqueues): model, media, shape, device units, queue limit, tenant rate (with
+ * the caller thread's own limiter), deadline. On OK the request counts against its model's
+ * queue_limit (m->queued).
+ */
 static enum mb_status
-submit(void *ctx, struct mb_request *req, char *reason, size_t len)
+admit(struct mb_service *s, struct mb_ratelimit *limits, struct mb_request *req, char *reason,
+      size_t len)
 {
-	struct mb_service *s = ctx;
 	struct mb_model *m = find_model(s, req->hdr.model);
+	unsigned int t = req->transport == MB_TRANSPORT_UDP ? MB_TRANSPORT_UDP : MB_TRANSPORT_ZMQ;
 	const struct mb_request_hdr *h = &req->hdr;
 	uint32_t cost, queued, timeout_ms;
 	uint64_t retry_ns = 0, capacity;
-	void *p = req;
 
 	if (m == NULL) {
-		mb_metric_add(s->m_requests[s->n_models], 1);
+		mb_metric_add(s->m_requests[s->n_models][t], 1);
 		snprintf(reason, len, "model: '%s' is not served here (served: %s)", h->model,
 			 s->served);
 		return MB_STATUS_UNKNOWN_MODEL;
 	}
 	req->model = m->index;
-	mb_metric_add(s->m_requests[m->index], 1);
+	mb_metric_add(s->m_requests[m->index][t], 1);
 	if (!m->enabled) {
 		snprintf(reason, len, "model %s is unavailable: %s", h->model, m->disabled_reason);
 		return MB_STATUS_UNAVAILABLE;
@@ -373,7 +397,7 @@ submit(void *ctx, struct mb_request *req, char *reason, size_t len)
 			 queued, m->queue_limit);
 		return MB_STATUS_OVERLOADED;
 	}
-	if (mb_ratelimit_take(s->limits, h->tenant_id, 1, &retry_ns) != 0) {
+	if (mb_ratelimit_take(limits, h->tenant_id, 1, &retry_ns) != 0) {
 		atomic_fetch_sub_explicit(&m->queued, 1, memory_order_acq_rel);
 		snprintf(reason, len,
 			 "tenant %" PRIu32 " is over its rate limit; retry in %" PRIu64 " ms",
@@ -383,9 +407,23 @@ submit(void *ctx, struct mb_request *req, char *reason, size_t len)
 	timeout_ms = h->timeout_ms != 0 ? h->timeout_ms : m->default_timeout_ms;
 	req->deadline_ns = req->arrival_ns + (uint64_t)timeout_ms * MB_NS_PER_MS;
 	req->cost_units = cost;
+	return MB_STATUS_OK;
+}
+
+static enum mb_status
+submit(void *ctx, struct mb_request *req, char *reason, size_t len)
+{
+	struct mb_service *s = ctx;
+	enum mb_status st = admit(s, s->limits, req, reason, len);
+	struct mb_model *m;
+	void *p = req;
+
+	if (st != MB_STATUS_OK)
+		return st;
+	m = &s->models[req->model];
 	if (mb_ring_enqueue_burst(m->queue, &p, 1) != 1) {
 		atomic_fetch_sub_explicit(&m->queued, 1, memory_order_acq_rel);
-		snprintf(reason, len, "the %s queue is full; retry later", h->model);
+		snprintf(reason, len, "the %s queue is full; retry later", req->hdr.model);
 		return MB_STATUS_OVERLOADED;
 	}
 	return MB_STATUS_OK;
@@ -413,13 +451,114 @@ sent(void *ctx, const struct mb_request *req)
 		mb_metric_observe(s->m_latency[i], (double)(req->done_ns - req->arrival_ns) / 1e9);
 }
 
+/* One ingest path (the front door, or the UDP rx threads as one) will queue nothing more;
+ * once all have closed, the batcher may finish. */
 static void
 ingest_closed(void *ctx)
 {
 	struct mb_service *s = ctx;
 
+	if (atomic_fetch_sub_explicit(&s->open_ingests, 1, memory_order_acq_rel) != 1)
+		return;
 	atomic_store_explicit(&s->ingest_closed, true, memory_order_release);
 	mb_doorbell_ring_slow(&s->batcher_bell);
+}
+
+static bool
+udp_done(void *ctx)
+{
+	struct mb_service *s = ctx;
+
+	return s->udp == NULL || (mb_udp_closed(s->udp) && mb_udp_outstanding(s->udp) == 0);
+}
+
+/* ---- UDP ingest policy (each rx thread; its own rate limiter) ---- */
+
+static enum mb_status
+udp_admit(void *ctx, uint32_t queue, struct mb_request *req, char *reason, size_t len)
+{
+	struct mb_service *s = ctx;
+
+	return admit(s, s->udp_limits[queue], req, reason, len);
+}
+
+static struct mb_ring *
+udp_model_ring(void *ctx, uint32_t model)
+{
+	return ((struct mb_service *)ctx)->models[model].queue;
+}
+
+static void
+udp_unadmit(void *ctx, struct mb_request *req)
+{
+	struct mb_service *s = ctx;
+
+	atomic_fetch_sub_explicit(&s->models[req->model].queued, 1, memory_order_acq_rel);
+}
+
+static int
+create_limiter(const struct mb_config *cfg, struct mb_ratelimit **out)
+{
+	struct mb_ratelimit_opts rlo;
+	int rc;
+
+	mb_ratelimit_opts_init(&rlo);
+	rlo.max_keys = cfg->max_tenants;
+	rlo.default_rate = cfg->default_rate;
+	rlo.default_burst = cfg->default_burst;
+	rc = mb_ratelimit_create(&rlo, out);
+	for (unsigned int i = 0; rc == 0 && i < cfg->n_limits; i++)
+		rc = mb_ratelimit_set(*out, cfg->limits[i].tenant, cfg->limits[i].rate,
+				      cfg->limits[i].burst);
+	return rc;
+}
+
+static int
+build_udp(struct mb_service *s, char *err, size_t err_len)
+{
+	const struct mb_config *cfg = s->cfg;
+	struct mb_topo_opts to;
+	struct mb_udp_opts uo = {0};
+	uint32_t nq = 0;
+	int rc;
+
+	if (cfg->n_udp_ports == 0)
+		return 0;
+	for (unsigned int i = 0; i < cfg->n_udp_ports; i++)
+		nq += cfg->udp_ports[i].rx_queues;
+	s->udp_limits = calloc(nq, sizeof(*s->udp_limits));
+	if (s->udp_limits == NULL)
+		return -ENOMEM;
+	s->n_udp_limits = nq;
+	for (uint32_t i = 0; i < nq; i++) {
+		rc = create_limiter(cfg, &s->udp_limits[i]);
+		if (rc < 0) {
+			snprintf(err, err_len, "tenant rate limits: %s", strerror(-rc));
+			return rc;
+		}
+	}
+	mb_topo_opts_init(&to);
+	if (mb_topo_create(&to, &s->topo) < 0)
+		MB_LOG(WARNING, "no topology: rx threads are not pinned");
+	uo.cfg = cfg;
+	uo.results = s->results;
+	uo.drain = s->sub[SUB_UDP].drain;
+	uo.abort = s->sub[SUB_UDP].abort;
+	uo.metrics = s->metrics;
+	uo.topo = s->topo;
+	uo.ops = (struct mb_udp_ops){
+		.ctx = s,
+		.admit = udp_admit,
+		.model_ring = udp_model_ring,
+		.unadmit = udp_unadmit,
+		.cancelled = cancelled,
+		.closed = ingest_closed,
+	};
+	rc = mb_udp_create(&uo, &s->udp, err, err_len);
+	if (rc < 0)
+		return rc;
+	atomic_fetch_add(&s->open_ingests, 1);
+	return 0;
 }
 
 static bool
@@ -458,10 +597,17 @@ wake_workers(void *arg)
 	mb_ring_wake(((struct mb_service *)arg)->cpu->run);
 }
 
+static void
+wake_udp(void *arg)
+{
+	(void)arg; /* rx threads poll their token at least every idle.sleep_us */
+}
+
 static int
 build_tree(struct mb_service *s)
 {
-	static const mb_cancel_fn wake[SUB_COUNT] = {wake_frontdoor, wake_batcher, wake_workers};
+	static const mb_cancel_fn wake[SUB_COUNT] = {wake_frontdoor, wake_batcher, wake_workers,
+						     wake_udp};
 	int rc;
 
 	if ((rc = mb_cancel_create(NULL, &s->drain)) < 0 ||
@@ -512,7 +658,6 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	struct mb_service *s;
 	struct mb_device_opts dopts = {0};
 	struct mb_ring_opts ro;
-	struct mb_ratelimit_opts rlo;
 	struct mb_batcher_opts bo;
 	struct mb_frontdoor_opts fo = {0};
 	uint32_t batch_cap = 1;
@@ -529,6 +674,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	atomic_init(&s->ingest_closed, false);
 	atomic_init(&s->cancel_gen, 0);
 	atomic_init(&s->ready, false);
+	atomic_init(&s->open_ingests, 1);
 	if ((rc = mb_metrics_create(&s->metrics)) < 0 ||
 	    (rc = mb_doorbell_init(&s->batcher_bell)) < 0) {
 		snprintf(err, err_len, "out of resources: %s", strerror(-rc));
@@ -558,6 +704,8 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	mb_ring_opts_init(&ro);
 	ro.name = "results";
 	ro.capacity = cfg->max_inflight + 64;
+	for (unsigned int i = 0; i < cfg->n_udp_ports; i++) /* room for every request object */
+		ro.capacity += cfg->udp_ports[i].rx_queues * cfg->udp_max_requests;
 	ro.prod_sync = MB_RING_SYNC_MT_HTS;
 	ro.cons_sync = MB_RING_SYNC_ST;
 	rc = mb_ring_create(&ro, &s->results);
@@ -565,14 +713,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 		snprintf(err, err_len, "results ring of %u: %s", ro.capacity, strerror(-rc));
 		goto fail;
 	}
-	mb_ratelimit_opts_init(&rlo);
-	rlo.max_keys = cfg->max_tenants;
-	rlo.default_rate = cfg->default_rate;
-	rlo.default_burst = cfg->default_burst;
-	rc = mb_ratelimit_create(&rlo, &s->limits);
-	for (unsigned int i = 0; rc == 0 && i < cfg->n_limits; i++)
-		rc = mb_ratelimit_set(s->limits, cfg->limits[i].tenant, cfg->limits[i].rate,
-				      cfg->limits[i].burst);
+	rc = create_limiter(cfg, &s->limits);
 	if (rc < 0) {
 		snprintf(err, err_len, "tenant rate limits: %s", strerror(-rc));
 		goto fail;
@@ -655,8 +796,12 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 		.cancelled = cancelled,
 		.sent = sent,
 		.ingest_closed = ingest_closed,
+		.others_done = udp_done,
 	};
 	rc = mb_frontdoor_create(&fo, &s->fd, err, err_len);
+	if (rc < 0)
+		goto fail;
+	rc = build_udp(s, err, err_len);
 	if (rc < 0)
 		goto fail;
 	if (cfg->metrics[0] != '\0') {
@@ -683,6 +828,11 @@ service_destroy(struct mb_service **sp)
 		return;
 	s = *sp;
 	mb_http_stop(&s->http);
+	mb_udp_destroy(&s->udp);
+	for (uint32_t i = 0; s->udp_limits != NULL && i < s->n_udp_limits; i++)
+		mb_ratelimit_destroy(&s->udp_limits[i]);
+	free(s->udp_limits);
+	mb_topo_destroy(&s->topo);
 	mb_frontdoor_destroy(&s->fd);
 	if (s->zctx != NULL)
 		zmq_ctx_term(s->zctx);
@@ -746,6 +896,19 @@ service_worker_arg(struct mb_service *s, uint32_t i)
 	return &s->workers[i];
 }
 
+int
+service_udp_start(struct mb_service *s)
+{
+	return s->udp != NULL ? mb_udp_start(s->udp) : 0;
+}
+
+void
+service_udp_join(struct mb_service *s)
+{
+	if (s->udp != NULL)
+		mb_udp_join(s->udp);
+}
+
 void
 service_set_ready(struct mb_service *s, bool r)
 {
@@ -771,15 +934,22 @@ service_abort(struct mb_service *s)
 uint32_t
 service_inflight(const struct mb_service *s)
 {
-	return mb_frontdoor_inflight(s->fd);
+	return mb_frontdoor_inflight(s->fd) + (s->udp != NULL ? mb_udp_outstanding(s->udp) : 0);
 }
 
 void
 service_describe(const struct mb_service *s, char *buf, size_t len)
 {
+	char udp[160] = "";
+
+	if (s->udp != NULL)
+		snprintf(udp, sizeof(udp), ", UDP port %u on %u DPDK port%s (%u rx queue%s)",
+			 s->cfg->udp_port, s->cfg->n_udp_ports, s->cfg->n_udp_ports == 1 ? "" : "s",
+			 mb_udp_queues(s->udp), mb_udp_queues(s->udp) == 1 ? "" : "s");
 	snprintf(buf, len,
-		 "ROUTER %s, PUB %s, metrics %s%s%s; models: %s; device %s: %u units, %u worker%s",
-		 mb_frontdoor_endpoint(s->fd, 0), mb_frontdoor_endpoint(s->fd, 1),
+		 "ROUTER %s, PUB %s%s, metrics %s%s%s; models: %s; device %s: %u units, %u "
+		 "worker%s",
+		 mb_frontdoor_endpoint(s->fd, 0), mb_frontdoor_endpoint(s->fd, 1), udp,
 		 s->http ? "http://" : "off", s->http ? s->cfg->metrics : "",
 		 s->http ? "/metrics" : "", s->served[0] ? s->served : "(none)", s->cpu->name,
 		 s->cfg->cpu_units, s->n_workers, s->n_workers == 1 ? "" : "s");

@@ -45,6 +45,12 @@ void *service_worker_thread(void *worker_slot);
 uint32_t service_workers(const struct mb_service *svc);
 void *service_worker_arg(struct mb_service *svc, uint32_t i);
 
+/** Start the UDP rx threads (none without udp.ports). Returns 0 or -errno. */
+int service_udp_start(struct mb_service *svc);
+
+/** Join the UDP rx threads (after the front door returned). */
+void service_udp_join(struct mb_service *svc);
+
 /** Mark ready (after every thread started) or not. */
 void service_set_ready(struct mb_service *svc, bool ready);
 

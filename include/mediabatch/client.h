@@ -112,6 +112,39 @@ int mb_subscriber_recv(struct mb_subscriber *s, char *topic, size_t topic_len,
 /** Close and set *@p s to NULL. NULL accepted. */
 void mb_subscriber_close(struct mb_subscriber **s);
 
+/*
+ * UDP (docs/protocol.md, "UDP"): requests sent as datagrams to a service port that DPDK
+ * polls. Each datagram is the 64-byte header (with frag_offset set) and one slice of the
+ * payload; slices go out in order. Results come back on the PUB socket only: subscribe
+ * (mb_subscriber_connect) to "<tenant>/<model>" before sending.
+ */
+struct mb_udp_sender;
+
+/** Largest datagram that fits a 1500-byte Ethernet MTU: 1500 - 20 (IPv4) - 8 (UDP). */
+#define MB_UDP_DEFAULT_DATAGRAM 1472
+
+struct mb_udp_sender_opts {
+	const char *address;   /**< the service's UDP address, "IPv4:PORT", e.g. "192.0.2.1:7000" */
+	uint32_t max_datagram; /**< bytes per datagram, header included (65..65507); 0 = 1472 */
+};
+
+/** Open a UDP socket towards the service. Returns 0 or -errno with a message in @p err. */
+int mb_udp_sender_open(const struct mb_udp_sender_opts *opts, struct mb_udp_sender **out, char *err,
+		       size_t err_len);
+
+/**
+ * Send one request, split into as many datagrams as it needs. Returns the number of
+ * datagrams sent, -EINVAL for a header whose payload_len is not @p len, or -errno.
+ */
+int mb_udp_sender_send(struct mb_udp_sender *s, const struct mb_request_hdr *hdr,
+		       const void *payload, size_t len);
+
+/** Send a cancel for (@p tenant, @p request_id) from this sender's address and port. */
+int mb_udp_sender_cancel(struct mb_udp_sender *s, uint32_t tenant, uint64_t request_id);
+
+/** Close and set *@p s to NULL. NULL accepted. */
+void mb_udp_sender_close(struct mb_udp_sender **s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,7 @@
  * config_test.c: defaults, the annotated example, overrides, and an error message for each
  * kind of mistake (naming file, field, range; line and column for parse errors).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 
@@ -62,6 +63,57 @@ test_example_matches_defaults(void)
 	CU_ASSERT_EQUAL(memcmp(&c, &d, sizeof(c)), 0);
 	mb_config_fini(&c);
 	mb_config_fini(&d);
+}
+
+static void
+test_udp(void)
+{
+	struct mb_config c;
+
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "udp:\n"
+					    "  port: 7100\n"
+					    "  reassembly_timeout_ms: 50\n"
+					    "  ports:\n"
+					    "    - device: net_pcap0,rx_pcap=/tmp/x.pcap\n"
+					    "      address: 192.0.2.1\n"
+					    "    - device: \"0000:17:00.0\"\n"
+					    "      address: 192.0.2.2\n"
+					    "      rx_queues: 2\n"
+					    "      cpus: [4, 5]\n"),
+			      0);
+	CU_ASSERT_EQUAL(c.udp_port, 7100);
+	CU_ASSERT_EQUAL(c.udp_reassembly_timeout_ms, 50);
+	CU_ASSERT_EQUAL(c.udp_max_requests, 1024); /* default kept */
+	CU_ASSERT_EQUAL_FATAL(c.n_udp_ports, 2);
+	CU_ASSERT_STRING_EQUAL(c.udp_ports[0].device, "net_pcap0,rx_pcap=/tmp/x.pcap");
+	CU_ASSERT_EQUAL(c.udp_ports[0].address, htonl(0xc0000201));
+	CU_ASSERT_EQUAL(c.udp_ports[0].rx_queues, 1);
+	CU_ASSERT_EQUAL(c.udp_ports[0].n_cpus, 0);
+	CU_ASSERT_EQUAL(c.udp_ports[1].rx_queues, 2);
+	CU_ASSERT_EQUAL_FATAL(c.udp_ports[1].n_cpus, 2);
+	CU_ASSERT_EQUAL(c.udp_ports[1].cpus[1], 5);
+	mb_config_fini(&c);
+
+	CU_ASSERT_EQUAL(load_text(&c, "udp:\n  ports:\n    - {device: eth0, address: 192.0.2.1}\n"),
+			-EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "udp.ports[0].device: 'eth0' is neither"));
+	CU_ASSERT_EQUAL(load_text(&c, "udp:\n  ports:\n    - {device: net_null0}\n"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "udp.ports[0].address: missing"));
+	CU_ASSERT_EQUAL(
+		load_text(&c, "udp:\n  ports:\n    - {device: net_null0, address: 300.1.1.1}\n"),
+		-EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "'300.1.1.1' is not a unicast IPv4"));
+	CU_ASSERT_EQUAL(load_text(&c, "udp:\n  ports:\n    - {device: net_null0, address: "
+				      "192.0.2.1, rx_queues: 2, cpus: [1]}\n"),
+			-EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "udp.ports[0].cpus: 1 CPUs for 2 rx queue(s)"));
+	CU_ASSERT_EQUAL(load_text(&c, "udp:\n  port: 0\n"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "udp.port"));
+	CU_ASSERT_EQUAL(load_text(&c,
+				  "udp:\n  ports:\n    - {device: net_null0, address: "
+				  "192.0.2.1}\n    - {device: net_null0, address: 192.0.2.2}\n"),
+			-EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "is already udp.ports[0]"));
 }
 
 static void
@@ -266,6 +318,7 @@ test_set(void)
 static const struct mb_test_case cases[] = {
 	{"embedded default", test_defaults},
 	{"deploy/mediabatch.yaml is exactly the embedded default", test_example_matches_defaults},
+	{"udp section: ports, queues, cpus and their errors", test_udp},
 	{"a file overrides what it sets, keeps the rest", test_overrides},
 	{"range errors name file, field and range", test_range_errors},
 	{"bad values: endpoints, levels, names, duplicates", test_value_errors},

@@ -1,0 +1,131 @@
+/**
+ * @file
+ * UDP ingest: DPDK ports polled by rx threads that parse, reassemble and queue requests.
+ *
+ * Each configured port (struct mb_udp_port_config) is started with its rx queues, one tx
+ * queue per rx queue (ARP replies), RSS over IP and UDP where the port can spread flows,
+ * and an mbuf pool per NUMA node. Each rx queue has one thread of its own, pinned where the
+ * topology says (next to the NIC) or to the configured CPU, that owns everything it uses:
+ *
+ * - a fixed set of request slots (udp.max_requests) and payload buffers (udp.buffer_mb, in
+ *   size classes, DPDK mempools on the port's node): no allocation per packet;
+ * - an rte_hash index keyed by (source address, source port, tenant, request id) of the
+ *   requests being reassembled and of those in the pipeline (duplicates and cancels);
+ * - the reassembly FIFO: requests in arrival order of their first datagram, so the oldest
+ *   is the next to expire (udp.reassembly_timeout_ms) and expiry costs O(1) per poll.
+ *
+ * A datagram is classified (mb_udp_wire.h), its header decoded with the protocol's own
+ * decoder, and its slice copied once into the request's buffer. A complete request goes
+ * through ops.admit (model, media, queue limit, rate limit, deadline) and then, burst-wise,
+ * into its model's ring; a full ring answers it OVERLOADED. Every answer this path gives
+ * itself (OVERLOADED, BAD_REQUEST for a bad header or an expired reassembly, CANCELLED,
+ * UNAVAILABLE while draining) goes onto the results ring like any other, so the egress
+ * publishes it on PUB; nothing blocks the rx thread.
+ *
+ * Requests come back: the egress calls req->release() after publishing, which puts the
+ * request on its rx thread's return ring; the rx thread then unindexes it and frees its
+ * slot and buffer. So the pools stay single-threaded.
+ *
+ * Shutdown: once @c drain is cancelled the rx threads stop reading their ports, answer what
+ * they were reassembling UNAVAILABLE, call ops.closed() (the last one), and wait until every
+ * request they handed out has come back, then return.
+ *
+ * Threads: create, start, join and destroy on the main thread; the rx threads are the
+ * module's own.
+ */
+#ifndef MB_UDP_H
+#define MB_UDP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mediabatch/protocol.h"
+
+#include "mb_cancel.h"
+#include "mb_config.h"
+#include "mb_idle.h"
+#include "mb_metrics.h"
+#include "mb_request.h"
+#include "mb_ring.h"
+#include "mb_topo.h"
+
+struct mb_udp_ops {
+	void *ctx;
+	/**
+	 * Admission checks for a complete request on rx queue @p queue (called on that queue's
+	 * thread): MB_STATUS_OK with req->model, cost and deadline set and the request counted
+	 * against its model's queue; or a refusal status with a reason.
+	 */
+	enum mb_status (*admit)(void *ctx, uint32_t queue, struct mb_request *req, char *reason,
+				size_t len);
+	/** The ring of model @p model (after admit said OK). */
+	struct mb_ring *(*model_ring)(void *ctx, uint32_t model);
+	/** Undo admit's count: @p req did not fit its model's ring after all. */
+	void (*unadmit)(void *ctx, struct mb_request *req);
+	/** The sender cancelled @p req, which is in the pipeline: wake its owner. */
+	void (*cancelled)(void *ctx, struct mb_request *req);
+	/** The UDP path will queue nothing more (drain). Called once, from an rx thread. */
+	void (*closed)(void *ctx);
+};
+
+struct mb_udp_opts {
+	const struct mb_config *cfg; /**< ports and udp.* settings; borrowed for the lifetime */
+	struct mb_ring *results;     /**< answers this path gives itself -> egress */
+	struct mb_cancel *drain;
+	struct mb_cancel *abort;
+	struct mb_metrics *metrics; /**< may be NULL */
+	struct mb_topo *topo;	    /**< this machine, for placement; NULL: no pinning */
+	struct mb_udp_ops ops;
+};
+
+struct mb_udp;
+
+/**
+ * Set up every port of cfg->udp_ports: find it (a virtual device must have been given to
+ * EAL, see mb_udp_eal_vdevs()), configure and start it, create pools, slots and tables.
+ * Returns 0; or -errno with the reason in @p err (naming udp.ports[i] and the device).
+ */
+int mb_udp_create(const struct mb_udp_opts *opts, struct mb_udp **out, char *err, size_t err_len);
+
+/** Start the rx threads. Returns 0 or -errno (logged). */
+int mb_udp_start(struct mb_udp *u);
+
+/** Wait for the rx threads (they return after the drain, see above). */
+void mb_udp_join(struct mb_udp *u);
+
+/** Stop and close the ports, free everything. After join. NULL accepted. */
+void mb_udp_destroy(struct mb_udp **u);
+
+/** Number of rx queues (= rx threads) over all ports. */
+uint32_t mb_udp_queues(const struct mb_udp *u);
+
+/** Requests handed to the pipeline or the egress and not yet released. Any thread. */
+uint32_t mb_udp_outstanding(const struct mb_udp *u);
+
+/** True once every rx thread has closed (drain). Any thread. */
+bool mb_udp_closed(const struct mb_udp *u);
+
+/**
+ * The EAL arguments the configured virtual devices need ("--vdev=net_pcap0,..."), written
+ * into @p buf (@p buf_len bytes) and pointed to by @p argv (at most @p max). Returns the
+ * count, or -E2BIG.
+ */
+int mb_udp_eal_vdevs(const struct mb_config *cfg, char *buf, size_t buf_len, const char **argv,
+		     unsigned int max);
+
+/** Totals over all rx queues (tests, benchmarks, logs). */
+struct mb_udp_stats {
+	uint64_t packets, bytes;
+	uint64_t dropped[32]; /**< by enum mb_udp_drop */
+	uint64_t arp_replies;
+	uint64_t queued;    /**< complete requests handed to a model's ring */
+	uint64_t refused;   /**< complete requests answered by this path (admission, full) */
+	uint64_t expired;   /**< incomplete at the reassembly timeout */
+	uint64_t cancelled; /**< cancels that found their request */
+	uint64_t reassembling;
+};
+
+void mb_udp_stats(const struct mb_udp *u, struct mb_udp_stats *out);
+
+#endif /* MB_UDP_H */

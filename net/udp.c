@@ -1,0 +1,1271 @@
+/*
+ * udp.c: the UDP ingest path (see mb_udp.h): DPDK ports, polled rx threads, reassembly.
+ *
+ * Per rx queue everything is owned by its thread; the only shared pieces are the results
+ * ring (MP: the rx threads, the batcher and the workers produce), the models' rings (MP),
+ * the return ring (one producer: the egress; one consumer: this thread), and relaxed
+ * single-writer counters read by /metrics.
+ */
+#include "mb_udp.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <rte_ethdev.h>
+#include <rte_hash.h>
+#include <rte_jhash.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "mb_env.h"
+#include "mb_reasm.h"
+#include "mb_udp_wire.h"
+
+#define MB_LOG_MODULE "udp"
+#include "mb_log.h"
+
+#define RX_BURST 32
+#define MAX_MODELS 64
+#define MAX_CLASSES 12
+#define MIN_CLASS (4u << 10)
+#define MAX_QUEUES 256
+
+enum slot_state {
+	SLOT_FREE,
+	SLOT_REASM,    /* collecting datagrams; indexed; in the FIFO */
+	SLOT_QUEUED,   /* in the pipeline; indexed */
+	SLOT_ANSWERED, /* answered by this path, on its way to the egress; maybe indexed */
+};
+
+struct udp_key {
+	uint64_t request_id;
+	uint32_t tenant;
+	uint32_t src_ip;
+	uint16_t src_port;
+	uint16_t pad[3];
+};
+
+struct udp_queue;
+
+struct udp_slot {
+	struct mb_request req;
+	struct udp_queue *q;
+	enum slot_state state;
+	bool indexed;
+	uint8_t cls; /* buffer class of req.payload */
+	uint8_t *buf;
+	struct udp_key key;
+	uint64_t expire_ns;
+	TAILQ_ENTRY(udp_slot) fifo;
+	struct mb_reasm_cov cov;
+};
+
+TAILQ_HEAD(slot_list, udp_slot);
+
+/* Single-writer counters (the rx thread), read by /metrics. */
+struct udp_counters {
+	_Atomic uint64_t packets, bytes, arp_replies, queued, refused, expired, cancelled;
+	_Atomic uint64_t dropped[MB_UDP_DROP_COUNT];
+	_Atomic uint64_t reassembling;
+};
+
+#define BUMP(ctr, v)                                                                               \
+	atomic_store_explicit(&(ctr), atomic_load_explicit(&(ctr), memory_order_relaxed) + (v),    \
+			      memory_order_relaxed)
+
+struct udp_port {
+	uint16_t port_id;
+	int socket;
+	uint16_t n_tx;
+	struct mb_udp_local local;
+	const struct mb_udp_port_config *cfg;
+	bool started;
+};
+
+struct udp_queue {
+	struct mb_udp *u;
+	struct udp_port *port;
+	uint32_t index; /* over all queues: the ops' queue number */
+	uint16_t queue_id;
+	int cpu; /* -1: not pinned */
+	pthread_t thread;
+	bool running;
+
+	struct udp_slot *slots;
+	uint32_t n_slots, n_free;
+	uint32_t *free_stack;
+	struct rte_hash *tbl; /* the index of requests by key */
+	struct slot_list reasm;
+	uint32_t n_reasm;
+
+	struct rte_mempool *bufs[MAX_CLASSES];
+	uint32_t class_size[MAX_CLASSES];
+	uint32_t n_classes;
+
+	struct mb_ring *returns;
+	void *pending[MAX_MODELS][RX_BURST];
+	uint32_t n_pending[MAX_MODELS];
+	uint64_t pending_mask; /* models with something pending */
+
+	bool closed;
+	struct mb_idle idle;
+	struct udp_counters c;
+	char label[32];
+};
+
+struct mb_udp {
+	struct mb_udp_opts o;
+	struct udp_port *ports;
+	uint32_t n_ports;
+	struct udp_queue *queues;
+	uint32_t n_queues;
+	struct rte_mempool *mbufs[RTE_MAX_NUMA_NODES + 1];
+	atomic_uint outstanding;
+	atomic_uint open_queues;
+	uint64_t reasm_timeout_ns;
+};
+
+/* ---- slots and buffers ---- */
+
+static void
+payload_free(struct mb_request *req)
+{
+	struct udp_slot *s = (struct udp_slot *)req;
+
+	if (s->buf != NULL)
+		rte_mempool_put(s->q->bufs[s->cls], s->buf);
+	s->buf = NULL;
+}
+
+static struct udp_slot *
+slot_get(struct udp_queue *q, uint32_t payload_len, enum mb_udp_drop *why)
+{
+	struct udp_slot *s;
+	void *buf = NULL;
+	uint32_t k;
+
+	if (q->n_free == 0) {
+		*why = MB_UDP_DROP_NO_SLOT;
+		return NULL;
+	}
+	for (k = 0; k < q->n_classes; k++) {
+		if (q->class_size[k] < payload_len)
+			continue;
+		if (payload_len == 0 || rte_mempool_get(q->bufs[k], &buf) == 0)
+			break;
+	}
+	if (payload_len != 0 && buf == NULL) {
+		*why = MB_UDP_DROP_NO_BUFFER;
+		return NULL;
+	}
+	s = &q->slots[q->free_stack[--q->n_free]];
+	s->buf = buf;
+	s->cls = (uint8_t)k;
+	s->indexed = false;
+	s->req.model = MB_REQUEST_NO_MODEL;
+	atomic_init(&s->req.cancel, false);
+	return s;
+}
+
+/* A slot without a buffer, for answering a datagram that never became a request. */
+static struct udp_slot *
+slot_get_bare(struct udp_queue *q)
+{
+	enum mb_udp_drop why;
+
+	return slot_get(q, 0, &why);
+}
+
+static void
+slot_put(struct udp_queue *q, struct udp_slot *s)
+{
+	if (s->indexed)
+		rte_hash_del_key(q->tbl, &s->key);
+	s->indexed = false;
+	s->state = SLOT_FREE;
+	mb_request_reset(&s->req); /* frees the buffer through payload_free */
+	s->buf = NULL;
+	q->free_stack[q->n_free++] = (uint32_t)(s - q->slots);
+}
+
+/* The egress is done with a request: back to its rx thread (egress thread). */
+static void
+release(struct mb_request *req)
+{
+	struct udp_slot *s = (struct udp_slot *)req;
+	struct udp_queue *q = s->q;
+	void *p = s;
+
+	if (mb_ring_enqueue_burst(q->returns, &p, 1) != 1) {
+		/* Cannot happen: the ring holds every slot. Leak the slot rather than race. */
+		MB_LOG_ONCE(ERR, "rx queue %s: return ring full; a request slot is lost", q->label);
+	}
+	atomic_fetch_sub_explicit(&q->u->outstanding, 1, memory_order_release);
+}
+
+static void
+fill_request(struct udp_slot *s, const struct mb_request_hdr *h, uint64_t now)
+{
+	struct mb_request *r = &s->req;
+
+	r->hdr = *h;
+	r->hdr.frag_offset = 0;
+	r->transport = MB_TRANSPORT_UDP;
+	r->client_len = 0;
+	r->payload = s->buf;
+	r->payload_len = h->payload_len;
+	r->payload_free = payload_free;
+	r->arrival_ns = now;
+	r->release = release;
+	r->owner = s->q;
+}
+
+/* Hand an answered request to the egress. */
+static void
+report(struct udp_queue *q, struct udp_slot *s)
+{
+	void *p = s;
+
+	s->state = SLOT_ANSWERED;
+	atomic_fetch_add_explicit(&q->u->outstanding, 1, memory_order_acq_rel);
+	if (mb_ring_enqueue_burst(q->u->o.results, &p, 1) != 1) {
+		/* The results ring is sized for every request object; this is a bug. */
+		MB_LOG_ONCE(ERR, "results ring full: an answer from rx queue %s is dropped",
+			    q->label);
+		atomic_fetch_sub_explicit(&q->u->outstanding, 1, memory_order_release);
+		slot_put(q, s);
+	}
+}
+
+static void answer(struct udp_queue *q, struct udp_slot *s, enum mb_status st, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+answer(struct udp_queue *q, struct udp_slot *s, enum mb_status st, const char *fmt, ...)
+{
+	char reason[MB_PROTO_REASON_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	mb_request_answer(&s->req, st, "%s", reason);
+	report(q, s);
+}
+
+/* ---- reassembly ---- */
+
+static void
+reasm_remove(struct udp_queue *q, struct udp_slot *s)
+{
+	TAILQ_REMOVE(&q->reasm, s, fifo);
+	q->n_reasm--;
+	BUMP(q->c.reassembling, (uint64_t)-1);
+}
+
+static void
+flush_pending(struct udp_queue *q)
+{
+	uint64_t mask = q->pending_mask;
+
+	while (mask != 0) {
+		uint32_t m = (uint32_t)__builtin_ctzll(mask);
+		uint32_t n = q->n_pending[m], done;
+
+		mask &= mask - 1;
+		done = mb_ring_enqueue_burst(q->u->o.ops.model_ring(q->u->o.ops.ctx, m),
+					     q->pending[m], n);
+		BUMP(q->c.queued, done);
+		for (uint32_t i = done; i < n; i++) {
+			struct udp_slot *s = q->pending[m][i];
+
+			q->u->o.ops.unadmit(q->u->o.ops.ctx, &s->req);
+			/* it was counted outstanding as queued; report() counts it again */
+			atomic_fetch_sub_explicit(&q->u->outstanding, 1, memory_order_release);
+			BUMP(q->c.refused, 1);
+			answer(q, s, MB_STATUS_OVERLOADED, "the %s queue is full; retry later",
+			       s->req.hdr.model);
+		}
+		q->n_pending[m] = 0;
+	}
+	q->pending_mask = 0;
+}
+
+/* A request is complete: admit it and queue it for its model (burst-wise). */
+static void
+complete(struct udp_queue *q, struct udp_slot *s)
+{
+	char reason[MB_PROTO_REASON_MAX];
+	enum mb_status st;
+	uint32_t m;
+
+	if (q->closed) {
+		BUMP(q->c.refused, 1);
+		answer(q, s, MB_STATUS_UNAVAILABLE, "the service is shutting down");
+		return;
+	}
+	st = q->u->o.ops.admit(q->u->o.ops.ctx, q->index, &s->req, reason, sizeof(reason));
+	if (st != MB_STATUS_OK) {
+		BUMP(q->c.refused, 1);
+		answer(q, s, st, "%s", reason);
+		return;
+	}
+	m = s->req.model;
+	s->state = SLOT_QUEUED;
+	atomic_fetch_add_explicit(&q->u->outstanding, 1, memory_order_acq_rel);
+	q->pending[m][q->n_pending[m]++] = s;
+	q->pending_mask |= 1ull << m;
+	if (q->n_pending[m] == RX_BURST)
+		flush_pending(q);
+}
+
+static void
+drop_pkt(struct udp_queue *q, enum mb_udp_drop why)
+{
+	BUMP(q->c.dropped[why], 1);
+}
+
+/* Answer a datagram that never became a request (bad header, no slot...), if we can. */
+static void
+answer_datagram(struct udp_queue *q, const struct mb_request_hdr *h, const char *model,
+		enum mb_status st, const char *reason)
+{
+	struct udp_slot *s = slot_get_bare(q);
+
+	if (s == NULL)
+		return; /* every slot busy: counted as the drop that brought us here */
+	memset(&s->req.hdr, 0, sizeof(s->req.hdr));
+	s->req.hdr.request_id = h->request_id;
+	s->req.hdr.tenant_id = h->tenant_id;
+	snprintf(s->req.hdr.model, sizeof(s->req.hdr.model), "%s", model);
+	s->req.transport = MB_TRANSPORT_UDP;
+	s->req.arrival_ns = mb_env_now_ns();
+	s->req.release = release;
+	s->req.owner = q;
+	BUMP(q->c.refused, 1);
+	answer(q, s, st, "%s", reason);
+}
+
+static void
+cancel(struct udp_queue *q, const struct udp_key *k)
+{
+	void *found = NULL;
+	struct udp_slot *s;
+
+	if (rte_hash_lookup_data(q->tbl, k, &found) < 0)
+		return; /* unknown or finished: ignored */
+	s = found;
+	if (s->state == SLOT_REASM) {
+		reasm_remove(q, s);
+		BUMP(q->c.cancelled, 1);
+		answer(q, s, MB_STATUS_CANCELLED,
+		       "cancelled by the client before all its datagrams arrived");
+	} else if (s->state == SLOT_QUEUED) {
+		BUMP(q->c.cancelled, 1);
+		atomic_store_explicit(&s->req.cancel, true, memory_order_release);
+		q->u->o.ops.cancelled(q->u->o.ops.ctx, &s->req);
+	}
+}
+
+static bool
+same_request(const struct mb_request_hdr *a, const struct mb_request_hdr *b)
+{
+	return a->payload_len == b->payload_len && a->media == b->media &&
+	       a->channels == b->channels && a->sample_rate == b->sample_rate &&
+	       a->frames == b->frames && a->height == b->height && a->width == b->width &&
+	       a->flags == b->flags && a->timeout_ms == b->timeout_ms &&
+	       strcmp(a->model, b->model) == 0;
+}
+
+static void
+datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
+{
+	struct mb_request_hdr h;
+	struct mb_proto_error err;
+	struct udp_key k;
+	struct udp_slot *s;
+	enum mb_udp_drop why;
+	void *found = NULL;
+	uint32_t slice;
+	int64_t fresh;
+	int pos;
+
+	if (dg->len < 4 || memcmp(dg->data, "MBQ1", 4) != 0) {
+		drop_pkt(q, MB_UDP_DROP_GARBAGE);
+		return;
+	}
+	if (dg->len < MB_PROTO_HDR_LEN) {
+		drop_pkt(q, MB_UDP_DROP_TRUNCATED);
+		if (dg->len >= 16) {
+			mb_proto_decode_request(dg->data, dg->len, MB_TRANSPORT_UDP, 0, &h, &err);
+			h.request_id = err.request_id;
+			h.tenant_id = err.tenant_id;
+			answer_datagram(q, &h, err.model, MB_STATUS_BAD_REQUEST,
+					"datagram: shorter than the 64-byte request header");
+		}
+		return;
+	}
+	slice = dg->len - MB_PROTO_HDR_LEN;
+	memset(&k, 0, sizeof(k));
+	k.src_ip = dg->src_ip;
+	k.src_port = dg->src_port_be;
+	if (mb_proto_decode_request(dg->data, MB_PROTO_HDR_LEN, MB_TRANSPORT_UDP,
+				    q->u->o.cfg->max_payload_bytes, &h, &err) < 0) {
+		k.request_id = err.request_id;
+		k.tenant = err.tenant_id;
+		drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
+		if (rte_hash_lookup_data(q->tbl, &k, &found) >= 0 &&
+		    ((struct udp_slot *)found)->state == SLOT_REASM) {
+			s = found; /* the request it belongs to fails with it */
+			reasm_remove(q, s);
+			BUMP(q->c.refused, 1);
+			answer(q, s, err.status, "%s", err.reason);
+			return;
+		}
+		h.request_id = err.request_id;
+		h.tenant_id = err.tenant_id;
+		answer_datagram(q, &h, err.model, err.status, err.reason);
+		return;
+	}
+	k.request_id = h.request_id;
+	k.tenant = h.tenant_id;
+	if (h.flags & MB_FLAG_CANCEL) {
+		cancel(q, &k);
+		return;
+	}
+	if (slice == 0 || (uint64_t)h.frag_offset + slice > h.payload_len) {
+		char reason[MB_PROTO_REASON_MAX];
+
+		snprintf(reason, sizeof(reason),
+			 slice == 0 ? "datagram: carries no payload bytes"
+				    : "datagram: its %" PRIu32 "-byte slice at frag_offset %" PRIu32
+				      " runs past payload_len %" PRIu32,
+			 slice, h.frag_offset, h.payload_len);
+		drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
+		if (rte_hash_lookup_data(q->tbl, &k, &found) >= 0 &&
+		    ((struct udp_slot *)found)->state == SLOT_REASM) {
+			s = found;
+			reasm_remove(q, s);
+			BUMP(q->c.refused, 1);
+			answer(q, s, MB_STATUS_BAD_REQUEST, "%s", reason);
+			return;
+		}
+		answer_datagram(q, &h, h.model, MB_STATUS_BAD_REQUEST, reason);
+		return;
+	}
+
+	pos = rte_hash_lookup_data(q->tbl, &k, &found);
+	if (pos >= 0) {
+		s = found;
+		if (s->state != SLOT_REASM) {
+			drop_pkt(q, MB_UDP_DROP_DUPLICATE); /* the request is already whole */
+			return;
+		}
+		if (!same_request(&s->req.hdr, &h)) {
+			drop_pkt(q, MB_UDP_DROP_CONFLICT);
+			return;
+		}
+	} else {
+		/* The first datagram of a request (not necessarily its first slice). */
+		s = slot_get(q, h.payload_len, &why);
+		if (s == NULL) {
+			drop_pkt(q, why);
+			answer_datagram(
+				q, &h, h.model, MB_STATUS_OVERLOADED,
+				why == MB_UDP_DROP_NO_SLOT
+					? "too many UDP requests in flight on this rx queue "
+					  "(udp.max_requests); retry later"
+					: "no payload buffer of that size is free "
+					  "(udp.buffer_mb); retry later");
+			return;
+		}
+		s->key = k;
+		fill_request(s, &h, now);
+		mb_reasm_init(&s->cov);
+		if (slice == h.payload_len) { /* whole in one datagram: no reassembly */
+			memcpy(s->buf, dg->data + MB_PROTO_HDR_LEN, slice);
+			if (rte_hash_add_key_data(q->tbl, &k, s) == 0)
+				s->indexed = true;
+			complete(q, s);
+			return;
+		}
+		if (rte_hash_add_key_data(q->tbl, &k, s) != 0) {
+			/* The table holds max_requests keys; only a bucket overflow gets here. */
+			drop_pkt(q, MB_UDP_DROP_NO_SLOT);
+			slot_put(q, s);
+			return;
+		}
+		s->indexed = true;
+		s->state = SLOT_REASM;
+		s->expire_ns = now + q->u->reasm_timeout_ns;
+		TAILQ_INSERT_TAIL(&q->reasm, s, fifo);
+		q->n_reasm++;
+		BUMP(q->c.reassembling, 1);
+	}
+	fresh = mb_reasm_add(&s->cov, h.frag_offset, h.frag_offset + slice);
+	if (fresh < 0) {
+		drop_pkt(q, MB_UDP_DROP_TOO_FRAGMENTED);
+		reasm_remove(q, s);
+		BUMP(q->c.refused, 1);
+		answer(q, s, MB_STATUS_BAD_REQUEST,
+		       "datagrams: more than %d separate pieces outstanding at once; send them "
+		       "in order",
+		       MB_REASM_MAX_RUNS);
+		return;
+	}
+	if (fresh == 0) {
+		drop_pkt(q, MB_UDP_DROP_DUPLICATE);
+		return;
+	}
+	/* One copy of the slice into the request's buffer (an overlap rewrites equal bytes). */
+	memcpy(s->buf + h.frag_offset, dg->data + MB_PROTO_HDR_LEN, slice);
+	if (s->cov.covered == h.payload_len) {
+		reasm_remove(q, s);
+		complete(q, s);
+	}
+}
+
+static void
+expire(struct udp_queue *q, uint64_t now)
+{
+	struct udp_slot *s;
+
+	while ((s = TAILQ_FIRST(&q->reasm)) != NULL && s->expire_ns <= now) {
+		reasm_remove(q, s);
+		BUMP(q->c.expired, 1);
+		answer(q, s, MB_STATUS_BAD_REQUEST,
+		       "incomplete: %" PRIu32 " of %" PRIu32
+		       " payload bytes arrived within the reassembly timeout (%" PRIu64 " ms)",
+		       s->cov.covered, s->req.hdr.payload_len,
+		       q->u->reasm_timeout_ns / MB_NS_PER_MS);
+	}
+}
+
+/* ---- the rx thread ---- */
+
+static unsigned int
+take_returns(struct udp_queue *q)
+{
+	void *objs[64];
+	unsigned int n, total = 0;
+
+	while ((n = mb_ring_dequeue_burst(q->returns, objs, 64)) != 0) {
+		for (unsigned int i = 0; i < n; i++)
+			slot_put(q, objs[i]);
+		total += n;
+	}
+	return total;
+}
+
+static unsigned int
+poll_port(struct udp_queue *q, uint64_t now)
+{
+	struct rte_mbuf *pkts[RX_BURST], *tx[RX_BURST], *done[RX_BURST];
+	uint16_t n, n_tx = 0, n_done = 0;
+	uint64_t bytes = 0;
+
+	n = rte_eth_rx_burst(q->port->port_id, q->queue_id, pkts, RX_BURST);
+	if (n == 0)
+		return 0;
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		struct mb_udp_datagram dg;
+		enum mb_udp_drop why;
+		enum mb_udp_verdict v;
+
+		bytes += m->pkt_len;
+		if (m->nb_segs != 1) {
+			/* Jumbo frames split over mbufs: linearise is a copy we do not do. */
+			drop_pkt(q, MB_UDP_DROP_TRUNCATED);
+			done[n_done++] = m;
+			continue;
+		}
+		v = mb_udp_classify(rte_pktmbuf_mtod(m, uint8_t *), m->data_len, &q->port->local,
+				    &dg, &why);
+		if (v == MB_UDP_DATAGRAM)
+			datagram(q, &dg, now);
+		else if (v == MB_UDP_DROP)
+			drop_pkt(q, why);
+		if (v == MB_UDP_ARP_REPLY && q->queue_id < q->port->n_tx)
+			tx[n_tx++] = m;
+		else
+			done[n_done++] = m;
+	}
+	flush_pending(q);
+	BUMP(q->c.packets, n);
+	BUMP(q->c.bytes, bytes);
+	if (n_tx != 0) {
+		uint16_t sent = rte_eth_tx_burst(q->port->port_id, q->queue_id, tx, n_tx);
+
+		BUMP(q->c.arp_replies, sent);
+		for (uint16_t i = sent; i < n_tx; i++)
+			done[n_done++] = tx[i];
+	}
+	if (n_done != 0)
+		rte_pktmbuf_free_bulk(done, n_done);
+	return n;
+}
+
+static void
+close_queue(struct udp_queue *q)
+{
+	struct udp_slot *s;
+
+	q->closed = true;
+	while ((s = TAILQ_FIRST(&q->reasm)) != NULL) {
+		reasm_remove(q, s);
+		BUMP(q->c.refused, 1);
+		answer(q, s, MB_STATUS_UNAVAILABLE,
+		       "the service is shutting down; the request was still incomplete");
+	}
+	if (atomic_fetch_sub(&q->u->open_queues, 1) == 1 && q->u->o.ops.closed != NULL)
+		q->u->o.ops.closed(q->u->o.ops.ctx);
+	MB_LOG(INFO, "rx queue %s closed; %u request(s) still to come back", q->label,
+	       q->n_slots - q->n_free);
+}
+
+static bool
+recheck(void *arg)
+{
+	struct udp_queue *q = arg;
+
+	return mb_ring_count(q->returns) != 0;
+}
+
+static void *
+rx_thread(void *arg)
+{
+	struct udp_queue *q = arg;
+	char name[16];
+	int rc;
+
+	snprintf(name, sizeof(name), "mb-rx%u", q->index % 1000);
+	pthread_setname_np(pthread_self(), name);
+	rc = rte_thread_register();
+	if (rc != 0)
+		MB_LOG(WARNING, "rx queue %s: rte_thread_register: %s (mbuf cache off)", q->label,
+		       rte_strerror(rte_errno));
+	if (q->cpu >= 0 && q->u->o.topo != NULL) {
+		rc = mb_topo_bind_thread(q->u->o.topo, q->cpu);
+		if (rc < 0)
+			MB_LOG(WARNING, "rx queue %s: cannot pin to CPU %d: %s", q->label, q->cpu,
+			       strerror(-rc));
+	}
+	MB_LOG(INFO, "rx queue %s polling on CPU %d", q->label, q->cpu);
+	for (;;) {
+		uint64_t now = mb_env_now_ns(), next;
+		unsigned int work = take_returns(q);
+
+		if (!q->closed && mb_cancel_is_cancelled(q->u->o.drain))
+			close_queue(q);
+		if (!q->closed) {
+			work += poll_port(q, now);
+			expire(q, now);
+		}
+		if (q->closed && q->n_free == q->n_slots)
+			break;
+		mb_idle_account(&q->idle, work);
+		if (work != 0)
+			continue;
+		next = TAILQ_EMPTY(&q->reasm) ? UINT64_MAX : TAILQ_FIRST(&q->reasm)->expire_ns;
+		mb_idle_pause(&q->idle, mb_ring_doorbell(q->returns), recheck, q,
+			      next > now ? next - now : 0);
+	}
+	rte_thread_unregister();
+	MB_LOG(INFO, "rx queue %s done", q->label);
+	return NULL;
+}
+
+/* ---- metrics ---- */
+
+#define SUM_FN(field)                                                                              \
+	static int64_t sum_##field(void *arg)                                                      \
+	{                                                                                          \
+		const struct mb_udp *u = arg;                                                      \
+		uint64_t t = 0;                                                                    \
+		for (uint32_t i = 0; i < u->n_queues; i++)                                         \
+			t += atomic_load_explicit(&u->queues[i].c.field, memory_order_relaxed);    \
+		return (int64_t)t;                                                                 \
+	}
+SUM_FN(packets)
+SUM_FN(bytes)
+SUM_FN(arp_replies)
+SUM_FN(queued)
+SUM_FN(refused)
+SUM_FN(expired)
+SUM_FN(cancelled)
+SUM_FN(reassembling)
+
+struct drop_arg {
+	const struct mb_udp *u;
+	enum mb_udp_drop why;
+};
+
+static struct drop_arg g_drop_args[MB_UDP_DROP_COUNT];
+
+static int64_t
+sum_dropped(void *arg)
+{
+	const struct drop_arg *d = arg;
+	uint64_t t = 0;
+
+	for (uint32_t i = 0; i < d->u->n_queues; i++)
+		t += atomic_load_explicit(&d->u->queues[i].c.dropped[d->why], memory_order_relaxed);
+	return (int64_t)t;
+}
+
+static int64_t
+queue_busy_ms(void *arg)
+{
+	struct mb_idle_stats st;
+
+	mb_idle_stats(&((struct udp_queue *)arg)->idle, &st);
+	return (int64_t)(st.busy_tsc * 1000 / rte_get_tsc_hz());
+}
+
+static int64_t
+queue_idle_ms(void *arg)
+{
+	struct mb_idle_stats st;
+
+	mb_idle_stats(&((struct udp_queue *)arg)->idle, &st);
+	return (int64_t)(st.idle_tsc * 1000 / rte_get_tsc_hz());
+}
+
+static int64_t
+queue_slots_in_use(void *arg)
+{
+	const struct udp_queue *q = arg;
+
+	/* read racily: a gauge */
+	return (int64_t)(q->n_slots - *(const volatile uint32_t *)&q->n_free);
+}
+
+static void
+register_metrics(struct mb_udp *u)
+{
+	struct mb_metrics *r = u->o.metrics;
+	char l[128];
+
+	if (r == NULL)
+		return;
+	mb_metrics_counter_fn(r, "mediabatch_rx_packets_total",
+			      "Packets received by the polled DPDK cores.", NULL, sum_packets, u);
+	mb_metrics_counter_fn(r, "mediabatch_rx_bytes_total",
+			      "Bytes of the packets received by the polled DPDK cores.", NULL,
+			      sum_bytes, u);
+	for (int w = 0; w < MB_UDP_DROP_COUNT; w++) {
+		g_drop_args[w] = (struct drop_arg){.u = u, .why = (enum mb_udp_drop)w};
+		mb_metrics_counter_fn(
+			r, "mediabatch_rx_dropped_total",
+			"Packets dropped on the DPDK path, by reason (docs/operating.md).",
+			mb_metrics_labels(l, sizeof(l), "reason",
+					  mb_udp_drop_name((enum mb_udp_drop)w), NULL),
+			sum_dropped, &g_drop_args[w]);
+	}
+	mb_metrics_counter_fn(r, "mediabatch_rx_arp_replies_total",
+			      "ARP requests for a port's address answered.", NULL, sum_arp_replies,
+			      u);
+	mb_metrics_counter_fn(r, "mediabatch_rx_requests_total",
+			      "Complete UDP requests, by what the rx path did with them.",
+			      mb_metrics_labels(l, sizeof(l), "outcome", "queued", NULL),
+			      sum_queued, u);
+	mb_metrics_counter_fn(r, "mediabatch_rx_requests_total",
+			      "Complete UDP requests, by what the rx path did with them.",
+			      mb_metrics_labels(l, sizeof(l), "outcome", "refused", NULL),
+			      sum_refused, u);
+	mb_metrics_counter_fn(r, "mediabatch_rx_reassembly_expired_total",
+			      "UDP requests still incomplete at the reassembly timeout.", NULL,
+			      sum_expired, u);
+	mb_metrics_counter_fn(r, "mediabatch_rx_cancels_total",
+			      "UDP cancels that found their request.", NULL, sum_cancelled, u);
+	mb_metrics_gauge_fn(r, "mediabatch_rx_reassembly_entries",
+			    "UDP requests being reassembled now.", NULL, sum_reassembling, u);
+	for (uint32_t i = 0; i < u->n_queues; i++) {
+		struct udp_queue *q = &u->queues[i];
+
+		mb_metrics_labels(l, sizeof(l), "queue", q->label, NULL);
+		mb_metrics_counter_fn(r, "mediabatch_rx_poll_busy_ms_total",
+				      "Time an rx thread spent on polls that found work.", l,
+				      queue_busy_ms, q);
+		mb_metrics_counter_fn(r, "mediabatch_rx_poll_idle_ms_total",
+				      "Time an rx thread spent on empty polls and sleeping.", l,
+				      queue_idle_ms, q);
+		mb_metrics_gauge_fn(r, "mediabatch_rx_slots_in_use",
+				    "Request slots of an rx queue in use (udp.max_requests).", l,
+				    queue_slots_in_use, q);
+	}
+}
+
+/* ---- set-up ---- */
+
+int
+mb_udp_eal_vdevs(const struct mb_config *cfg, char *buf, size_t buf_len, const char **argv,
+		 unsigned int max)
+{
+	size_t off = 0;
+	int n = 0;
+
+	for (unsigned int i = 0; i < cfg->n_udp_ports; i++) {
+		const char *d = cfg->udp_ports[i].device;
+		int w;
+
+		if (strncmp(d, "net_", 4) != 0)
+			continue;
+		if ((unsigned int)n >= max)
+			return -E2BIG;
+		w = snprintf(buf + off, buf_len - off, "--vdev=%s", d);
+		if (w < 0 || (size_t)w >= buf_len - off)
+			return -E2BIG;
+		argv[n++] = buf + off;
+		off += (size_t)w + 1;
+	}
+	return n;
+}
+
+static int
+find_port(const char *device, uint16_t *port_id)
+{
+	char name[RTE_ETH_NAME_MAX_LEN];
+	const char *comma = strchr(device, ',');
+	size_t len = comma ? (size_t)(comma - device) : strlen(device);
+
+	if (len >= sizeof(name))
+		return -ENAMETOOLONG;
+	memcpy(name, device, len);
+	name[len] = '\0';
+	if (rte_eth_dev_get_port_by_name(name, port_id) == 0)
+		return 0;
+	/* PCI devices may be named with or without the domain */
+	if (strchr(name, ':') != NULL && strchr(name, ':') == strrchr(name, ':')) {
+		char full[RTE_ETH_NAME_MAX_LEN + 8];
+
+		snprintf(full, sizeof(full), "0000:%.*s", RTE_ETH_NAME_MAX_LEN - 8, name);
+		if (rte_eth_dev_get_port_by_name(full, port_id) == 0)
+			return 0;
+	}
+	return -ENODEV;
+}
+
+static struct rte_mempool *
+mbuf_pool(struct mb_udp *u, int socket)
+{
+	int slot = socket < 0 ? RTE_MAX_NUMA_NODES : socket;
+	char name[RTE_MEMPOOL_NAMESIZE];
+
+	if (u->mbufs[slot] != NULL)
+		return u->mbufs[slot];
+	snprintf(name, sizeof(name), "mb_rx_mbuf_%d", slot);
+	u->mbufs[slot] = rte_pktmbuf_pool_create(name, u->o.cfg->udp_mbufs, 256, 0,
+						 RTE_MBUF_DEFAULT_BUF_SIZE,
+						 socket < 0 ? SOCKET_ID_ANY : socket);
+	return u->mbufs[slot];
+}
+
+static int
+setup_port(struct mb_udp *u, uint32_t pi, char *err, size_t err_len)
+{
+	const struct mb_config *cfg = u->o.cfg;
+	struct udp_port *p = &u->ports[pi];
+	const struct mb_udp_port_config *pc = &cfg->udp_ports[pi];
+	struct rte_eth_conf conf;
+	struct rte_eth_dev_info info;
+	struct rte_ether_addr mac;
+	struct rte_mempool *pool;
+	uint16_t nrx = (uint16_t)pc->rx_queues, ntx, nb_rxd = (uint16_t)cfg->udp_rx_descriptors,
+		 nb_txd = 512;
+	int rc;
+
+	p->cfg = pc;
+	if (find_port(pc->device, &p->port_id) < 0) {
+		snprintf(err, err_len, "udp.ports[%u].device: no DPDK port '%s' (%s)", pi,
+			 pc->device,
+			 strncmp(pc->device, "net_", 4) == 0
+				 ? "the virtual device did not probe: see the EAL messages above"
+				 : "a PCI device must be bound to vfio-pci and allowed by eal.args "
+				   "(-a); see the README, \"Bare metal\"");
+		return -ENODEV;
+	}
+	rc = rte_eth_dev_info_get(p->port_id, &info);
+	if (rc != 0) {
+		snprintf(err, err_len, "udp.ports[%u] (%s): cannot read device info: %s", pi,
+			 pc->device, rte_strerror(-rc));
+		return rc;
+	}
+	if (nrx > info.max_rx_queues) {
+		snprintf(err, err_len,
+			 "udp.ports[%u].rx_queues: %u, but %s (driver %s) has at most %u", pi, nrx,
+			 pc->device, info.driver_name, info.max_rx_queues);
+		return -EINVAL;
+	}
+	ntx = nrx < info.max_tx_queues ? nrx : info.max_tx_queues;
+	memset(&conf, 0, sizeof(conf));
+	if (nrx > 1) {
+		uint64_t hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+
+		if (hf != 0) {
+			conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+			conf.rx_adv_conf.rss_conf.rss_hf = hf;
+		} else {
+			MB_LOG(WARNING,
+			       "udp.ports[%u] (%s): %u rx queues but the driver cannot spread "
+			       "flows (no RSS); only queue 0 will receive",
+			       pi, pc->device, nrx);
+		}
+	}
+	rc = rte_eth_dev_configure(p->port_id, nrx, ntx, &conf);
+	if (rc == 0)
+		rc = rte_eth_dev_adjust_nb_rx_tx_desc(p->port_id, &nb_rxd, &nb_txd);
+	if (rc != 0) {
+		snprintf(err, err_len, "udp.ports[%u] (%s): cannot configure: %s", pi, pc->device,
+			 rte_strerror(-rc));
+		return rc;
+	}
+	p->socket = rte_eth_dev_socket_id(p->port_id);
+	pool = mbuf_pool(u, p->socket);
+	if (pool == NULL) {
+		snprintf(err, err_len,
+			 "udp.ports[%u] (%s): cannot create %u mbufs on NUMA node %d: %s (raise "
+			 "eal.memory_mb or lower udp.mbufs)",
+			 pi, pc->device, cfg->udp_mbufs, p->socket, rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	for (uint16_t q = 0; q < nrx; q++) {
+		rc = rte_eth_rx_queue_setup(p->port_id, q, nb_rxd,
+					    p->socket < 0 ? (unsigned int)SOCKET_ID_ANY
+							  : (unsigned int)p->socket,
+					    NULL, pool);
+		if (rc != 0) {
+			snprintf(err, err_len, "udp.ports[%u] (%s): rx queue %u: %s", pi,
+				 pc->device, q, rte_strerror(-rc));
+			return rc;
+		}
+	}
+	for (uint16_t q = 0; q < ntx; q++) {
+		rc = rte_eth_tx_queue_setup(p->port_id, q, nb_txd,
+					    p->socket < 0 ? (unsigned int)SOCKET_ID_ANY
+							  : (unsigned int)p->socket,
+					    NULL);
+		if (rc != 0) {
+			snprintf(err, err_len, "udp.ports[%u] (%s): tx queue %u: %s", pi,
+				 pc->device, q, rte_strerror(-rc));
+			return rc;
+		}
+	}
+	p->n_tx = ntx;
+	rc = rte_eth_macaddr_get(p->port_id, &mac);
+	if (rc != 0)
+		memset(&mac, 0, sizeof(mac));
+	memcpy(p->local.mac, mac.addr_bytes, 6);
+	p->local.ip = pc->address;
+	p->local.port_be = rte_cpu_to_be_16((uint16_t)cfg->udp_port);
+	rc = rte_eth_dev_start(p->port_id);
+	if (rc != 0) {
+		snprintf(err, err_len, "udp.ports[%u] (%s): cannot start: %s", pi, pc->device,
+			 rte_strerror(-rc));
+		return rc;
+	}
+	p->started = true;
+	MB_LOG(NOTICE,
+	       "udp.ports[%u]: %s (driver %s, NUMA node %d), %s:%u, MAC " RTE_ETHER_ADDR_PRT_FMT
+	       ", %u rx queue(s)%s",
+	       pi, pc->device, info.driver_name, p->socket, pc->address_text, cfg->udp_port,
+	       RTE_ETHER_ADDR_BYTES(&mac), nrx,
+	       conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS ? " with RSS" : "");
+	return 0;
+}
+
+static int
+setup_buffers(struct udp_queue *q, int socket, char *err, size_t err_len)
+{
+	const struct mb_config *cfg = q->u->o.cfg;
+	uint64_t budget = (uint64_t)cfg->udp_buffer_mb << 20, per_class;
+	uint32_t size = MIN_CLASS, max = cfg->max_payload_bytes;
+	char name[RTE_MEMPOOL_NAMESIZE];
+
+	q->n_classes = 0;
+	while (q->n_classes < MAX_CLASSES) {
+		uint32_t s = size < max ? size : max;
+
+		q->class_size[q->n_classes++] = s;
+		if (s == max)
+			break;
+		size *= 4;
+	}
+	per_class = budget / q->n_classes;
+	for (uint32_t k = 0; k < q->n_classes; k++) {
+		uint64_t n = per_class / q->class_size[k];
+
+		if (n < 2)
+			n = 2;
+		if (n > q->n_slots)
+			n = q->n_slots;
+		snprintf(name, sizeof(name), "mb_rxb_%u_%u", q->index, k);
+		q->bufs[k] = rte_mempool_create(
+			name, (unsigned int)n, q->class_size[k], 0, 0, NULL, NULL, NULL, NULL,
+			socket < 0 ? SOCKET_ID_ANY : socket,
+			RTE_MEMPOOL_F_SP_PUT | RTE_MEMPOOL_F_SC_GET | RTE_MEMPOOL_F_NO_IOVA_CONTIG);
+		if (q->bufs[k] == NULL) {
+			snprintf(err, err_len,
+				 "rx queue %s: cannot create %" PRIu64 " payload buffers of %u "
+				 "bytes: %s (raise eal.memory_mb or lower udp.buffer_mb)",
+				 q->label, n, q->class_size[k], rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int
+setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
+{
+	const struct mb_config *cfg = u->o.cfg;
+	int node = q->port->socket < 0 ? MB_NUMA_ANY : q->port->socket;
+	struct rte_hash_parameters hp = {0};
+	struct mb_ring_opts ro;
+	char name[64];
+	int rc;
+
+	q->n_slots = cfg->udp_max_requests;
+	q->slots = mb_env_zalloc((size_t)q->n_slots * sizeof(*q->slots), node);
+	q->free_stack = mb_env_zalloc((size_t)q->n_slots * sizeof(uint32_t), node);
+	if (q->slots == NULL || q->free_stack == NULL) {
+		snprintf(err, err_len, "rx queue %s: cannot allocate %u request slots", q->label,
+			 q->n_slots);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < q->n_slots; i++) {
+		q->slots[i].q = q;
+		q->free_stack[i] = q->n_slots - 1 - i;
+	}
+	q->n_free = q->n_slots;
+	TAILQ_INIT(&q->reasm);
+
+	snprintf(name, sizeof(name), "mb_rxidx_%u", q->index);
+	hp.name = name;
+	hp.entries = q->n_slots < 8 ? 8 : q->n_slots;
+	hp.key_len = sizeof(struct udp_key);
+	hp.hash_func = rte_jhash;
+	hp.socket_id = q->port->socket < 0 ? SOCKET_ID_ANY : q->port->socket;
+	hp.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE; /* no bucket overflow below entries */
+	q->tbl = rte_hash_create(&hp);
+	if (q->tbl == NULL) {
+		snprintf(err, err_len, "rx queue %s: cannot create its index of %u: %s", q->label,
+			 hp.entries, rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	rc = setup_buffers(q, q->port->socket, err, err_len);
+	if (rc < 0)
+		return rc;
+	mb_ring_opts_init(&ro);
+	snprintf(name, sizeof(name), "rxret_%u", q->index);
+	ro.name = name;
+	ro.capacity = q->n_slots;
+	ro.prod_sync = MB_RING_SYNC_ST; /* the egress thread only */
+	ro.cons_sync = MB_RING_SYNC_ST;
+	ro.numa_node = node;
+	rc = mb_ring_create(&ro, &q->returns);
+	if (rc < 0) {
+		snprintf(err, err_len, "rx queue %s: return ring of %u: %s", q->label, q->n_slots,
+			 strerror(-rc));
+		return rc;
+	}
+	rc = mb_idle_init(&q->idle, &cfg->idle);
+	if (rc < 0) {
+		snprintf(err, err_len, "rx queue %s: idle policy: %s", q->label, strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+int
+mb_udp_create(const struct mb_udp_opts *opts, struct mb_udp **out, char *err, size_t err_len)
+{
+	const struct mb_config *cfg = opts->cfg;
+	struct mb_udp *u;
+	uint32_t qi = 0;
+	int rc;
+
+	*out = NULL;
+	if (cfg->n_udp_ports == 0 || opts->results == NULL || opts->drain == NULL ||
+	    opts->ops.admit == NULL || opts->ops.model_ring == NULL || opts->ops.unadmit == NULL ||
+	    opts->ops.cancelled == NULL) {
+		snprintf(err, err_len, "UDP ingest: missing ports or pipeline pieces");
+		return -EINVAL;
+	}
+	u = mb_env_zalloc(sizeof(*u), MB_NUMA_ANY);
+	if (u == NULL)
+		return -ENOMEM;
+	u->o = *opts;
+	u->reasm_timeout_ns = (uint64_t)cfg->udp_reassembly_timeout_ms * MB_NS_PER_MS;
+	atomic_init(&u->outstanding, 0);
+	u->n_ports = cfg->n_udp_ports;
+	for (uint32_t i = 0; i < u->n_ports; i++)
+		u->n_queues += cfg->udp_ports[i].rx_queues;
+	if (u->n_queues > MAX_QUEUES) {
+		snprintf(err, err_len, "udp.ports: %u rx queues in all; at most %d", u->n_queues,
+			 MAX_QUEUES);
+		mb_env_free(u);
+		return -EINVAL;
+	}
+	u->ports = mb_env_zalloc(u->n_ports * sizeof(*u->ports), MB_NUMA_ANY);
+	u->queues = mb_env_zalloc(u->n_queues * sizeof(*u->queues), MB_NUMA_ANY);
+	if (u->ports == NULL || u->queues == NULL) {
+		rc = -ENOMEM;
+		snprintf(err, err_len, "UDP ingest: out of memory");
+		goto fail;
+	}
+	atomic_init(&u->open_queues, u->n_queues);
+	for (uint32_t pi = 0; pi < u->n_ports; pi++) {
+		const struct mb_udp_port_config *pc = &cfg->udp_ports[pi];
+
+		rc = setup_port(u, pi, err, err_len);
+		if (rc < 0)
+			goto fail;
+		for (uint32_t k = 0; k < pc->rx_queues; k++, qi++) {
+			struct udp_queue *q = &u->queues[qi];
+
+			q->u = u;
+			q->port = &u->ports[pi];
+			q->index = qi;
+			q->queue_id = (uint16_t)k;
+			q->cpu = -1;
+			snprintf(q->label, sizeof(q->label), "port%u/q%u", pi, k);
+			if (pc->n_cpus != 0) {
+				q->cpu = pc->cpus[k];
+			} else if (opts->topo != NULL) {
+				struct mb_topo_placement pl;
+
+				if (mb_topo_place(opts->topo, MB_TOPO_ROLE_RX,
+						  q->port->socket < 0 ? MB_NUMA_ANY
+								      : q->port->socket,
+						  &pl) == 0) {
+					q->cpu = pl.cpu;
+					if (pl.shared)
+						MB_LOG(NOTICE,
+						       "rx queue %s shares CPU %d with other "
+						       "threads (too few cores for a polled core "
+						       "each)",
+						       q->label, pl.cpu);
+				}
+			}
+			rc = setup_queue(u, q, err, err_len);
+			if (rc < 0)
+				goto fail;
+		}
+	}
+	register_metrics(u);
+	*out = u;
+	return 0;
+fail:
+	mb_udp_destroy(&u);
+	return rc;
+}
+
+int
+mb_udp_start(struct mb_udp *u)
+{
+	for (uint32_t i = 0; i < u->n_queues; i++) {
+		struct udp_queue *q = &u->queues[i];
+		int rc = pthread_create(&q->thread, NULL, rx_thread, q);
+
+		if (rc != 0) {
+			MB_LOG(ERR, "cannot start rx thread %s: %s", q->label, strerror(rc));
+			return -rc;
+		}
+		q->running = true;
+	}
+	return 0;
+}
+
+void
+mb_udp_join(struct mb_udp *u)
+{
+	for (uint32_t i = 0; i < u->n_queues; i++) {
+		if (!u->queues[i].running)
+			continue;
+		pthread_join(u->queues[i].thread, NULL);
+		u->queues[i].running = false;
+	}
+}
+
+void
+mb_udp_destroy(struct mb_udp **up)
+{
+	struct mb_udp *u;
+
+	if (up == NULL || *up == NULL)
+		return;
+	u = *up;
+	for (uint32_t i = 0; u->queues != NULL && i < u->n_queues; i++) {
+		struct udp_queue *q = &u->queues[i];
+
+		if (q->slots != NULL && q->n_free != q->n_slots)
+			MB_LOG(ERR, "rx queue %s destroyed with %u request(s) out", q->label,
+			       q->n_slots - q->n_free);
+		mb_ring_destroy(&q->returns);
+		for (uint32_t k = 0; k < q->n_classes; k++)
+			rte_mempool_free(q->bufs[k]);
+		rte_hash_free(q->tbl);
+		mb_env_free(q->slots);
+		mb_env_free(q->free_stack);
+	}
+	for (uint32_t i = 0; u->ports != NULL && i < u->n_ports; i++) {
+		if (!u->ports[i].started)
+			continue;
+		rte_eth_dev_stop(u->ports[i].port_id);
+		rte_eth_dev_close(u->ports[i].port_id);
+	}
+	for (int i = 0; i <= RTE_MAX_NUMA_NODES; i++)
+		rte_mempool_free(u->mbufs[i]);
+	mb_env_free(u->ports);
+	mb_env_free(u->queues);
+	mb_env_free(u);
+	*up = NULL;
+}
+
+uint32_t
+mb_udp_queues(const struct mb_udp *u)
+{
+	return u->n_queues;
+}
+
+uint32_t
+mb_udp_outstanding(const struct mb_udp *u)
+{
+	return atomic_load_explicit(&((struct mb_udp *)u)->outstanding, memory_order_acquire);
+}
+
+bool
+mb_udp_closed(const struct mb_udp *u)
+{
+	return atomic_load_explicit(&((struct mb_udp *)u)->open_queues, memory_order_acquire) == 0;
+}
+
+void
+mb_udp_stats(const struct mb_udp *u, struct mb_udp_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (uint32_t i = 0; i < u->n_queues; i++) {
+		const struct udp_counters *c = &u->queues[i].c;
+
+#define LD(x) atomic_load_explicit(&c->x, memory_order_relaxed)
+		out->packets += LD(packets);
+		out->bytes += LD(bytes);
+		out->arp_replies += LD(arp_replies);
+		out->queued += LD(queued);
+		out->refused += LD(refused);
+		out->expired += LD(expired);
+		out->cancelled += LD(cancelled);
+		out->reassembling += LD(reassembling);
+		for (int w = 0; w < MB_UDP_DROP_COUNT; w++)
+			out->dropped[w] += LD(dropped[w]);
+#undef LD
+	}
+}
