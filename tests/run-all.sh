@@ -3,11 +3,13 @@
 # README's test command):
 #
 #   style        clang-format --dry-run on every C file (.clang-format)
-#   build/       debugoptimized, warnings as errors: suites unit, e2e, gpu, perf
+#   build/       debugoptimized, warnings as errors: suites unit, e2e, dpdk, gpu, perf
+#                (dpdk: UDP ingest on net_pcap, and live over a veth pair in network
+#                 namespaces, which skips with its reason where not root)
 #                (gpu skips with its reason where there is no GPU; perf runs each benchmark
 #                 with --quick so they cannot rot: no timing is asserted)
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, LeakSanitizer on: suites
-#                unit and e2e (the daemon itself runs instrumented and must exit leak-free)
+#                unit, e2e and dpdk (the daemon itself runs instrumented and must exit leak-free)
 #   build-tsan/  ThreadSanitizer: suite concurrency (the multi-threaded stress programs; the
 #                e2e suite is left out: libzmq is not instrumented, so TSan cannot see the
 #                handoffs between its threads and ours)
@@ -103,12 +105,12 @@ else
 fi
 
 configure build -Dwerror=true
-run "plain" build unit e2e gpu perf
+run "plain" build unit e2e dpdk gpu perf
 
 if [ "$quick" -eq 0 ]; then
 	configure build-asan -Db_sanitize=address,undefined -Db_lundef=false \
 		-Dc_args=-fno-sanitize-recover=all -Dwerror=true
-	run "asan+ubsan" build-asan unit e2e
+	run "asan+ubsan" build-asan unit e2e dpdk
 	configure build-tsan -Db_sanitize=thread -Db_lundef=false -Dwerror=true
 	run "tsan" build-tsan concurrency
 fi

@@ -1,0 +1,595 @@
+/*
+ * udp_pcap_test.c: the UDP ingest path on a real DPDK port (net_pcap replaying a capture
+ * this test writes), with a stand-in pipeline so that every outcome can be checked exactly.
+ *
+ * The capture holds, from one peer: whole requests (plain and VLAN-tagged), requests in
+ * order, reordered, duplicated and overlapping, requests that never complete, a conflict,
+ * a cancel, truncated and bad headers, an unknown model, a model whose queue is full, and
+ * frames that are not ours at all (garbage, wrong port, IPv6, ICMP, IP fragments, bad
+ * checksum, another address), plus an ARP request. The test then checks:
+ *   - exactly the expected requests reached their model queues, with their payload intact;
+ *   - exactly the expected answers went to the egress (results ring), with their status and
+ *     a reason naming the problem: nothing more, nothing less;
+ *   - every drop counter, and the ARP reply written to the port's tx capture;
+ *   - the drain: rx threads close, every slot comes back, nothing is left over.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pcap/pcap.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_arp.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+
+#include "mediabatch/protocol.h"
+#include "mb_config.h"
+#include "mb_eal.h"
+#include "mb_env.h"
+#include "mb_test.h"
+#include "mb_udp.h"
+#include "mb_udp_wire.h"
+
+#define PEER_IP 0xc0000202u /* 192.0.2.2: the test's own namespace-free documentation net */
+#define OUR_IP 0xc0000201u
+
+static char g_rx_pcap[256], g_tx_pcap[256];
+static pcap_dumper_t *g_dump;
+static pcap_t *g_dead;
+static uint32_t g_frames;
+static const uint8_t g_peer_mac[6] = {0x02, 0, 0, 0, 0, 0x02};
+static struct mb_udp_local g_local; /* MAC unknown until the port is up: frames use bcast */
+
+/* ---- writing the capture ---- */
+
+static void
+put_frame(const uint8_t *f, uint32_t len)
+{
+	struct pcap_pkthdr h = {.caplen = len, .len = len};
+
+	h.ts.tv_usec = (int)g_frames;
+	pcap_dump((u_char *)g_dump, &h, f);
+	g_frames++;
+}
+
+static void
+put_datagram_port(uint16_t src_port, uint16_t dst_port, uint16_t vlan, const void *d, uint32_t len)
+{
+	static uint8_t f[2048];
+	struct mb_udp_local to = g_local;
+	uint32_t n;
+
+	to.port_be = htons(dst_port);
+	n = mb_udp_build_frame(f, sizeof(f), g_peer_mac, PEER_IP, src_port, &to, vlan, d, len);
+	if (n == 0)
+		abort();
+	put_frame(f, n);
+}
+
+static uint8_t g_payload[8192];
+
+static struct mb_request_hdr
+hdr(uint64_t id, const char *model, uint32_t payload_len)
+{
+	struct mb_request_hdr h = {
+		.version = 1,
+		.request_id = id,
+		.tenant_id = 7,
+		.media = MB_MEDIA_F32,
+		.frames = 1,
+		.height = (uint16_t)(payload_len / 4),
+		.payload_len = payload_len,
+	};
+
+	snprintf(h.model, sizeof(h.model), "%s", model);
+	return h;
+}
+
+/* One datagram of request @h: its slice [off, off + len) of g_payload (offset by id). */
+static void
+put_slice(struct mb_request_hdr h, uint32_t off, uint32_t len, uint16_t vlan)
+{
+	uint8_t d[2048];
+
+	h.frag_offset = off;
+	mb_proto_encode_request(&h, d);
+	memcpy(d + MB_PROTO_HDR_LEN, g_payload + (h.request_id % 64) + off, len);
+	put_datagram_port(40000, 7000, vlan, d, MB_PROTO_HDR_LEN + len);
+}
+
+static void
+put_raw(const void *d, uint32_t len)
+{
+	put_datagram_port(40000, 7000, 0, d, len);
+}
+
+static void
+write_capture(void)
+{
+	struct mb_request_hdr h;
+	uint8_t d[256];
+	uint8_t f[128];
+	uint32_t n;
+
+	for (size_t i = 0; i < sizeof(g_payload); i++)
+		g_payload[i] = (uint8_t)(i * 7 + 3);
+	g_local.ip = htonl(OUR_IP);
+	g_local.port_be = htons(7000);
+	memset(g_local.mac, 0xff, 6);
+	snprintf(g_rx_pcap, sizeof(g_rx_pcap), "/tmp/mb-udp-rx-%d.pcap", (int)getpid());
+	snprintf(g_tx_pcap, sizeof(g_tx_pcap), "/tmp/mb-udp-tx-%d.pcap", (int)getpid());
+	g_dead = pcap_open_dead(DLT_EN10MB, 65535);
+	g_dump = pcap_dump_open(g_dead, g_rx_pcap);
+	if (g_dump == NULL) {
+		fprintf(stderr, "cannot write %s: %s\n", g_rx_pcap, pcap_geterr(g_dead));
+		exit(99);
+	}
+
+	/* 1: whole in one datagram; then the same again while it is queued (duplicate) */
+	h = hdr(1, "echo", 1000);
+	put_slice(h, 0, 1000, 0);
+	put_slice(h, 0, 1000, 0);
+	/* 2: five slices in order */
+	h = hdr(2, "echo", 1500);
+	for (uint32_t o = 0; o < 1500; o += 300)
+		put_slice(h, o, 300, 0);
+	/* 3: six slices, reordered */
+	h = hdr(3, "echo", 1200);
+	put_slice(h, 1000, 200, 0);
+	put_slice(h, 0, 200, 0);
+	put_slice(h, 600, 200, 0);
+	put_slice(h, 200, 200, 0);
+	put_slice(h, 800, 200, 0);
+	put_slice(h, 400, 200, 0);
+	/* 4: three slices, each twice (three duplicates) */
+	h = hdr(4, "echo", 900);
+	for (uint32_t o = 0; o < 900; o += 300) {
+		put_slice(h, o, 300, 0);
+		put_slice(h, o, 300, 0);
+	}
+	/* 5: overlapping slices */
+	h = hdr(5, "echo", 1000);
+	put_slice(h, 0, 500, 0);
+	put_slice(h, 300, 500, 0);
+	put_slice(h, 800, 200, 0);
+	/* 6: two of three slices: never completes */
+	h = hdr(6, "echo", 900);
+	put_slice(h, 0, 300, 0);
+	put_slice(h, 600, 300, 0);
+	/* 7: a 40-byte datagram with the magic: truncated header, id readable */
+	h = hdr(7, "echo", 100);
+	mb_proto_encode_request(&h, d);
+	put_raw(d, 40);
+	/* 8: garbage */
+	put_raw("GET / HTTP/1.1\r\n\r\n", 18);
+	/* 9: a whole request to the wrong port */
+	h = hdr(9, "echo", 100);
+	mb_proto_encode_request(&h, d);
+	memcpy(d + 64, g_payload, 100);
+	put_datagram_port(40000, 7001, 0, d, 164);
+	/* 10: version 2 */
+	h = hdr(10, "echo", 100);
+	h.version = 2;
+	put_slice(h, 0, 100, 0);
+	/* 11: a model nobody serves */
+	h = hdr(11, "nosuch", 100);
+	put_slice(h, 0, 100, 0);
+	/* 13: a slice running past payload_len */
+	h = hdr(13, "echo", 100);
+	put_slice(h, 50, 100, 0);
+	/* 14: whole, VLAN-tagged */
+	h = hdr(14, "echo", 400);
+	put_slice(h, 0, 400, 42);
+	/* 17: a second slice whose header disagrees (payload_len): conflict; never completes */
+	h = hdr(17, "echo", 600);
+	put_slice(h, 0, 300, 0);
+	h.payload_len = 700;
+	h.height = 175;
+	put_slice(h, 300, 300, 0);
+	/* 18: half a request, then its cancel */
+	h = hdr(18, "echo", 600);
+	put_slice(h, 0, 300, 0);
+	memset(&h, 0, sizeof(h));
+	h.version = 1;
+	h.flags = MB_FLAG_CANCEL;
+	h.request_id = 18;
+	h.tenant_id = 7;
+	mb_proto_encode_request(&h, d);
+	put_raw(d, 64);
+	/* 40, 41: a model whose queue holds one: the second is OVERLOADED */
+	h = hdr(40, "tiny", 100);
+	put_slice(h, 0, 100, 0);
+	h = hdr(41, "tiny", 100);
+	put_slice(h, 0, 100, 0);
+
+	/* not IPv4/UDP for us: IPv6, ICMP, IP fragment, bad checksum, another address */
+	n = mb_udp_build_frame(f, sizeof(f), g_peer_mac, PEER_IP, 1, &g_local, 0, "x", 1);
+	f[12] = 0x86, f[13] = 0xdd;
+	put_frame(f, n);
+	n = mb_udp_build_frame(f, sizeof(f), g_peer_mac, PEER_IP, 1, &g_local, 0, "x", 1);
+	f[14 + 9] = 1, f[14 + 10] = 0, f[14 + 11] = 0; /* ICMP */
+	{
+		uint16_t ck = rte_ipv4_cksum((struct rte_ipv4_hdr *)(f + 14));
+		memcpy(f + 14 + 10, &ck, 2);
+	}
+	put_frame(f, n);
+	n = mb_udp_build_frame(f, sizeof(f), g_peer_mac, PEER_IP, 1, &g_local, 0, "x", 1);
+	f[14 + 6] = 0x20, f[14 + 10] = 0, f[14 + 11] = 0; /* MF */
+	{
+		uint16_t ck = rte_ipv4_cksum((struct rte_ipv4_hdr *)(f + 14));
+		memcpy(f + 14 + 10, &ck, 2);
+	}
+	put_frame(f, n);
+	n = mb_udp_build_frame(f, sizeof(f), g_peer_mac, PEER_IP, 1, &g_local, 0, "x", 1);
+	f[14 + 10] ^= 0xff; /* checksum */
+	put_frame(f, n);
+	{
+		struct mb_udp_local other = g_local;
+
+		other.ip = htonl(0xc0000209);
+		n = mb_udp_build_frame(f, sizeof(f), g_peer_mac, PEER_IP, 1, &other, 0, "x", 1);
+		put_frame(f, n);
+	}
+	/* an ARP request for our address */
+	{
+		struct rte_ether_hdr *eth = (struct rte_ether_hdr *)f;
+		struct rte_arp_hdr *a = (struct rte_arp_hdr *)(eth + 1);
+
+		memset(f, 0, 60);
+		memset(&eth->dst_addr, 0xff, 6);
+		memcpy(&eth->src_addr, g_peer_mac, 6);
+		eth->ether_type = htons(RTE_ETHER_TYPE_ARP);
+		a->arp_hardware = htons(RTE_ARP_HRD_ETHER);
+		a->arp_protocol = htons(RTE_ETHER_TYPE_IPV4);
+		a->arp_hlen = 6;
+		a->arp_plen = 4;
+		a->arp_opcode = htons(RTE_ARP_OP_REQUEST);
+		memcpy(&a->arp_data.arp_sha, g_peer_mac, 6);
+		a->arp_data.arp_sip = htonl(PEER_IP);
+		a->arp_data.arp_tip = htonl(OUR_IP);
+		put_frame(f, 60);
+	}
+	pcap_dump_close(g_dump);
+	pcap_close(g_dead);
+}
+
+/* ---- the stand-in pipeline ---- */
+
+struct fake {
+	struct mb_ring *echo, *tiny, *results;
+	atomic_int unadmitted, cancels, closed, odd_calls;
+};
+
+static struct fake g_fake;
+
+static enum mb_status
+f_admit(void *ctx, uint32_t queue, struct mb_request *req, char *reason, size_t len)
+{
+	(void)ctx;
+	if (queue != 0 || req->transport != MB_TRANSPORT_UDP) /* checked by the test */
+		atomic_fetch_add(&g_fake.odd_calls, 1);
+	if (strcmp(req->hdr.model, "echo") == 0 || strcmp(req->hdr.model, "tiny") == 0) {
+		req->model = req->hdr.model[0] == 'e' ? 0 : 1;
+		return MB_STATUS_OK;
+	}
+	snprintf(reason, len, "model: '%s' is not served here", req->hdr.model);
+	return MB_STATUS_UNKNOWN_MODEL;
+}
+
+static struct mb_ring *
+f_ring(void *ctx, uint32_t m)
+{
+	(void)ctx;
+	return m == 0 ? g_fake.echo : g_fake.tiny;
+}
+
+static void
+f_unadmit(void *ctx, struct mb_request *req)
+{
+	(void)ctx;
+	(void)req;
+	atomic_fetch_add(&g_fake.unadmitted, 1);
+}
+
+static void
+f_cancelled(void *ctx, struct mb_request *req)
+{
+	(void)ctx;
+	(void)req;
+	atomic_fetch_add(&g_fake.cancels, 1);
+}
+
+static void
+f_closed(void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&g_fake.closed, 1);
+}
+
+static struct mb_ring *
+ring(const char *name, uint32_t cap)
+{
+	struct mb_ring_opts ro;
+	struct mb_ring *r = NULL;
+
+	mb_ring_opts_init(&ro);
+	ro.name = name;
+	ro.capacity = cap;
+	ro.prod_sync = MB_RING_SYNC_MT_HTS;
+	ro.cons_sync = MB_RING_SYNC_ST;
+	if (mb_ring_create(&ro, &r) != 0) {
+		fprintf(stderr, "cannot create ring %s\n", name);
+		exit(99);
+	}
+	return r;
+}
+
+/* ---- the test ---- */
+
+struct seen {
+	int status; /* -1: not answered; 100: queued */
+	char reason[MB_PROTO_REASON_MAX];
+};
+
+static struct seen g_seen[64];
+
+static void
+take(struct mb_ring *r, bool queued)
+{
+	void *objs[64];
+	unsigned int n;
+
+	while ((n = mb_ring_dequeue_burst(r, objs, 64)) != 0) {
+		for (unsigned int i = 0; i < n; i++) {
+			struct mb_request *req = objs[i];
+			uint64_t id = queued ? req->hdr.request_id : req->resp.request_id;
+
+			CU_ASSERT_FATAL(id < 64);
+			CU_ASSERT_EQUAL(g_seen[id].status, -1); /* exactly once */
+			if (queued) {
+				g_seen[id].status = 100;
+				CU_ASSERT_EQUAL(req->payload_len, req->hdr.payload_len);
+				CU_ASSERT_EQUAL(
+					memcmp(req->payload, g_payload + id % 64, req->payload_len),
+					0);
+				mb_request_answer(req, MB_STATUS_OK, "done");
+			} else {
+				g_seen[id].status = req->resp.status;
+				snprintf(g_seen[id].reason, sizeof(g_seen[id].reason), "%s",
+					 req->reason);
+			}
+			CU_ASSERT_PTR_NOT_NULL_FATAL(req->release);
+			req->release(req); /* as the egress does */
+		}
+	}
+}
+
+static bool
+wait_for(bool (*cond)(struct mb_udp *), struct mb_udp *u, int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		if (cond(u))
+			return true;
+		usleep(1000);
+	}
+	return cond(u);
+}
+
+static bool
+all_read(struct mb_udp *u)
+{
+	struct mb_udp_stats st;
+
+	mb_udp_stats(u, &st);
+	return st.packets == g_frames;
+}
+
+static bool
+two_expired(struct mb_udp *u)
+{
+	struct mb_udp_stats st;
+
+	mb_udp_stats(u, &st);
+	return st.expired == 2;
+}
+
+static bool
+closed(struct mb_udp *u)
+{
+	return mb_udp_closed(u) && mb_udp_outstanding(u) == 0;
+}
+
+static struct mb_udp *g_u;
+static struct mb_cancel *g_drain, *g_abort;
+static struct mb_config g_cfg;
+
+static void
+expect(uint64_t id, int status, const char *reason_part)
+{
+	if (g_seen[id].status != status)
+		printf("\n    id %" PRIu64 ": status %d, expected %d (%s)", id, g_seen[id].status,
+		       status, g_seen[id].reason);
+	CU_ASSERT_EQUAL(g_seen[id].status, status);
+	if (reason_part != NULL) {
+		if (strstr(g_seen[id].reason, reason_part) == NULL)
+			printf("\n    id %" PRIu64 ": reason \"%s\" lacks \"%s\"", id,
+			       g_seen[id].reason, reason_part);
+		CU_ASSERT_PTR_NOT_NULL(strstr(g_seen[id].reason, reason_part));
+	}
+}
+
+static void
+test_replay(void)
+{
+	struct mb_udp_stats st;
+
+	for (int i = 0; i < 64; i++)
+		g_seen[i].status = -1;
+	CU_ASSERT_EQUAL_FATAL(mb_udp_start(g_u), 0);
+	CU_ASSERT_FATAL(wait_for(all_read, g_u, 10000));
+	/* ids 6 and 17 expire after the 100 ms reassembly timeout */
+	CU_ASSERT(wait_for(two_expired, g_u, 5000));
+	take(g_fake.echo, true);
+	take(g_fake.tiny, true);
+	take(g_fake.results, false);
+
+	expect(1, 100, NULL);
+	expect(2, 100, NULL);
+	expect(3, 100, NULL);
+	expect(4, 100, NULL);
+	expect(5, 100, NULL);
+	expect(14, 100, NULL);
+	expect(40, 100, NULL);
+	expect(6, MB_STATUS_BAD_REQUEST, "incomplete: 600 of 900 payload bytes");
+	expect(7, MB_STATUS_BAD_REQUEST, "shorter than the 64-byte request header");
+	expect(10, MB_STATUS_BAD_REQUEST, "version");
+	expect(11, MB_STATUS_UNKNOWN_MODEL, "'nosuch'");
+	expect(13, MB_STATUS_BAD_REQUEST, "runs past payload_len 100");
+	expect(17, MB_STATUS_BAD_REQUEST, "incomplete: 300 of 600");
+	expect(18, MB_STATUS_CANCELLED, "cancelled by the client");
+	expect(41, MB_STATUS_OVERLOADED, "queue is full");
+	for (int i = 0; i < 64; i++) /* and nothing else */
+		if (strchr("\x01\x02\x03\x04\x05\x06\x07\x0a\x0b\x0d\x0e\x11\x12\x28\x29", i) ==
+		    NULL)
+			CU_ASSERT_EQUAL(g_seen[i].status, -1);
+	CU_ASSERT_EQUAL(atomic_load(&g_fake.unadmitted), 1); /* 41 */
+	CU_ASSERT_EQUAL(atomic_load(&g_fake.odd_calls), 0);
+
+	mb_udp_stats(g_u, &st);
+	CU_ASSERT_EQUAL(st.packets, g_frames);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_DUPLICATE], 4);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_GARBAGE], 1);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_WRONG_PORT], 1);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_TRUNCATED], 1);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_BAD_HEADER], 2);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_CONFLICT], 1);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_OTHER_PROTOCOL], 2);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_IP_FRAGMENT], 1);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_MALFORMED_IP], 1);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_NOT_FOR_US], 1);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_NO_SLOT], 0);
+	CU_ASSERT_EQUAL(st.arp_replies, 1);
+	CU_ASSERT_EQUAL(st.queued, 7);
+	CU_ASSERT_EQUAL(st.expired, 2);
+	CU_ASSERT_EQUAL(st.cancelled, 1);
+	CU_ASSERT_EQUAL(st.reassembling, 0);
+
+	/* drain: the rx thread closes, everything came back */
+	mb_cancel_cancel(g_drain);
+	CU_ASSERT(wait_for(closed, g_u, 5000));
+	mb_udp_join(g_u);
+	CU_ASSERT_EQUAL(atomic_load(&g_fake.closed), 1);
+	CU_ASSERT_EQUAL(mb_ring_count(g_fake.results), 0);
+}
+
+static void
+test_arp_reply_sent(void)
+{
+	char errbuf[PCAP_ERRBUF_SIZE];
+	struct pcap_pkthdr *ph;
+	const u_char *data;
+	pcap_t *p;
+	int n = 0, arp = 0;
+
+	mb_udp_destroy(&g_u); /* closes the port, which flushes the tx capture */
+	p = pcap_open_offline(g_tx_pcap, errbuf);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	while (pcap_next_ex(p, &ph, &data) == 1) {
+		const struct rte_ether_hdr *eth = (const void *)data;
+		const struct rte_arp_hdr *a = (const void *)(eth + 1);
+
+		n++;
+		if (ph->caplen >= 42 && eth->ether_type == htons(RTE_ETHER_TYPE_ARP) &&
+		    a->arp_opcode == htons(RTE_ARP_OP_REPLY) &&
+		    a->arp_data.arp_sip == htonl(OUR_IP) && a->arp_data.arp_tip == htonl(PEER_IP) &&
+		    memcmp(&eth->dst_addr, g_peer_mac, 6) == 0)
+			arp++;
+	}
+	pcap_close(p);
+	CU_ASSERT_EQUAL(n, 1); /* the port sends nothing but ARP replies */
+	CU_ASSERT_EQUAL(arp, 1);
+}
+
+static const struct mb_test_case cases[] = {
+	{"replay: exactly the expected queues, answers and drops", test_replay},
+	{"the ARP reply left on the port", test_arp_reply_sent},
+	{NULL, NULL},
+};
+
+static const struct mb_test_suite suite = {"udp ingest on net_pcap", NULL, NULL, cases};
+
+int
+main(void)
+{
+	const struct mb_test_suite *suites[] = {&suite, NULL};
+	static struct mb_udp_port_config port;
+	char vdev[600], err[512];
+	const char *extra[1] = {vdev};
+	struct mb_eal_opts eo;
+	struct mb_udp_opts uo = {0};
+	int rc;
+
+	write_capture();
+	snprintf(vdev, sizeof(vdev), "--vdev=net_pcap0,rx_pcap=%s,tx_pcap=%s", g_rx_pcap,
+		 g_tx_pcap);
+	mb_eal_opts_init(&eo);
+	eo.name = "udp_pcap_test";
+	eo.mem_mb = 256;
+	eo.extra = extra;
+	eo.n_extra = 1;
+	if (mb_eal_init(&eo) != 0) {
+		fprintf(stderr, "EAL with %s failed\n", vdev);
+		return 99;
+	}
+	mb_config_defaults(&g_cfg);
+	snprintf(port.device, sizeof(port.device), "net_pcap0");
+	port.address = htonl(OUR_IP);
+	snprintf(port.address_text, sizeof(port.address_text), "192.0.2.1");
+	port.rx_queues = 1;
+	g_cfg.udp_ports = &port;
+	g_cfg.n_udp_ports = 1;
+	g_cfg.udp_reassembly_timeout_ms = 100;
+	g_cfg.udp_max_requests = 64;
+	g_cfg.udp_buffer_mb = 4;
+	g_cfg.udp_mbufs = 1023;
+	g_cfg.max_payload_bytes = 65536;
+	g_fake.echo = ring("t_echo", 64);
+	g_fake.tiny = ring("t_tiny", 1);
+	g_fake.results = ring("t_results", 256);
+	if (mb_cancel_create(NULL, &g_drain) < 0 || mb_cancel_create(NULL, &g_abort) < 0)
+		return 99;
+	uo.cfg = &g_cfg;
+	uo.results = g_fake.results;
+	uo.drain = g_drain;
+	uo.abort = g_abort;
+	uo.ops = (struct mb_udp_ops){
+		.admit = f_admit,
+		.model_ring = f_ring,
+		.unadmit = f_unadmit,
+		.cancelled = f_cancelled,
+		.closed = f_closed,
+	};
+	rc = mb_udp_create(&uo, &g_u, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "mb_udp_create: %s\n", err);
+		return 99;
+	}
+	rc = mb_test_main("udp_pcap_test", suites);
+	mb_udp_destroy(&g_u);
+	mb_ring_destroy(&g_fake.echo);
+	mb_ring_destroy(&g_fake.tiny);
+	mb_ring_destroy(&g_fake.results);
+	mb_cancel_destroy(&g_drain);
+	mb_cancel_destroy(&g_abort);
+	g_cfg.udp_ports = NULL;
+	g_cfg.n_udp_ports = 0;
+	mb_eal_fini();
+	unlink(g_rx_pcap);
+	unlink(g_tx_pcap);
+	return rc;
+}
