@@ -40,9 +40,8 @@ typedef void (*mb_payload_free_fn)(struct mb_request *req);
 struct mb_request {
 	/* arrival, filled by the front door */
 	struct mb_request_hdr hdr;
-	uint8_t transport; /**< enum mb_transport */
-	uint8_t client_len;
-	uint8_t client[MB_CLIENT_ID_MAX]; /**< ZeroMQ routing id of the sender */
+	uint8_t transport;  /**< enum mb_transport */
+	uint8_t client_len; /**< bytes of @c client (at the end: reset leaves it) */
 	const uint8_t *payload;
 	uint32_t payload_len;
 	mb_payload_free_fn payload_free;
@@ -71,6 +70,9 @@ struct mb_request {
 	char reason[MB_PROTO_REASON_MAX];
 	uint64_t start_ns; /**< its batch started on the device (0 if never) */
 	uint64_t done_ns;  /**< answered */
+
+	/* Last, outside what mb_request_reset() clears: only client_len bytes are valid. */
+	uint8_t client[MB_CLIENT_ID_MAX]; /**< ZeroMQ routing id of the sender */
 };
 
 TAILQ_HEAD(mb_request_list, mb_request);

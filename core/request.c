@@ -54,6 +54,8 @@ mb_request_reset(struct mb_request *req)
 	free(req->result);
 	memset(req, 0, offsetof(struct mb_request, reason));
 	req->reason[0] = '\0';
+	req->start_ns = 0;
+	req->done_ns = 0;
 }
 
 uint64_t

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,10 +19,11 @@
 
 #include <rte_ethdev.h>
 #include <rte_hash.h>
-#include <rte_jhash.h>
+#include <rte_hash_crc.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_prefetch.h>
 
 #include "mb_env.h"
 #include "mb_reasm.h"
@@ -61,6 +63,7 @@ struct udp_slot {
 	uint8_t cls; /* buffer class of req.payload */
 	uint8_t *buf;
 	struct udp_key key;
+	hash_sig_t sig; /* of key, computed once */
 	uint64_t expire_ns;
 	TAILQ_ENTRY(udp_slot) fifo;
 	struct mb_reasm_cov cov;
@@ -116,6 +119,10 @@ struct udp_queue {
 	bool closed;
 	struct mb_idle idle;
 	struct udp_counters c;
+	/* Requests handed to the pipeline or the egress (written by this rx thread only) and
+	 * released back by the egress (written by the egress thread only): no shared RMW. */
+	alignas(64) _Atomic uint64_t handed;
+	alignas(64) _Atomic uint64_t released;
 	char label[32];
 };
 
@@ -126,7 +133,6 @@ struct mb_udp {
 	struct udp_queue *queues;
 	uint32_t n_queues;
 	struct rte_mempool *mbufs[RTE_MAX_NUMA_NODES + 1];
-	atomic_uint outstanding;
 	atomic_uint open_queues;
 	uint64_t reasm_timeout_ns;
 };
@@ -186,7 +192,7 @@ static void
 slot_put(struct udp_queue *q, struct udp_slot *s)
 {
 	if (s->indexed)
-		rte_hash_del_key(q->tbl, &s->key);
+		rte_hash_del_key_with_hash(q->tbl, &s->key, s->sig);
 	s->indexed = false;
 	s->state = SLOT_FREE;
 	mb_request_reset(&s->req); /* frees the buffer through payload_free */
@@ -206,7 +212,10 @@ release(struct mb_request *req)
 		/* Cannot happen: the ring holds every slot. Leak the slot rather than race. */
 		MB_LOG_ONCE(ERR, "rx queue %s: return ring full; a request slot is lost", q->label);
 	}
-	atomic_fetch_sub_explicit(&q->u->outstanding, 1, memory_order_release);
+	/* single writer (the egress); release: pairs with mb_udp_outstanding()'s acquire */
+	atomic_store_explicit(&q->released,
+			      atomic_load_explicit(&q->released, memory_order_relaxed) + 1,
+			      memory_order_release);
 }
 
 static void
@@ -233,12 +242,12 @@ report(struct udp_queue *q, struct udp_slot *s)
 	void *p = s;
 
 	s->state = SLOT_ANSWERED;
-	atomic_fetch_add_explicit(&q->u->outstanding, 1, memory_order_acq_rel);
+	BUMP(q->handed, 1); /* before the egress can see it */
 	if (mb_ring_enqueue_burst(q->u->o.results, &p, 1) != 1) {
 		/* The results ring is sized for every request object; this is a bug. */
 		MB_LOG_ONCE(ERR, "results ring full: an answer from rx queue %s is dropped",
 			    q->label);
-		atomic_fetch_sub_explicit(&q->u->outstanding, 1, memory_order_release);
+		BUMP(q->handed, (uint64_t)-1);
 		slot_put(q, s);
 	}
 }
@@ -279,15 +288,16 @@ flush_pending(struct udp_queue *q)
 		uint32_t n = q->n_pending[m], done;
 
 		mask &= mask - 1;
+		/* counted before the enqueue: the pipeline may release them at once */
+		BUMP(q->handed, n);
 		done = mb_ring_enqueue_burst(q->u->o.ops.model_ring(q->u->o.ops.ctx, m),
 					     q->pending[m], n);
+		BUMP(q->handed, (uint64_t)done - n); /* the rest are counted by report() */
 		BUMP(q->c.queued, done);
 		for (uint32_t i = done; i < n; i++) {
 			struct udp_slot *s = q->pending[m][i];
 
 			q->u->o.ops.unadmit(q->u->o.ops.ctx, &s->req);
-			/* it was counted outstanding as queued; report() counts it again */
-			atomic_fetch_sub_explicit(&q->u->outstanding, 1, memory_order_release);
 			BUMP(q->c.refused, 1);
 			answer(q, s, MB_STATUS_OVERLOADED, "the %s queue is full; retry later",
 			       s->req.hdr.model);
@@ -318,7 +328,6 @@ complete(struct udp_queue *q, struct udp_slot *s)
 	}
 	m = s->req.model;
 	s->state = SLOT_QUEUED;
-	atomic_fetch_add_explicit(&q->u->outstanding, 1, memory_order_acq_rel);
 	q->pending[m][q->n_pending[m]++] = s;
 	q->pending_mask |= 1ull << m;
 	if (q->n_pending[m] == RX_BURST)
@@ -392,6 +401,7 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
 	struct udp_slot *s;
 	enum mb_udp_drop why;
 	void *found = NULL;
+	hash_sig_t sig;
 	uint32_t slice;
 	int64_t fresh;
 	int pos;
@@ -435,6 +445,7 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
 	}
 	k.request_id = h.request_id;
 	k.tenant = h.tenant_id;
+	sig = rte_hash_hash(q->tbl, &k);
 	if (h.flags & MB_FLAG_CANCEL) {
 		cancel(q, &k);
 		return;
@@ -460,7 +471,7 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
 		return;
 	}
 
-	pos = rte_hash_lookup_data(q->tbl, &k, &found);
+	pos = rte_hash_lookup_with_hash_data(q->tbl, &k, sig, &found);
 	if (pos >= 0) {
 		s = found;
 		if (s->state != SLOT_REASM) {
@@ -486,16 +497,17 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
 			return;
 		}
 		s->key = k;
+		s->sig = sig;
 		fill_request(s, &h, now);
 		mb_reasm_init(&s->cov);
 		if (slice == h.payload_len) { /* whole in one datagram: no reassembly */
 			memcpy(s->buf, dg->data + MB_PROTO_HDR_LEN, slice);
-			if (rte_hash_add_key_data(q->tbl, &k, s) == 0)
+			if (rte_hash_add_key_with_hash_data(q->tbl, &k, sig, s) == 0)
 				s->indexed = true;
 			complete(q, s);
 			return;
 		}
-		if (rte_hash_add_key_data(q->tbl, &k, s) != 0) {
+		if (rte_hash_add_key_with_hash_data(q->tbl, &k, sig, s) != 0) {
 			/* The table holds max_requests keys; only a bucket overflow gets here. */
 			drop_pkt(q, MB_UDP_DROP_NO_SLOT);
 			slot_put(q, s);
@@ -573,12 +585,16 @@ poll_port(struct udp_queue *q, uint64_t now)
 	n = rte_eth_rx_burst(q->port->port_id, q->queue_id, pkts, RX_BURST);
 	if (n == 0)
 		return 0;
+	for (uint16_t i = 0; i < n && i < 4; i++)
+		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		struct mb_udp_datagram dg;
 		enum mb_udp_drop why;
 		enum mb_udp_verdict v;
 
+		if (i + 4 < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void *));
 		bytes += m->pkt_len;
 		if (m->nb_segs != 1) {
 			/* Jumbo frames split over mbufs: linearise is a copy we do not do. */
@@ -1051,7 +1067,7 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 	hp.name = name;
 	hp.entries = q->n_slots < 8 ? 8 : q->n_slots;
 	hp.key_len = sizeof(struct udp_key);
-	hp.hash_func = rte_jhash;
+	hp.hash_func = rte_hash_crc;
 	hp.socket_id = q->port->socket < 0 ? SOCKET_ID_ANY : q->port->socket;
 	hp.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE; /* no bucket overflow below entries */
 	q->tbl = rte_hash_create(&hp);
@@ -1104,7 +1120,6 @@ mb_udp_create(const struct mb_udp_opts *opts, struct mb_udp **out, char *err, si
 		return -ENOMEM;
 	u->o = *opts;
 	u->reasm_timeout_ns = (uint64_t)cfg->udp_reassembly_timeout_ms * MB_NS_PER_MS;
-	atomic_init(&u->outstanding, 0);
 	u->n_ports = cfg->n_udp_ports;
 	for (uint32_t i = 0; i < u->n_ports; i++)
 		u->n_queues += cfg->udp_ports[i].rx_queues;
@@ -1239,7 +1254,16 @@ mb_udp_queues(const struct mb_udp *u)
 uint32_t
 mb_udp_outstanding(const struct mb_udp *u)
 {
-	return atomic_load_explicit(&((struct mb_udp *)u)->outstanding, memory_order_acquire);
+	uint64_t out = 0;
+
+	for (uint32_t i = 0; i < u->n_queues; i++) {
+		struct udp_queue *q = &u->queues[i];
+		/* released first: it never passes handed, so the difference cannot underflow */
+		uint64_t rel = atomic_load_explicit(&q->released, memory_order_acquire);
+
+		out += atomic_load_explicit(&q->handed, memory_order_acquire) - rel;
+	}
+	return (uint32_t)out;
 }
 
 bool

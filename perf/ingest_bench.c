@@ -1,0 +1,376 @@
+/*
+ * ingest_bench.c: one rx core of the UDP ingest against dpdk-testpmd's rxonly on the same
+ * virtual device and capture, in the same run.
+ *
+ * The capture holds N single-datagram requests (1 KiB F32 payloads, distinct ids) that
+ * net_pcap replays forever (infinite_rx=1). First dpdk-testpmd --forward-mode=rxonly reads
+ * it on one forwarding core for S seconds (its Rx-pps, once a second); then this process
+ * runs the real ingest path (mb_udp: classify, decode, index, copy into a request buffer,
+ * admit, burst-enqueue into a model ring) on one rx thread pinned to the same CPU, with a
+ * stand-in pipeline thread that takes the requests off the ring and releases them as the
+ * egress would. Prints both rates (medians of the per-second samples) and "ratio: X".
+ *
+ *   build/perf/ingest_bench [--quick] [--seconds S] [--packets N] [--testpmd PATH]
+ *                           [--cpu C]
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pcap/pcap.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mediabatch/protocol.h"
+#include "mb_bench.h"
+#include "mb_cancel.h"
+#include "mb_config.h"
+#include "mb_eal.h"
+#include "mb_ring.h"
+#include "mb_udp.h"
+#include "mb_udp_wire.h"
+
+#define PAYLOAD 1024
+
+static char g_pcap[256];
+static struct mb_ring *g_queue, *g_results;
+static atomic_bool g_stop;
+
+static void
+write_capture(uint32_t n)
+{
+	static const uint8_t peer_mac[6] = {0x02, 0, 0, 0, 0, 0x02};
+	struct mb_udp_local to = {.ip = htonl(0xc0000201), .port_be = htons(7000)};
+	uint8_t d[MB_PROTO_HDR_LEN + PAYLOAD], f[2048];
+	pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+	pcap_dumper_t *dump;
+
+	memset(to.mac, 0xff, 6);
+	snprintf(g_pcap, sizeof(g_pcap), "/tmp/mb-ingest-bench-%d.pcap", (int)getpid());
+	dump = pcap_dump_open(dead, g_pcap);
+	if (dump == NULL) {
+		fprintf(stderr, "ingest_bench: cannot write %s\n", g_pcap);
+		exit(1);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct mb_request_hdr h = {
+			.version = 1,
+			.request_id = i,
+			.tenant_id = 1,
+			.media = MB_MEDIA_F32,
+			.frames = 1,
+			.height = PAYLOAD / 4,
+			.payload_len = PAYLOAD,
+		};
+		struct pcap_pkthdr ph = {0};
+		uint32_t len;
+
+		snprintf(h.model, sizeof(h.model), "echo");
+		mb_proto_encode_request(&h, d);
+		memset(d + MB_PROTO_HDR_LEN, (int)(i & 0xff), PAYLOAD);
+		len = mb_udp_build_frame(f, sizeof(f), peer_mac, 0xc0000202,
+					 (uint16_t)(40000 + i % 64), &to, 0, d, sizeof(d));
+		ph.caplen = ph.len = len;
+		pcap_dump((u_char *)dump, &ph, f);
+	}
+	pcap_dump_close(dump);
+	pcap_close(dead);
+}
+
+/* ---- testpmd ---- */
+
+static double
+run_testpmd(const char *testpmd, int seconds, int cpu)
+{
+	char vdev[512], prefix[64], lcores[32], line[512];
+	double samples[64];
+	int fds[2], n = 0;
+	pid_t pid;
+	FILE *out;
+
+	snprintf(vdev, sizeof(vdev), "net_pcap0,rx_pcap=%s,infinite_rx=1", g_pcap);
+	snprintf(prefix, sizeof(prefix), "mb-testpmd-%d", (int)getpid());
+	snprintf(lcores, sizeof(lcores), "0@%d,1@%d", cpu == 0 ? 1 : 0, cpu);
+	if (pipe(fds) != 0)
+		return 0;
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		close(fds[0]);
+		execlp(testpmd, testpmd, "--no-huge", "--no-pci", "--no-telemetry", "-m", "512",
+		       "--file-prefix", prefix, "--vdev", vdev, "--lcores", lcores, "--",
+		       "--forward-mode=rxonly", "--stats-period", "1", "--total-num-mbufs=16384",
+		       (char *)NULL);
+		fprintf(stderr, "exec %s: %s\n", testpmd, strerror(errno));
+		_exit(127);
+	}
+	close(fds[1]);
+	out = fdopen(fds[0], "r");
+	while (n < seconds + 1 && fgets(line, sizeof(line), out) != NULL) {
+		double pps;
+
+		if (sscanf(line, " Rx-pps: %lf", &pps) == 1 && pps > 0)
+			samples[n++] = pps;
+	}
+	kill(pid, SIGINT);
+	while (fgets(line, sizeof(line), out) != NULL)
+		;
+	fclose(out);
+	waitpid(pid, NULL, 0);
+	if (n < 2) {
+		fprintf(stderr, "ingest_bench: testpmd gave no rate (is %s installed?)\n", testpmd);
+		return 0;
+	}
+	/* the first sample includes start-up */
+	return mb_bench_median(samples + 1, n - 1);
+}
+
+/* ---- the stand-in pipeline ---- */
+
+static enum mb_status
+f_admit(void *ctx, uint32_t queue, struct mb_request *req, char *reason, size_t len)
+{
+	(void)ctx;
+	(void)queue;
+	(void)reason;
+	(void)len;
+	req->model = 0;
+	return MB_STATUS_OK;
+}
+
+static struct mb_ring *
+f_ring(void *ctx, uint32_t m)
+{
+	(void)ctx;
+	(void)m;
+	return g_queue;
+}
+
+static void
+f_unadmit(void *ctx, struct mb_request *req)
+{
+	(void)ctx;
+	(void)req;
+}
+
+static void
+f_cancelled(void *ctx, struct mb_request *req)
+{
+	(void)ctx;
+	(void)req;
+}
+
+/* Takes requests off the model ring (and any answers off the results ring) and releases
+ * them, as the batcher, worker and egress would: the rx thread gets its slots back. */
+static void *
+pipeline(void *arg)
+{
+	void *objs[64];
+
+	(void)arg;
+	while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+		unsigned int n = mb_ring_dequeue_burst(g_queue, objs, 64), k;
+
+		k = mb_ring_dequeue_burst(g_results, objs + n, 64 - n);
+		for (unsigned int i = 0; i < n + k; i++)
+			((struct mb_request *)objs[i])->release(objs[i]);
+		if (n + k == 0)
+			usleep(50);
+	}
+	return NULL;
+}
+
+static struct mb_ring *
+ring(const char *name, uint32_t cap)
+{
+	struct mb_ring_opts ro;
+	struct mb_ring *r = NULL;
+
+	mb_ring_opts_init(&ro);
+	ro.name = name;
+	ro.capacity = cap;
+	ro.prod_sync = MB_RING_SYNC_MT_HTS;
+	ro.cons_sync = MB_RING_SYNC_ST;
+	if (mb_ring_create(&ro, &r) != 0)
+		exit(1);
+	return r;
+}
+
+static bool
+drained(struct mb_udp *u)
+{
+	return mb_udp_closed(u) && mb_udp_outstanding(u) == 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"quick", no_argument, NULL, 'q'},
+		{"seconds", required_argument, NULL, 's'},
+		{"packets", required_argument, NULL, 'n'},
+		{"testpmd", required_argument, NULL, 't'},
+		{"cpu", required_argument, NULL, 'c'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *testpmd = "dpdk-testpmd";
+	int seconds = 5, cpu = -1, c;
+	uint32_t packets = 2048;
+	static struct mb_udp_port_config port;
+	struct mb_config cfg;
+	struct mb_eal_opts eo;
+	struct mb_udp_opts uo = {0};
+	struct mb_udp *u = NULL;
+	struct mb_topo_opts to;
+	struct mb_topo *topo = NULL;
+	struct mb_cancel *drain = NULL, *abort_tok = NULL;
+	struct mb_udp_stats st, prev;
+	char vdev[600], err[512];
+	const char *extra[1] = {vdev};
+	double ours[64], base, rate, t_prev;
+	pthread_t pipe_thread;
+	int n = 0;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			seconds = 2;
+			break;
+		case 's':
+			seconds = atoi(optarg);
+			break;
+		case 'n':
+			packets = (uint32_t)atoi(optarg);
+			break;
+		case 't':
+			testpmd = optarg;
+			break;
+		case 'c':
+			cpu = atoi(optarg);
+			break;
+		default:
+			fprintf(stderr,
+				"usage: %s [--quick] [--seconds S] [--packets N] "
+				"[--testpmd PATH] [--cpu C]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	if (seconds < 1 || seconds > 60 || packets < 64 || packets > 8192) {
+		fprintf(stderr, "ingest_bench: --seconds 1..60, --packets 64..8192\n");
+		return 2;
+	}
+	if (cpu < 0)
+		cpu = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0;
+	write_capture(packets);
+	printf("capture: %u single-datagram requests, %d-byte payloads (%d-byte frames), "
+	       "replayed by net_pcap infinite_rx; rx core: CPU %d; %d s each\n",
+	       packets, PAYLOAD, 14 + 20 + 8 + MB_PROTO_HDR_LEN + PAYLOAD, cpu, seconds);
+	base = run_testpmd(testpmd, seconds, cpu);
+	printf("dpdk-testpmd rxonly:   %7.3f Mpps\n", base / 1e6);
+
+	snprintf(vdev, sizeof(vdev), "--vdev=net_pcap0,rx_pcap=%s,infinite_rx=1", g_pcap);
+	mb_eal_opts_init(&eo);
+	eo.name = "ingest_bench";
+	eo.mem_mb = 512;
+	eo.extra = extra;
+	eo.n_extra = 1;
+	if (mb_eal_init(&eo) != 0)
+		return 1;
+	mb_config_defaults(&cfg);
+	snprintf(port.device, sizeof(port.device), "net_pcap0");
+	port.address = htonl(0xc0000201);
+	snprintf(port.address_text, sizeof(port.address_text), "192.0.2.1");
+	port.rx_queues = 1;
+	port.cpus[0] = cpu;
+	port.n_cpus = 1;
+	cfg.udp_ports = &port;
+	cfg.n_udp_ports = 1;
+	cfg.udp_max_requests = 8192;
+	cfg.udp_buffer_mb = 64;
+	cfg.udp_mbufs = 16383;
+	cfg.max_payload_bytes = 65536;
+	cfg.idle.mode = MB_IDLE_SPIN; /* a polled core, as on bare metal */
+	g_queue = ring("b_echo", 8192);
+	g_results = ring("b_results", 16384);
+	if (mb_cancel_create(NULL, &drain) < 0 || mb_cancel_create(NULL, &abort_tok) < 0)
+		return 1;
+	mb_topo_opts_init(&to);
+	if (mb_topo_create(&to, &topo) == 0)
+		uo.topo = topo; /* to pin the rx thread to --cpu */
+	uo.cfg = &cfg;
+	uo.results = g_results;
+	uo.drain = drain;
+	uo.abort = abort_tok;
+	uo.ops = (struct mb_udp_ops){.admit = f_admit,
+				     .model_ring = f_ring,
+				     .unadmit = f_unadmit,
+				     .cancelled = f_cancelled};
+	if (mb_udp_create(&uo, &u, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ingest_bench: %s\n", err);
+		return 1;
+	}
+	pthread_create(&pipe_thread, NULL, pipeline, NULL);
+	if (topo != NULL && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
+		/* the stand-in pipeline runs on another CPU than the rx core */
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		for (int i = 0; i < sysconf(_SC_NPROCESSORS_ONLN) && i < CPU_SETSIZE; i++)
+			if (i != cpu)
+				CPU_SET(i, &set);
+		pthread_setaffinity_np(pipe_thread, sizeof(set), &set);
+	}
+	if (mb_udp_start(u) != 0)
+		return 1;
+	mb_udp_stats(u, &prev);
+	t_prev = mb_bench_now();
+	for (int s = 0; s < seconds + 1; s++) {
+		double t;
+
+		sleep(1);
+		t = mb_bench_now();
+		mb_udp_stats(u, &st);
+		if (s > 0) /* the first second includes start-up */
+			ours[n++] = (double)(st.packets - prev.packets) / (t - t_prev);
+		prev = st;
+		t_prev = t;
+	}
+	rate = mb_bench_median(ours, n);
+	mb_cancel_cancel(drain);
+	for (int i = 0; i < 5000 && !drained(u); i++)
+		usleep(1000);
+	atomic_store(&g_stop, true);
+	pthread_join(pipe_thread, NULL);
+	mb_udp_join(u);
+	mb_udp_stats(u, &st);
+	printf("mediabatch UDP ingest: %7.3f Mpps  %6.2f Gbit/s of frames  (queued %" PRIu64
+	       ", duplicate %" PRIu64 ", no slot %" PRIu64 ", other drops %" PRIu64 ")\n",
+	       rate / 1e6, rate * (14 + 20 + 8 + MB_PROTO_HDR_LEN + PAYLOAD) * 8 / 1e9, st.queued,
+	       st.dropped[MB_UDP_DROP_DUPLICATE], st.dropped[MB_UDP_DROP_NO_SLOT],
+	       st.packets - st.queued - st.dropped[MB_UDP_DROP_DUPLICATE] -
+		       st.dropped[MB_UDP_DROP_NO_SLOT]);
+	if (base > 0)
+		printf("ratio: %.3f\n", rate / base);
+	else
+		printf("ratio: n/a (no testpmd baseline)\n");
+	mb_udp_destroy(&u);
+	mb_topo_destroy(&topo);
+	mb_ring_destroy(&g_queue);
+	mb_ring_destroy(&g_results);
+	mb_cancel_destroy(&drain);
+	mb_cancel_destroy(&abort_tok);
+	cfg.udp_ports = NULL;
+	cfg.n_udp_ports = 0;
+	mb_eal_fini();
+	unlink(g_pcap);
+	return 0;
+}
