@@ -366,6 +366,13 @@ mb_udp_sender_open(const struct mb_udp_sender_opts *o, struct mb_udp_sender **ou
 		return -e;
 	}
 	*out = s;
+	/*
+	 * Until the kernel knows the service's MAC address, it holds only a few datagrams and
+	 * drops the rest: the first request would lose datagrams. A cancel for a request this
+	 * sender never sent is ignored by the service (its key includes our address and port)
+	 * and starts the ARP exchange now.
+	 */
+	mb_udp_sender_cancel(s, 0, 0);
 	return 0;
 }
 

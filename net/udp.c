@@ -763,6 +763,35 @@ queue_slots_in_use(void *arg)
 	return (int64_t)(q->n_slots - *(const volatile uint32_t *)&q->n_free);
 }
 
+/* The NIC's own counters: frames it dropped before our rx thread saw them. */
+static int64_t
+port_missed(void *arg)
+{
+	struct rte_eth_stats st;
+
+	return rte_eth_stats_get(((struct udp_port *)arg)->port_id, &st) == 0 ? (int64_t)st.imissed
+									      : 0;
+}
+
+static int64_t
+port_no_mbuf(void *arg)
+{
+	struct rte_eth_stats st;
+
+	return rte_eth_stats_get(((struct udp_port *)arg)->port_id, &st) == 0
+		       ? (int64_t)st.rx_nombuf
+		       : 0;
+}
+
+static int64_t
+port_errors(void *arg)
+{
+	struct rte_eth_stats st;
+
+	return rte_eth_stats_get(((struct udp_port *)arg)->port_id, &st) == 0 ? (int64_t)st.ierrors
+									      : 0;
+}
+
 static void
 register_metrics(struct mb_udp *u)
 {
@@ -803,6 +832,27 @@ register_metrics(struct mb_udp *u)
 			      "UDP cancels that found their request.", NULL, sum_cancelled, u);
 	mb_metrics_gauge_fn(r, "mediabatch_rx_reassembly_entries",
 			    "UDP requests being reassembled now.", NULL, sum_reassembling, u);
+	for (uint32_t i = 0; i < u->n_ports; i++) {
+		static const char help[] =
+			"Frames the NIC dropped before an rx thread read them: missed (rx ring "
+			"full: "
+			"the rx thread is too slow or asleep), no_mbuf (mbuf pool empty), errors.";
+		char port[16];
+
+		snprintf(port, sizeof(port), "port%u", i);
+		mb_metrics_counter_fn(
+			r, "mediabatch_rx_nic_dropped_total", help,
+			mb_metrics_labels(l, sizeof(l), "port", port, "reason", "missed", NULL),
+			port_missed, &u->ports[i]);
+		mb_metrics_counter_fn(
+			r, "mediabatch_rx_nic_dropped_total", help,
+			mb_metrics_labels(l, sizeof(l), "port", port, "reason", "no_mbuf", NULL),
+			port_no_mbuf, &u->ports[i]);
+		mb_metrics_counter_fn(
+			r, "mediabatch_rx_nic_dropped_total", help,
+			mb_metrics_labels(l, sizeof(l), "port", port, "reason", "errors", NULL),
+			port_errors, &u->ports[i]);
+	}
 	for (uint32_t i = 0; i < u->n_queues; i++) {
 		struct udp_queue *q = &u->queues[i];
 

@@ -128,7 +128,12 @@ struct mb_udp_sender_opts {
 	uint32_t max_datagram; /**< bytes per datagram, header included (65..65507); 0 = 1472 */
 };
 
-/** Open a UDP socket towards the service. Returns 0 or -errno with a message in @p err. */
+/**
+ * Open a UDP socket towards the service. It sends one harmless datagram at once (a cancel
+ * for tenant 0, request 0, which the service ignores) so that the kernel resolves the
+ * service's MAC address before the first request: wait a moment (e.g. while the PUB
+ * subscription settles) before sending. Returns 0 or -errno with a message in @p err.
+ */
 int mb_udp_sender_open(const struct mb_udp_sender_opts *opts, struct mb_udp_sender **out, char *err,
 		       size_t err_len);
 
