@@ -980,8 +980,9 @@ setup_port(struct mb_udp *u, uint32_t pi, char *err, size_t err_len)
 			conf.rx_adv_conf.rss_conf.rss_hf = hf;
 		} else {
 			MB_LOG(WARNING,
-			       "udp.ports[%u] (%s): %u rx queues but the driver cannot spread "
-			       "flows (no RSS); only queue 0 will receive",
+			       "udp.ports[%u] (%s): %u rx queues but the driver offers no RSS; "
+			       "unless it spreads flows itself (net_af_packet does, by fanout), "
+			       "only queue 0 will receive",
 			       pi, pc->device, nrx);
 		}
 	}

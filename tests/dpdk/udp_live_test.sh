@@ -6,6 +6,8 @@
 # (`mediabatch send --udp`) to 192.0.2.1 (TEST-NET-1, only inside these namespaces). The
 # kernel has no neighbour entry, so it must learn the daemon's MAC from our ARP reply. The
 # ZeroMQ sockets are ipc:// (they work across namespaces); results come back on PUB.
+# The port has two rx queues (the kernel's packet fanout spreads flows over them), so two rx
+# threads share the work and must both close on the drain.
 # Checks: every request answered OK (single- and multi-datagram), the metrics show the ARP
 # reply and the UDP requests, and SIGTERM drains to exit 0. Needs root; skips otherwise.
 set -u
@@ -53,8 +55,9 @@ udp:
   reassembly_timeout_ms: 1000
   buffer_mb: 16
   ports:
-    - device: net_af_packet0,iface=${tag}a
+    - device: net_af_packet0,iface=${tag}a,qpairs=2
       address: 192.0.2.1
+      rx_queues: 2
 YAML
 
 ip netns exec "$nsd" "$daemon" --config "$tmp/mb.yaml" >"$tmp/daemon.log" 2>&1 &
@@ -89,6 +92,9 @@ logmel=$(value 'mediabatch_requests_total{model="logmel",transport="udp"}')
 identity=$(value 'mediabatch_requests_total{model="identity",transport="udp"}')
 queued=$(value 'mediabatch_rx_requests_total{outcome="queued"}')
 echo "metrics: arp replies $arp, udp requests logmel $logmel identity $identity, queued $queued"
+echo "$metrics" | grep -E '^mediabatch_rx_(poll_busy_ms_total|nic_dropped_total)' | sed 's/^/  /'
+[ "$(echo "$metrics" | grep -c '^mediabatch_rx_poll_busy_ms_total{queue="port0/q[01]"}')" = 2 ] ||
+	fail "expected two rx queues in the metrics"
 [ "${arp:-0}" -ge 1 ] || fail "no ARP reply counted"
 [ "$logmel" = 5 ] || fail "expected 5 logmel UDP requests, got '$logmel'"
 [ "$identity" = 4 ] || fail "expected 4 identity UDP requests, got '$identity'"
