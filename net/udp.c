@@ -62,6 +62,7 @@ struct udp_slot {
 	bool indexed;
 	uint8_t cls; /* buffer class of req.payload */
 	uint8_t *buf;
+	struct rte_mbuf *mbuf; /* a whole request's frame, kept as its payload (no copy) */
 	struct udp_key key;
 	hash_sig_t sig; /* of key, computed once */
 	uint64_t expire_ns;
@@ -146,7 +147,10 @@ payload_free(struct mb_request *req)
 
 	if (s->buf != NULL)
 		rte_mempool_put(s->q->bufs[s->cls], s->buf);
+	if (s->mbuf != NULL)
+		rte_pktmbuf_free(s->mbuf);
 	s->buf = NULL;
+	s->mbuf = NULL;
 }
 
 static struct udp_slot *
@@ -172,6 +176,7 @@ slot_get(struct udp_queue *q, uint32_t payload_len, enum mb_udp_drop *why)
 	}
 	s = &q->slots[q->free_stack[--q->n_free]];
 	s->buf = buf;
+	s->mbuf = NULL;
 	s->cls = (uint8_t)k;
 	s->indexed = false;
 	s->req.model = MB_REQUEST_NO_MODEL;
@@ -392,8 +397,9 @@ same_request(const struct mb_request_hdr *a, const struct mb_request_hdr *b)
 	       strcmp(a->model, b->model) == 0;
 }
 
-static void
-datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
+/* Returns true when the request keeps @m as its payload (a whole request: no copy). */
+static bool
+datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, struct rte_mbuf *m, uint64_t now)
 {
 	struct mb_request_hdr h;
 	struct mb_proto_error err;
@@ -408,7 +414,7 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
 
 	if (dg->len < 4 || memcmp(dg->data, "MBQ1", 4) != 0) {
 		drop_pkt(q, MB_UDP_DROP_GARBAGE);
-		return;
+		return false;
 	}
 	if (dg->len < MB_PROTO_HDR_LEN) {
 		drop_pkt(q, MB_UDP_DROP_TRUNCATED);
@@ -419,7 +425,7 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
 			answer_datagram(q, &h, err.model, MB_STATUS_BAD_REQUEST,
 					"datagram: shorter than the 64-byte request header");
 		}
-		return;
+		return false;
 	}
 	slice = dg->len - MB_PROTO_HDR_LEN;
 	memset(&k, 0, sizeof(k));
@@ -436,19 +442,19 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
 			reasm_remove(q, s);
 			BUMP(q->c.refused, 1);
 			answer(q, s, err.status, "%s", err.reason);
-			return;
+			return false;
 		}
 		h.request_id = err.request_id;
 		h.tenant_id = err.tenant_id;
 		answer_datagram(q, &h, err.model, err.status, err.reason);
-		return;
+		return false;
 	}
 	k.request_id = h.request_id;
 	k.tenant = h.tenant_id;
 	sig = rte_hash_hash(q->tbl, &k);
 	if (h.flags & MB_FLAG_CANCEL) {
 		cancel(q, &k);
-		return;
+		return false;
 	}
 	if (slice == 0 || (uint64_t)h.frag_offset + slice > h.payload_len) {
 		char reason[MB_PROTO_REASON_MAX];
@@ -465,10 +471,10 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
 			reasm_remove(q, s);
 			BUMP(q->c.refused, 1);
 			answer(q, s, MB_STATUS_BAD_REQUEST, "%s", reason);
-			return;
+			return false;
 		}
 		answer_datagram(q, &h, h.model, MB_STATUS_BAD_REQUEST, reason);
-		return;
+		return false;
 	}
 
 	pos = rte_hash_lookup_with_hash_data(q->tbl, &k, sig, &found);
@@ -476,15 +482,18 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
 		s = found;
 		if (s->state != SLOT_REASM) {
 			drop_pkt(q, MB_UDP_DROP_DUPLICATE); /* the request is already whole */
-			return;
+			return false;
 		}
 		if (!same_request(&s->req.hdr, &h)) {
 			drop_pkt(q, MB_UDP_DROP_CONFLICT);
-			return;
+			return false;
 		}
 	} else {
-		/* The first datagram of a request (not necessarily its first slice). */
-		s = slot_get(q, h.payload_len, &why);
+		/* The first datagram of a request (not necessarily its first slice). A whole
+		 * request keeps its frame as payload: no buffer, no copy. */
+		bool whole = slice == h.payload_len;
+
+		s = slot_get(q, whole ? 0 : h.payload_len, &why);
 		if (s == NULL) {
 			drop_pkt(q, why);
 			answer_datagram(
@@ -494,24 +503,25 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
 					  "(udp.max_requests); retry later"
 					: "no payload buffer of that size is free "
 					  "(udp.buffer_mb); retry later");
-			return;
+			return false;
 		}
 		s->key = k;
 		s->sig = sig;
 		fill_request(s, &h, now);
 		mb_reasm_init(&s->cov);
-		if (slice == h.payload_len) { /* whole in one datagram: no reassembly */
-			memcpy(s->buf, dg->data + MB_PROTO_HDR_LEN, slice);
+		if (whole) { /* no reassembly */
+			s->mbuf = m;
+			s->req.payload = dg->data + MB_PROTO_HDR_LEN;
 			if (rte_hash_add_key_with_hash_data(q->tbl, &k, sig, s) == 0)
 				s->indexed = true;
 			complete(q, s);
-			return;
+			return true;
 		}
 		if (rte_hash_add_key_with_hash_data(q->tbl, &k, sig, s) != 0) {
 			/* The table holds max_requests keys; only a bucket overflow gets here. */
 			drop_pkt(q, MB_UDP_DROP_NO_SLOT);
 			slot_put(q, s);
-			return;
+			return false;
 		}
 		s->indexed = true;
 		s->state = SLOT_REASM;
@@ -529,11 +539,11 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
 		       "datagrams: more than %d separate pieces outstanding at once; send them "
 		       "in order",
 		       MB_REASM_MAX_RUNS);
-		return;
+		return false;
 	}
 	if (fresh == 0) {
 		drop_pkt(q, MB_UDP_DROP_DUPLICATE);
-		return;
+		return false;
 	}
 	/* One copy of the slice into the request's buffer (an overlap rewrites equal bytes). */
 	memcpy(s->buf + h.frag_offset, dg->data + MB_PROTO_HDR_LEN, slice);
@@ -541,6 +551,7 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, uint64_t now)
 		reasm_remove(q, s);
 		complete(q, s);
 	}
+	return false;
 }
 
 static void
@@ -604,9 +615,10 @@ poll_port(struct udp_queue *q, uint64_t now)
 		}
 		v = mb_udp_classify(rte_pktmbuf_mtod(m, uint8_t *), m->data_len, &q->port->local,
 				    &dg, &why);
-		if (v == MB_UDP_DATAGRAM)
-			datagram(q, &dg, now);
-		else if (v == MB_UDP_DROP)
+		if (v == MB_UDP_DATAGRAM) {
+			if (datagram(q, &dg, m, now))
+				continue; /* the request holds the mbuf now */
+		} else if (v == MB_UDP_DROP)
 			drop_pkt(q, why);
 		if (v == MB_UDP_ARP_REPLY && q->queue_id < q->port->n_tx)
 			tx[n_tx++] = m;
@@ -1003,6 +1015,14 @@ setup_port(struct mb_udp *u, uint32_t pi, char *err, size_t err_len)
 			 pi, pc->device, cfg->udp_mbufs, p->socket, rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
+	/* Whole requests keep their mbuf while queued: rx rings plus every slot may hold one. */
+	if ((uint64_t)cfg->udp_mbufs <
+	    (uint64_t)nrx * (nb_rxd + cfg->udp_max_requests + 2 * RX_BURST))
+		MB_LOG(WARNING,
+		       "udp.ports[%u]: udp.mbufs %u is below what %u rx queue(s) may hold (%u "
+		       "descriptors + %u requests each): under load the NIC will drop frames "
+		       "(rx_nic_dropped_total{reason=\"no_mbuf\"})",
+		       pi, cfg->udp_mbufs, nrx, nb_rxd, cfg->udp_max_requests);
 	for (uint16_t q = 0; q < nrx; q++) {
 		rc = rte_eth_rx_queue_setup(p->port_id, q, nb_rxd,
 					    p->socket < 0 ? (unsigned int)SOCKET_ID_ANY
