@@ -10,8 +10,11 @@
  * stand-in pipeline thread that takes the requests off the ring and releases them as the
  * egress would. Prints both rates (medians of the per-second samples) and "ratio: X".
  *
+ * As context it runs DPDK's ring_perf_autotest (dpdk-test) for rte_ring's cycles per object
+ * on this machine at the same moment (skipped with --quick or --no-context).
+ *
  *   build/perf/ingest_bench [--quick] [--seconds S] [--packets N] [--testpmd PATH]
- *                           [--cpu C]
+ *                           [--cpu C] [--no-context]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +39,8 @@
 #include "mb_ring.h"
 #include "mb_udp.h"
 #include "mb_udp_wire.h"
+
+#include <rte_cycles.h>
 
 #define PAYLOAD 1024
 
@@ -133,6 +138,61 @@ run_testpmd(const char *testpmd, int seconds, int cpu)
 	return mb_bench_median(samples + 1, n - 1);
 }
 
+/* ---- context: DPDK's own ring figures on this machine, now ---- */
+
+static void
+ring_context(const char *dpdk_test, int cpu)
+{
+	char prefix[64], lcores[32], line[512];
+	double one = -1, two = -1;
+	bool two_cores = false;
+	int in[2], out[2];
+	ssize_t w;
+	pid_t pid;
+	FILE *f;
+
+	snprintf(prefix, sizeof(prefix), "mb-ringperf-%d", (int)getpid());
+	snprintf(lcores, sizeof(lcores), "0@%d,1@%d", cpu == 0 ? 1 : 0, cpu);
+	if (pipe(in) != 0 || pipe(out) != 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(out[1], 2);
+		close(in[1]);
+		close(out[0]);
+		execlp(dpdk_test, dpdk_test, "--no-huge", "--no-pci", "--no-telemetry", "-m", "512",
+		       "--file-prefix", prefix, "--lcores", lcores, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	w = write(in[1], "ring_perf_autotest\n", 19);
+	(void)w;
+	close(in[1]);
+	f = fdopen(out[0], "r");
+	while (fgets(line, sizeof(line), f) != NULL) {
+		double v;
+
+		if (strstr(line, "two physical cores") != NULL)
+			two_cores = true;
+		if (sscanf(line, "legacy APIs: SP/SC: burst (size: 32): %lf", &v) == 1 && one < 0)
+			one = v;
+		if (two_cores && two < 0 &&
+		    sscanf(line, "legacy APIs: SP/SC: bulk (size: 32): %lf", &v) == 1)
+			two = v;
+	}
+	fclose(f);
+	waitpid(pid, NULL, 0);
+	if (one < 0)
+		printf("context: %s ring_perf_autotest gave no figures\n", dpdk_test);
+	else
+		printf("context: rte_ring SP/SC, 32 per burst (ring_perf_autotest): %.2f cycles "
+		       "per object on one core, %.2f across two\n",
+		       one, two);
+}
+
 /* ---- the stand-in pipeline ---- */
 
 static enum mb_status
@@ -219,10 +279,12 @@ main(int argc, char **argv)
 		{"packets", required_argument, NULL, 'n'},
 		{"testpmd", required_argument, NULL, 't'},
 		{"cpu", required_argument, NULL, 'c'},
+		{"no-context", no_argument, NULL, 'x'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *testpmd = "dpdk-testpmd";
 	int seconds = 5, cpu = -1, c;
+	bool context = true;
 	uint32_t packets = 2048;
 	static struct mb_udp_port_config port;
 	struct mb_config cfg;
@@ -243,6 +305,7 @@ main(int argc, char **argv)
 		switch (c) {
 		case 'q':
 			seconds = 2;
+			context = false;
 			break;
 		case 's':
 			seconds = atoi(optarg);
@@ -256,10 +319,13 @@ main(int argc, char **argv)
 		case 'c':
 			cpu = atoi(optarg);
 			break;
+		case 'x':
+			context = false;
+			break;
 		default:
 			fprintf(stderr,
 				"usage: %s [--quick] [--seconds S] [--packets N] "
-				"[--testpmd PATH] [--cpu C]\n",
+				"[--testpmd PATH] [--cpu C] [--no-context]\n",
 				argv[0]);
 			return 2;
 		}
@@ -358,6 +424,11 @@ main(int argc, char **argv)
 	       st.dropped[MB_UDP_DROP_DUPLICATE], st.dropped[MB_UDP_DROP_NO_SLOT],
 	       st.packets - st.queued - st.dropped[MB_UDP_DROP_DUPLICATE] -
 		       st.dropped[MB_UDP_DROP_NO_SLOT]);
+	if (rate > 0)
+		printf("mediabatch UDP ingest: %.0f cycles per frame on the rx core\n",
+		       (double)rte_get_tsc_hz() / rate);
+	if (context)
+		ring_context("dpdk-test", cpu);
 	if (base > 0)
 		printf("ratio: %.3f\n", rate / base);
 	else
