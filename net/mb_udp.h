@@ -30,8 +30,8 @@
  * they were reassembling UNAVAILABLE, call ops.closed() (the last one), and wait until every
  * request they handed out has come back, then return.
  *
- * Threads: create, start, join and destroy on the main thread; the rx threads are the
- * module's own.
+ * Threads: create and destroy on the main thread, which also starts one thread per rx
+ * queue running mb_udp_rx_run().
  */
 #ifndef MB_UDP_H
 #define MB_UDP_H
@@ -88,13 +88,16 @@ struct mb_udp;
  */
 int mb_udp_create(const struct mb_udp_opts *opts, struct mb_udp **out, char *err, size_t err_len);
 
-/** Start the rx threads. Returns 0 or -errno (logged). */
-int mb_udp_start(struct mb_udp *u);
+/**
+ * Body of the thread polling rx queue @p queue (0 <= queue < mb_udp_queues()); the caller
+ * starts one thread per queue (as main starts every thread). It registers itself with EAL,
+ * pins itself to its CPU, polls, and returns 0 after the drain (see above); -EINVAL for a
+ * queue that does not exist.
+ */
+int mb_udp_rx_run(struct mb_udp *u, uint32_t queue);
 
-/** Wait for the rx threads (they return after the drain, see above). */
-void mb_udp_join(struct mb_udp *u);
-
-/** Stop and close the ports, free everything. After join. NULL accepted. */
+/** Stop and close the ports, free everything. After every rx thread returned. NULL
+ * accepted. */
 void mb_udp_destroy(struct mb_udp **u);
 
 /** Number of rx queues (= rx threads) over all ports. */

@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -98,8 +97,6 @@ struct udp_queue {
 	uint32_t index; /* over all queues: the ops' queue number */
 	uint16_t queue_id;
 	int cpu; /* -1: not pinned */
-	pthread_t thread;
-	bool running;
 
 	struct udp_slot *slots;
 	uint32_t n_slots, n_free;
@@ -666,15 +663,11 @@ recheck(void *arg)
 	return mb_ring_count(q->returns) != 0;
 }
 
-static void *
-rx_thread(void *arg)
+static void
+rx_loop(struct udp_queue *q)
 {
-	struct udp_queue *q = arg;
-	char name[16];
 	int rc;
 
-	snprintf(name, sizeof(name), "mb-rx%u", q->index % 1000);
-	pthread_setname_np(pthread_self(), name);
 	rc = rte_thread_register();
 	if (rc != 0)
 		MB_LOG(WARNING, "rx queue %s: rte_thread_register: %s (mbuf cache off)", q->label,
@@ -707,7 +700,6 @@ rx_thread(void *arg)
 	}
 	rte_thread_unregister();
 	MB_LOG(INFO, "rx queue %s done", q->label);
-	return NULL;
 }
 
 /* ---- metrics ---- */
@@ -1255,30 +1247,12 @@ fail:
 }
 
 int
-mb_udp_start(struct mb_udp *u)
+mb_udp_rx_run(struct mb_udp *u, uint32_t queue)
 {
-	for (uint32_t i = 0; i < u->n_queues; i++) {
-		struct udp_queue *q = &u->queues[i];
-		int rc = pthread_create(&q->thread, NULL, rx_thread, q);
-
-		if (rc != 0) {
-			MB_LOG(ERR, "cannot start rx thread %s: %s", q->label, strerror(rc));
-			return -rc;
-		}
-		q->running = true;
-	}
+	if (queue >= u->n_queues)
+		return -EINVAL;
+	rx_loop(&u->queues[queue]);
 	return 0;
-}
-
-void
-mb_udp_join(struct mb_udp *u)
-{
-	for (uint32_t i = 0; i < u->n_queues; i++) {
-		if (!u->queues[i].running)
-			continue;
-		pthread_join(u->queues[i].thread, NULL);
-		u->queues[i].running = false;
-	}
 }
 
 void

@@ -248,6 +248,13 @@ pipeline(void *arg)
 	return NULL;
 }
 
+static void *
+rx_main(void *u)
+{
+	mb_udp_rx_run(u, 0);
+	return NULL;
+}
+
 static struct mb_ring *
 ring(const char *name, uint32_t cap)
 {
@@ -298,7 +305,7 @@ main(int argc, char **argv)
 	char vdev[600], err[512];
 	const char *extra[1] = {vdev};
 	double ours[64], base, rate, t_prev;
-	pthread_t pipe_thread;
+	pthread_t pipe_thread, rx_thread;
 	int n = 0;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -395,7 +402,7 @@ main(int argc, char **argv)
 				CPU_SET(i, &set);
 		pthread_setaffinity_np(pipe_thread, sizeof(set), &set);
 	}
-	if (mb_udp_start(u) != 0)
+	if (pthread_create(&rx_thread, NULL, rx_main, u) != 0)
 		return 1;
 	mb_udp_stats(u, &prev);
 	t_prev = mb_bench_now();
@@ -416,7 +423,7 @@ main(int argc, char **argv)
 		usleep(1000);
 	atomic_store(&g_stop, true);
 	pthread_join(pipe_thread, NULL);
-	mb_udp_join(u);
+	pthread_join(rx_thread, NULL);
 	mb_udp_stats(u, &st);
 	printf("mediabatch UDP ingest: %7.3f Mpps  %6.2f Gbit/s of frames  (queued %" PRIu64
 	       ", duplicate %" PRIu64 ", no slot %" PRIu64 ", other drops %" PRIu64 ")\n",

@@ -239,7 +239,7 @@ main(int argc, char **argv)
 	struct mb_config cfg;
 	struct mb_service *svc = NULL;
 	struct mb_gpu_probe probe;
-	pthread_t fd_thread, batcher_thread, *workers;
+	pthread_t fd_thread, batcher_thread, *workers, *rx;
 	sigset_t sigs;
 	char err[1024], desc[512];
 	uint64_t deadline = 0;
@@ -301,8 +301,15 @@ main(int argc, char **argv)
 	}
 	start_thread(&batcher_thread, "mb-batcher", service_batcher_thread, svc);
 	start_thread(&fd_thread, "mb-frontdoor", service_frontdoor_thread, svc);
-	if (service_udp_start(svc) < 0)
-		exit(EXIT_START);
+	rx = calloc(service_udp_queues(svc) + 1, sizeof(*rx));
+	if (rx == NULL)
+		return EXIT_START;
+	for (uint32_t i = 0; i < service_udp_queues(svc); i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "mb-rx%u", i % 1000);
+		start_thread(&rx[i], name, service_udp_thread, service_udp_arg(svc, i));
+	}
 	service_set_ready(svc, true);
 	service_describe(svc, desc, sizeof(desc));
 	MB_LOG(NOTICE, "mediabatchd %s ready (%s): %s", MB_VERSION, cfg.source, desc);
@@ -348,7 +355,9 @@ main(int argc, char **argv)
 		if (draining && pthread_tryjoin_np(fd_thread, NULL) == 0)
 			break;
 	}
-	service_udp_join(svc);
+	for (uint32_t i = 0; i < service_udp_queues(svc); i++)
+		pthread_join(rx[i], NULL);
+	free(rx);
 	pthread_join(batcher_thread, NULL);
 	for (uint32_t i = 0; i < service_workers(svc); i++)
 		pthread_join(workers[i], NULL);

@@ -62,6 +62,10 @@ struct mb_service {
 	/* UDP ingest: NULL without ports; one rate limiter per rx queue (its thread's) */
 	struct mb_udp *udp;
 	struct mb_ratelimit **udp_limits;
+	struct udp_slot_arg {
+		struct mb_service *svc;
+		uint32_t queue;
+	} * udp_slots; /* thread arguments, one per rx queue */
 	uint32_t n_udp_limits;
 	struct mb_topo *topo;
 	atomic_uint open_ingests; /* front door + UDP, until each closed */
@@ -557,6 +561,11 @@ build_udp(struct mb_service *s, char *err, size_t err_len)
 	rc = mb_udp_create(&uo, &s->udp, err, err_len);
 	if (rc < 0)
 		return rc;
+	s->udp_slots = calloc(mb_udp_queues(s->udp), sizeof(*s->udp_slots));
+	if (s->udp_slots == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < mb_udp_queues(s->udp); i++)
+		s->udp_slots[i] = (struct udp_slot_arg){.svc = s, .queue = i};
 	atomic_fetch_add(&s->open_ingests, 1);
 	return 0;
 }
@@ -832,6 +841,7 @@ service_destroy(struct mb_service **sp)
 	for (uint32_t i = 0; s->udp_limits != NULL && i < s->n_udp_limits; i++)
 		mb_ratelimit_destroy(&s->udp_limits[i]);
 	free(s->udp_limits);
+	free(s->udp_slots);
 	mb_topo_destroy(&s->topo);
 	mb_frontdoor_destroy(&s->fd);
 	if (s->zctx != NULL)
@@ -896,17 +906,25 @@ service_worker_arg(struct mb_service *s, uint32_t i)
 	return &s->workers[i];
 }
 
-int
-service_udp_start(struct mb_service *s)
+uint32_t
+service_udp_queues(const struct mb_service *s)
 {
-	return s->udp != NULL ? mb_udp_start(s->udp) : 0;
+	return s->udp != NULL ? mb_udp_queues(s->udp) : 0;
 }
 
-void
-service_udp_join(struct mb_service *s)
+void *
+service_udp_arg(struct mb_service *s, uint32_t i)
 {
-	if (s->udp != NULL)
-		mb_udp_join(s->udp);
+	return &s->udp_slots[i];
+}
+
+void *
+service_udp_thread(void *arg)
+{
+	struct udp_slot_arg *a = arg;
+
+	mb_udp_rx_run(a->svc->udp, a->queue);
+	return NULL;
 }
 
 void

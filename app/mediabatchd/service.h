@@ -45,11 +45,14 @@ void *service_worker_thread(void *worker_slot);
 uint32_t service_workers(const struct mb_service *svc);
 void *service_worker_arg(struct mb_service *svc, uint32_t i);
 
-/** Start the UDP rx threads (none without udp.ports). Returns 0 or -errno. */
-int service_udp_start(struct mb_service *svc);
+/** UDP rx queues (0 without udp.ports): one thread each, running service_udp_thread(). */
+uint32_t service_udp_queues(const struct mb_service *svc);
 
-/** Join the UDP rx threads (after the front door returned). */
-void service_udp_join(struct mb_service *svc);
+/** Argument for rx queue @p i's thread. */
+void *service_udp_arg(struct mb_service *svc, uint32_t i);
+
+/** Thread body of one UDP rx queue (arg from service_udp_arg()). */
+void *service_udp_thread(void *arg);
 
 /** Mark ready (after every thread started) or not. */
 void service_set_ready(struct mb_service *svc, bool ready);
