@@ -116,6 +116,25 @@ test_udp(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "is already udp.ports[0]"));
 }
 
+/* The bare-metal example loads and says what its comments say. */
+static void
+test_bare_metal_example(void)
+{
+	struct mb_config c;
+
+	mb_config_defaults(&c);
+	CU_ASSERT_EQUAL_FATAL(mb_config_load(&c, mb_test_source_path("deploy/bare-metal.yaml"),
+					     g_err, sizeof(g_err)),
+			      0);
+	CU_ASSERT_EQUAL(c.idle.mode, MB_IDLE_SPIN);
+	CU_ASSERT_EQUAL(c.n_eal_args, 6);
+	CU_ASSERT_EQUAL_FATAL(c.n_udp_ports, 1);
+	CU_ASSERT_STRING_EQUAL(c.udp_ports[0].device, "0000:17:00.0");
+	CU_ASSERT_EQUAL(c.udp_ports[0].rx_queues, 2);
+	CU_ASSERT_EQUAL(c.udp_ports[0].n_cpus, 2);
+	mb_config_fini(&c);
+}
+
 static void
 test_overrides(void)
 {
@@ -319,6 +338,7 @@ static const struct mb_test_case cases[] = {
 	{"embedded default", test_defaults},
 	{"deploy/mediabatch.yaml is exactly the embedded default", test_example_matches_defaults},
 	{"udp section: ports, queues, cpus and their errors", test_udp},
+	{"deploy/bare-metal.yaml loads", test_bare_metal_example},
 	{"a file overrides what it sets, keeps the rest", test_overrides},
 	{"range errors name file, field and range", test_range_errors},
 	{"bad values: endpoints, levels, names, duplicates", test_value_errors},
