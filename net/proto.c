@@ -256,7 +256,14 @@ mb_proto_decode_request(const uint8_t *buf, size_t len, enum mb_transport transp
 {
 	struct mb_request_hdr *h = out;
 
-	memset(err, 0, sizeof(*err));
+	/* Not a memset of *err: its 256-byte reason is written only on failure (the UDP rx
+	 * path decodes every datagram). */
+	err->status = MB_STATUS_OK;
+	err->has_id = 0;
+	err->request_id = 0;
+	err->tenant_id = 0;
+	err->model[0] = '\0';
+	err->reason[0] = '\0';
 	memset(out, 0, sizeof(*out));
 	/* Whatever can be read to address an answer, even from a broken header. */
 	if (buf != NULL && len >= 16) {

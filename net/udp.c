@@ -172,6 +172,8 @@ slot_get(struct udp_queue *q, uint32_t payload_len, enum mb_udp_drop *why)
 		return NULL;
 	}
 	s = &q->slots[q->free_stack[--q->n_free]];
+	if (q->n_free != 0) /* the next request's slot */
+		rte_prefetch0(&q->slots[q->free_stack[q->n_free - 1]]);
 	s->buf = buf;
 	s->mbuf = NULL;
 	s->cls = (uint8_t)k;
@@ -576,8 +578,13 @@ take_returns(struct udp_queue *q)
 	unsigned int n, total = 0;
 
 	while ((n = mb_ring_dequeue_burst(q->returns, objs, 64)) != 0) {
-		for (unsigned int i = 0; i < n; i++)
+		for (unsigned int i = 0; i < n && i < 4; i++)
+			rte_prefetch0(objs[i]);
+		for (unsigned int i = 0; i < n; i++) {
+			if (i + 4 < n)
+				rte_prefetch0(objs[i + 4]); /* cold: back from the pipeline */
 			slot_put(q, objs[i]);
+		}
 		total += n;
 	}
 	return total;
