@@ -285,10 +285,18 @@ main(int argc, char **argv)
 		case OPT_TIMEOUT:
 			rc = num("--timeout-ms", optarg, 0, 3600000, &timeout_ms);
 			break;
-		case OPT_SEED:
-			rc = num("--seed", optarg, 0, 18446744073709551615.0, &v);
-			ro.seed = (uint64_t)strtoull(optarg, NULL, 10);
+		case OPT_SEED: {
+			char *end;
+
+			errno = 0;
+			ro.seed = (uint64_t)strtoull(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || errno != 0 || optarg[0] == '-') {
+				fprintf(stderr, "mediabatch-perf: --seed '%s': want 0..2^64-1\n",
+					optarg);
+				rc = -EINVAL;
+			}
 			break;
+		}
 		case OPT_DURATION:
 			rc = num("--duration", optarg, 0.1, 3600, &ro.duration_s);
 			break;
@@ -463,10 +471,13 @@ main(int argc, char **argv)
 	mb_report_text(&rep, stdout);
 	if (json_path != NULL) {
 		FILE *f = fopen(json_path, "w");
+		int e = f == NULL ? -errno : mb_report_json(&rep, f);
 
-		if (f == NULL || mb_report_json(&rep, f) < 0 || fclose(f) != 0) {
+		if (f != NULL && fclose(f) != 0 && e == 0)
+			e = -errno;
+		if (e < 0) {
 			fprintf(stderr, "mediabatch-perf: --json %s: %s\n", json_path,
-				strerror(errno));
+				strerror(-e));
 			status = status ? status : EXIT_FAIL;
 		}
 	}
