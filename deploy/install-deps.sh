@@ -26,6 +26,7 @@ packages=(
 	clang-format     # the style check (.clang-format)
 	libclang-rt-14-dev # sanitizer runtimes used by clang builds
 	python3          # small test helpers
+	gnuplot-nox      # mediabatch-perf --plot: the PNG plots (without it: data and scripts only)
 )
 
 SUDO=""

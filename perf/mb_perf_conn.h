@@ -1,0 +1,59 @@
+/**
+ * @file
+ * mediabatch-perf's connection to the service: send request headers and payloads, receive
+ * response headers with nanosecond waits.
+ *
+ * Over ZeroMQ this is the client library's DEALER protocol (docs/protocol.md, the same
+ * codec), written against libzmq here because an open-loop generator must wait until the
+ * next intended send time with sub-millisecond resolution while still taking responses the
+ * moment they arrive: it sleeps in ppoll() on the socket's ZMQ_FD, which the client library
+ * (zmq_poll, millisecond timeouts) does not expose.
+ *
+ * The UDP transport (DPDK ingest, net/) is not available yet: opening it fails with
+ * -ENOTSUP and a message; struct conn_ops in perf_conn.c is the hook where it goes.
+ *
+ * Threads: a connection is used by one thread.
+ */
+#ifndef MB_PERF_CONN_H
+#define MB_PERF_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mediabatch/protocol.h"
+
+struct mb_perf_conn;
+
+struct mb_perf_conn_opts {
+	enum mb_transport transport;
+	const char *endpoint; /**< borrowed for the call; "tcp://127.0.0.1:7400" */
+	int sndhwm;	      /**< requests queued before a send says -EAGAIN (> 0) */
+};
+
+/**
+ * Connect. Returns 0, -ENOTSUP for a transport not built yet, or -errno; a message in
+ * @p err either way. ZeroMQ connects in the background: a service not up yet is no error.
+ */
+int mb_perf_conn_open(const struct mb_perf_conn_opts *o, struct mb_perf_conn **out, char *err,
+		      size_t err_len);
+
+/** Close (pending sends dropped after 100 ms) and set *@p c to NULL. NULL accepted. */
+void mb_perf_conn_close(struct mb_perf_conn **c);
+
+/**
+ * Send @p hdr and its payload (the first hdr->payload_len bytes of @p payload, borrowed
+ * for the call). Never blocks: returns 0, -EAGAIN when the send queue is full, or -errno.
+ */
+int mb_perf_conn_send(struct mb_perf_conn *c, const struct mb_request_hdr *hdr,
+		      const void *payload);
+
+/**
+ * Receive one response header, waiting at most @p timeout_ns (0: only what is there). The
+ * result payload is dropped; for a status other than OK its reason text is copied into
+ * @p reason (@p reason_len bytes, may be 0). Returns 0, -ETIMEDOUT, or -EPROTO for a
+ * malformed response (consumed and skipped).
+ */
+int mb_perf_conn_recv(struct mb_perf_conn *c, struct mb_response_hdr *out, int64_t timeout_ns,
+		      char *reason, size_t reason_len);
+
+#endif /* MB_PERF_CONN_H */

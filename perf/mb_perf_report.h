@@ -1,0 +1,88 @@
+/**
+ * @file
+ * mediabatch-perf's reports: the text summary, the JSON document (--json) and the plot
+ * files (--plot: gnuplot data, scripts, and the PNGs when gnuplot is installed).
+ *
+ * The text and the JSON come from the same numbers: every figure printed in the text is in
+ * the JSON (milliseconds with 3 decimals in the text, full precision in the JSON). JSON
+ * layout, one object:
+ *
+ *     {"tool": "mediabatch-perf", "version", "mode": "closed"|"open"|"sweep",
+ *      "config": {endpoint, transport, metrics, mix: [{model, weight}], seconds,
+ *                 payload_bytes, seed, warmup_s, duration_s, drain_s, max_requests,
+ *                 slo_ms, max_error_pct},
+ *      "runs": [{mode, offered_rps, outstanding, window_s, sent, responses, missing,
+ *                unsent, stray, proto_errors, throughput_rps, ok_rps, error_pct,
+ *                max_lag_ms, slo_met,
+ *                latency_ms: {p50, p90, p99, p99_9, max, min, mean, count},
+ *                status: {"OK": n, ...}, reasons: {"OVERLOADED": "text", ...},
+ *                batch_size: {mean, max, count},
+ *                queue_us: {mean, p50, p99}, compute_us: {mean, p50, p99},
+ *                metrics: null | {admission_wait_ms_mean, admitted_batches,
+ *                                 units_in_use_mean, units_in_use_max, units_capacity},
+ *                models: [{model, sent, responses, ok, p50_ms, p99_ms}]}],
+ *      "sweep": null | {from_rps, to_rps, steps, slo_ms, best_rps, best_index},
+ *      "histogram_precision": 0.0039, "plots": null | {dir, gnuplot, files: [...]}}
+ *
+ * Threads: called from main only.
+ */
+#ifndef MB_PERF_REPORT_H
+#define MB_PERF_REPORT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "mb_runner.h"
+
+enum mb_report_mode {
+	MB_REPORT_CLOSED,
+	MB_REPORT_OPEN,
+	MB_REPORT_SWEEP,
+};
+
+struct mb_perf_report {
+	enum mb_report_mode mode;
+	/* configuration, borrowed */
+	const char *endpoint, *transport, *metrics;
+	const struct mb_mix *mix;
+	const struct mb_dist *seconds;
+	uint32_t payload_bytes;
+	uint64_t seed;
+	double warmup_s, duration_s, drain_s;
+	uint64_t max_requests;
+	double slo_ms, max_error_pct;
+	double sweep_from, sweep_to;
+	int sweep_steps;
+	/* results, borrowed */
+	int n_runs;
+	const struct mb_run_result *runs;
+	/* plots, filled by mb_report_plot() */
+	const char *plot_dir;
+	bool plotted;		/**< gnuplot ran and made the PNGs */
+	char plot_note[256];	/**< what happened, one line */
+	char plot_files[8][64]; /**< file names written in plot_dir */
+	int n_plot_files;
+};
+
+/** Whether run @p i meets the SLO: p99 <= slo_ms and error_pct <= max_error_pct. */
+bool mb_report_slo_met(const struct mb_perf_report *rep, int i);
+
+/** Index of the highest offered rate of a sweep whose run meets the SLO, or -1. */
+int mb_report_best(const struct mb_perf_report *rep);
+
+/** Print the text summary. */
+void mb_report_text(const struct mb_perf_report *rep, FILE *out);
+
+/** Write the JSON document. Returns 0 or -errno. */
+int mb_report_json(const struct mb_perf_report *rep, FILE *out);
+
+/**
+ * Write the plot data and gnuplot scripts into @p dir (created if missing): latency_cdf
+ * (every run), and for a sweep, sweep (throughput and p99 against offered load), then run
+ * gnuplot (the program named by $MB_PERF_GNUPLOT, else "gnuplot") on each script to make the
+ * PNGs. A missing gnuplot is not an error: rep->plot_note says so and how to get the PNGs.
+ * Returns 0, or -errno when the files cannot be written.
+ */
+int mb_report_plot(struct mb_perf_report *rep, const char *dir);
+
+#endif /* MB_PERF_REPORT_H */

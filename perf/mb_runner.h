@@ -1,0 +1,117 @@
+/**
+ * @file
+ * One measured run of mediabatch-perf: warm-up, a measured window, a drain, at one
+ * offered load (closed loop: K outstanding; open loop: Poisson arrivals at a rate), and
+ * what it measured.
+ *
+ * Open-loop latency is taken from each request's intended send time (its arrival in the
+ * Poisson schedule), not from when the generator got round to sending it, so a stalled
+ * service or generator shows up in the latency instead of being hidden (no coordinated
+ * omission). Every run is bounded: by time (warm-up + duration + drain) and by count
+ * (max_requests measured requests, max_outstanding in flight).
+ *
+ * Threads: the run's thread does all sending and receiving; a second thread, started and
+ * joined inside mb_run(), scrapes the daemon's /metrics four times a second.
+ */
+#ifndef MB_RUNNER_H
+#define MB_RUNNER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mb_hist.h"
+#include "mb_loadgen.h"
+#include "mb_perf_conn.h"
+
+enum mb_run_mode {
+	MB_RUN_CLOSED,
+	MB_RUN_OPEN,
+};
+
+struct mb_run_opts {
+	enum mb_run_mode mode;
+	uint32_t outstanding;	  /**< closed loop: requests kept in flight (1..1000000) */
+	double rate;		  /**< open loop: arrivals per second (> 0) */
+	double warmup_s;	  /**< sent but not measured */
+	double duration_s;	  /**< the measured window */
+	double drain_s;		  /**< how long to wait for the measured window's stragglers */
+	uint64_t max_requests;	  /**< measured requests at most; the window ends early there */
+	uint32_t max_outstanding; /**< open loop: in flight at most; beyond, counted unsent */
+	uint64_t seed;		  /**< arrivals; the content stream is the loadgen's */
+	const char *metrics;	  /**< daemon's HOST:PORT for /metrics, or NULL */
+	bool progress;		  /**< a line on stderr about once a second */
+	const char *label;	  /**< for the progress line, e.g. "step 3/8" (may be NULL) */
+};
+
+/** Fill @p o with defaults: closed loop, 64 outstanding, 1 s warm-up, 10 s, 5 s drain. */
+void mb_run_opts_init(struct mb_run_opts *o);
+
+/** Per model of the mix. */
+struct mb_run_model {
+	char model[MB_PROTO_MODEL_LEN + 1];
+	uint64_t sent, responses, ok;
+	struct mb_hist *latency; /**< ns, every response */
+};
+
+struct mb_run_result {
+	enum mb_run_mode mode;
+	double offered_rps; /**< open loop: the target rate; closed: sent / window */
+	uint32_t outstanding;
+	double warmup_s, duration_s;
+	double window_s; /**< the measured window actually run (shorter if max_requests hit) */
+
+	uint64_t sent;	       /**< measured requests sent */
+	uint64_t responses;    /**< responses to measured requests */
+	uint64_t missing;      /**< measured requests with no response by the end of the drain */
+	uint64_t unsent;       /**< open loop: arrivals not sent (max_outstanding, send queue) */
+	uint64_t stray;	       /**< responses matching no request in flight (an earlier run's) */
+	uint64_t proto_errors; /**< malformed responses */
+	uint64_t status[MB_STATUS_COUNT];
+	char reason[MB_STATUS_COUNT][96]; /**< first reason text seen per status */
+
+	double throughput_rps; /**< responses received in the window / window */
+	double ok_rps;	       /**< OK responses received in the window / window */
+	double max_lag_ms;     /**< open loop: latest a request went out after its intended time */
+
+	struct mb_hist *latency;    /**< ns, every response to a measured request */
+	struct mb_hist *queue_us;   /**< response header queue_us, OK responses */
+	struct mb_hist *compute_us; /**< response header compute_us, OK responses */
+	uint64_t batch_n, batch_sum, batch_max;
+
+	int n_models;
+	struct mb_run_model model[MB_MIX_MAX];
+
+	/* from /metrics, when it answered */
+	bool metrics_ok;
+	double admission_wait_s;      /**< summed over batches admitted in the window + drain */
+	double admission_batches;     /**< how many */
+	double units_mean, units_max; /**< mediabatch_vram_units_in_use, sampled in the window */
+	double units_capacity;
+	int units_samples;
+};
+
+/** Allocate the histograms of @p r for @p n_models models. Returns 0 or -ENOMEM. */
+int mb_run_result_init(struct mb_run_result *r, const struct mb_mix *mix);
+
+/** Free the histograms. */
+void mb_run_result_fini(struct mb_run_result *r);
+
+/** Nearest-rank percentile @p q of the latency in milliseconds. */
+double mb_run_latency_ms(const struct mb_run_result *r, double q);
+
+/** Responses that were not OK, plus missing and unsent, as a percentage of the sent + unsent. */
+double mb_run_error_pct(const struct mb_run_result *r);
+
+/**
+ * Run once over @p c with requests from @p lg, ids from *@p next_id (advanced; keep one
+ * counter per connection so a late response of an earlier run is never mistaken for one
+ * of this run). @p payload[kind] is the payload of each media kind (borrowed; each at least
+ * as long as the longest request of that kind). Fills @p r (initialised with
+ * mb_run_result_init). Returns 0, -ENOMEM, -EINTR if *@p stop became true (the result is
+ * then partial), or the -errno of a failed send or receive.
+ */
+int mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *lg,
+	   const void *const payload[MB_KIND_COUNT], uint64_t *next_id, volatile const int *stop,
+	   struct mb_run_result *r);
+
+#endif /* MB_RUNNER_H */

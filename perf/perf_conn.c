@@ -1,0 +1,209 @@
+/*
+ * perf_conn.c: mediabatch-perf's transports (mb_perf_conn.h).
+ *
+ * ZeroMQ: one DEALER socket in a context of its own. Requests are two frames (64-byte header
+ * from mb_proto_encode_request, payload), responses two frames decoded with
+ * mb_proto_decode_response. Waiting uses the socket's ZMQ_FD, which is edge-triggered: the
+ * loop asks ZMQ_EVENTS before every sleep, so a message that arrived while the thread was
+ * busy is never slept through.
+ *
+ * Owns its context and socket. One thread per connection.
+ */
+#include "mb_perf_conn.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zmq.h>
+
+struct conn_ops {
+	const char *name;
+	int (*open)(struct mb_perf_conn *c, const struct mb_perf_conn_opts *o, char *err,
+		    size_t err_len);
+};
+
+struct mb_perf_conn {
+	void *ctx, *sock;
+	int fd;
+};
+
+static int
+zmq_open_conn(struct mb_perf_conn *c, const struct mb_perf_conn_opts *o, char *err, size_t err_len)
+{
+	int linger = 100, hwm = o->sndhwm > 0 ? o->sndhwm : 1000, rcvhwm = 0;
+	size_t fd_len = sizeof(c->fd);
+
+	c->ctx = zmq_ctx_new();
+	if (c->ctx == NULL) {
+		snprintf(err, err_len, "cannot create a ZeroMQ context");
+		return -ENOMEM;
+	}
+	c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+	if (c->sock == NULL) {
+		snprintf(err, err_len, "cannot create a ZeroMQ socket: %s",
+			 zmq_strerror(zmq_errno()));
+		return -ENOMEM;
+	}
+	zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	/* replies are read as fast as they come; never let ZeroMQ push back on the service */
+	zmq_setsockopt(c->sock, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
+	if (o->endpoint == NULL || zmq_connect(c->sock, o->endpoint) != 0) {
+		int e = o->endpoint ? zmq_errno() : EINVAL;
+
+		snprintf(err, err_len, "cannot connect to '%s': %s",
+			 o->endpoint ? o->endpoint : "(none)", zmq_strerror(e));
+		return -e;
+	}
+	if (zmq_getsockopt(c->sock, ZMQ_FD, &c->fd, &fd_len) != 0) {
+		snprintf(err, err_len, "ZMQ_FD: %s", zmq_strerror(zmq_errno()));
+		return -EIO;
+	}
+	return 0;
+}
+
+static const struct conn_ops g_ops[] = {
+	[MB_TRANSPORT_ZMQ] = {"zmq", zmq_open_conn},
+	/* [MB_TRANSPORT_UDP]: the DPDK UDP ingest (net/) is being built; its sender goes here. */
+	[MB_TRANSPORT_UDP] = {"udp", NULL},
+};
+
+int
+mb_perf_conn_open(const struct mb_perf_conn_opts *o, struct mb_perf_conn **out, char *err,
+		  size_t err_len)
+{
+	struct mb_perf_conn *c;
+	int rc;
+
+	*out = NULL;
+	if ((unsigned)o->transport >= sizeof(g_ops) / sizeof(g_ops[0]) ||
+	    g_ops[o->transport].open == NULL) {
+		snprintf(err, err_len,
+			 "transport '%s' is not available yet: mediabatchd's DPDK UDP ingest is "
+			 "still being built (net/); use --transport zmq",
+			 (unsigned)o->transport < 2 ? g_ops[o->transport].name : "?");
+		return -ENOTSUP;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	rc = g_ops[o->transport].open(c, o, err, err_len);
+	if (rc < 0) {
+		mb_perf_conn_close(&c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+mb_perf_conn_close(struct mb_perf_conn **c)
+{
+	if (c == NULL || *c == NULL)
+		return;
+	if ((*c)->sock != NULL)
+		zmq_close((*c)->sock);
+	if ((*c)->ctx != NULL)
+		zmq_ctx_term((*c)->ctx);
+	free(*c);
+	*c = NULL;
+}
+
+int
+mb_perf_conn_send(struct mb_perf_conn *c, const struct mb_request_hdr *hdr, const void *payload)
+{
+	uint8_t wire[MB_PROTO_HDR_LEN];
+
+	mb_proto_encode_request(hdr, wire);
+	/* ZeroMQ queues a multipart message whole: once the first frame is in, so is the rest */
+	if (zmq_send(c->sock, wire, sizeof(wire), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		return -zmq_errno();
+	if (zmq_send(c->sock, payload, hdr->payload_len, ZMQ_DONTWAIT) < 0)
+		return -zmq_errno();
+	return 0;
+}
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Read one whole message that ZMQ_EVENTS said is there. */
+static int
+read_message(struct mb_perf_conn *c, struct mb_response_hdr *out, char *reason, size_t reason_len)
+{
+	zmq_msg_t hdr, body;
+	int more = 0, frames = 1, rc = 0;
+	size_t more_len = sizeof(more);
+	char why[128];
+
+	zmq_msg_init(&hdr);
+	if (zmq_msg_recv(&hdr, c->sock, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&hdr);
+		return -ETIMEDOUT;
+	}
+	if (mb_proto_decode_response(zmq_msg_data(&hdr), zmq_msg_size(&hdr), out, why,
+				     sizeof(why)) != 0)
+		rc = -EPROTO;
+	zmq_msg_close(&hdr);
+	zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
+	while (more) {
+		zmq_msg_init(&body);
+		if (zmq_msg_recv(&body, c->sock, 0) < 0) {
+			zmq_msg_close(&body);
+			return -EPROTO;
+		}
+		frames++;
+		if (frames == 2 && rc == 0 && out->status != MB_STATUS_OK && reason_len > 0) {
+			size_t n = zmq_msg_size(&body) < reason_len - 1 ? zmq_msg_size(&body)
+									: reason_len - 1;
+
+			memcpy(reason, zmq_msg_data(&body), n);
+			reason[n] = '\0';
+		}
+		zmq_msg_close(&body);
+		zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
+	}
+	return frames == 2 ? rc : -EPROTO;
+}
+
+int
+mb_perf_conn_recv(struct mb_perf_conn *c, struct mb_response_hdr *out, int64_t timeout_ns,
+		  char *reason, size_t reason_len)
+{
+	int64_t deadline = now_ns() + (timeout_ns > 0 ? timeout_ns : 0);
+
+	if (reason_len > 0)
+		reason[0] = '\0';
+	for (;;) {
+		uint32_t ev = 0;
+		size_t ev_len = sizeof(ev);
+		int64_t left;
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		struct timespec ts;
+
+		if (zmq_getsockopt(c->sock, ZMQ_EVENTS, &ev, &ev_len) != 0)
+			return -zmq_errno();
+		if (ev & ZMQ_POLLIN) {
+			int rc = read_message(c, out, reason, reason_len);
+
+			if (rc != -ETIMEDOUT)
+				return rc;
+		}
+		left = deadline - now_ns();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		ts.tv_sec = left / 1000000000;
+		ts.tv_nsec = left % 1000000000;
+		if (ppoll(&p, 1, &ts, NULL) < 0 && errno != EINTR)
+			return -errno;
+	}
+}

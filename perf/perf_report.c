@@ -1,0 +1,658 @@
+/*
+ * perf_report.c: text, JSON and plots of mediabatch-perf's results (mb_perf_report.h).
+ *
+ * All three read the same struct mb_run_result values, so they cannot disagree. The JSON
+ * is written by hand (no JSON library in the dependency list for one writer): strings are
+ * escaped per RFC 8259, non-finite numbers become null. Plots are gnuplot data files and
+ * scripts (kept, so the PNGs can be remade or restyled), rendered by running gnuplot as a
+ * child process with a time limit.
+ *
+ * Owns nothing; main only.
+ */
+#include "mb_perf_report.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mb_build_config.h"
+
+#define GNUPLOT_TIMEOUT_S 30
+
+bool
+mb_report_slo_met(const struct mb_perf_report *rep, int i)
+{
+	const struct mb_run_result *r = &rep->runs[i];
+
+	return r->responses > 0 && mb_run_latency_ms(r, 99) <= rep->slo_ms &&
+	       mb_run_error_pct(r) <= rep->max_error_pct;
+}
+
+int
+mb_report_best(const struct mb_perf_report *rep)
+{
+	int best = -1;
+
+	for (int i = 0; i < rep->n_runs; i++)
+		if (mb_report_slo_met(rep, i) &&
+		    (best < 0 || rep->runs[i].offered_rps > rep->runs[best].offered_rps))
+			best = i;
+	return best;
+}
+
+static double
+batch_mean(const struct mb_run_result *r)
+{
+	return r->batch_n ? (double)r->batch_sum / (double)r->batch_n : 0.0;
+}
+
+/* ---- text ---- */
+
+static void
+text_header(const struct mb_perf_report *rep, FILE *out)
+{
+	const struct mb_run_result *r = &rep->runs[0];
+	char secs[64];
+
+	switch (rep->mode) {
+	case MB_REPORT_CLOSED:
+		fprintf(out, "mediabatch-perf %s: closed loop, %" PRIu32 " outstanding", MB_VERSION,
+			r->outstanding);
+		break;
+	case MB_REPORT_OPEN:
+		fprintf(out, "mediabatch-perf %s: open loop, Poisson arrivals at %.1f req/s",
+			MB_VERSION, r->offered_rps);
+		break;
+	case MB_REPORT_SWEEP:
+	default:
+		fprintf(out,
+			"mediabatch-perf %s: open-loop sweep, %d steps from %.1f to %.1f req/s",
+			MB_VERSION, rep->sweep_steps, rep->sweep_from, rep->sweep_to);
+		break;
+	}
+	fprintf(out, ", %.1f s measured%s after %.1f s warm-up\n", rep->duration_s,
+		rep->mode == MB_REPORT_SWEEP ? " per step" : "", rep->warmup_s);
+	mb_dist_format(rep->seconds, secs, sizeof(secs));
+	fprintf(out, "  endpoint %s (%s); mix", rep->endpoint, rep->transport);
+	for (int i = 0; i < rep->mix->n; i++)
+		fprintf(out, " %s:%g", rep->mix->e[i].model, rep->mix->e[i].weight);
+	fprintf(out, "; audio seconds %s; tensor payload %" PRIu32 " B; seed %" PRIu64 "\n", secs,
+		rep->payload_bytes, rep->seed);
+}
+
+static void
+text_run(const struct mb_perf_report *rep, const struct mb_run_result *r, FILE *out)
+{
+	bool first = true;
+
+	fprintf(out, "throughput      %.1f req/s answered, %.1f req/s OK (offered %.1f req/s)\n",
+		r->throughput_rps, r->ok_rps, r->offered_rps);
+	fprintf(out,
+		"requests        sent %" PRIu64 ", answered %" PRIu64 ", missing %" PRIu64
+		", unsent %" PRIu64 ", errors %.3f%%\n",
+		r->sent, r->responses, r->missing, r->unsent, mb_run_error_pct(r));
+	fprintf(out,
+		"latency ms      p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f  "
+		"(histogram precision %.2f%%)\n",
+		mb_run_latency_ms(r, 50), mb_run_latency_ms(r, 90), mb_run_latency_ms(r, 99),
+		mb_run_latency_ms(r, 99.9), mb_run_latency_ms(r, 100),
+		mb_hist_mean(r->latency) / 1e6, 100 * MB_HIST_REL_PRECISION);
+	fprintf(out, "status          ");
+	for (unsigned int s = 0; s < MB_STATUS_COUNT; s++)
+		if (r->status[s] > 0) {
+			fprintf(out, "%s%s %" PRIu64, first ? "" : ", ", mb_status_name(s),
+				r->status[s]);
+			first = false;
+		}
+	fprintf(out, "%s\n", first ? "none" : "");
+	for (unsigned int s = 1; s < MB_STATUS_COUNT; s++)
+		if (r->status[s] > 0)
+			fprintf(out, "                %s: %s\n", mb_status_name(s), r->reason[s]);
+	fprintf(out, "batch size      mean %.2f, max %" PRIu64 "\n", batch_mean(r), r->batch_max);
+	fprintf(out,
+		"server side     queue_us mean %.0f p50 %" PRIu64 " p99 %" PRIu64
+		"; compute_us mean %.0f p50 %" PRIu64 " p99 %" PRIu64 "\n",
+		mb_hist_mean(r->queue_us), mb_hist_percentile(r->queue_us, 50),
+		mb_hist_percentile(r->queue_us, 99), mb_hist_mean(r->compute_us),
+		mb_hist_percentile(r->compute_us, 50), mb_hist_percentile(r->compute_us, 99));
+	if (r->metrics_ok)
+		fprintf(out,
+			"admission       wait mean %.3f ms over %.0f batches; units in use mean "
+			"%.1f, max %.0f of %.0f\n",
+			r->admission_batches > 0 ? 1000 * r->admission_wait_s / r->admission_batches
+						 : 0.0,
+			r->admission_batches, r->units_mean, r->units_max, r->units_capacity);
+	else
+		fprintf(out, "admission       n/a (no /metrics from %s)\n",
+			rep->metrics ? rep->metrics : "off");
+	if (r->max_lag_ms > 1)
+		fprintf(out,
+			"generator       fell up to %.3f ms behind its schedule (counted in "
+			"the latency)\n",
+			r->max_lag_ms);
+	for (int i = 0; i < r->n_models && r->n_models > 1; i++)
+		fprintf(out,
+			"%-16s%-16s sent %" PRIu64 "  OK %" PRIu64 "  p50 %.3f ms  p99 %.3f ms\n",
+			i == 0 ? "per model" : "", r->model[i].model, r->model[i].sent,
+			r->model[i].ok, (double)mb_hist_percentile(r->model[i].latency, 50) / 1e6,
+			(double)mb_hist_percentile(r->model[i].latency, 99) / 1e6);
+}
+
+void
+mb_report_text(const struct mb_perf_report *rep, FILE *out)
+{
+	int best;
+
+	text_header(rep, out);
+	if (rep->mode != MB_REPORT_SWEEP) {
+		if (rep->n_runs > 0)
+			text_run(rep, &rep->runs[0], out);
+	} else {
+		fprintf(out, "%4s %10s %11s %10s %8s %8s %9s %8s %8s %6s %4s\n", "step",
+			"offered/s", "answered/s", "OK/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
+			"errors%", "batch", "SLO");
+		for (int i = 0; i < rep->n_runs; i++) {
+			const struct mb_run_result *r = &rep->runs[i];
+
+			fprintf(out,
+				"%4d %10.1f %11.1f %10.1f %8.3f %8.3f %9.3f %8.3f %8.3f %6.2f "
+				"%4s\n",
+				i + 1, r->offered_rps, r->throughput_rps, r->ok_rps,
+				mb_run_latency_ms(r, 50), mb_run_latency_ms(r, 99),
+				mb_run_latency_ms(r, 99.9), mb_run_latency_ms(r, 100),
+				mb_run_error_pct(r), batch_mean(r),
+				mb_report_slo_met(rep, i) ? "met" : "-");
+		}
+		best = mb_report_best(rep);
+		if (best >= 0)
+			fprintf(out,
+				"highest offered rate with p99 <= %.3f ms and errors <= %.3f%%: "
+				"%.1f "
+				"req/s (step %d: answered %.1f req/s, p99 %.3f ms)\n",
+				rep->slo_ms, rep->max_error_pct, rep->runs[best].offered_rps,
+				best + 1, rep->runs[best].throughput_rps,
+				mb_run_latency_ms(&rep->runs[best], 99));
+		else
+			fprintf(out,
+				"highest offered rate with p99 <= %.3f ms and errors <= %.3f%%: "
+				"none "
+				"(no step met it; start the sweep lower)\n",
+				rep->slo_ms, rep->max_error_pct);
+		if (rep->n_runs < rep->sweep_steps)
+			fprintf(out,
+				"(stopped after step %d: the steps past the SLO show the knee)\n",
+				rep->n_runs);
+	}
+	if (rep->plot_dir != NULL)
+		fprintf(out, "plots           %s\n", rep->plot_note);
+}
+
+/* ---- JSON ---- */
+
+static void
+json_str(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(out, "\\u%04x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+static void
+json_num(FILE *out, double v)
+{
+	if (isfinite(v))
+		fprintf(out, "%.10g", v);
+	else
+		fputs("null", out);
+}
+
+/* "key": number, with a leading comma unless first */
+static void
+kv_num(FILE *out, bool *first, const char *key, double v)
+{
+	fprintf(out, "%s\"%s\": ", *first ? "" : ", ", key);
+	json_num(out, v);
+	*first = false;
+}
+
+static void
+kv_u64(FILE *out, bool *first, const char *key, uint64_t v)
+{
+	fprintf(out, "%s\"%s\": %" PRIu64, *first ? "" : ", ", key, v);
+	*first = false;
+}
+
+static void
+json_run(const struct mb_perf_report *rep, int i, FILE *out)
+{
+	const struct mb_run_result *r = &rep->runs[i];
+	bool f = true;
+
+	fprintf(out, "    {\"mode\": \"%s\", ", r->mode == MB_RUN_OPEN ? "open" : "closed");
+	f = true;
+	kv_num(out, &f, "offered_rps", r->offered_rps);
+	if (r->mode == MB_RUN_CLOSED)
+		kv_u64(out, &f, "outstanding", r->outstanding);
+	else
+		fprintf(out, ", \"outstanding\": null");
+	kv_num(out, &f, "window_s", r->window_s);
+	kv_u64(out, &f, "sent", r->sent);
+	kv_u64(out, &f, "responses", r->responses);
+	kv_u64(out, &f, "missing", r->missing);
+	kv_u64(out, &f, "unsent", r->unsent);
+	kv_u64(out, &f, "stray", r->stray);
+	kv_u64(out, &f, "proto_errors", r->proto_errors);
+	kv_num(out, &f, "throughput_rps", r->throughput_rps);
+	kv_num(out, &f, "ok_rps", r->ok_rps);
+	kv_num(out, &f, "error_pct", mb_run_error_pct(r));
+	kv_num(out, &f, "max_lag_ms", r->max_lag_ms);
+	fprintf(out, ", \"slo_met\": %s,\n     \"latency_ms\": {",
+		mb_report_slo_met(rep, i) ? "true" : "false");
+	f = true;
+	kv_num(out, &f, "p50", mb_run_latency_ms(r, 50));
+	kv_num(out, &f, "p90", mb_run_latency_ms(r, 90));
+	kv_num(out, &f, "p99", mb_run_latency_ms(r, 99));
+	kv_num(out, &f, "p99_9", mb_run_latency_ms(r, 99.9));
+	kv_num(out, &f, "max", mb_run_latency_ms(r, 100));
+	kv_num(out, &f, "min", r->latency->count ? (double)r->latency->min / 1e6 : 0.0);
+	kv_num(out, &f, "mean", mb_hist_mean(r->latency) / 1e6);
+	kv_u64(out, &f, "count", r->latency->count);
+	fprintf(out, "},\n     \"status\": {");
+	f = true;
+	for (unsigned int s = 0; s < MB_STATUS_COUNT; s++)
+		kv_u64(out, &f, mb_status_name(s), r->status[s]);
+	fprintf(out, "},\n     \"reasons\": {");
+	f = true;
+	for (unsigned int s = 1; s < MB_STATUS_COUNT; s++)
+		if (r->status[s] > 0) {
+			fprintf(out, "%s\"%s\": ", f ? "" : ", ", mb_status_name(s));
+			json_str(out, r->reason[s]);
+			f = false;
+		}
+	fprintf(out, "},\n     \"batch_size\": {");
+	f = true;
+	kv_num(out, &f, "mean", batch_mean(r));
+	kv_u64(out, &f, "max", r->batch_max);
+	kv_u64(out, &f, "count", r->batch_n);
+	fprintf(out, "},\n     \"queue_us\": {");
+	f = true;
+	kv_num(out, &f, "mean", mb_hist_mean(r->queue_us));
+	kv_u64(out, &f, "p50", mb_hist_percentile(r->queue_us, 50));
+	kv_u64(out, &f, "p99", mb_hist_percentile(r->queue_us, 99));
+	fprintf(out, "}, \"compute_us\": {");
+	f = true;
+	kv_num(out, &f, "mean", mb_hist_mean(r->compute_us));
+	kv_u64(out, &f, "p50", mb_hist_percentile(r->compute_us, 50));
+	kv_u64(out, &f, "p99", mb_hist_percentile(r->compute_us, 99));
+	fprintf(out, "},\n     \"metrics\": ");
+	if (r->metrics_ok) {
+		fprintf(out, "{");
+		f = true;
+		kv_num(out, &f, "admission_wait_ms_mean",
+		       r->admission_batches > 0 ? 1000 * r->admission_wait_s / r->admission_batches
+						: 0.0);
+		kv_num(out, &f, "admitted_batches", r->admission_batches);
+		kv_num(out, &f, "units_in_use_mean", r->units_mean);
+		kv_num(out, &f, "units_in_use_max", r->units_max);
+		kv_num(out, &f, "units_capacity", r->units_capacity);
+		kv_u64(out, &f, "samples", (uint64_t)r->units_samples);
+		fprintf(out, "}");
+	} else {
+		fprintf(out, "null");
+	}
+	fprintf(out, ",\n     \"models\": [");
+	for (int m = 0; m < r->n_models; m++) {
+		fprintf(out, "%s{\"model\": ", m ? ", " : "");
+		json_str(out, r->model[m].model);
+		f = false;
+		kv_u64(out, &f, "sent", r->model[m].sent);
+		kv_u64(out, &f, "responses", r->model[m].responses);
+		kv_u64(out, &f, "ok", r->model[m].ok);
+		kv_num(out, &f, "p50_ms",
+		       (double)mb_hist_percentile(r->model[m].latency, 50) / 1e6);
+		kv_num(out, &f, "p99_ms",
+		       (double)mb_hist_percentile(r->model[m].latency, 99) / 1e6);
+		fprintf(out, "}");
+	}
+	fprintf(out, "]}");
+}
+
+int
+mb_report_json(const struct mb_perf_report *rep, FILE *out)
+{
+	static const char *const modes[] = {"closed", "open", "sweep"};
+	char secs[64];
+	bool f;
+	int best = mb_report_best(rep);
+
+	mb_dist_format(rep->seconds, secs, sizeof(secs));
+	fprintf(out, "{\"tool\": \"mediabatch-perf\", \"version\": \"%s\", \"mode\": \"%s\",\n",
+		MB_VERSION, modes[rep->mode]);
+	fprintf(out, " \"config\": {\"endpoint\": ");
+	json_str(out, rep->endpoint);
+	fprintf(out, ", \"transport\": ");
+	json_str(out, rep->transport);
+	fprintf(out, ", \"metrics\": ");
+	if (rep->metrics)
+		json_str(out, rep->metrics);
+	else
+		fputs("null", out);
+	fprintf(out, ", \"mix\": [");
+	for (int i = 0; i < rep->mix->n; i++) {
+		fprintf(out, "%s{\"model\": ", i ? ", " : "");
+		json_str(out, rep->mix->e[i].model);
+		fprintf(out, ", \"weight\": ");
+		json_num(out, rep->mix->e[i].weight);
+		fprintf(out, "}");
+	}
+	fprintf(out, "], \"seconds\": ");
+	json_str(out, secs);
+	f = false;
+	kv_u64(out, &f, "payload_bytes", rep->payload_bytes);
+	kv_u64(out, &f, "seed", rep->seed);
+	kv_num(out, &f, "warmup_s", rep->warmup_s);
+	kv_num(out, &f, "duration_s", rep->duration_s);
+	kv_num(out, &f, "drain_s", rep->drain_s);
+	kv_u64(out, &f, "max_requests", rep->max_requests);
+	kv_num(out, &f, "slo_ms", rep->slo_ms);
+	kv_num(out, &f, "max_error_pct", rep->max_error_pct);
+	fprintf(out, "},\n \"runs\": [\n");
+	for (int i = 0; i < rep->n_runs; i++) {
+		json_run(rep, i, out);
+		fprintf(out, "%s\n", i + 1 < rep->n_runs ? "," : "");
+	}
+	fprintf(out, " ],\n \"sweep\": ");
+	if (rep->mode == MB_REPORT_SWEEP) {
+		fprintf(out, "{");
+		f = true;
+		kv_num(out, &f, "from_rps", rep->sweep_from);
+		kv_num(out, &f, "to_rps", rep->sweep_to);
+		kv_u64(out, &f, "steps", (uint64_t)rep->sweep_steps);
+		kv_u64(out, &f, "steps_run", (uint64_t)rep->n_runs);
+		kv_num(out, &f, "slo_ms", rep->slo_ms);
+		kv_num(out, &f, "max_error_pct", rep->max_error_pct);
+		fprintf(out, ", \"best_rps\": ");
+		json_num(out, best >= 0 ? rep->runs[best].offered_rps : NAN);
+		fprintf(out, ", \"best_index\": ");
+		if (best >= 0)
+			fprintf(out, "%d", best);
+		else
+			fputs("null", out);
+		fprintf(out, "}");
+	} else {
+		fputs("null", out);
+	}
+	fprintf(out, ",\n \"histogram_precision\": ");
+	json_num(out, MB_HIST_REL_PRECISION);
+	fprintf(out, ",\n \"plots\": ");
+	if (rep->plot_dir != NULL) {
+		fprintf(out, "{\"dir\": ");
+		json_str(out, rep->plot_dir);
+		fprintf(out, ", \"gnuplot\": %s, \"note\": ", rep->plotted ? "true" : "false");
+		json_str(out, rep->plot_note);
+		fprintf(out, ", \"files\": [");
+		for (int i = 0; i < rep->n_plot_files; i++) {
+			fprintf(out, "%s", i ? ", " : "");
+			json_str(out, rep->plot_files[i]);
+		}
+		fprintf(out, "]}");
+	} else {
+		fputs("null", out);
+	}
+	fprintf(out, "\n}\n");
+	return ferror(out) ? -EIO : 0;
+}
+
+/* ---- plots ---- */
+
+static FILE *
+open_in(const char *dir, const char *name, struct mb_perf_report *rep)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (f != NULL && rep->n_plot_files < 8)
+		snprintf(rep->plot_files[rep->n_plot_files++], sizeof(rep->plot_files[0]), "%s",
+			 name);
+	return f;
+}
+
+static void
+run_title(const struct mb_run_result *r, char *buf, size_t len)
+{
+	if (r->mode == MB_RUN_OPEN)
+		snprintf(buf, len, "%.0f req/s offered", r->offered_rps);
+	else
+		snprintf(buf, len, "%" PRIu32 " outstanding", r->outstanding);
+}
+
+static const char g_term[] = "if (strstrt(GPVAL_TERMINALS, \"pngcairo\") > 0) {\n"
+			     "  set terminal pngcairo size %d,%d noenhanced font \",9\"\n"
+			     "} else {\n"
+			     "  set terminal png size %d,%d noenhanced\n"
+			     "}\n";
+
+static int
+write_cdf(struct mb_perf_report *rep, const char *dir)
+{
+	FILE *d = open_in(dir, "latency_cdf.dat", rep), *g;
+
+	if (d == NULL)
+		return -errno;
+	fprintf(d, "# mediabatch-perf latency distribution: one block per run\n"
+		   "# latency_ms (bucket upper edge)  fraction <= it\n");
+	for (int i = 0; i < rep->n_runs; i++) {
+		const struct mb_hist *h = rep->runs[i].latency;
+		uint64_t seen = 0;
+		char t[64];
+
+		run_title(&rep->runs[i], t, sizeof(t));
+		fprintf(d, "%s# run %d: %s\n", i ? "\n\n" : "", i + 1, t);
+		if (h->count == 0)
+			fprintf(d, "0 0\n"); /* an empty block would shift gnuplot's indices */
+		for (unsigned int b = 0; b < MB_HIST_BUCKETS && seen < h->count; b++) {
+			uint64_t hi;
+
+			if (h->buckets[b] == 0)
+				continue;
+			seen += h->buckets[b];
+			hi = mb_hist_bucket_low(b) + mb_hist_bucket_width(b);
+			if (hi > h->max)
+				hi = h->max;
+			fprintf(d, "%.6f %.9f\n", (double)hi / 1e6,
+				(double)seen / (double)h->count);
+		}
+	}
+	if (fclose(d) != 0)
+		return -EIO;
+	g = open_in(dir, "latency_cdf.gp", rep);
+	if (g == NULL)
+		return -errno;
+	fprintf(g, "# gnuplot script written by mediabatch-perf: gnuplot latency_cdf.gp\n");
+	fprintf(g, g_term, 1100, 440, 1100, 440);
+	fprintf(g, "set output 'latency_cdf.png'\n"
+		   "set multiplot layout 1,2 title 'mediabatch-perf: latency'\n"
+		   "set logscale x\nset grid\nset key bottom right\n"
+		   "set xlabel 'latency (ms)'\nset ylabel 'fraction of requests'\n"
+		   "set yrange [0:1]\nset title 'CDF'\n");
+	fprintf(g, "plot ");
+	for (int i = 0; i < rep->n_runs; i++) {
+		char t[64];
+
+		run_title(&rep->runs[i], t, sizeof(t));
+		fprintf(g, "%s'latency_cdf.dat' index %d using 1:2 with steps lw 2 title '%s'",
+			i ? ", \\\n     " : "", i, t);
+	}
+	fprintf(g, "\nunset logscale x\nset logscale xy\nset key top left\n"
+		   "set title 'percentile (tail)'\nset yrange [*:*]\nset xrange [1:100000]\n"
+		   "set xlabel 'percentile'\nset ylabel 'latency (ms)'\n"
+		   "set xtics ('0%%%%' 1, '90%%%%' 10, '99%%%%' 100, '99.9%%%%' 1000, "
+		   "'99.99%%%%' 10000, '99.999%%%%' 100000)\n");
+	fprintf(g, "plot ");
+	for (int i = 0; i < rep->n_runs; i++) {
+		char t[64];
+
+		run_title(&rep->runs[i], t, sizeof(t));
+		fprintf(g,
+			"%s'latency_cdf.dat' index %d using ($2 < 1 ? 1/(1-$2) : 100000):1 with "
+			"steps lw 2 title '%s'",
+			i ? ", \\\n     " : "", i, t);
+	}
+	fprintf(g, "\nunset multiplot\n");
+	return fclose(g) == 0 ? 0 : -EIO;
+}
+
+static int
+write_sweep(struct mb_perf_report *rep, const char *dir)
+{
+	FILE *d = open_in(dir, "sweep.dat", rep), *g;
+	int best = mb_report_best(rep);
+
+	if (d == NULL)
+		return -errno;
+	fprintf(d, "# offered_rps answered_rps ok_rps p50_ms p99_ms p99_9_ms max_ms error_pct "
+		   "slo_met\n");
+	for (int i = 0; i < rep->n_runs; i++) {
+		const struct mb_run_result *r = &rep->runs[i];
+
+		fprintf(d, "%.3f %.3f %.3f %.6f %.6f %.6f %.6f %.6f %d\n", r->offered_rps,
+			r->throughput_rps, r->ok_rps, mb_run_latency_ms(r, 50),
+			mb_run_latency_ms(r, 99), mb_run_latency_ms(r, 99.9),
+			mb_run_latency_ms(r, 100), mb_run_error_pct(r), mb_report_slo_met(rep, i));
+	}
+	if (fclose(d) != 0)
+		return -EIO;
+	g = open_in(dir, "sweep.gp", rep);
+	if (g == NULL)
+		return -errno;
+	fprintf(g, "# gnuplot script written by mediabatch-perf: gnuplot sweep.gp\n");
+	fprintf(g, g_term, 800, 760, 800, 760);
+	fprintf(g, "set output 'sweep.png'\n"
+		   "set multiplot layout 2,1 title 'mediabatch-perf: open-loop sweep'\n"
+		   "set grid\nset key top left\nset xlabel 'offered load (req/s)'\n"
+		   "set ylabel 'throughput (req/s)'\nset title 'throughput'\n"
+		   "plot 'sweep.dat' using 1:2 with linespoints lw 2 pt 7 title 'answered', \\\n"
+		   "     'sweep.dat' using 1:3 with linespoints lw 2 pt 5 title 'OK', \\\n"
+		   "     x with lines dt 2 lc rgb 'gray' title 'offered'\n"
+		   "set logscale y\nset ylabel 'latency (ms)'\nset title 'latency'\n"
+		   "set key bottom right\n");
+	if (best >= 0)
+		fprintf(g,
+			"set arrow from %.3f, graph 0 to %.3f, graph 1 nohead dt 3 lc rgb "
+			"'dark-green'\n"
+			"set label 'highest rate under SLO: %.0f req/s' at %.3f, graph 0.94 "
+			"offset 1,0\n",
+			rep->runs[best].offered_rps, rep->runs[best].offered_rps,
+			rep->runs[best].offered_rps, rep->runs[best].offered_rps);
+	fprintf(g,
+		"plot 'sweep.dat' using 1:4 with linespoints lw 2 pt 7 title 'p50', \\\n"
+		"     'sweep.dat' using 1:5 with linespoints lw 2 pt 5 title 'p99', \\\n"
+		"     %.6f with lines dt 2 lc rgb 'red' title 'SLO %.3g ms (p99)'\n"
+		"unset multiplot\n",
+		rep->slo_ms, rep->slo_ms);
+	return fclose(g) == 0 ? 0 : -EIO;
+}
+
+/* Run gnuplot on @script in @dir: 0 if it made its PNG, -ENOENT if it is not installed. */
+static int
+run_gnuplot(const char *dir, const char *script)
+{
+	const char *gp = getenv("MB_PERF_GNUPLOT");
+	double waited = 0;
+	int status;
+	pid_t pid;
+
+	if (gp == NULL || gp[0] == '\0')
+		gp = "gnuplot";
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		if (chdir(dir) != 0)
+			_exit(126);
+		execlp(gp, gp, script, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		struct timespec ts = {0, 20 * 1000000L};
+
+		if (waited > GNUPLOT_TIMEOUT_S) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -ETIMEDOUT;
+		}
+		nanosleep(&ts, NULL);
+		waited += 0.02;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+		return -ENOENT;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+int
+mb_report_plot(struct mb_perf_report *rep, const char *dir)
+{
+	const char *scripts[2] = {"latency_cdf.gp", "sweep.gp"};
+	int n = rep->mode == MB_REPORT_SWEEP ? 2 : 1, rc;
+
+	rep->plot_dir = dir;
+	rep->n_plot_files = 0;
+	if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+		rc = -errno;
+		snprintf(rep->plot_note, sizeof(rep->plot_note), "cannot create %s: %s", dir,
+			 strerror(-rc));
+		return rc;
+	}
+	rc = write_cdf(rep, dir);
+	if (rc == 0 && n == 2)
+		rc = write_sweep(rep, dir);
+	if (rc < 0) {
+		snprintf(rep->plot_note, sizeof(rep->plot_note), "cannot write in %s: %s", dir,
+			 strerror(-rc));
+		return rc;
+	}
+	for (int i = 0; i < n; i++) {
+		rc = run_gnuplot(dir, scripts[i]);
+		if (rc == -ENOENT) {
+			snprintf(rep->plot_note, sizeof(rep->plot_note),
+				 "gnuplot is not installed: wrote the data and scripts to %s; for "
+				 "the PNGs install gnuplot-nox (deploy/install-deps.sh) and run "
+				 "'cd %s && gnuplot *.gp'",
+				 dir, dir);
+			return 0;
+		}
+		if (rc < 0) {
+			snprintf(rep->plot_note, sizeof(rep->plot_note),
+				 "gnuplot failed on %s/%s (%s); the data and scripts are there",
+				 dir, scripts[i], strerror(-rc));
+			return 0;
+		}
+	}
+	for (int i = 0; i < n && rep->n_plot_files < 8; i++)
+		snprintf(rep->plot_files[rep->n_plot_files++], sizeof(rep->plot_files[0]), "%s",
+			 i == 0 ? "latency_cdf.png" : "sweep.png");
+	rep->plotted = true;
+	if (n == 2)
+		snprintf(rep->plot_note, sizeof(rep->plot_note), "%s/latency_cdf.png, %s/sweep.png",
+			 dir, dir);
+	else
+		snprintf(rep->plot_note, sizeof(rep->plot_note), "%s/latency_cdf.png", dir);
+	return 0;
+}

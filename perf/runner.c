@@ -1,0 +1,514 @@
+/*
+ * runner.c: one measured run (mb_runner.h).
+ *
+ * One thread sends and receives. Requests in flight live in a slot table indexed by
+ * request id (a power of two at least twice the in-flight limit, so a free slot is always
+ * near); a slot holds the request's intended send time, its model and whether it falls in
+ * the measured window. A response is matched by id; one whose slot holds another id is an
+ * earlier run's straggler and is counted as stray.
+ *
+ * The loop sends what is due (closed loop: until K are in flight; open loop: every arrival
+ * whose time has come, in order), then sleeps in the connection's receive until the next
+ * arrival is due or a response comes, then takes every response that is there. Times are
+ * CLOCK_MONOTONIC nanoseconds. Every wait is bounded by the run's hard end
+ * (start + warm-up + duration + drain).
+ *
+ * A scraper thread reads /metrics every 250 ms: units in use while the window is open, and
+ * the admission-wait histogram's sum and count at the window's start; the run's thread reads
+ * them once more at the end (no load is being sent then) for the difference.
+ *
+ * Owns the slot table and the scraper thread for the duration of mb_run().
+ */
+#include "mb_runner.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mb_scrape.h"
+
+#define NS 1000000000LL
+#define SCRAPE_PERIOD_MS 250
+#define SCRAPE_TIMEOUT_MS 1000
+#define RECV_BATCH 4096
+#define SEND_BATCH 1024
+
+void
+mb_run_opts_init(struct mb_run_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->mode = MB_RUN_CLOSED;
+	o->outstanding = 64;
+	o->rate = 1000;
+	o->warmup_s = 1;
+	o->duration_s = 10;
+	o->drain_s = 5;
+	o->max_requests = 10000000;
+	o->max_outstanding = 65536;
+	o->seed = 1;
+}
+
+int
+mb_run_result_init(struct mb_run_result *r, const struct mb_mix *mix)
+{
+	memset(r, 0, sizeof(*r));
+	if (mb_hist_create(&r->latency) < 0 || mb_hist_create(&r->queue_us) < 0 ||
+	    mb_hist_create(&r->compute_us) < 0)
+		goto fail;
+	r->n_models = mix->n;
+	for (int i = 0; i < mix->n; i++) {
+		snprintf(r->model[i].model, sizeof(r->model[i].model), "%s", mix->e[i].model);
+		if (mb_hist_create(&r->model[i].latency) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	mb_run_result_fini(r);
+	return -ENOMEM;
+}
+
+void
+mb_run_result_fini(struct mb_run_result *r)
+{
+	mb_hist_destroy(&r->latency);
+	mb_hist_destroy(&r->queue_us);
+	mb_hist_destroy(&r->compute_us);
+	for (int i = 0; i < MB_MIX_MAX; i++)
+		mb_hist_destroy(&r->model[i].latency);
+}
+
+double
+mb_run_latency_ms(const struct mb_run_result *r, double q)
+{
+	return (double)mb_hist_percentile(r->latency, q) / 1e6;
+}
+
+double
+mb_run_error_pct(const struct mb_run_result *r)
+{
+	uint64_t total = r->sent + r->unsent;
+	uint64_t bad = r->responses - r->status[MB_STATUS_OK] + r->missing + r->unsent;
+
+	return total ? 100.0 * (double)bad / (double)total : 0.0;
+}
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
+}
+
+/* ---- the /metrics scraper ---- */
+
+struct snapshot {
+	double wait_sum, wait_count, units, capacity;
+};
+
+struct scraper {
+	const char *hostport;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool quit, want_start, measuring;
+	/* results, under lock */
+	bool any_ok, have_start;
+	struct snapshot start;
+	double units_sum, units_max, capacity;
+	int units_n;
+};
+
+static bool
+scrape_once(const char *hostport, struct snapshot *s)
+{
+	char *body = NULL;
+	int rc = mb_scrape_get(hostport, "/metrics", SCRAPE_TIMEOUT_MS, &body);
+	bool ok = rc == 200 &&
+		  mb_scrape_sum(body, "mediabatch_admission_wait_seconds_sum", &s->wait_sum) > 0 &&
+		  mb_scrape_sum(body, "mediabatch_admission_wait_seconds_count", &s->wait_count) >
+			  0 &&
+		  mb_scrape_sum(body, "mediabatch_vram_units_in_use", &s->units) > 0 &&
+		  mb_scrape_sum(body, "mediabatch_vram_units_capacity", &s->capacity) > 0;
+
+	free(body);
+	return ok;
+}
+
+static void *
+scraper_main(void *arg)
+{
+	struct scraper *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->quit) {
+		bool want_start = s->want_start, measuring = s->measuring, ok;
+		struct snapshot v;
+		struct timespec until;
+
+		s->want_start = false;
+		pthread_mutex_unlock(&s->lock);
+		ok = scrape_once(s->hostport, &v);
+		pthread_mutex_lock(&s->lock);
+		if (ok) {
+			s->any_ok = true;
+			s->capacity = v.capacity;
+			if (want_start) {
+				s->start = v;
+				s->have_start = true;
+			}
+			if (measuring) {
+				s->units_sum += v.units;
+				s->units_n++;
+				if (v.units > s->units_max)
+					s->units_max = v.units;
+			}
+		}
+		if (s->quit || s->want_start)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += SCRAPE_PERIOD_MS * 1000000L;
+		if (until.tv_nsec >= NS) {
+			until.tv_sec++;
+			until.tv_nsec -= NS;
+		}
+		pthread_cond_timedwait(&s->cond, &s->lock, &until);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static int
+scraper_start(struct scraper *s, const char *hostport)
+{
+	pthread_condattr_t ca;
+
+	memset(s, 0, sizeof(*s));
+	s->hostport = hostport;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&s->thread, NULL, scraper_main, s) != 0) {
+		pthread_cond_destroy(&s->cond);
+		pthread_mutex_destroy(&s->lock);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static void
+scraper_set(struct scraper *s, bool measuring)
+{
+	pthread_mutex_lock(&s->lock);
+	if (measuring && !s->measuring)
+		s->want_start = true;
+	s->measuring = measuring;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Stop the thread, take the end snapshot, and fill the result. */
+static void
+scraper_finish(struct scraper *s, struct mb_run_result *r)
+{
+	struct snapshot end;
+
+	pthread_mutex_lock(&s->lock);
+	s->quit = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	if (s->have_start && s->units_n > 0 && scrape_once(s->hostport, &end)) {
+		r->metrics_ok = true;
+		r->admission_wait_s = end.wait_sum - s->start.wait_sum;
+		r->admission_batches = end.wait_count - s->start.wait_count;
+		r->units_mean = s->units_sum / s->units_n;
+		r->units_max = s->units_max;
+		r->units_capacity = s->capacity;
+		r->units_samples = s->units_n;
+	}
+}
+
+/* ---- the run ---- */
+
+struct slot {
+	uint64_t id;
+	int64_t t_ns; /* intended send time */
+	int16_t model;
+	uint8_t used, measured;
+};
+
+struct run {
+	const struct mb_run_opts *o;
+	struct mb_run_result *r;
+	struct slot *slots;
+	uint64_t mask;
+	uint64_t in_flight, in_flight_measured;
+	int64_t ms, me; /* measured window [ms, me) */
+	uint64_t win_responses, win_ok;
+};
+
+static void
+take_response(struct run *run, const struct mb_response_hdr *h, const char *reason, int64_t t)
+{
+	struct slot *s = &run->slots[h->request_id & run->mask];
+	struct mb_run_result *r = run->r;
+	uint64_t lat;
+
+	if (!s->used || s->id != h->request_id) {
+		r->stray++;
+		return;
+	}
+	s->used = 0;
+	run->in_flight--;
+	if (t >= run->ms && t < run->me) {
+		run->win_responses++;
+		run->win_ok += h->status == MB_STATUS_OK;
+	}
+	if (!s->measured)
+		return;
+	run->in_flight_measured--;
+	r->responses++;
+	if (h->status < MB_STATUS_COUNT) {
+		r->status[h->status]++;
+		if (h->status != MB_STATUS_OK && r->reason[h->status][0] == '\0')
+			snprintf(r->reason[h->status], sizeof(r->reason[h->status]), "%s",
+				 reason[0] ? reason : "(no reason given)");
+	}
+	lat = t > s->t_ns ? (uint64_t)(t - s->t_ns) : 0;
+	mb_hist_record(r->latency, lat);
+	r->model[s->model].responses++;
+	mb_hist_record(r->model[s->model].latency, lat);
+	if (h->status == MB_STATUS_OK) {
+		r->model[s->model].ok++;
+		mb_hist_record(r->queue_us, h->queue_us);
+		mb_hist_record(r->compute_us, h->compute_us);
+		r->batch_n++;
+		r->batch_sum += h->batch_size;
+		if (h->batch_size > r->batch_max)
+			r->batch_max = h->batch_size;
+	}
+}
+
+/* Claim a free slot for the next id (one exists: in flight < capacity / 2). */
+static struct slot *
+claim(struct run *run, uint64_t *next_id)
+{
+	for (;;) {
+		struct slot *s = &run->slots[*next_id & run->mask];
+
+		if (!s->used) {
+			s->id = (*next_id)++;
+			return s;
+		}
+		(*next_id)++;
+	}
+}
+
+static void
+progress(const struct run *run, int64_t now, int64_t t0)
+{
+	const struct mb_run_opts *o = run->o;
+	const struct mb_run_result *r = run->r;
+	double t = (double)(now - t0) / NS;
+	char load[64];
+
+	if (o->mode == MB_RUN_OPEN)
+		snprintf(load, sizeof(load), "open %.0f req/s", o->rate);
+	else
+		snprintf(load, sizeof(load), "closed %" PRIu32 " outstanding", o->outstanding);
+	fprintf(stderr,
+		"mediabatch-perf: %s%s%s %5.1f/%.1f s%s sent %" PRIu64 " answered %" PRIu64
+		" OK %" PRIu64 " p99 %.3f ms in flight %" PRIu64 "\n",
+		o->label ? o->label : "", o->label ? " " : "", load, t, o->warmup_s + o->duration_s,
+		now < run->ms ? " (warm-up)" : "", r->sent, r->responses, r->status[MB_STATUS_OK],
+		mb_run_latency_ms(r, 99), run->in_flight);
+}
+
+int
+mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *lg,
+       const void *const payload[MB_KIND_COUNT], uint64_t *next_id, volatile const int *stop,
+       struct mb_run_result *r)
+{
+	uint64_t limit = o->mode == MB_RUN_CLOSED ? o->outstanding : o->max_outstanding, cap = 2;
+	struct run run = {.o = o, .r = r};
+	struct scraper sc;
+	bool scraping = false, started = false, ended = false, cap_hit = false;
+	struct mb_arrivals arr;
+	int64_t t0, hard, next_due = 0, last_progress;
+	int rc = 0;
+
+	while (cap < 2 * limit)
+		cap <<= 1;
+	run.slots = calloc(cap, sizeof(*run.slots));
+	if (run.slots == NULL)
+		return -ENOMEM;
+	run.mask = cap - 1;
+	r->mode = o->mode;
+	r->outstanding = o->mode == MB_RUN_CLOSED ? o->outstanding : 0;
+	r->warmup_s = o->warmup_s;
+	r->duration_s = o->duration_s;
+	if (o->metrics != NULL)
+		scraping = scraper_start(&sc, o->metrics) == 0;
+
+	t0 = now_ns();
+	last_progress = t0;
+	run.ms = t0 + (int64_t)llround(o->warmup_s * NS);
+	run.me = run.ms + (int64_t)llround(o->duration_s * NS);
+	hard = run.me + (int64_t)llround(o->drain_s * NS);
+	if (o->mode == MB_RUN_OPEN) {
+		mb_arrivals_init(&arr, o->seed, o->rate, 0.0);
+		next_due = t0 + (int64_t)llround(mb_arrivals_next(&arr) * NS);
+	}
+	for (;;) {
+		int64_t now = now_ns(), wait;
+		bool sending, blocked = false;
+		struct mb_response_hdr h;
+		char reason[96];
+		int got;
+
+		if (*stop) {
+			rc = -EINTR;
+			break;
+		}
+		if (now >= hard)
+			break;
+		if (!started && now >= run.ms) {
+			started = true;
+			if (scraping)
+				scraper_set(&sc, true);
+		}
+		if (started && !ended && now >= run.me) {
+			ended = true;
+			if (scraping)
+				scraper_set(&sc, false);
+		}
+		/* open loop: an arrival of the window is sent even if the generator is late */
+		sending = !cap_hit && (o->mode == MB_RUN_OPEN ? next_due < run.me : now < run.me);
+		if (!sending && run.in_flight_measured == 0)
+			break;
+
+		/* send what is due (a bounded batch, then take responses) */
+		for (int n = 0; sending && n < SEND_BATCH; n++) {
+			struct mb_request_hdr hdr;
+			int64_t intended, t;
+			struct slot *s;
+			int model, e;
+
+			if (o->mode == MB_RUN_CLOSED) {
+				if (run.in_flight >= o->outstanding)
+					break;
+				intended = now_ns();
+				if (intended >= run.me)
+					break;
+			} else {
+				if (next_due > now || next_due >= run.me)
+					break;
+				intended = next_due;
+				if (run.in_flight >= o->max_outstanding) {
+					/* the client's own limit: this arrival is not sent */
+					r->unsent += intended >= run.ms;
+					next_due =
+						t0 + (int64_t)llround(mb_arrivals_next(&arr) * NS);
+					continue;
+				}
+			}
+			s = claim(&run, next_id);
+			model = mb_loadgen_next(lg, s->id, &hdr);
+			e = mb_perf_conn_send(c, &hdr, payload[lg->mix.e[model].kind]);
+			if (e == -EAGAIN) {
+				blocked = true; /* send queue full: retry after taking responses */
+				break;
+			}
+			if (e < 0) {
+				fprintf(stderr, "mediabatch-perf: send: %s\n", strerror(-e));
+				rc = e;
+				goto out;
+			}
+			t = now_ns();
+			s->used = 1;
+			s->t_ns = intended;
+			s->model = (int16_t)model;
+			s->measured = intended >= run.ms;
+			run.in_flight++;
+			if (s->measured) {
+				run.in_flight_measured++;
+				r->sent++;
+				r->model[model].sent++;
+				if (o->mode == MB_RUN_OPEN &&
+				    (double)(t - intended) / 1e6 > r->max_lag_ms)
+					r->max_lag_ms = (double)(t - intended) / 1e6;
+				if (r->sent >= o->max_requests) {
+					cap_hit = true;
+					run.me = t; /* the window ends with the last measured
+						       request */
+					sending = false;
+				}
+			}
+			if (o->mode == MB_RUN_OPEN)
+				next_due = t0 + (int64_t)llround(mb_arrivals_next(&arr) * NS);
+		}
+
+		if (o->progress && now - last_progress >= NS) {
+			progress(&run, now, t0);
+			last_progress = now;
+		}
+
+		/* wait for a response, or until the next arrival is due */
+		now = now_ns();
+		wait = 50 * 1000000LL;
+		if (sending && o->mode == MB_RUN_OPEN && next_due - now < wait)
+			wait = next_due > now ? next_due - now : 0;
+		if (hard - now < wait)
+			wait = hard - now > 0 ? hard - now : 0;
+		if (blocked && wait > 200000)
+			wait = 200000;
+		got = 0;
+		for (int64_t w = wait; got < RECV_BATCH; w = 0) {
+			int e = mb_perf_conn_recv(c, &h, w, reason, sizeof(reason));
+
+			if (e == -ETIMEDOUT)
+				break;
+			if (e == -EPROTO) {
+				r->proto_errors++;
+				continue;
+			}
+			if (e < 0) {
+				fprintf(stderr, "mediabatch-perf: receive: %s\n", strerror(-e));
+				rc = e;
+				goto out;
+			}
+			take_response(&run, &h, reason, now_ns());
+			got++;
+		}
+	}
+	/* open loop: arrivals of the window the generator never got to are unsent */
+	while (rc == 0 && o->mode == MB_RUN_OPEN && !cap_hit && next_due < run.me) {
+		r->unsent += next_due >= run.ms;
+		next_due = t0 + (int64_t)llround(mb_arrivals_next(&arr) * NS);
+	}
+out:
+	r->missing = run.in_flight_measured;
+	r->window_s = (double)(run.me - run.ms) / NS;
+	if (r->window_s > 0) {
+		r->throughput_rps = (double)run.win_responses / r->window_s;
+		r->ok_rps = (double)run.win_ok / r->window_s;
+	}
+	r->offered_rps = o->mode == MB_RUN_OPEN
+				 ? o->rate
+				 : (r->window_s > 0 ? (double)r->sent / r->window_s : 0);
+	if (scraping)
+		scraper_finish(&sc, r);
+	free(run.slots);
+	return rc;
+}

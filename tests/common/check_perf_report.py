@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Check a mediabatch-perf report: the JSON parses (Python's json module), has the documented
+layout, is consistent with itself, and holds every figure the text report prints.
+
+usage: check_perf_report.py TEXT_FILE JSON_FILE [--mode closed|open|sweep] [--plots]
+Exits 0 when everything holds; otherwise prints each problem and exits 1.
+"""
+import json
+import math
+import re
+import sys
+
+problems = []
+
+
+def check(cond, what):
+    if not cond:
+        problems.append(what)
+    return cond
+
+
+def close(text_value, json_value, decimals, what):
+    """A figure printed with `decimals` decimals matches the JSON's full-precision value."""
+    tol = 0.5 * 10 ** -decimals + 1e-9 * abs(json_value)
+    check(abs(float(text_value) - json_value) <= tol,
+          f"{what}: text says {text_value}, JSON has {json_value}")
+
+
+def check_run(run, where):
+    for key in ("mode", "offered_rps", "window_s", "sent", "responses", "missing", "unsent",
+                "throughput_rps", "ok_rps", "error_pct", "slo_met", "latency_ms", "status",
+                "batch_size", "queue_us", "compute_us", "metrics", "models"):
+        check(key in run, f"{where}: no '{key}'")
+    lat = run["latency_ms"]
+    order = [lat["min"], lat["p50"], lat["p90"], lat["p99"], lat["p99_9"], lat["max"]]
+    check(all(a <= b + 1e-9 for a, b in zip(order, order[1:])),
+          f"{where}: latency percentiles not ordered: {order}")
+    check(lat["count"] == run["responses"], f"{where}: latency count != responses")
+    check(sum(run["status"].values()) == run["responses"],
+          f"{where}: statuses add up to {sum(run['status'].values())}, "
+          f"responses {run['responses']}")
+    check(run["responses"] + run["missing"] == run["sent"],
+          f"{where}: responses + missing != sent")
+    check(sum(m["sent"] for m in run["models"]) == run["sent"],
+          f"{where}: per-model sent does not add up")
+    check(sum(m["ok"] for m in run["models"]) == run["status"]["OK"],
+          f"{where}: per-model OK does not add up")
+    check(run["batch_size"]["count"] == run["status"]["OK"],
+          f"{where}: batch sizes counted for every OK response")
+    if run["status"]["OK"] > 0:
+        check(1 <= run["batch_size"]["mean"] <= run["batch_size"]["max"],
+              f"{where}: batch size mean {run['batch_size']['mean']} outside "
+              f"1..max {run['batch_size']['max']}")
+    for st, n in run["status"].items():
+        if st != "OK" and n > 0:
+            check(st in run["reasons"], f"{where}: no reason for {st}")
+    if run["metrics"] is not None:
+        m = run["metrics"]
+        check(0 <= m["units_in_use_mean"] <= m["units_in_use_max"] <= m["units_capacity"],
+              f"{where}: units in use outside 0..capacity: {m}")
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    mode = None
+    if "--mode" in sys.argv:
+        mode = sys.argv[sys.argv.index("--mode") + 1]
+        args.remove(mode)
+    text = open(args[0]).read()
+    with open(args[1]) as f:
+        doc = json.load(f)  # raises, and so fails, on anything that is not JSON
+
+    for key in ("tool", "version", "mode", "config", "runs", "sweep", "histogram_precision",
+                "plots"):
+        check(key in doc, f"no top-level '{key}'")
+    check(doc.get("tool") == "mediabatch-perf", "tool is not mediabatch-perf")
+    if mode:
+        check(doc["mode"] == mode, f"mode {doc['mode']}, expected {mode}")
+    check(len(doc["runs"]) >= 1, "no runs")
+    check(0 < doc["histogram_precision"] < 0.01, "histogram precision not under 1%")
+    for i, run in enumerate(doc["runs"]):
+        check_run(run, f"run {i + 1}")
+
+    if doc["mode"] != "sweep":
+        run = doc["runs"][0]
+        m = re.search(r"^throughput\s+([\d.]+) req/s answered, ([\d.]+) req/s OK "
+                      r"\(offered ([\d.]+) req/s\)", text, re.M)
+        if check(m, "text has no throughput line"):
+            close(m.group(1), run["throughput_rps"], 1, "throughput")
+            close(m.group(2), run["ok_rps"], 1, "OK throughput")
+            close(m.group(3), run["offered_rps"], 1, "offered")
+        m = re.search(r"^requests\s+sent (\d+), answered (\d+), missing (\d+), unsent (\d+), "
+                      r"errors ([\d.]+)%", text, re.M)
+        if check(m, "text has no requests line"):
+            for g, key in zip(range(1, 5), ("sent", "responses", "missing", "unsent")):
+                check(int(m.group(g)) == run[key], f"{key}: text {m.group(g)}, JSON {run[key]}")
+            close(m.group(5), run["error_pct"], 3, "error %")
+        m = re.search(r"^latency ms\s+p50 ([\d.]+)\s+p90 ([\d.]+)\s+p99 ([\d.]+)\s+"
+                      r"p99\.9 ([\d.]+)\s+max ([\d.]+)\s+mean ([\d.]+)", text, re.M)
+        if check(m, "text has no latency line"):
+            for g, key in zip(range(1, 7), ("p50", "p90", "p99", "p99_9", "max", "mean")):
+                close(m.group(g), run["latency_ms"][key], 3, f"latency {key}")
+        m = re.search(r"^status\s+(.*)$", text, re.M)
+        if check(m, "text has no status line"):
+            shown = dict((k, int(v)) for k, v in re.findall(r"([A-Z_]+) (\d+)", m.group(1)))
+            nonzero = dict((k, v) for k, v in run["status"].items() if v)
+            check(shown == nonzero, f"statuses: text {shown}, JSON {nonzero}")
+        m = re.search(r"^batch size\s+mean ([\d.]+), max (\d+)", text, re.M)
+        if check(m, "text has no batch size line"):
+            close(m.group(1), run["batch_size"]["mean"], 2, "batch mean")
+            check(int(m.group(2)) == run["batch_size"]["max"], "batch max")
+        m = re.search(r"^server side\s+queue_us mean (\d+) p50 (\d+) p99 (\d+); "
+                      r"compute_us mean (\d+) p50 (\d+) p99 (\d+)", text, re.M)
+        if check(m, "text has no server side line"):
+            close(m.group(1), run["queue_us"]["mean"], 0, "queue_us mean")
+            check(int(m.group(3)) == run["queue_us"]["p99"], "queue_us p99")
+            close(m.group(4), run["compute_us"]["mean"], 0, "compute_us mean")
+            check(int(m.group(6)) == run["compute_us"]["p99"], "compute_us p99")
+        m = re.search(r"^admission\s+wait mean ([\d.]+) ms over (\d+) batches; units in use "
+                      r"mean ([\d.]+), max (\d+) of (\d+)", text, re.M)
+        if run["metrics"] is None:
+            check(m is None and re.search(r"^admission\s+n/a", text, re.M),
+                  "metrics null in JSON but not n/a in the text")
+        elif check(m, "text has no admission line"):
+            met = run["metrics"]
+            close(m.group(1), met["admission_wait_ms_mean"], 3, "admission wait")
+            close(m.group(2), met["admitted_batches"], 0, "admitted batches")
+            close(m.group(3), met["units_in_use_mean"], 1, "units mean")
+            close(m.group(5), met["units_capacity"], 0, "units capacity")
+    else:
+        sw = doc["sweep"]
+        check(sw is not None, "sweep mode but no sweep object")
+        rows = re.findall(r"^\s*(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+"
+                          r"([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(met|-)\s*$", text, re.M)
+        check(len(rows) == len(doc["runs"]) == sw["steps_run"],
+              f"sweep table has {len(rows)} rows, JSON {len(doc['runs'])} runs")
+        for row, run in zip(rows, doc["runs"]):
+            where = f"step {row[0]}"
+            close(row[1], run["offered_rps"], 1, where + " offered")
+            close(row[2], run["throughput_rps"], 1, where + " answered")
+            close(row[3], run["ok_rps"], 1, where + " OK")
+            close(row[4], run["latency_ms"]["p50"], 3, where + " p50")
+            close(row[5], run["latency_ms"]["p99"], 3, where + " p99")
+            close(row[6], run["latency_ms"]["p99_9"], 3, where + " p99.9")
+            close(row[7], run["latency_ms"]["max"], 3, where + " max")
+            close(row[8], run["error_pct"], 3, where + " errors")
+            check((row[10] == "met") == run["slo_met"], where + " SLO verdict")
+            check(run["slo_met"] == (run["latency_ms"]["p99"] <= sw["slo_ms"] and
+                                     run["error_pct"] <= sw["max_error_pct"] and
+                                     run["responses"] > 0),
+                  where + ": slo_met does not follow from p99 and errors")
+        met = [r["offered_rps"] for r in doc["runs"] if r["slo_met"]]
+        m = re.search(r"^highest offered rate with p99 <= ([\d.]+) ms and errors <= ([\d.]+)%: "
+                      r"(none|[\d.]+)", text, re.M)
+        if check(m, "text has no 'highest offered rate' line"):
+            close(m.group(1), sw["slo_ms"], 3, "SLO")
+            if met:
+                check(sw["best_rps"] == max(met), "best_rps is not the highest rate that met")
+                close(m.group(3), sw["best_rps"], 1, "best rate")
+            else:
+                check(m.group(3) == "none" and sw["best_rps"] is None,
+                      "no step met but a best rate is reported")
+
+    if "--plots" in sys.argv:
+        p = doc["plots"]
+        if check(p is not None, "--plots given but plots is null"):
+            check("latency_cdf.dat" in p["files"] and "latency_cdf.gp" in p["files"],
+                  "latency CDF data or script missing")
+            if doc["mode"] == "sweep":
+                check("sweep.dat" in p["files"], "sweep data missing")
+
+    for p in problems:
+        print("check_perf_report:", p)
+    if not problems:
+        print(f"check_perf_report: OK ({doc['mode']}, {len(doc['runs'])} run(s))")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+/*
+ * perf_test.c (e2e): mediabatch-perf against the real daemon on loopback: a closed loop with
+ * a model mix, an open loop, a tiny sweep with plots; each report's JSON parsed by python3
+ * and checked against its text (tests/common/check_perf_report.py) and against what was
+ * asked; the seed's determinism; --transport udp refused; an absent daemon reported.
+ * Each run lasts about a second.
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mb_e2e.h"
+#include "mb_test.h"
+
+static struct mb_daemon g_d;
+static char g_dir[] = "/tmp/mb_perf_e2e_XXXXXX";
+static char g_out[256], g_err[256], g_json[256];
+
+static int
+suite_init(void)
+{
+	if (mkdtemp(g_dir) == NULL)
+		return -1;
+	snprintf(g_out, sizeof(g_out), "%s/out.txt", g_dir);
+	snprintf(g_err, sizeof(g_err), "%s/err.txt", g_dir);
+	snprintf(g_json, sizeof(g_json), "%s/report.json", g_dir);
+	return mb_daemon_start(&g_d, NULL, NULL);
+}
+
+static int
+suite_cleanup(void)
+{
+	int rc = mb_daemon_stop(&g_d, SIGTERM, 30.0);
+	char cmd[300];
+
+	if (rc != 0)
+		fprintf(stderr, "daemon exit status %d; log:\n%s\n", rc, mb_daemon_log(&g_d));
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", g_dir);
+	return rc == 0 ? 0 : -1;
+}
+
+/*
+ * Run mediabatch-perf against the test daemon with @args (NULL-terminated), stdout to g_out
+ * and stderr to g_err; the endpoint and metrics flags are added unless @raw. Exit status.
+ */
+static int
+run_perf(const char *const *args, bool raw)
+{
+	const char *bin = getenv("MB_PERF");
+	char *argv[48];
+	int argc = 0, status;
+	pid_t pid;
+
+	if (bin == NULL) {
+		printf("\n    MB_PERF is not set (run through meson test)");
+		return -1;
+	}
+	argv[argc++] = (char *)bin;
+	if (!raw) {
+		argv[argc++] = "--endpoint";
+		argv[argc++] = g_d.ingest;
+		argv[argc++] = "--metrics";
+		argv[argc++] = g_d.metrics;
+	}
+	for (int i = 0; args[i] != NULL && argc < 46; i++)
+		argv[argc++] = (char *)args[i];
+	argv[argc] = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int o = open(g_out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(g_err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(bin, argv);
+		_exit(127);
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static const char *
+slurp(const char *path)
+{
+	static char buf[65536];
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (f != NULL) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = '\0';
+		fclose(f);
+	}
+	return buf;
+}
+
+/* Evaluate @expr, comma-separated Python expressions over `d` (the last JSON report), with
+ * python3 (no shell in between); 0 when all are true, else prints which are not. */
+static int
+python_expect(const char *expr)
+{
+	static const char code[] = "import json, sys\n"
+				   "d = json.load(open(sys.argv[1]))\n"
+				   "v = eval('[' + sys.argv[2] + ']')\n"
+				   "bad = [i for i, x in enumerate(v) if not x]\n"
+				   "if bad: print('    false: item(s)', bad, 'of', sys.argv[2])\n"
+				   "sys.exit(1 if bad else 0)\n";
+	char *argv[] = {"python3", "-c", (char *)code, g_json, (char *)expr, NULL};
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		execvp("python3", argv);
+		_exit(127);
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* python3 check_perf_report.py on the last run's text and JSON, then evaluate @expr
+ * (a Python expression over `d`, the parsed JSON) and require it to be true. */
+static bool
+check_report(const char *mode, const char *extra, const char *expr)
+{
+	char cmd[4096];
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "python3 %s %s %s --mode %s %s",
+		 mb_test_source_path("tests/common/check_perf_report.py"), g_out, g_json, mode,
+		 extra);
+	rc = system(cmd);
+	if (rc != 0) {
+		printf("\n    report:\n%s\n    stderr:\n%s", slurp(g_out), slurp(g_err));
+		return false;
+	}
+	rc = python_expect(expr);
+	if (rc != 0)
+		printf("\n    expectation failed: %s\n%s", expr, slurp(g_json));
+	return rc == 0;
+}
+
+static void
+test_closed_loop_mix(void)
+{
+	const char *args[] = {"--outstanding", "16",
+			      "--duration",    "1",
+			      "--warmup",      "0.2",
+			      "--drain",       "5",
+			      "--mix",	       "identity:3,logmel:1",
+			      "--seconds",     "uniform:0.1,0.5",
+			      "--json",	       g_json,
+			      "--quiet",       NULL};
+
+	CU_ASSERT_EQUAL_FATAL(run_perf(args, false), 0);
+	CU_ASSERT(check_report(
+		"closed", "",
+		"r:=d['runs'][0], r['sent'] > 50, r['missing'] == 0, r['outstanding'] == 16, "
+		"r['status']['OK'] == r['responses'] == r['sent'], "
+		"all(m['ok'] > 0 for m in r['models']), "
+		"[m['model'] for m in r['models']] == ['identity', 'logmel'], "
+		"r['models'][0]['sent'] > r['models'][1]['sent'], "
+		"r['batch_size']['max'] >= 1, r['latency_ms']['p50'] > 0, "
+		"r['metrics'] is not None, r['metrics']['units_capacity'] == 16, "
+		"r['metrics']['admitted_batches'] > 0, r['compute_us']['mean'] > 0, "
+		"r['throughput_rps'] > 20"));
+}
+
+static void
+test_open_loop(void)
+{
+	const char *args[] = {"--rate", "300",	   "--duration", "1",	   "--warmup",
+			      "0.2",	"--drain", "5",		 "--seed", "7",
+			      "--json", g_json,	   "--quiet",	 NULL};
+
+	CU_ASSERT_EQUAL_FATAL(run_perf(args, false), 0);
+	/* Poisson at 300/s over 1 s: 300 +- 17 (1 sigma); the bounds are very generous */
+	CU_ASSERT(check_report("open", "",
+			       "r:=d['runs'][0], 150 <= r['sent'] <= 450, r['missing'] == 0, "
+			       "r['unsent'] == 0, r['offered_rps'] == 300, "
+			       "r['outstanding'] is None, r['status']['OK'] == r['sent'], "
+			       "d['config']['seed'] == 7, 150 <= r['throughput_rps'] <= 450"));
+}
+
+static void
+test_sweep_with_plots(void)
+{
+	char plots[300], png[400];
+	const char *args[] = {"--sweep", "100:400:2", "--duration", "0.5",  "--warmup", "0.2",
+			      "--drain", "5",	      "--slo-ms",   "1000", "--json",	g_json,
+			      "--plot",	 plots,	      "--quiet",    NULL};
+	struct stat st;
+
+	snprintf(plots, sizeof(plots), "%s/plots", g_dir);
+	CU_ASSERT_EQUAL_FATAL(run_perf(args, false), 0);
+	CU_ASSERT(
+		check_report("sweep", "--plots",
+			     "s:=d['sweep'], len(d['runs']) == 2, "
+			     "[r['offered_rps'] for r in d['runs']] == [100, 400], "
+			     "all(r['slo_met'] for r in d['runs']), s['best_rps'] == 400, "
+			     "s['best_index'] == 1, d['runs'][1]['sent'] > d['runs'][0]['sent']"));
+	snprintf(png, sizeof(png), "%s/sweep.gp", plots);
+	CU_ASSERT(stat(png, &st) == 0 && st.st_size > 0);
+	if (system("command -v gnuplot >/dev/null 2>&1") == 0) {
+		snprintf(png, sizeof(png), "%s/sweep.png", plots);
+		CU_ASSERT(stat(png, &st) == 0 && st.st_size > 1000);
+		snprintf(png, sizeof(png), "%s/latency_cdf.png", plots);
+		CU_ASSERT(stat(png, &st) == 0 && st.st_size > 1000);
+	}
+}
+
+/* The same seed sends the same requests: with no warm-up and a count cap, the per-model
+ * counts of two runs are equal; another seed gives another split. */
+static void
+test_seed_determinism(void)
+{
+	char a[512], b[512], c[512];
+	const char *args[] = {"--outstanding",
+			      "8",
+			      "--warmup",
+			      "0",
+			      "--duration",
+			      "30",
+			      "--requests",
+			      "300",
+			      "--mix",
+			      "identity:1,logmel:1",
+			      "--seconds",
+			      "0.1",
+			      "--json",
+			      g_json,
+			      "--quiet",
+			      "--seed",
+			      "11",
+			      NULL};
+	char line[1024], path[300];
+	double t0 = mb_e2e_now();
+
+	snprintf(path, sizeof(path), "%s/counts.txt", g_dir);
+	for (int i = 0; i < 3; i++) {
+		if (i == 2)
+			args[16] = "12";
+		CU_ASSERT_EQUAL_FATAL(run_perf(args, false), 0);
+		snprintf(line, sizeof(line),
+			 "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+			 "print(*[m[\"sent\"] for m in d[\"runs\"][0][\"models\"]])' %s > %s",
+			 g_json, path);
+		CU_ASSERT_EQUAL_FATAL(system(line), 0);
+		snprintf(i == 0 ? a : i == 1 ? b : c, sizeof(a), "%s", slurp(path));
+	}
+	printf("\n    seed 11: %s    seed 11: %s    seed 12: %s", a, b, c);
+	CU_ASSERT_STRING_EQUAL(a, b);
+	CU_ASSERT_STRING_NOT_EQUAL(a, c);
+	/* the count cap ended each run long before its 30 s */
+	CU_ASSERT(mb_e2e_now() - t0 < 25);
+}
+
+/* A loopback port nobody listens on (bound, read, closed). */
+static int
+unused_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = 1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static void
+test_progress_and_refusals(void)
+{
+	const char *progress[] = {"--outstanding", "4", "--duration", "1.2", "--warmup", "0", NULL};
+	const char *udp[] = {"--transport", "udp", "--duration", "0.2", NULL};
+	const char *bad[] = {"--mix", "identity:0", NULL};
+	char ep[64];
+	const char *absent[] = {"--endpoint", ep,  "--metrics", "off", "--duration", "0.3",
+				"--warmup",   "0", "--drain",	"0.3", "--quiet",    NULL};
+
+	/* a progress line about once a second on stderr (none with --quiet, as above) */
+	CU_ASSERT_EQUAL(run_perf(progress, false), 0);
+	CU_ASSERT(strstr(slurp(g_err), "mediabatch-perf: closed 4 outstanding") != NULL);
+	CU_ASSERT(strstr(slurp(g_out), "latency ms") != NULL);
+
+	CU_ASSERT_EQUAL(run_perf(udp, false), 2);
+	CU_ASSERT(strstr(slurp(g_err), "not available yet") != NULL);
+	CU_ASSERT_EQUAL(run_perf(bad, false), 2);
+	CU_ASSERT(strstr(slurp(g_err), "--mix") != NULL);
+
+	/* nothing listening there: exit 1, said plainly */
+	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", unused_port());
+	CU_ASSERT_EQUAL(run_perf(absent, true), 1);
+	CU_ASSERT(strstr(slurp(g_err), "no responses") != NULL);
+}
+
+static const struct mb_test_case cases[] = {
+	{"closed loop, identity:3 logmel:1: JSON holds the text; every request OK",
+	 test_closed_loop_mix},
+	{"open loop 300 req/s: sent and throughput near the rate", test_open_loop},
+	{"sweep 100..400 in 2 steps: SLO, best rate, plots", test_sweep_with_plots},
+	{"--seed: same seed same requests, another seed others", test_seed_determinism},
+	{"progress line; udp refused; bad mix; absent daemon", test_progress_and_refusals},
+	{NULL, NULL},
+};
+
+static const struct mb_test_suite suite = {"mediabatch-perf end to end", suite_init, suite_cleanup,
+					   cases};
+
+int
+main(void)
+{
+	const struct mb_test_suite *suites[] = {&suite, NULL};
+
+	if (system("python3 -c 'import json' >/dev/null 2>&1") != 0)
+		mb_test_skip("python3 is not installed (deploy/install-deps.sh installs it)");
+	return mb_test_main("perf_test", suites);
+}
