@@ -112,6 +112,13 @@ struct mb_model_desc {
 typedef const struct mb_model_desc *(*mb_model_plugin_fn)(void);
 #define MB_MODEL_PLUGIN_SYMBOL "mb_model_plugin"
 
+/**
+ * What a plugin defines (declared here so that the compiler checks a plugin's definition):
+ * its descriptor, constant for the life of the loaded object. mediabatch calls it once,
+ * right after dlopen(), and reads abi_version before anything else.
+ */
+const struct mb_model_desc *mb_model_plugin(void);
+
 /** Helper for run(): fail one item with a reason. */
 static inline void
 mb_model_item_fail(struct mb_model_item *item, const char *reason)
