@@ -13,7 +13,7 @@
  * uploaded on the copy stream, converted and run on the compute stream (cuFFT STFT, cuDNN
  * convolutions, cuBLAS projections, kernels of our own for the rest), and the result comes
  * back through pinned memory into the caller's buffer. Numerics follow the CPU reference
- * (models/*.c) step for step, in FP32 (no TF32: cuDNN and cuBLAS are set to FMA math).
+ * (models/ in C) step for step, in FP32 (no TF32: cuDNN and cuBLAS are set to FMA math).
  *
  * Threads: create/destroy a net on the main thread; a scratch and runs on its worker thread.
  */

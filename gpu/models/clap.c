@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "gpu_internal.h"
 #include "mb_models.h"
 #include "mel_internal.h"
 #include "nn_internal.h"
@@ -45,9 +46,11 @@ const struct mb_builtin_weights mb_clap_weights = {"clap", specs, N_TENSORS};
 struct clap_state {
 	struct mb_mel *mel;
 	float *w[N_TENSORS];
+	void *gpu; /* the net on a CUDA device, or NULL */
 };
 
 struct clap_worker {
+	void *gpu; /* CUDA worker scratch (device >= 0); the rest is for the CPU */
 	struct mb_mel_scratch *mel;
 	float *x, *h1, *h2, *h3; /* [frames x 64], [frames x C1], [.. x C2], [.. x C3] */
 	float *col;
@@ -67,10 +70,22 @@ clap_unload(void *state)
 
 	if (s == NULL)
 		return;
+	mb_models_gpu_unload(&s->gpu);
 	mb_mel_destroy(&s->mel);
 	for (int i = 0; i < N_TENSORS; i++)
 		free(s->w[i]);
 	free(s);
+}
+
+static int
+gpu_load(struct clap_state *s, int device, char *reason, size_t reason_len)
+{
+	uint64_t numel[N_TENSORS];
+
+	for (int i = 0; i < N_TENSORS; i++)
+		numel[i] = mb_weights_spec_numel(&specs[i]);
+	return mb_models_gpu_load(MB_GPU_CLAP, device, s->mel, MAX_SAMPLES, s->w, numel, N_TENSORS,
+				  &s->gpu, reason, reason_len);
 }
 
 static int
@@ -79,10 +94,6 @@ clap_load(const struct mb_model_load_args *args, void **state, char *reason, siz
 	struct clap_state *s;
 	int rc;
 
-	if (args->device >= 0) {
-		snprintf(reason, reason_len, "clap's CUDA code is not in this build");
-		return -ENOTSUP;
-	}
 	if (args->weights_path == NULL) {
 		snprintf(reason, reason_len, "no weights file (models[].weights)");
 		return -EINVAL;
@@ -93,6 +104,8 @@ clap_load(const struct mb_model_load_args *args, void **state, char *reason, siz
 	rc = mb_weights_load(args->weights_path, specs, N_TENSORS, s->w, reason, reason_len);
 	if (rc == 0 && (rc = mb_mel_create(MELS, &s->mel)) < 0)
 		snprintf(reason, reason_len, "out of memory for the FFT");
+	if (rc == 0 && args->device >= 0)
+		rc = gpu_load(s, args->device, reason, reason_len);
 	if (rc < 0) {
 		clap_unload(s);
 		return rc;
@@ -110,6 +123,7 @@ clap_worker_fini(void *state, void *worker)
 	(void)state;
 	if (w == NULL)
 		return;
+	mb_models_gpu_worker_fini(&w->gpu);
 	mb_mel_scratch_destroy(&w->mel);
 	free(w->x);
 	free(w->h1);
@@ -124,10 +138,19 @@ clap_worker_init(void *state, int device, void **worker)
 {
 	struct clap_worker *w = calloc(1, sizeof(*w));
 
-	(void)state;
-	(void)device;
+	const struct clap_state *s = state;
+	int rc;
+
 	if (w == NULL)
 		return -ENOMEM;
+	if (device >= 0) {
+		if ((rc = mb_models_gpu_worker_init(s->gpu, &w->gpu)) < 0) {
+			free(w);
+			return rc;
+		}
+		*worker = w;
+		return 0;
+	}
 	w->mel = mb_mel_scratch_create(MAX_SAMPLES);
 	w->x = malloc(sizeof(float) * MAX_FRAMES * MELS);
 	w->h1 = malloc(sizeof(float) * MAX_FRAMES * C1);
@@ -172,6 +195,19 @@ embed(const struct clap_state *s, struct clap_worker *w, const struct mb_model_i
 		out[i] *= scale;
 }
 
+static uint32_t
+shape(const struct mb_model_item *it, uint16_t *rows, uint16_t *cols, uint16_t *type)
+{
+	uint32_t n = mb_proto_media_length(it->hdr);
+
+	if (n < MIN_SAMPLES || n > MAX_SAMPLES)
+		return 0;
+	*rows = 1;
+	*cols = DIM;
+	*type = MB_RESULT_F32;
+	return DIM * sizeof(float);
+}
+
 static int
 clap_run(void *state, struct mb_model_batch *batch)
 {
@@ -180,6 +216,8 @@ clap_run(void *state, struct mb_model_batch *batch)
 
 	if (w == NULL)
 		return -EINVAL;
+	if (batch->device >= 0)
+		return mb_models_gpu_run(s->gpu, w->gpu, batch, shape);
 	for (uint32_t i = 0; i < batch->n_items; i++) {
 		struct mb_model_item *it = &batch->items[i];
 		uint32_t n = mb_proto_media_length(it->hdr);
@@ -207,7 +245,7 @@ const struct mb_model_desc mb_model_clap = {
 	.name = "clap",
 	.summary = "CLAP-style audio embedding: 16 kHz mono audio (<= 10 s) -> [1 x 512]",
 	.media_mask = MB_MEDIA_MASK(MB_MEDIA_PCM_S16LE) | MB_MEDIA_MASK(MB_MEDIA_PCM_F32LE),
-	.devices = MB_MODEL_ON_CPU,
+	.devices = MB_MODELS_DEVICES,
 	.base_units = 2,
 	.item_units_per_second = 0.1,
 	.max_batch = 16,

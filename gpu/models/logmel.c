@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "gpu_internal.h"
 #include "mb_models.h"
 #include "mel_internal.h"
 
@@ -21,52 +22,110 @@ logmel_check(const struct mb_request_hdr *hdr, char *reason, size_t reason_len)
 	return mb_mel_check_audio("logmel", hdr, MIN_SAMPLES, MAX_SAMPLES, reason, reason_len);
 }
 
+struct logmel_state {
+	struct mb_mel *mel;
+	void *gpu; /* the front end on a CUDA device, or NULL */
+};
+
+struct logmel_worker {
+	struct mb_mel_scratch *cpu;
+	void *gpu;
+};
+
+static void
+logmel_unload(void *state)
+{
+	struct logmel_state *s = state;
+
+	if (s == NULL)
+		return;
+	mb_models_gpu_unload(&s->gpu);
+	mb_mel_destroy(&s->mel);
+	free(s);
+}
+
 static int
 logmel_load(const struct mb_model_load_args *args, void **state, char *reason, size_t reason_len)
 {
-	struct mb_mel *mel;
+	struct logmel_state *s = calloc(1, sizeof(*s));
 	int rc;
 
-	if (args->device >= 0) {
-		snprintf(reason, reason_len, "logmel runs on the CPU device only in this build");
-		return -ENOTSUP;
-	}
-	rc = mb_mel_create(N_MELS, &mel);
-	if (rc < 0) {
+	if (s == NULL)
+		return -ENOMEM;
+	rc = mb_mel_create(N_MELS, &s->mel);
+	if (rc < 0)
 		snprintf(reason, reason_len, "cannot set up the %d-point FFT: out of memory",
 			 MB_MEL_N_FFT);
+	if (rc == 0 && args->device >= 0)
+		rc = mb_models_gpu_load(MB_GPU_LOGMEL, args->device, s->mel, MAX_SAMPLES, NULL,
+					NULL, 0, &s->gpu, reason, reason_len);
+	if (rc < 0) {
+		logmel_unload(s);
 		return rc;
 	}
-	*state = mel;
+	*state = s;
 	return 0;
 }
 
 static int
 logmel_worker_init(void *state, int device, void **worker)
 {
-	(void)state;
-	(void)device;
-	*worker = mb_mel_scratch_create(MAX_SAMPLES);
-	return *worker != NULL ? 0 : -ENOMEM;
+	const struct logmel_state *s = state;
+	struct logmel_worker *w = calloc(1, sizeof(*w));
+	int rc = 0;
+
+	if (w == NULL)
+		return -ENOMEM;
+	if (device >= 0)
+		rc = mb_models_gpu_worker_init(s->gpu, &w->gpu);
+	else if ((w->cpu = mb_mel_scratch_create(MAX_SAMPLES)) == NULL)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	*worker = w;
+	return 0;
 }
 
 static void
 logmel_worker_fini(void *state, void *worker)
 {
-	struct mb_mel_scratch *w = worker;
+	struct logmel_worker *w = worker;
 
 	(void)state;
-	mb_mel_scratch_destroy(&w);
+	if (w == NULL)
+		return;
+	mb_models_gpu_worker_fini(&w->gpu);
+	mb_mel_scratch_destroy(&w->cpu);
+	free(w);
+}
+
+static uint32_t
+shape(const struct mb_model_item *it, uint16_t *rows, uint16_t *cols, uint16_t *type)
+{
+	uint32_t n = mb_proto_media_length(it->hdr);
+
+	if (n < MIN_SAMPLES || n > MAX_SAMPLES)
+		return 0;
+	*rows = (uint16_t)(n / MB_MEL_HOP);
+	*cols = N_MELS;
+	*type = MB_RESULT_F32;
+	return (uint32_t)*rows * N_MELS * sizeof(float);
 }
 
 static int
 logmel_run(void *state, struct mb_model_batch *batch)
 {
-	const struct mb_mel *mel = state;
-	struct mb_mel_scratch *w = batch->worker;
+	const struct logmel_state *s = state;
+	struct logmel_worker *lw = batch->worker;
+	struct mb_mel_scratch *w;
 
-	if (w == NULL)
+	if (lw == NULL)
 		return -EINVAL;
+	if (batch->device >= 0)
+		return mb_models_gpu_run(s->gpu, lw->gpu, batch, shape);
+	w = lw->cpu;
 	for (uint32_t i = 0; i < batch->n_items; i++) {
 		struct mb_model_item *it = &batch->items[i];
 		uint32_t n = mb_proto_media_length(it->hdr);
@@ -82,7 +141,7 @@ logmel_run(void *state, struct mb_model_batch *batch)
 			mb_model_item_fail(it, "out of memory for the result");
 			continue;
 		}
-		mb_mel_compute(mel, w, it, n, it->result);
+		mb_mel_compute(s->mel, w, it, n, it->result);
 		it->result_len = (uint32_t)bytes;
 		it->result_type = MB_RESULT_F32;
 		it->rows = (uint16_t)frames;
@@ -91,20 +150,12 @@ logmel_run(void *state, struct mb_model_batch *batch)
 	return 0;
 }
 
-static void
-logmel_unload(void *state)
-{
-	struct mb_mel *mel = state;
-
-	mb_mel_destroy(&mel);
-}
-
 const struct mb_model_desc mb_model_logmel = {
 	.abi_version = MB_MODEL_ABI_VERSION,
 	.name = "logmel",
 	.summary = "Whisper's log-mel front end: 16 kHz mono audio -> [samples/160 x 80]",
 	.media_mask = MB_MEDIA_MASK(MB_MEDIA_PCM_S16LE) | MB_MEDIA_MASK(MB_MEDIA_PCM_F32LE),
-	.devices = MB_MODEL_ON_CPU,
+	.devices = MB_MODELS_DEVICES,
 	.base_units = 1,
 	.item_units_per_second = 0.05,
 	.max_batch = 16,

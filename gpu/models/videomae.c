@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu_internal.h"
 #include "mb_models.h"
 #include "nn_internal.h"
 
@@ -51,10 +52,12 @@ static const float g_std[3] = {0.229f, 0.224f, 0.225f};
 
 struct videomae_state {
 	float *w[N_TENSORS];
+	void *gpu;	   /* the net on a CUDA device, or NULL */
 	float lut[3][256]; /* normalised value of each byte per channel */
 };
 
 struct videomae_worker {
+	void *gpu;     /* CUDA worker scratch (device >= 0); the rest is for the CPU */
 	float *col;    /* [TOKENS x PDIM] */
 	float *tokens; /* [TOKENS x DIM] */
 	float pooled[DIM];
@@ -81,6 +84,7 @@ videomae_unload(void *state)
 
 	if (s == NULL)
 		return;
+	mb_models_gpu_unload(&s->gpu);
 	for (int i = 0; i < N_TENSORS; i++)
 		free(s->w[i]);
 	free(s);
@@ -92,10 +96,6 @@ videomae_load(const struct mb_model_load_args *args, void **state, char *reason,
 	struct videomae_state *s;
 	int rc;
 
-	if (args->device >= 0) {
-		snprintf(reason, reason_len, "videomae's CUDA code is not in this build");
-		return -ENOTSUP;
-	}
 	if (args->weights_path == NULL) {
 		snprintf(reason, reason_len, "no weights file (models[].weights)");
 		return -EINVAL;
@@ -104,6 +104,14 @@ videomae_load(const struct mb_model_load_args *args, void **state, char *reason,
 	if (s == NULL)
 		return -ENOMEM;
 	rc = mb_weights_load(args->weights_path, specs, N_TENSORS, s->w, reason, reason_len);
+	if (rc == 0 && args->device >= 0) {
+		uint64_t numel[N_TENSORS];
+
+		for (int i = 0; i < N_TENSORS; i++)
+			numel[i] = mb_weights_spec_numel(&specs[i]);
+		rc = mb_models_gpu_load(MB_GPU_VIDEOMAE, args->device, NULL, 0, s->w, numel,
+					N_TENSORS, &s->gpu, reason, reason_len);
+	}
 	if (rc < 0) {
 		videomae_unload(s);
 		return rc;
@@ -124,6 +132,7 @@ videomae_worker_fini(void *state, void *worker)
 	(void)state;
 	if (w == NULL)
 		return;
+	mb_models_gpu_worker_fini(&w->gpu);
 	free(w->col);
 	free(w->tokens);
 	free(w);
@@ -134,10 +143,19 @@ videomae_worker_init(void *state, int device, void **worker)
 {
 	struct videomae_worker *w = calloc(1, sizeof(*w));
 
-	(void)state;
-	(void)device;
+	const struct videomae_state *s = state;
+	int rc;
+
 	if (w == NULL)
 		return -ENOMEM;
+	if (device >= 0) {
+		if ((rc = mb_models_gpu_worker_init(s->gpu, &w->gpu)) < 0) {
+			free(w);
+			return rc;
+		}
+		*worker = w;
+		return 0;
+	}
 	w->col = malloc(sizeof(float) * TOKENS * PDIM);
 	w->tokens = malloc(sizeof(float) * TOKENS * DIM);
 	if (w->col == NULL || w->tokens == NULL) {
@@ -212,6 +230,18 @@ classify(const struct videomae_state *s, struct videomae_worker *w, const uint8_
 	}
 }
 
+static uint32_t
+shape(const struct mb_model_item *it, uint16_t *rows, uint16_t *cols, uint16_t *type)
+{
+	if (it->hdr->frames != F || it->hdr->height != S || it->hdr->width != S ||
+	    it->payload_len != (uint32_t)F * S * S * 3)
+		return 0;
+	*rows = TOPK;
+	*cols = 2;
+	*type = MB_RESULT_TOPK;
+	return TOPK * 8;
+}
+
 static int
 videomae_run(void *state, struct mb_model_batch *batch)
 {
@@ -220,6 +250,8 @@ videomae_run(void *state, struct mb_model_batch *batch)
 
 	if (w == NULL)
 		return -EINVAL;
+	if (batch->device >= 0)
+		return mb_models_gpu_run(s->gpu, w->gpu, batch, shape);
 	for (uint32_t i = 0; i < batch->n_items; i++) {
 		struct mb_model_item *it = &batch->items[i];
 
@@ -247,7 +279,7 @@ const struct mb_model_desc mb_model_videomae = {
 	.name = "videomae",
 	.summary = "VideoMAE-shaped classifier: 16 x 224x224 RGB24 -> top-5 of 400 classes",
 	.media_mask = MB_MEDIA_MASK(MB_MEDIA_RGB24),
-	.devices = MB_MODEL_ON_CPU,
+	.devices = MB_MODELS_DEVICES,
 	.base_units = 5,
 	.item_units_per_second = 1.0, /* one 16-frame clip counts as one second: 1 unit */
 	.max_batch = 4,

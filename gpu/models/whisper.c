@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "gpu_internal.h"
 #include "mb_models.h"
 #include "mel_internal.h"
 #include "nn_internal.h"
@@ -41,9 +42,11 @@ const struct mb_builtin_weights mb_whisper_weights = {"whisper", specs, N_TENSOR
 struct whisper_state {
 	struct mb_mel *mel;
 	float *w[N_TENSORS];
+	void *gpu; /* the net on a CUDA device, or NULL */
 };
 
 struct whisper_worker {
+	void *gpu; /* CUDA worker scratch (device >= 0); the rest is for the CPU */
 	struct mb_mel_scratch *mel;
 	float *x;   /* [MAX_FRAMES x 80] */
 	float *col; /* im2col, the larger of the two convolutions */
@@ -63,10 +66,22 @@ whisper_unload(void *state)
 
 	if (s == NULL)
 		return;
+	mb_models_gpu_unload(&s->gpu);
 	mb_mel_destroy(&s->mel);
 	for (int i = 0; i < N_TENSORS; i++)
 		free(s->w[i]);
 	free(s);
+}
+
+static int
+gpu_load(struct whisper_state *s, int device, char *reason, size_t reason_len)
+{
+	uint64_t numel[N_TENSORS];
+
+	for (int i = 0; i < N_TENSORS; i++)
+		numel[i] = mb_weights_spec_numel(&specs[i]);
+	return mb_models_gpu_load(MB_GPU_WHISPER, device, s->mel, MAX_SAMPLES, s->w, numel,
+				  N_TENSORS, &s->gpu, reason, reason_len);
 }
 
 static int
@@ -75,10 +90,6 @@ whisper_load(const struct mb_model_load_args *args, void **state, char *reason, 
 	struct whisper_state *s;
 	int rc;
 
-	if (args->device >= 0) {
-		snprintf(reason, reason_len, "whisper's CUDA code is not in this build");
-		return -ENOTSUP;
-	}
 	if (args->weights_path == NULL) {
 		snprintf(reason, reason_len, "no weights file (models[].weights)");
 		return -EINVAL;
@@ -89,6 +100,8 @@ whisper_load(const struct mb_model_load_args *args, void **state, char *reason, 
 	rc = mb_weights_load(args->weights_path, specs, N_TENSORS, s->w, reason, reason_len);
 	if (rc == 0 && (rc = mb_mel_create(MELS, &s->mel)) < 0)
 		snprintf(reason, reason_len, "out of memory for the FFT");
+	if (rc == 0 && args->device >= 0)
+		rc = gpu_load(s, args->device, reason, reason_len);
 	if (rc < 0) {
 		whisper_unload(s);
 		return rc;
@@ -106,6 +119,7 @@ whisper_worker_fini(void *state, void *worker)
 	(void)state;
 	if (w == NULL)
 		return;
+	mb_models_gpu_worker_fini(&w->gpu);
 	mb_mel_scratch_destroy(&w->mel);
 	free(w->x);
 	free(w->col);
@@ -119,10 +133,19 @@ whisper_worker_init(void *state, int device, void **worker)
 	struct whisper_worker *w = calloc(1, sizeof(*w));
 	size_t col1 = (size_t)MAX_FRAMES * MELS * 3, col2 = (size_t)(MAX_FRAMES / 2 + 1) * C * 3;
 
-	(void)state;
-	(void)device;
+	const struct whisper_state *s = state;
+	int rc;
+
 	if (w == NULL)
 		return -ENOMEM;
+	if (device >= 0) {
+		if ((rc = mb_models_gpu_worker_init(s->gpu, &w->gpu)) < 0) {
+			free(w);
+			return rc;
+		}
+		*worker = w;
+		return 0;
+	}
 	w->mel = mb_mel_scratch_create(MAX_SAMPLES);
 	w->x = malloc(sizeof(float) * MAX_FRAMES * MELS);
 	w->col = malloc(sizeof(float) * (col1 > col2 ? col1 : col2));
@@ -135,6 +158,19 @@ whisper_worker_init(void *state, int device, void **worker)
 	return 0;
 }
 
+static uint32_t
+shape(const struct mb_model_item *it, uint16_t *rows, uint16_t *cols, uint16_t *type)
+{
+	uint32_t n = mb_proto_media_length(it->hdr);
+
+	if (n < MIN_SAMPLES || n > MAX_SAMPLES)
+		return 0;
+	*rows = (uint16_t)mb_nn_conv_out(n / MB_MEL_HOP, 3, 2, 1);
+	*cols = C;
+	*type = MB_RESULT_F32;
+	return (uint32_t)*rows * C * sizeof(float);
+}
+
 static int
 whisper_run(void *state, struct mb_model_batch *batch)
 {
@@ -143,6 +179,8 @@ whisper_run(void *state, struct mb_model_batch *batch)
 
 	if (w == NULL)
 		return -EINVAL;
+	if (batch->device >= 0)
+		return mb_models_gpu_run(s->gpu, w->gpu, batch, shape);
 	for (uint32_t i = 0; i < batch->n_items; i++) {
 		struct mb_model_item *it = &batch->items[i];
 		uint32_t n = mb_proto_media_length(it->hdr);
@@ -175,7 +213,7 @@ const struct mb_model_desc mb_model_whisper = {
 	.name = "whisper",
 	.summary = "Whisper log-mel + conv stem: 16 kHz mono audio -> [frames/2 x 384]",
 	.media_mask = MB_MEDIA_MASK(MB_MEDIA_PCM_S16LE) | MB_MEDIA_MASK(MB_MEDIA_PCM_F32LE),
-	.devices = MB_MODEL_ON_CPU,
+	.devices = MB_MODELS_DEVICES,
 	.base_units = 5,
 	.item_units_per_second = 0.1,
 	.max_batch = 8,
