@@ -37,13 +37,13 @@ enum mb_cuda_net_kind {
 /** Constant inputs of a net, host memory, borrowed for the call. */
 struct mb_cuda_net_desc {
 	enum mb_cuda_net_kind kind;
-	int device;		   /**< CUDA ordinal */
-	const float *window;	   /**< audio: 400 (periodic Hann) */
-	const float *filters;	   /**< audio: n_mels x 201, dense */
-	int n_mels;		   /**< audio: 80 or 64 */
-	uint32_t max_samples;	   /**< audio: longest item */
-	const float *const *w;	   /**< weights in the CPU model's order (mb_models.h specs) */
-	const uint64_t *w_numel;   /**< element count of each */
+	int device;		 /**< CUDA ordinal */
+	const float *window;	 /**< audio: 400 (periodic Hann) */
+	const float *filters;	 /**< audio: n_mels x 201, dense */
+	int n_mels;		 /**< audio: 80 or 64 */
+	uint32_t max_samples;	 /**< audio: longest item */
+	const float *const *w;	 /**< weights in the CPU model's order (mb_models.h specs) */
+	const uint64_t *w_numel; /**< element count of each */
 	uint32_t n_w;
 };
 
@@ -51,9 +51,9 @@ struct mb_cuda_net_desc {
 struct mb_cuda_item {
 	const void *payload; /**< host */
 	uint32_t payload_len;
-	int pcm_s16;	     /**< audio: 1 PCM_S16LE, 0 PCM_F32LE */
-	uint32_t samples;    /**< audio samples (0 for video) */
-	void *out;	     /**< host, result bytes as the CPU model writes them */
+	int pcm_s16;	  /**< audio: 1 PCM_S16LE, 0 PCM_F32LE */
+	uint32_t samples; /**< audio samples (0 for video) */
+	void *out;	  /**< host, result bytes as the CPU model writes them */
 	uint32_t out_len;
 };
 
@@ -66,8 +66,8 @@ int mb_cuda_net_create(const struct mb_cuda_net_desc *desc, struct mb_cuda_net *
 void mb_cuda_net_destroy(struct mb_cuda_net **net);
 
 /** Streams, handles, device and pinned buffers for one worker thread. */
-int mb_cuda_scratch_create(const struct mb_cuda_net *net, struct mb_cuda_scratch **out,
-			   char *err, size_t err_len);
+int mb_cuda_scratch_create(const struct mb_cuda_net *net, struct mb_cuda_scratch **out, char *err,
+			   size_t err_len);
 void mb_cuda_scratch_destroy(struct mb_cuda_scratch **s);
 
 /** Run @p n items; 0, or a negative value with the error in @p err (the batch failed). */
