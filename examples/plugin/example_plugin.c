@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mediabatch/model.h"
 #include "mb_weights.h"
@@ -102,7 +103,7 @@ example_run(void *state, struct mb_model_batch *batch)
 	for (uint32_t i = 0; i < batch->n_items; i++) {
 		struct mb_model_item *it = &batch->items[i];
 		uint32_t rows = it->hdr->frames;
-		const float *x = it->payload;
+		const uint8_t *x = it->payload; /* no alignment promised: copy rows out */
 		float *y;
 
 		if (it->payload_len != rows * IN * sizeof(float)) {
@@ -115,13 +116,14 @@ example_run(void *state, struct mb_model_batch *batch)
 			continue;
 		}
 		for (uint32_t r = 0; r < rows; r++) {
-			float h[HIDDEN];
+			float h[HIDDEN], in[IN];
 
+			memcpy(in, x + (size_t)r * IN * sizeof(float), sizeof(in));
 			for (int j = 0; j < HIDDEN; j++) {
 				float acc = s->w[B1][j];
 
 				for (int k = 0; k < IN; k++)
-					acc += s->w[W1][j * IN + k] * x[r * IN + k];
+					acc += s->w[W1][j * IN + k] * in[k];
 				h[j] = acc > 0.0f ? acc : 0.0f;
 			}
 			for (int o = 0; o < OUT; o++) {

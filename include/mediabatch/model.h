@@ -58,7 +58,7 @@ struct mb_model_load_args {
 struct mb_model_item {
 	/* input (read-only for the model) */
 	const struct mb_request_hdr *hdr; /**< media, shape, sample rate */
-	const void *payload;
+	const void *payload; /**< no alignment is promised: memcpy multi-byte values out */
 	uint32_t payload_len;
 	/* output (written by run) */
 	int failed; /**< set to 1 (with a reason) if this item could not run */
