@@ -84,6 +84,11 @@ struct y_model {
 	bool *enabled;
 	int64_t *max_batch, *max_delay_us, *queue_limit, *default_timeout_ms, *base_units;
 	double *item_units_per_second;
+	char *weights, *plugin;
+};
+
+struct y_breaker {
+	int64_t *failure_threshold, *cooldown_ms, *probe_timeout_ms;
 };
 
 struct y_root {
@@ -96,6 +101,8 @@ struct y_root {
 	struct y_tenants *tenants;
 	struct y_model *models;
 	unsigned int models_count;
+	char *weights_dir;
+	struct y_breaker *breaker;
 };
 
 #define OPT (CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL)
@@ -207,6 +214,15 @@ static const cyaml_schema_field_t model_fields[] = {
 	INT("default_timeout_ms", struct y_model, default_timeout_ms),
 	INT("base_units", struct y_model, base_units),
 	FLT("item_units_per_second", struct y_model, item_units_per_second),
+	STR("weights", struct y_model, weights, MB_CONFIG_PATH_MAX - 1),
+	STR("plugin", struct y_model, plugin, MB_CONFIG_PATH_MAX - 1),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t breaker_fields[] = {
+	INT("failure_threshold", struct y_breaker, failure_threshold),
+	INT("cooldown_ms", struct y_breaker, cooldown_ms),
+	INT("probe_timeout_ms", struct y_breaker, probe_timeout_ms),
 	CYAML_FIELD_END,
 };
 
@@ -223,6 +239,8 @@ static const cyaml_schema_field_t root_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("udp", OPT, struct y_root, udp, udp_fields),
 	CYAML_FIELD_MAPPING_PTR("tenants", OPT, struct y_root, tenants, tenants_fields),
 	CYAML_FIELD_SEQUENCE("models", OPT, struct y_root, models, &model_value, 0, 256),
+	STR("weights_dir", struct y_root, weights_dir, MB_CONFIG_PATH_MAX - 1),
+	CYAML_FIELD_MAPPING_PTR("breaker", OPT, struct y_root, breaker, breaker_fields),
 	CYAML_FIELD_END,
 };
 
@@ -262,6 +280,9 @@ mb_config_defaults(struct mb_config *c)
 	c->default_rate = 0.0;
 	c->default_burst = 1;
 	c->max_tenants = 4096;
+	c->breaker_failures = 5;
+	c->breaker_cooldown_ms = 5000;
+	c->breaker_probe_timeout_ms = 30000;
 }
 
 void
@@ -811,8 +832,29 @@ apply_models(struct checker *ck, const struct y_root *r, struct mb_config *c)
 		snprintf(field, sizeof(field), "models[%u].item_units_per_second", i);
 		if (double_in(ck, field, y->item_units_per_second, 0, 1e6, true))
 			m->item_units_per_second = *y->item_units_per_second;
+		if (y->weights != NULL)
+			snprintf(m->weights, sizeof(m->weights), "%s", y->weights);
+		if (y->plugin != NULL && y->plugin[0] == '\0')
+			fail(ck, "models[%u].plugin: empty; give the path of a shared object", i);
+		else if (y->plugin != NULL)
+			snprintf(m->plugin, sizeof(m->plugin), "%s", y->plugin);
 		c->n_models = i + 1;
 	}
+}
+
+static void
+apply_weights_breaker(struct checker *ck, const struct y_root *r, struct mb_config *c)
+{
+	if (r->weights_dir != NULL)
+		snprintf(c->weights_dir, sizeof(c->weights_dir), "%s", r->weights_dir);
+	if (r->breaker == NULL)
+		return;
+	if (int_in(ck, "breaker.failure_threshold", r->breaker->failure_threshold, 1, 1000000))
+		c->breaker_failures = (uint32_t)*r->breaker->failure_threshold;
+	if (int_in(ck, "breaker.cooldown_ms", r->breaker->cooldown_ms, 1, 3600000))
+		c->breaker_cooldown_ms = (uint32_t)*r->breaker->cooldown_ms;
+	if (int_in(ck, "breaker.probe_timeout_ms", r->breaker->probe_timeout_ms, 1, 3600000))
+		c->breaker_probe_timeout_ms = (uint32_t)*r->breaker->probe_timeout_ms;
 }
 
 int
@@ -868,6 +910,7 @@ mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_le
 	apply_udp(&ck, root->udp, &next);
 	apply_tenants(&ck, root->tenants, &next);
 	apply_models(&ck, root, &next);
+	apply_weights_breaker(&ck, root, &next);
 	cyaml_free(&ycfg, &root_value, root, 0);
 	if (ck.failed) {
 		mb_config_fini(&next);

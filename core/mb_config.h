@@ -29,6 +29,7 @@
 
 #define MB_CONFIG_ENDPOINT_MAX 256
 #define MB_CONFIG_MODEL_NAME_MAX 16
+#define MB_CONFIG_PATH_MAX 1024
 
 /** "Not set in the file": the model's default applies. */
 #define MB_CONFIG_UNSET (-1)
@@ -36,13 +37,16 @@
 /** Per-model overrides; MB_CONFIG_UNSET (or < 0) where the file does not say. */
 struct mb_model_config {
 	char name[MB_CONFIG_MODEL_NAME_MAX + 1];
-	int enabled;		      /**< 1 or 0, or UNSET (enabled) */
-	int64_t max_batch;	      /**< 1..1024 */
-	int64_t max_delay_us;	      /**< 0..10000000 */
-	int64_t queue_limit;	      /**< 1..1000000 */
-	int64_t default_timeout_ms;   /**< 1..3600000 */
-	int64_t base_units;	      /**< 0..1000000 */
-	double item_units_per_second; /**< 0..1000000, or < 0 unset */
+	int enabled;			  /**< 1 or 0, or UNSET (enabled) */
+	int64_t max_batch;		  /**< 1..1024 */
+	int64_t max_delay_us;		  /**< 0..10000000 */
+	int64_t queue_limit;		  /**< 1..1000000 */
+	int64_t default_timeout_ms;	  /**< 1..3600000 */
+	int64_t base_units;		  /**< 0..1000000 */
+	double item_units_per_second;	  /**< 0..1000000, or < 0 unset */
+	char weights[MB_CONFIG_PATH_MAX]; /**< weights file; "" = <weights_dir>/<name>.safetensors
+					   */
+	char plugin[MB_CONFIG_PATH_MAX];  /**< shared object serving this model; "" = built-in */
 };
 
 #define MB_CONFIG_UDP_DEVICE_MAX 512
@@ -116,6 +120,12 @@ struct mb_config {
 	/* models */
 	struct mb_model_config *models;
 	unsigned int n_models;
+	char weights_dir[MB_CONFIG_PATH_MAX]; /**< "" = weights/ beside the daemon's binary */
+
+	/* circuit breaker per (model, device) */
+	uint32_t breaker_failures;	   /**< consecutive failed batches that open it */
+	uint32_t breaker_cooldown_ms;	   /**< open this long before a probe batch */
+	uint32_t breaker_probe_timeout_ms; /**< a probe silent this long is replaced */
 };
 
 /** Fill @p cfg with the embedded default. Free with mb_config_fini(). */

@@ -18,8 +18,10 @@ packages=(
 	libcunit1-dev    # cunit: every test program
 	libcyaml-dev     # libcyaml: the YAML config file (--config)
 	libyaml-dev      # libcyaml links -lyaml, but its -dev package does not pull this in
-	libfftw3-dev     # fftw3f: the CPU STFT of logmel (and later whisper, clap)
+	libfftw3-dev     # fftw3f: the CPU STFT of logmel, whisper and clap
 	libmicrohttpd-dev # /metrics, /healthz, /readyz
+	libjansson-dev   # jansson: the JSON header of safetensors weight files
+	libopenblas-dev  # openblas: GEMM of the CPU reference models (whisper, clap, videomae)
 	# tools the tests and benchmarks run
 	dpdk-dev         # dpdk-testpmd, dpdk-test (ring_perf_autotest): benchmark baselines
 	hwloc            # hwloc-calc / lstopo, to inspect topologies by hand

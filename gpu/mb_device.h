@@ -29,6 +29,7 @@
 
 #include "mediabatch/model.h"
 
+#include "mb_breaker.h"
 #include "mb_cancel.h"
 #include "mb_idle.h"
 #include "mb_metrics.h"
@@ -51,7 +52,14 @@ struct mb_model {
 	double item_units_per_second;
 	/* state from desc->load() on the CPU device */
 	void *state;
-	bool loaded; /**< load() succeeded: unload() is owed */
+	bool loaded;		  /**< load() succeeded: unload() is owed */
+	struct mb_plugin *plugin; /**< the plugin that serves it, or NULL (built-in) */
+	/* stands in for a plugin that failed to load: its name only, so requests for it are
+	 * answered UNAVAILABLE with the reason rather than UNKNOWN_MODEL */
+	struct mb_model_desc stub;
+	char stub_name[MB_PROTO_MODEL_LEN + 1];
+	/* circuit breakers, indexed by device index (NULL: none; workers then run everything) */
+	struct mb_breaker *breakers;
 	/* front door -> batcher */
 	struct mb_ring *queue;
 	atomic_uint queued; /**< accepted, not yet in a batch (front door adds, batcher takes) */

@@ -120,6 +120,32 @@ weed(struct mb_worker *w, struct mb_batch *b, uint64_t now)
 	return kept;
 }
 
+/* run_guarded()'s answer when the breaker refused the batch (models return 0 or -errno). */
+#define REJECTED 1
+
+/*
+ * Run the batch under its (model, device) breaker: refused at once while the breaker is
+ * open, run as the one probe when half-open. A batch whose run() fails counts as a failure;
+ * items that fail on their own (bad media) do not.
+ */
+static int
+run_guarded(struct mb_worker *w, struct mb_batch *b, struct mb_model_batch *mb)
+{
+	struct mb_model *m = b->model;
+	struct mb_breaker *br = m->breakers != NULL ? &m->breakers[w->o.device->index] : NULL;
+	enum mb_breaker_verdict v = MB_BREAKER_ALLOW;
+	int rc;
+
+	if (br != NULL && (v = mb_breaker_check(br)) == MB_BREAKER_REJECT)
+		return REJECTED;
+	rc = m->desc->run(m->state, mb);
+	if (rc > 0) /* not -errno: still a failure, never mistaken for REJECTED */
+		rc = -EIO;
+	if (br != NULL)
+		mb_breaker_report(br, v, rc == 0);
+	return rc;
+}
+
 static void
 run_batch(struct mb_worker *w, struct mb_batch *b)
 {
@@ -148,7 +174,7 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 			w->items[i].payload = r->payload;
 			w->items[i].payload_len = r->payload_len;
 		}
-		rc = m->desc->run(m->state, &mb);
+		rc = run_guarded(w, b, &mb);
 		end = mb_env_now_ns();
 		if (m->m_batch_size != NULL)
 			mb_metric_observe(m->m_batch_size, (double)b->n);
@@ -156,7 +182,12 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 			struct mb_request *r = b->items[i];
 			struct mb_model_item *it = &w->items[i];
 
-			if (rc != 0 || it->failed) {
+			if (rc == REJECTED) {
+				mb_request_answer(r, MB_STATUS_UNAVAILABLE,
+						  "model %s on device %s: circuit open after "
+						  "repeated failed batches; retry later",
+						  m->desc->name, dev->name);
+			} else if (rc != 0 || it->failed) {
 				mb_request_answer(r, MB_STATUS_MODEL_ERROR, "%s: %s", m->desc->name,
 						  rc != 0 ? "the batch failed on the device"
 							  : it->reason);

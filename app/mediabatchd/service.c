@@ -10,6 +10,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,7 @@
 #include "mb_http.h"
 #include "mb_metrics.h"
 #include "mb_models.h"
+#include "mb_plugin.h"
 #include "mb_ratelimit.h"
 #include "mb_topo.h"
 #include "mb_udp.h"
@@ -123,12 +126,23 @@ service_check_models(const struct mb_config *cfg, char *err, size_t err_len)
 	char names[256];
 
 	for (unsigned int i = 0; i < cfg->n_models; i++) {
+		if (cfg->models[i].plugin[0] != '\0') {
+			if (builtin(cfg->models[i].name) == NULL)
+				continue;
+			snprintf(err, err_len,
+				 "%s: models[%u].plugin: '%s' is a built-in model; give the "
+				 "plugin's "
+				 "model another name",
+				 cfg->source, i, cfg->models[i].name);
+			return -EINVAL;
+		}
 		if (builtin(cfg->models[i].name) != NULL)
 			continue;
 		builtin_names(names, sizeof(names));
 		snprintf(err, err_len,
-			 "%s: models[%u].name: '%s' is not a model of this build (%s)", cfg->source,
-			 i, cfg->models[i].name, names);
+			 "%s: models[%u].name: '%s' is not a model of this build (%s); a plugin's "
+			 "model needs 'plugin: PATH'",
+			 cfg->source, i, cfg->models[i].name, names);
 		return -EINVAL;
 	}
 	return 0;
@@ -168,53 +182,163 @@ settings(struct mb_model *m, const struct mb_config *cfg)
 		m->item_units_per_second = c->item_units_per_second;
 }
 
+/* ---- models: built-in and plugins, weights, breakers ---- */
+
+/* The weights file of @p name: the config's, else <weights_dir>/<name>.safetensors, where
+ * weights_dir "" means weights/ beside the daemon's binary (the build writes them there). */
+static void
+weights_path(const struct mb_config *cfg, const char *name, char *buf, size_t len)
+{
+	const struct mb_model_config *c = mb_config_model(cfg, name);
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (c != NULL && c->weights[0] != '\0') {
+		snprintf(buf, len, "%s", c->weights);
+	} else if (cfg->weights_dir[0] != '\0') {
+		snprintf(buf, len, "%s/%s.safetensors", cfg->weights_dir, name);
+	} else if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
+		exe[n] = '\0';
+		snprintf(buf, len, "%s/weights/%s.safetensors", dirname(exe), name);
+	} else {
+		snprintf(buf, len, "weights/%s.safetensors", name);
+	}
+}
+
+/* Load one model (built-in, or from a plugin) on the CPU device; on failure it is disabled
+ * with the reason and the others keep serving. */
+static void
+load_model(struct mb_service *s, struct mb_model *m, const struct mb_model_config *c)
+{
+	const struct mb_config *cfg = s->cfg;
+	struct mb_model_load_args args = {.device = -1, .numa_node = -1};
+	char reason[MB_PROTO_REASON_MAX] = "", path[PATH_MAX + 64];
+	int rc;
+
+	if (c != NULL && c->plugin[0] != '\0') {
+		if (c->enabled == 0) {
+			m->enabled = false;
+			snprintf(m->disabled_reason, sizeof(m->disabled_reason),
+				 "disabled in %.200s", cfg->source);
+			return;
+		}
+		rc = mb_plugin_open(c->plugin, &m->plugin, reason, sizeof(reason));
+		if (rc == 0 && strcmp(mb_plugin_desc(m->plugin)->name, c->name) != 0) {
+			snprintf(reason, sizeof(reason),
+				 "%.120s serves model '%s', but the config names it '%s'",
+				 c->plugin, mb_plugin_desc(m->plugin)->name, c->name);
+			mb_plugin_close(&m->plugin);
+			rc = -EINVAL;
+		}
+		if (rc < 0) {
+			m->enabled = false;
+			snprintf(m->disabled_reason, sizeof(m->disabled_reason),
+				 "plugin failed to load: %s", reason);
+			MB_LOG(ERR, "model %s: %s; the other models keep serving", c->name,
+			       m->disabled_reason);
+			return;
+		}
+		m->desc = mb_plugin_desc(m->plugin);
+		MB_LOG(INFO, "model %s: plugin %s", m->desc->name, c->plugin);
+	}
+	settings(m, cfg);
+	if (!m->enabled)
+		return;
+	weights_path(cfg, m->desc->name, path, sizeof(path));
+	if (m->plugin != NULL || mb_builtin_weights_of(m->desc->name) != NULL ||
+	    (c != NULL && c->weights[0] != '\0')) {
+		/* a plugin gets the default path only when that file exists */
+		if (m->plugin == NULL || (c != NULL && c->weights[0] != '\0') ||
+		    access(path, R_OK) == 0)
+			args.weights_path = path;
+	}
+	rc = m->desc->load(&args, &m->state, reason, sizeof(reason));
+	if (rc != 0) {
+		m->enabled = false;
+		snprintf(m->disabled_reason, sizeof(m->disabled_reason), "failed to load: %s",
+			 reason);
+		MB_LOG(ERR, "model %s %s; the other models keep serving", m->desc->name,
+		       m->disabled_reason);
+		return;
+	}
+	m->loaded = true;
+	if (args.weights_path != NULL)
+		MB_LOG(INFO, "model %s: weights %s", m->desc->name, args.weights_path);
+}
+
+static int
+add_model(struct mb_service *s, const struct mb_model_desc *d, const struct mb_model_config *c,
+	  char *err, size_t err_len)
+{
+	struct mb_model *m = &s->models[s->n_models];
+	struct mb_breaker_opts bo = {
+		.failure_threshold = s->cfg->breaker_failures,
+		.cooldown_ns = (uint64_t)s->cfg->breaker_cooldown_ms * MB_NS_PER_MS,
+		.probe_timeout_ns = (uint64_t)s->cfg->breaker_probe_timeout_ms * MB_NS_PER_MS,
+	};
+	struct mb_ring_opts ro;
+	char name[32];
+	int rc;
+
+	if (s->n_models == MAX_MODELS) {
+		snprintf(err, err_len, "more than %d models", MAX_MODELS);
+		return -E2BIG;
+	}
+	m->index = s->n_models;
+	m->desc = d;
+	atomic_init(&m->queued, 0);
+	m->enabled = true;
+	load_model(s, m, c);
+	if (m->desc == NULL) { /* a plugin that did not load: its name answers UNAVAILABLE */
+		snprintf(m->stub_name, sizeof(m->stub_name), "%s", c->name);
+		m->stub = (struct mb_model_desc){.name = m->stub_name, .max_batch = 1};
+		m->desc = &m->stub;
+		m->max_batch = 1;
+		m->queue_limit = 1;
+	}
+	m->breakers = calloc(1, sizeof(*m->breakers));
+	if (m->breakers == NULL || mb_breaker_init(&m->breakers[0], &bo) < 0) {
+		free(m->breakers);
+		m->breakers = NULL;
+		snprintf(err, err_len, "model %s: cannot set up its circuit breaker",
+			 m->desc->name);
+		return -ENOMEM;
+	}
+	mb_ring_opts_init(&ro);
+	snprintf(name, sizeof(name), "q_%s", m->desc->name);
+	ro.name = name;
+	ro.capacity = m->queue_limit;
+	ro.prod_sync = MB_RING_SYNC_MT_HTS;
+	ro.cons_sync = MB_RING_SYNC_ST;
+	ro.doorbell = &s->batcher_bell;
+	rc = mb_ring_create(&ro, &m->queue);
+	if (rc < 0) {
+		snprintf(err, err_len, "model %s: cannot create its queue of %u: %s", m->desc->name,
+			 m->queue_limit, strerror(-rc));
+		return rc;
+	}
+	s->model_ptrs[s->n_models++] = m;
+	if (m->enabled) {
+		size_t off = strlen(s->served);
+
+		snprintf(s->served + off, sizeof(s->served) - off, "%s%s", off ? ", " : "",
+			 m->desc->name);
+	}
+	return 0;
+}
+
 static int
 build_models(struct mb_service *s, char *err, size_t err_len)
 {
-	struct mb_ring_opts ro;
-	char name[32];
-	size_t off = 0;
 	int rc;
 
-	for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL; d++) {
-		struct mb_model *m = &s->models[s->n_models];
-		struct mb_model_load_args args = {.device = -1, .numa_node = -1};
-		char reason[MB_PROTO_REASON_MAX] = "";
-
-		if (s->n_models == MAX_MODELS)
-			break;
-		m->index = s->n_models;
-		m->desc = *d;
-		atomic_init(&m->queued, 0);
-		settings(m, s->cfg);
-		if (m->enabled &&
-		    (rc = m->desc->load(&args, &m->state, reason, sizeof(reason))) == 0)
-			m->loaded = true;
-		else if (m->enabled) {
-			m->enabled = false;
-			snprintf(m->disabled_reason, sizeof(m->disabled_reason),
-				 "failed to load: %s", reason);
-			MB_LOG(ERR, "model %s %s; the other models keep serving", m->desc->name,
-			       m->disabled_reason);
-		}
-		mb_ring_opts_init(&ro);
-		snprintf(name, sizeof(name), "q_%s", m->desc->name);
-		ro.name = name;
-		ro.capacity = m->queue_limit;
-		ro.prod_sync = MB_RING_SYNC_MT_HTS;
-		ro.cons_sync = MB_RING_SYNC_ST;
-		ro.doorbell = &s->batcher_bell;
-		rc = mb_ring_create(&ro, &m->queue);
-		if (rc < 0) {
-			snprintf(err, err_len, "model %s: cannot create its queue of %u: %s",
-				 m->desc->name, m->queue_limit, strerror(-rc));
+	for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL; d++)
+		if ((rc = add_model(s, *d, mb_config_model(s->cfg, (*d)->name), err, err_len)) < 0)
 			return rc;
-		}
-		s->model_ptrs[s->n_models++] = m;
-		if (m->enabled)
-			off += (size_t)snprintf(s->served + off, sizeof(s->served) - off, "%s%s",
-						off ? ", " : "", m->desc->name);
-	}
+	for (unsigned int i = 0; i < s->cfg->n_models; i++)
+		if (s->cfg->models[i].plugin[0] != '\0' &&
+		    (rc = add_model(s, NULL, &s->cfg->models[i], err, err_len)) < 0)
+			return rc;
 	return 0;
 }
 
@@ -260,6 +384,12 @@ static int64_t
 queue_depth(void *arg)
 {
 	return atomic_load_explicit(&((struct mb_model *)arg)->queued, memory_order_relaxed);
+}
+
+static int64_t
+breaker_state(void *arg)
+{
+	return (int64_t)mb_breaker_state(arg);
 }
 
 static void
@@ -311,6 +441,13 @@ build_metrics(struct mb_service *s)
 				    "Requests accepted and waiting to be batched.",
 				    mb_metrics_labels(l, sizeof(l), "model", name, NULL),
 				    queue_depth, &s->models[i]);
+		if (s->models[i].breakers != NULL)
+			mb_metrics_gauge_fn(r, "mediabatch_breaker_state",
+					    "Circuit breaker of a model on a device: 0 closed, 1 "
+					    "open, 2 half-open.",
+					    mb_metrics_labels(l, sizeof(l), "model", name, "device",
+							      s->cpu->name, NULL),
+					    breaker_state, &s->models[i].breakers[0]);
 	}
 	mb_metrics_labels(l, sizeof(l), "device", s->cpu->name, NULL);
 	mb_metrics_gauge_fn(r, "mediabatch_vram_units_in_use",
@@ -366,6 +503,15 @@ admit(struct mb_service *s, struct mb_ratelimit *limits, struct mb_request *req,
 	mb_metric_add(s->m_requests[m->index][t], 1);
 	if (!m->enabled) {
 		snprintf(reason, len, "model %s is unavailable: %s", h->model, m->disabled_reason);
+		return MB_STATUS_UNAVAILABLE;
+	}
+	if (m->breakers != NULL && mb_breaker_rejecting(&m->breakers[0])) {
+		snprintf(reason, len,
+			 "model %s is unavailable: its circuit breaker on %s is open after %u "
+			 "failed "
+			 "batches in a row; it probes again within %u ms",
+			 h->model, s->cpu->name, s->cfg->breaker_failures,
+			 s->cfg->breaker_cooldown_ms);
 		return MB_STATUS_UNAVAILABLE;
 	}
 	if (!(m->desc->media_mask & MB_MEDIA_MASK(h->media))) {
@@ -855,6 +1001,10 @@ service_destroy(struct mb_service **sp)
 
 		if (m->loaded && m->desc->unload != NULL)
 			m->desc->unload(m->state);
+		mb_plugin_close(&m->plugin); /* after unload: the code lives in the plugin */
+		if (m->breakers != NULL)
+			mb_breaker_fini(&m->breakers[0]);
+		free(m->breakers);
 		mb_ring_destroy(&m->queue);
 	}
 	mb_ratelimit_destroy(&s->limits);

@@ -71,9 +71,3 @@ const struct mb_model_desc mb_model_identity = {
 	.run = identity_run,
 	.unload = identity_unload,
 };
-
-const struct mb_model_desc *const mb_builtin_models[] = {
-	&mb_model_identity,
-	&mb_model_logmel,
-	NULL,
-};

@@ -58,7 +58,7 @@ struct mb_model_load_args {
 struct mb_model_item {
 	/* input (read-only for the model) */
 	const struct mb_request_hdr *hdr; /**< media, shape, sample rate */
-	const void *payload;
+	const void *payload; /**< no alignment is promised: memcpy multi-byte values out */
 	uint32_t payload_len;
 	/* output (written by run) */
 	int failed; /**< set to 1 (with a reason) if this item could not run */
@@ -111,6 +111,13 @@ struct mb_model_desc {
 /** The symbol a plugin exports. */
 typedef const struct mb_model_desc *(*mb_model_plugin_fn)(void);
 #define MB_MODEL_PLUGIN_SYMBOL "mb_model_plugin"
+
+/**
+ * What a plugin defines (declared here so that the compiler checks a plugin's definition):
+ * its descriptor, constant for the life of the loaded object. mediabatch calls it once,
+ * right after dlopen(), and reads abi_version before anything else.
+ */
+const struct mb_model_desc *mb_model_plugin(void);
 
 /** Helper for run(): fail one item with a reason. */
 static inline void

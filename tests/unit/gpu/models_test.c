@@ -397,7 +397,7 @@ test_builtin_list(void)
 		CU_ASSERT((*d)->max_batch >= 1 && (*d)->max_batch <= 1024);
 		CU_ASSERT_PTR_NOT_NULL((*d)->run);
 	}
-	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(n, 5);
 }
 
 static const struct mb_test_case cases[] = {

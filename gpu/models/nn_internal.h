@@ -1,0 +1,45 @@
+/**
+ * @file
+ * Private to gpu/models: the few layers the built-in networks need, on the CPU (OpenBLAS).
+ *
+ * Layouts: activations are row-major [time x channels] ("time-major", one row per frame, as
+ * the models' outputs are); weights are PyTorch's: conv1d [out][in][k], linear [out][in].
+ * A convolution is im2col followed by one SGEMM.
+ *
+ * OpenBLAS runs single-threaded here (mb_nn_init()): the service parallelises across
+ * worker threads, and one thread per GEMM keeps results bit-for-bit repeatable.
+ *
+ * Threads: any, each with its own scratch.
+ */
+#ifndef MB_NN_INTERNAL_H
+#define MB_NN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** Once per process before the first GEMM (idempotent; any thread). */
+void mb_nn_init(void);
+
+/** Output length of a 1-D convolution. */
+static inline uint32_t
+mb_nn_conv_out(uint32_t len, uint32_t k, uint32_t stride, uint32_t pad)
+{
+	return (len + 2 * pad - k) / stride + 1;
+}
+
+/**
+ * y[t_out x cout] = GELU(conv1d(x[t x cin]) + b), kernel @p k, @p stride, zero padding
+ * @p pad. @p col: scratch of t_out * cin * k floats. @p gelu 0 leaves it linear.
+ */
+void mb_nn_conv1d(const float *x, uint32_t t, uint32_t cin, const float *w, const float *b,
+		  uint32_t cout, uint32_t k, uint32_t stride, uint32_t pad, int gelu, float *col,
+		  float *y);
+
+/** y[rows x out] = x[rows x in] W^T + b (W [out x in]). */
+void mb_nn_linear(const float *x, uint32_t rows, uint32_t in, const float *w, const float *b,
+		  uint32_t out, float *y);
+
+/** GELU, exact (erf) form, as Whisper and CLAP use it. */
+float mb_nn_gelu(float x);
+
+#endif /* MB_NN_INTERNAL_H */

@@ -1,0 +1,236 @@
+/*
+ * model_bench.c: the built-in models on the CPU reference device, batch by batch.
+ *
+ * For each model (logmel, whisper, clap, videomae) and batch size (1, 2, 4, 8, 16, 32) it
+ * calls the model's run() directly, as a worker would, on a batch of identical-shape items
+ * (generated audio or video, placeholder weights generated here), --runs times, and reports
+ * the median batch latency, items/s, and items/s relative to batch size 1 (the baseline
+ * measured in the same run). No daemon, no queueing: this is the model's own cost.
+ * Batch sizes above a model's max_batch are measured anyway, to show where batching stops
+ * paying; the service never forms them.
+ *
+ * OpenBLAS runs single-threaded (the service parallelises across workers), so the figures
+ * are per worker thread.
+ *
+ * Usage: model_bench [--runs R] [--seconds S] [--model NAME] [--quick]
+ *   --seconds S  audio length per item (default 10; whisper/logmel take <= 30, clap <= 10)
+ *   --quick      batch sizes 1 and 2, one run, 1 s of audio: keeps the program working
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mb_bench.h"
+#include "mb_models.h"
+#include "mb_weights.h"
+
+static void *
+alloc_result(struct mb_model_batch *batch, size_t bytes)
+{
+	(void)batch;
+	return malloc(bytes);
+}
+
+struct media {
+	struct mb_request_hdr hdr;
+	uint8_t *bytes;
+};
+
+static void
+make_media(struct media *m, const struct mb_model_desc *d, double seconds)
+{
+	uint64_t seed = 42;
+
+	memset(&m->hdr, 0, sizeof(m->hdr));
+	m->hdr.version = 1;
+	snprintf(m->hdr.model, sizeof(m->hdr.model), "%s", d->name);
+	if (d->media_mask & MB_MEDIA_MASK(MB_MEDIA_RGB24)) {
+		uint32_t n = MB_VIDEOMAE_FRAMES * MB_VIDEOMAE_SIZE * MB_VIDEOMAE_SIZE * 3;
+
+		m->hdr.media = MB_MEDIA_RGB24;
+		m->hdr.channels = 3;
+		m->hdr.frames = MB_VIDEOMAE_FRAMES;
+		m->hdr.height = m->hdr.width = MB_VIDEOMAE_SIZE;
+		m->hdr.payload_len = n;
+		m->bytes = malloc(n);
+		for (uint32_t i = 0; i < n; i++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			m->bytes[i] = (uint8_t)(seed >> 56);
+		}
+	} else {
+		uint32_t n = (uint32_t)(seconds * 16000);
+
+		m->hdr.media = MB_MEDIA_PCM_S16LE;
+		m->hdr.channels = 1;
+		m->hdr.sample_rate = 16000;
+		m->hdr.payload_len = 2 * n;
+		m->bytes = malloc(2 * (size_t)n);
+		for (uint32_t i = 0; i < n; i++) {
+			int16_t s = (int16_t)(8000 * sin(2 * M_PI * 440 * i / 16000.0));
+
+			m->bytes[2 * i] = (uint8_t)s;
+			m->bytes[2 * i + 1] = (uint8_t)((uint16_t)s >> 8);
+		}
+	}
+}
+
+static int
+bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int runs, double seconds,
+	    const char *dir)
+{
+	const struct mb_builtin_weights *bw = mb_builtin_weights_of(d->name);
+	struct mb_model_load_args args = {.device = -1, .numa_node = -1};
+	struct mb_model_item items[32];
+	struct media m;
+	char path[256], reason[512];
+	void *state = NULL, *worker = NULL;
+	double base = 0;
+	int rc;
+
+	if (bw != NULL) {
+		snprintf(path, sizeof(path), "%s/%s.safetensors", dir, d->name);
+		rc = mb_weights_generate(path, bw->specs, bw->n, MB_WEIGHTS_DEFAULT_SEED, reason,
+					 sizeof(reason));
+		if (rc < 0) {
+			fprintf(stderr, "model_bench: %s\n", reason);
+			return rc;
+		}
+		args.weights_path = path;
+	}
+	if ((rc = d->load(&args, &state, reason, sizeof(reason))) != 0) {
+		fprintf(stderr, "model_bench: %s: %s\n", d->name, reason);
+		return rc;
+	}
+	if (bw != NULL)
+		unlink(path);
+	if (d->worker_init != NULL && (rc = d->worker_init(state, -1, &worker)) != 0) {
+		d->unload(state);
+		return rc;
+	}
+	make_media(&m, d, seconds);
+	if (d->check(&m.hdr, reason, sizeof(reason)) != 0) {
+		fprintf(stderr, "model_bench: %s: %s\n", d->name, reason);
+		rc = -EINVAL;
+		goto out;
+	}
+	for (int s = 0; s < n_sizes; s++) {
+		int bs = sizes[s];
+		double lat[64], med;
+		struct mb_model_batch b = {.items = items,
+					   .n_items = (uint32_t)bs,
+					   .device = -1,
+					   .worker = worker,
+					   .alloc_result = alloc_result};
+
+		for (int r = 0; r < runs; r++) {
+			double t0;
+
+			for (int i = 0; i < bs; i++)
+				items[i] = (struct mb_model_item){.hdr = &m.hdr,
+								  .payload = m.bytes,
+								  .payload_len = m.hdr.payload_len};
+			t0 = mb_bench_now();
+			rc = d->run(state, &b);
+			lat[r] = mb_bench_now() - t0;
+			for (int i = 0; i < bs; i++) {
+				if (items[i].failed)
+					rc = -EIO;
+				free(items[i].result);
+			}
+			if (rc != 0) {
+				fprintf(stderr, "model_bench: %s: batch of %d failed\n", d->name,
+					bs);
+				goto out;
+			}
+		}
+		med = mb_bench_median(lat, runs);
+		if (s == 0)
+			base = bs / med;
+		if (m.hdr.media == MB_MEDIA_RGB24)
+			snprintf(reason, sizeof(reason), "16x224x224 RGB24");
+		else
+			snprintf(reason, sizeof(reason), "%.1f s PCM16", seconds);
+		printf("%-9s %-18s %5d %10.1f %12.2f %12.2f %8.2f%s\n", d->name, reason, bs,
+		       bs / med, med * 1e3, med * 1e3 / bs, bs / med / base,
+		       (uint32_t)bs > d->max_batch ? "  (> max_batch)" : "");
+	}
+out:
+	if (d->worker_fini != NULL)
+		d->worker_fini(state, worker);
+	d->unload(state);
+	free(m.bytes);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"runs", required_argument, NULL, 'r'},	 {"seconds", required_argument, NULL, 's'},
+		{"model", required_argument, NULL, 'm'}, {"quick", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},	 {NULL, 0, NULL, 0},
+	};
+	static const int all_sizes[] = {1, 2, 4, 8, 16, 32};
+	static const char *const models[] = {"logmel", "whisper", "clap", "videomae"};
+	int runs = 5, n_sizes = 6, c, rc = 0;
+	double seconds = 10.0;
+	const char *only = NULL;
+	char dir[] = "/tmp/mb_model_bench_XXXXXX";
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			runs = atoi(optarg);
+			break;
+		case 's':
+			seconds = atof(optarg);
+			break;
+		case 'm':
+			only = optarg;
+			break;
+		case 'q':
+			runs = 1;
+			n_sizes = 2;
+			seconds = 1.0;
+			break;
+		case 'h':
+			printf("usage: model_bench [--runs R] [--seconds S] [--model NAME] "
+			       "[--quick]\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (runs < 1 || runs > 64 || seconds < 0.03 || seconds > 30) {
+		fprintf(stderr, "model_bench: --runs 1..64, --seconds 0.03..30\n");
+		return 2;
+	}
+	if (mkdtemp(dir) == NULL) {
+		perror("model_bench: mkdtemp");
+		return 1;
+	}
+	printf("CPU reference models, one thread, median of %d run(s); audio items %.1f s\n\n",
+	       runs, seconds);
+	printf("%-9s %-18s %5s %10s %12s %12s %8s\n", "model", "item", "batch", "items/s",
+	       "batch ms", "ms/item", "x batch1");
+	for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
+		const struct mb_model_desc *d = NULL;
+
+		if (only != NULL && strcmp(only, models[i]) != 0)
+			continue;
+		for (const struct mb_model_desc *const *p = mb_builtin_models; *p != NULL; p++)
+			if (strcmp((*p)->name, models[i]) == 0)
+				d = *p;
+		if (strcmp(models[i], "clap") == 0 && seconds > 10)
+			printf("(clap: items cut to 10 s, its limit)\n");
+		rc |= bench_model(d, all_sizes, n_sizes, runs,
+				  strcmp(models[i], "clap") == 0 && seconds > 10 ? 10 : seconds,
+				  dir) != 0;
+	}
+	rmdir(dir);
+	return rc;
+}

@@ -1,0 +1,85 @@
+/*
+ * flaky_plugin.c: a test plugin whose batches fail on demand, for the circuit breaker tests.
+ *
+ * Model "flaky", F32 tensors. A batch with an item whose payload starts with the bytes
+ * "FAIL" fails as a whole (run() returns -EIO); otherwise every item's result is its
+ * payload length as F32 [1 x 1], like identity.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "mediabatch/model.h"
+
+static int
+flaky_check(const struct mb_request_hdr *hdr, char *reason, size_t reason_len)
+{
+	(void)hdr;
+	(void)reason;
+	(void)reason_len;
+	return 0;
+}
+
+static int
+flaky_load(const struct mb_model_load_args *args, void **state, char *reason, size_t reason_len)
+{
+	(void)args;
+	(void)reason;
+	(void)reason_len;
+	*state = NULL;
+	return 0;
+}
+
+static int
+flaky_run(void *state, struct mb_model_batch *batch)
+{
+	(void)state;
+	for (uint32_t i = 0; i < batch->n_items; i++)
+		if (batch->items[i].payload_len >= 4 &&
+		    memcmp(batch->items[i].payload, "FAIL", 4) == 0)
+			return -EIO;
+	for (uint32_t i = 0; i < batch->n_items; i++) {
+		struct mb_model_item *it = &batch->items[i];
+		float v = (float)it->payload_len;
+
+		it->result = batch->alloc_result(batch, sizeof(v));
+		if (it->result == NULL) {
+			mb_model_item_fail(it, "out of memory");
+			continue;
+		}
+		memcpy(it->result, &v, sizeof(v));
+		it->result_len = sizeof(v);
+		it->result_type = MB_RESULT_F32;
+		it->rows = 1;
+		it->cols = 1;
+	}
+	return 0;
+}
+
+static void
+flaky_unload(void *state)
+{
+	(void)state;
+}
+
+static const struct mb_model_desc flaky_desc = {
+	.abi_version = MB_MODEL_ABI_VERSION,
+	.name = "flaky",
+	.summary = "test plugin: fails a batch whose payload starts with FAIL",
+	.media_mask = MB_MEDIA_MASK(MB_MEDIA_F32),
+	.devices = MB_MODEL_ON_CPU,
+	.base_units = 1,
+	.max_batch = 1,
+	.max_delay_us = 0,
+	.queue_limit = 256,
+	.default_timeout_ms = 10000,
+	.check = flaky_check,
+	.load = flaky_load,
+	.run = flaky_run,
+	.unload = flaky_unload,
+};
+
+const struct mb_model_desc *
+mb_model_plugin(void)
+{
+	return &flaky_desc;
+}

@@ -1,0 +1,669 @@
+/*
+ * networks_test.c: the built-in networks (whisper, clap, videomae) on the CPU, through their
+ * model.h interface, with placeholder weights generated here.
+ *
+ * Each is checked against a float64 reference written in this file from the definitions
+ * (mb_models.h): a plain DFT log-mel with the filterbank rebuilt from librosa's Slaney
+ * formulas, direct convolution loops (no im2col, no BLAS), erf GELU, and for videomae the
+ * mean of the tubelets taken before the (linear) embedding. Tolerances, max |error| over
+ * every output value: whisper 1e-4, clap 1e-5 (unit-norm output), videomae scores 1e-6 with
+ * the same top-5 classes. Also: shapes at the length limits, requests refused with the
+ * expected shape in the reason, results independent of the batch they ran in, and weights
+ * files that are missing, truncated or mis-shaped refused at load with the reason.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mb_models.h"
+#include "mb_test.h"
+#include "mb_weights.h"
+
+static char g_dir[64];
+static char g_path[3][128];
+static float *g_w[3][8]; /* the weights as the test reads them, per model */
+
+enum { WHISPER, CLAP, VIDEOMAE };
+static const char *const g_names[3] = {"whisper", "clap", "videomae"};
+
+static void *
+alloc_result(struct mb_model_batch *batch, size_t bytes)
+{
+	(void)batch;
+	return malloc(bytes);
+}
+
+static int
+suite_init(void)
+{
+	char err[512];
+
+	snprintf(g_dir, sizeof(g_dir), "/tmp/mb_networks_XXXXXX");
+	if (mkdtemp(g_dir) == NULL)
+		return -1;
+	for (int m = 0; m < 3; m++) {
+		const struct mb_builtin_weights *bw = mb_builtin_weights_of(g_names[m]);
+
+		snprintf(g_path[m], sizeof(g_path[m]), "%s/%s.safetensors", g_dir, g_names[m]);
+		if (bw == NULL ||
+		    mb_weights_generate(g_path[m], bw->specs, bw->n, 1234, err, sizeof(err)) < 0 ||
+		    mb_weights_load(g_path[m], bw->specs, bw->n, g_w[m], err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+suite_cleanup(void)
+{
+	for (int m = 0; m < 3; m++) {
+		unlink(g_path[m]);
+		for (int i = 0; i < 8; i++)
+			free(g_w[m][i]);
+	}
+	unlink("/tmp/mb_networks_bad.safetensors");
+	return rmdir(g_dir);
+}
+
+struct loaded {
+	const struct mb_model_desc *d;
+	void *state, *worker;
+};
+
+static void
+load(struct loaded *l, const struct mb_model_desc *d, const char *weights)
+{
+	struct mb_model_load_args args = {.device = -1, .numa_node = -1, .weights_path = weights};
+	char reason[256];
+
+	l->d = d;
+	l->worker = NULL;
+	CU_ASSERT_EQUAL_FATAL(d->load(&args, &l->state, reason, sizeof(reason)), 0);
+	CU_ASSERT_EQUAL_FATAL(d->worker_init(l->state, -1, &l->worker), 0);
+}
+
+static void
+unload(struct loaded *l)
+{
+	l->d->worker_fini(l->state, l->worker);
+	l->d->unload(l->state);
+}
+
+static int
+run(struct loaded *l, struct mb_model_item *items, uint32_t n)
+{
+	struct mb_model_batch b = {
+		.items = items,
+		.n_items = n,
+		.device = -1,
+		.worker = l->worker,
+		.alloc_result = alloc_result,
+	};
+
+	return l->d->run(l->state, &b);
+}
+
+/* ---- media ---- */
+
+struct clip {
+	struct mb_request_hdr hdr;
+	uint8_t *bytes;
+	double *samples;
+	uint32_t n;
+};
+
+static void
+make_clip(struct clip *c, const char *model, uint32_t n, uint64_t seed)
+{
+	memset(c, 0, sizeof(*c));
+	c->n = n;
+	c->hdr = (struct mb_request_hdr){
+		.version = 1, .media = MB_MEDIA_PCM_S16LE, .channels = 1, .sample_rate = 16000};
+	snprintf(c->hdr.model, sizeof(c->hdr.model), "%s", model);
+	c->samples = calloc(n, sizeof(double));
+	c->bytes = calloc(n, 2);
+	for (uint32_t i = 0; i < n; i++) {
+		double t = i / 16000.0;
+		double v = 0.3 * sin(2 * M_PI * 330 * t) +
+			   0.2 * sin(2 * M_PI * (150 + 2500 * t) * t) +
+			   0.05 * ((double)(mb_test_rand(&seed) % 2001) / 1000.0 - 1.0);
+		int16_t s = (int16_t)lrint(v * 32767.0);
+
+		c->bytes[2 * i] = (uint8_t)s;
+		c->bytes[2 * i + 1] = (uint8_t)((uint16_t)s >> 8);
+		c->samples[i] = s / 32768.0;
+	}
+	c->hdr.payload_len = 2 * n;
+}
+
+static void
+free_clip(struct clip *c)
+{
+	free(c->bytes);
+	free(c->samples);
+}
+
+static struct mb_model_item
+item_of(struct clip *c)
+{
+	return (struct mb_model_item){
+		.hdr = &c->hdr, .payload = c->bytes, .payload_len = c->hdr.payload_len};
+}
+
+/* ---- float64 references ---- */
+
+static double
+ref_hz_to_mel(double hz)
+{
+	return hz < 1000.0 ? hz * 3.0 / 200.0 : 15.0 + 27.0 * log(hz / 1000.0) / log(6.4);
+}
+
+static double
+ref_mel_to_hz(double mel)
+{
+	return mel < 15.0 ? mel * 200.0 / 3.0 : 1000.0 * pow(6.4, (mel - 15.0) / 27.0);
+}
+
+/* [frames x mels], frames = n / 160 */
+static double *
+ref_logmel(const struct clip *c, int mels)
+{
+	const int n_fft = 400, hop = 160, bins = 201;
+	uint32_t frames = c->n / hop;
+	double *padded = calloc(c->n + 400, sizeof(double));
+	double *out = calloc((size_t)frames * mels, sizeof(double));
+	double *fb = calloc((size_t)mels * bins, sizeof(double));
+	double edges[130], max = -HUGE_VAL;
+
+	for (int i = 0; i < mels + 2; i++)
+		edges[i] = ref_mel_to_hz(ref_hz_to_mel(8000.0) * i / (mels + 1));
+	for (int m = 0; m < mels; m++)
+		for (int k = 0; k < bins; k++) {
+			double f = k * 40.0;
+			double up = (f - edges[m]) / (edges[m + 1] - edges[m]);
+			double down = (edges[m + 2] - f) / (edges[m + 2] - edges[m + 1]);
+			double tri = up < down ? up : down;
+
+			fb[m * bins + k] = (tri > 0 ? tri : 0) * 2.0 / (edges[m + 2] - edges[m]);
+		}
+	for (int64_t i = -200; i < (int64_t)c->n + 200; i++) {
+		int64_t j = i < 0 ? -i : i >= (int64_t)c->n ? 2 * ((int64_t)c->n - 1) - i : i;
+
+		padded[i + 200] = c->samples[j];
+	}
+	for (uint32_t t = 0; t < frames; t++) {
+		double power[201];
+
+		for (int k = 0; k < bins; k++) {
+			double re = 0, im = 0;
+
+			for (int n = 0; n < n_fft; n++) {
+				double x = padded[t * hop + n] *
+					   (0.5 - 0.5 * cos(2 * M_PI * n / n_fft));
+
+				re += x * cos(2 * M_PI * k * n / n_fft);
+				im -= x * sin(2 * M_PI * k * n / n_fft);
+			}
+			power[k] = re * re + im * im;
+		}
+		for (int m = 0; m < mels; m++) {
+			double acc = 0;
+
+			for (int k = 0; k < bins; k++)
+				acc += fb[m * bins + k] * power[k];
+			out[t * mels + m] = log10(acc > 1e-10 ? acc : 1e-10);
+			if (out[t * mels + m] > max)
+				max = out[t * mels + m];
+		}
+	}
+	for (size_t i = 0; i < (size_t)frames * mels; i++)
+		out[i] = ((out[i] > max - 8.0 ? out[i] : max - 8.0) + 4.0) / 4.0;
+	free(padded);
+	free(fb);
+	return out;
+}
+
+static double
+ref_gelu(double x)
+{
+	return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+}
+
+/* Direct convolution: y[o][co] = gelu(b[co] + sum_ci sum_j w[co][ci][j] x[o*s + j - 1][ci]) */
+static double *
+ref_conv(const double *x, int t, int cin, const float *w, const float *b, int cout, int stride,
+	 int *t_out)
+{
+	int to = (t + 2 - 3) / stride + 1;
+	double *y = calloc((size_t)to * cout, sizeof(double));
+
+	for (int o = 0; o < to; o++)
+		for (int co = 0; co < cout; co++) {
+			double acc = b[co];
+
+			for (int ci = 0; ci < cin; ci++)
+				for (int j = 0; j < 3; j++) {
+					int src = o * stride + j - 1;
+
+					if (src >= 0 && src < t)
+						acc += (double)w[(co * cin + ci) * 3 + j] *
+						       x[src * cin + ci];
+				}
+			y[o * cout + co] = ref_gelu(acc);
+		}
+	*t_out = to;
+	return y;
+}
+
+static double
+max_err(const float *got, const double *want, size_t n, double *max_ref)
+{
+	double worst = 0, big = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		worst = fmax(worst, fabs(got[i] - want[i]));
+		big = fmax(big, fabs(want[i]));
+	}
+	if (max_ref != NULL)
+		*max_ref = big;
+	return worst;
+}
+
+/* ---- whisper ---- */
+
+static void
+test_whisper_check(void)
+{
+	struct clip c;
+	char reason[256];
+
+	make_clip(&c, "whisper", 16000, 1);
+	CU_ASSERT_EQUAL(mb_model_whisper.check(&c.hdr, reason, sizeof(reason)), 0);
+	c.hdr.sample_rate = 8000;
+	CU_ASSERT_EQUAL(mb_model_whisper.check(&c.hdr, reason, sizeof(reason)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "sample_rate: 8000 Hz, but whisper needs 16000"));
+	c.hdr.sample_rate = 16000;
+	c.hdr.payload_len = 2 * 399;
+	CU_ASSERT_EQUAL(mb_model_whisper.check(&c.hdr, reason, sizeof(reason)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "whisper needs at least 400"));
+	c.hdr.payload_len = 2 * (30 * 16000 + 1);
+	CU_ASSERT_EQUAL(mb_model_whisper.check(&c.hdr, reason, sizeof(reason)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "whisper takes at most 30 s (480000 samples)"));
+	CU_ASSERT_FALSE(mb_model_whisper.media_mask & MB_MEDIA_MASK(MB_MEDIA_RGB24));
+	CU_ASSERT_EQUAL(mb_model_whisper.base_units, 5);
+	free_clip(&c);
+}
+
+static void
+test_whisper_reference(void)
+{
+	struct loaded l;
+	struct clip c;
+	struct mb_model_item it;
+	double *mel, *h1, *h2, err, big;
+	int t1, t2;
+
+	load(&l, &mb_model_whisper, g_path[WHISPER]);
+	make_clip(&c, "whisper", 3200, 5); /* 20 frames -> 10 */
+	it = item_of(&c);
+	CU_ASSERT_EQUAL_FATAL(run(&l, &it, 1), 0);
+	CU_ASSERT_FALSE_FATAL(it.failed);
+	mel = ref_logmel(&c, 80);
+	h1 = ref_conv(mel, 20, 80, g_w[WHISPER][0], g_w[WHISPER][1], 384, 1, &t1);
+	h2 = ref_conv(h1, t1, 384, g_w[WHISPER][2], g_w[WHISPER][3], 384, 2, &t2);
+	CU_ASSERT_EQUAL(t2, 10);
+	CU_ASSERT_EQUAL(it.rows, 10);
+	CU_ASSERT_EQUAL(it.cols, 384);
+	CU_ASSERT_EQUAL(it.result_len, 10 * 384 * 4);
+	CU_ASSERT_EQUAL(it.result_type, MB_RESULT_F32);
+	err = max_err(it.result, h2, 10 * 384, &big);
+	printf("\n    whisper, 3200 samples: [10 x 384], max |ref| %.3f, max |error| vs float64 "
+	       "direct reference %.2e (bar 1e-4)",
+	       big, err);
+	CU_ASSERT(err <= 1e-4);
+	CU_ASSERT(big > 0.1); /* not a trivially zero output */
+	free(mel);
+	free(h1);
+	free(h2);
+	free(it.result);
+	free_clip(&c);
+	unload(&l);
+}
+
+/* Lengths at the limits, and a result that does not depend on the batch it ran in. */
+static void
+test_whisper_shapes_and_batches(void)
+{
+	static const uint32_t lens[] = {400, 8123, 30 * 16000};
+	static const uint16_t rows[] = {1, 25, 1500};
+	struct loaded l;
+	struct clip c[3];
+	struct mb_model_item batch[3], one;
+
+	load(&l, &mb_model_whisper, g_path[WHISPER]);
+	for (int i = 0; i < 3; i++) {
+		make_clip(&c[i], "whisper", lens[i], 10 + (uint64_t)i);
+		batch[i] = item_of(&c[i]);
+	}
+	CU_ASSERT_EQUAL_FATAL(run(&l, batch, 3), 0);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_FALSE(batch[i].failed);
+		CU_ASSERT_EQUAL(batch[i].rows, rows[i]);
+		CU_ASSERT_EQUAL(batch[i].cols, 384);
+		one = item_of(&c[i]);
+		CU_ASSERT_EQUAL_FATAL(run(&l, &one, 1), 0);
+		CU_ASSERT_EQUAL(one.result_len, batch[i].result_len);
+		CU_ASSERT_EQUAL(memcmp(one.result, batch[i].result, one.result_len), 0);
+		free(one.result);
+		free(batch[i].result);
+		free_clip(&c[i]);
+	}
+	unload(&l);
+}
+
+/* ---- clap ---- */
+
+static void
+test_clap_check(void)
+{
+	struct clip c;
+	char reason[256];
+
+	make_clip(&c, "clap", 16000, 1);
+	CU_ASSERT_EQUAL(mb_model_clap.check(&c.hdr, reason, sizeof(reason)), 0);
+	c.hdr.payload_len = 2 * (10 * 16000 + 1);
+	CU_ASSERT_EQUAL(mb_model_clap.check(&c.hdr, reason, sizeof(reason)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "clap takes at most 10 s (160000 samples)"));
+	c.hdr.payload_len = 2 * 100;
+	CU_ASSERT_EQUAL(mb_model_clap.check(&c.hdr, reason, sizeof(reason)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "clap needs at least 400"));
+	CU_ASSERT_EQUAL(mb_model_clap.base_units, 2);
+	free_clip(&c);
+}
+
+static void
+test_clap_reference(void)
+{
+	struct loaded l;
+	struct clip c;
+	struct mb_model_item it;
+	double *mel, *h1, *h2, *h3, pooled[256], want[512], norm = 0, got_norm = 0, err;
+	int t1, t2, t3;
+
+	load(&l, &mb_model_clap, g_path[CLAP]);
+	make_clip(&c, "clap", 16000, 6); /* 100 frames -> 100 -> 50 -> 25 */
+	it = item_of(&c);
+	CU_ASSERT_EQUAL_FATAL(run(&l, &it, 1), 0);
+	CU_ASSERT_FALSE_FATAL(it.failed);
+	CU_ASSERT(it.rows == 1 && it.cols == 512 && it.result_len == 2048);
+	mel = ref_logmel(&c, 64);
+	h1 = ref_conv(mel, 100, 64, g_w[CLAP][0], g_w[CLAP][1], 128, 1, &t1);
+	h2 = ref_conv(h1, t1, 128, g_w[CLAP][2], g_w[CLAP][3], 256, 2, &t2);
+	h3 = ref_conv(h2, t2, 256, g_w[CLAP][4], g_w[CLAP][5], 256, 2, &t3);
+	CU_ASSERT_EQUAL(t3, 25);
+	for (int ch = 0; ch < 256; ch++) {
+		pooled[ch] = 0;
+		for (int t = 0; t < t3; t++)
+			pooled[ch] += h3[t * 256 + ch] / t3;
+	}
+	for (int o = 0; o < 512; o++) {
+		want[o] = g_w[CLAP][7][o];
+		for (int i = 0; i < 256; i++)
+			want[o] += (double)g_w[CLAP][6][o * 256 + i] * pooled[i];
+		norm += want[o] * want[o];
+	}
+	for (int o = 0; o < 512; o++) {
+		want[o] /= sqrt(norm);
+		got_norm += (double)((float *)it.result)[o] * ((float *)it.result)[o];
+	}
+	err = max_err(it.result, want, 512, NULL);
+	printf("\n    clap, 1 s: [1 x 512], |y| = %.7f, max |error| vs float64 reference %.2e "
+	       "(bar 1e-5)",
+	       sqrt(got_norm), err);
+	CU_ASSERT_DOUBLE_EQUAL(sqrt(got_norm), 1.0, 1e-5);
+	CU_ASSERT(err <= 1e-5);
+	free(mel);
+	free(h1);
+	free(h2);
+	free(h3);
+	free(it.result);
+	free_clip(&c);
+	unload(&l);
+}
+
+static void
+test_clap_shapes_and_determinism(void)
+{
+	static const uint32_t lens[] = {400, 10 * 16000, 12345};
+	struct loaded l;
+	struct clip c[3];
+	struct mb_model_item a[3], b[3];
+
+	load(&l, &mb_model_clap, g_path[CLAP]);
+	for (int i = 0; i < 3; i++) {
+		make_clip(&c[i], "clap", lens[i], 20 + (uint64_t)i);
+		a[i] = b[i] = item_of(&c[i]);
+	}
+	CU_ASSERT_EQUAL_FATAL(run(&l, a, 3), 0);
+	CU_ASSERT_EQUAL_FATAL(run(&l, b + 1, 2), 0); /* other batch, other position */
+	CU_ASSERT_EQUAL_FATAL(run(&l, b, 1), 0);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_FALSE(a[i].failed);
+		CU_ASSERT(a[i].rows == 1 && a[i].cols == 512);
+		CU_ASSERT_EQUAL(memcmp(a[i].result, b[i].result, 2048), 0);
+		free(a[i].result);
+		free(b[i].result);
+		free_clip(&c[i]);
+	}
+	unload(&l);
+}
+
+/* ---- videomae ---- */
+
+struct video {
+	struct mb_request_hdr hdr;
+	uint8_t *rgb;
+};
+
+static void
+make_video(struct video *v, uint16_t frames, uint64_t seed)
+{
+	size_t n = (size_t)frames * 224 * 224 * 3;
+
+	v->hdr = (struct mb_request_hdr){.version = 1,
+					 .media = MB_MEDIA_RGB24,
+					 .channels = 3,
+					 .frames = frames,
+					 .height = 224,
+					 .width = 224,
+					 .payload_len = (uint32_t)n};
+	snprintf(v->hdr.model, sizeof(v->hdr.model), "videomae");
+	v->rgb = malloc(n);
+	for (size_t i = 0; i < n; i++) /* a gradient and noise: varied tubelets */
+		v->rgb[i] = (uint8_t)((i / 3 % 224) + (mb_test_rand(&seed) % 32));
+}
+
+static void
+test_videomae_check(void)
+{
+	struct video v;
+	char reason[256];
+
+	make_video(&v, 16, 1);
+	CU_ASSERT_EQUAL(mb_model_videomae.check(&v.hdr, reason, sizeof(reason)), 0);
+	v.hdr.frames = 8;
+	CU_ASSERT_EQUAL(mb_model_videomae.check(&v.hdr, reason, sizeof(reason)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "8 x 224 x 224"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "frames=16, height=224, width=224"));
+	v.hdr.frames = 16;
+	v.hdr.width = 112;
+	CU_ASSERT_EQUAL(mb_model_videomae.check(&v.hdr, reason, sizeof(reason)), -1);
+	CU_ASSERT_EQUAL(mb_model_videomae.media_mask, MB_MEDIA_MASK(MB_MEDIA_RGB24));
+	CU_ASSERT_EQUAL(mb_model_videomae.base_units, 5);
+	free(v.rgb);
+}
+
+static void
+test_videomae_reference(void)
+{
+	static const double mean[3] = {0.485, 0.456, 0.406}, sd[3] = {0.229, 0.224, 0.225};
+	struct loaded l;
+	struct video v;
+	struct mb_model_item it, again;
+	double *patch = calloc(1536, sizeof(double)), emb[768], logits[400], max = -HUGE_VAL,
+	       sum = 0, err = 0;
+	const uint8_t *res;
+
+	load(&l, &mb_model_videomae, g_path[VIDEOMAE]);
+	make_video(&v, 16, 3);
+	it = (struct mb_model_item){
+		.hdr = &v.hdr, .payload = v.rgb, .payload_len = v.hdr.payload_len};
+	again = it;
+	CU_ASSERT_EQUAL_FATAL(run(&l, &it, 1), 0);
+	CU_ASSERT_FALSE_FATAL(it.failed);
+	CU_ASSERT(it.result_type == MB_RESULT_TOPK && it.rows == 5 && it.cols == 2 &&
+		  it.result_len == 40);
+	/* The embedding is linear, so the mean of the embedded tubelets is the embedding of
+	 * the mean tubelet: an independent route to the same numbers. */
+	for (int t = 0; t < 8; t++)
+		for (int gy = 0; gy < 14; gy++)
+			for (int gx = 0; gx < 14; gx++)
+				for (int c = 0; c < 3; c++)
+					for (int dt = 0; dt < 2; dt++)
+						for (int dy = 0; dy < 16; dy++)
+							for (int dx = 0; dx < 16; dx++) {
+								size_t px =
+									(((size_t)(2 * t + dt) *
+										  224 +
+									  (size_t)(16 * gy + dy)) *
+										 224 +
+									 (size_t)(16 * gx + dx)) *
+										3 +
+									(size_t)c;
+
+								patch[((c * 2 + dt) * 16 + dy) *
+									      16 +
+								      dx] += (v.rgb[px] / 255.0 -
+									      mean[c]) /
+									     sd[c] / 1568.0;
+							}
+	for (int o = 0; o < 768; o++) {
+		emb[o] = g_w[VIDEOMAE][1][o];
+		for (int i = 0; i < 1536; i++)
+			emb[o] += (double)g_w[VIDEOMAE][0][(size_t)o * 1536 + i] * patch[i];
+	}
+	for (int k = 0; k < 400; k++) {
+		logits[k] = g_w[VIDEOMAE][3][k];
+		for (int i = 0; i < 768; i++)
+			logits[k] += (double)g_w[VIDEOMAE][2][k * 768 + i] * emb[i];
+		max = fmax(max, logits[k]);
+	}
+	for (int k = 0; k < 400; k++)
+		sum += exp(logits[k] - max);
+	res = it.result;
+	for (int r = 0; r < 5; r++) {
+		uint32_t cls;
+		float score;
+		int rank = 0;
+
+		memcpy(&cls, res + 8 * r, 4);
+		memcpy(&score, res + 8 * r + 4, 4);
+		CU_ASSERT_FATAL(cls < 400);
+		for (int k = 0; k < 400; k++) /* how many classes the reference puts above it */
+			if (logits[k] > logits[cls])
+				rank++;
+		CU_ASSERT_EQUAL(rank, r);
+		err = fmax(err, fabs(score - exp(logits[cls] - max) / sum));
+	}
+	printf("\n    videomae: top-5 classes as the float64 reference ranks them; max |score "
+	       "error| %.2e (bar 1e-6)",
+	       err);
+	CU_ASSERT(err <= 1e-6);
+	CU_ASSERT_EQUAL_FATAL(run(&l, &again, 1), 0);
+	CU_ASSERT_EQUAL(memcmp(again.result, it.result, 40), 0);
+	free(again.result);
+	free(it.result);
+	free(patch);
+	free(v.rgb);
+	unload(&l);
+}
+
+/* ---- weights problems reach the operator at load ---- */
+
+static void
+expect_load_fails(const struct mb_model_desc *d, const char *path, const char *needle)
+{
+	struct mb_model_load_args args = {.device = -1, .numa_node = -1, .weights_path = path};
+	char reason[256] = "";
+	void *state = NULL;
+
+	CU_ASSERT_NOT_EQUAL(d->load(&args, &state, reason, sizeof(reason)), 0);
+	if (strstr(reason, needle) == NULL)
+		printf("\n    reason \"%s\" lacks \"%s\"", reason, needle);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, needle));
+}
+
+static void
+test_bad_weights_refused(void)
+{
+	const char *bad = "/tmp/mb_networks_bad.safetensors";
+	const struct mb_builtin_weights *bw = mb_builtin_weights_of("clap");
+	struct mb_weights_spec wrong[8];
+	char err[256];
+	FILE *in, *out;
+	char buf[4096];
+	size_t n, total = 0;
+
+	expect_load_fails(&mb_model_whisper, "/nonexistent/w.safetensors",
+			  "/nonexistent/w.safetensors: No such file or directory");
+	expect_load_fails(&mb_model_whisper, NULL, "no weights file");
+	/* clap's weights given to whisper */
+	expect_load_fails(&mb_model_whisper, g_path[CLAP],
+			  "tensor 'encoder.conv1.weight' (F32 [384, 80, 3]) is missing");
+	/* a mis-shaped tensor */
+	memcpy(wrong, bw->specs, sizeof(wrong));
+	wrong[6].shape[0] = 256; /* audio.proj.weight [256, 256] instead of [512, 256] */
+	CU_ASSERT_EQUAL_FATAL(mb_weights_generate(bad, wrong, 8, 1, err, sizeof(err)), 0);
+	expect_load_fails(&mb_model_clap, bad,
+			  "tensor 'audio.proj.weight': shape [256, 256], expected [512, 256]");
+	/* the first 100000 bytes of videomae's file */
+	in = fopen(g_path[VIDEOMAE], "rb");
+	out = fopen(bad, "wb");
+	while (total < 100000 && (n = fread(buf, 1, sizeof(buf), in)) > 0) {
+		fwrite(buf, 1, n, out);
+		total += n;
+	}
+	fclose(in);
+	fclose(out);
+	expect_load_fails(&mb_model_videomae, bad, "the file is truncated");
+}
+
+static const struct mb_test_case cases[] = {
+	{"whisper refuses what it cannot take, saying what it takes", test_whisper_check},
+	{"whisper matches a float64 direct reference", test_whisper_reference},
+	{"whisper shapes 25 ms .. 30 s; a result does not depend on its batch",
+	 test_whisper_shapes_and_batches},
+	{"clap refuses what it cannot take", test_clap_check},
+	{"clap matches a float64 reference and is unit-norm", test_clap_reference},
+	{"clap shapes 25 ms .. 10 s, bit-for-bit repeatable", test_clap_shapes_and_determinism},
+	{"videomae refuses other shapes, naming the expected one", test_videomae_check},
+	{"videomae top-5 matches a float64 reference", test_videomae_reference},
+	{"missing, foreign, mis-shaped and truncated weights are refused at load",
+	 test_bad_weights_refused},
+	{NULL, NULL},
+};
+
+static const struct mb_test_suite suite = {"networks (CPU)", suite_init, suite_cleanup, cases};
+
+int
+main(void)
+{
+	const struct mb_test_suite *suites[] = {&suite, NULL};
+
+	return mb_test_main("networks_test", suites);
+}
