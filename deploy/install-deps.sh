@@ -22,12 +22,14 @@ packages=(
 	libmicrohttpd-dev # /metrics, /healthz, /readyz
 	libjansson-dev   # jansson: the JSON header of safetensors weight files
 	libopenblas-dev  # openblas: GEMM of the CPU reference models (whisper, clap, videomae)
+	libpcap-dev      # libpcap: the dpdk tests and perf/ingest_bench write captures for net_pcap
 	# tools the tests and benchmarks run
 	dpdk-dev         # dpdk-testpmd, dpdk-test (ring_perf_autotest): benchmark baselines
 	hwloc            # hwloc-calc / lstopo, to inspect topologies by hand
 	clang-format     # the style check (.clang-format)
 	libclang-rt-14-dev # sanitizer runtimes used by clang builds
 	python3          # small test helpers
+	iproute2         # ip netns / veth: the live UDP test (suite dpdk)
 	gnuplot-nox      # mediabatch-perf --plot: the PNG plots (without it: data and scripts only)
 )
 
