@@ -9,8 +9,10 @@
  * moment they arrive: it sleeps in ppoll() on the socket's ZMQ_FD, which the client library
  * (zmq_poll, millisecond timeouts) does not expose.
  *
- * The UDP transport (DPDK ingest, net/) is not available yet: opening it fails with
- * -ENOTSUP and a message; struct conn_ops in perf_conn.c is the hook where it goes.
+ * UDP (the daemon's DPDK ingest): requests go out as datagrams through the client library's
+ * mb_udp_sender (fragmented as docs/protocol.md says); their results come back on the PUB
+ * socket only, so the connection subscribes to "<tenant>/" there first and waits
+ * settle_ms for the subscription to reach the service.
  *
  * Threads: a connection is used by one thread.
  */
@@ -26,13 +28,19 @@ struct mb_perf_conn;
 
 struct mb_perf_conn_opts {
 	enum mb_transport transport;
-	const char *endpoint; /**< borrowed for the call; "tcp://127.0.0.1:7400" */
+	const char *endpoint; /**< borrowed for the call; "tcp://127.0.0.1:7400", or for UDP the
+			       *   service's "IPv4:PORT" */
 	int sndhwm;	      /**< requests queued before a send says -EAGAIN (> 0) */
+	/* UDP only */
+	const char *publish;   /**< the service's PUB endpoint; borrowed for the call */
+	uint32_t tenant;       /**< results are taken from topic "<tenant>/" */
+	uint32_t max_datagram; /**< bytes per datagram, header included; 0 = 1472 */
+	int settle_ms;	       /**< wait after subscribing (ZeroMQ has no handshake for it) */
 };
 
 /**
- * Connect. Returns 0, -ENOTSUP for a transport not built yet, or -errno; a message in
- * @p err either way. ZeroMQ connects in the background: a service not up yet is no error.
+ * Connect. Returns 0 or -errno; a message in @p err. ZeroMQ connects in the background: a service
+ * not up yet is no error.
  */
 int mb_perf_conn_open(const struct mb_perf_conn_opts *o, struct mb_perf_conn **out, char *err,
 		      size_t err_len);

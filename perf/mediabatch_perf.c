@@ -82,8 +82,12 @@ usage(FILE *out)
 		"  --max-outstanding N    open loop: in flight at most (default 65536); arrivals\n"
 		"                         beyond are counted as unsent\n"
 		"Where:\n"
-		"  --endpoint EP          service ROUTER (default tcp://127.0.0.1:7400)\n"
-		"  --transport zmq|udp    (default zmq; udp: not available yet)\n"
+		"  --endpoint EP          service ROUTER (default tcp://127.0.0.1:7400); with\n"
+		"                         --transport udp the service's UDP IPV4:PORT\n"
+		"  --transport zmq|udp    (default zmq) udp: datagrams to the daemon's DPDK port,\n"
+		"                         results from its PUB socket (--publish)\n"
+		"  --publish EP           udp: service PUB (default tcp://127.0.0.1:7401)\n"
+		"  --datagram BYTES       udp: datagram size, header included (default 1472)\n"
 		"  --metrics HOST:PORT    daemon's /metrics for admission wait and units in use\n"
 		"                         (default 127.0.0.1:7402; 'off' to skip)\n"
 		"Output:\n"
@@ -188,6 +192,8 @@ enum {
 	OPT_MAX_OUT,
 	OPT_ENDPOINT,
 	OPT_TRANSPORT,
+	OPT_PUBLISH,
+	OPT_DATAGRAM,
 	OPT_METRICS,
 	OPT_JSON,
 	OPT_PLOT,
@@ -214,6 +220,8 @@ static const struct option g_longopts[] = {
 	{"requests", required_argument, NULL, OPT_REQUESTS},
 	{"max-outstanding", required_argument, NULL, OPT_MAX_OUT},
 	{"endpoint", required_argument, NULL, OPT_ENDPOINT},
+	{"publish", required_argument, NULL, OPT_PUBLISH},
+	{"datagram", required_argument, NULL, OPT_DATAGRAM},
 	{"transport", required_argument, NULL, OPT_TRANSPORT},
 	{"metrics", required_argument, NULL, OPT_METRICS},
 	{"json", required_argument, NULL, OPT_JSON},
@@ -320,6 +328,13 @@ main(int argc, char **argv)
 		case OPT_TRANSPORT:
 			transport = optarg;
 			break;
+		case OPT_PUBLISH:
+			co.publish = optarg;
+			break;
+		case OPT_DATAGRAM:
+			rc = num("--datagram", optarg, MB_PROTO_HDR_LEN + 1, 65507, &v);
+			co.max_datagram = (uint32_t)v;
+			break;
 		case OPT_METRICS:
 			metrics = strcmp(optarg, "off") == 0 ? NULL : optarg;
 			break;
@@ -360,6 +375,10 @@ main(int argc, char **argv)
 		co.transport = MB_TRANSPORT_ZMQ;
 	} else if (strcmp(transport, "udp") == 0) {
 		co.transport = MB_TRANSPORT_UDP;
+		co.tenant = (uint32_t)tenant;
+		co.settle_ms = 300;
+		if (co.publish == NULL)
+			co.publish = "tcp://127.0.0.1:7401";
 	} else {
 		fprintf(stderr, "mediabatch-perf: --transport '%s': want zmq or udp\n", transport);
 		return EXIT_USAGE;

@@ -7,7 +7,11 @@
  * loop asks ZMQ_EVENTS before every sleep, so a message that arrived while the thread was
  * busy is never slept through.
  *
- * Owns its context and socket. One thread per connection.
+ * UDP: datagrams out through mb_udp_sender (client library); results in on a SUB socket
+ * subscribed to "<tenant>/", three frames (topic, header, result): the topic is skipped and
+ * the rest read as over ZeroMQ.
+ *
+ * Owns its context, socket and UDP sender. One thread per connection.
  */
 #include "mb_perf_conn.h"
 
@@ -18,7 +22,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include <zmq.h>
+
+#include "mediabatch/client.h"
 
 struct conn_ops {
 	const char *name;
@@ -29,6 +37,8 @@ struct conn_ops {
 struct mb_perf_conn {
 	void *ctx, *sock;
 	int fd;
+	struct mb_udp_sender *udp; /* UDP transport: requests go here */
+	int topic_frame;	   /* responses start with a topic frame (SUB) */
 };
 
 static int
@@ -66,10 +76,50 @@ zmq_open_conn(struct mb_perf_conn *c, const struct mb_perf_conn_opts *o, char *e
 	return 0;
 }
 
+static int
+udp_open_conn(struct mb_perf_conn *c, const struct mb_perf_conn_opts *o, char *err, size_t err_len)
+{
+	struct mb_udp_sender_opts so = {.address = o->endpoint, .max_datagram = o->max_datagram};
+	char topic[32];
+	int linger = 0, rcvhwm = 0, n;
+	size_t fd_len = sizeof(c->fd);
+
+	if (o->publish == NULL) {
+		snprintf(err, err_len, "UDP needs the service's PUB endpoint (--publish)");
+		return -EINVAL;
+	}
+	c->ctx = zmq_ctx_new();
+	c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_SUB) : NULL;
+	if (c->sock == NULL) {
+		snprintf(err, err_len, "cannot create a ZeroMQ SUB socket");
+		return -ENOMEM;
+	}
+	n = snprintf(topic, sizeof(topic), "%u/", o->tenant);
+	zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(c->sock, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
+	zmq_setsockopt(c->sock, ZMQ_SUBSCRIBE, topic, (size_t)n);
+	if (zmq_connect(c->sock, o->publish) != 0) {
+		int e = zmq_errno();
+
+		snprintf(err, err_len, "cannot connect to '%s': %s", o->publish, zmq_strerror(e));
+		return -e;
+	}
+	if (zmq_getsockopt(c->sock, ZMQ_FD, &c->fd, &fd_len) != 0) {
+		snprintf(err, err_len, "ZMQ_FD: %s", zmq_strerror(zmq_errno()));
+		return -EIO;
+	}
+	c->topic_frame = 1;
+	n = mb_udp_sender_open(&so, &c->udp, err, err_len);
+	if (n < 0)
+		return n;
+	if (o->settle_ms > 0)
+		usleep((useconds_t)o->settle_ms * 1000);
+	return 0;
+}
+
 static const struct conn_ops g_ops[] = {
 	[MB_TRANSPORT_ZMQ] = {"zmq", zmq_open_conn},
-	/* [MB_TRANSPORT_UDP]: the DPDK UDP ingest (net/) is being built; its sender goes here. */
-	[MB_TRANSPORT_UDP] = {"udp", NULL},
+	[MB_TRANSPORT_UDP] = {"udp", udp_open_conn},
 };
 
 int
@@ -82,11 +132,8 @@ mb_perf_conn_open(const struct mb_perf_conn_opts *o, struct mb_perf_conn **out, 
 	*out = NULL;
 	if ((unsigned)o->transport >= sizeof(g_ops) / sizeof(g_ops[0]) ||
 	    g_ops[o->transport].open == NULL) {
-		snprintf(err, err_len,
-			 "transport '%s' is not available yet: mediabatchd's DPDK UDP ingest is "
-			 "still being built (net/); use --transport zmq",
-			 (unsigned)o->transport < 2 ? g_ops[o->transport].name : "?");
-		return -ENOTSUP;
+		snprintf(err, err_len, "unknown transport %u", (unsigned)o->transport);
+		return -EINVAL;
 	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
@@ -105,6 +152,7 @@ mb_perf_conn_close(struct mb_perf_conn **c)
 {
 	if (c == NULL || *c == NULL)
 		return;
+	mb_udp_sender_close(&(*c)->udp);
 	if ((*c)->sock != NULL)
 		zmq_close((*c)->sock);
 	if ((*c)->ctx != NULL)
@@ -118,6 +166,11 @@ mb_perf_conn_send(struct mb_perf_conn *c, const struct mb_request_hdr *hdr, cons
 {
 	uint8_t wire[MB_PROTO_HDR_LEN];
 
+	if (c->udp != NULL) {
+		int rc = mb_udp_sender_send(c->udp, hdr, payload, hdr->payload_len);
+
+		return rc < 0 ? rc : 0;
+	}
 	mb_proto_encode_request(hdr, wire);
 	/* ZeroMQ queues a multipart message whole: once the first frame is in, so is the rest */
 	if (zmq_send(c->sock, wire, sizeof(wire), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
@@ -149,6 +202,15 @@ read_message(struct mb_perf_conn *c, struct mb_response_hdr *out, char *reason, 
 	if (zmq_msg_recv(&hdr, c->sock, ZMQ_DONTWAIT) < 0) {
 		zmq_msg_close(&hdr);
 		return -ETIMEDOUT;
+	}
+	if (c->topic_frame) { /* SUB: topic, then header and result as over the ROUTER */
+		zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
+		zmq_msg_close(&hdr);
+		zmq_msg_init(&hdr);
+		if (!more || zmq_msg_recv(&hdr, c->sock, 0) < 0) {
+			zmq_msg_close(&hdr);
+			return -EPROTO;
+		}
 	}
 	if (mb_proto_decode_response(zmq_msg_data(&hdr), zmq_msg_size(&hdr), out, why,
 				     sizeof(why)) != 0)

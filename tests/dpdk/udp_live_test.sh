@@ -9,7 +9,9 @@
 # The port has two rx queues (the kernel's packet fanout spreads flows over them), so two rx
 # threads share the work and must both close on the drain.
 # Checks: every request answered OK (single- and multi-datagram), the metrics show the ARP
-# reply and the UDP requests, and SIGTERM drains to exit 0. Needs root; skips otherwise.
+# reply and the UDP requests; then mediabatch-perf --transport udp runs 2 s of closed-loop
+# load with every request OK and none missing; SIGTERM drains to exit 0. Needs root; skips
+# otherwise.
 set -u
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -17,6 +19,7 @@ fail() { echo "FAIL: $*"; [ -f "$tmp/daemon.log" ] && sed 's/^/  daemon: /' "$tm
 
 daemon=${MB_DAEMON:?set MB_DAEMON to the mediabatchd binary}
 cli=${MB_CLI:?set MB_CLI to the mediabatch binary}
+perf=${MB_PERF:?set MB_PERF to the mediabatch-perf binary}
 [ "$(id -u)" -eq 0 ] || skip "needs root to create network namespaces and a veth pair"
 command -v ip >/dev/null || skip "needs iproute2 (ip)"
 
@@ -99,6 +102,23 @@ echo "$metrics" | grep -E '^mediabatch_rx_(poll_busy_ms_total|nic_dropped_total)
 [ "$logmel" = 5 ] || fail "expected 5 logmel UDP requests, got '$logmel'"
 [ "$identity" = 4 ] || fail "expected 4 identity UDP requests, got '$identity'"
 [ "$queued" = 9 ] || fail "expected 9 queued, got '$queued'"
+
+echo "mediabatch-perf over UDP, closed loop, 8 outstanding, 2 s (identity:3,logmel:1):"
+perf_out=$(ip netns exec "$nsc" timeout 60 "$perf" --transport udp --endpoint 192.0.2.1:7000 \
+	--publish "ipc://$tmp/pub" --metrics off --outstanding 8 --duration 2 --warmup 0.5 \
+	--mix identity:3,logmel:1 --tenant 9 --quiet --json "$tmp/perf.json" 2>&1) ||
+	fail "mediabatch-perf --transport udp: $perf_out"
+echo "$perf_out" | sed 's/^/  /' | head -12
+python3 - "$tmp/perf.json" <<'PY' || fail "mediabatch-perf's JSON: not every request OK"
+import json, sys
+r = json.load(open(sys.argv[1]))
+runs = r["runs"] if "runs" in r else [r]
+ok = sum(x["status"].get("OK", 0) for x in runs)
+bad = sum(v for x in runs for k, v in x["status"].items() if k != "OK")
+missing = sum(x["missing"] for x in runs)
+print("  perf JSON: %d OK, %d other, %d missing" % (ok, bad, missing))
+sys.exit(0 if ok > 0 and bad == 0 and missing == 0 else 1)
+PY
 
 kill -TERM "$pid"
 for _ in $(seq 1 200); do
