@@ -126,6 +126,7 @@ struct mb_udp_stats {
 	uint64_t refused;   /**< complete requests answered by this path (admission, full) */
 	uint64_t expired;   /**< incomplete at the reassembly timeout */
 	uint64_t cancelled; /**< cancels that found their request */
+	uint64_t answered;  /**< answers this path gave itself (to the egress), all reasons */
 	uint64_t reassembling;
 };
 

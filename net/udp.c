@@ -73,7 +73,7 @@ TAILQ_HEAD(slot_list, udp_slot);
 
 /* Single-writer counters (the rx thread), read by /metrics. */
 struct udp_counters {
-	_Atomic uint64_t packets, bytes, arp_replies, queued, refused, expired, cancelled;
+	_Atomic uint64_t packets, bytes, arp_replies, queued, refused, expired, cancelled, answered;
 	_Atomic uint64_t dropped[MB_UDP_DROP_COUNT];
 	_Atomic uint64_t reassembling;
 };
@@ -132,8 +132,11 @@ struct mb_udp {
 	uint32_t n_queues;
 	struct rte_mempool *mbufs[RTE_MAX_NUMA_NODES + 1];
 	atomic_uint open_queues;
+	uint32_t id; /* instance number: keeps DPDK object names unique in the process */
 	uint64_t reasm_timeout_ns;
 };
+
+static atomic_uint g_instances; /* mb_udp objects created in this process */
 
 /* ---- slots and buffers ---- */
 
@@ -253,7 +256,9 @@ report(struct udp_queue *q, struct udp_slot *s)
 			    q->label);
 		BUMP(q->handed, (uint64_t)-1);
 		slot_put(q, s);
+		return;
 	}
+	BUMP(q->c.answered, 1);
 }
 
 static void answer(struct udp_queue *q, struct udp_slot *s, enum mb_status st, const char *fmt, ...)
@@ -938,7 +943,7 @@ mbuf_pool(struct mb_udp *u, int socket)
 
 	if (u->mbufs[slot] != NULL)
 		return u->mbufs[slot];
-	snprintf(name, sizeof(name), "mb_rx_mbuf_%d", slot);
+	snprintf(name, sizeof(name), "mb_rx_mbuf_%u_%d", u->id, slot);
 	u->mbufs[slot] = rte_pktmbuf_pool_create(name, u->o.cfg->udp_mbufs, 256, 0,
 						 RTE_MBUF_DEFAULT_BUF_SIZE,
 						 socket < 0 ? SOCKET_ID_ANY : socket);
@@ -1092,7 +1097,7 @@ setup_buffers(struct udp_queue *q, int socket, char *err, size_t err_len)
 			n = 2;
 		if (n > q->n_slots)
 			n = q->n_slots;
-		snprintf(name, sizeof(name), "mb_rxb_%u_%u", q->index, k);
+		snprintf(name, sizeof(name), "mb_rxb_%u_%u_%u", q->u->id, q->index, k);
 		q->bufs[k] = rte_mempool_create(
 			name, (unsigned int)n, q->class_size[k], 0, 0, NULL, NULL, NULL, NULL,
 			socket < 0 ? SOCKET_ID_ANY : socket,
@@ -1133,7 +1138,7 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 	q->n_free = q->n_slots;
 	TAILQ_INIT(&q->reasm);
 
-	snprintf(name, sizeof(name), "mb_rxidx_%u", q->index);
+	snprintf(name, sizeof(name), "mb_rxidx_%u_%u", u->id, q->index);
 	hp.name = name;
 	hp.entries = q->n_slots < 8 ? 8 : q->n_slots;
 	hp.key_len = sizeof(struct udp_key);
@@ -1150,7 +1155,7 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 	if (rc < 0)
 		return rc;
 	mb_ring_opts_init(&ro);
-	snprintf(name, sizeof(name), "rxret_%u", q->index);
+	snprintf(name, sizeof(name), "rxret_%u_%u", u->id, q->index);
 	ro.name = name;
 	ro.capacity = q->n_slots;
 	ro.prod_sync = MB_RING_SYNC_ST; /* the egress thread only */
@@ -1189,6 +1194,7 @@ mb_udp_create(const struct mb_udp_opts *opts, struct mb_udp **out, char *err, si
 	if (u == NULL)
 		return -ENOMEM;
 	u->o = *opts;
+	u->id = atomic_fetch_add(&g_instances, 1);
 	u->reasm_timeout_ns = (uint64_t)cfg->udp_reassembly_timeout_ms * MB_NS_PER_MS;
 	u->n_ports = cfg->n_udp_ports;
 	for (uint32_t i = 0; i < u->n_ports; i++)
@@ -1339,6 +1345,7 @@ mb_udp_stats(const struct mb_udp *u, struct mb_udp_stats *out)
 		out->refused += LD(refused);
 		out->expired += LD(expired);
 		out->cancelled += LD(cancelled);
+		out->answered += LD(answered);
 		out->reassembling += LD(reassembling);
 		for (int w = 0; w < MB_UDP_DROP_COUNT; w++)
 			out->dropped[w] += LD(dropped[w]);

@@ -259,6 +259,68 @@ write_capture(void)
 	pcap_close(g_dead);
 }
 
+/* A second capture: datagrams of 1500 requests, one in ten of them mutated (header bytes
+ * flipped, cut short, garbage, a stray cancel) and one in a hundred lost, all replayed at
+ * once: the rx path must account for every frame, answer what it can, crash on nothing and
+ * hand every slot back. */
+static char g_fuzz_pcap[256];
+static uint32_t g_fuzz_frames;
+
+static void
+write_fuzz_capture(void)
+{
+	uint64_t seed = 20261123;
+	pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+	pcap_dumper_t *saved = g_dump;
+	uint32_t saved_frames = g_frames;
+
+	snprintf(g_fuzz_pcap, sizeof(g_fuzz_pcap), "/tmp/mb-udp-fuzz-%d.pcap", (int)getpid());
+	g_dump = pcap_dump_open(dead, g_fuzz_pcap);
+	if (g_dump == NULL)
+		abort();
+	for (uint32_t r = 0; r < 1500; r++) {
+		uint32_t len = 100 + (uint32_t)(mb_test_rand(&seed) % 1400) * 4;
+		struct mb_request_hdr h = hdr(1000 + r % 300, r % 7 ? "echo" : "tiny", len);
+
+		for (uint32_t off = 0; off < len; off += 500) {
+			uint8_t d[700];
+			uint32_t slice = len - off < 500 ? len - off : 500, n, dice;
+
+			h.frag_offset = off;
+			mb_proto_encode_request(&h, d);
+			memcpy(d + MB_PROTO_HDR_LEN, g_payload + off, slice);
+			n = MB_PROTO_HDR_LEN + slice;
+			dice = (uint32_t)(mb_test_rand(&seed) % 100);
+			if (dice < 6) { /* flip 1..3 header bytes, magic kept */
+				for (int k = 0; k < 1 + (int)(mb_test_rand(&seed) % 3); k++)
+					d[4 + mb_test_rand(&seed) % 60] ^=
+						(uint8_t)(1u << (mb_test_rand(&seed) % 8));
+			} else if (dice < 8) { /* cut short */
+				n = (uint32_t)(mb_test_rand(&seed) % n);
+			} else if (dice < 9) { /* garbage */
+				for (uint32_t k = 0; k < n; k++)
+					d[k] = (uint8_t)mb_test_rand(&seed);
+			} else if (dice < 10) { /* a stray cancel */
+				struct mb_request_hdr c = {.version = 1,
+							   .flags = MB_FLAG_CANCEL,
+							   .request_id = h.request_id,
+							   .tenant_id = h.tenant_id};
+
+				mb_proto_encode_request(&c, d);
+				n = MB_PROTO_HDR_LEN;
+			}
+			if (mb_test_rand(&seed) % 100 == 0) /* a datagram lost on the way */
+				continue;
+			put_datagram_port((uint16_t)(40000 + r % 5), 7000, 0, d, n);
+			g_fuzz_frames++;
+		}
+	}
+	pcap_dump_close(g_dump);
+	pcap_close(dead);
+	g_dump = saved;
+	g_frames = saved_frames;
+}
+
 /* ---- the stand-in pipeline ---- */
 
 struct fake {
@@ -525,9 +587,88 @@ test_arp_reply_sent(void)
 	CU_ASSERT_EQUAL(arp, 1);
 }
 
+static struct mb_udp *g_fuzz_u;
+static struct mb_cancel *g_fuzz_drain;
+
+static void *
+fuzz_rx_main(void *arg)
+{
+	(void)arg;
+	mb_udp_rx_run(g_fuzz_u, 0);
+	return NULL;
+}
+
+/* The stand-in egress for the fuzz run: release whatever comes, count it. */
+static uint64_t
+release_all(void)
+{
+	struct mb_ring *rings[3] = {g_fake.echo, g_fake.tiny, g_fake.results};
+	void *objs[64];
+	uint64_t total = 0;
+
+	for (int r = 0; r < 3; r++) {
+		unsigned int n;
+
+		while ((n = mb_ring_dequeue_burst(rings[r], objs, 64)) != 0) {
+			for (unsigned int i = 0; i < n; i++)
+				((struct mb_request *)objs[i])->release(objs[i]);
+			total += n;
+		}
+	}
+	return total;
+}
+
+static void
+test_fuzz(void)
+{
+	struct mb_udp_stats st;
+	uint64_t handled = 0, dropped = 0;
+	pthread_t t;
+	int i;
+
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, fuzz_rx_main, NULL), 0);
+	/* every frame read, and nothing left being reassembled (timeout 100 ms) */
+	for (i = 0; i < 20000; i++) {
+		handled += release_all();
+		mb_udp_stats(g_fuzz_u, &st);
+		if (st.packets == g_fuzz_frames && st.reassembling == 0)
+			break;
+		usleep(1000);
+	}
+	CU_ASSERT_EQUAL(st.packets, g_fuzz_frames);
+	CU_ASSERT_EQUAL(st.reassembling, 0);
+	mb_cancel_cancel(g_fuzz_drain);
+	for (i = 0; i < 10000 && !(mb_udp_closed(g_fuzz_u) && mb_udp_outstanding(g_fuzz_u) == 0);
+	     i++) {
+		handled += release_all();
+		usleep(1000);
+	}
+	CU_ASSERT(mb_udp_closed(g_fuzz_u));
+	CU_ASSERT_EQUAL(mb_udp_outstanding(g_fuzz_u), 0);
+	pthread_join(t, NULL);
+	mb_udp_stats(g_fuzz_u, &st);
+	for (int w = 0; w < MB_UDP_DROP_COUNT; w++)
+		dropped += st.dropped[w];
+	printf("\n    %u frames: %" PRIu64 " requests queued, %" PRIu64 " answered by the rx path "
+	       "(%" PRIu64 " expired), %" PRIu64 " frames dropped, %" PRIu64 " released",
+	       g_fuzz_frames, st.queued, st.answered, st.expired, dropped, handled);
+	/* every request handed on came back through the egress, and the mix did exercise it */
+	CU_ASSERT_EQUAL(handled, st.queued + st.answered);
+	for (int w = 0; w < MB_UDP_DROP_COUNT; w++)
+		if (st.dropped[w] != 0)
+			printf("\n      %s: %" PRIu64, mb_udp_drop_name((enum mb_udp_drop)w),
+			       st.dropped[w]);
+	CU_ASSERT(st.queued > 100);
+	CU_ASSERT(st.dropped[MB_UDP_DROP_BAD_HEADER] > 0);
+	CU_ASSERT(st.dropped[MB_UDP_DROP_GARBAGE] > 0);
+	CU_ASSERT(st.expired > 0);
+	CU_ASSERT_EQUAL(atomic_load(&g_fake.odd_calls), 0);
+}
+
 static const struct mb_test_case cases[] = {
 	{"replay: exactly the expected queues, answers and drops", test_replay},
 	{"the ARP reply left on the port", test_arp_reply_sent},
+	{"fuzz: 1500 requests, 1 datagram in 10 mutated: all accounted, no slot lost", test_fuzz},
 	{NULL, NULL},
 };
 
@@ -538,20 +679,25 @@ main(void)
 {
 	const struct mb_test_suite *suites[] = {&suite, NULL};
 	static struct mb_udp_port_config port;
-	char vdev[600], err[512];
-	const char *extra[1] = {vdev};
+	static struct mb_udp_port_config fport;
+	static struct mb_config fcfg;
+	char vdev[600], vdev2[600], err[512];
+	const char *extra[2] = {vdev, vdev2};
 	struct mb_eal_opts eo;
 	struct mb_udp_opts uo = {0};
 	int rc;
 
 	write_capture();
+	write_fuzz_capture();
 	snprintf(vdev, sizeof(vdev), "--vdev=net_pcap0,rx_pcap=%s,tx_pcap=%s", g_rx_pcap,
 		 g_tx_pcap);
+	snprintf(vdev2, sizeof(vdev2), "--vdev=net_pcap1,rx_pcap=%s,tx_pcap=/dev/null",
+		 g_fuzz_pcap);
 	mb_eal_opts_init(&eo);
 	eo.name = "udp_pcap_test";
 	eo.mem_mb = 256;
 	eo.extra = extra;
-	eo.n_extra = 1;
+	eo.n_extra = 2;
 	if (mb_eal_init(&eo) != 0) {
 		fprintf(stderr, "EAL with %s failed\n", vdev);
 		return 99;
@@ -566,11 +712,11 @@ main(void)
 	g_cfg.udp_reassembly_timeout_ms = 100;
 	g_cfg.udp_max_requests = 64;
 	g_cfg.udp_buffer_mb = 4;
-	g_cfg.udp_mbufs = 1023;
+	g_cfg.udp_mbufs = 2047;
 	g_cfg.max_payload_bytes = 65536;
 	g_fake.echo = ring("t_echo", 64);
 	g_fake.tiny = ring("t_tiny", 1);
-	g_fake.results = ring("t_results", 256);
+	g_fake.results = ring("t_results", 1024); /* every slot fits, as in the service */
 	if (mb_cancel_create(NULL, &g_drain) < 0 || mb_cancel_create(NULL, &g_abort) < 0)
 		return 99;
 	uo.cfg = &g_cfg;
@@ -589,7 +735,29 @@ main(void)
 		fprintf(stderr, "mb_udp_create: %s\n", err);
 		return 99;
 	}
+	/* the fuzz port: a flood of broken requests fills its slots and buffers, so those
+	 * limits are hit too */
+	fcfg = g_cfg;
+	fport = port;
+	snprintf(fport.device, sizeof(fport.device), "net_pcap1");
+	fcfg.udp_ports = &fport;
+	fcfg.udp_max_requests = 512;
+	fcfg.udp_buffer_mb = 16;
+	if (mb_cancel_create(NULL, &g_fuzz_drain) < 0)
+		return 99;
+	uo.cfg = &fcfg;
+	uo.drain = g_fuzz_drain;
+	rc = mb_udp_create(&uo, &g_fuzz_u, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "mb_udp_create (fuzz): %s\n", err);
+		return 99;
+	}
 	rc = mb_test_main("udp_pcap_test", suites);
+	mb_udp_destroy(&g_fuzz_u);
+	mb_cancel_destroy(&g_fuzz_drain);
+	fcfg.udp_ports = NULL;
+	fcfg.n_udp_ports = 0;
+	unlink(g_fuzz_pcap);
 	mb_udp_destroy(&g_u);
 	mb_ring_destroy(&g_fake.echo);
 	mb_ring_destroy(&g_fake.tiny);
