@@ -370,15 +370,19 @@ answer_datagram(struct udp_queue *q, const struct mb_request_hdr *h, const char 
 	answer(q, s, st, "%s", reason);
 }
 
+struct rx_item;
+static int item_lookup(struct udp_queue *q, struct rx_item *it, const hash_sig_t *added,
+		       unsigned int n_added);
+static void *item_found(const struct rx_item *it);
+
 static void
-cancel(struct udp_queue *q, const struct udp_key *k)
+cancel(struct udp_queue *q, struct rx_item *it, const hash_sig_t *added, unsigned int n_added)
 {
-	void *found = NULL;
 	struct udp_slot *s;
 
-	if (rte_hash_lookup_data(q->tbl, k, &found) < 0)
+	if (item_lookup(q, it, added, n_added) < 0)
 		return; /* unknown or finished: ignored */
-	s = found;
+	s = item_found(it);
 	if (s->state == SLOT_REASM) {
 		reasm_remove(q, s);
 		BUMP(q->c.cancelled, 1);
@@ -401,10 +405,64 @@ same_request(const struct mb_request_hdr *a, const struct mb_request_hdr *b)
 	       strcmp(a->model, b->model) == 0;
 }
 
+/*
+ * The index lookup of one datagram, done for the whole burst at once (the lookups' cache
+ * misses overlap). The key comes from the raw header bytes, as the decoder reads them.
+ */
+struct rx_item {
+	struct mb_udp_datagram dg;
+	struct udp_key k;
+	hash_sig_t sig;
+	int pos; /* >= 0 found (data in found), < 0 not found, 1 << 30: not looked up */
+	void *found;
+};
+
+#define NOT_LOOKED_UP (1 << 30)
+
+static void *
+item_found(const struct rx_item *it)
+{
+	return it->found;
+}
+
+static uint64_t
+rd64le(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return rte_le_to_cpu_64(v);
+}
+
+static uint32_t
+rd32le(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return rte_le_to_cpu_32(v);
+}
+
+/* The item's index entry: the burst's result, unless this burst added keys with the same
+ * signature since (two datagrams of one new request in one burst), then a fresh lookup. */
+static int
+item_lookup(struct udp_queue *q, struct rx_item *it, const hash_sig_t *added, unsigned int n_added)
+{
+	bool stale = it->pos == NOT_LOOKED_UP;
+
+	for (unsigned int i = 0; !stale && it->pos < 0 && i < n_added; i++)
+		stale = added[i] == it->sig;
+	if (stale)
+		it->pos = rte_hash_lookup_with_hash_data(q->tbl, &it->k, it->sig, &it->found);
+	return it->pos;
+}
+
 /* Returns true when the request keeps @m as its payload (a whole request: no copy). */
 static bool
-datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, struct rte_mbuf *m, uint64_t now)
+datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t now,
+	 hash_sig_t *added, unsigned int *n_added)
 {
+	const struct mb_udp_datagram *dg = &it->dg;
 	struct mb_request_hdr h;
 	struct mb_proto_error err;
 	struct udp_key k;
@@ -432,16 +490,12 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, struct rte_mbuf 
 		return false;
 	}
 	slice = dg->len - MB_PROTO_HDR_LEN;
-	memset(&k, 0, sizeof(k));
-	k.src_ip = dg->src_ip;
-	k.src_port = dg->src_port_be;
+	k = it->k; /* the same fields the decoder reads, taken from the raw bytes */
 	if (mb_proto_decode_request(dg->data, MB_PROTO_HDR_LEN, MB_TRANSPORT_UDP,
 				    q->u->o.cfg->max_payload_bytes, &h, &err) < 0) {
-		k.request_id = err.request_id;
-		k.tenant = err.tenant_id;
 		drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
-		if (rte_hash_lookup_data(q->tbl, &k, &found) >= 0 &&
-		    ((struct udp_slot *)found)->state == SLOT_REASM) {
+		if (item_lookup(q, it, added, *n_added) >= 0 &&
+		    ((struct udp_slot *)(found = it->found))->state == SLOT_REASM) {
 			s = found; /* the request it belongs to fails with it */
 			reasm_remove(q, s);
 			BUMP(q->c.refused, 1);
@@ -453,11 +507,9 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, struct rte_mbuf 
 		answer_datagram(q, &h, err.model, err.status, err.reason);
 		return false;
 	}
-	k.request_id = h.request_id;
-	k.tenant = h.tenant_id;
-	sig = rte_hash_hash(q->tbl, &k);
+	sig = it->sig;
 	if (h.flags & MB_FLAG_CANCEL) {
-		cancel(q, &k);
+		cancel(q, it, added, *n_added);
 		return false;
 	}
 	if (slice == 0 || (uint64_t)h.frag_offset + slice > h.payload_len) {
@@ -469,8 +521,8 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, struct rte_mbuf 
 				      " runs past payload_len %" PRIu32,
 			 slice, h.frag_offset, h.payload_len);
 		drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
-		if (rte_hash_lookup_data(q->tbl, &k, &found) >= 0 &&
-		    ((struct udp_slot *)found)->state == SLOT_REASM) {
+		if (item_lookup(q, it, added, *n_added) >= 0 &&
+		    ((struct udp_slot *)(found = it->found))->state == SLOT_REASM) {
 			s = found;
 			reasm_remove(q, s);
 			BUMP(q->c.refused, 1);
@@ -481,7 +533,8 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, struct rte_mbuf 
 		return false;
 	}
 
-	pos = rte_hash_lookup_with_hash_data(q->tbl, &k, sig, &found);
+	pos = item_lookup(q, it, added, *n_added);
+	found = it->found;
 	if (pos >= 0) {
 		s = found;
 		if (s->state != SLOT_REASM) {
@@ -516,8 +569,10 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, struct rte_mbuf 
 		if (whole) { /* no reassembly */
 			s->mbuf = m;
 			s->req.payload = dg->data + MB_PROTO_HDR_LEN;
-			if (rte_hash_add_key_with_hash_data(q->tbl, &k, sig, s) == 0)
+			if (rte_hash_add_key_with_hash_data(q->tbl, &k, sig, s) == 0) {
 				s->indexed = true;
+				added[(*n_added)++] = sig;
+			}
 			complete(q, s);
 			return true;
 		}
@@ -528,6 +583,7 @@ datagram(struct udp_queue *q, const struct mb_udp_datagram *dg, struct rte_mbuf 
 			return false;
 		}
 		s->indexed = true;
+		added[(*n_added)++] = sig;
 		s->state = SLOT_REASM;
 		s->expire_ns = now + q->u->reasm_timeout_ns;
 		TAILQ_INSERT_TAIL(&q->reasm, s, fifo);
@@ -599,19 +655,26 @@ static unsigned int
 poll_port(struct udp_queue *q, uint64_t now)
 {
 	struct rte_mbuf *pkts[RX_BURST], *tx[RX_BURST], *done[RX_BURST];
+	struct rx_item items[RX_BURST];
+	enum mb_udp_verdict verdict[RX_BURST];
+	const void *keys[RX_BURST];
+	hash_sig_t sigs[RX_BURST], added[RX_BURST];
+	void *data[RX_BURST];
+	uint32_t look_idx[RX_BURST];
+	uint64_t hits = 0, bytes = 0;
 	uint16_t n, n_tx = 0, n_done = 0;
-	uint64_t bytes = 0;
+	unsigned int n_look = 0, n_added = 0;
 
 	n = rte_eth_rx_burst(q->port->port_id, q->queue_id, pkts, RX_BURST);
 	if (n == 0)
 		return 0;
 	for (uint16_t i = 0; i < n && i < 4; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
+	/* pass 1: classify every frame; key and signature of every request datagram */
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
-		struct mb_udp_datagram dg;
+		struct rx_item *it = &items[i];
 		enum mb_udp_drop why;
-		enum mb_udp_verdict v;
 
 		if (i + 4 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void *));
@@ -619,17 +682,53 @@ poll_port(struct udp_queue *q, uint64_t now)
 		if (m->nb_segs != 1) {
 			/* Jumbo frames split over mbufs: linearise is a copy we do not do. */
 			drop_pkt(q, MB_UDP_DROP_TRUNCATED);
-			done[n_done++] = m;
+			verdict[i] = MB_UDP_DROP;
 			continue;
 		}
-		v = mb_udp_classify(rte_pktmbuf_mtod(m, uint8_t *), m->data_len, &q->port->local,
-				    &dg, &why);
-		if (v == MB_UDP_DATAGRAM) {
-			if (datagram(q, &dg, m, now))
-				continue; /* the request holds the mbuf now */
-		} else if (v == MB_UDP_DROP)
+		verdict[i] = mb_udp_classify(rte_pktmbuf_mtod(m, uint8_t *), m->data_len,
+					     &q->port->local, &it->dg, &why);
+		if (verdict[i] == MB_UDP_DROP) {
 			drop_pkt(q, why);
-		if (v == MB_UDP_ARP_REPLY && q->queue_id < q->port->n_tx)
+			continue;
+		}
+		if (verdict[i] != MB_UDP_DATAGRAM)
+			continue;
+		memset(&it->k, 0, sizeof(it->k));
+		it->k.src_ip = it->dg.src_ip;
+		it->k.src_port = it->dg.src_port_be;
+		it->pos = NOT_LOOKED_UP;
+		it->found = NULL;
+		if (it->dg.len >= 20) {
+			it->k.request_id = rd64le(it->dg.data + 8);
+			it->k.tenant = rd32le(it->dg.data + 16);
+		} else if (it->dg.len >= 16) {
+			it->k.request_id = rd64le(it->dg.data + 8);
+		}
+		it->sig = rte_hash_hash(q->tbl, &it->k);
+		if (it->dg.len >= MB_PROTO_HDR_LEN) {
+			keys[n_look] = &it->k;
+			sigs[n_look] = it->sig;
+			look_idx[n_look++] = i;
+		}
+	}
+	/* the burst's index lookups at once */
+	if (n_look != 0 &&
+	    rte_hash_lookup_with_hash_bulk_data(q->tbl, keys, sigs, n_look, &hits, data) >= 0) {
+		for (unsigned int j = 0; j < n_look; j++) {
+			struct rx_item *it = &items[look_idx[j]];
+
+			it->pos = (hits >> j) & 1 ? 0 : -ENOENT;
+			it->found = (hits >> j) & 1 ? data[j] : NULL;
+		}
+	}
+	/* pass 2: in arrival order */
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+
+		if (verdict[i] == MB_UDP_DATAGRAM &&
+		    datagram(q, &items[i], m, now, added, &n_added))
+			continue; /* the request holds the mbuf now */
+		if (verdict[i] == MB_UDP_ARP_REPLY && q->queue_id < q->port->n_tx)
 			tx[n_tx++] = m;
 		else
 			done[n_done++] = m;
