@@ -51,10 +51,9 @@ struct mb_request {
 	/**
 	 * Where the egress hands the request after its response left, instead of the front
 	 * door's pool: set by an ingest that owns its requests (the UDP rx threads). NULL for
-	 * ZeroMQ requests. @c owner is that ingest's.
+	 * ZeroMQ requests.
 	 */
 	void (*release)(struct mb_request *req);
-	void *owner;
 
 	/* scheduling */
 	uint32_t model;	     /**< index of the model, or MB_REQUEST_NO_MODEL */

@@ -56,8 +56,8 @@ struct mb_model {
 	struct mb_plugin *plugin; /**< the plugin that serves it, or NULL (built-in) */
 	/* stands in for a plugin that failed to load: its name only, so requests for it are
 	 * answered UNAVAILABLE with the reason rather than UNKNOWN_MODEL */
-	struct mb_model_desc stub;
-	char stub_name[MB_PROTO_MODEL_LEN + 1];
+	struct mb_model_desc failed_desc;
+	char failed_name[MB_PROTO_MODEL_LEN + 1];
 	/* circuit breakers, indexed by device index (NULL: none; workers then run everything) */
 	struct mb_breaker *breakers;
 	/* front door -> batcher */

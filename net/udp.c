@@ -124,6 +124,14 @@ struct udp_queue {
 	char label[32];
 };
 
+struct mb_udp;
+
+/* Argument of one drop-reason series of /metrics. */
+struct drop_arg {
+	const struct mb_udp *u;
+	enum mb_udp_drop why;
+};
+
 struct mb_udp {
 	struct mb_udp_opts o;
 	struct udp_port *ports;
@@ -133,6 +141,7 @@ struct mb_udp {
 	struct rte_mempool *mbufs[RTE_MAX_NUMA_NODES + 1];
 	atomic_uint open_queues;
 	uint32_t id; /* instance number: keeps DPDK object names unique in the process */
+	struct drop_arg drop_args[MB_UDP_DROP_COUNT];
 	uint64_t reasm_timeout_ns;
 };
 
@@ -239,7 +248,6 @@ fill_request(struct udp_slot *s, const struct mb_request_hdr *h, uint64_t now)
 	r->payload_free = payload_free;
 	r->arrival_ns = now;
 	r->release = release;
-	r->owner = s->q;
 }
 
 /* Hand an answered request to the egress. */
@@ -324,11 +332,6 @@ complete(struct udp_queue *q, struct udp_slot *s)
 	enum mb_status st;
 	uint32_t m;
 
-	if (q->closed) {
-		BUMP(q->c.refused, 1);
-		answer(q, s, MB_STATUS_UNAVAILABLE, "the service is shutting down");
-		return;
-	}
 	st = q->u->o.ops.admit(q->u->o.ops.ctx, q->index, &s->req, reason, sizeof(reason));
 	if (st != MB_STATUS_OK) {
 		BUMP(q->c.refused, 1);
@@ -365,44 +368,8 @@ answer_datagram(struct udp_queue *q, const struct mb_request_hdr *h, const char 
 	s->req.transport = MB_TRANSPORT_UDP;
 	s->req.arrival_ns = mb_env_now_ns();
 	s->req.release = release;
-	s->req.owner = q;
 	BUMP(q->c.refused, 1);
 	answer(q, s, st, "%s", reason);
-}
-
-struct rx_item;
-static int item_lookup(struct udp_queue *q, struct rx_item *it, const hash_sig_t *added,
-		       unsigned int n_added);
-static void *item_found(const struct rx_item *it);
-
-static void
-cancel(struct udp_queue *q, struct rx_item *it, const hash_sig_t *added, unsigned int n_added)
-{
-	struct udp_slot *s;
-
-	if (item_lookup(q, it, added, n_added) < 0)
-		return; /* unknown or finished: ignored */
-	s = item_found(it);
-	if (s->state == SLOT_REASM) {
-		reasm_remove(q, s);
-		BUMP(q->c.cancelled, 1);
-		answer(q, s, MB_STATUS_CANCELLED,
-		       "cancelled by the client before all its datagrams arrived");
-	} else if (s->state == SLOT_QUEUED) {
-		BUMP(q->c.cancelled, 1);
-		atomic_store_explicit(&s->req.cancel, true, memory_order_release);
-		q->u->o.ops.cancelled(q->u->o.ops.ctx, &s->req);
-	}
-}
-
-static bool
-same_request(const struct mb_request_hdr *a, const struct mb_request_hdr *b)
-{
-	return a->payload_len == b->payload_len && a->media == b->media &&
-	       a->channels == b->channels && a->sample_rate == b->sample_rate &&
-	       a->frames == b->frames && a->height == b->height && a->width == b->width &&
-	       a->flags == b->flags && a->timeout_ms == b->timeout_ms &&
-	       strcmp(a->model, b->model) == 0;
 }
 
 /*
@@ -418,12 +385,6 @@ struct rx_item {
 };
 
 #define NOT_LOOKED_UP (1 << 30)
-
-static void *
-item_found(const struct rx_item *it)
-{
-	return it->found;
-}
 
 static uint64_t
 rd64le(const uint8_t *p)
@@ -455,6 +416,36 @@ item_lookup(struct udp_queue *q, struct rx_item *it, const hash_sig_t *added, un
 	if (stale)
 		it->pos = rte_hash_lookup_with_hash_data(q->tbl, &it->k, it->sig, &it->found);
 	return it->pos;
+}
+
+static void
+cancel(struct udp_queue *q, struct rx_item *it, const hash_sig_t *added, unsigned int n_added)
+{
+	struct udp_slot *s;
+
+	if (item_lookup(q, it, added, n_added) < 0)
+		return; /* unknown or finished: ignored */
+	s = it->found;
+	if (s->state == SLOT_REASM) {
+		reasm_remove(q, s);
+		BUMP(q->c.cancelled, 1);
+		answer(q, s, MB_STATUS_CANCELLED,
+		       "cancelled by the client before all its datagrams arrived");
+	} else if (s->state == SLOT_QUEUED) {
+		BUMP(q->c.cancelled, 1);
+		atomic_store_explicit(&s->req.cancel, true, memory_order_release);
+		q->u->o.ops.cancelled(q->u->o.ops.ctx, &s->req);
+	}
+}
+
+static bool
+same_request(const struct mb_request_hdr *a, const struct mb_request_hdr *b)
+{
+	return a->payload_len == b->payload_len && a->media == b->media &&
+	       a->channels == b->channels && a->sample_rate == b->sample_rate &&
+	       a->frames == b->frames && a->height == b->height && a->width == b->width &&
+	       a->flags == b->flags && a->timeout_ms == b->timeout_ms &&
+	       strcmp(a->model, b->model) == 0;
 }
 
 /* Returns true when the request keeps @m as its payload (a whole request: no copy). */
@@ -833,13 +824,6 @@ SUM_FN(expired)
 SUM_FN(cancelled)
 SUM_FN(reassembling)
 
-struct drop_arg {
-	const struct mb_udp *u;
-	enum mb_udp_drop why;
-};
-
-static struct drop_arg g_drop_args[MB_UDP_DROP_COUNT];
-
 static int64_t
 sum_dropped(void *arg)
 {
@@ -921,13 +905,13 @@ register_metrics(struct mb_udp *u)
 			      "Bytes of the packets received by the polled DPDK cores.", NULL,
 			      sum_bytes, u);
 	for (int w = 0; w < MB_UDP_DROP_COUNT; w++) {
-		g_drop_args[w] = (struct drop_arg){.u = u, .why = (enum mb_udp_drop)w};
+		u->drop_args[w] = (struct drop_arg){.u = u, .why = (enum mb_udp_drop)w};
 		mb_metrics_counter_fn(
 			r, "mediabatch_rx_dropped_total",
 			"Packets dropped on the DPDK path, by reason (docs/operating.md).",
 			mb_metrics_labels(l, sizeof(l), "reason",
 					  mb_udp_drop_name((enum mb_udp_drop)w), NULL),
-			sum_dropped, &g_drop_args[w]);
+			sum_dropped, &u->drop_args[w]);
 	}
 	mb_metrics_counter_fn(r, "mediabatch_rx_arp_replies_total",
 			      "ARP requests for a port's address answered.", NULL, sum_arp_replies,

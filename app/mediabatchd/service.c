@@ -290,9 +290,9 @@ add_model(struct mb_service *s, const struct mb_model_desc *d, const struct mb_m
 	m->enabled = true;
 	load_model(s, m, c);
 	if (m->desc == NULL) { /* a plugin that did not load: its name answers UNAVAILABLE */
-		snprintf(m->stub_name, sizeof(m->stub_name), "%s", c->name);
-		m->stub = (struct mb_model_desc){.name = m->stub_name, .max_batch = 1};
-		m->desc = &m->stub;
+		snprintf(m->failed_name, sizeof(m->failed_name), "%s", c->name);
+		m->failed_desc = (struct mb_model_desc){.name = m->failed_name, .max_batch = 1};
+		m->desc = &m->failed_desc;
 		m->max_batch = 1;
 		m->queue_limit = 1;
 	}
