@@ -37,7 +37,6 @@ struct mb_batcher {
 	struct mb_batcher_opts o;
 	struct mstate *ms;
 	struct mb_idle idle;
-	uint64_t capacity; /* device units */
 	unsigned int seen_cancel_gen;
 	uint64_t next_sweep;
 };
@@ -68,11 +67,15 @@ int
 mb_batcher_create(const struct mb_batcher_opts *o, struct mb_batcher **out)
 {
 	struct mb_batcher *b;
-	struct mb_sem_stats st;
 
 	*out = NULL;
-	if (o->models == NULL || o->n_models == 0 || o->device == NULL || o->results == NULL ||
-	    o->bell == NULL || o->drain == NULL || o->abort == NULL || o->ingest_closed == NULL ||
+	if (o->devices == NULL || o->n_devices == 0)
+		return -EINVAL;
+	for (uint32_t i = 0; i < o->n_devices; i++)
+		if (o->devices[i] == NULL)
+			return -EINVAL;
+	if (o->models == NULL || o->n_models == 0 || o->results == NULL || o->bell == NULL ||
+	    o->drain == NULL || o->abort == NULL || o->ingest_closed == NULL ||
 	    o->cancel_gen == NULL || o->max_pending == 0 || o->sweep_ns == 0)
 		return -EINVAL;
 	b = calloc(1, sizeof(*b));
@@ -91,8 +94,6 @@ mb_batcher_create(const struct mb_batcher_opts *o, struct mb_batcher **out)
 		TAILQ_INIT(&b->ms[i].normal.q);
 		TAILQ_INIT(&b->ms[i].pending);
 	}
-	mb_sem_stats(o->device->units, &st);
-	b->capacity = st.capacity;
 	*out = b;
 	return 0;
 }
@@ -175,10 +176,10 @@ sweep_lane(struct mb_batcher *b, struct mstate *s, struct lane *l, uint64_t now,
 static void
 sweep_pending(struct mb_batcher *b, struct mstate *s, uint64_t now, bool aborting)
 {
-	struct mb_device *dev = b->o.device;
 	struct mb_batch *bt, *next;
 
 	for (bt = TAILQ_FIRST(&s->pending); bt != NULL; bt = next) {
+		struct mb_device *dev = bt->device;
 		uint64_t refund = 0;
 		uint32_t kept = 0;
 		int rc;
@@ -216,8 +217,9 @@ push_run(struct mb_batcher *b, struct mb_batch *bt)
 {
 	void *p = bt;
 
+	(void)b;
 	/* The run ring holds every batch object, so it cannot be full. */
-	if (mb_ring_enqueue_burst(b->o.device->run, &p, 1) != 1) {
+	if (mb_ring_enqueue_burst(bt->device->run, &p, 1) != 1) {
 		MB_LOG(ERR, "run queue full: sizing bug");
 		abort();
 	}
@@ -226,21 +228,88 @@ push_run(struct mb_batcher *b, struct mb_batch *bt)
 static void
 fail_batch(struct mb_batcher *b, struct mb_batch *bt, int err)
 {
+	struct mb_device *dev = bt->device;
+
 	for (uint32_t i = 0; i < bt->n; i++) {
 		struct mb_request *r = bt->items[i];
 
 		if (err == -ESHUTDOWN)
 			mb_request_answer(r, MB_STATUS_UNAVAILABLE,
 					  "device %s is closed: the service is stopping",
-					  b->o.device->name);
+					  dev->name);
 		else
 			mb_request_answer(r, MB_STATUS_TOO_LARGE,
 					  "the batch needs %lu units, device %s has %lu",
-					  (unsigned long)bt->units, b->o.device->name,
-					  (unsigned long)b->capacity);
+					  (unsigned long)bt->units, dev->name,
+					  (unsigned long)dev->capacity);
 		mb_results_push(b->o.results, r);
 	}
-	mb_device_batch_put(b->o.device, bt);
+	mb_device_batch_put(dev, bt);
+}
+
+/* What routing weighs for one device; larger is better, compared field by field. */
+struct route_key {
+	bool closed;  /* the model's breaker on it is not open */
+	bool now;     /* the batch would be admitted at once */
+	bool near;    /* on the model queue's NUMA node (or either is unplaced) */
+	int64_t room; /* free units less those already waiting */
+};
+
+static bool
+better(const struct route_key *a, const struct route_key *b)
+{
+	if (a->closed != b->closed)
+		return a->closed;
+	if (a->now != b->now)
+		return a->now;
+	if (a->near != b->near)
+		return a->near;
+	return a->room > b->room;
+}
+
+/* The device for @p m's next batch, whose first item needs @p need units (with the base);
+ * NULL when no device of its mask is large enough. */
+static struct mb_device *
+route(const struct mb_batcher *b, const struct mb_model *m, uint64_t need)
+{
+	struct mb_device *best = NULL;
+	struct route_key best_key = {0};
+
+	for (uint32_t i = 0; i < b->o.n_devices; i++) {
+		struct mb_device *d = b->o.devices[i];
+		struct route_key k;
+		struct mb_sem_stats st;
+
+		if (!(m->devices & MB_DEVICE_BIT(d->index)) || d->capacity < need)
+			continue;
+		mb_sem_stats(d->units, &st);
+		k.closed = m->breakers == NULL || !mb_breaker_rejecting(&m->breakers[d->index]);
+		k.now = st.waiters == 0 && st.capacity - st.in_use >= need;
+		k.near = m->numa_node < 0 || d->numa_node < 0 || m->numa_node == d->numa_node;
+		k.room = (int64_t)(st.capacity - st.in_use) - (int64_t)st.waiting_units;
+		if (best == NULL || better(&k, &best_key)) {
+			best = d;
+			best_key = k;
+		}
+	}
+	return best;
+}
+
+/* No device can take @p r (its mask is empty, or every device is too small for it). */
+static void
+unroutable(struct mb_batcher *b, struct mstate *s, struct lane *l, struct mb_request *r)
+{
+	lane_remove(s, l, r);
+	if (s->m->devices == 0)
+		mb_request_answer(r, MB_STATUS_UNAVAILABLE, "model %s has no device to run on",
+				  s->m->desc->name);
+	else
+		mb_request_answer(r, MB_STATUS_TOO_LARGE,
+				  "it needs %lu units with the batch's base; no device serving %s "
+				  "has that many",
+				  (unsigned long)(s->m->base_units + r->cost_units),
+				  s->m->desc->name);
+	mb_results_push(b->o.results, r);
 }
 
 /* Move granted batches (in ticket order) to the run queue. */
@@ -288,19 +357,30 @@ due(const struct mstate *s, uint64_t now, bool flush)
 	return now - oldest_arrival(s) >= (uint64_t)s->m->max_delay_us * MB_NS_PER_US;
 }
 
-/* Form one batch; false if there is no batch object free. */
+/* Form one batch; false if there is no batch object free on the chosen device. */
 static bool
 form(struct mb_batcher *b, struct mstate *s, uint64_t now)
 {
-	struct mb_device *dev = b->o.device;
 	struct mb_model *m = s->m;
-	uint32_t limit = m->max_batch < dev->batch_capacity ? m->max_batch : dev->batch_capacity;
-	struct mb_batch *bt = mb_device_batch_get(dev);
+	struct lane *first = s->prio.n ? &s->prio : &s->normal;
+	struct mb_request *head = TAILQ_FIRST(&first->q);
+	struct mb_device *dev;
+	struct mb_batch *bt;
 	uint64_t units = m->base_units;
+	uint32_t limit;
 	int rc;
 
+	if (head == NULL)
+		return false;
+	dev = route(b, m, m->base_units + head->cost_units);
+	if (dev == NULL) {
+		unroutable(b, s, first, head);
+		return true;
+	}
+	bt = mb_device_batch_get(dev);
 	if (bt == NULL)
 		return false;
+	limit = m->max_batch < dev->batch_capacity ? m->max_batch : dev->batch_capacity;
 	bt->model = m;
 	while (bt->n < limit) {
 		struct lane *l = s->prio.n ? &s->prio : &s->normal;
@@ -308,7 +388,7 @@ form(struct mb_batcher *b, struct mstate *s, uint64_t now)
 
 		if (r == NULL)
 			break;
-		if (units + r->cost_units > b->capacity && bt->n != 0)
+		if (units + r->cost_units > dev->capacity && bt->n != 0)
 			break; /* full by units: the rest wait for the next batch */
 		lane_remove(s, l, r);
 		bt->items[bt->n++] = r;
@@ -422,7 +502,9 @@ mb_batcher_run(struct mb_batcher *b)
 			wake = now + MB_NS_PER_MS; /* keep checking how the drain goes */
 		mb_idle_pause(&b->idle, b->o.bell, news, b, wake > now ? wake - now : 0);
 	}
-	atomic_store_explicit(&b->o.device->producer_done, true, memory_order_release);
-	mb_ring_wake(b->o.device->run);
+	for (uint32_t i = 0; i < b->o.n_devices; i++) {
+		atomic_store_explicit(&b->o.devices[i]->producer_done, true, memory_order_release);
+		mb_ring_wake(b->o.devices[i]->run);
+	}
 	return 0;
 }

@@ -10,8 +10,15 @@
  * - requests arrive from the front door on the model's ring and wait in two lanes,
  *   PRIORITY first, then normal, each in arrival order;
  * - a batch goes out when max_batch items wait, or when the oldest has waited max_delay_us,
- *   or at once while draining; it takes up to max_batch items (priority first) as long as
- *   base_units + their costs fit the device;
+ *   or at once while draining;
+ * - it is routed to one device of the model's mask (struct mb_model.devices): a device
+ *   whose circuit breaker for the model is closed before one whose breaker is open; then
+ *   one where the batch would be admitted at once (no ticket waiting, the first item's
+ *   units free); then one on the model queue's NUMA node; then the most free units (less
+ *   the units already waiting); then the lowest index. A device too small for the first
+ *   item is never chosen;
+ * - it takes up to max_batch items (priority first) as long as base_units + their costs
+ *   fit that device;
  * - a batch then asks the device's semaphore for its units (FIFO-fair, non-blocking ticket)
  *   and goes to the run queue when granted; at most max_pending batches per model wait;
  * - an item past its deadline is answered TIMEOUT and never run; an item the client
@@ -21,7 +28,7 @@
  * Shutdown, through the cancellation tree: when @c drain is cancelled the batcher flushes
  * (every waiting item is batched at once) and returns once the front door has closed ingest
  * and nothing is left; when @c abort is cancelled it answers everything it holds CANCELLED
- * and returns as soon as ingest is closed. Either way it then marks the device's producer
+ * and returns as soon as ingest is closed. Either way it then marks every device's producer
  * done and wakes the workers.
  *
  * Threads: mb_batcher_run() is a thread body (the daemon starts the thread); everything
@@ -43,7 +50,8 @@
 struct mb_batcher_opts {
 	struct mb_model **models; /**< borrowed; each has its queue ring (consumer: us) */
 	uint32_t n_models;
-	struct mb_device *device;
+	struct mb_device **devices; /**< borrowed; a model's mask names them by their index */
+	uint32_t n_devices;
 	struct mb_ring *results;  /**< answered requests -> egress */
 	struct mb_doorbell *bell; /**< the doorbell of every model queue; rung on news */
 	struct mb_idle_opts idle;

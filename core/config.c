@@ -60,10 +60,19 @@ struct y_udp {
 
 struct y_cpu {
 	int64_t *units, *workers;
+	char *serve;
+};
+
+struct y_cuda {
+	char *mode;
+	int64_t *gpus;
+	unsigned int gpus_count;
+	int64_t *unit_mb, *reserve_mb, *max_units, *workers;
 };
 
 struct y_devices {
 	struct y_cpu *cpu;
+	struct y_cuda *cuda;
 };
 
 struct y_limit {
@@ -178,11 +187,27 @@ static const cyaml_schema_field_t udp_fields[] = {
 static const cyaml_schema_field_t cpu_fields[] = {
 	INT("units", struct y_cpu, units),
 	INT("workers", struct y_cpu, workers),
+	STR("serve", struct y_cpu, serve, 16),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t gpu_value = {
+	CYAML_VALUE_INT(CYAML_FLAG_DEFAULT, int64_t),
+};
+
+static const cyaml_schema_field_t cuda_fields[] = {
+	STR("mode", struct y_cuda, mode, 16),
+	CYAML_FIELD_SEQUENCE("gpus", OPT, struct y_cuda, gpus, &gpu_value, 0, MB_CONFIG_GPUS_MAX),
+	INT("unit_mb", struct y_cuda, unit_mb),
+	INT("reserve_mb", struct y_cuda, reserve_mb),
+	INT("max_units", struct y_cuda, max_units),
+	INT("workers", struct y_cuda, workers),
 	CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t devices_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("cpu", OPT, struct y_devices, cpu, cpu_fields),
+	CYAML_FIELD_MAPPING_PTR("cuda", OPT, struct y_devices, cuda, cuda_fields),
 	CYAML_FIELD_END,
 };
 
@@ -277,6 +302,13 @@ mb_config_defaults(struct mb_config *c)
 	c->udp_rx_descriptors = 1024;
 	c->cpu_units = 16;
 	c->cpu_workers = 0;
+	c->cpu_serve = MB_CPU_SERVE_AUTO;
+	c->cuda_mode = MB_CUDA_AUTO;
+	c->n_cuda_gpus = 0;
+	c->cuda_unit_mb = 1024;
+	c->cuda_reserve_mb = 1024;
+	c->cuda_max_units = 0;
+	c->cuda_workers = 1;
 	c->default_rate = 0.0;
 	c->default_burst = 1;
 	c->max_tenants = 4096;
@@ -630,14 +662,74 @@ apply_eal(struct checker *ck, const struct y_eal *s, struct mb_config *c)
 }
 
 static void
+apply_cuda(struct checker *ck, const struct y_cuda *s, struct mb_config *c)
+{
+	static const char *const modes[] = {"auto", "required", "off"};
+	char field[48];
+
+	if (s == NULL)
+		return;
+	if (s->mode != NULL && !ck->failed) {
+		unsigned int k;
+
+		for (k = 0; k < 3 && strcmp(s->mode, modes[k]) != 0; k++)
+			;
+		if (k == 3)
+			fail(ck, "devices.cuda.mode: '%s' is not one of auto, required, off",
+			     s->mode);
+		else
+			c->cuda_mode = k;
+	}
+	for (unsigned int i = 0; i < s->gpus_count && !ck->failed; i++) {
+		snprintf(field, sizeof(field), "devices.cuda.gpus[%u]", i);
+		if (!int_in(ck, field, &s->gpus[i], 0, 255))
+			break;
+		for (unsigned int j = 0; j < i; j++)
+			if (s->gpus[j] == s->gpus[i]) {
+				fail(ck, "%s: GPU %d is listed twice", field, (int)s->gpus[i]);
+				break;
+			}
+		c->cuda_gpus[i] = (int)s->gpus[i];
+		c->n_cuda_gpus = i + 1;
+	}
+	if (int_in(ck, "devices.cuda.unit_mb", s->unit_mb, 1, 1048576))
+		c->cuda_unit_mb = (uint32_t)*s->unit_mb;
+	if (int_in(ck, "devices.cuda.reserve_mb", s->reserve_mb, 0, 1048576))
+		c->cuda_reserve_mb = (uint32_t)*s->reserve_mb;
+	if (int_in(ck, "devices.cuda.max_units", s->max_units, 0, 1000000))
+		c->cuda_max_units = (uint32_t)*s->max_units;
+	if (int_in(ck, "devices.cuda.workers", s->workers, 1, 8))
+		c->cuda_workers = (uint32_t)*s->workers;
+}
+
+static void
 apply_devices(struct checker *ck, const struct y_devices *s, struct mb_config *c)
 {
-	if (s == NULL || s->cpu == NULL)
+	static const char *const serves[] = {"auto", "always", "never"};
+
+	if (s == NULL)
+		return;
+	apply_cuda(ck, s->cuda, c);
+	if (s->cpu == NULL)
 		return;
 	if (int_in(ck, "devices.cpu.units", s->cpu->units, 1, 1000000))
 		c->cpu_units = (uint32_t)*s->cpu->units;
 	if (int_in(ck, "devices.cpu.workers", s->cpu->workers, 0, 256))
 		c->cpu_workers = (uint32_t)*s->cpu->workers;
+	if (s->cpu->serve != NULL && !ck->failed) {
+		unsigned int k;
+
+		for (k = 0; k < 3 && strcmp(s->cpu->serve, serves[k]) != 0; k++)
+			;
+		if (k == 3)
+			fail(ck, "devices.cpu.serve: '%s' is not one of auto, always, never",
+			     s->cpu->serve);
+		else
+			c->cpu_serve = k;
+	}
+	if (!ck->failed && c->cpu_serve == MB_CPU_SERVE_NEVER && c->cuda_mode == MB_CUDA_OFF)
+		fail(ck, "devices: cpu.serve is never and cuda.mode is off: no device would run "
+			 "anything");
 }
 
 static bool

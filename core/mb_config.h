@@ -51,6 +51,8 @@ struct mb_model_config {
 
 #define MB_CONFIG_UDP_DEVICE_MAX 512
 #define MB_CONFIG_UDP_MAX_QUEUES 64
+/** Most GPUs devices.cuda.gpus may list (MB_DEVICES_MAX - 1). */
+#define MB_CONFIG_GPUS_MAX 16
 
 /** One DPDK port that receives UDP requests (the `udp.ports` list). */
 struct mb_udp_port_config {
@@ -109,6 +111,16 @@ struct mb_config {
 	/* CPU device */
 	uint32_t cpu_units;
 	uint32_t cpu_workers; /**< worker threads; 0 = auto (half the CPUs, at least 1) */
+	uint32_t cpu_serve;   /**< enum mb_cpu_serve */
+
+	/* CUDA devices */
+	uint32_t cuda_mode;		   /**< enum mb_cuda_mode */
+	int cuda_gpus[MB_CONFIG_GPUS_MAX]; /**< CUDA ordinals to use */
+	unsigned int n_cuda_gpus;	   /**< 0 = every GPU found */
+	uint32_t cuda_unit_mb;		   /**< MiB per VRAM unit */
+	uint32_t cuda_reserve_mb;	   /**< MiB per GPU kept out of the units */
+	uint32_t cuda_max_units;	   /**< units per GPU at most; 0 = all that fit */
+	uint32_t cuda_workers;		   /**< worker threads per GPU */
 
 	/* tenants */
 	double default_rate;
@@ -126,6 +138,20 @@ struct mb_config {
 	uint32_t breaker_failures;	   /**< consecutive failed batches that open it */
 	uint32_t breaker_cooldown_ms;	   /**< open this long before a probe batch */
 	uint32_t breaker_probe_timeout_ms; /**< a probe silent this long is replaced */
+};
+
+/** When the CPU device runs batches (devices.cpu.serve). */
+enum mb_cpu_serve {
+	MB_CPU_SERVE_AUTO = 0, /**< when no GPU serves the model */
+	MB_CPU_SERVE_ALWAYS,   /**< alongside GPUs too */
+	MB_CPU_SERVE_NEVER,    /**< never (a model no GPU can run is then disabled) */
+};
+
+/** Whether GPUs are used (devices.cuda.mode). */
+enum mb_cuda_mode {
+	MB_CUDA_AUTO = 0, /**< every GPU found; none found: the CPU device alone */
+	MB_CUDA_REQUIRED, /**< refuse to start without a usable GPU */
+	MB_CUDA_OFF,	  /**< never touch CUDA */
 };
 
 /** Fill @p cfg with the embedded default. Free with mb_config_fini(). */

@@ -52,3 +52,31 @@ mb_cuda_probe_devices(struct mb_cuda_device_desc *descs, int max, int *driver_ve
 	reason[0] = '\0';
 	return count;
 }
+
+extern "C" int
+mb_cuda_thread_attach(int device, void **stream, char *reason, size_t reason_len)
+{
+	cudaStream_t st = nullptr;
+	cudaError_t err;
+
+	*stream = nullptr;
+	err = cudaSetDevice(device);
+	if (err == cudaSuccess)
+		err = cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+	if (err != cudaSuccess) {
+		snprintf(reason, reason_len, "CUDA device %d: %s (%s)", device,
+			 cudaGetErrorString(err), cudaGetErrorName(err));
+		return -(int)err;
+	}
+	*stream = st;
+	return 0;
+}
+
+extern "C" void
+mb_cuda_thread_detach(void *stream)
+{
+	if (stream == nullptr)
+		return;
+	cudaStreamSynchronize((cudaStream_t)stream);
+	cudaStreamDestroy((cudaStream_t)stream);
+}

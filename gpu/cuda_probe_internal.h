@@ -31,6 +31,16 @@ struct mb_cuda_device_desc {
 int mb_cuda_probe_devices(struct mb_cuda_device_desc *descs, int max, int *driver_version,
 			  int *runtime_version, char *reason, size_t reason_len);
 
+/**
+ * Make @p device the calling thread's current CUDA device and create a non-blocking stream
+ * for the thread (returned as a cudaStream_t in @p stream). 0, or a negative CUDA error with
+ * @p reason.
+ */
+int mb_cuda_thread_attach(int device, void **stream, char *reason, size_t reason_len);
+
+/** Destroy a stream from mb_cuda_thread_attach() (after synchronising it). NULL accepted. */
+void mb_cuda_thread_detach(void *stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,6 +40,18 @@ mb_model_item_cost(const struct mb_model *model, const struct mb_request_hdr *hd
 	return (uint32_t)ceil(model->item_units_per_second * seconds - 1e-9);
 }
 
+bool
+mb_model_unavailable(const struct mb_model *model)
+{
+	if (model->breakers == NULL || model->devices == 0)
+		return false;
+	for (int i = 0; i < MB_DEVICES_MAX; i++)
+		if ((model->devices & MB_DEVICE_BIT(i)) &&
+		    !mb_breaker_rejecting(&model->breakers[i]))
+			return false;
+	return true;
+}
+
 static size_t
 batch_stride(uint32_t capacity)
 {
@@ -54,16 +66,22 @@ mb_device_create(const struct mb_device_opts *o, struct mb_device **out)
 	struct mb_device *d;
 	struct mb_ring_opts ro;
 	struct mb_sem_opts so = {.capacity = o->units};
+	static atomic_uint instances; /* DPDK ring names are process-wide */
+	unsigned int id = atomic_fetch_add(&instances, 1);
 	char name[32];
 	int rc;
 
 	*out = NULL;
-	if (o->batch_capacity == 0 || o->n_batches == 0 || o->name == NULL)
+	if (o->batch_capacity == 0 || o->n_batches == 0 || o->name == NULL || o->index < 0 ||
+	    (o->gpu && o->cuda < 0) || o->index >= MB_DEVICES_MAX)
 		return -EINVAL;
 	d = mb_env_zalloc(sizeof(*d), o->numa_node);
 	if (d == NULL)
 		return -ENOMEM;
 	d->index = o->index;
+	d->cuda = o->gpu ? o->cuda : -1;
+	d->numa_node = o->numa_node;
+	d->capacity = o->units;
 	snprintf(d->name, sizeof(d->name), "%s", o->name);
 	d->batch_capacity = o->batch_capacity;
 	d->n_batches = o->n_batches;
@@ -74,14 +92,14 @@ mb_device_create(const struct mb_device_opts *o, struct mb_device **out)
 	mb_ring_opts_init(&ro);
 	ro.capacity = o->n_batches;
 	ro.numa_node = o->numa_node;
-	snprintf(name, sizeof(name), "dev%d_run", o->index);
+	snprintf(name, sizeof(name), "dev%u_run", id);
 	ro.name = name;
 	ro.prod_sync = MB_RING_SYNC_ST;
 	ro.cons_sync = MB_RING_SYNC_MT_HTS;
 	rc = mb_ring_create(&ro, &d->run);
 	if (rc < 0)
 		goto fail;
-	snprintf(name, sizeof(name), "dev%d_free", o->index);
+	snprintf(name, sizeof(name), "dev%u_free", id);
 	ro.prod_sync = MB_RING_SYNC_MT_HTS;
 	ro.cons_sync = MB_RING_SYNC_MT_HTS;
 	rc = mb_ring_create(&ro, &d->free);
@@ -131,6 +149,7 @@ mb_device_batch_get(struct mb_device *dev)
 	if (mb_ring_dequeue_burst(dev->free, &b, 1) == 0)
 		return NULL;
 	memset(b, 0, sizeof(struct mb_batch));
+	((struct mb_batch *)b)->device = dev;
 	return b;
 }
 

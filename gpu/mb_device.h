@@ -8,8 +8,11 @@
  *
  * struct mb_device is where batches run: a capacity in units guarded by a weighted FIFO
  * semaphore (VRAM admission: a batch may run only when base_units + its items' costs are
- * free), a run queue of admitted batches, and a pool of batch objects. The CPU device
- * (index 0) is the one this build has; CUDA devices come with the GPU work.
+ * free), a run queue of admitted batches, and a pool of batch objects. The service numbers
+ * its devices: index 0 is the CPU device (cpu0), index 1 + k the k-th CUDA device it uses
+ * (cudaN, N its CUDA ordinal). A model is served on the devices in its mask
+ * (MB_DEVICE_BIT(index)), with one state from load() per device, and the batcher routes
+ * each batch to one of them (mb_batcher.h).
  *
  * A worker (mb_worker_run(), a thread body started by the daemon) takes admitted batches
  * from its device's run queue. Before starting a batch it answers items that were cancelled
@@ -36,6 +39,12 @@
 #include "mb_request.h"
 #include "mb_ring.h"
 #include "mb_sem.h"
+#include "mb_topo.h"
+
+/** Most devices one service runs: the CPU device and up to MB_DEVICES_MAX - 1 GPUs. */
+#define MB_DEVICES_MAX 17
+/** A device's bit in a model's device mask. */
+#define MB_DEVICE_BIT(index) (1u << (index))
 
 /** A model as the service runs it. */
 struct mb_model {
@@ -50,15 +59,18 @@ struct mb_model {
 	uint32_t default_timeout_ms;
 	uint32_t base_units;
 	double item_units_per_second;
-	/* state from desc->load() on the CPU device */
-	void *state;
-	bool loaded;		  /**< load() succeeded: unload() is owed */
-	struct mb_plugin *plugin; /**< the plugin that serves it, or NULL (built-in) */
+	/* where it is served: load() succeeded on these devices (unload() is owed on each) */
+	uint32_t devices;	      /**< mask of MB_DEVICE_BIT(device index) */
+	void *states[MB_DEVICES_MAX]; /**< desc->load()'s state, by device index */
+	uint64_t capacity;	      /**< the most units one of its devices has */
+	int numa_node;		      /**< where its queue lives (MB_NUMA_ANY: anywhere) */
+	struct mb_plugin *plugin;     /**< the plugin that serves it, or NULL (built-in) */
 	/* stands in for a plugin that failed to load: its name only, so requests for it are
 	 * answered UNAVAILABLE with the reason rather than UNKNOWN_MODEL */
 	struct mb_model_desc failed_desc;
 	char failed_name[MB_PROTO_MODEL_LEN + 1];
-	/* circuit breakers, indexed by device index (NULL: none; workers then run everything) */
+	/* circuit breakers, indexed by device index (NULL: none; workers then run everything);
+	 * only those of devices in the mask are initialised */
 	struct mb_breaker *breakers;
 	/* front door -> batcher */
 	struct mb_ring *queue;
@@ -70,9 +82,16 @@ struct mb_model {
 /** Units one item costs on @p model (ceil of item_units_per_second x media seconds). */
 uint32_t mb_model_item_cost(const struct mb_model *model, const struct mb_request_hdr *hdr);
 
+/**
+ * True when @p model has breakers and the breaker of every device that serves it is open
+ * (its requests are then answered UNAVAILABLE at once). Any thread.
+ */
+bool mb_model_unavailable(const struct mb_model *model);
+
 /** A batch: requests of one model, admitted (or waiting to be) onto one device. */
 struct mb_batch {
 	struct mb_model *model;
+	struct mb_device *device; /**< the device whose pool it came from, and where it runs */
 	uint32_t n;
 	uint64_t units; /**< base + item costs: what the ticket asks for / holds */
 	struct mb_sem_ticket ticket;
@@ -84,16 +103,21 @@ struct mb_batch {
 TAILQ_HEAD(mb_batch_list, mb_batch);
 
 struct mb_device_opts {
-	int index;		 /**< the response's device field */
-	const char *name;	 /**< "cpu0": metrics label, logs; copied */
+	int index;		 /**< the response's device field, 0..MB_DEVICES_MAX-1 */
+	bool gpu;		 /**< a CUDA device (false: the CPU device) */
+	int cuda;		 /**< with gpu: its CUDA ordinal */
+	const char *name;	 /**< "cpu0", "cuda1": metrics label, logs; copied */
 	uint64_t units;		 /**< capacity */
 	uint32_t batch_capacity; /**< largest batch (max of the models' max_batch) */
 	uint32_t n_batches;	 /**< batch objects in the pool */
-	int numa_node;
+	int numa_node;		 /**< its memory and workers (MB_NUMA_ANY: anywhere) */
 };
 
 struct mb_device {
 	int index;
+	int cuda; /**< CUDA ordinal, -1 on the CPU device */
+	int numa_node;
+	uint64_t capacity; /**< units */
 	char name[16];
 	struct mb_sem *units;
 	struct mb_ring *run;  /**< admitted batches (batcher -> workers) */
@@ -104,7 +128,8 @@ struct mb_device {
 	atomic_bool producer_done; /**< the batcher will push no more batches */
 };
 
-/** Create a device (needs EAL: its rings). Returns 0, -EINVAL or -ENOMEM. */
+/** Create a device (needs EAL: its rings). Returns 0, -EINVAL or -ENOMEM. Any index may be
+ * created more than once in a process (ring names are made unique). */
 int mb_device_create(const struct mb_device_opts *opts, struct mb_device **out);
 
 /** Free a device; every batch must be back in its pool. NULL accepted. */
@@ -118,6 +143,9 @@ void mb_device_batch_put(struct mb_device *dev, struct mb_batch *b);
 
 struct mb_worker_opts {
 	struct mb_device *device;
+	/* where the thread runs: bound to the device's NUMA node when both are known (may be
+	 * NULL: not bound) */
+	const struct mb_topo *topo;
 	struct mb_model **models; /**< borrowed; index = model index */
 	uint32_t n_models;
 	struct mb_ring *results; /**< answered requests -> egress */
@@ -135,9 +163,12 @@ int mb_worker_create(const struct mb_worker_opts *opts, struct mb_worker **out);
 void mb_worker_destroy(struct mb_worker **w);
 
 /**
- * Thread body: set up each model's per-worker scratch, then run batches until the device's
- * producer is done and its run queue is empty. Returns 0 (or the first worker_init error,
- * after which the worker still runs batches of the other models).
+ * Thread body: bind to the device's NUMA node; on a CUDA device make it the thread's current
+ * device and create the thread's stream (handed to run() as batch->stream); set up each
+ * served model's per-worker scratch; then run batches until the device's producer is done
+ * and its run queue is empty. Returns 0, or the first set-up error: a model whose
+ * worker_init failed, or every model when the CUDA device could not be attached, has its
+ * batches on this worker answered MODEL_ERROR with the reason (the worker keeps draining).
  */
 int mb_worker_run(struct mb_worker *w);
 

@@ -16,6 +16,7 @@
 #define MB_GPU_PROBE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mb_topo.h"
@@ -53,5 +54,29 @@ int mb_gpu_probe(struct mb_gpu_probe *out);
  * whose PCI address the topology does not know keep MB_NUMA_ANY.
  */
 int mb_gpu_locate(struct mb_gpu_probe *probe, const struct mb_topo *topo);
+
+/**
+ * Free and total memory of CUDA device @p cuda in bytes (cudaMemGetInfo). Returns 0, or
+ * -EIO with the CUDA error in @p reason, or -ENOTSUP in a build without CUDA.
+ */
+int mb_gpu_mem_info(int cuda, uint64_t *free_bytes, uint64_t *total_bytes, char *reason,
+		    size_t reason_len);
+
+/**
+ * Worker threads: make CUDA device @p cuda the calling thread's device and create the
+ * thread's stream (a cudaStream_t, handed to models as batch->stream). Returns 0, or -EIO
+ * with the reason, or -ENOTSUP in a build without CUDA.
+ */
+int mb_gpu_thread_attach(int cuda, void **stream, char *reason, size_t reason_len);
+
+/** Undo mb_gpu_thread_attach() on the same thread (waits for the stream). NULL accepted. */
+void mb_gpu_thread_detach(void *stream);
+
+/**
+ * VRAM units a GPU offers: (free_bytes - reserve_bytes) / unit_bytes, at most max_units
+ * when that is not 0; 0 when the reserve takes it all.
+ */
+uint64_t mb_gpu_units(uint64_t free_bytes, uint64_t reserve_bytes, uint64_t unit_bytes,
+		      uint64_t max_units);
 
 #endif /* MB_GPU_PROBE_H */

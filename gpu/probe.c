@@ -5,6 +5,7 @@
  */
 #include "mb_gpu_probe.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #include "mb_log.h"
 
 #if MB_HAVE_CUDA
+#include "cuda_nets_internal.h"
 #include "cuda_probe_internal.h"
 #endif
 
@@ -84,3 +86,63 @@ mb_gpu_locate(struct mb_gpu_probe *probe, const struct mb_topo *topo)
 	}
 	return located;
 }
+
+uint64_t
+mb_gpu_units(uint64_t free_bytes, uint64_t reserve_bytes, uint64_t unit_bytes, uint64_t max_units)
+{
+	uint64_t units;
+
+	if (unit_bytes == 0 || free_bytes <= reserve_bytes)
+		return 0;
+	units = (free_bytes - reserve_bytes) / unit_bytes;
+	return max_units != 0 && units > max_units ? max_units : units;
+}
+
+#if MB_HAVE_CUDA
+
+int
+mb_gpu_mem_info(int cuda, uint64_t *free_bytes, uint64_t *total_bytes, char *reason,
+		size_t reason_len)
+{
+	return mb_cuda_mem_info(cuda, free_bytes, total_bytes, reason, reason_len) < 0 ? -EIO : 0;
+}
+
+int
+mb_gpu_thread_attach(int cuda, void **stream, char *reason, size_t reason_len)
+{
+	return mb_cuda_thread_attach(cuda, stream, reason, reason_len) < 0 ? -EIO : 0;
+}
+
+void
+mb_gpu_thread_detach(void *stream)
+{
+	mb_cuda_thread_detach(stream);
+}
+
+#else /* !MB_HAVE_CUDA */
+
+int
+mb_gpu_mem_info(int cuda, uint64_t *free_bytes, uint64_t *total_bytes, char *reason,
+		size_t reason_len)
+{
+	*free_bytes = 0;
+	*total_bytes = 0;
+	snprintf(reason, reason_len, "CUDA device %d: this build has no CUDA", cuda);
+	return -ENOTSUP;
+}
+
+int
+mb_gpu_thread_attach(int cuda, void **stream, char *reason, size_t reason_len)
+{
+	*stream = NULL;
+	snprintf(reason, reason_len, "CUDA device %d: this build has no CUDA", cuda);
+	return -ENOTSUP;
+}
+
+void
+mb_gpu_thread_detach(void *stream)
+{
+	(void)stream;
+}
+
+#endif

@@ -10,10 +10,12 @@
 #include "mb_device.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mb_env.h"
+#include "mb_gpu_probe.h"
 
 #define MB_LOG_MODULE "worker"
 #include "mb_log.h"
@@ -21,6 +23,11 @@
 struct mb_worker {
 	struct mb_worker_opts o;
 	struct mb_idle idle;
+	void *stream; /* CUDA devices: this thread's stream */
+	struct broken {
+		bool on;
+		char why[200];
+	} * broken;		     /* per model: its worker set-up failed, and why */
 	void **scratch;		     /* per model */
 	struct mb_model_item *items; /* batch_capacity */
 	_Atomic uint64_t batches;
@@ -46,8 +53,9 @@ mb_worker_create(const struct mb_worker_opts *o, struct mb_worker **out)
 		return -ENOMEM;
 	w->o = *o;
 	w->scratch = calloc(o->n_models ? o->n_models : 1, sizeof(void *));
+	w->broken = calloc(o->n_models ? o->n_models : 1, sizeof(*w->broken));
 	w->items = calloc(o->device->batch_capacity, sizeof(*w->items));
-	if (w->scratch == NULL || w->items == NULL) {
+	if (w->scratch == NULL || w->broken == NULL || w->items == NULL) {
 		mb_worker_destroy(&w);
 		return -ENOMEM;
 	}
@@ -64,6 +72,7 @@ mb_worker_destroy(struct mb_worker **wp)
 {
 	if (wp == NULL || *wp == NULL)
 		return;
+	free((*wp)->broken);
 	free((*wp)->scratch);
 	free((*wp)->items);
 	free(*wp);
@@ -138,7 +147,7 @@ run_guarded(struct mb_worker *w, struct mb_batch *b, struct mb_model_batch *mb)
 
 	if (br != NULL && (v = mb_breaker_check(br)) == MB_BREAKER_REJECT)
 		return REJECTED;
-	rc = m->desc->run(m->state, mb);
+	rc = m->desc->run(m->states[w->o.device->index], mb);
 	if (rc > 0) /* not -errno: still a failure, never mistaken for REJECTED */
 		rc = -EIO;
 	if (br != NULL)
@@ -153,10 +162,13 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 	struct mb_device *dev = w->o.device;
 	struct mb_model_batch mb = {
 		.items = w->items,
-		.device = -1,
+		.device = dev->cuda,
+		.stream = w->stream,
 		.worker = w->scratch[m->index],
 		.alloc_result = alloc_result,
 	};
+	const char *broken =
+		m->index < w->o.n_models && w->broken[m->index].on ? w->broken[m->index].why : NULL;
 	uint64_t start, end;
 	int rc;
 
@@ -174,7 +186,7 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 			w->items[i].payload = r->payload;
 			w->items[i].payload_len = r->payload_len;
 		}
-		rc = run_guarded(w, b, &mb);
+		rc = broken != NULL ? -EIO : run_guarded(w, b, &mb);
 		end = mb_env_now_ns();
 		if (m->m_batch_size != NULL)
 			mb_metric_observe(m->m_batch_size, (double)b->n);
@@ -187,6 +199,10 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 						  "model %s on device %s: circuit open after "
 						  "repeated failed batches; retry later",
 						  m->desc->name, dev->name);
+			} else if (broken != NULL) {
+				mb_request_answer(r, MB_STATUS_MODEL_ERROR,
+						  "%s: cannot run on device %s: %s", m->desc->name,
+						  dev->name, broken);
 			} else if (rc != 0 || it->failed) {
 				mb_request_answer(r, MB_STATUS_MODEL_ERROR, "%s: %s", m->desc->name,
 						  rc != 0 ? "the batch failed on the device"
@@ -224,29 +240,68 @@ done(struct mb_worker *w)
 	       mb_ring_count(w->o.device->run) == 0;
 }
 
-int
-mb_worker_run(struct mb_worker *w)
+/* Note why model @p i cannot run on this worker; its batches are answered MODEL_ERROR. */
+static void
+mark_broken(struct mb_worker *w, uint32_t i, const char *why)
 {
-	int first_err = 0;
+	if (w->broken[i].on)
+		return;
+	w->broken[i].on = true;
+	snprintf(w->broken[i].why, sizeof(w->broken[i].why), "%s", why);
+}
 
+/* Bind to the device's node, attach to the CUDA device, set up every served model. */
+static int
+set_up(struct mb_worker *w)
+{
+	struct mb_device *dev = w->o.device;
+	char why[256] = "";
+	int first_err = 0, rc;
+
+	if (w->o.topo != NULL && dev->numa_node >= 0) {
+		if ((rc = mb_topo_bind_thread_node(w->o.topo, dev->numa_node)) < 0)
+			MB_LOG(WARNING, "device %s: worker not bound to NUMA node %d: %s",
+			       dev->name, dev->numa_node, strerror(-rc));
+		else
+			(void)mb_topo_bind_memory(w->o.topo, dev->numa_node);
+	}
+	if (dev->cuda >= 0 &&
+	    (first_err = mb_gpu_thread_attach(dev->cuda, &w->stream, why, sizeof(why))) < 0) {
+		MB_LOG(ERR, "device %s: worker cannot attach: %s; its batches fail", dev->name,
+		       why);
+		for (uint32_t i = 0; i < w->o.n_models; i++)
+			mark_broken(w, i, why);
+		return first_err;
+	}
 	for (uint32_t i = 0; i < w->o.n_models; i++) {
 		struct mb_model *m = w->o.models[i];
-		int rc;
 
-		if (!m->enabled || m->desc->worker_init == NULL)
+		if (!m->enabled || !(m->devices & MB_DEVICE_BIT(dev->index)) ||
+		    m->desc->worker_init == NULL)
 			continue;
-		rc = m->desc->worker_init(m->state, -1, &w->scratch[i]);
+		rc = m->desc->worker_init(m->states[dev->index], dev->cuda, &w->scratch[i]);
 		if (rc < 0) {
-			MB_LOG(ERR, "model %s: worker set-up failed: %s", m->desc->name,
-			       strerror(-rc));
+			snprintf(why, sizeof(why), "worker set-up failed: %s", strerror(-rc));
+			MB_LOG(ERR, "model %s on %s: %s", m->desc->name, dev->name, why);
+			mark_broken(w, i, why);
+			w->scratch[i] = NULL;
 			if (first_err == 0)
 				first_err = rc;
 		}
 	}
+	return first_err;
+}
+
+int
+mb_worker_run(struct mb_worker *w)
+{
+	struct mb_device *dev = w->o.device;
+	int first_err = set_up(w);
+
 	while (!done(w)) {
 		void *b;
 
-		if (mb_ring_dequeue_burst_wait(w->o.device->run, &b, 1, &w->idle,
+		if (mb_ring_dequeue_burst_wait(dev->run, &b, 1, &w->idle,
 					       mb_env_deadline_in(100 * MB_NS_PER_MS)) == 1)
 			run_batch(w, b);
 	}
@@ -254,8 +309,12 @@ mb_worker_run(struct mb_worker *w)
 		struct mb_model *m = w->o.models[i];
 
 		if (w->scratch[i] != NULL && m->desc->worker_fini != NULL)
-			m->desc->worker_fini(m->state, w->scratch[i]);
+			m->desc->worker_fini(m->states[dev->index], w->scratch[i]);
 		w->scratch[i] = NULL;
+	}
+	if (w->stream != NULL) {
+		mb_gpu_thread_detach(w->stream);
+		w->stream = NULL;
 	}
 	return first_err;
 }

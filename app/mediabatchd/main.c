@@ -24,7 +24,6 @@
 #include "mb_config.h"
 #include "mb_eal.h"
 #include "mb_env.h"
-#include "mb_gpu_probe.h"
 #include "mb_udp.h"
 #include "service.h"
 
@@ -238,7 +237,6 @@ main(int argc, char **argv)
 	struct flags flags;
 	struct mb_config cfg;
 	struct mb_service *svc = NULL;
-	struct mb_gpu_probe probe;
 	pthread_t fd_thread, batcher_thread, *workers, *rx;
 	sigset_t sigs;
 	char err[1024], desc[512];
@@ -282,7 +280,6 @@ main(int argc, char **argv)
 		mb_config_fini(&cfg);
 		return EXIT_START;
 	}
-	mb_gpu_probe(&probe);
 	rc = service_create(&cfg, &svc, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "mediabatchd: %s\n", err);
@@ -296,7 +293,7 @@ main(int argc, char **argv)
 	for (uint32_t i = 0; i < service_workers(svc); i++) {
 		char name[32];
 
-		snprintf(name, sizeof(name), "mb-worker%u", i % 1000); /* <= 15 chars for the OS */
+		service_worker_name(svc, i, name, sizeof(name));
 		start_thread(&workers[i], name, service_worker_thread, service_worker_arg(svc, i));
 	}
 	start_thread(&batcher_thread, "mb-batcher", service_batcher_thread, svc);

@@ -26,6 +26,7 @@
 #include "mb_device.h"
 #include "mb_env.h"
 #include "mb_frontdoor.h"
+#include "mb_gpu_probe.h"
 #include "mb_http.h"
 #include "mb_metrics.h"
 #include "mb_models.h"
@@ -47,7 +48,17 @@ enum { SUB_FRONTDOOR, SUB_BATCHER, SUB_WORKERS, SUB_UDP, SUB_COUNT };
 struct worker_slot {
 	struct mb_service *svc;
 	struct mb_worker *w;
-	uint32_t index;
+	struct mb_device *dev;
+	uint32_t index; /* among its device's workers */
+};
+
+/* A device the service may use, before it exists: cpu0 at index 0, GPUs from index 1. */
+struct dev_plan {
+	bool on;  /* may serve models: cpu0 unless serve is never; a GPU in use */
+	int cuda; /* CUDA ordinal; -1 for cpu0 */
+	int numa_node;
+	char name[16];
+	const struct mb_gpu_info *gpu; /* NULL for cpu0 */
 };
 
 struct mb_service {
@@ -58,7 +69,12 @@ struct mb_service {
 	struct mb_model *model_ptrs[MAX_MODELS];
 	uint32_t n_models;
 	char served[256]; /* "identity, logmel" */
-	struct mb_device *cpu;
+	/* devices by index (NULL where there is none), and those that exist, in index order */
+	struct mb_gpu_probe gpus;
+	struct dev_plan plan[MB_DEVICES_MAX];
+	struct mb_device *devs[MB_DEVICES_MAX];
+	struct mb_device *dev_list[MB_DEVICES_MAX];
+	uint32_t n_devs;
 	struct mb_doorbell batcher_bell;
 	struct mb_ring *results;
 	struct mb_ratelimit *limits; /* ZeroMQ requests (front door thread) */
@@ -95,7 +111,7 @@ struct mb_service {
 	struct mb_metric *m_requests[MAX_MODELS + 1][2]; /* [model][enum mb_transport] */
 	struct mb_metric *m_responses[MAX_MODELS + 1][MB_STATUS_COUNT];
 	struct mb_metric *m_latency[MAX_MODELS + 1];
-	struct mb_metric *m_admission_wait;
+	struct mb_metric *m_admission_wait[MB_DEVICES_MAX];
 	struct mb_metric *m_ready, *m_draining;
 };
 
@@ -205,13 +221,84 @@ weights_path(const struct mb_config *cfg, const char *name, char *buf, size_t le
 	}
 }
 
-/* Load one model (built-in, or from a plugin) on the CPU device; on failure it is disabled
- * with the reason and the others keep serving. */
+/* Load @p m on device @p d; on success it serves there. The reason of a failure goes to
+ * @p why (the last one wins) and the log. */
+static void
+load_on(struct mb_service *s, struct mb_model *m, int d, const char *weights, char *why,
+	size_t why_len)
+{
+	struct mb_model_load_args args = {
+		.device = s->plan[d].cuda,
+		.weights_path = weights,
+		.numa_node = s->plan[d].numa_node,
+	};
+	char reason[MB_PROTO_REASON_MAX] = "";
+	void *state = NULL;
+
+	if (m->desc->load(&args, &state, reason, sizeof(reason)) != 0) {
+		snprintf(why, why_len, "%s", reason);
+		MB_LOG(ERR, "model %s failed to load on %s: %s", m->desc->name, s->plan[d].name,
+		       reason);
+		return;
+	}
+	m->states[d] = state;
+	m->devices |= MB_DEVICE_BIT(d);
+}
+
+/*
+ * Load @p m where it may serve: on every GPU in use, if it runs on CUDA; on cpu0 when
+ * devices.cpu.serve is always, or is auto and no GPU took the model. A model loaded
+ * nowhere is disabled with the reason.
+ */
+static void
+load_on_devices(struct mb_service *s, struct mb_model *m, const char *weights)
+{
+	const struct mb_config *cfg = s->cfg;
+	char why[MB_PROTO_REASON_MAX] = "";
+	bool gpus = false;
+
+	for (int d = 1; d < MB_DEVICES_MAX; d++) {
+		if (!s->plan[d].on)
+			continue;
+		gpus = true;
+		if (m->desc->devices & MB_MODEL_ON_CUDA)
+			load_on(s, m, d, weights, why, sizeof(why));
+	}
+	if (s->plan[0].on && (m->desc->devices & MB_MODEL_ON_CPU) &&
+	    (cfg->cpu_serve == MB_CPU_SERVE_ALWAYS || m->devices == 0)) {
+		if (gpus && m->devices == 0 && (m->desc->devices & MB_MODEL_ON_CUDA))
+			MB_LOG(WARNING, "model %s: it failed to load on every GPU; %s serves it",
+			       m->desc->name, s->plan[0].name);
+		else if (gpus && m->devices == 0)
+			MB_LOG(INFO, "model %s runs on the CPU only: %s serves it", m->desc->name,
+			       s->plan[0].name);
+		load_on(s, m, 0, weights, why, sizeof(why));
+	}
+	if (m->devices != 0)
+		return;
+	m->enabled = false;
+	if (why[0] != '\0')
+		snprintf(m->disabled_reason, sizeof(m->disabled_reason), "failed to load: %s", why);
+	else if (!(m->desc->devices & MB_MODEL_ON_CPU))
+		snprintf(m->disabled_reason, sizeof(m->disabled_reason),
+			 "it runs on CUDA only and no GPU is in use (%s)",
+			 s->gpus.reason[0] ? s->gpus.reason : "see devices.cuda");
+	else
+		snprintf(m->disabled_reason, sizeof(m->disabled_reason),
+			 "no device serves it: devices.cpu.serve is never and no GPU %s",
+			 (m->desc->devices & MB_MODEL_ON_CUDA) ? "is in use"
+							       : "can run it (CPU only)");
+	MB_LOG(ERR, "model %s is disabled: %s; the other models keep serving", m->desc->name,
+	       m->disabled_reason);
+}
+
+/* Set up one model (built-in, or from a plugin) and load it on its devices; on failure it is
+ * disabled with the reason and the others keep serving. */
 static void
 load_model(struct mb_service *s, struct mb_model *m, const struct mb_model_config *c)
 {
 	const struct mb_config *cfg = s->cfg;
-	struct mb_model_load_args args = {.device = -1, .numa_node = -1};
+	const char *weights = NULL;
 	char reason[MB_PROTO_REASON_MAX] = "", path[PATH_MAX + 64];
 	int rc;
 
@@ -250,20 +337,11 @@ load_model(struct mb_service *s, struct mb_model *m, const struct mb_model_confi
 		/* a plugin gets the default path only when that file exists */
 		if (m->plugin == NULL || (c != NULL && c->weights[0] != '\0') ||
 		    access(path, R_OK) == 0)
-			args.weights_path = path;
+			weights = path;
 	}
-	rc = m->desc->load(&args, &m->state, reason, sizeof(reason));
-	if (rc != 0) {
-		m->enabled = false;
-		snprintf(m->disabled_reason, sizeof(m->disabled_reason), "failed to load: %s",
-			 reason);
-		MB_LOG(ERR, "model %s %s; the other models keep serving", m->desc->name,
-		       m->disabled_reason);
-		return;
-	}
-	m->loaded = true;
-	if (args.weights_path != NULL)
-		MB_LOG(INFO, "model %s: weights %s", m->desc->name, args.weights_path);
+	load_on_devices(s, m, weights);
+	if (m->devices != 0 && weights != NULL)
+		MB_LOG(INFO, "model %s: weights %s", m->desc->name, weights);
 }
 
 static int
@@ -276,16 +354,13 @@ add_model(struct mb_service *s, const struct mb_model_desc *d, const struct mb_m
 		.cooldown_ns = (uint64_t)s->cfg->breaker_cooldown_ms * MB_NS_PER_MS,
 		.probe_timeout_ns = (uint64_t)s->cfg->breaker_probe_timeout_ms * MB_NS_PER_MS,
 	};
-	struct mb_ring_opts ro;
-	char name[32];
-	int rc;
-
 	if (s->n_models == MAX_MODELS) {
 		snprintf(err, err_len, "more than %d models", MAX_MODELS);
 		return -E2BIG;
 	}
 	m->index = s->n_models;
 	m->desc = d;
+	m->numa_node = MB_NUMA_ANY;
 	atomic_init(&m->queued, 0);
 	m->enabled = true;
 	load_model(s, m, c);
@@ -296,28 +371,25 @@ add_model(struct mb_service *s, const struct mb_model_desc *d, const struct mb_m
 		m->max_batch = 1;
 		m->queue_limit = 1;
 	}
-	m->breakers = calloc(1, sizeof(*m->breakers));
-	if (m->breakers == NULL || mb_breaker_init(&m->breakers[0], &bo) < 0) {
-		free(m->breakers);
-		m->breakers = NULL;
-		snprintf(err, err_len, "model %s: cannot set up its circuit breaker",
-			 m->desc->name);
-		return -ENOMEM;
+	s->model_ptrs[s->n_models++] = m; /* from here on, service_destroy() unloads it */
+	if (m->devices != 0) {		  /* one breaker per device that serves it */
+		m->breakers = calloc(MB_DEVICES_MAX, sizeof(*m->breakers));
+		for (int k = 0; m->breakers != NULL && k < MB_DEVICES_MAX; k++) {
+			if (!(m->devices & MB_DEVICE_BIT(k)) ||
+			    mb_breaker_init(&m->breakers[k], &bo) == 0)
+				continue;
+			while (--k >= 0)
+				if (m->devices & MB_DEVICE_BIT(k))
+					mb_breaker_fini(&m->breakers[k]);
+			free(m->breakers);
+			m->breakers = NULL;
+		}
+		if (m->breakers == NULL) {
+			snprintf(err, err_len, "model %s: cannot set up its circuit breakers",
+				 m->desc->name);
+			return -ENOMEM;
+		}
 	}
-	mb_ring_opts_init(&ro);
-	snprintf(name, sizeof(name), "q_%s", m->desc->name);
-	ro.name = name;
-	ro.capacity = m->queue_limit;
-	ro.prod_sync = MB_RING_SYNC_MT_HTS;
-	ro.cons_sync = MB_RING_SYNC_ST;
-	ro.doorbell = &s->batcher_bell;
-	rc = mb_ring_create(&ro, &m->queue);
-	if (rc < 0) {
-		snprintf(err, err_len, "model %s: cannot create its queue of %u: %s", m->desc->name,
-			 m->queue_limit, strerror(-rc));
-		return rc;
-	}
-	s->model_ptrs[s->n_models++] = m;
 	if (m->enabled) {
 		size_t off = strlen(s->served);
 
@@ -325,6 +397,221 @@ add_model(struct mb_service *s, const struct mb_model_desc *d, const struct mb_m
 			 m->desc->name);
 	}
 	return 0;
+}
+
+/* ---- devices ---- */
+
+/*
+ * Which devices may serve: cpu0 unless devices.cpu.serve is never; the GPUs that
+ * devices.cuda selects (all found, or the listed ordinals), each with its NUMA node.
+ * With mode auto and no usable GPU, the probe has logged why once and cpu0 serves alone.
+ */
+static int
+plan_devices(struct mb_service *s, char *err, size_t err_len)
+{
+	const struct mb_config *cfg = s->cfg;
+	int n = 0;
+
+	for (int d = 0; d < MB_DEVICES_MAX; d++)
+		s->plan[d] = (struct dev_plan){.cuda = -1, .numa_node = MB_NUMA_ANY};
+	s->plan[0].on = cfg->cpu_serve != MB_CPU_SERVE_NEVER;
+	snprintf(s->plan[0].name, sizeof(s->plan[0].name), "cpu0");
+	if (cfg->cuda_mode == MB_CUDA_OFF) {
+		snprintf(s->gpus.reason, sizeof(s->gpus.reason), "devices.cuda.mode is off");
+		MB_LOG(NOTICE, "GPUs not used: devices.cuda.mode is off");
+		return 0;
+	}
+	mb_gpu_probe(&s->gpus);
+	if (s->gpus.count == 0) {
+		if (cfg->cuda_mode == MB_CUDA_REQUIRED) {
+			snprintf(err, err_len,
+				 "%s: devices.cuda.mode is required, but no GPU is usable: %s",
+				 cfg->source, s->gpus.reason);
+			return -ENODEV;
+		}
+		return 0;
+	}
+	if (s->topo != NULL)
+		mb_gpu_locate(&s->gpus, s->topo);
+	for (int k = 0; k < (cfg->n_cuda_gpus ? (int)cfg->n_cuda_gpus : s->gpus.count); k++) {
+		int ordinal = cfg->n_cuda_gpus ? cfg->cuda_gpus[k] : k;
+		struct dev_plan *p;
+
+		if (ordinal >= s->gpus.count) {
+			snprintf(err, err_len,
+				 "%s: devices.cuda.gpus[%d]: GPU %d does not exist (this machine "
+				 "has "
+				 "%d: 0..%d)",
+				 cfg->source, k, ordinal, s->gpus.count, s->gpus.count - 1);
+			return -EINVAL;
+		}
+		if (1 + n >= MB_DEVICES_MAX)
+			break;
+		p = &s->plan[1 + n++];
+		p->on = true;
+		p->cuda = ordinal;
+		p->gpu = &s->gpus.gpus[ordinal];
+		p->numa_node = p->gpu->numa_node;
+		snprintf(p->name, sizeof(p->name), "cuda%d", ordinal);
+	}
+	return 0;
+}
+
+static uint32_t
+auto_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n >= 2 ? (uint32_t)(n / 2) : 1;
+}
+
+/* Units of GPU device @p d: what cudaMemGetInfo says is free now (the models are loaded)
+ * less the reserve, in units of unit_mb, at most max_units. */
+static int
+gpu_units(struct mb_service *s, int d, uint64_t *units, char *err, size_t err_len)
+{
+	const struct mb_config *cfg = s->cfg;
+	const struct dev_plan *p = &s->plan[d];
+	uint64_t free_b = 0, total_b = 0, mib = 1024 * 1024;
+	char why[256] = "";
+
+	if (mb_gpu_mem_info(p->cuda, &free_b, &total_b, why, sizeof(why)) < 0) {
+		snprintf(err, err_len, "device %s: cannot read its free memory: %s", p->name, why);
+		return -EIO;
+	}
+	*units = mb_gpu_units(free_b, cfg->cuda_reserve_mb * mib, cfg->cuda_unit_mb * mib,
+			      cfg->cuda_max_units);
+	if (*units == 0) {
+		snprintf(err, err_len,
+			 "device %s (%s): %" PRIu64 " MiB free after loading the models; "
+			 "devices.cuda.reserve_mb keeps %u MiB, so not one unit of %u MiB is left "
+			 "(lower reserve_mb or unit_mb, or serve fewer models on it)",
+			 p->name, p->gpu->name, free_b / mib, cfg->cuda_reserve_mb,
+			 cfg->cuda_unit_mb);
+		return -ENOSPC;
+	}
+	MB_LOG(INFO,
+	       "device %s: %s, NUMA node %d, %" PRIu64 " of %" PRIu64 " MiB free with the models "
+	       "loaded: %" PRIu64 " units of %u MiB (reserve %u MiB%s)",
+	       p->name, p->gpu->name, p->numa_node, free_b / mib, total_b / mib, *units,
+	       cfg->cuda_unit_mb, cfg->cuda_reserve_mb,
+	       cfg->cuda_max_units && *units == cfg->cuda_max_units ? ", capped by max_units" : "");
+	return 0;
+}
+
+static uint32_t
+device_workers(const struct mb_service *s, int d)
+{
+	if (d == 0)
+		return s->cfg->cpu_workers ? s->cfg->cpu_workers : auto_workers();
+	return s->cfg->cuda_workers;
+}
+
+/*
+ * Create the devices that serve at least one model (cpu0 alone when none does, so the
+ * pipeline is whole and every request gets its refusal), then each model's capacity (its
+ * largest device) and NUMA node (its devices' node when they share one).
+ */
+static int
+build_devices(struct mb_service *s, char *err, size_t err_len)
+{
+	uint32_t used = 0;
+	int rc;
+
+	for (uint32_t i = 0; i < s->n_models; i++)
+		used |= s->models[i].devices;
+	if (used == 0)
+		used = MB_DEVICE_BIT(0);
+	for (int d = 0; d < MB_DEVICES_MAX; d++) {
+		struct mb_device_opts o = {.index = d,
+					   .gpu = s->plan[d].cuda >= 0,
+					   .cuda = s->plan[d].cuda,
+					   .name = s->plan[d].name,
+					   .batch_capacity = 1,
+					   .numa_node = s->plan[d].numa_node};
+		uint32_t workers = device_workers(s, d);
+
+		if (!(used & MB_DEVICE_BIT(d)))
+			continue;
+		if (d == 0)
+			o.units = s->cfg->cpu_units;
+		else if ((rc = gpu_units(s, d, &o.units, err, err_len)) < 0)
+			return rc;
+		for (uint32_t i = 0; i < s->n_models; i++)
+			if ((s->models[i].devices & MB_DEVICE_BIT(d)) &&
+			    s->models[i].max_batch > o.batch_capacity)
+				o.batch_capacity = s->models[i].max_batch;
+		o.n_batches = s->n_models * (MAX_PENDING_BATCHES + 1) + 2 * workers + 4;
+		rc = mb_device_create(&o, &s->devs[d]);
+		if (rc < 0) {
+			snprintf(err, err_len, "device %s: %s", o.name, strerror(-rc));
+			return rc;
+		}
+		s->dev_list[s->n_devs++] = s->devs[d];
+	}
+	for (uint32_t i = 0; i < s->n_models; i++) {
+		struct mb_model *m = &s->models[i];
+		int node = MB_NUMA_ANY - 1; /* none seen yet */
+
+		for (int d = 0; d < MB_DEVICES_MAX; d++) {
+			if (!(m->devices & MB_DEVICE_BIT(d)))
+				continue;
+			if (s->devs[d]->capacity > m->capacity)
+				m->capacity = s->devs[d]->capacity;
+			node = node == MB_NUMA_ANY - 1 || node == s->devs[d]->numa_node
+				       ? s->devs[d]->numa_node
+				       : MB_NUMA_ANY;
+		}
+		m->numa_node = node >= 0 ? node : MB_NUMA_ANY;
+	}
+	return 0;
+}
+
+/* Each model's queue (front door and UDP -> batcher), on its devices' NUMA node. */
+static int
+build_queues(struct mb_service *s, char *err, size_t err_len)
+{
+	for (uint32_t i = 0; i < s->n_models; i++) {
+		struct mb_model *m = &s->models[i];
+		struct mb_ring_opts ro;
+		char name[32];
+		int rc;
+
+		mb_ring_opts_init(&ro);
+		snprintf(name, sizeof(name), "q_%s", m->desc->name);
+		ro.name = name;
+		ro.capacity = m->queue_limit;
+		ro.numa_node = m->numa_node;
+		ro.prod_sync = MB_RING_SYNC_MT_HTS;
+		ro.cons_sync = MB_RING_SYNC_ST;
+		ro.doorbell = &s->batcher_bell;
+		rc = mb_ring_create(&ro, &m->queue);
+		if (rc < 0) {
+			snprintf(err, err_len, "model %s: cannot create its queue of %u: %s",
+				 m->desc->name, m->queue_limit, strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* The devices of @p m's mask, as "cpu0" or "cuda0, cuda1"; the largest one in @p largest. */
+static void
+model_devices(const struct mb_service *s, const struct mb_model *m, char *buf, size_t len,
+	      const struct mb_device **largest)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	*largest = NULL;
+	for (int d = 0; d < MB_DEVICES_MAX && off < len; d++) {
+		if (!(m->devices & MB_DEVICE_BIT(d)) || s->devs[d] == NULL)
+			continue;
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
+					s->devs[d]->name);
+		if (*largest == NULL || s->devs[d]->capacity > (*largest)->capacity)
+			*largest = s->devs[d];
+	}
 }
 
 static int
@@ -441,27 +728,35 @@ build_metrics(struct mb_service *s)
 				    "Requests accepted and waiting to be batched.",
 				    mb_metrics_labels(l, sizeof(l), "model", name, NULL),
 				    queue_depth, &s->models[i]);
-		if (s->models[i].breakers != NULL)
-			mb_metrics_gauge_fn(r, "mediabatch_breaker_state",
-					    "Circuit breaker of a model on a device: 0 closed, 1 "
-					    "open, 2 half-open.",
-					    mb_metrics_labels(l, sizeof(l), "model", name, "device",
-							      s->cpu->name, NULL),
-					    breaker_state, &s->models[i].breakers[0]);
+		for (int d = 0; s->models[i].breakers != NULL && d < MB_DEVICES_MAX; d++)
+			if (s->models[i].devices & MB_DEVICE_BIT(d))
+				mb_metrics_gauge_fn(r, "mediabatch_breaker_state",
+						    "Circuit breaker of a model on a device: 0 "
+						    "closed, 1 open, 2 "
+						    "half-open.",
+						    mb_metrics_labels(l, sizeof(l), "model", name,
+								      "device", s->plan[d].name,
+								      NULL),
+						    breaker_state, &s->models[i].breakers[d]);
 	}
-	mb_metrics_labels(l, sizeof(l), "device", s->cpu->name, NULL);
-	mb_metrics_gauge_fn(r, "mediabatch_vram_units_in_use",
-			    "Device units held by admitted batches.", l, units_in_use,
-			    s->cpu->units);
-	mb_metrics_gauge_fn(r, "mediabatch_vram_units_capacity", "Device units in all.", l,
-			    units_capacity, s->cpu->units);
-	mb_metrics_gauge_fn(r, "mediabatch_vram_units_peak",
-			    "Most device units ever held at once (never above the capacity).", l,
-			    units_peak, s->cpu->units);
-	s->m_admission_wait =
-		mb_metrics_histogram(r, "mediabatch_admission_wait_seconds",
-				     "Time a formed batch waited for its device units.", l,
-				     mb_metrics_latency_bounds, mb_metrics_latency_bounds_n);
+	for (uint32_t k = 0; k < s->n_devs; k++) {
+		struct mb_device *dev = s->dev_list[k];
+
+		mb_metrics_labels(l, sizeof(l), "device", dev->name, NULL);
+		mb_metrics_gauge_fn(r, "mediabatch_vram_units_in_use",
+				    "Device units held by admitted batches.", l, units_in_use,
+				    dev->units);
+		mb_metrics_gauge_fn(r, "mediabatch_vram_units_capacity", "Device units in all.", l,
+				    units_capacity, dev->units);
+		mb_metrics_gauge_fn(
+			r, "mediabatch_vram_units_peak",
+			"Most device units ever held at once (never above the capacity).", l,
+			units_peak, dev->units);
+		s->m_admission_wait[dev->index] = mb_metrics_histogram(
+			r, "mediabatch_admission_wait_seconds",
+			"Time a formed batch waited for its device units.", l,
+			mb_metrics_latency_bounds, mb_metrics_latency_bounds_n);
+	}
 	if (s->cfg->n_udp_ports != 0)
 		return; /* the UDP ingest registers the rx_* series itself */
 	/* No DPDK port in this configuration: the series exist (for alerts) and stay 0. */
@@ -491,7 +786,9 @@ admit(struct mb_service *s, struct mb_ratelimit *limits, struct mb_request *req,
 	unsigned int t = req->transport == MB_TRANSPORT_UDP ? MB_TRANSPORT_UDP : MB_TRANSPORT_ZMQ;
 	const struct mb_request_hdr *h = &req->hdr;
 	uint32_t cost, queued, timeout_ms;
-	uint64_t retry_ns = 0, capacity;
+	uint64_t retry_ns = 0;
+	const struct mb_device *largest;
+	char devs[96];
 
 	if (m == NULL) {
 		mb_metric_add(s->m_requests[s->n_models][t], 1);
@@ -505,13 +802,15 @@ admit(struct mb_service *s, struct mb_ratelimit *limits, struct mb_request *req,
 		snprintf(reason, len, "model %s is unavailable: %s", h->model, m->disabled_reason);
 		return MB_STATUS_UNAVAILABLE;
 	}
-	if (m->breakers != NULL && mb_breaker_rejecting(&m->breakers[0])) {
+	if (mb_model_unavailable(m)) {
+		bool one = (m->devices & (m->devices - 1)) == 0;
+
+		model_devices(s, m, devs, sizeof(devs), &largest);
 		snprintf(reason, len,
-			 "model %s is unavailable: its circuit breaker on %s is open after %u "
-			 "failed "
-			 "batches in a row; it probes again within %u ms",
-			 h->model, s->cpu->name, s->cfg->breaker_failures,
-			 s->cfg->breaker_cooldown_ms);
+			 "model %s is unavailable: its circuit breaker%s on %s %s open after %u "
+			 "failed batches in a row; it probes again within %u ms",
+			 h->model, one ? "" : "s", devs, one ? "is" : "are",
+			 s->cfg->breaker_failures, s->cfg->breaker_cooldown_ms);
 		return MB_STATUS_UNAVAILABLE;
 	}
 	if (!(m->desc->media_mask & MB_MEDIA_MASK(h->media))) {
@@ -529,14 +828,14 @@ admit(struct mb_service *s, struct mb_ratelimit *limits, struct mb_request *req,
 	if (m->desc->check(h, reason, len) != 0)
 		return MB_STATUS_BAD_REQUEST;
 	cost = mb_model_item_cost(m, h);
-	capacity = s->cfg->cpu_units;
-	if ((uint64_t)m->base_units + cost > capacity) {
+	if ((uint64_t)m->base_units + cost > m->capacity) {
+		model_devices(s, m, devs, sizeof(devs), &largest);
 		snprintf(reason, len,
 			 "this request needs %" PRIu32
 			 " device units (%u for a batch of %s, %" PRIu32
 			 " for its media) but device %s has %" PRIu64,
-			 m->base_units + cost, m->base_units, h->model, cost, s->cpu->name,
-			 capacity);
+			 m->base_units + cost, m->base_units, h->model, cost,
+			 largest != NULL ? largest->name : "(none)", m->capacity);
 		return MB_STATUS_TOO_LARGE;
 	}
 	queued = atomic_fetch_add_explicit(&m->queued, 1, memory_order_acq_rel);
@@ -667,7 +966,6 @@ static int
 build_udp(struct mb_service *s, char *err, size_t err_len)
 {
 	const struct mb_config *cfg = s->cfg;
-	struct mb_topo_opts to;
 	struct mb_udp_opts uo = {0};
 	uint32_t nq = 0;
 	int rc;
@@ -687,9 +985,6 @@ build_udp(struct mb_service *s, char *err, size_t err_len)
 			return rc;
 		}
 	}
-	mb_topo_opts_init(&to);
-	if (mb_topo_create(&to, &s->topo) < 0)
-		MB_LOG(WARNING, "no topology: rx threads are not pinned");
 	uo.cfg = cfg;
 	uo.results = s->results;
 	uo.drain = s->sub[SUB_UDP].drain;
@@ -749,7 +1044,10 @@ wake_batcher(void *arg)
 static void
 wake_workers(void *arg)
 {
-	mb_ring_wake(((struct mb_service *)arg)->cpu->run);
+	struct mb_service *s = arg;
+
+	for (uint32_t k = 0; k < s->n_devs; k++)
+		mb_ring_wake(s->dev_list[k]->run);
 }
 
 static void
@@ -799,23 +1097,15 @@ destroy_tree(struct mb_service *s)
 
 /* ---- assembly ---- */
 
-static uint32_t
-auto_workers(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n >= 2 ? (uint32_t)(n / 2) : 1;
-}
-
 int
 service_create(const struct mb_config *cfg, struct mb_service **out, char *err, size_t err_len)
 {
 	struct mb_service *s;
-	struct mb_device_opts dopts = {0};
 	struct mb_ring_opts ro;
 	struct mb_batcher_opts bo;
 	struct mb_frontdoor_opts fo = {0};
-	uint32_t batch_cap = 1;
+	struct mb_topo_opts to;
+	uint32_t n = 0;
 	int rc;
 
 	*out = NULL;
@@ -835,27 +1125,14 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 		snprintf(err, err_len, "out of resources: %s", strerror(-rc));
 		goto fail;
 	}
-	rc = build_models(s, err, err_len);
-	if (rc < 0)
+	mb_topo_opts_init(&to);
+	if (mb_topo_create(&to, &s->topo) < 0)
+		MB_LOG(WARNING, "no topology: GPU workers and rx threads are not placed");
+	if ((rc = plan_devices(s, err, err_len)) < 0 || (rc = build_models(s, err, err_len)) < 0 ||
+	    (rc = build_devices(s, err, err_len)) < 0 || (rc = build_queues(s, err, err_len)) < 0)
 		goto fail;
 	if (s->served[0] == '\0')
 		MB_LOG(WARNING, "no model is enabled: every request will be refused");
-	for (uint32_t i = 0; i < s->n_models; i++)
-		if (s->models[i].max_batch > batch_cap)
-			batch_cap = s->models[i].max_batch;
-
-	s->n_workers = cfg->cpu_workers ? cfg->cpu_workers : auto_workers();
-	dopts.index = 0;
-	dopts.name = "cpu0";
-	dopts.units = cfg->cpu_units;
-	dopts.batch_capacity = batch_cap;
-	dopts.n_batches = s->n_models * (MAX_PENDING_BATCHES + 1) + 2 * s->n_workers + 4;
-	dopts.numa_node = MB_NUMA_ANY;
-	rc = mb_device_create(&dopts, &s->cpu);
-	if (rc < 0) {
-		snprintf(err, err_len, "device cpu0: %s", strerror(-rc));
-		goto fail;
-	}
 	mb_ring_opts_init(&ro);
 	ro.name = "results";
 	ro.capacity = cfg->max_inflight + 64;
@@ -883,7 +1160,8 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	mb_batcher_opts_init(&bo);
 	bo.models = s->model_ptrs;
 	bo.n_models = s->n_models;
-	bo.device = s->cpu;
+	bo.devices = s->dev_list;
+	bo.n_devices = s->n_devs;
 	bo.results = s->results;
 	bo.bell = &s->batcher_bell;
 	bo.idle = cfg->idle;
@@ -897,28 +1175,39 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 		snprintf(err, err_len, "batcher: %s", strerror(-rc));
 		goto fail;
 	}
-	s->workers = calloc(s->n_workers, sizeof(*s->workers));
+	for (uint32_t k = 0; k < s->n_devs; k++)
+		n += device_workers(s, s->dev_list[k]->index);
+	s->workers = calloc(n, sizeof(*s->workers));
 	if (s->workers == NULL) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	for (uint32_t i = 0; i < s->n_workers; i++) {
-		struct mb_worker_opts wo = {
-			.device = s->cpu,
-			.models = s->model_ptrs,
-			.n_models = s->n_models,
-			.results = s->results,
-			.abort = s->sub[SUB_WORKERS].abort,
-			.idle = cfg->idle,
-			.m_admission_wait = s->m_admission_wait,
-		};
+	for (uint32_t k = 0; k < s->n_devs; k++) {
+		struct mb_device *dev = s->dev_list[k];
 
-		s->workers[i].svc = s;
-		s->workers[i].index = i;
-		rc = mb_worker_create(&wo, &s->workers[i].w);
-		if (rc < 0) {
-			snprintf(err, err_len, "worker %u: %s", i, strerror(-rc));
-			goto fail;
+		for (uint32_t i = 0; i < device_workers(s, dev->index); i++) {
+			struct mb_worker_opts wo = {
+				.device = dev,
+				.topo = s->topo,
+				.models = s->model_ptrs,
+				.n_models = s->n_models,
+				.results = s->results,
+				.abort = s->sub[SUB_WORKERS].abort,
+				.idle = cfg->idle,
+				.m_admission_wait = s->m_admission_wait[dev->index],
+			};
+			struct worker_slot *slot = &s->workers[s->n_workers];
+
+			slot->svc = s;
+			slot->dev = dev;
+			slot->index = i;
+			rc = mb_worker_create(&wo, &slot->w);
+			if (rc < 0) {
+				snprintf(err, err_len, "device %s: worker %u: %s", dev->name, i,
+					 strerror(-rc));
+				goto fail;
+			}
+			s->n_workers++;
 		}
 	}
 
@@ -999,17 +1288,22 @@ service_destroy(struct mb_service **sp)
 	for (uint32_t i = 0; i < s->n_models; i++) {
 		struct mb_model *m = &s->models[i];
 
-		if (m->loaded && m->desc->unload != NULL)
-			m->desc->unload(m->state);
+		for (int d = 0; d < MB_DEVICES_MAX; d++) {
+			if (!(m->devices & MB_DEVICE_BIT(d)))
+				continue;
+			if (m->desc->unload != NULL)
+				m->desc->unload(m->states[d]);
+			if (m->breakers != NULL)
+				mb_breaker_fini(&m->breakers[d]);
+		}
 		mb_plugin_close(&m->plugin); /* after unload: the code lives in the plugin */
-		if (m->breakers != NULL)
-			mb_breaker_fini(&m->breakers[0]);
 		free(m->breakers);
 		mb_ring_destroy(&m->queue);
 	}
 	mb_ratelimit_destroy(&s->limits);
 	mb_ring_destroy(&s->results);
-	mb_device_destroy(&s->cpu);
+	for (int d = 0; d < MB_DEVICES_MAX; d++)
+		mb_device_destroy(&s->devs[d]);
 	destroy_tree(s);
 	mb_doorbell_fini(&s->batcher_bell);
 	mb_metrics_destroy(&s->metrics);
@@ -1054,6 +1348,14 @@ void *
 service_worker_arg(struct mb_service *s, uint32_t i)
 {
 	return &s->workers[i];
+}
+
+void
+service_worker_name(const struct mb_service *s, uint32_t i, char *buf, size_t len)
+{
+	const struct worker_slot *w = &s->workers[i];
+
+	snprintf(buf, len, "mb-%.6s-w%u", w->dev->name, w->index % 1000);
 }
 
 uint32_t
@@ -1114,11 +1416,19 @@ service_describe(const struct mb_service *s, char *buf, size_t len)
 		snprintf(udp, sizeof(udp), ", UDP port %u on %u DPDK port%s (%u rx queue%s)",
 			 s->cfg->udp_port, s->cfg->n_udp_ports, s->cfg->n_udp_ports == 1 ? "" : "s",
 			 mb_udp_queues(s->udp), mb_udp_queues(s->udp) == 1 ? "" : "s");
-	snprintf(buf, len,
-		 "ROUTER %s, PUB %s%s, metrics %s%s%s; models: %s; device %s: %u units, %u "
-		 "worker%s",
+	char devs[512] = "";
+	size_t off = 0;
+
+	for (uint32_t k = 0; k < s->n_devs && off < sizeof(devs); k++) {
+		const struct mb_device *d = s->dev_list[k];
+		uint32_t w = device_workers(s, d->index);
+
+		off += (size_t)snprintf(devs + off, sizeof(devs) - off,
+					"%sdevice %s: %" PRIu64 " units, %u worker%s",
+					k ? "; " : "", d->name, d->capacity, w, w == 1 ? "" : "s");
+	}
+	snprintf(buf, len, "ROUTER %s, PUB %s%s, metrics %s%s%s; models: %s; %s",
 		 mb_frontdoor_endpoint(s->fd, 0), mb_frontdoor_endpoint(s->fd, 1), udp,
 		 s->http ? "http://" : "off", s->http ? s->cfg->metrics : "",
-		 s->http ? "/metrics" : "", s->served[0] ? s->served : "(none)", s->cpu->name,
-		 s->cfg->cpu_units, s->n_workers, s->n_workers == 1 ? "" : "s");
+		 s->http ? "/metrics" : "", s->served[0] ? s->served : "(none)", devs);
 }

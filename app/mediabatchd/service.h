@@ -44,6 +44,8 @@ void *service_worker_thread(void *worker_slot);
 /** Workers the service built, and the argument for worker @p i's thread. */
 uint32_t service_workers(const struct mb_service *svc);
 void *service_worker_arg(struct mb_service *svc, uint32_t i);
+/** Worker @p i's thread name ("mb-cpu0-w0", "mb-cuda1-w0"; at most 15 characters). */
+void service_worker_name(const struct mb_service *svc, uint32_t i, char *buf, size_t len);
 
 /** UDP rx queues (0 without udp.ports): one thread each, running service_udp_thread(). */
 uint32_t service_udp_queues(const struct mb_service *svc);

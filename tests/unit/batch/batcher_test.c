@@ -6,6 +6,9 @@
  *
  * Each case builds a device, a model queue, a results ring and a batcher thread; the test
  * plays the front door (pushes requests) and the workers (takes batches off the run queue).
+ * The routing cases build two devices and check which one each batch goes to: by free
+ * units, by the model's device mask, around an open breaker, by NUMA node, by size, and
+ * what happens to an item no device can take.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -29,6 +32,10 @@ struct rig {
 	struct mb_model model;
 	struct mb_model *models[1];
 	struct mb_device *dev;
+	struct mb_device *dev2; /* routing cases: a second device (index 1) */
+	struct mb_device *devs[2];
+	struct mb_breaker breakers[MB_DEVICES_MAX];
+	bool with_breakers;
 	struct mb_ring *results;
 	struct mb_cancel *drain, *abort;
 	atomic_bool ingest_closed;
@@ -49,8 +56,27 @@ batcher_main(void *arg)
 	return NULL;
 }
 
+/* Two devices for the routing cases (0 for a single-device rig). */
+struct two {
+	uint64_t units[2];
+	int numa[2];
+	uint32_t mask; /* the model's devices */
+	int model_numa;
+	bool breakers;
+};
+
+static void rig_up_two(struct rig *r, uint32_t max_batch, uint32_t max_delay_us,
+		       uint32_t base_units, const struct two *two);
+
 static void
 rig_up(struct rig *r, uint32_t max_batch, uint32_t max_delay_us, uint32_t base_units)
+{
+	rig_up_two(r, max_batch, max_delay_us, base_units, NULL);
+}
+
+static void
+rig_up_two(struct rig *r, uint32_t max_batch, uint32_t max_delay_us, uint32_t base_units,
+	   const struct two *two)
 {
 	struct mb_ring_opts ro;
 	struct mb_device_opts dopts = {.index = 0,
@@ -65,8 +91,21 @@ rig_up(struct rig *r, uint32_t max_batch, uint32_t max_delay_us, uint32_t base_u
 	memset(r, 0, sizeof(*r));
 	mb_env_clock_use_virtual(MB_NS_PER_S);
 	CU_ASSERT_EQUAL_FATAL(mb_doorbell_init(&r->bell), 0);
-	dopts.index = ++g_rig_seq;
+	++g_rig_seq;
+	if (two != NULL)
+		dopts.units = two->units[0];
 	CU_ASSERT_EQUAL_FATAL(mb_device_create(&dopts, &r->dev), 0);
+	r->devs[0] = r->dev;
+	if (two != NULL) {
+		dopts.index = 1;
+		dopts.name = "test1";
+		dopts.units = two->units[1];
+		CU_ASSERT_EQUAL_FATAL(mb_device_create(&dopts, &r->dev2), 0);
+		r->devs[1] = r->dev2;
+		/* the node the batcher sees (this machine may have one node: memory stays anywhere) */
+		r->dev->numa_node = two->numa[0];
+		r->dev2->numa_node = two->numa[1];
+	}
 	snprintf(qname, sizeof(qname), "bq%d", g_rig_seq);
 	snprintf(rname, sizeof(rname), "br%d", g_rig_seq);
 	mb_ring_opts_init(&ro);
@@ -80,6 +119,19 @@ rig_up(struct rig *r, uint32_t max_batch, uint32_t max_delay_us, uint32_t base_u
 	r->model.max_delay_us = max_delay_us;
 	r->model.queue_limit = 128;
 	r->model.base_units = base_units;
+	r->model.devices = two != NULL ? two->mask : MB_DEVICE_BIT(0);
+	r->model.numa_node = two != NULL ? two->model_numa : MB_NUMA_ANY;
+	if (two != NULL && two->breakers) {
+		struct mb_breaker_opts bro;
+
+		mb_breaker_opts_init(&bro);
+		bro.failure_threshold = 1;
+		bro.cooldown_ns = 3600 * MB_NS_PER_S; /* the virtual clock stands still anyway */
+		for (int d = 0; d < 2; d++)
+			CU_ASSERT_EQUAL_FATAL(mb_breaker_init(&r->breakers[d], &bro), 0);
+		r->model.breakers = r->breakers;
+		r->with_breakers = true;
+	}
 	CU_ASSERT_EQUAL_FATAL(mb_ring_create(&ro, &r->model.queue), 0);
 	r->models[0] = &r->model;
 	ro.name = rname;
@@ -91,7 +143,8 @@ rig_up(struct rig *r, uint32_t max_batch, uint32_t max_delay_us, uint32_t base_u
 	mb_batcher_opts_init(&bo);
 	bo.models = r->models;
 	bo.n_models = 1;
-	bo.device = r->dev;
+	bo.devices = r->devs;
+	bo.n_devices = two != NULL ? 2 : 1;
 	bo.results = r->results;
 	bo.bell = &r->bell;
 	bo.drain = r->drain;
@@ -123,25 +176,32 @@ push(struct rig *r, uint32_t cost, uint64_t timeout_ns, bool priority)
 	return q;
 }
 
-/* As a worker: the next admitted batch, waiting up to @seconds of real time. */
+/* As a worker of @dev: its next admitted batch, waiting up to @seconds of real time. */
 static struct mb_batch *
-take_batch(struct rig *r, double seconds)
+take_batch_from(struct mb_device *dev, double seconds)
 {
 	for (int i = 0; i < (int)(seconds * 1000); i++) {
 		void *b;
 
-		if (mb_ring_dequeue_burst(r->dev->run, &b, 1) == 1)
+		if (mb_ring_dequeue_burst(dev->run, &b, 1) == 1)
 			return b;
 		mb_env_sleep_ns(MB_NS_PER_MS);
 	}
 	return NULL;
 }
 
+static struct mb_batch *
+take_batch(struct rig *r, double seconds)
+{
+	return take_batch_from(r->dev, seconds);
+}
+
 static void
 finish_batch(struct rig *r, struct mb_batch *b)
 {
-	mb_sem_release(r->dev->units, b->units);
-	mb_device_batch_put(r->dev, b);
+	(void)r;
+	mb_sem_release(b->device->units, b->units);
+	mb_device_batch_put(b->device, b);
 }
 
 static struct mb_request *
@@ -168,8 +228,12 @@ rig_down(struct rig *r)
 		pthread_join(r->thread, NULL);
 	}
 	CU_ASSERT_TRUE(atomic_load(&r->dev->producer_done));
+	if (r->dev2 != NULL)
+		CU_ASSERT_TRUE(atomic_load(&r->dev2->producer_done));
 	/* Whatever the batcher still pushed: play the worker's part. */
 	for (struct mb_batch *b; (b = take_batch(r, 0.001)) != NULL;)
+		finish_batch(r, b);
+	for (struct mb_batch *b; r->dev2 != NULL && (b = take_batch_from(r->dev2, 0.001)) != NULL;)
 		finish_batch(r, b);
 	while (take_answer(r, 0.001) != NULL)
 		;
@@ -179,6 +243,9 @@ rig_down(struct rig *r)
 	mb_ring_destroy(&r->results);
 	mb_ring_destroy(&r->model.queue);
 	mb_device_destroy(&r->dev);
+	mb_device_destroy(&r->dev2);
+	for (int d = 0; r->with_breakers && d < 2; d++)
+		mb_breaker_fini(&r->breakers[d]);
 	mb_doorbell_fini(&r->bell);
 	mb_env_clock_use_real();
 }
@@ -437,6 +504,181 @@ test_abort_answers_everything(void)
 	rig_down(&r);
 }
 
+/* ---- routing across devices ---- */
+
+static void
+push_n(struct rig *r, int n, uint32_t cost)
+{
+	for (int i = 0; i < n; i++)
+		push(r, cost, 10 * MB_NS_PER_S, false);
+}
+
+static void
+test_route_to_device_with_room(void)
+{
+	const struct two two = {.units = {UNITS, UNITS},
+				.numa = {MB_NUMA_ANY, MB_NUMA_ANY},
+				.mask = MB_DEVICE_BIT(0) | MB_DEVICE_BIT(1),
+				.model_numa = MB_NUMA_ANY};
+	struct rig r;
+	struct mb_batch *b;
+
+	rig_up_two(&r, 4, 1000000, 1, &two);
+	/* device 0 is full (the test holds its units): the batch goes to device 1 */
+	CU_ASSERT_EQUAL_FATAL(mb_sem_try_acquire(r.dev->units, UNITS), 0);
+	push_n(&r, 4, 1);
+	b = take_batch_from(r.dev2, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_PTR_EQUAL(b->device, r.dev2);
+	CU_ASSERT_EQUAL(b->n, 4);
+	CU_ASSERT_PTR_NULL(take_batch(&r, 0.02));
+	/* device 0 frees up while device 1 still runs the first batch: device 0 has more room */
+	mb_sem_release(r.dev->units, UNITS);
+	push_n(&r, 4, 1);
+	struct mb_batch *b2 = take_batch(&r, 5.0);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b2);
+	CU_ASSERT_PTR_EQUAL(b2->device, r.dev);
+	finish_batch(&r, b);
+	finish_batch(&r, b2);
+	/* both free and alike: the lower index */
+	push_n(&r, 4, 1);
+	b = take_batch(&r, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_PTR_EQUAL(b->device, r.dev);
+	finish_batch(&r, b);
+	rig_down(&r);
+}
+
+static void
+test_route_only_to_model_devices(void)
+{
+	const struct two two = {.units = {UNITS, UNITS},
+				.numa = {MB_NUMA_ANY, MB_NUMA_ANY},
+				.mask = MB_DEVICE_BIT(1),
+				.model_numa = MB_NUMA_ANY};
+	struct rig r;
+
+	rig_up_two(&r, 2, 1000000, 1, &two);
+	for (int k = 0; k < 3; k++) {
+		struct mb_batch *b;
+
+		push_n(&r, 2, 1);
+		b = take_batch_from(r.dev2, 5.0);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+		CU_ASSERT_EQUAL(b->n, 2);
+		finish_batch(&r, b);
+	}
+	CU_ASSERT_PTR_NULL(take_batch(&r, 0.02)); /* never device 0, free as it is */
+	rig_down(&r);
+}
+
+static void
+test_route_around_open_breaker(void)
+{
+	const struct two two = {.units = {UNITS, UNITS},
+				.numa = {MB_NUMA_ANY, MB_NUMA_ANY},
+				.mask = MB_DEVICE_BIT(0) | MB_DEVICE_BIT(1),
+				.model_numa = MB_NUMA_ANY,
+				.breakers = true};
+	struct rig r;
+	struct mb_batch *b;
+
+	rig_up_two(&r, 2, 1000000, 1, &two);
+	/* one failed batch on device 0 opens its breaker (threshold 1) */
+	mb_breaker_report(&r.breakers[0], mb_breaker_check(&r.breakers[0]), false);
+	CU_ASSERT_TRUE_FATAL(mb_breaker_rejecting(&r.breakers[0]));
+	CU_ASSERT_FALSE(mb_model_unavailable(&r.model)); /* device 1 still serves it */
+	push_n(&r, 2, 1);
+	b = take_batch_from(r.dev2, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_PTR_NULL(take_batch(&r, 0.02));
+	finish_batch(&r, b);
+	/* with device 1 open as well, the model is unavailable everywhere */
+	mb_breaker_report(&r.breakers[1], mb_breaker_check(&r.breakers[1]), false);
+	CU_ASSERT_TRUE(mb_model_unavailable(&r.model));
+	rig_down(&r);
+}
+
+static void
+test_route_prefers_model_numa_node(void)
+{
+	const struct two two = {.units = {UNITS, UNITS},
+				.numa = {0, 1},
+				.mask = MB_DEVICE_BIT(0) | MB_DEVICE_BIT(1),
+				.model_numa = 1};
+	struct rig r;
+	struct mb_batch *b;
+	uint64_t held;
+
+	rig_up_two(&r, 2, 1000000, 1, &two);
+	push_n(&r, 2, 1);
+	b = take_batch_from(r.dev2, 5.0); /* node 1, though device 0 comes first */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_PTR_NULL(take_batch(&r, 0.02));
+	/* the near device is full: a device that admits now beats a near one that would wait */
+	held = UNITS - b->units;
+	CU_ASSERT_EQUAL_FATAL(mb_sem_try_acquire(r.dev2->units, held), 0);
+	push_n(&r, 2, 1);
+	struct mb_batch *b2 = take_batch(&r, 5.0);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b2);
+	CU_ASSERT_PTR_EQUAL(b2->device, r.dev);
+	finish_batch(&r, b);
+	finish_batch(&r, b2);
+	mb_sem_release(r.dev2->units, held);
+	rig_down(&r);
+}
+
+static void
+test_route_by_size(void)
+{
+	const struct two two = {.units = {4, UNITS},
+				.numa = {MB_NUMA_ANY, MB_NUMA_ANY},
+				.mask = MB_DEVICE_BIT(0) | MB_DEVICE_BIT(1),
+				.model_numa = MB_NUMA_ANY};
+	struct rig r;
+	struct mb_batch *b;
+	struct mb_request *a, *big;
+
+	rig_up_two(&r, 1, 1000000, 1, &two);
+	/* 1 + 8 units: only device 1 is large enough, though device 0 is free */
+	push(&r, 8, 10 * MB_NS_PER_S, false);
+	b = take_batch_from(r.dev2, 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_EQUAL(b->units, 9);
+	finish_batch(&r, b);
+	/* 1 + 16 units: no device has that many */
+	big = push(&r, 16, 10 * MB_NS_PER_S, false);
+	a = take_answer(&r, 5.0);
+	CU_ASSERT_PTR_EQUAL_FATAL(a, big);
+	CU_ASSERT_EQUAL(a->resp.status, MB_STATUS_TOO_LARGE);
+	CU_ASSERT_EQUAL(atomic_load(&r.model.queued), 0);
+	CU_ASSERT_PTR_NULL(take_batch(&r, 0.02));
+	CU_ASSERT_PTR_NULL(take_batch_from(r.dev2, 0.02));
+	rig_down(&r);
+}
+
+static void
+test_no_device_answers_unavailable(void)
+{
+	const struct two two = {.units = {UNITS, UNITS},
+				.numa = {MB_NUMA_ANY, MB_NUMA_ANY},
+				.mask = 0,
+				.model_numa = MB_NUMA_ANY};
+	struct rig r;
+	struct mb_request *q, *a;
+
+	rig_up_two(&r, 1, 1000000, 1, &two);
+	q = push(&r, 1, 10 * MB_NS_PER_S, false);
+	a = take_answer(&r, 5.0);
+	CU_ASSERT_PTR_EQUAL_FATAL(a, q);
+	CU_ASSERT_EQUAL(a->resp.status, MB_STATUS_UNAVAILABLE);
+	CU_ASSERT_PTR_NULL(take_batch(&r, 0.02));
+	CU_ASSERT_PTR_NULL(take_batch_from(r.dev2, 0.02));
+	rig_down(&r);
+}
+
 static int
 suite_init(void)
 {
@@ -456,6 +698,14 @@ static const struct mb_test_case cases[] = {
 	 test_cancel_out_of_waiting_batch_refunds},
 	{"drain flushes at once; exit after ingest closes", test_drain_flushes_then_exits},
 	{"abort answers everything CANCELLED, holds no units", test_abort_answers_everything},
+	{"routing: to the device with room, then the lower index", test_route_to_device_with_room},
+	{"routing: only to the model's devices", test_route_only_to_model_devices},
+	{"routing: around an open breaker", test_route_around_open_breaker},
+	{"routing: the model's NUMA node, unless only another admits now",
+	 test_route_prefers_model_numa_node},
+	{"routing: a device large enough; TOO_LARGE when none is", test_route_by_size},
+	{"routing: a model with no device is answered UNAVAILABLE",
+	 test_no_device_answers_unavailable},
 	{NULL, NULL},
 };
 

@@ -42,6 +42,13 @@ test_defaults(void)
 	CU_ASSERT_STRING_EQUAL(c.publish, "tcp://127.0.0.1:7401");
 	CU_ASSERT_STRING_EQUAL(c.metrics, "127.0.0.1:7402");
 	CU_ASSERT_EQUAL(c.cpu_units, 16);
+	CU_ASSERT_EQUAL(c.cpu_serve, MB_CPU_SERVE_AUTO);
+	CU_ASSERT_EQUAL(c.cuda_mode, MB_CUDA_AUTO);
+	CU_ASSERT_EQUAL(c.n_cuda_gpus, 0);
+	CU_ASSERT_EQUAL(c.cuda_unit_mb, 1024);
+	CU_ASSERT_EQUAL(c.cuda_reserve_mb, 1024);
+	CU_ASSERT_EQUAL(c.cuda_max_units, 0);
+	CU_ASSERT_EQUAL(c.cuda_workers, 1);
 	CU_ASSERT_EQUAL(c.idle.mode, MB_IDLE_SLEEP);
 	CU_ASSERT_EQUAL(c.n_models, 0);
 	CU_ASSERT_PTR_NULL(c.eal_args);
@@ -116,6 +123,55 @@ test_udp(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "is already udp.ports[0]"));
 }
 
+static void
+test_devices(void)
+{
+	struct mb_config c;
+
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "devices:\n"
+					    "  cpu: {serve: always, workers: 2}\n"
+					    "  cuda:\n"
+					    "    mode: required\n"
+					    "    gpus: [2, 0]\n"
+					    "    unit_mb: 512\n"
+					    "    reserve_mb: 4096\n"
+					    "    max_units: 16\n"
+					    "    workers: 2\n"),
+			      0);
+	CU_ASSERT_EQUAL(c.cpu_serve, MB_CPU_SERVE_ALWAYS);
+	CU_ASSERT_EQUAL(c.cpu_workers, 2);
+	CU_ASSERT_EQUAL(c.cuda_mode, MB_CUDA_REQUIRED);
+	CU_ASSERT_EQUAL_FATAL(c.n_cuda_gpus, 2);
+	CU_ASSERT_EQUAL(c.cuda_gpus[0], 2);
+	CU_ASSERT_EQUAL(c.cuda_gpus[1], 0);
+	CU_ASSERT_EQUAL(c.cuda_unit_mb, 512);
+	CU_ASSERT_EQUAL(c.cuda_reserve_mb, 4096);
+	CU_ASSERT_EQUAL(c.cuda_max_units, 16);
+	CU_ASSERT_EQUAL(c.cuda_workers, 2);
+	mb_config_fini(&c);
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "devices:\n  cuda: {mode: \"off\"}\n"), 0);
+	CU_ASSERT_EQUAL(c.cuda_mode, MB_CUDA_OFF);
+	CU_ASSERT_EQUAL(c.cpu_serve, MB_CPU_SERVE_AUTO); /* untouched */
+	mb_config_fini(&c);
+
+	CU_ASSERT_EQUAL(load_text(&c, "devices:\n  cuda: {mode: sometimes}\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("devices.cuda.mode: 'sometimes' is not one of auto, required, off"));
+	CU_ASSERT_EQUAL(load_text(&c, "devices:\n  cpu: {serve: maybe}\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("devices.cpu.serve: 'maybe' is not one of auto, always, never"));
+	CU_ASSERT_EQUAL(load_text(&c, "devices:\n  cuda: {gpus: [0, 1, 0]}\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("devices.cuda.gpus[2]: GPU 0 is listed twice"));
+	CU_ASSERT_EQUAL(load_text(&c, "devices:\n  cuda: {gpus: [-1]}\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("devices.cuda.gpus[0]: -1 is out of range 0..255"));
+	CU_ASSERT_EQUAL(load_text(&c, "devices:\n  cuda: {unit_mb: 0}\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("devices.cuda.unit_mb: 0 is out of range 1..1048576"));
+	CU_ASSERT_EQUAL(load_text(&c, "devices:\n  cuda: {workers: 9}\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("devices.cuda.workers: 9 is out of range 1..8"));
+	CU_ASSERT_EQUAL(load_text(&c, "devices:\n  cpu: {serve: never}\n  cuda: {mode: "
+				      "\"off\"}\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("no device would run anything"));
+}
+
 /* The bare-metal example loads and says what its comments say. */
 static void
 test_bare_metal_example(void)
@@ -132,6 +188,8 @@ test_bare_metal_example(void)
 	CU_ASSERT_STRING_EQUAL(c.udp_ports[0].device, "0000:17:00.0");
 	CU_ASSERT_EQUAL(c.udp_ports[0].rx_queues, 2);
 	CU_ASSERT_EQUAL(c.udp_ports[0].n_cpus, 2);
+	CU_ASSERT_EQUAL(c.cuda_mode, MB_CUDA_REQUIRED);
+	CU_ASSERT_EQUAL(c.cuda_reserve_mb, 2048);
 	mb_config_fini(&c);
 }
 
@@ -338,6 +396,7 @@ static const struct mb_test_case cases[] = {
 	{"embedded default", test_defaults},
 	{"deploy/mediabatch.yaml is exactly the embedded default", test_example_matches_defaults},
 	{"udp section: ports, queues, cpus and their errors", test_udp},
+	{"devices section: cpu.serve, cuda and their errors", test_devices},
 	{"deploy/bare-metal.yaml loads", test_bare_metal_example},
 	{"a file overrides what it sets, keeps the rest", test_overrides},
 	{"range errors name file, field and range", test_range_errors},

@@ -58,7 +58,27 @@ test_locate_on_fixture(void)
 	mb_topo_destroy(&t);
 }
 
+static void
+test_units_from_memory(void)
+{
+	const uint64_t mib = 1024 * 1024, gib = 1024 * mib;
+
+	/* 80 GiB free, 1 GiB reserve, 1 GiB units: 79 */
+	CU_ASSERT_EQUAL(mb_gpu_units(80 * gib, gib, gib, 0), 79);
+	/* a part unit does not count */
+	CU_ASSERT_EQUAL(mb_gpu_units(80 * gib + 1023 * mib, gib, gib, 0), 79);
+	/* capped by max_units */
+	CU_ASSERT_EQUAL(mb_gpu_units(80 * gib, gib, gib, 16), 16);
+	CU_ASSERT_EQUAL(mb_gpu_units(10 * gib, 0, 512 * mib, 100), 20);
+	/* the reserve takes it all, or more */
+	CU_ASSERT_EQUAL(mb_gpu_units(gib, gib, gib, 0), 0);
+	CU_ASSERT_EQUAL(mb_gpu_units(gib / 2, gib, gib, 0), 0);
+	CU_ASSERT_EQUAL(mb_gpu_units(2 * gib - 1, gib, gib, 0), 0);
+	CU_ASSERT_EQUAL(mb_gpu_units(gib, 0, 0, 0), 0); /* no unit size: no units */
+}
+
 static const struct mb_test_case cases[] = {
+	{"VRAM units: free less reserve, whole units, capped", test_units_from_memory},
 	{"probe reports devices or a reason, never fails", test_probe_never_fails},
 	{"GPUs located on their NUMA node by PCI address", test_locate_on_fixture},
 	{NULL, NULL},

@@ -3,6 +3,9 @@
  * batches, answers each item with the device's timings, drops cancelled and expired items
  * before starting (refunding their units), turns a model failure into MODEL_ERROR, releases
  * every unit after the results are with the egress, and exits when the producer is done.
+ * It hands the model the state loaded for its device; a model whose worker set-up failed,
+ * or every model on a CUDA device the worker cannot attach to, gets MODEL_ERROR with the
+ * reason while the worker keeps draining.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,11 +19,15 @@
 static int g_fail_batch;     /* run() returns an error */
 static int g_fail_item = -1; /* this item index fails */
 static int g_runs, g_items_seen;
+static void *g_state_seen;
+static int g_device_seen;
+static int g_state_token; /* its address is the state "loaded" on the test's device */
 
 static int
 scripted_run(void *state, struct mb_model_batch *b)
 {
-	(void)state;
+	g_state_seen = state;
+	g_device_seen = b->device;
 	g_runs++;
 	g_items_seen += (int)b->n_items;
 	if (g_fail_batch)
@@ -48,6 +55,22 @@ static const struct mb_model_desc g_desc = {
 	.run = scripted_run,
 };
 
+static int
+failing_init(void *state, int device, void **worker)
+{
+	(void)state;
+	(void)device;
+	*worker = NULL;
+	return -ENOMEM;
+}
+
+static const struct mb_model_desc g_desc_bad_init = {
+	.abi_version = MB_MODEL_ABI_VERSION,
+	.name = "badinit",
+	.worker_init = failing_init,
+	.run = scripted_run,
+};
+
 struct rig {
 	struct mb_device *dev;
 	struct mb_ring *results;
@@ -68,8 +91,17 @@ worker_main(void *arg)
 	return NULL;
 }
 
+static void rig_up_on(struct rig *r, const struct mb_model_desc *desc, int cuda);
+
 static void
 rig_up(struct rig *r)
+{
+	rig_up_on(r, &g_desc, -1);
+}
+
+/* A worker on a device of index 0: the CPU (cuda -1), or CUDA ordinal @cuda. */
+static void
+rig_up_on(struct rig *r, const struct mb_model_desc *desc, int cuda)
 {
 	struct mb_device_opts d = {.name = "t0",
 				   .units = 16,
@@ -81,7 +113,10 @@ rig_up(struct rig *r)
 	char name[32];
 
 	memset(r, 0, sizeof(*r));
-	d.index = 100 + ++g_seq;
+	d.index = 0;
+	d.gpu = cuda >= 0;
+	d.cuda = cuda;
+	++g_seq;
 	CU_ASSERT_EQUAL_FATAL(mb_device_create(&d, &r->dev), 0);
 	mb_ring_opts_init(&ro);
 	snprintf(name, sizeof(name), "wres%d", g_seq);
@@ -89,8 +124,10 @@ rig_up(struct rig *r)
 	ro.capacity = 64;
 	ro.prod_sync = MB_RING_SYNC_MT_HTS;
 	CU_ASSERT_EQUAL_FATAL(mb_ring_create(&ro, &r->results), 0);
-	r->model.desc = &g_desc;
+	r->model.desc = desc;
 	r->model.enabled = true;
+	r->model.devices = MB_DEVICE_BIT(0);
+	r->model.states[0] = &g_state_token;
 	r->models[0] = &r->model;
 	mb_cancel_create(NULL, &r->abort);
 	wo.device = r->dev;
@@ -185,6 +222,8 @@ test_runs_and_answers(void)
 		free(q->result);
 	}
 	CU_ASSERT_EQUAL(g_runs, 1);
+	CU_ASSERT_PTR_EQUAL(g_state_seen, &g_state_token); /* the state of its device */
+	CU_ASSERT_EQUAL(g_device_seen, -1);		   /* the CPU device */
 	for (int i = 0; i < 1000 && in_use(&r) != 0; i++)
 		mb_env_sleep_ns(MB_NS_PER_MS);
 	CU_ASSERT_EQUAL(in_use(&r), 0); /* every unit back */
@@ -295,6 +334,51 @@ test_abort_cancels_unstarted(void)
 	rig_down(&r);
 }
 
+/* Answers of @n items that must all be MODEL_ERROR with @why; the model never ran. */
+static void
+expect_model_errors(struct rig *r, int n, const char *why)
+{
+	for (int i = 0; i < n; i++) {
+		struct mb_request *q = answer(r);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_MODEL_ERROR);
+		CU_ASSERT_PTR_NOT_NULL(strstr(q->reason, why));
+		CU_ASSERT_PTR_NULL(q->result);
+	}
+	CU_ASSERT_EQUAL(g_runs, 0);
+	for (int i = 0; i < 1000 && in_use(r) != 0; i++)
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	CU_ASSERT_EQUAL(in_use(r), 0);
+}
+
+static void
+test_worker_init_failure(void)
+{
+	struct rig r;
+
+	rig_up_on(&r, &g_desc_bad_init, -1);
+	g_runs = 0;
+	submit(&r, 2, 1);
+	expect_model_errors(&r, 2, "badinit: cannot run on device t0: worker set-up failed");
+	submit(&r, 1, 1); /* and again: the worker keeps answering */
+	expect_model_errors(&r, 1, "worker set-up failed");
+	rig_down(&r);
+}
+
+static void
+test_cuda_attach_failure(void)
+{
+	struct rig r;
+
+	/* no machine has CUDA ordinal 200: the attach fails with or without a GPU or CUDA */
+	rig_up_on(&r, &g_desc, 200);
+	g_runs = 0;
+	submit(&r, 3, 1);
+	expect_model_errors(&r, 3, "scripted: cannot run on device t0: ");
+	rig_down(&r);
+}
+
 static int
 suite_init(void)
 {
@@ -308,6 +392,8 @@ static const struct mb_test_case cases[] = {
 	 test_cancelled_and_expired_never_run},
 	{"an item or a whole batch failing gives MODEL_ERROR", test_model_failures},
 	{"after abort, unstarted work is CANCELLED", test_abort_cancels_unstarted},
+	{"a model whose worker set-up failed gets MODEL_ERROR", test_worker_init_failure},
+	{"a CUDA device the worker cannot attach to fails its batches", test_cuda_attach_failure},
 	{NULL, NULL},
 };
 
