@@ -102,7 +102,8 @@ rig_up_two(struct rig *r, uint32_t max_batch, uint32_t max_delay_us, uint32_t ba
 		dopts.units = two->units[1];
 		CU_ASSERT_EQUAL_FATAL(mb_device_create(&dopts, &r->dev2), 0);
 		r->devs[1] = r->dev2;
-		/* the node the batcher sees (this machine may have one node: memory stays anywhere) */
+		/* the node the batcher sees (this machine may have one node: memory stays anywhere)
+		 */
 		r->dev->numa_node = two->numa[0];
 		r->dev2->numa_node = two->numa[1];
 	}
