@@ -12,14 +12,6 @@
  * mel; this is the small convolutional stand-in the design calls for, at 16 kHz.)
  *
  * Weights: audio.conv{1,2,3}.{weight,bias}, audio.proj.{weight,bias} (see specs below).
- *
- * Batches: items run in chunks of up to CHUNK items and about CHUNK_FRAMES frames in all, in
- * batch order. Each convolution is one im2col + SGEMM over the chunk's items stacked along time
- * (mb_nn_conv1d_stack()): one packing of each weight per chunk instead of per item. It pays
- * for short clips; a 10 s clip's GEMMs are already about as fast per row as larger ones.
- * Pooling and the projection (a matrix-vector product) stay per item (nn_internal.h).
- * An item's result is bit-for-bit the same whatever else is in its batch (nn_internal.h).
- * Per worker: one scratch for one chunk.
  */
 #include <errno.h>
 #include <math.h>
@@ -39,15 +31,6 @@
 #define MIN_SAMPLES MB_MEL_N_FFT
 #define MAX_SAMPLES (MB_CLAP_MAX_SECONDS * MB_MEL_SAMPLE_RATE)
 #define MAX_FRAMES (MAX_SAMPLES / MB_MEL_HOP)
-#define CHUNK 8			      /* items per GEMM at most (perf/RESULTS.md, 2026-11-23) */
-#define CHUNK_FRAMES (2 * MAX_FRAMES) /* frames per GEMM at most; >= MAX_FRAMES */
-/* rows of a chunk, padded (mb_nn_pad()): conv1's in and out, conv2's out, conv3's out */
-#define ROWS1 (CHUNK_FRAMES + CHUNK * MB_NN_MAX_BLOCK)
-#define ROWS2 (ROWS1 / 2 + CHUNK * MB_NN_MAX_BLOCK)
-#define ROWS3 (ROWS2 / 2 + CHUNK * MB_NN_MAX_BLOCK)
-#define MAX2(a, b) ((a) > (b) ? (a) : (b))
-#define COL MAX2(MAX2(3 * ROWS1 * MELS, 3 * ROWS2 * C1), 3 * ROWS3 * C2) /* im2col floats */
-_Static_assert(CHUNK_FRAMES >= MAX_FRAMES, "the longest clip fits a chunk");
 
 enum { W1, B1, W2, B2, W3, B3, WP, BP, N_TENSORS };
 
@@ -69,8 +52,7 @@ struct clap_state {
 struct clap_worker {
 	void *gpu; /* CUDA worker scratch (device >= 0); the rest is for the CPU */
 	struct mb_mel_scratch *mel;
-	/* a chunk's rows: [frames x 64], [frames x C1], [.. x C2], [.. x C3] */
-	float *x, *h1, *h2, *h3;
+	float *x, *h1, *h2, *h3; /* [frames x 64], [frames x C1], [.. x C2], [.. x C3] */
 	float *col;
 	float pooled[C3];
 };
@@ -170,11 +152,12 @@ clap_worker_init(void *state, int device, void **worker)
 		return 0;
 	}
 	w->mel = mb_mel_scratch_create(MAX_SAMPLES);
-	w->x = malloc(sizeof(float) * ROWS1 * MELS);
-	w->h1 = malloc(sizeof(float) * ROWS1 * C1);
-	w->h2 = malloc(sizeof(float) * ROWS2 * C2);
-	w->h3 = malloc(sizeof(float) * ROWS3 * C3);
-	w->col = malloc(sizeof(float) * COL);
+	w->x = malloc(sizeof(float) * MAX_FRAMES * MELS);
+	w->h1 = malloc(sizeof(float) * MAX_FRAMES * C1);
+	w->h2 = malloc(sizeof(float) * (MAX_FRAMES / 2 + 1) * C2);
+	w->h3 = malloc(sizeof(float) * (MAX_FRAMES / 4 + 1) * C3);
+	/* the largest im2col: conv1 frames x 192 or conv2 frames/2 x 384 */
+	w->col = malloc(sizeof(float) * (MAX_FRAMES / 2 + 1) * C1 * 3 * 2);
 	if (w->mel == NULL || w->x == NULL || w->h1 == NULL || w->h2 == NULL || w->h3 == NULL ||
 	    w->col == NULL) {
 		clap_worker_fini(state, w);
@@ -184,42 +167,32 @@ clap_worker_init(void *state, int device, void **worker)
 	return 0;
 }
 
-/* The network over a chunk whose log-mels are in w->x: item i's embedding to out[i]. */
 static void
-embed(const struct clap_state *s, struct clap_worker *w, const uint32_t *t1, uint32_t n,
-      float *const *out)
+embed(const struct clap_state *s, struct clap_worker *w, const struct mb_model_item *it, uint32_t n,
+      float *out)
 {
-	uint32_t t2[CHUNK], row = 0;
+	uint32_t t1 = n / MB_MEL_HOP, t2 = mb_nn_conv_out(t1, 3, 2, 1);
+	uint32_t t3 = mb_nn_conv_out(t2, 3, 2, 1);
+	double norm = 0.0;
+	float scale;
 
-	mb_nn_conv1d_stack(w->x, t1, n, MELS, s->w[W1], s->w[B1], C1, 3, 1, 1, 1, w->col, w->h1,
-			   NULL);
-	mb_nn_conv1d_stack(w->h1, t1, n, C1, s->w[W2], s->w[B2], C2, 3, 2, 1, 1, w->col, w->h2,
-			   NULL);
-	for (uint32_t i = 0; i < n; i++)
-		t2[i] = mb_nn_conv_out(t1[i], 3, 2, 1);
-	mb_nn_conv1d_stack(w->h2, t2, n, C2, s->w[W3], s->w[B3], C3, 3, 2, 1, 1, w->col, w->h3,
-			   NULL);
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t t3 = mb_nn_conv_out(t2[i], 3, 2, 1);
-		const float *h = w->h3 + (size_t)row * C3;
-		double norm = 0.0;
-		float scale;
+	mb_mel_compute(s->mel, w->mel, it, n, w->x);
+	mb_nn_conv1d(w->x, t1, MELS, s->w[W1], s->w[B1], C1, 3, 1, 1, 1, w->col, w->h1);
+	mb_nn_conv1d(w->h1, t1, C1, s->w[W2], s->w[B2], C2, 3, 2, 1, 1, w->col, w->h2);
+	mb_nn_conv1d(w->h2, t2, C2, s->w[W3], s->w[B3], C3, 3, 2, 1, 1, w->col, w->h3);
+	for (uint32_t c = 0; c < C3; c++) {
+		double acc = 0.0;
 
-		for (uint32_t c = 0; c < C3; c++) {
-			double acc = 0.0;
-
-			for (uint32_t t = 0; t < t3; t++)
-				acc += h[(size_t)t * C3 + c];
-			w->pooled[c] = (float)(acc / t3);
-		}
-		mb_nn_linear(w->pooled, 1, C3, s->w[WP], s->w[BP], DIM, out[i]);
-		for (int k = 0; k < DIM; k++)
-			norm += (double)out[i][k] * out[i][k];
-		scale = (float)(1.0 / fmax(sqrt(norm), 1e-12));
-		for (int k = 0; k < DIM; k++)
-			out[i][k] *= scale;
-		row += mb_nn_pad(t3);
+		for (uint32_t t = 0; t < t3; t++)
+			acc += w->h3[(size_t)t * C3 + c];
+		w->pooled[c] = (float)(acc / t3);
 	}
+	mb_nn_linear(w->pooled, 1, C3, s->w[WP], s->w[BP], DIM, out);
+	for (int i = 0; i < DIM; i++)
+		norm += (double)out[i] * out[i];
+	scale = (float)(1.0 / fmax(sqrt(norm), 1e-12));
+	for (int i = 0; i < DIM; i++)
+		out[i] *= scale;
 }
 
 static uint32_t
@@ -240,42 +213,29 @@ clap_run(void *state, struct mb_model_batch *batch)
 {
 	const struct clap_state *s = state;
 	struct clap_worker *w = batch->worker;
-	uint32_t i = 0;
 
 	if (w == NULL)
 		return -EINVAL;
 	if (batch->device >= 0)
 		return mb_models_gpu_run(s->gpu, w->gpu, batch, shape);
-	while (i < batch->n_items) {
-		uint32_t frames[CHUNK], n = 0, rows = 0;
-		float *out[CHUNK];
+	for (uint32_t i = 0; i < batch->n_items; i++) {
+		struct mb_model_item *it = &batch->items[i];
+		uint32_t n = mb_proto_media_length(it->hdr);
 
-		for (; i < batch->n_items && n < CHUNK; i++) {
-			struct mb_model_item *it = &batch->items[i];
-			uint32_t len = mb_proto_media_length(it->hdr), t = len / MB_MEL_HOP;
-
-			if (len < MIN_SAMPLES || len > MAX_SAMPLES) {
-				mb_model_item_fail(it, "audio length out of range");
-				continue;
-			}
-			if (rows + mb_nn_pad(t) > ROWS1)
-				break; /* it opens the next chunk (n > 0: it fits alone) */
-			it->result = batch->alloc_result(batch, DIM * sizeof(float));
-			if (it->result == NULL) {
-				mb_model_item_fail(it, "out of memory for the result");
-				continue;
-			}
-			mb_mel_compute(s->mel, w->mel, it, len, w->x + (size_t)rows * MELS);
-			it->result_len = DIM * sizeof(float);
-			it->result_type = MB_RESULT_F32;
-			it->rows = 1;
-			it->cols = DIM;
-			frames[n] = t;
-			out[n++] = it->result;
-			rows += mb_nn_pad(t);
+		if (n < MIN_SAMPLES || n > MAX_SAMPLES) {
+			mb_model_item_fail(it, "audio length out of range");
+			continue;
 		}
-		if (n > 0)
-			embed(s, w, frames, n, out);
+		it->result = batch->alloc_result(batch, DIM * sizeof(float));
+		if (it->result == NULL) {
+			mb_model_item_fail(it, "out of memory for the result");
+			continue;
+		}
+		embed(s, w, it, n, it->result);
+		it->result_len = DIM * sizeof(float);
+		it->result_type = MB_RESULT_F32;
+		it->rows = 1;
+		it->cols = DIM;
 	}
 	return 0;
 }

@@ -11,16 +11,7 @@
  * encoder.conv1.bias [384], encoder.conv2.weight [384, 384, 3], encoder.conv2.bias [384].
  * Placeholder weights make the output deterministic and meaningless.
  *
- * Batches: items run in chunks of up to CHUNK items and about CHUNK_FRAMES frames in all, in
- * batch order (an item that would overflow the chunk starts the next one). Each item's
- * log-mel goes to its own (padded) rows of one array, and each convolution is one im2col +
- * SGEMM over the whole chunk (nn_internal.h, mb_nn_conv1d_stack()): one packing of the
- * weights per chunk instead of per item, which pays for short clips; a 10 s clip's GEMMs
- * (M = 1000 and 500) are already as fast per row as larger ones. An item's result is
- * bit-for-bit the same whatever else is in its batch.
- *
- * Per worker: one scratch sized for one chunk (at least one 30 s clip), so a batch of any
- * size allocates only its results.
+ * Per worker: one scratch sized for 30 s, so a batch allocates only its results.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,12 +27,6 @@
 #define MIN_SAMPLES MB_MEL_N_FFT
 #define MAX_SAMPLES (MB_WHISPER_MAX_SECONDS * MB_MEL_SAMPLE_RATE)
 #define MAX_FRAMES (MAX_SAMPLES / MB_MEL_HOP)
-#define CHUNK 8			/* items per GEMM at most (perf/RESULTS.md, 2026-11-23) */
-#define CHUNK_FRAMES MAX_FRAMES /* frames per GEMM at most; >= MAX_FRAMES */
-/* rows of a chunk, padded (mb_nn_pad()): conv1's in and out, then conv2's out */
-#define ROWS1 (CHUNK_FRAMES + CHUNK * MB_NN_MAX_BLOCK)
-#define ROWS2 (ROWS1 / 2 + CHUNK * MB_NN_MAX_BLOCK)
-_Static_assert(CHUNK_FRAMES >= MAX_FRAMES, "the longest clip fits a chunk");
 
 enum { W1, B1, W2, B2, N_TENSORS };
 
@@ -63,9 +48,9 @@ struct whisper_state {
 struct whisper_worker {
 	void *gpu; /* CUDA worker scratch (device >= 0); the rest is for the CPU */
 	struct mb_mel_scratch *mel;
-	float *x;   /* [ROWS1 x 80]: the chunk's log-mels */
+	float *x;   /* [MAX_FRAMES x 80] */
 	float *col; /* im2col, the larger of the two convolutions */
-	float *h;   /* [ROWS1 x C]: conv1's output, then conv2's before bias and GELU */
+	float *h;   /* [MAX_FRAMES x C] */
 };
 
 static int
@@ -146,7 +131,7 @@ static int
 whisper_worker_init(void *state, int device, void **worker)
 {
 	struct whisper_worker *w = calloc(1, sizeof(*w));
-	size_t col1 = (size_t)ROWS1 * MELS * 3, col2 = (size_t)ROWS2 * C * 3;
+	size_t col1 = (size_t)MAX_FRAMES * MELS * 3, col2 = (size_t)(MAX_FRAMES / 2 + 1) * C * 3;
 
 	const struct whisper_state *s = state;
 	int rc;
@@ -162,9 +147,9 @@ whisper_worker_init(void *state, int device, void **worker)
 		return 0;
 	}
 	w->mel = mb_mel_scratch_create(MAX_SAMPLES);
-	w->x = malloc(sizeof(float) * ROWS1 * MELS);
+	w->x = malloc(sizeof(float) * MAX_FRAMES * MELS);
 	w->col = malloc(sizeof(float) * (col1 > col2 ? col1 : col2));
-	w->h = malloc(sizeof(float) * ROWS1 * C);
+	w->h = malloc(sizeof(float) * MAX_FRAMES * C);
 	if (w->mel == NULL || w->x == NULL || w->col == NULL || w->h == NULL) {
 		whisper_worker_fini(state, w);
 		return -ENOMEM;
@@ -186,61 +171,39 @@ shape(const struct mb_model_item *it, uint16_t *rows, uint16_t *cols, uint16_t *
 	return (uint32_t)*rows * C * sizeof(float);
 }
 
-/* Both convolutions over a chunk whose log-mels are in w->x: item i's rows to out[i]. */
-static void
-stem(const struct whisper_state *s, struct whisper_worker *w, const uint32_t *frames, uint32_t n,
-     float *const *out)
-{
-	mb_nn_conv1d_stack(w->x, frames, n, MELS, s->w[W1], s->w[B1], C, 3, 1, 1, 1, w->col, w->h,
-			   NULL);
-	/* conv2's GEMM writes over its own input (h), which im2col has copied by then */
-	mb_nn_conv1d_stack(w->h, frames, n, C, s->w[W2], s->w[B2], C, 3, 2, 1, 1, w->col, w->h,
-			   out);
-}
-
 static int
 whisper_run(void *state, struct mb_model_batch *batch)
 {
 	const struct whisper_state *s = state;
 	struct whisper_worker *w = batch->worker;
-	uint32_t i = 0;
 
 	if (w == NULL)
 		return -EINVAL;
 	if (batch->device >= 0)
 		return mb_models_gpu_run(s->gpu, w->gpu, batch, shape);
-	while (i < batch->n_items) {
-		uint32_t frames[CHUNK], n = 0, rows = 0;
-		float *out[CHUNK];
+	for (uint32_t i = 0; i < batch->n_items; i++) {
+		struct mb_model_item *it = &batch->items[i];
+		uint32_t n = mb_proto_media_length(it->hdr);
+		uint32_t frames = n / MB_MEL_HOP, out = mb_nn_conv_out(frames, 3, 2, 1);
+		size_t bytes = (size_t)out * C * sizeof(float);
 
-		for (; i < batch->n_items && n < CHUNK; i++) {
-			struct mb_model_item *it = &batch->items[i];
-			uint32_t len = mb_proto_media_length(it->hdr);
-			uint32_t t = len / MB_MEL_HOP, t_out = mb_nn_conv_out(t, 3, 2, 1);
-			size_t bytes = (size_t)t_out * C * sizeof(float);
-
-			if (len < MIN_SAMPLES || len > MAX_SAMPLES) { /* check() ran; defend */
-				mb_model_item_fail(it, "audio length out of range");
-				continue;
-			}
-			if (rows + mb_nn_pad(t) > ROWS1)
-				break; /* it opens the next chunk (n > 0: it fits alone) */
-			it->result = batch->alloc_result(batch, bytes);
-			if (it->result == NULL) {
-				mb_model_item_fail(it, "out of memory for the result");
-				continue;
-			}
-			mb_mel_compute(s->mel, w->mel, it, len, w->x + (size_t)rows * MELS);
-			it->result_len = (uint32_t)bytes;
-			it->result_type = MB_RESULT_F32;
-			it->rows = (uint16_t)t_out;
-			it->cols = C;
-			frames[n] = t;
-			out[n++] = it->result;
-			rows += mb_nn_pad(t);
+		if (n < MIN_SAMPLES || n > MAX_SAMPLES) { /* check() ran; defend anyway */
+			mb_model_item_fail(it, "audio length out of range");
+			continue;
 		}
-		if (n > 0)
-			stem(s, w, frames, n, out);
+		it->result = batch->alloc_result(batch, bytes);
+		if (it->result == NULL) {
+			mb_model_item_fail(it, "out of memory for the result");
+			continue;
+		}
+		mb_mel_compute(s->mel, w->mel, it, n, w->x);
+		mb_nn_conv1d(w->x, frames, MELS, s->w[W1], s->w[B1], C, 3, 1, 1, 1, w->col, w->h);
+		mb_nn_conv1d(w->h, frames, C, s->w[W2], s->w[B2], C, 3, 2, 1, 1, w->col,
+			     it->result);
+		it->result_len = (uint32_t)bytes;
+		it->result_type = MB_RESULT_F32;
+		it->rows = (uint16_t)out;
+		it->cols = C;
 	}
 	return 0;
 }

@@ -9,8 +9,9 @@
  * every output value: whisper 1e-4, clap 1e-5 (unit-norm output), videomae scores 1e-6 with
  * the same top-5 classes. Also: shapes at the length limits, requests refused with the
  * expected shape in the reason, results independent of the batch they ran in (bit for bit,
- * in mixed batches larger than a model's chunk: items share GEMMs, nn_internal.h), and
- * weights files that are missing, truncated or mis-shaped refused at load with the reason.
+ * in mixed batches of many lengths, forwards and reversed, with a refused item among them:
+ * what any batching of the CPU path must keep, nn_internal.h), and weights files that are
+ * missing, truncated or mis-shaped refused at load with the reason.
  */
 #include <errno.h>
 #include <math.h>
@@ -21,7 +22,6 @@
 
 #include "mb_models.h"
 #include "mb_test.h"
-#include "models/nn_internal.h"
 #include "mb_weights.h"
 
 static char g_dir[64];
@@ -635,16 +635,16 @@ expect_batch_as_alone(struct loaded *l, const struct mb_model_item *items, uint3
 		free(r->result);
 	}
 	printf("\n    %s: %u items (+%d refused) in a mixed batch, forwards and reversed: %u "
-	       "bit-for-bit as alone (GEMM row block %u)",
-	       l->d->name, n - (bad >= 0), bad >= 0, same, mb_nn_block());
+	       "bit-for-bit as alone",
+	       l->d->name, n - (bad >= 0), bad >= 0, same);
 	CU_ASSERT_EQUAL(same, n - (bad >= 0));
 }
 
 static void
 test_audio_mixed_batches(void)
 {
-	/* around the row block (12 here: 1920 samples = 12 frames), the limits, 10 and 30 s;
-	 * 100 samples is refused; more items than a chunk holds, and chunks cut by length */
+	/* lengths around OpenBLAS's row block (12: 1920 samples = 12 frames), the limits, 10 and
+	 * 30 s, 100 samples (refused); 15 and 14 items */
 	static const uint32_t whisper_lens[] = {16000,	    400,   8123, 1920,	 1921,
 						30 * 16000, 3200,  100,	 160000, 2399,
 						5000,	    16001, 3839, 777,	 48000};
@@ -756,9 +756,9 @@ static const struct mb_test_case cases[] = {
 	{"clap shapes 25 ms .. 10 s, bit-for-bit repeatable", test_clap_shapes_and_determinism},
 	{"videomae refuses other shapes, naming the expected one", test_videomae_check},
 	{"videomae top-5 matches a float64 reference", test_videomae_reference},
-	{"whisper, clap: mixed lengths in batches past a chunk, each item as if alone",
+	{"whisper, clap: batches of mixed lengths, each item bit-for-bit as if alone",
 	 test_audio_mixed_batches},
-	{"videomae: batches past a chunk, each clip as if alone", test_videomae_mixed_batches},
+	{"videomae: a batch of 10, each clip bit-for-bit as if alone", test_videomae_mixed_batches},
 	{"missing, foreign, mis-shaped and truncated weights are refused at load",
 	 test_bad_weights_refused},
 	{NULL, NULL},
