@@ -7,7 +7,18 @@
  * A convolution is im2col followed by one SGEMM.
  *
  * OpenBLAS runs single-threaded here (mb_nn_init()): the service parallelises across
- * worker threads, and one thread per GEMM keeps results bit-for-bit repeatable.
+ * worker threads, and one thread per GEMM keeps results bit-for-bit repeatable. The call is
+ * process-wide and overrides OPENBLAS_NUM_THREADS; the pthreads build still starts its own
+ * pool of nproc - 1 threads when the library loads, which spin briefly and then sleep
+ * unused (perf/RESULTS.md, 2026-11-23, "batching on the CPU").
+ *
+ * A batch runs item by item, each item through its own GEMMs. Stacking the items of a batch
+ * into one GEMM per layer (one packing of the weights, a larger M) was measured and not
+ * kept (same entry): a 10 s clip's GEMMs already run at the kernel's rate (M = 250..1000),
+ * GELU and the log-mel do not batch, and for 1 s clips the gain (4-10%) is eaten by what
+ * keeping results bit-for-bit independent of the batch costs: OpenBLAS rounds a row
+ * differently by its position in the kernel's block of rows and in a partial last block
+ * (Zen, 0.3.21: blocks of 12), so each item would need its own zero-padded whole blocks.
  *
  * Threads: any, each with its own scratch.
  */

@@ -8,8 +8,10 @@
  * mean of the tubelets taken before the (linear) embedding. Tolerances, max |error| over
  * every output value: whisper 1e-4, clap 1e-5 (unit-norm output), videomae scores 1e-6 with
  * the same top-5 classes. Also: shapes at the length limits, requests refused with the
- * expected shape in the reason, results independent of the batch they ran in, and weights
- * files that are missing, truncated or mis-shaped refused at load with the reason.
+ * expected shape in the reason, results independent of the batch they ran in (bit for bit,
+ * in mixed batches of many lengths, forwards and reversed, with a refused item among them:
+ * what any batching of the CPU path must keep, nn_internal.h), and weights files that are
+ * missing, truncated or mis-shaped refused at load with the reason.
  */
 #include <errno.h>
 #include <math.h>
@@ -593,6 +595,107 @@ test_videomae_reference(void)
 	unload(&l);
 }
 
+/* ---- mixed batches: every item as if it ran alone ---- */
+
+/*
+ * Runs @p items as one batch, then in reverse order, and checks that every item's result has
+ * the bytes it has when the item runs alone; item @p bad (or none, -1) must fail on its own.
+ */
+static void
+expect_batch_as_alone(struct loaded *l, const struct mb_model_item *items, uint32_t n, int bad)
+{
+	struct mb_model_item fwd[24], rev[24], one;
+	uint32_t same = 0;
+
+	CU_ASSERT_FATAL(n <= 24);
+	for (uint32_t i = 0; i < n; i++) {
+		fwd[i] = items[i];
+		rev[n - 1 - i] = items[i];
+	}
+	CU_ASSERT_EQUAL_FATAL(run(l, fwd, n), 0);
+	CU_ASSERT_EQUAL_FATAL(run(l, rev, n), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		struct mb_model_item *f = &fwd[i], *r = &rev[n - 1 - i];
+
+		if ((int)i == bad) {
+			CU_ASSERT(f->failed && r->failed);
+			CU_ASSERT(f->result == NULL && r->result == NULL);
+			continue;
+		}
+		one = items[i];
+		CU_ASSERT_EQUAL_FATAL(run(l, &one, 1), 0);
+		CU_ASSERT_FALSE_FATAL(one.failed || f->failed || r->failed);
+		CU_ASSERT(f->rows == one.rows && f->cols == one.cols && r->rows == one.rows);
+		CU_ASSERT_EQUAL_FATAL(f->result_len, one.result_len);
+		CU_ASSERT_EQUAL_FATAL(r->result_len, one.result_len);
+		same += memcmp(f->result, one.result, one.result_len) == 0 &&
+			memcmp(r->result, one.result, one.result_len) == 0;
+		free(one.result);
+		free(f->result);
+		free(r->result);
+	}
+	printf("\n    %s: %u items (+%d refused) in a mixed batch, forwards and reversed: %u "
+	       "bit-for-bit as alone",
+	       l->d->name, n - (bad >= 0), bad >= 0, same);
+	CU_ASSERT_EQUAL(same, n - (bad >= 0));
+}
+
+static void
+test_audio_mixed_batches(void)
+{
+	/* lengths around OpenBLAS's row block (12: 1920 samples = 12 frames), the limits, 10 and
+	 * 30 s, 100 samples (refused); 15 and 14 items */
+	static const uint32_t whisper_lens[] = {16000,	    400,   8123, 1920,	 1921,
+						30 * 16000, 3200,  100,	 160000, 2399,
+						5000,	    16001, 3839, 777,	 48000};
+	static const uint32_t clap_lens[] = {400,   16000, 160000, 12345,  1920, 1921,	100,
+					     48000, 2399,  777,	   160000, 5000, 30000, 401};
+	const struct {
+		const struct mb_model_desc *d;
+		int m;
+		const uint32_t *lens;
+		uint32_t n;
+	} cases[2] = {
+		{&mb_model_whisper, WHISPER, whisper_lens, 15},
+		{&mb_model_clap, CLAP, clap_lens, 14},
+	};
+
+	for (int c = 0; c < 2; c++) {
+		struct clip clips[16];
+		struct mb_model_item items[16];
+		struct loaded l;
+
+		load(&l, cases[c].d, g_path[cases[c].m]);
+		for (uint32_t i = 0; i < cases[c].n; i++) {
+			make_clip(&clips[i], g_names[cases[c].m], cases[c].lens[i], 40 + i);
+			items[i] = item_of(&clips[i]);
+		}
+		expect_batch_as_alone(&l, items, cases[c].n, 7 - c); /* the 100-sample one */
+		for (uint32_t i = 0; i < cases[c].n; i++)
+			free_clip(&clips[i]);
+		unload(&l);
+	}
+}
+
+static void
+test_videomae_mixed_batches(void)
+{
+	struct video v[10];
+	struct mb_model_item items[10];
+	struct loaded l;
+
+	load(&l, &mb_model_videomae, g_path[VIDEOMAE]);
+	for (int i = 0; i < 10; i++) {
+		make_video(&v[i], i == 4 ? 8 : 16, 60 + (uint64_t)i); /* 4: refused */
+		items[i] = (struct mb_model_item){
+			.hdr = &v[i].hdr, .payload = v[i].rgb, .payload_len = v[i].hdr.payload_len};
+	}
+	expect_batch_as_alone(&l, items, 10, 4);
+	for (int i = 0; i < 10; i++)
+		free(v[i].rgb);
+	unload(&l);
+}
+
 /* ---- weights problems reach the operator at load ---- */
 
 static void
@@ -653,6 +756,9 @@ static const struct mb_test_case cases[] = {
 	{"clap shapes 25 ms .. 10 s, bit-for-bit repeatable", test_clap_shapes_and_determinism},
 	{"videomae refuses other shapes, naming the expected one", test_videomae_check},
 	{"videomae top-5 matches a float64 reference", test_videomae_reference},
+	{"whisper, clap: batches of mixed lengths, each item bit-for-bit as if alone",
+	 test_audio_mixed_batches},
+	{"videomae: a batch of 10, each clip bit-for-bit as if alone", test_videomae_mixed_batches},
 	{"missing, foreign, mis-shaped and truncated weights are refused at load",
 	 test_bad_weights_refused},
 	{NULL, NULL},
