@@ -14,7 +14,11 @@
  * OpenBLAS runs single-threaded (the service parallelises across workers), so the figures
  * are per worker thread.
  *
- * Usage: model_bench [--runs R] [--seconds S] [--model NAME] [--quick]
+ * With --device N the same runs happen on CUDA device N (the models' cuFFT/cuDNN/cuBLAS
+ * code, through the same run() a GPU worker calls), after one untimed warm-up batch per
+ * size; "cpu ms/item" is then the host thread's own time per item.
+ *
+ * Usage: model_bench [--runs R] [--seconds S] [--model NAME] [--device N] [--quick]
  *   --seconds S  audio length per item (default 10; whisper/logmel take <= 30, clap <= 10)
  *   --quick      batch sizes 1 and 2, one run, 1 s of audio: keeps the program working
  */
@@ -93,10 +97,10 @@ make_media(struct media *m, const struct mb_model_desc *d, double seconds)
 
 static int
 bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int runs, double seconds,
-	    const char *dir)
+	    const char *dir, int device)
 {
 	const struct mb_builtin_weights *bw = mb_builtin_weights_of(d->name);
-	struct mb_model_load_args args = {.device = -1, .numa_node = -1};
+	struct mb_model_load_args args = {.device = device, .numa_node = -1};
 	struct mb_model_item items[32];
 	struct media m;
 	char path[256], reason[512];
@@ -120,7 +124,9 @@ bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int ru
 	}
 	if (bw != NULL)
 		unlink(path);
-	if (d->worker_init != NULL && (rc = d->worker_init(state, -1, &worker)) != 0) {
+	if (d->worker_init != NULL && (rc = d->worker_init(state, device, &worker)) != 0) {
+		fprintf(stderr, "model_bench: %s: worker set-up failed on device %d: %s\n", d->name,
+			device, strerror(-rc));
 		d->unload(state);
 		return rc;
 	}
@@ -135,11 +141,11 @@ bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int ru
 		double lat[64], cpu[64], med;
 		struct mb_model_batch b = {.items = items,
 					   .n_items = (uint32_t)bs,
-					   .device = -1,
+					   .device = device,
 					   .worker = worker,
 					   .alloc_result = alloc_result};
 
-		for (int r = 0; r < runs; r++) {
+		for (int r = device >= 0 ? -1 : 0; r < runs; r++) { /* r -1: GPU warm-up */
 			double t0, c0;
 
 			for (int i = 0; i < bs; i++)
@@ -149,8 +155,10 @@ bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int ru
 			c0 = thread_cpu();
 			t0 = mb_bench_now();
 			rc = d->run(state, &b);
-			lat[r] = mb_bench_now() - t0;
-			cpu[r] = thread_cpu() - c0;
+			if (r >= 0) {
+				lat[r] = mb_bench_now() - t0;
+				cpu[r] = thread_cpu() - c0;
+			}
 			for (int i = 0; i < bs; i++) {
 				if (items[i].failed)
 					rc = -EIO;
@@ -185,13 +193,17 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"runs", required_argument, NULL, 'r'},	 {"seconds", required_argument, NULL, 's'},
-		{"model", required_argument, NULL, 'm'}, {"quick", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},	 {NULL, 0, NULL, 0},
+		{"runs", required_argument, NULL, 'r'},
+		{"seconds", required_argument, NULL, 's'},
+		{"model", required_argument, NULL, 'm'},
+		{"quick", no_argument, NULL, 'q'},
+		{"device", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	static const int all_sizes[] = {1, 2, 4, 8, 16, 32};
 	static const char *const models[] = {"logmel", "whisper", "clap", "videomae"};
-	int runs = 5, n_sizes = 6, c, rc = 0;
+	int runs = 5, n_sizes = 6, c, rc = 0, device = -1;
 	double seconds = 10.0;
 	const char *only = NULL;
 	char dir[] = "/tmp/mb_model_bench_XXXXXX";
@@ -207,6 +219,9 @@ main(int argc, char **argv)
 		case 'm':
 			only = optarg;
 			break;
+		case 'd':
+			device = atoi(optarg);
+			break;
 		case 'q':
 			runs = 1;
 			n_sizes = 2;
@@ -214,22 +229,29 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			printf("usage: model_bench [--runs R] [--seconds S] [--model NAME] "
-			       "[--quick]\n");
+			       "[--device CUDA_ORDINAL] [--quick]\n");
 			return 0;
 		default:
 			return 2;
 		}
 	}
-	if (runs < 1 || runs > 64 || seconds < 0.03 || seconds > 30) {
-		fprintf(stderr, "model_bench: --runs 1..64, --seconds 0.03..30\n");
+	if (runs < 1 || runs > 64 || seconds < 0.03 || seconds > 30 || device < -1 ||
+	    device > 255) {
+		fprintf(stderr, "model_bench: --runs 1..64, --seconds 0.03..30, --device 0..255\n");
 		return 2;
 	}
 	if (mkdtemp(dir) == NULL) {
 		perror("model_bench: mkdtemp");
 		return 1;
 	}
-	printf("CPU reference models, one thread, median of %d run(s); audio items %.1f s\n\n",
-	       runs, seconds);
+	if (device >= 0)
+		printf("CUDA device %d, one worker thread, median of %d run(s) after a warm-up; "
+		       "audio items %.1f s\n\n",
+		       device, runs, seconds);
+	else
+		printf("CPU reference models, one thread, median of %d run(s); audio items %.1f "
+		       "s\n\n",
+		       runs, seconds);
 	printf("%-9s %-18s %5s %10s %12s %12s %12s %8s\n", "model", "item", "batch", "items/s",
 	       "batch ms", "ms/item", "cpu ms/item", "x batch1");
 	for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
@@ -244,7 +266,7 @@ main(int argc, char **argv)
 			printf("(clap: items cut to 10 s, its limit)\n");
 		rc |= bench_model(d, all_sizes, n_sizes, runs,
 				  strcmp(models[i], "clap") == 0 && seconds > 10 ? 10 : seconds,
-				  dir) != 0;
+				  dir, device) != 0;
 	}
 	rmdir(dir);
 	return rc;
