@@ -17,7 +17,6 @@
 #include <sys/queue.h>
 
 #include <rte_ethdev.h>
-#include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -54,20 +53,38 @@ struct udp_key {
 
 struct udp_queue;
 
+/* An entry of the index: the key's signature and its slot's number + 1 (0: empty). */
+struct idx_entry {
+	uint32_t sig;
+	uint32_t slot;
+};
+
+/*
+ * A request slot. What the rx thread touches for every request (the index key and the
+ * slot's state) comes first, in one cache line of its own; the request follows (reached
+ * from it with slot_of()); reassembly state, used only by requests of several datagrams,
+ * comes last.
+ */
 struct udp_slot {
-	struct mb_request req;
-	struct udp_queue *q;
+	alignas(64) struct udp_queue *q;
 	enum slot_state state;
 	bool indexed;
-	uint8_t cls; /* buffer class of req.payload */
+	uint8_t cls;  /* buffer class of req.payload */
+	uint32_t sig; /* of key, computed once */
 	uint8_t *buf;
 	struct rte_mbuf *mbuf; /* a whole request's frame, kept as its payload (no copy) */
 	struct udp_key key;
-	hash_sig_t sig; /* of key, computed once */
+	alignas(64) struct mb_request req;
 	uint64_t expire_ns;
 	TAILQ_ENTRY(udp_slot) fifo;
 	struct mb_reasm_cov cov;
 };
+
+static inline struct udp_slot *
+slot_of(struct mb_request *req)
+{
+	return (struct udp_slot *)((uint8_t *)req - offsetof(struct udp_slot, req));
+}
 
 TAILQ_HEAD(slot_list, udp_slot);
 
@@ -101,7 +118,8 @@ struct udp_queue {
 	struct udp_slot *slots;
 	uint32_t n_slots, n_free;
 	uint32_t *free_stack;
-	struct rte_hash *tbl; /* the index of requests by key */
+	struct idx_entry *idx; /* the index of requests by key (see "the index" below) */
+	uint32_t idx_mask;
 	struct slot_list reasm;
 	uint32_t n_reasm;
 
@@ -147,12 +165,101 @@ struct mb_udp {
 
 static atomic_uint g_instances; /* mb_udp objects created in this process */
 
+/*
+ * ---- the index ----
+ *
+ * Requests by key (source address and port, tenant, request id): the ones being
+ * reassembled and the ones in the pipeline, so duplicates are dropped and cancels find
+ * their request. Open addressing with linear probing over a power-of-two array of at
+ * least twice as many entries as the queue has slots (so it is never more than half full
+ * and never refuses an insert), 8 bytes an entry: a lookup reads the entry line its
+ * signature points to (prefetched for the whole burst) and, on a signature match, the
+ * slot's key, which is in the slot's first line. A delete moves later entries of its run
+ * back (no tombstones), so probe runs stay as short as the load allows. Replaces an
+ * rte_hash, whose insert and delete (a free-slot ring, a separate key store, two buckets)
+ * cost about a sixth of the rx core per request.
+ */
+
+static inline uint32_t
+key_sig(const struct udp_key *k)
+{
+	return rte_hash_crc(k, sizeof(*k), 0);
+}
+
+static inline bool
+key_eq(const struct udp_key *a, const struct udp_key *b)
+{
+	return a->request_id == b->request_id && a->tenant == b->tenant && a->src_ip == b->src_ip &&
+	       a->src_port == b->src_port;
+}
+
+static inline const struct idx_entry *
+idx_home(const struct udp_queue *q, uint32_t sig)
+{
+	return &q->idx[sig & q->idx_mask];
+}
+
+/* The slot indexed under @p k, or NULL. */
+static struct udp_slot *
+idx_lookup(const struct udp_queue *q, const struct udp_key *k, uint32_t sig)
+{
+	for (uint32_t i = sig & q->idx_mask;; i = (i + 1) & q->idx_mask) {
+		const struct idx_entry *e = &q->idx[i];
+
+		if (e->slot == 0)
+			return NULL;
+		if (e->sig == sig && key_eq(&q->slots[e->slot - 1].key, k))
+			return &q->slots[e->slot - 1];
+	}
+}
+
+/* Index @p s under its key (not indexed yet). Never fails: the array is at most half full. */
+static void
+idx_insert(struct udp_queue *q, struct udp_slot *s)
+{
+	uint32_t i = s->sig & q->idx_mask;
+
+	while (q->idx[i].slot != 0)
+		i = (i + 1) & q->idx_mask;
+	q->idx[i].sig = s->sig;
+	q->idx[i].slot = (uint32_t)(s - q->slots) + 1;
+	s->indexed = true;
+}
+
+static void
+idx_remove(struct udp_queue *q, struct udp_slot *s)
+{
+	uint32_t mask = q->idx_mask, want = (uint32_t)(s - q->slots) + 1, i = s->sig & mask, j;
+
+	while (q->idx[i].slot != want) {
+		if (q->idx[i].slot == 0) {
+			MB_LOG(ERR, "rx queue %s: an indexed request is missing from the index",
+			       q->label);
+			abort();
+		}
+		i = (i + 1) & mask;
+	}
+	/* Backward-shift deletion: an entry after the hole moves into it unless its home
+	 * lies cyclically in (i, j], where a lookup would not pass the hole. */
+	for (j = (i + 1) & mask; q->idx[j].slot != 0; j = (j + 1) & mask) {
+		uint32_t home = q->idx[j].sig & mask;
+
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			q->idx[i] = q->idx[j];
+			i = j;
+		}
+	}
+	q->idx[i].slot = 0;
+	q->idx[i].sig = 0;
+	s->indexed = false;
+}
+
 /* ---- slots and buffers ---- */
 
 static void
 payload_free(struct mb_request *req)
 {
-	struct udp_slot *s = (struct udp_slot *)req;
+	struct udp_slot *s = slot_of(req);
 
 	if (s->buf != NULL)
 		rte_mempool_put(s->q->bufs[s->cls], s->buf);
@@ -184,8 +291,12 @@ slot_get(struct udp_queue *q, uint32_t payload_len, enum mb_udp_drop *why)
 		return NULL;
 	}
 	s = &q->slots[q->free_stack[--q->n_free]];
-	if (q->n_free != 0) /* the next request's slot */
-		rte_prefetch0(&q->slots[q->free_stack[q->n_free - 1]]);
+	if (q->n_free != 0) { /* the next request's slot: its own line and the header's */
+		struct udp_slot *next = &q->slots[q->free_stack[q->n_free - 1]];
+
+		rte_prefetch0(next);
+		rte_prefetch0(&next->req);
+	}
 	s->buf = buf;
 	s->mbuf = NULL;
 	s->cls = (uint8_t)k;
@@ -208,8 +319,7 @@ static void
 slot_put(struct udp_queue *q, struct udp_slot *s)
 {
 	if (s->indexed)
-		rte_hash_del_key_with_hash(q->tbl, &s->key, s->sig);
-	s->indexed = false;
+		idx_remove(q, s);
 	s->state = SLOT_FREE;
 	mb_request_reset(&s->req); /* frees the buffer through payload_free */
 	s->buf = NULL;
@@ -220,7 +330,7 @@ slot_put(struct udp_queue *q, struct udp_slot *s)
 static void
 release(struct mb_request *req)
 {
-	struct udp_slot *s = (struct udp_slot *)req;
+	struct udp_slot *s = slot_of(req);
 	struct udp_queue *q = s->q;
 	void *p = s;
 
@@ -254,7 +364,7 @@ fill_request(struct udp_slot *s, const struct mb_request_hdr *h, uint64_t now)
 static void
 report(struct udp_queue *q, struct udp_slot *s)
 {
-	void *p = s;
+	void *p = &s->req;
 
 	s->state = SLOT_ANSWERED;
 	BUMP(q->handed, 1); /* before the egress can see it */
@@ -312,7 +422,7 @@ flush_pending(struct udp_queue *q)
 		BUMP(q->handed, (uint64_t)done - n); /* the rest are counted by report() */
 		BUMP(q->c.queued, done);
 		for (uint32_t i = done; i < n; i++) {
-			struct udp_slot *s = q->pending[m][i];
+			struct udp_slot *s = slot_of(q->pending[m][i]);
 
 			q->u->o.ops.unadmit(q->u->o.ops.ctx, &s->req);
 			BUMP(q->c.refused, 1);
@@ -340,7 +450,7 @@ complete(struct udp_queue *q, struct udp_slot *s)
 	}
 	m = s->req.model;
 	s->state = SLOT_QUEUED;
-	q->pending[m][q->n_pending[m]++] = s;
+	q->pending[m][q->n_pending[m]++] = &s->req;
 	q->pending_mask |= 1ull << m;
 	if (q->n_pending[m] == RX_BURST)
 		flush_pending(q);
@@ -373,18 +483,15 @@ answer_datagram(struct udp_queue *q, const struct mb_request_hdr *h, const char 
 }
 
 /*
- * The index lookup of one datagram, done for the whole burst at once (the lookups' cache
- * misses overlap). The key comes from the raw header bytes, as the decoder reads them.
+ * A datagram of the burst and its index key. The key comes from the raw header bytes, as
+ * the decoder reads them; its signature is computed, and its index entry prefetched, for
+ * the whole burst before the first datagram is handled (the cache misses overlap).
  */
 struct rx_item {
 	struct mb_udp_datagram dg;
 	struct udp_key k;
-	hash_sig_t sig;
-	int pos; /* >= 0 found (data in found), < 0 not found, 1 << 30: not looked up */
-	void *found;
+	uint32_t sig;
 };
-
-#define NOT_LOOKED_UP (1 << 30)
 
 static uint64_t
 rd64le(const uint8_t *p)
@@ -404,28 +511,13 @@ rd32le(const uint8_t *p)
 	return rte_le_to_cpu_32(v);
 }
 
-/* The item's index entry: the burst's result, unless this burst added keys with the same
- * signature since (two datagrams of one new request in one burst), then a fresh lookup. */
-static int
-item_lookup(struct udp_queue *q, struct rx_item *it, const hash_sig_t *added, unsigned int n_added)
-{
-	bool stale = it->pos == NOT_LOOKED_UP;
-
-	for (unsigned int i = 0; !stale && it->pos < 0 && i < n_added; i++)
-		stale = added[i] == it->sig;
-	if (stale)
-		it->pos = rte_hash_lookup_with_hash_data(q->tbl, &it->k, it->sig, &it->found);
-	return it->pos;
-}
-
 static void
-cancel(struct udp_queue *q, struct rx_item *it, const hash_sig_t *added, unsigned int n_added)
+cancel(struct udp_queue *q, const struct rx_item *it)
 {
-	struct udp_slot *s;
+	struct udp_slot *s = idx_lookup(q, &it->k, it->sig);
 
-	if (item_lookup(q, it, added, n_added) < 0)
+	if (s == NULL)
 		return; /* unknown or finished: ignored */
-	s = it->found;
 	if (s->state == SLOT_REASM) {
 		reasm_remove(q, s);
 		BUMP(q->c.cancelled, 1);
@@ -450,20 +542,15 @@ same_request(const struct mb_request_hdr *a, const struct mb_request_hdr *b)
 
 /* Returns true when the request keeps @m as its payload (a whole request: no copy). */
 static bool
-datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t now,
-	 hash_sig_t *added, unsigned int *n_added)
+datagram(struct udp_queue *q, const struct rx_item *it, struct rte_mbuf *m, uint64_t now)
 {
 	const struct mb_udp_datagram *dg = &it->dg;
 	struct mb_request_hdr h;
 	struct mb_proto_error err;
-	struct udp_key k;
 	struct udp_slot *s;
 	enum mb_udp_drop why;
-	void *found = NULL;
-	hash_sig_t sig;
 	uint32_t slice;
 	int64_t fresh;
-	int pos;
 
 	if (dg->len < 4 || memcmp(dg->data, "MBQ1", 4) != 0) {
 		drop_pkt(q, MB_UDP_DROP_GARBAGE);
@@ -481,13 +568,12 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 		return false;
 	}
 	slice = dg->len - MB_PROTO_HDR_LEN;
-	k = it->k; /* the same fields the decoder reads, taken from the raw bytes */
 	if (mb_proto_decode_request(dg->data, MB_PROTO_HDR_LEN, MB_TRANSPORT_UDP,
 				    q->u->o.cfg->max_payload_bytes, &h, &err) < 0) {
 		drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
-		if (item_lookup(q, it, added, *n_added) >= 0 &&
-		    ((struct udp_slot *)(found = it->found))->state == SLOT_REASM) {
-			s = found; /* the request it belongs to fails with it */
+		s = idx_lookup(q, &it->k, it->sig);
+		if (s != NULL && s->state == SLOT_REASM) {
+			/* the request it belongs to fails with it */
 			reasm_remove(q, s);
 			BUMP(q->c.refused, 1);
 			answer(q, s, err.status, "%s", err.reason);
@@ -498,9 +584,8 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 		answer_datagram(q, &h, err.model, err.status, err.reason);
 		return false;
 	}
-	sig = it->sig;
 	if (h.flags & MB_FLAG_CANCEL) {
-		cancel(q, it, added, *n_added);
+		cancel(q, it);
 		return false;
 	}
 	if (slice == 0 || (uint64_t)h.frag_offset + slice > h.payload_len) {
@@ -512,9 +597,8 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 				      " runs past payload_len %" PRIu32,
 			 slice, h.frag_offset, h.payload_len);
 		drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
-		if (item_lookup(q, it, added, *n_added) >= 0 &&
-		    ((struct udp_slot *)(found = it->found))->state == SLOT_REASM) {
-			s = found;
+		s = idx_lookup(q, &it->k, it->sig);
+		if (s != NULL && s->state == SLOT_REASM) {
 			reasm_remove(q, s);
 			BUMP(q->c.refused, 1);
 			answer(q, s, MB_STATUS_BAD_REQUEST, "%s", reason);
@@ -524,10 +608,8 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 		return false;
 	}
 
-	pos = item_lookup(q, it, added, *n_added);
-	found = it->found;
-	if (pos >= 0) {
-		s = found;
+	s = idx_lookup(q, &it->k, it->sig);
+	if (s != NULL) {
 		if (s->state != SLOT_REASM) {
 			drop_pkt(q, MB_UDP_DROP_DUPLICATE); /* the request is already whole */
 			return false;
@@ -553,28 +635,17 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 					  "(udp.buffer_mb); retry later");
 			return false;
 		}
-		s->key = k;
-		s->sig = sig;
+		s->key = it->k;
+		s->sig = it->sig;
 		fill_request(s, &h, now);
-		mb_reasm_init(&s->cov);
+		idx_insert(q, s);
 		if (whole) { /* no reassembly */
 			s->mbuf = m;
 			s->req.payload = dg->data + MB_PROTO_HDR_LEN;
-			if (rte_hash_add_key_with_hash_data(q->tbl, &k, sig, s) == 0) {
-				s->indexed = true;
-				added[(*n_added)++] = sig;
-			}
 			complete(q, s);
 			return true;
 		}
-		if (rte_hash_add_key_with_hash_data(q->tbl, &k, sig, s) != 0) {
-			/* The table holds max_requests keys; only a bucket overflow gets here. */
-			drop_pkt(q, MB_UDP_DROP_NO_SLOT);
-			slot_put(q, s);
-			return false;
-		}
-		s->indexed = true;
-		added[(*n_added)++] = sig;
+		mb_reasm_init(&s->cov);
 		s->state = SLOT_REASM;
 		s->expire_ns = now + q->u->reasm_timeout_ns;
 		TAILQ_INSERT_TAIL(&q->reasm, s, fifo);
@@ -623,18 +694,37 @@ expire(struct udp_queue *q, uint64_t now)
 
 /* ---- the rx thread ---- */
 
+static inline void
+prefetch_returned(const struct udp_slot *s)
+{
+	const uint8_t *r = (const uint8_t *)&s->req;
+
+	rte_prefetch0(s);
+	for (size_t off = 0; off < offsetof(struct mb_request, reason) + 1; off += 64)
+		rte_prefetch0_write(r + off);
+}
+
 static unsigned int
 take_returns(struct udp_queue *q)
 {
 	void *objs[64];
 	unsigned int n, total = 0;
 
+	/* Back from the pipeline, maybe cold: slot_put() reads the slot's first line and its
+	 * frame's mbuf, and clears the request's first lines. Prefetched 8 ahead, the mbuf
+	 * (whose address is in the slot's line) 4 ahead. */
 	while ((n = mb_ring_dequeue_burst(q->returns, objs, 64)) != 0) {
-		for (unsigned int i = 0; i < n && i < 4; i++)
-			rte_prefetch0(objs[i]);
+		for (unsigned int i = 0; i < n && i < 8; i++)
+			prefetch_returned(objs[i]);
 		for (unsigned int i = 0; i < n; i++) {
-			if (i + 4 < n)
-				rte_prefetch0(objs[i + 4]); /* cold: back from the pipeline */
+			if (i + 8 < n)
+				prefetch_returned(objs[i + 8]);
+			if (i + 4 < n && ((struct udp_slot *)objs[i + 4])->mbuf != NULL) {
+				const struct rte_mbuf *m = ((struct udp_slot *)objs[i + 4])->mbuf;
+
+				rte_prefetch0(m);
+				rte_prefetch0(&m->cacheline1);
+			}
 			slot_put(q, objs[i]);
 		}
 		total += n;
@@ -648,20 +738,16 @@ poll_port(struct udp_queue *q, uint64_t now)
 	struct rte_mbuf *pkts[RX_BURST], *tx[RX_BURST], *done[RX_BURST];
 	struct rx_item items[RX_BURST];
 	enum mb_udp_verdict verdict[RX_BURST];
-	const void *keys[RX_BURST];
-	hash_sig_t sigs[RX_BURST], added[RX_BURST];
-	void *data[RX_BURST];
-	uint32_t look_idx[RX_BURST];
-	uint64_t hits = 0, bytes = 0;
+	uint64_t bytes = 0;
 	uint16_t n, n_tx = 0, n_done = 0;
-	unsigned int n_look = 0, n_added = 0;
 
 	n = rte_eth_rx_burst(q->port->port_id, q->queue_id, pkts, RX_BURST);
 	if (n == 0)
 		return 0;
 	for (uint16_t i = 0; i < n && i < 4; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
-	/* pass 1: classify every frame; key and signature of every request datagram */
+	/* pass 1: classify every frame; key and signature of every request datagram, and a
+	 * prefetch of its index entry */
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		struct rx_item *it = &items[i];
@@ -687,37 +773,21 @@ poll_port(struct udp_queue *q, uint64_t now)
 		memset(&it->k, 0, sizeof(it->k));
 		it->k.src_ip = it->dg.src_ip;
 		it->k.src_port = it->dg.src_port_be;
-		it->pos = NOT_LOOKED_UP;
-		it->found = NULL;
 		if (it->dg.len >= 20) {
 			it->k.request_id = rd64le(it->dg.data + 8);
 			it->k.tenant = rd32le(it->dg.data + 16);
 		} else if (it->dg.len >= 16) {
 			it->k.request_id = rd64le(it->dg.data + 8);
 		}
-		it->sig = rte_hash_hash(q->tbl, &it->k);
-		if (it->dg.len >= MB_PROTO_HDR_LEN) {
-			keys[n_look] = &it->k;
-			sigs[n_look] = it->sig;
-			look_idx[n_look++] = i;
-		}
-	}
-	/* the burst's index lookups at once */
-	if (n_look != 0 &&
-	    rte_hash_lookup_with_hash_bulk_data(q->tbl, keys, sigs, n_look, &hits, data) >= 0) {
-		for (unsigned int j = 0; j < n_look; j++) {
-			struct rx_item *it = &items[look_idx[j]];
-
-			it->pos = (hits >> j) & 1 ? 0 : -ENOENT;
-			it->found = (hits >> j) & 1 ? data[j] : NULL;
-		}
+		it->sig = key_sig(&it->k);
+		if (it->dg.len >= MB_PROTO_HDR_LEN)
+			rte_prefetch0(idx_home(q, it->sig));
 	}
 	/* pass 2: in arrival order */
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 
-		if (verdict[i] == MB_UDP_DATAGRAM &&
-		    datagram(q, &items[i], m, now, added, &n_added))
+		if (verdict[i] == MB_UDP_DATAGRAM && datagram(q, &items[i], m, now))
 			continue; /* the request holds the mbuf now */
 		if (verdict[i] == MB_UDP_ARP_REPLY && q->queue_id < q->port->n_tx)
 			tx[n_tx++] = m;
@@ -1201,8 +1271,8 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 {
 	const struct mb_config *cfg = u->o.cfg;
 	int node = q->port->socket < 0 ? MB_NUMA_ANY : q->port->socket;
-	struct rte_hash_parameters hp = {0};
 	struct mb_ring_opts ro;
+	uint32_t idx_size = 16;
 	char name[64];
 	int rc;
 
@@ -1221,19 +1291,15 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 	q->n_free = q->n_slots;
 	TAILQ_INIT(&q->reasm);
 
-	snprintf(name, sizeof(name), "mb_rxidx_%u_%u", u->id, q->index);
-	hp.name = name;
-	hp.entries = q->n_slots < 8 ? 8 : q->n_slots;
-	hp.key_len = sizeof(struct udp_key);
-	hp.hash_func = rte_hash_crc;
-	hp.socket_id = q->port->socket < 0 ? SOCKET_ID_ANY : q->port->socket;
-	hp.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE; /* no bucket overflow below entries */
-	q->tbl = rte_hash_create(&hp);
-	if (q->tbl == NULL) {
-		snprintf(err, err_len, "rx queue %s: cannot create its index of %u: %s", q->label,
-			 hp.entries, rte_strerror(rte_errno));
+	while (idx_size < 2 * (uint64_t)q->n_slots) /* at most half full */
+		idx_size *= 2;
+	q->idx = mb_env_zalloc((size_t)idx_size * sizeof(*q->idx), node);
+	if (q->idx == NULL) {
+		snprintf(err, err_len, "rx queue %s: cannot allocate its index of %u entries",
+			 q->label, idx_size);
 		return -ENOMEM;
 	}
+	q->idx_mask = idx_size - 1;
 	rc = setup_buffers(q, q->port->socket, err, err_len);
 	if (rc < 0)
 		return rc;
@@ -1368,7 +1434,7 @@ mb_udp_destroy(struct mb_udp **up)
 		mb_ring_destroy(&q->returns);
 		for (uint32_t k = 0; k < q->n_classes; k++)
 			rte_mempool_free(q->bufs[k]);
-		rte_hash_free(q->tbl);
+		mb_env_free(q->idx);
 		mb_env_free(q->slots);
 		mb_env_free(q->free_stack);
 	}
