@@ -17,6 +17,7 @@
 #include <sys/queue.h>
 
 #include <rte_ethdev.h>
+#include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -50,14 +51,9 @@ struct udp_key {
 	uint16_t src_port;
 	uint16_t pad[3];
 };
+_Static_assert(sizeof(struct udp_key) == 24, "key_cmp() compares three words");
 
 struct udp_queue;
-
-/* An entry of the index: the key's signature and its slot's number + 1 (0: empty). */
-struct idx_entry {
-	uint32_t sig;
-	uint32_t slot;
-};
 
 /*
  * A request slot. What the rx thread touches for every request (the index key and the
@@ -69,8 +65,8 @@ struct udp_slot {
 	alignas(64) struct udp_queue *q;
 	enum slot_state state;
 	bool indexed;
-	uint8_t cls;  /* buffer class of req.payload */
-	uint32_t sig; /* of key, computed once */
+	uint8_t cls;	/* buffer class of req.payload */
+	hash_sig_t sig; /* of key, computed once */
 	uint8_t *buf;
 	struct rte_mbuf *mbuf; /* a whole request's frame, kept as its payload (no copy) */
 	struct udp_key key;
@@ -118,8 +114,7 @@ struct udp_queue {
 	struct udp_slot *slots;
 	uint32_t n_slots, n_free;
 	uint32_t *free_stack;
-	struct idx_entry *idx; /* the index of requests by key (see "the index" below) */
-	uint32_t idx_mask;
+	struct rte_hash *tbl; /* the index of requests by key (see "the index" below) */
 	struct slot_list reasm;
 	uint32_t n_reasm;
 
@@ -170,20 +165,18 @@ static atomic_uint g_instances; /* mb_udp objects created in this process */
  *
  * Requests by key (source address and port, tenant, request id): the ones being
  * reassembled and the ones in the pipeline, so duplicates are dropped and cancels find
- * their request. Open addressing with linear probing over a power-of-two array of at
- * least twice as many entries as the queue has slots (so it is never more than half full
- * and never refuses an insert), 8 bytes an entry: a lookup reads the entry line its
- * signature points to (prefetched for the whole burst) and, on a signature match, the
- * slot's key, which is in the slot's first line. A delete moves later entries of its run
- * back (no tombstones), so probe runs stay as short as the load allows. Replaces an
- * rte_hash, whose insert and delete (a free-slot ring, a separate key store, two buckets)
- * cost about a sixth of the rx core per request.
+ * their request. An rte_hash (CRC, sized for the queue's slots, with the extendable bucket
+ * table so that no insert below that fails), its data the slot. The signature is computed
+ * once per key: for a burst's datagrams before their bulk lookup, kept in the slot for
+ * its delete.
  */
 
-static inline uint32_t
+#define INDEX_HASH_INIT 0 /* the table's hash_func_init_val */
+
+static inline hash_sig_t
 key_sig(const struct udp_key *k)
 {
-	return rte_hash_crc(k, sizeof(*k), 0);
+	return rte_hash_crc(k, sizeof(*k), INDEX_HASH_INIT); /* = rte_hash_hash(q->tbl, k) */
 }
 
 static inline bool
@@ -193,64 +186,37 @@ key_eq(const struct udp_key *a, const struct udp_key *b)
 	       a->src_port == b->src_port;
 }
 
-static inline const struct idx_entry *
-idx_home(const struct udp_queue *q, uint32_t sig)
+/* The index's key comparison (rte_hash_cmp_eq_t: 0 when equal): three words, inline, where
+ * rte_hash would call memcmp() for a 24-byte key. The padding is always zero. */
+static int
+key_cmp(const void *a, const void *b, size_t len)
 {
-	return &q->idx[sig & q->idx_mask];
+	uint64_t x[3], y[3];
+
+	(void)len;
+	memcpy(x, a, sizeof(x));
+	memcpy(y, b, sizeof(y));
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2])) != 0;
 }
 
-/* The slot indexed under @p k, or NULL. */
-static struct udp_slot *
-idx_lookup(const struct udp_queue *q, const struct udp_key *k, uint32_t sig)
-{
-	for (uint32_t i = sig & q->idx_mask;; i = (i + 1) & q->idx_mask) {
-		const struct idx_entry *e = &q->idx[i];
-
-		if (e->slot == 0)
-			return NULL;
-		if (e->sig == sig && key_eq(&q->slots[e->slot - 1].key, k))
-			return &q->slots[e->slot - 1];
-	}
-}
-
-/* Index @p s under its key (not indexed yet). Never fails: the array is at most half full. */
-static void
+/* Index @p s under its key (not indexed yet). Fails only on a full table: not below the
+ * queue's slots, with the extendable buckets. */
+static int
 idx_insert(struct udp_queue *q, struct udp_slot *s)
 {
-	uint32_t i = s->sig & q->idx_mask;
+	int rc = rte_hash_add_key_with_hash_data(q->tbl, &s->key, s->sig, s);
 
-	while (q->idx[i].slot != 0)
-		i = (i + 1) & q->idx_mask;
-	q->idx[i].sig = s->sig;
-	q->idx[i].slot = (uint32_t)(s - q->slots) + 1;
-	s->indexed = true;
+	s->indexed = rc == 0;
+	return rc;
 }
 
 static void
 idx_remove(struct udp_queue *q, struct udp_slot *s)
 {
-	uint32_t mask = q->idx_mask, want = (uint32_t)(s - q->slots) + 1, i = s->sig & mask, j;
-
-	while (q->idx[i].slot != want) {
-		if (q->idx[i].slot == 0) {
-			MB_LOG(ERR, "rx queue %s: an indexed request is missing from the index",
-			       q->label);
-			abort();
-		}
-		i = (i + 1) & mask;
+	if (rte_hash_del_key_with_hash(q->tbl, &s->key, s->sig) < 0) {
+		MB_LOG(ERR, "rx queue %s: an indexed request is missing from the index", q->label);
+		abort();
 	}
-	/* Backward-shift deletion: an entry after the hole moves into it unless its home
-	 * lies cyclically in (i, j], where a lookup would not pass the hole. */
-	for (j = (i + 1) & mask; q->idx[j].slot != 0; j = (j + 1) & mask) {
-		uint32_t home = q->idx[j].sig & mask;
-
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			q->idx[i] = q->idx[j];
-			i = j;
-		}
-	}
-	q->idx[i].slot = 0;
-	q->idx[i].sig = 0;
 	s->indexed = false;
 }
 
@@ -483,14 +449,18 @@ answer_datagram(struct udp_queue *q, const struct mb_request_hdr *h, const char 
 }
 
 /*
- * A datagram of the burst and its index key. The key comes from the raw header bytes, as
- * the decoder reads them; its signature is computed, and its index entry prefetched, for
- * the whole burst before the first datagram is handled (the cache misses overlap).
+ * A datagram of the burst, its index key and the index's answer for it. The key comes from
+ * the raw header bytes, as the decoder reads them; its signature is computed, and the index
+ * looked up, for the whole burst (one bulk lookup: the cache misses overlap) before the
+ * first datagram is handled.
  */
 struct rx_item {
 	struct mb_udp_datagram dg;
 	struct udp_key k;
-	uint32_t sig;
+	hash_sig_t sig;
+	bool looked_up;		/* found is the index's answer as of the bulk lookup */
+	bool recheck;		/* an earlier datagram of the burst has the same signature */
+	struct udp_slot *found; /* NULL: not indexed */
 };
 
 static uint64_t
@@ -511,10 +481,39 @@ rd32le(const uint8_t *p)
 	return rte_le_to_cpu_32(v);
 }
 
-static void
-cancel(struct udp_queue *q, const struct rx_item *it)
+/*
+ * The slot indexed under the item's key, or NULL: the bulk lookup's answer, unless that
+ * may have changed since: a miss when an earlier datagram of the burst has the same
+ * signature (it may have indexed the same new request), a hit whose slot has left the
+ * index. Then a lookup of its own.
+ */
+static struct udp_slot *
+item_lookup(struct udp_queue *q, struct rx_item *it)
 {
-	struct udp_slot *s = idx_lookup(q, &it->k, it->sig);
+	bool stale;
+
+	if (!it->looked_up)
+		stale = true;
+	else if (it->found != NULL)
+		stale = !it->found->indexed || !key_eq(&it->found->key, &it->k);
+	else
+		stale = it->recheck;
+	if (stale) {
+		void *data;
+
+		it->found = rte_hash_lookup_with_hash_data(q->tbl, &it->k, it->sig, &data) >= 0
+				    ? data
+				    : NULL;
+		it->looked_up = true;
+		it->recheck = false;
+	}
+	return it->found;
+}
+
+static void
+cancel(struct udp_queue *q, struct rx_item *it)
+{
+	struct udp_slot *s = item_lookup(q, it);
 
 	if (s == NULL)
 		return; /* unknown or finished: ignored */
@@ -542,7 +541,7 @@ same_request(const struct mb_request_hdr *a, const struct mb_request_hdr *b)
 
 /* Returns true when the request keeps @m as its payload (a whole request: no copy). */
 static bool
-datagram(struct udp_queue *q, const struct rx_item *it, struct rte_mbuf *m, uint64_t now)
+datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t now)
 {
 	const struct mb_udp_datagram *dg = &it->dg;
 	struct mb_request_hdr h;
@@ -571,7 +570,7 @@ datagram(struct udp_queue *q, const struct rx_item *it, struct rte_mbuf *m, uint
 	if (mb_proto_decode_request(dg->data, MB_PROTO_HDR_LEN, MB_TRANSPORT_UDP,
 				    q->u->o.cfg->max_payload_bytes, &h, &err) < 0) {
 		drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
-		s = idx_lookup(q, &it->k, it->sig);
+		s = item_lookup(q, it);
 		if (s != NULL && s->state == SLOT_REASM) {
 			/* the request it belongs to fails with it */
 			reasm_remove(q, s);
@@ -597,7 +596,7 @@ datagram(struct udp_queue *q, const struct rx_item *it, struct rte_mbuf *m, uint
 				      " runs past payload_len %" PRIu32,
 			 slice, h.frag_offset, h.payload_len);
 		drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
-		s = idx_lookup(q, &it->k, it->sig);
+		s = item_lookup(q, it);
 		if (s != NULL && s->state == SLOT_REASM) {
 			reasm_remove(q, s);
 			BUMP(q->c.refused, 1);
@@ -608,7 +607,7 @@ datagram(struct udp_queue *q, const struct rx_item *it, struct rte_mbuf *m, uint
 		return false;
 	}
 
-	s = idx_lookup(q, &it->k, it->sig);
+	s = item_lookup(q, it);
 	if (s != NULL) {
 		if (s->state != SLOT_REASM) {
 			drop_pkt(q, MB_UDP_DROP_DUPLICATE); /* the request is already whole */
@@ -638,12 +637,18 @@ datagram(struct udp_queue *q, const struct rx_item *it, struct rte_mbuf *m, uint
 		s->key = it->k;
 		s->sig = it->sig;
 		fill_request(s, &h, now);
-		idx_insert(q, s);
 		if (whole) { /* no reassembly */
 			s->mbuf = m;
 			s->req.payload = dg->data + MB_PROTO_HDR_LEN;
+			idx_insert(q, s); /* on failure: queued, not indexed */
 			complete(q, s);
 			return true;
+		}
+		if (idx_insert(q, s) != 0) {
+			/* The table holds max_requests keys; only a bucket overflow gets here. */
+			drop_pkt(q, MB_UDP_DROP_NO_SLOT);
+			slot_put(q, s);
+			return false;
 		}
 		mb_reasm_init(&s->cov);
 		s->state = SLOT_REASM;
@@ -738,16 +743,20 @@ poll_port(struct udp_queue *q, uint64_t now)
 	struct rte_mbuf *pkts[RX_BURST], *tx[RX_BURST], *done[RX_BURST];
 	struct rx_item items[RX_BURST];
 	enum mb_udp_verdict verdict[RX_BURST];
-	uint64_t bytes = 0;
+	const void *keys[RX_BURST];
+	hash_sig_t sigs[RX_BURST];
+	void *data[RX_BURST];
+	uint32_t look_idx[RX_BURST];
+	uint64_t hits = 0, bytes = 0, seen[4] = {0}; /* seen: a filter of the burst's signatures */
 	uint16_t n, n_tx = 0, n_done = 0;
+	unsigned int n_look = 0;
 
 	n = rte_eth_rx_burst(q->port->port_id, q->queue_id, pkts, RX_BURST);
 	if (n == 0)
 		return 0;
 	for (uint16_t i = 0; i < n && i < 4; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
-	/* pass 1: classify every frame; key and signature of every request datagram, and a
-	 * prefetch of its index entry */
+	/* pass 1: classify every frame; key and signature of every request datagram */
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		struct rx_item *it = &items[i];
@@ -773,6 +782,8 @@ poll_port(struct udp_queue *q, uint64_t now)
 		memset(&it->k, 0, sizeof(it->k));
 		it->k.src_ip = it->dg.src_ip;
 		it->k.src_port = it->dg.src_port_be;
+		it->looked_up = false;
+		it->found = NULL;
 		if (it->dg.len >= 20) {
 			it->k.request_id = rd64le(it->dg.data + 8);
 			it->k.tenant = rd32le(it->dg.data + 16);
@@ -780,8 +791,31 @@ poll_port(struct udp_queue *q, uint64_t now)
 			it->k.request_id = rd64le(it->dg.data + 8);
 		}
 		it->sig = key_sig(&it->k);
-		if (it->dg.len >= MB_PROTO_HDR_LEN)
-			rte_prefetch0(idx_home(q, it->sig));
+		it->recheck = false;
+		if ((seen[(it->sig >> 6) & 3] >> (it->sig & 63)) & 1) {
+			for (uint16_t j = 0; j < i && !it->recheck; j++)
+				it->recheck =
+					verdict[j] == MB_UDP_DATAGRAM && items[j].sig == it->sig;
+		}
+		seen[(it->sig >> 6) & 3] |= 1ull << (it->sig & 63);
+		if (it->dg.len >= MB_PROTO_HDR_LEN) {
+			keys[n_look] = &it->k;
+			sigs[n_look] = it->sig;
+			look_idx[n_look++] = i;
+		}
+	}
+	/* the burst's index lookups at once; the slots found are read next (their state) */
+	if (n_look != 0 &&
+	    rte_hash_lookup_with_hash_bulk_data(q->tbl, keys, sigs, n_look, &hits, data) >= 0) {
+		for (unsigned int j = 0; j < n_look; j++) {
+			struct rx_item *it = &items[look_idx[j]];
+
+			it->looked_up = true;
+			if ((hits >> j) & 1) {
+				it->found = data[j];
+				rte_prefetch0(it->found);
+			}
+		}
 	}
 	/* pass 2: in arrival order */
 	for (uint16_t i = 0; i < n; i++) {
@@ -1271,8 +1305,8 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 {
 	const struct mb_config *cfg = u->o.cfg;
 	int node = q->port->socket < 0 ? MB_NUMA_ANY : q->port->socket;
+	struct rte_hash_parameters hp = {0};
 	struct mb_ring_opts ro;
-	uint32_t idx_size = 16;
 	char name[64];
 	int rc;
 
@@ -1291,15 +1325,21 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 	q->n_free = q->n_slots;
 	TAILQ_INIT(&q->reasm);
 
-	while (idx_size < 2 * (uint64_t)q->n_slots) /* at most half full */
-		idx_size *= 2;
-	q->idx = mb_env_zalloc((size_t)idx_size * sizeof(*q->idx), node);
-	if (q->idx == NULL) {
-		snprintf(err, err_len, "rx queue %s: cannot allocate its index of %u entries",
-			 q->label, idx_size);
+	snprintf(name, sizeof(name), "mb_rxidx_%u_%u", u->id, q->index);
+	hp.name = name;
+	hp.entries = q->n_slots < 8 ? 8 : q->n_slots;
+	hp.key_len = sizeof(struct udp_key);
+	hp.hash_func = rte_hash_crc;
+	hp.hash_func_init_val = INDEX_HASH_INIT; /* key_sig() computes the same */
+	hp.socket_id = q->port->socket < 0 ? SOCKET_ID_ANY : q->port->socket;
+	hp.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE; /* no bucket overflow below entries */
+	q->tbl = rte_hash_create(&hp);
+	if (q->tbl == NULL) {
+		snprintf(err, err_len, "rx queue %s: cannot create its index of %u: %s", q->label,
+			 hp.entries, rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
-	q->idx_mask = idx_size - 1;
+	rte_hash_set_cmp_func(q->tbl, key_cmp);
 	rc = setup_buffers(q, q->port->socket, err, err_len);
 	if (rc < 0)
 		return rc;
@@ -1434,7 +1474,7 @@ mb_udp_destroy(struct mb_udp **up)
 		mb_ring_destroy(&q->returns);
 		for (uint32_t k = 0; k < q->n_classes; k++)
 			rte_mempool_free(q->bufs[k]);
-		mb_env_free(q->idx);
+		rte_hash_free(q->tbl);
 		mb_env_free(q->slots);
 		mb_env_free(q->free_stack);
 	}
