@@ -38,14 +38,18 @@ struct mb_request;
 typedef void (*mb_payload_free_fn)(struct mb_request *req);
 
 struct mb_request {
+	/*
+	 * What mb_request_reset() clears comes first, ordered so that a request's life on the
+	 * UDP rx path (filled, queued, answered, reset) touches its first four cache lines.
+	 */
+
 	/* arrival, filled by the front door */
 	struct mb_request_hdr hdr;
 	uint8_t transport;  /**< enum mb_transport */
 	uint8_t client_len; /**< bytes of @c client (at the end: reset leaves it) */
-	const uint8_t *payload;
 	uint32_t payload_len;
+	const uint8_t *payload;
 	mb_payload_free_fn payload_free;
-	uint64_t payload_store[8]; /**< transport's handle for the payload (zmq_msg_t) */
 	uint64_t arrival_ns;
 	uint64_t deadline_ns;
 	/**
@@ -63,15 +67,17 @@ struct mb_request {
 	TAILQ_ENTRY(mb_request) link; /**< the owner's queues */
 
 	/* response, filled by whoever answers */
-	struct mb_response_hdr resp;
-	void *result; /**< malloc'd result bytes, freed by mb_request_reset() */
 	uint32_t result_len;
-	char reason[MB_PROTO_REASON_MAX];
+	void *result;	   /**< malloc'd result bytes, freed by mb_request_reset() */
 	uint64_t start_ns; /**< its batch started on the device (0 if never) */
 	uint64_t done_ns;  /**< answered */
+	struct mb_response_hdr resp;
 
-	/* Last, outside what mb_request_reset() clears: only client_len bytes are valid. */
-	uint8_t client[MB_CLIENT_ID_MAX]; /**< ZeroMQ routing id of the sender */
+	/* From here on, outside what mb_request_reset() clears: */
+	char reason[MB_PROTO_REASON_MAX]; /**< reset empties it (reason[0] only) */
+	/** transport's handle for the payload (zmq_msg_t), meaningful while payload_free is set */
+	uint64_t payload_store[8];
+	uint8_t client[MB_CLIENT_ID_MAX]; /**< ZeroMQ routing id of the sender; client_len bytes */
 };
 
 TAILQ_HEAD(mb_request_list, mb_request);

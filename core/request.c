@@ -46,16 +46,34 @@ mb_request_answer(struct mb_request *req, enum mb_status status, const char *fmt
 	req->done_ns = mb_env_now_ns();
 }
 
+/*
+ * Zero the first CLEARED bytes of a request in 64-byte memsets: compilers turn one memset
+ * of a few hundred bytes into `rep stos`, whose start-up cost (tens of cycles on AMD) was
+ * most of the reset on the UDP rx path, which resets every request it gets back.
+ */
+#define CLEARED offsetof(struct mb_request, reason)
+
+static inline void
+clear_head(struct mb_request *req)
+{
+	uint8_t *p = (uint8_t *)req;
+	size_t off = 0;
+
+#pragma GCC unroll 16
+	for (; off + 64 <= CLEARED; off += 64)
+		memset(p + off, 0, 64);
+	memset(p + off, 0, CLEARED - off);
+}
+
 void
 mb_request_reset(struct mb_request *req)
 {
 	if (req->payload_free != NULL)
 		req->payload_free(req);
-	free(req->result);
-	memset(req, 0, offsetof(struct mb_request, reason));
+	if (req->result != NULL)
+		free(req->result);
+	clear_head(req);
 	req->reason[0] = '\0';
-	req->start_ns = 0;
-	req->done_ns = 0;
 }
 
 uint64_t

@@ -10,7 +10,8 @@
  * - a fixed set of request slots (udp.max_requests) and payload buffers (udp.buffer_mb, in
  *   size classes, DPDK mempools on the port's node): no allocation per packet;
  * - an rte_hash index keyed by (source address, source port, tenant, request id) of the
- *   requests being reassembled and of those in the pipeline (duplicates and cancels);
+ *   requests being reassembled and of those in the pipeline (duplicates and cancels), looked
+ *   up in bulk for each rx burst;
  * - the reassembly FIFO: requests in arrival order of their first datagram, so the oldest
  *   is the next to expire (udp.reassembly_timeout_ms) and expiry costs O(1) per poll.
  *

@@ -146,6 +146,19 @@ mb_proto_encode_response(const struct mb_response_hdr *h, uint8_t out[MB_PROTO_H
 		return -1;                                                                         \
 	} while (0)
 
+/* Bytes n..15 of the 16-byte @p field are 0. */
+static int
+zero_padded(const uint8_t *field, int n)
+{
+	uint64_t lo = rd64(field), hi = rd64(field + 8);
+
+	if (n >= 16)
+		return 1;
+	if (n >= 8)
+		return (hi >> (8 * (n - 8))) == 0;
+	return (lo >> (8 * n)) == 0 && hi == 0;
+}
+
 /* Model field: printable ASCII without spaces, then NUL padding to 16 bytes. */
 static int
 check_model(const uint8_t *field, int allow_empty, struct mb_proto_error *err)
@@ -159,12 +172,16 @@ check_model(const uint8_t *field, int allow_empty, struct mb_proto_error *err)
 			     n, field[n]);
 		n++;
 	}
-	for (int i = n; i < MB_PROTO_MODEL_LEN; i++)
-		if (field[i] != 0)
-			FAIL(MB_STATUS_BAD_REQUEST,
-			     "model: byte %d follows the terminating NUL but is not 0 (NUL-pad the "
-			     "name)",
-			     i);
+	/* the padding a word at a time (every datagram is decoded); byte by byte only to name
+	 * the first stray byte */
+	if (!zero_padded(field, n)) {
+		for (int i = n; i < MB_PROTO_MODEL_LEN; i++)
+			if (field[i] != 0)
+				FAIL(MB_STATUS_BAD_REQUEST,
+				     "model: byte %d follows the terminating NUL but is not 0 "
+				     "(NUL-pad the name)",
+				     i);
+	}
 	if (n == 0 && !allow_empty)
 		FAIL(MB_STATUS_BAD_REQUEST,
 		     "model: empty; name the model to run (e.g. \"logmel\")");
@@ -172,20 +189,21 @@ check_model(const uint8_t *field, int allow_empty, struct mb_proto_error *err)
 }
 
 static int
-check_zero(const char *field, const char *media, uint32_t v, struct mb_proto_error *err)
+check_zero(const char *field, unsigned int media, uint32_t v, struct mb_proto_error *err)
 {
 	if (v != 0)
-		FAIL(MB_STATUS_BAD_REQUEST, "%s: must be 0 for %s, got %" PRIu32, field, media, v);
+		FAIL(MB_STATUS_BAD_REQUEST, "%s: must be 0 for %s, got %" PRIu32, field,
+		     mb_media_name(media), v);
 	return 0;
 }
 
+/* The media's name is looked up only for a reason text: every datagram is decoded. */
 static int
 check_media(const struct mb_request_hdr *h, struct mb_proto_error *err)
 {
-	const char *name = mb_media_name(h->media);
 	uint64_t expect;
 
-	if (name == NULL)
+	if (h->media < MB_MEDIA_PCM_S16LE || h->media > MB_MEDIA_F32)
 		FAIL(MB_STATUS_BAD_REQUEST,
 		     "media: %u is not a known media type (1 PCM_S16LE, 2 PCM_F32LE, 3 RGB24, 4 "
 		     "F32)",
@@ -197,24 +215,24 @@ check_media(const struct mb_request_hdr *h, struct mb_proto_error *err)
 
 		if (h->channels != 1)
 			FAIL(MB_STATUS_BAD_REQUEST, "channels: %u, but %s audio is mono (1)",
-			     h->channels, name);
+			     h->channels, mb_media_name(h->media));
 		if (h->sample_rate == 0)
 			FAIL(MB_STATUS_BAD_REQUEST,
 			     "sample_rate: 0; audio needs its rate (e.g. 16000)");
-		if (check_zero("frames", name, h->frames, err) ||
-		    check_zero("height", name, h->height, err) ||
-		    check_zero("width", name, h->width, err))
+		if (check_zero("frames", h->media, h->frames, err) ||
+		    check_zero("height", h->media, h->height, err) ||
+		    check_zero("width", h->media, h->width, err))
 			return -1;
 		if (h->payload_len % bytes != 0)
 			FAIL(MB_STATUS_BAD_REQUEST,
 			     "payload_len: %" PRIu32 " is not a whole number of %u-byte %s samples",
-			     h->payload_len, bytes, name);
+			     h->payload_len, bytes, mb_media_name(h->media));
 		return 0;
 	}
 	case MB_MEDIA_RGB24:
 		if (h->channels != 3)
 			FAIL(MB_STATUS_BAD_REQUEST, "channels: %u, but RGB24 has 3", h->channels);
-		if (check_zero("sample_rate", name, h->sample_rate, err))
+		if (check_zero("sample_rate", h->media, h->sample_rate, err))
 			return -1;
 		if (h->frames == 0 || h->height == 0 || h->width == 0)
 			FAIL(MB_STATUS_BAD_REQUEST,
@@ -229,9 +247,9 @@ check_media(const struct mb_request_hdr *h, struct mb_proto_error *err)
 			     h->payload_len, h->frames, h->height, h->width, expect);
 		return 0;
 	case MB_MEDIA_F32:
-		if (check_zero("channels", name, h->channels, err) ||
-		    check_zero("sample_rate", name, h->sample_rate, err) ||
-		    check_zero("width", name, h->width, err))
+		if (check_zero("channels", h->media, h->channels, err) ||
+		    check_zero("sample_rate", h->media, h->sample_rate, err) ||
+		    check_zero("width", h->media, h->width, err))
 			return -1;
 		if (h->frames == 0 || h->height == 0)
 			FAIL(MB_STATUS_BAD_REQUEST,
@@ -249,31 +267,10 @@ check_media(const struct mb_request_hdr *h, struct mb_proto_error *err)
 	return 0;
 }
 
-int
-mb_proto_decode_request(const uint8_t *buf, size_t len, enum mb_transport transport,
-			uint32_t max_payload, struct mb_request_hdr *out,
-			struct mb_proto_error *err)
+static int
+decode_request(const uint8_t *buf, size_t len, enum mb_transport transport, uint32_t max_payload,
+	       struct mb_request_hdr *h, struct mb_proto_error *err)
 {
-	struct mb_request_hdr *h = out;
-
-	/* Not a memset of *err: its 256-byte reason is written only on failure (the UDP rx
-	 * path decodes every datagram). */
-	err->status = MB_STATUS_OK;
-	err->has_id = 0;
-	err->request_id = 0;
-	err->tenant_id = 0;
-	err->model[0] = '\0';
-	err->reason[0] = '\0';
-	memset(out, 0, sizeof(*out));
-	/* Whatever can be read to address an answer, even from a broken header. */
-	if (buf != NULL && len >= 16) {
-		err->has_id = 1;
-		err->request_id = rd64(buf + 8);
-		if (len >= 20)
-			err->tenant_id = rd32(buf + 16);
-		if (len >= 40)
-			copy_model(buf + 24, err->model);
-	}
 	if (buf == NULL || len != MB_PROTO_HDR_LEN)
 		FAIL(MB_STATUS_BAD_REQUEST, "header: %zu bytes, expected %d", buf ? len : 0,
 		     MB_PROTO_HDR_LEN);
@@ -285,7 +282,6 @@ mb_proto_decode_request(const uint8_t *buf, size_t len, enum mb_transport transp
 	h->request_id = err->request_id;
 	h->tenant_id = err->tenant_id;
 	h->timeout_ms = rd32(buf + 20);
-	copy_model(buf + 24, h->model);
 	h->media = rd16(buf + 40);
 	h->channels = rd16(buf + 42);
 	h->sample_rate = rd32(buf + 44);
@@ -305,6 +301,9 @@ mb_proto_decode_request(const uint8_t *buf, size_t len, enum mb_transport transp
 		     h->flags & ~MB_FLAG_KNOWN);
 	if (check_model(buf + 24, h->flags & MB_FLAG_CANCEL, err) < 0)
 		return -1;
+	/* valid: printable up to its NUL, zeros after it, so copy_model() is a plain copy */
+	memcpy(h->model, buf + 24, MB_PROTO_MODEL_LEN);
+	h->model[MB_PROTO_MODEL_LEN] = '\0';
 	if (h->reserved != 0)
 		FAIL(MB_STATUS_BAD_REQUEST, "reserved (offset 54): must be 0, got %u", h->reserved);
 	if (transport == MB_TRANSPORT_ZMQ && h->frag_offset != 0)
@@ -328,6 +327,38 @@ mb_proto_decode_request(const uint8_t *buf, size_t len, enum mb_transport transp
 		     "frag_offset: %" PRIu32 " is not inside the %" PRIu32 "-byte payload",
 		     h->frag_offset, h->payload_len);
 	return check_media(h, err);
+}
+
+int
+mb_proto_decode_request(const uint8_t *buf, size_t len, enum mb_transport transport,
+			uint32_t max_payload, struct mb_request_hdr *out,
+			struct mb_proto_error *err)
+{
+	int rc;
+
+	/* Not a memset of *err: its 256-byte reason is written only on failure (the UDP rx
+	 * path decodes every datagram). */
+	err->status = MB_STATUS_OK;
+	err->has_id = 0;
+	err->request_id = 0;
+	err->tenant_id = 0;
+	err->model[0] = '\0';
+	err->reason[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	/* Whatever can be read to address an answer, even from a broken header. */
+	if (buf != NULL && len >= 16) {
+		err->has_id = 1;
+		err->request_id = rd64(buf + 8);
+		if (len >= 20)
+			err->tenant_id = rd32(buf + 16);
+	}
+	rc = decode_request(buf, len, transport, max_payload, out, err);
+	/* The model as far as it can be read: a valid header's is already decoded. */
+	if (rc == 0)
+		memcpy(err->model, out->model, sizeof(err->model));
+	else if (buf != NULL && len >= 40)
+		copy_model(buf + 24, err->model);
+	return rc;
 }
 
 int

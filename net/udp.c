@@ -51,23 +51,36 @@ struct udp_key {
 	uint16_t src_port;
 	uint16_t pad[3];
 };
+_Static_assert(sizeof(struct udp_key) == 24, "key_cmp() compares three words");
 
 struct udp_queue;
 
+/*
+ * A request slot. What the rx thread touches for every request (the index key and the
+ * slot's state) comes first, in one cache line of its own; the request follows (reached
+ * from it with slot_of()); reassembly state, used only by requests of several datagrams,
+ * comes last.
+ */
 struct udp_slot {
-	struct mb_request req;
-	struct udp_queue *q;
+	alignas(64) struct udp_queue *q;
 	enum slot_state state;
 	bool indexed;
-	uint8_t cls; /* buffer class of req.payload */
+	uint8_t cls;	/* buffer class of req.payload */
+	hash_sig_t sig; /* of key, computed once */
 	uint8_t *buf;
 	struct rte_mbuf *mbuf; /* a whole request's frame, kept as its payload (no copy) */
 	struct udp_key key;
-	hash_sig_t sig; /* of key, computed once */
+	alignas(64) struct mb_request req;
 	uint64_t expire_ns;
 	TAILQ_ENTRY(udp_slot) fifo;
 	struct mb_reasm_cov cov;
 };
+
+static inline struct udp_slot *
+slot_of(struct mb_request *req)
+{
+	return (struct udp_slot *)((uint8_t *)req - offsetof(struct udp_slot, req));
+}
 
 TAILQ_HEAD(slot_list, udp_slot);
 
@@ -101,7 +114,7 @@ struct udp_queue {
 	struct udp_slot *slots;
 	uint32_t n_slots, n_free;
 	uint32_t *free_stack;
-	struct rte_hash *tbl; /* the index of requests by key */
+	struct rte_hash *tbl; /* the index of requests by key (see "the index" below) */
 	struct slot_list reasm;
 	uint32_t n_reasm;
 
@@ -147,12 +160,73 @@ struct mb_udp {
 
 static atomic_uint g_instances; /* mb_udp objects created in this process */
 
+/*
+ * ---- the index ----
+ *
+ * Requests by key (source address and port, tenant, request id): the ones being
+ * reassembled and the ones in the pipeline, so duplicates are dropped and cancels find
+ * their request. An rte_hash (CRC, sized for the queue's slots, with the extendable bucket
+ * table so that no insert below that fails), its data the slot. The signature is computed
+ * once per key: for a burst's datagrams before their bulk lookup, kept in the slot for
+ * its delete.
+ */
+
+#define INDEX_HASH_INIT 0 /* the table's hash_func_init_val */
+
+static inline hash_sig_t
+key_sig(const struct udp_key *k)
+{
+	return rte_hash_crc(k, sizeof(*k), INDEX_HASH_INIT); /* = rte_hash_hash(q->tbl, k) */
+}
+
+static inline bool
+key_eq(const struct udp_key *a, const struct udp_key *b)
+{
+	return a->request_id == b->request_id && a->tenant == b->tenant && a->src_ip == b->src_ip &&
+	       a->src_port == b->src_port;
+}
+
+/* The index's key comparison (rte_hash_cmp_eq_t: 0 when equal): three words, inline, where
+ * rte_hash would call memcmp() for a 24-byte key. The padding is always zero. */
+static int
+key_cmp(const void *a, const void *b, size_t len)
+{
+	uint64_t x[3], y[3];
+
+	(void)len;
+	memcpy(x, a, sizeof(x));
+	memcpy(y, b, sizeof(y));
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2])) != 0;
+}
+
+/* Index @p s under its key (not indexed yet). Fails only on a full table: not below the
+ * queue's slots, with the extendable buckets. */
+static int
+idx_insert(struct udp_queue *q, struct udp_slot *s)
+{
+	int rc = rte_hash_add_key_with_hash_data(q->tbl, &s->key, s->sig, s);
+
+	s->indexed = rc == 0;
+	return rc;
+}
+
+static void
+idx_remove(struct udp_queue *q, struct udp_slot *s)
+{
+	/* Missing means the index no longer refers to the slot: nothing stale is left, so
+	 * the slot may be reused; say so once, as it would be a bug. */
+	if (rte_hash_del_key_with_hash(q->tbl, &s->key, s->sig) < 0)
+		MB_LOG_ONCE(ERR, "rx queue %s: an indexed request was missing from the index",
+			    q->label);
+	s->indexed = false;
+}
+
 /* ---- slots and buffers ---- */
 
 static void
 payload_free(struct mb_request *req)
 {
-	struct udp_slot *s = (struct udp_slot *)req;
+	struct udp_slot *s = slot_of(req);
 
 	if (s->buf != NULL)
 		rte_mempool_put(s->q->bufs[s->cls], s->buf);
@@ -184,8 +258,12 @@ slot_get(struct udp_queue *q, uint32_t payload_len, enum mb_udp_drop *why)
 		return NULL;
 	}
 	s = &q->slots[q->free_stack[--q->n_free]];
-	if (q->n_free != 0) /* the next request's slot */
-		rte_prefetch0(&q->slots[q->free_stack[q->n_free - 1]]);
+	if (q->n_free != 0) { /* the next request's slot: its own line and the header's */
+		struct udp_slot *next = &q->slots[q->free_stack[q->n_free - 1]];
+
+		rte_prefetch0(next);
+		rte_prefetch0(&next->req);
+	}
 	s->buf = buf;
 	s->mbuf = NULL;
 	s->cls = (uint8_t)k;
@@ -208,8 +286,7 @@ static void
 slot_put(struct udp_queue *q, struct udp_slot *s)
 {
 	if (s->indexed)
-		rte_hash_del_key_with_hash(q->tbl, &s->key, s->sig);
-	s->indexed = false;
+		idx_remove(q, s);
 	s->state = SLOT_FREE;
 	mb_request_reset(&s->req); /* frees the buffer through payload_free */
 	s->buf = NULL;
@@ -220,7 +297,7 @@ slot_put(struct udp_queue *q, struct udp_slot *s)
 static void
 release(struct mb_request *req)
 {
-	struct udp_slot *s = (struct udp_slot *)req;
+	struct udp_slot *s = slot_of(req);
 	struct udp_queue *q = s->q;
 	void *p = s;
 
@@ -254,7 +331,7 @@ fill_request(struct udp_slot *s, const struct mb_request_hdr *h, uint64_t now)
 static void
 report(struct udp_queue *q, struct udp_slot *s)
 {
-	void *p = s;
+	void *p = &s->req;
 
 	s->state = SLOT_ANSWERED;
 	BUMP(q->handed, 1); /* before the egress can see it */
@@ -312,7 +389,7 @@ flush_pending(struct udp_queue *q)
 		BUMP(q->handed, (uint64_t)done - n); /* the rest are counted by report() */
 		BUMP(q->c.queued, done);
 		for (uint32_t i = done; i < n; i++) {
-			struct udp_slot *s = q->pending[m][i];
+			struct udp_slot *s = slot_of(q->pending[m][i]);
 
 			q->u->o.ops.unadmit(q->u->o.ops.ctx, &s->req);
 			BUMP(q->c.refused, 1);
@@ -340,7 +417,7 @@ complete(struct udp_queue *q, struct udp_slot *s)
 	}
 	m = s->req.model;
 	s->state = SLOT_QUEUED;
-	q->pending[m][q->n_pending[m]++] = s;
+	q->pending[m][q->n_pending[m]++] = &s->req;
 	q->pending_mask |= 1ull << m;
 	if (q->n_pending[m] == RX_BURST)
 		flush_pending(q);
@@ -373,18 +450,19 @@ answer_datagram(struct udp_queue *q, const struct mb_request_hdr *h, const char 
 }
 
 /*
- * The index lookup of one datagram, done for the whole burst at once (the lookups' cache
- * misses overlap). The key comes from the raw header bytes, as the decoder reads them.
+ * A datagram of the burst, its index key and the index's answer for it. The key comes from
+ * the raw header bytes, as the decoder reads them; its signature is computed, and the index
+ * looked up, for the whole burst (one bulk lookup: the cache misses overlap) before the
+ * first datagram is handled.
  */
 struct rx_item {
 	struct mb_udp_datagram dg;
 	struct udp_key k;
 	hash_sig_t sig;
-	int pos; /* >= 0 found (data in found), < 0 not found, 1 << 30: not looked up */
-	void *found;
+	bool looked_up;		/* found is the index's answer as of the bulk lookup */
+	bool recheck;		/* an earlier datagram of the burst has the same signature */
+	struct udp_slot *found; /* NULL: not indexed */
 };
-
-#define NOT_LOOKED_UP (1 << 30)
 
 static uint64_t
 rd64le(const uint8_t *p)
@@ -404,28 +482,42 @@ rd32le(const uint8_t *p)
 	return rte_le_to_cpu_32(v);
 }
 
-/* The item's index entry: the burst's result, unless this burst added keys with the same
- * signature since (two datagrams of one new request in one burst), then a fresh lookup. */
-static int
-item_lookup(struct udp_queue *q, struct rx_item *it, const hash_sig_t *added, unsigned int n_added)
+/*
+ * The slot indexed under the item's key, or NULL: the bulk lookup's answer, unless that
+ * may have changed since: a miss when an earlier datagram of the burst has the same
+ * signature (it may have indexed the same new request), a hit whose slot has left the
+ * index. Then a lookup of its own.
+ */
+static struct udp_slot *
+item_lookup(struct udp_queue *q, struct rx_item *it)
 {
-	bool stale = it->pos == NOT_LOOKED_UP;
+	bool stale;
 
-	for (unsigned int i = 0; !stale && it->pos < 0 && i < n_added; i++)
-		stale = added[i] == it->sig;
-	if (stale)
-		it->pos = rte_hash_lookup_with_hash_data(q->tbl, &it->k, it->sig, &it->found);
-	return it->pos;
+	if (!it->looked_up)
+		stale = true;
+	else if (it->found != NULL)
+		stale = !it->found->indexed || !key_eq(&it->found->key, &it->k);
+	else
+		stale = it->recheck;
+	if (stale) {
+		void *data;
+
+		it->found = rte_hash_lookup_with_hash_data(q->tbl, &it->k, it->sig, &data) >= 0
+				    ? data
+				    : NULL;
+		it->looked_up = true;
+		it->recheck = false;
+	}
+	return it->found;
 }
 
 static void
-cancel(struct udp_queue *q, struct rx_item *it, const hash_sig_t *added, unsigned int n_added)
+cancel(struct udp_queue *q, struct rx_item *it)
 {
-	struct udp_slot *s;
+	struct udp_slot *s = item_lookup(q, it);
 
-	if (item_lookup(q, it, added, n_added) < 0)
+	if (s == NULL)
 		return; /* unknown or finished: ignored */
-	s = it->found;
 	if (s->state == SLOT_REASM) {
 		reasm_remove(q, s);
 		BUMP(q->c.cancelled, 1);
@@ -450,20 +542,15 @@ same_request(const struct mb_request_hdr *a, const struct mb_request_hdr *b)
 
 /* Returns true when the request keeps @m as its payload (a whole request: no copy). */
 static bool
-datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t now,
-	 hash_sig_t *added, unsigned int *n_added)
+datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t now)
 {
 	const struct mb_udp_datagram *dg = &it->dg;
 	struct mb_request_hdr h;
 	struct mb_proto_error err;
-	struct udp_key k;
 	struct udp_slot *s;
 	enum mb_udp_drop why;
-	void *found = NULL;
-	hash_sig_t sig;
 	uint32_t slice;
 	int64_t fresh;
-	int pos;
 
 	if (dg->len < 4 || memcmp(dg->data, "MBQ1", 4) != 0) {
 		drop_pkt(q, MB_UDP_DROP_GARBAGE);
@@ -481,13 +568,12 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 		return false;
 	}
 	slice = dg->len - MB_PROTO_HDR_LEN;
-	k = it->k; /* the same fields the decoder reads, taken from the raw bytes */
 	if (mb_proto_decode_request(dg->data, MB_PROTO_HDR_LEN, MB_TRANSPORT_UDP,
 				    q->u->o.cfg->max_payload_bytes, &h, &err) < 0) {
 		drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
-		if (item_lookup(q, it, added, *n_added) >= 0 &&
-		    ((struct udp_slot *)(found = it->found))->state == SLOT_REASM) {
-			s = found; /* the request it belongs to fails with it */
+		s = item_lookup(q, it);
+		if (s != NULL && s->state == SLOT_REASM) {
+			/* the request it belongs to fails with it */
 			reasm_remove(q, s);
 			BUMP(q->c.refused, 1);
 			answer(q, s, err.status, "%s", err.reason);
@@ -498,9 +584,8 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 		answer_datagram(q, &h, err.model, err.status, err.reason);
 		return false;
 	}
-	sig = it->sig;
 	if (h.flags & MB_FLAG_CANCEL) {
-		cancel(q, it, added, *n_added);
+		cancel(q, it);
 		return false;
 	}
 	if (slice == 0 || (uint64_t)h.frag_offset + slice > h.payload_len) {
@@ -512,9 +597,8 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 				      " runs past payload_len %" PRIu32,
 			 slice, h.frag_offset, h.payload_len);
 		drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
-		if (item_lookup(q, it, added, *n_added) >= 0 &&
-		    ((struct udp_slot *)(found = it->found))->state == SLOT_REASM) {
-			s = found;
+		s = item_lookup(q, it);
+		if (s != NULL && s->state == SLOT_REASM) {
 			reasm_remove(q, s);
 			BUMP(q->c.refused, 1);
 			answer(q, s, MB_STATUS_BAD_REQUEST, "%s", reason);
@@ -524,10 +608,8 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 		return false;
 	}
 
-	pos = item_lookup(q, it, added, *n_added);
-	found = it->found;
-	if (pos >= 0) {
-		s = found;
+	s = item_lookup(q, it);
+	if (s != NULL) {
 		if (s->state != SLOT_REASM) {
 			drop_pkt(q, MB_UDP_DROP_DUPLICATE); /* the request is already whole */
 			return false;
@@ -553,28 +635,23 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 					  "(udp.buffer_mb); retry later");
 			return false;
 		}
-		s->key = k;
-		s->sig = sig;
+		s->key = it->k;
+		s->sig = it->sig;
 		fill_request(s, &h, now);
-		mb_reasm_init(&s->cov);
 		if (whole) { /* no reassembly */
 			s->mbuf = m;
 			s->req.payload = dg->data + MB_PROTO_HDR_LEN;
-			if (rte_hash_add_key_with_hash_data(q->tbl, &k, sig, s) == 0) {
-				s->indexed = true;
-				added[(*n_added)++] = sig;
-			}
+			idx_insert(q, s); /* on failure: queued, not indexed */
 			complete(q, s);
 			return true;
 		}
-		if (rte_hash_add_key_with_hash_data(q->tbl, &k, sig, s) != 0) {
+		if (idx_insert(q, s) != 0) {
 			/* The table holds max_requests keys; only a bucket overflow gets here. */
 			drop_pkt(q, MB_UDP_DROP_NO_SLOT);
 			slot_put(q, s);
 			return false;
 		}
-		s->indexed = true;
-		added[(*n_added)++] = sig;
+		mb_reasm_init(&s->cov);
 		s->state = SLOT_REASM;
 		s->expire_ns = now + q->u->reasm_timeout_ns;
 		TAILQ_INSERT_TAIL(&q->reasm, s, fifo);
@@ -623,18 +700,37 @@ expire(struct udp_queue *q, uint64_t now)
 
 /* ---- the rx thread ---- */
 
+static inline void
+prefetch_returned(const struct udp_slot *s)
+{
+	const uint8_t *r = (const uint8_t *)&s->req;
+
+	rte_prefetch0(s);
+	for (size_t off = 0; off < offsetof(struct mb_request, reason) + 1; off += 64)
+		rte_prefetch0_write(r + off);
+}
+
 static unsigned int
 take_returns(struct udp_queue *q)
 {
 	void *objs[64];
 	unsigned int n, total = 0;
 
+	/* Back from the pipeline, maybe cold: slot_put() reads the slot's first line and its
+	 * frame's mbuf, and clears the request's first lines. Prefetched 8 ahead, the mbuf
+	 * (whose address is in the slot's line) 4 ahead. */
 	while ((n = mb_ring_dequeue_burst(q->returns, objs, 64)) != 0) {
-		for (unsigned int i = 0; i < n && i < 4; i++)
-			rte_prefetch0(objs[i]);
+		for (unsigned int i = 0; i < n && i < 8; i++)
+			prefetch_returned(objs[i]);
 		for (unsigned int i = 0; i < n; i++) {
-			if (i + 4 < n)
-				rte_prefetch0(objs[i + 4]); /* cold: back from the pipeline */
+			if (i + 8 < n)
+				prefetch_returned(objs[i + 8]);
+			if (i + 4 < n && ((struct udp_slot *)objs[i + 4])->mbuf != NULL) {
+				const struct rte_mbuf *m = ((struct udp_slot *)objs[i + 4])->mbuf;
+
+				rte_prefetch0(m);
+				rte_prefetch0(&m->cacheline1);
+			}
 			slot_put(q, objs[i]);
 		}
 		total += n;
@@ -649,12 +745,12 @@ poll_port(struct udp_queue *q, uint64_t now)
 	struct rx_item items[RX_BURST];
 	enum mb_udp_verdict verdict[RX_BURST];
 	const void *keys[RX_BURST];
-	hash_sig_t sigs[RX_BURST], added[RX_BURST];
+	hash_sig_t sigs[RX_BURST];
 	void *data[RX_BURST];
 	uint32_t look_idx[RX_BURST];
-	uint64_t hits = 0, bytes = 0;
+	uint64_t hits = 0, bytes = 0, seen[4] = {0}; /* seen: a filter of the burst's signatures */
 	uint16_t n, n_tx = 0, n_done = 0;
-	unsigned int n_look = 0, n_added = 0;
+	unsigned int n_look = 0;
 
 	n = rte_eth_rx_burst(q->port->port_id, q->queue_id, pkts, RX_BURST);
 	if (n == 0)
@@ -687,7 +783,7 @@ poll_port(struct udp_queue *q, uint64_t now)
 		memset(&it->k, 0, sizeof(it->k));
 		it->k.src_ip = it->dg.src_ip;
 		it->k.src_port = it->dg.src_port_be;
-		it->pos = NOT_LOOKED_UP;
+		it->looked_up = false;
 		it->found = NULL;
 		if (it->dg.len >= 20) {
 			it->k.request_id = rd64le(it->dg.data + 8);
@@ -695,29 +791,38 @@ poll_port(struct udp_queue *q, uint64_t now)
 		} else if (it->dg.len >= 16) {
 			it->k.request_id = rd64le(it->dg.data + 8);
 		}
-		it->sig = rte_hash_hash(q->tbl, &it->k);
+		it->sig = key_sig(&it->k);
+		it->recheck = false;
+		if ((seen[(it->sig >> 6) & 3] >> (it->sig & 63)) & 1) {
+			for (uint16_t j = 0; j < i && !it->recheck; j++)
+				it->recheck =
+					verdict[j] == MB_UDP_DATAGRAM && items[j].sig == it->sig;
+		}
+		seen[(it->sig >> 6) & 3] |= 1ull << (it->sig & 63);
 		if (it->dg.len >= MB_PROTO_HDR_LEN) {
 			keys[n_look] = &it->k;
 			sigs[n_look] = it->sig;
 			look_idx[n_look++] = i;
 		}
 	}
-	/* the burst's index lookups at once */
+	/* the burst's index lookups at once; the slots found are read next (their state) */
 	if (n_look != 0 &&
 	    rte_hash_lookup_with_hash_bulk_data(q->tbl, keys, sigs, n_look, &hits, data) >= 0) {
 		for (unsigned int j = 0; j < n_look; j++) {
 			struct rx_item *it = &items[look_idx[j]];
 
-			it->pos = (hits >> j) & 1 ? 0 : -ENOENT;
-			it->found = (hits >> j) & 1 ? data[j] : NULL;
+			it->looked_up = true;
+			if ((hits >> j) & 1) {
+				it->found = data[j];
+				rte_prefetch0(it->found);
+			}
 		}
 	}
 	/* pass 2: in arrival order */
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 
-		if (verdict[i] == MB_UDP_DATAGRAM &&
-		    datagram(q, &items[i], m, now, added, &n_added))
+		if (verdict[i] == MB_UDP_DATAGRAM && datagram(q, &items[i], m, now))
 			continue; /* the request holds the mbuf now */
 		if (verdict[i] == MB_UDP_ARP_REPLY && q->queue_id < q->port->n_tx)
 			tx[n_tx++] = m;
@@ -1226,6 +1331,7 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 	hp.entries = q->n_slots < 8 ? 8 : q->n_slots;
 	hp.key_len = sizeof(struct udp_key);
 	hp.hash_func = rte_hash_crc;
+	hp.hash_func_init_val = INDEX_HASH_INIT; /* key_sig() computes the same */
 	hp.socket_id = q->port->socket < 0 ? SOCKET_ID_ANY : q->port->socket;
 	hp.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE; /* no bucket overflow below entries */
 	q->tbl = rte_hash_create(&hp);
@@ -1234,6 +1340,7 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 			 hp.entries, rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
+	rte_hash_set_cmp_func(q->tbl, key_cmp);
 	rc = setup_buffers(q, q->port->socket, err, err_len);
 	if (rc < 0)
 		return rc;
