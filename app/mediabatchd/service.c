@@ -354,6 +354,7 @@ add_model(struct mb_service *s, const struct mb_model_desc *d, const struct mb_m
 		.cooldown_ns = (uint64_t)s->cfg->breaker_cooldown_ms * MB_NS_PER_MS,
 		.probe_timeout_ns = (uint64_t)s->cfg->breaker_probe_timeout_ms * MB_NS_PER_MS,
 	};
+
 	if (s->n_models == MAX_MODELS) {
 		snprintf(err, err_len, "more than %d models", MAX_MODELS);
 		return -E2BIG;

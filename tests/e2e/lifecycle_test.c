@@ -294,6 +294,9 @@ run_drain(const char *yaml, int n, int second_signal_ms, struct drain_result *re
 		}
 	}
 	exit_status = mb_daemon_wait(&d, 60);
+	if (res->answered < n) /* for the record: what the daemon said */
+		printf("\n    only %d of %d answered; exit status %d; the daemon's log:\n%s",
+		       res->answered, n, exit_status, mb_daemon_log(&d));
 	mb_client_close(&c);
 	free(seen);
 	return exit_status;
