@@ -661,25 +661,33 @@ apply_eal(struct checker *ck, const struct y_eal *s, struct mb_config *c)
 	}
 }
 
+/* @p v (may be NULL: unset) as the index of one of the three @p names, into @p out. */
+static void
+one_of3(struct checker *ck, const char *field, const char *v, const char *const names[3],
+	uint32_t *out)
+{
+	unsigned int k;
+
+	if (v == NULL || ck->failed)
+		return;
+	for (k = 0; k < 3 && strcmp(v, names[k]) != 0; k++)
+		;
+	if (k == 3)
+		fail(ck, "%s: '%s' is not one of %s, %s, %s", field, v, names[0], names[1],
+		     names[2]);
+	else
+		*out = k;
+}
+
 static void
 apply_cuda(struct checker *ck, const struct y_cuda *s, struct mb_config *c)
 {
-	static const char *const modes[] = {"auto", "required", "off"};
+	static const char *const modes[3] = {"auto", "required", "off"};
 	char field[48];
 
 	if (s == NULL)
 		return;
-	if (s->mode != NULL && !ck->failed) {
-		unsigned int k;
-
-		for (k = 0; k < 3 && strcmp(s->mode, modes[k]) != 0; k++)
-			;
-		if (k == 3)
-			fail(ck, "devices.cuda.mode: '%s' is not one of auto, required, off",
-			     s->mode);
-		else
-			c->cuda_mode = k;
-	}
+	one_of3(ck, "devices.cuda.mode", s->mode, modes, &c->cuda_mode);
 	for (unsigned int i = 0; i < s->gpus_count && !ck->failed; i++) {
 		snprintf(field, sizeof(field), "devices.cuda.gpus[%u]", i);
 		if (!int_in(ck, field, &s->gpus[i], 0, 255))
@@ -705,7 +713,7 @@ apply_cuda(struct checker *ck, const struct y_cuda *s, struct mb_config *c)
 static void
 apply_devices(struct checker *ck, const struct y_devices *s, struct mb_config *c)
 {
-	static const char *const serves[] = {"auto", "always", "never"};
+	static const char *const serves[3] = {"auto", "always", "never"};
 
 	if (s == NULL)
 		return;
@@ -716,17 +724,7 @@ apply_devices(struct checker *ck, const struct y_devices *s, struct mb_config *c
 		c->cpu_units = (uint32_t)*s->cpu->units;
 	if (int_in(ck, "devices.cpu.workers", s->cpu->workers, 0, 256))
 		c->cpu_workers = (uint32_t)*s->cpu->workers;
-	if (s->cpu->serve != NULL && !ck->failed) {
-		unsigned int k;
-
-		for (k = 0; k < 3 && strcmp(s->cpu->serve, serves[k]) != 0; k++)
-			;
-		if (k == 3)
-			fail(ck, "devices.cpu.serve: '%s' is not one of auto, always, never",
-			     s->cpu->serve);
-		else
-			c->cpu_serve = k;
-	}
+	one_of3(ck, "devices.cpu.serve", s->cpu->serve, serves, &c->cpu_serve);
 	if (!ck->failed && c->cpu_serve == MB_CPU_SERVE_NEVER && c->cuda_mode == MB_CUDA_OFF)
 		fail(ck, "devices: cpu.serve is never and cuda.mode is off: no device would run "
 			 "anything");
