@@ -213,11 +213,10 @@ sweep_pending(struct mb_batcher *b, struct mstate *s, uint64_t now, bool abortin
 }
 
 static void
-push_run(struct mb_batcher *b, struct mb_batch *bt)
+push_run(struct mb_batch *bt)
 {
 	void *p = bt;
 
-	(void)b;
 	/* The run ring holds every batch object, so it cannot be full. */
 	if (mb_ring_enqueue_burst(bt->device->run, &p, 1) != 1) {
 		MB_LOG(ERR, "run queue full: sizing bug");
@@ -327,7 +326,7 @@ admit(struct mb_batcher *b, struct mstate *s, unsigned int *work)
 		s->n_pending--;
 		(*work)++;
 		if (rc == 0)
-			push_run(b, bt);
+			push_run(bt);
 		else
 			fail_batch(b, bt, rc);
 	}
@@ -399,7 +398,7 @@ form(struct mb_batcher *b, struct mstate *s, uint64_t now)
 	mb_sem_ticket_init(&bt->ticket, ticket_granted, b->o.bell);
 	rc = mb_sem_enqueue(dev->units, &bt->ticket, units);
 	if (rc == 0) {
-		push_run(b, bt);
+		push_run(bt);
 	} else if (rc == -EINPROGRESS) {
 		TAILQ_INSERT_TAIL(&s->pending, bt, link);
 		s->n_pending++;

@@ -344,6 +344,17 @@ load_model(struct mb_service *s, struct mb_model *m, const struct mb_model_confi
 		MB_LOG(INFO, "model %s: weights %s", m->desc->name, weights);
 }
 
+/* Finish @p m's breakers of the devices below @p upto that serve it, and free them. */
+static void
+breakers_fini(struct mb_model *m, int upto)
+{
+	for (int k = 0; m->breakers != NULL && k < upto; k++)
+		if (m->devices & MB_DEVICE_BIT(k))
+			mb_breaker_fini(&m->breakers[k]);
+	free(m->breakers);
+	m->breakers = NULL;
+}
+
 static int
 add_model(struct mb_service *s, const struct mb_model_desc *d, const struct mb_model_config *c,
 	  char *err, size_t err_len)
@@ -374,18 +385,15 @@ add_model(struct mb_service *s, const struct mb_model_desc *d, const struct mb_m
 	}
 	s->model_ptrs[s->n_models++] = m; /* from here on, service_destroy() unloads it */
 	if (m->devices != 0) {		  /* one breaker per device that serves it */
+		int k = 0;
+
 		m->breakers = calloc(MB_DEVICES_MAX, sizeof(*m->breakers));
-		for (int k = 0; m->breakers != NULL && k < MB_DEVICES_MAX; k++) {
-			if (!(m->devices & MB_DEVICE_BIT(k)) ||
-			    mb_breaker_init(&m->breakers[k], &bo) == 0)
-				continue;
-			while (--k >= 0)
-				if (m->devices & MB_DEVICE_BIT(k))
-					mb_breaker_fini(&m->breakers[k]);
-			free(m->breakers);
-			m->breakers = NULL;
-		}
-		if (m->breakers == NULL) {
+		for (; m->breakers != NULL && k < MB_DEVICES_MAX; k++)
+			if ((m->devices & MB_DEVICE_BIT(k)) &&
+			    mb_breaker_init(&m->breakers[k], &bo) < 0)
+				break;
+		if (m->breakers == NULL || k < MB_DEVICES_MAX) {
+			breakers_fini(m, k); /* those before k */
 			snprintf(err, err_len, "model %s: cannot set up its circuit breakers",
 				 m->desc->name);
 			return -ENOMEM;
@@ -1289,16 +1297,11 @@ service_destroy(struct mb_service **sp)
 	for (uint32_t i = 0; i < s->n_models; i++) {
 		struct mb_model *m = &s->models[i];
 
-		for (int d = 0; d < MB_DEVICES_MAX; d++) {
-			if (!(m->devices & MB_DEVICE_BIT(d)))
-				continue;
-			if (m->desc->unload != NULL)
+		for (int d = 0; d < MB_DEVICES_MAX; d++)
+			if ((m->devices & MB_DEVICE_BIT(d)) && m->desc->unload != NULL)
 				m->desc->unload(m->states[d]);
-			if (m->breakers != NULL)
-				mb_breaker_fini(&m->breakers[d]);
-		}
 		mb_plugin_close(&m->plugin); /* after unload: the code lives in the plugin */
-		free(m->breakers);
+		breakers_fini(m, MB_DEVICES_MAX);
 		mb_ring_destroy(&m->queue);
 	}
 	mb_ratelimit_destroy(&s->limits);
