@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,25 @@ start_thread(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
 	pthread_setname_np(*t, name);
 }
 
+/*
+ * SIGINT/SIGTERM are blocked in every thread this program starts and taken by the main
+ * thread's sigtimedwait(). Threads that libraries start before main() runs (OpenBLAS
+ * starts its pool from a constructor) do not have them blocked, and the kernel hands a
+ * process signal to any thread that does not block it when the main thread is not inside
+ * sigtimedwait() at that moment. Caught there, the default action would kill the daemon
+ * in the middle of its drain: this handler records the signal instead, and the main loop
+ * takes it on its next tick (at most 100 ms later) as if sigtimedwait() had returned it.
+ */
+static atomic_uint g_caught;	  /* signals this handler caught */
+static atomic_int g_caught_signo; /* the last of them */
+
+static void
+caught(int signo)
+{
+	atomic_store(&g_caught_signo, signo);
+	atomic_fetch_add(&g_caught, 1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -242,6 +262,8 @@ main(int argc, char **argv)
 	char err[1024], desc[512];
 	uint64_t deadline = 0;
 	bool draining = false, aborted = false;
+	unsigned int caught_seen = 0;
+	struct sigaction sa = {.sa_handler = caught, .sa_flags = SA_RESTART};
 	int rc;
 
 	if (parse_flags(argc, argv, &flags) < 0)
@@ -272,6 +294,9 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (start_eal(&cfg) < 0) {
@@ -325,6 +350,10 @@ main(int argc, char **argv)
 		tick.tv_sec = 0;
 		tick.tv_nsec = (long)(wait_ns ? wait_ns : 1);
 		sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig <= 0 && atomic_load(&g_caught) != caught_seen) { /* another thread's */
+			caught_seen++;
+			sig = atomic_load(&g_caught_signo);
+		}
 
 		if (sig > 0 && !draining) {
 			draining = true;

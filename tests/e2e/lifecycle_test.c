@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "mb_e2e.h"
@@ -418,6 +419,50 @@ test_endpoint_in_use(void)
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
+/* A thread of @p pid other than its main one that does not block SIGTERM (a library's own
+ * thread, started before main() could block it), or 0. */
+static pid_t
+unblocked_thread(pid_t pid)
+{
+	char path[96], line[256];
+	pid_t found = 0;
+
+	for (pid_t tid = pid + 1; tid < pid + 4096 && found == 0; tid++) {
+		FILE *f;
+		unsigned long long blk = ~0ull;
+
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (sscanf(line, "SigBlk: %llx", &blk) == 1)
+				break;
+		fclose(f);
+		if (!(blk & (1ull << (SIGTERM - 1))))
+			found = tid;
+	}
+	return found;
+}
+
+/* SIGTERM caught by such a thread still drains the daemon (it does not kill it). */
+static void
+test_signal_on_a_library_thread(void)
+{
+	struct mb_daemon d;
+	pid_t tid;
+
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, NULL, NULL), 0);
+	tid = unblocked_thread(d.pid);
+	if (tid == 0) {
+		printf("\n    every thread blocks SIGTERM here: nothing to check");
+		CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+		return;
+	}
+	CU_ASSERT_EQUAL(syscall(SYS_tgkill, d.pid, tid, SIGTERM), 0);
+	CU_ASSERT_EQUAL(mb_daemon_wait(&d, 30), 0); /* a clean drain, not 128 + SIGTERM */
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "Terminated: draining"));
+}
+
 static const struct mb_test_case cases[] = {
 	{"a tiny deadline gives TIMEOUT; cancelled requests give CANCELLED",
 	 test_deadline_and_cancel},
@@ -431,6 +476,8 @@ static const struct mb_test_case cases[] = {
 	 test_drain_timeout_stops_hard},
 	{"a second signal stops hard: every request answered, exit 3",
 	 test_second_signal_stops_hard},
+	{"SIGTERM on a thread a library started: a clean drain, exit 0",
+	 test_signal_on_a_library_thread},
 	{"config errors name file, field and range; exit 2", test_config_errors},
 	{"an endpoint in use: a clear error, exit 1", test_endpoint_in_use},
 	{NULL, NULL},
