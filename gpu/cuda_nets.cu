@@ -20,9 +20,9 @@
  * per batch.
  */
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <new>
 
 #include <cublas_v2.h>
@@ -30,6 +30,7 @@
 #include <cudnn.h>
 #include <cufft.h>
 
+#include "cuda_check_internal.h"
 #include "cuda_nets_internal.h"
 
 #define N_FFT 400
@@ -80,54 +81,16 @@ struct mb_cuda_scratch {
 	float *d_max;
 	void *d_ws;
 	size_t ws_cap;
+	/* perf only (mb_cuda_timing_enable before the scratch is made): per item, upload
+	 * start/end on the copy stream and compute start/end on the compute stream */
+	bool timed;
+	cudaEvent_t up0[MB_CUDA_TIMED_ITEMS], up1[MB_CUDA_TIMED_ITEMS];
+	cudaEvent_t c0[MB_CUDA_TIMED_ITEMS], c1[MB_CUDA_TIMED_ITEMS];
 };
 
-static void
-seterr(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
-
-#define CUDA_OK(expr)                                                                              \
-	do {                                                                                       \
-		cudaError_t e_ = (expr);                                                           \
-		if (e_ != cudaSuccess) {                                                           \
-			seterr(err, err_len, "%s: %s (%s)", #expr, cudaGetErrorString(e_),         \
-			       cudaGetErrorName(e_));                                              \
-			return -(int)e_;                                                           \
-		}                                                                                  \
-	} while (0)
-
-#define DNN_OK(expr)                                                                               \
-	do {                                                                                       \
-		cudnnStatus_t e_ = (expr);                                                         \
-		if (e_ != CUDNN_STATUS_SUCCESS) {                                                  \
-			seterr(err, err_len, "%s: %s", #expr, cudnnGetErrorString(e_));            \
-			return -1000 - (int)e_;                                                    \
-		}                                                                                  \
-	} while (0)
-
-#define BLAS_OK(expr)                                                                              \
-	do {                                                                                       \
-		cublasStatus_t e_ = (expr);                                                        \
-		if (e_ != CUBLAS_STATUS_SUCCESS) {                                                 \
-			seterr(err, err_len, "%s: cuBLAS status %d", #expr, (int)e_);              \
-			return -2000 - (int)e_;                                                    \
-		}                                                                                  \
-	} while (0)
-
-#define FFT_OK(expr)                                                                               \
-	do {                                                                                       \
-		cufftResult e_ = (expr);                                                           \
-		if (e_ != CUFFT_SUCCESS) {                                                         \
-			seterr(err, err_len, "%s: cuFFT result %d", #expr, (int)e_);               \
-			return -3000 - (int)e_;                                                    \
-		}                                                                                  \
-	} while (0)
+static std::mutex g_timing_mu;
+static bool g_timing_on;
+static struct mb_cuda_timing g_timing;
 
 static unsigned int
 blocks(size_t n, unsigned int threads)
@@ -172,8 +135,7 @@ frames_window(const float *padded, const float *window, uint32_t frames, float *
 
 /* [n_mels x frames] = log10(max(sum_k filters[m][k] |X_t[k]|^2, 1e-10)) */
 __global__ void
-power_mel(const cufftComplex *spec, const float *filters, int n_mels, uint32_t frames,
-	  float *out)
+power_mel(const cufftComplex *spec, const float *filters, int n_mels, uint32_t frames, float *out)
 {
 	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
 	uint32_t m, t;
@@ -337,8 +299,7 @@ is_audio(enum mb_cuda_net_kind k)
 }
 
 extern "C" int
-mb_cuda_mem_info(int device, uint64_t *free_bytes, uint64_t *total_bytes, char *err,
-		 size_t err_len)
+mb_cuda_mem_info(int device, uint64_t *free_bytes, uint64_t *total_bytes, char *err, size_t err_len)
 {
 	size_t f = 0, t = 0;
 
@@ -387,8 +348,8 @@ net_create(const struct mb_cuda_net_desc *d, struct mb_cuda_net *n, char *err, s
 			return rc;
 	}
 	for (uint32_t i = 0; i < d->n_w; i++) {
-		if ((rc = upload(d->w[i], d->w_numel[i] * sizeof(float), &n->w[i], err,
-				 err_len)) < 0)
+		if ((rc = upload(d->w[i], d->w_numel[i] * sizeof(float), &n->w[i], err, err_len)) <
+		    0)
 			return rc;
 		n->n_w = i + 1;
 	}
@@ -468,6 +429,13 @@ mb_cuda_scratch_destroy(struct mb_cuda_scratch **sp)
 	cudaFree(s->d_out);
 	cudaFree(s->d_max);
 	cudaFree(s->d_ws);
+	for (int i = 0; i < MB_CUDA_TIMED_ITEMS; i++) {
+		cudaEvent_t *ev[4] = {&s->up0[i], &s->up1[i], &s->c0[i], &s->c1[i]};
+
+		for (int k = 0; k < 4; k++)
+			if (*ev[k] != NULL)
+				cudaEventDestroy(*ev[k]);
+	}
 	if (s->copy != NULL)
 		cudaStreamDestroy(s->copy);
 	if (s->compute != NULL)
@@ -528,6 +496,20 @@ scratch_create(struct mb_cuda_scratch *s, char *err, size_t err_len)
 	CUDA_OK(cudaMalloc((void **)&s->d_max, sizeof(float)));
 	s->ws_cap = 64u << 20;
 	CUDA_OK(cudaMalloc(&s->d_ws, s->ws_cap));
+	{
+		std::lock_guard<std::mutex> lock(g_timing_mu);
+
+		if (!g_timing_on)
+			return 0;
+	}
+	/* events left NULL by a failure here are skipped by destroy() */
+	for (int i = 0; i < MB_CUDA_TIMED_ITEMS; i++) {
+		CUDA_OK(cudaEventCreate(&s->up0[i]));
+		CUDA_OK(cudaEventCreate(&s->up1[i]));
+		CUDA_OK(cudaEventCreate(&s->c0[i]));
+		CUDA_OK(cudaEventCreate(&s->c1[i]));
+	}
+	s->timed = true;
 	return 0;
 }
 
@@ -569,19 +551,20 @@ conv1d(struct mb_cuda_scratch *s, const float *x, uint32_t t, uint32_t cin, cons
 					  (int)cin, 1, 3));
 	DNN_OK(cudnnSetConvolution2dDescriptor(s->cd, 0, 1, 1, (int)stride, 1, 1,
 					       CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+	/* again after the descriptor is set, so no TF32 (FMA, like the CPU reference) */
+	DNN_OK(cudnnSetConvolutionMathType(s->cd, CUDNN_FMA_MATH));
 	DNN_OK(cudnnGetConvolution2dForwardOutputDim(s->cd, s->xd, s->wd, &n, &c, &h, &wd));
 	DNN_OK(cudnnSetTensor4dDescriptor(s->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, wd));
-	DNN_OK(cudnnGetConvolutionForwardWorkspaceSize(s->dnn, s->xd, s->wd, s->cd, s->yd,
-						       CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
-						       &ws));
+	DNN_OK(cudnnGetConvolutionForwardWorkspaceSize(
+		s->dnn, s->xd, s->wd, s->cd, s->yd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, &ws));
 	if (ws > s->ws_cap) {
 		seterr(err, err_len, "cuDNN wants %zu bytes of workspace, %zu allocated", ws,
 		       s->ws_cap);
 		return -1;
 	}
 	DNN_OK(cudnnConvolutionForward(s->dnn, &one, s->xd, x, s->wd, w, s->cd,
-				       CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, s->d_ws, ws,
-				       &zero, s->yd, y));
+				       CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, s->d_ws, ws, &zero,
+				       s->yd, y));
 	bias_gelu<<<blocks((size_t)cout * wd, 256), 256, 0, s->compute>>>(y, b, cout, (uint32_t)wd);
 	CUDA_OK(cudaGetLastError());
 	*t_out = (uint32_t)wd;
@@ -605,7 +588,7 @@ logmel(struct mb_cuda_scratch *s, const void *d_in, const struct mb_cuda_item *i
 	/* the plan covers max_frames; frames past this item's are stale and never read */
 	FFT_OK(cufftExecR2C(s->fft, s->d_frames, s->d_spec));
 	power_mel<<<blocks(cells, 256), 256, 0, s->compute>>>(s->d_spec, n->filters, n->n_mels,
-							       frames, s->d_a);
+							      frames, s->d_a);
 	reduce_max<<<1, 1024, 0, s->compute>>>(s->d_a, cells, s->d_max);
 	clamp_scale<<<blocks(cells, 256), 256, 0, s->compute>>>(s->d_a, cells, s->d_max);
 	CUDA_OK(cudaGetLastError());
@@ -635,7 +618,7 @@ run_audio(struct mb_cuda_scratch *s, const void *d_in, const struct mb_cuda_item
 				 err_len)) < 0)
 			return rc;
 		transpose<<<blocks((size_t)t2 * 384, 256), 256, 0, s->compute>>>(s->d_a, 384, t2,
-										s->d_out);
+										 s->d_out);
 		break;
 	case MB_CUDA_CLAP:
 		if ((rc = conv1d(s, s->d_a, t1, 64, n->w[0], n->w[1], 128, 1, s->d_b, &t, err,
@@ -649,8 +632,8 @@ run_audio(struct mb_cuda_scratch *s, const void *d_in, const struct mb_cuda_item
 		CUDA_OK(cudaMemcpyAsync(s->d_out, n->w[7], 512 * sizeof(float),
 					cudaMemcpyDeviceToDevice, s->compute));
 		/* proj.weight [512 x 256] row-major is [256 x 512] column-major: y = W x + b */
-		BLAS_OK(cublasSgemv(s->blas, CUBLAS_OP_T, 256, 512, &one, n->w[6], 256, s->d_vec,
-				    1, &one, s->d_out, 1));
+		BLAS_OK(cublasSgemv(s->blas, CUBLAS_OP_T, 256, 512, &one, n->w[6], 256, s->d_vec, 1,
+				    &one, s->d_out, 1));
 		l2_normalise<<<1, 256, 0, s->compute>>>(s->d_out, 512);
 		break;
 	default:
@@ -681,6 +664,7 @@ run_video(struct mb_cuda_scratch *s, const void *d_in, char *err, size_t err_len
 	DNN_OK(cudnnSetFilterNdDescriptor(s->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, 5, wdim));
 	DNN_OK(cudnnSetConvolutionNdDescriptor(s->cd, 3, pad, stride, dil, CUDNN_CROSS_CORRELATION,
 					       CUDNN_DATA_FLOAT));
+	DNN_OK(cudnnSetConvolutionMathType(s->cd, CUDNN_FMA_MATH));
 	DNN_OK(cudnnGetConvolutionNdForwardOutputDim(s->cd, s->xd, s->wd, 5, ydim));
 	if (ydim[1] != V_DIM || ydim[2] * ydim[3] * ydim[4] != V_TOKENS) {
 		seterr(err, err_len, "cuDNN computed an output of [%d, %d, %d, %d, %d]", ydim[0],
@@ -691,20 +675,19 @@ run_video(struct mb_cuda_scratch *s, const void *d_in, char *err, size_t err_len
 	for (int i = 3; i >= 0; i--)
 		ystr[i] = ystr[i + 1] * ydim[i + 1];
 	DNN_OK(cudnnSetTensorNdDescriptor(s->yd, CUDNN_DATA_FLOAT, 5, ydim, ystr));
-	DNN_OK(cudnnGetConvolutionForwardWorkspaceSize(s->dnn, s->xd, s->wd, s->cd, s->yd,
-						       CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
-						       &ws));
+	DNN_OK(cudnnGetConvolutionForwardWorkspaceSize(
+		s->dnn, s->xd, s->wd, s->cd, s->yd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, &ws));
 	if (ws > s->ws_cap) {
 		seterr(err, err_len, "cuDNN wants %zu bytes of workspace, %zu allocated", ws,
 		       s->ws_cap);
 		return -1;
 	}
 	DNN_OK(cudnnConvolutionForward(s->dnn, &one, s->xd, s->d_x, s->wd, n->w[0], s->cd,
-				       CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, s->d_ws, ws,
-				       &zero, s->yd, s->d_a));
+				       CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, s->d_ws, ws, &zero,
+				       s->yd, s->d_a));
 	/* [768 x 1568] -> mean per channel, plus the embedding's bias */
 	row_mean<<<blocks(V_DIM, 256), 256, 0, s->compute>>>(s->d_a, V_DIM, V_TOKENS, n->w[1],
-							       s->d_vec);
+							     s->d_vec);
 	CUDA_OK(cudaMemcpyAsync(s->d_b, n->w[3], V_CLASSES * sizeof(float),
 				cudaMemcpyDeviceToDevice, s->compute));
 	BLAS_OK(cublasSgemv(s->blas, CUBLAS_OP_T, V_DIM, V_CLASSES, &one, n->w[2], V_DIM, s->d_vec,
@@ -714,19 +697,26 @@ run_video(struct mb_cuda_scratch *s, const void *d_in, char *err, size_t err_len
 	return 0;
 }
 
-/* Stage item @p it in pinned buffer @p slot and start its upload on the copy stream. */
+/* Stage item @p i in pinned buffer @p slot and start its upload on the copy stream. */
 static int
-stage(struct mb_cuda_scratch *s, const struct mb_cuda_item *it, int slot, char *err,
+stage(struct mb_cuda_scratch *s, const struct mb_cuda_item *items, uint32_t i, int slot, char *err,
       size_t err_len)
 {
+	const struct mb_cuda_item *it = &items[i];
+	bool timed = s->timed && i < MB_CUDA_TIMED_ITEMS;
+
 	if (it->payload_len > s->in_cap) {
 		seterr(err, err_len, "item of %u bytes, staging holds %zu", it->payload_len,
 		       s->in_cap);
 		return -1;
 	}
 	memcpy(s->pin_in[slot], it->payload, it->payload_len);
+	if (timed)
+		CUDA_OK(cudaEventRecord(s->up0[i], s->copy));
 	CUDA_OK(cudaMemcpyAsync(s->d_in[slot], s->pin_in[slot], it->payload_len,
 				cudaMemcpyHostToDevice, s->copy));
+	if (timed)
+		CUDA_OK(cudaEventRecord(s->up1[i], s->copy));
 	CUDA_OK(cudaEventRecord(s->uploaded[slot], s->copy));
 	return 0;
 }
@@ -750,6 +740,53 @@ top5(const float *p, uint8_t *out)
 	}
 }
 
+/* Add a finished run's event times to the totals (timed scratches only). */
+static int
+take_times(struct mb_cuda_scratch *s, uint32_t n, char *err, size_t err_len)
+{
+	struct mb_cuda_timing t = {};
+	float ms;
+
+	n = n < MB_CUDA_TIMED_ITEMS ? n : MB_CUDA_TIMED_ITEMS;
+	for (uint32_t i = 0; i < n; i++) {
+		CUDA_OK(cudaEventElapsedTime(&ms, s->up0[i], s->up1[i]));
+		t.upload_ms += ms;
+		CUDA_OK(cudaEventElapsedTime(&ms, s->c0[i], s->c1[i]));
+		t.compute_ms += ms;
+	}
+	CUDA_OK(cudaEventElapsedTime(&ms, s->up0[0], s->c1[n - 1]));
+	std::lock_guard<std::mutex> lock(g_timing_mu);
+	g_timing.runs++;
+	g_timing.items += n;
+	g_timing.upload_ms += t.upload_ms;
+	g_timing.compute_ms += t.compute_ms;
+	g_timing.span_ms += ms;
+	return 0;
+}
+
+extern "C" void
+mb_cuda_timing_enable(int on)
+{
+	std::lock_guard<std::mutex> lock(g_timing_mu);
+
+	g_timing_on = on != 0;
+	g_timing = {};
+}
+
+extern "C" void
+mb_cuda_timing_take(struct mb_cuda_timing *t)
+{
+	std::lock_guard<std::mutex> lock(g_timing_mu);
+
+	*t = g_timing;
+	g_timing = {};
+}
+
+/*
+ * Items run one after another on the compute stream. While item i computes, the host copies
+ * item i + 1 into the other pinned buffer and the copy stream uploads it, so the next item's
+ * input is on the device when item i's result comes back.
+ */
 extern "C" int
 mb_cuda_net_run(const struct mb_cuda_net *net, struct mb_cuda_scratch *s,
 		const struct mb_cuda_item *items, uint32_t n, char *err, size_t err_len)
@@ -759,33 +796,39 @@ mb_cuda_net_run(const struct mb_cuda_net *net, struct mb_cuda_scratch *s,
 	if (n == 0)
 		return 0;
 	CUDA_OK(cudaSetDevice(net->device));
-	if ((rc = stage(s, &items[0], 0, err, err_len)) < 0)
+	/* a run that failed half-way may have left work queued that reads the staging */
+	CUDA_OK(cudaStreamSynchronize(s->copy));
+	CUDA_OK(cudaStreamSynchronize(s->compute));
+	if ((rc = stage(s, items, 0, 0, err, err_len)) < 0)
 		return rc;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct mb_cuda_item *it = &items[i];
 		int slot = (int)(i % 2);
 		size_t out_bytes = is_audio(net->kind) ? it->out_len : V_CLASSES * sizeof(float);
+		bool timed = s->timed && i < MB_CUDA_TIMED_ITEMS;
 
-		/* the next item's upload overlaps this one's compute: its slot's previous user
-		 * (item i - 1) finished at the synchronisation below */
-		if (i + 1 < n && (rc = stage(s, &items[i + 1], 1 - slot, err, err_len)) < 0)
-			return rc;
-		CUDA_OK(cudaStreamWaitEvent(s->compute, s->uploaded[slot], 0));
-		if (is_audio(net->kind)) {
-			if (it->samples < N_FFT || it->samples > net->max_samples ||
-			    it->out_len > s->out_cap) {
-				seterr(err, err_len, "item %u: %u samples out of range", i,
-				       it->samples);
-				return -1;
-			}
-			rc = run_audio(s, s->d_in[slot], it, err, err_len);
-		} else {
-			rc = run_video(s, s->d_in[slot], err, err_len);
+		if (is_audio(net->kind) && (it->samples < N_FFT || it->samples > net->max_samples ||
+					    it->out_len > s->out_cap)) {
+			seterr(err, err_len, "item %u: %u samples out of range", i, it->samples);
+			return -1;
 		}
+		CUDA_OK(cudaStreamWaitEvent(s->compute, s->uploaded[slot], 0));
+		if (timed)
+			CUDA_OK(cudaEventRecord(s->c0[i], s->compute));
+		if (is_audio(net->kind))
+			rc = run_audio(s, s->d_in[slot], it, err, err_len);
+		else
+			rc = run_video(s, s->d_in[slot], err, err_len);
 		if (rc < 0)
 			return rc;
 		CUDA_OK(cudaMemcpyAsync(s->pin_out, s->d_out, out_bytes, cudaMemcpyDeviceToHost,
 					s->compute));
+		if (timed)
+			CUDA_OK(cudaEventRecord(s->c1[i], s->compute));
+		/* the other slot's last reader (item i - 1) finished at the previous item's
+		 * synchronisation: item i + 1 may be staged into it while item i computes */
+		if (i + 1 < n && (rc = stage(s, items, i + 1, 1 - slot, err, err_len)) < 0)
+			return rc;
 		CUDA_OK(cudaStreamSynchronize(s->compute));
 		if (is_audio(net->kind))
 			memcpy(it->out, s->pin_out, it->out_len);
@@ -793,5 +836,7 @@ mb_cuda_net_run(const struct mb_cuda_net *net, struct mb_cuda_scratch *s,
 			top5((const float *)s->pin_out, (uint8_t *)it->out);
 	}
 	CUDA_OK(cudaStreamSynchronize(s->copy));
+	if (s->timed)
+		return take_times(s, n, err, err_len);
 	return 0;
 }

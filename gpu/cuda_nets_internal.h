@@ -74,6 +74,54 @@ void mb_cuda_scratch_destroy(struct mb_cuda_scratch **s);
 int mb_cuda_net_run(const struct mb_cuda_net *net, struct mb_cuda_scratch *s,
 		    const struct mb_cuda_item *items, uint32_t n, char *err, size_t err_len);
 
+/*
+ * Perf only (perf/model_bench): where a run's device time goes. With timing enabled, each
+ * scratch created afterwards records CUDA events around every item's upload (copy stream)
+ * and every item's compute (compute stream, from the moment its upload is waited for to its
+ * result's download), for the first MB_CUDA_TIMED_ITEMS items of a run. The service never
+ * enables it.
+ */
+#define MB_CUDA_TIMED_ITEMS 64
+
+struct mb_cuda_timing {
+	uint64_t runs, items;
+	double upload_ms;  /**< sum of the items' upload times (copy stream) */
+	double compute_ms; /**< sum of the items' compute + result download times */
+	double span_ms;	   /**< sum over runs: first upload's start to last item's end */
+};
+
+/** Turn timing on or off for scratches created from now on; clears the totals. */
+void mb_cuda_timing_enable(int on);
+
+/** The totals since the last call (or enable), then clears them. */
+void mb_cuda_timing_take(struct mb_cuda_timing *t);
+
+/*
+ * Perf only: the library layers of a built-in model run alone, for comparing the model's
+ * achieved FLOP/s with what cuDNN, cuBLAS and cuFFT reach on the same shapes without our
+ * glue. The layers: the audio models' STFT (cuFFT R2C, 400 points, one per frame), every
+ * convolution (cuDNN), the projection heads (cuBLAS). Inputs are random, in FP32.
+ */
+struct mb_cuda_layers {
+	double flop_per_item; /**< convolutions and projections 2*MACs, FFT 2.5 N log2 N */
+	double fft_flop_per_item;
+	/** per item, the layers as the model runs them: one item at a time, implicit-GEMM
+	 * convolutions, SGEMV heads, the FFT plan made for the longest item */
+	double ms_as_run;
+	/** per item, @p batch items per call, the fastest FMA algorithm cudnnFind reports,
+	 * SGEMM heads, an FFT plan of exactly the batch's frames */
+	double ms_best;
+	char best_algos[96]; /**< cuDNN's fastest algorithm per convolution, by number */
+};
+
+/**
+ * Time the layers of @p kind for items of @p samples (audio; ignored for video), the model's
+ * longest item being @p max_samples, in batches of @p batch. 0, or negative with @p err.
+ */
+int mb_cuda_layers_time(int device, enum mb_cuda_net_kind kind, uint32_t samples,
+			uint32_t max_samples, uint32_t batch, struct mb_cuda_layers *out, char *err,
+			size_t err_len);
+
 /**
  * Free and total memory of @p device in bytes (cudaMemGetInfo). Returns 0 or a negative
  * CUDA error with the reason.

@@ -16,7 +16,18 @@
  *
  * With --device N the same runs happen on CUDA device N (the models' cuFFT/cuDNN/cuBLAS
  * code, through the same run() a GPU worker calls), after one untimed warm-up batch per
- * size; "cpu ms/item" is then the host thread's own time per item.
+ * size; "cpu ms/item" is then the host thread's own time per item. A second table per model
+ * then sets the model against its library layers (cuFFT, cuDNN, cuBLAS) run alone on the
+ * same shapes (mb_models_perf.h): the model's achieved GFLOP/s (the layers' FLOP per item
+ * times items/s), the layers' GFLOP/s one item at a time with the algorithms the model uses
+ * ("as run") and batched with cuDNN's fastest FMA algorithms ("best"), the model's share of
+ * "best", and from CUDA events in the model's runs the upload and compute time per item and
+ * the share of the upload time hidden behind compute ("copy hidden": (upload + compute -
+ * device span) / upload, where the span runs from a batch's first upload to its last item's
+ * result).
+ *
+ * Exit status: 0, 1 when a model failed, 2 for bad arguments, 77 when --device names no CUDA
+ * device here (the gpu suite's "skipped").
  *
  * Usage: model_bench [--runs R] [--seconds S] [--model NAME] [--device N] [--quick]
  *   --seconds S  audio length per item (default 10; whisper/logmel take <= 30, clap <= 10)
@@ -32,7 +43,9 @@
 #include <unistd.h>
 
 #include "mb_bench.h"
+#include "mb_gpu_probe.h"
 #include "mb_models.h"
+#include "mb_models_perf.h"
 #include "mb_weights.h"
 
 /* CPU time of the calling thread, seconds */
@@ -95,6 +108,49 @@ make_media(struct media *m, const struct mb_model_desc *d, double seconds)
 	}
 }
 
+struct gpu_row {
+	int bs;
+	double items_per_s;
+	struct mb_cuda_timing t;
+};
+
+/* The second table (--device): the model against its layers alone, and the overlap. */
+static void
+print_gpu_table(const struct mb_model_desc *d, const struct gpu_row *rows, int n, double seconds,
+		int device)
+{
+	char reason[256];
+
+	printf("\n%-9s %5s %10s %10s %10s %10s %7s %10s %10s %7s  %s\n", d->name, "batch",
+	       "GFLOP/item", "model GF/s", "as run", "best", "model/", "upload", "compute", "copy",
+	       "best cuDNN algorithms");
+	printf("%-9s %5s %10s %10s %10s %10s %7s %10s %10s %7s\n", "", "", "", "", "GF/s", "GF/s",
+	       "best", "ms/item", "ms/item", "hidden");
+	for (int i = 0; i < n; i++) {
+		const struct gpu_row *r = &rows[i];
+		struct mb_cuda_layers L;
+		double up = r->t.items ? r->t.upload_ms / (double)r->t.items : 0;
+		double comp = r->t.items ? r->t.compute_ms / (double)r->t.items : 0;
+		double hidden =
+			r->t.upload_ms > 0
+				? (r->t.upload_ms + r->t.compute_ms - r->t.span_ms) / r->t.upload_ms
+				: 0;
+		int rc = mb_models_gpu_layers(d->name, device, (uint32_t)(seconds * 16000),
+					      (uint32_t)r->bs, &L, reason, sizeof(reason));
+
+		hidden = hidden < 0 ? 0 : hidden > 1 ? 1 : hidden;
+		if (rc < 0) {
+			printf("%-9s %5d  layers alone: %s\n", "", r->bs, reason);
+			continue;
+		}
+		printf("%-9s %5d %10.3f %10.1f %10.1f %10.1f %7.2f %10.3f %10.3f %6.0f%%  %s\n", "",
+		       r->bs, L.flop_per_item * 1e-9, L.flop_per_item * r->items_per_s * 1e-9,
+		       L.flop_per_item / L.ms_as_run * 1e-6, L.flop_per_item / L.ms_best * 1e-6,
+		       L.ms_best * r->items_per_s * 1e-3, up, comp, hidden * 100,
+		       L.best_algos[0] != '\0' ? L.best_algos : "-");
+	}
+}
+
 static int
 bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int runs, double seconds,
 	    const char *dir, int device)
@@ -105,6 +161,9 @@ bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int ru
 	struct media m;
 	char path[256], reason[512];
 	void *state = NULL, *worker = NULL;
+	struct gpu_row rows[8];
+	struct mb_cuda_timing warm;
+	int n_rows = 0;
 	double base = 0;
 	int rc;
 
@@ -148,6 +207,9 @@ bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int ru
 		for (int r = device >= 0 ? -1 : 0; r < runs; r++) { /* r -1: GPU warm-up */
 			double t0, c0;
 
+			if (r == 0 && device >= 0) /* drop the warm-up's times */
+				mb_models_gpu_timing_take(&warm);
+
 			for (int i = 0; i < bs; i++)
 				items[i] = (struct mb_model_item){.hdr = &m.hdr,
 								  .payload = m.bytes,
@@ -173,6 +235,11 @@ bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int ru
 		med = mb_bench_median(lat, runs);
 		if (s == 0)
 			base = bs / med;
+		if (device >= 0 && n_rows < 8) {
+			mb_models_gpu_timing_take(&rows[n_rows].t);
+			rows[n_rows].bs = bs;
+			rows[n_rows++].items_per_s = bs / med;
+		}
 		if (m.hdr.media == MB_MEDIA_RGB24)
 			snprintf(reason, sizeof(reason), "16x224x224 RGB24");
 		else
@@ -181,6 +248,8 @@ bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int ru
 		       bs / med, med * 1e3, med * 1e3 / bs, mb_bench_median(cpu, runs) * 1e3 / bs,
 		       bs / med / base, (uint32_t)bs > d->max_batch ? "  (> max_batch)" : "");
 	}
+	if (device >= 0)
+		print_gpu_table(d, rows, n_rows, seconds, device);
 out:
 	if (d->worker_fini != NULL)
 		d->worker_fini(state, worker);
@@ -239,6 +308,26 @@ main(int argc, char **argv)
 	    device > 255) {
 		fprintf(stderr, "model_bench: --runs 1..64, --seconds 0.03..30, --device 0..255\n");
 		return 2;
+	}
+	if (device >= 0) {
+		static struct mb_gpu_probe probe;
+		const struct mb_gpu_info *g = NULL;
+		int found = mb_gpu_probe(&probe);
+
+		for (int i = 0; i < found; i++)
+			if (probe.gpus[i].index == device)
+				g = &probe.gpus[i];
+		if (g == NULL) {
+			/* 77: the gpu suite's "skipped" (model_bench --device 0 --quick) */
+			fprintf(stderr, "model_bench: no CUDA device %d: %s\n", device,
+				probe.count == 0 ? probe.reason : "not among those found");
+			return 77;
+		}
+		mb_models_gpu_timing_enable(true);
+		printf("%s (compute capability %d.%d, %d multiprocessors), driver %d, runtime "
+		       "%d\n",
+		       g->name, g->cc_major, g->cc_minor, g->multiprocessors, probe.driver_version,
+		       probe.runtime_version);
 	}
 	if (mkdtemp(dir) == NULL) {
 		perror("model_bench: mkdtemp");

@@ -6,6 +6,8 @@
  * CUDA paths differ only in where the arithmetic runs.
  */
 #include "gpu_internal.h"
+#include "mb_models.h"
+#include "mb_models_perf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,8 +18,31 @@
 #define MB_LOG_MODULE "models"
 #include "mb_log.h"
 
+/* the CUDA kind and longest item (samples) of a built-in model with library layers */
+static int
+perf_kind(const char *model, enum mb_cuda_net_kind *kind, uint32_t *max_samples)
+{
+	static const struct {
+		const char *name;
+		enum mb_cuda_net_kind kind;
+		uint32_t seconds;
+	} known[] = {
+		{"logmel", MB_CUDA_LOGMEL, 30},
+		{"whisper", MB_CUDA_WHISPER, MB_WHISPER_MAX_SECONDS},
+		{"clap", MB_CUDA_CLAP, MB_CLAP_MAX_SECONDS},
+		{"videomae", MB_CUDA_VIDEOMAE, 0},
+	};
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(known[i].name, model) == 0) {
+			*kind = known[i].kind;
+			*max_samples = known[i].seconds * MB_MEL_SAMPLE_RATE;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 #if MB_HAVE_CUDA
-#include "cuda_nets_internal.h"
 
 #define CHUNK 64
 
@@ -126,6 +151,37 @@ mb_models_gpu_run(void *net, void *scratch, struct mb_model_batch *batch, mb_gpu
 	return 0;
 }
 
+int
+mb_models_gpu_timing_enable(bool on)
+{
+	mb_cuda_timing_enable(on);
+	return 0;
+}
+
+int
+mb_models_gpu_timing_take(struct mb_cuda_timing *t)
+{
+	mb_cuda_timing_take(t);
+	return 0;
+}
+
+int
+mb_models_gpu_layers(const char *model, int device, uint32_t samples, uint32_t batch,
+		     struct mb_cuda_layers *out, char *reason, size_t reason_len)
+{
+	enum mb_cuda_net_kind kind;
+	uint32_t max_samples;
+
+	if (perf_kind(model, &kind, &max_samples) < 0) {
+		snprintf(reason, reason_len, "%s: not a built-in model with library layers", model);
+		return -EINVAL;
+	}
+	if (mb_cuda_layers_time(device, kind, samples, max_samples, batch, out, reason,
+				reason_len) < 0)
+		return -EIO;
+	return 0;
+}
+
 #else /* !MB_HAVE_CUDA */
 
 int
@@ -174,6 +230,39 @@ mb_models_gpu_run(void *net, void *scratch, struct mb_model_batch *batch, mb_gpu
 	(void)scratch;
 	(void)batch;
 	(void)shape;
+	return -ENOTSUP;
+}
+
+int
+mb_models_gpu_timing_enable(bool on)
+{
+	(void)on;
+	return -ENOTSUP;
+}
+
+int
+mb_models_gpu_timing_take(struct mb_cuda_timing *t)
+{
+	memset(t, 0, sizeof(*t));
+	return -ENOTSUP;
+}
+
+int
+mb_models_gpu_layers(const char *model, int device, uint32_t samples, uint32_t batch,
+		     struct mb_cuda_layers *out, char *reason, size_t reason_len)
+{
+	enum mb_cuda_net_kind kind;
+	uint32_t max_samples;
+
+	(void)device;
+	(void)samples;
+	(void)batch;
+	memset(out, 0, sizeof(*out));
+	if (perf_kind(model, &kind, &max_samples) < 0) {
+		snprintf(reason, reason_len, "%s: not a built-in model with library layers", model);
+		return -EINVAL;
+	}
+	snprintf(reason, reason_len, "this build has no CUDA");
 	return -ENOTSUP;
 }
 

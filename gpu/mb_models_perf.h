@@ -1,0 +1,36 @@
+/**
+ * @file
+ * Perf only (perf/model_bench): figures about the built-in models' CUDA code that the service
+ * never asks for. In a build without CUDA each call answers -ENOTSUP (and a reason).
+ *
+ *   mb_models_gpu_timing_*  per-item upload and compute times of CUDA runs, from CUDA events
+ *                           (struct mb_cuda_timing), for the copy/compute overlap
+ *   mb_models_gpu_layers    a model's library layers (cuFFT, cuDNN, cuBLAS) run alone on the
+ *                           same shapes (struct mb_cuda_layers), for its achieved FLOP/s
+ *
+ * Threads: any one thread at a time.
+ */
+#ifndef MB_MODELS_PERF_H
+#define MB_MODELS_PERF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cuda_nets_internal.h"
+
+/** Time the items of CUDA workers set up from now on (on) or not (off); clears the totals. */
+int mb_models_gpu_timing_enable(bool on);
+
+/** The totals since the last call or enable, then clears them. 0 or -ENOTSUP. */
+int mb_models_gpu_timing_take(struct mb_cuda_timing *t);
+
+/**
+ * Time @p model's library layers on CUDA device @p device for items of @p samples (audio;
+ * ignored for videomae) in batches of @p batch. 0, -EINVAL for a model without such layers
+ * (identity, plugins), -ENOTSUP without CUDA, -EIO with the CUDA error; @p reason says which.
+ */
+int mb_models_gpu_layers(const char *model, int device, uint32_t samples, uint32_t batch,
+			 struct mb_cuda_layers *out, char *reason, size_t reason_len);
+
+#endif /* MB_MODELS_PERF_H */
