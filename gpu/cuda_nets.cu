@@ -4,7 +4,7 @@
  * Per audio item (logmel, whisper, clap), all on the scratch's compute stream:
  *   pcm_to_padded   PCM (s16 or f32) -> float, reflect-padded by 200 at both ends
  *   frames_window   [frames x 400] = padded[t * 160 + k] * hann[k]
- *   cuFFT R2C       400-point, batched over frames -> [frames x 201] complex
+ *   cuFFT R2C       400-point, in calls of 256 frames -> [frames x 201] complex
  *   power_mel       [n_mels x frames] = log10(max(filters . |X|^2, 1e-10)), channel-major
  *   reduce_max + clamp_scale   (max(x, max - 8) + 4) / 4
  *   cuDNN conv (NCHW, H = 1) + bias_gelu per layer; whisper/logmel transpose to
@@ -38,6 +38,9 @@
 #define PAD 200
 #define BINS 201
 #define MAX_W 8
+/* The STFT runs in calls of FFT_CHUNK frames, so an item's FFT work follows its own length
+ * (at most FFT_CHUNK - 1 frames more), not the longest item's. */
+#define FFT_CHUNK 256
 
 /* videomae */
 #define V_FRAMES 16
@@ -70,6 +73,7 @@ struct mb_cuda_scratch {
 	cufftHandle fft;
 	bool fft_made;
 	uint32_t max_frames;
+	uint32_t fft_frames; /* max_frames rounded up to FFT_CHUNK: d_frames, d_spec rows */
 	size_t in_cap, out_cap;
 	void *pin_in[2], *pin_out; /* pinned host staging */
 	void *d_in[2];		   /* raw payload on the device */
@@ -470,13 +474,16 @@ scratch_create(struct mb_cuda_scratch *s, char *err, size_t err_len)
 		s->out_cap = (size_t)s->max_frames * 384 * sizeof(float);
 		act = (size_t)s->max_frames * 384;
 		x_len = (size_t)n->max_samples + 2 * PAD;
-		FFT_OK(cufftPlan1d(&s->fft, N_FFT, CUFFT_R2C, (int)s->max_frames));
+		s->fft_frames = (s->max_frames + FFT_CHUNK - 1) / FFT_CHUNK * FFT_CHUNK;
+		FFT_OK(cufftPlan1d(&s->fft, N_FFT, CUFFT_R2C, FFT_CHUNK));
 		s->fft_made = true;
 		FFT_OK(cufftSetStream(s->fft, s->compute));
 		CUDA_OK(cudaMalloc((void **)&s->d_frames,
-				   (size_t)s->max_frames * N_FFT * sizeof(float)));
+				   (size_t)s->fft_frames * N_FFT * sizeof(float)));
 		CUDA_OK(cudaMalloc((void **)&s->d_spec,
-				   (size_t)s->max_frames * BINS * sizeof(cufftComplex)));
+				   (size_t)s->fft_frames * BINS * sizeof(cufftComplex)));
+		/* rows past an item's frames are transformed but never read: zero, not garbage */
+		CUDA_OK(cudaMemset(s->d_frames, 0, (size_t)s->fft_frames * N_FFT * sizeof(float)));
 	} else {
 		s->in_cap = (size_t)V_FRAMES * V_SIZE * V_SIZE * 3;
 		s->out_cap = V_CLASSES * sizeof(float);
@@ -585,8 +592,10 @@ logmel(struct mb_cuda_scratch *s, const void *d_in, const struct mb_cuda_item *i
 	frames_window<<<blocks((size_t)frames * N_FFT, 256), 256, 0, s->compute>>>(
 		s->d_x, n->window, frames, s->d_frames);
 	CUDA_OK(cudaGetLastError());
-	/* the plan covers max_frames; frames past this item's are stale and never read */
-	FFT_OK(cufftExecR2C(s->fft, s->d_frames, s->d_spec));
+	/* FFT_CHUNK frames a call; rows past this item's frames are stale and never read */
+	for (uint32_t f = 0; f < frames; f += FFT_CHUNK)
+		FFT_OK(cufftExecR2C(s->fft, s->d_frames + (size_t)f * N_FFT,
+				    s->d_spec + (size_t)f * BINS));
 	power_mel<<<blocks(cells, 256), 256, 0, s->compute>>>(s->d_spec, n->filters, n->n_mels,
 							      frames, s->d_a);
 	reduce_max<<<1, 1024, 0, s->compute>>>(s->d_a, cells, s->d_max);

@@ -106,7 +106,7 @@ struct mb_cuda_layers {
 	double flop_per_item; /**< convolutions and projections 2*MACs, FFT 2.5 N log2 N */
 	double fft_flop_per_item;
 	/** per item, the layers as the model runs them: one item at a time, implicit-GEMM
-	 * convolutions, SGEMV heads, the FFT plan made for the longest item */
+	 * convolutions, SGEMV heads, the STFT in calls of 256 frames */
 	double ms_as_run;
 	/** per item, @p batch items per call, the fastest FMA algorithm cudnnFind reports,
 	 * SGEMM heads, an FFT plan of exactly the batch's frames */
