@@ -319,7 +319,7 @@ main(int argc, char **argv)
 				g = &probe.gpus[i];
 		if (g == NULL) {
 			/* 77: the gpu suite's "skipped" (model_bench --device 0 --quick) */
-			fprintf(stderr, "model_bench: no CUDA device %d: %s\n", device,
+			fprintf(stderr, "SKIP: model_bench: no CUDA device %d: %s\n", device,
 				probe.count == 0 ? probe.reason : "not among those found");
 			return 77;
 		}
