@@ -325,7 +325,8 @@ mb_cuda_net_destroy(struct mb_cuda_net **np)
 	cudaSetDevice(n->device);
 	cudaFree(n->window);
 	cudaFree(n->filters);
-	for (uint32_t i = 0; i < n->n_w; i++)
+	/* all of them: a tensor whose upload failed after its cudaMalloc is not in n_w */
+	for (uint32_t i = 0; i < MAX_W; i++)
 		cudaFree(n->w[i]);
 	delete n;
 	*np = NULL;
