@@ -325,7 +325,8 @@ mb_cuda_net_destroy(struct mb_cuda_net **np)
 	cudaSetDevice(n->device);
 	cudaFree(n->window);
 	cudaFree(n->filters);
-	for (uint32_t i = 0; i < n->n_w; i++)
+	/* all of them: a tensor whose upload failed after its cudaMalloc is not in n_w */
+	for (uint32_t i = 0; i < MAX_W; i++)
 		cudaFree(n->w[i]);
 	delete n;
 	*np = NULL;
@@ -357,6 +358,9 @@ net_create(const struct mb_cuda_net_desc *d, struct mb_cuda_net *n, char *err, s
 			return rc;
 		n->n_w = i + 1;
 	}
+	/* cudaMemcpy from pageable memory may return before its DMA lands, and the workers'
+	 * streams are non-blocking (no implicit order with the legacy stream): wait here */
+	CUDA_OK(cudaStreamSynchronize(cudaStreamLegacy));
 	return 0;
 }
 
@@ -482,8 +486,11 @@ scratch_create(struct mb_cuda_scratch *s, char *err, size_t err_len)
 				   (size_t)s->fft_frames * N_FFT * sizeof(float)));
 		CUDA_OK(cudaMalloc((void **)&s->d_spec,
 				   (size_t)s->fft_frames * BINS * sizeof(cufftComplex)));
-		/* rows past an item's frames are transformed but never read: zero, not garbage */
-		CUDA_OK(cudaMemset(s->d_frames, 0, (size_t)s->fft_frames * N_FFT * sizeof(float)));
+		/* rows past an item's frames are transformed but never read: zero, not garbage;
+		 * on the compute stream, so it is ordered before the first item's frames (plain
+		 * cudaMemset runs on the legacy stream, which non-blocking streams ignore) */
+		CUDA_OK(cudaMemsetAsync(s->d_frames, 0,
+					(size_t)s->fft_frames * N_FFT * sizeof(float), s->compute));
 	} else {
 		s->in_cap = (size_t)V_FRAMES * V_SIZE * V_SIZE * 3;
 		s->out_cap = V_CLASSES * sizeof(float);
