@@ -68,7 +68,8 @@ test_auto_without_gpu_serves_on_cpu0(void)
 
 	if (!no_gpu("mode auto"))
 		return;
-	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, NULL, NULL), 0);
+	/* the default, written out: the harness turns CUDA off for a config without devices */
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, "devices:\n  cuda: {mode: auto}\n", NULL), 0);
 	CU_ASSERT_EQUAL_FATAL(one_request(&d, "logmel", &r), 0);
 	CU_ASSERT_EQUAL(r.hdr.status, MB_STATUS_OK);
 	CU_ASSERT_EQUAL(r.hdr.device, 0);

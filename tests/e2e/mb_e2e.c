@@ -79,6 +79,22 @@ mb_daemon_log(const struct mb_daemon *d)
 	return buf;
 }
 
+/* a line of @p yaml that starts with "devices:" (a top-level key) */
+static bool
+has_devices_section(const char *yaml)
+{
+	const char *p = yaml;
+
+	while (p != NULL) {
+		if (strncmp(p, "devices:", 8) == 0)
+			return true;
+		p = strchr(p, '\n');
+		if (p != NULL)
+			p++;
+	}
+	return false;
+}
+
 int
 mb_daemon_start(struct mb_daemon *d, const char *yaml, const char *const *args)
 {
@@ -107,6 +123,12 @@ mb_daemon_start(struct mb_daemon *d, const char *yaml, const char *const *args)
 		return -1;
 	if (yaml != NULL && write(fd, yaml, strlen(yaml)) != (ssize_t)strlen(yaml))
 		return -1;
+	if (yaml == NULL || !has_devices_section(yaml)) {
+		static const char cpu_only[] = "\ndevices:\n  cuda: {mode: \"off\"}\n";
+
+		if (write(fd, cpu_only, strlen(cpu_only)) != (ssize_t)strlen(cpu_only))
+			return -1;
+	}
 	close(fd);
 	snprintf(d->log, sizeof(d->log), "/tmp/mb_e2e_log_XXXXXX");
 	fd = mkstemp(d->log);

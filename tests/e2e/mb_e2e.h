@@ -26,9 +26,13 @@ struct mb_daemon {
 };
 
 /**
- * Start mediabatchd with @p yaml (a config file body, may be NULL) and extra arguments
- * (NULL-terminated, may be NULL), and wait until /readyz says ready. Returns 0, or -1
- * after printing the daemon's log.
+ * Start mediabatchd with @p yaml (a config file body in block style, may be NULL) and extra
+ * arguments (NULL-terminated, may be NULL), and wait until /readyz says ready. Returns 0, or
+ * -1 after printing the daemon's log.
+ *
+ * A body without a top-level `devices:` section gets `devices: {cuda: {mode: "off"}}`: the
+ * daemon serves on cpu0 alone, so the tests' unit arithmetic (cpu0's 16 units) holds on a
+ * machine with a GPU too. Tests of devices write their own section (`mode: auto` included).
  */
 int mb_daemon_start(struct mb_daemon *d, const char *yaml, const char *const *args);
 
