@@ -549,15 +549,60 @@ mb_cuda_scratch_create(const struct mb_cuda_net *net, struct mb_cuda_scratch **o
 	return 0;
 }
 
+/*
+ * y = conv(x, w) with the scratch's descriptors as set. The algorithm is implicit GEMM under
+ * FMA math; should this cuDNN not support it for a shape, the first FMA algorithm of cuDNN's
+ * heuristics whose workspace fits is used instead (the numerics stay FP32 FMA).
+ */
+static int
+conv_forward(struct mb_cuda_scratch *s, const float *x, const float *w, float *y, char *err,
+	     size_t err_len)
+{
+	cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+	const float one = 1.0f, zero = 0.0f;
+	cudnnStatus_t st;
+	size_t ws = 0;
+	int got = 0;
+
+	st = cudnnGetConvolutionForwardWorkspaceSize(s->dnn, s->xd, s->wd, s->cd, s->yd,
+						     CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, &ws);
+	if (st == CUDNN_STATUS_SUCCESS && ws <= s->ws_cap) {
+		st = cudnnConvolutionForward(s->dnn, &one, s->xd, x, s->wd, w, s->cd,
+					     CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, s->d_ws, ws,
+					     &zero, s->yd, y);
+		if (st == CUDNN_STATUS_SUCCESS)
+			return 0;
+		if (st != CUDNN_STATUS_NOT_SUPPORTED) {
+			seterr(err, err_len, "cudnnConvolutionForward (implicit GEMM): %s",
+			       cudnnGetErrorString(st));
+			return -1000 - (int)st;
+		}
+	}
+	DNN_OK(cudnnGetConvolutionForwardAlgorithm_v7(
+		s->dnn, s->xd, s->wd, s->cd, s->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
+	for (int i = 0; i < got; i++) {
+		if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].mathType != CUDNN_FMA_MATH ||
+		    perf[i].memory > s->ws_cap)
+			continue;
+		st = cudnnConvolutionForward(s->dnn, &one, s->xd, x, s->wd, w, s->cd, perf[i].algo,
+					     s->d_ws, perf[i].memory, &zero, s->yd, y);
+		if (st == CUDNN_STATUS_SUCCESS)
+			return 0;
+	}
+	seterr(err, err_len,
+	       "cuDNN runs this convolution with no FMA algorithm in %zu bytes of workspace "
+	       "(implicit GEMM wanted %zu)",
+	       s->ws_cap, ws);
+	return -1;
+}
+
 /* y [1, cout, 1, t_out] = conv1d(x [1, cin, 1, t]) (k 3, padding 1), then bias + GELU */
 static int
 conv1d(struct mb_cuda_scratch *s, const float *x, uint32_t t, uint32_t cin, const float *w,
        const float *b, uint32_t cout, uint32_t stride, float *y, uint32_t *t_out, char *err,
        size_t err_len)
 {
-	const float one = 1.0f, zero = 0.0f;
-	int n, c, h, wd;
-	size_t ws = 0;
+	int n, c, h, wd, rc;
 
 	DNN_OK(cudnnSetTensor4dDescriptor(s->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, (int)cin,
 					  1, (int)t));
@@ -569,16 +614,8 @@ conv1d(struct mb_cuda_scratch *s, const float *x, uint32_t t, uint32_t cin, cons
 	DNN_OK(cudnnSetConvolutionMathType(s->cd, CUDNN_FMA_MATH));
 	DNN_OK(cudnnGetConvolution2dForwardOutputDim(s->cd, s->xd, s->wd, &n, &c, &h, &wd));
 	DNN_OK(cudnnSetTensor4dDescriptor(s->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, wd));
-	DNN_OK(cudnnGetConvolutionForwardWorkspaceSize(
-		s->dnn, s->xd, s->wd, s->cd, s->yd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, &ws));
-	if (ws > s->ws_cap) {
-		seterr(err, err_len, "cuDNN wants %zu bytes of workspace, %zu allocated", ws,
-		       s->ws_cap);
-		return -1;
-	}
-	DNN_OK(cudnnConvolutionForward(s->dnn, &one, s->xd, x, s->wd, w, s->cd,
-				       CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, s->d_ws, ws, &zero,
-				       s->yd, y));
+	if ((rc = conv_forward(s, x, w, y, err, err_len)) < 0)
+		return rc;
 	bias_gelu<<<blocks((size_t)cout * wd, 256), 256, 0, s->compute>>>(y, b, cout, (uint32_t)wd);
 	CUDA_OK(cudaGetLastError());
 	*t_out = (uint32_t)wd;
@@ -669,9 +706,8 @@ run_video(struct mb_cuda_scratch *s, const void *d_in, char *err, size_t err_len
 			     V_SIZE * V_SIZE, V_SIZE, 1};
 	const int wdim[5] = {V_DIM, 3, 2, 16, 16};
 	const int pad[3] = {0, 0, 0}, stride[3] = {2, 16, 16}, dil[3] = {1, 1, 1};
-	int ydim[5], ystr[5];
-	const float one = 1.0f, zero = 0.0f;
-	size_t ws = 0;
+	int ydim[5], ystr[5], rc;
+	const float one = 1.0f;
 
 	normalise_video<<<blocks((size_t)3 * V_FRAMES * V_SIZE * V_SIZE, 256), 256, 0,
 			  s->compute>>>((const uint8_t *)d_in, s->d_x);
@@ -691,16 +727,8 @@ run_video(struct mb_cuda_scratch *s, const void *d_in, char *err, size_t err_len
 	for (int i = 3; i >= 0; i--)
 		ystr[i] = ystr[i + 1] * ydim[i + 1];
 	DNN_OK(cudnnSetTensorNdDescriptor(s->yd, CUDNN_DATA_FLOAT, 5, ydim, ystr));
-	DNN_OK(cudnnGetConvolutionForwardWorkspaceSize(
-		s->dnn, s->xd, s->wd, s->cd, s->yd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, &ws));
-	if (ws > s->ws_cap) {
-		seterr(err, err_len, "cuDNN wants %zu bytes of workspace, %zu allocated", ws,
-		       s->ws_cap);
-		return -1;
-	}
-	DNN_OK(cudnnConvolutionForward(s->dnn, &one, s->xd, s->d_x, s->wd, n->w[0], s->cd,
-				       CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, s->d_ws, ws, &zero,
-				       s->yd, s->d_a));
+	if ((rc = conv_forward(s, s->d_x, n->w[0], s->d_a, err, err_len)) < 0)
+		return rc;
 	/* [768 x 1568] -> mean per channel, plus the embedding's bias */
 	row_mean<<<blocks(V_DIM, 256), 256, 0, s->compute>>>(s->d_a, V_DIM, V_TOKENS, n->w[1],
 							     s->d_vec);
