@@ -55,10 +55,9 @@ struct mb_cuda_net {
 	int device;
 	int n_mels;
 	uint32_t max_samples;
-	float *window;	/* [400] */
-	float *filters; /* [n_mels x 201] */
-	float *w[MAX_W];
-	uint32_t n_w;
+	float *window;	 /* [400] */
+	float *filters;	 /* [n_mels x 201] */
+	float *w[MAX_W]; /* unused entries NULL: destroy frees all MAX_W */
 };
 
 struct mb_cuda_scratch {
@@ -325,7 +324,7 @@ mb_cuda_net_destroy(struct mb_cuda_net **np)
 	cudaSetDevice(n->device);
 	cudaFree(n->window);
 	cudaFree(n->filters);
-	/* all of them: a tensor whose upload failed after its cudaMalloc is not in n_w */
+	/* all of them: one whose upload failed after its cudaMalloc is set too */
 	for (uint32_t i = 0; i < MAX_W; i++)
 		cudaFree(n->w[i]);
 	delete n;
@@ -352,12 +351,10 @@ net_create(const struct mb_cuda_net_desc *d, struct mb_cuda_net *n, char *err, s
 				 err, err_len)) < 0)
 			return rc;
 	}
-	for (uint32_t i = 0; i < d->n_w; i++) {
+	for (uint32_t i = 0; i < d->n_w; i++)
 		if ((rc = upload(d->w[i], d->w_numel[i] * sizeof(float), &n->w[i], err, err_len)) <
 		    0)
 			return rc;
-		n->n_w = i + 1;
-	}
 	/* cudaMemcpy from pageable memory may return before its DMA lands, and the workers'
 	 * streams are non-blocking (no implicit order with the legacy stream): wait here */
 	CUDA_OK(cudaStreamSynchronize(cudaStreamLegacy));

@@ -27,6 +27,8 @@
 
 #include "mb_weights.h"
 
+#define MB_LOGMEL_MAX_SECONDS 30
+
 #define MB_WHISPER_MELS 80
 #define MB_WHISPER_C 384 /* the stem's width: whisper-tiny's d_model */
 #define MB_WHISPER_MAX_SECONDS 30

@@ -27,7 +27,7 @@ perf_kind(const char *model, enum mb_cuda_net_kind *kind, uint32_t *max_samples)
 		enum mb_cuda_net_kind kind;
 		uint32_t seconds;
 	} known[] = {
-		{"logmel", MB_CUDA_LOGMEL, 30},
+		{"logmel", MB_CUDA_LOGMEL, MB_LOGMEL_MAX_SECONDS},
 		{"whisper", MB_CUDA_WHISPER, MB_WHISPER_MAX_SECONDS},
 		{"clap", MB_CUDA_CLAP, MB_CLAP_MAX_SECONDS},
 		{"videomae", MB_CUDA_VIDEOMAE, 0},
@@ -151,37 +151,6 @@ mb_models_gpu_run(void *net, void *scratch, struct mb_model_batch *batch, mb_gpu
 	return 0;
 }
 
-int
-mb_models_gpu_timing_enable(bool on)
-{
-	mb_cuda_timing_enable(on);
-	return 0;
-}
-
-int
-mb_models_gpu_timing_take(struct mb_cuda_timing *t)
-{
-	mb_cuda_timing_take(t);
-	return 0;
-}
-
-int
-mb_models_gpu_layers(const char *model, int device, uint32_t samples, uint32_t batch,
-		     struct mb_cuda_layers *out, char *reason, size_t reason_len)
-{
-	enum mb_cuda_net_kind kind;
-	uint32_t max_samples;
-
-	if (perf_kind(model, &kind, &max_samples) < 0) {
-		snprintf(reason, reason_len, "%s: not a built-in model with library layers", model);
-		return -EINVAL;
-	}
-	if (mb_cuda_layers_time(device, kind, samples, max_samples, batch, out, reason,
-				reason_len) < 0)
-		return -EIO;
-	return 0;
-}
-
 #else /* !MB_HAVE_CUDA */
 
 int
@@ -233,18 +202,32 @@ mb_models_gpu_run(void *net, void *scratch, struct mb_model_batch *batch, mb_gpu
 	return -ENOTSUP;
 }
 
+#endif
+
+/* perf only (mb_models_perf.h) */
+
 int
 mb_models_gpu_timing_enable(bool on)
 {
+#if MB_HAVE_CUDA
+	mb_cuda_timing_enable(on);
+	return 0;
+#else
 	(void)on;
 	return -ENOTSUP;
+#endif
 }
 
 int
 mb_models_gpu_timing_take(struct mb_cuda_timing *t)
 {
+#if MB_HAVE_CUDA
+	mb_cuda_timing_take(t);
+	return 0;
+#else
 	memset(t, 0, sizeof(*t));
 	return -ENOTSUP;
+#endif
 }
 
 int
@@ -254,16 +237,21 @@ mb_models_gpu_layers(const char *model, int device, uint32_t samples, uint32_t b
 	enum mb_cuda_net_kind kind;
 	uint32_t max_samples;
 
-	(void)device;
-	(void)samples;
-	(void)batch;
 	memset(out, 0, sizeof(*out));
 	if (perf_kind(model, &kind, &max_samples) < 0) {
 		snprintf(reason, reason_len, "%s: not a built-in model with library layers", model);
 		return -EINVAL;
 	}
+#if MB_HAVE_CUDA
+	if (mb_cuda_layers_time(device, kind, samples, max_samples, batch, out, reason,
+				reason_len) < 0)
+		return -EIO;
+	return 0;
+#else
+	(void)device;
+	(void)samples;
+	(void)batch;
 	snprintf(reason, reason_len, "this build has no CUDA");
 	return -ENOTSUP;
-}
-
 #endif
+}

@@ -14,7 +14,7 @@
 
 #define N_MELS 80
 #define MIN_SAMPLES MB_MEL_N_FFT
-#define MAX_SAMPLES (30 * MB_MEL_SAMPLE_RATE)
+#define MAX_SAMPLES (MB_LOGMEL_MAX_SECONDS * MB_MEL_SAMPLE_RATE)
 
 static int
 logmel_check(const struct mb_request_hdr *hdr, char *reason, size_t reason_len)
