@@ -3,6 +3,8 @@
  * Private to the CUDA sources of gpu/: error checks that put the failing call and the library's
  * reason into the caller's (err, err_len) and return a negative code from the enclosing function:
  * CUDA runtime -e, cuDNN -1000 - status, cuBLAS -2000 - status, cuFFT -3000 - result.
+ *
+ * Threads: any; no state of its own.
  */
 #ifndef MB_CUDA_CHECK_INTERNAL_H
 #define MB_CUDA_CHECK_INTERNAL_H

@@ -79,7 +79,8 @@ int mb_cuda_net_run(const struct mb_cuda_net *net, struct mb_cuda_scratch *s,
  * scratch created afterwards records CUDA events around every item's upload (copy stream)
  * and every item's compute (compute stream, from the moment its upload is waited for to its
  * result's download), for the first MB_CUDA_TIMED_ITEMS items of a run. The service never
- * enables it.
+ * enables it. Threads: enable/take from any thread (the totals sit behind a mutex);
+ * mb_cuda_layers_time on one thread at a time per device.
  */
 #define MB_CUDA_TIMED_ITEMS 64
 

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mb_build_config.h"
+#include "mb_gpu_probe.h"
 #include "mb_models.h"
+#include "mb_models_perf.h"
 #include "mb_test.h"
 
 static void *
@@ -400,6 +403,33 @@ test_builtin_list(void)
 	CU_ASSERT_EQUAL(n, 5);
 }
 
+/* The perf-only entry points (model_bench): their answers on the machine at hand. */
+static void
+test_perf_entry_points(void)
+{
+	static struct mb_gpu_probe probe;
+	struct mb_cuda_layers L;
+	struct mb_cuda_timing t = {.items = 7};
+	char reason[256] = "";
+	int rc;
+
+	CU_ASSERT_EQUAL(mb_models_gpu_layers("identity", 0, 16000, 1, &L, reason, sizeof(reason)),
+			-EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "identity: not a built-in model"));
+	CU_ASSERT_EQUAL(mb_models_gpu_timing_take(&t), MB_HAVE_CUDA ? 0 : -ENOTSUP);
+	CU_ASSERT_EQUAL(t.items, 0); /* nothing timed: totals are zero */
+	reason[0] = '\0';
+	rc = mb_models_gpu_layers("whisper", 0, 16000, 2, &L, reason, sizeof(reason));
+	if (mb_gpu_probe(&probe) > 0) {
+		CU_ASSERT_EQUAL(rc, 0);
+		CU_ASSERT(L.flop_per_item > 0 && L.ms_as_run > 0 && L.ms_best > 0);
+	} else {
+		/* no GPU: the CUDA runtime's reason (CUDA build) or the build's own */
+		CU_ASSERT_EQUAL(rc, MB_HAVE_CUDA ? -EIO : -ENOTSUP);
+		CU_ASSERT(reason[0] != '\0');
+	}
+}
+
 static const struct mb_test_case cases[] = {
 	{"identity returns the payload length", test_identity},
 	{"logmel checks sample rate and length", test_logmel_check},
@@ -413,6 +443,7 @@ static const struct mb_test_case cases[] = {
 	 test_logmel_batch_deterministic},
 	{"logmel without its worker scratch fails the batch", test_logmel_needs_worker},
 	{"built-in list", test_builtin_list},
+	{"perf entry points: unknown model, no GPU", test_perf_entry_points},
 	{NULL, NULL},
 };
 
