@@ -23,6 +23,7 @@
 
 #define MB_LOG_MODULE "frontdoor"
 #include "mb_log.h"
+#include "mb_tsan.h"
 
 #define RECV_BURST 256
 #define SEND_BURST 64
@@ -234,6 +235,7 @@ static void
 free_result(void *data, void *hint)
 {
 	(void)hint;
+	MB_TSAN_ACQUIRE(data); /* released in payload_msg(), handed over inside libzmq */
 	free(data);
 }
 
@@ -242,6 +244,7 @@ static void
 payload_msg(struct mb_request *req, zmq_msg_t *m)
 {
 	if (req->resp.status == MB_STATUS_OK && req->result != NULL && req->result_len != 0) {
+		MB_TSAN_RELEASE(req->result);
 		if (zmq_msg_init_data(m, req->result, req->result_len, free_result, NULL) == 0) {
 			req->result = NULL; /* ZeroMQ owns it now */
 			return;

@@ -89,6 +89,7 @@ struct udp_counters {
 	_Atomic uint64_t packets, bytes, arp_replies, queued, refused, expired, cancelled, answered;
 	_Atomic uint64_t dropped[MB_UDP_DROP_COUNT];
 	_Atomic uint64_t reassembling;
+	_Atomic uint32_t slots_in_use; /* n_slots - n_free, published once per poll round */
 };
 
 #define BUMP(ctr, v)                                                                               \
@@ -896,6 +897,8 @@ rx_loop(struct udp_queue *q)
 			work += poll_port(q, now);
 			expire(q, now);
 		}
+		atomic_store_explicit(&q->c.slots_in_use, q->n_slots - q->n_free,
+				      memory_order_relaxed);
 		if (q->closed && q->n_free == q->n_slots)
 			break;
 		mb_idle_account(&q->idle, work);
@@ -961,10 +964,9 @@ queue_idle_ms(void *arg)
 static int64_t
 queue_slots_in_use(void *arg)
 {
-	const struct udp_queue *q = arg;
+	struct udp_queue *q = arg;
 
-	/* read racily: a gauge */
-	return (int64_t)(q->n_slots - *(const volatile uint32_t *)&q->n_free);
+	return (int64_t)atomic_load_explicit(&q->c.slots_in_use, memory_order_relaxed);
 }
 
 /* The NIC's own counters: frames it dropped before our rx thread saw them. */

@@ -458,6 +458,7 @@ test_signal_on_a_library_thread(void)
 		CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 		return;
 	}
+	mb_daemon_expect_exit(&d);
 	CU_ASSERT_EQUAL(syscall(SYS_tgkill, d.pid, tid, SIGTERM), 0);
 	CU_ASSERT_EQUAL(mb_daemon_wait(&d, 30), 0); /* a clean drain, not 128 + SIGTERM */
 	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "Terminated: draining"));

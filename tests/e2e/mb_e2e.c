@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,11 +60,11 @@ free_ports(int *ports, int n)
 	return 0;
 }
 
-const char *
-mb_daemon_log(const struct mb_daemon *d)
+/* The last @p len - 1 bytes of the file at @p path, NUL-terminated, into @p buf. */
+static const char *
+read_tail(const char *path, char *buf, size_t len)
 {
-	static char buf[65536];
-	FILE *f = fopen(d->log, "r");
+	FILE *f = fopen(path, "r");
 	size_t n = 0;
 
 	buf[0] = '\0';
@@ -71,12 +73,96 @@ mb_daemon_log(const struct mb_daemon *d)
 	if (fseek(f, 0, SEEK_END) == 0) {
 		long size = ftell(f);
 
-		fseek(f, size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0, SEEK_SET);
+		fseek(f, size > (long)len - 1 ? size - (long)len + 1 : 0, SEEK_SET);
 	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
+	n = fread(buf, 1, len - 1, f);
 	buf[n] = '\0';
 	fclose(f);
 	return buf;
+}
+
+const char *
+mb_daemon_log(const struct mb_daemon *d)
+{
+	static char buf[65536];
+
+	return read_tail(d->log, buf, sizeof(buf));
+}
+
+/*
+ * The watchdog: a thread per running daemon that waits for it to exit (without reaping it).
+ * An exit the test did not ask for (a crash, a sanitizer report under halt_on_error) would
+ * otherwise leave the test waiting for replies until meson's time limit; the watchdog prints
+ * how the daemon ended and its log, and ends the test program at once with a failure.
+ */
+struct mb_daemon_watch {
+	pid_t pid;
+	atomic_bool expected; /* set before every signal or wait that may end the daemon */
+	pthread_t thread;
+	char log[64];
+};
+
+static void *
+watch_main(void *arg)
+{
+	struct mb_daemon_watch *w = arg;
+	static char buf[65536];
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	while (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOWAIT) != 0 && errno == EINTR)
+		;
+	if (atomic_load(&w->expected))
+		return NULL;
+	fprintf(stderr,
+		"\ne2e: mediabatchd (pid %d) %s %d while the test was still using it; its log:\n"
+		"%s\ne2e: failing the test program now\n",
+		(int)w->pid, si.si_code == CLD_EXITED ? "exited with status" : "died of signal",
+		si.si_status, read_tail(w->log, buf, sizeof(buf)));
+	fflush(NULL);
+	_exit(1);
+}
+
+static void
+watch_start(struct mb_daemon *d)
+{
+	struct mb_daemon_watch *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return; /* the test goes on without the watchdog */
+	w->pid = d->pid;
+	atomic_init(&w->expected, false);
+	snprintf(w->log, sizeof(w->log), "%s", d->log);
+	if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+		free(w);
+		return;
+	}
+	d->watch = w;
+}
+
+static void
+watch_expect_exit(struct mb_daemon *d)
+{
+	if (d->watch != NULL)
+		atomic_store(&d->watch->expected, true);
+}
+
+/* after the daemon was reaped: the thread has returned or returns at once */
+static void
+watch_end(struct mb_daemon *d)
+{
+	if (d->watch == NULL)
+		return;
+	atomic_store(&d->watch->expected, true);
+	pthread_join(d->watch->thread, NULL);
+	free(d->watch);
+	d->watch = NULL;
+}
+
+void
+mb_daemon_expect_exit(struct mb_daemon *d)
+{
+	watch_expect_exit(d);
 }
 
 /* a line of @p yaml that starts with "devices:" (a top-level key) */
@@ -172,8 +258,10 @@ mb_daemon_start(struct mb_daemon *d, const char *yaml, const char *const *args)
 			d->pid = 0;
 			return -1;
 		}
-		if (mb_http_get(d->port_http, "/readyz", body, sizeof(body)) == 200)
+		if (mb_http_get(d->port_http, "/readyz", body, sizeof(body)) == 200) {
+			watch_start(d);
 			return 0;
+		}
 		nap_ms(20);
 	}
 	fprintf(stderr, "e2e: mediabatchd not ready after 30 s:\n%s\n", mb_daemon_log(d));
@@ -186,8 +274,11 @@ mb_daemon_start(struct mb_daemon *d, const char *yaml, const char *const *args)
 void
 mb_daemon_signal(struct mb_daemon *d, int sig)
 {
-	if (d->pid > 0)
-		kill(d->pid, sig);
+	if (d->pid <= 0)
+		return;
+	if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT || sig == SIGKILL)
+		watch_expect_exit(d);
+	kill(d->pid, sig);
 }
 
 int
@@ -198,9 +289,11 @@ mb_daemon_wait(struct mb_daemon *d, double seconds)
 
 	if (d->pid <= 0)
 		return -1;
+	watch_expect_exit(d);
 	while (mb_e2e_now() < deadline) {
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			d->pid = 0;
+			watch_end(d);
 			unlink(d->config);
 			if (WIFEXITED(status))
 				return WEXITSTATUS(status);
@@ -213,6 +306,7 @@ mb_daemon_wait(struct mb_daemon *d, double seconds)
 	kill(d->pid, SIGKILL);
 	waitpid(d->pid, NULL, 0);
 	d->pid = 0;
+	watch_end(d);
 	return -1;
 }
 

@@ -23,6 +23,7 @@ struct mb_daemon {
 	char ingest[64], publish[64], metrics[64];
 	char config[64];
 	char log[64];
+	struct mb_daemon_watch *watch; /* the harness's watchdog (see mb_daemon_start) */
 };
 
 /**
@@ -33,6 +34,12 @@ struct mb_daemon {
  * A body without a top-level `devices:` section gets `devices: {cuda: {mode: "off"}}`: the
  * daemon serves on cpu0 alone, so the tests' unit arithmetic (cpu0's 16 units) holds on a
  * machine with a GPU too. Tests of devices write their own section (`mode: auto` included).
+ *
+ * Once ready the daemon is watched: if it exits before the test stops it (a crash, a
+ * sanitizer report), its status and log are printed and the test program exits 1 at once
+ * instead of waiting for replies that cannot come. mb_daemon_stop(), mb_daemon_wait(), a
+ * terminating signal through mb_daemon_signal() and mb_daemon_expect_exit() say that an
+ * exit is expected from then on.
  */
 int mb_daemon_start(struct mb_daemon *d, const char *yaml, const char *const *args);
 
@@ -42,8 +49,11 @@ int mb_daemon_start(struct mb_daemon *d, const char *yaml, const char *const *ar
  */
 int mb_daemon_stop(struct mb_daemon *d, int sig, double seconds);
 
-/** Send a signal without waiting. */
+/** Send a signal without waiting (SIGTERM, SIGINT, SIGQUIT, SIGKILL: an exit is expected). */
 void mb_daemon_signal(struct mb_daemon *d, int sig);
+
+/** Say that the daemon may exit from now on (before ending it some other way). */
+void mb_daemon_expect_exit(struct mb_daemon *d);
 
 /** Wait up to @p seconds for an exit already under way; as mb_daemon_stop(). */
 int mb_daemon_wait(struct mb_daemon *d, double seconds);
