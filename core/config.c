@@ -36,7 +36,7 @@ struct y_idle {
 };
 
 struct y_zmq {
-	int64_t *io_threads, *router_sndhwm, *router_rcvhwm, *pub_sndhwm;
+	int64_t *io_threads, *router_sndhwm, *router_rcvhwm, *pub_sndhwm, *heartbeat_ms;
 };
 
 struct y_eal {
@@ -143,6 +143,7 @@ static const cyaml_schema_field_t zmq_fields[] = {
 	INT("router_sndhwm", struct y_zmq, router_sndhwm),
 	INT("router_rcvhwm", struct y_zmq, router_rcvhwm),
 	INT("pub_sndhwm", struct y_zmq, pub_sndhwm),
+	INT("heartbeat_ms", struct y_zmq, heartbeat_ms),
 	CYAML_FIELD_END,
 };
 
@@ -293,6 +294,7 @@ mb_config_defaults(struct mb_config *c)
 	c->router_sndhwm = 100000;
 	c->router_rcvhwm = 100000;
 	c->pub_sndhwm = 100000;
+	c->zmq_heartbeat_ms = 10000;
 	c->eal_memory_mb = 256;
 	c->udp_port = 7000;
 	c->udp_reassembly_timeout_ms = 500;
@@ -635,6 +637,8 @@ apply_zmq(struct checker *ck, const struct y_zmq *s, struct mb_config *c)
 		c->router_rcvhwm = (uint32_t)*s->router_rcvhwm;
 	if (int_in(ck, "zmq.pub_sndhwm", s->pub_sndhwm, 1, 10000000))
 		c->pub_sndhwm = (uint32_t)*s->pub_sndhwm;
+	if (int_in(ck, "zmq.heartbeat_ms", s->heartbeat_ms, 0, 600000))
+		c->zmq_heartbeat_ms = (uint32_t)*s->heartbeat_ms;
 }
 
 static void

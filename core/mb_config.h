@@ -91,7 +91,8 @@ struct mb_config {
 	uint32_t zmq_io_threads;
 	uint32_t router_sndhwm; /**< replies queued per requester before EAGAIN */
 	uint32_t router_rcvhwm;
-	uint32_t pub_sndhwm; /**< results queued per subscriber before drops */
+	uint32_t pub_sndhwm;	   /**< results queued per subscriber before drops */
+	uint32_t zmq_heartbeat_ms; /**< ROUTER pings each requester this often; 0 = off */
 
 	/* EAL */
 	uint32_t eal_memory_mb;

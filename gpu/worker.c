@@ -170,6 +170,7 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 	const char *broken =
 		m->index < w->o.n_models && w->broken[m->index].on ? w->broken[m->index].why : NULL;
 	uint64_t start, end;
+	bool ran;
 	int rc;
 
 	if (w->o.m_admission_wait != NULL && b->ticket.grant_ns >= b->ticket.enqueue_ns)
@@ -188,7 +189,9 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 		}
 		rc = broken != NULL ? -EIO : run_guarded(w, b, &mb);
 		end = mb_env_now_ns();
-		if (m->m_batch_size != NULL)
+		/* refused by the breaker, or no worker state: the model never ran the batch */
+		ran = broken == NULL && rc != REJECTED;
+		if (ran && m->m_batch_size != NULL)
 			mb_metric_observe(m->m_batch_size, (double)b->n);
 		for (uint32_t i = 0; i < b->n; i++) {
 			struct mb_request *r = b->items[i];
@@ -220,10 +223,12 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 				r->done_ns = end;
 			}
 			r->start_ns = start;
-			r->resp.queue_us = us_between(r->arrival_ns, start);
-			r->resp.compute_us = us_between(start, end);
-			r->resp.batch_size = (uint16_t)b->n;
-			r->resp.device = (uint16_t)dev->index;
+			if (ran) { /* PROTOCOL.md: 0 and MB_DEVICE_NONE if never run */
+				r->resp.queue_us = us_between(r->arrival_ns, start);
+				r->resp.compute_us = us_between(start, end);
+				r->resp.batch_size = (uint16_t)b->n;
+				r->resp.device = (uint16_t)dev->index;
+			}
 			mb_results_push(w->o.results, r);
 		}
 		atomic_fetch_add_explicit(&w->batches, 1, memory_order_relaxed);

@@ -42,6 +42,7 @@ struct mb_frontdoor {
 	char ingest[256], publish[256];
 	char bound[2][256];
 	void *router, *pub;
+	void *monitor; /* PAIR: the ROUTER's connection events (accepted, disconnected) */
 	struct mb_request_pool *pool;
 	struct rte_hash *index;
 	uint64_t inflight_bytes;
@@ -51,6 +52,7 @@ struct mb_frontdoor {
 	bool ingest_closed;
 	uint64_t abort_seen_ns;
 	_Atomic int64_t subscriptions; /* written here, read by the HTTP thread */
+	_Atomic int64_t connections;   /* requester connections open on the ROUTER (same) */
 	uint64_t sent;		       /* for the exit log; this thread only */
 	struct mb_metric *m_unaddressable, *m_pub_dropped, *m_client_gone, *m_abort_dropped;
 };
@@ -73,6 +75,32 @@ subscriptions_fn(void *arg)
 {
 	return atomic_load_explicit(&((struct mb_frontdoor *)arg)->subscriptions,
 				    memory_order_relaxed);
+}
+
+static int64_t
+connections_fn(void *arg)
+{
+	return atomic_load_explicit(&((struct mb_frontdoor *)arg)->connections,
+				    memory_order_relaxed);
+}
+
+/* Watch the ROUTER's connections through a ZeroMQ socket monitor (an inproc PAIR). */
+static int
+open_monitor(struct mb_frontdoor *fd, char *err, size_t err_len)
+{
+	char ep[64];
+
+	snprintf(ep, sizeof(ep), "inproc://mb-router-monitor-%p", (void *)fd);
+	if (zmq_socket_monitor(fd->router, ep, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+	    (fd->monitor = zmq_socket(fd->o.zmq_ctx, ZMQ_PAIR)) == NULL ||
+	    zmq_connect(fd->monitor, ep) != 0) {
+		int e = zmq_errno();
+
+		snprintf(err, err_len, "cannot monitor the ROUTER's connections: %s",
+			 zmq_strerror(e));
+		return -e;
+	}
+	return 0;
 }
 
 /* ---- creation ---- */
@@ -109,6 +137,7 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 {
 	struct rte_hash_parameters hp = {0};
 	struct mb_frontdoor *fd;
+	int64_t maxmsg;
 	int rc;
 
 	*out = NULL;
@@ -149,10 +178,22 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 	set_int(fd->router, ZMQ_SNDHWM, (int)o->router_sndhwm);
 	set_int(fd->router, ZMQ_RCVHWM, (int)o->router_rcvhwm);
 	set_int(fd->router, ZMQ_LINGER, (int)o->linger_ms);
+	/* Past this, libzmq cuts the connection from the frame's length prefix, before it
+	 * allocates: one huge frame cannot take the daemon's memory. Payloads between the
+	 * maximum and this still get their TOO_LARGE answer. */
+	maxmsg = (int64_t)o->max_payload * 2 + 4096;
+	if (o->max_payload != 0)
+		zmq_setsockopt(fd->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	if (o->heartbeat_ms != 0) {
+		set_int(fd->router, ZMQ_HEARTBEAT_IVL, (int)o->heartbeat_ms);
+		set_int(fd->router, ZMQ_HEARTBEAT_TIMEOUT, (int)o->heartbeat_ms * 3);
+	}
 	set_int(fd->pub, ZMQ_SNDHWM, (int)o->pub_sndhwm);
 	set_int(fd->pub, ZMQ_XPUB_NODROP, 1);
 	set_int(fd->pub, ZMQ_LINGER, (int)o->linger_ms);
-	rc = bind_socket(fd->router, "ingest", fd->ingest, fd->bound[0], err, err_len);
+	rc = open_monitor(fd, err, err_len);
+	if (rc == 0)
+		rc = bind_socket(fd->router, "ingest", fd->ingest, fd->bound[0], err, err_len);
 	if (rc == 0)
 		rc = bind_socket(fd->pub, "publish", fd->publish, fd->bound[1], err, err_len);
 	if (rc < 0)
@@ -183,6 +224,9 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 				    fd);
 		mb_metrics_gauge_fn(o->metrics, "mediabatch_pub_subscriptions",
 				    "Subscriptions on the PUB socket.", NULL, subscriptions_fn, fd);
+		mb_metrics_gauge_fn(o->metrics, "mediabatch_zmq_connections",
+				    "Requester connections open on the ROUTER socket.", NULL,
+				    connections_fn, fd);
 	}
 	*out = fd;
 	return 0;
@@ -207,6 +251,10 @@ mb_frontdoor_destroy(struct mb_frontdoor **fdp)
 		TAILQ_REMOVE(&fd->held, r, link);
 		mb_request_put(fd->pool, r);
 	}
+	if (fd->router != NULL && fd->monitor != NULL)
+		zmq_socket_monitor(fd->router, NULL, 0);
+	if (fd->monitor != NULL)
+		zmq_close(fd->monitor);
 	if (fd->router != NULL)
 		zmq_close(fd->router);
 	if (fd->pub != NULL)
@@ -610,6 +658,39 @@ receive(struct mb_frontdoor *fd)
 	}
 }
 
+/* Monitor events: a 6-byte frame (event id, value) and the endpoint. */
+static void
+read_connections(struct mb_frontdoor *fd)
+{
+	for (;;) {
+		zmq_msg_t m;
+		uint16_t id = 0;
+		int more;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, fd->monitor, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			return;
+		}
+		if (zmq_msg_size(&m) >= sizeof(id))
+			memcpy(&id, zmq_msg_data(&m), sizeof(id));
+		more = zmq_msg_more(&m);
+		while (more) { /* the endpoint frame */
+			zmq_msg_close(&m);
+			zmq_msg_init(&m);
+			if (zmq_msg_recv(&m, fd->monitor, 0) < 0)
+				break;
+			more = zmq_msg_more(&m);
+		}
+		zmq_msg_close(&m);
+		if (id == ZMQ_EVENT_ACCEPTED)
+			atomic_fetch_add_explicit(&fd->connections, 1, memory_order_relaxed);
+		else if (id == ZMQ_EVENT_DISCONNECTED &&
+			 atomic_load_explicit(&fd->connections, memory_order_relaxed) > 0)
+			atomic_fetch_sub_explicit(&fd->connections, 1, memory_order_relaxed);
+	}
+}
+
 static void
 read_subscriptions(struct mb_frontdoor *fd)
 {
@@ -647,10 +728,11 @@ mb_frontdoor_run(struct mb_frontdoor *fd)
 	struct mb_doorbell *bell = mb_ring_doorbell(fd->o.results);
 
 	for (;;) {
-		zmq_pollitem_t items[3] = {
+		zmq_pollitem_t items[4] = {
 			{.socket = fd->router, .events = ZMQ_POLLIN},
 			{.socket = fd->pub, .events = ZMQ_POLLIN},
 			{.fd = mb_doorbell_fd(bell), .events = ZMQ_POLLIN},
+			{.socket = fd->monitor, .events = ZMQ_POLLIN},
 		};
 		uint64_t now = mb_env_now_ns();
 		long timeout_ms;
@@ -658,6 +740,7 @@ mb_frontdoor_run(struct mb_frontdoor *fd)
 
 		receive(fd);
 		read_subscriptions(fd);
+		read_connections(fd);
 		send_results(fd);
 		retry_held(fd, now);
 
@@ -689,7 +772,7 @@ mb_frontdoor_run(struct mb_frontdoor *fd)
 			if (mb_ring_count(fd->o.results) != 0)
 				timeout_ms = 0;
 		}
-		if (zmq_poll(items, 3, timeout_ms) < 0 && zmq_errno() != EINTR)
+		if (zmq_poll(items, 4, timeout_ms) < 0 && zmq_errno() != EINTR)
 			MB_LOG_ONCE(WARNING, "zmq_poll: %s", zmq_strerror(zmq_errno()));
 		if (prepared)
 			mb_doorbell_drain(bell);

@@ -77,8 +77,19 @@ struct mb_frontdoor_opts {
 	const char *ingest;  /**< ROUTER endpoint; copied */
 	const char *publish; /**< PUB endpoint; copied */
 	uint32_t router_sndhwm, router_rcvhwm, pub_sndhwm;
+	/**
+	 * ZMTP heartbeats on the ROUTER: a requester that answers no ping for three intervals
+	 * is disconnected, and replies held for it are dropped (counted as client_gone).
+	 * 0: off (a requester that vanished without closing its connection keeps its held
+	 * replies, and their share of max_inflight, until shutdown).
+	 */
+	uint32_t heartbeat_ms;
 	uint32_t max_inflight;
 	uint64_t max_inflight_bytes;
+	/**
+	 * Largest request payload; larger ones are answered TOO_LARGE. A frame over twice this
+	 * (plus 4 KiB) cuts the sender's connection before ZeroMQ buffers it (ZMQ_MAXMSGSIZE).
+	 */
 	uint32_t max_payload;
 	uint32_t linger_ms;	 /**< how long close waits to flush (ZMQ_LINGER) */
 	uint32_t abort_grace_ms; /**< after abort, how long unread replies are kept */

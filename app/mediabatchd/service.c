@@ -771,6 +771,8 @@ build_metrics(struct mb_service *s)
 	/* No DPDK port in this configuration: the series exist (for alerts) and stay 0. */
 	mb_metrics_counter(r, "mediabatch_rx_packets_total",
 			   "Packets received by the polled DPDK cores.", NULL);
+	mb_metrics_counter(r, "mediabatch_rx_bytes_total",
+			   "Bytes of the packets received by the polled DPDK cores.", NULL);
 	for (int w = 0; w < MB_UDP_DROP_COUNT; w++)
 		mb_metrics_counter(
 			r, "mediabatch_rx_dropped_total",
@@ -1233,6 +1235,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	fo.router_sndhwm = cfg->router_sndhwm;
 	fo.router_rcvhwm = cfg->router_rcvhwm;
 	fo.pub_sndhwm = cfg->pub_sndhwm;
+	fo.heartbeat_ms = cfg->zmq_heartbeat_ms;
 	fo.max_inflight = cfg->max_inflight;
 	fo.max_inflight_bytes = cfg->max_inflight_bytes;
 	fo.max_payload = cfg->max_payload_bytes;

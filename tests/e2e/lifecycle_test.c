@@ -3,13 +3,17 @@
  * SIGTERM with work in flight, the hard stop (second signal, drain timeout), and start-up
  * errors (bad config, endpoint in use).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -419,6 +423,97 @@ test_endpoint_in_use(void)
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
+/*
+ * A requester that goes silent (its host died, a partition): a TCP connection to the ROUTER
+ * on 127.0.0.1:@p port that completes ZMTP 3.1's handshake by hand (greeting, NULL
+ * mechanism, READY as a DEALER) and then never sends again, not even the PONG that a live
+ * ZeroMQ peer answers every PING with. Returns the socket, or -1.
+ */
+static int
+silent_peer(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	uint8_t greeting[64] = {0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 3, 1, 'N', 'U', 'L', 'L'};
+	static const uint8_t ready[] = {0x04, 28,  5,	'R', 'E', 'A', 'D', 'Y', 11,  'S',
+					'o',  'c', 'k', 'e', 't', '-', 'T', 'y', 'p', 'e',
+					0,    0,   0,	6,   'D', 'E', 'A', 'L', 'E', 'R'};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    write(fd, greeting, sizeof(greeting)) != (ssize_t)sizeof(greeting) ||
+	    write(fd, ready, sizeof(ready)) != (ssize_t)sizeof(ready)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* True if the other end closes @p fd within @p seconds (what it sends is read and dropped). */
+static bool
+closed_within(int fd, double seconds)
+{
+	double deadline = mb_e2e_now() + seconds;
+	char buf[512];
+
+	while (mb_e2e_now() < deadline) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+			return true;
+	}
+	return false;
+}
+
+/* Wait up to @p seconds for the daemon's mediabatch_zmq_connections to be @p want. */
+static bool
+connections_become(struct mb_daemon *d, double want, double seconds)
+{
+	double deadline = mb_e2e_now() + seconds;
+
+	do {
+		if (mb_daemon_metric(d, "mediabatch_zmq_connections") == want)
+			return true;
+		usleep(20000);
+	} while (mb_e2e_now() < deadline);
+	return false;
+}
+
+static void
+test_heartbeat_cuts_silent_peer(void)
+{
+	static const int heartbeat_ms[] = {150, 0};
+
+	for (int i = 0; i < 2; i++) {
+		struct mb_daemon d;
+		char yaml[64];
+		int fd;
+
+		snprintf(yaml, sizeof(yaml), "zmq:\n  heartbeat_ms: %d\n", heartbeat_ms[i]);
+		CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, yaml, NULL), 0);
+		fd = silent_peer(d.port_ingest);
+		CU_ASSERT_FATAL(fd >= 0);
+		CU_ASSERT_TRUE(connections_become(&d, 1, 5.0));
+		if (heartbeat_ms[i] != 0) {
+			/* three unanswered intervals: the daemon closes the connection */
+			CU_ASSERT_TRUE(closed_within(fd, 5.0));
+			CU_ASSERT_TRUE(connections_become(&d, 0, 5.0));
+		} else {
+			/* heartbeats off: nothing notices a silent peer */
+			CU_ASSERT_FALSE(closed_within(fd, 1.5));
+			CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_zmq_connections"), 1);
+		}
+		close(fd); /* a peer that closes is seen by either */
+		CU_ASSERT_TRUE(connections_become(&d, 0, 5.0));
+		CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+	}
+}
+
 /* A thread of @p pid other than its main one that does not block SIGTERM (a library's own
  * thread, started before main() could block it), or 0. */
 static pid_t
@@ -481,6 +576,8 @@ static const struct mb_test_case cases[] = {
 	 test_signal_on_a_library_thread},
 	{"config errors name file, field and range; exit 2", test_config_errors},
 	{"an endpoint in use: a clear error, exit 1", test_endpoint_in_use},
+	{"heartbeats: a silent requester's connection is closed; off, it stays",
+	 test_heartbeat_cuts_silent_peer},
 	{NULL, NULL},
 };
 

@@ -143,10 +143,12 @@ test_tenant_rate_limit(void)
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
+/* A "Vm...:" line of /proc/PID/status in KiB (@p field: "VmRSS", "VmHWM"), or -1. */
 static long
-rss_kib(pid_t pid)
+status_kib(pid_t pid, const char *field)
 {
 	char path[64], line[256];
+	size_t n = strlen(field);
 	long kib = -1;
 	FILE *f;
 
@@ -155,10 +157,18 @@ rss_kib(pid_t pid)
 	if (f == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+		if (strncmp(line, field, n) == 0 && line[n] == ':') {
+			kib = strtol(line + n + 1, NULL, 10);
 			break;
+		}
 	fclose(f);
 	return kib;
+}
+
+static long
+rss_kib(pid_t pid)
+{
+	return status_kib(pid, "VmRSS");
 }
 
 static void
@@ -191,12 +201,69 @@ test_flood_memory_bounded(void)
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
+/* One identity request of @p rows x 1024 F32 on @p c, and its answer within @p ms (or -1). */
+static int
+send_rows(struct mb_client *c, uint64_t id, uint32_t rows, int ms, struct mb_client_response *r)
+{
+	struct mb_request_hdr h;
+	size_t bytes = (size_t)rows * 1024 * sizeof(float);
+	float *payload = calloc(bytes / sizeof(float), sizeof(float));
+	int rc;
+
+	mb_client_tensor_hdr(&h, "identity", 1, id, rows, 1024);
+	rc = mb_client_send(c, &h, payload, bytes);
+	free(payload);
+	if (rc != 0)
+		return -1;
+	return mb_client_recv(c, r, ms);
+}
+
+static void
+test_huge_frame_cut(void)
+{
+	struct mb_daemon d;
+	struct mb_client_opts o = {0};
+	struct mb_client *a = NULL, *b = NULL;
+	struct mb_client_response r;
+	char err[128];
+	long hwm_before, hwm_after;
+
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, "service:\n  max_payload_bytes: 1048576\n", NULL),
+			      0);
+	o.endpoint = d.ingest;
+	CU_ASSERT_EQUAL_FATAL(mb_client_connect(&o, &a, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(mb_client_connect(&o, &b, err, sizeof(err)), 0);
+	/* over the maximum but under twice it: read, and answered with the reason */
+	CU_ASSERT_EQUAL_FATAL(send_rows(a, 1, 384, 10000, &r), 0); /* 1.5 MiB */
+	CU_ASSERT_EQUAL(r.hdr.status, MB_STATUS_TOO_LARGE);
+	CU_ASSERT_PTR_NOT_NULL(strstr((char *)r.data, "exceeds"));
+	mb_client_response_free(&r);
+	/* 128 MiB in one frame: the connection is cut from the length prefix; nothing is
+	 * buffered, so the daemon's peak memory does not move by the frame's size */
+	hwm_before = status_kib(d.pid, "VmHWM");
+	CU_ASSERT_NOT_EQUAL(send_rows(b, 2, 32768, 3000, &r), 0); /* no answer can come */
+	hwm_after = status_kib(d.pid, "VmHWM");
+	printf("\n    1.5 MiB: TOO_LARGE; 128 MiB frame: peak RSS %ld -> %ld KiB", hwm_before,
+	       hwm_after);
+	CU_ASSERT(hwm_before > 0 && hwm_after - hwm_before < 32 * 1024);
+	/* the daemon and the other requester go on */
+	CU_ASSERT_EQUAL_FATAL(send_rows(a, 3, 4, 10000, &r), 0);
+	CU_ASSERT_EQUAL(r.hdr.status, MB_STATUS_OK);
+	mb_client_response_free(&r);
+	mb_client_close(&a);
+	mb_client_close(&b);
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_inflight"), 0);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
 static const struct mb_test_case cases[] = {
 	{"past a model's queue limit: OVERLOADED, each answered once", test_queue_limit},
 	{"past max_inflight: OVERLOADED", test_max_inflight},
 	{"a tenant past its rate limit: OVERLOADED; others unaffected", test_tenant_rate_limit},
 	{"a flood 300x the in-flight limit: all answered, memory bounded",
 	 test_flood_memory_bounded},
+	{"one frame far over max_payload_bytes: connection cut, nothing buffered",
+	 test_huge_frame_cut},
 	{NULL, NULL},
 };
 

@@ -338,6 +338,13 @@ test_failure_keeps_defaults(void)
 {
 	struct mb_config c;
 
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "zmq:\n  heartbeat_ms: 0\n"), 0);
+	CU_ASSERT_EQUAL(c.zmq_heartbeat_ms, 0);
+	mb_config_fini(&c);
+	CU_ASSERT_EQUAL(load_text(&c, "zmq:\n  heartbeat_ms: 700000\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("zmq.heartbeat_ms: 700000 is out of range 0..600000"));
+	mb_config_fini(&c);
+
 	/* A valid override followed by an invalid one: nothing of the file is applied. */
 	CU_ASSERT_EQUAL(load_text(&c, "devices:\n  cpu: {units: 4}\nzmq:\n  io_threads: 99\n"),
 			-EINVAL);

@@ -345,6 +345,11 @@ expect_model_errors(struct rig *r, int n, const char *why)
 		CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_MODEL_ERROR);
 		CU_ASSERT_PTR_NOT_NULL(strstr(q->reason, why));
 		CU_ASSERT_PTR_NULL(q->result);
+		/* never run (PROTOCOL.md): no timings, no batch, no device */
+		CU_ASSERT_EQUAL(q->resp.queue_us, 0);
+		CU_ASSERT_EQUAL(q->resp.compute_us, 0);
+		CU_ASSERT_EQUAL(q->resp.batch_size, 0);
+		CU_ASSERT_EQUAL(q->resp.device, MB_DEVICE_NONE);
 	}
 	CU_ASSERT_EQUAL(g_runs, 0);
 	for (int i = 0; i < 1000 && in_use(r) != 0; i++)
@@ -379,6 +384,42 @@ test_cuda_attach_failure(void)
 	rig_down(&r);
 }
 
+static void
+test_breaker_open_never_runs(void)
+{
+	struct mb_breaker_opts bo;
+	struct mb_breaker br;
+	struct rig r;
+
+	mb_breaker_opts_init(&bo);
+	bo.failure_threshold = 1;
+	bo.cooldown_ns = 60 * MB_NS_PER_S;
+	CU_ASSERT_EQUAL_FATAL(mb_breaker_init(&br, &bo), 0);
+	mb_breaker_report(&br, mb_breaker_check(&br), false); /* one failure opens it */
+	CU_ASSERT_EQUAL_FATAL(mb_breaker_state(&br), MB_BREAKER_OPEN);
+	rig_up(&r);
+	r.model.breakers = &br; /* before the first batch: the worker reads it per batch */
+	g_runs = 0;
+	submit(&r, 2, 1);
+	for (int i = 0; i < 2; i++) {
+		struct mb_request *q = answer(&r);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_UNAVAILABLE);
+		CU_ASSERT_PTR_NOT_NULL(strstr(q->reason, "circuit open"));
+		CU_ASSERT_EQUAL(q->resp.queue_us, 0);
+		CU_ASSERT_EQUAL(q->resp.compute_us, 0);
+		CU_ASSERT_EQUAL(q->resp.batch_size, 0);
+		CU_ASSERT_EQUAL(q->resp.device, MB_DEVICE_NONE);
+	}
+	CU_ASSERT_EQUAL(g_runs, 0);
+	for (int i = 0; i < 1000 && in_use(&r) != 0; i++)
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	CU_ASSERT_EQUAL(in_use(&r), 0);
+	rig_down(&r);
+	mb_breaker_fini(&br);
+}
+
 static int
 suite_init(void)
 {
@@ -394,6 +435,7 @@ static const struct mb_test_case cases[] = {
 	{"after abort, unstarted work is CANCELLED", test_abort_cancels_unstarted},
 	{"a model whose worker set-up failed gets MODEL_ERROR", test_worker_init_failure},
 	{"a CUDA device the worker cannot attach to fails its batches", test_cuda_attach_failure},
+	{"an open breaker: UNAVAILABLE, never run, no run fields", test_breaker_open_never_runs},
 	{NULL, NULL},
 };
 
