@@ -31,6 +31,7 @@ packages=(
 	python3          # small test helpers
 	iproute2         # ip netns / veth: the live UDP test (suite dpdk)
 	gnuplot-nox      # mediabatch-perf --plot: the PNG plots (without it: data and scripts only)
+	systemd          # systemd-analyze verify: the unit file in deploy/ (test deploy/install)
 )
 
 SUDO=""

@@ -883,6 +883,7 @@ submit(void *ctx, struct mb_request *req, char *reason, size_t len)
 	m = &s->models[req->model];
 	if (mb_ring_enqueue_burst(m->queue, &p, 1) != 1) {
 		atomic_fetch_sub_explicit(&m->queued, 1, memory_order_acq_rel);
+		req->deadline_ns = 0; /* not queued after all: not in the latency histogram */
 		snprintf(reason, len, "the %s queue is full; retry later", req->hdr.model);
 		return MB_STATUS_OVERLOADED;
 	}
@@ -896,7 +897,9 @@ cancelled(void *ctx, struct mb_request *req)
 
 	(void)req;
 	atomic_fetch_add_explicit(&s->cancel_gen, 1, memory_order_release);
-	mb_doorbell_ring_slow(&s->batcher_bell);
+	/* the batcher's recheck before sleeping reads cancel_gen, so the ring may skip the
+	 * eventfd while it is awake: no syscall per cancel on the UDP rx cores */
+	mb_doorbell_ring(&s->batcher_bell);
 }
 
 static void
@@ -907,7 +910,9 @@ sent(void *ctx, const struct mb_request *req)
 	unsigned int st = req->resp.status < MB_STATUS_COUNT ? req->resp.status : 0;
 
 	mb_metric_add(s->m_responses[i][st], 1);
-	if (i < s->n_models && req->done_ns >= req->arrival_ns)
+	/* latency of requests accepted into a queue (admit() set their deadline); refusals at
+	 * the door are counted by status only, so fast refusals cannot hide slow service */
+	if (i < s->n_models && req->deadline_ns != 0 && req->done_ns >= req->arrival_ns)
 		mb_metric_observe(s->m_latency[i], (double)(req->done_ns - req->arrival_ns) / 1e9);
 }
 
@@ -954,6 +959,7 @@ udp_unadmit(void *ctx, struct mb_request *req)
 	struct mb_service *s = ctx;
 
 	atomic_fetch_sub_explicit(&s->models[req->model].queued, 1, memory_order_acq_rel);
+	req->deadline_ns = 0; /* not queued after all: not in the latency histogram */
 }
 
 static int

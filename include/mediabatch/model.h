@@ -89,7 +89,9 @@ struct mb_model_desc {
 	uint32_t devices;     /**< MB_MODEL_ON_CPU | MB_MODEL_ON_CUDA */
 
 	/* cost in device units: base_units + per item ceil(item_units_per_second x seconds)
-	 * for audio, ceil(item_units_per_second x frames / 16) for video */
+	 * for audio, ceil(item_units_per_second x frames / 16) for video; an F32 tensor item
+	 * has no duration, so it costs nothing beyond base_units (size base_units for the
+	 * largest batch of tensors the model accepts) */
 	uint32_t base_units;
 	double item_units_per_second;
 

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -330,6 +331,36 @@ test_garbage_fuzz_then_normal(void)
 	CU_ASSERT_EQUAL(mb_http_get(g_d.port_http, "/healthz", reason, sizeof(reason)), 200);
 }
 
+static double
+latency_count(void)
+{
+	return mb_daemon_metric(&g_d, "mediabatch_request_latency_seconds_count{model=\"logmel\"}");
+}
+
+static void
+test_refusals_not_in_latency(void)
+{
+	struct mb_request_hdr h;
+	double before = latency_count();
+
+	CU_ASSERT(before >= 0);
+	h = good(40); /* refused at the door: counted by status, not in the latency */
+	h.sample_rate = 8000;
+	send_req(&h, g_pcm, 3200);
+	expect(MB_STATUS_BAD_REQUEST, "sample_rate: 8000", 40);
+	h = good(41);
+	h.payload_len = 65538;
+	send_req(&h, g_pcm, 65538);
+	expect(MB_STATUS_TOO_LARGE, "exceeds", 41);
+	CU_ASSERT_EQUAL(latency_count(), before);
+	h = good(42); /* queued and run: in the latency */
+	send_req(&h, g_pcm, 3200);
+	expect(MB_STATUS_OK, "", 42);
+	for (int i = 0; i < 100 && latency_count() != before + 1; i++) /* observed after the send */
+		usleep(20000);
+	CU_ASSERT_EQUAL(latency_count(), before + 1);
+}
+
 static const struct mb_test_case cases[] = {
 	{"message shape: 1 frame, 3 frames, short header", test_message_shape},
 	{"no request id: dropped and counted", test_unaddressable_dropped_and_counted},
@@ -340,6 +371,8 @@ static const struct mb_test_case cases[] = {
 	{"duplicate in-flight id refused; unknown cancel ignored",
 	 test_duplicate_and_unknown_cancel},
 	{"3000 garbage messages, then a normal request", test_garbage_fuzz_then_normal},
+	{"refusals are not in the latency histogram; queued requests are",
+	 test_refusals_not_in_latency},
 	{NULL, NULL},
 };
 

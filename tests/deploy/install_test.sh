@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# install_test.sh: mediabatch as an operator installs it (docs/operating.md, "Running under
+# systemd"): `meson install` into a staging root, placeholder weights written by the
+# installed mediabatch-weights into a weights_dir of their own, the installed daemon started
+# with a config file the way deploy/mediabatchd.service starts it (--check first), a whisper
+# request answered OK through the installed CLI (so the weights were found), SIGTERM drains
+# to exit 0. Then the unit file itself, pointed at the staged binaries, must pass
+# `systemd-analyze verify` without a single warning. Traffic: 127.0.0.1 only.
+set -u
+
+fail() { echo "FAIL: $*"; [ -f "$tmp/daemon.log" ] && sed 's/^/  daemon: /' "$tmp/daemon.log"; exit 1; }
+
+build=${MB_BUILD_ROOT:?set MB_BUILD_ROOT to the build directory}
+src=${MB_SOURCE_ROOT:?set MB_SOURCE_ROOT to the source directory}
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+meson install -C "$build" --no-rebuild --destdir "$tmp/root" --quiet >"$tmp/install.log" 2>&1 ||
+	{ cat "$tmp/install.log"; fail "meson install"; }
+bin=$tmp/root/usr/local/bin
+for b in mediabatchd mediabatch mediabatch-weights mediabatch-perf; do
+	[ -x "$bin/$b" ] || fail "meson install did not install $b"
+done
+"$bin/mediabatch-weights" --out "$tmp/weights" >/dev/null || fail "mediabatch-weights --out"
+[ -s "$tmp/weights/whisper.safetensors" ] || fail "no whisper weights written"
+
+read -r p1 p2 p3 < <(python3 -c '
+import socket
+s = [socket.socket() for _ in range(3)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+cat >"$tmp/mediabatch.yaml" <<YAML
+service:
+  ingest: tcp://127.0.0.1:$p1
+  publish: tcp://127.0.0.1:$p2
+  metrics: 127.0.0.1:$p3
+weights_dir: $tmp/weights
+devices:
+  cuda: {mode: "off"}
+YAML
+"$bin/mediabatchd" --config "$tmp/mediabatch.yaml" --check >"$tmp/check.log" 2>&1 ||
+	{ cat "$tmp/check.log"; fail "--check refused the config"; }
+"$bin/mediabatchd" --config "$tmp/mediabatch.yaml" >"$tmp/daemon.log" 2>&1 &
+pid=$!
+ready=0
+for _ in $(seq 1 300); do
+	if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$p3/readyz', timeout=1)" 2>/dev/null; then
+		ready=1
+		break
+	fi
+	kill -0 "$pid" 2>/dev/null || fail "the installed daemon exited during start-up"
+	sleep 0.1
+done
+[ "$ready" -eq 1 ] || fail "the installed daemon not ready after 30 s"
+out=$("$bin/mediabatch" send --endpoint "tcp://127.0.0.1:$p1" --model whisper --tone 440 2>&1) ||
+	fail "whisper through the installed CLI: $out"
+echo "$out" | grep -q "whisper: OK " || fail "whisper not answered OK: $out"
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+[ "$rc" -eq 0 ] || fail "SIGTERM: exit $rc, not 0"
+echo "installed daemon: started with --check, whisper OK, drained to exit 0"
+
+if ! command -v systemd-analyze >/dev/null; then
+	fail "systemd-analyze missing (deploy/install-deps.sh installs systemd)"
+fi
+sed -e "s|/usr/local/bin/|$bin/|g" -e "s|/etc/mediabatch/mediabatch.yaml|$tmp/mediabatch.yaml|g" \
+	"$src/deploy/mediabatchd.service" >"$tmp/mediabatchd.service"
+grep -q "$bin/mediabatchd --config $tmp/mediabatch.yaml" "$tmp/mediabatchd.service" ||
+	fail "the unit's ExecStart is not the installed daemon with /etc/mediabatch/mediabatch.yaml"
+verify=$(systemd-analyze verify "$tmp/mediabatchd.service" 2>&1)
+[ $? -eq 0 ] && [ -z "$verify" ] || fail "systemd-analyze verify deploy/mediabatchd.service: $verify"
+echo "deploy/mediabatchd.service: systemd-analyze verify clean"
