@@ -617,7 +617,9 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	finish(fd, req);
 }
 
-static void
+/* Up to RECV_BURST messages from the ROUTER, each handled; returns true if the burst was
+ * full (more may be waiting). */
+static bool
 receive(struct mb_frontdoor *fd)
 {
 	for (int budget = RECV_BURST; budget > 0; budget--) {
@@ -631,7 +633,7 @@ receive(struct mb_frontdoor *fd)
 			zmq_msg_close(&parts[0]);
 			if (e != EAGAIN && e != EINTR)
 				MB_LOG_ONCE(WARNING, "receive failed: %s", zmq_strerror(e));
-			return;
+			return false;
 		}
 		n = 1;
 		more = zmq_msg_more(&parts[0]);
@@ -656,6 +658,7 @@ receive(struct mb_frontdoor *fd)
 		for (int i = 0; i < n; i++)
 			zmq_msg_close(&parts[i]);
 	}
+	return true;
 }
 
 /* Monitor events: a 6-byte frame (event id, value) and the endpoint. */
@@ -758,8 +761,13 @@ mb_frontdoor_run(struct mb_frontdoor *fd)
 		    (fd->o.ops.others_done == NULL || fd->o.ops.others_done(fd->o.ops.ctx)) &&
 		    mb_ring_count(fd->o.results) == 0) {
 			/* Whatever already sits in the ROUTER's queue is answered UNAVAILABLE
-			 * (receive() does that while draining) before the socket closes. */
-			receive(fd);
+			 * (receive() does that while draining) before the socket closes: all of
+			 * it, not one burst, within 200 ms (a requester that keeps sending
+			 * cannot hold the exit). */
+			uint64_t until = now + 200 * MB_NS_PER_MS;
+
+			while (receive(fd) && mb_env_now_ns() < until)
+				;
 			break;
 		}
 
