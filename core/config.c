@@ -294,7 +294,7 @@ mb_config_defaults(struct mb_config *c)
 	c->router_sndhwm = 100000;
 	c->router_rcvhwm = 100000;
 	c->pub_sndhwm = 100000;
-	c->zmq_heartbeat_ms = 10000;
+	c->zmq_heartbeat_ms = 0;
 	c->eal_memory_mb = 256;
 	c->udp_port = 7000;
 	c->udp_reassembly_timeout_ms = 500;

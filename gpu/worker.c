@@ -222,8 +222,8 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 				r->result_len = it->result_len;
 				r->done_ns = end;
 			}
-			r->start_ns = start;
 			if (ran) { /* PROTOCOL.md: 0 and MB_DEVICE_NONE if never run */
+				r->start_ns = start;
 				r->resp.queue_us = us_between(r->arrival_ns, start);
 				r->resp.compute_us = us_between(start, end);
 				r->resp.batch_size = (uint16_t)b->n;

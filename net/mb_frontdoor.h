@@ -79,9 +79,9 @@ struct mb_frontdoor_opts {
 	uint32_t router_sndhwm, router_rcvhwm, pub_sndhwm;
 	/**
 	 * ZMTP heartbeats on the ROUTER: a requester that answers no ping for three intervals
-	 * is disconnected, and replies held for it are dropped (counted as client_gone).
-	 * 0: off (a requester that vanished without closing its connection keeps its held
-	 * replies, and their share of max_inflight, until shutdown).
+	 * (a dead host, or one whose ZeroMQ receive queue is full) is disconnected, and replies
+	 * held for it are dropped (counted as client_gone). 0: off (held replies wait until
+	 * the requester reads, or TCP gives up on a dead host).
 	 */
 	uint32_t heartbeat_ms;
 	uint32_t max_inflight;

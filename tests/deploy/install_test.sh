@@ -14,8 +14,17 @@ build=${MB_BUILD_ROOT:?set MB_BUILD_ROOT to the build directory}
 src=${MB_SOURCE_ROOT:?set MB_SOURCE_ROOT to the source directory}
 tmp=$(mktemp -d)
 pid=
+# meson install rewrites the build's install log (what `meson uninstall` removes) even with
+# --destdir: keep the operator's, and put it back.
+log=$build/meson-logs/install-log.txt
+[ -f "$log" ] && cp -p "$log" "$tmp/install-log.saved"
 cleanup() {
 	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+	if [ -f "$tmp/install-log.saved" ]; then
+		cp -p "$tmp/install-log.saved" "$log"
+	else
+		rm -f "$log"
+	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -344,11 +344,11 @@ test_refusals_not_in_latency(void)
 	double before = latency_count();
 
 	CU_ASSERT(before >= 0);
-	h = good(40); /* refused at the door: counted by status, not in the latency */
+	h = good(40); /* refused by the model's checks: counted by status, not in the latency */
 	h.sample_rate = 8000;
 	send_req(&h, g_pcm, 3200);
 	expect(MB_STATUS_BAD_REQUEST, "sample_rate: 8000", 40);
-	h = good(41);
+	h = good(41); /* refused by the decoder, before the model is known */
 	h.payload_len = 65538;
 	send_req(&h, g_pcm, 65538);
 	expect(MB_STATUS_TOO_LARGE, "exceeds", 41);
