@@ -379,7 +379,9 @@ form(struct mb_batcher *b, struct mstate *s, uint64_t now)
 	bt = mb_device_batch_get(dev);
 	if (bt == NULL)
 		return false;
-	limit = m->max_batch < dev->batch_capacity ? m->max_batch : dev->batch_capacity;
+	limit = m->max_batch; /* one load: it may change live */
+	if (limit > dev->batch_capacity)
+		limit = dev->batch_capacity;
 	bt->model = m;
 	while (bt->n < limit) {
 		struct lane *l = s->prio.n ? &s->prio : &s->normal;

@@ -52,11 +52,13 @@ struct mb_model {
 	const struct mb_model_desc *desc;
 	bool enabled;
 	char disabled_reason[MB_PROTO_REASON_MAX];
-	/* settings in effect */
-	uint32_t max_batch;
-	uint32_t max_delay_us;
-	uint32_t queue_limit;
-	uint32_t default_timeout_ms;
+	/* settings in effect; these four change live (SIGHUP), so other threads load them
+	 * atomically, once per decision */
+	_Atomic uint32_t max_batch;
+	_Atomic uint32_t max_delay_us;
+	_Atomic uint32_t queue_limit;
+	_Atomic uint32_t default_timeout_ms;
+	uint32_t max_batch_start, queue_limit_start; /* the live values' ceilings */
 	uint32_t base_units;
 	double item_units_per_second;
 	/* where it is served: load() succeeded on these devices (unload() is owed on each) */

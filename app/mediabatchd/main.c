@@ -63,8 +63,9 @@ usage(FILE *out)
 		"ones\n"
 		"finish, every response is sent); a second one stops at once (what has not "
 		"started\n"
-		"is answered CANCELLED). Exit status: 0 after a clean drain, 3 when the drain was "
-		"cut\n"
+		"is answered CANCELLED). SIGHUP reloads --config's tenant rate limits and the\n"
+		"models' max_batch, max_delay_us, queue_limit and default_timeout_ms (the others\n"
+		"at the next start). Exit status: 0 after a clean drain, 3 when the drain was cut\n"
 		"short, 2 for a usage or configuration error, 1 when the service cannot start.\n");
 }
 
@@ -244,6 +245,36 @@ start_thread(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
 static atomic_uint g_caught;	  /* signals this handler caught */
 static atomic_int g_caught_signo; /* the last of them */
 
+/*
+ * SIGHUP: read the --config file again and apply what can change while running (the
+ * tenants' rate limits; each model's max_batch, max_delay_us, queue_limit and
+ * default_timeout_ms). A file that does not load, or asks for what only a restart can do,
+ * changes nothing; the log line says why either way.
+ */
+static void
+reload(const struct flags *f, struct mb_service *svc)
+{
+	struct mb_config n;
+	char msg[1024];
+
+	if (f->config == NULL) {
+		MB_LOG(WARNING, "SIGHUP: nothing to reload: started without --config");
+		service_reload_failed(svc);
+		return;
+	}
+	mb_config_defaults(&n);
+	if (mb_config_load(&n, f->config, msg, sizeof(msg)) < 0 ||
+	    service_check_models(&n, msg, sizeof(msg)) < 0) {
+		MB_LOG(ERR, "SIGHUP: reload refused, the running settings stay: %s", msg);
+		service_reload_failed(svc);
+	} else if (service_reload(svc, &n, msg, sizeof(msg)) < 0) {
+		MB_LOG(ERR, "SIGHUP: reload refused, the running settings stay: %s", msg);
+	} else {
+		MB_LOG(NOTICE, "SIGHUP: reloaded %s: %s", f->config, msg);
+	}
+	mb_config_fini(&n);
+}
+
 static void
 caught(int signo)
 {
@@ -293,10 +324,12 @@ main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (start_eal(&cfg) < 0) {
@@ -355,6 +388,13 @@ main(int argc, char **argv)
 			sig = atomic_load(&g_caught_signo);
 		}
 
+		if (sig == SIGHUP) {
+			if (draining)
+				MB_LOG(NOTICE, "SIGHUP while draining: ignored");
+			else
+				reload(&flags, svc);
+			sig = 0;
+		}
 		if (sig > 0 && !draining) {
 			draining = true;
 			deadline =

@@ -81,6 +81,13 @@ struct mb_service {
 	/* UDP ingest: NULL without ports; one rate limiter per rx queue (its thread's) */
 	struct mb_udp *udp;
 	struct mb_ratelimit **udp_limits;
+	/*
+	 * Reloaded rate limiters on their way to their owner threads (SIGHUP): the main thread
+	 * posts with an exchange, the owner swaps it in before its next admission and frees
+	 * the old one. One slot for the front door, one per rx queue.
+	 */
+	_Atomic(struct mb_ratelimit *) limits_next;
+	_Atomic(struct mb_ratelimit *) *udp_limits_next;
 	struct udp_slot_arg {
 		struct mb_service *svc;
 		uint32_t queue;
@@ -113,6 +120,7 @@ struct mb_service {
 	struct mb_metric *m_latency[MAX_MODELS + 1];
 	struct mb_metric *m_admission_wait[MB_DEVICES_MAX];
 	struct mb_metric *m_ready, *m_draining;
+	struct mb_metric *m_reload_applied, *m_reload_refused;
 };
 
 /* ---- models ---- */
@@ -329,6 +337,8 @@ load_model(struct mb_service *s, struct mb_model *m, const struct mb_model_confi
 		MB_LOG(INFO, "model %s: plugin %s", m->desc->name, c->plugin);
 	}
 	settings(m, cfg);
+	m->max_batch_start = m->max_batch;
+	m->queue_limit_start = m->queue_limit;
 	if (!m->enabled)
 		return;
 	weights_path(cfg, m->desc->name, path, sizeof(path));
@@ -705,6 +715,12 @@ build_metrics(struct mb_service *s)
 				      "1 when the service accepts work (see /readyz).", NULL);
 	s->m_draining = mb_metrics_gauge(r, "mediabatch_draining",
 					 "1 while the service drains before stopping.", NULL);
+	s->m_reload_applied = mb_metrics_counter(
+		r, "mediabatch_config_reloads_total", "Configuration reloads (SIGHUP), by result.",
+		mb_metrics_labels(l, sizeof(l), "result", "applied", NULL));
+	s->m_reload_refused = mb_metrics_counter(
+		r, "mediabatch_config_reloads_total", "Configuration reloads (SIGHUP), by result.",
+		mb_metrics_labels(l, sizeof(l), "result", "refused", NULL));
 	for (uint32_t i = 0; i <= s->n_models; i++) {
 		const char *name = i < s->n_models ? s->models[i].desc->name : "_unknown";
 
@@ -870,11 +886,29 @@ admit(struct mb_service *s, struct mb_ratelimit *limits, struct mb_request *req,
 	return MB_STATUS_OK;
 }
 
+/* The owner thread of *@p cur takes a reloaded limiter posted in @p next, if any. */
+static inline void
+take_reloaded(_Atomic(struct mb_ratelimit *) *next, struct mb_ratelimit **cur)
+{
+	struct mb_ratelimit *n;
+
+	if (atomic_load_explicit(next, memory_order_relaxed) == NULL)
+		return;
+	n = atomic_exchange_explicit(next, NULL, memory_order_acquire);
+	if (n == NULL)
+		return;
+	mb_ratelimit_destroy(cur);
+	*cur = n;
+}
+
 static enum mb_status
 submit(void *ctx, struct mb_request *req, char *reason, size_t len)
 {
 	struct mb_service *s = ctx;
-	enum mb_status st = admit(s, s->limits, req, reason, len);
+	enum mb_status st;
+
+	take_reloaded(&s->limits_next, &s->limits);
+	st = admit(s, s->limits, req, reason, len);
 	struct mb_model *m;
 	void *p = req;
 
@@ -944,6 +978,7 @@ udp_admit(void *ctx, uint32_t queue, struct mb_request *req, char *reason, size_
 {
 	struct mb_service *s = ctx;
 
+	take_reloaded(&s->udp_limits_next[queue], &s->udp_limits[queue]);
 	return admit(s, s->udp_limits[queue], req, reason, len);
 }
 
@@ -979,6 +1014,124 @@ create_limiter(const struct mb_config *cfg, struct mb_ratelimit **out)
 	return rc;
 }
 
+/* ---- live reload (SIGHUP) ---- */
+
+/* A model's four live settings under @p cfg: its defaults, then the file's overrides. */
+struct live {
+	uint32_t max_batch, max_delay_us, queue_limit, default_timeout_ms;
+};
+
+static void
+live_settings(const struct mb_model *m, const struct mb_config *cfg, struct live *out)
+{
+	const struct mb_model_config *c = mb_config_model(cfg, m->desc->name);
+
+	out->max_batch = m->desc->max_batch;
+	out->max_delay_us = m->desc->max_delay_us;
+	out->queue_limit = m->desc->queue_limit;
+	out->default_timeout_ms = m->desc->default_timeout_ms;
+	if (c == NULL)
+		return;
+	if (c->max_batch >= 0)
+		out->max_batch = (uint32_t)c->max_batch;
+	if (c->max_delay_us >= 0)
+		out->max_delay_us = (uint32_t)c->max_delay_us;
+	if (c->queue_limit >= 0)
+		out->queue_limit = (uint32_t)c->queue_limit;
+	if (c->default_timeout_ms >= 0)
+		out->default_timeout_ms = (uint32_t)c->default_timeout_ms;
+}
+
+/* Post @p n to an owner thread's slot; a limiter posted before and not yet taken is freed. */
+static void
+post_limiter(_Atomic(struct mb_ratelimit *) *slot, struct mb_ratelimit *n)
+{
+	struct mb_ratelimit *old = atomic_exchange_explicit(slot, n, memory_order_acq_rel);
+
+	mb_ratelimit_destroy(&old);
+}
+
+int
+service_reload(struct mb_service *s, const struct mb_config *n, char *msg, size_t len)
+{
+	struct live lv[MAX_MODELS];
+	struct mb_ratelimit *fl = NULL, **ul = NULL;
+	int rc = 0;
+
+	/* Check everything first: a reload applies whole or not at all. */
+	for (uint32_t i = 0; i < s->n_models; i++) {
+		const struct mb_model *m = &s->models[i];
+
+		live_settings(m, n, &lv[i]);
+		if (!m->enabled)
+			continue;
+		if (lv[i].max_batch > m->max_batch_start) {
+			snprintf(msg, len,
+				 "%s: models %s: max_batch %u is above %u, the value it started "
+				 "with (batches are sized at start): restart to raise it",
+				 n->source, m->desc->name, lv[i].max_batch, m->max_batch_start);
+			rc = -EINVAL;
+			goto refused;
+		}
+		if (lv[i].queue_limit > m->queue_limit_start) {
+			snprintf(msg, len,
+				 "%s: models %s: queue_limit %u is above %u, the value it started "
+				 "with (the queue is sized at start): restart to raise it",
+				 n->source, m->desc->name, lv[i].queue_limit, m->queue_limit_start);
+			rc = -EINVAL;
+			goto refused;
+		}
+	}
+	if (s->n_udp_limits != 0 && (ul = calloc(s->n_udp_limits, sizeof(*ul))) == NULL)
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = create_limiter(n, &fl);
+	for (uint32_t q = 0; rc == 0 && q < s->n_udp_limits; q++)
+		rc = create_limiter(n, &ul[q]);
+	if (rc < 0) {
+		snprintf(msg, len, "%s: tenant rate limits: %s", n->source, strerror(-rc));
+		goto refused;
+	}
+
+	/* Apply: plain atomic stores, and each limiter to its owner thread. */
+	for (uint32_t i = 0; i < s->n_models; i++) {
+		struct mb_model *m = &s->models[i];
+
+		if (!m->enabled)
+			continue;
+		atomic_store_explicit(&m->max_batch, lv[i].max_batch, memory_order_relaxed);
+		atomic_store_explicit(&m->max_delay_us, lv[i].max_delay_us, memory_order_relaxed);
+		atomic_store_explicit(&m->queue_limit, lv[i].queue_limit, memory_order_relaxed);
+		atomic_store_explicit(&m->default_timeout_ms, lv[i].default_timeout_ms,
+				      memory_order_relaxed);
+	}
+	post_limiter(&s->limits_next, fl);
+	for (uint32_t q = 0; q < s->n_udp_limits; q++)
+		post_limiter(&s->udp_limits_next[q], ul[q]);
+	free(ul);
+	mb_doorbell_ring_slow(&s->batcher_bell); /* a shorter max_delay_us counts now */
+	snprintf(msg, len,
+		 "tenants (default_rate %g, %u limit(s) of their own) and the models' max_batch, "
+		 "max_delay_us, queue_limit and default_timeout_ms applied; other keys take "
+		 "effect at the next start",
+		 n->default_rate, n->n_limits);
+	mb_metric_add(s->m_reload_applied, 1);
+	return 0;
+refused:
+	mb_ratelimit_destroy(&fl);
+	for (uint32_t q = 0; ul != NULL && q < s->n_udp_limits; q++)
+		mb_ratelimit_destroy(&ul[q]);
+	free(ul);
+	mb_metric_add(s->m_reload_refused, 1);
+	return rc;
+}
+
+void
+service_reload_failed(struct mb_service *s)
+{
+	mb_metric_add(s->m_reload_refused, 1);
+}
+
 static int
 build_udp(struct mb_service *s, char *err, size_t err_len)
 {
@@ -992,7 +1145,8 @@ build_udp(struct mb_service *s, char *err, size_t err_len)
 	for (unsigned int i = 0; i < cfg->n_udp_ports; i++)
 		nq += cfg->udp_ports[i].rx_queues;
 	s->udp_limits = calloc(nq, sizeof(*s->udp_limits));
-	if (s->udp_limits == NULL)
+	s->udp_limits_next = calloc(nq, sizeof(*s->udp_limits_next));
+	if (s->udp_limits == NULL || s->udp_limits_next == NULL)
 		return -ENOMEM;
 	s->n_udp_limits = nq;
 	for (uint32_t i = 0; i < nq; i++) {
@@ -1293,7 +1447,13 @@ service_destroy(struct mb_service **sp)
 	mb_udp_destroy(&s->udp);
 	for (uint32_t i = 0; s->udp_limits != NULL && i < s->n_udp_limits; i++)
 		mb_ratelimit_destroy(&s->udp_limits[i]);
+	for (uint32_t i = 0; s->udp_limits_next != NULL && i < s->n_udp_limits; i++) {
+		struct mb_ratelimit *n = atomic_exchange(&s->udp_limits_next[i], NULL);
+
+		mb_ratelimit_destroy(&n);
+	}
 	free(s->udp_limits);
+	free(s->udp_limits_next);
 	free(s->udp_slots);
 	mb_topo_destroy(&s->topo);
 	mb_frontdoor_destroy(&s->fd);
@@ -1314,6 +1474,11 @@ service_destroy(struct mb_service **sp)
 		mb_ring_destroy(&m->queue);
 	}
 	mb_ratelimit_destroy(&s->limits);
+	{
+		struct mb_ratelimit *n = atomic_exchange(&s->limits_next, NULL);
+
+		mb_ratelimit_destroy(&n);
+	}
 	mb_ring_destroy(&s->results);
 	for (int d = 0; d < MB_DEVICES_MAX; d++)
 		mb_device_destroy(&s->devs[d]);

@@ -68,6 +68,18 @@ void service_abort(struct mb_service *svc);
 /** Requests accepted and not yet answered. */
 uint32_t service_inflight(const struct mb_service *svc);
 
+/**
+ * Apply a reloaded configuration @p cfg (loaded and checked by the caller) to the running
+ * service: the tenants' rate limits and each model's max_batch, max_delay_us, queue_limit
+ * and default_timeout_ms. All or nothing: max_batch and queue_limit may not exceed the
+ * values the daemon started with. Returns 0 with what was applied in @p msg, or -errno with
+ * the reason (nothing applied). Main thread; counted in mediabatch_config_reloads_total.
+ */
+int service_reload(struct mb_service *svc, const struct mb_config *cfg, char *msg, size_t len);
+
+/** Count a reload that failed before service_reload() (the file did not load). */
+void service_reload_failed(struct mb_service *svc);
+
 /** One line for the start-up log: endpoints, models, device. */
 void service_describe(const struct mb_service *svc, char *buf, size_t len);
 

@@ -248,6 +248,7 @@ test_metrics_and_health(void)
 		"mediabatch_zmq_connections",
 		"mediabatch_ready",
 		"mediabatch_draining",
+		"mediabatch_config_reloads_total",
 		"mediabatch_build_info",
 		"mediabatch_rx_packets_total",
 		"mediabatch_rx_bytes_total",

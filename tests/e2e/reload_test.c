@@ -1,0 +1,170 @@
+/*
+ * reload_test.c (e2e): SIGHUP re-reads --config and applies what may change while running,
+ * the tenants' rate limits and the models' queue limits among them; a file that does not
+ * load, or raises a queue past the size it started with, changes nothing; the daemon serves
+ * on through all of it and drains to exit 0.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mb_e2e.h"
+#include "mb_test.h"
+
+struct tally {
+	int ok, overloaded, other;
+	char reason[256]; /* the last OVERLOADED reason */
+};
+
+/* Send @p n identity requests of tenant @p tenant at once and collect every answer. */
+static void
+burst(const struct mb_daemon *d, uint32_t tenant, int n, struct tally *t)
+{
+	static uint64_t id = 1000;
+	struct mb_client *c = mb_e2e_client(d, NULL);
+	float x = 1.0f;
+	int answered = 0;
+	double deadline = mb_e2e_now() + 30;
+
+	memset(t, 0, sizeof(*t));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	for (int i = 0; i < n; i++) {
+		struct mb_request_hdr h;
+
+		mb_client_tensor_hdr(&h, "identity", tenant, id++, 1, 1);
+		CU_ASSERT_EQUAL(mb_client_send(c, &h, &x, sizeof(x)), 0);
+	}
+	while (answered < n && mb_e2e_now() < deadline) {
+		struct mb_client_response r;
+
+		if (mb_client_recv(c, &r, 1000) != 0)
+			continue;
+		answered++;
+		if (r.hdr.status == MB_STATUS_OK) {
+			t->ok++;
+		} else if (r.hdr.status == MB_STATUS_OVERLOADED) {
+			t->overloaded++;
+			snprintf(t->reason, sizeof(t->reason), "%.*s", (int)r.len, (char *)r.data);
+		} else {
+			t->other++;
+		}
+		mb_client_response_free(&r);
+	}
+	CU_ASSERT_EQUAL(answered, n);
+	mb_client_close(&c);
+}
+
+static void
+write_config(const struct mb_daemon *d, const char *yaml)
+{
+	FILE *f = fopen(d->config, "w");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fprintf(f, "%s\ndevices:\n  cuda: {mode: \"off\"}\n", yaml);
+	fclose(f);
+}
+
+/* SIGHUP, then wait for the reload's log line (the @p nth one that has @p what). */
+static bool
+hup_and_wait(struct mb_daemon *d, const char *what, int nth)
+{
+	double deadline = mb_e2e_now() + 10;
+
+	mb_daemon_signal(d, SIGHUP);
+	while (mb_e2e_now() < deadline) {
+		const char *log = mb_daemon_log(d), *p = log;
+		int seen = 0;
+
+		while ((p = strstr(p, what)) != NULL) {
+			seen++;
+			p++;
+		}
+		if (seen >= nth)
+			return true;
+		usleep(20000);
+	}
+	printf("\n    no \"%s\" in the log after SIGHUP:\n%s", what, mb_daemon_log(d));
+	return false;
+}
+
+static double
+reloads(const struct mb_daemon *d, const char *result)
+{
+	char series[96];
+
+	snprintf(series, sizeof(series), "mediabatch_config_reloads_total{result=\"%s\"}", result);
+	return mb_daemon_metric(d, series);
+}
+
+static void
+test_sighup_reload(void)
+{
+	static const char start[] = "tenants:\n"
+				    "  limits:\n"
+				    "    - {tenant: 5, rate: 0.001, burst: 2}\n"
+				    "models:\n"
+				    "  - name: identity\n"
+				    "    queue_limit: 64\n"
+				    "    max_delay_us: 300000\n";
+	struct mb_daemon d;
+	struct tally t;
+
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, start, NULL), 0);
+	/* as started: tenant 5 gets its burst of 2, then OVERLOADED */
+	burst(&d, 5, 4, &t);
+	CU_ASSERT_EQUAL(t.ok, 2);
+	CU_ASSERT_EQUAL(t.overloaded, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(t.reason, "tenant 5 is over its rate limit"));
+
+	/* reload: tenant 5 unlimited, identity's queue down to 4 */
+	write_config(&d, "models:\n  - name: identity\n    queue_limit: 4\n"
+			 "    max_delay_us: 300000\n");
+	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reloaded", 1));
+	CU_ASSERT_EQUAL(reloads(&d, "applied"), 1);
+	burst(&d, 5, 4, &t);
+	CU_ASSERT_EQUAL(t.ok, 4); /* no rate limit any more, and 4 fit the queue */
+	burst(&d, 6, 12, &t);	  /* 12 at once: past the new queue_limit */
+	CU_ASSERT(t.ok >= 4);
+	CU_ASSERT(t.overloaded >= 1);
+	CU_ASSERT_EQUAL(t.ok + t.overloaded, 12);
+	CU_ASSERT_PTR_NOT_NULL(strstr(t.reason, "queue_limit 4"));
+
+	/* past the size the queue started with: refused whole, nothing changes */
+	write_config(&d, "tenants:\n  default_rate: 0.001\n"
+			 "models:\n  - name: identity\n    queue_limit: 128\n");
+	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reload refused", 1));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "queue_limit 128 is above 64"));
+	CU_ASSERT_EQUAL(reloads(&d, "refused"), 1);
+	burst(&d, 7, 12, &t); /* the default rate was not applied either */
+	CU_ASSERT_EQUAL(t.ok + t.overloaded, 12);
+	CU_ASSERT(t.ok >= 4);
+	CU_ASSERT_PTR_NOT_NULL(strstr(t.reason, "queue_limit 4"));
+
+	/* a file that does not load: refused with the loader's message, still serving */
+	write_config(&d, "models:\n  - name: identity\n    queue_limt: 8\n");
+	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reload refused", 2));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "unexpected key 'queue_limt'"));
+	CU_ASSERT_EQUAL(reloads(&d, "refused"), 2);
+	burst(&d, 5, 2, &t);
+	CU_ASSERT_EQUAL(t.ok, 2);
+
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+static const struct mb_test_case cases[] = {
+	{"SIGHUP: rate limits and queue limits applied; bad files and raises refused whole",
+	 test_sighup_reload},
+	{NULL, NULL},
+};
+
+static const struct mb_test_suite suite = {"e2e reload", NULL, NULL, cases};
+
+int
+main(void)
+{
+	const struct mb_test_suite *suites[] = {&suite, NULL};
+
+	return mb_test_main("e2e_reload", suites);
+}
