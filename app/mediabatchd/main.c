@@ -242,8 +242,9 @@ start_thread(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
  * in the middle of its drain: this handler records the signal instead, and the main loop
  * takes it on its next tick (at most 100 ms later) as if sigtimedwait() had returned it.
  */
-static atomic_uint g_caught;	  /* signals this handler caught */
-static atomic_int g_caught_signo; /* the last of them */
+static atomic_uint g_caught_stop;      /* SIGINT/SIGTERM this handler caught */
+static atomic_int g_caught_stop_signo; /* the last of them */
+static atomic_uint g_caught_hup;       /* SIGHUP (a reload: counted apart from stops) */
 
 /*
  * SIGHUP: read the --config file again and apply what can change while running (the
@@ -278,8 +279,12 @@ reload(const struct flags *f, struct mb_service *svc)
 static void
 caught(int signo)
 {
-	atomic_store(&g_caught_signo, signo);
-	atomic_fetch_add(&g_caught, 1);
+	if (signo == SIGHUP) {
+		atomic_fetch_add(&g_caught_hup, 1);
+		return;
+	}
+	atomic_store(&g_caught_stop_signo, signo);
+	atomic_fetch_add(&g_caught_stop, 1);
 }
 
 int
@@ -293,10 +298,11 @@ main(int argc, char **argv)
 	char err[1024], desc[512];
 	uint64_t deadline = 0;
 	bool draining = false, aborted = false;
-	unsigned int caught_seen = 0;
+	unsigned int stops_seen = 0, hups_seen = 0;
 	struct sigaction sa = {.sa_handler = caught, .sa_flags = SA_RESTART};
 	int rc;
 
+	signal(SIGHUP, SIG_IGN); /* a reload before the handler is in place must not kill us */
 	if (parse_flags(argc, argv, &flags) < 0)
 		return EXIT_CONFIG;
 	mb_config_defaults(&cfg);
@@ -383,9 +389,12 @@ main(int argc, char **argv)
 		tick.tv_sec = 0;
 		tick.tv_nsec = (long)(wait_ns ? wait_ns : 1);
 		sig = sigtimedwait(&sigs, NULL, &tick);
-		if (sig <= 0 && atomic_load(&g_caught) != caught_seen) { /* another thread's */
-			caught_seen++;
-			sig = atomic_load(&g_caught_signo);
+		if (sig <= 0 && atomic_load(&g_caught_stop) != stops_seen) { /* another thread's */
+			stops_seen++;
+			sig = atomic_load(&g_caught_stop_signo);
+		} else if (sig <= 0 && atomic_load(&g_caught_hup) != hups_seen) {
+			hups_seen = atomic_load(&g_caught_hup); /* several reloads: one will do */
+			sig = SIGHUP;
 		}
 
 		if (sig == SIGHUP) {

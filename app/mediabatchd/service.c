@@ -812,7 +812,7 @@ admit(struct mb_service *s, struct mb_ratelimit *limits, struct mb_request *req,
 	struct mb_model *m = find_model(s, req->hdr.model);
 	unsigned int t = req->transport == MB_TRANSPORT_UDP ? MB_TRANSPORT_UDP : MB_TRANSPORT_ZMQ;
 	const struct mb_request_hdr *h = &req->hdr;
-	uint32_t cost, queued, timeout_ms;
+	uint32_t cost, queued, limit, timeout_ms;
 	uint64_t retry_ns = 0;
 	const struct mb_device *largest;
 	char devs[96];
@@ -866,11 +866,12 @@ admit(struct mb_service *s, struct mb_ratelimit *limits, struct mb_request *req,
 		return MB_STATUS_TOO_LARGE;
 	}
 	queued = atomic_fetch_add_explicit(&m->queued, 1, memory_order_acq_rel);
-	if (queued >= m->queue_limit) {
+	limit = m->queue_limit; /* one load: it may change live */
+	if (queued >= limit) {
 		atomic_fetch_sub_explicit(&m->queued, 1, memory_order_acq_rel);
 		snprintf(reason, len,
 			 "the %s queue is full (%u waiting, queue_limit %u); retry later", h->model,
-			 queued, m->queue_limit);
+			 queued, limit);
 		return MB_STATUS_OVERLOADED;
 	}
 	if (mb_ratelimit_take(limits, h->tenant_id, 1, &retry_ns) != 0) {

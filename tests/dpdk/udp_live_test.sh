@@ -103,6 +103,17 @@ echo "$metrics" | grep -E '^mediabatch_rx_(poll_busy_ms_total|nic_dropped_total)
 [ "$identity" = 4 ] || fail "expected 4 identity UDP requests, got '$identity'"
 [ "$queued" = 9 ] || fail "expected 9 queued, got '$queued'"
 
+# A reload while serving (SIGHUP): each rx thread takes its new rate limiter before its next
+# request; the load below runs through them (tenant 9 stays unlimited).
+printf 'tenants:\n  limits:\n    - {tenant: 77, rate: 1}\n' >>"$tmp/mb.yaml"
+kill -HUP "$pid"
+for _ in $(seq 1 100); do
+	grep -q "SIGHUP: reloaded" "$tmp/daemon.log" && break
+	sleep 0.1
+done
+grep -q "SIGHUP: reloaded" "$tmp/daemon.log" || fail "SIGHUP: no reload in the log"
+echo "SIGHUP: reloaded (new tenant limits posted to both rx threads)"
+
 echo "mediabatch-perf over UDP, closed loop, 8 outstanding, 2 s (identity:3,logmel:1):"
 perf_out=$(ip netns exec "$nsc" timeout 60 "$perf" --transport udp --endpoint 192.0.2.1:7000 \
 	--publish "ipc://$tmp/pub" --metrics off --outstanding 8 --duration 2 --warmup 0.5 \

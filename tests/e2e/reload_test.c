@@ -150,6 +150,22 @@ test_sighup_reload(void)
 	burst(&d, 5, 2, &t);
 	CU_ASSERT_EQUAL(t.ok, 2);
 
+	/* max_batch past its value at start (identity's 64): refused whole */
+	write_config(&d, "models:\n  - name: identity\n    max_batch: 1000\n");
+	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reload refused", 3));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "max_batch 1000 is above 64"));
+
+	/* default_timeout_ms below max_delay_us: a lone request now times out in its queue
+	 * (queue_limit stays given: left out, it would go back to identity's 4096 and the
+	 * reload would be refused, as the file is read whole) */
+	write_config(&d, "models:\n  - name: identity\n    queue_limit: 64\n"
+			 "    max_delay_us: 300000\n    default_timeout_ms: 50\n");
+	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reloaded", 2));
+	burst(&d, 5, 1, &t);
+	CU_ASSERT_EQUAL(t.other, 1); /* TIMEOUT */
+	CU_ASSERT_EQUAL(reloads(&d, "applied"), 2);
+	CU_ASSERT_EQUAL(reloads(&d, "refused"), 3);
+
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
