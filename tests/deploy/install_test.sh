@@ -3,8 +3,8 @@
 # systemd"): `meson install` into a staging root, placeholder weights written by the
 # installed mediabatch-weights into a weights_dir of their own, the installed daemon started
 # with a config file the way deploy/mediabatchd.service starts it (--check first), a whisper
-# request answered OK through the installed CLI (so the weights were found), SIGTERM drains
-# to exit 0. Then the unit file itself, pointed at the staged binaries, must pass
+# request answered OK through the installed CLI (so the weights were found), the unit's
+# ExecReload reloads it, SIGTERM drains to exit 0. Then the unit file itself, pointed at the staged binaries, must pass
 # `systemd-analyze verify` without a single warning. Traffic: 127.0.0.1 only.
 set -u
 
@@ -69,6 +69,16 @@ done
 out=$("$bin/mediabatch" send --endpoint "tcp://127.0.0.1:$p1" --model whisper --tone 440 2>&1) ||
 	fail "whisper through the installed CLI: $out"
 echo "$out" | grep -q "whisper: OK " || fail "whisper not answered OK: $out"
+# the unit's ExecReload, as systemd runs it (MAINPID in its environment): a reload
+reload_cmd=$(sed -n 's/^ExecReload=//p' "$src/deploy/mediabatchd.service")
+[ -n "$reload_cmd" ] || fail "the unit has no ExecReload"
+MAINPID=$pid eval "$reload_cmd" || fail "ExecReload ($reload_cmd) failed"
+for _ in $(seq 1 100); do
+	grep -q "SIGHUP: reloaded" "$tmp/daemon.log" && break
+	sleep 0.1
+done
+grep -q "SIGHUP: reloaded" "$tmp/daemon.log" || fail "ExecReload did not reload the daemon"
+echo "the unit's ExecReload: the daemon reloaded its config"
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
