@@ -259,15 +259,15 @@ reload(const struct flags *f, struct mb_service *svc)
 	char msg[1024];
 
 	if (f->config == NULL) {
-		MB_LOG(WARNING, "SIGHUP: nothing to reload: started without --config");
 		service_reload_failed(svc);
+		MB_LOG(WARNING, "SIGHUP: nothing to reload: started without --config");
 		return;
 	}
 	mb_config_defaults(&n);
 	if (mb_config_load(&n, f->config, msg, sizeof(msg)) < 0 ||
 	    service_check_models(&n, msg, sizeof(msg)) < 0) {
+		service_reload_failed(svc); /* counted before the log line, as the others */
 		MB_LOG(ERR, "SIGHUP: reload refused, the running settings stay: %s", msg);
-		service_reload_failed(svc);
 	} else if (service_reload(svc, &n, msg, sizeof(msg)) < 0) {
 		MB_LOG(ERR, "SIGHUP: reload refused, the running settings stay: %s", msg);
 	} else {
