@@ -172,17 +172,46 @@ service_check_models(const struct mb_config *cfg, char *err, size_t err_len)
 	return 0;
 }
 
+/* A model's four live settings under @p cfg (at start, and again on SIGHUP): its defaults,
+ * then the file's overrides. */
+struct live {
+	uint32_t max_batch, max_delay_us, queue_limit, default_timeout_ms;
+};
+
+static void
+live_settings(const struct mb_model *m, const struct mb_config *cfg, struct live *out)
+{
+	const struct mb_model_config *c = mb_config_model(cfg, m->desc->name);
+
+	out->max_batch = m->desc->max_batch;
+	out->max_delay_us = m->desc->max_delay_us;
+	out->queue_limit = m->desc->queue_limit;
+	out->default_timeout_ms = m->desc->default_timeout_ms;
+	if (c == NULL)
+		return;
+	if (c->max_batch >= 0)
+		out->max_batch = (uint32_t)c->max_batch;
+	if (c->max_delay_us >= 0)
+		out->max_delay_us = (uint32_t)c->max_delay_us;
+	if (c->queue_limit >= 0)
+		out->queue_limit = (uint32_t)c->queue_limit;
+	if (c->default_timeout_ms >= 0)
+		out->default_timeout_ms = (uint32_t)c->default_timeout_ms;
+}
+
 static void
 settings(struct mb_model *m, const struct mb_config *cfg)
 {
 	const struct mb_model_desc *d = m->desc;
 	const struct mb_model_config *c = mb_config_model(cfg, d->name);
+	struct live lv;
 
+	live_settings(m, cfg, &lv);
 	m->enabled = true;
-	m->max_batch = d->max_batch;
-	m->max_delay_us = d->max_delay_us;
-	m->queue_limit = d->queue_limit;
-	m->default_timeout_ms = d->default_timeout_ms;
+	m->max_batch = lv.max_batch;
+	m->max_delay_us = lv.max_delay_us;
+	m->queue_limit = lv.queue_limit;
+	m->default_timeout_ms = lv.default_timeout_ms;
 	m->base_units = d->base_units;
 	m->item_units_per_second = d->item_units_per_second;
 	if (c == NULL)
@@ -192,14 +221,6 @@ settings(struct mb_model *m, const struct mb_config *cfg)
 		snprintf(m->disabled_reason, sizeof(m->disabled_reason), "disabled in %.200s",
 			 cfg->source);
 	}
-	if (c->max_batch >= 0)
-		m->max_batch = (uint32_t)c->max_batch;
-	if (c->max_delay_us >= 0)
-		m->max_delay_us = (uint32_t)c->max_delay_us;
-	if (c->queue_limit >= 0)
-		m->queue_limit = (uint32_t)c->queue_limit;
-	if (c->default_timeout_ms >= 0)
-		m->default_timeout_ms = (uint32_t)c->default_timeout_ms;
 	if (c->base_units >= 0)
 		m->base_units = (uint32_t)c->base_units;
 	if (c->item_units_per_second >= 0)
@@ -1016,32 +1037,6 @@ create_limiter(const struct mb_config *cfg, struct mb_ratelimit **out)
 }
 
 /* ---- live reload (SIGHUP) ---- */
-
-/* A model's four live settings under @p cfg: its defaults, then the file's overrides. */
-struct live {
-	uint32_t max_batch, max_delay_us, queue_limit, default_timeout_ms;
-};
-
-static void
-live_settings(const struct mb_model *m, const struct mb_config *cfg, struct live *out)
-{
-	const struct mb_model_config *c = mb_config_model(cfg, m->desc->name);
-
-	out->max_batch = m->desc->max_batch;
-	out->max_delay_us = m->desc->max_delay_us;
-	out->queue_limit = m->desc->queue_limit;
-	out->default_timeout_ms = m->desc->default_timeout_ms;
-	if (c == NULL)
-		return;
-	if (c->max_batch >= 0)
-		out->max_batch = (uint32_t)c->max_batch;
-	if (c->max_delay_us >= 0)
-		out->max_delay_us = (uint32_t)c->max_delay_us;
-	if (c->queue_limit >= 0)
-		out->queue_limit = (uint32_t)c->queue_limit;
-	if (c->default_timeout_ms >= 0)
-		out->default_timeout_ms = (uint32_t)c->default_timeout_ms;
-}
 
 /* Post @p n to an owner thread's slot; a limiter posted before and not yet taken is freed. */
 static void

@@ -140,13 +140,6 @@ watch_start(struct mb_daemon *d)
 	d->watch = w;
 }
 
-static void
-watch_expect_exit(struct mb_daemon *d)
-{
-	if (d->watch != NULL)
-		atomic_store(&d->watch->expected, true);
-}
-
 /* after the daemon was reaped: the thread has returned or returns at once */
 static void
 watch_end(struct mb_daemon *d)
@@ -162,7 +155,8 @@ watch_end(struct mb_daemon *d)
 void
 mb_daemon_expect_exit(struct mb_daemon *d)
 {
-	watch_expect_exit(d);
+	if (d->watch != NULL)
+		atomic_store(&d->watch->expected, true);
 }
 
 /* a line of @p yaml that starts with "devices:" (a top-level key) */
@@ -277,7 +271,7 @@ mb_daemon_signal(struct mb_daemon *d, int sig)
 	if (d->pid <= 0)
 		return;
 	if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT || sig == SIGKILL)
-		watch_expect_exit(d);
+		mb_daemon_expect_exit(d);
 	kill(d->pid, sig);
 }
 
@@ -289,7 +283,7 @@ mb_daemon_wait(struct mb_daemon *d, double seconds)
 
 	if (d->pid <= 0)
 		return -1;
-	watch_expect_exit(d);
+	mb_daemon_expect_exit(d);
 	while (mb_e2e_now() < deadline) {
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			d->pid = 0;
