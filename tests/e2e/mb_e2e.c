@@ -376,6 +376,19 @@ mb_daemon_metric(const struct mb_daemon *d, const char *series)
 	return mb_metric_value_of(body, series);
 }
 
+double
+mb_daemon_inflight_settled(const struct mb_daemon *d, double seconds)
+{
+	double deadline = mb_e2e_now() + seconds;
+	double v = mb_daemon_metric(d, "mediabatch_inflight");
+
+	while (v != 0 && mb_e2e_now() < deadline) {
+		nap_ms(20);
+		v = mb_daemon_metric(d, "mediabatch_inflight");
+	}
+	return v;
+}
+
 struct mb_client *
 mb_e2e_client(const struct mb_daemon *d, const char *client_id)
 {

@@ -70,6 +70,13 @@ double mb_metric_value_of(const char *metrics, const char *series);
 /** Scrape the daemon's /metrics and return one series' value (-1 if absent). */
 double mb_daemon_metric(const struct mb_daemon *d, const char *series);
 
+/**
+ * mediabatch_inflight once it reaches 0, or its value after @p seconds. A reply reaches its
+ * client just before the front door takes the request out of that count (after observing
+ * its latency), so a check right after the last reply must wait for it.
+ */
+double mb_daemon_inflight_settled(const struct mb_daemon *d, double seconds);
+
 /** A connected client for the daemon (NULL on failure); @p client_id may be NULL. */
 struct mb_client *mb_e2e_client(const struct mb_daemon *d, const char *client_id);
 

@@ -122,7 +122,7 @@ test_concurrent_clients_exactly_once(void)
 	snprintf(series, sizeof(series),
 		 "mediabatch_responses_total{model=\"identity\",status=\"OK\"}");
 	CU_ASSERT(mb_daemon_metric(&g_d, series) >= CLIENTS * PER_CLIENT);
-	CU_ASSERT_EQUAL(mb_daemon_metric(&g_d, "mediabatch_inflight"), 0);
+	CU_ASSERT_EQUAL(mb_daemon_inflight_settled(&g_d, 5), 0);
 }
 
 static void
