@@ -1,25 +1,35 @@
 /*
- * config.c: the embedded default configuration and the YAML loader (libcyaml).
+ * config.c: the embedded default configuration and the YAML loader (libyaml, libcyaml).
  *
- * The file is parsed into "raw" structs whose scalars are all optional pointers (NULL when
- * the file does not set them), so "absent" and "0" differ. Parse errors from libcyaml
- * (syntax, unknown keys, wrong types) are captured from its log and turned into one line
- * with the location and the field path; then every value that is present is range-checked
- * and copied over the defaults. Main thread only.
+ * The file is read into memory once and parsed twice. First libyaml alone (the pre-pass)
+ * loads it as a node tree and walks that tree alongside the schema below: a syntax error, an
+ * unknown key, or a number that is not written strictly (digits only for integers; a plain
+ * decimal for floats: no suffix, hex, underscore, inf or nan) stops there, with the line and
+ * column libyaml gives for the offending node (0-based there, 1-based in the message). Then
+ * libcyaml parses the same bytes into "raw" structs whose scalars are all optional pointers
+ * (NULL when the file does not set them), so "absent" and "0" differ. Its errors (wrong
+ * types) are captured from its log and turned into one line with the location and the field
+ * path; then every value that is present is range-checked and copied over the defaults.
+ * libcyaml 1.3.1 cannot do the pre-pass's part itself: it reads numbers with strtoll(base 0)
+ * and strtod and ignores what follows ("2k" loads as 2, "0x100" as 256), has no validation
+ * callbacks, and logs libyaml's errors without their position. Main thread only.
  */
 #include "mb_config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <cyaml/cyaml.h>
 #include <rte_log.h>
+#include <yaml.h>
 
 #include "mb_log.h"
 
@@ -27,7 +37,8 @@
 
 struct y_service {
 	char *ingest, *publish, *metrics, *log_level;
-	int64_t *drain_timeout_ms, *max_inflight, *max_inflight_bytes, *max_payload_bytes;
+	int64_t *drain_timeout_ms, *drain_quiet_ms, *max_inflight, *max_inflight_bytes,
+		*max_payload_bytes;
 };
 
 struct y_idle {
@@ -125,6 +136,7 @@ static const cyaml_schema_field_t service_fields[] = {
 	STR("metrics", struct y_service, metrics, MB_CONFIG_ENDPOINT_MAX - 1),
 	STR("log_level", struct y_service, log_level, 16),
 	INT("drain_timeout_ms", struct y_service, drain_timeout_ms),
+	INT("drain_quiet_ms", struct y_service, drain_quiet_ms),
 	INT("max_inflight", struct y_service, max_inflight),
 	INT("max_inflight_bytes", struct y_service, max_inflight_bytes),
 	INT("max_payload_bytes", struct y_service, max_payload_bytes),
@@ -285,6 +297,7 @@ mb_config_defaults(struct mb_config *c)
 	snprintf(c->publish, sizeof(c->publish), "tcp://127.0.0.1:7401");
 	snprintf(c->metrics, sizeof(c->metrics), "127.0.0.1:7402");
 	c->drain_timeout_ms = 5000;
+	c->drain_quiet_ms = 250;
 	c->max_inflight = 8192;
 	c->max_inflight_bytes = 1ull << 30;
 	c->max_payload_bytes = 8u << 20;
@@ -602,6 +615,8 @@ apply_service(struct checker *ck, const struct y_service *s, struct mb_config *c
 	set_string(ck, c, "service.log_level", s->log_level);
 	if (int_in(ck, "service.drain_timeout_ms", s->drain_timeout_ms, 0, 600000))
 		c->drain_timeout_ms = (uint32_t)*s->drain_timeout_ms;
+	if (int_in(ck, "service.drain_quiet_ms", s->drain_quiet_ms, 1, 60000))
+		c->drain_quiet_ms = (uint32_t)*s->drain_quiet_ms;
 	if (int_in(ck, "service.max_inflight", s->max_inflight, 1, 1 << 20))
 		c->max_inflight = (uint32_t)*s->max_inflight;
 	if (int_in(ck, "service.max_inflight_bytes", s->max_inflight_bytes, 1 << 20,
@@ -951,6 +966,421 @@ apply_weights_breaker(struct checker *ck, const struct y_root *r, struct mb_conf
 		c->breaker_probe_timeout_ms = (uint32_t)*r->breaker->probe_timeout_ms;
 }
 
+/* ---- the pre-pass: syntax, keys and strict numbers, at libyaml's positions ---- */
+
+/*
+ * Hints for a number written with a unit or a multiplier: the unit a key is counted in
+ * comes from its name (the schema's key), so the schema stays the one list of keys.
+ */
+struct scale {
+	const char *suffix; /* matched without regard to case, after optional spaces */
+	double factor;	    /* to the key's own unit */
+};
+
+static const struct scale ms_scales[] = {
+	{"ns", 1e-6}, {"us", 1e-3}, {"µs", 1e-3}, {"ms", 1},	{"s", 1e3},
+	{"sec", 1e3}, {"m", 6e4},   {"min", 6e4}, {"h", 3.6e6}, {NULL, 0},
+};
+static const struct scale us_scales[] = {
+	{"ns", 1e-3}, {"us", 1},  {"µs", 1},	{"ms", 1e3},  {"s", 1e6},
+	{"sec", 1e6}, {"m", 6e7}, {"min", 6e7}, {"h", 3.6e9}, {NULL, 0},
+};
+static const struct scale mib_scales[] = {
+	{"k", 1.0 / 1024}, {"kb", 1.0 / 1024}, {"kib", 1.0 / 1024}, {"m", 1},	   {"mb", 1},
+	{"mib", 1},	   {"g", 1024},	       {"gb", 1024},	    {"gib", 1024}, {"t", 1048576},
+	{"tb", 1048576},   {"tib", 1048576},   {NULL, 0},
+};
+static const struct scale byte_scales[] = {
+	{"b", 1},
+	{"k", 1024},
+	{"kb", 1024},
+	{"kib", 1024},
+	{"m", 1 << 20},
+	{"mb", 1 << 20},
+	{"mib", 1 << 20},
+	{"g", 1 << 30},
+	{"gb", 1 << 30},
+	{"gib", 1 << 30},
+	{"t", 1ull << 40},
+	{"tb", 1ull << 40},
+	{"tib", 1ull << 40},
+	{NULL, 0},
+};
+static const struct scale count_scales[] = {
+	{"k", 1e3},
+	{"m", 1e6},
+	{"g", 1e9},
+	{NULL, 0},
+};
+static const struct scale rate_scales[] = {
+	{"/s", 1},  {"/sec", 1},  {"per second", 1}, {"rps", 1},
+	{"k", 1e3}, {"k/s", 1e3}, {"k/sec", 1e3},    {NULL, 0},
+};
+
+struct unit {
+	const char *key_suffix, *name; /* name NULL: a plain count */
+	const struct scale *scales;
+};
+
+static const struct unit units[] = {
+	{"_ms", "milliseconds", ms_scales},
+	{"_us", "microseconds", us_scales},
+	{"_mb", "MiB", mib_scales},
+	{"_bytes", "bytes", byte_scales},
+};
+
+static const struct unit count_unit = {"", NULL, count_scales};
+static const struct unit rate_unit = {"", NULL, rate_scales};
+
+static const struct unit *
+unit_of(const char *key, cyaml_type_e kind)
+{
+	size_t n = strlen(key);
+
+	if (kind == CYAML_FLOAT)
+		return &rate_unit;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		size_t k = strlen(units[i].key_suffix);
+
+		if (n > k && strcmp(key + n - k, units[i].key_suffix) == 0)
+			return &units[i];
+	}
+	return &count_unit;
+}
+
+/* Length of the longest prefix of @p s that is -?D+(.D*)?([eE][-+]?D+)? or -?.D+(...). */
+static size_t
+decimal_prefix(const char *s, bool exponent)
+{
+	size_t i = 0, digits = 0;
+
+	if (s[i] == '-')
+		i++;
+	for (; s[i] >= '0' && s[i] <= '9'; i++)
+		digits++;
+	if (s[i] == '.' && (digits > 0 || (s[i + 1] >= '0' && s[i + 1] <= '9')))
+		for (i++; s[i] >= '0' && s[i] <= '9'; i++)
+			digits++;
+	if (digits == 0)
+		return 0;
+	if (exponent && (s[i] == 'e' || s[i] == 'E')) {
+		size_t j = i + 1;
+
+		if (s[j] == '-' || s[j] == '+')
+			j++;
+		if (s[j] >= '0' && s[j] <= '9') {
+			for (; s[j] >= '0' && s[j] <= '9'; j++)
+				;
+			i = j;
+		}
+	}
+	return i;
+}
+
+/* Whether @p v (@p len bytes) is written as a key of kind @p kind takes it. */
+static bool
+strict_number(const char *v, size_t len, cyaml_type_e kind)
+{
+	size_t i = 0;
+
+	if (len != strlen(v) || len == 0)
+		return false;
+	if (kind == CYAML_FLOAT)
+		return decimal_prefix(v, true) == len;
+	if (kind == CYAML_INT && v[0] == '-')
+		i = 1;
+	/* No digits, or a leading 0 (strtoll(base 0), which libcyaml uses, reads it as octal). */
+	if (i == len || (v[i] == '0' && len - i > 1))
+		return false;
+	for (; i < len; i++)
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+	return true;
+}
+
+/*
+ * What @p v probably means, in the key's unit: "2k" 2000 on a count, "5s" 5000 on a _ms key,
+ * "2_000" 2000, "0x100" 256, "1e3" 1000, "+5" 5. False where there is no clear reading.
+ */
+static bool
+guess_number(const char *v, const struct unit *u, double *out)
+{
+	char buf[64], *end, c;
+	size_t n = 0, num;
+	double x;
+
+	for (const char *p = v; *p != '\0'; p++) {
+		if (*p == '_' || (*p == '+' && p == v))
+			continue;
+		if (n + 1 >= sizeof(buf))
+			return false;
+		buf[n++] = *p;
+	}
+	buf[n] = '\0';
+	if (buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X')) {
+		unsigned long long h;
+
+		errno = 0;
+		h = strtoull(buf + 2, &end, 16);
+		if (end == buf + 2 || *end != '\0' || errno != 0)
+			return false;
+		*out = (double)h;
+		return true;
+	}
+	num = decimal_prefix(buf, true);
+	if (num == 0)
+		return false;
+	c = buf[num];
+	buf[num] = '\0';
+	x = strtod(buf, NULL);
+	buf[num] = c;
+	end = buf + num;
+	while (*end == ' ')
+		end++;
+	if (*end != '\0') {
+		const struct scale *sc = u->scales;
+
+		while (sc->suffix != NULL && strcasecmp(end, sc->suffix) != 0)
+			sc++;
+		if (sc->suffix == NULL)
+			return false;
+		x *= sc->factor;
+	}
+	*out = x;
+	return isfinite(x);
+}
+
+static void
+check_number(struct checker *ck, const yaml_node_t *node, cyaml_type_e kind, const char *key,
+	     const char *where)
+{
+	const char *v = (const char *)node->data.scalar.value;
+	size_t len = node->data.scalar.length;
+	const struct unit *u = unit_of(key, kind);
+	char what[64], how[96];
+	double x = 0;
+	bool hint;
+
+	if (strict_number(v, len, kind))
+		return;
+	if (kind == CYAML_FLOAT)
+		snprintf(what, sizeof(what), "a decimal number");
+	else if (u->name != NULL)
+		snprintf(what, sizeof(what), "a whole number of %s", u->name);
+	else
+		snprintf(what, sizeof(what), "a whole number");
+	if (len == 0) {
+		fail(ck, "line %zu, column %zu: %s: no value; expected %s",
+		     node->start_mark.line + 1, node->start_mark.column + 1, where, what);
+		return;
+	}
+	/* A hint for an integer key only where it is a whole number. */
+	hint = len == strlen(v) && guess_number(v, u, &x) &&
+	       (kind == CYAML_FLOAT ||
+		(fabs(x) < 1e18 && fabs(x - round(x)) <= 1e-9 * fmax(1, fabs(x))));
+	if (kind == CYAML_FLOAT && hint)
+		snprintf(how, sizeof(how), "write %.15g", x);
+	else if (kind == CYAML_FLOAT)
+		snprintf(how, sizeof(how), "such as 2.5 or 1e3");
+	else if (hint && strspn(v, "0123456789") == len)
+		snprintf(how, sizeof(how), "no leading zero: write %.0f", round(x));
+	else if (hint)
+		snprintf(how, sizeof(how), "%swrite %.0f",
+			 u->name ? "" : "digits only: ", round(x));
+	else
+		snprintf(how, sizeof(how), "digits only");
+	fail(ck, "line %zu, column %zu: %s: '%.64s%s' is not %s (%s)", node->start_mark.line + 1,
+	     node->start_mark.column + 1, where, v, len > 64 ? "..." : "", what, how);
+}
+
+/*
+ * Walk @p node alongside @p schema; @p where is its path ("models[0].max_batch") and @p key
+ * the last mapping key on it. Nodes of another shape than the schema's are left to
+ * libcyaml, which names the type it expected. Aliases are nodes shared in the tree.
+ */
+static void
+check_node(struct checker *ck, yaml_document_t *doc, yaml_node_t *node,
+	   const cyaml_schema_value_t *schema, const char *key, char *where, size_t where_len)
+{
+	size_t off = strlen(where);
+	unsigned int i = 0;
+
+	switch (schema->type) {
+	case CYAML_MAPPING:
+		if (node->type != YAML_MAPPING_NODE)
+			return;
+		for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+		     p < node->data.mapping.pairs.top && !ck->failed; p++) {
+			yaml_node_t *k = yaml_document_get_node(doc, p->key);
+			yaml_node_t *v = yaml_document_get_node(doc, p->value);
+			const cyaml_schema_field_t *f = schema->mapping.fields;
+			const char *name;
+
+			if (k == NULL || v == NULL || k->type != YAML_SCALAR_NODE)
+				continue;
+			name = (const char *)k->data.scalar.value;
+			while (f->key != NULL && strcmp(f->key, name) != 0)
+				f++;
+			if (f->key == NULL) {
+				fail(ck,
+				     "line %zu, column %zu: %s%sunexpected key '%.64s' (see "
+				     "deploy/mediabatch.yaml)",
+				     k->start_mark.line + 1, k->start_mark.column + 1, where,
+				     off ? ": " : "", name);
+				return;
+			}
+			snprintf(where + off, where_len - off, "%s%s", off ? "." : "", f->key);
+			for (yaml_node_pair_t *q = node->data.mapping.pairs.start; q < p; q++) {
+				yaml_node_t *qk = yaml_document_get_node(doc, q->key);
+
+				if (qk != NULL && qk->type == YAML_SCALAR_NODE &&
+				    strcmp((const char *)qk->data.scalar.value, name) == 0) {
+					fail(ck,
+					     "line %zu, column %zu: %s: set twice (first at line "
+					     "%zu)",
+					     k->start_mark.line + 1, k->start_mark.column + 1,
+					     where, qk->start_mark.line + 1);
+					return;
+				}
+			}
+			check_node(ck, doc, v, &f->value, f->key, where, where_len);
+			where[off] = '\0';
+		}
+		break;
+	case CYAML_SEQUENCE:
+	case CYAML_SEQUENCE_FIXED:
+		if (node->type != YAML_SEQUENCE_NODE)
+			return;
+		for (yaml_node_item_t *it = node->data.sequence.items.start;
+		     it < node->data.sequence.items.top && !ck->failed; it++, i++) {
+			yaml_node_t *v = yaml_document_get_node(doc, *it);
+
+			if (v == NULL)
+				continue;
+			snprintf(where + off, where_len - off, "[%u]", i);
+			check_node(ck, doc, v, schema->sequence.entry, key, where, where_len);
+			where[off] = '\0';
+		}
+		break;
+	case CYAML_INT:
+	case CYAML_UINT:
+	case CYAML_FLOAT:
+		if (node->type == YAML_SCALAR_NODE)
+			check_number(ck, node, schema->type, key, where);
+		break;
+	default:
+		break;
+	}
+}
+
+/* libyaml's error: its marks count lines and columns from 0, people from 1. */
+static void
+syntax_error(struct checker *ck, const yaml_parser_t *p)
+{
+	char context[160] = "";
+
+	if (p->error == YAML_READER_ERROR) {
+		if (p->problem_value >= 0)
+			snprintf(context, sizeof(context), " (0x%02x)",
+				 (unsigned int)p->problem_value);
+		fail(ck, "byte %zu: %s%s", p->problem_offset,
+		     p->problem ? p->problem : "cannot read", context);
+		return;
+	}
+	if (p->context != NULL)
+		snprintf(context, sizeof(context), " (%s at line %zu, column %zu)", p->context,
+			 p->context_mark.line + 1, p->context_mark.column + 1);
+	fail(ck, "line %zu, column %zu: %s%s", p->problem_mark.line + 1, p->problem_mark.column + 1,
+	     p->problem ? p->problem : "not valid YAML", context);
+}
+
+/*
+ * The pre-pass over @p text (the whole file): 0, -EINVAL (reported in @p ck) or -ENOMEM.
+ * Why a walk of libyaml's tree beside the libcyaml schema, rather than numbers read as strings
+ * or a list of numeric keys: the schema stays the one list of keys and their kinds, every
+ * error gets libyaml's own line and column, and libcyaml's types and conversions stay as they
+ * are for everything that passes.
+ */
+static int
+prepass(struct checker *ck, const unsigned char *text, size_t len)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root;
+	char where[256] = "";
+	int rc = 0;
+
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, text, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		if (parser.error == YAML_MEMORY_ERROR) {
+			rc = -ENOMEM;
+		} else {
+			syntax_error(ck, &parser);
+			rc = -EINVAL;
+		}
+		yaml_parser_delete(&parser);
+		return rc;
+	}
+	root = yaml_document_get_root_node(&doc);
+	if (root != NULL)
+		check_node(ck, &doc, root, &root_value, "", where, sizeof(where));
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	return ck->failed ? -EINVAL : 0;
+}
+
+/* The whole of @p path into a buffer (malloc, NUL-terminated) the caller frees. */
+static int
+read_file(const char *path, unsigned char **out, size_t *out_len)
+{
+	const size_t max = 64u << 20;
+	size_t len = 0, cap = 4096;
+	unsigned char *buf = malloc(cap), *nb;
+	FILE *f = fopen(path, "rb");
+	int rc = 0;
+
+	if (buf == NULL || f == NULL) {
+		rc = buf == NULL ? -ENOMEM : -errno;
+		goto out;
+	}
+	errno = 0;
+	for (;;) {
+		size_t n = fread(buf + len, 1, cap - 1 - len, f);
+
+		len += n;
+		if (n == 0)
+			break;
+		if (len == cap - 1) {
+			if (cap >= max) {
+				rc = -EFBIG;
+				goto out;
+			}
+			nb = realloc(buf, cap * 2);
+			if (nb == NULL) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	if (ferror(f))
+		rc = errno != 0 ? -errno : -EIO;
+out:
+	if (f != NULL)
+		fclose(f);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
 int
 mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_len)
 {
@@ -965,7 +1395,10 @@ mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_le
 	struct y_root *root = NULL;
 	struct mb_config next;
 	struct checker ck = {.path = path, .err = err, .len = err_len};
+	unsigned char *text;
+	size_t len;
 	cyaml_err_t yerr;
+	int rc;
 
 	if (access(path, R_OK) != 0) {
 		int e = errno;
@@ -973,7 +1406,22 @@ mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_le
 		snprintf(err, err_len, "%s: %s", path, strerror(e));
 		return e == ENOENT ? -ENOENT : -EINVAL;
 	}
-	yerr = cyaml_load_file(path, &ycfg, &root_value, (cyaml_data_t **)&root, NULL);
+	rc = read_file(path, &text, &len);
+	if (rc < 0) {
+		snprintf(err, err_len, "%s: %s", path,
+			 rc == -EFBIG ? "larger than 64 MiB: not a configuration file"
+				      : strerror(-rc));
+		return rc == -ENOMEM ? -ENOMEM : -EINVAL;
+	}
+	rc = prepass(&ck, text, len);
+	if (rc < 0) {
+		free(text);
+		if (rc == -ENOMEM)
+			snprintf(err, err_len, "%s: out of memory", path);
+		return rc;
+	}
+	yerr = cyaml_load_data(text, len, &ycfg, &root_value, (cyaml_data_t **)&root, NULL);
+	free(text);
 	if (yerr != CYAML_OK) {
 		if (yerr == CYAML_ERR_OOM) {
 			snprintf(err, err_len, "%s: out of memory", path);

@@ -64,6 +64,10 @@ struct mb_request {
 	uint32_t cost_units; /**< this item's share of a batch's units */
 	atomic_bool cancel;  /**< the client asked to cancel; owner answers if not started */
 	bool indexed;	     /**< in the front door's in-flight index */
+	bool counted;	     /**< counted in mediabatch_requests_total (by admission) */
+	bool client_gone;    /**< ZeroMQ: cancelled because its connection closed */
+	int32_t conn_fd;     /**< ZeroMQ: the connection it came on (ZMQ_SRCFD), or -1 */
+	uint64_t conn_epoch; /**< ZeroMQ: the front door's monitor epoch when it was read */
 	TAILQ_ENTRY(mb_request) link; /**< the owner's queues */
 
 	/* response, filled by whoever answers */

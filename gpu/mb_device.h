@@ -51,6 +51,7 @@ struct mb_model {
 	uint32_t index;
 	const struct mb_model_desc *desc;
 	bool enabled;
+	bool off_by_config; /**< disabled on purpose (enabled: false), not by a failure */
 	char disabled_reason[MB_PROTO_REASON_MAX];
 	/* settings in effect; these four change live (SIGHUP), so other threads load them
 	 * atomically, once per decision */

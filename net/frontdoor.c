@@ -27,6 +27,24 @@
 
 #define RECV_BURST 256
 #define SEND_BURST 64
+#define PUB_GENS 256
+
+/*
+ * Publications not yet freed by libzmq, by generation. Its own allocation, shared with the
+ * publications' free callbacks (refs: the front door's plus one per publication), because
+ * libzmq may free the last ones after the front door is gone (zmq_ctx_term()).
+ */
+struct pub_gens {
+	atomic_uint refs;
+	atomic_uint out[PUB_GENS];
+};
+
+static void
+put_gens(struct pub_gens *g)
+{
+	if (g != NULL && atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+		free(g);
+}
 
 struct idx_key {
 	uint64_t client_hash;
@@ -54,7 +72,29 @@ struct mb_frontdoor {
 	_Atomic int64_t subscriptions; /* written here, read by the HTTP thread */
 	_Atomic int64_t connections;   /* requester connections open on the ROUTER (same) */
 	uint64_t sent;		       /* for the exit log; this thread only */
+	uint64_t drain_refused;	       /* answered UNAVAILABLE while draining (exit log) */
+	uint64_t last_rx_ns;	       /* the last message read from the ROUTER */
+	uint64_t done_since_ns;	       /* draining, and all answered since (0: not yet) */
+	/*
+	 * Requests in flight per connection (by the fd ZeroMQ read them from, ZMQ_SRCFD), so
+	 * that a connection's DISCONNECTED event cancels what its client left behind. Grown
+	 * on demand; fds are small and dense. The epoch counts monitor reads: a request read
+	 * in the epoch just before a disconnect may come from a new connection on the same fd.
+	 */
+	uint32_t *conn_inflight;
+	uint32_t n_conn;
+	uint64_t epoch;
+	/*
+	 * PUB: whether a subscriber is cut off (see publish()). Each publication's header frame
+	 * is counted in pub_out[gen % PUB_GENS] until libzmq frees it (an I/O thread, after
+	 * every subscriber that got it has taken it); gen moves on at each cut-off.
+	 */
+	bool pub_cut;
+	uint32_t pub_gen;
+	struct pub_gens *gens;
 	struct mb_metric *m_unaddressable, *m_pub_dropped, *m_client_gone, *m_abort_dropped;
+	struct mb_metric *m_pub_cutoffs;
+	struct mb_metric *m_disconnect_cancelled;
 };
 
 static void
@@ -152,11 +192,17 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 	if (fd == NULL)
 		goto oom;
 	fd->o = *o;
+	if (fd->o.drain_quiet_ms == 0)
+		fd->o.drain_quiet_ms = 250;
 	snprintf(fd->ingest, sizeof(fd->ingest), "%s", o->ingest);
 	snprintf(fd->publish, sizeof(fd->publish), "%s", o->publish);
 	fd->o.ingest = fd->ingest;
 	fd->o.publish = fd->publish;
 	TAILQ_INIT(&fd->held);
+	fd->gens = calloc(1, sizeof(*fd->gens));
+	if (fd->gens == NULL)
+		goto oom;
+	atomic_init(&fd->gens->refs, 1);
 	if (mb_request_pool_create(o->max_inflight, o->numa_node, &fd->pool) < 0)
 		goto oom;
 	hp.name = "mb_inflight";
@@ -208,10 +254,15 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 			o->metrics, "mediabatch_zmq_dropped_total",
 			"ZeroMQ messages dropped without an answer (no request id could be read).",
 			mb_metrics_labels(l, sizeof(l), "reason", "unaddressable", NULL));
-		fd->m_pub_dropped = mb_metrics_counter(
-			o->metrics, "mediabatch_pub_dropped_total",
-			"Publications that at least one subscriber missed because its queue was "
-			"full (pub_sndhwm).",
+		fd->m_pub_dropped = mb_metrics_counter(o->metrics, "mediabatch_pub_dropped_total",
+						       "Publications sent while a subscriber was "
+						       "cut off because its queue was full "
+						       "(pub_sndhwm): ZeroMQ sends such a "
+						       "subscriber nothing until it has caught up.",
+						       NULL);
+		fd->m_pub_cutoffs = mb_metrics_counter(
+			o->metrics, "mediabatch_pub_cutoffs_total",
+			"Times a subscriber was found with a full queue (pub_sndhwm) and cut off.",
 			NULL);
 		fd->m_client_gone = mb_metrics_counter(
 			o->metrics, "mediabatch_reply_dropped_total",
@@ -221,6 +272,11 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 			o->metrics, "mediabatch_reply_dropped_total",
 			"Replies that could not be delivered on the ROUTER.",
 			mb_metrics_labels(l, sizeof(l), "reason", "unread_at_shutdown", NULL));
+		fd->m_disconnect_cancelled = mb_metrics_counter(
+			o->metrics, "mediabatch_disconnect_cancelled_total",
+			"Requests cancelled before they started because their client's connection "
+			"closed.",
+			NULL);
 		mb_metrics_gauge_fn(o->metrics, "mediabatch_inflight",
 				    "Requests accepted and not yet answered.", NULL, inflight_fn,
 				    fd);
@@ -263,6 +319,8 @@ mb_frontdoor_destroy(struct mb_frontdoor **fdp)
 		zmq_close(fd->pub);
 	rte_hash_free(fd->index);
 	mb_request_pool_destroy(&fd->pool);
+	free(fd->conn_inflight);
+	put_gens(fd->gens); /* freed here, or by libzmq's last free of a publication */
 	free(fd);
 	*fdp = NULL;
 }
@@ -310,6 +368,52 @@ payload_msg(struct mb_request *req, zmq_msg_t *m)
 	zmq_msg_init(m);
 }
 
+/* The header frame of a publication, counted in its generation until libzmq frees it. */
+struct pub_tag {
+	uint8_t hdr[MB_PROTO_HDR_LEN];
+	struct pub_gens *gens;
+	uint32_t gen;
+};
+
+static void
+free_pub_tag(void *data, void *hint)
+{
+	struct pub_tag *t = hint;
+
+	(void)data;
+	MB_TSAN_ACQUIRE(t); /* released in publish(), handed over inside libzmq */
+	atomic_fetch_sub_explicit(&t->gens->out[t->gen], 1, memory_order_release);
+	put_gens(t->gens);
+	free(t);
+}
+
+/*
+ * Whether every publication of the generations before the current one has been freed:
+ * every subscriber cut off since has taken what it had queued before (libzmq resumes a
+ * cut-off subscriber once it has read half its queue, and sends it nothing before).
+ */
+static bool
+pub_caught_up(struct mb_frontdoor *fd)
+{
+	for (uint32_t g = 0; g < PUB_GENS; g++)
+		if (g != fd->pub_gen % PUB_GENS &&
+		    atomic_load_explicit(&fd->gens->out[g], memory_order_acquire) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * Publish one response: topic, header, payload. ZeroMQ's XPUB, asked not to drop
+ * (ZMQ_XPUB_NODROP), refuses a message when a matching subscriber's queue is full; we then
+ * send it to the others (PUB's rule: a slow subscriber must not hold the rest) and libzmq
+ * cuts that subscriber off: it gets nothing, and no further send reports it, until it has
+ * read half of what it had queued. Counting only the refused sends counted 2 of a million
+ * misses. So from a cut-off on, every publication counts as dropped until everything
+ * published before the cut-off has been freed by libzmq (the cut-off subscriber has taken
+ * its backlog). Exact for a subscriber that stops reading; for one that reads slowly it
+ * may count up to half its queue that it did receive, and publications of topics it does
+ * not subscribe to (libzmq does not say which subscriber was cut off).
+ */
 static void
 publish(struct mb_frontdoor *fd, const uint8_t *hdr, zmq_msg_t *payload,
 	const struct mb_request *req)
@@ -317,6 +421,9 @@ publish(struct mb_frontdoor *fd, const uint8_t *hdr, zmq_msg_t *payload,
 	char topic[64];
 	int n = snprintf(topic, sizeof(topic), "%" PRIu32 "/%s", req->hdr.tenant_id,
 			 req->hdr.model);
+	bool dropped = fd->pub_cut;
+	struct pub_tag *t = NULL;
+	zmq_msg_t hm;
 
 	if (zmq_send(fd->pub, topic, (size_t)n, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
 		if (zmq_errno() != EAGAIN) {
@@ -324,17 +431,44 @@ publish(struct mb_frontdoor *fd, const uint8_t *hdr, zmq_msg_t *payload,
 			zmq_msg_close(payload);
 			return;
 		}
-		/* A matching subscriber is full: send to the others (ZeroMQ's PUB rule), count. */
+		/* A matching subscriber is full: a new cut-off (a generation of its own, when
+		 * its slot is free), then send to the others. */
+		count(fd->m_pub_cutoffs);
+		if (atomic_load_explicit(&fd->gens->out[(fd->pub_gen + 1) % PUB_GENS],
+					 memory_order_acquire) == 0)
+			fd->pub_gen++;
+		fd->pub_cut = dropped = true;
 		set_int(fd->pub, ZMQ_XPUB_NODROP, 0);
 		n = zmq_send(fd->pub, topic, (size_t)n, ZMQ_DONTWAIT | ZMQ_SNDMORE);
 		set_int(fd->pub, ZMQ_XPUB_NODROP, 1);
-		count(fd->m_pub_dropped);
 		if (n < 0) {
+			count(fd->m_pub_dropped);
 			zmq_msg_close(payload);
 			return;
 		}
 	}
-	zmq_send(fd->pub, hdr, MB_PROTO_HDR_LEN, ZMQ_SNDMORE);
+	if (dropped)
+		count(fd->m_pub_dropped);
+	if (atomic_load_explicit(&fd->subscriptions, memory_order_relaxed) > 0)
+		t = malloc(sizeof(*t));
+	if (t != NULL) {
+		memcpy(t->hdr, hdr, MB_PROTO_HDR_LEN);
+		t->gens = fd->gens;
+		t->gen = fd->pub_gen % PUB_GENS;
+		atomic_fetch_add_explicit(&t->gens->refs, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&t->gens->out[t->gen], 1, memory_order_relaxed);
+		MB_TSAN_RELEASE(t);
+		if (zmq_msg_init_data(&hm, t->hdr, MB_PROTO_HDR_LEN, free_pub_tag, t) != 0) {
+			free_pub_tag(t->hdr, t);
+			t = NULL;
+		}
+	}
+	if (t != NULL) {
+		if (zmq_msg_send(&hm, fd->pub, ZMQ_SNDMORE) < 0)
+			zmq_msg_close(&hm);
+	} else {
+		zmq_send(fd->pub, hdr, MB_PROTO_HDR_LEN, ZMQ_SNDMORE);
+	}
 	if (zmq_msg_send(payload, fd->pub, 0) < 0)
 		zmq_msg_close(payload);
 }
@@ -408,6 +542,10 @@ retire(struct mb_frontdoor *fd, struct mb_request *req)
 
 		rte_hash_del_key(fd->index, &k);
 	}
+	if (req->conn_fd >= 0 && (uint32_t)req->conn_fd < fd->n_conn)
+		fd->conn_inflight[req->conn_fd]--;
+	if (req->client_gone && req->resp.status == MB_STATUS_CANCELLED)
+		count(fd->m_disconnect_cancelled);
 	fd->inflight_bytes -= req->payload_len;
 	if (req->done_ns == 0)
 		req->done_ns = mb_env_now_ns();
@@ -476,11 +614,39 @@ answer_now(struct mb_frontdoor *fd, const zmq_msg_t *client, const struct mb_pro
 		tmp.client_len = 0;
 		emit(fd, &tmp);
 	}
+	fd->sent++;
 	if (fd->o.ops.sent != NULL)
 		fd->o.ops.sent(fd->o.ops.ctx, &tmp);
 }
 
 /* ---- receiving ---- */
+
+/* Count @p req against the connection it came on (its fd), growing the table on demand. */
+static void
+conn_add(struct mb_frontdoor *fd, struct mb_request *req, const zmq_msg_t *frame)
+{
+	int cfd = zmq_msg_get((zmq_msg_t *)frame, ZMQ_SRCFD);
+
+	req->conn_fd = -1;
+	if (cfd < 0)
+		return;
+	if ((uint32_t)cfd >= fd->n_conn) {
+		uint32_t n = fd->n_conn ? fd->n_conn : 64;
+		uint32_t *t;
+
+		while (n <= (uint32_t)cfd)
+			n *= 2;
+		t = realloc(fd->conn_inflight, n * sizeof(*t));
+		if (t == NULL)
+			return; /* not tracked: a disconnect will not cancel it */
+		memset(t + fd->n_conn, 0, (n - fd->n_conn) * sizeof(*t));
+		fd->conn_inflight = t;
+		fd->n_conn = n;
+	}
+	req->conn_fd = cfd;
+	req->conn_epoch = fd->epoch;
+	fd->conn_inflight[cfd]++;
+}
 
 static void
 close_payload(struct mb_request *req)
@@ -563,6 +729,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 		return;
 	}
 	if (fd->ingest_closed) {
+		fd->drain_refused++;
 		answer_now(fd, &parts[0], &err, MB_STATUS_UNAVAILABLE,
 			   "the service is shutting down; it accepts no new work");
 		return;
@@ -587,6 +754,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 			      memory_order_relaxed);
 	req->hdr = h;
 	req->transport = MB_TRANSPORT_ZMQ;
+	conn_add(fd, req, &parts[1]);
 	req->client_len = (uint8_t)zmq_msg_size(&parts[0]);
 	memcpy(req->client, zmq_msg_data(&parts[0]), req->client_len);
 	zmq_msg_init((zmq_msg_t *)req->payload_store);
@@ -604,8 +772,12 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 		if (rte_hash_lookup_data(fd->index, &k, &other) >= 0) {
 			mb_request_answer(req, MB_STATUS_BAD_REQUEST,
 					  "request_id: %" PRIu64 " is already in flight for this "
-					  "client and tenant %" PRIu32,
+					  "client and tenant %" PRIu32
+					  "; this refuses the duplicate "
+					  "only (flag DUPLICATE), the earlier request gets its own "
+					  "answer",
 					  h.request_id, h.tenant_id);
+			req->resp.flags |= MB_RESP_FLAG_DUPLICATE;
 			finish(fd, req);
 			return;
 		}
@@ -637,6 +809,8 @@ receive(struct mb_frontdoor *fd)
 				MB_LOG_ONCE(WARNING, "receive failed: %s", zmq_strerror(e));
 			return false;
 		}
+		if (budget == RECV_BURST)
+			fd->last_rx_ns = mb_env_now_ns();
 		n = 1;
 		more = zmq_msg_more(&parts[0]);
 		while (more) { /* the rest of a multipart message is already here */
@@ -663,38 +837,89 @@ receive(struct mb_frontdoor *fd)
 	return true;
 }
 
-/* Monitor events: a 6-byte frame (event id, value) and the endpoint. */
+/*
+ * Cancel what the client on connection @p cfd left in flight: every request read from that
+ * fd that has not started. @p ambiguous: the same fd was accepted again after this
+ * disconnect, so requests read in the last epoch may be the new connection's and are kept.
+ */
+static void
+cancel_disconnected(struct mb_frontdoor *fd, int cfd, bool ambiguous)
+{
+	const void *key;
+	void *data;
+	uint32_t it = 0;
+
+	if ((uint32_t)cfd >= fd->n_conn || fd->conn_inflight[cfd] == 0)
+		return;
+	while (rte_hash_iterate(fd->index, &key, &data, &it) >= 0) {
+		struct mb_request *r = data;
+
+		if (r->conn_fd != cfd || (ambiguous && r->conn_epoch + 1 >= fd->epoch) ||
+		    atomic_load_explicit(&r->cancel, memory_order_relaxed))
+			continue;
+		r->client_gone = true; /* counted in retire() if it is answered CANCELLED */
+		atomic_store_explicit(&r->cancel, true, memory_order_release);
+		if (fd->o.ops.cancelled != NULL)
+			fd->o.ops.cancelled(fd->o.ops.ctx, r);
+	}
+}
+
+/*
+ * Monitor events (a 6-byte frame: event id, value; then the endpoint), read in batches so
+ * that each disconnect knows whether its fd was accepted again later in the same batch.
+ * Called before each read of the ROUTER; each call starts a new epoch.
+ */
 static void
 read_connections(struct mb_frontdoor *fd)
 {
-	for (;;) {
-		zmq_msg_t m;
-		uint16_t id = 0;
-		int more;
+	enum { BATCH = 64 };
+	uint16_t ev[BATCH];
+	int32_t val[BATCH];
+	int n;
 
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, fd->monitor, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&m);
-			return;
-		}
-		if (zmq_msg_size(&m) >= sizeof(id))
-			memcpy(&id, zmq_msg_data(&m), sizeof(id));
-		more = zmq_msg_more(&m);
-		while (more) { /* the endpoint frame */
-			zmq_msg_close(&m);
+	fd->epoch++;
+	do {
+		for (n = 0; n < BATCH; n++) {
+			zmq_msg_t m;
+			uint8_t b[6] = {0};
+			int more;
+
 			zmq_msg_init(&m);
-			if (zmq_msg_recv(&m, fd->monitor, 0) < 0)
+			if (zmq_msg_recv(&m, fd->monitor, ZMQ_DONTWAIT) < 0) {
+				zmq_msg_close(&m);
 				break;
+			}
+			memcpy(b, zmq_msg_data(&m), zmq_msg_size(&m) < 6 ? zmq_msg_size(&m) : 6);
+			memcpy(&ev[n], b, 2);
+			memcpy(&val[n], b + 2, 4);
 			more = zmq_msg_more(&m);
+			while (more) { /* the endpoint frame */
+				zmq_msg_close(&m);
+				zmq_msg_init(&m);
+				if (zmq_msg_recv(&m, fd->monitor, 0) < 0)
+					break;
+				more = zmq_msg_more(&m);
+			}
+			zmq_msg_close(&m);
 		}
-		zmq_msg_close(&m);
-		/* Counted signed: with several I/O threads a connection that drops at once can
-		 * report DISCONNECTED before ACCEPTED; the pair still cancels out. */
-		if (id == ZMQ_EVENT_ACCEPTED)
-			atomic_fetch_add_explicit(&fd->connections, 1, memory_order_relaxed);
-		else if (id == ZMQ_EVENT_DISCONNECTED)
+		for (int i = 0; i < n; i++) {
+			bool again = false;
+
+			/* Counted signed: with several I/O threads a connection that drops at once
+			 * can report DISCONNECTED before ACCEPTED; the pair still cancels out. */
+			if (ev[i] == ZMQ_EVENT_ACCEPTED) {
+				atomic_fetch_add_explicit(&fd->connections, 1,
+							  memory_order_relaxed);
+				continue;
+			}
+			if (ev[i] != ZMQ_EVENT_DISCONNECTED)
+				continue;
 			atomic_fetch_sub_explicit(&fd->connections, 1, memory_order_relaxed);
-	}
+			for (int j = i + 1; j < n && !again; j++)
+				again = ev[j] == ZMQ_EVENT_ACCEPTED && val[j] == val[i];
+			cancel_disconnected(fd, val[i], again || n == BATCH);
+		}
+	} while (n == BATCH);
 }
 
 static void
@@ -728,6 +953,36 @@ send_results(struct mb_frontdoor *fd)
 			finish(fd, objs[i]);
 }
 
+/*
+ * The drain's last step: what clients still deliver (messages in the kernel, or in ZeroMQ's
+ * I/O thread, that one empty read does not see) is read and answered UNAVAILABLE until the
+ * ROUTER has been quiet for drain_quiet_ms, counted from the last message read or from
+ * the moment everything accepted was answered, whichever is later. True when it has.
+ */
+static bool
+quiet(struct mb_frontdoor *fd, uint64_t now)
+{
+	uint64_t since = fd->last_rx_ns > fd->done_since_ns ? fd->last_rx_ns : fd->done_since_ns;
+
+	return now - since >= (uint64_t)fd->o.drain_quiet_ms * MB_NS_PER_MS;
+}
+
+/*
+ * The ROUTER keeps listening while it drains: in libzmq 4.3, zmq_unbind() also closes every
+ * connection accepted on that endpoint, with the replies still queued for them (measured:
+ * it lost all 256 answers of a drain). New connections' requests are answered UNAVAILABLE
+ * like any other, and /readyz says draining so that balancers stop sending.
+ */
+static void
+close_ingest(struct mb_frontdoor *fd)
+{
+	fd->ingest_closed = true;
+	MB_LOG(NOTICE, "draining: new requests are answered UNAVAILABLE; %u in flight",
+	       mb_request_pool_in_use(fd->pool));
+	if (fd->o.ops.ingest_closed != NULL)
+		fd->o.ops.ingest_closed(fd->o.ops.ctx);
+}
+
 int
 mb_frontdoor_run(struct mb_frontdoor *fd)
 {
@@ -742,34 +997,34 @@ mb_frontdoor_run(struct mb_frontdoor *fd)
 		};
 		uint64_t now = mb_env_now_ns();
 		long timeout_ms;
-		bool prepared = false;
+		bool prepared = false, done;
 
+		read_connections(fd); /* before receive(): see cancel_disconnected() */
 		receive(fd);
 		read_subscriptions(fd);
-		read_connections(fd);
+		if (fd->pub_cut && pub_caught_up(fd))
+			fd->pub_cut = false;
 		send_results(fd);
 		retry_held(fd, now);
 
-		if (!fd->ingest_closed && mb_cancel_is_cancelled(fd->o.drain)) {
-			fd->ingest_closed = true;
-			MB_LOG(NOTICE,
-			       "draining: new requests are answered UNAVAILABLE; %u in flight",
-			       mb_request_pool_in_use(fd->pool));
-			if (fd->o.ops.ingest_closed != NULL)
-				fd->o.ops.ingest_closed(fd->o.ops.ctx);
-		}
+		if (!fd->ingest_closed && mb_cancel_is_cancelled(fd->o.drain))
+			close_ingest(fd);
 		if (fd->abort_seen_ns == 0 && mb_cancel_is_cancelled(fd->o.abort))
 			fd->abort_seen_ns = now;
-		if (fd->ingest_closed && mb_request_pool_in_use(fd->pool) == 0 && fd->n_held == 0 &&
-		    (fd->o.ops.others_done == NULL || fd->o.ops.others_done(fd->o.ops.ctx)) &&
-		    mb_ring_count(fd->o.results) == 0) {
-			/* Whatever already sits in the ROUTER's queue is answered UNAVAILABLE
-			 * (receive() does that while draining) before the socket closes: all of
-			 * it, not one burst, within 200 ms (a requester that keeps sending
-			 * cannot hold the exit). */
+		done = fd->ingest_closed && mb_request_pool_in_use(fd->pool) == 0 &&
+		       fd->n_held == 0 &&
+		       (fd->o.ops.others_done == NULL || fd->o.ops.others_done(fd->o.ops.ctx)) &&
+		       mb_ring_count(fd->o.results) == 0;
+		if (!done)
+			fd->done_since_ns = 0;
+		else if (fd->done_since_ns == 0)
+			fd->done_since_ns = now; /* a whole quiet period from here, at least */
+		if (done && (fd->abort_seen_ns != 0 || quiet(fd, mb_env_now_ns()))) {
+			/* Cut short (abort): what still sits in the ROUTER's queue is answered
+			 * UNAVAILABLE before the socket closes, within 200 ms. */
 			uint64_t until = now + 200 * MB_NS_PER_MS;
 
-			while (receive(fd) && mb_env_now_ns() < until)
+			while (fd->abort_seen_ns != 0 && receive(fd) && mb_env_now_ns() < until)
 				;
 			break;
 		}
@@ -788,6 +1043,11 @@ mb_frontdoor_run(struct mb_frontdoor *fd)
 		if (prepared)
 			mb_doorbell_drain(bell);
 	}
-	MB_LOG(INFO, "front door done: %" PRIu64 " responses sent", atomic_load(&fd->sent));
+	MB_LOG(NOTICE,
+	       "front door done: %" PRIu64 " responses sent; %" PRIu64
+	       " request(s) that arrived while draining answered UNAVAILABLE (the ROUTER was "
+	       "read until quiet for %u ms%s)",
+	       fd->sent, fd->drain_refused, fd->o.drain_quiet_ms,
+	       fd->abort_seen_ns != 0 ? ", or the drain was cut short" : "");
 	return 0;
 }

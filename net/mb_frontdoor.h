@@ -28,11 +28,13 @@
  * mediabatch_pub_dropped_total. Results go out without a copy (one refcounted buffer for
  * both sockets).
  *
- * Shutdown: once @c drain is cancelled, new requests are answered UNAVAILABLE, ingest is
- * closed (ops.ingest_closed()), and the thread keeps sending until every accepted request
- * has been answered and sent, then returns. Once @c abort is cancelled, replies that a
- * requester does not read within abort_grace_ms are dropped (and counted) rather than hold
- * the shutdown.
+ * Shutdown: once @c drain is cancelled, new requests are answered UNAVAILABLE (the ROUTER
+ * keeps listening: in libzmq 4.3 unbinding closes the accepted connections too), ingest is closed
+ * (ops.ingest_closed()), and the thread keeps sending until every accepted request has been
+ * answered and sent; then it reads the ROUTER until it has been quiet for drain_quiet_ms (messages
+ * may still be in the kernel or in ZeroMQ's I/O thread), answering each UNAVAILABLE, and returns.
+ * Once @c abort is cancelled, replies that a requester does not read within abort_grace_ms are
+ * dropped (and counted) rather than hold the shutdown.
  *
  * Threads: create and destroy on the main thread; mb_frontdoor_run() is the thread body.
  */
@@ -93,6 +95,11 @@ struct mb_frontdoor_opts {
 	uint32_t max_payload;
 	uint32_t linger_ms;	 /**< how long close waits to flush (ZMQ_LINGER) */
 	uint32_t abort_grace_ms; /**< after abort, how long unread replies are kept */
+	/**
+	 * Draining: once everything accepted is answered, the ROUTER is still read (and each
+	 * message answered UNAVAILABLE) until nothing has arrived for this long. 0: 250 ms.
+	 */
+	uint32_t drain_quiet_ms;
 	struct mb_ring *results; /**< answered requests; we consume; its doorbell wakes us */
 	struct mb_cancel *drain;
 	struct mb_cancel *abort;

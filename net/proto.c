@@ -136,6 +136,7 @@ mb_proto_encode_response(const struct mb_response_hdr *h, uint8_t out[MB_PROTO_H
 	wr16(out + 48, h->result_type);
 	wr16(out + 50, h->rows);
 	wr16(out + 52, h->cols);
+	wr16(out + 54, h->flags);
 	wr32(out + 56, h->result_len);
 }
 
@@ -392,6 +393,7 @@ mb_proto_decode_response(const uint8_t *buf, size_t len, struct mb_response_hdr 
 	out->result_type = rd16(buf + 48);
 	out->rows = rd16(buf + 50);
 	out->cols = rd16(buf + 52);
+	out->flags = rd16(buf + 54);
 	out->result_len = rd32(buf + 56);
 	return 0;
 }

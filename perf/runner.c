@@ -265,8 +265,8 @@ take_response(struct run *run, const struct mb_response_hdr *h, const char *reas
 	struct mb_run_result *r = run->r;
 	uint64_t lat;
 
-	if (!s->used || s->id != h->request_id) {
-		r->stray++;
+	if (!s->used || s->id != h->request_id || (h->flags & MB_RESP_FLAG_DUPLICATE)) {
+		r->stray++; /* a duplicate's refusal is not the answer of the request in flight */
 		return;
 	}
 	s->used = 0;

@@ -328,8 +328,10 @@ print_response(const char *prefix, const struct mb_client_response *r)
 	const struct mb_response_hdr *h = &r->hdr;
 
 	if (h->status != MB_STATUS_OK) {
-		printf("%sid %" PRIu64 " tenant %u %s: %s: %s\n", prefix, h->request_id,
-		       h->tenant_id, h->model, mb_status_name(h->status), (const char *)r->data);
+		printf("%sid %" PRIu64 " tenant %u %s: %s%s: %s\n", prefix, h->request_id,
+		       h->tenant_id, h->model, mb_status_name(h->status),
+		       (h->flags & MB_RESP_FLAG_DUPLICATE) ? " (DUPLICATE)" : "",
+		       (const char *)r->data);
 		return;
 	}
 	printf("%sid %" PRIu64 " tenant %u %s: OK  queue %.3f ms  compute %.3f ms  batch %u  "
@@ -448,7 +450,8 @@ cmd_send(struct send_opts *o, struct media *m)
 			fprintf(stderr, "mediabatch: malformed response skipped\n");
 			continue;
 		}
-		if (r.hdr.request_id >= o->first_id &&
+		if (!(r.hdr.flags & MB_RESP_FLAG_DUPLICATE) && /* not the earlier request's */
+		    r.hdr.request_id >= o->first_id &&
 		    r.hdr.request_id - o->first_id < (uint64_t)next) {
 			long i = (long)(r.hdr.request_id - o->first_id);
 

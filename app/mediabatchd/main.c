@@ -319,8 +319,14 @@ main(int argc, char **argv)
 		mb_config_fini(&cfg);
 		return EXIT_CONFIG;
 	}
+	if (flags.check && service_check_load(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatchd: %s: %s\n", cfg.source, err);
+		mb_config_fini(&cfg);
+		return EXIT_CONFIG;
+	}
 	if (flags.check) {
-		printf("mediabatchd: %s: configuration is valid\n", cfg.source);
+		printf("mediabatchd: %s: configuration is valid (every model it enables loads)\n",
+		       cfg.source);
 		mb_config_fini(&cfg);
 		return 0;
 	}

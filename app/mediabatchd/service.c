@@ -35,6 +35,7 @@
 #include "mb_topo.h"
 #include "mb_udp.h"
 #include "mb_udp_wire.h"
+#include "mb_weights.h"
 
 #define MB_LOG_MODULE "service"
 #include "mb_log.h"
@@ -218,6 +219,7 @@ settings(struct mb_model *m, const struct mb_config *cfg)
 		return;
 	if (c->enabled == 0) {
 		m->enabled = false;
+		m->off_by_config = true;
 		snprintf(m->disabled_reason, sizeof(m->disabled_reason), "disabled in %.200s",
 			 cfg->source);
 	}
@@ -334,6 +336,7 @@ load_model(struct mb_service *s, struct mb_model *m, const struct mb_model_confi
 	if (c != NULL && c->plugin[0] != '\0') {
 		if (c->enabled == 0) {
 			m->enabled = false;
+			m->off_by_config = true;
 			snprintf(m->disabled_reason, sizeof(m->disabled_reason),
 				 "disabled in %.200s", cfg->source);
 			return;
@@ -373,6 +376,83 @@ load_model(struct mb_service *s, struct mb_model *m, const struct mb_model_confi
 	load_on_devices(s, m, weights);
 	if (m->devices != 0 && weights != NULL)
 		MB_LOG(INFO, "model %s: weights %s", m->desc->name, weights);
+}
+
+/* --check: load @p d with the weights its config would give it, on the CPU, and unload. */
+static int
+check_one(const struct mb_config *cfg, const struct mb_model_desc *d, const char *plugin, char *why,
+	  size_t why_len)
+{
+	const struct mb_model_config *c = mb_config_model(cfg, d->name);
+	struct mb_model_load_args args = {.device = -1, .numa_node = MB_NUMA_ANY};
+	char path[PATH_MAX + 64];
+	void *state = NULL;
+	struct mb_weights *w = NULL;
+	bool own = c != NULL && c->weights[0] != '\0';
+
+	weights_path(cfg, d->name, path, sizeof(path)); /* as load_model() chooses it */
+	if (plugin == NULL ? mb_builtin_weights_of(d->name) != NULL || own
+			   : own || access(path, R_OK) == 0)
+		args.weights_path = path;
+	if (!(d->devices & MB_MODEL_ON_CPU)) { /* CUDA only: its weights file at least */
+		if (args.weights_path == NULL || mb_weights_open(path, &w, why, why_len) == 0) {
+			mb_weights_close(&w);
+			return 0;
+		}
+		return -1;
+	}
+	if (d->load(&args, &state, why, why_len) != 0)
+		return -1;
+	if (d->unload != NULL)
+		d->unload(state);
+	return 0;
+}
+
+int
+service_check_load(const struct mb_config *cfg, char *err, size_t err_len)
+{
+	char why[MB_PROTO_REASON_MAX];
+	size_t off = 0;
+	int bad = 0;
+
+	err[0] = '\0';
+	for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL; d++) {
+		const struct mb_model_config *c = mb_config_model(cfg, (*d)->name);
+
+		if (c != NULL && c->enabled == 0)
+			continue;
+		why[0] = '\0';
+		if (check_one(cfg, *d, NULL, why, sizeof(why)) == 0)
+			continue;
+		off += (size_t)snprintf(err + off, off < err_len ? err_len - off : 0,
+					"%smodel %s: failed to load: %s", bad++ ? "; " : "",
+					(*d)->name, why);
+	}
+	for (unsigned int i = 0; i < cfg->n_models; i++) {
+		const struct mb_model_config *c = &cfg->models[i];
+		struct mb_plugin *p = NULL;
+		int rc;
+
+		if (c->plugin[0] == '\0' || c->enabled == 0)
+			continue;
+		why[0] = '\0';
+		rc = mb_plugin_open(c->plugin, &p, why, sizeof(why));
+		if (rc == 0 && strcmp(mb_plugin_desc(p)->name, c->name) != 0) {
+			snprintf(why, sizeof(why),
+				 "%.120s serves model '%s', but the config names it '%s'",
+				 c->plugin, mb_plugin_desc(p)->name, c->name);
+			rc = -EINVAL;
+		} else if (rc == 0) {
+			rc = check_one(cfg, mb_plugin_desc(p), c->plugin, why, sizeof(why));
+		}
+		mb_plugin_close(&p);
+		if (rc == 0)
+			continue;
+		off += (size_t)snprintf(err + off, off < err_len ? err_len - off : 0,
+					"%smodel %s: plugin failed to load: %s", bad++ ? "; " : "",
+					c->name, why);
+	}
+	return bad ? -EINVAL : 0;
 }
 
 /* Finish @p m's breakers of the devices below @p upto that serve it, and free them. */
@@ -838,6 +918,7 @@ admit(struct mb_service *s, struct mb_ratelimit *limits, struct mb_request *req,
 	const struct mb_device *largest;
 	char devs[96];
 
+	req->counted = true;
 	if (m == NULL) {
 		mb_metric_add(s->m_requests[s->n_models][t], 1);
 		snprintf(reason, len, "model: '%s' is not served here (served: %s)", h->model,
@@ -965,6 +1046,17 @@ sent(void *ctx, const struct mb_request *req)
 	uint32_t i = req->model < s->n_models ? req->model : s->n_models;
 	unsigned int st = req->resp.status < MB_STATUS_COUNT ? req->resp.status : 0;
 
+	if (!req->counted) {
+		/* refused before admission (a bad header, max_inflight, draining): it was a
+		 * request all the same, for the model its header names when that one exists */
+		const struct mb_model *m = find_model(s, req->hdr.model);
+
+		i = m != NULL ? m->index : s->n_models;
+		mb_metric_add(
+			s->m_requests[i][req->transport == MB_TRANSPORT_UDP ? MB_TRANSPORT_UDP
+									    : MB_TRANSPORT_ZMQ],
+			1);
+	}
 	mb_metric_add(s->m_responses[i][st], 1);
 	/* latency of requests accepted into a queue (admit() set their deadline); refusals at
 	 * the door are counted by status only, so fast refusals cannot hide slow service */
@@ -1191,6 +1283,18 @@ ready(void *ctx, char *why, size_t len)
 		snprintf(why, len, "starting");
 		return false;
 	}
+	/* Ready when every model the configuration serves is: one that failed (weights,
+	 * plugin, no device) answers every request UNAVAILABLE, so a balancer should send its
+	 * work elsewhere. A model off by configuration does not count. */
+	for (uint32_t i = 0; i < s->n_models; i++) {
+		const struct mb_model *m = &s->models[i];
+
+		if (!m->enabled && !m->off_by_config) {
+			snprintf(why, len, "model %s is unavailable: %s", m->desc->name,
+				 m->disabled_reason);
+			return false;
+		}
+	}
 	return true;
 }
 
@@ -1397,6 +1501,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	fo.max_payload = cfg->max_payload_bytes;
 	fo.linger_ms = 1000;
 	fo.abort_grace_ms = 1000;
+	fo.drain_quiet_ms = cfg->drain_quiet_ms;
 	fo.results = s->results;
 	fo.drain = s->sub[SUB_FRONTDOOR].drain;
 	fo.abort = s->sub[SUB_FRONTDOOR].abort;
@@ -1556,8 +1661,13 @@ service_udp_thread(void *arg)
 void
 service_set_ready(struct mb_service *s, bool r)
 {
+	char why[MB_PROTO_REASON_MAX + 64];
+
 	atomic_store(&s->ready, r);
+	r = r && ready(s, why, sizeof(why)); /* as /readyz says */
 	mb_metric_set(s->m_ready, r ? 1 : 0);
+	if (!r && atomic_load(&s->ready))
+		MB_LOG(WARNING, "not ready (/readyz 503): %s", why);
 }
 
 void

@@ -36,6 +36,13 @@ void service_destroy(struct mb_service **svc);
 /** Check that @p cfg's model entries name models of this build; message in @p err. */
 int service_check_models(const struct mb_config *cfg, char *err, size_t err_len);
 
+/**
+ * For --check: load every model that @p cfg enables as the daemon would on the CPU (its
+ * plugin, its weights file), then unload it. Returns 0, or -EINVAL with each model that
+ * failed and why in @p err (which the daemon would start with that model disabled).
+ */
+int service_check_load(const struct mb_config *cfg, char *err, size_t err_len);
+
 /** Thread bodies (void *arg = the service; return NULL). */
 void *service_frontdoor_thread(void *svc);
 void *service_batcher_thread(void *svc);

@@ -97,8 +97,17 @@ struct mb_response_hdr {
 	uint16_t result_type;
 	uint16_t rows;
 	uint16_t cols;
+	uint16_t flags; /**< MB_RESP_FLAG_* (offset 54) */
 	uint32_t result_len;
 };
+
+/**
+ * Response flag (offset 54, bit 0): this BAD_REQUEST refuses a request whose request_id was
+ * already in flight for the same client and tenant. It answers the duplicate send only: the
+ * earlier request is not affected and gets its own response, so a client matching replies
+ * by id must not take this one as the earlier request's answer.
+ */
+#define MB_RESP_FLAG_DUPLICATE 0x0001u
 
 /** Transport a request arrived on: validation differs slightly (frag_offset). */
 enum mb_transport {

@@ -72,6 +72,8 @@ send_req(const struct mb_request_hdr *h, const void *payload, size_t len)
 }
 
 /* The next response: status returned, reason copied; -1 if none within @ms. */
+static uint16_t g_last_flags; /* flags of the last response read */
+
 static int
 response(char *reason, size_t len, uint64_t *id, int ms)
 {
@@ -96,6 +98,7 @@ response(char *reason, size_t len, uint64_t *id, int ms)
 		return -2;
 	if (id != NULL)
 		*id = r.request_id;
+	g_last_flags = r.flags;
 	return r.status;
 }
 
@@ -277,9 +280,12 @@ test_duplicate_and_unknown_cancel(void)
 	send_req(&h, g_pcm, 3200); /* held ~300 ms in the logmel queue */
 	send_req(&h, g_pcm, 3200); /* same id, same client and tenant */
 	expect(MB_STATUS_BAD_REQUEST, "request_id: 30 is already in flight", 30);
+	/* the refusal says it answers the duplicate, not the request in flight */
+	CU_ASSERT_EQUAL(g_last_flags, MB_RESP_FLAG_DUPLICATE);
 	st = response(reason, sizeof(reason), &id, 5000);
 	CU_ASSERT_EQUAL(st, MB_STATUS_OK); /* the first one runs normally */
 	CU_ASSERT_EQUAL(id, 30);
+	CU_ASSERT_EQUAL(g_last_flags, 0);
 	send_req(&c, "", 0); /* cancel for an unknown request: ignored, no answer */
 	CU_ASSERT_EQUAL(response(reason, sizeof(reason), NULL, 300), -1);
 }

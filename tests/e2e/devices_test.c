@@ -92,9 +92,7 @@ test_required_without_gpu_refuses(void)
 			      "tcp://127.0.0.1:*", "--publish", "tcp://127.0.0.1:*",
 			      "--metrics",	   "off",	NULL};
 	const char *yaml = "devices:\n  cuda: {mode: required}\n";
-	const char *saved = getenv("MB_CLI");
-	char cli[4096];
-	int fd, rc;
+	int fd;
 
 	if (!no_gpu("mode required"))
 		return;
@@ -102,12 +100,7 @@ test_required_without_gpu_refuses(void)
 	CU_ASSERT_FATAL(fd >= 0);
 	CU_ASSERT(write(fd, yaml, strlen(yaml)) == (ssize_t)strlen(yaml));
 	close(fd);
-	/* the daemon through the CLI runner: the same fork, exec and capture */
-	snprintf(cli, sizeof(cli), "%s", saved ? saved : "");
-	setenv("MB_CLI", getenv("MB_DAEMON"), 1);
-	rc = mb_e2e_cli(args, out, sizeof(out));
-	setenv("MB_CLI", cli, 1);
-	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(args, out, sizeof(out)), 1);
 	CU_ASSERT_TRUE(has(out, "devices.cuda.mode is required, but no GPU is usable: "));
 	snprintf(expect, sizeof(expect), "usable: %s", g_probe.reason);
 	CU_ASSERT_TRUE(has(out, expect)); /* the probe's own reason */

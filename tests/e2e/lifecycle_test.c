@@ -366,21 +366,6 @@ test_second_signal_stops_hard(void)
 
 /* ---- start-up errors ---- */
 
-static int
-run_daemon(const char *const *args, char *out, size_t len)
-{
-	/* The daemon through the CLI runner: same fork/exec/capture. */
-	const char *saved = getenv("MB_CLI");
-	char cli[4096];
-	int rc;
-
-	snprintf(cli, sizeof(cli), "%s", saved ? saved : "");
-	setenv("MB_CLI", getenv("MB_DAEMON"), 1);
-	rc = mb_e2e_cli(args, out, len);
-	setenv("MB_CLI", cli, 1);
-	return rc;
-}
-
 static void
 test_config_errors(void)
 {
@@ -393,15 +378,15 @@ test_config_errors(void)
 	fd = mkstemp(bad);
 	CU_ASSERT(write(fd, "models:\n  - name: logmel\n    max_batch: 0\n", 41) == 41);
 	close(fd);
-	CU_ASSERT_EQUAL(run_daemon(check_bad, out, sizeof(out)), 2);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, bad));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "models[0].max_batch: 0 is out of range 1..1024"));
 	fd = mkstemp(good);
 	CU_ASSERT(write(fd, "models:\n  - name: whisperish\n", 29) == 29);
 	close(fd);
-	CU_ASSERT_EQUAL(run_daemon(check_good, out, sizeof(out)), 2);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_good, out, sizeof(out)), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'whisperish' is not a model of this build"));
-	CU_ASSERT_EQUAL(run_daemon(bad_flag, out, sizeof(out)), 2);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(bad_flag, out, sizeof(out)), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--drain-timeout"));
 	unlink(bad);
 	unlink(good);
@@ -418,7 +403,7 @@ test_endpoint_in_use(void)
 	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, NULL, NULL), 0);
 	args[1] = d.ingest;
 	(void)metrics;
-	CU_ASSERT_EQUAL(run_daemon(args, out, sizeof(out)), 1);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(args, out, sizeof(out)), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Address already in use"));
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }

@@ -28,8 +28,9 @@ struct mb_daemon {
 
 /**
  * Start mediabatchd with @p yaml (a config file body in block style, may be NULL) and extra
- * arguments (NULL-terminated, may be NULL), and wait until /readyz says ready. Returns 0, or
- * -1 after printing the daemon's log.
+ * arguments (NULL-terminated, may be NULL), and wait until it has started: /readyz says
+ * ready, or not ready for a reason other than "starting" (a model that failed to load).
+ * Returns 0, or -1 after printing the daemon's log.
  *
  * A body without a top-level `devices:` section gets `devices: {cuda: {mode: "off"}}`: the
  * daemon serves on cpu0 alone, so the tests' unit arithmetic (cpu0's 16 units) holds on a
@@ -85,6 +86,9 @@ uint8_t *mb_e2e_tone(double seconds, uint32_t *bytes);
 
 /** Run the CLI with @p args (NULL-terminated); its stdout+stderr in @p out. Exit status. */
 int mb_e2e_cli(const char *const *args, char *out, size_t len);
+
+/** Run mediabatchd itself with @p args (--check, bad flags), as mb_e2e_cli(). */
+int mb_e2e_daemon_cmd(const char *const *args, char *out, size_t len);
 
 /** Wall-clock seconds (CLOCK_MONOTONIC). */
 double mb_e2e_now(void);

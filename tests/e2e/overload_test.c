@@ -119,6 +119,20 @@ test_max_inflight(void)
 	CU_ASSERT_EQUAL(t.answered, 60);
 	CU_ASSERT(t.by_status[MB_STATUS_OVERLOADED] >= 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(t.reason[MB_STATUS_OVERLOADED], "16 requests are in flight"));
+	/* refused before admission, and still counted under their model, as requests too */
+	mb_daemon_inflight_settled(&d, 10);
+	CU_ASSERT_EQUAL(
+		mb_daemon_metric(
+			&d, "mediabatch_responses_total{model=\"identity\",status=\"OVERLOADED\"}"),
+		t.by_status[MB_STATUS_OVERLOADED]);
+	CU_ASSERT_EQUAL(
+		mb_daemon_metric(
+			&d, "mediabatch_responses_total{model=\"_unknown\",status=\"OVERLOADED\"}"),
+		0);
+	CU_ASSERT_EQUAL(
+		mb_daemon_metric(&d,
+				 "mediabatch_requests_total{model=\"identity\",transport=\"zmq\"}"),
+		60);
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 

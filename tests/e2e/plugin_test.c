@@ -11,6 +11,7 @@
  * cool-down, re-opens when the probe fails and closes when one succeeds; /metrics shows
  * the breaker's state; the daemon still drains cleanly and unloads the plugins.
  */
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -231,6 +232,52 @@ test_broken_models_unavailable_others_serve(void)
 	free(pcm);
 }
 
+/* A model that failed to load makes the daemon not ready (a balancer should send its work
+ * elsewhere), with the reason; /metrics agrees. */
+static void
+test_broken_models_not_ready(void)
+{
+	char body[512];
+
+	CU_ASSERT_EQUAL(mb_http_get(g_d.port_http, "/readyz", body, sizeof(body)), 503);
+	CU_ASSERT_TRUE(has(body, "not ready: model "));
+	CU_ASSERT_TRUE(has(body, " is unavailable: "));
+	CU_ASSERT_EQUAL(mb_daemon_metric(&g_d, "mediabatch_ready"), 0);
+	CU_ASSERT_EQUAL(mb_http_get(g_d.port_http, "/healthz", body, sizeof(body)), 200);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&g_d), "not ready (/readyz 503): model "));
+}
+
+/* --check loads every model as the daemon would, and names each one that fails. */
+static void
+test_check_loads_models(void)
+{
+	char yaml[2048], path[] = "/tmp/mb-e2e-check-XXXXXX", out[8192];
+	const char *check[] = {"--config", path, "--check", NULL};
+	int fd = mkstemp(path);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	snprintf(yaml, sizeof(yaml),
+		 "models:\n  - name: whisper\n    weights: %s\n  - name: nosym\n    plugin: "
+		 "%s\n  - name: clap\n    enabled: false\n    weights: /nonexistent\n",
+		 g_truncated, getenv("MB_PLUGIN_NOSYM"));
+	CU_ASSERT_EQUAL(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check, out, sizeof(out)), 2);
+	CU_ASSERT_TRUE(has(out, "whisper"));
+	CU_ASSERT_TRUE(has(out, "the file is truncated"));
+	CU_ASSERT_TRUE(has(out, "nosym"));
+	CU_ASSERT_TRUE(has(out, "exports no mb_model_plugin()"));
+	CU_ASSERT_PTR_NULL(strstr(out, "clap")); /* off: its weights are not opened */
+	/* the same file without the broken models is valid */
+	snprintf(yaml, sizeof(yaml), "models:\n  - name: clap\n    enabled: false\n");
+	fd = open(path, O_WRONLY | O_TRUNC);
+	CU_ASSERT_EQUAL(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check, out, sizeof(out)), 0);
+	CU_ASSERT_TRUE(has(out, "configuration is valid"));
+	unlink(path);
+}
+
 static double
 breaker_metric(void)
 {
@@ -296,6 +343,9 @@ test_breaker_opens_and_recovers(void)
 
 static const struct mb_test_case cases[] = {
 	{"the example plugin serves its network", test_example_plugin_serves},
+	{"a model that failed to load: /readyz 503 with the reason, mediabatch_ready 0",
+	 test_broken_models_not_ready},
+	{"--check loads every model and names each that fails", test_check_loads_models},
 	{"broken plugins and weights: UNAVAILABLE with the reason; the rest serve",
 	 test_broken_models_unavailable_others_serve},
 	{"the breaker opens, refuses at once, probes, re-opens, closes",

@@ -1,9 +1,11 @@
 /*
  * config_test.c: defaults, the annotated example, overrides, and an error message for each
- * kind of mistake (naming file, field, range; line and column for parse errors).
+ * kind of mistake (naming file, field, range; line and column for parse errors); numbers
+ * written with a suffix or in another notation are refused, not cut short.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include <rte_log.h>
@@ -204,6 +206,7 @@ test_overrides(void)
 					"  ingest: tcp://127.0.0.1:9000\n"
 					"  metrics: off\n"
 					"  drain_timeout_ms: 250\n"
+					"  drain_quiet_ms: 40\n"
 					"  log_level: debug\n"
 					"idle:\n"
 					"  mode: spin\n"
@@ -228,6 +231,7 @@ test_overrides(void)
 	CU_ASSERT_STRING_EQUAL(c.publish, "tcp://127.0.0.1:7401"); /* untouched */
 	CU_ASSERT_STRING_EQUAL(c.metrics, "");
 	CU_ASSERT_EQUAL(c.drain_timeout_ms, 250);
+	CU_ASSERT_EQUAL(c.drain_quiet_ms, 40);
 	CU_ASSERT_EQUAL(c.log_level, RTE_LOG_DEBUG);
 	CU_ASSERT_EQUAL(c.idle.mode, MB_IDLE_SPIN);
 	CU_ASSERT_EQUAL(c.idle.sleep_ns, 50000);
@@ -307,8 +311,7 @@ test_parse_errors_have_location(void)
 
 	CU_ASSERT_EQUAL(load_text(&c, "models:\n  - name: identity\n    max_bach: 3\n"), -EINVAL);
 	CU_ASSERT_TRUE(err_has("unexpected key 'max_bach'"));
-	CU_ASSERT_TRUE(err_has("line 2"));
-	CU_ASSERT_TRUE(err_has("models[0]"));
+	CU_ASSERT_TRUE(err_has("line 3, column 5: models[0]: ")); /* the key, not the line above */
 	CU_ASSERT_EQUAL(load_text(&c, "service:\n  drain_timeout_ms: soon\n"), -EINVAL);
 	CU_ASSERT_TRUE(err_has("service.drain_timeout_ms"));
 	CU_ASSERT_TRUE(err_has("line 2, column 21"));
@@ -316,6 +319,290 @@ test_parse_errors_have_location(void)
 	CU_ASSERT_TRUE(err_has("line"));
 	CU_ASSERT_EQUAL(load_text(&c, "servise:\n  ingest: tcp://a:1\n"), -EINVAL);
 	CU_ASSERT_TRUE(err_has("unexpected key 'servise'"));
+	mb_config_fini(&c);
+}
+
+/* Loads @p fmt (printf) and says whether it was refused with an error that has @p needle. */
+static bool refused_with(const char *needle, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static bool
+refused_with(const char *needle, const char *fmt, ...)
+{
+	struct mb_config c;
+	char yaml[512];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(yaml, sizeof(yaml), fmt, ap);
+	va_end(ap);
+	rc = load_text(&c, yaml);
+	mb_config_fini(&c);
+	if (rc != -EINVAL) {
+		printf("\n    accepted (%d): \"%s\"", rc, yaml);
+		return false;
+	}
+	return err_has(needle);
+}
+
+/* Written as libcyaml 1.3.1 would cut them short (strtoll/strtod and ignore the rest), or
+ * as YAML 1.1 or a human would mean something else by them. */
+static const char *const bad_integers[] = {
+	"2k", "5s",  "1e3",  "100.9", "0x100", "2_000", "10/s", "+5",	 "5 000",
+	"5.", "010", "true", ".inf",  "nan",   "~",	"null", "1,000", "5-",
+};
+
+static const char *const bad_floats[] = {
+	"10/s", "2k",  "5s",   "0x10",	"0x1p3", "1_000", "+5",	  "5 0", "1e",	  "e3",	  ".",
+	"--1",	"inf", ".inf", "-.inf", "nan",	 ".NaN",  "true", "~",	 "1.5.2", "1e3x",
+};
+
+/* Every integer key, at the top, in a mapping, in a list of mappings and in a list of
+ * integers, takes digits only; a suffix is refused, not cut short. */
+static void
+test_strict_integers(void)
+{
+	struct mb_config c;
+	char want[160];
+
+	for (size_t i = 0; i < sizeof(bad_integers) / sizeof(bad_integers[0]); i++) {
+		const char *v = bad_integers[i];
+
+		snprintf(want, sizeof(want), "service.max_inflight: '%s' is not a whole number", v);
+		CU_ASSERT_TRUE(refused_with(want, "service:\n  max_inflight: %s\n", v));
+		snprintf(want, sizeof(want),
+			 "service.drain_timeout_ms: '%s' is not a whole number of milliseconds", v);
+		CU_ASSERT_TRUE(refused_with(want, "service:\n  drain_timeout_ms: %s\n", v));
+		snprintf(want, sizeof(want), "models[1].max_batch: '%s' is not a whole number", v);
+		CU_ASSERT_TRUE(refused_with(want,
+					    "models:\n  - name: identity\n  - name: logmel\n"
+					    "    max_batch: %s\n",
+					    v));
+		snprintf(want, sizeof(want), "tenants.limits[0].burst: '%s' is not a whole number",
+			 v);
+		CU_ASSERT_TRUE(refused_with(want,
+					    "tenants:\n  limits:\n    - tenant: 3\n      rate: 1\n"
+					    "      burst: %s\n",
+					    v));
+		snprintf(want, sizeof(want), "devices.cuda.gpus[1]: '%s' is not a whole number", v);
+		CU_ASSERT_TRUE(refused_with(
+			want, "devices:\n  cuda:\n    gpus:\n      - 0\n      - %s\n", v));
+	}
+	/* In a flow mapping, and quoted: the scalar's text is what counts. */
+	CU_ASSERT_TRUE(refused_with("tenants.limits[0].tenant: '1e3' is not a whole number",
+				    "tenants:\n  limits:\n    - {rate: 1, tenant: 1e3}\n"));
+	CU_ASSERT_TRUE(refused_with("service.max_inflight: '2k' is not a whole number",
+				    "service:\n  max_inflight: '2k'\n"));
+	CU_ASSERT_TRUE(refused_with("service.max_inflight: ' 5 ' is not a whole number",
+				    "service:\n  max_inflight: \" 5 \"\n"));
+	/* An empty value, with nothing after the colon. */
+	CU_ASSERT_TRUE(refused_with("line 2, column 16: service.max_inflight: no value; expected "
+				    "a whole number",
+				    "service:\n  max_inflight:\n"));
+	CU_ASSERT_TRUE(refused_with("models[0].queue_limit: no value",
+				    "models:\n  - name: identity\n    queue_limit:\n"));
+	CU_ASSERT_TRUE(refused_with("service.max_inflight: no value; expected a whole number",
+				    "service:\n  max_inflight: \"\"\n"));
+	/* An alias is checked as what it stands for, where it is used. */
+	CU_ASSERT_TRUE(refused_with("models[1].max_batch: '2k' is not a whole number",
+				    "models:\n  - {name: &n 2k}\n  - {name: b, max_batch: *n}\n"));
+
+	/* What is accepted: plain digits (quoted too), 0, a sign only as '-' and then the
+	 * range decides, as before. */
+	CU_ASSERT_EQUAL_FATAL(
+		load_text(&c, "service:\n  max_inflight: 2000\n"
+			      "  drain_timeout_ms: 0\n"
+			      "  max_inflight_bytes: \"1048576\"\n"
+			      "zmq: {io_threads: 16}\n"
+			      "devices:\n  cuda: {gpus: [0, 7, 255]}\n"
+			      "tenants:\n  limits:\n    - {tenant: 4294967295, rate: 1, "
+			      "burst: 1000000}\n"
+			      "models:\n  - {name: logmel, max_batch: 1024, max_delay_us: "
+			      "0}\n"),
+		0);
+	CU_ASSERT_EQUAL(c.max_inflight, 2000);
+	CU_ASSERT_EQUAL(c.drain_timeout_ms, 0);
+	CU_ASSERT_EQUAL(c.max_inflight_bytes, 1048576);
+	CU_ASSERT_EQUAL(c.zmq_io_threads, 16);
+	CU_ASSERT_EQUAL(c.n_cuda_gpus, 3);
+	CU_ASSERT_EQUAL(c.cuda_gpus[2], 255);
+	CU_ASSERT_EQUAL_FATAL(c.n_limits, 1);
+	CU_ASSERT_EQUAL(c.limits[0].tenant, 4294967295u);
+	CU_ASSERT_EQUAL(c.limits[0].burst, 1000000);
+	CU_ASSERT_EQUAL_FATAL(c.n_models, 1);
+	CU_ASSERT_EQUAL(c.models[0].max_batch, 1024);
+	CU_ASSERT_EQUAL(c.models[0].max_delay_us, 0);
+	mb_config_fini(&c);
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "models:\n  - {name: a, max_batch: &b 8}\n"
+					    "  - {name: b, max_batch: *b}\n"),
+			      0);
+	CU_ASSERT_EQUAL(c.models[1].max_batch, 8);
+	mb_config_fini(&c);
+	CU_ASSERT_TRUE(refused_with("service.max_inflight: -5 is out of range 1..1048576",
+				    "service:\n  max_inflight: -5\n"));
+	CU_ASSERT_TRUE(refused_with("service.drain_timeout_ms: 700000 is out of range 0..600000",
+				    "service:\n  drain_timeout_ms: 700000\n"));
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  drain_timeout_ms: -0\n"), 0);
+	CU_ASSERT_EQUAL(c.drain_timeout_ms, 0);
+	mb_config_fini(&c);
+}
+
+/* Every float key (rates) takes a decimal number, with an exponent if wanted. */
+static void
+test_strict_floats(void)
+{
+	struct mb_config c;
+	char want[160];
+
+	for (size_t i = 0; i < sizeof(bad_floats) / sizeof(bad_floats[0]); i++) {
+		const char *v = bad_floats[i];
+
+		snprintf(want, sizeof(want), "tenants.default_rate: '%s' is not a decimal number",
+			 v);
+		CU_ASSERT_TRUE(refused_with(want, "tenants:\n  default_rate: %s\n", v));
+		snprintf(want, sizeof(want), "tenants.limits[1].rate: '%s' is not a decimal number",
+			 v);
+		CU_ASSERT_TRUE(refused_with(want,
+					    "tenants:\n  limits:\n    - {tenant: 1, rate: 2}\n"
+					    "    - tenant: 2\n      rate: %s\n",
+					    v));
+		snprintf(want, sizeof(want),
+			 "models[0].item_units_per_second: '%s' is not a decimal number", v);
+		CU_ASSERT_TRUE(refused_with(want,
+					    "models:\n  - name: clap\n"
+					    "    item_units_per_second: %s\n",
+					    v));
+	}
+	CU_ASSERT_TRUE(refused_with("tenants.default_rate: no value; expected a decimal number",
+				    "tenants:\n  default_rate:\n"));
+	CU_ASSERT_TRUE(refused_with("tenants.limits[0].rate: '.5 ' is not a decimal number",
+				    "tenants:\n  limits:\n    - {tenant: 1, rate: \".5 \"}\n"));
+
+	CU_ASSERT_EQUAL_FATAL(load_text(&c,
+					"tenants:\n"
+					"  default_rate: 1e3\n"
+					"  limits:\n"
+					"    - {tenant: 1, rate: 2.5}\n"
+					"    - {tenant: 2, rate: .5}\n"
+					"    - {tenant: 3, rate: 1E-3}\n"
+					"    - {tenant: 4, rate: 0}\n"
+					"    - {tenant: 5, rate: 7.}\n"
+					"    - {tenant: 6, rate: \"2e2\"}\n"
+					"    - {tenant: 7, rate: 1.5e+2}\n"
+					"models:\n  - {name: clap, item_units_per_second: 0.25}\n"),
+			      0);
+	CU_ASSERT_DOUBLE_EQUAL(c.default_rate, 1000, 1e-9);
+	CU_ASSERT_EQUAL_FATAL(c.n_limits, 7);
+	CU_ASSERT_DOUBLE_EQUAL(c.limits[0].rate, 2.5, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(c.limits[1].rate, 0.5, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(c.limits[2].rate, 0.001, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(c.limits[3].rate, 0, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(c.limits[4].rate, 7, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(c.limits[5].rate, 200, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(c.limits[6].rate, 150, 1e-12);
+	CU_ASSERT_DOUBLE_EQUAL(c.models[0].item_units_per_second, 0.25, 1e-12);
+	mb_config_fini(&c);
+	/* A negative rate is a number; its range refuses it, as before. */
+	CU_ASSERT_TRUE(refused_with("tenants.default_rate: -1 is out of range 0 or",
+				    "tenants:\n  default_rate: -1\n"));
+}
+
+/* The message names the file, line, column, key path and value, and says what to write. */
+static void
+test_number_hints(void)
+{
+	static const struct {
+		const char *yaml, *want;
+	} cases[] = {
+		{"service:\n  max_inflight: 2k\n",
+		 ": line 2, column 17: service.max_inflight: '2k' is not a whole number (digits "
+		 "only: write 2000)"},
+		{"service:\n  drain_timeout_ms: 5s\n",
+		 ": line 2, column 21: service.drain_timeout_ms: '5s' is not a whole number of "
+		 "milliseconds (write 5000)"},
+		{"breaker:\n  cooldown_ms: 1.5 min\n",
+		 "breaker.cooldown_ms: '1.5 min' is not a whole number of milliseconds (write "
+		 "90000)"},
+		{"models:\n  - name: logmel\n    max_delay_us: 2ms\n",
+		 ": line 3, column 19: models[0].max_delay_us: '2ms' is not a whole number of "
+		 "microseconds (write 2000)"},
+		{"service:\n  max_payload_bytes: 8MiB\n",
+		 "service.max_payload_bytes: '8MiB' is not a whole number of bytes (write "
+		 "8388608)"},
+		{"eal:\n  memory_mb: 1G\n",
+		 "eal.memory_mb: '1G' is not a whole number of MiB (write 1024)"},
+		{"zmq:\n  pub_sndhwm: 1e3\n",
+		 "zmq.pub_sndhwm: '1e3' is not a whole number (digits only: write 1000)"},
+		{"zmq:\n  pub_sndhwm: 0x100\n",
+		 "zmq.pub_sndhwm: '0x100' is not a whole number (digits only: write 256)"},
+		{"zmq:\n  pub_sndhwm: 2_000\n",
+		 "zmq.pub_sndhwm: '2_000' is not a whole number (digits only: write 2000)"},
+		{"zmq:\n  pub_sndhwm: +5\n",
+		 "zmq.pub_sndhwm: '+5' is not a whole number (digits only: write 5)"},
+		{"zmq:\n  pub_sndhwm: 100.9\n",
+		 "zmq.pub_sndhwm: '100.9' is not a whole number (digits only)"},
+		{"zmq:\n  pub_sndhwm: 10/s\n",
+		 "zmq.pub_sndhwm: '10/s' is not a whole number (digits only)"},
+		{"zmq:\n  heartbeat_ms: 010\n",
+		 "zmq.heartbeat_ms: '010' is not a whole number of milliseconds (no leading zero: "
+		 "write 10)"},
+		{"tenants:\n  default_rate: 10/s\n",
+		 ": line 2, column 17: tenants.default_rate: '10/s' is not a decimal number (write "
+		 "10)"},
+		{"tenants:\n  limits:\n    - {tenant: 1, rate: 2k}\n",
+		 ": line 3, column 25: tenants.limits[0].rate: '2k' is not a decimal number (write "
+		 "2000)"},
+		{"tenants:\n  default_rate: .inf\n",
+		 "tenants.default_rate: '.inf' is not a decimal number (such as 2.5 or 1e3)"},
+	};
+	struct mb_config c;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CU_ASSERT_EQUAL(load_text(&c, cases[i].yaml), -EINVAL);
+		CU_ASSERT_TRUE(err_has(cases[i].want));
+		CU_ASSERT_TRUE(err_has("/tmp/mb_test_")); /* names the file */
+		CU_ASSERT_EQUAL(c.max_inflight, 8192);	  /* and changes nothing */
+		mb_config_fini(&c);
+	}
+}
+
+/* libyaml counts lines and columns from 0; the message counts from 1, at the error itself
+ * (not at the last value read before it), and does not blame a key the error is not in. */
+static void
+test_syntax_error_positions(void)
+{
+	struct mb_config c;
+
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  max_inflight: 100\n   drain_timeout_ms: 5\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has(": line 3, column 20: mapping values are not allowed"));
+	CU_ASSERT_FALSE(strstr(g_err, "max_inflight") != NULL);
+	CU_ASSERT_EQUAL(load_text(&c,
+				  "service:\n  max_inflight: 100\n  drain_timeout_ms: [5\nzmq:\n"
+				  "  io_threads: 1\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has(": line 4, column 4: did not find expected ',' or ']' (while "
+			       "parsing a flow sequence at line 3, column 21)"));
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  max_inflight: 100\n\tdrain_timeout_ms: 5\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has(": line 3, column 1: found a tab character"));
+	CU_ASSERT_EQUAL(load_text(&c, "models:\n  - name: identity\n    max_batch: 4\n"
+				      "    max_bach: 3\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has(": line 4, column 5: models[0]: unexpected key 'max_bach'"));
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  max_inflight: 5\n  max_inflight: 6\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has(": line 3, column 3: service.max_inflight: set twice (first at "
+			       "line 2)"));
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  max_inflight: *nope\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has(": line 2, column 17: found undefined alias"));
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  max_inflight: \xff\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has(": byte 25: invalid leading UTF-8 octet (0xff)"));
+	/* A wrong type is still libcyaml's to report, at the value. */
+	CU_ASSERT_EQUAL(load_text(&c, "models:\n  - name: identity\n    max_batch: [3]\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has(": line 3, column 16: models[0].max_batch: expected an integer, "
+			       "found a list"));
 	mb_config_fini(&c);
 }
 
@@ -409,6 +696,10 @@ static const struct mb_test_case cases[] = {
 	{"range errors name file, field and range", test_range_errors},
 	{"bad values: endpoints, levels, names, duplicates", test_value_errors},
 	{"parse errors give line, column and field", test_parse_errors_have_location},
+	{"integer keys take digits only: 2k, 5s, 1e3, 0x100 ... are refused", test_strict_integers},
+	{"float keys take a decimal number: 10/s, inf, nan ... are refused", test_strict_floats},
+	{"a number refused names key, value and what to write", test_number_hints},
+	{"syntax errors: line and column of the error itself, from 1", test_syntax_error_positions},
 	{"missing file; empty file", test_file_errors_and_empty},
 	{"a failed load changes nothing", test_failure_keeps_defaults},
 	{"HOST:PORT parsing", test_hostport},

@@ -146,6 +146,15 @@ test_response_round_trip(void)
 	CU_ASSERT_EQUAL(out.rows, 100);
 	CU_ASSERT_EQUAL(out.cols, 80);
 	CU_ASSERT_EQUAL(out.result_len, 32000);
+	CU_ASSERT_EQUAL(out.flags, 0);
+	/* flags at offset 54: DUPLICATE is bit 0 */
+	r.flags = MB_RESP_FLAG_DUPLICATE;
+	mb_proto_encode_response(&r, w);
+	CU_ASSERT(w[54] == 1 && w[55] == 0);
+	CU_ASSERT_EQUAL_FATAL(mb_proto_decode_response(w, 64, &out, reason, sizeof(reason)), 0);
+	CU_ASSERT_EQUAL(out.flags, MB_RESP_FLAG_DUPLICATE);
+	r.flags = 0;
+	mb_proto_encode_response(&r, w);
 	CU_ASSERT_EQUAL(mb_proto_decode_response(w, 63, &out, reason, sizeof(reason)), -1);
 	w[3] = '2';
 	CU_ASSERT_EQUAL(mb_proto_decode_response(w, 64, &out, reason, sizeof(reason)), -1);
