@@ -3,16 +3,19 @@
  *
  * The file is read into memory once and parsed twice. First libyaml alone (the pre-pass)
  * loads it as a node tree and walks that tree alongside the schema below: a syntax error, an
- * unknown key, or a number that is not written strictly (digits only for integers; a plain
- * decimal for floats: no suffix, hex, underscore, inf or nan) stops there, with the line and
- * column libyaml gives for the offending node (0-based there, 1-based in the message). Then
- * libcyaml parses the same bytes into "raw" structs whose scalars are all optional pointers
- * (NULL when the file does not set them), so "absent" and "0" differ. Its errors (wrong
- * types) are captured from its log and turned into one line with the location and the field
- * path; then every value that is present is range-checked and copied over the defaults.
- * libcyaml 1.3.1 cannot do the pre-pass's part itself: it reads numbers with strtoll(base 0)
- * and strtod and ignores what follows ("2k" loads as 2, "0x100" as 256), has no validation
- * callbacks, and logs libyaml's errors without their position. Main thread only.
+ * unknown key, a number that is not written strictly (digits only for integers; a plain
+ * decimal for floats: no suffix, hex, underscore, inf or nan) or does not fit its type, a
+ * boolean that is not true/false (yes/no, on/off), or a second YAML document stops there,
+ * with the line and column libyaml gives for the offending node (0-based there, 1-based in
+ * the message). Then libcyaml parses the same bytes into "raw" structs whose scalars are all
+ * optional pointers (NULL when the file does not set them), so "absent" and "0" differ. Its
+ * errors (wrong types) are captured from its log and turned into one line with the location
+ * and the field path; then every value that is present is range-checked and copied over the
+ * defaults. libcyaml 1.3.1 cannot do the pre-pass's part itself: it reads numbers with
+ * strtoll(base 0) and strtod and ignores what follows ("2k" loads as 2, "0x100" as 256),
+ * reads any word but false/no/off/disable/0 as true ("flase" too), loads the first document
+ * and ignores the rest, has no validation callbacks, and logs libyaml's errors without their
+ * position. Main thread only.
  */
 #include "mb_config.h"
 
@@ -103,6 +106,7 @@ struct y_model {
 	char *name;
 	bool *enabled;
 	int64_t *max_batch, *max_delay_us, *queue_limit, *default_timeout_ms, *base_units;
+	int64_t *run_timeout_ms;
 	double *item_units_per_second;
 	char *weights, *plugin;
 };
@@ -250,6 +254,7 @@ static const cyaml_schema_field_t model_fields[] = {
 	INT("max_delay_us", struct y_model, max_delay_us),
 	INT("queue_limit", struct y_model, queue_limit),
 	INT("default_timeout_ms", struct y_model, default_timeout_ms),
+	INT("run_timeout_ms", struct y_model, run_timeout_ms),
 	INT("base_units", struct y_model, base_units),
 	FLT("item_units_per_second", struct y_model, item_units_per_second),
 	STR("weights", struct y_model, weights, MB_CONFIG_PATH_MAX - 1),
@@ -907,7 +912,7 @@ apply_models(struct checker *ck, const struct y_root *r, struct mb_config *c)
 
 		m->enabled = MB_CONFIG_UNSET;
 		m->max_batch = m->max_delay_us = m->queue_limit = MB_CONFIG_UNSET;
-		m->default_timeout_ms = m->base_units = MB_CONFIG_UNSET;
+		m->default_timeout_ms = m->base_units = m->run_timeout_ms = MB_CONFIG_UNSET;
 		m->item_units_per_second = MB_CONFIG_UNSET;
 		if (y->name == NULL || y->name[0] == '\0') {
 			fail(ck, "models[%u].name: missing; every entry names a model", i);
@@ -937,6 +942,7 @@ apply_models(struct checker *ck, const struct y_root *r, struct mb_config *c)
 		MODEL_INT(queue_limit, 1, 1000000);
 		MODEL_INT(default_timeout_ms, 1, 3600000);
 		MODEL_INT(base_units, 0, 1000000);
+		MODEL_INT(run_timeout_ms, 0, 86400000);
 #undef MODEL_INT
 		snprintf(field, sizeof(field), "models[%u].item_units_per_second", i);
 		if (double_in(ck, field, y->item_units_per_second, 0, 1e6, true))
@@ -966,7 +972,7 @@ apply_weights_breaker(struct checker *ck, const struct y_root *r, struct mb_conf
 		c->breaker_probe_timeout_ms = (uint32_t)*r->breaker->probe_timeout_ms;
 }
 
-/* ---- the pre-pass: syntax, keys and strict numbers, at libyaml's positions ---- */
+/* ---- the pre-pass: syntax, keys, strict numbers and booleans, one document ---- */
 
 /*
  * Hints for a number written with a unit or a multiplier: the unit a key is counted in
@@ -1150,19 +1156,63 @@ guess_number(const char *v, const struct unit *u, double *out)
 	return isfinite(x);
 }
 
+/*
+ * Why @p v, a number written strictly for a key of @p schema, does not fit the key's type, or
+ * NULL where it does. libcyaml refuses an integer beyond its type as "not an integer" and
+ * reads a float beyond a double as inf, or one too close to 0 as 0 (0 is "no limit" on a rate).
+ * The key's own range is checked after libcyaml, from the apply_*() functions, not here.
+ */
+static const char *
+beyond_type(const char *v, const cyaml_schema_value_t *schema)
+{
+	unsigned int bits =
+		schema->data_size >= 1 && schema->data_size <= 8 ? schema->data_size * 8 : 64;
+	uint64_t max = UINT64_MAX >> (64 - bits);
+	double x;
+
+	errno = 0;
+	if (schema->type == CYAML_INT) {
+		long long n = strtoll(v, NULL, 10);
+
+		if (errno == ERANGE ? n > 0 : n > (long long)(max / 2))
+			return "too large for a whole number";
+		if (errno == ERANGE || n < -(long long)(max / 2) - 1)
+			return "too small for a whole number";
+		return NULL;
+	}
+	if (schema->type == CYAML_UINT)
+		return errno == ERANGE || strtoull(v, NULL, 10) > max
+			       ? "too large for a whole number"
+			       : NULL;
+	x = schema->data_size == sizeof(float) ? strtof(v, NULL) : strtod(v, NULL);
+	if (errno != ERANGE)
+		return NULL;
+	if (fabs(x) < 1)
+		return "too close to zero for a decimal number";
+	return x > 0 ? "too large for a decimal number" : "too small for a decimal number";
+}
+
 static void
-check_number(struct checker *ck, const yaml_node_t *node, cyaml_type_e kind, const char *key,
-	     const char *where)
+check_number(struct checker *ck, const yaml_node_t *node, const cyaml_schema_value_t *schema,
+	     const char *key, const char *where)
 {
 	const char *v = (const char *)node->data.scalar.value;
 	size_t len = node->data.scalar.length;
+	cyaml_type_e kind = schema->type;
 	const struct unit *u = unit_of(key, kind);
 	char what[64], how[96];
+	const char *beyond;
 	double x = 0;
 	bool hint;
 
-	if (strict_number(v, len, kind))
+	if (strict_number(v, len, kind)) {
+		beyond = beyond_type(v, schema);
+		if (beyond != NULL)
+			fail(ck, "line %zu, column %zu: %s: '%.64s%s' is %s",
+			     node->start_mark.line + 1, node->start_mark.column + 1, where, v,
+			     len > 64 ? "..." : "", beyond);
 		return;
+	}
 	if (kind == CYAML_FLOAT)
 		snprintf(what, sizeof(what), "a decimal number");
 	else if (u->name != NULL)
@@ -1191,6 +1241,32 @@ check_number(struct checker *ck, const yaml_node_t *node, cyaml_type_e kind, con
 		snprintf(how, sizeof(how), "digits only");
 	fail(ck, "line %zu, column %zu: %s: '%.64s%s' is not %s (%s)", node->start_mark.line + 1,
 	     node->start_mark.column + 1, where, v, len > 64 ? "..." : "", what, how);
+}
+
+/* YAML 1.1's booleans, as libyaml users write them and libcyaml reads right; not y/n, 0/1. */
+static const char *const bool_words[] = {
+	"true",	 "True",  "TRUE",  "yes", "Yes", "YES", "on",  "On",  "ON",
+	"false", "False", "FALSE", "no",  "No",	 "NO",	"off", "Off", "OFF",
+};
+
+/* A boolean key: libcyaml 1.3.1 reads anything but false/no/off/disable/0 as true. */
+static void
+check_bool(struct checker *ck, const yaml_node_t *node, const char *where)
+{
+	const char *v = (const char *)node->data.scalar.value;
+	size_t len = node->data.scalar.length;
+
+	if (len == strlen(v))
+		for (size_t i = 0; i < sizeof(bool_words) / sizeof(bool_words[0]); i++)
+			if (strcmp(v, bool_words[i]) == 0)
+				return;
+	if (len == 0)
+		fail(ck, "line %zu, column %zu: %s: no value; expected true or false",
+		     node->start_mark.line + 1, node->start_mark.column + 1, where);
+	else
+		fail(ck, "line %zu, column %zu: %s: '%.64s%s' is not true or false",
+		     node->start_mark.line + 1, node->start_mark.column + 1, where, v,
+		     len > 64 ? "..." : "");
 }
 
 /*
@@ -1266,7 +1342,11 @@ check_node(struct checker *ck, yaml_document_t *doc, yaml_node_t *node,
 	case CYAML_UINT:
 	case CYAML_FLOAT:
 		if (node->type == YAML_SCALAR_NODE)
-			check_number(ck, node, schema->type, key, where);
+			check_number(ck, node, schema, key, where);
+		break;
+	case CYAML_BOOL:
+		if (node->type == YAML_SCALAR_NODE)
+			check_bool(ck, node, where);
 		break;
 	default:
 		break;
@@ -1292,6 +1372,25 @@ syntax_error(struct checker *ck, const yaml_parser_t *p)
 			 p->context_mark.line + 1, p->context_mark.column + 1);
 	fail(ck, "line %zu, column %zu: %s%s", p->problem_mark.line + 1, p->problem_mark.column + 1,
 	     p->problem ? p->problem : "not valid YAML", context);
+}
+
+/* After the first document: libcyaml loads that one and ignores the rest of the file. */
+static int
+one_document(struct checker *ck, yaml_parser_t *parser)
+{
+	yaml_event_t ev;
+
+	if (!yaml_parser_parse(parser, &ev)) {
+		if (parser->error == YAML_MEMORY_ERROR)
+			return -ENOMEM;
+		syntax_error(ck, parser);
+		return -EINVAL;
+	}
+	if (ev.type == YAML_DOCUMENT_START_EVENT)
+		fail(ck, "line %zu: a second YAML document ('---'): one configuration per file",
+		     ev.start_mark.line + 1);
+	yaml_event_delete(&ev);
+	return ck->failed ? -EINVAL : 0;
 }
 
 /*
@@ -1326,9 +1425,12 @@ prepass(struct checker *ck, const unsigned char *text, size_t len)
 	root = yaml_document_get_root_node(&doc);
 	if (root != NULL)
 		check_node(ck, &doc, root, &root_value, "", where, sizeof(where));
+	/* No root: the stream ended without a document (empty, or comments only). */
+	if (root != NULL && !ck->failed)
+		rc = one_document(ck, &parser);
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
-	return ck->failed ? -EINVAL : 0;
+	return rc < 0 ? rc : ck->failed ? -EINVAL : 0;
 }
 
 /* The whole of @p path into a buffer (malloc, NUL-terminated) the caller frees. */

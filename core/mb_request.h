@@ -32,6 +32,14 @@
 /** mb_request.model before the request is routed to a model. */
 #define MB_REQUEST_NO_MODEL UINT32_MAX
 
+/** mb_request.abandoned */
+enum { MB_REQ_PARKED = 1 };
+
+/** A parked request handed back on the results ring: recycle it, send nothing. */
+#define MB_REQ_RECLAIM_TAG(req) ((struct mb_request *)((uintptr_t)(req) | 1u))
+#define MB_REQ_IS_RECLAIM(p) (((uintptr_t)(p)&1u) != 0)
+#define MB_REQ_UNTAG(p) ((struct mb_request *)((uintptr_t)(p) & ~(uintptr_t)1u))
+
 struct mb_request;
 
 /** Releases a request's payload (e.g. closes the ZeroMQ message holding it). */
@@ -66,6 +74,13 @@ struct mb_request {
 	bool indexed;	     /**< in the front door's in-flight index */
 	bool counted;	     /**< counted in mediabatch_requests_total (by admission) */
 	bool client_gone;    /**< ZeroMQ: cancelled because its connection closed */
+	/**
+	 * MB_REQ_PARKED: a request of a batch the watchdog abandoned (see
+	 * mb_worker_abandon_if_hung()): answered, but a hung run() may still read its payload,
+	 * so the egress sends it and keeps it until that run() returns and hands it back
+	 * through the results ring as MB_REQ_RECLAIM_TAG(req).
+	 */
+	uint8_t abandoned;
 	int32_t conn_fd;     /**< ZeroMQ: the connection it came on (ZMQ_SRCFD), or -1 */
 	uint64_t conn_epoch; /**< ZeroMQ: the front door's monitor epoch when it was read */
 	TAILQ_ENTRY(mb_request) link; /**< the owner's queues */

@@ -62,6 +62,14 @@ struct mb_model {
 	uint32_t max_batch_start, queue_limit_start; /* the live values' ceilings */
 	uint32_t base_units;
 	double item_units_per_second;
+	/**
+	 * The watchdog: a batch whose run() takes longer than this is presumed hung (0: never).
+	 * Then the model is disabled: @c hung is set (after @c hung_reason), and its requests
+	 * are answered UNAVAILABLE with that reason until the daemon restarts.
+	 */
+	uint32_t run_timeout_ms;
+	atomic_bool hung;
+	char hung_reason[MB_PROTO_REASON_MAX];
 	/* where it is served: load() succeeded on these devices (unload() is owed on each) */
 	uint32_t devices;	      /**< mask of MB_DEVICE_BIT(device index) */
 	void *states[MB_DEVICES_MAX]; /**< desc->load()'s state, by device index */
@@ -177,6 +185,23 @@ int mb_worker_run(struct mb_worker *w);
 
 /** Batches run, and items answered, by this worker so far. Any thread. */
 uint64_t mb_worker_batches(const struct mb_worker *w);
+
+/**
+ * The watchdog's check of one worker; one caller at a time (any thread). If the batch this
+ * worker is running has been inside its model's run() longer than the model's
+ * run_timeout_ms, the worker is abandoned: its thread is left in run(); each of the batch's
+ * requests is answered MODEL_ERROR with the reason (in @p why too) and pushed to the egress,
+ * ZeroMQ ones marked MB_REQ_PARKED (sent, but kept with their payload, which run() may still
+ * read); the batch keeps its device units. Should run() ever return, that thread hands the
+ * parked requests back (MB_REQ_RECLAIM_TAG), releases the units and returns from
+ * mb_worker_run(). Returns the model of the abandoned batch, or NULL when nothing was
+ * abandoned.
+ */
+struct mb_model *mb_worker_abandon_if_hung(struct mb_worker *w, uint64_t now_ns, char *why,
+					   size_t why_len);
+
+/** True once mb_worker_abandon_if_hung() abandoned this worker. Any thread. */
+bool mb_worker_abandoned(const struct mb_worker *w);
 
 /**
  * Push @p req to @p results, retrying while the ring is full (it is sized for every request

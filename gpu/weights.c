@@ -129,11 +129,12 @@ parse_entry(struct mb_weights *w, const char *name, json_t *v, struct mb_weights
 			return -EINVAL;
 		}
 		t->shape[i] = json_integer_value(d);
-		numel *= (uint64_t)t->shape[i];
-		if (numel > (UINT64_C(1) << 48)) {
+		/* checked before the product: 2^48 x 2^40 can pass 2^64, wrap, and look small */
+		if (t->shape[i] != 0 && numel > (UINT64_C(1) << 48) / (uint64_t)t->shape[i]) {
 			seterr(err, len, "%s: tensor '%s': shape too large", w->path, name);
 			return -EINVAL;
 		}
+		numel *= (uint64_t)t->shape[i];
 	}
 	if (!json_is_array(offs) || json_array_size(offs) != 2 ||
 	    !json_is_integer(json_array_get(offs, 0)) ||

@@ -6,10 +6,16 @@
  * item; push them to the egress; then release the units the batch still holds. Scratch
  * per model (worker_init) and the model item array are set up once per thread, so a batch
  * allocates nothing but the models' results.
+ *
+ * The watchdog (mb_worker_abandon_if_hung(), another thread) sees how long the current
+ * run() has taken through run_since_ns; the batch belongs to whoever moves run_state out of
+ * RUNNING first: the worker when run() returns, or the watchdog, which then answers it.
  */
 #include "mb_device.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +37,19 @@ struct mb_worker {
 	void **scratch;		     /* per model */
 	struct mb_model_item *items; /* batch_capacity */
 	_Atomic uint64_t batches;
+	/* the watchdog's view of run(): see the file comment */
+	_Atomic int run_state;
+	_Atomic uint64_t run_since_ns; /* when the current run() began; it names the run */
+	struct mb_batch *_Atomic running;
+	atomic_bool abandoned;
+	struct mb_request **reclaim; /* batch_capacity: what the watchdog parked */
+	uint32_t n_reclaim;	     /* written before RUN_ABANDONED, read after */
 };
+
+enum { RUN_IDLE, RUN_RUNNING, RUN_ABANDONING, RUN_ABANDONED };
+
+/* run_guarded()'s answer when the watchdog took the batch over while run() ran */
+#define ABANDONED 2
 
 static void *
 alloc_result(struct mb_model_batch *batch, size_t bytes)
@@ -55,7 +73,8 @@ mb_worker_create(const struct mb_worker_opts *o, struct mb_worker **out)
 	w->scratch = calloc(o->n_models ? o->n_models : 1, sizeof(void *));
 	w->broken = calloc(o->n_models ? o->n_models : 1, sizeof(*w->broken));
 	w->items = calloc(o->device->batch_capacity, sizeof(*w->items));
-	if (w->scratch == NULL || w->broken == NULL || w->items == NULL) {
+	w->reclaim = calloc(o->device->batch_capacity, sizeof(*w->reclaim));
+	if (w->scratch == NULL || w->broken == NULL || w->items == NULL || w->reclaim == NULL) {
 		mb_worker_destroy(&w);
 		return -ENOMEM;
 	}
@@ -75,6 +94,7 @@ mb_worker_destroy(struct mb_worker **wp)
 	free((*wp)->broken);
 	free((*wp)->scratch);
 	free((*wp)->items);
+	free((*wp)->reclaim);
 	free(*wp);
 	*wp = NULL;
 }
@@ -132,6 +152,32 @@ weed(struct mb_worker *w, struct mb_batch *b, uint64_t now)
 /* run_guarded()'s answer when the breaker refused the batch (models return 0 or -errno). */
 #define REJECTED 1
 
+/* Run the model under the watchdog's eye; ABANDONED if the watchdog took the batch. */
+static int
+run_watched(struct mb_worker *w, struct mb_batch *b, struct mb_model_batch *mb,
+	    int (*run)(struct mb_worker *, struct mb_batch *, struct mb_model_batch *))
+{
+	int rc;
+
+	atomic_store_explicit(&w->running, b, memory_order_relaxed);
+	atomic_store_explicit(&w->run_since_ns, mb_env_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&w->run_state, RUN_RUNNING, memory_order_release);
+	rc = run(w, b, mb);
+	for (;;) {
+		int expect = RUN_RUNNING;
+
+		if (atomic_compare_exchange_strong_explicit(&w->run_state, &expect, RUN_IDLE,
+							    memory_order_acq_rel,
+							    memory_order_acquire)) {
+			atomic_store_explicit(&w->run_since_ns, 0, memory_order_relaxed);
+			return rc;
+		}
+		if (expect == RUN_ABANDONED)
+			return ABANDONED;
+		sched_yield(); /* RUN_ABANDONING: the watchdog is answering the batch */
+	}
+}
+
 /*
  * Run the batch under its (model, device) breaker: refused at once while the breaker is
  * open, run as the one probe when half-open. A batch whose run() fails counts as a failure;
@@ -155,6 +201,26 @@ run_guarded(struct mb_worker *w, struct mb_batch *b, struct mb_model_batch *mb)
 	return rc;
 }
 
+/* run() returned after the watchdog answered its batch: drop what it made, hand the parked
+ * requests back to be recycled, release the units, and leave (the worker was replaced). */
+static void
+take_back(struct mb_worker *w, struct mb_batch *b)
+{
+	struct mb_device *dev = w->o.device;
+
+	MB_LOG(WARNING,
+	       "device %s: a run of model %s returned after the watchdog gave up on it; "
+	       "its worker thread exits",
+	       dev->name, b->model->desc->name);
+	for (uint32_t i = 0; i < b->n; i++)
+		free(w->items[i].result);
+	/* tagged, not written: the egress may still be sending the parked answer */
+	for (uint32_t i = 0; i < w->n_reclaim; i++)
+		mb_results_push(w->o.results, MB_REQ_RECLAIM_TAG(w->reclaim[i]));
+	mb_sem_release(dev->units, b->units);
+	mb_device_batch_put(dev, b);
+}
+
 static void
 run_batch(struct mb_worker *w, struct mb_batch *b)
 {
@@ -169,6 +235,7 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 	};
 	const char *broken =
 		m->index < w->o.n_models && w->broken[m->index].on ? w->broken[m->index].why : NULL;
+	bool hung = atomic_load_explicit(&m->hung, memory_order_acquire);
 	uint64_t start, end;
 	bool ran;
 	int rc;
@@ -187,17 +254,24 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 			w->items[i].payload = r->payload;
 			w->items[i].payload_len = r->payload_len;
 		}
-		rc = broken != NULL ? -EIO : run_guarded(w, b, &mb);
+		rc = broken != NULL || hung ? -EIO : run_watched(w, b, &mb, run_guarded);
+		if (rc == ABANDONED) {
+			take_back(w, b);
+			return;
+		}
 		end = mb_env_now_ns();
-		/* refused by the breaker, or no worker state: the model never ran the batch */
-		ran = broken == NULL && rc != REJECTED;
+		/* refused by the breaker, no worker state, or the model hung before: the model
+		 * never ran the batch */
+		ran = broken == NULL && !hung && rc != REJECTED;
 		if (ran && m->m_batch_size != NULL)
 			mb_metric_observe(m->m_batch_size, (double)b->n);
 		for (uint32_t i = 0; i < b->n; i++) {
 			struct mb_request *r = b->items[i];
 			struct mb_model_item *it = &w->items[i];
 
-			if (rc == REJECTED) {
+			if (hung) {
+				mb_request_answer(r, MB_STATUS_UNAVAILABLE, "%s", m->hung_reason);
+			} else if (rc == REJECTED) {
 				mb_request_answer(r, MB_STATUS_UNAVAILABLE,
 						  "model %s on device %s: circuit open after "
 						  "repeated failed batches; retry later",
@@ -303,7 +377,7 @@ mb_worker_run(struct mb_worker *w)
 	struct mb_device *dev = w->o.device;
 	int first_err = set_up(w);
 
-	while (!done(w)) {
+	while (!done(w) && !atomic_load_explicit(&w->abandoned, memory_order_acquire)) {
 		void *b;
 
 		if (mb_ring_dequeue_burst_wait(dev->run, &b, 1, &w->idle,
@@ -322,4 +396,62 @@ mb_worker_run(struct mb_worker *w)
 		w->stream = NULL;
 	}
 	return first_err;
+}
+
+bool
+mb_worker_abandoned(const struct mb_worker *w)
+{
+	return atomic_load_explicit(&((struct mb_worker *)w)->abandoned, memory_order_acquire);
+}
+
+struct mb_model *
+mb_worker_abandon_if_hung(struct mb_worker *w, uint64_t now, char *why, size_t why_len)
+{
+	uint64_t since = atomic_load_explicit(&w->run_since_ns, memory_order_relaxed);
+	struct mb_device *dev = w->o.device;
+	int expect = RUN_RUNNING;
+	struct mb_batch *b;
+	struct mb_model *m;
+
+	if (since == 0 || atomic_load_explicit(&w->run_state, memory_order_acquire) != RUN_RUNNING)
+		return NULL;
+	b = atomic_load_explicit(&w->running, memory_order_relaxed);
+	m = b->model;
+	if (m->run_timeout_ms == 0 || now < since ||
+	    now - since < (uint64_t)m->run_timeout_ms * MB_NS_PER_MS)
+		return NULL;
+	if (!atomic_compare_exchange_strong_explicit(&w->run_state, &expect, RUN_ABANDONING,
+						     memory_order_acq_rel, memory_order_acquire))
+		return NULL; /* run() just returned */
+	if (atomic_load_explicit(&w->run_since_ns, memory_order_relaxed) != since) {
+		/* another run began between the two looks: not the one that was late */
+		atomic_store_explicit(&w->run_state, RUN_RUNNING, memory_order_release);
+		return NULL;
+	}
+	snprintf(why, why_len,
+		 "model %s: a batch on device %s has run for %" PRIu64 " ms, past its "
+		 "run_timeout_ms (%u ms): presumed hung; its worker was replaced and the model is "
+		 "disabled until the daemon restarts",
+		 m->desc->name, dev->name, (now - since) / MB_NS_PER_MS, m->run_timeout_ms);
+	w->n_reclaim = 0;
+	for (uint32_t i = 0; i < b->n; i++) {
+		struct mb_request *r = b->items[i];
+
+		mb_request_answer(r, MB_STATUS_MODEL_ERROR, "%s", why);
+		r->start_ns = since;
+		r->resp.queue_us = us_between(r->arrival_ns, since);
+		r->resp.compute_us = us_between(since, now);
+		r->resp.batch_size = (uint16_t)b->n;
+		r->resp.device = (uint16_t)dev->index;
+		/* A ZeroMQ payload is freed with its request: keep both until run() returns. A
+		 * UDP payload lives in its rx queue's fixed buffers: the request goes back now. */
+		if (r->release == NULL) {
+			r->abandoned = MB_REQ_PARKED;
+			w->reclaim[w->n_reclaim++] = r;
+		}
+		mb_results_push(w->o.results, r);
+	}
+	atomic_store_explicit(&w->abandoned, true, memory_order_release);
+	atomic_store_explicit(&w->run_state, RUN_ABANDONED, memory_order_release);
+	return m;
 }

@@ -65,6 +65,7 @@ struct mb_frontdoor {
 	struct rte_hash *index;
 	uint64_t inflight_bytes;
 	atomic_uint inflight;
+	uint32_t n_parked; /* answered, kept for a hung run() (MB_REQ_PARKED) */
 	struct mb_request_list held;
 	uint32_t n_held;
 	bool ingest_closed;
@@ -546,15 +547,31 @@ retire(struct mb_frontdoor *fd, struct mb_request *req)
 		fd->conn_inflight[req->conn_fd]--;
 	if (req->client_gone && req->resp.status == MB_STATUS_CANCELLED)
 		count(fd->m_disconnect_cancelled);
-	fd->inflight_bytes -= req->payload_len;
 	if (req->done_ns == 0)
 		req->done_ns = mb_env_now_ns();
 	if (fd->o.ops.sent != NULL)
 		fd->o.ops.sent(fd->o.ops.ctx, req);
 	fd->sent++;
-	mb_request_put(fd->pool, req);
-	atomic_store_explicit(&fd->inflight, mb_request_pool_in_use(fd->pool),
+	if (req->abandoned == MB_REQ_PARKED) {
+		/* answered, but a hung run() may still read its payload: kept until that run
+		 * returns and hands it back (reclaim()) */
+		req->indexed = false;
+		fd->n_parked++;
+	} else {
+		fd->inflight_bytes -= req->payload_len;
+		mb_request_put(fd->pool, req);
+	}
+	atomic_store_explicit(&fd->inflight, mb_request_pool_in_use(fd->pool) - fd->n_parked,
 			      memory_order_relaxed);
+}
+
+/* A parked request's hung run() returned: recycle it (its answer left long ago). */
+static void
+reclaim(struct mb_frontdoor *fd, struct mb_request *req)
+{
+	fd->n_parked--;
+	fd->inflight_bytes -= req->payload_len;
+	mb_request_put(fd->pool, req);
 }
 
 static void
@@ -750,7 +767,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 		answer_now(fd, &parts[0], &err, MB_STATUS_OVERLOADED, reason);
 		return;
 	}
-	atomic_store_explicit(&fd->inflight, mb_request_pool_in_use(fd->pool),
+	atomic_store_explicit(&fd->inflight, mb_request_pool_in_use(fd->pool) - fd->n_parked,
 			      memory_order_relaxed);
 	req->hdr = h;
 	req->transport = MB_TRANSPORT_ZMQ;
@@ -950,7 +967,10 @@ send_results(struct mb_frontdoor *fd)
 
 	while ((n = mb_ring_dequeue_burst(fd->o.results, objs, SEND_BURST)) != 0)
 		for (unsigned int i = 0; i < n; i++)
-			finish(fd, objs[i]);
+			if (MB_REQ_IS_RECLAIM(objs[i]))
+				reclaim(fd, MB_REQ_UNTAG(objs[i]));
+			else
+				finish(fd, objs[i]);
 }
 
 /*
@@ -978,7 +998,7 @@ close_ingest(struct mb_frontdoor *fd)
 {
 	fd->ingest_closed = true;
 	MB_LOG(NOTICE, "draining: new requests are answered UNAVAILABLE; %u in flight",
-	       mb_request_pool_in_use(fd->pool));
+	       mb_request_pool_in_use(fd->pool) - fd->n_parked);
 	if (fd->o.ops.ingest_closed != NULL)
 		fd->o.ops.ingest_closed(fd->o.ops.ctx);
 }
@@ -1011,7 +1031,7 @@ mb_frontdoor_run(struct mb_frontdoor *fd)
 			close_ingest(fd);
 		if (fd->abort_seen_ns == 0 && mb_cancel_is_cancelled(fd->o.abort))
 			fd->abort_seen_ns = now;
-		done = fd->ingest_closed && mb_request_pool_in_use(fd->pool) == 0 &&
+		done = fd->ingest_closed && mb_request_pool_in_use(fd->pool) == fd->n_parked &&
 		       fd->n_held == 0 &&
 		       (fd->o.ops.others_done == NULL || fd->o.ops.others_done(fd->o.ops.ctx)) &&
 		       mb_ring_count(fd->o.results) == 0;

@@ -233,6 +233,27 @@ start_thread(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
 	pthread_setname_np(*t, name);
 }
 
+/* Start the threads of worker slots @p from.. (all at start; a watchdog's replacements
+ * later), growing @p threads to hold them. */
+static pthread_t *
+start_workers(struct mb_service *svc, pthread_t *threads, uint32_t from)
+{
+	uint32_t n = service_workers(svc);
+	pthread_t *t = realloc(threads, (n ? n : 1) * sizeof(*t));
+
+	if (t == NULL) {
+		MB_LOG(ERR, "cannot start worker threads: out of memory");
+		exit(EXIT_START);
+	}
+	for (uint32_t i = from; i < n; i++) {
+		char name[32];
+
+		service_worker_name(svc, i, name, sizeof(name));
+		start_thread(&t[i], name, service_worker_thread, service_worker_arg(svc, i));
+	}
+	return t;
+}
+
 /*
  * SIGINT/SIGTERM are blocked in every thread this program starts and taken by the main
  * thread's sigtimedwait(). Threads that libraries start before main() runs (OpenBLAS
@@ -297,6 +318,7 @@ main(int argc, char **argv)
 	sigset_t sigs;
 	char err[1024], desc[512];
 	uint64_t deadline = 0;
+	uint32_t n_started, left_behind = 0;
 	bool draining = false, aborted = false;
 	unsigned int stops_seen = 0, hups_seen = 0;
 	struct sigaction sa = {.sa_handler = caught, .sa_flags = SA_RESTART};
@@ -357,15 +379,8 @@ main(int argc, char **argv)
 		mb_config_fini(&cfg);
 		return rc == -EINVAL ? EXIT_CONFIG : EXIT_START;
 	}
-	workers = calloc(service_workers(svc), sizeof(*workers));
-	if (workers == NULL)
-		return EXIT_START;
-	for (uint32_t i = 0; i < service_workers(svc); i++) {
-		char name[32];
-
-		service_worker_name(svc, i, name, sizeof(name));
-		start_thread(&workers[i], name, service_worker_thread, service_worker_arg(svc, i));
-	}
+	workers = start_workers(svc, NULL, 0);
+	n_started = service_workers(svc);
 	start_thread(&batcher_thread, "mb-batcher", service_batcher_thread, svc);
 	start_thread(&fd_thread, "mb-frontdoor", service_frontdoor_thread, svc);
 	rx = calloc(service_udp_queues(svc) + 1, sizeof(*rx));
@@ -433,6 +448,9 @@ main(int argc, char **argv)
 			       cfg.drain_timeout_ms, service_inflight(svc));
 			service_abort(svc);
 		}
+		if (service_watch(svc) != 0) /* a worker hung: its replacement starts */
+			workers = start_workers(svc, workers, n_started);
+		n_started = service_workers(svc);
 		if (draining && pthread_tryjoin_np(fd_thread, NULL) == 0)
 			break;
 	}
@@ -440,9 +458,23 @@ main(int argc, char **argv)
 		pthread_join(rx[i], NULL);
 	free(rx);
 	pthread_join(batcher_thread, NULL);
-	for (uint32_t i = 0; i < service_workers(svc); i++)
-		pthread_join(workers[i], NULL);
+	for (uint32_t i = 0; i < service_workers(svc); i++) {
+		if (!service_worker_left(svc, i))
+			pthread_join(workers[i], NULL);
+		else if (pthread_tryjoin_np(workers[i], NULL) != 0)
+			left_behind++; /* still inside a hung run() */
+	}
 	free(workers);
+	if (left_behind != 0) {
+		/* Its thread may still use the model, the device and its requests: nothing is
+		 * torn down under it, and the process ends here. */
+		MB_LOG(WARNING,
+		       "stopped: every request answered%s; %u worker thread(s) still inside a hung "
+		       "model run() are left behind",
+		       aborted ? " (drain cut short)" : ", clean drain", left_behind);
+		fflush(NULL);
+		_exit(aborted ? EXIT_CUT_SHORT : 0);
+	}
 	MB_LOG(NOTICE, "stopped: every request answered%s",
 	       aborted ? " (drain cut short)" : ", clean drain");
 	service_destroy(&svc);

@@ -50,8 +50,16 @@ struct worker_slot {
 	struct mb_service *svc;
 	struct mb_worker *w;
 	struct mb_device *dev;
-	uint32_t index; /* among its device's workers */
+	uint32_t index;		    /* among its device's workers */
+	struct mb_worker_opts opts; /* to start a replacement */
+	bool left; /* abandoned by the watchdog in a hung run(); a replacement took over */
 };
+
+/* Replacements the watchdog may start for workers left in a hung run(), over the life of
+ * the daemon (each hang also disables its model, so this is rarely approached). */
+#define MAX_REPLACEMENTS 16
+/* A batch may run this long by default before the watchdog calls it hung. */
+#define DEFAULT_RUN_TIMEOUT_MS 60000
 
 /* A device the service may use, before it exists: cpu0 at index 0, GPUs from index 1. */
 struct dev_plan {
@@ -112,7 +120,7 @@ struct mb_service {
 	atomic_bool ready;
 	struct mb_batcher *batcher;
 	struct worker_slot *workers;
-	uint32_t n_workers;
+	uint32_t n_workers, cap_workers;
 	struct mb_frontdoor *fd;
 	struct mb_http *http;
 	/* metrics: [model][...]; index n_models is "_unknown" */
@@ -122,6 +130,7 @@ struct mb_service {
 	struct mb_metric *m_admission_wait[MB_DEVICES_MAX];
 	struct mb_metric *m_ready, *m_draining;
 	struct mb_metric *m_reload_applied, *m_reload_refused;
+	struct mb_metric *m_hung;
 };
 
 /* ---- models ---- */
@@ -215,6 +224,7 @@ settings(struct mb_model *m, const struct mb_config *cfg)
 	m->default_timeout_ms = lv.default_timeout_ms;
 	m->base_units = d->base_units;
 	m->item_units_per_second = d->item_units_per_second;
+	m->run_timeout_ms = DEFAULT_RUN_TIMEOUT_MS;
 	if (c == NULL)
 		return;
 	if (c->enabled == 0) {
@@ -225,6 +235,8 @@ settings(struct mb_model *m, const struct mb_config *cfg)
 	}
 	if (c->base_units >= 0)
 		m->base_units = (uint32_t)c->base_units;
+	if (c->run_timeout_ms >= 0)
+		m->run_timeout_ms = (uint32_t)c->run_timeout_ms;
 	if (c->item_units_per_second >= 0)
 		m->item_units_per_second = c->item_units_per_second;
 }
@@ -822,6 +834,11 @@ build_metrics(struct mb_service *s)
 	s->m_reload_refused = mb_metrics_counter(
 		r, "mediabatch_config_reloads_total", "Configuration reloads (SIGHUP), by result.",
 		mb_metrics_labels(l, sizeof(l), "result", "refused", NULL));
+	s->m_hung = mb_metrics_counter(
+		r, "mediabatch_watchdog_hung_total",
+		"Batches the watchdog gave up on: still in the model's run() past run_timeout_ms. "
+		"Each disables its model and replaces its worker.",
+		NULL);
 	for (uint32_t i = 0; i <= s->n_models; i++) {
 		const char *name = i < s->n_models ? s->models[i].desc->name : "_unknown";
 
@@ -929,6 +946,10 @@ admit(struct mb_service *s, struct mb_ratelimit *limits, struct mb_request *req,
 	mb_metric_add(s->m_requests[m->index][t], 1);
 	if (!m->enabled) {
 		snprintf(reason, len, "model %s is unavailable: %s", h->model, m->disabled_reason);
+		return MB_STATUS_UNAVAILABLE;
+	}
+	if (atomic_load_explicit(&m->hung, memory_order_acquire)) {
+		snprintf(reason, len, "model %s is unavailable: %s", h->model, m->hung_reason);
 		return MB_STATUS_UNAVAILABLE;
 	}
 	if (mb_model_unavailable(m)) {
@@ -1294,6 +1315,10 @@ ready(void *ctx, char *why, size_t len)
 				 m->disabled_reason);
 			return false;
 		}
+		if (atomic_load_explicit(&m->hung, memory_order_acquire)) {
+			snprintf(why, len, "%s", m->hung_reason);
+			return false;
+		}
 	}
 	return true;
 }
@@ -1448,7 +1473,8 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	}
 	for (uint32_t k = 0; k < s->n_devs; k++)
 		n += device_workers(s, s->dev_list[k]->index);
-	s->workers = calloc(n, sizeof(*s->workers));
+	s->cap_workers = n + MAX_REPLACEMENTS;
+	s->workers = calloc(s->cap_workers, sizeof(*s->workers));
 	if (s->workers == NULL) {
 		rc = -ENOMEM;
 		goto fail;
@@ -1472,6 +1498,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 			slot->svc = s;
 			slot->dev = dev;
 			slot->index = i;
+			slot->opts = wo;
 			rc = mb_worker_create(&wo, &slot->w);
 			if (rc < 0) {
 				snprintf(err, err_len, "device %s: worker %u: %s", dev->name, i,
@@ -1623,6 +1650,55 @@ service_workers(const struct mb_service *s)
 	return s->n_workers;
 }
 
+uint32_t
+service_watch(struct mb_service *s)
+{
+	uint64_t now = mb_env_now_ns();
+	uint32_t n = s->n_workers, added = 0;
+	char why[MB_PROTO_REASON_MAX];
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct worker_slot *slot = &s->workers[i], *next;
+		struct mb_model *m;
+
+		if (slot->left ||
+		    (m = mb_worker_abandon_if_hung(slot->w, now, why, sizeof(why))) == NULL)
+			continue;
+		slot->left = true;
+		mb_metric_add(s->m_hung, 1);
+		MB_LOG(ERR, "watchdog: %s", why);
+		if (!atomic_load_explicit(&m->hung, memory_order_relaxed)) {
+			snprintf(m->hung_reason, sizeof(m->hung_reason), "%s", why);
+			atomic_store_explicit(&m->hung, true, memory_order_release);
+			service_set_ready(s,
+					  atomic_load(&s->ready)); /* the gauge follows /readyz */
+		}
+		if (s->n_workers == s->cap_workers) {
+			MB_LOG(ERR, "watchdog: device %s: %d workers replaced already; no more",
+			       slot->dev->name, MAX_REPLACEMENTS);
+			continue;
+		}
+		next = &s->workers[s->n_workers];
+		*next = *slot;
+		next->left = false;
+		next->index = slot->index + 1000; /* named apart from the one it replaces */
+		if (mb_worker_create(&next->opts, &next->w) < 0) {
+			MB_LOG(ERR, "watchdog: device %s: cannot create a replacement worker",
+			       slot->dev->name);
+			continue;
+		}
+		s->n_workers++;
+		added++;
+	}
+	return added;
+}
+
+bool
+service_worker_left(const struct mb_service *s, uint32_t i)
+{
+	return s->workers[i].left;
+}
+
 void *
 service_worker_arg(struct mb_service *s, uint32_t i)
 {
@@ -1634,7 +1710,10 @@ service_worker_name(const struct mb_service *s, uint32_t i, char *buf, size_t le
 {
 	const struct worker_slot *w = &s->workers[i];
 
-	snprintf(buf, len, "mb-%.6s-w%u", w->dev->name, w->index % 1000);
+	if (w->index >= 1000) /* a watchdog's replacement */
+		snprintf(buf, len, "mb-%.6s-r%u", w->dev->name, w->index % 1000);
+	else
+		snprintf(buf, len, "mb-%.6s-w%u", w->dev->name, w->index % 1000);
 }
 
 uint32_t

@@ -50,6 +50,17 @@ void *service_worker_thread(void *worker_slot);
 
 /** Workers the service built, and the argument for worker @p i's thread. */
 uint32_t service_workers(const struct mb_service *svc);
+
+/**
+ * The watchdog, from the main thread's loop: a worker whose batch has run past its model's
+ * run_timeout_ms is abandoned (mb_worker_abandon_if_hung()), the model disabled, and a
+ * replacement worker created in a new slot at the end. Returns how many slots were added:
+ * the caller starts their threads (service_workers() counts them).
+ */
+uint32_t service_watch(struct mb_service *svc);
+
+/** True when worker slot @p i was abandoned in a hung run(): do not wait for its thread. */
+bool service_worker_left(const struct mb_service *svc, uint32_t i);
 void *service_worker_arg(struct mb_service *svc, uint32_t i);
 /** Worker @p i's thread name ("mb-cpu0-w0", "mb-cuda1-w0"; at most 15 characters). */
 void service_worker_name(const struct mb_service *svc, uint32_t i, char *buf, size_t len);

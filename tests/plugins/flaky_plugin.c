@@ -2,11 +2,14 @@
  * flaky_plugin.c: a test plugin whose batches fail on demand, for the circuit breaker tests.
  *
  * Model "flaky", F32 tensors. A batch with an item whose payload starts with the bytes
- * "FAIL" fails as a whole (run() returns -EIO); otherwise every item's result is its
- * payload length as F32 [1 x 1], like identity.
+ * "FAIL" fails as a whole (run() returns -EIO); one whose payload starts with "HANG" and a
+ * little-endian u32 of milliseconds sleeps that long in run() first (UINT32_MAX: for
+ * ever), for the watchdog tests; otherwise every item's result is its payload length as
+ * F32 [1 x 1], like identity.
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "mediabatch/model.h"
 
@@ -33,6 +36,20 @@ static int
 flaky_run(void *state, struct mb_model_batch *batch)
 {
 	(void)state;
+	for (uint32_t i = 0; i < batch->n_items; i++) {
+		const uint8_t *p = batch->items[i].payload;
+		uint32_t ms;
+
+		if (batch->items[i].payload_len >= 8 && memcmp(p, "HANG", 4) == 0) {
+			memcpy(&ms, p + 4, sizeof(ms));
+			do { /* "for ever": a model stuck in a call that never returns */
+				struct timespec t = {.tv_sec = ms / 1000,
+						     .tv_nsec = (long)(ms % 1000) * 1000000};
+
+				nanosleep(&t, NULL);
+			} while (ms == UINT32_MAX);
+		}
+	}
 	for (uint32_t i = 0; i < batch->n_items; i++)
 		if (batch->items[i].payload_len >= 4 &&
 		    memcmp(batch->items[i].payload, "FAIL", 4) == 0)

@@ -567,6 +567,179 @@ test_number_hints(void)
 	}
 }
 
+/* libcyaml 1.3.1 reads anything but false/no/off/disable/0 as true: "enabled: flase" would
+ * turn a model on. The one boolean key (models[].enabled, grep CYAML_FIELD_BOOL) takes
+ * YAML 1.1's booleans and nothing else, in a block mapping, a flow mapping and an alias. */
+static const char *const bad_booleans[] = {
+	"flase", "maybe", "ture",   "1",       "0", "y",    "n",	  "Y",	     "N",  "tRUE",
+	"fALSE", "yES",	  "enable", "disable", "~", "null", "true false", "'true '", "2k",
+};
+
+static void
+test_strict_booleans(void)
+{
+	static const struct {
+		const char *text;
+		int want;
+	} good[] = {
+		{"true", 1},  {"True", 1},  {"TRUE", 1}, {"yes", 1},	  {"Yes", 1},
+		{"YES", 1},   {"on", 1},    {"On", 1},	 {"ON", 1},	  {"false", 0},
+		{"False", 0}, {"FALSE", 0}, {"no", 0},	 {"No", 0},	  {"NO", 0},
+		{"off", 0},   {"Off", 0},   {"OFF", 0},	 {"\"true\"", 1}, {"'off'", 0},
+	};
+	struct mb_config c;
+	char want[160];
+
+	for (size_t i = 0; i < sizeof(bad_booleans) / sizeof(bad_booleans[0]); i++) {
+		const char *v = bad_booleans[i];
+		const char *shown = v[0] == '\'' ? "true " : v;
+
+		snprintf(want, sizeof(want), "models[0].enabled: '%s' is not true or false", shown);
+		CU_ASSERT_TRUE(
+			refused_with(want, "models:\n  - name: identity\n    enabled: %s\n", v));
+		snprintf(want, sizeof(want), "models[1].enabled: '%s' is not true or false", shown);
+		CU_ASSERT_TRUE(refused_with(want,
+					    "models:\n  - {name: a, enabled: true}\n"
+					    "  - {name: b, enabled: %s}\n",
+					    v));
+	}
+	/* The whole message, as in docs/operating.md, and nothing of the file applied. */
+	CU_ASSERT_EQUAL(load_text(&c, "zmq: {io_threads: 2}\nmodels:\n  - name: logmel\n"
+				      "    enabled: flase\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has(": line 4, column 14: models[0].enabled: 'flase' is not true or "
+			       "false"));
+	CU_ASSERT_TRUE(err_has("/tmp/mb_test_"));
+	CU_ASSERT_EQUAL(c.zmq_io_threads, 1);
+	CU_ASSERT_EQUAL(c.n_models, 0);
+	mb_config_fini(&c);
+	CU_ASSERT_TRUE(refused_with(": line 3, column 13: models[0].enabled: no value; expected "
+				    "true or false",
+				    "models:\n  - name: identity\n    enabled:\n"));
+	CU_ASSERT_TRUE(refused_with("models[0].enabled: no value; expected true or false",
+				    "models:\n  - {name: identity, enabled: \"\"}\n"));
+	/* An alias: checked where it is used, at the place its value is written. */
+	CU_ASSERT_TRUE(refused_with(": line 2, column 12: models[1].enabled: 'maybe' is not true "
+				    "or false",
+				    "models:\n  - {name: &v maybe}\n  - {name: b, enabled: *v}\n"));
+	/* A list is still libcyaml's to report, as a wrong kind. */
+	CU_ASSERT_TRUE(refused_with("models[0].enabled: expected true or false, found a list",
+				    "models:\n  - {name: a, enabled: [true]}\n"));
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char yaml[128];
+
+		snprintf(yaml, sizeof(yaml),
+			 "models:\n  - {name: a}\n  - name: b\n    enabled: %s\n", good[i].text);
+		CU_ASSERT_EQUAL_FATAL(load_text(&c, yaml), 0);
+		CU_ASSERT_EQUAL(c.models[0].enabled, MB_CONFIG_UNSET);
+		CU_ASSERT_EQUAL(c.models[1].enabled, good[i].want);
+		mb_config_fini(&c);
+	}
+}
+
+/* A number written strictly that does not fit the key's type: libcyaml says "is not an
+ * integer" for an integer, and reads a float beyond a double as inf or as 0. */
+static void
+test_numbers_too_large(void)
+{
+	static const char digits100[] = "1234567890123456789012345678901234567890"
+					"1234567890123456789012345678901234567890"
+					"12345678901234567890";
+	struct mb_config c;
+	char want[200];
+
+	CU_ASSERT_TRUE(refused_with(": line 2, column 17: service.max_inflight: "
+				    "'99999999999999999999' is too large for a whole number",
+				    "service:\n  max_inflight: 99999999999999999999\n"));
+	CU_ASSERT_TRUE(refused_with("service.drain_timeout_ms: '9223372036854775808' is too large "
+				    "for a whole number",
+				    "service:\n  drain_timeout_ms: 9223372036854775808\n"));
+	CU_ASSERT_TRUE(refused_with("service.drain_timeout_ms: '-9223372036854775809' is too "
+				    "small for a whole number",
+				    "service:\n  drain_timeout_ms: -9223372036854775809\n"));
+	CU_ASSERT_TRUE(refused_with(": line 3, column 16: models[0].max_batch: "
+				    "'18446744073709551616' is too large for a whole number",
+				    "models:\n  - name: identity\n    max_batch: "
+				    "18446744073709551616\n"));
+	CU_ASSERT_TRUE(refused_with("devices.cuda.gpus[1]: '99999999999999999999' is too large for "
+				    "a whole number",
+				    "devices:\n  cuda: {gpus: [0, 99999999999999999999]}\n"));
+	CU_ASSERT_TRUE(refused_with("tenants.limits[0].tenant: '99999999999999999999' is too large "
+				    "for a whole number",
+				    "tenants:\n  limits:\n    - {rate: 1, tenant: "
+				    "\"99999999999999999999\"}\n"));
+	snprintf(want, sizeof(want), "zmq.pub_sndhwm: '%.64s...' is too large for a whole number",
+		 digits100);
+	CU_ASSERT_TRUE(refused_with(want, "zmq:\n  pub_sndhwm: %s\n", digits100));
+	/* The type's edge fits; then the key's range decides, as before. */
+	CU_ASSERT_TRUE(refused_with("service.max_inflight: 9223372036854775807 is out of range "
+				    "1..1048576",
+				    "service:\n  max_inflight: 9223372036854775807\n"));
+	CU_ASSERT_TRUE(
+		refused_with("service.drain_timeout_ms: -9223372036854775808 is out of range "
+			     "0..600000",
+			     "service:\n  drain_timeout_ms: -9223372036854775808\n"));
+	/* Floats: beyond a double, or so close to 0 that it would read as 0 (no limit). */
+	CU_ASSERT_TRUE(refused_with(": line 2, column 17: tenants.default_rate: '1e999' is too "
+				    "large for a decimal number",
+				    "tenants:\n  default_rate: 1e999\n"));
+	CU_ASSERT_TRUE(refused_with("tenants.limits[0].rate: '-1e400' is too small for a decimal "
+				    "number",
+				    "tenants:\n  limits:\n    - {tenant: 1, rate: -1e400}\n"));
+	CU_ASSERT_TRUE(refused_with("tenants.default_rate: '1e-999' is too close to zero for a "
+				    "decimal number",
+				    "tenants:\n  default_rate: 1e-999\n"));
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "tenants:\n  default_rate: 1e9\n  limits:\n"
+					    "    - {tenant: 1, rate: 0e-999}\n"
+					    "    - {tenant: 2, rate: 1e-3}\n"),
+			      0);
+	CU_ASSERT_DOUBLE_EQUAL(c.default_rate, 1e9, 1e-3);
+	CU_ASSERT_DOUBLE_EQUAL(c.limits[0].rate, 0, 0);
+	mb_config_fini(&c);
+}
+
+/* libcyaml loads the first document and ignores the rest of the file. */
+static void
+test_one_document(void)
+{
+	struct mb_config c;
+
+	CU_ASSERT_EQUAL(load_text(&c, "zmq:\n  io_threads: 2\n---\nzmq:\n  io_threads: 3\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has(": line 3: a second YAML document ('---'): one configuration per "
+			       "file"));
+	CU_ASSERT_TRUE(err_has("/tmp/mb_test_"));
+	CU_ASSERT_EQUAL(c.zmq_io_threads, 1);
+	mb_config_fini(&c);
+	/* An empty first document would leave the configuration in the second unread. */
+	CU_ASSERT_TRUE(refused_with(": line 2: a second YAML document ('---')",
+				    "---\n---\nzmq:\n  io_threads: 2\n"));
+	/* After an explicit end, after a comment, and one that is empty. */
+	CU_ASSERT_TRUE(refused_with(": line 4: a second YAML document ('---')",
+				    "zmq: {io_threads: 2}\n...\n# the next one\n---\nzmq: {}\n"));
+	CU_ASSERT_TRUE(refused_with(": line 2: a second YAML document ('---')",
+				    "zmq: {io_threads: 2}\n---\n"));
+	/* Whatever the second one holds, even text that is not YAML. */
+	CU_ASSERT_TRUE(refused_with(": line 2: a second YAML document ('---')",
+				    "zmq: {io_threads: 2}\n--- [\n"));
+	/* A second document without its '---' is not YAML. */
+	CU_ASSERT_TRUE(refused_with(": line 3, column 1: did not find expected <document start>",
+				    "zmq: {io_threads: 2}\n...\nzmq: {io_threads: 3}\n"));
+	/* The first document's own errors come first. */
+	CU_ASSERT_TRUE(refused_with(": line 1, column 19: zmq.io_threads: '2k' is not a whole",
+				    "zmq: {io_threads: 2k}\n---\nzmq: {}\n"));
+
+	/* One document, with its markers, is one configuration. */
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "---\nzmq: {io_threads: 2}\n"), 0);
+	CU_ASSERT_EQUAL(c.zmq_io_threads, 2);
+	mb_config_fini(&c);
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "%YAML 1.1\n---\nzmq: {io_threads: 3}\n...\n# end\n"),
+			      0);
+	CU_ASSERT_EQUAL(c.zmq_io_threads, 3);
+	mb_config_fini(&c);
+}
+
 /* libyaml counts lines and columns from 0; the message counts from 1, at the error itself
  * (not at the last value read before it), and does not blame a key the error is not in. */
 static void
@@ -699,6 +872,10 @@ static const struct mb_test_case cases[] = {
 	{"integer keys take digits only: 2k, 5s, 1e3, 0x100 ... are refused", test_strict_integers},
 	{"float keys take a decimal number: 10/s, inf, nan ... are refused", test_strict_floats},
 	{"a number refused names key, value and what to write", test_number_hints},
+	{"enabled takes true/false (yes/no, on/off): flase, maybe, 1, n ... are refused",
+	 test_strict_booleans},
+	{"a number beyond its type is too large, not misread", test_numbers_too_large},
+	{"one YAML document per file: a second '---' is refused", test_one_document},
 	{"syntax errors: line and column of the error itself, from 1", test_syntax_error_positions},
 	{"missing file; empty file", test_file_errors_and_empty},
 	{"a failed load changes nothing", test_failure_keeps_defaults},

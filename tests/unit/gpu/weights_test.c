@@ -300,6 +300,38 @@ test_malformed_headers(void)
 	CU_ASSERT_EQUAL(open_raw("{}", 0), 0); /* empty is valid, just useless */
 }
 
+/*
+ * A shape whose element count passes 2^64 on the way must be refused, not wrapped: [2^40,
+ * 2^40] wrapped to 0 elements and was accepted with 0 bytes (tests/fuzz's weights target
+ * checks that every accepted tensor holds exactly shape x dtype bytes; its corpus has this
+ * input as weights/shape-overflow.safetensors).
+ */
+static void
+test_shape_overflow(void)
+{
+	CU_ASSERT_EQUAL(open_raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,"
+				 "1099511627776],\"data_offsets\":[0,0]}}",
+				 0),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("tensor 'a': shape too large"));
+	/* 2^40 x 2^24 is 2^64: wraps to 0 as well */
+	CU_ASSERT_EQUAL(open_raw("{\"a\":{\"dtype\":\"U8\",\"shape\":[16777216,"
+				 "1099511627776],\"data_offsets\":[0,0]}}",
+				 0),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("tensor 'a': shape too large"));
+	/* the limit itself (2^48 elements) is still a size; a zero anywhere makes it empty */
+	CU_ASSERT_EQUAL(open_raw("{\"a\":{\"dtype\":\"U8\",\"shape\":[256,1099511627776],"
+				 "\"data_offsets\":[0,0]}}",
+				 0),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("hold 0 bytes, but U8 [256, 1099511627776] needs 281474976710656"));
+	CU_ASSERT_EQUAL(open_raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[0,1099511627776],"
+				 "\"data_offsets\":[0,0]}}",
+				 0),
+			0);
+}
+
 /* The header length field can claim anything: a huge one must not be believed. */
 static void
 test_header_length_lies(void)
@@ -322,6 +354,7 @@ static const struct mb_test_case cases[] = {
 	{"missing tensor, wrong shape, wrong dtype: named", test_bind_errors},
 	{"truncated files: named, with the offsets", test_truncated},
 	{"malformed headers: each problem named", test_malformed_headers},
+	{"a shape past 2^64 elements is refused, not wrapped", test_shape_overflow},
 	{"a header length past the file is refused", test_header_length_lies},
 	{NULL, NULL},
 };

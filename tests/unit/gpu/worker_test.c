@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,8 @@
 #include "mb_test.h"
 
 static int g_fail_batch;     /* run() returns an error */
+static atomic_int g_hold;    /* run() waits while this is 1 (a hung model) */
+static atomic_int g_holding; /* run() is waiting */
 static int g_fail_item = -1; /* this item index fails */
 static int g_runs, g_items_seen;
 static void *g_state_seen;
@@ -29,6 +32,10 @@ scripted_run(void *state, struct mb_model_batch *b)
 	g_state_seen = state;
 	g_device_seen = b->device;
 	g_runs++;
+	atomic_store(&g_holding, atomic_load(&g_hold));
+	while (atomic_load(&g_hold))
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	atomic_store(&g_holding, 0);
 	g_items_seen += (int)b->n_items;
 	if (g_fail_batch)
 		return -EIO;
@@ -188,12 +195,20 @@ in_use(struct rig *r)
 	return st.in_use;
 }
 
+static void rig_down_joined(struct rig *r);
+
 static void
 rig_down(struct rig *r)
 {
 	atomic_store(&r->dev->producer_done, true);
 	mb_ring_wake(r->dev->run);
 	pthread_join(r->thread, NULL); /* the worker exits once the producer is done */
+	rig_down_joined(r);
+}
+
+static void
+rig_down_joined(struct rig *r)
+{
 	mb_worker_destroy(&r->w);
 	mb_cancel_destroy(&r->abort);
 	mb_ring_destroy(&r->results);
@@ -420,6 +435,66 @@ test_breaker_open_never_runs(void)
 	mb_breaker_fini(&br);
 }
 
+/*
+ * The watchdog: a run() past the model's run_timeout_ms is taken over. Its requests are
+ * answered MODEL_ERROR and parked (their payloads may still be read), the units stay held;
+ * when run() returns at last, the parked requests come back tagged for recycling, the units
+ * are released and the abandoned worker's thread exits.
+ */
+static void
+test_watchdog_takes_over_a_hung_run(void)
+{
+	struct rig r;
+	char why[256] = "";
+	void *back[2];
+	int n = 0;
+
+	rig_up(&r);
+	r.model.run_timeout_ms = 60000;
+	atomic_store(&g_hold, 1);
+	submit(&r, 2, 1);
+	for (int i = 0; i < 5000 && !atomic_load(&g_holding); i++)
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	CU_ASSERT_FATAL(atomic_load(&g_holding));
+	/* not late yet: left alone */
+	CU_ASSERT_PTR_NULL(mb_worker_abandon_if_hung(r.w, mb_env_now_ns(), why, sizeof(why)));
+	r.model.run_timeout_ms = 50; /* read by the watchdog (this thread) only */
+	mb_env_sleep_ns(80 * MB_NS_PER_MS);
+	CU_ASSERT_PTR_EQUAL(mb_worker_abandon_if_hung(r.w, mb_env_now_ns(), why, sizeof(why)),
+			    &r.model);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "past its run_timeout_ms (50 ms): presumed hung"));
+	CU_ASSERT_TRUE(mb_worker_abandoned(r.w));
+	for (int i = 0; i < 2; i++) {
+		struct mb_request *q = answer(&r);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		CU_ASSERT_FALSE(MB_REQ_IS_RECLAIM(q));
+		CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_MODEL_ERROR);
+		CU_ASSERT_EQUAL(q->abandoned, MB_REQ_PARKED);
+		CU_ASSERT_EQUAL(q->resp.batch_size, 2);
+		CU_ASSERT_PTR_NOT_NULL(strstr(q->reason, "presumed hung"));
+	}
+	/* once taken over, not again */
+	CU_ASSERT_PTR_NULL(mb_worker_abandon_if_hung(r.w, mb_env_now_ns(), why, sizeof(why)));
+	CU_ASSERT_EQUAL(in_use(&r), 3); /* the stuck run still holds its units */
+	atomic_store(&g_hold, 0);	/* run() returns at last */
+	for (int i = 0; i < 5000 && n < 2; i++)
+		if (mb_ring_dequeue_burst(r.results, &back[n], 1) == 1)
+			n++;
+		else
+			mb_env_sleep_ns(MB_NS_PER_MS);
+	CU_ASSERT_EQUAL_FATAL(n, 2);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_TRUE(MB_REQ_IS_RECLAIM(back[i]));
+		CU_ASSERT_PTR_EQUAL(MB_REQ_UNTAG(back[i]), &r.req[i]);
+	}
+	for (int i = 0; i < 1000 && in_use(&r) != 0; i++)
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	CU_ASSERT_EQUAL(in_use(&r), 0);
+	CU_ASSERT_EQUAL(pthread_join(r.thread, NULL), 0); /* it left without the producer done */
+	rig_down_joined(&r);
+}
+
 static int
 suite_init(void)
 {
@@ -436,6 +511,8 @@ static const struct mb_test_case cases[] = {
 	{"a model whose worker set-up failed gets MODEL_ERROR", test_worker_init_failure},
 	{"a CUDA device the worker cannot attach to fails its batches", test_cuda_attach_failure},
 	{"an open breaker: UNAVAILABLE, never run, no run fields", test_breaker_open_never_runs},
+	{"the watchdog takes over a hung run; the run's return gives the requests back",
+	 test_watchdog_takes_over_a_hung_run},
 	{NULL, NULL},
 };
 
