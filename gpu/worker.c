@@ -39,8 +39,9 @@ struct mb_worker {
 	_Atomic uint64_t batches;
 	/* the watchdog's view of run(): see the file comment */
 	_Atomic int run_state;
-	_Atomic uint64_t run_since_ns; /* when the current run() began; it names the run */
-	struct mb_batch *_Atomic running;
+	_Atomic uint64_t run_since_ns;	  /* when the current run() began; it names the run */
+	_Atomic uint64_t run_limit_ns;	  /* its model's run_timeout_ms (0: none) */
+	struct mb_batch *_Atomic running; /* read by the watchdog only once it owns the run */
 	atomic_bool abandoned;
 	struct mb_request **reclaim; /* batch_capacity: what the watchdog parked */
 	uint32_t n_reclaim;	     /* written before RUN_ABANDONED, read after */
@@ -160,6 +161,8 @@ run_watched(struct mb_worker *w, struct mb_batch *b, struct mb_model_batch *mb,
 	int rc;
 
 	atomic_store_explicit(&w->running, b, memory_order_relaxed);
+	atomic_store_explicit(&w->run_limit_ns, (uint64_t)b->model->run_timeout_ms * MB_NS_PER_MS,
+			      memory_order_relaxed);
 	atomic_store_explicit(&w->run_since_ns, mb_env_now_ns(), memory_order_relaxed);
 	atomic_store_explicit(&w->run_state, RUN_RUNNING, memory_order_release);
 	rc = run(w, b, mb);
@@ -408,26 +411,31 @@ struct mb_model *
 mb_worker_abandon_if_hung(struct mb_worker *w, uint64_t now, char *why, size_t why_len)
 {
 	uint64_t since = atomic_load_explicit(&w->run_since_ns, memory_order_relaxed);
+	uint64_t limit = atomic_load_explicit(&w->run_limit_ns, memory_order_relaxed);
 	struct mb_device *dev = w->o.device;
 	int expect = RUN_RUNNING;
 	struct mb_batch *b;
 	struct mb_model *m;
 
-	if (since == 0 || atomic_load_explicit(&w->run_state, memory_order_acquire) != RUN_RUNNING)
-		return NULL;
-	b = atomic_load_explicit(&w->running, memory_order_relaxed);
-	m = b->model;
-	if (m->run_timeout_ms == 0 || now < since ||
-	    now - since < (uint64_t)m->run_timeout_ms * MB_NS_PER_MS)
+	/* Only the worker's own fields until the run is ours: the batch may be back in its
+	 * pool and being refilled by the batcher. */
+	if (since == 0 || limit == 0 || now < since || now - since < limit)
 		return NULL;
 	if (!atomic_compare_exchange_strong_explicit(&w->run_state, &expect, RUN_ABANDONING,
 						     memory_order_acq_rel, memory_order_acquire))
-		return NULL; /* run() just returned */
+		return NULL; /* not running: it just returned */
 	if (atomic_load_explicit(&w->run_since_ns, memory_order_relaxed) != since) {
 		/* another run began between the two looks: not the one that was late */
 		atomic_store_explicit(&w->run_state, RUN_RUNNING, memory_order_release);
 		return NULL;
 	}
+	limit = atomic_load_explicit(&w->run_limit_ns, memory_order_relaxed); /* this run's */
+	if (now - since < limit) {
+		atomic_store_explicit(&w->run_state, RUN_RUNNING, memory_order_release);
+		return NULL;
+	}
+	b = atomic_load_explicit(&w->running, memory_order_relaxed);
+	m = b->model;
 	snprintf(why, why_len,
 		 "model %s: a batch on device %s has run for %" PRIu64 " ms, past its "
 		 "run_timeout_ms (%u ms): presumed hung; its worker was replaced and the model is "
