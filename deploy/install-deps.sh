@@ -27,7 +27,9 @@ packages=(
 	dpdk-dev         # dpdk-testpmd, dpdk-test (ring_perf_autotest): benchmark baselines
 	hwloc            # hwloc-calc / lstopo, to inspect topologies by hand
 	clang-format     # the style check (.clang-format)
-	libclang-rt-14-dev # sanitizer runtimes used by clang builds
+	clang            # the fuzz build (build-fuzz/): libFuzzer targets of tests/fuzz/
+	libclang-rt-14-dev # sanitizer runtimes used by clang builds, and libFuzzer's
+	llvm-14          # llvm-profdata, llvm-cov: coverage of tests/fuzz/long-run.sh
 	python3          # small test helpers
 	iproute2         # ip netns / veth: the live UDP test (suite dpdk)
 	gnuplot-nox      # mediabatch-perf --plot: the PNG plots (without it: data and scripts only)

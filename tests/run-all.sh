@@ -3,18 +3,23 @@
 # README's test command):
 #
 #   style        clang-format --dry-run on every C file (.clang-format)
-#   build/       debugoptimized, warnings as errors: suites unit, e2e, dpdk, gpu, perf
+#   build/       debugoptimized, warnings as errors: suites unit, e2e, dpdk, gpu, perf, faults
 #                (dpdk: UDP ingest on net_pcap, and live over a veth pair in network
 #                 namespaces, which skips with its reason where not root)
 #                (gpu skips with its reason where there is no GPU; perf runs each benchmark
 #                 with --quick so they cannot rot: no timing is asserted)
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, LeakSanitizer on: suites
-#                unit, e2e and dpdk (the daemon itself runs instrumented and must exit leak-free)
-#   build-tsan/  ThreadSanitizer: suites concurrency (the multi-threaded stress programs), e2e
-#                and dpdk (the daemon itself runs instrumented: any report ends it, and the
+#                unit, e2e, dpdk and faults (the daemon itself runs instrumented and must exit
+#                leak-free)
+#   build-tsan/  ThreadSanitizer: suites concurrency (the multi-threaded stress programs), e2e,
+#                dpdk and faults (the daemon itself runs instrumented: any report ends it, and the
 #                harness fails the test at once with the daemon's log). libzmq is not
 #                instrumented: tests/tsan.supp leaves its internals out, and the one buffer
 #                it hands between threads for us carries an annotation (core/mb_tsan.h)
+#   build-fuzz/  clang (CC=clang), ASan+UBSan, libFuzzer: suite fuzz runs each fuzz target
+#                of tests/fuzz/ for a fixed short time over its checked-in corpus; any
+#                crash, failed check, sanitizer report or leak fails it (docs/development.md,
+#                "Fuzzing")
 #
 # Options: --quick  plain build only (no sanitizer builds)
 # Ends with one line "N passed, N failed, N skipped" and exits non-zero if anything failed.
@@ -107,14 +112,24 @@ else
 fi
 
 configure build -Dwerror=true
-run "plain" build unit e2e dpdk gpu perf
+run "plain" build unit e2e dpdk gpu perf faults
 
 if [ "$quick" -eq 0 ]; then
 	configure build-asan -Db_sanitize=address,undefined -Db_lundef=false \
 		-Dc_args=-fno-sanitize-recover=all -Dwerror=true
-	run "asan+ubsan" build-asan unit e2e dpdk
+	run "asan+ubsan" build-asan unit e2e dpdk faults
 	configure build-tsan -Db_sanitize=thread -Db_lundef=false -Dwerror=true
-	run "tsan" build-tsan concurrency e2e dpdk
+	run "tsan" build-tsan concurrency e2e dpdk faults
+	# The fuzz targets need clang: a build-fuzz/ made with another compiler is made again.
+	# -Wno-format-nonliteral: clang's -Wformat=2 also flags vsnprintf() in va_list helpers
+	# that have no format attribute, which gcc does not.
+	if [ -f build-fuzz/build.ninja ] && ! grep -q '^ command = clang ' build-fuzz/build.ninja; then
+		rm -rf build-fuzz
+	fi
+	CC=clang configure build-fuzz -Dfuzz=enabled -Db_sanitize=address,undefined \
+		-Db_lundef=false "-Dc_args=-fno-sanitize-recover=all -Wno-format-nonliteral" \
+		-Dwerror=true
+	run "fuzz" build-fuzz fuzz
 fi
 
 section "summary"
