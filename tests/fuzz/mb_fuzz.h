@@ -9,8 +9,9 @@
  * it stays in every build type.
  *
  * The scratch file is one per process (-jobs/-workers run several), created on first use
- * in $MB_FUZZ_TMPDIR, else /dev/shm, else $TMPDIR or /tmp, and removed at exit; each input
- * overwrites it. Everything here is
+ * in $MB_FUZZ_TMPDIR, else /dev/shm, else $TMPDIR or /tmp, and unlinked at once: the loader
+ * opens it as /proc/self/fd/N, so nothing is left behind even when a finding aborts the
+ * process. Each input overwrites it. Everything here is
  * deterministic: the same input gives the same file and the same run.
  */
 #ifndef MB_FUZZ_H
@@ -52,16 +53,6 @@ static FILE *g_fuzz_report;
 
 static char g_fuzz_path[256];
 static int g_fuzz_fd = -1;
-
-static inline void
-mb_fuzz_remove_scratch(void)
-{
-	if (g_fuzz_fd >= 0) {
-		close(g_fuzz_fd);
-		unlink(g_fuzz_path);
-		g_fuzz_fd = -1;
-	}
-}
 
 /*
  * Once per process: check failures to the real stderr; the parser's own stderr to /dev/null
@@ -106,7 +97,8 @@ mb_fuzz_scratch(const char *tag, const char *suffix, const uint8_t *data, size_t
 				strerror(errno));
 			abort();
 		}
-		atexit(mb_fuzz_remove_scratch);
+		unlink(g_fuzz_path);
+		snprintf(g_fuzz_path, sizeof(g_fuzz_path), "/proc/self/fd/%d", g_fuzz_fd);
 	}
 	/* write, then cut to size: the file's pages are reused from one input to the next */
 	if ((size > 0 && pwrite(g_fuzz_fd, data, size, 0) != (ssize_t)size) ||
