@@ -69,26 +69,6 @@ static const char yaml[] = "service:\n"
 			   "    max_delay_us: 300000\n"
 			   "    queue_limit: 4096\n";
 
-static long
-rss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, "VmRSS:", 6) == 0) {
-			kib = strtol(line + 6, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return kib;
-}
-
 static void
 nap(double seconds)
 {
@@ -199,7 +179,7 @@ test_idle_gives_back(void)
 	}
 	CU_ASSERT_EQUAL(mb_daemon_inflight_settled(&d, 10), 0);
 	nap(2.5); /* idle: a trim of the warm-up may come and go */
-	base = rss_kib(d.pid);
+	base = mb_e2e_status_kib(d.pid, "VmRSS");
 	trims_before = trims(&d);
 
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -207,18 +187,18 @@ test_idle_gives_back(void)
 		id += (uint64_t)sizes[i].n + 1;
 	}
 	CU_ASSERT_EQUAL(mb_daemon_inflight_settled(&d, 10), 0);
-	busy = rss_kib(d.pid);
+	busy = mb_e2e_status_kib(d.pid, "VmRSS");
 	grew = busy - base > GREW_KIB;
 
 	/* idle now: within a second or two the daemon gives the memory back */
 	t0 = mb_e2e_now();
 	while ((waited = mb_e2e_now() - t0) < limit && grew) {
-		now = rss_kib(d.pid);
+		now = mb_e2e_status_kib(d.pid, "VmRSS");
 		if (now >= 0 && (MB_MEM_ASAN || now - base < SLACK_KIB) && trims(&d) > trims_before)
 			break;
 		nap(0.1);
 	}
-	now = rss_kib(d.pid);
+	now = mb_e2e_status_kib(d.pid, "VmRSS");
 	printf("\n    RSS: %ld KiB idle before; %ld KiB after 48 x 4 MiB, 200 x 1 MiB, 400 x 512 "
 	       "KiB; %ld KiB %.1f s into idleness (bound: %d KiB over the first); trims logged: "
 	       "%d",

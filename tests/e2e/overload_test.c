@@ -157,32 +157,10 @@ test_tenant_rate_limit(void)
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
-/* A "Vm...:" line of /proc/PID/status in KiB (@p field: "VmRSS", "VmHWM"), or -1. */
-static long
-status_kib(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	size_t n = strlen(field);
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, field, n) == 0 && line[n] == ':') {
-			kib = strtol(line + n + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return kib;
-}
-
 static long
 rss_kib(pid_t pid)
 {
-	return status_kib(pid, "VmRSS");
+	return mb_e2e_status_kib(pid, "VmRSS");
 }
 
 static void
@@ -254,9 +232,9 @@ test_huge_frame_cut(void)
 	mb_client_response_free(&r);
 	/* 128 MiB in one frame: the connection is cut from the length prefix; nothing is
 	 * buffered, so the daemon's peak memory does not move by the frame's size */
-	hwm_before = status_kib(d.pid, "VmHWM");
+	hwm_before = mb_e2e_status_kib(d.pid, "VmHWM");
 	CU_ASSERT_NOT_EQUAL(send_rows(b, 2, 32768, 3000, &r), 0); /* no answer can come */
-	hwm_after = status_kib(d.pid, "VmHWM");
+	hwm_after = mb_e2e_status_kib(d.pid, "VmHWM");
 	printf("\n    1.5 MiB: TOO_LARGE; 128 MiB frame: peak RSS %ld -> %ld KiB", hwm_before,
 	       hwm_after);
 	CU_ASSERT(hwm_before > 0 && hwm_after - hwm_before < 32 * 1024);

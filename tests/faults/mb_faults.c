@@ -249,26 +249,6 @@ count_dir(const char *path)
 	return n;
 }
 
-static long
-rss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, "VmRSS:", 6) == 0) {
-			kib = strtol(line + 6, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return kib;
-}
-
 char
 mb_faults_proc_state(pid_t pid)
 {
@@ -294,13 +274,14 @@ mb_faults_proc_read(pid_t pid, struct mb_faults_proc *p)
 
 	if (pid <= 0)
 		return -1;
-	p->rss_kib = rss_kib(pid);
+	p->rss_kib = mb_e2e_status_kib(pid, "VmRSS");
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	p->fds = count_dir(path);
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	p->threads = count_dir(path);
 	/* a zombie has no VmRSS; one that exited between the reads has no fds left */
-	if (p->rss_kib <= 0 || p->fds <= 0 || p->threads <= 0 || rss_kib(pid) <= 0)
+	if (p->rss_kib <= 0 || p->fds <= 0 || p->threads <= 0 ||
+	    mb_e2e_status_kib(pid, "VmRSS") <= 0)
 		return -1;
 	return 0;
 }
