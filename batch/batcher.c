@@ -39,6 +39,7 @@ struct mb_batcher {
 	struct mb_idle idle;
 	unsigned int seen_cancel_gen;
 	uint64_t next_sweep;
+	bool finished; /* drained or aborted: the devices' producer is done */
 };
 
 void
@@ -353,7 +354,9 @@ due(const struct mstate *s, uint64_t now, bool flush)
 		return false;
 	if (waiting >= s->m->max_batch || flush)
 		return true;
-	return now - oldest_arrival(s) >= (uint64_t)s->m->max_delay_us * MB_NS_PER_US;
+	/* Not now - oldest: a request stamped after @p now was read (by another thread, or
+	 * later in this round) would wrap that subtraction and leave at once. */
+	return now >= oldest_arrival(s) + (uint64_t)s->m->max_delay_us * MB_NS_PER_US;
 }
 
 /* Form one batch; false if there is no batch object free on the chosen device. */
@@ -464,48 +467,69 @@ next_due(const struct mb_batcher *b)
 }
 
 int
+mb_batcher_poll(struct mb_batcher *b, uint64_t now, uint64_t *wake_at)
+{
+	bool aborting, flushing, closed, sweep;
+	unsigned int gen, work = 0;
+
+	if (b->finished)
+		return MB_POLLER_DONE;
+	aborting = mb_cancel_is_cancelled(b->o.abort);
+	flushing = aborting || mb_cancel_is_cancelled(b->o.drain);
+	closed = atomic_load_explicit(b->o.ingest_closed, memory_order_acquire);
+	gen = atomic_load_explicit(b->o.cancel_gen, memory_order_acquire);
+	sweep = now >= b->next_sweep || gen != b->seen_cancel_gen || aborting;
+	b->seen_cancel_gen = gen;
+	if (sweep)
+		b->next_sweep = now + b->o.sweep_ns;
+	for (uint32_t i = 0; i < b->o.n_models; i++) {
+		struct mstate *s = &b->ms[i];
+
+		intake(s, &work);
+		if (sweep) {
+			sweep_lane(b, s, &s->prio, now, aborting);
+			sweep_lane(b, s, &s->normal, now, aborting);
+			sweep_pending(b, s, now, aborting);
+		}
+		admit(b, s, &work);
+		while (!aborting && s->n_pending < b->o.max_pending && due(s, now, flushing)) {
+			if (!form(b, s, now))
+				break;
+			work++;
+		}
+	}
+	if (flushing && closed && empty(b)) {
+		b->finished = true;
+		for (uint32_t i = 0; i < b->o.n_devices; i++) {
+			atomic_store_explicit(&b->o.devices[i]->producer_done, true,
+					      memory_order_release);
+			mb_ring_wake(b->o.devices[i]->run);
+		}
+		return MB_POLLER_DONE;
+	}
+	if (wake_at != NULL) {
+		uint64_t t = flushing ? now + MB_NS_PER_MS /* keep checking how the drain goes */
+				      : next_due(b);
+
+		if (t < *wake_at)
+			*wake_at = t;
+	}
+	return (int)(work > INT32_MAX ? INT32_MAX : work);
+}
+
+int
 mb_batcher_run(struct mb_batcher *b)
 {
 	for (;;) {
-		uint64_t now = mb_env_now_ns(), wake;
-		bool aborting = mb_cancel_is_cancelled(b->o.abort);
-		bool flushing = aborting || mb_cancel_is_cancelled(b->o.drain);
-		bool closed = atomic_load_explicit(b->o.ingest_closed, memory_order_acquire);
-		unsigned int gen = atomic_load_explicit(b->o.cancel_gen, memory_order_acquire);
-		unsigned int work = 0;
-		bool sweep = now >= b->next_sweep || gen != b->seen_cancel_gen || aborting;
+		uint64_t now = mb_env_now_ns(), wake = UINT64_MAX;
+		int work = mb_batcher_poll(b, now, &wake);
 
-		b->seen_cancel_gen = gen;
-		if (sweep)
-			b->next_sweep = now + b->o.sweep_ns;
-		for (uint32_t i = 0; i < b->o.n_models; i++) {
-			struct mstate *s = &b->ms[i];
-
-			intake(s, &work);
-			if (sweep) {
-				sweep_lane(b, s, &s->prio, now, aborting);
-				sweep_lane(b, s, &s->normal, now, aborting);
-				sweep_pending(b, s, now, aborting);
-			}
-			admit(b, s, &work);
-			while (!aborting && s->n_pending < b->o.max_pending &&
-			       due(s, now, flushing))
-				if (!form(b, s, now))
-					break;
-		}
-		if (flushing && closed && empty(b))
+		if (work == MB_POLLER_DONE)
 			break;
-		mb_idle_account(&b->idle, work);
+		mb_idle_account(&b->idle, (unsigned int)work);
 		if (work != 0)
 			continue;
-		wake = next_due(b);
-		if (flushing)
-			wake = now + MB_NS_PER_MS; /* keep checking how the drain goes */
 		mb_idle_pause(&b->idle, b->o.bell, news, b, wake > now ? wake - now : 0);
-	}
-	for (uint32_t i = 0; i < b->o.n_devices; i++) {
-		atomic_store_explicit(&b->o.devices[i]->producer_done, true, memory_order_release);
-		mb_ring_wake(b->o.devices[i]->run);
 	}
 	return 0;
 }

@@ -45,6 +45,7 @@
 #include "mb_device.h"
 #include "mb_doorbell.h"
 #include "mb_idle.h"
+#include "mb_reactor.h"
 #include "mb_ring.h"
 
 struct mb_batcher_opts {
@@ -74,7 +75,17 @@ int mb_batcher_create(const struct mb_batcher_opts *opts, struct mb_batcher **ou
 /** Free a batcher after its thread returned. NULL accepted. */
 void mb_batcher_destroy(struct mb_batcher **b);
 
-/** Thread body; returns 0 after the shutdown described above. */
+/**
+ * Poller (mb_reactor.h): one pass over every model at time @p now: intake, sweeps,
+ * admission, batch forming. Returns the work done (0: nothing), or MB_POLLER_DONE once the
+ * shutdown described above is over (the devices' producer is then marked done). Lowers
+ * *@p wake_at (if not NULL) to when the next batch falls due or the next sweep is.
+ * Called by one thread at a time.
+ */
+int mb_batcher_poll(struct mb_batcher *b, uint64_t now, uint64_t *wake_at);
+
+/** Thread body (the batcher alone on a thread, with its idle policy on o.bell): polls until
+ * done; returns 0 after the shutdown described above. */
 int mb_batcher_run(struct mb_batcher *b);
 
 /** The doorbell callback for the cancellation tree and the semaphore: wake the batcher. */

@@ -35,11 +35,12 @@
 #include <yaml.h>
 
 #include "mb_log.h"
+#include "mb_placement.h"
 
 /* ---- raw structs: what the file says ---- */
 
 struct y_service {
-	char *ingest, *publish, *metrics, *log_level;
+	char *ingest, *publish, *metrics, *log_level, *placement;
 	int64_t *drain_timeout_ms, *drain_quiet_ms, *max_inflight, *max_inflight_bytes,
 		*max_payload_bytes;
 };
@@ -139,6 +140,7 @@ static const cyaml_schema_field_t service_fields[] = {
 	STR("publish", struct y_service, publish, MB_CONFIG_ENDPOINT_MAX - 1),
 	STR("metrics", struct y_service, metrics, MB_CONFIG_ENDPOINT_MAX - 1),
 	STR("log_level", struct y_service, log_level, 16),
+	STR("placement", struct y_service, placement, 16),
 	INT("drain_timeout_ms", struct y_service, drain_timeout_ms),
 	INT("drain_quiet_ms", struct y_service, drain_quiet_ms),
 	INT("max_inflight", struct y_service, max_inflight),
@@ -585,6 +587,14 @@ mb_config_set(struct mb_config *c, const char *key, const char *v, char *err, si
 		} else {
 			snprintf(c->metrics, sizeof(c->metrics), "%s", v);
 		}
+	} else if (strcmp(key, "service.placement") == 0) {
+		enum mb_placement_policy p;
+
+		if (mb_placement_parse(v, &p) < 0) {
+			snprintf(err, err_len, "'%s' is not one of auto, single, per-stage", v);
+			return -EINVAL;
+		}
+		c->placement = (int)p;
 	} else if (strcmp(key, "service.log_level") == 0) {
 		level = mb_log_parse_level(v);
 		if (level < 0) {
@@ -618,6 +628,7 @@ apply_service(struct checker *ck, const struct y_service *s, struct mb_config *c
 	set_string(ck, c, "service.publish", s->publish);
 	set_string(ck, c, "service.metrics", s->metrics);
 	set_string(ck, c, "service.log_level", s->log_level);
+	set_string(ck, c, "service.placement", s->placement);
 	if (int_in(ck, "service.drain_timeout_ms", s->drain_timeout_ms, 0, 600000))
 		c->drain_timeout_ms = (uint32_t)*s->drain_timeout_ms;
 	if (int_in(ck, "service.drain_quiet_ms", s->drain_quiet_ms, 1, 60000))

@@ -85,6 +85,7 @@ struct mb_config {
 	uint64_t max_inflight_bytes; /**< their payload bytes */
 	uint32_t max_payload_bytes;  /**< largest payload accepted (TOO_LARGE beyond) */
 	int log_level;		     /**< rte_log level */
+	int placement;		     /**< enum mb_placement_policy (mb_placement.h) */
 
 	/* idle policy of polling threads */
 	struct mb_idle_opts idle;

@@ -27,7 +27,11 @@
 
 #define RECV_BURST 256
 #define SEND_BURST 64
+#define RESULTS_BUDGET 1024
+/* Connection events and subscriptions are read this often. */
+#define SLOW_NS (1 * MB_NS_PER_MS)
 #define PUB_GENS 256
+#define TOPIC_SLOTS 256
 
 /*
  * Publications not yet freed by libzmq, by generation. Its own allocation, shared with the
@@ -75,6 +79,9 @@ struct mb_frontdoor {
 	uint64_t sent;		       /* for the exit log; this thread only */
 	uint64_t drain_refused;	       /* answered UNAVAILABLE while draining (exit log) */
 	uint64_t last_rx_ns;	       /* the last message read from the ROUTER */
+	uint64_t now;		       /* the reactor round's time */
+	uint64_t next_slow_ns;	       /* when to read connections and subscriptions */
+	bool finished;		       /* the drain is over */
 	uint64_t done_since_ns;	       /* draining, and all answered since (0: not yet) */
 	/*
 	 * Requests in flight per connection (by the fd ZeroMQ read them from, ZMQ_SRCFD), so
@@ -96,6 +103,14 @@ struct mb_frontdoor {
 	struct mb_metric *m_unaddressable, *m_pub_dropped, *m_client_gone, *m_abort_dropped;
 	struct mb_metric *m_pub_cutoffs;
 	struct mb_metric *m_disconnect_cancelled;
+	/* PUB topics by tenant and model, formatted once (topic_of()) */
+	struct topic_slot {
+		bool used;
+		uint32_t tenant;
+		int len;
+		char model[MB_PROTO_MODEL_LEN + 1];
+		char topic[12 + MB_PROTO_MODEL_LEN + 1];
+	} topics[TOPIC_SLOTS];
 };
 
 static void
@@ -415,13 +430,34 @@ pub_caught_up(struct mb_frontdoor *fd)
  * may count up to half its queue that it did receive, and publications of topics it does
  * not subscribe to (libzmq does not say which subscriber was cut off).
  */
+/*
+ * The topic "<tenant>/<model>" of @p h, formatted once per tenant and model: a
+ * direct-mapped cache of TOPIC_SLOTS, keyed by tenant and model name (a miss formats it).
+ */
+static const char *
+topic_of(struct mb_frontdoor *fd, const struct mb_request_hdr *h, int *len)
+{
+	uint32_t hash = rte_hash_crc(h->model, sizeof(h->model), h->tenant_id);
+	struct topic_slot *t = &fd->topics[hash % TOPIC_SLOTS];
+
+	if (!t->used || t->tenant != h->tenant_id ||
+	    memcmp(t->model, h->model, sizeof(t->model)) != 0) {
+		t->used = true;
+		t->tenant = h->tenant_id;
+		memcpy(t->model, h->model, sizeof(t->model));
+		t->len = snprintf(t->topic, sizeof(t->topic), "%" PRIu32 "/%s", h->tenant_id,
+				  h->model);
+	}
+	*len = t->len;
+	return t->topic;
+}
+
 static void
 publish(struct mb_frontdoor *fd, const uint8_t *hdr, zmq_msg_t *payload,
 	const struct mb_request *req)
 {
-	char topic[64];
-	int n = snprintf(topic, sizeof(topic), "%" PRIu32 "/%s", req->hdr.tenant_id,
-			 req->hdr.model);
+	int n;
+	const char *topic = topic_of(fd, &req->hdr, &n);
 	bool dropped = fd->pub_cut;
 	struct pub_tag *t = NULL;
 	zmq_msg_t hm;
@@ -529,7 +565,7 @@ retire(struct mb_frontdoor *fd, struct mb_request *req)
 {
 	if (req->release != NULL) { /* another ingest's request (UDP): hand it back */
 		if (req->done_ns == 0)
-			req->done_ns = mb_env_now_ns();
+			req->done_ns = fd->now;
 		if (fd->o.ops.sent != NULL)
 			fd->o.ops.sent(fd->o.ops.ctx, req);
 		fd->sent++;
@@ -548,7 +584,7 @@ retire(struct mb_frontdoor *fd, struct mb_request *req)
 	if (req->client_gone && req->resp.status == MB_STATUS_CANCELLED)
 		count(fd->m_disconnect_cancelled);
 	if (req->done_ns == 0)
-		req->done_ns = mb_env_now_ns();
+		req->done_ns = fd->now;
 	if (fd->o.ops.sent != NULL)
 		fd->o.ops.sent(fd->o.ops.ctx, req);
 	fd->sent++;
@@ -625,7 +661,7 @@ answer_now(struct mb_frontdoor *fd, const zmq_msg_t *client, const struct mb_pro
 	tmp.model = MB_REQUEST_NO_MODEL;
 	tmp.client_len = (uint8_t)zmq_msg_size((zmq_msg_t *)client);
 	memcpy(tmp.client, zmq_msg_data((zmq_msg_t *)client), tmp.client_len);
-	tmp.arrival_ns = mb_env_now_ns();
+	tmp.arrival_ns = fd->now;
 	mb_request_answer(&tmp, status, "%s", reason);
 	if (emit(fd, &tmp) == EMIT_HELD) {
 		tmp.client_len = 0;
@@ -779,7 +815,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	req->payload = zmq_msg_data((zmq_msg_t *)req->payload_store);
 	req->payload_len = h.payload_len;
 	req->payload_free = close_payload;
-	req->arrival_ns = mb_env_now_ns();
+	req->arrival_ns = fd->now;
 	fd->inflight_bytes += req->payload_len;
 
 	{
@@ -808,9 +844,9 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	finish(fd, req);
 }
 
-/* Up to RECV_BURST messages from the ROUTER, each handled; returns true if the burst was
- * full (more may be waiting). */
-static bool
+/* Up to RECV_BURST messages from the ROUTER, each handled; returns how many (RECV_BURST:
+ * more may be waiting). */
+static unsigned int
 receive(struct mb_frontdoor *fd)
 {
 	for (int budget = RECV_BURST; budget > 0; budget--) {
@@ -824,10 +860,10 @@ receive(struct mb_frontdoor *fd)
 			zmq_msg_close(&parts[0]);
 			if (e != EAGAIN && e != EINTR)
 				MB_LOG_ONCE(WARNING, "receive failed: %s", zmq_strerror(e));
-			return false;
+			return (unsigned int)(RECV_BURST - budget);
 		}
 		if (budget == RECV_BURST)
-			fd->last_rx_ns = mb_env_now_ns();
+			fd->last_rx_ns = fd->now;
 		n = 1;
 		more = zmq_msg_more(&parts[0]);
 		while (more) { /* the rest of a multipart message is already here */
@@ -851,7 +887,7 @@ receive(struct mb_frontdoor *fd)
 		for (int i = 0; i < n; i++)
 			zmq_msg_close(&parts[i]);
 	}
-	return true;
+	return RECV_BURST;
 }
 
 /*
@@ -959,18 +995,24 @@ read_subscriptions(struct mb_frontdoor *fd)
 	}
 }
 
-static void
+/* Answered requests from the results ring, sent in bursts; returns how many. At most
+ * RESULTS_BUDGET per call, so that the front door's receive gets its turn. */
+static unsigned int
 send_results(struct mb_frontdoor *fd)
 {
 	void *objs[SEND_BURST];
-	unsigned int n;
+	unsigned int n, total = 0;
 
-	while ((n = mb_ring_dequeue_burst(fd->o.results, objs, SEND_BURST)) != 0)
+	while (total < RESULTS_BUDGET &&
+	       (n = mb_ring_dequeue_burst(fd->o.results, objs, SEND_BURST)) != 0) {
 		for (unsigned int i = 0; i < n; i++)
 			if (MB_REQ_IS_RECLAIM(objs[i]))
 				reclaim(fd, MB_REQ_UNTAG(objs[i]));
 			else
 				finish(fd, objs[i]);
+		total += n;
+	}
+	return total;
 }
 
 /*
@@ -1003,71 +1045,83 @@ close_ingest(struct mb_frontdoor *fd)
 		fd->o.ops.ingest_closed(fd->o.ops.ctx);
 }
 
-int
-mb_frontdoor_run(struct mb_frontdoor *fd)
+void
+mb_frontdoor_watch(struct mb_frontdoor *fd, struct mb_reactor *r)
 {
-	struct mb_doorbell *bell = mb_ring_doorbell(fd->o.results);
+	mb_reactor_watch(r, fd->router, -1);
+	mb_reactor_watch(r, fd->pub, -1);
+	mb_reactor_watch(r, fd->monitor, -1);
+}
 
-	for (;;) {
-		zmq_pollitem_t items[4] = {
-			{.socket = fd->router, .events = ZMQ_POLLIN},
-			{.socket = fd->pub, .events = ZMQ_POLLIN},
-			{.fd = mb_doorbell_fd(bell), .events = ZMQ_POLLIN},
-			{.socket = fd->monitor, .events = ZMQ_POLLIN},
-		};
-		uint64_t now = mb_env_now_ns();
-		long timeout_ms;
-		bool prepared = false, done;
+/* The end of the drain: log what was done. */
+static void
+finish_drain(struct mb_frontdoor *fd, uint64_t now)
+{
+	/* Cut short (abort): what still sits in the ROUTER's queue is answered UNAVAILABLE
+	 * before the socket closes, within 200 ms. */
+	uint64_t until = now + 200 * MB_NS_PER_MS;
 
-		read_connections(fd); /* before receive(): see cancel_disconnected() */
-		receive(fd);
-		read_subscriptions(fd);
-		if (fd->pub_cut && pub_caught_up(fd))
-			fd->pub_cut = false;
-		send_results(fd);
-		retry_held(fd, now);
-
-		if (!fd->ingest_closed && mb_cancel_is_cancelled(fd->o.drain))
-			close_ingest(fd);
-		if (fd->abort_seen_ns == 0 && mb_cancel_is_cancelled(fd->o.abort))
-			fd->abort_seen_ns = now;
-		done = fd->ingest_closed && mb_request_pool_in_use(fd->pool) == fd->n_parked &&
-		       fd->n_held == 0 &&
-		       (fd->o.ops.others_done == NULL || fd->o.ops.others_done(fd->o.ops.ctx)) &&
-		       mb_ring_count(fd->o.results) == 0;
-		if (!done)
-			fd->done_since_ns = 0;
-		else if (fd->done_since_ns == 0)
-			fd->done_since_ns = now; /* a whole quiet period from here, at least */
-		if (done && (fd->abort_seen_ns != 0 || quiet(fd, mb_env_now_ns()))) {
-			/* Cut short (abort): what still sits in the ROUTER's queue is answered
-			 * UNAVAILABLE before the socket closes, within 200 ms. */
-			uint64_t until = now + 200 * MB_NS_PER_MS;
-
-			while (fd->abort_seen_ns != 0 && receive(fd) && mb_env_now_ns() < until)
-				;
-			break;
-		}
-
-		timeout_ms = fd->n_held ? 1 : fd->ingest_closed ? 10 : 100;
-		if (mb_ring_count(fd->o.results) != 0) {
-			timeout_ms = 0;
-		} else {
-			mb_doorbell_prepare(bell);
-			prepared = true;
-			if (mb_ring_count(fd->o.results) != 0)
-				timeout_ms = 0;
-		}
-		if (zmq_poll(items, 4, timeout_ms) < 0 && zmq_errno() != EINTR)
-			MB_LOG_ONCE(WARNING, "zmq_poll: %s", zmq_strerror(zmq_errno()));
-		if (prepared)
-			mb_doorbell_drain(bell);
-	}
+	while (fd->abort_seen_ns != 0 && receive(fd) == RECV_BURST && mb_env_now_ns() < until)
+		;
+	fd->finished = true;
 	MB_LOG(NOTICE,
 	       "front door done: %" PRIu64 " responses sent; %" PRIu64
 	       " request(s) that arrived while draining answered UNAVAILABLE (the ROUTER was "
 	       "read until quiet for %u ms%s)",
 	       fd->sent, fd->drain_refused, fd->o.drain_quiet_ms,
 	       fd->abort_seen_ns != 0 ? ", or the drain was cut short" : "");
-	return 0;
+}
+
+int
+mb_frontdoor_poll(struct mb_frontdoor *fd, uint64_t now, uint64_t *wake_at)
+{
+	uint64_t wake = UINT64_MAX;
+	unsigned int work = 0;
+	bool done;
+
+	if (fd->finished)
+		return MB_POLLER_DONE;
+	fd->now = now;
+	/* Connection events and subscriptions change rarely: looked at once per SLOW_NS (an
+	 * empty read of a ZeroMQ socket is a system call). Disconnects are read before the
+	 * requests that follow: see cancel_disconnected(). */
+	if (now >= fd->next_slow_ns) {
+		fd->next_slow_ns = now + SLOW_NS;
+		read_connections(fd);
+		read_subscriptions(fd);
+		if (fd->pub_cut && pub_caught_up(fd))
+			fd->pub_cut = false;
+	}
+	work += receive(fd);
+	work += send_results(fd);
+	if (fd->n_held != 0)
+		retry_held(fd, now);
+
+	if (!fd->ingest_closed && mb_cancel_is_cancelled(fd->o.drain))
+		close_ingest(fd);
+	if (fd->abort_seen_ns == 0 && mb_cancel_is_cancelled(fd->o.abort))
+		fd->abort_seen_ns = now;
+	if (fd->ingest_closed) {
+		done = mb_request_pool_in_use(fd->pool) == fd->n_parked && fd->n_held == 0 &&
+		       (fd->o.ops.others_done == NULL || fd->o.ops.others_done(fd->o.ops.ctx)) &&
+		       mb_ring_count(fd->o.results) == 0;
+		if (!done)
+			fd->done_since_ns = 0;
+		else if (fd->done_since_ns == 0)
+			fd->done_since_ns = now; /* a whole quiet period from here, at least */
+		if (done && (fd->abort_seen_ns != 0 || quiet(fd, now))) {
+			finish_drain(fd, now);
+			return MB_POLLER_DONE;
+		}
+		wake = now + 10 * MB_NS_PER_MS; /* keep checking how the drain goes */
+		if (fd->pub_cut)
+			fd->next_slow_ns = now;
+	}
+	if (fd->n_held != 0 && now + MB_NS_PER_MS < wake)
+		wake = now + MB_NS_PER_MS;
+	if (fd->pub_cut && fd->next_slow_ns < wake)
+		wake = fd->next_slow_ns; /* resume publishing once the subscriber caught up */
+	if (wake_at != NULL && wake < *wake_at)
+		*wake_at = wake;
+	return (int)work;
 }

@@ -36,7 +36,9 @@
  * Once @c abort is cancelled, replies that a requester does not read within abort_grace_ms are
  * dropped (and counted) rather than hold the shutdown.
  *
- * Threads: create and destroy on the main thread; mb_frontdoor_run() is the thread body.
+ * Threads: create and destroy on the main thread; mb_frontdoor_poll() is a poller (see
+ * mb_reactor.h) run by one reactor, which must watch the front door's sockets
+ * (mb_frontdoor_watch()) and whose doorbell must be the results ring's.
  */
 #ifndef MB_FRONTDOOR_H
 #define MB_FRONTDOOR_H
@@ -51,6 +53,7 @@
 #include "mb_cancel.h"
 #include "mb_idle.h"
 #include "mb_metrics.h"
+#include "mb_reactor.h"
 #include "mb_request.h"
 #include "mb_ring.h"
 
@@ -121,8 +124,17 @@ int mb_frontdoor_create(const struct mb_frontdoor_opts *opts, struct mb_frontdoo
 /** Close the sockets and free everything; call after the thread returned. NULL accepted. */
 void mb_frontdoor_destroy(struct mb_frontdoor **fd);
 
-/** Thread body (see the file comment). Returns 0. */
-int mb_frontdoor_run(struct mb_frontdoor *fd);
+/**
+ * Poller: read the connection events and subscriptions (once a millisecond), receive a
+ * burst of requests, send the answered ones (a bounded burst), retry held replies, follow
+ * the shutdown (see the file comment). Returns the messages handled (0: idle), or
+ * MB_POLLER_DONE once the drain is over. Lowers *@p wake_at (if not NULL) to when it must
+ * run again without news (a held reply's retry, the drain's checks).
+ */
+int mb_frontdoor_poll(struct mb_frontdoor *fd, uint64_t now, uint64_t *wake_at);
+
+/** Ask @p r to wake for input on the front door's sockets while it sleeps. */
+void mb_frontdoor_watch(struct mb_frontdoor *fd, struct mb_reactor *r);
 
 /** The endpoint actually bound (resolves "tcp://127.0.0.1:*"); 0 ROUTER, 1 PUB. */
 const char *mb_frontdoor_endpoint(const struct mb_frontdoor *fd, int which);

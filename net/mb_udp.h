@@ -31,8 +31,9 @@
  * they were reassembling UNAVAILABLE, call ops.closed() (the last one), and wait until every
  * request they handed out has come back, then return.
  *
- * Threads: create and destroy on the main thread, which also starts one thread per rx
- * queue running mb_udp_rx_run().
+ * Threads: create and destroy on the main thread. Each rx queue is a poller
+ * (mb_udp_rx_poll()) that one reactor runs (the placement decides which, mb_placement.h);
+ * mb_udp_rx_run() runs one alone on a thread.
  */
 #ifndef MB_UDP_H
 #define MB_UDP_H
@@ -48,6 +49,7 @@
 #include "mb_idle.h"
 #include "mb_metrics.h"
 #include "mb_request.h"
+#include "mb_reactor.h"
 #include "mb_ring.h"
 #include "mb_topo.h"
 
@@ -90,12 +92,29 @@ struct mb_udp;
 int mb_udp_create(const struct mb_udp_opts *opts, struct mb_udp **out, char *err, size_t err_len);
 
 /**
- * Body of the thread polling rx queue @p queue (0 <= queue < mb_udp_queues()); the caller
- * starts one thread per queue (as main starts every thread). It registers itself with EAL,
- * pins itself to its CPU, polls, and returns 0 after the drain (see above); -EINVAL for a
- * queue that does not exist.
+ * Poller (mb_reactor.h) of rx queue @p queue (0 <= queue < mb_udp_queues()): requests
+ * coming back, a burst from the NIC, reassembly expiry, the drain. Returns the work done,
+ * or MB_POLLER_DONE after the drain (see above). Lowers *@p wake_at to when it must poll
+ * again (a NIC raises no wakeup: within the idle policy's sleep_ns). The reactor that runs
+ * it must be registered with EAL (rte_thread_register()) for the mbuf cache.
+ */
+int mb_udp_rx_poll(struct mb_udp *u, uint32_t queue, uint64_t now, uint64_t *wake_at);
+
+/**
+ * Rx queue @p queue alone on the calling thread (tools and tests; the daemon runs the
+ * poller on a reactor): registers with EAL, binds to the queue's configured CPU, polls
+ * with the idle policy until the drain is over. 0, or -EINVAL for no such queue.
  */
 int mb_udp_rx_run(struct mb_udp *u, uint32_t queue);
+
+/** The CPU the config gives rx queue @p queue (udp.ports[].cpus), or -1. */
+int mb_udp_queue_cpu(const struct mb_udp *u, uint32_t queue);
+
+/** The NUMA node of rx queue @p queue's port, or -1 (MB_NUMA_ANY). */
+int mb_udp_queue_numa(const struct mb_udp *u, uint32_t queue);
+
+/** "port0/q1". */
+const char *mb_udp_queue_label(const struct mb_udp *u, uint32_t queue);
 
 /** Stop and close the ports, free everything. After every rx thread returned. NULL
  * accepted. */

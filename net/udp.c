@@ -110,7 +110,8 @@ struct udp_queue {
 	struct udp_port *port;
 	uint32_t index; /* over all queues: the ops' queue number */
 	uint16_t queue_id;
-	int cpu; /* -1: not pinned */
+	int cpu;       /* from the config's udp.ports[].cpus; -1: the placement chooses */
+	bool finished; /* closed, and every slot came back */
 
 	struct udp_slot *slots;
 	uint32_t n_slots, n_free;
@@ -863,6 +864,40 @@ close_queue(struct udp_queue *q)
 	       q->n_slots - q->n_free);
 }
 
+int
+mb_udp_rx_poll(struct mb_udp *u, uint32_t queue, uint64_t now, uint64_t *wake_at)
+{
+	struct udp_queue *q = &u->queues[queue];
+	unsigned int work;
+	uint64_t next;
+
+	if (q->finished)
+		return MB_POLLER_DONE;
+	work = take_returns(q);
+	if (!q->closed && mb_cancel_is_cancelled(q->u->o.drain))
+		close_queue(q);
+	if (!q->closed) {
+		work += poll_port(q, now);
+		expire(q, now);
+	}
+	atomic_store_explicit(&q->c.slots_in_use, q->n_slots - q->n_free, memory_order_relaxed);
+	if (q->closed && q->n_free == q->n_slots) {
+		q->finished = true;
+		MB_LOG(INFO, "rx queue %s done", q->label);
+		return MB_POLLER_DONE;
+	}
+	mb_idle_account(&q->idle, work);
+	/* A NIC queue raises no wakeup: polled again within the idle policy's sleep, or at
+	 * the next reassembly expiry if that is sooner. Requests coming back (returns) are
+	 * picked up then too. */
+	next = now + q->idle.opts.sleep_ns;
+	if (!TAILQ_EMPTY(&q->reasm) && TAILQ_FIRST(&q->reasm)->expire_ns < next)
+		next = TAILQ_FIRST(&q->reasm)->expire_ns;
+	if (wake_at != NULL && next < *wake_at)
+		*wake_at = next;
+	return (int)work;
+}
+
 static bool
 recheck(void *arg)
 {
@@ -871,11 +906,15 @@ recheck(void *arg)
 	return mb_ring_count(q->returns) != 0;
 }
 
-static void
-rx_loop(struct udp_queue *q)
+int
+mb_udp_rx_run(struct mb_udp *u, uint32_t queue)
 {
+	struct udp_queue *q;
 	int rc;
 
+	if (queue >= u->n_queues)
+		return -EINVAL;
+	q = &u->queues[queue];
 	rc = rte_thread_register();
 	if (rc != 0)
 		MB_LOG(WARNING, "rx queue %s: rte_thread_register: %s (mbuf cache off)", q->label,
@@ -886,30 +925,37 @@ rx_loop(struct udp_queue *q)
 			MB_LOG(WARNING, "rx queue %s: cannot pin to CPU %d: %s", q->label, q->cpu,
 			       strerror(-rc));
 	}
-	MB_LOG(INFO, "rx queue %s polling on CPU %d", q->label, q->cpu);
 	for (;;) {
-		uint64_t now = mb_env_now_ns(), next;
-		unsigned int work = take_returns(q);
+		uint64_t now = mb_env_now_ns(), wake = UINT64_MAX;
+		int n = mb_udp_rx_poll(u, queue, now, &wake);
 
-		if (!q->closed && mb_cancel_is_cancelled(q->u->o.drain))
-			close_queue(q);
-		if (!q->closed) {
-			work += poll_port(q, now);
-			expire(q, now);
-		}
-		atomic_store_explicit(&q->c.slots_in_use, q->n_slots - q->n_free,
-				      memory_order_relaxed);
-		if (q->closed && q->n_free == q->n_slots)
+		if (n == MB_POLLER_DONE)
 			break;
-		mb_idle_account(&q->idle, work);
-		if (work != 0)
+		if (n != 0)
 			continue;
-		next = TAILQ_EMPTY(&q->reasm) ? UINT64_MAX : TAILQ_FIRST(&q->reasm)->expire_ns;
 		mb_idle_pause(&q->idle, mb_ring_doorbell(q->returns), recheck, q,
-			      next > now ? next - now : 0);
+			      wake > now ? wake - now : 0);
 	}
 	rte_thread_unregister();
-	MB_LOG(INFO, "rx queue %s done", q->label);
+	return 0;
+}
+
+int
+mb_udp_queue_cpu(const struct mb_udp *u, uint32_t queue)
+{
+	return queue < u->n_queues ? u->queues[queue].cpu : -1;
+}
+
+int
+mb_udp_queue_numa(const struct mb_udp *u, uint32_t queue)
+{
+	return queue < u->n_queues ? u->queues[queue].port->socket : -1;
+}
+
+const char *
+mb_udp_queue_label(const struct mb_udp *u, uint32_t queue)
+{
+	return queue < u->n_queues ? u->queues[queue].label : "?";
 }
 
 /* ---- metrics ---- */
@@ -1420,24 +1466,8 @@ mb_udp_create(const struct mb_udp_opts *opts, struct mb_udp **out, char *err, si
 			q->queue_id = (uint16_t)k;
 			q->cpu = -1;
 			snprintf(q->label, sizeof(q->label), "port%u/q%u", pi, k);
-			if (pc->n_cpus != 0) {
+			if (pc->n_cpus != 0)
 				q->cpu = pc->cpus[k];
-			} else if (opts->topo != NULL) {
-				struct mb_topo_placement pl;
-
-				if (mb_topo_place(opts->topo, MB_TOPO_ROLE_RX,
-						  q->port->socket < 0 ? MB_NUMA_ANY
-								      : q->port->socket,
-						  &pl) == 0) {
-					q->cpu = pl.cpu;
-					if (pl.shared)
-						MB_LOG(NOTICE,
-						       "rx queue %s shares CPU %d with other "
-						       "threads (too few cores for a polled core "
-						       "each)",
-						       q->label, pl.cpu);
-				}
-			}
 			rc = setup_queue(u, q, err, err_len);
 			if (rc < 0)
 				goto fail;
@@ -1449,15 +1479,6 @@ mb_udp_create(const struct mb_udp_opts *opts, struct mb_udp **out, char *err, si
 fail:
 	mb_udp_destroy(&u);
 	return rc;
-}
-
-int
-mb_udp_rx_run(struct mb_udp *u, uint32_t queue)
-{
-	if (queue >= u->n_queues)
-		return -EINVAL;
-	rx_loop(&u->queues[queue]);
-	return 0;
 }
 
 void

@@ -29,6 +29,7 @@
 #include "mb_eal.h"
 #include "mb_env.h"
 #include "mb_udp.h"
+#include "mb_placement.h"
 #include "service.h"
 
 #define MB_LOG_MODULE "mediabatchd"
@@ -58,6 +59,8 @@ usage(FILE *out)
 		"      --drain-timeout MS   how long a drain may take on SIGINT/SIGTERM "
 		"(0..600000)\n"
 		"      --workers N          CPU worker threads (1..256; overrides the config)\n"
+		"      --placement POLICY   polled threads: auto, single (every stage on one\n"
+		"                           thread) or per-stage (overrides service.placement)\n"
 		"      --log-level LEVEL    error, warning, notice, info or debug\n"
 		"  -V, --version            print the version and exit\n"
 		"  -h, --help               this help\n"
@@ -74,7 +77,7 @@ usage(FILE *out)
 
 struct flags {
 	const char *config;
-	const char *ingest, *publish, *metrics, *log_level;
+	const char *ingest, *publish, *metrics, *log_level, *placement;
 	long drain_timeout_ms, workers;
 	bool check;
 };
@@ -96,7 +99,7 @@ parse_long(const char *s, long lo, long hi, long *out)
 static int
 parse_flags(int argc, char **argv, struct flags *f)
 {
-	enum { O_CHECK = 256, O_INGEST, O_PUBLISH, O_METRICS, O_DRAIN, O_WORKERS, O_LOG };
+	enum { O_CHECK = 256, O_INGEST, O_PUBLISH, O_METRICS, O_DRAIN, O_WORKERS, O_LOG, O_PLACE };
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check", no_argument, NULL, O_CHECK},
@@ -106,6 +109,7 @@ parse_flags(int argc, char **argv, struct flags *f)
 		{"drain-timeout", required_argument, NULL, O_DRAIN},
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"log-level", required_argument, NULL, O_LOG},
+		{"placement", required_argument, NULL, O_PLACE},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -134,6 +138,9 @@ parse_flags(int argc, char **argv, struct flags *f)
 			break;
 		case O_LOG:
 			f->log_level = optarg;
+			break;
+		case O_PLACE:
+			f->placement = optarg;
 			break;
 		case O_DRAIN:
 			if (parse_long(optarg, 0, 600000, &f->drain_timeout_ms) < 0) {
@@ -181,6 +188,7 @@ apply_flags(const struct flags *f, struct mb_config *cfg)
 		{"--publish", "service.publish", f->publish},
 		{"--metrics", "service.metrics", f->metrics},
 		{"--log-level", "service.log_level", f->log_level},
+		{"--placement", "service.placement", f->placement},
 	};
 	char why[512];
 
@@ -415,7 +423,7 @@ main(int argc, char **argv)
 	struct flags flags;
 	struct mb_config cfg;
 	struct mb_service *svc = NULL;
-	pthread_t fd_thread, batcher_thread, *workers, *rx;
+	pthread_t *reactors, *workers;
 	sigset_t sigs;
 	char err[1024], desc[512];
 	uint64_t deadline = 0;
@@ -449,8 +457,18 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	if (flags.check) {
+		char place[1024];
+
+		if (service_check_placement(&cfg, place, sizeof(place)) < 0) {
+			fprintf(stderr, "mediabatchd: %s: service.placement: %s\n", cfg.source,
+				place);
+			mb_config_fini(&cfg);
+			return EXIT_CONFIG;
+		}
 		printf("mediabatchd: %s: configuration is valid (every model it enables loads)\n",
 		       cfg.source);
+		printf("mediabatchd: placement (service.placement %s): %s\n",
+		       mb_placement_policy_name((enum mb_placement_policy)cfg.placement), place);
 		mb_config_fini(&cfg);
 		return 0;
 	}
@@ -483,16 +501,15 @@ main(int argc, char **argv)
 	}
 	workers = start_workers(svc, NULL, 0);
 	n_started = service_workers(svc);
-	start_thread(&batcher_thread, "mb-batcher", service_batcher_thread, svc);
-	start_thread(&fd_thread, "mb-frontdoor", service_frontdoor_thread, svc);
-	rx = calloc(service_udp_queues(svc) + 1, sizeof(*rx));
-	if (rx == NULL)
+	reactors = calloc(service_reactors(svc), sizeof(*reactors));
+	if (reactors == NULL)
 		return EXIT_START;
-	for (uint32_t i = 0; i < service_udp_queues(svc); i++) {
-		char name[32];
+	for (uint32_t i = 0; i < service_reactors(svc); i++) {
+		char name[16];
 
-		snprintf(name, sizeof(name), "mb-rx%u", i % 1000);
-		start_thread(&rx[i], name, service_udp_thread, service_udp_arg(svc, i));
+		service_reactor_name(svc, i, name, sizeof(name));
+		start_thread(&reactors[i], name, service_reactor_thread,
+			     service_reactor_arg(svc, i));
 	}
 	trim(&trim_state, "started", rss_kib()); /* what loading the models left free */
 	service_set_ready(svc, true);
@@ -559,13 +576,14 @@ main(int argc, char **argv)
 		n_started = service_workers(svc);
 		if (!draining)
 			trim_when_idle(&trim_state, svc, mb_env_now_ns());
-		if (draining && pthread_tryjoin_np(fd_thread, NULL) == 0)
+		if (draining &&
+		    pthread_tryjoin_np(reactors[service_frontdoor_reactor(svc)], NULL) == 0)
 			break;
 	}
-	for (uint32_t i = 0; i < service_udp_queues(svc); i++)
-		pthread_join(rx[i], NULL);
-	free(rx);
-	pthread_join(batcher_thread, NULL);
+	for (uint32_t i = 0; i < service_reactors(svc); i++)
+		if (i != service_frontdoor_reactor(svc))
+			pthread_join(reactors[i], NULL);
+	free(reactors);
 	for (uint32_t i = 0; i < service_workers(svc); i++) {
 		if (!service_worker_left(svc, i))
 			pthread_join(workers[i], NULL);

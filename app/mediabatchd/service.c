@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <rte_errno.h>
+#include <rte_lcore.h>
 #include <zmq.h>
 
 #include "mb_batcher.h"
@@ -30,8 +32,10 @@
 #include "mb_http.h"
 #include "mb_metrics.h"
 #include "mb_models.h"
+#include "mb_placement.h"
 #include "mb_plugin.h"
 #include "mb_ratelimit.h"
+#include "mb_reactor.h"
 #include "mb_topo.h"
 #include "mb_udp.h"
 #include "mb_udp_wire.h"
@@ -84,7 +88,8 @@ struct mb_service {
 	struct mb_device *devs[MB_DEVICES_MAX];
 	struct mb_device *dev_list[MB_DEVICES_MAX];
 	uint32_t n_devs;
-	struct mb_doorbell batcher_bell;
+	/* the doorbell of the reactor that runs the batcher: every model queue rings it */
+	struct mb_doorbell *batcher_bell;
 	struct mb_ring *results;
 	struct mb_ratelimit *limits; /* ZeroMQ requests (front door thread) */
 	/* UDP ingest: NULL without ports; one rate limiter per rx queue (its thread's) */
@@ -103,6 +108,15 @@ struct mb_service {
 	} * udp_slots; /* thread arguments, one per rx queue */
 	uint32_t n_udp_limits;
 	struct mb_topo *topo;
+	/* the polled threads: which runs which stage (placement), and their reactors */
+	struct mb_placement placement;
+	struct reactor_slot {
+		struct mb_service *svc;
+		struct mb_reactor *r;
+		const struct mb_placement_thread *pt;
+	} reactors[MB_PLACEMENT_MAX_THREADS];
+	uint32_t n_reactors;
+	uint32_t fd_reactor;	  /* the reactor that runs the front door */
 	atomic_uint open_ingests; /* front door + UDP, until each closed */
 	/*
 	 * The cancellation tree: two roots, each with one child per subsystem.
@@ -716,7 +730,7 @@ build_queues(struct mb_service *s, char *err, size_t err_len)
 		ro.numa_node = m->numa_node;
 		ro.prod_sync = MB_RING_SYNC_MT_HTS;
 		ro.cons_sync = MB_RING_SYNC_ST;
-		ro.doorbell = &s->batcher_bell;
+		ro.doorbell = s->batcher_bell;
 		rc = mb_ring_create(&ro, &m->queue);
 		if (rc < 0) {
 			snprintf(err, err_len, "model %s: cannot create its queue of %u: %s",
@@ -1057,7 +1071,7 @@ cancelled(void *ctx, struct mb_request *req)
 	atomic_fetch_add_explicit(&s->cancel_gen, 1, memory_order_release);
 	/* the batcher's recheck before sleeping reads cancel_gen, so the ring may skip the
 	 * eventfd while it is awake: no syscall per cancel on the UDP rx cores */
-	mb_doorbell_ring(&s->batcher_bell);
+	mb_doorbell_ring(s->batcher_bell);
 }
 
 static void
@@ -1095,7 +1109,7 @@ ingest_closed(void *ctx)
 	if (atomic_fetch_sub_explicit(&s->open_ingests, 1, memory_order_acq_rel) != 1)
 		return;
 	atomic_store_explicit(&s->ingest_closed, true, memory_order_release);
-	mb_doorbell_ring_slow(&s->batcher_bell);
+	mb_doorbell_ring_slow(s->batcher_bell);
 }
 
 static bool
@@ -1218,7 +1232,7 @@ service_reload(struct mb_service *s, const struct mb_config *n, char *msg, size_
 	for (uint32_t q = 0; q < s->n_udp_limits; q++)
 		post_limiter(&s->udp_limits_next[q], ul[q]);
 	free(ul);
-	mb_doorbell_ring_slow(&s->batcher_bell); /* a shorter max_delay_us counts now */
+	mb_doorbell_ring_slow(s->batcher_bell); /* a shorter max_delay_us counts now */
 	snprintf(msg, len,
 		 "tenants (default_rate %g, %u limit(s) of their own) and the models' max_batch, "
 		 "max_delay_us, queue_limit and default_timeout_ms applied; other keys take "
@@ -1291,6 +1305,184 @@ build_udp(struct mb_service *s, char *err, size_t err_len)
 	return 0;
 }
 
+/* ---- placement: the polled threads and their pollers ---- */
+
+static void
+placement_input(const struct mb_config *cfg, const struct dev_plan *plan,
+		struct mb_placement_input *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->policy = (enum mb_placement_policy)cfg->placement;
+	in->gpu_numa = MB_NUMA_ANY;
+	for (unsigned int i = 0; i < cfg->n_udp_ports; i++)
+		for (unsigned int k = 0; k < cfg->udp_ports[i].rx_queues; k++)
+			if (in->n_rx < MB_PLACEMENT_MAX_RX)
+				in->rx_numa[in->n_rx++] = MB_NUMA_ANY; /* the NIC's: see below */
+			else
+				in->n_rx++; /* refused by mb_placement_compute() */
+	for (int d = 1; plan != NULL && d < MB_DEVICES_MAX; d++)
+		if (plan[d].on && plan[d].cuda >= 0 && plan[d].numa_node >= 0) {
+			in->gpu_numa = plan[d].numa_node;
+			break;
+		}
+}
+
+/* A thread that runs rx queues only, and one of them has a CPU in the config: there. */
+static void
+placement_config_cpus(const struct mb_config *cfg, struct mb_placement *p)
+{
+	for (uint32_t t = 0; t < p->n_threads; t++) {
+		struct mb_placement_thread *pt = &p->threads[t];
+		uint32_t q = 0;
+
+		if (pt->stages != MB_STAGE_RX || pt->n_rx != 1)
+			continue;
+		for (unsigned int i = 0; i < cfg->n_udp_ports; i++)
+			for (unsigned int k = 0; k < cfg->udp_ports[i].rx_queues; k++, q++)
+				if (q == pt->rx_first && cfg->udp_ports[i].n_cpus > k) {
+					pt->cpu = cfg->udp_ports[i].cpus[k];
+					pt->numa_node = MB_NUMA_ANY;
+				}
+	}
+}
+
+int
+service_check_placement(const struct mb_config *cfg, char *buf, size_t len)
+{
+	struct mb_placement_input in;
+	struct mb_placement *p = calloc(1, sizeof(*p));
+	struct mb_topo_opts to;
+	struct mb_topo *topo = NULL;
+	int rc;
+
+	if (p == NULL)
+		return -ENOMEM;
+	placement_input(cfg, NULL, &in);
+	mb_topo_opts_init(&to);
+	if (mb_topo_create(&to, &topo) < 0)
+		topo = NULL;
+	rc = mb_placement_compute(topo, &in, p);
+	if (rc == 0) {
+		placement_config_cpus(cfg, p);
+		mb_placement_describe(p, buf, len);
+	} else {
+		snprintf(buf, len, "no placement: %s", strerror(-rc));
+	}
+	mb_topo_destroy(&topo);
+	free(p);
+	return rc;
+}
+
+/* The reactors, from the placement; before the rings, which take their doorbells. */
+static int
+build_reactors(struct mb_service *s, char *err, size_t err_len)
+{
+	struct mb_placement_input in;
+	char desc[1024];
+	int rc;
+
+	placement_input(s->cfg, s->plan, &in);
+	if (in.n_rx > MB_PLACEMENT_MAX_RX) {
+		snprintf(err, err_len, "udp.ports: %u rx queues in all; at most %u", in.n_rx,
+			 MB_PLACEMENT_MAX_RX);
+		return -EINVAL;
+	}
+	rc = mb_placement_compute(s->topo, &in, &s->placement);
+	if (rc < 0) {
+		snprintf(err, err_len, "placement (service.placement %s): %s",
+			 mb_placement_policy_name(in.policy), strerror(-rc));
+		return rc;
+	}
+	placement_config_cpus(s->cfg, &s->placement);
+	for (uint32_t t = 0; t < s->placement.n_threads; t++) {
+		const struct mb_placement_thread *pt = &s->placement.threads[t];
+		struct reactor_slot *rs = &s->reactors[t];
+		struct mb_reactor_opts ro;
+
+		mb_reactor_opts_init(&ro);
+		ro.name = pt->name;
+		ro.idle = s->cfg->idle;
+		ro.cpu = pt->cpu;
+		rs->svc = s;
+		rs->pt = pt;
+		rc = mb_reactor_create(&ro, &rs->r);
+		if (rc < 0) {
+			snprintf(err, err_len, "polled thread %s: %s", pt->name, strerror(-rc));
+			return rc;
+		}
+		s->n_reactors++;
+		if (pt->stages & MB_STAGE_FRONTDOOR)
+			s->fd_reactor = t;
+		if (pt->stages & MB_STAGE_BATCHER)
+			s->batcher_bell = mb_reactor_doorbell(rs->r);
+	}
+	mb_placement_describe(&s->placement, desc, sizeof(desc));
+	MB_LOG(NOTICE, "placement %s: %s", mb_placement_policy_name(in.policy), desc);
+	return 0;
+}
+
+static int
+poll_frontdoor(void *arg, struct mb_reactor *r, uint64_t now)
+{
+	uint64_t wake = UINT64_MAX;
+	int n = mb_frontdoor_poll(((struct mb_service *)arg)->fd, now, &wake);
+
+	if (wake != UINT64_MAX)
+		mb_reactor_wake_at(r, wake);
+	return n;
+}
+
+static int
+poll_batcher(void *arg, struct mb_reactor *r, uint64_t now)
+{
+	uint64_t wake = UINT64_MAX;
+	int n = mb_batcher_poll(((struct mb_service *)arg)->batcher, now, &wake);
+
+	if (wake != UINT64_MAX)
+		mb_reactor_wake_at(r, wake);
+	return n;
+}
+
+static int
+poll_rx(void *arg, struct mb_reactor *r, uint64_t now)
+{
+	struct udp_slot_arg *a = arg;
+	uint64_t wake = UINT64_MAX;
+	int n = mb_udp_rx_poll(a->svc->udp, a->queue, now, &wake);
+
+	if (wake != UINT64_MAX)
+		mb_reactor_wake_at(r, wake);
+	return n;
+}
+
+/* Each stage's poller onto its reactor: front door first, so that a round takes requests
+ * in, batches them, and (next round) sends what came back. */
+static int
+attach_pollers(struct mb_service *s, char *err, size_t err_len)
+{
+	for (uint32_t t = 0; t < s->n_reactors; t++) {
+		const struct mb_placement_thread *pt = s->reactors[t].pt;
+		struct mb_reactor *r = s->reactors[t].r;
+		int rc = 0;
+
+		if (pt->stages & MB_STAGE_FRONTDOOR) {
+			rc = mb_reactor_add_poller(r, "frontdoor+egress", poll_frontdoor, s);
+			mb_frontdoor_watch(s->fd, r);
+		}
+		if (rc == 0 && (pt->stages & MB_STAGE_BATCHER))
+			rc = mb_reactor_add_poller(r, "batcher", poll_batcher, s);
+		for (uint32_t q = pt->rx_first;
+		     rc == 0 && (pt->stages & MB_STAGE_RX) && q < pt->rx_first + pt->n_rx; q++)
+			rc = mb_reactor_add_poller(r, mb_udp_queue_label(s->udp, q), poll_rx,
+						   &s->udp_slots[q]);
+		if (rc < 0) {
+			snprintf(err, err_len, "polled thread %s: too many pollers", pt->name);
+			return rc;
+		}
+	}
+	return 0;
+}
+
 static bool
 ready(void *ctx, char *why, size_t len)
 {
@@ -1334,7 +1526,7 @@ wake_frontdoor(void *arg)
 static void
 wake_batcher(void *arg)
 {
-	mb_doorbell_ring_slow(&((struct mb_service *)arg)->batcher_bell);
+	mb_doorbell_ring_slow(((struct mb_service *)arg)->batcher_bell);
 }
 
 static void
@@ -1416,8 +1608,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	atomic_init(&s->cancel_gen, 0);
 	atomic_init(&s->ready, false);
 	atomic_init(&s->open_ingests, 1);
-	if ((rc = mb_metrics_create(&s->metrics)) < 0 ||
-	    (rc = mb_doorbell_init(&s->batcher_bell)) < 0) {
+	if ((rc = mb_metrics_create(&s->metrics)) < 0) {
 		snprintf(err, err_len, "out of resources: %s", strerror(-rc));
 		goto fail;
 	}
@@ -1425,7 +1616,8 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	if (mb_topo_create(&to, &s->topo) < 0)
 		MB_LOG(WARNING, "no topology: GPU workers and rx threads are not placed");
 	if ((rc = plan_devices(s, err, err_len)) < 0 || (rc = build_models(s, err, err_len)) < 0 ||
-	    (rc = build_devices(s, err, err_len)) < 0 || (rc = build_queues(s, err, err_len)) < 0)
+	    (rc = build_devices(s, err, err_len)) < 0 ||
+	    (rc = build_reactors(s, err, err_len)) < 0 || (rc = build_queues(s, err, err_len)) < 0)
 		goto fail;
 	if (s->served[0] == '\0')
 		MB_LOG(WARNING, "no model is enabled: every request will be refused");
@@ -1436,6 +1628,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 		ro.capacity += cfg->udp_ports[i].rx_queues * cfg->udp_max_requests;
 	ro.prod_sync = MB_RING_SYNC_MT_HTS;
 	ro.cons_sync = MB_RING_SYNC_ST;
+	ro.doorbell = mb_reactor_doorbell(s->reactors[s->fd_reactor].r);
 	rc = mb_ring_create(&ro, &s->results);
 	if (rc < 0) {
 		snprintf(err, err_len, "results ring of %u: %s", ro.capacity, strerror(-rc));
@@ -1459,7 +1652,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	bo.devices = s->dev_list;
 	bo.n_devices = s->n_devs;
 	bo.results = s->results;
-	bo.bell = &s->batcher_bell;
+	bo.bell = s->batcher_bell;
 	bo.idle = cfg->idle;
 	bo.drain = s->sub[SUB_BATCHER].drain;
 	bo.abort = s->sub[SUB_BATCHER].abort;
@@ -1548,6 +1741,9 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	rc = build_udp(s, err, err_len);
 	if (rc < 0)
 		goto fail;
+	rc = attach_pollers(s, err, err_len);
+	if (rc < 0)
+		goto fail;
 	if (cfg->metrics[0] != '\0') {
 		struct mb_http_opts ho = {
 			.hostport = cfg->metrics, .metrics = s->metrics, .ready = ready, .ctx = s};
@@ -1611,27 +1807,63 @@ service_destroy(struct mb_service **sp)
 	for (int d = 0; d < MB_DEVICES_MAX; d++)
 		mb_device_destroy(&s->devs[d]);
 	destroy_tree(s);
-	mb_doorbell_fini(&s->batcher_bell);
+	for (uint32_t i = 0; i < s->n_reactors; i++)
+		mb_reactor_destroy(&s->reactors[i].r);
 	mb_metrics_destroy(&s->metrics);
 	free(s);
 	*sp = NULL;
 }
 
-void *
-service_frontdoor_thread(void *arg)
+uint32_t
+service_reactors(const struct mb_service *s)
 {
-	struct mb_service *s = arg;
-
-	mb_frontdoor_run(s->fd);
-	return NULL;
+	return s->n_reactors;
 }
 
 void *
-service_batcher_thread(void *arg)
+service_reactor_arg(struct mb_service *s, uint32_t i)
 {
-	struct mb_service *s = arg;
+	return &s->reactors[i];
+}
 
-	mb_batcher_run(s->batcher);
+void
+service_reactor_name(const struct mb_service *s, uint32_t i, char *buf, size_t len)
+{
+	snprintf(buf, len, "mb-%.12s", s->reactors[i].pt->name);
+}
+
+uint32_t
+service_frontdoor_reactor(const struct mb_service *s)
+{
+	return s->fd_reactor;
+}
+
+void *
+service_reactor_thread(void *arg)
+{
+	struct reactor_slot *rs = arg;
+	const struct mb_placement_thread *pt = rs->pt;
+	bool eal = (pt->stages & MB_STAGE_RX) != 0; /* the mbuf cache needs an lcore id */
+	char pollers[256];
+	int rc;
+
+	if (pt->cpu >= 0 && rs->svc->topo != NULL) {
+		rc = mb_topo_bind_thread(rs->svc->topo, pt->cpu);
+		if (rc < 0)
+			MB_LOG(WARNING, "polled thread %s: cannot bind to CPU %d: %s", pt->name,
+			       pt->cpu, strerror(-rc));
+	}
+	if (eal && rte_thread_register() != 0) {
+		MB_LOG(WARNING, "polled thread %s: rte_thread_register: %s (mbuf cache off)",
+		       pt->name, rte_strerror(rte_errno));
+		eal = false;
+	}
+	mb_reactor_pollers(rs->r, pollers, sizeof(pollers));
+	MB_LOG(INFO, "polled thread %s on CPU %d: %s", pt->name, pt->cpu, pollers);
+	mb_reactor_run(rs->r);
+	if (eal)
+		rte_thread_unregister();
+	MB_LOG(INFO, "polled thread %s done", pt->name);
 	return NULL;
 }
 
@@ -1720,21 +1952,6 @@ uint32_t
 service_udp_queues(const struct mb_service *s)
 {
 	return s->udp != NULL ? mb_udp_queues(s->udp) : 0;
-}
-
-void *
-service_udp_arg(struct mb_service *s, uint32_t i)
-{
-	return &s->udp_slots[i];
-}
-
-void *
-service_udp_thread(void *arg)
-{
-	struct udp_slot_arg *a = arg;
-
-	mb_udp_rx_run(a->svc->udp, a->queue);
-	return NULL;
 }
 
 void

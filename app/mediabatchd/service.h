@@ -8,10 +8,10 @@
  *        +------------------------------ results ring <------------------------------+
  *
  * service_create() builds everything on the main thread (EAL must be up) and binds the
- * sockets; the daemon then starts one thread per role with the *_thread() bodies below,
- * marks itself ready, and on a signal calls service_drain(), later perhaps
- * service_abort(), and joins the threads (the front door last returns once every accepted
- * request is answered).
+ * sockets; the daemon then starts the polled threads (reactors) and the compute workers
+ * with the *_thread() bodies below, marks itself ready, and on a signal calls service_drain(),
+ * later perhaps service_abort(), and joins the threads (the front door last returns once every
+ * accepted request is answered).
  */
 #ifndef MB_SERVICE_H
 #define MB_SERVICE_H
@@ -43,9 +43,27 @@ int service_check_models(const struct mb_config *cfg, char *err, size_t err_len)
  */
 int service_check_load(const struct mb_config *cfg, char *err, size_t err_len);
 
-/** Thread bodies (void *arg = the service; return NULL). */
-void *service_frontdoor_thread(void *svc);
-void *service_batcher_thread(void *svc);
+/**
+ * For --check: the placement this configuration would get on this machine (see
+ * mb_placement.h), described in @p buf. Returns 0 or -errno (described too).
+ */
+int service_check_placement(const struct mb_config *cfg, char *buf, size_t len);
+
+/**
+ * The polled threads (reactors, mb_reactor.h), as the placement made them: the front door
+ * with egress, the batcher and the UDP rx queues run as pollers on them. The daemon starts
+ * one thread per reactor with service_reactor_thread(service_reactor_arg(svc, i)); each
+ * returns when its pollers are done (the drain is over). The front door's reactor is the
+ * one that returns last in a drain: the daemon waits for it.
+ */
+uint32_t service_reactors(const struct mb_service *svc);
+void *service_reactor_arg(struct mb_service *svc, uint32_t i);
+/** Reactor @p i's thread name ("mb-poll0", "mb-rx1"; at most 15 characters). */
+void service_reactor_name(const struct mb_service *svc, uint32_t i, char *buf, size_t len);
+uint32_t service_frontdoor_reactor(const struct mb_service *svc);
+void *service_reactor_thread(void *reactor_slot);
+
+/** Thread body of a compute worker (arg from service_worker_arg()). */
 void *service_worker_thread(void *worker_slot);
 
 /** Workers the service built, and the argument for worker @p i's thread. */
@@ -65,14 +83,8 @@ void *service_worker_arg(struct mb_service *svc, uint32_t i);
 /** Worker @p i's thread name ("mb-cpu0-w0", "mb-cuda1-w0"; at most 15 characters). */
 void service_worker_name(const struct mb_service *svc, uint32_t i, char *buf, size_t len);
 
-/** UDP rx queues (0 without udp.ports): one thread each, running service_udp_thread(). */
+/** UDP rx queues (0 without udp.ports); each is a poller on a reactor. */
 uint32_t service_udp_queues(const struct mb_service *svc);
-
-/** Argument for rx queue @p i's thread. */
-void *service_udp_arg(struct mb_service *svc, uint32_t i);
-
-/** Thread body of one UDP rx queue (arg from service_udp_arg()). */
-void *service_udp_thread(void *arg);
 
 /** Mark ready (after every thread started) or not. */
 void service_set_ready(struct mb_service *svc, bool ready);

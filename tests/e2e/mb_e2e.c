@@ -227,6 +227,12 @@ start_once(struct mb_daemon *d, const char *yaml, const char *const *args)
 	argv[argc++] = d->publish;
 	argv[argc++] = "--metrics";
 	argv[argc++] = d->metrics;
+	/* The whole e2e suite runs under each placement (tests/run-all.sh): all pollers on
+	 * one thread, or one thread per stage. A test's own --placement comes later and wins. */
+	if (getenv("MB_E2E_PLACEMENT") != NULL && getenv("MB_E2E_PLACEMENT")[0] != '\0') {
+		argv[argc++] = "--placement";
+		argv[argc++] = getenv("MB_E2E_PLACEMENT");
+	}
 	for (int i = 0; args != NULL && args[i] != NULL && argc < 30; i++)
 		argv[argc++] = (char *)args[i];
 	argv[argc] = NULL;

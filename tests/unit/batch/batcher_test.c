@@ -43,6 +43,7 @@ struct rig {
 	struct mb_batcher *batcher;
 	pthread_t thread;
 	bool running;
+	bool manual; /* no thread: the test calls mb_batcher_poll() itself */
 	struct mb_request req[N_REQ];
 	int next;
 };
@@ -73,6 +74,8 @@ rig_up(struct rig *r, uint32_t max_batch, uint32_t max_delay_us, uint32_t base_u
 {
 	rig_up_two(r, max_batch, max_delay_us, base_units, NULL);
 }
+
+static bool g_manual; /* the next rig_up*() starts no thread */
 
 static void
 rig_up_two(struct rig *r, uint32_t max_batch, uint32_t max_delay_us, uint32_t base_units,
@@ -154,6 +157,9 @@ rig_up_two(struct rig *r, uint32_t max_batch, uint32_t max_delay_us, uint32_t ba
 	bo.cancel_gen = &r->cancel_gen;
 	bo.idle.spin_polls = 8;
 	CU_ASSERT_EQUAL_FATAL(mb_batcher_create(&bo, &r->batcher), 0);
+	r->manual = g_manual;
+	if (r->manual)
+		return;
 	pthread_create(&r->thread, NULL, batcher_main, r->batcher);
 	r->running = true;
 }
@@ -228,6 +234,17 @@ rig_down(struct rig *r)
 		mb_batcher_wake(&r->bell);
 		pthread_join(r->thread, NULL);
 	}
+	if (r->manual) {
+		int i;
+
+		mb_cancel_cancel(r->abort);
+		mb_cancel_cancel(r->drain);
+		atomic_store(&r->ingest_closed, true);
+		for (i = 0; i < 1000; i++)
+			if (mb_batcher_poll(r->batcher, mb_env_now_ns(), NULL) == MB_POLLER_DONE)
+				break;
+		CU_ASSERT(i < 1000);
+	}
 	CU_ASSERT_TRUE(atomic_load(&r->dev->producer_done));
 	if (r->dev2 != NULL)
 		CU_ASSERT_TRUE(atomic_load(&r->dev2->producer_done));
@@ -287,6 +304,40 @@ test_partial_batch_waits_for_delay(void)
 	b = take_batch(&r, 5.0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
 	CU_ASSERT_EQUAL(b->n, 3);
+	finish_batch(&r, b);
+	rig_down(&r);
+}
+
+/*
+ * A request stamped after the batcher's poll read its clock (another thread, or later in
+ * the same reactor round) still waits max_delay_us: the age of the oldest is not computed
+ * as now - arrival, which wrapped and sent a batch of one at once.
+ */
+static void
+test_stamp_after_poll_clock_waits(void)
+{
+	struct rig r;
+	uint64_t now0, wake = UINT64_MAX, at;
+	struct mb_request *q;
+	struct mb_batch *b;
+
+	g_manual = true;
+	rig_up(&r, 8, 2000, 1); /* 2 ms */
+	g_manual = false;
+	now0 = mb_env_now_ns(); /* what the poll read */
+	mb_env_clock_advance(1 * MB_NS_PER_US);
+	q = push(&r, 0, 10 * MB_NS_PER_S, false); /* stamped 1 us later */
+	at = q->arrival_ns;
+	CU_ASSERT(at > now0);
+	CU_ASSERT(mb_batcher_poll(r.batcher, now0, &wake) >= 0);
+	CU_ASSERT_EQUAL(mb_ring_count(r.dev->run), 0); /* it waits */
+	CU_ASSERT(wake <= at + 2000 * MB_NS_PER_US);
+	CU_ASSERT(mb_batcher_poll(r.batcher, at + 1999 * MB_NS_PER_US, NULL) >= 0);
+	CU_ASSERT_EQUAL(mb_ring_count(r.dev->run), 0);
+	CU_ASSERT(mb_batcher_poll(r.batcher, at + 2000 * MB_NS_PER_US, NULL) > 0);
+	b = take_batch(&r, 0.001);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_EQUAL(b->n, 1);
 	finish_batch(&r, b);
 	rig_down(&r);
 }
@@ -690,6 +741,7 @@ suite_init(void)
 static const struct mb_test_case cases[] = {
 	{"max_batch items go at once", test_full_batch_goes_at_once},
 	{"a partial batch waits exactly max_delay_us", test_partial_batch_waits_for_delay},
+	{"a request stamped after the poll's clock still waits", test_stamp_after_poll_clock_waits},
 	{"the priority lane goes first", test_priority_lane_first},
 	{"batches fit the device's units; admission in order",
 	 test_batches_sized_to_units_and_admitted_fifo},
