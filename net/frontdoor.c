@@ -1,10 +1,12 @@
 /*
- * frontdoor.c: the ZeroMQ front door and egress thread (see mb_frontdoor.h).
+ * frontdoor.c: the receiving half of the ZeroMQ front door (see mb_frontdoor.h); the sending
+ * half, egress, is egress.c (mb_egress.h). Both work on one struct (frontdoor_internal.h),
+ * on the front door's thread.
  *
- * State owned by the thread: the two sockets, the request pool, the in-flight index (an
- * rte_hash keyed by client, tenant and request id, single-threaded), the list of replies
- * held because a requester's queue was full, and the payload bytes in flight. The loop:
- * receive a burst of requests, send a burst of answers, retry held replies, watch the
+ * State owned by the thread, on this side: the two sockets, the request pool, the in-flight
+ * index (an rte_hash keyed by client, tenant and request id, single-threaded), the
+ * requests in flight per connection, and the payload bytes in flight. The loop: receive a
+ * burst of requests, let egress send a burst of answers and retry held replies, watch the
  * shutdown tokens, then wait in zmq_poll() on both sockets and the results doorbell.
  */
 #include "mb_frontdoor.h"
@@ -19,106 +21,18 @@
 #include <rte_hash_crc.h>
 #include <zmq.h>
 
+#include "frontdoor_internal.h"
+#include "mb_egress.h"
 #include "mb_env.h"
 
 #define MB_LOG_MODULE "frontdoor"
 #include "mb_log.h"
-#include "mb_tsan.h"
 
 #define RECV_BURST 256
-#define SEND_BURST 64
-#define RESULTS_BUDGET 1024
 /* Connection events and subscriptions are read this often. */
 #define SLOW_NS (1 * MB_NS_PER_MS)
-#define PUB_GENS 256
-#define TOPIC_SLOTS 256
-
-/*
- * Publications not yet freed by libzmq, by generation. Its own allocation, shared with the
- * publications' free callbacks (refs: the front door's plus one per publication), because
- * libzmq may free the last ones after the front door is gone (zmq_ctx_term()).
- */
-struct pub_gens {
-	atomic_uint refs;
-	atomic_uint out[PUB_GENS];
-};
-
-static void
-put_gens(struct pub_gens *g)
-{
-	if (g != NULL && atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
-		free(g);
-}
-
-struct idx_key {
-	uint64_t client_hash;
-	uint64_t request_id;
-	uint32_t tenant;
-	uint32_t pad;
-};
-
-enum emit_result { EMIT_SENT, EMIT_HELD };
-
-struct mb_frontdoor {
-	struct mb_frontdoor_opts o;
-	char ingest[256], publish[256];
-	char bound[2][256];
-	void *router, *pub;
-	void *monitor; /* PAIR: the ROUTER's connection events (accepted, disconnected) */
-	struct mb_request_pool *pool;
-	struct rte_hash *index;
-	uint64_t inflight_bytes;
-	atomic_uint inflight;
-	uint32_t n_parked; /* answered, kept for a hung run() (MB_REQ_PARKED) */
-	struct mb_request_list held;
-	uint32_t n_held;
-	bool ingest_closed;
-	uint64_t abort_seen_ns;
-	_Atomic int64_t subscriptions; /* written here, read by the HTTP thread */
-	_Atomic int64_t connections;   /* requester connections open on the ROUTER (same) */
-	uint64_t sent;		       /* for the exit log; this thread only */
-	uint64_t drain_refused;	       /* answered UNAVAILABLE while draining (exit log) */
-	uint64_t last_rx_ns;	       /* the last message read from the ROUTER */
-	uint64_t now;		       /* the reactor round's time */
-	uint64_t next_slow_ns;	       /* when to read connections and subscriptions */
-	bool finished;		       /* the drain is over */
-	uint64_t done_since_ns;	       /* draining, and all answered since (0: not yet) */
-	/*
-	 * Requests in flight per connection (by the fd ZeroMQ read them from, ZMQ_SRCFD), so
-	 * that a connection's DISCONNECTED event cancels what its client left behind. Grown
-	 * on demand; fds are small and dense. The epoch counts monitor reads: a request read
-	 * in the epoch just before a disconnect may come from a new connection on the same fd.
-	 */
-	uint32_t *conn_inflight;
-	uint32_t n_conn;
-	uint64_t epoch;
-	/*
-	 * PUB: whether a subscriber is cut off (see publish()). Each publication's header frame
-	 * is counted in pub_out[gen % PUB_GENS] until libzmq frees it (an I/O thread, after
-	 * every subscriber that got it has taken it); gen moves on at each cut-off.
-	 */
-	bool pub_cut;
-	uint32_t pub_gen;
-	struct pub_gens *gens;
-	struct mb_metric *m_unaddressable, *m_pub_dropped, *m_client_gone, *m_abort_dropped;
-	struct mb_metric *m_pub_cutoffs;
-	struct mb_metric *m_disconnect_cancelled;
-	/* PUB topics by tenant and model, formatted once (topic_of()) */
-	struct topic_slot {
-		bool used;
-		uint32_t tenant;
-		int len;
-		char model[MB_PROTO_MODEL_LEN + 1];
-		char topic[12 + MB_PROTO_MODEL_LEN + 1];
-	} topics[TOPIC_SLOTS];
-};
-
-static void
-count(struct mb_metric *m)
-{
-	if (m != NULL)
-		mb_metric_add(m, 1);
-}
+/* After a read of the ROUTER that found it empty, the next read waits this long. */
+#define RX_BACKOFF_NS (20 * MB_NS_PER_US)
 
 static int64_t
 inflight_fn(void *arg)
@@ -162,12 +76,6 @@ open_monitor(struct mb_frontdoor *fd, char *err, size_t err_len)
 }
 
 /* ---- creation ---- */
-
-static int
-set_int(void *sock, int opt, int v)
-{
-	return zmq_setsockopt(sock, opt, &v, sizeof(v));
-}
 
 static int
 bind_socket(void *sock, const char *what, const char *endpoint, char *bound, char *err,
@@ -214,11 +122,8 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 	snprintf(fd->publish, sizeof(fd->publish), "%s", o->publish);
 	fd->o.ingest = fd->ingest;
 	fd->o.publish = fd->publish;
-	TAILQ_INIT(&fd->held);
-	fd->gens = calloc(1, sizeof(*fd->gens));
-	if (fd->gens == NULL)
+	if (mb_egress_init(fd) < 0)
 		goto oom;
-	atomic_init(&fd->gens->refs, 1);
 	if (mb_request_pool_create(o->max_inflight, o->numa_node, &fd->pool) < 0)
 		goto oom;
 	hp.name = "mb_inflight";
@@ -316,15 +221,11 @@ void
 mb_frontdoor_destroy(struct mb_frontdoor **fdp)
 {
 	struct mb_frontdoor *fd;
-	struct mb_request *r;
 
 	if (fdp == NULL || *fdp == NULL)
 		return;
 	fd = *fdp;
-	while ((r = TAILQ_FIRST(&fd->held)) != NULL) { /* only if the thread never ran */
-		TAILQ_REMOVE(&fd->held, r, link);
-		mb_request_put(fd->pool, r);
-	}
+	mb_egress_fini(fd); /* held replies back to the pool, the publication counts let go */
 	if (fd->router != NULL && fd->monitor != NULL)
 		zmq_socket_monitor(fd->router, NULL, 0);
 	if (fd->monitor != NULL)
@@ -336,7 +237,6 @@ mb_frontdoor_destroy(struct mb_frontdoor **fdp)
 	rte_hash_free(fd->index);
 	mb_request_pool_destroy(&fd->pool);
 	free(fd->conn_inflight);
-	put_gens(fd->gens); /* freed here, or by libzmq's last free of a publication */
 	free(fd);
 	*fdp = NULL;
 }
@@ -351,325 +251,6 @@ uint32_t
 mb_frontdoor_inflight(const struct mb_frontdoor *fd)
 {
 	return atomic_load_explicit(&((struct mb_frontdoor *)fd)->inflight, memory_order_relaxed);
-}
-
-/* ---- sending ---- */
-
-static void
-free_result(void *data, void *hint)
-{
-	(void)hint;
-	MB_TSAN_ACQUIRE(data); /* released in payload_msg(), handed over inside libzmq */
-	free(data);
-}
-
-/* The result (or reason) frame of @req as a message; the result buffer moves into it. */
-static void
-payload_msg(struct mb_request *req, zmq_msg_t *m)
-{
-	if (req->resp.status == MB_STATUS_OK && req->result != NULL && req->result_len != 0) {
-		MB_TSAN_RELEASE(req->result);
-		if (zmq_msg_init_data(m, req->result, req->result_len, free_result, NULL) == 0) {
-			req->result = NULL; /* ZeroMQ owns it now */
-			return;
-		}
-	}
-	if (req->resp.status != MB_STATUS_OK) {
-		size_t n = strlen(req->reason);
-
-		zmq_msg_init_size(m, n);
-		memcpy(zmq_msg_data(m), req->reason, n);
-		return;
-	}
-	zmq_msg_init(m);
-}
-
-/* The header frame of a publication, counted in its generation until libzmq frees it. */
-struct pub_tag {
-	uint8_t hdr[MB_PROTO_HDR_LEN];
-	struct pub_gens *gens;
-	uint32_t gen;
-};
-
-static void
-free_pub_tag(void *data, void *hint)
-{
-	struct pub_tag *t = hint;
-
-	(void)data;
-	MB_TSAN_ACQUIRE(t); /* released in publish(), handed over inside libzmq */
-	atomic_fetch_sub_explicit(&t->gens->out[t->gen], 1, memory_order_release);
-	put_gens(t->gens);
-	free(t);
-}
-
-/*
- * Whether every publication of the generations before the current one has been freed:
- * every subscriber cut off since has taken what it had queued before (libzmq resumes a
- * cut-off subscriber once it has read half its queue, and sends it nothing before).
- */
-static bool
-pub_caught_up(struct mb_frontdoor *fd)
-{
-	for (uint32_t g = 0; g < PUB_GENS; g++)
-		if (g != fd->pub_gen % PUB_GENS &&
-		    atomic_load_explicit(&fd->gens->out[g], memory_order_acquire) != 0)
-			return false;
-	return true;
-}
-
-/*
- * Publish one response: topic, header, payload. ZeroMQ's XPUB, asked not to drop
- * (ZMQ_XPUB_NODROP), refuses a message when a matching subscriber's queue is full; we then
- * send it to the others (PUB's rule: a slow subscriber must not hold the rest) and libzmq
- * cuts that subscriber off: it gets nothing, and no further send reports it, until it has
- * read half of what it had queued. Counting only the refused sends counted 2 of a million
- * misses. So from a cut-off on, every publication counts as dropped until everything
- * published before the cut-off has been freed by libzmq (the cut-off subscriber has taken
- * its backlog). Exact for a subscriber that stops reading; for one that reads slowly it
- * may count up to half its queue that it did receive, and publications of topics it does
- * not subscribe to (libzmq does not say which subscriber was cut off).
- */
-/*
- * The topic "<tenant>/<model>" of @p h, formatted once per tenant and model: a
- * direct-mapped cache of TOPIC_SLOTS, keyed by tenant and model name (a miss formats it).
- */
-static const char *
-topic_of(struct mb_frontdoor *fd, const struct mb_request_hdr *h, int *len)
-{
-	uint32_t hash = rte_hash_crc(h->model, sizeof(h->model), h->tenant_id);
-	struct topic_slot *t = &fd->topics[hash % TOPIC_SLOTS];
-
-	if (!t->used || t->tenant != h->tenant_id ||
-	    memcmp(t->model, h->model, sizeof(t->model)) != 0) {
-		t->used = true;
-		t->tenant = h->tenant_id;
-		memcpy(t->model, h->model, sizeof(t->model));
-		t->len = snprintf(t->topic, sizeof(t->topic), "%" PRIu32 "/%s", h->tenant_id,
-				  h->model);
-	}
-	*len = t->len;
-	return t->topic;
-}
-
-static void
-publish(struct mb_frontdoor *fd, const uint8_t *hdr, zmq_msg_t *payload,
-	const struct mb_request *req)
-{
-	int n;
-	const char *topic = topic_of(fd, &req->hdr, &n);
-	bool dropped = fd->pub_cut;
-	struct pub_tag *t = NULL;
-	zmq_msg_t hm;
-
-	if (zmq_send(fd->pub, topic, (size_t)n, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
-		if (zmq_errno() != EAGAIN) {
-			MB_LOG_ONCE(WARNING, "publish failed: %s", zmq_strerror(zmq_errno()));
-			zmq_msg_close(payload);
-			return;
-		}
-		/* A matching subscriber is full: a new cut-off (a generation of its own, when
-		 * its slot is free), then send to the others. */
-		count(fd->m_pub_cutoffs);
-		if (atomic_load_explicit(&fd->gens->out[(fd->pub_gen + 1) % PUB_GENS],
-					 memory_order_acquire) == 0)
-			fd->pub_gen++;
-		fd->pub_cut = dropped = true;
-		set_int(fd->pub, ZMQ_XPUB_NODROP, 0);
-		n = zmq_send(fd->pub, topic, (size_t)n, ZMQ_DONTWAIT | ZMQ_SNDMORE);
-		set_int(fd->pub, ZMQ_XPUB_NODROP, 1);
-		if (n < 0) {
-			count(fd->m_pub_dropped);
-			zmq_msg_close(payload);
-			return;
-		}
-	}
-	if (dropped)
-		count(fd->m_pub_dropped);
-	if (atomic_load_explicit(&fd->subscriptions, memory_order_relaxed) > 0)
-		t = malloc(sizeof(*t));
-	if (t != NULL) {
-		memcpy(t->hdr, hdr, MB_PROTO_HDR_LEN);
-		t->gens = fd->gens;
-		t->gen = fd->pub_gen % PUB_GENS;
-		atomic_fetch_add_explicit(&t->gens->refs, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&t->gens->out[t->gen], 1, memory_order_relaxed);
-		MB_TSAN_RELEASE(t);
-		if (zmq_msg_init_data(&hm, t->hdr, MB_PROTO_HDR_LEN, free_pub_tag, t) != 0) {
-			free_pub_tag(t->hdr, t);
-			t = NULL;
-		}
-	}
-	if (t != NULL) {
-		if (zmq_msg_send(&hm, fd->pub, ZMQ_SNDMORE) < 0)
-			zmq_msg_close(&hm);
-	} else {
-		zmq_send(fd->pub, hdr, MB_PROTO_HDR_LEN, ZMQ_SNDMORE);
-	}
-	if (zmq_msg_send(payload, fd->pub, 0) < 0)
-		zmq_msg_close(payload);
-}
-
-/* Send @req's response to its client and publish it. EMIT_HELD: the client's queue is full
- * and nothing was sent (retry later). */
-static enum emit_result
-emit(struct mb_frontdoor *fd, struct mb_request *req)
-{
-	uint8_t hdr[MB_PROTO_HDR_LEN];
-	zmq_msg_t to_client, to_pub;
-	bool routed = false;
-
-	if (req->transport == MB_TRANSPORT_ZMQ && req->client_len != 0) {
-		if (zmq_send(fd->router, req->client, req->client_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) <
-		    0) {
-			int e = zmq_errno();
-
-			if (e == EAGAIN)
-				return EMIT_HELD;
-			if (e != EHOSTUNREACH)
-				MB_LOG_ONCE(WARNING, "reply failed: %s", zmq_strerror(e));
-			count(fd->m_client_gone);
-		} else {
-			routed = true;
-		}
-	}
-	mb_proto_encode_response(&req->resp, hdr);
-	payload_msg(req, &to_client);
-	zmq_msg_init(&to_pub);
-	zmq_msg_copy(&to_pub, &to_client); /* shares the buffer */
-	if (routed) {
-		zmq_send(fd->router, hdr, sizeof(hdr), ZMQ_SNDMORE);
-		if (zmq_msg_send(&to_client, fd->router, 0) < 0)
-			zmq_msg_close(&to_client);
-	} else {
-		zmq_msg_close(&to_client);
-	}
-	publish(fd, hdr, &to_pub, req);
-	return EMIT_SENT;
-}
-
-static struct idx_key
-key_of(const struct mb_request *r)
-{
-	struct idx_key k = {
-		.client_hash = mb_request_client_hash(r->client, r->client_len),
-		.request_id = r->hdr.request_id,
-		.tenant = r->hdr.tenant_id,
-	};
-	return k;
-}
-
-/* The response left: unindex, account, recycle. */
-static void
-retire(struct mb_frontdoor *fd, struct mb_request *req)
-{
-	if (req->release != NULL) { /* another ingest's request (UDP): hand it back */
-		if (req->done_ns == 0)
-			req->done_ns = fd->now;
-		if (fd->o.ops.sent != NULL)
-			fd->o.ops.sent(fd->o.ops.ctx, req);
-		fd->sent++;
-		free(req->result);
-		req->result = NULL;
-		req->release(req);
-		return;
-	}
-	if (req->indexed) {
-		struct idx_key k = key_of(req);
-
-		rte_hash_del_key(fd->index, &k);
-	}
-	if (req->conn_fd >= 0 && (uint32_t)req->conn_fd < fd->n_conn)
-		fd->conn_inflight[req->conn_fd]--;
-	if (req->client_gone && req->resp.status == MB_STATUS_CANCELLED)
-		count(fd->m_disconnect_cancelled);
-	if (req->done_ns == 0)
-		req->done_ns = fd->now;
-	if (fd->o.ops.sent != NULL)
-		fd->o.ops.sent(fd->o.ops.ctx, req);
-	fd->sent++;
-	if (req->abandoned == MB_REQ_PARKED) {
-		/* answered, but a hung run() may still read its payload: kept until that run
-		 * returns and hands it back (reclaim()) */
-		req->indexed = false;
-		fd->n_parked++;
-	} else {
-		fd->inflight_bytes -= req->payload_len;
-		mb_request_put(fd->pool, req);
-	}
-	atomic_store_explicit(&fd->inflight, mb_request_pool_in_use(fd->pool) - fd->n_parked,
-			      memory_order_relaxed);
-}
-
-/* A parked request's hung run() returned: recycle it (its answer left long ago). */
-static void
-reclaim(struct mb_frontdoor *fd, struct mb_request *req)
-{
-	fd->n_parked--;
-	fd->inflight_bytes -= req->payload_len;
-	mb_request_put(fd->pool, req);
-}
-
-static void
-finish(struct mb_frontdoor *fd, struct mb_request *req)
-{
-	if (emit(fd, req) == EMIT_HELD) {
-		TAILQ_INSERT_TAIL(&fd->held, req, link);
-		fd->n_held++;
-		return;
-	}
-	retire(fd, req);
-}
-
-static void
-retry_held(struct mb_frontdoor *fd, uint64_t now)
-{
-	struct mb_request *r, *next;
-	bool give_up = fd->abort_seen_ns != 0 &&
-		       now - fd->abort_seen_ns >= (uint64_t)fd->o.abort_grace_ms * MB_NS_PER_MS;
-
-	for (r = TAILQ_FIRST(&fd->held); r != NULL; r = next) {
-		next = TAILQ_NEXT(r, link);
-		if (emit(fd, r) == EMIT_HELD) {
-			if (!give_up)
-				continue;
-			count(fd->m_abort_dropped);
-			MB_LOG_ONCE(WARNING,
-				    "shutdown: dropping replies that requesters do not read");
-			r->client_len = 0; /* publish only */
-			emit(fd, r);
-		}
-		TAILQ_REMOVE(&fd->held, r, link);
-		fd->n_held--;
-		retire(fd, r);
-	}
-}
-
-/* An answer to a message that never became a request (no pool object): sent once, and if
- * the requester's queue is full it is dropped, as the request was never accepted. */
-static void
-answer_now(struct mb_frontdoor *fd, const zmq_msg_t *client, const struct mb_proto_error *err,
-	   enum mb_status status, const char *reason)
-{
-	static struct mb_request tmp; /* front door thread only */
-
-	memset(&tmp, 0, sizeof(tmp));
-	tmp.hdr.request_id = err->request_id;
-	tmp.hdr.tenant_id = err->tenant_id;
-	memcpy(tmp.hdr.model, err->model, sizeof(tmp.hdr.model));
-	tmp.transport = MB_TRANSPORT_ZMQ;
-	tmp.model = MB_REQUEST_NO_MODEL;
-	tmp.client_len = (uint8_t)zmq_msg_size((zmq_msg_t *)client);
-	memcpy(tmp.client, zmq_msg_data((zmq_msg_t *)client), tmp.client_len);
-	tmp.arrival_ns = fd->now;
-	mb_request_answer(&tmp, status, "%s", reason);
-	if (emit(fd, &tmp) == EMIT_HELD) {
-		tmp.client_len = 0;
-		emit(fd, &tmp);
-	}
-	fd->sent++;
-	if (fd->o.ops.sent != NULL)
-		fd->o.ops.sent(fd->o.ops.ctx, &tmp);
 }
 
 /* ---- receiving ---- */
@@ -758,7 +339,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 			count(fd->m_unaddressable);
 			return;
 		}
-		answer_now(fd, &parts[0], &err, err.status, err.reason);
+		mb_egress_answer(fd, &parts[0], &err, err.status, err.reason);
 		return;
 	}
 	if (frames != 2) {
@@ -766,7 +347,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 			 "message: %d frame%s; a request is 2 frames (the 64-byte header, then the "
 			 "payload, empty for a cancel)",
 			 frames, frames == 1 ? "" : "s");
-		answer_now(fd, &parts[0], &err, MB_STATUS_BAD_REQUEST, reason);
+		mb_egress_answer(fd, &parts[0], &err, MB_STATUS_BAD_REQUEST, reason);
 		return;
 	}
 	payload_size = zmq_msg_size(&parts[2]);
@@ -774,7 +355,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 		snprintf(reason, sizeof(reason),
 			 "payload: the second frame has %zu bytes, but payload_len says %" PRIu32,
 			 payload_size, h.payload_len);
-		answer_now(fd, &parts[0], &err, MB_STATUS_BAD_REQUEST, reason);
+		mb_egress_answer(fd, &parts[0], &err, MB_STATUS_BAD_REQUEST, reason);
 		return;
 	}
 	if (h.flags & MB_FLAG_CANCEL) {
@@ -783,8 +364,8 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	}
 	if (fd->ingest_closed) {
 		fd->drain_refused++;
-		answer_now(fd, &parts[0], &err, MB_STATUS_UNAVAILABLE,
-			   "the service is shutting down; it accepts no new work");
+		mb_egress_answer(fd, &parts[0], &err, MB_STATUS_UNAVAILABLE,
+				 "the service is shutting down; it accepts no new work");
 		return;
 	}
 	if (fd->inflight_bytes + h.payload_len > fd->o.max_inflight_bytes) {
@@ -792,7 +373,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 			 "%" PRIu64 " payload bytes are in flight, the limit is %" PRIu64
 			 " (max_inflight_bytes); retry later",
 			 fd->inflight_bytes, fd->o.max_inflight_bytes);
-		answer_now(fd, &parts[0], &err, MB_STATUS_OVERLOADED, reason);
+		mb_egress_answer(fd, &parts[0], &err, MB_STATUS_OVERLOADED, reason);
 		return;
 	}
 	req = mb_request_get(fd->pool);
@@ -800,7 +381,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 		snprintf(reason, sizeof(reason),
 			 "%u requests are in flight, the limit (max_inflight); retry later",
 			 fd->o.max_inflight);
-		answer_now(fd, &parts[0], &err, MB_STATUS_OVERLOADED, reason);
+		mb_egress_answer(fd, &parts[0], &err, MB_STATUS_OVERLOADED, reason);
 		return;
 	}
 	atomic_store_explicit(&fd->inflight, mb_request_pool_in_use(fd->pool) - fd->n_parked,
@@ -831,7 +412,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 					  "answer",
 					  h.request_id, h.tenant_id);
 			req->resp.flags |= MB_RESP_FLAG_DUPLICATE;
-			finish(fd, req);
+			mb_egress_finish(fd, req);
 			return;
 		}
 		req->indexed = rte_hash_add_key_data(fd->index, &k, req) == 0;
@@ -841,7 +422,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	if (st == MB_STATUS_OK)
 		return;
 	mb_request_answer(req, st, "%s", reason);
-	finish(fd, req);
+	mb_egress_finish(fd, req);
 }
 
 /* Up to RECV_BURST messages from the ROUTER, each handled; returns how many (RECV_BURST:
@@ -995,26 +576,6 @@ read_subscriptions(struct mb_frontdoor *fd)
 	}
 }
 
-/* Answered requests from the results ring, sent in bursts; returns how many. At most
- * RESULTS_BUDGET per call, so that the front door's receive gets its turn. */
-static unsigned int
-send_results(struct mb_frontdoor *fd)
-{
-	void *objs[SEND_BURST];
-	unsigned int n, total = 0;
-
-	while (total < RESULTS_BUDGET &&
-	       (n = mb_ring_dequeue_burst(fd->o.results, objs, SEND_BURST)) != 0) {
-		for (unsigned int i = 0; i < n; i++)
-			if (MB_REQ_IS_RECLAIM(objs[i]))
-				reclaim(fd, MB_REQ_UNTAG(objs[i]));
-			else
-				finish(fd, objs[i]);
-		total += n;
-	}
-	return total;
-}
-
 /*
  * The drain's last step: what clients still deliver (messages in the kernel, or in ZeroMQ's
  * I/O thread, that one empty read does not see) is read and answered UNAVAILABLE until the
@@ -1089,13 +650,20 @@ mb_frontdoor_poll(struct mb_frontdoor *fd, uint64_t now, uint64_t *wake_at)
 		fd->next_slow_ns = now + SLOW_NS;
 		read_connections(fd);
 		read_subscriptions(fd);
-		if (fd->pub_cut && pub_caught_up(fd))
-			fd->pub_cut = false;
+		mb_egress_pub_resume(fd);
 	}
-	work += receive(fd);
-	work += send_results(fd);
-	if (fd->n_held != 0)
-		retry_held(fd, now);
+	/* An empty read of the ROUTER costs two system calls inside libzmq (getpid() and a
+	 * poll() of its command pipe): after a read that emptied it, the ROUTER is read again
+	 * RX_BACKOFF_NS later, not every round. While the reactor sleeps it watches the
+	 * socket, so nothing waits longer than that. */
+	if (now >= fd->next_rx_ns) {
+		unsigned int n = receive(fd);
+
+		work += n;
+		if (n < RECV_BURST)
+			fd->next_rx_ns = now + RX_BACKOFF_NS;
+	}
+	work += mb_egress_poll(fd, now);
 
 	if (!fd->ingest_closed && mb_cancel_is_cancelled(fd->o.drain))
 		close_ingest(fd);

@@ -16,17 +16,11 @@
  * flags the matching in-flight request (same client, tenant, id) and calls ops.cancelled();
  * an unknown one is ignored. Either way a cancel gets no response of its own.
  *
- * Requests of other ingest paths (UDP) also come back on the results ring: they are
- * published only (no ROUTER peer) and handed back through their req->release().
- *
- * Out: answered requests come back on the results ring. Each is sent to its client on the
- * ROUTER (ZMQ_ROUTER_MANDATORY: a requester whose send queue is full makes the send fail
- * with EAGAIN; the reply is kept and retried, never dropped; a requester that disconnected
- * is counted in mediabatch_reply_dropped_total{reason="client_gone"}), then published. The
- * PUB side follows ZeroMQ's rules: a subscriber whose queue (pub_sndhwm) is full misses the
- * message while the others get it; such misses are counted in
- * mediabatch_pub_dropped_total. Results go out without a copy (one refcounted buffer for
- * both sockets).
+ * Out (egress, mb_egress.h): answered requests come back on the results ring, of this and
+ * of other ingest paths (UDP). Each is sent to its client on the ROUTER (a full send queue
+ * holds the reply for a retry, never drops it), then published on the PUB, where a
+ * subscriber whose queue is full misses it and the miss is counted. mb_egress.h has the
+ * details and the metrics.
  *
  * Shutdown: once @c drain is cancelled, new requests are answered UNAVAILABLE (the ROUTER
  * keeps listening: in libzmq 4.3 unbinding closes the accepted connections too), ingest is closed
@@ -36,9 +30,17 @@
  * Once @c abort is cancelled, replies that a requester does not read within abort_grace_ms are
  * dropped (and counted) rather than hold the shutdown.
  *
+ * Files: frontdoor.c holds this API, receiving and validation, the in-flight index, cancels,
+ * the ROUTER's connection monitor, the PUB's subscription count and the drain; egress.c
+ * (mb_egress.h) holds the sending: the results ring to ROUTER replies (held replies
+ * included) and PUB publications (drop counting, topics), and retiring sent requests. They
+ * share one state struct, in frontdoor_internal.h (private to these two files).
+ *
  * Threads: create and destroy on the main thread; mb_frontdoor_poll() is a poller (see
  * mb_reactor.h) run by one reactor, which must watch the front door's sockets
- * (mb_frontdoor_watch()) and whose doorbell must be the results ring's.
+ * (mb_frontdoor_watch()) and whose doorbell must be the results ring's. Egress runs inside
+ * mb_frontdoor_poll(), on the same thread: it must, since a ZeroMQ socket belongs to one
+ * thread and the ROUTER carries both the requests and their replies.
  */
 #ifndef MB_FRONTDOOR_H
 #define MB_FRONTDOOR_H

@@ -12,7 +12,8 @@
  * the bar (issue 14) is 0.85. --placement passes the daemon's placement policy.
  *
  * Usage: identity_bench [--requests N] [--outstanding K] [--payload BYTES] [--runs R]
- *                       [--placement P] [--endpoint EP | --daemon PATH] [--quick]
+ *                       [--placement P] [--daemon-arg ARG]... [--endpoint EP | --daemon PATH]
+ *                       [--quick]
  */
 #include <libgen.h>
 #include <limits.h>
@@ -238,6 +239,8 @@ main(int argc, char **argv)
 {
 	long n = 50000, k = 64, payload = 1024, runs = 3;
 	const char *endpoint = NULL, *daemon_path = NULL, *placement = NULL;
+	const char *extra[16];
+	int n_extra = 0;
 	char self[PATH_MAX], def_daemon[PATH_MAX + 32];
 	struct result echo_r[64], mb_r[64];
 	struct echo e;
@@ -264,10 +267,13 @@ main(int argc, char **argv)
 			daemon_path = argv[++i];
 		} else if (strcmp(argv[i], "--placement") == 0 && i + 1 < argc) {
 			placement = argv[++i];
+		} else if (strcmp(argv[i], "--daemon-arg") == 0 && i + 1 < argc && n_extra < 16) {
+			extra[n_extra++] = argv[++i];
 		} else {
 			fprintf(stderr,
 				"usage: %s [--requests N] [--outstanding K] [--payload BYTES] "
-				"[--runs R] [--placement auto|single|per-stage] "
+				"[--runs R] [--placement auto|single|per-stage] [--daemon-arg "
+				"ARG]... "
 				"[--endpoint EP | --daemon PATH] [--quick]\n",
 				argv[0]);
 			return 2;
@@ -286,12 +292,16 @@ main(int argc, char **argv)
 	}
 	if (endpoint == NULL) {
 		ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		const char *args[] = {"--log-level", "warning", NULL, NULL, NULL};
+		const char *args[24] = {"--log-level", "warning"};
+		int na = 2;
 
 		if (placement != NULL) {
-			args[2] = "--placement";
-			args[3] = placement;
+			args[na++] = "--placement";
+			args[na++] = placement;
 		}
+		for (int i = 0; i < n_extra; i++)
+			args[na++] = extra[i];
+		args[na] = NULL;
 		if (daemon_path == NULL && len > 0) {
 			self[len] = '\0';
 			snprintf(def_daemon, sizeof(def_daemon), "%s/../mediabatchd",

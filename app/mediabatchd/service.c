@@ -22,6 +22,7 @@
 #include <rte_lcore.h>
 #include <zmq.h>
 
+#include "mb_admission.h"
 #include "mb_batcher.h"
 #include "mb_build_config.h"
 #include "mb_cancel.h"
@@ -92,6 +93,8 @@ struct mb_service {
 	struct mb_doorbell *batcher_bell;
 	struct mb_ring *results;
 	struct mb_ratelimit *limits; /* ZeroMQ requests (front door thread) */
+	/* the checks before a model's queue, for both ingests */
+	struct mb_admission *admission;
 	/* UDP ingest: NULL without ports; one rate limiter per rx queue (its thread's) */
 	struct mb_udp *udp;
 	struct mb_ratelimit **udp_limits;
@@ -741,25 +744,6 @@ build_queues(struct mb_service *s, char *err, size_t err_len)
 	return 0;
 }
 
-/* The devices of @p m's mask, as "cpu0" or "cuda0, cuda1"; the largest one in @p largest. */
-static void
-model_devices(const struct mb_service *s, const struct mb_model *m, char *buf, size_t len,
-	      const struct mb_device **largest)
-{
-	size_t off = 0;
-
-	buf[0] = '\0';
-	*largest = NULL;
-	for (int d = 0; d < MB_DEVICES_MAX && off < len; d++) {
-		if (!(m->devices & MB_DEVICE_BIT(d)) || s->devs[d] == NULL)
-			continue;
-		off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
-					s->devs[d]->name);
-		if (*largest == NULL || s->devs[d]->capacity > (*largest)->capacity)
-			*largest = s->devs[d];
-	}
-}
-
 static int
 build_models(struct mb_service *s, char *err, size_t err_len)
 {
@@ -931,99 +915,6 @@ build_metrics(struct mb_service *s)
 
 /* ---- front door policy ---- */
 
-/*
- * Every check a request passes before it may enter its model's queue, for both transports
- * (the caller enqueues): model, media, shape, device units, queue limit, tenant rate (with
- * the caller thread's own limiter), deadline. On OK the request counts against its model's
- * queue_limit (m->queued).
- */
-static enum mb_status
-admit(struct mb_service *s, struct mb_ratelimit *limits, struct mb_request *req, char *reason,
-      size_t len)
-{
-	struct mb_model *m = find_model(s, req->hdr.model);
-	unsigned int t = req->transport == MB_TRANSPORT_UDP ? MB_TRANSPORT_UDP : MB_TRANSPORT_ZMQ;
-	const struct mb_request_hdr *h = &req->hdr;
-	uint32_t cost, queued, limit, timeout_ms;
-	uint64_t retry_ns = 0;
-	const struct mb_device *largest;
-	char devs[96];
-
-	req->counted = true;
-	if (m == NULL) {
-		mb_metric_add(s->m_requests[s->n_models][t], 1);
-		snprintf(reason, len, "model: '%s' is not served here (served: %s)", h->model,
-			 s->served);
-		return MB_STATUS_UNKNOWN_MODEL;
-	}
-	req->model = m->index;
-	mb_metric_add(s->m_requests[m->index][t], 1);
-	if (!m->enabled) {
-		snprintf(reason, len, "model %s is unavailable: %s", h->model, m->disabled_reason);
-		return MB_STATUS_UNAVAILABLE;
-	}
-	if (atomic_load_explicit(&m->hung, memory_order_acquire)) {
-		snprintf(reason, len, "model %s is unavailable: %s", h->model, m->hung_reason);
-		return MB_STATUS_UNAVAILABLE;
-	}
-	if (mb_model_unavailable(m)) {
-		bool one = (m->devices & (m->devices - 1)) == 0;
-
-		model_devices(s, m, devs, sizeof(devs), &largest);
-		snprintf(reason, len,
-			 "model %s is unavailable: its circuit breaker%s on %s %s open after %u "
-			 "failed batches in a row; it probes again within %u ms",
-			 h->model, one ? "" : "s", devs, one ? "is" : "are",
-			 s->cfg->breaker_failures, s->cfg->breaker_cooldown_ms);
-		return MB_STATUS_UNAVAILABLE;
-	}
-	if (!(m->desc->media_mask & MB_MEDIA_MASK(h->media))) {
-		char takes[96] = "";
-		size_t off = 0;
-
-		for (unsigned int k = MB_MEDIA_PCM_S16LE; k <= MB_MEDIA_F32; k++)
-			if (m->desc->media_mask & MB_MEDIA_MASK(k))
-				off += (size_t)snprintf(takes + off, sizeof(takes) - off, "%s%s",
-							off ? ", " : "", mb_media_name(k));
-		snprintf(reason, len, "media: %s is not accepted by %s (it takes %s)",
-			 mb_media_name(h->media), h->model, takes);
-		return MB_STATUS_BAD_REQUEST;
-	}
-	if (m->desc->check(h, reason, len) != 0)
-		return MB_STATUS_BAD_REQUEST;
-	cost = mb_model_item_cost(m, h);
-	if ((uint64_t)m->base_units + cost > m->capacity) {
-		model_devices(s, m, devs, sizeof(devs), &largest);
-		snprintf(reason, len,
-			 "this request needs %" PRIu32
-			 " device units (%u for a batch of %s, %" PRIu32
-			 " for its media) but device %s has %" PRIu64,
-			 m->base_units + cost, m->base_units, h->model, cost,
-			 largest != NULL ? largest->name : "(none)", m->capacity);
-		return MB_STATUS_TOO_LARGE;
-	}
-	queued = atomic_fetch_add_explicit(&m->queued, 1, memory_order_acq_rel);
-	limit = m->queue_limit; /* one load: it may change live */
-	if (queued >= limit) {
-		atomic_fetch_sub_explicit(&m->queued, 1, memory_order_acq_rel);
-		snprintf(reason, len,
-			 "the %s queue is full (%u waiting, queue_limit %u); retry later", h->model,
-			 queued, limit);
-		return MB_STATUS_OVERLOADED;
-	}
-	if (mb_ratelimit_take(limits, h->tenant_id, 1, &retry_ns) != 0) {
-		atomic_fetch_sub_explicit(&m->queued, 1, memory_order_acq_rel);
-		snprintf(reason, len,
-			 "tenant %" PRIu32 " is over its rate limit; retry in %" PRIu64 " ms",
-			 h->tenant_id, (retry_ns + MB_NS_PER_MS - 1) / MB_NS_PER_MS);
-		return MB_STATUS_OVERLOADED;
-	}
-	timeout_ms = h->timeout_ms != 0 ? h->timeout_ms : m->default_timeout_ms;
-	req->deadline_ns = req->arrival_ns + (uint64_t)timeout_ms * MB_NS_PER_MS;
-	req->cost_units = cost;
-	return MB_STATUS_OK;
-}
-
 /* The owner thread of *@p cur takes a reloaded limiter posted in @p next, if any. */
 static inline void
 take_reloaded(_Atomic(struct mb_ratelimit *) *next, struct mb_ratelimit **cur)
@@ -1046,7 +937,7 @@ submit(void *ctx, struct mb_request *req, char *reason, size_t len)
 	enum mb_status st;
 
 	take_reloaded(&s->limits_next, &s->limits);
-	st = admit(s, s->limits, req, reason, len);
+	st = mb_admission_check(s->admission, s->limits, req, reason, len);
 	struct mb_model *m;
 	void *p = req;
 
@@ -1054,8 +945,7 @@ submit(void *ctx, struct mb_request *req, char *reason, size_t len)
 		return st;
 	m = &s->models[req->model];
 	if (mb_ring_enqueue_burst(m->queue, &p, 1) != 1) {
-		atomic_fetch_sub_explicit(&m->queued, 1, memory_order_acq_rel);
-		req->deadline_ns = 0; /* not queued after all: not in the latency histogram */
+		mb_admission_undo(s->admission, req);
 		snprintf(reason, len, "the %s queue is full; retry later", req->hdr.model);
 		return MB_STATUS_OVERLOADED;
 	}
@@ -1128,7 +1018,7 @@ udp_admit(void *ctx, uint32_t queue, struct mb_request *req, char *reason, size_
 	struct mb_service *s = ctx;
 
 	take_reloaded(&s->udp_limits_next[queue], &s->udp_limits[queue]);
-	return admit(s, s->udp_limits[queue], req, reason, len);
+	return mb_admission_check(s->admission, s->udp_limits[queue], req, reason, len);
 }
 
 static struct mb_ring *
@@ -1140,10 +1030,7 @@ udp_model_ring(void *ctx, uint32_t model)
 static void
 udp_unadmit(void *ctx, struct mb_request *req)
 {
-	struct mb_service *s = ctx;
-
-	atomic_fetch_sub_explicit(&s->models[req->model].queued, 1, memory_order_acq_rel);
-	req->deadline_ns = 0; /* not queued after all: not in the latency histogram */
+	mb_admission_undo(((struct mb_service *)ctx)->admission, req);
 }
 
 static int
@@ -1590,6 +1477,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 {
 	struct mb_service *s;
 	struct mb_ring_opts ro;
+	struct mb_admission_opts ao;
 	struct mb_batcher_opts bo;
 	struct mb_frontdoor_opts fo = {0};
 	struct mb_topo_opts to;
@@ -1640,6 +1528,20 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 		goto fail;
 	}
 	build_metrics(s);
+	mb_admission_opts_init(&ao);
+	ao.models = s->model_ptrs;
+	ao.n_models = s->n_models;
+	ao.devices = s->devs;
+	ao.n_devices = MB_DEVICES_MAX;
+	ao.served = s->served;
+	ao.breaker_failures = cfg->breaker_failures;
+	ao.breaker_cooldown_ms = cfg->breaker_cooldown_ms;
+	ao.requests = s->m_requests;
+	rc = mb_admission_create(&ao, &s->admission);
+	if (rc < 0) {
+		snprintf(err, err_len, "admission: %s", strerror(-rc));
+		goto fail;
+	}
 	rc = build_tree(s);
 	if (rc < 0) {
 		snprintf(err, err_len, "cancellation tokens: %s", strerror(-rc));
@@ -1787,6 +1689,7 @@ service_destroy(struct mb_service **sp)
 		mb_worker_destroy(&s->workers[i].w);
 	free(s->workers);
 	mb_batcher_destroy(&s->batcher);
+	mb_admission_destroy(&s->admission);
 	for (uint32_t i = 0; i < s->n_models; i++) {
 		struct mb_model *m = &s->models[i];
 

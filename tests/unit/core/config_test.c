@@ -11,6 +11,7 @@
 #include <rte_log.h>
 
 #include "mb_config.h"
+#include "mb_placement.h"
 #include "mb_test.h"
 
 static char g_err[512];
@@ -208,6 +209,7 @@ test_overrides(void)
 					"  drain_timeout_ms: 250\n"
 					"  drain_quiet_ms: 40\n"
 					"  log_level: debug\n"
+					"  placement: per-stage\n"
 					"idle:\n"
 					"  mode: spin\n"
 					"  sleep_us: 50\n"
@@ -233,6 +235,7 @@ test_overrides(void)
 	CU_ASSERT_EQUAL(c.drain_timeout_ms, 250);
 	CU_ASSERT_EQUAL(c.drain_quiet_ms, 40);
 	CU_ASSERT_EQUAL(c.log_level, RTE_LOG_DEBUG);
+	CU_ASSERT_EQUAL(c.placement, MB_PLACEMENT_PER_STAGE);
 	CU_ASSERT_EQUAL(c.idle.mode, MB_IDLE_SPIN);
 	CU_ASSERT_EQUAL(c.idle.sleep_ns, 50000);
 	CU_ASSERT_EQUAL_FATAL(c.n_eal_args, 4);
@@ -287,6 +290,9 @@ test_value_errors(void)
 	CU_ASSERT_EQUAL(load_text(&c, "service:\n  metrics: example.com:80\n"), -EINVAL);
 	CU_ASSERT_EQUAL(load_text(&c, "service:\n  log_level: loud\n"), -EINVAL);
 	CU_ASSERT_TRUE(err_has("service.log_level: 'loud'"));
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  placement: everywhere\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("service.placement: 'everywhere' is not one of auto, single, "
+			       "per-stage"));
 	CU_ASSERT_EQUAL(load_text(&c, "idle:\n  mode: nap\n"), -EINVAL);
 	CU_ASSERT_TRUE(err_has("idle.mode: 'nap' is not one of spin, yield, sleep"));
 	CU_ASSERT_EQUAL(load_text(&c, "models:\n  - max_batch: 3\n"), -EINVAL);
@@ -849,6 +855,9 @@ test_set(void)
 	CU_ASSERT_STRING_EQUAL(c.metrics, "");
 	CU_ASSERT_EQUAL(mb_config_set(&c, "service.log_level", "info", g_err, sizeof(g_err)), 0);
 	CU_ASSERT_EQUAL(c.log_level, RTE_LOG_INFO);
+	CU_ASSERT_EQUAL(c.placement, MB_PLACEMENT_AUTO); /* the default */
+	CU_ASSERT_EQUAL(mb_config_set(&c, "service.placement", "single", g_err, sizeof(g_err)), 0);
+	CU_ASSERT_EQUAL(c.placement, MB_PLACEMENT_SINGLE);
 	CU_ASSERT_EQUAL(mb_config_set(&c, "service.publish", "7401", g_err, sizeof(g_err)),
 			-EINVAL);
 	CU_ASSERT_TRUE(err_has("'7401' is not a ZeroMQ endpoint"));
