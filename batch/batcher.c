@@ -450,11 +450,14 @@ news(void *arg)
 static uint64_t
 next_due(const struct mb_batcher *b)
 {
-	uint64_t t = b->next_sweep;
+	uint64_t t = UINT64_MAX;
+	bool holds = false;
 
 	for (uint32_t i = 0; i < b->o.n_models; i++) {
 		const struct mstate *s = &b->ms[i];
 		uint64_t oldest = oldest_arrival(s);
+
+		holds = holds || oldest != UINT64_MAX || s->n_pending != 0;
 
 		if (oldest != UINT64_MAX && s->n_pending < b->o.max_pending) {
 			uint64_t at = oldest + (uint64_t)s->m->max_delay_us * MB_NS_PER_US;
@@ -463,6 +466,9 @@ next_due(const struct mb_batcher *b)
 				t = at;
 		}
 	}
+	/* the sweep for expired items only while something waits: an idle batcher sleeps */
+	if (holds && b->next_sweep < t)
+		t = b->next_sweep;
 	return t;
 }
 

@@ -12,7 +12,9 @@
  * One round: read the clock once (TSC, converted to the CLOCK_MONOTONIC nanoseconds that
  * mb_env_now_ns() returns; no clock read per poller or per empty poll), then call every
  * poller once with that time. A round in which some poller did work is followed at once by
- * the next. After @c idle.spin_polls idle rounds in a row the reactor goes to sleep, on one
+ * the next. After a number of idle rounds in a row (at most @c idle.spin_polls: the limit
+ * halves each time spinning ended in a sleep anyway, and grows back each time work came
+ * while it spun) the reactor goes to sleep, on one
  * doorbell per thread (mb_reactor_doorbell()) and on the ZeroMQ sockets and file
  * descriptors its pollers asked it to watch:
  *
@@ -78,12 +80,12 @@ struct mb_reactor_opts {
 };
 
 struct mb_reactor_stats {
-	uint64_t rounds;      /**< rounds run */
-	uint64_t busy_rounds; /**< rounds in which a poller did work */
-	uint64_t busy_tsc;    /**< TSC cycles spent in busy rounds */
-	uint64_t idle_tsc;    /**< TSC cycles in idle rounds and sleeps */
-	uint64_t sleeps;      /**< times the thread slept */
-	uint64_t wakeups;     /**< sleeps ended by the doorbell */
+	uint64_t rounds;	/**< rounds run */
+	uint64_t busy_rounds;	/**< rounds in which a poller did work */
+	uint64_t busy_tsc;	/**< TSC cycles spent in busy rounds */
+	uint64_t idle_tsc;	/**< TSC cycles in idle rounds and sleeps */
+	uint64_t sleeps;	/**< times the thread slept */
+	uint64_t wakeups;	/**< sleeps ended by the doorbell */
 	uint64_t rechecks_busy; /**< sleeps abandoned because the re-check found work */
 };
 

@@ -53,8 +53,9 @@ struct mb_reactor {
 	uint32_t n_watch;
 	struct mb_doorbell bell;
 	struct tsc_clock clk;
-	uint64_t now_ns;  /* this round's */
-	uint64_t wake_at; /* earliest wake_at of the last round */
+	uint64_t now_ns;     /* this round's */
+	uint64_t wake_at;    /* earliest wake_at of the last round */
+	uint32_t spin_limit; /* idle rounds before sleeping, adapted (spin_paid()) */
 	atomic_bool stop;
 	_Atomic uint64_t rounds, busy_rounds, busy_tsc, idle_tsc, sleeps, wakeups, rechecks_busy;
 };
@@ -111,9 +112,8 @@ clock_now(struct tsc_clock *c, uint64_t tsc)
 		ns = mb_env_now_ns();
 		/* correct the rate by what this period measured, smoothed */
 		if (ns > c->anchor_ns && tsc > c->anchor_tsc)
-			c->ns_per_tsc = 0.9 * c->ns_per_tsc +
-					0.1 * ((double)(ns - c->anchor_ns) /
-					       (double)(tsc - c->anchor_tsc));
+			c->ns_per_tsc = 0.9 * c->ns_per_tsc + 0.1 * ((double)(ns - c->anchor_ns) /
+								     (double)(tsc - c->anchor_tsc));
 		c->anchor_tsc = tsc;
 		c->anchor_ns = ns;
 	} else {
@@ -293,13 +293,36 @@ sleep_now(struct mb_reactor *r, uint64_t tsc)
 		timeout_ns = VIRTUAL_SLEEP_NS;
 	/* zmq_poll counts in ms: round up, so a deadline is never woken for early and spun on */
 	timeout_ms = (long)((timeout_ns + MB_NS_PER_MS - 1) / MB_NS_PER_MS);
+	if (timeout_ms == 0) {
+		/* a poller is due already (its wake_at passed during the re-check): no sleep */
+		mb_doorbell_cancel(&r->bell);
+		return;
+	}
 	bump(&r->sleeps, 1);
-	if (timeout_ms > 0 && zmq_poll(r->watch, (int)r->n_watch, timeout_ms) < 0 &&
-	    zmq_errno() != EINTR)
+	/* zmq_poll() leaves revents as they were when it fails (EINTR): not a stale ring */
+	r->watch[0].revents = 0;
+	if (zmq_poll(r->watch, (int)r->n_watch, timeout_ms) < 0 && zmq_errno() != EINTR)
 		MB_LOG_ONCE(WARNING, "%s: zmq_poll: %s", r->name, zmq_strerror(zmq_errno()));
 	if (r->watch[0].revents & ZMQ_POLLIN)
 		bump(&r->wakeups, 1);
 	mb_doorbell_drain(&r->bell);
+}
+
+/*
+ * How many idle rounds to spin before sleeping, adapted (MB_IDLE_SLEEP): when work came
+ * while spinning, spinning paid and the limit grows back (up to idle.spin_polls); when the
+ * spin ended in a sleep anyway, it only burnt a core another thread (the producer, on a
+ * small machine) could have used, and the limit halves.
+ */
+static inline void
+spin_paid(struct mb_reactor *r, bool paid)
+{
+	uint64_t more = (uint64_t)r->spin_limit * 2 + 1;
+
+	if (paid)
+		r->spin_limit = more < r->o.idle.spin_polls ? (uint32_t)more : r->o.idle.spin_polls;
+	else
+		r->spin_limit /= 2;
 }
 
 int
@@ -308,25 +331,29 @@ mb_reactor_run(struct mb_reactor *r)
 	uint32_t idle_rounds = 0;
 	uint64_t tsc = rte_rdtsc();
 
+	r->spin_limit = r->o.idle.spin_polls;
 	while (r->n_done < r->n_pollers && !atomic_load_explicit(&r->stop, memory_order_acquire)) {
 		uint64_t start = tsc, work = round_once(r, start), end = rte_rdtsc();
 
 		if (work != 0) {
 			bump(&r->busy_rounds, 1);
 			bump(&r->busy_tsc, end - start);
+			if (idle_rounds != 0)
+				spin_paid(r, true);
 			idle_rounds = 0;
 			tsc = end;
 			continue;
 		}
 		if (idle_rounds < UINT32_MAX)
 			idle_rounds++;
-		if (r->o.idle.mode == MB_IDLE_SPIN || idle_rounds <= r->o.idle.spin_polls ||
+		if (r->o.idle.mode == MB_IDLE_SPIN || idle_rounds <= r->spin_limit ||
 		    (r->wake_at != UINT64_MAX && r->wake_at <= r->now_ns)) {
 			/* a poller due now (its wake_at passed) runs again rather than sleep */
 			rte_pause();
 		} else if (r->o.idle.mode == MB_IDLE_YIELD) {
 			sched_yield();
 		} else {
+			spin_paid(r, false);
 			sleep_now(r, end);
 			idle_rounds = 0;
 		}

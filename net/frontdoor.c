@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
@@ -237,6 +239,7 @@ mb_frontdoor_destroy(struct mb_frontdoor **fdp)
 	rte_hash_free(fd->index);
 	mb_request_pool_destroy(&fd->pool);
 	free(fd->conn_inflight);
+	free(fd->conn_open);
 	free(fd);
 	*fdp = NULL;
 }
@@ -498,6 +501,51 @@ cancel_disconnected(struct mb_frontdoor *fd, int cfd, bool ambiguous)
 	}
 }
 
+/* Count connection @p cfd open (+1) or closed (-1), by its fd; grown on demand. Signed:
+ * with several I/O threads a DISCONNECTED may be read before its ACCEPTED. */
+static void
+conn_open_add(struct mb_frontdoor *fd, int32_t cfd, int d)
+{
+	if (cfd < 0 || cfd >= (1 << 20))
+		return;
+	if ((uint32_t)cfd >= fd->n_open) {
+		uint32_t n = fd->n_open ? fd->n_open : 64;
+		int16_t *t;
+
+		while (n <= (uint32_t)cfd)
+			n *= 2;
+		t = realloc(fd->conn_open, n * sizeof(*t));
+		if (t == NULL)
+			return; /* not watched: the drain relies on its quiet period alone */
+		memset(t + fd->n_open, 0, (n - fd->n_open) * sizeof(*t));
+		fd->conn_open = t;
+		fd->n_open = n;
+	}
+	fd->conn_open[cfd] = (int16_t)(fd->conn_open[cfd] + d);
+}
+
+/*
+ * Whether a requester's bytes wait in the kernel, unread by ZeroMQ, on a connection the
+ * monitor says is open (FIONREAD on its socket). The drain is not quiet while they do: on
+ * a starved machine ZeroMQ's I/O thread may not have read them for longer than
+ * drain_quiet_ms. Drain only: a system call per connection.
+ */
+static bool
+input_pending(const struct mb_frontdoor *fd)
+{
+	for (uint32_t i = 0; i < fd->n_open; i++) {
+		struct stat st;
+		int n = 0;
+
+		if (fd->conn_open[i] <= 0)
+			continue;
+		if (fstat((int)i, &st) == 0 && S_ISSOCK(st.st_mode) &&
+		    ioctl((int)i, FIONREAD, &n) == 0 && n > 0)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Monitor events (a 6-byte frame: event id, value; then the endpoint), read in batches so
  * that each disconnect knows whether its fd was accepted again later in the same batch.
@@ -544,11 +592,13 @@ read_connections(struct mb_frontdoor *fd)
 			if (ev[i] == ZMQ_EVENT_ACCEPTED) {
 				atomic_fetch_add_explicit(&fd->connections, 1,
 							  memory_order_relaxed);
+				conn_open_add(fd, val[i], 1);
 				continue;
 			}
 			if (ev[i] != ZMQ_EVENT_DISCONNECTED)
 				continue;
 			atomic_fetch_sub_explicit(&fd->connections, 1, memory_order_relaxed);
+			conn_open_add(fd, val[i], -1);
 			for (int j = i + 1; j < n && !again; j++)
 				again = ev[j] == ZMQ_EVENT_ACCEPTED && val[j] == val[i];
 			cancel_disconnected(fd, val[i], again || n == BATCH);
@@ -673,6 +723,11 @@ mb_frontdoor_poll(struct mb_frontdoor *fd, uint64_t now, uint64_t *wake_at)
 		done = mb_request_pool_in_use(fd->pool) == fd->n_parked && fd->n_held == 0 &&
 		       (fd->o.ops.others_done == NULL || fd->o.ops.others_done(fd->o.ops.ctx)) &&
 		       mb_ring_count(fd->o.results) == 0;
+		if (done && input_pending(fd)) {
+			done = false;
+			fd->next_rx_ns = now; /* read it as soon as ZeroMQ has */
+			fd->next_slow_ns = now;
+		}
 		if (!done)
 			fd->done_since_ns = 0;
 		else if (fd->done_since_ns == 0)

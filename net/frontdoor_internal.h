@@ -65,6 +65,9 @@ struct mb_frontdoor {
 	 */
 	uint32_t *conn_inflight;
 	uint32_t n_conn;
+	/* connections open by fd (monitor events, signed): the drain looks for unread input */
+	int16_t *conn_open;
+	uint32_t n_open;
 	uint64_t epoch;
 	/*
 	 * Egress, PUB: whether a subscriber is cut off (see publish() in egress.c). Each

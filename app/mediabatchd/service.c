@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
 #include <zmq.h>
@@ -1308,6 +1309,70 @@ build_reactors(struct mb_service *s, char *err, size_t err_len)
 	return 0;
 }
 
+/* /metrics: what each polled thread does with its time */
+static int64_t
+reactor_busy_ms(void *arg)
+{
+	struct mb_reactor_stats st;
+	uint64_t hz = rte_get_tsc_hz();
+
+	mb_reactor_stats(((struct reactor_slot *)arg)->r, &st);
+	return hz ? (int64_t)(st.busy_tsc / (hz / 1000)) : 0;
+}
+
+static int64_t
+reactor_idle_ms(void *arg)
+{
+	struct mb_reactor_stats st;
+	uint64_t hz = rte_get_tsc_hz();
+
+	mb_reactor_stats(((struct reactor_slot *)arg)->r, &st);
+	return hz ? (int64_t)(st.idle_tsc / (hz / 1000)) : 0;
+}
+
+static int64_t
+reactor_sleeps(void *arg)
+{
+	struct mb_reactor_stats st;
+
+	mb_reactor_stats(((struct reactor_slot *)arg)->r, &st);
+	return (int64_t)st.sleeps;
+}
+
+static int64_t
+reactor_rounds(void *arg)
+{
+	struct mb_reactor_stats st;
+
+	mb_reactor_stats(((struct reactor_slot *)arg)->r, &st);
+	return (int64_t)st.rounds;
+}
+
+static void
+reactor_metrics(struct mb_service *s)
+{
+	for (uint32_t t = 0; t < s->n_reactors; t++) {
+		struct reactor_slot *rs = &s->reactors[t];
+		char l[64];
+
+		mb_metrics_labels(l, sizeof(l), "thread", rs->pt->name, NULL);
+		mb_metrics_counter_fn(
+			s->metrics, "mediabatch_poll_busy_ms_total",
+			"Time each polled thread spent in rounds in which a stage had "
+			"work",
+			l, reactor_busy_ms, rs);
+		mb_metrics_counter_fn(s->metrics, "mediabatch_poll_idle_ms_total",
+				      "Time each polled thread spent in idle rounds and asleep", l,
+				      reactor_idle_ms, rs);
+		mb_metrics_counter_fn(s->metrics, "mediabatch_poll_rounds_total",
+				      "Rounds each polled thread ran (every stage it runs, once)",
+				      l, reactor_rounds, rs);
+		mb_metrics_counter_fn(s->metrics, "mediabatch_poll_sleeps_total",
+				      "Times each polled thread went to sleep (every stage idle)",
+				      l, reactor_sleeps, rs);
+	}
+}
+
 static int
 poll_frontdoor(void *arg, struct mb_reactor *r, uint64_t now)
 {
@@ -1646,6 +1711,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	rc = attach_pollers(s, err, err_len);
 	if (rc < 0)
 		goto fail;
+	reactor_metrics(s);
 	if (cfg->metrics[0] != '\0') {
 		struct mb_http_opts ho = {
 			.hostport = cfg->metrics, .metrics = s->metrics, .ready = ready, .ctx = s};

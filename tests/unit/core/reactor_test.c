@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
 #include <zmq.h>
 
 #include "mb_env.h"
@@ -326,6 +327,9 @@ test_sleep_only_when_all_idle(void)
 	CU_ASSERT(t.fired_real + MB_NS_PER_MS >= t.deadline);
 	CU_ASSERT(t.fired_real < t.deadline + 500 * MB_NS_PER_MS);
 	CU_ASSERT_EQUAL(s.wakeups, 0); /* nothing rang: the sleeps ended by their timeout */
+	/* the 20 ms wait is idle time; the busy rounds are busy time */
+	CU_ASSERT((double)s.idle_tsc / (double)rte_get_tsc_hz() >= 0.015);
+	CU_ASSERT(s.busy_tsc > 0);
 	printf("\n    %lu early calls, %lu sleeps, called %.2f ms after the deadline\n",
 	       (unsigned long)t.early_calls, (unsigned long)(t.sleeps_at_fire - t.sleeps_at_ask),
 	       ((double)t.fired_real - (double)t.deadline) * 1e-6);
@@ -377,28 +381,119 @@ test_spin_and_yield_never_sleep(void)
 	}
 }
 
+/*
+ * A poller that asks to run again at once (wake_at(now)) during the re-check round, just
+ * after a sleep that the bell ended: the reactor must not sleep then, and must count
+ * neither a sleep nor a doorbell wakeup that it did not have. Each cycle: the reactor
+ * sleeps (10 s), the test rings, the poller asks wake_at(now) in the next re-check.
+ */
+#define DUE_CYCLES 20
+
+struct due_test {
+	int cycle; /* atomic: cycles done */
+	uint64_t rings_seen;
+	bool pending;
+};
+
+static int
+due_poll(void *arg, struct mb_reactor *r, uint64_t now_ns)
+{
+	struct due_test *d = arg;
+	struct mb_doorbell *bell = mb_reactor_doorbell(r);
+	uint64_t rings = atomic_load(&bell->rings);
+	int cycle = __atomic_load_n(&d->cycle, __ATOMIC_RELAXED);
+
+	if (cycle == DUE_CYCLES)
+		return MB_POLLER_DONE;
+	if (rings != d->rings_seen) { /* the test rang: a sleep ended */
+		d->rings_seen = rings;
+		d->pending = true;
+	}
+	if (d->pending && atomic_load(&bell->waiters) > 0) { /* the re-check round */
+		mb_reactor_wake_at(r, now_ns);
+		d->pending = false;
+		__atomic_store_n(&d->cycle, cycle + 1, __ATOMIC_RELEASE);
+	}
+	return 0;
+}
+
+static void
+test_due_at_recheck(void)
+{
+	struct mb_reactor *r = make("due", MB_IDLE_SLEEP, 4, 10 * MB_NS_PER_S);
+	struct mb_doorbell *bell;
+	struct due_test d = {0};
+	struct mb_reactor_stats s;
+	struct runner rn;
+	int rung = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	bell = mb_reactor_doorbell(r);
+	CU_ASSERT_EQUAL(mb_reactor_add_poller(r, "due", due_poll, &d), 0);
+	start(&rn, r);
+	for (int i = 0; i < DUE_CYCLES; i++) {
+		bool slept = false;
+
+		/* in cycle i, asleep (announced, and still so 20 ms later): ring */
+		for (int t = 0; t < 1000 && !slept; t++) {
+			if (__atomic_load_n(&d.cycle, __ATOMIC_ACQUIRE) == i &&
+			    atomic_load(&bell->waiters) > 0) {
+				mb_env_sleep_ns(20 * MB_NS_PER_MS);
+				slept = __atomic_load_n(&d.cycle, __ATOMIC_ACQUIRE) == i &&
+					atomic_load(&bell->waiters) > 0;
+			} else {
+				mb_env_sleep_ns(MB_NS_PER_MS);
+			}
+		}
+		if (!slept)
+			break;
+		mb_doorbell_ring(bell);
+		rung++;
+	}
+	CU_ASSERT_EQUAL(rung, DUE_CYCLES);
+	CU_ASSERT_TRUE(join_within(&rn, 30.0, "due at the re-check"));
+	s = stats_of(r);
+	printf("\n    %d cycles, %lu sleeps, %lu doorbell wakeups, %lu rings\n", d.cycle,
+	       (unsigned long)s.sleeps, (unsigned long)s.wakeups,
+	       (unsigned long)atomic_load(&bell->rings));
+	CU_ASSERT_EQUAL(d.cycle, DUE_CYCLES);
+	CU_ASSERT_EQUAL(atomic_load(&bell->rings), DUE_CYCLES);
+	/* it slept DUE_CYCLES times, each ended by a ring; the re-checks that found a poller
+	 * due were no sleeps */
+	CU_ASSERT_EQUAL(s.sleeps, DUE_CYCLES);
+	CU_ASSERT_EQUAL(s.wakeups, DUE_CYCLES);
+	mb_reactor_destroy(&r);
+}
+
 /* ---- 3. no lost wakeup: producers on other threads, rings on the reactor's doorbell ---- */
 
-#define STRESS_PRODUCERS 4
+#define STRESS_PRODUCERS 4 /* most */
 #ifdef MB_HAVE_TSAN
-#define STRESS_ITEMS 40000u /* per producer; TSan is ~10x slower */
+#define STRESS_ITEMS 100000u /* per producer; TSan is several times slower */
+#define PINGPONG_ITEMS 20000u
 #else
 #define STRESS_ITEMS 200000u
+#define PINGPONG_ITEMS 50000u
 #endif
 #define STRESS_BURST 64
-/* A producer waits this long for the reactor to drain its ring: the reactor sleeps for up
- * to 10 s, so only a lost wakeup (with every other producer waiting too) gets near it. */
-#define STRESS_WAIT_NS (5 * MB_NS_PER_S)
+/* A producer waits this long for the reactor to drain its ring. The reactor sleeps for up
+ * to 10 s: only a lost wakeup (with every other producer waiting too) gets near it. */
+#define STRESS_WAIT_NS (3 * MB_NS_PER_S)
 
 struct stress {
+	unsigned int producers;
+	uint64_t items;		 /* per producer */
+	unsigned int burst_max;	 /* items per burst: 1..burst_max */
+	unsigned int wait_every; /* wait for the drain after 1 burst in wait_every */
 	struct mb_ring *rings[STRESS_PRODUCERS];
 	_Atomic uint64_t consumed[STRESS_PRODUCERS]; /* by the reactor; producers wait on it */
 	uint64_t last[STRESS_PRODUCERS];	     /* reactor thread: last item id per ring */
 	uint8_t *seen;				     /* reactor thread: deliveries per item */
 	uint64_t order_errors, bad_ids;		     /* reactor thread */
-	atomic_uint stalls;			     /* waits that hit STRESS_WAIT_NS */
-	atomic_uint failed;			     /* producers that gave up */
-	_Atomic uint64_t drain_waits;		     /* producer waits for a drain */
+	atomic_uint stalls;			     /* drain waits that hit STRESS_WAIT_NS */
+	atomic_uint full_stalls;      /* enqueues that found the ring full for 20 s */
+	atomic_bool abort;	      /* set on a stall: every producer gives up */
+	_Atomic uint64_t drain_waits; /* producer waits for a drain */
 };
 
 struct stress_arg {
@@ -418,13 +513,13 @@ drain_poll(void *arg, struct mb_reactor *r, uint64_t now_ns)
 
 	(void)r;
 	(void)now_ns;
-	if (consumed == STRESS_ITEMS)
+	if (consumed == s->items)
 		return MB_POLLER_DONE;
 	n = mb_ring_dequeue_burst(s->rings[a->id], objs, STRESS_BURST);
 	for (unsigned int i = 0; i < n; i++) {
 		uint64_t id = (uint64_t)(uintptr_t)objs[i] - 1;
 
-		if (id / STRESS_ITEMS != a->id) {
+		if (id / s->items != a->id) {
 			s->bad_ids++;
 			continue;
 		}
@@ -438,18 +533,45 @@ drain_poll(void *arg, struct mb_reactor *r, uint64_t now_ns)
 	return (int)n;
 }
 
-/* Wait until the reactor has taken all @p sent items of producer @p id, or @p timeout_ns. */
 static bool
-wait_drained(struct stress *s, unsigned int id, uint64_t sent, uint64_t timeout_ns)
+drained(struct stress *s, unsigned int id, uint64_t sent)
 {
-	uint64_t deadline = mb_env_now_ns() + timeout_ns;
+	return atomic_load_explicit(&s->consumed[id], memory_order_acquire) >= sent;
+}
 
-	while (atomic_load_explicit(&s->consumed[id], memory_order_acquire) < sent) {
+/*
+ * Wait until the reactor has taken all @p sent items of producer @p id: spin a little
+ * first, so that the next burst often follows the drain closely and lands while the
+ * reactor is on its way to sleep (its idle rounds, announcement and re-check); then yield,
+ * then poll every 20 us. False after STRESS_WAIT_NS.
+ */
+static bool
+wait_drained(struct stress *s, unsigned int id, uint64_t sent)
+{
+	uint64_t deadline;
+
+	for (int i = 0; i < 20000; i++)
+		if (drained(s, id, sent))
+			return true;
+	for (int i = 0; i < 100; i++) {
+		if (drained(s, id, sent))
+			return true;
+		sched_yield();
+	}
+	deadline = mb_env_now_ns() + STRESS_WAIT_NS;
+	while (!drained(s, id, sent)) {
 		if (mb_env_now_ns() > deadline)
 			return false;
 		mb_env_sleep_ns(20 * MB_NS_PER_US);
 	}
 	return true;
+}
+
+static void
+spin(uint64_t *rng, uint64_t max)
+{
+	for (uint64_t n = mb_test_rand(rng) % max; n > 0; n--)
+		atomic_signal_fence(memory_order_seq_cst);
 }
 
 static void *
@@ -460,69 +582,84 @@ stress_producer(void *arg)
 	uint64_t rng = 0x9e3779b97f4a7c15u * (a->id + 1), sent = 0;
 	uintptr_t batch[STRESS_BURST];
 
-	while (sent < STRESS_ITEMS) {
-		unsigned int n = 1 + (unsigned int)(mb_test_rand(&rng) % STRESS_BURST), done = 0;
+	while (sent < s->items && !atomic_load(&s->abort)) {
+		unsigned int n = 1 + (unsigned int)(mb_test_rand(&rng) % s->burst_max), done = 0;
 		uint64_t full_deadline = mb_env_now_ns() + 20 * MB_NS_PER_S;
-		unsigned int pause = (unsigned int)(mb_test_rand(&rng) % 16);
+		unsigned int pause = (unsigned int)(mb_test_rand(&rng) % (2 * s->wait_every));
 
-		if (n > STRESS_ITEMS - sent)
-			n = (unsigned int)(STRESS_ITEMS - sent);
+		if (n > s->items - sent)
+			n = (unsigned int)(s->items - sent);
 		for (unsigned int i = 0; i < n; i++) /* 1-based: no NULL pointer */
-			batch[i] = (uintptr_t)(a->id * STRESS_ITEMS + sent + i + 1);
+			batch[i] = (uintptr_t)(a->id * s->items + sent + i + 1);
 		while (done < n) {
 			unsigned int k = mb_ring_enqueue_burst(
 				s->rings[a->id], (void *const *)&batch[done], n - done);
 
 			done += k;
 			if (k == 0 && mb_env_now_ns() > full_deadline) {
-				atomic_fetch_add(&s->failed, 1); /* the reactor stopped draining */
+				atomic_fetch_add(&s->full_stalls, 1); /* the reactor stopped */
+				atomic_store(&s->abort, true);
 				return NULL;
 			}
 			if (k == 0)
 				sched_yield();
 		}
 		sent += n;
-		/* Pauses so that the reactor runs out of work and sleeps, often: now and then
-		 * wait until it has drained this ring (each producer publishes its last burst
-		 * and waits, so often all of them do, and only the bell can wake the reactor);
-		 * else a short sleep or a spin of random length, so that publications race the
-		 * reactor's announcement at every point. */
-		if (pause == 0) {
+		/*
+		 * Pauses, so that the reactor runs out of work and sleeps often. After one burst
+		 * in wait_every, wait until the reactor has drained this ring, then publish the
+		 * next burst after a random pause (mostly 0 to ~10 us), so that it lands anywhere
+		 * on the reactor's way to sleep. With one producer that waits every time
+		 * (ping-pong), each lost wakeup stalls it; with several, the last one's ring is
+		 * often all that can wake the reactor. Else a short sleep or spin of random length.
+		 */
+		if (pause < 2) {
 			atomic_fetch_add_explicit(&s->drain_waits, 1, memory_order_relaxed);
-			if (!wait_drained(s, a->id, sent, STRESS_WAIT_NS)) {
+			if (!wait_drained(s, a->id, sent)) {
 				atomic_fetch_add(&s->stalls, 1);
-				if (!wait_drained(s, a->id, sent, 20 * MB_NS_PER_S)) {
-					atomic_fetch_add(&s->failed, 1);
-					return NULL;
-				}
+				atomic_store(&s->abort, true);
+				return NULL;
 			}
-		} else if (pause <= 2) {
-			mb_env_sleep_ns(mb_test_rand(&rng) % (200 * MB_NS_PER_US));
+			/* log-uniform, 0 to ~10 us: every point of the reactor's way to sleep;
+			 * now and then 50 to 200 us, so that it does get to sleep */
+			if (mb_test_rand(&rng) % 8 == 0)
+				mb_env_sleep_ns(50 * MB_NS_PER_US +
+						mb_test_rand(&rng) % (150 * MB_NS_PER_US));
+			else
+				spin(&rng, 2u << (mb_test_rand(&rng) % 15));
+		} else if (pause % 2 == 0) {
+			mb_env_sleep_ns(mb_test_rand(&rng) % (100 * MB_NS_PER_US));
 		} else {
-			for (uint64_t spin = mb_test_rand(&rng) % 1024; spin > 0; spin--)
-				atomic_signal_fence(memory_order_seq_cst);
+			spin(&rng, 1024);
 		}
 	}
 	return NULL;
 }
 
 static void
-run_stress(uint32_t spin_polls)
+run_stress(uint32_t spin_polls, unsigned int producers, uint64_t items, unsigned int burst_max,
+	   unsigned int wait_every)
 {
-	const uint64_t total = (uint64_t)STRESS_PRODUCERS * STRESS_ITEMS;
+	const uint64_t total = (uint64_t)producers * items;
 	struct mb_reactor *r = make("stress", MB_IDLE_SLEEP, spin_polls, 10 * MB_NS_PER_S);
 	struct stress_arg args[STRESS_PRODUCERS];
-	pthread_t producers[STRESS_PRODUCERS];
-	struct stress s = {0};
+	pthread_t threads[STRESS_PRODUCERS];
+	struct stress s = {
+		.producers = producers,
+		.items = items,
+		.burst_max = burst_max,
+		.wait_every = wait_every,
+	};
 	struct mb_reactor_stats st;
 	uint64_t missing = 0, dup = 0, t0;
 	struct runner rn;
 	bool joined;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_FATAL(producers <= STRESS_PRODUCERS && burst_max <= STRESS_BURST);
 	s.seen = calloc(total, 1);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s.seen);
-	for (unsigned int p = 0; p < STRESS_PRODUCERS; p++) {
+	for (unsigned int p = 0; p < producers; p++) {
 		struct mb_ring_opts o;
 		char name[32];
 
@@ -539,23 +676,32 @@ run_stress(uint32_t spin_polls)
 	}
 	t0 = mb_env_now_ns();
 	start(&rn, r);
-	for (unsigned int p = 0; p < STRESS_PRODUCERS; p++)
-		CU_ASSERT_EQUAL_FATAL(
-			pthread_create(&producers[p], NULL, stress_producer, &args[p]), 0);
-	for (unsigned int p = 0; p < STRESS_PRODUCERS; p++)
-		pthread_join(producers[p], NULL); /* each gives up within ~45 s */
+	for (unsigned int p = 0; p < producers; p++)
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&threads[p], NULL, stress_producer, &args[p]),
+				      0);
+	for (unsigned int p = 0; p < producers; p++)
+		pthread_join(threads[p], NULL); /* bounded: a stall aborts them all */
+	if (atomic_load(&s.abort)) {
+		fprintf(stderr,
+			"\n    stress: a producer stalled (%u drain waits over %.0f s, "
+			"%u full rings): stopping the reactor\n",
+			atomic_load(&s.stalls), (double)STRESS_WAIT_NS * 1e-9,
+			atomic_load(&s.full_stalls));
+		mb_reactor_stop(r);
+	}
 	joined = join_within(&rn, 30.0, "stress");
 	CU_ASSERT_TRUE(joined);
 	st = stats_of(r);
-	printf("\n    spin_polls %u: %.2f s, %lu rounds, %lu sleeps, %lu doorbell wakeups, "
+	printf("\n    %u producer(s), spin_polls %u: %.2f s, %lu rounds, %lu sleeps, %lu doorbell "
+	       "wakeups, "
 	       "%lu re-checks busy, %lu drain waits\n",
-	       spin_polls, secs_since(t0), (unsigned long)st.rounds, (unsigned long)st.sleeps,
-	       (unsigned long)st.wakeups, (unsigned long)st.rechecks_busy,
+	       producers, spin_polls, secs_since(t0), (unsigned long)st.rounds,
+	       (unsigned long)st.sleeps, (unsigned long)st.wakeups, (unsigned long)st.rechecks_busy,
 	       (unsigned long)atomic_load(&s.drain_waits));
 
-	CU_ASSERT_EQUAL(atomic_load(&s.failed), 0);
 	/* A lost wakeup leaves the reactor asleep (10 s) while every producer waits for it. */
 	CU_ASSERT_EQUAL(atomic_load(&s.stalls), 0);
+	CU_ASSERT_EQUAL(atomic_load(&s.full_stalls), 0);
 	for (uint64_t i = 0; i < total; i++) {
 		if (s.seen[i] == 0)
 			missing++;
@@ -566,14 +712,14 @@ run_stress(uint32_t spin_polls)
 	CU_ASSERT_EQUAL(dup, 0);
 	CU_ASSERT_EQUAL(s.bad_ids, 0);
 	CU_ASSERT_EQUAL(s.order_errors, 0); /* each ring is FIFO */
-	for (unsigned int p = 0; p < STRESS_PRODUCERS; p++)
-		CU_ASSERT_EQUAL(atomic_load(&s.consumed[p]), STRESS_ITEMS);
+	for (unsigned int p = 0; p < producers; p++)
+		CU_ASSERT_EQUAL(atomic_load(&s.consumed[p]), items);
 	/* The sleep path really was exercised, many times... */
 	CU_ASSERT(st.sleeps >= 200);
 	CU_ASSERT(st.wakeups >= 200);
 	/* ...and every sleep was ended by the doorbell: none lasted its 10 s. */
 	CU_ASSERT_EQUAL(st.sleeps, st.wakeups);
-	for (unsigned int p = 0; p < STRESS_PRODUCERS; p++)
+	for (unsigned int p = 0; p < producers; p++)
 		mb_ring_destroy(&s.rings[p]);
 	free(s.seen);
 	mb_reactor_destroy(&r);
@@ -582,13 +728,26 @@ run_stress(uint32_t spin_polls)
 static void
 test_stress_spin0(void)
 {
-	run_stress(0);
+	run_stress(0, STRESS_PRODUCERS, STRESS_ITEMS, STRESS_BURST, 2);
 }
 
 static void
 test_stress_spin64(void)
 {
-	run_stress(64);
+	run_stress(64, STRESS_PRODUCERS, STRESS_ITEMS, STRESS_BURST, 2);
+}
+
+/* One producer that waits for every burst to be drained: each lost wakeup is a stall. */
+static void
+test_pingpong_spin0(void)
+{
+	run_stress(0, 1, PINGPONG_ITEMS, 4, 1);
+}
+
+static void
+test_pingpong_spin64(void)
+{
+	run_stress(64, 1, PINGPONG_ITEMS, 4, 1);
 }
 
 /* ---- 4. stop from another thread ---- */
@@ -984,6 +1143,7 @@ static const struct mb_test_case unit_cases[] = {
 	{"20 pollers round robin, DONE, names", test_round_robin},
 	{"sleeps only when every poller is idle; wake_at", test_sleep_only_when_all_idle},
 	{"spin and yield modes never sleep", test_spin_and_yield_never_sleep},
+	{"a poller due at the re-check: no sleep, no phantom wakeup", test_due_at_recheck},
 	{"mb_reactor_stop ends a 10 s sleep", test_stop_ends_a_long_sleep},
 	{"a watched pipe and ZeroMQ socket wake a 10 s sleep", test_watch_wakes},
 	{"round clock: monotonic, one per round, near CLOCK_MONOTONIC", test_round_clock},
@@ -995,6 +1155,8 @@ static const struct mb_test_case stress_cases[] = {
 	{"4 producers, shared doorbell, spin_polls 0: all once, no lost wakeup", test_stress_spin0},
 	{"4 producers, shared doorbell, spin_polls 64: all once, no lost wakeup",
 	 test_stress_spin64},
+	{"ping-pong, spin_polls 0: no lost wakeup", test_pingpong_spin0},
+	{"ping-pong, spin_polls 64: no lost wakeup", test_pingpong_spin64},
 	{NULL, NULL},
 };
 
