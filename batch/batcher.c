@@ -361,8 +361,9 @@ due(const struct mstate *s, uint64_t now, bool flush)
 
 /* Form one batch; false if there is no batch object free on the chosen device. */
 static bool
-form(struct mb_batcher *b, struct mstate *s, uint64_t now)
+form(struct mb_batcher *b, struct mstate *s, uint64_t now, bool flushing)
 {
+	uint32_t waiting = s->prio.n + s->normal.n;
 	struct mb_model *m = s->m;
 	struct lane *first = s->prio.n ? &s->prio : &s->normal;
 	struct mb_request *head = TAILQ_FIRST(&first->q);
@@ -400,6 +401,11 @@ form(struct mb_batcher *b, struct mstate *s, uint64_t now)
 	}
 	bt->units = units;
 	bt->formed_ns = now;
+	bt->close_reason = flushing					? MB_CLOSE_DRAIN
+			   : waiting >= m->max_batch || bt->n < waiting ? MB_CLOSE_FULL
+									: MB_CLOSE_DEADLINE;
+	if (m->m_closed[bt->close_reason] != NULL)
+		mb_metric_add(m->m_closed[bt->close_reason], 1);
 	mb_sem_ticket_init(&bt->ticket, ticket_granted, b->o.bell);
 	rc = mb_sem_enqueue(dev->units, &bt->ticket, units);
 	if (rc == 0) {
@@ -499,7 +505,7 @@ mb_batcher_poll(struct mb_batcher *b, uint64_t now, uint64_t *wake_at)
 		}
 		admit(b, s, &work);
 		while (!aborting && s->n_pending < b->o.max_pending && due(s, now, flushing)) {
-			if (!form(b, s, now))
+			if (!form(b, s, now, flushing))
 				break;
 			work++;
 		}

@@ -45,6 +45,17 @@ struct mb_request;
 /** Releases a request's payload (e.g. closes the ZeroMQ message holding it). */
 typedef void (*mb_payload_free_fn)(struct mb_request *req);
 
+/** Why a batch closed (mediabatch_batches_closed_total{reason}). */
+enum mb_close_reason {
+	MB_CLOSE_FULL = 0, /**< max_batch items waited (or the device's units were full) */
+	MB_CLOSE_DEADLINE, /**< the oldest item waited max_delay_us */
+	MB_CLOSE_DRAIN,	   /**< the service drains: everything goes at once */
+	MB_CLOSE_COUNT,
+};
+
+/** "full", "deadline", "drain". */
+const char *mb_close_reason_name(unsigned int reason);
+
 struct mb_request {
 	/*
 	 * What mb_request_reset() clears comes first, ordered so that a request's life on the
@@ -90,6 +101,11 @@ struct mb_request {
 	void *result;	   /**< malloc'd result bytes, freed by mb_request_reset() */
 	uint64_t start_ns; /**< its batch started on the device (0 if never) */
 	uint64_t done_ns;  /**< answered */
+	/* stage stamps of a request that ran (for mediabatch_stage_seconds; 0: not reached) */
+	uint64_t closed_ns;   /**< its batch closed (the batcher formed it) */
+	uint64_t admitted_ns; /**< its batch's device units were granted */
+	uint64_t sent_ns;     /**< its response left (egress) */
+	uint8_t close_reason; /**< enum mb_close_reason: why its batch closed */
 	struct mb_response_hdr resp;
 
 	/* From here on, outside what mb_request_reset() clears: */

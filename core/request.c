@@ -177,3 +177,11 @@ mb_request_pool_in_use(const struct mb_request_pool *p)
 {
 	return p->n - p->n_free;
 }
+
+const char *
+mb_close_reason_name(unsigned int reason)
+{
+	static const char *const names[MB_CLOSE_COUNT] = {"full", "deadline", "drain"};
+
+	return reason < MB_CLOSE_COUNT ? names[reason] : "unknown";
+}

@@ -88,6 +88,7 @@ struct mb_model {
 	atomic_uint queued; /**< accepted, not yet in a batch (front door adds, batcher takes) */
 	/* metrics */
 	struct mb_metric *m_batch_size;
+	struct mb_metric *m_closed[MB_CLOSE_COUNT]; /**< batches closed, by reason (batcher) */
 };
 
 /** Units one item costs on @p model (ceil of item_units_per_second x media seconds). */
@@ -107,6 +108,7 @@ struct mb_batch {
 	uint64_t units; /**< base + item costs: what the ticket asks for / holds */
 	struct mb_sem_ticket ticket;
 	uint64_t formed_ns;
+	uint8_t close_reason;	    /**< enum mb_close_reason */
 	TAILQ_ENTRY(mb_batch) link; /**< the batcher's list of batches awaiting admission */
 	struct mb_request *items[]; /**< capacity: the device's batch_capacity */
 };

@@ -300,6 +300,9 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 				r->done_ns = end;
 			}
 			if (ran) { /* PROTOCOL.md: 0 and MB_DEVICE_NONE if never run */
+				r->closed_ns = b->formed_ns;
+				r->admitted_ns = b->ticket.grant_ns;
+				r->close_reason = b->close_reason;
 				r->start_ns = start;
 				r->resp.queue_us = us_between(r->arrival_ns, start);
 				r->resp.compute_us = us_between(start, end);

@@ -280,6 +280,7 @@ retire(struct mb_frontdoor *fd, struct mb_request *req)
 	if (req->release != NULL) { /* another ingest's request (UDP): hand it back */
 		if (req->done_ns == 0)
 			req->done_ns = fd->now;
+		req->sent_ns = fd->now;
 		if (fd->o.ops.sent != NULL)
 			fd->o.ops.sent(fd->o.ops.ctx, req);
 		fd->sent++;
@@ -299,6 +300,7 @@ retire(struct mb_frontdoor *fd, struct mb_request *req)
 		count(fd->m_disconnect_cancelled);
 	if (req->done_ns == 0)
 		req->done_ns = fd->now;
+	req->sent_ns = fd->now;
 	if (fd->o.ops.sent != NULL)
 		fd->o.ops.sent(fd->o.ops.ctx, req);
 	fd->sent++;

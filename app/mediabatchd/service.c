@@ -49,6 +49,15 @@
 #define MAX_MODELS 16
 #define MAX_PENDING_BATCHES 2
 
+/* The stages of mediabatch_stage_seconds{model,stage}, in the order a request passes them. */
+enum { STAGE_QUEUE, STAGE_ADMISSION, STAGE_DISPATCH, STAGE_COMPUTE, STAGE_EGRESS, STAGE_COUNT };
+static const char *const stage_names[STAGE_COUNT] = {"queue", "admission", "dispatch", "compute",
+						     "egress"};
+/* Stage buckets (s): from 1 us, since a stage of the CPU path is often a few microseconds. */
+static const double stage_bounds[] = {1e-6, 2.5e-6, 5e-6,   1e-5, 2.5e-5, 5e-5,	 1e-4, 2.5e-4,
+				      5e-4, 1e-3,   2.5e-3, 5e-3, 0.01,	  0.025, 0.05, 0.1,
+				      0.25, 0.5,    1,	    2.5,  5,	  10,	 30,   60};
+
 /* The subsystems with a token of their own in the cancellation tree. */
 enum { SUB_FRONTDOOR, SUB_BATCHER, SUB_WORKERS, SUB_UDP, SUB_COUNT };
 
@@ -145,6 +154,7 @@ struct mb_service {
 	struct mb_metric *m_requests[MAX_MODELS + 1][2]; /* [model][enum mb_transport] */
 	struct mb_metric *m_responses[MAX_MODELS + 1][MB_STATUS_COUNT];
 	struct mb_metric *m_latency[MAX_MODELS + 1];
+	struct mb_metric *m_stage[MAX_MODELS][STAGE_COUNT];
 	struct mb_metric *m_admission_wait[MB_DEVICES_MAX];
 	struct mb_metric *m_ready, *m_draining;
 	struct mb_metric *m_reload_applied, *m_reload_refused;
@@ -862,6 +872,23 @@ build_metrics(struct mb_service *s)
 			"Arrival to response sent, for requests accepted into a queue.",
 			mb_metrics_labels(l, sizeof(l), "model", name, NULL),
 			mb_metrics_latency_bounds, mb_metrics_latency_bounds_n);
+		for (int g = 0; g < STAGE_COUNT; g++)
+			s->m_stage[i][g] = mb_metrics_histogram(
+				r, "mediabatch_stage_seconds",
+				"Time requests that ran spent in each stage: queue (arrival until "
+				"its batch closed), admission (until its device units were "
+				"granted), dispatch (until a worker started it), compute, egress "
+				"(until the response was sent).",
+				mb_metrics_labels(l, sizeof(l), "model", name, "stage",
+						  stage_names[g], NULL),
+				stage_bounds, sizeof(stage_bounds) / sizeof(stage_bounds[0]));
+		for (unsigned int c = 0; c < MB_CLOSE_COUNT; c++)
+			s->models[i].m_closed[c] = mb_metrics_counter(
+				r, "mediabatch_batches_closed_total",
+				"Batches formed, by why they closed: full (max_batch, or the "
+				"device's units), deadline (max_delay_us), drain.",
+				mb_metrics_labels(l, sizeof(l), "model", name, "reason",
+						  mb_close_reason_name(c), NULL));
 		s->models[i].m_batch_size = mb_metrics_histogram(
 			r, "mediabatch_batch_size", "Items per batch run on a device.",
 			mb_metrics_labels(l, sizeof(l), "model", name, NULL), batch_bounds,
@@ -986,8 +1013,23 @@ sent(void *ctx, const struct mb_request *req)
 	mb_metric_add(s->m_responses[i][st], 1);
 	/* latency of requests accepted into a queue (admit() set their deadline); refusals at
 	 * the door are counted by status only, so fast refusals cannot hide slow service */
-	if (i < s->n_models && req->deadline_ns != 0 && req->done_ns >= req->arrival_ns)
-		mb_metric_observe(s->m_latency[i], (double)(req->done_ns - req->arrival_ns) / 1e9);
+	if (i < s->n_models && req->deadline_ns != 0) {
+		uint64_t end = req->sent_ns != 0 ? req->sent_ns : req->done_ns;
+
+		if (end >= req->arrival_ns)
+			mb_metric_observe(s->m_latency[i], (double)(end - req->arrival_ns) / 1e9);
+	}
+	/* where the time of a request that ran went (stamps of several threads' clocks, all
+	 * CLOCK_MONOTONIC: a stage that reads below zero by a clock's resolution is 0) */
+	if (i < s->n_models && req->start_ns != 0 && req->closed_ns != 0 && req->sent_ns != 0) {
+		const uint64_t t[STAGE_COUNT + 1] = {req->arrival_ns,  req->closed_ns,
+						     req->admitted_ns, req->start_ns,
+						     req->done_ns,     req->sent_ns};
+
+		for (int g = 0; g < STAGE_COUNT; g++)
+			mb_metric_observe(s->m_stage[i][g],
+					  t[g + 1] > t[g] ? (double)(t[g + 1] - t[g]) / 1e9 : 0);
+	}
 }
 
 /* One ingest path (the front door, or the UDP rx threads as one) will queue nothing more;
