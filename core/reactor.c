@@ -109,7 +109,10 @@ clock_now(struct tsc_clock *c, uint64_t tsc)
 	if (mb_env_clock_is_virtual())
 		return mb_env_now_ns();
 	if (tsc - c->anchor_tsc >= c->resync_tsc) {
+		/* a fresh TSC beside the clock read: the round's may be from before a sleep's
+		 * re-check, and pairing it with a later time would run the clock ahead */
 		ns = mb_env_now_ns();
+		tsc = rte_rdtsc();
 		/* correct the rate by what this period measured, smoothed */
 		if (ns > c->anchor_ns && tsc > c->anchor_tsc)
 			c->ns_per_tsc = 0.9 * c->ns_per_tsc + 0.1 * ((double)(ns - c->anchor_ns) /
