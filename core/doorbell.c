@@ -30,10 +30,8 @@ membarrier_register(void)
 {
 	long rc;
 
-	if (getenv("MB_DOORBELL_SYMMETRIC") != NULL) {
-		g_mb_doorbell_symmetric = true;
-		return;
-	}
+	if (g_mb_doorbell_symmetric)
+		return; /* chosen (mb_doorbell_use_fence()): no membarrier needed */
 	rc = syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
 
 	if (rc != 0) {
@@ -127,4 +125,19 @@ int
 mb_doorbell_fd(const struct mb_doorbell *db)
 {
 	return db->fd;
+}
+
+void
+mb_doorbell_use_fence(bool on)
+{
+	const char *env = getenv("MB_DOORBELL");
+
+	if (env != NULL && strcmp(env, "fence") == 0)
+		on = true;
+	else if (env != NULL && strcmp(env, "membarrier") == 0)
+		on = false;
+	if (on)
+		g_mb_doorbell_symmetric = true;
+	/* off: membarrier, registered on the next mb_doorbell_init() (or the fence stays
+	 * if the kernel refused it) */
 }

@@ -46,6 +46,17 @@ struct mb_doorbell {
 /** True when producers must fence before reading the waiter count (no membarrier). */
 extern bool g_mb_doorbell_symmetric;
 
+/**
+ * Choose the pairing for the whole process, before the first mb_doorbell_init() and before
+ * any thread rings: @p on, a full fence on every ring (a locked instruction per ring, no
+ * membarrier); off, membarrier on every prepare (an IPI to each CPU that runs a thread of
+ * the process) and none on a ring. The fence is cheaper where consumers sleep often (the
+ * sleep idle policy on a small machine: measured 9-10 us against 11-12 us of server CPU per
+ * request in identity_bench), membarrier where they spin and rarely sleep (bare metal). The
+ * environment variable MB_DOORBELL=fence|membarrier overrides @p on (diagnostics).
+ */
+void mb_doorbell_use_fence(bool on);
+
 /** Initialise @p db. Returns 0 or -errno from eventfd(). */
 int mb_doorbell_init(struct mb_doorbell *db);
 

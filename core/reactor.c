@@ -7,6 +7,7 @@
 #include "mb_reactor.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,10 @@ struct mb_reactor {
 	char name[NAME_LEN];
 	struct poller pollers[MB_REACTOR_MAX_POLLERS];
 	uint32_t n_pollers, n_done;
-	zmq_pollitem_t watch[MB_REACTOR_MAX_WATCHES + 1]; /* [0]: the doorbell */
+	/* what a sleep waits on: [0] the doorbell's eventfd, then the watched fds and the
+	 * ZMQ_FD of each watched ZeroMQ socket (zsock[i] set: checked with ZMQ_EVENTS first) */
+	struct pollfd watch[MB_REACTOR_MAX_WATCHES + 1];
+	void *zsock[MB_REACTOR_MAX_WATCHES + 1];
 	uint32_t n_watch;
 	struct mb_doorbell bell;
 	struct tsc_clock clk;
@@ -150,7 +154,7 @@ mb_reactor_create(const struct mb_reactor_opts *o, struct mb_reactor **out)
 		free(r);
 		return rc;
 	}
-	r->watch[0] = (zmq_pollitem_t){.fd = mb_doorbell_fd(&r->bell), .events = ZMQ_POLLIN};
+	r->watch[0] = (struct pollfd){.fd = mb_doorbell_fd(&r->bell), .events = POLLIN};
 	r->n_watch = 1;
 	clock_init(&r->clk);
 	r->now_ns = r->clk.last_ns;
@@ -186,13 +190,16 @@ mb_reactor_add_poller(struct mb_reactor *r, const char *name, mb_poller_fn fn, v
 int
 mb_reactor_watch(struct mb_reactor *r, void *zsock, int fd)
 {
+	size_t len = sizeof(fd);
+
 	if (r->n_watch == MB_REACTOR_MAX_WATCHES + 1)
 		return -ENOSPC;
-	r->watch[r->n_watch++] = (zmq_pollitem_t){
-		.socket = zsock,
-		.fd = zsock != NULL ? 0 : fd,
-		.events = ZMQ_POLLIN,
-	};
+	/* a ZeroMQ socket: its ZMQ_FD turns readable when the socket has news (commands), to
+	 * be confirmed with ZMQ_EVENTS before sleeping (libzmq's edge-triggered contract) */
+	if (zsock != NULL && zmq_getsockopt(zsock, ZMQ_FD, &fd, &len) != 0)
+		return -EINVAL;
+	r->zsock[r->n_watch] = zsock;
+	r->watch[r->n_watch++] = (struct pollfd){.fd = fd, .events = POLLIN};
 	return 0;
 }
 
@@ -277,7 +284,7 @@ static void
 sleep_now(struct mb_reactor *r, uint64_t tsc)
 {
 	uint64_t timeout_ns = r->o.max_sleep_ns;
-	long timeout_ms;
+	struct timespec ts;
 
 	mb_doorbell_prepare(&r->bell);
 	/* The re-check: a producer that published before the prepare is seen by this round;
@@ -294,19 +301,35 @@ sleep_now(struct mb_reactor *r, uint64_t tsc)
 		timeout_ns = r->o.max_sleep_ns;
 	if (mb_env_clock_is_virtual() && timeout_ns > VIRTUAL_SLEEP_NS)
 		timeout_ns = VIRTUAL_SLEEP_NS;
-	/* zmq_poll counts in ms: round up, so a deadline is never woken for early and spun on */
-	timeout_ms = (long)((timeout_ns + MB_NS_PER_MS - 1) / MB_NS_PER_MS);
-	if (timeout_ms == 0) {
+	if (timeout_ns == 0) {
 		/* a poller is due already (its wake_at passed during the re-check): no sleep */
 		mb_doorbell_cancel(&r->bell);
 		return;
 	}
+	/*
+	 * A watched ZeroMQ socket that already holds input would not wake the poll (its fd
+	 * signals commands, not messages): ZMQ_EVENTS first, which also re-arms the fd. This
+	 * is what zmq_poll() does, without its second pass and per-socket passes after the
+	 * wake: a sleep costs one ZMQ_EVENTS per socket and one ppoll().
+	 */
+	for (uint32_t i = 1; i < r->n_watch; i++) {
+		int ev = 0;
+		size_t len = sizeof(ev);
+
+		if (r->zsock[i] != NULL &&
+		    zmq_getsockopt(r->zsock[i], ZMQ_EVENTS, &ev, &len) == 0 && (ev & ZMQ_POLLIN)) {
+			mb_doorbell_cancel(&r->bell);
+			bump(&r->rechecks_busy, 1);
+			return;
+		}
+	}
 	bump(&r->sleeps, 1);
-	/* zmq_poll() leaves revents as they were when it fails (EINTR): not a stale ring */
+	ts.tv_sec = (time_t)(timeout_ns / MB_NS_PER_S);
+	ts.tv_nsec = (long)(timeout_ns % MB_NS_PER_S);
 	r->watch[0].revents = 0;
-	if (zmq_poll(r->watch, (int)r->n_watch, timeout_ms) < 0 && zmq_errno() != EINTR)
-		MB_LOG_ONCE(WARNING, "%s: zmq_poll: %s", r->name, zmq_strerror(zmq_errno()));
-	if (r->watch[0].revents & ZMQ_POLLIN)
+	if (ppoll(r->watch, r->n_watch, &ts, NULL) < 0 && errno != EINTR)
+		MB_LOG_ONCE(WARNING, "%s: ppoll: %s", r->name, strerror(errno));
+	if (r->watch[0].revents & POLLIN)
 		bump(&r->wakeups, 1);
 	mb_doorbell_drain(&r->bell);
 }

@@ -659,9 +659,10 @@ close_ingest(struct mb_frontdoor *fd)
 void
 mb_frontdoor_watch(struct mb_frontdoor *fd, struct mb_reactor *r)
 {
+	/* the ROUTER only: connection events and subscriptions are read once a millisecond
+	 * while the thread works, and within max_sleep_ns when it sleeps (nothing is in flight
+	 * then for a disconnect to cancel) */
 	mb_reactor_watch(r, fd->router, -1);
-	mb_reactor_watch(r, fd->pub, -1);
-	mb_reactor_watch(r, fd->monitor, -1);
 }
 
 /* The end of the drain: log what was done. */

@@ -1599,6 +1599,9 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	if (s == NULL)
 		return -ENOMEM;
 	s->cfg = cfg;
+	/* threads that sleep often pair their doorbells with a fence per ring; spinning ones
+	 * (bare metal) with membarrier per sleep (mb_doorbell.h) */
+	mb_doorbell_use_fence(cfg->idle.mode != MB_IDLE_SPIN);
 	atomic_init(&s->ingest_closed, false);
 	atomic_init(&s->cancel_gen, 0);
 	atomic_init(&s->ready, false);
