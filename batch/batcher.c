@@ -14,7 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mb_batch.h"
+#include "mb_breaker.h"
 #include "mb_env.h"
+#include "mb_metrics.h"
+#include "mb_request.h"
+#include "mb_sem.h"
 
 #define MB_LOG_MODULE "batcher"
 #include "mb_log.h"

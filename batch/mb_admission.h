@@ -33,6 +33,7 @@
 
 #include "mb_device.h"
 #include "mb_metrics.h"
+#include "mb_model_rt.h"
 #include "mb_ratelimit.h"
 #include "mb_request.h"
 

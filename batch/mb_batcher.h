@@ -45,6 +45,7 @@
 #include "mb_device.h"
 #include "mb_doorbell.h"
 #include "mb_idle.h"
+#include "mb_model_rt.h"
 #include "mb_reactor.h"
 #include "mb_ring.h"
 

@@ -13,6 +13,7 @@
  * answered, which sends the response and returns the object to the pool. Exactly one thread
  * owns a request at a time, except for the `cancel` flag, which the front door may set at
  * any time (an atomic) to ask the current owner to answer CANCELLED if it has not started.
+ * Answered requests reach the egress through its results ring (mb_results_push()).
  *
  * The pool hands out preallocated objects: no allocation per request. It is single-threaded
  * (the front door both gets and puts back).
@@ -132,6 +133,15 @@ void mb_request_reset(struct mb_request *req);
 
 /** The same key as the front door's in-flight index uses for a client. */
 uint64_t mb_request_client_hash(const uint8_t *client, uint8_t len);
+
+struct mb_ring;
+
+/**
+ * Push the answered @p req (transferred) to @p results, the egress's ring, retrying while
+ * the ring is full (it is sized for every request in flight, so that would be a sizing bug:
+ * logged once). Any producer thread (the batcher, the workers).
+ */
+void mb_results_push(struct mb_ring *results, struct mb_request *req);
 
 struct mb_request_pool;
 

@@ -2,17 +2,20 @@
  * request.c: request objects, their answers, and the pool that recycles them.
  *
  * The pool is an array of objects and a stack of free indexes: get and put are O(1) and
- * allocate nothing. Only its owner thread (the front door) touches it.
+ * allocate nothing. Only its owner thread (the front door) touches it. mb_results_push()
+ * hands answered requests to the egress's ring from any producer thread.
  */
 #include "mb_request.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mb_env.h"
+#include "mb_ring.h"
 
 #define MB_LOG_MODULE "request"
 #include "mb_log.h"
@@ -184,4 +187,15 @@ mb_close_reason_name(unsigned int reason)
 	static const char *const names[MB_CLOSE_COUNT] = {"full", "deadline", "drain"};
 
 	return reason < MB_CLOSE_COUNT ? names[reason] : "unknown";
+}
+
+void
+mb_results_push(struct mb_ring *results, struct mb_request *req)
+{
+	void *p = req;
+
+	while (mb_ring_enqueue_burst(results, &p, 1) == 0) {
+		MB_LOG_ONCE(ERR, "results ring full: it should hold every request in flight");
+		sched_yield();
+	}
 }

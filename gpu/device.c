@@ -1,5 +1,5 @@
 /*
- * device.c: devices (unit semaphore, run queue, batch pool) and item costs.
+ * device.c: devices (unit semaphore, run queue, batch pool).
  *
  * Batch objects are preallocated in one block and recycled through a ring, so forming a
  * batch allocates nothing. The run ring has one producer (the batcher) and any number of
@@ -9,48 +9,18 @@
 #include "mb_device.h"
 
 #include <errno.h>
-#include <math.h>
-#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "mb_batch.h"
 #include "mb_env.h"
+#include "mb_model_rt.h"
+#include "mb_ring.h"
+#include "mb_sem.h"
 
 #define MB_LOG_MODULE "device"
 #include "mb_log.h"
-
-uint32_t
-mb_model_item_cost(const struct mb_model *model, const struct mb_request_hdr *hdr)
-{
-	double seconds;
-
-	if (model->item_units_per_second <= 0.0)
-		return 0;
-	switch (hdr->media) {
-	case MB_MEDIA_PCM_S16LE:
-	case MB_MEDIA_PCM_F32LE:
-		seconds = mb_proto_audio_seconds(hdr);
-		break;
-	case MB_MEDIA_RGB24:
-		seconds = hdr->frames / 16.0; /* a 16-frame clip counts as one second */
-		break;
-	default:
-		seconds = 0.0;
-	}
-	return (uint32_t)ceil(model->item_units_per_second * seconds - 1e-9);
-}
-
-bool
-mb_model_unavailable(const struct mb_model *model)
-{
-	if (model->breakers == NULL || model->devices == 0)
-		return false;
-	for (int i = 0; i < MB_DEVICES_MAX; i++)
-		if ((model->devices & MB_DEVICE_BIT(i)) &&
-		    !mb_breaker_rejecting(&model->breakers[i]))
-			return false;
-	return true;
-}
 
 static size_t
 batch_stride(uint32_t capacity)
@@ -161,16 +131,5 @@ mb_device_batch_put(struct mb_device *dev, struct mb_batch *b)
 	if (mb_ring_enqueue_burst(dev->free, &p, 1) != 1) {
 		MB_LOG(ERR, "device %s: batch returned to a full pool", dev->name);
 		abort();
-	}
-}
-
-void
-mb_results_push(struct mb_ring *results, struct mb_request *req)
-{
-	void *p = req;
-
-	while (mb_ring_enqueue_burst(results, &p, 1) == 0) {
-		MB_LOG_ONCE(ERR, "results ring full: it should hold every request in flight");
-		sched_yield();
 	}
 }

@@ -11,7 +11,7 @@
  * run() has taken through run_since_ns; the batch belongs to whoever moves run_state out of
  * RUNNING first: the worker when run() returns, or the watchdog, which then answers it.
  */
-#include "mb_device.h"
+#include "mb_worker.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -20,8 +20,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mb_batch.h"
+#include "mb_breaker.h"
+#include "mb_cancel.h"
+#include "mb_device.h"
 #include "mb_env.h"
 #include "mb_gpu_probe.h"
+#include "mb_metrics.h"
+#include "mb_model_rt.h"
+#include "mb_request.h"
+#include "mb_ring.h"
+#include "mb_sem.h"
+#include "mb_topo.h"
 
 #define MB_LOG_MODULE "worker"
 #include "mb_log.h"

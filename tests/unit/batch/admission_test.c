@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "mb_admission.h"
+#include "mb_breaker.h"
 #include "mb_env.h"
 #include "mb_test.h"
 

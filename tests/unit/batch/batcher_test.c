@@ -15,8 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mb_batch.h"
 #include "mb_batcher.h"
+#include "mb_breaker.h"
 #include "mb_env.h"
+#include "mb_sem.h"
 #include "mb_test.h"
 
 #define UNITS 16

@@ -13,9 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mb_batch.h"
+#include "mb_breaker.h"
+#include "mb_cancel.h"
 #include "mb_device.h"
 #include "mb_env.h"
+#include "mb_model_rt.h"
+#include "mb_request.h"
+#include "mb_ring.h"
+#include "mb_sem.h"
 #include "mb_test.h"
+#include "mb_worker.h"
 
 static int g_fail_batch;     /* run() returns an error */
 static atomic_int g_hold;    /* run() waits while this is 1 (a hung model) */
