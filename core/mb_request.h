@@ -143,6 +143,10 @@ struct mb_ring;
  */
 void mb_results_push(struct mb_ring *results, struct mb_request *req);
 
+/** As mb_results_push() for @p n requests at once: one ring operation (and one doorbell
+ * check, so at most one wakeup of the egress) for a whole batch. */
+void mb_results_push_burst(struct mb_ring *results, struct mb_request *const *reqs, unsigned int n);
+
 struct mb_request_pool;
 
 /**

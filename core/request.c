@@ -199,3 +199,21 @@ mb_results_push(struct mb_ring *results, struct mb_request *req)
 		sched_yield();
 	}
 }
+
+void
+mb_results_push_burst(struct mb_ring *results, struct mb_request *const *reqs, unsigned int n)
+{
+	unsigned int done = 0;
+
+	while (done < n) {
+		unsigned int k =
+			mb_ring_enqueue_burst(results, (void *const *)(reqs + done), n - done);
+
+		if (k == 0) {
+			MB_LOG_ONCE(ERR,
+				    "results ring full: it should hold every request in flight");
+			sched_yield();
+		}
+		done += k;
+	}
+}

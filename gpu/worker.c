@@ -319,8 +319,9 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 				r->resp.batch_size = (uint16_t)b->n;
 				r->resp.device = (uint16_t)dev->index;
 			}
-			mb_results_push(w->o.results, r);
 		}
+		/* one ring operation for the batch: at most one wakeup of the egress */
+		mb_results_push_burst(w->o.results, b->items, b->n);
 		atomic_fetch_add_explicit(&w->batches, 1, memory_order_relaxed);
 	}
 	/* The results are with the egress: now the units go back. */
