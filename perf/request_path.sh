@@ -79,6 +79,7 @@ start() {
 		sleep 0.1
 	done
 	cat "$tmp/daemon.log" >&2
+	stop
 	return 1
 }
 stop() {
