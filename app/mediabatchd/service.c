@@ -1243,17 +1243,21 @@ build_udp(struct mb_service *s, char *err, size_t err_len)
 
 static void
 placement_input(const struct mb_config *cfg, const struct dev_plan *plan,
-		struct mb_placement_input *in)
+		const struct mb_topo *topo, struct mb_placement_input *in)
 {
 	memset(in, 0, sizeof(*in));
 	in->policy = (enum mb_placement_policy)cfg->placement;
 	in->gpu_numa = MB_NUMA_ANY;
-	for (unsigned int i = 0; i < cfg->n_udp_ports; i++)
+	for (unsigned int i = 0; i < cfg->n_udp_ports; i++) {
+		/* the NIC's node, for a PCI device the topology knows (a virtual device: any) */
+		int node = topo != NULL ? mb_topo_pci_numa(topo, cfg->udp_ports[i].device) : -1;
+
 		for (unsigned int k = 0; k < cfg->udp_ports[i].rx_queues; k++)
 			if (in->n_rx < MB_PLACEMENT_MAX_RX)
-				in->rx_numa[in->n_rx++] = MB_NUMA_ANY; /* the NIC's: see below */
+				in->rx_numa[in->n_rx++] = node >= 0 ? node : MB_NUMA_ANY;
 			else
 				in->n_rx++; /* refused by mb_placement_compute() */
+	}
 	for (int d = 1; plan != NULL && d < MB_DEVICES_MAX; d++)
 		if (plan[d].on && plan[d].cuda >= 0 && plan[d].numa_node >= 0) {
 			in->gpu_numa = plan[d].numa_node;
@@ -1291,10 +1295,10 @@ service_check_placement(const struct mb_config *cfg, char *buf, size_t len)
 
 	if (p == NULL)
 		return -ENOMEM;
-	placement_input(cfg, NULL, &in);
 	mb_topo_opts_init(&to);
 	if (mb_topo_create(&to, &topo) < 0)
 		topo = NULL;
+	placement_input(cfg, NULL, topo, &in);
 	rc = mb_placement_compute(topo, &in, p);
 	if (rc == 0) {
 		placement_config_cpus(cfg, p);
@@ -1315,7 +1319,7 @@ build_reactors(struct mb_service *s, char *err, size_t err_len)
 	char desc[1024];
 	int rc;
 
-	placement_input(s->cfg, s->plan, &in);
+	placement_input(s->cfg, s->plan, s->topo, &in);
 	if (in.n_rx > MB_PLACEMENT_MAX_RX) {
 		snprintf(err, err_len, "udp.ports: %u rx queues in all; at most %u", in.n_rx,
 			 MB_PLACEMENT_MAX_RX);
