@@ -20,9 +20,28 @@
  *                queue_us: {mean, p50, p99}, compute_us: {mean, p50, p99},
  *                metrics: null | {admission_wait_ms_mean, admitted_batches,
  *                                 units_in_use_mean, units_in_use_max, units_capacity},
- *                models: [{model, sent, responses, ok, p50_ms, p99_ms}]}],
+ *                stages: null | STAGES, stages_sum_ms: null | ms,
+ *                batches_closed: null | {full, deadline, drain},
+ *                models: [{model, sent, responses, ok, p50_ms, p99_ms,
+ *                          stages: null | STAGES}]}],
  *      "sweep": null | {from_rps, to_rps, steps, slo_ms, best_rps, best_index},
  *      "histogram_precision": 0.0039, "plots": null | {dir, gnuplot, files: [...]}}
+ *
+ *     STAGES = {"queue": STAGE, "admission": STAGE, "dispatch": STAGE, "compute": STAGE,
+ *               "egress": STAGE}
+ *     STAGE  = null (the daemon exports no such stage) |
+ *              {mean_ms, share, p50_ms, p99_ms, count}
+ *
+ * The stage figures are the server's, from mediabatch_stage_seconds{model,stage} over the
+ * run's window (change between the scrapes at its start and after its drain): mean_ms is
+ * the change of _sum over the change of _count, share the stage's mean over stages_sum_ms
+ * (the sum of the stage means: the mean server time of a request), p50_ms and p99_ms
+ * estimates from the change of the cumulative buckets (linear inside the bucket, as
+ * Prometheus' histogram_quantile), count the requests observed; mean_ms, share, p50_ms and
+ * p99_ms are null when count is 0. "stages" covers every model of the daemon, a model's
+ * "stages" that model alone. batches_closed is the change of
+ * mediabatch_batches_closed_total{reason} over every model. All null when /metrics did not
+ * answer (metrics null) or the daemon exports no such series (older than the stages).
  *
  * Threads: called from main only.
  */

@@ -10,6 +10,11 @@
  * omission). Every run is bounded: by time (warm-up + duration + drain) and by count
  * (max_requests measured requests, max_outstanding in flight).
  *
+ * With the daemon's /metrics, a run also reports where the server's time went: the stage
+ * histogram mediabatch_stage_seconds{model,stage} and the counter
+ * mediabatch_batches_closed_total{model,reason}, each the difference between a scrape at the
+ * measured window's start and one after its drain (mb_run_stages_from()).
+ *
  * Threads: the run's thread does all sending and receiving; a second thread, started and
  * joined inside mb_run(), scrapes the daemon's /metrics four times a second.
  */
@@ -43,6 +48,39 @@ struct mb_run_opts {
 	const char *label;	  /**< for the progress line, e.g. "step 3/8" (may be NULL) */
 };
 
+/** The server's stages of a request, in order (mediabatch_stage_seconds{stage}). */
+enum mb_stage {
+	MB_STAGE_QUEUE,	    /**< arrival at the ROUTER or NIC until its batch closed */
+	MB_STAGE_ADMISSION, /**< batch closed until its device units were granted */
+	MB_STAGE_DISPATCH,  /**< granted until the worker started the batch */
+	MB_STAGE_COMPUTE,   /**< the model's run */
+	MB_STAGE_EGRESS,    /**< run ended until the response was sent */
+	MB_STAGE_COUNT,
+};
+
+/** "queue", "admission", "dispatch", "compute", "egress" (the label values); "?" beyond. */
+const char *mb_stage_name(unsigned int stage);
+
+/** Why batches closed (mediabatch_batches_closed_total{reason}): full, deadline, drain. */
+#define MB_CLOSED_REASONS 3
+
+/** "full", "deadline", "drain"; "?" beyond. */
+const char *mb_closed_reason_name(unsigned int reason);
+
+/** One stage over a run's window, from the change of mediabatch_stage_seconds. */
+struct mb_stage_stat {
+	bool ok;	     /**< the daemon exports this stage (else n/a) */
+	double count;	     /**< requests observed (change of _count) */
+	double sum_s;	     /**< their time in the stage, seconds (change of _sum) */
+	double p50_s, p99_s; /**< bucket estimates (histogram_quantile); NAN without requests */
+};
+
+/** Mean seconds per request of @p s in milliseconds; NAN when n/a or no request. */
+double mb_stage_mean_ms(const struct mb_stage_stat *s);
+
+/** Sum of the stage means of @p s[MB_STAGE_COUNT] in ms (the mean server time); NAN if none. */
+double mb_stages_sum_ms(const struct mb_stage_stat *s);
+
 /** Fill @p o with defaults: closed loop, 64 outstanding, 1 s warm-up, 10 s, 5 s drain. */
 void mb_run_opts_init(struct mb_run_opts *o);
 
@@ -51,6 +89,8 @@ struct mb_run_model {
 	char model[MB_PROTO_MODEL_LEN + 1];
 	uint64_t sent, responses, ok;
 	struct mb_hist *latency; /**< ns, every response */
+	bool stages_ok;		 /**< the daemon exports stages for this model */
+	struct mb_stage_stat stages[MB_STAGE_COUNT];
 };
 
 struct mb_run_result {
@@ -88,6 +128,10 @@ struct mb_run_result {
 	double units_mean, units_max; /**< mediabatch_vram_units_in_use, sampled in the window */
 	double units_capacity;
 	int units_samples;
+	bool stages_ok; /**< mediabatch_stage_seconds was there (else the daemon is older) */
+	struct mb_stage_stat stages[MB_STAGE_COUNT]; /**< every model of the daemon */
+	bool closed_ok;				  /**< mediabatch_batches_closed_total was there */
+	double batches_closed[MB_CLOSED_REASONS]; /**< every model, by reason */
 };
 
 /** Allocate the histograms of @p r for @p n_models models. Returns 0 or -ENOMEM. */
@@ -101,6 +145,15 @@ double mb_run_latency_ms(const struct mb_run_result *r, double q);
 
 /** Responses that were not OK, plus missing and unsent, as a percentage of the sent + unsent. */
 double mb_run_error_pct(const struct mb_run_result *r);
+
+/**
+ * Fill the stage figures of @p r (stages, each model's stages, batches_closed and their
+ * _ok flags) from two /metrics texts (borrowed): @p start at the window's start, @p end
+ * after it. Series missing at the end leave their figures n/a (ok false); a series missing
+ * at the start counts as zero there; a count that went down (a restart) makes it n/a.
+ * Models are matched by r->model[i].model (set by mb_run_result_init()).
+ */
+void mb_run_stages_from(struct mb_run_result *r, const char *start, const char *end);
 
 /**
  * Run once over @p c with requests from @p lg, ids from *@p next_id (advanced; keep one

@@ -1,8 +1,11 @@
 /**
  * @file
  * Reading mediabatchd's /metrics: a minimal HTTP/1.0 GET over a TCP socket (the daemon's
- * libmicrohttpd is a server library only) and a reader for the Prometheus text format that
- * adds up the samples of one metric over all its label sets.
+ * libmicrohttpd is a server library only) and readers for the Prometheus text format: the
+ * sum of one metric's samples (over all its label sets, or over those that carry given
+ * labels), a histogram's cumulative buckets by "le", the difference of two scrapes of one
+ * histogram, and a quantile estimated from its buckets the way Prometheus'
+ * histogram_quantile() does.
  *
  * Threads: every function is reentrant; a scrape blocks its caller for at most the timeout.
  */
@@ -27,5 +30,63 @@ int mb_scrape_get(const char *hostport, const char *path, int timeout_ms, char *
  * none, *@p sum then 0).
  */
 int mb_scrape_sum(const char *text, const char *name, double *sum);
+
+/** Most label=value pairs one call of mb_scrape_sum_labels() or mb_scrape_hist() filters on. */
+#define MB_SCRAPE_LABELS_MAX 8
+
+/**
+ * Like mb_scrape_sum(), over the samples whose label set contains every pair of @p labels
+ * (borrowed): a NULL-terminated array "name", "value", "name", "value", ..., NULL; NULL or
+ * an empty array matches every sample. Values are compared unescaped (\\, \", \n), so
+ * `model="a\"b"` matches the value a"b; the order of the labels on the line does not matter.
+ * Returns the number of samples added up (0 if none, *@p sum then 0), or -EINVAL for more
+ * than MB_SCRAPE_LABELS_MAX pairs or an odd array.
+ */
+int mb_scrape_sum_labels(const char *text, const char *name, const char *const *labels,
+			 double *sum);
+
+/** Most distinct "le" bounds mb_scrape_hist() collects (the daemon's histograms have 19). */
+#define MB_SCRAPE_BUCKETS_MAX 64
+
+/** A Prometheus histogram as scraped (or the difference of two scrapes). */
+struct mb_scrape_hist {
+	int n;				   /**< buckets, by le ascending */
+	double le[MB_SCRAPE_BUCKETS_MAX];  /**< upper bounds; +Inf last in a whole histogram */
+	double cum[MB_SCRAPE_BUCKETS_MAX]; /**< cumulative count of observations <= le[i] */
+	double sum;			   /**< NAME_sum */
+	double count;			   /**< NAME_count */
+	int series;			   /**< label sets added up (NAME_count samples) */
+};
+
+/**
+ * Collect histogram @p name (the base name: NAME_bucket, NAME_sum, NAME_count are read)
+ * from @p text over the label sets that carry every pair of @p labels (as for
+ * mb_scrape_sum_labels()), adding up the buckets of equal "le" across those label sets
+ * (e.g. every model's, when @p labels pins only the stage). Fills *@p h (zeroed first).
+ * Returns the number of label sets found (0: no such histogram), -EINVAL for bad
+ * @p labels, -ENOBUFS for more than MB_SCRAPE_BUCKETS_MAX distinct bounds, -EPROTO when the
+ * label sets do not share one bucket layout (a bound present in some and not in others) or a
+ * bucket has no parsable "le".
+ */
+int mb_scrape_hist(const char *text, const char *name, const char *const *labels,
+		   struct mb_scrape_hist *h);
+
+/**
+ * *@p d = *@p end - *@p start (bucket by bucket, sum and count): what was observed between
+ * two scrapes. A @p start with no series (the histogram appeared in between) counts as
+ * zero. Returns 0, -EPROTO when the bucket layouts differ, -ERANGE when a count went down
+ * (the daemon restarted in between). @p d may be @p end.
+ */
+int mb_scrape_hist_delta(const struct mb_scrape_hist *end, const struct mb_scrape_hist *start,
+			 struct mb_scrape_hist *d);
+
+/**
+ * Quantile @p q (0..1) of @p h estimated from its cumulative buckets as Prometheus'
+ * histogram_quantile() does: find the bucket holding rank q x count(+Inf), interpolate
+ * linearly inside it (the first bucket starts at 0 when its bound is positive); a rank in
+ * the +Inf bucket gives the highest finite bound. Buckets are made monotonic first.
+ * NAN when there is no +Inf bucket, fewer than two buckets, or no observation.
+ */
+double mb_scrape_hist_quantile(const struct mb_scrape_hist *h, double q);
 
 #endif /* MB_SCRAPE_H */

@@ -6,7 +6,8 @@
  * latency from each request's intended send time), or a sweep of open-loop rates from low
  * to past saturation that reports the highest rate whose p99 meets an SLO. Requests follow
  * a weighted model mix and a distribution of audio lengths, deterministically for a seed.
- * Reports: text on stdout, --json FILE, --plot DIR (gnuplot). Progress goes to stderr.
+ * Reports: text on stdout, --json FILE, --plot DIR (gnuplot), with the server's time per
+ * stage from /metrics when it answers (--metrics). Progress goes to stderr.
  *
  * Flow, like the other programs: flags, connect, run(s), report, close. Every run is
  * bounded in time (warm-up + duration + drain) and in count (--requests).
@@ -88,8 +89,9 @@ usage(FILE *out)
 		"                         results from its PUB socket (--publish)\n"
 		"  --publish EP           udp: service PUB (default tcp://127.0.0.1:7401)\n"
 		"  --datagram BYTES       udp: datagram size, header included (default 1472)\n"
-		"  --metrics HOST:PORT    daemon's /metrics for admission wait and units in use\n"
-		"                         (default 127.0.0.1:7402; 'off' to skip)\n"
+		"  --metrics HOST:PORT    daemon's /metrics for admission wait, units in use, the\n"
+		"                         server's time per stage and batches closed (default\n"
+		"                         127.0.0.1:7402; 'off' to skip)\n"
 		"Output:\n"
 		"  --json FILE            write the results as JSON\n"
 		"  --plot DIR             write gnuplot data, scripts and PNGs (latency CDF; for "

@@ -87,6 +87,169 @@ text_header(const struct mb_perf_report *rep, FILE *out)
 		rep->payload_bytes, rep->seed);
 }
 
+/* A figure in ms with 3 decimals in a field of @width, or "n/a" when it is NAN. */
+static void
+text_ms(FILE *out, int width, double ms)
+{
+	if (isnan(ms))
+		fprintf(out, "%*s", width, "n/a");
+	else
+		fprintf(out, "%*.3f", width, ms);
+}
+
+/* Share of @ms in @sum as a whole percentage in a field of @width ("n/a" when unknown). */
+static void
+text_share(FILE *out, int width, double ms, double sum)
+{
+	if (isnan(ms) || !(sum > 0))
+		fprintf(out, "%*s", width, "n/a");
+	else
+		fprintf(out, "%*.0f%%", width - 1, 100 * ms / sum);
+}
+
+/* Why there are no stage figures for @r, or NULL when there are. */
+static const char *
+stages_missing(const struct mb_perf_report *rep, const struct mb_run_result *r, char *buf,
+	       size_t len)
+{
+	if (!r->metrics_ok)
+		snprintf(buf, len, "n/a (no /metrics from %s)",
+			 rep->metrics ? rep->metrics : "off");
+	else if (!r->stages_ok)
+		snprintf(buf, len,
+			 "n/a (no mediabatch_stage_seconds in /metrics: an older daemon)");
+	else
+		return NULL;
+	return buf;
+}
+
+static void
+text_closed(const struct mb_run_result *r, FILE *out)
+{
+	if (!r->metrics_ok)
+		return; /* the stages line says why */
+	if (!r->closed_ok) {
+		fprintf(out, "batches closed  n/a (no mediabatch_batches_closed_total)\n");
+		return;
+	}
+	fprintf(out, "batches closed  ");
+	for (unsigned int i = 0; i < MB_CLOSED_REASONS; i++)
+		fprintf(out, "%s%s %.0f", i ? ", " : "", mb_closed_reason_name(i),
+			r->batches_closed[i]);
+	fprintf(out, "\n");
+}
+
+/*
+ * The stage block of one run: a row per stage over every model (mean, share of the stages'
+ * sum, bucket-estimated p50/p99, requests), then with several models a row per model (mean
+ * and share per stage), then the batches closed.
+ */
+static void
+text_stages(const struct mb_perf_report *rep, const struct mb_run_result *r, FILE *out)
+{
+	double sum = mb_stages_sum_ms(r->stages);
+	char why[256];
+
+	if (stages_missing(rep, r, why, sizeof(why)) != NULL) {
+		fprintf(out, "stages          %s\n", why);
+		text_closed(r, out);
+		return;
+	}
+	fprintf(out, "stages          server time per request in the window, from /metrics "
+		     "(p50/p99: bucket estimates)\n");
+	fprintf(out, "                %-12s %9s %7s %10s %10s %12s\n", "stage", "mean ms", "share",
+		"p50 ms", "p99 ms", "requests");
+	for (unsigned int s = 0; s < MB_STAGE_COUNT; s++) {
+		const struct mb_stage_stat *st = &r->stages[s];
+		double mean = mb_stage_mean_ms(st);
+
+		fprintf(out, "                %-12s ", mb_stage_name(s));
+		text_ms(out, 9, mean);
+		text_share(out, 8, mean, sum);
+		text_ms(out, 11, st->ok ? 1000 * st->p50_s : NAN);
+		text_ms(out, 11, st->ok ? 1000 * st->p99_s : NAN);
+		if (st->ok)
+			fprintf(out, " %12.0f\n", st->count);
+		else
+			fprintf(out, " %12s\n", "n/a");
+	}
+	fprintf(out, "                %-12s ", "all stages");
+	text_ms(out, 9, sum);
+	fprintf(out, "\n");
+	if (r->n_models > 1) {
+		fprintf(out, "stages by model mean ms and share of the model's server time\n");
+		fprintf(out, "                %-16s", "model"); /* names: 16 at most */
+		for (unsigned int s = 0; s < MB_STAGE_COUNT; s++)
+			fprintf(out, " %12s", mb_stage_name(s));
+		fprintf(out, "\n");
+		for (int m = 0; m < r->n_models; m++) {
+			const struct mb_run_model *md = &r->model[m];
+			double msum = mb_stages_sum_ms(md->stages);
+
+			fprintf(out, "                %-16s", md->model);
+			for (unsigned int s = 0; s < MB_STAGE_COUNT; s++) {
+				double mean =
+					md->stages_ok ? mb_stage_mean_ms(&md->stages[s]) : NAN;
+
+				if (isnan(mean)) {
+					fprintf(out, " %12s", "n/a");
+					continue;
+				}
+				text_ms(out, 8, mean);
+				text_share(out, 5, mean, msum);
+			}
+			fprintf(out, "\n");
+		}
+	}
+	text_closed(r, out);
+}
+
+/* A sweep's stage means and shares, one row per step, and the batches closed. */
+static void
+text_sweep_stages(const struct mb_perf_report *rep, FILE *out)
+{
+	bool any = false;
+	char why[256];
+
+	for (int i = 0; i < rep->n_runs; i++)
+		any |= stages_missing(rep, &rep->runs[i], why, sizeof(why)) == NULL;
+	if (!any) {
+		stages_missing(rep, &rep->runs[0], why, sizeof(why));
+		fprintf(out, "stages          %s\n", why);
+		return;
+	}
+	fprintf(out, "stages          per step: mean ms per request and share of the server time, "
+		     "batches closed\n");
+	fprintf(out, "%4s", "step");
+	for (unsigned int s = 0; s < MB_STAGE_COUNT; s++)
+		fprintf(out, " %12s", mb_stage_name(s));
+	fprintf(out, " %8s  %s\n", "all ms", "full/deadline/drain");
+	for (int i = 0; i < rep->n_runs; i++) {
+		const struct mb_run_result *r = &rep->runs[i];
+		double sum = mb_stages_sum_ms(r->stages);
+
+		fprintf(out, "%4d", i + 1);
+		for (unsigned int s = 0; s < MB_STAGE_COUNT; s++) {
+			double mean = r->metrics_ok && r->stages_ok
+					      ? mb_stage_mean_ms(&r->stages[s])
+					      : NAN;
+
+			if (isnan(mean)) {
+				fprintf(out, " %12s", "n/a");
+				continue;
+			}
+			text_ms(out, 8, mean);
+			text_share(out, 5, mean, sum);
+		}
+		text_ms(out, 9, r->metrics_ok && r->stages_ok ? sum : NAN);
+		if (r->metrics_ok && r->closed_ok)
+			fprintf(out, "  %.0f/%.0f/%.0f\n", r->batches_closed[0],
+				r->batches_closed[1], r->batches_closed[2]);
+		else
+			fprintf(out, "  n/a\n");
+	}
+}
+
 static void
 text_run(const struct mb_perf_report *rep, const struct mb_run_result *r, FILE *out)
 {
@@ -122,6 +285,7 @@ text_run(const struct mb_perf_report *rep, const struct mb_run_result *r, FILE *
 		mb_hist_mean(r->queue_us), mb_hist_percentile(r->queue_us, 50),
 		mb_hist_percentile(r->queue_us, 99), mb_hist_mean(r->compute_us),
 		mb_hist_percentile(r->compute_us, 50), mb_hist_percentile(r->compute_us, 99));
+	text_stages(rep, r, out);
 	if (r->metrics_ok)
 		fprintf(out,
 			"admission       wait mean %.3f ms over %.0f batches; units in use mean "
@@ -189,6 +353,7 @@ mb_report_text(const struct mb_perf_report *rep, FILE *out)
 			fprintf(out,
 				"(stopped after step %d: the steps past the SLO show the knee)\n",
 				rep->n_runs);
+		text_sweep_stages(rep, out);
 	}
 	if (rep->plot_dir != NULL)
 		fprintf(out, "plots           %s\n", rep->plot_note);
@@ -234,6 +399,33 @@ kv_u64(FILE *out, bool *first, const char *key, uint64_t v)
 {
 	fprintf(out, "%s\"%s\": %" PRIu64, *first ? "" : ", ", key, v);
 	*first = false;
+}
+
+/* {"queue": {mean_ms, share, p50_ms, p99_ms, count} | null, ...} of @st[MB_STAGE_COUNT] */
+static void
+json_stages(FILE *out, const struct mb_stage_stat *st)
+{
+	double sum = mb_stages_sum_ms(st);
+
+	fputc('{', out);
+	for (unsigned int s = 0; s < MB_STAGE_COUNT; s++) {
+		double mean = mb_stage_mean_ms(&st[s]);
+		bool f = true;
+
+		fprintf(out, "%s\"%s\": ", s ? ", " : "", mb_stage_name(s));
+		if (!st[s].ok) {
+			fputs("null", out);
+			continue;
+		}
+		fputc('{', out);
+		kv_num(out, &f, "mean_ms", mean);
+		kv_num(out, &f, "share", sum > 0 ? mean / sum : NAN);
+		kv_num(out, &f, "p50_ms", 1000 * st[s].p50_s);
+		kv_num(out, &f, "p99_ms", 1000 * st[s].p99_s);
+		kv_num(out, &f, "count", st[s].count);
+		fputc('}', out);
+	}
+	fputc('}', out);
 }
 
 static void
@@ -314,6 +506,23 @@ json_run(const struct mb_perf_report *rep, int i, FILE *out)
 	} else {
 		fprintf(out, "null");
 	}
+	fprintf(out, ",\n     \"stages\": ");
+	if (r->metrics_ok && r->stages_ok)
+		json_stages(out, r->stages);
+	else
+		fputs("null", out);
+	fprintf(out, ",\n     \"stages_sum_ms\": ");
+	json_num(out, r->metrics_ok && r->stages_ok ? mb_stages_sum_ms(r->stages) : NAN);
+	fprintf(out, ", \"batches_closed\": ");
+	if (r->metrics_ok && r->closed_ok) {
+		fputc('{', out);
+		f = true;
+		for (unsigned int c = 0; c < MB_CLOSED_REASONS; c++)
+			kv_num(out, &f, mb_closed_reason_name(c), r->batches_closed[c]);
+		fputc('}', out);
+	} else {
+		fputs("null", out);
+	}
 	fprintf(out, ",\n     \"models\": [");
 	for (int m = 0; m < r->n_models; m++) {
 		fprintf(out, "%s{\"model\": ", m ? ", " : "");
@@ -326,6 +535,11 @@ json_run(const struct mb_perf_report *rep, int i, FILE *out)
 		       (double)mb_hist_percentile(r->model[m].latency, 50) / 1e6);
 		kv_num(out, &f, "p99_ms",
 		       (double)mb_hist_percentile(r->model[m].latency, 99) / 1e6);
+		fprintf(out, ", \"stages\": ");
+		if (r->metrics_ok && r->stages_ok && r->model[m].stages_ok)
+			json_stages(out, r->model[m].stages);
+		else
+			fputs("null", out);
 		fprintf(out, "}");
 	}
 	fprintf(out, "]}");

@@ -15,7 +15,9 @@
  *
  * A scraper thread reads /metrics every 250 ms: units in use while the window is open, and
  * the admission-wait histogram's sum and count at the window's start; the run's thread reads
- * them once more at the end (no load is being sent then) for the difference.
+ * them once more at the end (no load is being sent then) for the difference. The start's
+ * whole /metrics text is kept until then, so the stage histograms and the batches-closed
+ * counter are read from the same two scrapes (mb_run_stages_from()).
  *
  * Owns the slot table and the scraper thread for the duration of mb_run().
  */
@@ -33,6 +35,8 @@
 #include "mb_scrape.h"
 
 #define NS 1000000000LL
+#define STAGE_METRIC "mediabatch_stage_seconds"
+#define CLOSED_METRIC "mediabatch_batches_closed_total"
 #define SCRAPE_PERIOD_MS 250
 #define SCRAPE_TIMEOUT_MS 1000
 #define RECV_BATCH 4096
@@ -97,6 +101,96 @@ mb_run_error_pct(const struct mb_run_result *r)
 	return total ? 100.0 * (double)bad / (double)total : 0.0;
 }
 
+const char *
+mb_stage_name(unsigned int stage)
+{
+	static const char *const names[MB_STAGE_COUNT] = {"queue", "admission", "dispatch",
+							  "compute", "egress"};
+
+	return stage < MB_STAGE_COUNT ? names[stage] : "?";
+}
+
+const char *
+mb_closed_reason_name(unsigned int reason)
+{
+	static const char *const names[MB_CLOSED_REASONS] = {"full", "deadline", "drain"};
+
+	return reason < MB_CLOSED_REASONS ? names[reason] : "?";
+}
+
+double
+mb_stage_mean_ms(const struct mb_stage_stat *s)
+{
+	return s->ok && s->count > 0 ? 1000 * s->sum_s / s->count : NAN;
+}
+
+double
+mb_stages_sum_ms(const struct mb_stage_stat *s)
+{
+	double sum = 0;
+	bool any = false;
+
+	for (int i = 0; i < MB_STAGE_COUNT; i++) {
+		double m = mb_stage_mean_ms(&s[i]);
+
+		if (!isnan(m)) {
+			sum += m;
+			any = true;
+		}
+	}
+	return any ? sum : NAN;
+}
+
+/* One stage (and model, when @model is not NULL) between two scrapes; whether found. */
+static bool
+stage_stat(const char *start, const char *end, const char *model, unsigned int stage,
+	   struct mb_stage_stat *st)
+{
+	const char *labels[] = {"stage", mb_stage_name(stage), model ? "model" : NULL, model, NULL};
+	struct mb_scrape_hist a, b;
+
+	memset(st, 0, sizeof(*st));
+	st->p50_s = st->p99_s = NAN;
+	if (mb_scrape_hist(end, STAGE_METRIC, labels, &b) <= 0 ||
+	    mb_scrape_hist(start, STAGE_METRIC, labels, &a) < 0 ||
+	    mb_scrape_hist_delta(&b, &a, &b) < 0)
+		return false;
+	st->ok = true;
+	st->count = b.count;
+	st->sum_s = b.sum;
+	if (b.count > 0) {
+		st->p50_s = mb_scrape_hist_quantile(&b, 0.50);
+		st->p99_s = mb_scrape_hist_quantile(&b, 0.99);
+	}
+	return true;
+}
+
+void
+mb_run_stages_from(struct mb_run_result *r, const char *start, const char *end)
+{
+	r->stages_ok = false;
+	for (unsigned int s = 0; s < MB_STAGE_COUNT; s++)
+		r->stages_ok |= stage_stat(start, end, NULL, s, &r->stages[s]);
+	for (int m = 0; m < r->n_models; m++) {
+		r->model[m].stages_ok = false;
+		for (unsigned int s = 0; s < MB_STAGE_COUNT; s++)
+			r->model[m].stages_ok |= stage_stat(start, end, r->model[m].model, s,
+							    &r->model[m].stages[s]);
+	}
+	r->closed_ok = true;
+	for (unsigned int i = 0; i < MB_CLOSED_REASONS; i++) {
+		const char *labels[] = {"reason", mb_closed_reason_name(i), NULL};
+		double a, b;
+
+		mb_scrape_sum_labels(start, CLOSED_METRIC, labels, &a);
+		if (mb_scrape_sum_labels(end, CLOSED_METRIC, labels, &b) <= 0 || b < a)
+			r->closed_ok = false;
+		r->batches_closed[i] = b - a;
+	}
+	if (!r->closed_ok)
+		memset(r->batches_closed, 0, sizeof(r->batches_closed));
+}
+
 static int64_t
 now_ns(void)
 {
@@ -121,12 +215,14 @@ struct scraper {
 	/* results, under lock */
 	bool any_ok, have_start;
 	struct snapshot start;
+	char *start_text; /* the whole /metrics text of the start snapshot */
 	double units_sum, units_max, capacity;
 	int units_n;
 };
 
+/* Scrape once into *s; with @text, hand the body over too (on success; the caller frees). */
 static bool
-scrape_once(const char *hostport, struct snapshot *s)
+scrape_once(const char *hostport, struct snapshot *s, char **text)
 {
 	char *body = NULL;
 	int rc = mb_scrape_get(hostport, "/metrics", SCRAPE_TIMEOUT_MS, &body);
@@ -137,6 +233,10 @@ scrape_once(const char *hostport, struct snapshot *s)
 		  mb_scrape_sum(body, "mediabatch_vram_units_in_use", &s->units) > 0 &&
 		  mb_scrape_sum(body, "mediabatch_vram_units_capacity", &s->capacity) > 0;
 
+	if (ok && text != NULL) {
+		*text = body;
+		body = NULL;
+	}
 	free(body);
 	return ok;
 }
@@ -151,10 +251,11 @@ scraper_main(void *arg)
 		bool want_start = s->want_start, measuring = s->measuring, ok;
 		struct snapshot v;
 		struct timespec until;
+		char *text = NULL;
 
 		s->want_start = false;
 		pthread_mutex_unlock(&s->lock);
-		ok = scrape_once(s->hostport, &v);
+		ok = scrape_once(s->hostport, &v, want_start ? &text : NULL);
 		pthread_mutex_lock(&s->lock);
 		if (ok) {
 			s->any_ok = true;
@@ -162,6 +263,8 @@ scraper_main(void *arg)
 			if (want_start) {
 				s->start = v;
 				s->have_start = true;
+				free(s->start_text);
+				s->start_text = text;
 			}
 			if (measuring) {
 				s->units_sum += v.units;
@@ -220,6 +323,7 @@ static void
 scraper_finish(struct scraper *s, struct mb_run_result *r)
 {
 	struct snapshot end;
+	char *end_text = NULL;
 
 	pthread_mutex_lock(&s->lock);
 	s->quit = true;
@@ -228,7 +332,7 @@ scraper_finish(struct scraper *s, struct mb_run_result *r)
 	pthread_join(s->thread, NULL);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
-	if (s->have_start && s->units_n > 0 && scrape_once(s->hostport, &end)) {
+	if (s->have_start && s->units_n > 0 && scrape_once(s->hostport, &end, &end_text)) {
 		r->metrics_ok = true;
 		r->admission_wait_s = end.wait_sum - s->start.wait_sum;
 		r->admission_batches = end.wait_count - s->start.wait_count;
@@ -236,7 +340,11 @@ scraper_finish(struct scraper *s, struct mb_run_result *r)
 		r->units_max = s->units_max;
 		r->units_capacity = s->capacity;
 		r->units_samples = s->units_n;
+		mb_run_stages_from(r, s->start_text, end_text);
 	}
+	free(end_text);
+	free(s->start_text);
+	s->start_text = NULL;
 }
 
 /* ---- the run ---- */

@@ -2,9 +2,16 @@
  * report_test.c: mediabatch-perf's reports from known results: the JSON parses with
  * Python's json module and holds every figure of the text (tests/common/check_perf_report.py),
  * for a single run and a sweep; the SLO verdicts and the best rate; the plot files with and
- * without gnuplot; and the Prometheus reader used for /metrics.
+ * without gnuplot; and the Prometheus reader used for /metrics. The stage breakdown (issue
+ * 14) comes from synthetic /metrics texts at the window's start and end, read as a run reads
+ * them (mb_run_stages_from()); its text and JSON are checked against each other by
+ * tests/unit/perf/check_stages.py, and without the series (an older daemon, no /metrics)
+ * both say n/a.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,6 +23,89 @@
 
 static struct mb_mix g_mix;
 static struct mb_dist g_secs;
+
+/* The daemon's bounds of mediabatch_stage_seconds (mb_metrics_latency_bounds), seconds. */
+static const double g_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+				  0.1,	  0.25,	   0.5,	   1,	  2.5,	  5,	 10,   30,    60};
+#define N_BOUNDS (sizeof(g_bounds) / sizeof(g_bounds[0]))
+
+/* Seconds a request of model @m spends in stage @s: a queue-bound service. */
+static double
+stage_time(int m, int s, double scale)
+{
+	static const double ms[MB_STAGE_COUNT] = {0.412, 0.001, 0.010, 0.050, 0.050};
+
+	return scale * ms[s] * (m + 1) / 1000;
+}
+
+/*
+ * Synthetic /metrics text after @n[m] requests of each model of g_mix ran: 70% of them
+ * stage_time() in each stage, 30% five times as long; batches closed n/4 full, n/100
+ * deadline, none on drain.
+ */
+static char *
+metrics_text(const uint64_t *n, double scale)
+{
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	CU_ASSERT_FATAL(f != NULL);
+	fprintf(f, "# HELP mediabatch_stage_seconds Time a request spent in each stage.\n"
+		   "# TYPE mediabatch_stage_seconds histogram\n");
+	for (int m = 0; m < g_mix.n; m++)
+		for (int s = 0; s < MB_STAGE_COUNT; s++) {
+			double t = stage_time(m, s, scale);
+			uint64_t fast = n[m] * 7 / 10, slow = n[m] - fast;
+			const char *lb = g_mix.e[m].model, *st = mb_stage_name((unsigned int)s);
+
+			for (size_t b = 0; b < N_BOUNDS; b++)
+				fprintf(f,
+					"mediabatch_stage_seconds_bucket{model=\"%s\",stage=\"%s\","
+					"le=\"%g\"} %" PRIu64 "\n",
+					lb, st, g_bounds[b],
+					(t <= g_bounds[b] ? fast : 0) +
+						(5 * t <= g_bounds[b] ? slow : 0));
+			fprintf(f,
+				"mediabatch_stage_seconds_bucket{model=\"%s\",stage=\"%s\",le=\"+"
+				"Inf\"} "
+				"%" PRIu64 "\n"
+				"mediabatch_stage_seconds_sum{model=\"%s\",stage=\"%s\"} %.17g\n"
+				"mediabatch_stage_seconds_count{model=\"%s\",stage=\"%s\"} %" PRIu64
+				"\n",
+				lb, st, n[m], lb, st, (double)fast * t + (double)slow * 5 * t, lb,
+				st, n[m]);
+		}
+	fprintf(f, "# TYPE mediabatch_batches_closed_total counter\n");
+	for (int m = 0; m < g_mix.n; m++)
+		fprintf(f,
+			"mediabatch_batches_closed_total{model=\"%s\",reason=\"full\"} %" PRIu64
+			"\n"
+			"mediabatch_batches_closed_total{model=\"%s\",reason=\"deadline\"} %" PRIu64
+			"\n"
+			"mediabatch_batches_closed_total{model=\"%s\",reason=\"drain\"} 0\n",
+			g_mix.e[m].model, n[m] / 4, g_mix.e[m].model, n[m] / 100, g_mix.e[m].model);
+	fclose(f);
+	return buf;
+}
+
+/* The stage figures of @r as a run reads them: /metrics before and after its OK requests. */
+static void
+fake_stages(struct mb_run_result *r, double scale)
+{
+	uint64_t before[MB_MIX_MAX], after[MB_MIX_MAX];
+	char *start, *end;
+
+	for (int m = 0; m < g_mix.n; m++) {
+		before[m] = 1000 * (uint64_t)(m + 1); /* earlier runs' requests */
+		after[m] = before[m] + r->model[m].ok;
+	}
+	start = metrics_text(before, scale);
+	end = metrics_text(after, scale);
+	mb_run_stages_from(r, start, end);
+	free(start);
+	free(end);
+}
 
 /* A run whose latencies are 1..n ms (in ns) plus some statuses, batches and metrics. */
 static void
@@ -59,6 +149,7 @@ fake_run(struct mb_run_result *r, enum mb_run_mode mode, double rate, uint64_t n
 	r->units_max = 7;
 	r->units_capacity = 16;
 	r->units_samples = 8;
+	fake_stages(r, scale);
 }
 
 static void
@@ -102,6 +193,11 @@ check_with_python(const struct mb_perf_report *rep, const char *mode, const char
 	snprintf(cmd, sizeof(cmd), "python3 %s %s %s --mode %s %s",
 		 mb_test_source_path("tests/common/check_perf_report.py"), text, json, mode, extra);
 	rc = system(cmd);
+	if (rc == 0) {
+		snprintf(cmd, sizeof(cmd), "python3 %s %s %s",
+			 mb_test_source_path("tests/unit/perf/check_stages.py"), text, json);
+		rc = system(cmd);
+	}
 	if (rc != 0) {
 		snprintf(cmd, sizeof(cmd), "cat %s %s", text, json);
 		if (system(cmd) != 0)
@@ -205,6 +301,185 @@ test_plots(void)
 		mb_run_result_fini(&r[i]);
 }
 
+/* The text report of @rep in a malloc'd string (the caller frees). */
+static char *
+text_of(const struct mb_perf_report *rep)
+{
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	CU_ASSERT_FATAL(f != NULL);
+	mb_report_text(rep, f);
+	fclose(f);
+	return buf;
+}
+
+static char *
+json_of(const struct mb_perf_report *rep)
+{
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	CU_ASSERT_FATAL(f != NULL);
+	CU_ASSERT_EQUAL(mb_report_json(rep, f), 0);
+	fclose(f);
+	return buf;
+}
+
+/* Whether @text has @want (printing both when not). */
+static bool
+has(const char *text, const char *want)
+{
+	if (strstr(text, want) != NULL)
+		return true;
+	printf("\n    missing: \"%s\" in:\n%s", want, text);
+	return false;
+}
+
+/* check_stages.py on the text of @rep, then the JSON after @r's queue time was doubled. */
+static int
+check_stages_mismatch(const struct mb_perf_report *rep, struct mb_run_result *r)
+{
+	char text[] = "/tmp/mb_perf_txt_XXXXXX", json[] = "/tmp/mb_perf_json_XXXXXX", cmd[8192];
+	int tfd = mkstemp(text), jfd = mkstemp(json), rc;
+	FILE *t = fdopen(tfd, "w"), *j = fdopen(jfd, "w");
+
+	CU_ASSERT_FATAL(t != NULL && j != NULL);
+	mb_report_text(rep, t);
+	r->stages[MB_STAGE_QUEUE].sum_s *= 2;
+	CU_ASSERT_EQUAL(mb_report_json(rep, j), 0);
+	r->stages[MB_STAGE_QUEUE].sum_s /= 2;
+	fclose(t);
+	fclose(j);
+	snprintf(cmd, sizeof(cmd), "python3 %s %s %s >/dev/null",
+		 mb_test_source_path("tests/unit/perf/check_stages.py"), text, json);
+	rc = system(cmd);
+	unlink(text);
+	unlink(json);
+	return rc;
+}
+
+static void
+test_stages(void)
+{
+	struct mb_run_result r;
+	struct mb_perf_report rep;
+	char *t, *j;
+
+	fake_run(&r, MB_RUN_CLOSED, 500, 1000, 1.0);
+	fill_report(&rep, MB_REPORT_CLOSED, &r, 1);
+	/* identity: 480 OK, 336 of them 0.412 ms in the queue, 144 five times as long */
+	CU_ASSERT_TRUE(r.stages_ok && r.closed_ok);
+	CU_ASSERT_DOUBLE_EQUAL(r.stages[MB_STAGE_QUEUE].count, 980, 0);
+	CU_ASSERT_DOUBLE_EQUAL(mb_stage_mean_ms(&r.model[0].stages[MB_STAGE_QUEUE]),
+			       (336 + 144 * 5) * 0.412 / 480, 1e-9);
+	/* p50 rank 240 of 336 in (0.25, 0.5] ms; p99 rank 475.2, 139.2 of 144 in (1, 2.5] ms */
+	CU_ASSERT_DOUBLE_EQUAL(1000 * r.model[0].stages[MB_STAGE_QUEUE].p50_s,
+			       0.25 + 0.25 * 240 / 336, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(1000 * r.model[0].stages[MB_STAGE_QUEUE].p99_s,
+			       1 + 1.5 * 139.2 / 144, 1e-9);
+	t = text_of(&rep);
+	j = json_of(&rep);
+	CU_ASSERT(has(t, "\nserver side     queue_us mean 280 p50 267 p99 495; compute_us mean 34 "
+			 "p50 34 p99 49\nstages          server time per request in the window, "
+			 "from /metrics (p50/p99: bucket estimates)\n"));
+	CU_ASSERT(has(t, "\n                queue            1.369     79%      0.720      4.837"
+			 "          980\n"));
+	CU_ASSERT(has(t, "\n                all stages       1.738\n"));
+	CU_ASSERT(has(t, "\n                identity           0.906  79%   0.002   0%"));
+	CU_ASSERT(has(t, "\nbatches closed  full 245, deadline 9, drain 0\nadmission "));
+	CU_ASSERT(has(j, "\"batches_closed\": {\"full\": 245, \"deadline\": 9, \"drain\": 0}"));
+	CU_ASSERT(has(j, ",\n     \"stages\": {\"queue\": {\"mean_ms\": 1.36"));
+	free(t);
+	free(j);
+	/* the checker compares: a JSON that disagrees with the text fails it */
+	CU_ASSERT_NOT_EQUAL(check_stages_mismatch(&rep, &r), 0);
+
+	/* one stage n/a (the daemon does not export it), one without requests, a model n/a */
+	r.stages[MB_STAGE_DISPATCH].ok = false;
+	r.stages[MB_STAGE_EGRESS].count = 0;
+	r.stages[MB_STAGE_EGRESS].sum_s = 0;
+	r.stages[MB_STAGE_EGRESS].p50_s = r.stages[MB_STAGE_EGRESS].p99_s = NAN;
+	r.model[1].stages_ok = false;
+	for (int s = 0; s < MB_STAGE_COUNT; s++)
+		r.model[1].stages[s].ok = false;
+	t = text_of(&rep);
+	j = json_of(&rep);
+	CU_ASSERT(has(t, "\n                dispatch           n/a     n/a        n/a        n/a"
+			 "          n/a\n"));
+	CU_ASSERT(has(t, "\n                egress             n/a     n/a        n/a        n/a"
+			 "            0\n"));
+	CU_ASSERT(has(t, "\n                logmel                    n/a          n/a"));
+	CU_ASSERT(has(j, "\"dispatch\": null"));
+	CU_ASSERT(has(j, "\"egress\": {\"mean_ms\": null, \"share\": null, \"p50_ms\": null, "
+			 "\"p99_ms\": null, \"count\": 0}"));
+	CU_ASSERT(has(j, ", \"stages\": null}]}")); /* logmel, the last model */
+	free(t);
+	free(j);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "closed", ""), 0);
+
+	/* an older daemon: /metrics without the series */
+	mb_run_stages_from(&r, "mediabatch_ready 1\n", "mediabatch_ready 1\n");
+	t = text_of(&rep);
+	j = json_of(&rep);
+	CU_ASSERT(has(t, "\nstages          n/a (no mediabatch_stage_seconds in /metrics: an older "
+			 "daemon)\nbatches closed  n/a (no mediabatch_batches_closed_total)\n"));
+	CU_ASSERT(has(j,
+		      "\"stages\": null,\n     \"stages_sum_ms\": null, \"batches_closed\": null"));
+	CU_ASSERT(strstr(t, "stages by model") == NULL);
+	free(t);
+	free(j);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "closed", ""), 0);
+
+	/* no /metrics at all */
+	r.metrics_ok = false;
+	rep.metrics = NULL;
+	t = text_of(&rep);
+	CU_ASSERT(has(t, "\nstages          n/a (no /metrics from off)\nadmission       n/a"));
+	CU_ASSERT(strstr(t, "batches closed") == NULL);
+	free(t);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "closed", ""), 0);
+	mb_run_result_fini(&r);
+}
+
+static void
+test_sweep_stages(void)
+{
+	struct mb_run_result r[3];
+	struct mb_perf_report rep;
+	char *t;
+
+	fake_run(&r[0], MB_RUN_OPEN, 100, 100, 1.0);
+	fake_run(&r[1], MB_RUN_OPEN, 200, 100, 3.0);
+	fake_run(&r[2], MB_RUN_OPEN, 300, 100, 10.0);
+	fill_report(&rep, MB_REPORT_SWEEP, r, 3);
+	t = text_of(&rep);
+	CU_ASSERT(has(t, "\nstages          per step: mean ms per request and share of the server "
+			 "time, batches closed\nstep        queue    admission     dispatch      "
+			 "compute       egress   all ms  full/deadline/drain\n   1 "));
+	free(t);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "sweep", ""), 0);
+	/* a step whose scrape failed, one from an older daemon */
+	r[1].metrics_ok = false;
+	mb_run_stages_from(&r[2], "", "");
+	t = text_of(&rep);
+	CU_ASSERT(has(t, "\n   2          n/a          n/a          n/a          n/a          n/a"
+			 "      n/a  n/a\n   3          n/a"));
+	free(t);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "sweep", ""), 0);
+	/* no step has stages: one line says why */
+	r[0].metrics_ok = false;
+	r[2].metrics_ok = false;
+	t = text_of(&rep);
+	CU_ASSERT(has(t, "\nstages          n/a (no /metrics from 127.0.0.1:7402)\n"));
+	free(t);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "sweep", ""), 0);
+	for (int i = 0; i < 3; i++)
+		mb_run_result_fini(&r[i]);
+}
+
 static void
 test_prometheus_reader(void)
 {
@@ -249,6 +524,8 @@ static const struct mb_test_case cases[] = {
 	{"single run: JSON parses and holds the text's figures (python3 json)", test_single_run},
 	{"sweep: SLO verdicts, best rate, table vs JSON", test_sweep},
 	{"plots: data and scripts without gnuplot, PNGs with it", test_plots},
+	{"stages: text and JSON agree; n/a stages, models, older daemon, no /metrics", test_stages},
+	{"sweep: a stage row per step, n/a steps", test_sweep_stages},
 	{"Prometheus reader: sums label sets, never matches a longer name", test_prometheus_reader},
 	{NULL, NULL},
 };
