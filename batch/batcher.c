@@ -366,7 +366,7 @@ due(const struct mstate *s, uint64_t now, bool flush)
 
 /* Form one batch; false if there is no batch object free on the chosen device. */
 static bool
-form(struct mb_batcher *b, struct mstate *s, uint64_t now, bool flushing)
+form(struct mb_batcher *b, struct mstate *s, bool flushing)
 {
 	uint32_t waiting = s->prio.n + s->normal.n;
 	struct mb_model *m = s->m;
@@ -405,7 +405,7 @@ form(struct mb_batcher *b, struct mstate *s, uint64_t now, bool flushing)
 		units += r->cost_units;
 	}
 	bt->units = units;
-	bt->formed_ns = now;
+	bt->formed_ns = mb_env_now_ns(); /* not the round's: the stage stamps need the moment */
 	bt->close_reason = flushing					? MB_CLOSE_DRAIN
 			   : waiting >= m->max_batch || bt->n < waiting ? MB_CLOSE_FULL
 									: MB_CLOSE_DEADLINE;
@@ -510,7 +510,7 @@ mb_batcher_poll(struct mb_batcher *b, uint64_t now, uint64_t *wake_at)
 		}
 		admit(b, s, &work);
 		while (!aborting && s->n_pending < b->o.max_pending && due(s, now, flushing)) {
-			if (!form(b, s, now, flushing))
+			if (!form(b, s, flushing))
 				break;
 			work++;
 		}

@@ -396,6 +396,9 @@ send_results(struct mb_frontdoor *fd)
 
 	while (total < RESULTS_BUDGET &&
 	       (n = mb_ring_dequeue_burst(fd->o.results, objs, SEND_BURST)) != 0) {
+		/* one clock read per burst: the round's time may be older than the worker's
+		 * end of compute (the egress stage of mediabatch_stage_seconds) */
+		fd->now = mb_env_now_ns();
 		for (unsigned int i = 0; i < n; i++)
 			if (MB_REQ_IS_RECLAIM(objs[i]))
 				reclaim(fd, MB_REQ_UNTAG(objs[i]));
