@@ -16,22 +16,23 @@
 static const uint8_t REQ_MAGIC[4] = {'M', 'B', 'Q', '1'};
 static const uint8_t RESP_MAGIC[4] = {'M', 'B', 'R', '1'};
 
+/* The header's own readers (mediabatch/protocol.h): one definition of the byte order. */
 static uint16_t
 rd16(const uint8_t *p)
 {
-	return (uint16_t)(p[0] | p[1] << 8);
+	return mb_proto_le16(p);
 }
 
 static uint32_t
 rd32(const uint8_t *p)
 {
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+	return mb_proto_le32(p);
 }
 
 static uint64_t
 rd64(const uint8_t *p)
 {
-	return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
+	return mb_proto_le64(p);
 }
 
 static void
@@ -275,11 +276,11 @@ decode_request(const uint8_t *buf, size_t len, enum mb_transport transport, uint
 	if (buf == NULL || len != MB_PROTO_HDR_LEN)
 		FAIL(MB_STATUS_BAD_REQUEST, "header: %zu bytes, expected %d", buf ? len : 0,
 		     MB_PROTO_HDR_LEN);
-	if (memcmp(buf, REQ_MAGIC, 4) != 0)
+	if (!mb_proto_peek_is_request(buf, len))
 		FAIL(MB_STATUS_BAD_REQUEST, "magic: expected \"MBQ1\"%s",
 		     memcmp(buf, RESP_MAGIC, 4) == 0 ? " (this is a response header)" : "");
 	h->version = rd16(buf + 4);
-	h->flags = rd16(buf + 6);
+	h->flags = mb_proto_peek_flags(buf);
 	h->request_id = err->request_id;
 	h->tenant_id = err->tenant_id;
 	h->timeout_ms = rd32(buf + 20);
@@ -290,8 +291,8 @@ decode_request(const uint8_t *buf, size_t len, enum mb_transport transport, uint
 	h->height = rd16(buf + 50);
 	h->width = rd16(buf + 52);
 	h->reserved = rd16(buf + 54);
-	h->payload_len = rd32(buf + 56);
-	h->frag_offset = rd32(buf + 60);
+	h->payload_len = mb_proto_peek_payload_len(buf);
+	h->frag_offset = mb_proto_peek_frag_offset(buf);
 
 	if (h->version != MB_PROTO_VERSION)
 		FAIL(MB_STATUS_BAD_REQUEST, "version: %u is not supported (this service speaks %d)",
@@ -349,9 +350,9 @@ mb_proto_decode_request(const uint8_t *buf, size_t len, enum mb_transport transp
 	/* Whatever can be read to address an answer, even from a broken header. */
 	if (buf != NULL && len >= 16) {
 		err->has_id = 1;
-		err->request_id = rd64(buf + 8);
+		err->request_id = mb_proto_peek_request_id(buf);
 		if (len >= 20)
-			err->tenant_id = rd32(buf + 16);
+			err->tenant_id = mb_proto_peek_tenant_id(buf);
 	}
 	rc = decode_request(buf, len, transport, max_payload, out, err);
 	/* The model as far as it can be read: a valid header's is already decoded. */

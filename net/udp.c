@@ -13,6 +13,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 
@@ -56,16 +57,19 @@ _Static_assert(sizeof(struct udp_key) == 24, "key_cmp() compares three words");
 struct udp_queue;
 
 /*
- * A request slot. What the rx thread touches for every request (the index key and the
- * slot's state) comes first, in one cache line of its own; the request follows (reached
- * from it with slot_of()); reassembly state, used only by requests of several datagrams,
- * comes last.
+ * A request slot. Its queue comes first, alone in its line: release() reads it on the
+ * egress's thread, and a line that the rx thread wrote after that would have to come back
+ * from the egress's core, for every request. What the rx thread touches for every request
+ * (the index key and the slot's state) follows, in one cache line of its own; then the
+ * request (reached from it with slot_of()); reassembly state, used only by requests of
+ * several datagrams, comes last.
  */
 struct udp_slot {
-	alignas(64) struct udp_queue *q;
-	enum slot_state state;
+	alignas(64) struct udp_queue *q; /* written once, at set-up */
+	alignas(64) enum slot_state state;
 	bool indexed;
 	uint8_t cls;	/* buffer class of req.payload */
+	bool mbuf_raw;	/* mbuf goes back to its pool as it came (see take_returns()) */
 	hash_sig_t sig; /* of key, computed once */
 	uint8_t *buf;
 	struct rte_mbuf *mbuf; /* a whole request's frame, kept as its payload (no copy) */
@@ -125,6 +129,7 @@ struct udp_queue {
 	uint32_t n_classes;
 
 	struct mb_ring *returns;
+	struct rte_mempool *mbuf_pool; /* the pool the port's rx queues take mbufs from */
 	void *pending[MAX_MODELS][RX_BURST];
 	uint32_t n_pending[MAX_MODELS];
 	uint64_t pending_mask; /* models with something pending */
@@ -179,6 +184,30 @@ static inline hash_sig_t
 key_sig(const struct udp_key *k)
 {
 	return rte_hash_crc(k, sizeof(*k), INDEX_HASH_INIT); /* = rte_hash_hash(q->tbl, k) */
+}
+
+/*
+ * Set @p k and return its signature, the same as key_sig(k), computed on the key's three
+ * words as they are built, in registers: a CRC over the struct just written field by field
+ * would read words that no single store wrote (a store-forwarding stall per word).
+ */
+static inline hash_sig_t
+key_make(struct udp_key *k, uint64_t request_id, uint32_t tenant, uint32_t src_ip,
+	 uint16_t src_port)
+{
+	uint64_t w[3];
+
+	w[0] = request_id;
+#if RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN
+	w[1] = tenant | (uint64_t)src_ip << 32;
+	w[2] = src_port;
+#else
+	w[1] = (uint64_t)tenant << 32 | src_ip;
+	w[2] = (uint64_t)src_port << 48;
+#endif
+	memcpy(k, w, sizeof(w));
+	return rte_hash_crc_8byte(
+		w[2], rte_hash_crc_8byte(w[1], rte_hash_crc_8byte(w[0], INDEX_HASH_INIT)));
 }
 
 static inline bool
@@ -263,7 +292,7 @@ slot_get(struct udp_queue *q, uint32_t payload_len, enum mb_udp_drop *why)
 	if (q->n_free != 0) { /* the next request's slot: its own line and the header's */
 		struct udp_slot *next = &q->slots[q->free_stack[q->n_free - 1]];
 
-		rte_prefetch0(next);
+		rte_prefetch0(&next->state);
 		rte_prefetch0(&next->req);
 	}
 	s->buf = buf;
@@ -463,26 +492,9 @@ struct rx_item {
 	hash_sig_t sig;
 	bool looked_up;		/* found is the index's answer as of the bulk lookup */
 	bool recheck;		/* an earlier datagram of the burst has the same signature */
+	bool whole;		/* by its raw header, a whole request in one datagram */
 	struct udp_slot *found; /* NULL: not indexed */
 };
-
-static uint64_t
-rd64le(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return rte_le_to_cpu_64(v);
-}
-
-static uint32_t
-rd32le(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return rte_le_to_cpu_32(v);
-}
 
 /*
  * The slot indexed under the item's key, or NULL: the bulk lookup's answer, unless that
@@ -542,6 +554,53 @@ same_request(const struct mb_request_hdr *a, const struct mb_request_hdr *b)
 	       strcmp(a->model, b->model) == 0;
 }
 
+/*
+ * A whole request (its one datagram, not in the index) in slot @p s, filled: no reassembly
+ * (no buffer, no coverage, no FIFO, no expiry), its frame @p m is its payload. Indexed all
+ * the same, so that its duplicates are dropped and its cancel finds it; then queued.
+ */
+static void
+take_whole(struct udp_queue *q, struct udp_slot *s, const struct rx_item *it, struct rte_mbuf *m)
+{
+	s->mbuf = m;
+	/* Taken from the pool just now and left as it was (one segment, its own data, one
+	 * reference): it may go back without rte_pktmbuf_free()'s look at its header, which
+	 * is cold by then (rte_mbuf_raw_free()'s contract; see take_returns()). */
+	s->mbuf_raw = m->pool == q->mbuf_pool && RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1;
+	s->req.payload = it->dg.data + MB_PROTO_HDR_LEN;
+	idx_insert(q, s); /* on failure: queued, not indexed */
+	complete(q, s);
+}
+
+static bool datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t now);
+
+/*
+ * A datagram whose raw header says it is a whole request (pass 1: the magic, no CANCEL,
+ * frag_offset 0, payload_len its slice): the path of nearly every request, which pays for
+ * no reassembly (take_whole()). Anything else on the way (the header does not decode, the
+ * index has the key, no slot is free) goes to datagram(), which decides as for any
+ * datagram, in the same order. Returns true when the request keeps @p m.
+ */
+static bool
+whole_request(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t now)
+{
+	struct mb_request_hdr h;
+	struct mb_proto_error err;
+	enum mb_udp_drop why;
+	struct udp_slot *s;
+
+	if (q->n_free == 0 || item_lookup(q, it) != NULL ||
+	    mb_proto_decode_request(it->dg.data, MB_PROTO_HDR_LEN, MB_TRANSPORT_UDP,
+				    q->u->o.cfg->max_payload_bytes, &h, &err) < 0)
+		return datagram(q, it, m, now);
+	s = slot_get(q, 0, &why); /* a slot is free, and no buffer is needed */
+	s->key = it->k;
+	s->sig = it->sig;
+	fill_request(s, &h, now);
+	take_whole(q, s, it, m);
+	return true;
+}
+
 /* Returns true when the request keeps @m as its payload (a whole request: no copy). */
 static bool
 datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t now)
@@ -554,7 +613,7 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 	uint32_t slice;
 	int64_t fresh;
 
-	if (dg->len < 4 || memcmp(dg->data, "MBQ1", 4) != 0) {
+	if (!mb_proto_peek_is_request(dg->data, dg->len)) {
 		drop_pkt(q, MB_UDP_DROP_GARBAGE);
 		return false;
 	}
@@ -640,11 +699,8 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 		s->key = it->k;
 		s->sig = it->sig;
 		fill_request(s, &h, now);
-		if (whole) { /* no reassembly */
-			s->mbuf = m;
-			s->req.payload = dg->data + MB_PROTO_HDR_LEN;
-			idx_insert(q, s); /* on failure: queued, not indexed */
-			complete(q, s);
+		if (whole) {
+			take_whole(q, s, it, m);
 			return true;
 		}
 		if (idx_insert(q, s) != 0) {
@@ -702,39 +758,63 @@ expire(struct udp_queue *q, uint64_t now)
 
 /* ---- the rx thread ---- */
 
-static inline void
-prefetch_returned(const struct udp_slot *s)
-{
-	const uint8_t *r = (const uint8_t *)&s->req;
-
-	rte_prefetch0(s);
-	for (size_t off = 0; off < offsetof(struct mb_request, reason) + 1; off += 64)
-		rte_prefetch0_write(r + off);
-}
+/*
+ * Requests back from the pipeline, a burst at a time, in passes over it so that the cache
+ * misses of each pass overlap instead of following one another:
+ *  1. ask for every request's lines that this thread writes (the slot's own and the
+ *     request's first lines, which the reset clears), for writing: the egress's core read
+ *     at least one of them (the release pointer), so each must come back from it first;
+ *  2. reset them: the payload's frame set aside, the request cleared;
+ *  3. take them out of the index and push them on the free stack.
+ * The frames go back to their pool at the end, in one call, their headers not read (see
+ * take_whole()).
+ */
+#define RET_BURST 32
 
 static unsigned int
 take_returns(struct udp_queue *q)
 {
-	void *objs[64];
+	void *objs[RET_BURST];
 	unsigned int n, total = 0;
 
-	/* Back from the pipeline, maybe cold: slot_put() reads the slot's first line and its
-	 * frame's mbuf, and clears the request's first lines. Prefetched 8 ahead, the mbuf
-	 * (whose address is in the slot's line) 4 ahead. */
-	while ((n = mb_ring_dequeue_burst(q->returns, objs, 64)) != 0) {
-		for (unsigned int i = 0; i < n && i < 8; i++)
-			prefetch_returned(objs[i]);
-		for (unsigned int i = 0; i < n; i++) {
-			if (i + 8 < n)
-				prefetch_returned(objs[i + 8]);
-			if (i + 4 < n && ((struct udp_slot *)objs[i + 4])->mbuf != NULL) {
-				const struct rte_mbuf *m = ((struct udp_slot *)objs[i + 4])->mbuf;
+	while ((n = mb_ring_dequeue_burst(q->returns, objs, RET_BURST)) != 0) {
+		struct rte_mbuf *raw[RET_BURST], *other[RET_BURST];
+		unsigned int n_raw = 0, n_other = 0;
 
-				rte_prefetch0(m);
-				rte_prefetch0(&m->cacheline1);
-			}
-			slot_put(q, objs[i]);
+		for (unsigned int i = 0; i < n; i++) {
+			const struct udp_slot *s = objs[i];
+			const uint8_t *r = (const uint8_t *)&s->req;
+
+			rte_prefetch0_write(&s->state);
+			for (size_t off = 0; off < offsetof(struct mb_request, reason) + 1;
+			     off += 64)
+				rte_prefetch0_write(r + off);
 		}
+		for (unsigned int i = 0; i < n; i++) {
+			struct udp_slot *s = objs[i];
+
+			if (s->mbuf != NULL) {
+				if (s->mbuf_raw)
+					raw[n_raw++] = s->mbuf;
+				else
+					other[n_other++] = s->mbuf;
+				s->mbuf = NULL;
+			}
+			s->state = SLOT_FREE;
+			mb_request_reset(&s->req); /* frees a buffer through payload_free */
+			s->buf = NULL;
+		}
+		for (unsigned int i = 0; i < n; i++) {
+			struct udp_slot *s = objs[i];
+
+			if (s->indexed)
+				idx_remove(q, s);
+			q->free_stack[q->n_free++] = (uint32_t)(s - q->slots);
+		}
+		if (n_raw != 0)
+			rte_mempool_put_bulk(q->mbuf_pool, (void **)raw, n_raw);
+		if (n_other != 0)
+			rte_pktmbuf_free_bulk(other, n_other);
 		total += n;
 	}
 	return total;
@@ -764,6 +844,8 @@ poll_port(struct udp_queue *q, uint64_t now)
 		struct rte_mbuf *m = pkts[i];
 		struct rx_item *it = &items[i];
 		enum mb_udp_drop why;
+		const uint8_t *d;
+		uint32_t len;
 
 		if (i + 4 < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 4], void *));
@@ -782,18 +864,19 @@ poll_port(struct udp_queue *q, uint64_t now)
 		}
 		if (verdict[i] != MB_UDP_DATAGRAM)
 			continue;
-		memset(&it->k, 0, sizeof(it->k));
-		it->k.src_ip = it->dg.src_ip;
-		it->k.src_port = it->dg.src_port_be;
+		d = it->dg.data;
+		len = it->dg.len;
+		/* the key from the raw header, as the decoder reads it: a header that it
+		 * refuses still finds the request it belongs to */
+		it->sig = key_make(&it->k, len >= 16 ? mb_proto_peek_request_id(d) : 0,
+				   len >= 20 ? mb_proto_peek_tenant_id(d) : 0, it->dg.src_ip,
+				   it->dg.src_port_be);
+		it->whole = len > MB_PROTO_HDR_LEN && mb_proto_peek_is_request(d, len) &&
+			    (mb_proto_peek_flags(d) & MB_FLAG_CANCEL) == 0 &&
+			    mb_proto_peek_frag_offset(d) == 0 &&
+			    mb_proto_peek_payload_len(d) == len - MB_PROTO_HDR_LEN;
 		it->looked_up = false;
 		it->found = NULL;
-		if (it->dg.len >= 20) {
-			it->k.request_id = rd64le(it->dg.data + 8);
-			it->k.tenant = rd32le(it->dg.data + 16);
-		} else if (it->dg.len >= 16) {
-			it->k.request_id = rd64le(it->dg.data + 8);
-		}
-		it->sig = key_sig(&it->k);
 		it->recheck = false;
 		if ((seen[(it->sig >> 6) & 3] >> (it->sig & 63)) & 1) {
 			for (uint16_t j = 0; j < i && !it->recheck; j++)
@@ -816,7 +899,7 @@ poll_port(struct udp_queue *q, uint64_t now)
 			it->looked_up = true;
 			if ((hits >> j) & 1) {
 				it->found = data[j];
-				rte_prefetch0(it->found);
+				rte_prefetch0(&it->found->state);
 			}
 		}
 	}
@@ -824,7 +907,9 @@ poll_port(struct udp_queue *q, uint64_t now)
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 
-		if (verdict[i] == MB_UDP_DATAGRAM && datagram(q, &items[i], m, now))
+		if (verdict[i] == MB_UDP_DATAGRAM &&
+		    (items[i].whole ? whole_request(q, &items[i], m, now)
+				    : datagram(q, &items[i], m, now)))
 			continue; /* the request holds the mbuf now */
 		if (verdict[i] == MB_UDP_ARP_REPLY && q->queue_id < q->port->n_tx)
 			tx[n_tx++] = m;
@@ -1359,6 +1444,7 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 	char name[64];
 	int rc;
 
+	q->mbuf_pool = u->mbufs[q->port->socket < 0 ? RTE_MAX_NUMA_NODES : q->port->socket];
 	q->n_slots = cfg->udp_max_requests;
 	q->slots = mb_env_zalloc((size_t)q->n_slots * sizeof(*q->slots), node);
 	q->free_stack = mb_env_zalloc((size_t)q->n_slots * sizeof(uint32_t), node);
@@ -1389,6 +1475,17 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 		return -ENOMEM;
 	}
 	rte_hash_set_cmp_func(q->tbl, key_cmp);
+	{
+		/* key_make()'s signature must be the table's own for the key, or requests would
+		 * be indexed where no lookup looks: a bug, not an input */
+		struct udp_key k;
+		hash_sig_t sig = key_make(&k, 0x0123456789abcdefull, 42, 0x0100000a, 0x5c1b);
+
+		if (sig != key_sig(&k) || sig != rte_hash_hash(q->tbl, &k)) {
+			MB_LOG(ERR, "rx queue %s: key signatures disagree", q->label);
+			abort();
+		}
+	}
 	rc = setup_buffers(q, q->port->socket, err, err_len);
 	if (rc < 0)
 		return rc;

@@ -433,7 +433,7 @@ mb_scrape_hist_delta(const struct mb_scrape_hist *end, const struct mb_scrape_hi
 double
 mb_scrape_hist_quantile(const struct mb_scrape_hist *h, double q)
 {
-	double cum[MB_SCRAPE_BUCKETS_MAX], top = 0, rank, lo, in;
+	double cum[MB_SCRAPE_BUCKETS_MAX], top = 0, rank, lo, in, below;
 	int last = h->n - 1, b;
 
 	if (isnan(q))
@@ -457,8 +457,13 @@ mb_scrape_hist_quantile(const struct mb_scrape_hist *h, double q)
 		return h->le[last - 1]; /* in the +Inf bucket: the highest finite bound */
 	if (b == 0 && h->le[0] <= 0)
 		return h->le[0];
-	lo = b > 0 ? h->le[b - 1] : 0;
-	in = cum[b] - (b > 0 ? cum[b - 1] : 0);
-	rank -= b > 0 ? cum[b - 1] : 0;
+	lo = 0;
+	below = 0;
+	if (b > 0) {
+		lo = h->le[b - 1];
+		below = cum[b - 1];
+	}
+	in = cum[b] - below;
+	rank -= below;
 	return in > 0 ? lo + (h->le[b] - lo) * (rank / in) : lo;
 }

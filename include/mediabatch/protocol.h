@@ -8,7 +8,8 @@
  * checked, and a violation yields a status (BAD_REQUEST or TOO_LARGE) with a reason that
  * names the field, e.g. "media: 9 is not a known media type (1..4)".
  *
- * Threads: every function is pure (no shared state) and may be called from any thread.
+ * Threads: every function is pure (no shared state) and may be called from any thread; the
+ * field readers (mb_proto_peek_*()) are inline, for the UDP rx path's per-datagram use.
  */
 #ifndef MEDIABATCH_PROTOCOL_H
 #define MEDIABATCH_PROTOCOL_H
@@ -124,6 +125,85 @@ struct mb_proto_error {
 	char model[MB_PROTO_MODEL_LEN + 1];
 	char reason[MB_PROTO_REASON_MAX];
 };
+
+/**
+ * @name Request header fields, read from the wire bytes
+ *
+ * For code that needs a field before a full decode, or instead of one: the UDP rx path
+ * keys its index on request_id and tenant_id and tells a whole request from a slice of one
+ * (frag_offset, payload_len) before it decodes anything. Each reads its field at its offset
+ * of docs/protocol.md's table, little-endian on the wire, in host order on any host; the
+ * caller makes sure @p buf holds the field (offset + size bytes). No validation: the value
+ * as sent, whether or not mb_proto_decode_request() would accept the header.
+ * @{
+ */
+#define MB_PROTO_OFF_FLAGS 6
+#define MB_PROTO_OFF_REQUEST_ID 8
+#define MB_PROTO_OFF_TENANT_ID 16
+#define MB_PROTO_OFF_PAYLOAD_LEN 56
+#define MB_PROTO_OFF_FRAG_OFFSET 60
+
+/** 2, 4, 8 little-endian bytes at @p p (compilers make each one load on x86 and Arm). */
+static inline uint16_t
+mb_proto_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t
+mb_proto_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t
+mb_proto_le64(const uint8_t *p)
+{
+	return (uint64_t)mb_proto_le32(p) | (uint64_t)mb_proto_le32(p + 4) << 32;
+}
+
+/** The first 4 of @p len bytes are the request magic "MBQ1" (false when @p len < 4). */
+static inline int
+mb_proto_peek_is_request(const uint8_t *buf, size_t len)
+{
+	return len >= 4 && buf[0] == 'M' && buf[1] == 'B' && buf[2] == 'Q' && buf[3] == '1';
+}
+
+/** flags (offset 6): @p buf holds at least 8 bytes. */
+static inline uint16_t
+mb_proto_peek_flags(const uint8_t *buf)
+{
+	return mb_proto_le16(buf + MB_PROTO_OFF_FLAGS);
+}
+
+/** request_id (offset 8): @p buf holds at least 16 bytes. */
+static inline uint64_t
+mb_proto_peek_request_id(const uint8_t *buf)
+{
+	return mb_proto_le64(buf + MB_PROTO_OFF_REQUEST_ID);
+}
+
+/** tenant_id (offset 16): @p buf holds at least 20 bytes. */
+static inline uint32_t
+mb_proto_peek_tenant_id(const uint8_t *buf)
+{
+	return mb_proto_le32(buf + MB_PROTO_OFF_TENANT_ID);
+}
+
+/** payload_len (offset 56): @p buf holds at least 60 bytes. */
+static inline uint32_t
+mb_proto_peek_payload_len(const uint8_t *buf)
+{
+	return mb_proto_le32(buf + MB_PROTO_OFF_PAYLOAD_LEN);
+}
+
+/** frag_offset (offset 60): @p buf holds the whole 64-byte header. */
+static inline uint32_t
+mb_proto_peek_frag_offset(const uint8_t *buf)
+{
+	return mb_proto_le32(buf + MB_PROTO_OFF_FRAG_OFFSET);
+}
+/** @} */
 
 /** Name of a status ("OK", "BAD_REQUEST", ...), or "UNKNOWN(n)"-style text for others. */
 const char *mb_status_name(unsigned int status);

@@ -4,7 +4,8 @@
  *
  * The capture holds, from one peer: whole requests (plain and VLAN-tagged), requests in
  * order, reordered, duplicated and overlapping, requests that never complete, a conflict,
- * a cancel, truncated and bad headers, an unknown model, a model whose queue is full, and
+ * a cancel of a half request and one of a whole request while it is queued, truncated and
+ * bad headers, an unknown model, a model whose queue is full, and
  * frames that are not ours at all (garbage, wrong port, IPv6, ICMP, IP fragments, bad
  * checksum, another address), plus an ARP request. The test then checks:
  *   - exactly the expected requests reached their model queues, with their payload intact;
@@ -202,6 +203,17 @@ write_capture(void)
 	h.tenant_id = 7;
 	mb_proto_encode_request(&h, d);
 	put_raw(d, 64);
+	/* 19: whole in one datagram, then its cancel while it is queued: it stays queued, with
+	 * its cancel flag set, and the pipeline is told (ops.cancelled) */
+	h = hdr(19, "echo", 200);
+	put_slice(h, 0, 200, 0);
+	memset(&h, 0, sizeof(h));
+	h.version = 1;
+	h.flags = MB_FLAG_CANCEL;
+	h.request_id = 19;
+	h.tenant_id = 7;
+	mb_proto_encode_request(&h, d);
+	put_raw(d, 64);
 	/* 40, 41: a model whose queue holds one: the second is OVERLOADED */
 	h = hdr(40, "tiny", 100);
 	put_slice(h, 0, 100, 0);
@@ -395,7 +407,8 @@ ring(const char *name, uint32_t cap)
 /* ---- the test ---- */
 
 struct seen {
-	int status; /* -1: not answered; 100: queued */
+	int status;  /* -1: not answered; 100: queued */
+	bool cancel; /* queued with its cancel flag set */
 	char reason[MB_PROTO_REASON_MAX];
 };
 
@@ -416,6 +429,7 @@ take(struct mb_ring *r, bool queued)
 			CU_ASSERT_EQUAL(g_seen[id].status, -1); /* exactly once */
 			if (queued) {
 				g_seen[id].status = 100;
+				g_seen[id].cancel = atomic_load(&req->cancel);
 				CU_ASSERT_EQUAL(req->payload_len, req->hdr.payload_len);
 				CU_ASSERT_EQUAL(
 					memcmp(req->payload, g_payload + id % 64, req->payload_len),
@@ -516,6 +530,9 @@ test_replay(void)
 	expect(4, 100, NULL);
 	expect(5, 100, NULL);
 	expect(14, 100, NULL);
+	expect(19, 100, NULL);
+	CU_ASSERT(g_seen[19].cancel);
+	CU_ASSERT(!g_seen[1].cancel && !g_seen[14].cancel);
 	expect(40, 100, NULL);
 	expect(6, MB_STATUS_BAD_REQUEST, "incomplete: 600 of 900 payload bytes");
 	expect(7, MB_STATUS_BAD_REQUEST, "shorter than the 64-byte request header");
@@ -526,10 +543,11 @@ test_replay(void)
 	expect(18, MB_STATUS_CANCELLED, "cancelled by the client");
 	expect(41, MB_STATUS_OVERLOADED, "queue is full");
 	for (int i = 0; i < 64; i++) /* and nothing else */
-		if (strchr("\x01\x02\x03\x04\x05\x06\x07\x0a\x0b\x0d\x0e\x11\x12\x28\x29", i) ==
+		if (strchr("\x01\x02\x03\x04\x05\x06\x07\x0a\x0b\x0d\x0e\x11\x12\x13\x28\x29", i) ==
 		    NULL)
 			CU_ASSERT_EQUAL(g_seen[i].status, -1);
 	CU_ASSERT_EQUAL(atomic_load(&g_fake.unadmitted), 1); /* 41 */
+	CU_ASSERT_EQUAL(atomic_load(&g_fake.cancels), 1);    /* 19 */
 	CU_ASSERT_EQUAL(atomic_load(&g_fake.odd_calls), 0);
 
 	mb_udp_stats(g_u, &st);
@@ -546,9 +564,9 @@ test_replay(void)
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_NOT_FOR_US], 1);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_NO_SLOT], 0);
 	CU_ASSERT_EQUAL(st.arp_replies, 1);
-	CU_ASSERT_EQUAL(st.queued, 7);
+	CU_ASSERT_EQUAL(st.queued, 8);
 	CU_ASSERT_EQUAL(st.expired, 2);
-	CU_ASSERT_EQUAL(st.cancelled, 1);
+	CU_ASSERT_EQUAL(st.cancelled, 2);
 	CU_ASSERT_EQUAL(st.reassembling, 0);
 
 	/* drain: the rx thread closes, everything came back */

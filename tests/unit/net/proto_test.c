@@ -382,6 +382,72 @@ test_fuzz(void)
 	CU_ASSERT(accepted > 0);
 }
 
+/* The field readers: each at its documented offset, little-endian, unvalidated; on any bytes
+ * the same values that the decoder reads (a whole header's, or the id of a broken one). */
+static void
+test_field_readers(void)
+{
+	struct mb_request_hdr h = audio_req(), out;
+	struct mb_proto_error err;
+	uint64_t rng = 0x5eed;
+	uint8_t w[64];
+
+	h.flags = MB_FLAG_PRIORITY;
+	h.request_id = 0xf1e2d3c4b5a69788ull;
+	h.tenant_id = 0x80706050u;
+	h.payload_len = 0x00a1b2c4u;
+	h.frag_offset = 0x00a1b2c3u;
+	mb_proto_encode_request(&h, w);
+	CU_ASSERT_EQUAL(mb_proto_peek_flags(w), MB_FLAG_PRIORITY);
+	CU_ASSERT_EQUAL(mb_proto_peek_request_id(w), 0xf1e2d3c4b5a69788ull);
+	CU_ASSERT_EQUAL(mb_proto_peek_tenant_id(w), 0x80706050u);
+	CU_ASSERT_EQUAL(mb_proto_peek_payload_len(w), 0x00a1b2c4u);
+	CU_ASSERT_EQUAL(mb_proto_peek_frag_offset(w), 0x00a1b2c3u);
+	/* the offsets of docs/protocol.md's table, byte by byte */
+	memset(w, 0, sizeof(w));
+	w[8] = 0x11, w[15] = 0x22, w[16] = 0x33, w[19] = 0x44, w[56] = 0x55, w[59] = 0x66;
+	w[60] = 0x77, w[63] = 0x01, w[6] = 0x03, w[7] = 0x80;
+	CU_ASSERT_EQUAL(mb_proto_peek_request_id(w), 0x2200000000000011ull);
+	CU_ASSERT_EQUAL(mb_proto_peek_tenant_id(w), 0x44000033u);
+	CU_ASSERT_EQUAL(mb_proto_peek_payload_len(w), 0x66000055u);
+	CU_ASSERT_EQUAL(mb_proto_peek_frag_offset(w), 0x01000077u);
+	CU_ASSERT_EQUAL(mb_proto_peek_flags(w), 0x8003);
+	CU_ASSERT_EQUAL(MB_PROTO_OFF_REQUEST_ID, 8);
+	CU_ASSERT_EQUAL(MB_PROTO_OFF_TENANT_ID, 16);
+	/* the magic: a request's, not a response's, and not from fewer than 4 bytes */
+	memcpy(w, "MBQ1", 4);
+	CU_ASSERT(mb_proto_peek_is_request(w, 64));
+	CU_ASSERT(mb_proto_peek_is_request(w, 4));
+	CU_ASSERT(!mb_proto_peek_is_request(w, 3));
+	CU_ASSERT(!mb_proto_peek_is_request(w, 0));
+	memcpy(w, "MBR1", 4);
+	CU_ASSERT(!mb_proto_peek_is_request(w, 64));
+	memcpy(w, "mBQ1", 4);
+	CU_ASSERT(!mb_proto_peek_is_request(w, 64));
+	/* mutated headers: the readers agree with the decoder, whatever it decides */
+	for (int i = 0; i < 100000; i++) {
+		h = audio_req();
+		h.request_id = mb_test_rand(&rng);
+		h.tenant_id = (uint32_t)mb_test_rand(&rng);
+		h.frag_offset = (uint32_t)(mb_test_rand(&rng) % 32000);
+		mb_proto_encode_request(&h, w);
+		for (int k = 0; k < (int)(mb_test_rand(&rng) % 4); k++)
+			w[mb_test_rand(&rng) % 64] = (uint8_t)mb_test_rand(&rng);
+		if (mb_proto_decode_request(w, 64, MB_TRANSPORT_UDP, MAXP, &out, &err) == 0) {
+			CU_ASSERT_FATAL(mb_proto_peek_is_request(w, 64));
+			CU_ASSERT_EQUAL_FATAL(mb_proto_peek_flags(w), out.flags);
+			CU_ASSERT_EQUAL_FATAL(mb_proto_peek_request_id(w), out.request_id);
+			CU_ASSERT_EQUAL_FATAL(mb_proto_peek_tenant_id(w), out.tenant_id);
+			CU_ASSERT_EQUAL_FATAL(mb_proto_peek_payload_len(w), out.payload_len);
+			CU_ASSERT_EQUAL_FATAL(mb_proto_peek_frag_offset(w), out.frag_offset);
+		} else {
+			CU_ASSERT_FATAL(err.has_id);
+			CU_ASSERT_EQUAL_FATAL(mb_proto_peek_request_id(w), err.request_id);
+			CU_ASSERT_EQUAL_FATAL(mb_proto_peek_tenant_id(w), err.tenant_id);
+		}
+	}
+}
+
 static void
 test_names(void)
 {
@@ -403,6 +469,7 @@ static const struct mb_test_case cases[] = {
 	{"cancel: no payload, no model needed", test_cancel},
 	{"media shapes: audio, RGB24, F32", test_media_shapes},
 	{"200000 mutated headers: never a crash, always a reason", test_fuzz},
+	{"field readers: offsets, byte order, magic; agree with the decoder", test_field_readers},
 	{"status and media names", test_names},
 	{NULL, NULL},
 };
