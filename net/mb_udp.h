@@ -107,12 +107,6 @@ int mb_udp_rx_poll(struct mb_udp *u, uint32_t queue, uint64_t now, uint64_t *wak
  */
 int mb_udp_rx_run(struct mb_udp *u, uint32_t queue);
 
-/** The CPU the config gives rx queue @p queue (udp.ports[].cpus), or -1. */
-int mb_udp_queue_cpu(const struct mb_udp *u, uint32_t queue);
-
-/** The NUMA node of rx queue @p queue's port, or -1 (MB_NUMA_ANY). */
-int mb_udp_queue_numa(const struct mb_udp *u, uint32_t queue);
-
 /** "port0/q1". */
 const char *mb_udp_queue_label(const struct mb_udp *u, uint32_t queue);
 

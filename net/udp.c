@@ -1025,18 +1025,6 @@ mb_udp_rx_run(struct mb_udp *u, uint32_t queue)
 	return 0;
 }
 
-int
-mb_udp_queue_cpu(const struct mb_udp *u, uint32_t queue)
-{
-	return queue < u->n_queues ? u->queues[queue].cpu : -1;
-}
-
-int
-mb_udp_queue_numa(const struct mb_udp *u, uint32_t queue)
-{
-	return queue < u->n_queues ? u->queues[queue].port->socket : -1;
-}
-
 const char *
 mb_udp_queue_label(const struct mb_udp *u, uint32_t queue)
 {

@@ -774,15 +774,6 @@ build_models(struct mb_service *s, char *err, size_t err_len)
 	return 0;
 }
 
-static struct mb_model *
-find_model(struct mb_service *s, const char *name)
-{
-	for (uint32_t i = 0; i < s->n_models; i++)
-		if (strcmp(s->models[i].desc->name, name) == 0)
-			return &s->models[i];
-	return NULL;
-}
-
 /* ---- metrics ---- */
 
 static int64_t
@@ -1006,7 +997,7 @@ sent(void *ctx, const struct mb_request *req)
 	if (!req->counted) {
 		/* refused before admission (a bad header, max_inflight, draining): it was a
 		 * request all the same, for the model its header names when that one exists */
-		const struct mb_model *m = find_model(s, req->hdr.model);
+		const struct mb_model *m = mb_admission_find(s->admission, req->hdr.model);
 
 		i = m != NULL ? m->index : s->n_models;
 		mb_metric_add(
