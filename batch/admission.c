@@ -11,6 +11,7 @@
  * the counters. Read-only after create, so any number of ingest threads check at once.
  */
 #include "mb_admission.h"
+#include "mb_join.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -137,6 +138,59 @@ model_devices(const struct mb_admission *a, const struct mb_model *m, char *buf,
 	}
 }
 
+/* A request longer than its model's window: within max_windows, whole clips for video, and
+ * every window (the first, and the last, which may be shorter) acceptable to the model. */
+static enum mb_status
+check_windows(const struct mb_model *m, const struct mb_request_hdr *h, uint32_t windows,
+	      char *reason, size_t len)
+{
+	struct mb_request_hdr w;
+	uint32_t off,
+		max = m->max_windows < MB_JOIN_MAX_WINDOWS ? m->max_windows : MB_JOIN_MAX_WINDOWS;
+	size_t n;
+
+	if (h->media == MB_MEDIA_RGB24 && h->frames % m->window != 0) {
+		snprintf(reason, len,
+			 "frames: %u, but %s takes clips of %u frames: send a multiple of %u "
+			 "(up to %u clips)",
+			 h->frames, h->model, m->window, m->window, max);
+		return MB_STATUS_BAD_REQUEST;
+	}
+	if (windows > max) {
+		if (h->media == MB_MEDIA_RGB24)
+			snprintf(reason, len,
+				 "frames: %u is %u clips of %u frames; %s takes at most %u per "
+				 "request (models[].max_windows)",
+				 h->frames, windows, m->window, h->model, max);
+		else
+			snprintf(
+				reason, len,
+				"payload_len: %.1f s of audio is %u windows of %.1f s; %s takes at "
+				"most %u per request (%.1f s; models[].max_windows)",
+				mb_proto_audio_seconds(h), windows,
+				(double)m->window / h->sample_rate, h->model, max,
+				(double)m->window * max / h->sample_rate);
+		return MB_STATUS_TOO_LARGE;
+	}
+	mb_join_window_hdr(m, h, 0, windows, &w, &off);
+	if (m->desc->check(&w, reason, len) != 0)
+		return MB_STATUS_BAD_REQUEST;
+	mb_join_window_hdr(m, h, windows - 1, windows, &w, &off);
+	if (m->desc->check(&w, reason, len) != 0) {
+		char why[MB_PROTO_REASON_MAX];
+
+		snprintf(why, sizeof(why), "%s", reason);
+		n = (size_t)snprintf(reason, len,
+				     "the last of its %u windows (what is left after "
+				     "%u x %u): ",
+				     windows, windows - 1, m->window);
+		if (n < len)
+			snprintf(reason + n, len - n, "%s", why);
+		return MB_STATUS_BAD_REQUEST;
+	}
+	return MB_STATUS_OK;
+}
+
 enum mb_status
 mb_admission_check(struct mb_admission *a, struct mb_ratelimit *limits, struct mb_request *req,
 		   char *reason, size_t len)
@@ -145,7 +199,9 @@ mb_admission_check(struct mb_admission *a, struct mb_ratelimit *limits, struct m
 	unsigned int t = req->transport == MB_TRANSPORT_UDP ? MB_TRANSPORT_UDP : MB_TRANSPORT_ZMQ;
 	const struct mb_request_hdr *h = &req->hdr;
 	struct mb_model *m;
-	uint32_t cost, queued, limit, timeout_ms;
+	uint32_t cost, queued, limit, timeout_ms, windows, first_off;
+	struct mb_request_hdr first;
+	enum mb_status st;
 	uint64_t retry_ns = 0;
 	const struct mb_device *largest;
 	char devs[96];
@@ -191,9 +247,17 @@ mb_admission_check(struct mb_admission *a, struct mb_ratelimit *limits, struct m
 			 mb_media_name(h->media), h->model, takes);
 		return MB_STATUS_BAD_REQUEST;
 	}
-	if (m->desc->check(h, reason, len) != 0)
-		return MB_STATUS_BAD_REQUEST;
-	cost = mb_model_item_cost(m, h);
+	windows = mb_join_windows(m, h);
+	if (windows > 1) {
+		if ((st = check_windows(m, h, windows, reason, len)) != MB_STATUS_OK)
+			return st;
+		mb_join_window_hdr(m, h, 0, windows, &first, &first_off);
+		cost = mb_model_item_cost(m, &first); /* the largest window's */
+	} else {
+		if (m->desc->check(h, reason, len) != 0)
+			return MB_STATUS_BAD_REQUEST;
+		cost = mb_model_item_cost(m, h);
+	}
 	if ((uint64_t)m->base_units + cost > m->capacity) {
 		model_devices(a, m, devs, sizeof(devs), &largest);
 		snprintf(reason, len,
@@ -204,17 +268,18 @@ mb_admission_check(struct mb_admission *a, struct mb_ratelimit *limits, struct m
 			 largest != NULL ? largest->name : "(none)", m->capacity);
 		return MB_STATUS_TOO_LARGE;
 	}
-	queued = atomic_fetch_add_explicit(&m->queued, 1, memory_order_acq_rel);
+	/* a request of n windows takes n places in its model's queue */
+	queued = atomic_fetch_add_explicit(&m->queued, windows, memory_order_acq_rel);
 	limit = m->queue_limit; /* one load: it may change live */
-	if (queued >= limit) {
-		atomic_fetch_sub_explicit(&m->queued, 1, memory_order_acq_rel);
+	if (queued + windows > limit) {
+		atomic_fetch_sub_explicit(&m->queued, windows, memory_order_acq_rel);
 		snprintf(reason, len,
 			 "the %s queue is full (%u waiting, queue_limit %u); retry later", h->model,
 			 queued, limit);
 		return MB_STATUS_OVERLOADED;
 	}
 	if (mb_ratelimit_take(limits, h->tenant_id, 1, &retry_ns) != 0) {
-		atomic_fetch_sub_explicit(&m->queued, 1, memory_order_acq_rel);
+		atomic_fetch_sub_explicit(&m->queued, windows, memory_order_acq_rel);
 		snprintf(reason, len,
 			 "tenant %" PRIu32 " is over its rate limit; retry in %" PRIu64 " ms",
 			 h->tenant_id, (retry_ns + MB_NS_PER_MS - 1) / MB_NS_PER_MS);
@@ -223,6 +288,7 @@ mb_admission_check(struct mb_admission *a, struct mb_ratelimit *limits, struct m
 	timeout_ms = h->timeout_ms != 0 ? h->timeout_ms : m->default_timeout_ms;
 	req->deadline_ns = req->arrival_ns + (uint64_t)timeout_ms * MB_NS_PER_MS;
 	req->cost_units = cost;
+	req->windows = (uint16_t)windows;
 	return MB_STATUS_OK;
 }
 
@@ -234,6 +300,7 @@ mb_admission_undo(struct mb_admission *a, struct mb_request *req)
 		       req->model);
 		abort();
 	}
-	atomic_fetch_sub_explicit(&a->models[req->model].m->queued, 1, memory_order_acq_rel);
+	atomic_fetch_sub_explicit(&a->models[req->model].m->queued,
+				  req->windows > 1 ? req->windows : 1, memory_order_acq_rel);
 	req->deadline_ns = 0; /* not queued after all: not in the latency histogram */
 }

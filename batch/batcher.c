@@ -17,6 +17,7 @@
 #include "mb_batch.h"
 #include "mb_breaker.h"
 #include "mb_env.h"
+#include "mb_join.h"
 #include "mb_metrics.h"
 #include "mb_request.h"
 #include "mb_sem.h"
@@ -134,7 +135,7 @@ us_since(uint64_t from, uint64_t now)
 static bool
 must_leave(struct mb_request *r, uint64_t now, bool aborting)
 {
-	if (atomic_load_explicit(&r->cancel, memory_order_acquire))
+	if (mb_request_cancelled(r))
 		mb_request_answer(r, MB_STATUS_CANCELLED, "cancelled by the client");
 	else if (now >= r->deadline_ns)
 		mb_request_answer(r, MB_STATUS_TIMEOUT, "deadline passed after %u us in queue",
@@ -146,8 +147,28 @@ must_leave(struct mb_request *r, uint64_t now, bool aborting)
 	return true;
 }
 
+/* A request of several windows (mb_join.h) is queued as its windows. */
 static void
-intake(struct mstate *s, unsigned int *work)
+split(struct mb_batcher *b, struct mstate *s, struct lane *l, struct mb_request *r)
+{
+	struct mb_request *kids[MB_JOIN_MAX_WINDOWS];
+
+	if (mb_join_split(r, s->m, kids) < 0) {
+		atomic_fetch_sub_explicit(&s->m->queued, r->windows, memory_order_release);
+		mb_request_answer(r, MB_STATUS_MODEL_ERROR,
+				  "out of memory splitting %u windows of %s", r->windows,
+				  s->m->desc->name);
+		mb_results_push(b->o.results, r);
+		return;
+	}
+	for (uint32_t i = 0; i < r->windows; i++) {
+		TAILQ_INSERT_TAIL(&l->q, kids[i], link);
+		l->n++;
+	}
+}
+
+static void
+intake(struct mb_batcher *b, struct mstate *s, unsigned int *work)
 {
 	void *objs[INTAKE_BURST];
 	unsigned int n;
@@ -157,6 +178,10 @@ intake(struct mstate *s, unsigned int *work)
 			struct mb_request *r = objs[i];
 			struct lane *l = (r->hdr.flags & MB_FLAG_PRIORITY) ? &s->prio : &s->normal;
 
+			if (r->windows > 1) {
+				split(b, s, l, r);
+				continue;
+			}
 			TAILQ_INSERT_TAIL(&l->q, r, link);
 			l->n++;
 		}
@@ -502,7 +527,7 @@ mb_batcher_poll(struct mb_batcher *b, uint64_t now, uint64_t *wake_at)
 	for (uint32_t i = 0; i < b->o.n_models; i++) {
 		struct mstate *s = &b->ms[i];
 
-		intake(s, &work);
+		intake(b, s, &work);
 		if (sweep) {
 			sweep_lane(b, s, &s->prio, now, aborting);
 			sweep_lane(b, s, &s->normal, now, aborting);

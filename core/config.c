@@ -107,7 +107,7 @@ struct y_model {
 	char *name;
 	bool *enabled;
 	int64_t *max_batch, *max_delay_us, *queue_limit, *default_timeout_ms, *base_units;
-	int64_t *run_timeout_ms;
+	int64_t *run_timeout_ms, *max_windows;
 	double *item_units_per_second;
 	char *weights, *plugin;
 };
@@ -257,6 +257,7 @@ static const cyaml_schema_field_t model_fields[] = {
 	INT("queue_limit", struct y_model, queue_limit),
 	INT("default_timeout_ms", struct y_model, default_timeout_ms),
 	INT("run_timeout_ms", struct y_model, run_timeout_ms),
+	INT("max_windows", struct y_model, max_windows),
 	INT("base_units", struct y_model, base_units),
 	FLT("item_units_per_second", struct y_model, item_units_per_second),
 	STR("weights", struct y_model, weights, MB_CONFIG_PATH_MAX - 1),
@@ -924,6 +925,7 @@ apply_models(struct checker *ck, const struct y_root *r, struct mb_config *c)
 		m->enabled = MB_CONFIG_UNSET;
 		m->max_batch = m->max_delay_us = m->queue_limit = MB_CONFIG_UNSET;
 		m->default_timeout_ms = m->base_units = m->run_timeout_ms = MB_CONFIG_UNSET;
+		m->max_windows = MB_CONFIG_UNSET;
 		m->item_units_per_second = MB_CONFIG_UNSET;
 		if (y->name == NULL || y->name[0] == '\0') {
 			fail(ck, "models[%u].name: missing; every entry names a model", i);
@@ -954,6 +956,7 @@ apply_models(struct checker *ck, const struct y_root *r, struct mb_config *c)
 		MODEL_INT(default_timeout_ms, 1, 3600000);
 		MODEL_INT(base_units, 0, 1000000);
 		MODEL_INT(run_timeout_ms, 0, 86400000);
+		MODEL_INT(max_windows, 1, 1024);
 #undef MODEL_INT
 		snprintf(field, sizeof(field), "models[%u].item_units_per_second", i);
 		if (double_in(ck, field, y->item_units_per_second, 0, 1e6, true))

@@ -44,6 +44,7 @@ struct mb_model_config {
 	int64_t default_timeout_ms;	  /**< 1..3600000 */
 	int64_t base_units;		  /**< 0..1000000 */
 	int64_t run_timeout_ms;		  /**< 0..86400000 (0: no watchdog) */
+	int64_t max_windows;		  /**< 1..1024: windows of one long request */
 	double item_units_per_second;	  /**< 0..1000000, or < 0 unset */
 	char weights[MB_CONFIG_PATH_MAX]; /**< weights file; "" = <weights_dir>/<name>.safetensors
 					   */

@@ -34,6 +34,14 @@ struct mb_ring;
 /** A device's bit in a model's device mask. */
 #define MB_DEVICE_BIT(index) (1u << (index))
 
+/** How the windows of a split request are joined into its one answer (batch/mb_join.h). */
+enum mb_join_kind {
+	MB_JOIN_NONE = 0,	   /**< the model takes no windows: longer media is refused */
+	MB_JOIN_CONCAT_ROWS,	   /**< F32 rows of the windows one after the other (whisper) */
+	MB_JOIN_MEAN_L2,	   /**< mean of the windows' F32 vectors, L2-normalised (clap) */
+	MB_JOIN_MEAN_SOFTMAX_TOPK, /**< mean of the windows' logits, softmax, top-k (videomae) */
+};
+
 /** A model as the service runs it. */
 struct mb_model {
 	uint32_t index;
@@ -64,6 +72,17 @@ struct mb_model {
 	uint64_t capacity;	      /**< the most units one of its devices has */
 	int numa_node;		      /**< where its queue lives (MB_NUMA_ANY: anywhere) */
 	struct mb_plugin *plugin;     /**< the plugin that serves it, or NULL (built-in) */
+	/*
+	 * Windows: media longer than @c window (samples of audio, frames of video) runs as
+	 * windows of @c window, the last one what is left, each a batch item of its own, and
+	 * their answers are joined by @c join into one (batch/mb_join.h). A window is marked
+	 * MB_HDR_WINDOW_PART; with MB_JOIN_MEAN_SOFTMAX_TOPK the model answers it with its
+	 * logits (F32 [1 x classes]) and the join makes the top-k.
+	 */
+	uint32_t window;      /**< 0: no windows */
+	uint32_t max_windows; /**< most windows in one request: TOO_LARGE beyond */
+	uint8_t join;	      /**< enum mb_join_kind */
+	uint8_t join_topk;    /**< k of MB_JOIN_MEAN_SOFTMAX_TOPK */
 	/* stands in for a plugin that failed to load: its name only, so requests for it are
 	 * answered UNAVAILABLE with the reason rather than UNKNOWN_MODEL */
 	struct mb_model_desc failed_desc;

@@ -43,6 +43,30 @@ enum { MB_REQ_PARKED = 1 };
 
 struct mb_request;
 
+/**
+ * The join of a split request (batch/mb_join.h): a request whose media is longer than its
+ * model's window runs as windows, each a request of its own that points here; the results
+ * path folds each answered window in instead of sending it.
+ */
+struct mb_window_join {
+	struct mb_request *parent; /**< the request that was split */
+	/**
+	 * Window @p w was answered (any status): fold it in. Returns the parent, answered,
+	 * once every window is back (the caller hands it on like any answered request), else
+	 * NULL. @p w belongs to the join afterwards: the caller must not touch it. Any thread.
+	 */
+	struct mb_request *(*done)(struct mb_request *w);
+	/**
+	 * A parked window came back (its hung run() returned: MB_REQ_RECLAIM_TAG). Returns the
+	 * parent when it may now be recycled (it was answered parked), else NULL. Egress only.
+	 */
+	struct mb_request *(*reclaim)(struct mb_request *w);
+};
+
+/** hdr.reserved of a window (the wire's reserved field is 0 on every accepted request):
+ * the model answers the window's partial form where its join needs one (mb_model_rt.h). */
+#define MB_HDR_WINDOW_PART 0x1u
+
 /** Releases a request's payload (e.g. closes the ZeroMQ message holding it). */
 typedef void (*mb_payload_free_fn)(struct mb_request *req);
 
@@ -86,6 +110,9 @@ struct mb_request {
 	bool indexed;	     /**< in the front door's in-flight index */
 	bool counted;	     /**< counted in mediabatch_requests_total (by admission) */
 	bool client_gone;    /**< ZeroMQ: cancelled because its connection closed */
+	uint16_t windows;    /**< admission: > 1 when it runs as that many windows */
+	/** A window of a split request: its join (the parent is there), else NULL. */
+	struct mb_window_join *join;
 	/**
 	 * MB_REQ_PARKED: a request of a batch the watchdog abandoned (see
 	 * mb_worker_abandon_if_hung()): answered, but a hung run() may still read its payload,
@@ -117,6 +144,18 @@ struct mb_request {
 };
 
 TAILQ_HEAD(mb_request_list, mb_request);
+
+/**
+ * Whether @p req was cancelled (its own flag, or for a window its parent's). Any owner.
+ */
+static inline bool
+mb_request_cancelled(const struct mb_request *req)
+{
+	if (atomic_load_explicit(&((struct mb_request *)req)->cancel, memory_order_acquire))
+		return true;
+	return req->join != NULL &&
+	       atomic_load_explicit(&req->join->parent->cancel, memory_order_acquire);
+}
 
 /**
  * Answer @p req with a status other than OK and a reason (printf-style); fills the response

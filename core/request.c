@@ -194,16 +194,37 @@ mb_results_push(struct mb_ring *results, struct mb_request *req)
 {
 	void *p = req;
 
+	/* a window is folded into its join; its parent goes on once every window is back */
+	if (!MB_REQ_IS_RECLAIM(req) && req->join != NULL) {
+		p = req->join->done(req);
+		if (p == NULL)
+			return;
+	}
+
 	while (mb_ring_enqueue_burst(results, &p, 1) == 0) {
 		MB_LOG_ONCE(ERR, "results ring full: it should hold every request in flight");
 		sched_yield();
 	}
 }
 
+/* mb_results_push_burst() of a burst holding windows: each folded in, parents pushed */
+static void
+push_windows(struct mb_ring *results, struct mb_request *const *reqs, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		mb_results_push(results, reqs[i]);
+}
+
 void
 mb_results_push_burst(struct mb_ring *results, struct mb_request *const *reqs, unsigned int n)
 {
 	unsigned int done = 0;
+
+	for (unsigned int i = 0; i < n; i++)
+		if (!MB_REQ_IS_RECLAIM(reqs[i]) && reqs[i]->join != NULL) {
+			push_windows(results, reqs, n);
+			return;
+		}
 
 	while (done < n) {
 		unsigned int k =

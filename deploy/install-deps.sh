@@ -31,6 +31,8 @@ packages=(
 	libclang-rt-14-dev # sanitizer runtimes used by clang builds, and libFuzzer's
 	llvm-14          # llvm-profdata, llvm-cov: coverage of tests/fuzz/long-run.sh
 	python3          # small test helpers
+	python3-torch    # the networks' reference implementations (tests/unit/gpu/ref/*.py)
+	python3-numpy    # ... and the safetensors reader they use
 	iproute2         # ip netns / veth: the live UDP test (suite dpdk)
 	gnuplot-nox      # mediabatch-perf --plot: the PNG plots (without it: data and scripts only)
 	systemd          # systemd-analyze verify: the unit file in deploy/ (test deploy/install)

@@ -4,13 +4,18 @@
  * Open maps the whole file read-only and validates the header once: afterwards a struct
  * mb_weights is an immutable table of tensors pointing into the mapping, safe to read from
  * any thread. Bind copies the tensors a model asks for into aligned arrays the model owns,
- * so the mapping can be closed right after loading (and unaligned data offsets, which the
- * format allows, do not matter).
+ * converting F16 and BF16 to F32 (mb_ckpt_to_f32(), ckpt.c), so the mapping can be closed
+ * right after loading (and unaligned data offsets, which the format allows, do not matter).
+ *
+ * Writing streams tensor by tensor: a tensor's values come from the caller's array or from a
+ * fill callback into one tensor-sized buffer, and F16/BF16 are encoded in small chunks, so
+ * generating a large placeholder file never holds more than one tensor's floats.
  *
  * Data is little-endian on disk; mediabatch runs on little-endian hosts (x86-64, arm64), so
- * a copy is a memcpy.
+ * an F32 copy is a memcpy.
  */
 #include "mb_weights.h"
+#include "mb_ckpt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -354,8 +359,8 @@ mb_weights_spec_numel(const struct mb_weights_spec *s)
 	return n;
 }
 
-static int
-check_one(const struct mb_weights *w, const struct mb_weights_spec *s, char *err, size_t len)
+int
+mb_weights_check(const struct mb_weights *w, const struct mb_weights_spec *s, char *err, size_t len)
 {
 	const struct mb_weights_tensor *t = mb_weights_find(w, s->name);
 	char want[96], got[96];
@@ -367,9 +372,10 @@ check_one(const struct mb_weights *w, const struct mb_weights_spec *s, char *err
 		return -EINVAL;
 	}
 	shape_str(t->shape, t->ndim, got, sizeof(got));
-	if (strcmp(t->dtype, "F32") != 0) {
-		seterr(err, len, "%s: tensor '%s': dtype %s, expected F32", w->path, s->name,
-		       t->dtype);
+	if (strcmp(t->dtype, "F32") != 0 && strcmp(t->dtype, "F16") != 0 &&
+	    strcmp(t->dtype, "BF16") != 0) {
+		seterr(err, len, "%s: tensor '%s': dtype %s, expected F32, F16 or BF16", w->path,
+		       s->name, t->dtype);
 		return -EINVAL;
 	}
 	if (t->ndim != s->ndim || memcmp(t->shape, s->shape, s->ndim * sizeof(int64_t)) != 0) {
@@ -387,15 +393,17 @@ mb_weights_bind(const struct mb_weights *w, const struct mb_weights_spec *specs,
 	int rc;
 
 	for (uint32_t i = 0; i < n; i++) {
-		rc = check_one(w, &specs[i], err, len);
+		rc = mb_weights_check(w, &specs[i], err, len);
 		if (rc < 0)
 			return rc;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		const struct mb_weights_tensor *t = mb_weights_find(w, specs[i].name);
-		size_t bytes = (size_t)(t->end - t->begin);
+		uint64_t numel = mb_weights_spec_numel(&specs[i]);
+		/* at least one line: aligned_alloc(64, 0) may return NULL */
+		size_t bytes = ((size_t)numel * sizeof(float) + 63) & ~(size_t)63;
 
-		out[i] = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+		out[i] = aligned_alloc(64, bytes ? bytes : 64);
 		if (out[i] == NULL) {
 			for (uint32_t j = 0; j < i; j++) {
 				free(out[j]);
@@ -404,7 +412,8 @@ mb_weights_bind(const struct mb_weights *w, const struct mb_weights_spec *specs,
 			seterr(err, len, "%s: out of memory for tensor '%s'", w->path, t->name);
 			return -ENOMEM;
 		}
-		memcpy(out[i], t->data, bytes);
+		/* the dtype was checked: F32, F16 or BF16 */
+		mb_ckpt_to_f32(t->dtype, t->data, numel, out[i]);
 	}
 	return 0;
 }
@@ -439,31 +448,73 @@ int
 mb_weights_write(const char *path, const struct mb_weights_entry *e, uint32_t n, char *err,
 		 size_t len)
 {
+	return mb_weights_write_as(path, e, n, "F32", MB_WEIGHTS_GENERATOR, NULL, NULL, err, len);
+}
+
+/* Tensor @p cnt floats at @p src to @p f as @p dtype (size @p esize); 0 or -EIO. */
+static int
+write_values(FILE *f, const float *src, uint64_t cnt, const char *dtype, int esize)
+{
+	uint16_t chunk[4096];
+
+	if (esize == 4)
+		return fwrite(src, sizeof(float), (size_t)cnt, f) == cnt ? 0 : -EIO;
+	for (uint64_t k = 0; k < cnt;) {
+		uint64_t m = cnt - k < 4096 ? cnt - k : 4096;
+
+		mb_ckpt_from_f32(dtype, src + k, m, chunk);
+		if (fwrite(chunk, sizeof(uint16_t), (size_t)m, f) != m)
+			return -EIO;
+		k += m;
+	}
+	return 0;
+}
+
+int
+mb_weights_write_as(const char *path, const struct mb_weights_entry *e, uint32_t n,
+		    const char *dtype, const char *generator, mb_weights_fill_fn fill, void *ctx,
+		    char *err, size_t len)
+{
 	json_t *root = json_object();
 	char *text = NULL;
+	float *buf = NULL;
 	uint64_t off = 0, hlen;
 	size_t tlen;
 	uint8_t lenbuf[8];
 	FILE *f = NULL;
-	int rc = -ENOMEM;
+	int rc = -ENOMEM, esize;
 
+	if (strcmp(dtype, "F32") == 0)
+		esize = 4;
+	else if (strcmp(dtype, "F16") == 0 || strcmp(dtype, "BF16") == 0)
+		esize = 2;
+	else
+		esize = 0;
+	if (esize == 0) {
+		seterr(err, len, "%s: cannot write dtype '%s' (F32, F16 or BF16)", path, dtype);
+		json_decref(root);
+		return -EINVAL;
+	}
 	if (root == NULL)
 		goto out;
 	for (uint32_t i = 0; i < n; i++) {
 		json_t *shape = json_array();
-		uint64_t bytes = numel_of(e[i].shape, e[i].ndim) * 4;
+		uint64_t bytes = numel_of(e[i].shape, e[i].ndim) * (uint64_t)esize;
 
 		for (uint32_t d = 0; d < e[i].ndim; d++)
 			json_array_append_new(shape, json_integer(e[i].shape[d]));
 		if (json_object_set_new(root, e[i].name,
-					json_pack("{s:s, s:o, s:[I, I]}", "dtype", "F32", "shape",
+					json_pack("{s:s, s:o, s:[I, I]}", "dtype", dtype, "shape",
 						  shape, "data_offsets", (json_int_t)off,
 						  (json_int_t)(off + bytes))) < 0)
 			goto out;
 		off += bytes;
 	}
-	json_object_set_new(root, "__metadata__",
-			    json_pack("{s:s}", "generator", "mediabatch (placeholder weights)"));
+	if (generator != NULL)
+		json_object_set_new(root, "__metadata__",
+				    json_pack("{s:s}", "generator", generator));
+	else
+		json_object_set_new(root, "__metadata__", json_pack("{s:s}", "format", "pt"));
 	text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (text == NULL)
 		goto out;
@@ -484,10 +535,27 @@ mb_weights_write(const char *path, const struct mb_weights_entry *e, uint32_t n,
 		if (fputc(' ', f) == EOF)
 			goto io;
 	for (uint32_t i = 0; i < n; i++) {
-		size_t cnt = (size_t)numel_of(e[i].shape, e[i].ndim);
+		uint64_t cnt = numel_of(e[i].shape, e[i].ndim);
+		const float *src = e[i].data;
 
-		if (fwrite(e[i].data, sizeof(float), cnt, f) != cnt)
+		if (fill != NULL) {
+			buf = malloc((size_t)(cnt ? cnt : 1) * sizeof(float));
+			if (buf == NULL) {
+				rc = -ENOMEM;
+				seterr(err, len, "%s: out of memory for tensor '%s'", path,
+				       e[i].name);
+				goto done;
+			}
+			rc = fill(ctx, i, buf, err, len);
+			if (rc < 0)
+				goto done;
+			rc = -EIO;
+			src = buf;
+		}
+		if (write_values(f, src, cnt, dtype, esize) < 0)
 			goto io;
+		free(buf);
+		buf = NULL;
 	}
 	if (fclose(f) != 0) {
 		f = NULL;
@@ -504,6 +572,7 @@ out:
 done:
 	if (f != NULL)
 		fclose(f);
+	free(buf);
 	free(text);
 	json_decref(root);
 	return rc;
@@ -531,48 +600,62 @@ fnv1a(const char *s)
 	return h;
 }
 
+void
+mb_weights_generate_data(const struct mb_weights_spec *s, uint64_t seed, float *out)
+{
+	uint64_t cnt = mb_weights_spec_numel(s), fan_in = 1;
+	uint64_t state = seed ^ fnv1a(s->name);
+	float bound;
+
+	for (uint32_t d = 1; d < s->ndim; d++)
+		fan_in *= (uint64_t)s->shape[d];
+	bound = s->ndim <= 1 ? 0.02f : (float)sqrt(6.0 / (double)fan_in);
+	if (s->init == MB_WEIGHTS_INIT_ONES)
+		bound = 0.02f;
+	for (uint64_t k = 0; k < cnt; k++) {
+		/* 24 random bits -> [0, 1) exactly representable: the same on every host */
+		float u = (float)(splitmix64(&state) >> 40) * (1.0f / 16777216.0f);
+
+		out[k] = (2.0f * u - 1.0f) * bound;
+		if (s->init == MB_WEIGHTS_INIT_ONES)
+			out[k] += 1.0f;
+	}
+}
+
+struct gen_ctx {
+	const struct mb_weights_spec *specs;
+	uint64_t seed;
+};
+
+static int
+gen_fill(void *ctx, uint32_t i, float *dst, char *err, size_t len)
+{
+	const struct gen_ctx *g = ctx;
+
+	(void)err;
+	(void)len;
+	mb_weights_generate_data(&g->specs[i], g->seed, dst);
+	return 0;
+}
+
 int
 mb_weights_generate(const char *path, const struct mb_weights_spec *specs, uint32_t n,
 		    uint64_t seed, char *err, size_t len)
 {
 	struct mb_weights_entry *e = calloc(n ? n : 1, sizeof(*e));
-	float **data = calloc(n ? n : 1, sizeof(*data));
-	int rc = -ENOMEM;
+	struct gen_ctx g = {specs, seed};
+	int rc;
 
-	if (e == NULL || data == NULL) {
+	if (e == NULL) {
 		seterr(err, len, "%s: out of memory", path);
-		goto out;
+		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		const struct mb_weights_spec *s = &specs[i];
-		uint64_t cnt = mb_weights_spec_numel(s), fan_in = 1;
-		uint64_t state = seed ^ fnv1a(s->name);
-		float bound;
-
-		for (uint32_t d = 1; d < s->ndim; d++)
-			fan_in *= (uint64_t)s->shape[d];
-		bound = s->ndim <= 1 ? 0.02f : (float)sqrt(6.0 / (double)fan_in);
-		data[i] = malloc((cnt ? cnt : 1) * sizeof(float));
-		if (data[i] == NULL) {
-			seterr(err, len, "%s: out of memory", path);
-			goto out;
-		}
-		for (uint64_t k = 0; k < cnt; k++) {
-			/* 24 random bits -> [0, 1) exactly representable: the same on every host */
-			float u = (float)(splitmix64(&state) >> 40) * (1.0f / 16777216.0f);
-
-			data[i][k] = (2.0f * u - 1.0f) * bound;
-		}
-		e[i].name = s->name;
-		e[i].ndim = s->ndim;
-		memcpy(e[i].shape, s->shape, sizeof(e[i].shape));
-		e[i].data = data[i];
+		e[i].name = specs[i].name;
+		e[i].ndim = specs[i].ndim;
+		memcpy(e[i].shape, specs[i].shape, sizeof(e[i].shape));
 	}
-	rc = mb_weights_write(path, e, n, err, len);
-out:
-	for (uint32_t i = 0; data != NULL && i < n; i++)
-		free(data[i]);
-	free(data);
+	rc = mb_weights_write_as(path, e, n, "F32", MB_WEIGHTS_GENERATOR, gen_fill, &g, err, len);
 	free(e);
 	return rc;
 }

@@ -136,7 +136,7 @@ weed(struct mb_worker *w, struct mb_batch *b, uint64_t now)
 	for (uint32_t i = 0; i < b->n; i++) {
 		struct mb_request *r = b->items[i];
 
-		if (atomic_load_explicit(&r->cancel, memory_order_acquire))
+		if (mb_request_cancelled(r))
 			mb_request_answer(r, MB_STATUS_CANCELLED, "cancelled by the client");
 		else if (now >= r->deadline_ns)
 			mb_request_answer(r, MB_STATUS_TIMEOUT,

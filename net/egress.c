@@ -321,6 +321,11 @@ retire(struct mb_frontdoor *fd, struct mb_request *req)
 static void
 reclaim(struct mb_frontdoor *fd, struct mb_request *req)
 {
+	if (req->join != NULL) { /* a window: its parent, once its last parked window is back */
+		req = req->join->reclaim(req);
+		if (req == NULL)
+			return;
+	}
 	fd->n_parked--;
 	fd->inflight_bytes -= req->payload_len;
 	mb_request_put(fd->pool, req);

@@ -1,14 +1,19 @@
 /*
- * mediabatch-weights: write placeholder weight files for the built-in models, or check a
- * weights file against a model.
+ * mediabatch-weights: write placeholder checkpoints for the built-in models, or check a
+ * downloaded one.
  *
- *   mediabatch-weights [--out DIR] [--seed N] [MODEL...]   write DIR/MODEL.safetensors
- *   mediabatch-weights --check FILE --model MODEL           check FILE for MODEL
+ *   mediabatch-weights [--out DIR] [--size SIZE] [--dtype T] [--shard-mb N] [--seed N]
+ *                      [MODEL...]                      write DIR/MODEL/ (or MODEL.safetensors)
+ *   mediabatch-weights --check PATH --model MODEL        load PATH as MODEL, as the service does
  *
- * Placeholder weights are deterministic (the same seed gives the same bytes everywhere)
- * and meaningless: they let whisper, clap and videomae do their real arithmetic until real
- * weights of the same architecture are loaded. meson runs this at build time into
- * build/weights/, where mediabatchd looks by default.
+ * Networks (whisper, videomae) get a checkpoint directory in exactly the published Hugging
+ * Face layout (model.safetensors, or shards and their index, and config.json) at a size of
+ * --size: "tiny" (a small test size, not a published one; the build's default) or a
+ * published size such as whisper-base. Other models with weights (clap) get one
+ * MODEL.safetensors. Placeholder values are deterministic (the same seed gives the same
+ * bytes everywhere) and meaningless: random numbers in the real layout, until a real
+ * checkpoint is named in the config. meson runs this at build time into build/weights/,
+ * where mediabatchd looks by default.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,52 +31,104 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: mediabatch-weights [--out DIR] [--seed N] [--stamp FILE] [MODEL...]\n"
-		"       mediabatch-weights --check FILE --model MODEL\n"
+		"usage: mediabatch-weights [--out DIR] [--size SIZE] [--dtype T] [--shard-mb N]\n"
+		"                          [--seed N] [--stamp FILE] [MODEL...]\n"
+		"       mediabatch-weights --check PATH --model MODEL\n"
 		"\n"
-		"Write deterministic placeholder weights (safetensors) for the built-in models\n"
-		"(default: all of them) to DIR/MODEL.safetensors, or check a weights file.\n"
-		"Placeholder weights make the models compute; their outputs mean nothing until\n"
-		"real weights of the same architecture are loaded.\n"
+		"Write deterministic placeholder weights for the built-in models (default: all),\n"
+		"or check a checkpoint. Networks get DIR/MODEL/ in the published Hugging Face\n"
+		"layout (model.safetensors or shards + index, config.json); other models\n"
+		"DIR/MODEL.safetensors. Placeholders are random numbers in the real layout: the\n"
+		"outputs mean nothing until a real checkpoint is named in the config.\n"
 		"\n"
 		"  --out DIR      where to write (default: weights); created if missing\n"
+		"  --size SIZE    networks' size (default tiny: a small test size, not published)\n"
+		"  --dtype T      F32 (default), F16 or BF16\n"
+		"  --shard-mb N   shards of at most N MiB with model.safetensors.index.json\n"
 		"  --seed N       seed (default %d); the same seed gives the same bytes\n"
 		"  --stamp FILE   touch FILE when done (for build systems)\n"
-		"  --check FILE   check FILE against --model's tensors (names, F32, shapes)\n"
+		"  --check PATH   load PATH (a checkpoint directory, .safetensors or index file)\n"
+		"                 as --model loads it in the service, and say what it holds\n"
 		"  --model MODEL  the model for --check\n"
 		"  --help         this text\n"
 		"\n"
-		"Models with weights:",
+		"Sizes:\n",
 		MB_WEIGHTS_DEFAULT_SEED);
-	for (const struct mb_builtin_weights *const *w = mb_builtin_weights; *w != NULL; w++)
-		fprintf(f, " %s", (*w)->model);
+	for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL; d++) {
+		const char *const *sizes = mb_builtin_net_sizes((*d)->name);
+
+		if (sizes == NULL)
+			continue;
+		fprintf(f, "  %-9s", (*d)->name);
+		for (; *sizes != NULL; sizes++)
+			fprintf(f, " %s", *sizes);
+		fprintf(f, "\n");
+	}
+	fprintf(f, "Models with weights:");
+	for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL; d++)
+		if (mb_builtin_has_weights((*d)->name))
+			fprintf(f, " %s", (*d)->name);
 	fprintf(f, "\n");
 }
 
 static int
-check(const char *file, const char *model)
+check(const char *path, const char *model)
 {
 	const struct mb_builtin_weights *bw = model ? mb_builtin_weights_of(model) : NULL;
 	float *out[16] = {NULL};
-	char err[512];
+	char err[1024];
 
+	if (model != NULL && mb_builtin_is_net(model)) {
+		if (mb_builtin_net_check(model, path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mediabatch-weights: %s\n", err);
+			return 1;
+		}
+		printf("%s\n", err);
+		return 0;
+	}
 	if (bw == NULL) {
 		fprintf(stderr, "mediabatch-weights: --check needs --model with one of the models "
 				"listed in --help\n");
 		return 2;
 	}
-	if (mb_weights_load(file, bw->specs, bw->n, out, err, sizeof(err)) < 0) {
+	if (mb_weights_load(path, bw->specs, bw->n, out, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mediabatch-weights: %s\n", err);
 		return 1;
 	}
 	for (uint32_t i = 0; i < bw->n; i++)
 		free(out[i]);
-	printf("%s: every tensor %s needs is there, F32, with the right shape\n", file, model);
+	printf("%s: every tensor %s needs is there, F32, with the right shape\n", path, model);
+	return 0;
+}
+
+struct gen {
+	const char *dir, *size, *dtype;
+	uint64_t seed, shard_bytes;
+	int size_given;
+};
+
+static int
+generate_net(const struct gen *g, const char *model)
+{
+	const char *const *sizes = mb_builtin_net_sizes(model);
+	const char *size = g->size;
+	char path[4096], err[1024];
+
+	/* without --size every network gets its first (test) size; a --size that names one
+	 * network's published size applies to that network */
+	if (!g->size_given)
+		size = sizes[0];
+	snprintf(path, sizeof(path), "%s/%s", g->dir, model);
+	if (mb_builtin_net_placeholder(model, size, path, g->seed, g->dtype, g->shard_bytes, err,
+				       sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatch-weights: %s\n", err);
+		return 1;
+	}
 	return 0;
 }
 
 static int
-generate(const char *dir, uint64_t seed, const struct mb_builtin_weights *bw)
+generate_file(const char *dir, uint64_t seed, const struct mb_builtin_weights *bw)
 {
 	char path[4096], tmp[4200], err[512];
 
@@ -90,43 +147,82 @@ generate(const char *dir, uint64_t seed, const struct mb_builtin_weights *bw)
 	return 0;
 }
 
+static int
+generate(const struct gen *g, const char *model)
+{
+	const struct mb_builtin_weights *bw = mb_builtin_weights_of(model);
+
+	if (mb_builtin_is_net(model))
+		return generate_net(g, model);
+	if (bw == NULL) {
+		fprintf(stderr, "mediabatch-weights: '%s' is not a built-in model with weights\n",
+			model);
+		return 2;
+	}
+	if (g->size_given) {
+		fprintf(stderr, "mediabatch-weights: %s has one size: drop --size\n", model);
+		return 2;
+	}
+	return generate_file(g->dir, g->seed, bw);
+}
+
 int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"out", required_argument, NULL, 'o'},
-		{"seed", required_argument, NULL, 's'},
-		{"stamp", required_argument, NULL, 't'},
-		{"check", required_argument, NULL, 'c'},
-		{"model", required_argument, NULL, 'm'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"out", required_argument, NULL, 'o'},	    {"seed", required_argument, NULL, 's'},
+		{"size", required_argument, NULL, 'z'},	    {"dtype", required_argument, NULL, 'd'},
+		{"shard-mb", required_argument, NULL, 'S'}, {"stamp", required_argument, NULL, 't'},
+		{"check", required_argument, NULL, 'c'},    {"model", required_argument, NULL, 'm'},
+		{"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
 	};
-	const char *dir = "weights", *stamp = NULL, *check_file = NULL, *model = NULL;
-	uint64_t seed = MB_WEIGHTS_DEFAULT_SEED;
+	struct gen g = {
+		.dir = "weights", .size = "tiny", .dtype = "F32", .seed = MB_WEIGHTS_DEFAULT_SEED};
+	const char *stamp = NULL, *check_path = NULL, *model = NULL;
+	unsigned long long v;
 	char *end;
 	int c, rc = 0;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
-			dir = optarg;
+			g.dir = optarg;
 			break;
 		case 's':
+		case 'S':
 			errno = 0;
-			seed = strtoull(optarg, &end, 0);
-			if (errno != 0 || *end != '\0' || optarg[0] == '\0') {
+			v = strtoull(optarg, &end, 0);
+			if (errno != 0 || *end != '\0' || optarg[0] == '\0' ||
+			    (c == 'S' && (v == 0 || v > 1048576))) {
+				fprintf(stderr, "mediabatch-weights: --%s: '%s' is not %s\n",
+					c == 's' ? "seed" : "shard-mb", optarg,
+					c == 's' ? "a number" : "a size in MiB (1..1048576)");
+				return 2;
+			}
+			if (c == 's')
+				g.seed = v;
+			else
+				g.shard_bytes = v << 20;
+			break;
+		case 'z':
+			g.size = optarg;
+			g.size_given = 1;
+			break;
+		case 'd':
+			if (strcmp(optarg, "F32") != 0 && strcmp(optarg, "F16") != 0 &&
+			    strcmp(optarg, "BF16") != 0) {
 				fprintf(stderr,
-					"mediabatch-weights: --seed: '%s' is not a number\n",
+					"mediabatch-weights: --dtype: '%s'; use F32, F16 or BF16\n",
 					optarg);
 				return 2;
 			}
+			g.dtype = optarg;
 			break;
 		case 't':
 			stamp = optarg;
 			break;
 		case 'c':
-			check_file = optarg;
+			check_path = optarg;
 			break;
 		case 'm':
 			model = optarg;
@@ -139,32 +235,31 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (check_file != NULL)
-		return check(check_file, model);
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-		fprintf(stderr, "mediabatch-weights: %s: %s\n", dir, strerror(errno));
+	if (check_path != NULL)
+		return check(check_path, model);
+	if (mkdir(g.dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "mediabatch-weights: %s: %s\n", g.dir, strerror(errno));
 		return 1;
 	}
-	if (optind == argc) {
-		for (const struct mb_builtin_weights *const *w = mb_builtin_weights; *w != NULL;
-		     w++)
-			rc |= generate(dir, seed, *w);
+	if (optind == argc && g.size_given) {
+		fprintf(stderr, "mediabatch-weights: --size needs the model(s) to write\n");
+		return 2;
 	}
+	if (optind == argc)
+		for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL; d++)
+			if (mb_builtin_has_weights((*d)->name))
+				rc |= generate(&g, (*d)->name);
 	for (int i = optind; i < argc; i++) {
-		const struct mb_builtin_weights *bw = mb_builtin_weights_of(argv[i]);
+		int r = generate(&g, argv[i]);
 
-		if (bw == NULL) {
-			fprintf(stderr,
-				"mediabatch-weights: '%s' is not a built-in model with weights\n",
-				argv[i]);
+		if (r == 2)
 			return 2;
-		}
-		rc |= generate(dir, seed, bw);
+		rc |= r;
 	}
 	if (rc == 0 && stamp != NULL) {
 		FILE *f = fopen(stamp, "w");
 
-		if (f == NULL || fprintf(f, "seed %" PRIu64 "\n", seed) < 0 || fclose(f) != 0) {
+		if (f == NULL || fprintf(f, "seed %" PRIu64 "\n", g.seed) < 0 || fclose(f) != 0) {
 			fprintf(stderr, "mediabatch-weights: %s: %s\n", stamp, strerror(errno));
 			return 1;
 		}

@@ -6,6 +6,9 @@
  *   mediabatch subscribe print published results (all, or one tenant's, or one model's)
  *   mediabatch cancel    cancel a request sent earlier under a fixed --client-id
  *
+ * Top-k results (videomae's) print their classes and scores, with the class names of a
+ * checkpoint's config.json (its id2label) when --labels names it or its directory.
+ *
  * Built on the client library (include/mediabatch/client.h). Exit status: 0 when every
  * response was OK, 1 when some was not, 3 when a response did not come in time, 2 for
  * usage errors and unreadable input.
@@ -21,7 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "mb_build_config.h"
 #include "mediabatch/client.h"
@@ -79,6 +85,9 @@ usage(FILE *out)
 		"later)\n"
 		"  --wait-ms MS             how long to wait for each response (default 30000)\n"
 		"  --quiet                  print only the summary\n"
+		"  --labels PATH            name top-k classes by the id2label of PATH, a\n"
+		"                           config.json or a checkpoint directory holding one\n"
+		"                           (also for subscribe)\n"
 		"  --udp IPV4:PORT          send as UDP datagrams to the service's DPDK port\n"
 		"                           instead of ZeroMQ; results are read from --publish\n"
 		"  --publish EP             service PUB for --udp results (default\n"
@@ -285,6 +294,88 @@ make_tensor(struct media *m, const char *spec)
 	return 0;
 }
 
+/* ---- class labels (--labels) ---- */
+
+/* config.json's id2label: names[id], NULL where it has none */
+static char **g_labels;
+static uint32_t g_n_labels;
+
+/*
+ * Read id2label from @p path: a config.json, or a directory holding one. 0, or -1 after
+ * saying what is wrong.
+ */
+static int
+load_labels(const char *path)
+{
+	char file[4096];
+	struct stat st;
+	json_error_t jerr;
+	json_t *cfg, *map, *v;
+	const char *key;
+	uint32_t max = 0;
+
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		snprintf(file, sizeof(file), "%s/config.json", path);
+	else
+		snprintf(file, sizeof(file), "%s", path);
+	cfg = json_load_file(file, 0, &jerr);
+	if (cfg == NULL) {
+		if (access(file, R_OK) != 0)
+			fprintf(stderr, "mediabatch: --labels %s: %s: %s\n", path, file,
+				strerror(errno));
+		else
+			fprintf(stderr, "mediabatch: --labels %s: %s: not JSON: %s (line %d)\n",
+				path, file, jerr.text, jerr.line);
+		return -1;
+	}
+	map = json_is_object(cfg) ? json_object_get(cfg, "id2label") : NULL;
+	if (!json_is_object(map) || json_object_size(map) == 0) {
+		fprintf(stderr,
+			"mediabatch: --labels %s: %s has no id2label object (class id -> name)\n",
+			path, file);
+		json_decref(cfg);
+		return -1;
+	}
+	json_object_foreach(map, key, v)
+	{
+		char *end;
+		unsigned long id = strtoul(key, &end, 10);
+
+		if (*end != '\0' || end == key || id >= 1000000 || !json_is_string(v)) {
+			fprintf(stderr,
+				"mediabatch: --labels %s: %s: id2label entry \"%s\" is not a class "
+				"id (0..999999) with a string name\n",
+				path, file, key);
+			json_decref(cfg);
+			return -1;
+		}
+		if (id + 1 > max)
+			max = (uint32_t)id + 1;
+	}
+	g_labels = calloc(max, sizeof(*g_labels));
+	if (g_labels == NULL) {
+		json_decref(cfg);
+		return -1;
+	}
+	g_n_labels = max;
+	json_object_foreach(map, key, v)
+	{
+		g_labels[strtoul(key, NULL, 10)] = strdup(json_string_value(v));
+	}
+	json_decref(cfg);
+	return 0;
+}
+
+static void
+free_labels(void)
+{
+	for (uint32_t i = 0; i < g_n_labels; i++)
+		free(g_labels[i]);
+	free(g_labels);
+	g_labels = NULL;
+	g_n_labels = 0;
+}
+
 /* ---- output ---- */
 
 static int
@@ -345,6 +436,20 @@ print_response(const char *prefix, const struct mb_client_response *r)
 	else if (h->result_type == MB_RESULT_TEXT)
 		printf("text");
 	printf(" %u bytes\n", h->result_len);
+	if (h->result_type != MB_RESULT_TOPK || h->cols != 2)
+		return;
+	/* (u32 class, f32 score) pairs: "class 123 (label) 0.8123" */
+	for (uint32_t k = 0; k < h->rows && 8 * (k + 1) <= r->len; k++) {
+		const uint8_t *p = (const uint8_t *)r->data + 8 * k;
+		uint32_t cls = rd32(p), bits = rd32(p + 4);
+		float score;
+
+		memcpy(&score, &bits, 4);
+		if (cls < g_n_labels && g_labels[cls] != NULL)
+			printf("%s  class %u (%s) %.4f\n", prefix, cls, g_labels[cls], score);
+		else
+			printf("%s  class %u %.4f\n", prefix, cls, score);
+	}
 }
 
 /* ---- send ---- */
@@ -735,6 +840,7 @@ main(int argc, char **argv)
 		O_PUBLISH,
 		O_DATAGRAM,
 		O_SETTLE,
+		O_LABELS,
 	};
 	static const struct option longopts[] = {
 		{"wav", required_argument, NULL, O_WAV},
@@ -766,6 +872,7 @@ main(int argc, char **argv)
 		{"publish", required_argument, NULL, O_PUBLISH},
 		{"datagram", required_argument, NULL, O_DATAGRAM},
 		{"settle-ms", required_argument, NULL, O_SETTLE},
+		{"labels", required_argument, NULL, O_LABELS},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -916,6 +1023,11 @@ main(int argc, char **argv)
 			if (num("--settle-ms", optarg, 0, 60000, &so.settle_ms))
 				return EXIT_USAGE;
 			break;
+		case O_LABELS:
+			free_labels();
+			if (load_labels(optarg) < 0)
+				return EXIT_USAGE;
+			break;
 		case O_TIMEOUT_S:
 			if (num("--timeout-s", optarg, 1, 86400, &timeout_s))
 				return EXIT_USAGE;
@@ -935,10 +1047,13 @@ main(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	if (strcmp(cmd, "subscribe") == 0)
-		return cmd_subscribe(so.endpoint ? so.endpoint : "tcp://127.0.0.1:7401", tenant,
-				     model_set ? so.model : NULL, count_set ? so.count : -1,
-				     timeout_s);
+	if (strcmp(cmd, "subscribe") == 0) {
+		c = cmd_subscribe(so.endpoint ? so.endpoint : "tcp://127.0.0.1:7401", tenant,
+				  model_set ? so.model : NULL, count_set ? so.count : -1,
+				  timeout_s);
+		free_labels();
+		return c;
+	}
 	if (strcmp(cmd, "cancel") == 0)
 		return cmd_cancel(so.endpoint ? so.endpoint : "tcp://127.0.0.1:7400", so.client_id,
 				  tenant, id);
@@ -967,5 +1082,6 @@ main(int argc, char **argv)
 	}
 	c = so.udp != NULL ? cmd_send_udp(&so, &m) : cmd_send(&so, &m);
 	free(m.bytes);
+	free_labels();
 	return c;
 }

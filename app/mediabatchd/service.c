@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <rte_cycles.h>
@@ -257,6 +258,10 @@ settings(struct mb_model *m, const struct mb_config *cfg)
 	m->base_units = d->base_units;
 	m->item_units_per_second = d->item_units_per_second;
 	m->run_timeout_ms = DEFAULT_RUN_TIMEOUT_MS;
+	if (m->plugin == NULL &&
+	    mb_builtin_windowing(d->name, &m->window, &m->join, &m->join_topk) == 0)
+		m->max_windows = c != NULL && c->max_windows > 0 ? (uint32_t)c->max_windows
+								 : MB_DEFAULT_MAX_WINDOWS;
 	if (c == NULL)
 		return;
 	if (c->enabled == 0) {
@@ -275,25 +280,33 @@ settings(struct mb_model *m, const struct mb_config *cfg)
 
 /* ---- models: built-in and plugins, weights, breakers ---- */
 
-/* The weights file of @p name: the config's, else <weights_dir>/<name>.safetensors, where
- * weights_dir "" means weights/ beside the daemon's binary (the build writes them there). */
+/* The weights of @p name: the config's, else in weights_dir the checkpoint directory <name>/
+ * when there is one, else the file <name>.safetensors; weights_dir "" means weights/ beside
+ * the daemon's binary (the build writes them there). */
 static void
 weights_path(const struct mb_config *cfg, const char *name, char *buf, size_t len)
 {
 	const struct mb_model_config *c = mb_config_model(cfg, name);
-	char exe[PATH_MAX];
+	char exe[PATH_MAX], dir[PATH_MAX];
+	struct stat st;
 	ssize_t n;
 
 	if (c != NULL && c->weights[0] != '\0') {
 		snprintf(buf, len, "%s", c->weights);
-	} else if (cfg->weights_dir[0] != '\0') {
-		snprintf(buf, len, "%s/%s.safetensors", cfg->weights_dir, name);
+		return;
+	}
+	if (cfg->weights_dir[0] != '\0') {
+		snprintf(dir, sizeof(dir), "%s", cfg->weights_dir);
 	} else if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
 		exe[n] = '\0';
-		snprintf(buf, len, "%s/weights/%s.safetensors", dirname(exe), name);
+		snprintf(dir, sizeof(dir), "%s/weights", dirname(exe));
 	} else {
-		snprintf(buf, len, "weights/%s.safetensors", name);
+		snprintf(dir, sizeof(dir), "weights");
 	}
+	snprintf(buf, len, "%s/%s", dir, name);
+	if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+		return;
+	snprintf(buf, len, "%s/%s.safetensors", dir, name);
 }
 
 /* Load @p m on device @p d; on success it serves there. The reason of a failure goes to
@@ -410,7 +423,7 @@ load_model(struct mb_service *s, struct mb_model *m, const struct mb_model_confi
 	if (!m->enabled)
 		return;
 	weights_path(cfg, m->desc->name, path, sizeof(path));
-	if (m->plugin != NULL || mb_builtin_weights_of(m->desc->name) != NULL ||
+	if (m->plugin != NULL || mb_builtin_has_weights(m->desc->name) ||
 	    (c != NULL && c->weights[0] != '\0')) {
 		/* a plugin gets the default path only when that file exists */
 		if (m->plugin == NULL || (c != NULL && c->weights[0] != '\0') ||
@@ -435,7 +448,7 @@ check_one(const struct mb_config *cfg, const struct mb_model_desc *d, const char
 	bool own = c != NULL && c->weights[0] != '\0';
 
 	weights_path(cfg, d->name, path, sizeof(path)); /* as load_model() chooses it */
-	if (plugin == NULL ? mb_builtin_weights_of(d->name) != NULL || own
+	if (plugin == NULL ? mb_builtin_has_weights(d->name) || own
 			   : own || access(path, R_OK) == 0)
 		args.weights_path = path;
 	if (!(d->devices & MB_MODEL_ON_CPU)) { /* CUDA only: its weights file at least */

@@ -4,7 +4,9 @@
  *
  * The FFT plan is made once (FFTW's planner is not thread-safe) with FFTW_ESTIMATE, so every
  * run uses the same algorithm and results are bit-for-bit deterministic. Workers execute it
- * with their own aligned buffers (fftwf_execute_dft_r2c is thread-safe).
+ * with their own aligned buffers (fftwf_execute_dft_r2c is thread-safe): a struct
+ * mb_mel_scratch, or a part of a caller's 64-byte aligned float scratch
+ * (mb_mel_compute_f32(), for a model that pads the audio itself: whisper).
  */
 #include "mel_internal.h"
 
@@ -153,12 +155,9 @@ mb_mel_scratch_destroy(struct mb_mel_scratch **wp)
 	*wp = NULL;
 }
 
-/* Samples as floats in [-1, 1), reflect-padded by PAD at both ends (numpy's "reflect"). */
-static void
-load_padded(const struct mb_model_item *it, uint32_t n, float *padded)
+void
+mb_mel_samples(const struct mb_model_item *it, uint32_t n, float *x)
 {
-	float *x = padded + MB_MEL_PAD;
-
 	if (it->hdr->media == MB_MEDIA_PCM_S16LE) {
 		const uint8_t *p = it->payload;
 
@@ -167,35 +166,45 @@ load_padded(const struct mb_model_item *it, uint32_t n, float *padded)
 	} else {
 		memcpy(x, it->payload, sizeof(float) * n);
 	}
+}
+
+/* Reflect-pad the @p n samples at padded[PAD..] by PAD at both ends (numpy's "reflect"). */
+static void
+reflect_pad(float *padded, uint32_t n)
+{
+	float *x = padded + MB_MEL_PAD;
+
 	for (int i = 1; i <= MB_MEL_PAD; i++) {
 		x[-i] = x[i];
 		x[n - 1 + i] = x[n - 1 - i];
 	}
 }
 
-void
-mb_mel_compute(const struct mb_mel *s, struct mb_mel_scratch *w, const struct mb_model_item *it,
-	       uint32_t n, float *mel)
+/*
+ * Steps 2..6 over @p frames frames of reflect-padded samples: the FFT through @p in and
+ * @p out (aligned as the plan's arrays were), the power spectrum in @p power.
+ */
+static void
+logmel_frames(const struct mb_mel *s, const float *padded, uint32_t frames, float *in,
+	      fftwf_complex *out, float *power, float *mel)
 {
 	const int n_mels = s->n_mels;
-	uint32_t frames = n / MB_MEL_HOP;
 	float max = -INFINITY;
 
-	load_padded(it, n, w->padded);
 	for (uint32_t t = 0; t < frames; t++) {
-		const float *frame = w->padded + (size_t)t * MB_MEL_HOP;
+		const float *frame = padded + (size_t)t * MB_MEL_HOP;
 		float *row = mel + (size_t)t * n_mels;
 
 		for (int i = 0; i < MB_MEL_N_FFT; i++)
-			w->in[i] = frame[i] * s->window[i];
-		fftwf_execute_dft_r2c(s->plan, w->in, w->out);
+			in[i] = frame[i] * s->window[i];
+		fftwf_execute_dft_r2c(s->plan, in, out);
 		for (int k = 0; k < MB_MEL_BINS; k++)
-			w->power[k] = w->out[k][0] * w->out[k][0] + w->out[k][1] * w->out[k][1];
+			power[k] = out[k][0] * out[k][0] + out[k][1] * out[k][1];
 		for (int m = 0; m < n_mels; m++) {
 			float acc = 0.0f;
 
 			for (int k = s->lo[m]; k < s->hi[m]; k++)
-				acc += s->filters[m][k] * w->power[k];
+				acc += s->filters[m][k] * power[k];
 			row[m] = log10f(fmaxf(acc, 1e-10f));
 			if (row[m] > max)
 				max = row[m];
@@ -203,6 +212,44 @@ mb_mel_compute(const struct mb_mel *s, struct mb_mel_scratch *w, const struct mb
 	}
 	for (size_t i = 0; i < (size_t)frames * n_mels; i++)
 		mel[i] = (fmaxf(mel[i], max - 8.0f) + 4.0f) / 4.0f;
+}
+
+void
+mb_mel_compute(const struct mb_mel *s, struct mb_mel_scratch *w, const struct mb_model_item *it,
+	       uint32_t n, float *mel)
+{
+	mb_mel_samples(it, n, w->padded + MB_MEL_PAD);
+	reflect_pad(w->padded, n);
+	logmel_frames(s, w->padded, n / MB_MEL_HOP, w->in, w->out, w->power, mel);
+}
+
+/* @p floats rounded up to whole 64-byte lines, so that each part of a scratch is aligned */
+static size_t
+lines(size_t floats)
+{
+	return (floats + 15) & ~(size_t)15;
+}
+
+size_t
+mb_mel_f32_scratch(uint32_t n)
+{
+	return lines((size_t)n + 2 * MB_MEL_PAD) + lines(MB_MEL_N_FFT) + lines(2 * MB_MEL_BINS) +
+	       lines(MB_MEL_BINS);
+}
+
+void
+mb_mel_compute_f32(const struct mb_mel *s, const float *x, uint32_t n, float *scratch, float *mel)
+{
+	float *padded = scratch;
+	float *in = padded + lines((size_t)n + 2 * MB_MEL_PAD);
+	float *out = in + lines(MB_MEL_N_FFT);
+	float *power = out + lines(2 * MB_MEL_BINS);
+
+	memcpy(padded + MB_MEL_PAD, x, sizeof(float) * n);
+	reflect_pad(padded, n);
+	/* in and out are 64-byte aligned, as the fftwf_malloc() arrays the plan was made with
+	 * (new-array execution needs the same alignment) */
+	logmel_frames(s, padded, n / MB_MEL_HOP, in, (fftwf_complex *)out, power, mel);
 }
 
 int

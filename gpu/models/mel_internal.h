@@ -10,14 +10,16 @@
  *      the way librosa.filters.mel(sr=16000, n_fft=400, n_mels=n_mels) does;
  *   5. log10(max(x, 1e-10)), clamp from below at (max over the clip) - 8, then (x + 4) / 4;
  *   6. the last STFT frame is dropped.
- * Whisper uses n_mels = 80; clap uses 64 with everything else the same.
+ * Whisper uses n_mels = 80 (large-v3: 128); clap uses 64 with everything else the same.
  *
  * Threads: create/destroy on the main thread (FFTW's planner is not thread-safe); a scratch
- * per worker thread; mb_mel_compute() from any thread with its own scratch.
+ * per worker thread; mb_mel_compute() and mb_mel_compute_f32() from any thread with its own
+ * scratch.
  */
 #ifndef MB_MEL_INTERNAL_H
 #define MB_MEL_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mediabatch/model.h"
@@ -53,6 +55,20 @@ void mb_mel_scratch_destroy(struct mb_mel_scratch **s);
  */
 void mb_mel_compute(const struct mb_mel *mel, struct mb_mel_scratch *s,
 		    const struct mb_model_item *it, uint32_t n, float *out);
+
+/** @p n samples of @p it's payload (PCM_S16LE or PCM_F32LE) as floats into @p x. */
+void mb_mel_samples(const struct mb_model_item *it, uint32_t n, float *x);
+
+/** Floats of scratch mb_mel_compute_f32() needs for @p n samples. */
+size_t mb_mel_f32_scratch(uint32_t n);
+
+/**
+ * As mb_mel_compute(), from @p n float samples @p x (n >= 400; copied, not changed) into
+ * @p out: F32 [n / 160 x n_mels]. @p scratch: mb_mel_f32_scratch(n) floats, 64-byte
+ * aligned, the caller's (no allocation here). Threads: any, each with its own scratch.
+ */
+void mb_mel_compute_f32(const struct mb_mel *mel, const float *x, uint32_t n, float *scratch,
+			float *out);
 
 /**
  * The usual audio check for a model called @p model: 16 kHz, @p min_samples..@p max_samples

@@ -46,9 +46,49 @@ void mb_nn_conv1d(const float *x, uint32_t t, uint32_t cin, const float *w, cons
 		  uint32_t cout, uint32_t k, uint32_t stride, uint32_t pad, int gelu, float *col,
 		  float *y);
 
-/** y[rows x out] = x[rows x in] W^T + b (W [out x in]). */
+/** y[rows x out] = x[rows x in] W^T + b (W [out x in]; @p b NULL: no bias). */
 void mb_nn_linear(const float *x, uint32_t rows, uint32_t in, const float *w, const float *b,
 		  uint32_t out, float *y);
+
+/**
+ * LayerNorm over the last dimension: y[r] = (x[r] - mean) / sqrt(var + eps) * g + b, the
+ * variance biased (divided by d), as torch.nn.LayerNorm. @p y may equal @p x.
+ */
+void mb_nn_layernorm(const float *x, uint32_t rows, uint32_t d, const float *g, const float *b,
+		     float eps, float *y);
+
+/** GELU (erf) of @p n values in place. */
+void mb_nn_gelu_inplace(float *x, size_t n);
+
+/**
+ * One pre-LayerNorm transformer encoder block, as Whisper's and VideoMAE's are:
+ *
+ *     h = x + out(attn(ln1(x)))       attn: multi-head softmax(q k^T / sqrt(dh)) v
+ *     x = h + fc2(gelu(fc1(ln2(h))))
+ *
+ * Weights in PyTorch's layout ([out][in]); q, k, v, out are [d x d], fc1 [ff x d], fc2
+ * [d x ff]. A NULL bias is zero (Whisper's k projection has none; VideoMAE's k neither).
+ * Heads split d into @p heads contiguous slices of dh = d / heads columns.
+ */
+struct mb_nn_block {
+	uint32_t d, heads, ff;
+	float eps; /* both LayerNorms */
+	const float *ln1_g, *ln1_b;
+	const float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
+	const float *ln2_g, *ln2_b;
+	const float *w1, *b1, *w2, *b2;
+};
+
+/** Scratch floats mb_nn_block_forward() needs for @p n sequences of @p t tokens. */
+size_t mb_nn_block_scratch(const struct mb_nn_block *blk, uint32_t n, uint32_t t);
+
+/**
+ * Run @p blk over @p n sequences of @p t tokens each, stacked in @p x [(n * t) x d], in
+ * place. The projections and the MLP run as GEMMs over all n * t rows (the batch's tokens
+ * stacked); attention runs per sequence and head. @p scratch: mb_nn_block_scratch() floats.
+ */
+void mb_nn_block_forward(const struct mb_nn_block *blk, float *x, uint32_t n, uint32_t t,
+			 float *scratch);
 
 /** GELU, exact (erf) form, as Whisper and CLAP use it. */
 float mb_nn_gelu(float x);

@@ -1,56 +1,105 @@
 /*
- * whisper.c: Whisper's front end and convolutional stem on the CPU.
+ * whisper.c: the Whisper audio encoder on the CPU, as Hugging Face's WhisperEncoder (and
+ * openai-whisper's AudioEncoder, the same network) computes it, from checkpoints as they are
+ * published (WhisperForConditionalGeneration's "model.encoder.*", WhisperModel's
+ * "encoder.*"; the decoder's tensors are ignored).
  *
- * PCM 16 kHz mono, 400 samples .. 30 s. The log-mel (mel.c, 80 bins: Whisper's exactly), then
- *   conv1: conv1d 80 -> C, kernel 3, stride 1, padding 1, GELU    [frames x C]
- *   conv2: conv1d C -> C, kernel 3, stride 2, padding 1, GELU     [ceil(frames/2) x C]
- * with C = 384 (whisper-tiny's d_model), as openai-whisper's AudioEncoder starts. Output
- * F32 [ceil(frames/2) x 384] (frames = samples / 160; 1500 x 384 for 30 s).
+ * One item is PCM 16 kHz mono, 400 samples .. 30 s. As WhisperFeatureExtractor does, the
+ * audio is zero-padded to 30 s (480000 samples) and its log-mel taken over all of it
+ * (mel.c: 3000 frames x n_mels, the max - 8 clamp over the 3000 frames); then
  *
- * Weights (safetensors, openai-whisper's names): encoder.conv1.weight [384, 80, 3],
- * encoder.conv1.bias [384], encoder.conv2.weight [384, 384, 3], encoder.conv2.bias [384].
- * Placeholder weights make the output deterministic and meaningless.
+ *   conv1   conv1d n_mels -> d, kernel 3, padding 1, GELU          [3000 x d]
+ *   conv2   conv1d d -> d, kernel 3, stride 2, padding 1, GELU     [1500 x d]
+ *   + embed_positions [1500 x d] (a stored tensor)
+ *   layers x pre-LN block (nn.c): self_attn_layer_norm, self-attention (q, v and out with
+ *           bias, k without; heads of d / heads columns, scale 1/sqrt(head_dim)), residual;
+ *           final_layer_norm, fc1 d -> ffn, GELU, fc2 ffn -> d, residual
+ *   layer_norm                                                     [1500 x d], F32
  *
- * Per worker: one scratch sized for 30 s, so a batch allocates only its results.
+ * LayerNorm eps 1e-5 and GELU the exact (erf) one, as the published configs say.
+ *
+ * Sizes come from the checkpoint: d and n_mels from conv1.weight, layers from the layers
+ * present, ffn from fc1.weight, heads from config.json's encoder_attention_heads (else
+ * d / 64: every published size has heads of 64); what config.json also says is checked
+ * against the tensors. The presets are the published encoders plus "tiny", a small test
+ * size that is not one of them.
+ *
+ * A batch: the front end and conv stem item by item, then each block once over the tokens
+ * of all items stacked (one GEMM per projection for the batch; attention per item and head),
+ * then the final LayerNorm straight into each item's result. All in the worker's float
+ * scratch (net.c), the FFT's arrays included: no allocation per batch here.
+ *
+ * The lifecycle is net.c's (net_internal.h); this file is the def. CPU only for now.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "gpu_internal.h"
 #include "mb_models.h"
 #include "mel_internal.h"
+#include "net_internal.h"
 #include "nn_internal.h"
 
-#define C MB_WHISPER_C
-#define MELS MB_WHISPER_MELS
+#define T_POS 1500u			  /* encoder positions: max_source_positions */
+#define FRAMES (2 * T_POS)		  /* mel frames of 30 s */
+#define MAX_SAMPLES (FRAMES * MB_MEL_HOP) /* 30 s: 480000 */
 #define MIN_SAMPLES MB_MEL_N_FFT
-#define MAX_SAMPLES (MB_WHISPER_MAX_SECONDS * MB_MEL_SAMPLE_RATE)
-#define MAX_FRAMES (MAX_SAMPLES / MB_MEL_HOP)
+#define LN_EPS 1e-5f
+#define HEAD_DIM 64u	 /* every published size's; heads = d / 64 without config.json */
+#define MAX_LAYERS 1024u /* a sanity bound on layer indices read from tensor names */
 
-enum { W1, B1, W2, B2, N_TENSORS };
-
-static const struct mb_weights_spec specs[N_TENSORS] = {
-	[W1] = {"encoder.conv1.weight", 3, {C, MELS, 3}},
-	[B1] = {"encoder.conv1.bias", 1, {C}},
-	[W2] = {"encoder.conv2.weight", 3, {C, C, 3}},
-	[B2] = {"encoder.conv2.bias", 1, {C}},
+struct whisper_dims {
+	uint32_t d, layers, heads, ffn, n_mels;
 };
 
-const struct mb_builtin_weights mb_whisper_weights = {"whisper", specs, N_TENSORS};
+/* tensors: the stem, then N_LAYER per layer, then the final LayerNorm */
+enum { CONV1_W, CONV1_B, CONV2_W, CONV2_B, POS, N_STEM };
+/* one layer's, in whisper_specs() order */
+enum {
+	K_W,
+	V_W,
+	V_B,
+	Q_W,
+	Q_B,
+	O_W,
+	O_B,
+	LN1_G,
+	LN1_B,
+	FC1_W,
+	FC1_B,
+	FC2_W,
+	FC2_B,
+	LN2_G,
+	LN2_B,
+	N_LAYER
+};
+#define LAYER(i, j) (N_STEM + (i)*N_LAYER + (j))
+#define LNF_G(D) (N_STEM + (D)->layers * N_LAYER)
+#define LNF_B(D) (LNF_G(D) + 1)
 
-struct whisper_state {
+static const char *const prefixes[] = {"model.encoder.", "encoder.", NULL};
+
+static const char *const sizes[] = {
+	"tiny",		  "whisper-tiny",     "whisper-base",	  "whisper-small",
+	"whisper-medium", "whisper-large-v2", "whisper-large-v3", NULL,
+};
+
+/* in the order of sizes[] */
+static const struct whisper_dims presets[] = {
+	{128, 2, 2, 512, 80},	   {384, 4, 6, 1536, 80},    {512, 6, 8, 2048, 80},
+	{768, 12, 12, 3072, 80},   {1024, 24, 16, 4096, 80}, {1280, 32, 20, 5120, 80},
+	{1280, 32, 20, 5120, 128},
+};
+
+_Static_assert(sizeof(presets) / sizeof(presets[0]) == sizeof(sizes) / sizeof(sizes[0]) - 1,
+	       "one preset per size name");
+
+/* What a loaded whisper keeps besides its tensors. */
+struct whisper_extra {
 	struct mb_mel *mel;
-	float *w[N_TENSORS];
-	void *gpu; /* the net on a CUDA device, or NULL */
-};
-
-struct whisper_worker {
-	void *gpu; /* CUDA worker scratch (device >= 0); the rest is for the CPU */
-	struct mb_mel_scratch *mel;
-	float *x;   /* [MAX_FRAMES x 80] */
-	float *col; /* im2col, the larger of the two convolutions */
-	float *h;   /* [MAX_FRAMES x C] */
+	struct mb_nn_block blk[]; /* one per layer, pointing into net->w */
 };
 
 static int
@@ -59,161 +108,441 @@ whisper_check(const struct mb_request_hdr *hdr, char *reason, size_t reason_len)
 	return mb_mel_check_audio("whisper", hdr, MIN_SAMPLES, MAX_SAMPLES, reason, reason_len);
 }
 
-static void
-whisper_unload(void *state)
+static int
+whisper_preset(const char *size, void *dims)
 {
-	struct whisper_state *s = state;
+	for (size_t i = 0; sizes[i] != NULL; i++)
+		if (strcmp(sizes[i], size) == 0) {
+			*(struct whisper_dims *)dims = presets[i];
+			return 0;
+		}
+	return -ENOENT;
+}
 
-	if (s == NULL)
-		return;
-	mb_models_gpu_unload(&s->gpu);
-	mb_mel_destroy(&s->mel);
-	for (int i = 0; i < N_TENSORS; i++)
-		free(s->w[i]);
-	free(s);
+/* ---- sizes from a checkpoint ---- */
+
+/* "[384, 80, 3]" */
+static const char *
+shape_str(const struct mb_weights_tensor *t, char *buf, size_t len)
+{
+	size_t off = (size_t)snprintf(buf, len, "[");
+
+	for (uint32_t i = 0; i < t->ndim && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%" PRId64, i ? ", " : "",
+					t->shape[i]);
+	if (off < len)
+		snprintf(buf + off, len - off, "]");
+	return buf;
+}
+
+/* config.json's path: beside the file that holds @p file's tensors */
+static void
+config_path(const char *file, char *buf, size_t len)
+{
+	const char *slash = strrchr(file, '/');
+
+	if (slash == NULL)
+		snprintf(buf, len, "config.json");
+	else
+		snprintf(buf, len, "%.*s/config.json", (int)(slash - file), file);
+}
+
+/* Highest "<prefix>layers.<i>." index + 1 over every tensor of @p ck (0: none). */
+static uint32_t
+count_layers(const struct mb_ckpt *ck, const char *prefix)
+{
+	size_t plen = strlen(prefix);
+	uint32_t layers = 0;
+
+	for (uint32_t i = 0; i < mb_ckpt_count(ck); i++) {
+		const char *name = mb_ckpt_at(ck, i, NULL)->name;
+		unsigned long idx;
+		char *end;
+
+		if (strncmp(name, prefix, plen) != 0 || strncmp(name + plen, "layers.", 7) != 0)
+			continue;
+		name += plen + 7;
+		if (*name < '0' || *name > '9')
+			continue;
+		idx = strtoul(name, &end, 10);
+		if (*end == '.' && idx < MAX_LAYERS && idx + 1 > layers)
+			layers = (uint32_t)idx + 1;
+	}
+	return layers;
+}
+
+/*
+ * config.json's @p key, when present, must equal @p value read from tensor @p tensor (of
+ * shape @p shape, in @p file). 0, or -EINVAL with a reason naming both.
+ */
+static int
+cross_check(const struct mb_ckpt *ck, const char *config, const char *key, uint32_t value,
+	    const char *what, char *reason, size_t reason_len)
+{
+	int64_t v;
+	int rc = mb_ckpt_config_int(ck, key, &v, reason, reason_len);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (v != (int64_t)value) {
+		snprintf(reason, reason_len, "%s: %s is %" PRId64 ", but %s says %u", config, key,
+			 v, what, value);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int
-gpu_load(struct whisper_state *s, int device, char *reason, size_t reason_len)
+whisper_dims_from(const struct mb_ckpt *ck, const char *prefix, void *dims_out, char *reason,
+		  size_t reason_len)
 {
-	uint64_t numel[N_TENSORS];
+	struct whisper_dims *D = dims_out;
+	const struct mb_weights_tensor *conv1, *fc1;
+	const char *file, *fc1_file;
+	char name[256], fc1_name[256], config[4096], shape[96], what[512];
+	int64_t heads;
+	int rc;
 
-	for (int i = 0; i < N_TENSORS; i++)
-		numel[i] = mb_weights_spec_numel(&specs[i]);
-	return mb_models_gpu_load(MB_GPU_WHISPER, device, s->mel, MAX_SAMPLES, s->w, numel,
-				  N_TENSORS, &s->gpu, reason, reason_len);
+	snprintf(name, sizeof(name), "%sconv1.weight", prefix);
+	conv1 = mb_ckpt_find(ck, name, &file);
+	if (conv1 == NULL) { /* net.c picked the prefix by this tensor */
+		snprintf(reason, reason_len, "%s: no tensor '%s'", mb_ckpt_path(ck), name);
+		return -EINVAL;
+	}
+	config_path(file, config, sizeof(config));
+	shape_str(conv1, shape, sizeof(shape));
+	if (conv1->ndim != 3 || conv1->shape[2] != 3 || conv1->shape[0] < 1 ||
+	    conv1->shape[0] > 65535) {
+		snprintf(reason, reason_len,
+			 "%s: tensor '%s': shape %s, expected [d_model, num_mel_bins, 3]", file,
+			 name, shape);
+		return -EINVAL;
+	}
+	if (conv1->shape[1] != 80 && conv1->shape[1] != 128) {
+		snprintf(reason, reason_len,
+			 "%s: tensor '%s': shape %s: %" PRId64
+			 " mel bins (num_mel_bins), expected 80 or 128",
+			 file, name, shape, conv1->shape[1]);
+		return -EINVAL;
+	}
+	D->d = (uint32_t)conv1->shape[0];
+	D->n_mels = (uint32_t)conv1->shape[1];
+
+	D->layers = count_layers(ck, prefix);
+	snprintf(fc1_name, sizeof(fc1_name), "%slayers.0.fc1.weight", prefix);
+	fc1 = mb_ckpt_find(ck, fc1_name, &fc1_file);
+	if (D->layers == 0 || fc1 == NULL) {
+		snprintf(reason, reason_len,
+			 "%s: no tensor '%s' (an encoder has at least one layer)", mb_ckpt_path(ck),
+			 fc1_name);
+		return -EINVAL;
+	}
+	if (fc1->ndim != 2 || fc1->shape[1] != (int64_t)D->d || fc1->shape[0] < 1 ||
+	    fc1->shape[0] > 1 << 20) {
+		snprintf(reason, reason_len,
+			 "%s: tensor '%s': shape %s, expected [encoder_ffn_dim, %u] (d_model %u "
+			 "from '%s')",
+			 fc1_file, fc1_name, shape_str(fc1, shape, sizeof(shape)), D->d, D->d,
+			 name);
+		return -EINVAL;
+	}
+	D->ffn = (uint32_t)fc1->shape[0];
+
+	rc = mb_ckpt_config_int(ck, "encoder_attention_heads", &heads, reason, reason_len);
+	if (rc == -ENOENT) {
+		if (D->d % HEAD_DIM != 0) {
+			snprintf(reason, reason_len,
+				 "%s: no encoder_attention_heads, and d_model %u (tensor '%s') is "
+				 "not a multiple of %u, the head size of every published Whisper",
+				 config, D->d, name, HEAD_DIM);
+			return -EINVAL;
+		}
+		heads = D->d / HEAD_DIM;
+	} else if (rc < 0) {
+		return rc;
+	} else if (heads < 1 || heads > D->d || D->d % (uint32_t)heads != 0) {
+		snprintf(reason, reason_len,
+			 "%s: encoder_attention_heads is %" PRId64
+			 ", expected a divisor of d_model %u (tensor '%s' in %s)",
+			 config, heads, D->d, name, file);
+		return -EINVAL;
+	}
+	D->heads = (uint32_t)heads;
+
+	/* what config.json says too must agree with the tensors */
+	snprintf(what, sizeof(what), "tensor '%s' in %s (shape %s)", name, file,
+		 shape_str(conv1, shape, sizeof(shape)));
+	if ((rc = cross_check(ck, config, "d_model", D->d, what, reason, reason_len)) < 0 ||
+	    (rc = cross_check(ck, config, "num_mel_bins", D->n_mels, what, reason, reason_len)) < 0)
+		return rc;
+	snprintf(what, sizeof(what), "tensor '%s' in %s (shape %s)", fc1_name, fc1_file,
+		 shape_str(fc1, shape, sizeof(shape)));
+	if ((rc = cross_check(ck, config, "encoder_ffn_dim", D->ffn, what, reason, reason_len)) < 0)
+		return rc;
+	snprintf(what, sizeof(what), "the checkpoint %s (tensors '%slayers.0..%u.*')",
+		 mb_ckpt_path(ck), prefix, D->layers - 1);
+	if ((rc = cross_check(ck, config, "encoder_layers", D->layers, what, reason, reason_len)) <
+	    0)
+		return rc;
+	snprintf(what, sizeof(what), "whisper's encoder (tensor '%sembed_positions.weight')",
+		 prefix);
+	return cross_check(ck, config, "max_source_positions", T_POS, what, reason, reason_len);
 }
+
+/* ---- tensors and config.json ---- */
+
+#define SPEC(s, init, ...)                                                                         \
+	do {                                                                                       \
+		if (mb_net_spec(s, init, __VA_ARGS__) < 0)                                         \
+			return -ENOMEM;                                                            \
+	} while (0)
+
+static int
+whisper_specs(const void *dims, struct mb_net_specs *s)
+{
+	const struct whisper_dims *D = dims;
+	const int64_t d = D->d, ff = D->ffn;
+	const int ones = MB_WEIGHTS_INIT_ONES, def = MB_WEIGHTS_INIT_DEFAULT;
+	const char *p = prefixes[0];
+
+	SPEC(s, def, 3, d, (int64_t)D->n_mels, (int64_t)3, "%sconv1.weight", p);
+	SPEC(s, def, 1, d, "%sconv1.bias", p);
+	SPEC(s, def, 3, d, d, (int64_t)3, "%sconv2.weight", p);
+	SPEC(s, def, 1, d, "%sconv2.bias", p);
+	SPEC(s, def, 2, (int64_t)T_POS, d, "%sembed_positions.weight", p);
+	for (uint32_t i = 0; i < D->layers; i++) {
+		/* in enum order: K_W .. LN2_B */
+		SPEC(s, def, 2, d, d, "%slayers.%u.self_attn.k_proj.weight", p, i);
+		SPEC(s, def, 2, d, d, "%slayers.%u.self_attn.v_proj.weight", p, i);
+		SPEC(s, def, 1, d, "%slayers.%u.self_attn.v_proj.bias", p, i);
+		SPEC(s, def, 2, d, d, "%slayers.%u.self_attn.q_proj.weight", p, i);
+		SPEC(s, def, 1, d, "%slayers.%u.self_attn.q_proj.bias", p, i);
+		SPEC(s, def, 2, d, d, "%slayers.%u.self_attn.out_proj.weight", p, i);
+		SPEC(s, def, 1, d, "%slayers.%u.self_attn.out_proj.bias", p, i);
+		SPEC(s, ones, 1, d, "%slayers.%u.self_attn_layer_norm.weight", p, i);
+		SPEC(s, def, 1, d, "%slayers.%u.self_attn_layer_norm.bias", p, i);
+		SPEC(s, def, 2, ff, d, "%slayers.%u.fc1.weight", p, i);
+		SPEC(s, def, 1, ff, "%slayers.%u.fc1.bias", p, i);
+		SPEC(s, def, 2, d, ff, "%slayers.%u.fc2.weight", p, i);
+		SPEC(s, def, 1, d, "%slayers.%u.fc2.bias", p, i);
+		SPEC(s, ones, 1, d, "%slayers.%u.final_layer_norm.weight", p, i);
+		SPEC(s, def, 1, d, "%slayers.%u.final_layer_norm.bias", p, i);
+	}
+	SPEC(s, ones, 1, d, "%slayer_norm.weight", p);
+	SPEC(s, def, 1, d, "%slayer_norm.bias", p);
+	return 0;
+}
+
+static int
+whisper_config_json(const void *dims, char *buf, size_t len)
+{
+	const struct whisper_dims *D = dims;
+	int n = snprintf(buf, len,
+			 "{\n  \"model_type\": \"whisper\",\n  \"d_model\": %u,\n"
+			 "  \"encoder_layers\": %u,\n  \"encoder_attention_heads\": %u,\n"
+			 "  \"encoder_ffn_dim\": %u,\n  \"num_mel_bins\": %u,\n"
+			 "  \"max_source_positions\": %u\n}\n",
+			 D->d, D->layers, D->heads, D->ffn, D->n_mels, T_POS);
+
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+/* ---- load-time state ---- */
+
+static void
+whisper_fini(struct mb_net *net)
+{
+	struct whisper_extra *x = net->extra;
+
+	if (x == NULL)
+		return;
+	mb_mel_destroy(&x->mel);
+	free(x);
+	net->extra = NULL;
+}
+
+static int
+whisper_init(struct mb_net *net, const struct mb_ckpt *ck, char *reason, size_t reason_len)
+{
+	const struct whisper_dims *D = net->dims;
+	struct whisper_extra *x;
+
+	(void)ck;
+	x = calloc(1, sizeof(*x) + sizeof(x->blk[0]) * D->layers);
+	if (x == NULL) {
+		snprintf(reason, reason_len, "out of memory");
+		return -ENOMEM;
+	}
+	net->extra = x;
+	if (mb_mel_create((int)D->n_mels, &x->mel) < 0) {
+		snprintf(reason, reason_len, "out of memory for the FFT");
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < D->layers; i++) {
+		float *const *w = net->w + LAYER(i, 0);
+
+		x->blk[i] = (struct mb_nn_block){
+			.d = D->d,
+			.heads = D->heads,
+			.ff = D->ffn,
+			.eps = LN_EPS,
+			.ln1_g = w[LN1_G],
+			.ln1_b = w[LN1_B],
+			.wq = w[Q_W],
+			.bq = w[Q_B],
+			.wk = w[K_W],
+			.bk = NULL, /* k_proj has no bias */
+			.wv = w[V_W],
+			.bv = w[V_B],
+			.wo = w[O_W],
+			.bo = w[O_B],
+			.ln2_g = w[LN2_G],
+			.ln2_b = w[LN2_B],
+			.w1 = w[FC1_W],
+			.b1 = w[FC1_B],
+			.w2 = w[FC2_W],
+			.b2 = w[FC2_B],
+		};
+	}
+	return 0;
+}
+
+/* ---- run ---- */
+
+static uint32_t
+whisper_shape(const struct mb_net *net, const struct mb_model_item *it, uint16_t *rows,
+	      uint16_t *cols, uint16_t *type)
+{
+	const struct whisper_dims *D = net->dims;
+	uint32_t n = mb_proto_media_length(it->hdr);
+
+	if ((it->hdr->media != MB_MEDIA_PCM_S16LE && it->hdr->media != MB_MEDIA_PCM_F32LE) ||
+	    n < MIN_SAMPLES || n > MAX_SAMPLES)
+		return 0;
+	*rows = T_POS;
+	*cols = (uint16_t)D->d;
+	*type = MB_RESULT_F32;
+	return T_POS * D->d * (uint32_t)sizeof(float);
+}
+
+/* @p floats rounded up to whole 64-byte lines: every part of the scratch stays aligned */
+static size_t
+lines(size_t floats)
+{
+	return (floats + 15) & ~(size_t)15;
+}
+
+/*
+ * The scratch of a batch of @p n: the activations of every item [n x 1500 x d], then one
+ * region used first by the stem (one item at a time) and then by the blocks.
+ */
+struct layout {
+	size_t act;				/* n x 1500 x d */
+	size_t audio, mel_scratch, mel, h, col; /* the stem's parts, from offset act */
+	size_t stem, blocks;			/* the region's two uses */
+};
+
+static void
+layout_of(const struct mb_net *net, uint32_t n, struct layout *L)
+{
+	const struct whisper_dims *D = net->dims;
+	const struct whisper_extra *x = net->extra;
+	size_t col1 = (size_t)FRAMES * D->n_mels * 3, col2 = (size_t)T_POS * D->d * 3;
+
+	L->act = lines((size_t)n * T_POS * D->d);
+	L->audio = lines(MAX_SAMPLES);
+	L->mel_scratch = lines(mb_mel_f32_scratch(MAX_SAMPLES));
+	L->mel = lines((size_t)FRAMES * D->n_mels);
+	L->h = lines((size_t)FRAMES * D->d);
+	L->col = lines(col1 > col2 ? col1 : col2);
+	L->stem = L->audio + L->mel_scratch + L->mel + L->h + L->col;
+	L->blocks = D->layers ? mb_nn_block_scratch(&x->blk[0], n, T_POS) : 0;
+}
+
+static size_t
+whisper_cpu_scratch(const struct mb_net *net, uint32_t n)
+{
+	struct layout L;
+
+	layout_of(net, n, &L);
+	return L.act + (L.stem > L.blocks ? L.stem : L.blocks);
+}
+
+/* The log-mel of one item padded to 30 s, the conv stem and the positions, into @p out. */
+static void
+stem(const struct mb_net *net, const struct layout *L, float *region,
+     const struct mb_model_item *it, float *out)
+{
+	const struct whisper_dims *D = net->dims;
+	const struct whisper_extra *x = net->extra;
+	float *const *w = net->w;
+	float *audio = region, *mel_scratch = audio + L->audio;
+	float *mel = mel_scratch + L->mel_scratch, *h = mel + L->mel, *col = h + L->h;
+	uint32_t n = mb_proto_media_length(it->hdr);
+	const size_t tokens = (size_t)T_POS * D->d;
+
+	mb_mel_samples(it, n, audio);
+	memset(audio + n, 0, sizeof(float) * (MAX_SAMPLES - n));
+	mb_mel_compute_f32(x->mel, audio, MAX_SAMPLES, mel_scratch, mel);
+	mb_nn_conv1d(mel, FRAMES, D->n_mels, w[CONV1_W], w[CONV1_B], D->d, 3, 1, 1, 1, col, h);
+	mb_nn_conv1d(h, FRAMES, D->d, w[CONV2_W], w[CONV2_B], D->d, 3, 2, 1, 1, col, out);
+	for (size_t i = 0; i < tokens; i++)
+		out[i] += w[POS][i];
+}
+
+static int
+whisper_cpu_run(const struct mb_net *net, float *scratch, struct mb_model_item *const *items,
+		uint32_t n)
+{
+	const struct whisper_dims *D = net->dims;
+	const struct whisper_extra *x = net->extra;
+	const size_t tokens = (size_t)T_POS * D->d;
+	float *act = scratch, *region;
+	struct layout L;
+
+	layout_of(net, n, &L);
+	region = act + L.act;
+	for (uint32_t i = 0; i < n; i++)
+		stem(net, &L, region, items[i], act + i * tokens);
+	for (uint32_t l = 0; l < D->layers; l++)
+		mb_nn_block_forward(&x->blk[l], act, n, T_POS, region);
+	for (uint32_t i = 0; i < n; i++)
+		mb_nn_layernorm(act + i * tokens, T_POS, D->d, net->w[LNF_G(D)], net->w[LNF_B(D)],
+				LN_EPS, items[i]->result);
+	return 0;
+}
+
+const struct mb_net_def mb_whisper_net = {
+	.name = "whisper",
+	.prefixes = prefixes,
+	.anchor = "conv1.weight",
+	.sizes = sizes,
+	.dims_size = sizeof(struct whisper_dims),
+	.preset = whisper_preset,
+	.dims_from = whisper_dims_from,
+	.specs = whisper_specs,
+	.config_json = whisper_config_json,
+	.init = whisper_init,
+	.fini = whisper_fini,
+	.shape = whisper_shape,
+	.cpu_scratch = whisper_cpu_scratch,
+	.cpu_run = whisper_cpu_run,
+};
 
 static int
 whisper_load(const struct mb_model_load_args *args, void **state, char *reason, size_t reason_len)
 {
-	struct whisper_state *s;
-	int rc;
-
-	if (args->weights_path == NULL) {
-		snprintf(reason, reason_len, "no weights file (models[].weights)");
-		return -EINVAL;
-	}
-	s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return -ENOMEM;
-	rc = mb_weights_load(args->weights_path, specs, N_TENSORS, s->w, reason, reason_len);
-	if (rc == 0 && (rc = mb_mel_create(MELS, &s->mel)) < 0)
-		snprintf(reason, reason_len, "out of memory for the FFT");
-	if (rc == 0 && args->device >= 0)
-		rc = gpu_load(s, args->device, reason, reason_len);
-	if (rc < 0) {
-		whisper_unload(s);
-		return rc;
-	}
-	mb_nn_init();
-	*state = s;
-	return 0;
-}
-
-static void
-whisper_worker_fini(void *state, void *worker)
-{
-	struct whisper_worker *w = worker;
-
-	(void)state;
-	if (w == NULL)
-		return;
-	mb_models_gpu_worker_fini(&w->gpu);
-	mb_mel_scratch_destroy(&w->mel);
-	free(w->x);
-	free(w->col);
-	free(w->h);
-	free(w);
-}
-
-static int
-whisper_worker_init(void *state, int device, void **worker)
-{
-	struct whisper_worker *w = calloc(1, sizeof(*w));
-	size_t col1 = (size_t)MAX_FRAMES * MELS * 3, col2 = (size_t)(MAX_FRAMES / 2 + 1) * C * 3;
-
-	const struct whisper_state *s = state;
-	int rc;
-
-	if (w == NULL)
-		return -ENOMEM;
-	if (device >= 0) {
-		if ((rc = mb_models_gpu_worker_init(s->gpu, &w->gpu)) < 0) {
-			free(w);
-			return rc;
-		}
-		*worker = w;
-		return 0;
-	}
-	w->mel = mb_mel_scratch_create(MAX_SAMPLES);
-	w->x = malloc(sizeof(float) * MAX_FRAMES * MELS);
-	w->col = malloc(sizeof(float) * (col1 > col2 ? col1 : col2));
-	w->h = malloc(sizeof(float) * MAX_FRAMES * C);
-	if (w->mel == NULL || w->x == NULL || w->col == NULL || w->h == NULL) {
-		whisper_worker_fini(state, w);
-		return -ENOMEM;
-	}
-	*worker = w;
-	return 0;
-}
-
-static uint32_t
-shape(const struct mb_model_item *it, uint16_t *rows, uint16_t *cols, uint16_t *type)
-{
-	uint32_t n = mb_proto_media_length(it->hdr);
-
-	if (n < MIN_SAMPLES || n > MAX_SAMPLES)
-		return 0;
-	*rows = (uint16_t)mb_nn_conv_out(n / MB_MEL_HOP, 3, 2, 1);
-	*cols = C;
-	*type = MB_RESULT_F32;
-	return (uint32_t)*rows * C * sizeof(float);
-}
-
-static int
-whisper_run(void *state, struct mb_model_batch *batch)
-{
-	const struct whisper_state *s = state;
-	struct whisper_worker *w = batch->worker;
-
-	if (w == NULL)
-		return -EINVAL;
-	if (batch->device >= 0)
-		return mb_models_gpu_run(s->gpu, w->gpu, batch, shape);
-	for (uint32_t i = 0; i < batch->n_items; i++) {
-		struct mb_model_item *it = &batch->items[i];
-		uint32_t n = mb_proto_media_length(it->hdr);
-		uint32_t frames = n / MB_MEL_HOP, out = mb_nn_conv_out(frames, 3, 2, 1);
-		size_t bytes = (size_t)out * C * sizeof(float);
-
-		if (n < MIN_SAMPLES || n > MAX_SAMPLES) { /* check() ran; defend anyway */
-			mb_model_item_fail(it, "audio length out of range");
-			continue;
-		}
-		it->result = batch->alloc_result(batch, bytes);
-		if (it->result == NULL) {
-			mb_model_item_fail(it, "out of memory for the result");
-			continue;
-		}
-		mb_mel_compute(s->mel, w->mel, it, n, w->x);
-		mb_nn_conv1d(w->x, frames, MELS, s->w[W1], s->w[B1], C, 3, 1, 1, 1, w->col, w->h);
-		mb_nn_conv1d(w->h, frames, C, s->w[W2], s->w[B2], C, 3, 2, 1, 1, w->col,
-			     it->result);
-		it->result_len = (uint32_t)bytes;
-		it->result_type = MB_RESULT_F32;
-		it->rows = (uint16_t)out;
-		it->cols = C;
-	}
-	return 0;
+	return mb_net_load(&mb_whisper_net, args, state, reason, reason_len);
 }
 
 const struct mb_model_desc mb_model_whisper = {
 	.abi_version = MB_MODEL_ABI_VERSION,
 	.name = "whisper",
-	.summary = "Whisper log-mel + conv stem: 16 kHz mono audio -> [frames/2 x 384]",
+	.summary = "Whisper audio encoder: 16 kHz mono audio (<= 30 s) -> [1500 x d]",
 	.media_mask = MB_MEDIA_MASK(MB_MEDIA_PCM_S16LE) | MB_MEDIA_MASK(MB_MEDIA_PCM_F32LE),
-	.devices = MB_MODELS_DEVICES,
+	.devices = MB_MODEL_ON_CPU,
 	.base_units = 5,
 	.item_units_per_second = 0.1,
 	.max_batch = 8,
@@ -222,8 +551,8 @@ const struct mb_model_desc mb_model_whisper = {
 	.default_timeout_ms = 60000,
 	.check = whisper_check,
 	.load = whisper_load,
-	.worker_init = whisper_worker_init,
-	.worker_fini = whisper_worker_fini,
-	.run = whisper_run,
-	.unload = whisper_unload,
+	.worker_init = mb_net_worker_init,
+	.worker_fini = mb_net_worker_fini,
+	.run = mb_net_run,
+	.unload = mb_net_unload,
 };

@@ -36,7 +36,7 @@ for b in mediabatchd mediabatch mediabatch-weights mediabatch-perf; do
 	[ -x "$bin/$b" ] || fail "meson install did not install $b"
 done
 "$bin/mediabatch-weights" --out "$tmp/weights" >/dev/null || fail "mediabatch-weights --out"
-[ -s "$tmp/weights/whisper.safetensors" ] || fail "no whisper weights written"
+[ -s "$tmp/weights/whisper/model.safetensors" ] && [ -s "$tmp/weights/whisper/config.json" ] || fail "no whisper checkpoint written"
 
 read -r p1 p2 p3 < <(python3 -c '
 import socket

@@ -225,6 +225,7 @@ test_overrides(void)
 					"models:\n"
 					"  - name: logmel\n"
 					"    max_batch: 8\n"
+					"    max_windows: 20\n"
 					"    item_units_per_second: 0.5\n"
 					"  - name: identity\n"
 					"    enabled: false\n"),
@@ -254,6 +255,8 @@ test_overrides(void)
 	CU_ASSERT_EQUAL(m->max_delay_us, MB_CONFIG_UNSET); /* the model's default applies */
 	CU_ASSERT_EQUAL(m->enabled, MB_CONFIG_UNSET);
 	CU_ASSERT_DOUBLE_EQUAL(m->item_units_per_second, 0.5, 1e-12);
+	CU_ASSERT_EQUAL(m->max_windows, 20);
+	CU_ASSERT_EQUAL(mb_config_model(&c, "identity")->max_windows, MB_CONFIG_UNSET);
 	CU_ASSERT_EQUAL(mb_config_model(&c, "identity")->enabled, 0);
 	CU_ASSERT_PTR_NULL(mb_config_model(&c, "whisper"));
 	mb_config_fini(&c);
@@ -408,6 +411,8 @@ test_strict_integers(void)
 				    "service:\n  max_inflight:\n"));
 	CU_ASSERT_TRUE(refused_with("models[0].queue_limit: no value",
 				    "models:\n  - name: identity\n    queue_limit:\n"));
+	CU_ASSERT_TRUE(refused_with("models[0].max_windows: 0 is out of range 1..1024",
+				    "models:\n  - name: whisper\n    max_windows: 0\n"));
 	CU_ASSERT_TRUE(refused_with("service.max_inflight: no value; expected a whole number",
 				    "service:\n  max_inflight: \"\"\n"));
 	/* An alias is checked as what it stands for, where it is used. */

@@ -1,0 +1,426 @@
+/*
+ * net.c: the one lifecycle of the built-in networks (see net_internal.h): load from a
+ * published checkpoint, per-worker scratch, the CPU run loop, unload, and the layout that
+ * mediabatch-weights writes.
+ */
+#include "net_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mb_models.h"
+#include "nn_internal.h"
+
+int
+mb_net_spec(struct mb_net_specs *s, int init, uint32_t ndim, ...)
+{
+	struct mb_weights_spec *spec;
+	char name[256];
+	const char *fmt;
+	va_list ap;
+
+	if (ndim > MB_WEIGHTS_MAX_DIMS)
+		return -EINVAL;
+	if (s->n == s->cap) {
+		uint32_t cap = s->cap ? s->cap * 2 : 64;
+		struct mb_weights_spec *v = realloc(s->v, sizeof(*v) * cap);
+
+		if (v == NULL)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	spec = &s->v[s->n];
+	memset(spec, 0, sizeof(*spec));
+	spec->ndim = ndim;
+	spec->init = init;
+	va_start(ap, ndim);
+	for (uint32_t i = 0; i < ndim; i++)
+		spec->shape[i] = va_arg(ap, int64_t);
+	fmt = va_arg(ap, const char *);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	spec->name = strdup(name);
+	if (spec->name == NULL)
+		return -ENOMEM;
+	return (int)s->n++;
+}
+
+void
+mb_net_specs_free(struct mb_net_specs *s)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		free((void *)s->v[i].name);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+void
+mb_net_unload(void *state)
+{
+	struct mb_net *net = state;
+
+	if (net == NULL)
+		return;
+	if (net->def->fini != NULL)
+		net->def->fini(net);
+	if (net->w != NULL)
+		for (uint32_t i = 0; i < net->specs.n; i++)
+			free(net->w[i]);
+	free(net->w);
+	mb_net_specs_free(&net->specs);
+	free(net->dims);
+	free(net);
+}
+
+/* "'model.encoder.', 'encoder.'" */
+static void
+prefix_list(const struct mb_net_def *def, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (const char *const *p = def->prefixes; *p != NULL && off < len; p++)
+		off += (size_t)snprintf(buf + off, len - off, "%s'%s%s'",
+					p == def->prefixes ? "" : ", ", *p, def->anchor);
+}
+
+static int
+load_ckpt(struct mb_net *net, const struct mb_ckpt *ck, char *reason, size_t reason_len)
+{
+	const struct mb_net_def *def = net->def;
+	char names[256];
+	int rc;
+
+	net->prefix = mb_ckpt_pick_prefix(ck, def->prefixes, def->anchor);
+	if (net->prefix == NULL) {
+		prefix_list(def, names, sizeof(names));
+		snprintf(reason, reason_len,
+			 "%s: not a %s checkpoint: it has none of the tensors %s (%u tensors in "
+			 "all)",
+			 mb_ckpt_path(ck), def->name, names, mb_ckpt_count(ck));
+		return -EINVAL;
+	}
+	if ((rc = def->dims_from(ck, net->prefix, net->dims, reason, reason_len)) < 0)
+		return rc;
+	if (def->specs(net->dims, &net->specs) < 0 ||
+	    (net->w = calloc(net->specs.n ? net->specs.n : 1, sizeof(*net->w))) == NULL) {
+		snprintf(reason, reason_len, "out of memory listing the tensors");
+		return -ENOMEM;
+	}
+	rc = mb_ckpt_bind(ck, net->specs.v, net->specs.n, def->prefixes[0], net->prefix, net->w,
+			  reason, reason_len);
+	if (rc < 0)
+		return rc;
+	if (def->init != NULL)
+		return def->init(net, ck, reason, reason_len);
+	return 0;
+}
+
+int
+mb_net_load(const struct mb_net_def *def, const struct mb_model_load_args *args, void **state,
+	    char *reason, size_t reason_len)
+{
+	struct mb_ckpt *ck = NULL;
+	struct mb_net *net;
+	int rc;
+
+	if (args->weights_path == NULL) {
+		snprintf(reason, reason_len, "no weights (models[].weights)");
+		return -EINVAL;
+	}
+	if (args->device >= 0) {
+		snprintf(reason, reason_len,
+			 "%s runs on the CPU only in this build (its CUDA path is not written yet)",
+			 def->name);
+		return -ENOTSUP;
+	}
+	net = calloc(1, sizeof(*net));
+	if (net == NULL || (net->dims = calloc(1, def->dims_size)) == NULL) {
+		free(net);
+		return -ENOMEM;
+	}
+	net->def = def;
+	net->device = args->device;
+	rc = mb_ckpt_open(args->weights_path, &ck, reason, reason_len);
+	if (rc == 0)
+		rc = load_ckpt(net, ck, reason, reason_len);
+	mb_ckpt_close(&ck);
+	if (rc < 0) {
+		mb_net_unload(net);
+		return rc;
+	}
+	mb_nn_init();
+	*state = net;
+	return 0;
+}
+
+/* One worker thread's: scratch that grows to the largest batch it ran. */
+struct net_worker {
+	float *scratch;
+	size_t cap; /* floats */
+	struct mb_model_item **run;
+	uint32_t run_cap;
+};
+
+int
+mb_net_worker_init(void *state, int device, void **worker)
+{
+	struct net_worker *w = calloc(1, sizeof(*w));
+
+	(void)state;
+	if (device >= 0) {
+		free(w);
+		return -ENOTSUP;
+	}
+	if (w == NULL)
+		return -ENOMEM;
+	*worker = w;
+	return 0;
+}
+
+void
+mb_net_worker_fini(void *state, void *worker)
+{
+	struct net_worker *w = worker;
+
+	(void)state;
+	if (w == NULL)
+		return;
+	free(w->scratch);
+	free(w->run);
+	free(w);
+}
+
+static int
+grow(struct net_worker *w, size_t floats, uint32_t items)
+{
+	if (items > w->run_cap) {
+		struct mb_model_item **run = realloc(w->run, sizeof(*run) * items);
+
+		if (run == NULL)
+			return -ENOMEM;
+		w->run = run;
+		w->run_cap = items;
+	}
+	if (floats > w->cap) {
+		size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
+		float *s = aligned_alloc(64, bytes);
+
+		if (s == NULL)
+			return -ENOMEM;
+		free(w->scratch);
+		w->scratch = s;
+		w->cap = floats;
+	}
+	return 0;
+}
+
+int
+mb_net_run(void *state, struct mb_model_batch *batch)
+{
+	const struct mb_net *net = state;
+	const struct mb_net_def *def = net->def;
+	struct net_worker *w = batch->worker;
+	uint32_t n = 0;
+
+	if (w == NULL || batch->device >= 0)
+		return -EINVAL;
+	if (grow(w, 0, batch->n_items) < 0)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < batch->n_items; i++) {
+		struct mb_model_item *it = &batch->items[i];
+		uint16_t rows = 0, cols = 0, type = 0;
+		uint32_t bytes = def->shape(net, it, &rows, &cols, &type);
+
+		if (bytes == 0) { /* check() ran; defend anyway */
+			mb_model_item_fail(it, "the input does not fit the model");
+			continue;
+		}
+		it->result = batch->alloc_result(batch, bytes);
+		if (it->result == NULL) {
+			mb_model_item_fail(it, "out of memory for the result");
+			continue;
+		}
+		it->result_len = bytes;
+		it->result_type = type;
+		it->rows = rows;
+		it->cols = cols;
+		w->run[n++] = it;
+	}
+	if (n == 0)
+		return 0;
+	if (grow(w, def->cpu_scratch(net, n), n) < 0)
+		return -ENOMEM;
+	return def->cpu_run(net, w->scratch, w->run, n);
+}
+
+int
+mb_net_layout(const struct mb_net_def *def, const char *size, struct mb_net_specs *specs,
+	      char *config_json, size_t config_len, char *err, size_t err_len)
+{
+	void *dims = calloc(1, def->dims_size);
+	int rc;
+
+	memset(specs, 0, sizeof(*specs));
+	if (dims == NULL)
+		return -ENOMEM;
+	if (def->preset(size, dims) < 0) {
+		size_t off =
+			(size_t)snprintf(err, err_len, "%s: no size '%s'; sizes:", def->name, size);
+
+		for (const char *const *s = def->sizes; *s != NULL && off < err_len; s++)
+			off += (size_t)snprintf(err + off, err_len - off, " %s", *s);
+		free(dims);
+		return -ENOENT;
+	}
+	rc = def->specs(dims, specs);
+	if (rc == 0 && config_json != NULL && def->config_json(dims, config_json, config_len) < 0)
+		rc = -ENOSPC;
+	if (rc < 0) {
+		snprintf(err, err_len, "%s: %s", def->name,
+			 rc == -ENOSPC ? "config.json too long" : "out of memory");
+		mb_net_specs_free(specs);
+	}
+	free(dims);
+	return rc;
+}
+
+const struct mb_net_def *
+mb_net_def_of(const char *name)
+{
+	for (const struct mb_net_def *const *d = mb_net_defs; *d != NULL; d++)
+		if (strcmp((*d)->name, name) == 0)
+			return *d;
+	return NULL;
+}
+
+/* ---- for mediabatch-weights and --check ---- */
+
+int
+mb_builtin_is_net(const char *model)
+{
+	return mb_net_def_of(model) != NULL;
+}
+
+const char *const *
+mb_builtin_net_sizes(const char *model)
+{
+	const struct mb_net_def *def = mb_net_def_of(model);
+
+	return def != NULL ? def->sizes : NULL;
+}
+
+/* remove @p dir and the files in it (a checkpoint directory has no subdirectories) */
+static void
+remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[4096];
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int
+write_text(const char *path, const char *text, char *err, size_t err_len)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0) {
+		int e = errno;
+
+		snprintf(err, err_len, "%s: %s", path, strerror(e));
+		if (f != NULL)
+			fclose(f);
+		return -e;
+	}
+	return 0;
+}
+
+int
+mb_builtin_net_placeholder(const char *model, const char *size, const char *dir, uint64_t seed,
+			   const char *dtype, uint64_t shard_bytes, char *err, size_t err_len)
+{
+	const struct mb_net_def *def = mb_net_def_of(model);
+	struct mb_net_specs specs;
+	char tmp[4096], old[4096], path[4200], *config;
+	struct stat st;
+	int rc;
+
+	if (def == NULL) {
+		snprintf(err, err_len, "'%s' is not a built-in network", model);
+		return -ENOENT;
+	}
+	config = malloc(65536);
+	if (config == NULL)
+		return -ENOMEM;
+	rc = mb_net_layout(def, size, &specs, config, 65536, err, err_len);
+	if (rc < 0) {
+		free(config);
+		return rc;
+	}
+	/* written beside, then swapped in: a reader never sees half a checkpoint */
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", dir, (long)getpid());
+	snprintf(old, sizeof(old), "%s.old.%ld", dir, (long)getpid());
+	remove_dir(tmp);
+	rc = mb_ckpt_generate(tmp, specs.v, specs.n, seed, dtype, shard_bytes, err, err_len);
+	snprintf(path, sizeof(path), "%s/config.json", tmp);
+	if (rc == 0)
+		rc = write_text(path, config, err, err_len);
+	if (rc == 0 && stat(dir, &st) == 0 && rename(dir, old) != 0) {
+		rc = -errno;
+		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
+	}
+	if (rc == 0 && rename(tmp, dir) != 0) {
+		rc = -errno;
+		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
+	}
+	if (rc < 0)
+		remove_dir(tmp);
+	remove_dir(old);
+	mb_net_specs_free(&specs);
+	free(config);
+	return rc;
+}
+
+int
+mb_builtin_net_check(const char *model, const char *path, char *out, size_t out_len)
+{
+	const struct mb_net_def *def = mb_net_def_of(model);
+	struct mb_model_load_args args = {.device = -1, .weights_path = path, .numa_node = -1};
+	struct mb_net *net = NULL;
+	uint64_t params = 0;
+	int rc;
+
+	if (def == NULL) {
+		snprintf(out, out_len, "'%s' is not a built-in network", model);
+		return -ENOENT;
+	}
+	rc = mb_net_load(def, &args, (void **)&net, out, out_len);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < net->specs.n; i++)
+		params += mb_weights_spec_numel(&net->specs.v[i]);
+	snprintf(out, out_len,
+		 "%s: a %s checkpoint: %u tensors under prefix '%s', %.1f M parameters; "
+		 "loads as the service loads it",
+		 path, model, net->specs.n, net->prefix, (double)params / 1e6);
+	mb_net_unload(net);
+	return 0;
+}

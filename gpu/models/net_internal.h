@@ -1,0 +1,150 @@
+/**
+ * @file
+ * Private to gpu/models: one lifecycle for the built-in networks (whisper, videomae, clap).
+ *
+ * A network is described by a struct mb_net_def: its published sizes, how it reads its
+ * sizes from a checkpoint, the tensors it needs for those sizes, the shape of one item's
+ * result, and its CPU forward pass. net.c does the rest once for all of them, behind the
+ * model.h functions:
+ *
+ *   load       open the checkpoint (mb_ckpt.h: a file, a sharded index or a directory, with
+ *              config.json), pick the prefix the checkpoint uses, read the sizes
+ *              (def->dims_from), list the tensors (def->specs), bind them as F32, run
+ *              def->init for what else the network keeps (a mel filterbank, a position
+ *              table, labels), and on a CUDA device upload it (def->gpu_kind);
+ *   worker     per worker thread: CPU scratch that grows to the largest batch seen (the
+ *              only allocation after start-up happens when a larger batch first arrives);
+ *   run        every item's result shape (def->shape: the one place it is computed, for
+ *              both devices), its result buffer, then def->cpu_run on the items that can
+ *              run, or the CUDA path;
+ *   unload     in reverse.
+ *
+ * The same def gives `mediabatch-weights` what it writes: def->preset() for a size name
+ * ("tiny": a small test size that is not a published one; the published names such as
+ * "whisper-base"), def->specs() for the tensors, def->config_json() for config.json.
+ *
+ * Threads: as model.h. A struct mb_net is read-only after load.
+ */
+#ifndef MB_NET_INTERNAL_H
+#define MB_NET_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mediabatch/model.h"
+
+#include "mb_ckpt.h"
+#include "mb_weights.h"
+
+/** A growable list of tensor specs whose names are built at run time (it owns them). */
+struct mb_net_specs {
+	struct mb_weights_spec *v;
+	uint32_t n, cap;
+};
+
+/**
+ * Append a spec of @p ndim dimensions (the sizes follow as int64_t varargs) named by
+ * printf(@p fmt, ...) after the sizes. @p init: MB_WEIGHTS_INIT_* for placeholders.
+ * Returns its index, or -ENOMEM.
+ *
+ *     mb_net_spec(s, MB_WEIGHTS_INIT_DEFAULT, 2, (int64_t)ff, (int64_t)d,
+ *                 "model.encoder.layers.%u.fc1.weight", i);
+ */
+int mb_net_spec(struct mb_net_specs *s, int init, uint32_t ndim, ...);
+
+/** Free the names and the array; the struct is empty afterwards. */
+void mb_net_specs_free(struct mb_net_specs *s);
+
+struct mb_net;
+
+struct mb_net_def {
+	const char *name; /**< the model's name */
+
+	/** Accepted name prefixes, canonical first, NULL-terminated: the specs use the first;
+	 * a checkpoint with another is bound with it in its place. */
+	const char *const *prefixes;
+	/** A tensor every checkpoint of this network has, after the prefix (finds it). */
+	const char *anchor;
+
+	/** Size names preset() knows, NULL-terminated; the first is the build's default. */
+	const char *const *sizes;
+	size_t dims_size; /**< sizeof the network's own dims struct */
+
+	/** Fill @p dims for size @p size. 0, or -ENOENT for a name not in sizes. */
+	int (*preset)(const char *size, void *dims);
+
+	/**
+	 * Read the sizes of the checkpoint @p ck, whose tensors carry @p prefix: from tensor
+	 * shapes, and from config.json where only it knows (heads, eps). 0, or -EINVAL with a
+	 * reason naming the file and tensor or key.
+	 */
+	int (*dims_from)(const struct mb_ckpt *ck, const char *prefix, void *dims, char *reason,
+			 size_t reason_len);
+
+	/** Every tensor for @p dims under the canonical names. 0 or -ENOMEM. */
+	int (*specs)(const void *dims, struct mb_net_specs *out);
+
+	/** config.json for @p dims (Hugging Face's keys), NUL-terminated. 0, -ENOSPC. */
+	int (*config_json)(const void *dims, char *buf, size_t len);
+
+	/**
+	 * Optional: what else a loaded net keeps (filterbank, tables, labels from @p ck), in
+	 * net->extra. 0 or -errno with a reason. fini frees it (also after a failed init).
+	 */
+	int (*init)(struct mb_net *net, const struct mb_ckpt *ck, char *reason, size_t reason_len);
+	void (*fini)(struct mb_net *net);
+
+	/**
+	 * One item's result: fills rows, cols and result type, returns its bytes; 0 when the
+	 * item cannot run (it is failed with a reason by the caller).
+	 */
+	uint32_t (*shape)(const struct mb_net *net, const struct mb_model_item *it, uint16_t *rows,
+			  uint16_t *cols, uint16_t *result_type);
+
+	/** CPU scratch, in floats, to run @p n items at once. */
+	size_t (*cpu_scratch)(const struct mb_net *net, uint32_t n);
+
+	/**
+	 * CPU forward of @p n items, each with its result allocated (shape() bytes) and its
+	 * rows, cols and type set: writes item->result. @p scratch: cpu_scratch(n) floats,
+	 * 64-byte aligned. 0, or -errno to fail the batch.
+	 */
+	int (*cpu_run)(const struct mb_net *net, float *scratch, struct mb_model_item *const *items,
+		       uint32_t n);
+};
+
+/** A loaded network: what load() hands back as the model's state. */
+struct mb_net {
+	const struct mb_net_def *def;
+	void *dims;		   /**< def->dims_size bytes */
+	struct mb_net_specs specs; /**< canonical names */
+	float **w;		   /**< F32, in specs order */
+	const char *prefix;	   /**< the prefix the checkpoint used (static string of def) */
+	void *extra;		   /**< def->init's */
+	void *gpu;		   /**< on a CUDA device, else NULL */
+	int device;
+};
+
+/** model.h's functions for a network: each built-in net's descriptor points at these. */
+int mb_net_load(const struct mb_net_def *def, const struct mb_model_load_args *args, void **state,
+		char *reason, size_t reason_len);
+void mb_net_unload(void *state);
+int mb_net_worker_init(void *state, int device, void **worker);
+void mb_net_worker_fini(void *state, void *worker);
+int mb_net_run(void *state, struct mb_model_batch *batch);
+
+/**
+ * The tensors and config.json of @p def at size @p size (mediabatch-weights). 0, -ENOENT
+ * (unknown size: the known ones listed in @p err) or -ENOMEM. Free with
+ * mb_net_specs_free().
+ */
+int mb_net_layout(const struct mb_net_def *def, const char *size, struct mb_net_specs *specs,
+		  char *config_json, size_t config_len, char *err, size_t err_len);
+
+/** The built-in networks, NULL-terminated. */
+extern const struct mb_net_def *const mb_net_defs[];
+
+/** The def called @p name, or NULL. */
+const struct mb_net_def *mb_net_def_of(const char *name);
+
+#endif /* MB_NET_INTERNAL_H */
