@@ -26,6 +26,8 @@
 
 #include <jansson.h>
 
+#include "weights_internal.h"
+
 #define SINGLE_NAME "model.safetensors"
 #define INDEX_NAME "model.safetensors.index.json"
 #define CONFIG_NAME "config.json"
@@ -46,35 +48,6 @@ struct mb_ckpt {
 	json_t *config; /* NULL: no config.json */
 	char *config_path;
 };
-
-static void seterr(char *err, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
-
-/* "[384, 80, 3]" */
-static void
-shape_str(const int64_t *shape, uint32_t ndim, char *buf, size_t len)
-{
-	size_t off = 0;
-
-	off += (size_t)snprintf(buf, len, "[");
-	for (uint32_t i = 0; i < ndim && off < len; i++)
-		off += (size_t)snprintf(buf + off, len - off, "%s%" PRId64, i ? ", " : "",
-					shape[i]);
-	if (off < len)
-		snprintf(buf + off, len - off, "]");
-}
 
 /* a + b in a new string, or NULL */
 static char *
@@ -282,13 +255,13 @@ build_tables(struct mb_ckpt *ck, const char *owner, char *err, size_t len)
 	for (uint32_t f = 0; f < ck->n_w; f++)
 		total += mb_weights_count(ck->w[f]);
 	if (total > UINT32_MAX) {
-		seterr(err, len, "%s: %" PRIu64 " tensors: too many", owner, total);
+		mb_weights_seterr(err, len, "%s: %" PRIu64 " tensors: too many", owner, total);
 		return -EINVAL;
 	}
 	ck->all = calloc(total + 1, sizeof(*ck->all));
 	ck->sorted = calloc(total + 1, sizeof(*ck->sorted));
 	if (ck->all == NULL || ck->sorted == NULL) {
-		seterr(err, len, "%s: out of memory", owner);
+		mb_weights_seterr(err, len, "%s: out of memory", owner);
 		return -ENOMEM;
 	}
 	for (uint32_t f = 0; f < ck->n_w; f++)
@@ -301,9 +274,9 @@ build_tables(struct mb_ckpt *ck, const char *owner, char *err, size_t len)
 		const struct slot *a = &ck->sorted[i - 1], *b = &ck->sorted[i];
 
 		if (strcmp(a->t->name, b->t->name) == 0) {
-			seterr(err, len, "%s: tensor '%s' is in two files: %s and %s", owner,
-			       a->t->name, mb_weights_path(ck->w[a->file]),
-			       mb_weights_path(ck->w[b->file]));
+			mb_weights_seterr(err, len, "%s: tensor '%s' is in two files: %s and %s",
+					  owner, a->t->name, mb_weights_path(ck->w[a->file]),
+					  mb_weights_path(ck->w[b->file]));
 			return -EINVAL;
 		}
 	}
@@ -319,7 +292,7 @@ open_single(struct mb_ckpt *ck, const char *file, char *err, size_t len)
 
 	ck->w = calloc(1, sizeof(*ck->w));
 	if (ck->w == NULL) {
-		seterr(err, len, "%s: out of memory", file);
+		mb_weights_seterr(err, len, "%s: out of memory", file);
 		return -ENOMEM;
 	}
 	rc = mb_weights_open(file, &ck->w[0], err, len);
@@ -392,15 +365,15 @@ check_map(struct mb_ckpt *ck, const char *idx, json_t *wm, const char *const *sh
 		if (s != NULL && s->file == k)
 			continue;
 		if (s != NULL)
-			seterr(err, len,
-			       "%s: tensor '%s' is mapped to %s, which does not hold it "
-			       "(%s does)",
-			       idx, key, shards[k], shards[s->file]);
+			mb_weights_seterr(err, len,
+					  "%s: tensor '%s' is mapped to %s, which does not hold it "
+					  "(%s does)",
+					  idx, key, shards[k], shards[s->file]);
 		else
-			seterr(err, len,
-			       "%s: tensor '%s' is mapped to %s, which does not hold it "
-			       "(no shard does)",
-			       idx, key, shards[k]);
+			mb_weights_seterr(err, len,
+					  "%s: tensor '%s' is mapped to %s, which does not hold it "
+					  "(no shard does)",
+					  idx, key, shards[k]);
 		return -EINVAL;
 	}
 	return 0;
@@ -420,37 +393,41 @@ open_index(struct mb_ckpt *ck, const char *idx, char *err, size_t len)
 	root = json_load_file(idx, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		if (json_error_code(&jerr) == json_error_cannot_open_file)
-			seterr(err, len, "%s: %s", idx, jerr.text);
+			mb_weights_seterr(err, len, "%s: %s", idx, jerr.text);
 		else
-			seterr(err, len, "%s: not valid JSON: %s (line %d, column %d)", idx,
-			       jerr.text, jerr.line, jerr.column);
+			mb_weights_seterr(err, len, "%s: not valid JSON: %s (line %d, column %d)",
+					  idx, jerr.text, jerr.line, jerr.column);
 		return -EINVAL;
 	}
 	wm = json_object_get(root, "weight_map");
 	if (!json_is_object(root) || !json_is_object(wm)) {
-		seterr(err, len, "%s: no \"weight_map\" object (tensor name -> shard file)", idx);
+		mb_weights_seterr(err, len,
+				  "%s: no \"weight_map\" object (tensor name -> shard file)", idx);
 		rc = -EINVAL;
 		goto out;
 	}
 	shards = calloc(json_object_size(wm) + 1, sizeof(*shards));
 	prefix = dir_prefix(idx);
 	if (shards == NULL || prefix == NULL) {
-		seterr(err, len, "%s: out of memory", idx);
+		mb_weights_seterr(err, len, "%s: out of memory", idx);
 		goto out;
 	}
 	json_object_foreach(wm, key, v)
 	{
 		if (!json_is_string(v)) {
-			seterr(err, len, "%s: tensor '%s': the weight_map value is not a file name",
-			       idx, key);
+			mb_weights_seterr(
+				err, len,
+				"%s: tensor '%s': the weight_map value is not a file name", idx,
+				key);
 			rc = -EINVAL;
 			goto out;
 		}
 		if (!shard_name_ok(json_string_value(v))) {
-			seterr(err, len,
-			       "%s: tensor '%s' is mapped to '%s', which is not a file beside the "
-			       "index",
-			       idx, key, json_string_value(v));
+			mb_weights_seterr(
+				err, len,
+				"%s: tensor '%s' is mapped to '%s', which is not a file beside the "
+				"index",
+				idx, key, json_string_value(v));
 			rc = -EINVAL;
 			goto out;
 		}
@@ -462,19 +439,20 @@ open_index(struct mb_ckpt *ck, const char *idx, char *err, size_t len)
 			shards[nu++] = shards[i];
 	ck->w = calloc(nu + 1, sizeof(*ck->w));
 	if (ck->w == NULL) {
-		seterr(err, len, "%s: out of memory", idx);
+		mb_weights_seterr(err, len, "%s: out of memory", idx);
 		goto out;
 	}
 	ck->n_w = nu;
 	for (uint32_t k = 0; k < nu; k++) {
 		path = concat(prefix, shards[k]);
 		if (path == NULL) {
-			seterr(err, len, "%s: out of memory", idx);
+			mb_weights_seterr(err, len, "%s: out of memory", idx);
 			goto out;
 		}
 		if (stat(path, &st) < 0 && errno == ENOENT) {
-			seterr(err, len, "%s: tensor '%s' is mapped to %s, which does not exist",
-			       idx, first_mapped(wm, shards[k]), shards[k]);
+			mb_weights_seterr(err, len,
+					  "%s: tensor '%s' is mapped to %s, which does not exist",
+					  idx, first_mapped(wm, shards[k]), shards[k]);
 			rc = -ENOENT;
 			goto out;
 		}
@@ -505,26 +483,26 @@ load_config(struct mb_ckpt *ck, const char *file, char *err, size_t len)
 	ck->config_path = prefix != NULL ? concat(prefix, CONFIG_NAME) : NULL;
 	free(prefix);
 	if (ck->config_path == NULL) {
-		seterr(err, len, "%s: out of memory", file);
+		mb_weights_seterr(err, len, "%s: out of memory", file);
 		return -ENOMEM;
 	}
 	if (stat(ck->config_path, &st) < 0) {
 		if (errno == ENOENT)
 			return 0; /* none: the model takes its sizes from the shapes */
-		seterr(err, len, "%s: %s", ck->config_path, strerror(errno));
+		mb_weights_seterr(err, len, "%s: %s", ck->config_path, strerror(errno));
 		return -EINVAL;
 	}
 	ck->config = json_load_file(ck->config_path, 0, &jerr);
 	if (ck->config == NULL) {
 		if (json_error_code(&jerr) == json_error_cannot_open_file)
-			seterr(err, len, "%s: %s", ck->config_path, jerr.text);
+			mb_weights_seterr(err, len, "%s: %s", ck->config_path, jerr.text);
 		else
-			seterr(err, len, "%s: not valid JSON: %s (line %d, column %d)",
-			       ck->config_path, jerr.text, jerr.line, jerr.column);
+			mb_weights_seterr(err, len, "%s: not valid JSON: %s (line %d, column %d)",
+					  ck->config_path, jerr.text, jerr.line, jerr.column);
 		return -EINVAL;
 	}
 	if (!json_is_object(ck->config)) {
-		seterr(err, len, "%s: not a JSON object", ck->config_path);
+		mb_weights_seterr(err, len, "%s: not a JSON object", ck->config_path);
 		return -EINVAL;
 	}
 	return 0;
@@ -543,19 +521,19 @@ mb_ckpt_open(const char *path, struct mb_ckpt **out, char *err, size_t len)
 	ck = calloc(1, sizeof(*ck));
 	if (ck == NULL || (ck->path = strdup(path)) == NULL) {
 		free(ck);
-		seterr(err, len, "%s: out of memory", path);
+		mb_weights_seterr(err, len, "%s: out of memory", path);
 		return -ENOMEM;
 	}
 	if (stat(path, &st) < 0) {
 		rc = errno == ENOENT ? -ENOENT : -EINVAL;
-		seterr(err, len, "%s: %s", path, strerror(errno));
+		mb_weights_seterr(err, len, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (S_ISDIR(st.st_mode)) {
 		single = dir_join(path, SINGLE_NAME);
 		index = dir_join(path, INDEX_NAME);
 		if (single == NULL || index == NULL) {
-			seterr(err, len, "%s: out of memory", path);
+			mb_weights_seterr(err, len, "%s: out of memory", path);
 			rc = -ENOMEM;
 			goto fail;
 		}
@@ -566,8 +544,8 @@ mb_ckpt_open(const char *path, struct mb_ckpt **out, char *err, size_t len)
 			file = index;
 			rc = open_index(ck, file, err, len);
 		} else {
-			seterr(err, len, "%s: a directory with neither %s nor %s", path,
-			       SINGLE_NAME, INDEX_NAME);
+			mb_weights_seterr(err, len, "%s: a directory with neither %s nor %s", path,
+					  SINGLE_NAME, INDEX_NAME);
 			rc = -ENOENT;
 			goto fail;
 		}
@@ -673,12 +651,12 @@ static int
 config_get(const struct mb_ckpt *ck, const char *key, json_t **v, char *err, size_t len)
 {
 	if (ck->config == NULL) {
-		seterr(err, len, "%s: no %s", ck->path, CONFIG_NAME);
+		mb_weights_seterr(err, len, "%s: no %s", ck->path, CONFIG_NAME);
 		return -ENOENT;
 	}
 	*v = json_object_get(ck->config, key);
 	if (*v == NULL) {
-		seterr(err, len, "%s: no \"%s\"", ck->config_path, key);
+		mb_weights_seterr(err, len, "%s: no \"%s\"", ck->config_path, key);
 		return -ENOENT;
 	}
 	return 0;
@@ -723,7 +701,8 @@ wrong_type(const struct mb_ckpt *ck, const char *key, const json_t *v, const cha
 	char got[64];
 
 	describe(v, got, sizeof(got));
-	seterr(err, len, "%s: \"%s\" is %s, expected %s", ck->config_path, key, got, want);
+	mb_weights_seterr(err, len, "%s: \"%s\" is %s, expected %s", ck->config_path, key, got,
+			  want);
 	return -EINVAL;
 }
 
@@ -821,15 +800,16 @@ mb_ckpt_bind(const struct mb_ckpt *ck, const struct mb_weights_spec *specs, uint
 
 		s.name = lookup_name(specs[i].name, from, to, &heap);
 		if (s.name == NULL) {
-			seterr(err, len, "%s: out of memory", ck->path);
+			mb_weights_seterr(err, len, "%s: out of memory", ck->path);
 			return -ENOMEM;
 		}
 		hit = find_slot(ck, s.name);
 		if (hit == NULL) {
-			shape_str(s.shape, s.ndim, want, sizeof(want));
-			seterr(err, len,
-			       "%s: tensor '%s' (%s) is missing (the checkpoint has %u tensor%s)",
-			       ck->path, s.name, want, ck->n, ck->n == 1 ? "" : "s");
+			mb_weights_shape_str(s.shape, s.ndim, want, sizeof(want));
+			mb_weights_seterr(
+				err, len,
+				"%s: tensor '%s' (%s) is missing (the checkpoint has %u tensor%s)",
+				ck->path, s.name, want, ck->n, ck->n == 1 ? "" : "s");
 			rc = -EINVAL;
 		} else {
 			rc = mb_weights_check(ck->w[hit->file], &s, err, len);
@@ -843,7 +823,7 @@ mb_ckpt_bind(const struct mb_ckpt *ck, const struct mb_weights_spec *specs, uint
 
 		s.name = lookup_name(specs[i].name, from, to, &heap);
 		if (s.name == NULL) {
-			seterr(err, len, "%s: out of memory", ck->path);
+			mb_weights_seterr(err, len, "%s: out of memory", ck->path);
 			rc = -ENOMEM;
 		} else {
 			rc = mb_weights_bind(ck->w[find_slot(ck, s.name)->file], &s, 1, &out[i],
@@ -872,7 +852,7 @@ make_dir(const char *dir, char *err, size_t len)
 	int rc = 0;
 
 	if (p == NULL) {
-		seterr(err, len, "%s: out of memory", dir);
+		mb_weights_seterr(err, len, "%s: out of memory", dir);
 		return -ENOMEM;
 	}
 	for (char *s = p + 1; *s != '\0'; s++) {
@@ -890,7 +870,8 @@ make_dir(const char *dir, char *err, size_t len)
 	if (rc == 0 && (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)))
 		rc = -ENOTDIR;
 	if (rc < 0)
-		seterr(err, len, "%s: cannot create the directory: %s", dir, strerror(-rc));
+		mb_weights_seterr(err, len, "%s: cannot create the directory: %s", dir,
+				  strerror(-rc));
 	free(p);
 	return rc;
 }
@@ -903,12 +884,12 @@ remove_stale(const char *dir, const char *name, char *err, size_t len)
 	int rc = 0;
 
 	if (path == NULL) {
-		seterr(err, len, "%s: out of memory", dir);
+		mb_weights_seterr(err, len, "%s: out of memory", dir);
 		return -ENOMEM;
 	}
 	if (unlink(path) < 0 && errno != ENOENT) {
 		rc = -errno;
-		seterr(err, len, "%s: cannot remove it: %s", path, strerror(errno));
+		mb_weights_seterr(err, len, "%s: cannot remove it: %s", path, strerror(errno));
 	}
 	free(path);
 	return rc;
@@ -938,18 +919,18 @@ write_index(const char *dir, json_t *index, char *err, size_t len)
 	int rc = 0;
 
 	if (path == NULL || text == NULL) {
-		seterr(err, len, "%s: out of memory", dir);
+		mb_weights_seterr(err, len, "%s: out of memory", dir);
 		rc = -ENOMEM;
 		goto out;
 	}
 	f = fopen(path, "w");
 	if (f == NULL || fputs(text, f) == EOF || fputc('\n', f) == EOF) {
 		rc = -errno;
-		seterr(err, len, "%s: %s", path, strerror(errno));
+		mb_weights_seterr(err, len, "%s: %s", path, strerror(errno));
 	}
 	if (f != NULL && fclose(f) != 0 && rc == 0) {
 		rc = -errno;
-		seterr(err, len, "%s: write failed: %s", path, strerror(errno));
+		mb_weights_seterr(err, len, "%s: write failed: %s", path, strerror(errno));
 	}
 out:
 	free(text);
@@ -1003,7 +984,8 @@ write_ckpt(const char *dir, const struct mb_weights_entry *e, uint32_t n, const 
 	else if (strcmp(dtype, "F16") == 0 || strcmp(dtype, "BF16") == 0)
 		esize = 2;
 	else {
-		seterr(err, len, "%s: cannot write dtype '%s' (F32, F16 or BF16)", dir, dtype);
+		mb_weights_seterr(err, len, "%s: cannot write dtype '%s' (F32, F16 or BF16)", dir,
+				  dtype);
 		return -EINVAL;
 	}
 	rc = make_dir(dir, err, len);
@@ -1012,7 +994,7 @@ write_ckpt(const char *dir, const struct mb_weights_entry *e, uint32_t n, const 
 	if (shard_bytes == 0) {
 		path = dir_join(dir, SINGLE_NAME);
 		if (path == NULL) {
-			seterr(err, len, "%s: out of memory", dir);
+			mb_weights_seterr(err, len, "%s: out of memory", dir);
 			return -ENOMEM;
 		}
 		rc = mb_weights_write_as(path, e, n, dtype, generator, fill, ctx, err, len);
@@ -1029,7 +1011,7 @@ write_ckpt(const char *dir, const struct mb_weights_entry *e, uint32_t n, const 
 	if (index == NULL || map == NULL ||
 	    json_object_set_new(index, "metadata",
 				json_pack("{s:I}", "total_size", (json_int_t)total)) < 0) {
-		seterr(err, len, "%s: out of memory", dir);
+		mb_weights_seterr(err, len, "%s: out of memory", dir);
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -1041,7 +1023,7 @@ write_ckpt(const char *dir, const struct mb_weights_entry *e, uint32_t n, const 
 			 k + 1, n_shards);
 		path = dir_join(dir, name);
 		if (path == NULL) {
-			seterr(err, len, "%s: out of memory", dir);
+			mb_weights_seterr(err, len, "%s: out of memory", dir);
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -1052,7 +1034,7 @@ write_ckpt(const char *dir, const struct mb_weights_entry *e, uint32_t n, const 
 			goto out;
 		for (uint32_t i = first; i < end; i++)
 			if (json_object_set_new(map, e[i].name, json_string(name)) < 0) {
-				seterr(err, len, "%s: out of memory", dir);
+				mb_weights_seterr(err, len, "%s: out of memory", dir);
 				rc = -ENOMEM;
 				goto out;
 			}
@@ -1100,7 +1082,7 @@ mb_ckpt_generate(const char *dir, const struct mb_weights_spec *specs, uint32_t 
 	int rc;
 
 	if (e == NULL) {
-		seterr(err, len, "%s: out of memory", dir);
+		mb_weights_seterr(err, len, "%s: out of memory", dir);
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++) {

@@ -32,6 +32,8 @@
 
 #include <jansson.h>
 
+#include "weights_internal.h"
+
 /* The reference implementation refuses headers over 100 MB; so do we. */
 #define MAX_HEADER (100u << 20)
 
@@ -46,11 +48,8 @@ struct mb_weights {
 	json_t *root; /* owns the names and dtypes */
 };
 
-static void seterr(char *err, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t len, const char *fmt, ...)
+void
+mb_weights_seterr(char *err, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -61,9 +60,8 @@ seterr(char *err, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* "[384, 80, 3]" */
-static void
-shape_str(const int64_t *shape, uint32_t ndim, char *buf, size_t len)
+void
+mb_weights_shape_str(const int64_t *shape, uint32_t ndim, char *buf, size_t len)
 {
 	size_t off = 0;
 
@@ -105,22 +103,24 @@ parse_entry(struct mb_weights *w, const char *name, json_t *v, struct mb_weights
 
 	t->name = name;
 	if (!json_is_object(v)) {
-		seterr(err, len, "%s: tensor '%s': not a JSON object", w->path, name);
+		mb_weights_seterr(err, len, "%s: tensor '%s': not a JSON object", w->path, name);
 		return -EINVAL;
 	}
 	if (!json_is_string(dtype)) {
-		seterr(err, len, "%s: tensor '%s': no \"dtype\" string", w->path, name);
+		mb_weights_seterr(err, len, "%s: tensor '%s': no \"dtype\" string", w->path, name);
 		return -EINVAL;
 	}
 	t->dtype = json_string_value(dtype);
 	size = dtype_size(t->dtype);
 	if (size == 0) {
-		seterr(err, len, "%s: tensor '%s': unknown dtype '%s'", w->path, name, t->dtype);
+		mb_weights_seterr(err, len, "%s: tensor '%s': unknown dtype '%s'", w->path, name,
+				  t->dtype);
 		return -EINVAL;
 	}
 	if (!json_is_array(shape) || json_array_size(shape) > MB_WEIGHTS_MAX_DIMS) {
-		seterr(err, len, "%s: tensor '%s': \"shape\" must be a list of at most %d sizes",
-		       w->path, name, MB_WEIGHTS_MAX_DIMS);
+		mb_weights_seterr(err, len,
+				  "%s: tensor '%s': \"shape\" must be a list of at most %d sizes",
+				  w->path, name, MB_WEIGHTS_MAX_DIMS);
 		return -EINVAL;
 	}
 	t->ndim = (uint32_t)json_array_size(shape);
@@ -129,14 +129,15 @@ parse_entry(struct mb_weights *w, const char *name, json_t *v, struct mb_weights
 
 		if (!json_is_integer(d) || json_integer_value(d) < 0 ||
 		    json_integer_value(d) > (INT64_C(1) << 40)) {
-			seterr(err, len, "%s: tensor '%s': shape[%u] is not a size", w->path, name,
-			       i);
+			mb_weights_seterr(err, len, "%s: tensor '%s': shape[%u] is not a size",
+					  w->path, name, i);
 			return -EINVAL;
 		}
 		t->shape[i] = json_integer_value(d);
 		/* checked before the product: 2^48 x 2^40 can pass 2^64, wrap, and look small */
 		if (t->shape[i] != 0 && numel > (UINT64_C(1) << 48) / (uint64_t)t->shape[i]) {
-			seterr(err, len, "%s: tensor '%s': shape too large", w->path, name);
+			mb_weights_seterr(err, len, "%s: tensor '%s': shape too large", w->path,
+					  name);
 			return -EINVAL;
 		}
 		numel *= (uint64_t)t->shape[i];
@@ -146,35 +147,38 @@ parse_entry(struct mb_weights *w, const char *name, json_t *v, struct mb_weights
 	    !json_is_integer(json_array_get(offs, 1)) ||
 	    json_integer_value(json_array_get(offs, 0)) < 0 ||
 	    json_integer_value(json_array_get(offs, 1)) < 0) {
-		seterr(err, len, "%s: tensor '%s': \"data_offsets\" must be [begin, end]", w->path,
-		       name);
+		mb_weights_seterr(err, len,
+				  "%s: tensor '%s': \"data_offsets\" must be [begin, end]", w->path,
+				  name);
 		return -EINVAL;
 	}
 	t->begin = (uint64_t)json_integer_value(json_array_get(offs, 0));
 	t->end = (uint64_t)json_integer_value(json_array_get(offs, 1));
 	if (t->end < t->begin) {
-		seterr(err, len,
-		       "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
-		       "] end before they begin",
-		       w->path, name, t->begin, t->end);
+		mb_weights_seterr(err, len,
+				  "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+				  "] end before they begin",
+				  w->path, name, t->begin, t->end);
 		return -EINVAL;
 	}
 	need = numel * (uint64_t)size;
 	if (t->end - t->begin != need) {
 		char s[96];
 
-		shape_str(t->shape, t->ndim, s, sizeof(s));
-		seterr(err, len,
-		       "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] hold %" PRIu64
-		       " bytes, but %s %s needs %" PRIu64,
-		       w->path, name, t->begin, t->end, t->end - t->begin, t->dtype, s, need);
+		mb_weights_shape_str(t->shape, t->ndim, s, sizeof(s));
+		mb_weights_seterr(err, len,
+				  "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+				  "] hold %" PRIu64 " bytes, but %s %s needs %" PRIu64,
+				  w->path, name, t->begin, t->end, t->end - t->begin, t->dtype, s,
+				  need);
 		return -EINVAL;
 	}
 	if (t->end > w->data_len) {
-		seterr(err, len,
-		       "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
-		       "] run past the end of the data (%" PRIu64 " bytes): the file is truncated",
-		       w->path, name, t->begin, t->end, w->data_len);
+		mb_weights_seterr(err, len,
+				  "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+				  "] run past the end of the data (%" PRIu64
+				  " bytes): the file is truncated",
+				  w->path, name, t->begin, t->end, w->data_len);
 		return -EINVAL;
 	}
 	t->data = w->data + t->begin;
@@ -202,17 +206,18 @@ parse_header(struct mb_weights *w, const char *text, size_t text_len, char *err,
 
 	w->root = json_loadb(text, text_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (w->root == NULL) {
-		seterr(err, len, "%s: the header is not valid JSON: %s (line %d, column %d)",
-		       w->path, jerr.text, jerr.line, jerr.column);
+		mb_weights_seterr(err, len,
+				  "%s: the header is not valid JSON: %s (line %d, column %d)",
+				  w->path, jerr.text, jerr.line, jerr.column);
 		return -EINVAL;
 	}
 	if (!json_is_object(w->root)) {
-		seterr(err, len, "%s: the header is not a JSON object", w->path);
+		mb_weights_seterr(err, len, "%s: the header is not a JSON object", w->path);
 		return -EINVAL;
 	}
 	w->t = calloc(json_object_size(w->root) + 1, sizeof(*w->t));
 	if (w->t == NULL) {
-		seterr(err, len, "%s: out of memory", w->path);
+		mb_weights_seterr(err, len, "%s: out of memory", w->path);
 		return -ENOMEM;
 	}
 	json_object_foreach(w->root, key, v)
@@ -230,10 +235,11 @@ parse_header(struct mb_weights *w, const char *text, size_t text_len, char *err,
 		const struct mb_weights_tensor *a = &w->t[i - 1], *b = &w->t[i];
 
 		if (b->begin < a->end) {
-			seterr(err, len,
-			       "%s: tensors '%s' (bytes %" PRIu64 "..%" PRIu64
-			       ") and '%s' (bytes %" PRIu64 "..%" PRIu64 ") overlap",
-			       w->path, a->name, a->begin, a->end, b->name, b->begin, b->end);
+			mb_weights_seterr(err, len,
+					  "%s: tensors '%s' (bytes %" PRIu64 "..%" PRIu64
+					  ") and '%s' (bytes %" PRIu64 "..%" PRIu64 ") overlap",
+					  w->path, a->name, a->begin, a->end, b->name, b->begin,
+					  b->end);
 			return -EINVAL;
 		}
 	}
@@ -252,23 +258,24 @@ mb_weights_open(const char *path, struct mb_weights **out, char *err, size_t len
 	w = calloc(1, sizeof(*w));
 	if (w == NULL || (w->path = strdup(path)) == NULL) {
 		free(w);
-		seterr(err, len, "%s: out of memory", path);
+		mb_weights_seterr(err, len, "%s: out of memory", path);
 		return -ENOMEM;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
-		seterr(err, len, "%s: %s", path, strerror(errno));
+		mb_weights_seterr(err, len, "%s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		mb_weights_close(&w);
 		return rc == -ENOENT ? -ENOENT : -EINVAL;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size < 8) {
-		seterr(err, len,
-		       "%s: %lld bytes: too short for a safetensors file (an 8-byte header length, "
-		       "then the header)",
-		       path, (long long)st.st_size);
+		mb_weights_seterr(err, len,
+				  "%s: %lld bytes: too short for a safetensors file (an 8-byte "
+				  "header length, "
+				  "then the header)",
+				  path, (long long)st.st_size);
 		close(fd);
 		mb_weights_close(&w);
 		return -EINVAL;
@@ -278,19 +285,20 @@ mb_weights_open(const char *path, struct mb_weights **out, char *err, size_t len
 	close(fd);
 	if (w->map == MAP_FAILED) {
 		w->map = NULL;
-		seterr(err, len, "%s: cannot map it: %s", path, strerror(errno));
+		mb_weights_seterr(err, len, "%s: cannot map it: %s", path, strerror(errno));
 		mb_weights_close(&w);
 		return -ENOMEM;
 	}
 	for (int i = 7; i >= 0; i--)
 		hlen = hlen << 8 | ((const uint8_t *)w->map)[i];
 	if (hlen > MAX_HEADER || hlen > w->map_len - 8) {
-		seterr(err, len,
-		       "%s: the header length says %" PRIu64
-		       " bytes, but the file has %zu after it%s",
-		       path, hlen, w->map_len - 8,
-		       hlen > MAX_HEADER ? " (and the limit is 100 MB): not a safetensors file"
-					 : ": truncated");
+		mb_weights_seterr(err, len,
+				  "%s: the header length says %" PRIu64
+				  " bytes, but the file has %zu after it%s",
+				  path, hlen, w->map_len - 8,
+				  hlen > MAX_HEADER
+					  ? " (and the limit is 100 MB): not a safetensors file"
+					  : ": truncated");
 		mb_weights_close(&w);
 		return -EINVAL;
 	}
@@ -365,22 +373,23 @@ mb_weights_check(const struct mb_weights *w, const struct mb_weights_spec *s, ch
 	const struct mb_weights_tensor *t = mb_weights_find(w, s->name);
 	char want[96], got[96];
 
-	shape_str(s->shape, s->ndim, want, sizeof(want));
+	mb_weights_shape_str(s->shape, s->ndim, want, sizeof(want));
 	if (t == NULL) {
-		seterr(err, len, "%s: tensor '%s' (F32 %s) is missing (the file has %u tensor%s)",
-		       w->path, s->name, want, w->n, w->n == 1 ? "" : "s");
+		mb_weights_seterr(err, len,
+				  "%s: tensor '%s' (F32 %s) is missing (the file has %u tensor%s)",
+				  w->path, s->name, want, w->n, w->n == 1 ? "" : "s");
 		return -EINVAL;
 	}
-	shape_str(t->shape, t->ndim, got, sizeof(got));
+	mb_weights_shape_str(t->shape, t->ndim, got, sizeof(got));
 	if (strcmp(t->dtype, "F32") != 0 && strcmp(t->dtype, "F16") != 0 &&
 	    strcmp(t->dtype, "BF16") != 0) {
-		seterr(err, len, "%s: tensor '%s': dtype %s, expected F32, F16 or BF16", w->path,
-		       s->name, t->dtype);
+		mb_weights_seterr(err, len, "%s: tensor '%s': dtype %s, expected F32, F16 or BF16",
+				  w->path, s->name, t->dtype);
 		return -EINVAL;
 	}
 	if (t->ndim != s->ndim || memcmp(t->shape, s->shape, s->ndim * sizeof(int64_t)) != 0) {
-		seterr(err, len, "%s: tensor '%s': shape %s, expected %s", w->path, s->name, got,
-		       want);
+		mb_weights_seterr(err, len, "%s: tensor '%s': shape %s, expected %s", w->path,
+				  s->name, got, want);
 		return -EINVAL;
 	}
 	return 0;
@@ -409,7 +418,8 @@ mb_weights_bind(const struct mb_weights *w, const struct mb_weights_spec *specs,
 				free(out[j]);
 				out[j] = NULL;
 			}
-			seterr(err, len, "%s: out of memory for tensor '%s'", w->path, t->name);
+			mb_weights_seterr(err, len, "%s: out of memory for tensor '%s'", w->path,
+					  t->name);
 			return -ENOMEM;
 		}
 		/* the dtype was checked: F32, F16 or BF16 */
@@ -491,7 +501,8 @@ mb_weights_write_as(const char *path, const struct mb_weights_entry *e, uint32_t
 	else
 		esize = 0;
 	if (esize == 0) {
-		seterr(err, len, "%s: cannot write dtype '%s' (F32, F16 or BF16)", path, dtype);
+		mb_weights_seterr(err, len, "%s: cannot write dtype '%s' (F32, F16 or BF16)", path,
+				  dtype);
 		json_decref(root);
 		return -EINVAL;
 	}
@@ -525,7 +536,7 @@ mb_weights_write_as(const char *path, const struct mb_weights_entry *e, uint32_t
 	f = fopen(path, "wb");
 	if (f == NULL) {
 		rc = -errno;
-		seterr(err, len, "%s: %s", path, strerror(errno));
+		mb_weights_seterr(err, len, "%s: %s", path, strerror(errno));
 		goto done;
 	}
 	rc = -EIO;
@@ -542,8 +553,8 @@ mb_weights_write_as(const char *path, const struct mb_weights_entry *e, uint32_t
 			buf = malloc((size_t)(cnt ? cnt : 1) * sizeof(float));
 			if (buf == NULL) {
 				rc = -ENOMEM;
-				seterr(err, len, "%s: out of memory for tensor '%s'", path,
-				       e[i].name);
+				mb_weights_seterr(err, len, "%s: out of memory for tensor '%s'",
+						  path, e[i].name);
 				goto done;
 			}
 			rc = fill(ctx, i, buf, err, len);
@@ -565,10 +576,10 @@ mb_weights_write_as(const char *path, const struct mb_weights_entry *e, uint32_t
 	rc = 0;
 	goto done;
 io:
-	seterr(err, len, "%s: write failed: %s", path, strerror(errno));
+	mb_weights_seterr(err, len, "%s: write failed: %s", path, strerror(errno));
 	goto done;
 out:
-	seterr(err, len, "%s: out of memory", path);
+	mb_weights_seterr(err, len, "%s: out of memory", path);
 done:
 	if (f != NULL)
 		fclose(f);
@@ -647,7 +658,7 @@ mb_weights_generate(const char *path, const struct mb_weights_spec *specs, uint3
 	int rc;
 
 	if (e == NULL) {
-		seterr(err, len, "%s: out of memory", path);
+		mb_weights_seterr(err, len, "%s: out of memory", path);
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++) {

@@ -13,6 +13,8 @@ udp/      record sequences for udp_fuzz.c (3-byte head: op, length LE; then the 
 config/   the repository's deploy/*.yaml plus small files for each section (copied here)
 wav/      small RIFF/WAVE files: the accepted format and the ones the CLI refuses
 weights/  tiny safetensors files: F32 tensors, other dtypes, metadata, empty tensors
+ckpt/     a sharded checkpoint's index JSON, then a NUL and config.json (ckpt_fuzz.c): whole,
+          partial, broken maps; configs with sizes, labels, wrong types
 """
 import json
 import os
@@ -278,6 +280,39 @@ def weights_seeds():
     return s
 
 
+def ckpt_seeds():
+    shards = ["model-%05d-of-00003.safetensors" % i for i in (1, 2, 3)]
+    whole = {"a": shards[0], "b": shards[1], "c": shards[2]}
+
+    def index(wmap, meta=True):
+        d = {"weight_map": wmap}
+        if meta:
+            d["metadata"] = {"total_size": 36}
+        return json.dumps(d, indent=2).encode()
+
+    whisper = {"model_type": "whisper", "d_model": 384, "encoder_layers": 4,
+               "encoder_attention_heads": 6, "num_mel_bins": 80}
+    videomae = {"model_type": "videomae", "hidden_size": 768, "layer_norm_eps": 1e-12,
+                "id2label": {"0": "abseiling", "1": "air drumming", "2": "answering questions"}}
+    s = {}
+    s["whole"] = index(whole)
+    s["whole-whisper-config"] = index(whole) + b"\0" + json.dumps(whisper).encode()
+    s["whole-videomae-config"] = index(whole) + b"\0" + json.dumps(videomae).encode()
+    s["subset"] = index({"a": shards[0]}, meta=False)
+    s["wrong-shard"] = index({"a": shards[1], "b": shards[1]})
+    s["missing-shard"] = index({"a": "model-00009-of-00009.safetensors"})
+    s["escape"] = index({"a": "../" + shards[0]})
+    s["not-object"] = b'["weight_map"]'
+    s["no-map"] = b'{"metadata": {}}'
+    s["map-not-strings"] = b'{"weight_map": {"a": 1}}'
+    s["broken"] = b'{"weight_map": {"a": "model-0'
+    s["config-not-object"] = index(whole) + b"\0[1, 2]"
+    s["config-types"] = index(whole) + b'\0{"d_model": "384", "hidden_size": 7.5, ' \
+        b'"model_type": 3, "layer_norm_eps": "x", "id2label": ["a"]}'
+    s["config-broken"] = index(whole) + b'\0{"d_model": 3'
+    return s
+
+
 def write(sub, seeds):
     d = os.path.join(OUT, sub)
     os.makedirs(d, exist_ok=True)
@@ -295,6 +330,7 @@ def main():
             shutil.copyfile(os.path.join(ROOT, "deploy", y), os.path.join(OUT, "config", y))
     write("wav", wav_seeds())
     write("weights", weights_seeds())
+    write("ckpt", ckpt_seeds())
     total = sum(os.path.getsize(os.path.join(dp, f))
                 for dp, _, fs in os.walk(OUT) for f in fs)
     print("wrote %s: %d bytes" % (OUT, total))
