@@ -109,7 +109,7 @@ struct y_model {
 	int64_t *max_batch, *max_delay_us, *queue_limit, *default_timeout_ms, *base_units;
 	int64_t *run_timeout_ms, *max_windows;
 	double *item_units_per_second;
-	char *weights, *plugin;
+	char *weights, *plugin, *precision;
 };
 
 struct y_breaker {
@@ -262,6 +262,7 @@ static const cyaml_schema_field_t model_fields[] = {
 	FLT("item_units_per_second", struct y_model, item_units_per_second),
 	STR("weights", struct y_model, weights, MB_CONFIG_PATH_MAX - 1),
 	STR("plugin", struct y_model, plugin, MB_CONFIG_PATH_MAX - 1),
+	STR("precision", struct y_model, precision, 16),
 	CYAML_FIELD_END,
 };
 
@@ -926,6 +927,7 @@ apply_models(struct checker *ck, const struct y_root *r, struct mb_config *c)
 		m->max_batch = m->max_delay_us = m->queue_limit = MB_CONFIG_UNSET;
 		m->default_timeout_ms = m->base_units = m->run_timeout_ms = MB_CONFIG_UNSET;
 		m->max_windows = MB_CONFIG_UNSET;
+		m->precision = MB_CONFIG_UNSET;
 		m->item_units_per_second = MB_CONFIG_UNSET;
 		if (y->name == NULL || y->name[0] == '\0') {
 			fail(ck, "models[%u].name: missing; every entry names a model", i);
@@ -967,6 +969,15 @@ apply_models(struct checker *ck, const struct y_root *r, struct mb_config *c)
 			fail(ck, "models[%u].plugin: empty; give the path of a shared object", i);
 		else if (y->plugin != NULL)
 			snprintf(m->plugin, sizeof(m->plugin), "%s", y->plugin);
+		if (y->precision != NULL) {
+			static const char *const precisions[3] = {"f32", "f16", "bf16"};
+			uint32_t p = 0;
+
+			snprintf(field, sizeof(field), "models[%u].precision", i);
+			one_of3(ck, field, y->precision, precisions, &p);
+			if (!ck->failed)
+				m->precision = (int)p;
+		}
 		c->n_models = i + 1;
 	}
 }

@@ -34,6 +34,13 @@
 /** "Not set in the file": the model's default applies. */
 #define MB_CONFIG_UNSET (-1)
 
+/** models[].precision: what a network's GEMMs read on a CUDA device (the CPU runs F32). */
+enum mb_config_precision {
+	MB_CONFIG_PRECISION_F32 = 0,
+	MB_CONFIG_PRECISION_F16 = 1,
+	MB_CONFIG_PRECISION_BF16 = 2,
+};
+
 /** Per-model overrides; MB_CONFIG_UNSET (or < 0) where the file does not say. */
 struct mb_model_config {
 	char name[MB_CONFIG_MODEL_NAME_MAX + 1];
@@ -45,6 +52,7 @@ struct mb_model_config {
 	int64_t base_units;		  /**< 0..1000000 */
 	int64_t run_timeout_ms;		  /**< 0..86400000 (0: no watchdog) */
 	int64_t max_windows;		  /**< 1..1024: windows of one long request */
+	int precision;			  /**< enum mb_config_precision, or UNSET (bf16) */
 	double item_units_per_second;	  /**< 0..1000000, or < 0 unset */
 	char weights[MB_CONFIG_PATH_MAX]; /**< weights file; "" = <weights_dir>/<name>.safetensors
 					   */

@@ -18,7 +18,7 @@ packages=(
 	libcunit1-dev    # cunit: every test program
 	libcyaml-dev     # libcyaml: the YAML config file (--config)
 	libyaml-dev      # libcyaml links -lyaml, but its -dev package does not pull this in
-	libfftw3-dev     # fftw3f: the CPU STFT of logmel, whisper and clap
+	libfftw3-dev     # fftw3f: the CPU STFT of logmel and whisper
 	libmicrohttpd-dev # /metrics, /healthz, /readyz
 	libjansson-dev   # jansson: the JSON header of safetensors weight files
 	libopenblas-dev  # openblas: GEMM of the CPU reference models (whisper, clap, videomae)

@@ -4,11 +4,12 @@
  * set the model's achieved FLOP/s against what cuFFT, cuDNN and cuBLAS reach on the same
  * shapes without the model's own kernels, copies and synchronisation.
  *
- * Layers, per item of `frames` = samples / 160 STFT frames (audio) or one clip (video):
+ * Layers, per item of `frames` = samples / 160 STFT frames:
  *   logmel    cuFFT R2C 400 x frames
- *   whisper   FFT; conv1d 80->384 k3 s1; conv1d 384->384 k3 s2
  *   clap      FFT; conv1d 64->128 k3 s1; 128->256 k3 s2; 256->256 k3 s2; linear 256->512
- *   videomae  conv3d 3->768 kernel = stride = 2x16x16 on 16x224x224; linear 768->400
+ * The transformer networks (whisper, videomae) are measured by their GEMMs instead
+ * (mb_cuda_gemms_time, at the end): exactly the GEMMs a run of the network issued, as
+ * cuda_tf.cu recorded them, run by cuBLAS alone.
  * Each is timed with CUDA events on one stream: one untimed call, then as many calls as fit
  * in about 100 ms (3 at least), averaged.
  *
@@ -20,6 +21,9 @@
  */
 #include <cmath>
 #include <cstring>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include "cuda_check_internal.h"
 #include "cuda_nets_internal.h"
@@ -427,26 +431,19 @@ layers_time(struct bench_ctx *c, enum mb_cuda_net_kind kind, uint32_t samples, u
 	size_t used = 0;
 	int rc;
 
-	if (kind != MB_CUDA_VIDEOMAE) {
-		if (frames == 0 || samples > max_samples) {
-			seterr(err, err_len, "%u samples: out of range (longest %u)", samples,
-			       max_samples);
-			return -1;
-		}
-		out->fft_flop_per_item = 2.5 * N_FFT * log2((double)N_FFT) * frames;
-		out->flop_per_item += out->fft_flop_per_item;
-		if ((rc = time_fft(c, frames, FFT_CHUNK, &ms, err, err_len)) < 0)
-			return rc;
-		out->ms_as_run += ms;
-		if ((rc = time_fft(c, frames * batch, 0, &ms, err, err_len)) < 0)
-			return rc;
-		out->ms_best += ms / batch;
+	if (frames == 0 || samples > max_samples) {
+		seterr(err, err_len, "%u samples: out of range (longest %u)", samples, max_samples);
+		return -1;
 	}
+	out->fft_flop_per_item = 2.5 * N_FFT * log2((double)N_FFT) * frames;
+	out->flop_per_item += out->fft_flop_per_item;
+	if ((rc = time_fft(c, frames, FFT_CHUNK, &ms, err, err_len)) < 0)
+		return rc;
+	out->ms_as_run += ms;
+	if ((rc = time_fft(c, frames * batch, 0, &ms, err, err_len)) < 0)
+		return rc;
+	out->ms_best += ms / batch;
 	switch (kind) {
-	case MB_CUDA_WHISPER:
-		convs[n_convs++] = conv1d(80, 384, (int)frames, 1);
-		convs[n_convs++] = conv1d(384, 384, (int)frames, 2);
-		break;
 	case MB_CUDA_CLAP:
 		convs[n_convs++] = conv1d(64, 128, (int)frames, 1);
 		convs[n_convs++] = conv1d(128, 256, (int)frames, 2);
@@ -454,21 +451,6 @@ layers_time(struct bench_ctx *c, enum mb_cuda_net_kind kind, uint32_t samples, u
 		head_in = 256;
 		head_out = 512;
 		break;
-	case MB_CUDA_VIDEOMAE: {
-		struct conv_layer L = {};
-
-		L.nd = 5;
-		L.cin = 3;
-		L.cout = 768;
-		L.in[0] = 16;
-		L.in[1] = L.in[2] = 224;
-		L.k[0] = L.stride[0] = 2;
-		L.k[1] = L.k[2] = L.stride[1] = L.stride[2] = 16;
-		convs[n_convs++] = L;
-		head_in = 768;
-		head_out = 400;
-		break;
-	}
 	default:
 		break;
 	}
@@ -514,6 +496,165 @@ mb_cuda_layers_time(int device, enum mb_cuda_net_kind kind, uint32_t samples, ui
 	rc = ctx_create(&c, device, err, err_len);
 	if (rc == 0)
 		rc = layers_time(&c, kind, samples, max_samples, batch, out, err, err_len);
+	ctx_destroy(&c);
+	return rc;
+}
+
+/* ---- the transformer networks' GEMMs, alone ---- */
+
+/* fill @p n values of type @p T with values in [-1, 1) from a hash of the index */
+template <typename T>
+__global__ void
+fill_typed(T *p, size_t n, uint32_t seed)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	uint32_t h;
+
+	if (i >= n)
+		return;
+	h = (uint32_t)i * 2654435761u ^ seed;
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	p[i] = (T)((float)(h & 0xffffff) / 8388608.0f - 1.0f);
+}
+
+static size_t
+type_size(int t)
+{
+	return t == CUDA_R_32F ? 4 : 2;
+}
+
+/* elements a column-major operand of rows x cols with leading dimension ld spans, batched */
+static size_t
+span(int rows, int cols, int ld, int64_t stride, int batch)
+{
+	(void)rows;
+	return (size_t)(batch - 1) * (size_t)stride + (size_t)ld * (size_t)cols;
+}
+
+static int
+fill_any(struct bench_ctx *c, void *p, size_t n, int type, char *err, size_t err_len)
+{
+	unsigned int g = (unsigned int)((n + 255) / 256);
+
+	if (type == CUDA_R_16F)
+		fill_typed<__half><<<g, 256, 0, c->stream>>>((__half *)p, n, (uint32_t)n);
+	else if (type == CUDA_R_16BF)
+		fill_typed<__nv_bfloat16>
+			<<<g, 256, 0, c->stream>>>((__nv_bfloat16 *)p, n, (uint32_t)n);
+	else
+		fill_typed<float><<<g, 256, 0, c->stream>>>((float *)p, n, (uint32_t)n);
+	CUDA_OK(cudaGetLastError());
+	return 0;
+}
+
+struct gemms_run {
+	const struct mb_cuda_gemm_list *l;
+	void *a, *b, *c;
+};
+
+static int
+gemms_call(struct bench_ctx *c, void *arg, char *err, size_t err_len)
+{
+	const struct gemms_run *r = (const struct gemms_run *)arg;
+
+	for (uint32_t i = 0; i < r->l->n; i++) {
+		const struct mb_cuda_gemm *g = &r->l->v[i];
+		cublasOperation_t ta = g->transa ? CUBLAS_OP_T : CUBLAS_OP_N;
+		cublasOperation_t tb = g->transb ? CUBLAS_OP_T : CUBLAS_OP_N;
+
+		for (uint32_t k = 0; k < g->count; k++) {
+			if (g->batch == 1)
+				BLAS_OK(cublasGemmEx(c->blas, ta, tb, g->m, g->n, g->k, &g->alpha,
+						     r->a, (cudaDataType_t)g->a_type, g->lda, r->b,
+						     (cudaDataType_t)g->b_type, g->ldb, &g->beta,
+						     r->c, (cudaDataType_t)g->c_type, g->ldc,
+						     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+			else
+				BLAS_OK(cublasGemmStridedBatchedEx(
+					c->blas, ta, tb, g->m, g->n, g->k, &g->alpha, r->a,
+					(cudaDataType_t)g->a_type, g->lda, g->stride_a, r->b,
+					(cudaDataType_t)g->b_type, g->ldb, g->stride_b, &g->beta,
+					r->c, (cudaDataType_t)g->c_type, g->ldc, g->stride_c,
+					g->batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+		}
+	}
+	return 0;
+}
+
+#define BLAS_WS (32u << 20) /* as cuda_tf.cu */
+
+static int
+gemms_time(struct bench_ctx *c, const struct mb_cuda_gemm_list *l, double *ms, char *err,
+	   size_t err_len)
+{
+	struct gemms_run r = {l, NULL, NULL, NULL};
+	size_t na = 4, nb = 4, nc = 4; /* bytes */
+	int rc, type;
+
+	/* the model's cuBLAS settings: no TF32, no reduced-precision reductions, 32 MiB */
+	BLAS_OK(cublasSetMathMode(
+		c->blas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
+					CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+	BLAS_OK(cublasSetWorkspace(c->blas, c->ws, BLAS_WS));
+	for (uint32_t i = 0; i < l->n; i++) {
+		const struct mb_cuda_gemm *g = &l->v[i];
+		size_t a = span(g->transa ? g->k : g->m, g->transa ? g->m : g->k, g->lda,
+				g->stride_a, g->batch) *
+			   type_size(g->a_type);
+		size_t b = span(g->transb ? g->n : g->k, g->transb ? g->k : g->n, g->ldb,
+				g->stride_b, g->batch) *
+			   type_size(g->b_type);
+		size_t cc = span(g->m, g->n, g->ldc, g->stride_c, g->batch) * type_size(g->c_type);
+
+		na = a > na ? a : na;
+		nb = b > nb ? b : nb;
+		nc = cc > nc ? cc : nc;
+	}
+	rc = -1;
+	if (cudaMalloc(&r.a, na) != cudaSuccess || cudaMalloc(&r.b, nb) != cudaSuccess ||
+	    cudaMalloc(&r.c, nc) != cudaSuccess) {
+		(void)cudaGetLastError();
+		seterr(err, err_len, "cudaMalloc of %zu + %zu + %zu bytes for the GEMMs failed", na,
+		       nb, nc);
+		goto out;
+	}
+	/* random inputs in the type most of the list reads (a network's GEMMs all read its
+	 * precision but for videomae's small F32 classifier); C is read as F32 only (beta 1) */
+	type = CUDA_R_32F;
+	for (uint32_t i = 0; i < l->n; i++)
+		if (l->v[i].a_type != CUDA_R_32F)
+			type = l->v[i].a_type;
+	if ((rc = fill_any(c, r.a, na / type_size(type), type, err, err_len)) < 0 ||
+	    (rc = fill_any(c, r.b, nb / type_size(type), type, err, err_len)) < 0 ||
+	    (rc = fill_any(c, r.c, nc / 4, CUDA_R_32F, err, err_len)) < 0)
+		goto out;
+	if (rc == 0)
+		rc = time_calls(c, gemms_call, &r, ms, err, err_len);
+out:
+	cudaStreamSynchronize(c->stream);
+	cudaFree(r.a);
+	cudaFree(r.b);
+	cudaFree(r.c);
+	return rc;
+}
+
+extern "C" int
+mb_cuda_gemms_time(int device, const struct mb_cuda_gemm_list *l, double *ms, char *err,
+		   size_t err_len)
+{
+	struct bench_ctx c = {};
+	int rc;
+
+	*ms = 0;
+	if (l->n == 0) {
+		seterr(err, err_len, "no GEMMs recorded");
+		return -1;
+	}
+	rc = ctx_create(&c, device, err, err_len);
+	if (rc == 0)
+		rc = gemms_time(&c, l, ms, err, err_len);
 	ctx_destroy(&c);
 	return rc;
 }

@@ -1,16 +1,16 @@
 /*
- * cuda_nets.cu: the built-in models on a CUDA device (see cuda_nets_internal.h).
+ * cuda_nets.cu: the built-in models logmel and clap on a CUDA device (see
+ * cuda_nets_internal.h). The transformer networks (whisper, videomae) have their own CUDA
+ * path on the transformer module: cuda_tf.cu, cuda_whisper.cu, cuda_videomae.cu.
  *
- * Per audio item (logmel, whisper, clap), all on the scratch's compute stream:
+ * Per audio item (logmel, clap), all on the scratch's compute stream:
  *   pcm_to_padded   PCM (s16 or f32) -> float, reflect-padded by 200 at both ends
  *   frames_window   [frames x 400] = padded[t * 160 + k] * hann[k]
  *   cuFFT R2C       400-point, in calls of 256 frames -> [frames x 201] complex
  *   power_mel       [n_mels x frames] = log10(max(filters . |X|^2, 1e-10)), channel-major
  *   reduce_max + clamp_scale   (max(x, max - 8) + 4) / 4
- *   cuDNN conv (NCHW, H = 1) + bias_gelu per layer; whisper/logmel transpose to
- *   [frames x C]; clap: row_mean, cuBLAS SGEMV, l2_normalise.
- * Per video item (videomae): normalise_video to NCDHW, cuDNN 3-D convolution (kernel =
- * stride = 2x16x16), row_mean + bias, cuBLAS SGEMV head, softmax; top-5 on the host.
+ *   logmel: transpose to [frames x 80]; clap: cuDNN conv (NCHW, H = 1) + bias_gelu per
+ *   layer, row_mean, cuBLAS SGEMV, l2_normalise.
  *
  * Numerics: FP32 throughout, FMA math (no TF32) in cuDNN, cuBLAS' default FP32 math;
  * reductions that the CPU code does in double are done in double here too.
@@ -41,14 +41,6 @@
 /* The STFT runs in calls of FFT_CHUNK frames, so an item's FFT work follows its own length
  * (at most FFT_CHUNK - 1 frames more), not the longest item's. */
 #define FFT_CHUNK 256
-
-/* videomae */
-#define V_FRAMES 16
-#define V_SIZE 224
-#define V_DIM 768
-#define V_TOKENS 1568
-#define V_CLASSES 400
-#define V_TOPK 5
 
 struct mb_cuda_net {
 	enum mb_cuda_net_kind kind;
@@ -246,60 +238,7 @@ l2_normalise(float *x, uint32_t n)
 		x[i] *= scale;
 }
 
-/* one block: p = softmax(x), sum in double */
-__global__ void
-softmax(const float *x, uint32_t n, float *p)
-{
-	__shared__ float mx[256];
-	__shared__ double sum[256];
-	float m = -INFINITY;
-	double s = 0.0;
-
-	for (uint32_t i = threadIdx.x; i < n; i += blockDim.x)
-		m = fmaxf(m, x[i]);
-	mx[threadIdx.x] = m;
-	__syncthreads();
-	for (unsigned int k = blockDim.x / 2; k > 0; k >>= 1) {
-		if (threadIdx.x < k)
-			mx[threadIdx.x] = fmaxf(mx[threadIdx.x], mx[threadIdx.x + k]);
-		__syncthreads();
-	}
-	m = mx[0];
-	for (uint32_t i = threadIdx.x; i < n; i += blockDim.x)
-		s += exp((double)(x[i] - m));
-	sum[threadIdx.x] = s;
-	__syncthreads();
-	for (unsigned int k = blockDim.x / 2; k > 0; k >>= 1) {
-		if (threadIdx.x < k)
-			sum[threadIdx.x] += sum[threadIdx.x + k];
-		__syncthreads();
-	}
-	for (uint32_t i = threadIdx.x; i < n; i += blockDim.x)
-		p[i] = (float)(exp((double)(x[i] - m)) / sum[0]);
-}
-
-/* RGB24 [f][y][x][c] bytes -> float NCDHW [c][f][y][x], ImageNet normalisation */
-__global__ void
-normalise_video(const uint8_t *rgb, float *out)
-{
-	const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
-	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-	size_t plane = (size_t)V_FRAMES * V_SIZE * V_SIZE;
-	int c;
-
-	if (i >= 3 * plane)
-		return;
-	c = (int)(i / plane);
-	out[i] = ((float)rgb[(i % plane) * 3 + c] / 255.0f - mean[c]) / sd[c];
-}
-
 /* ---- host side ---- */
-
-static bool
-is_audio(enum mb_cuda_net_kind k)
-{
-	return k != MB_CUDA_VIDEOMAE;
-}
 
 extern "C" int
 mb_cuda_mem_info(int device, uint64_t *free_bytes, uint64_t *total_bytes, char *err, size_t err_len)
@@ -345,12 +284,10 @@ net_create(const struct mb_cuda_net_desc *d, struct mb_cuda_net *n, char *err, s
 	int rc;
 
 	CUDA_OK(cudaSetDevice(d->device));
-	if (is_audio(d->kind)) {
-		if ((rc = upload(d->window, N_FFT * sizeof(float), &n->window, err, err_len)) < 0 ||
-		    (rc = upload(d->filters, (size_t)d->n_mels * BINS * sizeof(float), &n->filters,
-				 err, err_len)) < 0)
-			return rc;
-	}
+	if ((rc = upload(d->window, N_FFT * sizeof(float), &n->window, err, err_len)) < 0 ||
+	    (rc = upload(d->filters, (size_t)d->n_mels * BINS * sizeof(float), &n->filters, err,
+			 err_len)) < 0)
+		return rc;
 	for (uint32_t i = 0; i < d->n_w; i++)
 		if ((rc = upload(d->w[i], d->w_numel[i] * sizeof(float), &n->w[i], err, err_len)) <
 		    0)
@@ -469,31 +406,25 @@ scratch_create(struct mb_cuda_scratch *s, char *err, size_t err_len)
 	DNN_OK(cudnnCreateFilterDescriptor(&s->wd));
 	DNN_OK(cudnnCreateConvolutionDescriptor(&s->cd));
 	DNN_OK(cudnnSetConvolutionMathType(s->cd, CUDNN_FMA_MATH));
-	if (is_audio(n->kind)) {
-		s->max_frames = n->max_samples / HOP;
-		s->in_cap = (size_t)n->max_samples * 4; /* F32 is the larger encoding */
-		s->out_cap = (size_t)s->max_frames * 384 * sizeof(float);
-		act = (size_t)s->max_frames * 384;
-		x_len = (size_t)n->max_samples + 2 * PAD;
-		s->fft_frames = (s->max_frames + FFT_CHUNK - 1) / FFT_CHUNK * FFT_CHUNK;
-		FFT_OK(cufftPlan1d(&s->fft, N_FFT, CUFFT_R2C, FFT_CHUNK));
-		s->fft_made = true;
-		FFT_OK(cufftSetStream(s->fft, s->compute));
-		CUDA_OK(cudaMalloc((void **)&s->d_frames,
-				   (size_t)s->fft_frames * N_FFT * sizeof(float)));
-		CUDA_OK(cudaMalloc((void **)&s->d_spec,
-				   (size_t)s->fft_frames * BINS * sizeof(cufftComplex)));
-		/* rows past an item's frames are transformed but never read: zero, not garbage;
-		 * on the compute stream, so it is ordered before the first item's frames (plain
-		 * cudaMemset runs on the legacy stream, which non-blocking streams ignore) */
-		CUDA_OK(cudaMemsetAsync(s->d_frames, 0,
-					(size_t)s->fft_frames * N_FFT * sizeof(float), s->compute));
-	} else {
-		s->in_cap = (size_t)V_FRAMES * V_SIZE * V_SIZE * 3;
-		s->out_cap = V_CLASSES * sizeof(float);
-		act = (size_t)V_DIM * V_TOKENS;
-		x_len = (size_t)3 * V_FRAMES * V_SIZE * V_SIZE;
-	}
+	s->max_frames = n->max_samples / HOP;
+	s->in_cap = (size_t)n->max_samples * 4; /* F32 is the larger encoding */
+	/* 384 values per frame: more than logmel's 80 and clap's widest (128 channels x frames,
+	 * 256 x frames / 2) need */
+	s->out_cap = (size_t)s->max_frames * 384 * sizeof(float);
+	act = (size_t)s->max_frames * 384;
+	x_len = (size_t)n->max_samples + 2 * PAD;
+	s->fft_frames = (s->max_frames + FFT_CHUNK - 1) / FFT_CHUNK * FFT_CHUNK;
+	FFT_OK(cufftPlan1d(&s->fft, N_FFT, CUFFT_R2C, FFT_CHUNK));
+	s->fft_made = true;
+	FFT_OK(cufftSetStream(s->fft, s->compute));
+	CUDA_OK(cudaMalloc((void **)&s->d_frames, (size_t)s->fft_frames * N_FFT * sizeof(float)));
+	CUDA_OK(cudaMalloc((void **)&s->d_spec,
+			   (size_t)s->fft_frames * BINS * sizeof(cufftComplex)));
+	/* rows past an item's frames are transformed but never read: zero, not garbage; on the
+	 * compute stream, so it is ordered before the first item's frames (plain cudaMemset runs
+	 * on the legacy stream, which non-blocking streams ignore) */
+	CUDA_OK(cudaMemsetAsync(s->d_frames, 0, (size_t)s->fft_frames * N_FFT * sizeof(float),
+				s->compute));
 	for (int i = 0; i < 2; i++) {
 		CUDA_OK(cudaMallocHost(&s->pin_in[i], s->in_cap));
 		CUDA_OK(cudaMalloc(&s->d_in[i], s->in_cap));
@@ -661,15 +592,6 @@ run_audio(struct mb_cuda_scratch *s, const void *d_in, const struct mb_cuda_item
 		transpose<<<blocks((size_t)t1 * n->n_mels, 256), 256, 0, s->compute>>>(
 			s->d_a, (uint32_t)n->n_mels, t1, s->d_out);
 		break;
-	case MB_CUDA_WHISPER:
-		if ((rc = conv1d(s, s->d_a, t1, 80, n->w[0], n->w[1], 384, 1, s->d_b, &t, err,
-				 err_len)) < 0 ||
-		    (rc = conv1d(s, s->d_b, t, 384, n->w[2], n->w[3], 384, 2, s->d_a, &t2, err,
-				 err_len)) < 0)
-			return rc;
-		transpose<<<blocks((size_t)t2 * 384, 256), 256, 0, s->compute>>>(s->d_a, 384, t2,
-										 s->d_out);
-		break;
 	case MB_CUDA_CLAP:
 		if ((rc = conv1d(s, s->d_a, t1, 64, n->w[0], n->w[1], 128, 1, s->d_b, &t, err,
 				 err_len)) < 0 ||
@@ -690,50 +612,6 @@ run_audio(struct mb_cuda_scratch *s, const void *d_in, const struct mb_cuda_item
 		seterr(err, err_len, "not an audio model");
 		return -1;
 	}
-	CUDA_OK(cudaGetLastError());
-	return 0;
-}
-
-static int
-run_video(struct mb_cuda_scratch *s, const void *d_in, char *err, size_t err_len)
-{
-	const struct mb_cuda_net *n = s->net;
-	const int xdim[5] = {1, 3, V_FRAMES, V_SIZE, V_SIZE};
-	const int xstr[5] = {3 * V_FRAMES * V_SIZE * V_SIZE, V_FRAMES * V_SIZE * V_SIZE,
-			     V_SIZE * V_SIZE, V_SIZE, 1};
-	const int wdim[5] = {V_DIM, 3, 2, 16, 16};
-	const int pad[3] = {0, 0, 0}, stride[3] = {2, 16, 16}, dil[3] = {1, 1, 1};
-	int ydim[5], ystr[5], rc;
-	const float one = 1.0f;
-
-	normalise_video<<<blocks((size_t)3 * V_FRAMES * V_SIZE * V_SIZE, 256), 256, 0,
-			  s->compute>>>((const uint8_t *)d_in, s->d_x);
-	CUDA_OK(cudaGetLastError());
-	DNN_OK(cudnnSetTensorNdDescriptor(s->xd, CUDNN_DATA_FLOAT, 5, xdim, xstr));
-	DNN_OK(cudnnSetFilterNdDescriptor(s->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, 5, wdim));
-	DNN_OK(cudnnSetConvolutionNdDescriptor(s->cd, 3, pad, stride, dil, CUDNN_CROSS_CORRELATION,
-					       CUDNN_DATA_FLOAT));
-	DNN_OK(cudnnSetConvolutionMathType(s->cd, CUDNN_FMA_MATH));
-	DNN_OK(cudnnGetConvolutionNdForwardOutputDim(s->cd, s->xd, s->wd, 5, ydim));
-	if (ydim[1] != V_DIM || ydim[2] * ydim[3] * ydim[4] != V_TOKENS) {
-		seterr(err, err_len, "cuDNN computed an output of [%d, %d, %d, %d, %d]", ydim[0],
-		       ydim[1], ydim[2], ydim[3], ydim[4]);
-		return -1;
-	}
-	ystr[4] = 1;
-	for (int i = 3; i >= 0; i--)
-		ystr[i] = ystr[i + 1] * ydim[i + 1];
-	DNN_OK(cudnnSetTensorNdDescriptor(s->yd, CUDNN_DATA_FLOAT, 5, ydim, ystr));
-	if ((rc = conv_forward(s, s->d_x, n->w[0], s->d_a, err, err_len)) < 0)
-		return rc;
-	/* [768 x 1568] -> mean per channel, plus the embedding's bias */
-	row_mean<<<blocks(V_DIM, 256), 256, 0, s->compute>>>(s->d_a, V_DIM, V_TOKENS, n->w[1],
-							     s->d_vec);
-	CUDA_OK(cudaMemcpyAsync(s->d_b, n->w[3], V_CLASSES * sizeof(float),
-				cudaMemcpyDeviceToDevice, s->compute));
-	BLAS_OK(cublasSgemv(s->blas, CUBLAS_OP_T, V_DIM, V_CLASSES, &one, n->w[2], V_DIM, s->d_vec,
-			    1, &one, s->d_b, 1));
-	softmax<<<1, 256, 0, s->compute>>>(s->d_b, V_CLASSES, s->d_out);
 	CUDA_OK(cudaGetLastError());
 	return 0;
 }
@@ -760,25 +638,6 @@ stage(struct mb_cuda_scratch *s, const struct mb_cuda_item *items, uint32_t i, i
 		CUDA_OK(cudaEventRecord(s->up1[i], s->copy));
 	CUDA_OK(cudaEventRecord(s->uploaded[slot], s->copy));
 	return 0;
-}
-
-static void
-top5(const float *p, uint8_t *out)
-{
-	bool taken[V_CLASSES] = {false};
-
-	for (int r = 0; r < V_TOPK; r++) {
-		int best = -1;
-		uint32_t cls;
-
-		for (int k = 0; k < V_CLASSES; k++)
-			if (!taken[k] && (best < 0 || p[k] > p[best]))
-				best = k;
-		taken[best] = true;
-		cls = (uint32_t)best;
-		memcpy(out + 8 * r, &cls, 4);
-		memcpy(out + 8 * r + 4, &p[best], 4);
-	}
 }
 
 /* Add a finished run's event times to the totals (timed scratches only). */
@@ -845,22 +704,18 @@ mb_cuda_net_run(const struct mb_cuda_net *net, struct mb_cuda_scratch *s,
 	for (uint32_t i = 0; i < n; i++) {
 		const struct mb_cuda_item *it = &items[i];
 		int slot = (int)(i % 2);
-		size_t out_bytes = is_audio(net->kind) ? it->out_len : V_CLASSES * sizeof(float);
+		size_t out_bytes = it->out_len;
 		bool timed = s->timed && i < MB_CUDA_TIMED_ITEMS;
 
-		if (is_audio(net->kind) && (it->samples < N_FFT || it->samples > net->max_samples ||
-					    it->out_len > s->out_cap)) {
+		if (it->samples < N_FFT || it->samples > net->max_samples ||
+		    it->out_len > s->out_cap) {
 			seterr(err, err_len, "item %u: %u samples out of range", i, it->samples);
 			return -1;
 		}
 		CUDA_OK(cudaStreamWaitEvent(s->compute, s->uploaded[slot], 0));
 		if (timed)
 			CUDA_OK(cudaEventRecord(s->c0[i], s->compute));
-		if (is_audio(net->kind))
-			rc = run_audio(s, s->d_in[slot], it, err, err_len);
-		else
-			rc = run_video(s, s->d_in[slot], err, err_len);
-		if (rc < 0)
+		if ((rc = run_audio(s, s->d_in[slot], it, err, err_len)) < 0)
 			return rc;
 		CUDA_OK(cudaMemcpyAsync(s->pin_out, s->d_out, out_bytes, cudaMemcpyDeviceToHost,
 					s->compute));
@@ -871,10 +726,7 @@ mb_cuda_net_run(const struct mb_cuda_net *net, struct mb_cuda_scratch *s,
 		if (i + 1 < n && (rc = stage(s, items, i + 1, 1 - slot, err, err_len)) < 0)
 			return rc;
 		CUDA_OK(cudaStreamSynchronize(s->compute));
-		if (is_audio(net->kind))
-			memcpy(it->out, s->pin_out, it->out_len);
-		else
-			top5((const float *)s->pin_out, (uint8_t *)it->out);
+		memcpy(it->out, s->pin_out, it->out_len);
 	}
 	CUDA_OK(cudaStreamSynchronize(s->copy));
 	if (s->timed)

@@ -1,9 +1,12 @@
 /**
  * @file
- * Private to gpu/: the built-in models on a CUDA device (cuda_nets.cu), behind plain C.
+ * Private to gpu/: the built-in models logmel and clap on a CUDA device (cuda_nets.cu), behind
+ * plain C; and what perf/model_bench measures of every model's CUDA code (cuda_bench.cu, and
+ * the GEMMs that the transformer networks whisper and videomae issue: their CUDA path is
+ * cuda_tf_internal.h's).
  *
  * A net (struct mb_cuda_net) is one model's constant device data: weights uploaded once,
- * the Hann window and mel filterbank for the audio models. A scratch (struct
+ * the Hann window and mel filterbank. A scratch (struct
  * mb_cuda_scratch) belongs to one worker thread: a CUDA stream for host-to-device copies
  * and one for compute (so item i+1's upload overlaps item i's kernels), cuBLAS, cuDNN and
  * cuFFT handles bound to the compute stream, device buffers sized for the model's largest
@@ -27,21 +30,20 @@
 extern "C" {
 #endif
 
+/* the values are enum mb_gpu_kind's (models/gpu_internal.h) */
 enum mb_cuda_net_kind {
 	MB_CUDA_LOGMEL = 0,
-	MB_CUDA_WHISPER,
-	MB_CUDA_CLAP,
-	MB_CUDA_VIDEOMAE,
+	MB_CUDA_CLAP = 1,
 };
 
 /** Constant inputs of a net, host memory, borrowed for the call. */
 struct mb_cuda_net_desc {
 	enum mb_cuda_net_kind kind;
 	int device;		 /**< CUDA ordinal */
-	const float *window;	 /**< audio: 400 (periodic Hann) */
-	const float *filters;	 /**< audio: n_mels x 201, dense */
-	int n_mels;		 /**< audio: 80 or 64 */
-	uint32_t max_samples;	 /**< audio: longest item */
+	const float *window;	 /**< 400 (periodic Hann) */
+	const float *filters;	 /**< n_mels x 201, dense */
+	int n_mels;		 /**< 80 or 64 */
+	uint32_t max_samples;	 /**< longest item */
 	const float *const *w;	 /**< weights in the CPU model's order (mb_models.h specs) */
 	const uint64_t *w_numel; /**< element count of each */
 	uint32_t n_w;
@@ -51,8 +53,8 @@ struct mb_cuda_net_desc {
 struct mb_cuda_item {
 	const void *payload; /**< host */
 	uint32_t payload_len;
-	int pcm_s16;	  /**< audio: 1 PCM_S16LE, 0 PCM_F32LE */
-	uint32_t samples; /**< audio samples (0 for video) */
+	int pcm_s16;	  /**< 1 PCM_S16LE, 0 PCM_F32LE */
+	uint32_t samples; /**< audio samples */
 	void *out;	  /**< host, result bytes as the CPU model writes them */
 	uint32_t out_len;
 };
@@ -116,12 +118,52 @@ struct mb_cuda_layers {
 };
 
 /**
- * Time the layers of @p kind for items of @p samples (audio; ignored for video), the model's
- * longest item being @p max_samples, in batches of @p batch. 0, or negative with @p err.
+ * Time the layers of @p kind for items of @p samples, the model's longest item being
+ * @p max_samples, in batches of @p batch. 0, or negative with @p err.
  */
 int mb_cuda_layers_time(int device, enum mb_cuda_net_kind kind, uint32_t samples,
 			uint32_t max_samples, uint32_t batch, struct mb_cuda_layers *out, char *err,
 			size_t err_len);
+
+/*
+ * Perf only: the GEMMs a transformer network's run issues (cuda_tf.cu records them while
+ * recording is on), and cuBLAS running exactly those GEMMs alone (cuda_bench.cu), so that
+ * model_bench can set the network's achieved TFLOP/s against cuBLAS' on the same shapes.
+ */
+#define MB_CUDA_GEMMS_MAX 32
+
+/** One GEMM shape as cuBLAS was called (column-major), and how often. */
+struct mb_cuda_gemm {
+	int32_t transa, transb; /**< 1: CUBLAS_OP_T */
+	int32_t m, n, k, lda, ldb, ldc;
+	int64_t stride_a, stride_b, stride_c; /**< strided-batched only */
+	int32_t batch;			      /**< 1: cublasGemmEx */
+	int32_t a_type, b_type, c_type;	      /**< cudaDataType_t */
+	float alpha, beta;
+	uint32_t count; /**< calls of exactly this shape */
+};
+
+struct mb_cuda_gemm_list {
+	uint32_t n;
+	uint32_t dropped; /**< calls of shapes beyond MB_CUDA_GEMMS_MAX (none expected) */
+	double flop;	  /**< 2 m n k batch over every call, the dropped ones included */
+	struct mb_cuda_gemm v[MB_CUDA_GEMMS_MAX];
+};
+
+/** Record every GEMM from now on (on; clears the list) or stop (off). Any thread. */
+void mb_cuda_gemm_record(int on);
+
+/** The list since recording began or the last take, then clears it. */
+void mb_cuda_gemm_take(struct mb_cuda_gemm_list *out);
+
+/**
+ * cuBLAS alone on CUDA device @p device: every GEMM of @p l, @p count times each as
+ * recorded, on random inputs of the recorded types, one stream, timed with CUDA events (one
+ * untimed pass, then as many passes as fit in about 100 ms, at least 3): @p ms per pass.
+ * 0, or negative with @p err.
+ */
+int mb_cuda_gemms_time(int device, const struct mb_cuda_gemm_list *l, double *ms, char *err,
+		       size_t err_len);
 
 /**
  * Free and total memory of @p device in bytes (cudaMemGetInfo). Returns 0 or a negative

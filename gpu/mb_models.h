@@ -5,14 +5,13 @@
  *   identity  any valid request -> F32 [1 x 1] = payload bytes (measures the service itself)
  *   logmel    PCM 16 kHz mono, 400 samples (25 ms) .. 30 s -> F32 [samples/160 x 80],
  *             Whisper's log-mel front end (see models/mel_internal.h)
- *   whisper   PCM 16 kHz mono, 25 ms .. 30 s -> F32 [ceil(frames/2) x 384]: the log-mel,
- *             then Whisper's conv stem (conv1d 80->384 k3, GELU; 384->384 k3 stride 2, GELU)
- *   clap      PCM 16 kHz mono, 25 ms .. 10 s -> F32 [1 x 512]: 64-bin log-mel, a conv1d
- *             stack (64->128 k3, 128->256 k3 s2, 256->256 k3 s2, GELU each), mean over
- *             time, linear 256->512, L2-normalised
- *   videomae  RGB24, 16 frames of 224 x 224 -> top-5 (class, score) of 400: ImageNet
- *             normalisation, tubelet embedding (conv3d 3->768, kernel = stride = 2x16x16),
- *             mean over the 1568 tubelets, linear 768->400, softmax
+ *   whisper   PCM 16 kHz mono, 25 ms .. 30 s -> F32 [1500 x d]: Whisper's audio encoder
+ *             from a published checkpoint (models/whisper.c), the audio padded to 30 s
+ *   clap      PCM 48 kHz mono, 25 ms .. 10 s -> F32 [1 x 512]: CLAP's audio tower
+ *             (laion/clap-htsat-unfused: log-mel, HTSAT Swin encoder, projection,
+ *             L2-normalised; models/clap.c)
+ *   videomae  RGB24, 16 frames of 224 x 224 -> top-5 (class, score): VideoMAE video
+ *             classification from a published checkpoint (models/videomae.c)
  *
  * whisper, clap and videomae read weights from a safetensors file (mb_weights.h; the specs
  * below list every tensor). `mediabatch-weights` generates placeholder files: their outputs
@@ -29,27 +28,14 @@
 
 #define MB_LOGMEL_MAX_SECONDS 30
 
-#define MB_WHISPER_MELS 80
-#define MB_WHISPER_C 384 /* the stem's width: whisper-tiny's d_model */
 #define MB_WHISPER_MAX_SECONDS 30
 
-#define MB_CLAP_MELS 64
-#define MB_CLAP_C1 128
-#define MB_CLAP_C2 256
-#define MB_CLAP_C3 256
-#define MB_CLAP_DIM 512
+#define MB_CLAP_SAMPLE_RATE 48000
+#define MB_CLAP_DIM 512 /* the published projection_dim */
 #define MB_CLAP_MAX_SECONDS 10
 
 #define MB_VIDEOMAE_FRAMES 16
 #define MB_VIDEOMAE_SIZE 224
-#define MB_VIDEOMAE_TUBELET_T 2
-#define MB_VIDEOMAE_PATCH 16
-#define MB_VIDEOMAE_DIM 768
-#define MB_VIDEOMAE_CLASSES 400
-#define MB_VIDEOMAE_TOPK 5
-/* tubelets: 8 x 14 x 14; values per tubelet: 3 x 2 x 16 x 16 */
-#define MB_VIDEOMAE_TOKENS 1568
-#define MB_VIDEOMAE_PATCH_DIM 1536
 
 extern const struct mb_model_desc mb_model_identity;
 extern const struct mb_model_desc mb_model_logmel;
@@ -100,6 +86,29 @@ const char *const *mb_builtin_net_sizes(const char *model);
  */
 int mb_builtin_net_placeholder(const char *model, const char *size, const char *dir, uint64_t seed,
 			       const char *dtype, uint64_t shard_bytes, char *err, size_t err_len);
+
+/**
+ * What a network's GEMMs read on a CUDA device (models[].precision): their weights are kept
+ * in it and their inputs converted to it, every GEMM accumulating in F32; LayerNorm, softmax,
+ * GELU, biases and the residual stream are F32 whatever it is. The CPU runs F32 always.
+ */
+enum mb_net_precision {
+	MB_NET_F32 = 0,
+	MB_NET_F16 = 1,
+	MB_NET_BF16 = 2,
+};
+
+#define MB_NET_PRECISION_DEFAULT MB_NET_BF16
+
+/** "f32", "f16", "bf16". */
+const char *mb_net_precision_name(enum mb_net_precision prec);
+
+/**
+ * The precision network @p model loads with on a CUDA device from now on (until set again;
+ * MB_NET_PRECISION_DEFAULT until then). Main thread, before load(). 0, -ENOENT when @p model
+ * is not a built-in network, -EINVAL for a value not in the enum.
+ */
+int mb_builtin_net_set_precision(const char *model, enum mb_net_precision prec);
 
 /**
  * Load the checkpoint @p path as built-in @p model on the CPU, exactly as the service

@@ -7,6 +7,9 @@
  *                           (struct mb_cuda_timing), for the copy/compute overlap
  *   mb_models_gpu_layers    a model's library layers (cuFFT, cuDNN, cuBLAS) run alone on the
  *                           same shapes (struct mb_cuda_layers), for its achieved FLOP/s
+ *                           (logmel, clap)
+ *   mb_models_gpu_gemm_*    the GEMMs a transformer network's run issued (whisper, videomae)
+ *   mb_models_gpu_gemms_time  cuBLAS running exactly those GEMMs alone
  *
  * Threads: any one thread at a time.
  */
@@ -32,5 +35,18 @@ int mb_models_gpu_timing_take(struct mb_cuda_timing *t);
  */
 int mb_models_gpu_layers(const char *model, int device, uint32_t samples, uint32_t batch,
 			 struct mb_cuda_layers *out, char *reason, size_t reason_len);
+
+/** Record the shape of every GEMM the networks issue from now on (on; clears) or stop. */
+int mb_models_gpu_gemm_record(bool on);
+
+/** The GEMMs recorded since recording began or the last take. 0 or -ENOTSUP. */
+int mb_models_gpu_gemm_take(struct mb_cuda_gemm_list *l);
+
+/**
+ * cuBLAS alone running every GEMM of @p l (as often as recorded) on CUDA device @p device:
+ * @p ms for the whole list. 0, -ENOTSUP without CUDA, -EIO with the CUDA error in @p reason.
+ */
+int mb_models_gpu_gemms_time(int device, const struct mb_cuda_gemm_list *l, double *ms,
+			     char *reason, size_t reason_len);
 
 #endif /* MB_MODELS_PERF_H */

@@ -189,10 +189,13 @@ static const struct {
 	const char *name;
 	enum mb_media_kind kind;
 	double max_seconds;
+	uint32_t rate;
 } g_known[] = {
-	{"identity", MB_KIND_TENSOR, 0}, {"logmel", MB_KIND_AUDIO, 30},
-	{"whisper", MB_KIND_AUDIO, 30},	 {"clap", MB_KIND_AUDIO, 10},
-	{"videomae", MB_KIND_VIDEO, 0},
+	{"identity", MB_KIND_TENSOR, 0, 0},
+	{"logmel", MB_KIND_AUDIO, 30, MB_LOADGEN_RATE},
+	{"whisper", MB_KIND_AUDIO, 30, MB_LOADGEN_RATE},
+	{"clap", MB_KIND_AUDIO, 10, 48000}, /* gpu/mb_models.h MB_CLAP_SAMPLE_RATE */
+	{"videomae", MB_KIND_VIDEO, 0, 0},
 };
 
 int
@@ -241,6 +244,7 @@ mb_mix_parse(const char *spec, struct mb_mix *out, char *err, size_t err_len)
 			if (strcmp(g_known[k].name, e->model) == 0) {
 				e->kind = g_known[k].kind;
 				e->max_seconds = g_known[k].max_seconds;
+				e->rate = g_known[k].rate;
 			}
 		out->total += e->weight;
 		out->n++;
@@ -307,9 +311,9 @@ mb_loadgen_next(struct mb_loadgen *lg, uint64_t id, struct mb_request_hdr *h)
 			s = MB_LOADGEN_MIN_SECONDS;
 		if (s > e->max_seconds)
 			s = e->max_seconds;
-		samples = (uint32_t)lround(s * MB_LOADGEN_RATE);
-		mb_client_audio_hdr(h, e->model, lg->tenant, id, MB_MEDIA_PCM_S16LE,
-				    MB_LOADGEN_RATE, samples * 2);
+		samples = (uint32_t)lround(s * e->rate);
+		mb_client_audio_hdr(h, e->model, lg->tenant, id, MB_MEDIA_PCM_S16LE, e->rate,
+				    samples * 2);
 		break;
 	case MB_KIND_VIDEO:
 		mb_client_video_hdr(h, e->model, lg->tenant, id, MB_LOADGEN_VIDEO_FRAMES,
@@ -336,7 +340,7 @@ mb_loadgen_max_payload(const struct mb_loadgen *lg, enum mb_media_kind kind)
 		if (lg->mix.e[i].kind != kind)
 			continue;
 		if (kind == MB_KIND_AUDIO)
-			b = (size_t)lround(lg->mix.e[i].max_seconds * MB_LOADGEN_RATE) * 2;
+			b = (size_t)lround(lg->mix.e[i].max_seconds * lg->mix.e[i].rate) * 2;
 		else if (kind == MB_KIND_VIDEO)
 			b = (size_t)MB_LOADGEN_VIDEO_FRAMES * MB_LOADGEN_VIDEO_SIDE *
 			    MB_LOADGEN_VIDEO_SIDE * 3;

@@ -88,6 +88,7 @@ struct mb_mix_entry {
 	double weight;
 	enum mb_media_kind kind;
 	double max_seconds; /**< audio: longest clip the model takes (lengths are clamped) */
+	uint32_t rate;	    /**< audio: its sample rate (Hz; clap 48000, the others 16000) */
 };
 
 struct mb_mix {
@@ -99,7 +100,7 @@ struct mb_mix {
 /**
  * Parse "MODEL[:WEIGHT],..." (weights > 0, default 1; at most MB_MIX_MAX models; no model
  * twice). The built-in models get their media (identity: tensor; logmel, whisper: audio up
- * to 30 s; clap: audio up to 10 s; videomae: video); other names get a tensor.
+ * to 30 s; clap: 48 kHz audio up to 10 s; videomae: video); other names get a tensor.
  * Returns 0, or -EINVAL with a message in @p err.
  */
 int mb_mix_parse(const char *spec, struct mb_mix *out, char *err, size_t err_len);
@@ -109,7 +110,7 @@ int mb_mix_pick(const struct mb_mix *m, struct mb_rng *r);
 
 /** Shortest audio a built-in audio model accepts (400 samples at 16 kHz). */
 #define MB_LOADGEN_MIN_SECONDS 0.025
-#define MB_LOADGEN_RATE 16000
+#define MB_LOADGEN_RATE 16000 /* audio models' but clap's (mb_mix_entry.rate) */
 #define MB_LOADGEN_VIDEO_FRAMES 16
 #define MB_LOADGEN_VIDEO_SIDE 224
 

@@ -29,12 +29,21 @@
  * Exit status: 0, 1 when a model failed, 2 for bad arguments, 77 when --device names no CUDA
  * device here (the gpu suite's "skipped").
  *
- * The networks (whisper, videomae) run at a published size with placeholder weights in the
- * published layout: whisper-tiny and videomae-base by default, --size for the --model named
- * (e.g. --model whisper --size whisper-base), batch sizes 1..8.
+ * The networks (whisper, clap, videomae) run at a published size with placeholder weights
+ * in the published layout: whisper-tiny, clap-htsat-unfused and videomae-base by default,
+ * --size for the --model named (e.g. --model whisper --size whisper-base), batch sizes 1..8.
+ * clap's audio is 48 kHz, the others' 16 kHz. On a GPU whisper and videomae have a second
+ * table about their GEMMs instead of library layers: every GEMM one run of the batch issues
+ * is recorded (shapes, types, 2*M*N*K each, the attention's batched ones included), the
+ * model's achieved TFLOP/s is those FLOP over the run's median latency (the whole run:
+ * uploads, log-mel, every kernel), and "cuBLAS alone" is cuBLAS running exactly those GEMMs
+ * back to back on random inputs of the same types (mb_cuda_gemms_time); the goal is
+ * model/alone >= 0.7. --precision (f32, f16, bf16; default bf16, the service's default) is
+ * what their GEMMs read (models[].precision). A model that runs on the CPU only is skipped
+ * with --device, and says so.
  *
  * Usage: model_bench [--runs R] [--seconds S] [--model NAME] [--size SIZE] [--device N]
- *                    [--quick]
+ *                    [--precision P] [--quick]
  *   --seconds S  audio length per item (default 10; whisper/logmel take <= 30, clap <= 10;
  *                whisper pads every item to its 30 s window)
  *   --quick      batch sizes 1 and 2, one run, 1 s of audio, the networks at their test
@@ -99,15 +108,16 @@ make_media(struct media *m, const struct mb_model_desc *d, double seconds)
 			m->bytes[i] = (uint8_t)(seed >> 56);
 		}
 	} else {
-		uint32_t n = (uint32_t)(seconds * 16000);
+		uint32_t rate = strcmp(d->name, "clap") == 0 ? MB_CLAP_SAMPLE_RATE : 16000;
+		uint32_t n = (uint32_t)(seconds * rate);
 
 		m->hdr.media = MB_MEDIA_PCM_S16LE;
 		m->hdr.channels = 1;
-		m->hdr.sample_rate = 16000;
+		m->hdr.sample_rate = rate;
 		m->hdr.payload_len = 2 * n;
 		m->bytes = malloc(2 * (size_t)n);
 		for (uint32_t i = 0; i < n; i++) {
-			int16_t s = (int16_t)(8000 * sin(2 * M_PI * 440 * i / 16000.0));
+			int16_t s = (int16_t)(8000 * sin(2 * M_PI * 440 * i / (double)rate));
 
 			m->bytes[2 * i] = (uint8_t)s;
 			m->bytes[2 * i + 1] = (uint8_t)((uint16_t)s >> 8);
@@ -119,7 +129,78 @@ struct gpu_row {
 	int bs;
 	double items_per_s;
 	struct mb_cuda_timing t;
+	/* whisper, videomae: one run's GEMMs, and cuBLAS running them alone */
+	double gemm_flop; /* per batch */
+	double alone_ms;  /* per batch, 0 when not measured */
+	uint32_t shapes;
+	double batched_flop; /* the attention's strided-batched GEMMs */
+	char why[160];	     /* why not measured */
 };
+
+/* The second table for whisper, videomae (--device): their GEMMs against cuBLAS alone. */
+static void
+print_net_table(const struct mb_model_desc *d, const struct gpu_row *rows, int n, const char *prec)
+{
+	printf("\n%-9s %5s %12s %10s %10s %12s %7s %7s  %s\n", d->name, "batch", "GEMM GFLOP",
+	       "attention", "model", "cuBLAS alone", "model/", "GEMM", "precision");
+	printf("%-9s %5s %12s %10s %10s %12s %7s %7s\n", "", "", "per item", "share", "TFLOP/s",
+	       "TFLOP/s", "alone", "shapes");
+	for (int i = 0; i < n; i++) {
+		const struct gpu_row *r = &rows[i];
+		double batch_s = r->bs / r->items_per_s;
+
+		if (r->alone_ms <= 0) {
+			printf("%-9s %5d  GEMMs alone: %s\n", "", r->bs, r->why);
+			continue;
+		}
+		printf("%-9s %5d %12.2f %9.1f%% %10.1f %12.1f %7.2f %7u  %s\n", "", r->bs,
+		       r->gemm_flop / r->bs * 1e-9,
+		       r->gemm_flop > 0 ? 100 * r->batched_flop / r->gemm_flop : 0,
+		       r->gemm_flop / batch_s * 1e-12, r->gemm_flop / (r->alone_ms * 1e-3) * 1e-12,
+		       r->alone_ms * 1e-3 / batch_s, r->shapes, prec);
+	}
+}
+
+/* One more run of @p b with every GEMM recorded, then cuBLAS alone on them: into @p row. */
+static void
+measure_gemms(const struct mb_model_desc *d, void *state, struct mb_model_batch *b,
+	      const struct media *m, int device, struct gpu_row *row)
+{
+	struct mb_cuda_gemm_list l;
+	int rc, failed = 0;
+
+	row->alone_ms = 0;
+	snprintf(row->why, sizeof(row->why), "no GEMMs recorded (this build has no CUDA)");
+	if (mb_models_gpu_gemm_record(true) < 0)
+		return;
+	for (uint32_t i = 0; i < b->n_items; i++)
+		b->items[i] = (struct mb_model_item){
+			.hdr = &m->hdr, .payload = m->bytes, .payload_len = m->hdr.payload_len};
+	rc = d->run(state, b);
+	for (uint32_t i = 0; i < b->n_items; i++) {
+		failed |= b->items[i].failed;
+		free(b->items[i].result);
+	}
+	mb_models_gpu_gemm_take(&l);
+	mb_models_gpu_gemm_record(false);
+	if (rc != 0 || failed) {
+		snprintf(row->why, sizeof(row->why), "the recorded run failed");
+		return;
+	}
+	row->gemm_flop = l.flop;
+	row->shapes = l.n;
+	row->batched_flop = 0;
+	for (uint32_t i = 0; i < l.n; i++)
+		if (l.v[i].batch > 1)
+			row->batched_flop += 2.0 * l.v[i].m * (double)l.v[i].n * l.v[i].k *
+					     l.v[i].batch * l.v[i].count;
+	if (l.dropped > 0)
+		snprintf(row->why, sizeof(row->why), "%u GEMM calls beyond the list's %d shapes",
+			 l.dropped, MB_CUDA_GEMMS_MAX);
+	else if (mb_models_gpu_gemms_time(device, &l, &row->alone_ms, row->why, sizeof(row->why)) <
+		 0)
+		row->alone_ms = 0;
+}
 
 /* The second table (--device): the model against its layers alone, and the overlap. */
 static void
@@ -173,7 +254,7 @@ remove_tree(const char *path)
 
 static int
 bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int runs, double seconds,
-	    const char *dir, int device, const char *net_size)
+	    const char *dir, int device, const char *net_size, const char *prec)
 {
 	const struct mb_builtin_weights *bw = mb_builtin_weights_of(d->name);
 	struct mb_model_load_args args = {.device = device, .numa_node = -1};
@@ -188,6 +269,11 @@ bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int ru
 	int rc;
 
 	if (mb_builtin_is_net(d->name)) {
+		enum mb_net_precision p = strcmp(prec, "f32") == 0   ? MB_NET_F32
+					  : strcmp(prec, "f16") == 0 ? MB_NET_F16
+								     : MB_NET_BF16;
+
+		mb_builtin_net_set_precision(d->name, p);
 		/* a placeholder checkpoint at the size asked for, in the published layout */
 		snprintf(path, sizeof(path), "%s/%s", dir, d->name);
 		rc = mb_builtin_net_placeholder(d->name, net_size, path, MB_WEIGHTS_DEFAULT_SEED,
@@ -215,7 +301,8 @@ bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int ru
 		return rc;
 	}
 	if (net_size != NULL)
-		printf("%s at size %s (placeholder weights)\n", d->name, net_size);
+		printf("%s at size %s (placeholder weights)%s%s\n", d->name, net_size,
+		       device >= 0 ? ", GEMMs in " : "", device >= 0 ? prec : "");
 	if (d->worker_init != NULL && (rc = d->worker_init(state, device, &worker)) != 0) {
 		fprintf(stderr, "model_bench: %s: worker set-up failed on device %d: %s\n", d->name,
 			device, strerror(-rc));
@@ -269,9 +356,13 @@ bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int ru
 		if (s == 0)
 			base = bs / med;
 		if (device >= 0 && n_rows < 8) {
+			memset(&rows[n_rows], 0, sizeof(rows[n_rows]));
 			mb_models_gpu_timing_take(&rows[n_rows].t);
 			rows[n_rows].bs = bs;
-			rows[n_rows++].items_per_s = bs / med;
+			rows[n_rows].items_per_s = bs / med;
+			if (net_size != NULL)
+				measure_gemms(d, state, &b, &m, device, &rows[n_rows]);
+			n_rows++;
 		}
 		if (m.hdr.media == MB_MEDIA_RGB24)
 			snprintf(reason, sizeof(reason), "16x224x224 RGB24");
@@ -281,7 +372,9 @@ bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int ru
 		       bs / med, med * 1e3, med * 1e3 / bs, mb_bench_median(cpu, runs) * 1e3 / bs,
 		       bs / med / base, (uint32_t)bs > d->max_batch ? "  (> max_batch)" : "");
 	}
-	if (device >= 0)
+	if (device >= 0 && net_size != NULL)
+		print_net_table(d, rows, n_rows, prec);
+	else if (device >= 0)
 		print_gpu_table(d, rows, n_rows, seconds, device);
 out:
 	if (d->worker_fini != NULL)
@@ -295,13 +388,18 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"runs", required_argument, NULL, 'r'},	  {"seconds", required_argument, NULL, 's'},
-		{"model", required_argument, NULL, 'm'},  {"quick", no_argument, NULL, 'q'},
-		{"device", required_argument, NULL, 'd'}, {"size", required_argument, NULL, 'z'},
-		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0},
+		{"runs", required_argument, NULL, 'r'},
+		{"seconds", required_argument, NULL, 's'},
+		{"model", required_argument, NULL, 'm'},
+		{"quick", no_argument, NULL, 'q'},
+		{"device", required_argument, NULL, 'd'},
+		{"size", required_argument, NULL, 'z'},
+		{"precision", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	static const int all_sizes[] = {1, 2, 4, 8, 16, 32};
-	const char *size = NULL;
+	const char *size = NULL, *prec = "bf16";
 	static const char *const models[] = {"logmel", "whisper", "clap", "videomae"};
 	int runs = 5, n_sizes = 6, c, rc = 0, device = -1, quick = 0;
 	double seconds = 10.0;
@@ -331,17 +429,23 @@ main(int argc, char **argv)
 		case 'z':
 			size = optarg;
 			break;
+		case 'p':
+			prec = optarg;
+			break;
 		case 'h':
 			printf("usage: model_bench [--runs R] [--seconds S] [--model NAME] "
-			       "[--size SIZE] [--device CUDA_ORDINAL] [--quick]\n");
+			       "[--size SIZE] [--device CUDA_ORDINAL] [--precision f32|f16|bf16] "
+			       "[--quick]\n");
 			return 0;
 		default:
 			return 2;
 		}
 	}
 	if (runs < 1 || runs > 64 || seconds < 0.03 || seconds > 30 || device < -1 ||
-	    device > 255) {
-		fprintf(stderr, "model_bench: --runs 1..64, --seconds 0.03..30, --device 0..255\n");
+	    device > 255 ||
+	    (strcmp(prec, "f32") != 0 && strcmp(prec, "f16") != 0 && strcmp(prec, "bf16") != 0)) {
+		fprintf(stderr, "model_bench: --runs 1..64, --seconds 0.03..30, --device 0..255, "
+				"--precision f32|f16|bf16\n");
 		return 2;
 	}
 	if (device >= 0) {
@@ -386,6 +490,12 @@ main(int argc, char **argv)
 		for (const struct mb_model_desc *const *p = mb_builtin_models; *p != NULL; p++)
 			if (strcmp((*p)->name, models[i]) == 0)
 				d = *p;
+		if (device >= 0 && !(d->devices & MB_MODEL_ON_CUDA)) {
+			printf("(%s runs on the CPU only in this build: not measured on device "
+			       "%d)\n",
+			       d->name, device);
+			continue;
+		}
 		if (strcmp(models[i], "clap") == 0 && seconds > 10)
 			printf("(clap: items cut to 10 s, its limit)\n");
 		/* the networks at a published size (whisper-tiny, videomae-base), "tiny" (a test
@@ -395,12 +505,13 @@ main(int argc, char **argv)
 			net_size = size != NULL && only != NULL	       ? size
 				   : quick			       ? "tiny"
 				   : strcmp(models[i], "whisper") == 0 ? "whisper-tiny"
+				   : strcmp(models[i], "clap") == 0    ? "clap-htsat-unfused"
 								       : "videomae-base";
 		rc |= bench_model(d, all_sizes,
 				  net_size != NULL && n_sizes > 4 ? 4 : n_sizes, /* 1..8 */
 				  runs,
 				  strcmp(models[i], "clap") == 0 && seconds > 10 ? 10 : seconds,
-				  dir, device, net_size) != 0;
+				  dir, device, net_size, prec) != 0;
 	}
 	rmdir(dir);
 	return rc;

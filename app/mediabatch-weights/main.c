@@ -6,14 +6,14 @@
  *                      [MODEL...]                      write DIR/MODEL/ (or MODEL.safetensors)
  *   mediabatch-weights --check PATH --model MODEL        load PATH as MODEL, as the service does
  *
- * Networks (whisper, videomae) get a checkpoint directory in exactly the published Hugging
- * Face layout (model.safetensors, or shards and their index, and config.json) at a size of
- * --size: "tiny" (a small test size, not a published one; the build's default) or a
- * published size such as whisper-base. Other models with weights (clap) get one
- * MODEL.safetensors. Placeholder values are deterministic (the same seed gives the same
- * bytes everywhere) and meaningless: random numbers in the real layout, until a real
- * checkpoint is named in the config. meson runs this at build time into build/weights/,
- * where mediabatchd looks by default.
+ * Networks (whisper, videomae, clap) get a checkpoint directory in exactly the published
+ * Hugging Face layout (model.safetensors, or shards and their index, and config.json) at a
+ * size of --size: "tiny" (a small test size, not a published one; the build's default) or a
+ * published size such as whisper-base. Other models with weights (none among the built-ins
+ * today) would get one MODEL.safetensors. Placeholder values are deterministic (the same
+ * seed gives the same bytes everywhere) and meaningless: random numbers in the real layout,
+ * until a real checkpoint is named in the config. meson runs this at build time into
+ * build/weights/, where mediabatchd looks by default.
  */
 #include <errno.h>
 #include <getopt.h>

@@ -380,6 +380,37 @@ load_on_devices(struct mb_service *s, struct mb_model *m, const char *weights)
 	       m->disabled_reason);
 }
 
+/* models[].precision for built-in network @p name (the default where @p c leaves it out),
+ * before it loads; on any other model a precision is ignored with a warning. */
+static void
+set_precision(const char *name, bool builtin, const struct mb_model_config *c)
+{
+	enum mb_net_precision p = MB_NET_PRECISION_DEFAULT;
+	bool given = c != NULL && c->precision >= 0;
+
+	if (!builtin || !mb_builtin_is_net(name)) {
+		if (given)
+			MB_LOG(WARNING,
+			       "model %s: models[].precision applies to the built-in "
+			       "networks (whisper, videomae) only; ignored",
+			       name);
+		return;
+	}
+	if (given)
+		switch ((enum mb_config_precision)c->precision) {
+		case MB_CONFIG_PRECISION_F32:
+			p = MB_NET_F32;
+			break;
+		case MB_CONFIG_PRECISION_F16:
+			p = MB_NET_F16;
+			break;
+		case MB_CONFIG_PRECISION_BF16:
+			p = MB_NET_BF16;
+			break;
+		}
+	mb_builtin_net_set_precision(name, p);
+}
+
 /* Set up one model (built-in, or from a plugin) and load it on its devices; on failure it is
  * disabled with the reason and the others keep serving. */
 static void
@@ -422,6 +453,7 @@ load_model(struct mb_service *s, struct mb_model *m, const struct mb_model_confi
 	m->queue_limit_start = m->queue_limit;
 	if (!m->enabled)
 		return;
+	set_precision(m->desc->name, m->plugin == NULL, c);
 	weights_path(cfg, m->desc->name, path, sizeof(path));
 	if (m->plugin != NULL || mb_builtin_has_weights(m->desc->name) ||
 	    (c != NULL && c->weights[0] != '\0')) {

@@ -28,9 +28,7 @@ perf_kind(const char *model, enum mb_cuda_net_kind *kind, uint32_t *max_samples)
 		uint32_t seconds;
 	} known[] = {
 		{"logmel", MB_CUDA_LOGMEL, MB_LOGMEL_MAX_SECONDS},
-		{"whisper", MB_CUDA_WHISPER, MB_WHISPER_MAX_SECONDS},
 		{"clap", MB_CUDA_CLAP, MB_CLAP_MAX_SECONDS},
-		{"videomae", MB_CUDA_VIDEOMAE, 0},
 	};
 
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -41,6 +39,9 @@ perf_kind(const char *model, enum mb_cuda_net_kind *kind, uint32_t *max_samples)
 		}
 	return -EINVAL;
 }
+
+_Static_assert((int)MB_GPU_LOGMEL == (int)MB_CUDA_LOGMEL && (int)MB_GPU_CLAP == (int)MB_CUDA_CLAP,
+	       "one numbering of the CUDA kinds");
 
 #if MB_HAVE_CUDA
 
@@ -251,6 +252,47 @@ mb_models_gpu_layers(const char *model, int device, uint32_t samples, uint32_t b
 	(void)device;
 	(void)samples;
 	(void)batch;
+	snprintf(reason, reason_len, "this build has no CUDA");
+	return -ENOTSUP;
+#endif
+}
+
+int
+mb_models_gpu_gemm_record(bool on)
+{
+#if MB_HAVE_CUDA
+	mb_cuda_gemm_record(on);
+	return 0;
+#else
+	(void)on;
+	return -ENOTSUP;
+#endif
+}
+
+int
+mb_models_gpu_gemm_take(struct mb_cuda_gemm_list *l)
+{
+	memset(l, 0, sizeof(*l));
+#if MB_HAVE_CUDA
+	mb_cuda_gemm_take(l);
+	return 0;
+#else
+	return -ENOTSUP;
+#endif
+}
+
+int
+mb_models_gpu_gemms_time(int device, const struct mb_cuda_gemm_list *l, double *ms, char *reason,
+			 size_t reason_len)
+{
+	*ms = 0;
+#if MB_HAVE_CUDA
+	if (mb_cuda_gemms_time(device, l, ms, reason, reason_len) < 0)
+		return -EIO;
+	return 0;
+#else
+	(void)device;
+	(void)l;
 	snprintf(reason, reason_len, "this build has no CUDA");
 	return -ENOTSUP;
 #endif

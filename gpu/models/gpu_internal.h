@@ -1,8 +1,10 @@
 /**
  * @file
- * Private to gpu/models: the glue between a built-in model's load/worker/run and its CUDA
- * implementation (cuda_nets_internal.h). In a build without CUDA every call answers
- * -ENOTSUP with a reason, so the models compile the same either way.
+ * Private to gpu/models: the glue between the load/worker/run of logmel and clap and their
+ * CUDA implementation (cuda_nets_internal.h). In a build without CUDA every call answers
+ * -ENOTSUP with a reason, so the models compile the same either way. (The networks on the
+ * shared lifecycle, whisper and videomae, reach CUDA through net.c's hooks instead:
+ * net_internal.h.)
  *
  * Threads: as model.h: load/unload on the main thread, the rest on the worker's thread.
  */
@@ -16,11 +18,10 @@
 #include "mb_build_config.h"
 #include "mel_internal.h"
 
+/* the values are enum mb_cuda_net_kind's */
 enum mb_gpu_kind {
 	MB_GPU_LOGMEL = 0,
-	MB_GPU_WHISPER,
-	MB_GPU_CLAP,
-	MB_GPU_VIDEOMAE,
+	MB_GPU_CLAP = 1,
 };
 
 /** MB_MODEL_ON_CPU, plus MB_MODEL_ON_CUDA when this build has CUDA. */

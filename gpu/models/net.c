@@ -1,6 +1,7 @@
 /*
  * net.c: the one lifecycle of the built-in networks (see net_internal.h): load from a
- * published checkpoint, per-worker scratch, the CPU run loop, unload, and the layout that
+ * published checkpoint, per-worker scratch, the run loop (CPU, or a def's CUDA hooks),
+ * unload, the GEMM precision each network loads with on CUDA, and the layout that
  * mediabatch-weights writes.
  */
 #include "net_internal.h"
@@ -8,14 +9,19 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mb_build_config.h"
 #include "mb_models.h"
 #include "nn_internal.h"
+
+#define MB_LOG_MODULE "models"
+#include "mb_log.h"
 
 int
 mb_net_spec(struct mb_net_specs *s, int init, uint32_t ndim, ...)
@@ -61,6 +67,60 @@ mb_net_specs_free(struct mb_net_specs *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/* ---- precision (main thread: set before load, read by load) ---- */
+
+#define MAX_DEFS 16
+
+static enum mb_net_precision g_prec[MAX_DEFS]; /* by index in mb_net_defs; 0 = unset */
+static bool g_prec_set[MAX_DEFS];
+
+static int
+def_index(const struct mb_net_def *def)
+{
+	for (int i = 0; i < MAX_DEFS && mb_net_defs[i] != NULL; i++)
+		if (mb_net_defs[i] == def)
+			return i;
+	return -1;
+}
+
+const char *
+mb_net_precision_name(enum mb_net_precision prec)
+{
+	switch (prec) {
+	case MB_NET_F32:
+		return "f32";
+	case MB_NET_F16:
+		return "f16";
+	case MB_NET_BF16:
+		return "bf16";
+	}
+	return "?";
+}
+
+int
+mb_builtin_net_set_precision(const char *model, enum mb_net_precision prec)
+{
+	int i = def_index(mb_net_def_of(model));
+
+	if (i < 0)
+		return -ENOENT;
+	if (prec != MB_NET_F32 && prec != MB_NET_F16 && prec != MB_NET_BF16)
+		return -EINVAL;
+	g_prec[i] = prec;
+	g_prec_set[i] = true;
+	return 0;
+}
+
+static enum mb_net_precision
+precision_of(const struct mb_net_def *def)
+{
+	int i = def_index(def);
+
+	return i >= 0 && g_prec_set[i] ? g_prec[i] : MB_NET_PRECISION_DEFAULT;
+}
+
+/* ---- load, unload ---- */
+
 void
 mb_net_unload(void *state)
 {
@@ -68,6 +128,8 @@ mb_net_unload(void *state)
 
 	if (net == NULL)
 		return;
+	if (net->gpu != NULL && net->def->gpu_unload != NULL)
+		net->def->gpu_unload(net);
 	if (net->def->fini != NULL)
 		net->def->fini(net);
 	if (net->w != NULL)
@@ -123,6 +185,23 @@ load_ckpt(struct mb_net *net, const struct mb_ckpt *ck, char *reason, size_t rea
 	return 0;
 }
 
+/* Upload @p net to CUDA device @p device, then free the host tensors (the device has them). */
+static int
+gpu_load(struct mb_net *net, int device, char *reason, size_t reason_len)
+{
+	int rc = net->def->gpu_load(net, device, net->prec, reason, reason_len);
+
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < net->specs.n; i++) {
+		free(net->w[i]);
+		net->w[i] = NULL;
+	}
+	MB_LOG(INFO, "%s on CUDA device %d: GEMMs in %s (F32 accumulation; models[].precision)",
+	       net->def->name, device, mb_net_precision_name(net->prec));
+	return 0;
+}
+
 int
 mb_net_load(const struct mb_net_def *def, const struct mb_model_load_args *args, void **state,
 	    char *reason, size_t reason_len)
@@ -135,7 +214,14 @@ mb_net_load(const struct mb_net_def *def, const struct mb_model_load_args *args,
 		snprintf(reason, reason_len, "no weights (models[].weights)");
 		return -EINVAL;
 	}
-	if (args->device >= 0) {
+	if (args->device >= 0 && !MB_HAVE_CUDA) {
+		snprintf(reason, reason_len,
+			 "%s on CUDA device %d: this build has no CUDA (meson -Dcuda=enabled needs "
+			 "nvcc, cuBLAS, cuDNN and cuFFT)",
+			 def->name, args->device);
+		return -ENOTSUP;
+	}
+	if (args->device >= 0 && def->gpu_load == NULL) {
 		snprintf(reason, reason_len,
 			 "%s runs on the CPU only in this build (its CUDA path is not written yet)",
 			 def->name);
@@ -148,10 +234,13 @@ mb_net_load(const struct mb_net_def *def, const struct mb_model_load_args *args,
 	}
 	net->def = def;
 	net->device = args->device;
+	net->prec = args->device >= 0 ? precision_of(def) : MB_NET_F32;
 	rc = mb_ckpt_open(args->weights_path, &ck, reason, reason_len);
 	if (rc == 0)
 		rc = load_ckpt(net, ck, reason, reason_len);
 	mb_ckpt_close(&ck);
+	if (rc == 0 && args->device >= 0)
+		rc = gpu_load(net, args->device, reason, reason_len);
 	if (rc < 0) {
 		mb_net_unload(net);
 		return rc;
@@ -161,26 +250,35 @@ mb_net_load(const struct mb_net_def *def, const struct mb_model_load_args *args,
 	return 0;
 }
 
-/* One worker thread's: scratch that grows to the largest batch it ran. */
+/* One worker thread's: scratch that grows to the largest batch it ran, or the CUDA side's. */
 struct net_worker {
 	float *scratch;
 	size_t cap; /* floats */
 	struct mb_model_item **run;
 	uint32_t run_cap;
+	void *gpu; /* def->gpu_worker_init's on a CUDA device */
 };
 
 int
 mb_net_worker_init(void *state, int device, void **worker)
 {
-	struct net_worker *w = calloc(1, sizeof(*w));
+	const struct mb_net *net = state;
+	struct net_worker *w;
+	char reason[256] = "";
+	int rc;
 
-	(void)state;
-	if (device >= 0) {
-		free(w);
-		return -ENOTSUP;
-	}
+	if (net == NULL || device != net->device)
+		return -EINVAL; /* a state is loaded for one device */
+	w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return -ENOMEM;
+	if (device >= 0 &&
+	    (rc = net->def->gpu_worker_init(net, &w->gpu, reason, sizeof(reason))) < 0) {
+		MB_LOG(ERR, "%s: worker set-up on CUDA device %d failed: %s", net->def->name,
+		       device, reason);
+		free(w);
+		return rc;
+	}
 	*worker = w;
 	return 0;
 }
@@ -188,11 +286,13 @@ mb_net_worker_init(void *state, int device, void **worker)
 void
 mb_net_worker_fini(void *state, void *worker)
 {
+	const struct mb_net *net = state;
 	struct net_worker *w = worker;
 
-	(void)state;
 	if (w == NULL)
 		return;
+	if (w->gpu != NULL)
+		net->def->gpu_worker_fini(net, w->gpu);
 	free(w->scratch);
 	free(w->run);
 	free(w);
@@ -230,7 +330,7 @@ mb_net_run(void *state, struct mb_model_batch *batch)
 	struct net_worker *w = batch->worker;
 	uint32_t n = 0;
 
-	if (w == NULL || batch->device >= 0)
+	if (w == NULL || batch->device != net->device || (net->device >= 0 && w->gpu == NULL))
 		return -EINVAL;
 	if (grow(w, 0, batch->n_items) < 0)
 		return -ENOMEM;
@@ -256,6 +356,16 @@ mb_net_run(void *state, struct mb_model_batch *batch)
 	}
 	if (n == 0)
 		return 0;
+	if (net->device >= 0) {
+		char reason[256] = "";
+		int rc =
+			def->gpu_run(net, w->gpu, w->run, n, batch->stream, reason, sizeof(reason));
+
+		if (rc < 0)
+			MB_LOG(ERR, "%s: a batch of %u failed on CUDA device %d: %s", def->name, n,
+			       net->device, reason);
+		return rc < 0 ? -EIO : 0;
+	}
 	if (grow(w, def->cpu_scratch(net, n), n) < 0)
 		return -ENOMEM;
 	return def->cpu_run(net, w->scratch, w->run, n);

@@ -11,13 +11,20 @@
  *              config.json), pick the prefix the checkpoint uses, read the sizes
  *              (def->dims_from), list the tensors (def->specs), bind them as F32, run
  *              def->init for what else the network keeps (a mel filterbank, a position
- *              table, labels), and on a CUDA device upload it (def->gpu_kind);
- *   worker     per worker thread: CPU scratch that grows to the largest batch seen (the
- *              only allocation after start-up happens when a larger batch first arrives);
+ *              table, labels); on a CUDA device, upload it (def->gpu_load, at the precision
+ *              mb_builtin_net_set_precision() last gave) and free the host copy of the
+ *              tensors (net->w[i] NULL: the device has its own);
+ *   worker     per worker thread: on the CPU, scratch that grows to the largest batch seen
+ *              (the only allocation after start-up happens when a larger batch first
+ *              arrives); on a CUDA device, def->gpu_worker_init's (the same rule inside);
  *   run        every item's result shape (def->shape: the one place it is computed, for
- *              both devices), its result buffer, then def->cpu_run on the items that can
- *              run, or the CUDA path;
+ *              both devices), its result buffer (batch->alloc_result), then def->cpu_run
+ *              or def->gpu_run on the items that can run: a model's CPU and CUDA paths
+ *              differ only in where the arithmetic runs;
  *   unload     in reverse.
+ *
+ * A def without gpu_load runs on the CPU only: loading it on a CUDA device is refused with
+ * the reason. In a build without CUDA every def is such a one.
  *
  * The same def gives `mediabatch-weights` what it writes: def->preset() for a size name
  * ("tiny": a small test size that is not a published one; the published names such as
@@ -34,6 +41,7 @@
 #include "mediabatch/model.h"
 
 #include "mb_ckpt.h"
+#include "mb_models.h"
 #include "mb_weights.h"
 
 /** A growable list of tensor specs whose names are built at run time (it owns them). */
@@ -111,18 +119,42 @@ struct mb_net_def {
 	 */
 	int (*cpu_run)(const struct mb_net *net, float *scratch, struct mb_model_item *const *items,
 		       uint32_t n);
+
+	/* The CUDA side: all five, or none (CPU only). Threads as model.h's load/worker/run. */
+
+	/**
+	 * Upload what the net needs to CUDA device @p device (net->dims, net->w, net->extra
+	 * read; net->gpu set), its GEMMs at @p prec. net.c frees the host tensors afterwards.
+	 * 0, or -errno with a reason.
+	 */
+	int (*gpu_load)(struct mb_net *net, int device, enum mb_net_precision prec, char *reason,
+			size_t reason_len);
+	void (*gpu_unload)(struct mb_net *net);
+	/** A worker thread's device context and buffers in @p worker. 0 or -errno + reason. */
+	int (*gpu_worker_init)(const struct mb_net *net, void **worker, char *reason,
+			       size_t reason_len);
+	void (*gpu_worker_fini)(const struct mb_net *net, void *worker);
+	/**
+	 * Forward of @p n items on the device, each with its result allocated (shape() bytes)
+	 * and its rows, cols and type set: writes item->result. @p stream: the worker's
+	 * cudaStream_t (model.h's batch->stream), or NULL for the context's own. 0, or -errno
+	 * with a reason to fail the batch.
+	 */
+	int (*gpu_run)(const struct mb_net *net, void *worker, struct mb_model_item *const *items,
+		       uint32_t n, void *stream, char *reason, size_t reason_len);
 };
 
 /** A loaded network: what load() hands back as the model's state. */
 struct mb_net {
 	const struct mb_net_def *def;
-	void *dims;		   /**< def->dims_size bytes */
-	struct mb_net_specs specs; /**< canonical names */
-	float **w;		   /**< F32, in specs order */
-	const char *prefix;	   /**< the prefix the checkpoint used (static string of def) */
-	void *extra;		   /**< def->init's */
-	void *gpu;		   /**< on a CUDA device, else NULL */
-	int device;
+	void *dims;		    /**< def->dims_size bytes */
+	struct mb_net_specs specs;  /**< canonical names */
+	float **w;		    /**< F32, in specs order; NULLs on a CUDA device */
+	const char *prefix;	    /**< the prefix the checkpoint used (static string of def) */
+	void *extra;		    /**< def->init's */
+	void *gpu;		    /**< def->gpu_load's on a CUDA device, else NULL */
+	int device;		    /**< -1: the CPU */
+	enum mb_net_precision prec; /**< the GEMMs' on a CUDA device (F32 on the CPU) */
 };
 
 /** model.h's functions for a network: each built-in net's descriptor points at these. */

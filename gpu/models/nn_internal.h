@@ -57,6 +57,12 @@ void mb_nn_linear(const float *x, uint32_t rows, uint32_t in, const float *w, co
 void mb_nn_layernorm(const float *x, uint32_t rows, uint32_t d, const float *g, const float *b,
 		     float eps, float *y);
 
+/** x[i] = expf(x[i] - @p shift) for @p n values (nn_vec.c: vectorised). */
+void mb_nn_vec_exp_shift(float *x, size_t n, float shift);
+
+/** GELU (erf) of @p n values in place (nn_vec.c: vectorised). */
+void mb_nn_vec_gelu(float *x, size_t n);
+
 /** GELU (erf) of @p n values in place. */
 void mb_nn_gelu_inplace(float *x, size_t n);
 
@@ -92,5 +98,62 @@ void mb_nn_block_forward(const struct mb_nn_block *blk, float *x, uint32_t n, ui
 
 /** GELU, exact (erf) form, as Whisper and CLAP use it. */
 float mb_nn_gelu(float x);
+
+/**
+ * One Swin transformer block (Liu et al. 2021, as Hugging Face's SwinLayer and CLAP's
+ * ClapAudioLayer compute it) over a grid of h x w tokens (row-major, one row per token):
+ *
+ *     roll the LayerNormed grid by (-shift, -shift) (cyclic), cut it into window x window
+ *     windows, multi-head attention inside each window:
+ *         softmax(q k^T / sqrt(dh) + bias[head] + mask) v
+ *     (bias: the relative position bias, expanded by mb_nn_swin_bias(); mask: -100 between
+ *     tokens of different regions of the rolled grid, only when shift > 0), the output
+ *     projection, roll back, add to x; then x += fc2(gelu(fc1(ln2(x)))).
+ *
+ * Weights in PyTorch's layout ([out][in]; all with biases). h and w must be multiples of
+ * window (no padding here); shift 0 is plain window attention (W-MSA), window / 2 the
+ * shifted one (SW-MSA). Heads split d into contiguous slices of dh = d / heads columns.
+ */
+struct mb_nn_swin {
+	uint32_t d, heads, ff;
+	uint32_t h, w;		/* the token grid of one sequence */
+	uint32_t window, shift; /* window side (tokens, <= 32); cyclic shift, < window */
+	float eps;		/* both LayerNorms */
+	const float *ln1_g, *ln1_b;
+	const float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
+	const float *bias; /* [heads][N][N], N = window * window */
+	const float *ln2_g, *ln2_b;
+	const float *w1, *b1, *w2, *b2;
+};
+
+/**
+ * Expand a relative position bias table [(2 window - 1)^2 x heads] (Swin's
+ * relative_position_bias_table) into @p out [heads][N][N], N = window^2:
+ * out[h][i][j] = table[(yi - yj + window - 1) (2 window - 1) + xi - xj + window - 1][h] for
+ * tokens i = yi * window + xi and j of a window.
+ */
+void mb_nn_swin_bias(const float *table, uint32_t window, uint32_t heads, float *out);
+
+/** Scratch floats mb_nn_swin_forward() needs for @p n sequences. */
+size_t mb_nn_swin_scratch(const struct mb_nn_swin *blk, uint32_t n);
+
+/**
+ * Run @p blk over @p n sequences of h x w tokens each, stacked in @p x [(n h w) x d], in
+ * place. LayerNorms, projections and the MLP run over all n h w rows at once (the batch's
+ * tokens stacked); attention per sequence, window and head. @p scratch:
+ * mb_nn_swin_scratch() floats.
+ */
+void mb_nn_swin_forward(const struct mb_nn_swin *blk, float *x, uint32_t n, float *scratch);
+
+/**
+ * Swin's patch merging over @p n grids of h x w tokens of d channels (@p x [(n h w) x d],
+ * h and w even): each 2 x 2 group of tokens (y, x), (y + 1, x), (y, x + 1), (y + 1, x + 1)
+ * concatenated in that order into 4d values, LayerNorm (@p ln_g, @p ln_b, @p eps), then
+ * the reduction 4d -> 2d without bias (@p red [2d x 4d]): @p y [(n h/2 w/2) x 2d].
+ * @p tmp: (n h w d) floats. @p y may be @p x.
+ */
+void mb_nn_patch_merge(const float *x, uint32_t n, uint32_t h, uint32_t w, uint32_t d,
+		       const float *ln_g, const float *ln_b, float eps, const float *red,
+		       float *tmp, float *y);
 
 #endif /* MB_NN_INTERNAL_H */

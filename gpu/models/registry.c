@@ -9,15 +9,12 @@
 #include "mb_models.h"
 #include "net_internal.h"
 
-extern const struct mb_builtin_weights mb_clap_weights;
-
 const struct mb_model_desc *const mb_builtin_models[] = {
 	&mb_model_identity, &mb_model_logmel,	&mb_model_whisper,
 	&mb_model_clap,	    &mb_model_videomae, NULL,
 };
 
 const struct mb_builtin_weights *const mb_builtin_weights[] = {
-	&mb_clap_weights,
 	NULL,
 };
 
@@ -33,10 +30,12 @@ mb_builtin_weights_of(const char *model)
 /* The built-in networks on the shared lifecycle (net_internal.h). */
 extern const struct mb_net_def mb_whisper_net;
 extern const struct mb_net_def mb_videomae_net;
+extern const struct mb_net_def mb_clap_net;
 
 const struct mb_net_def *const mb_net_defs[] = {
 	&mb_whisper_net,
 	&mb_videomae_net,
+	&mb_clap_net,
 	NULL,
 };
 
@@ -56,7 +55,7 @@ mb_builtin_windowing(const char *model, uint32_t *window, uint8_t *join, uint8_t
 	} table[] = {
 		{"logmel", MB_LOGMEL_MAX_SECONDS * 16000, MB_JOIN_CONCAT_ROWS, 0},
 		{"whisper", MB_WHISPER_MAX_SECONDS * 16000, MB_JOIN_CONCAT_ROWS, 0},
-		{"clap", MB_CLAP_MAX_SECONDS * 16000, MB_JOIN_MEAN_L2, 0},
+		{"clap", MB_CLAP_MAX_SECONDS * MB_CLAP_SAMPLE_RATE, MB_JOIN_MEAN_L2, 0},
 		{"videomae", 16, MB_JOIN_MEAN_SOFTMAX_TOPK, 5},
 	};
 

@@ -1,5 +1,5 @@
 /*
- * videomae.c: VideoMAE video classification on the CPU, as Hugging Face's
+ * videomae.c: VideoMAE video classification, as Hugging Face's
  * VideoMAEForVideoClassification computes it, from a published checkpoint (e.g.
  * MCG-NJU/videomae-base-finetuned-kinetics) loaded as it is.
  *
@@ -29,6 +29,11 @@
  *
  * Labels: config.json's id2label, kept at load (mb_videomae_label()).
  *
+ * On a CUDA device the same steps run in cuda_videomae.cu (on the transformer module,
+ * cuda_tf_internal.h), the GEMMs at the net's precision (models[].precision); the logits come
+ * back to the host, where the result is made exactly as on the CPU (top-k, or the logits of a
+ * window part).
+ *
  * Owns: what init() keeps in net->extra (normalisation table, position table, labels).
  * Threads: as model.h; a loaded net is read-only.
  */
@@ -43,9 +48,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "gpu_internal.h"
+#include "mb_build_config.h"
 #include "mb_models.h"
 #include "mb_request.h"
 #include "nn_internal.h"
+
+#if MB_HAVE_CUDA
+#include "cuda_tf_internal.h"
+#endif
 
 #define F MB_VIDEOMAE_IN_FRAMES
 #define S MB_VIDEOMAE_IN_SIZE
@@ -787,6 +798,22 @@ cpu_scratch(const struct mb_net *net, uint32_t n)
 	return mb_videomae_scratch(net, n) + lines((size_t)n * dm->classes) + lines((size_t)n * 2);
 }
 
+/* Each item's result from the batch's @p logits [n x classes] (both devices). */
+static void
+results(const struct mb_net *net, const float *logits, struct mb_model_item *const *items,
+	uint32_t n)
+{
+	const struct mb_videomae_dims *dm = net->dims;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (items[i]->hdr->reserved & MB_HDR_WINDOW_PART)
+			memcpy(items[i]->result, logits + (size_t)i * dm->classes,
+			       (size_t)dm->classes * sizeof(float));
+		else
+			mb_videomae_topk(logits + (size_t)i * dm->classes, dm->classes,
+					 items[i]->result);
+}
+
 static int
 cpu_run(const struct mb_net *net, float *scratch, struct mb_model_item *const *items, uint32_t n)
 {
@@ -798,15 +825,157 @@ cpu_run(const struct mb_net *net, float *scratch, struct mb_model_item *const *i
 	for (uint32_t i = 0; i < n; i++)
 		clips[i] = items[i]->payload;
 	mb_videomae_logits(net, scratch, clips, n, logits);
-	for (uint32_t i = 0; i < n; i++)
-		if (items[i]->hdr->reserved & MB_HDR_WINDOW_PART)
-			memcpy(items[i]->result, logits + (size_t)i * dm->classes,
-			       (size_t)dm->classes * sizeof(float));
-		else
-			mb_videomae_topk(logits + (size_t)i * dm->classes, dm->classes,
-					 items[i]->result);
+	results(net, logits, items, n);
 	return 0;
 }
+
+/* ---- on a CUDA device (cuda_videomae.cu) ---- */
+
+#if MB_HAVE_CUDA
+
+_Static_assert((int)MB_NET_F32 == (int)MB_TF_F32 && (int)MB_NET_F16 == (int)MB_TF_F16 &&
+		       (int)MB_NET_BF16 == (int)MB_TF_BF16,
+	       "one numbering of the precisions");
+
+/* A CUDA worker: the device side's, and the batch's clips as it takes them. */
+struct gpu_worker {
+	struct mb_cuda_videomae_worker *w;
+	const uint8_t **clips;
+	uint32_t cap;
+};
+
+static int
+gpu_load(struct mb_net *net, int device, enum mb_net_precision prec, char *reason,
+	 size_t reason_len)
+{
+	const struct mb_videomae_dims *dm = net->dims;
+	const struct videomae_extra *x = net->extra;
+	float *const *head = net->w + W_HEAD(dm->layers, 0);
+	struct mb_tf_block_host *blocks = calloc(dm->layers, sizeof(*blocks));
+	struct mb_cuda_videomae_desc desc = {
+		.device = device,
+		.prec = (enum mb_tf_prec)prec,
+		.d = dm->d,
+		.layers = dm->layers,
+		.heads = dm->heads,
+		.ffn = dm->ffn,
+		.classes = dm->classes,
+		.emb_w = net->w[W_EMB_W],
+		.emb_b = net->w[W_EMB_B],
+		.pos = x->pos,
+		.lut = &x->lut[0][0],
+		.fcn_g = head[0],
+		.fcn_b = head[1],
+		.cls_w = head[2],
+		.cls_b = head[3],
+		.blocks = blocks,
+	};
+	struct mb_cuda_videomae *g = NULL;
+	int rc;
+
+	if (blocks == NULL) {
+		snprintf(reason, reason_len, "out of memory");
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < dm->layers; i++) {
+		struct mb_nn_block b;
+
+		block_of(net, i, &b);
+		blocks[i] = (struct mb_tf_block_host){
+			.d = b.d,
+			.heads = b.heads,
+			.ff = b.ff,
+			.eps = b.eps,
+			.ln1_g = b.ln1_g,
+			.ln1_b = b.ln1_b,
+			.wq = b.wq,
+			.bq = b.bq,
+			.wk = b.wk,
+			.bk = b.bk,
+			.wv = b.wv,
+			.bv = b.bv,
+			.wo = b.wo,
+			.bo = b.bo,
+			.ln2_g = b.ln2_g,
+			.ln2_b = b.ln2_b,
+			.w1 = b.w1,
+			.b1 = b.b1,
+			.w2 = b.w2,
+			.b2 = b.b2,
+		};
+	}
+	rc = mb_cuda_videomae_create(&desc, &g, reason, reason_len);
+	free(blocks);
+	if (rc < 0)
+		return -EIO;
+	net->gpu = g;
+	return 0;
+}
+
+static void
+gpu_unload(struct mb_net *net)
+{
+	struct mb_cuda_videomae *g = net->gpu;
+
+	mb_cuda_videomae_destroy(&g);
+	net->gpu = NULL;
+}
+
+static int
+gpu_worker_init(const struct mb_net *net, void **worker, char *reason, size_t reason_len)
+{
+	struct gpu_worker *gw = calloc(1, sizeof(*gw));
+
+	if (gw == NULL) {
+		snprintf(reason, reason_len, "out of memory");
+		return -ENOMEM;
+	}
+	if (mb_cuda_videomae_worker_create(net->gpu, &gw->w, reason, reason_len) < 0) {
+		free(gw);
+		return -EIO;
+	}
+	*worker = gw;
+	return 0;
+}
+
+static void
+gpu_worker_fini(const struct mb_net *net, void *worker)
+{
+	struct gpu_worker *gw = worker;
+
+	(void)net;
+	mb_cuda_videomae_worker_destroy(&gw->w);
+	free(gw->clips);
+	free(gw);
+}
+
+static int
+gpu_run(const struct mb_net *net, void *worker, struct mb_model_item *const *items, uint32_t n,
+	void *stream, char *reason, size_t reason_len)
+{
+	struct gpu_worker *gw = worker;
+	const float *logits = NULL;
+
+	if (n > gw->cap) { /* only when a larger batch first arrives */
+		const uint8_t **v = realloc(gw->clips, sizeof(*v) * n);
+
+		if (v == NULL) {
+			snprintf(reason, reason_len, "out of memory");
+			return -ENOMEM;
+		}
+		gw->clips = v;
+		gw->cap = n;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		gw->clips[i] = items[i]->payload;
+	if (mb_cuda_videomae_run(net->gpu, gw->w, gw->clips, n, stream, &logits, reason,
+				 reason_len) < 0)
+		return -EIO;
+	results(net, logits, items, n);
+	return 0;
+}
+
+#endif /* MB_HAVE_CUDA */
 
 static const char *const g_prefixes[] = {"", NULL};
 
@@ -825,6 +994,13 @@ const struct mb_net_def mb_videomae_net = {
 	.shape = shape,
 	.cpu_scratch = cpu_scratch,
 	.cpu_run = cpu_run,
+#if MB_HAVE_CUDA
+	.gpu_load = gpu_load,
+	.gpu_unload = gpu_unload,
+	.gpu_worker_init = gpu_worker_init,
+	.gpu_worker_fini = gpu_worker_fini,
+	.gpu_run = gpu_run,
+#endif
 };
 
 /* ---- the model.h descriptor ---- */
@@ -854,7 +1030,7 @@ const struct mb_model_desc mb_model_videomae = {
 	.summary = "VideoMAE video classification: 16 RGB24 frames of 224x224 -> top-5 (class, "
 		   "score)",
 	.media_mask = MB_MEDIA_MASK(MB_MEDIA_RGB24),
-	.devices = MB_MODEL_ON_CPU,
+	.devices = MB_MODELS_DEVICES,
 	.base_units = 5,
 	.item_units_per_second = 1.0, /* one 16-frame clip counts as one second: 1 unit */
 	.max_batch = 4,

@@ -1,5 +1,5 @@
 /*
- * whisper.c: the Whisper audio encoder on the CPU, as Hugging Face's WhisperEncoder (and
+ * whisper.c: the Whisper audio encoder, as Hugging Face's WhisperEncoder (and
  * openai-whisper's AudioEncoder, the same network) computes it, from checkpoints as they are
  * published (WhisperForConditionalGeneration's "model.encoder.*", WhisperModel's
  * "encoder.*"; the decoder's tensors are ignored).
@@ -29,7 +29,12 @@
  * then the final LayerNorm straight into each item's result. All in the worker's float
  * scratch (net.c), the FFT's arrays included: no allocation per batch here.
  *
- * The lifecycle is net.c's (net_internal.h); this file is the def. CPU only for now.
+ * On a CUDA device the same steps run in cuda_whisper.cu (on the transformer module,
+ * cuda_tf_internal.h), every item's log-mel by cuFFT and the rest batched the same way, the
+ * GEMMs at the net's precision (models[].precision); this file hands it the sizes and tensors
+ * at load and each batch's items at run.
+ *
+ * The lifecycle is net.c's (net_internal.h); this file is the def.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,10 +42,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu_internal.h"
+#include "mb_build_config.h"
 #include "mb_models.h"
 #include "mel_internal.h"
 #include "net_internal.h"
 #include "nn_internal.h"
+
+#if MB_HAVE_CUDA
+#include "cuda_tf_internal.h"
+#endif
 
 #define T_POS 1500u			  /* encoder positions: max_source_positions */
 #define FRAMES (2 * T_POS)		  /* mel frames of 30 s */
@@ -514,6 +525,158 @@ whisper_cpu_run(const struct mb_net *net, float *scratch, struct mb_model_item *
 	return 0;
 }
 
+/* ---- on a CUDA device (cuda_whisper.cu) ---- */
+
+#if MB_HAVE_CUDA
+
+_Static_assert((int)MB_NET_F32 == (int)MB_TF_F32 && (int)MB_NET_F16 == (int)MB_TF_F16 &&
+		       (int)MB_NET_BF16 == (int)MB_TF_BF16,
+	       "one numbering of the precisions");
+
+/* A CUDA worker: the device side's, and the batch's items as it takes them. */
+struct whisper_gpu_worker {
+	struct mb_cuda_whisper_worker *w;
+	struct mb_cuda_audio_item *items;
+	uint32_t cap;
+};
+
+static int
+whisper_gpu_load(struct mb_net *net, int device, enum mb_net_precision prec, char *reason,
+		 size_t reason_len)
+{
+	const struct whisper_dims *D = net->dims;
+	const struct whisper_extra *x = net->extra;
+	float *const *w = net->w;
+	struct mb_tf_block_host *blocks = calloc(D->layers, sizeof(*blocks));
+	struct mb_cuda_whisper_desc desc = {
+		.device = device,
+		.prec = (enum mb_tf_prec)prec,
+		.d = D->d,
+		.layers = D->layers,
+		.heads = D->heads,
+		.ffn = D->ffn,
+		.n_mels = D->n_mels,
+		.conv1_w = w[CONV1_W],
+		.conv1_b = w[CONV1_B],
+		.conv2_w = w[CONV2_W],
+		.conv2_b = w[CONV2_B],
+		.pos = w[POS],
+		.lnf_g = w[LNF_G(D)],
+		.lnf_b = w[LNF_B(D)],
+		.blocks = blocks,
+		.window = x->mel->window,
+		.filters = &x->mel->filters[0][0],
+		.lo = x->mel->lo,
+		.hi = x->mel->hi,
+	};
+	struct mb_cuda_whisper *g = NULL;
+	int rc;
+
+	if (blocks == NULL) {
+		snprintf(reason, reason_len, "out of memory");
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < D->layers; i++) {
+		const struct mb_nn_block *b = &x->blk[i];
+
+		blocks[i] = (struct mb_tf_block_host){
+			.d = b->d,
+			.heads = b->heads,
+			.ff = b->ff,
+			.eps = b->eps,
+			.ln1_g = b->ln1_g,
+			.ln1_b = b->ln1_b,
+			.wq = b->wq,
+			.bq = b->bq,
+			.wk = b->wk,
+			.bk = b->bk,
+			.wv = b->wv,
+			.bv = b->bv,
+			.wo = b->wo,
+			.bo = b->bo,
+			.ln2_g = b->ln2_g,
+			.ln2_b = b->ln2_b,
+			.w1 = b->w1,
+			.b1 = b->b1,
+			.w2 = b->w2,
+			.b2 = b->b2,
+		};
+	}
+	rc = mb_cuda_whisper_create(&desc, &g, reason, reason_len);
+	free(blocks);
+	if (rc < 0)
+		return -EIO;
+	net->gpu = g;
+	return 0;
+}
+
+static void
+whisper_gpu_unload(struct mb_net *net)
+{
+	struct mb_cuda_whisper *g = net->gpu;
+
+	mb_cuda_whisper_destroy(&g);
+	net->gpu = NULL;
+}
+
+static int
+whisper_gpu_worker_init(const struct mb_net *net, void **worker, char *reason, size_t reason_len)
+{
+	struct whisper_gpu_worker *gw = calloc(1, sizeof(*gw));
+
+	if (gw == NULL) {
+		snprintf(reason, reason_len, "out of memory");
+		return -ENOMEM;
+	}
+	if (mb_cuda_whisper_worker_create(net->gpu, &gw->w, reason, reason_len) < 0) {
+		free(gw);
+		return -EIO;
+	}
+	*worker = gw;
+	return 0;
+}
+
+static void
+whisper_gpu_worker_fini(const struct mb_net *net, void *worker)
+{
+	struct whisper_gpu_worker *gw = worker;
+
+	(void)net;
+	mb_cuda_whisper_worker_destroy(&gw->w);
+	free(gw->items);
+	free(gw);
+}
+
+static int
+whisper_gpu_run(const struct mb_net *net, void *worker, struct mb_model_item *const *items,
+		uint32_t n, void *stream, char *reason, size_t reason_len)
+{
+	struct whisper_gpu_worker *gw = worker;
+
+	if (n > gw->cap) { /* only when a larger batch first arrives */
+		struct mb_cuda_audio_item *v = realloc(gw->items, sizeof(*v) * n);
+
+		if (v == NULL) {
+			snprintf(reason, reason_len, "out of memory");
+			return -ENOMEM;
+		}
+		gw->items = v;
+		gw->cap = n;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		gw->items[i] = (struct mb_cuda_audio_item){
+			.payload = items[i]->payload,
+			.samples = mb_proto_media_length(items[i]->hdr),
+			.pcm_s16 = items[i]->hdr->media == MB_MEDIA_PCM_S16LE,
+			.out = items[i]->result,
+		};
+	if (mb_cuda_whisper_run(net->gpu, gw->w, gw->items, n, stream, reason, reason_len) < 0)
+		return -EIO;
+	return 0;
+}
+
+#endif /* MB_HAVE_CUDA */
+
 const struct mb_net_def mb_whisper_net = {
 	.name = "whisper",
 	.prefixes = prefixes,
@@ -529,6 +692,13 @@ const struct mb_net_def mb_whisper_net = {
 	.shape = whisper_shape,
 	.cpu_scratch = whisper_cpu_scratch,
 	.cpu_run = whisper_cpu_run,
+#if MB_HAVE_CUDA
+	.gpu_load = whisper_gpu_load,
+	.gpu_unload = whisper_gpu_unload,
+	.gpu_worker_init = whisper_gpu_worker_init,
+	.gpu_worker_fini = whisper_gpu_worker_fini,
+	.gpu_run = whisper_gpu_run,
+#endif
 };
 
 static int
@@ -542,7 +712,7 @@ const struct mb_model_desc mb_model_whisper = {
 	.name = "whisper",
 	.summary = "Whisper audio encoder: 16 kHz mono audio (<= 30 s) -> [1500 x d]",
 	.media_mask = MB_MEDIA_MASK(MB_MEDIA_PCM_S16LE) | MB_MEDIA_MASK(MB_MEDIA_PCM_F32LE),
-	.devices = MB_MODEL_ON_CPU,
+	.devices = MB_MODELS_DEVICES,
 	.base_units = 5,
 	.item_units_per_second = 0.1,
 	.max_batch = 8,

@@ -222,7 +222,7 @@ test_broken_models_unavailable_others_serve(void)
 	CU_ASSERT_EQUAL(call(&h, pcm, bytes, reason, sizeof(reason), NULL), MB_STATUS_UNAVAILABLE);
 	CU_ASSERT_TRUE(has(reason, "the file is truncated"));
 	/* the rest serve: built-ins with the build's placeholder weights, and identity */
-	mb_client_audio_hdr(&h, "clap", 7, 0, MB_MEDIA_PCM_S16LE, 16000, bytes);
+	mb_client_audio_hdr(&h, "clap", 7, 0, MB_MEDIA_PCM_S16LE, 48000, bytes);
 	CU_ASSERT_EQUAL(call(&h, pcm, bytes, NULL, 0, NULL), MB_STATUS_OK);
 	mb_client_audio_hdr(&h, "logmel", 7, 0, MB_MEDIA_PCM_S16LE, 16000, bytes);
 	CU_ASSERT_EQUAL(call(&h, pcm, bytes, NULL, 0, NULL), MB_STATUS_OK);

@@ -93,8 +93,8 @@ put(const char *path, const uint8_t *data, size_t size)
 static MB_FUZZ_UNTRACED void
 check_config(const struct mb_ckpt *ck)
 {
-	static const char *const keys[] = {"d_model", "hidden_size", "model_type",
-					   "layer_norm_eps", "id2label", "absent"};
+	static const char *const keys[] = {"d_model",	     "hidden_size", "model_type",
+					   "layer_norm_eps", "id2label",    "absent"};
 	char err[512];
 
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
@@ -109,8 +109,8 @@ check_config(const struct mb_ckpt *ck)
 			      rc);
 		MB_FUZZ_CHECK(rc != -EINVAL || mb_fuzz_terminated(err, sizeof(err)), "int err");
 		rc = mb_ckpt_config_double(ck, keys[k], &d, err, sizeof(err));
-		MB_FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL, "double '%s': %d",
-			      keys[k], rc);
+		MB_FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL, "double '%s': %d", keys[k],
+			      rc);
 		rc = mb_ckpt_config_str(ck, keys[k], &s, err, sizeof(err));
 		MB_FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL, "str '%s': %d", keys[k],
 			      rc);

@@ -50,7 +50,7 @@ def proto_seeds():
     s = {}
     s["req-logmel-s16"] = req()
     s["req-whisper-f32le"] = req(b"whisper", MEDIA_F32LE, payload=64000)
-    s["req-clap-priority"] = req(b"clap", flags=2, payload=96000, timeout=250)
+    s["req-clap-priority"] = req(b"clap", rate=48000, flags=2, payload=96000, timeout=250)
     s["req-videomae-rgb24"] = req(b"videomae", MEDIA_RGB24, 3, 0, 16, 224, 224,
                                   payload=16 * 224 * 224 * 3)
     s["req-identity-f32"] = req(b"identity", MEDIA_F32, 0, 0, 16, 16, payload=1024)

@@ -226,6 +226,7 @@ test_overrides(void)
 					"  - name: logmel\n"
 					"    max_batch: 8\n"
 					"    max_windows: 20\n"
+					"    precision: f16\n"
 					"    item_units_per_second: 0.5\n"
 					"  - name: identity\n"
 					"    enabled: false\n"),
@@ -256,7 +257,9 @@ test_overrides(void)
 	CU_ASSERT_EQUAL(m->enabled, MB_CONFIG_UNSET);
 	CU_ASSERT_DOUBLE_EQUAL(m->item_units_per_second, 0.5, 1e-12);
 	CU_ASSERT_EQUAL(m->max_windows, 20);
+	CU_ASSERT_EQUAL(m->precision, MB_CONFIG_PRECISION_F16);
 	CU_ASSERT_EQUAL(mb_config_model(&c, "identity")->max_windows, MB_CONFIG_UNSET);
+	CU_ASSERT_EQUAL(mb_config_model(&c, "identity")->precision, MB_CONFIG_UNSET);
 	CU_ASSERT_EQUAL(mb_config_model(&c, "identity")->enabled, 0);
 	CU_ASSERT_PTR_NULL(mb_config_model(&c, "whisper"));
 	mb_config_fini(&c);
@@ -413,6 +416,11 @@ test_strict_integers(void)
 				    "models:\n  - name: identity\n    queue_limit:\n"));
 	CU_ASSERT_TRUE(refused_with("models[0].max_windows: 0 is out of range 1..1024",
 				    "models:\n  - name: whisper\n    max_windows: 0\n"));
+	CU_ASSERT_TRUE(refused_with("models[1].precision: 'fp8' is not one of f32, f16, bf16",
+				    "models:\n  - name: whisper\n    precision: bf16\n"
+				    "  - name: videomae\n    precision: fp8\n"));
+	CU_ASSERT_TRUE(refused_with("models[0].precision: 'BF16' is not one of f32, f16, bf16",
+				    "models:\n  - name: whisper\n    precision: BF16\n"));
 	CU_ASSERT_TRUE(refused_with("service.max_inflight: no value; expected a whole number",
 				    "service:\n  max_inflight: \"\"\n"));
 	/* An alias is checked as what it stands for, where it is used. */
@@ -873,6 +881,43 @@ test_set(void)
 	mb_config_fini(&c);
 }
 
+/* models[].precision: f32, f16 or bf16 (lower case, as written in the docs), unset by default */
+static void
+test_precision(void)
+{
+	static const struct {
+		const char *text;
+		int want;
+	} ok[] = {
+		{"f32", MB_CONFIG_PRECISION_F32},
+		{"f16", MB_CONFIG_PRECISION_F16},
+		{"bf16", MB_CONFIG_PRECISION_BF16},
+		{"\"bf16\"", MB_CONFIG_PRECISION_BF16},
+	};
+	static const char *const bad[] = {"fp16", "float32", "int8", "''", "16", "true"};
+	struct mb_config c;
+	char yaml[128], want[128];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(yaml, sizeof(yaml), "models:\n  - name: videomae\n    precision: %s\n",
+			 ok[i].text);
+		CU_ASSERT_EQUAL_FATAL(load_text(&c, yaml), 0);
+		CU_ASSERT_EQUAL(mb_config_model(&c, "videomae")->precision, ok[i].want);
+		mb_config_fini(&c);
+	}
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "models:\n  - name: whisper\n    max_batch: 4\n"), 0);
+	CU_ASSERT_EQUAL(mb_config_model(&c, "whisper")->precision, MB_CONFIG_UNSET);
+	mb_config_fini(&c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *shown = strcmp(bad[i], "''") == 0 ? "" : bad[i];
+
+		snprintf(want, sizeof(want),
+			 "models[0].precision: '%s' is not one of f32, f16, bf16", shown);
+		CU_ASSERT_TRUE(refused_with(want, "models:\n  - name: whisper\n    precision: %s\n",
+					    bad[i]));
+	}
+}
+
 static const struct mb_test_case cases[] = {
 	{"embedded default", test_defaults},
 	{"deploy/mediabatch.yaml is exactly the embedded default", test_example_matches_defaults},
@@ -895,6 +940,7 @@ static const struct mb_test_case cases[] = {
 	{"a failed load changes nothing", test_failure_keeps_defaults},
 	{"HOST:PORT parsing", test_hostport},
 	{"mb_config_set applies the file's rules to one key", test_set},
+	{"models[].precision: f32, f16, bf16; anything else is refused", test_precision},
 	{NULL, NULL},
 };
 

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mb_build_config.h"
 #include "mb_ckpt.h"
 #include "mb_models.h"
 #include "mb_test.h"
@@ -311,7 +312,8 @@ test_check(void)
 	v.hdr.height = 112;
 	CU_ASSERT_EQUAL(mb_model_videomae.check(&v.hdr, reason, sizeof(reason)), -1);
 	CU_ASSERT_EQUAL(mb_model_videomae.media_mask, MB_MEDIA_MASK(MB_MEDIA_RGB24));
-	CU_ASSERT_EQUAL(mb_model_videomae.devices, MB_MODEL_ON_CPU);
+	CU_ASSERT_EQUAL(mb_model_videomae.devices,
+			MB_MODEL_ON_CPU | (MB_HAVE_CUDA ? MB_MODEL_ON_CUDA : 0));
 	CU_ASSERT_EQUAL(mb_model_videomae.base_units, 5);
 	CU_ASSERT_STRING_EQUAL(mb_model_videomae.summary, "VideoMAE video classification: 16 "
 							  "RGB24 frames of 224x224 -> top-5 "

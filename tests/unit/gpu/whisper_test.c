@@ -28,7 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mb_build_config.h"
 #include "mb_ckpt.h"
+#include "mb_gpu_probe.h"
 #include "mb_models.h"
 #include "mb_test.h"
 #include "models/net_internal.h"
@@ -317,7 +319,8 @@ test_descriptor_and_check(void)
 	CU_ASSERT_STRING_EQUAL(mb_model_whisper.name, "whisper");
 	CU_ASSERT_STRING_EQUAL(mb_model_whisper.summary,
 			       "Whisper audio encoder: 16 kHz mono audio (<= 30 s) -> [1500 x d]");
-	CU_ASSERT_EQUAL(mb_model_whisper.devices, MB_MODEL_ON_CPU);
+	CU_ASSERT_EQUAL(mb_model_whisper.devices,
+			MB_MODEL_ON_CPU | (MB_HAVE_CUDA ? MB_MODEL_ON_CUDA : 0));
 	CU_ASSERT_EQUAL(mb_model_whisper.base_units, 5);
 	CU_ASSERT_FALSE(mb_model_whisper.media_mask & MB_MEDIA_MASK(MB_MEDIA_RGB24));
 	CU_ASSERT_PTR_NOT_NULL(g_net);
@@ -704,15 +707,28 @@ test_load_errors(void)
 					     "'model.encoder.conv1.weight', 'encoder.conv1.weight'",
 					     NULL});
 
-	/* a CUDA device: not yet */
+	/* a CUDA device: refused by a build without CUDA; with CUDA it loads where there is a
+	 * GPU (tests/gpu/cuda_models_test.c compares its results) and fails with the CUDA
+	 * runtime's reason where there is none */
 	{
 		struct mb_model_load_args args = {.device = 0, .weights_path = g_ckpt};
+		static struct mb_gpu_probe probe;
 		char reason[256] = "";
 		void *state = NULL;
+		int rc = mb_model_whisper.load(&args, &state, reason, sizeof(reason));
 
-		CU_ASSERT_EQUAL(mb_model_whisper.load(&args, &state, reason, sizeof(reason)),
-				-ENOTSUP);
-		CU_ASSERT_PTR_NOT_NULL(strstr(reason, "CPU only"));
+		if (!MB_HAVE_CUDA) {
+			CU_ASSERT_EQUAL(rc, -ENOTSUP);
+			CU_ASSERT_PTR_NOT_NULL(strstr(reason, "no CUDA"));
+		} else if (mb_gpu_probe(&probe) > 0) {
+			CU_ASSERT_EQUAL(rc, 0);
+		} else {
+			printf("\n    CUDA device 0, no GPU: %s", reason);
+			CU_ASSERT(rc < 0);
+			CU_ASSERT(reason[0] != '\0');
+		}
+		if (rc == 0)
+			mb_model_whisper.unload(state);
 	}
 }
 

@@ -91,6 +91,7 @@ test_mix(void)
 	CU_ASSERT_EQUAL(m.n, 3);
 	CU_ASSERT_EQUAL(m.e[0].kind, MB_KIND_AUDIO);
 	CU_ASSERT_DOUBLE_EQUAL(m.e[0].max_seconds, 10, 0);
+	CU_ASSERT_EQUAL(m.e[0].rate, 48000); /* clap: 48 kHz */
 	CU_ASSERT_EQUAL(m.e[1].kind, MB_KIND_VIDEO);
 	CU_ASSERT_EQUAL(m.e[2].kind, MB_KIND_TENSOR);
 	CU_ASSERT_DOUBLE_EQUAL(m.e[0].weight, 1, 0);

@@ -1,0 +1,383 @@
+/*
+ * cuda_videomae.cu: VideoMAE video classification on a CUDA device, step for step as
+ * videomae.c computes it on the CPU (see there), on the transformer module
+ * (cuda_tf_internal.h).
+ *
+ *   upload      each clip's RGB24 bytes through pinned memory (the host stages clip i + 1
+ *               while the device works on clip i)
+ *   tubelets    im2col of the conv3d (kernel = stride = 2 x 16 x 16) through the
+ *               normalisation table: [n*1568 x 1536] in the GEMM precision, the columns in
+ *               the weight's [3][2][16][16] order, the tokens in (t, y, x) order
+ *   embed       one GEMM over every clip -> x [n*1568 x d], + bias + the sinusoid table
+ *   encoder     layers x mb_tf_block_forward
+ *   head        mean over the 1568 tokens (double sums, as the CPU), fc_norm (LayerNorm,
+ *               eps 1e-5) and the classifier d -> classes, both in F32 (the classifier's
+ *               weight is kept in F32 whatever the precision: n x d x classes MACs, nothing
+ *               beside the encoder, and the logits lose no bits to it)
+ *   logits      downloaded through pinned memory; softmax and top-k on the host
+ *               (mb_videomae_topk(), by the caller), or the logits themselves for a window part.
+ *
+ * The tubelet columns live in the activations' big region (the blocks have not started).
+ *
+ * Owns: the net's store; a worker's context, activations, device and pinned buffers.
+ * Threads: create/destroy a net on the main thread; a worker and its runs on its thread.
+ */
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "cuda_check_internal.h"
+#include "cuda_tf_internal.h"
+
+#define F 16
+#define S_PX 224
+#define TT 2
+#define P 16
+#define GRID (S_PX / P)
+#define TOKENS 1568u
+#define PDIM (3 * TT * P * P) /* 1536 */
+#define CLIP_BYTES ((size_t)F * S_PX * S_PX * 3)
+#define FC_NORM_EPS 1e-5f
+#define THREADS 256
+#define POOL_Y 16
+
+struct mb_cuda_videomae {
+	struct mb_tf_store *store;
+	uint32_t d, layers, heads, ffn, classes;
+	const void *emb_w; /* [d x 1536] in the precision */
+	const void *cls_w; /* [classes x d] F32 */
+	const float *emb_b, *pos, *lut, *fcn_g, *fcn_b, *cls_b;
+	struct mb_tf_block *blocks;
+};
+
+struct mb_cuda_videomae_worker {
+	struct mb_tf_ctx *ctx;
+	struct mb_tf_acts acts;
+	uint32_t cap;
+	void *d_in, *pin_in;  /* cap clips */
+	float *pooled, *norm; /* [cap x d] */
+	float *logits;	      /* [cap x classes] */
+	float *pin_logits;    /* [cap x classes] */
+};
+
+namespace
+{
+
+unsigned int
+grid_of(size_t n)
+{
+	return (unsigned int)((n + THREADS - 1) / THREADS);
+}
+
+template <typename T> __device__ __forceinline__ T to_t(float v);
+template <>
+__device__ __forceinline__ float
+to_t<float>(float v)
+{
+	return v;
+}
+template <>
+__device__ __forceinline__ __half
+to_t<__half>(float v)
+{
+	return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16
+to_t<__nv_bfloat16>(float v)
+{
+	return __float2bfloat16_rn(v);
+}
+
+/* col [TOKENS x PDIM] of one clip: col[token][((c * 2 + dt) * 16 + dy) * 16 + dx] */
+template <typename T>
+__global__ void
+tubelets(const uint8_t *rgb, const float *lut, T *col)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	uint32_t tok, w, t, gy, gx, c, dt, dy, dx;
+	size_t px;
+
+	if (i >= (size_t)TOKENS * PDIM)
+		return;
+	tok = (uint32_t)(i / PDIM);
+	w = (uint32_t)(i % PDIM);
+	t = tok / (GRID * GRID);
+	gy = tok / GRID % GRID;
+	gx = tok % GRID;
+	c = w / (TT * P * P);
+	dt = w / (P * P) % TT;
+	dy = w / P % P;
+	dx = w % P;
+	px = (((size_t)(t * TT + dt) * S_PX + gy * P + dy) * S_PX + gx * P + dx) * 3 + c;
+	col[i] = to_t<T>(lut[c * 256 + rgb[px]]);
+}
+
+/* pooled[i][c] = mean over the tokens of x[i][.][c], summed in double */
+__global__ void
+mean_pool(const float *x, uint32_t d, float *pooled)
+{
+	__shared__ double part[POOL_Y][33];
+	const uint32_t c = blockIdx.x * 32 + threadIdx.x, item = blockIdx.y;
+	double acc = 0.0;
+
+	if (c < d)
+		for (uint32_t t = threadIdx.y; t < TOKENS; t += POOL_Y)
+			acc += x[((size_t)item * TOKENS + t) * d + c];
+	part[threadIdx.y][threadIdx.x] = acc;
+	__syncthreads();
+	if (threadIdx.y == 0 && c < d) {
+		for (int y = 1; y < POOL_Y; y++)
+			acc += part[y][threadIdx.x];
+		pooled[(size_t)item * d + c] = (float)(acc / TOKENS);
+	}
+}
+
+} /* namespace */
+
+/* ---- the net ---- */
+
+extern "C" void
+mb_cuda_videomae_destroy(struct mb_cuda_videomae **np)
+{
+	if (np == NULL || *np == NULL)
+		return;
+	mb_tf_store_destroy(&(*np)->store);
+	free((*np)->blocks);
+	delete *np;
+	*np = NULL;
+}
+
+extern "C" size_t
+mb_cuda_videomae_bytes(const struct mb_cuda_videomae *net)
+{
+	return mb_tf_store_bytes(net->store);
+}
+
+static int
+upload(struct mb_cuda_videomae *v, const struct mb_cuda_videomae_desc *d, char *err, size_t err_len)
+{
+	const uint32_t emb_rows[1] = {d->d}, cls_rows[1] = {d->classes};
+	int rc;
+
+	if ((rc = mb_tf_store_create(d->device, d->prec, &v->store, err, err_len)) < 0 ||
+	    (rc = mb_tf_store_matrix(v->store, &d->emb_w, emb_rows, 1, PDIM, -1, &v->emb_w, err,
+				     err_len)) < 0 ||
+	    (rc = mb_tf_store_matrix(v->store, &d->cls_w, cls_rows, 1, d->d, MB_TF_F32, &v->cls_w,
+				     err, err_len)) < 0 ||
+	    (rc = mb_tf_store_f32(v->store, d->emb_b, d->d, &v->emb_b, err, err_len)) < 0 ||
+	    (rc = mb_tf_store_f32(v->store, d->pos, (size_t)TOKENS * d->d, &v->pos, err, err_len)) <
+		    0 ||
+	    (rc = mb_tf_store_f32(v->store, d->lut, 3 * 256, &v->lut, err, err_len)) < 0 ||
+	    (rc = mb_tf_store_f32(v->store, d->fcn_g, d->d, &v->fcn_g, err, err_len)) < 0 ||
+	    (rc = mb_tf_store_f32(v->store, d->fcn_b, d->d, &v->fcn_b, err, err_len)) < 0 ||
+	    (rc = mb_tf_store_f32(v->store, d->cls_b, d->classes, &v->cls_b, err, err_len)) < 0)
+		return rc;
+	for (uint32_t i = 0; i < d->layers; i++)
+		if ((rc = mb_tf_block_upload(v->store, &d->blocks[i], &v->blocks[i], err,
+					     err_len)) < 0)
+			return rc;
+	return 0;
+}
+
+extern "C" int
+mb_cuda_videomae_create(const struct mb_cuda_videomae_desc *d, struct mb_cuda_videomae **out,
+			char *err, size_t err_len)
+{
+	struct mb_cuda_videomae *v;
+	int rc;
+
+	*out = NULL;
+	if (d->layers == 0 || d->classes == 0) {
+		seterr(err, err_len, "videomae of %u layers and %u classes", d->layers, d->classes);
+		return -1;
+	}
+	v = new (std::nothrow) mb_cuda_videomae();
+	if (v == NULL ||
+	    (v->blocks = (struct mb_tf_block *)calloc(d->layers, sizeof(*v->blocks))) == NULL) {
+		delete v;
+		seterr(err, err_len, "out of memory");
+		return -1;
+	}
+	v->d = d->d;
+	v->layers = d->layers;
+	v->heads = d->heads;
+	v->ffn = d->ffn;
+	v->classes = d->classes;
+	if ((rc = upload(v, d, err, err_len)) < 0) {
+		mb_cuda_videomae_destroy(&v);
+		return rc;
+	}
+	*out = v;
+	return 0;
+}
+
+/* ---- a worker ---- */
+
+static size_t
+col_bytes(enum mb_tf_prec prec, uint32_t n)
+{
+	return (size_t)n * TOKENS * PDIM * mb_tf_prec_size(prec);
+}
+
+extern "C" size_t
+mb_cuda_videomae_worker_bytes(uint32_t d, uint32_t heads, uint32_t ffn, uint32_t classes,
+			      enum mb_tf_prec prec, uint32_t n)
+{
+	size_t per = (size_t)n * (CLIP_BYTES + (2 * (size_t)d + classes) * sizeof(float));
+
+	return (32u << 20) /* cuBLAS */ + per +
+	       mb_tf_acts_bytes(n, TOKENS, d, heads, ffn, prec, col_bytes(prec, n));
+}
+
+extern "C" void
+mb_cuda_videomae_worker_destroy(struct mb_cuda_videomae_worker **wp)
+{
+	struct mb_cuda_videomae_worker *w;
+
+	if (wp == NULL || *wp == NULL)
+		return;
+	w = *wp;
+	mb_tf_ctx_destroy(&w->ctx); /* waits for the stream */
+	mb_tf_acts_free(&w->acts);
+	cudaFree(w->d_in);
+	cudaFreeHost(w->pin_in);
+	cudaFree(w->pooled);
+	cudaFree(w->norm);
+	cudaFree(w->logits);
+	cudaFreeHost(w->pin_logits);
+	delete w;
+	*wp = NULL;
+}
+
+extern "C" int
+mb_cuda_videomae_worker_create(const struct mb_cuda_videomae *net,
+			       struct mb_cuda_videomae_worker **out, char *err, size_t err_len)
+{
+	struct mb_cuda_videomae_worker *w = new (std::nothrow) mb_cuda_videomae_worker();
+	int rc;
+
+	*out = NULL;
+	if (w == NULL) {
+		seterr(err, err_len, "out of memory");
+		return -1;
+	}
+	if ((rc = mb_tf_ctx_create(mb_tf_store_device(net->store), mb_tf_store_prec(net->store),
+				   &w->ctx, err, err_len)) < 0) {
+		mb_cuda_videomae_worker_destroy(&w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+static int
+reserve(const struct mb_cuda_videomae *net, struct mb_cuda_videomae_worker *w, uint32_t n,
+	char *err, size_t err_len)
+{
+	int rc;
+
+	if ((rc = mb_tf_acts_reserve(w->ctx, &w->acts, n, TOKENS, net->d, net->heads, net->ffn,
+				     col_bytes(mb_tf_ctx_prec(w->ctx), n), err, err_len)) < 0)
+		return rc;
+	if (n <= w->cap)
+		return 0;
+	CUDA_OK(cudaStreamSynchronize((cudaStream_t)mb_tf_ctx_stream(w->ctx)));
+	cudaFree(w->d_in);
+	cudaFreeHost(w->pin_in);
+	cudaFree(w->pooled);
+	cudaFree(w->norm);
+	cudaFree(w->logits);
+	cudaFreeHost(w->pin_logits);
+	w->d_in = w->pin_in = NULL;
+	w->pooled = w->norm = w->logits = w->pin_logits = NULL;
+	w->cap = 0;
+	CUDA_OK(cudaMalloc(&w->d_in, n * CLIP_BYTES));
+	CUDA_OK(cudaMallocHost(&w->pin_in, n * CLIP_BYTES));
+	CUDA_OK(cudaMalloc((void **)&w->pooled, (size_t)n * net->d * sizeof(float)));
+	CUDA_OK(cudaMalloc((void **)&w->norm, (size_t)n * net->d * sizeof(float)));
+	CUDA_OK(cudaMalloc((void **)&w->logits, (size_t)n * net->classes * sizeof(float)));
+	CUDA_OK(cudaMallocHost((void **)&w->pin_logits, (size_t)n * net->classes * sizeof(float)));
+	w->cap = n;
+	return 0;
+}
+
+extern "C" int
+mb_cuda_videomae_run(const struct mb_cuda_videomae *net, struct mb_cuda_videomae_worker *w,
+		     const uint8_t *const *clips, uint32_t n, void *stream, const float **logits,
+		     char *err, size_t err_len)
+{
+	const uint32_t d = net->d;
+	const enum mb_tf_prec prec = mb_tf_ctx_prec(w->ctx);
+	const size_t rows = (size_t)n * TOKENS, per_col = (size_t)TOKENS * PDIM;
+	struct mb_tf_acts *A = &w->acts;
+	cudaStream_t s;
+	int rc;
+
+	*logits = NULL;
+	if (n == 0)
+		return 0;
+	if ((rc = mb_tf_ctx_begin(w->ctx, stream, err, err_len)) < 0)
+		return rc;
+	s = (cudaStream_t)mb_tf_ctx_stream(w->ctx);
+	/* a run that failed half-way may have left work queued that reads the staging */
+	CUDA_OK(cudaStreamSynchronize(s));
+	if ((rc = reserve(net, w, n, err, err_len)) < 0)
+		return rc;
+
+	/* each clip: staged, uploaded, its tubelets into big (in the precision) */
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *pin = (uint8_t *)w->pin_in + i * CLIP_BYTES;
+		uint8_t *dev = (uint8_t *)w->d_in + i * CLIP_BYTES;
+
+		memcpy(pin, clips[i], CLIP_BYTES);
+		CUDA_OK(cudaMemcpyAsync(dev, pin, CLIP_BYTES, cudaMemcpyHostToDevice, s));
+		switch (prec) {
+		case MB_TF_F16:
+			tubelets<__half><<<grid_of(per_col), THREADS, 0, s>>>(
+				dev, net->lut, (__half *)A->big + i * per_col);
+			break;
+		case MB_TF_BF16:
+			tubelets<__nv_bfloat16><<<grid_of(per_col), THREADS, 0, s>>>(
+				dev, net->lut, (__nv_bfloat16 *)A->big + i * per_col);
+			break;
+		default:
+			tubelets<float><<<grid_of(per_col), THREADS, 0, s>>>(
+				dev, net->lut, (float *)A->big + i * per_col);
+			break;
+		}
+		CUDA_OK(cudaGetLastError());
+	}
+
+	/* embedding: one GEMM, + bias + positions */
+	if ((rc = mb_tf_linear(w->ctx, (uint32_t)rows, d, PDIM, A->big, PDIM, prec, net->emb_w,
+			       prec, 1.0f, 0.0f, A->x, d, 1, err, err_len)) < 0 ||
+	    (rc = mb_tf_bias_act(w->ctx, A->x, rows, d, net->emb_b, 0, net->pos, TOKENS, err,
+				 err_len)) < 0)
+		return rc;
+	for (uint32_t l = 0; l < net->layers; l++)
+		if ((rc = mb_tf_block_forward(w->ctx, &net->blocks[l], A, n, err, err_len)) < 0)
+			return rc;
+
+	/* head, F32: mean, fc_norm, classifier */
+	mean_pool<<<dim3((d + 31) / 32, n), dim3(32, POOL_Y), 0, s>>>(A->x, d, w->pooled);
+	CUDA_OK(cudaGetLastError());
+	if ((rc = mb_tf_layernorm(w->ctx, w->pooled, n, d, net->fcn_g, net->fcn_b, FC_NORM_EPS,
+				  w->norm, 1, err, err_len)) < 0 ||
+	    (rc = mb_tf_linear(w->ctx, n, net->classes, d, w->norm, d, MB_TF_F32, net->cls_w,
+			       MB_TF_F32, 1.0f, 0.0f, w->logits, net->classes, 1, err, err_len)) <
+		    0 ||
+	    (rc = mb_tf_bias_act(w->ctx, w->logits, n, net->classes, net->cls_b, 0, NULL, 0, err,
+				 err_len)) < 0)
+		return rc;
+	CUDA_OK(cudaMemcpyAsync(w->pin_logits, w->logits, (size_t)n * net->classes * sizeof(float),
+				cudaMemcpyDeviceToHost, s));
+	CUDA_OK(cudaStreamSynchronize(s));
+	*logits = w->pin_logits;
+	return 0;
+}

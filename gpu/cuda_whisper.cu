@@ -1,0 +1,502 @@
+/*
+ * cuda_whisper.cu: Whisper's encoder on a CUDA device, step for step as whisper.c computes it
+ * on the CPU (see there), on the transformer module (cuda_tf_internal.h).
+ *
+ * Per item, as its upload lands (the host stages item i + 1 into pinned memory while the
+ * device works on item i):
+ *   pad30       PCM (s16 or f32) -> float, zero-padded to 480000 samples, then reflect-padded
+ *               by 200 at both ends over the padded signal (mel.c's mb_mel_compute_f32 on
+ *               whisper.c's padded buffer: the end reflects the zeros)
+ *   frames      [3000 x 400] = padded[t * 160 + k] * hann[k] (the last STFT frame dropped)
+ *   cuFFT R2C   400 points, 3000 frames in one call -> [3000 x 201]
+ *   mel         [3000 x n_mels] = log10(max(sum_k filters[m][k] |X_t[k]|^2, 1e-10)), the sum
+ *               over each filter's non-zero bins in order, as mel.c
+ *   max, clamp  (max(x, max over the item - 8) + 4) / 4
+ * Then over the batch, the items stacked:
+ *   conv1       im2col (k 3, pad 1) [n*3000 x 3 n_mels] + GEMM -> [n*3000 x d], + b, GELU
+ *   conv2       im2col (k 3, stride 2, pad 1) [n*1500 x 3d] + GEMM -> x [n*1500 x d], + b,
+ *               GELU, + embed_positions
+ *   layers x mb_tf_block_forward
+ *   layer_norm  -> F32 [n*1500 x d], downloaded through pinned memory into each item's out.
+ *
+ * The im2col columns and the conv1 output live in the activations' big region (the blocks
+ * have not started), so the stem costs no memory of its own beyond the log-mel.
+ *
+ * Owns: the net's store (weights, window, filterbank); a worker's context, activations, cuFFT
+ * plan, device and pinned buffers. Threads: create/destroy a net on the main thread; a worker
+ * and its runs on the worker's thread.
+ */
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include <cuda_runtime.h>
+#include <cufft.h>
+
+#include "cuda_check_internal.h"
+#include "cuda_tf_internal.h"
+
+#define N_FFT 400
+#define HOP 160
+#define PAD 200
+#define BINS 201
+#define T_POS 1500u
+#define FRAMES (2 * T_POS)
+#define MAX_SAMPLES (FRAMES * HOP) /* 30 s */
+#define PADDED (MAX_SAMPLES + 2 * PAD)
+#define LN_EPS 1e-5f
+#define THREADS 256
+
+struct mb_cuda_whisper {
+	struct mb_tf_store *store;
+	uint32_t d, layers, heads, ffn, n_mels;
+	const void *conv1_w, *conv2_w; /* [d x 3 n_mels], [d x 3d] in the precision */
+	const float *conv1_b, *conv2_b, *pos, *lnf_g, *lnf_b;
+	const float *window, *filters;
+	const int *lo, *hi;
+	struct mb_tf_block *blocks;
+};
+
+struct mb_cuda_whisper_worker {
+	struct mb_tf_ctx *ctx;
+	struct mb_tf_acts acts;
+	cufftHandle fft;
+	bool fft_made;
+	float *padded;	     /* [PADDED] */
+	float *frames;	     /* [FRAMES x 400] */
+	cufftComplex *spec;  /* [FRAMES x 201] */
+	uint32_t cap;	     /* items the buffers below hold */
+	void *d_in, *pin_in; /* cap slots of MAX_SAMPLES * 4 bytes */
+	float *mel;	     /* [cap x FRAMES x n_mels] */
+	float *max;	     /* [cap] */
+	float *pin_out;	     /* [cap x 1500 x d] */
+	cudaEvent_t *down;   /* [n_down]: item i's result is in pin_out */
+	uint32_t n_down;
+};
+
+namespace
+{
+
+unsigned int
+grid_of(size_t n)
+{
+	return (unsigned int)((n + THREADS - 1) / THREADS);
+}
+
+/* ---- kernels ---- */
+
+/* out [PADDED]: the n samples, zeros to MAX_SAMPLES, reflected by PAD at both ends */
+__global__ void
+pad30(const void *in, int s16, uint32_t n, float *out)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	int64_t src;
+
+	if (i >= PADDED)
+		return;
+	src = (int64_t)i - PAD;
+	if (src < 0)
+		src = -src;
+	else if (src >= (int64_t)MAX_SAMPLES)
+		src = 2 * ((int64_t)MAX_SAMPLES - 1) - src;
+	if (src >= (int64_t)n) {
+		out[i] = 0.0f;
+	} else if (s16) {
+		const uint8_t *p = (const uint8_t *)in;
+
+		out[i] = (float)(int16_t)(p[2 * src] | p[2 * src + 1] << 8) / 32768.0f;
+	} else {
+		out[i] = ((const float *)in)[src];
+	}
+}
+
+__global__ void
+frames_window(const float *padded, const float *window, float *out)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i >= (size_t)FRAMES * N_FFT)
+		return;
+	out[i] = padded[(i / N_FFT) * HOP + i % N_FFT] * window[i % N_FFT];
+}
+
+/* out [FRAMES x n_mels] = log10(max(filters . |X|^2, 1e-10)), as mel.c */
+__global__ void
+mel_rows(const cufftComplex *spec, const float *filters, const int *lo, const int *hi,
+	 uint32_t n_mels, float *out)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	uint32_t t, m;
+	float acc = 0.0f;
+
+	if (i >= (size_t)FRAMES * n_mels)
+		return;
+	t = (uint32_t)(i / n_mels);
+	m = (uint32_t)(i % n_mels);
+	for (int k = lo[m]; k < hi[m]; k++) {
+		cufftComplex c = spec[(size_t)t * BINS + k];
+
+		acc += filters[m * BINS + k] * (c.x * c.x + c.y * c.y);
+	}
+	out[i] = log10f(fmaxf(acc, 1e-10f));
+}
+
+/* *out = max of x[0..n) (one block of 1024 threads) */
+__global__ void
+reduce_max(const float *x, size_t n, float *out)
+{
+	__shared__ float best[1024];
+	float v = -INFINITY;
+
+	for (size_t i = threadIdx.x; i < n; i += blockDim.x)
+		v = fmaxf(v, x[i]);
+	best[threadIdx.x] = v;
+	__syncthreads();
+	for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {
+		if (threadIdx.x < s)
+			best[threadIdx.x] = fmaxf(best[threadIdx.x], best[threadIdx.x + s]);
+		__syncthreads();
+	}
+	if (threadIdx.x == 0)
+		*out = best[0];
+}
+
+__global__ void
+clamp_scale(float *x, size_t n, const float *max)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		x[i] = (fmaxf(x[i], *max - 8.0f) + 4.0f) / 4.0f;
+}
+
+} /* namespace */
+
+/* ---- the net ---- */
+
+extern "C" void
+mb_cuda_whisper_destroy(struct mb_cuda_whisper **np)
+{
+	if (np == NULL || *np == NULL)
+		return;
+	mb_tf_store_destroy(&(*np)->store);
+	free((*np)->blocks);
+	delete *np;
+	*np = NULL;
+}
+
+extern "C" size_t
+mb_cuda_whisper_bytes(const struct mb_cuda_whisper *net)
+{
+	return mb_tf_store_bytes(net->store);
+}
+
+static int
+upload(struct mb_cuda_whisper *w, const struct mb_cuda_whisper_desc *d, char *err, size_t err_len)
+{
+	const uint32_t c1_rows[1] = {d->d}, c2_rows[1] = {d->d};
+	int rc;
+
+	if ((rc = mb_tf_store_create(d->device, d->prec, &w->store, err, err_len)) < 0 ||
+	    (rc = mb_tf_store_matrix(w->store, &d->conv1_w, c1_rows, 1, 3 * d->n_mels, -1,
+				     &w->conv1_w, err, err_len)) < 0 ||
+	    (rc = mb_tf_store_matrix(w->store, &d->conv2_w, c2_rows, 1, 3 * d->d, -1, &w->conv2_w,
+				     err, err_len)) < 0 ||
+	    (rc = mb_tf_store_f32(w->store, d->conv1_b, d->d, &w->conv1_b, err, err_len)) < 0 ||
+	    (rc = mb_tf_store_f32(w->store, d->conv2_b, d->d, &w->conv2_b, err, err_len)) < 0 ||
+	    (rc = mb_tf_store_f32(w->store, d->pos, (size_t)T_POS * d->d, &w->pos, err, err_len)) <
+		    0 ||
+	    (rc = mb_tf_store_f32(w->store, d->lnf_g, d->d, &w->lnf_g, err, err_len)) < 0 ||
+	    (rc = mb_tf_store_f32(w->store, d->lnf_b, d->d, &w->lnf_b, err, err_len)) < 0 ||
+	    (rc = mb_tf_store_f32(w->store, d->window, N_FFT, &w->window, err, err_len)) < 0 ||
+	    (rc = mb_tf_store_f32(w->store, d->filters, (size_t)d->n_mels * BINS, &w->filters, err,
+				  err_len)) < 0 ||
+	    (rc = mb_tf_store_raw(w->store, d->lo, sizeof(int) * d->n_mels, (const void **)&w->lo,
+				  err, err_len)) < 0 ||
+	    (rc = mb_tf_store_raw(w->store, d->hi, sizeof(int) * d->n_mels, (const void **)&w->hi,
+				  err, err_len)) < 0)
+		return rc;
+	for (uint32_t i = 0; i < d->layers; i++)
+		if ((rc = mb_tf_block_upload(w->store, &d->blocks[i], &w->blocks[i], err,
+					     err_len)) < 0)
+			return rc;
+	return 0;
+}
+
+extern "C" int
+mb_cuda_whisper_create(const struct mb_cuda_whisper_desc *d, struct mb_cuda_whisper **out,
+		       char *err, size_t err_len)
+{
+	struct mb_cuda_whisper *w;
+	int rc;
+
+	*out = NULL;
+	if (d->n_mels == 0 || d->n_mels > 128 || d->layers == 0) {
+		seterr(err, err_len, "whisper of %u mel bins and %u layers", d->n_mels, d->layers);
+		return -1;
+	}
+	w = new (std::nothrow) mb_cuda_whisper();
+	if (w == NULL ||
+	    (w->blocks = (struct mb_tf_block *)calloc(d->layers, sizeof(*w->blocks))) == NULL) {
+		delete w;
+		seterr(err, err_len, "out of memory");
+		return -1;
+	}
+	w->d = d->d;
+	w->layers = d->layers;
+	w->heads = d->heads;
+	w->ffn = d->ffn;
+	w->n_mels = d->n_mels;
+	if ((rc = upload(w, d, err, err_len)) < 0) {
+		mb_cuda_whisper_destroy(&w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+/* ---- a worker ---- */
+
+/* the stem's use of the big region: im2col columns (conv1's or conv2's), then conv1's output */
+static size_t
+col_bytes(uint32_t d, uint32_t n_mels, enum mb_tf_prec prec, uint32_t n)
+{
+	size_t c1 = (size_t)n * FRAMES * 3 * n_mels, c2 = (size_t)n * T_POS * 3 * d;
+
+	return (((c1 > c2 ? c1 : c2) * mb_tf_prec_size(prec)) + 255) & ~(size_t)255;
+}
+
+static size_t
+stem_bytes(uint32_t d, uint32_t n_mels, enum mb_tf_prec prec, uint32_t n)
+{
+	return col_bytes(d, n_mels, prec, n) + (size_t)n * FRAMES * d * sizeof(float);
+}
+
+extern "C" size_t
+mb_cuda_whisper_worker_bytes(uint32_t d, uint32_t heads, uint32_t ffn, uint32_t n_mels,
+			     enum mb_tf_prec prec, uint32_t n)
+{
+	size_t fixed = (size_t)PADDED * 4 + (size_t)FRAMES * N_FFT * 4 +
+		       (size_t)FRAMES * BINS * sizeof(cufftComplex) + (32u << 20); /* + cuBLAS */
+	size_t per = (size_t)n * ((size_t)MAX_SAMPLES * 4 + (size_t)FRAMES * n_mels * 4 + 4);
+
+	return fixed + per +
+	       mb_tf_acts_bytes(n, T_POS, d, heads, ffn, prec, stem_bytes(d, n_mels, prec, n));
+}
+
+static void
+free_events(struct mb_cuda_whisper_worker *w)
+{
+	for (uint32_t i = 0; i < w->n_down; i++)
+		if (w->down[i] != NULL)
+			cudaEventDestroy(w->down[i]);
+	free(w->down);
+	w->down = NULL;
+	w->n_down = 0;
+}
+
+extern "C" void
+mb_cuda_whisper_worker_destroy(struct mb_cuda_whisper_worker **wp)
+{
+	struct mb_cuda_whisper_worker *w;
+
+	if (wp == NULL || *wp == NULL)
+		return;
+	w = *wp;
+	mb_tf_ctx_destroy(&w->ctx); /* waits for the stream */
+	if (w->fft_made)
+		cufftDestroy(w->fft);
+	mb_tf_acts_free(&w->acts);
+	cudaFree(w->padded);
+	cudaFree(w->frames);
+	cudaFree(w->spec);
+	cudaFree(w->d_in);
+	cudaFreeHost(w->pin_in);
+	cudaFree(w->mel);
+	cudaFree(w->max);
+	cudaFreeHost(w->pin_out);
+	free_events(w);
+	delete w;
+	*wp = NULL;
+}
+
+static int
+worker_setup(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w, char *err,
+	     size_t err_len)
+{
+	int rc;
+
+	if ((rc = mb_tf_ctx_create(mb_tf_store_device(net->store), mb_tf_store_prec(net->store),
+				   &w->ctx, err, err_len)) < 0)
+		return rc;
+	FFT_OK(cufftPlan1d(&w->fft, N_FFT, CUFFT_R2C, FRAMES));
+	w->fft_made = true;
+	CUDA_OK(cudaMalloc((void **)&w->padded, (size_t)PADDED * sizeof(float)));
+	CUDA_OK(cudaMalloc((void **)&w->frames, (size_t)FRAMES * N_FFT * sizeof(float)));
+	CUDA_OK(cudaMalloc((void **)&w->spec, (size_t)FRAMES * BINS * sizeof(cufftComplex)));
+	return 0;
+}
+
+extern "C" int
+mb_cuda_whisper_worker_create(const struct mb_cuda_whisper *net,
+			      struct mb_cuda_whisper_worker **out, char *err, size_t err_len)
+{
+	struct mb_cuda_whisper_worker *w = new (std::nothrow) mb_cuda_whisper_worker();
+	int rc;
+
+	*out = NULL;
+	if (w == NULL) {
+		seterr(err, err_len, "out of memory");
+		return -1;
+	}
+	if ((rc = worker_setup(net, w, err, err_len)) < 0) {
+		mb_cuda_whisper_worker_destroy(&w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+/* Buffers for @p n items (grown when a larger batch first arrives). */
+static int
+reserve(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w, uint32_t n, char *err,
+	size_t err_len)
+{
+	enum mb_tf_prec prec = mb_tf_ctx_prec(w->ctx);
+	int rc;
+
+	if ((rc = mb_tf_acts_reserve(w->ctx, &w->acts, n, T_POS, net->d, net->heads, net->ffn,
+				     stem_bytes(net->d, net->n_mels, prec, n), err, err_len)) < 0)
+		return rc;
+	if (n <= w->cap)
+		return 0;
+	CUDA_OK(cudaStreamSynchronize((cudaStream_t)mb_tf_ctx_stream(w->ctx)));
+	cudaFree(w->d_in);
+	cudaFreeHost(w->pin_in);
+	cudaFree(w->mel);
+	cudaFree(w->max);
+	cudaFreeHost(w->pin_out);
+	free_events(w);
+	w->d_in = w->pin_in = NULL;
+	w->mel = w->max = w->pin_out = NULL;
+	w->cap = 0;
+	w->down = (cudaEvent_t *)calloc(n, sizeof(*w->down));
+	if (w->down == NULL) {
+		seterr(err, err_len, "out of memory");
+		return -1;
+	}
+	w->n_down = n;
+	for (uint32_t i = 0; i < n; i++)
+		CUDA_OK(cudaEventCreateWithFlags(&w->down[i], cudaEventDisableTiming));
+	CUDA_OK(cudaMalloc(&w->d_in, (size_t)n * MAX_SAMPLES * 4));
+	CUDA_OK(cudaMallocHost(&w->pin_in, (size_t)n * MAX_SAMPLES * 4));
+	CUDA_OK(cudaMalloc((void **)&w->mel, (size_t)n * FRAMES * net->n_mels * sizeof(float)));
+	CUDA_OK(cudaMalloc((void **)&w->max, (size_t)n * sizeof(float)));
+	CUDA_OK(cudaMallocHost((void **)&w->pin_out, (size_t)n * T_POS * net->d * sizeof(float)));
+	w->cap = n;
+	return 0;
+}
+
+/* Item @p i: stage, upload and take its log-mel into w->mel + i (all queued on @p s). */
+static int
+front_end(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
+	  const struct mb_cuda_audio_item *it, uint32_t i, cudaStream_t s, char *err,
+	  size_t err_len)
+{
+	const size_t bytes = (size_t)it->samples * (it->pcm_s16 ? 2 : 4);
+	const size_t cells = (size_t)FRAMES * net->n_mels;
+	uint8_t *pin = (uint8_t *)w->pin_in + (size_t)i * MAX_SAMPLES * 4;
+	uint8_t *dev = (uint8_t *)w->d_in + (size_t)i * MAX_SAMPLES * 4;
+	float *mel = w->mel + (size_t)i * cells;
+
+	if (it->samples < N_FFT || it->samples > MAX_SAMPLES) {
+		seterr(err, err_len, "item %u: %u samples, expected %d..%u", i, it->samples, N_FFT,
+		       MAX_SAMPLES);
+		return -1;
+	}
+	/* slot i's last reader was the previous run, which ended with a synchronisation */
+	memcpy(pin, it->payload, bytes);
+	CUDA_OK(cudaMemcpyAsync(dev, pin, bytes, cudaMemcpyHostToDevice, s));
+	pad30<<<grid_of(PADDED), THREADS, 0, s>>>(dev, it->pcm_s16, it->samples, w->padded);
+	frames_window<<<grid_of((size_t)FRAMES * N_FFT), THREADS, 0, s>>>(w->padded, net->window,
+									  w->frames);
+	CUDA_OK(cudaGetLastError());
+	FFT_OK(cufftExecR2C(w->fft, w->frames, w->spec));
+	mel_rows<<<grid_of(cells), THREADS, 0, s>>>(w->spec, net->filters, net->lo, net->hi,
+						    net->n_mels, mel);
+	reduce_max<<<1, 1024, 0, s>>>(mel, cells, w->max + i);
+	clamp_scale<<<grid_of(cells), THREADS, 0, s>>>(mel, cells, w->max + i);
+	CUDA_OK(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int
+mb_cuda_whisper_run(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
+		    const struct mb_cuda_audio_item *items, uint32_t n, void *stream, char *err,
+		    size_t err_len)
+{
+	const uint32_t d = net->d, nm = net->n_mels;
+	enum mb_tf_prec prec = mb_tf_ctx_prec(w->ctx);
+	size_t rows = (size_t)n * T_POS, col;
+	struct mb_tf_acts *A = &w->acts;
+	cudaStream_t s;
+	float *h1;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if ((rc = mb_tf_ctx_begin(w->ctx, stream, err, err_len)) < 0)
+		return rc;
+	s = (cudaStream_t)mb_tf_ctx_stream(w->ctx);
+	/* a run that failed half-way may have left work queued that reads the staging */
+	CUDA_OK(cudaStreamSynchronize(s));
+	if ((rc = reserve(net, w, n, err, err_len)) < 0)
+		return rc;
+	FFT_OK(cufftSetStream(w->fft, s));
+	for (uint32_t i = 0; i < n; i++)
+		if ((rc = front_end(net, w, &items[i], i, s, err, err_len)) < 0)
+			return rc;
+
+	/* the stem, every item at once: columns at the start of big, conv1's output after */
+	col = col_bytes(d, nm, prec, n);
+	h1 = (float *)((uint8_t *)A->big + col);
+	if ((rc = mb_tf_im2col3(w->ctx, w->mel, n, FRAMES, nm, 1, FRAMES, A->big, err, err_len)) <
+		    0 ||
+	    (rc = mb_tf_linear(w->ctx, n * FRAMES, d, 3 * nm, A->big, 3 * nm, prec, net->conv1_w,
+			       prec, 1.0f, 0.0f, h1, d, 1, err, err_len)) < 0 ||
+	    (rc = mb_tf_bias_act(w->ctx, h1, (size_t)n * FRAMES, d, net->conv1_b, 1, NULL, 0, err,
+				 err_len)) < 0 ||
+	    (rc = mb_tf_im2col3(w->ctx, h1, n, FRAMES, d, 2, T_POS, A->big, err, err_len)) < 0 ||
+	    (rc = mb_tf_linear(w->ctx, (uint32_t)rows, d, 3 * d, A->big, 3 * d, prec, net->conv2_w,
+			       prec, 1.0f, 0.0f, A->x, d, 1, err, err_len)) < 0 ||
+	    (rc = mb_tf_bias_act(w->ctx, A->x, rows, d, net->conv2_b, 1, net->pos, T_POS, err,
+				 err_len)) < 0)
+		return rc;
+
+	for (uint32_t l = 0; l < net->layers; l++)
+		if ((rc = mb_tf_block_forward(w->ctx, &net->blocks[l], A, n, err, err_len)) < 0)
+			return rc;
+
+	/* the final LayerNorm, F32, into big; down through pinned memory item by item, each
+	 * item copied out on the host while the next one's download runs */
+	if ((rc = mb_tf_layernorm(w->ctx, A->x, (uint32_t)rows, d, net->lnf_g, net->lnf_b, LN_EPS,
+				  A->big, 1, err, err_len)) < 0)
+		return rc;
+	for (uint32_t i = 0; i < n; i++) {
+		const size_t off = (size_t)i * T_POS * d;
+
+		CUDA_OK(cudaMemcpyAsync(w->pin_out + off, A->big + off,
+					(size_t)T_POS * d * sizeof(float), cudaMemcpyDeviceToHost,
+					s));
+		CUDA_OK(cudaEventRecord(w->down[i], s));
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		CUDA_OK(cudaEventSynchronize(w->down[i]));
+		memcpy(items[i].out, w->pin_out + (size_t)i * T_POS * d,
+		       (size_t)T_POS * d * sizeof(float));
+	}
+	CUDA_OK(cudaStreamSynchronize(s));
+	return 0;
+}
