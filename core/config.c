@@ -329,7 +329,7 @@ mb_config_defaults(struct mb_config *c)
 	c->cpu_serve = MB_CPU_SERVE_AUTO;
 	c->cuda_mode = MB_CUDA_AUTO;
 	c->n_cuda_gpus = 0;
-	c->cuda_unit_mb = 1024;
+	c->cuda_unit_mb = 64;
 	c->cuda_reserve_mb = 1024;
 	c->cuda_max_units = 0;
 	c->cuda_workers = 1;

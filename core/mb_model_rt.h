@@ -59,6 +59,14 @@ struct mb_model {
 	uint32_t base_units;
 	double item_units_per_second;
 	/**
+	 * > 0: every item costs this many units whatever its length (a network on a GPU: an item
+	 * is one window, whose activations do not depend on how much of it the media fills).
+	 */
+	uint32_t item_units_window;
+	/** Device memory each GPU worker keeps for this model (cuBLAS workspace, FFT plans):
+	 * outside the units, taken off a GPU's capacity (0: none known). */
+	uint64_t gpu_worker_bytes;
+	/**
 	 * The watchdog: a batch whose run() takes longer than this is presumed hung (0: never).
 	 * Then the model is disabled: @c hung is set (after @c hung_reason), and its requests
 	 * are answered UNAVAILABLE with that reason until the daemon restarts.
@@ -99,8 +107,8 @@ struct mb_model {
 };
 
 /**
- * Units one item costs on @p model (ceil of item_units_per_second x media seconds). Any
- * thread.
+ * Units one item costs on @p model: item_units_window when set, else the ceiling of
+ * item_units_per_second x media seconds. Any thread.
  *
  * Inline so that core's library needs nothing from net/ (mb_proto_audio_seconds() is
  * net/proto.c's): only its callers, all above net/, link that.
@@ -110,6 +118,8 @@ mb_model_item_cost(const struct mb_model *model, const struct mb_request_hdr *hd
 {
 	double seconds;
 
+	if (model->item_units_window != 0)
+		return model->item_units_window;
 	if (model->item_units_per_second <= 0.0)
 		return 0;
 	switch (hdr->media) {

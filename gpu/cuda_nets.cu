@@ -1,19 +1,17 @@
 /*
- * cuda_nets.cu: the built-in models logmel and clap on a CUDA device (see
- * cuda_nets_internal.h). The transformer networks (whisper, videomae) have their own CUDA
- * path on the transformer module: cuda_tf.cu, cuda_whisper.cu, cuda_videomae.cu.
+ * cuda_nets.cu: the built-in model logmel on a CUDA device (see cuda_nets_internal.h). The
+ * transformer networks (whisper, videomae) have their own CUDA path on the transformer module:
+ * cuda_tf.cu, cuda_whisper.cu, cuda_videomae.cu; clap runs on the CPU only.
  *
- * Per audio item (logmel, clap), all on the scratch's compute stream:
+ * Per audio item, all on the scratch's compute stream:
  *   pcm_to_padded   PCM (s16 or f32) -> float, reflect-padded by 200 at both ends
  *   frames_window   [frames x 400] = padded[t * 160 + k] * hann[k]
  *   cuFFT R2C       400-point, in calls of 256 frames -> [frames x 201] complex
  *   power_mel       [n_mels x frames] = log10(max(filters . |X|^2, 1e-10)), channel-major
  *   reduce_max + clamp_scale   (max(x, max - 8) + 4) / 4
- *   logmel: transpose to [frames x 80]; clap: cuDNN conv (NCHW, H = 1) + bias_gelu per
- *   layer, row_mean, cuBLAS SGEMV, l2_normalise.
+ *   transpose       to [frames x n_mels], the result's layout
  *
- * Numerics: FP32 throughout, FMA math (no TF32) in cuDNN, cuBLAS' default FP32 math;
- * reductions that the CPU code does in double are done in double here too.
+ * Numerics: FP32 throughout, as the CPU code.
  *
  * Overlap: item i + 1's payload is staged in pinned memory and uploaded on the copy stream
  * while item i computes; device input buffers are double-buffered. Nothing is allocated
@@ -25,9 +23,7 @@
 #include <mutex>
 #include <new>
 
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
-#include <cudnn.h>
 #include <cufft.h>
 
 #include "cuda_check_internal.h"
@@ -37,7 +33,6 @@
 #define HOP 160
 #define PAD 200
 #define BINS 201
-#define MAX_W 8
 /* The STFT runs in calls of FFT_CHUNK frames, so an item's FFT work follows its own length
  * (at most FFT_CHUNK - 1 frames more), not the longest item's. */
 #define FFT_CHUNK 256
@@ -47,20 +42,14 @@ struct mb_cuda_net {
 	int device;
 	int n_mels;
 	uint32_t max_samples;
-	float *window;	 /* [400] */
-	float *filters;	 /* [n_mels x 201] */
-	float *w[MAX_W]; /* unused entries NULL: destroy frees all MAX_W */
+	float *window;	/* [400] */
+	float *filters; /* [n_mels x 201] */
 };
 
 struct mb_cuda_scratch {
 	const struct mb_cuda_net *net;
 	cudaStream_t copy, compute;
 	cudaEvent_t uploaded[2];
-	cublasHandle_t blas;
-	cudnnHandle_t dnn;
-	cudnnTensorDescriptor_t xd, yd;
-	cudnnFilterDescriptor_t wd;
-	cudnnConvolutionDescriptor_t cd;
 	cufftHandle fft;
 	bool fft_made;
 	uint32_t max_frames;
@@ -68,14 +57,12 @@ struct mb_cuda_scratch {
 	size_t in_cap, out_cap;
 	void *pin_in[2], *pin_out; /* pinned host staging */
 	void *d_in[2];		   /* raw payload on the device */
-	float *d_x;		   /* padded samples / normalised video */
+	float *d_x;		   /* padded samples */
 	float *d_frames;	   /* [frames x 400] */
 	cufftComplex *d_spec;	   /* [frames x 201] */
-	float *d_a, *d_b;	   /* activations, channel-major */
-	float *d_vec, *d_out;
+	float *d_a;		   /* the log-mel [n_mels x frames], channel-major */
+	float *d_out;		   /* [frames x n_mels] */
 	float *d_max;
-	void *d_ws;
-	size_t ws_cap;
 	/* perf only (mb_cuda_timing_enable before the scratch is made): per item, upload
 	 * start/end on the copy stream and compute start/end on the compute stream */
 	bool timed;
@@ -178,19 +165,6 @@ clamp_scale(float *x, size_t n, const float *max)
 		x[i] = (fmaxf(x[i], *max - 8.0f) + 4.0f) / 4.0f;
 }
 
-/* x[c][t] = gelu(x[c][t] + b[c]), exact (erf) GELU */
-__global__ void
-bias_gelu(float *x, const float *b, uint32_t channels, uint32_t t_len)
-{
-	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-	float v;
-
-	if (i >= (size_t)channels * t_len)
-		return;
-	v = x[i] + b[i / t_len];
-	x[i] = 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
-}
-
 /* [rows x cols] -> [cols x rows] */
 __global__ void
 transpose(const float *in, uint32_t rows, uint32_t cols, float *out)
@@ -200,42 +174,6 @@ transpose(const float *in, uint32_t rows, uint32_t cols, float *out)
 	if (i >= (size_t)rows * cols)
 		return;
 	out[(i % cols) * rows + i / cols] = in[i];
-}
-
-/* out[r] = mean over the row of x[r][0..cols) (+ b[r] if b), accumulated in double */
-__global__ void
-row_mean(const float *x, uint32_t rows, uint32_t cols, const float *b, float *out)
-{
-	uint32_t r = blockIdx.x * blockDim.x + threadIdx.x;
-	double acc = 0.0;
-
-	if (r >= rows)
-		return;
-	for (uint32_t c = 0; c < cols; c++)
-		acc += x[(size_t)r * cols + c];
-	out[r] = (float)(acc / cols) + (b != NULL ? b[r] : 0.0f);
-}
-
-/* one block: x /= max(|x|, 1e-12) */
-__global__ void
-l2_normalise(float *x, uint32_t n)
-{
-	__shared__ double sum[256];
-	double s = 0.0;
-	float scale;
-
-	for (uint32_t i = threadIdx.x; i < n; i += blockDim.x)
-		s += (double)x[i] * x[i];
-	sum[threadIdx.x] = s;
-	__syncthreads();
-	for (unsigned int k = blockDim.x / 2; k > 0; k >>= 1) {
-		if (threadIdx.x < k)
-			sum[threadIdx.x] += sum[threadIdx.x + k];
-		__syncthreads();
-	}
-	scale = (float)(1.0 / fmax(sqrt(sum[0]), 1e-12));
-	for (uint32_t i = threadIdx.x; i < n; i += blockDim.x)
-		x[i] *= scale;
 }
 
 /* ---- host side ---- */
@@ -263,9 +201,6 @@ mb_cuda_net_destroy(struct mb_cuda_net **np)
 	cudaSetDevice(n->device);
 	cudaFree(n->window);
 	cudaFree(n->filters);
-	/* all of them: one whose upload failed after its cudaMalloc is set too */
-	for (uint32_t i = 0; i < MAX_W; i++)
-		cudaFree(n->w[i]);
 	delete n;
 	*np = NULL;
 }
@@ -288,10 +223,6 @@ net_create(const struct mb_cuda_net_desc *d, struct mb_cuda_net *n, char *err, s
 	    (rc = upload(d->filters, (size_t)d->n_mels * BINS * sizeof(float), &n->filters, err,
 			 err_len)) < 0)
 		return rc;
-	for (uint32_t i = 0; i < d->n_w; i++)
-		if ((rc = upload(d->w[i], d->w_numel[i] * sizeof(float), &n->w[i], err, err_len)) <
-		    0)
-			return rc;
 	/* cudaMemcpy from pageable memory may return before its DMA lands, and the workers'
 	 * streams are non-blocking (no implicit order with the legacy stream): wait here */
 	CUDA_OK(cudaStreamSynchronize(cudaStreamLegacy));
@@ -306,8 +237,10 @@ mb_cuda_net_create(const struct mb_cuda_net_desc *d, struct mb_cuda_net **out, c
 	int rc;
 
 	*out = NULL;
-	if (d->n_w > MAX_W) {
-		seterr(err, err_len, "too many weight tensors (%u)", d->n_w);
+	if (d->kind != MB_CUDA_LOGMEL || d->n_mels <= 0 || d->window == NULL ||
+	    d->filters == NULL) {
+		seterr(err, err_len, "CUDA net of kind %d: only logmel's front end is here",
+		       (int)d->kind);
 		return -1;
 	}
 	n = new (std::nothrow) mb_cuda_net();
@@ -343,18 +276,6 @@ mb_cuda_scratch_destroy(struct mb_cuda_scratch **sp)
 		cudaStreamSynchronize(s->copy);
 	if (s->fft_made)
 		cufftDestroy(s->fft);
-	if (s->xd != NULL)
-		cudnnDestroyTensorDescriptor(s->xd);
-	if (s->yd != NULL)
-		cudnnDestroyTensorDescriptor(s->yd);
-	if (s->wd != NULL)
-		cudnnDestroyFilterDescriptor(s->wd);
-	if (s->cd != NULL)
-		cudnnDestroyConvolutionDescriptor(s->cd);
-	if (s->dnn != NULL)
-		cudnnDestroy(s->dnn);
-	if (s->blas != NULL)
-		cublasDestroy(s->blas);
 	for (int i = 0; i < 2; i++) {
 		cudaFreeHost(s->pin_in[i]);
 		cudaFree(s->d_in[i]);
@@ -366,11 +287,8 @@ mb_cuda_scratch_destroy(struct mb_cuda_scratch **sp)
 	cudaFree(s->d_frames);
 	cudaFree(s->d_spec);
 	cudaFree(s->d_a);
-	cudaFree(s->d_b);
-	cudaFree(s->d_vec);
 	cudaFree(s->d_out);
 	cudaFree(s->d_max);
-	cudaFree(s->d_ws);
 	for (int i = 0; i < MB_CUDA_TIMED_ITEMS; i++) {
 		cudaEvent_t *ev[4] = {&s->up0[i], &s->up1[i], &s->c0[i], &s->c1[i]};
 
@@ -397,21 +315,10 @@ scratch_create(struct mb_cuda_scratch *s, char *err, size_t err_len)
 	CUDA_OK(cudaStreamCreateWithFlags(&s->compute, cudaStreamNonBlocking));
 	for (int i = 0; i < 2; i++)
 		CUDA_OK(cudaEventCreateWithFlags(&s->uploaded[i], cudaEventDisableTiming));
-	BLAS_OK(cublasCreate(&s->blas));
-	BLAS_OK(cublasSetStream(s->blas, s->compute));
-	DNN_OK(cudnnCreate(&s->dnn));
-	DNN_OK(cudnnSetStream(s->dnn, s->compute));
-	DNN_OK(cudnnCreateTensorDescriptor(&s->xd));
-	DNN_OK(cudnnCreateTensorDescriptor(&s->yd));
-	DNN_OK(cudnnCreateFilterDescriptor(&s->wd));
-	DNN_OK(cudnnCreateConvolutionDescriptor(&s->cd));
-	DNN_OK(cudnnSetConvolutionMathType(s->cd, CUDNN_FMA_MATH));
 	s->max_frames = n->max_samples / HOP;
 	s->in_cap = (size_t)n->max_samples * 4; /* F32 is the larger encoding */
-	/* 384 values per frame: more than logmel's 80 and clap's widest (128 channels x frames,
-	 * 256 x frames / 2) need */
-	s->out_cap = (size_t)s->max_frames * 384 * sizeof(float);
-	act = (size_t)s->max_frames * 384;
+	act = (size_t)s->max_frames * (size_t)n->n_mels;
+	s->out_cap = act * sizeof(float);
 	x_len = (size_t)n->max_samples + 2 * PAD;
 	s->fft_frames = (s->max_frames + FFT_CHUNK - 1) / FFT_CHUNK * FFT_CHUNK;
 	FFT_OK(cufftPlan1d(&s->fft, N_FFT, CUFFT_R2C, FFT_CHUNK));
@@ -432,12 +339,8 @@ scratch_create(struct mb_cuda_scratch *s, char *err, size_t err_len)
 	CUDA_OK(cudaMallocHost(&s->pin_out, s->out_cap));
 	CUDA_OK(cudaMalloc((void **)&s->d_x, x_len * sizeof(float)));
 	CUDA_OK(cudaMalloc((void **)&s->d_a, act * sizeof(float)));
-	CUDA_OK(cudaMalloc((void **)&s->d_b, act * sizeof(float)));
-	CUDA_OK(cudaMalloc((void **)&s->d_vec, 1024 * sizeof(float)));
 	CUDA_OK(cudaMalloc((void **)&s->d_out, s->out_cap));
 	CUDA_OK(cudaMalloc((void **)&s->d_max, sizeof(float)));
-	s->ws_cap = 64u << 20;
-	CUDA_OK(cudaMalloc(&s->d_ws, s->ws_cap));
 	{
 		std::lock_guard<std::mutex> lock(g_timing_mu);
 
@@ -477,79 +380,6 @@ mb_cuda_scratch_create(const struct mb_cuda_net *net, struct mb_cuda_scratch **o
 	return 0;
 }
 
-/*
- * y = conv(x, w) with the scratch's descriptors as set. The algorithm is implicit GEMM under
- * FMA math; should this cuDNN not support it for a shape, the first FMA algorithm of cuDNN's
- * heuristics whose workspace fits is used instead (the numerics stay FP32 FMA).
- */
-static int
-conv_forward(struct mb_cuda_scratch *s, const float *x, const float *w, float *y, char *err,
-	     size_t err_len)
-{
-	cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-	const float one = 1.0f, zero = 0.0f;
-	cudnnStatus_t st;
-	size_t ws = 0;
-	int got = 0;
-
-	st = cudnnGetConvolutionForwardWorkspaceSize(s->dnn, s->xd, s->wd, s->cd, s->yd,
-						     CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, &ws);
-	if (st == CUDNN_STATUS_SUCCESS && ws <= s->ws_cap) {
-		st = cudnnConvolutionForward(s->dnn, &one, s->xd, x, s->wd, w, s->cd,
-					     CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, s->d_ws, ws,
-					     &zero, s->yd, y);
-		if (st == CUDNN_STATUS_SUCCESS)
-			return 0;
-		if (st != CUDNN_STATUS_NOT_SUPPORTED) {
-			seterr(err, err_len, "cudnnConvolutionForward (implicit GEMM): %s",
-			       cudnnGetErrorString(st));
-			return -1000 - (int)st;
-		}
-	}
-	DNN_OK(cudnnGetConvolutionForwardAlgorithm_v7(
-		s->dnn, s->xd, s->wd, s->cd, s->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
-	for (int i = 0; i < got; i++) {
-		if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].mathType != CUDNN_FMA_MATH ||
-		    perf[i].memory > s->ws_cap)
-			continue;
-		st = cudnnConvolutionForward(s->dnn, &one, s->xd, x, s->wd, w, s->cd, perf[i].algo,
-					     s->d_ws, perf[i].memory, &zero, s->yd, y);
-		if (st == CUDNN_STATUS_SUCCESS)
-			return 0;
-	}
-	seterr(err, err_len,
-	       "cuDNN runs this convolution with no FMA algorithm in %zu bytes of workspace "
-	       "(implicit GEMM wanted %zu)",
-	       s->ws_cap, ws);
-	return -1;
-}
-
-/* y [1, cout, 1, t_out] = conv1d(x [1, cin, 1, t]) (k 3, padding 1), then bias + GELU */
-static int
-conv1d(struct mb_cuda_scratch *s, const float *x, uint32_t t, uint32_t cin, const float *w,
-       const float *b, uint32_t cout, uint32_t stride, float *y, uint32_t *t_out, char *err,
-       size_t err_len)
-{
-	int n, c, h, wd, rc;
-
-	DNN_OK(cudnnSetTensor4dDescriptor(s->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, (int)cin,
-					  1, (int)t));
-	DNN_OK(cudnnSetFilter4dDescriptor(s->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int)cout,
-					  (int)cin, 1, 3));
-	DNN_OK(cudnnSetConvolution2dDescriptor(s->cd, 0, 1, 1, (int)stride, 1, 1,
-					       CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-	/* again after the descriptor is set, so no TF32 (FMA, like the CPU reference) */
-	DNN_OK(cudnnSetConvolutionMathType(s->cd, CUDNN_FMA_MATH));
-	DNN_OK(cudnnGetConvolution2dForwardOutputDim(s->cd, s->xd, s->wd, &n, &c, &h, &wd));
-	DNN_OK(cudnnSetTensor4dDescriptor(s->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, wd));
-	if ((rc = conv_forward(s, x, w, y, err, err_len)) < 0)
-		return rc;
-	bias_gelu<<<blocks((size_t)cout * wd, 256), 256, 0, s->compute>>>(y, b, cout, (uint32_t)wd);
-	CUDA_OK(cudaGetLastError());
-	*t_out = (uint32_t)wd;
-	return 0;
-}
-
 /* the log-mel of item @p it into s->d_a: [n_mels x frames], channel-major */
 static int
 logmel(struct mb_cuda_scratch *s, const void *d_in, const struct mb_cuda_item *it, char *err,
@@ -576,42 +406,19 @@ logmel(struct mb_cuda_scratch *s, const void *d_in, const struct mb_cuda_item *i
 	return 0;
 }
 
+/* logmel's result of item @p it into s->d_out: [frames x n_mels] */
 static int
 run_audio(struct mb_cuda_scratch *s, const void *d_in, const struct mb_cuda_item *it, char *err,
 	  size_t err_len)
 {
 	const struct mb_cuda_net *n = s->net;
-	uint32_t t1 = it->samples / HOP, t2, t3, t;
-	const float one = 1.0f;
+	uint32_t frames = it->samples / HOP;
 	int rc;
 
 	if ((rc = logmel(s, d_in, it, err, err_len)) < 0)
 		return rc;
-	switch (n->kind) {
-	case MB_CUDA_LOGMEL:
-		transpose<<<blocks((size_t)t1 * n->n_mels, 256), 256, 0, s->compute>>>(
-			s->d_a, (uint32_t)n->n_mels, t1, s->d_out);
-		break;
-	case MB_CUDA_CLAP:
-		if ((rc = conv1d(s, s->d_a, t1, 64, n->w[0], n->w[1], 128, 1, s->d_b, &t, err,
-				 err_len)) < 0 ||
-		    (rc = conv1d(s, s->d_b, t, 128, n->w[2], n->w[3], 256, 2, s->d_a, &t2, err,
-				 err_len)) < 0 ||
-		    (rc = conv1d(s, s->d_a, t2, 256, n->w[4], n->w[5], 256, 2, s->d_b, &t3, err,
-				 err_len)) < 0)
-			return rc;
-		row_mean<<<1, 256, 0, s->compute>>>(s->d_b, 256, t3, NULL, s->d_vec);
-		CUDA_OK(cudaMemcpyAsync(s->d_out, n->w[7], 512 * sizeof(float),
-					cudaMemcpyDeviceToDevice, s->compute));
-		/* proj.weight [512 x 256] row-major is [256 x 512] column-major: y = W x + b */
-		BLAS_OK(cublasSgemv(s->blas, CUBLAS_OP_T, 256, 512, &one, n->w[6], 256, s->d_vec, 1,
-				    &one, s->d_out, 1));
-		l2_normalise<<<1, 256, 0, s->compute>>>(s->d_out, 512);
-		break;
-	default:
-		seterr(err, err_len, "not an audio model");
-		return -1;
-	}
+	transpose<<<blocks((size_t)frames * n->n_mels, 256), 256, 0, s->compute>>>(
+		s->d_a, (uint32_t)n->n_mels, frames, s->d_out);
 	CUDA_OK(cudaGetLastError());
 	return 0;
 }

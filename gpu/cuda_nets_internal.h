@@ -1,22 +1,20 @@
 /**
  * @file
- * Private to gpu/: the built-in models logmel and clap on a CUDA device (cuda_nets.cu), behind
- * plain C; and what perf/model_bench measures of every model's CUDA code (cuda_bench.cu, and
- * the GEMMs that the transformer networks whisper and videomae issue: their CUDA path is
- * cuda_tf_internal.h's).
+ * Private to gpu/: the built-in model logmel on a CUDA device (cuda_nets.cu), behind plain C;
+ * and what perf/model_bench measures of every model's CUDA code (cuda_bench.cu, and the GEMMs
+ * that the transformer networks whisper and videomae issue: their CUDA path is
+ * cuda_tf_internal.h's). clap runs on the CPU only.
  *
- * A net (struct mb_cuda_net) is one model's constant device data: weights uploaded once,
- * the Hann window and mel filterbank. A scratch (struct
- * mb_cuda_scratch) belongs to one worker thread: a CUDA stream for host-to-device copies
- * and one for compute (so item i+1's upload overlaps item i's kernels), cuBLAS, cuDNN and
- * cuFFT handles bound to the compute stream, device buffers sized for the model's largest
- * item, and pinned host staging buffers, all allocated once at worker start.
+ * A net (struct mb_cuda_net) is the model's constant device data: the Hann window and mel
+ * filterbank. A scratch (struct mb_cuda_scratch) belongs to one worker thread: a CUDA stream
+ * for host-to-device copies and one for compute (so item i+1's upload overlaps item i's
+ * kernels), a cuFFT plan bound to the compute stream, device buffers sized for the model's
+ * largest item, and pinned host staging buffers, all allocated once at worker start.
  *
  * mb_cuda_net_run() runs a batch item by item: the payload is copied into pinned staging,
- * uploaded on the copy stream, converted and run on the compute stream (cuFFT STFT, cuDNN
- * convolutions, cuBLAS projections, kernels of our own for the rest), and the result comes
- * back through pinned memory into the caller's buffer. Numerics follow the CPU reference
- * (models/ in C) step for step, in FP32 (no TF32: cuDNN and cuBLAS are set to FMA math).
+ * uploaded on the copy stream, converted and run on the compute stream (cuFFT STFT, kernels
+ * of our own for the rest), and the result comes back through pinned memory into the
+ * caller's buffer. Numerics follow the CPU reference (models/mel.c) step for step, in FP32.
  *
  * Threads: create/destroy a net on the main thread; a scratch and runs on its worker thread.
  */
@@ -33,20 +31,16 @@ extern "C" {
 /* the values are enum mb_gpu_kind's (models/gpu_internal.h) */
 enum mb_cuda_net_kind {
 	MB_CUDA_LOGMEL = 0,
-	MB_CUDA_CLAP = 1,
 };
 
 /** Constant inputs of a net, host memory, borrowed for the call. */
 struct mb_cuda_net_desc {
 	enum mb_cuda_net_kind kind;
-	int device;		 /**< CUDA ordinal */
-	const float *window;	 /**< 400 (periodic Hann) */
-	const float *filters;	 /**< n_mels x 201, dense */
-	int n_mels;		 /**< 80 or 64 */
-	uint32_t max_samples;	 /**< longest item */
-	const float *const *w;	 /**< weights in the CPU model's order (mb_models.h specs) */
-	const uint64_t *w_numel; /**< element count of each */
-	uint32_t n_w;
+	int device;	      /**< CUDA ordinal */
+	const float *window;  /**< 400 (periodic Hann) */
+	const float *filters; /**< n_mels x 201, dense */
+	int n_mels;	      /**< 80 */
+	uint32_t max_samples; /**< longest item */
 };
 
 /** One item of a batch. */
@@ -62,7 +56,7 @@ struct mb_cuda_item {
 struct mb_cuda_net;
 struct mb_cuda_scratch;
 
-/** Upload a net. Returns 0, or a negative value with the CUDA/cuDNN error in @p err. */
+/** Upload a net. Returns 0, or a negative value with the CUDA error in @p err. */
 int mb_cuda_net_create(const struct mb_cuda_net_desc *desc, struct mb_cuda_net **out, char *err,
 		       size_t err_len);
 void mb_cuda_net_destroy(struct mb_cuda_net **net);
@@ -101,20 +95,16 @@ void mb_cuda_timing_take(struct mb_cuda_timing *t);
 
 /*
  * Perf only: the library layers of a built-in model run alone, for comparing the model's
- * achieved FLOP/s with what cuDNN, cuBLAS and cuFFT reach on the same shapes without our
- * glue. The layers: the audio models' STFT (cuFFT R2C, 400 points, one per frame), every
- * convolution (cuDNN), the projection heads (cuBLAS). Inputs are random, in FP32.
+ * achieved FLOP/s with what cuFFT reaches on the same shapes without our glue. The layers:
+ * logmel's STFT (cuFFT R2C, 400 points, one per frame). Inputs are random, in FP32.
  */
 struct mb_cuda_layers {
-	double flop_per_item; /**< convolutions and projections 2*MACs, FFT 2.5 N log2 N */
-	double fft_flop_per_item;
-	/** per item, the layers as the model runs them: one item at a time, implicit-GEMM
-	 * convolutions, SGEMV heads, the STFT in calls of 256 frames */
+	double flop_per_item; /**< the FFT's 2.5 N log2 N per frame */
+	/** per item, the layers as the model runs them: one item at a time, the STFT in calls
+	 * of 256 frames */
 	double ms_as_run;
-	/** per item, @p batch items per call, the fastest FMA algorithm cudnnFind reports,
-	 * SGEMM heads, an FFT plan of exactly the batch's frames */
+	/** per item, @p batch items per call: an FFT plan of exactly the batch's frames */
 	double ms_best;
-	char best_algos[96]; /**< cuDNN's fastest algorithm per convolution, by number */
 };
 
 /**

@@ -1,7 +1,8 @@
 /*
  * cuda_tf.cu: the pre-LayerNorm transformer encoder on a CUDA device (cuda_tf_internal.h):
  * the weights' upload into a store, a worker's context (cuBLAS handle, workspace, stream),
- * the activations of a batch, one block's forward, and the kernels it and the networks' front
+ * the device memory of a run (one stream-ordered allocation from a pool per device), the
+ * activations of a batch, one block's forward, and the kernels it and the networks' front
  * ends share.
  *
  * GEMMs: cublasGemmEx / cublasGemmStridedBatchedEx, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT,
@@ -17,9 +18,24 @@
  * and the MLP hidden need no second buffer; the next GEMM reads them with a row stride of
  * twice the row length for the 16-bit types.
  *
- * Owns: a store's allocations; a context's handle, stream and workspace; a struct
- * mb_tf_acts's buffers. Threads: see the header.
+ * Memory pools: one per device (cudaMemPoolCreate), made when the first context on the device
+ * is, destroyed when the last one is, shared by every network's workers there. Its release
+ * threshold is UINT64_MAX: what a run frees stays mapped in the pool and the next run reuses
+ * it, instead of the driver unmapping it at the run's closing synchronisation and mapping it
+ * again for the next one. That is safe under the service's admission: a run frees its
+ * allocation and waits for the free before it returns (mb_tf_run_free()), while its batch
+ * still holds its device units, so the memory in use never exceeds what the admitted batches
+ * hold. What the pool keeps beyond that is free pages (freed runs of another size need not fit
+ * the next request), and those never stand in the way: should a request, or a cudaMalloc of
+ * ours (weights, workspaces: mb_tf_malloc()), find the device out of memory, the pool gives
+ * its free pages back (cudaMemPoolTrimTo) and the request is tried once more. In steady state
+ * the pool holds the largest set of batches ever admitted at once and maps nothing new.
+ *
+ * Owns: a store's allocations; a context's handle, stream and workspace; the pools. A run's
+ * allocation is its caller's, from mb_tf_run_alloc() to mb_tf_run_free(). Threads: see the
+ * header; the pools' table is behind a mutex.
  */
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -44,8 +60,9 @@
 #define SM_PER (MB_TF_MAX_T / SM_THREADS)
 #define GELU_THREADS 256
 #define GELU_PER (MB_TF_MAX_FF / GELU_THREADS)
-/* cuBLAS workspace per context: what NVIDIA recommends for Hopper */
-#define BLAS_WS (32u << 20)
+#define BLAS_WS ((size_t)MB_TF_BLAS_WS)
+/* devices a process may hold pools on (CUDA ordinals) */
+#define MAX_DEVICES 64
 
 /* ---- types ---- */
 
@@ -415,6 +432,123 @@ record(const struct mb_cuda_gemm *g)
 	g_rec.v[g_rec.n++].count = 1;
 }
 
+/* ---- the pools: one per device, shared by its contexts ---- */
+
+static std::mutex g_pool_mu;
+static struct {
+	cudaMemPool_t pool;
+	uint32_t refs;
+} g_pools[MAX_DEVICES];
+
+/* A reference on @p device's pool (made on the first). */
+static int
+pool_get(int device, cudaMemPool_t *out, char *err, size_t err_len)
+{
+	std::lock_guard<std::mutex> lock(g_pool_mu);
+	uint64_t keep = UINT64_MAX;
+	cudaMemPoolProps props;
+	cudaMemPool_t pool;
+	int supported = 0;
+	cudaError_t e;
+
+	*out = NULL;
+	if (device < 0 || device >= MAX_DEVICES) {
+		seterr(err, err_len, "CUDA device %d: this build takes ordinals 0..%d", device,
+		       MAX_DEVICES - 1);
+		return -1;
+	}
+	if (g_pools[device].refs == 0) {
+		CUDA_OK(cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported,
+					       device));
+		if (!supported) {
+			seterr(err, err_len,
+			       "CUDA device %d has no stream-ordered memory pools "
+			       "(cudaDevAttrMemoryPoolsSupported 0): the CUDA path needs them",
+			       device);
+			return -1;
+		}
+		memset(&props, 0, sizeof(props));
+		props.allocType = cudaMemAllocationTypePinned;
+		props.handleTypes = cudaMemHandleTypeNone;
+		props.location.type = cudaMemLocationTypeDevice;
+		props.location.id = device;
+		CUDA_OK(cudaMemPoolCreate(&pool, &props));
+		/* freed memory stays in the pool (see the top of this file) */
+		e = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+		if (e != cudaSuccess) {
+			cudaMemPoolDestroy(pool);
+			seterr(err, err_len, "cudaMemPoolSetAttribute(release threshold): %s (%s)",
+			       cudaGetErrorString(e), cudaGetErrorName(e));
+			return -(int)e;
+		}
+		g_pools[device].pool = pool;
+	}
+	g_pools[device].refs++;
+	*out = g_pools[device].pool;
+	return 0;
+}
+
+/* Drop a reference on @p device's pool (destroyed with the last). */
+static void
+pool_put(int device)
+{
+	std::lock_guard<std::mutex> lock(g_pool_mu);
+
+	if (device < 0 || device >= MAX_DEVICES || g_pools[device].refs == 0)
+		return;
+	if (--g_pools[device].refs == 0) {
+		/* every run freed its allocation and waited for it: nothing outstanding */
+		cudaMemPoolDestroy(g_pools[device].pool);
+		g_pools[device].pool = NULL;
+	}
+}
+
+extern "C" int
+mb_tf_malloc(int device, void **p, size_t bytes)
+{
+	cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
+
+	if (e == cudaErrorMemoryAllocation && device >= 0 && device < MAX_DEVICES) {
+		std::lock_guard<std::mutex> lock(g_pool_mu);
+
+		(void)cudaGetLastError();
+		/* pages the runs freed and the pool kept: back to the driver, and once more */
+		if (g_pools[device].refs > 0 &&
+		    cudaMemPoolTrimTo(g_pools[device].pool, 0) == cudaSuccess)
+			e = cudaMalloc(p, bytes ? bytes : 1);
+	}
+	if (e != cudaSuccess) {
+		(void)cudaGetLastError();
+		*p = NULL;
+	}
+	return (int)e;
+}
+
+extern "C" int
+mb_tf_pool_stats(int device, int reset, struct mb_tf_pool_stats *out, char *err, size_t err_len)
+{
+	std::lock_guard<std::mutex> lock(g_pool_mu);
+	uint64_t zero = 0;
+	cudaMemPool_t pool;
+
+	memset(out, 0, sizeof(*out));
+	if (device < 0 || device >= MAX_DEVICES || g_pools[device].refs == 0) {
+		seterr(err, err_len, "no memory pool on CUDA device %d (no context there)", device);
+		return -ENOENT;
+	}
+	pool = g_pools[device].pool;
+	if (reset) {
+		CUDA_OK(cudaMemPoolTrimTo(pool, 0));
+		CUDA_OK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReservedMemHigh, &zero));
+		CUDA_OK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+	}
+	CUDA_OK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &out->reserved));
+	CUDA_OK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemHigh, &out->reserved_high));
+	CUDA_OK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &out->used));
+	CUDA_OK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &out->used_high));
+	return 0;
+}
+
 /* ---- the store ---- */
 
 struct mb_tf_store {
@@ -507,8 +641,7 @@ store_alloc(struct mb_tf_store *s, size_t bytes, void **p, char *err, size_t err
 		s->cap = cap;
 	}
 	CUDA_OK(cudaSetDevice(s->device));
-	if (cudaMalloc(p, bytes ? bytes : 1) != cudaSuccess) {
-		(void)cudaGetLastError();
+	if (mb_tf_malloc(s->device, p, bytes) != cudaSuccess) {
 		seterr(err, err_len, "cudaMalloc of %zu bytes for the weights failed (%zu held)",
 		       bytes, s->bytes);
 		return -1;
@@ -568,7 +701,7 @@ mb_tf_store_matrix(struct mb_tf_store *s, const float *const *parts, const uint3
 		return 0;
 	}
 	/* F32 into a temporary, converted on the device (round to nearest even) */
-	if (cudaMalloc((void **)&tmp, n * sizeof(float)) != cudaSuccess) {
+	if (mb_tf_malloc(s->device, (void **)&tmp, n * sizeof(float)) != cudaSuccess) {
 		(void)cudaGetLastError();
 		seterr(err, err_len, "cudaMalloc of %zu bytes to convert a weight failed",
 		       n * sizeof(float));
@@ -682,6 +815,7 @@ struct mb_tf_ctx {
 	cublasHandle_t blas;
 	cudaStream_t own, cur;
 	void *ws;
+	cudaMemPool_t pool; /* a reference on the device's, NULL until taken */
 };
 
 extern "C" void
@@ -702,6 +836,8 @@ mb_tf_ctx_destroy(struct mb_tf_ctx **cp)
 	cudaFree(c->ws);
 	if (c->own != NULL)
 		cudaStreamDestroy(c->own);
+	if (c->pool != NULL)
+		pool_put(c->device);
 	delete c;
 	*cp = NULL;
 }
@@ -709,10 +845,14 @@ mb_tf_ctx_destroy(struct mb_tf_ctx **cp)
 static int
 ctx_setup(struct mb_tf_ctx *c, char *err, size_t err_len)
 {
+	int rc;
+
 	CUDA_OK(cudaSetDevice(c->device));
+	if ((rc = pool_get(c->device, &c->pool, err, err_len)) < 0)
+		return rc;
 	CUDA_OK(cudaStreamCreateWithFlags(&c->own, cudaStreamNonBlocking));
 	c->cur = c->own;
-	CUDA_OK(cudaMalloc(&c->ws, BLAS_WS));
+	CUDA_OK((cudaError_t)mb_tf_malloc(c->device, &c->ws, BLAS_WS));
 	BLAS_OK(cublasCreate(&c->blas));
 	/* no TF32 for F32 inputs; no reduced-precision split-K reductions for 16-bit outputs */
 	BLAS_OK(cublasSetMathMode(
@@ -876,104 +1016,84 @@ mb_tf_im2col3(struct mb_tf_ctx *c, const float *x, uint32_t n, uint32_t t_in, ui
 	return 0;
 }
 
-/* ---- activations ---- */
+/* ---- a run's device memory, the activations ---- */
 
-static size_t
-big_bytes_of(uint32_t n, uint32_t t, uint32_t d, uint32_t heads, uint32_t ff, size_t big_min)
+extern "C" int
+mb_tf_run_alloc(struct mb_tf_ctx *c, uint64_t bytes, void **p, char *err, size_t err_len)
 {
-	size_t rows = (size_t)n * t, big = rows * 3 * d;
+	cudaError_t e;
 
-	if ((size_t)n * heads * t * t > big)
-		big = (size_t)n * heads * t * t;
-	if (rows * ff > big)
-		big = rows * ff;
-	big *= sizeof(float);
-	return big > big_min ? big : big_min;
-}
-
-static size_t
-up256(size_t b)
-{
-	return (b + 255) & ~(size_t)255;
-}
-
-extern "C" size_t
-mb_tf_acts_bytes(uint32_t n, uint32_t t, uint32_t d, uint32_t heads, uint32_t ff,
-		 enum mb_tf_prec prec, size_t big_min)
-{
-	size_t rows = (size_t)n * t;
-
-	return up256(rows * d * sizeof(float)) + 4 * up256(rows * d * mb_tf_prec_size(prec)) +
-	       up256(big_bytes_of(n, t, d, heads, ff, big_min));
-}
-
-extern "C" void
-mb_tf_acts_free(struct mb_tf_acts *A)
-{
-	cudaFree(A->x);
-	cudaFree(A->a);
-	cudaFree(A->q);
-	cudaFree(A->k);
-	cudaFree(A->v);
-	cudaFree(A->big);
-	memset(A, 0, sizeof(*A));
-}
-
-static int
-dev_alloc(void **p, size_t bytes, char *err, size_t err_len)
-{
-	cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
-
+	*p = NULL;
+	CUDA_OK(cudaSetDevice(c->device));
+	e = cudaMallocFromPoolAsync(p, (size_t)bytes, c->pool, c->cur);
+	if (e == cudaErrorMemoryAllocation) {
+		/* the pool's free pages (kept from runs of other sizes) back to the driver, and
+		 * once more: what is in use is within the admitted batches' units */
+		(void)cudaGetLastError();
+		CUDA_OK(cudaMemPoolTrimTo(c->pool, 0));
+		e = cudaMallocFromPoolAsync(p, (size_t)bytes, c->pool, c->cur);
+	}
 	if (e != cudaSuccess) {
 		(void)cudaGetLastError();
 		*p = NULL;
-		seterr(err, err_len, "cudaMalloc of %zu bytes of activations failed: %s", bytes,
-		       cudaGetErrorString(e));
+		seterr(err, err_len,
+		       "cudaMallocFromPoolAsync of %llu bytes for the batch on CUDA device %d: %s "
+		       "(%s)",
+		       (unsigned long long)bytes, c->device, cudaGetErrorString(e),
+		       cudaGetErrorName(e));
 		return -(int)e;
 	}
 	return 0;
 }
 
 extern "C" int
-mb_tf_acts_reserve(struct mb_tf_ctx *c, struct mb_tf_acts *A, uint32_t n, uint32_t t, uint32_t d,
-		   uint32_t heads, uint32_t ff, size_t big_min, char *err, size_t err_len)
+mb_tf_run_free(struct mb_tf_ctx *c, void **p, char *err, size_t err_len)
 {
-	size_t rows = (size_t)n * t, act = rows * d * mb_tf_prec_size(c->prec);
-	size_t big = big_bytes_of(n, t, d, heads, ff, big_min);
-	int rc;
+	cudaError_t e = cudaSuccess, w;
 
-	if (A->x != NULL && A->cap >= n && A->t == t && A->d == d && A->heads == heads &&
-	    A->ff == ff && A->prec == c->prec && A->big_bytes >= big)
-		return 0;
+	if (*p != NULL) {
+		/* stream-ordered: after every kernel and copy the run queued */
+		e = cudaFreeAsync(*p, c->cur);
+		*p = NULL;
+	}
+	/* the free done before the batch's units can be released */
+	w = cudaStreamSynchronize(c->cur);
+	if (e == cudaSuccess)
+		e = w;
+	if (e != cudaSuccess) {
+		seterr(err, err_len, "freeing the batch's device memory on CUDA device %d: %s (%s)",
+		       c->device, cudaGetErrorString(e), cudaGetErrorName(e));
+		return -(int)e;
+	}
+	return 0;
+}
+
+extern "C" int
+mb_tf_acts_bind(struct mb_tf_acts *A, void *const *at, const struct mb_tf_part *p, uint32_t n,
+		uint32_t t, uint32_t d, uint32_t heads, uint32_t ff, enum mb_tf_prec prec,
+		char *err, size_t err_len)
+{
+	memset(A, 0, sizeof(*A));
 	if (t > MB_TF_MAX_T || d > MB_TF_MAX_D || ff > MB_TF_MAX_FF || heads == 0 ||
 	    d % heads != 0) {
 		seterr(err, err_len,
-		       "activations of t %u, d %u, %u heads, ffn %u: beyond the "
-		       "CUDA path's limits",
+		       "activations of t %u, d %u, %u heads, ffn %u: beyond the CUDA path's limits",
 		       t, d, heads, ff);
 		return -1;
 	}
-	CUDA_OK(cudaSetDevice(c->device));
-	/* buffers in use by queued work must not be freed under it */
-	CUDA_OK(cudaStreamSynchronize(c->cur));
-	mb_tf_acts_free(A);
-	if ((rc = dev_alloc((void **)&A->x, rows * d * sizeof(float), err, err_len)) < 0 ||
-	    (rc = dev_alloc(&A->a, act, err, err_len)) < 0 ||
-	    (rc = dev_alloc(&A->q, act, err, err_len)) < 0 ||
-	    (rc = dev_alloc(&A->k, act, err, err_len)) < 0 ||
-	    (rc = dev_alloc(&A->v, act, err, err_len)) < 0 ||
-	    (rc = dev_alloc((void **)&A->big, big, err, err_len)) < 0) {
-		mb_tf_acts_free(A);
-		return rc;
-	}
-	A->cap = n;
+	A->n = n;
 	A->t = t;
 	A->d = d;
 	A->heads = heads;
 	A->ff = ff;
-	A->prec = c->prec;
-	A->big_bytes = big;
-	A->bytes = mb_tf_acts_bytes(n, t, d, heads, ff, c->prec, big_min);
+	A->prec = prec;
+	A->x = (float *)at[MB_TF_PART_X];
+	A->a = at[MB_TF_PART_A];
+	A->q = at[MB_TF_PART_Q];
+	A->k = at[MB_TF_PART_K];
+	A->v = at[MB_TF_PART_V];
+	A->big = (float *)at[MB_TF_PART_BIG];
+	A->big_bytes = (size_t)(p[MB_TF_PART_BIG].fixed + (uint64_t)n * p[MB_TF_PART_BIG].item);
 	return 0;
 }
 
@@ -992,8 +1112,8 @@ mb_tf_block_forward(struct mb_tf_ctx *c, const struct mb_tf_block *b, struct mb_
 	cudaStream_t s = c->cur;
 	int rc;
 
-	if (n > A->cap || d != A->d || b->heads != A->heads || ff != A->ff || c->prec != A->prec) {
-		seterr(err, err_len, "a block of %u items on activations for %u", n, A->cap);
+	if (n > A->n || d != A->d || b->heads != A->heads || ff != A->ff || c->prec != A->prec) {
+		seterr(err, err_len, "a block of %u items on activations for %u", n, A->n);
 		return -1;
 	}
 	if (n == 0)

@@ -26,7 +26,9 @@
  * Memory of n items (struct mb_tf_acts): x F32 [n*t x d]; a, q, k, v in prec [n*t x d] each
  * (o shares q's buffer); one "big" region F32 of max(n*t*3d, n*heads*t*t, n*t*ff) floats that
  * holds in turn the fused projection, the scores and the MLP hidden (and, before the blocks,
- * whatever a network's front end asks for). mb_tf_acts_bytes() gives the sum.
+ * whatever a network's front end asks for). They are parts of the one allocation a run makes
+ * for its n items and frees at its end (see "device memory" below): nothing that depends on
+ * n outlives a run.
  *
  * Threads: a store (weights) is created on the main thread and read-only afterwards; a
  * context and its activations belong to one worker thread.
@@ -120,7 +122,10 @@ int mb_tf_block_upload(struct mb_tf_store *s, const struct mb_tf_block_host *h,
 
 /* ---- a worker's ---- */
 
-/** A worker thread's cuBLAS handle (and its workspace), its own stream, its precision. */
+/**
+ * A worker thread's cuBLAS handle (and its MB_TF_BLAS_WS workspace), its own stream, its
+ * precision, and a reference on its device's memory pool (mb_tf_run_alloc()).
+ */
 struct mb_tf_ctx;
 
 int mb_tf_ctx_create(int device, enum mb_tf_prec prec, struct mb_tf_ctx **out, char *err,
@@ -138,32 +143,197 @@ int mb_tf_ctx_begin(struct mb_tf_ctx *c, void *stream, char *err, size_t err_len
 void *mb_tf_ctx_stream(const struct mb_tf_ctx *c);
 enum mb_tf_prec mb_tf_ctx_prec(const struct mb_tf_ctx *c);
 
-/** The activations of up to cap items of t tokens (see the top of this file). */
-struct mb_tf_acts {
-	uint32_t cap, t, d, heads, ff;
-	enum mb_tf_prec prec;
-	float *x;		 /**< [cap*t x d] F32, the residual stream */
-	void *a;		 /**< [cap*t x d] prec: LayerNorm out, merged heads */
-	void *q, *k, *v;	 /**< [cap*heads x t x dh] prec each; o is q */
-	float *big;		 /**< qkv [cap*t x 3d], then scores, then MLP hidden */
-	size_t big_bytes, bytes; /**< the big region's bytes; all of them */
+/* ---- device memory: what a worker holds, what a batch allocates ---- */
+
+/*
+ * A run's device memory is ONE stream-ordered allocation, made at the start of the run for
+ * exactly its n items and freed at its end (mb_tf_run_alloc(), mb_tf_run_free()), carved into
+ * parts: part i is fixed + n * item bytes, starting 256-byte aligned. A network lists its parts
+ * (the activations' below, then its own), and one formula turns the list into both the size a
+ * run asks for (mb_tf_parts_bytes()) and the figures the service admits by
+ * (mb_tf_parts_mem()): the two cannot drift apart. Everything here is host arithmetic, inline
+ * so that C code (the bytes API, the unit test, a build without CUDA) shares it.
+ *
+ * A worker holds, from init to fini: its cuBLAS workspace (MB_TF_BLAS_WS) and, for whisper,
+ * its cuFFT work area (its size as cuFFT gives it at load). Not counted anywhere: what
+ * cuBLAS and cuFFT keep inside their handles and plans, and kernel code that the driver
+ * loads on first use (small; the service's reserve covers it).
+ */
+
+/** cuBLAS workspace of every context (NVIDIA's recommendation for Hopper). */
+#define MB_TF_BLAS_WS ((uint64_t)32 << 20)
+/** Alignment of each part inside a run's allocation (cudaMalloc's own). */
+#define MB_TF_ALIGN 256u
+/**
+ * What the pool may take beyond a request: it maps device memory in pages of the device's
+ * allocation granularity (2 MiB on current NVIDIA GPUs), so one allocation of B bytes holds at
+ * most B + MB_TF_POOL_GRAIN bytes of the device. Not yet measured on a GPU:
+ * tests/gpu/cuda_models_test.c checks the pool's high mark against it, run by run.
+ */
+#define MB_TF_POOL_GRAIN ((uint64_t)2 << 20)
+
+/** One part of a run's allocation: fixed + n * item bytes. */
+struct mb_tf_part {
+	uint64_t fixed, item;
+};
+
+/* (no compound literals: the header is C++ too) */
+static inline struct mb_tf_part
+mb_tf_part_of(uint64_t fixed, uint64_t item)
+{
+	struct mb_tf_part p;
+
+	p.fixed = fixed;
+	p.item = item;
+	return p;
+}
+
+/**
+ * A network's device memory on CUDA, in bytes: @c worker held by each worker from init to
+ * fini; @c batch + n * @c item taken by a run of n items while it runs (the pool's page
+ * included), and given back at its end.
+ */
+struct mb_tf_mem {
+	uint64_t worker, batch, item;
+};
+
+/** Bytes a run of @p n items asks the pool for: one allocation holding the @p k parts. */
+static inline uint64_t
+mb_tf_parts_bytes(const struct mb_tf_part *p, uint32_t k, uint32_t n)
+{
+	uint64_t b = 0;
+
+	for (uint32_t i = 0; i < k; i++)
+		b += p[i].fixed + MB_TF_ALIGN + (uint64_t)n * p[i].item;
+	return b;
+}
+
+/**
+ * The figures of @p k parts for the service: batch = the parts' fixed bytes + MB_TF_ALIGN
+ * each + MB_TF_POOL_GRAIN, item = their per-item bytes, worker = @p worker. So
+ * mb_tf_parts_bytes(p, k, n) == batch - MB_TF_POOL_GRAIN + n * item for every n.
+ */
+static inline void
+mb_tf_parts_mem(const struct mb_tf_part *p, uint32_t k, uint64_t worker, struct mb_tf_mem *out)
+{
+	out->worker = worker;
+	out->batch = MB_TF_POOL_GRAIN;
+	out->item = 0;
+	for (uint32_t i = 0; i < k; i++) {
+		out->batch += p[i].fixed + MB_TF_ALIGN;
+		out->item += p[i].item;
+	}
+}
+
+/**
+ * Where each of the @p k parts of an allocation at @p base for @p n items starts (@p out:
+ * k pointers): in order, each 256-byte aligned. Ends within mb_tf_parts_bytes(p, k, n).
+ */
+static inline void
+mb_tf_carve(void *base, const struct mb_tf_part *p, uint32_t k, uint32_t n, void **out)
+{
+	uintptr_t at = (uintptr_t)base;
+
+	for (uint32_t i = 0; i < k; i++) {
+		at = (at + MB_TF_ALIGN - 1) & ~(uintptr_t)(MB_TF_ALIGN - 1);
+		out[i] = (void *)at;
+		at += (uintptr_t)(p[i].fixed + (uint64_t)n * p[i].item);
+	}
+}
+
+/** The activations' parts, first in every network's list. */
+enum {
+	MB_TF_PART_X,	/**< the residual stream, F32 [n*t x d] */
+	MB_TF_PART_A,	/**< LayerNorm out, merged heads: prec [n*t x d] */
+	MB_TF_PART_Q,	/**< prec [n*heads x t x dh]; o too */
+	MB_TF_PART_K,	/**< prec, as q */
+	MB_TF_PART_V,	/**< prec, as q */
+	MB_TF_PART_BIG, /**< F32: qkv [n*t x 3d], then scores [n*heads x t x t], then MLP hidden
+			 * [n*t x ff]; before the blocks, whatever the front end asks for */
+	MB_TF_ACT_PARTS
 };
 
 /**
- * Device bytes of struct mb_tf_acts for @p n items of @p t tokens, with a big region of at
- * least @p big_min bytes (a network's front end may use it before the blocks).
+ * The activations' parts (see the top of this file) for items of @p t tokens; the big
+ * region is at least @p big_fixed + n * @p big_item_min bytes (a network's front end uses it
+ * before the blocks). @p p: MB_TF_ACT_PARTS entries.
  */
-size_t mb_tf_acts_bytes(uint32_t n, uint32_t t, uint32_t d, uint32_t heads, uint32_t ff,
-			enum mb_tf_prec prec, size_t big_min);
+static inline void
+mb_tf_acts_parts(uint32_t t, uint32_t d, uint32_t heads, uint32_t ff, enum mb_tf_prec prec,
+		 uint64_t big_fixed, uint64_t big_item_min, struct mb_tf_part *p)
+{
+	const uint64_t td = (uint64_t)t * d, ps = mb_tf_prec_size(prec);
+	uint64_t big = td * 3;
+
+	if ((uint64_t)heads * t * t > big)
+		big = (uint64_t)heads * t * t;
+	if ((uint64_t)t * ff > big)
+		big = (uint64_t)t * ff;
+	big *= sizeof(float);
+	p[MB_TF_PART_X] = mb_tf_part_of(0, td * sizeof(float));
+	p[MB_TF_PART_A] = mb_tf_part_of(0, td * ps);
+	p[MB_TF_PART_Q] = p[MB_TF_PART_A];
+	p[MB_TF_PART_K] = p[MB_TF_PART_A];
+	p[MB_TF_PART_V] = p[MB_TF_PART_A];
+	p[MB_TF_PART_BIG] = mb_tf_part_of(big_fixed, big > big_item_min ? big : big_item_min);
+}
+
+/** The activations of n items of t tokens (pointers into a run's allocation). */
+struct mb_tf_acts {
+	uint32_t n, t, d, heads, ff;
+	enum mb_tf_prec prec;
+	float *x;
+	void *a, *q, *k, *v;
+	float *big;
+	size_t big_bytes;
+};
 
 /**
- * Make @p A hold at least @p n items (reallocating when it holds fewer: the only device
- * allocation after start-up, when a larger batch first arrives). @p A zeroed the first time.
+ * Point @p A at the activation parts @p at (mb_tf_carve()'s first MB_TF_ACT_PARTS pointers)
+ * of an allocation for @p n items carved from @p p. 0, or negative with @p err for sizes
+ * beyond the CUDA path's limits.
  */
-int mb_tf_acts_reserve(struct mb_tf_ctx *c, struct mb_tf_acts *A, uint32_t n, uint32_t t,
-		       uint32_t d, uint32_t heads, uint32_t ff, size_t big_min, char *err,
-		       size_t err_len);
-void mb_tf_acts_free(struct mb_tf_acts *A);
+int mb_tf_acts_bind(struct mb_tf_acts *A, void *const *at, const struct mb_tf_part *p, uint32_t n,
+		    uint32_t t, uint32_t d, uint32_t heads, uint32_t ff, enum mb_tf_prec prec,
+		    char *err, size_t err_len);
+
+/**
+ * Allocate @p bytes for the current run: cudaMallocFromPoolAsync on the run's stream from the
+ * device's pool (one per device, shared by every context on it; its release threshold is
+ * UINT64_MAX, so what a run frees stays in the pool for the next run instead of going back to
+ * the driver at each synchronisation). Should the pool be out of memory, the pool is trimmed
+ * (its free pages go back to the driver) and the allocation tried once more. 0, or negative
+ * with @p err.
+ */
+int mb_tf_run_alloc(struct mb_tf_ctx *c, uint64_t bytes, void **p, char *err, size_t err_len);
+
+/**
+ * Free *@p p (NULL accepted; set to NULL) with cudaFreeAsync on the run's stream, after all
+ * the work queued on it, then wait for the stream: when it returns 0 the memory is back in
+ * the pool (a batch's units may be released). 0, or negative with @p err.
+ */
+int mb_tf_run_free(struct mb_tf_ctx *c, void **p, char *err, size_t err_len);
+
+/**
+ * cudaMalloc(@p p, @p bytes) on the current device @p device, for memory that lives long
+ * (weights, workspaces): should the device be out of memory, @p device's pool gives its free
+ * pages back first and it is tried once more. The cudaError_t (0: success; *@p p NULL else).
+ */
+int mb_tf_malloc(int device, void **p, size_t bytes);
+
+/** The pool of CUDA device @p device, as cudaMemPoolGetAttribute reports it. */
+struct mb_tf_pool_stats {
+	uint64_t reserved, reserved_high; /**< device memory the pool holds; its high mark */
+	uint64_t used, used_high;	  /**< of it, allocated to runs; its high mark */
+};
+
+/**
+ * The pool's figures (perf and tests). With @p reset, first trim the pool to nothing it can
+ * give back and reset the high marks. 0, -ENOENT when no context holds a pool on @p device,
+ * negative with @p err.
+ */
+int mb_tf_pool_stats(int device, int reset, struct mb_tf_pool_stats *out, char *err,
+		     size_t err_len);
 
 /** One block over @p n items in @p A (A->x in place). */
 int mb_tf_block_forward(struct mb_tf_ctx *c, const struct mb_tf_block *b, struct mb_tf_acts *A,
@@ -231,29 +401,107 @@ struct mb_cuda_audio_item {
 struct mb_cuda_whisper;
 struct mb_cuda_whisper_worker;
 
-/** Upload whisper. 0, or negative with @p err. Main thread. */
+/* Whisper's fixed sizes: 30 s of 16 kHz audio, 3000 mel frames, 1500 positions. */
+#define MB_CUDA_WHISPER_N_FFT 400u
+#define MB_CUDA_WHISPER_BINS 201u
+#define MB_CUDA_WHISPER_PAD 200u
+#define MB_CUDA_WHISPER_T 1500u
+#define MB_CUDA_WHISPER_FRAMES 3000u
+#define MB_CUDA_WHISPER_SAMPLES 480000u
+#define MB_CUDA_WHISPER_PADDED (MB_CUDA_WHISPER_SAMPLES + 2 * MB_CUDA_WHISPER_PAD)
+
+/** Whisper's parts of a run's allocation: the activations', then these. */
+enum {
+	MB_CUDA_WHISPER_PART_PADDED = MB_TF_ACT_PARTS, /**< fixed: one item's padded PCM, F32 */
+	MB_CUDA_WHISPER_PART_FRAMES, /**< fixed: its windowed frames [3000 x 400] */
+	MB_CUDA_WHISPER_PART_SPEC,   /**< fixed: its spectrum [3000 x 201] complex */
+	MB_CUDA_WHISPER_PART_IN,     /**< per item: the PCM (F32 is the wider) */
+	MB_CUDA_WHISPER_PART_MEL,    /**< per item: the log-mel [3000 x n_mels] */
+	MB_CUDA_WHISPER_PART_MAX,    /**< per item: the log-mel's max, F32 */
+	MB_CUDA_WHISPER_PARTS
+};
+
+/** Bytes per item of the stem's im2col columns: conv1's [3000 x 3 n_mels] or conv2's [1500 x
+ * 3d], whichever is larger, in prec. */
+static inline uint64_t
+mb_cuda_whisper_col_item(uint32_t d, uint32_t n_mels, enum mb_tf_prec prec)
+{
+	const uint64_t c1 = (uint64_t)MB_CUDA_WHISPER_FRAMES * 3 * n_mels;
+	const uint64_t c2 = (uint64_t)MB_CUDA_WHISPER_T * 3 * d;
+
+	return (c1 > c2 ? c1 : c2) * mb_tf_prec_size(prec);
+}
+
+/**
+ * Whisper's parts for its sizes and precision (@p p: MB_CUDA_WHISPER_PARTS entries). The big
+ * region holds the stem first: n items' im2col columns and after them, 256-byte aligned,
+ * conv1's output [n*3000 x d] F32.
+ */
+static inline void
+mb_cuda_whisper_parts(uint32_t d, uint32_t heads, uint32_t ffn, uint32_t n_mels,
+		      enum mb_tf_prec prec, struct mb_tf_part *p)
+{
+	const uint64_t col = mb_cuda_whisper_col_item(d, n_mels, prec);
+	const uint64_t h1 = (uint64_t)MB_CUDA_WHISPER_FRAMES * d * sizeof(float);
+
+	mb_tf_acts_parts(MB_CUDA_WHISPER_T, d, heads, ffn, prec, MB_TF_ALIGN, col + h1, p);
+	p[MB_CUDA_WHISPER_PART_PADDED] =
+		mb_tf_part_of((uint64_t)MB_CUDA_WHISPER_PADDED * sizeof(float), 0);
+	p[MB_CUDA_WHISPER_PART_FRAMES] = mb_tf_part_of(
+		(uint64_t)MB_CUDA_WHISPER_FRAMES * MB_CUDA_WHISPER_N_FFT * sizeof(float), 0);
+	p[MB_CUDA_WHISPER_PART_SPEC] = mb_tf_part_of(
+		(uint64_t)MB_CUDA_WHISPER_FRAMES * MB_CUDA_WHISPER_BINS * 2 * sizeof(float), 0);
+	p[MB_CUDA_WHISPER_PART_IN] =
+		mb_tf_part_of(0, (uint64_t)MB_CUDA_WHISPER_SAMPLES * sizeof(float));
+	p[MB_CUDA_WHISPER_PART_MEL] =
+		mb_tf_part_of(0, (uint64_t)MB_CUDA_WHISPER_FRAMES * n_mels * sizeof(float));
+	p[MB_CUDA_WHISPER_PART_MAX] = mb_tf_part_of(0, sizeof(float));
+}
+
+/**
+ * Whisper's device memory on CUDA (struct mb_tf_mem): a worker holds MB_TF_BLAS_WS + @p
+ * fft_work (its cuFFT work area: mb_cuda_whisper_mem_of() passes the size cuFFT gave at load);
+ * a run allocates its parts (mb_cuda_whisper_parts()).
+ */
+static inline void
+mb_cuda_whisper_mem(uint32_t d, uint32_t heads, uint32_t ffn, uint32_t n_mels, enum mb_tf_prec prec,
+		    uint64_t fft_work, struct mb_tf_mem *out)
+{
+	struct mb_tf_part p[MB_CUDA_WHISPER_PARTS];
+
+	mb_cuda_whisper_parts(d, heads, ffn, n_mels, prec, p);
+	mb_tf_parts_mem(p, MB_CUDA_WHISPER_PARTS, MB_TF_BLAS_WS + fft_work, out);
+}
+
+/** Upload whisper (and size a worker's cuFFT plan). 0, or negative with @p err. Main thread. */
 int mb_cuda_whisper_create(const struct mb_cuda_whisper_desc *desc, struct mb_cuda_whisper **out,
 			   char *err, size_t err_len);
 void mb_cuda_whisper_destroy(struct mb_cuda_whisper **net);
 /** Device bytes of the net's weights and tables. */
 size_t mb_cuda_whisper_bytes(const struct mb_cuda_whisper *net);
+/** mb_cuda_whisper_mem() of the loaded @p net (its sizes, precision, cuFFT work area). */
+void mb_cuda_whisper_mem_of(const struct mb_cuda_whisper *net, struct mb_tf_mem *out);
 
-/** A worker's context and buffers (grown to the largest batch seen). Worker thread. */
+/**
+ * A worker: its context (cuBLAS, stream), its cuFFT plan and work area, and pinned host
+ * staging that grows to the largest batch it ran and is kept (host memory: no device units).
+ * Device memory that depends on the batch is a run's own (mb_cuda_whisper_run()). Worker
+ * thread.
+ */
 int mb_cuda_whisper_worker_create(const struct mb_cuda_whisper *net,
 				  struct mb_cuda_whisper_worker **out, char *err, size_t err_len);
 void mb_cuda_whisper_worker_destroy(struct mb_cuda_whisper_worker **w);
 
 /**
- * Run @p n items as one batch on @p stream (a cudaStream_t, NULL: the worker's own); every
- * item's out is written when it returns 0. Negative with @p err: the batch failed.
+ * Run @p n items as one batch on @p stream (a cudaStream_t, NULL: the worker's own): one
+ * allocation of exactly mb_tf_parts_bytes(parts, n) from the device's pool at the start, freed
+ * at the end whatever happened (the stream waited for: the memory is back in the pool when
+ * this returns). Every item's out is written when it returns 0. Negative with @p err: the
+ * batch failed.
  */
 int mb_cuda_whisper_run(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
 			const struct mb_cuda_audio_item *items, uint32_t n, void *stream, char *err,
 			size_t err_len);
-
-/** Device bytes a worker holds for batches of @p n (its buffers' sizes; host arithmetic). */
-size_t mb_cuda_whisper_worker_bytes(uint32_t d, uint32_t heads, uint32_t ffn, uint32_t n_mels,
-				    enum mb_tf_prec prec, uint32_t n);
 
 /** VideoMAE's classifier: sizes and host tensors (F32, borrowed for the create call). */
 struct mb_cuda_videomae_desc {
@@ -268,6 +516,49 @@ struct mb_cuda_videomae_desc {
 	const struct mb_tf_block_host *blocks; /**< [layers] */
 };
 
+/* VideoMAE's fixed sizes: 16 frames of 224 x 224 RGB24, tubelets of 2 x 16 x 16. */
+#define MB_CUDA_VIDEOMAE_TOKENS 1568u
+#define MB_CUDA_VIDEOMAE_PDIM 1536u
+#define MB_CUDA_VIDEOMAE_CLIP_BYTES ((uint64_t)16 * 224 * 224 * 3)
+
+/** VideoMAE's parts of a run's allocation: the activations', then these (all per item). */
+enum {
+	MB_CUDA_VIDEOMAE_PART_IN = MB_TF_ACT_PARTS, /**< the clip's RGB24 bytes */
+	MB_CUDA_VIDEOMAE_PART_POOLED,		    /**< mean over the tokens [d] F32 */
+	MB_CUDA_VIDEOMAE_PART_NORM,		    /**< fc_norm's output [d] F32 */
+	MB_CUDA_VIDEOMAE_PART_LOGITS,		    /**< [classes] F32 */
+	MB_CUDA_VIDEOMAE_PARTS
+};
+
+/**
+ * VideoMAE's parts (@p p: MB_CUDA_VIDEOMAE_PARTS entries). The big region holds the tubelet
+ * columns [1568 x 1536] in prec before the blocks.
+ */
+static inline void
+mb_cuda_videomae_parts(uint32_t d, uint32_t heads, uint32_t ffn, uint32_t classes,
+		       enum mb_tf_prec prec, struct mb_tf_part *p)
+{
+	const uint64_t col =
+		(uint64_t)MB_CUDA_VIDEOMAE_TOKENS * MB_CUDA_VIDEOMAE_PDIM * mb_tf_prec_size(prec);
+
+	mb_tf_acts_parts(MB_CUDA_VIDEOMAE_TOKENS, d, heads, ffn, prec, 0, col, p);
+	p[MB_CUDA_VIDEOMAE_PART_IN] = mb_tf_part_of(0, MB_CUDA_VIDEOMAE_CLIP_BYTES);
+	p[MB_CUDA_VIDEOMAE_PART_POOLED] = mb_tf_part_of(0, (uint64_t)d * sizeof(float));
+	p[MB_CUDA_VIDEOMAE_PART_NORM] = p[MB_CUDA_VIDEOMAE_PART_POOLED];
+	p[MB_CUDA_VIDEOMAE_PART_LOGITS] = mb_tf_part_of(0, (uint64_t)classes * sizeof(float));
+}
+
+/** VideoMAE's device memory on CUDA: a worker holds MB_TF_BLAS_WS; a run, its parts. */
+static inline void
+mb_cuda_videomae_mem(uint32_t d, uint32_t heads, uint32_t ffn, uint32_t classes,
+		     enum mb_tf_prec prec, struct mb_tf_mem *out)
+{
+	struct mb_tf_part p[MB_CUDA_VIDEOMAE_PARTS];
+
+	mb_cuda_videomae_parts(d, heads, ffn, classes, prec, p);
+	mb_tf_parts_mem(p, MB_CUDA_VIDEOMAE_PARTS, MB_TF_BLAS_WS, out);
+}
+
 struct mb_cuda_videomae;
 struct mb_cuda_videomae_worker;
 
@@ -275,22 +566,23 @@ int mb_cuda_videomae_create(const struct mb_cuda_videomae_desc *desc, struct mb_
 			    char *err, size_t err_len);
 void mb_cuda_videomae_destroy(struct mb_cuda_videomae **net);
 size_t mb_cuda_videomae_bytes(const struct mb_cuda_videomae *net);
+/** mb_cuda_videomae_mem() of the loaded @p net. */
+void mb_cuda_videomae_mem_of(const struct mb_cuda_videomae *net, struct mb_tf_mem *out);
+/** A worker: its context and its pinned staging (grown to the largest batch, kept). */
 int mb_cuda_videomae_worker_create(const struct mb_cuda_videomae *net,
 				   struct mb_cuda_videomae_worker **out, char *err, size_t err_len);
 void mb_cuda_videomae_worker_destroy(struct mb_cuda_videomae_worker **w);
 
 /**
  * The logits of @p n clips (each 16 x 224 x 224 RGB24 on the host, borrowed for the run) as
- * one batch on @p stream (NULL: the worker's own): *@p logits [n x classes] F32, in the
- * worker's pinned memory, valid until its next run. 0, or negative with @p err.
+ * one batch on @p stream (NULL: the worker's own), in one allocation of exactly
+ * mb_tf_parts_bytes(parts, n) from the device's pool, freed before it returns (as whisper's):
+ * *@p logits [n x classes] F32, in the worker's pinned memory, valid until its next run. 0, or
+ * negative with @p err.
  */
 int mb_cuda_videomae_run(const struct mb_cuda_videomae *net, struct mb_cuda_videomae_worker *w,
 			 const uint8_t *const *clips, uint32_t n, void *stream,
 			 const float **logits, char *err, size_t err_len);
-
-/** Device bytes a worker holds for batches of @p n (host arithmetic). */
-size_t mb_cuda_videomae_worker_bytes(uint32_t d, uint32_t heads, uint32_t ffn, uint32_t classes,
-				     enum mb_tf_prec prec, uint32_t n);
 
 /* Perf only: every GEMM goes through one function that, while mb_cuda_gemm_record() is on,
  * adds its shape to the list mb_cuda_gemm_take() returns (cuda_nets_internal.h). */

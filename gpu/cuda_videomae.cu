@@ -19,8 +19,14 @@
  *
  * The tubelet columns live in the activations' big region (the blocks have not started).
  *
- * Owns: the net's store; a worker's context, activations, device and pinned buffers.
- * Threads: create/destroy a net on the main thread; a worker and its runs on its thread.
+ * Memory: a run's device buffers (activations, the clips, the pooled, normalised and logit
+ * vectors) are one allocation for exactly its n items from the device's pool, made on the
+ * run's stream at its start and freed on it at its end (mb_cuda_videomae_parts(): the same
+ * list gives the service its figures). A worker keeps its context (cuBLAS workspace) and
+ * pinned host staging, grown to its largest batch and kept.
+ *
+ * Owns: the net's store; a worker's context and pinned buffers; a run's allocation for the
+ * run. Threads: create/destroy a net on the main thread; a worker and its runs on its thread.
  */
 #include <cstdio>
 #include <cstdlib>
@@ -39,9 +45,9 @@
 #define TT 2
 #define P 16
 #define GRID (S_PX / P)
-#define TOKENS 1568u
-#define PDIM (3 * TT * P * P) /* 1536 */
-#define CLIP_BYTES ((size_t)F * S_PX * S_PX * 3)
+#define TOKENS MB_CUDA_VIDEOMAE_TOKENS
+#define PDIM MB_CUDA_VIDEOMAE_PDIM
+#define CLIP_BYTES ((size_t)MB_CUDA_VIDEOMAE_CLIP_BYTES)
 #define FC_NORM_EPS 1e-5f
 #define THREADS 256
 #define POOL_Y 16
@@ -55,14 +61,15 @@ struct mb_cuda_videomae {
 	struct mb_tf_block *blocks;
 };
 
+static_assert(TOKENS == (F / TT) * (S_PX / P) * (S_PX / P) && PDIM == 3 * TT * P * P &&
+		      CLIP_BYTES == (size_t)F * S_PX * S_PX * 3,
+	      "videomae's sizes");
+
 struct mb_cuda_videomae_worker {
 	struct mb_tf_ctx *ctx;
-	struct mb_tf_acts acts;
-	uint32_t cap;
-	void *d_in, *pin_in;  /* cap clips */
-	float *pooled, *norm; /* [cap x d] */
-	float *logits;	      /* [cap x classes] */
-	float *pin_logits;    /* [cap x classes] */
+	uint32_t cap;	   /* clips the pinned staging holds */
+	void *pin_in;	   /* cap clips */
+	float *pin_logits; /* [cap x classes] */
 };
 
 namespace
@@ -219,20 +226,21 @@ mb_cuda_videomae_create(const struct mb_cuda_videomae_desc *d, struct mb_cuda_vi
 
 /* ---- a worker ---- */
 
-static size_t
-col_bytes(enum mb_tf_prec prec, uint32_t n)
+extern "C" void
+mb_cuda_videomae_mem_of(const struct mb_cuda_videomae *net, struct mb_tf_mem *out)
 {
-	return (size_t)n * TOKENS * PDIM * mb_tf_prec_size(prec);
+	mb_cuda_videomae_mem(net->d, net->heads, net->ffn, net->classes,
+			     mb_tf_store_prec(net->store), out);
 }
 
-extern "C" size_t
-mb_cuda_videomae_worker_bytes(uint32_t d, uint32_t heads, uint32_t ffn, uint32_t classes,
-			      enum mb_tf_prec prec, uint32_t n)
+static void
+free_pinned(struct mb_cuda_videomae_worker *w)
 {
-	size_t per = (size_t)n * (CLIP_BYTES + (2 * (size_t)d + classes) * sizeof(float));
-
-	return (32u << 20) /* cuBLAS */ + per +
-	       mb_tf_acts_bytes(n, TOKENS, d, heads, ffn, prec, col_bytes(prec, n));
+	cudaFreeHost(w->pin_in);
+	cudaFreeHost(w->pin_logits);
+	w->pin_in = NULL;
+	w->pin_logits = NULL;
+	w->cap = 0;
 }
 
 extern "C" void
@@ -244,13 +252,7 @@ mb_cuda_videomae_worker_destroy(struct mb_cuda_videomae_worker **wp)
 		return;
 	w = *wp;
 	mb_tf_ctx_destroy(&w->ctx); /* waits for the stream */
-	mb_tf_acts_free(&w->acts);
-	cudaFree(w->d_in);
-	cudaFreeHost(w->pin_in);
-	cudaFree(w->pooled);
-	cudaFree(w->norm);
-	cudaFree(w->logits);
-	cudaFreeHost(w->pin_logits);
+	free_pinned(w);
 	delete w;
 	*wp = NULL;
 }
@@ -276,64 +278,50 @@ mb_cuda_videomae_worker_create(const struct mb_cuda_videomae *net,
 	return 0;
 }
 
+/* Pinned staging for @p n clips: grown when a larger batch first arrives, then kept (host
+ * memory; the caller waited for the stream, so nothing queued reads the old). */
 static int
-reserve(const struct mb_cuda_videomae *net, struct mb_cuda_videomae_worker *w, uint32_t n,
-	char *err, size_t err_len)
+grow_pinned(const struct mb_cuda_videomae *net, struct mb_cuda_videomae_worker *w, uint32_t n,
+	    char *err, size_t err_len)
 {
-	int rc;
-
-	if ((rc = mb_tf_acts_reserve(w->ctx, &w->acts, n, TOKENS, net->d, net->heads, net->ffn,
-				     col_bytes(mb_tf_ctx_prec(w->ctx), n), err, err_len)) < 0)
-		return rc;
 	if (n <= w->cap)
 		return 0;
-	CUDA_OK(cudaStreamSynchronize((cudaStream_t)mb_tf_ctx_stream(w->ctx)));
-	cudaFree(w->d_in);
-	cudaFreeHost(w->pin_in);
-	cudaFree(w->pooled);
-	cudaFree(w->norm);
-	cudaFree(w->logits);
-	cudaFreeHost(w->pin_logits);
-	w->d_in = w->pin_in = NULL;
-	w->pooled = w->norm = w->logits = w->pin_logits = NULL;
-	w->cap = 0;
-	CUDA_OK(cudaMalloc(&w->d_in, n * CLIP_BYTES));
+	free_pinned(w);
 	CUDA_OK(cudaMallocHost(&w->pin_in, n * CLIP_BYTES));
-	CUDA_OK(cudaMalloc((void **)&w->pooled, (size_t)n * net->d * sizeof(float)));
-	CUDA_OK(cudaMalloc((void **)&w->norm, (size_t)n * net->d * sizeof(float)));
-	CUDA_OK(cudaMalloc((void **)&w->logits, (size_t)n * net->classes * sizeof(float)));
 	CUDA_OK(cudaMallocHost((void **)&w->pin_logits, (size_t)n * net->classes * sizeof(float)));
 	w->cap = n;
 	return 0;
 }
 
-extern "C" int
-mb_cuda_videomae_run(const struct mb_cuda_videomae *net, struct mb_cuda_videomae_worker *w,
-		     const uint8_t *const *clips, uint32_t n, void *stream, const float **logits,
-		     char *err, size_t err_len)
+/* The batch on the run's allocation at @p base (carved from @p parts); all queued on @p s,
+ * the logits in pin_logits when it returns 0. */
+static int
+run_batch(const struct mb_cuda_videomae *net, struct mb_cuda_videomae_worker *w,
+	  const uint8_t *const *clips, uint32_t n, const struct mb_tf_part *parts, void *base,
+	  cudaStream_t s, char *err, size_t err_len)
 {
 	const uint32_t d = net->d;
 	const enum mb_tf_prec prec = mb_tf_ctx_prec(w->ctx);
 	const size_t rows = (size_t)n * TOKENS, per_col = (size_t)TOKENS * PDIM;
-	struct mb_tf_acts *A = &w->acts;
-	cudaStream_t s;
+	void *at[MB_CUDA_VIDEOMAE_PARTS];
+	struct mb_tf_acts acts, *A = &acts;
+	uint8_t *d_in;
+	float *pooled, *norm, *logits;
 	int rc;
 
-	*logits = NULL;
-	if (n == 0)
-		return 0;
-	if ((rc = mb_tf_ctx_begin(w->ctx, stream, err, err_len)) < 0)
+	mb_tf_carve(base, parts, MB_CUDA_VIDEOMAE_PARTS, n, at);
+	if ((rc = mb_tf_acts_bind(A, at, parts, n, TOKENS, d, net->heads, net->ffn, prec, err,
+				  err_len)) < 0)
 		return rc;
-	s = (cudaStream_t)mb_tf_ctx_stream(w->ctx);
-	/* a run that failed half-way may have left work queued that reads the staging */
-	CUDA_OK(cudaStreamSynchronize(s));
-	if ((rc = reserve(net, w, n, err, err_len)) < 0)
-		return rc;
+	d_in = (uint8_t *)at[MB_CUDA_VIDEOMAE_PART_IN];
+	pooled = (float *)at[MB_CUDA_VIDEOMAE_PART_POOLED];
+	norm = (float *)at[MB_CUDA_VIDEOMAE_PART_NORM];
+	logits = (float *)at[MB_CUDA_VIDEOMAE_PART_LOGITS];
 
 	/* each clip: staged, uploaded, its tubelets into big (in the precision) */
 	for (uint32_t i = 0; i < n; i++) {
 		uint8_t *pin = (uint8_t *)w->pin_in + i * CLIP_BYTES;
-		uint8_t *dev = (uint8_t *)w->d_in + i * CLIP_BYTES;
+		uint8_t *dev = d_in + i * CLIP_BYTES;
 
 		memcpy(pin, clips[i], CLIP_BYTES);
 		CUDA_OK(cudaMemcpyAsync(dev, pin, CLIP_BYTES, cudaMemcpyHostToDevice, s));
@@ -365,19 +353,53 @@ mb_cuda_videomae_run(const struct mb_cuda_videomae *net, struct mb_cuda_videomae
 			return rc;
 
 	/* head, F32: mean, fc_norm, classifier */
-	mean_pool<<<dim3((d + 31) / 32, n), dim3(32, POOL_Y), 0, s>>>(A->x, d, w->pooled);
+	mean_pool<<<dim3((d + 31) / 32, n), dim3(32, POOL_Y), 0, s>>>(A->x, d, pooled);
 	CUDA_OK(cudaGetLastError());
-	if ((rc = mb_tf_layernorm(w->ctx, w->pooled, n, d, net->fcn_g, net->fcn_b, FC_NORM_EPS,
-				  w->norm, 1, err, err_len)) < 0 ||
-	    (rc = mb_tf_linear(w->ctx, n, net->classes, d, w->norm, d, MB_TF_F32, net->cls_w,
-			       MB_TF_F32, 1.0f, 0.0f, w->logits, net->classes, 1, err, err_len)) <
-		    0 ||
-	    (rc = mb_tf_bias_act(w->ctx, w->logits, n, net->classes, net->cls_b, 0, NULL, 0, err,
+	if ((rc = mb_tf_layernorm(w->ctx, pooled, n, d, net->fcn_g, net->fcn_b, FC_NORM_EPS, norm,
+				  1, err, err_len)) < 0 ||
+	    (rc = mb_tf_linear(w->ctx, n, net->classes, d, norm, d, MB_TF_F32, net->cls_w,
+			       MB_TF_F32, 1.0f, 0.0f, logits, net->classes, 1, err, err_len)) < 0 ||
+	    (rc = mb_tf_bias_act(w->ctx, logits, n, net->classes, net->cls_b, 0, NULL, 0, err,
 				 err_len)) < 0)
 		return rc;
-	CUDA_OK(cudaMemcpyAsync(w->pin_logits, w->logits, (size_t)n * net->classes * sizeof(float),
+	CUDA_OK(cudaMemcpyAsync(w->pin_logits, logits, (size_t)n * net->classes * sizeof(float),
 				cudaMemcpyDeviceToHost, s));
+	return 0;
+}
+
+extern "C" int
+mb_cuda_videomae_run(const struct mb_cuda_videomae *net, struct mb_cuda_videomae_worker *w,
+		     const uint8_t *const *clips, uint32_t n, void *stream, const float **logits,
+		     char *err, size_t err_len)
+{
+	struct mb_tf_part parts[MB_CUDA_VIDEOMAE_PARTS];
+	void *base = NULL;
+	char free_err[160];
+	cudaStream_t s;
+	int rc, frc;
+
+	*logits = NULL;
+	if (n == 0)
+		return 0;
+	if ((rc = mb_tf_ctx_begin(w->ctx, stream, err, err_len)) < 0)
+		return rc;
+	s = (cudaStream_t)mb_tf_ctx_stream(w->ctx);
+	/* the stream may carry others' work (the service's): nothing of ours reads the staging */
 	CUDA_OK(cudaStreamSynchronize(s));
+	if ((rc = grow_pinned(net, w, n, err, err_len)) < 0)
+		return rc;
+	mb_cuda_videomae_parts(net->d, net->heads, net->ffn, net->classes, mb_tf_ctx_prec(w->ctx),
+			       parts);
+	if ((rc = mb_tf_run_alloc(w->ctx, mb_tf_parts_bytes(parts, MB_CUDA_VIDEOMAE_PARTS, n),
+				  &base, err, err_len)) < 0)
+		return rc;
+	rc = run_batch(net, w, clips, n, parts, base, s, err, err_len);
+	/* whatever happened: freed after the work queued on it, and waited for (the logits'
+	 * download with it) */
+	frc = mb_tf_run_free(w->ctx, &base, rc < 0 ? free_err : err,
+			     rc < 0 ? sizeof(free_err) : err_len);
+	if (rc < 0 || frc < 0)
+		return rc < 0 ? rc : frc;
 	*logits = w->pin_logits;
 	return 0;
 }

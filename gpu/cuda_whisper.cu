@@ -22,9 +22,17 @@
  * The im2col columns and the conv1 output live in the activations' big region (the blocks
  * have not started), so the stem costs no memory of its own beyond the log-mel.
  *
- * Owns: the net's store (weights, window, filterbank); a worker's context, activations, cuFFT
- * plan, device and pinned buffers. Threads: create/destroy a net on the main thread; a worker
- * and its runs on the worker's thread.
+ * Memory: a run's device buffers (activations, the front end's padded/frames/spectrum, the
+ * PCM, the log-mel and its maxima) are one allocation for exactly its n items, made from the
+ * device's pool on the run's stream at its start and freed on it at its end
+ * (mb_cuda_whisper_parts(): the same list gives the service its figures). A worker keeps what
+ * does not depend on n: its context (cuBLAS workspace) and its cuFFT plan with the work area
+ * we allocate for it (the plan made without auto-allocation, so the size is cuFFT's own,
+ * learned once at load); and pinned host staging, grown to its largest batch and kept.
+ *
+ * Owns: the net's store (weights, window, filterbank); a worker's context, cuFFT plan and
+ * work area, pinned buffers and events; a run's allocation for the run. Threads:
+ * create/destroy a net on the main thread; a worker and its runs on the worker's thread.
  */
 #include <cmath>
 #include <cstdio>
@@ -38,16 +46,19 @@
 #include "cuda_check_internal.h"
 #include "cuda_tf_internal.h"
 
-#define N_FFT 400
+#define N_FFT MB_CUDA_WHISPER_N_FFT
 #define HOP 160
-#define PAD 200
-#define BINS 201
-#define T_POS 1500u
-#define FRAMES (2 * T_POS)
-#define MAX_SAMPLES (FRAMES * HOP) /* 30 s */
-#define PADDED (MAX_SAMPLES + 2 * PAD)
+#define PAD MB_CUDA_WHISPER_PAD
+#define BINS MB_CUDA_WHISPER_BINS
+#define T_POS MB_CUDA_WHISPER_T
+#define FRAMES MB_CUDA_WHISPER_FRAMES
+#define MAX_SAMPLES MB_CUDA_WHISPER_SAMPLES /* 30 s */
+#define PADDED MB_CUDA_WHISPER_PADDED
 #define LN_EPS 1e-5f
 #define THREADS 256
+
+static_assert(FRAMES == 2 * T_POS && MAX_SAMPLES == FRAMES * HOP, "whisper's sizes");
+static_assert(sizeof(cufftComplex) == 2 * sizeof(float), "the spectrum part's size");
 
 struct mb_cuda_whisper {
 	struct mb_tf_store *store;
@@ -57,23 +68,30 @@ struct mb_cuda_whisper {
 	const float *window, *filters;
 	const int *lo, *hi;
 	struct mb_tf_block *blocks;
+	size_t fft_work; /* a worker's cuFFT work area, as cuFFT sized it at load */
 };
 
 struct mb_cuda_whisper_worker {
 	struct mb_tf_ctx *ctx;
-	struct mb_tf_acts acts;
 	cufftHandle fft;
 	bool fft_made;
-	float *padded;	     /* [PADDED] */
-	float *frames;	     /* [FRAMES x 400] */
-	cufftComplex *spec;  /* [FRAMES x 201] */
-	uint32_t cap;	     /* items the buffers below hold */
-	void *d_in, *pin_in; /* cap slots of MAX_SAMPLES * 4 bytes */
-	float *mel;	     /* [cap x FRAMES x n_mels] */
-	float *max;	     /* [cap] */
-	float *pin_out;	     /* [cap x 1500 x d] */
-	cudaEvent_t *down;   /* [n_down]: item i's result is in pin_out */
+	void *fft_area;	   /* net->fft_work bytes (NULL when 0) */
+	uint32_t cap;	   /* items the pinned staging holds */
+	void *pin_in;	   /* cap slots of MAX_SAMPLES * 4 bytes */
+	float *pin_out;	   /* [cap x 1500 x d] */
+	cudaEvent_t *down; /* [n_down]: item i's result is in pin_out */
 	uint32_t n_down;
+};
+
+/* A run's device buffers: pointers into its one allocation. */
+struct run_mem {
+	struct mb_tf_acts A;
+	float *padded;	    /* [PADDED] */
+	float *frames;	    /* [FRAMES x 400] */
+	cufftComplex *spec; /* [FRAMES x 201] */
+	uint8_t *in;	    /* n slots of MAX_SAMPLES * 4 bytes */
+	float *mel;	    /* [n x FRAMES x n_mels] */
+	float *max;	    /* [n] */
 };
 
 namespace
@@ -225,6 +243,33 @@ upload(struct mb_cuda_whisper *w, const struct mb_cuda_whisper_desc *d, char *er
 	return 0;
 }
 
+/* A plan of FRAMES 400-point R2C transforms that leaves its work area to us: *@p ws its size. */
+static int
+fft_plan(cufftHandle *plan, bool *made, size_t *ws, char *err, size_t err_len)
+{
+	*ws = 0;
+	FFT_OK(cufftCreate(plan));
+	*made = true;
+	FFT_OK(cufftSetAutoAllocation(*plan, 0));
+	FFT_OK(cufftMakePlan1d(*plan, N_FFT, CUFFT_R2C, FRAMES, ws));
+	return 0;
+}
+
+/* The work area a worker's plan will want on the net's device, without allocating it. */
+static int
+fft_size(struct mb_cuda_whisper *w, int device, char *err, size_t err_len)
+{
+	cufftHandle plan = 0;
+	bool made = false;
+	int rc;
+
+	CUDA_OK(cudaSetDevice(device));
+	rc = fft_plan(&plan, &made, &w->fft_work, err, err_len);
+	if (made)
+		cufftDestroy(plan);
+	return rc;
+}
+
 extern "C" int
 mb_cuda_whisper_create(const struct mb_cuda_whisper_desc *d, struct mb_cuda_whisper **out,
 		       char *err, size_t err_len)
@@ -249,7 +294,8 @@ mb_cuda_whisper_create(const struct mb_cuda_whisper_desc *d, struct mb_cuda_whis
 	w->heads = d->heads;
 	w->ffn = d->ffn;
 	w->n_mels = d->n_mels;
-	if ((rc = upload(w, d, err, err_len)) < 0) {
+	if ((rc = upload(w, d, err, err_len)) < 0 ||
+	    (rc = fft_size(w, d->device, err, err_len)) < 0) {
 		mb_cuda_whisper_destroy(&w);
 		return rc;
 	}
@@ -257,37 +303,17 @@ mb_cuda_whisper_create(const struct mb_cuda_whisper_desc *d, struct mb_cuda_whis
 	return 0;
 }
 
+extern "C" void
+mb_cuda_whisper_mem_of(const struct mb_cuda_whisper *net, struct mb_tf_mem *out)
+{
+	mb_cuda_whisper_mem(net->d, net->heads, net->ffn, net->n_mels, mb_tf_store_prec(net->store),
+			    net->fft_work, out);
+}
+
 /* ---- a worker ---- */
 
-/* the stem's use of the big region: im2col columns (conv1's or conv2's), then conv1's output */
-static size_t
-col_bytes(uint32_t d, uint32_t n_mels, enum mb_tf_prec prec, uint32_t n)
-{
-	size_t c1 = (size_t)n * FRAMES * 3 * n_mels, c2 = (size_t)n * T_POS * 3 * d;
-
-	return (((c1 > c2 ? c1 : c2) * mb_tf_prec_size(prec)) + 255) & ~(size_t)255;
-}
-
-static size_t
-stem_bytes(uint32_t d, uint32_t n_mels, enum mb_tf_prec prec, uint32_t n)
-{
-	return col_bytes(d, n_mels, prec, n) + (size_t)n * FRAMES * d * sizeof(float);
-}
-
-extern "C" size_t
-mb_cuda_whisper_worker_bytes(uint32_t d, uint32_t heads, uint32_t ffn, uint32_t n_mels,
-			     enum mb_tf_prec prec, uint32_t n)
-{
-	size_t fixed = (size_t)PADDED * 4 + (size_t)FRAMES * N_FFT * 4 +
-		       (size_t)FRAMES * BINS * sizeof(cufftComplex) + (32u << 20); /* + cuBLAS */
-	size_t per = (size_t)n * ((size_t)MAX_SAMPLES * 4 + (size_t)FRAMES * n_mels * 4 + 4);
-
-	return fixed + per +
-	       mb_tf_acts_bytes(n, T_POS, d, heads, ffn, prec, stem_bytes(d, n_mels, prec, n));
-}
-
 static void
-free_events(struct mb_cuda_whisper_worker *w)
+free_pinned(struct mb_cuda_whisper_worker *w)
 {
 	for (uint32_t i = 0; i < w->n_down; i++)
 		if (w->down[i] != NULL)
@@ -295,6 +321,11 @@ free_events(struct mb_cuda_whisper_worker *w)
 	free(w->down);
 	w->down = NULL;
 	w->n_down = 0;
+	cudaFreeHost(w->pin_in);
+	cudaFreeHost(w->pin_out);
+	w->pin_in = NULL;
+	w->pin_out = NULL;
+	w->cap = 0;
 }
 
 extern "C" void
@@ -308,16 +339,8 @@ mb_cuda_whisper_worker_destroy(struct mb_cuda_whisper_worker **wp)
 	mb_tf_ctx_destroy(&w->ctx); /* waits for the stream */
 	if (w->fft_made)
 		cufftDestroy(w->fft);
-	mb_tf_acts_free(&w->acts);
-	cudaFree(w->padded);
-	cudaFree(w->frames);
-	cudaFree(w->spec);
-	cudaFree(w->d_in);
-	cudaFreeHost(w->pin_in);
-	cudaFree(w->mel);
-	cudaFree(w->max);
-	cudaFreeHost(w->pin_out);
-	free_events(w);
+	cudaFree(w->fft_area);
+	free_pinned(w);
 	delete w;
 	*wp = NULL;
 }
@@ -326,16 +349,23 @@ static int
 worker_setup(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w, char *err,
 	     size_t err_len)
 {
+	size_t ws = 0;
 	int rc;
 
 	if ((rc = mb_tf_ctx_create(mb_tf_store_device(net->store), mb_tf_store_prec(net->store),
-				   &w->ctx, err, err_len)) < 0)
+				   &w->ctx, err, err_len)) < 0 ||
+	    (rc = fft_plan(&w->fft, &w->fft_made, &ws, err, err_len)) < 0)
 		return rc;
-	FFT_OK(cufftPlan1d(&w->fft, N_FFT, CUFFT_R2C, FRAMES));
-	w->fft_made = true;
-	CUDA_OK(cudaMalloc((void **)&w->padded, (size_t)PADDED * sizeof(float)));
-	CUDA_OK(cudaMalloc((void **)&w->frames, (size_t)FRAMES * N_FFT * sizeof(float)));
-	CUDA_OK(cudaMalloc((void **)&w->spec, (size_t)FRAMES * BINS * sizeof(cufftComplex)));
+	if (ws > net->fft_work) { /* the service was told net->fft_work */
+		seterr(err, err_len, "cuFFT wants a work area of %zu bytes, %zu at load", ws,
+		       net->fft_work);
+		return -1;
+	}
+	if (net->fft_work > 0) {
+		CUDA_OK((cudaError_t)mb_tf_malloc(mb_tf_store_device(net->store), &w->fft_area,
+						  net->fft_work));
+		FFT_OK(cufftSetWorkArea(w->fft, w->fft_area));
+	}
 	return 0;
 }
 
@@ -359,29 +389,15 @@ mb_cuda_whisper_worker_create(const struct mb_cuda_whisper *net,
 	return 0;
 }
 
-/* Buffers for @p n items (grown when a larger batch first arrives). */
+/* Pinned staging for @p n items: grown when a larger batch first arrives, then kept (host
+ * memory; the caller waited for the stream, so nothing queued reads the old). */
 static int
-reserve(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w, uint32_t n, char *err,
-	size_t err_len)
+grow_pinned(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w, uint32_t n,
+	    char *err, size_t err_len)
 {
-	enum mb_tf_prec prec = mb_tf_ctx_prec(w->ctx);
-	int rc;
-
-	if ((rc = mb_tf_acts_reserve(w->ctx, &w->acts, n, T_POS, net->d, net->heads, net->ffn,
-				     stem_bytes(net->d, net->n_mels, prec, n), err, err_len)) < 0)
-		return rc;
 	if (n <= w->cap)
 		return 0;
-	CUDA_OK(cudaStreamSynchronize((cudaStream_t)mb_tf_ctx_stream(w->ctx)));
-	cudaFree(w->d_in);
-	cudaFreeHost(w->pin_in);
-	cudaFree(w->mel);
-	cudaFree(w->max);
-	cudaFreeHost(w->pin_out);
-	free_events(w);
-	w->d_in = w->pin_in = NULL;
-	w->mel = w->max = w->pin_out = NULL;
-	w->cap = 0;
+	free_pinned(w);
 	w->down = (cudaEvent_t *)calloc(n, sizeof(*w->down));
 	if (w->down == NULL) {
 		seterr(err, err_len, "out of memory");
@@ -390,26 +406,23 @@ reserve(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w, uin
 	w->n_down = n;
 	for (uint32_t i = 0; i < n; i++)
 		CUDA_OK(cudaEventCreateWithFlags(&w->down[i], cudaEventDisableTiming));
-	CUDA_OK(cudaMalloc(&w->d_in, (size_t)n * MAX_SAMPLES * 4));
 	CUDA_OK(cudaMallocHost(&w->pin_in, (size_t)n * MAX_SAMPLES * 4));
-	CUDA_OK(cudaMalloc((void **)&w->mel, (size_t)n * FRAMES * net->n_mels * sizeof(float)));
-	CUDA_OK(cudaMalloc((void **)&w->max, (size_t)n * sizeof(float)));
 	CUDA_OK(cudaMallocHost((void **)&w->pin_out, (size_t)n * T_POS * net->d * sizeof(float)));
 	w->cap = n;
 	return 0;
 }
 
-/* Item @p i: stage, upload and take its log-mel into w->mel + i (all queued on @p s). */
+/* Item @p i: stage, upload and take its log-mel into m->mel + i (all queued on @p s). */
 static int
 front_end(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
-	  const struct mb_cuda_audio_item *it, uint32_t i, cudaStream_t s, char *err,
-	  size_t err_len)
+	  const struct run_mem *m, const struct mb_cuda_audio_item *it, uint32_t i, cudaStream_t s,
+	  char *err, size_t err_len)
 {
 	const size_t bytes = (size_t)it->samples * (it->pcm_s16 ? 2 : 4);
 	const size_t cells = (size_t)FRAMES * net->n_mels;
 	uint8_t *pin = (uint8_t *)w->pin_in + (size_t)i * MAX_SAMPLES * 4;
-	uint8_t *dev = (uint8_t *)w->d_in + (size_t)i * MAX_SAMPLES * 4;
-	float *mel = w->mel + (size_t)i * cells;
+	uint8_t *dev = m->in + (size_t)i * MAX_SAMPLES * 4;
+	float *mel = m->mel + (size_t)i * cells;
 
 	if (it->samples < N_FFT || it->samples > MAX_SAMPLES) {
 		seterr(err, err_len, "item %u: %u samples, expected %d..%u", i, it->samples, N_FFT,
@@ -419,50 +432,56 @@ front_end(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
 	/* slot i's last reader was the previous run, which ended with a synchronisation */
 	memcpy(pin, it->payload, bytes);
 	CUDA_OK(cudaMemcpyAsync(dev, pin, bytes, cudaMemcpyHostToDevice, s));
-	pad30<<<grid_of(PADDED), THREADS, 0, s>>>(dev, it->pcm_s16, it->samples, w->padded);
-	frames_window<<<grid_of((size_t)FRAMES * N_FFT), THREADS, 0, s>>>(w->padded, net->window,
-									  w->frames);
+	pad30<<<grid_of(PADDED), THREADS, 0, s>>>(dev, it->pcm_s16, it->samples, m->padded);
+	frames_window<<<grid_of((size_t)FRAMES * N_FFT), THREADS, 0, s>>>(m->padded, net->window,
+									  m->frames);
 	CUDA_OK(cudaGetLastError());
-	FFT_OK(cufftExecR2C(w->fft, w->frames, w->spec));
-	mel_rows<<<grid_of(cells), THREADS, 0, s>>>(w->spec, net->filters, net->lo, net->hi,
+	FFT_OK(cufftExecR2C(w->fft, m->frames, m->spec));
+	mel_rows<<<grid_of(cells), THREADS, 0, s>>>(m->spec, net->filters, net->lo, net->hi,
 						    net->n_mels, mel);
-	reduce_max<<<1, 1024, 0, s>>>(mel, cells, w->max + i);
-	clamp_scale<<<grid_of(cells), THREADS, 0, s>>>(mel, cells, w->max + i);
+	reduce_max<<<1, 1024, 0, s>>>(mel, cells, m->max + i);
+	clamp_scale<<<grid_of(cells), THREADS, 0, s>>>(mel, cells, m->max + i);
 	CUDA_OK(cudaGetLastError());
 	return 0;
 }
 
-extern "C" int
-mb_cuda_whisper_run(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
-		    const struct mb_cuda_audio_item *items, uint32_t n, void *stream, char *err,
-		    size_t err_len)
+/* The batch on the run's allocation at @p base (carved from @p parts); all queued on @p s. */
+static int
+run_batch(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
+	  const struct mb_cuda_audio_item *items, uint32_t n, const struct mb_tf_part *parts,
+	  void *base, cudaStream_t s, char *err, size_t err_len)
 {
 	const uint32_t d = net->d, nm = net->n_mels;
-	enum mb_tf_prec prec = mb_tf_ctx_prec(w->ctx);
-	size_t rows = (size_t)n * T_POS, col;
-	struct mb_tf_acts *A = &w->acts;
-	cudaStream_t s;
+	const enum mb_tf_prec prec = mb_tf_ctx_prec(w->ctx);
+	const size_t rows = (size_t)n * T_POS;
+	void *at[MB_CUDA_WHISPER_PARTS];
+	struct run_mem m;
+	struct mb_tf_acts *A = &m.A;
+	size_t col;
 	float *h1;
 	int rc;
 
-	if (n == 0)
-		return 0;
-	if ((rc = mb_tf_ctx_begin(w->ctx, stream, err, err_len)) < 0)
+	mb_tf_carve(base, parts, MB_CUDA_WHISPER_PARTS, n, at);
+	if ((rc = mb_tf_acts_bind(A, at, parts, n, T_POS, d, net->heads, net->ffn, prec, err,
+				  err_len)) < 0)
 		return rc;
-	s = (cudaStream_t)mb_tf_ctx_stream(w->ctx);
-	/* a run that failed half-way may have left work queued that reads the staging */
-	CUDA_OK(cudaStreamSynchronize(s));
-	if ((rc = reserve(net, w, n, err, err_len)) < 0)
-		return rc;
+	m.padded = (float *)at[MB_CUDA_WHISPER_PART_PADDED];
+	m.frames = (float *)at[MB_CUDA_WHISPER_PART_FRAMES];
+	m.spec = (cufftComplex *)at[MB_CUDA_WHISPER_PART_SPEC];
+	m.in = (uint8_t *)at[MB_CUDA_WHISPER_PART_IN];
+	m.mel = (float *)at[MB_CUDA_WHISPER_PART_MEL];
+	m.max = (float *)at[MB_CUDA_WHISPER_PART_MAX];
 	FFT_OK(cufftSetStream(w->fft, s));
 	for (uint32_t i = 0; i < n; i++)
-		if ((rc = front_end(net, w, &items[i], i, s, err, err_len)) < 0)
+		if ((rc = front_end(net, w, &m, &items[i], i, s, err, err_len)) < 0)
 			return rc;
 
-	/* the stem, every item at once: columns at the start of big, conv1's output after */
-	col = col_bytes(d, nm, prec, n);
+	/* the stem, every item at once: columns at the start of big, conv1's output after
+	 * (256-byte aligned: the part's fixed MB_TF_ALIGN bytes) */
+	col = ((size_t)n * mb_cuda_whisper_col_item(d, nm, prec) + MB_TF_ALIGN - 1) &
+	      ~(size_t)(MB_TF_ALIGN - 1);
 	h1 = (float *)((uint8_t *)A->big + col);
-	if ((rc = mb_tf_im2col3(w->ctx, w->mel, n, FRAMES, nm, 1, FRAMES, A->big, err, err_len)) <
+	if ((rc = mb_tf_im2col3(w->ctx, m.mel, n, FRAMES, nm, 1, FRAMES, A->big, err, err_len)) <
 		    0 ||
 	    (rc = mb_tf_linear(w->ctx, n * FRAMES, d, 3 * nm, A->big, 3 * nm, prec, net->conv1_w,
 			       prec, 1.0f, 0.0f, h1, d, 1, err, err_len)) < 0 ||
@@ -497,6 +516,37 @@ mb_cuda_whisper_run(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_wo
 		memcpy(items[i].out, w->pin_out + (size_t)i * T_POS * d,
 		       (size_t)T_POS * d * sizeof(float));
 	}
-	CUDA_OK(cudaStreamSynchronize(s));
 	return 0;
+}
+
+extern "C" int
+mb_cuda_whisper_run(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
+		    const struct mb_cuda_audio_item *items, uint32_t n, void *stream, char *err,
+		    size_t err_len)
+{
+	struct mb_tf_part parts[MB_CUDA_WHISPER_PARTS];
+	void *base = NULL;
+	char free_err[160];
+	cudaStream_t s;
+	int rc, frc;
+
+	if (n == 0)
+		return 0;
+	if ((rc = mb_tf_ctx_begin(w->ctx, stream, err, err_len)) < 0)
+		return rc;
+	s = (cudaStream_t)mb_tf_ctx_stream(w->ctx);
+	/* the stream may carry others' work (the service's): nothing of ours reads the staging */
+	CUDA_OK(cudaStreamSynchronize(s));
+	if ((rc = grow_pinned(net, w, n, err, err_len)) < 0)
+		return rc;
+	mb_cuda_whisper_parts(net->d, net->heads, net->ffn, net->n_mels, mb_tf_ctx_prec(w->ctx),
+			      parts);
+	if ((rc = mb_tf_run_alloc(w->ctx, mb_tf_parts_bytes(parts, MB_CUDA_WHISPER_PARTS, n), &base,
+				  err, err_len)) < 0)
+		return rc;
+	rc = run_batch(net, w, items, n, parts, base, s, err, err_len);
+	/* whatever happened: freed after the work queued on it, and waited for */
+	frc = mb_tf_run_free(w->ctx, &base, rc < 0 ? free_err : err,
+			     rc < 0 ? sizeof(free_err) : err_len);
+	return rc < 0 ? rc : frc;
 }

@@ -79,4 +79,11 @@ void mb_gpu_thread_detach(void *stream);
 uint64_t mb_gpu_units(uint64_t free_bytes, uint64_t reserve_bytes, uint64_t unit_bytes,
 		      uint64_t max_units);
 
+/**
+ * Units that @p bytes of device memory take: ceil(bytes / unit_bytes), so a part unit counts
+ * whole (what a batch asks for may only be over what it uses, never under); 0 for 0 bytes
+ * or no unit size; at most UINT32_MAX.
+ */
+uint32_t mb_gpu_bytes_units(uint64_t bytes, uint64_t unit_bytes);
+
 #endif /* MB_GPU_PROBE_H */

@@ -111,6 +111,19 @@ const char *mb_net_precision_name(enum mb_net_precision prec);
 int mb_builtin_net_set_precision(const char *model, enum mb_net_precision prec);
 
 /**
+ * The device memory of built-in network @p model on CUDA, for the service's device units:
+ * @p state is what its load() returned for a CUDA device (borrowed). *@p worker_bytes: what
+ * each worker holds from worker_init to worker_fini (cuBLAS workspace, FFT work area); a run
+ * of n items allocates *@p batch_bytes + n * *@p item_bytes at its start (stream-ordered, from
+ * the device's memory pool) and frees it before run() returns, so a batch needs that much
+ * only while it runs. Exact: the formula the run's allocation is sized by, plus the pool's
+ * page (2 MiB) in batch_bytes. Any thread. 0, or -ENOENT (all three 0) when @p model is not
+ * a network on CUDA (not a built-in network, a CPU state, a build without CUDA).
+ */
+int mb_builtin_net_gpu_bytes(const char *model, const void *state, uint64_t *worker_bytes,
+			     uint64_t *batch_bytes, uint64_t *item_bytes);
+
+/**
  * Load the checkpoint @p path as built-in @p model on the CPU, exactly as the service
  * would, and unload it: 0 with a one-line summary in @p out (sizes, tensors, parameters),
  * or -errno with the reason in @p out.

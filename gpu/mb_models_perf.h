@@ -5,11 +5,11 @@
  *
  *   mb_models_gpu_timing_*  per-item upload and compute times of CUDA runs, from CUDA events
  *                           (struct mb_cuda_timing), for the copy/compute overlap
- *   mb_models_gpu_layers    a model's library layers (cuFFT, cuDNN, cuBLAS) run alone on the
- *                           same shapes (struct mb_cuda_layers), for its achieved FLOP/s
- *                           (logmel, clap)
+ *   mb_models_gpu_layers    a model's library layers (cuFFT) run alone on the same shapes
+ *                           (struct mb_cuda_layers), for its achieved FLOP/s (logmel)
  *   mb_models_gpu_gemm_*    the GEMMs a transformer network's run issued (whisper, videomae)
  *   mb_models_gpu_gemms_time  cuBLAS running exactly those GEMMs alone
+ *   mb_models_gpu_pool      the memory pool the networks' runs allocate from on a device
  *
  * Threads: any one thread at a time.
  */
@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "cuda_nets_internal.h"
+#include "cuda_tf_internal.h"
 
 /** Time the items of CUDA workers set up from now on (on) or not (off); clears the totals. */
 int mb_models_gpu_timing_enable(bool on);
@@ -48,5 +49,15 @@ int mb_models_gpu_gemm_take(struct mb_cuda_gemm_list *l);
  */
 int mb_models_gpu_gemms_time(int device, const struct mb_cuda_gemm_list *l, double *ms,
 			     char *reason, size_t reason_len);
+
+/**
+ * The memory pool that whisper's and videomae's runs allocate their batches from on CUDA
+ * device @p device (struct mb_tf_pool_stats: what it holds and what runs hold of it, now and
+ * at most). With @p reset, first give its free pages back to the driver and reset the high
+ * marks, so that the next run's figures are that run's alone. 0, -ENOENT when no worker of
+ * theirs holds a pool there, -ENOTSUP without CUDA, -EIO with the CUDA error in @p reason.
+ */
+int mb_models_gpu_pool(int device, bool reset, struct mb_tf_pool_stats *out, char *reason,
+		       size_t reason_len);
 
 #endif /* MB_MODELS_PERF_H */

@@ -98,6 +98,17 @@ mb_gpu_units(uint64_t free_bytes, uint64_t reserve_bytes, uint64_t unit_bytes, u
 	return max_units != 0 && units > max_units ? max_units : units;
 }
 
+uint32_t
+mb_gpu_bytes_units(uint64_t bytes, uint64_t unit_bytes)
+{
+	uint64_t units;
+
+	if (unit_bytes == 0 || bytes == 0)
+		return 0;
+	units = bytes / unit_bytes + (bytes % unit_bytes != 0);
+	return units > UINT32_MAX ? UINT32_MAX : (uint32_t)units;
+}
+
 #if MB_HAVE_CUDA
 
 int

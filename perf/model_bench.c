@@ -14,17 +14,16 @@
  * OpenBLAS runs single-threaded (the service parallelises across workers), so the figures
  * are per worker thread.
  *
- * With --device N the same runs happen on CUDA device N (the models' cuFFT/cuDNN/cuBLAS
- * code, through the same run() a GPU worker calls), after one untimed warm-up batch per
- * size; "cpu ms/item" is then the host thread's own time per item. A second table per model
- * then sets the model against its library layers (cuFFT, cuDNN, cuBLAS) run alone on the
- * same shapes (mb_models_perf.h): the model's achieved GFLOP/s (the layers' FLOP per item
- * times items/s), the layers' GFLOP/s one item at a time with the algorithms the model uses
- * ("as run") and batched with cuDNN's fastest FMA algorithms ("best"), the model's share of
- * "best", and from CUDA events in the model's runs the upload and compute time per item and
- * the share of the upload time hidden behind compute ("copy hidden": (upload + compute -
- * device span) / upload, where the span runs from a batch's first upload to its last item's
- * result).
+ * With --device N the same runs happen on CUDA device N (the models' cuFFT/cuBLAS code,
+ * through the same run() a GPU worker calls), after one untimed warm-up batch per size; "cpu
+ * ms/item" is then the host thread's own time per item. For logmel a second table then sets
+ * the model against its library layers (cuFFT) run alone on the same shapes
+ * (mb_models_perf.h): the model's achieved GFLOP/s (the layers' FLOP per item times
+ * items/s), the layers' GFLOP/s one item at a time as the model calls them ("as run") and
+ * batched in one plan ("best"), the model's share of "best", and from CUDA events in the
+ * model's runs the upload and compute time per item and the share of the upload time hidden
+ * behind compute ("copy hidden": (upload + compute - device span) / upload, where the span
+ * runs from a batch's first upload to its last item's result).
  *
  * Exit status: 0, 1 when a model failed, 2 for bad arguments, 77 when --device names no CUDA
  * device here (the gpu suite's "skipped").
@@ -32,8 +31,9 @@
  * The networks (whisper, clap, videomae) run at a published size with placeholder weights
  * in the published layout: whisper-tiny, clap-htsat-unfused and videomae-base by default,
  * --size for the --model named (e.g. --model whisper --size whisper-base), batch sizes 1..8.
- * clap's audio is 48 kHz, the others' 16 kHz. On a GPU whisper and videomae have a second
- * table about their GEMMs instead of library layers: every GEMM one run of the batch issues
+ * clap's audio is 48 kHz, the others' 16 kHz; clap runs on the CPU only, so --device skips
+ * it. On a GPU whisper and videomae have a second table about their GEMMs instead of library
+ * layers: every GEMM one run of the batch issues
  * is recorded (shapes, types, 2*M*N*K each, the attention's batched ones included), the
  * model's achieved TFLOP/s is those FLOP over the run's median latency (the whole run:
  * uploads, log-mel, every kernel), and "cuBLAS alone" is cuBLAS running exactly those GEMMs
@@ -209,9 +209,8 @@ print_gpu_table(const struct mb_model_desc *d, const struct gpu_row *rows, int n
 {
 	char reason[256];
 
-	printf("\n%-9s %5s %10s %10s %10s %10s %7s %10s %10s %7s  %s\n", d->name, "batch",
-	       "GFLOP/item", "model GF/s", "as run", "best", "model/", "upload", "compute", "copy",
-	       "best cuDNN algorithms");
+	printf("\n%-9s %5s %10s %10s %10s %10s %7s %10s %10s %7s\n", d->name, "batch", "GFLOP/item",
+	       "model GF/s", "as run", "best", "model/", "upload", "compute", "copy");
 	printf("%-9s %5s %10s %10s %10s %10s %7s %10s %10s %7s\n", "", "", "", "", "GF/s", "GF/s",
 	       "best", "ms/item", "ms/item", "hidden");
 	for (int i = 0; i < n; i++) {
@@ -231,11 +230,10 @@ print_gpu_table(const struct mb_model_desc *d, const struct gpu_row *rows, int n
 			printf("%-9s %5d  layers alone: %s\n", "", r->bs, reason);
 			continue;
 		}
-		printf("%-9s %5d %10.3f %10.1f %10.1f %10.1f %7.2f %10.3f %10.3f %6.0f%%  %s\n", "",
+		printf("%-9s %5d %10.3f %10.1f %10.1f %10.1f %7.2f %10.3f %10.3f %6.0f%%\n", "",
 		       r->bs, L.flop_per_item * 1e-9, L.flop_per_item * r->items_per_s * 1e-9,
 		       L.flop_per_item / L.ms_as_run * 1e-6, L.flop_per_item / L.ms_best * 1e-6,
-		       L.ms_best * r->items_per_s * 1e-3, up, comp, hidden * 100,
-		       L.best_algos[0] != '\0' ? L.best_algos : "-");
+		       L.ms_best * r->items_per_s * 1e-3, up, comp, hidden * 100);
 	}
 }
 
@@ -308,6 +306,15 @@ bench_model(const struct mb_model_desc *d, const int *sizes, int n_sizes, int ru
 			device, strerror(-rc));
 		d->unload(state);
 		return rc;
+	}
+	if (device >= 0 && mb_builtin_is_net(d->name)) {
+		uint64_t wb = 0, bb = 0, ib = 0;
+
+		/* what the service admits this model's batches by (its device units) */
+		if (mb_builtin_net_gpu_bytes(d->name, state, &wb, &bb, &ib) == 0)
+			printf("%s device memory: a worker keeps %.1f MiB; a batch of n takes "
+			       "%.1f + n x %.1f MiB while it runs\n",
+			       d->name, wb / 1048576.0, bb / 1048576.0, ib / 1048576.0);
 	}
 	make_media(&m, d, seconds);
 	if (d->check(&m.hdr, reason, sizeof(reason)) != 0) {

@@ -411,6 +411,42 @@ set_precision(const char *name, bool builtin, const struct mb_model_config *c)
 	mb_builtin_net_set_precision(name, p);
 }
 
+/*
+ * A built-in network on the GPUs costs device units from its real memory
+ * (mb_builtin_net_gpu_bytes(): the activations a run allocates for its batch): a batch takes
+ * ceil(batch bytes / unit) units plus ceil(item bytes / unit) per item (a window: its
+ * activations do not depend on how much of it the media fills). What each GPU worker keeps
+ * for it (cuBLAS workspace, FFT plans) is taken off the GPU's capacity (gpu_units()). The
+ * config's base_units and item_units_per_second, when given, win.
+ */
+static void
+net_gpu_units(struct mb_service *s, struct mb_model *m, const struct mb_model_config *c)
+{
+	const uint64_t mib = 1024 * 1024, unit = (uint64_t)s->cfg->cuda_unit_mb * mib;
+	uint64_t worker = 0, batch = 0, item = 0;
+	int d;
+
+	if (m->plugin != NULL || !mb_builtin_is_net(m->desc->name))
+		return;
+	for (d = 1; d < MB_DEVICES_MAX && !(m->devices & MB_DEVICE_BIT(d)); d++)
+		;
+	if (d == MB_DEVICES_MAX ||
+	    mb_builtin_net_gpu_bytes(m->desc->name, m->states[d], &worker, &batch, &item) < 0)
+		return; /* on the CPU device only: the descriptor's costs */
+	m->gpu_worker_bytes = worker;
+	if (c == NULL || c->base_units < 0)
+		m->base_units = mb_gpu_bytes_units(batch, unit);
+	if (c == NULL || c->item_units_per_second < 0)
+		m->item_units_window = mb_gpu_bytes_units(item, unit);
+	if (m->item_units_window == 0 && m->item_units_per_second <= 0.0)
+		m->item_units_window = 1;
+	MB_LOG(INFO,
+	       "model %s on the GPUs: a batch takes %u unit(s) of %u MiB and %u per item (its "
+	       "activations: %.1f MiB a batch, %.1f MiB an item); each worker keeps %.1f MiB",
+	       m->desc->name, m->base_units, s->cfg->cuda_unit_mb, m->item_units_window,
+	       (double)batch / mib, (double)item / mib, (double)worker / mib);
+}
+
 /* Set up one model (built-in, or from a plugin) and load it on its devices; on failure it is
  * disabled with the reason and the others keep serving. */
 static void
@@ -465,6 +501,7 @@ load_model(struct mb_service *s, struct mb_model *m, const struct mb_model_confi
 	load_on_devices(s, m, weights);
 	if (m->devices != 0 && weights != NULL)
 		MB_LOG(INFO, "model %s: weights %s", m->desc->name, weights);
+	net_gpu_units(s, m, c);
 }
 
 /* --check: load @p d with the weights its config would give it, on the CPU, and unload. */
@@ -684,15 +721,23 @@ gpu_units(struct mb_service *s, int d, uint64_t *units, char *err, size_t err_le
 	uint64_t free_b = 0, total_b = 0, mib = 1024 * 1024;
 	char why[256] = "";
 
+	uint64_t held = 0;
+
 	if (mb_gpu_mem_info(p->cuda, &free_b, &total_b, why, sizeof(why)) < 0) {
 		snprintf(err, err_len, "device %s: cannot read its free memory: %s", p->name, why);
 		return -EIO;
 	}
+	/* what its workers will keep for the networks, outside any batch's units */
+	for (uint32_t i = 0; i < s->n_models; i++)
+		if (s->models[i].devices & MB_DEVICE_BIT(d))
+			held += (uint64_t)cfg->cuda_workers * s->models[i].gpu_worker_bytes;
+	free_b = free_b > held ? free_b - held : 0;
 	*units = mb_gpu_units(free_b, cfg->cuda_reserve_mb * mib, cfg->cuda_unit_mb * mib,
 			      cfg->cuda_max_units);
 	if (*units == 0) {
 		snprintf(err, err_len,
-			 "device %s (%s): %" PRIu64 " MiB free after loading the models; "
+			 "device %s (%s): %" PRIu64 " MiB free after loading the models and "
+			 "the workers' own buffers; "
 			 "devices.cuda.reserve_mb keeps %u MiB, so not one unit of %u MiB is left "
 			 "(lower reserve_mb or unit_mb, or serve fewer models on it)",
 			 p->name, p->gpu->name, free_b / mib, cfg->cuda_reserve_mb,
@@ -701,8 +746,9 @@ gpu_units(struct mb_service *s, int d, uint64_t *units, char *err, size_t err_le
 	}
 	MB_LOG(INFO,
 	       "device %s: %s, NUMA node %d, %" PRIu64 " of %" PRIu64 " MiB free with the models "
-	       "loaded: %" PRIu64 " units of %u MiB (reserve %u MiB%s)",
-	       p->name, p->gpu->name, p->numa_node, free_b / mib, total_b / mib, *units,
+	       "loaded and %" PRIu64 " MiB kept for the workers' own buffers: %" PRIu64
+	       " units of %u MiB (reserve %u MiB%s)",
+	       p->name, p->gpu->name, p->numa_node, free_b / mib, total_b / mib, held / mib, *units,
 	       cfg->cuda_unit_mb, cfg->cuda_reserve_mb,
 	       cfg->cuda_max_units && *units == cfg->cuda_max_units ? ", capped by max_units" : "");
 	return 0;

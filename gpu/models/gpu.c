@@ -1,5 +1,6 @@
 /*
- * gpu.c: built-in models on a CUDA device: the C side of cuda_nets.cu (see gpu_internal.h).
+ * gpu.c: the built-in model logmel on a CUDA device: the C side of cuda_nets.cu (see
+ * gpu_internal.h); and the perf-only figures of mb_models_perf.h.
  *
  * Results are allocated with the batch's alloc_result() exactly as on the CPU, filled by the
  * device through pinned staging, and handed to the service the same way: a model's CPU and
@@ -28,7 +29,6 @@ perf_kind(const char *model, enum mb_cuda_net_kind *kind, uint32_t *max_samples)
 		uint32_t seconds;
 	} known[] = {
 		{"logmel", MB_CUDA_LOGMEL, MB_LOGMEL_MAX_SECONDS},
-		{"clap", MB_CUDA_CLAP, MB_CLAP_MAX_SECONDS},
 	};
 
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -40,8 +40,7 @@ perf_kind(const char *model, enum mb_cuda_net_kind *kind, uint32_t *max_samples)
 	return -EINVAL;
 }
 
-_Static_assert((int)MB_GPU_LOGMEL == (int)MB_CUDA_LOGMEL && (int)MB_GPU_CLAP == (int)MB_CUDA_CLAP,
-	       "one numbering of the CUDA kinds");
+_Static_assert((int)MB_GPU_LOGMEL == (int)MB_CUDA_LOGMEL, "one numbering of the CUDA kinds");
 
 #if MB_HAVE_CUDA
 
@@ -59,12 +58,16 @@ mb_models_gpu_load(enum mb_gpu_kind kind, int device, const struct mb_mel *mel,
 		.filters = mel != NULL ? &mel->filters[0][0] : NULL,
 		.n_mels = mel != NULL ? mel->n_mels : 0,
 		.max_samples = max_samples,
-		.w = (const float *const *)w,
-		.w_numel = numel,
-		.n_w = n_w,
 	};
 	struct mb_cuda_net *n = NULL;
 
+	(void)w;
+	(void)numel;
+	if (n_w != 0) {
+		snprintf(reason, reason_len, "no CUDA model here takes weight tensors (%u given)",
+			 n_w);
+		return -EINVAL;
+	}
 	if (mb_cuda_net_create(&d, &n, reason, reason_len) < 0)
 		return -EIO;
 	*net = n;
@@ -293,6 +296,23 @@ mb_models_gpu_gemms_time(int device, const struct mb_cuda_gemm_list *l, double *
 #else
 	(void)device;
 	(void)l;
+	snprintf(reason, reason_len, "this build has no CUDA");
+	return -ENOTSUP;
+#endif
+}
+
+int
+mb_models_gpu_pool(int device, bool reset, struct mb_tf_pool_stats *out, char *reason,
+		   size_t reason_len)
+{
+	memset(out, 0, sizeof(*out));
+#if MB_HAVE_CUDA
+	int rc = mb_tf_pool_stats(device, reset, out, reason, reason_len);
+
+	return rc == -ENOENT ? -ENOENT : rc < 0 ? -EIO : 0;
+#else
+	(void)device;
+	(void)reset;
 	snprintf(reason, reason_len, "this build has no CUDA");
 	return -ENOTSUP;
 #endif

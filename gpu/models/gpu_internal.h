@@ -1,10 +1,10 @@
 /**
  * @file
- * Private to gpu/models: the glue between the load/worker/run of logmel and clap and their
- * CUDA implementation (cuda_nets_internal.h). In a build without CUDA every call answers
- * -ENOTSUP with a reason, so the models compile the same either way. (The networks on the
- * shared lifecycle, whisper and videomae, reach CUDA through net.c's hooks instead:
- * net_internal.h.)
+ * Private to gpu/models: the glue between the load/worker/run of logmel and its CUDA
+ * implementation (cuda_nets_internal.h). In a build without CUDA every call answers -ENOTSUP
+ * with a reason, so the model compiles the same either way. (The networks on the shared
+ * lifecycle, whisper and videomae, reach CUDA through net.c's hooks instead: net_internal.h;
+ * clap runs on the CPU only.)
  *
  * Threads: as model.h: load/unload on the main thread, the rest on the worker's thread.
  */
@@ -21,16 +21,16 @@
 /* the values are enum mb_cuda_net_kind's */
 enum mb_gpu_kind {
 	MB_GPU_LOGMEL = 0,
-	MB_GPU_CLAP = 1,
 };
 
 /** MB_MODEL_ON_CPU, plus MB_MODEL_ON_CUDA when this build has CUDA. */
 #define MB_MODELS_DEVICES (MB_MODEL_ON_CPU | (MB_HAVE_CUDA ? MB_MODEL_ON_CUDA : 0))
 
 /**
- * Upload a model to CUDA device @p device: @p mel (audio models, else NULL), the longest
- * item in samples, and @p n_w weight tensors (host, borrowed) of @p numel elements each.
- * Returns 0 with the net in @p net, or -errno with @p reason.
+ * Upload a model to CUDA device @p device: @p mel (audio models, else NULL) and the longest
+ * item in samples. @p w, @p numel, @p n_w: weight tensors, which no model here has any more
+ * (clap's CUDA path took them): n_w must be 0 (-EINVAL otherwise). Returns 0 with the net in
+ * @p net, or -errno with @p reason.
  */
 int mb_models_gpu_load(enum mb_gpu_kind kind, int device, const struct mb_mel *mel,
 		       uint32_t max_samples, float *const *w, const uint64_t *numel, uint32_t n_w,

@@ -427,6 +427,22 @@ mb_builtin_net_sizes(const char *model)
 	return def != NULL ? def->sizes : NULL;
 }
 
+int
+mb_builtin_net_gpu_bytes(const char *model, const void *state, uint64_t *worker_bytes,
+			 uint64_t *batch_bytes, uint64_t *item_bytes)
+{
+	const struct mb_net_def *def = mb_net_def_of(model);
+	const struct mb_net *net = state;
+
+	*worker_bytes = 0;
+	*batch_bytes = 0;
+	*item_bytes = 0;
+	if (def == NULL || net == NULL || net->def != def || net->device < 0 || net->gpu == NULL ||
+	    def->gpu_bytes == NULL)
+		return -ENOENT;
+	return def->gpu_bytes(net, worker_bytes, batch_bytes, item_bytes);
+}
+
 /* remove @p dir and the files in it (a checkpoint directory has no subdirectories) */
 static void
 remove_dir(const char *dir)

@@ -1,6 +1,7 @@
 /**
  * @file
- * Private to gpu/models: one lifecycle for the built-in networks (whisper, videomae, clap).
+ * Private to gpu/models: one lifecycle for the built-in networks (whisper, videomae, clap;
+ * clap runs on the CPU only).
  *
  * A network is described by a struct mb_net_def: its published sizes, how it reads its
  * sizes from a checkpoint, the tensors it needs for those sizes, the shape of one item's
@@ -16,7 +17,11 @@
  *              tensors (net->w[i] NULL: the device has its own);
  *   worker     per worker thread: on the CPU, scratch that grows to the largest batch seen
  *              (the only allocation after start-up happens when a larger batch first
- *              arrives); on a CUDA device, def->gpu_worker_init's (the same rule inside);
+ *              arrives); on a CUDA device, def->gpu_worker_init's: what does not depend on
+ *              the batch (cuBLAS workspace, FFT plan), while each run allocates its batch's
+ *              device memory for exactly its items and frees it at its end, in the amounts
+ *              def->gpu_bytes reports (mb_builtin_net_gpu_bytes(): the service's device
+ *              units);
  *   run        every item's result shape (def->shape: the one place it is computed, for
  *              both devices), its result buffer (batch->alloc_result), then def->cpu_run
  *              or def->gpu_run on the items that can run: a model's CPU and CUDA paths
@@ -120,7 +125,7 @@ struct mb_net_def {
 	int (*cpu_run)(const struct mb_net *net, float *scratch, struct mb_model_item *const *items,
 		       uint32_t n);
 
-	/* The CUDA side: all five, or none (CPU only). Threads as model.h's load/worker/run. */
+	/* The CUDA side: all six, or none (CPU only). Threads as model.h's load/worker/run. */
 
 	/**
 	 * Upload what the net needs to CUDA device @p device (net->dims, net->w, net->extra
@@ -142,6 +147,14 @@ struct mb_net_def {
 	 */
 	int (*gpu_run)(const struct mb_net *net, void *worker, struct mb_model_item *const *items,
 		       uint32_t n, void *stream, char *reason, size_t reason_len);
+	/**
+	 * The device memory of @p net as loaded on its CUDA device, in bytes: @p worker held by
+	 * each worker from gpu_worker_init to gpu_worker_fini; @p batch + n * @p item taken by a
+	 * gpu_run of n items while it runs (the very formula its allocation is sized by, or an
+	 * upper bound affine in n). Host arithmetic, any thread. 0 or -errno.
+	 */
+	int (*gpu_bytes)(const struct mb_net *net, uint64_t *worker, uint64_t *batch,
+			 uint64_t *item);
 };
 
 /** A loaded network: what load() hands back as the model's state. */

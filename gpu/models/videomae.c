@@ -32,7 +32,9 @@
  * On a CUDA device the same steps run in cuda_videomae.cu (on the transformer module,
  * cuda_tf_internal.h), the GEMMs at the net's precision (models[].precision); the logits come
  * back to the host, where the result is made exactly as on the CPU (top-k, or the logits of a
- * window part).
+ * window part). A run there allocates its batch's device memory for exactly its clips and
+ * frees it at its end; gpu_bytes reports those bytes from the same formula
+ * (mb_cuda_videomae_mem()).
  *
  * Owns: what init() keeps in net->extra (normalisation table, position table, labels).
  * Threads: as model.h; a loaded net is read-only.
@@ -975,6 +977,19 @@ gpu_run(const struct mb_net *net, void *worker, struct mb_model_item *const *ite
 	return 0;
 }
 
+/* The figures the run's allocation is sized by (cuda_tf_internal.h: one formula for both). */
+static int
+gpu_bytes(const struct mb_net *net, uint64_t *worker, uint64_t *batch, uint64_t *item)
+{
+	struct mb_tf_mem m;
+
+	mb_cuda_videomae_mem_of(net->gpu, &m);
+	*worker = m.worker;
+	*batch = m.batch;
+	*item = m.item;
+	return 0;
+}
+
 #endif /* MB_HAVE_CUDA */
 
 static const char *const g_prefixes[] = {"", NULL};
@@ -1000,6 +1015,7 @@ const struct mb_net_def mb_videomae_net = {
 	.gpu_worker_init = gpu_worker_init,
 	.gpu_worker_fini = gpu_worker_fini,
 	.gpu_run = gpu_run,
+	.gpu_bytes = gpu_bytes,
 #endif
 };
 

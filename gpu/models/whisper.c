@@ -32,7 +32,9 @@
  * On a CUDA device the same steps run in cuda_whisper.cu (on the transformer module,
  * cuda_tf_internal.h), every item's log-mel by cuFFT and the rest batched the same way, the
  * GEMMs at the net's precision (models[].precision); this file hands it the sizes and tensors
- * at load and each batch's items at run.
+ * at load and each batch's items at run. There a run allocates its batch's device memory for
+ * exactly its items and frees it at its end; gpu_bytes reports those bytes (and what a worker
+ * keeps) from the same formula (mb_cuda_whisper_mem()).
  *
  * The lifecycle is net.c's (net_internal.h); this file is the def.
  */
@@ -675,6 +677,19 @@ whisper_gpu_run(const struct mb_net *net, void *worker, struct mb_model_item *co
 	return 0;
 }
 
+/* The figures the run's allocation is sized by (cuda_tf_internal.h: one formula for both). */
+static int
+whisper_gpu_bytes(const struct mb_net *net, uint64_t *worker, uint64_t *batch, uint64_t *item)
+{
+	struct mb_tf_mem m;
+
+	mb_cuda_whisper_mem_of(net->gpu, &m);
+	*worker = m.worker;
+	*batch = m.batch;
+	*item = m.item;
+	return 0;
+}
+
 #endif /* MB_HAVE_CUDA */
 
 const struct mb_net_def mb_whisper_net = {
@@ -698,6 +713,7 @@ const struct mb_net_def mb_whisper_net = {
 	.gpu_worker_init = whisper_gpu_worker_init,
 	.gpu_worker_fini = whisper_gpu_worker_fini,
 	.gpu_run = whisper_gpu_run,
+	.gpu_bytes = whisper_gpu_bytes,
 #endif
 };
 

@@ -3,11 +3,10 @@
  * reference, on the same inputs and the same (generated) weights. Where there is no GPU, it
  * skips and prints the probe's reason.
  *
- * logmel (and clap, while it has a CUDA path): max |GPU - CPU| over every output value, both
- * FP32 (the CPU code is itself checked against float64 references in tests/unit/gpu):
+ * logmel: max |GPU - CPU| over every output value, both FP32 (the CPU code is itself checked
+ * against float64 references in tests/unit/gpu):
  *   logmel    1e-4   (values about -1.5..1.5; cuFFT vs FFTW rounding in the quietest bins)
- *   clap      1e-4   (a unit vector; components about 0.04)
- * A clap without a CUDA path must be refused on a GPU with the reason.
+ * clap runs on the CPU only: a load on a GPU must be refused with the reason.
  *
  * whisper and videomae at their test size "tiny" (placeholder checkpoints), at each
  * precision, in batches of 1 and 3 (items of mixed lengths, S16 and F32; videomae with a
@@ -38,6 +37,12 @@
  * times those (more for the small ones), room for the GPU's own accumulation order. A real
  * mistake (a head or a channel out of place, a missing bias, a wrong scale) moves values by
  * the order of the scale.
+ *
+ * Device memory (whisper, videomae): before each GPU batch the pool the runs allocate from is
+ * emptied and its high marks reset; after it, what the run held at most must be the batch's
+ * mb_builtin_net_gpu_bytes() figures (batch + n * item, less at most the pool's page), what
+ * the pool took from the device at most must be within them, and the run must have given
+ * everything back (nothing in use once it returned).
  */
 #include <math.h>
 #include <stdbool.h>
@@ -48,6 +53,7 @@
 
 #include "mb_gpu_probe.h"
 #include "mb_models.h"
+#include "mb_models_perf.h"
 #include "mb_request.h"
 #include "mb_test.h"
 #include "mb_weights.h"
@@ -211,7 +217,7 @@ same_shape(const struct mb_model_item *a, const struct mb_model_item *b)
 			CU_ASSERT_FATAL(isfinite(((const float *)b->result)[k]));
 }
 
-/* ---- logmel, clap: F32 against F32 ---- */
+/* ---- logmel: F32 against F32 ---- */
 
 /* Run @p in on the CPU and on GPU 0; compare F32 results within @p tol. */
 static void
@@ -261,29 +267,61 @@ static void
 test_clap(void)
 {
 	const struct mb_model_desc *d = &mb_model_clap;
-	struct input in[3];
+	struct mb_model_load_args a = {
+		.device = 0, .numa_node = -1, .weights_path = "/nonexistent/clap"};
+	char reason[512] = "";
+	void *state = NULL;
+	int rc;
 
-	if (!(d->devices & MB_MODEL_ON_CUDA)) {
-		/* CPU only in this build: a GPU load is refused, with the reason */
-		struct mb_model_load_args a = {
-			.device = 0, .numa_node = -1, .weights_path = "/nonexistent/clap"};
-		char reason[512] = "";
-		void *state = NULL;
-		int rc = d->load(&a, &state, reason, sizeof(reason));
+	/* CPU only: a GPU load is refused, with the reason */
+	CU_ASSERT_FALSE(d->devices & MB_MODEL_ON_CUDA);
+	rc = d->load(&a, &state, reason, sizeof(reason));
+	printf("\n    clap runs on the CPU only; on device 0: %s", reason);
+	CU_ASSERT(rc < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "CPU"));
+	if (rc == 0)
+		d->unload(state);
+}
 
-		printf("\n    clap runs on the CPU only; on device 0: %s", reason);
-		CU_ASSERT(rc < 0);
-		CU_ASSERT_PTR_NOT_NULL(strstr(reason, "CPU"));
-		if (rc == 0)
-			d->unload(state);
-		return;
-	}
-	if (mb_builtin_is_net(d->name))
-		CU_ASSERT_EQUAL(mb_builtin_net_set_precision(d->name, MB_NET_F32), 0);
-	make_audio(&in[0], "clap", 16000, 16000, MB_MEDIA_PCM_S16LE, 7);
-	make_audio(&in[1], "clap", 16000, 10 * 16000, MB_MEDIA_PCM_S16LE, 8);
-	make_audio(&in[2], "clap", 16000, 1234, MB_MEDIA_PCM_F32LE, 9);
-	compare_f32(d, in, 3, 1e-4);
+/* ---- a network's device memory, run by run ---- */
+
+/* Empty the pool of device 0 and reset its high marks (the worker is up: it holds the pool). */
+static void
+pool_reset(void)
+{
+	struct mb_tf_pool_stats st;
+	char reason[256] = "";
+	int rc = mb_models_gpu_pool(0, true, &st, reason, sizeof(reason));
+
+	if (rc != 0)
+		printf("\n    the pool of device 0: %s", reason);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	CU_ASSERT_EQUAL(st.used, 0);
+	CU_ASSERT_EQUAL(st.reserved, 0);
+}
+
+/* After a batch of @p n on @p gpu: the pool's high marks against the model's figures. */
+static void
+pool_check(const struct mb_model_desc *d, const struct side *gpu, uint32_t n)
+{
+	const double mib = 1024.0 * 1024.0;
+	uint64_t worker = 0, batch = 0, item = 0, want;
+	struct mb_tf_pool_stats st;
+	char reason[256] = "";
+
+	CU_ASSERT_EQUAL_FATAL(mb_builtin_net_gpu_bytes(d->name, gpu->state, &worker, &batch, &item),
+			      0);
+	CU_ASSERT_EQUAL_FATAL(mb_models_gpu_pool(0, false, &st, reason, sizeof(reason)), 0);
+	want = batch + n * item;
+	printf("\n    %s, batch of %u: %.2f MiB admitted (%.2f + %u x %.2f; a worker keeps "
+	       "%.2f): the run held %.2f MiB at most, the pool %.2f MiB",
+	       d->name, n, want / mib, batch / mib, n, item / mib, worker / mib, st.used_high / mib,
+	       st.reserved_high / mib);
+	CU_ASSERT(worker >= MB_TF_BLAS_WS);
+	CU_ASSERT(st.used == 0);			    /* given back before run() returned */
+	CU_ASSERT(st.used_high + MB_TF_POOL_GRAIN >= want); /* the allocation is the formula's */
+	CU_ASSERT(st.used_high <= want);
+	CU_ASSERT(st.reserved_high <= want);
 }
 
 /* ---- the networks, at each precision ---- */
@@ -295,7 +333,8 @@ static const double g_whisper_max[] = {1e-4, 5e-3, 2.5e-2};
 static const double g_whisper_rms[] = {1e-5, 1e-3, 5e-3};
 
 /* the batches (indices into the inputs): one item, three of mixed lengths, one again (the
- * worker's buffers grown by the second, reused by the third) */
+ * worker's pinned staging grown by the second and reused by the third; the device memory is
+ * each run's own, from the pool) */
 static const uint32_t g_batches[][MAX_ITEMS] = {{3}, {0, 1, 2}, {1}};
 static const uint32_t g_batch_n[] = {1, 3, 1};
 #define N_BATCHES (sizeof(g_batch_n) / sizeof(g_batch_n[0]))
@@ -329,7 +368,9 @@ test_whisper(void)
 			uint32_t n = g_batch_n[bi];
 
 			items_of(in, g_batches[bi], n, b);
+			pool_reset();
 			CU_ASSERT_EQUAL_FATAL(run(d, &gpu, 0, b, n), 0);
+			pool_check(d, &gpu, n);
 			for (uint32_t i = 0; i < n; i++) {
 				const struct mb_model_item *a = &ref[g_batches[bi][i]];
 				const float *x = a->result, *y = b[i].result;
@@ -444,7 +485,9 @@ test_videomae(void)
 			uint32_t n = batch_n[bi];
 
 			items_of(in, batches[bi], n, b);
+			pool_reset();
 			CU_ASSERT_EQUAL_FATAL(run(d, &gpu, 0, b, n), 0);
+			pool_check(d, &gpu, n);
 			for (uint32_t i = 0; i < n; i++) {
 				uint32_t k = batches[bi][i], clip = k % CLIPS;
 				const struct mb_model_item *a = &ref[k];
@@ -496,7 +539,7 @@ static const struct mb_test_case cases[] = {
 	{"logmel: CUDA matches the CPU", test_logmel},
 	{"whisper: CUDA at f32, f16, bf16 matches the CPU within each one's tolerance",
 	 test_whisper},
-	{"clap: CUDA matches the CPU (or is refused where clap runs on the CPU only)", test_clap},
+	{"clap: runs on the CPU only, a GPU load is refused with the reason", test_clap},
 	{"videomae: CUDA at f32, f16, bf16: logits, scores, the same top-1", test_videomae},
 	{NULL, NULL},
 };
@@ -504,12 +547,12 @@ static const struct mb_test_case cases[] = {
 static int
 suite_cleanup(void)
 {
-	static const char *const names[] = {"whisper", "clap", "videomae"};
+	static const char *const names[] = {"whisper", "videomae"};
 	char cmd[256];
 	int rc;
 
 	/* checkpoints are directories, weights files files */
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 2; i++) {
 		snprintf(cmd, sizeof(cmd), "%s/%s.safetensors", g_dir, names[i]);
 		unlink(cmd);
 	}

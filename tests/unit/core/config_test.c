@@ -48,7 +48,7 @@ test_defaults(void)
 	CU_ASSERT_EQUAL(c.cpu_serve, MB_CPU_SERVE_AUTO);
 	CU_ASSERT_EQUAL(c.cuda_mode, MB_CUDA_AUTO);
 	CU_ASSERT_EQUAL(c.n_cuda_gpus, 0);
-	CU_ASSERT_EQUAL(c.cuda_unit_mb, 1024);
+	CU_ASSERT_EQUAL(c.cuda_unit_mb, 64);
 	CU_ASSERT_EQUAL(c.cuda_reserve_mb, 1024);
 	CU_ASSERT_EQUAL(c.cuda_max_units, 0);
 	CU_ASSERT_EQUAL(c.cuda_workers, 1);

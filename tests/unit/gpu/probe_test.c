@@ -75,10 +75,21 @@ test_units_from_memory(void)
 	CU_ASSERT_EQUAL(mb_gpu_units(gib / 2, gib, gib, 0), 0);
 	CU_ASSERT_EQUAL(mb_gpu_units(2 * gib - 1, gib, gib, 0), 0);
 	CU_ASSERT_EQUAL(mb_gpu_units(gib, 0, 0, 0), 0); /* no unit size: no units */
+
+	/* bytes to units, rounded up: whisper-tiny's 63,792,004 bytes an item (bf16) in units
+	 * of 64 MiB is 1; whisper-base's 84,096,004 is 2; a byte over a unit is 2 */
+	CU_ASSERT_EQUAL(mb_gpu_bytes_units(63792004, 64 * mib), 1);
+	CU_ASSERT_EQUAL(mb_gpu_bytes_units(84096004, 64 * mib), 2);
+	CU_ASSERT_EQUAL(mb_gpu_bytes_units(64 * mib, 64 * mib), 1);
+	CU_ASSERT_EQUAL(mb_gpu_bytes_units(64 * mib + 1, 64 * mib), 2);
+	CU_ASSERT_EQUAL(mb_gpu_bytes_units(0, 64 * mib), 0);
+	CU_ASSERT_EQUAL(mb_gpu_bytes_units(gib, 0), 0);
+	CU_ASSERT_EQUAL(mb_gpu_bytes_units(UINT64_MAX, 1), UINT32_MAX);
 }
 
 static const struct mb_test_case cases[] = {
-	{"VRAM units: free less reserve, whole units, capped", test_units_from_memory},
+	{"VRAM units: free less reserve, whole units, capped; bytes to units, rounded up",
+	 test_units_from_memory},
 	{"probe reports devices or a reason, never fails", test_probe_never_fails},
 	{"GPUs located on their NUMA node by PCI address", test_locate_on_fixture},
 	{NULL, NULL},
