@@ -1057,28 +1057,12 @@ mb_ckpt_write(const char *dir, const struct mb_weights_entry *e, uint32_t n, con
 	return write_ckpt(dir, e, n, dtype, shard_bytes, NULL, NULL, NULL, err, len);
 }
 
-struct gen_ctx {
-	const struct mb_weights_spec *specs;
-	uint64_t seed;
-};
-
-static int
-gen_fill(void *ctx, uint32_t i, float *dst, char *err, size_t len)
-{
-	const struct gen_ctx *g = ctx;
-
-	(void)err;
-	(void)len;
-	mb_weights_generate_data(&g->specs[i], g->seed, dst);
-	return 0;
-}
-
 int
 mb_ckpt_generate(const char *dir, const struct mb_weights_spec *specs, uint32_t n, uint64_t seed,
 		 const char *dtype, uint64_t shard_bytes, char *err, size_t len)
 {
 	struct mb_weights_entry *e = calloc(n ? n : 1, sizeof(*e));
-	struct gen_ctx g = {specs, seed};
+	struct mb_weights_gen_ctx g = {specs, seed};
 	int rc;
 
 	if (e == NULL) {
@@ -1090,8 +1074,8 @@ mb_ckpt_generate(const char *dir, const struct mb_weights_spec *specs, uint32_t 
 		e[i].ndim = specs[i].ndim;
 		memcpy(e[i].shape, specs[i].shape, sizeof(e[i].shape));
 	}
-	rc = write_ckpt(dir, e, n, dtype, shard_bytes, MB_WEIGHTS_GENERATOR, gen_fill, &g, err,
-			len);
+	rc = write_ckpt(dir, e, n, dtype, shard_bytes, MB_WEIGHTS_GENERATOR, mb_weights_gen_fill,
+			&g, err, len);
 	free(e);
 	return rc;
 }

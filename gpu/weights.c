@@ -633,15 +633,10 @@ mb_weights_generate_data(const struct mb_weights_spec *s, uint64_t seed, float *
 	}
 }
 
-struct gen_ctx {
-	const struct mb_weights_spec *specs;
-	uint64_t seed;
-};
-
-static int
-gen_fill(void *ctx, uint32_t i, float *dst, char *err, size_t len)
+int
+mb_weights_gen_fill(void *ctx, uint32_t i, float *dst, char *err, size_t len)
 {
-	const struct gen_ctx *g = ctx;
+	const struct mb_weights_gen_ctx *g = ctx;
 
 	(void)err;
 	(void)len;
@@ -654,7 +649,7 @@ mb_weights_generate(const char *path, const struct mb_weights_spec *specs, uint3
 		    uint64_t seed, char *err, size_t len)
 {
 	struct mb_weights_entry *e = calloc(n ? n : 1, sizeof(*e));
-	struct gen_ctx g = {specs, seed};
+	struct mb_weights_gen_ctx g = {specs, seed};
 	int rc;
 
 	if (e == NULL) {
@@ -666,7 +661,8 @@ mb_weights_generate(const char *path, const struct mb_weights_spec *specs, uint3
 		e[i].ndim = specs[i].ndim;
 		memcpy(e[i].shape, specs[i].shape, sizeof(e[i].shape));
 	}
-	rc = mb_weights_write_as(path, e, n, "F32", MB_WEIGHTS_GENERATOR, gen_fill, &g, err, len);
+	rc = mb_weights_write_as(path, e, n, "F32", MB_WEIGHTS_GENERATOR, mb_weights_gen_fill, &g,
+				 err, len);
 	free(e);
 	return rc;
 }
