@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <cyaml/cyaml.h>
+#include <zmq.h>
 #include <rte_log.h>
 #include <yaml.h>
 
@@ -42,7 +43,7 @@
 struct y_service {
 	char *ingest, *publish, *metrics, *log_level, *placement;
 	int64_t *drain_timeout_ms, *drain_quiet_ms, *max_inflight, *max_inflight_bytes,
-		*max_payload_bytes;
+		*max_payload_bytes, *max_inflight_per_client, *max_inflight_per_tenant;
 };
 
 struct y_idle {
@@ -67,10 +68,39 @@ struct y_udp_port {
 	unsigned int cpus_count;
 };
 
+struct y_udp_source {
+	int64_t *tenant;
+	char **prefixes;
+	unsigned int prefixes_count;
+};
+
 struct y_udp {
 	int64_t *port, *reassembly_timeout_ms, *max_requests, *buffer_mb, *mbufs, *rx_descriptors;
 	struct y_udp_port *ports;
 	unsigned int ports_count;
+	struct y_udp_source *sources;
+	unsigned int sources_count;
+};
+
+struct y_client {
+	char *name, *public_key, *public_key_file;
+	int64_t *tenants;
+	unsigned int tenants_count;
+	int64_t *subscribe;
+	unsigned int subscribe_count;
+	bool *subscribe_all;
+	int64_t *max_inflight;
+};
+
+struct y_security {
+	char *mode, *server_key;
+	struct y_client *clients;
+	unsigned int clients_count;
+};
+
+struct y_http {
+	char *tls_cert, *tls_key, *token_file;
+	int64_t *max_connections, *max_connections_per_ip, *timeout_ms;
 };
 
 struct y_cpu {
@@ -128,6 +158,8 @@ struct y_root {
 	unsigned int models_count;
 	char *weights_dir;
 	struct y_breaker *breaker;
+	struct y_security *security;
+	struct y_http *http;
 };
 
 #define OPT (CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL)
@@ -146,6 +178,8 @@ static const cyaml_schema_field_t service_fields[] = {
 	INT("max_inflight", struct y_service, max_inflight),
 	INT("max_inflight_bytes", struct y_service, max_inflight_bytes),
 	INT("max_payload_bytes", struct y_service, max_payload_bytes),
+	INT("max_inflight_per_client", struct y_service, max_inflight_per_client),
+	INT("max_inflight_per_tenant", struct y_service, max_inflight_per_tenant),
 	CYAML_FIELD_END,
 };
 
@@ -192,6 +226,21 @@ static const cyaml_schema_value_t udp_port_value = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct y_udp_port, udp_port_fields),
 };
 
+static const cyaml_schema_value_t prefix_value = {
+	CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, 64),
+};
+
+static const cyaml_schema_field_t udp_source_fields[] = {
+	INT("tenant", struct y_udp_source, tenant),
+	CYAML_FIELD_SEQUENCE("prefixes", OPT, struct y_udp_source, prefixes, &prefix_value, 0,
+			     1024),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t udp_source_value = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct y_udp_source, udp_source_fields),
+};
+
 static const cyaml_schema_field_t udp_fields[] = {
 	INT("port", struct y_udp, port),
 	INT("reassembly_timeout_ms", struct y_udp, reassembly_timeout_ms),
@@ -200,6 +249,7 @@ static const cyaml_schema_field_t udp_fields[] = {
 	INT("mbufs", struct y_udp, mbufs),
 	INT("rx_descriptors", struct y_udp, rx_descriptors),
 	CYAML_FIELD_SEQUENCE("ports", OPT, struct y_udp, ports, &udp_port_value, 0, 16),
+	CYAML_FIELD_SEQUENCE("sources", OPT, struct y_udp, sources, &udp_source_value, 0, 65536),
 	CYAML_FIELD_END,
 };
 
@@ -273,6 +323,44 @@ static const cyaml_schema_field_t breaker_fields[] = {
 	CYAML_FIELD_END,
 };
 
+static const cyaml_schema_value_t tenant_id_value = {
+	CYAML_VALUE_INT(CYAML_FLAG_DEFAULT, int64_t),
+};
+
+static const cyaml_schema_field_t client_fields[] = {
+	STR("name", struct y_client, name, 256),
+	STR("public_key", struct y_client, public_key, 256),
+	STR("public_key_file", struct y_client, public_key_file, MB_CONFIG_PATH_MAX - 1),
+	CYAML_FIELD_SEQUENCE("tenants", OPT, struct y_client, tenants, &tenant_id_value, 0,
+			     MB_CONFIG_CLIENT_TENANTS_MAX),
+	CYAML_FIELD_SEQUENCE("subscribe", OPT, struct y_client, subscribe, &tenant_id_value, 0,
+			     MB_CONFIG_CLIENT_TENANTS_MAX),
+	CYAML_FIELD_BOOL_PTR("subscribe_all", OPT, struct y_client, subscribe_all),
+	INT("max_inflight", struct y_client, max_inflight),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t client_value = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct y_client, client_fields),
+};
+
+static const cyaml_schema_field_t security_fields[] = {
+	STR("mode", struct y_security, mode, 16),
+	STR("server_key", struct y_security, server_key, MB_CONFIG_PATH_MAX - 1),
+	CYAML_FIELD_SEQUENCE("clients", OPT, struct y_security, clients, &client_value, 0, 65536),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t http_fields[] = {
+	STR("tls_cert", struct y_http, tls_cert, MB_CONFIG_PATH_MAX - 1),
+	STR("tls_key", struct y_http, tls_key, MB_CONFIG_PATH_MAX - 1),
+	STR("token_file", struct y_http, token_file, MB_CONFIG_PATH_MAX - 1),
+	INT("max_connections", struct y_http, max_connections),
+	INT("max_connections_per_ip", struct y_http, max_connections_per_ip),
+	INT("timeout_ms", struct y_http, timeout_ms),
+	CYAML_FIELD_END,
+};
+
 static const cyaml_schema_value_t model_value = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct y_model, model_fields),
 };
@@ -288,6 +376,8 @@ static const cyaml_schema_field_t root_fields[] = {
 	CYAML_FIELD_SEQUENCE("models", OPT, struct y_root, models, &model_value, 0, 256),
 	STR("weights_dir", struct y_root, weights_dir, MB_CONFIG_PATH_MAX - 1),
 	CYAML_FIELD_MAPPING_PTR("breaker", OPT, struct y_root, breaker, breaker_fields),
+	CYAML_FIELD_MAPPING_PTR("security", OPT, struct y_root, security, security_fields),
+	CYAML_FIELD_MAPPING_PTR("http", OPT, struct y_root, http, http_fields),
 	CYAML_FIELD_END,
 };
 
@@ -339,6 +429,10 @@ mb_config_defaults(struct mb_config *c)
 	c->breaker_failures = 5;
 	c->breaker_cooldown_ms = 5000;
 	c->breaker_probe_timeout_ms = 30000;
+	c->security_mode = MB_SECURITY_PLAINTEXT;
+	c->http_max_connections = 512;
+	c->http_max_connections_per_ip = 32;
+	c->http_timeout_ms = 15000;
 }
 
 void
@@ -352,6 +446,18 @@ mb_config_fini(struct mb_config *c)
 	free(c->udp_ports);
 	c->udp_ports = NULL;
 	c->n_udp_ports = 0;
+	for (unsigned int i = 0; i < c->n_udp_sources; i++)
+		free(c->udp_sources[i].prefixes);
+	free(c->udp_sources);
+	c->udp_sources = NULL;
+	c->n_udp_sources = 0;
+	for (unsigned int i = 0; i < c->n_clients; i++) {
+		free(c->clients[i].tenants);
+		free(c->clients[i].subscribe);
+	}
+	free(c->clients);
+	c->clients = NULL;
+	c->n_clients = 0;
 	c->eal_args = NULL;
 	c->limits = NULL;
 	c->models = NULL;
@@ -642,6 +748,10 @@ apply_service(struct checker *ck, const struct y_service *s, struct mb_config *c
 		c->max_inflight_bytes = (uint64_t)*s->max_inflight_bytes;
 	if (int_in(ck, "service.max_payload_bytes", s->max_payload_bytes, 64, 256 << 20))
 		c->max_payload_bytes = (uint32_t)*s->max_payload_bytes;
+	if (int_in(ck, "service.max_inflight_per_client", s->max_inflight_per_client, 1, 1 << 20))
+		c->max_inflight_per_client = (uint32_t)*s->max_inflight_per_client;
+	if (int_in(ck, "service.max_inflight_per_tenant", s->max_inflight_per_tenant, 1, 1 << 20))
+		c->max_inflight_per_tenant = (uint32_t)*s->max_inflight_per_tenant;
 }
 
 static void
@@ -777,6 +887,159 @@ is_pci_address(const char *s)
 	       sscanf(s, "%x:%x.%x%c", &bus, &dev, &fn, &tail) == 3;
 }
 
+int
+mb_config_parse_prefix(const char *s, struct mb_prefix *out)
+{
+	char addr[INET_ADDRSTRLEN], tail;
+	const char *slash = strchr(s, '/');
+	unsigned int bits = 32;
+	struct in_addr a;
+	size_t n = slash != NULL ? (size_t)(slash - s) : strlen(s);
+
+	if (n == 0 || n >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, s, n);
+	addr[n] = '\0';
+	if (inet_pton(AF_INET, addr, &a) != 1)
+		return -EINVAL;
+	if (slash != NULL && (slash[1] < '0' || slash[1] > '9' ||
+			      sscanf(slash + 1, "%u%c", &bits, &tail) != 1 || bits > 32))
+		return -EINVAL;
+	out->mask = bits == 0 ? 0 : htonl(0xffffffffu << (32 - bits));
+	if ((a.s_addr & ~out->mask) != 0)
+		return -EINVAL; /* host bits set: a typo more often than not */
+	out->addr = a.s_addr;
+	return 0;
+}
+
+/* ---- duplicates in long lists, found by sorting (n log n: lists may be 65536 long) ---- */
+
+struct twin_ctx {
+	const void *base;
+	size_t size;
+	int (*cmp)(const void *, const void *);
+};
+
+static __thread struct twin_ctx g_twin; /* for qsort's comparator */
+
+static int
+cmp_twin_index(const void *a, const void *b)
+{
+	unsigned int i = *(const unsigned int *)a, j = *(const unsigned int *)b;
+	int c = g_twin.cmp((const char *)g_twin.base + i * g_twin.size,
+			   (const char *)g_twin.base + j * g_twin.size);
+
+	return c != 0 ? c : (i > j) - (i < j); /* equal items: in list order */
+}
+
+/*
+ * Fail if two of the @p n items at @p base compare equal under @p cmp: with @p fmt, given
+ * the later index, the item (what @p str says of it, or else @p num) and the earlier index.
+ */
+static void
+find_twins(struct checker *ck, const void *base, unsigned int n, size_t size,
+	   int (*cmp)(const void *, const void *), const char *fmt,
+	   const char *(*str)(const void *item), uint32_t (*num)(const void *item))
+{
+	unsigned int *idx;
+
+	if (n < 2)
+		return;
+	idx = malloc(n * sizeof(*idx));
+	if (idx == NULL) {
+		fail(ck, "out of memory");
+		return;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		idx[i] = i;
+	g_twin = (struct twin_ctx){base, size, cmp};
+	qsort(idx, n, sizeof(*idx), cmp_twin_index);
+	for (unsigned int k = 1; k < n; k++) {
+		const void *a = (const char *)base + idx[k - 1] * size;
+		const void *b = (const char *)base + idx[k] * size;
+
+		if (cmp(a, b) != 0)
+			continue;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+		if (str != NULL)
+			fail(ck, fmt, idx[k], str(b), idx[k - 1]);
+		else
+			fail(ck, fmt, idx[k], num(b), idx[k - 1]);
+#pragma GCC diagnostic pop
+		break;
+	}
+	free(idx);
+}
+
+static int
+cmp_source_tenant(const void *a, const void *b)
+{
+	uint32_t x = ((const struct mb_udp_source_config *)a)->tenant;
+	uint32_t y = ((const struct mb_udp_source_config *)b)->tenant;
+
+	return (x > y) - (x < y);
+}
+
+static uint32_t
+source_tenant(const void *a)
+{
+	return ((const struct mb_udp_source_config *)a)->tenant;
+}
+
+/* udp.sources: per tenant, the prefixes its datagrams may come from. */
+static void
+apply_udp_sources(struct checker *ck, const struct y_udp *s, struct mb_config *c)
+{
+	char field[64];
+
+	if (s->sources_count == 0 || ck->failed)
+		return;
+	c->udp_sources = calloc(s->sources_count, sizeof(*c->udp_sources));
+	if (c->udp_sources == NULL) {
+		fail(ck, "out of memory");
+		return;
+	}
+	for (unsigned int i = 0; i < s->sources_count && !ck->failed; i++) {
+		const struct y_udp_source *y = &s->sources[i];
+		struct mb_udp_source_config *d = &c->udp_sources[i];
+
+		c->n_udp_sources = i + 1;
+		if (y->tenant == NULL || y->prefixes_count == 0) {
+			fail(ck,
+			     "udp.sources[%u]: needs 'tenant' and 'prefixes' (a list such as "
+			     "[\"192.0.2.0/24\"])",
+			     i);
+			break;
+		}
+		snprintf(field, sizeof(field), "udp.sources[%u].tenant", i);
+		if (!int_in(ck, field, y->tenant, 0, UINT32_MAX))
+			break;
+		d->tenant = (uint32_t)*y->tenant;
+		d->prefixes = calloc(y->prefixes_count, sizeof(*d->prefixes));
+		if (d->prefixes == NULL) {
+			fail(ck, "out of memory");
+			return;
+		}
+		for (unsigned int k = 0; k < y->prefixes_count; k++) {
+			if (mb_config_parse_prefix(y->prefixes[k], &d->prefixes[k]) < 0) {
+				fail(ck,
+				     "udp.sources[%u].prefixes[%u]: '%s' is not an IPv4 prefix "
+				     "(ADDRESS/BITS with no host bits set, e.g. 192.0.2.0/24, or "
+				     "one address)",
+				     i, k, y->prefixes[k]);
+				return;
+			}
+			d->n_prefixes = k + 1;
+		}
+	}
+	if (!ck->failed)
+		find_twins(ck, c->udp_sources, c->n_udp_sources, sizeof(*c->udp_sources),
+			   cmp_source_tenant,
+			   "udp.sources[%u]: tenant %u is already udp.sources[%u]", NULL,
+			   source_tenant);
+}
+
 static void
 apply_udp(struct checker *ck, const struct y_udp *s, struct mb_config *c)
 {
@@ -796,6 +1059,7 @@ apply_udp(struct checker *ck, const struct y_udp *s, struct mb_config *c)
 		c->udp_mbufs = (uint32_t)*s->mbufs;
 	if (int_in(ck, "udp.rx_descriptors", s->rx_descriptors, 64, 32768))
 		c->udp_rx_descriptors = (uint32_t)*s->rx_descriptors;
+	apply_udp_sources(ck, s, c);
 	if (s->ports_count == 0 || ck->failed)
 		return;
 	c->udp_ports = calloc(s->ports_count, sizeof(*c->udp_ports));
@@ -1458,6 +1722,261 @@ prepass(struct checker *ck, const unsigned char *text, size_t len)
 	return rc < 0 ? rc : ck->failed ? -EINVAL : 0;
 }
 
+/* A sorted, duplicate-free copy of a list of tenant ids; false (and a message) if one is out
+ * of range. */
+static bool
+tenant_list(struct checker *ck, const char *field, const int64_t *v, unsigned int n, uint32_t **out,
+	    unsigned int *n_out)
+{
+	uint32_t *t;
+	unsigned int k = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	if (n == 0)
+		return true;
+	t = malloc(n * sizeof(*t));
+	if (t == NULL) {
+		fail(ck, "out of memory");
+		return false;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		if (v[i] < 0 || v[i] > UINT32_MAX) {
+			fail(ck, "%s[%u]: %" PRId64 " is out of range 0..4294967295", field, i,
+			     v[i]);
+			free(t);
+			return false;
+		}
+		t[i] = (uint32_t)v[i];
+	}
+	/* insertion sort: short lists */
+	for (unsigned int i = 1; i < n; i++)
+		for (unsigned int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+			uint32_t x = t[j];
+
+			t[j] = t[j - 1];
+			t[j - 1] = x;
+		}
+	for (unsigned int i = 0; i < n; i++)
+		if (k == 0 || t[k - 1] != t[i])
+			t[k++] = t[i];
+	*out = t;
+	*n_out = k;
+	return true;
+}
+
+static bool
+client_name_ok(const char *s)
+{
+	if (s == NULL || s[0] == '\0' || strlen(s) > MB_CONFIG_CLIENT_NAME_MAX)
+		return false;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+static void
+apply_client(struct checker *ck, unsigned int i, const struct y_client *y, struct mb_config *c)
+{
+	struct mb_client_config *d = &c->clients[i];
+	uint8_t raw[32];
+	char field[64];
+
+	if (!client_name_ok(y->name)) {
+		fail(ck,
+		     "security.clients[%u].name: %s%s%s: give each client a name of 1 to %d "
+		     "letters, "
+		     "digits, '-', '_' or '.' (it names the client in logs and metrics)",
+		     i, y->name ? "'" : "", y->name ? y->name : "missing", y->name ? "'" : "",
+		     MB_CONFIG_CLIENT_NAME_MAX);
+		return;
+	}
+	snprintf(d->name, sizeof(d->name), "%s", y->name);
+	if ((y->public_key == NULL) == (y->public_key_file == NULL)) {
+		fail(ck,
+		     "security.clients[%u] (%s): give exactly one of 'public_key' (its Z85 text, "
+		     "40 characters, quoted) and 'public_key_file' (its public certificate, as "
+		     "'mediabatch keygen' writes it)",
+		     i, d->name);
+		return;
+	}
+	if (y->public_key != NULL) {
+		if (strlen(y->public_key) != 40 || zmq_z85_decode(raw, y->public_key) == NULL) {
+			fail(ck,
+			     "security.clients[%u].public_key: '%s' is not a CURVE public key (40 "
+			     "characters of Z85; quote it in YAML)",
+			     i, y->public_key);
+			return;
+		}
+		snprintf(d->public_key, sizeof(d->public_key), "%s", y->public_key);
+	} else {
+		if (y->public_key_file[0] == '\0') {
+			fail(ck, "security.clients[%u].public_key_file: empty", i);
+			return;
+		}
+		snprintf(d->public_key_file, sizeof(d->public_key_file), "%s", y->public_key_file);
+	}
+	snprintf(field, sizeof(field), "security.clients[%u].tenants", i);
+	if (!tenant_list(ck, field, y->tenants, y->tenants_count, &d->tenants, &d->n_tenants))
+		return;
+	snprintf(field, sizeof(field), "security.clients[%u].subscribe", i);
+	if (y->subscribe_count != 0) {
+		if (!tenant_list(ck, field, y->subscribe, y->subscribe_count, &d->subscribe,
+				 &d->n_subscribe))
+			return;
+	} else if (d->n_tenants != 0) { /* by default, the results of the tenants it sends as */
+		d->subscribe = malloc(d->n_tenants * sizeof(*d->subscribe));
+		if (d->subscribe == NULL) {
+			fail(ck, "out of memory");
+			return;
+		}
+		memcpy(d->subscribe, d->tenants, d->n_tenants * sizeof(*d->subscribe));
+		d->n_subscribe = d->n_tenants;
+	}
+	d->subscribe_all = y->subscribe_all != NULL && *y->subscribe_all;
+	if (d->n_tenants == 0 && d->n_subscribe == 0 && !d->subscribe_all) {
+		fail(ck,
+		     "security.clients[%u] (%s): may do nothing: give 'tenants' (it may send as), "
+		     "'subscribe' (it may receive the results of) or 'subscribe_all: true'",
+		     i, d->name);
+		return;
+	}
+	snprintf(field, sizeof(field), "security.clients[%u].max_inflight", i);
+	if (int_in(ck, field, y->max_inflight, 1, 1 << 20))
+		d->max_inflight = (uint32_t)*y->max_inflight;
+}
+
+static const char *
+client_name(const void *a)
+{
+	return ((const struct mb_client_config *)a)->name;
+}
+
+static const char *
+client_key(const void *a)
+{
+	return ((const struct mb_client_config *)a)->public_key;
+}
+
+static int
+cmp_client_name(const void *a, const void *b)
+{
+	return strcmp(((const struct mb_client_config *)a)->name,
+		      ((const struct mb_client_config *)b)->name);
+}
+
+/* inline keys only: entries with a key file compare unequal to everything (their keys are
+ * read, and compared, when the allow-list is built) */
+static int
+cmp_client_key(const void *a, const void *b)
+{
+	const struct mb_client_config *x = a, *y = b;
+	int c = strcmp(x->public_key, y->public_key);
+
+	if (c == 0 && x->public_key[0] == '\0')
+		return x < y ? -1 : x > y;
+	return c;
+}
+
+static void
+apply_security(struct checker *ck, const struct y_security *s, struct mb_config *c)
+{
+	if (s == NULL || ck->failed)
+		return;
+	if (s->mode != NULL) {
+		if (strcmp(s->mode, "plaintext") == 0) {
+			c->security_mode = MB_SECURITY_PLAINTEXT;
+		} else if (strcmp(s->mode, "curve") == 0) {
+			c->security_mode = MB_SECURITY_CURVE;
+		} else {
+			fail(ck, "security.mode: '%s' is not one of plaintext, curve", s->mode);
+			return;
+		}
+	}
+	if (s->server_key != NULL)
+		snprintf(c->server_key_file, sizeof(c->server_key_file), "%s", s->server_key);
+	if (s->clients_count != 0) {
+		c->clients = calloc(s->clients_count, sizeof(*c->clients));
+		if (c->clients == NULL) {
+			fail(ck, "out of memory");
+			return;
+		}
+		for (unsigned int i = 0; i < s->clients_count && !ck->failed; i++) {
+			c->n_clients = i + 1;
+			apply_client(ck, i, &s->clients[i], c);
+		}
+		if (!ck->failed)
+			find_twins(
+				ck, c->clients, c->n_clients, sizeof(*c->clients), cmp_client_name,
+				"security.clients[%u].name: '%s' is already security.clients[%u]",
+				client_name, NULL);
+		if (!ck->failed)
+			find_twins(ck, c->clients, c->n_clients, sizeof(*c->clients),
+				   cmp_client_key,
+				   "security.clients[%u].public_key: '%s' is already the key of "
+				   "security.clients[%u]: one entry per key",
+				   client_key, NULL);
+	}
+	if (ck->failed || c->security_mode != MB_SECURITY_CURVE)
+		return;
+	if (c->server_key_file[0] == '\0')
+		fail(ck,
+		     "security.server_key: missing; with mode curve the service needs its secret "
+		     "certificate (write one with 'mediabatch keygen DIR/server')");
+	else if (c->n_clients == 0)
+		fail(ck, "security.clients: empty; with mode curve only the keys listed there may "
+			 "connect, so nobody could");
+}
+
+static void
+apply_http(struct checker *ck, const struct y_http *s, struct mb_config *c)
+{
+	if (s == NULL || ck->failed)
+		return;
+	if ((s->tls_cert == NULL) != (s->tls_key == NULL)) {
+		fail(ck, "http: give both tls_cert and tls_key (PEM files), or neither");
+		return;
+	}
+	if (s->tls_cert != NULL) {
+		snprintf(c->http_tls_cert, sizeof(c->http_tls_cert), "%s", s->tls_cert);
+		snprintf(c->http_tls_key, sizeof(c->http_tls_key), "%s", s->tls_key);
+	}
+	if (s->token_file != NULL)
+		snprintf(c->http_token_file, sizeof(c->http_token_file), "%s", s->token_file);
+	if (int_in(ck, "http.max_connections", s->max_connections, 4, 65536))
+		c->http_max_connections = (uint32_t)*s->max_connections;
+	if (int_in(ck, "http.max_connections_per_ip", s->max_connections_per_ip, 1, 65536))
+		c->http_max_connections_per_ip = (uint32_t)*s->max_connections_per_ip;
+	if (int_in(ck, "http.timeout_ms", s->timeout_ms, 100, 3600000))
+		c->http_timeout_ms = (uint32_t)*s->timeout_ms;
+}
+
+/* Shares are parts of the whole: none above service.max_inflight. */
+static void
+check_shares(struct checker *ck, const struct mb_config *c)
+{
+	if (ck->failed)
+		return;
+	if (c->max_inflight_per_client > c->max_inflight)
+		fail(ck,
+		     "service.max_inflight_per_client: %u is above service.max_inflight (%u): a "
+		     "client's share is a part of the whole",
+		     c->max_inflight_per_client, c->max_inflight);
+	else if (c->max_inflight_per_tenant > c->max_inflight)
+		fail(ck,
+		     "service.max_inflight_per_tenant: %u is above service.max_inflight (%u): a "
+		     "tenant's share is a part of the whole",
+		     c->max_inflight_per_tenant, c->max_inflight);
+	for (unsigned int i = 0; i < c->n_clients && !ck->failed; i++)
+		if (c->clients[i].max_inflight > c->max_inflight)
+			fail(ck,
+			     "security.clients[%u].max_inflight: %u is above service.max_inflight "
+			     "(%u)",
+			     i, c->clients[i].max_inflight, c->max_inflight);
+}
+
 /* The whole of @p path into a buffer (malloc, NUL-terminated) the caller frees. */
 static int
 read_file(const char *path, unsigned char **out, size_t *out_len)
@@ -1571,6 +2090,10 @@ mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_le
 	next.n_models = 0;
 	next.udp_ports = NULL;
 	next.n_udp_ports = 0;
+	next.udp_sources = NULL;
+	next.n_udp_sources = 0;
+	next.clients = NULL;
+	next.n_clients = 0;
 	apply_service(&ck, root->service, &next);
 	apply_idle(&ck, root->idle, &next);
 	apply_zmq(&ck, root->zmq, &next);
@@ -1580,6 +2103,9 @@ mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_le
 	apply_tenants(&ck, root->tenants, &next);
 	apply_models(&ck, root, &next);
 	apply_weights_breaker(&ck, root, &next);
+	apply_security(&ck, root->security, &next);
+	apply_http(&ck, root->http, &next);
+	check_shares(&ck, &next);
 	cyaml_free(&ycfg, &root_value, root, 0);
 	if (ck.failed) {
 		mb_config_fini(&next);

@@ -75,6 +75,42 @@ struct mb_udp_port_config {
 	unsigned int n_cpus;
 };
 
+/** security.mode: whether clients must authenticate (CURVE) on the ROUTER and the PUB. */
+enum mb_security_mode {
+	MB_SECURITY_PLAINTEXT = 0, /**< no authentication: the header's tenant is trusted */
+	MB_SECURITY_CURVE = 1,	   /**< CurveZMQ on both sockets, keys on security.clients */
+};
+
+#define MB_CONFIG_CLIENT_NAME_MAX 64
+#define MB_CONFIG_CLIENT_TENANTS_MAX 4096
+
+/** One entry of the allow-list (security.clients): a client key and what it may do. */
+struct mb_client_config {
+	char name[MB_CONFIG_CLIENT_NAME_MAX + 1];
+	/** Z85 public key (40 characters) as written, or "" when public_key_file names it. */
+	char public_key[41];
+	/** A ZeroMQ certificate (the zcert format) holding the public key; "" if inline. */
+	char public_key_file[MB_CONFIG_PATH_MAX];
+	uint32_t *tenants; /**< tenants it may send as: sorted, unique */
+	unsigned int n_tenants;
+	uint32_t *subscribe; /**< tenants whose results it may receive: sorted, unique */
+	unsigned int n_subscribe;
+	bool subscribe_all;    /**< every tenant's results (an operator's monitor) */
+	uint32_t max_inflight; /**< its share; 0 = service.max_inflight_per_client */
+};
+
+/** One IPv4 prefix, network byte order. */
+struct mb_prefix {
+	uint32_t addr, mask;
+};
+
+/** udp.sources[]: the source prefixes a tenant's datagrams may come from. */
+struct mb_udp_source_config {
+	uint32_t tenant;
+	struct mb_prefix *prefixes;
+	unsigned int n_prefixes;
+};
+
 struct mb_tenant_limit {
 	uint32_t tenant;
 	double rate; /**< requests/s, 0 = unlimited */
@@ -93,8 +129,12 @@ struct mb_config {
 	uint32_t max_inflight;	     /**< requests accepted and not yet answered */
 	uint64_t max_inflight_bytes; /**< their payload bytes */
 	uint32_t max_payload_bytes;  /**< largest payload accepted (TOO_LARGE beyond) */
-	int log_level;		     /**< rte_log level */
-	int placement;		     /**< enum mb_placement_policy (mb_placement.h) */
+	/** requests in flight per client (ZeroMQ peer, or CURVE key); 0 = max_inflight / 4 */
+	uint32_t max_inflight_per_client;
+	/** requests in flight per tenant over ZeroMQ; 0 = no limit but max_inflight */
+	uint32_t max_inflight_per_tenant;
+	int log_level; /**< rte_log level */
+	int placement; /**< enum mb_placement_policy (mb_placement.h) */
 
 	/* idle policy of polling threads */
 	struct mb_idle_opts idle;
@@ -120,6 +160,27 @@ struct mb_config {
 	uint32_t udp_buffer_mb;		    /**< per rx queue: payload buffer memory */
 	uint32_t udp_mbufs;		    /**< packet buffers per NUMA node with a port */
 	uint32_t udp_rx_descriptors;	    /**< rx ring size of each queue */
+
+	/**
+	 * udp.sources: which source prefixes each tenant's datagrams may come from; n = 0
+	 * (the default): every source (UDP ingest is for trusted segments).
+	 */
+	struct mb_udp_source_config *udp_sources;
+	unsigned int n_udp_sources;
+
+	/* security */
+	int security_mode;			  /**< enum mb_security_mode */
+	char server_key_file[MB_CONFIG_PATH_MAX]; /**< zcert secret certificate (curve) */
+	struct mb_client_config *clients;	  /**< the allow-list (curve) */
+	unsigned int n_clients;
+
+	/* the HTTP endpoint (service.metrics says where) */
+	char http_tls_cert[MB_CONFIG_PATH_MAX];	  /**< PEM certificate (chain); "" = plain HTTP */
+	char http_tls_key[MB_CONFIG_PATH_MAX];	  /**< PEM private key */
+	char http_token_file[MB_CONFIG_PATH_MAX]; /**< bearer token for /metrics; "" = none */
+	uint32_t http_max_connections;		  /**< connections open at once */
+	uint32_t http_max_connections_per_ip;	  /**< from one source address */
+	uint32_t http_timeout_ms; /**< a connection's whole life, however it trickles */
 
 	/* CPU device */
 	uint32_t cpu_units;
@@ -191,6 +252,12 @@ int mb_config_set(struct mb_config *cfg, const char *key, const char *value, cha
 
 /** The override entry for model @p name, or NULL. */
 const struct mb_model_config *mb_config_model(const struct mb_config *cfg, const char *name);
+
+/**
+ * Parse an IPv4 prefix, "192.0.2.0/24" or one address, into @p out (network byte order).
+ * Returns 0, or -EINVAL (not an address, bits over 32, host bits set).
+ */
+int mb_config_parse_prefix(const char *s, struct mb_prefix *out);
 
 /**
  * Parse "HOST:PORT" (IPv4 literal, "localhost" or "*") into @p host (at least 16 bytes) and

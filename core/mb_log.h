@@ -21,6 +21,7 @@
 #define MB_LOG_H
 
 #include <stdio.h>
+#include <time.h>
 
 #include <rte_log.h>
 
@@ -50,6 +51,21 @@ void mb_log(unsigned int level, const char *module, const char *fmt, ...)
 		static int mb_log_once_done_;                                                      \
 		if (!__atomic_exchange_n(&mb_log_once_done_, 1, __ATOMIC_RELAXED))                 \
 			MB_LOG(level, __VA_ARGS__);                                                \
+	} while (0)
+
+/**
+ * Log at most once a second from this call site (for what a peer can make happen at will:
+ * refused handshakes, refused subscriptions); the counters in /metrics have every case.
+ */
+#define MB_LOG_RATE(level, ...)                                                                    \
+	do {                                                                                       \
+		static long mb_log_rate_next_;                                                     \
+		long mb_log_rate_now_ = (long)time(NULL);                                          \
+		if (mb_log_rate_now_ >= __atomic_load_n(&mb_log_rate_next_, __ATOMIC_RELAXED)) {   \
+			__atomic_store_n(&mb_log_rate_next_, mb_log_rate_now_ + 1,                 \
+					 __ATOMIC_RELAXED);                                        \
+			MB_LOG(level, __VA_ARGS__);                                                \
+		}                                                                                  \
 	} while (0)
 
 /** Set mediabatch's log level (an rte_log level). Returns 0, or -EINVAL if out of range. */

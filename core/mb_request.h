@@ -122,6 +122,8 @@ struct mb_request {
 	uint8_t abandoned;
 	int32_t conn_fd;     /**< ZeroMQ: the connection it came on (ZMQ_SRCFD), or -1 */
 	uint64_t conn_epoch; /**< ZeroMQ: the front door's monitor epoch when it was read */
+	/** ZeroMQ: the client whose share (max_inflight_per_client) it counts in; 0: none */
+	uint64_t share_key;
 	TAILQ_ENTRY(mb_request) link; /**< the owner's queues */
 
 	/* response, filled by whoever answers */

@@ -14,12 +14,14 @@ packages=(
 	libdpdk-dev      # libdpdk: rings, EAL, mempools, ethdev
 	libnuma-dev      # DPDK's NUMA support
 	libhwloc-dev     # hwloc: topology, NUMA locality of NICs and GPUs
-	libzmq3-dev      # libzmq: ROUTER/PUB front door and egress
+	libzmq3-dev      # libzmq: ROUTER/PUB front door and egress (CURVE through libsodium)
+	libczmq-dev      # czmq: zcert, the ZeroMQ certificate files of CURVE keys
 	libcunit1-dev    # cunit: every test program
 	libcyaml-dev     # libcyaml: the YAML config file (--config)
 	libyaml-dev      # libcyaml links -lyaml, but its -dev package does not pull this in
 	libfftw3-dev     # fftw3f: the CPU STFT of logmel and whisper
 	libmicrohttpd-dev # /metrics, /healthz, /readyz
+	libgnutls28-dev  # gnutls: the TLS client and self-signed certificate of test e2e/http
 	libjansson-dev   # jansson: the JSON header of safetensors weight files
 	libopenblas-dev  # openblas: GEMM of the CPU reference models (whisper, clap, videomae)
 	libpcap-dev      # libpcap: the dpdk tests and perf/ingest_bench write captures for net_pcap

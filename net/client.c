@@ -49,6 +49,36 @@ open_socket(int type, void **ctx, void **sock, char *err, size_t err_len)
 	return 0;
 }
 
+/* CURVE client options on @p sock; plaintext when @p cv or its server key is NULL. */
+static int
+set_curve(void *sock, const struct mb_client_curve *cv, char *err, size_t err_len)
+{
+	uint8_t raw[32];
+
+	if (cv == NULL || cv->server_key == NULL)
+		return 0;
+	if (cv->public_key == NULL || cv->secret_key == NULL) {
+		snprintf(err, err_len,
+			 "CURVE: the client's own key pair is missing (public and "
+			 "secret key: see mb_curve_cert_load())");
+		return -EINVAL;
+	}
+	const char *keys[3] = {cv->server_key, cv->public_key, cv->secret_key};
+	const char *what[3] = {"the service's public key", "the client's public key",
+			       "the client's secret key"};
+	const int opt[3] = {ZMQ_CURVE_SERVERKEY, ZMQ_CURVE_PUBLICKEY, ZMQ_CURVE_SECRETKEY};
+
+	for (int i = 0; i < 3; i++)
+		if (strlen(keys[i]) != 40 || zmq_z85_decode(raw, keys[i]) == NULL ||
+		    zmq_setsockopt(sock, opt[i], keys[i], 40) != 0) {
+			snprintf(err, err_len,
+				 "CURVE: %s is not a key (40 characters of Z85 text)%s", what[i],
+				 zmq_errno() == ENOTSUP ? " or this libzmq has no CURVE" : "");
+			return -EINVAL;
+		}
+	return 0;
+}
+
 static int
 connect_socket(void *ctx, void *sock, const char *endpoint, char *err, size_t err_len)
 {
@@ -93,6 +123,13 @@ mb_client_connect(const struct mb_client_opts *o, struct mb_client **out, char *
 	}
 	if (o->sndhwm > 0)
 		zmq_setsockopt(c->sock, ZMQ_SNDHWM, &o->sndhwm, sizeof(o->sndhwm));
+	rc = set_curve(c->sock, &o->curve, err, err_len);
+	if (rc < 0) {
+		zmq_close(c->sock);
+		zmq_ctx_term(c->ctx);
+		free(c);
+		return rc;
+	}
 	rc = connect_socket(c->ctx, c->sock, o->endpoint, err, err_len);
 	if (rc < 0) {
 		free(c);
@@ -258,6 +295,14 @@ int
 mb_subscriber_connect(const char *endpoint, const char *prefix, struct mb_subscriber **out,
 		      char *err, size_t err_len)
 {
+	return mb_subscriber_connect_curve(endpoint, prefix, NULL, out, err, err_len);
+}
+
+int
+mb_subscriber_connect_curve(const char *endpoint, const char *prefix,
+			    const struct mb_client_curve *curve, struct mb_subscriber **out,
+			    char *err, size_t err_len)
+{
 	struct mb_subscriber *s;
 	int rc;
 
@@ -271,6 +316,13 @@ mb_subscriber_connect(const char *endpoint, const char *prefix, struct mb_subscr
 		return rc;
 	}
 	zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, prefix ? prefix : "", prefix ? strlen(prefix) : 0);
+	rc = set_curve(s->sock, curve, err, err_len);
+	if (rc < 0) {
+		zmq_close(s->sock);
+		zmq_ctx_term(s->ctx);
+		free(s);
+		return rc;
+	}
 	rc = connect_socket(s->ctx, s->sock, endpoint, err, err_len);
 	if (rc < 0) {
 		free(s);

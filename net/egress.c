@@ -296,6 +296,12 @@ retire(struct mb_frontdoor *fd, struct mb_request *req)
 	}
 	if (req->conn_fd >= 0 && (uint32_t)req->conn_fd < fd->n_conn)
 		fd->conn_inflight[req->conn_fd]--;
+	if (req->share_key != 0) {
+		mb_fd_share_add(&fd->client_shares, req->share_key, -1);
+		mb_fd_share_add(&fd->tenant_shares, (uint64_t)req->hdr.tenant_id + 1, -1);
+	}
+	if (fd->conn_cut != NULL)
+		mb_fd_conn_retired(fd, req->conn_fd);
 	if (req->client_gone && req->resp.status == MB_STATUS_CANCELLED)
 		count(fd->m_disconnect_cancelled);
 	if (req->done_ns == 0)

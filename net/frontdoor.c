@@ -16,8 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
@@ -58,6 +61,220 @@ connections_fn(void *arg)
 	return n > 0 ? n : 0; /* below 0 only between a reordered pair of events */
 }
 
+/* ---- shares: requests in flight per client and per tenant ---- */
+
+static int
+share_init(struct share_table *t, uint32_t max_inflight)
+{
+	uint64_t n = 16;
+
+	while (n < 2ull * max_inflight)
+		n *= 2;
+	t->slot = calloc(n, sizeof(*t->slot));
+	t->mask = n - 1;
+	return t->slot != NULL ? 0 : -ENOMEM;
+}
+
+static inline uint64_t
+share_home(const struct share_table *t, uint64_t key)
+{
+	return (key * 0x9e3779b97f4a7c15ull >> 17) & t->mask;
+}
+
+uint32_t
+mb_fd_share_get(const struct share_table *t, uint64_t key)
+{
+	for (uint64_t i = share_home(t, key);; i = (i + 1) & t->mask) {
+		if (t->slot[i].key == key)
+			return t->slot[i].n;
+		if (t->slot[i].key == 0)
+			return 0;
+	}
+}
+
+void
+mb_fd_share_add(struct share_table *t, uint64_t key, int d)
+{
+	uint64_t i = share_home(t, key);
+
+	while (t->slot[i].key != key && t->slot[i].key != 0)
+		i = (i + 1) & t->mask;
+	if (t->slot[i].key == 0) { /* new: only an increment can get here */
+		if (d <= 0)
+			return;
+		t->slot[i].key = key;
+		t->slot[i].n = 0;
+	}
+	t->slot[i].n = (uint32_t)((int64_t)t->slot[i].n + d);
+	if (t->slot[i].n != 0)
+		return;
+	/* backward-shift deletion: later keys of the run move up into the hole */
+	for (uint64_t hole = i, j = (i + 1) & t->mask;; j = (j + 1) & t->mask) {
+		uint64_t h;
+
+		if (t->slot[j].key == 0) {
+			t->slot[hole].key = 0;
+			return;
+		}
+		h = share_home(t, t->slot[j].key);
+		/* j's entry may fill the hole if its home is not within (hole, j] */
+		if (((j - h) & t->mask) >= ((j - hole) & t->mask)) {
+			t->slot[hole] = t->slot[j];
+			hole = j;
+		}
+	}
+}
+
+/* ---- cutting connections off (CURVE, after a reload) ---- */
+
+/* Whether @p cfd is a TCP connection on the local port of @p bound ("tcp://A:PORT"). */
+static bool
+conn_of(int cfd, const char *bound)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	const char *colon = strrchr(bound, ':');
+	int port;
+
+	if (colon == NULL || getsockname(cfd, (struct sockaddr *)&ss, &len) != 0)
+		return false;
+	port = atoi(colon + 1);
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port) == port;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) == port;
+	return false;
+}
+
+/* Cut connection @p cfd of the socket bound at @p bound: libzmq sees it end and cleans up
+ * (its requests' replies, subscriptions) as for any peer that went away. */
+static void
+cut(struct mb_frontdoor *fd, int cfd, const char *bound, const char *what)
+{
+	if (!conn_of(cfd, bound))
+		return; /* the fd was reused for something else meanwhile */
+	if (shutdown(cfd, SHUT_RDWR) == 0) {
+		count(fd->m_cutoffs);
+		MB_LOG(NOTICE, "cut off a %s connection (fd %d): its key left the allow-list", what,
+		       cfd);
+	}
+}
+
+/* A doomed requester is cut this long after its last reply was handed to libzmq: time for
+ * the I/O thread to write it (a cut drops what libzmq still queues for the connection). */
+#define CUT_DELAY_NS (200 * MB_NS_PER_MS)
+
+void
+mb_fd_conn_retired(struct mb_frontdoor *fd, int cfd)
+{
+	if (cfd >= 0 && (uint32_t)cfd < fd->n_client && fd->conn_cut[cfd] == CUT_WAIT &&
+	    ((uint32_t)cfd >= fd->n_conn || fd->conn_inflight[cfd] == 0)) {
+		fd->conn_cut[cfd] = fd->now + CUT_DELAY_NS;
+		fd->cut_pending = true;
+	}
+}
+
+/* Cut the doomed requesters whose time has come. */
+static void
+cut_due(struct mb_frontdoor *fd, uint64_t now)
+{
+	fd->cut_pending = false;
+	for (uint32_t i = 0; i < fd->n_client; i++) {
+		if (fd->conn_cut[i] == 0 || fd->conn_cut[i] == CUT_WAIT)
+			continue;
+		if (now < fd->conn_cut[i]) {
+			fd->cut_pending = true;
+			continue;
+		}
+		fd->conn_cut[i] = 0;
+		fd->conn_client[i] = 0;
+		cut(fd, (int)i, fd->bound[0], "requester");
+	}
+}
+
+/* Grow a per-fd table of @p size-byte entries to hold @p cfd; false when it cannot. */
+static bool
+grow_fd_table(void **table, uint32_t *n, int cfd, size_t size)
+{
+	uint32_t m = *n ? *n : 64;
+	uint8_t *t;
+
+	if (cfd < 0 || cfd >= (1 << 20))
+		return false;
+	if ((uint32_t)cfd < *n)
+		return true;
+	while (m <= (uint32_t)cfd)
+		m *= 2;
+	t = realloc(*table, m * size);
+	if (t == NULL)
+		return false;
+	memset(t + *n * size, 0, (m - *n) * size);
+	*table = t;
+	*n = m;
+	return true;
+}
+
+static void
+remember_client(struct mb_frontdoor *fd, int cfd, uint64_t id)
+{
+	uint32_t n = fd->n_client;
+	void *a = fd->conn_client, *b = fd->conn_cut;
+
+	if (cfd < 0 || (uint32_t)cfd >= n) {
+		if (!grow_fd_table(&a, &n, cfd, sizeof(uint64_t)))
+			return;
+		fd->conn_client = a;
+		n = fd->n_client;
+		if (!grow_fd_table(&b, &n, cfd, sizeof(uint64_t)))
+			return;
+		fd->conn_cut = b;
+		fd->n_client = n;
+	}
+	fd->conn_client[cfd] = id;
+}
+
+/* Take a posted allow-list: from now on it decides; connections it no longer admits go. */
+static void
+take_auth(struct mb_frontdoor *fd)
+{
+	struct mb_auth *n;
+
+	if (atomic_load_explicit(&fd->auth_next, memory_order_relaxed) == NULL)
+		return;
+	n = atomic_exchange_explicit(&fd->auth_next, NULL, memory_order_acquire);
+	if (n == NULL)
+		return;
+	for (uint32_t i = 0; i < fd->n_client; i++) {
+		if (fd->conn_client[i] == 0 || mb_auth_by_id(n, fd->conn_client[i]) != NULL)
+			continue;
+		fd->conn_cut[i] = CUT_WAIT;
+		mb_fd_conn_retired(fd, (int)i); /* soon when nothing is in flight */
+	}
+	for (uint32_t i = 0; i < fd->n_sub; i++) {
+		const struct mb_auth_client *was, *now;
+
+		if (fd->sub_client[i] == 0)
+			continue;
+		was = mb_auth_by_id(fd->auth, fd->sub_client[i]);
+		now = mb_auth_by_id(n, fd->sub_client[i]);
+		if (now != NULL && was != NULL && mb_auth_same_subscriptions(was, now))
+			continue;
+		fd->sub_client[i] = 0;
+		cut(fd, (int)i, fd->bound[1], "subscriber");
+	}
+	MB_LOG(NOTICE, "allow-list reloaded: %u client key(s)", mb_auth_count(n));
+	mb_auth_destroy(&fd->auth);
+	fd->auth = n;
+}
+
+void
+mb_frontdoor_post_auth(struct mb_frontdoor *fd, struct mb_auth *a)
+{
+	struct mb_auth *old = atomic_exchange_explicit(&fd->auth_next, a, memory_order_acq_rel);
+
+	mb_auth_destroy(&old); /* posted before and never taken */
+}
+
 /* Watch the ROUTER's connections through a ZeroMQ socket monitor (an inproc PAIR). */
 static int
 open_monitor(struct mb_frontdoor *fd, char *err, size_t err_len)
@@ -65,7 +282,11 @@ open_monitor(struct mb_frontdoor *fd, char *err, size_t err_len)
 	char ep[64];
 
 	snprintf(ep, sizeof(ep), "inproc://mb-router-monitor-%p", (void *)fd);
-	if (zmq_socket_monitor(fd->router, ep, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+	if (zmq_socket_monitor(fd->router, ep,
+			       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+				       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+				       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+				       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
 	    (fd->monitor = zmq_socket(fd->o.zmq_ctx, ZMQ_PAIR)) == NULL ||
 	    zmq_connect(fd->monitor, ep) != 0) {
 		int e = zmq_errno();
@@ -74,6 +295,31 @@ open_monitor(struct mb_frontdoor *fd, char *err, size_t err_len)
 			 zmq_strerror(e));
 		return -e;
 	}
+	if (fd->auth == NULL)
+		return 0;
+	snprintf(ep, sizeof(ep), "inproc://mb-pub-monitor-%p", (void *)fd);
+	if (zmq_socket_monitor(fd->pub, ep,
+			       ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+				       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+				       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
+	    (fd->pub_monitor = zmq_socket(fd->o.zmq_ctx, ZMQ_PAIR)) == NULL ||
+	    zmq_connect(fd->pub_monitor, ep) != 0) {
+		int e = zmq_errno();
+
+		snprintf(err, err_len, "cannot monitor the PUB's connections: %s", zmq_strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+/* CURVE on @p sock as a server, with the ZAP domain the handler answers. */
+static int
+curve_server(void *sock, const char *secret)
+{
+	if (set_int(sock, ZMQ_CURVE_SERVER, 1) != 0 ||
+	    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, 40) != 0 ||
+	    zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "mediabatch", 10) != 0)
+		return -zmq_errno();
 	return 0;
 }
 
@@ -118,13 +364,17 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 	if (fd == NULL)
 		goto oom;
 	fd->o = *o;
+	fd->auth = o->auth; /* ours from here on, whatever happens */
+	fd->o.auth = NULL;
+	fd->o.server_secret_key = NULL;
 	if (fd->o.drain_quiet_ms == 0)
 		fd->o.drain_quiet_ms = 250;
 	snprintf(fd->ingest, sizeof(fd->ingest), "%s", o->ingest);
 	snprintf(fd->publish, sizeof(fd->publish), "%s", o->publish);
 	fd->o.ingest = fd->ingest;
 	fd->o.publish = fd->publish;
-	if (mb_egress_init(fd) < 0)
+	if (mb_egress_init(fd) < 0 || share_init(&fd->client_shares, o->max_inflight) < 0 ||
+	    share_init(&fd->tenant_shares, o->max_inflight) < 0)
 		goto oom;
 	if (mb_request_pool_create(o->max_inflight, o->numa_node, &fd->pool) < 0)
 		goto oom;
@@ -162,6 +412,30 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 	set_int(fd->pub, ZMQ_SNDHWM, (int)o->pub_sndhwm);
 	set_int(fd->pub, ZMQ_XPUB_NODROP, 1);
 	set_int(fd->pub, ZMQ_LINGER, (int)o->linger_ms);
+	if (fd->auth != NULL) {
+		/* The ZAP handler first: a CURVE socket with no handler bound would admit any
+		 * key. Then CURVE on both sockets, and the PUB vets each subscription. */
+		if (o->server_secret_key == NULL || strlen(o->server_secret_key) != 40) {
+			snprintf(err, err_len,
+				 "front door: CURVE without the service's secret key");
+			rc = -EINVAL;
+			goto fail;
+		}
+		fd->zap = zmq_socket(o->zmq_ctx, ZMQ_REP);
+		if (fd->zap == NULL || set_int(fd->zap, ZMQ_LINGER, 0) != 0 ||
+		    zmq_bind(fd->zap, "inproc://zeromq.zap.01") != 0 ||
+		    curve_server(fd->router, o->server_secret_key) < 0 ||
+		    curve_server(fd->pub, o->server_secret_key) < 0 ||
+		    set_int(fd->pub, ZMQ_XPUB_MANUAL, 1) != 0) {
+			rc = -zmq_errno();
+			snprintf(err, err_len, "cannot set up CURVE: %s%s", zmq_strerror(-rc),
+				 rc == -ENOTSUP ? " (this libzmq was built without CURVE)"
+				 : rc == -EADDRINUSE
+					 ? " (another ZAP handler is bound in this context)"
+					 : "");
+			goto fail;
+		}
+	}
 	rc = open_monitor(fd, err, err_len);
 	if (rc == 0)
 		rc = bind_socket(fd->router, "ingest", fd->ingest, fd->bound[0], err, err_len);
@@ -200,6 +474,40 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 			"Requests cancelled before they started because their client's connection "
 			"closed.",
 			NULL);
+		static const char *const refused[4] = {"tenant", "removed_key", "subscription",
+						       "no_identity"};
+		static const char *const hs[3] = {"accepted", "unknown_key", "bad_request"};
+
+		for (int i = 0; i < 4; i++)
+			fd->m_auth_refused[i] = mb_metrics_counter(
+				o->metrics, "mediabatch_auth_refused_total",
+				"Requests answered UNAUTHORIZED and subscriptions refused (CURVE), "
+				"by reason.",
+				mb_metrics_labels(l, sizeof(l), "reason", refused[i], NULL));
+		for (int i = 0; i < 3; i++)
+			fd->m_handshakes[i] = mb_metrics_counter(
+				o->metrics, "mediabatch_auth_handshakes_total",
+				"CURVE handshakes the ZAP handler answered, by result.",
+				mb_metrics_labels(l, sizeof(l), "result", hs[i], NULL));
+		fd->m_handshake_failed = mb_metrics_counter(
+			o->metrics, "mediabatch_handshake_failed_total",
+			"Connections whose ZeroMQ handshake failed (a refused key, a plaintext "
+			"peer of a CURVE service, a protocol error).",
+			NULL);
+		fd->m_cutoffs = mb_metrics_counter(
+			o->metrics, "mediabatch_auth_cutoffs_total",
+			"Connections cut off because their key left the allow-list at a reload.",
+			NULL);
+		fd->m_share_refused[0] = mb_metrics_counter(
+			o->metrics, "mediabatch_share_refused_total",
+			"Requests answered OVERLOADED because their client or tenant had its share "
+			"of max_inflight in flight.",
+			mb_metrics_labels(l, sizeof(l), "share", "client", NULL));
+		fd->m_share_refused[1] = mb_metrics_counter(
+			o->metrics, "mediabatch_share_refused_total",
+			"Requests answered OVERLOADED because their client or tenant had its share "
+			"of max_inflight in flight.",
+			mb_metrics_labels(l, sizeof(l), "share", "tenant", NULL));
 		mb_metrics_gauge_fn(o->metrics, "mediabatch_inflight",
 				    "Requests accepted and not yet answered.", NULL, inflight_fn,
 				    fd);
@@ -230,12 +538,29 @@ mb_frontdoor_destroy(struct mb_frontdoor **fdp)
 	mb_egress_fini(fd); /* held replies back to the pool, the publication counts let go */
 	if (fd->router != NULL && fd->monitor != NULL)
 		zmq_socket_monitor(fd->router, NULL, 0);
+	if (fd->pub != NULL && fd->pub_monitor != NULL)
+		zmq_socket_monitor(fd->pub, NULL, 0);
 	if (fd->monitor != NULL)
 		zmq_close(fd->monitor);
+	if (fd->pub_monitor != NULL)
+		zmq_close(fd->pub_monitor);
 	if (fd->router != NULL)
 		zmq_close(fd->router);
 	if (fd->pub != NULL)
 		zmq_close(fd->pub);
+	if (fd->zap != NULL) /* after the sockets it admits peers to */
+		zmq_close(fd->zap);
+	mb_auth_destroy(&fd->auth);
+	{
+		struct mb_auth *next = atomic_exchange(&fd->auth_next, NULL);
+
+		mb_auth_destroy(&next);
+	}
+	free(fd->client_shares.slot);
+	free(fd->tenant_shares.slot);
+	free(fd->conn_client);
+	free(fd->conn_cut);
+	free(fd->sub_client);
 	rte_hash_free(fd->index);
 	mb_request_pool_destroy(&fd->pool);
 	free(fd->conn_inflight);
@@ -317,15 +642,106 @@ handle_cancel(struct mb_frontdoor *fd, const zmq_msg_t *client, const struct mb_
 	}
 }
 
+/*
+ * CURVE: may the client of this message (its connection's User-Id, the name the ZAP
+ * handler gave its key) send as tenant @p h->tenant_id? Returns its entry, or NULL after
+ * answering UNAUTHORIZED.
+ */
+static const struct mb_auth_client *
+authorize(struct mb_frontdoor *fd, zmq_msg_t *parts, const struct mb_request_hdr *h,
+	  struct mb_proto_error *err)
+{
+	const char *user = zmq_msg_gets(&parts[1], "User-Id");
+	const struct mb_auth_client *c = mb_auth_by_name(fd->auth, user);
+	char reason[MB_PROTO_REASON_MAX], list[64];
+	int cfd;
+
+	if (c != NULL && mb_auth_may_send(c, h->tenant_id)) {
+		cfd = zmq_msg_get(&parts[1], ZMQ_SRCFD);
+		if (cfd >= 0 && ((uint32_t)cfd >= fd->n_client || fd->conn_client[cfd] != c->id))
+			remember_client(fd, cfd, c->id);
+		return c;
+	}
+	if (c == NULL) {
+		int which = user != NULL && user[0] != '\0' ? 1 : 3;
+
+		count(fd->m_auth_refused[which]);
+		snprintf(reason, sizeof(reason),
+			 which == 1 ? "the key of this connection ('%s') is no longer on the "
+				      "service's allow-list; this connection will be closed"
+				    : "this connection has no authenticated key%s",
+			 which == 1 ? user : "");
+		/* a removed key's connection goes once its earlier requests are answered */
+		cfd = zmq_msg_get(&parts[1], ZMQ_SRCFD);
+		if (which == 1 && cfd >= 0) {
+			remember_client(fd, cfd, 1);
+			if ((uint32_t)cfd < fd->n_client && fd->conn_cut[cfd] == 0) {
+				fd->conn_cut[cfd] = CUT_WAIT;
+				mb_fd_conn_retired(fd, cfd);
+			}
+		}
+	} else {
+		count(fd->m_auth_refused[0]);
+		mb_auth_tenants_str(c->tenants, c->n_tenants, list, sizeof(list));
+		snprintf(reason, sizeof(reason),
+			 "tenant_id: client '%s' may not send as tenant %u (its tenants: %s)",
+			 c->name, h->tenant_id, list);
+	}
+	mb_egress_answer(fd, &parts[0], err, MB_STATUS_UNAUTHORIZED, reason);
+	return NULL;
+}
+
+/* Whether the client (@p key) and the tenant of @p h may have one more request in flight;
+ * if not, the request is answered OVERLOADED. */
+static bool
+within_shares(struct mb_frontdoor *fd, zmq_msg_t *parts, const struct mb_request_hdr *h,
+	      const struct mb_auth_client *c, uint64_t key, struct mb_proto_error *err)
+{
+	uint32_t limit =
+		c != NULL && c->max_inflight != 0 ? c->max_inflight : fd->o.max_inflight_per_client;
+	char reason[MB_PROTO_REASON_MAX];
+	uint32_t n;
+
+	/* a share as large as the whole is no share: max_inflight answers for itself */
+	if (limit != 0 && limit < fd->o.max_inflight &&
+	    (n = mb_fd_share_get(&fd->client_shares, key)) >= limit) {
+		count(fd->m_share_refused[0]);
+		snprintf(reason, sizeof(reason),
+			 "%s%s%s has %u requests in flight, its share (%s); retry once answers "
+			 "come back",
+			 c != NULL ? "client '" : "this client", c != NULL ? c->name : "",
+			 c != NULL ? "'" : "", n,
+			 c != NULL && c->max_inflight != 0 ? "its max_inflight"
+							   : "max_inflight_per_client");
+		mb_egress_answer(fd, &parts[0], err, MB_STATUS_OVERLOADED, reason);
+		return false;
+	}
+	if (fd->o.max_inflight_per_tenant != 0 &&
+	    fd->o.max_inflight_per_tenant < fd->o.max_inflight &&
+	    (n = mb_fd_share_get(&fd->tenant_shares, (uint64_t)h->tenant_id + 1)) >=
+		    fd->o.max_inflight_per_tenant) {
+		count(fd->m_share_refused[1]);
+		snprintf(reason, sizeof(reason),
+			 "tenant %u has %u requests in flight, its share "
+			 "(max_inflight_per_tenant); retry once answers come back",
+			 h->tenant_id, n);
+		mb_egress_answer(fd, &parts[0], err, MB_STATUS_OVERLOADED, reason);
+		return false;
+	}
+	return true;
+}
+
 static void
 handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 {
+	const struct mb_auth_client *client = NULL;
 	struct mb_request_hdr h;
 	struct mb_proto_error err;
 	struct mb_request *req;
 	char reason[MB_PROTO_REASON_MAX];
 	size_t payload_size;
 	enum mb_status st;
+	uint64_t share_key;
 	int frames = n - 1 + extra;
 
 	if (n < 2) { /* identity only: nothing to read an id from */
@@ -361,10 +777,12 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 		mb_egress_answer(fd, &parts[0], &err, MB_STATUS_BAD_REQUEST, reason);
 		return;
 	}
-	if (h.flags & MB_FLAG_CANCEL) {
+	if (h.flags & MB_FLAG_CANCEL) { /* only ever the sender's own requests */
 		handle_cancel(fd, &parts[0], &h);
 		return;
 	}
+	if (fd->auth != NULL && (client = authorize(fd, parts, &h, &err)) == NULL)
+		return;
 	if (fd->ingest_closed) {
 		fd->drain_refused++;
 		mb_egress_answer(fd, &parts[0], &err, MB_STATUS_UNAVAILABLE,
@@ -379,6 +797,12 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 		mb_egress_answer(fd, &parts[0], &err, MB_STATUS_OVERLOADED, reason);
 		return;
 	}
+	share_key = client != NULL ? client->id
+				   : mb_request_client_hash(zmq_msg_data(&parts[0]),
+							    (uint8_t)zmq_msg_size(&parts[0])) |
+					     1;
+	if (!within_shares(fd, parts, &h, client, share_key, &err))
+		return;
 	req = mb_request_get(fd->pool);
 	if (req == NULL) {
 		snprintf(reason, sizeof(reason),
@@ -401,6 +825,9 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	req->payload_free = close_payload;
 	req->arrival_ns = fd->now;
 	fd->inflight_bytes += req->payload_len;
+	req->share_key = share_key;
+	mb_fd_share_add(&fd->client_shares, share_key, 1);
+	mb_fd_share_add(&fd->tenant_shares, (uint64_t)h.tenant_id + 1, 1);
 
 	{
 		struct idx_key k = key_of(req);
@@ -595,8 +1022,18 @@ read_connections(struct mb_frontdoor *fd)
 				conn_open_add(fd, val[i], 1);
 				continue;
 			}
+			if (ev[i] == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+			    ev[i] == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+			    ev[i] == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+				count(fd->m_handshake_failed);
+				continue;
+			}
 			if (ev[i] != ZMQ_EVENT_DISCONNECTED)
 				continue;
+			if (val[i] >= 0 && (uint32_t)val[i] < fd->n_client) {
+				fd->conn_client[val[i]] = 0;
+				fd->conn_cut[val[i]] = 0;
+			}
 			atomic_fetch_sub_explicit(&fd->connections, 1, memory_order_relaxed);
 			conn_open_add(fd, val[i], -1);
 			for (int j = i + 1; j < n && !again; j++)
@@ -604,6 +1041,42 @@ read_connections(struct mb_frontdoor *fd)
 			cancel_disconnected(fd, val[i], again || n == BATCH);
 		}
 	} while (n == BATCH);
+}
+
+/*
+ * CURVE: apply (or undo, @p on false) the subscription @p topic of @p len bytes, sent by
+ * the subscriber whose message was just read (XPUB manual mode applies it to that one),
+ * for the tenants @p c may receive. "" stands for all of them: "T/" each (or "" for a
+ * subscribe_all client). Otherwise the topic must name one tenant whole, "T/" or "T/model":
+ * a bare "4" would also match "42/". Returns false when refused.
+ */
+static bool
+vet_subscription(struct mb_frontdoor *fd, const struct mb_auth_client *c, const char *topic,
+		 size_t len, bool on)
+{
+	const int opt = on ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE;
+	uint64_t tenant = 0;
+	size_t i = 0;
+
+	if (c == NULL)
+		return false;
+	if (len == 0 || c->subscribe_all) {
+		if (c->subscribe_all)
+			return zmq_setsockopt(fd->pub, opt, topic, len) == 0;
+		for (unsigned int k = 0; k < c->n_subscribe; k++) {
+			char t[16];
+			int n = snprintf(t, sizeof(t), "%u/", c->subscribe[k]);
+
+			zmq_setsockopt(fd->pub, opt, t, (size_t)n);
+		}
+		return true;
+	}
+	while (i < len && i < 11 && topic[i] >= '0' && topic[i] <= '9')
+		tenant = tenant * 10 + (uint64_t)(topic[i++] - '0');
+	if (i == 0 || i >= len || topic[i] != '/' || tenant > UINT32_MAX ||
+	    (topic[0] == '0' && i > 1) || !mb_auth_may_subscribe(c, (uint32_t)tenant))
+		return false;
+	return zmq_setsockopt(fd->pub, opt, topic, len) == 0;
 }
 
 static void
@@ -622,7 +1095,79 @@ read_subscriptions(struct mb_frontdoor *fd)
 		if (zmq_msg_size(&m) >= 1 && d[0] <= 1)
 			atomic_fetch_add_explicit(&fd->subscriptions, d[0] == 1 ? 1 : -1,
 						  memory_order_relaxed);
+		if (fd->auth != NULL && zmq_msg_size(&m) >= 1 && d[0] <= 1) {
+			const char *user = zmq_msg_gets(&m, "User-Id");
+			const struct mb_auth_client *c = mb_auth_by_name(fd->auth, user);
+			int cfd = zmq_msg_get(&m, ZMQ_SRCFD);
+			void *t = fd->sub_client;
+
+			if (c != NULL && cfd >= 0 && grow_fd_table(&t, &fd->n_sub, cfd, 8)) {
+				fd->sub_client = t;
+				fd->sub_client[cfd] = c->id;
+			}
+			/* unsubscriptions of a subscriber that left come without a User-Id:
+			 * libzmq has already dropped what it had */
+			if (!vet_subscription(fd, c, (const char *)d + 1, zmq_msg_size(&m) - 1,
+					      d[0] == 1) &&
+			    d[0] == 1) {
+				count(fd->m_auth_refused[2]);
+				MB_LOG_RATE(NOTICE,
+					    "subscription to '%.*s' refused: client '%s' may not "
+					    "receive it (a topic is \"T/\" or \"T/model\" of a "
+					    "tenant T it may subscribe to)",
+					    (int)(zmq_msg_size(&m) - 1 > 40 ? 40
+									    : zmq_msg_size(&m) - 1),
+					    (const char *)d + 1, c != NULL ? c->name : "?");
+			}
+		}
 		zmq_msg_close(&m);
+	}
+}
+
+/* CURVE: answer the handshakes waiting for the ZAP handler, and read the PUB's
+ * disconnects. */
+static void
+read_security(struct mb_frontdoor *fd)
+{
+	enum mb_zap_outcome z;
+	char who[128];
+
+	while ((z = mb_auth_zap_handle(fd->auth, fd->zap, who, sizeof(who))) != MB_ZAP_NONE) {
+		count(fd->m_handshakes[z - MB_ZAP_ACCEPTED]);
+		if (z != MB_ZAP_ACCEPTED)
+			MB_LOG_RATE(NOTICE, "handshake refused: %s%s", who,
+				    z == MB_ZAP_UNKNOWN_KEY ? " is not on the allow-list" : "");
+		else
+			MB_LOG(DEBUG, "handshake: %s", who);
+	}
+	for (;;) {
+		zmq_msg_t m;
+		uint8_t b[6] = {0};
+		uint16_t ev;
+		int32_t val;
+		int more;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, fd->pub_monitor, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			return;
+		}
+		memcpy(b, zmq_msg_data(&m), zmq_msg_size(&m) < 6 ? zmq_msg_size(&m) : 6);
+		memcpy(&ev, b, 2);
+		memcpy(&val, b + 2, 4);
+		more = zmq_msg_more(&m);
+		while (more) { /* the endpoint frame */
+			zmq_msg_close(&m);
+			zmq_msg_init(&m);
+			if (zmq_msg_recv(&m, fd->pub_monitor, 0) < 0)
+				break;
+			more = zmq_msg_more(&m);
+		}
+		zmq_msg_close(&m);
+		if (ev == ZMQ_EVENT_DISCONNECTED && val >= 0 && (uint32_t)val < fd->n_sub)
+			fd->sub_client[val] = 0;
+		else if (ev != ZMQ_EVENT_DISCONNECTED)
+			count(fd->m_handshake_failed);
 	}
 }
 
@@ -663,6 +1208,12 @@ mb_frontdoor_watch(struct mb_frontdoor *fd, struct mb_reactor *r)
 	 * while the thread works, and within max_sleep_ns when it sleeps (nothing is in flight
 	 * then for a disconnect to cancel) */
 	mb_reactor_watch(r, fd->router, -1);
+	/* with CURVE, a handshake waits for the ZAP handler and a subscription is applied only
+	 * once vetted: both wake the thread */
+	if (fd->auth != NULL) {
+		mb_reactor_watch(r, fd->zap, -1);
+		mb_reactor_watch(r, fd->pub, -1);
+	}
 }
 
 /* The end of the drain: log what was done. */
@@ -699,9 +1250,15 @@ mb_frontdoor_poll(struct mb_frontdoor *fd, uint64_t now, uint64_t *wake_at)
 	 * requests that follow: see cancel_disconnected(). */
 	if (now >= fd->next_slow_ns) {
 		fd->next_slow_ns = now + SLOW_NS;
+		if (fd->auth != NULL) {
+			take_auth(fd);
+			read_security(fd);
+		}
 		read_connections(fd);
 		read_subscriptions(fd);
 		mb_egress_pub_resume(fd);
+		if (fd->cut_pending)
+			cut_due(fd, now);
 	}
 	/* An empty read of the ROUTER costs two system calls inside libzmq (getpid() and a
 	 * poll() of its command pipe): after a read that emptied it, the ROUTER is read again
@@ -741,7 +1298,7 @@ mb_frontdoor_poll(struct mb_frontdoor *fd, uint64_t now, uint64_t *wake_at)
 		if (fd->pub_cut)
 			fd->next_slow_ns = now;
 	}
-	if (fd->n_held != 0 && now + MB_NS_PER_MS < wake)
+	if ((fd->n_held != 0 || fd->cut_pending) && now + MB_NS_PER_MS < wake)
 		wake = now + MB_NS_PER_MS;
 	if (fd->pub_cut && fd->next_slow_ns < wake)
 		wake = fd->next_slow_ns; /* resume publishing once the subscriber caught up */

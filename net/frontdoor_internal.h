@@ -32,6 +32,27 @@ struct idx_key {
 	uint32_t pad;
 };
 
+/*
+ * Requests in flight per key (a client, or a tenant): open addressing, linear probing,
+ * backward-shift deletion; a key is present while its count is above 0, so at most
+ * max_inflight keys at once in a table of twice that (rounded up to a power of 2).
+ */
+struct share_table {
+	struct share_slot {
+		uint64_t key; /* 0: empty */
+		uint32_t n;
+	} * slot;
+	uint64_t mask;
+};
+
+uint32_t mb_fd_share_get(const struct share_table *t, uint64_t key);
+void mb_fd_share_add(struct share_table *t, uint64_t key, int d);
+
+#define CUT_WAIT UINT64_MAX
+
+/* Egress: a request of connection @p cfd retired; cut the connection if it is doomed. */
+void mb_fd_conn_retired(struct mb_frontdoor *fd, int cfd);
+
 struct mb_frontdoor {
 	struct mb_frontdoor_opts o;
 	char ingest[256], publish[256];
@@ -78,6 +99,22 @@ struct mb_frontdoor {
 	bool pub_cut;
 	uint32_t pub_gen;
 	struct pub_gens *gens;
+	/* Security (CURVE): the allow-list in force and the next one (a reload) */
+	struct mb_auth *auth;
+	_Atomic(struct mb_auth *) auth_next;
+	void *zap;	       /* REP on inproc://zeromq.zap.01: the handshakes' ZAP requests */
+	void *pub_monitor;     /* PAIR: the PUB's disconnects (CURVE only) */
+	uint64_t *conn_client; /* ROUTER: per fd, the client id its requests carried (0) */
+	/* ROUTER: per fd, when to cut it: 0 never, CUT_WAIT once its requests are answered
+	 * (then a short delay, for its last replies to leave libzmq's queue), else a time */
+	uint64_t *conn_cut;
+	bool cut_pending; /* some conn_cut holds a time */
+	uint32_t n_client;
+	uint64_t *sub_client; /* PUB: per fd, the client id its subscriptions carried */
+	uint32_t n_sub;
+	struct share_table client_shares, tenant_shares;
+	struct mb_metric *m_auth_refused[4], *m_handshakes[3], *m_cutoffs, *m_share_refused[2];
+	struct mb_metric *m_handshake_failed;
 	/* Registered by mb_frontdoor_create(); counted by both halves. */
 	struct mb_metric *m_unaddressable, *m_pub_dropped, *m_client_gone, *m_abort_dropped;
 	struct mb_metric *m_pub_cutoffs;

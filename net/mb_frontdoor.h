@@ -52,6 +52,7 @@
 
 #include "mediabatch/protocol.h"
 
+#include "mb_auth.h"
 #include "mb_cancel.h"
 #include "mb_idle.h"
 #include "mb_metrics.h"
@@ -111,6 +112,23 @@ struct mb_frontdoor_opts {
 	struct mb_metrics *metrics; /**< may be NULL */
 	struct mb_frontdoor_ops ops;
 	int numa_node;
+	/**
+	 * Security (mb_auth.h). NULL: plaintext, the header's tenant is trusted. Otherwise
+	 * CURVE on both sockets with @c server_secret_key (Z85), and this allow-list (the front
+	 * door owns it from create on, and frees it): its ZAP handler admits listed keys
+	 * only; a request whose tenant its key may not use is answered UNAUTHORIZED; a
+	 * subscription is applied only for tenants the key may subscribe to (XPUB in manual
+	 * mode: "" becomes "T/" for each of them).
+	 */
+	struct mb_auth *auth;
+	const char *server_secret_key;
+	/**
+	 * Shares: requests in flight per client (a ZeroMQ peer, by routing id; with CURVE, a
+	 * key of the allow-list, all its connections together, or the entry's own
+	 * max_inflight) and per tenant; past either, OVERLOADED. 0: no limit but max_inflight.
+	 */
+	uint32_t max_inflight_per_client;
+	uint32_t max_inflight_per_tenant;
 };
 
 struct mb_frontdoor;
@@ -140,6 +158,15 @@ void mb_frontdoor_watch(struct mb_frontdoor *fd, struct mb_reactor *r);
 
 /** The endpoint actually bound (resolves "tcp://127.0.0.1:*"); 0 ROUTER, 1 PUB. */
 const char *mb_frontdoor_endpoint(const struct mb_frontdoor *fd, int which);
+
+/**
+ * A new allow-list (a reload): any thread; the front door takes it at its next round and
+ * frees the old one. Then a connection whose key is no longer listed is cut: a requester
+ * once what it has in flight is answered (its new requests are answered UNAUTHORIZED
+ * meanwhile), a subscriber at once (also one whose tenants to subscribe to changed: it
+ * reconnects and subscribes again, vetted against the new list). Owns @p a. CURVE only.
+ */
+void mb_frontdoor_post_auth(struct mb_frontdoor *fd, struct mb_auth *a);
 
 /** Requests accepted and not yet sent. Any thread. */
 uint32_t mb_frontdoor_inflight(const struct mb_frontdoor *fd);

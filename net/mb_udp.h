@@ -23,6 +23,11 @@
  * UNAVAILABLE while draining) goes onto the results ring like any other, so the egress
  * publishes it on PUB; nothing blocks the rx thread.
  *
+ * With a source allow-list (udp.sources, mb_udp_opts.sources), every request datagram
+ * (each slice, each cancel) is checked first: its header's tenant must be listed and its
+ * IPv4 source address inside one of that tenant's prefixes, else it is dropped (reason
+ * "source") before it can touch a request, take a slot or be answered.
+ *
  * Requests come back: the egress calls req->release() after publishing, which puts the
  * request on its rx thread's return ring; the rx thread then unindexes it and frees its
  * slot and buffer. So the pools stay single-threaded.
@@ -80,6 +85,22 @@ struct mb_udp_opts {
 	struct mb_metrics *metrics; /**< may be NULL */
 	struct mb_topo *topo;	    /**< this machine, for placement; NULL: no pinning */
 	struct mb_udp_ops ops;
+	/**
+	 * The source allow-list (udp.sources): @p n_sources tenants, each with the IPv4
+	 * prefixes (network byte order, no host bits set) its datagrams may come from.
+	 * Borrowed for mb_udp_create() only: copied there into a read-only table (open
+	 * addressing by tenant, one copy per NUMA node of a port), so the caller may free it
+	 * afterwards. NULL / 0 (the default): every source is accepted, and the rx path skips
+	 * the check. Otherwise a request datagram is accepted only if its tenant is
+	 * listed and its source address falls in one of the tenant's prefixes; a request
+	 * datagram too short to carry a tenant is refused too. The rest are dropped and
+	 * counted as MB_UDP_DROP_SOURCE, never answered. Datagrams without the request magic
+	 * are dropped as garbage either way. Fixed for the object's lifetime (no reload).
+	 * Tenants must be unique and each must have at least one prefix (mb_udp_create()
+	 * says -EINVAL otherwise).
+	 */
+	const struct mb_udp_source_config *sources;
+	unsigned int n_sources;
 };
 
 struct mb_udp;

@@ -33,6 +33,7 @@ enum mb_udp_drop {
 	MB_UDP_DROP_TOO_FRAGMENTED, /**< more holes than a request may have at once */
 	MB_UDP_DROP_NO_SLOT,	    /**< max_requests reached (reported OVERLOADED) */
 	MB_UDP_DROP_NO_BUFFER,	    /**< no payload buffer of the size (reported OVERLOADED) */
+	MB_UDP_DROP_SOURCE,	    /**< udp.sources: its tenant may not send from that address */
 	MB_UDP_DROP_COUNT,
 };
 

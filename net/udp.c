@@ -3,8 +3,9 @@
  *
  * Per rx queue everything is owned by its thread; the only shared pieces are the results
  * ring (MP: the rx threads, the batcher and the workers produce), the models' rings (MP),
- * the return ring (one producer: the egress; one consumer: this thread), and relaxed
- * single-writer counters read by /metrics.
+ * the return ring (one producer: the egress; one consumer: this thread), relaxed
+ * single-writer counters read by /metrics, and the source allow-list (udp.sources), which
+ * is built before any rx thread runs and only read after.
  */
 #include "mb_udp.h"
 
@@ -55,6 +56,88 @@ struct udp_key {
 _Static_assert(sizeof(struct udp_key) == 24, "key_cmp() compares three words");
 
 struct udp_queue;
+
+/*
+ * ---- the source allow-list (udp.sources) ----
+ *
+ * The listed tenants in a read-only table, built at set-up, one copy per NUMA node of a
+ * port (like the mbuf pools) that the node's rx queues share and only read. Open addressing
+ * with linear probing, by a multiplicative hash of the tenant, over a power-of-two array at
+ * most half full: a lookup reads about 1.5 slots of 16 bytes for a listed tenant, 2.5 for
+ * another (at that load), nearly always in one cache line. A tenant with one prefix keeps it
+ * in its slot, so the whole check reads that one line; one with several keeps them in
+ * extra[], scanned in order (lists are short). 65536 tenants take 2 MiB a copy.
+ */
+#define SRC_MAX_TENANTS (1u << 20)
+#define SRC_MAX_PREFIXES (1u << 24) /* over all tenants */
+#define SRC_HASH_MUL 0x9e3779b1u    /* 2^32 / the golden ratio, odd: Fibonacci hashing */
+
+struct src_entry {
+	uint32_t tenant;
+	uint32_t n; /* its prefixes; 0: an empty slot */
+	union {
+		struct mb_prefix one; /* n == 1: the prefix */
+		uint32_t off;	      /* n > 1: they are extra[off .. off + n) */
+	};
+};
+_Static_assert(sizeof(struct src_entry) == 16, "four slots to a cache line");
+
+struct src_table {
+	uint32_t shift;		 /* 32 - log2(slots) */
+	uint32_t mask;		 /* slots - 1 */
+	uint32_t longest;	 /* the longest probe of a listed tenant (set-up log) */
+	struct mb_prefix *extra; /* in the same allocation, after slots[] */
+	alignas(64) struct src_entry slots[];
+};
+
+static inline uint32_t
+src_home(const struct src_table *t, uint32_t tenant)
+{
+	return (uint32_t)(tenant * SRC_HASH_MUL) >> t->shift;
+}
+
+/* The slot of @p tenant, or NULL if it is not listed. */
+static inline const struct src_entry *
+src_find(const struct src_table *t, uint32_t tenant)
+{
+	for (uint32_t i = src_home(t, tenant);; i = (i + 1) & t->mask) {
+		const struct src_entry *e = &t->slots[i];
+
+		if (e->n == 0)
+			return NULL; /* at most half full: an empty slot always ends the probe */
+		if (e->tenant == tenant)
+			return e;
+	}
+}
+
+/*
+ * May datagram @p dg pass the allow-list? A request datagram needs its header's tenant
+ * listed and its source address in one of the tenant's prefixes; one too short to carry a
+ * tenant cannot be allowed. A datagram without the request magic passes: it is dropped as
+ * garbage after, and never answered.
+ */
+static inline bool
+src_allowed(const struct src_table *t, const struct mb_udp_datagram *dg)
+{
+	const struct src_entry *e;
+
+	if (!mb_proto_peek_is_request(dg->data, dg->len))
+		return true;
+	if (dg->len < MB_PROTO_OFF_TENANT_ID + 4)
+		return false;
+	e = src_find(t, mb_proto_peek_tenant_id(dg->data));
+	if (e == NULL)
+		return false;
+	if (e->n == 1)
+		return (dg->src_ip & e->one.mask) == e->one.addr;
+	for (uint32_t k = 0; k < e->n; k++) {
+		const struct mb_prefix *p = &t->extra[e->off + k];
+
+		if ((dg->src_ip & p->mask) == p->addr)
+			return true;
+	}
+	return false;
+}
 
 /*
  * A request slot. Its queue comes first, alone in its line: release() reads it on the
@@ -130,6 +213,7 @@ struct udp_queue {
 
 	struct mb_ring *returns;
 	struct rte_mempool *mbuf_pool; /* the pool the port's rx queues take mbufs from */
+	const struct src_table *src;   /* the allow-list of the port's node; NULL: none */
 	void *pending[MAX_MODELS][RX_BURST];
 	uint32_t n_pending[MAX_MODELS];
 	uint64_t pending_mask; /* models with something pending */
@@ -159,6 +243,7 @@ struct mb_udp {
 	struct udp_queue *queues;
 	uint32_t n_queues;
 	struct rte_mempool *mbufs[RTE_MAX_NUMA_NODES + 1];
+	struct src_table *src[RTE_MAX_NUMA_NODES + 1]; /* by node, as mbufs; NULL: no list */
 	atomic_uint open_queues;
 	uint32_t id; /* instance number: keeps DPDK object names unique in the process */
 	struct drop_arg drop_args[MB_UDP_DROP_COUNT];
@@ -833,6 +918,7 @@ poll_port(struct udp_queue *q, uint64_t now)
 	uint64_t hits = 0, bytes = 0, seen[4] = {0}; /* seen: a filter of the burst's signatures */
 	uint16_t n, n_tx = 0, n_done = 0;
 	unsigned int n_look = 0;
+	const struct src_table *src = q->src; /* NULL (no udp.sources): the check is skipped */
 
 	n = rte_eth_rx_burst(q->port->port_id, q->queue_id, pkts, RX_BURST);
 	if (n == 0)
@@ -864,6 +950,13 @@ poll_port(struct udp_queue *q, uint64_t now)
 		}
 		if (verdict[i] != MB_UDP_DATAGRAM)
 			continue;
+		/* The allow-list, before the datagram can find, start, complete, cancel or be
+		 * answered for any request: every slice and every cancel passes it alone. */
+		if (src != NULL && !src_allowed(src, &it->dg)) {
+			drop_pkt(q, MB_UDP_DROP_SOURCE);
+			verdict[i] = MB_UDP_DROP;
+			continue;
+		}
 		d = it->dg.data;
 		len = it->dg.len;
 		/* the key from the raw header, as the decoder reads it: a header that it
@@ -1260,6 +1353,131 @@ mbuf_pool(struct mb_udp *u, int socket)
 }
 
 static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The allow-list of the options, checked before anything is set up: -EINVAL with the
+ * entry named in @p err. */
+static int
+src_check(const struct mb_udp_opts *o, char *err, size_t err_len)
+{
+	uint64_t n_prefixes = 0;
+	uint32_t *tenants;
+	int rc = 0;
+
+	if (o->n_sources == 0)
+		return 0;
+	if (o->sources == NULL) {
+		snprintf(err, err_len, "udp.sources: %u tenants but no list", o->n_sources);
+		return -EINVAL;
+	}
+	if (o->n_sources > SRC_MAX_TENANTS) {
+		snprintf(err, err_len, "udp.sources: %u tenants; at most %u", o->n_sources,
+			 SRC_MAX_TENANTS);
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < o->n_sources; i++) {
+		const struct mb_udp_source_config *e = &o->sources[i];
+
+		if (e->n_prefixes == 0 || e->prefixes == NULL) {
+			snprintf(err, err_len,
+				 "udp.sources[%u]: tenant %" PRIu32 " has no prefixes", i,
+				 e->tenant);
+			return -EINVAL;
+		}
+		for (unsigned int k = 0; k < e->n_prefixes; k++)
+			if ((e->prefixes[k].addr & ~e->prefixes[k].mask) != 0) {
+				snprintf(err, err_len,
+					 "udp.sources[%u].prefixes[%u]: host bits set (it would "
+					 "match nothing)",
+					 i, k);
+				return -EINVAL;
+			}
+		n_prefixes += e->n_prefixes;
+	}
+	if (n_prefixes > SRC_MAX_PREFIXES) {
+		snprintf(err, err_len, "udp.sources: %" PRIu64 " prefixes in all; at most %u",
+			 n_prefixes, SRC_MAX_PREFIXES);
+		return -EINVAL;
+	}
+	tenants = mb_env_zalloc((size_t)o->n_sources * sizeof(*tenants), MB_NUMA_ANY);
+	if (tenants == NULL) {
+		snprintf(err, err_len, "udp.sources: out of memory");
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < o->n_sources; i++)
+		tenants[i] = o->sources[i].tenant;
+	qsort(tenants, o->n_sources, sizeof(*tenants), cmp_u32);
+	for (unsigned int i = 1; i < o->n_sources && rc == 0; i++)
+		if (tenants[i] == tenants[i - 1]) {
+			snprintf(err, err_len, "udp.sources: tenant %" PRIu32 " is listed twice",
+				 tenants[i]);
+			rc = -EINVAL;
+		}
+	mb_env_free(tenants);
+	return rc;
+}
+
+/* The allow-list's table on NUMA node @p socket (built on first use; checked already). */
+static struct src_table *
+src_table_for(struct mb_udp *u, int socket)
+{
+	const struct mb_udp_opts *o = &u->o;
+	int slot = socket < 0 ? RTE_MAX_NUMA_NODES : socket;
+	uint32_t bits = 4, n_extra = 0, used = 0;
+	struct src_table *t;
+	size_t head, size;
+
+	if (u->src[slot] != NULL)
+		return u->src[slot];
+	while ((1u << bits) < 2 * o->n_sources) /* at most half full */
+		bits++;
+	for (unsigned int i = 0; i < o->n_sources; i++)
+		if (o->sources[i].n_prefixes > 1)
+			n_extra += o->sources[i].n_prefixes;
+	head = sizeof(*t) + ((size_t)1 << bits) * sizeof(struct src_entry);
+	size = head + (size_t)n_extra * sizeof(struct mb_prefix);
+	t = mb_env_zalloc(size, socket < 0 ? MB_NUMA_ANY : socket);
+	if (t == NULL)
+		return NULL;
+	t->shift = 32 - bits;
+	t->mask = (1u << bits) - 1;
+	t->extra = (struct mb_prefix *)((uint8_t *)t + head);
+	for (unsigned int i = 0; i < o->n_sources; i++) {
+		const struct mb_udp_source_config *c = &o->sources[i];
+		uint32_t h = src_home(t, c->tenant), probe = 1;
+		struct src_entry *e;
+
+		while (t->slots[h].n != 0) { /* tenants are unique (src_check()) */
+			h = (h + 1) & t->mask;
+			probe++;
+		}
+		e = &t->slots[h];
+		e->tenant = c->tenant;
+		e->n = c->n_prefixes;
+		if (c->n_prefixes == 1) {
+			e->one = c->prefixes[0];
+		} else {
+			e->off = used;
+			memcpy(&t->extra[used], c->prefixes, c->n_prefixes * sizeof(*c->prefixes));
+			used += c->n_prefixes;
+		}
+		if (probe > t->longest)
+			t->longest = probe;
+	}
+	u->src[slot] = t;
+	MB_LOG(NOTICE,
+	       "udp.sources: %u tenant(s), %u slots (%zu KiB) on NUMA node %d, longest probe "
+	       "%" PRIu32,
+	       o->n_sources, t->mask + 1, (size + 1023) >> 10, socket, t->longest);
+	return t;
+}
+
+static int
 setup_port(struct mb_udp *u, uint32_t pi, char *err, size_t err_len)
 {
 	const struct mb_config *cfg = u->o.cfg;
@@ -1433,6 +1651,15 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 	int rc;
 
 	q->mbuf_pool = u->mbufs[q->port->socket < 0 ? RTE_MAX_NUMA_NODES : q->port->socket];
+	if (u->o.n_sources != 0) {
+		q->src = src_table_for(u, q->port->socket);
+		if (q->src == NULL) {
+			snprintf(err, err_len,
+				 "rx queue %s: cannot allocate the udp.sources table of %u tenants",
+				 q->label, u->o.n_sources);
+			return -ENOMEM;
+		}
+	}
 	q->n_slots = cfg->udp_max_requests;
 	q->slots = mb_env_zalloc((size_t)q->n_slots * sizeof(*q->slots), node);
 	q->free_stack = mb_env_zalloc((size_t)q->n_slots * sizeof(uint32_t), node);
@@ -1513,6 +1740,9 @@ mb_udp_create(const struct mb_udp_opts *opts, struct mb_udp **out, char *err, si
 		snprintf(err, err_len, "UDP ingest: missing ports or pipeline pieces");
 		return -EINVAL;
 	}
+	rc = src_check(opts, err, err_len);
+	if (rc < 0)
+		return rc;
 	u = mb_env_zalloc(sizeof(*u), MB_NUMA_ANY);
 	if (u == NULL)
 		return -ENOMEM;
@@ -1558,6 +1788,7 @@ mb_udp_create(const struct mb_udp_opts *opts, struct mb_udp **out, char *err, si
 				goto fail;
 		}
 	}
+	u->o.sources = NULL; /* borrowed for the call: copied into the tables */
 	register_metrics(u);
 	*out = u;
 	return 0;
@@ -1593,8 +1824,10 @@ mb_udp_destroy(struct mb_udp **up)
 		rte_eth_dev_stop(u->ports[i].port_id);
 		rte_eth_dev_close(u->ports[i].port_id);
 	}
-	for (int i = 0; i <= RTE_MAX_NUMA_NODES; i++)
+	for (int i = 0; i <= RTE_MAX_NUMA_NODES; i++) {
 		rte_mempool_free(u->mbufs[i]);
+		mb_env_free(u->src[i]);
+	}
 	mb_env_free(u->ports);
 	mb_env_free(u->queues);
 	mb_env_free(u);

@@ -30,6 +30,7 @@ static const char *const drop_names[MB_UDP_DROP_COUNT] = {
 	[MB_UDP_DROP_TOO_FRAGMENTED] = "too_fragmented",
 	[MB_UDP_DROP_NO_SLOT] = "no_slot",
 	[MB_UDP_DROP_NO_BUFFER] = "no_buffer",
+	[MB_UDP_DROP_SOURCE] = "source",
 };
 
 const char *

@@ -11,9 +11,13 @@
  * batching, admission, a worker thread, egress, publication), so the ratio is below 1;
  * the bar (issue 14) is 0.85. --placement passes the daemon's placement policy.
  *
+ * --curve (issue 15) adds a second echo and a second daemon with CURVE on (keys made here,
+ * the client on the daemon's allow-list), run in the same alternation, and prints what
+ * CURVE costs: each server's throughput with CURVE over without.
+ *
  * Usage: identity_bench [--requests N] [--outstanding K] [--payload BYTES] [--runs R]
  *                       [--placement P] [--daemon-arg ARG]... [--endpoint EP | --daemon PATH]
- *                       [--quick]
+ *                       [--curve] [--quick]
  */
 #include <libgen.h>
 #include <limits.h>
@@ -45,8 +49,12 @@ struct echo {
 	char endpoint[64];
 };
 
+/* --curve: the keys of both sides */
+static struct mb_curve_keys g_server_keys, g_client_keys;
+static struct mb_client_curve g_curve;
+
 static void
-echo_main(int wfd)
+echo_main(int wfd, bool curve)
 {
 	uint8_t resp[MB_PROTO_HDR_LEN + 4] = {'M', 'B', 'R', '1', 1};
 	void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_ROUTER);
@@ -56,6 +64,12 @@ echo_main(int wfd)
 
 	zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	if (curve) { /* no ZAP handler in this context: CURVE admits every key */
+		int one = 1;
+
+		zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof(one));
+		zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, g_server_keys.secret_key, 40);
+	}
 	if (zmq_bind(sock, "tcp://127.0.0.1:*") == 0)
 		zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, ep, &len);
 	if (write(wfd, ep, sizeof(ep)) != (ssize_t)sizeof(ep))
@@ -91,7 +105,7 @@ echo_main(int wfd)
 }
 
 static int
-echo_start(struct echo *e)
+echo_start(struct echo *e, bool curve)
 {
 	int p[2];
 
@@ -102,7 +116,7 @@ echo_start(struct echo *e)
 		return -1;
 	if (e->pid == 0) {
 		close(p[0]);
-		echo_main(p[1]);
+		echo_main(p[1], curve);
 		_exit(0);
 	}
 	close(p[1]);
@@ -169,10 +183,14 @@ struct result {
 };
 
 static int
-closed_loop(const char *endpoint, pid_t server, long n, int k, uint32_t payload, struct result *out)
+closed_loop(const char *endpoint, pid_t server, long n, int k, uint32_t payload, bool curve,
+	    struct result *out)
 {
 	double cpu0 = cpu_seconds(server);
 	struct mb_client_opts o = {.endpoint = endpoint, .sndhwm = 100000};
+
+	if (curve)
+		o.curve = g_curve;
 	struct mb_client *c;
 	char err[256];
 	double *sent = calloc((size_t)n, sizeof(double)), *lat = calloc((size_t)n, sizeof(double));
@@ -242,15 +260,19 @@ main(int argc, char **argv)
 	const char *extra[16];
 	int n_extra = 0;
 	char self[PATH_MAX], def_daemon[PATH_MAX + 32];
-	struct result echo_r[64], mb_r[64];
-	struct echo e;
-	struct mb_daemon d = {0};
+	struct result echo_r[64], mb_r[64], echo_c[64], mb_c[64];
+	struct echo e, ec = {0};
+	struct mb_daemon d = {0}, dc = {0};
+	bool curve = false;
+	char keydir[] = "/tmp/mb-bench-keys-XXXXXX";
 	long errors = 0;
 	double ratio, hz;
 	pid_t server_pid = 0;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quick") == 0) {
+		if (strcmp(argv[i], "--curve") == 0) {
+			curve = true;
+		} else if (strcmp(argv[i], "--quick") == 0) {
 			n = 2000;
 			runs = 1;
 		} else if (strcmp(argv[i], "--requests") == 0 && i + 1 < argc) {
@@ -274,7 +296,7 @@ main(int argc, char **argv)
 				"usage: %s [--requests N] [--outstanding K] [--payload BYTES] "
 				"[--runs R] [--placement auto|single|per-stage] [--daemon-arg "
 				"ARG]... "
-				"[--endpoint EP | --daemon PATH] [--quick]\n",
+				"[--endpoint EP | --daemon PATH] [--curve] [--quick]\n",
 				argv[0]);
 			return 2;
 		}
@@ -285,8 +307,31 @@ main(int argc, char **argv)
 				"multiple of 4 in 4..262140, runs 1..64\n");
 		return 2;
 	}
-	/* the echo first: forked before this process has any ZeroMQ context or thread */
-	if (echo_start(&e) != 0) {
+	if (curve && endpoint != NULL) {
+		fprintf(stderr, "identity_bench: --curve starts its own daemons (no --endpoint)\n");
+		return 2;
+	}
+	if (curve) {
+		char base[128], err[512];
+
+		if (mkdtemp(keydir) == NULL)
+			return 1;
+		snprintf(base, sizeof(base), "%s/server", keydir);
+		if (mb_curve_keygen(base, "server", &g_server_keys, err, sizeof(err)) < 0) {
+			fprintf(stderr, "identity_bench: %s\n", err);
+			return 1;
+		}
+		snprintf(base, sizeof(base), "%s/bench", keydir);
+		if (mb_curve_keygen(base, "bench", &g_client_keys, err, sizeof(err)) < 0) {
+			fprintf(stderr, "identity_bench: %s\n", err);
+			return 1;
+		}
+		g_curve = (struct mb_client_curve){.server_key = g_server_keys.public_key,
+						   .public_key = g_client_keys.public_key,
+						   .secret_key = g_client_keys.secret_key};
+	}
+	/* the echoes first: forked before this process has any ZeroMQ context or thread */
+	if (echo_start(&e, false) != 0 || (curve && echo_start(&ec, true) != 0)) {
 		fprintf(stderr, "identity_bench: cannot start the echo\n");
 		return 1;
 	}
@@ -318,27 +363,75 @@ main(int argc, char **argv)
 		}
 		endpoint = d.ingest;
 		server_pid = d.pid;
+		if (curve) {
+			char yaml[1024];
+
+			snprintf(yaml, sizeof(yaml),
+				 "security:\n"
+				 "  mode: curve\n"
+				 "  server_key: %s/server.key_secret\n"
+				 "  clients:\n"
+				 "    - name: bench\n"
+				 "      public_key: \"%s\"\n"
+				 "      tenants: [1]\n",
+				 keydir, g_client_keys.public_key);
+			if (mb_daemon_start(&dc, yaml, args) != 0) {
+				fprintf(stderr, "identity_bench: cannot start the CURVE daemon\n");
+				echo_stop(&e);
+				echo_stop(&ec);
+				mb_daemon_stop(&d, SIGTERM, 30);
+				return 1;
+			}
+		}
 	}
 	/* warm-up of both, then alternate */
 	closed_loop(e.endpoint, e.pid, n / 10 > 100 ? n / 10 : 100, (int)k, (uint32_t)payload,
-		    &echo_r[0]);
+		    false, &echo_r[0]);
 	closed_loop(endpoint, server_pid, n / 10 > 100 ? n / 10 : 100, (int)k, (uint32_t)payload,
-		    &mb_r[0]);
+		    false, &mb_r[0]);
+	if (curve) {
+		closed_loop(ec.endpoint, ec.pid, n / 10 > 100 ? n / 10 : 100, (int)k,
+			    (uint32_t)payload, true, &echo_c[0]);
+		closed_loop(dc.ingest, dc.pid, n / 10 > 100 ? n / 10 : 100, (int)k,
+			    (uint32_t)payload, true, &mb_c[0]);
+	}
 	for (int r = 0; r < runs; r++) {
-		if (closed_loop(e.endpoint, e.pid, n, (int)k, (uint32_t)payload, &echo_r[r]) != 0 ||
-		    closed_loop(endpoint, server_pid, n, (int)k, (uint32_t)payload, &mb_r[r]) !=
-			    0) {
+		if (closed_loop(e.endpoint, e.pid, n, (int)k, (uint32_t)payload, false,
+				&echo_r[r]) != 0 ||
+		    closed_loop(endpoint, server_pid, n, (int)k, (uint32_t)payload, false,
+				&mb_r[r]) != 0 ||
+		    (curve && (closed_loop(ec.endpoint, ec.pid, n, (int)k, (uint32_t)payload, true,
+					   &echo_c[r]) != 0 ||
+			       closed_loop(dc.ingest, dc.pid, n, (int)k, (uint32_t)payload, true,
+					   &mb_c[r]) != 0))) {
 			fprintf(stderr, "identity_bench: responses missing\n");
 			echo_stop(&e);
+			if (curve)
+				echo_stop(&ec);
 			return 1;
 		}
-		errors += mb_r[r].errors;
-		fprintf(stderr, "run %d: echo %.0f req/s, mediabatchd %.0f req/s (%.3f)\n", r + 1,
+		errors += mb_r[r].errors + (curve ? mb_c[r].errors : 0);
+		fprintf(stderr, "run %d: echo %.0f req/s, mediabatchd %.0f req/s (%.3f)", r + 1,
 			echo_r[r].rps, mb_r[r].rps, mb_r[r].rps / echo_r[r].rps);
+		if (curve)
+			fprintf(stderr, "; CURVE: echo %.0f, mediabatchd %.0f", echo_c[r].rps,
+				mb_c[r].rps);
+		fprintf(stderr, "\n");
 	}
 	echo_stop(&e);
+	if (curve)
+		echo_stop(&ec);
 	if (d.pid > 0)
 		mb_daemon_stop(&d, SIGTERM, 30);
+	if (dc.pid > 0)
+		mb_daemon_stop(&dc, SIGTERM, 30);
+	if (curve) {
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", keydir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "identity_bench: could not remove %s\n", keydir);
+	}
 
 	ratio = median_of(mb_r, (int)runs, 0) / median_of(echo_r, (int)runs, 0);
 	hz = cpu_hz();
@@ -360,11 +453,28 @@ main(int argc, char **argv)
 		printf("%-26s %12.0f %10.3f %10.3f %12s %14s\n", "mediabatchd identity",
 		       median_of(mb_r, (int)runs, 0), median_of(mb_r, (int)runs, 1),
 		       median_of(mb_r, (int)runs, 2), "n/a", "n/a");
+	if (curve) {
+		printf("%-26s %12.0f %10.3f %10.3f %9.2f us %14.0f\n", "raw ZeroMQ echo, CURVE",
+		       median_of(echo_c, (int)runs, 0), median_of(echo_c, (int)runs, 1),
+		       median_of(echo_c, (int)runs, 2), median_of(echo_c, (int)runs, 3),
+		       median_of(echo_c, (int)runs, 3) * hz / 1e6);
+		printf("%-26s %12.0f %10.3f %10.3f %9.2f us %14.0f\n", "mediabatchd, CURVE",
+		       median_of(mb_c, (int)runs, 0), median_of(mb_c, (int)runs, 1),
+		       median_of(mb_c, (int)runs, 2), median_of(mb_c, (int)runs, 3),
+		       median_of(mb_c, (int)runs, 3) * hz / 1e6);
+	}
 	printf("(server CPU: user + system time of the server process, every thread, per "
 	       "request; cycles at the %.0f MHz /proc/cpuinfo reports)\n",
 	       hz / 1e6);
 	printf("throughput ratio (mediabatchd / echo): %.3f; bar 0.85 ... %s\n", ratio,
 	       ratio >= 0.85 ? "met" : "MISSED");
+	if (curve) {
+		printf("CURVE / plaintext throughput: mediabatchd %.3f, raw echo %.3f; "
+		       "mediabatchd with CURVE / echo with CURVE: %.3f\n",
+		       median_of(mb_c, (int)runs, 0) / median_of(mb_r, (int)runs, 0),
+		       median_of(echo_c, (int)runs, 0) / median_of(echo_r, (int)runs, 0),
+		       median_of(mb_c, (int)runs, 0) / median_of(echo_c, (int)runs, 0));
+	}
 	if (errors != 0)
 		printf("(%ld responses were not OK)\n", errors);
 	return errors == 0 ? 0 : 1;

@@ -28,9 +28,11 @@
  * on this machine at the same moment (skipped with --quick or --no-context).
  *
  *   build/perf/ingest_bench [--quick] [--seconds S] [--packets N] [--testpmd PATH]
- *                           [--cpu C] [--no-context]
+ *                           [--cpu C] [--no-context] [--sources T]
  *
- * --testpmd none skips the baseline (to profile the rx core alone).
+ * --testpmd none skips the baseline (to profile the rx core alone). --sources T gives the
+ * ingest a source allow-list (udp.sources) of T tenants, the capture's among them, so
+ * every frame pays the check (and passes it); without it there is no list, as by default.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -418,10 +420,13 @@ main(int argc, char **argv)
 		{"testpmd", required_argument, NULL, 't'},
 		{"cpu", required_argument, NULL, 'c'},
 		{"no-context", no_argument, NULL, 'x'},
+		{"sources", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *testpmd = "dpdk-testpmd";
-	int seconds = 5, cpu = -1, c;
+	int seconds = 5, cpu = -1, n_sources = 0, c;
+	struct mb_udp_source_config *sources = NULL;
+	struct mb_prefix *prefixes = NULL;
 	bool context = true;
 	uint32_t packets = 2048;
 	static struct mb_udp_port_config port;
@@ -466,16 +471,21 @@ main(int argc, char **argv)
 		case 'x':
 			context = false;
 			break;
+		case 'S':
+			n_sources = atoi(optarg);
+			break;
 		default:
 			fprintf(stderr,
 				"usage: %s [--quick] [--seconds S] [--packets N] "
-				"[--testpmd PATH] [--cpu C] [--no-context]\n",
+				"[--testpmd PATH] [--cpu C] [--no-context] [--sources T]\n",
 				argv[0]);
 			return 2;
 		}
 	}
-	if (seconds < 1 || seconds > 60 || packets < 64 || packets > 8192) {
-		fprintf(stderr, "ingest_bench: --seconds 1..60, --packets 64..8192\n");
+	if (seconds < 1 || seconds > 60 || packets < 64 || packets > 8192 || n_sources < 0 ||
+	    n_sources > 65536) {
+		fprintf(stderr,
+			"ingest_bench: --seconds 1..60, --packets 64..8192, --sources 0..65536\n");
 		return 2;
 	}
 	if (cpu < 0)
@@ -520,6 +530,33 @@ main(int argc, char **argv)
 	uo.results = g_results;
 	uo.drain = drain;
 	uo.abort = abort_tok;
+	if (n_sources > 0) {
+		/* the capture's tenant (1) last, from its sender's /24; the others one /32
+		 * each, every fourth two */
+		uint64_t seed = 1;
+
+		sources = calloc((size_t)n_sources, sizeof(*sources));
+		prefixes = calloc(2 * (size_t)n_sources, sizeof(*prefixes));
+		if (sources == NULL || prefixes == NULL)
+			return 1;
+		for (int i = 0, np = 0; i < n_sources; i++) {
+			bool last = i == n_sources - 1;
+
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			/* unique: distinct low 17 bits, none of them 1 (2 + i) */
+			sources[i].tenant =
+				last ? 1 : (uint32_t)(seed >> 32) << 17 | (uint32_t)(2 + i);
+			sources[i].prefixes = &prefixes[np];
+			sources[i].n_prefixes = !last && i % 4 == 0 ? 2 : 1;
+			for (unsigned int k = 0; k < sources[i].n_prefixes; k++, np++) {
+				prefixes[np].mask = htonl(last ? 0xffffff00u : 0xffffffffu);
+				prefixes[np].addr =
+					htonl(last ? 0xc0000200u : 0xac100000u + (uint32_t)np);
+			}
+		}
+		uo.sources = sources;
+		uo.n_sources = (unsigned int)n_sources;
+	}
 	uo.ops = (struct mb_udp_ops){.admit = f_admit,
 				     .model_ring = f_ring,
 				     .unadmit = f_unadmit,
@@ -528,6 +565,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "ingest_bench: %s\n", err);
 		return 1;
 	}
+	free(sources); /* copied */
+	free(prefixes);
+	if (n_sources > 0)
+		printf("udp.sources: %d tenants, the capture's among them: every frame is checked "
+		       "and passes\n",
+		       n_sources);
+	else
+		printf("udp.sources: none (the default: no check)\n");
 	pthread_create(&pipe_thread, NULL, pipeline, NULL);
 	if (topo != NULL && sysconf(_SC_NPROCESSORS_ONLN) > 1) {
 		/* the stand-in pipeline runs on another CPU than the rx core */

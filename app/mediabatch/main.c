@@ -61,6 +61,7 @@ usage(FILE *out)
 		"usage: mediabatch send [options] SOURCE\n"
 		"       mediabatch subscribe [options]\n"
 		"       mediabatch cancel --client-id NAME --tenant T --id N [--endpoint EP]\n"
+		"       mediabatch keygen [--name NAME] BASE\n"
 		"\n"
 		"send: SOURCE is one of\n"
 		"  --wav FILE               16 kHz mono 16-bit PCM WAV (anything else is refused)\n"
@@ -94,16 +95,28 @@ usage(FILE *out)
 		"                           tcp://127.0.0.1:7401)\n"
 		"  --datagram BYTES         --udp datagram size, header included (default 1472)\n"
 		"  --settle-ms MS           --udp: wait after subscribing (default 300)\n"
+		"  --server-key FILE        the service requires CURVE: its public certificate\n"
+		"                           (also for subscribe and cancel)\n"
+		"  --key FILE               ... and this client's secret certificate "
+		"(NAME.key_secret)\n"
 		"\n"
 		"subscribe: --endpoint EP (default tcp://127.0.0.1:7401), --tenant T, --model "
 		"NAME\n"
 		"  (needs --tenant), --count N (stop after N), --timeout-s S (stop after S s of\n"
 		"  silence). Prints one line per published result until stopped (Ctrl-C).\n"
 		"\n"
+		"keygen: write a new CURVE key pair as BASE.key (public: give it to the other "
+		"side)\n"
+		"  and BASE.key_secret (keep it: mode 0600), NAME in their metadata. Never\n"
+		"  overwrites. For the service (security.server_key) and for each client.\n"
+		"\n"
 		"Exit status: 0 all responses OK, 1 some not OK, 3 a response did not come in "
 		"time,\n"
 		"2 usage or input error.\n");
 }
+
+/* --server-key and --key (see load_curve()): every connection of this run uses them */
+static struct mb_client_curve g_curve;
 
 /* ---- media ---- */
 
@@ -475,7 +488,8 @@ cmp_double(const void *a, const void *b)
 static int
 cmd_send(struct send_opts *o, struct media *m)
 {
-	struct mb_client_opts co = {.endpoint = o->endpoint, .client_id = o->client_id};
+	struct mb_client_opts co = {
+		.endpoint = o->endpoint, .client_id = o->client_id, .curve = g_curve};
 	struct mb_client *c;
 	char err[256];
 	double *sent_at = calloc((size_t)o->count, sizeof(double));
@@ -634,7 +648,7 @@ cmd_send_udp(struct send_opts *o, struct media *m)
 	if (done == NULL || sent_at == NULL)
 		return EXIT_USAGE;
 	snprintf(prefix, sizeof(prefix), "%u/%s", o->tenant, o->model);
-	if (mb_subscriber_connect(o->publish, prefix, &rx, err, sizeof(err)) < 0 ||
+	if (mb_subscriber_connect_curve(o->publish, prefix, &g_curve, &rx, err, sizeof(err)) < 0 ||
 	    mb_udp_sender_open(&uo, &tx, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mediabatch: %s\n", err);
 		mb_subscriber_close(&rx);
@@ -719,6 +733,80 @@ out:
 	return by_status[MB_STATUS_OK] == o->count ? 0 : EXIT_NOT_OK;
 }
 
+/* ---- CURVE ---- */
+
+static struct mb_curve_keys g_server, g_own;
+
+static int
+load_curve(const char *server_file, const char *own_file)
+{
+	char err[512];
+	bool has_secret;
+
+	if (server_file == NULL && own_file == NULL)
+		return 0;
+	if (server_file == NULL || own_file == NULL) {
+		fprintf(stderr, "mediabatch: CURVE needs both --server-key (the service's public "
+				"certificate) and --key (this client's secret certificate)\n");
+		return -1;
+	}
+	if (mb_curve_cert_load(server_file, &g_server, NULL, err, sizeof(err)) < 0 ||
+	    mb_curve_cert_load(own_file, &g_own, &has_secret, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatch: %s\n", err);
+		return -1;
+	}
+	if (!has_secret) {
+		fprintf(stderr,
+			"mediabatch: --key %s holds no secret key: give the NAME.key_secret file "
+			"'mediabatch keygen' wrote\n",
+			own_file);
+		return -1;
+	}
+	g_curve.server_key = g_server.public_key;
+	g_curve.public_key = g_own.public_key;
+	g_curve.secret_key = g_own.secret_key;
+	return 0;
+}
+
+static int
+cmd_keygen(int argc, char **argv)
+{
+	const char *name = NULL, *base = NULL;
+	struct mb_curve_keys k;
+	char err[512];
+
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+			name = argv[++i];
+		else if (argv[i][0] != '-' && base == NULL)
+			base = argv[i];
+		else {
+			fprintf(stderr,
+				"mediabatch: keygen: unexpected '%s' (usage: mediabatch "
+				"keygen [--name NAME] BASE)\n",
+				argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (base == NULL) {
+		fprintf(stderr, "mediabatch: keygen needs BASE (writes BASE.key and "
+				"BASE.key_secret)\n");
+		return EXIT_USAGE;
+	}
+	if (mb_curve_keygen(base,
+			    name		 ? name
+			    : strrchr(base, '/') ? strrchr(base, '/') + 1
+						 : base,
+			    &k, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatch: keygen: %s\n", err);
+		return EXIT_USAGE;
+	}
+	memset(k.secret_key, 0, sizeof(k.secret_key));
+	printf("wrote %s.key (public key %s) and %s.key_secret (mode 0600)\n", base, k.public_key,
+	       base);
+	return 0;
+}
+
 /* ---- subscribe, cancel ---- */
 
 static int
@@ -736,7 +824,7 @@ cmd_subscribe(const char *endpoint, long tenant, const char *model, long count, 
 	}
 	if (tenant >= 0)
 		snprintf(prefix, sizeof(prefix), "%ld/%s", tenant, model ? model : "");
-	if (mb_subscriber_connect(endpoint, prefix, &s, err, sizeof(err)) < 0) {
+	if (mb_subscriber_connect_curve(endpoint, prefix, &g_curve, &s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mediabatch: %s\n", err);
 		return EXIT_USAGE;
 	}
@@ -765,7 +853,7 @@ cmd_subscribe(const char *endpoint, long tenant, const char *model, long count, 
 static int
 cmd_cancel(const char *endpoint, const char *client_id, long tenant, long long id)
 {
-	struct mb_client_opts co = {.endpoint = endpoint, .client_id = client_id};
+	struct mb_client_opts co = {.endpoint = endpoint, .client_id = client_id, .curve = g_curve};
 	struct mb_client *c;
 	char err[256];
 	int rc;
@@ -841,6 +929,8 @@ main(int argc, char **argv)
 		O_DATAGRAM,
 		O_SETTLE,
 		O_LABELS,
+		O_SERVER_KEY,
+		O_KEY,
 	};
 	static const struct option longopts[] = {
 		{"wav", required_argument, NULL, O_WAV},
@@ -873,6 +963,8 @@ main(int argc, char **argv)
 		{"datagram", required_argument, NULL, O_DATAGRAM},
 		{"settle-ms", required_argument, NULL, O_SETTLE},
 		{"labels", required_argument, NULL, O_LABELS},
+		{"server-key", required_argument, NULL, O_SERVER_KEY},
+		{"key", required_argument, NULL, O_KEY},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -889,6 +981,7 @@ main(int argc, char **argv)
 		.settle_ms = 300,
 	};
 	const char *cmd, *wav = NULL, *video = NULL, *tensor = NULL;
+	const char *server_key = NULL, *own_key = NULL;
 	double tone = 0, seconds = 1;
 	long rate = 16000, frames = 16, height = 224, width = 224, v, tenant = -1, timeout_s = 0;
 	long long id = -1;
@@ -905,6 +998,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 	cmd = argv[1];
+	if (strcmp(cmd, "keygen") == 0)
+		return cmd_keygen(argc, argv);
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -1028,6 +1123,12 @@ main(int argc, char **argv)
 			if (load_labels(optarg) < 0)
 				return EXIT_USAGE;
 			break;
+		case O_SERVER_KEY:
+			server_key = optarg;
+			break;
+		case O_KEY:
+			own_key = optarg;
+			break;
 		case O_TIMEOUT_S:
 			if (num("--timeout-s", optarg, 1, 86400, &timeout_s))
 				return EXIT_USAGE;
@@ -1045,6 +1146,8 @@ main(int argc, char **argv)
 			argv[optind]);
 		return EXIT_USAGE;
 	}
+	if (load_curve(server_key, own_key) < 0)
+		return EXIT_USAGE;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	if (strcmp(cmd, "subscribe") == 0) {
@@ -1058,7 +1161,8 @@ main(int argc, char **argv)
 		return cmd_cancel(so.endpoint ? so.endpoint : "tcp://127.0.0.1:7400", so.client_id,
 				  tenant, id);
 	if (strcmp(cmd, "send") != 0) {
-		fprintf(stderr, "mediabatch: unknown command '%s' (send, subscribe, cancel)\n",
+		fprintf(stderr,
+			"mediabatch: unknown command '%s' (send, subscribe, cancel, keygen)\n",
 			cmd);
 		return EXIT_USAGE;
 	}

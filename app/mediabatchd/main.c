@@ -457,7 +457,7 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	if (flags.check) {
-		char place[1024];
+		char place[1024], security[1024];
 
 		if (service_check_placement(&cfg, place, sizeof(place)) < 0) {
 			fprintf(stderr, "mediabatchd: %s: service.placement: %s\n", cfg.source,
@@ -465,10 +465,16 @@ main(int argc, char **argv)
 			mb_config_fini(&cfg);
 			return EXIT_CONFIG;
 		}
+		if (service_check_security(&cfg, security, sizeof(security)) < 0) {
+			fprintf(stderr, "mediabatchd: %s: %s\n", cfg.source, security);
+			mb_config_fini(&cfg);
+			return EXIT_CONFIG;
+		}
 		printf("mediabatchd: %s: configuration is valid (every model it enables loads)\n",
 		       cfg.source);
 		printf("mediabatchd: placement (service.placement %s): %s\n",
 		       mb_placement_policy_name((enum mb_placement_policy)cfg.placement), place);
+		printf("mediabatchd: security: %s\n", security);
 		mb_config_fini(&cfg);
 		return 0;
 	}

@@ -33,6 +33,7 @@
 #include "mb_env.h"
 #include "mb_frontdoor.h"
 #include "mb_gpu_probe.h"
+#include "mb_auth.h"
 #include "mb_http.h"
 #include "mb_metrics.h"
 #include "mb_model_rt.h"
@@ -531,6 +532,84 @@ check_one(const struct mb_config *cfg, const struct mb_model_desc *d, const char
 		return -1;
 	if (d->unload != NULL)
 		d->unload(state);
+	return 0;
+}
+
+/* "tcp://127.0.0.1:7400", "ipc://..." or "inproc://...": reachable from this host only */
+static bool
+local_endpoint(const char *ep)
+{
+	return strncmp(ep, "tcp://127.", 10) == 0 || strncmp(ep, "tcp://localhost:", 16) == 0 ||
+	       strncmp(ep, "tcp://[::1]:", 12) == 0 || strncmp(ep, "ipc://", 6) == 0 ||
+	       strncmp(ep, "inproc://", 9) == 0;
+}
+
+/* The server's key pair and the allow-list, as a start loads them (CURVE only). */
+static int
+load_security(const struct mb_config *cfg, struct mb_auth **auth, char pub[41], char sec[41],
+	      char *err, size_t err_len)
+{
+	int rc;
+
+	*auth = NULL;
+	if (cfg->security_mode != MB_SECURITY_CURVE)
+		return 0;
+	rc = mb_auth_server_key(cfg->server_key_file, pub, sec, err, err_len);
+	if (rc == 0)
+		rc = mb_auth_create(cfg->clients, cfg->n_clients, auth, err, err_len);
+	return rc;
+}
+
+/* The share of max_inflight one client may hold: its own setting, or a quarter. */
+static uint32_t
+client_share(const struct mb_config *cfg)
+{
+	if (cfg->max_inflight_per_client != 0)
+		return cfg->max_inflight_per_client;
+	return cfg->max_inflight / 4 ? cfg->max_inflight / 4 : 1;
+}
+
+int
+service_check_security(const struct mb_config *cfg, char *buf, size_t len)
+{
+	struct mb_auth *auth = NULL;
+	char pub[41], sec[41];
+	int rc = load_security(cfg, &auth, pub, sec, buf, len);
+	bool exposed = !local_endpoint(cfg->ingest) || !local_endpoint(cfg->publish);
+
+	if (rc < 0)
+		return rc;
+	{
+		const char *files[3] = {cfg->http_tls_cert, cfg->http_tls_key,
+					cfg->http_token_file};
+		const char *keys[3] = {"http.tls_cert", "http.tls_key", "http.token_file"};
+
+		for (int i = 0; i < 3; i++)
+			if (files[i][0] != '\0' && access(files[i], R_OK) != 0) {
+				snprintf(buf, len, "%s: %s: %s", keys[i], files[i],
+					 strerror(errno));
+				mb_auth_destroy(&auth);
+				return -EINVAL;
+			}
+	}
+	if (auth != NULL)
+		snprintf(buf, len,
+			 "CURVE on %s and %s (server key %s, public %s); %u client key(s) on "
+			 "the allow-list; shares: %u in flight per client, %s per tenant",
+			 cfg->ingest, cfg->publish, cfg->server_key_file, pub, mb_auth_count(auth),
+			 client_share(cfg), cfg->max_inflight_per_tenant ? "a limit" : "no limit");
+	else
+		snprintf(buf, len,
+			 "plaintext (no authentication: the tenant in each header is trusted)%s; "
+			 "shares: %u in flight per client",
+			 exposed ? "; WARNING: an endpoint is not loopback, so anyone who reaches "
+				   "it "
+				   "can use any tenant and receive every result: use security.mode "
+				   "curve off trusted networks"
+				 : "",
+			 client_share(cfg));
+	mb_auth_destroy(&auth);
+	memset(sec, 0, sizeof(sec));
 	return 0;
 }
 
@@ -1195,6 +1274,7 @@ service_reload(struct mb_service *s, const struct mb_config *n, char *msg, size_
 {
 	struct live lv[MAX_MODELS];
 	struct mb_ratelimit *fl = NULL, **ul = NULL;
+	struct mb_auth *auth = NULL;
 	int rc = 0;
 
 	/* Check everything first: a reload applies whole or not at all. */
@@ -1231,6 +1311,23 @@ service_reload(struct mb_service *s, const struct mb_config *n, char *msg, size_
 		snprintf(msg, len, "%s: tenant rate limits: %s", n->source, strerror(-rc));
 		goto refused;
 	}
+	if (n->security_mode != s->cfg->security_mode) {
+		snprintf(msg, len,
+			 "%s: security.mode %s: the service started with %s; restart to change it",
+			 n->source, n->security_mode == MB_SECURITY_CURVE ? "curve" : "plaintext",
+			 s->cfg->security_mode == MB_SECURITY_CURVE ? "curve" : "plaintext");
+		rc = -EINVAL;
+		goto refused;
+	}
+	if (n->security_mode == MB_SECURITY_CURVE) {
+		char why[768];
+
+		rc = mb_auth_create(n->clients, n->n_clients, &auth, why, sizeof(why));
+		if (rc < 0) {
+			snprintf(msg, len, "%s: %s", n->source, why);
+			goto refused;
+		}
+	}
 
 	/* Apply: plain atomic stores, and each limiter to its owner thread. */
 	for (uint32_t i = 0; i < s->n_models; i++) {
@@ -1245,18 +1342,25 @@ service_reload(struct mb_service *s, const struct mb_config *n, char *msg, size_
 				      memory_order_relaxed);
 	}
 	post_limiter(&s->limits_next, fl);
+	if (auth != NULL) {
+		mb_frontdoor_post_auth(s->fd, auth); /* the front door cuts off removed keys */
+		auth = NULL;
+	}
 	for (uint32_t q = 0; q < s->n_udp_limits; q++)
 		post_limiter(&s->udp_limits_next[q], ul[q]);
 	free(ul);
 	mb_doorbell_ring_slow(s->batcher_bell); /* a shorter max_delay_us counts now */
 	snprintf(msg, len,
-		 "tenants (default_rate %g, %u limit(s) of their own) and the models' max_batch, "
-		 "max_delay_us, queue_limit and default_timeout_ms applied; other keys take "
-		 "effect at the next start",
-		 n->default_rate, n->n_limits);
+		 "tenants (default_rate %g, %u limit(s) of their own), %s%s the models' "
+		 "max_batch, max_delay_us, queue_limit and default_timeout_ms applied; other keys "
+		 "take effect at the next start",
+		 n->default_rate, n->n_limits,
+		 n->security_mode == MB_SECURITY_CURVE ? "the allow-list (" : "",
+		 n->security_mode == MB_SECURITY_CURVE ? "security.clients) and" : "and");
 	mb_metric_add(s->m_reload_applied, 1);
 	return 0;
 refused:
+	mb_auth_destroy(&auth);
 	mb_ratelimit_destroy(&fl);
 	for (uint32_t q = 0; ul != NULL && q < s->n_udp_limits; q++)
 		mb_ratelimit_destroy(&ul[q]);
@@ -1301,6 +1405,8 @@ build_udp(struct mb_service *s, char *err, size_t err_len)
 	uo.abort = s->sub[SUB_UDP].abort;
 	uo.metrics = s->metrics;
 	uo.topo = s->topo;
+	uo.sources = cfg->udp_sources; /* copied by mb_udp_create() */
+	uo.n_sources = cfg->n_udp_sources;
 	uo.ops = (struct mb_udp_ops){
 		.ctx = s,
 		.admit = udp_admit,
@@ -1829,6 +1935,9 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	fo.abort = s->sub[SUB_FRONTDOOR].abort;
 	fo.metrics = s->metrics;
 	fo.numa_node = MB_NUMA_ANY;
+	fo.max_inflight_per_client = client_share(cfg);
+	fo.max_inflight_per_tenant = cfg->max_inflight_per_tenant;
+
 	fo.ops = (struct mb_frontdoor_ops){
 		.ctx = s,
 		.submit = submit,
@@ -1837,7 +1946,20 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 		.ingest_closed = ingest_closed,
 		.others_done = udp_done,
 	};
-	rc = mb_frontdoor_create(&fo, &s->fd, err, err_len);
+	{
+		char why[1024], pub[41], sec[41];
+
+		rc = load_security(cfg, &fo.auth, pub, sec, err, err_len);
+		if (rc < 0)
+			goto fail;
+		fo.server_secret_key = sec;
+		if (service_check_security(cfg, why, sizeof(why)) == 0 && strstr(why, "WARNING"))
+			MB_LOG(WARNING, "security: %s", why);
+		else
+			MB_LOG(NOTICE, "security: %s", why);
+		rc = mb_frontdoor_create(&fo, &s->fd, err, err_len);
+		memset(sec, 0, sizeof(sec));
+	}
 	if (rc < 0)
 		goto fail;
 	rc = build_udp(s, err, err_len);
@@ -1849,7 +1971,17 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	reactor_metrics(s);
 	if (cfg->metrics[0] != '\0') {
 		struct mb_http_opts ho = {
-			.hostport = cfg->metrics, .metrics = s->metrics, .ready = ready, .ctx = s};
+			.hostport = cfg->metrics,
+			.metrics = s->metrics,
+			.ready = ready,
+			.ctx = s,
+			.tls_cert = cfg->http_tls_cert,
+			.tls_key = cfg->http_tls_key,
+			.token_file = cfg->http_token_file,
+			.max_connections = cfg->http_max_connections,
+			.max_connections_per_ip = cfg->http_max_connections_per_ip,
+			.timeout_ms = cfg->http_timeout_ms,
+		};
 
 		rc = mb_http_start(&ho, &s->http, err, err_len);
 		if (rc < 0)
@@ -2113,6 +2245,7 @@ service_describe(const struct mb_service *s, char *buf, size_t len)
 	}
 	snprintf(buf, len, "ROUTER %s, PUB %s%s, metrics %s%s%s; models: %s; %s",
 		 mb_frontdoor_endpoint(s->fd, 0), mb_frontdoor_endpoint(s->fd, 1), udp,
-		 s->http ? "http://" : "off", s->http ? s->cfg->metrics : "",
-		 s->http ? "/metrics" : "", s->served[0] ? s->served : "(none)", devs);
+		 s->http ? (s->cfg->http_tls_cert[0] ? "https://" : "http://") : "off",
+		 s->http ? s->cfg->metrics : "", s->http ? "/metrics" : "",
+		 s->served[0] ? s->served : "(none)", devs);
 }

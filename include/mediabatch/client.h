@@ -26,6 +26,7 @@
 #ifndef MEDIABATCH_CLIENT_H
 #define MEDIABATCH_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,11 +39,48 @@ extern "C" {
 struct mb_client;
 struct mb_subscriber;
 
+/**
+ * A CURVE key pair, as Z85 text (40 characters and a NUL). See mb_curve_cert_load().
+ */
+struct mb_curve_keys {
+	char public_key[41];
+	char secret_key[41]; /**< "" when only the public half is known */
+};
+
+/**
+ * CURVE (docs/protocol.md, "Security"): to talk to a service that requires it, give the
+ * service's public key and this client's own key pair, all Z85 text. NULL server_key:
+ * plaintext.
+ */
+struct mb_client_curve {
+	const char *server_key; /**< the service's public key (40 characters) */
+	const char *public_key; /**< this client's public key */
+	const char *secret_key; /**< this client's secret key */
+};
+
 struct mb_client_opts {
 	const char *endpoint;  /**< the service's ROUTER, e.g. "tcp://127.0.0.1:7400" */
 	const char *client_id; /**< ZeroMQ routing id (1..255 bytes), or NULL for a random one */
 	int sndhwm;	       /**< requests queued before sends block; 0 = ZeroMQ's 1000 */
+	struct mb_client_curve curve; /**< all NULL: plaintext */
 };
+
+/**
+ * Read a ZeroMQ certificate file (the format of CZMQ's zcert, which `mediabatch keygen`
+ * writes): NAME.key holds a public key, NAME.key_secret the pair. Returns 0 and sets
+ * *@p has_secret (may be NULL); or -ENOENT / -EACCES / -EINVAL (not a certificate, or a
+ * key that is not 40 characters of Z85) with the file and the reason in @p err.
+ */
+int mb_curve_cert_load(const char *path, struct mb_curve_keys *out, bool *has_secret, char *err,
+		       size_t err_len);
+
+/**
+ * Make a new key pair and write it as BASE.key (public, mode 0644) and BASE.key_secret
+ * (both halves, mode 0600), @p name in their metadata. Refuses to overwrite (-EEXIST).
+ * Returns 0 (and the keys in @p out, may be NULL) or -errno with a message.
+ */
+int mb_curve_keygen(const char *base, const char *name, struct mb_curve_keys *out, char *err,
+		    size_t err_len);
 
 /** A response: header plus payload (the result, or the reason text for non-OK). */
 struct mb_client_response {
@@ -101,6 +139,16 @@ void mb_client_tensor_hdr(struct mb_request_hdr *h, const char *model, uint32_t 
  */
 int mb_subscriber_connect(const char *endpoint, const char *prefix, struct mb_subscriber **out,
 			  char *err, size_t err_len);
+
+/**
+ * The same with CURVE (@p curve NULL or its server_key NULL: plaintext). A service that
+ * requires CURVE gives a subscriber only the topics of the tenants its key may subscribe
+ * to: a subscription to "" becomes one to each of them, one to another tenant's topic is
+ * refused (nothing arrives for it; the service counts it).
+ */
+int mb_subscriber_connect_curve(const char *endpoint, const char *prefix,
+				const struct mb_client_curve *curve, struct mb_subscriber **out,
+				char *err, size_t err_len);
 
 /**
  * Next published response and its topic (@p topic, @p topic_len bytes, NUL-terminated),

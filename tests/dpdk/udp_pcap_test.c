@@ -13,6 +13,11 @@
  *     a reason naming the problem: nothing more, nothing less;
  *   - every drop counter, and the ARP reply written to the port's tx capture;
  *   - the drain: rx threads close, every slot comes back, nothing is left over.
+ *
+ * A third port has a source allow-list (udp.sources, among some thousands of other tenants):
+ * requests from an allowed prefix of their tenant are served; from another address, of a
+ * tenant with no entry, forged slices and cancels from a foreign address are dropped as
+ * "source" and never answered, and the requests they target complete or stay as they were.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,12 +38,19 @@
 #include "mb_config.h"
 #include "mb_eal.h"
 #include "mb_env.h"
+#include "mb_metrics.h"
 #include "mb_test.h"
 #include "mb_udp.h"
 #include "mb_udp_wire.h"
 
 #define PEER_IP 0xc0000202u /* 192.0.2.2: the test's own namespace-free documentation net */
 #define OUR_IP 0xc0000201u
+/* udp.sources of the third port: tenant 7 from 192.0.2.0/28 or 198.51.100.7, tenant 9 from
+ * 203.0.113.0/24, tenant 0 from 192.0.2.0/24; tenant 8 has no entry */
+#define ALT_IP 0xc6336407u     /* 198.51.100.7: tenant 7's second prefix */
+#define T9_IP 0xcb007132u      /* 203.0.113.50 */
+#define OUTSIDE_IP 0xc0000210u /* 192.0.2.16: just past tenant 7's /28 */
+#define FOREIGN_IP 0x0a000001u /* 10.0.0.1: nobody's */
 
 static char g_rx_pcap[256], g_tx_pcap[256];
 static pcap_dumper_t *g_dump;
@@ -60,17 +72,24 @@ put_frame(const uint8_t *f, uint32_t len)
 }
 
 static void
-put_datagram_port(uint16_t src_port, uint16_t dst_port, uint16_t vlan, const void *d, uint32_t len)
+put_datagram_from(uint32_t src_ip, uint16_t src_port, uint16_t dst_port, uint16_t vlan,
+		  const void *d, uint32_t len)
 {
 	static uint8_t f[2048];
 	struct mb_udp_local to = g_local;
 	uint32_t n;
 
 	to.port_be = htons(dst_port);
-	n = mb_udp_build_frame(f, sizeof(f), g_peer_mac, PEER_IP, src_port, &to, vlan, d, len);
+	n = mb_udp_build_frame(f, sizeof(f), g_peer_mac, src_ip, src_port, &to, vlan, d, len);
 	if (n == 0)
 		abort();
 	put_frame(f, n);
+}
+
+static void
+put_datagram_port(uint16_t src_port, uint16_t dst_port, uint16_t vlan, const void *d, uint32_t len)
+{
+	put_datagram_from(PEER_IP, src_port, dst_port, vlan, d, len);
 }
 
 static uint8_t g_payload[8192];
@@ -329,6 +348,121 @@ write_fuzz_capture(void)
 	}
 	pcap_dump_close(g_dump);
 	pcap_close(dead);
+	g_dump = saved;
+	g_frames = saved_frames;
+}
+
+/* The third capture, for the port with udp.sources. */
+static char g_src_pcap[256];
+static uint32_t g_src_frames;
+static uint8_t g_forged[8192]; /* a forger's bytes: none of them may reach a request */
+
+static struct mb_request_hdr
+hdr_t(uint64_t id, uint32_t tenant, uint32_t payload_len)
+{
+	struct mb_request_hdr h = hdr(id, "echo", payload_len);
+
+	h.tenant_id = tenant;
+	return h;
+}
+
+/* One datagram of request @p h from @p src_ip: its slice [off, off + len) of g_payload
+ * (offset by id, as put_slice()), or of @p bytes. */
+static void
+put_slice_from(uint32_t src_ip, struct mb_request_hdr h, uint32_t off, uint32_t len,
+	       const uint8_t *bytes)
+{
+	uint8_t d[2048];
+
+	h.frag_offset = off;
+	mb_proto_encode_request(&h, d);
+	memcpy(d + MB_PROTO_HDR_LEN,
+	       bytes != NULL ? bytes + off : g_payload + (h.request_id % 64) + off, len);
+	put_datagram_from(src_ip, 40000, 7000, 0, d, MB_PROTO_HDR_LEN + len);
+}
+
+static void
+put_cancel_from(uint32_t src_ip, uint64_t id, uint32_t tenant)
+{
+	struct mb_request_hdr h = {
+		.version = 1, .flags = MB_FLAG_CANCEL, .request_id = id, .tenant_id = tenant};
+	uint8_t d[MB_PROTO_HDR_LEN];
+
+	mb_proto_encode_request(&h, d);
+	put_datagram_from(src_ip, 40000, 7000, 0, d, sizeof(d));
+}
+
+#define SRC_DROPPED 13 /* the datagrams below that udp.sources drops */
+
+static void
+write_src_capture(void)
+{
+	pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+	pcap_dumper_t *saved = g_dump;
+	uint32_t saved_frames = g_frames;
+	struct mb_request_hdr h;
+	uint8_t d[256];
+
+	memset(g_forged, 0xee, sizeof(g_forged));
+	snprintf(g_src_pcap, sizeof(g_src_pcap), "/tmp/mb-udp-src-%d.pcap", (int)getpid());
+	g_dump = pcap_dump_open(dead, g_src_pcap);
+	if (g_dump == NULL)
+		abort();
+	g_frames = 0;
+	/* 1-4 served: tenant 7 from either of its prefixes, tenant 9 from its own, tenant 0 */
+	put_slice_from(PEER_IP, hdr_t(1, 7, 500), 0, 500, NULL);
+	put_slice_from(ALT_IP, hdr_t(2, 7, 500), 0, 500, NULL);
+	put_slice_from(T9_IP, hdr_t(3, 9, 500), 0, 500, NULL);
+	put_slice_from(PEER_IP, hdr_t(4, 0, 500), 0, 500, NULL);
+	/* 20-23 dropped: a foreign address; a tenant with no entry; tenant 9 from tenant 7's
+	 * address; just outside tenant 7's /28 */
+	put_slice_from(FOREIGN_IP, hdr_t(20, 7, 500), 0, 500, NULL);
+	put_slice_from(PEER_IP, hdr_t(21, 8, 500), 0, 500, NULL);
+	put_slice_from(PEER_IP, hdr_t(22, 9, 500), 0, 500, NULL);
+	put_slice_from(OUTSIDE_IP, hdr_t(23, 7, 500), 0, 500, NULL);
+	/* 24-26 dropped, where the path would otherwise answer: a bad header (version 2), a
+	 * truncated header, the first slice of a request that never completes (it would
+	 * expire and be answered) */
+	h = hdr_t(24, 7, 100);
+	h.version = 2;
+	put_slice_from(FOREIGN_IP, h, 0, 100, NULL);
+	h = hdr_t(25, 7, 100);
+	mb_proto_encode_request(&h, d);
+	put_datagram_from(FOREIGN_IP, 40000, 7000, 0, d, 40);
+	put_slice_from(FOREIGN_IP, hdr_t(26, 7, 600), 0, 300, NULL);
+	/* the magic but too short for a tenant, from an allowed address: dropped */
+	h = hdr_t(27, 7, 100);
+	mb_proto_encode_request(&h, d);
+	put_datagram_from(PEER_IP, 40000, 7000, 0, d, 18);
+	/* not our protocol at all, from a foreign address: garbage, as without a list */
+	put_datagram_from(FOREIGN_IP, 40000, 7000, 0, "GET / HTTP/1.1\r\n\r\n", 18);
+	/* 5: three slices from its sender, with forged ones in between from a foreign address
+	 * (same tenant, id and ports): a slice of other bytes, the whole request with other
+	 * bytes, a slice whose header conflicts. All dropped; 5 completes with its own bytes,
+	 * once. */
+	h = hdr_t(5, 7, 900);
+	put_slice_from(PEER_IP, h, 0, 300, NULL);
+	put_slice_from(FOREIGN_IP, h, 300, 300, g_forged);
+	put_slice_from(FOREIGN_IP, h, 0, 900, g_forged);
+	put_slice_from(PEER_IP, h, 300, 300, NULL);
+	h.payload_len = 1200;
+	h.height = 300;
+	put_slice_from(FOREIGN_IP, h, 600, 300, g_forged);
+	put_slice_from(PEER_IP, hdr_t(5, 7, 900), 600, 300, NULL);
+	/* 6: half a request, a foreign cancel of it (dropped), its other half: served */
+	h = hdr_t(6, 7, 600);
+	put_slice_from(PEER_IP, h, 0, 300, NULL);
+	put_cancel_from(FOREIGN_IP, 6, 7);
+	put_slice_from(PEER_IP, h, 300, 300, NULL);
+	/* 7: whole, then a foreign cancel while it is queued (dropped): not cancelled */
+	put_slice_from(PEER_IP, hdr_t(7, 7, 200), 0, 200, NULL);
+	put_cancel_from(FOREIGN_IP, 7, 7);
+	/* 8: half a request, then its cancel from its own address: it passes, CANCELLED */
+	put_slice_from(PEER_IP, hdr_t(8, 7, 600), 0, 300, NULL);
+	put_cancel_from(PEER_IP, 8, 7);
+	pcap_dump_close(g_dump);
+	pcap_close(dead);
+	g_src_frames = g_frames;
 	g_dump = saved;
 	g_frames = saved_frames;
 }
@@ -683,10 +817,184 @@ test_fuzz(void)
 	CU_ASSERT_EQUAL(atomic_load(&g_fake.odd_calls), 0);
 }
 
+/* ---- udp.sources ---- */
+
+#define SRC_FILLERS 5000 /* other tenants in the list, so that the table probes */
+
+static struct mb_udp *g_src_u;
+static struct mb_cancel *g_src_drain;
+static struct mb_metrics *g_src_metrics;
+static struct mb_udp_source_config g_sources[SRC_FILLERS + 3];
+static struct mb_prefix g_prefixes[2 * SRC_FILLERS + 4];
+
+static struct mb_prefix
+prefix(uint32_t addr, int bits)
+{
+	uint32_t mask = bits == 0 ? 0 : ~0u << (32 - bits);
+
+	return (struct mb_prefix){.addr = htonl(addr & mask), .mask = htonl(mask)};
+}
+
+/* Tenants 7 (two prefixes), 9 and 0 among SRC_FILLERS others (one prefix, or two for
+ * every fifth; none of them 0, 7, 8 or 9), in an order that puts 7's prefixes after others in the
+ * table's extra list. Returns the count. */
+static unsigned int
+build_sources(void)
+{
+	unsigned int n = 0, np = 0;
+	uint64_t seed = 42;
+
+	for (unsigned int i = 0; i < SRC_FILLERS; i++) {
+		struct mb_udp_source_config *c = &g_sources[n++];
+
+		/* random high bits, unique low ones (100 + i < 2^13): the table probes */
+		c->tenant = (uint32_t)mb_test_rand(&seed) << 13 | (100 + i);
+		c->prefixes = &g_prefixes[np];
+		c->n_prefixes = i % 5 == 0 ? 2 : 1;
+		for (unsigned int k = 0; k < c->n_prefixes; k++)
+			g_prefixes[np++] = prefix(0xac100000u + i * 2 + k, 32); /* 172.16/16 */
+		if (i == SRC_FILLERS / 2) {
+			c = &g_sources[n++];
+			c->tenant = 7;
+			c->prefixes = &g_prefixes[np];
+			c->n_prefixes = 2;
+			g_prefixes[np++] = prefix(PEER_IP, 28);
+			g_prefixes[np++] = prefix(ALT_IP, 32);
+		}
+	}
+	g_sources[n++] = (struct mb_udp_source_config){
+		.tenant = 9, .prefixes = &g_prefixes[np], .n_prefixes = 1};
+	g_prefixes[np++] = prefix(T9_IP, 24);
+	g_sources[n++] = (struct mb_udp_source_config){
+		.tenant = 0, .prefixes = &g_prefixes[np], .n_prefixes = 1};
+	g_prefixes[np++] = prefix(PEER_IP, 24);
+	return n;
+}
+
+static void *
+src_rx_main(void *arg)
+{
+	(void)arg;
+	mb_udp_rx_run(g_src_u, 0);
+	return NULL;
+}
+
+static bool
+src_all_read(struct mb_udp *u)
+{
+	struct mb_udp_stats st;
+
+	mb_udp_stats(u, &st);
+	return st.packets == g_src_frames;
+}
+
+static void
+test_sources(void)
+{
+	struct mb_udp_stats st;
+	char *text = NULL, line[128];
+	size_t len;
+	pthread_t t;
+	int cancels = atomic_load(&g_fake.cancels);
+
+	for (int i = 0; i < 64; i++)
+		g_seen[i] = (struct seen){.status = -1};
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, src_rx_main, NULL), 0);
+	CU_ASSERT_FATAL(wait_for(src_all_read, g_src_u, 10000));
+	mb_udp_stats(g_src_u, &st);
+	/* Nothing dropped started a request: none is left being reassembled, none expires
+	 * (26's first slice would have, 100 ms on, with an answer). */
+	CU_ASSERT_EQUAL(st.reassembling, 0);
+	usleep(250 * 1000);
+	take(g_fake.echo, true); /* checks each payload against the sender's own bytes */
+	take(g_fake.results, false);
+
+	for (uint64_t id = 1; id <= 7; id++)
+		expect(id, 100, NULL);
+	for (uint64_t id = 1; id <= 7; id++)
+		CU_ASSERT(!g_seen[id].cancel);
+	expect(8, MB_STATUS_CANCELLED, "cancelled by the client");
+	for (int i = 9; i < 64; i++) /* nothing else: no answer to a dropped datagram */
+		CU_ASSERT_EQUAL(g_seen[i].status, -1);
+	CU_ASSERT_EQUAL(g_seen[0].status, -1);
+	CU_ASSERT_EQUAL(atomic_load(&g_fake.cancels), cancels); /* 7 was not cancelled */
+
+	mb_udp_stats(g_src_u, &st);
+	CU_ASSERT_EQUAL(st.packets, g_src_frames);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_SOURCE], SRC_DROPPED);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_GARBAGE], 1);
+	for (int w = 0; w < MB_UDP_DROP_COUNT; w++)
+		if (w != MB_UDP_DROP_SOURCE && w != MB_UDP_DROP_GARBAGE && st.dropped[w] != 0) {
+			printf("\n    unexpected drops: %s %" PRIu64,
+			       mb_udp_drop_name((enum mb_udp_drop)w), st.dropped[w]);
+			CU_FAIL("a drop other than source or garbage");
+		}
+	CU_ASSERT_EQUAL(st.queued, 7);
+	CU_ASSERT_EQUAL(st.answered, 1);
+	CU_ASSERT_EQUAL(st.refused, 0);
+	CU_ASSERT_EQUAL(st.expired, 0);
+	CU_ASSERT_EQUAL(st.cancelled, 1);
+	CU_ASSERT_EQUAL(st.reassembling, 0);
+
+	/* the series operators alert on */
+	CU_ASSERT_STRING_EQUAL(mb_udp_drop_name(MB_UDP_DROP_SOURCE), "source");
+	CU_ASSERT_EQUAL_FATAL(mb_metrics_render(g_src_metrics, &text, &len), 0);
+	snprintf(line, sizeof(line), "mediabatch_rx_dropped_total{reason=\"source\"} %d\n",
+		 SRC_DROPPED);
+	if (strstr(text, line) == NULL)
+		printf("\n    no \"%s\" in /metrics", line);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, line));
+	free(text);
+
+	mb_cancel_cancel(g_src_drain);
+	CU_ASSERT(wait_for(closed, g_src_u, 5000));
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(mb_ring_count(g_fake.results), 0);
+}
+
+/* Lists mb_udp_create() must refuse, before it touches a port, naming the entry. */
+static void
+test_sources_refused(void)
+{
+	struct mb_prefix ok = prefix(PEER_IP, 24), host_bits = ok;
+	struct mb_udp_source_config dup[2] = {{.tenant = 7, .prefixes = &ok, .n_prefixes = 1},
+					      {.tenant = 7, .prefixes = &ok, .n_prefixes = 1}};
+	struct mb_udp_source_config none = {.tenant = 5, .prefixes = &ok, .n_prefixes = 0};
+	struct mb_udp_source_config bad = {.tenant = 5, .prefixes = &host_bits, .n_prefixes = 1};
+	struct mb_udp_opts uo = {0};
+	struct mb_udp *u = NULL;
+	char err[256];
+
+	host_bits.addr = htonl(PEER_IP);
+	uo.cfg = &g_cfg;
+	uo.results = g_fake.results;
+	uo.drain = g_src_drain;
+	uo.ops = (struct mb_udp_ops){.admit = f_admit,
+				     .model_ring = f_ring,
+				     .unadmit = f_unadmit,
+				     .cancelled = f_cancelled};
+	uo.sources = dup;
+	uo.n_sources = 2;
+	CU_ASSERT_EQUAL(mb_udp_create(&uo, &u, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "tenant 7 is listed twice"));
+	uo.sources = &none;
+	uo.n_sources = 1;
+	CU_ASSERT_EQUAL(mb_udp_create(&uo, &u, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "udp.sources[0]: tenant 5 has no prefixes"));
+	uo.sources = &bad;
+	CU_ASSERT_EQUAL(mb_udp_create(&uo, &u, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "udp.sources[0].prefixes[0]: host bits set"));
+	CU_ASSERT_PTR_NULL(u);
+}
+
 static const struct mb_test_case cases[] = {
 	{"replay: exactly the expected queues, answers and drops", test_replay},
 	{"the ARP reply left on the port", test_arp_reply_sent},
 	{"fuzz: 1500 requests, 1 datagram in 10 mutated: all accounted, no slot lost", test_fuzz},
+	{"udp.sources: allowed prefixes served; foreign sources, unlisted tenants, forged "
+	 "slices and cancels dropped as 'source', never answered",
+	 test_sources},
+	{"udp.sources: duplicate tenants, empty lists, host bits refused", test_sources_refused},
 	{NULL, NULL},
 };
 
@@ -697,25 +1005,27 @@ main(void)
 {
 	const struct mb_test_suite *suites[] = {&suite, NULL};
 	static struct mb_udp_port_config port;
-	static struct mb_udp_port_config fport;
-	static struct mb_config fcfg;
-	char vdev[600], vdev2[600], err[512];
-	const char *extra[2] = {vdev, vdev2};
+	static struct mb_udp_port_config fport, sport;
+	static struct mb_config fcfg, scfg;
+	char vdev[600], vdev2[600], vdev3[600], err[512];
+	const char *extra[3] = {vdev, vdev2, vdev3};
 	struct mb_eal_opts eo;
 	struct mb_udp_opts uo = {0};
 	int rc;
 
 	write_capture();
 	write_fuzz_capture();
+	write_src_capture();
 	snprintf(vdev, sizeof(vdev), "--vdev=net_pcap0,rx_pcap=%s,tx_pcap=%s", g_rx_pcap,
 		 g_tx_pcap);
 	snprintf(vdev2, sizeof(vdev2), "--vdev=net_pcap1,rx_pcap=%s,tx_pcap=/dev/null",
 		 g_fuzz_pcap);
+	snprintf(vdev3, sizeof(vdev3), "--vdev=net_pcap2,rx_pcap=%s,tx_pcap=/dev/null", g_src_pcap);
 	mb_eal_opts_init(&eo);
 	eo.name = "udp_pcap_test";
 	eo.mem_mb = 256;
 	eo.extra = extra;
-	eo.n_extra = 2;
+	eo.n_extra = 3;
 	if (mb_eal_init(&eo) != 0) {
 		fprintf(stderr, "EAL with %s failed\n", vdev);
 		return 99;
@@ -770,7 +1080,32 @@ main(void)
 		fprintf(stderr, "mb_udp_create (fuzz): %s\n", err);
 		return 99;
 	}
+	/* the port with udp.sources: the list is copied, so it may go at once */
+	scfg = g_cfg;
+	sport = port;
+	snprintf(sport.device, sizeof(sport.device), "net_pcap2");
+	scfg.udp_ports = &sport;
+	if (mb_cancel_create(NULL, &g_src_drain) < 0 || mb_metrics_create(&g_src_metrics) < 0)
+		return 99;
+	uo.cfg = &scfg;
+	uo.drain = g_src_drain;
+	uo.metrics = g_src_metrics;
+	uo.n_sources = build_sources();
+	uo.sources = g_sources;
+	rc = mb_udp_create(&uo, &g_src_u, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "mb_udp_create (sources): %s\n", err);
+		return 99;
+	}
+	memset(g_sources, 0xa5, sizeof(g_sources));
+	memset(g_prefixes, 0xa5, sizeof(g_prefixes));
 	rc = mb_test_main("udp_pcap_test", suites);
+	mb_udp_destroy(&g_src_u);
+	mb_cancel_destroy(&g_src_drain);
+	mb_metrics_destroy(&g_src_metrics);
+	scfg.udp_ports = NULL;
+	scfg.n_udp_ports = 0;
+	unlink(g_src_pcap);
 	mb_udp_destroy(&g_fuzz_u);
 	mb_cancel_destroy(&g_fuzz_drain);
 	fcfg.udp_ports = NULL;

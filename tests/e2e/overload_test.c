@@ -109,7 +109,7 @@ test_max_inflight(void)
 
 	CU_ASSERT_EQUAL_FATAL(
 		mb_daemon_start(&d,
-				"service:\n  max_inflight: 16\n"
+				"service:\n  max_inflight: 16\n  max_inflight_per_client: 16\n"
 				"models:\n  - name: identity\n    max_delay_us: 400000\n",
 				NULL),
 		0);

@@ -1,9 +1,9 @@
 /*
  * overload_test.c (faults, case 1): ten times max_inflight outstanding.
  *
- * The daemon runs with max_inflight 256; one client keeps 2560 identity requests
- * outstanding for a few seconds (MB_FAULTS_SECONDS in the long form). Checked: every
- * request answered exactly once, OK or OVERLOADED, every OVERLOADED with its reason;
+ * The daemon runs with max_inflight 256 (all of it this client's share); one client keeps 2560
+ * identity requests outstanding for a few seconds (MB_FAULTS_SECONDS in the long form). Checked:
+ * every request answered exactly once, OK or OVERLOADED, every OVERLOADED with its reason;
  * mediabatch_requests_total equals mediabatch_responses_total summed over models and
  * statuses, and both equal the requests sent; mediabatch_inflight settles to 0; the daemon's
  * RSS, fds and threads stay within the slack of their figures after a warm-up; SIGTERM then
@@ -51,7 +51,11 @@ test_overload_10x(void)
 	char notes[256];
 
 	CU_ASSERT_EQUAL_FATAL(mb_faults_ids_init(&t), 0);
-	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, "service:\n  max_inflight: 256\n", NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(
+		mb_daemon_start(&d,
+				"service:\n  max_inflight: 256\n  max_inflight_per_client: 256\n",
+				NULL),
+		0);
 	c = mb_faults_client(&d, 4 * WINDOW);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 

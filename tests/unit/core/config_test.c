@@ -918,8 +918,157 @@ test_precision(void)
 	}
 }
 
+/* security: CURVE's allow-list, checked entry by entry */
+static void
+test_security(void)
+{
+	static const char key[] = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+	char y[2048];
+	struct mb_config c;
+
+	snprintf(y, sizeof(y),
+		 "security:\n"
+		 "  mode: curve\n"
+		 "  server_key: /etc/mb/server.key_secret\n"
+		 "  clients:\n"
+		 "    - name: studio-a\n"
+		 "      public_key: \"%s\"\n"
+		 "      tenants: [43, 42, 43]\n"
+		 "      max_inflight: 100\n"
+		 "    - name: ops\n"
+		 "      public_key_file: /etc/mb/ops.key\n"
+		 "      subscribe_all: true\n",
+		 key);
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, y), 0);
+	CU_ASSERT_EQUAL(c.security_mode, MB_SECURITY_CURVE);
+	CU_ASSERT_STRING_EQUAL(c.server_key_file, "/etc/mb/server.key_secret");
+	CU_ASSERT_EQUAL_FATAL(c.n_clients, 2);
+	CU_ASSERT_STRING_EQUAL(c.clients[0].public_key, key);
+	CU_ASSERT_EQUAL_FATAL(c.clients[0].n_tenants, 2); /* sorted, once each */
+	CU_ASSERT_EQUAL(c.clients[0].tenants[0], 42);
+	CU_ASSERT_EQUAL(c.clients[0].tenants[1], 43);
+	CU_ASSERT_EQUAL(c.clients[0].n_subscribe, 2); /* by default, its own tenants */
+	CU_ASSERT_EQUAL(c.clients[0].max_inflight, 100);
+	CU_ASSERT_STRING_EQUAL(c.clients[1].public_key_file, "/etc/mb/ops.key");
+	CU_ASSERT_TRUE(c.clients[1].subscribe_all);
+	CU_ASSERT_EQUAL(c.clients[1].n_tenants, 0);
+	mb_config_fini(&c);
+
+	CU_ASSERT_EQUAL(load_text(&c, "security:\n  mode: tls\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("security.mode: 'tls' is not one of plaintext, curve"));
+	CU_ASSERT_EQUAL(load_text(&c, "security:\n  mode: curve\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("security.server_key: missing"));
+	CU_ASSERT_EQUAL(load_text(&c, "security:\n  mode: curve\n  server_key: /k\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("security.clients: empty"));
+	CU_ASSERT_EQUAL(load_text(&c, "security:\n  clients:\n    - {name: a, public_key: "
+				      "\"short\", tenants: [1]}\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(
+		err_has("security.clients[0].public_key: 'short' is not a CURVE public key"));
+	CU_ASSERT_EQUAL(load_text(&c, "security:\n  clients:\n    - {name: a, public_key_file: "
+				      "/k, public_key_file: /j}\n"),
+			-EINVAL);
+	CU_ASSERT_EQUAL(load_text(&c, "security:\n  clients:\n    - {name: a, tenants: [1]}\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("give exactly one of 'public_key'"));
+	CU_ASSERT_EQUAL(load_text(&c, "security:\n  clients:\n    - {name: 'a b', "
+				      "public_key_file: /k, tenants: [1]}\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("security.clients[0].name: 'a b'"));
+	CU_ASSERT_EQUAL(load_text(&c, "security:\n  clients:\n    - {name: a, public_key_file: "
+				      "/k}\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("may do nothing"));
+	CU_ASSERT_EQUAL(load_text(&c, "security:\n  clients:\n    - {name: a, public_key_file: "
+				      "/k, tenants: [-1]}\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("security.clients[0].tenants[0]: -1 is out of range"));
+	CU_ASSERT_EQUAL(load_text(&c, "security:\n  clients:\n"
+				      "    - {name: a, public_key_file: /k, tenants: [1]}\n"
+				      "    - {name: a, public_key_file: /j, tenants: [2]}\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("security.clients[1].name: 'a' is already security.clients[0]"));
+	snprintf(y, sizeof(y),
+		 "security:\n  clients:\n"
+		 "    - {name: a, public_key: \"%s\", tenants: [1]}\n"
+		 "    - {name: b, public_key_file: /k, tenants: [1]}\n"
+		 "    - {name: c, public_key: \"%s\", tenants: [2]}\n",
+		 key, key);
+	CU_ASSERT_EQUAL(load_text(&c, y), -EINVAL);
+	CU_ASSERT_TRUE(err_has("security.clients[2].public_key: '"));
+	CU_ASSERT_TRUE(err_has("is already the key of security.clients[0]"));
+	CU_ASSERT_EQUAL(load_text(&c, "security:\n  clients:\n    - {name: a, public_key_file: "
+				      "/k, tenants: [1], max_inflight: 9000}\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("security.clients[0].max_inflight: 9000 is above "
+			       "service.max_inflight (8192)"));
+}
+
+/* service shares, the HTTP endpoint's limits, UDP source prefixes */
+static void
+test_shares_http_sources(void)
+{
+	struct mb_config c;
+	struct mb_prefix p;
+
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "service:\n"
+					    "  max_inflight_per_client: 100\n"
+					    "  max_inflight_per_tenant: 1000\n"
+					    "http:\n"
+					    "  tls_cert: /c.pem\n"
+					    "  tls_key: /k.pem\n"
+					    "  token_file: /t\n"
+					    "  max_connections: 64\n"
+					    "  max_connections_per_ip: 4\n"
+					    "  timeout_ms: 2000\n"
+					    "udp:\n"
+					    "  sources:\n"
+					    "    - {tenant: 42, prefixes: [\"192.0.2.0/24\", "
+					    "\"198.51.100.7\"]}\n"),
+			      0);
+	CU_ASSERT_EQUAL(c.max_inflight_per_client, 100);
+	CU_ASSERT_EQUAL(c.max_inflight_per_tenant, 1000);
+	CU_ASSERT_STRING_EQUAL(c.http_tls_cert, "/c.pem");
+	CU_ASSERT_STRING_EQUAL(c.http_token_file, "/t");
+	CU_ASSERT_EQUAL(c.http_max_connections, 64);
+	CU_ASSERT_EQUAL(c.http_max_connections_per_ip, 4);
+	CU_ASSERT_EQUAL(c.http_timeout_ms, 2000);
+	CU_ASSERT_EQUAL_FATAL(c.n_udp_sources, 1);
+	CU_ASSERT_EQUAL_FATAL(c.udp_sources[0].n_prefixes, 2);
+	CU_ASSERT_EQUAL(c.udp_sources[0].prefixes[0].addr, inet_addr("192.0.2.0"));
+	CU_ASSERT_EQUAL(c.udp_sources[0].prefixes[0].mask, inet_addr("255.255.255.0"));
+	CU_ASSERT_EQUAL(c.udp_sources[0].prefixes[1].mask, 0xffffffffu);
+	mb_config_fini(&c);
+
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  max_inflight_per_client: 9000\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("service.max_inflight_per_client: 9000 is above"));
+	CU_ASSERT_EQUAL(load_text(&c, "http:\n  tls_cert: /c.pem\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("give both tls_cert and tls_key"));
+	CU_ASSERT_EQUAL(load_text(&c, "http:\n  timeout_ms: 5s\n"), -EINVAL);
+	CU_ASSERT_EQUAL(load_text(&c, "udp:\n  sources:\n    - {tenant: 1, prefixes: "
+				      "[\"192.0.2.1/24\"]}\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("udp.sources[0].prefixes[0]: '192.0.2.1/24' is not an IPv4 prefix"));
+	CU_ASSERT_EQUAL(load_text(&c, "udp:\n  sources:\n    - {tenant: 1}\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("udp.sources[0]: needs 'tenant' and 'prefixes'"));
+	CU_ASSERT_EQUAL(load_text(&c, "udp:\n  sources:\n"
+				      "    - {tenant: 1, prefixes: [\"10.0.0.0/8\"]}\n"
+				      "    - {tenant: 1, prefixes: [\"10.0.0.0/8\"]}\n"),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("tenant 1 is already udp.sources[0]"));
+	CU_ASSERT_EQUAL(mb_config_parse_prefix("0.0.0.0/0", &p), 0);
+	CU_ASSERT_EQUAL(p.mask, 0);
+	CU_ASSERT_EQUAL(mb_config_parse_prefix("10.0.0.0/33", &p), -EINVAL);
+	CU_ASSERT_EQUAL(mb_config_parse_prefix("10.0.0.0/", &p), -EINVAL);
+	CU_ASSERT_EQUAL(mb_config_parse_prefix("10.0.0/8", &p), -EINVAL);
+	CU_ASSERT_EQUAL(mb_config_parse_prefix("10.0.0.0/8x", &p), -EINVAL);
+}
+
 static const struct mb_test_case cases[] = {
 	{"embedded default", test_defaults},
+	{"security: the allow-list of CURVE keys", test_security},
+	{"client and tenant shares, the HTTP endpoint, UDP source prefixes",
+	 test_shares_http_sources},
 	{"deploy/mediabatch.yaml is exactly the embedded default", test_example_matches_defaults},
 	{"udp section: ports, queues, cpus and their errors", test_udp},
 	{"devices section: cpu.serve, cuda and their errors", test_devices},

@@ -1,0 +1,421 @@
+/*
+ * security_test.c (e2e): CURVE and tenancy on the real daemon, loopback only.
+ *
+ * With security.mode curve: an unknown key is refused at the handshake and reaches nothing
+ * (no answer, nothing published to it); a plaintext client is refused too; a known key
+ * writing a tenant it may not use is answered UNAUTHORIZED with the reason; a subscriber
+ * gets only its own tenants' topics (an empty subscription is narrowed to them, one to a
+ * foreign tenant is refused and counted); a key removed at a SIGHUP reload has its requests
+ * in flight answered, then is cut off, and cannot connect again. In plaintext: a client that
+ * sends and never reads holds only its share of max_inflight, and another client is served.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "mb_e2e.h"
+#include "mb_test.h"
+
+static char g_dir[] = "/tmp/mb-security-XXXXXX";
+static struct mb_curve_keys g_server, g_alice, g_bob, g_eve, g_ops;
+
+static void
+keygen(const char *name, struct mb_curve_keys *k)
+{
+	char base[256], err[512];
+
+	snprintf(base, sizeof(base), "%s/%s", g_dir, name);
+	if (mb_curve_keygen(base, name, k, err, sizeof(err)) < 0) {
+		fprintf(stderr, "keygen: %s\n", err);
+		exit(1);
+	}
+}
+
+/* The security section: alice may use 42, bob 43, ops may watch every tenant; each with
+ * its certificate file (alice, ops) or its key inline (bob). */
+static void
+security_yaml(char *out, size_t len, bool with_alice)
+{
+	char alice[512] = "";
+
+	if (with_alice)
+		snprintf(alice, sizeof(alice),
+			 "    - name: alice\n"
+			 "      public_key_file: %s/alice.key\n"
+			 "      tenants: [42]\n",
+			 g_dir);
+	snprintf(out, len,
+		 "models:\n"
+		 "  - name: identity\n"
+		 "    max_delay_us: 3000000\n"
+		 "security:\n"
+		 "  mode: curve\n"
+		 "  server_key: %s/server.key_secret\n"
+		 "  clients:\n"
+		 "%s"
+		 "    - name: bob\n"
+		 "      public_key: \"%s\"\n"
+		 "      tenants: [43]\n"
+		 "    - name: ops\n"
+		 "      public_key_file: %s/ops.key\n"
+		 "      subscribe_all: true\n",
+		 g_dir, alice, g_bob.public_key, g_dir);
+}
+
+static struct mb_client_curve
+curve_of(const struct mb_curve_keys *k)
+{
+	return (struct mb_client_curve){.server_key = g_server.public_key,
+					.public_key = k->public_key,
+					.secret_key = k->secret_key};
+}
+
+static struct mb_client *
+client_as(const struct mb_daemon *d, const struct mb_curve_keys *k)
+{
+	struct mb_client_opts o = {.endpoint = d->ingest};
+	struct mb_client *c = NULL;
+	char err[256];
+
+	if (k != NULL)
+		o.curve = curve_of(k);
+	if (mb_client_connect(&o, &c, err, sizeof(err)) < 0)
+		fprintf(stderr, "client: %s\n", err);
+	return c;
+}
+
+static struct mb_subscriber *
+subscriber_as(const struct mb_daemon *d, const struct mb_curve_keys *k, const char *prefix)
+{
+	struct mb_client_curve cv = curve_of(k);
+	struct mb_subscriber *s = NULL;
+	char err[256];
+
+	if (mb_subscriber_connect_curve(d->publish, prefix, &cv, &s, err, sizeof(err)) < 0)
+		fprintf(stderr, "subscriber: %s\n", err);
+	return s;
+}
+
+static int
+send_identity(struct mb_client *c, uint32_t tenant, uint64_t id)
+{
+	struct mb_request_hdr h;
+	float x = 2.0f;
+
+	mb_client_tensor_hdr(&h, "identity", tenant, id, 1, 1);
+	return mb_client_send(c, &h, &x, sizeof(x));
+}
+
+/* The status of the next response within @p ms, or -1 when none came. */
+static int
+next_status(struct mb_client *c, int ms, char *reason, size_t len)
+{
+	struct mb_client_response r;
+	int st;
+
+	if (mb_client_recv(c, &r, ms) != 0)
+		return -1;
+	st = r.hdr.status;
+	if (reason != NULL)
+		snprintf(reason, len, "%.*s", (int)r.len, (char *)r.data);
+	mb_client_response_free(&r);
+	return st;
+}
+
+/* Wait until the metric @p series reaches @p v (bounded). */
+static double
+metric_at_least(const struct mb_daemon *d, const char *series, double v, double seconds)
+{
+	double deadline = mb_e2e_now() + seconds, x = 0;
+
+	while ((x = mb_daemon_metric(d, series)) < v && mb_e2e_now() < deadline)
+		usleep(50000);
+	return x;
+}
+
+static void
+test_handshake_and_tenants(void)
+{
+	char yaml[4096], reason[512];
+	struct mb_daemon d;
+	struct mb_client *alice, *eve, *plain;
+
+	security_yaml(yaml, sizeof(yaml), true);
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, yaml, NULL), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "security: CURVE on"));
+
+	/* a listed key, its own tenant: served */
+	alice = client_as(&d, &g_alice);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(alice);
+	CU_ASSERT_EQUAL(send_identity(alice, 42, 1), 0);
+	CU_ASSERT_EQUAL(next_status(alice, 10000, NULL, 0), MB_STATUS_OK);
+	/* ... a tenant it may not use: UNAUTHORIZED, with the reason */
+	CU_ASSERT_EQUAL(send_identity(alice, 43, 2), 0);
+	CU_ASSERT_EQUAL(next_status(alice, 10000, reason, sizeof(reason)), MB_STATUS_UNAUTHORIZED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "client 'alice' may not send as tenant 43"));
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_auth_refused_total{reason=\"tenant\"}"),
+			1);
+
+	/* an unknown key: the handshake fails, nothing is answered */
+	eve = client_as(&d, &g_eve);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(eve);
+	CU_ASSERT_EQUAL(send_identity(eve, 42, 3), 0);
+	CU_ASSERT_EQUAL(next_status(eve, 2500, NULL, 0), -1);
+	CU_ASSERT_TRUE(metric_at_least(&d,
+				       "mediabatch_auth_handshakes_total{result=\"unknown_key\"}",
+				       1, 5) >= 1);
+	/* plaintext against CURVE: refused as well */
+	plain = client_as(&d, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
+	CU_ASSERT_EQUAL(send_identity(plain, 42, 4), 0);
+	CU_ASSERT_EQUAL(next_status(plain, 2500, NULL, 0), -1);
+	CU_ASSERT_TRUE(metric_at_least(&d, "mediabatch_handshake_failed_total", 2, 5) >= 2);
+	/* nothing of theirs was accepted: alice's two are the only requests */
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_responses_total{model=\"identity\","
+					     "status=\"OK\"}"),
+			1);
+	mb_client_close(&eve);
+	mb_client_close(&plain);
+	mb_client_close(&alice);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+/* Read what arrives on @p s for @p ms: count topics that start with "42/" and "43/". */
+static void
+drain_topics(struct mb_subscriber *s, int ms, int *t42, int *t43)
+{
+	double deadline = mb_e2e_now() + ms / 1000.0;
+
+	*t42 = *t43 = 0;
+	while (mb_e2e_now() < deadline) {
+		struct mb_client_response r;
+		char topic[128];
+
+		if (mb_subscriber_recv(s, topic, sizeof(topic), &r, 100) != 0)
+			continue;
+		*t42 += strncmp(topic, "42/", 3) == 0;
+		*t43 += strncmp(topic, "43/", 3) == 0;
+		mb_client_response_free(&r);
+	}
+}
+
+static void
+test_subscription_isolation(void)
+{
+	char yaml[4096];
+	struct mb_daemon d;
+	struct mb_subscriber *all, *foreign, *ops, *eve;
+	struct mb_client *alice, *bob;
+	int a42, a43, f42, f43, o42, o43, e42, e43;
+
+	security_yaml(yaml, sizeof(yaml), true);
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, yaml, NULL), 0);
+	all = subscriber_as(&d, &g_alice, "");	      /* narrowed to "42/" */
+	foreign = subscriber_as(&d, &g_alice, "43/"); /* refused */
+	ops = subscriber_as(&d, &g_ops, "");	      /* subscribe_all */
+	eve = subscriber_as(&d, &g_eve, "");	      /* refused at the handshake */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(all);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(foreign);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ops);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(eve);
+	/* three subscriptions reached the service (eve's never does) */
+	CU_ASSERT_TRUE(metric_at_least(&d, "mediabatch_pub_subscriptions", 3, 10) >= 3);
+	CU_ASSERT_TRUE(metric_at_least(&d, "mediabatch_auth_refused_total{reason=\"subscription\"}",
+				       1, 5) >= 1);
+
+	alice = client_as(&d, &g_alice);
+	bob = client_as(&d, &g_bob);
+	for (uint64_t i = 0; i < 5; i++) {
+		CU_ASSERT_EQUAL(send_identity(alice, 42, 100 + i), 0);
+		CU_ASSERT_EQUAL(send_identity(bob, 43, 200 + i), 0);
+	}
+	for (int i = 0; i < 5; i++) {
+		CU_ASSERT_EQUAL(next_status(alice, 10000, NULL, 0), MB_STATUS_OK);
+		CU_ASSERT_EQUAL(next_status(bob, 10000, NULL, 0), MB_STATUS_OK);
+	}
+	drain_topics(all, 1500, &a42, &a43);
+	drain_topics(foreign, 300, &f42, &f43);
+	drain_topics(ops, 300, &o42, &o43);
+	drain_topics(eve, 300, &e42, &e43);
+	CU_ASSERT_EQUAL(a42, 5); /* alice's own */
+	CU_ASSERT_EQUAL(a43, 0); /* never bob's */
+	CU_ASSERT_EQUAL(f42 + f43, 0);
+	CU_ASSERT_EQUAL(o42, 5); /* the operator's monitor sees both */
+	CU_ASSERT_EQUAL(o43, 5);
+	CU_ASSERT_EQUAL(e42 + e43, 0);
+	mb_subscriber_close(&all);
+	mb_subscriber_close(&foreign);
+	mb_subscriber_close(&ops);
+	mb_subscriber_close(&eve);
+	mb_client_close(&alice);
+	mb_client_close(&bob);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+static bool
+log_has(const struct mb_daemon *d, const char *what, double seconds)
+{
+	double deadline = mb_e2e_now() + seconds;
+
+	while (mb_e2e_now() < deadline) {
+		if (strstr(mb_daemon_log(d), what) != NULL)
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
+static void
+test_rotation(void)
+{
+	char yaml[4096];
+	struct mb_daemon d;
+	struct mb_client *alice, *again, *bob;
+	FILE *f;
+	int ok = 0, st;
+
+	security_yaml(yaml, sizeof(yaml), true);
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, yaml, NULL), 0);
+	alice = client_as(&d, &g_alice);
+	bob = client_as(&d, &g_bob);
+	/* in flight across the reload: identity batches wait 3 s (max_delay_us) */
+	CU_ASSERT_EQUAL(send_identity(alice, 42, 1), 0);
+	CU_ASSERT_EQUAL(next_status(alice, 10000, NULL, 0), MB_STATUS_OK); /* connected */
+	for (uint64_t i = 0; i < 20; i++)
+		CU_ASSERT_EQUAL(send_identity(alice, 42, 10 + i), 0);
+	CU_ASSERT_TRUE(metric_at_least(&d, "mediabatch_inflight", 20, 2.5) >= 20); /* queued */
+
+	/* alice leaves the allow-list */
+	security_yaml(yaml, sizeof(yaml), false);
+	f = fopen(d.config, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fprintf(f, "%s\ndevices:\n  cuda: {mode: \"off\"}\n", yaml);
+	fclose(f);
+	mb_daemon_signal(&d, SIGHUP);
+	CU_ASSERT_TRUE(log_has(&d, "allow-list reloaded: 2 client key(s)", 10));
+
+	/* what she had in flight is answered */
+	for (int i = 0; i < 20; i++)
+		ok += next_status(alice, 10000, NULL, 0) == MB_STATUS_OK;
+	CU_ASSERT_EQUAL(ok, 20);
+	/* then she is cut off: a new request is refused or never answered */
+	CU_ASSERT_TRUE(metric_at_least(&d, "mediabatch_auth_cutoffs_total", 1, 5) >= 1);
+	st = send_identity(alice, 42, 99) == 0 ? next_status(alice, 2500, NULL, 0) : -1;
+	CU_ASSERT_TRUE(st == -1 || st == MB_STATUS_UNAUTHORIZED);
+	/* and a new connection with her key fails its handshake */
+	again = client_as(&d, &g_alice);
+	CU_ASSERT_EQUAL(send_identity(again, 42, 100), 0);
+	CU_ASSERT_EQUAL(next_status(again, 2500, NULL, 0), -1);
+	/* bob is unaffected */
+	CU_ASSERT_EQUAL(send_identity(bob, 43, 5), 0);
+	CU_ASSERT_EQUAL(next_status(bob, 10000, NULL, 0), MB_STATUS_OK);
+	mb_client_close(&again);
+	mb_client_close(&alice);
+	mb_client_close(&bob);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+/*
+ * Plaintext: a client that sends and never reads (a tiny receive queue, so its replies back
+ * up at once: zmq.router_sndhwm 10) holds at most its share (max_inflight_per_client 100 of
+ * max_inflight 400); another client's requests are all served meanwhile. Without shares
+ * the first would hold all 400 and the second be answered OVERLOADED.
+ */
+static void
+test_fair_share(void)
+{
+	static const char yaml[] = "service:\n"
+				   "  max_inflight: 400\n"
+				   "  max_inflight_per_client: 100\n"
+				   "zmq:\n"
+				   "  router_sndhwm: 10\n";
+	struct mb_daemon d;
+	void *ctx, *hog;
+	struct mb_client *other;
+	int one = 1, big = 100000, ok = 0, sent = 0;
+	float x = 1.0f;
+
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, yaml, NULL), 0);
+	ctx = zmq_ctx_new();
+	hog = zmq_socket(ctx, ZMQ_DEALER);
+	zmq_setsockopt(hog, ZMQ_RCVHWM, &one, sizeof(one));
+	zmq_setsockopt(hog, ZMQ_RCVBUF, &(int){4096}, sizeof(int));
+	zmq_setsockopt(hog, ZMQ_SNDHWM, &big, sizeof(big));
+	zmq_setsockopt(hog, ZMQ_LINGER, &(int){0}, sizeof(int));
+	CU_ASSERT_EQUAL_FATAL(zmq_connect(hog, d.ingest), 0);
+	for (uint64_t i = 0; i < 3000; i++) {
+		struct mb_request_hdr h;
+		uint8_t wire[MB_PROTO_HDR_LEN];
+
+		mb_client_tensor_hdr(&h, "identity", 7, i + 1, 1, 1);
+		mb_proto_encode_request(&h, wire);
+		if (zmq_send(hog, wire, sizeof(wire), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+		    zmq_send(hog, &x, sizeof(x), ZMQ_DONTWAIT) < 0)
+			break;
+		sent++;
+	}
+	CU_ASSERT_EQUAL(sent, 3000);
+	/* the hog's share fills; the rest of its requests are refused */
+	CU_ASSERT_TRUE(metric_at_least(&d, "mediabatch_share_refused_total{share=\"client\"}", 1,
+				       20) >= 1);
+	CU_ASSERT_TRUE(mb_daemon_metric(&d, "mediabatch_inflight") <= 100);
+	other = mb_e2e_client(&d, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+	/* 200 requests, 50 at a time (within its own share) */
+	for (int round = 0; round < 4; round++) {
+		double deadline = mb_e2e_now() + 20;
+		char reason[256] = "";
+		int n = 0, st;
+
+		for (uint64_t i = 0; i < 50; i++)
+			CU_ASSERT_EQUAL(send_identity(other, 8, 1 + (uint64_t)round * 50 + i), 0);
+		while (n < 50 && mb_e2e_now() < deadline)
+			if ((st = next_status(other, 1000, reason, sizeof(reason))) >= 0) {
+				n++;
+				ok += st == MB_STATUS_OK;
+				if (st != MB_STATUS_OK)
+					printf("\n    status %d: %s", st, reason);
+			}
+		CU_ASSERT_EQUAL(n, 50);
+	}
+	CU_ASSERT_EQUAL(ok, 200);
+	zmq_close(hog);
+	zmq_ctx_term(ctx);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+static const struct mb_test_case cases[] = {
+	{"unknown key and plaintext refused at the handshake; a foreign tenant UNAUTHORIZED",
+	 test_handshake_and_tenants},
+	{"a subscriber gets only its tenants' topics", test_subscription_isolation},
+	{"SIGHUP: a removed key's requests in flight answered, then it is cut off", test_rotation},
+	{"a client that never reads holds only its share; others are served", test_fair_share},
+	{NULL, NULL},
+};
+
+static const struct mb_test_suite suite = {"e2e security", NULL, NULL, cases};
+
+int
+main(void)
+{
+	const struct mb_test_suite *suites[] = {&suite, NULL};
+	char cmd[300];
+	int rc;
+
+	if (mkdtemp(g_dir) == NULL)
+		return 1;
+	keygen("server", &g_server);
+	keygen("alice", &g_alice);
+	keygen("bob", &g_bob);
+	keygen("eve", &g_eve);
+	keygen("ops", &g_ops);
+	rc = mb_test_main("e2e_security", suites);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", g_dir);
+	return rc;
+}
