@@ -388,7 +388,62 @@ test_fair_share(void)
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
+/* --check says which mode is in force, warns of plaintext off loopback, and refuses a
+ * server key that others may read or that holds no secret (naming the file). */
+static void
+test_check_reports_mode(void)
+{
+	char out[8192], yaml[4096], path[300];
+	const char *args[] = {"--config", path, "--check", NULL};
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/check.yaml", g_dir);
+	security_yaml(yaml, sizeof(yaml), true);
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fprintf(f, "%sdevices:\n  cuda: {mode: \"off\"}\n", yaml);
+	fclose(f);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(args, out, sizeof(out)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "security: CURVE on"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 client key(s) on the allow-list"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, g_server.public_key));
+
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fprintf(f, "service:\n  ingest: tcp://0.0.0.0:7400\n"
+		   "devices:\n  cuda: {mode: \"off\"}\n");
+	fclose(f);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(args, out, sizeof(out)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "security: plaintext"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "WARNING: an endpoint is not loopback"));
+
+	/* the public half where the secret is wanted */
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	security_yaml(yaml, sizeof(yaml), true);
+	{
+		char *k = strstr(yaml, "server.key_secret");
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+		memmove(k + strlen("server.key"), k + strlen("server.key_secret"),
+			strlen(k + strlen("server.key_secret")) + 1);
+	}
+	fprintf(f, "%sdevices:\n  cuda: {mode: \"off\"}\n", yaml);
+	fclose(f);
+	{ /* zcert would read server.key_secret beside it: hide it for this case */
+		char sec[300], moved[300];
+
+		snprintf(sec, sizeof(sec), "%s/server.key_secret", g_dir);
+		snprintf(moved, sizeof(moved), "%s/server.moved", g_dir);
+		CU_ASSERT_EQUAL(rename(sec, moved), 0);
+		CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(args, out, sizeof(out)), 2);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "server.key holds no secret key"));
+		CU_ASSERT_EQUAL(rename(moved, sec), 0);
+	}
+}
+
 static const struct mb_test_case cases[] = {
+	{"--check: the mode, a warning off loopback, a bad server key", test_check_reports_mode},
 	{"unknown key and plaintext refused at the handshake; a foreign tenant UNAUTHORIZED",
 	 test_handshake_and_tenants},
 	{"a subscriber gets only its tenants' topics", test_subscription_isolation},
