@@ -20,12 +20,79 @@
 struct mb_client {
 	void *ctx;
 	void *sock;
+	void *mon; /* CURVE: the socket's failed handshakes (a PAIR), else NULL */
 };
 
 struct mb_subscriber {
 	void *ctx;
 	void *sock;
+	void *mon;
 };
+
+/*
+ * CURVE: watch @p sock's handshakes, so that a service that refuses the key (ZAP 400) or
+ * lacks CURVE is reported (-EACCES from the next receive) instead of a silent wait: ZeroMQ
+ * itself only reconnects and tries again. Best effort: without it, receives time out.
+ */
+static void *
+watch_handshakes(void *ctx, void *sock)
+{
+	char ep[64];
+	void *mon;
+
+	snprintf(ep, sizeof(ep), "inproc://mb-client-handshakes-%p", sock);
+	if (zmq_socket_monitor(sock, ep,
+			       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+				       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+				       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+		return NULL;
+	mon = zmq_socket(ctx, ZMQ_PAIR);
+	if (mon != NULL && zmq_connect(mon, ep) != 0) {
+		zmq_close(mon);
+		mon = NULL;
+	}
+	return mon;
+}
+
+/* Whether a failed handshake was reported on @p mon (each event read once). */
+static bool
+handshake_failed(void *mon)
+{
+	bool failed = false;
+
+	for (;;) {
+		zmq_msg_t m;
+		int more;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			return failed;
+		}
+		more = zmq_msg_more(&m);
+		zmq_msg_close(&m);
+		while (more) { /* the endpoint frame */
+			zmq_msg_init(&m);
+			if (zmq_msg_recv(&m, mon, 0) < 0) {
+				zmq_msg_close(&m);
+				break;
+			}
+			more = zmq_msg_more(&m);
+			zmq_msg_close(&m);
+		}
+		failed = true; /* only failures are watched */
+	}
+}
+
+static void
+close_watch(void *sock, void **mon)
+{
+	if (*mon == NULL)
+		return;
+	zmq_socket_monitor(sock, NULL, 0);
+	zmq_close(*mon);
+	*mon = NULL;
+}
 
 static int
 open_socket(int type, void **ctx, void **sock, char *err, size_t err_len)
@@ -130,6 +197,8 @@ mb_client_connect(const struct mb_client_opts *o, struct mb_client **out, char *
 		free(c);
 		return rc;
 	}
+	if (o->curve.server_key != NULL)
+		c->mon = watch_handshakes(c->ctx, c->sock);
 	rc = connect_socket(c->ctx, c->sock, o->endpoint, err, err_len);
 	if (rc < 0) {
 		free(c);
@@ -144,6 +213,7 @@ mb_client_close(struct mb_client **c)
 {
 	if (c == NULL || *c == NULL)
 		return;
+	close_watch((*c)->sock, &(*c)->mon);
 	zmq_close((*c)->sock);
 	zmq_ctx_term((*c)->ctx);
 	free(*c);
@@ -179,15 +249,21 @@ mb_client_cancel(struct mb_client *c, uint32_t tenant, uint64_t request_id)
 	return mb_client_send(c, &h, "", 0);
 }
 
-/* Read one multipart message of up to @max frames into @frames; returns the count. */
+/*
+ * Read one multipart message of up to @max frames into @frames; returns the count, or
+ * -ETIMEDOUT, or -EACCES when @p mon (may be NULL) reports a failed handshake first.
+ */
 static int
-recv_frames(void *sock, zmq_msg_t *frames, int max, int timeout_ms)
+recv_frames(void *sock, void *mon, zmq_msg_t *frames, int max, int timeout_ms)
 {
-	zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+	zmq_pollitem_t items[2] = {{.socket = sock, .events = ZMQ_POLLIN},
+				   {.socket = mon, .events = ZMQ_POLLIN}};
 	int n = 0, more = 1;
 
-	if (zmq_poll(&item, 1, timeout_ms) <= 0)
+	if (zmq_poll(items, mon != NULL ? 2 : 1, timeout_ms) <= 0)
 		return -ETIMEDOUT;
+	if (!(items[0].revents & ZMQ_POLLIN))
+		return mon != NULL && handshake_failed(mon) ? -EACCES : -ETIMEDOUT;
 	while (more) {
 		zmq_msg_t m;
 
@@ -228,7 +304,7 @@ int
 mb_client_recv(struct mb_client *c, struct mb_client_response *out, int timeout_ms)
 {
 	zmq_msg_t f[2];
-	int n = recv_frames(c->sock, f, 2, timeout_ms), rc;
+	int n = recv_frames(c->sock, c->mon, f, 2, timeout_ms), rc;
 
 	if (n < 0)
 		return n;
@@ -323,6 +399,8 @@ mb_subscriber_connect_curve(const char *endpoint, const char *prefix,
 		free(s);
 		return rc;
 	}
+	if (curve != NULL && curve->server_key != NULL)
+		s->mon = watch_handshakes(s->ctx, s->sock);
 	rc = connect_socket(s->ctx, s->sock, endpoint, err, err_len);
 	if (rc < 0) {
 		free(s);
@@ -337,7 +415,7 @@ mb_subscriber_recv(struct mb_subscriber *s, char *topic, size_t topic_len,
 		   struct mb_client_response *out, int timeout_ms)
 {
 	zmq_msg_t f[3];
-	int n = recv_frames(s->sock, f, 3, timeout_ms), rc = -EPROTO;
+	int n = recv_frames(s->sock, s->mon, f, 3, timeout_ms), rc = -EPROTO;
 
 	if (n < 0)
 		return n;
@@ -358,6 +436,7 @@ mb_subscriber_close(struct mb_subscriber **s)
 {
 	if (s == NULL || *s == NULL)
 		return;
+	close_watch((*s)->sock, &(*s)->mon);
 	zmq_close((*s)->sock);
 	zmq_ctx_term((*s)->ctx);
 	free(*s);

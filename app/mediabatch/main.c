@@ -543,6 +543,18 @@ cmd_send(struct send_opts *o, struct media *m)
 			}
 		}
 		rc = mb_client_recv(c, &r, wait);
+		if (rc == -EACCES) {
+			fprintf(stderr,
+				"mediabatch: %s refused this client's CURVE handshake: its key "
+				"(--key) is not on the service's allow-list, or --server-key is "
+				"not the service's key, or the service does not use CURVE\n",
+				o->endpoint);
+			mb_client_close(&c);
+			free(sent_at);
+			free(lat);
+			free(cancelled);
+			return EXIT_USAGE;
+		}
 		if (rc == -ETIMEDOUT) {
 			long late = 0, first = -1;
 
@@ -832,6 +844,15 @@ cmd_subscribe(const char *endpoint, long tenant, const char *model, long count, 
 		struct mb_client_response r;
 		int rc = mb_subscriber_recv(s, topic, sizeof(topic), &r, 200);
 
+		if (rc == -EACCES) {
+			fprintf(stderr,
+				"mediabatch: %s refused this subscriber's CURVE handshake: "
+				"its key (--key) is not on the service's allow-list, or "
+				"--server-key is not the service's key\n",
+				endpoint);
+			mb_subscriber_close(&s);
+			return EXIT_USAGE;
+		}
 		if (rc == -ETIMEDOUT) {
 			if (timeout_s > 0 && now_s() - last >= (double)timeout_s)
 				break;

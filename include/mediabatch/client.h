@@ -112,7 +112,10 @@ int mb_client_cancel(struct mb_client *c, uint32_t tenant, uint64_t request_id);
 
 /**
  * Receive the next response, waiting up to @p timeout_ms (-1: forever). Returns 0, -ETIMEDOUT,
- * or -EPROTO for a malformed response (counted by the caller, skipped).
+ * -EPROTO for a malformed response (counted by the caller, skipped), or, with CURVE,
+ * -EACCES when a handshake failed meanwhile: the service refused this key (it is not on
+ * its allow-list) or does not speak CURVE. ZeroMQ keeps retrying the connection; a refused
+ * key stays refused until the operator lists it.
  */
 int mb_client_recv(struct mb_client *c, struct mb_client_response *out, int timeout_ms);
 
@@ -152,7 +155,8 @@ int mb_subscriber_connect_curve(const char *endpoint, const char *prefix,
 
 /**
  * Next published response and its topic (@p topic, @p topic_len bytes, NUL-terminated),
- * waiting up to @p timeout_ms. Returns 0, -ETIMEDOUT or -EPROTO.
+ * waiting up to @p timeout_ms. Returns 0, -ETIMEDOUT, -EPROTO, or -EACCES (CURVE: a
+ * handshake failed, as for mb_client_recv()).
  */
 int mb_subscriber_recv(struct mb_subscriber *s, char *topic, size_t topic_len,
 		       struct mb_client_response *out, int timeout_ms);
