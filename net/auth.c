@@ -179,60 +179,55 @@ mb_auth_count(const struct mb_auth *a)
 	return a != NULL ? a->n : 0;
 }
 
+/* bsearch() comparators: the key sought against an entry of an index */
+static int
+key_vs(const void *key, const void *e)
+{
+	return memcmp(key, (*(const struct mb_auth_client *const *)e)->key, 32);
+}
+
+static int
+name_vs(const void *name, const void *e)
+{
+	return strcmp(name, (*(const struct mb_auth_client *const *)e)->name);
+}
+
+static int
+id_vs(const void *id, const void *e)
+{
+	uint64_t x = *(const uint64_t *)id, y = (*(const struct mb_auth_client *const *)e)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+static const struct mb_auth_client *
+find(const struct mb_auth *a, const struct mb_auth_client *const *index, const void *key,
+     int (*vs)(const void *, const void *))
+{
+	const struct mb_auth_client *const *e;
+
+	if (a == NULL || key == NULL || a->n == 0)
+		return NULL;
+	e = bsearch(key, index, a->n, sizeof(*index), vs);
+	return e != NULL ? *e : NULL;
+}
+
 const struct mb_auth_client *
 mb_auth_by_key(const struct mb_auth *a, const uint8_t key[32])
 {
-	unsigned int lo = 0, hi = a != NULL ? a->n : 0;
-
-	while (lo < hi) {
-		unsigned int mid = lo + (hi - lo) / 2;
-		int c = memcmp(key, a->by_key[mid]->key, 32);
-
-		if (c == 0)
-			return a->by_key[mid];
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
+	return find(a, a != NULL ? a->by_key : NULL, key, key_vs);
 }
 
 const struct mb_auth_client *
 mb_auth_by_name(const struct mb_auth *a, const char *name)
 {
-	unsigned int lo = 0, hi = a != NULL && name != NULL ? a->n : 0;
-
-	while (lo < hi) {
-		unsigned int mid = lo + (hi - lo) / 2;
-		int c = strcmp(name, a->by_name[mid]->name);
-
-		if (c == 0)
-			return a->by_name[mid];
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
+	return find(a, a != NULL ? a->by_name : NULL, name, name_vs);
 }
 
 const struct mb_auth_client *
 mb_auth_by_id(const struct mb_auth *a, uint64_t id)
 {
-	unsigned int lo = 0, hi = a != NULL ? a->n : 0;
-
-	while (lo < hi) {
-		unsigned int mid = lo + (hi - lo) / 2;
-
-		if (a->by_id[mid]->id == id)
-			return a->by_id[mid];
-		if (id < a->by_id[mid]->id)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
+	return find(a, a != NULL ? a->by_id : NULL, &id, id_vs);
 }
 
 static bool

@@ -91,6 +91,33 @@ mb_test_write_temp(const char *text)
 	return g_temp;
 }
 
+static char g_temp_dir[] = "/tmp/mb_test_dir_XXXXXX";
+static bool g_temp_dir_made;
+
+static void
+remove_temp_dir(void)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_temp_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", g_temp_dir);
+}
+
+const char *
+mb_test_temp_dir(void)
+{
+	if (g_temp_dir_made)
+		return g_temp_dir;
+	if (mkdtemp(g_temp_dir) == NULL) {
+		perror("mb_test_temp_dir");
+		exit(99);
+	}
+	g_temp_dir_made = true;
+	atexit(remove_temp_dir);
+	return g_temp_dir;
+}
+
 bool
 mb_test_wait_flag(const volatile int *flag, double seconds)
 {

@@ -55,6 +55,12 @@ const char *mb_test_source_path(const char *relative);
  */
 const char *mb_test_write_temp(const char *text);
 
+/**
+ * A new private temporary directory for this program (made at the first call, the same one
+ * after), removed with what it holds at exit. Exits 99 when it cannot be made.
+ */
+const char *mb_test_temp_dir(void);
+
 /** A small deterministic PRNG (xorshift64*) for tests; one state per thread. */
 static inline uint64_t
 mb_test_rand(uint64_t *state)

@@ -412,27 +412,6 @@ struct own {
 	char config[64], log[64];
 };
 
-static int
-free_ports(int *ports, int n)
-{
-	int fds[3];
-
-	for (int i = 0; i < n; i++) {
-		struct sockaddr_in a = {.sin_family = AF_INET};
-		socklen_t len = sizeof(a);
-
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-		if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof(a)) != 0 ||
-		    getsockname(fds[i], (struct sockaddr *)&a, &len) != 0)
-			return -1;
-		ports[i] = ntohs(a.sin_port);
-	}
-	for (int i = 0; i < n; i++)
-		close(fds[i]);
-	return 0;
-}
-
 static const char *
 own_log(const struct own *o)
 {
@@ -458,7 +437,7 @@ own_spawn(struct own *o, const char *yaml)
 	int ports[3], fd, lfd;
 
 	memset(o, 0, sizeof(*o));
-	if (bin == NULL || free_ports(ports, 3) < 0)
+	if (bin == NULL || mb_e2e_free_ports(ports, 3) < 0)
 		return -1;
 	o->port = ports[2];
 	snprintf(ingest, sizeof(ingest), "tcp://127.0.0.1:%d", ports[0]);

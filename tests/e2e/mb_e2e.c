@@ -38,12 +38,13 @@ nap_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Three distinct free loopback ports (held open together so they differ). */
-static int
-free_ports(int *ports, int n)
+int
+mb_e2e_free_ports(int *ports, int n)
 {
 	int fds[8];
 
+	if (n < 1 || n > 8)
+		return -1;
 	for (int i = 0; i < n; i++) {
 		struct sockaddr_in a = {.sin_family = AF_INET};
 		socklen_t len = sizeof(a);
@@ -192,7 +193,7 @@ start_once(struct mb_daemon *d, const char *yaml, const char *const *args)
 		fprintf(stderr, "e2e: MB_DAEMON is not set (run through meson test)\n");
 		return -1;
 	}
-	if (free_ports(ports, 3) < 0)
+	if (mb_e2e_free_ports(ports, 3) < 0)
 		return -1;
 	d->port_ingest = ports[0];
 	d->port_publish = ports[1];

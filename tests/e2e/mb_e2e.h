@@ -93,6 +93,9 @@ int mb_e2e_daemon_cmd(const char *const *args, char *out, size_t len);
 /** A "Vm...:" line of /proc/@p pid/status in KiB (@p field: "VmRSS", "VmHWM"), or -1. */
 long mb_e2e_status_kib(pid_t pid, const char *field);
 
+/** @p n (at most 8) distinct free loopback TCP ports (held open together so they differ). */
+int mb_e2e_free_ports(int *ports, int n);
+
 /** Wall-clock seconds (CLOCK_MONOTONIC). */
 double mb_e2e_now(void);
 

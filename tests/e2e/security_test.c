@@ -21,7 +21,7 @@
 #include "mb_e2e.h"
 #include "mb_test.h"
 
-static char g_dir[] = "/tmp/mb-security-XXXXXX";
+static const char *g_dir; /* mb_test_temp_dir() */
 static struct mb_curve_keys g_server, g_alice, g_bob, g_eve, g_ops;
 
 static void
@@ -463,19 +463,12 @@ int
 main(void)
 {
 	const struct mb_test_suite *suites[] = {&suite, NULL};
-	char cmd[300];
-	int rc;
 
-	if (mkdtemp(g_dir) == NULL)
-		return 1;
+	g_dir = mb_test_temp_dir();
 	keygen("server", &g_server);
 	keygen("alice", &g_alice);
 	keygen("bob", &g_bob);
 	keygen("eve", &g_eve);
 	keygen("ops", &g_ops);
-	rc = mb_test_main("e2e_security", suites);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", g_dir);
-	return rc;
+	return mb_test_main("e2e_security", suites);
 }

@@ -15,7 +15,7 @@
 #include "mb_test.h"
 #include "mediabatch/client.h"
 
-static char g_dir[] = "/tmp/mb-auth-XXXXXX";
+static const char *g_dir; /* mb_test_temp_dir() */
 static char g_err[1024];
 
 static void
@@ -240,14 +240,7 @@ int
 main(void)
 {
 	const struct mb_test_suite *suites[] = {&suite, NULL};
-	char cmd[300];
-	int rc;
 
-	if (mkdtemp(g_dir) == NULL)
-		return 1;
-	rc = mb_test_main("auth_test", suites);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", g_dir);
-	return rc;
+	g_dir = mb_test_temp_dir();
+	return mb_test_main("auth_test", suites);
 }
