@@ -110,11 +110,13 @@ mb_auth_create(const struct mb_client_config *cc, unsigned int n, struct mb_auth
 		}
 		snprintf(d->key_z85, sizeof(d->key_z85), "%s", k.public_key);
 		d->id = name_id(d->name);
-		memcpy(a->tenants + at, s->tenants, s->n_tenants * sizeof(uint32_t));
+		if (s->n_tenants != 0) /* memcpy() wants a pointer even for 0 bytes */
+			memcpy(a->tenants + at, s->tenants, s->n_tenants * sizeof(uint32_t));
 		d->tenants = a->tenants + at;
 		d->n_tenants = s->n_tenants;
 		at += s->n_tenants;
-		memcpy(a->tenants + at, s->subscribe, s->n_subscribe * sizeof(uint32_t));
+		if (s->n_subscribe != 0)
+			memcpy(a->tenants + at, s->subscribe, s->n_subscribe * sizeof(uint32_t));
 		d->subscribe = a->tenants + at;
 		d->n_subscribe = s->n_subscribe;
 		at += s->n_subscribe;

@@ -26,43 +26,71 @@ is_key(const char *z85)
 	       strcmp(z85, zero_z85) != 0;
 }
 
+/*
+ * The file's ZPL tree, parsed by CZMQ from our own read of it: zconfig_load() (and so
+ * zcert_load()) leaks its file object when the text does not parse (CZMQ 4.2.1), and
+ * zcert_load() would also read PATH_secret beside it; this reads exactly the file named.
+ */
+static zconfig_t *
+read_zpl(const char *path, int *err)
+{
+	uint8_t buf[65536];
+	zconfig_t *c = NULL;
+	zchunk_t *chunk;
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL) {
+		*err = errno;
+		return NULL;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	*err = ferror(f) ? EIO : n == sizeof(buf) ? EFBIG : 0;
+	fclose(f);
+	if (*err != 0)
+		return NULL;
+	chunk = zchunk_new(buf, n);
+	if (chunk != NULL)
+		c = zconfig_chunk_load(chunk);
+	zchunk_destroy(&chunk);
+	*err = c != NULL ? 0 : EINVAL;
+	return c;
+}
+
 int
 mb_curve_cert_load(const char *path, struct mb_curve_keys *out, bool *has_secret, char *err,
 		   size_t err_len)
 {
-	zcert_t *c;
-	FILE *f;
+	const char *pub, *sec;
+	zconfig_t *c;
+	int e;
 
 	memset(out, 0, sizeof(*out));
 	if (has_secret != NULL)
 		*has_secret = false;
-	/* fopen first: zcert_load() says NULL for a missing file and a broken one alike */
-	f = fopen(path, "r");
-	if (f == NULL) {
-		int e = errno;
-
-		snprintf(err, err_len, "%s: %s", path, strerror(e));
+	c = read_zpl(path, &e);
+	if (c == NULL && e != EINVAL) {
+		snprintf(err, err_len, "%s: %s", path,
+			 e == EFBIG ? "larger than 64 KiB: not a certificate" : strerror(e));
 		return e == ENOENT ? -ENOENT : e == EACCES ? -EACCES : -EINVAL;
 	}
-	fclose(f);
-	c = zcert_load(path);
-	if (c == NULL || !is_key(zcert_public_txt(c))) {
+	pub = c != NULL ? zconfig_get(c, "curve/public-key", NULL) : NULL;
+	if (!is_key(pub)) {
 		snprintf(err, err_len,
 			 "%s: not a ZeroMQ certificate (a zcert file with a curve section and its "
 			 "public-key, as 'mediabatch keygen' writes)",
 			 path);
-		zcert_destroy(&c);
+		zconfig_destroy(&c);
 		return -EINVAL;
 	}
-	snprintf(out->public_key, sizeof(out->public_key), "%s", zcert_public_txt(c));
-	/* zcert_load() also reads PATH_secret when it exists: only a file that holds the
-	 * secret itself (or that twin) counts as holding one */
-	if (is_key(zcert_secret_txt(c))) {
-		snprintf(out->secret_key, sizeof(out->secret_key), "%s", zcert_secret_txt(c));
+	snprintf(out->public_key, sizeof(out->public_key), "%s", pub);
+	sec = zconfig_get(c, "curve/secret-key", NULL);
+	if (is_key(sec)) {
+		snprintf(out->secret_key, sizeof(out->secret_key), "%s", sec);
 		if (has_secret != NULL)
 			*has_secret = true;
 	}
-	zcert_destroy(&c);
+	zconfig_destroy(&c);
 	return 0;
 }
 
