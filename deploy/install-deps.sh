@@ -33,6 +33,11 @@ packages=(
 	libclang-rt-14-dev # sanitizer runtimes used by clang builds, and libFuzzer's
 	llvm-14          # llvm-profdata, llvm-cov: coverage of tests/fuzz/long-run.sh
 	python3          # small test helpers
+	python3-zmq      # the Python client package (clients/python) and its tests
+	python3-venv     # ... installed into a virtual environment by test python/client,
+	python3-pip      # ... with pip (offline: --no-build-isolation --no-index)
+	python3-setuptools # ... its build backend (pyproject.toml)
+	python3-wheel    # ... which needs wheel to build the package
 	python3-torch    # the networks' reference implementations (tests/unit/gpu/ref/*.py)
 	python3-numpy    # ... and the safetensors reader they use
 	iproute2         # ip netns / veth: the live UDP test (suite dpdk)

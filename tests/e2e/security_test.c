@@ -435,7 +435,7 @@ test_check_reports_mode(void)
 	}
 	fprintf(f, "%sdevices:\n  cuda: {mode: \"off\"}\n", yaml);
 	fclose(f);
-	{ /* zcert would read server.key_secret beside it: hide it for this case */
+	{ /* only the file named is read; its secret twin is moved away all the same */
 		char sec[300], moved[300];
 
 		snprintf(sec, sizeof(sec), "%s/server.key_secret", g_dir);

@@ -275,7 +275,8 @@ class RequestHeader:
         media = self.media
         if media not in (1, 2, 3, 4):
             raise HeaderError(
-                f"media: {media} is not a known media type (1 PCM_S16LE, 2 PCM_F32LE, 3 RGB24, 4 F32)"
+                f"media: {media} is not a known media type "
+                "(1 PCM_S16LE, 2 PCM_F32LE, 3 RGB24, 4 F32)"
             )
         mname = _media_name(media)
 

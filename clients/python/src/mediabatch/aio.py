@@ -1,0 +1,400 @@
+"""The asyncio client and subscriber (:mod:`zmq.asyncio`).
+
+:class:`AsyncClient` has the methods of :class:`~mediabatch.Client` as coroutines::
+
+    async with mediabatch.AsyncClient() as client:
+        mels = await asyncio.gather(*(client.run("logmel", audio=a, rate=16000) for a in clips))
+
+One reader task receives every answer and resolves the request's future. Cancelling a
+task that waits for an answer (``asyncio.wait_for``, ``Task.cancel``) also asks the
+service to drop the request; :meth:`AsyncClient.cancel` asks for the service's verdict
+instead (the request then ends with :class:`~mediabatch.Cancelled`, or its result).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, AsyncIterator, Dict, Optional, Sequence, Tuple, Union
+
+import zmq
+import zmq.asyncio
+
+from ._link import MONITOR_EVENTS, LinkState
+from ._request import DEFAULT, DEFAULT_ENDPOINT, DEFAULT_PUBLISH, IdAllocator, build_header
+from ._request import media_fields, routing_id
+from .curve import Key, apply_curve, resolve_keys
+from .errors import ClientClosed, ClientTimeout, ProtocolError
+from .protocol import HEADER_LEN, RequestHeader
+from .results import Labels, Result, decode_response
+from .subscriber import decode_publication, subscriptions
+
+__all__ = ["AsyncClient", "AsyncSubscriber"]
+
+_Key = Tuple[int, int]
+
+
+class _Pending:
+    __slots__ = ("future", "labels", "timer", "wait")
+
+    def __init__(self, future, labels, wait):
+        self.future = future
+        self.labels = labels
+        self.timer = None
+        self.wait = wait
+
+
+class AsyncClient:
+    """A client for asyncio programs: arguments as :class:`~mediabatch.Client` (the
+    context, if given, is a :class:`zmq.asyncio.Context`). Use it from one event loop."""
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        *,
+        server_key: Optional[Key] = None,
+        public_key: Optional[Key] = None,
+        secret_key: Optional[Key] = None,
+        client_id: Union[str, bytes, None] = None,
+        tenant: int = 0,
+        timeout_ms: int = 0,
+        wait_timeout: Optional[float] = None,
+        labels: Optional[Labels] = None,
+        context: Optional[zmq.asyncio.Context] = None,
+        sndhwm: Optional[int] = None,
+    ) -> None:
+        keys = resolve_keys(server_key, public_key, secret_key)
+        rid = routing_id(client_id)
+        self.endpoint = endpoint
+        self.tenant = tenant
+        self.timeout_ms = timeout_ms
+        self.wait_timeout = wait_timeout
+        self.labels = labels
+        self._ids = IdAllocator(rid is not None)
+        self._own = context is None
+        self._ctx = zmq.asyncio.Context() if self._own else context
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._monitor = None
+        try:
+            self._sock.linger = 100
+            if sndhwm is not None:
+                self._sock.sndhwm = sndhwm
+            if rid is not None:
+                self._sock.setsockopt(zmq.ROUTING_ID, rid)
+            apply_curve(self._sock, keys)
+            self._monitor = self._sock.get_monitor_socket(MONITOR_EVENTS)  # before connecting
+            self._sock.connect(endpoint)
+        except BaseException:
+            if self._monitor is not None:
+                self._sock.disable_monitor()
+                self._monitor.close(0)
+            self._sock.close(0)
+            if self._own:
+                self._ctx.term()
+            raise
+        self._link = LinkState(endpoint)
+        self._pending: Dict[_Key, _Pending] = {}
+        self._reader: Optional[asyncio.Task] = None
+        self._monitor_task: Optional[asyncio.Task] = None
+        self._closed = False
+        self.stats: Dict[str, int] = dict.fromkeys(
+            ("sent", "answered", "timeouts", "cancels_sent", "stray", "malformed",
+             "handshake_failed"), 0)
+
+    # ---- requests ----
+
+    async def submit(
+        self,
+        model: str,
+        *,
+        audio: Any = None,
+        rate: Optional[int] = None,
+        wav: Any = None,
+        video: Any = None,
+        tensor: Any = None,
+        tenant: Optional[int] = None,
+        timeout_ms: Optional[int] = None,
+        priority: bool = False,
+        request_id: Optional[int] = None,
+        wait_timeout: Any = DEFAULT,
+        labels: Any = DEFAULT,
+    ) -> "asyncio.Future[Result]":
+        """Send a request; returns (once it is handed to ZeroMQ) an :class:`asyncio.Future`
+        of its :class:`~mediabatch.Result`. Arguments as :meth:`mediabatch.Client.submit`."""
+        fields, payload = media_fields(audio=audio, rate=rate, wav=wav, video=video, tensor=tensor)
+        tenant = self.tenant if tenant is None else tenant
+        header = build_header(
+            model,
+            fields,
+            len(payload),
+            request_id=self._ids.next() if request_id is None else request_id,
+            tenant=tenant,
+            timeout_ms=self.timeout_ms if timeout_ms is None else timeout_ms,
+            priority=priority,
+        )
+        return await self._send(header, payload, wait_timeout, labels)
+
+    async def submit_raw(
+        self,
+        header: Union[RequestHeader, bytes],
+        payload: bytes = b"",
+        *,
+        wait_timeout: Any = DEFAULT,
+        labels: Any = DEFAULT,
+    ) -> "asyncio.Future[Result]":
+        """Send a header and payload as they are (see :meth:`mediabatch.Client.submit_raw`)."""
+        header = header.encode() if isinstance(header, RequestHeader) else bytes(header)
+        if len(header) < 20:
+            raise ValueError("submit_raw: the header needs at least 20 bytes to be answered")
+        return await self._send(header, bytes(payload), wait_timeout, labels)
+
+    async def _send(self, header: bytes, payload: bytes, wait_timeout, labels):
+        if self._closed:
+            raise ClientClosed("the client is closed")
+        loop = asyncio.get_running_loop()
+        self._start(loop)
+        key = (int.from_bytes(header[16:20], "little"), int.from_bytes(header[8:16], "little"))
+        if key in self._pending:
+            raise ValueError(
+                f"request id {key[1]} of tenant {key[0]} is already in flight on this client"
+            )
+        wait = self.wait_timeout if wait_timeout is DEFAULT else wait_timeout
+        fut = loop.create_future()
+        p = _Pending(fut, self.labels if labels is DEFAULT else labels, wait)
+        self._pending[key] = p
+        fut.add_done_callback(lambda f, key=key: self._done(key, f))
+        try:
+            await self._sock.send_multipart([header, payload], copy=False)
+        except BaseException:
+            self._pending.pop(key, None)
+            fut.cancel()
+            raise
+        self.stats["sent"] += 1
+        if wait is not None and not fut.done():
+            p.timer = loop.call_later(wait, self._expire, key, fut)
+        return fut
+
+    async def request(self, model: str, **kwargs: Any) -> Result:
+        """Send a request and await its :class:`~mediabatch.Result`; a non-OK status
+        raises its exception."""
+        return await (await self.submit(model, **kwargs))
+
+    async def run(self, model: str, **kwargs: Any) -> Any:
+        """Send a request and await its decoded value (as :meth:`mediabatch.Client.run`)."""
+        return (await self.request(model, **kwargs)).value
+
+    async def cancel(self, future: "asyncio.Future[Result]") -> None:
+        """Ask the service to cancel ``future``'s request: it ends with
+        :class:`~mediabatch.Cancelled` if the request was still queued there, else with
+        its result."""
+        for key, p in self._pending.items():
+            if p.future is future:
+                await self._send_cancel(key)
+                return
+
+    # ---- the reader ----
+
+    def _start(self, loop) -> None:
+        if self._reader is None:
+            self._reader = loop.create_task(self._read(), name="mediabatch-reader")
+            self._monitor_task = loop.create_task(self._watch(), name="mediabatch-monitor")
+
+    async def _read(self) -> None:
+        while True:
+            frames = await self._sock.recv_multipart()
+            if not frames or len(frames[0]) != HEADER_LEN:
+                self.stats["malformed"] += 1
+                continue
+            key = (int.from_bytes(frames[0][16:20], "little"),
+                   int.from_bytes(frames[0][8:16], "little"))
+            p = self._pending.pop(key, None)
+            if p is None:
+                self.stats["stray"] += 1
+                continue
+            self.stats["answered"] += 1
+            if p.timer is not None:
+                p.timer.cancel()
+            if p.future.done():
+                continue
+            try:
+                result = decode_response(frames, p.labels)
+            except ProtocolError as e:
+                self.stats["malformed"] += 1
+                e.tenant_id, e.request_id = key
+                p.future.set_exception(e)
+                continue
+            err = result.error
+            if err is not None:
+                p.future.set_exception(err)
+            else:
+                p.future.set_result(result)
+
+    async def _watch(self) -> None:
+        while True:
+            msg = await self._monitor.recv_multipart()
+            if self._link.update(msg):
+                self.stats["handshake_failed"] += 1
+
+    def _done(self, key: _Key, fut: asyncio.Future) -> None:
+        """A future cancelled by its caller (a cancelled task, wait_for): drop the request
+        and ask the service to drop it too."""
+        if not fut.cancelled():
+            return
+        p = self._pending.get(key)
+        if p is None or p.future is not fut:
+            return
+        del self._pending[key]
+        if p.timer is not None:
+            p.timer.cancel()
+        if not self._closed:
+            asyncio.get_running_loop().create_task(self._send_cancel(key))
+
+    def _expire(self, key: _Key, fut: asyncio.Future) -> None:
+        p = self._pending.get(key)
+        if p is None or p.future is not fut or fut.done():
+            return
+        del self._pending[key]
+        self.stats["timeouts"] += 1
+        fut.set_exception(
+            ClientTimeout(
+                f"no answer within {p.wait:g} s" + self._link.suffix(),
+                request_id=key[1],
+                tenant_id=key[0],
+            )
+        )
+        asyncio.get_running_loop().create_task(self._send_cancel(key))
+
+    async def _send_cancel(self, key: _Key) -> None:
+        if self._closed:
+            return
+        tenant, rid = key
+        await self._sock.send_multipart([RequestHeader.cancel(tenant, rid).encode(), b""])
+        self.stats["cancels_sent"] += 1
+
+    # ---- state ----
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    @property
+    def connection(self) -> str:
+        """What the socket monitor last said (see :attr:`mediabatch.Client.connection`)."""
+        return self._link.describe()
+
+    async def close(self) -> None:
+        """Stop reading and close the socket; requests still waiting fail with
+        :class:`~mediabatch.ClientClosed`."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in (self._reader, self._monitor_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, zmq.ZMQError):
+                    pass
+        left, self._pending = self._pending, {}
+        for key, p in left.items():
+            if p.timer is not None:
+                p.timer.cancel()
+            if not p.future.done():
+                p.future.set_exception(
+                    ClientClosed("the client was closed before the answer came",
+                                 request_id=key[1], tenant_id=key[0]))
+        self._sock.disable_monitor()
+        self._monitor.close(0)
+        self._sock.close()
+        if self._own:
+            self._ctx.term()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<mediabatch.AsyncClient {self.endpoint} tenant {self.tenant}>"
+
+
+class AsyncSubscriber:
+    """Published results for asyncio programs (arguments as
+    :class:`~mediabatch.Subscriber`)::
+
+        async with mediabatch.AsyncSubscriber(tenant=42) as sub:
+            async for topic, result in sub:
+                ...
+    """
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_PUBLISH,
+        tenant: Optional[int] = None,
+        model: Optional[str] = None,
+        *,
+        topics: Optional[Sequence[str]] = None,
+        server_key: Optional[Key] = None,
+        public_key: Optional[Key] = None,
+        secret_key: Optional[Key] = None,
+        labels: Optional[Labels] = None,
+        timeout: Optional[float] = None,
+        context: Optional[zmq.asyncio.Context] = None,
+    ) -> None:
+        keys = resolve_keys(server_key, public_key, secret_key)
+        self.endpoint = endpoint
+        self.prefixes, self._filter = subscriptions(tenant, model, topics)
+        self.labels = labels
+        self.timeout = timeout
+        self._own = context is None
+        self._ctx = zmq.asyncio.Context() if self._own else context
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.linger = 0
+        apply_curve(self._sock, keys)
+        for p in self.prefixes:
+            self._sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
+        self._sock.connect(endpoint)
+
+    async def recv(self, timeout: Any = DEFAULT) -> Tuple[str, Result]:
+        """The next published ``(topic, Result)``; :class:`~mediabatch.ClientTimeout` when
+        none arrives within ``timeout`` seconds (default: the subscriber's)."""
+        timeout = self.timeout if timeout is DEFAULT else timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                frames = await asyncio.wait_for(self._sock.recv_multipart(), wait)
+            except asyncio.TimeoutError:
+                raise ClientTimeout(
+                    f"nothing published on {self.endpoint} within {timeout:g} s"
+                ) from None
+            topic, result = decode_publication(frames, self.labels)
+            if self._filter is None or self._filter(topic):
+                return topic, result
+
+    def __aiter__(self) -> AsyncIterator[Tuple[str, Result]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Tuple[str, Result]]:
+        while True:
+            try:
+                yield await self.recv()
+            except ClientTimeout:
+                return
+
+    def close(self) -> None:
+        if not self._sock.closed:
+            self._sock.close(0)
+        if self._own and not self._ctx.closed:
+            self._ctx.term()
+
+    async def __aenter__(self) -> "AsyncSubscriber":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,225 @@
+"""Responses decoded: :class:`Result`, and class labels for top-k results."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import MediabatchError, ProtocolError, error_for_status
+from .protocol import ResponseHeader, ResultType, Status
+
+__all__ = ["Result", "load_labels", "decode_response", "Labels"]
+
+#: Class labels: a mapping class id -> name, a sequence of names indexed by class id, or
+#: the path of a checkpoint's ``config.json`` (or of its directory) holding ``id2label``.
+Labels = Union[Mapping[int, str], Sequence[str], str, "os.PathLike[str]"]
+
+
+def load_labels(path: Union[str, "os.PathLike[str]"]) -> Dict[int, str]:
+    """The ``id2label`` of a Hugging Face ``config.json`` (``path`` is the file or the
+    checkpoint directory holding it) as ``{class id: name}``."""
+    path = os.fspath(path)
+    file = os.path.join(path, "config.json") if os.path.isdir(path) else path
+    with open(file, encoding="utf-8") as f:
+        cfg = json.load(f)
+    id2label = cfg.get("id2label") if isinstance(cfg, dict) else None
+    if not isinstance(id2label, dict) or not id2label:
+        raise ValueError(f"{file}: no id2label object (class id -> name)")
+    out = {}
+    for key, name in id2label.items():
+        try:
+            cid = int(key)
+        except ValueError:
+            raise ValueError(f"{file}: id2label key {key!r} is not a class id") from None
+        if not isinstance(name, str):
+            raise ValueError(f"{file}: id2label[{key!r}] is not a string")
+        out[cid] = name
+    return out
+
+
+def _label_lookup(labels: Optional[Labels]):
+    if labels is None:
+        return None
+    if isinstance(labels, (str, os.PathLike)):
+        labels = load_labels(labels)
+    if isinstance(labels, Mapping):
+        return lambda cid: labels.get(cid, labels.get(str(cid), f"class {cid}"))
+    seq = list(labels)
+    return lambda cid: seq[cid] if 0 <= cid < len(seq) else f"class {cid}"
+
+
+class Result:
+    """A response: its header, and its payload decoded by result type.
+
+    ``value`` is the result: a float32 ``numpy.ndarray`` of ``rows x cols`` (F32), a list
+    of ``(class id, score)`` pairs, best first (top-k; ``(label, score)`` when the result
+    has labels), text, or ``None``. For a response whose status is not OK, reading
+    ``value`` raises its exception (:attr:`error`); :attr:`ok` tells them apart without one.
+    The header's fields are attributes too (``queue_us``, ``compute_us``, ``batch_size``,
+    ``device``, ...).
+    """
+
+    __slots__ = ("header", "payload", "_labels", "_lookup")
+
+    def __init__(self, header: ResponseHeader, payload: bytes, labels: Optional[Labels] = None):
+        self.header = header
+        self.payload = bytes(payload)
+        if len(self.payload) != header.result_len:
+            raise ProtocolError(
+                f"result_len is {header.result_len} but the result frame has "
+                f"{len(self.payload)} bytes",
+                request_id=header.request_id,
+                tenant_id=header.tenant_id,
+                model=header.model,
+                response=header,
+            )
+        rtype, n = header.result_type, len(self.payload)
+        expect = None
+        if rtype == ResultType.F32:
+            expect = header.rows * header.cols * 4
+        elif rtype == ResultType.TOPK:
+            expect = header.rows * 8
+        elif rtype == ResultType.NONE:
+            expect = 0
+        if expect is not None and expect != n:
+            raise ProtocolError(
+                f"{getattr(rtype, 'name', rtype)} result of {header.rows}x{header.cols} "
+                f"should be {expect} bytes, got {n}",
+                request_id=header.request_id,
+                tenant_id=header.tenant_id,
+                model=header.model,
+                response=header,
+            )
+        self._labels = labels
+        self._lookup = None
+
+    # the header's fields
+    status = property(lambda self: self.header.status)
+    request_id = property(lambda self: self.header.request_id)
+    tenant_id = property(lambda self: self.header.tenant_id)
+    model = property(lambda self: self.header.model)
+    queue_us = property(lambda self: self.header.queue_us)
+    compute_us = property(lambda self: self.header.compute_us)
+    batch_size = property(lambda self: self.header.batch_size)
+    device = property(lambda self: self.header.device)
+    result_type = property(lambda self: self.header.result_type)
+    rows = property(lambda self: self.header.rows)
+    cols = property(lambda self: self.header.cols)
+    flags = property(lambda self: self.header.flags)
+
+    @property
+    def ok(self) -> bool:
+        return self.header.status == Status.OK
+
+    @property
+    def text(self) -> str:
+        """The payload as UTF-8 text (the reason of a non-OK status)."""
+        return self.payload.decode("utf-8", errors="replace")
+
+    @property
+    def reason(self) -> str:
+        """The reason of a non-OK status ("" for OK)."""
+        return "" if self.ok else self.text
+
+    @property
+    def error(self) -> Optional[MediabatchError]:
+        """The exception of a non-OK status (not raised), or None."""
+        if self.ok:
+            return None
+        h = self.header
+        return error_for_status(
+            h.status,
+            self.text,
+            request_id=h.request_id,
+            tenant_id=h.tenant_id,
+            model=h.model,
+            response=h,
+        )
+
+    def raise_for_status(self) -> "Result":
+        """Raise :attr:`error` if the status is not OK; else return self."""
+        err = self.error
+        if err is not None:
+            raise err
+        return self
+
+    @property
+    def array(self) -> np.ndarray:
+        """An F32 result as a float32 array of rows x cols."""
+        self.raise_for_status()
+        if self.header.result_type != ResultType.F32:
+            raise TypeError(f"the result is {_type_name(self.header.result_type)}, not F32")
+        return (
+            np.frombuffer(self.payload, "<f4")
+            .reshape(self.header.rows, self.header.cols)
+            .astype(np.float32)
+        )
+
+    @property
+    def topk(self) -> List[Tuple[int, float]]:
+        """A top-k result as ``[(class id, score), ...]``, in the service's order (best
+        first)."""
+        self.raise_for_status()
+        if self.header.result_type != ResultType.TOPK:
+            raise TypeError(f"the result is {_type_name(self.header.result_type)}, not top-k")
+        pairs = np.frombuffer(self.payload, dtype=[("cls", "<u4"), ("score", "<f4")])
+        return [(int(c), float(s)) for c, s in zip(pairs["cls"], pairs["score"])]
+
+    def labelled(self, labels: Optional[Labels] = None) -> List[Tuple[str, float]]:
+        """A top-k result as ``[(label, score), ...]`` with ``labels`` (or the result's
+        own); a class without a label is named ``"class <id>"``."""
+        lookup = _label_lookup(labels) if labels is not None else self._get_lookup()
+        if lookup is None:
+            raise ValueError("no labels: pass labels= (a config.json, a dict or a list)")
+        return [(lookup(c), s) for c, s in self.topk]
+
+    def _get_lookup(self):
+        if self._lookup is None and self._labels is not None:
+            self._lookup = _label_lookup(self._labels)
+        return self._lookup
+
+    @property
+    def value(self) -> Any:
+        """The decoded result (see the class); raises the status's exception if not OK."""
+        self.raise_for_status()
+        rtype = self.header.result_type
+        if rtype == ResultType.F32:
+            return self.array
+        if rtype == ResultType.TOPK:
+            return self.labelled() if self._labels is not None else self.topk
+        if rtype == ResultType.TEXT:
+            return self.text
+        if rtype == ResultType.NONE:
+            return None
+        raise ProtocolError(f"result_type {rtype} is not one this client knows")
+
+    def __repr__(self) -> str:
+        h = self.header
+        status = getattr(h.status, "name", h.status)
+        if self.ok:
+            what = f"{_type_name(h.result_type)} [{h.rows} x {h.cols}]"
+        else:
+            what = repr(self.text)
+        return (
+            f"<Result {h.model} id {h.request_id} tenant {h.tenant_id}: {status} {what} "
+            f"queue {h.queue_us} us compute {h.compute_us} us batch {h.batch_size}>"
+        )
+
+
+def _type_name(rtype: int) -> str:
+    return {0: "none", 1: "F32", 2: "top-k", 3: "text"}.get(int(rtype), f"type {rtype}")
+
+
+def decode_response(frames: Sequence[bytes], labels: Optional[Labels] = None) -> Result:
+    """A response from its two ZeroMQ frames (header, result). Raises
+    :class:`ProtocolError` for a message of another shape."""
+    if len(frames) != 2:
+        raise ProtocolError(f"a response has 2 frames (header, result), got {len(frames)}")
+    try:
+        header = ResponseHeader.decode(frames[0])
+    except ValueError as e:
+        raise ProtocolError(str(e)) from None
+    return Result(header, frames[1], labels)

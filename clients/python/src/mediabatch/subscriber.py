@@ -1,0 +1,146 @@
+"""Published results: the service's PUB socket (docs/protocol.md, "ZeroMQ fan-out").
+
+Every terminal response is published as three frames: the topic ``<tenant>/<model>``, the
+response header, the result. A :class:`Subscriber` subscribes by topic prefix and yields
+``(topic, Result)`` pairs, whatever their status (a :class:`~mediabatch.Result` tells OK
+from the rest: ``result.ok``, ``result.error``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
+
+import zmq
+
+from ._request import DEFAULT, DEFAULT_PUBLISH
+from .curve import Key, apply_curve, resolve_keys
+from .errors import ClientTimeout, ProtocolError
+from .results import Labels, Result, decode_response
+
+__all__ = ["Subscriber", "subscriptions"]
+
+
+def subscriptions(
+    tenant: Optional[int], model: Optional[str], topics: Optional[Sequence[str]]
+) -> Tuple[List[str], Any]:
+    """The prefixes to subscribe to, and a filter of topics (None: every topic that
+    matches a prefix). ZeroMQ matches prefixes, so ``0/whisper`` would also match a model
+    ``whisper2``, and ``4/`` never matches ``42/`` but ``4`` would: the filter keeps exactly
+    the topics asked for."""
+    if topics is not None:
+        if tenant is not None or model is not None:
+            raise TypeError("give tenant/model, or topics, not both")
+        return list(topics), None
+    if tenant is None and model is None:
+        return [""], None
+    if tenant is None:
+        suffix = f"/{model}"
+        return [""], lambda t: t.endswith(suffix)
+    if model is None:
+        return [f"{int(tenant)}/"], None
+    exact = f"{int(tenant)}/{model}"
+    return [exact], lambda t: t == exact
+
+
+def decode_publication(frames: List[bytes], labels: Optional[Labels]) -> Tuple[str, Result]:
+    if len(frames) != 3:
+        raise ProtocolError(
+            f"a publication has 3 frames (topic, header, result), got {len(frames)}"
+        )
+    topic = frames[0].decode("ascii", errors="replace")
+    return topic, decode_response(frames[1:], labels)
+
+
+class Subscriber:
+    """Results published by a service.
+
+    Args:
+        endpoint: the service's PUB socket (``--publish``; default ``tcp://127.0.0.1:7401``).
+        tenant, model: what to receive: all (neither), one tenant's (``tenant``), one
+            model of one tenant (both), or one model of every tenant (``model``).
+        topics: raw topic prefixes instead (``["42/", "43/whisper"]``).
+        server_key, public_key, secret_key: CURVE, as for :class:`~mediabatch.Client`. A
+            service with CURVE narrows an all-topics subscription to the key's tenants and
+            sends nothing for a tenant the key may not subscribe to.
+        labels: class labels for top-k results.
+        timeout: seconds :meth:`recv` waits by default, and after which iteration ends when
+            nothing arrives (None: wait forever).
+
+    ZeroMQ subscriptions take a moment to reach the service, and results published before
+    then are not received: subscribe first, then send. A subscriber is used from one
+    thread at a time.
+    """
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_PUBLISH,
+        tenant: Optional[int] = None,
+        model: Optional[str] = None,
+        *,
+        topics: Optional[Sequence[str]] = None,
+        server_key: Optional[Key] = None,
+        public_key: Optional[Key] = None,
+        secret_key: Optional[Key] = None,
+        labels: Optional[Labels] = None,
+        timeout: Optional[float] = None,
+        context: Optional[zmq.Context] = None,
+    ) -> None:
+        keys = resolve_keys(server_key, public_key, secret_key)
+        self.endpoint = endpoint
+        self.prefixes, self._filter = subscriptions(tenant, model, topics)
+        self.labels = labels
+        self.timeout = timeout
+        self._own = context is None
+        self._ctx = zmq.Context() if self._own else context
+        self._sock = self._ctx.socket(zmq.SUB)
+        try:
+            self._sock.linger = 0
+            apply_curve(self._sock, keys)
+            for p in self.prefixes:
+                self._sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
+            self._sock.connect(endpoint)
+        except BaseException:
+            self.close()
+            raise
+
+    def recv(self, timeout: Any = DEFAULT) -> Tuple[str, Result]:
+        """The next published ``(topic, Result)``; raises
+        :class:`~mediabatch.ClientTimeout` when none arrives within ``timeout`` seconds
+        (default: the subscriber's)."""
+        timeout = self.timeout if timeout is DEFAULT else timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._sock.poll(None if wait is None else int(wait * 1000) + 1, zmq.POLLIN):
+                raise ClientTimeout(f"nothing published on {self.endpoint} within {timeout:g} s")
+            topic, result = decode_publication(self._sock.recv_multipart(), self.labels)
+            if self._filter is None or self._filter(topic):
+                return topic, result
+
+    def __iter__(self) -> Iterator[Tuple[str, Result]]:
+        while True:
+            try:
+                yield self.recv()
+            except ClientTimeout:
+                return
+
+    def close(self) -> None:
+        sock = getattr(self, "_sock", None)
+        if sock is not None and not sock.closed:
+            sock.close(0)
+        if self._own and not self._ctx.closed:
+            self._ctx.term()
+
+    @property
+    def closed(self) -> bool:
+        return self._sock.closed
+
+    def __enter__(self) -> "Subscriber":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<mediabatch.Subscriber {self.endpoint} {self.prefixes!r}>"

@@ -1,0 +1,162 @@
+"""Against a real mediabatchd with security.mode curve (docs/operating.md, "Security and
+tenancy"): a listed key is served, a foreign tenant is UNAUTHORIZED with the reason, a key
+the service does not list gets no answer (the client's wait runs out and says why), and a
+subscriber receives only its tenants' results."""
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+import numpy as np
+import zmq
+import zmq.auth
+
+import mediabatch
+
+import mbdaemon
+
+KEYS = None  # the directory of this module's certificates
+D = None
+BOB = None  # (public, secret): a key listed inline, tenant 43
+EVE = None  # a key the service does not list
+
+
+def setUpModule():
+    global KEYS, D, BOB, EVE
+    mbdaemon.require_daemon()
+    KEYS = tempfile.mkdtemp(prefix="mb-pyclient-keys-")
+    # the service's certificate and alice's, as zcert files (what `mediabatch keygen` writes)
+    server_public_file, server_secret_file = zmq.auth.create_certificates(KEYS, "server")
+    os.chmod(server_secret_file, 0o600)  # the daemon refuses a secret others may read
+    zmq.auth.create_certificates(KEYS, "alice")
+    alice_public, _ = zmq.auth.load_certificate(os.path.join(KEYS, "alice.key"))
+    BOB = zmq.curve_keypair()
+    EVE = zmq.curve_keypair()
+    yaml = f"""
+security:
+  mode: curve
+  server_key: {server_secret_file}
+  clients:
+    - name: alice
+      public_key: "{alice_public.decode()}"
+      tenants: [42]
+    - name: bob
+      public_key: "{BOB[0].decode()}"
+      tenants: [43]
+"""
+    D = mbdaemon.Daemon(yaml).start()
+
+
+def tearDownModule():
+    if KEYS is not None:
+        shutil.rmtree(KEYS, ignore_errors=True)
+    if D is None:
+        return
+    rc = D.stop()
+    if rc != 0:
+        raise AssertionError(f"mediabatchd exited {rc} after SIGTERM (expected 0):\n{D.log_text()}")
+
+
+def server_key():
+    public, secret = mediabatch.load_certificate(os.path.join(KEYS, "server.key"))
+    assert secret is None  # the public certificate holds no secret
+    return public
+
+
+def alice_keys():
+    public, secret = mediabatch.load_certificate(os.path.join(KEYS, "alice.key_secret"))
+    return {"server_key": server_key(), "public_key": public, "secret_key": secret}
+
+
+ONE = np.ones((1, 1), np.float32)
+
+
+class CurveTest(unittest.TestCase):
+    def test_listed_key_is_served(self):
+        with mediabatch.Client(D.ingest, tenant=42, wait_timeout=20, **alice_keys()) as c:
+            r = c.request("identity", tensor=ONE)
+            self.assertEqual((r.tenant_id, r.value[0, 0]), (42, 4.0))
+            self.assertIn("handshake done", c.connection)
+        # keys as text, public key derived from the secret one
+        with mediabatch.Client(D.ingest, tenant=43, wait_timeout=20,
+                               server_key=server_key().decode(),
+                               secret_key=BOB[1].decode()) as c:
+            self.assertEqual(c.run("logmel", audio=np.zeros(1600, np.int16), rate=16000).shape,
+                             (10, 80))
+
+    def test_foreign_tenant_is_unauthorized(self):
+        with mediabatch.Client(D.ingest, wait_timeout=20, **alice_keys()) as c:
+            with self.assertRaises(mediabatch.Unauthorized) as cm:
+                c.run("identity", tensor=ONE, tenant=43)
+            e = cm.exception
+            self.assertEqual((e.status, e.tenant_id), (mediabatch.Status.UNAUTHORIZED, 43))
+            self.assertIn("alice", e.reason)
+            self.assertIn("43", e.reason)
+            self.assertIn("42", e.reason)  # its tenants
+            self.assertTrue(c.run("identity", tensor=ONE, tenant=42).size == 1)
+
+    def test_unlisted_key_gets_no_answer(self):
+        t0 = time.monotonic()
+        with mediabatch.Client(D.ingest, tenant=42, server_key=server_key(),
+                               public_key=EVE[0], secret_key=EVE[1]) as c:
+            with self.assertRaises(mediabatch.ClientTimeout) as cm:
+                c.run("identity", tensor=ONE, wait_timeout=1.5)
+            self.assertLess(time.monotonic() - t0, 10)
+            self.assertIn("no answer within 1.5 s", cm.exception.reason)
+            # the monitor saw the service refuse the key, and the reason says so
+            self.assertIn("does not accept this client's key", cm.exception.reason)
+            self.assertGreaterEqual(c.stats["handshake_failed"], 1)
+            self.assertEqual(c.stats["answered"], 0)
+
+    def test_plaintext_client_gets_no_answer(self):
+        with mediabatch.Client(D.ingest, tenant=42) as c:
+            with self.assertRaises(mediabatch.ClientTimeout):
+                c.run("identity", tensor=ONE, wait_timeout=1.0)
+
+    def test_subscriber_gets_its_tenants_only(self):
+        keys = alice_keys()
+        bob = {"server_key": keys["server_key"], "public_key": BOB[0], "secret_key": BOB[1]}
+        with mediabatch.Client(D.ingest, wait_timeout=20, **keys) as alice, \
+                mediabatch.Client(D.ingest, wait_timeout=20, **bob) as bobc, \
+                mediabatch.Subscriber(D.publish, timeout=0.5, **keys) as everything, \
+                mediabatch.Subscriber(D.publish, tenant=43, timeout=0.5, **keys) as foreign:
+            # an all-topics subscription is narrowed to alice's tenant 42: wait for it
+            deadline = time.monotonic() + 10
+            while True:
+                alice.run("identity", tensor=ONE, tenant=42)
+                try:
+                    everything.recv(timeout=0.2)
+                    break
+                except mediabatch.ClientTimeout:
+                    self.assertLess(time.monotonic(), deadline, "the subscription never took")
+            for _ in everything:
+                pass
+            ids = [bobc.request("identity", tensor=ONE, tenant=43).request_id for _ in range(3)]
+            mine = alice.request("identity", tensor=np.ones((2, 2)), tenant=42)
+            got = list(everything)
+            self.assertEqual([(t, r.request_id) for t, r in got],
+                             [("42/identity", mine.request_id)])
+            self.assertEqual(len(ids), 3)
+            self.assertEqual(list(foreign), [])  # tenant 43 is bob's: refused for alice
+
+    def test_asyncio_with_curve(self):
+        async def main():
+            async with mediabatch.AsyncClient(D.ingest, tenant=42, wait_timeout=20,
+                                              **alice_keys()) as c:
+                r = await c.request("identity", tensor=ONE)
+                self.assertEqual(r.value[0, 0], 4.0)
+                with self.assertRaises(mediabatch.Unauthorized):
+                    await c.run("identity", tensor=ONE, tenant=44)
+            async with mediabatch.AsyncClient(D.ingest, tenant=42, server_key=server_key(),
+                                              public_key=EVE[0], secret_key=EVE[1]) as c:
+                with self.assertRaises(mediabatch.ClientTimeout):
+                    await c.run("identity", tensor=ONE, wait_timeout=1.0)
+
+        asyncio.run(main())
+
+
+if __name__ == "__main__":
+    unittest.main()
