@@ -30,6 +30,12 @@ struct mb_metric;
 /** A gauge computed when /metrics is rendered; called with the registry's mutex held. */
 typedef int64_t (*mb_metric_fn)(void *arg);
 
+/**
+ * A gauge or counter computed as a double when /metrics is rendered (seconds, unix time):
+ * called with the registry's mutex held. NaN is rendered as NaN (the value is unknown).
+ */
+typedef double (*mb_metric_dfn)(void *arg);
+
 /** Create an empty registry. Returns 0 and sets @p out, or -ENOMEM. */
 int mb_metrics_create(struct mb_metrics **out);
 
@@ -58,6 +64,22 @@ struct mb_metric *mb_metrics_gauge_fn(struct mb_metrics *m, const char *name, co
  */
 struct mb_metric *mb_metrics_counter_fn(struct mb_metrics *m, const char *name, const char *help,
 					const char *labels, mb_metric_fn fn, void *arg);
+
+/** Register a gauge whose value is the double @p fn(@p arg) at render time. */
+struct mb_metric *mb_metrics_gauge_dfn(struct mb_metrics *m, const char *name, const char *help,
+				       const char *labels, mb_metric_dfn fn, void *arg);
+
+/** Register a counter whose value is the double @p fn(@p arg); @p fn must never decrease. */
+struct mb_metric *mb_metrics_counter_dfn(struct mb_metrics *m, const char *name, const char *help,
+					 const char *labels, mb_metric_dfn fn, void *arg);
+
+/**
+ * Register the standard process figures of the Prometheus client libraries, read from
+ * /proc/self at render time: process_cpu_seconds_total, process_start_time_seconds,
+ * process_resident_memory_bytes, process_virtual_memory_bytes, process_open_fds and
+ * process_max_fds (core/procstat.c, mb_procstat.h). Returns 0, or -ENOMEM.
+ */
+int mb_metrics_add_process(struct mb_metrics *m);
 
 /**
  * Register (or find) a histogram series with @p n strictly increasing upper bounds

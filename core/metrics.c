@@ -31,6 +31,7 @@ struct mb_metric {
 	char *labels;
 	_Atomic int64_t value;
 	mb_metric_fn fn;
+	mb_metric_dfn dfn; /* or this, for a computed double */
 	void *fn_arg;
 	_Atomic uint64_t *buckets; /* n_bounds + 1 (last is +Inf) */
 	_Atomic uint64_t sum_bits;
@@ -213,7 +214,7 @@ mb_metrics_gauge(struct mb_metrics *m, const char *name, const char *help, const
 
 static struct mb_metric *
 reg_fn(struct mb_metrics *m, const char *name, const char *help, const char *labels, enum kind kind,
-       mb_metric_fn fn, void *arg)
+       mb_metric_fn fn, mb_metric_dfn dfn, void *arg)
 {
 	struct mb_metric *s;
 
@@ -221,6 +222,7 @@ reg_fn(struct mb_metrics *m, const char *name, const char *help, const char *lab
 	s = series_locked(m, name, help, labels, kind, NULL, 0);
 	if (s != NULL) {
 		s->fn = fn;
+		s->dfn = dfn;
 		s->fn_arg = arg;
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -231,14 +233,28 @@ struct mb_metric *
 mb_metrics_gauge_fn(struct mb_metrics *m, const char *name, const char *help, const char *labels,
 		    mb_metric_fn fn, void *arg)
 {
-	return reg_fn(m, name, help, labels, KIND_GAUGE, fn, arg);
+	return reg_fn(m, name, help, labels, KIND_GAUGE, fn, NULL, arg);
 }
 
 struct mb_metric *
 mb_metrics_counter_fn(struct mb_metrics *m, const char *name, const char *help, const char *labels,
 		      mb_metric_fn fn, void *arg)
 {
-	return reg_fn(m, name, help, labels, KIND_COUNTER, fn, arg);
+	return reg_fn(m, name, help, labels, KIND_COUNTER, fn, NULL, arg);
+}
+
+struct mb_metric *
+mb_metrics_gauge_dfn(struct mb_metrics *m, const char *name, const char *help, const char *labels,
+		     mb_metric_dfn fn, void *arg)
+{
+	return reg_fn(m, name, help, labels, KIND_GAUGE, NULL, fn, arg);
+}
+
+struct mb_metric *
+mb_metrics_counter_dfn(struct mb_metrics *m, const char *name, const char *help, const char *labels,
+		       mb_metric_dfn fn, void *arg)
+{
+	return reg_fn(m, name, help, labels, KIND_COUNTER, NULL, fn, arg);
 }
 
 struct mb_metric *
@@ -330,6 +346,10 @@ mb_metric_count(const struct mb_metric *s)
 static const char *
 fmt_double(char *buf, size_t len, double v)
 {
+	if (isnan(v)) {
+		snprintf(buf, len, "NaN");
+		return buf;
+	}
 	if (isinf(v)) {
 		snprintf(buf, len, "%s", v > 0 ? "+Inf" : "-Inf");
 		return buf;
@@ -368,6 +388,13 @@ render_family(FILE *out, const struct family *f)
 	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
 		type_names[f->kind]);
 	for (const struct mb_metric *s = f->series; s != NULL; s = s->next) {
+		if (f->kind != KIND_HISTOGRAM && s->dfn != NULL) {
+			char num[32];
+
+			print_series_name(out, f->name, "", s->labels, NULL);
+			fprintf(out, "%s\n", fmt_double(num, sizeof(num), s->dfn(s->fn_arg)));
+			continue;
+		}
 		if (f->kind != KIND_HISTOGRAM) {
 			int64_t v = s->fn ? s->fn(s->fn_arg) : mb_metric_value(s);
 

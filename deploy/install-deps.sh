@@ -43,6 +43,7 @@ packages=(
 	iproute2         # ip netns / veth: the live UDP test (suite dpdk)
 	gnuplot-nox      # mediabatch-perf --plot: the PNG plots (without it: data and scripts only)
 	systemd          # systemd-analyze verify: the unit file in deploy/ (test deploy/install)
+	prometheus       # promtool and a server: the alert rules of deploy/prometheus/ (tests/prometheus)
 )
 
 SUDO=""

@@ -985,6 +985,30 @@ breaker_state(void *arg)
 	return (int64_t)mb_breaker_state(arg);
 }
 
+/*
+ * mediabatch_model_ready{model}: 1 while a request for the model could run now, else 0.
+ * That is: enabled and loaded (not failed at start-up: weights, plugin, no device; not
+ * disabled by the watchdog as hung), and on at least one device it is loaded on, its
+ * circuit breaker is not refusing work (open and within its cool-down; half-open, or open
+ * past the cool-down, counts as ready: the next batch runs as the probe). The service's own
+ * state (starting, draining) is mediabatch_ready's, not this. Models off by configuration
+ * have no series, as they do not count for /readyz either.
+ */
+static int64_t
+model_ready(void *arg)
+{
+	const struct mb_model *m = arg;
+
+	if (!m->enabled || m->devices == 0 || atomic_load_explicit(&m->hung, memory_order_acquire))
+		return 0;
+	if (m->breakers == NULL)
+		return 1;
+	for (int d = 0; d < MB_DEVICES_MAX; d++)
+		if ((m->devices & MB_DEVICE_BIT(d)) && !mb_breaker_rejecting(&m->breakers[d]))
+			return 1;
+	return 0;
+}
+
 static void
 build_metrics(struct mb_service *s)
 {
@@ -998,6 +1022,8 @@ build_metrics(struct mb_service *s)
 				 mb_metrics_labels(l, sizeof(l), "version", MB_VERSION, "cuda",
 						   MB_HAVE_CUDA ? "yes" : "no", NULL)),
 		1);
+	if (mb_metrics_add_process(r) < 0)
+		MB_LOG(ERR, "cannot register the process_* metrics");
 	s->m_ready = mb_metrics_gauge(r, "mediabatch_ready",
 				      "1 when the service accepts work (see /readyz).", NULL);
 	s->m_draining = mb_metrics_gauge(r, "mediabatch_draining",
@@ -1058,6 +1084,14 @@ build_metrics(struct mb_service *s)
 			r, "mediabatch_batch_size", "Items per batch run on a device.",
 			mb_metrics_labels(l, sizeof(l), "model", name, NULL), batch_bounds,
 			sizeof(batch_bounds) / sizeof(batch_bounds[0]));
+		if (!s->models[i].off_by_config)
+			mb_metrics_gauge_fn(
+				r, "mediabatch_model_ready",
+				"1 while the model can run requests: enabled, loaded, not "
+				"hung, and its circuit breaker not refusing work on at least "
+				"one of its devices (docs/operating.md).",
+				mb_metrics_labels(l, sizeof(l), "model", name, NULL), model_ready,
+				&s->models[i]);
 		mb_metrics_gauge_fn(r, "mediabatch_queue_depth",
 				    "Requests accepted and waiting to be batched.",
 				    mb_metrics_labels(l, sizeof(l), "model", name, NULL),

@@ -2,11 +2,16 @@
  * metrics_test.c: exact Prometheus text, histogram buckets, label escaping, registration
  * rules, and exact totals under concurrent updates.
  */
+#include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "mb_metrics.h"
+#include "mb_procstat.h"
 #include "mb_test.h"
 
 static int64_t
@@ -177,12 +182,113 @@ test_concurrent_updates(void)
 	mb_metrics_destroy(&m);
 }
 
+static double
+dval(void *arg)
+{
+	return *(double *)arg;
+}
+
+/* The value of an unlabelled series in @p text, or NAN. */
+static double
+series_value(const char *text, const char *name)
+{
+	char key[128];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\n%s ", name);
+	p = strstr(text, key);
+	return p == NULL ? NAN : strtod(p + strlen(key), NULL);
+}
+
+static void
+test_double_series(void)
+{
+	struct mb_metrics *m;
+	double half = 1.5, nan = NAN, big = 1712345678.25;
+	char *text;
+	size_t len;
+
+	mb_metrics_create(&m);
+	CU_ASSERT_PTR_NOT_NULL(
+		mb_metrics_gauge_dfn(m, "g_seconds", "A double.", NULL, dval, &half));
+	CU_ASSERT_PTR_NOT_NULL(
+		mb_metrics_counter_dfn(m, "c_seconds_total", "", "a=\"b\"", dval, &big));
+	CU_ASSERT_PTR_NOT_NULL(mb_metrics_gauge_dfn(m, "n_value", "", NULL, dval, &nan));
+	/* a double series is still of its family's type */
+	CU_ASSERT_PTR_NULL(mb_metrics_counter(m, "g_seconds", "", NULL));
+	mb_metrics_render(m, &text, &len);
+	CU_ASSERT_STRING_EQUAL(text, "# HELP g_seconds A double.\n# TYPE g_seconds gauge\n"
+				     "g_seconds 1.5\n"
+				     "# HELP c_seconds_total \n# TYPE c_seconds_total counter\n"
+				     "c_seconds_total{a=\"b\"} 1712345678.25\n"
+				     "# HELP n_value \n# TYPE n_value gauge\nn_value NaN\n");
+	free(text);
+	mb_metrics_destroy(&m);
+}
+
+static void
+test_process_figures(void)
+{
+	struct mb_metrics *m;
+	struct mb_procstat a, b;
+	char *text;
+	size_t len;
+	int fd;
+	double now = (double)time(NULL);
+	static const char *const names[] = {
+		"process_cpu_seconds_total",
+		"process_start_time_seconds",
+		"process_resident_memory_bytes",
+		"process_virtual_memory_bytes",
+		"process_open_fds",
+		"process_max_fds",
+	};
+
+	CU_ASSERT_EQUAL_FATAL(mb_procstat_read(&a), 0);
+	CU_ASSERT(a.resident_bytes > 0);
+	CU_ASSERT(a.virtual_bytes >= a.resident_bytes);
+	CU_ASSERT(a.open_fds >= 3); /* stdin, stdout, stderr at least */
+	CU_ASSERT(a.max_fds == -1 || a.max_fds >= a.open_fds);
+	CU_ASSERT(a.cpu_seconds >= 0);
+	/* started in the last day, not in the future (a tick of rounding allowed) */
+	CU_ASSERT(a.start_time_seconds > now - 86400 && a.start_time_seconds <= now + 1);
+	/* one more descriptor is seen as one more */
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(mb_procstat_read(&b), 0);
+	CU_ASSERT_EQUAL(b.open_fds, a.open_fds + 1);
+	CU_ASSERT(b.cpu_seconds >= a.cpu_seconds);
+	CU_ASSERT(fabs(b.start_time_seconds - a.start_time_seconds) < 1e-6);
+	close(fd);
+
+	mb_metrics_create(&m);
+	CU_ASSERT_EQUAL(mb_metrics_add_process(m), 0);
+	CU_ASSERT_EQUAL(mb_metrics_add_process(m), 0); /* twice: the same series */
+	mb_metrics_render(m, &text, &len);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "# TYPE process_cpu_seconds_total counter\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "# TYPE process_start_time_seconds gauge\n"));
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		double v = series_value(text, names[i]);
+
+		CU_ASSERT(!isnan(v));
+		CU_ASSERT(v >= 0);
+	}
+	CU_ASSERT(series_value(text, "process_resident_memory_bytes") > 0);
+	CU_ASSERT(fabs(series_value(text, "process_start_time_seconds") - a.start_time_seconds) <
+		  0.01);
+	CU_ASSERT(series_value(text, "process_open_fds") >= 3);
+	free(text);
+	mb_metrics_destroy(&m);
+}
+
 static const struct mb_test_case cases[] = {
 	{"Prometheus text, exactly", test_render_exact},
 	{"histogram buckets are cumulative and inclusive", test_histogram},
 	{"names, type clashes and bounds are checked", test_registration_rules},
 	{"label values are escaped", test_labels_escaping},
 	{"4 threads: exact totals, rendering meanwhile", test_concurrent_updates},
+	{"double-valued series: shortest decimal, NaN", test_double_series},
+	{"process_* figures from /proc/self", test_process_figures},
 	{NULL, NULL},
 };
 
