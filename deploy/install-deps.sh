@@ -42,7 +42,8 @@ packages=(
 	python3-numpy    # ... and the safetensors reader they use
 	iproute2         # ip netns / veth: the live UDP test (suite dpdk)
 	gnuplot-nox      # mediabatch-perf --plot: the PNG plots (without it: data and scripts only)
-	systemd          # systemd-analyze verify: the unit file in deploy/ (test deploy/install)
+	systemd          # systemd-analyze verify: the unit files in deploy/ (test deploy/install)
+	libsystemd-dev   # libsystemd: sd_notify() of mediabatchd (Type=notify, watchdog); optional
 	prometheus       # promtool and a server: the alert rules of deploy/prometheus/ (tests/prometheus)
 )
 

@@ -10,17 +10,25 @@
  * Exit status: 0 after a clean drain; 3 if the drain was cut short (second signal or
  * timeout; every request was still answered); 2 for usage or configuration errors; 1 if
  * the service could not start (an endpoint in use, EAL failure).
+ *
+ * Under systemd (Type=notify: deploy/mediabatchd.service) it reports READY=1 once it serves,
+ * STOPPING=1 when the drain starts, a STATUS= line with the requests in flight every few
+ * seconds, and WATCHDOG=1 from the signal-wait loop when WATCHDOG_USEC asks for it.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +42,10 @@
 
 #define MB_LOG_MODULE "mediabatchd"
 #include "mb_log.h"
+
+#if MB_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #define EXIT_CONFIG 2
 #define EXIT_START 1
@@ -62,6 +74,8 @@ usage(FILE *out)
 		"      --placement POLICY   polled threads: auto, single (every stage on one\n"
 		"                           thread) or per-stage (overrides service.placement)\n"
 		"      --log-level LEVEL    error, warning, notice, info or debug\n"
+		"      --log-format FORMAT  text (the default; or MB_LOG_FORMAT) or json: one\n"
+		"                           JSON object per line\n"
 		"  -V, --version            print the version and exit\n"
 		"  -h, --help               this help\n"
 		"\n"
@@ -78,6 +92,7 @@ usage(FILE *out)
 struct flags {
 	const char *config;
 	const char *ingest, *publish, *metrics, *log_level, *placement;
+	int log_format; /* enum mb_log_format, or -1: MB_LOG_FORMAT or text */
 	long drain_timeout_ms, workers;
 	bool check;
 };
@@ -99,7 +114,17 @@ parse_long(const char *s, long lo, long hi, long *out)
 static int
 parse_flags(int argc, char **argv, struct flags *f)
 {
-	enum { O_CHECK = 256, O_INGEST, O_PUBLISH, O_METRICS, O_DRAIN, O_WORKERS, O_LOG, O_PLACE };
+	enum {
+		O_CHECK = 256,
+		O_INGEST,
+		O_PUBLISH,
+		O_METRICS,
+		O_DRAIN,
+		O_WORKERS,
+		O_LOG,
+		O_PLACE,
+		O_LOGFMT
+	};
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check", no_argument, NULL, O_CHECK},
@@ -109,6 +134,7 @@ parse_flags(int argc, char **argv, struct flags *f)
 		{"drain-timeout", required_argument, NULL, O_DRAIN},
 		{"workers", required_argument, NULL, O_WORKERS},
 		{"log-level", required_argument, NULL, O_LOG},
+		{"log-format", required_argument, NULL, O_LOGFMT},
 		{"placement", required_argument, NULL, O_PLACE},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
@@ -119,6 +145,7 @@ parse_flags(int argc, char **argv, struct flags *f)
 	memset(f, 0, sizeof(*f));
 	f->drain_timeout_ms = -1;
 	f->workers = -1;
+	f->log_format = -1;
 	while ((c = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -141,6 +168,15 @@ parse_flags(int argc, char **argv, struct flags *f)
 			break;
 		case O_PLACE:
 			f->placement = optarg;
+			break;
+		case O_LOGFMT:
+			f->log_format = mb_log_parse_format(optarg);
+			if (f->log_format < 0) {
+				fprintf(stderr,
+					"mediabatchd: --log-format: '%s' is not text or json\n",
+					optarg);
+				return -1;
+			}
 			break;
 		case O_DRAIN:
 			if (parse_long(optarg, 0, 600000, &f->drain_timeout_ms) < 0) {
@@ -406,6 +442,71 @@ trim_when_idle(struct idle_trim *t, const struct mb_service *svc, uint64_t now)
 	trim(t, "idle", rss);
 }
 
+/*
+ * systemd's notification protocol (sd_notify(3)): one datagram to $NOTIFY_SOCKET per state
+ * change; nothing when the variable is unset (not under systemd). With libsystemd it is
+ * sd_notify(); without, the same datagram sent here (the protocol is documented as stable).
+ */
+static void
+notify(const char *state)
+{
+#if MB_HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    (n = strlen(path)) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* an abstract socket */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	(void)sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
+	close(fd);
+#endif
+}
+
+/* The watchdog interval systemd asks for (WATCHDOG_USEC, for this process if WATCHDOG_PID
+ * is set), in ns; 0: no watchdog. */
+static uint64_t
+watchdog_ns(void)
+{
+#if MB_HAVE_SYSTEMD
+	uint64_t usec = 0;
+
+	return sd_watchdog_enabled(0, &usec) > 0 ? usec * 1000 : 0;
+#else
+	const char *usec = getenv("WATCHDOG_USEC"), *pid = getenv("WATCHDOG_PID");
+	long long v, p;
+
+	if (usec == NULL || sscanf(usec, "%lld", &v) != 1 || v <= 0)
+		return 0;
+	if (pid != NULL && (sscanf(pid, "%lld", &p) != 1 || p != (long long)getpid()))
+		return 0;
+	return (uint64_t)v * 1000;
+#endif
+}
+
+#define STATUS_EVERY_NS (5000 * MB_NS_PER_MS)
+
+/* STATUS=: what `systemctl status` shows under the unit's name. */
+static void
+notify_status(const char *what, const struct mb_service *svc)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "STATUS=%s: %u request(s) in flight", what,
+		 service_inflight(svc));
+	notify(msg);
+}
+
 static void
 caught(int signo)
 {
@@ -432,11 +533,14 @@ main(int argc, char **argv)
 	bool draining = false, aborted = false;
 	unsigned int stops_seen = 0, hups_seen = 0;
 	struct sigaction sa = {.sa_handler = caught, .sa_flags = SA_RESTART};
+	uint64_t wd_every_ns = watchdog_ns() / 2, wd_next = 0, status_next = 0;
 	int rc;
 
 	signal(SIGHUP, SIG_IGN); /* a reload before the handler is in place must not kill us */
 	if (parse_flags(argc, argv, &flags) < 0)
 		return EXIT_CONFIG;
+	if (flags.log_format >= 0)
+		mb_log_set_format(flags.log_format);
 	mb_config_defaults(&cfg);
 	if (flags.config != NULL && mb_config_load(&cfg, flags.config, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mediabatchd: %s\n", err);
@@ -521,6 +625,15 @@ main(int argc, char **argv)
 	service_set_ready(svc, true);
 	service_describe(svc, desc, sizeof(desc));
 	MB_LOG(NOTICE, "mediabatchd %s ready (%s): %s", MB_VERSION, cfg.source, desc);
+	notify_status("serving", svc);
+	notify("READY=1");
+	if (wd_every_ns != 0) {
+		notify("WATCHDOG=1");
+		MB_LOG(INFO, "systemd watchdog: a ping every %" PRIu64 " ms",
+		       wd_every_ns / MB_NS_PER_MS);
+	}
+	status_next = mb_env_now_ns() + STATUS_EVERY_NS;
+	wd_next = mb_env_now_ns() + wd_every_ns;
 
 	/* Wait for signals; once draining, also for the front door to finish. */
 	for (;;) {
@@ -530,6 +643,14 @@ main(int argc, char **argv)
 
 		if (trim_state.due && !draining)
 			wait_ns = TRIM_TICK_NS;
+		if (wd_every_ns != 0 && now >= wd_next) { /* this loop still turns: alive */
+			notify("WATCHDOG=1");
+			wd_next = now + wd_every_ns;
+		}
+		if (now >= status_next) {
+			notify_status(draining ? "draining" : "serving", svc);
+			status_next = now + STATUS_EVERY_NS;
+		}
 
 		/* Wake at the drain deadline itself, so --drain-timeout is kept to the ms. */
 		if (draining && !aborted)
@@ -562,6 +683,8 @@ main(int argc, char **argv)
 			       "%s: draining %u request(s) for up to %u ms; send it again to stop "
 			       "now",
 			       strsignal(sig), service_inflight(svc), cfg.drain_timeout_ms);
+			notify("STOPPING=1");
+			notify_status("draining", svc);
 			service_drain(svc);
 		} else if (sig > 0 && !aborted) {
 			aborted = true;

@@ -5,7 +5,8 @@
 # with a config file the way deploy/mediabatchd.service starts it (--check first), a whisper
 # request answered OK through the installed CLI (so the weights were found), the unit's
 # ExecReload reloads it, SIGTERM drains to exit 0. Then the unit file itself, pointed at the staged binaries, must pass
-# `systemd-analyze verify` without a single warning. Traffic: 127.0.0.1 only.
+# `systemd-analyze verify` without a single warning, and so must deploy/mediabatchd-zmq.service
+# (the unprivileged ZeroMQ-only unit). Traffic: 127.0.0.1 only.
 set -u
 
 fail() { echo "FAIL: $*"; [ -f "$tmp/daemon.log" ] && sed 's/^/  daemon: /' "$tmp/daemon.log"; exit 1; }
@@ -96,3 +97,18 @@ grep -q "$bin/mediabatchd --config $tmp/mediabatch.yaml" "$tmp/mediabatchd.servi
 verify=$(systemd-analyze verify "$tmp/mediabatchd.service" 2>&1)
 [ $? -eq 0 ] && [ -z "$verify" ] || fail "systemd-analyze verify deploy/mediabatchd.service: $verify"
 echo "deploy/mediabatchd.service: systemd-analyze verify clean"
+
+# the ZeroMQ-only unit: unprivileged, hardened, the same daemon and the same notify protocol
+sed -e "s|/usr/local/bin/|$bin/|g" -e "s|/etc/mediabatch/mediabatch.yaml|$tmp/mediabatch.yaml|g" \
+	"$src/deploy/mediabatchd-zmq.service" >"$tmp/mediabatchd-zmq.service"
+grep -q "$bin/mediabatchd --config $tmp/mediabatch.yaml" "$tmp/mediabatchd-zmq.service" ||
+	fail "the ZeroMQ unit's ExecStart is not the installed daemon with /etc/mediabatch/mediabatch.yaml"
+for k in Type=notify NotifyAccess=main DynamicUser=yes NoNewPrivileges=yes ProtectSystem=strict \
+	ProtectHome=yes PrivateTmp=yes "CapabilityBoundingSet=" \
+	"RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK"; do
+	grep -qx "$k" "$tmp/mediabatchd-zmq.service" || fail "deploy/mediabatchd-zmq.service lacks $k"
+done
+grep -q "^WatchdogSec=" "$src/deploy/mediabatchd.service" || fail "deploy/mediabatchd.service has no WatchdogSec"
+verify=$(systemd-analyze verify "$tmp/mediabatchd-zmq.service" 2>&1)
+[ $? -eq 0 ] && [ -z "$verify" ] || fail "systemd-analyze verify deploy/mediabatchd-zmq.service: $verify"
+echo "deploy/mediabatchd-zmq.service: systemd-analyze verify clean"
