@@ -1,6 +1,9 @@
 /*
  * http.c: /metrics, /healthz and /readyz over libmicrohttpd (MHD 0.9.75), hardened against
- * slow and idle clients, with optional TLS and a bearer token for /metrics (mb_http.h).
+ * slow and idle clients, with optional TLS and a bearer token for /metrics (mb_http.h); and
+ * the v2 (KServe Open Inference Protocol) metadata paths: /v2/health/{live,ready} (bodiless
+ * /healthz and /readyz) and /v2/models[/{name}[/ready]], whose JSON the daemon's models
+ * callback writes (this file only routes them and bounds the name).
  *
  * Why MHD runs on our thread, in external-epoll mode, with our own listening socket:
  * MHD's MHD_OPTION_CONNECTION_TIMEOUT is an idle timeout (each byte received resets it), so
@@ -485,6 +488,65 @@ authorized(const struct mb_http *h, struct MHD_Connection *c, bool *present)
 }
 
 static enum MHD_Result
+json(struct MHD_Connection *c, int code, const char *msg)
+{
+	return reply(c, (unsigned int)code, "application/json", (char *)msg, strlen(msg),
+		     MHD_RESPMEM_MUST_COPY, NULL);
+}
+
+/* A model's name in a path: 1..MB_HTTP_MODEL_NAME_MAX printable ASCII bytes, no '/' (MHD
+ * has percent-decoded it). */
+static bool
+model_name_ok(const char *p, size_t n)
+{
+	if (n == 0 || n > MB_HTTP_MODEL_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x21 || p[i] > 0x7e || p[i] == '/' || p[i] == '"' || p[i] == '\\')
+			return false;
+	return true;
+}
+
+/* /v2/models, /v2/models/{name} and /v2/models/{name}/ready; @p rest follows "/v2/models". */
+static enum MHD_Result
+models(struct mb_http *h, struct MHD_Connection *c, const char *rest)
+{
+	char name[MB_HTTP_MODEL_NAME_MAX + 1];
+	const char *slash;
+	bool ready = false;
+	char *body = NULL;
+	size_t n, len = 0;
+	int status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+
+	if (rest[0] == '/')
+		rest++;
+	if (rest[0] == '\0') {
+		if (h->o.models(h->o.ctx, NULL, false, &body, &len, &status) < 0)
+			return json(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				    "{\"error\": \"out of memory\"}\n");
+		return reply(c, (unsigned int)status, "application/json", body, len,
+			     MHD_RESPMEM_MUST_FREE, NULL);
+	}
+	slash = strchr(rest, '/');
+	n = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
+	if (slash != NULL && strcmp(slash, "/ready") != 0)
+		return json(c, MHD_HTTP_NOT_FOUND,
+			    "{\"error\": \"not found: the paths are /v2/models, "
+			    "/v2/models/{name} and /v2/models/{name}/ready\"}\n");
+	if (!model_name_ok(rest, n))
+		return json(c, MHD_HTTP_NOT_FOUND,
+			    "{\"error\": \"not a model name: 1 to 64 printable ASCII characters "
+			    "(see /v2/models)\"}\n");
+	memcpy(name, rest, n);
+	name[n] = '\0';
+	ready = slash != NULL;
+	if (h->o.models(h->o.ctx, name, ready, &body, &len, &status) < 0)
+		return json(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "{\"error\": \"out of memory\"}\n");
+	return reply(c, (unsigned int)status, "application/json", body, len, MHD_RESPMEM_MUST_FREE,
+		     NULL);
+}
+
+static enum MHD_Result
 handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
        const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
@@ -528,7 +590,20 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		snprintf(msg, sizeof(msg), "not ready: %s\n", why);
 		return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, msg, NULL);
 	}
-	return text(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics, /healthz or /readyz\n", NULL);
+	if (strcmp(url, "/v2/health/live") == 0) /* KServe's name for /healthz */
+		return text(c, MHD_HTTP_OK, "", NULL);
+	if (strcmp(url, "/v2/health/ready") == 0) { /* KServe's name for /readyz */
+		char why[256];
+
+		if (h->o.ready == NULL || h->o.ready(h->o.ctx, why, sizeof(why)))
+			return text(c, MHD_HTTP_OK, "", NULL);
+		return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "", NULL);
+	}
+	if (h->o.models != NULL && strncmp(url, "/v2/models", 10) == 0 &&
+	    (url[10] == '\0' || url[10] == '/'))
+		return models(h, c, url + 10);
+	return text(c, MHD_HTTP_NOT_FOUND,
+		    "not found: try /metrics, /healthz, /readyz or /v2/models\n", NULL);
 }
 
 static void

@@ -1,7 +1,10 @@
 /**
  * @file
  * The HTTP endpoint for operators: /metrics (Prometheus text), /healthz (the process is up)
- * and /readyz (it is ready for work: models loaded, sockets bound, not draining).
+ * and /readyz (it is ready for work: models loaded, sockets bound, not draining); and, after
+ * KServe's Open Inference Protocol (v2), model metadata and readiness in JSON when
+ * @c models is set: /v2/models (the list), /v2/models/{name} (its metadata) and
+ * /v2/models/{name}/ready (200 ready, 503 not, with the reason; 404 for a model not served).
  *
  * Served by libmicrohttpd on a thread of this module's own, started by mb_http_start()
  * (called from the daemon's main) and joined by mb_http_stop(). Only GET (and HEAD) on those
@@ -17,8 +20,8 @@
  *   closed) and closed at once;
  * - optional TLS (@c tls_cert and @c tls_key, PEM files read at start);
  * - optional bearer token for /metrics (@c token_file): without `Authorization: Bearer
- *   <token>` it is 401 with `WWW-Authenticate: Bearer`; /healthz and /readyz stay open for
- *   probes.
+ *   <token>` it is 401 with `WWW-Authenticate: Bearer`; /healthz, /readyz and the /v2
+ *   paths stay open (probes and balancers read them; they hold no secret and no traffic).
  * Refusals are counted in mediabatch_http_refused_total{reason=...}: "unauthorized",
  * "timeout" (closed at its deadline), "connection_limit", "per_ip_limit". Open connections
  * are the gauge mediabatch_http_connections.
@@ -35,6 +38,19 @@
 /** Fill @p why (@p len bytes) and return false when not ready. Called on the HTTP thread. */
 typedef bool (*mb_http_ready_fn)(void *ctx, char *why, size_t len);
 
+/**
+ * The /v2/models answers (see the file comment): @p name NULL for the list; else the model's
+ * metadata, or its readiness when @p ready. Set *@p body (malloc'd, JSON; the caller frees it
+ * with free()), *@p len and *@p status (200; 503 not ready; 404 no such model, the body then
+ * lists those served). Returns 0, or -ENOMEM. Called on the HTTP thread: it may read only
+ * what other threads do not change, or change atomically. @p name is borrowed for the call.
+ */
+typedef int (*mb_http_models_fn)(void *ctx, const char *name, bool ready, char **body, size_t *len,
+				 int *status);
+
+/** Longest model name in a /v2 path (the protocol's is 16). */
+#define MB_HTTP_MODEL_NAME_MAX 64
+
 /** Defaults of the limits below (a field left 0 takes these). */
 #define MB_HTTP_MAX_CONNECTIONS 512
 #define MB_HTTP_MAX_CONNECTIONS_PER_IP 32
@@ -44,7 +60,8 @@ struct mb_http_opts {
 	const char *hostport;	    /**< "127.0.0.1:7402" (see mb_config_parse_hostport()) */
 	struct mb_metrics *metrics; /**< borrowed, must outlive the endpoint */
 	mb_http_ready_fn ready;
-	void *ctx;
+	mb_http_models_fn models; /**< NULL: no /v2 paths (404) */
+	void *ctx;		  /**< for @c ready and @c models */
 	/** PEM certificate (chain) file; NULL or "" for plain HTTP. Borrowed for the call: the
 	 *  file is read by mb_http_start(). Needs @c tls_key too. */
 	const char *tls_cert;

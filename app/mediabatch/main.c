@@ -5,6 +5,8 @@
  *                        model and print each response; optionally save the tensor as .npy
  *   mediabatch subscribe print published results (all, or one tenant's, or one model's)
  *   mediabatch cancel    cancel a request sent earlier under a fixed --client-id
+ *   mediabatch models    list the models served, or one model's metadata, from the daemon's
+ *                        HTTP endpoint (/v2/models, plain HTTP over a socket)
  *
  * Top-k results (videomae's) print their classes and scores, with the class names of a
  * checkpoint's config.json (its id2label) when --labels names it or its directory.
@@ -26,6 +28,9 @@
 #include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include <jansson.h>
 
@@ -62,6 +67,7 @@ usage(FILE *out)
 		"       mediabatch subscribe [options]\n"
 		"       mediabatch cancel --client-id NAME --tenant T --id N [--endpoint EP]\n"
 		"       mediabatch keygen [--name NAME] BASE\n"
+		"       mediabatch models [--metrics-endpoint HOST:PORT] [NAME]\n"
 		"\n"
 		"send: SOURCE is one of\n"
 		"  --wav FILE               16 kHz mono 16-bit PCM WAV (anything else is refused)\n"
@@ -109,6 +115,11 @@ usage(FILE *out)
 		"side)\n"
 		"  and BASE.key_secret (keep it: mode 0600), NAME in their metadata. Never\n"
 		"  overwrites. For the service (security.server_key) and for each client.\n"
+		"\n"
+		"models: from the daemon's HTTP endpoint (--metrics-endpoint, default\n"
+		"  127.0.0.1:7402; plain HTTP), one line per model served (ready or why not,\n"
+		"  batching, media, output); with NAME, that model's metadata (JSON, as\n"
+		"  /v2/models/NAME answers it). Exit 1 when a model is not ready or not served.\n"
 		"\n"
 		"Exit status: 0 all responses OK, 1 some not OK, 3 a response did not come in "
 		"time,\n"
@@ -819,6 +830,244 @@ cmd_keygen(int argc, char **argv)
 	return 0;
 }
 
+/* ---- models ---- */
+
+#define MODELS_DEFAULT_ENDPOINT "127.0.0.1:7402"
+#define HTTP_REPLY_MAX (4u << 20)
+
+/* GET http://@p hostport@p path (HTTP/1.0, 5 s timeouts): the status, or -1 with a message
+ * in @p err; the body in *@p body (malloc'd, NUL-terminated; the caller frees it). */
+static int
+http_get(const char *hostport, const char *path, char **body, char *err, size_t err_len)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+	struct timeval tv = {.tv_sec = 5};
+	char host[256], req[512], *buf, *b;
+	const char *colon = strrchr(hostport, ':');
+	size_t got = 0;
+	int fd = -1, status = -1, rc;
+
+	*body = NULL;
+	if (colon == NULL || colon == hostport || (size_t)(colon - hostport) >= sizeof(host) ||
+	    colon[1] == '\0') {
+		snprintf(err, err_len, "--metrics-endpoint '%s' is not HOST:PORT", hostport);
+		return -1;
+	}
+	memcpy(host, hostport, (size_t)(colon - hostport));
+	host[colon - hostport] = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1]:7402 */
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	rc = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (rc != 0) {
+		snprintf(err, err_len, "%s: %s", hostport, gai_strerror(rc));
+		return -1;
+	}
+	for (struct addrinfo *a = ai; a != NULL; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd < 0) {
+		snprintf(err, err_len,
+			 "cannot connect to http://%s: %s (is mediabatchd running "
+			 "with metrics on it?)",
+			 hostport, strerror(errno));
+		return -1;
+	}
+	rc = snprintf(req, sizeof(req),
+		      "GET %s HTTP/1.0\r\nHost: %s\r\nAccept: application/json\r\n\r\n", path,
+		      hostport);
+	if (rc < 0 || (size_t)rc >= sizeof(req) || write(fd, req, (size_t)rc) != rc) {
+		snprintf(err, err_len, "http://%s%s: cannot send the request: %s", hostport, path,
+			 strerror(errno));
+		close(fd);
+		return -1;
+	}
+	buf = malloc(HTTP_REPLY_MAX + 1);
+	if (buf == NULL) {
+		close(fd);
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + got, HTTP_REPLY_MAX - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (got == HTTP_REPLY_MAX)
+			break;
+	}
+	close(fd);
+	buf[got] = '\0';
+	b = strstr(buf, "\r\n\r\n");
+	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || b == NULL) {
+		snprintf(err, err_len,
+			 "http://%s%s: no HTTP answer (%zu bytes; an https endpoint needs curl)",
+			 hostport, path, got);
+		free(buf);
+		return -1;
+	}
+	memmove(buf, b + 4, got - (size_t)(b + 4 - buf) + 1);
+	*body = buf;
+	return status;
+}
+
+/* GET @p path as JSON: the status (and *@p out) or -1 (message printed). */
+static int
+get_json(const char *hostport, const char *path, json_t **out)
+{
+	char err[512], *body;
+	json_error_t je;
+	int status = http_get(hostport, path, &body, err, sizeof(err));
+
+	*out = NULL;
+	if (status < 0) {
+		fprintf(stderr, "mediabatch: models: %s\n", err);
+		return -1;
+	}
+	*out = json_loads(body, 0, &je);
+	if (*out == NULL) {
+		fprintf(stderr,
+			"mediabatch: models: http://%s%s answered %d, not JSON (%s): is it "
+			"mediabatchd?\n",
+			hostport, path, status, je.text);
+		status = -1;
+	}
+	free(body);
+	return status;
+}
+
+static long long
+jint(json_t *o, const char *path1, const char *key)
+{
+	json_t *v = path1 != NULL ? json_object_get(json_object_get(o, path1), key)
+				  : json_object_get(o, key);
+
+	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* One line of a model's key facts from its metadata @p m. */
+static void
+print_model_line(const char *name, json_t *m)
+{
+	json_t *in = json_array_get(json_object_get(m, "inputs"), 0);
+	json_t *out = json_array_get(json_object_get(m, "outputs"), 0);
+	json_t *v, *w = json_object_get(in, "window");
+	size_t i;
+	char media[128] = "", devs[128] = "";
+	size_t off = 0;
+
+	json_array_foreach(json_object_get(in, "media"), i, v) off +=
+		(size_t)snprintf(media + off, off < sizeof(media) ? sizeof(media) - off : 0, "%s%s",
+				 i ? "," : "", json_string_value(v));
+	off = 0;
+	json_array_foreach(json_object_get(m, "devices"), i, v) off +=
+		(size_t)snprintf(devs + off, off < sizeof(devs) ? sizeof(devs) - off : 0, "%s%s",
+				 i ? "," : "", json_string_value(json_object_get(v, "name")));
+	printf("%-10s %-12s", name, json_string_value(json_object_get(m, "state")));
+	if (!json_is_true(json_object_get(m, "ready")))
+		printf(" (%s)", json_string_value(json_object_get(m, "reason")));
+	printf(" batch %lld/%lld us, queue %lld, timeout %lld ms; %s",
+	       jint(m, "batching", "max_batch"), jint(m, "batching", "max_delay_us"),
+	       jint(m, "limits", "queue_limit"), jint(m, "limits", "default_timeout_ms"),
+	       media[0] ? media : "-");
+	if (jint(in, NULL, "sample_rate") > 0)
+		printf(" %lld Hz", jint(in, NULL, "sample_rate"));
+	if (w != NULL)
+		printf(", windows of %lld %s x %lld", jint(w, NULL, "length"),
+		       json_string_value(json_object_get(w, "unit")), jint(w, NULL, "max_windows"));
+	printf(" -> %s %s; on %s, %s\n", json_string_value(json_object_get(out, "datatype")),
+	       json_string_value(json_object_get(out, "shape")), devs[0] ? devs : "no device",
+	       json_string_value(json_object_get(m, "precision")));
+}
+
+static int
+cmd_models(int argc, char **argv)
+{
+	const char *ep = MODELS_DEFAULT_ENDPOINT, *name = NULL;
+	char path[128];
+	json_t *list, *v;
+	size_t i;
+	int status, rc = 0;
+
+	for (int k = 2; k < argc; k++) {
+		if (strcmp(argv[k], "--metrics-endpoint") == 0 && k + 1 < argc)
+			ep = argv[++k];
+		else if (strncmp(argv[k], "--metrics-endpoint=", 19) == 0)
+			ep = argv[k] + 19;
+		else if (argv[k][0] != '-' && name == NULL && strlen(argv[k]) <= 64)
+			name = argv[k];
+		else {
+			fprintf(stderr,
+				"mediabatch: models: unexpected '%s' (usage: mediabatch models "
+				"[--metrics-endpoint HOST:PORT] [NAME])\n",
+				argv[k]);
+			return EXIT_USAGE;
+		}
+	}
+	if (name != NULL) {
+		snprintf(path, sizeof(path), "/v2/models/%s", name);
+		status = get_json(ep, path, &v);
+		if (status < 0)
+			return EXIT_NOT_OK;
+		if (status != 200) {
+			fprintf(stderr, "mediabatch: models: %s\n",
+				json_string_value(json_object_get(v, "error"))
+					? json_string_value(json_object_get(v, "error"))
+					: "not found");
+			json_decref(v);
+			return EXIT_NOT_OK;
+		}
+		json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("\n");
+		rc = json_is_true(json_object_get(v, "ready")) ? 0 : EXIT_NOT_OK;
+		json_decref(v);
+		return rc;
+	}
+	status = get_json(ep, "/v2/models", &list);
+	if (status < 0)
+		return EXIT_NOT_OK;
+	if (status != 200 || !json_is_array(json_object_get(list, "models"))) {
+		fprintf(stderr, "mediabatch: models: /v2/models answered %d\n", status);
+		json_decref(list);
+		return EXIT_NOT_OK;
+	}
+	json_array_foreach(json_object_get(list, "models"), i, v)
+	{
+		const char *n = json_string_value(json_object_get(v, "name"));
+		json_t *m;
+
+		if (n == NULL)
+			continue;
+		snprintf(path, sizeof(path), "/v2/models/%s", n);
+		if (get_json(ep, path, &m) != 200) {
+			printf("%-10s (no metadata)\n", n);
+			rc = EXIT_NOT_OK;
+		} else {
+			print_model_line(n, m);
+			if (!json_is_true(json_object_get(m, "ready")))
+				rc = EXIT_NOT_OK;
+		}
+		json_decref(m);
+	}
+	if (json_array_size(json_object_get(list, "models")) == 0)
+		printf("(no models)\n");
+	json_decref(list);
+	return rc;
+}
+
 /* ---- subscribe, cancel ---- */
 
 static int
@@ -1021,6 +1270,8 @@ main(int argc, char **argv)
 	cmd = argv[1];
 	if (strcmp(cmd, "keygen") == 0)
 		return cmd_keygen(argc, argv);
+	if (strcmp(cmd, "models") == 0)
+		return cmd_models(argc, argv);
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (c) {

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
@@ -1809,6 +1810,9 @@ destroy_tree(struct mb_service *s)
 
 /* ---- assembly ---- */
 
+static int models_json(void *ctx, const char *name, bool ready, char **body, size_t *len,
+		       int *status); /* /v2/models: near service_describe() */
+
 int
 service_create(const struct mb_config *cfg, struct mb_service **out, char *err, size_t err_len)
 {
@@ -2008,6 +2012,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 			.hostport = cfg->metrics,
 			.metrics = s->metrics,
 			.ready = ready,
+			.models = models_json,
 			.ctx = s,
 			.tls_cert = cfg->http_tls_cert,
 			.tls_key = cfg->http_tls_key,
@@ -2282,4 +2287,247 @@ service_describe(const struct mb_service *s, char *buf, size_t len)
 		 s->http ? (s->cfg->http_tls_cert[0] ? "https://" : "http://") : "off",
 		 s->http ? s->cfg->metrics : "", s->http ? "/metrics" : "",
 		 s->served[0] ? s->served : "(none)", devs);
+}
+
+/* ---- /v2/models: metadata and readiness (net/mb_http.h's models callback) ---- */
+
+/* What a built-in model takes and gives, as the metadata says it (mb_models.h). */
+static const struct io_facts {
+	const char *model;
+	uint32_t sample_rate; /* audio; 0: not audio */
+	double min_seconds, max_seconds;
+	const char *input_shape, *output_type, *output_shape;
+} io_facts[] = {
+	{"identity", 0, 0, 0, "any valid request", "FP32", "[1 x 1] (the payload's byte count)"},
+	{"logmel", 16000, 0.025, MB_LOGMEL_MAX_SECONDS, "[samples] mono", "FP32",
+	 "[samples/160 x 80]"},
+	{"whisper", 16000, 0.025, MB_WHISPER_MAX_SECONDS, "[samples] mono", "FP32",
+	 "[1500*windows x d] (d: the checkpoint's width)"},
+	{"clap", MB_CLAP_SAMPLE_RATE, 0.025, MB_CLAP_MAX_SECONDS, "[samples] mono", "FP32",
+	 "[1 x 512]"},
+	{"videomae", 0, 0, 0, "[16*windows x 224 x 224 x 3] RGB24 frames", "TOPK",
+	 "[k] (class, score), mean over windows"},
+};
+
+static const char *
+media_name(unsigned int m)
+{
+	switch (m) {
+	case MB_MEDIA_PCM_S16LE:
+		return "pcm_s16le";
+	case MB_MEDIA_PCM_F32LE:
+		return "pcm_f32le";
+	case MB_MEDIA_RGB24:
+		return "rgb24";
+	case MB_MEDIA_F32:
+		return "f32";
+	}
+	return NULL;
+}
+
+static const char *const join_names[] = {"none", "concat_rows", "mean_l2", "mean_softmax_topk"};
+static const char *const breaker_names[] = {"closed", "open", "half_open"};
+
+/* Whether @p m can run a request now (model_ready()'s rule), else why in @p why. Reads only
+ * what is fixed after start, the hung flag (its reason is written before it) and the breakers'
+ * atomic state: safe on the HTTP thread. */
+static bool
+model_why(const struct mb_model *m, const char **state, char *why, size_t len)
+{
+	if (!m->enabled) {
+		*state = m->off_by_config ? "disabled" : "failed";
+		snprintf(why, len, "%s", m->disabled_reason);
+		return false;
+	}
+	if (atomic_load_explicit(&m->hung, memory_order_acquire)) {
+		*state = "hung";
+		snprintf(why, len, "%s", m->hung_reason);
+		return false;
+	}
+	if (model_ready((void *)m) == 0) {
+		*state = "breaker_open";
+		snprintf(why, len,
+			 "its circuit breaker is open on every device it runs on (recent runs "
+			 "failed; it probes again after the cool-down)");
+		return false;
+	}
+	*state = "ready";
+	why[0] = '\0';
+	return true;
+}
+
+/* The model named @p name, or NULL. */
+static const struct mb_model *
+model_named(const struct mb_service *s, const char *name)
+{
+	for (uint32_t i = 0; i < s->n_models; i++)
+		if (strcmp(s->models[i].desc->name, name) == 0)
+			return &s->models[i];
+	return NULL;
+}
+
+static json_t *
+model_brief(const struct mb_model *m)
+{
+	char why[MB_PROTO_REASON_MAX];
+	const char *state;
+	bool ok = model_why(m, &state, why, sizeof(why));
+	json_t *o =
+		json_pack("{s:s, s:b, s:s}", "name", m->desc->name, "ready", ok, "state", state);
+
+	if (o != NULL && !ok)
+		json_object_set_new(o, "reason", json_string(why));
+	return o;
+}
+
+static json_t *
+model_inputs(const struct mb_model *m, const struct io_facts *f)
+{
+	json_t *in = json_object(), *media = json_array();
+
+	for (unsigned int k = 1; k < 32; k++)
+		if ((m->desc->media_mask & MB_MEDIA_MASK(k)) && media_name(k) != NULL)
+			json_array_append_new(media, json_string(media_name(k)));
+	json_object_set_new(in, "name", json_string("media"));
+	json_object_set_new(in, "media", media);
+	if (f != NULL) {
+		json_object_set_new(in, "shape", json_string(f->input_shape));
+		if (f->sample_rate != 0) {
+			json_object_set_new(in, "sample_rate", json_integer(f->sample_rate));
+			json_object_set_new(in, "channels", json_integer(1));
+			json_object_set_new(in, "min_seconds", json_real(f->min_seconds));
+		}
+	}
+	if (m->window != 0) {
+		bool audio = f != NULL && f->sample_rate != 0;
+		json_t *w = json_pack("{s:I, s:s, s:I, s:s}", "length", (json_int_t)m->window,
+				      "unit", audio ? "samples" : "frames", "max_windows",
+				      (json_int_t)m->max_windows, "join",
+				      m->join < 4 ? join_names[m->join] : "?");
+
+		if (audio) {
+			json_object_set_new(w, "seconds",
+					    json_real((double)m->window / f->sample_rate));
+			json_object_set_new(
+				in, "max_seconds",
+				json_real((double)m->window * m->max_windows / f->sample_rate));
+		}
+		if (m->join_topk != 0)
+			json_object_set_new(w, "topk", json_integer(m->join_topk));
+		json_object_set_new(in, "window", w);
+	} else if (f != NULL && f->sample_rate != 0) {
+		json_object_set_new(in, "max_seconds", json_real(f->max_seconds));
+	}
+	return json_pack("[o]", in);
+}
+
+static json_t *
+model_meta(const struct mb_service *s, const struct mb_model *m)
+{
+	const struct mb_model_config *c = mb_config_model(s->cfg, m->desc->name);
+	const struct io_facts *f = NULL;
+	json_t *o = model_brief(m), *devs = json_array();
+	char path[PATH_MAX + 64];
+	bool net = m->plugin == NULL && mb_builtin_is_net(m->desc->name), gpu = false;
+	bool own = c != NULL && c->weights[0] != '\0', weights;
+	enum mb_net_precision p = MB_NET_PRECISION_DEFAULT;
+
+	for (size_t i = 0; m->plugin == NULL && i < sizeof(io_facts) / sizeof(io_facts[0]); i++)
+		if (strcmp(io_facts[i].model, m->desc->name) == 0)
+			f = &io_facts[i];
+	json_object_set_new(o, "platform", json_string("mediabatch"));
+	json_object_set_new(o, "versions", json_pack("[s]", "1"));
+	json_object_set_new(o, "summary", json_string(m->desc->summary ? m->desc->summary : ""));
+	json_object_set_new(o, "builtin", json_boolean(m->plugin == NULL));
+	json_object_set_new(o, "inputs", model_inputs(m, f));
+	json_object_set_new(o, "outputs",
+			    json_pack("[{s:s, s:s, s:s}]", "name", "result", "datatype",
+				      f != NULL ? f->output_type : "FP32", "shape",
+				      f != NULL ? f->output_shape : "see the plugin"));
+	json_object_set_new(o, "limits",
+			    json_pack("{s:I, s:I, s:I, s:I}", "max_payload_bytes",
+				      (json_int_t)s->cfg->max_payload_bytes, "queue_limit",
+				      (json_int_t)atomic_load(&m->queue_limit),
+				      "default_timeout_ms",
+				      (json_int_t)atomic_load(&m->default_timeout_ms),
+				      "run_timeout_ms", (json_int_t)m->run_timeout_ms));
+	json_object_set_new(o, "batching",
+			    json_pack("{s:I, s:I}", "max_batch",
+				      (json_int_t)atomic_load(&m->max_batch), "max_delay_us",
+				      (json_int_t)atomic_load(&m->max_delay_us)));
+	json_object_set_new(o, "units",
+			    json_pack("{s:I, s:f, s:I}", "base_units", (json_int_t)m->base_units,
+				      "item_units_per_second", m->item_units_per_second,
+				      "item_units_window", (json_int_t)m->item_units_window));
+	for (int d = 0; d < MB_DEVICES_MAX; d++) {
+		if (!(m->devices & MB_DEVICE_BIT(d)))
+			continue;
+		gpu |= d != 0;
+		json_array_append_new(
+			devs,
+			json_pack("{s:s, s:s}", "name", s->plan[d].name, "breaker",
+				  m->breakers != NULL
+					  ? breaker_names[mb_breaker_state(&m->breakers[d]) % 3]
+					  : "none"));
+	}
+	json_object_set_new(o, "devices", devs);
+	/* the CPU runs F32 always; a network's GEMMs on CUDA read models[].precision */
+	if (net && c != NULL && c->precision >= 0)
+		p = (enum mb_net_precision)c->precision;
+	json_object_set_new(o, "precision",
+			    json_string(net && gpu ? mb_net_precision_name(p) : "f32"));
+	/* the file load_model() chose */
+	weights_path(s->cfg, m->desc->name, path, sizeof(path));
+	weights = m->plugin == NULL ? mb_builtin_has_weights(m->desc->name) || own
+				    : own || access(path, R_OK) == 0;
+	json_object_set_new(o, "weights",
+			    weights && m->desc != &m->failed_desc ? json_string(path)
+								  : json_null());
+	return o;
+}
+
+/* net/mb_http.h's mb_http_models_fn: on the HTTP thread (see model_why() for what it reads). */
+static int
+models_json(void *ctx, const char *name, bool ready, char **body, size_t *len, int *status)
+{
+	const struct mb_service *s = ctx;
+	const struct mb_model *m = NULL;
+	json_t *o = NULL, *list;
+	char why[MB_PROTO_REASON_MAX];
+	const char *state;
+
+	*status = 200;
+	if (name != NULL && (m = model_named(s, name)) == NULL) {
+		char msg[MB_HTTP_MODEL_NAME_MAX + 320];
+
+		snprintf(msg, sizeof(msg), "model '%s' is not served here; the models: %s", name,
+			 s->served[0] ? s->served : "(none)");
+		list = json_array();
+		for (uint32_t i = 0; i < s->n_models; i++)
+			json_array_append_new(list, json_string(s->models[i].desc->name));
+		o = json_pack("{s:s, s:o}", "error", msg, "models", list);
+		*status = 404;
+	} else if (m != NULL && ready) {
+		bool ok = model_why(m, &state, why, sizeof(why));
+
+		o = json_pack("{s:s, s:b, s:s}", "name", name, "ready", ok, "state", state);
+		if (o != NULL && !ok)
+			json_object_set_new(o, "reason", json_string(why));
+		*status = ok ? 200 : 503;
+	} else if (m != NULL) {
+		o = model_meta(s, m);
+	} else {
+		list = json_array();
+		for (uint32_t i = 0; i < s->n_models; i++)
+			json_array_append_new(list, model_brief(&s->models[i]));
+		o = json_pack("{s:o}", "models", list);
+	}
+	*body = o != NULL ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+						  JSON_REAL_PRECISION(10))
+			  : NULL;
+	json_decref(o);
+	if (*body == NULL)
+		return -ENOMEM;
+	*len = strlen(*body);
+	return 0;
 }
