@@ -296,8 +296,9 @@ void
 mb_admission_undo(struct mb_admission *a, struct mb_request *req)
 {
 	if (req->model >= a->n_models) {
-		MB_LOG(ERR, "undo of a request that was never admitted (model %" PRIu32 ")",
-		       req->model);
+		MB_LOG_REQ(ERR, req->hdr.request_id, req->hdr.tenant_id,
+			   "undo of a request that was never admitted (model %" PRIu32 ")",
+			   req->model);
 		abort();
 	}
 	atomic_fetch_sub_explicit(&a->models[req->model].m->queued,

@@ -41,7 +41,7 @@
 /* ---- raw structs: what the file says ---- */
 
 struct y_service {
-	char *ingest, *publish, *metrics, *log_level, *placement;
+	char *ingest, *publish, *metrics, *log_level, *log_format, *placement;
 	int64_t *drain_timeout_ms, *drain_quiet_ms, *max_inflight, *max_inflight_bytes,
 		*max_payload_bytes, *max_inflight_per_client, *max_inflight_per_tenant;
 };
@@ -172,6 +172,7 @@ static const cyaml_schema_field_t service_fields[] = {
 	STR("publish", struct y_service, publish, MB_CONFIG_ENDPOINT_MAX - 1),
 	STR("metrics", struct y_service, metrics, MB_CONFIG_ENDPOINT_MAX - 1),
 	STR("log_level", struct y_service, log_level, 16),
+	STR("log_format", struct y_service, log_format, 16),
 	STR("placement", struct y_service, placement, 16),
 	INT("drain_timeout_ms", struct y_service, drain_timeout_ms),
 	INT("drain_quiet_ms", struct y_service, drain_quiet_ms),
@@ -401,6 +402,7 @@ mb_config_defaults(struct mb_config *c)
 	c->max_inflight_bytes = 1ull << 30;
 	c->max_payload_bytes = 8u << 20;
 	c->log_level = RTE_LOG_NOTICE;
+	c->log_format = -1;
 	mb_idle_opts_init(&c->idle);
 	c->zmq_io_threads = 1;
 	c->router_sndhwm = 100000;
@@ -736,6 +738,15 @@ apply_service(struct checker *ck, const struct y_service *s, struct mb_config *c
 	set_string(ck, c, "service.publish", s->publish);
 	set_string(ck, c, "service.metrics", s->metrics);
 	set_string(ck, c, "service.log_level", s->log_level);
+	if (s->log_format != NULL && !ck->failed) {
+		int f = mb_log_parse_format(s->log_format);
+
+		if (f < 0)
+			fail(ck, "service.log_format: '%s' is not one of text, json",
+			     s->log_format);
+		else
+			c->log_format = f;
+	}
 	set_string(ck, c, "service.placement", s->placement);
 	if (int_in(ck, "service.drain_timeout_ms", s->drain_timeout_ms, 0, 600000))
 		c->drain_timeout_ms = (uint32_t)*s->drain_timeout_ms;

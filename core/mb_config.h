@@ -133,8 +133,9 @@ struct mb_config {
 	uint32_t max_inflight_per_client;
 	/** requests in flight per tenant over ZeroMQ; 0 = no limit but max_inflight */
 	uint32_t max_inflight_per_tenant;
-	int log_level; /**< rte_log level */
-	int placement; /**< enum mb_placement_policy (mb_placement.h) */
+	int log_level;	/**< rte_log level */
+	int log_format; /**< enum mb_log_format, or -1: MB_LOG_FORMAT, else text */
+	int placement;	/**< enum mb_placement_policy (mb_placement.h) */
 
 	/* idle policy of polling threads */
 	struct mb_idle_opts idle;

@@ -166,8 +166,9 @@ mb_request_put(struct mb_request_pool *p, struct mb_request *req)
 	uint32_t idx = (uint32_t)(req - p->objs);
 
 	if (idx >= p->n || !p->out[idx]) {
-		MB_LOG(ERR, "request %p returned twice or to a pool it does not belong to",
-		       (void *)req);
+		MB_LOG_REQ(ERR, req->hdr.request_id, req->hdr.tenant_id,
+			   "request %p returned twice or to a pool it does not belong to",
+			   (void *)req);
 		abort();
 	}
 	p->out[idx] = 0;

@@ -230,6 +230,7 @@ static const struct option g_longopts[] = {
 	{"plot", required_argument, NULL, OPT_PLOT},
 	{"quiet", no_argument, NULL, OPT_QUIET},
 	{"help", no_argument, NULL, OPT_HELP},
+	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
 };
 
@@ -352,6 +353,9 @@ main(int argc, char **argv)
 		case OPT_HELP:
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mediabatch-perf %s\n", MB_VERSION);
 			return 0;
 		default:
 			usage(stderr);

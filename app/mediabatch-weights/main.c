@@ -26,6 +26,7 @@
 
 #include "mb_models.h"
 #include "mb_weights.h"
+#include "mb_build_config.h"
 
 static void
 usage(FILE *f)
@@ -170,11 +171,17 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"out", required_argument, NULL, 'o'},	    {"seed", required_argument, NULL, 's'},
-		{"size", required_argument, NULL, 'z'},	    {"dtype", required_argument, NULL, 'd'},
-		{"shard-mb", required_argument, NULL, 'S'}, {"stamp", required_argument, NULL, 't'},
-		{"check", required_argument, NULL, 'c'},    {"model", required_argument, NULL, 'm'},
-		{"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
+		{"out", required_argument, NULL, 'o'},
+		{"seed", required_argument, NULL, 's'},
+		{"size", required_argument, NULL, 'z'},
+		{"dtype", required_argument, NULL, 'd'},
+		{"shard-mb", required_argument, NULL, 'S'},
+		{"stamp", required_argument, NULL, 't'},
+		{"check", required_argument, NULL, 'c'},
+		{"model", required_argument, NULL, 'm'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
 	};
 	struct gen g = {
 		.dir = "weights", .size = "tiny", .dtype = "F32", .seed = MB_WEIGHTS_DEFAULT_SEED};
@@ -229,6 +236,9 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mediabatch-weights %s\n", MB_VERSION);
 			return 0;
 		default:
 			usage(stderr);

@@ -546,6 +546,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "mediabatchd: %s\n", err);
 		return EXIT_CONFIG;
 	}
+	if (flags.log_format < 0 && cfg.log_format >= 0) /* the flag wins over the file */
+		mb_log_set_format(cfg.log_format);
 	if (apply_flags(&flags, &cfg) < 0) {
 		mb_config_fini(&cfg);
 		return EXIT_CONFIG;

@@ -11,6 +11,7 @@
 #include <rte_log.h>
 
 #include "mb_config.h"
+#include "mb_log.h"
 #include "mb_placement.h"
 #include "mb_test.h"
 
@@ -1040,6 +1041,11 @@ test_shares_http_sources(void)
 	CU_ASSERT_EQUAL(c.udp_sources[0].prefixes[1].mask, 0xffffffffu);
 	mb_config_fini(&c);
 
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "service:\n  log_format: json\n"), 0);
+	CU_ASSERT_EQUAL(c.log_format, MB_LOG_JSON);
+	mb_config_fini(&c);
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  log_format: xml\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("service.log_format: 'xml' is not one of text, json"));
 	CU_ASSERT_EQUAL(load_text(&c, "service:\n  max_inflight_per_client: 9000\n"), -EINVAL);
 	CU_ASSERT_TRUE(err_has("service.max_inflight_per_client: 9000 is above"));
 	CU_ASSERT_EQUAL(load_text(&c, "http:\n  tls_cert: /c.pem\n"), -EINVAL);
