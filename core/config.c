@@ -41,7 +41,7 @@
 /* ---- raw structs: what the file says ---- */
 
 struct y_service {
-	char *ingest, *publish, *metrics, *log_level, *log_format, *placement;
+	char *ingest, *publish, *metrics, *log_level, *log_format, *placement, *ready_when;
 	int64_t *drain_timeout_ms, *drain_quiet_ms, *max_inflight, *max_inflight_bytes,
 		*max_payload_bytes, *max_inflight_per_client, *max_inflight_per_tenant;
 };
@@ -173,6 +173,7 @@ static const cyaml_schema_field_t service_fields[] = {
 	STR("metrics", struct y_service, metrics, MB_CONFIG_ENDPOINT_MAX - 1),
 	STR("log_level", struct y_service, log_level, 16),
 	STR("log_format", struct y_service, log_format, 16),
+	STR("ready_when", struct y_service, ready_when, 32),
 	STR("placement", struct y_service, placement, 16),
 	INT("drain_timeout_ms", struct y_service, drain_timeout_ms),
 	INT("drain_quiet_ms", struct y_service, drain_quiet_ms),
@@ -746,6 +747,15 @@ apply_service(struct checker *ck, const struct y_service *s, struct mb_config *c
 			     s->log_format);
 		else
 			c->log_format = f;
+	}
+	if (s->ready_when != NULL && !ck->failed) {
+		if (strcmp(s->ready_when, "all_models") == 0)
+			c->ready_when = MB_READY_ALL;
+		else if (strcmp(s->ready_when, "any_model") == 0)
+			c->ready_when = MB_READY_ANY;
+		else
+			fail(ck, "service.ready_when: '%s' is not one of all_models, any_model",
+			     s->ready_when);
 	}
 	set_string(ck, c, "service.placement", s->placement);
 	if (int_in(ck, "service.drain_timeout_ms", s->drain_timeout_ms, 0, 600000))

@@ -135,6 +135,7 @@ struct mb_config {
 	uint32_t max_inflight_per_tenant;
 	int log_level;	/**< rte_log level */
 	int log_format; /**< enum mb_log_format, or -1: MB_LOG_FORMAT, else text */
+	int ready_when; /**< enum mb_ready_when: what /readyz needs of the models */
 	int placement;	/**< enum mb_placement_policy (mb_placement.h) */
 
 	/* idle policy of polling threads */
@@ -213,6 +214,12 @@ struct mb_config {
 	uint32_t breaker_failures;	   /**< consecutive failed batches that open it */
 	uint32_t breaker_cooldown_ms;	   /**< open this long before a probe batch */
 	uint32_t breaker_probe_timeout_ms; /**< a probe silent this long is replaced */
+};
+
+/** What /readyz needs of the models (service.ready_when). */
+enum mb_ready_when {
+	MB_READY_ALL = 0, /**< every model the configuration enables is loaded, none hung */
+	MB_READY_ANY = 1, /**< at least one is: a node that serves what it can */
 };
 
 /** When the CPU device runs batches (devices.cpu.serve). */

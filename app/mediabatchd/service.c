@@ -1713,6 +1713,8 @@ ready(void *ctx, char *why, size_t len)
 {
 	struct mb_service *s = ctx;
 
+	if (len != 0)
+		why[0] = '\0';
 	if (mb_cancel_is_cancelled(s->drain)) {
 		snprintf(why, len, "draining: the service is shutting down");
 		return false;
@@ -1721,21 +1723,39 @@ ready(void *ctx, char *why, size_t len)
 		snprintf(why, len, "starting");
 		return false;
 	}
-	/* Ready when every model the configuration serves is: one that failed (weights,
-	 * plugin, no device) answers every request UNAVAILABLE, so a balancer should send its
-	 * work elsewhere. A model off by configuration does not count. */
+	/* service.ready_when all_models (the default): ready when every model the
+	 * configuration serves is: one that failed (weights, plugin, no device) answers every
+	 * request UNAVAILABLE, so a balancer should send its work elsewhere. any_model: ready
+	 * while at least one is (each model's own readiness is /v2/models/NAME/ready). A model
+	 * off by configuration does not count either way. */
 	for (uint32_t i = 0; i < s->n_models; i++) {
 		const struct mb_model *m = &s->models[i];
+		bool hung = atomic_load_explicit(&m->hung, memory_order_acquire);
 
-		if (!m->enabled && !m->off_by_config) {
+		if (m->off_by_config)
+			continue;
+		if (s->cfg->ready_when == MB_READY_ANY) {
+			if (m->enabled && !hung)
+				return true;
+			if (why[0] == '\0')
+				snprintf(why, len, "no model is available (model %s: %s)",
+					 m->desc->name, hung ? m->hung_reason : m->disabled_reason);
+			continue;
+		}
+		if (!m->enabled) {
 			snprintf(why, len, "model %s is unavailable: %s", m->desc->name,
 				 m->disabled_reason);
 			return false;
 		}
-		if (atomic_load_explicit(&m->hung, memory_order_acquire)) {
+		if (hung) {
 			snprintf(why, len, "%s", m->hung_reason);
 			return false;
 		}
+	}
+	if (s->cfg->ready_when == MB_READY_ANY) {
+		if (why[0] == '\0')
+			snprintf(why, len, "no model is enabled");
+		return false;
 	}
 	return true;
 }

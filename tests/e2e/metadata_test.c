@@ -260,7 +260,28 @@ test_cli(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "cannot connect"));
 }
 
+/* service.ready_when any_model: /readyz 200 while one model is, though clap failed */
+static void
+test_ready_when_any(void)
+{
+	struct mb_daemon d;
+	char body[4096];
+
+	CU_ASSERT_EQUAL_FATAL(
+		mb_daemon_start(&d,
+				"service:\n  ready_when: any_model\n"
+				"models:\n"
+				"  - name: clap\n    weights: /nonexistent.safetensors\n",
+				NULL),
+		0);
+	CU_ASSERT_EQUAL(mb_http_get(d.port_http, "/readyz", body, sizeof(body)), 200);
+	CU_ASSERT_EQUAL(mb_http_get(d.port_http, "/v2/models/clap/ready", body, sizeof(body)), 503);
+	CU_ASSERT_PTR_NOT_NULL(strstr(body, "nonexistent"));
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
 static const struct mb_test_case cases[] = {
+	{"service.ready_when any_model: ready with a model down", test_ready_when_any},
 	{"/v2/models lists every model, ready or why not", test_list},
 	{"/v2/models/whisper: the config's values", test_whisper},
 	{"/ready 200 or 503 with the reason; unknown 404", test_ready},

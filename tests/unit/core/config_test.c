@@ -1044,6 +1044,11 @@ test_shares_http_sources(void)
 	CU_ASSERT_EQUAL_FATAL(load_text(&c, "service:\n  log_format: json\n"), 0);
 	CU_ASSERT_EQUAL(c.log_format, MB_LOG_JSON);
 	mb_config_fini(&c);
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "service:\n  ready_when: any_model\n"), 0);
+	CU_ASSERT_EQUAL(c.ready_when, MB_READY_ANY);
+	mb_config_fini(&c);
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  ready_when: some\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("service.ready_when: 'some' is not one of all_models, any_model"));
 	CU_ASSERT_EQUAL(load_text(&c, "service:\n  log_format: xml\n"), -EINVAL);
 	CU_ASSERT_TRUE(err_has("service.log_format: 'xml' is not one of text, json"));
 	CU_ASSERT_EQUAL(load_text(&c, "service:\n  max_inflight_per_client: 9000\n"), -EINVAL);
