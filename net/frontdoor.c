@@ -588,23 +588,12 @@ static void
 conn_add(struct mb_frontdoor *fd, struct mb_request *req, const zmq_msg_t *frame)
 {
 	int cfd = zmq_msg_get((zmq_msg_t *)frame, ZMQ_SRCFD);
+	void *t = fd->conn_inflight;
 
 	req->conn_fd = -1;
-	if (cfd < 0)
-		return;
-	if ((uint32_t)cfd >= fd->n_conn) {
-		uint32_t n = fd->n_conn ? fd->n_conn : 64;
-		uint32_t *t;
-
-		while (n <= (uint32_t)cfd)
-			n *= 2;
-		t = realloc(fd->conn_inflight, n * sizeof(*t));
-		if (t == NULL)
-			return; /* not tracked: a disconnect will not cancel it */
-		memset(t + fd->n_conn, 0, (n - fd->n_conn) * sizeof(*t));
-		fd->conn_inflight = t;
-		fd->n_conn = n;
-	}
+	if (!grow_fd_table(&t, &fd->n_conn, cfd, sizeof(*fd->conn_inflight)))
+		return; /* not tracked: a disconnect will not cancel it */
+	fd->conn_inflight = t;
 	req->conn_fd = cfd;
 	req->conn_epoch = fd->epoch;
 	fd->conn_inflight[cfd]++;
@@ -933,21 +922,11 @@ cancel_disconnected(struct mb_frontdoor *fd, int cfd, bool ambiguous)
 static void
 conn_open_add(struct mb_frontdoor *fd, int32_t cfd, int d)
 {
-	if (cfd < 0 || cfd >= (1 << 20))
-		return;
-	if ((uint32_t)cfd >= fd->n_open) {
-		uint32_t n = fd->n_open ? fd->n_open : 64;
-		int16_t *t;
+	void *t = fd->conn_open;
 
-		while (n <= (uint32_t)cfd)
-			n *= 2;
-		t = realloc(fd->conn_open, n * sizeof(*t));
-		if (t == NULL)
-			return; /* not watched: the drain relies on its quiet period alone */
-		memset(t + fd->n_open, 0, (n - fd->n_open) * sizeof(*t));
-		fd->conn_open = t;
-		fd->n_open = n;
-	}
+	if (!grow_fd_table(&t, &fd->n_open, cfd, sizeof(*fd->conn_open)))
+		return; /* not watched: the drain relies on its quiet period alone */
+	fd->conn_open = t;
 	fd->conn_open[cfd] = (int16_t)(fd->conn_open[cfd] + d);
 }
 
