@@ -25,10 +25,13 @@ packages=(
 	libjansson-dev   # jansson: the JSON header of safetensors weight files
 	libopenblas-dev  # openblas: GEMM of the CPU reference models (whisper, clap, videomae)
 	libpcap-dev      # libpcap: the dpdk tests and perf/ingest_bench write captures for net_pcap
+	libsndfile1-dev  # libsndfile: the CLI and mediabatch-perf read common audio files
+	libsoxr-dev      # libsoxr: ... and resample them to the model's rate
 	# tools the tests and benchmarks run
 	dpdk-dev         # dpdk-testpmd, dpdk-test (ring_perf_autotest): benchmark baselines
 	hwloc            # hwloc-calc / lstopo, to inspect topologies by hand
 	clang-format     # the style check (.clang-format)
+	help2man         # the man pages, generated from each program's --help
 	clang            # the fuzz build (build-fuzz/): libFuzzer targets of tests/fuzz/
 	libclang-rt-14-dev # sanitizer runtimes used by clang builds, and libFuzzer's
 	llvm-14          # llvm-profdata, llvm-cov: coverage of tests/fuzz/long-run.sh
