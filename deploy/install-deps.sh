@@ -48,7 +48,19 @@ packages=(
 	systemd          # systemd-analyze verify: the unit files in deploy/ (test deploy/install)
 	libsystemd-dev   # libsystemd: sd_notify() of mediabatchd (Type=notify, watchdog); optional
 	prometheus       # promtool and a server: the alert rules of deploy/prometheus/ (tests/prometheus)
+	debootstrap      # the container image's Debian base, made offline (deploy/container/build.sh)
+	podman           # ... built from deploy/container/Containerfile and run (test deploy/container)
+	buildah          # ... podman's build engine, also usable alone (buildah bud)
+	runc             # ... the OCI runtime where crun refuses the host's cgroups (hybrid v1+v2)
 )
+
+# node and npm: the offline validator of deploy/kubernetes/ (test deploy/kubernetes; `npm ci`
+# of its pinned packages, tests/deploy/k8s/package-lock.json). Debian 12 has nodejs 18 and
+# npm 9. A node installed from elsewhere is kept: NodeSource's nodejs bundles npm and
+# conflicts with Debian's npm package, which apt would then refuse.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	packages+=(nodejs npm)
+fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

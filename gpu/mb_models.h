@@ -13,9 +13,10 @@
  *   videomae  RGB24, 16 frames of 224 x 224 -> top-5 (class, score): VideoMAE video
  *             classification from a published checkpoint (models/videomae.c)
  *
- * whisper, clap and videomae read weights from a safetensors file (mb_weights.h; the specs
- * below list every tensor). `mediabatch-weights` generates placeholder files: their outputs
- * are deterministic and mean nothing until real weights of the same architecture are loaded.
+ * whisper, clap and videomae read weights from a safetensors file (mb_weights.h; what those
+ * files hold, tensor by tensor, is mb_layout.h's, included here). `mediabatch-weights`
+ * generates placeholder files: their outputs are deterministic and mean nothing until real
+ * weights of the same architecture are loaded.
  *
  * Threads: the descriptors are constant; see model.h for which thread calls what.
  */
@@ -24,6 +25,7 @@
 
 #include "mediabatch/model.h"
 
+#include "mb_layout.h"
 #include "mb_weights.h"
 
 #define MB_LOGMEL_MAX_SECONDS 30
@@ -43,49 +45,11 @@ extern const struct mb_model_desc mb_model_whisper;
 extern const struct mb_model_desc mb_model_clap;
 extern const struct mb_model_desc mb_model_videomae;
 
-/** The built-in models, NULL-terminated. */
+/**
+ * The built-in models, NULL-terminated. Those that read weights are in mb_layout.h's
+ * mb_builtin_with_weights[] too, in the same order.
+ */
 extern const struct mb_model_desc *const mb_builtin_models[];
-
-/** The tensors a built-in model reads from its weights file. */
-struct mb_builtin_weights {
-	const char *model;
-	const struct mb_weights_spec *specs;
-	uint32_t n;
-};
-
-/** Every built-in model that has weights, NULL-terminated. */
-extern const struct mb_builtin_weights *const mb_builtin_weights[];
-
-/** The entry for @p model, or NULL when it has no weights or is a network (below). */
-const struct mb_builtin_weights *mb_builtin_weights_of(const char *model);
-
-/**
- * Whether built-in @p model reads a weights file or checkpoint: those of
- * mb_builtin_weights[], and the networks on the shared lifecycle (whose checkpoint is a
- * directory, a file or a sharded index: mb_ckpt.h).
- */
-int mb_builtin_has_weights(const char *model);
-
-/*
- * The built-in networks that load published checkpoints (whisper, videomae): a checkpoint is
- * a directory (model.safetensors or a sharded index, and config.json), a .safetensors file or
- * an index file (mb_ckpt.h).
- */
-
-/** Whether @p model is one of them. */
-int mb_builtin_is_net(const char *model);
-
-/** Its size names, NULL-terminated ("tiny", a test size, first); NULL if not a network. */
-const char *const *mb_builtin_net_sizes(const char *model);
-
-/**
- * Write a placeholder checkpoint of @p model at @p size into directory @p dir (created;
- * replaced whole if it exists): model.safetensors (or shards of at most @p shard_bytes with
- * their index when not 0) in @p dtype ("F32", "F16", "BF16"), and config.json, in exactly
- * the published layout. Deterministic from @p seed. 0, or -errno with a message in @p err.
- */
-int mb_builtin_net_placeholder(const char *model, const char *size, const char *dir, uint64_t seed,
-			       const char *dtype, uint64_t shard_bytes, char *err, size_t err_len);
 
 /**
  * What a network's GEMMs read on a CUDA device (models[].precision): their weights are kept
@@ -124,13 +88,6 @@ int mb_builtin_net_gpu_bytes(const char *model, const void *state, uint64_t *wor
 			     uint64_t *batch_bytes, uint64_t *item_bytes);
 
 /**
- * Load the checkpoint @p path as built-in @p model on the CPU, exactly as the service
- * would, and unload it: 0 with a one-line summary in @p out (sizes, tensors, parameters),
- * or -errno with the reason in @p out.
- */
-int mb_builtin_net_check(const char *model, const char *path, char *out, size_t out_len);
-
-/**
  * How built-in @p model splits long media (core/mb_model_rt.h, batch/mb_join.h): its window
  * in samples (audio) or frames (video), how windows are joined (enum mb_join_kind) and k
  * of a top-k join. Returns 0, or -ENOENT when the model takes no windows.
@@ -139,8 +96,5 @@ int mb_builtin_windowing(const char *model, uint32_t *window, uint8_t *join, uin
 
 /** Windows per request unless the config says otherwise (models[].max_windows). */
 #define MB_DEFAULT_MAX_WINDOWS 8
-
-/** Default seed of placeholder weights (mediabatch-weights --seed). */
-#define MB_WEIGHTS_DEFAULT_SEED 20261122
 
 #endif /* MB_MODELS_H */

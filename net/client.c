@@ -5,6 +5,8 @@
  */
 #include "mediabatch/client.h"
 
+#include "client_internal.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,18 +17,31 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <time.h>
 #include <zmq.h>
+
+#define MB_SUB_MAX_PUBLISHERS 64
 
 struct mb_client {
 	void *ctx;
 	void *sock;
-	void *mon; /* CURVE: the socket's failed handshakes (a PAIR), else NULL */
+	void *mon;		/* CURVE: the socket's failed handshakes (a PAIR), else NULL */
+	struct mb_fleet *fleet; /* several daemons (fleet.c): all the rest unused */
 };
 
 struct mb_subscriber {
 	void *ctx;
 	void *sock;
 	void *mon;
+	/* a fleet's publishers: the list's items, and the addresses the SUB is connected to */
+	struct mb_fleet_source src[MB_FLEET_MAX_SOURCES];
+	int n_src;
+	bool fleet, resolving;
+	int resolve_ms;
+	struct timespec next_resolve;
+	char connected[MB_SUB_MAX_PUBLISHERS][128];
+	int connected_src[MB_SUB_MAX_PUBLISHERS]; /* the item each came from */
+	int n_connected;
 };
 
 /*
@@ -116,9 +131,8 @@ open_socket(int type, void **ctx, void **sock, char *err, size_t err_len)
 	return 0;
 }
 
-/* CURVE client options on @p sock; plaintext when @p cv or its server key is NULL. */
-static int
-set_curve(void *sock, const struct mb_client_curve *cv, char *err, size_t err_len)
+int
+mb_client_set_curve(void *sock, const struct mb_client_curve *cv, char *err, size_t err_len)
 {
 	uint8_t raw[32];
 
@@ -171,6 +185,15 @@ mb_client_connect(const struct mb_client_opts *o, struct mb_client **out, char *
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -ENOMEM;
+	if (o->fleet || (o->endpoint != NULL && strchr(o->endpoint, ',') != NULL)) {
+		rc = mb_fleet_open(o, &c->fleet, err, err_len);
+		if (rc < 0) {
+			free(c);
+			return rc;
+		}
+		*out = c;
+		return 0;
+	}
 	rc = open_socket(ZMQ_DEALER, &c->ctx, &c->sock, err, err_len);
 	if (rc < 0) {
 		free(c);
@@ -190,7 +213,7 @@ mb_client_connect(const struct mb_client_opts *o, struct mb_client **out, char *
 	}
 	if (o->sndhwm > 0)
 		zmq_setsockopt(c->sock, ZMQ_SNDHWM, &o->sndhwm, sizeof(o->sndhwm));
-	rc = set_curve(c->sock, &o->curve, err, err_len);
+	rc = mb_client_set_curve(c->sock, &o->curve, err, err_len);
 	if (rc < 0) {
 		zmq_close(c->sock);
 		zmq_ctx_term(c->ctx);
@@ -213,6 +236,12 @@ mb_client_close(struct mb_client **c)
 {
 	if (c == NULL || *c == NULL)
 		return;
+	if ((*c)->fleet != NULL) {
+		mb_fleet_close(&(*c)->fleet);
+		free(*c);
+		*c = NULL;
+		return;
+	}
 	close_watch((*c)->sock, &(*c)->mon);
 	zmq_close((*c)->sock);
 	zmq_ctx_term((*c)->ctx);
@@ -226,6 +255,8 @@ mb_client_send(struct mb_client *c, const struct mb_request_hdr *hdr, const void
 {
 	uint8_t wire[MB_PROTO_HDR_LEN];
 
+	if (c->fleet != NULL)
+		return mb_fleet_send(c->fleet, hdr, payload, len);
 	if (hdr->payload_len != len)
 		return -EINVAL;
 	mb_proto_encode_request(hdr, wire);
@@ -246,7 +277,18 @@ mb_client_cancel(struct mb_client *c, uint32_t tenant, uint64_t request_id)
 		.tenant_id = tenant,
 	};
 
+	if (c->fleet != NULL)
+		return mb_fleet_cancel(c->fleet, tenant, request_id);
 	return mb_client_send(c, &h, "", 0);
+}
+
+int
+mb_client_fleet_stats(const struct mb_client *c, struct mb_client_fleet_stats *st,
+		      struct mb_client_daemon *daemons, int max)
+{
+	if (c->fleet == NULL)
+		return -EINVAL;
+	return mb_fleet_stats(c->fleet, st, daemons, max);
 }
 
 /*
@@ -282,8 +324,8 @@ recv_frames(void *sock, void *mon, zmq_msg_t *frames, int max, int timeout_ms)
 	return n;
 }
 
-static int
-parse_response(zmq_msg_t *hdr, zmq_msg_t *payload, struct mb_client_response *out)
+int
+mb_client_parse_response(zmq_msg_t *hdr, zmq_msg_t *payload, struct mb_client_response *out)
 {
 	char reason[128];
 
@@ -304,11 +346,14 @@ int
 mb_client_recv(struct mb_client *c, struct mb_client_response *out, int timeout_ms)
 {
 	zmq_msg_t f[2];
-	int n = recv_frames(c->sock, c->mon, f, 2, timeout_ms), rc;
+	int n, rc;
 
+	if (c->fleet != NULL)
+		return mb_fleet_recv(c->fleet, out, timeout_ms);
+	n = recv_frames(c->sock, c->mon, f, 2, timeout_ms);
 	if (n < 0)
 		return n;
-	rc = n == 2 ? parse_response(&f[0], &f[1], out) : -EPROTO;
+	rc = n == 2 ? mb_client_parse_response(&f[0], &f[1], out) : -EPROTO;
 	for (int i = 0; i < n; i++)
 		zmq_msg_close(&f[i]);
 	return rc;
@@ -374,6 +419,115 @@ mb_subscriber_connect(const char *endpoint, const char *prefix, struct mb_subscr
 	return mb_subscriber_connect_curve(endpoint, prefix, NULL, out, err, err_len);
 }
 
+/* Connect to every address the fleet's items resolve to now, and leave those gone. */
+static void
+sub_resolve(struct mb_subscriber *s)
+{
+	char now[MB_SUB_MAX_PUBLISHERS][128], err[160];
+	int now_src[MB_SUB_MAX_PUBLISHERS], n = 0;
+
+	for (int i = 0; i < s->n_src; i++) {
+		char eps[MB_SUB_MAX_PUBLISHERS][128];
+		int k = mb_fleet_source_addresses(&s->src[i], eps, MB_SUB_MAX_PUBLISHERS, err,
+						  sizeof(err));
+
+		if (k < 0) { /* keep this item's addresses: a DNS hiccup is not a fleet gone */
+			for (int j = 0; j < s->n_connected && n < MB_SUB_MAX_PUBLISHERS; j++)
+				if (s->connected_src[j] == i) {
+					now_src[n] = i;
+					memcpy(now[n++], s->connected[j], 128);
+				}
+			continue;
+		}
+		for (int j = 0; j < k && n < MB_SUB_MAX_PUBLISHERS; j++) {
+			now_src[n] = i;
+			memcpy(now[n++], eps[j], 128);
+		}
+	}
+	for (int j = 0; j < s->n_connected; j++) {
+		bool keep = false;
+
+		for (int i = 0; i < n && !keep; i++)
+			keep = strcmp(s->connected[j], now[i]) == 0;
+		if (!keep)
+			zmq_disconnect(s->sock, s->connected[j]);
+	}
+	for (int i = 0; i < n; i++) {
+		bool had = false;
+
+		for (int j = 0; j < s->n_connected && !had; j++)
+			had = strcmp(s->connected[j], now[i]) == 0;
+		if (!had)
+			zmq_connect(s->sock, now[i]);
+	}
+	memcpy(s->connected, now, sizeof(now[0]) * (size_t)n);
+	memcpy(s->connected_src, now_src, sizeof(now_src[0]) * (size_t)n);
+	s->n_connected = n;
+	clock_gettime(CLOCK_MONOTONIC, &s->next_resolve);
+	s->next_resolve.tv_sec += s->resolve_ms / 1000;
+	s->next_resolve.tv_nsec += (long)(s->resolve_ms % 1000) * 1000000L;
+	if (s->next_resolve.tv_nsec >= 1000000000L) {
+		s->next_resolve.tv_sec++;
+		s->next_resolve.tv_nsec -= 1000000000L;
+	}
+}
+
+/* Milliseconds until the next resolution (0: due), or -1 when there is none. */
+static int
+sub_resolve_in(const struct mb_subscriber *s)
+{
+	struct timespec t;
+	long long ms;
+
+	if (!s->resolving || s->resolve_ms <= 0)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	ms = (long long)(s->next_resolve.tv_sec - t.tv_sec) * 1000 +
+	     (s->next_resolve.tv_nsec - t.tv_nsec) / 1000000;
+	return ms > 0 ? (int)ms : 0;
+}
+
+int
+mb_subscriber_connect_fleet(const char *endpoints, const char *prefix,
+			    const struct mb_client_curve *curve, int resolve_ms,
+			    struct mb_subscriber **out, char *err, size_t err_len)
+{
+	struct mb_subscriber *s;
+	int rc;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->fleet = true;
+	s->resolve_ms = resolve_ms == 0 ? 5000 : resolve_ms;
+	rc = mb_fleet_parse_endpoints(endpoints ? endpoints : "", s->src, &s->n_src, &s->resolving,
+				      err, err_len);
+	if (rc < 0) {
+		free(s);
+		return rc;
+	}
+	rc = open_socket(ZMQ_SUB, &s->ctx, &s->sock, err, err_len);
+	if (rc < 0) {
+		free(s);
+		return rc;
+	}
+	zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, prefix ? prefix : "", prefix ? strlen(prefix) : 0);
+	zmq_setsockopt(s->sock, ZMQ_IPV6, &(int){1}, sizeof(int)); /* IPv6 publishers too */
+	rc = mb_client_set_curve(s->sock, curve, err, err_len);
+	if (rc < 0) {
+		zmq_close(s->sock);
+		zmq_ctx_term(s->ctx);
+		free(s);
+		return rc;
+	}
+	if (curve != NULL && curve->server_key != NULL)
+		s->mon = watch_handshakes(s->ctx, s->sock);
+	sub_resolve(s);
+	*out = s;
+	return 0;
+}
+
 int
 mb_subscriber_connect_curve(const char *endpoint, const char *prefix,
 			    const struct mb_client_curve *curve, struct mb_subscriber **out,
@@ -382,6 +536,8 @@ mb_subscriber_connect_curve(const char *endpoint, const char *prefix,
 	struct mb_subscriber *s;
 	int rc;
 
+	if (endpoint != NULL && strchr(endpoint, ',') != NULL)
+		return mb_subscriber_connect_fleet(endpoint, prefix, curve, 0, out, err, err_len);
 	*out = NULL;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -392,7 +548,7 @@ mb_subscriber_connect_curve(const char *endpoint, const char *prefix,
 		return rc;
 	}
 	zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, prefix ? prefix : "", prefix ? strlen(prefix) : 0);
-	rc = set_curve(s->sock, curve, err, err_len);
+	rc = mb_client_set_curve(s->sock, curve, err, err_len);
 	if (rc < 0) {
 		zmq_close(s->sock);
 		zmq_ctx_term(s->ctx);
@@ -415,8 +571,23 @@ mb_subscriber_recv(struct mb_subscriber *s, char *topic, size_t topic_len,
 		   struct mb_client_response *out, int timeout_ms)
 {
 	zmq_msg_t f[3];
-	int n = recv_frames(s->sock, s->mon, f, 3, timeout_ms), rc = -EPROTO;
+	int n, rc = -EPROTO;
 
+	for (;;) { /* a fleet's names are resolved again while it waits */
+		int due = sub_resolve_in(s), wait = timeout_ms;
+
+		if (due == 0) {
+			sub_resolve(s);
+			due = sub_resolve_in(s);
+		}
+		if (due >= 0 && (wait < 0 || due < wait))
+			wait = due;
+		n = recv_frames(s->sock, s->mon, f, 3, wait);
+		if (n != -ETIMEDOUT || wait == timeout_ms)
+			break;
+		if (timeout_ms >= 0)
+			timeout_ms -= wait;
+	}
 	if (n < 0)
 		return n;
 	if (n == 3) {
@@ -424,7 +595,7 @@ mb_subscriber_recv(struct mb_subscriber *s, char *topic, size_t topic_len,
 
 		memcpy(topic, zmq_msg_data(&f[0]), tl);
 		topic[tl] = '\0';
-		rc = parse_response(&f[1], &f[2], out);
+		rc = mb_client_parse_response(&f[1], &f[2], out);
 	}
 	for (int i = 0; i < n; i++)
 		zmq_msg_close(&f[i]);

@@ -5,6 +5,8 @@
  * seed, as its authors recommend; uniform doubles take its top 53 bits. Exponential gaps are
  * -ln(1 - u) / rate (inverse transform; 1 - u is never 0). Normals come from Box-Muller,
  * one per call (the second value is dropped to keep the stream simple to reason about).
+ * With a replay (--media), the model is drawn as always and the request is the replay's next
+ * file for that model (mb_replay.h), so the seed still fixes the sequence of models.
  *
  * Owns nothing beyond the structs the caller passes. One thread per object.
  */
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mb_replay.h"
 #include "mediabatch/client.h"
 
 static uint64_t
@@ -291,9 +294,18 @@ mb_loadgen_init(struct mb_loadgen *lg, const struct mb_mix *mix, const struct mb
 	lg->payload_bytes = payload_bytes;
 	lg->tenant = tenant;
 	lg->timeout_ms = timeout_ms;
+	lg->replay = NULL;
+	lg->payload = NULL;
+	lg->file = -1;
 	/* a stream of its own, apart from the arrivals seeded from the same --seed */
 	mb_rng_seed(&lg->rng, seed ^ UINT64_C(0x6d65646961626174));
 	return 0;
+}
+
+void
+mb_loadgen_set_replay(struct mb_loadgen *lg, struct mb_replay *replay)
+{
+	lg->replay = replay;
 }
 
 int
@@ -302,8 +314,16 @@ mb_loadgen_next(struct mb_loadgen *lg, uint64_t id, struct mb_request_hdr *h)
 	int i = mb_mix_pick(&lg->mix, &lg->rng);
 	const struct mb_mix_entry *e = &lg->mix.e[i];
 	double s;
-	uint32_t samples;
+	uint32_t samples, file;
 
+	lg->payload = NULL;
+	lg->file = -1;
+	if (lg->replay != NULL) {
+		lg->payload = mb_replay_next(lg->replay, i, lg->tenant, id, h, &file);
+		lg->file = file;
+		h->timeout_ms = lg->timeout_ms;
+		return i;
+	}
 	switch (e->kind) {
 	case MB_KIND_AUDIO:
 		s = mb_dist_sample(&lg->seconds, &lg->rng);

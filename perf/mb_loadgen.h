@@ -114,6 +114,8 @@ int mb_mix_pick(const struct mb_mix *m, struct mb_rng *r);
 #define MB_LOADGEN_VIDEO_FRAMES 16
 #define MB_LOADGEN_VIDEO_SIDE 224
 
+struct mb_replay; /* mb_replay.h */
+
 /** The request stream: mix, lengths, fixed fields. */
 struct mb_loadgen {
 	struct mb_mix mix;
@@ -122,6 +124,12 @@ struct mb_loadgen {
 	uint32_t tenant;
 	uint32_t timeout_ms;
 	struct mb_rng rng;
+	/** --media: the files every request carries (borrowed), or NULL (generated media) */
+	struct mb_replay *replay;
+	/** after mb_loadgen_next(): the request's payload when it is a file, else NULL */
+	const void *payload;
+	/** after mb_loadgen_next(): the index of that file in replay->files, else -1 */
+	int64_t file;
 };
 
 /**
@@ -132,8 +140,15 @@ int mb_loadgen_init(struct mb_loadgen *lg, const struct mb_mix *mix, const struc
 		    uint32_t payload_bytes, uint32_t tenant, uint32_t timeout_ms, uint64_t seed);
 
 /**
+ * Make every request carry a file of @p replay (borrowed; loaded for this mix), chosen by
+ * mb_replay_next(), instead of generated media. The mix still draws the model.
+ */
+void mb_loadgen_set_replay(struct mb_loadgen *lg, struct mb_replay *replay);
+
+/**
  * Draw the next request into @p hdr (@p id as request_id); returns the mix index of its
- * model. Its payload is the first hdr->payload_len bytes of a buffer of
+ * model. Its payload is lg->payload when that is not NULL (a file of the replay, lg->file
+ * its index); otherwise the first hdr->payload_len bytes of a buffer of
  * mb_loadgen_max_payload(lg, kind) bytes for the model's media kind.
  */
 int mb_loadgen_next(struct mb_loadgen *lg, uint64_t id, struct mb_request_hdr *hdr);

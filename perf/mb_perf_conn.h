@@ -14,6 +14,11 @@
  * socket only, so the connection subscribes to "<tenant>/" there first and waits
  * settle_ms for the subscription to reach the service.
  *
+ * A fleet (an endpoint list "tcp://a:7400,tcp://b:7400", or @p fleet for a name of many
+ * addresses) goes through the client library's fleet client instead (client.h, "Fleets":
+ * credit windows, failover, exactly one answer per request), whose waits have millisecond
+ * resolution; mb_perf_conn_fleet_stats() gives its per-daemon figures.
+ *
  * Threads: a connection is used by one thread.
  */
 #ifndef MB_PERF_CONN_H
@@ -31,6 +36,7 @@ struct mb_perf_conn_opts {
 	const char *endpoint; /**< borrowed for the call; "tcp://127.0.0.1:7400", or for UDP the
 			       *   service's "IPv4:PORT" */
 	int sndhwm;	      /**< requests queued before a send says -EAGAIN (> 0) */
+	int fleet;	      /**< ZeroMQ: a fleet even for one endpoint (a name, re-resolved) */
 	/* UDP only */
 	const char *publish;   /**< the service's PUB endpoint; borrowed for the call */
 	uint32_t tenant;       /**< results are taken from topic "<tenant>/" */
@@ -63,5 +69,15 @@ int mb_perf_conn_send(struct mb_perf_conn *c, const struct mb_request_hdr *hdr,
  */
 int mb_perf_conn_recv(struct mb_perf_conn *c, struct mb_response_hdr *out, int64_t timeout_ns,
 		      char *reason, size_t reason_len);
+
+struct mb_client_fleet_stats;
+struct mb_client_daemon;
+
+/**
+ * A fleet connection's figures (client.h's mb_client_fleet_stats()): the number of daemons,
+ * or -EINVAL for a connection to one daemon.
+ */
+int mb_perf_conn_fleet_stats(const struct mb_perf_conn *c, struct mb_client_fleet_stats *st,
+			     struct mb_client_daemon *daemons, int max);
 
 #endif /* MB_PERF_CONN_H */

@@ -1,11 +1,13 @@
 /**
  * @file
- * mediabatch-perf's reports: the text summary, the JSON document (--json) and the plot
- * files (--plot: gnuplot data, scripts, and the PNGs when gnuplot is installed).
+ * mediabatch-perf's reports: the text summary, the JSON document (--json), the CSV table
+ * (--csv) and the plot files (--plot: gnuplot data, scripts, and the PNGs when gnuplot is
+ * installed).
  *
- * The text and the JSON come from the same numbers: every figure printed in the text is in
- * the JSON (milliseconds with 3 decimals in the text, full precision in the JSON). JSON
- * layout, one object:
+ * The text, the JSON and the CSV come from the same numbers: every figure printed in the
+ * text is in the JSON (milliseconds with 3 decimals in the text, full precision in the JSON:
+ * 10 significant digits), and the CSV's cells are the JSON's numbers as the JSON writes them.
+ * JSON layout, one object:
  *
  *     {"tool": "mediabatch-perf", "version", "mode": "closed"|"open"|"sweep",
  *      "config": {endpoint, transport, metrics, mix: [{model, weight}], seconds,
@@ -13,7 +15,7 @@
  *                 slo_ms, max_error_pct},
  *      "runs": [{mode, offered_rps, outstanding, window_s, sent, responses, missing,
  *                unsent, stray, proto_errors, throughput_rps, ok_rps, error_pct,
- *                max_lag_ms, slo_met,
+ *                max_lag_ms, slo_met, media_sent: null | {audio, video},
  *                latency_ms: {p50, p90, p99, p99_9, max, min, mean, count},
  *                status: {"OK": n, ...}, reasons: {"OVERLOADED": "text", ...},
  *                batch_size: {mean, max, count},
@@ -25,6 +27,11 @@
  *                models: [{model, sent, responses, ok, p50_ms, p99_ms,
  *                          stages: null | STAGES}]}],
  *      "sweep": null | {from_rps, to_rps, steps, slo_ms, best_rps, best_index},
+ *      "media": null | {dir, files, audio_files, video_files, audio_files_used,
+ *                       video_files_used, memory_bytes, audio_rates: [Hz, ...],
+ *                       list: [{name, kind: "audio"|"video", sent, bytes: [...],
+ *                               audio: format, rate, channels, seconds;
+ *                               video: frames, height, width}]},
  *      "histogram_precision": 0.0039, "plots": null | {dir, gnuplot, files: [...]}}
  *
  *     STAGES = {"queue": STAGE, "admission": STAGE, "dispatch": STAGE, "compute": STAGE,
@@ -43,6 +50,35 @@
  * mediabatch_batches_closed_total{reason} over every model. All null when /metrics did not
  * answer (metrics null) or the daemon exports no such series (older than the stages).
  *
+ * With --media, "media" describes the directory: its files by kind, those sent at least once
+ * (_used), the payload bytes held, the audio rates the mix takes, and per file (name order)
+ * how many requests carried it over the whole program (warm-ups and every step included)
+ * and its payload bytes (audio: one entry per rate of audio_rates; video: one); a run's
+ * media_sent counts its measured requests by the kind of file they carried.
+ *
+ * CSV (--csv): a header line, then one row per run (per sweep step), comma-separated, no
+ * quoting needed (no cell holds a comma). An empty cell is a JSON null (n/a). Columns:
+ *
+ *     mode, step (1-based), offered_rps, outstanding (empty in open loop), window_s,
+ *     sent, responses, missing, unsent, stray, proto_errors, throughput_rps, ok_rps,
+ *     error_pct, max_lag_ms, slo_met (1 or 0),
+ *     latency_p50_ms, latency_p90_ms, latency_p99_ms, latency_p99_9_ms, latency_max_ms,
+ *     latency_min_ms, latency_mean_ms, latency_count,
+ *     status_OK, status_BAD_REQUEST, ... (one per status, the protocol's order:
+ *     mb_status_name() of 0 .. MB_STATUS_COUNT - 1),
+ *     batch_mean, batch_max, batch_count, queue_us_mean, queue_us_p50, queue_us_p99,
+ *     compute_us_mean, compute_us_p50, compute_us_p99,
+ *     admission_wait_ms_mean, admitted_batches, units_in_use_mean, units_in_use_max,
+ *     units_capacity (empty without /metrics),
+ *     stages_sum_ms, stage_queue_ms, stage_admission_ms, stage_dispatch_ms,
+ *     stage_compute_ms, stage_egress_ms (each stage's mean_ms),
+ *     batches_closed_full, batches_closed_deadline, batches_closed_drain,
+ *     media_audio_sent, media_video_sent (empty without --media)
+ *
+ * Each cell is the JSON's value of the same run: runs[i][key], latency_ms.p50 as
+ * latency_p50_ms, status.OK as status_OK, metrics.* as the metrics columns, stages.S.mean_ms
+ * as stage_S_ms, batches_closed.* and media_sent.* as theirs.
+ *
  * Threads: called from main only.
  */
 #ifndef MB_PERF_REPORT_H
@@ -52,6 +88,7 @@
 #include <stdio.h>
 
 #include "mb_runner.h"
+#include "mediabatch/client.h"
 
 enum mb_report_mode {
 	MB_REPORT_CLOSED,
@@ -72,6 +109,11 @@ struct mb_perf_report {
 	double slo_ms, max_error_pct;
 	double sweep_from, sweep_to;
 	int sweep_steps;
+	const struct mb_replay *media; /**< --media's files, or NULL (borrowed) */
+	/** A fleet (several daemons): each one's figures at the end, or n_fleet 0 (borrowed) */
+	const struct mb_client_daemon *fleet;
+	int n_fleet;
+	const struct mb_client_fleet_stats *fleet_stats;
 	/* results, borrowed */
 	int n_runs;
 	const struct mb_run_result *runs;
@@ -94,6 +136,9 @@ void mb_report_text(const struct mb_perf_report *rep, FILE *out);
 
 /** Write the JSON document. Returns 0 or -errno. */
 int mb_report_json(const struct mb_perf_report *rep, FILE *out);
+
+/** Write the CSV table (layout above). Returns 0 or -errno. */
+int mb_report_csv(const struct mb_perf_report *rep, FILE *out);
 
 /**
  * Write the plot data and gnuplot scripts into @p dir (created if missing): latency_cdf

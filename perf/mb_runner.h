@@ -121,6 +121,9 @@ struct mb_run_result {
 	int n_models;
 	struct mb_run_model model[MB_MIX_MAX];
 
+	bool media;			    /**< --media: the requests carried files */
+	uint64_t media_sent[MB_KIND_COUNT]; /**< measured requests by the kind of their file */
+
 	/* from /metrics, when it answered */
 	bool metrics_ok;
 	double admission_wait_s;      /**< summed over batches admitted in the window + drain */
@@ -159,7 +162,9 @@ void mb_run_stages_from(struct mb_run_result *r, const char *start, const char *
  * Run once over @p c with requests from @p lg, ids from *@p next_id (advanced; keep one
  * counter per connection so a late response of an earlier run is never mistaken for one
  * of this run). @p payload[kind] is the payload of each media kind (borrowed; each at least
- * as long as the longest request of that kind). Fills @p r (initialised with
+ * as long as the longest request of that kind), unless @p lg has a replay: then each request
+ * carries its file, and the file's `sent` counter and r->media_sent count it. Fills @p r
+ * (initialised with
  * mb_run_result_init). Returns 0, -ENOMEM, -EINTR if *@p stop became true (the result is
  * then partial), or the -errno of a failed send or receive.
  */

@@ -5,15 +5,18 @@
  * modes: a closed loop (K requests outstanding), an open loop (Poisson arrivals at a rate,
  * latency from each request's intended send time), or a sweep of open-loop rates from low
  * to past saturation that reports the highest rate whose p99 meets an SLO. Requests follow
- * a weighted model mix and a distribution of audio lengths, deterministically for a seed.
- * Reports: text on stdout, --json FILE, --plot DIR (gnuplot), with the server's time per
- * stage from /metrics when it answers (--metrics). Progress goes to stderr.
+ * a weighted model mix and a distribution of audio lengths, deterministically for a seed;
+ * or, with --media DIR, carry a directory's real files (mb_replay.h), loaded once at start.
+ * Reports: text on stdout, --json FILE, --csv FILE (a row per run), --plot DIR (gnuplot),
+ * with the server's time per stage from /metrics when it answers (--metrics). Progress goes
+ * to stderr.
  *
  * Flow, like the other programs: flags, connect, run(s), report, close. Every run is
  * bounded in time (warm-up + duration + drain) and in count (--requests).
  *
  * Exit status: 0 done; 1 the service never answered (or a send/receive failed);
- * 2 usage; 130 interrupted (the partial results are still reported).
+ * 2 usage (a --media directory refused included); 130 interrupted (the partial results are
+ * still reported).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,7 +31,11 @@
 #include "mb_loadgen.h"
 #include "mb_perf_conn.h"
 #include "mb_perf_report.h"
+#include "mb_replay.h"
 #include "mb_runner.h"
+
+/* daemons of a fleet listed in the report */
+#define MB_PERF_MAX_FLEET 64
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -74,6 +81,16 @@ usage(FILE *out)
 		"  --tenant T             tenant id (default 0)\n"
 		"  --timeout-ms MS        request deadline (default 0: the model's default)\n"
 		"  --seed N               seeds arrivals and request contents (default 1)\n"
+		"  --media DIR            send DIR's files instead of generated media: audio\n"
+		"                         files (anything libsndfile reads; resampled to each\n"
+		"                         model's rate, sent whole) and raw RGB24 video named\n"
+		"                         NAME.FRAMESxHEIGHTxWIDTH.rgb. --mix still picks the\n"
+		"                         model; each takes the next file of its media in name\n"
+		"                         order: logmel, whisper, clap audio, videomae video,\n"
+		"                         identity both. Loaded once at start; not with\n"
+		"                         --seconds or --payload\n"
+		"  --media-max-mb MB      --media: most MiB of payloads held in memory, each\n"
+		"                         audio file once per rate (1..1048576, default 1024)\n"
 		"Bounds (per run, i.e. per sweep step):\n"
 		"  --duration S           measured window (0.1..3600, default 10)\n"
 		"  --warmup S             sent first, not measured (0..600, default 1)\n"
@@ -84,7 +101,12 @@ usage(FILE *out)
 		"                         beyond are counted as unsent\n"
 		"Where:\n"
 		"  --endpoint EP          service ROUTER (default tcp://127.0.0.1:7400); with\n"
-		"                         --transport udp the service's UDP IPV4:PORT\n"
+		"                         --transport udp the service's UDP IPV4:PORT; a fleet:\n"
+		"                         several, comma-separated (tcp://a:7400,tcp://b:7400),\n"
+		"                         spread with credit windows and failover; the report\n"
+		"                         gives each daemon's share\n"
+		"  --fleet                the endpoint is a fleet even if one: a name whose\n"
+		"                         addresses are the daemons, re-resolved every 5 s\n"
 		"  --transport zmq|udp    (default zmq) udp: datagrams to the daemon's DPDK port,\n"
 		"                         results from its PUB socket (--publish)\n"
 		"  --publish EP           udp: service PUB (default tcp://127.0.0.1:7401)\n"
@@ -94,14 +116,17 @@ usage(FILE *out)
 		"                         127.0.0.1:7402; 'off' to skip)\n"
 		"Output:\n"
 		"  --json FILE            write the results as JSON\n"
+		"  --csv FILE             write one CSV row per run (per sweep step) under a\n"
+		"                         header line: the figures of the JSON's runs\n"
 		"  --plot DIR             write gnuplot data, scripts and PNGs (latency CDF; for "
 		"a\n"
 		"                         sweep also throughput and p99 against offered load)\n"
 		"  --quiet                no progress line on stderr\n"
 		"  --help\n"
 		"\n"
-		"Exit status: 0 done, 1 the service never answered or a send failed, 2 usage,\n"
-		"130 interrupted (partial results are reported).\n");
+		"Exit status: 0 done, 1 the service never answered or a send failed, 2 usage\n"
+		"(or a --media directory refused), 130 interrupted (partial results are\n"
+		"reported).\n");
 }
 
 static int
@@ -198,8 +223,12 @@ enum {
 	OPT_DATAGRAM,
 	OPT_METRICS,
 	OPT_JSON,
+	OPT_CSV,
+	OPT_MEDIA,
+	OPT_MEDIA_MAX,
 	OPT_PLOT,
 	OPT_QUIET,
+	OPT_FLEET,
 	OPT_HELP,
 };
 
@@ -227,8 +256,12 @@ static const struct option g_longopts[] = {
 	{"transport", required_argument, NULL, OPT_TRANSPORT},
 	{"metrics", required_argument, NULL, OPT_METRICS},
 	{"json", required_argument, NULL, OPT_JSON},
+	{"csv", required_argument, NULL, OPT_CSV},
+	{"media", required_argument, NULL, OPT_MEDIA},
+	{"media-max-mb", required_argument, NULL, OPT_MEDIA_MAX},
 	{"plot", required_argument, NULL, OPT_PLOT},
 	{"quiet", no_argument, NULL, OPT_QUIET},
+	{"fleet", no_argument, NULL, OPT_FLEET},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -239,17 +272,22 @@ main(int argc, char **argv)
 {
 	const char *endpoint = "tcp://127.0.0.1:7400", *metrics = "127.0.0.1:7402";
 	const char *mix_spec = "identity", *seconds_spec = "fixed:1", *json_path = NULL;
-	const char *plot_dir = NULL, *transport = "zmq";
+	const char *plot_dir = NULL, *transport = "zmq", *csv_path = NULL, *media_dir = NULL;
 	double v, sweep_from = 0, sweep_to = 0, slo_ms = 10, max_err = 0.1, payload = 1024;
-	double tenant = 0, timeout_ms = 0, sweep_past = 2;
+	double tenant = 0, timeout_ms = 0, sweep_past = 2, media_max_mb = 1024;
 	int sweep_steps = 0, opt, rc = 0, status = 0;
 	bool quiet = false, have_rate = false, have_outstanding = false;
+	bool have_seconds = false, have_payload = false;
 	struct mb_run_opts ro;
 	struct mb_mix mix;
 	struct mb_dist seconds;
 	struct mb_loadgen lg;
 	struct mb_perf_conn_opts co = {.sndhwm = 100000};
+	struct mb_client_daemon fleet[MB_PERF_MAX_FLEET];
+	struct mb_client_fleet_stats fleet_stats;
+	int n_fleet;
 	struct mb_perf_conn *conn = NULL;
+	struct mb_replay *replay = NULL;
 	struct mb_run_result *runs = NULL;
 	struct mb_perf_report rep;
 	void *payloads[MB_KIND_COUNT] = {NULL};
@@ -286,9 +324,11 @@ main(int argc, char **argv)
 			break;
 		case OPT_SECONDS:
 			seconds_spec = optarg;
+			have_seconds = true;
 			break;
 		case OPT_PAYLOAD:
 			rc = num("--payload", optarg, 4, 262140, &payload);
+			have_payload = true;
 			break;
 		case OPT_TENANT:
 			rc = num("--tenant", optarg, 0, 4294967295.0, &tenant);
@@ -344,11 +384,23 @@ main(int argc, char **argv)
 		case OPT_JSON:
 			json_path = optarg;
 			break;
+		case OPT_CSV:
+			csv_path = optarg;
+			break;
+		case OPT_MEDIA:
+			media_dir = optarg;
+			break;
+		case OPT_MEDIA_MAX:
+			rc = num("--media-max-mb", optarg, 1, 1048576, &media_max_mb);
+			break;
 		case OPT_PLOT:
 			plot_dir = optarg;
 			break;
 		case OPT_QUIET:
 			quiet = true;
+			break;
+		case OPT_FLEET:
+			co.fleet = 1;
 			break;
 		case OPT_HELP:
 		case 'h':
@@ -394,12 +446,35 @@ main(int argc, char **argv)
 		fprintf(stderr, "mediabatch-perf: %s\n", err);
 		return EXIT_USAGE;
 	}
+	if (media_dir != NULL && (have_seconds || have_payload)) {
+		fprintf(stderr,
+			"mediabatch-perf: --%s does not go with --media: the files are sent "
+			"as they are\n",
+			have_seconds ? "seconds" : "payload");
+		return EXIT_USAGE;
+	}
 	mb_loadgen_init(&lg, &mix, &seconds, (uint32_t)payload, (uint32_t)tenant,
 			(uint32_t)timeout_ms, ro.seed);
+	if (media_dir != NULL) {
+		rc = mb_replay_load(media_dir, &mix, (uint64_t)media_max_mb << 20, &replay, err,
+				    sizeof(err));
+		if (rc < 0) {
+			fprintf(stderr, "mediabatch-perf: %s\n", err);
+			return rc == -ENOMEM ? EXIT_FAIL : EXIT_USAGE;
+		}
+		mb_loadgen_set_replay(&lg, replay);
+		if (!quiet)
+			fprintf(stderr,
+				"mediabatch-perf: --media %s: %u audio and %u video file(s), "
+				"%.1f MiB in memory\n",
+				media_dir, replay->n_audio, replay->n_video,
+				(double)replay->bytes / (1024.0 * 1024.0));
+	}
 	co.endpoint = endpoint;
 	rc = mb_perf_conn_open(&co, &conn, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "mediabatch-perf: %s\n", err);
+		mb_replay_destroy(&replay);
 		return rc == -ENOTSUP || rc == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
 	}
 	runs = calloc(sweep_steps > 0 ? (size_t)sweep_steps : 1, sizeof(*runs));
@@ -485,6 +560,13 @@ main(int argc, char **argv)
 	rep.sweep_steps = sweep_steps;
 	rep.runs = runs;
 	rep.n_runs = n_runs;
+	rep.media = replay;
+	n_fleet = mb_perf_conn_fleet_stats(conn, &fleet_stats, fleet, MB_PERF_MAX_FLEET);
+	if (n_fleet > 0) {
+		rep.fleet = fleet;
+		rep.n_fleet = n_fleet < MB_PERF_MAX_FLEET ? n_fleet : MB_PERF_MAX_FLEET;
+		rep.fleet_stats = &fleet_stats;
+	}
 	if (n_runs == 0)
 		goto out;
 	if (plot_dir != NULL && mb_report_plot(&rep, plot_dir) < 0) {
@@ -506,6 +588,17 @@ main(int argc, char **argv)
 			status = status ? status : EXIT_FAIL;
 		}
 	}
+	if (csv_path != NULL) {
+		FILE *f = fopen(csv_path, "w");
+		int e = f == NULL ? -errno : mb_report_csv(&rep, f);
+
+		if (f != NULL && fclose(f) != 0 && e == 0)
+			e = -errno;
+		if (e < 0) {
+			fprintf(stderr, "mediabatch-perf: --csv %s: %s\n", csv_path, strerror(-e));
+			status = status ? status : EXIT_FAIL;
+		}
+	}
 out:
 	for (int i = 0; i < n_runs; i++)
 		mb_run_result_fini(&runs[i]);
@@ -513,5 +606,6 @@ out:
 	for (int k = 0; k < MB_KIND_COUNT; k++)
 		free(payloads[k]);
 	mb_perf_conn_close(&conn);
+	mb_replay_destroy(&replay);
 	return status;
 }

@@ -35,6 +35,7 @@ struct conn_ops {
 };
 
 struct mb_perf_conn {
+	struct mb_client *fleet; /* several daemons: the client library's fleet client */
 	void *ctx, *sock;
 	int fd;
 	struct mb_udp_sender *udp; /* UDP transport: requests go here */
@@ -42,11 +43,26 @@ struct mb_perf_conn {
 };
 
 static int
+fleet_open_conn(struct mb_perf_conn *c, const struct mb_perf_conn_opts *o, char *err,
+		size_t err_len)
+{
+	struct mb_client_opts co = {
+		.endpoint = o->endpoint,
+		.fleet = true,
+		.max_outstanding = o->sndhwm > 0 ? o->sndhwm : 4096,
+	};
+
+	return mb_client_connect(&co, &c->fleet, err, err_len);
+}
+
+static int
 zmq_open_conn(struct mb_perf_conn *c, const struct mb_perf_conn_opts *o, char *err, size_t err_len)
 {
 	int linger = 100, hwm = o->sndhwm > 0 ? o->sndhwm : 1000, rcvhwm = 0;
 	size_t fd_len = sizeof(c->fd);
 
+	if (o->fleet || (o->endpoint != NULL && strchr(o->endpoint, ',') != NULL))
+		return fleet_open_conn(c, o, err, err_len);
 	c->ctx = zmq_ctx_new();
 	if (c->ctx == NULL) {
 		snprintf(err, err_len, "cannot create a ZeroMQ context");
@@ -152,6 +168,7 @@ mb_perf_conn_close(struct mb_perf_conn **c)
 {
 	if (c == NULL || *c == NULL)
 		return;
+	mb_client_close(&(*c)->fleet);
 	mb_udp_sender_close(&(*c)->udp);
 	if ((*c)->sock != NULL)
 		zmq_close((*c)->sock);
@@ -166,6 +183,8 @@ mb_perf_conn_send(struct mb_perf_conn *c, const struct mb_request_hdr *hdr, cons
 {
 	uint8_t wire[MB_PROTO_HDR_LEN];
 
+	if (c->fleet != NULL)
+		return mb_client_send(c->fleet, hdr, payload, hdr->payload_len);
 	if (c->udp != NULL) {
 		int rc = mb_udp_sender_send(c->udp, hdr, payload, hdr->payload_len);
 
@@ -237,6 +256,34 @@ read_message(struct mb_perf_conn *c, struct mb_response_hdr *out, char *reason, 
 	return frames == 2 ? rc : -EPROTO;
 }
 
+static int
+fleet_recv(struct mb_perf_conn *c, struct mb_response_hdr *out, int64_t timeout_ns, char *reason,
+	   size_t reason_len)
+{
+	struct mb_client_response r;
+	int ms = timeout_ns > 0 ? (int)((timeout_ns + 999999) / 1000000) : 0;
+	int rc = mb_client_recv(c->fleet, &r, ms);
+
+	if (rc != 0)
+		return rc == -EACCES ? -EPROTO : rc;
+	*out = r.hdr;
+	if (r.hdr.status != MB_STATUS_OK && reason_len > 0) {
+		size_t n = r.len < reason_len - 1 ? r.len : reason_len - 1;
+
+		memcpy(reason, r.data, n);
+		reason[n] = '\0';
+	}
+	mb_client_response_free(&r);
+	return 0;
+}
+
+int
+mb_perf_conn_fleet_stats(const struct mb_perf_conn *c, struct mb_client_fleet_stats *st,
+			 struct mb_client_daemon *daemons, int max)
+{
+	return c->fleet != NULL ? mb_client_fleet_stats(c->fleet, st, daemons, max) : -EINVAL;
+}
+
 int
 mb_perf_conn_recv(struct mb_perf_conn *c, struct mb_response_hdr *out, int64_t timeout_ns,
 		  char *reason, size_t reason_len)
@@ -245,6 +292,8 @@ mb_perf_conn_recv(struct mb_perf_conn *c, struct mb_response_hdr *out, int64_t t
 
 	if (reason_len > 0)
 		reason[0] = '\0';
+	if (c->fleet != NULL)
+		return fleet_recv(c, out, timeout_ns, reason, reason_len);
 	for (;;) {
 		uint32_t ev = 0;
 		size_t ev_len = sizeof(ev);

@@ -1,7 +1,8 @@
 /*
- * perf_report.c: text, JSON and plots of mediabatch-perf's results (mb_perf_report.h).
+ * perf_report.c: text, JSON, CSV and plots of mediabatch-perf's results (mb_perf_report.h).
  *
- * All three read the same struct mb_run_result values, so they cannot disagree. The JSON
+ * All four read the same struct mb_run_result values, so they cannot disagree; the CSV's
+ * numbers are written by the JSON's own number writer, digit for digit. The JSON
  * is written by hand (no JSON library in the dependency list for one writer): strings are
  * escaped per RFC 8259, non-finite numbers become null. Plots are gnuplot data files and
  * scripts (kept, so the PNGs can be remade or restyled), rendered by running gnuplot as a
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "mb_build_config.h"
+#include "mb_replay.h"
 
 #define GNUPLOT_TIMEOUT_S 30
 
@@ -83,6 +85,20 @@ text_header(const struct mb_perf_report *rep, FILE *out)
 	fprintf(out, "  endpoint %s (%s); mix", rep->endpoint, rep->transport);
 	for (int i = 0; i < rep->mix->n; i++)
 		fprintf(out, " %s:%g", rep->mix->e[i].model, rep->mix->e[i].weight);
+	if (rep->media != NULL) {
+		const struct mb_replay *m = rep->media;
+
+		fprintf(out, "; seed %" PRIu64 "\n", rep->seed);
+		fprintf(out,
+			"  media %s: %" PRIu32 " audio file(s), %" PRIu32 " sent; %" PRIu32
+			" video file(s), %" PRIu32 " sent; %.1f MiB in memory",
+			m->dir, m->n_audio, mb_replay_used(m, MB_KIND_AUDIO), m->n_video,
+			mb_replay_used(m, MB_KIND_VIDEO), (double)m->bytes / (1024.0 * 1024.0));
+		for (int k = 0; k < m->n_rates; k++)
+			fprintf(out, "%s%" PRIu32, k ? ", " : "; audio at ", m->rates[k]);
+		fprintf(out, "%s\n", m->n_rates ? " Hz" : "");
+		return;
+	}
 	fprintf(out, "; audio seconds %s; tensor payload %" PRIu32 " B; seed %" PRIu64 "\n", secs,
 		rep->payload_bytes, rep->seed);
 }
@@ -261,6 +277,11 @@ text_run(const struct mb_perf_report *rep, const struct mb_run_result *r, FILE *
 		"requests        sent %" PRIu64 ", answered %" PRIu64 ", missing %" PRIu64
 		", unsent %" PRIu64 ", errors %.3f%%\n",
 		r->sent, r->responses, r->missing, r->unsent, mb_run_error_pct(r));
+	if (r->media)
+		fprintf(out,
+			"media           sent %" PRIu64 " with an audio file, %" PRIu64
+			" with a video file\n",
+			r->media_sent[MB_KIND_AUDIO], r->media_sent[MB_KIND_VIDEO]);
 	fprintf(out,
 		"latency ms      p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f  "
 		"(histogram precision %.2f%%)\n",
@@ -309,6 +330,74 @@ text_run(const struct mb_perf_report *rep, const struct mb_run_result *r, FILE *
 			(double)mb_hist_percentile(r->model[i].latency, 99) / 1e6);
 }
 
+static uint64_t
+fleet_answered(const struct mb_perf_report *rep)
+{
+	uint64_t all = 0;
+
+	for (int i = 0; i < rep->n_fleet; i++)
+		all += rep->fleet[i].answered;
+	return all;
+}
+
+/* "fleet": each daemon's share of the answers, its window, failovers and answer time */
+static void
+text_fleet(const struct mb_perf_report *rep, FILE *out)
+{
+	uint64_t all = fleet_answered(rep);
+
+	if (rep->n_fleet == 0)
+		return;
+	fprintf(out,
+		"fleet           %d daemon(s); resent %" PRIu64 ", duplicates dropped %" PRIu64
+		", client timeouts %" PRIu64 "\n",
+		rep->n_fleet, rep->fleet_stats->resent, rep->fleet_stats->duplicates_dropped,
+		rep->fleet_stats->client_timeouts);
+	for (int i = 0; i < rep->n_fleet; i++) {
+		const struct mb_client_daemon *d = &rep->fleet[i];
+
+		fprintf(out,
+			"  %-32s %s answered %" PRIu64 " (%.1f%%), overloaded %" PRIu64
+			", failed over %" PRIu64 ", window %.0f, %.3f ms\n",
+			d->endpoint, d->up ? "up  " : "down", d->answered,
+			all ? 100.0 * (double)d->answered / (double)all : 0.0, d->overloaded,
+			d->failed_over, d->window, d->latency_ms);
+	}
+}
+
+static void json_str(FILE *out, const char *s);
+static void json_num(FILE *out, double v);
+
+static void
+json_fleet(const struct mb_perf_report *rep, FILE *out)
+{
+	if (rep->n_fleet == 0) {
+		fputs("null", out);
+		return;
+	}
+	fprintf(out,
+		"{\"resent\": %" PRIu64 ", \"duplicates_dropped\": %" PRIu64
+		", \"client_timeouts\": %" PRIu64 ", \"daemons\": [",
+		rep->fleet_stats->resent, rep->fleet_stats->duplicates_dropped,
+		rep->fleet_stats->client_timeouts);
+	for (int i = 0; i < rep->n_fleet; i++) {
+		const struct mb_client_daemon *d = &rep->fleet[i];
+
+		fprintf(out, "%s{\"endpoint\": ", i ? ", " : "");
+		json_str(out, d->endpoint);
+		fprintf(out,
+			", \"up\": %s, \"gone\": %s, \"sent\": %" PRIu64 ", \"answered\": %" PRIu64
+			", \"overloaded\": %" PRIu64 ", \"failed_over\": %" PRIu64 ", \"window\": ",
+			d->up ? "true" : "false", d->gone ? "true" : "false", d->sent, d->answered,
+			d->overloaded, d->failed_over);
+		json_num(out, d->window);
+		fprintf(out, ", \"latency_ms\": ");
+		json_num(out, d->latency_ms);
+		fputc('}', out);
+	}
+	fputs("]}", out);
+}
+
 void
 mb_report_text(const struct mb_perf_report *rep, FILE *out)
 {
@@ -355,6 +444,7 @@ mb_report_text(const struct mb_perf_report *rep, FILE *out)
 				rep->n_runs);
 		text_sweep_stages(rep, out);
 	}
+	text_fleet(rep, out);
 	if (rep->plot_dir != NULL)
 		fprintf(out, "plots           %s\n", rep->plot_note);
 }
@@ -452,8 +542,14 @@ json_run(const struct mb_perf_report *rep, int i, FILE *out)
 	kv_num(out, &f, "ok_rps", r->ok_rps);
 	kv_num(out, &f, "error_pct", mb_run_error_pct(r));
 	kv_num(out, &f, "max_lag_ms", r->max_lag_ms);
-	fprintf(out, ", \"slo_met\": %s,\n     \"latency_ms\": {",
+	fprintf(out, ", \"slo_met\": %s, \"media_sent\": ",
 		mb_report_slo_met(rep, i) ? "true" : "false");
+	if (r->media)
+		fprintf(out, "{\"audio\": %" PRIu64 ", \"video\": %" PRIu64 "}",
+			r->media_sent[MB_KIND_AUDIO], r->media_sent[MB_KIND_VIDEO]);
+	else
+		fputs("null", out);
+	fprintf(out, ",\n     \"latency_ms\": {");
 	f = true;
 	kv_num(out, &f, "p50", mb_run_latency_ms(r, 50));
 	kv_num(out, &f, "p90", mb_run_latency_ms(r, 90));
@@ -545,6 +641,59 @@ json_run(const struct mb_perf_report *rep, int i, FILE *out)
 	fprintf(out, "]}");
 }
 
+/* "media": the directory, its files and what was sent of them; null without --media */
+static void
+json_media(const struct mb_replay *m, FILE *out)
+{
+	bool f = true;
+
+	if (m == NULL) {
+		fputs("null", out);
+		return;
+	}
+	fprintf(out, "{\"dir\": ");
+	json_str(out, m->dir);
+	f = false;
+	kv_u64(out, &f, "files", m->n_files);
+	kv_u64(out, &f, "audio_files", m->n_audio);
+	kv_u64(out, &f, "video_files", m->n_video);
+	kv_u64(out, &f, "audio_files_used", mb_replay_used(m, MB_KIND_AUDIO));
+	kv_u64(out, &f, "video_files_used", mb_replay_used(m, MB_KIND_VIDEO));
+	kv_u64(out, &f, "memory_bytes", m->bytes);
+	fprintf(out, ", \"audio_rates\": [");
+	for (int k = 0; k < m->n_rates; k++)
+		fprintf(out, "%s%" PRIu32, k ? ", " : "", m->rates[k]);
+	fprintf(out, "],\n   \"list\": [");
+	for (uint32_t i = 0; i < m->n_files; i++) {
+		const struct mb_replay_file *file = &m->files[i];
+		bool audio = file->kind == MB_KIND_AUDIO;
+		int n = audio ? m->n_rates : 1;
+
+		fprintf(out, "%s{\"name\": ", i ? ",\n    " : "");
+		json_str(out, file->name);
+		fprintf(out, ", \"kind\": \"%s\"", audio ? "audio" : "video");
+		f = false;
+		kv_u64(out, &f, "sent", file->sent);
+		fprintf(out, ", \"bytes\": [");
+		for (int k = 0; k < n; k++)
+			fprintf(out, "%s%" PRIu32, k ? ", " : "", file->len[k]);
+		fprintf(out, "]");
+		if (audio) {
+			fprintf(out, ", \"format\": ");
+			json_str(out, file->format);
+			kv_u64(out, &f, "rate", file->rate);
+			kv_u64(out, &f, "channels", file->channels);
+			kv_num(out, &f, "seconds", file->seconds);
+		} else {
+			kv_u64(out, &f, "frames", file->frames);
+			kv_u64(out, &f, "height", file->height);
+			kv_u64(out, &f, "width", file->width);
+		}
+		fputc('}', out);
+	}
+	fprintf(out, "]}");
+}
+
 int
 mb_report_json(const struct mb_perf_report *rep, FILE *out)
 {
@@ -610,6 +759,10 @@ mb_report_json(const struct mb_perf_report *rep, FILE *out)
 	} else {
 		fputs("null", out);
 	}
+	fprintf(out, ",\n \"media\": ");
+	json_media(rep->media, out);
+	fprintf(out, ",\n \"fleet\": ");
+	json_fleet(rep, out);
 	fprintf(out, ",\n \"histogram_precision\": ");
 	json_num(out, MB_HIST_REL_PRECISION);
 	fprintf(out, ",\n \"plots\": ");
@@ -628,6 +781,134 @@ mb_report_json(const struct mb_perf_report *rep, FILE *out)
 		fputs("null", out);
 	}
 	fprintf(out, "\n}\n");
+	return ferror(out) ? -EIO : 0;
+}
+
+/* ---- CSV ---- */
+
+/* ",number" in the JSON's own digits, or "," alone for n/a (a JSON null) */
+static void
+csv_num(FILE *out, double v)
+{
+	fputc(',', out);
+	if (isfinite(v))
+		json_num(out, v);
+}
+
+static void
+csv_u64(FILE *out, uint64_t v)
+{
+	fprintf(out, ",%" PRIu64, v);
+}
+
+static void
+csv_empty(FILE *out, int n)
+{
+	for (int i = 0; i < n; i++)
+		fputc(',', out);
+}
+
+static void
+csv_header(FILE *out)
+{
+	fputs("mode,step,offered_rps,outstanding,window_s,sent,responses,missing,unsent,stray,"
+	      "proto_errors,throughput_rps,ok_rps,error_pct,max_lag_ms,slo_met,"
+	      "latency_p50_ms,latency_p90_ms,latency_p99_ms,latency_p99_9_ms,latency_max_ms,"
+	      "latency_min_ms,latency_mean_ms,latency_count",
+	      out);
+	for (unsigned int s = 0; s < MB_STATUS_COUNT; s++)
+		fprintf(out, ",status_%s", mb_status_name(s));
+	fputs(",batch_mean,batch_max,batch_count,queue_us_mean,queue_us_p50,queue_us_p99,"
+	      "compute_us_mean,compute_us_p50,compute_us_p99,admission_wait_ms_mean,"
+	      "admitted_batches,units_in_use_mean,units_in_use_max,units_capacity,stages_sum_ms",
+	      out);
+	for (unsigned int s = 0; s < MB_STAGE_COUNT; s++)
+		fprintf(out, ",stage_%s_ms", mb_stage_name(s));
+	for (unsigned int c = 0; c < MB_CLOSED_REASONS; c++)
+		fprintf(out, ",batches_closed_%s", mb_closed_reason_name(c));
+	fputs(",media_audio_sent,media_video_sent\n", out);
+}
+
+static void
+csv_run(const struct mb_perf_report *rep, int i, FILE *out)
+{
+	const struct mb_run_result *r = &rep->runs[i];
+
+	fprintf(out, "%s,%d", r->mode == MB_RUN_OPEN ? "open" : "closed", i + 1);
+	csv_num(out, r->offered_rps);
+	if (r->mode == MB_RUN_CLOSED)
+		csv_u64(out, r->outstanding);
+	else
+		csv_empty(out, 1);
+	csv_num(out, r->window_s);
+	csv_u64(out, r->sent);
+	csv_u64(out, r->responses);
+	csv_u64(out, r->missing);
+	csv_u64(out, r->unsent);
+	csv_u64(out, r->stray);
+	csv_u64(out, r->proto_errors);
+	csv_num(out, r->throughput_rps);
+	csv_num(out, r->ok_rps);
+	csv_num(out, mb_run_error_pct(r));
+	csv_num(out, r->max_lag_ms);
+	csv_u64(out, mb_report_slo_met(rep, i) ? 1 : 0);
+	csv_num(out, mb_run_latency_ms(r, 50));
+	csv_num(out, mb_run_latency_ms(r, 90));
+	csv_num(out, mb_run_latency_ms(r, 99));
+	csv_num(out, mb_run_latency_ms(r, 99.9));
+	csv_num(out, mb_run_latency_ms(r, 100));
+	csv_num(out, r->latency->count ? (double)r->latency->min / 1e6 : 0.0);
+	csv_num(out, mb_hist_mean(r->latency) / 1e6);
+	csv_u64(out, r->latency->count);
+	for (unsigned int s = 0; s < MB_STATUS_COUNT; s++)
+		csv_u64(out, r->status[s]);
+	csv_num(out, batch_mean(r));
+	csv_u64(out, r->batch_max);
+	csv_u64(out, r->batch_n);
+	csv_num(out, mb_hist_mean(r->queue_us));
+	csv_u64(out, mb_hist_percentile(r->queue_us, 50));
+	csv_u64(out, mb_hist_percentile(r->queue_us, 99));
+	csv_num(out, mb_hist_mean(r->compute_us));
+	csv_u64(out, mb_hist_percentile(r->compute_us, 50));
+	csv_u64(out, mb_hist_percentile(r->compute_us, 99));
+	if (r->metrics_ok) {
+		csv_num(out, r->admission_batches > 0
+				     ? 1000 * r->admission_wait_s / r->admission_batches
+				     : 0.0);
+		csv_num(out, r->admission_batches);
+		csv_num(out, r->units_mean);
+		csv_num(out, r->units_max);
+		csv_num(out, r->units_capacity);
+	} else {
+		csv_empty(out, 5);
+	}
+	if (r->metrics_ok && r->stages_ok) {
+		csv_num(out, mb_stages_sum_ms(r->stages));
+		for (unsigned int s = 0; s < MB_STAGE_COUNT; s++)
+			csv_num(out, r->stages[s].ok ? mb_stage_mean_ms(&r->stages[s]) : NAN);
+	} else {
+		csv_empty(out, 1 + MB_STAGE_COUNT);
+	}
+	if (r->metrics_ok && r->closed_ok)
+		for (unsigned int c = 0; c < MB_CLOSED_REASONS; c++)
+			csv_num(out, r->batches_closed[c]);
+	else
+		csv_empty(out, MB_CLOSED_REASONS);
+	if (r->media) {
+		csv_u64(out, r->media_sent[MB_KIND_AUDIO]);
+		csv_u64(out, r->media_sent[MB_KIND_VIDEO]);
+	} else {
+		csv_empty(out, 2);
+	}
+	fputc('\n', out);
+}
+
+int
+mb_report_csv(const struct mb_perf_report *rep, FILE *out)
+{
+	csv_header(out);
+	for (int i = 0; i < rep->n_runs; i++)
+		csv_run(rep, i, out);
 	return ferror(out) ? -EIO : 0;
 }
 

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mb_replay.h"
 #include "mb_scrape.h"
 
 #define NS 1000000000LL
@@ -463,6 +464,7 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 		return -ENOMEM;
 	run.mask = cap - 1;
 	r->mode = o->mode;
+	r->media = lg->replay != NULL;
 	r->outstanding = o->mode == MB_RUN_CLOSED ? o->outstanding : 0;
 	r->warmup_s = o->warmup_s;
 	r->duration_s = o->duration_s;
@@ -533,7 +535,9 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 			}
 			s = claim(&run, next_id);
 			model = mb_loadgen_next(lg, s->id, &hdr);
-			e = mb_perf_conn_send(c, &hdr, payload[lg->mix.e[model].kind]);
+			e = mb_perf_conn_send(c, &hdr,
+					      lg->payload != NULL ? lg->payload
+								  : payload[lg->mix.e[model].kind]);
 			if (e == -EAGAIN) {
 				blocked = true; /* send queue full: retry after taking responses */
 				break;
@@ -549,6 +553,12 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 			s->model = (int16_t)model;
 			s->measured = intended >= run.ms;
 			run.in_flight++;
+			if (lg->file >= 0) {
+				struct mb_replay_file *f = &lg->replay->files[lg->file];
+
+				f->sent++;
+				r->media_sent[f->kind] += s->measured;
+			}
 			if (s->measured) {
 				run.in_flight_measured++;
 				r->sent++;

@@ -3,7 +3,10 @@
 # README's test command):
 #
 #   style        clang-format --dry-run on every C file (.clang-format)
-#   build/       debugoptimized, warnings as errors: suites unit, e2e, dpdk, gpu, perf, faults;
+#   build/       debugoptimized, warnings as errors: suites unit, e2e, dpdk, gpu, perf, faults,
+#                fleet (five daemons in network namespaces; skips with its reason where not root),
+#                container (the image built with debootstrap and podman and its daemon asked;
+#                minutes when cold; skips with its reason where it cannot run);
 #                then e2e again with every stage on a thread of its own (MB_E2E_PLACEMENT:
 #                the harness starts each daemon with --placement; single for the others,
 #                per-stage under ThreadSanitizer)
@@ -118,7 +121,7 @@ configure build -Dwerror=true
 # The e2e suite runs under both placements of the polled stages (docs/design.md): every
 # poller on one thread (what the embedded default picks on a small machine), and one thread
 # per stage; the harness passes MB_E2E_PLACEMENT to each daemon it starts as --placement.
-MB_E2E_PLACEMENT=single run "plain" build unit e2e dpdk gpu perf faults
+MB_E2E_PLACEMENT=single run "plain" build unit e2e dpdk gpu perf faults fleet container
 MB_E2E_PLACEMENT=per-stage run "plain, placement per-stage" build e2e
 
 if [ "$quick" -eq 0 ]; then

@@ -14,6 +14,10 @@
  * seed gives the same bytes everywhere) and meaningless: random numbers in the real layout,
  * until a real checkpoint is named in the config. meson runs this at build time into
  * build/weights/, where mediabatchd looks by default.
+ *
+ * It links the layout library alone (mb_layout.h: libc, jansson, libm), nothing of the
+ * server: no models' compute, DPDK, hwloc, ZeroMQ, OpenBLAS, FFTW or CUDA
+ * (tests/deploy/weights_deps_test.sh checks it).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,9 +28,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mb_models.h"
-#include "mb_weights.h"
 #include "mb_build_config.h"
+#include "mb_layout.h"
+#include "mb_weights.h"
 
 static void
 usage(FILE *f)
@@ -55,20 +59,19 @@ usage(FILE *f)
 		"\n"
 		"Sizes:\n",
 		MB_WEIGHTS_DEFAULT_SEED);
-	for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL; d++) {
-		const char *const *sizes = mb_builtin_net_sizes((*d)->name);
+	for (const char *const *m = mb_builtin_with_weights; *m != NULL; m++) {
+		const char *const *sizes = mb_builtin_net_sizes(*m);
 
 		if (sizes == NULL)
 			continue;
-		fprintf(f, "  %-9s", (*d)->name);
+		fprintf(f, "  %-9s", *m);
 		for (; *sizes != NULL; sizes++)
 			fprintf(f, " %s", *sizes);
 		fprintf(f, "\n");
 	}
 	fprintf(f, "Models with weights:");
-	for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL; d++)
-		if (mb_builtin_has_weights((*d)->name))
-			fprintf(f, " %s", (*d)->name);
+	for (const char *const *m = mb_builtin_with_weights; *m != NULL; m++)
+		fprintf(f, " %s", *m);
 	fprintf(f, "\n");
 }
 
@@ -256,9 +259,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (optind == argc)
-		for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL; d++)
-			if (mb_builtin_has_weights((*d)->name))
-				rc |= generate(&g, (*d)->name);
+		for (const char *const *m = mb_builtin_with_weights; *m != NULL; m++)
+			rc |= generate(&g, *m);
 	for (int i = optind; i < argc; i++) {
 		int r = generate(&g, argv[i]);
 

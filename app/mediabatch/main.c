@@ -1,8 +1,8 @@
 /*
  * mediabatch: the command-line client.
  *
- *   mediabatch send      send media (a WAV file, generated audio, raw video, a tensor) to a
- *                        model and print each response; optionally save the tensor as .npy
+ *   mediabatch send      send media (an audio file, generated audio, raw video, a tensor) to
+ *                        a model and print each response; optionally save the tensor as .npy
  *   mediabatch subscribe print published results (all, or one tenant's, or one model's)
  *   mediabatch cancel    cancel a request sent earlier under a fixed --client-id
  *   mediabatch models    list the models served, or one model's metadata, from the daemon's
@@ -10,6 +10,10 @@
  *
  * Top-k results (videomae's) print their classes and scores, with the class names of a
  * checkpoint's config.json (its id2label) when --labels names it or its directory.
+ *
+ * Audio files (--audio, or --wav) are whatever libsndfile reads, mixed down to mono and
+ * resampled by libsoxr to the model's rate (app/common/mb_audio.h): --rate, else the rates of
+ * the built-in models, else the rate the daemon's model metadata gives (/v2/models/NAME).
  *
  * Built on the client library (include/mediabatch/client.h). Exit status: 0 when every
  * response was OK, 1 when some was not, 3 when a response did not come in time, 2 for
@@ -34,6 +38,7 @@
 
 #include <jansson.h>
 
+#include "mb_audio.h"
 #include "mb_build_config.h"
 #include "mediabatch/client.h"
 
@@ -70,7 +75,17 @@ usage(FILE *out)
 		"       mediabatch models [--metrics-endpoint HOST:PORT] [NAME]\n"
 		"\n"
 		"send: SOURCE is one of\n"
-		"  --wav FILE               16 kHz mono 16-bit PCM WAV (anything else is refused)\n"
+		"  --audio FILE             an audio file libsndfile reads (WAV of any PCM or\n"
+		"                           float width, FLAC, Ogg/Vorbis, Opus, AIFF, ...),\n"
+		"                           mixed down to mono, resampled (libsoxr, high quality)\n"
+		"                           to the model's rate and sent as 16-bit PCM. The rate:\n"
+		"                           --rate R; else logmel, whisper and identity 16000,\n"
+		"                           clap 48000; else the rate the daemon gives for the\n"
+		"                           model at --metrics-endpoint (/v2/models/NAME).\n"
+		"                           At most 256 MiB of PCM (or the daemon's\n"
+		"                           max_payload_bytes when asked) and 2^27 samples\n"
+		"                           per channel in the file\n"
+		"  --wav FILE               the same as --audio FILE\n"
 		"  --tone HZ | --noise      generated audio, --seconds S long (default 1) at\n"
 		"                           --rate R Hz (default 16000), 16-bit PCM\n"
 		"  --video FILE             raw RGB24 frames; give --frames F --height H --width "
@@ -78,8 +93,17 @@ usage(FILE *out)
 		"  --video-test             generated RGB24 frames (default 16 x 224 x 224)\n"
 		"  --tensor ROWSxCOLS       a generated F32 tensor\n"
 		"options:\n"
-		"  --endpoint EP            service ROUTER (default tcp://127.0.0.1:7400)\n"
+		"  --endpoint EP            service ROUTER (default tcp://127.0.0.1:7400); a "
+		"fleet:\n"
+		"                           several, comma-separated, spread with credit windows\n"
+		"                           and failover (docs/operating.md, \"Running a fleet\")\n"
+		"  --fleet                  EP is a fleet even if one: a name whose every address\n"
+		"                           is a daemon, re-resolved every 5 s (also subscribe)\n"
 		"  --model NAME             model to run (default logmel)\n"
+		"  --rate R                 sample rate of the audio sent, 1..1000000 Hz\n"
+		"  --metrics-endpoint HOST:PORT  the daemon's HTTP endpoint, asked for the\n"
+		"                           sample rate of a model that is not built in\n"
+		"                           (--audio without --rate; default 127.0.0.1:7402)\n"
 		"  --tenant T               tenant id (default 0)\n"
 		"  --id N                   first request id (default 1; then N+1, ...)\n"
 		"  --timeout-ms MS          deadline (default 0: the model's default)\n"
@@ -128,6 +152,8 @@ usage(FILE *out)
 
 /* --server-key and --key (see load_curve()): every connection of this run uses them */
 static struct mb_client_curve g_curve;
+/* --fleet: the endpoint is a fleet even if one item (a name whose addresses are daemons) */
+static bool g_fleet;
 
 /* ---- media ---- */
 
@@ -141,12 +167,6 @@ static uint32_t
 rd32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint16_t
-rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
 }
 
 static uint8_t *
@@ -171,61 +191,6 @@ read_file(const char *path, size_t *len)
 	free(buf);
 	fclose(f);
 	return NULL;
-}
-
-/* A WAV file as 16 kHz mono 16-bit PCM, or a message saying what it is instead. */
-static int
-load_wav(const char *path, struct media *m)
-{
-	size_t len, off = 12;
-	uint8_t *buf = read_file(path, &len);
-	uint16_t format = 0, channels = 0, bits = 0;
-	uint32_t rate = 0;
-	const uint8_t *data = NULL;
-	uint32_t data_len = 0;
-
-	if (buf == NULL)
-		return -1;
-	if (len < 12 || memcmp(buf, "RIFF", 4) != 0 || memcmp(buf + 8, "WAVE", 4) != 0) {
-		fprintf(stderr, "mediabatch: %s: not a WAV file (no RIFF/WAVE header)\n", path);
-		free(buf);
-		return -1;
-	}
-	while (off + 8 <= len) {
-		uint32_t size = rd32(buf + off + 4);
-		const uint8_t *body = buf + off + 8;
-
-		if (size > len - off - 8)
-			size = (uint32_t)(len - off - 8); /* a truncated last chunk */
-		if (memcmp(buf + off, "fmt ", 4) == 0 && size >= 16) {
-			format = rd16(body);
-			channels = rd16(body + 2);
-			rate = rd32(body + 4);
-			bits = rd16(body + 14);
-			if (format == 0xFFFE && size >= 26) /* WAVE_FORMAT_EXTENSIBLE */
-				format = rd16(body + 24);
-		} else if (memcmp(buf + off, "data", 4) == 0) {
-			data = body;
-			data_len = size;
-		}
-		off += 8 + size + (size & 1);
-	}
-	if (format != 1 || channels != 1 || rate != 16000 || bits != 16 || data == NULL) {
-		fprintf(stderr,
-			"mediabatch: %s: %s%u Hz, %u channel(s), %u-bit, format %u; send 16 kHz "
-			"mono "
-			"16-bit PCM (convert with: sox %s -r 16000 -c 1 -b 16 out.wav)\n",
-			path, data == NULL ? "no data chunk; " : "", rate, channels, bits, format,
-			path);
-		free(buf);
-		return -1;
-	}
-	m->bytes = malloc(data_len ? data_len : 1);
-	memcpy(m->bytes, data, data_len & ~1u);
-	m->len = data_len & ~1u;
-	free(buf);
-	mb_client_audio_hdr(&m->hdr, "", 0, 0, MB_MEDIA_PCM_S16LE, 16000, m->len);
-	return 0;
 }
 
 static int
@@ -496,11 +461,34 @@ cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A fleet's spread, on stderr: each daemon's answers and what was moved between them. */
+static void
+print_fleet(const struct mb_client *c, bool quiet)
+{
+	struct mb_client_daemon d[16];
+	struct mb_client_fleet_stats st;
+	int n = mb_client_fleet_stats(c, &st, d, 16);
+
+	if (n <= 0 || quiet)
+		return;
+	fprintf(stderr,
+		"mediabatch: fleet of %d daemon(s); resent %llu, duplicates dropped %llu, "
+		"client timeouts %llu\n",
+		n, (unsigned long long)st.resent, (unsigned long long)st.duplicates_dropped,
+		(unsigned long long)st.client_timeouts);
+	for (int i = 0; i < n && i < 16; i++)
+		fprintf(stderr, "  %s: %s, answered %llu, failed over %llu\n", d[i].endpoint,
+			d[i].up ? "up" : "down", (unsigned long long)d[i].answered,
+			(unsigned long long)d[i].failed_over);
+}
+
 static int
 cmd_send(struct send_opts *o, struct media *m)
 {
-	struct mb_client_opts co = {
-		.endpoint = o->endpoint, .client_id = o->client_id, .curve = g_curve};
+	struct mb_client_opts co = {.endpoint = o->endpoint,
+				    .client_id = o->client_id,
+				    .curve = g_curve,
+				    .fleet = g_fleet};
 	struct mb_client *c;
 	char err[256];
 	double *sent_at = calloc((size_t)o->count, sizeof(double));
@@ -641,6 +629,7 @@ cmd_send(struct send_opts *o, struct media *m)
 		printf("\n");
 		free(sorted);
 	}
+	print_fleet(c, o->quiet);
 	mb_client_close(&c);
 	free(sent_at);
 	free(lat);
@@ -1068,6 +1057,145 @@ cmd_models(int argc, char **argv)
 	return rc;
 }
 
+/* ---- audio files (--audio, --wav) ---- */
+
+/* The built-in models' sample rates (gpu/models: mel.c's MB_MEL_SAMPLE_RATE for logmel and
+ * whisper, clap.c's MB_CLAP_SAMPLE_RATE); identity takes any rate and gets --tone's default. */
+static const struct {
+	const char *model;
+	uint32_t rate;
+} g_model_rates[] = {
+	{"logmel", 16000},
+	{"whisper", 16000},
+	{"clap", 48000},
+	{"identity", 16000},
+};
+
+/* "16 kHz", "22.05 kHz" */
+static const char *
+khz(uint32_t rate, char *buf, size_t len)
+{
+	snprintf(buf, len, "%g kHz", rate / 1000.0);
+	return buf;
+}
+
+/*
+ * The rate to send @p model audio at, and the largest payload known for it: --rate (@p
+ * rate_flag > 0), a built-in model's rate, else the sample_rate of the daemon's metadata for
+ * the model (GET http://@p http/v2/models/@p model, whose limits.max_payload_bytes then
+ * bounds the payload too). @p whence says which. 0, or -1 after saying why.
+ */
+static int
+audio_target(const char *model, long rate_flag, const char *http, uint32_t *rate,
+	     uint64_t *max_bytes, char *whence, size_t wlen)
+{
+	char path[128], err[512], media[128] = "";
+	char *body = NULL;
+	json_t *m, *in, *v;
+	json_error_t je;
+	long long sr, limit;
+	size_t i, off = 0;
+	int status;
+
+	*max_bytes = MB_AUDIO_MAX_BYTES;
+	if (rate_flag > 0) {
+		*rate = (uint32_t)rate_flag;
+		snprintf(whence, wlen, "--rate");
+		return 0;
+	}
+	for (size_t k = 0; k < sizeof(g_model_rates) / sizeof(g_model_rates[0]); k++)
+		if (strcmp(g_model_rates[k].model, model) == 0) {
+			*rate = g_model_rates[k].rate;
+			snprintf(whence, wlen, "%s's rate", model);
+			return 0;
+		}
+	if (strspn(model, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+	    strlen(model)) {
+		fprintf(stderr,
+			"mediabatch: --audio: model '%s' is not built in and its name cannot be "
+			"asked for over HTTP: pass --rate R (the sample rate it takes)\n",
+			model);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/v2/models/%s", model);
+	status = http_get(http, path, &body, err, sizeof(err));
+	if (status < 0) {
+		fprintf(stderr,
+			"mediabatch: --audio: model '%s' is not built in, and its sample rate "
+			"could not be asked of the daemon: %s. Pass --rate R (the rate %s takes), "
+			"or --metrics-endpoint HOST:PORT of the daemon\n",
+			model, err, model);
+		return -1;
+	}
+	m = json_loads(body, 0, &je);
+	free(body);
+	if (status != 200 || !json_is_object(m)) {
+		v = json_object_get(m, "error");
+		fprintf(stderr,
+			"mediabatch: --audio: model '%s' is not built in, and http://%s%s answered "
+			"%d (%s). Pass --rate R (the rate %s takes)\n",
+			model, http, path, status,
+			json_is_string(v) ? json_string_value(v) : "no model metadata", model);
+		json_decref(m);
+		return -1;
+	}
+	in = json_array_get(json_object_get(m, "inputs"), 0);
+	sr = jint(in, NULL, "sample_rate");
+	if (sr <= 0 || sr > MB_AUDIO_MAX_RATE) {
+		json_array_foreach(json_object_get(in, "media"), i, v) off += (size_t)snprintf(
+			media + off, off < sizeof(media) ? sizeof(media) - off : 0, "%s%s",
+			i ? "," : "", json_string_value(v) ? json_string_value(v) : "?");
+		fprintf(stderr,
+			"mediabatch: --audio: the metadata of model '%s' (http://%s%s) gives no "
+			"sample rate (media: %s). Pass --rate R (the rate %s takes)\n",
+			model, http, path, media[0] ? media : "none listed", model);
+		json_decref(m);
+		return -1;
+	}
+	limit = jint(m, "limits", "max_payload_bytes");
+	if (limit > 0 && (uint64_t)limit < *max_bytes)
+		*max_bytes = (uint64_t)limit;
+	*rate = (uint32_t)sr;
+	snprintf(whence, wlen, "%s's rate, from http://%s%s", model, http, path);
+	json_decref(m);
+	return 0;
+}
+
+/*
+ * --audio FILE: read @p path with libsndfile, mix it down and resample it to @p model's rate
+ * (audio_target()) as 16-bit PCM in @p m. Says what it does on stderr unless @p quiet.
+ * 0, or -1 after saying what is wrong.
+ */
+static int
+load_audio(const char *path, const char *model, long rate_flag, const char *http, bool quiet,
+	   struct media *m)
+{
+	struct mb_audio_info info;
+	char err[1024], whence[256], k[32];
+	uint64_t max_bytes;
+	uint32_t rate;
+
+	if (mb_audio_probe(path, &info, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatch: %s\n", err);
+		return -1;
+	}
+	if (audio_target(model, rate_flag, http, &rate, &max_bytes, whence, sizeof(whence)) < 0)
+		return -1;
+	if (!quiet)
+		fprintf(stderr,
+			"mediabatch: %s: %s, %u Hz, %u channel(s), %.3f s -> %s mono 16-bit PCM "
+			"(%s)\n",
+			path, info.format, info.rate, info.channels,
+			(double)info.frames / info.rate, khz(rate, k, sizeof(k)), whence);
+	if (mb_audio_load_pcm16(path, rate, max_bytes, &m->bytes, &m->len, NULL, err, sizeof(err)) <
+	    0) {
+		fprintf(stderr, "mediabatch: %s\n", err);
+		return -1;
+	}
+	mb_client_audio_hdr(&m->hdr, "", 0, 0, MB_MEDIA_PCM_S16LE, rate, m->len);
+	return 0;
+}
+
 /* ---- subscribe, cancel ---- */
 
 static int
@@ -1085,7 +1213,10 @@ cmd_subscribe(const char *endpoint, long tenant, const char *model, long count, 
 	}
 	if (tenant >= 0)
 		snprintf(prefix, sizeof(prefix), "%ld/%s", tenant, model ? model : "");
-	if (mb_subscriber_connect_curve(endpoint, prefix, &g_curve, &s, err, sizeof(err)) < 0) {
+	if ((g_fleet ? mb_subscriber_connect_fleet(endpoint, prefix, &g_curve, 0, &s, err,
+						   sizeof(err))
+		     : mb_subscriber_connect_curve(endpoint, prefix, &g_curve, &s, err,
+						   sizeof(err))) < 0) {
 		fprintf(stderr, "mediabatch: %s\n", err);
 		return EXIT_USAGE;
 	}
@@ -1170,6 +1301,7 @@ main(int argc, char **argv)
 {
 	enum {
 		O_WAV = 256,
+		O_METRICS_EP,
 		O_TONE,
 		O_NOISE,
 		O_SECONDS,
@@ -1181,6 +1313,7 @@ main(int argc, char **argv)
 		O_WIDTH,
 		O_TENSOR,
 		O_ENDPOINT,
+		O_FLEET,
 		O_MODEL,
 		O_TENANT,
 		O_ID,
@@ -1204,6 +1337,8 @@ main(int argc, char **argv)
 	};
 	static const struct option longopts[] = {
 		{"wav", required_argument, NULL, O_WAV},
+		{"audio", required_argument, NULL, O_WAV},
+		{"metrics-endpoint", required_argument, NULL, O_METRICS_EP},
 		{"tone", required_argument, NULL, O_TONE},
 		{"noise", no_argument, NULL, O_NOISE},
 		{"seconds", required_argument, NULL, O_SECONDS},
@@ -1215,6 +1350,7 @@ main(int argc, char **argv)
 		{"width", required_argument, NULL, O_WIDTH},
 		{"tensor", required_argument, NULL, O_TENSOR},
 		{"endpoint", required_argument, NULL, O_ENDPOINT},
+		{"fleet", no_argument, NULL, O_FLEET},
 		{"model", required_argument, NULL, O_MODEL},
 		{"tenant", required_argument, NULL, O_TENANT},
 		{"id", required_argument, NULL, O_ID},
@@ -1251,11 +1387,13 @@ main(int argc, char **argv)
 		.settle_ms = 300,
 	};
 	const char *cmd, *wav = NULL, *video = NULL, *tensor = NULL;
+	const char *http = MODELS_DEFAULT_ENDPOINT;
 	const char *server_key = NULL, *own_key = NULL;
 	double tone = 0, seconds = 1;
 	long rate = 16000, frames = 16, height = 224, width = 224, v, tenant = -1, timeout_s = 0;
 	long long id = -1;
 	bool noise = false, video_test = false, model_set = false, count_set = false;
+	bool rate_set = false;
 	struct media m = {0};
 	int c, sources = 0;
 
@@ -1297,8 +1435,12 @@ main(int argc, char **argv)
 			seconds = atof(optarg);
 			break;
 		case O_RATE:
-			if (num("--rate", optarg, 1, 1000000, &rate))
+			if (num("--rate", optarg, 1, MB_AUDIO_MAX_RATE, &rate))
 				return EXIT_USAGE;
+			rate_set = true;
+			break;
+		case O_METRICS_EP:
+			http = optarg;
 			break;
 		case O_VIDEO:
 			video = optarg;
@@ -1326,6 +1468,9 @@ main(int argc, char **argv)
 			break;
 		case O_ENDPOINT:
 			so.endpoint = optarg;
+			break;
+		case O_FLEET:
+			g_fleet = true;
 			break;
 		case O_MODEL:
 			so.model = optarg;
@@ -1439,13 +1584,13 @@ main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (sources != 1) {
-		fprintf(stderr, "mediabatch: send needs exactly one of --wav, --tone, --noise, "
-				"--video, --video-test, --tensor\n");
+		fprintf(stderr, "mediabatch: send needs exactly one of --audio (or --wav), --tone, "
+				"--noise, --video, --video-test, --tensor\n");
 		return EXIT_USAGE;
 	}
 	if (so.endpoint == NULL)
 		so.endpoint = "tcp://127.0.0.1:7400";
-	if ((wav && load_wav(wav, &m) < 0) ||
+	if ((wav && load_audio(wav, so.model, rate_set ? rate : 0, http, so.quiet, &m) < 0) ||
 	    ((tone > 0 || noise) && make_audio(&m, tone, seconds, (uint32_t)rate) < 0) ||
 	    ((video || video_test) && make_video(&m, video, frames, height, width) < 0) ||
 	    (tensor && make_tensor(&m, tensor) < 0))

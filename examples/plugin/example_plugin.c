@@ -8,15 +8,21 @@
  * it: ONNX Runtime, TensorRT, libtorch) and the specs with its tensors; the rest stays.
  *
  * Build it as a shared object against include/mediabatch/model.h (meson does:
- * build/examples/plugin/libmb_example_plugin.so) and serve it with
+ * build/examples/plugin/libmb_example_plugin.so; out of tree: below) and serve it with
  *
  *   models:
  *     - name: example
  *       plugin: build/examples/plugin/libmb_example_plugin.so
  *       weights: /path/to/example.safetensors
  *
- * It links mediabatch's small safetensors reader (gpu/mb_weights.h) for its weights; a
- * plugin may read its weights any way it likes. See README.md, "Serving a real network".
+ * It links mediabatch's small safetensors reader (mediabatch/weights.h, in the plugin SDK's
+ * libmediabatch-plugin) for its weights; a plugin may read its weights any way it likes.
+ * Out of tree, against an installed mediabatch:
+ *
+ *   cc -shared -fPIC -o libexample.so example_plugin.c \
+ *      $(pkg-config --cflags --libs mediabatch-plugin)
+ *
+ * See README.md, "Serving a real network: plugins".
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +30,7 @@
 #include <string.h>
 
 #include "mediabatch/model.h"
-#include "mb_weights.h"
+#include "mediabatch/weights.h"
 
 #define IN 16
 #define HIDDEN 32

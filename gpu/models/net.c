@@ -1,20 +1,16 @@
 /*
  * net.c: the one lifecycle of the built-in networks (see net_internal.h): load from a
- * published checkpoint, per-worker scratch, the run loop (CPU, or a def's CUDA hooks),
- * unload, the GEMM precision each network loads with on CUDA, and the layout that
- * mediabatch-weights writes.
+ * published checkpoint (its reading is the layout's, layout.c), per-worker scratch, the run
+ * loop (CPU, or a def's CUDA hooks), unload, and the GEMM precision each network loads with
+ * on CUDA. What mediabatch-weights writes and checks is layout.c's.
  */
 #include "net_internal.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "mb_build_config.h"
 #include "mb_models.h"
@@ -22,50 +18,6 @@
 
 #define MB_LOG_MODULE "models"
 #include "mb_log.h"
-
-int
-mb_net_spec(struct mb_net_specs *s, int init, uint32_t ndim, ...)
-{
-	struct mb_weights_spec *spec;
-	char name[256];
-	const char *fmt;
-	va_list ap;
-
-	if (ndim > MB_WEIGHTS_MAX_DIMS)
-		return -EINVAL;
-	if (s->n == s->cap) {
-		uint32_t cap = s->cap ? s->cap * 2 : 64;
-		struct mb_weights_spec *v = realloc(s->v, sizeof(*v) * cap);
-
-		if (v == NULL)
-			return -ENOMEM;
-		s->v = v;
-		s->cap = cap;
-	}
-	spec = &s->v[s->n];
-	memset(spec, 0, sizeof(*spec));
-	spec->ndim = ndim;
-	spec->init = init;
-	va_start(ap, ndim);
-	for (uint32_t i = 0; i < ndim; i++)
-		spec->shape[i] = va_arg(ap, int64_t);
-	fmt = va_arg(ap, const char *);
-	vsnprintf(name, sizeof(name), fmt, ap);
-	va_end(ap);
-	spec->name = strdup(name);
-	if (spec->name == NULL)
-		return -ENOMEM;
-	return (int)s->n++;
-}
-
-void
-mb_net_specs_free(struct mb_net_specs *s)
-{
-	for (uint32_t i = 0; i < s->n; i++)
-		free((void *)s->v[i].name);
-	free(s->v);
-	memset(s, 0, sizeof(*s));
-}
 
 /* ---- precision (main thread: set before load, read by load) ---- */
 
@@ -141,48 +93,15 @@ mb_net_unload(void *state)
 	free(net);
 }
 
-/* "'model.encoder.', 'encoder.'" */
-static void
-prefix_list(const struct mb_net_def *def, char *buf, size_t len)
-{
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (const char *const *p = def->prefixes; *p != NULL && off < len; p++)
-		off += (size_t)snprintf(buf + off, len - off, "%s'%s%s'",
-					p == def->prefixes ? "" : ", ", *p, def->anchor);
-}
-
 static int
 load_ckpt(struct mb_net *net, const struct mb_ckpt *ck, char *reason, size_t reason_len)
 {
-	const struct mb_net_def *def = net->def;
-	char names[256];
-	int rc;
+	int rc = mb_net_layout_read(net->def->layout, ck, &net->prefix, net->dims, &net->specs,
+				    &net->w, reason, reason_len);
 
-	net->prefix = mb_ckpt_pick_prefix(ck, def->prefixes, def->anchor);
-	if (net->prefix == NULL) {
-		prefix_list(def, names, sizeof(names));
-		snprintf(reason, reason_len,
-			 "%s: not a %s checkpoint: it has none of the tensors %s (%u tensors in "
-			 "all)",
-			 mb_ckpt_path(ck), def->name, names, mb_ckpt_count(ck));
-		return -EINVAL;
-	}
-	if ((rc = def->dims_from(ck, net->prefix, net->dims, reason, reason_len)) < 0)
-		return rc;
-	if (def->specs(net->dims, &net->specs) < 0 ||
-	    (net->w = calloc(net->specs.n ? net->specs.n : 1, sizeof(*net->w))) == NULL) {
-		snprintf(reason, reason_len, "out of memory listing the tensors");
-		return -ENOMEM;
-	}
-	rc = mb_ckpt_bind(ck, net->specs.v, net->specs.n, def->prefixes[0], net->prefix, net->w,
-			  reason, reason_len);
-	if (rc < 0)
-		return rc;
-	if (def->init != NULL)
-		return def->init(net, ck, reason, reason_len);
-	return 0;
+	if (rc == 0 && net->def->init != NULL)
+		return net->def->init(net, ck, reason, reason_len);
+	return rc;
 }
 
 /* Upload @p net to CUDA device @p device, then free the host tensors (the device has them). */
@@ -228,7 +147,7 @@ mb_net_load(const struct mb_net_def *def, const struct mb_model_load_args *args,
 		return -ENOTSUP;
 	}
 	net = calloc(1, sizeof(*net));
-	if (net == NULL || (net->dims = calloc(1, def->dims_size)) == NULL) {
+	if (net == NULL || (net->dims = calloc(1, def->layout->dims_size)) == NULL) {
 		free(net);
 		return -ENOMEM;
 	}
@@ -375,31 +294,8 @@ int
 mb_net_layout(const struct mb_net_def *def, const char *size, struct mb_net_specs *specs,
 	      char *config_json, size_t config_len, char *err, size_t err_len)
 {
-	void *dims = calloc(1, def->dims_size);
-	int rc;
-
-	memset(specs, 0, sizeof(*specs));
-	if (dims == NULL)
-		return -ENOMEM;
-	if (def->preset(size, dims) < 0) {
-		size_t off =
-			(size_t)snprintf(err, err_len, "%s: no size '%s'; sizes:", def->name, size);
-
-		for (const char *const *s = def->sizes; *s != NULL && off < err_len; s++)
-			off += (size_t)snprintf(err + off, err_len - off, " %s", *s);
-		free(dims);
-		return -ENOENT;
-	}
-	rc = def->specs(dims, specs);
-	if (rc == 0 && config_json != NULL && def->config_json(dims, config_json, config_len) < 0)
-		rc = -ENOSPC;
-	if (rc < 0) {
-		snprintf(err, err_len, "%s: %s", def->name,
-			 rc == -ENOSPC ? "config.json too long" : "out of memory");
-		mb_net_specs_free(specs);
-	}
-	free(dims);
-	return rc;
+	return mb_net_layout_preset(def->layout, size, specs, config_json, config_len, err,
+				    err_len);
 }
 
 const struct mb_net_def *
@@ -409,22 +305,6 @@ mb_net_def_of(const char *name)
 		if (strcmp((*d)->name, name) == 0)
 			return *d;
 	return NULL;
-}
-
-/* ---- for mediabatch-weights and --check ---- */
-
-int
-mb_builtin_is_net(const char *model)
-{
-	return mb_net_def_of(model) != NULL;
-}
-
-const char *const *
-mb_builtin_net_sizes(const char *model)
-{
-	const struct mb_net_def *def = mb_net_def_of(model);
-
-	return def != NULL ? def->sizes : NULL;
 }
 
 int
@@ -441,112 +321,4 @@ mb_builtin_net_gpu_bytes(const char *model, const void *state, uint64_t *worker_
 	    def->gpu_bytes == NULL)
 		return -ENOENT;
 	return def->gpu_bytes(net, worker_bytes, batch_bytes, item_bytes);
-}
-
-/* remove @p dir and the files in it (a checkpoint directory has no subdirectories) */
-static void
-remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[4096];
-
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
-static int
-write_text(const char *path, const char *text, char *err, size_t err_len)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0) {
-		int e = errno;
-
-		snprintf(err, err_len, "%s: %s", path, strerror(e));
-		if (f != NULL)
-			fclose(f);
-		return -e;
-	}
-	return 0;
-}
-
-int
-mb_builtin_net_placeholder(const char *model, const char *size, const char *dir, uint64_t seed,
-			   const char *dtype, uint64_t shard_bytes, char *err, size_t err_len)
-{
-	const struct mb_net_def *def = mb_net_def_of(model);
-	struct mb_net_specs specs;
-	char tmp[4096], old[4096], path[4200], *config;
-	struct stat st;
-	int rc;
-
-	if (def == NULL) {
-		snprintf(err, err_len, "'%s' is not a built-in network", model);
-		return -ENOENT;
-	}
-	config = malloc(65536);
-	if (config == NULL)
-		return -ENOMEM;
-	rc = mb_net_layout(def, size, &specs, config, 65536, err, err_len);
-	if (rc < 0) {
-		free(config);
-		return rc;
-	}
-	/* written beside, then swapped in: a reader never sees half a checkpoint */
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", dir, (long)getpid());
-	snprintf(old, sizeof(old), "%s.old.%ld", dir, (long)getpid());
-	remove_dir(tmp);
-	rc = mb_ckpt_generate(tmp, specs.v, specs.n, seed, dtype, shard_bytes, err, err_len);
-	snprintf(path, sizeof(path), "%s/config.json", tmp);
-	if (rc == 0)
-		rc = write_text(path, config, err, err_len);
-	if (rc == 0 && stat(dir, &st) == 0 && rename(dir, old) != 0) {
-		rc = -errno;
-		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
-	}
-	if (rc == 0 && rename(tmp, dir) != 0) {
-		rc = -errno;
-		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
-	}
-	if (rc < 0)
-		remove_dir(tmp);
-	remove_dir(old);
-	mb_net_specs_free(&specs);
-	free(config);
-	return rc;
-}
-
-int
-mb_builtin_net_check(const char *model, const char *path, char *out, size_t out_len)
-{
-	const struct mb_net_def *def = mb_net_def_of(model);
-	struct mb_model_load_args args = {.device = -1, .weights_path = path, .numa_node = -1};
-	struct mb_net *net = NULL;
-	uint64_t params = 0;
-	int rc;
-
-	if (def == NULL) {
-		snprintf(out, out_len, "'%s' is not a built-in network", model);
-		return -ENOENT;
-	}
-	rc = mb_net_load(def, &args, (void **)&net, out, out_len);
-	if (rc < 0)
-		return rc;
-	for (uint32_t i = 0; i < net->specs.n; i++)
-		params += mb_weights_spec_numel(&net->specs.v[i]);
-	snprintf(out, out_len,
-		 "%s: a %s checkpoint: %u tensors under prefix '%s', %.1f M parameters; "
-		 "loads as the service loads it",
-		 path, model, net->specs.n, net->prefix, (double)params / 1e6);
-	mb_net_unload(net);
-	return 0;
 }

@@ -3,18 +3,19 @@
  * Private to gpu/models: one lifecycle for the built-in networks (whisper, videomae, clap;
  * clap runs on the CPU only).
  *
- * A network is described by a struct mb_net_def: its published sizes, how it reads its
- * sizes from a checkpoint, the tensors it needs for those sizes, the shape of one item's
- * result, and its CPU forward pass. net.c does the rest once for all of them, behind the
- * model.h functions:
+ * A network is described by a struct mb_net_def: its layout (struct mb_net_layout,
+ * layout_internal.h: its published sizes, how it reads its sizes from a checkpoint, the
+ * tensors it needs for those sizes; the mb_layout library, which tools link without the
+ * rest), the shape of one item's result, and its CPU forward pass. net.c does the rest once
+ * for all of them, behind the model.h functions:
  *
  *   load       open the checkpoint (mb_ckpt.h: a file, a sharded index or a directory, with
  *              config.json), pick the prefix the checkpoint uses, read the sizes
- *              (def->dims_from), list the tensors (def->specs), bind them as F32, run
- *              def->init for what else the network keeps (a mel filterbank, a position
- *              table, labels); on a CUDA device, upload it (def->gpu_load, at the precision
- *              mb_builtin_net_set_precision() last gave) and free the host copy of the
- *              tensors (net->w[i] NULL: the device has its own);
+ *              (layout->dims_from), list the tensors (layout->specs), bind them as F32 (all
+ *              three mb_net_layout_read()), run def->init for what else the network keeps (a
+ *              mel filterbank, a position table, labels); on a CUDA device, upload it
+ *              (def->gpu_load, at the precision mb_builtin_net_set_precision() last gave) and
+ *              free the host copy of the tensors (net->w[i] NULL: the device has its own);
  *   worker     per worker thread: on the CPU, scratch that grows to the largest batch seen
  *              (the only allocation after start-up happens when a larger batch first
  *              arrives); on a CUDA device, def->gpu_worker_init's: what does not depend on
@@ -31,9 +32,8 @@
  * A def without gpu_load runs on the CPU only: loading it on a CUDA device is refused with
  * the reason. In a build without CUDA every def is such a one.
  *
- * The same def gives `mediabatch-weights` what it writes: def->preset() for a size name
- * ("tiny": a small test size that is not a published one; the published names such as
- * "whisper-base"), def->specs() for the tensors, def->config_json() for config.json.
+ * What `mediabatch-weights` writes and checks is the layout's alone (layout_internal.h,
+ * mb_layout.h).
  *
  * Threads: as model.h. A struct mb_net is read-only after load.
  */
@@ -45,60 +45,19 @@
 
 #include "mediabatch/model.h"
 
+#include "layout_internal.h"
 #include "mb_ckpt.h"
 #include "mb_models.h"
 #include "mb_weights.h"
 
-/** A growable list of tensor specs whose names are built at run time (it owns them). */
-struct mb_net_specs {
-	struct mb_weights_spec *v;
-	uint32_t n, cap;
-};
-
-/**
- * Append a spec of @p ndim dimensions (the sizes follow as int64_t varargs) named by
- * printf(@p fmt, ...) after the sizes. @p init: MB_WEIGHTS_INIT_* for placeholders.
- * Returns its index, or -ENOMEM.
- *
- *     mb_net_spec(s, MB_WEIGHTS_INIT_DEFAULT, 2, (int64_t)ff, (int64_t)d,
- *                 "model.encoder.layers.%u.fc1.weight", i);
- */
-int mb_net_spec(struct mb_net_specs *s, int init, uint32_t ndim, ...);
-
-/** Free the names and the array; the struct is empty afterwards. */
-void mb_net_specs_free(struct mb_net_specs *s);
-
 struct mb_net;
 
 struct mb_net_def {
-	const char *name; /**< the model's name */
-
-	/** Accepted name prefixes, canonical first, NULL-terminated: the specs use the first;
-	 * a checkpoint with another is bound with it in its place. */
-	const char *const *prefixes;
-	/** A tensor every checkpoint of this network has, after the prefix (finds it). */
-	const char *anchor;
-
-	/** Size names preset() knows, NULL-terminated; the first is the build's default. */
+	/** What its checkpoints look like (the mb_layout library's: layout_internal.h). */
+	const struct mb_net_layout *layout;
+	/** The layout's name and sizes, here too for whoever holds a def (the tests). */
+	const char *name;
 	const char *const *sizes;
-	size_t dims_size; /**< sizeof the network's own dims struct */
-
-	/** Fill @p dims for size @p size. 0, or -ENOENT for a name not in sizes. */
-	int (*preset)(const char *size, void *dims);
-
-	/**
-	 * Read the sizes of the checkpoint @p ck, whose tensors carry @p prefix: from tensor
-	 * shapes, and from config.json where only it knows (heads, eps). 0, or -EINVAL with a
-	 * reason naming the file and tensor or key.
-	 */
-	int (*dims_from)(const struct mb_ckpt *ck, const char *prefix, void *dims, char *reason,
-			 size_t reason_len);
-
-	/** Every tensor for @p dims under the canonical names. 0 or -ENOMEM. */
-	int (*specs)(const void *dims, struct mb_net_specs *out);
-
-	/** config.json for @p dims (Hugging Face's keys), NUL-terminated. 0, -ENOSPC. */
-	int (*config_json)(const void *dims, char *buf, size_t len);
 
 	/**
 	 * Optional: what else a loaded net keeps (filterbank, tables, labels from @p ck), in
@@ -160,10 +119,10 @@ struct mb_net_def {
 /** A loaded network: what load() hands back as the model's state. */
 struct mb_net {
 	const struct mb_net_def *def;
-	void *dims;		    /**< def->dims_size bytes */
+	void *dims;		    /**< def->layout->dims_size bytes */
 	struct mb_net_specs specs;  /**< canonical names */
 	float **w;		    /**< F32, in specs order; NULLs on a CUDA device */
-	const char *prefix;	    /**< the prefix the checkpoint used (static string of def) */
+	const char *prefix;	    /**< the prefix the checkpoint used (static, the layout's) */
 	void *extra;		    /**< def->init's */
 	void *gpu;		    /**< def->gpu_load's on a CUDA device, else NULL */
 	int device;		    /**< -1: the CPU */
@@ -178,11 +137,7 @@ int mb_net_worker_init(void *state, int device, void **worker);
 void mb_net_worker_fini(void *state, void *worker);
 int mb_net_run(void *state, struct mb_model_batch *batch);
 
-/**
- * The tensors and config.json of @p def at size @p size (mediabatch-weights). 0, -ENOENT
- * (unknown size: the known ones listed in @p err) or -ENOMEM. Free with
- * mb_net_specs_free().
- */
+/** mb_net_layout_preset() of def->layout (layout_internal.h), for whoever holds a def. */
 int mb_net_layout(const struct mb_net_def *def, const char *size, struct mb_net_specs *specs,
 		  char *config_json, size_t config_len, char *err, size_t err_len);
 

@@ -1,5 +1,7 @@
 /*
- * registry.c: the list of built-in models and of the weights they read.
+ * registry.c: the list of built-in models and of the networks among them, and how each
+ * splits long media. Which of them read weights, and what those look like, is layout.c's
+ * (mb_layout.h: mb_builtin_with_weights[] follows the order of mb_builtin_models[]).
  */
 #include <errno.h>
 #include <string.h>
@@ -14,19 +16,6 @@ const struct mb_model_desc *const mb_builtin_models[] = {
 	&mb_model_clap,	    &mb_model_videomae, NULL,
 };
 
-const struct mb_builtin_weights *const mb_builtin_weights[] = {
-	NULL,
-};
-
-const struct mb_builtin_weights *
-mb_builtin_weights_of(const char *model)
-{
-	for (const struct mb_builtin_weights *const *w = mb_builtin_weights; *w != NULL; w++)
-		if (strcmp((*w)->model, model) == 0)
-			return *w;
-	return NULL;
-}
-
 /* The built-in networks on the shared lifecycle (net_internal.h). */
 extern const struct mb_net_def mb_whisper_net;
 extern const struct mb_net_def mb_videomae_net;
@@ -38,12 +27,6 @@ const struct mb_net_def *const mb_net_defs[] = {
 	&mb_clap_net,
 	NULL,
 };
-
-int
-mb_builtin_has_weights(const char *model)
-{
-	return mb_builtin_weights_of(model) != NULL || mb_net_def_of(model) != NULL;
-}
 
 int
 mb_builtin_windowing(const char *model, uint32_t *window, uint8_t *join, uint8_t *topk)

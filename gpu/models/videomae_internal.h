@@ -1,6 +1,7 @@
 /**
  * @file
- * Private to gpu/: the VideoMAE video classifier (videomae.c) beyond its model.h face.
+ * Private to gpu/: the VideoMAE video classifier (videomae.c) beyond its model.h face, and
+ * what it shares with its checkpoints' layout (videomae_layout.c).
  *
  * The built-in `videomae` model is Hugging Face's VideoMAEForVideoClassification on the
  * CPU, loaded from a published checkpoint by the shared network lifecycle (net_internal.h).
@@ -33,6 +34,9 @@
 /** The most classes a result lists. */
 #define MB_VIDEOMAE_TOPK_MAX 5
 
+/** Tensors of one encoder layer (videomae_layout.c lists them, videomae.c reads them). */
+#define MB_VIDEOMAE_LAYER_TENSORS 15
+
 /** A network's sizes (from the tensors' shapes and config.json, or a preset). */
 struct mb_videomae_dims {
 	uint32_t d;	  /**< hidden_size */
@@ -45,6 +49,9 @@ struct mb_videomae_dims {
 
 /** The network's definition (its model.h descriptor is mb_model_videomae). */
 extern const struct mb_net_def mb_videomae_net;
+
+/** The size names of mb_videomae_layout (videomae_layout.c), NULL-terminated. */
+extern const char *const mb_videomae_sizes[];
 
 /** The sizes of a loaded @p net (borrowed, valid while it is loaded). */
 const struct mb_videomae_dims *mb_videomae_dims_of(const struct mb_net *net);

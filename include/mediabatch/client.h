@@ -2,7 +2,9 @@
  * @file
  * The mediabatch client library: send requests to a mediabatchd over ZeroMQ, receive their
  * responses, cancel them, and subscribe to published results. The CLI `mediabatch` is
- * built on it; link with libmb_net (and libzmq).
+ * built on it. It is libmediabatch (with mediabatch/protocol.h), installed shared and
+ * static: `cc app.c $(pkg-config --cflags --libs mediabatch)`; examples/client/ has a
+ * complete program.
  *
  *     struct mb_client *c;
  *     struct mb_request_hdr h;
@@ -59,10 +61,24 @@ struct mb_client_curve {
 };
 
 struct mb_client_opts {
-	const char *endpoint;  /**< the service's ROUTER, e.g. "tcp://127.0.0.1:7400" */
+	/**
+	 * The service's ROUTER, e.g. "tcp://127.0.0.1:7400"; or a fleet: several endpoints
+	 * separated by commas ("tcp://10.0.0.1:7400,tcp://10.0.0.2:7400"), or names that
+	 * resolve to several addresses with @p fleet set (see "Fleets" below).
+	 */
+	const char *endpoint;
 	const char *client_id; /**< ZeroMQ routing id (1..255 bytes), or NULL for a random one */
 	int sndhwm;	       /**< requests queued before sends block; 0 = ZeroMQ's 1000 */
 	struct mb_client_curve curve; /**< all NULL: plaintext */
+
+	/* Fleets: all 0 for the defaults. Ignored for one endpoint without @p fleet. */
+	bool fleet;	 /**< fleet mode even for one endpoint (a name of many addresses) */
+	int resolve_ms;	 /**< re-resolve host names this often (0: 5000; -1: never) */
+	int failover_ms; /**< a daemon silent this long with requests is failed over (0: 10000) */
+	int window;	 /**< each daemon's first credit window, in requests (0: 16) */
+	int max_window;	 /**< the most a window grows to (0: 1024) */
+	int max_outstanding;	/**< requests held, sent or waiting for credit (0: 4096) */
+	int request_timeout_ms; /**< deadline of a request whose timeout_ms is 0 (0: 60000) */
 };
 
 /**
@@ -122,6 +138,63 @@ int mb_client_recv(struct mb_client *c, struct mb_client_response *out, int time
 /** Free a response's data. */
 void mb_client_response_free(struct mb_client_response *r);
 
+/**
+ * Fleets (docs/operating.md, "Running a fleet"). A client given several daemons keeps one
+ * connection to each and spreads requests over them with credit-based flow control: each
+ * daemon has a window of requests in flight (@p window at first) that grows by one per
+ * window of OK answers up to @p max_window and halves on OVERLOADED; requests go round robin
+ * over the daemons with credit whose expected wait (requests in flight times the recent
+ * answer time relative to the fastest daemon's, equal within twice it) is within 32
+ * requests of the least, so equal daemons get equal shares and a slow or busy daemon gets
+ * less. Without credit anywhere a
+ * request waits in the client (mb_client_send() says -EAGAIN only past @p
+ * max_outstanding).
+ *
+ * Failover, with exactly one answer per request to the caller: the requests of a daemon
+ * that disconnects, or that holds requests and has answered nothing for @p failover_ms,
+ * are sent to another daemon; an OVERLOADED or UNAVAILABLE (draining, model disabled,
+ * breaker open) or UNKNOWN_MODEL answer sends the request to a daemon that has not had it
+ * yet, and reaches the caller only when every daemon has. A request may so run on two
+ * daemons; the first answer is the caller's and later ones are dropped (counted). A
+ * request without an answer at its deadline (its timeout_ms, or @p request_timeout_ms, plus
+ * 250 ms for the daemon's own TIMEOUT to arrive) is answered TIMEOUT by the client, with a
+ * reason that starts "client:". Request ids must then stay unique per tenant for longer
+ * than a request's deadline, not only while in flight.
+ *
+ * Names ("tcp://mediabatchd.mediabatch.svc.cluster.local:7400") are resolved to all their
+ * addresses when the client connects and every @p resolve_ms after: a new address becomes a
+ * daemon, one that disappeared gets no new requests. Work happens inside mb_client_send()
+ * and mb_client_recv(): a fleet client must keep calling mb_client_recv().
+ */
+struct mb_client_daemon {
+	char endpoint[128];   /**< "tcp://ADDRESS:PORT", as resolved */
+	bool up;	      /**< connected (handshake done) */
+	bool gone;	      /**< no longer in the names' addresses: draining out */
+	double window;	      /**< its credit window */
+	uint32_t in_flight;   /**< requests sent to it and not answered */
+	uint64_t sent;	      /**< requests sent to it (failovers included) */
+	uint64_t answered;    /**< answers from it */
+	uint64_t overloaded;  /**< of which OVERLOADED */
+	uint64_t failed_over; /**< requests taken from it (disconnect, silence, UNAVAILABLE) */
+	double latency_ms;    /**< its recent answer time (moving average) */
+};
+
+struct mb_client_fleet_stats {
+	uint32_t daemons;	     /**< daemons known (up or not, gone ones included) */
+	uint32_t waiting;	     /**< requests waiting for credit */
+	uint64_t resent;	     /**< requests sent again to another daemon */
+	uint64_t duplicates_dropped; /**< answers after the first, dropped */
+	uint64_t client_timeouts;    /**< requests answered TIMEOUT by the client */
+	uint64_t resolve_failures;   /**< name resolutions that failed */
+};
+
+/**
+ * A fleet client's figures: @p st (may be NULL) and up to @p max daemons. Returns the
+ * number of daemons (may exceed @p max), or -EINVAL for a client of one daemon.
+ */
+int mb_client_fleet_stats(const struct mb_client *c, struct mb_client_fleet_stats *st,
+			  struct mb_client_daemon *daemons, int max);
+
 /** Fill @p h for mono audio: PCM_S16LE or PCM_F32LE at @p sample_rate, @p bytes long. */
 void mb_client_audio_hdr(struct mb_request_hdr *h, const char *model, uint32_t tenant,
 			 uint64_t request_id, enum mb_media media, uint32_t sample_rate,
@@ -160,6 +233,18 @@ int mb_subscriber_connect_curve(const char *endpoint, const char *prefix,
  */
 int mb_subscriber_recv(struct mb_subscriber *s, char *topic, size_t topic_len,
 		       struct mb_client_response *out, int timeout_ms);
+
+/**
+ * Subscribe to a fleet's published results: @p endpoints is a comma-separated list of the
+ * daemons' PUB endpoints, or names whose every address is one ("tcp://NAME:7401"),
+ * resolved again every @p resolve_ms (0: 5000; -1: never) while mb_subscriber_recv()
+ * waits: a daemon that appears is subscribed to, one that goes is left. @p curve may be
+ * NULL. mb_subscriber_connect() and mb_subscriber_connect_curve() do the same for a list.
+ * Returns 0 or -errno with a message (a malformed list).
+ */
+int mb_subscriber_connect_fleet(const char *endpoints, const char *prefix,
+				const struct mb_client_curve *curve, int resolve_ms,
+				struct mb_subscriber **out, char *err, size_t err_len);
 
 /** Close and set *@p s to NULL. NULL accepted. */
 void mb_subscriber_close(struct mb_subscriber **s);

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """Check a mediabatch-perf report: the JSON parses (Python's json module), has the documented
-layout, is consistent with itself, and holds every figure the text report prints.
+layout, is consistent with itself, and holds every figure the text report prints; with
+--csv, the CSV of the same run parses (Python's csv module), has the documented header and
+one row per run whose every cell is the JSON's value (perf/mb_perf_report.h); with --media
+in the run, the media object adds up.
 
 usage: check_perf_report.py TEXT_FILE JSON_FILE [--mode closed|open|sweep] [--plots]
+                            [--csv CSV_FILE]
 Exits 0 when everything holds; otherwise prints each problem and exits 1.
 """
+import csv
 import json
 import math
 import re
@@ -58,6 +63,127 @@ def check_run(run, where):
         m = run["metrics"]
         check(0 <= m["units_in_use_mean"] <= m["units_in_use_max"] <= m["units_capacity"],
               f"{where}: units in use outside 0..capacity: {m}")
+    check("media_sent" in run, f"{where}: no 'media_sent'")
+    if run.get("media_sent") is not None:
+        ms = run["media_sent"]
+        check(ms["audio"] + ms["video"] == run["sent"],
+              f"{where}: requests with a file {ms} do not add up to sent {run['sent']}")
+
+
+def check_media(doc, text):
+    """The media object (--media) adds up, and the text says the same."""
+    m = doc.get("media")
+    check("media" in doc, "no top-level 'media'")
+    if m is None:
+        check(all(r.get("media_sent") is None for r in doc["runs"]),
+              "media null but a run has media_sent")
+        return
+    files = m["list"]
+    check(len(files) == m["files"] == m["audio_files"] + m["video_files"],
+          f"media: {len(files)} files listed, {m['files']} counted")
+    check([f["name"] for f in files] == sorted(f["name"] for f in files),
+          "media: files not in name order")
+    for kind in ("audio", "video"):
+        listed = [f for f in files if f["kind"] == kind]
+        check(len(listed) == m[kind + "_files"], f"media: {kind} files miscounted")
+        check(sum(1 for f in listed if f["sent"] > 0) == m[kind + "_files_used"],
+              f"media: {kind} files used miscounted")
+        check(sum(f["sent"] for f in listed) >=
+              sum(r["media_sent"][kind] for r in doc["runs"]),
+              f"media: the runs sent more {kind} files than the files were sent")
+    for f in files:
+        check(len(f["bytes"]) == (len(m["audio_rates"]) if f["kind"] == "audio" else 1),
+              f"media: {f['name']}: bytes {f['bytes']} for rates {m['audio_rates']}")
+        if f["kind"] == "video":
+            check(f["bytes"][0] == f["frames"] * f["height"] * f["width"] * 3,
+                  f"media: {f['name']}: bytes do not match its shape")
+        else:
+            for rate, b in zip(m["audio_rates"], f["bytes"]):
+                want = 2 * round(f["seconds"] * rate)
+                check(abs(b - want) <= 4, f"media: {f['name']}: {b} bytes at {rate} Hz "
+                      f"for {f['seconds']} s (want about {want})")
+    check(sum(sum(f["bytes"]) for f in files) == m["memory_bytes"],
+          "media: memory_bytes is not the payloads' sum")
+    mt = re.search(r"^  media (.*): (\d+) audio file\(s\), (\d+) sent; (\d+) video file\(s\), "
+                   r"(\d+) sent", text, re.M)
+    if check(mt, "text has no media line"):
+        check(mt.group(1) == m["dir"], "media: directory differs")
+        check([int(mt.group(i)) for i in range(2, 6)] ==
+              [m["audio_files"], m["audio_files_used"], m["video_files"],
+               m["video_files_used"]], "media: text and JSON counts differ")
+
+
+# --csv: the columns in order (perf/mb_perf_report.h), each with the JSON value of its run
+def csv_columns(statuses):
+    return (["mode", "step", "offered_rps", "outstanding", "window_s", "sent", "responses",
+             "missing", "unsent", "stray", "proto_errors", "throughput_rps", "ok_rps",
+             "error_pct", "max_lag_ms", "slo_met", "latency_p50_ms", "latency_p90_ms",
+             "latency_p99_ms", "latency_p99_9_ms", "latency_max_ms", "latency_min_ms",
+             "latency_mean_ms", "latency_count"] +
+            ["status_" + s for s in statuses] +
+            ["batch_mean", "batch_max", "batch_count", "queue_us_mean", "queue_us_p50",
+             "queue_us_p99", "compute_us_mean", "compute_us_p50", "compute_us_p99",
+             "admission_wait_ms_mean", "admitted_batches", "units_in_use_mean",
+             "units_in_use_max", "units_capacity", "stages_sum_ms"] +
+            ["stage_%s_ms" % s for s in ("queue", "admission", "dispatch", "compute", "egress")] +
+            ["batches_closed_" + c for c in ("full", "deadline", "drain")] +
+            ["media_audio_sent", "media_video_sent"])
+
+
+def csv_expected(run, i):
+    lat, met = run["latency_ms"], run["metrics"]
+    v = {"mode": run["mode"], "step": i + 1, "slo_met": 1 if run["slo_met"] else 0,
+         "latency_count": lat["count"], "batch_mean": run["batch_size"]["mean"],
+         "batch_max": run["batch_size"]["max"], "batch_count": run["batch_size"]["count"],
+         "stages_sum_ms": run["stages_sum_ms"]}
+    for key in ("offered_rps", "outstanding", "window_s", "sent", "responses", "missing",
+                "unsent", "stray", "proto_errors", "throughput_rps", "ok_rps", "error_pct",
+                "max_lag_ms"):
+        v[key] = run[key]
+    for key in ("p50", "p90", "p99", "p99_9", "max", "min", "mean"):
+        v["latency_%s_ms" % key] = lat[key]
+    for st, n in run["status"].items():
+        v["status_" + st] = n
+    for h in ("queue_us", "compute_us"):
+        for key in ("mean", "p50", "p99"):
+            v["%s_%s" % (h, key)] = run[h][key]
+    for key in ("admission_wait_ms_mean", "admitted_batches", "units_in_use_mean",
+                "units_in_use_max", "units_capacity"):
+        v[key] = None if met is None else met[key]
+    for s in ("queue", "admission", "dispatch", "compute", "egress"):
+        st = None if run["stages"] is None else run["stages"][s]
+        v["stage_%s_ms" % s] = None if st is None else st["mean_ms"]
+    for c in ("full", "deadline", "drain"):
+        v["batches_closed_" + c] = (None if run["batches_closed"] is None
+                                    else run["batches_closed"][c])
+    for kind in ("audio", "video"):
+        v["media_%s_sent" % kind] = (None if run["media_sent"] is None
+                                     else run["media_sent"][kind])
+    return v
+
+
+def check_csv(doc, path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))  # raises, and so fails, on what is not CSV
+    statuses = list(doc["runs"][0]["status"].keys())
+    cols = csv_columns(statuses)
+    if not check(rows and rows[0] == cols, f"CSV header {rows[0] if rows else None}, "
+                 f"documented {cols}"):
+        return
+    check(len(rows) - 1 == len(doc["runs"]),
+          f"CSV has {len(rows) - 1} rows, JSON {len(doc['runs'])} runs")
+    for i, (row, run) in enumerate(zip(rows[1:], doc["runs"])):
+        check(len(row) == len(cols), f"CSV row {i + 1}: {len(row)} cells, {len(cols)} columns")
+        want = csv_expected(run, i)
+        for col, cell in zip(cols, row):
+            w = want[col]
+            if w is None:
+                ok = cell == ""
+            elif isinstance(w, str):
+                ok = cell == w
+            else:
+                ok = cell != "" and float(cell) == float(w)
+            check(ok, f"CSV row {i + 1} {col}: '{cell}', JSON {w}")
 
 
 def main():
@@ -66,6 +192,8 @@ def main():
     if "--mode" in sys.argv:
         mode = sys.argv[sys.argv.index("--mode") + 1]
         args.remove(mode)
+    if "--csv" in sys.argv:
+        args.remove(sys.argv[sys.argv.index("--csv") + 1])
     text = open(args[0]).read()
     with open(args[1]) as f:
         doc = json.load(f)  # raises, and so fails, on anything that is not JSON
@@ -80,6 +208,9 @@ def main():
     check(0 < doc["histogram_precision"] < 0.01, "histogram precision not under 1%")
     for i, run in enumerate(doc["runs"]):
         check_run(run, f"run {i + 1}")
+    check_media(doc, text)
+    if "--csv" in sys.argv:
+        check_csv(doc, sys.argv[sys.argv.index("--csv") + 1])
 
     if doc["mode"] != "sweep":
         run = doc["runs"][0]

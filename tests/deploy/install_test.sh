@@ -36,6 +36,26 @@ bin=$tmp/root/usr/local/bin
 for b in mediabatchd mediabatch mediabatch-weights mediabatch-perf; do
 	[ -x "$bin/$b" ] || fail "meson install did not install $b"
 done
+# the man pages (docs/man: help2man on each program's --help), where help2man was found at
+# setup (deploy/install-deps.sh installs it; the meson summary says "man pages: no" without)
+man1=$tmp/root/usr/local/share/man/man1
+if [ -d "$build/docs/man" ] && ls "$build/docs/man"/*.1 >/dev/null 2>&1; then
+	command -v man >/dev/null || fail "man missing (man-db) to render the installed man pages"
+	for b in mediabatchd mediabatch mediabatch-weights mediabatch-perf; do
+		[ -s "$man1/$b.1" ] || fail "meson install did not install the man page $man1/$b.1"
+		page=$(MANWIDTH=100 man --warnings -l "$man1/$b.1" 2>"$tmp/man.err") ||
+			fail "man -l $b.1: $(cat "$tmp/man.err")"
+		[ ! -s "$tmp/man.err" ] || fail "man -l $b.1 warns: $(cat "$tmp/man.err")"
+		# NAME, then "PROGRAM - what it is" on the next line; SYNOPSIS from its usage lines
+		echo "$page" | grep -A1 '^NAME$' | grep -Eq "^ +$b +- +[a-z]" ||
+			fail "man page $b.1 has no NAME section naming $b: $(echo "$page" | head -8)"
+		echo "$page" | grep -A1 '^SYNOPSIS$' | grep -Eq "^ +$b( |$)" ||
+			fail "man page $b.1 has no SYNOPSIS of $b"
+	done
+	echo "man pages: mediabatchd.1 mediabatch.1 mediabatch-weights.1 mediabatch-perf.1 installed and render"
+else
+	echo "man pages: not built (help2man was not found at setup), not checked"
+fi
 "$bin/mediabatch-weights" --out "$tmp/weights" >/dev/null || fail "mediabatch-weights --out"
 [ -s "$tmp/weights/whisper/model.safetensors" ] && [ -s "$tmp/weights/whisper/config.json" ] || fail "no whisper checkpoint written"
 

@@ -3,11 +3,17 @@
  * a model mix, an open loop, a tiny sweep with plots; each report's JSON parsed by python3
  * and checked against its text (tests/common/check_perf_report.py) and against what was
  * asked; the seed's determinism; --transport udp with a ZeroMQ endpoint refused; an absent
- * daemon reported.
+ * daemon reported. --media DIR: a directory of WAV files (44.1 kHz stereo float, 22.05 kHz
+ * mono 16-bit) and raw video replayed to logmel and identity, its --csv checked against its
+ * JSON; the bytes that reached the daemon shown by the models' own refusals (a file too
+ * short for logmel at 16 kHz and for clap at 48 kHz, named with its resampled sample count;
+ * a video of the wrong shape for videomae, named with the shape in its file name); every
+ * refusal of --media before anything is sent.
  * Each run lasts about a second.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,7 +29,7 @@
 
 static struct mb_daemon g_d;
 static char g_dir[] = "/tmp/mb_perf_e2e_XXXXXX";
-static char g_out[256], g_err[256], g_json[256];
+static char g_out[256], g_err[256], g_json[256], g_csv[256];
 
 static int
 suite_init(void)
@@ -33,6 +39,7 @@ suite_init(void)
 	snprintf(g_out, sizeof(g_out), "%s/out.txt", g_dir);
 	snprintf(g_err, sizeof(g_err), "%s/err.txt", g_dir);
 	snprintf(g_json, sizeof(g_json), "%s/report.json", g_dir);
+	snprintf(g_csv, sizeof(g_csv), "%s/report.csv", g_dir);
 	return mb_daemon_start(&g_d, NULL, NULL);
 }
 
@@ -314,6 +321,235 @@ test_progress_and_refusals(void)
 	CU_ASSERT(strstr(slurp(g_err), "no responses") != NULL);
 }
 
+/* ---- --media ---- */
+
+static void
+put16(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	put16(p, v & 0xffff);
+	put16(p + 2, v >> 16);
+}
+
+/*
+ * A WAV file written byte by byte (so this test needs no audio library): @frames frames of
+ * a 440 Hz tone at @rate on @channels channels, as 32-bit float (@is_float) or 16-bit PCM.
+ */
+static int
+write_wav(const char *path, uint32_t rate, uint16_t channels, bool is_float, uint32_t frames)
+{
+	uint16_t width = is_float ? 4 : 2;
+	uint32_t data = frames * channels * width;
+	uint8_t h[44] = {'R', 'I', 'F', 'F', 0, 0, 0, 0, 'W', 'A', 'V', 'E', 'f', 'm', 't', ' '};
+	FILE *f = fopen(path, "wb");
+	int rc = 0;
+
+	if (f == NULL)
+		return -1;
+	put32(h + 4, 36 + data);
+	put32(h + 16, 16);
+	put16(h + 20, is_float ? 3 : 1); /* WAVE_FORMAT_IEEE_FLOAT, WAVE_FORMAT_PCM */
+	put16(h + 22, channels);
+	put32(h + 24, rate);
+	put32(h + 28, rate * channels * width);
+	put16(h + 32, (uint16_t)(channels * width));
+	put16(h + 34, (uint16_t)(width * 8));
+	memcpy(h + 36, "data", 4);
+	put32(h + 40, data);
+	rc |= fwrite(h, 1, sizeof(h), f) != sizeof(h);
+	for (uint32_t i = 0; i < frames; i++) {
+		double x = 0.5 * sin(2 * M_PI * 440 * i / rate);
+
+		for (uint16_t c = 0; c < channels; c++) {
+			uint8_t b[4];
+
+			if (is_float) {
+				float v = (float)x;
+				uint32_t u;
+
+				memcpy(&u, &v, 4);
+				put32(b, u);
+			} else {
+				put16(b, (uint16_t)(int16_t)lrint(x * 32767));
+			}
+			rc |= fwrite(b, 1, width, f) != width;
+		}
+	}
+	return fclose(f) == 0 && rc == 0 ? 0 : -1;
+}
+
+static int
+write_bytes(const char *path, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	size_t ok = 0;
+
+	if (f == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		ok += fputc((int)(i * 7 % 251), f) != EOF;
+	return fclose(f) == 0 && ok == n ? 0 : -1;
+}
+
+/* A fresh directory g_dir/@name; its path in @buf. */
+static const char *
+media_dir(const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", g_dir, name);
+	mkdir(buf, 0755);
+	return buf;
+}
+
+static const char *
+file_in(const char *dir, const char *name)
+{
+	static char buf[4][512];
+	static int next;
+	char *p = buf[next++ % 4];
+
+	snprintf(p, sizeof(buf[0]), "%s/%s", dir, name);
+	return p;
+}
+
+static void
+test_media_replay(void)
+{
+	char dir[300], expr[2048];
+	const char *args[] = {"--media",       dir,   "--mix",	    "logmel:1,identity:1",
+			      "--outstanding", "4",   "--warmup",   "0",
+			      "--duration",    "30",  "--requests", "90",
+			      "--seed",	       "3",   "--json",	    g_json,
+			      "--csv",	       g_csv, "--quiet",    NULL};
+	char csv_flag[300];
+
+	media_dir("media", dir, sizeof(dir));
+	/* 0.5 s at 44.1 kHz stereo float: 8000 samples at 16 kHz; 0.2 s at 22.05 kHz mono
+	 * 16-bit: 3200; a video of 2 frames of 8x8: 384 bytes */
+	CU_ASSERT_FATAL(write_wav(file_in(dir, "a_tone44k.wav"), 44100, 2, true, 22050) == 0);
+	CU_ASSERT_FATAL(write_wav(file_in(dir, "b_tone22k.wav"), 22050, 1, false, 4410) == 0);
+	CU_ASSERT_FATAL(write_bytes(file_in(dir, "c_clip.2x8x8.rgb"), 384) == 0);
+	mkdir(file_in(dir, "subdir"), 0755); /* not a file: left out */
+	CU_ASSERT_FATAL(write_bytes(file_in(dir, ".hidden"), 10) == 0);
+
+	CU_ASSERT_EQUAL_FATAL(run_perf(args, false), 0);
+	snprintf(csv_flag, sizeof(csv_flag), "--csv %s", g_csv);
+	snprintf(expr, sizeof(expr),
+		 "r:=d['runs'][0], m:=d['media'], L:={f['name']: f for f in m['list']}, "
+		 "r['sent'] == 90, r['status']['OK'] == r['responses'] == 90, "
+		 "m['dir'] == '%s', m['files'] == 3, m['audio_files'] == 2, "
+		 "m['video_files'] == 1, m['audio_files_used'] == 2, m['video_files_used'] == 1, "
+		 "m['audio_rates'] == [16000], "
+		 "L['a_tone44k.wav']['bytes'] == [16000], L['a_tone44k.wav']['rate'] == 44100, "
+		 "L['a_tone44k.wav']['channels'] == 2, L['b_tone22k.wav']['bytes'] == [6400], "
+		 "L['c_clip.2x8x8.rgb']['bytes'] == [384], L['c_clip.2x8x8.rgb']['frames'] == 2, "
+		 "sum(f['sent'] for f in m['list']) == 90, "
+		 "r['media_sent']['audio'] + r['media_sent']['video'] == 90, "
+		 "r['media_sent']['video'] == L['c_clip.2x8x8.rgb']['sent'] > 0, "
+		 "m['memory_bytes'] == 16000 + 6400 + 384, "
+		 "[x['model'] for x in r['models']] == ['logmel', 'identity']",
+		 dir);
+	CU_ASSERT(check_report("closed", csv_flag, expr));
+	CU_ASSERT(strstr(slurp(g_out), "2 audio file(s), 2 sent; 1 video file(s), 1 sent") != NULL);
+}
+
+/* The daemon's own refusals say what reached it: the resampled length, the file's shape. */
+static void
+test_media_bytes_sent(void)
+{
+	char shortdir[300], viddir[300];
+	const char *logmel[] = {"--media",  shortdir, "--mix",	    "logmel", "--outstanding", "2",
+				"--warmup", "0",      "--duration", "30",     "--requests",    "6",
+				"--json",   g_json,   "--quiet",    NULL};
+	const char *clap[] = {"--media",  shortdir, "--mix",	  "clap", "--outstanding", "2",
+			      "--warmup", "0",	    "--duration", "30",	  "--requests",	   "6",
+			      "--json",	  g_json,   "--quiet",	  NULL};
+	const char *video[] = {"--media",  viddir, "--mix",	 "videomae", "--outstanding", "2",
+			       "--warmup", "0",	   "--duration", "30",	     "--requests",    "6",
+			       "--json",   g_json, "--quiet",	 NULL};
+
+	/* 882 frames at 44.1 kHz (20 ms): 320 samples at 16 kHz, 960 at 48 kHz: under both
+	 * models' 25 ms */
+	media_dir("short", shortdir, sizeof(shortdir));
+	CU_ASSERT_FATAL(write_wav(file_in(shortdir, "short.wav"), 44100, 2, true, 882) == 0);
+	media_dir("video", viddir, sizeof(viddir));
+	CU_ASSERT_FATAL(write_bytes(file_in(viddir, "clip.16x8x8.rgb"), 16 * 8 * 8 * 3) == 0);
+
+	CU_ASSERT_EQUAL_FATAL(run_perf(logmel, false), 0);
+	CU_ASSERT(check_report("closed", "",
+			       "r:=d['runs'][0], r['status']['BAD_REQUEST'] == r['sent'] == 6, "
+			       "'320 samples of audio' in r['reasons']['BAD_REQUEST']"));
+	CU_ASSERT_EQUAL_FATAL(run_perf(clap, false), 0);
+	CU_ASSERT(check_report("closed", "",
+			       "r:=d['runs'][0], r['status']['BAD_REQUEST'] == r['sent'] == 6, "
+			       "'960 samples of audio' in r['reasons']['BAD_REQUEST'], "
+			       "d['media']['audio_rates'] == [48000]"));
+	CU_ASSERT_EQUAL_FATAL(run_perf(video, false), 0);
+	CU_ASSERT(check_report("closed", "",
+			       "r:=d['runs'][0], r['status']['BAD_REQUEST'] == r['sent'] == 6, "
+			       "'16 x 8 x 8' in r['reasons']['BAD_REQUEST'], "
+			       "r['media_sent'] == {'audio': 0, 'video': 6}"));
+}
+
+/* Refused before anything is sent (exit 2), each saying what and where. */
+static void
+test_media_refusals(void)
+{
+	char empty[300], text[300], noshape[300], badsize[300], mixed[300], audio[300];
+	char missing[300], big[300];
+	struct {
+		const char *dir, *mix, *extra, *words;
+	} cases[] = {
+		{empty, "identity", NULL, "no files in it"},
+		{missing, "identity", NULL, "No such file"},
+		{text, "identity", NULL, "notes.txt: not an audio file libsndfile can read"},
+		{noshape, "identity", NULL, "NAME.FRAMESxHEIGHTxWIDTH.rgb"},
+		{badsize, "identity", NULL, "100 bytes, but 2 frames of 8x8 RGB24 are 384"},
+		{mixed, "logmel", NULL, "1 video file(s) (the first: v.2x8x8.rgb) go to no model"},
+		{audio, "logmel,videomae", NULL, "model 'videomae' of the mix takes video files"},
+		{audio, "nosuchmodel", NULL, "does not know what media model 'nosuchmodel' takes"},
+		{audio, "logmel", "--seconds", "--seconds does not go with --media"},
+		{big, "identity", "--media-max-mb", "over the limit of 1.0 MiB"},
+	};
+
+	media_dir("r_empty", empty, sizeof(empty));
+	snprintf(missing, sizeof(missing), "%s/r_missing", g_dir);
+	media_dir("r_text", text, sizeof(text));
+	CU_ASSERT_FATAL(write_bytes(file_in(text, "notes.txt"), 100) == 0);
+	media_dir("r_noshape", noshape, sizeof(noshape));
+	CU_ASSERT_FATAL(write_bytes(file_in(noshape, "clip.rgb"), 384) == 0);
+	media_dir("r_badsize", badsize, sizeof(badsize));
+	CU_ASSERT_FATAL(write_bytes(file_in(badsize, "v.2x8x8.rgb"), 100) == 0);
+	media_dir("r_mixed", mixed, sizeof(mixed));
+	CU_ASSERT_FATAL(write_wav(file_in(mixed, "a.wav"), 16000, 1, false, 1600) == 0);
+	CU_ASSERT_FATAL(write_bytes(file_in(mixed, "v.2x8x8.rgb"), 384) == 0);
+	media_dir("r_audio", audio, sizeof(audio));
+	CU_ASSERT_FATAL(write_wav(file_in(audio, "a.wav"), 16000, 1, false, 1600) == 0);
+	media_dir("r_big", big, sizeof(big));
+	CU_ASSERT_FATAL(write_bytes(file_in(big, "v.2x512x512.rgb"), 2 * 512 * 512 * 3) == 0);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *args[] = {"--media", cases[i].dir, "--mix", cases[i].mix,
+				      "--quiet", NULL,	       NULL,	NULL};
+		int rc;
+
+		if (cases[i].extra != NULL) {
+			args[5] = cases[i].extra;
+			args[6] = "1";
+		}
+		rc = run_perf(args, false);
+		printf("\n    %s --mix %s: exit %d: %s", cases[i].dir + strlen(g_dir) + 1,
+		       cases[i].mix, rc, slurp(g_err));
+		CU_ASSERT_EQUAL(rc, 2);
+		CU_ASSERT(strstr(slurp(g_err), cases[i].words) != NULL);
+	}
+}
+
 static const struct mb_test_case cases[] = {
 	{"closed loop, identity:3 logmel:1: JSON holds the text; every request OK",
 	 test_closed_loop_mix},
@@ -322,6 +558,13 @@ static const struct mb_test_case cases[] = {
 	{"--seed: same seed same requests, another seed others", test_seed_determinism},
 	{"progress line; udp with a bad address; bad mix; absent daemon",
 	 test_progress_and_refusals},
+	{"--media: WAV files and raw video to logmel and identity; --csv agrees with the JSON",
+	 test_media_replay},
+	{"--media: what reached the daemon (resampled lengths, the video's shape)",
+	 test_media_bytes_sent},
+	{"--media refusals: empty, missing, not audio, bad .rgb, unmatched files and models, "
+	 "limits",
+	 test_media_refusals},
 	{NULL, NULL},
 };
 

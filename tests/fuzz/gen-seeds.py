@@ -4,6 +4,7 @@ format change and commit the result). Deterministic: the same files every time.
 
   tests/fuzz/gen-seeds.py [CORPUS_DIR]     default: tests/fuzz/corpus beside this script
 
+endpoints/ fleet endpoint lists (include/mediabatch/client.h, "Fleets")
 proto/    request and response headers (docs/protocol.md): valid ones of every media, a
           cancel, a UDP fragment, and headers that break one rule each
 udp/      record sequences for udp_fuzz.c (3-byte head: op, length LE; then the body): whole
@@ -313,6 +314,22 @@ def ckpt_seeds():
     return s
 
 
+def endpoints_seeds():
+    return {
+        "one": "tcp://127.0.0.1:7400",
+        "three": "tcp://10.0.0.1:7400,tcp://10.0.0.2:7400, tcp://10.0.0.3:7400",
+        "name": "tcp://mediabatch.default.svc.cluster.local:7400",
+        "v6": "tcp://[::1]:7400,tcp://[fe80::1%eth0]:7401",
+        "mixed": "ipc:///run/mb.sock,tcp://*:7400,tcp://node-a:7400",
+        "empty-item": "tcp://127.0.0.1:1,,tcp://127.0.0.1:2",
+        "no-port": "tcp://host",
+        "bad-port": "tcp://host:74x0",
+        "unclosed": "tcp://[::1:7400",
+        "many": ",".join("tcp://10.0.0.%d:7400" % i for i in range(1, 18)),
+        "long": "tcp://" + "a" * 200 + ":1",
+    }
+
+
 def write(sub, seeds):
     d = os.path.join(OUT, sub)
     os.makedirs(d, exist_ok=True)
@@ -331,6 +348,7 @@ def main():
     write("wav", wav_seeds())
     write("weights", weights_seeds())
     write("ckpt", ckpt_seeds())
+    write("endpoints", endpoints_seeds())
     total = sum(os.path.getsize(os.path.join(dp, f))
                 for dp, _, fs in os.walk(OUT) for f in fs)
     print("wrote %s: %d bytes" % (OUT, total))

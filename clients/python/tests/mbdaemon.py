@@ -161,3 +161,23 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+
+    def signal(self, sig: int) -> None:
+        """Send @sig and return at once (wait() for the exit)."""
+        if self.proc is not None:
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Its exit status once it exits (SIGKILL after @timeout: -1), as stop() says."""
+        if self.proc is None:
+            return -1
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = -1
+        self.proc = None
+        if rc == 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return rc

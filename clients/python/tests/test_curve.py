@@ -157,6 +157,24 @@ class CurveTest(unittest.TestCase):
 
         asyncio.run(main())
 
+    def test_fleet_with_curve(self):
+        """A fleet client's DEALERs use the keys too; a refused key is named in the
+        client's own TIMEOUT."""
+        with mediabatch.Client(D.ingest, fleet=True, tenant=42, wait_timeout=20,
+                               **alice_keys()) as c:
+            self.assertEqual(c.run("identity", tensor=ONE)[0, 0], 4.0)
+            self.assertEqual(c.fleet_stats().daemons[0].answered, 1)
+        with mediabatch.Client(D.ingest, fleet=True, tenant=42, wait_timeout=20,
+                               server_key=server_key(), public_key=EVE[0],
+                               secret_key=EVE[1]) as c:
+            with self.assertRaises(mediabatch.Timeout) as cm:
+                c.run("identity", tensor=ONE, timeout_ms=1000)
+            reason = cm.exception.reason
+            self.assertTrue(reason.startswith(
+                "client: no daemon took it within 1000 ms (0 of the fleet up; "), reason)
+            self.assertIn("does not accept this client's key", reason)
+            self.assertGreaterEqual(c.stats["handshake_failed"], 1)
+
 
 if __name__ == "__main__":
     unittest.main()

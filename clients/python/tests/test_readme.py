@@ -91,6 +91,17 @@ class ReadmeTest(unittest.TestCase):
                        "UnknownModel model", "0/logmel OK (200, 80)", "[[64.]]"):
             self.assertIn(expect, out)
 
+    def test_fleet_example(self):
+        blocks = examples("fleet")
+        self.assertEqual(len(blocks), 1)
+        ds = [self._daemon() for _ in range(3)]
+        subs = {f"tcp://127.0.0.1:74{i}0": d.ingest for i, d in enumerate(ds)}
+        out = run_blocks(blocks, subs, self.dir)
+        self.assertIn("3000 answered", out)
+        for d in ds:
+            self.assertRegex(out, re.escape(d.ingest) + r" up [1-9]\d* window \d+")
+        self.assertIn("resent 0 duplicates dropped 0", out)
+
     def test_curve_example(self):
         blocks = examples("curve")
         self.assertEqual(len(blocks), 1)

@@ -10,11 +10,13 @@ Send audio, video and tensors to a ``mediabatchd`` over ZeroMQ and get numpy res
         mel = client.run("logmel", audio=tone, rate=16000)   # float32 [200 x 80]
 
 :class:`Client` (threads and ``concurrent.futures``), :class:`AsyncClient` (asyncio),
+both also clients of a fleet of daemons (several endpoints: credit windows, failover),
 :class:`Subscriber` / :class:`AsyncSubscriber` (published results), one exception class
 per non-OK status (:class:`BadRequest`, ...; all :class:`MediabatchError`), and the wire
 codec in :mod:`mediabatch.protocol` (docs/protocol.md).
 """
 
+from ._fleet import DaemonStats, FleetStats
 from .aio import AsyncClient, AsyncSubscriber
 from .client import Client, RequestFuture
 from .curve import curve_keypair, load_certificate
@@ -56,6 +58,8 @@ __all__ = [
     "Client",
     "ClientClosed",
     "ClientTimeout",
+    "DaemonStats",
+    "FleetStats",
     "HeaderError",
     "Media",
     "MediabatchError",

@@ -6,6 +6,10 @@ request in the caller's thread, registers its future, queues the message and wak
 thread through an inproc PAIR; the I/O thread sends (keeping a backlog when ZeroMQ's send
 queue is full), receives answers, matches them to their futures by (tenant, request id),
 and fails those whose client-side wait ran out. Any number of threads may share a client.
+
+A client of several daemons (a fleet) has the same API and futures; its I/O thread drives
+a :class:`~._fleet.Fleet` (one DEALER per daemon, credit windows, failover, client-side
+deadlines), the same fleet logic the asyncio client drives from its event loop.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from ._request import (
     media_fields,
     routing_id,
 )
+from ._fleet import FLEET_DEFAULTS, Fleet, FleetStats, endpoint_text, is_fleet
 from ._link import MONITOR_EVENTS, LinkState
 from .curve import Key, apply_curve, resolve_keys
-from .errors import Cancelled, ClientClosed, ClientTimeout, ProtocolError
-from .protocol import HEADER_LEN, RequestHeader
+from .errors import Cancelled, ClientClosed, ClientTimeout, Overloaded, ProtocolError
+from .protocol import FLAG_CANCEL, HEADER_LEN, RequestHeader
 from .results import Labels, Result, decode_response
 
 __all__ = ["Client", "RequestFuture"]
@@ -107,16 +112,22 @@ class _Engine:
     def __init__(
         self, ctx: zmq.Context, dealer: zmq.Socket, monitor: zmq.Socket, endpoint: str
     ) -> None:
-        self.ctx = ctx
         self.dealer = dealer
+        # the I/O thread's: messages ZeroMQ did not take yet, (key, _Pending) or (frames, None)
+        self.backlog: Deque[tuple] = collections.deque()
+        self.link = LinkState(endpoint)
+        self.monitor = monitor
+        self._setup(ctx, endpoint)
+        self.thread.start()
+
+    def _setup(self, ctx: zmq.Context, endpoint: str) -> None:
+        """What the one-daemon and the fleet I/O threads share (the thread not started)."""
+        self.ctx = ctx
         self.endpoint = endpoint
         self.lock = threading.Lock()
         self.pending: Dict[_Key, _Pending] = {}
         self.commands: Deque[tuple] = collections.deque()
-        # the I/O thread's: messages ZeroMQ did not take yet, (key, _Pending) or (frames, None)
-        self.backlog: Deque[tuple] = collections.deque()
         self.closed = False
-        self.link = LinkState(endpoint)
         self.stats = collections.Counter()
         addr = f"inproc://mediabatch-client-{id(self):x}-{next(_SEQ)}"
         self.wake_in = ctx.socket(zmq.PAIR)
@@ -127,9 +138,7 @@ class _Engine:
         self.wake_out.sndhwm = 16
         self.wake_out.connect(addr)
         self.wake_lock = threading.Lock()
-        self.monitor = monitor
         self.thread = threading.Thread(target=self._run, name="mediabatch-client", daemon=True)
-        self.thread.start()
 
     # ---- any thread ----
 
@@ -301,7 +310,9 @@ class _Engine:
             ),
         )
 
-    def _answer(self, frames: List[bytes]) -> None:
+    def _answer(self, frames: List[bytes], owner: Optional[_Pending] = None) -> None:
+        """An answer: its request's future resolved (with @owner, only if that request is
+        still the one pending under the answer's key)."""
         if len(frames) < 1 or len(frames[0]) != HEADER_LEN:
             self.stats["malformed"] += 1
             return
@@ -313,9 +324,12 @@ class _Engine:
             return
         key = (hdr_tenant, hdr_id)
         with self.lock:
-            p = self.pending.pop(key, None)
-            if p is not None:
+            p = self.pending.get(key)
+            if p is not None and (owner is None or p is owner):
+                del self.pending[key]
                 p.done = True
+            else:
+                p = None
         if p is None:
             self.stats["stray"] += 1  # late (timed out, cancelled) or not ours
             return
@@ -370,6 +384,16 @@ class _Engine:
                 self.stats["handshake_failed"] += 1
 
     def _shutdown(self) -> None:
+        self._fail_pending()
+        try:
+            self.dealer.disable_monitor()
+        except zmq.ZMQError:  # pragma: no cover
+            pass
+        self.monitor.close(0)
+        self.dealer.close()
+        self.wake_in.close()
+
+    def _fail_pending(self) -> None:
         with self.lock:
             self.closed = True
             left = list(self.pending.items())
@@ -385,12 +409,188 @@ class _Engine:
                     model=p.future.model,
                 ),
             )
+
+
+class _FleetEngine(_Engine):
+    """The I/O thread of a client of many daemons: it drives a :class:`~._fleet.Fleet`
+    (the sockets, credit windows, failover and deadlines, shared with the asyncio client)
+    with a :class:`zmq.Poller`. Requests, cancels and the futures are as for one daemon;
+    past ``max_outstanding`` requests held, :meth:`register` waits for room."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, make_fleet) -> None:
+        # the fleet first: a bad endpoint list leaves no socket behind
+        self.core: Fleet = make_fleet(lambda owner, frames: self._answer(frames, owner))
+        self._setup(ctx, endpoint)
+        self.room = threading.Condition(self.lock)
+        self.room_waiters = 0
+        self.limit = self.core.max_outstanding
+        self.link = None
+        self.thread.start()
+
+    def register(self, key: _Key, p: _Pending) -> None:
+        with self.room:
+            while True:
+                if self.closed:
+                    raise ClientClosed("the client is closed")
+                if key in self.pending:
+                    raise ValueError(
+                        f"request id {key[1]} of tenant {key[0]} is already in flight on "
+                        "this client"
+                    )
+                if len(self.pending) < self.limit:
+                    break
+                if threading.current_thread() is self.thread:
+                    raise Overloaded(
+                        f"client: max_outstanding ({self.limit}) requests held; a callback "
+                        "of the client's own thread cannot wait for room",
+                        status=Overloaded.status, request_id=key[1], tenant_id=key[0],
+                        model=p.future.model)
+                self.room_waiters += 1
+                try:
+                    self.room.wait()
+                finally:
+                    self.room_waiters -= 1
+            self.pending[key] = p
+        self.command(("send", key, p))
+
+    def fleet_stats(self) -> FleetStats:
+        if threading.current_thread() is self.thread or self.closed:
+            return self.core.stats()
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        self.command(("stats", fut))
         try:
-            self.dealer.disable_monitor()
-        except zmq.ZMQError:  # pragma: no cover
+            return fut.result(10)
+        except concurrent.futures.TimeoutError:  # pragma: no cover - closed meanwhile
+            return self.core.stats()
+
+    def _run(self) -> None:
+        core = self.core
+        poller = zmq.Poller()
+        version = None
+        daemon_of: Dict[zmq.Socket, Any] = {}
+        timers: List[Tuple[float, int, _Key]] = []
+        seq = itertools.count()
+        try:
+            while True:
+                closing = False
+                now = time.monotonic()
+                while self.commands:
+                    cmd = self.commands.popleft()
+                    if cmd[0] == "send":
+                        _, key, p = cmd
+                        if not p.done:
+                            try:
+                                core.submit(key, p.frames[0], p.frames[1], p, now)
+                            except ValueError as e:  # pragma: no cover - register() checks
+                                with self.lock:
+                                    if self.pending.get(key) is p:
+                                        del self.pending[key]
+                                    p.done = True
+                                _resolve(p.future, error=e)
+                                continue
+                            p.sent = True
+                            p.frames = None
+                            if p.deadline is not None:
+                                heapq.heappush(timers, (p.deadline, next(seq), key))
+                    elif cmd[0] == "cancel":
+                        self._cancel(cmd[1], cmd[2])
+                    elif cmd[0] == "forget":
+                        core.forget(cmd[1], cmd[2])
+                    elif cmd[0] == "stats":
+                        _resolve(cmd[1], result=core.stats())
+                    elif cmd[0] == "close":
+                        closing = True
+                if closing:
+                    break
+                now = time.monotonic()
+                core.service(now)
+                if core.version != version:
+                    version = core.version
+                    poller = zmq.Poller()
+                    poller.register(self.wake_in, zmq.POLLIN)
+                    daemon_of = {}
+                    for sock, d in core.sockets():
+                        poller.register(sock, zmq.POLLIN)
+                        daemon_of[sock] = d
+                timeout = core.timeout(now)
+                if timers:
+                    t = max(0.0, timers[0][0] - now)
+                    timeout = t if timeout is None else min(timeout, t)
+                events = poller.poll(None if timeout is None else int(timeout * 1000) + 1)
+                now = time.monotonic()
+                for sock, _ in events:
+                    if sock is self.wake_in:
+                        try:
+                            while True:
+                                self.wake_in.recv(zmq.NOBLOCK)
+                        except zmq.Again:
+                            pass
+                    else:
+                        core.read(sock, daemon_of[sock], now)
+                if timers and timers[0][0] <= now:
+                    self._expire(timers)
+                if len(timers) > 4096 and len(timers) > 4 * len(self.pending):
+                    with self.lock:
+                        live = [(p.deadline, k) for k, p in self.pending.items()
+                                if p.deadline is not None]
+                    timers[:] = [(d, next(seq), k) for d, k in live]
+                    heapq.heapify(timers)
+                if self.room_waiters:
+                    with self.room:
+                        self.room.notify_all()
+        except zmq.ContextTerminated:
             pass
-        self.monitor.close(0)
-        self.dealer.close()
+        finally:
+            self._shutdown()
+
+    def _cancel(self, key: _Key, future) -> None:
+        """Client.cancel(): a request still waiting for credit is answered CANCELLED by
+        the client; one a daemon holds is cancelled there (its answer is the verdict)."""
+        with self.lock:
+            p = self.pending.get(key)
+            if p is None or p.future is not future:
+                return  # answered already: nothing to cancel
+        self.core.cancel(key, time.monotonic())
+
+    def _expire(self, timers) -> None:
+        """wait_timeout ran out: the future fails with ClientTimeout, the fleet forgets
+        the request (cancelling it where a daemon holds it)."""
+        now = time.monotonic()
+        while timers and timers[0][0] <= now:
+            deadline, _, key = heapq.heappop(timers)
+            with self.lock:
+                p = self.pending.get(key)
+                if p is None or p.deadline != deadline:
+                    continue
+                del self.pending[key]
+                p.done = True
+            self.stats["timeouts"] += 1
+            self.core.forget(key, p)
+            _resolve(
+                p.future,
+                error=ClientTimeout(
+                    f"no answer within {p.wait:g} s" + self.core.suffix(),
+                    request_id=key[1], tenant_id=key[0], model=p.future.model,
+                ),
+            )
+
+    def counters(self) -> Dict[str, int]:
+        core = self.core
+        return {
+            "sent": core.sends,
+            "answered": self.stats["answered"],
+            "timeouts": self.stats["timeouts"],
+            "cancels_sent": core.cancels_sent,
+            "stray": self.stats["stray"] + core.dups,
+            "malformed": self.stats["malformed"] + core.malformed,
+            "handshake_failed": core.handshake_failed,
+        }
+
+    def _shutdown(self) -> None:
+        self._fail_pending()
+        with self.room:
+            self.room.notify_all()
+        self.core.close()
         self.wake_in.close()
 
 
@@ -398,10 +598,14 @@ _SEQ = itertools.count()
 
 
 class Client:
-    """A client of one mediabatch service: one ZeroMQ DEALER connected to its ROUTER.
+    """A client of one mediabatch service: one ZeroMQ DEALER connected to its ROUTER; or of
+    a fleet of them (several endpoints, or ``fleet=True``; README, "Fleets").
 
     Args:
         endpoint: the service's ROUTER (``--ingest``; default ``tcp://127.0.0.1:7400``).
+            A fleet: several, comma-separated or as a list (``"tcp://10.0.0.1:7400,
+            tcp://10.0.0.2:7400"``), or names that resolve to several addresses with
+            ``fleet=True``.
         server_key, public_key, secret_key: CURVE (docs/protocol.md, "Security"): the
             service's public key and this client's pair, Z85 text (or see
             :func:`mediabatch.load_certificate`). None: plaintext. ``public_key`` may be
@@ -417,7 +621,15 @@ class Client:
         labels: class labels for top-k results (see :func:`mediabatch.load_labels`).
         context: a :class:`zmq.Context` to use (default: a new one, closed with the client).
         sndhwm: messages ZeroMQ queues for sending (default ZeroMQ's 1000); beyond, the
-            client keeps them in its own backlog.
+            client keeps them in its own backlog. Not used by a fleet.
+        fleet: a fleet even for one endpoint (a name of many addresses, re-resolved).
+        window, max_window, failover_ms, request_timeout_ms, max_outstanding, resolve_ms:
+            a fleet's settings (ignored for one endpoint without ``fleet``): each daemon's
+            first credit window (16 requests) and the most it grows to (1024); a daemon
+            silent this long with requests is failed over (10000 ms); the deadline of a
+            request whose ``timeout_ms`` is 0 (60000 ms); requests held, sent or waiting
+            for credit, beyond which :meth:`submit` waits for room (4096); re-resolve names
+            this often (5000 ms; -1: never).
 
     Many requests may be in flight: :meth:`submit` returns at once with a
     :class:`RequestFuture`; :meth:`run` and :meth:`request` wait. Use as a context
@@ -438,15 +650,42 @@ class Client:
         labels: Optional[Labels] = None,
         context: Optional[zmq.Context] = None,
         sndhwm: Optional[int] = None,
+        fleet: bool = False,
+        window: int = FLEET_DEFAULTS["window"],
+        max_window: int = FLEET_DEFAULTS["max_window"],
+        failover_ms: int = FLEET_DEFAULTS["failover_ms"],
+        request_timeout_ms: int = FLEET_DEFAULTS["request_timeout_ms"],
+        max_outstanding: int = FLEET_DEFAULTS["max_outstanding"],
+        resolve_ms: Optional[int] = FLEET_DEFAULTS["resolve_ms"],
     ) -> None:
         keys = resolve_keys(server_key, public_key, secret_key)
         rid = routing_id(client_id)
-        self.endpoint = endpoint
         self.tenant = tenant
         self.timeout_ms = timeout_ms
         self.wait_timeout = wait_timeout
         self.labels = labels
         self._ids = IdAllocator(rid is not None)
+        if is_fleet(endpoint, fleet):
+            self.endpoint = endpoint_text(endpoint)
+            own = context is None
+            ctx = zmq.Context() if own else context
+            options = dict(routing_id=rid, keys=keys, window=window, max_window=max_window,
+                           failover_ms=failover_ms, request_timeout_ms=request_timeout_ms,
+                           max_outstanding=max_outstanding, resolve_ms=resolve_ms)
+            try:
+                self._engine = _FleetEngine(
+                    ctx, self.endpoint,
+                    lambda deliver: Fleet(ctx, endpoint, deliver, time.monotonic(), **options))
+            except BaseException:
+                if own:
+                    ctx.term()
+                raise
+            self._engine.own_ctx = own
+            self._finalizer = weakref.finalize(self, self._engine.close)
+            return
+        if not isinstance(endpoint, str):
+            endpoint = endpoint_text(endpoint)  # a list of one
+        self.endpoint = endpoint
         own = context is None
         ctx = zmq.Context() if own else context
         dealer = ctx.socket(zmq.DEALER)
@@ -552,6 +791,8 @@ class Client:
             model = header[24:40].split(b"\0")[0].decode("ascii", "replace")
         if len(header) < 20:
             raise ValueError("submit_raw: the header needs at least 20 bytes to be answered")
+        if self.fleet and int.from_bytes(header[6:8], "little") & FLAG_CANCEL:
+            raise ValueError("submit_raw: a fleet client sends cancels itself (cancel())")
         return self._register(header, bytes(payload), model, wait_timeout, labels)
 
     def request(self, model: str, **kwargs: Any) -> Result:
@@ -597,16 +838,36 @@ class Client:
     def stats(self) -> Dict[str, int]:
         """Counters: ``sent``, ``answered``, ``timeouts``, ``cancels_sent``, ``stray``
         (answers for no request in flight: late, or after a local cancel), ``malformed``,
-        ``handshake_failed``."""
+        ``handshake_failed``. For a fleet, ``sent`` counts resends too and ``stray`` the
+        duplicates dropped; :meth:`fleet_stats` has the rest."""
+        if isinstance(self._engine, _FleetEngine):
+            return self._engine.counters()
         keys = ("sent", "answered", "timeouts", "cancels_sent", "stray", "malformed",
                 "handshake_failed")
         return {k: self._engine.stats[k] for k in keys}
 
     @property
+    def fleet(self) -> bool:
+        """Whether this is a client of a fleet (several endpoints, or ``fleet=True``)."""
+        return isinstance(self._engine, _FleetEngine)
+
+    def fleet_stats(self) -> FleetStats:
+        """A fleet client's figures: ``daemons`` (each one's ``endpoint``, ``up``,
+        ``gone``, ``window``, ``in_flight``, ``sent``, ``answered``, ``overloaded``,
+        ``failed_over``, ``latency_ms``), and ``waiting``, ``resent``,
+        ``duplicates_dropped``, ``client_timeouts``, ``resolve_failures``. A ValueError for
+        a client of one daemon."""
+        if not isinstance(self._engine, _FleetEngine):
+            raise ValueError(f"fleet_stats: {self.endpoint} is one daemon, not a fleet")
+        return self._engine.fleet_stats()
+
+    @property
     def connection(self) -> str:
         """What the socket monitor last said: "connected to ...", or why the last
         handshake failed ("the CURVE handshake ... failed: the service does not accept this
-        client's key ...")."""
+        client's key ..."). For a fleet, each daemon's, separated by "; "."""
+        if isinstance(self._engine, _FleetEngine):
+            return self._engine.core.describe()
         return self._engine.link.describe()
 
     def close(self) -> None:

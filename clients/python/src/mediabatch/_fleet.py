@@ -1,0 +1,853 @@
+"""A client of many daemons (the C library's net/fleet.c, in Python): one DEALER per
+daemon, credit windows, least expected wait, failover with exactly one answer per request,
+client-side deadlines, and names re-resolved. docs/operating.md, "Running a fleet", and
+include/mediabatch/client.h, "Fleets", describe the behaviour; this is the same, with the
+same defaults and the same reason texts.
+
+:class:`Fleet` owns the sockets and the state and does no waiting of its own: an event
+loop drives it. The synchronous client's I/O thread polls :meth:`Fleet.sockets` with a
+:class:`zmq.Poller`; the asyncio client watches their file descriptors on its event loop.
+Both call :meth:`Fleet.read` for a socket with something to read, :meth:`Fleet.service`
+for the timers and the requests waiting for credit, and wait at most
+:meth:`Fleet.timeout`. Every socket operation is non-blocking. Answers for the caller go
+to the ``deliver`` callback as response frames (the client's own TIMEOUT and CANCELLED
+answers too), with the owner the caller gave :meth:`Fleet.submit`.
+
+State:
+  daemons   one per resolved address: a DEALER and its socket monitor (up/down), the
+            credit window and the figures; ``held`` is its requests in flight, in the order
+            they were sent;
+  entries   the requests held, by (tenant, request id): the caller's header and payload
+            (a resend re-uses them), the deadline, the daemons tried;
+  waiting   the entries without a daemon, in order (failed-over ones first).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import heapq
+import itertools
+import socket
+import struct
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from ._link import MONITOR_EVENTS, LinkState
+from .curve import apply_curve
+from .protocol import (
+    DEVICE_NONE,
+    HEADER_LEN,
+    RESPONSE_FLAG_DUPLICATE,
+    RESPONSE_MAGIC,
+    RequestHeader,
+    ResponseHeader,
+    ResultType,
+    Status,
+    _decode_model,
+)
+
+__all__ = ["Fleet", "FleetStats", "DaemonStats", "FLEET_DEFAULTS", "parse_endpoints",
+           "is_fleet", "endpoint_text"]
+
+MAX_DAEMONS = 64
+MAX_ATTEMPTS = 8
+MAX_SOURCES = 16
+#: the daemon's own TIMEOUT normally arrives first: the client's comes this much later
+DEADLINE_GRACE = 0.25
+#: a daemon that answered UNAVAILABLE gets no new requests for this long
+COOLDOWN = 1.0
+# a daemon just connected to, not yet up, counts as one to try for this long (s)
+CONNECT_GRACE = 1.0
+#: how often the timers (deadlines, silent daemons) are looked at while requests are held
+TICK = 0.02
+
+#: The options of a fleet and their defaults (client.h, struct mb_client_opts).
+FLEET_DEFAULTS = {
+    "window": 16,
+    "max_window": 1024,
+    "failover_ms": 10000,
+    "request_timeout_ms": 60000,
+    "max_outstanding": 4096,
+    "resolve_ms": 5000,
+}
+
+# what a host name or IPv4 address is made of ("*": every address, as ZeroMQ says)
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_*")
+# an IPv6 address in brackets, with a zone ("fe80::1%eth0")
+_V6_CHARS = _HOST_CHARS | frozenset("0123456789abcdefABCDEF:.%")
+
+_STATUS_OK = int(Status.OK)
+_STATUS_OVERLOADED = int(Status.OVERLOADED)
+_STATUS_UNAVAILABLE = int(Status.UNAVAILABLE)
+_STATUS_UNKNOWN_MODEL = int(Status.UNKNOWN_MODEL)
+_U32 = struct.Struct("<I")
+
+_Key = Tuple[int, int]  # (tenant, request id)
+
+
+# ---- endpoint lists ----
+
+
+@dataclasses.dataclass
+class _Source:
+    raw: str  # the item as given, blanks trimmed
+    host: str = ""  # the host, IPv6 brackets removed
+    port: str = ""
+    literal: bool = True  # an address, or not tcp://: never resolved
+
+
+def _is_address(host: str) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except (OSError, ValueError):
+            pass
+    return host == "*"
+
+
+def endpoint_text(endpoint: Union[str, Sequence[str]]) -> str:
+    if isinstance(endpoint, (bytes, bytearray)):
+        endpoint = endpoint.decode()
+    if isinstance(endpoint, str):
+        return endpoint
+    items = list(endpoint)
+    if not all(isinstance(e, str) for e in items):
+        raise TypeError("endpoint: a string, or a list of strings")
+    return ",".join(items)
+
+
+def is_fleet(endpoint: Union[str, Sequence[str]], fleet: bool) -> bool:
+    """Whether these arguments make a fleet client: ``fleet=True``, several endpoints (a
+    comma in the string, or a list of more than one)."""
+    if fleet:
+        return True
+    if isinstance(endpoint, str):
+        return "," in endpoint
+    if isinstance(endpoint, (bytes, bytearray)):
+        return b"," in endpoint
+    return len(list(endpoint)) != 1 or "," in list(endpoint)[0]
+
+
+def parse_endpoints(endpoint: Union[str, Sequence[str]]) -> Tuple[List[_Source], bool]:
+    """A comma-separated endpoint list (or a list of endpoints): its items, and whether one
+    names a host to resolve. Raises ValueError with the item and the reason, the texts of
+    net/fleet.c. No name is resolved here."""
+    text = endpoint_text(endpoint)
+    sources: List[_Source] = []
+    resolving = False
+    p, end_all = 0, len(text)
+    while p < end_all:
+        comma = text.find(",", p)
+        stop = comma if comma >= 0 else end_all
+        item = text[p:stop].strip(" \t")
+        # the C parser trims leading blanks by moving p: the same, for where it goes next
+        while p < stop and text[p] in " \t":
+            p += 1
+        if not item or len(item.encode()) >= 128:
+            raise ValueError(
+                f"endpoint list '{text}': "
+                + ("an empty item" if not item else "an item over 127 characters")
+            )
+        if len(sources) == MAX_SOURCES:
+            raise ValueError(f"endpoint list '{text}': more than {MAX_SOURCES} items")
+        src = _Source(item)
+        sources.append(src)
+        if item.startswith("tcp://"):
+            if not _parse_tcp(src):
+                raise ValueError(
+                    f"endpoint '{item}': not tcp://HOST:PORT (a name or an address, an IPv6 "
+                    "one in brackets; a port 0..65535)"
+                )
+            src.literal = _is_address(src.host)
+            if not src.literal:
+                resolving = True
+        p = stop
+        while p < end_all and text[p] in " \t":
+            p += 1
+        if p < end_all and text[p] == ",":
+            p += 1
+    if not sources:
+        raise ValueError("no endpoint")
+    return sources, resolving
+
+
+def _parse_tcp(src: _Source) -> bool:
+    hp = src.raw[6:]
+    if hp.startswith("["):
+        rb = hp.find("]")
+        if rb < 0 or hp[rb + 1: rb + 2] != ":":
+            return False
+        host = hp[1:rb]
+        if not host or len(host.encode()) >= 96 or not set(host) <= _V6_CHARS:
+            return False
+        port = hp[rb + 2:]
+    else:
+        colon = hp.rfind(":")
+        if colon <= 0:
+            return False
+        host = hp[:colon]
+        if len(host.encode()) >= 96 or not set(host) <= _HOST_CHARS:
+            return False  # an IPv6 address goes in brackets
+        port = hp[colon + 1:]
+    if (not port or len(port) > 5 or not all(c in "0123456789" for c in port)
+            or int(port) > 65535):
+        return False
+    src.host, src.port = host, port
+    return True
+
+
+# ---- figures ----
+
+
+@dataclasses.dataclass
+class DaemonStats:
+    """One daemon of a fleet client (client.h, struct mb_client_daemon)."""
+
+    endpoint: str  #: "tcp://ADDRESS:PORT", as resolved
+    up: bool  #: connected (handshake done)
+    gone: bool  #: no longer in the names' addresses: draining out
+    window: float  #: its credit window
+    in_flight: int  #: requests sent to it and not answered
+    sent: int  #: requests sent to it (failovers included)
+    answered: int  #: answers from it
+    overloaded: int  #: of which OVERLOADED
+    failed_over: int  #: requests taken from it (disconnect, silence, UNAVAILABLE)
+    latency_ms: float  #: its recent answer time (moving average)
+
+
+@dataclasses.dataclass
+class FleetStats:
+    """A fleet client's figures (client.h, struct mb_client_fleet_stats)."""
+
+    daemons: List[DaemonStats]  #: known (up or not, gone ones included)
+    waiting: int  #: requests waiting for credit
+    resent: int  #: requests sent again to another daemon
+    duplicates_dropped: int  #: answers after the first, dropped
+    client_timeouts: int  #: requests answered TIMEOUT by the client
+    resolve_failures: int  #: name resolutions that failed
+
+
+# ---- state ----
+
+
+class _Daemon:
+    __slots__ = ("endpoint", "source", "sock", "mon", "up", "gone", "refused", "seen",
+                 "ever_up", "opened_at",
+                 "cooldown_until", "window", "held", "ok_run", "last_rx", "lat_ms", "sent",
+                 "answered", "overloaded", "failed_over", "link")
+
+    def __init__(self, endpoint: str, source: int, window: float) -> None:
+        self.endpoint = endpoint
+        self.source = source
+        self.sock: Optional[zmq.Socket] = None
+        self.mon: Optional[zmq.Socket] = None
+        self.up = self.gone = self.refused = self.seen = False
+        self.ever_up = False  # it has been up since it was opened
+        self.opened_at = time.monotonic()  # when it was connected to
+        self.cooldown_until = 0.0
+        self.window = float(window)
+        self.held: Dict[_Key, "_Entry"] = {}  # in flight on it, in the order sent
+        self.ok_run = 0  # OK answers since the window last grew
+        self.last_rx = 0.0
+        self.lat_ms = 0.0
+        self.sent = self.answered = self.overloaded = self.failed_over = 0
+        self.link = LinkState(endpoint)
+
+
+class _Entry:
+    __slots__ = ("key", "header", "payload", "timeout_ms", "deadline", "sent_at", "daemon",
+                 "tried", "owner")
+
+    def __init__(self, key, header, payload, timeout_ms, deadline, owner) -> None:
+        self.key = key
+        self.header = header  # the caller's; timeout_ms rewritten on each send
+        self.payload = payload
+        self.timeout_ms = timeout_ms  # the caller's
+        self.deadline = deadline
+        self.sent_at = 0.0
+        self.daemon: Optional[_Daemon] = None  # in flight on it; None: waiting
+        self.tried: List[_Daemon] = []
+        self.owner = owner
+
+
+def _cancel_frames(key: _Key) -> List[bytes]:
+    return [RequestHeader.cancel(key[0], key[1]).encode(), b""]
+
+
+class Fleet:
+    """The fleet's state and sockets, driven by an event loop (see the module's text).
+
+    Args:
+        ctx: the ZeroMQ context the DEALERs are made in (a plain or an asyncio one: the
+            sockets are plain ones either way, used without blocking).
+        endpoint: a comma-separated list or a list of endpoints (names resolved to all
+            their addresses).
+        deliver: ``deliver(owner, frames)``: an answer for the caller.
+        routing_id, keys: each DEALER's routing id and CURVE keys (resolve_keys()).
+        window ... resolve_ms: as :data:`FLEET_DEFAULTS` (resolve_ms -1 or None: never).
+        getaddrinfo: the resolver (default: socket.getaddrinfo, looked up at each use).
+    """
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        endpoint: Union[str, Sequence[str]],
+        deliver: Callable[[Any, List[bytes]], None],
+        now: float,
+        *,
+        routing_id: Optional[bytes] = None,
+        keys=None,
+        window: int = 16,
+        max_window: int = 1024,
+        failover_ms: int = 10000,
+        request_timeout_ms: int = 60000,
+        max_outstanding: int = 4096,
+        resolve_ms: Optional[int] = 5000,
+        getaddrinfo: Optional[Callable] = None,
+    ) -> None:
+        for name, value in (("window", window), ("max_window", max_window),
+                            ("failover_ms", failover_ms),
+                            ("request_timeout_ms", request_timeout_ms),
+                            ("max_outstanding", max_outstanding)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name}: {value!r}; a positive integer")
+        if resolve_ms is not None and (not isinstance(resolve_ms, int) or resolve_ms == 0
+                                       or resolve_ms < -1):
+            raise ValueError(f"resolve_ms: {resolve_ms!r}; a positive integer, or -1: never")
+        self.sources, self.resolving = parse_endpoints(endpoint)
+        self.ctx = ctx
+        self.deliver = deliver
+        self.routing_id = routing_id
+        self.keys = keys
+        self.window = min(window, max_window)
+        self.max_window = max_window
+        self.failover = failover_ms / 1000.0
+        self.request_timeout_ms = request_timeout_ms
+        self.max_outstanding = max_outstanding
+        self.resolve_every = None if resolve_ms in (None, -1) else resolve_ms / 1000.0
+        self.getaddrinfo = getaddrinfo
+        self.resolve_err = ""
+        self.daemons: List[_Daemon] = []
+        self.rr = 0  # round robin among equals
+        self.entries: Dict[_Key, _Entry] = {}
+        self.waiting: "collections.OrderedDict[_Key, _Entry]" = collections.OrderedDict()
+        self.deadlines: List[Tuple[float, int, _Entry]] = []
+        self._seq = itertools.count()
+        self.version = 0  # changes when the set of sockets does
+        self.next_tick = 0.0
+        self.resent = self.dups = self.client_timeouts = self.resolve_failures = 0
+        self.sends = self.cancels_sent = self.malformed = self.handshake_failed = 0
+        self.closed = False
+        #: service() resolves names itself when due (blocking); False: the driver calls
+        #: lookup() elsewhere and apply_resolution() with its result
+        self.inline_resolve = True
+        #: called with a daemon's sockets before they are closed (a driver unwatches them)
+        self.on_close: Optional[Callable[[List[zmq.Socket]], None]] = None
+        self.next_resolve: Optional[float] = None
+        self.apply_resolution(self.lookup(), now)
+
+    # ---- requests ----
+
+    def full(self) -> bool:
+        return len(self.entries) >= self.max_outstanding
+
+    def submit(self, key: _Key, header: bytes, payload: Any, owner: Any, now: float) -> None:
+        """Take a request (its encoded header and payload): it goes to a daemon with
+        credit now, or waits for one. The caller keeps keys unique and the count under
+        max_outstanding."""
+        if key in self.entries:
+            raise ValueError(
+                f"request id {key[1]} of tenant {key[0]} is already in flight on this client")
+        timeout_ms = _U32.unpack_from(header, 20)[0] if len(header) >= 24 else 0
+        deadline = now + (timeout_ms or self.request_timeout_ms) / 1000.0 + DEADLINE_GRACE
+        en = _Entry(key, header, payload, timeout_ms, deadline, owner)
+        self.entries[key] = en
+        self.waiting[key] = en
+        heapq.heappush(self.deadlines, (deadline, next(self._seq), en))
+        self.service(now)
+
+    def cancel(self, key: _Key, now: float) -> bool:
+        """The caller's cancel: a request still waiting for credit is answered CANCELLED
+        here; one a daemon holds is cancelled there (that daemon's answer is the caller's).
+        False: no such request."""
+        en = self.entries.get(key)
+        if en is None:
+            return False
+        if en.daemon is None:
+            self._answer_locally(en, int(Status.CANCELLED),
+                                 "client: cancelled before any daemon had it")
+        else:
+            self._send_cancel(en.daemon, key)
+        return True
+
+    def forget(self, key: _Key, owner: Any = None) -> None:
+        """Drop a request without an answer (the caller gave up on it); a daemon still
+        holding it is asked to drop it too. With @owner, only that owner's request."""
+        en = self.entries.get(key)
+        if en is None or (owner is not None and en.owner is not owner):
+            return
+        if en.daemon is not None:
+            self._send_cancel(en.daemon, key)
+        self._free(en)
+
+    def _free(self, en: _Entry) -> None:
+        del self.entries[en.key]
+        if en.daemon is not None:
+            en.daemon.held.pop(en.key, None)
+            en.daemon = None
+        else:
+            self.waiting.pop(en.key, None)
+        en.payload = None
+
+    def _answer_locally(self, en: _Entry, status: int, reason: str) -> None:
+        """Answer @en with @status and a reason of the client's own, and forget it."""
+        text = reason.encode()
+        model = _decode_model(en.header[24:40]) if len(en.header) >= 40 else ""
+        hdr = ResponseHeader(status=status, request_id=en.key[1], tenant_id=en.key[0],
+                             device=DEVICE_NONE, model=model, result_type=ResultType.TEXT,
+                             result_len=len(text))
+        self._free(en)
+        self.deliver(en.owner, [hdr.encode(), text])
+
+    def _send_cancel(self, d: _Daemon, key: _Key) -> None:
+        try:
+            d.sock.send_multipart(_cancel_frames(key), zmq.NOBLOCK)
+            self.cancels_sent += 1
+        except zmq.ZMQError:
+            pass
+
+    # ---- daemons ----
+
+    def _open(self, source: int, endpoint: str) -> Optional[_Daemon]:
+        if len(self.daemons) >= MAX_DAEMONS:
+            return None
+        d = _Daemon(endpoint, source, self.window)
+        sock = zmq.Socket(self.ctx, zmq.DEALER)
+        mon = None
+        try:
+            hwm = self.max_window * 2 + 16  # the window keeps it far below
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SNDHWM, hwm)
+            sock.setsockopt(zmq.RCVHWM, hwm)
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+            if endpoint.startswith("tcp://["):
+                sock.setsockopt(zmq.IPV6, 1)
+            if self.routing_id is not None:
+                sock.setsockopt(zmq.ROUTING_ID, self.routing_id)
+            apply_curve(sock, self.keys)
+            addr = f"inproc://mediabatch-fleet-{id(self):x}-{next(_MONITORS)}"
+            sock.monitor(addr, MONITOR_EVENTS)
+            mon = zmq.Socket(self.ctx, zmq.PAIR)
+            mon.setsockopt(zmq.LINGER, 0)
+            mon.connect(addr)
+            sock.connect(endpoint)
+        except zmq.ZMQError:
+            if mon is not None:
+                mon.close(0)
+            sock.close(0)
+            return None
+        d.sock, d.mon = sock, mon
+        self.daemons.append(d)
+        self.version += 1
+        return d
+
+    def _close(self, d: _Daemon) -> None:
+        if self.on_close is not None:
+            self.on_close([d.sock, d.mon])
+        try:
+            d.sock.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        d.mon.close(0)
+        d.sock.close(0)
+        self.daemons.remove(d)
+        self.version += 1
+
+    def _fail_over(self, d: _Daemon) -> None:
+        """Take every request off @d: back to the front of the line for another one."""
+        if not d.held:
+            return
+        moved = list(d.held.values())
+        d.held.clear()
+        for en in reversed(moved):  # put at the head, in their order: they were first
+            d.failed_over += 1
+            self.resent += 1
+            en.daemon = None
+            self.waiting[en.key] = en
+            self.waiting.move_to_end(en.key, last=False)
+
+    def _someone_else(self, en: _Entry, now: float) -> bool:
+        """Whether a daemon taking requests has not had @en yet: one up and not cooling
+        down, or one connected to less than CONNECT_GRACE ago and not up yet (at start-up,
+        the first daemon's refusals wait for the others' handshakes), as fleet.c."""
+        if len(en.tried) >= MAX_ATTEMPTS:
+            return False
+        for d in self.daemons:
+            taking = d.up or (not d.ever_up and not d.refused
+                              and now - d.opened_at < CONNECT_GRACE)
+            if taking and not d.gone and d.cooldown_until <= now and d not in en.tried:
+                return True
+        return False
+
+    def _pick(self, en: _Entry, now: float) -> Optional[_Daemon]:
+        # a request goes to each daemon once while there are others it has not seen
+        others = bool(en.tried) and self._someone_else(en, now)
+        daemons = self.daemons
+        n = len(daemons)
+        if n == 0:
+            return None
+        min_lat = 0.0
+        for d in daemons:
+            if d.up and d.lat_ms > 0 and (min_lat == 0 or d.lat_ms < min_lat):
+                min_lat = d.lat_ms
+        best, best_i, best_cost = None, 0, 0.0
+        start = self.rr % n
+        for k in range(n):
+            i = (start + k) % n
+            d = daemons[i]
+            if (not d.up or d.gone or d.cooldown_until > now
+                    or len(d.held) >= int(d.window)):
+                continue
+            if others and d in en.tried:
+                continue
+            # Expected wait: requests ahead times its answer time relative to the fastest
+            # daemon's. Within twice the fastest, daemons count as equal (answer times
+            # jitter with scheduling; equal daemons must get equal shares): only one
+            # clearly slower is weighed down.
+            lat = d.lat_ms / min_lat if d.lat_ms > 0 and min_lat > 0 else 1.0
+            cost = (len(d.held) + 1) * (lat if lat >= 2.0 else 1.0)
+            if best is None or cost < best_cost:
+                best, best_i, best_cost = d, i, cost
+        if best is not None:
+            self.rr = (best_i + 1) % n
+        return best
+
+    def _send_to(self, en: _Entry, d: _Daemon, now: float) -> bool:
+        header = en.header
+        # the time left, so that no daemon works past the caller's deadline
+        if en.timeout_ms > 0 and len(header) >= 24:
+            left = en.deadline - DEADLINE_GRACE - now if en.deadline > now + DEADLINE_GRACE \
+                else 0.001
+            header = header[:20] + _U32.pack(max(1, int(left * 1000))) + header[24:]
+        try:
+            d.sock.send_multipart([header, en.payload], zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError:
+            return False
+        if len(en.tried) < MAX_ATTEMPTS and d not in en.tried:
+            en.tried.append(d)
+        en.daemon = d
+        en.sent_at = now
+        d.held[en.key] = en
+        d.sent += 1
+        self.sends += 1
+        if d.last_rx == 0 or len(d.held) == 1:
+            d.last_rx = now  # silence is counted from the first request it holds
+        return True
+
+    def _dispatch(self, now: float) -> None:
+        """Send what waits, in order, while some daemon has credit."""
+        sent = []
+        for key, en in self.waiting.items():
+            d = self._pick(en, now)
+            if d is None:
+                if not en.tried:
+                    break  # no daemon has credit: the rest wait too
+                continue  # none for this one; the next may go where this one has been
+            if self._send_to(en, d, now):
+                sent.append(key)
+            else:
+                d.up = False  # not connected after all: the monitor says when
+        for key in sent:
+            del self.waiting[key]
+
+    # ---- names ----
+
+    def lookup(self) -> List[Tuple[int, Optional[List[str]], str]]:
+        """Resolve every source (blocking, for names): (source, endpoints or None, why)."""
+        out = []
+        for s, src in enumerate(self.sources):
+            if src.literal:
+                out.append((s, [src.raw], ""))
+                continue
+            try:
+                infos = (self.getaddrinfo or socket.getaddrinfo)(
+                    src.host, src.port, socket.AF_UNSPEC, socket.SOCK_STREAM)
+            except socket.gaierror as e:
+                out.append((s, None, f"'{src.host}' does not resolve ({e.strerror})"))
+                continue
+            except OSError as e:
+                out.append((s, None, f"'{src.host}' does not resolve ({e})"))
+                continue
+            eps = []
+            for family, _, _, _, sockaddr in infos:
+                # the port getaddrinfo gives back: the one asked for
+                if family == socket.AF_INET:
+                    eps.append(f"tcp://{sockaddr[0]}:{sockaddr[1]}")
+                elif family == socket.AF_INET6:
+                    eps.append(f"tcp://[{sockaddr[0]}]:{sockaddr[1]}")
+            out.append((s, eps, ""))
+        return out
+
+    def resolve_due(self, now: float) -> bool:
+        return (self.resolving and self.next_resolve is not None and now >= self.next_resolve)
+
+    def apply_resolution(self, found, now: float) -> None:
+        """New addresses become daemons, vanished ones go (lookup()'s result)."""
+        if self.closed:
+            return
+        if self.resolving and self.resolve_every is not None:
+            self.next_resolve = now + self.resolve_every
+        for d in self.daemons:
+            d.seen = False
+        for s, eps, why in found:
+            if eps is None:
+                self.resolve_failures += 1
+                self.resolve_err = why
+                # keep what it resolved to before: a DNS hiccup is not a fleet gone
+                for d in self.daemons:
+                    if d.source == s:
+                        d.seen = True
+                continue
+            for ep in eps:
+                for d in self.daemons:
+                    if d.endpoint == ep:
+                        d.seen = True
+                        d.gone = False  # back again, if it had gone
+                        break
+                else:
+                    d = self._open(s, ep)
+                    if d is not None:
+                        d.seen = True
+        for d in list(self.daemons):
+            if d.seen:
+                continue
+            d.gone = True
+            if not d.held:
+                self._close(d)
+
+    # ---- events ----
+
+    def sockets(self) -> List[Tuple[zmq.Socket, _Daemon]]:
+        """Every socket to watch for input (each daemon's DEALER and monitor)."""
+        out = []
+        for d in self.daemons:
+            out.append((d.sock, d))
+            out.append((d.mon, d))
+        return out
+
+    def read(self, sock: zmq.Socket, d: _Daemon, now: float) -> None:
+        """Read what @sock (a daemon's DEALER or monitor) has, without waiting."""
+        if d.sock is None or d.sock.closed:
+            return
+        if sock is d.mon:
+            self._monitor_events(d)
+        else:
+            self._read_answers(d, now)
+
+    def read_all(self, now: float) -> None:
+        for d in list(self.daemons):
+            if not d.sock.closed:
+                self._monitor_events(d)
+            if not d.sock.closed:
+                self._read_answers(d, now)
+
+    def _monitor_events(self, d: _Daemon) -> None:
+        while True:
+            try:
+                msg = d.mon.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:
+                return
+            if d.link.update(msg):
+                self.handshake_failed += 1
+            try:
+                event = parse_monitor_message(msg)["event"]
+            except Exception:  # pragma: no cover - a message of another libzmq
+                continue
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                d.up = d.ever_up = True
+                d.refused = False
+            elif event == zmq.EVENT_DISCONNECTED:
+                d.up = False
+                self._fail_over(d)
+            elif event in (zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+                           zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                           zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
+                # the key is refused, or no CURVE there
+                d.up = False
+                d.refused = True
+                self._fail_over(d)
+
+    def _read_answers(self, d: _Daemon, now: float) -> None:
+        for _ in range(256):
+            try:
+                frames = d.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:
+                return
+            if (len(frames) != 2 or len(frames[0]) != HEADER_LEN
+                    or frames[0][:4] != RESPONSE_MAGIC):
+                self.malformed += 1
+                continue
+            self._on_answer(d, frames, now)
+            if d.sock.closed:
+                return
+
+    def _on_answer(self, d: _Daemon, frames: List[bytes], now: float) -> None:
+        h = frames[0]
+        status = int.from_bytes(h[6:8], "little")
+        key = (int.from_bytes(h[16:20], "little"), int.from_bytes(h[8:16], "little"))
+        flags = int.from_bytes(h[54:56], "little")
+        d.last_rx = now
+        d.answered += 1
+        en = self.entries.get(key)
+        if en is None or d not in en.tried or (flags & RESPONSE_FLAG_DUPLICATE):
+            self.dups += 1  # a late answer of a request answered already, or failed over
+            return
+        if en.daemon is d:
+            ms = (now - en.sent_at) * 1000.0
+            del d.held[key]
+            en.daemon = None
+            self.waiting.pop(key, None)
+            d.lat_ms = d.lat_ms * 0.875 + ms * 0.125 if d.lat_ms > 0 else ms
+            current = True
+        else:
+            current = False
+        retry = False
+        if status == _STATUS_OK:
+            d.ok_run += 1
+            if d.ok_run >= int(d.window):
+                d.ok_run = 0
+                if d.window < self.max_window:
+                    d.window += 1
+        elif status == _STATUS_OVERLOADED:
+            d.overloaded += 1
+            d.window = d.window / 2 if d.window / 2 >= 1 else 1.0
+            d.ok_run = 0
+            retry = True
+        elif status in (_STATUS_UNAVAILABLE, _STATUS_UNKNOWN_MODEL):
+            if status == _STATUS_UNAVAILABLE:
+                d.cooldown_until = now + COOLDOWN
+            retry = True
+        if retry and not current:
+            # an earlier attempt's refusal: the request is elsewhere now, or waits for it
+            return
+        if retry and self._someone_else(en, now):
+            if status != _STATUS_OVERLOADED:
+                d.failed_over += 1
+            self.resent += 1
+            self.waiting[key] = en  # at the end of the line
+            return
+        if en.daemon is not None and en.daemon is not d:
+            # answered by an earlier daemon while a later one has it: that one's is dropped
+            self._send_cancel(en.daemon, key)
+        self._free(en)
+        self.deliver(en.owner, frames)
+
+    # ---- timers ----
+
+    def timeout(self, now: float) -> Optional[float]:
+        """Seconds until service() has work of its own (None: nothing to wait for)."""
+        wait = None
+        if self.entries:
+            wait = max(0.0, min(TICK, self.next_tick - now))
+        if self.resolving and self.next_resolve is not None:
+            r = max(0.0, self.next_resolve - now)
+            wait = r if wait is None else min(wait, r)
+        return wait
+
+    def service(self, now: float) -> None:
+        """The timers, names due for resolution (with inline_resolve), and the requests
+        waiting for credit."""
+        if self.closed:
+            return
+        if self.inline_resolve and self.resolve_due(now):
+            self.apply_resolution(self.lookup(), now)
+        if now >= self.next_tick:
+            self._tick(now)
+            self.next_tick = now + TICK
+        if self.waiting:
+            self._dispatch(now)
+
+    def _tick(self, now: float) -> None:
+        """Deadlines and silent daemons."""
+        for d in list(self.daemons):
+            if d.held and now - d.last_rx > self.failover:
+                d.cooldown_until = now + self.failover  # it must answer something to get more
+                self._fail_over(d)
+            if d.gone and not d.held:
+                self._close(d)
+        heap = self.deadlines
+        while heap and heap[0][0] <= now:
+            _, _, en = heapq.heappop(heap)
+            if self.entries.get(en.key) is not en:
+                continue  # answered or dropped meanwhile
+            self.client_timeouts += 1
+            within = en.timeout_ms or self.request_timeout_ms
+            d = en.daemon
+            if d is not None:
+                self._send_cancel(d, en.key)
+                reason = (f"client: no answer within {within} ms (last sent to {d.endpoint}, "
+                          f"{len(en.tried)} daemon(s) tried)")
+            else:
+                up = sum(1 for x in self.daemons if x.up and not x.gone)
+                extra = f"; {self.resolve_err}" if self.resolve_err else ""
+                refused = [x.link.handshake_error for x in self.daemons
+                           if x.refused and not x.gone and x.link.handshake_error]
+                if refused:
+                    extra += "; " + refused[0]
+                reason = f"client: no daemon took it within {within} ms ({up} of the fleet up{extra})"
+            self._answer_locally(en, int(Status.TIMEOUT), reason)
+        if len(heap) > 4096 and len(heap) > 4 * len(self.entries):
+            # answered requests leave their deadlines behind until they are due
+            self.deadlines = [(en.deadline, next(self._seq), en) for en in self.entries.values()]
+            heapq.heapify(self.deadlines)
+
+    # ---- state ----
+
+    def stats(self) -> FleetStats:
+        return FleetStats(
+            daemons=[DaemonStats(d.endpoint, d.up, d.gone, d.window, len(d.held), d.sent,
+                                 d.answered, d.overloaded, d.failed_over, d.lat_ms)
+                     for d in self.daemons],
+            waiting=len(self.waiting),
+            resent=self.resent,
+            duplicates_dropped=self.dups,
+            client_timeouts=self.client_timeouts,
+            resolve_failures=self.resolve_failures,
+        )
+
+    def suffix(self) -> str:
+        """To end a client-side timeout's reason: how many daemons are up, and why a
+        handshake failed if one did."""
+        up = sum(1 for d in self.daemons if d.up and not d.gone)
+        refused = [d.link.handshake_error for d in self.daemons
+                   if d.refused and not d.gone and d.link.handshake_error]
+        return f" ({up} of the fleet up)" + (f"; {refused[0]}" if refused else "")
+
+    def describe(self) -> str:
+        """Each daemon's connection, as the socket monitor last said."""
+        return "; ".join(d.link.describe() for d in self.daemons) or "no daemon"
+
+    def close(self) -> List[Any]:
+        """Close every socket; the owners of the requests still held, in order."""
+        if self.closed:
+            return []
+        self.closed = True
+        for d in list(self.daemons):
+            self._close(d)
+        owners = [en.owner for en in self.entries.values()]
+        self.entries.clear()
+        self.waiting.clear()
+        self.deadlines = []
+        return owners
+
+
+_MONITORS = itertools.count()

@@ -1,0 +1,473 @@
+"""A client of several daemons (README, "Fleets"; docs/operating.md, "Running a fleet"),
+against real mediabatchd processes on loopback, as tests/e2e/fleet_test.c checks the C
+library: load spreads across three equal daemons, each within 10% of a third (Client and
+AsyncClient); a daemon whose max_inflight is tiny answers OVERLOADED, its window shrinks
+and it gets less while the caller sees OK only; one daemon killed with SIGKILL and another
+drained with SIGTERM in the middle of a run: every request answered exactly once, all OK
+(and a SIGKILL through AsyncClient); a daemon stopped with SIGSTOP is failed over after failover_ms and its late answers are
+dropped; with no daemon up, TIMEOUT and CANCELLED from the client; malformed endpoint lists
+refused with the reason; a name followed as its addresses change (a resolver of the test's
+own: every address is 127.0.0.1). Every loop is bounded in count and in time."""
+
+import asyncio
+import collections
+import queue
+import socket
+import time
+import unittest
+from unittest import mock
+
+import numpy as np
+
+import mediabatch
+from mediabatch import Status
+
+import mbdaemon
+
+X = np.zeros((1, 256), np.float32)  # identity answers its payload's length: 1024.0
+LIMIT = 120.0  # seconds, the most any closed loop runs
+
+# The daemons of the spread tests batch identity for 20 ms, so that they, not this
+# client, are what a closed loop waits for, as in a real fleet (and in the C test, whose
+# client is much faster than identity). With identity's default 0.5 ms, a Python client of
+# three daemons on a small machine is the bottleneck itself: answers wait in its receive
+# queue for milliseconds, that wait is part of the answer times it weighs, and scheduling
+# noise of a few ms makes a daemon look "twice as slow" as the fastest for a while, so the
+# shares of equal daemons wander beyond 10%.
+SPREAD = """
+models:
+  - name: identity
+    max_delay_us: 20000
+"""
+
+
+def setUpModule():
+    mbdaemon.require_daemon()
+
+
+class Run:
+    """What a closed loop saw: answers per request id, statuses, the first non-OK."""
+
+    def __init__(self, n):
+        self.n = n
+        self.answered = 0
+        self.seen = collections.Counter()
+        self.status = collections.Counter()
+        self.wrong = 0
+        self.first_error = None
+
+    def take(self, base, fut_or_result):
+        """One answer: a done future (its result or its exception)."""
+        err = None
+        try:
+            r = fut_or_result.result()
+        except mediabatch.MediabatchError as e:
+            err = e
+        if err is not None:
+            rid, status = err.request_id, err.status
+            if self.first_error is None:
+                self.first_error = f"{getattr(status, 'name', status)}: {err.reason}"
+        else:
+            rid, status = r.request_id, r.status
+            v = r.value
+            if v.shape != (1, 1) or v[0, 0] != X.nbytes:
+                self.wrong += 1
+        self.seen[rid - base] += 1
+        self.answered += 1
+        self.status[status] += 1
+
+    def check(self, test):
+        dups = sum(c - 1 for c in self.seen.values() if c > 1)
+        msg = (f"{self.answered} of {self.n} answered, {self.status[Status.OK]} OK, {dups} "
+               f"twice, {self.wrong} wrong; first not OK: {self.first_error}")
+        test.assertEqual(self.answered, self.n, msg)
+        test.assertEqual(len(self.seen), self.n, msg)  # every request, once each
+        test.assertEqual(dups, 0, msg)
+        test.assertEqual(self.wrong, 0, msg)
+        test.assertEqual(self.status[Status.OK], self.n, msg)
+
+
+def closed_loop(client, n, window, base=0, mid=None):
+    """@n identity requests (ids base.., tenant 7), @window outstanding, in answer order;
+    @mid(answered) after each answer."""
+    run = Run(n)
+    done = queue.Queue()
+    sent, outstanding = 0, 0
+    deadline = time.monotonic() + LIMIT
+    while run.answered < n and time.monotonic() < deadline:
+        while sent < n and outstanding < window:
+            f = client.submit("identity", tensor=X, tenant=7, request_id=base + sent)
+            f.add_done_callback(done.put)
+            sent += 1
+            outstanding += 1
+        try:
+            f = done.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        outstanding -= 1
+        run.take(base, f)
+        if mid is not None:
+            mid(run.answered)
+    return run
+
+
+async def aclosed_loop(client, n, window, base=0, mid=None):
+    """closed_loop() through an AsyncClient."""
+    run = Run(n)
+    done: asyncio.Queue = asyncio.Queue()
+    sent, outstanding = 0, 0
+    deadline = time.monotonic() + LIMIT
+    while run.answered < n and time.monotonic() < deadline:
+        while sent < n and outstanding < window:
+            f = await client.submit("identity", tensor=X, tenant=7, request_id=base + sent)
+            f.add_done_callback(done.put_nowait)
+            sent += 1
+            outstanding += 1
+        try:
+            f = await asyncio.wait_for(done.get(), 1.0)
+        except asyncio.TimeoutError:
+            continue
+        outstanding -= 1
+        run.take(base, f)
+        if mid is not None:
+            mid(run.answered)
+    return run
+
+
+def describe(st):
+    lines = [f"  {d.endpoint}: {'up' if d.up else 'down'}{' gone' if d.gone else ''}, window "
+             f"{d.window:.1f}, sent {d.sent}, answered {d.answered}, overloaded {d.overloaded}"
+             f", failed over {d.failed_over}, {d.latency_ms:.2f} ms" for d in st.daemons]
+    lines.append(f"  resent {st.resent}, duplicates dropped {st.duplicates_dropped}, "
+                 f"client timeouts {st.client_timeouts}, waiting {st.waiting}")
+    return "\n".join(lines)
+
+
+class FleetTest(unittest.TestCase):
+    def daemons(self, n, yaml=None):
+        """@n daemons; @yaml: a config for all (a str) or for some ({index: str})."""
+        out = []
+        for i in range(n):
+            d = mbdaemon.Daemon(yaml if isinstance(yaml, str) else (yaml or {}).get(i, "")).start()
+            out.append(d)
+            self.addCleanup(self._stop, d)
+        return out
+
+    def _stop(self, d):
+        if d.proc is not None:
+            rc = d.stop()
+            self.assertEqual(rc, 0, d.log_text())
+
+    def shares_equal(self, ds, st, n):
+        by_ep = {d.endpoint: d for d in st.daemons}
+        self.assertEqual(len(st.daemons), len(ds))
+        shares = []
+        for d in ds:
+            got = by_ep[d.ingest]
+            share = got.answered / n
+            shares.append(share)
+            self.assertTrue(0.9 / len(ds) <= share <= 1.1 / len(ds),
+                            f"{d.ingest} answered {share:.3f} of the requests\n{describe(st)}")
+            # and the daemon agrees about what it served
+            self.assertEqual(
+                d.metric('mediabatch_request_latency_seconds_count{model="identity"}'),
+                float(got.answered))
+        print(f"\n  shares {', '.join(f'{s:.3f}' for s in shares)}", end=" ")
+
+    def test_spread_equal(self):
+        ds = self.daemons(3, SPREAD)
+        n = 6000
+        with mediabatch.Client([d.ingest for d in ds], wait_timeout=60) as c:
+            self.assertTrue(c.fleet)
+            t0 = time.monotonic()
+            run = closed_loop(c, n, 48)
+            took = time.monotonic() - t0
+            run.check(self)
+            st = c.fleet_stats()
+            self.shares_equal(ds, st, n)
+            self.assertEqual(st.duplicates_dropped, 0)
+            self.assertEqual(c.stats["answered"], n)
+            self.assertEqual(c.in_flight, 0)
+            print(f"({n / took:.0f} requests/s)", end=" ")
+
+    def test_spread_equal_asyncio(self):
+        ds = self.daemons(3, SPREAD)
+        n = 6000
+
+        async def main():
+            async with mediabatch.AsyncClient(",".join(d.ingest for d in ds),
+                                              wait_timeout=60) as c:
+                self.assertTrue(c.fleet)
+                t0 = time.monotonic()
+                run = await aclosed_loop(c, n, 48)
+                took = time.monotonic() - t0
+                run.check(self)
+                self.shares_equal(ds, c.fleet_stats(), n)
+                self.assertEqual(c.stats["answered"], n)
+                self.assertEqual(c.in_flight, 0)
+                print(f"({n / took:.0f} requests/s)", end=" ")
+
+        asyncio.run(main())
+
+    def test_overloaded_daemon_gets_less(self):
+        ds = self.daemons(2, {0: "service:\n  max_inflight: 2\n"})
+        n = 3000
+        with mediabatch.Client([d.ingest for d in ds], window=32, wait_timeout=60) as c:
+            run = closed_loop(c, n, 64)
+            run.check(self)  # its refusals went to the other: the caller sees OK only
+            st = c.fleet_stats()
+            busy, other = ({d.endpoint: d for d in st.daemons}[x.ingest] for x in ds)
+            why = describe(st)
+            self.assertGreater(busy.overloaded, 0, why)
+            self.assertLess(busy.window, 32, why)  # halved on refusals
+            self.assertLess(busy.answered, other.answered, why)  # so it got less
+            self.assertGreaterEqual(st.resent, busy.overloaded, why)
+            print(f"\n  busy daemon answered {busy.answered / n:.3f}, window {busy.window:.1f}, "
+                  f"{busy.overloaded} OVERLOADED", end=" ")
+
+    def test_kill_and_drain_mid_run(self):
+        ds = self.daemons(3)
+        n = 6000
+        chaos = {"killed": False, "drained": False}
+
+        def mid(answered):
+            if not chaos["killed"] and answered >= 1500:
+                chaos["killed"] = True
+                ds[0].kill()  # SIGKILL
+            if not chaos["drained"] and answered >= 3000:
+                chaos["drained"] = True
+                ds[1].signal(15)  # SIGTERM: it drains while the run goes on
+
+        with mediabatch.Client([d.ingest for d in ds], wait_timeout=60) as c:
+            run = closed_loop(c, n, 48, base=1000000, mid=mid)
+            self.assertTrue(chaos["killed"] and chaos["drained"])
+            run.check(self)  # none lost, exactly one answer each, all OK
+            self.assertEqual(ds[1].wait(30), 0)  # the drained one exits cleanly
+            st = c.fleet_stats()
+            why = describe(st)
+            by_ep = {d.endpoint: d for d in st.daemons}
+            killed, drained, survivor = (by_ep[d.ingest] for d in ds)
+            self.assertFalse(killed.up, why)
+            self.assertGreater(survivor.answered, killed.answered, why)  # it took the rest
+            self.assertEqual(st.client_timeouts, 0, why)
+            # the client delivered one answer per request: none reached a future twice
+            self.assertEqual(c.stats["answered"], n)
+            self.assertEqual(c.stats["stray"], st.duplicates_dropped)
+            print("\n" + why, end=" ")
+
+    def test_kill_mid_run_asyncio(self):
+        ds = self.daemons(2)
+        n = 3000
+
+        def mid(answered):
+            if answered == 1000:
+                ds[0].kill()  # SIGKILL
+
+        async def main():
+            async with mediabatch.AsyncClient([d.ingest for d in ds], wait_timeout=60) as c:
+                run = await aclosed_loop(c, n, 48, base=2000000, mid=mid)
+                run.check(self)
+                st = c.fleet_stats()
+                by_ep = {d.endpoint: d for d in st.daemons}
+                self.assertFalse(by_ep[ds[0].ingest].up, describe(st))
+                self.assertEqual(st.client_timeouts, 0, describe(st))
+                self.assertEqual(c.stats["answered"], n)
+                self.assertEqual(c.stats["stray"], st.duplicates_dropped)
+
+        asyncio.run(main())
+
+    def test_silent_daemon_failed_over(self):
+        """A daemon stopped (SIGSTOP: connected, silent) holds requests for failover_ms,
+        then they go to the other; when it wakes (SIGCONT) its late answers are dropped."""
+        ds = self.daemons(2)
+        self.addCleanup(ds[0].signal, 18)  # SIGCONT, whatever happens
+        n = 2000
+        stopped_at = []
+
+        def mid(answered):
+            if not stopped_at and answered >= 300:
+                stopped_at.append(time.monotonic())
+                ds[0].signal(19)  # SIGSTOP
+
+        with mediabatch.Client([d.ingest for d in ds], failover_ms=500, wait_timeout=60) as c:
+            run = closed_loop(c, n, 48, base=5000000, mid=mid)
+            run.check(self)  # its requests were answered by the other
+            self.assertGreaterEqual(time.monotonic() - stopped_at[0], 0.5)  # after 500 ms
+            st = c.fleet_stats()
+            stopped = {d.endpoint: d for d in st.daemons}[ds[0].ingest]
+            self.assertGreater(stopped.failed_over, 0, describe(st))
+            self.assertGreaterEqual(st.resent, stopped.failed_over, describe(st))
+            self.assertEqual(st.duplicates_dropped, 0, describe(st))
+            ds[0].signal(18)  # SIGCONT: it answers what it held, too late
+            deadline = time.monotonic() + 10
+            while c.fleet_stats().duplicates_dropped == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            st = c.fleet_stats()
+            self.assertGreater(st.duplicates_dropped, 0, describe(st))
+            self.assertEqual(st.client_timeouts, 0, describe(st))
+            self.assertEqual(c.stats["answered"], n)
+            print("\n" + describe(st), end=" ")
+
+    def test_nobody_up(self):
+        p1, p2 = mbdaemon._free_ports(2)
+        with mediabatch.Client(f"tcp://127.0.0.1:{p1}, tcp://127.0.0.1:{p2}",
+                               wait_timeout=10) as c:
+            t0 = time.monotonic()
+            f1 = c.submit("identity", tensor=X, tenant=1, request_id=1, timeout_ms=300)
+            with self.assertRaises(ValueError):  # in flight already
+                c.submit("identity", tensor=X, tenant=1, request_id=1)
+            f2 = c.submit("identity", tensor=X, tenant=1, request_id=2, timeout_ms=300)
+            c.cancel(f2)
+            with self.assertRaises(mediabatch.Cancelled) as e:
+                f2.result(5)
+            self.assertEqual(e.exception.reason, "client: cancelled before any daemon had it")
+            self.assertEqual(e.exception.request_id, 2)
+            with self.assertRaises(mediabatch.Timeout) as e:
+                f1.result(5)
+            self.assertGreaterEqual(time.monotonic() - t0, 0.5)  # 300 ms and the grace
+            self.assertEqual(e.exception.status, Status.TIMEOUT)
+            self.assertEqual(e.exception.model, "identity")
+            self.assertEqual(e.exception.reason,
+                             "client: no daemon took it within 300 ms (0 of the fleet up)")
+            st = c.fleet_stats()
+            self.assertEqual(len(st.daemons), 2)
+            self.assertEqual(st.client_timeouts, 1)
+            self.assertEqual(c.in_flight, 0)
+            # the standard cancel: the future at once, the request dropped
+            f3 = c.submit("identity", tensor=X, tenant=1, request_id=3)
+            self.assertTrue(f3.cancel())
+            self.assertEqual(c.in_flight, 0)
+
+    def test_nobody_up_defaults_and_room(self):
+        """request_timeout_ms is the deadline of a request without timeout_ms; past
+        max_outstanding, submit() waits for room."""
+        (p1,) = mbdaemon._free_ports(1)
+        with mediabatch.Client([f"tcp://127.0.0.1:{p1}"], fleet=True, request_timeout_ms=300,
+                               max_outstanding=2, wait_timeout=10) as c:
+            t0 = time.monotonic()
+            fs = [c.submit("identity", tensor=X) for _ in range(2)]
+            f3 = c.submit("identity", tensor=X)  # waits until the first two time out
+            self.assertGreaterEqual(time.monotonic() - t0, 0.5)
+            for f in fs + [f3]:
+                with self.assertRaises(mediabatch.Timeout) as e:
+                    f.result(5)
+                self.assertEqual(e.exception.reason,
+                                 "client: no daemon took it within 300 ms (0 of the fleet up)")
+            self.assertEqual(c.fleet_stats().client_timeouts, 3)
+
+    def test_nobody_up_asyncio(self):
+        def fake(host, port, *args, **kwargs):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+        async def main():
+            async with mediabatch.AsyncClient("tcp://mb-nowhere.test:7400", fleet=True,
+                                              wait_timeout=10) as c:
+                f1 = await c.submit("identity", tensor=X, request_id=1, timeout_ms=300)
+                f2 = await c.submit("identity", tensor=X, request_id=2, timeout_ms=300)
+                await c.cancel(f2)
+                with self.assertRaises(mediabatch.Cancelled) as e:
+                    await f2
+                self.assertEqual(e.exception.reason,
+                                 "client: cancelled before any daemon had it")
+                with self.assertRaises(mediabatch.Timeout) as e:
+                    await f1
+                self.assertEqual(
+                    e.exception.reason,
+                    "client: no daemon took it within 300 ms (0 of the fleet up; "
+                    "'mb-nowhere.test' does not resolve (Name or service not known))")
+                st = c.fleet_stats()
+                self.assertEqual(st.daemons, [])
+                self.assertEqual(st.client_timeouts, 1)
+                self.assertGreaterEqual(st.resolve_failures, 1)
+
+        with mock.patch("socket.getaddrinfo", fake):  # no name leaves this process
+            asyncio.run(main())
+
+    def test_bad_lists(self):
+        bad = [
+            ("tcp://127.0.0.1:1,,tcp://127.0.0.1:2", "an empty item"),
+            ("tcp://127.0.0.1:1,tcp://nohost", "endpoint 'tcp://nohost': not tcp://HOST:PORT"),
+            ("tcp://127.0.0.1:x1,tcp://127.0.0.1:2", "not tcp://HOST:PORT"),
+            ("tcp://[::1:7,tcp://127.0.0.1:2", "not tcp://HOST:PORT"),
+            ("tcp://127.0.0.1:65536,tcp://127.0.0.1:2", "a port 0..65535"),
+            (["tcp://127.0.0.1:1", " "], "an empty item"),
+            ([], "no endpoint"),
+            (",".join(f"tcp://127.0.0.1:{i + 1}" for i in range(17)), "more than 16 items"),
+        ]
+        for endpoints, says in bad:
+            for cls in (mediabatch.Client, mediabatch.AsyncClient):
+                with self.subTest(endpoints=endpoints, cls=cls.__name__):
+                    with self.assertRaises(ValueError) as e:
+                        cls(endpoints)
+                    self.assertIn(says, str(e.exception))
+        with self.assertRaises(ValueError) as e:
+            mediabatch.Client("tcp://127.0.0.1:1,tcp://127.0.0.1:2", window=0)
+        self.assertIn("window: 0", str(e.exception))
+
+    def test_one_daemon_is_no_fleet(self):
+        (d,) = self.daemons(1)
+        for endpoint in (d.ingest, [d.ingest]):
+            with mediabatch.Client(endpoint, wait_timeout=30) as c:
+                self.assertFalse(c.fleet)
+                self.assertEqual(c.run("identity", tensor=X)[0, 0], X.nbytes)
+                with self.assertRaises(ValueError):
+                    c.fleet_stats()
+        with mediabatch.Client(d.ingest, fleet=True, wait_timeout=30) as c:
+            self.assertTrue(c.fleet)
+            self.assertEqual(c.run("identity", tensor=X)[0, 0], X.nbytes)
+            st = c.fleet_stats()
+            self.assertEqual([x.endpoint for x in st.daemons], [d.ingest])
+            self.assertEqual((st.daemons[0].sent, st.daemons[0].answered), (1, 1))
+            self.assertTrue(st.daemons[0].up)
+            self.assertIn("handshake done", c.connection)
+
+    def test_name_followed(self):
+        """A name's addresses change: a new one starts taking work after re-resolution,
+        one that went drains out, and a failed resolution keeps what there was."""
+        d1, d2 = self.daemons(2)
+        ports = {"now": [d1], "fail": False}
+        real = socket.getaddrinfo
+
+        def fake(host, port, *args, **kwargs):
+            if host != "mb-fleet.test":
+                return real(host, port, *args, **kwargs)
+            if ports["fail"]:
+                raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                     ("127.0.0.1", int(d.ingest.rsplit(":", 1)[1]))) for d in ports["now"]]
+
+        def served(c, n, base):
+            run = closed_loop(c, n, 16, base=base)
+            run.check(self)
+            return {x.endpoint: x for x in c.fleet_stats().daemons}
+
+        with mock.patch("socket.getaddrinfo", fake), \
+                mediabatch.Client("tcp://mb-fleet.test:7400", fleet=True, resolve_ms=200,
+                                  wait_timeout=30) as c:
+            by = served(c, 200, 0)
+            self.assertEqual(list(by), [d1.ingest])
+            ports["now"] = [d1, d2]
+            deadline, base = time.monotonic() + 10, 1000
+            while time.monotonic() < deadline:  # requests go on while the name changes
+                by = served(c, 100, base)
+                base += 100
+                if d2.ingest in by and by[d2.ingest].answered > 0:
+                    break
+            self.assertGreater(by[d2.ingest].answered, 0, describe(c.fleet_stats()))
+            ports["now"] = [d2]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and d1.ingest in by:
+                by = served(c, 50, base)
+                base += 50
+            self.assertEqual(list(by), [d2.ingest])  # gone, and closed once idle
+            ports["fail"] = True
+            time.sleep(0.5)
+            before = by[d2.ingest].answered
+            by = served(c, 50, base)
+            self.assertEqual(list(by), [d2.ingest])  # a DNS hiccup is not a fleet gone
+            self.assertEqual(by[d2.ingest].answered, before + 50)
+            self.assertGreater(c.fleet_stats().resolve_failures, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,61 @@
+/**
+ * @file
+ * Private to libmediabatch (net/client.c, net/fleet.c): what the one-daemon client and the
+ * fleet client share. Not exported from libmediabatch.so (libmediabatch.map).
+ */
+#ifndef MB_CLIENT_INTERNAL_H
+#define MB_CLIENT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <zmq.h>
+
+#include "mediabatch/client.h"
+
+/** CURVE client options on @p sock; plaintext when @p cv or its server key is NULL. */
+int mb_client_set_curve(void *sock, const struct mb_client_curve *cv, char *err, size_t err_len);
+
+/** Decode a response's two frames into @p out (payload copied). 0, -EPROTO or -ENOMEM. */
+int mb_client_parse_response(zmq_msg_t *hdr, zmq_msg_t *payload, struct mb_client_response *out);
+
+struct mb_fleet;
+
+#define MB_FLEET_MAX_SOURCES 16
+
+/** One item of a fleet's endpoint list. */
+struct mb_fleet_source {
+	char scheme[16]; /**< "tcp://", or "" for another transport (used as given) */
+	char host[96];	 /**< the host, IPv6 brackets removed */
+	char port[16];	 /**< digits */
+	bool literal;	 /**< an address, or not tcp://: never resolved */
+	char raw[128];	 /**< the item as given, blanks trimmed */
+};
+
+/**
+ * Parse a comma-separated endpoint list into @p src (MB_FLEET_MAX_SOURCES entries; *@p
+ * n_src must be 0 on entry); *@p resolving is set when an item names a host to resolve.
+ * 0, or -EINVAL with the item and the reason in @p err. No name is resolved here.
+ */
+/**
+ * The addresses of @p src as endpoints ("tcp://A:PORT", "tcp://[A6]:PORT"; a literal item
+ * as given), at most @p max, without repeats: their count, or -ENOENT with the reason in
+ * @p err when the name does not resolve. Blocks in getaddrinfo() for a name.
+ */
+int mb_fleet_source_addresses(const struct mb_fleet_source *src, char (*eps)[128], int max,
+			      char *err, size_t err_len);
+
+int mb_fleet_parse_endpoints(const char *list, struct mb_fleet_source *src, int *n_src,
+			     bool *resolving, char *err, size_t err_len);
+
+/** The fleet behind a struct mb_client whose options name several daemons (client.h). */
+int mb_fleet_open(const struct mb_client_opts *o, struct mb_fleet **out, char *err, size_t err_len);
+void mb_fleet_close(struct mb_fleet **f);
+int mb_fleet_send(struct mb_fleet *f, const struct mb_request_hdr *hdr, const void *payload,
+		  size_t len);
+int mb_fleet_cancel(struct mb_fleet *f, uint32_t tenant, uint64_t request_id);
+int mb_fleet_recv(struct mb_fleet *f, struct mb_client_response *out, int timeout_ms);
+int mb_fleet_stats(const struct mb_fleet *f, struct mb_client_fleet_stats *st,
+		   struct mb_client_daemon *daemons, int max);
+
+#endif /* MB_CLIENT_INTERNAL_H */
