@@ -461,15 +461,15 @@ cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* A fleet's spread, on stderr: each daemon's answers and what was moved between them. */
+/* A fleet's spread, on stderr with the summary: each daemon's answers, what was moved. */
 static void
-print_fleet(const struct mb_client *c, bool quiet)
+print_fleet(const struct mb_client *c)
 {
 	struct mb_client_daemon d[16];
 	struct mb_client_fleet_stats st;
 	int n = mb_client_fleet_stats(c, &st, d, 16);
 
-	if (n <= 0 || quiet)
+	if (n <= 0)
 		return;
 	fprintf(stderr,
 		"mediabatch: fleet of %d daemon(s); resent %llu, duplicates dropped %llu, "
@@ -629,7 +629,7 @@ cmd_send(struct send_opts *o, struct media *m)
 		printf("\n");
 		free(sorted);
 	}
-	print_fleet(c, o->quiet);
+	print_fleet(c);
 	mb_client_close(&c);
 	free(sent_at);
 	free(lat);

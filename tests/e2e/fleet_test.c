@@ -1,24 +1,37 @@
 /*
  * fleet_test.c (e2e): one client of several daemons (client.h, "Fleets"), on loopback.
  *
- * Checked: load spreads across three equal daemons, each within 10% of a third; a daemon
- * whose max_inflight is tiny answers OVERLOADED, its window shrinks and its refused
- * requests are answered by the others, so the caller sees OK only; one daemon killed with
- * SIGKILL and another drained with SIGTERM in the middle of a run: every request gets
- * exactly one answer, all OK, none lost, and the run goes on with the third; with no
- * daemon up, a request is answered TIMEOUT by the client at its deadline and a cancel of a
- * waiting one CANCELLED; malformed endpoint lists are refused with the reason.
+ * Checked: load spreads across three equal daemons, each within 10% of a third (20% under
+ * a sanitizer); a daemon whose max_inflight is tiny answers OVERLOADED, its window shrinks
+ * and its refused requests are answered by the others, so the caller sees OK only; one
+ * daemon killed with SIGKILL and another drained with SIGTERM in the middle of a run:
+ * every request gets exactly one answer, all OK, none lost, and the run goes on with the
+ * third; with no daemon up, a request is answered TIMEOUT by the client at its deadline
+ * and a cancel of a waiting one CANCELLED; a subscriber of both daemons' PUB endpoints
+ * gets every result; malformed endpoint lists are refused with the reason.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mb_e2e.h"
 #include "mb_test.h"
 
 #define N_DAEMONS 3
+
+/*
+ * The equal-spread bar: 10% of a third. Under a sanitizer the daemons run several times
+ * slower on the same two cores as the other tests, and a daemon descheduled for a while
+ * rightly gets less: there the bar is 20% (the plain build and the fleet suite hold 10%).
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SPREAD_TOLERANCE 0.2
+#else
+#define SPREAD_TOLERANCE 0.1
+#endif
 
 struct run {
 	int n, window;
@@ -156,9 +169,11 @@ test_spread_equal(void)
 	for (int i = 0; i < N_DAEMONS; i++) {
 		double share = (double)st[i].answered / r.n;
 
-		if (share < 0.9 / N_DAEMONS || share > 1.1 / N_DAEMONS)
+		if (share < (1 - SPREAD_TOLERANCE) / N_DAEMONS ||
+		    share > (1 + SPREAD_TOLERANCE) / N_DAEMONS)
 			printf("\n  %s answered %.3f of the requests\n", st[i].endpoint, share);
-		CU_ASSERT(share >= 0.9 / N_DAEMONS && share <= 1.1 / N_DAEMONS);
+		CU_ASSERT(share >= (1 - SPREAD_TOLERANCE) / N_DAEMONS &&
+			  share <= (1 + SPREAD_TOLERANCE) / N_DAEMONS);
 		/* and the daemon agrees about what it served */
 		CU_ASSERT_EQUAL(mb_daemon_metric(&d[i], "mediabatch_request_latency_seconds_count{"
 							"model=\"identity\"}"),
@@ -247,6 +262,57 @@ test_kill_and_drain_mid_run(void)
 	stop_fleet(d, N_DAEMONS);
 }
 
+/* A subscriber of both daemons' PUB endpoints (a list) gets the results of both. */
+static void
+test_subscriber_follows(void)
+{
+	struct mb_daemon d[2] = {0};
+	struct mb_daemon *dp[2] = {&d[0], &d[1]};
+	struct mb_client_daemon st[2];
+	struct mb_subscriber *sub = NULL;
+	struct mb_client *c;
+	char list[160], err[256], topic[64];
+	float x[4] = {0};
+	int got = 0, answered = 0;
+	double until;
+
+	CU_ASSERT_EQUAL_FATAL(start_fleet(d, 2, NULL), 0);
+	snprintf(list, sizeof(list), "%s,%s", d[0].publish, d[1].publish);
+	CU_ASSERT_EQUAL_FATAL(mb_subscriber_connect(list, "9/", &sub, err, sizeof(err)), 0);
+	usleep(300000); /* the subscriptions reach both daemons */
+	c = fleet_client(dp, 2, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	for (int i = 0; i < 200; i++) {
+		struct mb_request_hdr h;
+
+		mb_client_tensor_hdr(&h, "identity", 9, (uint64_t)i, 1, 4);
+		CU_ASSERT_EQUAL(mb_client_send(c, &h, x, sizeof(x)), 0);
+	}
+	for (until = mb_e2e_now() + 30; answered < 200 && mb_e2e_now() < until;) {
+		struct mb_client_response r;
+
+		if (mb_client_recv(c, &r, 1000) == 0) {
+			answered += r.hdr.status == MB_STATUS_OK;
+			mb_client_response_free(&r);
+		}
+	}
+	CU_ASSERT_EQUAL(answered, 200);
+	CU_ASSERT_EQUAL(mb_client_fleet_stats(c, NULL, st, 2), 2);
+	CU_ASSERT(st[0].answered > 0 && st[1].answered > 0); /* both daemons published */
+	for (until = mb_e2e_now() + 30; got < 200 && mb_e2e_now() < until;) {
+		struct mb_client_response r;
+
+		if (mb_subscriber_recv(sub, topic, sizeof(topic), &r, 1000) == 0) {
+			got += strcmp(topic, "9/identity") == 0 && r.hdr.status == MB_STATUS_OK;
+			mb_client_response_free(&r);
+		}
+	}
+	CU_ASSERT_EQUAL(got, 200);
+	mb_subscriber_close(&sub);
+	mb_client_close(&c);
+	stop_fleet(d, 2);
+}
+
 static void
 test_nobody_up(void)
 {
@@ -323,6 +389,7 @@ static const struct mb_test_case cases[] = {
 	 test_overloaded_daemon_gets_less},
 	{"SIGKILL one and drain another mid-run: exactly one answer each, none lost",
 	 test_kill_and_drain_mid_run},
+	{"a subscriber of both daemons gets every result", test_subscriber_follows},
 	{"nobody up: TIMEOUT at the deadline and CANCELLED, from the client", test_nobody_up},
 	{"malformed endpoint lists refused with the reason", test_bad_lists},
 	{NULL, NULL},

@@ -6,7 +6,7 @@ and it gets less while the caller sees OK only; one daemon killed with SIGKILL a
 drained with SIGTERM in the middle of a run: every request answered exactly once, all OK
 (and a SIGKILL through AsyncClient); a daemon stopped with SIGSTOP is failed over after failover_ms and its late answers are
 dropped; with no daemon up, TIMEOUT and CANCELLED from the client; malformed endpoint lists
-refused with the reason; a name followed as its addresses change (a resolver of the test's
+refused with the reason; a Subscriber of both daemons gets every result; a name followed as its addresses change (a resolver of the test's
 own: every address is 127.0.0.1). Every loop is bounded in count and in time."""
 
 import asyncio
@@ -382,6 +382,26 @@ class FleetTest(unittest.TestCase):
 
         with mock.patch("socket.getaddrinfo", fake):  # no name leaves this process
             asyncio.run(main())
+
+    def test_subscriber_follows_the_fleet(self):
+        """A Subscriber of the daemons' PUB endpoints gets every daemon's results."""
+        ds = self.daemons(2)
+        n = 200
+        with mediabatch.Subscriber([d.publish for d in ds], tenant=11, timeout=10) as sub:
+            self.assertEqual(sorted(sub.publishers), sorted(d.publish for d in ds))
+            time.sleep(0.5)  # the subscriptions reach both daemons
+            with mediabatch.Client([d.ingest for d in ds], wait_timeout=60) as c:
+                futs = [c.submit("identity", tensor=X, tenant=11) for _ in range(n)]
+                for f in futs:
+                    self.assertTrue(f.result(timeout=LIMIT).ok)
+                st = c.fleet_stats()
+            got = 0
+            while got < n:
+                topic, result = sub.recv()
+                self.assertEqual(topic, "11/identity")
+                self.assertTrue(result.ok)
+                got += 1
+        self.assertTrue(all(d.answered > 0 for d in st.daemons), describe(st))
 
     def test_bad_lists(self):
         bad = [

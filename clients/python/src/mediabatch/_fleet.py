@@ -176,6 +176,38 @@ def parse_endpoints(endpoint: Union[str, Sequence[str]]) -> Tuple[List[_Source],
     return sources, resolving
 
 
+def lookup_sources(sources: Sequence[_Source], getaddrinfo: Optional[Callable] = None
+                   ) -> List[Tuple[int, Optional[List[str]], str]]:
+    """Resolve every source (blocking, for names): (source, endpoints or None, why)."""
+    out: List[Tuple[int, Optional[List[str]], str]] = []
+    for s, src in enumerate(sources):
+        if src.literal:
+            out.append((s, [src.raw], ""))
+            continue
+        try:
+            infos = (getaddrinfo or socket.getaddrinfo)(
+                src.host, src.port, socket.AF_UNSPEC, socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            out.append((s, None, f"'{src.host}' does not resolve ({e.strerror})"))
+            continue
+        except OSError as e:
+            out.append((s, None, f"'{src.host}' does not resolve ({e})"))
+            continue
+        eps: List[str] = []
+        for family, _, _, _, sockaddr in infos:
+            # the port getaddrinfo gives back: the one asked for
+            if family == socket.AF_INET:
+                ep = f"tcp://{sockaddr[0]}:{sockaddr[1]}"
+            elif family == socket.AF_INET6:
+                ep = f"tcp://[{sockaddr[0]}]:{sockaddr[1]}"
+            else:
+                continue
+            if ep not in eps:
+                eps.append(ep)
+        out.append((s, eps, ""))
+    return out
+
+
 def _parse_tcp(src: _Source) -> bool:
     hp = src.raw[6:]
     if hp.startswith("["):
@@ -569,29 +601,7 @@ class Fleet:
 
     def lookup(self) -> List[Tuple[int, Optional[List[str]], str]]:
         """Resolve every source (blocking, for names): (source, endpoints or None, why)."""
-        out = []
-        for s, src in enumerate(self.sources):
-            if src.literal:
-                out.append((s, [src.raw], ""))
-                continue
-            try:
-                infos = (self.getaddrinfo or socket.getaddrinfo)(
-                    src.host, src.port, socket.AF_UNSPEC, socket.SOCK_STREAM)
-            except socket.gaierror as e:
-                out.append((s, None, f"'{src.host}' does not resolve ({e.strerror})"))
-                continue
-            except OSError as e:
-                out.append((s, None, f"'{src.host}' does not resolve ({e})"))
-                continue
-            eps = []
-            for family, _, _, _, sockaddr in infos:
-                # the port getaddrinfo gives back: the one asked for
-                if family == socket.AF_INET:
-                    eps.append(f"tcp://{sockaddr[0]}:{sockaddr[1]}")
-                elif family == socket.AF_INET6:
-                    eps.append(f"tcp://[{sockaddr[0]}]:{sockaddr[1]}")
-            out.append((s, eps, ""))
-        return out
+        return lookup_sources(self.sources, self.getaddrinfo)
 
     def resolve_due(self, now: float) -> bool:
         return (self.resolving and self.next_resolve is not None and now >= self.next_resolve)

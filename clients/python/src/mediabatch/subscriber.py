@@ -13,6 +13,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import zmq
 
+from ._fleet import endpoint_text, is_fleet, lookup_sources, parse_endpoints
 from ._request import DEFAULT, DEFAULT_PUBLISH
 from .curve import Key, apply_curve, resolve_keys
 from .errors import ClientTimeout, ProtocolError
@@ -66,6 +67,11 @@ class Subscriber:
         labels: class labels for top-k results.
         timeout: seconds :meth:`recv` waits by default, and after which iteration ends when
             nothing arrives (None: wait forever).
+        fleet, resolve_ms: a fleet's results: ``endpoint`` a comma-separated list (or a
+            list) of the daemons' PUB endpoints, or with ``fleet=True`` a name whose every
+            address is one (``tcp://NAME:7401``), resolved again every ``resolve_ms``
+            (5000; -1: never) while :meth:`recv` waits: a daemon that appears is
+            subscribed to, one that goes is left.
 
     ZeroMQ subscriptions take a moment to reach the service, and results published before
     then are not received: subscribe first, then send. A subscriber is used from one
@@ -85,8 +91,16 @@ class Subscriber:
         labels: Optional[Labels] = None,
         timeout: Optional[float] = None,
         context: Optional[zmq.Context] = None,
+        fleet: bool = False,
+        resolve_ms: int = 5000,
     ) -> None:
         keys = resolve_keys(server_key, public_key, secret_key)
+        self._sources = None
+        self._connected: List[Tuple[int, str]] = []
+        if is_fleet(endpoint, fleet):
+            self._sources, self._resolving = parse_endpoints(endpoint)
+            self._resolve_every = None if resolve_ms in (None, -1) else resolve_ms / 1000.0
+            endpoint = endpoint_text(endpoint)
         self.endpoint = endpoint
         self.prefixes, self._filter = subscriptions(tenant, model, topics)
         self.labels = labels
@@ -99,10 +113,42 @@ class Subscriber:
             apply_curve(self._sock, keys)
             for p in self.prefixes:
                 self._sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
-            self._sock.connect(endpoint)
+            if self._sources is None:
+                self._sock.connect(endpoint)
+            else:
+                self._sock.setsockopt(zmq.IPV6, 1)
+                self._resolve()
         except BaseException:
             self.close()
             raise
+
+    def _resolve(self) -> None:
+        """Connect to every address the fleet's items resolve to now; leave those gone."""
+        now: List[Tuple[int, str]] = []
+        for s, eps, _why in lookup_sources(self._sources):
+            if eps is None:  # keep this item's addresses: a DNS hiccup is not a fleet gone
+                now.extend(c for c in self._connected if c[0] == s)
+            else:
+                now.extend((s, ep) for ep in eps if (s, ep) not in now)
+        have = {ep for _, ep in self._connected}
+        want = {ep for _, ep in now}
+        for ep in have - want:
+            try:
+                self._sock.disconnect(ep)
+            except zmq.ZMQError:
+                pass
+        for ep in want - have:
+            self._sock.connect(ep)
+        self._connected = now
+        self._next_resolve = (None if not self._resolving or self._resolve_every is None
+                              else time.monotonic() + self._resolve_every)
+
+    @property
+    def publishers(self) -> List[str]:
+        """The PUB endpoints this subscriber is connected to (a fleet: as resolved)."""
+        if self._sources is None:
+            return [self.endpoint]
+        return [ep for _, ep in self._connected]
 
     def recv(self, timeout: Any = DEFAULT) -> Tuple[str, Result]:
         """The next published ``(topic, Result)``; raises
@@ -112,6 +158,17 @@ class Subscriber:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            due = getattr(self, "_next_resolve", None)
+            if due is not None:
+                if time.monotonic() >= due:
+                    self._resolve()
+                    due = self._next_resolve
+                if due is not None:
+                    left = max(0.0, due - time.monotonic())
+                    if wait is None or left < wait:
+                        if not self._sock.poll(int(left * 1000) + 1, zmq.POLLIN):
+                            continue  # time to resolve again; the deadline still holds
+                        wait = 0.0
             if not self._sock.poll(None if wait is None else int(wait * 1000) + 1, zmq.POLLIN):
                 raise ClientTimeout(f"nothing published on {self.endpoint} within {timeout:g} s")
             topic, result = decode_publication(self._sock.recv_multipart(), self.labels)
