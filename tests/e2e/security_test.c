@@ -388,6 +388,7 @@ test_fair_share(void)
 		CU_ASSERT_EQUAL(n, 50);
 	}
 	CU_ASSERT_EQUAL(ok, 200);
+	mb_client_close(&other);
 	zmq_close(hog);
 	zmq_ctx_term(ctx);
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
