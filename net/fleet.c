@@ -541,7 +541,9 @@ dispatch(struct mb_fleet *f, uint64_t now)
 			f->wait_tail = prev;
 		f->n_waiting--;
 		if (send_to(f, ent, slot, now) < 0) {
-			f->d[slot].up = false; /* not connected after all: the monitor says when */
+			/* its pipe is full or not attached yet: skip it for a tick, not for good
+			 * (only the monitor's events say up or down) */
+			f->d[slot].cooldown_until = now + TICK_NS;
 			f->e[ent].next = next;
 			if (prev >= 0)
 				f->e[prev].next = ent;
