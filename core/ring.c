@@ -165,6 +165,12 @@ mb_ring_dequeue_burst_wait(struct mb_ring *ring, void **objs, unsigned int n, st
 			return got;
 		if (atomic_load_explicit(&ring->kicks, memory_order_acquire) != ctx.kicks)
 			return 0;
+		if (mb_idle_spinning(idle)) {
+			/* no clock read while only spinning: the deadline is checked before any
+			 * sleep or yield, at most spin_polls pauses late */
+			mb_idle_pause(idle, NULL, NULL, NULL, 0);
+			continue;
+		}
 		now = mb_env_now_ns();
 		if (now >= deadline_ns)
 			return 0;

@@ -15,9 +15,15 @@
  * the client on the daemon's allow-list), run in the same alternation, and prints what
  * CURVE costs: each server's throughput with CURVE over without.
  *
+ * --echo-only SECONDS starts the echo alone, prints its endpoint on a line of its own and
+ * keeps it up for SECONDS (1..3600) or until SIGTERM/SIGINT: a baseline for other
+ * generators (perf/request_path.sh runs mediabatch-perf's open loop against it, so the
+ * machine's and the generator's own tail is measured beside the daemon's).
+ *
  * Usage: identity_bench [--requests N] [--outstanding K] [--payload BYTES] [--runs R]
  *                       [--placement P] [--daemon-arg ARG]... [--endpoint EP | --daemon PATH]
  *                       [--curve] [--quick]
+ *        identity_bench --echo-only SECONDS
  */
 #include <libgen.h>
 #include <limits.h>
@@ -252,6 +258,39 @@ median_of(struct result *r, int n, int which)
 	return mb_bench_median(v, n);
 }
 
+/* --echo-only: the echo alone until @p seconds pass or SIGTERM/SIGINT. */
+static volatile sig_atomic_t g_stop;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+static int
+echo_only(long seconds)
+{
+	struct echo e;
+
+	if (seconds < 1 || seconds > 3600) {
+		fprintf(stderr, "identity_bench: --echo-only takes 1..3600 seconds\n");
+		return 2;
+	}
+	if (echo_start(&e, false) != 0) {
+		fprintf(stderr, "identity_bench: cannot start the echo\n");
+		return 1;
+	}
+	signal(SIGTERM, on_stop);
+	signal(SIGINT, on_stop);
+	printf("%s\n", e.endpoint);
+	fflush(stdout);
+	for (long ms = seconds * 1000; ms > 0 && !g_stop; ms -= 100)
+		usleep(100 * 1000);
+	echo_stop(&e);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -269,6 +308,8 @@ main(int argc, char **argv)
 	double ratio, hz;
 	pid_t server_pid = 0;
 
+	if (argc == 3 && strcmp(argv[1], "--echo-only") == 0)
+		return echo_only(atol(argv[2]));
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--curve") == 0) {
 			curve = true;
@@ -296,8 +337,9 @@ main(int argc, char **argv)
 				"usage: %s [--requests N] [--outstanding K] [--payload BYTES] "
 				"[--runs R] [--placement auto|single|per-stage] [--daemon-arg "
 				"ARG]... "
-				"[--endpoint EP | --daemon PATH] [--curve] [--quick]\n",
-				argv[0]);
+				"[--endpoint EP | --daemon PATH] [--curve] [--quick]\n"
+				"       %s --echo-only SECONDS\n",
+				argv[0], argv[0]);
 			return 2;
 		}
 	}

@@ -10,7 +10,9 @@
 #   2. open loop at half the echo's peak rate (mediabatch-perf --rate, Poisson arrivals,
 #      latency from each request's intended send time): identity's p99 against its
 #      max_delay_us + 1 ms (500 us + 1 ms with the default config), with the stage breakdown
-#      from /metrics.
+#      from /metrics; and first the same generator at the same rate against the raw echo
+#      (identity_bench --echo-only), whose p99 is the machine's and the generator's own
+#      tail: the daemon's p99 is also given as its excess over the echo's.
 #   3. mixed closed loop (identity:3, logmel:1, 64 outstanding): this build's daemon against a
 #      baseline daemon (--baseline PATH: e.g. the mediabatchd of an older commit, built in a
 #      worktree), alternating, medians of --runs; "no worse than before" means a ratio >= 1
@@ -109,6 +111,25 @@ done
 # ---- 2. open loop at half the echo's peak ----
 peak=${echo_rps[single]:-0}
 rate=$(awk -v p="$peak" 'BEGIN { printf "%d", p / 2 }')
+echo_p99=n/a
+if [ "$rate" -gt 0 ]; then
+	# the same generator against the raw echo at the same rate: the tail of the machine and
+	# of the generator alone (no server work but ZeroMQ's)
+	log "mediabatch-perf --rate $rate against the raw echo"
+	"$build/perf/identity_bench" --echo-only $((dur + 30)) >"$tmp/echo.ep" 2>"$tmp/echo.err" &
+	echo_pid=$!
+	for _ in $(seq 50); do [ -s "$tmp/echo.ep" ] && break; sleep 0.1; done
+	if [ -s "$tmp/echo.ep" ]; then
+		timeout 120 "$build/mediabatch-perf" --endpoint "$(head -1 "$tmp/echo.ep")" \
+			--metrics off --rate "$rate" --duration "$dur" --warmup 1 --quiet \
+			--json "$tmp/open-echo.json" >"$tmp/open-echo.txt" 2>&1
+		echo "== open loop at $rate req/s against the raw echo (the baseline)"
+		grep -E '^(throughput|latency|generator)' "$tmp/open-echo.txt"
+		echo_p99=$(json "$tmp/open-echo.json" "r['latency_ms']['p99']" 2>/dev/null || echo n/a)
+	fi
+	kill -TERM "$echo_pid" 2>/dev/null
+	wait "$echo_pid" 2>/dev/null
+fi
 if [ "$rate" -gt 0 ] && start "$build/mediabatchd"; then
 	log "mediabatch-perf --rate $rate (half the echo's $peak req/s)"
 	timeout 120 "$build/mediabatch-perf" --endpoint "tcp://127.0.0.1:$p1" \
@@ -119,6 +140,7 @@ if [ "$rate" -gt 0 ] && start "$build/mediabatchd"; then
 	cat "$tmp/open.txt"
 	p99=$(json "$tmp/open.json" "r['latency_ms']['p99']" 2>/dev/null || echo n/a)
 	echo "identity p99 $p99 ms; bar: max_delay_us (500 us) + 1 ms = 1.5 ms ... $(awk -v p="$p99" 'BEGIN { print (p != "n/a" && p <= 1.5) ? "met" : "MISSED" }')"
+	echo "the raw echo's p99 through the same generator at the same rate: $echo_p99 ms; the daemon's p99 above it: $(awk -v p="$p99" -v e="$echo_p99" 'BEGIN { if (p == "n/a" || e == "n/a") print "n/a"; else printf "%.3f ms (%s 1.5 ms)", p - e, (p - e <= 1.5) ? "within" : "over" }')"
 else
 	echo "== open loop: not run (no echo peak, or the daemon did not start)"
 fi
