@@ -6,9 +6,12 @@
  *
  * Layers, per item of `frames` = samples / 160 STFT frames:
  *   logmel    cuFFT R2C 400 x frames
- * The transformer networks (whisper, videomae) are measured by their GEMMs instead
+ * The transformer networks (whisper, videomae, clap) are measured by their GEMMs instead
  * (mb_cuda_gemms_time, at the end): exactly the GEMMs a run of the network issued, as
- * cuda_tf.cu recorded them, run by cuBLAS alone.
+ * cuda_tf.cu recorded them, run by cuBLAS alone (clap's Swin attention included: its
+ * windows' strided-batched GEMMs go through the same recorder; clap issues 6 shapes a stage,
+ * one a merging, the patch embedding's and the projection's 2: 30 for its 4 stages, within
+ * the list's MB_CUDA_GEMMS_MAX).
  * Each is timed with CUDA events on one stream: one untimed call, then as many calls as fit
  * in about 100 ms (3 at least), averaged.
  *
@@ -349,7 +352,8 @@ gemms_time(struct bench_ctx *c, const struct mb_cuda_gemm_list *l, double *ms, c
 		goto out;
 	}
 	/* random inputs in the type most of the list reads (a network's GEMMs all read its
-	 * precision but for videomae's small F32 classifier); C is read as F32 only (beta 1) */
+	 * precision but for videomae's small F32 classifier and clap's F32 projection); C is
+	 * read as F32 only (beta 1) */
 	type = CUDA_R_32F;
 	for (uint32_t i = 0; i < l->n; i++)
 		if (l->v[i].a_type != CUDA_R_32F)

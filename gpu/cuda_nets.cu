@@ -1,7 +1,7 @@
 /*
  * cuda_nets.cu: the built-in model logmel on a CUDA device (see cuda_nets_internal.h). The
- * transformer networks (whisper, videomae) have their own CUDA path on the transformer module:
- * cuda_tf.cu, cuda_whisper.cu, cuda_videomae.cu; clap runs on the CPU only.
+ * transformer networks (whisper, videomae, clap) have their own CUDA path on the transformer
+ * module: cuda_tf.cu, cuda_whisper.cu, cuda_videomae.cu, cuda_clap.cu.
  *
  * Per audio item, all on the scratch's compute stream:
  *   pcm_to_padded   PCM (s16 or f32) -> float, reflect-padded by 200 at both ends

@@ -2,8 +2,8 @@
  * @file
  * Private to gpu/: the built-in model logmel on a CUDA device (cuda_nets.cu), behind plain C;
  * and what perf/model_bench measures of every model's CUDA code (cuda_bench.cu, and the GEMMs
- * that the transformer networks whisper and videomae issue: their CUDA path is
- * cuda_tf_internal.h's). clap runs on the CPU only.
+ * that the transformer networks whisper, videomae and clap issue: their CUDA path is
+ * cuda_tf_internal.h's).
  *
  * A net (struct mb_cuda_net) is the model's constant device data: the Hann window and mel
  * filterbank. A scratch (struct mb_cuda_scratch) belongs to one worker thread: a CUDA stream

@@ -1167,3 +1167,85 @@ mb_tf_block_forward(struct mb_tf_ctx *c, const struct mb_tf_block *b, struct mb_
 		return rc;
 	return 0;
 }
+
+/* ---- the attention's pieces, for a network's own attention (clap's windows) ---- */
+
+extern "C" int
+mb_tf_split_heads(struct mb_tf_ctx *c, const float *qkv, const float *bqkv, size_t rows, uint32_t t,
+		  uint32_t d, uint32_t heads, void *q, void *k, void *v, char *err, size_t err_len)
+{
+	if (t == 0 || heads == 0 || d % heads != 0 || rows % t != 0) {
+		seterr(err, err_len, "split_heads of %zu rows in groups of %u, d %u, %u heads",
+		       rows, t, d, heads);
+		return -1;
+	}
+	if (rows == 0)
+		return 0;
+	WITH_S(c->prec, split_heads<S><<<grid_of(rows * 3 * d), THREADS, 0, c->cur>>>(
+				qkv, bqkv, rows, t, d, d / heads, (S *)q, (S *)k, (S *)v));
+	CUDA_OK(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int
+mb_tf_attn_scores(struct mb_tf_ctx *c, const void *q, const void *k, uint32_t batch, uint32_t t,
+		  uint32_t dh, float scale, float *s, char *err, size_t err_len)
+{
+	const cudaDataType_t st = dtype(c->prec);
+
+	if (batch == 0)
+		return 0;
+	/* s_b [t x t] = q_b k_b^T, row-major: column-major S^T = K Q^T (as the block's) */
+	return gemm(c, CUBLAS_OP_T, CUBLAS_OP_N, (int)t, (int)t, (int)dh, scale, k, st, (int)dh,
+		    (long long)t * dh, q, st, (int)dh, (long long)t * dh, 0.0f, s, CUDA_R_32F,
+		    (int)t, (long long)t * t, (int)batch, err, err_len);
+}
+
+extern "C" int
+mb_tf_attn_apply(struct mb_tf_ctx *c, const float *p, const void *v, uint32_t batch, uint32_t t,
+		 uint32_t dh, void *o, char *err, size_t err_len)
+{
+	const uint32_t widen = c->prec == MB_TF_F32 ? 1 : 2;
+	const cudaDataType_t st = dtype(c->prec);
+
+	if (batch == 0)
+		return 0;
+	/* o_b [t x dh] = p_b v_b: column-major O^T = V^T P^T (as the block's) */
+	return gemm(c, CUBLAS_OP_N, CUBLAS_OP_N, (int)dh, (int)t, (int)t, 1.0f, v, st, (int)dh,
+		    (long long)t * dh, p, st, (int)(t * widen), (long long)t * t * widen, 0.0f, o,
+		    st, (int)dh, (long long)t * dh, (int)batch, err, err_len);
+}
+
+extern "C" int
+mb_tf_merge_heads(struct mb_tf_ctx *c, const void *o, size_t rows, uint32_t t, uint32_t d,
+		  uint32_t heads, void *a, char *err, size_t err_len)
+{
+	if (t == 0 || heads == 0 || d % heads != 0 || rows % t != 0) {
+		seterr(err, err_len, "merge_heads of %zu rows in groups of %u, d %u, %u heads",
+		       rows, t, d, heads);
+		return -1;
+	}
+	if (rows == 0)
+		return 0;
+	WITH_S(c->prec, merge_heads<S><<<grid_of(rows * d), THREADS, 0, c->cur>>>(
+				(const S *)o, rows, t, d, d / heads, (S *)a));
+	CUDA_OK(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int
+mb_tf_bias_gelu(struct mb_tf_ctx *c, float *h, size_t rows, uint32_t ff, const float *b, char *err,
+		size_t err_len)
+{
+	if (ff == 0 || ff > MB_TF_MAX_FF || rows > 0x7fffffffu) {
+		seterr(err, err_len, "bias + GELU of %zu rows of %u (at most %d a row)", rows, ff,
+		       MB_TF_MAX_FF);
+		return -1;
+	}
+	if (rows == 0)
+		return 0;
+	WITH_S(c->prec,
+	       bias_gelu_rows<S><<<(unsigned int)rows, GELU_THREADS, 0, c->cur>>>(h, ff, b));
+	CUDA_OK(cudaGetLastError());
+	return 0;
+}

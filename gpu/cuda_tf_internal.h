@@ -1,8 +1,11 @@
 /**
  * @file
  * Private to gpu/: a pre-LayerNorm transformer encoder on a CUDA device (cuda_tf.cu), the
- * module that the CUDA paths of whisper and videomae (cuda_whisper.cu, cuda_videomae.cu) are
- * built on. Plain C types only: device pointers are void * or float *, a stream is void *.
+ * module that the CUDA paths of whisper, videomae and clap (cuda_whisper.cu,
+ * cuda_videomae.cu, cuda_clap.cu) are built on; clap's Swin blocks use the same weights,
+ * GEMMs and kernels, with its own window gather, masked softmax and scatter around them (the
+ * attention's pieces one by one, below). Plain C types only: device pointers are void * or
+ * float *, a stream is void *.
  *
  * Precision (enum mb_tf_prec) is that of the GEMMs' inputs: the weights of every GEMM are
  * stored in it (F32, F16 or BF16), and the activations that enter a GEMM are converted to it
@@ -154,8 +157,8 @@ enum mb_tf_prec mb_tf_ctx_prec(const struct mb_tf_ctx *c);
  * (mb_tf_parts_mem()): the two cannot drift apart. Everything here is host arithmetic, inline
  * so that C code (the bytes API, the unit test, a build without CUDA) shares it.
  *
- * A worker holds, from init to fini: its cuBLAS workspace (MB_TF_BLAS_WS) and, for whisper,
- * its cuFFT work area (its size as cuFFT gives it at load). Not counted anywhere: what
+ * A worker holds, from init to fini: its cuBLAS workspace (MB_TF_BLAS_WS) and, for whisper
+ * and clap, its cuFFT work area (its size as cuFFT gives it at load). Not counted anywhere: what
  * cuBLAS and cuFFT keep inside their handles and plans, and kernel code that the driver
  * loads on first use (small; the service's reserve covers it).
  */
@@ -373,7 +376,46 @@ int mb_tf_bias_act(struct mb_tf_ctx *c, float *x, size_t rows, uint32_t cols, co
 int mb_tf_im2col3(struct mb_tf_ctx *c, const float *x, uint32_t n, uint32_t t_in, uint32_t cin,
 		  uint32_t stride, uint32_t t_out, void *col, char *err, size_t err_len);
 
-/* ---- the networks built on it: whisper (cuda_whisper.cu) and videomae (cuda_videomae.cu) */
+/*
+ * The attention's pieces one by one, for a network whose attention is not
+ * mb_tf_block_forward()'s (clap's windows: each window of each item is a "group" of t tokens,
+ * its rows consecutive). The same kernels and GEMMs as the block's, in the context's
+ * precision; rows = groups x t.
+ */
+
+/**
+ * qkv F32 [rows x 3d] + @p bqkv -> @p q, @p k, @p v [groups*heads x t x dh] in the context's
+ * precision (the rows grouped by t, as mb_tf_block_forward() does with items of t tokens).
+ */
+int mb_tf_split_heads(struct mb_tf_ctx *c, const float *qkv, const float *bqkv, size_t rows,
+		      uint32_t t, uint32_t d, uint32_t heads, void *q, void *k, void *v, char *err,
+		      size_t err_len);
+
+/** @p s F32 [batch x t x t] = @p scale q_b k_b^T, one strided-batched GEMM (q, k as above). */
+int mb_tf_attn_scores(struct mb_tf_ctx *c, const void *q, const void *k, uint32_t batch, uint32_t t,
+		      uint32_t dh, float scale, float *s, char *err, size_t err_len);
+
+/**
+ * @p o [batch x t x dh] = p_b v_b, one strided-batched GEMM: @p p the probabilities in the
+ * context's precision written over the start of each F32 row of t scores (row stride t F32:
+ * 2t values for the 16-bit types), as a softmax over mb_tf_attn_scores()'s output leaves them.
+ */
+int mb_tf_attn_apply(struct mb_tf_ctx *c, const float *p, const void *v, uint32_t batch, uint32_t t,
+		     uint32_t dh, void *o, char *err, size_t err_len);
+
+/** @p o [groups*heads x t x dh] -> @p a [rows x d], both in the context's precision. */
+int mb_tf_merge_heads(struct mb_tf_ctx *c, const void *o, size_t rows, uint32_t t, uint32_t d,
+		      uint32_t heads, void *a, char *err, size_t err_len);
+
+/**
+ * h F32 [rows x ff]: GELU(h + @p b) (exact erf) written in the context's precision over the
+ * start of each row (row stride ff F32: 2ff values for the 16-bit types), ff <= MB_TF_MAX_FF.
+ */
+int mb_tf_bias_gelu(struct mb_tf_ctx *c, float *h, size_t rows, uint32_t ff, const float *b,
+		    char *err, size_t err_len);
+
+/* ---- the networks built on it: whisper (cuda_whisper.cu), videomae (cuda_videomae.cu) and
+ * clap (cuda_clap.cu, below) ---- */
 
 /** Whisper's encoder: sizes and host tensors (F32, borrowed for the create call). */
 struct mb_cuda_whisper_desc {
@@ -390,12 +432,15 @@ struct mb_cuda_whisper_desc {
 	const int *lo, *hi;		       /**< [n_mels]: the non-zero bins of each filter */
 };
 
-/** One whisper item: PCM of @p samples (400..480000) on the host; out [1500 x d] F32. */
+/**
+ * One audio item: PCM of @p samples on the host; whisper's (400..480000 samples, out [1500 x d]
+ * F32) or clap's (1200..480000, out [proj] F32: mb_cuda_clap_run()).
+ */
 struct mb_cuda_audio_item {
 	const void *payload; /**< host, borrowed for the run */
 	uint32_t samples;
 	int pcm_s16; /**< 1 PCM_S16LE, 0 PCM_F32LE */
-	float *out;  /**< host, 1500 x d floats */
+	float *out;  /**< host, borrowed: whisper's 1500 x d floats, clap's proj */
 };
 
 struct mb_cuda_whisper;
@@ -583,6 +628,178 @@ void mb_cuda_videomae_worker_destroy(struct mb_cuda_videomae_worker **w);
 int mb_cuda_videomae_run(const struct mb_cuda_videomae *net, struct mb_cuda_videomae_worker *w,
 			 const uint8_t *const *clips, uint32_t n, void *stream,
 			 const float **logits, char *err, size_t err_len);
+
+/* ---- clap: CLAP's audio tower, HTSAT (cuda_clap.cu) ---- */
+
+/* clap's fixed sizes: 10 s of 48 kHz audio, a centred STFT of 1024 points, hop 480. */
+#define MB_CUDA_CLAP_N_FFT 1024u
+#define MB_CUDA_CLAP_BINS 513u
+#define MB_CUDA_CLAP_HOP 480u
+#define MB_CUDA_CLAP_SAMPLES 480000u
+#define MB_CUDA_CLAP_MIN_SAMPLES 1200u
+#define MB_CUDA_CLAP_FRAMES 1001u
+#define MB_CUDA_CLAP_PADDED (MB_CUDA_CLAP_SAMPLES + MB_CUDA_CLAP_N_FFT)
+/** The most Swin stages (clap_internal.h's MB_CLAP_MAX_STAGES). */
+#define MB_CUDA_CLAP_MAX_STAGES 8u
+/** The widest window side: the window softmax holds a row of window^2 <= 1024 scores. */
+#define MB_CUDA_CLAP_MAX_WINDOW 32u
+
+/** A clap's sizes (clap_internal.h's struct mb_clap_dims, less what the CUDA path ignores). */
+struct mb_cuda_clap_sizes {
+	uint32_t embed, stages; /**< stage 0's width E (stage s: E << s); len(depths) */
+	uint32_t depths[MB_CUDA_CLAP_MAX_STAGES], heads[MB_CUDA_CLAP_MAX_STAGES];
+	uint32_t ff[MB_CUDA_CLAP_MAX_STAGES]; /**< each stage's MLP width */
+	uint32_t window, patch, stride;	      /**< window_size, patch_size, patch_stride */
+	uint32_t spec, mels, proj;	      /**< spec_size, mel bins, projection_dim */
+};
+
+/** One Swin block on the host (F32, PyTorch layout, borrowed for the create call). */
+struct mb_cuda_swin_host {
+	struct mb_tf_block_host tf; /**< d, heads, ff, eps, LayerNorms, q/k/v/o, the MLP */
+	const float *bias;	    /**< [heads x N x N], N = window^2: mb_nn_swin_bias()'s */
+	uint32_t shift;		    /**< the cyclic shift: 0 or window / 2 */
+};
+
+/** One patch merging on the host: LayerNorm over 4d (eps 1e-5), then 4d -> 2d, no bias. */
+struct mb_cuda_clap_merge_host {
+	const float *ln_g, *ln_b; /**< [4d] */
+	const float *red;	  /**< [2d x 4d] */
+};
+
+/** clap's audio tower: sizes and host tables and tensors (borrowed for the create call). */
+struct mb_cuda_clap_desc {
+	int device;
+	enum mb_tf_prec prec;
+	struct mb_cuda_clap_sizes z;
+	/* the front end, as clap.c keeps it (double precision) */
+	const double *hann;		   /**< [1024] periodic Hann */
+	const double *filters;		   /**< [mels x 513], dense */
+	const uint32_t *lo, *hi;	   /**< [mels]: each filter's non-zero bins */
+	const double *bn_scale, *bn_shift; /**< [mels]: batch_norm folded */
+	const int32_t *src; /**< [spec x spec / mels]: mel2img's first source frame */
+	const double *coef; /**< [spec x spec / mels][4]: its bicubic weights */
+	/* the encoder */
+	const float *pe_w, *pe_b;		      /**< patch_embed.proj: [E x patch^2], [E] */
+	const float *pe_g, *pe_nb;		      /**< patch_embed.norm (eps 1e-5) */
+	const struct mb_cuda_swin_host *blocks;	      /**< sum(depths), stage by stage */
+	const struct mb_cuda_clap_merge_host *merges; /**< [stages - 1] */
+	const float *norm_g, *norm_b;		      /**< the final LayerNorm (eps 1e-5) */
+	const float *l1_w, *l1_b, *l2_w, *l2_b;	      /**< the projection */
+};
+
+/** clap's parts of a run's allocation: the activations', then these. */
+enum {
+	MB_CUDA_CLAP_PART_PADDED = MB_TF_ACT_PARTS, /**< fixed: one item's padded PCM, F32 */
+	MB_CUDA_CLAP_PART_FRAMES, /**< fixed: its windowed frames [1001 x 1024], double */
+	MB_CUDA_CLAP_PART_SPEC,	  /**< fixed: its spectrum [1001 x 513], complex double */
+	MB_CUDA_CLAP_PART_MEL,	  /**< fixed: its log-mel [1001 x mels], F32 */
+	MB_CUDA_CLAP_PART_IMG,	  /**< fixed: its image [spec x spec], F32 */
+	MB_CUDA_CLAP_PART_IN,	  /**< per item: the PCM (F32 is the wider) */
+	MB_CUDA_CLAP_PART_POOLED, /**< per item: the mean over the tokens [hidden] F32 */
+	MB_CUDA_CLAP_PART_H1,	  /**< per item: the projection's hidden [proj] F32 */
+	MB_CUDA_CLAP_PART_EMB,	  /**< per item: the embedding [proj] F32 */
+	MB_CUDA_CLAP_PARTS
+};
+
+/**
+ * The big region's bytes per item: the widest of every stage's fused projection [t x 3d],
+ * scores [heads x t x window^2] and MLP hidden [t x ff] (F32; t the stage's tokens, d its
+ * width), and the patch embedding's im2col columns [grid^2 x patch^2] in prec.
+ */
+static inline uint64_t
+mb_cuda_clap_big_item(const struct mb_cuda_clap_sizes *z, enum mb_tf_prec prec)
+{
+	const uint64_t g = z->spec / z->stride, nt = (uint64_t)z->window * z->window;
+	uint64_t floats = 0, col = g * g * z->patch * z->patch * mb_tf_prec_size(prec);
+
+	for (uint32_t s = 0; s < z->stages; s++) {
+		const uint64_t res = g >> s, t = res * res, d = (uint64_t)z->embed << s;
+		const uint64_t need[3] = {t * 3 * d, t * z->heads[s] * nt, t * z->ff[s]};
+
+		for (int i = 0; i < 3; i++)
+			floats = need[i] > floats ? need[i] : floats;
+	}
+	return floats * sizeof(float) > col ? floats * sizeof(float) : col;
+}
+
+/**
+ * clap's parts for its sizes and precision (@p p: MB_CUDA_CLAP_PARTS entries). The
+ * activations are sized for stage 0, the widest (stage s has a quarter of stage s - 1's
+ * tokens and twice its width): x F32 and a, q, k, v in prec, each [grid^2 x E] per item.
+ */
+static inline void
+mb_cuda_clap_parts(const struct mb_cuda_clap_sizes *z, enum mb_tf_prec prec, struct mb_tf_part *p)
+{
+	const uint64_t g = z->spec / z->stride, act = g * g * z->embed, ps = mb_tf_prec_size(prec);
+	const uint64_t hidden = (uint64_t)z->embed << (z->stages - 1);
+
+	p[MB_TF_PART_X] = mb_tf_part_of(0, act * sizeof(float));
+	p[MB_TF_PART_A] = mb_tf_part_of(0, act * ps);
+	p[MB_TF_PART_Q] = p[MB_TF_PART_A];
+	p[MB_TF_PART_K] = p[MB_TF_PART_A];
+	p[MB_TF_PART_V] = p[MB_TF_PART_A];
+	p[MB_TF_PART_BIG] = mb_tf_part_of(0, mb_cuda_clap_big_item(z, prec));
+	p[MB_CUDA_CLAP_PART_PADDED] =
+		mb_tf_part_of((uint64_t)MB_CUDA_CLAP_PADDED * sizeof(float), 0);
+	p[MB_CUDA_CLAP_PART_FRAMES] = mb_tf_part_of(
+		(uint64_t)MB_CUDA_CLAP_FRAMES * MB_CUDA_CLAP_N_FFT * sizeof(double), 0);
+	p[MB_CUDA_CLAP_PART_SPEC] = mb_tf_part_of(
+		(uint64_t)MB_CUDA_CLAP_FRAMES * MB_CUDA_CLAP_BINS * 2 * sizeof(double), 0);
+	p[MB_CUDA_CLAP_PART_MEL] =
+		mb_tf_part_of((uint64_t)MB_CUDA_CLAP_FRAMES * z->mels * sizeof(float), 0);
+	p[MB_CUDA_CLAP_PART_IMG] = mb_tf_part_of((uint64_t)z->spec * z->spec * sizeof(float), 0);
+	p[MB_CUDA_CLAP_PART_IN] = mb_tf_part_of(0, (uint64_t)MB_CUDA_CLAP_SAMPLES * sizeof(float));
+	p[MB_CUDA_CLAP_PART_POOLED] = mb_tf_part_of(0, hidden * sizeof(float));
+	p[MB_CUDA_CLAP_PART_H1] = mb_tf_part_of(0, (uint64_t)z->proj * sizeof(float));
+	p[MB_CUDA_CLAP_PART_EMB] = p[MB_CUDA_CLAP_PART_H1];
+}
+
+/**
+ * clap's device memory on CUDA: a worker holds MB_TF_BLAS_WS + @p fft_work (its cuFFT work
+ * area, as cuFFT sized it at load: mb_cuda_clap_mem_of()); a run allocates its parts
+ * (mb_cuda_clap_parts()).
+ */
+static inline void
+mb_cuda_clap_mem(const struct mb_cuda_clap_sizes *z, enum mb_tf_prec prec, uint64_t fft_work,
+		 struct mb_tf_mem *out)
+{
+	struct mb_tf_part p[MB_CUDA_CLAP_PARTS];
+
+	mb_cuda_clap_parts(z, prec, p);
+	mb_tf_parts_mem(p, MB_CUDA_CLAP_PARTS, MB_TF_BLAS_WS + fft_work, out);
+}
+
+struct mb_cuda_clap;
+struct mb_cuda_clap_worker;
+
+/** Upload clap (and size a worker's cuFFT plan). 0, or negative with @p err. Main thread. */
+int mb_cuda_clap_create(const struct mb_cuda_clap_desc *desc, struct mb_cuda_clap **out, char *err,
+			size_t err_len);
+void mb_cuda_clap_destroy(struct mb_cuda_clap **net);
+/** Device bytes of the net's weights and tables. */
+size_t mb_cuda_clap_bytes(const struct mb_cuda_clap *net);
+/** mb_cuda_clap_mem() of the loaded @p net (its sizes, precision, cuFFT work area). */
+void mb_cuda_clap_mem_of(const struct mb_cuda_clap *net, struct mb_tf_mem *out);
+
+/**
+ * A worker: its context (cuBLAS, stream), its cuFFT plan (double precision) and work area,
+ * and pinned host staging grown to the largest batch it ran and kept. Worker thread.
+ */
+int mb_cuda_clap_worker_create(const struct mb_cuda_clap *net, struct mb_cuda_clap_worker **out,
+			       char *err, size_t err_len);
+void mb_cuda_clap_worker_destroy(struct mb_cuda_clap_worker **w);
+
+/**
+ * The embeddings of @p n items as one batch on @p stream (NULL: the worker's own), each item
+ * PCM at 48 kHz of MB_CUDA_CLAP_MIN_SAMPLES..MB_CUDA_CLAP_SAMPLES samples (struct
+ * mb_cuda_audio_item; its out: [proj] floats on the host), in one allocation of exactly
+ * mb_tf_parts_bytes(parts, n) from the device's pool, freed before it returns (as
+ * whisper's). Every item's out is written when it returns 0; negative with @p err: the batch
+ * failed.
+ */
+int mb_cuda_clap_run(const struct mb_cuda_clap *net, struct mb_cuda_clap_worker *w,
+		     const struct mb_cuda_audio_item *items, uint32_t n, void *stream, char *err,
+		     size_t err_len);
 
 /* Perf only: every GEMM goes through one function that, while mb_cuda_gemm_record() is on,
  * adds its shape to the list mb_cuda_gemm_take() returns (cuda_nets_internal.h). */

@@ -31,9 +31,8 @@
  * The networks (whisper, clap, videomae) run at a published size with placeholder weights
  * in the published layout: whisper-tiny, clap-htsat-unfused and videomae-base by default,
  * --size for the --model named (e.g. --model whisper --size whisper-base), batch sizes 1..8.
- * clap's audio is 48 kHz, the others' 16 kHz; clap runs on the CPU only, so --device skips
- * it. On a GPU whisper and videomae have a second table about their GEMMs instead of library
- * layers: every GEMM one run of the batch issues
+ * clap's audio is 48 kHz, the others' 16 kHz. On a GPU the three networks have a second
+ * table about their GEMMs instead of library layers: every GEMM one run of the batch issues
  * is recorded (shapes, types, 2*M*N*K each, the attention's batched ones included), the
  * model's achieved TFLOP/s is those FLOP over the run's median latency (the whole run:
  * uploads, log-mel, every kernel), and "cuBLAS alone" is cuBLAS running exactly those GEMMs
@@ -129,7 +128,7 @@ struct gpu_row {
 	int bs;
 	double items_per_s;
 	struct mb_cuda_timing t;
-	/* whisper, videomae: one run's GEMMs, and cuBLAS running them alone */
+	/* the networks: one run's GEMMs, and cuBLAS running them alone */
 	double gemm_flop; /* per batch */
 	double alone_ms;  /* per batch, 0 when not measured */
 	uint32_t shapes;
@@ -137,7 +136,7 @@ struct gpu_row {
 	char why[160];	     /* why not measured */
 };
 
-/* The second table for whisper, videomae (--device): their GEMMs against cuBLAS alone. */
+/* The second table for the networks (--device): their GEMMs against cuBLAS alone. */
 static void
 print_net_table(const struct mb_model_desc *d, const struct gpu_row *rows, int n, const char *prec)
 {

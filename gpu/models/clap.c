@@ -54,7 +54,17 @@
  * final norm and the projection once over the tokens of all items stacked (attention per
  * item, window and head). All in the worker's float scratch (net.c): no allocation here.
  *
- * The lifecycle is net.c's (net_internal.h); this file is the def. CPU only.
+ * On a CUDA device the same steps run in cuda_clap.cu (on the transformer module,
+ * cuda_tf_internal.h): the front end item by item (the STFT by cuFFT in double precision, as
+ * here), the rest over the batch's tokens stacked the same way, the GEMMs at the net's
+ * precision (models[].precision; the projection's in F32); this file hands it the sizes, the
+ * front end's tables and the tensors at load (the expanded position biases included) and each
+ * batch's items at run. There a run allocates its batch's device memory for exactly its items
+ * and frees it at its end; gpu_bytes reports those bytes (and what a worker keeps) from the
+ * same formula (mb_cuda_clap_mem()).
+ *
+ * The lifecycle is net.c's (net_internal.h); this file is the def, its layout (mb_clap_layout)
+ * apart.
  */
 #include "clap_internal.h"
 
@@ -64,9 +74,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu_internal.h"
+#include "mb_build_config.h"
 #include "mb_models.h"
 #include "net_internal.h"
 #include "nn_internal.h"
+
+#if MB_HAVE_CUDA
+#include "cuda_tf_internal.h"
+#endif
 
 #define SAMPLE_RATE MB_CLAP_SAMPLE_RATE
 #define N_FFT 1024u
@@ -682,6 +698,214 @@ clap_cpu_run(const struct mb_net *net, float *scratch, struct mb_model_item *con
 	return 0;
 }
 
+/* ---- on a CUDA device (cuda_clap.cu) ---- */
+
+#if MB_HAVE_CUDA
+
+_Static_assert((int)MB_NET_F32 == (int)MB_TF_F32 && (int)MB_NET_F16 == (int)MB_TF_F16 &&
+		       (int)MB_NET_BF16 == (int)MB_TF_BF16,
+	       "one numbering of the precisions");
+_Static_assert(MB_CUDA_CLAP_MAX_STAGES == MAX_STAGES && MB_CUDA_CLAP_N_FFT == N_FFT &&
+		       MB_CUDA_CLAP_BINS == BINS && MB_CUDA_CLAP_HOP == HOP &&
+		       MB_CUDA_CLAP_SAMPLES == MAX_SAMPLES &&
+		       MB_CUDA_CLAP_MIN_SAMPLES == MIN_SAMPLES && MB_CUDA_CLAP_FRAMES == FRAMES,
+	       "clap.c and cuda_clap.cu: one set of sizes");
+
+/* A CUDA worker: the device side's, and the batch's items as it takes them. */
+struct clap_gpu_worker {
+	struct mb_cuda_clap_worker *w;
+	struct mb_cuda_audio_item *items;
+	uint32_t cap;
+};
+
+static int
+clap_gpu_load(struct mb_net *net, int device, enum mb_net_precision prec, char *reason,
+	      size_t reason_len)
+{
+	const struct mb_clap_dims *D = net->dims;
+	struct clap_extra *x = net->extra;
+	float *const *w = net->w;
+	uint32_t blocks = 0;
+	struct mb_cuda_swin_host *blk;
+	struct mb_cuda_clap_merge_host merges[MAX_STAGES];
+	struct mb_cuda_clap_desc desc = {
+		.device = device,
+		.prec = (enum mb_tf_prec)prec,
+		.z =
+			{
+				.embed = D->embed,
+				.stages = D->stages,
+				.window = D->window,
+				.patch = D->patch,
+				.stride = D->stride,
+				.spec = D->spec,
+				.mels = D->mels,
+				.proj = D->proj,
+			},
+		.hann = x->window,
+		.filters = x->fb,
+		.lo = x->lo,
+		.hi = x->hi,
+		.bn_scale = x->bn_scale,
+		.bn_shift = x->bn_shift,
+		.src = x->src,
+		.coef = x->coef,
+		.pe_w = w[PE_W],
+		.pe_b = w[PE_B],
+		.pe_g = w[PE_NG],
+		.pe_nb = w[PE_NB],
+		.merges = merges,
+		.norm_g = x->head[H_NG],
+		.norm_b = x->head[H_NB],
+		.l1_w = x->head[H_L1_W],
+		.l1_b = x->head[H_L1_B],
+		.l2_w = x->head[H_L2_W],
+		.l2_b = x->head[H_L2_B],
+	};
+	struct mb_cuda_clap *g = NULL;
+	int rc;
+
+	for (uint32_t s = 0; s < D->stages; s++) {
+		desc.z.depths[s] = D->depths[s];
+		desc.z.heads[s] = D->heads[s];
+		desc.z.ff[s] = D->ff[s];
+		blocks += D->depths[s];
+		if (s + 1 < D->stages)
+			merges[s] = (struct mb_cuda_clap_merge_host){
+				.ln_g = x->merge[s][M_NG],
+				.ln_b = x->merge[s][M_NB],
+				.red = x->merge[s][M_RED],
+			};
+	}
+	blk = calloc(blocks, sizeof(*blk));
+	if (blk == NULL) {
+		snprintf(reason, reason_len, "out of memory");
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < blocks; i++) {
+		const struct mb_nn_swin *b = &x->blk[i];
+
+		blk[i] = (struct mb_cuda_swin_host){
+			.tf =
+				{
+					.d = b->d,
+					.heads = b->heads,
+					.ff = b->ff,
+					.eps = b->eps,
+					.ln1_g = b->ln1_g,
+					.ln1_b = b->ln1_b,
+					.wq = b->wq,
+					.bq = b->bq,
+					.wk = b->wk,
+					.bk = b->bk,
+					.wv = b->wv,
+					.bv = b->bv,
+					.wo = b->wo,
+					.bo = b->bo,
+					.ln2_g = b->ln2_g,
+					.ln2_b = b->ln2_b,
+					.w1 = b->w1,
+					.b1 = b->b1,
+					.w2 = b->w2,
+					.b2 = b->b2,
+				},
+			.bias = b->bias,
+			.shift = b->shift,
+		};
+	}
+	desc.blocks = blk;
+	rc = mb_cuda_clap_create(&desc, &g, reason, reason_len);
+	free(blk);
+	if (rc < 0)
+		return -EIO;
+	net->gpu = g;
+	/* the device has the expanded position biases, as it has the tensors (which net.c
+	 * frees next): x->blk's pointers into both are not followed on a CUDA device */
+	free(x->bias);
+	x->bias = NULL;
+	return 0;
+}
+
+static void
+clap_gpu_unload(struct mb_net *net)
+{
+	struct mb_cuda_clap *g = net->gpu;
+
+	mb_cuda_clap_destroy(&g);
+	net->gpu = NULL;
+}
+
+static int
+clap_gpu_worker_init(const struct mb_net *net, void **worker, char *reason, size_t reason_len)
+{
+	struct clap_gpu_worker *gw = calloc(1, sizeof(*gw));
+
+	if (gw == NULL) {
+		snprintf(reason, reason_len, "out of memory");
+		return -ENOMEM;
+	}
+	if (mb_cuda_clap_worker_create(net->gpu, &gw->w, reason, reason_len) < 0) {
+		free(gw);
+		return -EIO;
+	}
+	*worker = gw;
+	return 0;
+}
+
+static void
+clap_gpu_worker_fini(const struct mb_net *net, void *worker)
+{
+	struct clap_gpu_worker *gw = worker;
+
+	(void)net;
+	mb_cuda_clap_worker_destroy(&gw->w);
+	free(gw->items);
+	free(gw);
+}
+
+static int
+clap_gpu_run(const struct mb_net *net, void *worker, struct mb_model_item *const *items, uint32_t n,
+	     void *stream, char *reason, size_t reason_len)
+{
+	struct clap_gpu_worker *gw = worker;
+
+	if (n > gw->cap) { /* only when a larger batch first arrives */
+		struct mb_cuda_audio_item *v = realloc(gw->items, sizeof(*v) * n);
+
+		if (v == NULL) {
+			snprintf(reason, reason_len, "out of memory");
+			return -ENOMEM;
+		}
+		gw->items = v;
+		gw->cap = n;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		gw->items[i] = (struct mb_cuda_audio_item){
+			.payload = items[i]->payload,
+			.samples = mb_proto_media_length(items[i]->hdr),
+			.pcm_s16 = items[i]->hdr->media == MB_MEDIA_PCM_S16LE,
+			.out = items[i]->result,
+		};
+	if (mb_cuda_clap_run(net->gpu, gw->w, gw->items, n, stream, reason, reason_len) < 0)
+		return -EIO;
+	return 0;
+}
+
+/* The figures the run's allocation is sized by (cuda_tf_internal.h: one formula for both). */
+static int
+clap_gpu_bytes(const struct mb_net *net, uint64_t *worker, uint64_t *batch, uint64_t *item)
+{
+	struct mb_tf_mem m;
+
+	mb_cuda_clap_mem_of(net->gpu, &m);
+	*worker = m.worker;
+	*batch = m.batch;
+	*item = m.item;
+	return 0;
+}
+
+#endif /* MB_HAVE_CUDA */
+
 const struct mb_net_def mb_clap_net = {
 	.layout = &mb_clap_layout,
 	.name = "clap",
@@ -691,6 +915,14 @@ const struct mb_net_def mb_clap_net = {
 	.shape = clap_shape,
 	.cpu_scratch = clap_cpu_scratch,
 	.cpu_run = clap_cpu_run,
+#if MB_HAVE_CUDA
+	.gpu_load = clap_gpu_load,
+	.gpu_unload = clap_gpu_unload,
+	.gpu_worker_init = clap_gpu_worker_init,
+	.gpu_worker_fini = clap_gpu_worker_fini,
+	.gpu_run = clap_gpu_run,
+	.gpu_bytes = clap_gpu_bytes,
+#endif
 };
 
 static int
@@ -704,7 +936,7 @@ const struct mb_model_desc mb_model_clap = {
 	.name = "clap",
 	.summary = "CLAP audio embedding (HTSAT): 48 kHz mono audio (<= 10 s) -> [1 x 512]",
 	.media_mask = MB_MEDIA_MASK(MB_MEDIA_PCM_S16LE) | MB_MEDIA_MASK(MB_MEDIA_PCM_F32LE),
-	.devices = MB_MODEL_ON_CPU,
+	.devices = MB_MODELS_DEVICES,
 	.base_units = 2,
 	.item_units_per_second = 0.1,
 	.max_batch = 16,

@@ -16,7 +16,8 @@
 #define MB_CLAP_HOP 480u
 /** STFT frames of the longest clip (MB_CLAP_MAX_SECONDS, centred frames): 1001. */
 #define MB_CLAP_FRAMES (1 + MB_CLAP_MAX_SECONDS * MB_CLAP_SAMPLE_RATE / MB_CLAP_HOP)
-/** The most Swin stages a checkpoint may have. */
+/** The most Swin stages a checkpoint may have (cuda_tf_internal.h's MB_CUDA_CLAP_MAX_STAGES
+ * too: clap.c asserts that the two, and the front end's sizes, agree). */
 #define MB_CLAP_MAX_STAGES 8u
 
 /** A network's sizes (from the tensors' shapes and config.json, or a preset). */

@@ -3,8 +3,8 @@
  * Private to gpu/models: the glue between the load/worker/run of logmel and its CUDA
  * implementation (cuda_nets_internal.h). In a build without CUDA every call answers -ENOTSUP
  * with a reason, so the model compiles the same either way. (The networks on the shared
- * lifecycle, whisper and videomae, reach CUDA through net.c's hooks instead: net_internal.h;
- * clap runs on the CPU only.)
+ * lifecycle, whisper, videomae and clap, reach CUDA through net.c's hooks instead:
+ * net_internal.h.)
  *
  * Threads: as model.h: load/unload on the main thread, the rest on the worker's thread.
  */

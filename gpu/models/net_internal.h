@@ -1,7 +1,6 @@
 /**
  * @file
- * Private to gpu/models: one lifecycle for the built-in networks (whisper, videomae, clap;
- * clap runs on the CPU only).
+ * Private to gpu/models: one lifecycle for the built-in networks (whisper, videomae, clap).
  *
  * A network is described by a struct mb_net_def: its layout (struct mb_net_layout,
  * layout_internal.h: its published sizes, how it reads its sizes from a checkpoint, the
