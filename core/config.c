@@ -42,8 +42,9 @@
 
 struct y_service {
 	char *ingest, *publish, *metrics, *log_level, *log_format, *placement, *ready_when;
-	int64_t *drain_timeout_ms, *drain_quiet_ms, *max_inflight, *max_inflight_bytes,
-		*max_payload_bytes, *max_inflight_per_client, *max_inflight_per_tenant;
+	int64_t *drain_timeout_ms, *drain_quiet_ms, *liveness_ms, *max_inflight,
+		*max_inflight_bytes, *max_payload_bytes, *max_inflight_per_client,
+		*max_inflight_per_tenant;
 };
 
 struct y_idle {
@@ -177,6 +178,7 @@ static const cyaml_schema_field_t service_fields[] = {
 	STR("placement", struct y_service, placement, 16),
 	INT("drain_timeout_ms", struct y_service, drain_timeout_ms),
 	INT("drain_quiet_ms", struct y_service, drain_quiet_ms),
+	INT("liveness_ms", struct y_service, liveness_ms),
 	INT("max_inflight", struct y_service, max_inflight),
 	INT("max_inflight_bytes", struct y_service, max_inflight_bytes),
 	INT("max_payload_bytes", struct y_service, max_payload_bytes),
@@ -399,6 +401,7 @@ mb_config_defaults(struct mb_config *c)
 	snprintf(c->metrics, sizeof(c->metrics), "127.0.0.1:7402");
 	c->drain_timeout_ms = 5000;
 	c->drain_quiet_ms = 250;
+	c->liveness_ms = 10000;
 	c->max_inflight = 8192;
 	c->max_inflight_bytes = 1ull << 30;
 	c->max_payload_bytes = 8u << 20;
@@ -762,6 +765,8 @@ apply_service(struct checker *ck, const struct y_service *s, struct mb_config *c
 		c->drain_timeout_ms = (uint32_t)*s->drain_timeout_ms;
 	if (int_in(ck, "service.drain_quiet_ms", s->drain_quiet_ms, 1, 60000))
 		c->drain_quiet_ms = (uint32_t)*s->drain_quiet_ms;
+	if (int_in(ck, "service.liveness_ms", s->liveness_ms, 1000, 600000))
+		c->liveness_ms = (uint32_t)*s->liveness_ms;
 	if (int_in(ck, "service.max_inflight", s->max_inflight, 1, 1 << 20))
 		c->max_inflight = (uint32_t)*s->max_inflight;
 	if (int_in(ck, "service.max_inflight_bytes", s->max_inflight_bytes, 1 << 20,

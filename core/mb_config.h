@@ -125,7 +125,9 @@ struct mb_config {
 	char publish[MB_CONFIG_ENDPOINT_MAX]; /**< ZeroMQ PUB endpoint */
 	char metrics[MB_CONFIG_ENDPOINT_MAX]; /**< HOST:PORT of the HTTP endpoint, "" = off */
 	uint32_t drain_timeout_ms;
-	uint32_t drain_quiet_ms;     /**< draining: read the ROUTER until quiet this long */
+	uint32_t drain_quiet_ms; /**< draining: read the ROUTER until quiet this long */
+	/** a polled thread or the main loop that has not turned for this long: /healthz 503 */
+	uint32_t liveness_ms;
 	uint32_t max_inflight;	     /**< requests accepted and not yet answered */
 	uint64_t max_inflight_bytes; /**< their payload bytes */
 	uint32_t max_payload_bytes;  /**< largest payload accepted (TOO_LARGE beyond) */

@@ -120,4 +120,8 @@ int mb_placement_compute(struct mb_topo *topo, const struct mb_placement_input *
  */
 size_t mb_placement_describe(const struct mb_placement *p, char *buf, size_t len);
 
+/** The stages of one thread, as mb_placement_describe() lists them ("frontdoor+egress,
+ *  batcher, rx0"); NUL-terminated like it. Returns the length written. */
+size_t mb_placement_thread_stages(const struct mb_placement_thread *t, char *buf, size_t len);
+
 #endif /* MB_PLACEMENT_H */

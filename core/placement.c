@@ -235,6 +235,41 @@ put(char *buf, size_t len, size_t *pos, const char *fmt, ...)
 	*pos += (size_t)n < len - *pos ? (size_t)n : len - *pos - 1;
 }
 
+/* "frontdoor+egress, batcher, rx0" at @p pos of @p buf */
+static void
+put_stages(char *buf, size_t len, size_t *pos, const struct mb_placement_thread *t)
+{
+	const char *sep = "";
+
+	if (t->stages & MB_STAGE_FRONTDOOR) {
+		put(buf, len, pos, "%sfrontdoor+egress", sep);
+		sep = ", ";
+	}
+	if (t->stages & MB_STAGE_BATCHER) {
+		put(buf, len, pos, "%sbatcher", sep);
+		sep = ", ";
+	}
+	if (t->stages & MB_STAGE_RX) {
+		for (uint32_t q = t->rx_first; q < t->rx_first + t->n_rx; q++) {
+			put(buf, len, pos, "%srx%u", sep, q);
+			sep = ", ";
+		}
+	}
+}
+
+size_t
+mb_placement_thread_stages(const struct mb_placement_thread *t, char *buf, size_t len)
+{
+	size_t pos = 0;
+
+	if (buf == NULL || len == 0)
+		return 0;
+	buf[0] = '\0';
+	if (t != NULL)
+		put_stages(buf, len, &pos, t);
+	return pos;
+}
+
 size_t
 mb_placement_describe(const struct mb_placement *p, char *buf, size_t len)
 {
@@ -247,7 +282,6 @@ mb_placement_describe(const struct mb_placement *p, char *buf, size_t len)
 		return 0;
 	for (uint32_t i = 0; i < p->n_threads && i < MB_PLACEMENT_MAX_THREADS; i++) {
 		const struct mb_placement_thread *t = &p->threads[i];
-		const char *sep = "";
 
 		put(buf, len, &pos, "%s%s (", i > 0 ? "; " : "", t->name);
 		if (t->cpu < 0)
@@ -256,20 +290,7 @@ mb_placement_describe(const struct mb_placement *p, char *buf, size_t len)
 			put(buf, len, &pos, "cpu %d): ", t->cpu);
 		else
 			put(buf, len, &pos, "cpu %d, node %d): ", t->cpu, t->numa_node);
-		if (t->stages & MB_STAGE_FRONTDOOR) {
-			put(buf, len, &pos, "%sfrontdoor+egress", sep);
-			sep = ", ";
-		}
-		if (t->stages & MB_STAGE_BATCHER) {
-			put(buf, len, &pos, "%sbatcher", sep);
-			sep = ", ";
-		}
-		if (t->stages & MB_STAGE_RX) {
-			for (uint32_t q = t->rx_first; q < t->rx_first + t->n_rx; q++) {
-				put(buf, len, &pos, "%srx%u", sep, q);
-				sep = ", ";
-			}
-		}
+		put_stages(buf, len, &pos, t);
 	}
 	return pos;
 }

@@ -580,8 +580,14 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len,
 			     MHD_RESPMEM_MUST_FREE, NULL);
 	}
-	if (strcmp(url, "/healthz") == 0)
-		return text(c, MHD_HTTP_OK, "ok\n", NULL);
+	if (strcmp(url, "/healthz") == 0) {
+		char why[256] = "", msg[300];
+
+		if (h->o.live == NULL || h->o.live(h->o.ctx, why, sizeof(why)))
+			return text(c, MHD_HTTP_OK, "ok\n", NULL);
+		snprintf(msg, sizeof(msg), "not live: %s\n", why);
+		return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, msg, NULL);
+	}
 	if (strcmp(url, "/readyz") == 0) {
 		char why[256] = "", msg[300];
 
@@ -590,8 +596,13 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		snprintf(msg, sizeof(msg), "not ready: %s\n", why);
 		return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, msg, NULL);
 	}
-	if (strcmp(url, "/v2/health/live") == 0) /* KServe's name for /healthz */
-		return text(c, MHD_HTTP_OK, "", NULL);
+	if (strcmp(url, "/v2/health/live") == 0) { /* KServe's name for /healthz */
+		char why[256];
+
+		if (h->o.live == NULL || h->o.live(h->o.ctx, why, sizeof(why)))
+			return text(c, MHD_HTTP_OK, "", NULL);
+		return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "", NULL);
+	}
 	if (strcmp(url, "/v2/health/ready") == 0) { /* KServe's name for /readyz */
 		char why[256];
 

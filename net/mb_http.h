@@ -60,6 +60,9 @@ struct mb_http_opts {
 	const char *hostport;	    /**< "127.0.0.1:7402" (see mb_config_parse_hostport()) */
 	struct mb_metrics *metrics; /**< borrowed, must outlive the endpoint */
 	mb_http_ready_fn ready;
+	/** /healthz and /v2/health/live: 503 with @c why while it returns false (NULL: always
+	 *  live while the endpoint answers). Same signature and thread as @c ready. */
+	mb_http_ready_fn live;
 	mb_http_models_fn models; /**< NULL: no /v2 paths (404) */
 	void *ctx;		  /**< for @c ready and @c models */
 	/** PEM certificate (chain) file; NULL or "" for plain HTTP. Borrowed for the call: the

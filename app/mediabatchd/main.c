@@ -534,6 +534,8 @@ main(int argc, char **argv)
 	unsigned int stops_seen = 0, hups_seen = 0;
 	struct sigaction sa = {.sa_handler = caught, .sa_flags = SA_RESTART};
 	uint64_t wd_every_ns = watchdog_ns() / 2, wd_next = 0, status_next = 0;
+	bool alive, was_alive = true;
+	char why[320];
 	int rc;
 
 	signal(SIGHUP, SIG_IGN); /* a reload before the handler is in place must not kill us */
@@ -645,7 +647,18 @@ main(int argc, char **argv)
 
 		if (trim_state.due && !draining)
 			wait_ns = TRIM_TICK_NS;
-		if (wd_every_ns != 0 && now >= wd_next) { /* this loop still turns: alive */
+		alive = service_tick(svc, now, why, sizeof(why));
+		if (alive != was_alive) {
+			if (!alive)
+				MB_LOG(ERR, "not live: %s; /healthz answers 503%s", why,
+				       wd_every_ns != 0
+					       ? " and the systemd watchdog is no longer pinged"
+					       : "");
+			else
+				MB_LOG(NOTICE, "live again: every polled thread turns");
+			was_alive = alive;
+		}
+		if (wd_every_ns != 0 && now >= wd_next && alive) { /* every loop still turns */
 			notify("WATCHDOG=1");
 			wd_next = now + wd_every_ns;
 		}

@@ -134,7 +134,15 @@ struct mb_service {
 		struct mb_service *svc;
 		struct mb_reactor *r;
 		const struct mb_placement_thread *pt;
+		/* liveness (service_tick()): its rounds when the main thread last looked, when
+		 * they last moved, and whether its thread has returned (a drain's end) */
+		uint64_t seen_rounds;
+		_Atomic uint64_t turned_ns;
+		atomic_bool finished;
 	} reactors[MB_PLACEMENT_MAX_THREADS];
+	/* liveness: service.liveness_ms, and when the main loop last turned */
+	uint64_t liveness_ns;
+	_Atomic uint64_t main_turned_ns;
 	uint32_t n_reactors;
 	uint32_t fd_reactor;	  /* the reactor that runs the front door */
 	atomic_uint open_ingests; /* front door + UDP, until each closed */
@@ -163,7 +171,7 @@ struct mb_service {
 	struct mb_metric *m_latency[MAX_MODELS + 1];
 	struct mb_metric *m_stage[MAX_MODELS][STAGE_COUNT];
 	struct mb_metric *m_admission_wait[MB_DEVICES_MAX];
-	struct mb_metric *m_ready, *m_draining;
+	struct mb_metric *m_ready, *m_draining, *m_live;
 	struct mb_metric *m_reload_applied, *m_reload_refused;
 	struct mb_metric *m_hung;
 };
@@ -1029,6 +1037,10 @@ build_metrics(struct mb_service *s)
 				      "1 when the service accepts work (see /readyz).", NULL);
 	s->m_draining = mb_metrics_gauge(r, "mediabatch_draining",
 					 "1 while the service drains before stopping.", NULL);
+	s->m_live = mb_metrics_gauge(
+		r, "mediabatch_live",
+		"1 while every polled thread and the main loop turn (see /healthz).", NULL);
+	mb_metric_set(s->m_live, 1);
 	s->m_reload_applied = mb_metrics_counter(
 		r, "mediabatch_config_reloads_total", "Configuration reloads (SIGHUP), by result.",
 		mb_metrics_labels(l, sizeof(l), "result", "applied", NULL));
@@ -1760,6 +1772,76 @@ ready(void *ctx, char *why, size_t len)
 	return true;
 }
 
+/*
+ * Liveness, as of @p now: false, with which part in @p why, when the main loop or a polled
+ * thread that has not finished has not turned for service.liveness_ms. The polled threads'
+ * progress is their round counters, as the main loop last saw them move (service_tick()):
+ * an idle reactor still turns every 100 ms (its longest sleep). Any thread.
+ */
+static bool
+live_at(struct mb_service *s, uint64_t now, char *why, size_t len)
+{
+	uint64_t t = atomic_load(&s->main_turned_ns);
+
+	if (len != 0)
+		why[0] = '\0';
+	if (now > t && now - t >= s->liveness_ns) {
+		snprintf(why, len,
+			 "the main thread (signals, reloads, the watchdog) has not turned for "
+			 "%" PRIu64 " ms (service.liveness_ms %" PRIu64 ")",
+			 (now - t) / MB_NS_PER_MS, s->liveness_ns / MB_NS_PER_MS);
+		return false;
+	}
+	for (uint32_t i = 0; i < s->n_reactors; i++) {
+		struct reactor_slot *rs = &s->reactors[i];
+
+		if (atomic_load(&rs->finished))
+			continue;
+		t = atomic_load(&rs->turned_ns);
+		if (t != 0 && now > t && now - t >= s->liveness_ns) {
+			char name[16], stages[128];
+
+			service_reactor_name(s, i, name, sizeof(name));
+			mb_placement_thread_stages(rs->pt, stages, sizeof(stages));
+			snprintf(why, len,
+				 "polled thread %s (%s) has not run a round of its stages for "
+				 "%" PRIu64 " ms (service.liveness_ms %" PRIu64 ")",
+				 name, stages, (now - t) / MB_NS_PER_MS,
+				 s->liveness_ns / MB_NS_PER_MS);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* /healthz (HTTP thread) */
+static bool
+live(void *ctx, char *why, size_t len)
+{
+	return live_at(ctx, mb_env_now_ns(), why, len);
+}
+
+bool
+service_tick(struct mb_service *s, uint64_t now, char *why, size_t len)
+{
+	bool ok;
+
+	atomic_store(&s->main_turned_ns, now);
+	for (uint32_t i = 0; i < s->n_reactors; i++) {
+		struct reactor_slot *rs = &s->reactors[i];
+		struct mb_reactor_stats st;
+
+		mb_reactor_stats(rs->r, &st);
+		if (st.rounds != rs->seen_rounds && atomic_load(&rs->turned_ns) != 0) {
+			rs->seen_rounds = st.rounds;
+			atomic_store(&rs->turned_ns, now);
+		}
+	}
+	ok = live_at(s, now, why, len);
+	mb_metric_set(s->m_live, ok ? 1 : 0);
+	return ok;
+}
+
 /* Cancellation callbacks: wake the subsystem whose token it is, wherever it sleeps. */
 
 static void
@@ -1853,6 +1935,8 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	if (s == NULL)
 		return -ENOMEM;
 	s->cfg = cfg;
+	s->liveness_ns = (uint64_t)cfg->liveness_ms * MB_NS_PER_MS;
+	atomic_store(&s->main_turned_ns, mb_env_now_ns());
 	/* threads that sleep often pair their doorbells with a fence per ring; spinning ones
 	 * (bare metal) with membarrier per sleep (mb_doorbell.h) */
 	mb_doorbell_use_fence(cfg->idle.mode != MB_IDLE_SPIN);
@@ -2032,6 +2116,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 			.hostport = cfg->metrics,
 			.metrics = s->metrics,
 			.ready = ready,
+			.live = live,
 			.models = models_json,
 			.ctx = s,
 			.tls_cert = cfg->http_tls_cert,
@@ -2042,6 +2127,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 			.timeout_ms = cfg->http_timeout_ms,
 		};
 
+		atomic_store(&s->main_turned_ns, mb_env_now_ns()); /* after the models' loading */
 		rc = mb_http_start(&ho, &s->http, err, err_len);
 		if (rc < 0)
 			goto fail;
@@ -2155,7 +2241,9 @@ service_reactor_thread(void *arg)
 	}
 	mb_reactor_pollers(rs->r, pollers, sizeof(pollers));
 	MB_LOG(INFO, "polled thread %s on CPU %d: %s", pt->name, pt->cpu, pollers);
+	atomic_store(&rs->turned_ns, mb_env_now_ns()); /* liveness counts from here */
 	mb_reactor_run(rs->r);
+	atomic_store(&rs->finished, true); /* done on purpose: not a stall */
 	if (eal)
 		rte_thread_unregister();
 	MB_LOG(INFO, "polled thread %s done", pt->name);

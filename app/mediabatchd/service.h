@@ -96,6 +96,15 @@ uint32_t service_udp_queues(const struct mb_service *svc);
 /** Mark ready (after every thread started) or not. */
 void service_set_ready(struct mb_service *svc, bool ready);
 
+/**
+ * The main loop's tick (every turn of it, at least every 100 ms): note which polled
+ * threads have run a round since the last tick, and say whether the service is live: false,
+ * with the reason in @p why, when a polled thread (not finished) or the main loop itself
+ * has not turned for service.liveness_ms. /healthz says the same (503 "not live: ...").
+ * Main thread.
+ */
+bool service_tick(struct mb_service *svc, uint64_t now, char *why, size_t len);
+
 /** Begin the drain: refuse new work, flush, finish what is queued. Idempotent. */
 void service_drain(struct mb_service *svc);
 

@@ -13,8 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mb_e2e.h"
@@ -550,6 +553,119 @@ test_signal_on_a_library_thread(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "Terminated: draining"));
 }
 
+/* The id of @p pid's thread named @p comm, or -1. */
+static pid_t
+thread_named(pid_t pid, const char *comm)
+{
+	char path[64], name[32];
+	struct dirent *e;
+	pid_t found = -1;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (dir == NULL)
+		return -1;
+	while (found < 0 && (e = readdir(dir)) != NULL) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.20s/comm", (int)pid, e->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		if (fgets(name, sizeof(name), f) != NULL) {
+			name[strcspn(name, "\n")] = '\0';
+			if (strcmp(name, comm) == 0)
+				found = (pid_t)atoi(e->d_name);
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	return found;
+}
+
+/* GET @p path until it answers @p want, for up to @p seconds; returns the last status. */
+static int
+http_until(const struct mb_daemon *d, const char *path, int want, double seconds, char *body,
+	   size_t len)
+{
+	double end = mb_e2e_now() + seconds;
+	int st;
+
+	do {
+		st = mb_http_get(d->port_http, path, body, len);
+		if (st == want)
+			return st;
+		usleep(100 * 1000);
+	} while (mb_e2e_now() < end);
+	return st;
+}
+
+/*
+ * Liveness: a polled thread that stops turning makes /healthz (and /v2/health/live) answer
+ * 503 naming it, within service.liveness_ms and a margin; when it turns again, 200. The
+ * thread (mb-poll0: every stage, the default placement here) is stopped alone, the rest of
+ * the daemon running, with ptrace (PTRACE_INTERRUPT stops one thread, not the process).
+ */
+static void
+test_liveness_stalled_thread(void)
+{
+	struct mb_daemon d;
+	struct mb_client *c;
+	struct mb_request_hdr h;
+	char body[512];
+	float x[4] = {1, 2, 3, 4};
+	int status = 0, st;
+	pid_t tid;
+
+	CU_ASSERT_EQUAL_FATAL(
+		mb_daemon_start(&d, "service:\n  liveness_ms: 1500\n  placement: single\n", NULL),
+		0);
+	CU_ASSERT_EQUAL(mb_http_get(d.port_http, "/healthz", body, sizeof(body)), 200);
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_live"), 1);
+	/* idle for longer than liveness_ms: an idle thread still turns */
+	usleep(2500 * 1000);
+	CU_ASSERT_EQUAL(mb_http_get(d.port_http, "/healthz", body, sizeof(body)), 200);
+
+	tid = thread_named(d.pid, "mb-poll0");
+	CU_ASSERT_FATAL(tid > 0);
+	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) {
+		printf("\n    skipped: cannot ptrace the daemon's thread: %s", strerror(errno));
+		CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(ptrace(PTRACE_INTERRUPT, tid, NULL, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(waitpid(tid, &status, __WALL), tid);
+	CU_ASSERT(WIFSTOPPED(status));
+
+	st = http_until(&d, "/healthz", 503, 15, body, sizeof(body));
+	printf("\n    mb-poll0 stopped: /healthz %d \"%.*s\"", st, (int)strcspn(body, "\n"), body);
+	CU_ASSERT_EQUAL(st, 503);
+	CU_ASSERT_PTR_NOT_NULL(strstr(body, "not live: polled thread mb-poll0"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(body, "frontdoor+egress"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(body, "service.liveness_ms 1500"));
+	CU_ASSERT_EQUAL(mb_http_get(d.port_http, "/v2/health/live", body, sizeof(body)), 503);
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_live"), 0);
+
+	CU_ASSERT_EQUAL(ptrace(PTRACE_DETACH, tid, NULL, NULL), 0); /* it runs again */
+	st = http_until(&d, "/healthz", 200, 15, body, sizeof(body));
+	CU_ASSERT_EQUAL(st, 200);
+	CU_ASSERT_EQUAL(mb_http_get(d.port_http, "/v2/health/live", body, sizeof(body)), 200);
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_live"), 1);
+	/* and it serves */
+	c = mb_e2e_client(&d, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	mb_client_tensor_hdr(&h, "identity", 1, 1, 1, 4);
+	CU_ASSERT_EQUAL(mb_client_send(c, &h, x, sizeof(x)), 0);
+	CU_ASSERT_EQUAL(recv_status(c, NULL, NULL, 0, 10000), MB_STATUS_OK);
+	mb_client_close(&c);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "not live: polled thread mb-poll0"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "live again"));
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
 static const struct mb_test_case cases[] = {
 	{"a tiny deadline gives TIMEOUT; cancelled requests give CANCELLED",
 	 test_deadline_and_cancel},
@@ -569,6 +685,8 @@ static const struct mb_test_case cases[] = {
 	{"an endpoint in use: a clear error, exit 1", test_endpoint_in_use},
 	{"heartbeats: a silent requester's connection is closed; off, it stays",
 	 test_heartbeat_cuts_silent_peer},
+	{"liveness: a polled thread that stops turning makes /healthz 503, naming it",
+	 test_liveness_stalled_thread},
 	{NULL, NULL},
 };
 

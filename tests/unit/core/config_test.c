@@ -209,6 +209,7 @@ test_overrides(void)
 					"  metrics: off\n"
 					"  drain_timeout_ms: 250\n"
 					"  drain_quiet_ms: 40\n"
+					"  liveness_ms: 2500\n"
 					"  log_level: debug\n"
 					"  placement: per-stage\n"
 					"idle:\n"
@@ -237,6 +238,7 @@ test_overrides(void)
 	CU_ASSERT_STRING_EQUAL(c.metrics, "");
 	CU_ASSERT_EQUAL(c.drain_timeout_ms, 250);
 	CU_ASSERT_EQUAL(c.drain_quiet_ms, 40);
+	CU_ASSERT_EQUAL(c.liveness_ms, 2500);
 	CU_ASSERT_EQUAL(c.log_level, RTE_LOG_DEBUG);
 	CU_ASSERT_EQUAL(c.placement, MB_PLACEMENT_PER_STAGE);
 	CU_ASSERT_EQUAL(c.idle.mode, MB_IDLE_SPIN);
@@ -463,6 +465,8 @@ test_strict_integers(void)
 				    "service:\n  max_inflight: -5\n"));
 	CU_ASSERT_TRUE(refused_with("service.drain_timeout_ms: 700000 is out of range 0..600000",
 				    "service:\n  drain_timeout_ms: 700000\n"));
+	CU_ASSERT_TRUE(refused_with("service.liveness_ms: 999 is out of range 1000..600000",
+				    "service:\n  liveness_ms: 999\n"));
 	CU_ASSERT_EQUAL(load_text(&c, "service:\n  drain_timeout_ms: -0\n"), 0);
 	CU_ASSERT_EQUAL(c.drain_timeout_ms, 0);
 	mb_config_fini(&c);
