@@ -16,7 +16,10 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdbool.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,5 +231,180 @@ mb_metrics_add_process(struct mb_metrics *m)
 	    mb_metrics_gauge_dfn(m, "process_max_fds", "Maximum number of open file descriptors.",
 				 NULL, max_fds_value, NULL) == NULL)
 		return -ENOMEM;
+	return 0;
+}
+
+/* ---- the CPUs this process may use ---- */
+
+/* @p src into @p dst (@p len bytes), truncated */
+static void
+put_str(char *dst, size_t len, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (len == 0)
+		return;
+	if (n >= len)
+		n = len - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static bool
+opendir_ok(const char *path)
+{
+	DIR *d = opendir(path);
+
+	if (d == NULL)
+		return false;
+	closedir(d);
+	return true;
+}
+
+/* The first line of @p path into @p buf; 0, or -1 when it cannot be read. */
+static int
+read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	int rc = -1;
+
+	if (f == NULL)
+		return -1;
+	if (fgets(buf, (int)len, f) != NULL) {
+		buf[strcspn(buf, "\n")] = '\0';
+		rc = 0;
+	}
+	fclose(f);
+	return rc;
+}
+
+/* The quota in @p dir, in CPUs: cgroup v2's cpu.max ("max 100000" or "QUOTA PERIOD"), or
+ * v1's cpu.cfs_quota_us (-1: none) over cpu.cfs_period_us. 0 when there is none. */
+static double
+quota_in(const char *dir, char *file, size_t file_len)
+{
+	char path[PATH_MAX], line[128], *end;
+	long long q, per;
+
+	snprintf(path, sizeof(path), "%s/cpu.max", dir);
+	if (read_line(path, line, sizeof(line)) == 0) {
+		if (strncmp(line, "max", 3) == 0)
+			return 0;
+		q = strtoll(line, &end, 10);
+		per = strtoll(end, NULL, 10);
+		if (q <= 0 || per <= 0)
+			return 0;
+		put_str(file, file_len, path);
+		return (double)q / (double)per;
+	}
+	snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", dir);
+	if (read_line(path, line, sizeof(line)) != 0 || (q = strtoll(line, NULL, 10)) <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/cpu.cfs_period_us", dir);
+	if (read_line(path, line, sizeof(line)) != 0 || (per = strtoll(line, NULL, 10)) <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", dir);
+	put_str(file, file_len, path);
+	return (double)q / (double)per;
+}
+
+/*
+ * The least quota of the cgroup at @p base + @p rel and its ancestors up to @p base. The
+ * directory must exist; returns -1 when it does not (the caller falls back to @p base).
+ */
+static double
+least_quota(const char *base, const char *rel, char *file, size_t file_len)
+{
+	char dir[PATH_MAX], f[256];
+	double least = 0, q;
+	size_t blen;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s%s%s", base, rel[0] == '/' ? "" : "/", rel);
+	blen = strlen(base);
+	while (strlen(dir) > blen && dir[strlen(dir) - 1] == '/')
+		dir[strlen(dir) - 1] = '\0'; /* "root/" for the path "/" */
+	d = opendir(dir);
+	if (d == NULL)
+		return -1;
+	closedir(d);
+	for (;;) {
+		char *slash;
+
+		f[0] = '\0';
+		q = quota_in(dir, f, sizeof(f));
+		if (q > 0 && (least == 0 || q < least)) {
+			least = q;
+			put_str(file, file_len, f);
+		}
+		if (strlen(dir) <= blen)
+			break;
+		slash = strrchr(dir, '/');
+		if (slash == NULL || (size_t)(slash - dir) < blen)
+			break;
+		*slash = '\0';
+	}
+	return least;
+}
+
+int
+mb_procstat_cpus(const char *proc_cgroup, const char *cgroup_root, struct mb_cpu_budget *out)
+{
+	char line[1024], base[PATH_MAX];
+	cpu_set_t set;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	double q;
+	FILE *f;
+
+	memset(out, 0, sizeof(*out));
+	if (proc_cgroup == NULL)
+		proc_cgroup = "/proc/self/cgroup";
+	if (cgroup_root == NULL)
+		cgroup_root = "/sys/fs/cgroup";
+	out->online = n > 0 ? (uint32_t)n : 1;
+	out->affinity = out->online;
+	CPU_ZERO(&set);
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		out->affinity = (uint32_t)CPU_COUNT(&set);
+
+	/* "0::/path" (v2), or "N:cpu,cpuacct:/path" (v1: the hierarchy with the cpu controller) */
+	f = fopen(proc_cgroup, "re");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		char *ctl = strchr(line, ':'), *path;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (ctl == NULL || (path = strchr(ctl + 1, ':')) == NULL)
+			continue;
+		*path++ = '\0';
+		ctl++;
+		if (ctl[0] == '\0') { /* v2 */
+			snprintf(base, sizeof(base), "%s", cgroup_root);
+		} else {
+			char list[256], *tok, *save = NULL;
+			bool cpu = false;
+
+			snprintf(list, sizeof(list), "%s", ctl);
+			for (tok = strtok_r(list, ",", &save); tok != NULL;
+			     tok = strtok_r(NULL, ",", &save))
+				cpu |= strcmp(tok, "cpu") == 0;
+			if (!cpu)
+				continue;
+			snprintf(base, sizeof(base), "%s/%s", cgroup_root, ctl);
+			if (opendir_ok(base) == false)
+				snprintf(base, sizeof(base), "%s/cpu", cgroup_root);
+		}
+		q = least_quota(base, path, out->quota_file, sizeof(out->quota_file));
+		if (q < 0) /* the host's path, not mounted here: the mount is our cgroup */
+			q = least_quota(base, "/", out->quota_file, sizeof(out->quota_file));
+		if (q > 0 && (out->quota == 0 || q < out->quota))
+			out->quota = q;
+	}
+	if (f != NULL)
+		fclose(f);
+	out->usable = out->affinity;
+	if (out->quota > 0 && ceil(out->quota - 1e-9) < out->usable)
+		out->usable = (uint32_t)ceil(out->quota - 1e-9);
+	if (out->usable == 0)
+		out->usable = 1;
 	return 0;
 }

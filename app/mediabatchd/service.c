@@ -40,6 +40,7 @@
 #include "mb_model_rt.h"
 #include "mb_models.h"
 #include "mb_placement.h"
+#include "mb_procstat.h"
 #include "mb_plugin.h"
 #include "mb_ratelimit.h"
 #include "mb_reactor.h"
@@ -791,12 +792,34 @@ plan_devices(struct mb_service *s, char *err, size_t err_len)
 	return 0;
 }
 
+/*
+ * devices.cpu.workers 0 (auto): half the CPUs this process may use (its affinity, capped by
+ * its cgroup's CPU quota: a container's --cpus or a pod's CPU limit), at least one. The
+ * other half is for the polled threads, ZeroMQ's I/O and the clients on the same machine.
+ */
 static uint32_t
 auto_workers(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	static bool said;
+	struct mb_cpu_budget b;
+	uint32_t n;
 
-	return n >= 2 ? (uint32_t)(n / 2) : 1;
+	mb_procstat_cpus(NULL, NULL, &b);
+	n = b.usable >= 2 ? b.usable / 2 : 1;
+	if (!said) {
+		said = true;
+		if (b.quota > 0)
+			MB_LOG(NOTICE,
+			       "devices.cpu.workers auto: %u, half of the %u CPUs this process may "
+			       "use (%u online, %u in its affinity, a quota of %.2f CPUs in %s)",
+			       n, b.usable, b.online, b.affinity, b.quota, b.quota_file);
+		else
+			MB_LOG(NOTICE,
+			       "devices.cpu.workers auto: %u, half of the %u CPUs this process may "
+			       "use (%u online, %u in its affinity, no cgroup CPU quota)",
+			       n, b.usable, b.online, b.affinity);
+	}
+	return n;
 }
 
 /* Units of GPU device @p d: what cudaMemGetInfo says is free now (the models are loaded)
