@@ -16,9 +16,6 @@
 
 #include "mb_env.h"
 
-/* A sleep this short (TSC cycles: 20-40 us at 2-4 GHz) means a spin would have caught it. */
-#define SHORT_SLEEP_TSC (80u * 1000u)
-
 void
 mb_idle_opts_init(struct mb_idle_opts *opts)
 {
@@ -51,7 +48,6 @@ mb_idle_init(struct mb_idle *idle, const struct mb_idle_opts *opts)
 		return -EINVAL;
 	memset(idle, 0, sizeof(*idle));
 	idle->opts = *opts;
-	idle->spin_limit = opts->spin_polls;
 	idle->last_tsc = rte_rdtsc();
 	return 0;
 }
@@ -60,13 +56,11 @@ void
 mb_idle_pause(struct mb_idle *idle, struct mb_doorbell *db, mb_idle_recheck_fn recheck, void *arg,
 	      uint64_t max_ns)
 {
-	uint64_t sleep_ns, t0;
+	uint64_t sleep_ns;
 
 	if (idle->empty_polls < UINT32_MAX)
 		idle->empty_polls++;
-	if (idle->opts.mode == MB_IDLE_SPIN ||
-	    idle->empty_polls <=
-		    (idle->opts.mode == MB_IDLE_SLEEP ? idle->spin_limit : idle->opts.spin_polls)) {
+	if (idle->opts.mode == MB_IDLE_SPIN || idle->empty_polls <= idle->opts.spin_polls) {
 		rte_pause();
 		return;
 	}
@@ -74,10 +68,6 @@ mb_idle_pause(struct mb_idle *idle, struct mb_doorbell *db, mb_idle_recheck_fn r
 		MB_IDLE_BUMP(idle->yields, 1);
 		sched_yield();
 		return;
-	}
-	if (!idle->slept) {
-		idle->slept = true;
-		idle->spin_limit /= 2; /* the spin ended in a sleep anyway */
 	}
 	sleep_ns = idle->opts.sleep_ns < max_ns ? idle->opts.sleep_ns : max_ns;
 	if (sleep_ns == 0)
@@ -93,14 +83,8 @@ mb_idle_pause(struct mb_idle *idle, struct mb_doorbell *db, mb_idle_recheck_fn r
 		return;
 	}
 	MB_IDLE_BUMP(idle->sleeps, 1);
-	t0 = rte_rdtsc();
-	if (mb_doorbell_wait(db, sleep_ns) == 1) {
+	if (mb_doorbell_wait(db, sleep_ns) == 1)
 		MB_IDLE_BUMP(idle->bell_wakeups, 1);
-		/* Rung within about 20 us (at 2-4 GHz): a longer spin would have caught it. Work
-		 * found after this counts as after a sleep, so the limit grows once per wakeup. */
-		if (rte_rdtsc() - t0 < SHORT_SLEEP_TSC)
-			mb_idle_spin_paid(idle);
-	}
 }
 
 void

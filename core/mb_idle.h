@@ -9,13 +9,9 @@
  * - MB_IDLE_SPIN: pause instruction only. Lowest latency; the thread owns its core. For bare
  *   metal, where polled cores are dedicated.
  * - MB_IDLE_YIELD: after @c spin_polls empty polls in a row, sched_yield() on every empty poll.
- * - MB_IDLE_SLEEP: after up to @c spin_polls empty polls in a row, sleep up to @c sleep_ns, cut
- *   short by a doorbell when the caller has one. The default on a developer machine: on 2 cores
- *   a spinning consumer starves everything else. The spin adapts, as the reactor's does
- *   (reactor.c): each spin that ended in a sleep anyway halves the number of empty polls
- *   spun before the next sleep (it only burnt a core the producer could have used), and work
- *   that came while spinning, or a doorbell that ended a sleep within microseconds, grows it
- *   back towards @c spin_polls.
+ * - MB_IDLE_SLEEP: after @c spin_polls empty polls in a row, sleep up to @c sleep_ns, cut short
+ *   by a doorbell when the caller has one. The default on a developer machine: on 2 cores a
+ *   spinning consumer starves everything else.
  *
  * Accounting follows SPDK's pollers: the TSC time between two calls of mb_idle_account() is
  * counted busy if the poll found work and idle otherwise (sleeps count as idle), so
@@ -61,8 +57,6 @@ struct mb_idle_stats {
 struct mb_idle {
 	struct mb_idle_opts opts;
 	uint32_t empty_polls;
-	uint32_t spin_limit; /* MB_IDLE_SLEEP: empty polls spun before sleeping, adapted */
-	bool slept;	     /* this streak of empty polls already slept */
 	uint64_t last_tsc;
 	_Atomic uint64_t busy_polls, idle_polls, busy_tsc, idle_tsc, yields, sleeps, bell_wakeups;
 };
@@ -83,30 +77,16 @@ int mb_idle_init(struct mb_idle *idle, const struct mb_idle_opts *opts);
 	atomic_store_explicit(&(ctr), atomic_load_explicit(&(ctr), memory_order_relaxed) + (v),    \
 			      memory_order_relaxed)
 
-/* Work came while spinning (or right after a short sleep): the spin paid; let it grow. */
-static inline void
-mb_idle_spin_paid(struct mb_idle *idle)
-{
-	uint64_t more = (uint64_t)idle->spin_limit * 2 + 1;
-
-	idle->spin_limit = more < idle->opts.spin_polls ? (uint32_t)more : idle->opts.spin_polls;
-}
-
 /**
  * True while an empty poll would only spin (pause): no sleep, no yield, and no need for the
- * caller to read a clock for a deadline yet. Owning thread only.
+ * caller to read a clock for a deadline yet (mb_ring_dequeue_burst_wait() reads none while
+ * it spins). Owning thread only.
  */
 static inline bool
 mb_idle_spinning(const struct mb_idle *idle)
 {
-	switch (idle->opts.mode) {
-	case MB_IDLE_SLEEP:
-		return idle->empty_polls < idle->spin_limit;
-	case MB_IDLE_YIELD:
-		return idle->empty_polls < idle->opts.spin_polls;
-	default:
-		return false; /* MB_IDLE_SPIN: the caller checks its deadline on every poll */
-	}
+	return idle->opts.mode != MB_IDLE_SPIN && idle->empty_polls < idle->opts.spin_polls;
+	/* MB_IDLE_SPIN: false, the caller checks its deadline on every poll */
 }
 
 /**
@@ -121,9 +101,6 @@ mb_idle_account(struct mb_idle *idle, unsigned int work)
 
 	idle->last_tsc = now;
 	if (work != 0) {
-		if (idle->empty_polls != 0 && !idle->slept)
-			mb_idle_spin_paid(idle);
-		idle->slept = false;
 		idle->empty_polls = 0;
 		MB_IDLE_BUMP(idle->busy_polls, 1);
 		MB_IDLE_BUMP(idle->busy_tsc, delta);

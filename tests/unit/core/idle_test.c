@@ -125,78 +125,32 @@ test_sleep_with_doorbell(void)
 	mb_doorbell_fini(&db);
 }
 
-/* Empty polls until the first sleep (no doorbell: a real sleep of at most 1 ms), counting
- * those that only spun; mb_idle_spinning() must say so before each. */
-static uint32_t
-spins_before_sleep(struct mb_idle *idle)
-{
-	struct mb_idle_stats s;
-	uint64_t sleeps;
-	uint32_t spins = 0;
-
-	mb_idle_stats(idle, &s);
-	sleeps = s.sleeps;
-	for (int i = 0; i < 100; i++) {
-		bool spinning = mb_idle_spinning(idle);
-
-		mb_idle_pause(idle, NULL, NULL, NULL, 1 * MB_NS_PER_MS);
-		mb_idle_stats(idle, &s);
-		if (s.sleeps != sleeps) {
-			CU_ASSERT(!spinning);
-			return spins;
-		}
-		CU_ASSERT(spinning);
-		spins++;
-	}
-	return UINT32_MAX;
-}
-
+/* mb_idle_spinning() says true exactly while the next empty poll only spins. */
 static void
-test_sleep_spin_adapts(void)
+test_spinning(void)
 {
 	struct mb_idle_opts o = {.mode = MB_IDLE_SLEEP, .spin_polls = 8, .sleep_ns = MB_NS_PER_MS};
 	struct mb_idle idle;
-	struct mb_doorbell db;
-	uint32_t spins = 0;
+	struct mb_idle_stats s;
 
 	CU_ASSERT_EQUAL_FATAL(mb_idle_init(&idle, &o), 0);
-	/* The first streak spins spin_polls, then sleeps; that sleep halves the next spin. */
-	CU_ASSERT_EQUAL(spins_before_sleep(&idle), 8);
-	mb_idle_account(&idle, 1); /* work after a sleep: the spin did not pay */
-	CU_ASSERT_EQUAL(spins_before_sleep(&idle), 4);
-	mb_idle_account(&idle, 1);
-	/* Work that came while spinning: the limit grows, x2 + 1 (2 -> 5). */
-	mb_idle_pause(&idle, NULL, NULL, NULL, 1 * MB_NS_PER_MS);
-	mb_idle_account(&idle, 1);
-	CU_ASSERT_EQUAL(spins_before_sleep(&idle), 5);
-	/* A second sleep in the same streak does not halve again (5 -> 2, not 1). */
-	mb_idle_pause(&idle, NULL, NULL, NULL, 1 * MB_NS_PER_MS);
-	mb_idle_account(&idle, 1);
-	CU_ASSERT_EQUAL(spins_before_sleep(&idle), 2);
-	mb_idle_account(&idle, 1);
-	/* Three paid spins: 1 -> 3 -> 7 -> 8 (spin_polls caps it). */
-	for (int i = 0; i < 3; i++) {
-		mb_idle_pause(&idle, NULL, NULL, NULL, 1 * MB_NS_PER_MS);
-		mb_idle_account(&idle, 1);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 8; i++) {
+			CU_ASSERT_TRUE(mb_idle_spinning(&idle));
+			mb_idle_pause(&idle, NULL, NULL, NULL, 1 * MB_NS_PER_MS);
+		}
+		mb_idle_stats(&idle, &s);
+		CU_ASSERT_EQUAL(s.sleeps, (uint64_t)round); /* eight spins, no sleep */
+		CU_ASSERT_FALSE(mb_idle_spinning(&idle));
+		mb_idle_pause(&idle, NULL, NULL, NULL, 1 * MB_NS_PER_MS); /* the ninth sleeps */
+		mb_idle_stats(&idle, &s);
+		CU_ASSERT_EQUAL(s.sleeps, (uint64_t)round + 1);
+		CU_ASSERT_FALSE(mb_idle_spinning(&idle));
+		mb_idle_account(&idle, 1); /* work: the next streak spins again */
 	}
-	CU_ASSERT_EQUAL(spins_before_sleep(&idle), 8);
-
-	/* A doorbell that ends a sleep at once (rung before it) grows the limit too: the sleep
-	 * halves 8 to 4, the quick ring takes it to 9, capped at 8. "At once" is under about
-	 * 20 us: a preemption in between can make it slower, so up to five tries. */
-	CU_ASSERT_EQUAL_FATAL(mb_doorbell_init(&db), 0);
-	for (int t = 0; t < 5 && spins != 8; t++) {
-		CU_ASSERT_EQUAL_FATAL(mb_idle_init(&idle, &o), 0);
-		for (int i = 0; i < 8; i++)
-			mb_idle_pause(&idle, &db, NULL, NULL, MB_DEADLINE_NONE); /* spins */
-		mb_doorbell_ring_slow(&db);
-		mb_idle_pause(&idle, &db, NULL, NULL, 10 * MB_NS_PER_S); /* sleeps, rung */
-		mb_idle_account(&idle, 1);
-		spins = spins_before_sleep(&idle);
-		CU_ASSERT(spins == 8 || spins == 4); /* grown, or a slow wakeup: halved only */
-	}
-	CU_ASSERT_EQUAL(spins, 8);
-	mb_doorbell_fini(&db);
+	o.mode = MB_IDLE_SPIN; /* never "only spinning": its caller reads its clock each poll */
+	CU_ASSERT_EQUAL_FATAL(mb_idle_init(&idle, &o), 0);
+	CU_ASSERT_FALSE(mb_idle_spinning(&idle));
 }
 
 static const struct mb_test_case cases[] = {
@@ -205,8 +159,7 @@ static const struct mb_test_case cases[] = {
 	{"spin never yields or sleeps", test_spin_never_sleeps},
 	{"yield after spin_polls empty polls; work resets", test_yield_after_spins},
 	{"sleep rechecks, caps at the caller's limit", test_sleep_with_doorbell},
-	{"sleep: the spin before it halves when it ends in a sleep, grows when it pays",
-	 test_sleep_spin_adapts},
+	{"spinning: true exactly while an empty poll only spins", test_spinning},
 	{NULL, NULL},
 };
 
