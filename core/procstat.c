@@ -318,16 +318,13 @@ least_quota(const char *base, const char *rel, char *file, size_t file_len)
 	char dir[PATH_MAX], f[256];
 	double least = 0, q;
 	size_t blen;
-	DIR *d;
 
 	snprintf(dir, sizeof(dir), "%s%s%s", base, rel[0] == '/' ? "" : "/", rel);
 	blen = strlen(base);
 	while (strlen(dir) > blen && dir[strlen(dir) - 1] == '/')
 		dir[strlen(dir) - 1] = '\0'; /* "root/" for the path "/" */
-	d = opendir(dir);
-	if (d == NULL)
+	if (!opendir_ok(dir))
 		return -1;
-	closedir(d);
 	for (;;) {
 		char *slash;
 
