@@ -2,9 +2,10 @@
 # Build a self-contained bundle of the gpu test suite and the GPU benchmark, to carry to a GPU
 # machine that lacks our dependencies (DPDK, ZeroMQ, hwloc, CUnit, OpenBLAS, FFTW, ...):
 #
-#   tests/gpu/bundle.sh [--build DIR] [--out DIR] [--suite SUITE]
+#   tests/gpu/bundle.sh [--build DIR] [--out DIR] [--suite SUITE] [--no-compile]
 #
 #   --build DIR   CUDA-enabled meson build dir (default build; set up if missing, then compiled)
+#   --no-compile  take the build dir as it is (a test that runs inside meson test does)
 #   --out DIR     the bundle (default .gpu-bundle at the repository root, ignored by git)
 #   --suite NAME  the meson suite to carry (default mediabatch:gpu)
 #   (relative directories are taken from the repository root)
@@ -34,11 +35,13 @@ cd "$root"
 build=build
 out=.gpu-bundle
 suite=mediabatch:gpu
+compile=1
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=${2:?--build needs a directory}; shift 2 ;;
 	--out) out=${2:?--out needs a directory}; shift 2 ;;
 	--suite) suite=${2:?--suite needs a name}; shift 2 ;;
+	--no-compile) compile=0; shift ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bundle.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
@@ -63,8 +66,10 @@ if ! grep -q '^#define MB_HAVE_CUDA 1' "$build/mb_build_config.h" 2>/dev/null; t
 		"suite would only skip. Install the CUDA toolkit at /usr/local/cuda (or pass" \
 		"-Dcudatoolkit=DIR) and reconfigure with -Dcuda=enabled."
 fi
-say "compiling $build"
-meson compile -C "$build"
+if [ "$compile" -eq 1 ]; then
+	say "compiling $build"
+	meson compile -C "$build"
+fi
 
 # 2. The bundle directory, refreshed. Refuse to empty a directory that is not one of ours.
 case "$out" in /*) ;; *) out="$root/$out" ;; esac
@@ -150,6 +155,8 @@ EOF
 {
 	echo "F $build/perf/model_bench"
 	echo "F $build/mediabatch-weights"
+	echo "F $build/mediabatchd"       # run.sh's daemon step
+	echo "F $build/mediabatch-perf"
 } >>"$stage/files"
 
 # Copy a build file to the same place under stage/build, stripped if it is ELF.
@@ -212,7 +219,9 @@ if [ -n "$eal" ]; then
 fi
 
 # 5. The payload, run.sh, checksums, the manifest.
-(cd "$build" && sha256sum weights/*.safetensors) >"$out/weights.sha256" 2>/dev/null || true
+# (the published layout's directories, weights/MODEL/: what the daemon reads when they exist)
+(cd "$build" && find weights -mindepth 2 -maxdepth 2 -type f | LC_ALL=C sort | xargs -r sha256sum) \
+	>"$out/weights.sha256" 2>/dev/null || true
 tar -C "$stage" -czf "$out/payload.tar.gz" --owner=0 --group=0 --numeric-owner build lib
 (cd "$out" && sha256sum payload.tar.gz >payload.sha256)
 cp "$root/tests/gpu/bundle_run.sh" "$out/run.sh"

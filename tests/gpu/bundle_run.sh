@@ -5,17 +5,34 @@
 #
 #   bash .gpu-bundle/run.sh [options] [all|tests|bench|preflight|TEST...]
 #
-#   all        (default) preflight, every test of the suite, then the benchmark
+#   all        (default) preflight, every test of the suite, the benchmark, then the daemon
 #   tests      preflight, then every test of the suite
 #   bench      preflight, then the benchmark (perf/model_bench --device 0)
+#   daemon     preflight, then the daemon under load: mediabatchd on the GPU, a closed-loop
+#              burst of each model through mediabatch-perf (every request answered once, OK;
+#              the GPU's units in use never above its capacity; drained, exit 0), then the
+#              same on a daemon with CUDA off (the CPU device), and both throughputs side by
+#              side (daemon.txt, daemon-*.log, daemon-*.csv)
 #   preflight  only the checks: nvidia-smi, where CUDA's libraries are, ldd of every program
 #   TEST...    preflight, then the named tests (e.g. gpu/serve)
 #
 #   --out DIR            logs (default $OUT if set, else ./gpu-results): summary.txt, one
-#                        <test>.log per test (gpu/serve -> gpu-serve.log), model_bench.log
+#                        <test>.log per test (gpu/serve -> gpu-serve.log), model_bench.log,
+#                        the daemon step's daemon.txt and daemon-*.{log,txt,csv,yaml}
+#   --pack, --no-pack    --pack: the logs are written elsewhere and, at the end, DIR gets only
+#                        summary.txt, daemon.txt and logs.tar.gz (all of them): the device
+#                        tool brings back at most 8 files. Default: --pack when $OUT is set
+#                        and --out is not given
 #   --bench-args "ARGS"  model_bench's arguments after --device 0 (default "--runs 3"; an
 #                        ARGS with --device replaces --device 0)
 #   --bench-timeout S    the benchmark's time limit (default 300)
+#   --daemon-size SIZE   the networks' size for the daemon step: published (default:
+#                        whisper-base, clap-htsat-unfused, videomae-base placeholders, written
+#                        here) or tiny (the build's test-size placeholders: seconds, not figures)
+#   --daemon-seconds S   each burst's measured window (default 5, after 2 s of warm-up)
+#   --daemon-models LIST the models to load (default logmel,whisper,clap,videomae)
+#   --daemon-cuda MODE   the GPU daemon's devices.cuda.mode (default required); off runs the
+#                        step's mechanics where there is no GPU (both daemons then on the CPU)
 #   --budget S           stop starting programs, and cut their time limits, so that the whole
 #                        run ends within S seconds (default 570: under a 10-minute command)
 #   --cuda-libs DIR      look for CUDA's libraries in DIR first (repeatable; also
@@ -39,17 +56,28 @@ R=${MB_REPO_ROOT:-$(cd "$bundle/.." && pwd)}
 start=$(now)
 
 out_dir=${OUT:-./gpu-results}
+pack=""
 bench_args="--runs 3"
 bench_timeout=300
+daemon_size=published
+daemon_seconds=5
+daemon_models=logmel,whisper,clap,videomae
+daemon_cuda=required
 budget=570
 work=""
 cuda_dirs_opt=()
 what=()
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--out) out_dir=${2:?--out needs a directory}; shift 2 ;;
+	--out) out_dir=${2:?--out needs a directory}; pack=${pack:-0}; shift 2 ;;
+	--pack) pack=1; shift ;;
+	--no-pack) pack=0; shift ;;
 	--bench-args) bench_args=${2?--bench-args needs a string}; shift 2 ;;
 	--bench-timeout) bench_timeout=${2:?--bench-timeout needs seconds}; shift 2 ;;
+	--daemon-size) daemon_size=${2:?--daemon-size needs published or tiny}; shift 2 ;;
+	--daemon-seconds) daemon_seconds=${2:?--daemon-seconds needs seconds}; shift 2 ;;
+	--daemon-models) daemon_models=${2:?--daemon-models needs a list}; shift 2 ;;
+	--daemon-cuda) daemon_cuda=${2:?--daemon-cuda needs required, auto or off}; shift 2 ;;
 	--budget) budget=${2:?--budget needs seconds}; shift 2 ;;
 	--cuda-libs) cuda_dirs_opt+=("${2:?--cuda-libs needs a directory}"); shift 2 ;;
 	--work) work=${2:?--work needs a directory}; shift 2 ;;
@@ -59,12 +87,44 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ "${#what[@]}" -eq 0 ] && what=(all)
-case "$bench_timeout$budget" in *[!0-9]*)
-	echo "run.sh: --bench-timeout and --budget take whole seconds" >&2; exit 2 ;;
+case "$bench_timeout$budget$daemon_seconds" in *[!0-9]*)
+	echo "run.sh: --bench-timeout, --budget and --daemon-seconds take whole seconds" >&2; exit 2 ;;
 esac
+case "$daemon_size" in published | tiny) ;; *)
+	echo "run.sh: --daemon-size takes published or tiny, not '$daemon_size'" >&2; exit 2 ;;
+esac
+case "$daemon_cuda" in required | auto | off) ;; *)
+	echo "run.sh: --daemon-cuda takes required, auto or off, not '$daemon_cuda'" >&2; exit 2 ;;
+esac
+if [ "$daemon_seconds" -lt 1 ] || [[ ! $daemon_models =~ ^[a-z0-9_-]+(,[a-z0-9_-]+)*$ ]]; then
+	echo "run.sh: --daemon-seconds takes 1 or more; --daemon-models a comma-separated list" >&2
+	exit 2
+fi
 
 mkdir -p "$out_dir" || exit 2
 out_dir=$(cd "$out_dir" && pwd)
+if [ -z "$pack" ]; then
+	pack=0
+	[ -n "${OUT:-}" ] && pack=1
+fi
+final_dir=""
+if [ "$pack" -eq 1 ]; then
+	# everything is written in a directory of its own, then packed into DIR at exit
+	final_dir=$out_dir
+	out_dir=$(mktemp -d "${TMPDIR:-/tmp}/mediabatch-gpu-logs.XXXXXX") || exit 2
+	pack_logs() {
+		local f
+		for f in summary.txt daemon.txt; do
+			[ -f "$out_dir/$f" ] && cp "$out_dir/$f" "$final_dir/$f"
+		done
+		if tar -C "$out_dir" -czf "$final_dir/logs.tar.gz" . 2>/dev/null; then
+			rm -rf "$out_dir"
+		else
+			echo "run.sh: could not write $final_dir/logs.tar.gz; the logs stay in $out_dir" >&2
+		fi
+	}
+	trap pack_logs EXIT
+fi
 summary=$out_dir/summary.txt
 : >"$summary"
 
@@ -124,12 +184,13 @@ t_cmd=() t_env=() t_timeout=300 t_workdir="" t_protocol=exitcode mb_tests=() mb_
 say "suite $mb_suite: ${mb_tests[*]}"
 
 # What to run.
-run_tests=() run_bench=0
+run_tests=() run_bench=0 run_daemon=0
 for w in "${what[@]}"; do
 	case "$w" in
-	all) run_tests+=("${mb_tests[@]}"); run_bench=1 ;;
+	all) run_tests+=("${mb_tests[@]}"); run_bench=1 run_daemon=1 ;;
 	tests) run_tests+=("${mb_tests[@]}") ;;
 	bench) run_bench=1 ;;
+	daemon) run_daemon=1 ;;
 	preflight) ;;
 	*)
 		if ! mb_test "$w"; then
@@ -329,7 +390,7 @@ done
 
 # ---- the placeholder weights the daemon reads beside its binary
 
-needs_weights=0
+needs_weights=$run_daemon # the daemon step's tiny size reads them too
 for t in "${run_tests[@]}"; do
 	mb_test "$t" && printf '%s\n' "${t_env[@]}" | grep -q '^MB_DAEMON=' && needs_weights=1
 done
@@ -491,6 +552,269 @@ if [ "$run_bench" -eq 1 ]; then
 	fi
 fi
 
+# ---- the daemon under load: mediabatchd on the GPU, then on the CPU device, each model in turn
+
+# http_get PORT PATH: GET http://127.0.0.1:PORT/PATH through bash's /dev/tcp (no curl there);
+# the response, headers first; status 1 when nothing listens
+http_get() {
+	local fd
+	exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
+	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&"$fd"
+	timeout 10 cat <&"$fd"
+	exec {fd}>&-
+}
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# metric TEXT NAME{LABELS}: the value of that series in a /metrics text (empty when absent)
+metric() { awk -v k="$2" '$1 == k {print $2; exit}' <<<"$1"; }
+# devices TEXT: the device labels of the capacity gauge (cpu0, cuda0, ...)
+devices() { sed -n 's/^mediabatch_vram_units_capacity{device="\([^"]*\)"}.*/\1/p' <<<"$1"; }
+# batches TEXT: "DEVICE=N ..." batches admitted per device so far
+batches() {
+	local d out=""
+	for d in $(devices "$1"); do
+		out+="$d=$(metric "$1" "mediabatch_admission_wait_seconds_count{device=\"$d\"}") "
+	done
+	echo "${out% }"
+}
+
+daemon_rc=0
+d_pid="" d_base=0 d_log=""
+declare -A d_rps=() d_p50=() d_p99=() d_ok=() d_where=() d_units=()
+
+# d_fail MSG: the step fails, with a reason
+d_fail() {
+	say "FAIL daemon: $*"
+	results+=("FAIL  daemon  -  $*")
+	daemon_rc=1
+}
+
+# d_start LABEL MODE: a daemon with devices.cuda.mode MODE on free loopback ports, the models
+# of --daemon-models (identity too); 0 once its /readyz answers 200
+d_start() {
+	local label=$1 mode=$2 cfg=$out_dir/daemon-$1.yaml p m lim t0
+	d_log=$out_dir/daemon-$label.log
+	d_base=0
+	for p in $(seq 17400 3 17997); do
+		if port_free "$p" && port_free $((p + 1)) && port_free $((p + 2)); then
+			d_base=$p
+			break
+		fi
+	done
+	if [ "$d_base" -eq 0 ]; then
+		d_fail "$label: no three free loopback ports in 17400..17999"
+		return 1
+	fi
+	{
+		echo "# written by run.sh's daemon step"
+		echo "weights_dir: $d_weights"
+		echo "devices:"
+		echo "  cuda: {mode: $mode}"
+		echo "models:"
+		for m in logmel whisper clap videomae; do
+			if [[ ",$daemon_models," == *",$m,"* ]]; then
+				echo "  - {name: $m}"
+			else
+				echo "  - {name: $m, enabled: false}"
+			fi
+		done
+	} >"$cfg"
+	lim=$(limit 180)
+	say "start daemon $label (devices.cuda.mode $mode; ports $d_base..$((d_base + 2)); ready within $lim s) -> $d_log"
+	LD_LIBRARY_PATH=$libpath "$B/build/mediabatchd" --config "$cfg" --log-level info \
+		--ingest "tcp://127.0.0.1:$d_base" --publish "tcp://127.0.0.1:$((d_base + 1))" \
+		--metrics "127.0.0.1:$((d_base + 2))" >"$d_log" 2>&1 </dev/null &
+	d_pid=$!
+	t0=$(now)
+	while :; do
+		if ! kill -0 "$d_pid" 2>/dev/null; then
+			wait "$d_pid"
+			d_fail "$label: mediabatchd exited ($?) before it was ready; last lines of $d_log:"
+			block tail -n 15 "$d_log"
+			d_pid=""
+			return 1
+		fi
+		if http_get $((d_base + 2)) /readyz 2>/dev/null | head -n 1 | grep -q ' 200'; then
+			break
+		fi
+		if awk -v a="$t0" -v b="$(now)" -v l="$lim" 'BEGIN {exit !(b - a > l)}'; then
+			d_fail "$label: not ready within $lim s; last lines of $d_log:"
+			block tail -n 15 "$d_log"
+			d_stop "$label"
+			return 1
+		fi
+		sleep 0.5
+	done
+	say "daemon $label ready after $(duration "$t0") s:"
+	block grep -E 'device (cuda|cpu)[0-9]+|GPU|placement|ready' "$d_log"
+	return 0
+}
+
+# d_stop LABEL: SIGTERM, the drain, exit status 0 expected
+d_stop() {
+	local rc i
+	[ -n "$d_pid" ] || return 0
+	kill -TERM "$d_pid" 2>/dev/null
+	for i in $(seq 120); do
+		kill -0 "$d_pid" 2>/dev/null || break
+		sleep 0.5
+	done
+	if kill -0 "$d_pid" 2>/dev/null; then
+		kill -KILL "$d_pid" 2>/dev/null
+		wait "$d_pid" 2>/dev/null
+		d_fail "$1: mediabatchd did not exit within 60 s of SIGTERM (killed)"
+	else
+		wait "$d_pid"
+		rc=$?
+		if [ "$rc" -ne 0 ]; then
+			d_fail "$1: mediabatchd exited $rc after SIGTERM (0 is a clean drain); see $d_log"
+		else
+			say "daemon $1 drained and exited 0: $(grep -m1 'stopped:' "$d_log" | sed 's/.*mediabatchd: //')"
+		fi
+	fi
+	d_pid=""
+}
+
+# d_burst LABEL MODEL OUTSTANDING WANT SECONDS: a closed loop of MODEL for SECONDS after 2 s
+# of warm-up; checks and records it. WANT: the device kind its batches must be admitted on
+# (cuda or cpu)
+d_burst() {
+	local label=$1 m=$2 k=$3 want=$4 secs=$5 base=$out_dir/daemon-$1-$2 lim rc before after row
+	local sent resp missing stray perr ok rps p50 p99 umax ucap n_want n_other d v
+	lim=$(limit $((secs + 2 + 180)))
+	if [ "$lim" -le 0 ]; then
+		d_fail "$label $m: not run: no time left of the ${budget} s budget"
+		return
+	fi
+	before=$(http_get $((d_base + 2)) /metrics 2>/dev/null)
+	timeout -k 5 "$lim" env LD_LIBRARY_PATH="$libpath" "$B/build/mediabatch-perf" \
+		--endpoint "tcp://127.0.0.1:$d_base" --metrics "127.0.0.1:$((d_base + 2))" \
+		--mix "$m" --outstanding "$k" --duration "$secs" --warmup 2 \
+		--drain 180 --timeout-ms 180000 --quiet --csv "$base.csv" >"$base.txt" 2>&1
+	rc=$?
+	after=$(http_get $((d_base + 2)) /metrics 2>/dev/null)
+	if [ "$rc" -ne 0 ] || [ ! -s "$base.csv" ]; then
+		d_fail "$label $m: mediabatch-perf exited $rc; last lines of $base.txt:"
+		block tail -n 10 "$base.txt"
+		return
+	fi
+	# the CSV's one row, by its header's names
+	row=$(awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) h[$i] = i; next}
+		NR == 2 {print $h["sent"], $h["responses"], $h["missing"], $h["stray"], $h["proto_errors"],
+			$h["status_OK"], $h["ok_rps"], $h["latency_p50_ms"], $h["latency_p99_ms"],
+			($h["units_in_use_max"] == "" ? "-" : $h["units_in_use_max"]),
+			($h["units_capacity"] == "" ? "-" : $h["units_capacity"])}' "$base.csv")
+	read -r sent resp missing stray perr ok rps p50 p99 umax ucap <<<"$row"
+	# batches admitted per device during the burst (the admission histogram's counts)
+	n_want=0 n_other=0
+	for d in $(devices "$after"); do
+		v=$(($(metric "$after" "mediabatch_admission_wait_seconds_count{device=\"$d\"}") -
+			$(metric "$before" "mediabatch_admission_wait_seconds_count{device=\"$d\"}")))
+		if [[ $d == "$want"* ]]; then n_want=$((n_want + v)); else n_other=$((n_other + v)); fi
+	done
+	rps=$(awk -v v="$rps" 'BEGIN {printf "%.1f", v}')
+	p50=$(awk -v v="$p50" 'BEGIN {printf "%.1f", v}') p99=$(awk -v v="$p99" 'BEGIN {printf "%.1f", v}')
+	d_rps[$label,$m]=$rps d_p50[$label,$m]=$p50 d_p99[$label,$m]=$p99
+	d_where[$label,$m]="$want $n_want, other $n_other"
+	d_units[$label,$m]="$umax/$ucap"
+	say "daemon $label $m: $rps req/s OK, p50 $p50 ms, p99 $p99 ms; sent $sent, answered $resp, OK $ok, missing $missing, stray $stray; batches on $want* $n_want, elsewhere $n_other; units in use (sampled) max $umax of $ucap"
+	block grep -E '^(throughput|requests|latency|batch size|stages|admission|  *(stage|queue|admission|dispatch|compute|egress|all stages) )' "$base.txt"
+	if [ "${sent:-0}" -eq 0 ]; then
+		d_fail "$label $m: nothing was sent"
+	elif [ "$resp" -ne "$sent" ] || [ "$missing" -ne 0 ] || [ "$stray" -ne 0 ] || [ "$perr" -ne 0 ]; then
+		d_fail "$label $m: not every request answered once (sent $sent, answered $resp, missing $missing, stray $stray, protocol errors $perr)"
+	elif [ "$ok" -ne "$sent" ]; then
+		d_fail "$label $m: $((sent - ok)) of $sent answered but not OK (see $base.txt)"
+	fi
+	if [ "$n_want" -eq 0 ] || [ "$n_other" -ne 0 ]; then
+		d_fail "$label $m: its batches were admitted $n_want time(s) on $want* and $n_other elsewhere"
+	fi
+	if [ "$umax" != - ] && awk -v u="$umax" -v c="$ucap" 'BEGIN {exit !(u > c)}'; then
+		d_fail "$label $m: units in use $umax above the capacity $ucap"
+	fi
+	d_ok[$label,$m]=1
+}
+
+# d_peaks LABEL: every device's peak units against its capacity, from /metrics
+d_peaks() {
+	local text d peak cap
+	text=$(http_get $((d_base + 2)) /metrics 2>/dev/null)
+	for d in $(devices "$text"); do
+		peak=$(metric "$text" "mediabatch_vram_units_peak{device=\"$d\"}")
+		cap=$(metric "$text" "mediabatch_vram_units_capacity{device=\"$d\"}")
+		say "daemon $1 $d: peak units in use $peak of $cap"
+		if awk -v u="${peak:-0}" -v c="${cap:-0}" 'BEGIN {exit !(u > c)}'; then
+			d_fail "$1 $d: peak units in use $peak above the capacity $cap"
+		fi
+	done
+}
+
+if [ "$run_daemon" -eq 1 ]; then
+	section "daemon: mediabatchd under a burst of each model (${daemon_models//,/ }), GPU then CPU"
+	IFS=, read -r -a d_list <<<"$daemon_models"
+	for p in build/mediabatchd build/mediabatch-perf build/mediabatch-weights; do
+		if [ ! -x "$B/$p" ]; then
+			d_fail "$p is not in the bundle (rebuild it with tests/gpu/bundle.sh)"
+		elif [ -n "${prog_missing[$p]:-}" ]; then
+			d_fail "$p cannot load: missing ${prog_missing[$p]}"
+		fi
+	done
+	d_weights=$B/build/weights
+	if [ "$daemon_rc" -eq 0 ] && [ "$daemon_size" = published ]; then
+		d_weights=$B/weights-published
+		for spec in whisper:whisper-base clap:clap-htsat-unfused videomae:videomae-base; do
+			m=${spec%%:*} size=${spec#*:}
+			[[ ",$daemon_models," == *",$m,"* ]] || continue
+			if [ -f "$d_weights/.$size" ]; then
+				say "placeholder weights $m $size: already in $d_weights/$m"
+				continue
+			fi
+			t0=$(now)
+			if LD_LIBRARY_PATH=$libpath timeout "$(limit 300)" "$B/build/mediabatch-weights" \
+				--out "$d_weights" --size "$size" --stamp "$d_weights/.$size" "$m" \
+				>>"$out_dir/daemon-weights.log" 2>&1; then
+				say "placeholder weights $m $size written in $(duration "$t0") s: $(du -sh "$d_weights/$m" | cut -f1)"
+			else
+				d_fail "mediabatch-weights --size $size $m failed (see daemon-weights.log)"
+			fi
+		done
+	fi
+	if [ "$daemon_rc" -eq 0 ]; then
+		gpu_want=cuda
+		[ "$daemon_cuda" = off ] && gpu_want=cpu
+		[ "$daemon_cuda" = off ] && say "--daemon-cuda off: the 'gpu' daemon runs on the CPU too (checking the step, not the GPU)"
+		# the GPU: 64 outstanding; the CPU device: 8 (its workers are half the CPUs), over
+		# twice the window (a videomae-base clip takes seconds there, and the window must
+		# see answers)
+		for spec in gpu:$daemon_cuda:64:$gpu_want:$daemon_seconds cpu:off:8:cpu:$((2 * daemon_seconds)); do
+			IFS=: read -r label mode k want secs <<<"$spec"
+			d_start "$label" "$mode" || continue
+			for m in "${d_list[@]}"; do
+				d_burst "$label" "$m" "$k" "$want" "$secs"
+			done
+			d_peaks "$label"
+			d_stop "$label"
+		done
+	fi
+	{
+		echo "daemon step: --daemon-size $daemon_size, --daemon-seconds $daemon_seconds, devices.cuda.mode $daemon_cuda"
+		echo "closed loops through mediabatch-perf after 2 s of warm-up: the gpu daemon 64 outstanding for $daemon_seconds s, the cpu daemon 8 for $((2 * daemon_seconds)) s"
+		printf '%-10s %12s %12s %8s %22s %22s %14s\n' model "gpu req/s" "cpu req/s" "gpu/cpu" \
+			"gpu p50/p99 ms" "cpu p50/p99 ms" "gpu units max"
+		for m in "${d_list[@]}"; do
+			g=${d_rps[gpu,$m]:-} c=${d_rps[cpu,$m]:-}
+			x=$(awk -v g="${g:-0}" -v c="${c:-0}" 'BEGIN {if (g > 0 && c > 0) printf "%.1f", g / c; else print "-"}')
+			printf '%-10s %12s %12s %8s %22s %22s %14s\n' "$m" "${g:--}" "${c:--}" "$x" \
+				"${d_p50[gpu,$m]:--}/${d_p99[gpu,$m]:--}" "${d_p50[cpu,$m]:--}/${d_p99[cpu,$m]:--}" \
+				"${d_units[gpu,$m]:--}"
+		done
+	} >"$out_dir/daemon.txt"
+	block cat "$out_dir/daemon.txt"
+	if [ "$daemon_rc" -eq 0 ]; then
+		say "PASS daemon: every request answered once and OK, units within capacity, both drained"
+		results+=("PASS  daemon  -  every request answered once, OK; units within capacity")
+	fi
+fi
+
 section "summary"
 skips=0 gpu_skips=0
 for r in "${results[@]}"; do
@@ -510,15 +834,20 @@ fi
 [ "${#missing[@]}" -gt 0 ] && say "MISSING CUDA libraries: ${missing[*]} (not found in ${looked[*]}, ldconfig)"
 [ -z "${where[libcuda.so.1]:-}" ] && say "no NVIDIA driver (libcuda.so.1) found on this machine"
 logs=("$out_dir"/*)
-say "logs in $out_dir: ${logs[*]##*/}"
+if [ -n "$final_dir" ]; then
+	say "logs (packed at exit into $final_dir/logs.tar.gz; summary.txt and daemon.txt beside it): ${logs[*]##*/}"
+else
+	say "logs in $out_dir: ${logs[*]##*/}"
+fi
 problems=()
 [ "$failed" -gt 0 ] && problems+=("$failed test(s) failed")
 [ "$gpu_skips" -gt 0 ] && problems+=("$gpu_skips test(s) skipped on a machine with a GPU")
 [ "$bench_rc" -ne 0 ] && problems+=("the benchmark failed")
+[ "$daemon_rc" -ne 0 ] && problems+=("the daemon step failed")
 [ "${#missing[@]}" -gt 0 ] && problems+=("CUDA libraries missing")
 [ "${#prog_missing[@]}" -gt 0 ] && problems+=("$(printf '%s\n' "${!prog_missing[@]}" | wc -l) program(s) cannot load")
 if [ "${#problems[@]}" -eq 0 ]; then
-	say "RESULT: OK (${#run_tests[@]} test(s) run, $skips skipped$([ "$run_bench" -eq 1 ] && echo ', benchmark ran'))"
+	say "RESULT: OK (${#run_tests[@]} test(s) run, $skips skipped$([ "$run_bench" -eq 1 ] && echo ', benchmark ran')$([ "$run_daemon" -eq 1 ] && echo ', daemon step passed'))"
 	exit 0
 fi
 msg=$(printf '%s; ' "${problems[@]}")
