@@ -9,9 +9,10 @@
  *             freed after re-resolution removed it and its requests left is reused with a
  *             new generation, so a request remembers (slot, generation) of its attempts;
  *   requests  a pool of entries (the caller's header, the payload kept as a ZeroMQ message
- *             so that a resend shares the bytes, the deadline, the attempts) indexed by
- *             (tenant, request id) in an open-addressing table; entries without a daemon
- *             wait in a FIFO for credit;
+ *             so that a resend shares the bytes, the deadline, the attempts, a submission
+ *             number) indexed by (tenant, request id) in an open-addressing table; entries
+ *             without a daemon wait in a FIFO for credit, a failed daemon's put back at its
+ *             head oldest first;
  *   ready     answers for the caller that the client made itself (TIMEOUT, CANCELLED) or
  *             that arrived while another was being returned.
  */
@@ -74,6 +75,13 @@ struct entry {
 	uint8_t n_tried;
 	int next;	     /* waiting FIFO, or free list */
 	uint32_t timeout_ms; /* the caller's */
+	uint64_t seq;	     /* submission order: mb_fleet_send() numbers each request */
+};
+
+/* fail_over()'s scratch: qsort() has no context argument, so each slot carries its key */
+struct by_seq {
+	uint64_t seq;
+	int ent;
 };
 
 struct mb_fleet {
@@ -95,6 +103,8 @@ struct mb_fleet {
 	int wait_head, wait_tail, n_waiting;
 	uint32_t *index; /* entry + 1, 0 empty */
 	uint32_t index_mask;
+	uint64_t next_seq;    /* the next request's submission number */
+	struct by_seq *order; /* cap slots: a failed daemon's entries, put in order */
 
 	struct mb_client_response *ready;
 	int ready_cap, ready_head, ready_n;
@@ -374,20 +384,36 @@ daemon_open(struct mb_fleet *f, int source, const char *endpoint)
 	return slot;
 }
 
-/* Take every request off daemon @p slot: back to the front of the line for another one. */
+static int
+cmp_seq(const void *a, const void *b)
+{
+	uint64_t x = ((const struct by_seq *)a)->seq, y = ((const struct by_seq *)b)->seq;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Take every request off daemon @p slot: back to the front of the line for another one,
+ * oldest first (they were submitted before anything still waiting for credit).
+ */
 static void
 fail_over(struct mb_fleet *f, int slot)
 {
 	struct daemon *d = &f->d[slot];
+	int n = 0;
 
-	for (int i = 0; i < f->cap && d->in_flight > 0; i++) {
-		if (!f->e[i].used || f->e[i].daemon != slot)
-			continue;
+	for (int i = 0; i < f->cap && (uint32_t)n < d->in_flight; i++)
+		if (f->e[i].used && f->e[i].daemon == slot)
+			f->order[n++] = (struct by_seq){f->e[i].seq, i};
+	qsort(f->order, (size_t)n, sizeof(f->order[0]), cmp_seq);
+	/* pushed at the head newest first, so that the oldest ends up at the head */
+	for (int k = n - 1; k >= 0; k--) {
+		int i = f->order[k].ent;
+
 		d->in_flight--;
 		d->failed_over++;
 		f->resent++;
 		f->e[i].daemon = -1;
-		/* put at the head: they were first */
 		f->e[i].next = f->wait_head;
 		f->wait_head = i;
 		if (f->wait_tail < 0)
@@ -1068,10 +1094,12 @@ mb_fleet_open(const struct mb_client_opts *o, struct mb_fleet **out, char *err, 
 	for (f->index_mask = 1; f->index_mask < (uint32_t)f->cap * 2; f->index_mask <<= 1)
 		;
 	f->e = calloc((size_t)f->cap, sizeof(*f->e));
+	f->order = calloc((size_t)f->cap, sizeof(*f->order));
 	f->index = calloc(f->index_mask, sizeof(*f->index));
 	f->index_mask--;
-	if (f->ctx == NULL || f->e == NULL || f->index == NULL) {
+	if (f->ctx == NULL || f->e == NULL || f->order == NULL || f->index == NULL) {
 		free(f->e);
+		free(f->order);
 		free(f->index);
 		if (f->ctx)
 			zmq_ctx_term(f->ctx);
@@ -1109,6 +1137,7 @@ mb_fleet_close(struct mb_fleet **fp)
 	zmq_ctx_term(f->ctx);
 	free(f->ready);
 	free(f->e);
+	free(f->order);
 	free(f->index);
 	free(f);
 	*fp = NULL;
@@ -1134,6 +1163,7 @@ mb_fleet_send(struct mb_fleet *f, const struct mb_request_hdr *hdr, const void *
 	en = &f->e[ent];
 	en->hdr = *hdr;
 	en->timeout_ms = hdr->timeout_ms;
+	en->seq = f->next_seq++;
 	en->deadline =
 		now +
 		(uint64_t)(hdr->timeout_ms ? hdr->timeout_ms : (uint32_t)f->o.request_timeout_ms) *

@@ -6,9 +6,11 @@
  * and its refused requests are answered by the others, so the caller sees OK only; one
  * daemon killed with SIGKILL and another drained with SIGTERM in the middle of a run:
  * every request gets exactly one answer, all OK, none lost, and the run goes on with the
- * third; with no daemon up, a request is answered TIMEOUT by the client at its deadline
- * and a cancel of a waiting one CANCELLED; a subscriber of both daemons' PUB endpoints
- * gets every result; malformed endpoint lists are refused with the reason.
+ * third; the requests in flight on a daemon stopped with SIGSTOP go to the other after
+ * failover_ms in submission order; with no daemon up, a request is answered TIMEOUT by the
+ * client at its deadline and a cancel of a waiting one CANCELLED; a subscriber of both
+ * daemons' PUB endpoints gets every result; malformed endpoint lists are refused with the
+ * reason.
  */
 #include <errno.h>
 #include <signal.h>
@@ -262,6 +264,108 @@ test_kill_and_drain_mid_run(void)
 	stop_fleet(d, N_DAEMONS);
 }
 
+/* Drive the client until every daemon of the fleet is up, for at most @p seconds. */
+static bool
+wait_all_up(struct mb_client *c, int n, double seconds)
+{
+	struct mb_client_daemon st[8];
+	double until = mb_e2e_now() + seconds;
+
+	while (mb_e2e_now() < until) {
+		struct mb_client_response r;
+		int up = 0;
+
+		CU_ASSERT_EQUAL(mb_client_fleet_stats(c, NULL, st, 8), n);
+		for (int i = 0; i < n && i < 8; i++)
+			up += st[i].up;
+		if (up == n)
+			return true;
+		if (mb_client_recv(c, &r, 20) == 0) /* nothing sent: runs the monitors only */
+			mb_client_response_free(&r);
+	}
+	return false;
+}
+
+#define ORDER_N 80 /* about half of them on the stopped daemon */
+
+/*
+ * Failover keeps submission order: with the first daemon stopped (SIGSTOP: connected, silent)
+ * ORDER_N requests with ascending ids go out round robin; after failover_ms of silence the
+ * stopped daemon's share is sent to the other, oldest first. The other daemon answers a
+ * burst on its connection in arrival order (checked on its own share, which it gets first),
+ * so the failed-over requests' answers, the last to come, come in ascending id order.
+ */
+static void
+test_failover_keeps_order(void)
+{
+	/* one worker: batches run one at a time, in order, whatever the machine's CPUs */
+	static const char one_worker[] = "devices:\n  cuda: {mode: \"off\"}\n  cpu: {workers: 1}\n";
+	const char *yaml[2] = {one_worker, one_worker};
+	struct mb_daemon d[2] = {0};
+	struct mb_client_daemon st[2];
+	struct mb_client_fleet_stats fs;
+	struct mb_client *c = NULL;
+	char list[160], err[256];
+	uint64_t got[ORDER_N];
+	float x[4] = {0};
+	int n = 0, ok = 0, held, own, own_rises = 0, moved_rises = 0;
+	double until;
+
+	CU_ASSERT_EQUAL_FATAL(start_fleet(d, 2, yaml), 0);
+	snprintf(list, sizeof(list), "%s,%s", d[0].ingest, d[1].ingest);
+	/* a window for all of them on either; failover_ms far above a burst's answer time */
+	CU_ASSERT_EQUAL_FATAL(mb_client_connect(&(struct mb_client_opts){.endpoint = list,
+									 .window = 2 * ORDER_N,
+									 .failover_ms = 1000},
+						&c, err, sizeof(err)),
+			      0);
+	CU_ASSERT_TRUE_FATAL(wait_all_up(c, 2, 30));
+	/* from here on no fatal assertion: the stopped daemon must be let go on every path */
+	mb_daemon_signal(&d[0], SIGSTOP);
+	for (int i = 0; i < ORDER_N; i++) {
+		struct mb_request_hdr h;
+
+		mb_client_tensor_hdr(&h, "identity", 5, 1000 + (uint64_t)i, 1, 4);
+		CU_ASSERT_EQUAL(mb_client_send(c, &h, x, sizeof(x)), 0);
+	}
+	CU_ASSERT_EQUAL(mb_client_fleet_stats(c, NULL, st, 2), 2);
+	held = (int)st[0].in_flight; /* sent to the stopped one */
+	own = ORDER_N - held;
+	CU_ASSERT(held >= ORDER_N / 4 && own >= ORDER_N / 4);
+	for (until = mb_e2e_now() + 30; n < ORDER_N && mb_e2e_now() < until;) {
+		struct mb_client_response r;
+
+		if (mb_client_recv(c, &r, 1000) != 0)
+			continue;
+		got[n++] = r.hdr.request_id;
+		ok += r.hdr.status == MB_STATUS_OK;
+		mb_client_response_free(&r);
+	}
+	CU_ASSERT_EQUAL(n, ORDER_N);
+	CU_ASSERT_EQUAL(ok, ORDER_N);
+	for (int i = 1; i < n; i++) {
+		own_rises += i < own && got[i] > got[i - 1];
+		moved_rises += i > own && got[i] > got[i - 1];
+	}
+	CU_ASSERT_EQUAL(own_rises, own - 1); /* the premise: answers in arrival order */
+	CU_ASSERT_EQUAL(moved_rises, held - 1);
+	if (n != ORDER_N || own_rises != own - 1 || moved_rises != held - 1) {
+		printf("\n  %d on the stopped daemon, %d answers in this order:", held, n);
+		for (int i = 0; i < n; i++)
+			printf("%s%llu", i % 16 ? " " : "\n   ", (unsigned long long)got[i]);
+		printf("\n");
+	}
+	CU_ASSERT_EQUAL(mb_client_fleet_stats(c, &fs, st, 2), 2);
+	CU_ASSERT_EQUAL(st[0].failed_over, (uint64_t)held);
+	CU_ASSERT_EQUAL(fs.resent, (uint64_t)held);
+	CU_ASSERT_EQUAL(fs.waiting, 0);
+	CU_ASSERT_EQUAL(st[0].in_flight, 0);
+	CU_ASSERT_EQUAL(st[1].in_flight, 0);
+	mb_daemon_signal(&d[0], SIGCONT);
+	mb_client_close(&c);
+	stop_fleet(d, 2);
+}
+
 /* A subscriber of both daemons' PUB endpoints (a list) gets the results of both. */
 static void
 test_subscriber_follows(void)
@@ -389,6 +493,7 @@ static const struct mb_test_case cases[] = {
 	 test_overloaded_daemon_gets_less},
 	{"SIGKILL one and drain another mid-run: exactly one answer each, none lost",
 	 test_kill_and_drain_mid_run},
+	{"failover re-sends a stopped daemon's requests oldest first", test_failover_keeps_order},
 	{"a subscriber of both daemons gets every result", test_subscriber_follows},
 	{"nobody up: TIMEOUT at the deadline and CANCELLED, from the client", test_nobody_up},
 	{"malformed endpoint lists refused with the reason", test_bad_lists},
