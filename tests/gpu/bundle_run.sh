@@ -588,10 +588,11 @@ d_fail() {
 	daemon_rc=1
 }
 
-# d_start LABEL MODE: a daemon with devices.cuda.mode MODE on free loopback ports, the models
-# of --daemon-models (identity too); 0 once its /readyz answers 200
+# d_start LABEL MODE [NETS]: a daemon with devices.cuda.mode MODE on free loopback ports, the
+# models of --daemon-models (identity too), NETS (YAML keys) added to the networks' entries;
+# 0 once its /readyz answers 200
 d_start() {
-	local label=$1 mode=$2 cfg=$out_dir/daemon-$1.yaml p m lim t0
+	local label=$1 mode=$2 nets=${3:-} cfg=$out_dir/daemon-$1.yaml p m lim t0
 	d_log=$out_dir/daemon-$label.log
 	d_base=0
 	for p in $(seq 17400 3 17997); do
@@ -612,7 +613,11 @@ d_start() {
 		echo "models:"
 		for m in logmel whisper clap videomae; do
 			if [[ ",$daemon_models," == *",$m,"* ]]; then
-				echo "  - {name: $m}"
+				if [ "$m" != logmel ] && [ -n "$nets" ]; then
+					echo "  - {name: $m, $nets}"
+				else
+					echo "  - {name: $m}"
+				fi
 			else
 				echo "  - {name: $m, enabled: false}"
 			fi
@@ -782,14 +787,20 @@ if [ "$run_daemon" -eq 1 ]; then
 		gpu_want=cuda
 		[ "$daemon_cuda" = off ] && gpu_want=cpu
 		[ "$daemon_cuda" = off ] && say "--daemon-cuda off: the 'gpu' daemon runs on the CPU too (checking the step, not the GPU)"
-		# the GPU: 64 outstanding; the CPU device: 8 (its workers are half the CPUs), over
-		# twice the window (a videomae-base clip takes seconds there, and the window must
-		# see answers)
-		for spec in gpu:$daemon_cuda:64:$gpu_want:$daemon_seconds cpu:off:8:cpu:$((2 * daemon_seconds)); do
-			IFS=: read -r label mode k want secs <<<"$spec"
-			d_start "$label" "$mode" || continue
+		# The GPU: 64 outstanding, the models' own batch sizes. The CPU device: as many
+		# outstanding as it has workers (half the CPUs; logmel 64), the networks one item per batch
+		# (batching pays little there, perf/RESULTS.md; a batch of 8 whisper-base items
+		# would keep one worker busy for 14 s while the others idle), over twice the window
+		# (a videomae-base clip takes seconds, and the window must see answers).
+		cpu_k=$(($(nproc) / 2))
+		[ "$cpu_k" -lt 1 ] && cpu_k=1
+		for spec in "gpu:$daemon_cuda:64:$gpu_want:$daemon_seconds:" \
+			"cpu:off:$cpu_k:cpu:$((2 * daemon_seconds)):max_batch: 1"; do
+			IFS=: read -r label mode k want secs nets <<<"$spec"
+			d_start "$label" "$mode" "$nets" || continue
 			for m in "${d_list[@]}"; do
-				d_burst "$label" "$m" "$k" "$want" "$secs"
+				# logmel keeps its batches on both: 64 outstanding
+				d_burst "$label" "$m" "$([ "$m" = logmel ] && echo 64 || echo "$k")" "$want" "$secs"
 			done
 			d_peaks "$label"
 			d_stop "$label"
@@ -797,7 +808,7 @@ if [ "$run_daemon" -eq 1 ]; then
 	fi
 	{
 		echo "daemon step: --daemon-size $daemon_size, --daemon-seconds $daemon_seconds, devices.cuda.mode $daemon_cuda"
-		echo "closed loops through mediabatch-perf after 2 s of warm-up: the gpu daemon 64 outstanding for $daemon_seconds s, the cpu daemon 8 for $((2 * daemon_seconds)) s"
+		echo "closed loops through mediabatch-perf after 2 s of warm-up: the gpu daemon 64 outstanding for $daemon_seconds s, the cpu daemon ${cpu_k:-?} (its workers; the networks max_batch 1; logmel 64) for $((2 * daemon_seconds)) s"
 		printf '%-10s %12s %12s %8s %22s %22s %14s\n' model "gpu req/s" "cpu req/s" "gpu/cpu" \
 			"gpu p50/p99 ms" "cpu p50/p99 ms" "gpu units max"
 		for m in "${d_list[@]}"; do
