@@ -21,6 +21,7 @@ packages=(
 	libyaml-dev      # libcyaml links -lyaml, but its -dev package does not pull this in
 	libfftw3-dev     # fftw3f: the CPU STFT of logmel and whisper
 	libmicrohttpd-dev # /metrics, /healthz, /readyz
+	libcurl4-openssl-dev # libcurl: the CLI and mediabatch-perf reach it over https, with a token
 	libgnutls28-dev  # gnutls: the TLS client and self-signed certificate of test e2e/http
 	libjansson-dev   # jansson: the JSON header of safetensors weight files
 	libopenblas-dev  # openblas: GEMM of the CPU reference models (whisper, clap, videomae)

@@ -1,13 +1,14 @@
 /**
  * @file
- * Reading mediabatchd's /metrics: a minimal HTTP/1.0 GET over a TCP socket (the daemon's
- * libmicrohttpd is a server library only) and readers for the Prometheus text format: the
- * sum of one metric's samples (over all its label sets, or over those that carry given
- * labels), a histogram's cumulative buckets by "le", the difference of two scrapes of one
- * histogram, and a quantile estimated from its buckets the way Prometheus'
+ * Reading mediabatchd's /metrics: a GET over http or https, with a bearer token when the
+ * daemon wants one (net/mb_http_client.h, libcurl), and readers for the Prometheus text
+ * format: the sum of one metric's samples (over all its label sets, or over those that carry
+ * given labels), a histogram's cumulative buckets by "le", the difference of two scrapes of
+ * one histogram, and a quantile estimated from its buckets the way Prometheus'
  * histogram_quantile() does.
  *
- * Threads: every function is reentrant; a scrape blocks its caller for at most the timeout.
+ * Threads: mb_scrape_set_auth() from main before any thread scrapes; every other function is
+ * reentrant, and a scrape blocks its caller for at most the timeout.
  */
 #ifndef MB_SCRAPE_H
 #define MB_SCRAPE_H
@@ -15,14 +16,31 @@
 #include <stddef.h>
 
 /**
- * GET http://@p hostport@p path (hostport "HOST:PORT", HOST an IPv4 address or
- * "localhost"), waiting at most @p timeout_ms for connect, send and the whole answer.
- * On success returns the HTTP status and stores a malloc'd, NUL-terminated body in
- * *@p body (the caller frees it); answers longer than 8 MiB are cut there.
- * Returns -EINVAL for a bad @p hostport, -ETIMEDOUT, -EPROTO for a reply that is not HTTP,
- * or another -errno from the socket calls.
+ * The token file and the CA file of every later scrape of this process (mediabatch-perf's
+ * --metrics-token-file and --metrics-cacert; copied). NULL: no token; the system's CAs. The
+ * token file is read at each scrape (so a rotated token is picked up) and once here, to
+ * check it. Returns 0, or -errno with a message naming the option and the file in @p err (a
+ * missing or unreadable file, an empty or malformed token, a path too long). Also does
+ * libcurl's global setup. Not thread-safe: call it before any thread scrapes.
  */
-int mb_scrape_get(const char *hostport, const char *path, int timeout_ms, char **body);
+int mb_scrape_set_auth(const char *token_file, const char *cacert, char *err, size_t err_len);
+
+/**
+ * GET @p path from @p endpoint (HOST:PORT, http://HOST:PORT, https://HOST:PORT or
+ * [IPV6]:PORT, as mb_http_endpoint_parse() reads it), with mb_scrape_set_auth()'s token and
+ * CA file, waiting at most @p timeout_ms for everything (connection and TLS included).
+ * On success returns the HTTP status and stores a malloc'd, NUL-terminated body in
+ * *@p body (the caller frees it). Otherwise *@p body is NULL and the return is -EINVAL for a
+ * bad @p endpoint, -EACCES for a 401 (no token, or not the daemon's), -EFBIG for a body over
+ * 8 MiB, -ECONNREFUSED, -ETIMEDOUT, -EPROTO (TLS failed, or no HTTP answer), or another
+ * -errno of mb_http_client_get(); its message, which names the URL and the option that
+ * helps, in @p err (NULL: not wanted).
+ */
+int mb_scrape_fetch(const char *endpoint, const char *path, int timeout_ms, char **body, char *err,
+		    size_t err_len);
+
+/** mb_scrape_fetch() without the message. */
+int mb_scrape_get(const char *endpoint, const char *path, int timeout_ms, char **body);
 
 /**
  * Sum of every sample of metric @p name in Prometheus text @p text: lines "name value" and

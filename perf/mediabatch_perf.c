@@ -8,8 +8,9 @@
  * a weighted model mix and a distribution of audio lengths, deterministically for a seed;
  * or, with --media DIR, carry a directory's real files (mb_replay.h), loaded once at start.
  * Reports: text on stdout, --json FILE, --csv FILE (a row per run), --plot DIR (gnuplot),
- * with the server's time per stage from /metrics when it answers (--metrics). Progress goes
- * to stderr.
+ * with the server's time per stage from /metrics when it answers (--metrics: http or https,
+ * with a bearer token and a CA file when the endpoint is secured; asked once before the
+ * runs, so that a refusal is said at once). Progress goes to stderr.
  *
  * Flow, like the other programs: flags, connect, run(s), report, close. Every run is
  * bounded in time (warm-up + duration + drain) and in count (--requests).
@@ -28,11 +29,13 @@
 #include <string.h>
 
 #include "mb_build_config.h"
+#include "mb_http_client.h"
 #include "mb_loadgen.h"
 #include "mb_perf_conn.h"
 #include "mb_perf_report.h"
 #include "mb_replay.h"
 #include "mb_runner.h"
+#include "mb_scrape.h"
 
 /* daemons of a fleet listed in the report */
 #define MB_PERF_MAX_FLEET 64
@@ -41,6 +44,8 @@
 #define EXIT_USAGE 2
 #define EXIT_INTERRUPTED 130
 #define MAX_STEPS 100
+/* the check of --metrics before the runs */
+#define METRICS_PROBE_MS 2000
 
 static volatile int g_stop;
 
@@ -111,9 +116,16 @@ usage(FILE *out)
 		"                         results from its PUB socket (--publish)\n"
 		"  --publish EP           udp: service PUB (default tcp://127.0.0.1:7401)\n"
 		"  --datagram BYTES       udp: datagram size, header included (default 1472)\n"
-		"  --metrics HOST:PORT    daemon's /metrics for admission wait, units in use, the\n"
-		"                         server's time per stage and batches closed (default\n"
-		"                         127.0.0.1:7402; 'off' to skip)\n"
+		"  --metrics EP           daemon's /metrics for admission wait, units in use, the\n"
+		"                         server's time per stage and batches closed: HOST:PORT,\n"
+		"                         http://HOST:PORT, https://HOST:PORT or [IPV6]:PORT\n"
+		"                         (default 127.0.0.1:7402; 'off' to skip)\n"
+		"  --metrics-token-file FILE  the bearer token /metrics wants (the daemon's\n"
+		"                         http.token_file): printable ASCII, trailing newline\n"
+		"                         ignored\n"
+		"  --metrics-cacert FILE  https: trust the CA certificate(s) in FILE (PEM; for a\n"
+		"                         self-signed http.tls_cert, that certificate) instead\n"
+		"                         of the system's\n"
 		"Output:\n"
 		"  --json FILE            write the results as JSON\n"
 		"  --csv FILE             write one CSV row per run (per sweep step) under a\n"
@@ -199,6 +211,40 @@ make_payloads(const struct mb_loadgen *lg, uint64_t seed, void *p[MB_KIND_COUNT]
 	return 0;
 }
 
+/*
+ * --metrics and its files: a bad endpoint or file is a usage error (-EINVAL); then /metrics
+ * is asked once, and a refusal (a 401, an untrusted certificate, nothing there) is said on
+ * stderr now, not found later as a report without server-side figures. The run goes on.
+ */
+static int
+check_metrics(const char *metrics, const char *token_file, const char *cacert)
+{
+	struct mb_http_endpoint ep;
+	char err[1024], url[300], *body = NULL;
+	int rc;
+
+	if (mb_http_endpoint_parse(metrics, &ep, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatch-perf: --metrics %s\n", err);
+		return -EINVAL;
+	}
+	if (mb_scrape_set_auth(token_file, cacert, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatch-perf: %s\n", err);
+		return -EINVAL;
+	}
+	rc = mb_scrape_fetch(metrics, "/metrics", METRICS_PROBE_MS, &body, err, sizeof(err));
+	if (rc >= 0 && rc != 200) {
+		mb_http_endpoint_url(&ep, url, sizeof(url));
+		snprintf(err, sizeof(err), "%s/metrics answered %d", url, rc);
+	}
+	if (rc != 200)
+		fprintf(stderr,
+			"mediabatch-perf: --metrics: %s; the report will have no server-side "
+			"figures ('--metrics off' to skip)\n",
+			err);
+	free(body);
+	return 0;
+}
+
 enum {
 	OPT_OUTSTANDING = 256,
 	OPT_RATE,
@@ -222,6 +268,8 @@ enum {
 	OPT_PUBLISH,
 	OPT_DATAGRAM,
 	OPT_METRICS,
+	OPT_METRICS_TOKEN,
+	OPT_METRICS_CACERT,
 	OPT_JSON,
 	OPT_CSV,
 	OPT_MEDIA,
@@ -255,6 +303,8 @@ static const struct option g_longopts[] = {
 	{"datagram", required_argument, NULL, OPT_DATAGRAM},
 	{"transport", required_argument, NULL, OPT_TRANSPORT},
 	{"metrics", required_argument, NULL, OPT_METRICS},
+	{"metrics-token-file", required_argument, NULL, OPT_METRICS_TOKEN},
+	{"metrics-cacert", required_argument, NULL, OPT_METRICS_CACERT},
 	{"json", required_argument, NULL, OPT_JSON},
 	{"csv", required_argument, NULL, OPT_CSV},
 	{"media", required_argument, NULL, OPT_MEDIA},
@@ -273,6 +323,7 @@ main(int argc, char **argv)
 	const char *endpoint = "tcp://127.0.0.1:7400", *metrics = "127.0.0.1:7402";
 	const char *mix_spec = "identity", *seconds_spec = "fixed:1", *json_path = NULL;
 	const char *plot_dir = NULL, *transport = "zmq", *csv_path = NULL, *media_dir = NULL;
+	const char *metrics_token = NULL, *metrics_cacert = NULL;
 	double v, sweep_from = 0, sweep_to = 0, slo_ms = 10, max_err = 0.1, payload = 1024;
 	double tenant = 0, timeout_ms = 0, sweep_past = 2, media_max_mb = 1024;
 	int sweep_steps = 0, opt, rc = 0, status = 0;
@@ -381,6 +432,12 @@ main(int argc, char **argv)
 		case OPT_METRICS:
 			metrics = strcmp(optarg, "off") == 0 ? NULL : optarg;
 			break;
+		case OPT_METRICS_TOKEN:
+			metrics_token = optarg;
+			break;
+		case OPT_METRICS_CACERT:
+			metrics_cacert = optarg;
+			break;
 		case OPT_JSON:
 			json_path = optarg;
 			break;
@@ -453,6 +510,8 @@ main(int argc, char **argv)
 			have_seconds ? "seconds" : "payload");
 		return EXIT_USAGE;
 	}
+	if (metrics != NULL && check_metrics(metrics, metrics_token, metrics_cacert) < 0)
+		return EXIT_USAGE;
 	mb_loadgen_init(&lg, &mix, &seconds, (uint32_t)payload, (uint32_t)tenant,
 			(uint32_t)timeout_ms, ro.seed);
 	if (media_dir != NULL) {

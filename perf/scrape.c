@@ -1,193 +1,119 @@
 /*
- * scrape.c: HTTP GET of /metrics and a Prometheus text reader (mb_scrape.h).
+ * scrape.c: GET of /metrics and a Prometheus text reader (mb_scrape.h).
  *
- * The GET is HTTP/1.0, so the server closes the connection after the body and the reader
- * reads to EOF; every wait is a poll() against one deadline. The reader matches a metric
- * name at the start of a line followed by '{' or ' ', so `x_sum` never matches `x`, and
- * parses the label set (quoted values with \\, \" and \n escapes) to filter on label=value
- * pairs. A histogram is read as its cumulative buckets by "le", added up over the matching
- * label sets (which must share one layout, as every label set of one daemon histogram
- * does); the quantile estimate follows Prometheus' bucketQuantile (promql/quantile.go).
+ * The GET is one mb_http_client (net/mb_http_client.h, libcurl) per scrape, made with the
+ * process's token and CA file (mb_scrape_set_auth()) and destroyed after it: a scrape is
+ * four times a second at most, and a client of its own keeps the scraper thread and main
+ * apart. The reader matches a metric name at the start of a line followed by '{' or ' ', so
+ * `x_sum` never matches `x`, and parses the label set (quoted values with \\, \" and \n
+ * escapes) to filter on label=value pairs. A histogram is read as its cumulative buckets by
+ * "le", added up over the matching label sets (which must share one layout, as every label
+ * set of one daemon histogram does); the quantile estimate follows Prometheus'
+ * bucketQuantile (promql/quantile.go).
  *
- * Owns only what it returns (the body). Reentrant.
+ * Owns only what it returns (the body) and the two paths of mb_scrape_set_auth(), written
+ * before any thread scrapes and only read after. Reentrant.
  */
 #include "mb_scrape.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "mb_http_client.h"
 
 #define MAX_BODY (8u << 20)
 
-static long
-ms_left(const struct timespec *deadline)
+/* mb_scrape_set_auth()'s files; "" for none */
+static char g_token_file[PATH_MAX], g_cacert[PATH_MAX];
+
+int
+mb_scrape_set_auth(const char *token_file, const char *cacert, char *err, size_t err_len)
 {
-	struct timespec now;
+	char *token = NULL;
+	struct stat st;
+	int rc, fd;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
-}
-
-/* Wait for @events on @fd until the deadline: 0, -ETIMEDOUT or -errno. */
-static int
-wait_fd(int fd, short events, const struct timespec *deadline)
-{
-	for (;;) {
-		struct pollfd p = {.fd = fd, .events = events};
-		long left = ms_left(deadline);
-		int n;
-
-		if (left <= 0)
-			return -ETIMEDOUT;
-		n = poll(&p, 1, (int)left);
-		if (n > 0)
-			return 0;
-		if (n == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
+	g_token_file[0] = g_cacert[0] = '\0';
+	if ((token_file != NULL && strlen(token_file) >= sizeof(g_token_file)) ||
+	    (cacert != NULL && strlen(cacert) >= sizeof(g_cacert))) {
+		snprintf(err, err_len, "%s: the path is too long",
+			 cacert != NULL && strlen(cacert) >= sizeof(g_cacert)
+				 ? "--metrics-cacert"
+				 : "--metrics-token-file");
+		return -ENAMETOOLONG;
 	}
-}
-
-static int
-parse_hostport(const char *hostport, struct sockaddr_in *a)
-{
-	const char *colon = strrchr(hostport, ':');
-	char host[64];
-	char *end;
-	long port;
-
-	if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, hostport, (size_t)(colon - hostport));
-	host[colon - hostport] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
-		return -EINVAL;
-	memset(a, 0, sizeof(*a));
-	a->sin_family = AF_INET;
-	a->sin_port = htons((uint16_t)port);
-	if (strcmp(host, "localhost") == 0)
-		strcpy(host, "127.0.0.1");
-	if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-		return -EINVAL;
+	if (token_file != NULL) {
+		rc = mb_http_token_read(token_file, "--metrics-token-file", &token, err, err_len);
+		if (rc < 0)
+			return rc;
+		mb_http_token_free(&token);
+	}
+	if (cacert != NULL) {
+		fd = open(cacert, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = -errno;
+			snprintf(err, err_len, "--metrics-cacert '%s': cannot read it: %s", cacert,
+				 strerror(-rc));
+			return rc;
+		}
+		rc = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? 0 : -EINVAL;
+		close(fd);
+		if (rc < 0) {
+			snprintf(err, err_len, "--metrics-cacert '%s': not a regular file", cacert);
+			return rc;
+		}
+	}
+	if (mb_http_client_global_init() < 0) {
+		snprintf(err, err_len, "libcurl's setup failed (out of memory)");
+		return -ENOMEM;
+	}
+	snprintf(g_token_file, sizeof(g_token_file), "%s", token_file ? token_file : "");
+	snprintf(g_cacert, sizeof(g_cacert), "%s", cacert ? cacert : "");
 	return 0;
 }
 
 int
-mb_scrape_get(const char *hostport, const char *path, int timeout_ms, char **body)
+mb_scrape_fetch(const char *endpoint, const char *path, int timeout_ms, char **body, char *err,
+		size_t err_len)
 {
-	struct sockaddr_in a;
-	struct timespec deadline;
-	char req[256], *buf = NULL, *b;
-	size_t got = 0, cap = 0;
-	int fd, rc, status = 0;
+	struct mb_http_client_opts o;
+	struct mb_http_client *c;
+	char scratch[512];
+	int rc;
 
 	*body = NULL;
-	rc = parse_hostport(hostport, &a);
+	if (err == NULL || err_len == 0) {
+		err = scratch;
+		err_len = sizeof(scratch);
+	}
+	mb_http_client_opts_init(&o);
+	o.endpoint = endpoint;
+	o.token_file = g_token_file[0] ? g_token_file : NULL;
+	o.cacert = g_cacert[0] ? g_cacert : NULL;
+	o.timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+	o.max_body = MAX_BODY;
+	o.endpoint_flag = "--metrics";
+	rc = mb_http_client_create(&o, &c, err, err_len);
 	if (rc < 0)
 		return rc;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-
-		if (errno != EINPROGRESS) {
-			rc = -errno;
-			goto out;
-		}
-		rc = wait_fd(fd, POLLOUT, &deadline);
-		if (rc < 0)
-			goto out;
-		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-		if (err != 0) {
-			rc = -err;
-			goto out;
-		}
-	}
-	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
-		 hostport);
-	for (size_t sent = 0, n = strlen(req); sent < n;) {
-		ssize_t w;
-
-		rc = wait_fd(fd, POLLOUT, &deadline);
-		if (rc < 0)
-			goto out;
-		w = send(fd, req + sent, n - sent, MSG_NOSIGNAL);
-		if (w < 0 && errno != EAGAIN && errno != EINTR) {
-			rc = -errno;
-			goto out;
-		}
-		if (w > 0)
-			sent += (size_t)w;
-	}
-	for (;;) {
-		ssize_t r;
-
-		if (got + 4096 + 1 > cap) {
-			size_t ncap = cap ? cap * 2 : 65536;
-			char *nbuf;
-
-			if (ncap > MAX_BODY + 4096 + 1)
-				ncap = MAX_BODY + 4096 + 1;
-			if (got + 1 >= ncap)
-				break; /* cut at the limit */
-			nbuf = realloc(buf, ncap);
-			if (nbuf == NULL) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			buf = nbuf;
-			cap = ncap;
-		}
-		rc = wait_fd(fd, POLLIN, &deadline);
-		if (rc < 0)
-			goto out;
-		r = recv(fd, buf + got, cap - got - 1, 0);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			rc = -errno;
-			goto out;
-		}
-		got += (size_t)r;
-	}
-	if (buf == NULL || (buf[got] = '\0', sscanf(buf, "HTTP/1.%*d %d", &status) != 1)) {
-		rc = -EPROTO;
-		goto out;
-	}
-	b = strstr(buf, "\r\n\r\n");
-	b = b ? b + 4 : buf + got;
-	memmove(buf, b, strlen(b) + 1);
-	*body = buf;
-	buf = NULL;
-	rc = status;
-out:
-	free(buf);
-	close(fd);
+	rc = mb_http_client_get(c, path, body, NULL, err, err_len);
+	mb_http_client_destroy(&c);
 	return rc;
+}
+
+int
+mb_scrape_get(const char *endpoint, const char *path, int timeout_ms, char **body)
+{
+	return mb_scrape_fetch(endpoint, path, timeout_ms, body, NULL, 0);
 }
 
 /* ---- the Prometheus text reader ---- */

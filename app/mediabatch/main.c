@@ -6,7 +6,7 @@
  *   mediabatch subscribe print published results (all, or one tenant's, or one model's)
  *   mediabatch cancel    cancel a request sent earlier under a fixed --client-id
  *   mediabatch models    list the models served, or one model's metadata, from the daemon's
- *                        HTTP endpoint (/v2/models, plain HTTP over a socket)
+ *                        HTTP endpoint (/v2/models; http or https, through libcurl)
  *
  * Top-k results (videomae's) print their classes and scores, with the class names of a
  * checkpoint's config.json (its id2label) when --labels names it or its directory.
@@ -14,6 +14,8 @@
  * Audio files (--audio, or --wav) are whatever libsndfile reads, mixed down to mono and
  * resampled by libsoxr to the model's rate (app/common/mb_audio.h): --rate, else the rates of
  * the built-in models, else the rate the daemon's model metadata gives (/v2/models/NAME).
+ * The daemon's HTTP endpoint is reached with net/mb_http_client.h: --metrics-endpoint
+ * (HOST:PORT, http:// or https://), --metrics-token-file and --metrics-cacert.
  *
  * Built on the client library (include/mediabatch/client.h). Exit status: 0 when every
  * response was OK, 1 when some was not, 3 when a response did not come in time, 2 for
@@ -33,13 +35,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <netdb.h>
-#include <sys/socket.h>
-
 #include <jansson.h>
 
 #include "mb_audio.h"
 #include "mb_build_config.h"
+#include "mb_http_client.h"
 #include "mediabatch/client.h"
 
 #define EXIT_NOT_OK 1
@@ -72,7 +72,8 @@ usage(FILE *out)
 		"       mediabatch subscribe [options]\n"
 		"       mediabatch cancel --client-id NAME --tenant T --id N [--endpoint EP]\n"
 		"       mediabatch keygen [--name NAME] BASE\n"
-		"       mediabatch models [--metrics-endpoint HOST:PORT] [NAME]\n"
+		"       mediabatch models [--metrics-endpoint EP] [--metrics-token-file FILE]\n"
+		"                         [--metrics-cacert FILE] [NAME]\n"
 		"\n"
 		"send: SOURCE is one of\n"
 		"  --audio FILE             an audio file libsndfile reads (WAV of any PCM or\n"
@@ -101,9 +102,16 @@ usage(FILE *out)
 		"                           is a daemon, re-resolved every 5 s (also subscribe)\n"
 		"  --model NAME             model to run (default logmel)\n"
 		"  --rate R                 sample rate of the audio sent, 1..1000000 Hz\n"
-		"  --metrics-endpoint HOST:PORT  the daemon's HTTP endpoint, asked for the\n"
-		"                           sample rate of a model that is not built in\n"
-		"                           (--audio without --rate; default 127.0.0.1:7402)\n"
+		"  --metrics-endpoint EP    the daemon's HTTP endpoint, asked for the sample\n"
+		"                           rate of a model that is not built in (--audio\n"
+		"                           without --rate): HOST:PORT, http://HOST:PORT,\n"
+		"                           https://HOST:PORT or [IPV6]:PORT (default\n"
+		"                           127.0.0.1:7402)\n"
+		"  --metrics-token-file FILE  the bearer token of that endpoint (the daemon's\n"
+		"                           http.token_file; also for models)\n"
+		"  --metrics-cacert FILE    https: trust the CA certificate(s) in FILE (PEM; for\n"
+		"                           a self-signed http.tls_cert, that certificate)\n"
+		"                           instead of the system's (also for models)\n"
 		"  --tenant T               tenant id (default 0)\n"
 		"  --id N                   first request id (default 1; then N+1, ...)\n"
 		"  --timeout-ms MS          deadline (default 0: the model's default)\n"
@@ -141,9 +149,11 @@ usage(FILE *out)
 		"  overwrites. For the service (security.server_key) and for each client.\n"
 		"\n"
 		"models: from the daemon's HTTP endpoint (--metrics-endpoint, default\n"
-		"  127.0.0.1:7402; plain HTTP), one line per model served (ready or why not,\n"
-		"  batching, media, output); with NAME, that model's metadata (JSON, as\n"
-		"  /v2/models/NAME answers it). Exit 1 when a model is not ready or not served.\n"
+		"  127.0.0.1:7402; https://HOST:PORT when it has http.tls_cert, with\n"
+		"  --metrics-cacert for a certificate the system does not trust), one line per\n"
+		"  model served (ready or why not, batching, media, output); with NAME, that\n"
+		"  model's metadata (JSON, as /v2/models/NAME answers it). Exit 1 when a model\n"
+		"  is not ready or not served or the endpoint does not answer.\n"
 		"\n"
 		"Exit status: 0 all responses OK, 1 some not OK, 3 a response did not come in "
 		"time,\n"
@@ -822,104 +832,14 @@ cmd_keygen(int argc, char **argv)
 /* ---- models ---- */
 
 #define MODELS_DEFAULT_ENDPOINT "127.0.0.1:7402"
-#define HTTP_REPLY_MAX (4u << 20)
 
-/* GET http://@p hostport@p path (HTTP/1.0, 5 s timeouts): the status, or -1 with a message
- * in @p err; the body in *@p body (malloc'd, NUL-terminated; the caller frees it). */
+/* GET @p path as JSON: the status (and *@p out), or -1 after saying why. */
 static int
-http_get(const char *hostport, const char *path, char **body, char *err, size_t err_len)
+get_json(struct mb_http_client *c, const char *path, json_t **out)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-	struct timeval tv = {.tv_sec = 5};
-	char host[256], req[512], *buf, *b;
-	const char *colon = strrchr(hostport, ':');
-	size_t got = 0;
-	int fd = -1, status = -1, rc;
-
-	*body = NULL;
-	if (colon == NULL || colon == hostport || (size_t)(colon - hostport) >= sizeof(host) ||
-	    colon[1] == '\0') {
-		snprintf(err, err_len, "--metrics-endpoint '%s' is not HOST:PORT", hostport);
-		return -1;
-	}
-	memcpy(host, hostport, (size_t)(colon - hostport));
-	host[colon - hostport] = '\0';
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1]:7402 */
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
-	rc = getaddrinfo(host, colon + 1, &hints, &ai);
-	if (rc != 0) {
-		snprintf(err, err_len, "%s: %s", hostport, gai_strerror(rc));
-		return -1;
-	}
-	for (struct addrinfo *a = ai; a != NULL; a = a->ai_next) {
-		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
-			break;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(ai);
-	if (fd < 0) {
-		snprintf(err, err_len,
-			 "cannot connect to http://%s: %s (is mediabatchd running "
-			 "with metrics on it?)",
-			 hostport, strerror(errno));
-		return -1;
-	}
-	rc = snprintf(req, sizeof(req),
-		      "GET %s HTTP/1.0\r\nHost: %s\r\nAccept: application/json\r\n\r\n", path,
-		      hostport);
-	if (rc < 0 || (size_t)rc >= sizeof(req) || write(fd, req, (size_t)rc) != rc) {
-		snprintf(err, err_len, "http://%s%s: cannot send the request: %s", hostport, path,
-			 strerror(errno));
-		close(fd);
-		return -1;
-	}
-	buf = malloc(HTTP_REPLY_MAX + 1);
-	if (buf == NULL) {
-		close(fd);
-		snprintf(err, err_len, "out of memory");
-		return -1;
-	}
-	for (;;) {
-		ssize_t n = read(fd, buf + got, HTTP_REPLY_MAX - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-		if (got == HTTP_REPLY_MAX)
-			break;
-	}
-	close(fd);
-	buf[got] = '\0';
-	b = strstr(buf, "\r\n\r\n");
-	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || b == NULL) {
-		snprintf(err, err_len,
-			 "http://%s%s: no HTTP answer (%zu bytes; an https endpoint needs curl)",
-			 hostport, path, got);
-		free(buf);
-		return -1;
-	}
-	memmove(buf, b + 4, got - (size_t)(b + 4 - buf) + 1);
-	*body = buf;
-	return status;
-}
-
-/* GET @p path as JSON: the status (and *@p out) or -1 (message printed). */
-static int
-get_json(const char *hostport, const char *path, json_t **out)
-{
-	char err[512], *body;
+	char err[1024], *body;
 	json_error_t je;
-	int status = http_get(hostport, path, &body, err, sizeof(err));
+	int status = mb_http_client_get(c, path, &body, NULL, err, sizeof(err));
 
 	*out = NULL;
 	if (status < 0) {
@@ -929,9 +849,8 @@ get_json(const char *hostport, const char *path, json_t **out)
 	*out = json_loads(body, 0, &je);
 	if (*out == NULL) {
 		fprintf(stderr,
-			"mediabatch: models: http://%s%s answered %d, not JSON (%s): is it "
-			"mediabatchd?\n",
-			hostport, path, status, je.text);
+			"mediabatch: models: %s%s answered %d, not JSON (%s): is it mediabatchd?\n",
+			mb_http_client_url(c), path, status, je.text);
 		status = -1;
 	}
 	free(body);
@@ -982,33 +901,18 @@ print_model_line(const char *name, json_t *m)
 	       json_string_value(json_object_get(m, "precision")));
 }
 
+/* The models of the daemon at @p c, or model @p name's metadata: the exit status. */
 static int
-cmd_models(int argc, char **argv)
+list_models(struct mb_http_client *c, const char *name)
 {
-	const char *ep = MODELS_DEFAULT_ENDPOINT, *name = NULL;
 	char path[128];
 	json_t *list, *v;
 	size_t i;
 	int status, rc = 0;
 
-	for (int k = 2; k < argc; k++) {
-		if (strcmp(argv[k], "--metrics-endpoint") == 0 && k + 1 < argc)
-			ep = argv[++k];
-		else if (strncmp(argv[k], "--metrics-endpoint=", 19) == 0)
-			ep = argv[k] + 19;
-		else if (argv[k][0] != '-' && name == NULL && strlen(argv[k]) <= 64)
-			name = argv[k];
-		else {
-			fprintf(stderr,
-				"mediabatch: models: unexpected '%s' (usage: mediabatch models "
-				"[--metrics-endpoint HOST:PORT] [NAME])\n",
-				argv[k]);
-			return EXIT_USAGE;
-		}
-	}
 	if (name != NULL) {
 		snprintf(path, sizeof(path), "/v2/models/%s", name);
-		status = get_json(ep, path, &v);
+		status = get_json(c, path, &v);
 		if (status < 0)
 			return EXIT_NOT_OK;
 		if (status != 200) {
@@ -1025,7 +929,7 @@ cmd_models(int argc, char **argv)
 		json_decref(v);
 		return rc;
 	}
-	status = get_json(ep, "/v2/models", &list);
+	status = get_json(c, "/v2/models", &list);
 	if (status < 0)
 		return EXIT_NOT_OK;
 	if (status != 200 || !json_is_array(json_object_get(list, "models"))) {
@@ -1041,7 +945,7 @@ cmd_models(int argc, char **argv)
 		if (n == NULL)
 			continue;
 		snprintf(path, sizeof(path), "/v2/models/%s", n);
-		if (get_json(ep, path, &m) != 200) {
+		if (get_json(c, path, &m) != 200) {
 			printf("%-10s (no metadata)\n", n);
 			rc = EXIT_NOT_OK;
 		} else {
@@ -1054,6 +958,57 @@ cmd_models(int argc, char **argv)
 	if (json_array_size(json_object_get(list, "models")) == 0)
 		printf("(no models)\n");
 	json_decref(list);
+	return rc;
+}
+
+/* "NAME VALUE" or "NAME=VALUE" at argv[*k]: the value (*k moved past it), else NULL. */
+static const char *
+flag_value(int argc, char **argv, int *k, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strcmp(argv[*k], name) == 0 && *k + 1 < argc)
+		return argv[++*k];
+	if (strncmp(argv[*k], name, n) == 0 && argv[*k][n] == '=')
+		return argv[*k] + n + 1;
+	return NULL;
+}
+
+static int
+cmd_models(int argc, char **argv)
+{
+	struct mb_http_client_opts ho;
+	struct mb_http_client *c;
+	const char *name = NULL, *v;
+	char err[1024];
+	int rc;
+
+	mb_http_client_opts_init(&ho);
+	ho.endpoint = MODELS_DEFAULT_ENDPOINT;
+	for (int k = 2; k < argc; k++) {
+		if ((v = flag_value(argc, argv, &k, "--metrics-endpoint")) != NULL)
+			ho.endpoint = v;
+		else if ((v = flag_value(argc, argv, &k, "--metrics-token-file")) != NULL)
+			ho.token_file = v;
+		else if ((v = flag_value(argc, argv, &k, "--metrics-cacert")) != NULL)
+			ho.cacert = v;
+		else if (argv[k][0] != '-' && name == NULL && strlen(argv[k]) <= 64)
+			name = argv[k];
+		else {
+			fprintf(stderr,
+				"mediabatch: models: unexpected '%s' (usage: mediabatch models "
+				"[--metrics-endpoint EP] [--metrics-token-file FILE] "
+				"[--metrics-cacert FILE] [NAME])\n",
+				argv[k]);
+			return EXIT_USAGE;
+		}
+	}
+	if (mb_http_client_create(&ho, &c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mediabatch: models: %s\n", err);
+		return EXIT_USAGE;
+	}
+	rc = list_models(c, name);
+	mb_http_client_destroy(&c);
 	return rc;
 }
 
@@ -1082,15 +1037,18 @@ khz(uint32_t rate, char *buf, size_t len)
 /*
  * The rate to send @p model audio at, and the largest payload known for it: --rate (@p
  * rate_flag > 0), a built-in model's rate, else the sample_rate of the daemon's metadata for
- * the model (GET http://@p http/v2/models/@p model, whose limits.max_payload_bytes then
- * bounds the payload too). @p whence says which. 0, or -1 after saying why.
+ * the model (GET /v2/models/@p model from the endpoint of @p http, whose
+ * limits.max_payload_bytes then bounds the payload too). @p whence says which. 0, or -1
+ * after saying why.
  */
 static int
-audio_target(const char *model, long rate_flag, const char *http, uint32_t *rate,
-	     uint64_t *max_bytes, char *whence, size_t wlen)
+audio_target(const char *model, long rate_flag, const struct mb_http_client_opts *http,
+	     uint32_t *rate, uint64_t *max_bytes, char *whence, size_t wlen)
 {
-	char path[128], err[512], media[128] = "";
+	char path[128], err[1024], media[128] = "";
+	struct mb_http_client *c = NULL;
 	char *body = NULL;
+	const char *url;
 	json_t *m, *in, *v;
 	json_error_t je;
 	long long sr, limit;
@@ -1118,13 +1076,20 @@ audio_target(const char *model, long rate_flag, const char *http, uint32_t *rate
 		return -1;
 	}
 	snprintf(path, sizeof(path), "/v2/models/%s", model);
-	status = http_get(http, path, &body, err, sizeof(err));
+	status = mb_http_client_create(http, &c, err, sizeof(err));
+	if (status < 0) {
+		fprintf(stderr, "mediabatch: --audio: %s\n", err);
+		return -1;
+	}
+	status = mb_http_client_get(c, path, &body, NULL, err, sizeof(err));
+	url = mb_http_client_url(c);
 	if (status < 0) {
 		fprintf(stderr,
 			"mediabatch: --audio: model '%s' is not built in, and its sample rate "
 			"could not be asked of the daemon: %s. Pass --rate R (the rate %s takes), "
-			"or --metrics-endpoint HOST:PORT of the daemon\n",
+			"or --metrics-endpoint EP of the daemon\n",
 			model, err, model);
+		mb_http_client_destroy(&c);
 		return -1;
 	}
 	m = json_loads(body, 0, &je);
@@ -1132,11 +1097,12 @@ audio_target(const char *model, long rate_flag, const char *http, uint32_t *rate
 	if (status != 200 || !json_is_object(m)) {
 		v = json_object_get(m, "error");
 		fprintf(stderr,
-			"mediabatch: --audio: model '%s' is not built in, and http://%s%s answered "
-			"%d (%s). Pass --rate R (the rate %s takes)\n",
-			model, http, path, status,
+			"mediabatch: --audio: model '%s' is not built in, and %s%s answered %d "
+			"(%s). Pass --rate R (the rate %s takes)\n",
+			model, url, path, status,
 			json_is_string(v) ? json_string_value(v) : "no model metadata", model);
 		json_decref(m);
+		mb_http_client_destroy(&c);
 		return -1;
 	}
 	in = json_array_get(json_object_get(m, "inputs"), 0);
@@ -1146,18 +1112,20 @@ audio_target(const char *model, long rate_flag, const char *http, uint32_t *rate
 			media + off, off < sizeof(media) ? sizeof(media) - off : 0, "%s%s",
 			i ? "," : "", json_string_value(v) ? json_string_value(v) : "?");
 		fprintf(stderr,
-			"mediabatch: --audio: the metadata of model '%s' (http://%s%s) gives no "
-			"sample rate (media: %s). Pass --rate R (the rate %s takes)\n",
-			model, http, path, media[0] ? media : "none listed", model);
+			"mediabatch: --audio: the metadata of model '%s' (%s%s) gives no sample "
+			"rate (media: %s). Pass --rate R (the rate %s takes)\n",
+			model, url, path, media[0] ? media : "none listed", model);
 		json_decref(m);
+		mb_http_client_destroy(&c);
 		return -1;
 	}
 	limit = jint(m, "limits", "max_payload_bytes");
 	if (limit > 0 && (uint64_t)limit < *max_bytes)
 		*max_bytes = (uint64_t)limit;
 	*rate = (uint32_t)sr;
-	snprintf(whence, wlen, "%s's rate, from http://%s%s", model, http, path);
+	snprintf(whence, wlen, "%s's rate, from %s%s", model, url, path);
 	json_decref(m);
+	mb_http_client_destroy(&c);
 	return 0;
 }
 
@@ -1167,8 +1135,8 @@ audio_target(const char *model, long rate_flag, const char *http, uint32_t *rate
  * 0, or -1 after saying what is wrong.
  */
 static int
-load_audio(const char *path, const char *model, long rate_flag, const char *http, bool quiet,
-	   struct media *m)
+load_audio(const char *path, const char *model, long rate_flag,
+	   const struct mb_http_client_opts *http, bool quiet, struct media *m)
 {
 	struct mb_audio_info info;
 	char err[1024], whence[256], k[32];
@@ -1302,6 +1270,8 @@ main(int argc, char **argv)
 	enum {
 		O_WAV = 256,
 		O_METRICS_EP,
+		O_METRICS_TOKEN,
+		O_METRICS_CACERT,
 		O_TONE,
 		O_NOISE,
 		O_SECONDS,
@@ -1339,6 +1309,8 @@ main(int argc, char **argv)
 		{"wav", required_argument, NULL, O_WAV},
 		{"audio", required_argument, NULL, O_WAV},
 		{"metrics-endpoint", required_argument, NULL, O_METRICS_EP},
+		{"metrics-token-file", required_argument, NULL, O_METRICS_TOKEN},
+		{"metrics-cacert", required_argument, NULL, O_METRICS_CACERT},
 		{"tone", required_argument, NULL, O_TONE},
 		{"noise", no_argument, NULL, O_NOISE},
 		{"seconds", required_argument, NULL, O_SECONDS},
@@ -1387,7 +1359,7 @@ main(int argc, char **argv)
 		.settle_ms = 300,
 	};
 	const char *cmd, *wav = NULL, *video = NULL, *tensor = NULL;
-	const char *http = MODELS_DEFAULT_ENDPOINT;
+	struct mb_http_client_opts http;
 	const char *server_key = NULL, *own_key = NULL;
 	double tone = 0, seconds = 1;
 	long rate = 16000, frames = 16, height = 224, width = 224, v, tenant = -1, timeout_s = 0;
@@ -1406,6 +1378,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 	cmd = argv[1];
+	mb_http_client_opts_init(&http);
+	http.endpoint = MODELS_DEFAULT_ENDPOINT;
 	if (strcmp(cmd, "keygen") == 0)
 		return cmd_keygen(argc, argv);
 	if (strcmp(cmd, "models") == 0)
@@ -1440,7 +1414,13 @@ main(int argc, char **argv)
 			rate_set = true;
 			break;
 		case O_METRICS_EP:
-			http = optarg;
+			http.endpoint = optarg;
+			break;
+		case O_METRICS_TOKEN:
+			http.token_file = optarg;
+			break;
+		case O_METRICS_CACERT:
+			http.cacert = optarg;
 			break;
 		case O_VIDEO:
 			video = optarg;
@@ -1590,7 +1570,7 @@ main(int argc, char **argv)
 	}
 	if (so.endpoint == NULL)
 		so.endpoint = "tcp://127.0.0.1:7400";
-	if ((wav && load_audio(wav, so.model, rate_set ? rate : 0, http, so.quiet, &m) < 0) ||
+	if ((wav && load_audio(wav, so.model, rate_set ? rate : 0, &http, so.quiet, &m) < 0) ||
 	    ((tone > 0 || noise) && make_audio(&m, tone, seconds, (uint32_t)rate) < 0) ||
 	    ((video || video_test) && make_video(&m, video, frames, height, width) < 0) ||
 	    (tensor && make_tensor(&m, tensor) < 0))

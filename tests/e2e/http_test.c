@@ -6,7 +6,11 @@
  * connection limits refuse with a 503 that names the limit, and are counted. TLS with a
  * certificate made here with GnuTLS (plain HTTP to that port gets no answer; a missing,
  * invalid or mismatched certificate stops the daemon with a message naming the file). The
- * bearer token: 401 without it or with a wrong one, /healthz and /readyz open.
+ * bearer token: 401 without it or with a wrong one, /healthz and /readyz open. Our own tools
+ * against an endpoint with both: `mediabatch models` over https with --metrics-cacert (and
+ * without it, or over plain http, a message that says what to give), mediabatch-perf's
+ * server-side figures with --metrics https://..., --metrics-cacert and --metrics-token-file
+ * (and without the token, a 401 said on stderr).
  *
  * Every loop is bounded in count and in time. Clients bind to 127.0.0.x to be another
  * source address (all of 127.0.0.0/8 is loopback on Linux).
@@ -17,6 +21,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,6 +414,7 @@ test_token(void)
 struct own {
 	pid_t pid;
 	int port;
+	char ingest[64]; /* its ZeroMQ ROUTER */
 	char config[64], log[64];
 };
 
@@ -441,6 +447,7 @@ own_spawn(struct own *o, const char *yaml)
 		return -1;
 	o->port = ports[2];
 	snprintf(ingest, sizeof(ingest), "tcp://127.0.0.1:%d", ports[0]);
+	snprintf(o->ingest, sizeof(o->ingest), "%s", ingest);
 	snprintf(publish, sizeof(publish), "tcp://127.0.0.1:%d", ports[1]);
 	snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ports[2]);
 	snprintf(o->config, sizeof(o->config), "/tmp/mb_http_cfg_XXXXXX");
@@ -537,10 +544,11 @@ struct pem {
 	char cert[4096], key[4096];
 };
 
-/* A self-signed ECDSA certificate for "localhost" and its key, in PEM. */
+/* A self-signed ECDSA certificate for "localhost" and 127.0.0.1 and its key, in PEM. */
 static int
 make_cert(struct pem *p)
 {
+	static const unsigned char loopback[4] = {127, 0, 0, 1};
 	gnutls_x509_privkey_t key = NULL;
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_datum_t c = {NULL, 0}, k = {NULL, 0};
@@ -562,6 +570,8 @@ make_cert(struct pem *p)
 		    0 ||
 	    gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, "localhost", 9,
 						 GNUTLS_FSAN_SET) < 0 ||
+	    gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, loopback, 4,
+						 GNUTLS_FSAN_APPEND) < 0 ||
 	    gnutls_x509_crt_set_key(crt, key) < 0 ||
 	    gnutls_x509_crt_set_basic_constraints(crt, 0, -1) < 0 ||
 	    gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
@@ -651,6 +661,49 @@ out:
 	return status;
 }
 
+/*
+ * Start a daemon of our own with @p yaml, its endpoint https with the certificate @p ca (PEM),
+ * and wait until /readyz answers 200 over TLS. 0, or -1 after printing why and its log
+ * (nothing left running).
+ */
+static int
+own_start_tls(struct own *o, const char *yaml, const char *ca)
+{
+	int status = -1;
+	bool spawned = false;
+
+	/* a port taken between finding it free and binding it: try again (as the harness) */
+	for (int tries = 0; tries < 5 && !spawned; tries++) {
+		double deadline = mb_e2e_now() + 30; /* sanitizer builds start slowly */
+
+		if (own_spawn(o, yaml) < 0)
+			return -1;
+		while (mb_e2e_now() < deadline && status != 200) {
+			int wst;
+
+			if (waitpid(o->pid, &wst, WNOHANG) == o->pid) {
+				o->pid = 0;
+				break;
+			}
+			status = tls_get(o->port, "/readyz", ca, g_resp, sizeof(g_resp));
+			if (status != 200)
+				nap(0.05);
+		}
+		spawned = o->pid > 0 || strstr(own_log(o), "Address already in use") == NULL;
+		if (!spawned)
+			own_cleanup(o);
+	}
+	if (status != 200) {
+		fprintf(stderr, "no TLS /readyz (%s); log:\n%s\n", g_resp, own_log(o));
+		if (o->pid > 0)
+			kill(o->pid, SIGKILL);
+		own_wait(o, 30.0);
+		own_cleanup(o);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 test_tls(void)
 {
@@ -658,9 +711,6 @@ test_tls(void)
 	char cert[64], key[64], other_key[64], junk[64], yaml[512];
 	static char log[65536];
 	struct own o;
-	int status = -1;
-	double deadline;
-	bool spawned = false;
 
 	CU_ASSERT_EQUAL_FATAL(make_cert(&p), 0);
 	CU_ASSERT_EQUAL_FATAL(make_cert(&other), 0);
@@ -670,33 +720,7 @@ test_tls(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(temp_file(junk, sizeof(junk), "not a certificate\n", 0644));
 
 	snprintf(yaml, sizeof(yaml), "http:\n  tls_cert: \"%s\"\n  tls_key: \"%s\"\n", cert, key);
-	/* a port taken between finding it free and binding it: try again (as the harness) */
-	for (int tries = 0; tries < 5 && !spawned; tries++) {
-		CU_ASSERT_EQUAL_FATAL(own_spawn(&o, yaml), 0);
-		deadline = mb_e2e_now() + 30; /* sanitizer builds start slowly */
-		while (mb_e2e_now() < deadline && status != 200) {
-			int wst;
-
-			if (waitpid(o.pid, &wst, WNOHANG) == o.pid) {
-				o.pid = 0;
-				break;
-			}
-			status = tls_get(o.port, "/readyz", p.cert, g_resp, sizeof(g_resp));
-			if (status != 200)
-				nap(0.05);
-		}
-		spawned = o.pid > 0 || strstr(own_log(&o), "Address already in use") == NULL;
-		if (!spawned)
-			own_cleanup(&o);
-	}
-	if (status != 200) {
-		fprintf(stderr, "no TLS /readyz (%s); log:\n%s\n", g_resp, own_log(&o));
-		if (o.pid > 0)
-			kill(o.pid, SIGKILL);
-		own_wait(&o, 30.0);
-		own_cleanup(&o);
-	}
-	CU_ASSERT_EQUAL_FATAL(status, 200);
+	CU_ASSERT_EQUAL_FATAL(own_start_tls(&o, yaml, p.cert), 0);
 
 	CU_ASSERT_EQUAL(tls_get(o.port, "/metrics", p.cert, g_resp, sizeof(g_resp)), 200);
 	CU_ASSERT_PTR_NOT_NULL(strstr(g_resp, "mediabatch_http_connections"));
@@ -737,12 +761,215 @@ test_tls(void)
 	unlink(junk);
 }
 
+/* ---- our tools against a secured endpoint ---- */
+
+/* Run mediabatch-perf (MB_PERF) with @p args (NULL-terminated); its stdout and stderr in
+ * @p out. Its exit status, or -1. */
+static int
+run_perf(const char *const *args, char *out, size_t len)
+{
+	const char *bin = getenv("MB_PERF");
+	char *argv[48];
+	int argc = 0, pipefd[2], status;
+	size_t got = 0;
+	pid_t pid;
+
+	out[0] = '\0';
+	if (bin == NULL) {
+		printf("\n    MB_PERF is not set (run through meson test)");
+		return -1;
+	}
+	if (pipe(pipefd) != 0)
+		return -1;
+	argv[argc++] = (char *)bin;
+	for (int i = 0; args[i] != NULL && argc < 46; i++)
+		argv[argc++] = (char *)args[i];
+	argv[argc] = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		dup2(pipefd[1], 2);
+		close(pipefd[0]);
+		execv(bin, argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	for (;;) {
+		char chunk[4096];
+		ssize_t n = read(pipefd[0], chunk, sizeof(chunk));
+		size_t keep;
+
+		if (n <= 0)
+			break;
+		keep = (size_t)n < len - 1 - got ? (size_t)n : len - 1 - got;
+		memcpy(out + got, chunk, keep);
+		got += keep;
+	}
+	out[got] = '\0';
+	close(pipefd[0]);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The file at @p path (at most @p len - 1 bytes), NUL-terminated. */
+static const char *
+slurp(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+
+	if (f != NULL) {
+		n = fread(buf, 1, len - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Whether the first "stages" of a mediabatch-perf JSON report (the first run's) is an object. */
+static bool
+json_has_stages(const char *json)
+{
+	const char *s = strstr(json, "\"stages\": ");
+
+	return s != NULL && s[strlen("\"stages\": ")] == '{';
+}
+
+static void
+test_tools_secured(void)
+{
+	static struct pem p;
+	static char out[1 << 16], json_text[1 << 16];
+	char cert[64], key[64], token[64], json[64], yaml[512], https[64], plain[64];
+	struct own o;
+	int fd;
+
+	CU_ASSERT_EQUAL_FATAL(make_cert(&p), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(temp_file(cert, sizeof(cert), p.cert, 0644));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(temp_file(key, sizeof(key), p.key, 0600));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(temp_file(token, sizeof(token), "t00ls-token\n", 0600));
+	snprintf(json, sizeof(json), "/tmp/mb_http_json_XXXXXX");
+	fd = mkstemp(json);
+	CU_ASSERT_FATAL(fd >= 0);
+	close(fd);
+	snprintf(yaml, sizeof(yaml),
+		 "http:\n  tls_cert: \"%s\"\n  tls_key: \"%s\"\n  token_file: \"%s\"\n", cert, key,
+		 token);
+	CU_ASSERT_EQUAL_FATAL(own_start_tls(&o, yaml, p.cert), 0);
+	snprintf(https, sizeof(https), "https://127.0.0.1:%d", o.port);
+	snprintf(plain, sizeof(plain), "127.0.0.1:%d", o.port);
+
+	/* mediabatch models over https, trusting the daemon's (self-signed) certificate */
+	{
+		const char *args[] = {
+			"models", "--metrics-endpoint", https, "--metrics-cacert", cert, NULL};
+
+		CU_ASSERT_EQUAL(mb_e2e_cli(args, out, sizeof(out)), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "identity "));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "logmel "));
+		CU_ASSERT_PTR_NULL(strstr(out, "(no metadata)"));
+	}
+	/* without --metrics-cacert: the certificate is not trusted, said with what to give */
+	{
+		const char *args[] = {"models", "--metrics-endpoint", https, NULL};
+
+		CU_ASSERT_EQUAL(mb_e2e_cli(args, out, sizeof(out)), 1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "certificate"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "--metrics-cacert"));
+		printf("\n  models without --metrics-cacert: %s", out);
+	}
+	/* plain HTTP to the https endpoint: no HTTP answer, and how to write it */
+	{
+		const char *args[] = {"models", "--metrics-endpoint", plain, NULL};
+
+		CU_ASSERT_EQUAL(mb_e2e_cli(args, out, sizeof(out)), 1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "https://HOST:PORT"));
+		printf("  models over http: %s", out);
+	}
+	/* a malformed endpoint is a usage error naming the forms */
+	{
+		const char *args[] = {"models", "--metrics-endpoint", "tcp://127.0.0.1:1", NULL};
+
+		CU_ASSERT_EQUAL(mb_e2e_cli(args, out, sizeof(out)), 2);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "https://HOST:PORT"));
+	}
+
+	/* mediabatch-perf: the server's stages from /metrics over https, with the token */
+	{
+		const char *args[] = {"--endpoint",
+				      o.ingest,
+				      "--metrics",
+				      https,
+				      "--metrics-cacert",
+				      cert,
+				      "--metrics-token-file",
+				      token,
+				      "--outstanding",
+				      "4",
+				      "--duration",
+				      "1",
+				      "--warmup",
+				      "0",
+				      "--drain",
+				      "2",
+				      "--json",
+				      json,
+				      "--quiet",
+				      NULL};
+
+		CU_ASSERT_EQUAL(run_perf(args, out, sizeof(out)), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "server time per request"));
+		CU_ASSERT_PTR_NULL(strstr(out, "no /metrics"));
+		CU_ASSERT_PTR_NULL(strstr(out, "--metrics:"));
+		slurp(json, json_text, sizeof(json_text));
+		CU_ASSERT_PTR_NOT_NULL(strstr(json_text, "\"metrics\": {"));
+		CU_ASSERT(json_has_stages(json_text));
+		if (!json_has_stages(json_text))
+			printf("\n  perf with the token:\n%s\n%s", out, json_text);
+	}
+	/* without the token: the 401 is said at once; the report has no server-side figures */
+	{
+		const char *args[] = {
+			"--endpoint",	 o.ingest, "--metrics",	 https, "--metrics-cacert", cert,
+			"--outstanding", "4",	   "--duration", "1",	"--warmup",	    "0",
+			"--drain",	 "2",	   "--json",	 json,	"--quiet",	    NULL};
+
+		CU_ASSERT_EQUAL(run_perf(args, out, sizeof(out)), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "401"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "--metrics-token-file"));
+		printf("\n  perf without the token: %.300s", out);
+		slurp(json, json_text, sizeof(json_text));
+		CU_ASSERT_PTR_NOT_NULL(strstr(json_text, "\"metrics\": null"));
+		CU_ASSERT(!json_has_stages(json_text));
+	}
+	/* a token file that is not there: a usage error naming it, nothing run */
+	{
+		const char *args[] = {
+			"--endpoint",	      o.ingest,	 "--metrics", https, "--metrics-token-file",
+			"/nonexistent/token", "--quiet", NULL};
+
+		CU_ASSERT_EQUAL(run_perf(args, out, sizeof(out)), 2);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "--metrics-token-file '/nonexistent/token'"));
+	}
+
+	kill(o.pid, SIGTERM);
+	CU_ASSERT_EQUAL(own_wait(&o, 30.0), 0);
+	own_cleanup(&o);
+	unlink(cert);
+	unlink(key);
+	unlink(token);
+	unlink(json);
+}
+
 static const struct mb_test_case cases[] = {
 	{"300 trickling connections: scrapes go on, each cut at its deadline", test_slow_clients},
 	{"per-address and total limits: 503 naming the limit, counted", test_connection_limits},
 	{"bearer token: 401 without or wrong, 200 right, probes open", test_token},
 	{"an empty token file: the daemon does not start", test_bad_token_file},
 	{"TLS: HTTPS served, plain HTTP not; a bad certificate stops the start", test_tls},
+	{"mediabatch models and mediabatch-perf over https with a token", test_tools_secured},
 	{NULL, NULL},
 };
 

@@ -508,6 +508,30 @@ test_prometheus_reader(void)
 		CU_ASSERT_EQUAL(mb_scrape_get("nohost", "/metrics", 100, &body), -EINVAL);
 		CU_ASSERT_PTR_NULL(body);
 		CU_ASSERT_EQUAL(mb_scrape_get("127.0.0.1:0", "/metrics", 100, &body), -EINVAL);
+		CU_ASSERT_EQUAL(mb_scrape_get("https://127.0.0.1:0", "/metrics", 100, &body),
+				-EINVAL);
+		CU_ASSERT_EQUAL(mb_scrape_get("tcp://127.0.0.1:7402", "/metrics", 100, &body),
+				-EINVAL);
+		CU_ASSERT_PTR_NULL(body);
+	}
+	{
+		char *body = (char *)1, err[512];
+
+		/* the refusal names the option, the value and the forms */
+		CU_ASSERT_EQUAL(
+			mb_scrape_fetch("ftp://h:1", "/metrics", 100, &body, err, sizeof(err)),
+			-EINVAL);
+		CU_ASSERT_PTR_NULL(body);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "--metrics 'ftp://h:1'"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "https://HOST:PORT"));
+		/* the token and CA files are checked when given */
+		CU_ASSERT_EQUAL(mb_scrape_set_auth("/nonexistent/token", NULL, err, sizeof(err)),
+				-ENOENT);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "--metrics-token-file '/nonexistent/token'"));
+		CU_ASSERT_EQUAL(mb_scrape_set_auth(NULL, "/nonexistent/ca.pem", err, sizeof(err)),
+				-ENOENT);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "--metrics-cacert '/nonexistent/ca.pem'"));
+		CU_ASSERT_EQUAL(mb_scrape_set_auth(NULL, NULL, err, sizeof(err)), 0);
 	}
 }
 
