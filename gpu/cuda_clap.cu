@@ -467,6 +467,10 @@ __launch_bounds__(WSM_WARPS * 32)
 	for (int o = 16; o > 0; o >>= 1)
 		sum += __shfl_xor_sync(0xffffffffu, sum, o);
 	inv = 1.0f / sum;
+	/* the S-typed writes go over the F32 row the lanes read: the shuffles above already
+	 * order every read before them; the barrier says so, whatever later edits do (the
+	 * whole warp is here: a row past the end returns the whole warp early) */
+	__syncwarp();
 #pragma unroll
 	for (int k = 0; k < WSM_PER; k++) {
 		uint32_t c = lane + 32 * k;
