@@ -121,7 +121,7 @@ configure build -Dwerror=true
 # The e2e suite runs under both placements of the polled stages (docs/design.md): every
 # poller on one thread (what the embedded default picks on a small machine), and one thread
 # per stage; the harness passes MB_E2E_PLACEMENT to each daemon it starts as --placement.
-MB_E2E_PLACEMENT=single run "plain" build unit e2e dpdk gpu perf faults fleet container
+MB_E2E_PLACEMENT=single run "plain" build unit e2e dpdk gpu emu perf faults fleet container
 MB_E2E_PLACEMENT=per-stage run "plain, placement per-stage" build e2e
 
 if [ "$quick" -eq 0 ]; then
