@@ -768,49 +768,12 @@ test_tls(void)
 static int
 run_perf(const char *const *args, char *out, size_t len)
 {
-	const char *bin = getenv("MB_PERF");
-	char *argv[48];
-	int argc = 0, pipefd[2], status;
-	size_t got = 0;
-	pid_t pid;
-
 	out[0] = '\0';
-	if (bin == NULL) {
+	if (getenv("MB_PERF") == NULL) {
 		printf("\n    MB_PERF is not set (run through meson test)");
 		return -1;
 	}
-	if (pipe(pipefd) != 0)
-		return -1;
-	argv[argc++] = (char *)bin;
-	for (int i = 0; args[i] != NULL && argc < 46; i++)
-		argv[argc++] = (char *)args[i];
-	argv[argc] = NULL;
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		dup2(pipefd[1], 1);
-		dup2(pipefd[1], 2);
-		close(pipefd[0]);
-		execv(bin, argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	for (;;) {
-		char chunk[4096];
-		ssize_t n = read(pipefd[0], chunk, sizeof(chunk));
-		size_t keep;
-
-		if (n <= 0)
-			break;
-		keep = (size_t)n < len - 1 - got ? (size_t)n : len - 1 - got;
-		memcpy(out + got, chunk, keep);
-		got += keep;
-	}
-	out[got] = '\0';
-	close(pipefd[0]);
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return mb_e2e_perf(args, out, len);
 }
 
 /* The file at @p path (at most @p len - 1 bytes), NUL-terminated. */

@@ -502,6 +502,12 @@ mb_e2e_daemon_cmd(const char *const *args, char *out, size_t len)
 	return run_program(getenv("MB_DAEMON"), args, out, len);
 }
 
+int
+mb_e2e_perf(const char *const *args, char *out, size_t len)
+{
+	return run_program(getenv("MB_PERF"), args, out, len);
+}
+
 long
 mb_e2e_status_kib(pid_t pid, const char *field)
 {

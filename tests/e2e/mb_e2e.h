@@ -90,6 +90,9 @@ int mb_e2e_cli(const char *const *args, char *out, size_t len);
 /** Run mediabatchd itself with @p args (--check, bad flags), as mb_e2e_cli(). */
 int mb_e2e_daemon_cmd(const char *const *args, char *out, size_t len);
 
+/** Run mediabatch-perf (MB_PERF) with @p args, as mb_e2e_cli(); -1 when MB_PERF is unset. */
+int mb_e2e_perf(const char *const *args, char *out, size_t len);
+
 /** A "Vm...:" line of /proc/@p pid/status in KiB (@p field: "VmRSS", "VmHWM"), or -1. */
 long mb_e2e_status_kib(pid_t pid, const char *field);
 
