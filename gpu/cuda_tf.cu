@@ -913,6 +913,18 @@ mb_tf_ctx_prec(const struct mb_tf_ctx *c)
 
 /* ---- GEMM: every one goes through here ---- */
 
+/* gpu/emulated builds with a small one, so that the slicing below runs in CI */
+#ifndef MB_GEMM_MAX_BATCH
+#define MB_GEMM_MAX_BATCH 65535
+#endif
+enum { GEMM_MAX_BATCH = MB_GEMM_MAX_BATCH };
+
+static size_t
+type_bytes(cudaDataType_t t)
+{
+	return t == CUDA_R_32F ? 4 : 2; /* F32, or F16 / BF16 storage */
+}
+
 static int
 gemm(struct mb_tf_ctx *c, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
      float alpha, const void *A, cudaDataType_t at, int lda, long long sa, const void *B,
@@ -943,9 +955,20 @@ gemm(struct mb_tf_ctx *c, cublasOperation_t ta, cublasOperation_t tb, int m, int
 		BLAS_OK(cublasGemmEx(c->blas, ta, tb, m, n, k, &alpha, A, at, lda, B, bt, ldb,
 				     &beta, C, ct, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 	else
-		BLAS_OK(cublasGemmStridedBatchedEx(c->blas, ta, tb, m, n, k, &alpha, A, at, lda, sa,
-						   B, bt, ldb, sb, &beta, C, ct, ldc, sc, batch,
-						   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+		/* the attention GEMMs' count is windows x heads x items (clap: 256 per item at
+		 * stage 0): some cuBLAS kernels put the batch in gridDim.z, at most 65535, so a
+		 * larger count goes in slices of that many */
+		for (int done = 0; done < batch; done += GEMM_MAX_BATCH) {
+			int part = batch - done < GEMM_MAX_BATCH ? batch - done : GEMM_MAX_BATCH;
+			const char *a = (const char *)A + (size_t)done * sa * type_bytes(at);
+			const char *b = (const char *)B + (size_t)done * sb * type_bytes(bt);
+			char *cc = (char *)C + (size_t)done * sc * type_bytes(ct);
+
+			BLAS_OK(cublasGemmStridedBatchedEx(c->blas, ta, tb, m, n, k, &alpha, a, at,
+							   lda, sa, b, bt, ldb, sb, &beta, cc, ct,
+							   ldc, sc, part, CUBLAS_COMPUTE_32F,
+							   CUBLAS_GEMM_DEFAULT));
+		}
 	return 0;
 }
 
