@@ -827,8 +827,11 @@ mb_tf_ctx_destroy(struct mb_tf_ctx **cp)
 		return;
 	c = *cp;
 	cudaSetDevice(c->device);
-	if (c->cur != NULL)
-		cudaStreamSynchronize(c->cur);
+	/* The last run's stream (c->cur) belongs to the caller and may be gone by now: it is
+	 * not synchronised here (a call on a destroyed stream leaves an error behind for the
+	 * next cudaGetLastError() of this thread). cublasDestroy() synchronises the device
+	 * (cuBLAS' documentation), so that run's GEMMs and kernels are done before ws is
+	 * freed; without a handle, nothing ran. */
 	if (c->own != NULL)
 		cudaStreamSynchronize(c->own);
 	if (c->blas != NULL)

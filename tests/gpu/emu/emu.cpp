@@ -1550,6 +1550,7 @@ cublasDestroy(cublasHandle_t h)
 {
 	if (h == NULL)
 		return CUBLAS_STATUS_NOT_INITIALIZED;
+	device_sync(); /* cuBLAS' documentation: cublasDestroy() synchronises the device */
 	delete h;
 	g_blas--;
 	return CUBLAS_STATUS_SUCCESS;
