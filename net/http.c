@@ -72,6 +72,7 @@
 
 #define MB_LOG_MODULE "http"
 #include "mb_log.h"
+#include "mb_secret_file.h"
 
 /* Per-connection memory in MHD (request line, headers, response headers). */
 #define CONN_MEMORY (16u << 10)
@@ -648,70 +649,6 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start and stop ---- */
 
-/* Read the file at @p path (at most @p max bytes) into a NUL-terminated malloc'd buffer. */
-static int
-read_file(const char *what, const char *path, size_t max, char **out, size_t *len, struct stat *st,
-	  char *err, size_t err_len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t got = 0;
-	char *buf;
-	int e;
-
-	*out = NULL;
-	if (fd < 0) {
-		e = errno;
-		snprintf(err, err_len, "%s '%s': cannot read it: %s", what, path, strerror(e));
-		return -e;
-	}
-	if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-		snprintf(err, err_len, "%s '%s': not a regular file", what, path);
-		close(fd);
-		return -EINVAL;
-	}
-	if ((uint64_t)st->st_size > max) {
-		snprintf(err, err_len, "%s '%s': %lld bytes, more than the %zu allowed", what, path,
-			 (long long)st->st_size, max);
-		close(fd);
-		return -EINVAL;
-	}
-	buf = malloc((size_t)st->st_size + 1);
-	if (buf == NULL) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (got < (size_t)st->st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st->st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			e = n < 0 ? errno : EIO;
-			snprintf(err, err_len, "%s '%s': cannot read it: %s", what, path,
-				 strerror(e));
-			free(buf);
-			close(fd);
-			return -e;
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[got] = '\0';
-	*out = buf;
-	*len = got;
-	return 0;
-}
-
-static void
-free_secret(char **p, size_t len)
-{
-	if (*p == NULL)
-		return;
-	explicit_bzero(*p, len);
-	free(*p);
-	*p = NULL;
-}
-
 static int
 load_tls(struct mb_http *h, const struct mb_http_opts *o, char *err, size_t err_len)
 {
@@ -719,7 +656,8 @@ load_tls(struct mb_http *h, const struct mb_http_opts *o, char *err, size_t err_
 	size_t len;
 	int rc;
 
-	rc = read_file("http.tls_cert", o->tls_cert, PEM_MAX, &h->cert, &len, &st, err, err_len);
+	rc = mb_secret_file_read("http.tls_cert", o->tls_cert, PEM_MAX, &h->cert, &len, &st, err,
+				 err_len);
 	if (rc < 0)
 		return rc;
 	if (strlen(h->cert) != len || strstr(h->cert, "-----BEGIN CERTIFICATE-----") == NULL) {
@@ -729,7 +667,8 @@ load_tls(struct mb_http *h, const struct mb_http_opts *o, char *err, size_t err_
 			 o->tls_cert);
 		return -EINVAL;
 	}
-	rc = read_file("http.tls_key", o->tls_key, PEM_MAX, &h->key, &len, &st, err, err_len);
+	rc = mb_secret_file_read("http.tls_key", o->tls_key, PEM_MAX, &h->key, &len, &st, err,
+				 err_len);
 	if (rc < 0)
 		return rc;
 	if (strlen(h->key) != len || strstr(h->key, "-----BEGIN ") == NULL ||
@@ -760,27 +699,13 @@ load_token(struct mb_http *h, const char *path, char *err, size_t err_len)
 	size_t len;
 	int rc;
 
-	rc = read_file("http.token_file", path, TOKEN_MAX, &h->token, &len, &st, err, err_len);
+	rc = mb_secret_file_read("http.token_file", path, TOKEN_MAX, &h->token, &len, &st, err,
+				 err_len);
 	if (rc < 0)
 		return rc;
-	h->token_len = len;
-	while (len > 0 && (h->token[len - 1] == '\n' || h->token[len - 1] == '\r' ||
-			   h->token[len - 1] == ' ' || h->token[len - 1] == '\t'))
-		len--;
-	h->token[len] = '\0';
-	if (len == 0) {
-		snprintf(err, err_len, "http.token_file '%s': empty; put the bearer token in it",
-			 path);
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < len; i++)
-		if (h->token[i] < 0x21 || h->token[i] > 0x7e) {
-			snprintf(err, err_len,
-				 "http.token_file '%s': the token has a space or a control or "
-				 "non-ASCII byte at offset %zu; a bearer token is printable ASCII",
-				 path, i);
-			return -EINVAL;
-		}
+	h->token_len = len; /* wiped whole at the end, trailing whitespace too */
+	if ((rc = mb_secret_token_check("http.token_file", path, h->token, &len, err, err_len)) < 0)
+		return rc;
 	if (st.st_mode & (S_IRGRP | S_IROTH))
 		MB_LOG(WARNING,
 		       "http.token_file '%s' is readable by group or others (mode %04o): chmod 600 "
@@ -914,9 +839,9 @@ destroy(struct mb_http *h)
 		close(h->lfd);
 	free(h->pool);
 	free(h->buckets);
-	free_secret(&h->cert, h->cert ? strlen(h->cert) : 0);
-	free_secret(&h->key, h->key ? strlen(h->key) : 0);
-	free_secret(&h->token, h->token_len);
+	mb_secret_free(&h->cert, h->cert ? strlen(h->cert) : 0);
+	mb_secret_free(&h->key, h->key ? strlen(h->key) : 0);
+	mb_secret_free(&h->token, h->token_len);
 	free(h);
 }
 

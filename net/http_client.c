@@ -27,6 +27,8 @@
 
 #include <curl/curl.h>
 
+#include "mb_secret_file.h"
+
 /* "https://" + "[" + host + "]:" + port */
 #define URL_BASE_MAX (MB_HTTP_HOST_MAX + 32)
 
@@ -152,87 +154,22 @@ mb_http_endpoint_url(const struct mb_http_endpoint *ep, char *buf, size_t len)
 int
 mb_http_token_read(const char *path, const char *what, char **token, char *err, size_t err_len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC), e;
-	size_t got = 0, len;
 	struct stat st;
-	char *buf;
+	size_t got, len;
+	int e = mb_secret_file_read(what, path, MB_HTTP_TOKEN_MAX, token, &got, &st, err, err_len);
 
-	*token = NULL;
-	if (fd < 0) {
-		e = errno;
-		snprintf(err, err_len, "%s '%s': cannot read it: %s", what, path, strerror(e));
-		return -e;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, err_len, "%s '%s': not a regular file", what, path);
-		close(fd);
-		return -EINVAL;
-	}
-	if ((uint64_t)st.st_size > MB_HTTP_TOKEN_MAX) {
-		snprintf(err, err_len,
-			 "%s '%s': %lld bytes, more than the %d a token file may have", what, path,
-			 (long long)st.st_size, MB_HTTP_TOKEN_MAX);
-		close(fd);
-		return -EINVAL;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		close(fd);
-		snprintf(err, err_len, "%s '%s': out of memory", what, path);
-		return -ENOMEM;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			e = n < 0 ? errno : EIO;
-			snprintf(err, err_len, "%s '%s': cannot read it: %s", what, path,
-				 strerror(e));
-			explicit_bzero(buf, got);
-			free(buf);
-			close(fd);
-			return -e;
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	len = got;
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
-			   buf[len - 1] == '\t'))
-		len--;
-	buf[len] = '\0';
-	e = 0;
-	if (len == 0) {
-		snprintf(err, err_len, "%s '%s': empty; put the bearer token in it", what, path);
-		e = -EINVAL;
-	}
-	for (size_t i = 0; i < len && e == 0; i++)
-		if (buf[i] < 0x21 || buf[i] > 0x7e) {
-			snprintf(err, err_len,
-				 "%s '%s': the token has a space or a control or non-ASCII byte at "
-				 "offset %zu; a bearer token is printable ASCII",
-				 what, path, i);
-			e = -EINVAL;
-		}
-	if (e < 0) {
-		explicit_bzero(buf, got);
-		free(buf);
+	if (e < 0)
 		return e;
-	}
-	*token = buf;
-	return 0;
+	len = got;
+	if ((e = mb_secret_token_check(what, path, *token, &len, err, err_len)) < 0)
+		mb_secret_free(token, got);
+	return e;
 }
 
 void
 mb_http_token_free(char **token)
 {
-	if (*token == NULL)
-		return;
-	explicit_bzero(*token, strlen(*token));
-	free(*token);
-	*token = NULL;
+	mb_secret_free(token, *token != NULL ? strlen(*token) : 0);
 }
 
 /* ---- clients ---- */
