@@ -15,7 +15,8 @@
  *                 slo_ms, max_error_pct},
  *      "runs": [{mode, offered_rps, outstanding, window_s, sent, responses, missing,
  *                unsent, stray, proto_errors, throughput_rps, ok_rps, error_pct,
- *                max_lag_ms, slo_met, media_sent: null | {audio, video},
+ *                max_lag_ms, lag_p99_ms (open loop; null in closed loop), slo_met,
+ *                media_sent: null | {audio, video},
  *                latency_ms: {p50, p90, p99, p99_9, max, min, mean, count},
  *                status: {"OK": n, ...}, reasons: {"OVERLOADED": "text", ...},
  *                batch_size: {mean, max, count},
@@ -73,7 +74,8 @@
  *     stages_sum_ms, stage_queue_ms, stage_admission_ms, stage_dispatch_ms,
  *     stage_compute_ms, stage_egress_ms (each stage's mean_ms),
  *     batches_closed_full, batches_closed_deadline, batches_closed_drain,
- *     media_audio_sent, media_video_sent (empty without --media)
+ *     media_audio_sent, media_video_sent (empty without --media),
+ *     lag_p99_ms (empty in closed loop)
  *
  * Each cell is the JSON's value of the same run: runs[i][key], latency_ms.p50 as
  * latency_p50_ms, status.OK as status_OK, metrics.* as the metrics columns, stages.S.mean_ms

@@ -112,6 +112,7 @@ struct mb_run_result {
 	double throughput_rps; /**< responses received in the window / window */
 	double ok_rps;	       /**< OK responses received in the window / window */
 	double max_lag_ms;     /**< open loop: latest a request went out after its intended time */
+	struct mb_hist *lag;   /**< ns, open loop: how late each measured request went out */
 
 	struct mb_hist *latency;    /**< ns, every response to a measured request */
 	struct mb_hist *queue_us;   /**< response header queue_us, OK responses */

@@ -55,6 +55,13 @@ batch_mean(const struct mb_run_result *r)
 	return r->batch_n ? (double)r->batch_sum / (double)r->batch_n : 0.0;
 }
 
+/* open loop: the p99 of how late the measured requests went out (0 with none) */
+static double
+lag_p99_ms(const struct mb_run_result *r)
+{
+	return r->lag != NULL && r->lag->count ? (double)mb_hist_percentile(r->lag, 99) / 1e6 : 0.0;
+}
+
 /* ---- text ---- */
 
 static void
@@ -319,9 +326,9 @@ text_run(const struct mb_perf_report *rep, const struct mb_run_result *r, FILE *
 			rep->metrics ? rep->metrics : "off");
 	if (r->max_lag_ms > 1)
 		fprintf(out,
-			"generator       fell up to %.3f ms behind its schedule (counted in "
-			"the latency)\n",
-			r->max_lag_ms);
+			"generator       fell up to %.3f ms behind its schedule, p99 %.3f ms "
+			"(counted in the latency)\n",
+			r->max_lag_ms, lag_p99_ms(r));
 	for (int i = 0; i < r->n_models && r->n_models > 1; i++)
 		fprintf(out,
 			"%-16s%-16s sent %" PRIu64 "  OK %" PRIu64 "  p50 %.3f ms  p99 %.3f ms\n",
@@ -542,6 +549,10 @@ json_run(const struct mb_perf_report *rep, int i, FILE *out)
 	kv_num(out, &f, "ok_rps", r->ok_rps);
 	kv_num(out, &f, "error_pct", mb_run_error_pct(r));
 	kv_num(out, &f, "max_lag_ms", r->max_lag_ms);
+	if (r->mode == MB_RUN_OPEN)
+		kv_num(out, &f, "lag_p99_ms", lag_p99_ms(r));
+	else
+		fprintf(out, ", \"lag_p99_ms\": null");
 	fprintf(out, ", \"slo_met\": %s, \"media_sent\": ",
 		mb_report_slo_met(rep, i) ? "true" : "false");
 	if (r->media)
@@ -826,7 +837,7 @@ csv_header(FILE *out)
 		fprintf(out, ",stage_%s_ms", mb_stage_name(s));
 	for (unsigned int c = 0; c < MB_CLOSED_REASONS; c++)
 		fprintf(out, ",batches_closed_%s", mb_closed_reason_name(c));
-	fputs(",media_audio_sent,media_video_sent\n", out);
+	fputs(",media_audio_sent,media_video_sent,lag_p99_ms\n", out);
 }
 
 static void
@@ -900,6 +911,10 @@ csv_run(const struct mb_perf_report *rep, int i, FILE *out)
 	} else {
 		csv_empty(out, 2);
 	}
+	if (r->mode == MB_RUN_OPEN)
+		csv_num(out, lag_p99_ms(r));
+	else
+		csv_empty(out, 1);
 	fputc('\n', out);
 }
 

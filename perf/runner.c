@@ -63,7 +63,7 @@ mb_run_result_init(struct mb_run_result *r, const struct mb_mix *mix)
 {
 	memset(r, 0, sizeof(*r));
 	if (mb_hist_create(&r->latency) < 0 || mb_hist_create(&r->queue_us) < 0 ||
-	    mb_hist_create(&r->compute_us) < 0)
+	    mb_hist_create(&r->compute_us) < 0 || mb_hist_create(&r->lag) < 0)
 		goto fail;
 	r->n_models = mix->n;
 	for (int i = 0; i < mix->n; i++) {
@@ -83,6 +83,7 @@ mb_run_result_fini(struct mb_run_result *r)
 	mb_hist_destroy(&r->latency);
 	mb_hist_destroy(&r->queue_us);
 	mb_hist_destroy(&r->compute_us);
+	mb_hist_destroy(&r->lag);
 	for (int i = 0; i < MB_MIX_MAX; i++)
 		mb_hist_destroy(&r->model[i].latency);
 }
@@ -563,9 +564,11 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 				run.in_flight_measured++;
 				r->sent++;
 				r->model[model].sent++;
-				if (o->mode == MB_RUN_OPEN &&
-				    (double)(t - intended) / 1e6 > r->max_lag_ms)
-					r->max_lag_ms = (double)(t - intended) / 1e6;
+				if (o->mode == MB_RUN_OPEN) {
+					mb_hist_record(r->lag, (uint64_t)(t - intended));
+					if ((double)(t - intended) / 1e6 > r->max_lag_ms)
+						r->max_lag_ms = (double)(t - intended) / 1e6;
+				}
 				if (r->sent >= o->max_requests) {
 					cap_hit = true;
 					run.me = t; /* the window ends with the last measured

@@ -36,6 +36,15 @@ def check_run(run, where):
                 "throughput_rps", "ok_rps", "error_pct", "slo_met", "latency_ms", "status",
                 "batch_size", "queue_us", "compute_us", "metrics", "models"):
         check(key in run, f"{where}: no '{key}'")
+    if check("lag_p99_ms" in run, f"{where}: no 'lag_p99_ms'"):
+        if run["mode"] == "open":
+            # a histogram percentile: within 0.39% above the exact nearest-rank value
+            check(run["lag_p99_ms"] is not None and
+                  0 <= run["lag_p99_ms"] <= run["max_lag_ms"] * 1.004 + 1e-9,
+                  f"{where}: lag_p99_ms {run['lag_p99_ms']} outside 0..max_lag_ms "
+                  f"{run['max_lag_ms']}")
+        else:
+            check(run["lag_p99_ms"] is None, f"{where}: lag_p99_ms in a closed loop")
     lat = run["latency_ms"]
     order = [lat["min"], lat["p50"], lat["p90"], lat["p99"], lat["p99_9"], lat["max"]]
     check(all(a <= b + 1e-9 for a, b in zip(order, order[1:])),
@@ -127,7 +136,7 @@ def csv_columns(statuses):
              "units_in_use_max", "units_capacity", "stages_sum_ms"] +
             ["stage_%s_ms" % s for s in ("queue", "admission", "dispatch", "compute", "egress")] +
             ["batches_closed_" + c for c in ("full", "deadline", "drain")] +
-            ["media_audio_sent", "media_video_sent"])
+            ["media_audio_sent", "media_video_sent", "lag_p99_ms"])
 
 
 def csv_expected(run, i):
@@ -138,7 +147,7 @@ def csv_expected(run, i):
          "stages_sum_ms": run["stages_sum_ms"]}
     for key in ("offered_rps", "outstanding", "window_s", "sent", "responses", "missing",
                 "unsent", "stray", "proto_errors", "throughput_rps", "ok_rps", "error_pct",
-                "max_lag_ms"):
+                "max_lag_ms", "lag_p99_ms"):
         v[key] = run[key]
     for key in ("p50", "p90", "p99", "p99_9", "max", "min", "mean"):
         v["latency_%s_ms" % key] = lat[key]
@@ -231,6 +240,11 @@ def main():
         if check(m, "text has no latency line"):
             for g, key in zip(range(1, 7), ("p50", "p90", "p99", "p99_9", "max", "mean")):
                 close(m.group(g), run["latency_ms"][key], 3, f"latency {key}")
+        m = re.search(r"^generator\s+fell up to ([\d.]+) ms behind its schedule, p99 ([\d.]+) ms",
+                      text, re.M)
+        if run["max_lag_ms"] > 1 and check(m, "text has no generator line (max_lag_ms > 1)"):
+            close(m.group(1), run["max_lag_ms"], 3, "generator lag max")
+            close(m.group(2), run["lag_p99_ms"], 3, "generator lag p99")
         m = re.search(r"^status\s+(.*)$", text, re.M)
         if check(m, "text has no status line"):
             shown = dict((k, int(v)) for k, v in re.findall(r"([A-Z_]+) (\d+)", m.group(1)))
