@@ -449,8 +449,16 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 
 		fd->m_unaddressable = mb_metrics_counter(
 			o->metrics, "mediabatch_zmq_dropped_total",
-			"ZeroMQ messages dropped without an answer (no request id could be read).",
+			"ZeroMQ messages dropped without an answer, by why: unaddressable (no "
+			"request id could be read), bad_cancel (a refused cancel: a cancel gets "
+			"no response of its own).",
 			mb_metrics_labels(l, sizeof(l), "reason", "unaddressable", NULL));
+		fd->m_bad_cancel = mb_metrics_counter(
+			o->metrics, "mediabatch_zmq_dropped_total",
+			"ZeroMQ messages dropped without an answer, by why: unaddressable (no "
+			"request id could be read), bad_cancel (a refused cancel: a cancel gets "
+			"no response of its own).",
+			mb_metrics_labels(l, sizeof(l), "reason", "bad_cancel", NULL));
 		fd->m_pub_dropped = mb_metrics_counter(o->metrics, "mediabatch_pub_dropped_total",
 						       "Publications sent while a subscriber was "
 						       "cut off because its queue was full "
@@ -720,6 +728,23 @@ within_shares(struct mb_frontdoor *fd, zmq_msg_t *parts, const struct mb_request
 	return true;
 }
 
+/*
+ * A cancel (flag bit 0) that is refused gets no answer either: a cancel has no response of
+ * its own (protocol.md), and an answer would carry the id of the request it names, where a
+ * client matching by id would take it for that request's answer. Dropped and counted.
+ */
+static bool
+bad_cancel(struct mb_frontdoor *fd, const zmq_msg_t *hdr)
+{
+	if (!mb_proto_peek_is_request(zmq_msg_data((zmq_msg_t *)hdr),
+				      zmq_msg_size((zmq_msg_t *)hdr)) ||
+	    zmq_msg_size((zmq_msg_t *)hdr) < 8 ||
+	    !(mb_proto_peek_flags(zmq_msg_data((zmq_msg_t *)hdr)) & MB_FLAG_CANCEL))
+		return false;
+	count(fd->m_bad_cancel);
+	return true;
+}
+
 static void
 handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 {
@@ -747,10 +772,14 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 			count(fd->m_unaddressable);
 			return;
 		}
+		if (bad_cancel(fd, &parts[1]))
+			return;
 		mb_egress_answer(fd, &parts[0], &err, err.status, err.reason);
 		return;
 	}
 	if (frames != 2) {
+		if (bad_cancel(fd, &parts[1]))
+			return;
 		snprintf(reason, sizeof(reason),
 			 "message: %d frame%s; a request is 2 frames (the 64-byte header, then the "
 			 "payload, empty for a cancel)",

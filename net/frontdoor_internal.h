@@ -116,7 +116,8 @@ struct mb_frontdoor {
 	struct mb_metric *m_auth_refused[4], *m_handshakes[3], *m_cutoffs, *m_share_refused[2];
 	struct mb_metric *m_handshake_failed;
 	/* Registered by mb_frontdoor_create(); counted by both halves. */
-	struct mb_metric *m_unaddressable, *m_pub_dropped, *m_client_gone, *m_abort_dropped;
+	struct mb_metric *m_unaddressable, *m_bad_cancel, *m_pub_dropped, *m_client_gone,
+		*m_abort_dropped;
 	struct mb_metric *m_pub_cutoffs;
 	struct mb_metric *m_disconnect_cancelled;
 	/* Egress: PUB topics by tenant and model, formatted once (topic_of()) */

@@ -717,6 +717,10 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 	if (mb_proto_decode_request(dg->data, MB_PROTO_HDR_LEN, MB_TRANSPORT_UDP,
 				    q->u->o.cfg->max_payload_bytes, &h, &err) < 0) {
 		drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
+		/* a cancel gets no response of its own (protocol.md), a refused one neither: an
+		 * answer would carry the id of the request it names, and read as that one's */
+		if (mb_proto_peek_flags(dg->data) & MB_FLAG_CANCEL)
+			return false;
 		s = item_lookup(q, it);
 		if (s != NULL && s->state == SLOT_REASM) {
 			/* the request it belongs to fails with it */

@@ -4,7 +4,6 @@
  *   mediabatch send      send media (an audio file, generated audio, raw video, a tensor) to
  *                        a model and print each response; optionally save the tensor as .npy
  *   mediabatch subscribe print published results (all, or one tenant's, or one model's)
- *   mediabatch cancel    cancel a request sent earlier under a fixed --client-id
  *   mediabatch models    list the models served, or one model's metadata, from the daemon's
  *                        HTTP endpoint (/v2/models; http or https, through libcurl)
  *
@@ -70,7 +69,6 @@ usage(FILE *out)
 	fprintf(out,
 		"usage: mediabatch send [options] SOURCE\n"
 		"       mediabatch subscribe [options]\n"
-		"       mediabatch cancel --client-id NAME --tenant T --id N [--endpoint EP]\n"
 		"       mediabatch keygen [--name NAME] BASE\n"
 		"       mediabatch models [--metrics-endpoint EP] [--metrics-token-file FILE]\n"
 		"                         [--metrics-cacert FILE] [NAME]\n"
@@ -120,8 +118,8 @@ usage(FILE *out)
 		"  --concurrency K          keep K outstanding (default 1)\n"
 		"  --npy FILE               save the first OK tensor as a NumPy .npy file\n"
 		"  --cancel-after-ms MS     cancel each request MS after sending it\n"
-		"  --client-id NAME         fixed ZeroMQ routing id (lets 'cancel' reach it "
-		"later)\n"
+		"  --client-id NAME         a fixed ZeroMQ routing id instead of one ZeroMQ "
+		"picks\n"
 		"  --wait-ms MS             how long to wait for each response (default 30000)\n"
 		"  --quiet                  print only the summary\n"
 		"  --labels PATH            name top-k classes by the id2label of PATH, a\n"
@@ -134,7 +132,7 @@ usage(FILE *out)
 		"  --datagram BYTES         --udp datagram size, header included (default 1472)\n"
 		"  --settle-ms MS           --udp: wait after subscribing (default 300)\n"
 		"  --server-key FILE        the service requires CURVE: its public certificate\n"
-		"                           (also for subscribe and cancel)\n"
+		"                           (also for subscribe)\n"
 		"  --key FILE               ... and this client's secret certificate "
 		"(NAME.key_secret)\n"
 		"\n"
@@ -1164,7 +1162,7 @@ load_audio(const char *path, const char *model, long rate_flag,
 	return 0;
 }
 
-/* ---- subscribe, cancel ---- */
+/* ---- subscribe ---- */
 
 static int
 cmd_subscribe(const char *endpoint, long tenant, const char *model, long count, long timeout_s)
@@ -1217,33 +1215,6 @@ cmd_subscribe(const char *endpoint, long tenant, const char *model, long count, 
 	}
 	mb_subscriber_close(&s);
 	return count < 0 || got >= count ? 0 : EXIT_TIMEOUT;
-}
-
-static int
-cmd_cancel(const char *endpoint, const char *client_id, long tenant, long long id)
-{
-	struct mb_client_opts co = {.endpoint = endpoint, .client_id = client_id, .curve = g_curve};
-	struct mb_client *c;
-	char err[256];
-	int rc;
-
-	if (client_id == NULL || tenant < 0 || id < 0) {
-		fprintf(stderr, "mediabatch: cancel needs --client-id, --tenant and --id\n");
-		return EXIT_USAGE;
-	}
-	if (mb_client_connect(&co, &c, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mediabatch: %s\n", err);
-		return EXIT_USAGE;
-	}
-	rc = mb_client_cancel(c, (uint32_t)tenant, (uint64_t)id);
-	mb_client_close(&c);
-	if (rc < 0) {
-		fprintf(stderr, "mediabatch: cancel: %s\n", strerror(-rc));
-		return EXIT_USAGE;
-	}
-	printf("cancel sent for id %lld tenant %ld (the CANCELLED response goes to %s)\n", id,
-	       tenant, client_id);
-	return 0;
 }
 
 /* ---- flags ---- */
@@ -1363,7 +1334,6 @@ main(int argc, char **argv)
 	const char *server_key = NULL, *own_key = NULL;
 	double tone = 0, seconds = 1;
 	long rate = 16000, frames = 16, height = 224, width = 224, v, tenant = -1, timeout_s = 0;
-	long long id = -1;
 	bool noise = false, video_test = false, model_set = false, count_set = false;
 	bool rate_set = false;
 	struct media m = {0};
@@ -1464,7 +1434,6 @@ main(int argc, char **argv)
 		case O_ID:
 			if (num("--id", optarg, 0, LONG_MAX, &v))
 				return EXIT_USAGE;
-			id = v;
 			so.first_id = (uint64_t)v;
 			break;
 		case O_TIMEOUT:
@@ -1554,12 +1523,17 @@ main(int argc, char **argv)
 		free_labels();
 		return c;
 	}
-	if (strcmp(cmd, "cancel") == 0)
-		return cmd_cancel(so.endpoint ? so.endpoint : "tcp://127.0.0.1:7400", so.client_id,
-				  tenant, id);
+	if (strcmp(cmd, "cancel") == 0) {
+		/* it was: a cancel from another connection cannot reach a request (protocol.md) */
+		fprintf(stderr,
+			"mediabatch: there is no 'cancel' command: a cancel must come on the "
+			"connection that sent the request (send --cancel-after-ms MS), and the "
+			"requests of a client that disconnects are cancelled by the service\n");
+		return EXIT_USAGE;
+	}
 	if (strcmp(cmd, "send") != 0) {
 		fprintf(stderr,
-			"mediabatch: unknown command '%s' (send, subscribe, cancel, keygen)\n",
+			"mediabatch: unknown command '%s' (send, subscribe, models, keygen)\n",
 			cmd);
 		return EXIT_USAGE;
 	}

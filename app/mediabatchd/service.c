@@ -1174,6 +1174,19 @@ build_metrics(struct mb_service *s)
 			"Packets dropped on the DPDK path, by reason (docs/operating.md).",
 			mb_metrics_labels(l, sizeof(l), "reason",
 					  mb_udp_drop_name((enum mb_udp_drop)w), NULL));
+	mb_metrics_counter(r, "mediabatch_rx_arp_replies_total",
+			   "ARP requests for a port's address answered.", NULL);
+	for (int o = 0; o < 2; o++)
+		mb_metrics_counter(r, "mediabatch_rx_requests_total",
+				   "Complete UDP requests, by what the rx path did with them.",
+				   mb_metrics_labels(l, sizeof(l), "outcome",
+						     o == 0 ? "queued" : "refused", NULL));
+	mb_metrics_counter(r, "mediabatch_rx_reassembly_expired_total",
+			   "UDP requests still incomplete at the reassembly timeout.", NULL);
+	mb_metrics_counter(r, "mediabatch_rx_cancels_total",
+			   "UDP cancels that found their request.", NULL);
+	mb_metrics_gauge(r, "mediabatch_rx_reassembly_entries",
+			 "UDP requests being reassembled now.", NULL);
 }
 
 /* ---- front door policy ---- */

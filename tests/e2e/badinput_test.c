@@ -290,6 +290,38 @@ test_duplicate_and_unknown_cancel(void)
 	CU_ASSERT_EQUAL(response(reason, sizeof(reason), NULL, 300), -1);
 }
 
+/* A refused cancel gets no answer: one under the id it names would read as that request's. */
+static void
+test_bad_cancel_dropped(void)
+{
+	const char *series = "mediabatch_zmq_dropped_total{reason=\"bad_cancel\"}";
+	struct mb_request_hdr h = good(32), c = {.version = 1,
+						 .flags = MB_FLAG_CANCEL,
+						 .request_id = 32,
+						 .tenant_id = good(32).tenant_id,
+						 .payload_len = 4};
+	double before = mb_daemon_metric(&g_d, series);
+	const void *d[3] = {NULL, "", ""};
+	size_t l[3] = {MB_PROTO_HDR_LEN, 0, 0};
+	uint8_t w[MB_PROTO_HDR_LEN];
+	char reason[256];
+	uint64_t id;
+	int st;
+
+	send_req(&h, g_pcm, 3200); /* held ~300 ms in the logmel queue */
+	send_req(&c, g_pcm, 4);	   /* a cancel with a payload */
+	c.payload_len = 0;
+	mb_proto_encode_request(&c, w);
+	d[0] = w;
+	send_frames(d, l, 3); /* a cancel of 3 frames */
+	st = response(reason, sizeof(reason), &id, 5000);
+	CU_ASSERT_EQUAL(st, MB_STATUS_OK); /* the request's own answer, and the only one */
+	CU_ASSERT_EQUAL(id, 32);
+	CU_ASSERT_EQUAL(g_last_flags, 0);
+	CU_ASSERT_EQUAL(response(reason, sizeof(reason), NULL, 300), -1);
+	CU_ASSERT_EQUAL(mb_daemon_metric(&g_d, series), before + 2);
+}
+
 static void
 test_garbage_fuzz_then_normal(void)
 {
@@ -380,6 +412,7 @@ static const struct mb_test_case cases[] = {
 	{"models: unknown, wrong media, wrong rate, too short", test_models},
 	{"duplicate in-flight id refused; unknown cancel ignored",
 	 test_duplicate_and_unknown_cancel},
+	{"a refused cancel is dropped and counted, not answered", test_bad_cancel_dropped},
 	{"3000 garbage messages, then a normal request", test_garbage_fuzz_then_normal},
 	{"refusals are not in the latency histogram; queued requests are",
 	 test_refusals_not_in_latency},

@@ -610,9 +610,11 @@ class Client:
             service's public key and this client's pair, Z85 text (or see
             :func:`mediabatch.load_certificate`). None: plaintext. ``public_key`` may be
             left out: it is derived from ``secret_key``.
-        client_id: a fixed ZeroMQ routing id (1..255 bytes). The service matches a cancel
-            by (client, tenant, id), so a request can be cancelled from a later connection
-            with the same id; while one connection holds it, ZeroMQ refuses a second.
+        client_id: a fixed ZeroMQ routing id (1..255 bytes; otherwise ZeroMQ picks one).
+            The service matches a cancel by (client, tenant, id) on the connection that sent
+            the request; when a connection closes, its requests that have not started are
+            cancelled by the service. While one connection holds the id, ZeroMQ refuses a
+            second.
         tenant: the tenant of requests that do not name one (default 0).
         timeout_ms: the deadline sent in each request (0: the model's default).
         wait_timeout: seconds to wait for an answer before failing with
