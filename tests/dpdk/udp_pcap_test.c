@@ -233,6 +233,22 @@ write_capture(void)
 	h.tenant_id = 7;
 	mb_proto_encode_request(&h, d);
 	put_raw(d, 64);
+	/* 20: half a request, a cancel of it that breaks a rule (a payload), its other half: the
+	 * cancel is dropped unanswered (an answer would read as 20's) and 20 is served */
+	h = hdr(20, "echo", 600);
+	put_slice(h, 0, 300, 0);
+	{
+		struct mb_request_hdr c = {.version = 1,
+					   .flags = MB_FLAG_CANCEL,
+					   .request_id = 20,
+					   .tenant_id = 7,
+					   .payload_len = 4};
+		uint8_t bad[MB_PROTO_HDR_LEN + 4] = {0};
+
+		mb_proto_encode_request(&c, bad);
+		put_raw(bad, sizeof(bad));
+	}
+	put_slice(h, 300, 300, 0);
 	/* 40, 41: a model whose queue holds one: the second is OVERLOADED */
 	h = hdr(40, "tiny", 100);
 	put_slice(h, 0, 100, 0);
@@ -665,6 +681,8 @@ test_replay(void)
 	expect(5, 100, NULL);
 	expect(14, 100, NULL);
 	expect(19, 100, NULL);
+	expect(20, 100, NULL);
+	CU_ASSERT(!g_seen[20].cancel);
 	CU_ASSERT(g_seen[19].cancel);
 	CU_ASSERT(!g_seen[1].cancel && !g_seen[14].cancel);
 	expect(40, 100, NULL);
@@ -677,8 +695,8 @@ test_replay(void)
 	expect(18, MB_STATUS_CANCELLED, "cancelled by the client");
 	expect(41, MB_STATUS_OVERLOADED, "queue is full");
 	for (int i = 0; i < 64; i++) /* and nothing else */
-		if (strchr("\x01\x02\x03\x04\x05\x06\x07\x0a\x0b\x0d\x0e\x11\x12\x13\x28\x29", i) ==
-		    NULL)
+		if (strchr("\x01\x02\x03\x04\x05\x06\x07\x0a\x0b\x0d\x0e\x11\x12\x13\x14\x28\x29",
+			   i) == NULL)
 			CU_ASSERT_EQUAL(g_seen[i].status, -1);
 	CU_ASSERT_EQUAL(atomic_load(&g_fake.unadmitted), 1); /* 41 */
 	CU_ASSERT_EQUAL(atomic_load(&g_fake.cancels), 1);    /* 19 */
@@ -690,7 +708,7 @@ test_replay(void)
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_GARBAGE], 1);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_WRONG_PORT], 1);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_TRUNCATED], 1);
-	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_BAD_HEADER], 2);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_BAD_HEADER], 3); /* 20's cancel among them */
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_CONFLICT], 1);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_OTHER_PROTOCOL], 2);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_IP_FRAGMENT], 1);
@@ -698,7 +716,7 @@ test_replay(void)
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_NOT_FOR_US], 1);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_NO_SLOT], 0);
 	CU_ASSERT_EQUAL(st.arp_replies, 1);
-	CU_ASSERT_EQUAL(st.queued, 8);
+	CU_ASSERT_EQUAL(st.queued, 9);
 	CU_ASSERT_EQUAL(st.expired, 2);
 	CU_ASSERT_EQUAL(st.cancelled, 2);
 	CU_ASSERT_EQUAL(st.reassembling, 0);
