@@ -4,7 +4,7 @@
 #
 # Idempotent: packages already present are skipped by apt-get; running it twice is harmless.
 # Needs root (or sudo). CUDA is not installed here: it is optional and comes from NVIDIA's
-# own packages at /usr/local/cuda (see README.md, "GPU build").
+# own packages at /usr/local/cuda (see README.md, "Building by hand": the `cuda` option).
 set -euo pipefail
 
 packages=(

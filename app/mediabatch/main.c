@@ -576,9 +576,14 @@ cmd_send(struct send_opts *o, struct media *m)
 				fprintf(stderr,
 					"mediabatch: %ld request(s) got no response within %ld ms "
 					"(the "
-					"first: id %" PRIu64 "); is the service running at %s?\n",
+					"first: id %" PRIu64 "); is the service running at %s%s?\n",
 					late, o->wait_ms, o->first_id + (uint64_t)first,
-					o->endpoint);
+					o->endpoint,
+					g_curve.server_key == NULL
+						? ", and without CURVE (a service that "
+						  "requires it needs --server-key and "
+						  "--key)"
+						: "");
 				timed_out = true;
 				break;
 			}

@@ -403,7 +403,7 @@ set_precision(const char *name, bool builtin, const struct mb_model_config *c)
 		if (given)
 			MB_LOG(WARNING,
 			       "model %s: models[].precision applies to the built-in "
-			       "networks (whisper, videomae) only; ignored",
+			       "networks (whisper, videomae, clap) only; ignored",
 			       name);
 		return;
 	}

@@ -106,25 +106,20 @@ cc $san -shared -fPIC -Wall -Werror -o libexample.so example_plugin.c $(pkg-conf
 	fail "mediabatch-plugin.pc's abi_version is not model.h's MB_MODEL_ABI_VERSION"
 echo "examples/plugin/example_plugin.c: built out of tree against the SDK"
 
-# weights for it, and the expected answer, from numpy
-$py - "$tmp" <<'PY' || fail "writing the example's weights"
+# weights for it with the documented script, and the expected answer from numpy
+$py "$src/examples/plugin/make_weights.py" "$tmp/example.safetensors" >/dev/null ||
+	fail "examples/plugin/make_weights.py"
+$py - "$tmp" <<'PY' || fail "the expected answer from the example's weights"
 import json, struct, sys
 import numpy as np
 d = sys.argv[1]
-rng = np.random.default_rng(7)
-t = {"fc1.weight": rng.standard_normal((32, 16)).astype(np.float32) * 0.3,
-     "fc1.bias": rng.standard_normal(32).astype(np.float32) * 0.1,
-     "fc2.weight": rng.standard_normal((4, 32)).astype(np.float32) * 0.3,
-     "fc2.bias": rng.standard_normal(4).astype(np.float32) * 0.1}
-hdr, data, off = {}, b"", 0
-for k, v in t.items():
-    b = v.tobytes()
-    hdr[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
-    data += b
-    off += len(b)
-h = json.dumps(hdr).encode()
-open(d + "/example.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + data)
-x = rng.standard_normal((3, 16)).astype(np.float32)
+raw = open(d + "/example.safetensors", "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+t = {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]],
+                      dtype="<f4").reshape(v["shape"])
+     for k, v in json.loads(raw[8:8 + n]).items()}
+assert sorted(t) == ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"], sorted(t)
+x = np.random.default_rng(8).standard_normal((3, 16)).astype(np.float32)
 open(d + "/x.txt", "w").write(" ".join("%.9g" % v for v in x.ravel()))
 y = np.maximum(x @ t["fc1.weight"].T + t["fc1.bias"], 0) @ t["fc2.weight"].T + t["fc2.bias"]
 np.save(d + "/y.npy", y)
