@@ -249,6 +249,25 @@ tried(const struct entry *en, int slot, uint32_t gen)
 	return false;
 }
 
+/*
+ * Send daemon @p d a cancel of the request of header @p h (its tenant and id); returns 0 or
+ * a negative errno. A daemon that does not hold the request ignores it (protocol.md).
+ */
+static int
+send_cancel(struct daemon *d, const struct mb_request_hdr *h)
+{
+	struct mb_request_hdr c = {.version = MB_PROTO_VERSION,
+				   .flags = MB_FLAG_CANCEL,
+				   .request_id = h->request_id,
+				   .tenant_id = h->tenant_id};
+	uint8_t wire[MB_PROTO_HDR_LEN];
+
+	mb_proto_encode_request(&c, wire);
+	if (zmq_send(d->sock, wire, sizeof(wire), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		return -zmq_errno();
+	return zmq_send(d->sock, "", 0, 0) < 0 ? -zmq_errno() : 0;
+}
+
 /* ---- answers for the caller ---- */
 
 static int
@@ -882,22 +901,20 @@ on_answer(struct mb_fleet *f, int slot, struct mb_client_response *r, uint64_t n
 		wait_push(f, ent);
 		return;
 	}
-	if (en->daemon >= 0 && en->daemon != slot) {
+	if (en->daemon >= 0 && en->daemon != slot)
 		/* answered by an earlier daemon while a later one has it: that one's is dropped */
-		struct daemon *o = &f->d[en->daemon];
-		struct mb_request_hdr c = {.version = MB_PROTO_VERSION,
-					   .flags = MB_FLAG_CANCEL,
-					   .request_id = en->hdr.request_id,
-					   .tenant_id = en->hdr.tenant_id};
-		uint8_t wire[MB_PROTO_HDR_LEN];
-
-		o->in_flight--;
-		mb_proto_encode_request(&c, wire);
-		if (zmq_send(o->sock, wire, sizeof(wire), ZMQ_SNDMORE | ZMQ_DONTWAIT) ==
-		    sizeof(wire))
-			zmq_send(o->sock, "", 0, 0);
-	} else if (en->daemon < 0) {
+		f->d[en->daemon].in_flight--;
+	else if (en->daemon < 0)
 		wait_remove(f, ent); /* it was waiting for another try */
+	/* every other daemon that had it may still be working on it (the later one above, or
+	 * an earlier one failed over for its silence): a cancel each, so that it stops; one
+	 * that does not hold it ignores the cancel (protocol.md) */
+	for (int i = 0; i < en->n_tried; i++) {
+		const struct attempt *a = &en->tried[i];
+		struct daemon *o = &f->d[a->slot];
+
+		if (a->slot != slot && o->used && o->gen == a->gen && o->up && !o->gone)
+			send_cancel(o, &en->hdr);
 	}
 	en->daemon = -1;
 	entry_free(f, ent);
@@ -966,16 +983,7 @@ tick(struct mb_fleet *f, uint64_t now)
 			continue;
 		f->client_timeouts++;
 		if (en->daemon >= 0) {
-			struct mb_request_hdr c = {.version = MB_PROTO_VERSION,
-						   .flags = MB_FLAG_CANCEL,
-						   .request_id = en->hdr.request_id,
-						   .tenant_id = en->hdr.tenant_id};
-			uint8_t wire[MB_PROTO_HDR_LEN];
-
-			mb_proto_encode_request(&c, wire);
-			if (zmq_send(f->d[en->daemon].sock, wire, sizeof(wire),
-				     ZMQ_SNDMORE | ZMQ_DONTWAIT) == sizeof(wire))
-				zmq_send(f->d[en->daemon].sock, "", 0, 0);
+			send_cancel(&f->d[en->daemon], &en->hdr);
 			snprintf(reason, sizeof(reason),
 				 "client: no answer within %u ms (last sent to %s, %u daemon(s) "
 				 "tried)",
@@ -1187,12 +1195,6 @@ int
 mb_fleet_cancel(struct mb_fleet *f, uint32_t tenant, uint64_t request_id)
 {
 	int ent = index_find(f, tenant, request_id);
-	struct mb_request_hdr c = {.version = MB_PROTO_VERSION,
-				   .flags = MB_FLAG_CANCEL,
-				   .request_id = request_id,
-				   .tenant_id = tenant};
-	uint8_t wire[MB_PROTO_HDR_LEN];
-	void *sock;
 
 	if (ent < 0)
 		return -ENOENT;
@@ -1201,11 +1203,7 @@ mb_fleet_cancel(struct mb_fleet *f, uint32_t tenant, uint64_t request_id)
 			       "client: cancelled before any daemon had it");
 		return 0;
 	}
-	sock = f->d[f->e[ent].daemon].sock;
-	mb_proto_encode_request(&c, wire);
-	if (zmq_send(sock, wire, sizeof(wire), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-		return -zmq_errno();
-	return zmq_send(sock, "", 0, 0) < 0 ? -zmq_errno() : 0;
+	return send_cancel(&f->d[f->e[ent].daemon], &f->e[ent].hdr);
 }
 
 int

@@ -1,0 +1,526 @@
+/*
+ * fleet_test.c: the fleet client (net/fleet.c, mediabatch/client.h "Fleets") against fake
+ * daemons run here: ZeroMQ ROUTERs on 127.0.0.1 that decode requests with the protocol codec
+ * and answer when and how each case says, polled from the test's own loop (the client works
+ * only inside mb_client_recv(), so one thread drives both). Exactly one answer per request:
+ * a daemon silent past failover_ms has its request resent to the other, whose answer is the
+ * caller's; the silent one is sent a cancel, and its late answer is dropped and counted (and
+ * the other way round:
+ * the first daemon's late answer wins, the second is sent a cancel and its answer dropped).
+ * A request nobody answers gets one TIMEOUT of the client's own at its deadline plus the
+ * grace, with a cancel to the daemon holding it, and that daemon's answer after it is
+ * dropped. A daemon that holds its answers has no more than the first credit window in
+ * flight; the rest wait in the client and each gets its one answer.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "mb_test.h"
+#include "mediabatch/client.h"
+#include "mediabatch/protocol.h"
+
+#define TENANT 7u
+#define PAYLOAD_LEN 64u
+#define MAX_HELD 32
+#define MAX_GOT 64
+
+/* a request a fake daemon holds: who sent it, and its header */
+struct held {
+	uint8_t id[256];
+	size_t id_len;
+	struct mb_request_hdr hdr;
+};
+
+struct fake {
+	void *sock;
+	char ep[64];
+	struct held held[MAX_HELD];
+	int n_held;	     /* requests received (answered ones stay, marked) */
+	bool done[MAX_HELD]; /* answered */
+	int n_cancel;	     /* cancels received */
+	uint64_t cancel_id;  /* the last one's request id */
+	int n_bad;	     /* frames that did not decode */
+};
+
+/* the client, its fake daemons, and every answer the caller got */
+struct world {
+	void *zctx;
+	struct fake f[2];
+	int n_fake;
+	struct mb_client *c;
+	struct mb_client_response got[MAX_GOT];
+	int n_got;
+};
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void
+fake_open(void *zctx, struct fake *f)
+{
+	size_t n = sizeof(f->ep);
+	int linger = 0;
+
+	memset(f, 0, sizeof(*f));
+	f->sock = zmq_socket(zctx, ZMQ_ROUTER);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f->sock);
+	zmq_setsockopt(f->sock, ZMQ_LINGER, &linger, sizeof(linger));
+	CU_ASSERT_EQUAL_FATAL(zmq_bind(f->sock, "tcp://127.0.0.1:*"), 0);
+	CU_ASSERT_EQUAL_FATAL(zmq_getsockopt(f->sock, ZMQ_LAST_ENDPOINT, f->ep, &n), 0);
+}
+
+/* Take in what the client sent: [routing id][header][payload] each. */
+static void
+fake_poll(struct fake *f)
+{
+	for (;;) {
+		zmq_msg_t m[3];
+		int n = 0, more = 1;
+
+		while (more) {
+			zmq_msg_t x;
+
+			zmq_msg_init(&x);
+			if (zmq_msg_recv(&x, f->sock, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+				zmq_msg_close(&x);
+				for (int i = 0; i < n && i < 3; i++)
+					zmq_msg_close(&m[i]);
+				return;
+			}
+			more = zmq_msg_more(&x);
+			if (n < 3) {
+				zmq_msg_init(&m[n]);
+				zmq_msg_move(&m[n], &x);
+			}
+			zmq_msg_close(&x);
+			n++;
+		}
+		if (n == 3) {
+			struct mb_request_hdr h;
+			struct mb_proto_error e;
+
+			if (mb_proto_decode_request(zmq_msg_data(&m[1]), zmq_msg_size(&m[1]),
+						    MB_TRANSPORT_ZMQ, 1u << 20, &h, &e) < 0 ||
+			    h.payload_len != zmq_msg_size(&m[2])) {
+				f->n_bad++;
+			} else if (h.flags & MB_FLAG_CANCEL) {
+				f->n_cancel++;
+				f->cancel_id = h.request_id;
+			} else if (f->n_held < MAX_HELD && zmq_msg_size(&m[0]) <= 256) {
+				struct held *r = &f->held[f->n_held++];
+
+				r->id_len = zmq_msg_size(&m[0]);
+				memcpy(r->id, zmq_msg_data(&m[0]), r->id_len);
+				r->hdr = h;
+			} else {
+				f->n_bad++;
+			}
+		} else {
+			f->n_bad++;
+		}
+		for (int i = 0; i < n && i < 3; i++)
+			zmq_msg_close(&m[i]);
+	}
+}
+
+/* Answer held request @p k with @p status and @p text as its payload. */
+static void
+fake_answer(struct fake *f, int k, uint16_t status, const char *text)
+{
+	const struct held *r = &f->held[k];
+	struct mb_response_hdr h;
+	uint8_t wire[MB_PROTO_HDR_LEN];
+
+	memset(&h, 0, sizeof(h));
+	h.version = MB_PROTO_VERSION;
+	h.status = status;
+	h.request_id = r->hdr.request_id;
+	h.tenant_id = r->hdr.tenant_id;
+	h.device = 0;
+	memcpy(h.model, r->hdr.model, sizeof(h.model));
+	h.result_type = MB_RESULT_TEXT;
+	h.result_len = (uint32_t)strlen(text);
+	mb_proto_encode_response(&h, wire);
+	CU_ASSERT_EQUAL(zmq_send(f->sock, r->id, r->id_len, ZMQ_SNDMORE), (int)r->id_len);
+	CU_ASSERT_EQUAL(zmq_send(f->sock, wire, sizeof(wire), ZMQ_SNDMORE), (int)sizeof(wire));
+	CU_ASSERT_EQUAL(zmq_send(f->sock, text, strlen(text), 0), (int)strlen(text));
+	f->done[k] = true;
+}
+
+static int
+fake_pending(const struct fake *f)
+{
+	int n = 0;
+
+	for (int k = 0; k < f->n_held; k++)
+		n += !f->done[k];
+	return n;
+}
+
+/* One round: the fakes take in what came, the client works up to @p ms for an answer. */
+static void
+pump(struct world *w, int ms)
+{
+	struct mb_client_response r;
+
+	for (int i = 0; i < w->n_fake; i++)
+		fake_poll(&w->f[i]);
+	if (mb_client_recv(w->c, &r, ms) == 0) {
+		if (w->n_got < MAX_GOT)
+			w->got[w->n_got++] = r;
+		else
+			mb_client_response_free(&r);
+	}
+	for (int i = 0; i < w->n_fake; i++)
+		fake_poll(&w->f[i]);
+}
+
+/* Pump for @p ms whatever happens. */
+static void
+pump_for(struct world *w, int ms)
+{
+	uint64_t until = now_ms() + (uint64_t)ms;
+
+	while (now_ms() < until)
+		pump(w, 5);
+}
+
+/* Connect a fleet client to @p n_fake fakes with @p o's fleet options; wait until all are up. */
+static void
+world_open(struct world *w, int n_fake, struct mb_client_opts o)
+{
+	char eps[160], err[256];
+	struct mb_client_daemon d[2];
+	uint64_t until;
+	int up = 0;
+
+	memset(w, 0, sizeof(*w));
+	w->zctx = zmq_ctx_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w->zctx);
+	w->n_fake = n_fake;
+	for (int i = 0; i < n_fake; i++)
+		fake_open(w->zctx, &w->f[i]);
+	snprintf(eps, sizeof(eps), "%s%s%s", w->f[0].ep, n_fake > 1 ? "," : "",
+		 n_fake > 1 ? w->f[1].ep : "");
+	o.endpoint = eps;
+	o.fleet = true; /* one endpoint too */
+	o.resolve_ms = -1;
+	err[0] = '\0';
+	CU_ASSERT_EQUAL_FATAL(mb_client_connect(&o, &w->c, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(mb_client_fleet_stats(w->c, NULL, NULL, 0), n_fake);
+	for (until = now_ms() + 3000; now_ms() < until && up < n_fake;) {
+		pump(w, 10);
+		up = 0;
+		CU_ASSERT_EQUAL_FATAL(mb_client_fleet_stats(w->c, NULL, d, 2), n_fake);
+		for (int i = 0; i < n_fake; i++)
+			up += d[i].up;
+	}
+	CU_ASSERT_EQUAL_FATAL(up, n_fake);
+	CU_ASSERT_EQUAL_FATAL(w->n_got, 0);
+}
+
+static void
+world_close(struct world *w)
+{
+	for (int i = 0; i < w->n_got; i++)
+		mb_client_response_free(&w->got[i]);
+	mb_client_close(&w->c);
+	for (int i = 0; i < w->n_fake; i++)
+		zmq_close(w->f[i].sock);
+	zmq_ctx_term(w->zctx);
+}
+
+static void
+send_one(struct world *w, uint64_t id, uint32_t timeout_ms)
+{
+	struct mb_request_hdr h;
+	uint8_t payload[PAYLOAD_LEN];
+
+	memset(payload, (int)(id & 0xff), sizeof(payload));
+	mb_client_audio_hdr(&h, "echo", TENANT, id, MB_MEDIA_PCM_S16LE, 16000, PAYLOAD_LEN);
+	h.timeout_ms = timeout_ms;
+	CU_ASSERT_EQUAL_FATAL(mb_client_send(w->c, &h, payload, sizeof(payload)), 0);
+}
+
+static void
+stats(const struct world *w, struct mb_client_fleet_stats *st)
+{
+	CU_ASSERT_EQUAL_FATAL(mb_client_fleet_stats(w->c, st, NULL, 0), w->n_fake);
+}
+
+/*
+ * Send request 1 to a fleet of two fakes, both holding it: the first to get it is silent
+ * past failover_ms, so the client resends it to the other. Returns the index of the first
+ * (the other is 1 - it), both holding the request, and the caller answered nothing yet.
+ */
+static int
+fail_over_by_silence(struct world *w)
+{
+	struct mb_client_fleet_stats st;
+	uint64_t t0 = now_ms(), until, t_first = 0, t_second = 0;
+	int first = -1;
+
+	send_one(w, 1, 5000);
+	for (until = t0 + 2000; now_ms() < until && first < 0;) {
+		pump(w, 5);
+		for (int i = 0; i < 2 && first < 0; i++)
+			if (w->f[i].n_held > 0) {
+				first = i;
+				t_first = now_ms();
+			}
+	}
+	CU_ASSERT_FATAL(first >= 0);
+	CU_ASSERT_EQUAL_FATAL(w->f[first].n_held, 1);
+	CU_ASSERT_EQUAL_FATAL(w->f[first].held[0].hdr.request_id, 1);
+	for (until = now_ms() + 3000; now_ms() < until && w->f[1 - first].n_held == 0;)
+		pump(w, 5);
+	t_second = now_ms();
+	CU_ASSERT_EQUAL_FATAL(w->f[1 - first].n_held, 1);
+	CU_ASSERT_EQUAL_FATAL(w->f[1 - first].held[0].hdr.request_id, 1);
+	/* not before the silence (failover_ms 300, from the send); loosely after it */
+	CU_ASSERT(t_second - t0 >= 280);
+	CU_ASSERT(t_second - t_first < 2500);
+	CU_ASSERT_EQUAL(w->f[first].n_held, 1); /* not sent back to the silent one */
+	CU_ASSERT_EQUAL(w->n_got, 0);
+	stats(w, &st);
+	CU_ASSERT_EQUAL(st.resent, 1);
+	CU_ASSERT_EQUAL(st.duplicates_dropped, 0);
+	return first;
+}
+
+static const struct mb_client_opts silence_opts = {.failover_ms = 300};
+
+/* The first daemon answers after the failover, once the second has: its answer is dropped. */
+static void
+test_late_answer_dropped(void)
+{
+	struct world w;
+	struct mb_client_fleet_stats st;
+	struct mb_client_daemon d[2];
+	uint64_t until;
+	int a, b;
+
+	world_open(&w, 2, silence_opts);
+	a = fail_over_by_silence(&w);
+	b = 1 - a;
+
+	fake_answer(&w.f[b], 0, MB_STATUS_OK, "from b");
+	for (until = now_ms() + 2000; now_ms() < until && w.n_got == 0;)
+		pump(&w, 5);
+	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
+	CU_ASSERT_EQUAL(w.got[0].hdr.status, MB_STATUS_OK);
+	CU_ASSERT_EQUAL(w.got[0].hdr.request_id, 1);
+	CU_ASSERT_EQUAL(w.got[0].hdr.tenant_id, TENANT);
+	CU_ASSERT_EQUAL(w.got[0].len, 6);
+	CU_ASSERT_NSTRING_EQUAL(w.got[0].data, "from b", 6);
+	/* the silent one still holds it: it is told to stop (operating.md, "Failover") */
+	for (until = now_ms() + 2000; now_ms() < until && w.f[a].n_cancel == 0;)
+		pump(&w, 5);
+	CU_ASSERT_EQUAL(w.f[a].n_cancel, 1);
+	CU_ASSERT_EQUAL(w.f[b].n_cancel, 0);
+
+	/* the late one: the client must read it (counted) and not hand it over */
+	fake_answer(&w.f[a], 0, MB_STATUS_OK, "from a");
+	for (until = now_ms() + 2000; now_ms() < until;) {
+		pump(&w, 5);
+		stats(&w, &st);
+		if (st.duplicates_dropped > 0)
+			break;
+	}
+	pump_for(&w, 300); /* room for a second answer, were there one */
+	CU_ASSERT_EQUAL(w.n_got, 1);
+	stats(&w, &st);
+	CU_ASSERT_EQUAL(st.resent, 1);
+	CU_ASSERT_EQUAL(st.duplicates_dropped, 1);
+	CU_ASSERT_EQUAL(st.client_timeouts, 0);
+	CU_ASSERT_EQUAL(mb_client_fleet_stats(w.c, NULL, d, 2), 2);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(d[i].in_flight, 0);
+		CU_ASSERT_EQUAL(d[i].sent, 1);
+		CU_ASSERT_EQUAL(d[i].answered, 1);
+		CU_ASSERT_EQUAL(d[i].failed_over, i == a ? 1 : 0);
+	}
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_EQUAL(w.f[i].n_bad, 0);
+	world_close(&w);
+}
+
+/*
+ * The first daemon answers after the failover but before the second: its answer is the
+ * caller's, the second is sent a cancel, and the second's answer is dropped.
+ */
+static void
+test_first_answer_wins(void)
+{
+	struct world w;
+	struct mb_client_fleet_stats st;
+	uint64_t until;
+	int a, b;
+
+	world_open(&w, 2, silence_opts);
+	a = fail_over_by_silence(&w);
+	b = 1 - a;
+
+	fake_answer(&w.f[a], 0, MB_STATUS_OK, "from a");
+	for (until = now_ms() + 2000; now_ms() < until && (w.n_got == 0 || w.f[b].n_cancel == 0);)
+		pump(&w, 5);
+	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
+	CU_ASSERT_EQUAL(w.got[0].hdr.status, MB_STATUS_OK);
+	CU_ASSERT_EQUAL(w.got[0].hdr.request_id, 1);
+	CU_ASSERT_NSTRING_EQUAL(w.got[0].data, "from a", 6);
+	CU_ASSERT_EQUAL(w.f[b].n_cancel, 1);
+	CU_ASSERT_EQUAL(w.f[b].cancel_id, 1);
+
+	fake_answer(&w.f[b], 0, MB_STATUS_CANCELLED, "cancelled");
+	for (until = now_ms() + 2000; now_ms() < until;) {
+		pump(&w, 5);
+		stats(&w, &st);
+		if (st.duplicates_dropped > 0)
+			break;
+	}
+	pump_for(&w, 300);
+	CU_ASSERT_EQUAL(w.n_got, 1);
+	stats(&w, &st);
+	CU_ASSERT_EQUAL(st.resent, 1);
+	CU_ASSERT_EQUAL(st.duplicates_dropped, 1);
+	world_close(&w);
+}
+
+/*
+ * Nobody answers: one TIMEOUT of the client's own at timeout_ms + 250 ms, a cancel to the
+ * daemon holding it, and that daemon's answer after it dropped.
+ */
+static void
+test_nobody_answers(void)
+{
+	struct world w;
+	struct mb_client_fleet_stats st;
+	uint64_t t0, elapsed, until;
+	int holder = -1;
+
+	world_open(&w, 2, (struct mb_client_opts){0}); /* failover_ms: 10 s, not reached */
+	t0 = now_ms();
+	send_one(&w, 42, 400);
+	for (until = t0 + 3000; now_ms() < until && w.n_got == 0;)
+		pump(&w, 5);
+	elapsed = now_ms() - t0;
+	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
+	CU_ASSERT_EQUAL(w.got[0].hdr.status, MB_STATUS_TIMEOUT);
+	CU_ASSERT_EQUAL(w.got[0].hdr.request_id, 42);
+	CU_ASSERT_EQUAL(w.got[0].hdr.tenant_id, TENANT);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w.got[0].data);
+	CU_ASSERT_NSTRING_EQUAL(w.got[0].data, "client: no answer within 400 ms", 31);
+	/* the deadline is 400 + 250 ms after the send; loose above (2 noisy cores) */
+	CU_ASSERT(elapsed >= 640);
+	CU_ASSERT(elapsed < 2000);
+
+	for (int i = 0; i < 2; i++)
+		if (w.f[i].n_held > 0)
+			holder = i;
+	CU_ASSERT_FATAL(holder >= 0);
+	CU_ASSERT_EQUAL(w.f[holder].n_held, 1);
+	CU_ASSERT_EQUAL(w.f[1 - holder].n_held, 0); /* no failover: it was not silent long */
+	/* the daemon was given the time left, no more */
+	CU_ASSERT(w.f[holder].held[0].hdr.timeout_ms > 0);
+	CU_ASSERT(w.f[holder].held[0].hdr.timeout_ms <= 400);
+	pump_for(&w, 50);
+	CU_ASSERT_EQUAL(w.f[holder].n_cancel, 1);
+	CU_ASSERT_EQUAL(w.f[holder].cancel_id, 42);
+
+	/* its answer now is a late one */
+	fake_answer(&w.f[holder], 0, MB_STATUS_CANCELLED, "cancelled");
+	pump_for(&w, 300);
+	CU_ASSERT_EQUAL(w.n_got, 1);
+	stats(&w, &st);
+	CU_ASSERT_EQUAL(st.client_timeouts, 1);
+	CU_ASSERT_EQUAL(st.resent, 0);
+	CU_ASSERT_EQUAL(st.duplicates_dropped, 1);
+	world_close(&w);
+}
+
+/*
+ * A daemon that holds its answers has the first window in flight, no more; the rest wait
+ * in the client and go as answers come, each request answered once.
+ */
+static void
+test_credit_window(void)
+{
+	enum { WINDOW = 4, N = 10 };
+	struct world w;
+	struct mb_client_fleet_stats st;
+	struct mb_client_daemon d[1];
+	int seen[N + 1] = {0};
+	uint64_t until;
+
+	world_open(&w, 1, (struct mb_client_opts){.window = WINDOW});
+	for (uint64_t id = 1; id <= N; id++)
+		send_one(&w, id, 5000);
+	pump_for(&w, 300);
+	CU_ASSERT_EQUAL(w.f[0].n_held, WINDOW);
+	stats(&w, &st);
+	CU_ASSERT_EQUAL(st.waiting, N - WINDOW);
+	CU_ASSERT_EQUAL(mb_client_fleet_stats(w.c, NULL, d, 1), 1);
+	CU_ASSERT_EQUAL(d[0].in_flight, WINDOW);
+
+	/* one answer: one credit, one more request, in the order sent */
+	fake_answer(&w.f[0], 0, MB_STATUS_OK, "ok");
+	for (until = now_ms() + 2000; now_ms() < until && w.f[0].n_held == WINDOW;)
+		pump(&w, 5);
+	pump_for(&w, 100);
+	CU_ASSERT_EQUAL(w.f[0].n_held, WINDOW + 1);
+	CU_ASSERT_EQUAL(fake_pending(&w.f[0]), WINDOW);
+	for (int k = 0; k < w.f[0].n_held; k++)
+		CU_ASSERT_EQUAL(w.f[0].held[k].hdr.request_id, (uint64_t)k + 1);
+
+	/* answer the rest as they come */
+	for (until = now_ms() + 5000; now_ms() < until && w.n_got < N;) {
+		for (int k = 0; k < w.f[0].n_held; k++)
+			if (!w.f[0].done[k])
+				fake_answer(&w.f[0], k, MB_STATUS_OK, "ok");
+		pump(&w, 5);
+	}
+	pump_for(&w, 100);
+	CU_ASSERT_EQUAL(w.n_got, N);
+	CU_ASSERT_EQUAL(w.f[0].n_held, N);
+	for (int i = 0; i < w.n_got; i++) {
+		CU_ASSERT_EQUAL(w.got[i].hdr.status, MB_STATUS_OK);
+		if (w.got[i].hdr.request_id >= 1 && w.got[i].hdr.request_id <= N)
+			seen[w.got[i].hdr.request_id]++;
+	}
+	for (int id = 1; id <= N; id++)
+		CU_ASSERT_EQUAL(seen[id], 1);
+	stats(&w, &st);
+	CU_ASSERT_EQUAL(st.waiting, 0);
+	CU_ASSERT_EQUAL(st.duplicates_dropped, 0);
+	CU_ASSERT_EQUAL(st.resent, 0);
+	CU_ASSERT_EQUAL(w.f[0].n_bad, 0);
+	world_close(&w);
+}
+
+static const struct mb_test_case cases[] = {
+	{"late answer of the silent daemon dropped", test_late_answer_dropped},
+	{"late answer of the silent daemon wins, the other's dropped", test_first_answer_wins},
+	{"nobody answers: one client TIMEOUT", test_nobody_answers},
+	{"credit window: no more than the first window in flight", test_credit_window},
+	{NULL, NULL},
+};
+
+static const struct mb_test_suite suite = {"net fleet", NULL, NULL, cases};
+
+int
+main(void)
+{
+	const struct mb_test_suite *suites[] = {&suite, NULL};
+
+	return mb_test_main("fleet_test", suites);
+}
