@@ -755,9 +755,14 @@ class Fleet:
             self.resent += 1
             self.waiting[key] = en  # at the end of the line
             return
+        # every other daemon that had it may still be working on it (a later one, or an
+        # earlier one failed over for its silence): a cancel each, so that it stops; one that
+        # does not hold it ignores the cancel
         if en.daemon is not None and en.daemon is not d:
-            # answered by an earlier daemon while a later one has it: that one's is dropped
             self._send_cancel(en.daemon, key)
+        for o in en.tried:
+            if o is not d and o is not en.daemon and o.up and not o.gone:
+                self._send_cancel(o, key)
         self._free(en)
         self.deliver(en.owner, frames)
 
