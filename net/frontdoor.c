@@ -447,17 +447,16 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 	if (o->metrics != NULL) {
 		char l[64];
 
-		fd->m_unaddressable = mb_metrics_counter(
-			o->metrics, "mediabatch_zmq_dropped_total",
+		static const char dropped_help[] =
 			"ZeroMQ messages dropped without an answer, by why: unaddressable (no "
 			"request id could be read), bad_cancel (a refused cancel: a cancel gets "
-			"no response of its own).",
+			"no response of its own).";
+
+		fd->m_unaddressable = mb_metrics_counter(
+			o->metrics, "mediabatch_zmq_dropped_total", dropped_help,
 			mb_metrics_labels(l, sizeof(l), "reason", "unaddressable", NULL));
 		fd->m_bad_cancel = mb_metrics_counter(
-			o->metrics, "mediabatch_zmq_dropped_total",
-			"ZeroMQ messages dropped without an answer, by why: unaddressable (no "
-			"request id could be read), bad_cancel (a refused cancel: a cancel gets "
-			"no response of its own).",
+			o->metrics, "mediabatch_zmq_dropped_total", dropped_help,
 			mb_metrics_labels(l, sizeof(l), "reason", "bad_cancel", NULL));
 		fd->m_pub_dropped = mb_metrics_counter(o->metrics, "mediabatch_pub_dropped_total",
 						       "Publications sent while a subscriber was "
@@ -734,12 +733,13 @@ within_shares(struct mb_frontdoor *fd, zmq_msg_t *parts, const struct mb_request
  * client matching by id would take it for that request's answer. Dropped and counted.
  */
 static bool
-bad_cancel(struct mb_frontdoor *fd, const zmq_msg_t *hdr)
+bad_cancel(struct mb_frontdoor *fd, zmq_msg_t *hdr)
 {
-	if (!mb_proto_peek_is_request(zmq_msg_data((zmq_msg_t *)hdr),
-				      zmq_msg_size((zmq_msg_t *)hdr)) ||
-	    zmq_msg_size((zmq_msg_t *)hdr) < 8 ||
-	    !(mb_proto_peek_flags(zmq_msg_data((zmq_msg_t *)hdr)) & MB_FLAG_CANCEL))
+	const uint8_t *b = zmq_msg_data(hdr);
+	size_t len = zmq_msg_size(hdr);
+
+	if (len < 8 || !mb_proto_peek_is_request(b, len) ||
+	    !(mb_proto_peek_flags(b) & MB_FLAG_CANCEL))
 		return false;
 	count(fd->m_bad_cancel);
 	return true;

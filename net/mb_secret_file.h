@@ -6,7 +6,8 @@
  * library of its own so that the tools do not link the daemon's and the daemon not libcurl.
  *
  * Messages name what was read (@p what: a config key or a command-line flag) and its path,
- * as "WHAT 'PATH': ...". Buffers are wiped before they are freed.
+ * as "WHAT 'PATH': ...". Buffers are wiped before they are freed. No shared state: any
+ * thread may call these; a buffer belongs to the caller that got it.
  */
 #ifndef MB_SECRET_FILE_H
 #define MB_SECRET_FILE_H

@@ -258,6 +258,21 @@ stats(const struct world *w, struct mb_client_fleet_stats *st)
 	CU_ASSERT_EQUAL_FATAL(mb_client_fleet_stats(w->c, st, NULL, 0), w->n_fake);
 }
 
+/* Pump until the client has dropped a late answer (at most @p ms), then @p after ms more:
+ * room for a second answer to reach the caller, were there one. */
+static void
+pump_until_dropped(struct world *w, int ms, int after)
+{
+	struct mb_client_fleet_stats st;
+	uint64_t until = now_ms() + (uint64_t)ms;
+
+	do {
+		pump(w, 5);
+		stats(w, &st);
+	} while (st.duplicates_dropped == 0 && now_ms() < until);
+	pump_for(w, after);
+}
+
 /*
  * Send request 1 to a fleet of two fakes, both holding it: the first to get it is silent
  * past failover_ms, so the client resends it to the other. Returns the index of the first
@@ -331,13 +346,7 @@ test_late_answer_dropped(void)
 
 	/* the late one: the client must read it (counted) and not hand it over */
 	fake_answer(&w.f[a], 0, MB_STATUS_OK, "from a");
-	for (until = now_ms() + 2000; now_ms() < until;) {
-		pump(&w, 5);
-		stats(&w, &st);
-		if (st.duplicates_dropped > 0)
-			break;
-	}
-	pump_for(&w, 300); /* room for a second answer, were there one */
+	pump_until_dropped(&w, 2000, 300);
 	CU_ASSERT_EQUAL(w.n_got, 1);
 	stats(&w, &st);
 	CU_ASSERT_EQUAL(st.resent, 1);
@@ -382,13 +391,7 @@ test_first_answer_wins(void)
 	CU_ASSERT_EQUAL(w.f[b].cancel_id, 1);
 
 	fake_answer(&w.f[b], 0, MB_STATUS_CANCELLED, "cancelled");
-	for (until = now_ms() + 2000; now_ms() < until;) {
-		pump(&w, 5);
-		stats(&w, &st);
-		if (st.duplicates_dropped > 0)
-			break;
-	}
-	pump_for(&w, 300);
+	pump_until_dropped(&w, 2000, 300);
 	CU_ASSERT_EQUAL(w.n_got, 1);
 	stats(&w, &st);
 	CU_ASSERT_EQUAL(st.resent, 1);
