@@ -135,6 +135,25 @@ const char *mb_udp_queue_label(const struct mb_udp *u, uint32_t queue);
  * accepted. */
 void mb_udp_destroy(struct mb_udp **u);
 
+/**
+ * Request objects one rx queue owns: udp.max_requests for requests, and MB_UDP_ANSWER_SLOTS
+ * more that only answers use (a refusal is answered through a request object of its own, so
+ * that a datagram refused because every request slot is taken is still answered). Whoever
+ * sizes a ring that may hold every request object (the results ring) counts these.
+ */
+#define MB_UDP_ANSWER_SLOTS 32
+
+/** HELP of mediabatch_rx_unanswered_total (the UDP ingest's, or the service's without one). */
+#define MB_UDP_UNANSWERED_HELP                                                                     \
+	"Refusals the UDP rx path could not answer: the egress held every request object of the "  \
+	"rx queue, the ones kept for answers included."
+
+static inline uint32_t
+mb_udp_queue_slots(const struct mb_config *cfg)
+{
+	return cfg->udp_max_requests + MB_UDP_ANSWER_SLOTS;
+}
+
 /** Number of rx queues (= rx threads) over all ports. */
 uint32_t mb_udp_queues(const struct mb_udp *u);
 
@@ -162,6 +181,8 @@ struct mb_udp_stats {
 	uint64_t expired;   /**< incomplete at the reassembly timeout */
 	uint64_t cancelled; /**< cancels that found their request */
 	uint64_t answered;  /**< answers this path gave itself (to the egress), all reasons */
+	/** refusals not answered: every request object, the answers' own included, was taken */
+	uint64_t unanswered;
 	uint64_t reassembling;
 };
 

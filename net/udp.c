@@ -174,6 +174,7 @@ TAILQ_HEAD(slot_list, udp_slot);
 /* Single-writer counters (the rx thread), read by /metrics. */
 struct udp_counters {
 	_Atomic uint64_t packets, bytes, arp_replies, queued, refused, expired, cancelled, answered;
+	_Atomic uint64_t unanswered; /* refusals with no request object left to answer them */
 	_Atomic uint64_t dropped[MB_UDP_DROP_COUNT];
 	_Atomic uint64_t reassembling;
 	_Atomic uint32_t slots_in_use; /* n_slots - n_free, published once per poll round */
@@ -359,7 +360,7 @@ slot_get(struct udp_queue *q, uint32_t payload_len, enum mb_udp_drop *why)
 	void *buf = NULL;
 	uint32_t k;
 
-	if (q->n_free == 0) {
+	if (q->n_free <= MB_UDP_ANSWER_SLOTS) { /* those are kept for answers */
 		*why = MB_UDP_DROP_NO_SLOT;
 		return NULL;
 	}
@@ -389,13 +390,25 @@ slot_get(struct udp_queue *q, uint32_t payload_len, enum mb_udp_drop *why)
 	return s;
 }
 
-/* A slot without a buffer, for answering a datagram that never became a request. */
+/*
+ * A slot without a buffer, for answering a datagram that never became a request: any free
+ * slot, the MB_UDP_ANSWER_SLOTS kept for answers included. NULL when none is left.
+ */
 static struct udp_slot *
 slot_get_bare(struct udp_queue *q)
 {
-	enum mb_udp_drop why;
+	struct udp_slot *s;
 
-	return slot_get(q, 0, &why);
+	if (q->n_free == 0)
+		return NULL;
+	s = &q->slots[q->free_stack[--q->n_free]];
+	s->buf = NULL;
+	s->mbuf = NULL;
+	s->cls = 0;
+	s->indexed = false;
+	s->req.model = MB_REQUEST_NO_MODEL;
+	atomic_init(&s->req.cancel, false);
+	return s;
 }
 
 static void
@@ -552,8 +565,11 @@ answer_datagram(struct udp_queue *q, const struct mb_request_hdr *h, const char 
 {
 	struct udp_slot *s = slot_get_bare(q);
 
-	if (s == NULL)
-		return; /* every slot busy: counted as the drop that brought us here */
+	if (s == NULL) {
+		/* the egress holds every request object, the answers' own too: counted */
+		BUMP(q->c.unanswered, 1);
+		return;
+	}
 	memset(&s->req.hdr, 0, sizeof(s->req.hdr));
 	s->req.hdr.request_id = h->request_id;
 	s->req.hdr.tenant_id = h->tenant_id;
@@ -674,7 +690,7 @@ whole_request(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint6
 	enum mb_udp_drop why;
 	struct udp_slot *s;
 
-	if (q->n_free == 0 || item_lookup(q, it) != NULL ||
+	if (q->n_free <= MB_UDP_ANSWER_SLOTS || item_lookup(q, it) != NULL ||
 	    mb_proto_decode_request(it->dg.data, MB_PROTO_HDR_LEN, MB_TRANSPORT_UDP,
 				    q->u->o.cfg->max_payload_bytes, &h, &err) < 0)
 		return datagram(q, it, m, now);
@@ -703,14 +719,25 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 		return false;
 	}
 	if (dg->len < MB_PROTO_HDR_LEN) {
+		static const char short_hdr[] = "datagram: shorter than the 64-byte request header";
+
 		drop_pkt(q, MB_UDP_DROP_TRUNCATED);
-		if (dg->len >= 16) {
-			mb_proto_decode_request(dg->data, dg->len, MB_TRANSPORT_UDP, 0, &h, &err);
-			h.request_id = err.request_id;
-			h.tenant_id = err.tenant_id;
-			answer_datagram(q, &h, err.model, MB_STATUS_BAD_REQUEST,
-					"datagram: shorter than the 64-byte request header");
+		/* answered as a header that breaks a rule is, when it carries a request id: not
+		 * a cancel; and a slice of a request being reassembled (id and tenant both
+		 * there) fails that request */
+		if (dg->len < 16 || (mb_proto_peek_flags(dg->data) & MB_FLAG_CANCEL))
+			return false;
+		s = dg->len >= 20 ? item_lookup(q, it) : NULL;
+		if (s != NULL && s->state == SLOT_REASM) {
+			reasm_remove(q, s);
+			BUMP(q->c.refused, 1);
+			answer(q, s, MB_STATUS_BAD_REQUEST, "%s", short_hdr);
+			return false;
 		}
+		mb_proto_decode_request(dg->data, dg->len, MB_TRANSPORT_UDP, 0, &h, &err);
+		h.request_id = err.request_id;
+		h.tenant_id = err.tenant_id;
+		answer_datagram(q, &h, err.model, MB_STATUS_BAD_REQUEST, short_hdr);
 		return false;
 	}
 	slice = dg->len - MB_PROTO_HDR_LEN;
@@ -1146,6 +1173,7 @@ SUM_FN(queued)
 SUM_FN(refused)
 SUM_FN(expired)
 SUM_FN(cancelled)
+SUM_FN(unanswered)
 SUM_FN(reassembling)
 
 static int64_t
@@ -1252,6 +1280,8 @@ register_metrics(struct mb_udp *u)
 			      sum_expired, u);
 	mb_metrics_counter_fn(r, "mediabatch_rx_cancels_total",
 			      "UDP cancels that found their request.", NULL, sum_cancelled, u);
+	mb_metrics_counter_fn(r, "mediabatch_rx_unanswered_total", MB_UDP_UNANSWERED_HELP, NULL,
+			      sum_unanswered, u);
 	mb_metrics_gauge_fn(r, "mediabatch_rx_reassembly_entries",
 			    "UDP requests being reassembled now.", NULL, sum_reassembling, u);
 	for (uint32_t i = 0; i < u->n_ports; i++) {
@@ -1664,7 +1694,7 @@ setup_queue(struct mb_udp *u, struct udp_queue *q, char *err, size_t err_len)
 			return -ENOMEM;
 		}
 	}
-	q->n_slots = cfg->udp_max_requests;
+	q->n_slots = mb_udp_queue_slots(cfg);
 	q->slots = mb_env_zalloc((size_t)q->n_slots * sizeof(*q->slots), node);
 	q->free_stack = mb_env_zalloc((size_t)q->n_slots * sizeof(uint32_t), node);
 	if (q->slots == NULL || q->free_stack == NULL) {
@@ -1881,6 +1911,7 @@ mb_udp_stats(const struct mb_udp *u, struct mb_udp_stats *out)
 		out->expired += LD(expired);
 		out->cancelled += LD(cancelled);
 		out->answered += LD(answered);
+		out->unanswered += LD(unanswered);
 		out->reassembling += LD(reassembling);
 		for (int w = 0; w < MB_UDP_DROP_COUNT; w++)
 			out->dropped[w] += LD(dropped[w]);

@@ -1185,6 +1185,7 @@ build_metrics(struct mb_service *s)
 			   "UDP requests still incomplete at the reassembly timeout.", NULL);
 	mb_metrics_counter(r, "mediabatch_rx_cancels_total",
 			   "UDP cancels that found their request.", NULL);
+	mb_metrics_counter(r, "mediabatch_rx_unanswered_total", MB_UDP_UNANSWERED_HELP, NULL);
 	mb_metrics_gauge(r, "mediabatch_rx_reassembly_entries",
 			 "UDP requests being reassembled now.", NULL);
 }
@@ -1997,7 +1998,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	ro.name = "results";
 	ro.capacity = cfg->max_inflight + 64;
 	for (unsigned int i = 0; i < cfg->n_udp_ports; i++) /* room for every request object */
-		ro.capacity += cfg->udp_ports[i].rx_queues * cfg->udp_max_requests;
+		ro.capacity += cfg->udp_ports[i].rx_queues * mb_udp_queue_slots(cfg);
 	ro.prod_sync = MB_RING_SYNC_MT_HTS;
 	ro.cons_sync = MB_RING_SYNC_ST;
 	ro.doorbell = mb_reactor_doorbell(s->reactors[s->fd_reactor].r);

@@ -249,6 +249,24 @@ write_capture(void)
 		put_raw(bad, sizeof(bad));
 	}
 	put_slice(h, 300, 300, 0);
+	/* 21: half a request, a 40-byte cancel of it (a header cut short: truncated, and as a
+	 * cancel not answered, or the answer would read as 21's), its other half: served */
+	h = hdr(21, "echo", 600);
+	put_slice(h, 0, 300, 0);
+	{
+		struct mb_request_hdr c = {
+			.version = 1, .flags = MB_FLAG_CANCEL, .request_id = 21, .tenant_id = 7};
+
+		mb_proto_encode_request(&c, d);
+		put_raw(d, 40);
+	}
+	put_slice(h, 300, 300, 0);
+	/* 22: half a request, then a 40-byte datagram of it: 22 fails with it, answered once
+	 * (not a second time when its reassembly would have timed out) */
+	h = hdr(22, "echo", 600);
+	put_slice(h, 0, 300, 0);
+	mb_proto_encode_request(&h, d);
+	put_raw(d, 40);
 	/* 40, 41: a model whose queue holds one: the second is OVERLOADED */
 	h = hdr(40, "tiny", 100);
 	put_slice(h, 0, 100, 0);
@@ -483,6 +501,59 @@ write_src_capture(void)
 	g_frames = saved_frames;
 }
 
+/*
+ * The fourth capture, for a port with udp.max_requests 16: 16 requests that never complete
+ * take every request slot; then refusals, each answered through one of the
+ * MB_UDP_ANSWER_SLOTS slots kept for answers, until those are taken too.
+ */
+#define FULL_SLOTS 16
+#define FULL_FIRST_REFUSED (FULL_SLOTS + 1)		      /* 17: OVERLOADED */
+#define FULL_SHORT (FULL_SLOTS + 2)			      /* 18: a 40-byte datagram */
+#define FULL_LAST_ANSWERED (FULL_SLOTS + MB_UDP_ANSWER_SLOTS) /* 48 */
+static char g_full_pcap[256];
+static uint32_t g_full_frames;
+
+static void
+write_full_capture(void)
+{
+	pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+	pcap_dumper_t *saved = g_dump;
+	uint32_t saved_frames = g_frames;
+	struct mb_request_hdr h;
+	uint8_t d[MB_PROTO_HDR_LEN];
+
+	snprintf(g_full_pcap, sizeof(g_full_pcap), "/tmp/mb-udp-full-%d.pcap", (int)getpid());
+	g_dump = pcap_dump_open(dead, g_full_pcap);
+	if (g_dump == NULL)
+		abort();
+	g_frames = 0;
+	/* 1-16: half of each: every request slot taken, until they time out */
+	for (uint64_t id = 1; id <= FULL_SLOTS; id++)
+		put_slice(hdr(id, "echo", 600), 0, 300, 0);
+	/* 17-48: 32 refusals, the slots kept for answers: whole requests finding no slot
+	 * (OVERLOADED), and at 18 a header cut short (BAD_REQUEST) */
+	for (uint64_t id = FULL_FIRST_REFUSED; id <= FULL_LAST_ANSWERED; id++) {
+		h = hdr(id, "echo", 100);
+		if (id == FULL_SHORT) {
+			mb_proto_encode_request(&h, d);
+			put_raw(d, 40);
+		} else {
+			put_slice(h, 0, 100, 0);
+		}
+	}
+	/* 49, 50: every slot held (the test releases nothing until it has read them all): a
+	 * whole request and a bad header (version 2), neither answerable, both counted */
+	put_slice(hdr(49, "echo", 100), 0, 100, 0);
+	h = hdr(50, "echo", 100);
+	h.version = 2;
+	put_slice(h, 0, 100, 0);
+	pcap_dump_close(g_dump);
+	pcap_close(dead);
+	g_full_frames = g_frames;
+	g_dump = saved;
+	g_frames = saved_frames;
+}
+
 /* ---- the stand-in pipeline ---- */
 
 struct fake {
@@ -682,7 +753,8 @@ test_replay(void)
 	expect(14, 100, NULL);
 	expect(19, 100, NULL);
 	expect(20, 100, NULL);
-	CU_ASSERT(!g_seen[20].cancel);
+	expect(21, 100, NULL);
+	CU_ASSERT(!g_seen[20].cancel && !g_seen[21].cancel);
 	CU_ASSERT(g_seen[19].cancel);
 	CU_ASSERT(!g_seen[1].cancel && !g_seen[14].cancel);
 	expect(40, 100, NULL);
@@ -693,9 +765,11 @@ test_replay(void)
 	expect(13, MB_STATUS_BAD_REQUEST, "runs past payload_len 100");
 	expect(17, MB_STATUS_BAD_REQUEST, "incomplete: 300 of 600");
 	expect(18, MB_STATUS_CANCELLED, "cancelled by the client");
+	expect(22, MB_STATUS_BAD_REQUEST, "shorter than the 64-byte request header");
 	expect(41, MB_STATUS_OVERLOADED, "queue is full");
 	for (int i = 0; i < 64; i++) /* and nothing else */
-		if (strchr("\x01\x02\x03\x04\x05\x06\x07\x0a\x0b\x0d\x0e\x11\x12\x13\x14\x28\x29",
+		if (strchr("\x01\x02\x03\x04\x05\x06\x07\x0a\x0b\x0d\x0e\x11\x12\x13\x14\x15\x16"
+			   "\x28\x29",
 			   i) == NULL)
 			CU_ASSERT_EQUAL(g_seen[i].status, -1);
 	CU_ASSERT_EQUAL(atomic_load(&g_fake.unadmitted), 1); /* 41 */
@@ -707,7 +781,7 @@ test_replay(void)
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_DUPLICATE], 4);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_GARBAGE], 1);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_WRONG_PORT], 1);
-	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_TRUNCATED], 1);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_TRUNCATED], 3);	/* 7, 21's cancel, 22's slice */
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_BAD_HEADER], 3); /* 20's cancel among them */
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_CONFLICT], 1);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_OTHER_PROTOCOL], 2);
@@ -716,7 +790,7 @@ test_replay(void)
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_NOT_FOR_US], 1);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_NO_SLOT], 0);
 	CU_ASSERT_EQUAL(st.arp_replies, 1);
-	CU_ASSERT_EQUAL(st.queued, 9);
+	CU_ASSERT_EQUAL(st.queued, 10);
 	CU_ASSERT_EQUAL(st.expired, 2);
 	CU_ASSERT_EQUAL(st.cancelled, 2);
 	CU_ASSERT_EQUAL(st.reassembling, 0);
@@ -970,6 +1044,71 @@ test_sources(void)
 	CU_ASSERT_EQUAL(mb_ring_count(g_fake.results), 0);
 }
 
+/* ---- every slot taken ---- */
+
+static struct mb_udp *g_full_u;
+static struct mb_cancel *g_full_drain;
+static struct mb_metrics *g_full_metrics;
+
+static void *
+full_rx_main(void *arg)
+{
+	(void)arg;
+	mb_udp_rx_run(g_full_u, 0);
+	return NULL;
+}
+
+static bool
+full_all_read(struct mb_udp *u)
+{
+	struct mb_udp_stats st;
+
+	mb_udp_stats(u, &st);
+	return st.packets == g_full_frames && st.expired == FULL_SLOTS;
+}
+
+static void
+test_full(void)
+{
+	struct mb_udp_stats st;
+	char *text = NULL;
+	size_t len;
+	pthread_t t;
+
+	for (int i = 0; i < 64; i++)
+		g_seen[i] = (struct seen){.status = -1};
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, full_rx_main, NULL), 0);
+	/* every frame read and the 16 halves timed out (100 ms), nothing released meanwhile */
+	CU_ASSERT_FATAL(wait_for(full_all_read, g_full_u, 10000));
+	take(g_fake.echo, true);
+	take(g_fake.results, false);
+
+	for (uint64_t id = 1; id <= FULL_SLOTS; id++)
+		expect(id, MB_STATUS_BAD_REQUEST, "incomplete: 300 of 600 payload bytes");
+	for (uint64_t id = FULL_FIRST_REFUSED; id <= FULL_LAST_ANSWERED; id++)
+		if (id != FULL_SHORT)
+			expect(id, MB_STATUS_OVERLOADED, "(udp.max_requests); retry later");
+	expect(FULL_SHORT, MB_STATUS_BAD_REQUEST, "shorter than the 64-byte request header");
+	CU_ASSERT_EQUAL(g_seen[49].status, -1);
+	CU_ASSERT_EQUAL(g_seen[50].status, -1);
+
+	mb_udp_stats(g_full_u, &st);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_NO_SLOT], MB_UDP_ANSWER_SLOTS); /* 17, 19-49 */
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_TRUNCATED], 1);
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_BAD_HEADER], 1);
+	CU_ASSERT_EQUAL(st.unanswered, 2);
+	CU_ASSERT_EQUAL(st.answered, FULL_SLOTS + MB_UDP_ANSWER_SLOTS);
+	CU_ASSERT_EQUAL(st.queued, 0);
+	CU_ASSERT_EQUAL_FATAL(mb_metrics_render(g_full_metrics, &text, &len), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "mediabatch_rx_unanswered_total 2\n"));
+	free(text);
+
+	mb_cancel_cancel(g_full_drain);
+	CU_ASSERT(wait_for(closed, g_full_u, 5000));
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(mb_ring_count(g_fake.results), 0);
+}
+
 /* Lists mb_udp_create() must refuse, before it touches a port, naming the entry. */
 static void
 test_sources_refused(void)
@@ -1013,6 +1152,9 @@ static const struct mb_test_case cases[] = {
 	 "slices and cancels dropped as 'source', never answered",
 	 test_sources},
 	{"udp.sources: duplicate tenants, empty lists, host bits refused", test_sources_refused},
+	{"every request slot taken: refusals answered OVERLOADED through the slots kept for "
+	 "answers; past those, counted unanswered",
+	 test_full},
 	{NULL, NULL},
 };
 
@@ -1023,10 +1165,10 @@ main(void)
 {
 	const struct mb_test_suite *suites[] = {&suite, NULL};
 	static struct mb_udp_port_config port;
-	static struct mb_udp_port_config fport, sport;
-	static struct mb_config fcfg, scfg;
-	char vdev[600], vdev2[600], vdev3[600], err[512];
-	const char *extra[3] = {vdev, vdev2, vdev3};
+	static struct mb_udp_port_config fport, sport, xport;
+	static struct mb_config fcfg, scfg, xcfg;
+	char vdev[600], vdev2[600], vdev3[600], vdev4[600], err[512];
+	const char *extra[4] = {vdev, vdev2, vdev3, vdev4};
 	struct mb_eal_opts eo;
 	struct mb_udp_opts uo = {0};
 	int rc;
@@ -1034,16 +1176,19 @@ main(void)
 	write_capture();
 	write_fuzz_capture();
 	write_src_capture();
+	write_full_capture();
 	snprintf(vdev, sizeof(vdev), "--vdev=net_pcap0,rx_pcap=%s,tx_pcap=%s", g_rx_pcap,
 		 g_tx_pcap);
 	snprintf(vdev2, sizeof(vdev2), "--vdev=net_pcap1,rx_pcap=%s,tx_pcap=/dev/null",
 		 g_fuzz_pcap);
 	snprintf(vdev3, sizeof(vdev3), "--vdev=net_pcap2,rx_pcap=%s,tx_pcap=/dev/null", g_src_pcap);
+	snprintf(vdev4, sizeof(vdev4), "--vdev=net_pcap3,rx_pcap=%s,tx_pcap=/dev/null",
+		 g_full_pcap);
 	mb_eal_opts_init(&eo);
 	eo.name = "udp_pcap_test";
 	eo.mem_mb = 256;
 	eo.extra = extra;
-	eo.n_extra = 3;
+	eo.n_extra = 4;
 	if (mb_eal_init(&eo) != 0) {
 		fprintf(stderr, "EAL with %s failed\n", vdev);
 		return 99;
@@ -1117,7 +1262,31 @@ main(void)
 	}
 	memset(g_sources, 0xa5, sizeof(g_sources));
 	memset(g_prefixes, 0xa5, sizeof(g_prefixes));
+	/* the port whose slots all fill up: the smallest udp.max_requests the config takes */
+	xcfg = g_cfg;
+	xport = port;
+	snprintf(xport.device, sizeof(xport.device), "net_pcap3");
+	xcfg.udp_ports = &xport;
+	xcfg.udp_max_requests = FULL_SLOTS;
+	if (mb_cancel_create(NULL, &g_full_drain) < 0 || mb_metrics_create(&g_full_metrics) < 0)
+		return 99;
+	uo.cfg = &xcfg;
+	uo.drain = g_full_drain;
+	uo.metrics = g_full_metrics;
+	uo.n_sources = 0;
+	uo.sources = NULL;
+	rc = mb_udp_create(&uo, &g_full_u, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "mb_udp_create (full): %s\n", err);
+		return 99;
+	}
 	rc = mb_test_main("udp_pcap_test", suites);
+	mb_udp_destroy(&g_full_u);
+	mb_cancel_destroy(&g_full_drain);
+	mb_metrics_destroy(&g_full_metrics);
+	xcfg.udp_ports = NULL;
+	xcfg.n_udp_ports = 0;
+	unlink(g_full_pcap);
 	mb_udp_destroy(&g_src_u);
 	mb_cancel_destroy(&g_src_drain);
 	mb_metrics_destroy(&g_src_metrics);

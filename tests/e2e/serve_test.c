@@ -253,6 +253,7 @@ test_metrics_and_health(void)
 		"mediabatch_rx_packets_total",
 		"mediabatch_rx_bytes_total",
 		"mediabatch_rx_dropped_total",
+		"mediabatch_rx_unanswered_total",
 		NULL,
 	};
 
