@@ -34,12 +34,12 @@ mb_gpu_probe(struct mb_gpu_probe *out)
 	n = mb_cuda_probe_devices(descs, MB_GPU_MAX, &out->driver_version, &out->runtime_version,
 				  out->reason, sizeof(out->reason));
 	if (n < 0) {
-		MB_LOG_ONCE(NOTICE, "no usable GPU: %s; running on the CPU device", out->reason);
+		MB_LOG_ONCE(INFO, "no usable GPU: %s", out->reason);
 		return 0;
 	}
 	if (n == 0) {
 		snprintf(out->reason, sizeof(out->reason), "the CUDA driver reports no device");
-		MB_LOG_ONCE(NOTICE, "no usable GPU: %s; running on the CPU device", out->reason);
+		MB_LOG_ONCE(INFO, "no usable GPU: %s", out->reason);
 		return 0;
 	}
 	if (n > MB_GPU_MAX) {
@@ -65,7 +65,7 @@ mb_gpu_probe(struct mb_gpu_probe *out)
 #else
 	snprintf(out->reason, sizeof(out->reason),
 		 "built without CUDA (meson -Dcuda=disabled, or nvcc not found)");
-	MB_LOG_ONCE(NOTICE, "no usable GPU: %s; running on the CPU device", out->reason);
+	MB_LOG_ONCE(INFO, "no usable GPU: %s", out->reason);
 	return 0;
 #endif
 }

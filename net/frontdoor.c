@@ -527,7 +527,11 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 	*out = fd;
 	return 0;
 oom:
-	snprintf(err, err_len, "front door: out of memory (max_inflight %u)", o->max_inflight);
+	snprintf(err, err_len,
+		 "front door: out of memory for service.max_inflight %u (its request objects and "
+		 "index live in the DPDK heap: raise eal.memory_mb or the hugepages eal.args "
+		 "gives, or lower max_inflight)",
+		 o->max_inflight);
 	rc = -ENOMEM;
 fail:
 	mb_frontdoor_destroy(&fd);
@@ -789,6 +793,8 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	}
 	payload_size = zmq_msg_size(&parts[2]);
 	if (payload_size != h.payload_len) {
+		if (bad_cancel(fd, &parts[1]))
+			return;
 		snprintf(reason, sizeof(reason),
 			 "payload: the second frame has %zu bytes, but payload_len says %" PRIu32,
 			 payload_size, h.payload_len);

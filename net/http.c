@@ -845,6 +845,40 @@ destroy(struct mb_http *h)
 	free(h);
 }
 
+/* The TLS pair and the token file of @p o, read and checked into @p h. */
+static int
+load_files(struct mb_http *h, const struct mb_http_opts *o, char *err, size_t err_len)
+{
+	int rc;
+
+	h->tls = o->tls_cert != NULL && o->tls_cert[0] != '\0';
+	if ((o->tls_key != NULL && o->tls_key[0] != '\0') != h->tls) {
+		snprintf(err, err_len,
+			 "http: give both tls_cert and tls_key (PEM files), or neither");
+		return -EINVAL;
+	}
+	if (h->tls && (rc = load_tls(h, o, err, err_len)) < 0)
+		return rc;
+	if (o->token_file != NULL && o->token_file[0] != '\0' &&
+	    (rc = load_token(h, o->token_file, err, err_len)) < 0)
+		return rc;
+	return 0;
+}
+
+int
+mb_http_check_files(const struct mb_http_opts *o, char *err, size_t err_len)
+{
+	struct mb_http *h = calloc(1, sizeof(*h));
+	int rc;
+
+	if (h == NULL)
+		return -ENOMEM;
+	h->lfd = h->efd = h->ep = -1;
+	rc = load_files(h, o, err, err_len);
+	destroy(h); /* wipes what was read */
+	return rc;
+}
+
 int
 mb_http_start(const struct mb_http_opts *o, struct mb_http **out, char *err, size_t err_len)
 {
@@ -872,18 +906,7 @@ mb_http_start(const struct mb_http_opts *o, struct mb_http **out, char *err, siz
 					      : MB_HTTP_MAX_CONNECTIONS_PER_IP;
 	h->timeout_ns =
 		(uint64_t)(o->timeout_ms ? o->timeout_ms : MB_HTTP_TIMEOUT_MS) * MB_NS_PER_MS;
-	h->tls = o->tls_cert != NULL && o->tls_cert[0] != '\0';
-
-	if ((o->tls_key != NULL && o->tls_key[0] != '\0') != h->tls) {
-		snprintf(err, err_len,
-			 "http: give both tls_cert and tls_key (PEM files), or neither");
-		rc = -EINVAL;
-		goto fail;
-	}
-	if (h->tls && (rc = load_tls(h, o, err, err_len)) < 0)
-		goto fail;
-	if (o->token_file != NULL && o->token_file[0] != '\0' &&
-	    (rc = load_token(h, o->token_file, err, err_len)) < 0)
+	if ((rc = load_files(h, o, err, err_len)) < 0)
 		goto fail;
 
 	while (buckets < h->max_conns && buckets < (1u << 16))

@@ -87,6 +87,14 @@ struct mb_http;
  */
 int mb_http_start(const struct mb_http_opts *opts, struct mb_http **out, char *err, size_t err_len);
 
+/**
+ * What mb_http_start() checks of @p opts' files, without starting anything (--check): the
+ * TLS pair given whole or not at all, each file readable and of the right form, the token
+ * not empty. Returns 0, or -errno with the same reason mb_http_start() would give. What is
+ * read is wiped before it returns.
+ */
+int mb_http_check_files(const struct mb_http_opts *opts, char *err, size_t err_len);
+
 /** Stop serving (joins the thread, closes every connection) and free; NULL accepted. */
 void mb_http_stop(struct mb_http **http);
 

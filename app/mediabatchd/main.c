@@ -83,10 +83,11 @@ usage(FILE *out)
 		"ones\n"
 		"finish, every response is sent); a second one stops at once (what has not "
 		"started\n"
-		"is answered CANCELLED). SIGHUP reloads --config's tenant rate limits and the\n"
-		"models' max_batch, max_delay_us, queue_limit and default_timeout_ms (the others\n"
-		"at the next start). Exit status: 0 after a clean drain, 3 when the drain was cut\n"
-		"short, 2 for a usage or configuration error, 1 when the service cannot start.\n");
+		"is answered CANCELLED). SIGHUP reloads --config's tenant rate limits, the\n"
+		"models' max_batch, max_delay_us, queue_limit and default_timeout_ms, and with\n"
+		"CURVE the allow-list, security.clients (the others at the next start).\n"
+		"Exit status: 0 after a clean drain, 3 when the drain was cut short, 2 for a\n"
+		"usage or configuration error, 1 when the service cannot start.\n");
 }
 
 struct flags {
@@ -573,7 +574,7 @@ main(int argc, char **argv)
 			mb_config_fini(&cfg);
 			return EXIT_CONFIG;
 		}
-		if (service_check_security(&cfg, security, sizeof(security)) < 0) {
+		if (service_check_security(&cfg, true, security, sizeof(security)) < 0) {
 			fprintf(stderr, "mediabatchd: %s: %s\n", cfg.source, security);
 			mb_config_fini(&cfg);
 			return EXIT_CONFIG;

@@ -580,7 +580,7 @@ client_share(const struct mb_config *cfg)
 }
 
 int
-service_check_security(const struct mb_config *cfg, char *buf, size_t len)
+service_check_security(const struct mb_config *cfg, bool http_files, char *buf, size_t len)
 {
 	struct mb_auth *auth = NULL;
 	char pub[41], sec[41];
@@ -589,18 +589,15 @@ service_check_security(const struct mb_config *cfg, char *buf, size_t len)
 
 	if (rc < 0)
 		return rc;
-	{
-		const char *files[3] = {cfg->http_tls_cert, cfg->http_tls_key,
-					cfg->http_token_file};
-		const char *keys[3] = {"http.tls_cert", "http.tls_key", "http.token_file"};
+	if (http_files) {
+		struct mb_http_opts ho = {.tls_cert = cfg->http_tls_cert,
+					  .tls_key = cfg->http_tls_key,
+					  .token_file = cfg->http_token_file};
 
-		for (int i = 0; i < 3; i++)
-			if (files[i][0] != '\0' && access(files[i], R_OK) != 0) {
-				snprintf(buf, len, "%s: %s: %s", keys[i], files[i],
-					 strerror(errno));
-				mb_auth_destroy(&auth);
-				return -EINVAL;
-			}
+		if ((rc = mb_http_check_files(&ho, buf, len)) < 0) {
+			mb_auth_destroy(&auth);
+			return rc;
+		}
 	}
 	if (auth != NULL)
 		snprintf(buf, len,
@@ -739,7 +736,8 @@ add_model(struct mb_service *s, const struct mb_model_desc *d, const struct mb_m
 /*
  * Which devices may serve: cpu0 unless devices.cpu.serve is never; the GPUs that
  * devices.cuda selects (all found, or the listed ordinals), each with its NUMA node.
- * With mode auto and no usable GPU, the probe has logged why once and cpu0 serves alone.
+ * With mode auto and no usable GPU, that is logged once, with why, and cpu0 serves alone;
+ * with mode required the start stops (nothing said before it of running on the CPU).
  */
 static int
 plan_devices(struct mb_service *s, char *err, size_t err_len)
@@ -764,6 +762,7 @@ plan_devices(struct mb_service *s, char *err, size_t err_len)
 				 cfg->source, s->gpus.reason);
 			return -ENODEV;
 		}
+		MB_LOG(NOTICE, "no usable GPU (%s): running on the CPU device", s->gpus.reason);
 		return 0;
 	}
 	if (s->topo != NULL)
@@ -1325,6 +1324,21 @@ udp_unadmit(void *ctx, struct mb_request *req)
 	mb_admission_undo(((struct mb_service *)ctx)->admission, req);
 }
 
+/* What create_limiter()'s -errno @p rc means, for an operator. */
+static void
+limiter_error(const struct mb_config *cfg, int rc, char *buf, size_t len)
+{
+	if (rc == -ENOMEM)
+		snprintf(buf, len,
+			 "tenant rate limits: no memory for a table of tenants.max_tenants %u "
+			 "(one for ZeroMQ and one per UDP rx queue, in the DPDK heap: raise "
+			 "eal.memory_mb, %u MiB now, or the hugepages eal.args gives; or lower "
+			 "max_tenants)",
+			 cfg->max_tenants, cfg->eal_memory_mb);
+	else
+		snprintf(buf, len, "tenant rate limits: %s", strerror(-rc));
+}
+
 static int
 create_limiter(const struct mb_config *cfg, struct mb_ratelimit **out)
 {
@@ -1392,7 +1406,10 @@ service_reload(struct mb_service *s, const struct mb_config *n, char *msg, size_
 	for (uint32_t q = 0; rc == 0 && q < s->n_udp_limits; q++)
 		rc = create_limiter(n, &ul[q]);
 	if (rc < 0) {
-		snprintf(msg, len, "%s: tenant rate limits: %s", n->source, strerror(-rc));
+		char why[256];
+
+		limiter_error(n, rc, why, sizeof(why));
+		snprintf(msg, len, "%s: %s", n->source, why);
 		goto refused;
 	}
 	if (n->security_mode != s->cfg->security_mode) {
@@ -1479,7 +1496,7 @@ build_udp(struct mb_service *s, char *err, size_t err_len)
 	for (uint32_t i = 0; i < nq; i++) {
 		rc = create_limiter(cfg, &s->udp_limits[i]);
 		if (rc < 0) {
-			snprintf(err, err_len, "tenant rate limits: %s", strerror(-rc));
+			limiter_error(cfg, rc, err, err_len);
 			return rc;
 		}
 	}
@@ -2009,7 +2026,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	}
 	rc = create_limiter(cfg, &s->limits);
 	if (rc < 0) {
-		snprintf(err, err_len, "tenant rate limits: %s", strerror(-rc));
+		limiter_error(cfg, rc, err, err_len);
 		goto fail;
 	}
 	build_metrics(s);
@@ -2132,10 +2149,11 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 		if (rc < 0)
 			goto fail;
 		fo.server_secret_key = sec;
-		if (service_check_security(cfg, why, sizeof(why)) == 0 && strstr(why, "WARNING"))
-			MB_LOG(WARNING, "security: %s", why);
-		else
-			MB_LOG(NOTICE, "security: %s", why);
+		/* the line only (load_security() above succeeded, so this does too); the HTTP
+		 * endpoint reads its own files when it starts, and says what is wrong */
+		if (service_check_security(cfg, false, why, sizeof(why)) == 0)
+			mb_log(strstr(why, "WARNING") != NULL ? RTE_LOG_WARNING : RTE_LOG_NOTICE,
+			       MB_LOG_MODULE, "security: %s", why);
 		rc = mb_frontdoor_create(&fo, &s->fd, err, err_len);
 		memset(sec, 0, sizeof(sec));
 	}

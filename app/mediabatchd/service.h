@@ -44,16 +44,17 @@ int service_check_models(const struct mb_config *cfg, char *err, size_t err_len)
 int service_check_load(const struct mb_config *cfg, char *err, size_t err_len);
 
 /**
+ * The security in force under @p cfg, checked as a start would (the server's key read,
+ * every client key file of the allow-list read; with @p http_files, the HTTP endpoint's TLS
+ * pair and token file read and checked too, as --check wants): a line for --check and the
+ * start-up log in @p buf. Returns 0, or -errno with the reason in @p buf.
+ */
+int service_check_security(const struct mb_config *cfg, bool http_files, char *buf, size_t len);
+
+/**
  * For --check: the placement this configuration would get on this machine (see
  * mb_placement.h), described in @p buf. Returns 0 or -errno (described too).
  */
-/**
- * The security in force under @p cfg, checked as a start would (the server's key read,
- * every client key file of the allow-list read): a line for --check and the start-up
- * log in @p buf. Returns 0, or -errno with the reason in @p buf.
- */
-int service_check_security(const struct mb_config *cfg, char *buf, size_t len);
-
 int service_check_placement(const struct mb_config *cfg, char *buf, size_t len);
 
 /**

@@ -313,13 +313,14 @@ test_bad_cancel_dropped(void)
 	c.payload_len = 0;
 	mb_proto_encode_request(&c, w);
 	d[0] = w;
-	send_frames(d, l, 3); /* a cancel of 3 frames */
+	send_frames(d, l, 3);	/* a cancel of 3 frames */
+	send_req(&c, g_pcm, 4); /* payload_len 0, but a second frame of 4 bytes */
 	st = response(reason, sizeof(reason), &id, 5000);
 	CU_ASSERT_EQUAL(st, MB_STATUS_OK); /* the request's own answer, and the only one */
 	CU_ASSERT_EQUAL(id, 32);
 	CU_ASSERT_EQUAL(g_last_flags, 0);
 	CU_ASSERT_EQUAL(response(reason, sizeof(reason), NULL, 300), -1);
-	CU_ASSERT_EQUAL(mb_daemon_metric(&g_d, series), before + 2);
+	CU_ASSERT_EQUAL(mb_daemon_metric(&g_d, series), before + 3);
 }
 
 static void

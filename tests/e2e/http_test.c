@@ -522,8 +522,26 @@ expect_refusal(const char *yaml, char *log, size_t len)
 	return rc;
 }
 
-/* An empty token file stops the start (an unreadable one takes the code path of a missing
- * certificate, checked in test_tls). */
+/* --check on @p yaml (plus the CPU device) must refuse it (exit 2) with @p reason and
+ * @p path in its output, as the start does: it reads the HTTP endpoint's files too. */
+static void
+expect_check_refusal(const char *yaml, const char *path, const char *reason)
+{
+	char cfg[64], text[1024], out[4096];
+	const char *args[] = {"--config", cfg, "--check", NULL};
+
+	snprintf(text, sizeof(text), "%sdevices:\n  cuda: {mode: \"off\"}\n", yaml);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(temp_file(cfg, sizeof(cfg), text, 0600));
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(args, out, sizeof(out)), 2);
+	if (strstr(out, reason) == NULL || strstr(out, path) == NULL)
+		printf("\n    --check said: %s", out);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, reason));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, path));
+	unlink(cfg);
+}
+
+/* An empty token file stops the start, and --check says so first (an unreadable one takes
+ * the code path of a missing certificate, checked in test_tls). */
 static void
 test_bad_token_file(void)
 {
@@ -535,6 +553,7 @@ test_bad_token_file(void)
 	CU_ASSERT_NOT_EQUAL(expect_refusal(yaml, log, sizeof(log)), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, empty));
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, "empty"));
+	expect_check_refusal(yaml, empty, "empty");
 	unlink(empty);
 }
 
@@ -745,6 +764,7 @@ test_tls(void)
 	CU_ASSERT_NOT_EQUAL(expect_refusal(yaml, log, sizeof(log)), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, junk));
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, "not a PEM certificate"));
+	expect_check_refusal(yaml, junk, "not a PEM certificate");
 
 	snprintf(yaml, sizeof(yaml), "http:\n  tls_cert: \"%s\"\n  tls_key: \"%s\"\n", cert,
 		 other_key);
