@@ -48,10 +48,11 @@
  * image, the PCM, the pooled, hidden and embedding vectors) are one allocation for exactly its
  * n items, made from the device's pool on the run's stream at its start and freed on it at its
  * end (mb_cuda_clap_parts(): the same list gives the service its figures). The activations
- * are sized for stage 0 and reused by every later, smaller stage. A worker keeps its context
- * (cuBLAS workspace), its cuFFT plan with the work area we allocate for it (the plan made
- * without auto-allocation, so the size is cuFFT's own, learned once at load), and pinned host
- * staging grown to its largest batch and kept.
+ * are sized for stage 0 and reused by every later, smaller stage. A worker (struct
+ * mb_tf_worker, cuda_common_internal.h) keeps its context (cuBLAS workspace), its cuFFT plan
+ * with the work area we allocate for it (the plan made without auto-allocation, so the size is
+ * cuFFT's own, learned once at load), and pinned host staging grown to its largest batch and
+ * kept.
  *
  * Owns: the net's store (weights, position biases, front-end tables); a worker's context,
  * cuFFT plan and work area, pinned buffers; a run's allocation for the run. Threads:
@@ -69,6 +70,7 @@
 #include <cufft.h>
 
 #include "cuda_check_internal.h"
+#include "cuda_common_internal.h"
 #include "cuda_tf_internal.h"
 
 #define N_FFT MB_CUDA_CLAP_N_FFT
@@ -82,21 +84,16 @@
 #define MAX_STAGES MB_CUDA_CLAP_MAX_STAGES
 #define MAX_NT (MB_CUDA_CLAP_MAX_WINDOW * MB_CUDA_CLAP_MAX_WINDOW)
 #define LN_EPS 1e-5f /* patch_embed.norm, downsample.norm, norm: nn.LayerNorm's default */
-#define THREADS 256
-/* LayerNorm in window order: one block per row, as cuda_tf.cu's */
-#define LN_THREADS 128
-#define LN_PER (MB_TF_MAX_D / LN_THREADS)
 /* the window softmax: one warp per row of at most MAX_NT scores, WSM_WARPS rows a block */
 #define WSM_WARPS 4
 #define WSM_PER (MAX_NT / 32)
-#define POOL_Y 16
 #define L2_THREADS 256
 
 static_assert(FRAMES == 1 + MAX_SAMPLES / HOP && PADDED == MAX_SAMPLES + 2 * PAD &&
 		      (FRAMES - 1) * HOP + N_FFT <= PADDED,
 	      "clap's front end sizes");
 static_assert(sizeof(cufftDoubleComplex) == 2 * sizeof(double), "the spectrum part's size");
-static_assert(MB_TF_MAX_D % LN_THREADS == 0 && MAX_NT % 32 == 0, "the row kernels' sizes");
+static_assert(MAX_NT % 32 == 0, "the window softmax's rows");
 
 /* One Swin block on the device. */
 struct swin {
@@ -125,13 +122,7 @@ struct mb_cuda_clap {
 };
 
 struct mb_cuda_clap_worker {
-	struct mb_tf_ctx *ctx;
-	cufftHandle fft;
-	bool fft_made;
-	void *fft_area; /* net->fft_work bytes (NULL when 0) */
-	uint32_t cap;	/* items the pinned staging holds */
-	void *pin_in;	/* cap slots of MAX_SAMPLES * 4 bytes */
-	float *pin_out; /* [cap x proj] */
+	struct mb_tf_worker tf; /* pin_in: slots of MAX_SAMPLES * 4 bytes; pin_out: of [proj] */
 };
 
 /* A run's device buffers: pointers into its one allocation. */
@@ -149,72 +140,8 @@ struct run_mem {
 	float *h1, *emb;	  /* [n x proj] */
 };
 
-/* run the statement(s) with S the C++ type of precision @p prec (as cuda_tf.cu's) */
-#define WITH_S(prec, ...)                                                                          \
-	do {                                                                                       \
-		switch (prec) {                                                                    \
-		case MB_TF_F16: {                                                                  \
-			using S = __half;                                                          \
-			__VA_ARGS__;                                                               \
-		} break;                                                                           \
-		case MB_TF_BF16: {                                                                 \
-			using S = __nv_bfloat16;                                                   \
-			__VA_ARGS__;                                                               \
-		} break;                                                                           \
-		default: {                                                                         \
-			using S = float;                                                           \
-			__VA_ARGS__;                                                               \
-		} break;                                                                           \
-		}                                                                                  \
-	} while (0)
-
 namespace
 {
-
-unsigned int
-grid_of(size_t n)
-{
-	return (unsigned int)((n + THREADS - 1) / THREADS);
-}
-
-template <typename S> __device__ __forceinline__ S to_s(float v);
-template <>
-__device__ __forceinline__ float
-to_s<float>(float v)
-{
-	return v;
-}
-template <>
-__device__ __forceinline__ __half
-to_s<__half>(float v)
-{
-	return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16
-to_s<__nv_bfloat16>(float v)
-{
-	return __float2bfloat16_rn(v);
-}
-
-/* the sum over the block of every thread's @p v, in every thread; @p sh: 32 floats */
-template <int NT>
-__device__ __forceinline__ float
-block_sum(float v, float *sh)
-{
-	const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-
-	for (int o = 16; o > 0; o >>= 1)
-		v += __shfl_xor_sync(0xffffffffu, v, o);
-	__syncthreads(); /* sh may still be read by an earlier call */
-	if (lane == 0)
-		sh[warp] = v;
-	__syncthreads();
-	v = lane < NT / 32 ? sh[lane] : 0.0f;
-	for (int o = 16; o > 0; o >>= 1)
-		v += __shfl_xor_sync(0xffffffffu, v, o);
-	return v;
-}
 
 /*
  * The row in its grid of the token at row @p part of the window order (nn.c's
@@ -254,18 +181,7 @@ repeat_pad(const void *in, int s16, uint32_t n, float *out)
 		j = -j; /* numpy's "reflect": a[-i] = a[i] */
 	else if (j >= (int64_t)MAX_SAMPLES)
 		j = 2 * ((int64_t)MAX_SAMPLES - 1) - j;
-	if (j >= filled) {
-		out[i] = 0.0f;
-		return;
-	}
-	j %= n;
-	if (s16) {
-		const uint8_t *p = (const uint8_t *)in;
-
-		out[i] = (float)(int16_t)(p[2 * j] | p[2 * j + 1] << 8) / 32768.0f;
-	} else {
-		out[i] = ((const float *)in)[j];
-	}
+	out[i] = j >= filled ? 0.0f : pcm_sample(in, s16, j % n);
 }
 
 /* frames [FRAMES x N_FFT] = padded[t * HOP + k] * hann[k], double */
@@ -358,7 +274,8 @@ patches(const float *img, uint32_t spec, uint32_t g, uint32_t P, uint32_t stride
 
 /*
  * One block per row r of the window order (item r / res^2, part r % res^2): LayerNorm of x's
- * row window_source(part) of the item, into y[r] in S (cuda_tf.cu's ln_rows, gathered).
+ * row window_source(part) of the item, into y[r] in S (cuda_tf.cu's ln_rows, gathered: the
+ * same ln_row()).
  */
 template <typename S>
 __global__ void
@@ -369,35 +286,9 @@ __launch_bounds__(LN_THREADS)
 	__shared__ float sh[32];
 	const uint32_t grid = res * res, part = blockIdx.x % grid;
 	const size_t item = blockIdx.x / grid;
-	const float *row = x + (item * grid + window_source(part, res, ws, shift)) * d;
-	S *out = y + (size_t)blockIdx.x * d;
-	float v[LN_PER], sum = 0.0f, sq = 0.0f, mean, var, inv;
 
-#pragma unroll
-	for (int i = 0; i < LN_PER; i++) {
-		uint32_t c = threadIdx.x + i * LN_THREADS;
-
-		v[i] = c < d ? row[c] : 0.0f;
-		sum += v[i];
-	}
-	mean = block_sum<LN_THREADS>(sum, sh) / (float)d;
-#pragma unroll
-	for (int i = 0; i < LN_PER; i++) {
-		uint32_t c = threadIdx.x + i * LN_THREADS;
-		float t = v[i] - mean;
-
-		if (c < d)
-			sq += t * t;
-	}
-	var = block_sum<LN_THREADS>(sq, sh) / (float)d;
-	inv = 1.0f / sqrtf(var + eps);
-#pragma unroll
-	for (int i = 0; i < LN_PER; i++) {
-		uint32_t c = threadIdx.x + i * LN_THREADS;
-
-		if (c < d)
-			out[c] = to_s<S>((v[i] - mean) * inv * g[c] + b[c]);
-	}
+	ln_row<S>(x + (item * grid + window_source(part, res, ws, shift)) * d, d, g, b, eps,
+		  y + (size_t)blockIdx.x * d, sh);
 }
 
 /*
@@ -519,26 +410,6 @@ merge_gather(const float *x, size_t out_rows, uint32_t res, uint32_t d, float *t
 	oy = rem / oh;
 	ox = rem % oh;
 	tmp[i] = x[((item * res + 2 * oy + part % 2) * res + 2 * ox + part / 2) * d + c];
-}
-
-/* pooled[i][c] = mean over the tokens of x[i][.][c], summed in double (clap.c's) */
-__global__ void
-mean_tokens(const float *x, uint32_t tokens, uint32_t d, float *pooled)
-{
-	__shared__ double part[POOL_Y][33];
-	const uint32_t c = blockIdx.x * 32 + threadIdx.x, item = blockIdx.y;
-	double acc = 0.0;
-
-	if (c < d)
-		for (uint32_t t = threadIdx.y; t < tokens; t += POOL_Y)
-			acc += x[((size_t)item * tokens + t) * d + c];
-	part[threadIdx.y][threadIdx.x] = acc;
-	__syncthreads();
-	if (threadIdx.y == 0 && c < d) {
-		for (int y = 1; y < POOL_Y; y++)
-			acc += part[y][threadIdx.x];
-		pooled[(size_t)item * d + c] = (float)(acc / tokens);
-	}
 }
 
 /* x[r][c] = max(x[r][c] + b[c], 0) (clap.c's: NaN -> 0) */
@@ -719,33 +590,6 @@ upload(struct mb_cuda_clap *c, const struct mb_cuda_clap_desc *d, char *err, siz
 	return 0;
 }
 
-/* A plan of FRAMES 1024-point D2Z transforms that leaves its work area to us: *@p ws. */
-static int
-fft_plan(cufftHandle *plan, bool *made, size_t *ws, char *err, size_t err_len)
-{
-	*ws = 0;
-	FFT_OK(cufftCreate(plan));
-	*made = true;
-	FFT_OK(cufftSetAutoAllocation(*plan, 0));
-	FFT_OK(cufftMakePlan1d(*plan, N_FFT, CUFFT_D2Z, FRAMES, ws));
-	return 0;
-}
-
-/* The work area a worker's plan will want on the net's device, without allocating it. */
-static int
-fft_size(struct mb_cuda_clap *c, int device, char *err, size_t err_len)
-{
-	cufftHandle plan = 0;
-	bool made = false;
-	int rc;
-
-	CUDA_OK(cudaSetDevice(device));
-	rc = fft_plan(&plan, &made, &c->fft_work, err, err_len);
-	if (made)
-		cufftDestroy(plan);
-	return rc;
-}
-
 extern "C" int
 mb_cuda_clap_create(const struct mb_cuda_clap_desc *d, struct mb_cuda_clap **out, char *err,
 		    size_t err_len)
@@ -769,7 +613,8 @@ mb_cuda_clap_create(const struct mb_cuda_clap_desc *d, struct mb_cuda_clap **out
 	c->hidden = d->z.embed << (d->z.stages - 1);
 	c->t_out = d->z.spec * (d->z.spec / d->z.mels);
 	if ((rc = upload(c, d, err, err_len)) < 0 ||
-	    (rc = fft_size(c, d->device, err, err_len)) < 0) {
+	    (rc = mb_tf_fft_work(d->device, N_FFT, CUFFT_D2Z, FRAMES, &c->fft_work, err, err_len)) <
+		    0) {
 		mb_cuda_clap_destroy(&c);
 		return rc;
 	}
@@ -785,55 +630,14 @@ mb_cuda_clap_mem_of(const struct mb_cuda_clap *net, struct mb_tf_mem *out)
 
 /* ---- a worker ---- */
 
-static void
-free_pinned(struct mb_cuda_clap_worker *w)
-{
-	cudaFreeHost(w->pin_in);
-	cudaFreeHost(w->pin_out);
-	w->pin_in = NULL;
-	w->pin_out = NULL;
-	w->cap = 0;
-}
-
 extern "C" void
 mb_cuda_clap_worker_destroy(struct mb_cuda_clap_worker **wp)
 {
-	struct mb_cuda_clap_worker *w;
-
 	if (wp == NULL || *wp == NULL)
 		return;
-	w = *wp;
-	mb_tf_ctx_destroy(&w->ctx); /* waits for the stream */
-	if (w->fft_made)
-		cufftDestroy(w->fft);
-	cudaFree(w->fft_area);
-	free_pinned(w);
-	delete w;
+	mb_tf_worker_fini(&(*wp)->tf);
+	delete *wp;
 	*wp = NULL;
-}
-
-static int
-worker_setup(const struct mb_cuda_clap *net, struct mb_cuda_clap_worker *w, char *err,
-	     size_t err_len)
-{
-	size_t ws = 0;
-	int rc;
-
-	if ((rc = mb_tf_ctx_create(mb_tf_store_device(net->store), mb_tf_store_prec(net->store),
-				   &w->ctx, err, err_len)) < 0 ||
-	    (rc = fft_plan(&w->fft, &w->fft_made, &ws, err, err_len)) < 0)
-		return rc;
-	if (ws > net->fft_work) { /* the service was told net->fft_work */
-		seterr(err, err_len, "cuFFT wants a work area of %zu bytes, %zu at load", ws,
-		       net->fft_work);
-		return -1;
-	}
-	if (net->fft_work > 0) {
-		CUDA_OK((cudaError_t)mb_tf_malloc(mb_tf_store_device(net->store), &w->fft_area,
-						  net->fft_work));
-		FFT_OK(cufftSetWorkArea(w->fft, w->fft_area));
-	}
-	return 0;
 }
 
 extern "C" int
@@ -848,26 +652,13 @@ mb_cuda_clap_worker_create(const struct mb_cuda_clap *net, struct mb_cuda_clap_w
 		seterr(err, err_len, "out of memory");
 		return -1;
 	}
-	if ((rc = worker_setup(net, w, err, err_len)) < 0) {
+	if ((rc = mb_tf_worker_init(&w->tf, net->store, err, err_len)) < 0 ||
+	    (rc = mb_tf_worker_fft(&w->tf, N_FFT, CUFFT_D2Z, FRAMES, net->fft_work, err, err_len)) <
+		    0) {
 		mb_cuda_clap_worker_destroy(&w);
 		return rc;
 	}
 	*out = w;
-	return 0;
-}
-
-/* Pinned staging for @p n items: grown when a larger batch first arrives, then kept (host
- * memory; the caller waited for the stream, so nothing queued reads the old). */
-static int
-grow_pinned(const struct mb_cuda_clap *net, struct mb_cuda_clap_worker *w, uint32_t n, char *err,
-	    size_t err_len)
-{
-	if (n <= w->cap)
-		return 0;
-	free_pinned(w);
-	CUDA_OK(cudaMallocHost(&w->pin_in, (size_t)n * MAX_SAMPLES * 4));
-	CUDA_OK(cudaMallocHost((void **)&w->pin_out, (size_t)n * net->z.proj * sizeof(float)));
-	w->cap = n;
 	return 0;
 }
 
@@ -882,9 +673,9 @@ front_end(const struct mb_cuda_clap *net, struct mb_cuda_clap_worker *w, const s
 	const size_t cells = (size_t)FRAMES * z->mels, pixels = (size_t)net->t_out * z->mels;
 	const size_t cols = (size_t)net->grid * net->grid * z->patch * z->patch;
 	const int32_t pad = (int32_t)(z->patch - z->stride) / 2;
-	uint8_t *pin = (uint8_t *)w->pin_in + (size_t)i * MAX_SAMPLES * 4;
+	uint8_t *pin = (uint8_t *)w->tf.pin_in + (size_t)i * MAX_SAMPLES * 4;
 	uint8_t *dev = m->in + (size_t)i * MAX_SAMPLES * 4;
-	const enum mb_tf_prec prec = mb_tf_ctx_prec(w->ctx);
+	const enum mb_tf_prec prec = mb_tf_ctx_prec(w->tf.ctx);
 
 	if (it->samples < MIN_SAMPLES || it->samples > MAX_SAMPLES) {
 		seterr(err, err_len, "item %u: %u samples, expected %u..%u", i, it->samples,
@@ -898,7 +689,7 @@ front_end(const struct mb_cuda_clap *net, struct mb_cuda_clap_worker *w, const s
 	frames_window<<<grid_of((size_t)FRAMES * N_FFT), THREADS, 0, s>>>(m->padded, net->hann,
 									  m->frames);
 	CUDA_OK(cudaGetLastError());
-	FFT_OK(cufftExecD2Z(w->fft, m->frames, m->spec));
+	FFT_OK(cufftExecD2Z(w->tf.fft, m->frames, m->spec));
 	mel_db<<<grid_of(cells), THREADS, 0, s>>>(m->spec, net->filters, net->lo, net->hi,
 						  net->bn_scale, net->bn_shift, z->mels, m->mel);
 	mel2img<<<grid_of(pixels), THREADS, 0, s>>>(m->mel, net->src, net->coef, z->mels, z->spec,
@@ -987,14 +778,15 @@ merge_forward(const struct mb_cuda_clap *net, struct mb_tf_ctx *ctx, uint32_t st
 }
 
 /* The batch on the run's allocation at @p base (carved from @p parts); all queued on @p s,
- * the embeddings in pin_out once the stream is done. */
+ * the embeddings in tf.pin_out once the stream is done. */
 static int
 run_batch(const struct mb_cuda_clap *net, struct mb_cuda_clap_worker *w,
 	  const struct mb_cuda_audio_item *items, uint32_t n, const struct mb_tf_part *parts,
 	  void *base, cudaStream_t s, char *err, size_t err_len)
 {
 	const struct mb_cuda_clap_sizes *z = &net->z;
-	const enum mb_tf_prec prec = mb_tf_ctx_prec(w->ctx);
+	struct mb_tf_ctx *ctx = w->tf.ctx;
+	const enum mb_tf_prec prec = mb_tf_ctx_prec(ctx);
 	const uint32_t g = net->grid, E = z->embed, P = z->proj, hid = net->hidden;
 	const uint32_t last = g >> (z->stages - 1), tokens = last * last;
 	const size_t rows = (size_t)n * g * g;
@@ -1019,49 +811,45 @@ run_batch(const struct mb_cuda_clap *net, struct mb_cuda_clap_worker *w,
 	m.pooled = (float *)at[MB_CUDA_CLAP_PART_POOLED];
 	m.h1 = (float *)at[MB_CUDA_CLAP_PART_H1];
 	m.emb = (float *)at[MB_CUDA_CLAP_PART_EMB];
-	FFT_OK(cufftSetStream(w->fft, s));
+	FFT_OK(cufftSetStream(w->tf.fft, s));
 	for (uint32_t i = 0; i < n; i++)
 		if ((rc = front_end(net, w, &m, &items[i], i, s, err, err_len)) < 0)
 			return rc;
 
 	/* patch_embed, every item at once: the columns at the start of big */
-	if ((rc = mb_tf_linear(w->ctx, (uint32_t)rows, E, z->patch * z->patch, m.big,
+	if ((rc = mb_tf_linear(ctx, (uint32_t)rows, E, z->patch * z->patch, m.big,
 			       z->patch * z->patch, prec, net->pe_w, prec, 1.0f, 0.0f, m.x, E, 1,
 			       err, err_len)) < 0 ||
-	    (rc = mb_tf_bias_act(w->ctx, m.x, rows, E, net->pe_b, 0, NULL, 0, err, err_len)) < 0 ||
-	    (rc = mb_tf_layernorm(w->ctx, m.x, (uint32_t)rows, E, net->pe_g, net->pe_nb, LN_EPS,
-				  m.x, 1, err, err_len)) < 0)
+	    (rc = mb_tf_bias_act(ctx, m.x, rows, E, net->pe_b, 0, NULL, 0, err, err_len)) < 0 ||
+	    (rc = mb_tf_layernorm(ctx, m.x, (uint32_t)rows, E, net->pe_g, net->pe_nb, LN_EPS, m.x,
+				  1, err, err_len)) < 0)
 		return rc;
 
 	for (uint32_t st = 0; st < z->stages; st++) {
 		for (uint32_t b = 0; b < z->depths[st]; b++)
-			if ((rc = swin_forward(net, w->ctx, &net->blk[bi++], &m, n, err, err_len)) <
-			    0)
+			if ((rc = swin_forward(net, ctx, &net->blk[bi++], &m, n, err, err_len)) < 0)
 				return rc;
 		if (st + 1 < z->stages &&
-		    (rc = merge_forward(net, w->ctx, st, &m, n, err, err_len)) < 0)
+		    (rc = merge_forward(net, ctx, st, &m, n, err, err_len)) < 0)
 			return rc;
 	}
 
 	/* head: norm (F32, into big), the mean, the projection (F32), L2 */
-	if ((rc = mb_tf_layernorm(w->ctx, m.x, n * tokens, hid, net->norm_g, net->norm_b, LN_EPS,
-				  m.big, 1, err, err_len)) < 0)
-		return rc;
-	mean_tokens<<<dim3((hid + 31) / 32, n), dim3(32, POOL_Y), 0, s>>>(m.big, tokens, hid,
-									  m.pooled);
-	CUDA_OK(cudaGetLastError());
-	if ((rc = mb_tf_linear(w->ctx, n, P, hid, m.pooled, hid, MB_TF_F32, net->l1_w, MB_TF_F32,
-			       1.0f, 0.0f, m.h1, P, 1, err, err_len)) < 0)
+	if ((rc = mb_tf_layernorm(ctx, m.x, n * tokens, hid, net->norm_g, net->norm_b, LN_EPS,
+				  m.big, 1, err, err_len)) < 0 ||
+	    (rc = mb_tf_mean_tokens(ctx, m.big, n, tokens, hid, m.pooled, err, err_len)) < 0 ||
+	    (rc = mb_tf_linear(ctx, n, P, hid, m.pooled, hid, MB_TF_F32, net->l1_w, MB_TF_F32, 1.0f,
+			       0.0f, m.h1, P, 1, err, err_len)) < 0)
 		return rc;
 	bias_relu<<<grid_of((size_t)n * P), THREADS, 0, s>>>(m.h1, n, P, net->l1_b);
 	CUDA_OK(cudaGetLastError());
-	if ((rc = mb_tf_linear(w->ctx, n, P, P, m.h1, P, MB_TF_F32, net->l2_w, MB_TF_F32, 1.0f,
-			       0.0f, m.emb, P, 1, err, err_len)) < 0 ||
-	    (rc = mb_tf_bias_act(w->ctx, m.emb, n, P, net->l2_b, 0, NULL, 0, err, err_len)) < 0)
+	if ((rc = mb_tf_linear(ctx, n, P, P, m.h1, P, MB_TF_F32, net->l2_w, MB_TF_F32, 1.0f, 0.0f,
+			       m.emb, P, 1, err, err_len)) < 0 ||
+	    (rc = mb_tf_bias_act(ctx, m.emb, n, P, net->l2_b, 0, NULL, 0, err, err_len)) < 0)
 		return rc;
 	l2_rows<<<n, L2_THREADS, 0, s>>>(m.emb, P);
 	CUDA_OK(cudaGetLastError());
-	CUDA_OK(cudaMemcpyAsync(w->pin_out, m.emb, (size_t)n * P * sizeof(float),
+	CUDA_OK(cudaMemcpyAsync(w->tf.pin_out, m.emb, (size_t)n * P * sizeof(float),
 				cudaMemcpyDeviceToHost, s));
 	return 0;
 }
@@ -1072,37 +860,26 @@ mb_cuda_clap_run(const struct mb_cuda_clap *net, struct mb_cuda_clap_worker *w,
 		 size_t err_len)
 {
 	struct mb_tf_part parts[MB_CUDA_CLAP_PARTS];
-	void *base = NULL;
-	char free_err[160];
-	cudaStream_t s;
-	int rc, frc;
+	void *base;
+	int rc;
 
 	if (n == 0)
 		return 0;
-	if (n > 65535) { /* mean_tokens' grid.y */
+	if (n > 65535) { /* mb_tf_mean_tokens()' grid.y: before any work */
 		seterr(err, err_len, "a clap batch of %u items: at most 65535", n);
 		return -1;
 	}
-	if ((rc = mb_tf_ctx_begin(w->ctx, stream, err, err_len)) < 0)
+	mb_cuda_clap_parts(&net->z, mb_tf_ctx_prec(w->tf.ctx), parts);
+	if ((rc = mb_tf_worker_begin(&w->tf, stream, n, (size_t)MAX_SAMPLES * 4, net->z.proj, parts,
+				     MB_CUDA_CLAP_PARTS, &base, err, err_len)) < 0)
 		return rc;
-	s = (cudaStream_t)mb_tf_ctx_stream(w->ctx);
-	/* the stream may carry others' work (the service's): nothing of ours reads the staging */
-	CUDA_OK(cudaStreamSynchronize(s));
-	if ((rc = grow_pinned(net, w, n, err, err_len)) < 0)
+	rc = run_batch(net, w, items, n, parts, base, (cudaStream_t)mb_tf_ctx_stream(w->tf.ctx),
+		       err, err_len);
+	/* the embeddings' download is waited for with the free */
+	if ((rc = mb_tf_worker_end(&w->tf, &base, rc, err, err_len)) < 0)
 		return rc;
-	mb_cuda_clap_parts(&net->z, mb_tf_ctx_prec(w->ctx), parts);
-	if ((rc = mb_tf_run_alloc(w->ctx, mb_tf_parts_bytes(parts, MB_CUDA_CLAP_PARTS, n), &base,
-				  err, err_len)) < 0)
-		return rc;
-	rc = run_batch(net, w, items, n, parts, base, s, err, err_len);
-	/* whatever happened: freed after the work queued on it, and waited for (the
-	 * embeddings' download with it) */
-	frc = mb_tf_run_free(w->ctx, &base, rc < 0 ? free_err : err,
-			     rc < 0 ? sizeof(free_err) : err_len);
-	if (rc < 0 || frc < 0)
-		return rc < 0 ? rc : frc;
 	for (uint32_t i = 0; i < n; i++)
-		memcpy(items[i].out, w->pin_out + (size_t)i * net->z.proj,
+		memcpy(items[i].out, w->tf.pin_out + (size_t)i * net->z.proj,
 		       (size_t)net->z.proj * sizeof(float));
 	return 0;
 }

@@ -16,6 +16,9 @@
  * Overlap: item i + 1's payload is staged in pinned memory and uploaded on the copy stream
  * while item i computes; device input buffers are double-buffered. Nothing is allocated
  * per batch.
+ *
+ * The framing and the log-mel's floor are whisper's too (cuda_whisper.cu calls them:
+ * mb_cuda_stft_frames(), mb_cuda_mel_floor()).
  */
 #include <cmath>
 #include <cstdio>
@@ -27,6 +30,7 @@
 #include <cufft.h>
 
 #include "cuda_check_internal.h"
+#include "cuda_common_internal.h"
 #include "cuda_nets_internal.h"
 
 #define N_FFT 400
@@ -74,12 +78,6 @@ static std::mutex g_timing_mu;
 static bool g_timing_on;
 static struct mb_cuda_timing g_timing;
 
-static unsigned int
-blocks(size_t n, unsigned int threads)
-{
-	return (unsigned int)((n + threads - 1) / threads);
-}
-
 /* ---- kernels ---- */
 
 __global__ void
@@ -95,14 +93,7 @@ pcm_to_padded(const void *in, int s16, uint32_t n, float *out)
 		src = -src;
 	else if (src >= (int64_t)n)
 		src = 2 * ((int64_t)n - 1) - src;
-	if (s16) {
-		const uint8_t *p = (const uint8_t *)in;
-		int16_t v = (int16_t)(p[2 * src] | p[2 * src + 1] << 8);
-
-		out[i] = (float)v / 32768.0f;
-	} else {
-		out[i] = ((const float *)in)[src];
-	}
+	out[i] = pcm_sample(in, s16, src);
 }
 
 __global__ void
@@ -177,6 +168,25 @@ transpose(const float *in, uint32_t rows, uint32_t cols, float *out)
 }
 
 /* ---- host side ---- */
+
+extern "C" int
+mb_cuda_stft_frames(const float *padded, const float *window, uint32_t frames, float *out,
+		    void *stream, char *err, size_t err_len)
+{
+	frames_window<<<grid_of((size_t)frames * N_FFT), THREADS, 0, (cudaStream_t)stream>>>(
+		padded, window, frames, out);
+	CUDA_OK(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int
+mb_cuda_mel_floor(float *x, size_t n, float *max, void *stream, char *err, size_t err_len)
+{
+	reduce_max<<<1, 1024, 0, (cudaStream_t)stream>>>(x, n, max);
+	clamp_scale<<<grid_of(n), THREADS, 0, (cudaStream_t)stream>>>(x, n, max);
+	CUDA_OK(cudaGetLastError());
+	return 0;
+}
 
 extern "C" int
 mb_cuda_mem_info(int device, uint64_t *free_bytes, uint64_t *total_bytes, char *err, size_t err_len)
@@ -388,22 +398,20 @@ logmel(struct mb_cuda_scratch *s, const void *d_in, const struct mb_cuda_item *i
 	const struct mb_cuda_net *n = s->net;
 	uint32_t frames = it->samples / HOP;
 	size_t cells = (size_t)frames * n->n_mels;
+	int rc;
 
-	pcm_to_padded<<<blocks((size_t)it->samples + 2 * PAD, 256), 256, 0, s->compute>>>(
+	pcm_to_padded<<<grid_of((size_t)it->samples + 2 * PAD), THREADS, 0, s->compute>>>(
 		d_in, it->pcm_s16, it->samples, s->d_x);
-	frames_window<<<blocks((size_t)frames * N_FFT, 256), 256, 0, s->compute>>>(
-		s->d_x, n->window, frames, s->d_frames);
-	CUDA_OK(cudaGetLastError());
+	if ((rc = mb_cuda_stft_frames(s->d_x, n->window, frames, s->d_frames, s->compute, err,
+				      err_len)) < 0)
+		return rc;
 	/* FFT_CHUNK frames a call; rows past this item's frames are stale and never read */
 	for (uint32_t f = 0; f < frames; f += FFT_CHUNK)
 		FFT_OK(cufftExecR2C(s->fft, s->d_frames + (size_t)f * N_FFT,
 				    s->d_spec + (size_t)f * BINS));
-	power_mel<<<blocks(cells, 256), 256, 0, s->compute>>>(s->d_spec, n->filters, n->n_mels,
+	power_mel<<<grid_of(cells), THREADS, 0, s->compute>>>(s->d_spec, n->filters, n->n_mels,
 							      frames, s->d_a);
-	reduce_max<<<1, 1024, 0, s->compute>>>(s->d_a, cells, s->d_max);
-	clamp_scale<<<blocks(cells, 256), 256, 0, s->compute>>>(s->d_a, cells, s->d_max);
-	CUDA_OK(cudaGetLastError());
-	return 0;
+	return mb_cuda_mel_floor(s->d_a, cells, s->d_max, s->compute, err, err_len);
 }
 
 /* logmel's result of item @p it into s->d_out: [frames x n_mels] */
@@ -417,7 +425,7 @@ run_audio(struct mb_cuda_scratch *s, const void *d_in, const struct mb_cuda_item
 
 	if ((rc = logmel(s, d_in, it, err, err_len)) < 0)
 		return rc;
-	transpose<<<blocks((size_t)frames * n->n_mels, 256), 256, 0, s->compute>>>(
+	transpose<<<grid_of((size_t)frames * n->n_mels), THREADS, 0, s->compute>>>(
 		s->d_a, (uint32_t)n->n_mels, frames, s->d_out);
 	CUDA_OK(cudaGetLastError());
 	return 0;

@@ -71,6 +71,21 @@ int mb_cuda_net_run(const struct mb_cuda_net *net, struct mb_cuda_scratch *s,
 		    const struct mb_cuda_item *items, uint32_t n, char *err, size_t err_len);
 
 /*
+ * Two steps of logmel's that whisper's front end (cuda_whisper.cu) takes as they are, both
+ * queued on @p stream (a cudaStream_t); 0, or a negative CUDA error with @p err.
+ */
+
+/** @p out [frames x 400] = padded[t * 160 + k] * window[k]: the STFT's frames, windowed. */
+int mb_cuda_stft_frames(const float *padded, const float *window, uint32_t frames, float *out,
+			void *stream, char *err, size_t err_len);
+
+/**
+ * The log-mel's floor, in place: x = (max(x, m - 8) + 4) / 4 over @p n values, m their max
+ * (kept in *@p max, device memory).
+ */
+int mb_cuda_mel_floor(float *x, size_t n, float *max, void *stream, char *err, size_t err_len);
+
+/*
  * Perf only (perf/model_bench): where a run's device time goes. With timing enabled, each
  * scratch created afterwards records CUDA events around every item's upload (copy stream)
  * and every item's compute (compute stream, from the moment its upload is waited for to its

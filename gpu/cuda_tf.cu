@@ -3,7 +3,9 @@
  * the weights' upload into a store, a worker's context (cuBLAS handle, workspace, stream),
  * the device memory of a run (one stream-ordered allocation from a pool per device), the
  * activations of a batch, one block's forward, and the kernels it and the networks' front
- * ends share.
+ * ends and heads share; and what the networks' workers share (struct mb_tf_worker,
+ * cuda_common_internal.h: the context, a cuFFT plan and its work area, pinned staging, the
+ * begin and end of a run).
  *
  * GEMMs: cublasGemmEx / cublasGemmStridedBatchedEx, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT,
  * math mode CUBLAS_DEFAULT_MATH with reduced-precision reductions disallowed: tensor cores
@@ -31,9 +33,10 @@
  * its free pages back (cudaMemPoolTrimTo) and the request is tried once more. In steady state
  * the pool holds the largest set of batches ever admitted at once and maps nothing new.
  *
- * Owns: a store's allocations; a context's handle, stream and workspace; the pools. A run's
- * allocation is its caller's, from mb_tf_run_alloc() to mb_tf_run_free(). Threads: see the
- * header; the pools' table is behind a mutex.
+ * Owns: a store's allocations; a context's handle, stream and workspace; a worker's context,
+ * plan, work area and pinned staging; the pools. A run's allocation is its caller's, from
+ * mb_tf_run_alloc() (mb_tf_worker_begin()) to mb_tf_run_free() (mb_tf_worker_end()). Threads:
+ * see the headers; the pools' table is behind a mutex.
  */
 #include <cerrno>
 #include <cmath>
@@ -47,19 +50,21 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <cufft.h>
 
 #include "cuda_check_internal.h"
+#include "cuda_common_internal.h"
 #include "cuda_nets_internal.h"
 #include "cuda_tf_internal.h"
 
-#define THREADS 256
-/* row kernels: threads per block and values per thread (the MB_TF_MAX_* limits) */
-#define LN_THREADS 128
-#define LN_PER (MB_TF_MAX_D / LN_THREADS)
+/* row kernels: threads per block and values per thread (the MB_TF_MAX_* limits; LayerNorm's
+ * LN_THREADS and LN_PER are cuda_common_internal.h's) */
 #define SM_THREADS 256
 #define SM_PER (MB_TF_MAX_T / SM_THREADS)
 #define GELU_THREADS 256
 #define GELU_PER (MB_TF_MAX_FF / GELU_THREADS)
+/* the mean over the tokens: a block is 32 columns x POOL_Y rows of partial sums */
+#define POOL_Y 16
 #define BLAS_WS ((size_t)MB_TF_BLAS_WS)
 /* devices a process may hold pools on (CUDA ordinals) */
 #define MAX_DEVICES 64
@@ -85,95 +90,13 @@ dtype(enum mb_tf_prec p)
 	return p == MB_TF_F16 ? CUDA_R_16F : p == MB_TF_BF16 ? CUDA_R_16BF : CUDA_R_32F;
 }
 
-/* run the statement(s) with S the C++ type of precision @p prec */
-#define WITH_S(prec, ...)                                                                          \
-	do {                                                                                       \
-		switch (prec) {                                                                    \
-		case MB_TF_F16: {                                                                  \
-			using S = __half;                                                          \
-			__VA_ARGS__;                                                               \
-		} break;                                                                           \
-		case MB_TF_BF16: {                                                                 \
-			using S = __nv_bfloat16;                                                   \
-			__VA_ARGS__;                                                               \
-		} break;                                                                           \
-		default: {                                                                         \
-			using S = float;                                                           \
-			__VA_ARGS__;                                                               \
-		} break;                                                                           \
-		}                                                                                  \
-	} while (0)
-
 namespace
 {
-
-template <typename S> __device__ __forceinline__ S to_s(float v);
-template <>
-__device__ __forceinline__ float
-to_s<float>(float v)
-{
-	return v;
-}
-template <>
-__device__ __forceinline__ __half
-to_s<__half>(float v)
-{
-	return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16
-to_s<__nv_bfloat16>(float v)
-{
-	return __float2bfloat16_rn(v);
-}
-
-unsigned int
-grid_of(size_t n)
-{
-	return (unsigned int)((n + THREADS - 1) / THREADS);
-}
 
 __device__ __forceinline__ float
 gelu(float v)
 {
 	return 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
-}
-
-/* the sum (max) over the block of every thread's @p v, in every thread; @p sh: 32 floats */
-template <int NT>
-__device__ __forceinline__ float
-block_sum(float v, float *sh)
-{
-	const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-
-	for (int o = 16; o > 0; o >>= 1)
-		v += __shfl_xor_sync(0xffffffffu, v, o);
-	__syncthreads(); /* sh may still be read by an earlier call */
-	if (lane == 0)
-		sh[warp] = v;
-	__syncthreads();
-	v = lane < NT / 32 ? sh[lane] : 0.0f;
-	for (int o = 16; o > 0; o >>= 1)
-		v += __shfl_xor_sync(0xffffffffu, v, o);
-	return v;
-}
-
-template <int NT>
-__device__ __forceinline__ float
-block_max(float v, float *sh)
-{
-	const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-
-	for (int o = 16; o > 0; o >>= 1)
-		v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-	__syncthreads();
-	if (lane == 0)
-		sh[warp] = v;
-	__syncthreads();
-	v = lane < NT / 32 ? sh[lane] : -INFINITY;
-	for (int o = 16; o > 0; o >>= 1)
-		v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-	return v;
 }
 
 /* ---- kernels ---- */
@@ -195,35 +118,8 @@ __launch_bounds__(LN_THREADS) ln_rows(const float *x, uint32_t d, const float *g
 				      float eps, S *y, uint32_t ldy)
 {
 	__shared__ float sh[32];
-	const float *row = x + (size_t)blockIdx.x * d;
-	S *out = y + (size_t)blockIdx.x * ldy;
-	float v[LN_PER], sum = 0.0f, sq = 0.0f, mean, var, inv;
 
-#pragma unroll
-	for (int i = 0; i < LN_PER; i++) {
-		uint32_t c = threadIdx.x + i * LN_THREADS;
-
-		v[i] = c < d ? row[c] : 0.0f;
-		sum += v[i];
-	}
-	mean = block_sum<LN_THREADS>(sum, sh) / (float)d;
-#pragma unroll
-	for (int i = 0; i < LN_PER; i++) {
-		uint32_t c = threadIdx.x + i * LN_THREADS;
-		float t = v[i] - mean;
-
-		if (c < d)
-			sq += t * t;
-	}
-	var = block_sum<LN_THREADS>(sq, sh) / (float)d;
-	inv = 1.0f / sqrtf(var + eps);
-#pragma unroll
-	for (int i = 0; i < LN_PER; i++) {
-		uint32_t c = threadIdx.x + i * LN_THREADS;
-
-		if (c < d)
-			out[c] = to_s<S>((v[i] - mean) * inv * g[c] + b[c]);
-	}
+	ln_row<S>(x + (size_t)blockIdx.x * d, d, g, b, eps, y + (size_t)blockIdx.x * ldy, sh);
 }
 
 /* one block per row of cols F32 scores: softmax, written in S over the row's start */
@@ -375,6 +271,26 @@ im2col3(const float *x, uint32_t n, uint32_t t_in, uint32_t cin, uint32_t stride
 	col[i] = to_s<S>(src >= 0 && src < (int64_t)t_in
 				 ? x[(item * t_in + (size_t)src) * cin + cw / 3]
 				 : 0.0f);
+}
+
+/* pooled[i][c] = mean over the tokens of x[i][.][c], summed in double (as the CPU) */
+__global__ void
+mean_tokens(const float *x, uint32_t tokens, uint32_t d, float *pooled)
+{
+	__shared__ double part[POOL_Y][33];
+	const uint32_t c = blockIdx.x * 32 + threadIdx.x, item = blockIdx.y;
+	double acc = 0.0;
+
+	if (c < d)
+		for (uint32_t t = threadIdx.y; t < tokens; t += POOL_Y)
+			acc += x[((size_t)item * tokens + t) * d + c];
+	part[threadIdx.y][threadIdx.x] = acc;
+	__syncthreads();
+	if (threadIdx.y == 0 && c < d) {
+		for (int y = 1; y < POOL_Y; y++)
+			acc += part[y][threadIdx.x];
+		pooled[(size_t)item * d + c] = (float)(acc / tokens);
+	}
 }
 
 } /* namespace */
@@ -914,6 +830,122 @@ mb_tf_ctx_prec(const struct mb_tf_ctx *c)
 	return c->prec;
 }
 
+/* ---- a network's worker (cuda_common_internal.h) ---- */
+
+/* the staging of mb_tf_worker_begin(), none */
+static void
+free_pinned(struct mb_tf_worker *w)
+{
+	cudaFreeHost(w->pin_in);
+	cudaFreeHost(w->pin_out);
+	w->pin_in = NULL;
+	w->pin_out = NULL;
+	w->cap = 0;
+}
+
+void
+mb_tf_worker_fini(struct mb_tf_worker *w)
+{
+	mb_tf_ctx_destroy(&w->ctx); /* waits for the stream */
+	if (w->fft_made)
+		cufftDestroy(w->fft);
+	w->fft_made = false;
+	if (w->fft_area != NULL)
+		cudaFree(w->fft_area);
+	w->fft_area = NULL;
+	free_pinned(w);
+}
+
+int
+mb_tf_worker_init(struct mb_tf_worker *w, const struct mb_tf_store *store, char *err,
+		  size_t err_len)
+{
+	w->device = mb_tf_store_device(store);
+	return mb_tf_ctx_create(w->device, mb_tf_store_prec(store), &w->ctx, err, err_len);
+}
+
+/* A plan that leaves its work area to us: *@p ws its size. */
+static int
+fft_plan(cufftHandle *plan, bool *made, int n, cufftType type, int batch, size_t *ws, char *err,
+	 size_t err_len)
+{
+	*ws = 0;
+	FFT_OK(cufftCreate(plan));
+	*made = true;
+	FFT_OK(cufftSetAutoAllocation(*plan, 0));
+	FFT_OK(cufftMakePlan1d(*plan, n, type, batch, ws));
+	return 0;
+}
+
+int
+mb_tf_fft_work(int device, int n, cufftType type, int batch, size_t *ws, char *err, size_t err_len)
+{
+	cufftHandle plan = 0;
+	bool made = false;
+	int rc;
+
+	CUDA_OK(cudaSetDevice(device));
+	rc = fft_plan(&plan, &made, n, type, batch, ws, err, err_len);
+	if (made)
+		cufftDestroy(plan);
+	return rc;
+}
+
+int
+mb_tf_worker_fft(struct mb_tf_worker *w, int n, cufftType type, int batch, size_t fft_work,
+		 char *err, size_t err_len)
+{
+	size_t ws = 0;
+	int rc;
+
+	if ((rc = fft_plan(&w->fft, &w->fft_made, n, type, batch, &ws, err, err_len)) < 0)
+		return rc;
+	if (ws > fft_work) { /* the service was told fft_work */
+		seterr(err, err_len, "cuFFT wants a work area of %zu bytes, %zu at load", ws,
+		       fft_work);
+		return -1;
+	}
+	if (fft_work > 0) {
+		CUDA_OK((cudaError_t)mb_tf_malloc(w->device, &w->fft_area, fft_work));
+		FFT_OK(cufftSetWorkArea(w->fft, w->fft_area));
+	}
+	return 0;
+}
+
+int
+mb_tf_worker_begin(struct mb_tf_worker *w, void *stream, uint32_t n, size_t in_item,
+		   size_t out_item, const struct mb_tf_part *parts, uint32_t k, void **base,
+		   char *err, size_t err_len)
+{
+	int rc;
+
+	*base = NULL;
+	if ((rc = mb_tf_ctx_begin(w->ctx, stream, err, err_len)) < 0)
+		return rc;
+	/* the stream may carry others' work (the service's): nothing of ours reads the staging */
+	CUDA_OK(cudaStreamSynchronize((cudaStream_t)mb_tf_ctx_stream(w->ctx)));
+	/* host memory; nothing queued reads the old any more */
+	if (n > w->cap) {
+		free_pinned(w);
+		CUDA_OK(cudaMallocHost(&w->pin_in, (size_t)n * in_item));
+		CUDA_OK(cudaMallocHost((void **)&w->pin_out, (size_t)n * out_item * sizeof(float)));
+		w->cap = n;
+	}
+	return mb_tf_run_alloc(w->ctx, mb_tf_parts_bytes(parts, k, n), base, err, err_len);
+}
+
+int
+mb_tf_worker_end(struct mb_tf_worker *w, void **base, int rc, char *err, size_t err_len)
+{
+	char free_err[160];
+	int frc;
+
+	/* whatever happened: freed after the work queued on it, and waited for */
+	frc = mb_tf_run_free(w->ctx, base, rc < 0 ? free_err : err,
+			     rc < 0 ? sizeof(free_err) : err_len);
+	return rc < 0 ? rc : frc;
+}
+
 /* ---- GEMM: every one goes through here ---- */
 
 /* gpu/emulated builds with a small one, so that the slicing below runs in CI */
@@ -1038,6 +1070,21 @@ mb_tf_im2col3(struct mb_tf_ctx *c, const float *x, uint32_t n, uint32_t t_in, ui
 		return 0;
 	WITH_S(c->prec, im2col3<S>
 	       <<<grid_of(total), THREADS, 0, c->cur>>>(x, n, t_in, cin, stride, t_out, (S *)col));
+	CUDA_OK(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int
+mb_tf_mean_tokens(struct mb_tf_ctx *c, const float *x, uint32_t n, uint32_t tokens, uint32_t d,
+		  float *pooled, char *err, size_t err_len)
+{
+	if (n > 65535) { /* the grid's y */
+		seterr(err, err_len, "the mean over the tokens of %u items: at most 65535", n);
+		return -1;
+	}
+	if (n == 0 || d == 0)
+		return 0;
+	mean_tokens<<<dim3((d + 31) / 32, n), dim3(32, POOL_Y), 0, c->cur>>>(x, tokens, d, pooled);
 	CUDA_OK(cudaGetLastError());
 	return 0;
 }

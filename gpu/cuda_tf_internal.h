@@ -414,6 +414,13 @@ int mb_tf_merge_heads(struct mb_tf_ctx *c, const void *o, size_t rows, uint32_t 
 int mb_tf_bias_gelu(struct mb_tf_ctx *c, float *h, size_t rows, uint32_t ff, const float *b,
 		    char *err, size_t err_len);
 
+/**
+ * @p pooled [n x d] F32: the mean over the @p tokens rows of each item of @p x [n*tokens x d]
+ * F32, summed in double (as the CPU's), n <= 65535.
+ */
+int mb_tf_mean_tokens(struct mb_tf_ctx *c, const float *x, uint32_t n, uint32_t tokens, uint32_t d,
+		      float *pooled, char *err, size_t err_len);
+
 /* ---- the networks built on it: whisper (cuda_whisper.cu), videomae (cuda_videomae.cu) and
  * clap (cuda_clap.cu, below) ---- */
 

@@ -22,8 +22,9 @@
  * Memory: a run's device buffers (activations, the clips, the pooled, normalised and logit
  * vectors) are one allocation for exactly its n items from the device's pool, made on the
  * run's stream at its start and freed on it at its end (mb_cuda_videomae_parts(): the same
- * list gives the service its figures). A worker keeps its context (cuBLAS workspace) and
- * pinned host staging, grown to its largest batch and kept.
+ * list gives the service its figures). A worker (struct mb_tf_worker, cuda_common_internal.h)
+ * keeps its context (cuBLAS workspace) and pinned host staging, grown to its largest batch and
+ * kept.
  *
  * Owns: the net's store; a worker's context and pinned buffers; a run's allocation for the
  * run. Threads: create/destroy a net on the main thread; a worker and its runs on its thread.
@@ -38,6 +39,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda_check_internal.h"
+#include "cuda_common_internal.h"
 #include "cuda_tf_internal.h"
 
 #define F 16
@@ -49,8 +51,6 @@
 #define PDIM MB_CUDA_VIDEOMAE_PDIM
 #define CLIP_BYTES ((size_t)MB_CUDA_VIDEOMAE_CLIP_BYTES)
 #define FC_NORM_EPS 1e-5f
-#define THREADS 256
-#define POOL_Y 16
 
 struct mb_cuda_videomae {
 	struct mb_tf_store *store;
@@ -66,45 +66,16 @@ static_assert(TOKENS == (F / TT) * (S_PX / P) * (S_PX / P) && PDIM == 3 * TT * P
 	      "videomae's sizes");
 
 struct mb_cuda_videomae_worker {
-	struct mb_tf_ctx *ctx;
-	uint32_t cap;	   /* clips the pinned staging holds */
-	void *pin_in;	   /* cap clips */
-	float *pin_logits; /* [cap x classes] */
+	struct mb_tf_worker tf; /* pin_in: slots of a clip; pin_out: slots of [classes] */
 };
 
 namespace
 {
 
-unsigned int
-grid_of(size_t n)
-{
-	return (unsigned int)((n + THREADS - 1) / THREADS);
-}
-
-template <typename T> __device__ __forceinline__ T to_t(float v);
-template <>
-__device__ __forceinline__ float
-to_t<float>(float v)
-{
-	return v;
-}
-template <>
-__device__ __forceinline__ __half
-to_t<__half>(float v)
-{
-	return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16
-to_t<__nv_bfloat16>(float v)
-{
-	return __float2bfloat16_rn(v);
-}
-
 /* col [TOKENS x PDIM] of one clip: col[token][((c * 2 + dt) * 16 + dy) * 16 + dx] */
-template <typename T>
+template <typename S>
 __global__ void
-tubelets(const uint8_t *rgb, const float *lut, T *col)
+tubelets(const uint8_t *rgb, const float *lut, S *col)
 {
 	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
 	uint32_t tok, w, t, gy, gx, c, dt, dy, dx;
@@ -122,27 +93,7 @@ tubelets(const uint8_t *rgb, const float *lut, T *col)
 	dy = w / P % P;
 	dx = w % P;
 	px = (((size_t)(t * TT + dt) * S_PX + gy * P + dy) * S_PX + gx * P + dx) * 3 + c;
-	col[i] = to_t<T>(lut[c * 256 + rgb[px]]);
-}
-
-/* pooled[i][c] = mean over the tokens of x[i][.][c], summed in double */
-__global__ void
-mean_pool(const float *x, uint32_t d, float *pooled)
-{
-	__shared__ double part[POOL_Y][33];
-	const uint32_t c = blockIdx.x * 32 + threadIdx.x, item = blockIdx.y;
-	double acc = 0.0;
-
-	if (c < d)
-		for (uint32_t t = threadIdx.y; t < TOKENS; t += POOL_Y)
-			acc += x[((size_t)item * TOKENS + t) * d + c];
-	part[threadIdx.y][threadIdx.x] = acc;
-	__syncthreads();
-	if (threadIdx.y == 0 && c < d) {
-		for (int y = 1; y < POOL_Y; y++)
-			acc += part[y][threadIdx.x];
-		pooled[(size_t)item * d + c] = (float)(acc / TOKENS);
-	}
+	col[i] = to_s<S>(lut[c * 256 + rgb[px]]);
 }
 
 } /* namespace */
@@ -233,27 +184,13 @@ mb_cuda_videomae_mem_of(const struct mb_cuda_videomae *net, struct mb_tf_mem *ou
 			     mb_tf_store_prec(net->store), out);
 }
 
-static void
-free_pinned(struct mb_cuda_videomae_worker *w)
-{
-	cudaFreeHost(w->pin_in);
-	cudaFreeHost(w->pin_logits);
-	w->pin_in = NULL;
-	w->pin_logits = NULL;
-	w->cap = 0;
-}
-
 extern "C" void
 mb_cuda_videomae_worker_destroy(struct mb_cuda_videomae_worker **wp)
 {
-	struct mb_cuda_videomae_worker *w;
-
 	if (wp == NULL || *wp == NULL)
 		return;
-	w = *wp;
-	mb_tf_ctx_destroy(&w->ctx); /* waits for the stream */
-	free_pinned(w);
-	delete w;
+	mb_tf_worker_fini(&(*wp)->tf);
+	delete *wp;
 	*wp = NULL;
 }
 
@@ -269,8 +206,7 @@ mb_cuda_videomae_worker_create(const struct mb_cuda_videomae *net,
 		seterr(err, err_len, "out of memory");
 		return -1;
 	}
-	if ((rc = mb_tf_ctx_create(mb_tf_store_device(net->store), mb_tf_store_prec(net->store),
-				   &w->ctx, err, err_len)) < 0) {
+	if ((rc = mb_tf_worker_init(&w->tf, net->store, err, err_len)) < 0) {
 		mb_cuda_videomae_worker_destroy(&w);
 		return rc;
 	}
@@ -278,30 +214,16 @@ mb_cuda_videomae_worker_create(const struct mb_cuda_videomae *net,
 	return 0;
 }
 
-/* Pinned staging for @p n clips: grown when a larger batch first arrives, then kept (host
- * memory; the caller waited for the stream, so nothing queued reads the old). */
-static int
-grow_pinned(const struct mb_cuda_videomae *net, struct mb_cuda_videomae_worker *w, uint32_t n,
-	    char *err, size_t err_len)
-{
-	if (n <= w->cap)
-		return 0;
-	free_pinned(w);
-	CUDA_OK(cudaMallocHost(&w->pin_in, n * CLIP_BYTES));
-	CUDA_OK(cudaMallocHost((void **)&w->pin_logits, (size_t)n * net->classes * sizeof(float)));
-	w->cap = n;
-	return 0;
-}
-
 /* The batch on the run's allocation at @p base (carved from @p parts); all queued on @p s,
- * the logits in pin_logits when it returns 0. */
+ * the logits in tf.pin_out once the stream is done. */
 static int
 run_batch(const struct mb_cuda_videomae *net, struct mb_cuda_videomae_worker *w,
 	  const uint8_t *const *clips, uint32_t n, const struct mb_tf_part *parts, void *base,
 	  cudaStream_t s, char *err, size_t err_len)
 {
 	const uint32_t d = net->d;
-	const enum mb_tf_prec prec = mb_tf_ctx_prec(w->ctx);
+	struct mb_tf_ctx *ctx = w->tf.ctx;
+	const enum mb_tf_prec prec = mb_tf_ctx_prec(ctx);
 	const size_t rows = (size_t)n * TOKENS, per_col = (size_t)TOKENS * PDIM;
 	void *at[MB_CUDA_VIDEOMAE_PARTS];
 	struct mb_tf_acts acts, *A = &acts;
@@ -320,49 +242,36 @@ run_batch(const struct mb_cuda_videomae *net, struct mb_cuda_videomae_worker *w,
 
 	/* each clip: staged, uploaded, its tubelets into big (in the precision) */
 	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *pin = (uint8_t *)w->pin_in + i * CLIP_BYTES;
+		uint8_t *pin = (uint8_t *)w->tf.pin_in + i * CLIP_BYTES;
 		uint8_t *dev = d_in + i * CLIP_BYTES;
 
 		memcpy(pin, clips[i], CLIP_BYTES);
 		CUDA_OK(cudaMemcpyAsync(dev, pin, CLIP_BYTES, cudaMemcpyHostToDevice, s));
-		switch (prec) {
-		case MB_TF_F16:
-			tubelets<__half><<<grid_of(per_col), THREADS, 0, s>>>(
-				dev, net->lut, (__half *)A->big + i * per_col);
-			break;
-		case MB_TF_BF16:
-			tubelets<__nv_bfloat16><<<grid_of(per_col), THREADS, 0, s>>>(
-				dev, net->lut, (__nv_bfloat16 *)A->big + i * per_col);
-			break;
-		default:
-			tubelets<float><<<grid_of(per_col), THREADS, 0, s>>>(
-				dev, net->lut, (float *)A->big + i * per_col);
-			break;
-		}
+		WITH_S(prec, tubelets<S><<<grid_of(per_col), THREADS, 0, s>>>(
+				     dev, net->lut, (S *)A->big + i * per_col));
 		CUDA_OK(cudaGetLastError());
 	}
 
 	/* embedding: one GEMM, + bias + positions */
-	if ((rc = mb_tf_linear(w->ctx, (uint32_t)rows, d, PDIM, A->big, PDIM, prec, net->emb_w,
-			       prec, 1.0f, 0.0f, A->x, d, 1, err, err_len)) < 0 ||
-	    (rc = mb_tf_bias_act(w->ctx, A->x, rows, d, net->emb_b, 0, net->pos, TOKENS, err,
+	if ((rc = mb_tf_linear(ctx, (uint32_t)rows, d, PDIM, A->big, PDIM, prec, net->emb_w, prec,
+			       1.0f, 0.0f, A->x, d, 1, err, err_len)) < 0 ||
+	    (rc = mb_tf_bias_act(ctx, A->x, rows, d, net->emb_b, 0, net->pos, TOKENS, err,
 				 err_len)) < 0)
 		return rc;
 	for (uint32_t l = 0; l < net->layers; l++)
-		if ((rc = mb_tf_block_forward(w->ctx, &net->blocks[l], A, n, err, err_len)) < 0)
+		if ((rc = mb_tf_block_forward(ctx, &net->blocks[l], A, n, err, err_len)) < 0)
 			return rc;
 
 	/* head, F32: mean, fc_norm, classifier */
-	mean_pool<<<dim3((d + 31) / 32, n), dim3(32, POOL_Y), 0, s>>>(A->x, d, pooled);
-	CUDA_OK(cudaGetLastError());
-	if ((rc = mb_tf_layernorm(w->ctx, pooled, n, d, net->fcn_g, net->fcn_b, FC_NORM_EPS, norm,
-				  1, err, err_len)) < 0 ||
-	    (rc = mb_tf_linear(w->ctx, n, net->classes, d, norm, d, MB_TF_F32, net->cls_w,
-			       MB_TF_F32, 1.0f, 0.0f, logits, net->classes, 1, err, err_len)) < 0 ||
-	    (rc = mb_tf_bias_act(w->ctx, logits, n, net->classes, net->cls_b, 0, NULL, 0, err,
+	if ((rc = mb_tf_mean_tokens(ctx, A->x, n, TOKENS, d, pooled, err, err_len)) < 0 ||
+	    (rc = mb_tf_layernorm(ctx, pooled, n, d, net->fcn_g, net->fcn_b, FC_NORM_EPS, norm, 1,
+				  err, err_len)) < 0 ||
+	    (rc = mb_tf_linear(ctx, n, net->classes, d, norm, d, MB_TF_F32, net->cls_w, MB_TF_F32,
+			       1.0f, 0.0f, logits, net->classes, 1, err, err_len)) < 0 ||
+	    (rc = mb_tf_bias_act(ctx, logits, n, net->classes, net->cls_b, 0, NULL, 0, err,
 				 err_len)) < 0)
 		return rc;
-	CUDA_OK(cudaMemcpyAsync(w->pin_logits, logits, (size_t)n * net->classes * sizeof(float),
+	CUDA_OK(cudaMemcpyAsync(w->tf.pin_out, logits, (size_t)n * net->classes * sizeof(float),
 				cudaMemcpyDeviceToHost, s));
 	return 0;
 }
@@ -373,33 +282,22 @@ mb_cuda_videomae_run(const struct mb_cuda_videomae *net, struct mb_cuda_videomae
 		     char *err, size_t err_len)
 {
 	struct mb_tf_part parts[MB_CUDA_VIDEOMAE_PARTS];
-	void *base = NULL;
-	char free_err[160];
-	cudaStream_t s;
-	int rc, frc;
+	void *base;
+	int rc;
 
 	*logits = NULL;
 	if (n == 0)
 		return 0;
-	if ((rc = mb_tf_ctx_begin(w->ctx, stream, err, err_len)) < 0)
+	mb_cuda_videomae_parts(net->d, net->heads, net->ffn, net->classes,
+			       mb_tf_ctx_prec(w->tf.ctx), parts);
+	if ((rc = mb_tf_worker_begin(&w->tf, stream, n, CLIP_BYTES, net->classes, parts,
+				     MB_CUDA_VIDEOMAE_PARTS, &base, err, err_len)) < 0)
 		return rc;
-	s = (cudaStream_t)mb_tf_ctx_stream(w->ctx);
-	/* the stream may carry others' work (the service's): nothing of ours reads the staging */
-	CUDA_OK(cudaStreamSynchronize(s));
-	if ((rc = grow_pinned(net, w, n, err, err_len)) < 0)
+	rc = run_batch(net, w, clips, n, parts, base, (cudaStream_t)mb_tf_ctx_stream(w->tf.ctx),
+		       err, err_len);
+	/* the logits' download is waited for with the free */
+	if ((rc = mb_tf_worker_end(&w->tf, &base, rc, err, err_len)) < 0)
 		return rc;
-	mb_cuda_videomae_parts(net->d, net->heads, net->ffn, net->classes, mb_tf_ctx_prec(w->ctx),
-			       parts);
-	if ((rc = mb_tf_run_alloc(w->ctx, mb_tf_parts_bytes(parts, MB_CUDA_VIDEOMAE_PARTS, n),
-				  &base, err, err_len)) < 0)
-		return rc;
-	rc = run_batch(net, w, clips, n, parts, base, s, err, err_len);
-	/* whatever happened: freed after the work queued on it, and waited for (the logits'
-	 * download with it) */
-	frc = mb_tf_run_free(w->ctx, &base, rc < 0 ? free_err : err,
-			     rc < 0 ? sizeof(free_err) : err_len);
-	if (rc < 0 || frc < 0)
-		return rc < 0 ? rc : frc;
-	*logits = w->pin_logits;
+	*logits = w->tf.pin_out;
 	return 0;
 }

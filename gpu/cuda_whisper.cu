@@ -22,13 +22,17 @@
  * The im2col columns and the conv1 output live in the activations' big region (the blocks
  * have not started), so the stem costs no memory of its own beyond the log-mel.
  *
+ * The framing and the floor (max, clamp) are logmel's own steps (cuda_nets.cu:
+ * mb_cuda_stft_frames(), mb_cuda_mel_floor()).
+ *
  * Memory: a run's device buffers (activations, the front end's padded/frames/spectrum, the
  * PCM, the log-mel and its maxima) are one allocation for exactly its n items, made from the
  * device's pool on the run's stream at its start and freed on it at its end
  * (mb_cuda_whisper_parts(): the same list gives the service its figures). A worker keeps what
- * does not depend on n: its context (cuBLAS workspace) and its cuFFT plan with the work area
- * we allocate for it (the plan made without auto-allocation, so the size is cuFFT's own,
- * learned once at load); and pinned host staging, grown to its largest batch and kept.
+ * does not depend on n (struct mb_tf_worker, cuda_common_internal.h): its context (cuBLAS
+ * workspace) and its cuFFT plan with the work area we allocate for it (the plan made without
+ * auto-allocation, so the size is cuFFT's own, learned once at load); and pinned host staging
+ * and per-item events, grown to its largest batch and kept.
  *
  * Owns: the net's store (weights, window, filterbank); a worker's context, cuFFT plan and
  * work area, pinned buffers and events; a run's allocation for the run. Threads:
@@ -44,6 +48,8 @@
 #include <cufft.h>
 
 #include "cuda_check_internal.h"
+#include "cuda_common_internal.h"
+#include "cuda_nets_internal.h"
 #include "cuda_tf_internal.h"
 
 #define N_FFT MB_CUDA_WHISPER_N_FFT
@@ -55,9 +61,9 @@
 #define MAX_SAMPLES MB_CUDA_WHISPER_SAMPLES /* 30 s */
 #define PADDED MB_CUDA_WHISPER_PADDED
 #define LN_EPS 1e-5f
-#define THREADS 256
 
 static_assert(FRAMES == 2 * T_POS && MAX_SAMPLES == FRAMES * HOP, "whisper's sizes");
+static_assert(N_FFT == 400 && HOP == 160, "logmel's frames (mb_cuda_stft_frames())");
 static_assert(sizeof(cufftComplex) == 2 * sizeof(float), "the spectrum part's size");
 
 struct mb_cuda_whisper {
@@ -72,14 +78,9 @@ struct mb_cuda_whisper {
 };
 
 struct mb_cuda_whisper_worker {
-	struct mb_tf_ctx *ctx;
-	cufftHandle fft;
-	bool fft_made;
-	void *fft_area;	   /* net->fft_work bytes (NULL when 0) */
-	uint32_t cap;	   /* items the pinned staging holds */
-	void *pin_in;	   /* cap slots of MAX_SAMPLES * 4 bytes */
-	float *pin_out;	   /* [cap x 1500 x d] */
-	cudaEvent_t *down; /* [n_down]: item i's result is in pin_out */
+	/* pin_in: slots of MAX_SAMPLES * 4 bytes; pin_out: slots of [1500 x d] */
+	struct mb_tf_worker tf;
+	cudaEvent_t *down; /* [n_down]: item i's result is in tf.pin_out */
 	uint32_t n_down;
 };
 
@@ -97,12 +98,6 @@ struct run_mem {
 namespace
 {
 
-unsigned int
-grid_of(size_t n)
-{
-	return (unsigned int)((n + THREADS - 1) / THREADS);
-}
-
 /* ---- kernels ---- */
 
 /* out [PADDED]: the n samples, zeros to MAX_SAMPLES, reflected by PAD at both ends */
@@ -119,25 +114,7 @@ pad30(const void *in, int s16, uint32_t n, float *out)
 		src = -src;
 	else if (src >= (int64_t)MAX_SAMPLES)
 		src = 2 * ((int64_t)MAX_SAMPLES - 1) - src;
-	if (src >= (int64_t)n) {
-		out[i] = 0.0f;
-	} else if (s16) {
-		const uint8_t *p = (const uint8_t *)in;
-
-		out[i] = (float)(int16_t)(p[2 * src] | p[2 * src + 1] << 8) / 32768.0f;
-	} else {
-		out[i] = ((const float *)in)[src];
-	}
-}
-
-__global__ void
-frames_window(const float *padded, const float *window, float *out)
-{
-	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-
-	if (i >= (size_t)FRAMES * N_FFT)
-		return;
-	out[i] = padded[(i / N_FFT) * HOP + i % N_FFT] * window[i % N_FFT];
+	out[i] = src >= (int64_t)n ? 0.0f : pcm_sample(in, s16, src);
 }
 
 /* out [FRAMES x n_mels] = log10(max(filters . |X|^2, 1e-10)), as mel.c */
@@ -159,35 +136,6 @@ mel_rows(const cufftComplex *spec, const float *filters, const int *lo, const in
 		acc += filters[m * BINS + k] * (c.x * c.x + c.y * c.y);
 	}
 	out[i] = log10f(fmaxf(acc, 1e-10f));
-}
-
-/* *out = max of x[0..n) (one block of 1024 threads) */
-__global__ void
-reduce_max(const float *x, size_t n, float *out)
-{
-	__shared__ float best[1024];
-	float v = -INFINITY;
-
-	for (size_t i = threadIdx.x; i < n; i += blockDim.x)
-		v = fmaxf(v, x[i]);
-	best[threadIdx.x] = v;
-	__syncthreads();
-	for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {
-		if (threadIdx.x < s)
-			best[threadIdx.x] = fmaxf(best[threadIdx.x], best[threadIdx.x + s]);
-		__syncthreads();
-	}
-	if (threadIdx.x == 0)
-		*out = best[0];
-}
-
-__global__ void
-clamp_scale(float *x, size_t n, const float *max)
-{
-	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-
-	if (i < n)
-		x[i] = (fmaxf(x[i], *max - 8.0f) + 4.0f) / 4.0f;
 }
 
 } /* namespace */
@@ -243,33 +191,6 @@ upload(struct mb_cuda_whisper *w, const struct mb_cuda_whisper_desc *d, char *er
 	return 0;
 }
 
-/* A plan of FRAMES 400-point R2C transforms that leaves its work area to us: *@p ws its size. */
-static int
-fft_plan(cufftHandle *plan, bool *made, size_t *ws, char *err, size_t err_len)
-{
-	*ws = 0;
-	FFT_OK(cufftCreate(plan));
-	*made = true;
-	FFT_OK(cufftSetAutoAllocation(*plan, 0));
-	FFT_OK(cufftMakePlan1d(*plan, N_FFT, CUFFT_R2C, FRAMES, ws));
-	return 0;
-}
-
-/* The work area a worker's plan will want on the net's device, without allocating it. */
-static int
-fft_size(struct mb_cuda_whisper *w, int device, char *err, size_t err_len)
-{
-	cufftHandle plan = 0;
-	bool made = false;
-	int rc;
-
-	CUDA_OK(cudaSetDevice(device));
-	rc = fft_plan(&plan, &made, &w->fft_work, err, err_len);
-	if (made)
-		cufftDestroy(plan);
-	return rc;
-}
-
 extern "C" int
 mb_cuda_whisper_create(const struct mb_cuda_whisper_desc *d, struct mb_cuda_whisper **out,
 		       char *err, size_t err_len)
@@ -295,7 +216,8 @@ mb_cuda_whisper_create(const struct mb_cuda_whisper_desc *d, struct mb_cuda_whis
 	w->ffn = d->ffn;
 	w->n_mels = d->n_mels;
 	if ((rc = upload(w, d, err, err_len)) < 0 ||
-	    (rc = fft_size(w, d->device, err, err_len)) < 0) {
+	    (rc = mb_tf_fft_work(d->device, N_FFT, CUFFT_R2C, FRAMES, &w->fft_work, err, err_len)) <
+		    0) {
 		mb_cuda_whisper_destroy(&w);
 		return rc;
 	}
@@ -312,8 +234,9 @@ mb_cuda_whisper_mem_of(const struct mb_cuda_whisper *net, struct mb_tf_mem *out)
 
 /* ---- a worker ---- */
 
+/* the per-item events of grow_events(), none */
 static void
-free_pinned(struct mb_cuda_whisper_worker *w)
+free_events(struct mb_cuda_whisper_worker *w)
 {
 	for (uint32_t i = 0; i < w->n_down; i++)
 		if (w->down[i] != NULL)
@@ -321,11 +244,6 @@ free_pinned(struct mb_cuda_whisper_worker *w)
 	free(w->down);
 	w->down = NULL;
 	w->n_down = 0;
-	cudaFreeHost(w->pin_in);
-	cudaFreeHost(w->pin_out);
-	w->pin_in = NULL;
-	w->pin_out = NULL;
-	w->cap = 0;
 }
 
 extern "C" void
@@ -336,37 +254,10 @@ mb_cuda_whisper_worker_destroy(struct mb_cuda_whisper_worker **wp)
 	if (wp == NULL || *wp == NULL)
 		return;
 	w = *wp;
-	mb_tf_ctx_destroy(&w->ctx); /* waits for the stream */
-	if (w->fft_made)
-		cufftDestroy(w->fft);
-	cudaFree(w->fft_area);
-	free_pinned(w);
+	mb_tf_worker_fini(&w->tf);
+	free_events(w);
 	delete w;
 	*wp = NULL;
-}
-
-static int
-worker_setup(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w, char *err,
-	     size_t err_len)
-{
-	size_t ws = 0;
-	int rc;
-
-	if ((rc = mb_tf_ctx_create(mb_tf_store_device(net->store), mb_tf_store_prec(net->store),
-				   &w->ctx, err, err_len)) < 0 ||
-	    (rc = fft_plan(&w->fft, &w->fft_made, &ws, err, err_len)) < 0)
-		return rc;
-	if (ws > net->fft_work) { /* the service was told net->fft_work */
-		seterr(err, err_len, "cuFFT wants a work area of %zu bytes, %zu at load", ws,
-		       net->fft_work);
-		return -1;
-	}
-	if (net->fft_work > 0) {
-		CUDA_OK((cudaError_t)mb_tf_malloc(mb_tf_store_device(net->store), &w->fft_area,
-						  net->fft_work));
-		FFT_OK(cufftSetWorkArea(w->fft, w->fft_area));
-	}
-	return 0;
 }
 
 extern "C" int
@@ -381,7 +272,9 @@ mb_cuda_whisper_worker_create(const struct mb_cuda_whisper *net,
 		seterr(err, err_len, "out of memory");
 		return -1;
 	}
-	if ((rc = worker_setup(net, w, err, err_len)) < 0) {
+	if ((rc = mb_tf_worker_init(&w->tf, net->store, err, err_len)) < 0 ||
+	    (rc = mb_tf_worker_fft(&w->tf, N_FFT, CUFFT_R2C, FRAMES, net->fft_work, err, err_len)) <
+		    0) {
 		mb_cuda_whisper_worker_destroy(&w);
 		return rc;
 	}
@@ -389,15 +282,14 @@ mb_cuda_whisper_worker_create(const struct mb_cuda_whisper *net,
 	return 0;
 }
 
-/* Pinned staging for @p n items: grown when a larger batch first arrives, then kept (host
- * memory; the caller waited for the stream, so nothing queued reads the old). */
+/* An event for each of @p n items: grown when a larger batch first arrives, then kept (the
+ * run began with a synchronisation, so nothing queued records the old). */
 static int
-grow_pinned(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w, uint32_t n,
-	    char *err, size_t err_len)
+grow_events(struct mb_cuda_whisper_worker *w, uint32_t n, char *err, size_t err_len)
 {
-	if (n <= w->cap)
+	if (n <= w->n_down)
 		return 0;
-	free_pinned(w);
+	free_events(w);
 	w->down = (cudaEvent_t *)calloc(n, sizeof(*w->down));
 	if (w->down == NULL) {
 		seterr(err, err_len, "out of memory");
@@ -406,9 +298,6 @@ grow_pinned(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
 	w->n_down = n;
 	for (uint32_t i = 0; i < n; i++)
 		CUDA_OK(cudaEventCreateWithFlags(&w->down[i], cudaEventDisableTiming));
-	CUDA_OK(cudaMallocHost(&w->pin_in, (size_t)n * MAX_SAMPLES * 4));
-	CUDA_OK(cudaMallocHost((void **)&w->pin_out, (size_t)n * T_POS * net->d * sizeof(float)));
-	w->cap = n;
 	return 0;
 }
 
@@ -420,9 +309,10 @@ front_end(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
 {
 	const size_t bytes = (size_t)it->samples * (it->pcm_s16 ? 2 : 4);
 	const size_t cells = (size_t)FRAMES * net->n_mels;
-	uint8_t *pin = (uint8_t *)w->pin_in + (size_t)i * MAX_SAMPLES * 4;
+	uint8_t *pin = (uint8_t *)w->tf.pin_in + (size_t)i * MAX_SAMPLES * 4;
 	uint8_t *dev = m->in + (size_t)i * MAX_SAMPLES * 4;
 	float *mel = m->mel + (size_t)i * cells;
+	int rc;
 
 	if (it->samples < N_FFT || it->samples > MAX_SAMPLES) {
 		seterr(err, err_len, "item %u: %u samples, expected %d..%u", i, it->samples, N_FFT,
@@ -433,16 +323,13 @@ front_end(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
 	memcpy(pin, it->payload, bytes);
 	CUDA_OK(cudaMemcpyAsync(dev, pin, bytes, cudaMemcpyHostToDevice, s));
 	pad30<<<grid_of(PADDED), THREADS, 0, s>>>(dev, it->pcm_s16, it->samples, m->padded);
-	frames_window<<<grid_of((size_t)FRAMES * N_FFT), THREADS, 0, s>>>(m->padded, net->window,
-									  m->frames);
-	CUDA_OK(cudaGetLastError());
-	FFT_OK(cufftExecR2C(w->fft, m->frames, m->spec));
+	if ((rc = mb_cuda_stft_frames(m->padded, net->window, FRAMES, m->frames, s, err, err_len)) <
+	    0)
+		return rc;
+	FFT_OK(cufftExecR2C(w->tf.fft, m->frames, m->spec));
 	mel_rows<<<grid_of(cells), THREADS, 0, s>>>(m->spec, net->filters, net->lo, net->hi,
 						    net->n_mels, mel);
-	reduce_max<<<1, 1024, 0, s>>>(mel, cells, m->max + i);
-	clamp_scale<<<grid_of(cells), THREADS, 0, s>>>(mel, cells, m->max + i);
-	CUDA_OK(cudaGetLastError());
-	return 0;
+	return mb_cuda_mel_floor(mel, cells, m->max + i, s, err, err_len);
 }
 
 /* The batch on the run's allocation at @p base (carved from @p parts); all queued on @p s. */
@@ -452,7 +339,8 @@ run_batch(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
 	  void *base, cudaStream_t s, char *err, size_t err_len)
 {
 	const uint32_t d = net->d, nm = net->n_mels;
-	const enum mb_tf_prec prec = mb_tf_ctx_prec(w->ctx);
+	struct mb_tf_ctx *ctx = w->tf.ctx;
+	const enum mb_tf_prec prec = mb_tf_ctx_prec(ctx);
 	const size_t rows = (size_t)n * T_POS;
 	void *at[MB_CUDA_WHISPER_PARTS];
 	struct run_mem m;
@@ -461,6 +349,8 @@ run_batch(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
 	float *h1;
 	int rc;
 
+	if ((rc = grow_events(w, n, err, err_len)) < 0)
+		return rc;
 	mb_tf_carve(base, parts, MB_CUDA_WHISPER_PARTS, n, at);
 	if ((rc = mb_tf_acts_bind(A, at, parts, n, T_POS, d, net->heads, net->ffn, prec, err,
 				  err_len)) < 0)
@@ -471,7 +361,7 @@ run_batch(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
 	m.in = (uint8_t *)at[MB_CUDA_WHISPER_PART_IN];
 	m.mel = (float *)at[MB_CUDA_WHISPER_PART_MEL];
 	m.max = (float *)at[MB_CUDA_WHISPER_PART_MAX];
-	FFT_OK(cufftSetStream(w->fft, s));
+	FFT_OK(cufftSetStream(w->tf.fft, s));
 	for (uint32_t i = 0; i < n; i++)
 		if ((rc = front_end(net, w, &m, &items[i], i, s, err, err_len)) < 0)
 			return rc;
@@ -481,39 +371,38 @@ run_batch(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_worker *w,
 	col = ((size_t)n * mb_cuda_whisper_col_item(d, nm, prec) + MB_TF_ALIGN - 1) &
 	      ~(size_t)(MB_TF_ALIGN - 1);
 	h1 = (float *)((uint8_t *)A->big + col);
-	if ((rc = mb_tf_im2col3(w->ctx, m.mel, n, FRAMES, nm, 1, FRAMES, A->big, err, err_len)) <
-		    0 ||
-	    (rc = mb_tf_linear(w->ctx, n * FRAMES, d, 3 * nm, A->big, 3 * nm, prec, net->conv1_w,
-			       prec, 1.0f, 0.0f, h1, d, 1, err, err_len)) < 0 ||
-	    (rc = mb_tf_bias_act(w->ctx, h1, (size_t)n * FRAMES, d, net->conv1_b, 1, NULL, 0, err,
+	if ((rc = mb_tf_im2col3(ctx, m.mel, n, FRAMES, nm, 1, FRAMES, A->big, err, err_len)) < 0 ||
+	    (rc = mb_tf_linear(ctx, n * FRAMES, d, 3 * nm, A->big, 3 * nm, prec, net->conv1_w, prec,
+			       1.0f, 0.0f, h1, d, 1, err, err_len)) < 0 ||
+	    (rc = mb_tf_bias_act(ctx, h1, (size_t)n * FRAMES, d, net->conv1_b, 1, NULL, 0, err,
 				 err_len)) < 0 ||
-	    (rc = mb_tf_im2col3(w->ctx, h1, n, FRAMES, d, 2, T_POS, A->big, err, err_len)) < 0 ||
-	    (rc = mb_tf_linear(w->ctx, (uint32_t)rows, d, 3 * d, A->big, 3 * d, prec, net->conv2_w,
+	    (rc = mb_tf_im2col3(ctx, h1, n, FRAMES, d, 2, T_POS, A->big, err, err_len)) < 0 ||
+	    (rc = mb_tf_linear(ctx, (uint32_t)rows, d, 3 * d, A->big, 3 * d, prec, net->conv2_w,
 			       prec, 1.0f, 0.0f, A->x, d, 1, err, err_len)) < 0 ||
-	    (rc = mb_tf_bias_act(w->ctx, A->x, rows, d, net->conv2_b, 1, net->pos, T_POS, err,
+	    (rc = mb_tf_bias_act(ctx, A->x, rows, d, net->conv2_b, 1, net->pos, T_POS, err,
 				 err_len)) < 0)
 		return rc;
 
 	for (uint32_t l = 0; l < net->layers; l++)
-		if ((rc = mb_tf_block_forward(w->ctx, &net->blocks[l], A, n, err, err_len)) < 0)
+		if ((rc = mb_tf_block_forward(ctx, &net->blocks[l], A, n, err, err_len)) < 0)
 			return rc;
 
 	/* the final LayerNorm, F32, into big; down through pinned memory item by item, each
 	 * item copied out on the host while the next one's download runs */
-	if ((rc = mb_tf_layernorm(w->ctx, A->x, (uint32_t)rows, d, net->lnf_g, net->lnf_b, LN_EPS,
+	if ((rc = mb_tf_layernorm(ctx, A->x, (uint32_t)rows, d, net->lnf_g, net->lnf_b, LN_EPS,
 				  A->big, 1, err, err_len)) < 0)
 		return rc;
 	for (uint32_t i = 0; i < n; i++) {
 		const size_t off = (size_t)i * T_POS * d;
 
-		CUDA_OK(cudaMemcpyAsync(w->pin_out + off, A->big + off,
+		CUDA_OK(cudaMemcpyAsync(w->tf.pin_out + off, A->big + off,
 					(size_t)T_POS * d * sizeof(float), cudaMemcpyDeviceToHost,
 					s));
 		CUDA_OK(cudaEventRecord(w->down[i], s));
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		CUDA_OK(cudaEventSynchronize(w->down[i]));
-		memcpy(items[i].out, w->pin_out + (size_t)i * T_POS * d,
+		memcpy(items[i].out, w->tf.pin_out + (size_t)i * T_POS * d,
 		       (size_t)T_POS * d * sizeof(float));
 	}
 	return 0;
@@ -525,28 +414,18 @@ mb_cuda_whisper_run(const struct mb_cuda_whisper *net, struct mb_cuda_whisper_wo
 		    size_t err_len)
 {
 	struct mb_tf_part parts[MB_CUDA_WHISPER_PARTS];
-	void *base = NULL;
-	char free_err[160];
-	cudaStream_t s;
-	int rc, frc;
+	void *base;
+	int rc;
 
 	if (n == 0)
 		return 0;
-	if ((rc = mb_tf_ctx_begin(w->ctx, stream, err, err_len)) < 0)
-		return rc;
-	s = (cudaStream_t)mb_tf_ctx_stream(w->ctx);
-	/* the stream may carry others' work (the service's): nothing of ours reads the staging */
-	CUDA_OK(cudaStreamSynchronize(s));
-	if ((rc = grow_pinned(net, w, n, err, err_len)) < 0)
-		return rc;
-	mb_cuda_whisper_parts(net->d, net->heads, net->ffn, net->n_mels, mb_tf_ctx_prec(w->ctx),
+	mb_cuda_whisper_parts(net->d, net->heads, net->ffn, net->n_mels, mb_tf_ctx_prec(w->tf.ctx),
 			      parts);
-	if ((rc = mb_tf_run_alloc(w->ctx, mb_tf_parts_bytes(parts, MB_CUDA_WHISPER_PARTS, n), &base,
-				  err, err_len)) < 0)
+	if ((rc = mb_tf_worker_begin(&w->tf, stream, n, (size_t)MAX_SAMPLES * 4,
+				     (size_t)T_POS * net->d, parts, MB_CUDA_WHISPER_PARTS, &base,
+				     err, err_len)) < 0)
 		return rc;
-	rc = run_batch(net, w, items, n, parts, base, s, err, err_len);
-	/* whatever happened: freed after the work queued on it, and waited for */
-	frc = mb_tf_run_free(w->ctx, &base, rc < 0 ? free_err : err,
-			     rc < 0 ? sizeof(free_err) : err_len);
-	return rc < 0 ? rc : frc;
+	rc = run_batch(net, w, items, n, parts, base, (cudaStream_t)mb_tf_ctx_stream(w->tf.ctx),
+		       err, err_len);
+	return mb_tf_worker_end(&w->tf, &base, rc, err, err_len);
 }

@@ -2,6 +2,12 @@
 """gen.py: one of gpu/*.cu as C++ for the host emulation of CUDA (emu.h), at build time.
 
     gen.py IN.cu OUT.cpp [--replace OLD NEW]...
+    gen.py IN.h OUT.h [--replace OLD NEW]...
+
+The second form: a private header of device code that the .cu files include (gpu/meson.build's
+mb_cuda_headers), written under the same name beside the generated .cpp files, which find it
+there before gpu/'s (tests/gpu/emu/meson.build). The same rewrites; its include guard keeps
+it to one copy per file.
 
 The source is kept as it is, line for line (a #line directive points compiler messages and
 debuggers at the .cu file), but for four rewrites:
