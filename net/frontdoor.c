@@ -1039,6 +1039,18 @@ read_connections(struct mb_frontdoor *fd)
 			if (ev[i] == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
 			    ev[i] == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
 			    ev[i] == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+				/* refused keys are logged by the ZAP handler; a connection closed
+				 * mid-handshake (a TCP probe, or a client of the other mechanism
+				 * that read our greeting before we read its) is not worth a line */
+				if (ev[i] == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+					MB_LOG_RATE(
+						WARNING,
+						"ingest: a connection's ZeroMQ handshake failed "
+						"(protocol error 0x%x): a client of another "
+						"security mechanism (a plaintext client of a CURVE "
+						"service, or the reverse) or not a ZeroMQ client; "
+						"mediabatch_handshake_failed_total counts them all",
+						(unsigned int)val[i]);
 				count(fd->m_handshake_failed);
 				continue;
 			}
