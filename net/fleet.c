@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,8 @@
 #define NS_PER_MS 1000000ull
 /* how far behind the least expected wait (in requests) a daemon still takes its turn */
 #define PICK_SLACK 32.0
+/* an idle daemon's answer time is forgotten with this time constant (see answer_ms()) */
+#define LAT_DECAY_NS 1000000000.0
 
 struct daemon {
 	bool used;
@@ -463,6 +466,32 @@ someone_else(const struct mb_fleet *f, const struct entry *en, uint64_t now)
 	return false;
 }
 
+/*
+ * Daemon @p d's answer time as the pick weighs it: its moving average, except that
+ *   - while it holds requests, the time it has been silent (since its last answer, or since
+ *     the first request it holds was sent) when that is longer: a daemon that has stopped
+ *     answering stops looking fast before failover_ms moves its requests;
+ *   - while it holds none, the average decays toward the fleet's fastest @p min_lat with
+ *     the time since its last answer (LAT_DECAY_NS): only answers update the average, so
+ *     one slow moment would otherwise keep it from ever being tried again.
+ */
+static double
+answer_ms(const struct daemon *d, double min_lat, uint64_t now)
+{
+	double lat = d->lat_ms;
+
+	if (d->last_rx == 0 || now <= d->last_rx)
+		return lat;
+	if (d->in_flight > 0) { /* one that has not answered yet too */
+		double silent = (double)(now - d->last_rx) / 1e6;
+
+		return silent > lat ? silent : lat;
+	}
+	if (lat > 0 && min_lat > 0 && lat > min_lat)
+		lat = min_lat + (lat - min_lat) * exp(-(double)(now - d->last_rx) / LAT_DECAY_NS);
+	return lat;
+}
+
 static int
 pick(struct mb_fleet *f, const struct entry *en, uint64_t now)
 {
@@ -495,7 +524,8 @@ pick(struct mb_fleet *f, const struct entry *en, uint64_t now)
 			continue;
 		if (others && tried(en, i, d->gen))
 			continue;
-		lat = d->lat_ms > 0 && min_lat > 0 ? d->lat_ms / min_lat : 1.0;
+		lat = answer_ms(d, min_lat, now);
+		lat = lat > 0 && min_lat > 0 ? lat / min_lat : 1.0;
 		cost[i] = (d->in_flight + 1) * (lat < 2.0 ? 1.0 : lat);
 		if (best < 0 || cost[i] < best_cost) {
 			best = i;
@@ -527,8 +557,10 @@ send_to(struct mb_fleet *f, int ent, int slot, uint64_t now)
 	uint8_t wire[MB_PROTO_HDR_LEN];
 	zmq_msg_t m;
 
-	/* the time left, so that no daemon works past the caller's deadline */
-	if (en->timeout_ms > 0) {
+	/* the time left, so that no daemon works past the caller's deadline: on every send of
+	 * a request that has a timeout, and on a resend of one that had none (its deadline is
+	 * then request_timeout_ms; the first send leaves the model's default to the daemon) */
+	if (en->timeout_ms > 0 || en->n_tried > 0) {
 		uint64_t left = en->deadline > now + DEADLINE_GRACE_NS
 					? en->deadline - DEADLINE_GRACE_NS - now
 					: NS_PER_MS;
@@ -990,6 +1022,13 @@ tick(struct mb_fleet *f, uint64_t now)
 				 en->timeout_ms ? en->timeout_ms
 						: (uint32_t)f->o.request_timeout_ms,
 				 f->d[en->daemon].endpoint, en->n_tried);
+		} else if (en->n_tried > 0) { /* failed over, and no other daemon took it */
+			snprintf(reason, sizeof(reason),
+				 "client: no answer within %u ms (%u daemon(s) tried; waiting for "
+				 "another when the deadline came)",
+				 en->timeout_ms ? en->timeout_ms
+						: (uint32_t)f->o.request_timeout_ms,
+				 en->n_tried);
 		} else {
 			int up = 0;
 

@@ -167,16 +167,17 @@ void mb_client_response_free(struct mb_client_response *r);
  * and mb_client_recv(): a fleet client must keep calling mb_client_recv().
  */
 struct mb_client_daemon {
-	char endpoint[128];   /**< "tcp://ADDRESS:PORT", as resolved */
-	bool up;	      /**< connected (handshake done) */
-	bool gone;	      /**< no longer in the names' addresses: draining out */
-	double window;	      /**< its credit window */
-	uint32_t in_flight;   /**< requests sent to it and not answered */
-	uint64_t sent;	      /**< requests sent to it (failovers included) */
-	uint64_t answered;    /**< answers from it */
-	uint64_t overloaded;  /**< of which OVERLOADED */
-	uint64_t failed_over; /**< requests taken from it (disconnect, silence, UNAVAILABLE) */
-	double latency_ms;    /**< its recent answer time (moving average) */
+	char endpoint[128];  /**< "tcp://ADDRESS:PORT", as resolved */
+	bool up;	     /**< connected (handshake done) */
+	bool gone;	     /**< no longer in the names' addresses: draining out */
+	double window;	     /**< its credit window */
+	uint32_t in_flight;  /**< requests sent to it and not answered */
+	uint64_t sent;	     /**< requests sent to it (failovers included) */
+	uint64_t answered;   /**< answers from it */
+	uint64_t overloaded; /**< of which OVERLOADED */
+	/** requests taken from it (disconnect, silence, UNAVAILABLE, UNKNOWN_MODEL) */
+	uint64_t failed_over;
+	double latency_ms; /**< its recent answer time (moving average) */
 };
 
 struct mb_client_fleet_stats {

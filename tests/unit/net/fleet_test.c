@@ -10,7 +10,10 @@
  * A request nobody answers gets one TIMEOUT of the client's own at its deadline plus the
  * grace, with a cancel to the daemon holding it, and that daemon's answer after it is
  * dropped. A daemon that holds its answers has no more than the first credit window in
- * flight; the rest wait in the client and each gets its one answer.
+ * flight; the rest wait in the client and each gets its one answer. A daemon that answered
+ * one request slowly is tried again once it has been idle a while (not shut out for good),
+ * and one that holds requests without answering stops getting new ones long before
+ * failover_ms moves them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,7 +28,7 @@
 
 #define TENANT 7u
 #define PAYLOAD_LEN 64u
-#define MAX_HELD 32
+#define MAX_HELD 256
 #define MAX_GOT 64
 
 /* a request a fake daemon holds: who sent it, and its header */
@@ -54,6 +57,7 @@ struct world {
 	struct mb_client *c;
 	struct mb_client_response got[MAX_GOT];
 	int n_got;
+	int n_answers; /* every answer, the ones past MAX_GOT (not kept) too */
 };
 
 static uint64_t
@@ -176,6 +180,7 @@ pump(struct world *w, int ms)
 	for (int i = 0; i < w->n_fake; i++)
 		fake_poll(&w->f[i]);
 	if (mb_client_recv(w->c, &r, ms) == 0) {
+		w->n_answers++;
 		if (w->n_got < MAX_GOT)
 			w->got[w->n_got++] = r;
 		else
@@ -510,11 +515,115 @@ test_credit_window(void)
 	world_close(&w);
 }
 
+/* Answer every request fake @p f holds that is still pending. */
+static void
+fake_answer_all(struct fake *f)
+{
+	for (int k = 0; k < f->n_held; k++)
+		if (!f->done[k])
+			fake_answer(f, k, MB_STATUS_OK, "ok");
+}
+
+/*
+ * One request at a time over two fakes: the first answers its first request after 400 ms,
+ * then every request at once, as the other does. The slow one's answer time is only an
+ * average of its answers, so without something that forgets it, the fast one would get
+ * every request from then on; here the slow one must get one again within a few seconds.
+ */
+static void
+test_slow_answer_not_shut_out(void)
+{
+	struct world w;
+	uint64_t id = 1, until, t_slow;
+	int slow = -1, again = -1;
+
+	world_open(&w, 2, (struct mb_client_opts){.failover_ms = 10000});
+	send_one(&w, id, 5000);
+	for (until = now_ms() + 2000; now_ms() < until && slow < 0;) {
+		pump(&w, 5);
+		for (int i = 0; i < 2; i++)
+			if (w.f[i].n_held == 1)
+				slow = i;
+	}
+	CU_ASSERT_FATAL(slow >= 0);
+	pump_for(&w, 400);
+	fake_answer(&w.f[slow], 0, MB_STATUS_OK, "ok");
+	for (until = now_ms() + 1000; now_ms() < until && w.n_got < 1;)
+		pump(&w, 5);
+	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
+	t_slow = now_ms();
+	/* one at a time, answered at once, until the slow one gets one again (at most 6 s) */
+	for (until = t_slow + 6000; now_ms() < until && again < 0;) {
+		int got = w.n_answers;
+		uint64_t wait;
+
+		send_one(&w, ++id, 5000);
+		for (wait = now_ms() + 1000; now_ms() < wait && w.n_answers == got;) {
+			pump(&w, 2);
+			fake_answer_all(&w.f[0]);
+			fake_answer_all(&w.f[1]);
+		}
+		CU_ASSERT_EQUAL_FATAL(w.n_answers, got + 1);
+		if (w.f[slow].n_held > 1)
+			again = (int)(now_ms() - t_slow);
+		pump_for(&w, 20); /* about 50 requests a second */
+	}
+	printf("\n    the slow daemon got a request again %d ms after its slow answer "
+	       "(%d to the other meanwhile)",
+	       again, w.f[1 - slow].n_held);
+	CU_ASSERT(again >= 0);
+	world_close(&w);
+}
+
+/*
+ * Requests at 50 a second over two fakes, one of which holds what it gets without
+ * answering (failover_ms far off): after the first few, new requests go to the other only.
+ */
+static void
+test_silent_daemon_avoided(void)
+{
+	enum { N = 50 };
+	struct world w;
+	struct mb_client_daemon d[2];
+	int silent = -1, answered = 0;
+
+	world_open(&w, 2, (struct mb_client_opts){.failover_ms = 20000});
+	for (uint64_t id = 1; id <= N; id++) {
+		send_one(&w, id, 30000);
+		for (uint64_t until = now_ms() + 20; now_ms() < until;) {
+			pump(&w, 2);
+			if (silent < 0)
+				for (int i = 0; i < 2; i++)
+					if (w.f[i].n_held > 0)
+						silent = i; /* the first to get one stays silent */
+			if (silent >= 0)
+				fake_answer_all(&w.f[1 - silent]);
+		}
+	}
+	for (uint64_t until = now_ms() + 1000;
+	     now_ms() < until && w.n_got < N - w.f[silent].n_held;) {
+		pump(&w, 5);
+		fake_answer_all(&w.f[1 - silent]);
+	}
+	answered = w.n_got;
+	printf("\n    of %d requests, the silent daemon holds %d, the other answered %d", N,
+	       w.f[silent].n_held, answered);
+	CU_ASSERT(w.f[silent].n_held <= 5);
+	CU_ASSERT_EQUAL(w.f[silent].n_held + w.f[1 - silent].n_held, N);
+	CU_ASSERT_EQUAL(answered, w.f[1 - silent].n_held);
+	CU_ASSERT_EQUAL(mb_client_fleet_stats(w.c, NULL, d, 2), 2);
+	CU_ASSERT_EQUAL(d[silent].in_flight, (uint32_t)w.f[silent].n_held);
+	world_close(&w);
+}
+
 static const struct mb_test_case cases[] = {
 	{"late answer of the silent daemon dropped", test_late_answer_dropped},
 	{"late answer of the silent daemon wins, the other's dropped", test_first_answer_wins},
 	{"nobody answers: one client TIMEOUT", test_nobody_answers},
 	{"credit window: no more than the first window in flight", test_credit_window},
+	{"one slow answer does not shut a daemon out", test_slow_answer_not_shut_out},
+	{"a daemon that holds requests silently stops getting new ones before failover_ms",
+	 test_silent_daemon_avoided},
 	{NULL, NULL},
 };
 

@@ -28,6 +28,7 @@ import collections
 import dataclasses
 import heapq
 import itertools
+import math
 import socket
 import struct
 import time
@@ -64,6 +65,10 @@ COOLDOWN = 1.0
 CONNECT_GRACE = 1.0
 #: how often the timers (deadlines, silent daemons) are looked at while requests are held
 TICK = 0.02
+#: how far behind the least expected wait (in requests) a daemon still takes its turn
+PICK_SLACK = 32.0
+#: an idle daemon's answer time is forgotten with this time constant (s; see _answer_ms())
+LAT_DECAY = 1.0
 
 #: The options of a fleet and their defaults (client.h, struct mb_client_opts).
 FLEET_DEFAULTS = {
@@ -526,6 +531,26 @@ class Fleet:
                 return True
         return False
 
+    @staticmethod
+    def _answer_ms(d: _Daemon, min_lat: float, now: float) -> float:
+        """The daemon's answer time as the pick weighs it (as the C library's answer_ms()).
+
+        Its moving average; but while it holds requests, at least the time it has been
+        silent (since its last answer, or since the first request it holds was sent), so
+        that one that stopped answering stops looking fast before ``failover_ms`` moves its
+        requests; and while it holds none, the average decays toward the fleet's fastest
+        with the time since its last answer (LAT_DECAY), so that one slow moment does not
+        keep it from ever being tried again.
+        """
+        lat = d.lat_ms
+        if d.last_rx == 0 or now <= d.last_rx:
+            return lat
+        if d.held:
+            return max(lat, (now - d.last_rx) * 1000.0)
+        if lat > 0 and min_lat > 0 and lat > min_lat:
+            lat = min_lat + (lat - min_lat) * math.exp(-(now - d.last_rx) / LAT_DECAY)
+        return lat
+
     def _pick(self, en: _Entry, now: float) -> Optional[_Daemon]:
         # a request goes to each daemon once while there are others it has not seen
         others = bool(en.tried) and self._someone_else(en, now)
@@ -537,32 +562,43 @@ class Fleet:
         for d in daemons:
             if d.up and d.lat_ms > 0 and (min_lat == 0 or d.lat_ms < min_lat):
                 min_lat = d.lat_ms
-        best, best_i, best_cost = None, 0, 0.0
-        start = self.rr % n
-        for k in range(n):
-            i = (start + k) % n
-            d = daemons[i]
+        # Expected wait: requests ahead times its answer time relative to the fastest
+        # daemon's. Within twice the fastest, daemons count as equal (answer times jitter
+        # with scheduling): only one clearly slower is weighed down. Among the daemons
+        # within PICK_SLACK of the least expected wait, round robin: equal daemons get equal
+        # shares, and one that falls PICK_SLACK requests behind is skipped until it catches
+        # up (as the C library does).
+        costs: List[Optional[float]] = [None] * n
+        best_cost: Optional[float] = None
+        for i, d in enumerate(daemons):
             if (not d.up or d.gone or d.cooldown_until > now
                     or len(d.held) >= int(d.window)):
                 continue
             if others and d in en.tried:
                 continue
-            # Expected wait: requests ahead times its answer time relative to the fastest
-            # daemon's. Within twice the fastest, daemons count as equal (answer times
-            # jitter with scheduling; equal daemons must get equal shares): only one
-            # clearly slower is weighed down.
-            lat = d.lat_ms / min_lat if d.lat_ms > 0 and min_lat > 0 else 1.0
+            lat = self._answer_ms(d, min_lat, now)
+            lat = lat / min_lat if lat > 0 and min_lat > 0 else 1.0
             cost = (len(d.held) + 1) * (lat if lat >= 2.0 else 1.0)
-            if best is None or cost < best_cost:
-                best, best_i, best_cost = d, i, cost
-        if best is not None:
-            self.rr = (best_i + 1) % n
-        return best
+            costs[i] = cost
+            if best_cost is None or cost < best_cost:
+                best_cost = cost
+        if best_cost is None:
+            return None
+        start = self.rr % n
+        for k in range(n):
+            i = (start + k) % n
+            c = costs[i]
+            if c is not None and c <= best_cost + PICK_SLACK:
+                self.rr = (i + 1) % n
+                return daemons[i]
+        return None
 
     def _send_to(self, en: _Entry, d: _Daemon, now: float) -> bool:
         header = en.header
-        # the time left, so that no daemon works past the caller's deadline
-        if en.timeout_ms > 0 and len(header) >= 24:
+        # the time left, so that no daemon works past the caller's deadline: on every send
+        # of a request that has a timeout, and on a resend of one that had none (its
+        # deadline is then request_timeout_ms; the first send leaves the model's default)
+        if (en.timeout_ms > 0 or en.tried) and len(header) >= 24:
             left = en.deadline - DEADLINE_GRACE - now if en.deadline > now + DEADLINE_GRACE \
                 else 0.001
             header = header[:20] + _U32.pack(max(1, int(left * 1000))) + header[24:]
@@ -811,6 +847,9 @@ class Fleet:
                 self._send_cancel(d, en.key)
                 reason = (f"client: no answer within {within} ms (last sent to {d.endpoint}, "
                           f"{len(en.tried)} daemon(s) tried)")
+            elif en.tried:  # failed over, and no other daemon took it
+                reason = (f"client: no answer within {within} ms ({len(en.tried)} daemon(s) "
+                          f"tried; waiting for another when the deadline came)")
             else:
                 up = sum(1 for x in self.daemons if x.up and not x.gone)
                 extra = f"; {self.resolve_err}" if self.resolve_err else ""
