@@ -7,7 +7,8 @@ drained with SIGTERM in the middle of a run: every request answered exactly once
 (and a SIGKILL through AsyncClient); a daemon stopped with SIGSTOP is failed over after failover_ms and its late answers are
 dropped; with no daemon up, TIMEOUT and CANCELLED from the client; malformed endpoint lists
 refused with the reason; a Subscriber of both daemons gets every result; a name followed as its addresses change (a resolver of the test's
-own: every address is 127.0.0.1). Every loop is bounded in count and in time."""
+own: every address is 127.0.0.1); a daemon that answered once slowly (stopped 400 ms) gets
+requests again within seconds. Every loop is bounded in count and in time."""
 
 import asyncio
 import collections
@@ -307,6 +308,36 @@ class FleetTest(unittest.TestCase):
             self.assertEqual(st.client_timeouts, 0, describe(st))
             self.assertEqual(c.stats["answered"], n)
             print("\n" + describe(st), end=" ")
+
+    def test_slow_answer_not_shut_out(self):
+        """One request at a time over two daemons; one is stopped for 400 ms (one slow
+        answer). Its answer time was an average of answers alone, so it never got another
+        request: it must get one again within a few seconds, and answer it."""
+        ds = self.daemons(2)
+        self.addCleanup(ds[0].signal, 18)  # SIGCONT, whatever happens
+        x = np.zeros((1, 4), np.float32)
+        with mediabatch.Client([d.ingest for d in ds], wait_timeout=30) as c:
+            for _ in range(20):
+                c.run("identity", tensor=x)
+            slow = {d.endpoint: d for d in c.fleet_stats().daemons}[ds[0].ingest]
+            ds[0].signal(19)  # SIGSTOP
+            futures = [c.submit("identity", tensor=x) for _ in range(2)]  # one each
+            time.sleep(0.4)
+            ds[0].signal(18)
+            for f in futures:
+                self.assertEqual(f.result(timeout=10).status, Status.OK)
+            before = {d.endpoint: d for d in c.fleet_stats().daemons}[ds[0].ingest].answered
+            t0, again = time.monotonic(), None
+            while again is None and time.monotonic() - t0 < 6:
+                c.run("identity", tensor=x)
+                now = {d.endpoint: d for d in c.fleet_stats().daemons}[ds[0].ingest]
+                if now.answered > before:
+                    again = time.monotonic() - t0
+                time.sleep(0.01)
+            st = c.fleet_stats()
+            self.assertIsNotNone(again, describe(st))
+            self.assertGreater(before, slow.answered, describe(st))
+            print(f"\n  the stopped daemon answered again {again:.2f} s after", end=" ")
 
     def test_nobody_up(self):
         p1, p2 = mbdaemon._free_ports(2)
