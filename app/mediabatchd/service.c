@@ -1328,13 +1328,18 @@ udp_unadmit(void *ctx, struct mb_request *req)
 static void
 limiter_error(const struct mb_config *cfg, int rc, char *buf, size_t len)
 {
+	char heap[64];
+
+	if (cfg->n_eal_args != 0)
+		snprintf(heap, sizeof(heap), "the hugepages eal.args gives");
+	else
+		snprintf(heap, sizeof(heap), "eal.memory_mb, %u MiB now", cfg->eal_memory_mb);
 	if (rc == -ENOMEM)
 		snprintf(buf, len,
 			 "tenant rate limits: no memory for a table of tenants.max_tenants %u "
-			 "(one for ZeroMQ and one per UDP rx queue, in the DPDK heap: raise "
-			 "eal.memory_mb, %u MiB now, or the hugepages eal.args gives; or lower "
-			 "max_tenants)",
-			 cfg->max_tenants, cfg->eal_memory_mb);
+			 "(one for ZeroMQ and one per UDP rx queue, in the DPDK heap: raise %s, or "
+			 "lower max_tenants)",
+			 cfg->max_tenants, heap);
 	else
 		snprintf(buf, len, "tenant rate limits: %s", strerror(-rc));
 }
