@@ -148,6 +148,11 @@ void mb_udp_destroy(struct mb_udp **u);
 	"Refusals the UDP rx path could not answer: the egress held every request object of the "  \
 	"rx queue, the ones kept for answers included."
 
+/** What one mbuf of udp.mbufs takes at least: RTE_MBUF_DEFAULT_BUF_SIZE (2048 bytes of data
+ * and 128 of headroom) and the 128-byte struct rte_mbuf (the daemon's --check sizes the heap
+ * with it). */
+#define MB_UDP_MBUF_BYTES (2048u + 128u + 128u)
+
 static inline uint32_t
 mb_udp_queue_slots(const struct mb_config *cfg)
 {

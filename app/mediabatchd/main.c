@@ -566,7 +566,7 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	if (flags.check) {
-		char place[1024], security[1024];
+		char place[1024], security[1024], heap[512];
 
 		if (service_check_placement(&cfg, place, sizeof(place)) < 0) {
 			fprintf(stderr, "mediabatchd: %s: service.placement: %s\n", cfg.source,
@@ -579,11 +579,20 @@ main(int argc, char **argv)
 			mb_config_fini(&cfg);
 			return EXIT_CONFIG;
 		}
+		if (service_check_heap(&cfg, heap, sizeof(heap)) < 0) {
+			fprintf(stderr,
+				"mediabatchd: %s: the DPDK heap is too small: it needs %s: raise "
+				"eal.memory_mb or lower those\n",
+				cfg.source, heap);
+			mb_config_fini(&cfg);
+			return EXIT_CONFIG;
+		}
 		printf("mediabatchd: %s: configuration is valid (every model it enables loads)\n",
 		       cfg.source);
 		printf("mediabatchd: placement (service.placement %s): %s\n",
 		       mb_placement_policy_name((enum mb_placement_policy)cfg.placement), place);
 		printf("mediabatchd: security: %s\n", security);
+		printf("mediabatchd: DPDK heap: %s\n", heap);
 		mb_config_fini(&cfg);
 		return 0;
 	}

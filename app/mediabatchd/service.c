@@ -580,6 +580,39 @@ client_share(const struct mb_config *cfg)
 }
 
 int
+service_check_heap(const struct mb_config *cfg, char *buf, size_t len)
+{
+	/* what the start allocates for certain, in bytes: the request objects (the front
+	 * door's and each rx queue's slots), the tenants' rate-limit tables (one for ZeroMQ,
+	 * one per rx queue; their index comes on top), the mbufs of one NUMA node */
+	uint64_t rxq = 0, req, rate, mbufs, need;
+	const double mib = 1024.0 * 1024.0;
+
+	for (unsigned int i = 0; i < cfg->n_udp_ports; i++)
+		rxq += cfg->udp_ports[i].rx_queues;
+	req = ((uint64_t)cfg->max_inflight + rxq * mb_udp_queue_slots(cfg)) *
+	      sizeof(struct mb_request);
+	rate = (1 + rxq) * (uint64_t)cfg->max_tenants * sizeof(struct mb_tb);
+	mbufs = cfg->n_udp_ports != 0 ? (uint64_t)cfg->udp_mbufs * MB_UDP_MBUF_BYTES : 0;
+	need = req + rate + mbufs;
+	if (cfg->n_eal_args != 0) {
+		snprintf(buf, len,
+			 "at least %.0f MiB (request objects %.0f, rate-limit tables %.0f, mbufs "
+			 "%.0f), from the hugepages eal.args gives",
+			 (double)need / mib, (double)req / mib, (double)rate / mib,
+			 (double)mbufs / mib);
+		return 0;
+	}
+	snprintf(buf, len,
+		 "at least %.0f MiB of eal.memory_mb %u (request objects for service.max_inflight "
+		 "%u and the UDP slots: %.0f MiB; rate-limit tables for tenants.max_tenants %u: "
+		 "%.0f MiB; udp.mbufs: %.0f MiB)",
+		 (double)need / mib, cfg->eal_memory_mb, cfg->max_inflight, (double)req / mib,
+		 cfg->max_tenants, (double)rate / mib, (double)mbufs / mib);
+	return need > (uint64_t)cfg->eal_memory_mb << 20 ? -ENOMEM : 0;
+}
+
+int
 service_check_security(const struct mb_config *cfg, bool http_files, char *buf, size_t len)
 {
 	struct mb_auth *auth = NULL;

@@ -52,6 +52,13 @@ int service_check_load(const struct mb_config *cfg, char *err, size_t err_len);
 int service_check_security(const struct mb_config *cfg, bool http_files, char *buf, size_t len);
 
 /**
+ * For --check: what the start certainly takes from the DPDK heap (request objects, the
+ * tenants' rate-limit tables, the UDP mbufs: a lower bound, described in @p buf). Returns
+ * -ENOMEM when that is more than eal.memory_mb (without eal.args), else 0.
+ */
+int service_check_heap(const struct mb_config *cfg, char *buf, size_t len);
+
+/**
  * For --check: the placement this configuration would get on this machine (see
  * mb_placement.h), described in @p buf. Returns 0 or -errno (described too).
  */

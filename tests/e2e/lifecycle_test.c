@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -395,6 +396,15 @@ test_config_errors(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'whisperish' is not a model of this build"));
 	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(bad_flag, out, sizeof(out)), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--drain-timeout"));
+	/* more request objects than eal.memory_mb holds: --check says so (the start would
+	 * fail on it), and names the key */
+	fd = open(bad, O_WRONLY | O_TRUNC);
+	CU_ASSERT(fd >= 0);
+	dprintf(fd, "service:\n  max_inflight: 1048576\ndevices:\n  cuda: {mode: \"off\"}\n");
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the DPDK heap is too small"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "service.max_inflight 1048576"));
 	unlink(bad);
 	unlink(good);
 }
