@@ -28,7 +28,6 @@ import collections
 import dataclasses
 import heapq
 import itertools
-import math
 import socket
 import struct
 import time
@@ -548,7 +547,8 @@ class Fleet:
         if d.held:
             return max(lat, (now - d.last_rx) * 1000.0)
         if lat > 0 and min_lat > 0 and lat > min_lat:
-            lat = min_lat + (lat - min_lat) * math.exp(-(now - d.last_rx) / LAT_DECAY)
+            x = (now - d.last_rx) / LAT_DECAY  # about e^-x, the C library's formula
+            lat = min_lat + (lat - min_lat) / (1.0 + x + x * x / 2.0 + x * x * x / 6.0)
         return lat
 
     def _pick(self, en: _Entry, now: float) -> Optional[_Daemon]:
