@@ -705,11 +705,11 @@ closed(struct mb_udp *u)
 static struct mb_udp *g_u;
 static pthread_t g_rx;
 
+/* The rx thread of port @p arg (a struct mb_udp *, one queue), until its drain is over. */
 static void *
 rx_main(void *arg)
 {
-	(void)arg;
-	mb_udp_rx_run(g_u, 0);
+	mb_udp_rx_run(arg, 0);
 	return NULL;
 }
 static struct mb_cancel *g_drain, *g_abort;
@@ -737,7 +737,7 @@ test_replay(void)
 
 	for (int i = 0; i < 64; i++)
 		g_seen[i].status = -1;
-	CU_ASSERT_EQUAL_FATAL(pthread_create(&g_rx, NULL, rx_main, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&g_rx, NULL, rx_main, g_u), 0);
 	CU_ASSERT_FATAL(wait_for(all_read, g_u, 10000));
 	/* ids 6 and 17 expire after the 100 ms reassembly timeout */
 	CU_ASSERT(wait_for(two_expired, g_u, 5000));
@@ -834,14 +834,6 @@ test_arp_reply_sent(void)
 static struct mb_udp *g_fuzz_u;
 static struct mb_cancel *g_fuzz_drain;
 
-static void *
-fuzz_rx_main(void *arg)
-{
-	(void)arg;
-	mb_udp_rx_run(g_fuzz_u, 0);
-	return NULL;
-}
-
 /* The stand-in egress for the fuzz run: release whatever comes, count it. */
 static uint64_t
 release_all(void)
@@ -870,7 +862,7 @@ test_fuzz(void)
 	pthread_t t;
 	int i;
 
-	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, fuzz_rx_main, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, rx_main, g_fuzz_u), 0);
 	/* every frame read, and nothing left being reassembled (timeout 100 ms) */
 	for (i = 0; i < 20000; i++) {
 		handled += release_all();
@@ -963,14 +955,6 @@ build_sources(void)
 	return n;
 }
 
-static void *
-src_rx_main(void *arg)
-{
-	(void)arg;
-	mb_udp_rx_run(g_src_u, 0);
-	return NULL;
-}
-
 static bool
 src_all_read(struct mb_udp *u)
 {
@@ -991,7 +975,7 @@ test_sources(void)
 
 	for (int i = 0; i < 64; i++)
 		g_seen[i] = (struct seen){.status = -1};
-	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, src_rx_main, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, rx_main, g_src_u), 0);
 	CU_ASSERT_FATAL(wait_for(src_all_read, g_src_u, 10000));
 	mb_udp_stats(g_src_u, &st);
 	/* Nothing dropped started a request: none is left being reassembled, none expires
@@ -1050,14 +1034,6 @@ static struct mb_udp *g_full_u;
 static struct mb_cancel *g_full_drain;
 static struct mb_metrics *g_full_metrics;
 
-static void *
-full_rx_main(void *arg)
-{
-	(void)arg;
-	mb_udp_rx_run(g_full_u, 0);
-	return NULL;
-}
-
 static bool
 full_all_read(struct mb_udp *u)
 {
@@ -1077,7 +1053,7 @@ test_full(void)
 
 	for (int i = 0; i < 64; i++)
 		g_seen[i] = (struct seen){.status = -1};
-	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, full_rx_main, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, rx_main, g_full_u), 0);
 	/* every frame read and the 16 halves timed out (100 ms), nothing released meanwhile */
 	CU_ASSERT_FATAL(wait_for(full_all_read, g_full_u, 10000));
 	take(g_fake.echo, true);
