@@ -626,6 +626,26 @@ item_lookup(struct udp_queue *q, struct rx_item *it)
 	return it->found;
 }
 
+/*
+ * A datagram refused for @p reason: the request being reassembled that it belongs to fails
+ * with it (@p it NULL: it cannot name one); else it is answered under @p h's id and tenant
+ * (answer_datagram()).
+ */
+static void
+refuse(struct udp_queue *q, struct rx_item *it, const struct mb_request_hdr *h, const char *model,
+       enum mb_status st, const char *reason)
+{
+	struct udp_slot *s = it != NULL ? item_lookup(q, it) : NULL;
+
+	if (s != NULL && s->state == SLOT_REASM) {
+		reasm_remove(q, s);
+		BUMP(q->c.refused, 1);
+		answer(q, s, st, "%s", reason);
+		return;
+	}
+	answer_datagram(q, h, model, st, reason);
+}
+
 static void
 cancel(struct udp_queue *q, struct rx_item *it)
 {
@@ -719,25 +739,17 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 		return false;
 	}
 	if (dg->len < MB_PROTO_HDR_LEN) {
-		static const char short_hdr[] = "datagram: shorter than the 64-byte request header";
-
 		drop_pkt(q, MB_UDP_DROP_TRUNCATED);
-		/* answered as a header that breaks a rule is, when it carries a request id: not
-		 * a cancel; and a slice of a request being reassembled (id and tenant both
-		 * there) fails that request */
+		/* refused as a header that breaks a rule is, when it carries a request id and is
+		 * not a cancel; it can belong to a request being reassembled only with its
+		 * tenant there too */
 		if (dg->len < 16 || (mb_proto_peek_flags(dg->data) & MB_FLAG_CANCEL))
 			return false;
-		s = dg->len >= 20 ? item_lookup(q, it) : NULL;
-		if (s != NULL && s->state == SLOT_REASM) {
-			reasm_remove(q, s);
-			BUMP(q->c.refused, 1);
-			answer(q, s, MB_STATUS_BAD_REQUEST, "%s", short_hdr);
-			return false;
-		}
 		mb_proto_decode_request(dg->data, dg->len, MB_TRANSPORT_UDP, 0, &h, &err);
 		h.request_id = err.request_id;
 		h.tenant_id = err.tenant_id;
-		answer_datagram(q, &h, err.model, MB_STATUS_BAD_REQUEST, short_hdr);
+		refuse(q, dg->len >= 20 ? it : NULL, &h, err.model, MB_STATUS_BAD_REQUEST,
+		       "datagram: shorter than the 64-byte request header");
 		return false;
 	}
 	slice = dg->len - MB_PROTO_HDR_LEN;
@@ -748,17 +760,9 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 		 * answer would carry the id of the request it names, and read as that one's */
 		if (mb_proto_peek_flags(dg->data) & MB_FLAG_CANCEL)
 			return false;
-		s = item_lookup(q, it);
-		if (s != NULL && s->state == SLOT_REASM) {
-			/* the request it belongs to fails with it */
-			reasm_remove(q, s);
-			BUMP(q->c.refused, 1);
-			answer(q, s, err.status, "%s", err.reason);
-			return false;
-		}
 		h.request_id = err.request_id;
 		h.tenant_id = err.tenant_id;
-		answer_datagram(q, &h, err.model, err.status, err.reason);
+		refuse(q, it, &h, err.model, err.status, err.reason);
 		return false;
 	}
 	if (h.flags & MB_FLAG_CANCEL) {
@@ -774,14 +778,7 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 				      " runs past payload_len %" PRIu32,
 			 slice, h.frag_offset, h.payload_len);
 		drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
-		s = item_lookup(q, it);
-		if (s != NULL && s->state == SLOT_REASM) {
-			reasm_remove(q, s);
-			BUMP(q->c.refused, 1);
-			answer(q, s, MB_STATUS_BAD_REQUEST, "%s", reason);
-			return false;
-		}
-		answer_datagram(q, &h, h.model, MB_STATUS_BAD_REQUEST, reason);
+		refuse(q, it, &h, h.model, MB_STATUS_BAD_REQUEST, reason);
 		return false;
 	}
 
