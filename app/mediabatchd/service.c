@@ -579,6 +579,18 @@ client_share(const struct mb_config *cfg)
 	return cfg->max_inflight / 4 ? cfg->max_inflight / 4 : 1;
 }
 
+/* Where the DPDK heap comes from, for a message: "eal.memory_mb (256 MiB)", or the
+ * hugepages that eal.args gives (then eal.memory_mb does not apply). */
+static const char *
+heap_source(const struct mb_config *cfg, char *buf, size_t len)
+{
+	if (cfg->n_eal_args != 0)
+		snprintf(buf, len, "the hugepages eal.args gives");
+	else
+		snprintf(buf, len, "eal.memory_mb (%u MiB)", cfg->eal_memory_mb);
+	return buf;
+}
+
 int
 service_check_heap(const struct mb_config *cfg, char *buf, size_t len)
 {
@@ -587,6 +599,7 @@ service_check_heap(const struct mb_config *cfg, char *buf, size_t len)
 	 * one per rx queue; their index comes on top), the mbufs of one NUMA node */
 	uint64_t rxq = 0, req, rate, mbufs, need;
 	const double mib = 1024.0 * 1024.0;
+	char heap[64];
 
 	for (unsigned int i = 0; i < cfg->n_udp_ports; i++)
 		rxq += cfg->udp_ports[i].rx_queues;
@@ -595,21 +608,13 @@ service_check_heap(const struct mb_config *cfg, char *buf, size_t len)
 	rate = (1 + rxq) * (uint64_t)cfg->max_tenants * sizeof(struct mb_tb);
 	mbufs = cfg->n_udp_ports != 0 ? (uint64_t)cfg->udp_mbufs * MB_UDP_MBUF_BYTES : 0;
 	need = req + rate + mbufs;
-	if (cfg->n_eal_args != 0) {
-		snprintf(buf, len,
-			 "at least %.0f MiB (request objects %.0f, rate-limit tables %.0f, mbufs "
-			 "%.0f), from the hugepages eal.args gives",
-			 (double)need / mib, (double)req / mib, (double)rate / mib,
-			 (double)mbufs / mib);
-		return 0;
-	}
 	snprintf(buf, len,
-		 "at least %.0f MiB of eal.memory_mb %u (request objects for service.max_inflight "
-		 "%u and the UDP slots: %.0f MiB; rate-limit tables for tenants.max_tenants %u: "
-		 "%.0f MiB; udp.mbufs: %.0f MiB)",
-		 (double)need / mib, cfg->eal_memory_mb, cfg->max_inflight, (double)req / mib,
-		 cfg->max_tenants, (double)rate / mib, (double)mbufs / mib);
-	return need > (uint64_t)cfg->eal_memory_mb << 20 ? -ENOMEM : 0;
+		 "at least %.0f MiB (request objects for service.max_inflight %u and the UDP "
+		 "slots: %.0f MiB; rate-limit tables for tenants.max_tenants %u: %.0f MiB; "
+		 "udp.mbufs: %.0f MiB) of %s",
+		 (double)need / mib, cfg->max_inflight, (double)req / mib, cfg->max_tenants,
+		 (double)rate / mib, (double)mbufs / mib, heap_source(cfg, heap, sizeof(heap)));
+	return cfg->n_eal_args == 0 && need > (uint64_t)cfg->eal_memory_mb << 20 ? -ENOMEM : 0;
 }
 
 int
@@ -1363,16 +1368,12 @@ limiter_error(const struct mb_config *cfg, int rc, char *buf, size_t len)
 {
 	char heap[64];
 
-	if (cfg->n_eal_args != 0)
-		snprintf(heap, sizeof(heap), "the hugepages eal.args gives");
-	else
-		snprintf(heap, sizeof(heap), "eal.memory_mb, %u MiB now", cfg->eal_memory_mb);
 	if (rc == -ENOMEM)
 		snprintf(buf, len,
 			 "tenant rate limits: no memory for a table of tenants.max_tenants %u "
 			 "(one for ZeroMQ and one per UDP rx queue, in the DPDK heap: raise %s, or "
 			 "lower max_tenants)",
-			 cfg->max_tenants, heap);
+			 cfg->max_tenants, heap_source(cfg, heap, sizeof(heap)));
 	else
 		snprintf(buf, len, "tenant rate limits: %s", strerror(-rc));
 }
