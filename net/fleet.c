@@ -1014,25 +1014,23 @@ tick(struct mb_fleet *f, uint64_t now)
 	for (int i = 0; i < f->cap; i++) {
 		char reason[320];
 		struct entry *en = &f->e[i];
+		uint32_t within;
 
 		if (!en->used || now < en->deadline)
 			continue;
 		f->client_timeouts++;
+		within = en->timeout_ms ? en->timeout_ms : (uint32_t)f->o.request_timeout_ms;
 		if (en->daemon >= 0) {
 			send_cancel(&f->d[en->daemon], &en->hdr);
 			snprintf(reason, sizeof(reason),
 				 "client: no answer within %u ms (last sent to %s, %u daemon(s) "
 				 "tried)",
-				 en->timeout_ms ? en->timeout_ms
-						: (uint32_t)f->o.request_timeout_ms,
-				 f->d[en->daemon].endpoint, en->n_tried);
+				 within, f->d[en->daemon].endpoint, en->n_tried);
 		} else if (en->n_tried > 0) { /* failed over, and no other daemon took it */
 			snprintf(reason, sizeof(reason),
 				 "client: no answer within %u ms (%u daemon(s) tried; waiting for "
 				 "another when the deadline came)",
-				 en->timeout_ms ? en->timeout_ms
-						: (uint32_t)f->o.request_timeout_ms,
-				 en->n_tried);
+				 within, en->n_tried);
 		} else {
 			int up = 0;
 
@@ -1040,9 +1038,7 @@ tick(struct mb_fleet *f, uint64_t now)
 				up += f->d[k].used && f->d[k].up && !f->d[k].gone;
 			snprintf(reason, sizeof(reason),
 				 "client: no daemon took it within %u ms (%d of the fleet up%s%s)",
-				 en->timeout_ms ? en->timeout_ms
-						: (uint32_t)f->o.request_timeout_ms,
-				 up, f->resolve_err[0] ? "; " : "", f->resolve_err);
+				 within, up, f->resolve_err[0] ? "; " : "", f->resolve_err);
 		}
 		answer_locally(f, i, MB_STATUS_TIMEOUT, reason);
 	}
