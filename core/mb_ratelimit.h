@@ -77,6 +77,14 @@ void mb_ratelimit_opts_init(struct mb_ratelimit_opts *opts);
  */
 int mb_ratelimit_create(const struct mb_ratelimit_opts *opts, struct mb_ratelimit **out);
 
+/**
+ * The DPDK heap a table of @p max_keys takes: its buckets and its rte_hash index (key store,
+ * bucket arrays and free-slot rings, as rte_hash_create() sizes them for the flags the table
+ * uses; tests/unit/core/ratelimit_test.c checks the figure against the heap it really took).
+ * For `--check`; needs no EAL.
+ */
+uint64_t mb_ratelimit_heap_bytes(uint32_t max_keys);
+
 /** Free a table and set *@p rl to NULL; NULL is accepted. */
 void mb_ratelimit_destroy(struct mb_ratelimit **rl);
 

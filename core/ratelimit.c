@@ -167,6 +167,36 @@ mb_ratelimit_create(const struct mb_ratelimit_opts *opts, struct mb_ratelimit **
 	return 0;
 }
 
+/* The smallest power of two >= @p x (x >= 1). */
+static uint64_t
+pow2_at_least(uint64_t x)
+{
+	uint64_t p = 1;
+
+	while (p < x)
+		p <<= 1;
+	return p;
+}
+
+uint64_t
+mb_ratelimit_heap_bytes(uint32_t max_keys)
+{
+	/* rte_hash_create() with RW_CONCURRENCY_LF | EXT_TABLE and no lcore cache: entries + 1
+	 * key slots (16 bytes each: the data pointer and the 8-byte key, 16-aligned), a ring
+	 * of their free indices (4 bytes each, a power of two), pow2(entries) / 8 buckets of one
+	 * cache line and as many extendable ones with their own free ring, and a 4-byte
+	 * "to free" entry per key slot. Then our buckets, one per key slot. */
+	const uint64_t entries = max_keys < 8 ? 8 : max_keys;
+	const uint64_t slots = entries + 1, buckets = pow2_at_least(entries) / 8;
+	const uint64_t ring_header = 2 * 64 * 3; /* struct rte_ring, about */
+	const uint64_t other = 2048; /* struct rte_hash, its list entry, allocation headers */
+	uint64_t index = other + slots * 16 + ring_header + pow2_at_least(slots) * 4 +
+			 2 * buckets * 64 + ring_header + pow2_at_least(buckets + 1) * 4 +
+			 slots * 4;
+
+	return index + sizeof(struct mb_ratelimit) + slots * sizeof(struct mb_tb);
+}
+
 void
 mb_ratelimit_destroy(struct mb_ratelimit **rl)
 {

@@ -595,8 +595,8 @@ int
 service_check_heap(const struct mb_config *cfg, char *buf, size_t len)
 {
 	/* what the start allocates for certain, in bytes: the request objects (the front
-	 * door's and each rx queue's slots), the tenants' rate-limit tables (one for ZeroMQ,
-	 * one per rx queue; their index comes on top), the mbufs of one NUMA node */
+	 * door's and each rx queue's slots), the tenants' rate-limit tables with their index
+	 * (one for ZeroMQ, one per rx queue), the mbufs of one NUMA node */
 	uint64_t rxq = 0, req, rate, mbufs, need;
 	const double mib = 1024.0 * 1024.0;
 	char heap[64];
@@ -605,7 +605,7 @@ service_check_heap(const struct mb_config *cfg, char *buf, size_t len)
 		rxq += cfg->udp_ports[i].rx_queues;
 	req = ((uint64_t)cfg->max_inflight + rxq * mb_udp_queue_slots(cfg)) *
 	      sizeof(struct mb_request);
-	rate = (1 + rxq) * (uint64_t)cfg->max_tenants * sizeof(struct mb_tb);
+	rate = (1 + rxq) * mb_ratelimit_heap_bytes(cfg->max_tenants);
 	mbufs = cfg->n_udp_ports != 0 ? (uint64_t)cfg->udp_mbufs * MB_UDP_MBUF_BYTES : 0;
 	need = req + rate + mbufs;
 	snprintf(buf, len,

@@ -405,6 +405,15 @@ test_config_errors(void)
 	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the DPDK heap is too small"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "service.max_inflight 1048576"));
+	/* so do rate-limit tables whose buckets alone fit but not with their index (4M tenants:
+	 * 122 MiB of buckets, 282 MiB with the index; the start fails on it) */
+	fd = open(bad, O_WRONLY | O_TRUNC);
+	CU_ASSERT(fd >= 0);
+	dprintf(fd, "tenants:\n  max_tenants: 4000000\ndevices:\n  cuda: {mode: \"off\"}\n");
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the DPDK heap is too small"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "tenants.max_tenants 4000000"));
 	unlink(bad);
 	unlink(good);
 }

@@ -3,8 +3,12 @@
  * takes (never more than the bucket allows).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+
+#include <rte_malloc.h>
 
 #include "mb_env.h"
 #include "mb_ratelimit.h"
@@ -219,6 +223,47 @@ test_table_options(void)
 	CU_ASSERT_PTR_NULL(rl);
 }
 
+/* Bytes allocated from the DPDK heap, all sockets. */
+static uint64_t
+heap_allocated(void)
+{
+	uint64_t sum = 0;
+
+	for (int s = 0; s < RTE_MAX_NUMA_NODES; s++) {
+		struct rte_malloc_socket_stats st;
+
+		if (rte_malloc_get_socket_stats(s, &st) == 0)
+			sum += st.heap_allocsz_bytes;
+	}
+	return sum;
+}
+
+static void
+test_table_heap_estimate(void)
+{
+	/* --check adds this figure up for tenants.max_tenants: it must be what a table really
+	 * takes (within 2%: allocation headers and alignment), at sizes on both sides of a
+	 * power of two */
+	const uint32_t sizes[] = {1000, 65536, 65537, 300000};
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct mb_ratelimit_opts o;
+		struct mb_ratelimit *rl = NULL;
+		uint64_t before = heap_allocated(), took;
+		double est = (double)mb_ratelimit_heap_bytes(sizes[i]);
+
+		mb_ratelimit_opts_init(&o);
+		o.max_keys = sizes[i];
+		CU_ASSERT_EQUAL_FATAL(mb_ratelimit_create(&o, &rl), 0);
+		took = heap_allocated() - before;
+		if (est < 0.98 * (double)took || est > 1.02 * (double)took)
+			printf("\n  max_keys %u: estimate %.0f bytes, the table took %" PRIu64,
+			       sizes[i], est, took);
+		CU_ASSERT(est >= 0.98 * (double)took && est <= 1.02 * (double)took);
+		mb_ratelimit_destroy(&rl);
+	}
+}
+
 static int
 suite_init(void)
 {
@@ -238,6 +283,7 @@ static const struct mb_test_case table_cases[] = {
 	{"bounded: invented keys share an overflow bucket", test_table_bounded},
 	{"4 threads on one new key take exactly the burst", test_table_concurrent},
 	{"option checks", test_table_options},
+	{"the heap estimate --check uses is what a table takes", test_table_heap_estimate},
 	{NULL, NULL},
 };
 
