@@ -414,31 +414,42 @@ cmp_seq(const void *a, const void *b)
 }
 
 /*
- * Take every request off daemon @p slot: back to the front of the line for another one,
- * oldest first (they were submitted before anything still waiting for credit).
+ * Take every request off daemon @p slot: back into the line for another one, in submission
+ * order, ahead of every request submitted after it. The line holds, in order, the requests
+ * of earlier failovers not resent yet (by submission), those waiting for their first send
+ * (all submitted after anything that was ever sent), then refused ones waiting for another
+ * daemon; so the requests taken here merge into its head by submission number, and the
+ * oldest request of every failover so far goes first.
  */
 static void
 fail_over(struct mb_fleet *f, int slot)
 {
 	struct daemon *d = &f->d[slot];
-	int n = 0;
+	int n = 0, prev = -1, cur = f->wait_head;
 
 	for (int i = 0; i < f->cap && (uint32_t)n < d->in_flight; i++)
 		if (f->e[i].used && f->e[i].daemon == slot)
 			f->order[n++] = (struct by_seq){f->e[i].seq, i};
 	qsort(f->order, (size_t)n, sizeof(f->order[0]), cmp_seq);
-	/* pushed at the head newest first, so that the oldest ends up at the head */
-	for (int k = n - 1; k >= 0; k--) {
+	for (int k = 0; k < n; k++) {
 		int i = f->order[k].ent;
 
+		while (cur >= 0 && f->e[cur].seq < f->e[i].seq) {
+			prev = cur;
+			cur = f->e[cur].next;
+		}
 		d->in_flight--;
 		d->failed_over++;
 		f->resent++;
 		f->e[i].daemon = -1;
-		f->e[i].next = f->wait_head;
-		f->wait_head = i;
-		if (f->wait_tail < 0)
+		f->e[i].next = cur;
+		if (prev >= 0)
+			f->e[prev].next = i;
+		else
+			f->wait_head = i;
+		if (cur < 0)
 			f->wait_tail = i;
+		prev = i;
 		f->n_waiting++;
 	}
 }

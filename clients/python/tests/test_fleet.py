@@ -8,7 +8,8 @@ drained with SIGTERM in the middle of a run: every request answered exactly once
 dropped; with no daemon up, TIMEOUT and CANCELLED from the client; malformed endpoint lists
 refused with the reason; a Subscriber of both daemons gets every result; a name followed as its addresses change (a resolver of the test's
 own: every address is 127.0.0.1); a daemon that answered once slowly (stopped 400 ms) gets
-requests again within seconds. Every loop is bounded in count and in time."""
+requests again within seconds; against fake daemons (ROUTERs of the test's own), the requests of two
+failovers go out oldest first. Every loop is bounded in count and in time."""
 
 import asyncio
 import collections
@@ -19,6 +20,7 @@ import unittest
 from unittest import mock
 
 import numpy as np
+import zmq
 
 import mediabatch
 from mediabatch import Status
@@ -518,6 +520,90 @@ class FleetTest(unittest.TestCase):
             self.assertEqual(list(by), [d2.ingest])  # a DNS hiccup is not a fleet gone
             self.assertEqual(by[d2.ingest].answered, before + 50)
             self.assertGreater(c.fleet_stats().resolve_failures, 0)
+
+
+class FakeDaemon:
+    """A ROUTER on 127.0.0.1 that takes requests and answers when told (no mediabatchd)."""
+
+    def __init__(self, ctx):
+        self.sock = ctx.socket(zmq.ROUTER)
+        self.sock.linger = 0
+        self.sock.bind("tcp://127.0.0.1:*")
+        self.endpoint = self.sock.last_endpoint.decode()
+        self.held = []  # (routing id, RequestHeader) in arrival order
+
+    def poll(self):
+        while self.sock is not None:
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            h = mediabatch.RequestHeader.decode(frames[1])
+            if not h.flags & 1:  # MB_FLAG_CANCEL: not a request
+                self.held.append((frames[0], h))
+
+    def answer_all(self, done):
+        for rid, h in self.held:
+            if h.request_id not in done:
+                done.add(h.request_id)
+                r = mediabatch.ResponseHeader(status=Status.OK, request_id=h.request_id,
+                                              tenant_id=h.tenant_id, model=h.model)
+                self.sock.send_multipart([rid, r.encode(), b""])
+
+    def close(self):
+        self.sock.close()
+        self.sock = None
+
+
+class FailoverOrderTest(unittest.TestCase):
+    def test_oldest_first_across_failovers(self):
+        """Two failovers, the older request second (as tests/unit/net/fleet_test.c): three
+        fakes with a window of 1 hold requests 1, 2 and 3, and 4 and 5 wait for credit. The
+        holder of 1 goes, then the holder of 2: both go ahead of 4 and 5, oldest first
+        (operating.md, "Failover"), so the third gets 1, 2, 4, 5 after its own 3."""
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        fakes = [FakeDaemon(ctx) for _ in range(3)]
+        for f in fakes:
+            self.addCleanup(lambda f=f: f.sock is not None and f.close())
+        x = np.zeros((1, 4), np.float32)
+        with mediabatch.Client([f.endpoint for f in fakes], window=1, failover_ms=20000,
+                               wait_timeout=10) as c:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not all(d.up for d in c.fleet_stats().daemons):
+                time.sleep(0.01)
+            futures = [c.submit("identity", tensor=x, request_id=i) for i in range(1, 6)]
+
+            def holder(rid):
+                for f in fakes:
+                    if f.sock is not None:
+                        f.poll()
+                        if f.held and f.held[0][1].request_id == rid:
+                            return f
+                return None
+
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and holder(3) is None:
+                time.sleep(0.01)
+            h1, h2, h3 = holder(1), holder(2), holder(3)
+            self.assertTrue(h1 and h2 and h3, [f.held for f in fakes])
+            for resent, f in ((1, h1), (2, h2)):
+                f.close()
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and c.fleet_stats().resent < resent:
+                    time.sleep(0.01)
+                self.assertEqual(c.fleet_stats().resent, resent, describe(c.fleet_stats()))
+            done = set()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and len(done) < 5:
+                h3.poll()
+                h3.answer_all(done)
+                time.sleep(0.01)
+            for fut in futures:
+                self.assertEqual(fut.result(timeout=5).status, Status.OK)
+            order = [h.request_id for _, h in h3.held]
+            print(f"\n  the survivor got {order}", end=" ")
+            self.assertEqual(order, [3, 1, 2, 4, 5])
 
 
 if __name__ == "__main__":

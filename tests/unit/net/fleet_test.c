@@ -13,9 +13,11 @@
  * flight; the rest wait in the client and each gets its one answer. A daemon that answered
  * one request slowly is tried again once it has been idle a while (not shut out for good),
  * and one that holds requests without answering stops getting new ones long before
- * failover_ms moves them.
+ * failover_ms moves them. Requests of two failovers go out oldest first, ahead of those
+ * waiting for credit, whichever failover came first.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,7 @@
 #define PAYLOAD_LEN 64u
 #define MAX_HELD 256
 #define MAX_GOT 64
+#define MAX_FAKES 3
 
 /* a request a fake daemon holds: who sent it, and its header */
 struct held {
@@ -52,7 +55,7 @@ struct fake {
 /* the client, its fake daemons, and every answer the caller got */
 struct world {
 	void *zctx;
-	struct fake f[2];
+	struct fake f[MAX_FAKES];
 	int n_fake;
 	struct mb_client *c;
 	struct mb_client_response got[MAX_GOT];
@@ -204,8 +207,8 @@ pump_for(struct world *w, int ms)
 static void
 world_open(struct world *w, int n_fake, struct mb_client_opts o)
 {
-	char eps[160], err[256];
-	struct mb_client_daemon d[2];
+	char eps[240] = "", err[256];
+	struct mb_client_daemon d[MAX_FAKES];
 	uint64_t until;
 	int up = 0;
 
@@ -213,10 +216,11 @@ world_open(struct world *w, int n_fake, struct mb_client_opts o)
 	w->zctx = zmq_ctx_new();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(w->zctx);
 	w->n_fake = n_fake;
-	for (int i = 0; i < n_fake; i++)
+	for (int i = 0; i < n_fake; i++) {
 		fake_open(w->zctx, &w->f[i]);
-	snprintf(eps, sizeof(eps), "%s%s%s", w->f[0].ep, n_fake > 1 ? "," : "",
-		 n_fake > 1 ? w->f[1].ep : "");
+		snprintf(eps + strlen(eps), sizeof(eps) - strlen(eps), "%s%s", i ? "," : "",
+			 w->f[i].ep);
+	}
 	o.endpoint = eps;
 	o.fleet = true; /* one endpoint too */
 	o.resolve_ms = -1;
@@ -226,7 +230,7 @@ world_open(struct world *w, int n_fake, struct mb_client_opts o)
 	for (until = now_ms() + 3000; now_ms() < until && up < n_fake;) {
 		pump(w, 10);
 		up = 0;
-		CU_ASSERT_EQUAL_FATAL(mb_client_fleet_stats(w->c, NULL, d, 2), n_fake);
+		CU_ASSERT_EQUAL_FATAL(mb_client_fleet_stats(w->c, NULL, d, MAX_FAKES), n_fake);
 		for (int i = 0; i < n_fake; i++)
 			up += d[i].up;
 	}
@@ -241,7 +245,8 @@ world_close(struct world *w)
 		mb_client_response_free(&w->got[i]);
 	mb_client_close(&w->c);
 	for (int i = 0; i < w->n_fake; i++)
-		zmq_close(w->f[i].sock);
+		if (w->f[i].sock != NULL)
+			zmq_close(w->f[i].sock);
 	zmq_ctx_term(w->zctx);
 }
 
@@ -616,6 +621,81 @@ test_silent_daemon_avoided(void)
 	world_close(&w);
 }
 
+/* The fake holding request @p id (one each), or -1. */
+static int
+holder_of(const struct world *w, uint64_t id)
+{
+	for (int i = 0; i < w->n_fake; i++)
+		if (w->f[i].sock != NULL && w->f[i].n_held > 0 &&
+		    w->f[i].held[0].hdr.request_id == id)
+			return i;
+	return -1;
+}
+
+/* Close fake @p i (its daemon gone) and pump until the client has moved what it held. */
+static void
+fake_kill(struct world *w, int i, uint64_t resent_before)
+{
+	struct mb_client_fleet_stats st;
+	uint64_t until;
+
+	zmq_close(w->f[i].sock);
+	w->f[i].sock = NULL;
+	for (until = now_ms() + 3000; now_ms() < until;) {
+		pump(w, 5);
+		stats(w, &st);
+		if (st.resent > resent_before)
+			break;
+	}
+	CU_ASSERT_EQUAL_FATAL(st.resent, resent_before + 1);
+}
+
+/*
+ * Two failovers, the older request second: three fakes with a window of 1 each hold requests
+ * 1, 2 and 3, and 4 and 5 wait for credit. The holder of 1 goes, then the holder of 2: both
+ * go ahead of 4 and 5, oldest first (operating.md, "Failover"), so the third fake, once it
+ * answers 3, gets 1, 2, 4, 5 in that order; not 2 before 1 because 2's failover came last.
+ */
+static void
+test_failover_oldest_first_across_failovers(void)
+{
+	enum { N = 5 };
+	struct world w;
+	uint64_t until;
+	int h1, h2, h3;
+
+	world_open(&w, 3, (struct mb_client_opts){.window = 1, .failover_ms = 20000});
+	for (uint64_t id = 1; id <= N; id++)
+		send_one(&w, id, 20000);
+	for (until = now_ms() + 2000; now_ms() < until && holder_of(&w, 3) < 0;)
+		pump(&w, 5);
+	pump_for(&w, 100);
+	h1 = holder_of(&w, 1);
+	h2 = holder_of(&w, 2);
+	h3 = holder_of(&w, 3);
+	CU_ASSERT_FATAL(h1 >= 0 && h2 >= 0 && h3 >= 0);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL_FATAL(w.f[i].n_held, 1);
+	fake_kill(&w, h1, 0);
+	fake_kill(&w, h2, 1);
+	/* the survivor answers whatever it holds as it comes, until every request is answered */
+	for (until = now_ms() + 5000; now_ms() < until && w.n_got < N;) {
+		fake_answer_all(&w.f[h3]);
+		pump(&w, 5);
+	}
+	CU_ASSERT_EQUAL(w.n_got, N);
+	CU_ASSERT_EQUAL_FATAL(w.f[h3].n_held, N);
+	printf("\n    the survivor got");
+	for (int k = 0; k < N; k++)
+		printf(" %" PRIu64, w.f[h3].held[k].hdr.request_id);
+	CU_ASSERT_EQUAL(w.f[h3].held[0].hdr.request_id, 3);
+	CU_ASSERT_EQUAL(w.f[h3].held[1].hdr.request_id, 1);
+	CU_ASSERT_EQUAL(w.f[h3].held[2].hdr.request_id, 2);
+	CU_ASSERT_EQUAL(w.f[h3].held[3].hdr.request_id, 4);
+	CU_ASSERT_EQUAL(w.f[h3].held[4].hdr.request_id, 5);
+	world_close(&w);
+}
+
 static const struct mb_test_case cases[] = {
 	{"late answer of the silent daemon dropped", test_late_answer_dropped},
 	{"late answer of the silent daemon wins, the other's dropped", test_first_answer_wins},
@@ -624,6 +704,8 @@ static const struct mb_test_case cases[] = {
 	{"one slow answer does not shut a daemon out", test_slow_answer_not_shut_out},
 	{"a daemon that holds requests silently stops getting new ones before failover_ms",
 	 test_silent_daemon_avoided},
+	{"two failovers: the older request first, ahead of those waiting",
+	 test_failover_oldest_first_across_failovers},
 	{NULL, NULL},
 };
 

@@ -297,10 +297,11 @@ class _Daemon:
 
 class _Entry:
     __slots__ = ("key", "header", "payload", "timeout_ms", "deadline", "sent_at", "daemon",
-                 "tried", "owner")
+                 "tried", "owner", "seq")
 
-    def __init__(self, key, header, payload, timeout_ms, deadline, owner) -> None:
+    def __init__(self, key, header, payload, timeout_ms, deadline, owner, seq=0) -> None:
         self.key = key
+        self.seq = seq  # submission order
         self.header = header  # the caller's; timeout_ms rewritten on each send
         self.payload = payload
         self.timeout_ms = timeout_ms  # the caller's
@@ -401,7 +402,7 @@ class Fleet:
                 f"request id {key[1]} of tenant {key[0]} is already in flight on this client")
         timeout_ms = _U32.unpack_from(header, 20)[0] if len(header) >= 24 else 0
         deadline = now + (timeout_ms or self.request_timeout_ms) / 1000.0 + DEADLINE_GRACE
-        en = _Entry(key, header, payload, timeout_ms, deadline, owner)
+        en = _Entry(key, header, payload, timeout_ms, deadline, owner, next(self._seq))
         self.entries[key] = en
         self.waiting[key] = en
         heapq.heappush(self.deadlines, (deadline, next(self._seq), en))
@@ -505,17 +506,30 @@ class Fleet:
         self.version += 1
 
     def _fail_over(self, d: _Daemon) -> None:
-        """Take every request off @d: back to the front of the line for another one."""
+        """Take every request off @d: back into the line for another one, in submission
+        order, ahead of every request submitted after it (as fleet.c's fail_over()). The
+        line holds earlier failovers' requests not resent yet (by submission), then those
+        waiting for their first send (submitted after anything ever sent), then refused
+        ones: the requests taken here merge into its head by submission number."""
         if not d.held:
             return
-        moved = list(d.held.values())
+        moved = sorted(d.held.values(), key=lambda en: en.seq)
         d.held.clear()
-        for en in reversed(moved):  # put at the head, in their order: they were first
+        line = collections.OrderedDict()
+        rest = iter(list(self.waiting.items()))
+        pending = next(rest, None)
+        for en in moved:
+            while pending is not None and pending[1].seq < en.seq:
+                line[pending[0]] = pending[1]
+                pending = next(rest, None)
             d.failed_over += 1
             self.resent += 1
             en.daemon = None
-            self.waiting[en.key] = en
-            self.waiting.move_to_end(en.key, last=False)
+            line[en.key] = en
+        while pending is not None:
+            line[pending[0]] = pending[1]
+            pending = next(rest, None)
+        self.waiting = line
 
     def _someone_else(self, en: _Entry, now: float) -> bool:
         """Whether a daemon taking requests has not had @en yet: one up and not cooling
