@@ -374,6 +374,23 @@ test_second_signal_stops_hard(void)
 
 /* ---- start-up errors ---- */
 
+/* --check of @p path holding @p yaml (CUDA off) refuses it: the DPDK heap is too small,
+ * naming @p key. */
+static void
+check_heap_refused(const char *path, const char *yaml, const char *key)
+{
+	const char *check[] = {"--config", path, "--check", NULL};
+	char out[4096];
+	int fd = open(path, O_WRONLY | O_TRUNC);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	dprintf(fd, "%sdevices:\n  cuda: {mode: \"off\"}\n", yaml);
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check, out, sizeof(out)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the DPDK heap is too small"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, key));
+}
+
 static void
 test_config_errors(void)
 {
@@ -398,22 +415,12 @@ test_config_errors(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--drain-timeout"));
 	/* more request objects than eal.memory_mb holds: --check says so (the start would
 	 * fail on it), and names the key */
-	fd = open(bad, O_WRONLY | O_TRUNC);
-	CU_ASSERT(fd >= 0);
-	dprintf(fd, "service:\n  max_inflight: 1048576\ndevices:\n  cuda: {mode: \"off\"}\n");
-	close(fd);
-	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 2);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the DPDK heap is too small"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "service.max_inflight 1048576"));
+	check_heap_refused(bad, "service:\n  max_inflight: 1048576\n",
+			   "service.max_inflight 1048576");
 	/* so do rate-limit tables whose buckets alone fit but not with their index (4M tenants:
 	 * 122 MiB of buckets, 282 MiB with the index; the start fails on it) */
-	fd = open(bad, O_WRONLY | O_TRUNC);
-	CU_ASSERT(fd >= 0);
-	dprintf(fd, "tenants:\n  max_tenants: 4000000\ndevices:\n  cuda: {mode: \"off\"}\n");
-	close(fd);
-	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 2);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the DPDK heap is too small"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "tenants.max_tenants 4000000"));
+	check_heap_refused(bad, "tenants:\n  max_tenants: 4000000\n",
+			   "tenants.max_tenants 4000000");
 	unlink(bad);
 	unlink(good);
 }
