@@ -7,8 +7,9 @@
  * checking of a file), and builds two tables over all their tensors: in file order (shards
  * sorted by name, then data order: mb_ckpt_at()) and sorted by name (mb_ckpt_find(), and
  * the check that no tensor is in two files). For a sharded set, every entry of the index's
- * weight_map is checked against the shards. config.json stays a jansson object that the
- * accessors read. Afterwards a struct mb_ckpt is immutable: any thread may read it.
+ * weight_map is checked against the shards. config.json and preprocessor_config.json stay
+ * jansson objects that the accessors read. Afterwards a struct mb_ckpt is immutable: any thread may
+ * read it.
  *
  * Writing goes through mb_weights_write_as(), one file per shard, tensor by tensor.
  */
@@ -31,11 +32,18 @@
 #define SINGLE_NAME "model.safetensors"
 #define INDEX_NAME "model.safetensors.index.json"
 #define CONFIG_NAME "config.json"
+#define PREPROCESSOR_NAME "preprocessor_config.json"
 
 /* A tensor and the file (index into mb_ckpt.w) that holds it. */
 struct slot {
 	const struct mb_weights_tensor *t;
 	uint32_t file;
+};
+
+/* A JSON file beside the checkpoint: its path, and its root object (NULL: not there). */
+struct jfile {
+	json_t *root;
+	char *path;
 };
 
 struct mb_ckpt {
@@ -45,8 +53,8 @@ struct mb_ckpt {
 	struct slot *all;    /* file order, then data order */
 	struct slot *sorted; /* by name */
 	uint32_t n;
-	json_t *config; /* NULL: no config.json */
-	char *config_path;
+	struct jfile config;	   /* config.json */
+	struct jfile preprocessor; /* preprocessor_config.json */
 };
 
 /* a + b in a new string, or NULL */
@@ -473,36 +481,38 @@ out:
 	return rc;
 }
 
+/* @p name beside checkpoint file @p file into @p jf: none is not an error; one that is not a
+ * JSON object is. */
 static int
-load_config(struct mb_ckpt *ck, const char *file, char *err, size_t len)
+load_json(struct jfile *jf, const char *file, const char *name, char *err, size_t len)
 {
 	char *prefix = dir_prefix(file);
 	json_error_t jerr;
 	struct stat st;
 
-	ck->config_path = prefix != NULL ? concat(prefix, CONFIG_NAME) : NULL;
+	jf->path = prefix != NULL ? concat(prefix, name) : NULL;
 	free(prefix);
-	if (ck->config_path == NULL) {
+	if (jf->path == NULL) {
 		mb_weights_seterr(err, len, "%s: out of memory", file);
 		return -ENOMEM;
 	}
-	if (stat(ck->config_path, &st) < 0) {
+	if (stat(jf->path, &st) < 0) {
 		if (errno == ENOENT)
 			return 0; /* none: the model takes its sizes from the shapes */
-		mb_weights_seterr(err, len, "%s: %s", ck->config_path, strerror(errno));
+		mb_weights_seterr(err, len, "%s: %s", jf->path, strerror(errno));
 		return -EINVAL;
 	}
-	ck->config = json_load_file(ck->config_path, 0, &jerr);
-	if (ck->config == NULL) {
+	jf->root = json_load_file(jf->path, 0, &jerr);
+	if (jf->root == NULL) {
 		if (json_error_code(&jerr) == json_error_cannot_open_file)
-			mb_weights_seterr(err, len, "%s: %s", ck->config_path, jerr.text);
+			mb_weights_seterr(err, len, "%s: %s", jf->path, jerr.text);
 		else
 			mb_weights_seterr(err, len, "%s: not valid JSON: %s (line %d, column %d)",
-					  ck->config_path, jerr.text, jerr.line, jerr.column);
+					  jf->path, jerr.text, jerr.line, jerr.column);
 		return -EINVAL;
 	}
-	if (!json_is_object(ck->config)) {
-		mb_weights_seterr(err, len, "%s: not a JSON object", ck->config_path);
+	if (!json_is_object(jf->root)) {
+		mb_weights_seterr(err, len, "%s: not a JSON object", jf->path);
 		return -EINVAL;
 	}
 	return 0;
@@ -557,7 +567,9 @@ mb_ckpt_open(const char *path, struct mb_ckpt **out, char *err, size_t len)
 			rc = open_single(ck, file, err, len);
 	}
 	if (rc == 0)
-		rc = load_config(ck, file, err, len);
+		rc = load_json(&ck->config, file, CONFIG_NAME, err, len);
+	if (rc == 0)
+		rc = load_json(&ck->preprocessor, file, PREPROCESSOR_NAME, err, len);
 	if (rc < 0)
 		goto fail;
 	free(single);
@@ -584,8 +596,10 @@ mb_ckpt_close(struct mb_ckpt **ckp)
 	free(ck->w);
 	free(ck->all);
 	free(ck->sorted);
-	json_decref(ck->config);
-	free(ck->config_path);
+	json_decref(ck->config.root);
+	free(ck->config.path);
+	json_decref(ck->preprocessor.root);
+	free(ck->preprocessor.path);
 	free(ck->path);
 	free(ck);
 	*ckp = NULL;
@@ -639,24 +653,31 @@ mb_ckpt_pick_prefix(const struct mb_ckpt *ck, const char *const *prefixes, const
 	return NULL;
 }
 
-/* ---- config.json ---- */
+/* ---- config.json and preprocessor_config.json ---- */
 
 int
 mb_ckpt_has_config(const struct mb_ckpt *ck)
 {
-	return ck->config != NULL;
+	return ck->config.root != NULL;
+}
+
+int
+mb_ckpt_has_preprocessor(const struct mb_ckpt *ck)
+{
+	return ck->preprocessor.root != NULL;
 }
 
 static int
-config_get(const struct mb_ckpt *ck, const char *key, json_t **v, char *err, size_t len)
+json_get(const struct mb_ckpt *ck, const struct jfile *jf, const char *name, const char *key,
+	 json_t **v, char *err, size_t len)
 {
-	if (ck->config == NULL) {
-		mb_weights_seterr(err, len, "%s: no %s", ck->path, CONFIG_NAME);
+	if (jf->root == NULL) {
+		mb_weights_seterr(err, len, "%s: no %s", ck->path, name);
 		return -ENOENT;
 	}
-	*v = json_object_get(ck->config, key);
+	*v = json_object_get(jf->root, key);
 	if (*v == NULL) {
-		mb_weights_seterr(err, len, "%s: no \"%s\"", ck->config_path, key);
+		mb_weights_seterr(err, len, "%s: no \"%s\"", jf->path, key);
 		return -ENOENT;
 	}
 	return 0;
@@ -695,14 +716,13 @@ describe(const json_t *v, char *buf, size_t len)
 }
 
 static int
-wrong_type(const struct mb_ckpt *ck, const char *key, const json_t *v, const char *want, char *err,
+wrong_type(const struct jfile *jf, const char *key, const json_t *v, const char *want, char *err,
 	   size_t len)
 {
 	char got[64];
 
 	describe(v, got, sizeof(got));
-	mb_weights_seterr(err, len, "%s: \"%s\" is %s, expected %s", ck->config_path, key, got,
-			  want);
+	mb_weights_seterr(err, len, "%s: \"%s\" is %s, expected %s", jf->path, key, got, want);
 	return -EINVAL;
 }
 
@@ -711,7 +731,7 @@ mb_ckpt_config_int(const struct mb_ckpt *ck, const char *key, int64_t *out, char
 {
 	json_t *v;
 	double d;
-	int rc = config_get(ck, key, &v, err, len);
+	int rc = json_get(ck, &ck->config, CONFIG_NAME, key, &v, err, len);
 
 	if (rc < 0)
 		return rc;
@@ -726,42 +746,107 @@ mb_ckpt_config_int(const struct mb_ckpt *ck, const char *key, int64_t *out, char
 			return 0;
 		}
 	}
-	return wrong_type(ck, key, v, "an integer", err, len);
+	return wrong_type(&ck->config, key, v, "an integer", err, len);
+}
+
+static int
+json_double(const struct mb_ckpt *ck, const struct jfile *jf, const char *name, const char *key,
+	    double *out, char *err, size_t len)
+{
+	json_t *v;
+	int rc = json_get(ck, jf, name, key, &v, err, len);
+
+	if (rc < 0)
+		return rc;
+	if (!json_is_number(v))
+		return wrong_type(jf, key, v, "a number", err, len);
+	*out = json_number_value(v);
+	return 0;
+}
+
+static int
+json_str(const struct mb_ckpt *ck, const struct jfile *jf, const char *name, const char *key,
+	 const char **out, char *err, size_t len)
+{
+	json_t *v;
+	int rc = json_get(ck, jf, name, key, &v, err, len);
+
+	if (rc < 0)
+		return rc;
+	if (!json_is_string(v))
+		return wrong_type(jf, key, v, "a string", err, len);
+	*out = json_string_value(v);
+	return 0;
 }
 
 int
 mb_ckpt_config_double(const struct mb_ckpt *ck, const char *key, double *out, char *err, size_t len)
 {
-	json_t *v;
-	int rc = config_get(ck, key, &v, err, len);
-
-	if (rc < 0)
-		return rc;
-	if (!json_is_number(v))
-		return wrong_type(ck, key, v, "a number", err, len);
-	*out = json_number_value(v);
-	return 0;
+	return json_double(ck, &ck->config, CONFIG_NAME, key, out, err, len);
 }
 
 int
 mb_ckpt_config_str(const struct mb_ckpt *ck, const char *key, const char **out, char *err,
 		   size_t len)
 {
+	return json_str(ck, &ck->config, CONFIG_NAME, key, out, err, len);
+}
+
+int
+mb_ckpt_preprocessor_double(const struct mb_ckpt *ck, const char *key, double *out, char *err,
+			    size_t len)
+{
+	return json_double(ck, &ck->preprocessor, PREPROCESSOR_NAME, key, out, err, len);
+}
+
+int
+mb_ckpt_preprocessor_str(const struct mb_ckpt *ck, const char *key, const char **out, char *err,
+			 size_t len)
+{
+	return json_str(ck, &ck->preprocessor, PREPROCESSOR_NAME, key, out, err, len);
+}
+
+int
+mb_ckpt_preprocessor_bool(const struct mb_ckpt *ck, const char *key, int *out, char *err,
+			  size_t len)
+{
 	json_t *v;
-	int rc = config_get(ck, key, &v, err, len);
+	int rc = json_get(ck, &ck->preprocessor, PREPROCESSOR_NAME, key, &v, err, len);
 
 	if (rc < 0)
 		return rc;
-	if (!json_is_string(v))
-		return wrong_type(ck, key, v, "a string", err, len);
-	*out = json_string_value(v);
+	if (!json_is_boolean(v))
+		return wrong_type(&ck->preprocessor, key, v, "true or false", err, len);
+	*out = json_is_true(v);
+	return 0;
+}
+
+int
+mb_ckpt_preprocessor_doubles(const struct mb_ckpt *ck, const char *key, double *out, size_t n,
+			     char *err, size_t len)
+{
+	char want[48];
+	json_t *v;
+	int rc = json_get(ck, &ck->preprocessor, PREPROCESSOR_NAME, key, &v, err, len);
+
+	if (rc < 0)
+		return rc;
+	snprintf(want, sizeof(want), "an array of %zu numbers", n);
+	if (!json_is_array(v) || json_array_size(v) != n)
+		return wrong_type(&ck->preprocessor, key, v, want, err, len);
+	for (size_t i = 0; i < n; i++) {
+		if (!json_is_number(json_array_get(v, i)))
+			return wrong_type(&ck->preprocessor, key, v, want, err, len);
+		out[i] = json_number_value(json_array_get(v, i));
+	}
 	return 0;
 }
 
 const char *
 mb_ckpt_label(const struct mb_ckpt *ck, uint32_t id)
 {
-	json_t *labels = ck->config != NULL ? json_object_get(ck->config, "id2label") : NULL;
+	json_t *labels =
+		ck->config.root != NULL ? json_object_get(ck->config.root, "id2label") : NULL;
 	char key[16];
 
 	snprintf(key, sizeof(key), "%" PRIu32, id);

@@ -85,12 +85,12 @@
 #endif
 
 #define SAMPLE_RATE MB_CLAP_SAMPLE_RATE
-#define N_FFT 1024u
+#define N_FFT MB_CLAP_N_FFT
 #define HALF (N_FFT / 2)     /* the complex FFT's size */
 #define BINS (N_FFT / 2 + 1) /* 513 */
 #define HOP MB_CLAP_HOP
-#define F_MIN 50.0
-#define F_MAX 14000.0
+#define F_MIN MB_CLAP_F_MIN
+#define F_MAX MB_CLAP_F_MAX
 #define MAX_SAMPLES (MB_CLAP_MAX_SECONDS * SAMPLE_RATE) /* 480000 */
 #define MIN_SAMPLES (SAMPLE_RATE / 40)			/* 25 ms */
 #define FRAMES MB_CLAP_FRAMES				/* 1001 */

@@ -14,6 +14,11 @@
 
 /** The STFT's hop, in samples at MB_CLAP_SAMPLE_RATE. */
 #define MB_CLAP_HOP 480u
+/** The STFT's size (fft_window_size). */
+#define MB_CLAP_N_FFT 1024u
+/** The mel filters' range, Hz (frequency_min, frequency_max). */
+#define MB_CLAP_F_MIN 50.0
+#define MB_CLAP_F_MAX 14000.0
 /** STFT frames of the longest clip (MB_CLAP_MAX_SECONDS, centred frames): 1001. */
 #define MB_CLAP_FRAMES (1 + MB_CLAP_MAX_SECONDS * MB_CLAP_SAMPLE_RATE / MB_CLAP_HOP)
 /** The most Swin stages a checkpoint may have (cuda_tf_internal.h's MB_CUDA_CLAP_MAX_STAGES

@@ -763,6 +763,36 @@ dims_from_config(const struct mb_ckpt *ck, const struct clap_config *c, struct m
 	return 0;
 }
 
+/*
+ * preprocessor_config.json (ClapFeatureExtractor's settings), when there, must be what
+ * clap.c's front end computes: 48 kHz, the 1024-point STFT with hop 480, the checkpoint's mel
+ * bins over 50-14000 Hz, 10 s, a shorter clip repeated ("repeatpad"). Its truncation of a
+ * longer clip (one random 10 s crop, "rand_trunc") is not checked: mediabatch runs such a
+ * clip as windows and averages them (README, "Long media").
+ */
+static int
+preprocessor(const struct mb_ckpt *ck, const struct mb_clap_dims *D, char *reason,
+	     size_t reason_len)
+{
+	const struct mb_net_layout *l = &mb_clap_layout;
+	int rc;
+
+	if ((rc = mb_net_pre_number(l, ck, "feature_size", D->mels, reason, reason_len)) < 0 ||
+	    (rc = mb_net_pre_number(l, ck, "sampling_rate", MB_CLAP_SAMPLE_RATE, reason,
+				    reason_len)) < 0 ||
+	    (rc = mb_net_pre_number(l, ck, "fft_window_size", MB_CLAP_N_FFT, reason, reason_len)) <
+		    0 ||
+	    (rc = mb_net_pre_number(l, ck, "hop_length", MB_CLAP_HOP, reason, reason_len)) < 0 ||
+	    (rc = mb_net_pre_number(l, ck, "frequency_min", MB_CLAP_F_MIN, reason, reason_len)) <
+		    0 ||
+	    (rc = mb_net_pre_number(l, ck, "frequency_max", MB_CLAP_F_MAX, reason, reason_len)) <
+		    0 ||
+	    (rc = mb_net_pre_number(l, ck, "max_length_s", MB_CLAP_MAX_SECONDS, reason,
+				    reason_len)) < 0)
+		return rc;
+	return mb_net_pre_string(l, ck, "padding", "repeatpad", reason, reason_len);
+}
+
 static int
 clap_dims_from(const struct mb_ckpt *ck, const char *prefix, void *dims_out, char *reason,
 	       size_t reason_len)
@@ -780,7 +810,7 @@ clap_dims_from(const struct mb_ckpt *ck, const char *prefix, void *dims_out, cha
 		rc = dims_from_config(ck, &c, D, reason, reason_len);
 	snprintf(whence, sizeof(whence), "%s", c.root != NULL ? c.path : mb_ckpt_path(ck));
 	config_close(&c);
-	if (rc < 0)
+	if (rc < 0 || (rc = preprocessor(ck, D, reason, reason_len)) < 0)
 		return rc;
 	return check_geometry(D, whence, reason, reason_len);
 }
@@ -881,6 +911,25 @@ clap_config_json(const void *dims, char *buf, size_t len)
 
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
+static int
+clap_preprocessor_json(const void *dims, char *buf, size_t len)
+{
+	const struct mb_clap_dims *D = dims;
+	int n = snprintf(
+		buf, len,
+		"{\n  \"feature_extractor_type\": \"ClapFeatureExtractor\",\n"
+		"  \"processor_class\": \"ClapProcessor\",\n  \"feature_size\": %u,\n"
+		"  \"sampling_rate\": %d,\n  \"fft_window_size\": %u,\n  \"hop_length\": %u,\n"
+		"  \"frequency_min\": %g,\n  \"frequency_max\": %g,\n  \"max_length_s\": %d,\n"
+		"  \"padding\": \"repeatpad\",\n  \"truncation\": \"rand_trunc\",\n"
+		"  \"top_db\": null,\n  \"padding_side\": \"right\",\n  \"padding_value\": 0.0,\n"
+		"  \"return_attention_mask\": false\n}\n",
+		D->mels, MB_CLAP_SAMPLE_RATE, MB_CLAP_N_FFT, MB_CLAP_HOP, MB_CLAP_F_MIN,
+		MB_CLAP_F_MAX, MB_CLAP_MAX_SECONDS);
+
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
 const struct mb_net_layout mb_clap_layout = {
 	.name = "clap",
 	.prefixes = prefixes,
@@ -891,4 +940,5 @@ const struct mb_net_layout mb_clap_layout = {
 	.dims_from = clap_dims_from,
 	.specs = clap_specs,
 	.config_json = clap_config_json,
+	.preprocessor_json = clap_preprocessor_json,
 };

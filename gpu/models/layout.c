@@ -240,6 +240,66 @@ mb_net_layout_preset(const struct mb_net_layout *l, const char *size, struct mb_
 	return rc;
 }
 
+int
+mb_net_layout_preprocessor(const struct mb_net_layout *l, const char *size, char *buf, size_t len)
+{
+	void *dims;
+	int rc;
+
+	if (l->preprocessor_json == NULL)
+		return -ENOENT;
+	if ((dims = calloc(1, l->dims_size)) == NULL)
+		return -ENOMEM;
+	rc = l->preset(size, dims) < 0 ? -ENOENT : l->preprocessor_json(dims, buf, len);
+	free(dims);
+	return rc;
+}
+
+/* ---- preprocessor_config.json ---- */
+
+int
+mb_net_pre_number(const struct mb_net_layout *l, const struct mb_ckpt *ck, const char *key,
+		  double want, char *reason, size_t reason_len)
+{
+	double v;
+	int rc = mb_ckpt_preprocessor_double(ck, key, &v, reason, reason_len);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (v != want) {
+		snprintf(
+			reason, reason_len,
+			"%s: preprocessor_config.json: %s is %g, but %s prepares its input with %g "
+			"(as the published checkpoints' feature extractor does)",
+			mb_ckpt_path(ck), key, v, l->name, want);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+mb_net_pre_string(const struct mb_net_layout *l, const struct mb_ckpt *ck, const char *key,
+		  const char *want, char *reason, size_t reason_len)
+{
+	const char *v;
+	int rc = mb_ckpt_preprocessor_str(ck, key, &v, reason, reason_len);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (strcmp(v, want) != 0) {
+		snprintf(reason, reason_len,
+			 "%s: preprocessor_config.json: %s is \"%s\", but %s prepares its input "
+			 "with \"%s\" (as the published checkpoints' feature extractor does)",
+			 mb_ckpt_path(ck), key, v, l->name, want);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* remove @p dir and the files in it (a checkpoint directory has no subdirectories) */
 static void
 remove_dir(const char *dir)
@@ -306,6 +366,14 @@ mb_builtin_net_placeholder(const char *model, const char *size, const char *dir,
 	snprintf(path, sizeof(path), "%s/config.json", tmp);
 	if (rc == 0)
 		rc = write_text(path, config, err, err_len);
+	if (rc == 0 && l->preprocessor_json != NULL) {
+		rc = mb_net_layout_preprocessor(l, size, config, 65536);
+		snprintf(path, sizeof(path), "%s/preprocessor_config.json", tmp);
+		if (rc == 0)
+			rc = write_text(path, config, err, err_len);
+		else
+			snprintf(err, err_len, "%s: preprocessor_config.json too long", model);
+	}
 	if (rc == 0 && stat(dir, &st) == 0 && rename(dir, old) != 0) {
 		rc = -errno;
 		snprintf(err, err_len, "%s: %s", dir, strerror(errno));

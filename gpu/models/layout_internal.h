@@ -12,10 +12,10 @@
  *   read       pick the prefix a checkpoint uses, read the sizes (layout->dims_from), list
  *              the tensors (layout->specs) and bind them as F32 (mb_net_layout_read(): the
  *              part of a load that reads the checkpoint; net.c's load goes on from there);
- *   write      the tensors and config.json of a size name (mb_net_layout_preset(): "tiny",
- *              a small test size that is not a published one, and the published names such
- *              as "whisper-base"), a placeholder checkpoint of them, and mb_layout.h's
- *              mb_builtin_* functions on top.
+ *   write      the tensors, config.json and preprocessor_config.json of a size name
+ * (mb_net_layout_preset(): "tiny", a small test size that is not a published one, and the published
+ * names such as "whisper-base"), a placeholder checkpoint of them, and mb_layout.h's mb_builtin_*
+ * functions on top.
  *
  * The network's compute (struct mb_net_def, net_internal.h) points at its layout.
  *
@@ -79,7 +79,26 @@ struct mb_net_layout {
 
 	/** config.json for @p dims (Hugging Face's keys), NUL-terminated. 0, -ENOSPC. */
 	int (*config_json)(const void *dims, char *buf, size_t len);
+
+	/**
+	 * preprocessor_config.json for @p dims: what the network's Hugging Face feature
+	 * extractor or image processor computes with, as this network computes it. 0, -ENOSPC.
+	 */
+	int (*preprocessor_json)(const void *dims, char *buf, size_t len);
 };
+
+/**
+ * preprocessor_config.json's number @p key, when the checkpoint has the file and the key,
+ * must be @p want (what @p l's network computes with). 0, or -EINVAL with the reason:
+ * "DIR: preprocessor_config.json: sampling_rate is 22050, but whisper prepares its
+ * input with 16000 (...)".
+ */
+int mb_net_pre_number(const struct mb_net_layout *l, const struct mb_ckpt *ck, const char *key,
+		      double want, char *reason, size_t reason_len);
+
+/** As mb_net_pre_number(), for a string. */
+int mb_net_pre_string(const struct mb_net_layout *l, const struct mb_ckpt *ck, const char *key,
+		      const char *want, char *reason, size_t reason_len);
 
 /** The built-in networks' layouts (whisper_layout.c, videomae_layout.c, clap_layout.c). */
 extern const struct mb_net_layout mb_whisper_layout;
@@ -100,6 +119,13 @@ const struct mb_net_layout *mb_net_layout_of(const char *name);
 int mb_net_layout_preset(const struct mb_net_layout *l, const char *size,
 			 struct mb_net_specs *specs, char *config_json, size_t config_len,
 			 char *err, size_t err_len);
+
+/**
+ * The preprocessor_config.json of @p l at size @p size into @p buf. 0, -ENOENT (unknown size,
+ * or a network that writes none), -ENOSPC.
+ */
+int mb_net_layout_preprocessor(const struct mb_net_layout *l, const char *size, char *buf,
+			       size_t len);
 
 /**
  * Read checkpoint @p ck as network @p l: the prefix its tensors carry (*@p prefix, a static

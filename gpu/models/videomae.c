@@ -4,8 +4,12 @@
  * MCG-NJU/videomae-base-finetuned-kinetics) loaded as it is.
  *
  * Input: RGB24, exactly 16 frames of 224 x 224 ([frame][row][column][r, g, b] bytes).
- *   normalise   x = (v / 255 - mean[c]) / std[c], ImageNet mean (0.485, 0.456, 0.406) and
- *               std (0.229, 0.224, 0.225) (a table of 3 x 256 values);
+ *   normalise   x = (v * rescale - mean[c]) / std[c] (a table of 3 x 256 values): the
+ *               checkpoint's preprocessor_config.json (rescale_factor, image_mean,
+ *               image_std, do_rescale, do_normalize, as Hugging Face's
+ *               VideoMAEImageProcessor applies them), or without one ImageNet's mean
+ *               (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225) after / 255
+ *               (videomae_layout.c reads them);
  *   embed       conv3d 3 -> d, kernel = stride = 2 x 16 x 16: 8 x 14 x 14 = 1568 tokens in
  *               (t, y, x) order, as im2col + one SGEMM over every clip of the batch; plus
  *               the fixed sinusoid table (HF get_sinusoid_encoding_table(1568, d): not in
@@ -96,9 +100,6 @@ _Static_assert(L_N == MB_VIDEOMAE_LAYER_TENSORS, "one encoder layer's tensors");
 #define W_LAYER(i, j) (2 + (i)*L_N + (j))
 #define W_HEAD(layers, j) (2 + (layers)*L_N + (j)) /* fc_norm w, b; classifier w, b */
 
-static const float g_mean[3] = {0.485f, 0.456f, 0.406f};
-static const float g_std[3] = {0.229f, 0.224f, 0.225f};
-
 /* what init() keeps */
 struct videomae_extra {
 	float lut[3][256]; /* normalised value of each byte per channel */
@@ -137,7 +138,8 @@ init(struct mb_net *net, const struct mb_ckpt *ck, char *reason, size_t reason_l
 	net->extra = x;
 	for (int c = 0; c < 3; c++)
 		for (int v = 0; v < 256; v++)
-			x->lut[c][v] = ((float)v / 255.0f - g_mean[c]) / g_std[c];
+			x->lut[c][v] =
+				(float)(((double)v * dm->rescale - dm->mean[c]) / dm->std[c]);
 	/* HF get_sinusoid_encoding_table(1568, d): pos / 10000^(2 (j / 2) / d), sin on even j,
 	 * cos on odd j, in float64, then F32 */
 	x->pos = aligned_alloc(64, pos_bytes);

@@ -45,6 +45,9 @@ struct mb_videomae_dims {
 	uint32_t ffn;	  /**< intermediate_size */
 	uint32_t classes; /**< classifier rows (num_labels) */
 	double eps;	  /**< layer_norm_eps of the encoder's LayerNorms */
+	/** input normalisation, x = (v * rescale - mean[c]) / std[c] per byte v of channel c:
+	 * preprocessor_config.json's, else ImageNet's (videomae_layout.c) */
+	double rescale, mean[3], std[3];
 };
 
 /** The network's definition (its model.h descriptor is mb_model_videomae). */

@@ -12,7 +12,8 @@
  * large 1024/16, huge 1280/16), else d / 64. config.json's hidden_size, num_hidden_layers
  * and intermediate_size must agree with the tensors; num_frames, image_size, patch_size,
  * tubelet_size and num_channels other than the published fine-tuned checkpoints' are
- * refused for now, as is a hidden_act other than "gelu".
+ * refused for now, as is a hidden_act other than "gelu". The input's normalisation comes from
+ * preprocessor_config.json when the checkpoint has one (normalisation()), else ImageNet's.
  *
  * What the classifier computes with them is videomae.c's. Threads: any; nothing here keeps
  * state.
@@ -21,6 +22,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,89 @@ const char *const mb_videomae_sizes[] = {
 	"tiny", "videomae-small", "videomae-base", "videomae-large", NULL,
 };
 
+/* The normalisation VideoMAE was trained with: ImageNet's mean and std, after / 255. */
+static void
+imagenet(struct mb_videomae_dims *dm)
+{
+	static const double mean[3] = {0.485, 0.456, 0.406}, std[3] = {0.229, 0.224, 0.225};
+
+	dm->rescale = 1.0 / 255.0;
+	memcpy(dm->mean, mean, sizeof(mean));
+	memcpy(dm->std, std, sizeof(std));
+}
+
+/*
+ * preprocessor_config.json's image_mean or image_std (three numbers, or one for every
+ * channel) into @p out; absent: @p dflt for each. 0 or -EINVAL with the reason.
+ */
+static int
+channel_values(const struct mb_ckpt *ck, const char *key, double dflt, double out[3], char *reason,
+	       size_t reason_len)
+{
+	double one;
+	int rc = mb_ckpt_preprocessor_doubles(ck, key, out, 3, reason, reason_len);
+
+	if (rc == -ENOENT) {
+		out[0] = out[1] = out[2] = dflt;
+		return 0;
+	}
+	if (rc == -EINVAL && mb_ckpt_preprocessor_double(ck, key, &one, NULL, 0) == 0) {
+		out[0] = out[1] = out[2] = one;
+		return 0;
+	}
+	return rc;
+}
+
+/*
+ * The input's normalisation (dm->rescale, mean, std). With preprocessor_config.json, what
+ * Hugging Face's VideoMAEImageProcessor does with it: v * rescale_factor (1/255 unless
+ * do_rescale is false), then (x - image_mean) / image_std unless do_normalize is false, its
+ * defaults (0.5) for keys the file lacks. Without it, ImageNet's (what VideoMAE was trained
+ * with). 0 or -EINVAL with the reason.
+ */
+static int
+normalisation(const struct mb_ckpt *ck, struct mb_videomae_dims *dm, char *reason,
+	      size_t reason_len)
+{
+	int on = 1, rc;
+
+	imagenet(dm);
+	if (!mb_ckpt_has_preprocessor(ck))
+		return 0;
+	rc = mb_ckpt_preprocessor_bool(ck, "do_rescale", &on, reason, reason_len);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	rc = mb_ckpt_preprocessor_double(ck, "rescale_factor", &dm->rescale, reason, reason_len);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if (!on)
+		dm->rescale = 1.0;
+	on = 1;
+	rc = mb_ckpt_preprocessor_bool(ck, "do_normalize", &on, reason, reason_len);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if ((rc = channel_values(ck, "image_mean", 0.5, dm->mean, reason, reason_len)) < 0 ||
+	    (rc = channel_values(ck, "image_std", 0.5, dm->std, reason, reason_len)) < 0)
+		return rc;
+	if (!on)
+		for (int c = 0; c < 3; c++) {
+			dm->mean[c] = 0.0;
+			dm->std[c] = 1.0;
+		}
+	for (int c = 0; c < 3; c++)
+		if (!(isfinite(dm->mean[c]) && isfinite(dm->rescale) && dm->std[c] > 0 &&
+		      isfinite(dm->std[c]))) {
+			snprintf(reason, reason_len,
+				 "%s: preprocessor_config.json: rescale_factor %g, image_mean[%d] "
+				 "%g, "
+				 "image_std[%d] %g: "
+				 "expected finite values and a standard deviation above 0",
+				 mb_ckpt_path(ck), dm->rescale, c, dm->mean[c], c, dm->std[c]);
+			return -EINVAL;
+		}
+	return 0;
+}
+
 static int
 preset(const char *size, void *out)
 {
@@ -58,6 +143,7 @@ preset(const char *size, void *out)
 	for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++)
 		if (strcmp(size, presets[i].name) == 0) {
 			*(struct mb_videomae_dims *)out = presets[i].d;
+			imagenet(out);
 			return 0;
 		}
 	return -ENOENT;
@@ -326,7 +412,7 @@ dims_from(const struct mb_ckpt *ck, const char *prefix, void *out, char *reason,
 		return -EINVAL;
 	}
 	dm->eps = eps;
-	return 0;
+	return normalisation(ck, dm, reason, reason_len);
 }
 
 /* one encoder layer's tensors, in the order of videomae.c's L_* enum */
@@ -440,6 +526,25 @@ config_json(const void *dims, char *buf, size_t len)
 	return off < len ? 0 : -ENOSPC;
 }
 
+/* The placeholder's preprocessor_config.json: its normalisation (ImageNet's, the default) as
+ * Hugging Face's VideoMAEImageProcessor keys. */
+static int
+preprocessor_json(const void *dims, char *buf, size_t len)
+{
+	const struct mb_videomae_dims *dm = dims;
+	size_t off = 0;
+
+	put(buf, len, &off,
+	    "{\n  \"image_processor_type\": \"VideoMAEImageProcessor\",\n"
+	    "  \"do_resize\": true,\n  \"size\": {\"shortest_edge\": %d},\n"
+	    "  \"do_center_crop\": true,\n  \"crop_size\": {\"height\": %d, \"width\": %d},\n"
+	    "  \"do_rescale\": true,\n  \"rescale_factor\": %.17g,\n  \"do_normalize\": true,\n"
+	    "  \"image_mean\": [%.6g, %.6g, %.6g],\n  \"image_std\": [%.6g, %.6g, %.6g]\n}\n",
+	    S, S, S, dm->rescale, dm->mean[0], dm->mean[1], dm->mean[2], dm->std[0], dm->std[1],
+	    dm->std[2]);
+	return off < len ? 0 : -ENOSPC;
+}
+
 static const char *const g_prefixes[] = {"", NULL};
 
 const struct mb_net_layout mb_videomae_layout = {
@@ -452,4 +557,5 @@ const struct mb_net_layout mb_videomae_layout = {
 	.dims_from = dims_from,
 	.specs = specs,
 	.config_json = config_json,
+	.preprocessor_json = preprocessor_json,
 };

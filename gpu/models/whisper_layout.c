@@ -8,7 +8,9 @@
  * Sizes come from the checkpoint: d and n_mels from conv1.weight, layers from the layers
  * present, ffn from fc1.weight, heads from config.json's encoder_attention_heads (else
  * d / 64: every published size has heads of 64); what config.json also says is checked
- * against the tensors.
+ * against the tensors. An activation_function other than "gelu", and a preprocessor_config.json
+ * whose feature extractor differs from the encoder's front end (sampling rate, n_fft, hop,
+ * window, mel bins), are refused.
  *
  * What the encoder computes with them is whisper.c's. Threads: any; nothing here keeps state.
  */
@@ -21,10 +23,12 @@
 #include <string.h>
 
 #include "layout_internal.h"
+#include "mel_internal.h"
 
 #define T_POS MB_WHISPER_POSITIONS
 #define HEAD_DIM 64u	 /* every published size's; heads = d / 64 without config.json */
 #define MAX_LAYERS 1024u /* a sanity bound on layer indices read from tensor names */
+#define WINDOW_S 30	 /* seconds of audio a window holds (chunk_length) */
 
 static const char *const prefixes[] = {"model.encoder.", "encoder.", NULL};
 
@@ -130,6 +134,50 @@ cross_check(const struct mb_ckpt *ck, const char *config, const char *key, uint3
 	return 0;
 }
 
+/* config.json's activation_function, when there, must be the one the encoder computes. */
+static int
+activation(const struct mb_ckpt *ck, const char *config, char *reason, size_t reason_len)
+{
+	const char *act;
+	int rc = mb_ckpt_config_str(ck, "activation_function", &act, reason, reason_len);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (strcmp(act, "gelu") != 0) {
+		snprintf(reason, reason_len,
+			 "%s: activation_function \"%s\", expected \"gelu\" (the exact, erf GELU "
+			 "of every published Whisper: the only activation whisper computes)",
+			 config, act);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * preprocessor_config.json (WhisperFeatureExtractor's settings), when there, must be what
+ * the encoder's front end computes: 16 kHz, n_fft 400, hop 160, 30 s windows, and as many
+ * mel bins as conv1 takes.
+ */
+static int
+preprocessor(const struct mb_ckpt *ck, const struct mb_whisper_dims *D, char *reason,
+	     size_t reason_len)
+{
+	const struct mb_net_layout *l = &mb_whisper_layout;
+	int rc;
+
+	if ((rc = mb_net_pre_number(l, ck, "feature_size", D->n_mels, reason, reason_len)) < 0 ||
+	    (rc = mb_net_pre_number(l, ck, "sampling_rate", MB_MEL_SAMPLE_RATE, reason,
+				    reason_len)) < 0 ||
+	    (rc = mb_net_pre_number(l, ck, "n_fft", MB_MEL_N_FFT, reason, reason_len)) < 0 ||
+	    (rc = mb_net_pre_number(l, ck, "hop_length", MB_MEL_HOP, reason, reason_len)) < 0 ||
+	    (rc = mb_net_pre_number(l, ck, "chunk_length", WINDOW_S, reason, reason_len)) < 0)
+		return rc;
+	return mb_net_pre_number(l, ck, "n_samples", WINDOW_S * MB_MEL_SAMPLE_RATE, reason,
+				 reason_len);
+}
+
 static int
 whisper_dims_from(const struct mb_ckpt *ck, const char *prefix, void *dims_out, char *reason,
 		  size_t reason_len)
@@ -206,6 +254,9 @@ whisper_dims_from(const struct mb_ckpt *ck, const char *prefix, void *dims_out, 
 		return -EINVAL;
 	}
 	D->heads = (uint32_t)heads;
+	if ((rc = activation(ck, config, reason, reason_len)) < 0 ||
+	    (rc = preprocessor(ck, D, reason, reason_len)) < 0)
+		return rc;
 
 	/* what config.json says too must agree with the tensors */
 	snprintf(what, sizeof(what), "tensor '%s' in %s (shape %s)", name, file,
@@ -284,6 +335,23 @@ whisper_config_json(const void *dims, char *buf, size_t len)
 
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
+static int
+whisper_preprocessor_json(const void *dims, char *buf, size_t len)
+{
+	const struct mb_whisper_dims *D = dims;
+	int n = snprintf(buf, len,
+			 "{\n  \"feature_extractor_type\": \"WhisperFeatureExtractor\",\n"
+			 "  \"processor_class\": \"WhisperProcessor\",\n  \"feature_size\": %u,\n"
+			 "  \"sampling_rate\": %d,\n  \"n_fft\": %d,\n  \"hop_length\": %d,\n"
+			 "  \"chunk_length\": %d,\n  \"n_samples\": %d,\n"
+			 "  \"nb_max_frames\": %d,\n  \"padding_side\": \"right\",\n"
+			 "  \"padding_value\": 0.0,\n  \"return_attention_mask\": false\n}\n",
+			 D->n_mels, MB_MEL_SAMPLE_RATE, MB_MEL_N_FFT, MB_MEL_HOP, WINDOW_S,
+			 WINDOW_S * MB_MEL_SAMPLE_RATE, WINDOW_S * MB_MEL_SAMPLE_RATE / MB_MEL_HOP);
+
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
 const struct mb_net_layout mb_whisper_layout = {
 	.name = "whisper",
 	.prefixes = prefixes,
@@ -294,4 +362,5 @@ const struct mb_net_layout mb_whisper_layout = {
 	.dims_from = whisper_dims_from,
 	.specs = whisper_specs,
 	.config_json = whisper_config_json,
+	.preprocessor_json = whisper_preprocessor_json,
 };

@@ -13,7 +13,9 @@
  *     wins when both are there).
  * `config.json` in the same directory is read when present: a model takes its sizes from
  * it where it has them (and from the tensor shapes otherwise), and labels from `id2label`.
- * A config.json that is not a JSON object is an error; a missing one is not.
+ * So is `preprocessor_config.json` (what Hugging Face's feature extractor or image
+ * processor of the checkpoint does to the input: sampling rate, mel bins, normalisation).
+ * Either file, when it is not a JSON object, is an error; a missing one is not.
  *
  * Tensors are stored as F32, F16 or BF16 (any other dtype is refused with its name when a
  * model asks for it) and are always handed to models as F32: mb_ckpt_bind() converts while
@@ -96,6 +98,28 @@ int mb_ckpt_config_double(const struct mb_ckpt *ck, const char *key, double *out
 /** As mb_ckpt_config_int(), for a string; *@p out stays valid until mb_ckpt_close(). */
 int mb_ckpt_config_str(const struct mb_ckpt *ck, const char *key, const char **out, char *err,
 		       size_t err_len);
+
+/** Whether a preprocessor_config.json was read. */
+int mb_ckpt_has_preprocessor(const struct mb_ckpt *ck);
+
+/** As mb_ckpt_config_double(), from preprocessor_config.json. */
+int mb_ckpt_preprocessor_double(const struct mb_ckpt *ck, const char *key, double *out, char *err,
+				size_t err_len);
+
+/** As mb_ckpt_config_str(), from preprocessor_config.json. */
+int mb_ckpt_preprocessor_str(const struct mb_ckpt *ck, const char *key, const char **out, char *err,
+			     size_t err_len);
+
+/** preprocessor_config.json's @p key as true (1) or false (0); returns as above. */
+int mb_ckpt_preprocessor_bool(const struct mb_ckpt *ck, const char *key, int *out, char *err,
+			      size_t err_len);
+
+/**
+ * preprocessor_config.json's @p key as an array of exactly @p n numbers, into @p out;
+ * returns as above (-EINVAL for another length or anything but numbers).
+ */
+int mb_ckpt_preprocessor_doubles(const struct mb_ckpt *ck, const char *key, double *out, size_t n,
+				 char *err, size_t err_len);
 
 /**
  * config.json's `id2label` entry for class @p id ({"0": "abseiling", ...}), or NULL when

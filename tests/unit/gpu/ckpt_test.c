@@ -770,6 +770,68 @@ test_config(void)
 }
 
 static void
+test_preprocessor(void)
+{
+	struct mb_ckpt *ck;
+	double dv = 0.0, three[3] = {0};
+	const char *sv = NULL;
+	int bv = -1;
+
+	make_tensors("");
+	CU_ASSERT_EQUAL_FATAL(mb_ckpt_write(path_of("pre"), g_e, 1, "F32", 0, g_err, sizeof(g_err)),
+			      0);
+	/* none: not an error; every key is -ENOENT */
+	CU_ASSERT_EQUAL_FATAL(open_ck("pre", &ck), 0);
+	CU_ASSERT_FALSE(mb_ckpt_has_preprocessor(ck));
+	CU_ASSERT_EQUAL(mb_ckpt_preprocessor_double(ck, "sampling_rate", &dv, g_err, sizeof(g_err)),
+			-ENOENT);
+	CU_ASSERT_TRUE(err_has("no preprocessor_config.json"));
+	mb_ckpt_close(&ck);
+
+	write_text("pre/preprocessor_config.json",
+		   "{\"sampling_rate\": 16000, \"padding\": \"repeatpad\", \"do_normalize\": true,"
+		   " \"image_mean\": [0.485, 0.456, 0.406], \"image_std\": [0.5, \"x\", 0.5],"
+		   " \"top_db\": null}");
+	CU_ASSERT_EQUAL_FATAL(open_ck("pre/model.safetensors", &ck), 0);
+	CU_ASSERT_TRUE(mb_ckpt_has_preprocessor(ck));
+	CU_ASSERT_FALSE(mb_ckpt_has_config(ck)); /* the two files are apart */
+	CU_ASSERT_EQUAL(mb_ckpt_preprocessor_double(ck, "sampling_rate", &dv, g_err, sizeof(g_err)),
+			0);
+	CU_ASSERT_EQUAL(dv, 16000.0);
+	CU_ASSERT_EQUAL(mb_ckpt_preprocessor_str(ck, "padding", &sv, g_err, sizeof(g_err)), 0);
+	CU_ASSERT_STRING_EQUAL(sv, "repeatpad");
+	CU_ASSERT_EQUAL(mb_ckpt_preprocessor_bool(ck, "do_normalize", &bv, g_err, sizeof(g_err)),
+			0);
+	CU_ASSERT_EQUAL(bv, 1);
+	CU_ASSERT_EQUAL(
+		mb_ckpt_preprocessor_doubles(ck, "image_mean", three, 3, g_err, sizeof(g_err)), 0);
+	CU_ASSERT(three[0] == 0.485 && three[1] == 0.456 && three[2] == 0.406);
+	/* the wrong type, length or element: -EINVAL naming the file and the key */
+	CU_ASSERT_EQUAL(
+		mb_ckpt_preprocessor_doubles(ck, "image_mean", three, 2, g_err, sizeof(g_err)),
+		-EINVAL);
+	CU_ASSERT_TRUE(err_has(path_of("pre/preprocessor_config.json")));
+	CU_ASSERT_TRUE(err_has("\"image_mean\" is an array, expected an array of 2 numbers"));
+	CU_ASSERT_EQUAL(
+		mb_ckpt_preprocessor_doubles(ck, "image_std", three, 3, g_err, sizeof(g_err)),
+		-EINVAL);
+	CU_ASSERT_EQUAL(mb_ckpt_preprocessor_bool(ck, "sampling_rate", &bv, g_err, sizeof(g_err)),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("\"sampling_rate\" is an integer (16000), expected true or false"));
+	CU_ASSERT_EQUAL(mb_ckpt_preprocessor_double(ck, "top_db", &dv, g_err, sizeof(g_err)),
+			-EINVAL);
+	CU_ASSERT_TRUE(err_has("\"top_db\" is null, expected a number"));
+	CU_ASSERT_EQUAL(mb_ckpt_preprocessor_str(ck, "hop_length", &sv, g_err, sizeof(g_err)),
+			-ENOENT);
+	mb_ckpt_close(&ck);
+
+	/* not an object, not JSON: the open fails naming the file */
+	write_text("pre/preprocessor_config.json", "[16000]");
+	CU_ASSERT_EQUAL(open_fails("pre"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("preprocessor_config.json: not a JSON object"));
+}
+
+static void
 test_prefix(void)
 {
 	static const char *const prefixes[] = {"model.", "", NULL};
@@ -980,6 +1042,8 @@ static const struct mb_test_case cases[] = {
 	{"broken indexes and shards: refused naming file and tensor", test_broken_index},
 	{"bind: dtype, shape, missing: expected and found", test_bind_errors},
 	{"config.json: ints, doubles, strings, labels, wrong types", test_config},
+	{"preprocessor_config.json: numbers, arrays, strings, booleans, wrong types",
+	 test_preprocessor},
 	{"prefixes: picked, replaced, and errors name the name looked up", test_prefix},
 	{"placeholder checkpoints: mb_weights_generate()'s values, sharded", test_generate},
 	{NULL, NULL},

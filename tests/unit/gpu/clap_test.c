@@ -194,6 +194,7 @@ struct variant {
 	const char *dtype;
 	uint64_t shard_bytes;
 	const char *config;
+	const char *preprocessor; /* preprocessor_config.json (NULL: none) */
 };
 
 static int
@@ -245,6 +246,10 @@ write_variant(const char *dir, const struct variant *v)
 	}
 	snprintf(path, sizeof(path), "%s/config.json", dir);
 	if (v->config != NULL && write_file(path, v->config, strlen(v->config)) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/preprocessor_config.json", dir);
+	if (v->preprocessor != NULL &&
+	    write_file(path, v->preprocessor, strlen(v->preprocessor)) < 0)
 		return -1;
 	return 0;
 }
@@ -1012,6 +1017,20 @@ test_load_errors(void)
 	snprintf(config, sizeof(config), "%s/badjson/config.json", g_dir);
 	expect_refused("badjson", &(struct variant){.config = "{\"audio_config\": 3}"},
 		       (const char *const[]){config, "audio_config is not an object", NULL});
+	/* a feature extractor other than clap.c's front end (the class's own defaults) */
+	expect_refused("fmin",
+		       &(struct variant){.config = g_config,
+					 .preprocessor =
+						 "{\"feature_size\": 64, \"sampling_rate\": "
+						 "48000, \"frequency_min\": 0}"},
+		       (const char *const[]){"fmin: preprocessor_config.json: frequency_min is 0, "
+					     "but clap prepares its input with 50",
+					     NULL});
+	expect_refused(
+		"padding",
+		&(struct variant){.config = g_config, .preprocessor = "{\"padding\": \"pad\"}"},
+		(const char *const[]){"preprocessor_config.json: padding is \"pad\"",
+				      "with \"repeatpad\"", NULL});
 	/* the fused model's tensors */
 	snprintf(file, sizeof(file), "%s/fused/model.safetensors", g_dir);
 	expect_refused(

@@ -340,8 +340,12 @@ ref_rank(const double *l, int r)
 	return best;
 }
 
+/*
+ * The tiny checkpoint at @p ckpt (@p what, for the log) against the float64 reference on every
+ * clip in one batch: the same top-5, scores within 1e-4; the scores of clip 0 in @p score0.
+ */
 static void
-test_reference(void)
+check_reference(const char *ckpt, const char *what, float score0[5])
 {
 	struct loaded l;
 	char reason[512];
@@ -352,11 +356,11 @@ test_reference(void)
 	const uint8_t *clips[CLIPS];
 	int same = 0;
 
-	CU_ASSERT_EQUAL_FATAL(load(&l, g_tiny, reason, sizeof(reason)), 0);
+	CU_ASSERT_EQUAL_FATAL(load(&l, ckpt, reason, sizeof(reason)), 0);
 	t0 = now(CLOCK_PROCESS_CPUTIME_ID);
 	run_clips(&l, 0, CLIPS, cls, score);
 	cpu = now(CLOCK_PROCESS_CPUTIME_ID) - t0;
-	ref = reference(g_tiny, &ref_s);
+	ref = reference(ckpt, &ref_s);
 	if (ref == NULL) {
 		unload(&l);
 		return;
@@ -387,9 +391,9 @@ test_reference(void)
 		worst_logit = fmax(worst_logit, fabs(logits[i] - ref[i]));
 		big = fmax(big, fabs(ref[i]));
 	}
-	printf("\n    tiny (d 128, 2 layers, 2 heads, ffn 512, 400 classes), %d clips in one "
-	       "batch: %.2f CPU s (%.2f s a clip); reference %.1f s",
-	       CLIPS, cpu, cpu / CLIPS, ref_s);
+	printf("\n    tiny (d 128, 2 layers, 2 heads, ffn 512, 400 classes), %s, %d clips in "
+	       "one batch: %.2f CPU s (%.2f s a clip); reference %.1f s",
+	       what, CLIPS, cpu, cpu / CLIPS, ref_s);
 	printf("\n    top-5 classes as the float64 reference ranks them: %d of %d; max relative "
 	       "score error %.2e (bar 1e-4); max |logit error| %.2e (max |logit| %.2f)",
 	       same, 5 * CLIPS, worst, worst_logit, big);
@@ -397,10 +401,19 @@ test_reference(void)
 	CU_ASSERT_EQUAL(same, 5 * CLIPS);
 	CU_ASSERT(worst <= 1e-4);
 	CU_ASSERT(big > 0.5); /* the logits are not trivially flat */
+	memcpy(score0, score[0], sizeof(score[0]));
 	free(scratch);
 	free(logits);
 	free(ref);
 	unload(&l);
+}
+
+static void
+test_reference(void)
+{
+	float score0[5];
+
+	check_reference(g_tiny, "ImageNet's normalisation (no preprocessor_config.json)", score0);
 }
 
 static void
@@ -481,6 +494,79 @@ test_labels_and_no_config(void)
 	CU_ASSERT_EQUAL_FATAL(load(&l, dir, reason, sizeof(reason)), 0);
 	CU_ASSERT_DOUBLE_EQUAL(mb_videomae_dims_of(l.state)->eps, 1e-6, 1e-15);
 	unload(&l);
+}
+
+/* @p text as @p dir/preprocessor_config.json; returns @p dir */
+static const char *
+with_preprocessor(const char *dir, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	if (dir == NULL)
+		return NULL;
+	snprintf(path, sizeof(path), "%s/preprocessor_config.json", dir);
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT(fputs(text, f) >= 0);
+	fclose(f);
+	return dir;
+}
+
+/* The normalisation a checkpoint with @p text as its preprocessor_config.json loads with. */
+static void
+dims_with(const char *name, const char *text, struct mb_videomae_dims *out)
+{
+	struct loaded l;
+	char reason[512];
+	const char *dir =
+		with_preprocessor(make_ckpt(name, g_specs.v, g_specs.n, "F32", 0, 1, NULL), text);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	CU_ASSERT_EQUAL_FATAL(load(&l, dir, reason, sizeof(reason)), 0);
+	*out = *mb_videomae_dims_of(l.state);
+	unload(&l);
+}
+
+/*
+ * preprocessor_config.json's normalisation, as Hugging Face's VideoMAEImageProcessor applies
+ * it (Hugging Face's own default, mean and std 0.5, written out here): the result follows it
+ * (against the reference reading the same file) and differs from ImageNet's.
+ */
+static void
+test_preprocessor(void)
+{
+	float imagenet[CLIPS][5], half[5], diff = 0;
+	uint32_t cls[CLIPS][5];
+	struct mb_videomae_dims dm;
+	struct loaded l;
+	char reason[512];
+	const char *dir;
+
+	CU_ASSERT_EQUAL_FATAL(load(&l, g_tiny, reason, sizeof(reason)), 0);
+	run_clips(&l, 0, 1, cls, imagenet);
+	unload(&l);
+	dir = with_preprocessor(
+		make_ckpt("pre05", g_specs.v, g_specs.n, "F32", 0, 1, some_labels),
+		"{\"do_normalize\": true, \"do_rescale\": true, "
+		"\"rescale_factor\": 0.00392156862745098, \"image_mean\": [0.5, 0.5, "
+		"0.5], \"image_std\": [0.5, 0.5, 0.5], \"size\": {\"shortest_edge\": "
+		"224}, \"image_processor_type\": \"VideoMAEImageProcessor\"}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	check_reference(dir, "preprocessor_config.json's mean and std 0.5", half);
+	for (int k = 0; k < 5; k++)
+		diff = fmaxf(diff, fabsf(half[k] - imagenet[0][k]));
+	printf("\n    clip 0's top-5 scores move by up to %.4f between the two", diff);
+	CU_ASSERT(diff > 1e-3); /* the file was read */
+
+	/* one number for every channel; the class defaults for absent keys; switches */
+	dims_with("pre_one", "{\"image_mean\": 0.25, \"image_std\": 2}", &dm);
+	CU_ASSERT(dm.mean[0] == 0.25 && dm.mean[2] == 0.25 && dm.std[1] == 2.0);
+	CU_ASSERT_DOUBLE_EQUAL(dm.rescale, 1.0 / 255.0, 1e-15);
+	dims_with("pre_empty", "{}", &dm);
+	CU_ASSERT(dm.mean[1] == 0.5 && dm.std[1] == 0.5);
+	dims_with("pre_off", "{\"do_normalize\": false, \"do_rescale\": false}", &dm);
+	CU_ASSERT(dm.mean[0] == 0.0 && dm.std[0] == 1.0 && dm.rescale == 1.0);
 }
 
 /* ---- refused at load ---- */
@@ -582,6 +668,24 @@ test_refused_at_load(void)
 				      "[96, 3, 2, 16, 16]", "not a multiple of 64",
 				      "d96/config.json is needed", NULL});
 	free(s);
+	/* preprocessor_config.json: a zero std, a mean of two channels, not JSON */
+	expect_refused(
+		"image_std with a 0",
+		with_preprocessor(make_ckpt("pre_std0", g_specs.v, g_specs.n, "F32", 0, 1, NULL),
+				  "{\"image_std\": [0.5, 0, 0.5]}"),
+		(const char *const[]){"image_std[1] 0", "above 0", NULL});
+	expect_refused(
+		"image_mean of 2",
+		with_preprocessor(make_ckpt("pre_mean2", g_specs.v, g_specs.n, "F32", 0, 1, NULL),
+				  "{\"image_mean\": [0.5, 0.5]}"),
+		(const char *const[]){"pre_mean2/preprocessor_config.json",
+				      "\"image_mean\" is an array",
+				      "expected an array of 3 numbers", NULL});
+	expect_refused(
+		"preprocessor_config.json not JSON",
+		with_preprocessor(make_ckpt("pre_bad", g_specs.v, g_specs.n, "F32", 0, 1, NULL),
+				  "{\"image_mean\": [0.5,"),
+		(const char *const[]){"pre_bad/preprocessor_config.json: not valid JSON", NULL});
 }
 
 static void
@@ -628,6 +732,7 @@ static const struct mb_test_case cases[] = {
 	{"checkpoints refused at load, naming file, tensor or key, expected and found",
 	 test_refused_at_load},
 	{"F16 and BF16 (sharded) copies keep the top-1", test_f16_bf16},
+	{"preprocessor_config.json's normalisation, against the reference", test_preprocessor},
 	{NULL, NULL},
 };
 

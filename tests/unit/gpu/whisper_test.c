@@ -570,6 +570,7 @@ struct variant {
 	uint32_t ndim;
 	int64_t shape[3];
 	const char *config;
+	const char *preprocessor; /* preprocessor_config.json (NULL: none) */
 };
 
 static int
@@ -628,6 +629,10 @@ write_variant(const char *dir, const struct variant *v)
 	snprintf(path, sizeof(path), "%s/config.json", dir);
 	if (v->config != NULL && write_file(path, v->config, strlen(v->config)) < 0)
 		return -1;
+	snprintf(path, sizeof(path), "%s/preprocessor_config.json", dir);
+	if (v->preprocessor != NULL &&
+	    write_file(path, v->preprocessor, strlen(v->preprocessor)) < 0)
+		return -1;
 	return 0;
 out_err:
 	fprintf(stderr, "\n    %s\n", err);
@@ -654,7 +659,7 @@ expect_refused(const char *name, const struct variant *v, const char *const *nee
 static void
 test_load_errors(void)
 {
-	char file[256], config[256];
+	char file[256], config[256], act[sizeof(g_config) + 64];
 
 	snprintf(file, sizeof(file), "%s/missing: ", g_dir);
 	expect_refused("missing",
@@ -700,6 +705,29 @@ test_load_errors(void)
 	expect_refused("ffn", &(struct variant){.config = config_with("encoder_ffn_dim", "1024")},
 		       (const char *const[]){config, "encoder_ffn_dim is 1024",
 					     PREFIX "layers.0.fc1.weight", "says 512", NULL});
+
+	/* an activation the encoder does not compute (transformers would honour it) */
+	snprintf(act, sizeof(act), "{\n  \"activation_function\": \"relu\",%s", g_config + 1);
+	snprintf(config, sizeof(config), "%s/act/config.json", g_dir);
+	expect_refused("act", &(struct variant){.config = act},
+		       (const char *const[]){config, "activation_function \"relu\"",
+					     "expected \"gelu\"", NULL});
+
+	/* a feature extractor other than the encoder's front end */
+	expect_refused("rate",
+		       &(struct variant){.config = g_config,
+					 .preprocessor =
+						 "{\"feature_size\": 80, \"sampling_rate\": "
+						 "22050, \"hop_length\": 160}"},
+		       (const char *const[]){"rate: preprocessor_config.json: sampling_rate is "
+					     "22050, but whisper prepares its input with 16000",
+					     NULL});
+	expect_refused(
+		"feature_size",
+		&(struct variant){.config = g_config, .preprocessor = "{\"feature_size\": 128}"},
+		(const char *const[]){"preprocessor_config.json: feature_size is 128, "
+				      "but whisper prepares its input with 80",
+				      NULL});
 
 	/* not a whisper checkpoint at all */
 	expect_refused("foreign", &(struct variant){.from = PREFIX, .to = "audio.", .config = NULL},

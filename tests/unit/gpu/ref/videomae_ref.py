@@ -10,6 +10,12 @@ read with json/struct/numpy; F32, F16 and BF16 tensors.
 
     videomae_ref.py CKPT_DIR CLIPS.rgb N OUT.f64
 
+The input is normalised as Hugging Face's VideoMAEImageProcessor does with the checkpoint's
+preprocessor_config.json (v * rescale_factor unless do_rescale is false, then (x - image_mean)
+/ image_std unless do_normalize is false; its class defaults for keys the file lacks: 1/255,
+mean and std 0.5); without that file, with ImageNet's mean and std after / 255 (what VideoMAE
+was trained with, and mediabatch's documented default).
+
 CLIPS.rgb: N clips of 16 x 224 x 224 RGB24 bytes ([frame][row][col][r, g, b]), one after the
 other. OUT.f64: the logits, float64 little-endian, [N x classes]. The top-5 of each clip go to
 stdout. Exit status 2 for usage errors, 3 when torch or numpy cannot be imported.
@@ -85,7 +91,21 @@ def sinusoid_table(n, d):
     return torch.from_numpy(table.astype(np.float32).astype(np.float64))
 
 
-def forward(w, cfg, clips):
+def normalisation(pre):
+    """(rescale, mean[3], std[3]) from preprocessor_config.json's dict, or None for no file."""
+    if pre is None:
+        return 1.0 / 255.0, MEAN, STD
+    rescale = float(pre.get("rescale_factor", 1.0 / 255.0)) if pre.get("do_rescale", True) else 1.0
+    if not pre.get("do_normalize", True):
+        return rescale, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+
+    def three(v):
+        return tuple(float(x) for x in v) if isinstance(v, list) else (float(v),) * 3
+
+    return rescale, three(pre.get("image_mean", 0.5)), three(pre.get("image_std", 0.5))
+
+
+def forward(w, cfg, clips, pre=None):
     """logits [n x classes] of clips, a uint8 array [n, 16, 224, 224, 3]."""
     proj = w["videomae.embeddings.patch_embeddings.projection.weight"]
     d = proj.shape[0]
@@ -96,9 +116,10 @@ def forward(w, cfg, clips):
     while "videomae.encoder.layer.%d.attention.attention.query.weight" % layers in w:
         layers += 1
 
-    x = torch.from_numpy(clips.astype(np.float64)) / 255.0  # [n, t, h, w, c]
-    mean = torch.tensor(MEAN, dtype=torch.float64)
-    std = torch.tensor(STD, dtype=torch.float64)
+    rescale, mean, std = normalisation(pre)
+    x = torch.from_numpy(clips.astype(np.float64)) * rescale  # [n, t, h, w, c]
+    mean = torch.tensor(mean, dtype=torch.float64)
+    std = torch.tensor(std, dtype=torch.float64)
     x = (x - mean) / std
     # HF's pixel_values are [n, t, c, h, w], permuted to [n, c, t, h, w] for the conv3d
     x = x.permute(0, 4, 1, 2, 3).contiguous()
@@ -139,6 +160,10 @@ def main(argv):
     if os.path.exists(os.path.join(ckpt, "config.json")):
         with open(os.path.join(ckpt, "config.json")) as f:
             cfg = json.load(f)
+    pre = None
+    if os.path.exists(os.path.join(ckpt, "preprocessor_config.json")):
+        with open(os.path.join(ckpt, "preprocessor_config.json")) as f:
+            pre = json.load(f)
     w = read_checkpoint(ckpt)
     clips = np.fromfile(clips_path, dtype=np.uint8)
     if clips.size != n * FRAMES * SIZE * SIZE * 3:
@@ -148,7 +173,7 @@ def main(argv):
     clips = clips.reshape(n, FRAMES, SIZE, SIZE, 3)
     torch.set_num_threads(1)
     with torch.no_grad():
-        logits = forward(w, cfg, clips)
+        logits = forward(w, cfg, clips, pre)
     logits.numpy().astype("<f8").tofile(out)
     scores = torch.softmax(logits, dim=-1)
     for i in range(n):
