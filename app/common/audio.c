@@ -225,10 +225,11 @@ mb_audio_resampled_length(uint64_t frames, uint32_t from, uint32_t to)
 	return (frames * to + from / 2) / from;
 }
 
-/* Check that @frames at @from Hz fit @max_bytes as PCM16 at @rate; 0 or -errno + message. */
+/* Check that @frames at @from Hz fit @max_bytes as @width-byte PCM at @rate; 0 or -errno +
+ * message. */
 static int
-check_size(const char *what, uint64_t frames, uint32_t from, uint32_t rate, uint64_t max_bytes,
-	   uint64_t *n, char *err, size_t err_len)
+check_size(const char *what, uint64_t frames, uint32_t from, uint32_t rate, uint32_t width,
+	   uint64_t max_bytes, uint64_t *n, char *err, size_t err_len)
 {
 	if (rate < 1 || rate > MB_AUDIO_MAX_RATE) {
 		snprintf(err, err_len, "%s: target rate %u Hz: want 1..%u", what, rate,
@@ -244,31 +245,34 @@ check_size(const char *what, uint64_t frames, uint32_t from, uint32_t rate, uint
 			 what, frames, from, rate);
 		return -ENODATA;
 	}
-	if (*n * 2 > max_bytes) {
+	if (*n * width > max_bytes) {
 		snprintf(err, err_len,
-			 "%s: %.2f s of audio is %" PRIu64 " bytes of 16-bit PCM at %u Hz, over "
+			 "%s: %.2f s of audio is %" PRIu64 " bytes of %s PCM at %u Hz, over "
 			 "the limit of %" PRIu64 " bytes",
-			 what, (double)frames / from, *n * 2, rate, max_bytes);
+			 what, (double)frames / from, *n * width,
+			 width == 4 ? "32-bit float" : "16-bit", rate, max_bytes);
 		return -EFBIG;
 	}
 	return 0;
 }
 
 int
-mb_audio_to_pcm16(const struct mb_audio_clip *c, const char *what, uint32_t rate,
-		  uint64_t max_bytes, uint8_t **pcm, uint32_t *len, char *err, size_t err_len)
+mb_audio_to_pcm(const struct mb_audio_clip *c, const char *what, uint32_t rate, bool f32,
+		uint64_t max_bytes, uint8_t **pcm, uint32_t *len, char *err, size_t err_len)
 {
+	const uint32_t width = f32 ? 4 : 2;
 	uint64_t n;
 	float *res = NULL;
 	const float *src = c->mono;
 	uint8_t *b;
-	int rc = check_size(what, c->info.frames, c->info.rate, rate, max_bytes, &n, err, err_len);
+	int rc = check_size(what, c->info.frames, c->info.rate, rate, width, max_bytes, &n, err,
+			    err_len);
 
 	*pcm = NULL;
 	*len = 0;
 	if (rc < 0)
 		return rc;
-	b = malloc((size_t)n * 2);
+	b = malloc((size_t)n * width);
 	if (b == NULL) {
 		snprintf(err, err_len, "%s: out of memory for %" PRIu64 " samples", what, n);
 		return -ENOMEM;
@@ -301,7 +305,16 @@ mb_audio_to_pcm16(const struct mb_audio_clip *c, const char *what, uint32_t rate
 			res[i] = 0;
 		src = res;
 	}
-	for (uint64_t i = 0; i < n; i++) {
+	for (uint64_t i = 0; f32 && i < n; i++) {
+		uint32_t u;
+
+		memcpy(&u, &src[i], 4);
+		b[4 * i] = (uint8_t)(u & 0xff);
+		b[4 * i + 1] = (uint8_t)((u >> 8) & 0xff);
+		b[4 * i + 2] = (uint8_t)((u >> 16) & 0xff);
+		b[4 * i + 3] = (uint8_t)(u >> 24);
+	}
+	for (uint64_t i = 0; !f32 && i < n; i++) {
 		float x = src[i] * 32768.0f;
 		int32_t s;
 
@@ -316,13 +329,27 @@ mb_audio_to_pcm16(const struct mb_audio_clip *c, const char *what, uint32_t rate
 	}
 	free(res);
 	*pcm = b;
-	*len = (uint32_t)(n * 2);
+	*len = (uint32_t)(n * width);
 	return 0;
+}
+
+int
+mb_audio_to_pcm16(const struct mb_audio_clip *c, const char *what, uint32_t rate,
+		  uint64_t max_bytes, uint8_t **pcm, uint32_t *len, char *err, size_t err_len)
+{
+	return mb_audio_to_pcm(c, what, rate, false, max_bytes, pcm, len, err, err_len);
 }
 
 int
 mb_audio_load_pcm16(const char *path, uint32_t rate, uint64_t max_bytes, uint8_t **pcm,
 		    uint32_t *len, struct mb_audio_info *info, char *err, size_t err_len)
+{
+	return mb_audio_load_pcm(path, rate, false, max_bytes, pcm, len, info, err, err_len);
+}
+
+int
+mb_audio_load_pcm(const char *path, uint32_t rate, bool f32, uint64_t max_bytes, uint8_t **pcm,
+		  uint32_t *len, struct mb_audio_info *info, char *err, size_t err_len)
 {
 	struct mb_audio_info probe;
 	struct mb_audio_clip clip;
@@ -333,12 +360,13 @@ mb_audio_load_pcm16(const char *path, uint32_t rate, uint64_t max_bytes, uint8_t
 	*len = 0;
 	rc = mb_audio_probe(path, &probe, err, err_len);
 	if (rc == 0)
-		rc = check_size(path, probe.frames, probe.rate, rate, max_bytes, &n, err, err_len);
+		rc = check_size(path, probe.frames, probe.rate, rate, f32 ? 4 : 2, max_bytes, &n,
+				err, err_len);
 	if (rc == 0)
 		rc = mb_audio_read(path, &clip, err, err_len);
 	if (rc < 0)
 		return rc;
-	rc = mb_audio_to_pcm16(&clip, path, rate, max_bytes, pcm, len, err, err_len);
+	rc = mb_audio_to_pcm(&clip, path, rate, f32, max_bytes, pcm, len, err, err_len);
 	if (info != NULL)
 		*info = clip.info;
 	mb_audio_clip_fini(&clip);

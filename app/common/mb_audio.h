@@ -18,6 +18,7 @@
 #ifndef MB_AUDIO_H
 #define MB_AUDIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,11 +80,22 @@ int mb_audio_to_pcm16(const struct mb_audio_clip *c, const char *what, uint32_t 
 		      uint64_t max_bytes, uint8_t **pcm, uint32_t *len, char *err, size_t err_len);
 
 /**
+ * As mb_audio_to_pcm16(), or with @p f32 as 32-bit float PCM, little-endian (PCM_F32LE: the
+ * resampled samples exactly, four bytes each; @p max_bytes counts those).
+ */
+int mb_audio_to_pcm(const struct mb_audio_clip *c, const char *what, uint32_t rate, bool f32,
+		    uint64_t max_bytes, uint8_t **pcm, uint32_t *len, char *err, size_t err_len);
+
+/**
  * mb_audio_read() then mb_audio_to_pcm16(): @p path as mono PCM16 at @p rate, checked
  * against @p max_bytes before anything is decoded. @p info (may be NULL) gets what the file
  * held. Returns as those two.
  */
 int mb_audio_load_pcm16(const char *path, uint32_t rate, uint64_t max_bytes, uint8_t **pcm,
 			uint32_t *len, struct mb_audio_info *info, char *err, size_t err_len);
+
+/** As mb_audio_load_pcm16(), or with @p f32 as 32-bit float PCM (mb_audio_to_pcm()). */
+int mb_audio_load_pcm(const char *path, uint32_t rate, bool f32, uint64_t max_bytes, uint8_t **pcm,
+		      uint32_t *len, struct mb_audio_info *info, char *err, size_t err_len);
 
 #endif /* MB_AUDIO_H */

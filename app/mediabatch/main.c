@@ -87,6 +87,10 @@ usage(FILE *out)
 		"  --wav FILE               the same as --audio FILE\n"
 		"  --tone HZ | --noise      generated audio, --seconds S long (default 1) at\n"
 		"                           --rate R Hz (default 16000), 16-bit PCM\n"
+		"  --f32                    send the audio as 32-bit float PCM (PCM_F32LE)\n"
+		"                           instead of 16-bit: the samples as read and\n"
+		"                           resampled, unrounded (to compare answers with\n"
+		"                           another implementation's); twice the bytes\n"
 		"  --video FILE             raw RGB24 frames; give --frames F --height H --width "
 		"W\n"
 		"  --video-test             generated RGB24 frames (default 16 x 224 x 224)\n"
@@ -201,17 +205,29 @@ read_file(const char *path, size_t *len)
 	return NULL;
 }
 
-static int
-make_audio(struct media *m, double tone_hz, double seconds, uint32_t rate)
+/* @p v as a little-endian F32 at @p out */
+static void
+put_f32(uint8_t *out, float v)
 {
+	uint32_t u;
+
+	memcpy(&u, &v, 4);
+	for (int k = 0; k < 4; k++)
+		out[k] = (uint8_t)(u >> (8 * k));
+}
+
+static int
+make_audio(struct media *m, double tone_hz, double seconds, uint32_t rate, bool f32)
+{
+	const uint64_t width = f32 ? 4 : 2;
 	uint64_t n = (uint64_t)llround(seconds * rate), seed = 0x2545F4914F6CDD1Dull;
 
-	if (seconds <= 0 || n == 0 || n * 2 > (1u << 30)) {
+	if (seconds <= 0 || n == 0 || n * width > (1u << 30)) {
 		fprintf(stderr, "mediabatch: --seconds %g at %u Hz is out of range\n", seconds,
 			rate);
 		return -1;
 	}
-	m->len = (uint32_t)(n * 2);
+	m->len = (uint32_t)(n * width);
 	m->bytes = malloc(m->len);
 	for (uint64_t i = 0; i < n; i++) {
 		double v;
@@ -225,11 +241,16 @@ make_audio(struct media *m, double tone_hz, double seconds, uint32_t rate)
 			seed ^= seed << 17;
 			v = 0.3 * ((double)(seed % 20001) / 10000.0 - 1.0);
 		}
+		if (f32) {
+			put_f32(m->bytes + 4 * i, (float)v);
+			continue;
+		}
 		s = (int16_t)lrint(v * 32767);
 		m->bytes[2 * i] = (uint8_t)s;
 		m->bytes[2 * i + 1] = (uint8_t)((uint16_t)s >> 8);
 	}
-	mb_client_audio_hdr(&m->hdr, "", 0, 0, MB_MEDIA_PCM_S16LE, rate, m->len);
+	mb_client_audio_hdr(&m->hdr, "", 0, 0, f32 ? MB_MEDIA_PCM_F32LE : MB_MEDIA_PCM_S16LE, rate,
+			    m->len);
 	return 0;
 }
 
@@ -1134,12 +1155,12 @@ audio_target(const char *model, long rate_flag, const struct mb_http_client_opts
 
 /*
  * --audio FILE: read @p path with libsndfile, mix it down and resample it to @p model's rate
- * (audio_target()) as 16-bit PCM in @p m. Says what it does on stderr unless @p quiet.
- * 0, or -1 after saying what is wrong.
+ * (audio_target()) as 16-bit PCM in @p m, or as 32-bit float PCM with @p f32. Says what it
+ * does on stderr unless @p quiet. 0, or -1 after saying what is wrong.
  */
 static int
 load_audio(const char *path, const char *model, long rate_flag,
-	   const struct mb_http_client_opts *http, bool quiet, struct media *m)
+	   const struct mb_http_client_opts *http, bool quiet, bool f32, struct media *m)
 {
 	struct mb_audio_info info;
 	char err[1024], whence[256], k[32];
@@ -1154,16 +1175,18 @@ load_audio(const char *path, const char *model, long rate_flag,
 		return -1;
 	if (!quiet)
 		fprintf(stderr,
-			"mediabatch: %s: %s, %u Hz, %u channel(s), %.3f s -> %s mono 16-bit PCM "
+			"mediabatch: %s: %s, %u Hz, %u channel(s), %.3f s -> %s mono %s PCM "
 			"(%s)\n",
 			path, info.format, info.rate, info.channels,
-			(double)info.frames / info.rate, khz(rate, k, sizeof(k)), whence);
-	if (mb_audio_load_pcm16(path, rate, max_bytes, &m->bytes, &m->len, NULL, err, sizeof(err)) <
-	    0) {
+			(double)info.frames / info.rate, khz(rate, k, sizeof(k)),
+			f32 ? "32-bit float" : "16-bit", whence);
+	if (mb_audio_load_pcm(path, rate, f32, max_bytes, &m->bytes, &m->len, NULL, err,
+			      sizeof(err)) < 0) {
 		fprintf(stderr, "mediabatch: %s\n", err);
 		return -1;
 	}
-	mb_client_audio_hdr(&m->hdr, "", 0, 0, MB_MEDIA_PCM_S16LE, rate, m->len);
+	mb_client_audio_hdr(&m->hdr, "", 0, 0, f32 ? MB_MEDIA_PCM_F32LE : MB_MEDIA_PCM_S16LE, rate,
+			    m->len);
 	return 0;
 }
 
@@ -1280,6 +1303,7 @@ main(int argc, char **argv)
 		O_LABELS,
 		O_SERVER_KEY,
 		O_KEY,
+		O_F32,
 	};
 	static const struct option longopts[] = {
 		{"wav", required_argument, NULL, O_WAV},
@@ -1289,6 +1313,7 @@ main(int argc, char **argv)
 		{"metrics-cacert", required_argument, NULL, O_METRICS_CACERT},
 		{"tone", required_argument, NULL, O_TONE},
 		{"noise", no_argument, NULL, O_NOISE},
+		{"f32", no_argument, NULL, O_F32},
 		{"seconds", required_argument, NULL, O_SECONDS},
 		{"rate", required_argument, NULL, O_RATE},
 		{"video", required_argument, NULL, O_VIDEO},
@@ -1340,7 +1365,7 @@ main(int argc, char **argv)
 	double tone = 0, seconds = 1;
 	long rate = 16000, frames = 16, height = 224, width = 224, v, tenant = -1, timeout_s = 0;
 	bool noise = false, video_test = false, model_set = false, count_set = false;
-	bool rate_set = false;
+	bool rate_set = false, f32 = false;
 	struct media m = {0};
 	int c, sources = 0;
 
@@ -1379,6 +1404,9 @@ main(int argc, char **argv)
 		case O_NOISE:
 			noise = true;
 			sources++;
+			break;
+		case O_F32:
+			f32 = true;
 			break;
 		case O_SECONDS:
 			seconds = atof(optarg);
@@ -1549,8 +1577,13 @@ main(int argc, char **argv)
 	}
 	if (so.endpoint == NULL)
 		so.endpoint = "tcp://127.0.0.1:7400";
-	if ((wav && load_audio(wav, so.model, rate_set ? rate : 0, &http, so.quiet, &m) < 0) ||
-	    ((tone > 0 || noise) && make_audio(&m, tone, seconds, (uint32_t)rate) < 0) ||
+	if (f32 && wav == NULL && tone <= 0 && !noise) {
+		fprintf(stderr,
+			"mediabatch: --f32 applies to audio only (--audio, --tone, --noise)\n");
+		return EXIT_USAGE;
+	}
+	if ((wav && load_audio(wav, so.model, rate_set ? rate : 0, &http, so.quiet, f32, &m) < 0) ||
+	    ((tone > 0 || noise) && make_audio(&m, tone, seconds, (uint32_t)rate, f32) < 0) ||
 	    ((video || video_test) && make_video(&m, video, frames, height, width) < 0) ||
 	    (tensor && make_tensor(&m, tensor) < 0))
 		return EXIT_USAGE;

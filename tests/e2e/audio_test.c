@@ -8,7 +8,7 @@
  *     values), while a 1 kHz file's do not: the samples that reached the daemon are the tone,
  *     resampled.
  *   - The FLAC through --wav to identity with --rate 16000: identity answers the payload's
- *     byte count, 2 x 0.75 s x 16000 = 24000 exactly.
+ *     byte count, 2 x 0.75 s x 16000 = 24000 exactly; with --f32, 4 x 12000 = 48000.
  *   - clap without --rate: 48 kHz (the CLI says so, and clap accepts it).
  *   - A model that is not built in: its rate from the daemon's metadata (a stand-in HTTP
  *     server here answers /v2/models/NAME: sample_rate 22050, max_payload_bytes), the payload
@@ -245,6 +245,20 @@ test_flac_to_identity(void)
 	CU_ASSERT(rows == 1 && cols == 1 && v[0] == 24000.0f);
 	printf("\n    identity says the payload was %.0f bytes", v[0]);
 	free(v);
+
+	/* --f32: the same samples as 32-bit float PCM, twice the bytes */
+	{
+		const char *f32[] = {"send",	"--endpoint", g_d.ingest, "--wav", flac,
+				     "--model", "identity",   "--rate",	  "16000", "--f32",
+				     "--npy",	npy,	      NULL};
+
+		CU_ASSERT_EQUAL(cli(f32, out, sizeof(out), true), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "-> 16 kHz mono 32-bit float PCM"));
+		v = read_npy(npy, &rows, &cols);
+		CU_ASSERT_FATAL(v != NULL);
+		CU_ASSERT(rows == 1 && cols == 1 && v[0] == 48000.0f);
+		free(v);
+	}
 }
 
 static void

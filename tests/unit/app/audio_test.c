@@ -239,6 +239,64 @@ test_same_rate_exact(void)
 	free(pcm);
 }
 
+/* f32: a float file's samples at its own rate exactly, resampled ones as the 16-bit path
+ * rounds them, and the byte limit counted in four-byte samples. */
+static void
+test_f32(void)
+{
+	SF_INFO info = {
+		.samplerate = 16000, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_FLOAT};
+	const char *p = path_of("exact16k_f32.wav");
+	float f[1000], got;
+	uint8_t *pcm = NULL, *p16 = NULL;
+	uint32_t len = 0, len16 = 0;
+	char err[512];
+	SNDFILE *sf;
+	uint64_t x = 777;
+	int off = 0;
+
+	for (int i = 0; i < 1000; i++)
+		f[i] = (float)((double)(mb_test_rand(&x) >> 11) / 0x1p53 - 0.5) * 1.5f;
+	sf = sf_open(p, SFM_WRITE, &info);
+	CU_ASSERT_FATAL(sf != NULL);
+	CU_ASSERT_EQUAL(sf_writef_float(sf, f, 1000), 1000);
+	sf_close(sf);
+	CU_ASSERT_EQUAL_FATAL(
+		mb_audio_load_pcm(p, 16000, true, 0, &pcm, &len, NULL, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(len, 4000);
+	for (int i = 0; i < 1000 && len == 4000; i++) {
+		memcpy(&got, pcm + 4 * i, 4); /* little-endian host */
+		if (got != f[i]) {
+			CU_FAIL("a sample changed");
+			printf("\n    sample %d: %.9g, wrote %.9g", i, got, f[i]);
+			break;
+		}
+	}
+	free(pcm);
+	/* resampled: the 16-bit path is the float path rounded */
+	CU_ASSERT_EQUAL_FATAL(
+		mb_audio_load_pcm(p, 48000, true, 0, &pcm, &len, NULL, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(
+		mb_audio_load_pcm16(p, 48000, 0, &p16, &len16, NULL, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(len, 2 * len16);
+	for (uint32_t i = 0; i < len16 / 2 && len == 2 * len16; i++) {
+		float v;
+
+		memcpy(&v, pcm + 4 * i, 4);
+		v = fminf(fmaxf(v * 32768.0f, -32768.0f), 32767.0f);
+		off += fabsf(v - (float)sample(p16, i)) > 0.5f;
+	}
+	CU_ASSERT_EQUAL(off, 0);
+	free(pcm);
+	free(p16);
+	/* the limit counts four bytes a sample: 1000 samples fit 4000 bytes, not 3999 */
+	pcm = NULL;
+	CU_ASSERT_EQUAL(mb_audio_load_pcm(p, 16000, true, 3999, &pcm, &len, NULL, err, sizeof(err)),
+			-EFBIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "4000 bytes of 32-bit float PCM"));
+	CU_ASSERT_PTR_NULL(pcm);
+}
+
 /* Float samples beyond [-1, 1] clip; NaN reads as silence. */
 static void
 test_clipping(void)
@@ -396,6 +454,8 @@ static const struct mb_test_case cases[] = {
 	{"44.1 kHz Ogg/Vorbis at 16 kHz: length, 440 Hz", test_ogg_vorbis},
 	{"16 kHz 16-bit at its own rate: the exact samples", test_same_rate_exact},
 	{"clipping and NaN", test_clipping},
+	{"32-bit float PCM: exact at the file's rate, the 16-bit path rounded from it, the limit",
+	 test_f32},
 	{"resampled lengths", test_lengths},
 	{"refusals: missing, directory, empty, not audio, no samples, too short, too long, rate",
 	 test_refusals},
