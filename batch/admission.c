@@ -182,8 +182,9 @@ check_windows(const struct mb_model *m, const struct mb_request_hdr *h, uint32_t
 		snprintf(why, sizeof(why), "%s", reason);
 		n = (size_t)snprintf(reason, len,
 				     "the last of its %u windows (what is left after "
-				     "%u x %u): ",
-				     windows, windows - 1, m->window);
+				     "%u x %u %s): ",
+				     windows, windows - 1, m->window,
+				     h->media == MB_MEDIA_RGB24 ? "frames" : "samples");
 		if (n < len)
 			snprintf(reason + n, len - n, "%s", why);
 		return MB_STATUS_BAD_REQUEST;

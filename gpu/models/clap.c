@@ -157,10 +157,12 @@ clap_check(const struct mb_request_hdr *hdr, char *reason, size_t reason_len)
 		return -1;
 	}
 	if (samples < MIN_SAMPLES) {
-		snprintf(
-			reason, reason_len,
-			"payload_len: %u samples of audio, clap needs at least %u (%u ms at %u Hz)",
-			samples, MIN_SAMPLES, MIN_SAMPLES * 1000 / SAMPLE_RATE, SAMPLE_RATE);
+		snprintf(reason, reason_len,
+			 "payload_len: %u bytes, %u samples of audio; clap needs at least %u (%u "
+			 "ms at "
+			 "%u Hz)",
+			 hdr->payload_len, samples, MIN_SAMPLES, MIN_SAMPLES * 1000 / SAMPLE_RATE,
+			 SAMPLE_RATE);
 		return -1;
 	}
 	if (samples > MAX_SAMPLES) {

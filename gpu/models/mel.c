@@ -266,8 +266,8 @@ mb_mel_check_audio(const char *model, const struct mb_request_hdr *hdr, uint32_t
 	}
 	if (samples < min_samples) {
 		snprintf(reason, reason_len,
-			 "payload_len: %u samples of audio, %s needs at least %u (%u ms)", samples,
-			 model, min_samples, min_samples / 16);
+			 "payload_len: %u bytes, %u samples of audio; %s needs at least %u (%u ms)",
+			 hdr->payload_len, samples, model, min_samples, min_samples / 16);
 		return -1;
 	}
 	if (samples > max_samples) {

@@ -570,7 +570,7 @@ test_descriptor_and_check(void)
 	h.media = MB_MEDIA_PCM_S16LE;
 	h.payload_len = 2 * 1199;
 	CU_ASSERT_EQUAL(mb_model_clap.check(&h, reason, sizeof(reason)), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "payload_len: 1199 samples"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "payload_len: 2398 bytes, 1199 samples"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "clap needs at least 1200 (25 ms at 48000 Hz)"));
 	h.payload_len = 2 * 480001;
 	CU_ASSERT_EQUAL(mb_model_clap.check(&h, reason, sizeof(reason)), -1);

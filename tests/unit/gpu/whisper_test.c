@@ -336,7 +336,7 @@ test_descriptor_and_check(void)
 	CU_ASSERT_EQUAL(mb_model_whisper.check(&c.hdr, reason, sizeof(reason)), 0);
 	c.hdr.payload_len = 2 * 399;
 	CU_ASSERT_EQUAL(mb_model_whisper.check(&c.hdr, reason, sizeof(reason)), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "payload_len: 399 samples"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "payload_len: 798 bytes, 399 samples"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(reason, "whisper needs at least 400"));
 	c.hdr.payload_len = 2 * 480001;
 	CU_ASSERT_EQUAL(mb_model_whisper.check(&c.hdr, reason, sizeof(reason)), -1);
