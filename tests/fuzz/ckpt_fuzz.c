@@ -1,17 +1,19 @@
 /*
  * ckpt_fuzz.c: libFuzzer target for a checkpoint's JSON (gpu/ckpt.c): the sharded index
- * (model.safetensors.index.json) and config.json, as a downloaded checkpoint hands them over.
+ * (model.safetensors.index.json), config.json and preprocessor_config.json, as a downloaded
+ * checkpoint hands them over.
  *
- * The input is the index's bytes, then (after the first NUL byte, if any) config.json's; no
- * NUL: no config.json. They are written into this process's checkpoint directory beside three
- * valid shards (model-0000{1,2,3}-of-00003.safetensors holding F32 tensors "a" [2], "b" [3]
- * and "c" [2, 2], written once) and the directory is opened with mb_ckpt_open(), as the
- * service opens a checkpoint. Checked, from gpu/mb_ckpt.h: a refusal is -ENOENT, -EINVAL or
- * -ENOMEM with a message naming a file of the checkpoint, and nothing left open; an accepted
- * checkpoint lists each tensor once, finds each by its name in the file that holds it, binds
- * each with its own shape to exactly the values written, and answers every config.json
- * question (integer, number, string, label) with 0, -ENOENT or -EINVAL and a terminated
- * string.
+ * The input is the index's bytes, then (after the first NUL byte, if any) config.json's, then
+ * (after a second NUL, if any) preprocessor_config.json's; no NUL: neither JSON file. They are
+ * written into this process's checkpoint directory beside three valid shards
+ * (model-0000{1,2,3}-of-00003.safetensors holding F32 tensors "a" [2], "b" [3] and "c" [2, 2],
+ * written once) and the directory is opened with mb_ckpt_open(), as the service opens a checkpoint.
+ * Checked, from gpu/mb_ckpt.h: a refusal is -ENOENT, -EINVAL or -ENOMEM with a message naming a
+ * file of the checkpoint, and nothing left open; an accepted checkpoint lists each tensor once,
+ * finds each by its name in the file that holds it, binds each with its own shape to exactly the
+ * values written, and answers every config.json question (integer, number, string, label) and
+ * preprocessor_config.json question (number, three numbers, string, boolean) with 0, -ENOENT or
+ * -EINVAL and a terminated string.
  */
 #include <sys/stat.h>
 
@@ -19,7 +21,7 @@
 #include "mb_fuzz.h"
 
 static char g_dir[256];
-static char g_index[300], g_config[300];
+static char g_index[300], g_config[300], g_pre[300];
 
 static const float g_a[2] = {1.0f, -2.0f};
 static const float g_b[3] = {0.5f, 0.25f, -0.125f};
@@ -41,9 +43,12 @@ values_of(const char *name, uint64_t *n)
 static void
 cleanup(void)
 {
-	static const char *const names[] = {
-		"model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
-		"model-00003-of-00003.safetensors", "model.safetensors.index.json", "config.json"};
+	static const char *const names[] = {"model-00001-of-00003.safetensors",
+					    "model-00002-of-00003.safetensors",
+					    "model-00003-of-00003.safetensors",
+					    "model.safetensors.index.json",
+					    "config.json",
+					    "preprocessor_config.json"};
 	char path[400];
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -76,6 +81,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	atexit(cleanup);
 	snprintf(g_index, sizeof(g_index), "%s/model.safetensors.index.json", g_dir);
 	snprintf(g_config, sizeof(g_config), "%s/config.json", g_dir);
+	snprintf(g_pre, sizeof(g_pre), "%s/preprocessor_config.json", g_dir);
 	return 0;
 }
 
@@ -126,6 +132,40 @@ check_config(const struct mb_ckpt *ck)
 }
 
 static MB_FUZZ_UNTRACED void
+check_preprocessor(const struct mb_ckpt *ck)
+{
+	static const char *const keys[] = {"sampling_rate", "image_mean", "padding", "do_normalize",
+					   "absent"};
+	char err[512];
+
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		double d, three[3];
+		const char *s = NULL;
+		int b, rc;
+
+		memset(err, 0x55, sizeof(err));
+		rc = mb_ckpt_preprocessor_double(ck, keys[k], &d, err, sizeof(err));
+		MB_FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL, "double '%s': %d", keys[k],
+			      rc);
+		MB_FUZZ_CHECK(rc == 0 || mb_fuzz_terminated(err, sizeof(err)), "double err");
+		rc = mb_ckpt_preprocessor_doubles(ck, keys[k], three, 3, err, sizeof(err));
+		MB_FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL, "doubles '%s': %d",
+			      keys[k], rc);
+		rc = mb_ckpt_preprocessor_str(ck, keys[k], &s, err, sizeof(err));
+		MB_FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL, "str '%s': %d", keys[k],
+			      rc);
+		MB_FUZZ_CHECK(rc != 0 || (s != NULL && strlen(s) < (1u << 20)), "str '%s'",
+			      keys[k]);
+		rc = mb_ckpt_preprocessor_bool(ck, keys[k], &b, err, sizeof(err));
+		MB_FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL, "bool '%s': %d", keys[k],
+			      rc);
+		MB_FUZZ_CHECK(rc != 0 || b == 0 || b == 1, "bool '%s': %d", keys[k], b);
+	}
+	MB_FUZZ_CHECK(mb_ckpt_has_preprocessor(ck) == 0 || mb_ckpt_has_preprocessor(ck) == 1,
+		      "has_preprocessor");
+}
+
+static MB_FUZZ_UNTRACED void
 check_open(const struct mb_ckpt *ck)
 {
 	uint32_t n = mb_ckpt_count(ck);
@@ -160,12 +200,13 @@ check_open(const struct mb_ckpt *ck)
 		free(out);
 	}
 	check_config(ck);
+	check_preprocessor(ck);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const uint8_t *nul = memchr(data, '\0', size);
+	const uint8_t *nul = memchr(data, '\0', size), *nul2 = NULL;
 	size_t index_len = nul != NULL ? (size_t)(nul - data) : size;
 	struct mb_ckpt *ck = (struct mb_ckpt *)&ck;
 	char err[512];
@@ -173,9 +214,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	put(g_index, data, index_len);
 	if (nul != NULL)
-		put(g_config, nul + 1, size - index_len - 1);
+		nul2 = memchr(nul + 1, '\0', size - index_len - 1);
+	if (nul != NULL)
+		put(g_config, nul + 1,
+		    nul2 != NULL ? (size_t)(nul2 - nul - 1) : size - index_len - 1);
 	else
 		unlink(g_config);
+	if (nul2 != NULL)
+		put(g_pre, nul2 + 1, size - (size_t)(nul2 + 1 - data));
+	else
+		unlink(g_pre);
 	memset(err, 0x55, sizeof(err));
 	rc = mb_ckpt_open(g_dir, &ck, err, sizeof(err));
 	if (rc != 0) {

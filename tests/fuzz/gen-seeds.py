@@ -14,8 +14,9 @@ udp/      record sequences for udp_fuzz.c (3-byte head: op, length LE; then the 
 config/   the repository's deploy/*.yaml plus small files for each section (copied here)
 wav/      small RIFF/WAVE files: the accepted format and the ones the CLI refuses
 weights/  tiny safetensors files: F32 tensors, other dtypes, metadata, empty tensors
-ckpt/     a sharded checkpoint's index JSON, then a NUL and config.json (ckpt_fuzz.c): whole,
-          partial, broken maps; configs with sizes, labels, wrong types
+ckpt/     a sharded checkpoint's index JSON, then a NUL and config.json, then a NUL and
+          preprocessor_config.json (ckpt_fuzz.c): whole, partial, broken maps; configs with
+          sizes, labels, wrong types; feature extractors' and image processors' settings
 """
 import json
 import os
@@ -311,6 +312,19 @@ def ckpt_seeds():
     s["config-types"] = index(whole) + b'\0{"d_model": "384", "hidden_size": 7.5, ' \
         b'"model_type": 3, "layer_norm_eps": "x", "id2label": ["a"]}'
     s["config-broken"] = index(whole) + b'\0{"d_model": 3'
+    whisper_pre = {"feature_extractor_type": "WhisperFeatureExtractor", "feature_size": 80,
+                   "sampling_rate": 16000, "n_fft": 400, "hop_length": 160, "chunk_length": 30}
+    videomae_pre = {"do_normalize": True, "image_mean": [0.485, 0.456, 0.406],
+                    "image_std": [0.229, 0.224, 0.225], "rescale_factor": 1 / 255,
+                    "size": {"shortest_edge": 224}}
+    s["whole-whisper-preprocessor"] = (index(whole) + b"\0" + json.dumps(whisper).encode()
+                                       + b"\0" + json.dumps(whisper_pre).encode())
+    s["whole-videomae-preprocessor"] = (index(whole) + b"\0" + json.dumps(videomae).encode()
+                                        + b"\0" + json.dumps(videomae_pre).encode())
+    s["preprocessor-types"] = index(whole) + b"\0{}\0" + \
+        b'{"sampling_rate": "16000", "image_mean": [0.5, "x", 0.5], "padding": 1, ' \
+        b'"do_normalize": 0, "top_db": null}'
+    s["preprocessor-broken"] = index(whole) + b'\0{}\0{"image_mean": [0.5,'
     return s
 
 
