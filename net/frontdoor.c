@@ -149,14 +149,13 @@ conn_of(int cfd, const char *bound)
 /* Cut connection @p cfd of the socket bound at @p bound: libzmq sees it end and cleans up
  * (its requests' replies, subscriptions) as for any peer that went away. */
 static void
-cut(struct mb_frontdoor *fd, int cfd, const char *bound, const char *what)
+cut(struct mb_frontdoor *fd, int cfd, const char *bound, const char *what, const char *why)
 {
 	if (!conn_of(cfd, bound))
 		return; /* the fd was reused for something else meanwhile */
 	if (shutdown(cfd, SHUT_RDWR) == 0) {
 		count(fd->m_cutoffs);
-		MB_LOG(NOTICE, "cut off a %s connection (fd %d): its key left the allow-list", what,
-		       cfd);
+		MB_LOG(NOTICE, "cut off a %s connection (fd %d): %s", what, cfd, why);
 	}
 }
 
@@ -188,7 +187,7 @@ cut_due(struct mb_frontdoor *fd, uint64_t now)
 		}
 		fd->conn_cut[i] = 0;
 		fd->conn_client[i] = 0;
-		cut(fd, (int)i, fd->bound[0], "requester");
+		cut(fd, (int)i, fd->bound[0], "requester", "its key left the allow-list");
 	}
 }
 
@@ -260,7 +259,11 @@ take_auth(struct mb_frontdoor *fd)
 		if (now != NULL && was != NULL && mb_auth_same_subscriptions(was, now))
 			continue;
 		fd->sub_client[i] = 0;
-		cut(fd, (int)i, fd->bound[1], "subscriber");
+		cut(fd, (int)i, fd->bound[1], "subscriber",
+		    now == NULL
+			    ? "its key left the allow-list"
+			    : "the tenants its key may subscribe to changed (it subscribes again "
+			      "when it reconnects, vetted against the new list)");
 	}
 	MB_LOG(NOTICE, "allow-list reloaded: %u client key(s)", mb_auth_count(n));
 	mb_auth_destroy(&fd->auth);

@@ -178,5 +178,83 @@ class CurveTest(unittest.TestCase):
             self.assertGreaterEqual(c.stats["handshake_failed"], 1)
 
 
+class SubscriberCutTest(unittest.TestCase):
+    def test_subscriber_cut_by_a_reload_subscribes_again(self):
+        """A reload that changes a key's tenants cuts its subscriber connection; the SUB
+        reconnects and sends its subscriptions again when it is next read, vetted against
+        the new list (docs/operating.md): results of a tenant the key keeps arrive again
+        (Subscriber and AsyncSubscriber)."""
+        alice_public = mediabatch.load_certificate(os.path.join(KEYS, "alice.key"))[0]
+
+        def yaml(tenants):
+            return f"""
+security:
+  mode: curve
+  server_key: {os.path.join(KEYS, "server.key_secret")}
+  clients:
+    - name: alice
+      public_key: "{alice_public.decode()}"
+      tenants: {tenants}
+"""
+        d = mbdaemon.Daemon(yaml("[42, 43]")).start()
+        self.addCleanup(d.stop)
+        keys = alice_keys()
+
+        def cut(tenants):
+            with open(d.config, "w") as f:
+                f.write(yaml(tenants) + '\ndevices:\n  cuda: {mode: "off"}\n')
+            before = d.metric("mediabatch_auth_cutoffs_total")
+            d.signal(1)  # SIGHUP
+            deadline = time.monotonic() + 10
+            while d.metric("mediabatch_auth_cutoffs_total") == before:
+                self.assertLess(time.monotonic(), deadline, "the reload cut nothing")
+                time.sleep(0.05)
+
+        def until_received(client, receive, what):
+            deadline = time.monotonic() + 10
+            while True:
+                client.run("identity", tensor=ONE, tenant=42)
+                try:
+                    return receive()
+                except mediabatch.ClientTimeout:
+                    self.assertLess(time.monotonic(), deadline, what)
+
+        with mediabatch.Client(d.ingest, wait_timeout=20, **keys) as c, \
+                mediabatch.Subscriber(d.publish, tenant=42, timeout=0.3, **keys) as sub:
+            until_received(c, sub.recv, "the subscription never took")
+            cut("[42, 44]")  # 42 stays; the connection is cut all the same
+            topic, _ = until_received(c, sub.recv, "no result after the cut: not subscribed "
+                                      "again")
+            self.assertEqual(topic, "42/identity")
+        # the daemon says why it cut: the key is still listed
+        self.assertIn("the tenants its key may subscribe to changed", d.log_text())
+
+        async def main():
+            async with mediabatch.AsyncSubscriber(d.publish, tenant=42, timeout=0.3,
+                                                  **keys) as sub:
+                with mediabatch.Client(d.ingest, wait_timeout=20, **keys) as c:
+                    deadline = time.monotonic() + 10
+                    while True:
+                        c.run("identity", tensor=ONE, tenant=42)
+                        try:
+                            await sub.recv()
+                            break
+                        except mediabatch.ClientTimeout:
+                            self.assertLess(time.monotonic(), deadline, "async: never took")
+                    cut("[42, 45]")
+                    deadline = time.monotonic() + 10
+                    while True:
+                        c.run("identity", tensor=ONE, tenant=42)
+                        try:
+                            topic, _ = await sub.recv()
+                            break
+                        except mediabatch.ClientTimeout:
+                            self.assertLess(time.monotonic(), deadline,
+                                            "async: no result after the cut")
+                    self.assertEqual(topic, "42/identity")
+
+        asyncio.run(main())
+
+
 if __name__ == "__main__":
     unittest.main()
