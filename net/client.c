@@ -9,7 +9,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,32 +162,58 @@ mb_client_set_curve(void *sock, const struct mb_client_curve *cv, char *err, siz
 	return 0;
 }
 
+/*
+ * Check one endpoint as an item of a list is checked (mb_fleet_parse_endpoints()): the
+ * same forms, the same messages. 0 and the item, blanks trimmed, in @p item; or -EINVAL.
+ */
 static int
-connect_socket(void *ctx, void *sock, const char *endpoint, char *err, size_t err_len)
+check_endpoint(const char *endpoint, char item[128], char *err, size_t err_len)
 {
-	if (endpoint == NULL || zmq_connect(sock, endpoint) != 0) {
-		int e = endpoint ? zmq_errno() : EINVAL;
+	struct mb_fleet_source src[MB_FLEET_MAX_SOURCES];
+	bool resolving = false;
+	int n = 0, rc;
 
-		snprintf(err, err_len, "cannot connect to '%s': %s", endpoint ? endpoint : "(none)",
-			 zmq_strerror(e));
-		zmq_close(sock);
-		zmq_ctx_term(ctx);
+	rc = mb_fleet_parse_endpoints(endpoint ? endpoint : "", src, &n, &resolving, err, err_len);
+	if (rc < 0)
+		return rc;
+	memcpy(item, src[0].raw, sizeof(src[0].raw));
+	return 0;
+}
+
+/* Connect @p sock to @p item (checked already): 0, or -errno with the item in @p err. */
+static int
+connect_socket(void *sock, const char *item, char *err, size_t err_len)
+{
+	if (zmq_connect(sock, item) != 0) {
+		int e = zmq_errno();
+
+		mb_client_connect_error(err, err_len, item, e);
 		return -e;
 	}
 	return 0;
+}
+
+/* Close a socket, its handshake watch (may be NULL) and its context. */
+static void
+close_socket(void *ctx, void *sock, void **mon)
+{
+	close_watch(sock, mon);
+	zmq_close(sock);
+	zmq_ctx_term(ctx);
 }
 
 int
 mb_client_connect(const struct mb_client_opts *o, struct mb_client **out, char *err, size_t err_len)
 {
 	struct mb_client *c;
+	char item[128];
 	int rc;
 
 	*out = NULL;
-	c = calloc(1, sizeof(*c));
-	if (c == NULL)
-		return -ENOMEM;
 	if (o->fleet || (o->endpoint != NULL && strchr(o->endpoint, ',') != NULL)) {
+		c = calloc(1, sizeof(*c));
+		if (c == NULL)
+			return -ENOMEM;
 		rc = mb_fleet_open(o, &c->fleet, err, err_len);
 		if (rc < 0) {
 			free(c);
@@ -194,6 +222,13 @@ mb_client_connect(const struct mb_client_opts *o, struct mb_client **out, char *
 		*out = c;
 		return 0;
 	}
+	/* one endpoint, checked as an item of a list is: the same forms, the same messages */
+	rc = check_endpoint(o->endpoint, item, err, err_len);
+	if (rc < 0)
+		return rc;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
 	rc = open_socket(ZMQ_DEALER, &c->ctx, &c->sock, err, err_len);
 	if (rc < 0) {
 		free(c);
@@ -205,8 +240,7 @@ mb_client_connect(const struct mb_client_opts *o, struct mb_client **out, char *
 		if (n == 0 || n > 255 ||
 		    zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, o->client_id, n) != 0) {
 			snprintf(err, err_len, "client id '%s': 1..255 bytes", o->client_id);
-			zmq_close(c->sock);
-			zmq_ctx_term(c->ctx);
+			close_socket(c->ctx, c->sock, &c->mon);
 			free(c);
 			return -EINVAL;
 		}
@@ -214,16 +248,12 @@ mb_client_connect(const struct mb_client_opts *o, struct mb_client **out, char *
 	if (o->sndhwm > 0)
 		zmq_setsockopt(c->sock, ZMQ_SNDHWM, &o->sndhwm, sizeof(o->sndhwm));
 	rc = mb_client_set_curve(c->sock, &o->curve, err, err_len);
-	if (rc < 0) {
-		zmq_close(c->sock);
-		zmq_ctx_term(c->ctx);
-		free(c);
-		return rc;
-	}
-	if (o->curve.server_key != NULL)
+	if (rc == 0 && o->curve.server_key != NULL)
 		c->mon = watch_handshakes(c->ctx, c->sock);
-	rc = connect_socket(c->ctx, c->sock, o->endpoint, err, err_len);
+	if (rc == 0)
+		rc = connect_socket(c->sock, item, err, err_len);
 	if (rc < 0) {
+		close_socket(c->ctx, c->sock, &c->mon);
 		free(c);
 		return rc;
 	}
@@ -242,9 +272,7 @@ mb_client_close(struct mb_client **c)
 		*c = NULL;
 		return;
 	}
-	close_watch((*c)->sock, &(*c)->mon);
-	zmq_close((*c)->sock);
-	zmq_ctx_term((*c)->ctx);
+	close_socket((*c)->ctx, (*c)->sock, &(*c)->mon);
 	free(*c);
 	*c = NULL;
 }
@@ -282,18 +310,57 @@ mb_client_cancel(struct mb_client *c, uint32_t tenant, uint64_t request_id)
 	return mb_client_send(c, &h, "", 0);
 }
 
+/*
+ * mb_client_fleet_stats() has two versions in libmediabatch.so (libmediabatch.map): struct
+ * mb_client_fleet_stats grew `malformed` at its end, and a program built against the older
+ * header has room for the fields before it only. Its calls are bound to
+ * mb_client_fleet_stats@MEDIABATCH_0, which writes those; programs built since get
+ * mb_client_fleet_stats@@MEDIABATCH_0.1, the whole struct (a static link: that one).
+ */
+#if defined(__has_attribute) && __has_attribute(symver)
+#define MB_SYMVER(name) __attribute__((symver(name)))
+#else
+#define MB_SYMVER(name)
+__asm__(".symver mb_client_fleet_stats_v0, mb_client_fleet_stats@MEDIABATCH_0");
+__asm__(".symver mb_client_fleet_stats_v1, mb_client_fleet_stats@@MEDIABATCH_0.1");
+#endif
+
+/* the MEDIABATCH_0 layout: every field before `malformed` */
+#define FLEET_STATS_V0_SIZE offsetof(struct mb_client_fleet_stats, malformed)
+_Static_assert(FLEET_STATS_V0_SIZE == 40, "struct mb_client_fleet_stats changed before malformed");
+
+int mb_client_fleet_stats_v0(const struct mb_client *c, struct mb_client_fleet_stats *st,
+			     struct mb_client_daemon *daemons, int max);
+int mb_client_fleet_stats_v1(const struct mb_client *c, struct mb_client_fleet_stats *st,
+			     struct mb_client_daemon *daemons, int max);
+
+MB_SYMVER("mb_client_fleet_stats@@MEDIABATCH_0.1")
 int
-mb_client_fleet_stats(const struct mb_client *c, struct mb_client_fleet_stats *st,
-		      struct mb_client_daemon *daemons, int max)
+mb_client_fleet_stats_v1(const struct mb_client *c, struct mb_client_fleet_stats *st,
+			 struct mb_client_daemon *daemons, int max)
 {
 	if (c->fleet == NULL)
 		return -EINVAL;
 	return mb_fleet_stats(c->fleet, st, daemons, max);
 }
 
+MB_SYMVER("mb_client_fleet_stats@MEDIABATCH_0")
+int
+mb_client_fleet_stats_v0(const struct mb_client *c, struct mb_client_fleet_stats *st,
+			 struct mb_client_daemon *daemons, int max)
+{
+	struct mb_client_fleet_stats all;
+	int n = mb_client_fleet_stats_v1(c, st != NULL ? &all : NULL, daemons, max);
+
+	if (n >= 0 && st != NULL)
+		memcpy(st, &all, FLEET_STATS_V0_SIZE);
+	return n;
+}
+
 /*
- * Read one multipart message of up to @max frames into @frames; returns the count, or
- * -ETIMEDOUT, or -EACCES when @p mon (may be NULL) reports a failed handshake first.
+ * Read one multipart message into @p frames, its first @p max frames kept (the caller closes
+ * those): returns how many frames it had, every one counted (more than @p max: malformed),
+ * or -ETIMEDOUT, or -EACCES when @p mon (may be NULL) reports a failed handshake first.
  */
 static int
 recv_frames(void *sock, void *mon, zmq_msg_t *frames, int max, int timeout_ms)
@@ -311,34 +378,103 @@ recv_frames(void *sock, void *mon, zmq_msg_t *frames, int max, int timeout_ms)
 
 		zmq_msg_init(&m);
 		if (zmq_msg_recv(&m, sock, 0) < 0) {
+			int e = zmq_errno();
+
 			zmq_msg_close(&m);
-			return -zmq_errno();
+			for (int i = 0; i < n && i < max; i++)
+				zmq_msg_close(&frames[i]);
+			return -e;
 		}
 		more = zmq_msg_more(&m);
 		if (n < max) {
 			zmq_msg_init(&frames[n]);
-			zmq_msg_move(&frames[n++], &m);
+			zmq_msg_move(&frames[n], &m);
 		}
+		n++;
 		zmq_msg_close(&m);
 	}
 	return n;
 }
 
+/*
+ * Whether the result @p h announces fits its result_len (docs/protocol.md, "Response
+ * header"): a caller reads an F32 result as rows x cols floats and top-k as rows pairs of
+ * 8 bytes, so a header that says more than the payload holds would have it read past the
+ * buffer; "none" has no bytes, text any. false with the reason in @p why.
+ */
+static bool
+result_fits(const struct mb_response_hdr *h, char *why, size_t why_len)
+{
+	uint64_t want;
+
+	switch (h->result_type) {
+	case MB_RESULT_TEXT:
+		return true;
+	case MB_RESULT_NONE:
+		if (h->result_len == 0)
+			return true;
+		snprintf(why, why_len, "result_type 0 (none) with a %" PRIu32 "-byte result",
+			 h->result_len);
+		return false;
+	case MB_RESULT_F32:
+		want = (uint64_t)h->rows * h->cols * 4;
+		if (want == h->result_len)
+			return true;
+		snprintf(why, why_len,
+			 "an F32 result of %u x %u is %" PRIu64
+			 " bytes (rows x cols x 4), but result_len is %" PRIu32,
+			 h->rows, h->cols, want, h->result_len);
+		return false;
+	case MB_RESULT_TOPK:
+		want = (uint64_t)h->rows * 8;
+		if (h->cols == 2 && want == h->result_len)
+			return true;
+		snprintf(why, why_len,
+			 "a top-k result of %u pairs is %" PRIu64
+			 " bytes (rows x 8, cols 2), but result_len is %" PRIu32 " and cols %u",
+			 h->rows, want, h->result_len, h->cols);
+		return false;
+	}
+	snprintf(why, why_len,
+		 "result_type %u is not one of 0 (none), 1 (F32), 2 (top-k), 3 (text)",
+		 h->result_type);
+	return false;
+}
+
 int
-mb_client_parse_response(zmq_msg_t *hdr, zmq_msg_t *payload, struct mb_client_response *out)
+mb_client_parse_response(zmq_msg_t *frames, int n, struct mb_client_response *out, char *why,
+			 size_t why_len)
 {
 	char reason[128];
+	size_t len;
 
 	memset(out, 0, sizeof(*out));
-	if (mb_proto_decode_response(zmq_msg_data(hdr), zmq_msg_size(hdr), &out->hdr, reason,
-				     sizeof(reason)) < 0)
+	if (n >= 1 && mb_proto_decode_response(zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]),
+					       &out->hdr, reason, sizeof(reason)) < 0) {
+		memset(&out->hdr, 0, sizeof(out->hdr));
+		snprintf(why, why_len, "%s", reason);
 		return -EPROTO;
-	out->len = zmq_msg_size(payload);
-	out->data = malloc(out->len + 1); /* +1: a reason text is NUL-terminated for printing */
-	if (out->data == NULL)
+	}
+	if (n != 2) {
+		snprintf(why, why_len, "%d frame(s); a response is 2 (header, payload)", n);
+		return -EPROTO;
+	}
+	len = zmq_msg_size(&frames[1]);
+	if (len != out->hdr.result_len) {
+		snprintf(why, why_len, "result_len is %" PRIu32 " but the payload is %zu bytes",
+			 out->hdr.result_len, len);
+		return -EPROTO;
+	}
+	if (!result_fits(&out->hdr, why, why_len))
+		return -EPROTO;
+	out->data = malloc(len + 1); /* +1: a reason text is NUL-terminated for printing */
+	if (out->data == NULL) {
+		memset(out, 0, sizeof(*out));
 		return -ENOMEM;
-	memcpy(out->data, zmq_msg_data(payload), out->len);
-	((char *)out->data)[out->len] = '\0';
+	}
+	memcpy(out->data, zmq_msg_data(&frames[1]), len);
+	((char *)out->data)[len] = '\0';
+	out->len = len;
 	return 0;
 }
 
@@ -346,15 +482,17 @@ int
 mb_client_recv(struct mb_client *c, struct mb_client_response *out, int timeout_ms)
 {
 	zmq_msg_t f[2];
+	char why[160];
 	int n, rc;
 
+	memset(out, 0, sizeof(*out)); /* safe to free on every return (client.h) */
 	if (c->fleet != NULL)
 		return mb_fleet_recv(c->fleet, out, timeout_ms);
 	n = recv_frames(c->sock, c->mon, f, 2, timeout_ms);
 	if (n < 0)
 		return n;
-	rc = n == 2 ? mb_client_parse_response(&f[0], &f[1], out) : -EPROTO;
-	for (int i = 0; i < n; i++)
+	rc = mb_client_parse_response(f, n, out, why, sizeof(why));
+	for (int i = 0; i < n && i < 2; i++)
 		zmq_msg_close(&f[i]);
 	return rc;
 }
@@ -419,17 +557,22 @@ mb_subscriber_connect(const char *endpoint, const char *prefix, struct mb_subscr
 	return mb_subscriber_connect_curve(endpoint, prefix, NULL, out, err, err_len);
 }
 
-/* Connect to every address the fleet's items resolve to now, and leave those gone. */
-static void
-sub_resolve(struct mb_subscriber *s)
+/*
+ * Connect to every address the fleet's items resolve to now, and leave those gone. An
+ * address that cannot be connected is tried again at the next resolution; with @p err (at
+ * open), a literal item (an address, ipc://...) that cannot be is an error: -errno, the item
+ * named in @p err (it could never be connected later either).
+ */
+static int
+sub_resolve(struct mb_subscriber *s, char *err, size_t err_len)
 {
-	char now[MB_SUB_MAX_PUBLISHERS][128], err[160];
-	int now_src[MB_SUB_MAX_PUBLISHERS], n = 0;
+	char now[MB_SUB_MAX_PUBLISHERS][128], why[160];
+	int now_src[MB_SUB_MAX_PUBLISHERS], n = 0, kept = 0, rc = 0;
 
 	for (int i = 0; i < s->n_src; i++) {
 		char eps[MB_SUB_MAX_PUBLISHERS][128];
-		int k = mb_fleet_source_addresses(&s->src[i], eps, MB_SUB_MAX_PUBLISHERS, err,
-						  sizeof(err));
+		int k = mb_fleet_source_addresses(&s->src[i], eps, MB_SUB_MAX_PUBLISHERS, why,
+						  sizeof(why));
 
 		if (k < 0) { /* keep this item's addresses: a DNS hiccup is not a fleet gone */
 			for (int j = 0; j < s->n_connected && n < MB_SUB_MAX_PUBLISHERS; j++)
@@ -452,17 +595,27 @@ sub_resolve(struct mb_subscriber *s)
 		if (!keep)
 			zmq_disconnect(s->sock, s->connected[j]);
 	}
+	/* the new list: what stays connected, and what connects now */
 	for (int i = 0; i < n; i++) {
 		bool had = false;
 
 		for (int j = 0; j < s->n_connected && !had; j++)
 			had = strcmp(s->connected[j], now[i]) == 0;
-		if (!had)
-			zmq_connect(s->sock, now[i]);
+		if (!had && zmq_connect(s->sock, now[i]) != 0) {
+			int e = zmq_errno();
+
+			if (err != NULL && s->src[now_src[i]].literal && rc == 0) {
+				mb_client_connect_error(err, err_len, s->src[now_src[i]].raw, e);
+				rc = -e;
+			}
+			continue;
+		}
+		now_src[kept] = now_src[i];
+		memmove(now[kept++], now[i], 128);
 	}
-	memcpy(s->connected, now, sizeof(now[0]) * (size_t)n);
-	memcpy(s->connected_src, now_src, sizeof(now_src[0]) * (size_t)n);
-	s->n_connected = n;
+	memcpy(s->connected, now, sizeof(now[0]) * (size_t)kept);
+	memcpy(s->connected_src, now_src, sizeof(now_src[0]) * (size_t)kept);
+	s->n_connected = kept;
 	clock_gettime(CLOCK_MONOTONIC, &s->next_resolve);
 	s->next_resolve.tv_sec += s->resolve_ms / 1000;
 	s->next_resolve.tv_nsec += (long)(s->resolve_ms % 1000) * 1000000L;
@@ -470,6 +623,7 @@ sub_resolve(struct mb_subscriber *s)
 		s->next_resolve.tv_sec++;
 		s->next_resolve.tv_nsec -= 1000000000L;
 	}
+	return rc;
 }
 
 /* Milliseconds until the next resolution (0: due), or -1 when there is none. */
@@ -488,44 +642,67 @@ sub_resolve_in(const struct mb_subscriber *s)
 }
 
 int
-mb_subscriber_connect_fleet(const char *endpoints, const char *prefix,
-			    const struct mb_client_curve *curve, int resolve_ms,
-			    struct mb_subscriber **out, char *err, size_t err_len)
+mb_subscriber_open(const struct mb_subscriber_opts *o, struct mb_subscriber **out, char *err,
+		   size_t err_len)
 {
+	const struct mb_client_curve *curve = o->curve.server_key != NULL ? &o->curve : NULL;
+	const char *prefix = o->prefix != NULL ? o->prefix : "";
 	struct mb_subscriber *s;
+	char item[128];
 	int rc;
 
 	*out = NULL;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;
-	s->fleet = true;
-	s->resolve_ms = resolve_ms == 0 ? 5000 : resolve_ms;
-	rc = mb_fleet_parse_endpoints(endpoints ? endpoints : "", s->src, &s->n_src, &s->resolving,
-				      err, err_len);
+	s->fleet = o->fleet || (o->endpoint != NULL && strchr(o->endpoint, ',') != NULL);
+	s->resolve_ms = o->resolve_ms == 0 ? 5000 : o->resolve_ms;
+	/* every item checked before anything is made: a list's alike, one alone too */
+	if (s->fleet)
+		rc = mb_fleet_parse_endpoints(o->endpoint ? o->endpoint : "", s->src, &s->n_src,
+					      &s->resolving, err, err_len);
+	else
+		rc = check_endpoint(o->endpoint, item, err, err_len);
+	if (rc == 0)
+		rc = open_socket(ZMQ_SUB, &s->ctx, &s->sock, err, err_len);
 	if (rc < 0) {
 		free(s);
 		return rc;
 	}
-	rc = open_socket(ZMQ_SUB, &s->ctx, &s->sock, err, err_len);
-	if (rc < 0) {
-		free(s);
-		return rc;
+	if (o->rcvhwm != 0) { /* before any connect: ZeroMQ sizes a pipe when it connects */
+		int hwm = o->rcvhwm > 0 ? o->rcvhwm : 0; /* ZeroMQ's 0: no limit */
+
+		zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
 	}
-	zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, prefix ? prefix : "", prefix ? strlen(prefix) : 0);
-	zmq_setsockopt(s->sock, ZMQ_IPV6, &(int){1}, sizeof(int)); /* IPv6 publishers too */
+	zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
+	if (s->fleet)
+		zmq_setsockopt(s->sock, ZMQ_IPV6, &(int){1}, sizeof(int)); /* IPv6 publishers too */
 	rc = mb_client_set_curve(s->sock, curve, err, err_len);
+	if (rc == 0 && curve != NULL)
+		s->mon = watch_handshakes(s->ctx, s->sock);
+	if (rc == 0)
+		rc = s->fleet ? sub_resolve(s, err, err_len)
+			      : connect_socket(s->sock, item, err, err_len);
 	if (rc < 0) {
-		zmq_close(s->sock);
-		zmq_ctx_term(s->ctx);
+		close_socket(s->ctx, s->sock, &s->mon);
 		free(s);
 		return rc;
 	}
-	if (curve != NULL && curve->server_key != NULL)
-		s->mon = watch_handshakes(s->ctx, s->sock);
-	sub_resolve(s);
 	*out = s;
 	return 0;
+}
+
+int
+mb_subscriber_connect_fleet(const char *endpoints, const char *prefix,
+			    const struct mb_client_curve *curve, int resolve_ms,
+			    struct mb_subscriber **out, char *err, size_t err_len)
+{
+	struct mb_subscriber_opts o = {
+		.endpoint = endpoints, .prefix = prefix, .fleet = true, .resolve_ms = resolve_ms};
+
+	if (curve != NULL)
+		o.curve = *curve;
+	return mb_subscriber_open(&o, out, err, err_len);
 }
 
 int
@@ -533,37 +710,11 @@ mb_subscriber_connect_curve(const char *endpoint, const char *prefix,
 			    const struct mb_client_curve *curve, struct mb_subscriber **out,
 			    char *err, size_t err_len)
 {
-	struct mb_subscriber *s;
-	int rc;
+	struct mb_subscriber_opts o = {.endpoint = endpoint, .prefix = prefix};
 
-	if (endpoint != NULL && strchr(endpoint, ',') != NULL)
-		return mb_subscriber_connect_fleet(endpoint, prefix, curve, 0, out, err, err_len);
-	*out = NULL;
-	s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return -ENOMEM;
-	rc = open_socket(ZMQ_SUB, &s->ctx, &s->sock, err, err_len);
-	if (rc < 0) {
-		free(s);
-		return rc;
-	}
-	zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, prefix ? prefix : "", prefix ? strlen(prefix) : 0);
-	rc = mb_client_set_curve(s->sock, curve, err, err_len);
-	if (rc < 0) {
-		zmq_close(s->sock);
-		zmq_ctx_term(s->ctx);
-		free(s);
-		return rc;
-	}
-	if (curve != NULL && curve->server_key != NULL)
-		s->mon = watch_handshakes(s->ctx, s->sock);
-	rc = connect_socket(s->ctx, s->sock, endpoint, err, err_len);
-	if (rc < 0) {
-		free(s);
-		return rc;
-	}
-	*out = s;
-	return 0;
+	if (curve != NULL)
+		o.curve = *curve;
+	return mb_subscriber_open(&o, out, err, err_len);
 }
 
 int
@@ -571,13 +722,17 @@ mb_subscriber_recv(struct mb_subscriber *s, char *topic, size_t topic_len,
 		   struct mb_client_response *out, int timeout_ms)
 {
 	zmq_msg_t f[3];
-	int n, rc = -EPROTO;
+	char why[160];
+	int n, rc;
 
+	memset(out, 0, sizeof(*out)); /* safe to free on every return (client.h) */
+	if (topic != NULL && topic_len > 0)
+		topic[0] = '\0';
 	for (;;) { /* a fleet's names are resolved again while it waits */
 		int due = sub_resolve_in(s), wait = timeout_ms;
 
 		if (due == 0) {
-			sub_resolve(s);
+			sub_resolve(s, NULL, 0);
 			due = sub_resolve_in(s);
 		}
 		if (due >= 0 && (wait < 0 || due < wait))
@@ -590,14 +745,15 @@ mb_subscriber_recv(struct mb_subscriber *s, char *topic, size_t topic_len,
 	}
 	if (n < 0)
 		return n;
-	if (n == 3) {
+	if (topic != NULL && topic_len > 0) { /* cut to topic_len - 1 bytes (client.h) */
 		size_t tl = zmq_msg_size(&f[0]) < topic_len ? zmq_msg_size(&f[0]) : topic_len - 1;
 
 		memcpy(topic, zmq_msg_data(&f[0]), tl);
 		topic[tl] = '\0';
-		rc = mb_client_parse_response(&f[1], &f[2], out);
 	}
-	for (int i = 0; i < n; i++)
+	/* topic, then a response's two frames */
+	rc = n >= 2 ? mb_client_parse_response(f + 1, n - 1, out, why, sizeof(why)) : -EPROTO;
+	for (int i = 0; i < n && i < 3; i++)
 		zmq_msg_close(&f[i]);
 	return rc;
 }
@@ -607,9 +763,7 @@ mb_subscriber_close(struct mb_subscriber **s)
 {
 	if (s == NULL || *s == NULL)
 		return;
-	close_watch((*s)->sock, &(*s)->mon);
-	zmq_close((*s)->sock);
-	zmq_ctx_term((*s)->ctx);
+	close_socket((*s)->ctx, (*s)->sock, &(*s)->mon);
 	free(*s);
 	*s = NULL;
 }

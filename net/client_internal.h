@@ -16,8 +16,21 @@
 /** CURVE client options on @p sock; plaintext when @p cv or its server key is NULL. */
 int mb_client_set_curve(void *sock, const struct mb_client_curve *cv, char *err, size_t err_len);
 
-/** Decode a response's two frames into @p out (payload copied). 0, -EPROTO or -ENOMEM. */
-int mb_client_parse_response(zmq_msg_t *hdr, zmq_msg_t *payload, struct mb_client_response *out);
+/**
+ * Decode a response of @p n frames (@p frames holds the first two; a response is exactly
+ * header and payload) into @p out (zeroed first; the payload copied). 0, -ENOMEM, or -EPROTO
+ * with the reason in @p why (@p why_len bytes, may be 0): not 2 frames, a header that does
+ * not decode, a payload of another length than result_len, or a result whose layout does
+ * not match its length (docs/protocol.md, "Response header"). On -EPROTO out->data is NULL
+ * and out->hdr is the header as decoded, or all zero (version 0) when it did not decode.
+ */
+int mb_client_parse_response(zmq_msg_t *frames, int n, struct mb_client_response *out, char *why,
+			     size_t why_len);
+
+/** What an endpoint (or an item of a list) may be: the reason texts' second half. */
+#define MB_ENDPOINT_FORMS                                                                          \
+	"tcp://HOST:PORT (a name or an address, an IPv6 one in brackets; a port 1..65535), "       \
+	"ipc://PATH or inproc://NAME"
 
 struct mb_fleet;
 
@@ -33,11 +46,6 @@ struct mb_fleet_source {
 };
 
 /**
- * Parse a comma-separated endpoint list into @p src (MB_FLEET_MAX_SOURCES entries; *@p
- * n_src must be 0 on entry); *@p resolving is set when an item names a host to resolve.
- * 0, or -EINVAL with the item and the reason in @p err. No name is resolved here.
- */
-/**
  * The addresses of @p src as endpoints ("tcp://A:PORT", "tcp://[A6]:PORT"; a literal item
  * as given), at most @p max, without repeats: their count, or -ENOENT with the reason in
  * @p err when the name does not resolve. Blocks in getaddrinfo() for a name.
@@ -45,8 +53,20 @@ struct mb_fleet_source {
 int mb_fleet_source_addresses(const struct mb_fleet_source *src, char (*eps)[128], int max,
 			      char *err, size_t err_len);
 
+/**
+ * Parse a comma-separated endpoint list into @p src (MB_FLEET_MAX_SOURCES entries; *@p
+ * n_src must be 0 on entry); *@p resolving is set when an item names a host to resolve.
+ * Every item is checked alike, one alone too: tcp://HOST:PORT (port 1..65535), or another
+ * transport's SCHEME://ADDRESS, which only zmq_connect() can judge (the callers connect
+ * such items at once and refuse the list when that fails). 0, or -EINVAL with the item and
+ * the reason in @p err: an empty item (a leading, trailing or double comma), an item that
+ * is not an endpoint, more than MB_FLEET_MAX_SOURCES items. No name is resolved here.
+ */
 int mb_fleet_parse_endpoints(const char *list, struct mb_fleet_source *src, int *n_src,
 			     bool *resolving, char *err, size_t err_len);
+
+/** "endpoint 'ITEM': cannot connect (zmq_strerror(@p e)); accepted: ..." into @p err. */
+void mb_client_connect_error(char *err, size_t err_len, const char *item, int e);
 
 /** The fleet behind a struct mb_client whose options name several daemons (client.h). */
 int mb_fleet_open(const struct mb_client_opts *o, struct mb_fleet **out, char *err, size_t err_len);

@@ -13,8 +13,9 @@
  *             number) indexed by (tenant, request id) in an open-addressing table; entries
  *             without a daemon wait in a FIFO for credit, a failed daemon's put back at its
  *             head oldest first;
- *   ready     answers for the caller that the client made itself (TIMEOUT, CANCELLED) or
- *             that arrived while another was being returned.
+ *   ready     answers for the caller that the client made itself (TIMEOUT, CANCELLED,
+ *             UNAVAILABLE after a malformed answer) or that arrived while another was
+ *             being returned.
  */
 #include "client_internal.h"
 
@@ -111,7 +112,7 @@ struct mb_fleet {
 	struct mb_client_response *ready;
 	int ready_cap, ready_head, ready_n;
 
-	uint64_t resent, dups, client_timeouts, resolve_failures;
+	uint64_t resent, dups, client_timeouts, resolve_failures, malformed;
 };
 
 static uint64_t
@@ -668,24 +669,41 @@ copy_part(char *dst, size_t cap, const char *src, size_t n)
 	return true;
 }
 
+/* Another transport's item, "SCHEME://ADDRESS": a scheme of letters, digits, '+', '-', '.'. */
+static bool
+scheme_item(const char *item)
+{
+	size_t n =
+		strspn(item, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+
+	return n > 0 && strncmp(item + n, "://", 3) == 0 && item[n + 3] != '\0';
+}
+
 int
 mb_fleet_parse_endpoints(const char *list, struct mb_fleet_source *src, int *n_src, bool *resolving,
 			 char *err, size_t err_len)
 {
 	const char *p = list;
 
-	while (*p != '\0') {
+	if (p[strspn(p, " \t")] == '\0') {
+		snprintf(err, err_len, "no endpoint: give %s", MB_ENDPOINT_FORMS);
+		return -EINVAL;
+	}
+	for (;;) {
 		const char *end = strchr(p, ','), *hp, *colon;
 		size_t n = end ? (size_t)(end - p) : strlen(p);
 		struct mb_fleet_source *s;
+		long port;
 
 		while (n > 0 && (*p == ' ' || *p == '\t'))
 			p++, n--;
 		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
 			n--;
+		/* a leading, trailing or double comma: an empty item, not one to skip */
 		if (n == 0 || n >= sizeof(src[0].raw)) {
 			snprintf(err, err_len, "endpoint list '%s': %s", list,
-				 n == 0 ? "an empty item" : "an item over 127 characters");
+				 n == 0 ? "an empty item (a leading, trailing or double comma)"
+					: "an item over 127 characters");
 			return -EINVAL;
 		}
 		if (*n_src == MB_FLEET_MAX_SOURCES) {
@@ -697,7 +715,11 @@ mb_fleet_parse_endpoints(const char *list, struct mb_fleet_source *src, int *n_s
 		memcpy(s->raw, p, n);
 		s->raw[n] = '\0';
 		if (strncmp(s->raw, "tcp://", 6) != 0) {
-			s->literal = true; /* ipc://, inproc://: as given */
+			/* ipc://, inproc://, another transport: as given, for zmq_connect() to
+			 * judge when the caller connects it ("garbage", "tcp:/h:p" are not) */
+			if (!scheme_item(s->raw))
+				goto bad;
+			s->literal = true;
 		} else {
 			hp = s->raw + 6;
 			if (*hp == '[') {
@@ -722,9 +744,11 @@ mb_fleet_parse_endpoints(const char *list, struct mb_fleet_source *src, int *n_s
 			}
 			if (!copy_part(s->port, sizeof(s->port), colon + 1, strlen(colon + 1)))
 				goto bad;
+			/* 1..65535: ZeroMQ itself takes "99999" (and connects elsewhere) and 0 */
+			port = strtol(s->port, NULL, 10);
 			if (s->port[0] == '\0' || strlen(s->port) > 5 ||
-			    strspn(s->port, "0123456789") != strlen(s->port) ||
-			    strtol(s->port, NULL, 10) > 65535)
+			    strspn(s->port, "0123456789") != strlen(s->port) || port < 1 ||
+			    port > 65535)
 				goto bad;
 			snprintf(s->scheme, sizeof(s->scheme), "tcp://");
 			{
@@ -740,24 +764,25 @@ mb_fleet_parse_endpoints(const char *list, struct mb_fleet_source *src, int *n_s
 		p += n;
 		while (*p == ' ' || *p == '\t')
 			p++;
-		if (*p == ',')
-			p++;
+		if (*p == '\0')
+			return 0;
+		p++; /* the comma: another item follows, even if empty */
 		continue;
 	bad:
-		snprintf(err, err_len,
-			 "endpoint '%s': not tcp://HOST:PORT (a name or an address, an IPv6 one "
-			 "in brackets; a port 0..65535)",
-			 s->raw);
+		snprintf(err, err_len, "endpoint '%s': not %s", s->raw, MB_ENDPOINT_FORMS);
 		return -EINVAL;
 	}
-	if (*n_src == 0) {
-		snprintf(err, err_len, "no endpoint");
-		return -EINVAL;
-	}
-	return 0;
 }
 
-static void
+void
+mb_client_connect_error(char *err, size_t err_len, const char *item, int e)
+{
+	snprintf(err, err_len, "endpoint '%s': cannot connect (%s); accepted: %s", item,
+		 zmq_strerror(e), MB_ENDPOINT_FORMS);
+}
+
+/* A daemon for @p endpoint, a new one or the one it is already: 0, or daemon_open()'s error. */
+static int
 add_address(struct mb_fleet *f, int source, const char *endpoint)
 {
 	for (int i = 0; i < MAX_DAEMONS; i++)
@@ -765,12 +790,14 @@ add_address(struct mb_fleet *f, int source, const char *endpoint)
 			f->d[i].seen = true;
 			if (f->d[i].gone) /* back again */
 				f->d[i].gone = false;
-			return;
+			return 0;
 		}
 	int slot = daemon_open(f, source, endpoint);
 
-	if (slot >= 0)
-		f->d[slot].seen = true;
+	if (slot < 0)
+		return slot;
+	f->d[slot].seen = true;
+	return 0;
 }
 
 int
@@ -812,10 +839,17 @@ mb_fleet_source_addresses(const struct mb_fleet_source *src, char (*eps)[128], i
 	return n;
 }
 
-/* Resolve every name again: new addresses become daemons, vanished ones go. */
-static void
-resolve(struct mb_fleet *f)
+/*
+ * Resolve every name again: new addresses become daemons, vanished ones go. Returns 0, or
+ * the first error connecting a literal item (an address, ipc://...), with the item in @p
+ * err: at open that refuses the list (a literal is connected then or never); a name's
+ * addresses that cannot be connected are tried again at the next resolution.
+ */
+static int
+resolve(struct mb_fleet *f, char *err, size_t err_len)
 {
+	int rc = 0;
+
 	for (int i = 0; i < MAX_DAEMONS; i++)
 		f->d[i].seen = false;
 	for (int s = 0; s < f->n_src; s++) {
@@ -831,8 +865,19 @@ resolve(struct mb_fleet *f)
 					f->d[i].seen = true;
 			continue;
 		}
-		for (int i = 0; i < n; i++)
-			add_address(f, s, eps[i]);
+		for (int i = 0; i < n; i++) {
+			int e = add_address(f, s, eps[i]);
+
+			if (e < 0 && f->src[s].literal && rc == 0) {
+				rc = e;
+				if (e == -ENOSPC)
+					snprintf(err, err_len,
+						 "endpoint '%s': more than %d daemons in the fleet",
+						 f->src[s].raw, MAX_DAEMONS);
+				else
+					mb_client_connect_error(err, err_len, f->src[s].raw, -e);
+			}
+		}
 	}
 	for (int i = 0; i < MAX_DAEMONS; i++) {
 		struct daemon *d = &f->d[i];
@@ -843,6 +888,7 @@ resolve(struct mb_fleet *f)
 		if (d->in_flight == 0)
 			daemon_close(d);
 	}
+	return rc;
 }
 
 /* ---- events ---- */
@@ -886,6 +932,23 @@ monitor_events(struct mb_fleet *f, int slot)
 			d->refused = true;
 			fail_over(f, slot);
 		}
+	}
+}
+
+/*
+ * Every daemon but @p slot that had @p en may still be working on it (a later one, or an
+ * earlier one failed over for its silence): a cancel each, so that it stops; one that does
+ * not hold it ignores the cancel (protocol.md).
+ */
+static void
+cancel_others(struct mb_fleet *f, const struct entry *en, int slot)
+{
+	for (int i = 0; i < en->n_tried; i++) {
+		const struct attempt *a = &en->tried[i];
+		struct daemon *o = &f->d[a->slot];
+
+		if (a->slot != slot && o->used && o->gen == a->gen && o->up && !o->gone)
+			send_cancel(o, &en->hdr);
 	}
 }
 
@@ -953,20 +1016,56 @@ on_answer(struct mb_fleet *f, int slot, struct mb_client_response *r, uint64_t n
 		f->d[en->daemon].in_flight--;
 	else if (en->daemon < 0)
 		wait_remove(f, ent); /* it was waiting for another try */
-	/* every other daemon that had it may still be working on it (the later one above, or
-	 * an earlier one failed over for its silence): a cancel each, so that it stops; one
-	 * that does not hold it ignores the cancel (protocol.md) */
-	for (int i = 0; i < en->n_tried; i++) {
-		const struct attempt *a = &en->tried[i];
-		struct daemon *o = &f->d[a->slot];
-
-		if (a->slot != slot && o->used && o->gen == a->gen && o->up && !o->gone)
-			send_cancel(o, &en->hdr);
-	}
+	cancel_others(f, en, slot);
 	en->daemon = -1;
 	entry_free(f, ent);
 	if (ready_push(f, r) < 0)
 		mb_client_response_free(r);
+}
+
+/*
+ * A malformed answer from daemon @p slot, @p why (mb_client_parse_response()): counted, and
+ * when its header @p h decoded and names a request that daemon holds, that daemon has failed
+ * the request, as with UNAVAILABLE: the request goes to a daemon that has not had it, or,
+ * with none left, the caller gets UNAVAILABLE with a reason that names the daemon and what
+ * was wrong (the other daemons that had it are sent a cancel). An answer whose header does
+ * not decode names no request: the one it was meant for stays where it is, and the daemon's
+ * silence fails it over (failover_ms) or its deadline answers it TIMEOUT. Either way the
+ * caller gets exactly one answer.
+ */
+static void
+on_malformed(struct mb_fleet *f, int slot, const struct mb_response_hdr *h, const char *why,
+	     uint64_t now)
+{
+	struct daemon *d = &f->d[slot];
+	char reason[400];
+	struct entry *en;
+	int ent;
+
+	f->malformed++;
+	if (h->version == 0) /* not even the header decoded */
+		return;
+	ent = index_find(f, h->tenant_id, h->request_id);
+	if (ent < 0 || !tried(&f->e[ent], slot, d->gen) || (h->flags & MB_RESP_FLAG_DUPLICATE))
+		return; /* none of the requests it holds: nothing to fail */
+	en = &f->e[ent];
+	/* an earlier attempt's: the request is elsewhere now, or waits */
+	if (en->daemon != slot)
+		return;
+	d->last_rx = now; /* it answers, if badly: not silent */
+	d->cooldown_until = now + COOLDOWN_NS;
+	if (someone_else(f, en, now)) {
+		d->in_flight--;
+		d->failed_over++;
+		f->resent++;
+		wait_push(f, ent);
+		return;
+	}
+	snprintf(reason, sizeof(reason),
+		 "client: malformed answer from %s: %s (%u daemon(s) tried)", d->endpoint, why,
+		 en->n_tried);
+	cancel_others(f, en, slot);
+	answer_locally(f, ent, MB_STATUS_UNAVAILABLE, reason);
 }
 
 static void
@@ -977,7 +1076,8 @@ read_answers(struct mb_fleet *f, int slot, uint64_t now)
 	for (int burst = 0; burst < 256; burst++) {
 		zmq_msg_t fr[2];
 		struct mb_client_response r;
-		int n = 0, more = 1;
+		char why[160];
+		int n = 0, more = 1, rc;
 
 		while (more) {
 			zmq_msg_t m;
@@ -997,10 +1097,13 @@ read_answers(struct mb_fleet *f, int slot, uint64_t now)
 			n++;
 			zmq_msg_close(&m);
 		}
-		if (n == 2 && mb_client_parse_response(&fr[0], &fr[1], &r) == 0)
-			on_answer(f, slot, &r, now);
+		rc = mb_client_parse_response(fr, n, &r, why, sizeof(why));
 		for (int i = 0; i < n && i < 2; i++)
 			zmq_msg_close(&fr[i]);
+		if (rc == 0)
+			on_answer(f, slot, &r, now);
+		else if (rc == -EPROTO)
+			on_malformed(f, slot, &r.hdr, why, now);
 	}
 }
 
@@ -1059,7 +1162,9 @@ static void
 service(struct mb_fleet *f, uint64_t now)
 {
 	if (f->resolving && f->o.resolve_ms > 0 && now >= f->next_resolve) {
-		resolve(f);
+		char err[160];
+
+		resolve(f, err, sizeof(err)); /* literals are connected since the open */
 		f->next_resolve = now + (uint64_t)f->o.resolve_ms * NS_PER_MS;
 	}
 	if (now >= f->next_tick) {
@@ -1168,7 +1273,11 @@ mb_fleet_open(const struct mb_client_opts *o, struct mb_fleet **out, char *err, 
 		f->e[i].next = i + 1 < f->cap ? i + 1 : -1;
 	f->free_head = 0;
 	f->wait_head = f->wait_tail = -1;
-	resolve(f);
+	rc = resolve(f, err, err_len);
+	if (rc < 0) {
+		mb_fleet_close(&f);
+		return rc;
+	}
 	f->next_resolve = now_ns() + (uint64_t)f->o.resolve_ms * NS_PER_MS;
 	*out = f;
 	return 0;
@@ -1264,6 +1373,7 @@ mb_fleet_recv(struct mb_fleet *f, struct mb_client_response *out, int timeout_ms
 	zmq_pollitem_t items[2 * MAX_DAEMONS];
 	int slot_of[2 * MAX_DAEMONS];
 
+	memset(out, 0, sizeof(*out)); /* safe to free on every return (client.h) */
 	for (;;) {
 		uint64_t now = now_ns(), wait_ns;
 		int n = 0, refused = 0, live = 0;
@@ -1352,6 +1462,7 @@ mb_fleet_stats(const struct mb_fleet *f, struct mb_client_fleet_stats *st,
 		st->duplicates_dropped = f->dups;
 		st->client_timeouts = f->client_timeouts;
 		st->resolve_failures = f->resolve_failures;
+		st->malformed = f->malformed;
 	}
 	return n;
 }

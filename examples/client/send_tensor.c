@@ -10,6 +10,7 @@
  *
  * See README.md, "From C: libmediabatch", and docs/protocol.md.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@ main(int argc, char **argv)
 	char err[256];
 	unsigned long rows, cols;
 	float *x;
-	int rc = 1;
+	int rc = 1, e;
 
 	if (argc != 5) {
 		fprintf(stderr, "usage: %s ENDPOINT MODEL ROWS COLS < numbers\n", argv[0]);
@@ -61,14 +62,19 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: send failed\n", argv[0]);
 		goto out;
 	}
-	if (mb_client_recv(c, &r, 10000) != 0) {
-		fprintf(stderr, "%s: no answer within 10 s\n", argv[0]);
+	/* r holds a response to free only when this returns 0 */
+	e = mb_client_recv(c, &r, 10000);
+	if (e != 0) {
+		/* -EPROTO: a malformed response (not docs/protocol.md's layout), refused */
+		fprintf(stderr, "%s: %s\n", argv[0],
+			e == -ETIMEDOUT ? "no answer within 10 s" : strerror(-e));
 		goto out;
 	}
 	printf("%s", mb_status_name(r.hdr.status));
 	if (r.hdr.status != MB_STATUS_OK) {
 		printf(": %.*s\n", (int)r.len, (const char *)r.data);
 	} else if (r.hdr.result_type == MB_RESULT_F32) {
+		/* rows x cols floats: mb_client_recv() refuses a result of another length */
 		const float *y = r.data;
 
 		printf(" [%u x %u]\n", r.hdr.rows, r.hdr.cols);

@@ -10,18 +10,26 @@
  *     struct mb_request_hdr h;
  *     struct mb_client_response r;
  *
- *     mb_client_connect(&(struct mb_client_opts){.endpoint = "tcp://127.0.0.1:7400"}, &c,
- *                       err, sizeof(err));
+ *     if (mb_client_connect(&(struct mb_client_opts){.endpoint = "tcp://127.0.0.1:7400"},
+ *                           &c, err, sizeof(err)) < 0)
+ *             return -1; // err says why
  *     mb_client_audio_hdr(&h, "logmel", 42, 1, MB_MEDIA_PCM_S16LE, 16000, nbytes);
- *     mb_client_send(c, &h, pcm, nbytes);
- *     if (mb_client_recv(c, &r, 5000) == 0) { ... r.hdr.status, r.data ... }
- *     mb_client_response_free(&r);
+ *     if (mb_client_send(c, &h, pcm, nbytes) == 0 && mb_client_recv(c, &r, 5000) == 0) {
+ *             ... r.hdr.status, r.data ...
+ *             mb_client_response_free(&r);
+ *     }
  *     mb_client_close(&c);
+ *
+ * A response is freed once it was received (0); mb_client_recv() zeroes r first whatever
+ * it returns, so a free after a failed receive is harmless too (there is nothing to free).
  *
  * A client is one DEALER connection; responses may arrive in any order (match them by
  * request_id). Request ids are the client's to choose, unique per tenant while in flight.
- * A cancel must come from the same connection as the request, or from a new connection
- * with the same client id (struct mb_client_opts.client_id).
+ * A cancel must come on the connection that sent the request (the same struct mb_client):
+ * the service matches it to that connection's routing id, and a cancel from any other
+ * connection is ignored, whatever its client id (struct mb_client_opts.client_id). A
+ * connection that closes needs no cancels: the service cancels its requests that have not
+ * started.
  *
  * Threads: a client or subscriber is used by one thread at a time.
  */
@@ -64,11 +72,32 @@ struct mb_client_opts {
 	/**
 	 * The service's ROUTER, e.g. "tcp://127.0.0.1:7400"; or a fleet: several endpoints
 	 * separated by commas ("tcp://10.0.0.1:7400,tcp://10.0.0.2:7400"), or names that
-	 * resolve to several addresses with @p fleet set (see "Fleets" below).
+	 * resolve to several addresses with @p fleet set (see "Fleets" below). An endpoint,
+	 * alone or as an item of a list, is tcp://HOST:PORT (a name or an address, an IPv6
+	 * one in brackets, a port 1..65535), ipc://PATH, or inproc://NAME (which reaches
+	 * nothing outside the client's own ZeroMQ context: of no use to reach a service);
+	 * blanks around an item are ignored. mb_client_connect() refuses anything else, an
+	 * empty item (a leading, trailing or double comma), and an item that ZeroMQ cannot
+	 * connect, naming the item.
 	 */
 	const char *endpoint;
-	const char *client_id; /**< ZeroMQ routing id (1..255 bytes), or NULL for a random one */
-	int sndhwm;	       /**< requests queued before sends block; 0 = ZeroMQ's 1000 */
+	/**
+	 * ZeroMQ routing id (1..255 bytes), or NULL for a random one: the name the service
+	 * knows this connection by while it lives (cancels and duplicate request ids are per
+	 * connection; in plaintext the per-client share too). A fixed id does not make two
+	 * connections one client: while a connection with this id is connected to a service,
+	 * a second connection with the same id is not served there. ZeroMQ's ROUTER ignores
+	 * it, so its requests are never answered and nothing says so (its sends succeed, its
+	 * receives time out; no error from this library). It is for one connection that wants
+	 * a known name, e.g. one that reconnects under it once the old connection is gone.
+	 */
+	const char *client_id;
+	/**
+	 * Requests (and cancels) ZeroMQ queues while the service is not reading them (not
+	 * connected yet, or behind); past that mb_client_send() returns -EAGAIN at once. Sends
+	 * never block. 0 = ZeroMQ's 1000. Ignored for a fleet (@p max_outstanding bounds it).
+	 */
+	int sndhwm;
 	struct mb_client_curve curve; /**< all NULL: plaintext */
 
 	/* Fleets: all 0 for the defaults. Ignored for one endpoint without @p fleet. */
@@ -98,7 +127,12 @@ int mb_curve_cert_load(const char *path, struct mb_curve_keys *out, bool *has_se
 int mb_curve_keygen(const char *base, const char *name, struct mb_curve_keys *out, char *err,
 		    size_t err_len);
 
-/** A response: header plus payload (the result, or the reason text for non-OK). */
+/**
+ * A response: header plus payload (the result, or the reason text for non-OK). The
+ * functions that fill one (mb_client_recv(), mb_subscriber_recv()) zero it first, whatever
+ * they return: mb_client_response_free() is safe on it after any return (a no-op unless
+ * data was filled), and so is a struct that was zero-initialised.
+ */
 struct mb_client_response {
 	struct mb_response_hdr hdr;
 	void *data; /**< owned; mb_client_response_free() */
@@ -106,8 +140,12 @@ struct mb_client_response {
 };
 
 /**
- * Connect. Returns 0, or -errno with a message in @p err (bad endpoint). ZeroMQ connects
- * in the background: a service that is not up yet is not an error here; sends queue.
+ * Connect. Returns 0, or -errno with a message in @p err: -EINVAL for an endpoint (or an
+ * item of a list) that is not one of struct mb_client_opts.endpoint's forms, naming it and
+ * what is accepted; or ZeroMQ's error for an item it cannot connect (e.g. -EPROTONOSUPPORT
+ * for an unknown transport), naming the item. ZeroMQ connects in the background: a service
+ * that is not up yet is not an error here; sends queue. Nor is a name that does not
+ * resolve yet in a fleet: it is resolved again every @p resolve_ms.
  */
 int mb_client_connect(const struct mb_client_opts *opts, struct mb_client **out, char *err,
 		      size_t err_len);
@@ -127,15 +165,29 @@ int mb_client_send(struct mb_client *c, const struct mb_request_hdr *hdr, const 
 int mb_client_cancel(struct mb_client *c, uint32_t tenant, uint64_t request_id);
 
 /**
- * Receive the next response, waiting up to @p timeout_ms (-1: forever). Returns 0, -ETIMEDOUT,
- * -EPROTO for a malformed response (counted by the caller, skipped), or, with CURVE,
- * -EACCES when a handshake failed meanwhile: the service refused this key (it is not on
- * its allow-list) or does not speak CURVE. ZeroMQ keeps retrying the connection; a refused
- * key stays refused until the operator lists it.
+ * Receive the next response, waiting up to @p timeout_ms (-1: forever). @p out is zeroed
+ * first, on every return; on 0 it holds the response (free it with
+ * mb_client_response_free()). Returns 0, -ETIMEDOUT, -EPROTO for a malformed response, or,
+ * with CURVE, -EACCES when a handshake failed meanwhile: the service refused this key (it
+ * is not on its allow-list) or does not speak CURVE. ZeroMQ keeps retrying the connection;
+ * a refused key stays refused until the operator lists it.
+ *
+ * Malformed (docs/protocol.md, "Response header"): not two frames (header, payload); a
+ * header that is not 64 bytes, or has another magic or version; a payload of another length
+ * than result_len; an F32 result whose rows x cols x 4 is not result_len, a top-k result
+ * whose cols is not 2 or whose rows x 8 is not result_len, result_type 0 (none) with bytes,
+ * or an unknown result_type. The response is consumed, nothing to free (out->data NULL);
+ * when its header decoded (the rest being wrong), out->hdr holds it (version 1; else all
+ * zero), so that the caller can tell whose answer it was (request_id, tenant_id) instead of
+ * waiting for it. A response returned with 0 can so be read as its result_type says
+ * without reading past data. A fleet client never returns -EPROTO: see "Fleets".
  */
 int mb_client_recv(struct mb_client *c, struct mb_client_response *out, int timeout_ms);
 
-/** Free a response's data. */
+/**
+ * Free a response's data and zero data and len; safe on a response that holds none
+ * (zeroed, or already freed). Any thread may free a response.
+ */
 void mb_client_response_free(struct mb_client_response *r);
 
 /**
@@ -160,6 +212,14 @@ void mb_client_response_free(struct mb_client_response *r);
  * 250 ms for the daemon's own TIMEOUT to arrive) is answered TIMEOUT by the client, with a
  * reason that starts "client:". Request ids must then stay unique per tenant for longer
  * than a request's deadline, not only while in flight.
+ *
+ * A malformed answer (see mb_client_recv()) never reaches the caller; it is counted
+ * (struct mb_client_fleet_stats.malformed). When its header names a request that daemon
+ * holds, the daemon has failed that request, as with UNAVAILABLE: it goes to a daemon that
+ * has not had it, or, when every daemon has, the caller gets UNAVAILABLE with a reason that
+ * starts "client: malformed answer from ENDPOINT: " and says what was wrong. An answer whose
+ * header does not decode names no request: the request it was meant for stays with that
+ * daemon, whose silence fails it over (@p failover_ms), or its deadline answers it TIMEOUT.
  *
  * Names ("tcp://mediabatchd.mediabatch.svc.cluster.local:7400") are resolved to all their
  * addresses when the client connects and every @p resolve_ms after: a new address becomes a
@@ -187,6 +247,12 @@ struct mb_client_fleet_stats {
 	uint64_t duplicates_dropped; /**< answers after the first, dropped */
 	uint64_t client_timeouts;    /**< requests answered TIMEOUT by the client */
 	uint64_t resolve_failures;   /**< name resolutions that failed */
+	/**
+	 * Malformed answers, dropped (see "Fleets"). Appended in libmediabatch.so's
+	 * MEDIABATCH_0.1: a program built against an older header keeps the smaller struct,
+	 * and the library writes only that much for it.
+	 */
+	uint64_t malformed;
 };
 
 /**
@@ -212,7 +278,10 @@ void mb_client_tensor_hdr(struct mb_request_hdr *h, const char *model, uint32_t 
 /**
  * Subscribe to published results on @p endpoint (the service's PUB, e.g.
  * "tcp://127.0.0.1:7401") whose topic starts with @p prefix ("" for all, "42/" for tenant
- * 42, "42/logmel" for one model of it). Returns 0 or -errno with a message.
+ * 42, "42/logmel" for one model of it). @p endpoint is checked as struct
+ * mb_client_opts.endpoint is (a list makes a fleet subscriber, see
+ * mb_subscriber_connect_fleet()). Returns 0 or -errno with a message, as
+ * mb_client_connect(). mb_subscriber_open() takes the options these take, and more.
  */
 int mb_subscriber_connect(const char *endpoint, const char *prefix, struct mb_subscriber **out,
 			  char *err, size_t err_len);
@@ -227,10 +296,17 @@ int mb_subscriber_connect_curve(const char *endpoint, const char *prefix,
 				const struct mb_client_curve *curve, struct mb_subscriber **out,
 				char *err, size_t err_len);
 
+/** Bytes that hold any topic ("<tenant>/<model>", at most 10 + 1 + 16 characters) and its NUL. */
+#define MB_TOPIC_MAX 28
+
 /**
- * Next published response and its topic (@p topic, @p topic_len bytes, NUL-terminated),
- * waiting up to @p timeout_ms. Returns 0, -ETIMEDOUT, -EPROTO, or -EACCES (CURVE: a
- * handshake failed, as for mb_client_recv()).
+ * Next published response and its topic, waiting up to @p timeout_ms. @p out is zeroed
+ * first, on every return, as by mb_client_recv(). The topic goes to @p topic, NUL-terminated
+ * (@p topic_len bytes, "" when nothing arrived): a longer topic is cut to @p topic_len - 1
+ * bytes without notice, so give MB_TOPIC_MAX; @p topic NULL (or @p topic_len 0): not
+ * copied. Returns 0, -ETIMEDOUT, -EPROTO (a message that is not a topic and a well-formed
+ * response, as mb_client_recv() checks it; the topic is copied when there was one), or
+ * -EACCES (CURVE: a handshake failed, as for mb_client_recv()).
  */
 int mb_subscriber_recv(struct mb_subscriber *s, char *topic, size_t topic_len,
 		       struct mb_client_response *out, int timeout_ms);
@@ -241,11 +317,45 @@ int mb_subscriber_recv(struct mb_subscriber *s, char *topic, size_t topic_len,
  * resolved again every @p resolve_ms (0: 5000; -1: never) while mb_subscriber_recv()
  * waits: a daemon that appears is subscribed to, one that goes is left. @p curve may be
  * NULL. mb_subscriber_connect() and mb_subscriber_connect_curve() do the same for a list.
- * Returns 0 or -errno with a message (a malformed list).
+ * Returns 0 or -errno with a message: every item is checked as struct
+ * mb_client_opts.endpoint's are (an empty item, one that is not an endpoint, one that
+ * ZeroMQ cannot connect: refused, naming it); a name that does not resolve yet is not an
+ * error.
  */
 int mb_subscriber_connect_fleet(const char *endpoints, const char *prefix,
 				const struct mb_client_curve *curve, int resolve_ms,
 				struct mb_subscriber **out, char *err, size_t err_len);
+
+/**
+ * A subscriber's options, for mb_subscriber_open(). Zero-initialise it (designated
+ * initialisers): every field's 0 is its default.
+ */
+struct mb_subscriber_opts {
+	/** the service's PUB, or a list of a fleet's (as mb_subscriber_connect_fleet()) */
+	const char *endpoint;
+	/** topics to receive, by prefix (as mb_subscriber_connect()); NULL or "": all */
+	const char *prefix;
+	struct mb_client_curve curve; /**< all NULL: plaintext */
+	bool fleet;		      /**< a fleet even for one item (a name of many addresses) */
+	int resolve_ms;		      /**< a fleet's names re-resolved (0: 5000 ms; -1: never) */
+	/**
+	 * Published results this subscriber's ZeroMQ queue holds before it stops taking more
+	 * from a publisher (ZMQ_RCVHWM, per publisher); then the service's PUB queue for it
+	 * fills (its zmq.pub_sndhwm) and the service drops results for it (docs/operating.md:
+	 * "A subscriber that stops reading"). A subscriber that must not miss results in a
+	 * burst raises it, and keeps reading. 0: ZeroMQ's 1000; -1: no limit (memory grows
+	 * while it does not read).
+	 */
+	int rcvhwm;
+};
+
+/**
+ * Subscribe with @p o: mb_subscriber_connect_fleet() for a list or @p o->fleet, else
+ * mb_subscriber_connect_curve(), with @p o->rcvhwm applied before any connection. Returns
+ * 0 or -errno with a message, as they do. (libmediabatch.so: MEDIABATCH_0.1.)
+ */
+int mb_subscriber_open(const struct mb_subscriber_opts *o, struct mb_subscriber **out, char *err,
+		       size_t err_len);
 
 /** Close and set *@p s to NULL. NULL accepted. */
 void mb_subscriber_close(struct mb_subscriber **s);
@@ -277,12 +387,20 @@ int mb_udp_sender_open(const struct mb_udp_sender_opts *opts, struct mb_udp_send
 
 /**
  * Send one request, split into as many datagrams as it needs. Returns the number of
- * datagrams sent, -EINVAL for a header whose payload_len is not @p len, or -errno.
+ * datagrams sent, -EINVAL for a header whose payload_len is not @p len, or -errno. UDP does
+ * not say whether anything arrived; but the socket is connected, so when nothing listens at
+ * the address (e.g. on loopback, a service that is down) the kernel reports the ICMP "port
+ * unreachable" for an earlier datagram (even mb_udp_sender_open()'s cancel) as
+ * -ECONNREFUSED from a later send, once. The datagram being sent then did not go out, nor
+ * the request's later ones (earlier ones did): send the request again.
  */
 int mb_udp_sender_send(struct mb_udp_sender *s, const struct mb_request_hdr *hdr,
 		       const void *payload, size_t len);
 
-/** Send a cancel for (@p tenant, @p request_id) from this sender's address and port. */
+/**
+ * Send a cancel for (@p tenant, @p request_id) from this sender's address and port. 0 or
+ * -errno, -ECONNREFUSED included as for mb_udp_sender_send().
+ */
 int mb_udp_sender_cancel(struct mb_udp_sender *s, uint32_t tenant, uint64_t request_id);
 
 /** Close and set *@p s to NULL. NULL accepted. */

@@ -6,7 +6,8 @@
  * Headers are 64 bytes, little-endian, on the wire; the structs here are their decoded,
  * host-order form. Decoding never trusts the input: every rule of docs/protocol.md is
  * checked, and a violation yields a status (BAD_REQUEST or TOO_LARGE) with a reason that
- * names the field, e.g. "media: 9 is not a known media type (1..4)".
+ * names the field, e.g. "media: 9 is not a known media type (1 PCM_S16LE, 2 PCM_F32LE, 3
+ * RGB24, 4 F32)".
  *
  * Threads: every function is pure (no shared state) and may be called from any thread; the
  * field readers (mb_proto_peek_*()) are inline, for the UDP rx path's per-datagram use.
@@ -205,7 +206,10 @@ mb_proto_peek_frag_offset(const uint8_t *buf)
 }
 /** @} */
 
-/** Name of a status ("OK", "BAD_REQUEST", ...), or "UNKNOWN(n)"-style text for others. */
+/**
+ * Name of a status ("OK", "BAD_REQUEST", ...), or "UNKNOWN_STATUS" for any other value (a
+ * static string without the number: print the number beside it). Never NULL.
+ */
 const char *mb_status_name(unsigned int status);
 
 /** Name of a media type ("PCM_S16LE", ...), or NULL. */
@@ -218,20 +222,27 @@ void mb_proto_encode_request(const struct mb_request_hdr *hdr, uint8_t out[MB_PR
 void mb_proto_encode_response(const struct mb_response_hdr *hdr, uint8_t out[MB_PROTO_HDR_LEN]);
 
 /**
- * Decode and validate a request header of @p len bytes from @p buf (the first frame of a
- * ZeroMQ request, or the start of a UDP datagram) as received over @p transport, with
- * payloads limited to @p max_payload bytes. Returns 0 and fills @p out; or returns -1 and
- * fills @p err: status BAD_REQUEST or TOO_LARGE, a reason naming the field, and whether
- * the request id could be read (bytes 8..15 present) so an answer can be addressed.
- * Model-specific rules (which media a model accepts) are the caller's.
+ * Decode and validate a request header from @p buf as received over @p transport, with
+ * payloads limited to @p max_payload bytes. @p len is the header's length as received, and
+ * a header is exactly MB_PROTO_HDR_LEN (64) bytes: the whole first frame of a ZeroMQ
+ * request (a longer or shorter frame is refused), or, for a UDP datagram, 64 when the
+ * datagram holds at least that (pass min(datagram length, 64): the payload slice after
+ * the header is not part of it, and a whole datagram's length is refused "header: N bytes,
+ * expected 64"). Returns 0 and fills @p out; or returns -1 and fills @p err: status
+ * BAD_REQUEST or TOO_LARGE, a reason naming the field, and whether the request id could be
+ * read (bytes 8..15 present) so an answer can be addressed. Model-specific rules (which
+ * media a model accepts) are the caller's.
  */
 int mb_proto_decode_request(const uint8_t *buf, size_t len, enum mb_transport transport,
 			    uint32_t max_payload, struct mb_request_hdr *out,
 			    struct mb_proto_error *err);
 
 /**
- * Decode a response header. Returns 0, or -1 with a reason in @p reason (@p reason_len
- * bytes) for a wrong length, magic or version.
+ * Decode a response header (@p len: the header frame's length, exactly 64). Returns 0, or
+ * -1 with a reason in @p reason (@p reason_len bytes) for a wrong length, magic or version.
+ * It checks the header alone: whether the payload that follows is result_len bytes and
+ * fits the result's layout (rows x cols floats, rows (u32, f32) pairs) is the receiver's
+ * to check; mb_client_recv() does.
  */
 int mb_proto_decode_response(const uint8_t *buf, size_t len, struct mb_response_hdr *out,
 			     char *reason, size_t reason_len);

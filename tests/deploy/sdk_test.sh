@@ -71,8 +71,15 @@ exports() { # LIB HEADER...: fail on a symbol the headers do not declare
 inc=$root/usr/local/include/mediabatch
 exports "$libdir/libmediabatch.so.0" "$inc/protocol.h" "$inc/client.h"
 exports "$libdir/libmediabatch-plugin.so.0" "$inc/weights.h" "$inc/ckpt.h"
-for w in mb_client_connect mb_client_fleet_stats mb_proto_decode_response mb_subscriber_recv; do
+for w in mb_client_connect mb_proto_decode_response mb_subscriber_recv; do
 	nm -D --defined-only "$libdir/libmediabatch.so.0" | grep -q " $w@@MEDIABATCH_0$" ||
+		fail "libmediabatch.so does not export $w"
+done
+# additions since, in node MEDIABATCH_0.1; mb_client_fleet_stats in both nodes (its struct
+# grew: programs built before get the MEDIABATCH_0 version, which writes the older struct)
+for w in mb_client_fleet_stats@MEDIABATCH_0 mb_client_fleet_stats@@MEDIABATCH_0.1 \
+	mb_subscriber_open@@MEDIABATCH_0.1; do
+	nm -D --defined-only "$libdir/libmediabatch.so.0" | grep -q " $w$" ||
 		fail "libmediabatch.so does not export $w"
 done
 echo "libmediabatch.so: no server libraries; both libraries export their headers' API only"

@@ -164,6 +164,46 @@ fake_answer(struct fake *f, int k, uint16_t status, const char *text)
 	f->done[k] = true;
 }
 
+/* How an answer is malformed (mediabatch/client.h, mb_client_recv()). */
+enum bad {
+	BAD_LENGTH, /* result_len 8, a 4-byte payload */
+	BAD_F32,    /* OK, F32 1000 x 1000 in 4 bytes */
+	BAD_TOPK,   /* OK, top-k with cols 3 */
+	BAD_FRAMES, /* a well-formed answer and a third frame */
+	BAD_HEADER, /* a 63-byte header: no request named */
+};
+
+/* Answer held request @p k malformed, the way @p how says. */
+static void
+fake_answer_bad(struct fake *f, int k, enum bad how)
+{
+	const struct held *r = &f->held[k];
+	struct mb_response_hdr h;
+	uint8_t wire[MB_PROTO_HDR_LEN], payload[8] = {0};
+	size_t payload_len = 4;
+
+	memset(&h, 0, sizeof(h));
+	h.version = MB_PROTO_VERSION;
+	h.status = MB_STATUS_OK;
+	h.request_id = r->hdr.request_id;
+	h.tenant_id = r->hdr.tenant_id;
+	memcpy(h.model, r->hdr.model, sizeof(h.model));
+	h.result_type = how == BAD_TOPK ? MB_RESULT_TOPK : MB_RESULT_F32;
+	h.rows = how == BAD_F32 ? 1000 : 1;
+	h.cols = how == BAD_F32 ? 1000 : how == BAD_TOPK ? 3 : 1;
+	h.result_len = how == BAD_LENGTH ? 8 : how == BAD_TOPK ? 8 : 4;
+	if (how == BAD_TOPK)
+		payload_len = 8;
+	mb_proto_encode_response(&h, wire);
+	CU_ASSERT_EQUAL(zmq_send(f->sock, r->id, r->id_len, ZMQ_SNDMORE), (int)r->id_len);
+	CU_ASSERT(zmq_send(f->sock, wire, how == BAD_HEADER ? 63 : sizeof(wire), ZMQ_SNDMORE) >= 0);
+	CU_ASSERT(zmq_send(f->sock, payload, payload_len, how == BAD_FRAMES ? ZMQ_SNDMORE : 0) >=
+		  0);
+	if (how == BAD_FRAMES)
+		CU_ASSERT_EQUAL(zmq_send(f->sock, "x", 1, 0), 1);
+	f->done[k] = true;
+}
+
 static int
 fake_pending(const struct fake *f)
 {
@@ -696,6 +736,144 @@ test_failover_oldest_first_across_failovers(void)
 	world_close(&w);
 }
 
+/*
+ * A malformed answer is the daemon failing that request, as UNAVAILABLE is: the request goes
+ * to the other daemon, whose answer is the caller's, the only one; the malformed one is
+ * counted, and never reaches the caller.
+ */
+static void
+test_malformed_answer_resent(void)
+{
+	struct world w;
+	struct mb_client_fleet_stats st;
+	struct mb_client_daemon d[2];
+	uint64_t until;
+	int a;
+
+	world_open(&w, 2, (struct mb_client_opts){.failover_ms = 20000});
+	send_one(&w, 1, 5000);
+	for (until = now_ms() + 2000; now_ms() < until && holder_of(&w, 1) < 0;)
+		pump(&w, 5);
+	a = holder_of(&w, 1);
+	CU_ASSERT_FATAL(a >= 0);
+	fake_answer_bad(&w.f[a], 0, BAD_F32);
+	for (until = now_ms() + 2000; now_ms() < until && w.f[1 - a].n_held == 0;)
+		pump(&w, 5);
+	CU_ASSERT_EQUAL_FATAL(w.f[1 - a].n_held, 1); /* at once, not after failover_ms */
+	CU_ASSERT_EQUAL(w.f[1 - a].held[0].hdr.request_id, 1);
+	CU_ASSERT_EQUAL(w.n_got, 0);
+	fake_answer(&w.f[1 - a], 0, MB_STATUS_OK, "from b");
+	for (until = now_ms() + 2000; now_ms() < until && w.n_got == 0;)
+		pump(&w, 5);
+	pump_for(&w, 200);
+	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
+	CU_ASSERT_EQUAL(w.got[0].hdr.status, MB_STATUS_OK);
+	CU_ASSERT_NSTRING_EQUAL(w.got[0].data, "from b", 6);
+	stats(&w, &st);
+	CU_ASSERT_EQUAL(st.malformed, 1);
+	CU_ASSERT_EQUAL(st.resent, 1);
+	CU_ASSERT_EQUAL(st.client_timeouts, 0);
+	CU_ASSERT_EQUAL(mb_client_fleet_stats(w.c, NULL, d, 2), 2);
+	CU_ASSERT_EQUAL(d[a].failed_over, 1);
+	CU_ASSERT_EQUAL(d[a].in_flight, 0);
+	CU_ASSERT_EQUAL(d[1 - a].in_flight, 0);
+	world_close(&w);
+}
+
+/*
+ * With no daemon left that has not had it, the caller gets UNAVAILABLE at once, with a
+ * reason that names the daemon and what was wrong, for each way an answer is malformed
+ * whose header names the request; the daemon is not shut out for good.
+ */
+static void
+test_malformed_answer_last_daemon(void)
+{
+	static const struct {
+		enum bad how;
+		const char *why;
+	} bad[] = {
+		{BAD_LENGTH, "result_len is 8 but the payload is 4 bytes"},
+		{BAD_F32, "an F32 result of 1000 x 1000 is 4000000 bytes"},
+		{BAD_TOPK, "a top-k result of 1 pairs"},
+		{BAD_FRAMES, "3 frame(s); a response is 2"},
+	};
+	enum { N = sizeof(bad) / sizeof(bad[0]) };
+	struct world w;
+	struct mb_client_fleet_stats st;
+	char want[256];
+	uint64_t until;
+
+	world_open(&w, 1, (struct mb_client_opts){.failover_ms = 20000});
+	for (int i = 0; i < N; i++) {
+		uint64_t t0 = now_ms();
+
+		send_one(&w, (uint64_t)i + 1, 10000);
+		/* after the first, the daemon cools down a second (as after UNAVAILABLE) */
+		for (until = now_ms() + 3000; now_ms() < until && w.f[0].n_held == i;)
+			pump(&w, 5);
+		CU_ASSERT_EQUAL_FATAL(w.f[0].n_held, i + 1);
+		fake_answer_bad(&w.f[0], i, bad[i].how);
+		for (until = now_ms() + 2000; now_ms() < until && w.n_got == i;)
+			pump(&w, 5);
+		CU_ASSERT_EQUAL_FATAL(w.n_got, i + 1);
+		CU_ASSERT(now_ms() - t0 < 3000); /* not the request's deadline (10 s) */
+		CU_ASSERT_EQUAL(w.got[i].hdr.request_id, (uint64_t)i + 1);
+		CU_ASSERT_EQUAL(w.got[i].hdr.status, MB_STATUS_UNAVAILABLE);
+		CU_ASSERT_EQUAL(w.got[i].hdr.result_type, MB_RESULT_TEXT);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(w.got[i].data);
+		snprintf(want, sizeof(want), "client: malformed answer from %s: %s", w.f[0].ep,
+			 bad[i].why);
+		if (strncmp(w.got[i].data, want, strlen(want)) != 0)
+			printf("\n    reason \"%s\", not \"%s...\"", (char *)w.got[i].data, want);
+		CU_ASSERT_NSTRING_EQUAL(w.got[i].data, want, strlen(want));
+	}
+	stats(&w, &st);
+	CU_ASSERT_EQUAL(st.malformed, N);
+	CU_ASSERT_EQUAL(st.client_timeouts, 0);
+	/* still served: a good answer after them */
+	send_one(&w, 100, 10000);
+	for (until = now_ms() + 3000; now_ms() < until && w.f[0].n_held == N;)
+		pump(&w, 5);
+	CU_ASSERT_EQUAL_FATAL(w.f[0].n_held, N + 1);
+	fake_answer(&w.f[0], N, MB_STATUS_OK, "ok");
+	for (until = now_ms() + 2000; now_ms() < until && w.n_got == N;)
+		pump(&w, 5);
+	pump_for(&w, 100);
+	CU_ASSERT_EQUAL_FATAL(w.n_got, N + 1);
+	CU_ASSERT_EQUAL(w.got[N].hdr.status, MB_STATUS_OK);
+	world_close(&w);
+}
+
+/*
+ * An answer whose header does not decode names no request: counted; the request stays with
+ * the daemon and ends with the client's TIMEOUT at its deadline, the one answer it gets.
+ */
+static void
+test_malformed_header_counted(void)
+{
+	struct world w;
+	struct mb_client_fleet_stats st;
+	uint64_t until, t0;
+
+	world_open(&w, 1, (struct mb_client_opts){.failover_ms = 20000});
+	t0 = now_ms();
+	send_one(&w, 1, 300);
+	for (until = now_ms() + 2000; now_ms() < until && w.f[0].n_held == 0;)
+		pump(&w, 5);
+	CU_ASSERT_EQUAL_FATAL(w.f[0].n_held, 1);
+	fake_answer_bad(&w.f[0], 0, BAD_HEADER);
+	for (until = now_ms() + 3000; now_ms() < until && w.n_got == 0;)
+		pump(&w, 5);
+	pump_for(&w, 200);
+	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
+	CU_ASSERT_EQUAL(w.got[0].hdr.status, MB_STATUS_TIMEOUT);
+	CU_ASSERT(now_ms() - t0 >= 540); /* 300 ms + the 250 ms grace */
+	stats(&w, &st);
+	CU_ASSERT_EQUAL(st.malformed, 1);
+	CU_ASSERT_EQUAL(st.client_timeouts, 1);
+	world_close(&w);
+}
+
 static const struct mb_test_case cases[] = {
 	{"late answer of the silent daemon dropped", test_late_answer_dropped},
 	{"late answer of the silent daemon wins, the other's dropped", test_first_answer_wins},
@@ -706,6 +884,11 @@ static const struct mb_test_case cases[] = {
 	 test_silent_daemon_avoided},
 	{"two failovers: the older request first, ahead of those waiting",
 	 test_failover_oldest_first_across_failovers},
+	{"a malformed answer: the request goes to the other daemon", test_malformed_answer_resent},
+	{"a malformed answer from the last daemon: UNAVAILABLE naming it",
+	 test_malformed_answer_last_daemon},
+	{"an answer whose header does not decode: counted, the request times out",
+	 test_malformed_header_counted},
 	{NULL, NULL},
 };
 

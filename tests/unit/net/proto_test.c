@@ -2,6 +2,7 @@
  * proto_test.c: protocol v1 codec: exact wire layout, round trips, and one case per rule of
  * docs/protocol.md, each checking the status and that the reason names the field.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -458,6 +459,71 @@ test_names(void)
 	CU_ASSERT_PTR_NULL(mb_media_name(0));
 }
 
+/*
+ * The text of include/mediabatch/protocol.h with its comments' line breaks, leading "*" and
+ * runs of blanks made one space each: what a reader reads. malloc'd.
+ */
+static char *
+header_text(void)
+{
+	FILE *fp = fopen(mb_test_source_path("include/mediabatch/protocol.h"), "r");
+	char line[512], *out;
+	size_t n = 0, cap = 1 << 16;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+	out = calloc(1, cap);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		const char *p = line + strspn(line, " \t");
+
+		if (*p == '*' && p[1] != '/')
+			p++;
+		for (; *p != '\0' && n + 2 < cap; p++) {
+			bool blank = *p == ' ' || *p == '\t' || *p == '\n';
+
+			if (!blank)
+				out[n++] = *p;
+			else if (n > 0 && out[n - 1] != ' ')
+				out[n++] = ' ';
+		}
+	}
+	fclose(fp);
+	return out;
+}
+
+/* protocol.h quotes the code's own words: an example reason, the name of an unknown status */
+static void
+test_header_quotes_the_code(void)
+{
+	struct mb_request_hdr h = audio_req();
+	struct mb_proto_error err;
+	uint8_t wire[64 + 100] = {0};
+	char *text = header_text(), quoted[300];
+
+	h.media = 9;
+	CU_ASSERT_EQUAL(reject(&h, &err), MB_STATUS_BAD_REQUEST);
+	snprintf(quoted, sizeof(quoted), "\"%s\"", err.reason);
+	if (strstr(text, quoted) == NULL)
+		printf("\n    protocol.h does not quote %s", quoted);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, quoted));
+	snprintf(quoted, sizeof(quoted), "\"%s\"", mb_status_name(10));
+	if (strstr(text, quoted) == NULL)
+		printf("\n    protocol.h does not quote %s", quoted);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, quoted));
+	CU_ASSERT_STRING_EQUAL(mb_status_name(10), mb_status_name(~0u));
+	/* a whole datagram's length is refused, as mb_proto_decode_request() says */
+	h = audio_req();
+	mb_proto_encode_request(&h, wire);
+	CU_ASSERT_EQUAL(
+		mb_proto_decode_request(wire, sizeof(wire), MB_TRANSPORT_UDP, MAXP, &h, &err), -1);
+	CU_ASSERT_STRING_EQUAL(err.reason, "header: 164 bytes, expected 64");
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "refused \"header: N bytes, expected 64\""));
+	CU_ASSERT_EQUAL(
+		mb_proto_decode_request(wire, MB_PROTO_HDR_LEN, MB_TRANSPORT_UDP, MAXP, &h, &err),
+		0);
+	free(text);
+}
+
 static const struct mb_test_case cases[] = {
 	{"request wire layout is little-endian at the documented offsets", test_wire_layout},
 	{"request round trip", test_request_round_trip},
@@ -471,6 +537,7 @@ static const struct mb_test_case cases[] = {
 	{"200000 mutated headers: never a crash, always a reason", test_fuzz},
 	{"field readers: offsets, byte order, magic; agree with the decoder", test_field_readers},
 	{"status and media names", test_names},
+	{"protocol.h quotes the code's words", test_header_quotes_the_code},
 	{NULL, NULL},
 };
 
