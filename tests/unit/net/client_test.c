@@ -609,7 +609,7 @@ test_subscriber_rcvhwm(void)
 	mb_subscriber_close(&s);
 	printf("\n    %d of %d 256 KiB results with rcvhwm 2, %d with rcvhwm %d", small, CAP, big,
 	       CAP + 10);
-	CU_ASSERT(big >= small + 100);
+	CU_ASSERT(big >= small + 60); /* 300 against 24-28 here; room for a starved I/O thread */
 	fake_close(&f);
 }
 
