@@ -389,7 +389,7 @@ mb_auth_server_key(const char *path, char public_z85[41], char secret_z85[41], c
 	struct mb_curve_keys k;
 	struct stat st;
 	bool has_secret;
-	char why[512];
+	char why[512], derived[41];
 	int rc = mb_curve_cert_load(path, &k, &has_secret, why, sizeof(why));
 
 	if (rc < 0) {
@@ -409,9 +409,33 @@ mb_auth_server_key(const char *path, char public_z85[41], char secret_z85[41], c
 			 "security.server_key: %s may be read by other users (mode %03o): "
 			 "chmod 600 it",
 			 path, (unsigned int)(st.st_mode & 0777));
-		return -EACCES;
+		rc = -EACCES;
+		goto out;
 	}
-	memcpy(public_z85, k.public_key, 41);
+	/* The service uses the secret; clients are given the public key printed at start,
+	 * which must be the one the secret makes, or every handshake fails. */
+	if (zmq_curve_public(derived, k.secret_key) != 0) {
+		snprintf(err, err_len,
+			 "security.server_key: %s: cannot derive the public key of its secret-key "
+			 "(%s)",
+			 path, zmq_errno() == ENOTSUP ? "this libzmq has no CURVE" : "not a key");
+		rc = -EINVAL;
+		goto out;
+	}
+	if (strcmp(derived, k.public_key) != 0) {
+		snprintf(
+			err, err_len,
+			"security.server_key: %s: its public-key \"%s\" is not the public half of "
+			"its secret-key, which gives \"%s\": the file was edited or mixed from two "
+			"pairs; use the NAME.key_secret that 'mediabatch keygen' wrote (and give "
+			"clients its NAME.key), or make a new pair",
+			path, k.public_key, derived);
+		rc = -EINVAL;
+		goto out;
+	}
+	memcpy(public_z85, derived, 41);
 	memcpy(secret_z85, k.secret_key, 41);
-	return 0;
+out:
+	explicit_bzero(k.secret_key, sizeof(k.secret_key));
+	return rc;
 }

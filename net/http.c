@@ -1,9 +1,10 @@
 /*
  * http.c: /metrics, /healthz and /readyz over libmicrohttpd (MHD 0.9.75), hardened against
- * slow and idle clients, with optional TLS and a bearer token for /metrics (mb_http.h); and
- * the v2 (KServe Open Inference Protocol) metadata paths: /v2/health/{live,ready} (bodiless
- * /healthz and /readyz) and /v2/models[/{name}[/ready]], whose JSON the daemon's models
- * callback writes (this file only routes them and bounds the name).
+ * slow and idle clients, with optional TLS (1.2 and 1.3 only) and a bearer token for /metrics
+ * and the model metadata (mb_http.h); and the v2 (KServe Open Inference Protocol) metadata
+ * paths: /v2/health/{live,ready} (bodiless /healthz and /readyz) and
+ * /v2/models[/{name}[/ready]], whose JSON the daemon's models callback writes (this file only
+ * routes them and bounds the name).
  *
  * Why MHD runs on our thread, in external-epoll mode, with our own listening socket:
  * MHD's MHD_OPTION_CONNECTION_TIMEOUT is an idle timeout (each byte received resets it), so
@@ -32,7 +33,7 @@
  * start; the per-address counts are chains in a small hash table over the same records.
  *
  * What is counted (mediabatch_http_refused_total) is only what this file sees happen:
- * "unauthorized" (401 on /metrics), "timeout" (closed here at its deadline),
+ * "unauthorized" (401 on /metrics or the model metadata), "timeout" (closed here at its deadline),
  * "connection_limit" and "per_ip_limit" (refused at accept). MHD's idle timeout closes
  * silent connections without telling us why they closed, so those are not counted.
  *
@@ -89,6 +90,9 @@
 /* Longest token, certificate and key files. */
 #define TOKEN_MAX 4096
 #define PEM_MAX (1u << 20)
+/* GnuTLS priorities of the HTTPS endpoint: its defaults without SSL 3.0, TLS 1.0 and 1.1
+ * (deprecated by RFC 8996), which GnuTLS's NORMAL still offers. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /* epoll tags */
 enum { EV_STOP, EV_LISTEN, EV_MHD };
@@ -488,6 +492,30 @@ authorized(const struct mb_http *h, struct MHD_Connection *c, bool *present)
 	return token_equal(v, len, h->token, h->token_len);
 }
 
+/* What the bearer token guards, asked without it (@p present: with another token): counted,
+ * and 401 with WWW-Authenticate; in JSON on the /v2 paths (@p v2). */
+static enum MHD_Result
+unauthorized(struct mb_http *h, struct MHD_Connection *c, bool present, bool v2)
+{
+	const char *auth = present ? "Bearer realm=\"mediabatch\", error=\"invalid_token\""
+				   : "Bearer realm=\"mediabatch\"";
+	const char *msg;
+
+	count(h->m_unauthorized);
+	if (v2)
+		msg = present ? "{\"error\": \"unauthorized: the bearer token does not match\"}\n"
+			      : "{\"error\": \"unauthorized: the model metadata needs the header "
+				"'Authorization: Bearer <token>' (the token in "
+				"http.token_file)\"}\n";
+	else
+		msg = present ? "unauthorized: the bearer token does not match\n"
+			      : "unauthorized: /metrics needs the header 'Authorization: Bearer "
+				"<token>' (the token in http.token_file)\n";
+	return reply(c, MHD_HTTP_UNAUTHORIZED,
+		     v2 ? "application/json" : "text/plain; charset=utf-8", (char *)msg,
+		     strlen(msg), MHD_RESPMEM_MUST_COPY, auth);
+}
+
 static enum MHD_Result
 json(struct MHD_Connection *c, int code, const char *msg)
 {
@@ -514,7 +542,7 @@ models(struct mb_http *h, struct MHD_Connection *c, const char *rest)
 {
 	char name[MB_HTTP_MODEL_NAME_MAX + 1];
 	const char *slash;
-	bool ready = false;
+	bool ready = false, present;
 	char *body = NULL;
 	size_t n, len = 0;
 	int status = MHD_HTTP_INTERNAL_SERVER_ERROR;
@@ -522,6 +550,8 @@ models(struct mb_http *h, struct MHD_Connection *c, const char *rest)
 	if (rest[0] == '/')
 		rest++;
 	if (rest[0] == '\0') {
+		if (h->token != NULL && !authorized(h, c, &present))
+			return unauthorized(h, c, present, true);
 		if (h->o.models(h->o.ctx, NULL, false, &body, &len, &status) < 0)
 			return json(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				    "{\"error\": \"out of memory\"}\n");
@@ -541,6 +571,9 @@ models(struct mb_http *h, struct MHD_Connection *c, const char *rest)
 	memcpy(name, rest, n);
 	name[n] = '\0';
 	ready = slash != NULL;
+	/* the metadata needs the token; readiness is a probe's, open as /readyz */
+	if (!ready && h->token != NULL && !authorized(h, c, &present))
+		return unauthorized(h, c, present, true);
 	if (h->o.models(h->o.ctx, name, ready, &body, &len, &status) < 0)
 		return json(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "{\"error\": \"out of memory\"}\n");
 	return reply(c, (unsigned int)status, "application/json", body, len, MHD_RESPMEM_MUST_FREE,
@@ -564,18 +597,8 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		size_t len;
 		bool present;
 
-		if (h->token != NULL && !authorized(h, c, &present)) {
-			count(h->m_unauthorized);
-			if (!present)
-				return text(c, MHD_HTTP_UNAUTHORIZED,
-					    "unauthorized: /metrics needs the header "
-					    "'Authorization: Bearer <token>' (the token in "
-					    "http.token_file)\n",
-					    "Bearer realm=\"mediabatch\"");
-			return text(c, MHD_HTTP_UNAUTHORIZED,
-				    "unauthorized: the bearer token does not match\n",
-				    "Bearer realm=\"mediabatch\", error=\"invalid_token\"");
-		}
+		if (h->token != NULL && !authorized(h, c, &present))
+			return unauthorized(h, c, present, false);
 		if (mb_metrics_render(h->o.metrics, &body, &len) < 0)
 			return text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
 		return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len,
@@ -740,17 +763,23 @@ fail:
 	return -e;
 }
 
+/*
+ * Create the MHD daemon of @p h (its TLS pair, when it has one, set up by GnuTLS there: a key
+ * that is not the certificate's is refused here), listening on nothing and running no thread.
+ * 0, or -EINVAL with MHD's reasons in @p err. mb_http_check_files() calls it too, so that
+ * --check refuses what the start would.
+ */
 static int
-start_mhd(struct mb_http *h, char *err, size_t err_len)
+create_mhd(struct mb_http *h, char *err, size_t err_len)
 {
 	unsigned int idle_s = (unsigned int)((h->timeout_ns / MB_NS_PER_MS + 1999) / 2000);
 	unsigned int flags = MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem tls[] = {
 		{MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert},
 		{MHD_OPTION_HTTPS_MEM_KEY, 0, h->key},
+		{MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
 		{MHD_OPTION_END, 0, NULL},
 	};
-	const union MHD_DaemonInfo *info;
 
 	/* idle: half the deadline rounded up, between 1 and IDLE_MAX_S seconds */
 	idle_s = idle_s < 1 ? 1 : idle_s > IDLE_MAX_S ? IDLE_MAX_S : idle_s;
@@ -758,6 +787,7 @@ start_mhd(struct mb_http *h, char *err, size_t err_len)
 		flags |= MHD_USE_TLS;
 	else
 		tls[0].option = MHD_OPTION_END;
+	h->start_err[0] = '\0';
 	h->starting = true;
 	h->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
@@ -766,20 +796,27 @@ start_mhd(struct mb_http *h, char *err, size_t err_len)
 		(size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_CONNECTION, notify, h, MHD_OPTION_ARRAY, tls,
 		MHD_OPTION_END);
 	h->starting = false;
-	if (h->daemon == NULL) {
-		if (h->tls)
-			snprintf(err, err_len,
-				 "http.tls_cert '%s' with http.tls_key '%s': TLS does not start: "
-				 "%s",
-				 h->o.tls_cert, h->o.tls_key,
-				 h->start_err[0] ? h->start_err : "(no reason given)");
-		else
-			snprintf(err, err_len,
-				 "metrics endpoint %s: libmicrohttpd does not start: %s",
-				 h->o.hostport,
-				 h->start_err[0] ? h->start_err : "(no reason given)");
-		return -EINVAL;
-	}
+	if (h->daemon != NULL)
+		return 0;
+	if (h->tls)
+		snprintf(err, err_len,
+			 "http.tls_cert '%s' with http.tls_key '%s': TLS does not start: %s",
+			 h->o.tls_cert, h->o.tls_key,
+			 h->start_err[0] ? h->start_err : "(no reason given)");
+	else
+		snprintf(err, err_len, "metrics endpoint %s: libmicrohttpd does not start: %s",
+			 h->o.hostport, h->start_err[0] ? h->start_err : "(no reason given)");
+	return -EINVAL;
+}
+
+static int
+start_mhd(struct mb_http *h, char *err, size_t err_len)
+{
+	const union MHD_DaemonInfo *info;
+	int rc = create_mhd(h, err, err_len);
+
+	if (rc < 0)
+		return rc;
 	info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
 	if (info == NULL || info->epoll_fd < 0) {
 		snprintf(err, err_len, "metrics endpoint %s: libmicrohttpd has no epoll fd",
@@ -873,9 +910,16 @@ mb_http_check_files(const struct mb_http_opts *o, char *err, size_t err_len)
 
 	if (h == NULL)
 		return -ENOMEM;
+	h->o = *o;
 	h->lfd = h->efd = h->ep = -1;
+	h->max_conns = MB_HTTP_MAX_CONNECTIONS;
+	h->per_ip = MB_HTTP_MAX_CONNECTIONS_PER_IP;
+	h->timeout_ns = (uint64_t)MB_HTTP_TIMEOUT_MS * MB_NS_PER_MS;
 	rc = load_files(h, o, err, err_len);
-	destroy(h); /* wipes what was read */
+	/* the pair as the start sets it up: GnuTLS refuses a key of another certificate */
+	if (rc == 0 && h->tls)
+		rc = create_mhd(h, err, err_len);
+	destroy(h); /* stops that daemon, wipes what was read */
 	return rc;
 }
 

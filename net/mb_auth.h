@@ -90,7 +90,13 @@ enum mb_zap_outcome {
 enum mb_zap_outcome mb_auth_zap_handle(const struct mb_auth *a, void *zap, char *who,
 				       size_t who_len);
 
-/** Load the service's own key pair (security.server_key): 0, or -errno with a message. */
+/**
+ * Load the service's own key pair (security.server_key: a NAME.key_secret file, private to
+ * its owner). @p public_z85 is the public key derived from the secret (what clients must
+ * be given); a file whose public-key is not that one is refused, naming both. Returns 0, or
+ * -errno with a message: -ENOENT or -EACCES (the file cannot be read, or others may read
+ * it), -EINVAL (not a certificate, no secret, halves that do not match).
+ */
 int mb_auth_server_key(const char *path, char public_z85[41], char secret_z85[41], char *err,
 		       size_t err_len);
 

@@ -18,10 +18,13 @@
  * - at most @c max_connections open at once, and @c max_connections_per_ip from one source
  *   address; a connection over either limit is answered 503 (plain HTTP; with TLS it is
  *   closed) and closed at once;
- * - optional TLS (@c tls_cert and @c tls_key, PEM files read at start);
- * - optional bearer token for /metrics (@c token_file): without `Authorization: Bearer
- *   <token>` it is 401 with `WWW-Authenticate: Bearer`; /healthz, /readyz and the /v2
- *   paths stay open (probes and balancers read them; they hold no secret and no traffic).
+ * - optional TLS (@c tls_cert and @c tls_key, PEM files read at start), TLS 1.2 and 1.3
+ *   only (GnuTLS's NORMAL priorities less the older versions);
+ * - optional bearer token (@c token_file) for /metrics and the model metadata (/v2/models,
+ *   /v2/models/{name}: limits, devices, weights' paths, failure reasons): without
+ *   `Authorization: Bearer <token>` they are 401 with `WWW-Authenticate: Bearer`; the probes
+ *   stay open (/healthz, /readyz, /v2/health/live, /v2/health/ready and
+ *   /v2/models/{name}/ready: balancers and orchestrators read them without a secret).
  * Refusals are counted in mediabatch_http_refused_total{reason=...}: "unauthorized",
  * "timeout" (closed at its deadline), "connection_limit", "per_ip_limit". Open connections
  * are the gauge mediabatch_http_connections.
@@ -88,10 +91,12 @@ struct mb_http;
 int mb_http_start(const struct mb_http_opts *opts, struct mb_http **out, char *err, size_t err_len);
 
 /**
- * What mb_http_start() checks of @p opts' files, without starting anything (--check): the
- * TLS pair given whole or not at all, each file readable and of the right form, the token
- * not empty. Returns 0, or -errno with the same reason mb_http_start() would give. What is
- * read is wiped before it returns.
+ * What mb_http_start() checks of @p opts' files, without listening or starting a thread
+ * (--check): the TLS pair given whole or not at all, each file readable and of the right
+ * form, the pair set up by libmicrohttpd and GnuTLS as the start sets it up (a key that is
+ * not the certificate's is refused with the same message), the token not empty. Only the
+ * file fields of @p opts are read. Returns 0, or -errno with the same reason mb_http_start()
+ * would give. What is read is wiped before it returns.
  */
 int mb_http_check_files(const struct mb_http_opts *opts, char *err, size_t err_len);
 

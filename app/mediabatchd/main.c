@@ -8,8 +8,10 @@
  * answered CANCELLED). Every thread is joined before exit.
  *
  * Exit status: 0 after a clean drain; 3 if the drain was cut short (second signal or
- * timeout; every request was still answered); 2 for usage or configuration errors; 1 if
- * the service could not start (an endpoint in use, EAL failure).
+ * timeout; every request was still answered); 2 for usage or configuration errors (a key,
+ * certificate or token file the configuration names that is missing, unreadable, insecure
+ * or malformed included, at the start as at --check); 1 if the service could not start (an
+ * endpoint in use, EAL failure).
  *
  * Under systemd (Type=notify: deploy/mediabatchd.service) it reports READY=1 once it serves,
  * STOPPING=1 when the drain starts, a STATUS= line with the requests in flight every few
@@ -566,7 +568,7 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	if (flags.check) {
-		char place[1024], security[1024], heap[512];
+		char place[1024], security[1024], heap[512], exposed[1024];
 
 		if (service_check_placement(&cfg, place, sizeof(place)) < 0) {
 			fprintf(stderr, "mediabatchd: %s: service.placement: %s\n", cfg.source,
@@ -592,11 +594,26 @@ main(int argc, char **argv)
 		printf("mediabatchd: placement (service.placement %s): %s\n",
 		       mb_placement_policy_name((enum mb_placement_policy)cfg.placement), place);
 		printf("mediabatchd: security: %s\n", security);
+		if (service_check_http_exposure(&cfg, exposed, sizeof(exposed)))
+			printf("mediabatchd: WARNING: %s\n", exposed);
 		printf("mediabatchd: DPDK heap: %s\n", heap);
 		mb_config_fini(&cfg);
 		return 0;
 	}
 	mb_log_set_level((unsigned int)cfg.log_level);
+	if (service_check_http_exposure(&cfg, err, sizeof(err))) /* as --check prints it */
+		MB_LOG(WARNING, "%s", err);
+
+	/* The files the configuration names (the server's key, the allow-list's keys, the HTTP
+	 * endpoint's TLS pair and token), read and checked as --check does, before anything
+	 * starts: one that is missing, unreadable, insecure or malformed is a configuration
+	 * error (exit 2), whatever errno the read failed with. */
+	rc = service_check_security(&cfg, true, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "mediabatchd: %s\n", err);
+		mb_config_fini(&cfg);
+		return rc == -ENOMEM ? EXIT_START : EXIT_CONFIG;
+	}
 
 	/* Signals go to this thread only (sigtimedwait below); threads inherit the mask. */
 	sigemptyset(&sigs);

@@ -8,6 +8,7 @@
  */
 #include "service.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -554,6 +555,54 @@ local_endpoint(const char *ep)
 	       strncmp(ep, "inproc://", 9) == 0;
 }
 
+/* HOST:PORT of service.metrics in 127.0.0.0/8 ("localhost" included): reachable from this
+ * host only. "*" and 0.0.0.0 are every interface. */
+static bool
+local_hostport(const char *hostport)
+{
+	struct in_addr a;
+	char host[64];
+	uint16_t port;
+
+	return mb_config_parse_hostport(hostport, host, sizeof(host), &port) == 0 &&
+	       inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+int
+service_check_http_exposure(const struct mb_config *cfg, char *buf, size_t len)
+{
+	bool token = cfg->http_token_file[0] != '\0', tls = cfg->http_tls_cert[0] != '\0';
+	const char *ep = cfg->metrics;
+
+	buf[0] = '\0';
+	if (ep[0] == '\0' || local_hostport(ep) || (token && tls))
+		return 0;
+	if (!token && !tls)
+		snprintf(buf, len,
+			 "the HTTP endpoint %s (service.metrics) is not loopback and has neither "
+			 "a bearer token nor TLS: anyone who reaches it reads /metrics and the "
+			 "models' metadata (/v2/models), in clear; set http.token_file, and "
+			 "http.tls_cert with http.tls_key, or bind it to loopback (--metrics "
+			 "127.0.0.1:PORT)",
+			 ep);
+	else if (!tls)
+		snprintf(buf, len,
+			 "the HTTP endpoint %s (service.metrics) is not loopback and has no TLS: "
+			 "the bearer token of http.token_file travels in clear, so anyone on the "
+			 "path can read it and then /metrics and the models' metadata; set "
+			 "http.tls_cert and http.tls_key, or bind it to loopback (--metrics "
+			 "127.0.0.1:PORT)",
+			 ep);
+	else
+		snprintf(buf, len,
+			 "the HTTP endpoint %s (service.metrics) is not loopback and has no bearer "
+			 "token: anyone who reaches it reads /metrics and the models' metadata "
+			 "(/v2/models); set http.token_file, or bind it to loopback (--metrics "
+			 "127.0.0.1:PORT)",
+			 ep);
+	return 1;
+}
+
 /* The server's key pair and the allow-list, as a start loads them (CURVE only). */
 static int
 load_security(const struct mb_config *cfg, struct mb_auth **auth, char pub[41], char sec[41],
@@ -627,13 +676,14 @@ service_check_security(const struct mb_config *cfg, bool http_files, char *buf, 
 
 	if (rc < 0)
 		return rc;
-	if (http_files) {
+	if (http_files && cfg->metrics[0] != '\0') { /* with the endpoint off, never read */
 		struct mb_http_opts ho = {.tls_cert = cfg->http_tls_cert,
 					  .tls_key = cfg->http_tls_key,
 					  .token_file = cfg->http_token_file};
 
 		if ((rc = mb_http_check_files(&ho, buf, len)) < 0) {
 			mb_auth_destroy(&auth);
+			explicit_bzero(sec, sizeof(sec));
 			return rc;
 		}
 	}
@@ -2185,8 +2235,10 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 		char why[1024], pub[41], sec[41];
 
 		rc = load_security(cfg, &fo.auth, pub, sec, err, err_len);
-		if (rc < 0)
+		if (rc < 0) { /* a key file missing, unreadable, insecure or malformed */
+			rc = rc == -ENOMEM ? rc : -EINVAL;
 			goto fail;
+		}
 		fo.server_secret_key = sec;
 		/* the line only (load_security() above succeeded, so this does too); the HTTP
 		 * endpoint reads its own files when it starts, and says what is wrong */

@@ -45,11 +45,21 @@ int service_check_load(const struct mb_config *cfg, char *err, size_t err_len);
 
 /**
  * The security in force under @p cfg, checked as a start would (the server's key read,
- * every client key file of the allow-list read; with @p http_files, the HTTP endpoint's TLS
- * pair and token file read and checked too, as --check wants): a line for --check and the
- * start-up log in @p buf. Returns 0, or -errno with the reason in @p buf.
+ * every client key file of the allow-list read; with @p http_files and the HTTP endpoint on,
+ * its TLS pair and token file read and checked too, as --check and the daemon's start want):
+ * a line for --check and the start-up log in @p buf. Returns 0, or -errno with the reason in
+ * @p buf (-ENOMEM, or a file that is missing, unreadable, insecure or malformed: a
+ * configuration error).
  */
 int service_check_security(const struct mb_config *cfg, bool http_files, char *buf, size_t len);
+
+/**
+ * Whether the HTTP endpoint (service.metrics) is exposed: bound to an address that is not
+ * loopback ("*" and 0.0.0.0 included) without a bearer token (http.token_file) or without
+ * TLS (http.tls_cert, http.tls_key). Returns 1 with what is exposed and the keys that fix it
+ * in @p buf (one line, for a WARNING at --check and at start), else 0 with @p buf empty.
+ */
+int service_check_http_exposure(const struct mb_config *cfg, char *buf, size_t len);
 
 /**
  * For --check: what the start certainly takes from the DPDK heap (request objects, the

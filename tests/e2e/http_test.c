@@ -4,13 +4,17 @@
  * when cut: scrapes of /metrics from another address keep succeeding, and every trickler the
  * server took is cut at its deadline although it keeps sending. Per-address and total
  * connection limits refuse with a 503 that names the limit, and are counted. TLS with a
- * certificate made here with GnuTLS (plain HTTP to that port gets no answer; a missing,
- * invalid or mismatched certificate stops the daemon with a message naming the file). The
- * bearer token: 401 without it or with a wrong one, /healthz and /readyz open. Our own tools
- * against an endpoint with both: `mediabatch models` over https with --metrics-cacert (and
- * without it, or over plain http, a message that says what to give), mediabatch-perf's
- * server-side figures with --metrics https://..., --metrics-cacert and --metrics-token-file
- * (and without the token, a 401 said on stderr).
+ * certificate made here with GnuTLS (plain HTTP to that port gets no answer; TLS 1.0 and 1.1
+ * clients, GnuTLS's and `openssl s_client`'s, fail their handshake; a missing, invalid or
+ * mismatched certificate or key stops the daemon with exit 2 and a message naming the file,
+ * and --check refuses it first with the same message). The bearer token: 401 without it or
+ * with a wrong one on /metrics and the model metadata, the probes open; a token file that is
+ * empty or missing is exit 2. Our own tools against an endpoint with both: `mediabatch
+ * models` over https with --metrics-cacert and --metrics-token-file (and without either, or
+ * over plain http, a message that says what to give), mediabatch-perf's server-side figures
+ * with --metrics https://..., --metrics-cacert and --metrics-token-file (and without the
+ * token, a 401 said on stderr). --check warns of an endpoint off loopback without the token
+ * or TLS (never bound here).
  *
  * Every loop is bounded in count and in time. Clients bind to 127.0.0.x to be another
  * source address (all of 127.0.0.0/8 is loopback on Linux).
@@ -405,6 +409,39 @@ test_token(void)
 		get_from("127.0.0.1", d.port_http, "/healthz", NULL, g_resp, sizeof(g_resp)), 200);
 	CU_ASSERT_EQUAL(get_from("127.0.0.1", d.port_http, "/readyz", NULL, g_resp, sizeof(g_resp)),
 			200);
+	CU_ASSERT_EQUAL(get_from("127.0.0.1", d.port_http, "/v2/health/ready", NULL, g_resp,
+				 sizeof(g_resp)),
+			200);
+	CU_ASSERT_EQUAL(get_from("127.0.0.1", d.port_http, "/v2/models/identity/ready", NULL,
+				 g_resp, sizeof(g_resp)),
+			200);
+	/* the model metadata (limits, devices, weights' paths) needs it, as /metrics: 401 in
+	 * JSON without it or with a wrong one, 200 with it */
+	for (int i = 0; i < 2; i++) {
+		const char *path = i ? "/v2/models/identity" : "/v2/models";
+
+		CU_ASSERT_EQUAL(
+			get_from("127.0.0.1", d.port_http, path, NULL, g_resp, sizeof(g_resp)),
+			401);
+		CU_ASSERT_PTR_NOT_NULL(strstr(g_resp, "WWW-Authenticate: Bearer"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(g_resp, "{\"error\": \"unauthorized: "));
+		CU_ASSERT_PTR_NOT_NULL(strstr(g_resp, "http.token_file"));
+		CU_ASSERT_PTR_NULL(strstr(g_resp, "\"identity\""));
+		CU_ASSERT_EQUAL(
+			get_from("127.0.0.1", d.port_http, path, wrong[0], g_resp, sizeof(g_resp)),
+			401);
+		CU_ASSERT_EQUAL(get_from("127.0.0.1", d.port_http, path,
+					 "Authorization: Bearer s3cret-token", g_resp,
+					 sizeof(g_resp)),
+				200);
+		CU_ASSERT_PTR_NOT_NULL(strstr(g_resp, "\"identity\""));
+	}
+	CU_ASSERT_EQUAL(get_from("127.0.0.1", d.port_http, "/metrics",
+				 "Authorization: Bearer s3cret-token", g_resp, sizeof(g_resp)),
+			200);
+	CU_ASSERT_EQUAL(mb_metric_value_of(
+				g_resp, "mediabatch_http_refused_total{reason=\"unauthorized\"}"),
+			9);
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30.0), 0);
 	unlink(token);
 }
@@ -540,8 +577,39 @@ expect_check_refusal(const char *yaml, const char *path, const char *reason)
 	unlink(cfg);
 }
 
-/* An empty token file stops the start, and --check says so first (an unreadable one takes
- * the code path of a missing certificate, checked in test_tls). */
+/* mediabatchd --check on @p yaml (plus the CPU device) and @p flags (NULL-terminated, may be
+ * NULL); its output in @p out, its exit status returned. Nothing is bound. */
+static int
+check_with(const char *yaml, const char *const *flags, char *out, size_t len)
+{
+	char cfg[64], text[1024];
+	const char *args[8] = {"--config", cfg, "--check"};
+	int n = 3, rc;
+
+	snprintf(text, sizeof(text), "%sdevices:\n  cuda: {mode: \"off\"}\n", yaml);
+	if (temp_file(cfg, sizeof(cfg), text, 0600) == NULL)
+		return -1;
+	for (int i = 0; flags != NULL && flags[i] != NULL && n < 7; i++)
+		args[n++] = flags[i];
+	args[n] = NULL;
+	rc = mb_e2e_daemon_cmd(args, out, len);
+	unlink(cfg);
+	return rc;
+}
+
+/* The lines of @p out that hold @p what. */
+static int
+lines_with(const char *out, const char *what)
+{
+	int n = 0;
+
+	for (const char *p = out; (p = strstr(p, what)) != NULL; p += strlen(what))
+		n++;
+	return n;
+}
+
+/* An empty or missing token file stops the start with exit 2 (a configuration error), and
+ * --check says so first, with the same message; with the endpoint off it is not read. */
 static void
 test_bad_token_file(void)
 {
@@ -550,11 +618,23 @@ test_bad_token_file(void)
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(temp_file(empty, sizeof(empty), " \n\n", 0600));
 	snprintf(yaml, sizeof(yaml), "http:\n  token_file: \"%s\"\n", empty);
-	CU_ASSERT_NOT_EQUAL(expect_refusal(yaml, log, sizeof(log)), 0);
+	CU_ASSERT_EQUAL(expect_refusal(yaml, log, sizeof(log)), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, empty));
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, "empty"));
 	expect_check_refusal(yaml, empty, "empty");
 	unlink(empty);
+	/* one that is not there: a configuration error too (exit 2), at the start as at --check */
+	snprintf(yaml, sizeof(yaml), "http:\n  token_file: \"/nonexistent/token\"\n");
+	CU_ASSERT_EQUAL(expect_refusal(yaml, log, sizeof(log)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "http.token_file '/nonexistent/token'"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, strerror(ENOENT)));
+	expect_check_refusal(yaml, "/nonexistent/token", strerror(ENOENT));
+	/* with the endpoint off its files are not read, by the start nor by --check */
+	{
+		const char *off[] = {"--metrics", "off", NULL};
+
+		CU_ASSERT_EQUAL(check_with(yaml, off, log, sizeof(log)), 0);
+	}
 }
 
 /* ---- TLS ---- */
@@ -623,7 +703,7 @@ out:
  * resp).
  */
 static int
-tls_get(int port, const char *path, const char *ca, char *resp, size_t len)
+tls_get_prio(int port, const char *path, const char *ca, const char *prio, char *resp, size_t len)
 {
 	gnutls_certificate_credentials_t cred = NULL;
 	gnutls_datum_t ca_d = {(unsigned char *)ca, (unsigned int)strlen(ca)};
@@ -638,7 +718,9 @@ tls_get(int port, const char *path, const char *ca, char *resp, size_t len)
 		return -1;
 	if (gnutls_certificate_allocate_credentials(&cred) < 0 ||
 	    gnutls_certificate_set_x509_trust_mem(cred, &ca_d, GNUTLS_X509_FMT_PEM) != 1 ||
-	    gnutls_init(&s, GNUTLS_CLIENT) < 0 || gnutls_set_default_priority(s) < 0 ||
+	    gnutls_init(&s, GNUTLS_CLIENT) < 0 ||
+	    (prio != NULL ? gnutls_priority_set_direct(s, prio, NULL)
+			  : gnutls_set_default_priority(s)) < 0 ||
 	    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred) < 0 ||
 	    gnutls_server_name_set(s, GNUTLS_NAME_DNS, "localhost", 9) < 0) {
 		snprintf(resp, len, "GnuTLS client setup failed");
@@ -678,6 +760,52 @@ out:
 		gnutls_certificate_free_credentials(cred);
 	close(fd);
 	return status;
+}
+
+static int
+tls_get(int port, const char *path, const char *ca, char *resp, size_t len)
+{
+	return tls_get_prio(port, path, ca, NULL, resp, len);
+}
+
+/*
+ * `openssl s_client -connect 127.0.0.1:@p port -@p version` with every cipher offered
+ * (@SECLEVEL=0, so that the client side allows TLS 1.0 and 1.1), its input empty: its exit
+ * status (0 after a handshake), -1 when it ran past 15 s, 127 when openssl is not installed.
+ */
+static int
+openssl_s_client(int port, const char *version)
+{
+	char connect[32], flag[16];
+	double deadline = mb_e2e_now() + 15;
+	int st;
+	pid_t pid;
+
+	snprintf(connect, sizeof(connect), "127.0.0.1:%d", port);
+	snprintf(flag, sizeof(flag), "-%s", version);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("openssl", "openssl", "s_client", "-connect", connect, flag, "-cipher",
+		       "DEFAULT:@SECLEVEL=0", (char *)NULL);
+		_exit(127);
+	}
+	while (mb_e2e_now() < deadline) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		nap(0.02);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
 }
 
 /*
@@ -749,36 +877,146 @@ test_tls(void)
 	CU_ASSERT_EQUAL(get_from("127.0.0.1", o.port, "/healthz", NULL, g_resp, sizeof(g_resp)),
 			-1);
 	CU_ASSERT_EQUAL(tls_get(o.port, "/healthz", p.cert, g_resp, sizeof(g_resp)), 200);
+	/* TLS 1.2 and 1.3 only: a client that offers nothing newer than 1.1 fails its
+	 * handshake (GnuTLS's defaults would take 1.0 and 1.1) */
+	{
+		static const char *const vers[] = {"TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3"};
+
+		for (int i = 0; i < 4; i++) {
+			char prio[64];
+			int st;
+
+			snprintf(prio, sizeof(prio), "NORMAL:-VERS-ALL:+VERS-%s", vers[i]);
+			st = tls_get_prio(o.port, "/healthz", p.cert, prio, g_resp, sizeof(g_resp));
+			if (st != (i < 2 ? -1 : 200))
+				printf("\n    a %s client: %d %s", vers[i], st, g_resp);
+			CU_ASSERT_EQUAL(st, i < 2 ? -1 : 200);
+		}
+	}
+	/* the same with OpenSSL's client, where installed */
+	if (openssl_s_client(o.port, "tls1_2") == 127) {
+		printf("\n  (no openssl: s_client not tried)");
+	} else {
+		CU_ASSERT_EQUAL(openssl_s_client(o.port, "tls1_2"), 0);
+		CU_ASSERT_EQUAL(openssl_s_client(o.port, "tls1_1"), 1);
+		CU_ASSERT_EQUAL(openssl_s_client(o.port, "tls1"), 1);
+	}
 	kill(o.pid, SIGTERM);
 	CU_ASSERT_EQUAL(own_wait(&o, 30.0), 0);
 	own_cleanup(&o);
 
-	/* a certificate that is not there, one that is not PEM, a key of another pair */
+	/* a certificate or a key that is not there, one that is not PEM, a key of another
+	 * pair: configuration errors, exit 2 at the start, and --check says so first */
 	snprintf(yaml, sizeof(yaml),
 		 "http:\n  tls_cert: \"/nonexistent/cert.pem\"\n  tls_key: \"%s\"\n", key);
-	CU_ASSERT_NOT_EQUAL(expect_refusal(yaml, log, sizeof(log)), 0);
+	CU_ASSERT_EQUAL(expect_refusal(yaml, log, sizeof(log)), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, "http.tls_cert '/nonexistent/cert.pem'"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, strerror(ENOENT)));
+	expect_check_refusal(yaml, "http.tls_cert '/nonexistent/cert.pem'", strerror(ENOENT));
+
+	snprintf(yaml, sizeof(yaml),
+		 "http:\n  tls_cert: \"%s\"\n  tls_key: \"/nonexistent/key.pem\"\n", cert);
+	CU_ASSERT_EQUAL(expect_refusal(yaml, log, sizeof(log)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "http.tls_key '/nonexistent/key.pem'"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, strerror(ENOENT)));
+	expect_check_refusal(yaml, "http.tls_key '/nonexistent/key.pem'", strerror(ENOENT));
 
 	snprintf(yaml, sizeof(yaml), "http:\n  tls_cert: \"%s\"\n  tls_key: \"%s\"\n", junk, key);
-	CU_ASSERT_NOT_EQUAL(expect_refusal(yaml, log, sizeof(log)), 0);
+	CU_ASSERT_EQUAL(expect_refusal(yaml, log, sizeof(log)), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, junk));
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, "not a PEM certificate"));
 	expect_check_refusal(yaml, junk, "not a PEM certificate");
 
 	snprintf(yaml, sizeof(yaml), "http:\n  tls_cert: \"%s\"\n  tls_key: \"%s\"\n", cert,
 		 other_key);
-	CU_ASSERT_NOT_EQUAL(expect_refusal(yaml, log, sizeof(log)), 0);
+	CU_ASSERT_EQUAL(expect_refusal(yaml, log, sizeof(log)), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, cert));
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, other_key));
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, "TLS does not start"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "do not match"));
 	printf("\n  mismatched key: %s",
 	       strstr(log, "mediabatchd: ") ? strstr(log, "mediabatchd: ") : log);
+	/* --check sets the pair up as the start does, and refuses it with the same words */
+	expect_check_refusal(yaml, other_key, "TLS does not start");
+	expect_check_refusal(yaml, cert, "The certificate and the given key do not match");
 
 	unlink(cert);
 	unlink(key);
 	unlink(other_key);
 	unlink(junk);
+}
+
+/* ---- exposure ---- */
+
+/*
+ * An HTTP endpoint off loopback ("*", 0.0.0.0 or an address) without the token or without
+ * TLS: --check prints one WARNING line saying what is exposed and which keys fix it; none on
+ * loopback, with both, or with the endpoint off. Only --check: nothing is bound.
+ */
+static void
+test_exposure_warning(void)
+{
+	static struct pem p;
+	static char out[16384];
+	char cert[64], key[64], token[64], yaml[1024];
+	const char *star[] = {"--metrics", "*:7402", NULL}, *off[] = {"--metrics", "off", NULL};
+	static const char warn[] = "WARNING: the HTTP endpoint ";
+
+	CU_ASSERT_EQUAL_FATAL(make_cert(&p), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(temp_file(cert, sizeof(cert), p.cert, 0644));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(temp_file(key, sizeof(key), p.key, 0600));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(temp_file(token, sizeof(token), "exp0sed\n", 0600));
+
+	/* neither token nor TLS, on every interface */
+	CU_ASSERT_EQUAL(check_with("service:\n  metrics: \"*:7402\"\n", NULL, out, sizeof(out)), 0);
+	if (strstr(out, warn) != NULL)
+		printf("\n  %.*s\n", (int)strcspn(strstr(out, warn), "\n"), strstr(out, warn));
+	CU_ASSERT_EQUAL(lines_with(out, warn), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "mediabatchd: WARNING: the HTTP endpoint *:7402 "
+					   "(service.metrics) is not loopback and has neither a "
+					   "bearer token nor TLS"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "/metrics and the models' metadata"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "set http.token_file, and http.tls_cert with "
+					   "http.tls_key"));
+	/* the flag counts as the key does */
+	CU_ASSERT_EQUAL(check_with("", star, out, sizeof(out)), 0);
+	CU_ASSERT_EQUAL(lines_with(out, warn), 1);
+	/* a token without TLS: it travels in clear */
+	snprintf(yaml, sizeof(yaml), "service:\n  metrics: 0.0.0.0:7402\nhttp:\n  token_file: %s\n",
+		 token);
+	CU_ASSERT_EQUAL(check_with(yaml, NULL, out, sizeof(out)), 0);
+	CU_ASSERT_EQUAL(lines_with(out, warn), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "0.0.0.0:7402 (service.metrics) is not loopback and "
+					   "has no TLS: the bearer token of http.token_file "
+					   "travels in clear"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "set http.tls_cert and http.tls_key"));
+	/* TLS without a token: anyone reads it */
+	snprintf(yaml, sizeof(yaml),
+		 "service:\n  metrics: 10.1.2.3:7402\nhttp:\n  tls_cert: %s\n  tls_key: %s\n", cert,
+		 key);
+	CU_ASSERT_EQUAL(check_with(yaml, NULL, out, sizeof(out)), 0);
+	CU_ASSERT_EQUAL(lines_with(out, warn), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "10.1.2.3:7402 (service.metrics) is not loopback and "
+					   "has no bearer token"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "set http.token_file"));
+	/* both: no warning; nor on loopback, nor with the endpoint off */
+	snprintf(yaml, sizeof(yaml),
+		 "service:\n  metrics: \"*:7402\"\nhttp:\n  tls_cert: %s\n  tls_key: %s\n"
+		 "  token_file: %s\n",
+		 cert, key, token);
+	CU_ASSERT_EQUAL(check_with(yaml, NULL, out, sizeof(out)), 0);
+	CU_ASSERT_EQUAL(lines_with(out, warn), 0);
+	CU_ASSERT_EQUAL(check_with("service:\n  metrics: 127.0.0.2:7402\n", NULL, out, sizeof(out)),
+			0);
+	CU_ASSERT_EQUAL(lines_with(out, warn), 0);
+	CU_ASSERT_EQUAL(check_with("service:\n  metrics: localhost:7402\n", NULL, out, sizeof(out)),
+			0);
+	CU_ASSERT_EQUAL(lines_with(out, warn), 0);
+	CU_ASSERT_EQUAL(check_with("service:\n  metrics: \"*:7402\"\n", off, out, sizeof(out)), 0);
+	CU_ASSERT_EQUAL(lines_with(out, warn), 0);
+	unlink(cert);
+	unlink(key);
+	unlink(token);
 }
 
 /* ---- our tools against a secured endpoint ---- */
@@ -844,15 +1082,27 @@ test_tools_secured(void)
 	snprintf(https, sizeof(https), "https://127.0.0.1:%d", o.port);
 	snprintf(plain, sizeof(plain), "127.0.0.1:%d", o.port);
 
-	/* mediabatch models over https, trusting the daemon's (self-signed) certificate */
+	/* mediabatch models over https, trusting the daemon's (self-signed) certificate, with
+	 * the token (the metadata needs it) */
 	{
-		const char *args[] = {
-			"models", "--metrics-endpoint", https, "--metrics-cacert", cert, NULL};
+		const char *args[] = {"models", "--metrics-endpoint",	https, "--metrics-cacert",
+				      cert,	"--metrics-token-file", token, NULL};
 
 		CU_ASSERT_EQUAL(mb_e2e_cli(args, out, sizeof(out)), 0);
 		CU_ASSERT_PTR_NOT_NULL(strstr(out, "identity "));
 		CU_ASSERT_PTR_NOT_NULL(strstr(out, "logmel "));
 		CU_ASSERT_PTR_NULL(strstr(out, "(no metadata)"));
+	}
+	/* ... and without it: the 401, said with what to give */
+	{
+		const char *args[] = {
+			"models", "--metrics-endpoint", https, "--metrics-cacert", cert, NULL};
+
+		CU_ASSERT_EQUAL(mb_e2e_cli(args, out, sizeof(out)), 1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "401"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "--metrics-token-file"));
+		CU_ASSERT_PTR_NULL(strstr(out, "identity "));
+		printf("\n  models without the token: %s", out);
 	}
 	/* without --metrics-cacert: the certificate is not trusted, said with what to give */
 	{
@@ -950,9 +1200,12 @@ static const struct mb_test_case cases[] = {
 	{"300 trickling connections: scrapes go on, each cut at its deadline", test_slow_clients},
 	{"per-address and total limits: 503 naming the limit, counted", test_connection_limits},
 	{"bearer token: 401 without or wrong, 200 right, probes open", test_token},
-	{"an empty token file: the daemon does not start", test_bad_token_file},
-	{"TLS: HTTPS served, plain HTTP not; a bad certificate stops the start", test_tls},
+	{"an empty or missing token file: exit 2 at the start and at --check", test_bad_token_file},
+	{"TLS: 1.2 and 1.3 served, 1.0, 1.1 and plain HTTP not; a bad pair is exit 2, --check too",
+	 test_tls},
 	{"mediabatch models and mediabatch-perf over https with a token", test_tools_secured},
+	{"--check warns of an HTTP endpoint off loopback without a token or TLS",
+	 test_exposure_warning},
 	{NULL, NULL},
 };
 

@@ -438,6 +438,28 @@ test_endpoint_in_use(void)
 	(void)metrics;
 	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(args, out, sizeof(out)), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Address already in use"));
+	/* the HTTP endpoint's port in use: 1 as well, its files (a token here) read and good:
+	 * only a file that is missing, unreadable, insecure or malformed is exit 2 */
+	{
+		char cfg[] = "/tmp/mb_e2e_inuse_XXXXXX", token[] = "/tmp/mb_e2e_token_XXXXXX";
+		const char *http[] = {"--config",	   cfg,		"--ingest",
+				      "tcp://127.0.0.1:*", "--publish", "tcp://127.0.0.1:*",
+				      "--metrics",	   d.metrics,	NULL};
+		int fd = mkstemp(token);
+
+		CU_ASSERT_FATAL(fd >= 0);
+		CU_ASSERT(write(fd, "in-use\n", 7) == 7);
+		close(fd);
+		fd = mkstemp(cfg);
+		CU_ASSERT_FATAL(fd >= 0);
+		dprintf(fd, "http:\n  token_file: %s\ndevices:\n  cuda: {mode: \"off\"}\n", token);
+		close(fd);
+		CU_ASSERT_EQUAL(mb_e2e_daemon_cmd_within(http, 60, out, sizeof(out)), 1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "metrics endpoint"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "Address already in use"));
+		unlink(cfg);
+		unlink(token);
+	}
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 

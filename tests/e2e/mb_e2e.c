@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -447,13 +448,16 @@ mb_e2e_tone(double seconds, uint32_t *bytes)
 	return b;
 }
 
-/* Run @p bin with @p args; its stdout+stderr in @p out; its exit status. */
+/* Run @p bin with @p args; its stdout+stderr in @p out; its exit status. With @p seconds > 0,
+ * a program still running after that long is killed (SIGKILL) and -1 returned. */
 static int
-run_program(const char *bin, const char *const *args, char *out, size_t len)
+run_program(const char *bin, const char *const *args, double seconds, char *out, size_t len)
 {
+	double deadline = mb_e2e_now() + seconds;
 	char *argv[48];
 	int argc = 0, pipefd[2], status;
 	size_t got = 0;
+	bool killed = false;
 	pid_t pid;
 
 	if (bin == NULL || pipe(pipefd) != 0)
@@ -465,6 +469,8 @@ run_program(const char *bin, const char *const *args, char *out, size_t len)
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
+		if (seconds > 0) /* a daemon: it goes if the test program dies */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(pipefd[1], 1);
 		dup2(pipefd[1], 2);
 		close(pipefd[0]);
@@ -473,10 +479,21 @@ run_program(const char *bin, const char *const *args, char *out, size_t len)
 	}
 	close(pipefd[1]);
 	for (;;) {
+		struct pollfd pfd = {.fd = pipefd[0], .events = POLLIN};
 		char chunk[4096];
-		ssize_t n = read(pipefd[0], chunk, sizeof(chunk));
+		ssize_t n;
 		size_t keep;
 
+		if (seconds > 0 && !killed) {
+			double left = deadline - mb_e2e_now();
+
+			if (left <= 0 || poll(&pfd, 1, (int)(left * 1000) + 1) == 0) {
+				kill(pid, SIGKILL); /* the pipe ends with it */
+				killed = true;
+				continue;
+			}
+		}
+		n = read(pipefd[0], chunk, sizeof(chunk));
 		if (n <= 0)
 			break;
 		/* keep what fits, but read to the end so the child never blocks on a full pipe */
@@ -487,25 +504,36 @@ run_program(const char *bin, const char *const *args, char *out, size_t len)
 	out[got] = '\0';
 	close(pipefd[0]);
 	waitpid(pid, &status, 0);
+	if (killed) {
+		fprintf(stderr, "e2e: %s still ran after %.0f s: killed. Its output:\n%s\n", bin,
+			seconds, out);
+		return -1;
+	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 int
 mb_e2e_cli(const char *const *args, char *out, size_t len)
 {
-	return run_program(getenv("MB_CLI"), args, out, len);
+	return run_program(getenv("MB_CLI"), args, 0, out, len);
 }
 
 int
 mb_e2e_daemon_cmd(const char *const *args, char *out, size_t len)
 {
-	return run_program(getenv("MB_DAEMON"), args, out, len);
+	return run_program(getenv("MB_DAEMON"), args, 0, out, len);
+}
+
+int
+mb_e2e_daemon_cmd_within(const char *const *args, double seconds, char *out, size_t len)
+{
+	return run_program(getenv("MB_DAEMON"), args, seconds, out, len);
 }
 
 int
 mb_e2e_perf(const char *const *args, char *out, size_t len)
 {
-	return run_program(getenv("MB_PERF"), args, out, len);
+	return run_program(getenv("MB_PERF"), args, 0, out, len);
 }
 
 long

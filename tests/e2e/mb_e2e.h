@@ -90,6 +90,12 @@ int mb_e2e_cli(const char *const *args, char *out, size_t len);
 /** Run mediabatchd itself with @p args (--check, bad flags), as mb_e2e_cli(). */
 int mb_e2e_daemon_cmd(const char *const *args, char *out, size_t len);
 
+/**
+ * As mb_e2e_daemon_cmd(), for a start that must fail: a daemon still running after @p
+ * seconds is killed (its output printed) and -1 returned instead of its exit status.
+ */
+int mb_e2e_daemon_cmd_within(const char *const *args, double seconds, char *out, size_t len);
+
 /** Run mediabatch-perf (MB_PERF) with @p args, as mb_e2e_cli(); -1 when MB_PERF is unset. */
 int mb_e2e_perf(const char *const *args, char *out, size_t len);
 

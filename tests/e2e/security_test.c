@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -488,8 +489,107 @@ test_check_reports_mode(void)
 	}
 }
 
+/* Write @p path as a zcert secret certificate with these halves, mode @p mode. */
+static void
+write_cert(const char *path, const char *public_key, const char *secret_key, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fprintf(f,
+		"#   ZeroMQ CURVE **Secret** Certificate\n"
+		"metadata\n"
+		"curve\n"
+		"    public-key = \"%s\"\n"
+		"    secret-key = \"%s\"\n",
+		public_key, secret_key);
+	fclose(f);
+	CU_ASSERT_EQUAL(chmod(path, mode), 0);
+}
+
+/*
+ * A server key file that is insecure (mode 644 or 640), missing, or whose public-key is not
+ * its secret-key's: --check and the start both refuse it with exit 2 (a configuration error)
+ * and the same line naming the file; the mixed one names the key its secret gives.
+ */
+static void
+test_server_key_files(void)
+{
+	char out[8192], yaml[4096], cfg[300], key[300], moved[300], expect[128];
+	const char *check[] = {"--config", cfg, "--check", NULL};
+	const char *start[] = {"--config",	    cfg,	 "--ingest",
+			       "tcp://127.0.0.1:*", "--publish", "tcp://127.0.0.1:*",
+			       "--metrics",	    "off",	 NULL};
+	static const struct {
+		const char *file, *reason;
+		mode_t mode;
+	} cases[] = {
+		{"world.key_secret", "may be read by other users (mode 644): chmod 600 it", 0644},
+		{"group.key_secret", "may be read by other users (mode 640): chmod 600 it", 0640},
+		{"gone.key_secret", NULL, 0},
+		{"mixed.key_secret", "is not the public half of its secret-key", 0600},
+	};
+
+	snprintf(cfg, sizeof(cfg), "%s/keys.yaml", g_dir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		FILE *f = fopen(cfg, "w");
+		char *k;
+
+		snprintf(key, sizeof(key), "%s/%s", g_dir, cases[i].file);
+		if (strncmp(cases[i].file, "mixed", 5) == 0) /* alice's public half */
+			write_cert(key, g_alice.public_key, g_server.secret_key, cases[i].mode);
+		else if (cases[i].mode != 0)
+			write_cert(key, g_server.public_key, g_server.secret_key, cases[i].mode);
+		security_yaml(yaml, sizeof(yaml), true);
+		k = strstr(yaml, "server.key_secret");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+		*k = '\0';
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+		fprintf(f, "%s%s%s\ndevices:\n  cuda: {mode: \"off\"}\n", yaml, cases[i].file,
+			k + strlen("server.key_secret"));
+		fclose(f);
+		for (int at_start = 0; at_start < 2; at_start++) {
+			int rc = at_start ? mb_e2e_daemon_cmd_within(start, 30, out, sizeof(out))
+					  : mb_e2e_daemon_cmd(check, out, sizeof(out));
+
+			if (rc != 2 || strstr(out, key) == NULL)
+				printf("\n    %s, %s: exit %d: %s", cases[i].file,
+				       at_start ? "start" : "--check", rc, out);
+			CU_ASSERT_EQUAL(rc, 2);
+			CU_ASSERT_PTR_NOT_NULL(strstr(out, "security.server_key: "));
+			CU_ASSERT_PTR_NOT_NULL(strstr(out, key));
+			CU_ASSERT_PTR_NOT_NULL(
+				strstr(out, cases[i].reason ? cases[i].reason : strerror(ENOENT)));
+		}
+	}
+	/* the mixed one says which public key its secret gives (the server's) */
+	snprintf(expect, sizeof(expect), "which gives \"%s\"", g_server.public_key);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, expect));
+	/* an allow-list key file that is not there: exit 2 at start too */
+	security_yaml(yaml, sizeof(yaml), true);
+	{
+		FILE *f = fopen(cfg, "w");
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+		fprintf(f, "%sdevices:\n  cuda: {mode: \"off\"}\n", yaml);
+		fclose(f);
+	}
+	snprintf(key, sizeof(key), "%s/ops.key", g_dir);
+	snprintf(moved, sizeof(moved), "%s/ops.moved", g_dir);
+	CU_ASSERT_EQUAL_FATAL(rename(key, moved), 0);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check, out, sizeof(out)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "security.clients[2] (ops)"));
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd_within(start, 30, out, sizeof(out)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "security.clients[2] (ops)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, key));
+	CU_ASSERT_EQUAL(rename(moved, key), 0);
+}
+
 static const struct mb_test_case cases[] = {
 	{"--check: the mode, a warning off loopback, a bad server key", test_check_reports_mode},
+	{"a server key insecure, missing or mixed, a client key missing: exit 2 at --check and "
+	 "start",
+	 test_server_key_files},
 	{"unknown key and plaintext refused at the handshake; a foreign tenant UNAUTHORIZED",
 	 test_handshake_and_tenants},
 	{"a subscriber gets only its tenants' topics", test_subscription_isolation},

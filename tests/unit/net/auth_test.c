@@ -141,6 +141,24 @@ test_allow_list(void)
 	snprintf(file, sizeof(file), "%s/pubonly.key", g_dir);
 	CU_ASSERT_EQUAL(mb_auth_server_key(file, pub, sec, g_err, sizeof(g_err)), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "holds no secret key"));
+	/* halves of two pairs (b1's public, a1's secret): clients would be given a key the
+	 * service does not hold; refused, naming the file and the key the secret gives */
+	snprintf(file, sizeof(file), "%s/mixed.key_secret", g_dir);
+	{
+		FILE *f = fopen(file, "w");
+		char want[64];
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+		fprintf(f, "curve\n    public-key = \"%s\"\n    secret-key = \"%s\"\n",
+			b.public_key, a.secret_key);
+		fclose(f);
+		chmod(file, 0600);
+		CU_ASSERT_EQUAL(mb_auth_server_key(file, pub, sec, g_err, sizeof(g_err)), -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(g_err, file));
+		CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "is not the public half of its secret-key"));
+		snprintf(want, sizeof(want), "which gives \"%s\"", a.public_key);
+		CU_ASSERT_PTR_NOT_NULL(strstr(g_err, want));
+	}
 }
 
 /* Send a ZAP request of @p n frames on @p req, let the handler answer, read the reply's
