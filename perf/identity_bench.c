@@ -62,11 +62,22 @@ static struct mb_client_curve g_curve;
 static void
 echo_main(int wfd, bool curve)
 {
-	uint8_t resp[MB_PROTO_HDR_LEN + 4] = {'M', 'B', 'R', '1', 1};
+	/* a well-formed answer, as identity's: OK, an F32 [1 x 1] result (4 bytes) */
+	struct mb_response_hdr rh = {.version = MB_PROTO_VERSION,
+				     .status = MB_STATUS_OK,
+				     .result_type = MB_RESULT_F32,
+				     .rows = 1,
+				     .cols = 1,
+				     .result_len = 4};
+	uint8_t resp[MB_PROTO_HDR_LEN + 4] = {0};
+	const float value = 1024.0f;
 	void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_ROUTER);
 	int hwm = 100000;
 	char ep[64] = "";
 	size_t len = sizeof(ep);
+
+	mb_proto_encode_response(&rh, resp);
+	memcpy(resp + MB_PROTO_HDR_LEN, &value, 4);
 
 	zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
