@@ -256,6 +256,40 @@ check_size(const char *what, uint64_t frames, uint32_t from, uint32_t rate, uint
 	return 0;
 }
 
+/* @p n samples as little-endian F32, exactly. */
+static void
+put_f32le(const float *src, uint64_t n, uint8_t *b)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		uint32_t u;
+
+		memcpy(&u, &src[i], 4);
+		b[4 * i] = (uint8_t)(u & 0xff);
+		b[4 * i + 1] = (uint8_t)((u >> 8) & 0xff);
+		b[4 * i + 2] = (uint8_t)((u >> 16) & 0xff);
+		b[4 * i + 3] = (uint8_t)(u >> 24);
+	}
+}
+
+/* @p n samples as little-endian 16-bit PCM: scaled by 32768, clipped, NaN as 0. */
+static void
+put_s16le(const float *src, uint64_t n, uint8_t *b)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		float x = src[i] * 32768.0f;
+		int32_t s;
+
+		if (!(x < 32767.0f))
+			s = x > 0 ? 32767 : 0; /* NaN: 0 */
+		else if (x < -32768.0f)
+			s = -32768;
+		else
+			s = (int32_t)lrintf(x);
+		b[2 * i] = (uint8_t)((uint32_t)s & 0xff);
+		b[2 * i + 1] = (uint8_t)(((uint32_t)s >> 8) & 0xff);
+	}
+}
+
 int
 mb_audio_to_pcm(const struct mb_audio_clip *c, const char *what, uint32_t rate, bool f32,
 		uint64_t max_bytes, uint8_t **pcm, uint32_t *len, char *err, size_t err_len)
@@ -305,28 +339,10 @@ mb_audio_to_pcm(const struct mb_audio_clip *c, const char *what, uint32_t rate, 
 			res[i] = 0;
 		src = res;
 	}
-	for (uint64_t i = 0; f32 && i < n; i++) {
-		uint32_t u;
-
-		memcpy(&u, &src[i], 4);
-		b[4 * i] = (uint8_t)(u & 0xff);
-		b[4 * i + 1] = (uint8_t)((u >> 8) & 0xff);
-		b[4 * i + 2] = (uint8_t)((u >> 16) & 0xff);
-		b[4 * i + 3] = (uint8_t)(u >> 24);
-	}
-	for (uint64_t i = 0; !f32 && i < n; i++) {
-		float x = src[i] * 32768.0f;
-		int32_t s;
-
-		if (!(x < 32767.0f))
-			s = x > 0 ? 32767 : 0; /* NaN: 0 */
-		else if (x < -32768.0f)
-			s = -32768;
-		else
-			s = (int32_t)lrintf(x);
-		b[2 * i] = (uint8_t)((uint32_t)s & 0xff);
-		b[2 * i + 1] = (uint8_t)(((uint32_t)s >> 8) & 0xff);
-	}
+	if (f32)
+		put_f32le(src, n, b);
+	else
+		put_s16le(src, n, b);
 	free(res);
 	*pcm = b;
 	*len = (uint32_t)(n * width);
