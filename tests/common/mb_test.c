@@ -43,6 +43,15 @@ mb_test_eal_down(void)
 		mb_eal_fini();
 }
 
+uint64_t
+mb_test_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 const char *
 mb_test_fixture(const char *relative)
 {

@@ -61,6 +61,9 @@ const char *mb_test_write_temp(const char *text);
  */
 const char *mb_test_temp_dir(void);
 
+/** CLOCK_MONOTONIC in milliseconds (for a test's own deadlines). */
+uint64_t mb_test_now_ms(void);
+
 /** A small deterministic PRNG (xorshift64*) for tests; one state per thread. */
 static inline uint64_t
 mb_test_rand(uint64_t *state)

@@ -32,15 +32,6 @@
 
 #define TENANT 5u
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* A loopback TCP port nobody listens on (bound by ZeroMQ, then closed). */
 static int
 free_port(void)
@@ -505,7 +496,7 @@ subscribe(struct fake *f, const struct mb_subscriber_opts *o)
 
 	so.endpoint = f->pub_ep;
 	CU_ASSERT_EQUAL_FATAL(mb_subscriber_open(&so, &s, err, sizeof(err)), 0);
-	for (uint64_t until = now_ms() + 3000; now_ms() < until && rc != 0;) {
+	for (uint64_t until = mb_test_now_ms() + 3000; mb_test_now_ms() < until && rc != 0;) {
 		fake_send(f, &WELL_FORMED[0], 999, "5/fake");
 		rc = mb_subscriber_recv(s, topic, sizeof(topic), &r, 20);
 		mb_client_response_free(&r);
@@ -664,10 +655,10 @@ test_sndhwm_eagain_not_block(void)
 		0);
 	for (; n < 100; n++) {
 		mb_client_tensor_hdr(&h, "fake", TENANT, (uint64_t)n + 1, 2, 2);
-		t0 = now_ms();
+		t0 = mb_test_now_ms();
 		rc = mb_client_send(c, &h, x, sizeof(x));
-		if (now_ms() - t0 > slowest)
-			slowest = now_ms() - t0;
+		if (mb_test_now_ms() - t0 > slowest)
+			slowest = mb_test_now_ms() - t0;
 		if (rc != 0)
 			break;
 	}

@@ -63,15 +63,6 @@ struct world {
 	int n_answers; /* every answer, the ones past MAX_GOT (not kept) too */
 };
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void
 fake_open(void *zctx, struct fake *f)
 {
@@ -237,9 +228,9 @@ pump(struct world *w, int ms)
 static void
 pump_for(struct world *w, int ms)
 {
-	uint64_t until = now_ms() + (uint64_t)ms;
+	uint64_t until = mb_test_now_ms() + (uint64_t)ms;
 
-	while (now_ms() < until)
+	while (mb_test_now_ms() < until)
 		pump(w, 5);
 }
 
@@ -267,7 +258,7 @@ world_open(struct world *w, int n_fake, struct mb_client_opts o)
 	err[0] = '\0';
 	CU_ASSERT_EQUAL_FATAL(mb_client_connect(&o, &w->c, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL_FATAL(mb_client_fleet_stats(w->c, NULL, NULL, 0), n_fake);
-	for (until = now_ms() + 3000; now_ms() < until && up < n_fake;) {
+	for (until = mb_test_now_ms() + 3000; mb_test_now_ms() < until && up < n_fake;) {
 		pump(w, 10);
 		up = 0;
 		CU_ASSERT_EQUAL_FATAL(mb_client_fleet_stats(w->c, NULL, d, MAX_FAKES), n_fake);
@@ -314,12 +305,12 @@ static void
 pump_until_dropped(struct world *w, int ms, int after)
 {
 	struct mb_client_fleet_stats st;
-	uint64_t until = now_ms() + (uint64_t)ms;
+	uint64_t until = mb_test_now_ms() + (uint64_t)ms;
 
 	do {
 		pump(w, 5);
 		stats(w, &st);
-	} while (st.duplicates_dropped == 0 && now_ms() < until);
+	} while (st.duplicates_dropped == 0 && mb_test_now_ms() < until);
 	pump_for(w, after);
 }
 
@@ -332,24 +323,25 @@ static int
 fail_over_by_silence(struct world *w)
 {
 	struct mb_client_fleet_stats st;
-	uint64_t t0 = now_ms(), until, t_first = 0, t_second = 0;
+	uint64_t t0 = mb_test_now_ms(), until, t_first = 0, t_second = 0;
 	int first = -1;
 
 	send_one(w, 1, 5000);
-	for (until = t0 + 2000; now_ms() < until && first < 0;) {
+	for (until = t0 + 2000; mb_test_now_ms() < until && first < 0;) {
 		pump(w, 5);
 		for (int i = 0; i < 2 && first < 0; i++)
 			if (w->f[i].n_held > 0) {
 				first = i;
-				t_first = now_ms();
+				t_first = mb_test_now_ms();
 			}
 	}
 	CU_ASSERT_FATAL(first >= 0);
 	CU_ASSERT_EQUAL_FATAL(w->f[first].n_held, 1);
 	CU_ASSERT_EQUAL_FATAL(w->f[first].held[0].hdr.request_id, 1);
-	for (until = now_ms() + 3000; now_ms() < until && w->f[1 - first].n_held == 0;)
+	for (until = mb_test_now_ms() + 3000;
+	     mb_test_now_ms() < until && w->f[1 - first].n_held == 0;)
 		pump(w, 5);
-	t_second = now_ms();
+	t_second = mb_test_now_ms();
 	CU_ASSERT_EQUAL_FATAL(w->f[1 - first].n_held, 1);
 	CU_ASSERT_EQUAL_FATAL(w->f[1 - first].held[0].hdr.request_id, 1);
 	/* not before the silence (failover_ms 300, from the send); loosely after it */
@@ -380,7 +372,7 @@ test_late_answer_dropped(void)
 	b = 1 - a;
 
 	fake_answer(&w.f[b], 0, MB_STATUS_OK, "from b");
-	for (until = now_ms() + 2000; now_ms() < until && w.n_got == 0;)
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && w.n_got == 0;)
 		pump(&w, 5);
 	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
 	CU_ASSERT_EQUAL(w.got[0].hdr.status, MB_STATUS_OK);
@@ -389,7 +381,7 @@ test_late_answer_dropped(void)
 	CU_ASSERT_EQUAL(w.got[0].len, 6);
 	CU_ASSERT_NSTRING_EQUAL(w.got[0].data, "from b", 6);
 	/* the silent one still holds it: it is told to stop (operating.md, "Failover") */
-	for (until = now_ms() + 2000; now_ms() < until && w.f[a].n_cancel == 0;)
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && w.f[a].n_cancel == 0;)
 		pump(&w, 5);
 	CU_ASSERT_EQUAL(w.f[a].n_cancel, 1);
 	CU_ASSERT_EQUAL(w.f[b].n_cancel, 0);
@@ -431,7 +423,8 @@ test_first_answer_wins(void)
 	b = 1 - a;
 
 	fake_answer(&w.f[a], 0, MB_STATUS_OK, "from a");
-	for (until = now_ms() + 2000; now_ms() < until && (w.n_got == 0 || w.f[b].n_cancel == 0);)
+	for (until = mb_test_now_ms() + 2000;
+	     mb_test_now_ms() < until && (w.n_got == 0 || w.f[b].n_cancel == 0);)
 		pump(&w, 5);
 	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
 	CU_ASSERT_EQUAL(w.got[0].hdr.status, MB_STATUS_OK);
@@ -462,11 +455,11 @@ test_nobody_answers(void)
 	int holder = -1;
 
 	world_open(&w, 2, (struct mb_client_opts){0}); /* failover_ms: 10 s, not reached */
-	t0 = now_ms();
+	t0 = mb_test_now_ms();
 	send_one(&w, 42, 400);
-	for (until = t0 + 3000; now_ms() < until && w.n_got == 0;)
+	for (until = t0 + 3000; mb_test_now_ms() < until && w.n_got == 0;)
 		pump(&w, 5);
-	elapsed = now_ms() - t0;
+	elapsed = mb_test_now_ms() - t0;
 	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
 	CU_ASSERT_EQUAL(w.got[0].hdr.status, MB_STATUS_TIMEOUT);
 	CU_ASSERT_EQUAL(w.got[0].hdr.request_id, 42);
@@ -527,7 +520,7 @@ test_credit_window(void)
 
 	/* one answer: one credit, one more request, in the order sent */
 	fake_answer(&w.f[0], 0, MB_STATUS_OK, "ok");
-	for (until = now_ms() + 2000; now_ms() < until && w.f[0].n_held == WINDOW;)
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && w.f[0].n_held == WINDOW;)
 		pump(&w, 5);
 	pump_for(&w, 100);
 	CU_ASSERT_EQUAL(w.f[0].n_held, WINDOW + 1);
@@ -536,7 +529,7 @@ test_credit_window(void)
 		CU_ASSERT_EQUAL(w.f[0].held[k].hdr.request_id, (uint64_t)k + 1);
 
 	/* answer the rest as they come */
-	for (until = now_ms() + 5000; now_ms() < until && w.n_got < N;) {
+	for (until = mb_test_now_ms() + 5000; mb_test_now_ms() < until && w.n_got < N;) {
 		for (int k = 0; k < w.f[0].n_held; k++)
 			if (!w.f[0].done[k])
 				fake_answer(&w.f[0], k, MB_STATUS_OK, "ok");
@@ -584,7 +577,7 @@ test_slow_answer_not_shut_out(void)
 
 	world_open(&w, 2, (struct mb_client_opts){.failover_ms = 10000});
 	send_one(&w, id, 5000);
-	for (until = now_ms() + 2000; now_ms() < until && slow < 0;) {
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && slow < 0;) {
 		pump(&w, 5);
 		for (int i = 0; i < 2; i++)
 			if (w.f[i].n_held == 1)
@@ -593,24 +586,25 @@ test_slow_answer_not_shut_out(void)
 	CU_ASSERT_FATAL(slow >= 0);
 	pump_for(&w, 400);
 	fake_answer(&w.f[slow], 0, MB_STATUS_OK, "ok");
-	for (until = now_ms() + 1000; now_ms() < until && w.n_got < 1;)
+	for (until = mb_test_now_ms() + 1000; mb_test_now_ms() < until && w.n_got < 1;)
 		pump(&w, 5);
 	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
-	t_slow = now_ms();
+	t_slow = mb_test_now_ms();
 	/* one at a time, answered at once, until the slow one gets one again (at most 6 s) */
-	for (until = t_slow + 6000; now_ms() < until && again < 0;) {
+	for (until = t_slow + 6000; mb_test_now_ms() < until && again < 0;) {
 		int got = w.n_answers;
 		uint64_t wait;
 
 		send_one(&w, ++id, 5000);
-		for (wait = now_ms() + 1000; now_ms() < wait && w.n_answers == got;) {
+		for (wait = mb_test_now_ms() + 1000;
+		     mb_test_now_ms() < wait && w.n_answers == got;) {
 			pump(&w, 2);
 			fake_answer_all(&w.f[0]);
 			fake_answer_all(&w.f[1]);
 		}
 		CU_ASSERT_EQUAL_FATAL(w.n_answers, got + 1);
 		if (w.f[slow].n_held > 1)
-			again = (int)(now_ms() - t_slow);
+			again = (int)(mb_test_now_ms() - t_slow);
 		pump_for(&w, 20); /* about 50 requests a second */
 	}
 	printf("\n    the slow daemon got a request again %d ms after its slow answer "
@@ -635,7 +629,7 @@ test_silent_daemon_avoided(void)
 	world_open(&w, 2, (struct mb_client_opts){.failover_ms = 20000});
 	for (uint64_t id = 1; id <= N; id++) {
 		send_one(&w, id, 30000);
-		for (uint64_t until = now_ms() + 20; now_ms() < until;) {
+		for (uint64_t until = mb_test_now_ms() + 20; mb_test_now_ms() < until;) {
 			pump(&w, 2);
 			if (silent < 0)
 				for (int i = 0; i < 2; i++)
@@ -645,8 +639,8 @@ test_silent_daemon_avoided(void)
 				fake_answer_all(&w.f[1 - silent]);
 		}
 	}
-	for (uint64_t until = now_ms() + 1000;
-	     now_ms() < until && w.n_got < N - w.f[silent].n_held;) {
+	for (uint64_t until = mb_test_now_ms() + 1000;
+	     mb_test_now_ms() < until && w.n_got < N - w.f[silent].n_held;) {
 		pump(&w, 5);
 		fake_answer_all(&w.f[1 - silent]);
 	}
@@ -681,7 +675,7 @@ fake_kill(struct world *w, int i, uint64_t resent_before)
 
 	zmq_close(w->f[i].sock);
 	w->f[i].sock = NULL;
-	for (until = now_ms() + 3000; now_ms() < until;) {
+	for (until = mb_test_now_ms() + 3000; mb_test_now_ms() < until;) {
 		pump(w, 5);
 		stats(w, &st);
 		if (st.resent > resent_before)
@@ -707,7 +701,7 @@ test_failover_oldest_first_across_failovers(void)
 	world_open(&w, 3, (struct mb_client_opts){.window = 1, .failover_ms = 20000});
 	for (uint64_t id = 1; id <= N; id++)
 		send_one(&w, id, 20000);
-	for (until = now_ms() + 2000; now_ms() < until && holder_of(&w, 3) < 0;)
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && holder_of(&w, 3) < 0;)
 		pump(&w, 5);
 	pump_for(&w, 100);
 	h1 = holder_of(&w, 1);
@@ -719,7 +713,7 @@ test_failover_oldest_first_across_failovers(void)
 	fake_kill(&w, h1, 0);
 	fake_kill(&w, h2, 1);
 	/* the survivor answers whatever it holds as it comes, until every request is answered */
-	for (until = now_ms() + 5000; now_ms() < until && w.n_got < N;) {
+	for (until = mb_test_now_ms() + 5000; mb_test_now_ms() < until && w.n_got < N;) {
 		fake_answer_all(&w.f[h3]);
 		pump(&w, 5);
 	}
@@ -752,18 +746,18 @@ test_malformed_answer_resent(void)
 
 	world_open(&w, 2, (struct mb_client_opts){.failover_ms = 20000});
 	send_one(&w, 1, 5000);
-	for (until = now_ms() + 2000; now_ms() < until && holder_of(&w, 1) < 0;)
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && holder_of(&w, 1) < 0;)
 		pump(&w, 5);
 	a = holder_of(&w, 1);
 	CU_ASSERT_FATAL(a >= 0);
 	fake_answer_bad(&w.f[a], 0, BAD_F32);
-	for (until = now_ms() + 2000; now_ms() < until && w.f[1 - a].n_held == 0;)
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && w.f[1 - a].n_held == 0;)
 		pump(&w, 5);
 	CU_ASSERT_EQUAL_FATAL(w.f[1 - a].n_held, 1); /* at once, not after failover_ms */
 	CU_ASSERT_EQUAL(w.f[1 - a].held[0].hdr.request_id, 1);
 	CU_ASSERT_EQUAL(w.n_got, 0);
 	fake_answer(&w.f[1 - a], 0, MB_STATUS_OK, "from b");
-	for (until = now_ms() + 2000; now_ms() < until && w.n_got == 0;)
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && w.n_got == 0;)
 		pump(&w, 5);
 	pump_for(&w, 200);
 	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
@@ -805,18 +799,19 @@ test_malformed_answer_last_daemon(void)
 
 	world_open(&w, 1, (struct mb_client_opts){.failover_ms = 20000});
 	for (int i = 0; i < N; i++) {
-		uint64_t t0 = now_ms();
+		uint64_t t0 = mb_test_now_ms();
 
 		send_one(&w, (uint64_t)i + 1, 10000);
 		/* after the first, the daemon cools down a second (as after UNAVAILABLE) */
-		for (until = now_ms() + 3000; now_ms() < until && w.f[0].n_held == i;)
+		for (until = mb_test_now_ms() + 3000;
+		     mb_test_now_ms() < until && w.f[0].n_held == i;)
 			pump(&w, 5);
 		CU_ASSERT_EQUAL_FATAL(w.f[0].n_held, i + 1);
 		fake_answer_bad(&w.f[0], i, bad[i].how);
-		for (until = now_ms() + 2000; now_ms() < until && w.n_got == i;)
+		for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && w.n_got == i;)
 			pump(&w, 5);
 		CU_ASSERT_EQUAL_FATAL(w.n_got, i + 1);
-		CU_ASSERT(now_ms() - t0 < 3000); /* not the request's deadline (10 s) */
+		CU_ASSERT(mb_test_now_ms() - t0 < 3000); /* not the request's deadline (10 s) */
 		CU_ASSERT_EQUAL(w.got[i].hdr.request_id, (uint64_t)i + 1);
 		CU_ASSERT_EQUAL(w.got[i].hdr.status, MB_STATUS_UNAVAILABLE);
 		CU_ASSERT_EQUAL(w.got[i].hdr.result_type, MB_RESULT_TEXT);
@@ -832,11 +827,11 @@ test_malformed_answer_last_daemon(void)
 	CU_ASSERT_EQUAL(st.client_timeouts, 0);
 	/* still served: a good answer after them */
 	send_one(&w, 100, 10000);
-	for (until = now_ms() + 3000; now_ms() < until && w.f[0].n_held == N;)
+	for (until = mb_test_now_ms() + 3000; mb_test_now_ms() < until && w.f[0].n_held == N;)
 		pump(&w, 5);
 	CU_ASSERT_EQUAL_FATAL(w.f[0].n_held, N + 1);
 	fake_answer(&w.f[0], N, MB_STATUS_OK, "ok");
-	for (until = now_ms() + 2000; now_ms() < until && w.n_got == N;)
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && w.n_got == N;)
 		pump(&w, 5);
 	pump_for(&w, 100);
 	CU_ASSERT_EQUAL_FATAL(w.n_got, N + 1);
@@ -856,18 +851,18 @@ test_malformed_header_counted(void)
 	uint64_t until, t0;
 
 	world_open(&w, 1, (struct mb_client_opts){.failover_ms = 20000});
-	t0 = now_ms();
+	t0 = mb_test_now_ms();
 	send_one(&w, 1, 300);
-	for (until = now_ms() + 2000; now_ms() < until && w.f[0].n_held == 0;)
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && w.f[0].n_held == 0;)
 		pump(&w, 5);
 	CU_ASSERT_EQUAL_FATAL(w.f[0].n_held, 1);
 	fake_answer_bad(&w.f[0], 0, BAD_HEADER);
-	for (until = now_ms() + 3000; now_ms() < until && w.n_got == 0;)
+	for (until = mb_test_now_ms() + 3000; mb_test_now_ms() < until && w.n_got == 0;)
 		pump(&w, 5);
 	pump_for(&w, 200);
 	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
 	CU_ASSERT_EQUAL(w.got[0].hdr.status, MB_STATUS_TIMEOUT);
-	CU_ASSERT(now_ms() - t0 >= 540); /* 300 ms + the 250 ms grace */
+	CU_ASSERT(mb_test_now_ms() - t0 >= 540); /* 300 ms + the 250 ms grace */
 	stats(&w, &st);
 	CU_ASSERT_EQUAL(st.malformed, 1);
 	CU_ASSERT_EQUAL(st.client_timeouts, 1);
