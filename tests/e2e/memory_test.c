@@ -17,8 +17,10 @@
  * AddressSanitizer keeps freed blocks in its quarantine (256 MiB by default) and has no
  * malloc_trim(): the RSS bound is not checked there, and the test says so; it still checks
  * that every request is answered once and that the daemon's idle trim ran. ThreadSanitizer's
- * allocator maps each block over 128 KiB on its own and unmaps it when freed: the burst
- * leaves under GREW_KIB there (7 MiB measured), nothing to trim, and that is checked.
+ * allocator maps each block over 128 KiB on its own and unmaps it when freed, but keeps the
+ * smaller ones and its own shadow and metadata: over five CI runs the burst left 6.5 to 35.6
+ * MiB there, which glibc's malloc_trim() cannot reach either. Under both sanitizers the RSS
+ * bound is reported, not checked; the plain builds of the suite check it.
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -194,7 +196,8 @@ test_idle_gives_back(void)
 	t0 = mb_e2e_now();
 	while ((waited = mb_e2e_now() - t0) < limit && grew) {
 		now = mb_e2e_status_kib(d.pid, "VmRSS");
-		if (now >= 0 && (MB_MEM_ASAN || now - base < SLACK_KIB) && trims(&d) > trims_before)
+		if (now >= 0 && (MB_MEM_ASAN || MB_MEM_TSAN || now - base < SLACK_KIB) &&
+		    trims(&d) > trims_before)
 			break;
 		nap(0.1);
 	}
@@ -217,6 +220,13 @@ test_idle_gives_back(void)
 		       "baseline now: ASan's allocator, not glibc's, holds the daemon's memory, "
 		       "keeps up to 256 MiB of freed blocks in its quarantine and has no "
 		       "malloc_trim)",
+		       now - base);
+	} else if (MB_MEM_TSAN) {
+		CU_ASSERT(trims(&d) > trims_before); /* the idle trim ran */
+		printf("\n    NOT CHECKED under ThreadSanitizer: the RSS bound (%ld KiB over the "
+		       "baseline now: TSan's allocator, not glibc's, holds the daemon's blocks "
+		       "under 128 KiB, with its shadow and metadata; malloc_trim cannot reach "
+		       "them)",
 		       now - base);
 	} else {
 		CU_ASSERT(trims(&d) > trims_before); /* the idle trim ran */
