@@ -357,9 +357,9 @@ text_fleet(const struct mb_perf_report *rep, FILE *out)
 		return;
 	fprintf(out,
 		"fleet           %d daemon(s); resent %" PRIu64 ", duplicates dropped %" PRIu64
-		", client timeouts %" PRIu64 "\n",
+		", client timeouts %" PRIu64 ", malformed %" PRIu64 "\n",
 		rep->n_fleet, rep->fleet_stats->resent, rep->fleet_stats->duplicates_dropped,
-		rep->fleet_stats->client_timeouts);
+		rep->fleet_stats->client_timeouts, rep->fleet_stats->malformed);
 	for (int i = 0; i < rep->n_fleet; i++) {
 		const struct mb_client_daemon *d = &rep->fleet[i];
 
@@ -384,9 +384,9 @@ json_fleet(const struct mb_perf_report *rep, FILE *out)
 	}
 	fprintf(out,
 		"{\"resent\": %" PRIu64 ", \"duplicates_dropped\": %" PRIu64
-		", \"client_timeouts\": %" PRIu64 ", \"daemons\": [",
+		", \"client_timeouts\": %" PRIu64 ", \"malformed\": %" PRIu64 ", \"daemons\": [",
 		rep->fleet_stats->resent, rep->fleet_stats->duplicates_dropped,
-		rep->fleet_stats->client_timeouts);
+		rep->fleet_stats->client_timeouts, rep->fleet_stats->malformed);
 	for (int i = 0; i < rep->n_fleet; i++) {
 		const struct mb_client_daemon *d = &rep->fleet[i];
 

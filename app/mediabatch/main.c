@@ -502,9 +502,9 @@ print_fleet(const struct mb_client *c)
 		return;
 	fprintf(stderr,
 		"mediabatch: fleet of %d daemon(s); resent %llu, duplicates dropped %llu, "
-		"client timeouts %llu\n",
+		"client timeouts %llu, malformed answers %llu\n",
 		n, (unsigned long long)st.resent, (unsigned long long)st.duplicates_dropped,
-		(unsigned long long)st.client_timeouts);
+		(unsigned long long)st.client_timeouts, (unsigned long long)st.malformed);
 	for (int i = 0; i < n && i < 16; i++)
 		fprintf(stderr, "  %s: %s, answered %llu, failed over %llu\n", d[i].endpoint,
 			d[i].up ? "up" : "down", (unsigned long long)d[i].answered,

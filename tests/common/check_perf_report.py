@@ -122,6 +122,46 @@ def check_media(doc, text):
                m["video_files_used"]], "media: text and JSON counts differ")
 
 
+def check_fleet(doc, text):
+    """A fleet's figures (several daemons): the JSON's add up, and the text says the same."""
+    fl = doc.get("fleet")
+    check("fleet" in doc, "no top-level 'fleet'")
+    mt = re.search(r"^fleet\s+(\d+) daemon\(s\); resent (\d+), duplicates dropped (\d+), "
+                   r"client timeouts (\d+), malformed (\d+)$", text, re.M)
+    if fl is None:
+        check(mt is None, "fleet null in the JSON but the text has a fleet line")
+        return
+    for key in ("resent", "duplicates_dropped", "client_timeouts", "malformed", "daemons"):
+        check(key in fl, f"fleet: no '{key}'")
+    if not check(mt, "text has no fleet line"):
+        return
+    check(int(mt.group(1)) == len(fl["daemons"]),
+          f"fleet: text says {mt.group(1)} daemons, JSON lists {len(fl['daemons'])}")
+    for g, key in zip(range(2, 6), ("resent", "duplicates_dropped", "client_timeouts",
+                                    "malformed")):
+        check(int(mt.group(g)) == fl[key], f"fleet {key}: text {mt.group(g)}, JSON {fl[key]}")
+    rows = re.findall(r"^  (\S+)\s+(up|down)\s+answered (\d+) \(([\d.]+)%\), overloaded (\d+), "
+                      r"failed over (\d+), window (\d+), ([\d.]+) ms$", text, re.M)
+    check(len(rows) == len(fl["daemons"]),
+          f"fleet: text has {len(rows)} daemon rows, JSON {len(fl['daemons'])}")
+    total = sum(d["answered"] for d in fl["daemons"])
+    for row, d in zip(rows, fl["daemons"]):
+        where = f"fleet daemon {d['endpoint']}"
+        for key in ("endpoint", "up", "gone", "sent", "answered", "overloaded", "failed_over",
+                    "window", "latency_ms"):
+            check(key in d, f"{where}: no '{key}'")
+        check(row[0] == d["endpoint"], f"{where}: text names {row[0]}")
+        check((row[1] == "up") == d["up"], f"{where}: up/down differs")
+        check(int(row[2]) == d["answered"], f"{where}: answered differs")
+        close(row[3], 100.0 * d["answered"] / total if total else 0.0, 1, where + " share")
+        check(int(row[4]) == d["overloaded"], f"{where}: overloaded differs")
+        check(int(row[5]) == d["failed_over"], f"{where}: failed over differs")
+        close(row[6], d["window"], 0, where + " window")
+        close(row[7], d["latency_ms"], 3, where + " latency")
+        check(d["overloaded"] <= d["answered"] <= d["sent"],
+              f"{where}: overloaded <= answered <= sent does not hold")
+
+
 # --csv: the columns in order (perf/mb_perf_report.h), each with the JSON value of its run
 def csv_columns(statuses):
     return (["mode", "step", "offered_rps", "outstanding", "window_s", "sent", "responses",
@@ -218,6 +258,7 @@ def main():
     for i, run in enumerate(doc["runs"]):
         check_run(run, f"run {i + 1}")
     check_media(doc, text)
+    check_fleet(doc, text)
     if "--csv" in sys.argv:
         check_csv(doc, sys.argv[sys.argv.index("--csv") + 1])
 

@@ -544,6 +544,57 @@ suite_init(void)
 	       mb_dist_parse("lognormal:2,0.5", &g_secs, err, sizeof(err));
 }
 
+/*
+ * A fleet of two: the text's fleet line and daemon rows hold the JSON's figures, malformed
+ * answers included; a report without a fleet says null and prints no fleet line.
+ */
+static void
+test_fleet(void)
+{
+	struct mb_run_result r;
+	struct mb_perf_report rep;
+	struct mb_client_daemon d[2] = {
+		{.endpoint = "tcp://127.0.0.1:17410",
+		 .up = true,
+		 .window = 278.4,
+		 .sent = 40000,
+		 .answered = 38554,
+		 .overloaded = 12,
+		 .failed_over = 3,
+		 .latency_ms = 1.0264},
+		{.endpoint = "tcp://127.0.0.1:17420",
+		 .window = 1,
+		 .sent = 39000,
+		 .answered = 38720,
+		 .failed_over = 280,
+		 .latency_ms = 0.9941},
+	};
+	struct mb_client_fleet_stats st = {.daemons = 2,
+					   .resent = 283,
+					   .duplicates_dropped = 5,
+					   .client_timeouts = 7,
+					   .malformed = 11};
+	char *text;
+	size_t len;
+	FILE *f;
+
+	fake_run(&r, MB_RUN_CLOSED, 500, 1000, 1.0);
+	fill_report(&rep, MB_REPORT_CLOSED, &r, 1);
+	rep.fleet = d;
+	rep.n_fleet = 2;
+	rep.fleet_stats = &st;
+	CU_ASSERT_EQUAL(check_with_python(&rep, "closed", ""), 0);
+	f = open_memstream(&text, &len);
+	CU_ASSERT_FATAL(f != NULL);
+	mb_report_text(&rep, f);
+	fclose(f);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "client timeouts 7, malformed 11\n"));
+	free(text);
+	rep.n_fleet = 0; /* one daemon: "fleet": null, no fleet line */
+	CU_ASSERT_EQUAL(check_with_python(&rep, "closed", ""), 0);
+	mb_run_result_fini(&r);
+}
+
 static const struct mb_test_case cases[] = {
 	{"single run: JSON parses and holds the text's figures (python3 json)", test_single_run},
 	{"sweep: SLO verdicts, best rate, table vs JSON", test_sweep},
@@ -551,6 +602,7 @@ static const struct mb_test_case cases[] = {
 	{"stages: text and JSON agree; n/a stages, models, older daemon, no /metrics", test_stages},
 	{"sweep: a stage row per step, n/a steps", test_sweep_stages},
 	{"Prometheus reader: sums label sets, never matches a longer name", test_prometheus_reader},
+	{"fleet: daemon rows and counts, malformed answers included, text vs JSON", test_fleet},
 	{NULL, NULL},
 };
 
