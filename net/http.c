@@ -542,7 +542,7 @@ models(struct mb_http *h, struct MHD_Connection *c, const char *rest)
 {
 	char name[MB_HTTP_MODEL_NAME_MAX + 1];
 	const char *slash;
-	bool ready = false, present;
+	bool ready = false, present, may_list;
 	char *body = NULL;
 	size_t n, len = 0;
 	int status = MHD_HTTP_INTERNAL_SERVER_ERROR;
@@ -552,7 +552,7 @@ models(struct mb_http *h, struct MHD_Connection *c, const char *rest)
 	if (rest[0] == '\0') {
 		if (h->token != NULL && !authorized(h, c, &present))
 			return unauthorized(h, c, present, true);
-		if (h->o.models(h->o.ctx, NULL, false, &body, &len, &status) < 0)
+		if (h->o.models(h->o.ctx, NULL, false, true, &body, &len, &status) < 0)
 			return json(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				    "{\"error\": \"out of memory\"}\n");
 		return reply(c, (unsigned int)status, "application/json", body, len,
@@ -571,10 +571,12 @@ models(struct mb_http *h, struct MHD_Connection *c, const char *rest)
 	memcpy(name, rest, n);
 	name[n] = '\0';
 	ready = slash != NULL;
-	/* the metadata needs the token; readiness is a probe's, open as /readyz */
-	if (!ready && h->token != NULL && !authorized(h, c, &present))
+	/* the metadata needs the token; readiness is a probe's, open as /readyz, but the list of
+	 * models that a 404 carries is metadata: only with the token */
+	may_list = h->token == NULL || authorized(h, c, &present);
+	if (!ready && !may_list)
 		return unauthorized(h, c, present, true);
-	if (h->o.models(h->o.ctx, name, ready, &body, &len, &status) < 0)
+	if (h->o.models(h->o.ctx, name, ready, may_list, &body, &len, &status) < 0)
 		return json(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "{\"error\": \"out of memory\"}\n");
 	return reply(c, (unsigned int)status, "application/json", body, len, MHD_RESPMEM_MUST_FREE,
 		     NULL);

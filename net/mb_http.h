@@ -45,11 +45,13 @@ typedef bool (*mb_http_ready_fn)(void *ctx, char *why, size_t len);
  * The /v2/models answers (see the file comment): @p name NULL for the list; else the model's
  * metadata, or its readiness when @p ready. Set *@p body (malloc'd, JSON; the caller frees it
  * with free()), *@p len and *@p status (200; 503 not ready; 404 no such model, the body then
- * lists those served). Returns 0, or -ENOMEM. Called on the HTTP thread: it may read only
- * what other threads do not change, or change atomically. @p name is borrowed for the call.
+ * lists those served when @p may_list: false for a readiness probe without the bearer token
+ * that guards the metadata). Returns 0, or -ENOMEM. Called on the HTTP thread: it may read
+ * only what other threads do not change, or change atomically. @p name is borrowed for the
+ * call.
  */
-typedef int (*mb_http_models_fn)(void *ctx, const char *name, bool ready, char **body, size_t *len,
-				 int *status);
+typedef int (*mb_http_models_fn)(void *ctx, const char *name, bool ready, bool may_list,
+				 char **body, size_t *len, int *status);
 
 /** Longest model name in a /v2 path (the protocol's is 16). */
 #define MB_HTTP_MODEL_NAME_MAX 64

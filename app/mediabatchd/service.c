@@ -2055,8 +2055,8 @@ destroy_tree(struct mb_service *s)
 
 /* ---- assembly ---- */
 
-static int models_json(void *ctx, const char *name, bool ready, char **body, size_t *len,
-		       int *status); /* /v2/models: near service_describe() */
+static int models_json(void *ctx, const char *name, bool ready, bool may_list, char **body,
+		       size_t *len, int *status); /* /v2/models: near service_describe() */
 
 int
 service_create(const struct mb_config *cfg, struct mb_service **out, char *err, size_t err_len)
@@ -2742,7 +2742,8 @@ model_meta(const struct mb_service *s, const struct mb_model *m)
 
 /* net/mb_http.h's mb_http_models_fn: on the HTTP thread (see model_why() for what it reads). */
 static int
-models_json(void *ctx, const char *name, bool ready, char **body, size_t *len, int *status)
+models_json(void *ctx, const char *name, bool ready, bool may_list, char **body, size_t *len,
+	    int *status)
 {
 	const struct mb_service *s = ctx;
 	const struct mb_model *m = NULL;
@@ -2751,7 +2752,17 @@ models_json(void *ctx, const char *name, bool ready, char **body, size_t *len, i
 	const char *state;
 
 	*status = 200;
-	if (name != NULL && (m = model_named(s, name)) == NULL) {
+	if (name != NULL && (m = model_named(s, name)) == NULL && !may_list) {
+		char msg[MB_HTTP_MODEL_NAME_MAX + 160];
+
+		/* a probe without the token: the models served are metadata, not said */
+		snprintf(msg, sizeof(msg),
+			 "model '%s' is not served here (the models served are listed with the "
+			 "bearer token, at /v2/models)",
+			 name);
+		o = json_pack("{s:s}", "error", msg);
+		*status = 404;
+	} else if (name != NULL && m == NULL) {
 		char msg[MB_HTTP_MODEL_NAME_MAX + 320];
 
 		snprintf(msg, sizeof(msg), "model '%s' is not served here; the models: %s", name,

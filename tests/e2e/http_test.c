@@ -415,6 +415,21 @@ test_token(void)
 	CU_ASSERT_EQUAL(get_from("127.0.0.1", d.port_http, "/v2/models/identity/ready", NULL,
 				 g_resp, sizeof(g_resp)),
 			200);
+	/* a probe of an unknown name: 404, but the models served are metadata, listed only
+	 * with the token */
+	CU_ASSERT_EQUAL(get_from("127.0.0.1", d.port_http, "/v2/models/nosuch/ready", NULL, g_resp,
+				 sizeof(g_resp)),
+			404);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_resp, "'nosuch' is not served here"));
+	CU_ASSERT_PTR_NULL(strstr(g_resp, "identity"));
+	CU_ASSERT_EQUAL(get_from("127.0.0.1", d.port_http, "/v2/models/nosuch/ready", wrong[0],
+				 g_resp, sizeof(g_resp)),
+			404);
+	CU_ASSERT_PTR_NULL(strstr(g_resp, "identity"));
+	CU_ASSERT_EQUAL(get_from("127.0.0.1", d.port_http, "/v2/models/nosuch/ready",
+				 "Authorization: Bearer s3cret-token", g_resp, sizeof(g_resp)),
+			404);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_resp, "\"identity\""));
 	/* the model metadata (limits, devices, weights' paths) needs it, as /metrics: 401 in
 	 * JSON without it or with a wrong one, 200 with it */
 	for (int i = 0; i < 2; i++) {
