@@ -214,20 +214,18 @@ test_idle_gives_back(void)
 				     "on its own and unmaps it when freed)"
 				   : "");
 		CU_ASSERT(now - base < GREW_KIB);
-	} else if (MB_MEM_ASAN) {
+	} else if (MB_MEM_ASAN || MB_MEM_TSAN) {
 		CU_ASSERT(trims(&d) > trims_before); /* the idle trim ran */
-		printf("\n    NOT CHECKED under AddressSanitizer: the RSS bound (%ld KiB over the "
-		       "baseline now: ASan's allocator, not glibc's, holds the daemon's memory, "
-		       "keeps up to 256 MiB of freed blocks in its quarantine and has no "
-		       "malloc_trim)",
-		       now - base);
-	} else if (MB_MEM_TSAN) {
-		CU_ASSERT(trims(&d) > trims_before); /* the idle trim ran */
-		printf("\n    NOT CHECKED under ThreadSanitizer: the RSS bound (%ld KiB over the "
-		       "baseline now: TSan's allocator, not glibc's, holds the daemon's blocks "
-		       "under 128 KiB, with its shadow and metadata; malloc_trim cannot reach "
-		       "them)",
-		       now - base);
+		printf("\n    NOT CHECKED under %s: the RSS bound (%ld KiB over the baseline now: "
+		       "%s)",
+		       MB_MEM_ASAN ? "AddressSanitizer" : "ThreadSanitizer", now - base,
+		       MB_MEM_ASAN
+			       ? "ASan's allocator, not glibc's, holds the daemon's memory, "
+				 "keeps up to 256 MiB of freed blocks in its quarantine and has no "
+				 "malloc_trim"
+			       : "TSan's allocator, not glibc's, holds the daemon's blocks under "
+				 "128 KiB, with its shadow and metadata; malloc_trim cannot reach "
+				 "them");
 	} else {
 		CU_ASSERT(trims(&d) > trims_before); /* the idle trim ran */
 		CU_ASSERT(now - base < SLACK_KIB);
