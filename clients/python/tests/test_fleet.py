@@ -6,10 +6,13 @@ and it gets less while the caller sees OK only; one daemon killed with SIGKILL a
 drained with SIGTERM in the middle of a run: every request answered exactly once, all OK
 (and a SIGKILL through AsyncClient); a daemon stopped with SIGSTOP is failed over after failover_ms and its late answers are
 dropped; with no daemon up, TIMEOUT and CANCELLED from the client; malformed endpoint lists
-refused with the reason; a Subscriber of both daemons gets every result; a name followed as its addresses change (a resolver of the test's
+refused with the reason, every item checked as one endpoint alone is (Client, AsyncClient,
+Subscriber, AsyncSubscriber); a Subscriber of both daemons gets every result, and an
+AsyncSubscriber of two fake publishers both's; a name followed as its addresses change (a resolver of the test's
 own: every address is 127.0.0.1); a daemon that answered once slowly (stopped 400 ms) gets
 requests again within seconds; against fake daemons (ROUTERs of the test's own), the requests of two
-failovers go out oldest first. Every loop is bounded in count and in time."""
+failovers go out oldest first, and a malformed answer is that daemon failing the request
+(resent at once, or UNAVAILABLE naming it; counted). Every loop is bounded in count and in time."""
 
 import asyncio
 import collections
@@ -442,7 +445,7 @@ class FleetTest(unittest.TestCase):
             ("tcp://127.0.0.1:1,tcp://nohost", "endpoint 'tcp://nohost': not tcp://HOST:PORT"),
             ("tcp://127.0.0.1:x1,tcp://127.0.0.1:2", "not tcp://HOST:PORT"),
             ("tcp://[::1:7,tcp://127.0.0.1:2", "not tcp://HOST:PORT"),
-            ("tcp://127.0.0.1:65536,tcp://127.0.0.1:2", "a port 0..65535"),
+            ("tcp://127.0.0.1:65536,tcp://127.0.0.1:2", "a port 1..65535"),
             (["tcp://127.0.0.1:1", " "], "an empty item"),
             ([], "no endpoint"),
             (",".join(f"tcp://127.0.0.1:{i + 1}" for i in range(17)), "more than 16 items"),
@@ -456,6 +459,180 @@ class FleetTest(unittest.TestCase):
         with self.assertRaises(ValueError) as e:
             mediabatch.Client("tcp://127.0.0.1:1,tcp://127.0.0.1:2", window=0)
         self.assertIn("window: 0", str(e.exception))
+
+    def test_endpoints_checked_alike(self):
+        """Every item of a list is checked as one endpoint alone is, by Client,
+        AsyncClient, Subscriber and AsyncSubscriber alike (tests/unit/net/client_test.c's
+        cases): ValueError naming an item that is not an endpoint or is empty, zmq.ZMQError
+        naming one ZeroMQ cannot connect; nothing is dropped or taken silently."""
+        forms = "tcp://HOST:PORT"
+        refused = [
+            # one endpoint
+            ("", "no endpoint", forms),
+            ("garbage", "'garbage'", forms),
+            ("tcp://127.0.0.1", "'tcp://127.0.0.1'", "1..65535"),
+            ("tcp://127.0.0.1:notaport", "'tcp://127.0.0.1:notaport'", "1..65535"),
+            ("tcp://127.0.0.1:99999", "'tcp://127.0.0.1:99999'", "1..65535"),
+            ("tcp://127.0.0.1:0", "'tcp://127.0.0.1:0'", "1..65535"),
+            ("tcp:/127.0.0.1:27410", "'tcp:/127.0.0.1:27410'", forms),
+            ("foo://127.0.0.1:7400", "'foo://127.0.0.1:7400'", "cannot connect"),
+            ("tcp://*:7400", "'tcp://*:7400'", "cannot connect"),
+            # the same items in a list, wherever they stand
+            ("tcp://127.0.0.1:27400,garbage", "'garbage'", forms),
+            ("garbage,junk", "'garbage'", forms),
+            ("tcp://127.0.0.1:27400,tcp:/127.0.0.1:27410", "'tcp:/127.0.0.1:27410'", forms),
+            ("tcp://127.0.0.1:27400,tcp://127.0.0.1:99999", "'tcp://127.0.0.1:99999'",
+             "1..65535"),
+            (["tcp://127.0.0.1:27400", "tcp://127.0.0.1:0"], "'tcp://127.0.0.1:0'", "1..65535"),
+            ("ipc:///tmp/x,foo://127.0.0.1:7400", "'foo://127.0.0.1:7400'", "cannot connect"),
+            ("tcp://127.0.0.1:27400,tcp://*:7400", "'tcp://*:7400'", "cannot connect"),
+            # empty items: leading, trailing, double comma, blanks only
+            ("tcp://127.0.0.1:7400,", "an empty item", None),
+            (",tcp://127.0.0.1:7400", "an empty item", None),
+            ("tcp://127.0.0.1:7400,,tcp://127.0.0.1:7410", "an empty item", None),
+            ("tcp://127.0.0.1:7400, ", "an empty item", None),
+            (" , ", "an empty item", None),
+        ]
+
+        async def aclose(c):
+            await c.close()
+
+        def close(obj):
+            if isinstance(obj, mediabatch.AsyncClient):
+                asyncio.run(aclose(obj))
+            else:
+                obj.close()
+
+        classes = (mediabatch.Client, mediabatch.AsyncClient, mediabatch.Subscriber,
+                   mediabatch.AsyncSubscriber)
+        for endpoint, item, also in refused:
+            exc = zmq.ZMQError if also == "cannot connect" else ValueError
+            for fleet in (False, True):
+                for cls in classes:
+                    with self.subTest(endpoint=endpoint, cls=cls.__name__, fleet=fleet):
+                        try:
+                            obj = cls(endpoint, fleet=fleet, resolve_ms=-1)
+                        except exc as e:
+                            self.assertIn(item, str(e))
+                            if also is not None:
+                                self.assertIn(also, str(e))
+                        else:
+                            close(obj)
+                            self.fail(f"{endpoint!r} accepted")
+
+        # what is accepted stays so: addresses, names (resolved later), ipc, inproc, blanks
+        accepted = [
+            ("tcp://127.0.0.1:27499", 1),
+            ("tcp://[::1]:27499", 1),
+            ("ipc:///tmp/mb-python-test-nobody", 1),
+            ("inproc://mb-python-test", 1),
+            (" tcp://127.0.0.1:27499 ", 1),
+            ("tcp://127.0.0.1:27499,tcp://127.0.0.1:27498", 2),
+            ("tcp://127.0.0.1:27499, ipc:///tmp/mb-python-test-nobody", 2),
+            ("tcp://127.0.0.1:65535,tcp://127.0.0.1:1", 2),
+            # a name that does not resolve (yet) is a daemon to come, not an error
+            ("tcp://127.0.0.1:27499,tcp://mb-python-test.invalid:7400", 1),
+        ]
+
+        def nowhere(host, *args, **kwargs):  # no name leaves this process
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+        with mock.patch("socket.getaddrinfo", nowhere):
+            for endpoint, n in accepted:
+                with self.subTest(endpoint=endpoint):
+                    with mediabatch.Client(endpoint, resolve_ms=-1) as c:
+                        if c.fleet:
+                            self.assertEqual(len(c.fleet_stats().daemons), n)
+                    asyncio.run(aclose(mediabatch.AsyncClient(endpoint, resolve_ms=-1)))
+                    with mediabatch.Subscriber(endpoint, resolve_ms=-1) as sub:
+                        self.assertEqual(len(sub.publishers), n)
+                    sub = mediabatch.AsyncSubscriber(endpoint, resolve_ms=-1)
+                    self.assertEqual(len(sub.publishers), n)
+                    sub.close()
+
+    def test_async_subscriber_of_a_list(self):
+        """An AsyncSubscriber takes a fleet's PUB endpoints as Subscriber does (a list, a
+        string with commas, or a name with fleet=True, re-resolved while it waits) and gets
+        every publisher's results; a malformed publication is a ProtocolError (top-k with
+        cols 3)."""
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        pubs = []
+        for _ in range(2):
+            p = ctx.socket(zmq.PUB)
+            p.linger = 0
+            p.bind("tcp://127.0.0.1:*")
+            pubs.append(p)
+            self.addCleanup(p.close)
+        eps = [p.last_endpoint.decode() for p in pubs]
+
+        def publish(p, i, cols=1):
+            h = mediabatch.ResponseHeader(request_id=i, tenant_id=3, model="identity",
+                                          result_type=mediabatch.ResultType.F32 if cols == 1
+                                          else mediabatch.ResultType.TOPK,
+                                          rows=1, cols=cols, result_len=4 if cols == 1 else 8)
+            p.send_multipart([b"3/identity", h.encode(), bytes(h.result_len)])
+
+        async def main():
+            async with mediabatch.AsyncSubscriber(",".join(eps), tenant=3, timeout=0.1) as sub:
+                self.assertEqual(sorted(sub.publishers), sorted(eps))
+                got = set()
+                deadline = time.monotonic() + 10
+                while len(got) < 2 and time.monotonic() < deadline:
+                    for i, p in enumerate(pubs):  # until the subscriptions have arrived
+                        if i not in got:
+                            publish(p, i)
+                    try:
+                        while True:
+                            topic, result = await sub.recv()
+                            self.assertEqual(topic, "3/identity")
+                            got.add(result.request_id)
+                    except mediabatch.ClientTimeout:
+                        pass
+                self.assertEqual(got, {0, 1})
+                publish(pubs[1], 7, cols=3)
+                with self.assertRaises(mediabatch.ProtocolError):
+                    await sub.recv(timeout=5)
+
+        async def follow():
+            """A name, re-resolved while recv() waits: a publisher that appears is
+            subscribed to, one that goes is left."""
+            async with mediabatch.AsyncSubscriber("tcp://mb-pubs.test:7401", fleet=True,
+                                                  resolve_ms=100, tenant=3,
+                                                  timeout=0.1) as sub:
+                self.assertEqual(sub.publishers, eps[:1])
+                now["pubs"] = [0, 1]
+                got = set()
+                deadline = time.monotonic() + 10
+                while 1 not in got and time.monotonic() < deadline:
+                    publish(pubs[1], 1)
+                    try:
+                        got.add((await sub.recv())[1].request_id)
+                    except mediabatch.ClientTimeout:
+                        pass
+                self.assertIn(1, got)
+                self.assertEqual(sorted(sub.publishers), sorted(eps))
+                now["pubs"] = [1]
+                deadline = time.monotonic() + 10
+                while sub.publishers != eps[1:] and time.monotonic() < deadline:
+                    try:
+                        await sub.recv()
+                    except mediabatch.ClientTimeout:
+                        pass
+                self.assertEqual(sub.publishers, eps[1:])
+
+        asyncio.run(main())
+        now = {"pubs": [0]}
+        real = socket.getaddrinfo
+
+        def fake(host, port, *args, **kwargs):
+            if host != "mb-pubs.test":
+                return real(host, port, *args, **kwargs)
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                     ("127.0.0.1", int(eps[i].rsplit(":", 1)[1]))) for i in now["pubs"]]
+
+        with mock.patch("socket.getaddrinfo", fake):  # no name leaves this process
+            asyncio.run(follow())
 
     def test_one_daemon_is_no_fleet(self):
         (d,) = self.daemons(1)
@@ -550,9 +727,148 @@ class FakeDaemon:
                                               tenant_id=h.tenant_id, model=h.model)
                 self.sock.send_multipart([rid, r.encode(), b""])
 
+    def answer_bad(self, k, how):
+        """Answer held request @k malformed, the way @how says (as fleet_test.c's
+        fake_answer_bad()): "length" result_len 8 and a 4-byte payload, "f32" OK F32
+        1000 x 1000 in 4 bytes, "topk" top-k with cols 3, "frames" a well-formed answer and
+        a third frame, "header" a 63-byte header (no request named)."""
+        rid, h = self.held[k]
+        r = mediabatch.ResponseHeader(
+            status=Status.OK, request_id=h.request_id, tenant_id=h.tenant_id, model=h.model,
+            result_type=mediabatch.ResultType.TOPK if how == "topk" else
+            mediabatch.ResultType.F32,
+            rows=1000 if how == "f32" else 1,
+            cols=1000 if how == "f32" else 3 if how == "topk" else 1,
+            result_len=8 if how in ("length", "topk") else 4)
+        wire = r.encode()
+        frames = [rid, wire[:63] if how == "header" else wire,
+                  bytes(8 if how == "topk" else 4)]
+        if how == "frames":
+            frames.append(b"x")
+        self.sock.send_multipart(frames)
+
+    def answer(self, k, status=Status.OK, text=b""):
+        """Answer held request @k with @status and @text."""
+        rid, h = self.held[k]
+        r = mediabatch.ResponseHeader(
+            status=status, request_id=h.request_id, tenant_id=h.tenant_id, model=h.model,
+            result_type=mediabatch.ResultType.TEXT, result_len=len(text))
+        self.sock.send_multipart([rid, r.encode(), text])
+
     def close(self):
         self.sock.close()
         self.sock = None
+
+
+def wait_for(cond, seconds, step=0.005):
+    """Poll @cond until true or @seconds pass; its last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        v = cond()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(step)
+
+
+class MalformedAnswerTest(unittest.TestCase):
+    """A malformed answer (README, "Fleets"; client.h, mb_client_recv()) against fake
+    daemons, as tests/unit/net/fleet_test.c checks the C library: the daemon has failed the
+    request, which goes to another daemon at once or, with none left, is answered
+    UNAVAILABLE naming the daemon; one whose header does not decode names no request.
+    Counted in fleet_stats().malformed, never the caller's."""
+
+    def fakes(self, n):
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        out = [FakeDaemon(ctx) for _ in range(n)]
+        for f in out:
+            self.addCleanup(lambda f=f: f.sock is not None and f.close())
+        return out
+
+    def client(self, fakes):
+        c = mediabatch.Client([f.endpoint for f in fakes], fleet=True, failover_ms=20000,
+                              wait_timeout=15)
+        self.addCleanup(c.close)
+        self.assertTrue(wait_for(lambda: all(d.up for d in c.fleet_stats().daemons), 5))
+        return c
+
+    def polled(self, fakes, cond, seconds):
+        def step():
+            for f in fakes:
+                f.poll()
+            return cond()
+        return wait_for(step, seconds)
+
+    def test_resent(self):
+        fakes = self.fakes(2)
+        c = self.client(fakes)
+        fut = c.submit("identity", tensor=X, request_id=1, timeout_ms=5000)
+        self.assertTrue(self.polled(fakes, lambda: any(f.held for f in fakes), 2))
+        a = 0 if fakes[0].held else 1
+        b = fakes[1 - a]
+        t0 = time.monotonic()
+        fakes[a].answer_bad(0, "f32")
+        # at once, not after failover_ms (20 s)
+        self.assertTrue(self.polled(fakes, lambda: b.held, 2), describe(c.fleet_stats()))
+        self.assertLess(time.monotonic() - t0, 2)
+        self.assertEqual(b.held[0][1].request_id, 1)
+        self.assertFalse(fut.done())
+        b.answer(0, Status.OK, b"")
+        r = fut.result(timeout=5)
+        self.assertEqual((r.status, r.request_id), (Status.OK, 1))
+        time.sleep(0.2)
+        st = c.fleet_stats()
+        self.assertEqual((st.malformed, st.resent, st.client_timeouts), (1, 1, 0), describe(st))
+        by = {d.endpoint: d for d in st.daemons}
+        self.assertEqual(by[fakes[a].endpoint].failed_over, 1)
+        self.assertEqual((by[fakes[a].endpoint].in_flight, by[b.endpoint].in_flight), (0, 0))
+        self.assertEqual(c.stats["malformed"], 1)
+
+    def test_last_daemon(self):
+        bad = [
+            ("length", "result_len is 8 but the payload is 4 bytes"),
+            ("f32", "an F32 result of 1000 x 1000 is 4000000 bytes"),
+            ("topk", "a top-k result of 1 pairs"),
+            ("frames", "3 frame(s); a response is 2"),
+        ]
+        (fake,) = self.fakes(1)
+        c = self.client([fake])
+        for i, (how, why) in enumerate(bad):
+            with self.subTest(how):
+                t0 = time.monotonic()
+                fut = c.submit("identity", tensor=X, request_id=i + 1, timeout_ms=10000)
+                # after the first, the daemon cools down a second (as after UNAVAILABLE)
+                self.assertTrue(self.polled([fake], lambda: len(fake.held) == i + 1, 3))
+                fake.answer_bad(i, how)
+                with self.assertRaises(mediabatch.Unavailable) as cm:
+                    fut.result(timeout=3)
+                self.assertLess(time.monotonic() - t0, 4)  # not the deadline (10 s)
+                e = cm.exception
+                self.assertEqual(e.request_id, i + 1)
+                self.assertTrue(
+                    e.reason.startswith(f"client: malformed answer from {fake.endpoint}: {why}"),
+                    e.reason)
+        st = c.fleet_stats()
+        self.assertEqual((st.malformed, st.client_timeouts), (len(bad), 0), describe(st))
+        # still served: a good answer after them
+        fut = c.submit("identity", tensor=X, request_id=100, timeout_ms=10000)
+        self.assertTrue(self.polled([fake], lambda: len(fake.held) == len(bad) + 1, 3))
+        fake.answer(len(bad), Status.OK, b"")
+        self.assertEqual(fut.result(timeout=3).status, Status.OK)
+
+    def test_header_counted(self):
+        (fake,) = self.fakes(1)
+        c = self.client([fake])
+        t0 = time.monotonic()
+        fut = c.submit("identity", tensor=X, request_id=1, timeout_ms=300)
+        self.assertTrue(self.polled([fake], lambda: fake.held, 2))
+        fake.answer_bad(0, "header")
+        with self.assertRaises(mediabatch.Timeout) as cm:
+            fut.result(timeout=5)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.54)  # 300 ms + the 250 ms grace
+        self.assertTrue(cm.exception.reason.startswith("client: "), cm.exception.reason)
+        st = c.fleet_stats()
+        self.assertEqual((st.malformed, st.client_timeouts), (1, 1), describe(st))
 
 
 class FailoverOrderTest(unittest.TestCase):

@@ -68,6 +68,66 @@ F32_RESPONSE = hexbytes(
     "6964656e746974790000000000000000 0100 0200 0300 0000 18000000 00000000"
 )
 
+# Responses as tests/unit/net/client_test.c sends them (WELL_FORMED, MALFORMED): what,
+# status, result_type, rows, cols, result_len, header bytes, payload bytes, frames, and for
+# the malformed ones whether the header decodes and what the ProtocolError says (the C
+# library's mb_client_recv() texts).
+WELL_FORMED = [
+    ("OK, F32 2 x 3", Status.OK, ResultType.F32, 2, 3, 24, 64, 24, 2),
+    ("OK, top-k of 3", Status.OK, ResultType.TOPK, 3, 2, 24, 64, 24, 2),
+    ("OK, no result", Status.OK, ResultType.NONE, 0, 0, 0, 64, 0, 2),
+    ("OK, text", Status.OK, ResultType.TEXT, 0, 0, 5, 64, 5, 2),
+    ("BAD_REQUEST, its reason", Status.BAD_REQUEST, ResultType.TEXT, 0, 0, 9, 64, 9, 2),
+    ("an empty F32 result", Status.OK, ResultType.F32, 0, 4, 0, 64, 0, 2),
+]
+MALFORMED = [
+    ("one frame", Status.OK, ResultType.F32, 1, 1, 4, 64, 4, 1, True,
+     "1 frame(s); a response is 2 (header, payload)"),
+    ("three frames", Status.OK, ResultType.F32, 1, 1, 4, 64, 4, 3, True,
+     "3 frame(s); a response is 2 (header, payload)"),
+    ("a 63-byte header", Status.OK, ResultType.F32, 1, 1, 4, 63, 4, 2, False,
+     "response header: 63 bytes, expected 64"),
+    ("a 65-byte header", Status.OK, ResultType.F32, 1, 1, 4, 65, 4, 2, False,
+     "response header: 65 bytes, expected 64"),
+    ("magic MBRX", Status.OK, ResultType.F32, 1, 1, 4, 64, 4, 2, False,
+     'response magic: expected "MBR1"'),
+    ("result_len 8, payload 4", Status.OK, ResultType.F32, 1, 2, 8, 64, 4, 2, True,
+     "result_len is 8 but the payload is 4 bytes"),
+    ("result_len 4, payload 8", Status.OK, ResultType.F32, 1, 1, 4, 64, 8, 2, True,
+     "result_len is 4 but the payload is 8 bytes"),
+    ("F32 1000 x 1000 in 4 bytes", Status.OK, ResultType.F32, 1000, 1000, 4, 64, 4, 2, True,
+     "an F32 result of 1000 x 1000 is 4000000 bytes (rows x cols x 4), but result_len is 4"),
+    ("top-k with cols 3", Status.OK, ResultType.TOPK, 2, 3, 16, 64, 16, 2, True,
+     "a top-k result of 2 pairs is 16 bytes (rows x 8, cols 2), but result_len is 16 and "
+     "cols 3"),
+    ("top-k of 4 in 8 bytes", Status.OK, ResultType.TOPK, 4, 2, 8, 64, 8, 2, True,
+     "a top-k result of 4 pairs is 32 bytes (rows x 8, cols 2), but result_len is 8 and "
+     "cols 2"),
+    ("result_type 9", Status.OK, 9, 1, 1, 4, 64, 4, 2, True,
+     "result_type 9 is not one of 0 (none), 1 (F32), 2 (top-k), 3 (text)"),
+    ("no result, but 4 bytes", Status.OK, ResultType.NONE, 0, 0, 4, 64, 4, 2, True,
+     "result_type 0 (none) with a 4-byte result"),
+    ("a reason shorter than result_len", Status.TIMEOUT, ResultType.TEXT, 0, 0, 20, 64, 3, 2,
+     True, "result_len is 20 but the payload is 3 bytes"),
+]
+
+
+def reply_frames(row, request_id, tenant=0):
+    """The frames of a response as @row (of WELL_FORMED or MALFORMED) describes it."""
+    what, status, rtype, rows, cols, result_len, hdr_len, payload_len, n = row[:9]
+    h = ResponseHeader(status=status, request_id=request_id, tenant_id=tenant, model="fake",
+                       result_type=rtype, rows=rows, cols=cols, result_len=result_len,
+                       device=0).encode()
+    if what == "magic MBRX":
+        h = b"MBRX" + h[4:]
+    h = (h + b"\0")[:hdr_len]
+    frames = [h, bytes(payload_len)]
+    if n == 1:
+        frames = frames[:1]
+    elif n == 3:
+        frames.append(b"x")
+    return frames
+
 
 class RequestCodecTest(unittest.TestCase):
     def test_sizes(self):
@@ -253,8 +313,17 @@ class ResponseCodecTest(unittest.TestCase):
         e = mediabatch.error_for_status(42, "new")
         self.assertIs(type(e), mediabatch.MediabatchError)
         self.assertEqual(e.status, 42)
+        # named as the C library's mb_status_name() names it, the number beside
+        self.assertEqual(str(e), "UNKNOWN_STATUS (42): new")
+        self.assertEqual(protocol.status_name(42), "UNKNOWN_STATUS")
+        self.assertEqual(protocol.status_name(Status.TIMEOUT), "TIMEOUT")
         h = ResponseHeader.decode(ResponseHeader(status=42).encode())
         self.assertEqual(h.status, 42)
+        r = mediabatch.Result(h, b"")
+        self.assertFalse(r.ok)
+        self.assertIn("UNKNOWN_STATUS (42)", repr(r))
+        with self.assertRaises(mediabatch.MediabatchError):
+            r.value
         self.assertTrue(issubclass(mediabatch.ClientTimeout, TimeoutError))
         self.assertFalse(issubclass(mediabatch.Timeout, TimeoutError))
 
@@ -267,6 +336,31 @@ class ResponseCodecTest(unittest.TestCase):
             ResponseHeader.decode(F32_RESPONSE[:4] + b"\x02\x00" + F32_RESPONSE[6:])
         with self.assertRaises(mediabatch.ProtocolError):
             mediabatch.results.decode_response([F32_RESPONSE])
+
+    def test_malformed_like_the_c_library(self):
+        """Every response tests/unit/net/client_test.c calls well-formed decodes; every
+        malformed one is a ProtocolError saying what is wrong, as mb_client_recv()'s
+        -EPROTO, with the header when it decoded (whose answer it was)."""
+        decode = mediabatch.results.decode_response
+        for row in WELL_FORMED:
+            with self.subTest(row[0]):
+                r = decode(reply_frames(row, 5))
+                self.assertEqual((r.request_id, len(r.payload)), (5, row[5]))
+        for row in MALFORMED:
+            with self.subTest(row[0]):
+                with self.assertRaises(mediabatch.ProtocolError) as cm:
+                    decode(reply_frames(row, 5))
+                e = cm.exception
+                self.assertEqual(e.reason, row[10])
+                if row[9]:
+                    self.assertIsInstance(e.response, ResponseHeader)
+                    self.assertEqual((e.response.request_id, e.request_id), (5, 5))
+                else:
+                    self.assertIsNone(e.response)
+        # the Result constructor checks the same
+        h = ResponseHeader(result_type=ResultType.TOPK, rows=2, cols=3, result_len=16)
+        with self.assertRaises(mediabatch.ProtocolError):
+            mediabatch.Result(h, bytes(16))
 
     def test_model_field_like_the_c_codec(self):
         b = bytearray(F32_RESPONSE)
@@ -367,6 +461,93 @@ class LabelsAndKeysTest(unittest.TestCase):
                 f.write("not a certificate\n")
             with self.assertRaises(ValueError):
                 mediabatch.load_certificate(os.path.join(d, "junk.key"))
+
+
+class FakeRouter:
+    """A ROUTER on 127.0.0.1 that answers each request with the frames it is told."""
+
+    def __init__(self):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.linger = 0
+        self.sock.bind("tcp://127.0.0.1:*")
+        self.endpoint = self.sock.last_endpoint.decode()
+
+    def take(self, timeout=5.0):
+        """The next request: (routing id, RequestHeader); cancels skipped."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.sock.poll(100):
+                continue
+            frames = self.sock.recv_multipart()
+            h = RequestHeader.decode(frames[1])
+            if not h.is_cancel:
+                return frames[0], h
+        raise AssertionError("no request within %g s" % timeout)
+
+    def close(self):
+        self.sock.close(0)
+        self.ctx.term()
+
+
+class MalformedResponseTest(unittest.TestCase):
+    """A client of one daemon, answered by a fake: a well-formed answer is the request's
+    result; a malformed one fails the request with ProtocolError when its header names it
+    (what mb_client_recv() refuses with -EPROTO), and is counted and dropped when its header
+    does not decode (the request then waits for its wait_timeout); the client goes on."""
+
+    def setUp(self):
+        self.fake = FakeRouter()
+        self.addCleanup(self.fake.close)
+
+    def test_sync(self):
+        one = np.ones((1, 1), np.float32)
+        with mediabatch.Client(self.fake.endpoint, wait_timeout=5) as c:
+            for rid, row in enumerate(WELL_FORMED + MALFORMED, 1):
+                with self.subTest(row[0]):
+                    f = c.submit("fake", tensor=one, request_id=rid, wait_timeout=0.5)
+                    peer, h = self.fake.take()
+                    self.assertEqual(h.request_id, rid)
+                    self.fake.sock.send_multipart([peer] + reply_frames(row, rid))
+                    if row in WELL_FORMED:
+                        if row[1] == Status.OK:
+                            self.assertEqual(f.result(timeout=5).request_id, rid)
+                        else:
+                            with self.assertRaises(mediabatch.BadRequest):
+                                f.result(timeout=5)
+                        continue
+                    named = len(reply_frames(row, rid)[0]) == 64  # the id can be read
+                    exc = mediabatch.ProtocolError if named else mediabatch.ClientTimeout
+                    with self.assertRaises(exc) as cm:
+                        f.result(timeout=5)
+                    self.assertEqual(cm.exception.request_id, rid)
+                    if named:
+                        self.assertEqual(cm.exception.reason, row[10])
+            self.assertEqual(c.stats["malformed"], len(MALFORMED))
+            f = c.submit("fake", tensor=one, request_id=1000)
+            peer, h = self.fake.take()
+            self.fake.sock.send_multipart([peer] + reply_frames(WELL_FORMED[0], 1000))
+            self.assertTrue(f.result(timeout=5).ok)
+
+    def test_asyncio(self):
+        one = np.ones((1, 1), np.float32)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            async with mediabatch.AsyncClient(self.fake.endpoint, wait_timeout=5) as c:
+                for rid, row in enumerate(MALFORMED, 1):
+                    if len(reply_frames(row, rid)[0]) != 64:
+                        continue
+                    with self.subTest(row[0]):
+                        f = await c.submit("fake", tensor=one, request_id=rid)
+                        peer, h = await loop.run_in_executor(None, self.fake.take)
+                        self.fake.sock.send_multipart([peer] + reply_frames(row, rid))
+                        with self.assertRaises(mediabatch.ProtocolError) as cm:
+                            await asyncio.wait_for(f, 5)
+                        self.assertEqual((cm.exception.request_id, cm.exception.reason),
+                                         (rid, row[10]))
+
+        asyncio.run(main())
 
 
 class NoServiceTest(unittest.TestCase):

@@ -28,6 +28,7 @@ import collections
 import dataclasses
 import heapq
 import itertools
+import re
 import socket
 import struct
 import time
@@ -38,20 +39,21 @@ from zmq.utils.monitor import parse_monitor_message
 
 from ._link import MONITOR_EVENTS, LinkState
 from .curve import apply_curve
+from .errors import ProtocolError
 from .protocol import (
     DEVICE_NONE,
-    HEADER_LEN,
     RESPONSE_FLAG_DUPLICATE,
-    RESPONSE_MAGIC,
     RequestHeader,
     ResponseHeader,
     ResultType,
     Status,
     _decode_model,
 )
+from .results import check_response
 
-__all__ = ["Fleet", "FleetStats", "DaemonStats", "FLEET_DEFAULTS", "parse_endpoints",
-           "is_fleet", "endpoint_text"]
+__all__ = ["Fleet", "FleetStats", "DaemonStats", "FLEET_DEFAULTS", "ENDPOINT_FORMS",
+           "parse_endpoints", "check_endpoint", "connect_item", "connect_error", "is_fleet",
+           "endpoint_text"]
 
 MAX_DAEMONS = 64
 MAX_ATTEMPTS = 8
@@ -79,6 +81,11 @@ FLEET_DEFAULTS = {
     "resolve_ms": 5000,
 }
 
+#: What an endpoint (or an item of a list) may be: the second half of the reason texts.
+ENDPOINT_FORMS = ("tcp://HOST:PORT (a name or an address, an IPv6 one in brackets; a port "
+                  "1..65535), ipc://PATH or inproc://NAME")
+# another transport's item, "SCHEME://ADDRESS": a scheme of letters, digits, '+', '-', '.'
+_SCHEME_ITEM = re.compile(r"[A-Za-z0-9+.\-]+://.", re.S)
 # what a host name or IPv4 address is made of ("*": every address, as ZeroMQ says)
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_*")
 # an IPv6 address in brackets, with a zone ("fe80::1%eth0")
@@ -139,45 +146,67 @@ def is_fleet(endpoint: Union[str, Sequence[str]], fleet: bool) -> bool:
 
 def parse_endpoints(endpoint: Union[str, Sequence[str]]) -> Tuple[List[_Source], bool]:
     """A comma-separated endpoint list (or a list of endpoints): its items, and whether one
-    names a host to resolve. Raises ValueError with the item and the reason, the texts of
-    net/fleet.c. No name is resolved here."""
+    names a host to resolve. Every item is checked alike, one alone too, as the C library's
+    mb_fleet_parse_endpoints() does, with its texts: tcp://HOST:PORT (a name or an address,
+    an IPv6 one in brackets; a port 1..65535), or another transport's SCHEME://ADDRESS,
+    which only ZeroMQ can judge (the callers connect such items at once: see
+    :func:`connect_error`). Raises ValueError naming the item and what is accepted: an
+    empty item (a leading, trailing or double comma), an item that is not an endpoint, more
+    than MAX_SOURCES items. No name is resolved here."""
     text = endpoint_text(endpoint)
+    if not text.strip(" \t"):
+        raise ValueError(f"no endpoint: give {ENDPOINT_FORMS}")
     sources: List[_Source] = []
     resolving = False
-    p, end_all = 0, len(text)
-    while p < end_all:
-        comma = text.find(",", p)
-        stop = comma if comma >= 0 else end_all
-        item = text[p:stop].strip(" \t")
-        # the C parser trims leading blanks by moving p: the same, for where it goes next
-        while p < stop and text[p] in " \t":
-            p += 1
+    for part in text.split(","):
+        # a leading, trailing or double comma: an empty item, not one to skip
+        item = part.strip(" \t")
         if not item or len(item.encode()) >= 128:
             raise ValueError(
                 f"endpoint list '{text}': "
-                + ("an empty item" if not item else "an item over 127 characters")
+                + ("an empty item (a leading, trailing or double comma)" if not item
+                   else "an item over 127 characters")
             )
         if len(sources) == MAX_SOURCES:
             raise ValueError(f"endpoint list '{text}': more than {MAX_SOURCES} items")
         src = _Source(item)
         sources.append(src)
         if item.startswith("tcp://"):
-            if not _parse_tcp(src):
-                raise ValueError(
-                    f"endpoint '{item}': not tcp://HOST:PORT (a name or an address, an IPv6 "
-                    "one in brackets; a port 0..65535)"
-                )
-            src.literal = _is_address(src.host)
-            if not src.literal:
-                resolving = True
-        p = stop
-        while p < end_all and text[p] in " \t":
-            p += 1
-        if p < end_all and text[p] == ",":
-            p += 1
-    if not sources:
-        raise ValueError("no endpoint")
+            ok = _parse_tcp(src)
+            if ok:
+                src.literal = _is_address(src.host)
+                resolving = resolving or not src.literal
+        else:
+            # ipc://, inproc://, another transport: as given, for ZeroMQ to judge when the
+            # caller connects it ("garbage", "tcp:/h:p" are not)
+            ok = _SCHEME_ITEM.match(item) is not None
+        if not ok:
+            raise ValueError(f"endpoint '{item}': not {ENDPOINT_FORMS}")
     return sources, resolving
+
+
+def check_endpoint(endpoint: Union[str, Sequence[str]]) -> str:
+    """One endpoint, checked as an item of a list is (:func:`parse_endpoints`): the item,
+    blanks trimmed; or ValueError naming it."""
+    sources, _ = parse_endpoints(endpoint)
+    if len(sources) != 1:  # pragma: no cover - the callers send lists to a fleet
+        raise ValueError(f"endpoint '{endpoint_text(endpoint)}': one endpoint, not a list")
+    return sources[0].raw
+
+
+def connect_error(item: str, e: zmq.ZMQError) -> zmq.ZMQError:
+    """An item ZeroMQ cannot connect (an unknown transport, "tcp://*:PORT"): ZeroMQ's
+    error, naming the item and what is accepted (the C library's text)."""
+    return zmq.ZMQError(e.errno, f"endpoint '{item}': cannot connect ({zmq.strerror(e.errno)}); "
+                                 f"accepted: {ENDPOINT_FORMS}")
+
+
+def connect_item(sock: zmq.Socket, item: str) -> None:
+    """Connect @sock to @item (checked already), or raise :func:`connect_error`'s error."""
+    try:
+        sock.connect(item)
+    except zmq.ZMQError as e:
+        raise connect_error(item, e) from None
 
 
 def lookup_sources(sources: Sequence[_Source], getaddrinfo: Optional[Callable] = None
@@ -230,8 +259,9 @@ def _parse_tcp(src: _Source) -> bool:
         if len(host.encode()) >= 96 or not set(host) <= _HOST_CHARS:
             return False  # an IPv6 address goes in brackets
         port = hp[colon + 1:]
+    # 1..65535: ZeroMQ itself takes "99999" (and connects elsewhere) and 0
     if (not port or len(port) > 5 or not all(c in "0123456789" for c in port)
-            or int(port) > 65535):
+            or not 1 <= int(port) <= 65535):
         return False
     src.host, src.port = host, port
     return True
@@ -252,7 +282,8 @@ class DaemonStats:
     sent: int  #: requests sent to it (failovers included)
     answered: int  #: answers from it
     overloaded: int  #: of which OVERLOADED
-    failed_over: int  #: requests taken from it (disconnect, silence, UNAVAILABLE)
+    #: requests taken from it (disconnect, silence, UNAVAILABLE, UNKNOWN_MODEL, malformed)
+    failed_over: int
     latency_ms: float  #: its recent answer time (moving average)
 
 
@@ -266,6 +297,8 @@ class FleetStats:
     duplicates_dropped: int  #: answers after the first, dropped
     client_timeouts: int  #: requests answered TIMEOUT by the client
     resolve_failures: int  #: name resolutions that failed
+    #: malformed answers, dropped (README, "Fleets"; client.h, mb_client_fleet_stats)
+    malformed: int = 0
 
 
 # ---- state ----
@@ -386,7 +419,12 @@ class Fleet:
         #: called with a daemon's sockets before they are closed (a driver unwatches them)
         self.on_close: Optional[Callable[[List[zmq.Socket]], None]] = None
         self.next_resolve: Optional[float] = None
-        self.apply_resolution(self.lookup(), now)
+        # a literal item (an address, ipc://...) that cannot be connected now never can be:
+        # the list is refused, naming it (a name's addresses are tried again later)
+        err = self.apply_resolution(self.lookup(), now)
+        if err is not None:
+            self.close()
+            raise err
 
     # ---- requests ----
 
@@ -461,6 +499,8 @@ class Fleet:
     # ---- daemons ----
 
     def _open(self, source: int, endpoint: str) -> Optional[_Daemon]:
+        """A daemon for @endpoint; None when the fleet has MAX_DAEMONS already. Raises
+        ZeroMQ's error when it cannot be connected."""
         if len(self.daemons) >= MAX_DAEMONS:
             return None
         d = _Daemon(endpoint, source, self.window)
@@ -487,7 +527,7 @@ class Fleet:
             if mon is not None:
                 mon.close(0)
             sock.close(0)
-            return None
+            raise
         d.sock, d.mon = sock, mon
         self.daemons.append(d)
         self.version += 1
@@ -656,10 +696,14 @@ class Fleet:
     def resolve_due(self, now: float) -> bool:
         return (self.resolving and self.next_resolve is not None and now >= self.next_resolve)
 
-    def apply_resolution(self, found, now: float) -> None:
-        """New addresses become daemons, vanished ones go (lookup()'s result)."""
+    def apply_resolution(self, found, now: float) -> Optional[Exception]:
+        """New addresses become daemons, vanished ones go (lookup()'s result). Returns the
+        error of the first literal item (an address, ipc://...) that could not be connected
+        or found no room (at the start, that refuses the list), else None; a name's
+        addresses that cannot be connected are tried again at the next resolution."""
+        err: Optional[Exception] = None
         if self.closed:
-            return
+            return None
         if self.resolving and self.resolve_every is not None:
             self.next_resolve = now + self.resolve_every
         for d in self.daemons:
@@ -680,15 +724,25 @@ class Fleet:
                         d.gone = False  # back again, if it had gone
                         break
                 else:
-                    d = self._open(s, ep)
+                    src = self.sources[s]
+                    try:
+                        d = self._open(s, ep)
+                    except zmq.ZMQError as e:
+                        if src.literal and err is None:
+                            err = connect_error(src.raw, e)
+                        continue
                     if d is not None:
                         d.seen = True
+                    elif src.literal and err is None:
+                        err = ValueError(f"endpoint '{src.raw}': more than {MAX_DAEMONS} "
+                                         "daemons in the fleet")
         for d in list(self.daemons):
             if d.seen:
                 continue
             d.gone = True
             if not d.held:
                 self._close(d)
+        return err
 
     # ---- events ----
 
@@ -752,11 +806,12 @@ class Fleet:
                 return
             except zmq.ZMQError:
                 return
-            if (len(frames) != 2 or len(frames[0]) != HEADER_LEN
-                    or frames[0][:4] != RESPONSE_MAGIC):
-                self.malformed += 1
-                continue
-            self._on_answer(d, frames, now)
+            try:
+                check_response(frames)
+            except ProtocolError as e:
+                self._on_malformed(d, e.response, e.reason, now)
+            else:
+                self._on_answer(d, frames, now)
             if d.sock.closed:
                 return
 
@@ -805,16 +860,52 @@ class Fleet:
             self.resent += 1
             self.waiting[key] = en  # at the end of the line
             return
-        # every other daemon that had it may still be working on it (a later one, or an
-        # earlier one failed over for its silence): a cancel each, so that it stops; one that
-        # does not hold it ignores the cancel
-        if en.daemon is not None and en.daemon is not d:
-            self._send_cancel(en.daemon, key)
-        for o in en.tried:
-            if o is not d and o is not en.daemon and o.up and not o.gone:
-                self._send_cancel(o, key)
+        self._cancel_others(en, d)
         self._free(en)
         self.deliver(en.owner, frames)
+
+    def _cancel_others(self, en: _Entry, d: _Daemon) -> None:
+        """Every other daemon that had @en may still be working on it (a later one, or an
+        earlier one failed over for its silence): a cancel each, so that it stops; one that
+        does not hold it ignores the cancel."""
+        if en.daemon is not None and en.daemon is not d:
+            self._send_cancel(en.daemon, en.key)
+        for o in en.tried:
+            if o is not d and o is not en.daemon and o.up and not o.gone:
+                self._send_cancel(o, en.key)
+
+    def _on_malformed(self, d: _Daemon, h: Optional[ResponseHeader], why: str,
+                      now: float) -> None:
+        """A malformed answer from @d (check_response()'s @why; @h its header, None when
+        that did not decode), as fleet.c's on_malformed(): counted, never the caller's. When
+        the header names a request @d holds, @d has failed it, as with UNAVAILABLE: the
+        request goes to a daemon that has not had it, or, with none left, the caller gets
+        UNAVAILABLE with a reason that names the daemon and what was wrong (the others that
+        had it are sent a cancel). An answer whose header does not decode names no request:
+        the one it was meant for stays where it is, and @d's silence fails it over
+        (failover_ms) or its deadline answers it TIMEOUT."""
+        self.malformed += 1
+        if h is None:  # not even the header decoded
+            return
+        key = (h.tenant_id, h.request_id)
+        en = self.entries.get(key)
+        if en is None or d not in en.tried or h.duplicate:
+            return  # none of the requests it holds: nothing to fail
+        if en.daemon is not d:
+            return  # an earlier attempt's: the request is elsewhere now, or waits
+        d.last_rx = now  # it answers, if badly: not silent
+        d.cooldown_until = now + COOLDOWN
+        if self._someone_else(en, now):
+            del d.held[key]
+            en.daemon = None
+            d.failed_over += 1
+            self.resent += 1
+            self.waiting[key] = en  # at the end of the line
+            return
+        reason = (f"client: malformed answer from {d.endpoint}: {why} ({len(en.tried)} "
+                  "daemon(s) tried)")
+        self._cancel_others(en, d)
+        self._answer_locally(en, int(Status.UNAVAILABLE), reason)
 
     # ---- timers ----
 
@@ -890,6 +981,7 @@ class Fleet:
             duplicates_dropped=self.dups,
             client_timeouts=self.client_timeouts,
             resolve_failures=self.resolve_failures,
+            malformed=self.malformed,
         )
 
     def suffix(self) -> str:

@@ -23,7 +23,15 @@ from typing import Any, AsyncIterator, Dict, Optional, Sequence, Tuple, Union
 import zmq
 import zmq.asyncio
 
-from ._fleet import FLEET_DEFAULTS, Fleet, FleetStats, endpoint_text, is_fleet
+from ._fleet import (
+    FLEET_DEFAULTS,
+    Fleet,
+    FleetStats,
+    check_endpoint,
+    connect_item,
+    endpoint_text,
+    is_fleet,
+)
 from ._link import MONITOR_EVENTS, LinkState
 from ._request import DEFAULT, DEFAULT_ENDPOINT, DEFAULT_PUBLISH, IdAllocator, build_header
 from ._request import media_fields, routing_id
@@ -31,7 +39,7 @@ from .curve import Key, apply_curve, resolve_keys
 from .errors import ClientClosed, ClientTimeout, ProtocolError
 from .protocol import FLAG_CANCEL, HEADER_LEN, RequestHeader
 from .results import Labels, Result, decode_response
-from .subscriber import decode_publication, subscriptions
+from .subscriber import _Publishers, decode_publication, subscriptions
 
 __all__ = ["AsyncClient", "AsyncSubscriber"]
 
@@ -186,8 +194,8 @@ class AsyncClient:
                     self._ctx.term()
                 raise
             return
-        if not isinstance(endpoint, str):
-            endpoint = endpoint_text(endpoint)  # a list of one
+        # one endpoint, checked as an item of a list is: the same forms, the same messages
+        endpoint = check_endpoint(endpoint)
         self.endpoint = endpoint
         self._ctx = zmq.asyncio.Context() if self._own else context
         self._sock = self._ctx.socket(zmq.DEALER)
@@ -200,7 +208,7 @@ class AsyncClient:
                 self._sock.setsockopt(zmq.ROUTING_ID, rid)
             apply_curve(self._sock, keys)
             self._monitor = self._sock.get_monitor_socket(MONITOR_EVENTS)  # before connecting
-            self._sock.connect(endpoint)
+            connect_item(self._sock, endpoint)
         except BaseException:
             if self._monitor is not None:
                 self._sock.disable_monitor()
@@ -518,7 +526,9 @@ class AsyncClient:
 
 class AsyncSubscriber:
     """Published results for asyncio programs (arguments as
-    :class:`~mediabatch.Subscriber`)::
+    :class:`~mediabatch.Subscriber`, a fleet's list of PUB endpoints or ``fleet=True``
+    included: names are resolved again in the loop's default executor while :meth:`recv`
+    waits)::
 
         async with mediabatch.AsyncSubscriber(tenant=42) as sub:
             async for topic, result in sub:
@@ -538,20 +548,33 @@ class AsyncSubscriber:
         labels: Optional[Labels] = None,
         timeout: Optional[float] = None,
         context: Optional[zmq.asyncio.Context] = None,
+        fleet: bool = False,
+        resolve_ms: Optional[int] = 5000,
     ) -> None:
         keys = resolve_keys(server_key, public_key, secret_key)
-        self.endpoint = endpoint
+        # every item checked before anything is made, as Subscriber
+        self._pubs = _Publishers(endpoint, fleet, resolve_ms)
+        self.endpoint = self._pubs.endpoint
         self.prefixes, self._filter = subscriptions(tenant, model, topics)
         self.labels = labels
         self.timeout = timeout
         self._own = context is None
         self._ctx = zmq.asyncio.Context() if self._own else context
         self._sock = self._ctx.socket(zmq.SUB)
-        self._sock.linger = 0
-        apply_curve(self._sock, keys)
-        for p in self.prefixes:
-            self._sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
-        self._sock.connect(endpoint)
+        try:
+            self._sock.linger = 0
+            apply_curve(self._sock, keys)
+            for p in self.prefixes:
+                self._sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
+            self._pubs.open(self._sock)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def publishers(self):
+        """The PUB endpoints this subscriber is connected to (a fleet: as resolved)."""
+        return self._pubs.publishers
 
     async def recv(self, timeout: Any = DEFAULT) -> Tuple[str, Result]:
         """The next published ``(topic, Result)``; :class:`~mediabatch.ClientTimeout` when
@@ -559,10 +582,24 @@ class AsyncSubscriber:
         timeout = self.timeout if timeout is DEFAULT else timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            now = time.monotonic()
+            due = self._pubs.next_resolve
+            if due is not None and now >= due:
+                # a fleet's names again, off the loop (getaddrinfo blocks)
+                found = await asyncio.get_running_loop().run_in_executor(
+                    None, self._pubs.lookup)
+                if self._sock.closed:
+                    raise ClientClosed("the subscriber is closed")
+                self._pubs.apply(found, time.monotonic())
+                continue
+            wait = None if deadline is None else max(0.0, deadline - now)
+            if due is not None and (wait is None or due - now < wait):
+                wait = due - now  # time to resolve again; the deadline still holds
             try:
                 frames = await asyncio.wait_for(self._sock.recv_multipart(), wait)
             except asyncio.TimeoutError:
+                if deadline is None or time.monotonic() < deadline:
+                    continue
                 raise ClientTimeout(
                     f"nothing published on {self.endpoint} within {timeout:g} s"
                 ) from None
@@ -581,8 +618,9 @@ class AsyncSubscriber:
                 return
 
     def close(self) -> None:
-        if not self._sock.closed:
-            self._sock.close(0)
+        sock = getattr(self, "_sock", None)
+        if sock is not None and not sock.closed:
+            sock.close(0)
         if self._own and not self._ctx.closed:
             self._ctx.term()
 

@@ -33,7 +33,15 @@ from ._request import (
     media_fields,
     routing_id,
 )
-from ._fleet import FLEET_DEFAULTS, Fleet, FleetStats, endpoint_text, is_fleet
+from ._fleet import (
+    FLEET_DEFAULTS,
+    Fleet,
+    FleetStats,
+    check_endpoint,
+    connect_item,
+    endpoint_text,
+    is_fleet,
+)
 from ._link import MONITOR_EVENTS, LinkState
 from .curve import Key, apply_curve, resolve_keys
 from .errors import Cancelled, ClientClosed, ClientTimeout, Overloaded, ProtocolError
@@ -685,8 +693,8 @@ class Client:
             self._engine.own_ctx = own
             self._finalizer = weakref.finalize(self, self._engine.close)
             return
-        if not isinstance(endpoint, str):
-            endpoint = endpoint_text(endpoint)  # a list of one
+        # one endpoint, checked as an item of a list is: the same forms, the same messages
+        endpoint = check_endpoint(endpoint)
         self.endpoint = endpoint
         own = context is None
         ctx = zmq.Context() if own else context
@@ -701,7 +709,7 @@ class Client:
             apply_curve(dealer, keys)
             # the monitor before connecting, or the first events are lost
             monitor = dealer.get_monitor_socket(MONITOR_EVENTS)
-            dealer.connect(endpoint)
+            connect_item(dealer, endpoint)
         except BaseException:
             if monitor is not None:
                 dealer.disable_monitor()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Type
 
-from .protocol import Status
+from .protocol import Status, status_name
 
 __all__ = [
     "MediabatchError",
@@ -71,7 +71,10 @@ class MediabatchError(Exception):
     def __str__(self) -> str:
         what = []
         if self.status is not None:
-            what.append(getattr(self.status, "name", str(self.status)))
+            name = status_name(self.status)
+            # a status this client does not know: UNKNOWN_STATUS and its number, as the C
+            # library's mb_status_name() asks
+            what.append(name if name != "UNKNOWN_STATUS" else f"{name} ({int(self.status)})")
         if self.model:
             what.append(self.model)
         if self.request_id is not None:
@@ -157,7 +160,15 @@ class ClientClosed(MediabatchError):
 
 
 class ProtocolError(MediabatchError):
-    """A response that breaks docs/protocol.md (wrong frames, magic, version or sizes)."""
+    """A malformed response (docs/protocol.md, "Response header"; what the C library's
+    mb_client_recv() refuses with -EPROTO): not two frames (header, payload); a header that
+    is not 64 bytes, or has another magic or version; a payload of another length than
+    result_len; an F32 result whose rows x cols x 4 is not result_len, a top-k result whose
+    cols is not 2 or whose rows x 8 is not result_len, result type 0 (none) with bytes, or
+    an unknown result type. ``response`` is the header when it decoded (None otherwise).
+
+    A client of one daemon fails the request the answer names with it; a fleet client
+    never raises it (README, "Fleets": the daemon has failed the request)."""
 
 
 _BY_STATUS: Dict[int, Type[MediabatchError]] = {

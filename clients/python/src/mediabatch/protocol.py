@@ -34,6 +34,7 @@ __all__ = [
     "RequestHeader",
     "ResponseHeader",
     "HeaderError",
+    "status_name",
 ]
 
 VERSION = 1
@@ -76,6 +77,15 @@ class Status(enum.IntEnum):
     UNAVAILABLE = 7
     TOO_LARGE = 8
     UNAUTHORIZED = 9
+
+
+def status_name(status: int) -> str:
+    """The name of a status ("OK", "BAD_REQUEST", ...), or "UNKNOWN_STATUS" for any other
+    value, as the C library's mb_status_name() (show the number beside it)."""
+    try:
+        return Status(status).name
+    except ValueError:
+        return "UNKNOWN_STATUS"
 
 
 class Media(enum.IntEnum):

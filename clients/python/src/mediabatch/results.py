@@ -9,9 +9,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .errors import MediabatchError, ProtocolError, error_for_status
-from .protocol import ResponseHeader, ResultType, Status
+from .protocol import ResponseHeader, ResultType, Status, status_name
 
-__all__ = ["Result", "load_labels", "decode_response", "Labels"]
+__all__ = ["Result", "load_labels", "decode_response", "check_response", "response_fault", "Labels"]
 
 #: Class labels: a mapping class id -> name, a sequence of names indexed by class id, or
 #: the path of a checkpoint's ``config.json`` (or of its directory) holding ``id2label``.
@@ -67,32 +67,10 @@ class Result:
     def __init__(self, header: ResponseHeader, payload: bytes, labels: Optional[Labels] = None):
         self.header = header
         self.payload = bytes(payload)
-        if len(self.payload) != header.result_len:
-            raise ProtocolError(
-                f"result_len is {header.result_len} but the result frame has "
-                f"{len(self.payload)} bytes",
-                request_id=header.request_id,
-                tenant_id=header.tenant_id,
-                model=header.model,
-                response=header,
-            )
-        rtype, n = header.result_type, len(self.payload)
-        expect = None
-        if rtype == ResultType.F32:
-            expect = header.rows * header.cols * 4
-        elif rtype == ResultType.TOPK:
-            expect = header.rows * 8
-        elif rtype == ResultType.NONE:
-            expect = 0
-        if expect is not None and expect != n:
-            raise ProtocolError(
-                f"{getattr(rtype, 'name', rtype)} result of {header.rows}x{header.cols} "
-                f"should be {expect} bytes, got {n}",
-                request_id=header.request_id,
-                tenant_id=header.tenant_id,
-                model=header.model,
-                response=header,
-            )
+        why = response_fault(header, len(self.payload))
+        if why is not None:
+            raise ProtocolError(why, request_id=header.request_id, tenant_id=header.tenant_id,
+                                model=header.model, response=header)
         self._labels = labels
         self._lookup = None
 
@@ -198,7 +176,9 @@ class Result:
 
     def __repr__(self) -> str:
         h = self.header
-        status = getattr(h.status, "name", h.status)
+        status = status_name(h.status)
+        if status == "UNKNOWN_STATUS":
+            status = f"{status} ({int(h.status)})"
         if self.ok:
             what = f"{_type_name(h.result_type)} [{h.rows} x {h.cols}]"
         else:
@@ -213,13 +193,63 @@ def _type_name(rtype: int) -> str:
     return {0: "none", 1: "F32", 2: "top-k", 3: "text"}.get(int(rtype), f"type {rtype}")
 
 
-def decode_response(frames: Sequence[bytes], labels: Optional[Labels] = None) -> Result:
-    """A response from its two ZeroMQ frames (header, result). Raises
-    :class:`ProtocolError` for a message of another shape."""
-    if len(frames) != 2:
-        raise ProtocolError(f"a response has 2 frames (header, result), got {len(frames)}")
+def response_fault(header: ResponseHeader, payload_len: int) -> Optional[str]:
+    """Why a response whose header is @header and whose payload is @payload_len bytes is
+    malformed, or None (docs/protocol.md, "Response header"; the checks and texts of the C
+    library's mb_client_recv()): a payload of another length than result_len; an F32 result
+    whose rows x cols x 4 is not result_len; a top-k result whose cols is not 2 or whose
+    rows x 8 is not result_len; result type 0 (none) with bytes; an unknown result type.
+    Text is any length. A response that passes can be read as its result type says."""
+    h = header
+    if payload_len != h.result_len:
+        return f"result_len is {h.result_len} but the payload is {payload_len} bytes"
+    rtype = int(h.result_type)
+    if rtype == ResultType.TEXT:
+        return None
+    if rtype == ResultType.NONE:
+        if h.result_len == 0:
+            return None
+        return f"result_type 0 (none) with a {h.result_len}-byte result"
+    if rtype == ResultType.F32:
+        want = h.rows * h.cols * 4
+        if want == h.result_len:
+            return None
+        return (f"an F32 result of {h.rows} x {h.cols} is {want} bytes (rows x cols x 4), "
+                f"but result_len is {h.result_len}")
+    if rtype == ResultType.TOPK:
+        want = h.rows * 8
+        if h.cols == 2 and want == h.result_len:
+            return None
+        return (f"a top-k result of {h.rows} pairs is {want} bytes (rows x 8, cols 2), but "
+                f"result_len is {h.result_len} and cols {h.cols}")
+    return f"result_type {rtype} is not one of 0 (none), 1 (F32), 2 (top-k), 3 (text)"
+
+
+def check_response(frames: Sequence[bytes]) -> ResponseHeader:
+    """The header of a well-formed response (its ZeroMQ frames: header, payload), as the C
+    library's mb_client_recv() checks one: the header decodes (64 bytes, magic "MBR1",
+    version 1), there are exactly two frames, and the payload fits the header (see
+    :func:`response_fault`). Raises :class:`ProtocolError` saying what is wrong, with
+    ``response`` (and the request id, tenant and model) set when the header decoded, so
+    that the caller can tell whose answer it was; ``response`` is None when it did not."""
+    if not frames:
+        raise ProtocolError("0 frame(s); a response is 2 (header, payload)")
     try:
         header = ResponseHeader.decode(frames[0])
     except ValueError as e:
         raise ProtocolError(str(e)) from None
+    if len(frames) != 2:
+        why = f"{len(frames)} frame(s); a response is 2 (header, payload)"
+    else:
+        why = response_fault(header, len(frames[1]))
+    if why is not None:
+        raise ProtocolError(why, request_id=header.request_id, tenant_id=header.tenant_id,
+                            model=header.model, response=header)
+    return header
+
+
+def decode_response(frames: Sequence[bytes], labels: Optional[Labels] = None) -> Result:
+    """A response from its two ZeroMQ frames (header, result). Raises
+    :class:`ProtocolError` for a malformed one (see :func:`check_response`)."""
+    header = check_response(frames)
     return Result(header, frames[1], labels)

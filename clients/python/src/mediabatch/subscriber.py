@@ -13,7 +13,15 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import zmq
 
-from ._fleet import endpoint_text, is_fleet, lookup_sources, parse_endpoints
+from ._fleet import (
+    check_endpoint,
+    connect_error,
+    connect_item,
+    endpoint_text,
+    is_fleet,
+    lookup_sources,
+    parse_endpoints,
+)
 from ._request import DEFAULT, DEFAULT_PUBLISH
 from .curve import Key, apply_curve, resolve_keys
 from .errors import ClientTimeout, ProtocolError
@@ -53,6 +61,92 @@ def decode_publication(frames: List[bytes], labels: Optional[Labels]) -> Tuple[s
     return topic, decode_response(frames[1:], labels)
 
 
+class _Publishers:
+    """The PUB endpoints of a subscriber, as the C library's mb_subscriber_open() has them:
+    one endpoint, checked as an item of a list is; or a fleet's (a list, a string with
+    commas, or ``fleet=True``), every item checked, names resolved to all their addresses
+    at the start and every ``resolve_ms`` after. Every item is checked before a socket is
+    made (ValueError naming it); :meth:`open` connects, and a literal item (an address,
+    ipc://...) ZeroMQ cannot connect is refused then (zmq.ZMQError naming it), while a
+    name's address that cannot be connected is tried again at the next resolution."""
+
+    def __init__(self, endpoint, fleet: bool, resolve_ms: Optional[int]) -> None:
+        self.sources = None
+        self.resolving = False
+        self.every: Optional[float] = None
+        self.connected: List[Tuple[int, str]] = []  # (source, address)
+        self.next_resolve: Optional[float] = None
+        self.sock: Optional[zmq.Socket] = None
+        if is_fleet(endpoint, fleet):
+            if resolve_ms is not None and (not isinstance(resolve_ms, int)
+                                           or isinstance(resolve_ms, bool)
+                                           or resolve_ms == 0 or resolve_ms < -1):
+                raise ValueError(
+                    f"resolve_ms: {resolve_ms!r}; a positive integer, or -1: never")
+            self.sources, self.resolving = parse_endpoints(endpoint)
+            self.every = None if resolve_ms in (None, -1) else resolve_ms / 1000.0
+            self.endpoint = endpoint_text(endpoint)
+        else:
+            self.endpoint = check_endpoint(endpoint)
+
+    def open(self, sock: zmq.Socket) -> None:
+        """Connect @sock (options set): to the endpoint, or to the fleet's addresses."""
+        self.sock = sock
+        if self.sources is None:
+            connect_item(sock, self.endpoint)
+            return
+        sock.setsockopt(zmq.IPV6, 1)  # IPv6 publishers too
+        err = self.apply(self.lookup(), time.monotonic())
+        if err is not None:
+            raise err
+
+    def lookup(self):
+        """Resolve every item (blocking, for names)."""
+        return lookup_sources(self.sources)
+
+    def apply(self, found, now: float) -> Optional[Exception]:
+        """Connect to every address the items resolve to now (lookup()'s result), and
+        leave those gone. Returns the error of the first literal item that could not be
+        connected (at the start, that refuses the list), else None."""
+        err: Optional[Exception] = None
+        want: List[Tuple[int, str]] = []
+        for s, eps, _why in found:
+            if eps is None:  # keep this item's addresses: a DNS hiccup is not a fleet gone
+                want.extend(c for c in self.connected if c[0] == s)
+            else:
+                want.extend((s, ep) for ep in eps if (s, ep) not in want)
+        have = {ep for _, ep in self.connected}
+        keep = {ep for _, ep in want}
+        for ep in have - keep:
+            try:
+                self.sock.disconnect(ep)
+            except zmq.ZMQError:
+                pass
+        have &= keep
+        connected: List[Tuple[int, str]] = []
+        for s, ep in want:
+            if ep not in have:
+                try:
+                    self.sock.connect(ep)
+                except zmq.ZMQError as e:
+                    src = self.sources[s]
+                    if src.literal and err is None:
+                        err = connect_error(src.raw, e)
+                    continue  # tried again at the next resolution
+                have.add(ep)
+            connected.append((s, ep))
+        self.connected = connected
+        self.next_resolve = (None if not self.resolving or self.every is None
+                             else now + self.every)
+        return err
+
+    @property
+    def publishers(self) -> List[str]:
+        if self.sources is None:
+            return [self.endpoint]
+        return [ep for _, ep in self.connected]
+
+
 class Subscriber:
     """Results published by a service.
 
@@ -72,6 +166,10 @@ class Subscriber:
             address is one (``tcp://NAME:7401``), resolved again every ``resolve_ms``
             (5000; -1: never) while :meth:`recv` waits: a daemon that appears is
             subscribed to, one that goes is left.
+
+    The endpoint, or every item of a list, is checked as a client's is: ValueError naming
+    an item that is not tcp://HOST:PORT (port 1..65535), ipc://PATH or inproc://NAME, or an
+    empty item; zmq.ZMQError naming one that ZeroMQ cannot connect.
 
     ZeroMQ subscriptions take a moment to reach the service, and results published before
     then are not received: subscribe first, then send. A subscriber is used from one
@@ -95,13 +193,9 @@ class Subscriber:
         resolve_ms: int = 5000,
     ) -> None:
         keys = resolve_keys(server_key, public_key, secret_key)
-        self._sources = None
-        self._connected: List[Tuple[int, str]] = []
-        if is_fleet(endpoint, fleet):
-            self._sources, self._resolving = parse_endpoints(endpoint)
-            self._resolve_every = None if resolve_ms in (None, -1) else resolve_ms / 1000.0
-            endpoint = endpoint_text(endpoint)
-        self.endpoint = endpoint
+        # every item checked before anything is made
+        self._pubs = _Publishers(endpoint, fleet, resolve_ms)
+        self.endpoint = self._pubs.endpoint
         self.prefixes, self._filter = subscriptions(tenant, model, topics)
         self.labels = labels
         self.timeout = timeout
@@ -113,42 +207,15 @@ class Subscriber:
             apply_curve(self._sock, keys)
             for p in self.prefixes:
                 self._sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
-            if self._sources is None:
-                self._sock.connect(endpoint)
-            else:
-                self._sock.setsockopt(zmq.IPV6, 1)
-                self._resolve()
+            self._pubs.open(self._sock)
         except BaseException:
             self.close()
             raise
 
-    def _resolve(self) -> None:
-        """Connect to every address the fleet's items resolve to now; leave those gone."""
-        now: List[Tuple[int, str]] = []
-        for s, eps, _why in lookup_sources(self._sources):
-            if eps is None:  # keep this item's addresses: a DNS hiccup is not a fleet gone
-                now.extend(c for c in self._connected if c[0] == s)
-            else:
-                now.extend((s, ep) for ep in eps if (s, ep) not in now)
-        have = {ep for _, ep in self._connected}
-        want = {ep for _, ep in now}
-        for ep in have - want:
-            try:
-                self._sock.disconnect(ep)
-            except zmq.ZMQError:
-                pass
-        for ep in want - have:
-            self._sock.connect(ep)
-        self._connected = now
-        self._next_resolve = (None if not self._resolving or self._resolve_every is None
-                              else time.monotonic() + self._resolve_every)
-
     @property
     def publishers(self) -> List[str]:
         """The PUB endpoints this subscriber is connected to (a fleet: as resolved)."""
-        if self._sources is None:
-            return [self.endpoint]
-        return [ep for _, ep in self._connected]
+        return self._pubs.publishers
 
     def recv(self, timeout: Any = DEFAULT) -> Tuple[str, Result]:
         """The next published ``(topic, Result)``; raises
@@ -158,11 +225,11 @@ class Subscriber:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            due = getattr(self, "_next_resolve", None)
+            due = self._pubs.next_resolve
             if due is not None:
                 if time.monotonic() >= due:
-                    self._resolve()
-                    due = self._next_resolve
+                    self._pubs.apply(self._pubs.lookup(), time.monotonic())
+                    due = self._pubs.next_resolve
                 if due is not None:
                     left = max(0.0, due - time.monotonic())
                     if wait is None or left < wait:
