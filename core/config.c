@@ -20,6 +20,7 @@
 #include "mb_config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -504,6 +505,55 @@ mb_config_parse_hostport(const char *s, char *host, size_t host_len, uint16_t *p
 	return 0;
 }
 
+/* What a ROUTER or PUB endpoint of the daemon may be (mb_config_bind_endpoint_ok()). */
+#define BIND_FORMS                                                                                 \
+	"tcp://ADDRESS:PORT (an IPv4 address, a host or interface name, * for every interface, "   \
+	"an IPv6 address in brackets; a port 1..65535, or * for one the system picks) or "         \
+	"ipc://PATH"
+
+bool
+mb_config_bind_endpoint_ok(const char *v)
+{
+	const char *host, *colon, *p;
+	size_t hlen;
+	long port = 0;
+
+	if (v == NULL || strlen(v) >= MB_CONFIG_ENDPOINT_MAX)
+		return false;
+	if (strncmp(v, "ipc://", 6) == 0) /* a path for a Unix socket: sun_path is 108 bytes */
+		return v[6] != '\0' && strlen(v + 6) < 108;
+	if (strncmp(v, "tcp://", 6) != 0)
+		return false;
+	host = v + 6;
+	colon = strrchr(host, ':');
+	if (colon == NULL || colon == host)
+		return false;
+	hlen = (size_t)(colon - host);
+	if (host[0] == '[') { /* [IPv6], a zone allowed: hex digits, ':', '.', '%', a name */
+		if (hlen < 3 || host[hlen - 1] != ']')
+			return false;
+		for (p = host + 1; p < host + hlen - 1; p++)
+			if (!isalnum((unsigned char)*p) && strchr(":.%_-", *p) == NULL)
+				return false;
+	} else if (!(hlen == 1 && host[0] == '*')) {
+		for (p = host; p < colon; p++)
+			if (!isalnum((unsigned char)*p) && strchr(".-_", *p) == NULL)
+				return false;
+	}
+	/* the port: "*" (ZeroMQ's wildcard: the start logs the one it got), or digits only
+	 * (ZeroMQ would take "83136" as 17600) */
+	if (strcmp(colon + 1, "*") == 0)
+		return true;
+	if (colon[1] == '\0' || strlen(colon + 1) > 5)
+		return false;
+	for (p = colon + 1; *p != '\0'; p++) {
+		if (!isdigit((unsigned char)*p))
+			return false;
+		port = port * 10 + (*p - '0');
+	}
+	return port >= 1 && port <= 65535;
+}
+
 /* ---- loading ---- */
 
 #define MAX_LOG_LINES 24
@@ -640,15 +690,31 @@ int_in(struct checker *ck, const char *field, const int64_t *v, int64_t lo, int6
 	return true;
 }
 
+/* @p v in the fewest digits that read back as @p v: 1000000001 and 0.0009999999 as written
+ * (%g would print 1e+09 and 0.001, beside bounds of 1e+09 and 0.001) */
+static const char *
+shortest(char *buf, size_t len, double v)
+{
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	return buf;
+}
+
 static bool
 double_in(struct checker *ck, const char *field, const double *v, double lo, double hi,
 	  bool zero_ok)
 {
+	char sv[32], slo[32], shi[32];
+
 	if (v == NULL || ck->failed)
 		return false;
 	if (!((*v >= lo && *v <= hi) || (zero_ok && *v == 0.0))) {
-		snprintf(ck->err, ck->len, "%s: %s: %g is out of range %s%g..%g", ck->path, field,
-			 *v, zero_ok ? "0 or " : "", lo, hi);
+		snprintf(ck->err, ck->len, "%s: %s: %s is out of range %s%s..%s", ck->path, field,
+			 shortest(sv, sizeof(sv), *v), zero_ok ? "0 or " : "",
+			 shortest(slo, sizeof(slo), lo), shortest(shi, sizeof(shi), hi));
 		ck->failed = 1;
 		return false;
 	}
@@ -681,10 +747,9 @@ mb_config_set(struct mb_config *c, const char *key, const char *v, char *err, si
 	int level;
 
 	if (strcmp(key, "service.ingest") == 0 || strcmp(key, "service.publish") == 0) {
-		if (strstr(v, "://") == NULL || strlen(v) < 7 ||
-		    strlen(v) >= MB_CONFIG_ENDPOINT_MAX) {
+		if (!mb_config_bind_endpoint_ok(v)) {
 			snprintf(err, err_len,
-				 "'%s' is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:7400)", v);
+				 "'%s' is not a ZeroMQ endpoint to listen on: " BIND_FORMS, v);
 			return -EINVAL;
 		}
 		snprintf(strcmp(key, "service.ingest") == 0 ? c->ingest : c->publish,

@@ -275,4 +275,12 @@ int mb_config_parse_prefix(const char *s, struct mb_prefix *out);
  */
 int mb_config_parse_hostport(const char *s, char *host, size_t host_len, uint16_t *port);
 
+/**
+ * Whether @p v is an endpoint the daemon can listen on (service.ingest, service.publish):
+ * tcp://ADDRESS:PORT (an IPv4 address, a host or interface name, "*", or an IPv6 address in
+ * brackets; a port 1..65535, digits only, or "*", ZeroMQ's wildcard) or ipc://PATH (1 to 107
+ * bytes). Others (another transport, a port out of range, which ZeroMQ would wrap) are not.
+ */
+bool mb_config_bind_endpoint_ok(const char *v);
+
 #endif /* MB_CONFIG_H */

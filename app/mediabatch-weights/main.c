@@ -123,6 +123,17 @@ generate_net(const struct gen *g, const char *model)
 	 * network's published size applies to that network */
 	if (!g->size_given)
 		size = sizes[0];
+	for (const char *const *s = sizes; *s != NULL && size != NULL; s++)
+		if (strcmp(*s, size) == 0)
+			size = NULL; /* one of its sizes */
+	if (size != NULL) { /* a usage error (2), as a bad --dtype is */
+		fprintf(stderr, "mediabatch-weights: --size %s: %s comes in", size, model);
+		for (const char *const *s = sizes; *s != NULL; s++)
+			fprintf(stderr, "%s %s", s == sizes ? "" : ",", *s);
+		fprintf(stderr, "\n");
+		return 2;
+	}
+	size = g->size_given ? g->size : sizes[0];
 	snprintf(path, sizeof(path), "%s/%s", g->dir, model);
 	if (mb_builtin_net_placeholder(model, size, path, g->seed, g->dtype, g->shard_bytes, err,
 				       sizeof(err)) < 0) {

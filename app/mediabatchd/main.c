@@ -24,6 +24,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -317,6 +318,62 @@ static atomic_uint g_caught_stop;      /* SIGINT/SIGTERM this handler caught */
 static atomic_int g_caught_stop_signo; /* the last of them */
 static atomic_uint g_caught_hup;       /* SIGHUP (a reload: counted apart from stops) */
 
+/* What --check found, for its report. */
+struct checked {
+	char devices[256], place[1024], security[1024], heap[512];
+};
+
+static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* snprintf() into @p buf, cut at @p len (config.source can be a path of 4 KiB) */
+static void
+say(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * What --check checks beyond the file's own rules (service_check_models() first): every
+ * model it enables loads, the devices, the placement, the security files, the DPDK heap.
+ * Returns 0 with the findings in @p ck, or -errno with "FILE: why" in @p err: the start
+ * would stop, or start with a model disabled. A reload asks the same of its file.
+ */
+static int
+check_file(const struct mb_config *cfg, struct checked *ck, char *err, size_t len)
+{
+	char why[2048];
+	int rc;
+
+	if ((rc = service_check_load(cfg, why, sizeof(why))) < 0) {
+		say(err, len, "%s: %s", cfg->source, why);
+		return rc;
+	}
+	if ((rc = service_check_devices(cfg, ck->devices, sizeof(ck->devices))) < 0) {
+		say(err, len, "%s", ck->devices); /* names the file */
+		return rc;
+	}
+	if ((rc = service_check_placement(cfg, ck->place, sizeof(ck->place))) < 0) {
+		say(err, len, "%s: service.placement: %s", cfg->source, ck->place);
+		return rc;
+	}
+	if ((rc = service_check_security(cfg, true, ck->security, sizeof(ck->security))) < 0) {
+		say(err, len, "%s: %s", cfg->source, ck->security);
+		return rc;
+	}
+	if ((rc = service_check_heap(cfg, ck->heap, sizeof(ck->heap))) < 0) {
+		say(err, len,
+		    "%s: the DPDK heap is too small: it needs %s: raise eal.memory_mb or lower "
+		    "those",
+		    cfg->source, ck->heap);
+		return rc;
+	}
+	return 0;
+}
+
 /*
  * SIGHUP: read the --config file again and apply what can change while running (the
  * tenants' rate limits; each model's max_batch, max_delay_us, queue_limit and
@@ -327,24 +384,41 @@ static void
 reload(const struct flags *f, struct mb_service *svc)
 {
 	struct mb_config n;
-	char msg[1024];
+	struct checked *ck = malloc(sizeof(*ck));
+	char msg[2560];
 
+	if (ck == NULL) {
+		service_reload_failed(svc);
+		MB_LOG(ERR, "SIGHUP: reload refused, the running settings stay: out of memory");
+		return;
+	}
 	if (f->config == NULL) {
+		free(ck);
 		service_reload_failed(svc);
 		MB_LOG(WARNING, "SIGHUP: nothing to reload: started without --config");
 		return;
 	}
 	mb_config_defaults(&n);
+	/* the file as the next start with these flags would take it (they were checked then) */
 	if (mb_config_load(&n, f->config, msg, sizeof(msg)) < 0 ||
+	    (apply_flags(f, &n) < 0 && snprintf(msg, sizeof(msg), "the flags do not apply") > 0) ||
 	    service_check_models(&n, msg, sizeof(msg)) < 0) {
 		service_reload_failed(svc); /* counted before the log line, as the others */
 		MB_LOG(ERR, "SIGHUP: reload refused, the running settings stay: %s", msg);
+	} else if (check_file(&n, ck, msg, sizeof(msg)) < 0) {
+		/* what only the next start would take must start then: --check's verdict */
+		service_reload_failed(svc);
+		MB_LOG(ERR,
+		       "SIGHUP: reload refused, the running settings stay: the file would not "
+		       "start (as --check says): %s",
+		       msg);
 	} else if (service_reload(svc, &n, msg, sizeof(msg)) < 0) {
 		MB_LOG(ERR, "SIGHUP: reload refused, the running settings stay: %s", msg);
 	} else {
 		MB_LOG(NOTICE, "SIGHUP: reloaded %s: %s", f->config, msg);
 	}
 	mb_config_fini(&n);
+	free(ck);
 }
 
 /*
@@ -562,41 +636,24 @@ main(int argc, char **argv)
 		mb_config_fini(&cfg);
 		return EXIT_CONFIG;
 	}
-	if (flags.check && service_check_load(&cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mediabatchd: %s: %s\n", cfg.source, err);
-		mb_config_fini(&cfg);
-		return EXIT_CONFIG;
-	}
 	if (flags.check) {
-		char place[1024], security[1024], heap[512], exposed[1024];
+		struct checked ck;
+		char exposed[1024];
 
-		if (service_check_placement(&cfg, place, sizeof(place)) < 0) {
-			fprintf(stderr, "mediabatchd: %s: service.placement: %s\n", cfg.source,
-				place);
-			mb_config_fini(&cfg);
-			return EXIT_CONFIG;
-		}
-		if (service_check_security(&cfg, true, security, sizeof(security)) < 0) {
-			fprintf(stderr, "mediabatchd: %s: %s\n", cfg.source, security);
-			mb_config_fini(&cfg);
-			return EXIT_CONFIG;
-		}
-		if (service_check_heap(&cfg, heap, sizeof(heap)) < 0) {
-			fprintf(stderr,
-				"mediabatchd: %s: the DPDK heap is too small: it needs %s: raise "
-				"eal.memory_mb or lower those\n",
-				cfg.source, heap);
+		if (check_file(&cfg, &ck, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mediabatchd: %s\n", err);
 			mb_config_fini(&cfg);
 			return EXIT_CONFIG;
 		}
 		printf("mediabatchd: %s: configuration is valid (every model it enables loads)\n",
 		       cfg.source);
+		printf("mediabatchd: devices: %s\n", ck.devices);
 		printf("mediabatchd: placement (service.placement %s): %s\n",
-		       mb_placement_policy_name((enum mb_placement_policy)cfg.placement), place);
-		printf("mediabatchd: security: %s\n", security);
+		       mb_placement_policy_name((enum mb_placement_policy)cfg.placement), ck.place);
+		printf("mediabatchd: security: %s\n", ck.security);
 		if (service_check_http_exposure(&cfg, exposed, sizeof(exposed)))
 			printf("mediabatchd: WARNING: %s\n", exposed);
-		printf("mediabatchd: DPDK heap: %s\n", heap);
+		printf("mediabatchd: DPDK heap: %s\n", ck.heap);
 		mb_config_fini(&cfg);
 		return 0;
 	}
@@ -610,7 +667,7 @@ main(int argc, char **argv)
 	 * error (exit 2), whatever errno the read failed with. */
 	rc = service_check_security(&cfg, true, err, sizeof(err));
 	if (rc < 0) {
-		fprintf(stderr, "mediabatchd: %s\n", err);
+		fprintf(stderr, "mediabatchd: %s: %s\n", cfg.source, err);
 		mb_config_fini(&cfg);
 		return rc == -ENOMEM ? EXIT_START : EXIT_CONFIG;
 	}
@@ -734,7 +791,10 @@ main(int argc, char **argv)
 			       strsignal(sig));
 			service_abort(svc);
 		}
-		if (draining && !aborted && mb_env_now_ns() >= deadline) {
+		/* the deadline cuts only what is left: with nothing in flight (drain_timeout_ms
+		 * 0 on an idle daemon) the drain ends by itself, clean (nothing new is taken) */
+		if (draining && !aborted && mb_env_now_ns() >= deadline &&
+		    service_inflight(svc) != 0) {
 			aborted = true;
 			MB_LOG(WARNING,
 			       "drain timeout (%u ms) with %u request(s) left: stopping; what has "

@@ -827,11 +827,77 @@ add_model(struct mb_service *s, const struct mb_model_desc *d, const struct mb_m
  * With mode auto and no usable GPU, that is logged once, with why, and cpu0 serves alone;
  * with mode required the start stops (nothing said before it of running on the CPU).
  */
+/*
+ * How many GPUs devices.cuda uses, of those @p g found (mode off: none): that many, or
+ * -ENODEV (mode required and none usable) or -EINVAL (devices.cuda.gpus names one that
+ * does not exist), with the reason in @p err. The start and --check both ask this.
+ */
+static int
+gpus_in_use(const struct mb_config *cfg, const struct mb_gpu_probe *g, char *err, size_t err_len)
+{
+	int n;
+
+	if (cfg->cuda_mode == MB_CUDA_OFF)
+		return 0;
+	if (g->count == 0 && cfg->cuda_mode == MB_CUDA_REQUIRED) {
+		snprintf(err, err_len,
+			 "%s: devices.cuda.mode is required, but no GPU is usable: %s", cfg->source,
+			 g->reason);
+		return -ENODEV;
+	}
+	if (g->count == 0)
+		return 0;
+	n = cfg->n_cuda_gpus ? (int)cfg->n_cuda_gpus : g->count;
+	for (int k = 0; k < n; k++)
+		if (cfg->n_cuda_gpus && cfg->cuda_gpus[k] >= g->count) {
+			snprintf(err, err_len,
+				 "%s: devices.cuda.gpus[%d]: GPU %d does not exist (this machine "
+				 "has %d: 0..%d)",
+				 cfg->source, k, cfg->cuda_gpus[k], g->count, g->count - 1);
+			return -EINVAL;
+		}
+	return n < MB_DEVICES_MAX - 1 ? n : MB_DEVICES_MAX - 1;
+}
+
+int
+service_check_devices(const struct mb_config *cfg, char *buf, size_t len)
+{
+	struct mb_gpu_probe g;
+	int n;
+
+	memset(&g, 0, sizeof(g));
+	if (cfg->cuda_mode == MB_CUDA_OFF)
+		snprintf(g.reason, sizeof(g.reason), "devices.cuda.mode is off");
+	else
+		mb_gpu_probe(&g);
+	n = gpus_in_use(cfg, &g, buf, len);
+	if (n < 0)
+		return n;
+	if (n == 0 && cfg->cpu_serve == MB_CPU_SERVE_NEVER) {
+		snprintf(buf, len,
+			 "%s: devices.cpu.serve is never and no GPU is in use (%s): every model "
+			 "would start disabled",
+			 cfg->source, g.reason);
+		return -EINVAL;
+	}
+	if (n == 0)
+		snprintf(buf, len, "cpu0 alone (no GPU in use: %s)", g.reason);
+	else
+		snprintf(
+			buf, len, "%d GPU(s)%s", n,
+			cfg->cpu_serve == MB_CPU_SERVE_ALWAYS
+				? " and cpu0 (devices.cpu.serve always)"
+			: cfg->cpu_serve == MB_CPU_SERVE_NEVER
+				? " (devices.cpu.serve never)"
+				: ", and cpu0 for a model no GPU can run (devices.cpu.serve auto)");
+	return 0;
+}
+
 static int
 plan_devices(struct mb_service *s, char *err, size_t err_len)
 {
 	const struct mb_config *cfg = s->cfg;
-	int n = 0;
+	int n = 0, use;
 
 	for (int d = 0; d < MB_DEVICES_MAX; d++)
 		s->plan[d] = (struct dev_plan){.cuda = -1, .numa_node = MB_NUMA_ANY};
@@ -843,32 +909,18 @@ plan_devices(struct mb_service *s, char *err, size_t err_len)
 		return 0;
 	}
 	mb_gpu_probe(&s->gpus);
+	if ((use = gpus_in_use(cfg, &s->gpus, err, err_len)) < 0)
+		return use;
 	if (s->gpus.count == 0) {
-		if (cfg->cuda_mode == MB_CUDA_REQUIRED) {
-			snprintf(err, err_len,
-				 "%s: devices.cuda.mode is required, but no GPU is usable: %s",
-				 cfg->source, s->gpus.reason);
-			return -ENODEV;
-		}
 		MB_LOG(NOTICE, "no usable GPU (%s): running on the CPU device", s->gpus.reason);
 		return 0;
 	}
 	if (s->topo != NULL)
 		mb_gpu_locate(&s->gpus, s->topo);
-	for (int k = 0; k < (cfg->n_cuda_gpus ? (int)cfg->n_cuda_gpus : s->gpus.count); k++) {
+	for (int k = 0; k < use; k++) {
 		int ordinal = cfg->n_cuda_gpus ? cfg->cuda_gpus[k] : k;
 		struct dev_plan *p;
 
-		if (ordinal >= s->gpus.count) {
-			snprintf(err, err_len,
-				 "%s: devices.cuda.gpus[%d]: GPU %d does not exist (this machine "
-				 "has "
-				 "%d: 0..%d)",
-				 cfg->source, k, ordinal, s->gpus.count, s->gpus.count - 1);
-			return -EINVAL;
-		}
-		if (1 + n >= MB_DEVICES_MAX)
-			break;
 		p = &s->plan[1 + n++];
 		p->on = true;
 		p->cuda = ordinal;

@@ -62,6 +62,15 @@ int service_check_security(const struct mb_config *cfg, bool http_files, char *b
 int service_check_http_exposure(const struct mb_config *cfg, char *buf, size_t len);
 
 /**
+ * For --check: the devices this configuration would serve on here (devices.cpu,
+ * devices.cuda against the GPUs found), described in @p buf. Returns 0, or -errno with the
+ * reason in @p buf when the start would stop (devices.cuda.mode required without a usable
+ * GPU, a devices.cuda.gpus entry that does not exist) or start with every model disabled
+ * (devices.cpu.serve never and no GPU in use).
+ */
+int service_check_devices(const struct mb_config *cfg, char *buf, size_t len);
+
+/**
  * For --check: what the start certainly takes from the DPDK heap (request objects, the
  * tenants' rate-limit tables, the UDP mbufs: a lower bound, described in @p buf). Returns
  * -ENOMEM when that is more than eal.memory_mb (without eal.args), else 0.

@@ -13,6 +13,14 @@ py=${MB_PYTHON:-/usr/bin/python3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# a size the network does not come in, like a bad --dtype, is a usage error: exit 2 naming
+# the sizes it comes in (it was 1, a write failure's code)
+"$build/mediabatch-weights" --out "$tmp/bad" --size huge whisper >/dev/null 2>"$tmp/size.err"
+rc=$?
+[ "$rc" -eq 2 ] || fail "mediabatch-weights --size huge whisper: exit $rc, not 2"
+grep -q -- "--size huge: whisper comes in tiny, whisper-tiny" "$tmp/size.err" ||
+	fail "mediabatch-weights --size huge: $(cat "$tmp/size.err")"
+
 for dtype in F32 BF16; do
 	w=$tmp/w-$dtype
 	"$build/mediabatch-weights" --out "$w" --dtype "$dtype" whisper >/dev/null ||

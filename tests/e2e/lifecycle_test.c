@@ -358,6 +358,20 @@ test_drain_timeout_stops_hard(void)
 	CU_ASSERT(r.by[MB_STATUS_CANCELLED] >= 1);
 }
 
+/* drain_timeout_ms 0 on an idle daemon: nothing to cut, so a clean drain and exit 0 (it
+ * exited 3, "drain cut short", with nothing cancelled) */
+static void
+test_idle_drain_timeout_zero(void)
+{
+	struct mb_daemon d;
+
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, "service:\n  drain_timeout_ms: 0\n", NULL), 0);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "stopped: every request answered, clean "
+							 "drain"));
+	CU_ASSERT_PTR_NULL(strstr(mb_daemon_log(&d), "drain timeout"));
+}
+
 static void
 test_second_signal_stops_hard(void)
 {
@@ -421,6 +435,37 @@ test_config_errors(void)
 	 * 122 MiB of buckets, 282 MiB with the index; the start fails on it) */
 	check_heap_refused(bad, "tenants:\n  max_tenants: 4000000\n",
 			   "tenants.max_tenants 4000000");
+	/* CPU never and CUDA auto on a host without a usable GPU: the start would disable
+	 * every model, so --check refuses it (on a host with one, it names the GPUs) */
+	fd = open(bad, O_WRONLY | O_TRUNC);
+	CU_ASSERT_FATAL(fd >= 0);
+	dprintf(fd, "devices:\n  cpu: {serve: never}\n");
+	close(fd);
+	if (mb_e2e_daemon_cmd(check_bad, out, sizeof(out)) == 0) {
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "GPU(s) (devices.cpu.serve never)"));
+	} else {
+		CU_ASSERT_PTR_NOT_NULL(
+			strstr(out, "devices.cpu.serve is never and no GPU is in use"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "every model would start disabled"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, bad));
+		CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 2);
+	}
+	/* an endpoint ZeroMQ would take as another port (83136 is 17600) */
+	fd = open(bad, O_WRONLY | O_TRUNC);
+	CU_ASSERT_FATAL(fd >= 0);
+	dprintf(fd, "service:\n  ingest: tcp://127.0.0.1:83136\n");
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "service.ingest: 'tcp://127.0.0.1:83136' is not"));
+	/* the CPU device alone: --check says which devices it would serve on */
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_good, out, sizeof(out)), 2); /* whisperish */
+	fd = open(good, O_WRONLY | O_TRUNC);
+	CU_ASSERT_FATAL(fd >= 0);
+	dprintf(fd, "devices:\n  cuda: {mode: \"off\"}\n");
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_good, out, sizeof(out)), 0);
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(out, "devices: cpu0 alone (no GPU in use: devices.cuda.mode is off)"));
 	unlink(bad);
 	unlink(good);
 }
@@ -732,6 +777,8 @@ static const struct mb_test_case cases[] = {
 	 test_drain_answers_everything},
 	{"drain timeout: the rest CANCELLED, every request answered, exit 3",
 	 test_drain_timeout_stops_hard},
+	{"drain timeout 0 with nothing in flight: a clean drain, exit 0",
+	 test_idle_drain_timeout_zero},
 	{"a second signal stops hard: every request answered, exit 3",
 	 test_second_signal_stops_hard},
 	{"SIGTERM on a thread a library started: a clean drain, exit 0",

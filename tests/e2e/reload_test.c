@@ -166,6 +166,25 @@ test_sighup_reload(void)
 	CU_ASSERT_EQUAL(reloads(&d, "applied"), 2);
 	CU_ASSERT_EQUAL(reloads(&d, "refused"), 3);
 
+	/* a file whose live keys would apply but that would not start (a model's weights
+	 * missing; a DPDK heap too small for max_inflight): refused, as --check refuses it, and
+	 * the live keys stay as they were (the timeout of 50 ms above) */
+	write_config(&d, "models:\n  - name: identity\n    queue_limit: 64\n"
+			 "    max_delay_us: 300000\n  - name: whisper\n"
+			 "    weights: /nonexistent/whisper.safetensors\n");
+	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reload refused", 4));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "the file would not start (as --check "
+							 "says)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "model whisper: failed to load"));
+	write_config(&d, "service:\n  max_inflight: 1048576\nmodels:\n  - name: identity\n"
+			 "    queue_limit: 64\n    max_delay_us: 300000\n");
+	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reload refused", 5));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "the DPDK heap is too small"));
+	CU_ASSERT_EQUAL(reloads(&d, "refused"), 5);
+	CU_ASSERT_EQUAL(reloads(&d, "applied"), 2);
+	burst(&d, 5, 1, &t);
+	CU_ASSERT_EQUAL(t.other, 1); /* still the 50 ms timeout: TIMEOUT */
+
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 

@@ -282,6 +282,11 @@ test_range_errors(void)
 	CU_ASSERT_TRUE(err_has("devices.cpu.units: -4 is out of range 1..1000000"));
 	CU_ASSERT_EQUAL(load_text(&c, "tenants:\n  default_rate: 5e10\n"), -EINVAL);
 	CU_ASSERT_TRUE(err_has("tenants.default_rate: 5e+10 is out of range 0 or"));
+	/* a value just outside a bound reads as written, not rounded onto the bound */
+	CU_ASSERT_EQUAL(load_text(&c, "tenants:\n  default_rate: 1000000001\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("default_rate: 1000000001 is out of range 0 or 0.001..1e+09"));
+	CU_ASSERT_EQUAL(load_text(&c, "tenants:\n  default_rate: 0.0009999999\n"), -EINVAL);
+	CU_ASSERT_TRUE(err_has("default_rate: 0.0009999999 is out of range 0 or 0.001..1e+09"));
 	CU_ASSERT_EQUAL(load_text(&c, "service:\n  max_payload_bytes: 10\n"), -EINVAL);
 	CU_ASSERT_TRUE(err_has("service.max_payload_bytes: 10 is out of range 64.."));
 	mb_config_fini(&c);
@@ -294,6 +299,51 @@ test_value_errors(void)
 
 	CU_ASSERT_EQUAL(load_text(&c, "service:\n  ingest: localhost:7400\n"), -EINVAL);
 	CU_ASSERT_TRUE(err_has("service.ingest: 'localhost:7400' is not a ZeroMQ endpoint"));
+	/* what ZeroMQ would wrap (83136 is 17600), refuse only at bind, or bind elsewhere */
+	{
+		static const char *const bad[] = {
+			"tcp://127.0.0.1:83136",
+			"tcp://127.0.0.1:0",
+			"tcp://127.0.0.1:notaport",
+			"tcp://127.0.0.1",
+			"tcp://127.0.0.1:",
+			"tcp://:7400",
+			"tcp://127.0.0.1:**",
+			"tcp://127.0.0.1:74 00",
+			"tcp://127.0.0.1:+7400",
+			"foo://bar",
+			"inproc://x",
+			"pgm://eth0;239.1.1.1:7400",
+			"ipc://",
+			"tcp://[::1:7400",
+			"tcp://a b:7400",
+			"tcp://127.0.0.1:007400",
+			"udp://127.0.0.1:7400",
+		};
+		static const char *const good[] = {
+			"tcp://127.0.0.1:7400", "tcp://0.0.0.0:1",   "tcp://*:65535",
+			"tcp://[::1]:7400",	"tcp://eth0:7400",   "tcp://host-a.example:7400",
+			"tcp://127.0.0.1:*",	"ipc:///tmp/mb-pub",
+		};
+		char yaml[256];
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(yaml, sizeof(yaml), "service:\n  publish: \"%s\"\n", bad[i]);
+			CU_ASSERT_EQUAL(load_text(&c, yaml), -EINVAL);
+			if (!err_has("is not a ZeroMQ endpoint to listen on: tcp://ADDRESS:PORT"))
+				printf("\n    %s: %s", bad[i], g_err);
+			CU_ASSERT_TRUE(err_has("service.publish: '"));
+			CU_ASSERT_TRUE(err_has("or * for one the system picks) or ipc://PATH"));
+		}
+		for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+			snprintf(yaml, sizeof(yaml), "service:\n  publish: \"%s\"\n", good[i]);
+			CU_ASSERT_EQUAL(load_text(&c, yaml), 0);
+			if (strcmp(c.publish, good[i]) != 0)
+				printf("\n    %s refused: %s", good[i], g_err);
+			CU_ASSERT_STRING_EQUAL(c.publish, good[i]);
+			mb_config_fini(&c);
+		}
+	}
 	CU_ASSERT_EQUAL(load_text(&c, "service:\n  metrics: 127.0.0.1\n"), -EINVAL);
 	CU_ASSERT_TRUE(err_has("service.metrics"));
 	CU_ASSERT_EQUAL(load_text(&c, "service:\n  metrics: example.com:80\n"), -EINVAL);
