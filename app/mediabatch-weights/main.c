@@ -126,7 +126,8 @@ generate_net(const struct gen *g, const char *model)
 	for (const char *const *s = sizes; *s != NULL && size != NULL; s++)
 		if (strcmp(*s, size) == 0)
 			size = NULL; /* one of its sizes */
-	if (size != NULL) { /* a usage error (2), as a bad --dtype is */
+	/* a size it does not come in: a usage error (2), as a bad --dtype is */
+	if (size != NULL) {
 		fprintf(stderr, "mediabatch-weights: --size %s: %s comes in", size, model);
 		for (const char *const *s = sizes; *s != NULL; s++)
 			fprintf(stderr, "%s %s", s == sizes ? "" : ",", *s);
