@@ -1,7 +1,8 @@
 """Against a real mediabatchd with security.mode curve (docs/operating.md, "Security and
 tenancy"): a listed key is served, a foreign tenant is UNAUTHORIZED with the reason, a key
-the service does not list gets no answer (the client's wait runs out and says why), and a
-subscriber receives only its tenants' results."""
+the service does not list gets no answer (the client's wait runs out and says why), a
+subscriber receives only its tenants' results, and one whose handshake fails (a key not
+listed, a wrong server key) is told so by recv() at once."""
 
 import asyncio
 import os
@@ -176,6 +177,119 @@ class CurveTest(unittest.TestCase):
                 "client: no daemon took it within 1000 ms (0 of the fleet up; "), reason)
             self.assertIn("does not accept this client's key", reason)
             self.assertGreaterEqual(c.stats["handshake_failed"], 1)
+
+
+class SubscriberHandshakeTest(unittest.TestCase):
+    """A subscriber whose CURVE handshake fails is told so by recv() at once, the reason
+    naming the publisher, as the C library's mb_subscriber_recv() returns -EACCES
+    (client.h), instead of waiting out its timeout: a key the service does not list
+    (ZAP 400), a wrong server key; a fleet's refusing publisher among one that accepts
+    (the other's publications still arrive); AsyncSubscriber alike."""
+
+    def eve(self):
+        return {"server_key": server_key(), "public_key": EVE[0], "secret_key": EVE[1]}
+
+    def test_unlisted_key_raised_at_once(self):
+        t0 = time.monotonic()
+        with mediabatch.Subscriber(D.publish, timeout=8, **self.eve()) as sub:
+            with self.assertRaises(mediabatch.ClientTimeout) as cm:
+                sub.recv()
+            self.assertLess(time.monotonic() - t0, 5, "waited out the timeout")
+            reason = cm.exception.reason
+            self.assertEqual(reason, f"the CURVE handshake with {D.publish} failed: the "
+                             "service does not accept this client's key (ZAP status 400)")
+            # reported once; a timeout after it still says why
+            with self.assertRaises(mediabatch.ClientTimeout) as cm:
+                sub.recv(timeout=0.2)
+            self.assertEqual(cm.exception.reason,
+                             f"nothing published on {D.publish} within 0.2 s; {reason}")
+        # iterating: the refusal is raised, not an end of the iteration
+        t0 = time.monotonic()
+        with mediabatch.Subscriber(D.publish, tenant=42, timeout=8, **self.eve()) as sub:
+            with self.assertRaises(mediabatch.ClientTimeout) as cm:
+                for _ in sub:
+                    self.fail("a publication for a refused key")
+            self.assertLess(time.monotonic() - t0, 5, "waited out the timeout")
+            self.assertIn("does not accept this client's key", cm.exception.reason)
+        # a listed key: no refusal, a plain timeout
+        with mediabatch.Subscriber(D.publish, tenant=42, timeout=0.3, **alice_keys()) as sub:
+            with self.assertRaises(mediabatch.ClientTimeout) as cm:
+                sub.recv()
+            self.assertEqual(cm.exception.reason, f"nothing published on {D.publish} within "
+                             "0.3 s")
+            self.assertEqual(list(sub), [])
+
+    def test_wrong_server_key_raised_at_once(self):
+        keys = dict(alice_keys(), server_key=zmq.curve_keypair()[0])
+        t0 = time.monotonic()
+        with mediabatch.Subscriber(D.publish, timeout=8, **keys) as sub:
+            with self.assertRaises(mediabatch.ClientTimeout) as cm:
+                sub.recv()
+            self.assertLess(time.monotonic() - t0, 5, "waited out the timeout")
+            self.assertTrue(cm.exception.reason.startswith(f"the handshake with {D.publish} "
+                                                           "failed"), cm.exception.reason)
+
+    def test_fleet_names_the_refusing_publisher(self):
+        """A fleet subscription is one SUB, as C's: a failed handshake with any publisher
+        is raised by the recv() that finds nothing waiting, naming that publisher; the
+        others' publications still arrive."""
+        server_public, server_secret = mediabatch.load_certificate(
+            os.path.join(KEYS, "server.key_secret"))
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        other = ctx.socket(zmq.PUB)  # CURVE with the service's key, no ZAP: takes any key
+        self.addCleanup(other.close, 0)
+        other.curve_server = True
+        other.curve_secretkey = server_secret
+        other.bind("tcp://127.0.0.1:*")
+        other_ep = other.last_endpoint.decode()
+        h = mediabatch.ResponseHeader(request_id=5, tenant_id=42, model="identity",
+                                      result_type=mediabatch.ResultType.F32, rows=1, cols=1,
+                                      result_len=4)
+        refusals, got = [], 0
+        with mediabatch.Subscriber([D.publish, other_ep], timeout=0.2,
+                                   **self.eve()) as sub:
+            deadline = time.monotonic() + 10
+            while not (refusals and got) and time.monotonic() < deadline:
+                other.send_multipart([b"42/identity", h.encode(), bytes(4)])
+                try:
+                    topic, result = sub.recv()
+                    self.assertEqual((topic, result.request_id), ("42/identity", 5))
+                    got += 1
+                except mediabatch.ClientTimeout as e:
+                    if "handshake" in e.reason:
+                        refusals.append(e.reason)
+            self.assertGreater(got, 0, "nothing from the publisher that took the key")
+            self.assertEqual(refusals[:1], [f"the CURVE handshake with {D.publish} failed: "
+                                            "the service does not accept this client's key "
+                                            "(ZAP status 400)"])
+            self.assertNotIn(other_ep, refusals[0])
+
+    def test_asyncio(self):
+        async def main():
+            t0 = time.monotonic()
+            async with mediabatch.AsyncSubscriber(D.publish, timeout=8, **self.eve()) as sub:
+                with self.assertRaises(mediabatch.ClientTimeout) as cm:
+                    await sub.recv()
+                self.assertLess(time.monotonic() - t0, 5, "waited out the timeout")
+                reason = cm.exception.reason
+                self.assertEqual(reason, f"the CURVE handshake with {D.publish} failed: the "
+                                 "service does not accept this client's key (ZAP status 400)")
+                with self.assertRaises(mediabatch.ClientTimeout) as cm:
+                    await sub.recv(timeout=0.2)
+                self.assertEqual(cm.exception.reason,
+                                 f"nothing published on {D.publish} within 0.2 s; {reason}")
+            t0 = time.monotonic()
+            async with mediabatch.AsyncSubscriber([D.publish], fleet=True, timeout=8,
+                                                  **self.eve()) as sub:
+                with self.assertRaises(mediabatch.ClientTimeout) as cm:
+                    async for _ in sub:
+                        self.fail("a publication for a refused key")
+                self.assertLess(time.monotonic() - t0, 5, "waited out the timeout")
+                self.assertIn(f"the CURVE handshake with {D.publish} failed",
+                              cm.exception.reason)
+
+        asyncio.run(main())
 
 
 class SubscriberCutTest(unittest.TestCase):

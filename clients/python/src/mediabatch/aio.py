@@ -39,7 +39,8 @@ from .curve import Key, apply_curve, resolve_keys
 from .errors import ClientClosed, ClientTimeout, ProtocolError
 from .protocol import FLAG_CANCEL, HEADER_LEN, RequestHeader
 from .results import Labels, Result, decode_response
-from .subscriber import _Publishers, decode_publication, subscriptions
+from .subscriber import _Handshakes, _Publishers, check_rcvhwm, decode_publication
+from .subscriber import subscriptions
 
 __all__ = ["AsyncClient", "AsyncSubscriber"]
 
@@ -527,8 +528,9 @@ class AsyncClient:
 class AsyncSubscriber:
     """Published results for asyncio programs (arguments as
     :class:`~mediabatch.Subscriber`, a fleet's list of PUB endpoints or ``fleet=True``
-    included: names are resolved again in the loop's default executor while :meth:`recv`
-    waits)::
+    and ``rcvhwm`` included: names are resolved again in the loop's default executor while
+    :meth:`recv` waits; with CURVE a failed handshake is raised at once, as
+    :class:`~mediabatch.Subscriber` raises it)::
 
         async with mediabatch.AsyncSubscriber(tenant=42) as sub:
             async for topic, result in sub:
@@ -550,22 +552,34 @@ class AsyncSubscriber:
         context: Optional[zmq.asyncio.Context] = None,
         fleet: bool = False,
         resolve_ms: Optional[int] = 5000,
+        rcvhwm: int = 0,
     ) -> None:
         keys = resolve_keys(server_key, public_key, secret_key)
+        hwm = check_rcvhwm(rcvhwm)
         # every item checked before anything is made, as Subscriber
         self._pubs = _Publishers(endpoint, fleet, resolve_ms)
         self.endpoint = self._pubs.endpoint
         self.prefixes, self._filter = subscriptions(tenant, model, topics)
         self.labels = labels
         self.timeout = timeout
+        self._handshakes: Optional[_Handshakes] = None
+        self._refusal: Optional[ClientTimeout] = None
         self._own = context is None
         self._ctx = zmq.asyncio.Context() if self._own else context
         self._sock = self._ctx.socket(zmq.SUB)
         try:
             self._sock.linger = 0
+            if hwm is not None:  # before any connect: ZeroMQ sizes a pipe when it connects
+                self._sock.rcvhwm = hwm
             apply_curve(self._sock, keys)
             for p in self.prefixes:
                 self._sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
+            if keys is not None:  # the monitor before connecting, or the first events are lost
+                self._handshakes = _Handshakes(self._sock)
+            self._poller = zmq.asyncio.Poller()
+            self._poller.register(self._sock, zmq.POLLIN)
+            if self._handshakes is not None:
+                self._poller.register(self._handshakes.mon, zmq.POLLIN)
             self._pubs.open(self._sock)
         except BaseException:
             self.close()
@@ -578,7 +592,9 @@ class AsyncSubscriber:
 
     async def recv(self, timeout: Any = DEFAULT) -> Tuple[str, Result]:
         """The next published ``(topic, Result)``; :class:`~mediabatch.ClientTimeout` when
-        none arrives within ``timeout`` seconds (default: the subscriber's)."""
+        none arrives within ``timeout`` seconds (default: the subscriber's), or at once when
+        a CURVE handshake with a publisher failed and nothing is waiting (the reason names
+        the publisher)."""
         timeout = self.timeout if timeout is DEFAULT else timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -593,19 +609,50 @@ class AsyncSubscriber:
                 self._pubs.apply(found, time.monotonic())
                 continue
             wait = None if deadline is None else max(0.0, deadline - now)
-            if due is not None and (wait is None or due - now < wait):
+            resolving = due is not None and (wait is None or due - now < wait)
+            if resolving:
                 wait = due - now  # time to resolve again; the deadline still holds
-            try:
-                frames = await asyncio.wait_for(self._sock.recv_multipart(), wait)
-            except asyncio.TimeoutError:
-                if deadline is None or time.monotonic() < deadline:
+            if self._sock.closed:
+                raise ClientClosed("the subscriber is closed")
+            events = dict(await self._poller.poll(
+                None if wait is None else int(wait * 1000) + 1))
+            if events.get(self._sock, 0) & zmq.POLLIN:
+                try:
+                    frames = await self._sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:  # another reader took it
                     continue
-                raise ClientTimeout(
-                    f"nothing published on {self.endpoint} within {timeout:g} s"
-                ) from None
-            topic, result = decode_publication(frames, self.labels)
-            if self._filter is None or self._filter(topic):
-                return topic, result
+                topic, result = decode_publication(frames, self.labels)
+                if self._filter is None or self._filter(topic):
+                    return topic, result
+                continue
+            hs = self._handshakes
+            if hs is not None and hs.mon in events:
+                why = await self._read_handshakes(hs)
+                if why is not None:
+                    self._refusal = ClientTimeout(why)
+                    raise self._refusal
+                continue
+            if resolving or deadline is None or time.monotonic() < deadline:
+                continue
+            why = f"nothing published on {self.endpoint} within {timeout:g} s"
+            if hs is not None:
+                why += hs.suffix(None if self._pubs.sources is None else self._pubs.publishers)
+            raise ClientTimeout(why)
+
+    @staticmethod
+    async def _read_handshakes(hs: _Handshakes) -> Optional[str]:
+        """What the monitor (an asyncio socket) has now, each event read once: the reasons
+        of the handshakes that failed, or None (as :meth:`_Handshakes.read`)."""
+        failed = []
+        for _ in range(4096):
+            try:
+                msg = await hs.mon.recv_multipart(zmq.NOBLOCK)
+            except (zmq.Again, zmq.ZMQError):
+                break
+            why = hs.update(msg)
+            if why is not None and why not in failed:
+                failed.append(why)
+        return "; ".join(failed) or None
 
     def __aiter__(self) -> AsyncIterator[Tuple[str, Result]]:
         return self._iterate()
@@ -614,11 +661,17 @@ class AsyncSubscriber:
         while True:
             try:
                 yield await self.recv()
-            except ClientTimeout:
+            except ClientTimeout as e:
+                if e is self._refusal:  # a failed CURVE handshake: raised, not an end
+                    raise
                 return
 
     def close(self) -> None:
         sock = getattr(self, "_sock", None)
+        hs = getattr(self, "_handshakes", None)
+        if hs is not None and sock is not None:
+            hs.close(sock)
+            self._handshakes = None
         if sock is not None and not sock.closed:
             sock.close(0)
         if self._own and not self._ctx.closed:

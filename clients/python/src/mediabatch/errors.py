@@ -152,7 +152,9 @@ class ClientTimeout(MediabatchError, TimeoutError):
 
     With CURVE, a service that does not list the client's key never answers (the handshake
     fails and ZeroMQ tells the application nothing); the reason then says so when the
-    client saw the handshake fail."""
+    client saw the handshake fail. A :class:`~mediabatch.Subscriber` with CURVE raises it
+    at once when a handshake with a publisher failed and nothing is waiting, the reason
+    naming the publisher (the C library's -EACCES)."""
 
 
 class ClientClosed(MediabatchError):

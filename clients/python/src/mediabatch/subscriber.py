@@ -9,9 +9,10 @@ from the rest: ``result.ok``, ``result.error``).
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from ._fleet import (
     check_endpoint,
@@ -22,6 +23,7 @@ from ._fleet import (
     lookup_sources,
     parse_endpoints,
 )
+from ._link import LinkState
 from ._request import DEFAULT, DEFAULT_PUBLISH
 from .curve import Key, apply_curve, resolve_keys
 from .errors import ClientTimeout, ProtocolError
@@ -50,6 +52,88 @@ def subscriptions(
         return [f"{int(tenant)}/"], None
     exact = f"{int(tenant)}/{model}"
     return [exact], lambda t: t == exact
+
+
+#: The most a subscriber's ZeroMQ receive queue may hold (ZMQ_RCVHWM is a C int).
+RCVHWM_MAX = 2**31 - 1
+
+
+def check_rcvhwm(rcvhwm: Any) -> Optional[int]:
+    """A subscriber's ``rcvhwm``, as the C library's struct mb_subscriber_opts.rcvhwm
+    means it: 0 ZeroMQ's default (1000; None here: not set), -1 no limit (ZeroMQ's 0),
+    else that many publications per publisher. ValueError naming it for anything else."""
+    if (not isinstance(rcvhwm, int) or isinstance(rcvhwm, bool) or rcvhwm < -1
+            or rcvhwm > RCVHWM_MAX):
+        raise ValueError(
+            f"rcvhwm: {rcvhwm!r}; publications queued per publisher, 1..{RCVHWM_MAX}, "
+            "0 for ZeroMQ's default (1000), or -1: no limit")
+    if rcvhwm == 0:
+        return None
+    return 0 if rcvhwm == -1 else rcvhwm
+
+
+#: What a subscriber's socket monitor watches (CURVE only, as the C library's).
+HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+
+
+class _Handshakes:
+    """CURVE: a subscriber's handshakes with its publishers, from a monitor of its SUB set
+    before it connects (as the C library's mb_subscriber_open() watches them). A publisher
+    that refuses the key (ZAP 400) or lacks CURVE sends nothing, and ZeroMQ tells the
+    application nothing: :meth:`update` turns each failure into the reason to raise (naming
+    that publisher's endpoint), and keeps the last one of each publisher until a handshake
+    with it succeeds, for a timeout's reason. ``mon`` is a PAIR of the SUB's context
+    (asyncio's for an AsyncSubscriber): the caller reads it."""
+
+    def __init__(self, sock: zmq.Socket) -> None:
+        self.mon = sock.get_monitor_socket(HANDSHAKE_EVENTS)
+        self.links: Dict[str, LinkState] = {}
+
+    def update(self, msg: List[bytes]) -> Optional[str]:
+        """Apply one monitor message: the reason when it is a failed handshake."""
+        try:
+            ep = parse_monitor_message(msg)["endpoint"]
+            ep = ep.decode("utf-8", "replace") if isinstance(ep, bytes) else str(ep)
+        except Exception:  # pragma: no cover - a message of another libzmq
+            return None
+        link = self.links.get(ep)
+        if link is None:
+            link = self.links[ep] = LinkState(ep)
+        return link.handshake_error if link.update(msg) else None
+
+    def read(self) -> Optional[str]:
+        """What the monitor has now, each event read once (a blocking socket's): the
+        reasons of the handshakes that failed, or None."""
+        failed: List[str] = []
+        for _ in range(4096):
+            try:
+                msg = self.mon.recv_multipart(zmq.NOBLOCK)
+            except (zmq.Again, zmq.ZMQError):
+                break
+            why = self.update(msg)
+            if why is not None and why not in failed:
+                failed.append(why)
+        return "; ".join(failed) or None
+
+    def suffix(self, publishers: Optional[List[str]]) -> str:
+        """To end a timeout's reason: why a handshake with a publisher (of @publishers;
+        None: any) last failed, if it did."""
+        errs = [link.handshake_error for ep, link in self.links.items()
+                if link.handshake_error and (publishers is None or ep in publishers)]
+        return "".join(f"; {e}" for e in errs)
+
+    def close(self, sock: zmq.Socket) -> None:
+        if not sock.closed:
+            try:
+                sock.disable_monitor()
+            except zmq.ZMQError:  # pragma: no cover
+                pass
+        self.mon.close(0)
 
 
 def decode_publication(frames: List[bytes], labels: Optional[Labels]) -> Tuple[str, Result]:
@@ -166,10 +250,30 @@ class Subscriber:
             address is one (``tcp://NAME:7401``), resolved again every ``resolve_ms``
             (5000; -1: never) while :meth:`recv` waits: a daemon that appears is
             subscribed to, one that goes is left.
+        rcvhwm: the publications this subscriber's ZeroMQ queue holds from each publisher
+            (ZMQ_RCVHWM, set before it connects: every publisher of a fleet's, those found
+            later too) before it stops taking more from that publisher; then the service's
+            queue for it fills (its ``zmq.pub_sndhwm``) and the service drops results for
+            it (docs/operating.md, "A subscriber that stops reading"). 0: ZeroMQ's default,
+            1000; -1: no limit (memory grows while it does not read). A subscriber that
+            must not miss results in a burst raises it, and keeps reading. As the C
+            library's ``struct mb_subscriber_opts.rcvhwm``; anything but an int of -1 and
+            up is a ValueError naming it.
 
     The endpoint, or every item of a list, is checked as a client's is: ValueError naming
     an item that is not tcp://HOST:PORT (port 1..65535), ipc://PATH or inproc://NAME, or an
     empty item; zmq.ZMQError naming one that ZeroMQ cannot connect.
+
+    With CURVE, a publisher that refuses the key (one the service does not list) or lacks
+    CURVE (a wrong ``server_key``) never sends anything, and ZeroMQ says so only to a
+    socket monitor: :meth:`recv` raises :class:`~mediabatch.ClientTimeout` at once when a
+    handshake failed and no publication is waiting, its reason naming the publisher's
+    endpoint (``the CURVE handshake with tcp://... failed: the service does not accept
+    this client's key (ZAP status 400)``), as the C library's mb_subscriber_recv() returns
+    -EACCES. Each failure is reported once (by the next :meth:`recv` that finds nothing
+    waiting); a fleet's too, whichever publisher it was, while the others' publications
+    still arrive. A later timeout's reason ends with it, until a handshake with that
+    publisher succeeds.
 
     ZeroMQ subscriptions take a moment to reach the service, and results published before
     then are not received: subscribe first, then send. A subscriber is used from one
@@ -191,22 +295,34 @@ class Subscriber:
         context: Optional[zmq.Context] = None,
         fleet: bool = False,
         resolve_ms: int = 5000,
+        rcvhwm: int = 0,
     ) -> None:
         keys = resolve_keys(server_key, public_key, secret_key)
+        hwm = check_rcvhwm(rcvhwm)
         # every item checked before anything is made
         self._pubs = _Publishers(endpoint, fleet, resolve_ms)
         self.endpoint = self._pubs.endpoint
         self.prefixes, self._filter = subscriptions(tenant, model, topics)
         self.labels = labels
         self.timeout = timeout
+        self._handshakes: Optional[_Handshakes] = None
+        self._refusal: Optional[ClientTimeout] = None
         self._own = context is None
         self._ctx = zmq.Context() if self._own else context
         self._sock = self._ctx.socket(zmq.SUB)
         try:
             self._sock.linger = 0
+            if hwm is not None:  # before any connect: ZeroMQ sizes a pipe when it connects
+                self._sock.rcvhwm = hwm
             apply_curve(self._sock, keys)
             for p in self.prefixes:
                 self._sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
+            if keys is not None:  # the monitor before connecting, or the first events are lost
+                self._handshakes = _Handshakes(self._sock)
+            self._poller = zmq.Poller()
+            self._poller.register(self._sock, zmq.POLLIN)
+            if self._handshakes is not None:
+                self._poller.register(self._handshakes.mon, zmq.POLLIN)
             self._pubs.open(self._sock)
         except BaseException:
             self.close()
@@ -220,37 +336,64 @@ class Subscriber:
     def recv(self, timeout: Any = DEFAULT) -> Tuple[str, Result]:
         """The next published ``(topic, Result)``; raises
         :class:`~mediabatch.ClientTimeout` when none arrives within ``timeout`` seconds
-        (default: the subscriber's)."""
+        (default: the subscriber's), or at once when a CURVE handshake with a publisher
+        failed and nothing is waiting (the reason names the publisher)."""
         timeout = self.timeout if timeout is DEFAULT else timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            now = time.monotonic()
             due = self._pubs.next_resolve
-            if due is not None:
-                if time.monotonic() >= due:
-                    self._pubs.apply(self._pubs.lookup(), time.monotonic())
-                    due = self._pubs.next_resolve
-                if due is not None:
-                    left = max(0.0, due - time.monotonic())
-                    if wait is None or left < wait:
-                        if not self._sock.poll(int(left * 1000) + 1, zmq.POLLIN):
-                            continue  # time to resolve again; the deadline still holds
-                        wait = 0.0
-            if not self._sock.poll(None if wait is None else int(wait * 1000) + 1, zmq.POLLIN):
-                raise ClientTimeout(f"nothing published on {self.endpoint} within {timeout:g} s")
-            topic, result = decode_publication(self._sock.recv_multipart(), self.labels)
-            if self._filter is None or self._filter(topic):
-                return topic, result
+            if due is not None and now >= due:
+                self._pubs.apply(self._pubs.lookup(), time.monotonic())
+                continue
+            wait = None if deadline is None else max(0.0, deadline - now)
+            resolving = due is not None and (wait is None or due - now < wait)
+            if resolving:
+                wait = due - now  # time to resolve again; the deadline still holds
+            events = dict(self._poller.poll(None if wait is None else int(wait * 1000) + 1))
+            if events.get(self._sock, 0) & zmq.POLLIN:
+                topic, result = decode_publication(self._sock.recv_multipart(), self.labels)
+                if self._filter is None or self._filter(topic):
+                    return topic, result
+                continue
+            hs = self._handshakes
+            if hs is not None and hs.mon in events:
+                why = hs.read()
+                if why is not None:
+                    raise self._refused(why)
+                continue
+            if resolving or deadline is None or time.monotonic() < deadline:
+                continue
+            raise self._timed_out(timeout)
+
+    def _refused(self, why: str) -> ClientTimeout:
+        self._refusal = ClientTimeout(why)
+        return self._refusal
+
+    def _timed_out(self, timeout: float) -> ClientTimeout:
+        why = f"nothing published on {self.endpoint} within {timeout:g} s"
+        if self._handshakes is not None:
+            why += self._handshakes.suffix(
+                None if self._pubs.sources is None else self._pubs.publishers)
+        return ClientTimeout(why)
 
     def __iter__(self) -> Iterator[Tuple[str, Result]]:
+        """Publications until ``timeout`` passes without one; a failed CURVE handshake is
+        raised (ClientTimeout), not an end."""
         while True:
             try:
                 yield self.recv()
-            except ClientTimeout:
+            except ClientTimeout as e:
+                if e is self._refusal:
+                    raise
                 return
 
     def close(self) -> None:
         sock = getattr(self, "_sock", None)
+        hs = getattr(self, "_handshakes", None)
+        if hs is not None and sock is not None:
+            hs.close(sock)
+            self._handshakes = None
         if sock is not None and not sock.closed:
             sock.close(0)
         if self._own and not self._ctx.closed:
