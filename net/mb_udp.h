@@ -148,6 +148,19 @@ void mb_udp_destroy(struct mb_udp **u);
 	"Refusals the UDP rx path could not answer: the egress held every request object of the "  \
 	"rx queue, the ones kept for answers included."
 
+/**
+ * mediabatch_rx_requests_total{outcome}: its HELP and its outcomes, one per UDP request
+ * (the UDP ingest's series, or the service's at 0 without one): queued, refused (answered by
+ * the rx path itself), expired (incomplete at the reassembly timeout), cancelled (while
+ * reassembled; a queued one's cancel is the pipeline's to answer).
+ */
+#define MB_UDP_REQUESTS_HELP                                                                       \
+	"UDP requests, by outcome: queued, refused, expired or cancelled while reassembled."
+#define MB_UDP_OUTCOMES                                                                            \
+	{                                                                                          \
+		"queued", "refused", "expired", "cancelled"                                        \
+	}
+
 /** What one mbuf of udp.mbufs takes at least: RTE_MBUF_DEFAULT_BUF_SIZE (2048 bytes of data
  * and 128 of headroom) and the 128-byte struct rte_mbuf (the daemon's --check sizes the heap
  * with it). */
@@ -185,7 +198,10 @@ struct mb_udp_stats {
 	uint64_t refused;   /**< complete requests answered by this path (admission, full) */
 	uint64_t expired;   /**< incomplete at the reassembly timeout */
 	uint64_t cancelled; /**< cancels that found their request */
-	uint64_t answered;  /**< answers this path gave itself (to the egress), all reasons */
+	/** of cancelled: those that found it still being reassembled (answered CANCELLED by this
+	 *  path; the others were queued and are answered by the pipeline) */
+	uint64_t cancelled_reasm;
+	uint64_t answered; /**< answers this path gave itself (to the egress), all reasons */
 	/** refusals not answered: every request object, the answers' own included, was taken */
 	uint64_t unanswered;
 	uint64_t reassembling;

@@ -174,7 +174,8 @@ TAILQ_HEAD(slot_list, udp_slot);
 /* Single-writer counters (the rx thread), read by /metrics. */
 struct udp_counters {
 	_Atomic uint64_t packets, bytes, arp_replies, queued, refused, expired, cancelled, answered;
-	_Atomic uint64_t unanswered; /* refusals with no request object left to answer them */
+	_Atomic uint64_t cancelled_reasm; /* of cancelled: requests cancelled while reassembled */
+	_Atomic uint64_t unanswered;	  /* refusals with no request object left to answer them */
 	_Atomic uint64_t dropped[MB_UDP_DROP_COUNT];
 	_Atomic uint64_t reassembling;
 	_Atomic uint32_t slots_in_use; /* n_slots - n_free, published once per poll round */
@@ -656,6 +657,7 @@ cancel(struct udp_queue *q, struct rx_item *it)
 	if (s->state == SLOT_REASM) {
 		reasm_remove(q, s);
 		BUMP(q->c.cancelled, 1);
+		BUMP(q->c.cancelled_reasm, 1);
 		answer(q, s, MB_STATUS_CANCELLED,
 		       "cancelled by the client before all its datagrams arrived");
 	} else if (s->state == SLOT_QUEUED) {
@@ -766,6 +768,12 @@ datagram(struct udp_queue *q, struct rx_item *it, struct rte_mbuf *m, uint64_t n
 		return false;
 	}
 	if (h.flags & MB_FLAG_CANCEL) {
+		/* a cancel is its header alone: bytes after it break the rule that payload_len
+		 * 0 states, as a payload frame does over ZeroMQ (dropped, never obeyed) */
+		if (slice != 0) {
+			drop_pkt(q, MB_UDP_DROP_BAD_HEADER);
+			return false;
+		}
 		cancel(q, it);
 		return false;
 	}
@@ -1170,6 +1178,7 @@ SUM_FN(queued)
 SUM_FN(refused)
 SUM_FN(expired)
 SUM_FN(cancelled)
+SUM_FN(cancelled_reasm)
 SUM_FN(unanswered)
 SUM_FN(reassembling)
 
@@ -1264,14 +1273,17 @@ register_metrics(struct mb_udp *u)
 	mb_metrics_counter_fn(r, "mediabatch_rx_arp_replies_total",
 			      "ARP requests for a port's address answered.", NULL, sum_arp_replies,
 			      u);
-	mb_metrics_counter_fn(r, "mediabatch_rx_requests_total",
-			      "Complete UDP requests, by what the rx path did with them.",
-			      mb_metrics_labels(l, sizeof(l), "outcome", "queued", NULL),
-			      sum_queued, u);
-	mb_metrics_counter_fn(r, "mediabatch_rx_requests_total",
-			      "Complete UDP requests, by what the rx path did with them.",
-			      mb_metrics_labels(l, sizeof(l), "outcome", "refused", NULL),
-			      sum_refused, u);
+	{
+		static const char *const outcomes[] = MB_UDP_OUTCOMES;
+		int64_t (*const sums[])(void *) = {sum_queued, sum_refused, sum_expired,
+						   sum_cancelled_reasm};
+
+		for (size_t o = 0; o < sizeof(outcomes) / sizeof(outcomes[0]); o++)
+			mb_metrics_counter_fn(
+				r, "mediabatch_rx_requests_total", MB_UDP_REQUESTS_HELP,
+				mb_metrics_labels(l, sizeof(l), "outcome", outcomes[o], NULL),
+				sums[o], u);
+	}
 	mb_metrics_counter_fn(r, "mediabatch_rx_reassembly_expired_total",
 			      "UDP requests still incomplete at the reassembly timeout.", NULL,
 			      sum_expired, u);
@@ -1907,6 +1919,7 @@ mb_udp_stats(const struct mb_udp *u, struct mb_udp_stats *out)
 		out->refused += LD(refused);
 		out->expired += LD(expired);
 		out->cancelled += LD(cancelled);
+		out->cancelled_reasm += LD(cancelled_reasm);
 		out->answered += LD(answered);
 		out->unanswered += LD(unanswered);
 		out->reassembling += LD(reassembling);

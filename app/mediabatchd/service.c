@@ -1315,11 +1315,14 @@ build_metrics(struct mb_service *s)
 					  mb_udp_drop_name((enum mb_udp_drop)w), NULL));
 	mb_metrics_counter(r, "mediabatch_rx_arp_replies_total",
 			   "ARP requests for a port's address answered.", NULL);
-	for (int o = 0; o < 2; o++)
-		mb_metrics_counter(r, "mediabatch_rx_requests_total",
-				   "Complete UDP requests, by what the rx path did with them.",
-				   mb_metrics_labels(l, sizeof(l), "outcome",
-						     o == 0 ? "queued" : "refused", NULL));
+	{
+		static const char *const outcomes[] = MB_UDP_OUTCOMES;
+
+		for (size_t o = 0; o < sizeof(outcomes) / sizeof(outcomes[0]); o++)
+			mb_metrics_counter(
+				r, "mediabatch_rx_requests_total", MB_UDP_REQUESTS_HELP,
+				mb_metrics_labels(l, sizeof(l), "outcome", outcomes[o], NULL));
+	}
 	mb_metrics_counter(r, "mediabatch_rx_reassembly_expired_total",
 			   "UDP requests still incomplete at the reassembly timeout.", NULL);
 	mb_metrics_counter(r, "mediabatch_rx_cancels_total",

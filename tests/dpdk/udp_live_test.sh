@@ -102,6 +102,15 @@ echo "$metrics" | grep -E '^mediabatch_rx_(poll_busy_ms_total|nic_dropped_total)
 [ "$logmel" = 5 ] || fail "expected 5 logmel UDP requests, got '$logmel'"
 [ "$identity" = 4 ] || fail "expected 4 identity UDP requests, got '$identity'"
 [ "$queued" = 9 ] || fail "expected 9 queued, got '$queued'"
+# every UDP request has one outcome: the four add up to the UDP requests
+outcomes=0
+for o in queued refused expired cancelled; do
+	v=$(value "mediabatch_rx_requests_total{outcome=\"$o\"}")
+	[ -n "$v" ] || fail "no mediabatch_rx_requests_total{outcome=\"$o\"}"
+	outcomes=$((outcomes + v))
+done
+[ "$outcomes" = $((logmel + identity)) ] ||
+	fail "rx_requests_total outcomes add up to $outcomes, not the $((logmel + identity)) UDP requests"
 
 # A reload while serving (SIGHUP): each rx thread takes its new rate limiter before its next
 # request; the load below runs through them (tenant 9 stays unlimited).

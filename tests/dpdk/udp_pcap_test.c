@@ -261,6 +261,21 @@ write_capture(void)
 		put_raw(d, 40);
 	}
 	put_slice(h, 300, 300, 0);
+	/* 23: half a request, a cancel of it with payload_len 0 and 3 bytes after its header (a
+	 * payload all the same, as a payload frame is over ZeroMQ), its other half: the cancel
+	 * is dropped as bad_header, not obeyed (it was: 23 answered CANCELLED, then its second
+	 * half started a request that ended incomplete), and 23 is served */
+	h = hdr(23, "echo", 600);
+	put_slice(h, 0, 300, 0);
+	{
+		struct mb_request_hdr c = {
+			.version = 1, .flags = MB_FLAG_CANCEL, .request_id = 23, .tenant_id = 7};
+		uint8_t bad[MB_PROTO_HDR_LEN + 3] = {0};
+
+		mb_proto_encode_request(&c, bad);
+		put_raw(bad, sizeof(bad));
+	}
+	put_slice(h, 300, 300, 0);
 	/* 22: half a request, then a 40-byte datagram of it: 22 fails with it, answered once
 	 * (not a second time when its reassembly would have timed out) */
 	h = hdr(22, "echo", 600);
@@ -754,7 +769,8 @@ test_replay(void)
 	expect(19, 100, NULL);
 	expect(20, 100, NULL);
 	expect(21, 100, NULL);
-	CU_ASSERT(!g_seen[20].cancel && !g_seen[21].cancel);
+	expect(23, 100, NULL);
+	CU_ASSERT(!g_seen[20].cancel && !g_seen[21].cancel && !g_seen[23].cancel);
 	CU_ASSERT(g_seen[19].cancel);
 	CU_ASSERT(!g_seen[1].cancel && !g_seen[14].cancel);
 	expect(40, 100, NULL);
@@ -769,7 +785,7 @@ test_replay(void)
 	expect(41, MB_STATUS_OVERLOADED, "queue is full");
 	for (int i = 0; i < 64; i++) /* and nothing else */
 		if (strchr("\x01\x02\x03\x04\x05\x06\x07\x0a\x0b\x0d\x0e\x11\x12\x13\x14\x15\x16"
-			   "\x28\x29",
+			   "\x17\x28\x29",
 			   i) == NULL)
 			CU_ASSERT_EQUAL(g_seen[i].status, -1);
 	CU_ASSERT_EQUAL(atomic_load(&g_fake.unadmitted), 1); /* 41 */
@@ -782,7 +798,7 @@ test_replay(void)
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_GARBAGE], 1);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_WRONG_PORT], 1);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_TRUNCATED], 3);	/* 7, 21's cancel, 22's slice */
-	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_BAD_HEADER], 3); /* 20's cancel among them */
+	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_BAD_HEADER], 4); /* 20's, 23's cancels among them */
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_CONFLICT], 1);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_OTHER_PROTOCOL], 2);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_IP_FRAGMENT], 1);
@@ -790,9 +806,13 @@ test_replay(void)
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_NOT_FOR_US], 1);
 	CU_ASSERT_EQUAL(st.dropped[MB_UDP_DROP_NO_SLOT], 0);
 	CU_ASSERT_EQUAL(st.arp_replies, 1);
-	CU_ASSERT_EQUAL(st.queued, 10);
+	CU_ASSERT_EQUAL(st.queued, 11);
 	CU_ASSERT_EQUAL(st.expired, 2);
 	CU_ASSERT_EQUAL(st.cancelled, 2);
+	CU_ASSERT_EQUAL(st.cancelled_reasm, 1); /* 18 (19 was queued) */
+	/* every request has one outcome (mediabatch_rx_requests_total{outcome}): the 20 ids
+	 * answered; expired and cancelled-while-reassembled were in none */
+	CU_ASSERT_EQUAL(st.queued + st.refused + st.expired + st.cancelled_reasm, 20);
 	CU_ASSERT_EQUAL(st.reassembling, 0);
 
 	/* drain: the rx thread closes, everything came back */
