@@ -442,16 +442,16 @@ result_fits(const struct mb_response_hdr *h, char *why, size_t why_len)
 }
 
 int
-mb_client_parse_response(zmq_msg_t *frames, int n, struct mb_client_response *out, char *why,
+mb_client_check_response(zmq_msg_t *frames, int n, struct mb_response_hdr *hdr, char *why,
 			 size_t why_len)
 {
 	char reason[128];
 	size_t len;
 
-	memset(out, 0, sizeof(*out));
+	memset(hdr, 0, sizeof(*hdr));
 	if (n >= 1 && mb_proto_decode_response(zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]),
-					       &out->hdr, reason, sizeof(reason)) < 0) {
-		memset(&out->hdr, 0, sizeof(out->hdr));
+					       hdr, reason, sizeof(reason)) < 0) {
+		memset(hdr, 0, sizeof(*hdr));
 		snprintf(why, why_len, "%s", reason);
 		return -EPROTO;
 	}
@@ -460,13 +460,25 @@ mb_client_parse_response(zmq_msg_t *frames, int n, struct mb_client_response *ou
 		return -EPROTO;
 	}
 	len = zmq_msg_size(&frames[1]);
-	if (len != out->hdr.result_len) {
+	if (len != hdr->result_len) {
 		snprintf(why, why_len, "result_len is %" PRIu32 " but the payload is %zu bytes",
-			 out->hdr.result_len, len);
+			 hdr->result_len, len);
 		return -EPROTO;
 	}
-	if (!result_fits(&out->hdr, why, why_len))
-		return -EPROTO;
+	return result_fits(hdr, why, why_len) ? 0 : -EPROTO;
+}
+
+int
+mb_client_parse_response(zmq_msg_t *frames, int n, struct mb_client_response *out, char *why,
+			 size_t why_len)
+{
+	size_t len;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = mb_client_check_response(frames, n, &out->hdr, why, why_len)) < 0)
+		return rc;
+	len = zmq_msg_size(&frames[1]);
 	out->data = malloc(len + 1); /* +1: a reason text is NUL-terminated for printing */
 	if (out->data == NULL) {
 		memset(out, 0, sizeof(*out));

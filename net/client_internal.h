@@ -27,6 +27,14 @@ int mb_client_set_curve(void *sock, const struct mb_client_curve *cv, char *err,
 int mb_client_parse_response(zmq_msg_t *frames, int n, struct mb_client_response *out, char *why,
 			     size_t why_len);
 
+/**
+ * The checks of mb_client_parse_response() alone, without copying the payload: 0 with the
+ * header in @p hdr, or -EPROTO with the reason in @p why and @p hdr as decoded (all zero when
+ * it did not decode). For a reader that needs the header only (mediabatch-perf).
+ */
+int mb_client_check_response(zmq_msg_t *frames, int n, struct mb_response_hdr *hdr, char *why,
+			     size_t why_len);
+
 /** What an endpoint (or an item of a list) may be: the reason texts' second half. */
 #define MB_ENDPOINT_FORMS                                                                          \
 	"tcp://HOST:PORT (a name or an address, an IPv6 one in brackets; a port 1..65535), "       \

@@ -65,7 +65,11 @@ int mb_perf_conn_send(struct mb_perf_conn *c, const struct mb_request_hdr *hdr,
  * Receive one response header, waiting at most @p timeout_ns (0: only what is there). The
  * result payload is dropped; for a status other than OK its reason text is copied into
  * @p reason (@p reason_len bytes, may be 0). Returns 0, -ETIMEDOUT, or -EPROTO for a
- * malformed response (consumed and skipped).
+ * malformed response, checked as mb_client_recv() checks one (not two frames, a header that
+ * does not decode, a payload of another length than result_len, a result whose layout does
+ * not fit it): consumed, with its header in @p out when the header decoded (version != 0;
+ * else zeroed) and "client: malformed response: WHAT" in @p reason. A fleet connection
+ * never returns -EPROTO: the fleet client deals with malformed answers and counts them.
  */
 int mb_perf_conn_recv(struct mb_perf_conn *c, struct mb_response_hdr *out, int64_t timeout_ns,
 		      char *reason, size_t reason_len);

@@ -14,8 +14,12 @@
  *                 payload_bytes, seed, warmup_s, duration_s, drain_s, max_requests,
  *                 slo_ms, max_error_pct},
  *      "runs": [{mode, offered_rps, outstanding, window_s, sent, responses, missing,
- *                unsent, stray, proto_errors, throughput_rps, ok_rps, error_pct,
- *                max_lag_ms, lag_p99_ms (open loop; null in closed loop), slo_met,
+ *                interrupted: true | false,
+ *                interrupted_in: null | "warmup" | "window" | "drain",
+ *                in_flight_at_interrupt, unsent, stray, proto_errors, throughput_rps,
+ *                ok_rps, error_pct, max_lag_ms,
+ *                lag_p99_ms (open loop; null in closed loop),
+ *                slo_met: true | false | null (interrupted: not judged),
  *                media_sent: null | {audio, video},
  *                latency_ms: {p50, p90, p99, p99_9, max, min, mean, count},
  *                status: {"OK": n, ...}, reasons: {"OVERLOADED": "text", ...},
@@ -27,13 +31,28 @@
  *                batches_closed: null | {full, deadline, drain},
  *                models: [{model, sent, responses, ok, p50_ms, p99_ms,
  *                          stages: null | STAGES}]}],
- *      "sweep": null | {from_rps, to_rps, steps, slo_ms, best_rps, best_index},
+ *      "sweep": null | {from_rps, to_rps, steps, steps_run, slo_ms, max_error_pct,
+ *                       sweep_past, best_rps, best_index, best_step},
  *      "media": null | {dir, files, audio_files, video_files, audio_files_used,
  *                       video_files_used, memory_bytes, audio_rates: [Hz, ...],
  *                       list: [{name, kind: "audio"|"video", sent, bytes: [...],
  *                               audio: format, rate, channels, seconds;
  *                               video: frames, height, width}]},
  *      "histogram_precision": 0.0039, "plots": null | {dir, gnuplot, files: [...]}}
+ *
+ * window_s is the measured window that ran: duration_s, or less when --requests ended it
+ * (sent == max_requests) or the run was interrupted in it (0 in the warm-up). An interrupted
+ * run (SIGINT, SIGTERM; only the last run can be) stopped where interrupted_in says, without
+ * a drain: its measured requests then in flight are in_flight_at_interrupt, counted neither
+ * in responses nor missing nor error_pct (responses + missing + in_flight_at_interrupt ==
+ * sent), and it is not judged against the SLO (slo_met null; a sweep's best is chosen from
+ * the other steps). error_pct is (responses not OK + missing + unsent) / (sent + unsent -
+ * in_flight_at_interrupt). proto_errors counts malformed responses (as mb_client_recv()
+ * checks them) received in the run, warm-up and drain included; one whose header names a
+ * request in flight answers it UNAVAILABLE; with a fleet it is the fleet client's malformed
+ * count over the run. A sweep's best_index counts from 0 (an index into runs), best_step
+ * from 1 (the text's and CSV's step): best_step == best_index + 1; both null when no
+ * step met the SLO.
  *
  *     STAGES = {"queue": STAGE, "admission": STAGE, "dispatch": STAGE, "compute": STAGE,
  *               "egress": STAGE}
@@ -62,7 +81,7 @@
  *
  *     mode, step (1-based), offered_rps, outstanding (empty in open loop), window_s,
  *     sent, responses, missing, unsent, stray, proto_errors, throughput_rps, ok_rps,
- *     error_pct, max_lag_ms, slo_met (1 or 0),
+ *     error_pct, max_lag_ms, slo_met (1 or 0; empty when interrupted),
  *     latency_p50_ms, latency_p90_ms, latency_p99_ms, latency_p99_9_ms, latency_max_ms,
  *     latency_min_ms, latency_mean_ms, latency_count,
  *     status_OK, status_BAD_REQUEST, ... (one per status, the protocol's order:
@@ -75,11 +94,24 @@
  *     stage_compute_ms, stage_egress_ms (each stage's mean_ms),
  *     batches_closed_full, batches_closed_deadline, batches_closed_drain,
  *     media_audio_sent, media_video_sent (empty without --media),
- *     lag_p99_ms (empty in closed loop)
+ *     lag_p99_ms (empty in closed loop),
+ *     interrupted (1 or 0), interrupted_in (warmup, window or drain; empty when not),
+ *     in_flight_at_interrupt
  *
  * Each cell is the JSON's value of the same run: runs[i][key], latency_ms.p50 as
  * latency_p50_ms, status.OK as status_OK, metrics.* as the metrics columns, stages.S.mean_ms
  * as stage_S_ms, batches_closed.* and media_sent.* as theirs.
+ *
+ * The text: a single run's header gives the window that ran ("1.5 s measured (interrupted;
+ * 5.0 s planned)", "(--requests N reached; ...)"), an interrupted run a line that says
+ * where and how many requests were in flight then. Under a sweep's table, a line per step
+ * ("step K ...") for a window shorter than planned (an interrupt: that step is not judged,
+ * its SLO column n/a; --requests), a generator that fell more than 1 ms behind its schedule
+ * (max_lag_ms > 1, as a single run's "generator" line), and malformed responses; then the
+ * verdict (from the completed steps only after an interrupt) and, for a sweep that stopped
+ * early, why: interrupted, --sweep-past misses in a row (the knee only when a step met the
+ * SLO), or a failure. With a fleet of several daemons, a "metrics" line says that the
+ * stages, batches closed, admission wait and units in use are the --metrics daemon's alone.
  *
  * Threads: called from main only.
  */
@@ -111,6 +143,8 @@ struct mb_perf_report {
 	double slo_ms, max_error_pct;
 	double sweep_from, sweep_to;
 	int sweep_steps;
+	int sweep_past; /**< --sweep-past: the sweep stops at this many misses in a row (0: never)
+			 */
 	const struct mb_replay *media; /**< --media's files, or NULL (borrowed) */
 	/** A fleet (several daemons): each one's figures at the end, or n_fleet 0 (borrowed) */
 	const struct mb_client_daemon *fleet;
@@ -127,10 +161,16 @@ struct mb_perf_report {
 	int n_plot_files;
 };
 
-/** Whether run @p i meets the SLO: p99 <= slo_ms and error_pct <= max_error_pct. */
+/** Whether run @p i is judged against the SLO: it was not interrupted. */
+bool mb_report_judged(const struct mb_perf_report *rep, int i);
+
+/**
+ * Whether run @p i meets the SLO: judged, with responses, p99 <= slo_ms and error_pct <=
+ * max_error_pct.
+ */
 bool mb_report_slo_met(const struct mb_perf_report *rep, int i);
 
-/** Index of the highest offered rate of a sweep whose run meets the SLO, or -1. */
+/** Index (from 0) of the highest offered rate of a sweep whose run meets the SLO, or -1. */
 int mb_report_best(const struct mb_perf_report *rep);
 
 /** Print the text summary. */

@@ -81,6 +81,17 @@ double mb_stage_mean_ms(const struct mb_stage_stat *s);
 /** Sum of the stage means of @p s[MB_STAGE_COUNT] in ms (the mean server time); NAN if none. */
 double mb_stages_sum_ms(const struct mb_stage_stat *s);
 
+/** Where a run was when *stop became true (SIGINT, SIGTERM), or MB_PHASE_NONE: it ran whole. */
+enum mb_run_phase {
+	MB_PHASE_NONE,	 /**< not interrupted */
+	MB_PHASE_WARMUP, /**< in the warm-up: nothing measured (window_s 0) */
+	MB_PHASE_WINDOW, /**< in the measured window: window_s is the part that ran */
+	MB_PHASE_DRAIN,	 /**< after the window, waiting for its last responses */
+};
+
+/** "warmup", "window", "drain"; NULL for MB_PHASE_NONE (and beyond). */
+const char *mb_run_phase_name(enum mb_run_phase phase);
+
 /** Fill @p o with defaults: closed loop, 64 outstanding, 1 s warm-up, 10 s, 5 s drain. */
 void mb_run_opts_init(struct mb_run_opts *o);
 
@@ -98,14 +109,33 @@ struct mb_run_result {
 	double offered_rps; /**< open loop: the target rate; closed: sent / window */
 	uint32_t outstanding;
 	double warmup_s, duration_s;
-	double window_s; /**< the measured window actually run (shorter if max_requests hit) */
+	/**
+	 * The measured window actually run, seconds: duration_s, or less when max_requests
+	 * ended it (requests_reached) or the run was interrupted in it (0 in the warm-up).
+	 */
+	double window_s;
+	bool requests_reached; /**< max_requests measured requests sent: the window ended there */
+	/**
+	 * Where the run was interrupted, or MB_PHASE_NONE. An interrupted run stops at once (no
+	 * drain): its measured requests still in flight are in_flight_at_interrupt, neither
+	 * answered nor missing nor errors, and it is not judged against an SLO.
+	 */
+	enum mb_run_phase interrupted;
+	uint64_t in_flight_at_interrupt;
 
-	uint64_t sent;	       /**< measured requests sent */
-	uint64_t responses;    /**< responses to measured requests */
-	uint64_t missing;      /**< measured requests with no response by the end of the drain */
-	uint64_t unsent;       /**< open loop: arrivals not sent (max_outstanding, send queue) */
-	uint64_t stray;	       /**< responses matching no request in flight (an earlier run's) */
-	uint64_t proto_errors; /**< malformed responses */
+	uint64_t sent;	    /**< measured requests sent */
+	uint64_t responses; /**< responses to measured requests */
+	uint64_t missing;   /**< measured requests with no response by the end of the drain
+			     *   (0 when interrupted: those are in_flight_at_interrupt) */
+	uint64_t unsent;    /**< open loop: arrivals not sent (max_outstanding, send queue) */
+	uint64_t stray;	    /**< responses matching no request in flight (an earlier run's) */
+	/**
+	 * Malformed responses received in the run (warm-up and drain included), as
+	 * mb_client_recv() checks them; one whose header names a request in flight answers
+	 * it UNAVAILABLE ("client: malformed response: ..."). A fleet: the fleet client's
+	 * malformed count over the run (it resent those requests or answered UNAVAILABLE).
+	 */
+	uint64_t proto_errors;
 	uint64_t status[MB_STATUS_COUNT];
 	char reason[MB_STATUS_COUNT][96]; /**< first reason text seen per status */
 
@@ -147,7 +177,10 @@ void mb_run_result_fini(struct mb_run_result *r);
 /** Nearest-rank percentile @p q of the latency in milliseconds. */
 double mb_run_latency_ms(const struct mb_run_result *r, double q);
 
-/** Responses that were not OK, plus missing and unsent, as a percentage of the sent + unsent. */
+/**
+ * Responses that were not OK, plus missing and unsent, as a percentage of the sent + unsent
+ * less the requests in flight at an interrupt (those have no outcome).
+ */
 double mb_run_error_pct(const struct mb_run_result *r);
 
 /**
@@ -167,7 +200,9 @@ void mb_run_stages_from(struct mb_run_result *r, const char *start, const char *
  * carries its file, and the file's `sent` counter and r->media_sent count it. Fills @p r
  * (initialised with
  * mb_run_result_init). Returns 0, -ENOMEM, -EINTR if *@p stop became true (the result is
- * then partial), or the -errno of a failed send or receive.
+ * then partial: r->interrupted says where, window_s is the part of the window that ran,
+ * the measured requests in flight are r->in_flight_at_interrupt), or the -errno of a failed
+ * send or receive.
  */
 int mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *lg,
 	   const void *const payload[MB_KIND_COUNT], uint64_t *next_id, volatile const int *stop,

@@ -15,11 +15,13 @@
  * Flow, like the other programs: flags, connect, run(s), report, close. Every run is
  * bounded in time (warm-up + duration + drain) and in count (--requests).
  *
- * Exit status: 0 done; 1 the service never answered (or a send/receive failed);
- * 2 usage (a --media directory refused included); 130 interrupted (the partial results are
- * still reported).
+ * Exit status: 0 done; 1 the service never answered (or a send/receive failed, or a report
+ * file could not be written after the run); 2 usage (a --media directory refused, an output
+ * path that cannot be written, both checked before the run, included); 130 interrupted (the
+ * partial results are still reported, marked interrupted).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -27,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "mb_build_config.h"
 #include "mb_http_client.h"
@@ -72,8 +76,8 @@ usage(FILE *out)
 		"  --slo-ms MS            sweep SLO: p99 at most MS (default 10)\n"
 		"  --max-error-pct P      sweep SLO: at most P%% of requests not OK, missing or\n"
 		"                         unsent (default 0.1)\n"
-		"  --sweep-past N         stop a sweep after N steps in a row miss the SLO\n"
-		"                         (default 2; 0 = run every step)\n"
+		"  --sweep-past N         stop a sweep at the Nth step in a row that misses the\n"
+		"                         SLO (default 2; 0 = run every step)\n"
 		"What is sent:\n"
 		"  --mix SPEC             models by weight, e.g. identity:3,logmel:1 (default\n"
 		"                         identity). identity and unknown models get an F32\n"
@@ -112,6 +116,7 @@ usage(FILE *out)
 		"                         gives each daemon's share\n"
 		"  --fleet                the endpoint is a fleet even if one: a name whose\n"
 		"                         addresses are the daemons, re-resolved every 5 s\n"
+		"                         (ZeroMQ only: not with --transport udp)\n"
 		"  --transport zmq|udp    (default zmq) udp: datagrams to the daemon's DPDK port,\n"
 		"                         results from its PUB socket (--publish)\n"
 		"  --publish EP           udp: service PUB (default tcp://127.0.0.1:7401)\n"
@@ -119,14 +124,15 @@ usage(FILE *out)
 		"  --metrics EP           daemon's /metrics for admission wait, units in use, the\n"
 		"                         server's time per stage and batches closed: HOST:PORT,\n"
 		"                         http://HOST:PORT, https://HOST:PORT or [IPV6]:PORT\n"
-		"                         (default 127.0.0.1:7402; 'off' to skip)\n"
+		"                         (default 127.0.0.1:7402; 'off' to skip). One daemon's:\n"
+		"                         with a fleet the report says whose they are\n"
 		"  --metrics-token-file FILE  the bearer token /metrics wants (the daemon's\n"
 		"                         http.token_file): printable ASCII, trailing newline\n"
 		"                         ignored\n"
 		"  --metrics-cacert FILE  https: trust the CA certificate(s) in FILE (PEM; for a\n"
 		"                         self-signed http.tls_cert, that certificate) instead\n"
 		"                         of the system's\n"
-		"Output:\n"
+		"Output (paths checked before the run: exit 2 if one cannot be written):\n"
 		"  --json FILE            write the results as JSON\n"
 		"  --csv FILE             write one CSV row per run (per sweep step) under a\n"
 		"                         header line: the figures of the JSON's runs\n"
@@ -136,9 +142,17 @@ usage(FILE *out)
 		"  --quiet                no progress line on stderr\n"
 		"  --help\n"
 		"\n"
-		"Exit status: 0 done, 1 the service never answered or a send failed, 2 usage\n"
-		"(or a --media directory refused), 130 interrupted (partial results are\n"
-		"reported).\n");
+		"Counts (K, N, T, BYTES, MB, and MS of --timeout-ms) are whole numbers.\n"
+		"\n"
+		"Signals: SIGINT and SIGTERM end the run at once and report what was measured:\n"
+		"the window is the time that ran, the run is marked interrupted, requests then\n"
+		"in flight are counted apart (not as missing or errors), and an interrupted\n"
+		"sweep step is not judged against the SLO.\n"
+		"\n"
+		"Exit status: 0 done, 1 the service never answered, a send failed or a report\n"
+		"file could not be written after the run, 2 usage (a bad flag or value, a\n"
+		"--media directory refused, an output path that cannot be written), 130\n"
+		"interrupted (partial results are reported).\n");
 }
 
 static int
@@ -154,6 +168,81 @@ num(const char *flag, const char *s, double lo, double hi, double *out)
 	}
 	*out = v;
 	return 0;
+}
+
+/* num() for a count: a whole number (1.5 is refused, not truncated). */
+static int
+whole(const char *flag, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi || v != floor(v)) {
+		fprintf(stderr, "mediabatch-perf: %s '%s': want a whole number in %.0f..%.0f\n",
+			flag, s, lo, hi);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * Whether the report file @path (--json, --csv) can be written, asked before the run so that
+ * a typo does not cost a whole run: opened for writing without truncating it (created if
+ * missing, and then removed again). -errno with a message naming the flag and the path.
+ */
+static int
+check_output_file(const char *flag, const char *path)
+{
+	bool created = true;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+	if (fd < 0 && errno == EEXIST) {
+		created = false;
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		int e = errno;
+
+		fprintf(stderr, "mediabatch-perf: %s %s: cannot write it: %s\n", flag, path,
+			strerror(e));
+		return -e;
+	}
+	close(fd);
+	if (created)
+		unlink(path);
+	return 0;
+}
+
+/*
+ * Whether --plot DIR can be written into: made if missing (as mb_report_plot() will) and a
+ * file created and removed in it; a directory made here is removed again.
+ */
+static int
+check_plot_dir(const char *dir)
+{
+	char path[4096];
+	bool made = mkdir(dir, 0777) == 0;
+	int fd, e = 0;
+
+	if (!made && errno != EEXIST) {
+		e = errno;
+	} else {
+		snprintf(path, sizeof(path), "%s/.mediabatch-perf-XXXXXX", dir);
+		fd = mkstemp(path);
+		if (fd < 0) {
+			e = errno;
+		} else {
+			close(fd);
+			unlink(path);
+		}
+	}
+	if (made)
+		rmdir(dir);
+	if (e != 0)
+		fprintf(stderr, "mediabatch-perf: --plot %s: cannot write in it: %s\n", dir,
+			strerror(e));
+	return -e;
 }
 
 static int
@@ -350,7 +439,7 @@ main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", g_longopts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_OUTSTANDING:
-			rc = num("--outstanding", optarg, 1, 1000000, &v);
+			rc = whole("--outstanding", optarg, 1, 1000000, &v);
 			ro.outstanding = (uint32_t)v;
 			have_outstanding = true;
 			break;
@@ -368,7 +457,7 @@ main(int argc, char **argv)
 			rc = num("--max-error-pct", optarg, 0, 100, &max_err);
 			break;
 		case OPT_SWEEP_PAST:
-			rc = num("--sweep-past", optarg, 0, MAX_STEPS, &sweep_past);
+			rc = whole("--sweep-past", optarg, 0, MAX_STEPS, &sweep_past);
 			break;
 		case OPT_MIX:
 			mix_spec = optarg;
@@ -382,10 +471,10 @@ main(int argc, char **argv)
 			have_payload = true;
 			break;
 		case OPT_TENANT:
-			rc = num("--tenant", optarg, 0, 4294967295.0, &tenant);
+			rc = whole("--tenant", optarg, 0, 4294967295.0, &tenant);
 			break;
 		case OPT_TIMEOUT:
-			rc = num("--timeout-ms", optarg, 0, 3600000, &timeout_ms);
+			rc = whole("--timeout-ms", optarg, 0, 3600000, &timeout_ms);
 			break;
 		case OPT_SEED: {
 			char *end;
@@ -409,11 +498,11 @@ main(int argc, char **argv)
 			rc = num("--drain", optarg, 0.1, 600, &ro.drain_s);
 			break;
 		case OPT_REQUESTS:
-			rc = num("--requests", optarg, 1, 1e12, &v);
+			rc = whole("--requests", optarg, 1, 1e12, &v);
 			ro.max_requests = (uint64_t)v;
 			break;
 		case OPT_MAX_OUT:
-			rc = num("--max-outstanding", optarg, 1, 4194304, &v);
+			rc = whole("--max-outstanding", optarg, 1, 4194304, &v);
 			ro.max_outstanding = (uint32_t)v;
 			break;
 		case OPT_ENDPOINT:
@@ -426,7 +515,7 @@ main(int argc, char **argv)
 			co.publish = optarg;
 			break;
 		case OPT_DATAGRAM:
-			rc = num("--datagram", optarg, MB_PROTO_HDR_LEN + 1, 65507, &v);
+			rc = whole("--datagram", optarg, MB_PROTO_HDR_LEN + 1, 65507, &v);
 			co.max_datagram = (uint32_t)v;
 			break;
 		case OPT_METRICS:
@@ -448,7 +537,7 @@ main(int argc, char **argv)
 			media_dir = optarg;
 			break;
 		case OPT_MEDIA_MAX:
-			rc = num("--media-max-mb", optarg, 1, 1048576, &media_max_mb);
+			rc = whole("--media-max-mb", optarg, 1, 1048576, &media_max_mb);
 			break;
 		case OPT_PLOT:
 			plot_dir = optarg;
@@ -488,6 +577,11 @@ main(int argc, char **argv)
 	}
 	if (strcmp(transport, "zmq") == 0) {
 		co.transport = MB_TRANSPORT_ZMQ;
+	} else if (strcmp(transport, "udp") == 0 && co.fleet) {
+		fprintf(stderr,
+			"mediabatch-perf: --fleet does not go with --transport udp: the UDP "
+			"sender sends to one IPV4:PORT (a fleet is driven over ZeroMQ)\n");
+		return EXIT_USAGE;
 	} else if (strcmp(transport, "udp") == 0) {
 		co.transport = MB_TRANSPORT_UDP;
 		co.tenant = (uint32_t)tenant;
@@ -510,6 +604,10 @@ main(int argc, char **argv)
 			have_seconds ? "seconds" : "payload");
 		return EXIT_USAGE;
 	}
+	if ((json_path != NULL && check_output_file("--json", json_path) < 0) ||
+	    (csv_path != NULL && check_output_file("--csv", csv_path) < 0) ||
+	    (plot_dir != NULL && check_plot_dir(plot_dir) < 0))
+		return EXIT_USAGE;
 	if (metrics != NULL && check_metrics(metrics, metrics_token, metrics_cacert) < 0)
 		return EXIT_USAGE;
 	mb_loadgen_init(&lg, &mix, &seconds, (uint32_t)payload, (uint32_t)tenant,
@@ -617,6 +715,7 @@ main(int argc, char **argv)
 	rep.sweep_from = sweep_from;
 	rep.sweep_to = sweep_to;
 	rep.sweep_steps = sweep_steps;
+	rep.sweep_past = (int)sweep_past;
 	rep.runs = runs;
 	rep.n_runs = n_runs;
 	rep.media = replay;

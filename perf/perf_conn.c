@@ -2,10 +2,11 @@
  * perf_conn.c: mediabatch-perf's transports (mb_perf_conn.h).
  *
  * ZeroMQ: one DEALER socket in a context of its own. Requests are two frames (64-byte header
- * from mb_proto_encode_request, payload), responses two frames decoded with
- * mb_proto_decode_response. Waiting uses the socket's ZMQ_FD, which is edge-triggered: the
- * loop asks ZMQ_EVENTS before every sleep, so a message that arrived while the thread was
- * busy is never slept through.
+ * from mb_proto_encode_request, payload), responses two frames decoded and checked by the
+ * client library's mb_client_parse_response() (net/client_internal.h), the checks of
+ * mb_client_recv(), so a malformed response is caught here as a fleet catches it. Waiting
+ * uses the socket's ZMQ_FD, which is edge-triggered: the loop asks ZMQ_EVENTS before every
+ * sleep, so a message that arrived while the thread was busy is never slept through.
  *
  * UDP: datagrams out through mb_udp_sender (client library); results in on a SUB socket
  * subscribed to "<tenant>/", three frames (topic, header, result): the topic is skipped and
@@ -27,6 +28,7 @@
 #include <zmq.h>
 
 #include "mediabatch/client.h"
+#include "net/client_internal.h"
 
 struct conn_ops {
 	const char *name;
@@ -208,52 +210,67 @@ now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Read one whole message that ZMQ_EVENTS said is there. */
+/*
+ * Read one whole message that ZMQ_EVENTS said is there, and check it as mb_client_recv()
+ * does (the library's own mb_client_parse_response()): two frames, a header that decodes, a
+ * payload of result_len bytes that fits the result's layout. A malformed one is consumed and
+ * -EPROTO returned, with its header in @p out when that decoded (else zeroed) and what was
+ * wrong in @p reason.
+ */
 static int
 read_message(struct mb_perf_conn *c, struct mb_response_hdr *out, char *reason, size_t reason_len)
 {
-	zmq_msg_t hdr, body;
-	int more = 0, frames = 1, rc = 0;
-	size_t more_len = sizeof(more);
-	char why[128];
+	zmq_msg_t f[2], x;
+	int n = 0, more, rc;
+	char why[160];
 
-	zmq_msg_init(&hdr);
-	if (zmq_msg_recv(&hdr, c->sock, ZMQ_DONTWAIT) < 0) {
-		zmq_msg_close(&hdr);
+	zmq_msg_init(&x);
+	if (zmq_msg_recv(&x, c->sock, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&x);
 		return -ETIMEDOUT;
 	}
 	if (c->topic_frame) { /* SUB: topic, then header and result as over the ROUTER */
-		zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
-		zmq_msg_close(&hdr);
-		zmq_msg_init(&hdr);
-		if (!more || zmq_msg_recv(&hdr, c->sock, 0) < 0) {
-			zmq_msg_close(&hdr);
+		more = zmq_msg_more(&x);
+		zmq_msg_close(&x);
+		zmq_msg_init(&x);
+		if (!more || zmq_msg_recv(&x, c->sock, 0) < 0) {
+			zmq_msg_close(&x);
+			memset(out, 0, sizeof(*out));
+			snprintf(reason, reason_len, "client: malformed response: a topic alone");
 			return -EPROTO;
 		}
 	}
-	if (mb_proto_decode_response(zmq_msg_data(&hdr), zmq_msg_size(&hdr), out, why,
-				     sizeof(why)) != 0)
-		rc = -EPROTO;
-	zmq_msg_close(&hdr);
-	zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
-	while (more) {
-		zmq_msg_init(&body);
-		if (zmq_msg_recv(&body, c->sock, 0) < 0) {
-			zmq_msg_close(&body);
-			return -EPROTO;
+	/* the frames of the message, the first two kept (a multipart message arrives whole) */
+	for (;;) {
+		more = zmq_msg_more(&x);
+		if (n < 2) {
+			zmq_msg_init(&f[n]);
+			zmq_msg_move(&f[n], &x);
 		}
-		frames++;
-		if (frames == 2 && rc == 0 && out->status != MB_STATUS_OK && reason_len > 0) {
-			size_t n = zmq_msg_size(&body) < reason_len - 1 ? zmq_msg_size(&body)
-									: reason_len - 1;
+		zmq_msg_close(&x);
+		n++;
+		if (!more)
+			break;
+		zmq_msg_init(&x);
+		if (zmq_msg_recv(&x, c->sock, 0) < 0) {
+			zmq_msg_close(&x);
+			break;
+		}
+	}
+	/* checked without copying the payload: the generator reads the header only */
+	rc = mb_client_check_response(f, n, out, why, sizeof(why));
+	if (rc == 0 && out->status != MB_STATUS_OK && reason_len > 0) {
+		size_t len =
+			zmq_msg_size(&f[1]) < reason_len - 1 ? zmq_msg_size(&f[1]) : reason_len - 1;
 
-			memcpy(reason, zmq_msg_data(&body), n);
-			reason[n] = '\0';
-		}
-		zmq_msg_close(&body);
-		zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
+		memcpy(reason, zmq_msg_data(&f[1]), len);
+		reason[len] = '\0';
 	}
-	return frames == 2 ? rc : -EPROTO;
+	for (int i = 0; i < n && i < 2; i++)
+		zmq_msg_close(&f[i]);
+	if (rc < 0)
+		snprintf(reason, reason_len, "client: malformed response: %s", why);
+	return rc;
 }
 
 static int
@@ -290,6 +307,7 @@ mb_perf_conn_recv(struct mb_perf_conn *c, struct mb_response_hdr *out, int64_t t
 {
 	int64_t deadline = now_ns() + (timeout_ns > 0 ? timeout_ns : 0);
 
+	memset(out, 0, sizeof(*out)); /* a header of version 0: none (client.h) */
 	if (reason_len > 0)
 		reason[0] = '\0';
 	if (c->fleet != NULL)

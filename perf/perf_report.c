@@ -29,12 +29,18 @@
 #define GNUPLOT_TIMEOUT_S 30
 
 bool
+mb_report_judged(const struct mb_perf_report *rep, int i)
+{
+	return rep->runs[i].interrupted == MB_PHASE_NONE;
+}
+
+bool
 mb_report_slo_met(const struct mb_perf_report *rep, int i)
 {
 	const struct mb_run_result *r = &rep->runs[i];
 
-	return r->responses > 0 && mb_run_latency_ms(r, 99) <= rep->slo_ms &&
-	       mb_run_error_pct(r) <= rep->max_error_pct;
+	return mb_report_judged(rep, i) && r->responses > 0 &&
+	       mb_run_latency_ms(r, 99) <= rep->slo_ms && mb_run_error_pct(r) <= rep->max_error_pct;
 }
 
 int
@@ -64,6 +70,68 @@ lag_p99_ms(const struct mb_run_result *r)
 
 /* ---- text ---- */
 
+/* Whether @r's measured window was shorter than planned (--requests, an interrupt). */
+static bool
+window_short(const struct mb_perf_report *rep, const struct mb_run_result *r)
+{
+	return r->window_s < rep->duration_s - 1e-6;
+}
+
+/*
+ * What an interrupt left of @r, after "interrupted " (no newline): where it came, and the
+ * measured requests in flight then, which count neither as answered nor missing nor errors.
+ */
+static void
+text_interrupted(const struct mb_perf_report *rep, const struct mb_run_result *r, FILE *out)
+{
+	switch (r->interrupted) {
+	case MB_PHASE_WARMUP:
+		fprintf(out, "in the warm-up: nothing measured");
+		return;
+	case MB_PHASE_WINDOW:
+		fprintf(out, "%.3f s into the %.3f s window", r->window_s, rep->duration_s);
+		break;
+	case MB_PHASE_DRAIN:
+	default:
+		fprintf(out, "in the drain, after the %.3f s window", r->window_s);
+		break;
+	}
+	fprintf(out,
+		"; %" PRIu64 " request(s) in flight then, not counted as answered, missing or "
+		"errors",
+		r->in_flight_at_interrupt);
+}
+
+/* "fell up to ..." of an open loop that fell more than 1 ms behind its schedule, no newline */
+static bool
+text_lag(const struct mb_run_result *r, FILE *out)
+{
+	if (!(r->max_lag_ms > 1))
+		return false;
+	fprintf(out, "fell up to %.3f ms behind its schedule, p99 %.3f ms (counted in the latency)",
+		r->max_lag_ms, lag_p99_ms(r));
+	return true;
+}
+
+/*
+ * With a fleet of several daemons, whose /metrics the server-side figures (stages, batches
+ * closed, admission wait, units in use) come from: --metrics names one daemon.
+ */
+static void
+text_metrics_source(const struct mb_perf_report *rep, FILE *out)
+{
+	bool any = false;
+
+	for (int i = 0; i < rep->n_runs; i++)
+		any |= rep->runs[i].metrics_ok;
+	if (rep->n_fleet < 2 || rep->metrics == NULL || !any)
+		return;
+	fprintf(out,
+		"metrics         from %s only: 1 of %d daemons; stages, batches closed, admission "
+		"below\n",
+		rep->metrics, rep->n_fleet);
+}
+
 static void
 text_header(const struct mb_perf_report *rep, FILE *out)
 {
@@ -86,8 +154,23 @@ text_header(const struct mb_perf_report *rep, FILE *out)
 			MB_VERSION, rep->sweep_steps, rep->sweep_from, rep->sweep_to);
 		break;
 	}
-	fprintf(out, ", %.1f s measured%s after %.1f s warm-up\n", rep->duration_s,
-		rep->mode == MB_REPORT_SWEEP ? " per step" : "", rep->warmup_s);
+	if (rep->mode == MB_REPORT_SWEEP) {
+		bool shorter = false;
+
+		for (int i = 0; i < rep->n_runs; i++)
+			shorter |= window_short(rep, &rep->runs[i]);
+		/* the steps whose window was shorter have a line under the table */
+		fprintf(out, ", %s%.1f s measured per step", shorter ? "up to " : "",
+			rep->duration_s);
+	} else {
+		fprintf(out, ", %.1f s measured", r->window_s);
+		if (r->interrupted != MB_PHASE_NONE)
+			fprintf(out, " (interrupted; %.1f s planned)", rep->duration_s);
+		else if (r->requests_reached && window_short(rep, r))
+			fprintf(out, " (--requests %" PRIu64 " reached; %.1f s planned)",
+				rep->max_requests, rep->duration_s);
+	}
+	fprintf(out, " after %.1f s warm-up\n", rep->warmup_s);
 	mb_dist_format(rep->seconds, secs, sizeof(secs));
 	fprintf(out, "  endpoint %s (%s); mix", rep->endpoint, rep->transport);
 	for (int i = 0; i < rep->mix->n; i++)
@@ -135,9 +218,10 @@ static const char *
 stages_missing(const struct mb_perf_report *rep, const struct mb_run_result *r, char *buf,
 	       size_t len)
 {
-	if (!r->metrics_ok)
-		snprintf(buf, len, "n/a (no /metrics from %s)",
-			 rep->metrics ? rep->metrics : "off");
+	if (!r->metrics_ok && rep->metrics == NULL)
+		snprintf(buf, len, "n/a (--metrics off)");
+	else if (!r->metrics_ok)
+		snprintf(buf, len, "n/a (no /metrics from %s)", rep->metrics);
 	else if (!r->stages_ok)
 		snprintf(buf, len,
 			 "n/a (no mediabatch_stage_seconds in /metrics: an older daemon)");
@@ -282,8 +366,13 @@ text_run(const struct mb_perf_report *rep, const struct mb_run_result *r, FILE *
 		r->throughput_rps, r->ok_rps, r->offered_rps);
 	fprintf(out,
 		"requests        sent %" PRIu64 ", answered %" PRIu64 ", missing %" PRIu64
-		", unsent %" PRIu64 ", errors %.3f%%\n",
-		r->sent, r->responses, r->missing, r->unsent, mb_run_error_pct(r));
+		", unsent %" PRIu64 ", errors %.3f%%, malformed %" PRIu64 "\n",
+		r->sent, r->responses, r->missing, r->unsent, mb_run_error_pct(r), r->proto_errors);
+	if (r->interrupted != MB_PHASE_NONE) {
+		fprintf(out, "interrupted     ");
+		text_interrupted(rep, r, out);
+		fprintf(out, "\n");
+	}
 	if (r->media)
 		fprintf(out,
 			"media           sent %" PRIu64 " with an audio file, %" PRIu64
@@ -313,6 +402,7 @@ text_run(const struct mb_perf_report *rep, const struct mb_run_result *r, FILE *
 		mb_hist_mean(r->queue_us), mb_hist_percentile(r->queue_us, 50),
 		mb_hist_percentile(r->queue_us, 99), mb_hist_mean(r->compute_us),
 		mb_hist_percentile(r->compute_us, 50), mb_hist_percentile(r->compute_us, 99));
+	text_metrics_source(rep, out);
 	text_stages(rep, r, out);
 	if (r->metrics_ok)
 		fprintf(out,
@@ -321,14 +411,15 @@ text_run(const struct mb_perf_report *rep, const struct mb_run_result *r, FILE *
 			r->admission_batches > 0 ? 1000 * r->admission_wait_s / r->admission_batches
 						 : 0.0,
 			r->admission_batches, r->units_mean, r->units_max, r->units_capacity);
+	else if (rep->metrics == NULL)
+		fprintf(out, "admission       n/a (--metrics off)\n");
 	else
-		fprintf(out, "admission       n/a (no /metrics from %s)\n",
-			rep->metrics ? rep->metrics : "off");
-	if (r->max_lag_ms > 1)
-		fprintf(out,
-			"generator       fell up to %.3f ms behind its schedule, p99 %.3f ms "
-			"(counted in the latency)\n",
-			r->max_lag_ms, lag_p99_ms(r));
+		fprintf(out, "admission       n/a (no /metrics from %s)\n", rep->metrics);
+	if (r->max_lag_ms > 1) {
+		fprintf(out, "generator       ");
+		text_lag(r, out);
+		fprintf(out, "\n");
+	}
 	for (int i = 0; i < r->n_models && r->n_models > 1; i++)
 		fprintf(out,
 			"%-16s%-16s sent %" PRIu64 "  OK %" PRIu64 "  p50 %.3f ms  p99 %.3f ms\n",
@@ -405,11 +496,109 @@ json_fleet(const struct mb_perf_report *rep, FILE *out)
 	fputs("]}", out);
 }
 
+/*
+ * Under a sweep's table, a line per step with something the table does not show: a window
+ * shorter than planned (--requests, an interrupt: that step is not judged), a generator that
+ * fell more than 1 ms behind its schedule, malformed responses.
+ */
+static void
+text_sweep_notes(const struct mb_perf_report *rep, FILE *out)
+{
+	for (int i = 0; i < rep->n_runs; i++) {
+		const struct mb_run_result *r = &rep->runs[i];
+
+		if (r->interrupted != MB_PHASE_NONE) {
+			fprintf(out, "step %-10d interrupted ", i + 1);
+			text_interrupted(rep, r, out);
+			fprintf(out, "; not judged\n");
+		} else if (window_short(rep, r)) {
+			fprintf(out,
+				"step %-10d window %.3f s of %.3f s: --requests %" PRIu64
+				" reached\n",
+				i + 1, r->window_s, rep->duration_s, rep->max_requests);
+		}
+		if (r->max_lag_ms > 1) {
+			fprintf(out, "step %-10d generator ", i + 1);
+			text_lag(r, out);
+			fprintf(out, "\n");
+		}
+		if (r->proto_errors > 0)
+			fprintf(out, "step %-10d malformed responses %" PRIu64 "\n", i + 1,
+				r->proto_errors);
+	}
+}
+
+/* Misses of the SLO in a row at the end of the judged steps. */
+static int
+trailing_misses(const struct mb_perf_report *rep)
+{
+	int n = 0;
+
+	for (int i = rep->n_runs - 1; i >= 0; i--) {
+		if (!mb_report_judged(rep, i))
+			continue;
+		if (mb_report_slo_met(rep, i))
+			break;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * The sweep's verdict, from the judged (completed) steps only, and why it stopped early
+ * when it did: an interrupt, --sweep-past misses in a row, or a failure (said on stderr).
+ */
+static void
+text_sweep_verdict(const struct mb_perf_report *rep, FILE *out)
+{
+	bool interrupted =
+		rep->n_runs > 0 && rep->runs[rep->n_runs - 1].interrupted != MB_PHASE_NONE;
+	int best = mb_report_best(rep), done = 0, misses = trailing_misses(rep);
+
+	for (int i = 0; i < rep->n_runs; i++)
+		done += mb_report_judged(rep, i);
+	fprintf(out, "highest offered rate with p99 <= %.3f ms and errors <= %.3f%%: ", rep->slo_ms,
+		rep->max_error_pct);
+	if (best >= 0)
+		fprintf(out, "%.1f req/s (step %d: answered %.1f req/s, p99 %.3f ms)",
+			rep->runs[best].offered_rps, best + 1, rep->runs[best].throughput_rps,
+			mb_run_latency_ms(&rep->runs[best], 99));
+	else if (!interrupted)
+		fprintf(out, "none (no step met it; start the sweep lower)");
+	else if (done == 0)
+		fprintf(out, "none (no step completed)");
+	else
+		fprintf(out, "none (no completed step met it)");
+	if (interrupted && done > 0)
+		fprintf(out, "; from the %d completed step(s) only", done);
+	fprintf(out, "\n");
+	if (interrupted)
+		fprintf(out,
+			"(interrupted in step %d of %d: that step is not judged, the verdict comes "
+			"from the completed steps only)\n",
+			rep->n_runs, rep->sweep_steps);
+	else if (rep->n_runs < rep->sweep_steps && rep->sweep_past > 0 &&
+		 misses >= rep->sweep_past && best >= 0)
+		fprintf(out,
+			"(stopped after step %d of %d: %d step(s) in a row missed the SLO; with "
+			"the "
+			"steps before them they show the knee)\n",
+			rep->n_runs, rep->sweep_steps, misses);
+	else if (rep->n_runs < rep->sweep_steps && rep->sweep_past > 0 && misses >= rep->sweep_past)
+		fprintf(out,
+			"(stopped after step %d of %d: every step run missed the SLO, the first "
+			"one "
+			"included; start the sweep lower)\n",
+			rep->n_runs, rep->sweep_steps);
+	else if (rep->n_runs < rep->sweep_steps)
+		fprintf(out,
+			"(stopped after step %d of %d: it failed; see the message on stderr)\n",
+			rep->n_runs, rep->sweep_steps);
+}
+
 void
 mb_report_text(const struct mb_perf_report *rep, FILE *out)
 {
-	int best;
-
 	text_header(rep, out);
 	if (rep->mode != MB_REPORT_SWEEP) {
 		if (rep->n_runs > 0)
@@ -428,27 +617,13 @@ mb_report_text(const struct mb_perf_report *rep, FILE *out)
 				mb_run_latency_ms(r, 50), mb_run_latency_ms(r, 99),
 				mb_run_latency_ms(r, 99.9), mb_run_latency_ms(r, 100),
 				mb_run_error_pct(r), batch_mean(r),
-				mb_report_slo_met(rep, i) ? "met" : "-");
+				!mb_report_judged(rep, i)   ? "n/a"
+				: mb_report_slo_met(rep, i) ? "met"
+							    : "-");
 		}
-		best = mb_report_best(rep);
-		if (best >= 0)
-			fprintf(out,
-				"highest offered rate with p99 <= %.3f ms and errors <= %.3f%%: "
-				"%.1f "
-				"req/s (step %d: answered %.1f req/s, p99 %.3f ms)\n",
-				rep->slo_ms, rep->max_error_pct, rep->runs[best].offered_rps,
-				best + 1, rep->runs[best].throughput_rps,
-				mb_run_latency_ms(&rep->runs[best], 99));
-		else
-			fprintf(out,
-				"highest offered rate with p99 <= %.3f ms and errors <= %.3f%%: "
-				"none "
-				"(no step met it; start the sweep lower)\n",
-				rep->slo_ms, rep->max_error_pct);
-		if (rep->n_runs < rep->sweep_steps)
-			fprintf(out,
-				"(stopped after step %d: the steps past the SLO show the knee)\n",
-				rep->n_runs);
+		text_sweep_notes(rep, out);
+		text_sweep_verdict(rep, out);
+		text_metrics_source(rep, out);
 		text_sweep_stages(rep, out);
 	}
 	text_fleet(rep, out);
@@ -542,6 +717,13 @@ json_run(const struct mb_perf_report *rep, int i, FILE *out)
 	kv_u64(out, &f, "sent", r->sent);
 	kv_u64(out, &f, "responses", r->responses);
 	kv_u64(out, &f, "missing", r->missing);
+	fprintf(out, ", \"interrupted\": %s, \"interrupted_in\": ",
+		r->interrupted != MB_PHASE_NONE ? "true" : "false");
+	if (r->interrupted != MB_PHASE_NONE)
+		json_str(out, mb_run_phase_name(r->interrupted));
+	else
+		fputs("null", out);
+	kv_u64(out, &f, "in_flight_at_interrupt", r->in_flight_at_interrupt);
 	kv_u64(out, &f, "unsent", r->unsent);
 	kv_u64(out, &f, "stray", r->stray);
 	kv_u64(out, &f, "proto_errors", r->proto_errors);
@@ -554,7 +736,9 @@ json_run(const struct mb_perf_report *rep, int i, FILE *out)
 	else
 		fprintf(out, ", \"lag_p99_ms\": null");
 	fprintf(out, ", \"slo_met\": %s, \"media_sent\": ",
-		mb_report_slo_met(rep, i) ? "true" : "false");
+		!mb_report_judged(rep, i)   ? "null"
+		: mb_report_slo_met(rep, i) ? "true"
+					    : "false");
 	if (r->media)
 		fprintf(out, "{\"audio\": %" PRIu64 ", \"video\": %" PRIu64 "}",
 			r->media_sent[MB_KIND_AUDIO], r->media_sent[MB_KIND_VIDEO]);
@@ -759,13 +943,16 @@ mb_report_json(const struct mb_perf_report *rep, FILE *out)
 		kv_u64(out, &f, "steps_run", (uint64_t)rep->n_runs);
 		kv_num(out, &f, "slo_ms", rep->slo_ms);
 		kv_num(out, &f, "max_error_pct", rep->max_error_pct);
+		kv_u64(out, &f, "sweep_past", (uint64_t)rep->sweep_past);
 		fprintf(out, ", \"best_rps\": ");
 		json_num(out, best >= 0 ? rep->runs[best].offered_rps : NAN);
+		/* best_index counts from 0 (runs[]), best_step from 1 (the text's and CSV's step)
+		 */
 		fprintf(out, ", \"best_index\": ");
 		if (best >= 0)
-			fprintf(out, "%d", best);
+			fprintf(out, "%d, \"best_step\": %d", best, best + 1);
 		else
-			fputs("null", out);
+			fputs("null, \"best_step\": null", out);
 		fprintf(out, "}");
 	} else {
 		fputs("null", out);
@@ -837,7 +1024,9 @@ csv_header(FILE *out)
 		fprintf(out, ",stage_%s_ms", mb_stage_name(s));
 	for (unsigned int c = 0; c < MB_CLOSED_REASONS; c++)
 		fprintf(out, ",batches_closed_%s", mb_closed_reason_name(c));
-	fputs(",media_audio_sent,media_video_sent,lag_p99_ms\n", out);
+	fputs(",media_audio_sent,media_video_sent,lag_p99_ms,interrupted,interrupted_in,"
+	      "in_flight_at_interrupt\n",
+	      out);
 }
 
 static void
@@ -862,7 +1051,10 @@ csv_run(const struct mb_perf_report *rep, int i, FILE *out)
 	csv_num(out, r->ok_rps);
 	csv_num(out, mb_run_error_pct(r));
 	csv_num(out, r->max_lag_ms);
-	csv_u64(out, mb_report_slo_met(rep, i) ? 1 : 0);
+	if (mb_report_judged(rep, i))
+		csv_u64(out, mb_report_slo_met(rep, i) ? 1 : 0);
+	else
+		csv_empty(out, 1); /* not judged: JSON null */
 	csv_num(out, mb_run_latency_ms(r, 50));
 	csv_num(out, mb_run_latency_ms(r, 90));
 	csv_num(out, mb_run_latency_ms(r, 99));
@@ -915,6 +1107,12 @@ csv_run(const struct mb_perf_report *rep, int i, FILE *out)
 		csv_num(out, lag_p99_ms(r));
 	else
 		csv_empty(out, 1);
+	csv_u64(out, r->interrupted != MB_PHASE_NONE ? 1 : 0);
+	if (r->interrupted != MB_PHASE_NONE)
+		fprintf(out, ",%s", mb_run_phase_name(r->interrupted));
+	else
+		csv_empty(out, 1);
+	csv_u64(out, r->in_flight_at_interrupt);
 	fputc('\n', out);
 }
 

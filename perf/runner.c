@@ -13,6 +13,12 @@
  * CLOCK_MONOTONIC nanoseconds. Every wait is bounded by the run's hard end
  * (start + warm-up + duration + drain).
  *
+ * An interrupt (*stop) ends the run where it is, without a drain: the measured window ends
+ * there (its figures are of the time that ran), and the measured requests still in flight
+ * are counted apart (in_flight_at_interrupt), not as missing. A malformed response (the
+ * connection checks each as mb_client_recv() does) is counted; when its header names a
+ * request in flight, that request is answered UNAVAILABLE, as the fleet client does.
+ *
  * A scraper thread reads /metrics every 250 ms: units in use while the window is open, and
  * the admission-wait histogram's sum and count at the window's start; the run's thread reads
  * them once more at the end (no load is being sent then) for the difference. The start's
@@ -34,6 +40,7 @@
 
 #include "mb_replay.h"
 #include "mb_scrape.h"
+#include "mediabatch/client.h"
 
 #define NS 1000000000LL
 #define STAGE_METRIC "mediabatch_stage_seconds"
@@ -97,10 +104,26 @@ mb_run_latency_ms(const struct mb_run_result *r, double q)
 double
 mb_run_error_pct(const struct mb_run_result *r)
 {
-	uint64_t total = r->sent + r->unsent;
+	uint64_t total = r->sent + r->unsent - r->in_flight_at_interrupt;
 	uint64_t bad = r->responses - r->status[MB_STATUS_OK] + r->missing + r->unsent;
 
 	return total ? 100.0 * (double)bad / (double)total : 0.0;
+}
+
+const char *
+mb_run_phase_name(enum mb_run_phase phase)
+{
+	switch (phase) {
+	case MB_PHASE_WARMUP:
+		return "warmup";
+	case MB_PHASE_WINDOW:
+		return "window";
+	case MB_PHASE_DRAIN:
+		return "drain";
+	case MB_PHASE_NONE:
+	default:
+		return NULL;
+	}
 }
 
 const char *
@@ -410,6 +433,15 @@ take_response(struct run *run, const struct mb_response_hdr *h, const char *reas
 	}
 }
 
+/* Whether @id is a request in flight (its slot holds it). */
+static bool
+is_in_flight(const struct run *run, uint64_t id)
+{
+	const struct slot *s = &run->slots[id & run->mask];
+
+	return s->used && s->id == id;
+}
+
 /* Claim a free slot for the next id (one exists: in flight < capacity / 2). */
 static struct slot *
 claim(struct run *run, uint64_t *next_id)
@@ -455,7 +487,9 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 	struct scraper sc;
 	bool scraping = false, started = false, ended = false, cap_hit = false;
 	struct mb_arrivals arr;
-	int64_t t0, hard, next_due = 0, last_progress;
+	struct mb_client_fleet_stats fleet0 = {0}, fleet1 = {0};
+	bool fleet;
+	int64_t t0, hard, next_due = 0, last_progress, t_stop = 0;
 	int rc = 0;
 
 	while (cap < 2 * limit)
@@ -471,6 +505,8 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 	r->duration_s = o->duration_s;
 	if (o->metrics != NULL)
 		scraping = scraper_start(&sc, o->metrics) == 0;
+	/* a fleet checks answers itself: its malformed count over the run is ours */
+	fleet = mb_perf_conn_fleet_stats(c, &fleet0, NULL, 0) >= 0;
 
 	t0 = now_ns();
 	last_progress = t0;
@@ -490,6 +526,7 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 
 		if (*stop) {
 			rc = -EINTR;
+			t_stop = now;
 			break;
 		}
 		if (now >= hard)
@@ -571,6 +608,7 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 				}
 				if (r->sent >= o->max_requests) {
 					cap_hit = true;
+					r->requests_reached = true;
 					run.me = t; /* the window ends with the last measured
 						       request */
 					sending = false;
@@ -601,7 +639,15 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 			if (e == -ETIMEDOUT)
 				break;
 			if (e == -EPROTO) {
+				/* malformed (mb_client_recv()'s checks): one that names a request
+				 * in flight answers it UNAVAILABLE, as the fleet client does */
 				r->proto_errors++;
+				if (h.version != 0 && !(h.flags & MB_RESP_FLAG_DUPLICATE) &&
+				    is_in_flight(&run, h.request_id)) {
+					h.status = MB_STATUS_UNAVAILABLE;
+					take_response(&run, &h, reason, now_ns());
+					got++;
+				}
 				continue;
 			}
 			if (e < 0) {
@@ -613,7 +659,18 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 			got++;
 		}
 	}
-	/* open loop: arrivals of the window the generator never got to are unsent */
+	if (rc == -EINTR) {
+		/* the window ends at the interrupt; what is in flight then has no outcome */
+		r->interrupted = t_stop < run.ms   ? MB_PHASE_WARMUP
+				 : t_stop < run.me ? MB_PHASE_WINDOW
+						   : MB_PHASE_DRAIN;
+		if (t_stop < run.me)
+			run.me = t_stop > run.ms ? t_stop : run.ms;
+		r->in_flight_at_interrupt = run.in_flight_measured;
+		run.in_flight_measured = 0;
+	}
+	/* open loop: arrivals of the window the generator never got to are unsent (after an
+	 * interrupt, those due as it came were cut off, like the requests in flight) */
 	while (rc == 0 && o->mode == MB_RUN_OPEN && !cap_hit && next_due < run.me) {
 		r->unsent += next_due >= run.ms;
 		next_due = t0 + (int64_t)llround(mb_arrivals_next(&arr) * NS);
@@ -628,6 +685,8 @@ out:
 	r->offered_rps = o->mode == MB_RUN_OPEN
 				 ? o->rate
 				 : (r->window_s > 0 ? (double)r->sent / r->window_s : 0);
+	if (fleet && mb_perf_conn_fleet_stats(c, &fleet1, NULL, 0) >= 0)
+		r->proto_errors += fleet1.malformed - fleet0.malformed;
 	if (scraping)
 		scraper_finish(&sc, r);
 	free(run.slots);

@@ -3,7 +3,10 @@
 layout, is consistent with itself, and holds every figure the text report prints; with
 --csv, the CSV of the same run parses (Python's csv module), has the documented header and
 one row per run whose every cell is the JSON's value (perf/mb_perf_report.h); with --media
-in the run, the media object adds up.
+in the run, the media object adds up. An interrupted run: its window is the time that ran,
+its requests in flight then are neither missing nor errors, it is not judged, and the text
+says so; a sweep's notes under the table (a shorter window, generator lag over 1 ms,
+malformed responses) and its verdict's wording agree with the runs.
 
 usage: check_perf_report.py TEXT_FILE JSON_FILE [--mode closed|open|sweep] [--plots]
                             [--csv CSV_FILE]
@@ -31,11 +34,34 @@ def close(text_value, json_value, decimals, what):
           f"{what}: text says {text_value}, JSON has {json_value}")
 
 
-def check_run(run, where):
+def check_run(run, where, config):
     for key in ("mode", "offered_rps", "window_s", "sent", "responses", "missing", "unsent",
                 "throughput_rps", "ok_rps", "error_pct", "slo_met", "latency_ms", "status",
-                "batch_size", "queue_us", "compute_us", "metrics", "models"):
-        check(key in run, f"{where}: no '{key}'")
+                "batch_size", "queue_us", "compute_us", "metrics", "models", "proto_errors",
+                "interrupted", "interrupted_in", "in_flight_at_interrupt"):
+        if not check(key in run, f"{where}: no '{key}'"):
+            return
+    check(0 <= run["window_s"] <= config["duration_s"] + 1e-9,
+          f"{where}: window_s {run['window_s']} outside 0..duration_s {config['duration_s']}")
+    if run["interrupted"]:
+        check(run["interrupted_in"] in ("warmup", "window", "drain"),
+              f"{where}: interrupted_in {run['interrupted_in']}")
+        check(run["slo_met"] is None, f"{where}: an interrupted run is judged")
+        check(run["missing"] == 0, f"{where}: an interrupted run counts missing requests")
+        if run["interrupted_in"] == "warmup":
+            check(run["window_s"] == 0 and run["sent"] == 0,
+                  f"{where}: interrupted in the warm-up but measured something")
+    else:
+        check(run["interrupted_in"] is None and run["in_flight_at_interrupt"] == 0,
+              f"{where}: not interrupted, but interrupted_in {run['interrupted_in']}, "
+              f"in flight {run['in_flight_at_interrupt']}")
+        check(isinstance(run["slo_met"], bool), f"{where}: slo_met {run['slo_met']}")
+    # errors%: not OK, missing and unsent over sent and unsent; in flight at an interrupt: none
+    total = run["sent"] + run["unsent"] - run["in_flight_at_interrupt"]
+    bad = run["responses"] - run["status"]["OK"] + run["missing"] + run["unsent"]
+    want = 100.0 * bad / total if total else 0.0
+    check(abs(run["error_pct"] - want) <= 1e-7 * max(1.0, want),
+          f"{where}: error_pct {run['error_pct']}, want {want}")
     if check("lag_p99_ms" in run, f"{where}: no 'lag_p99_ms'"):
         if run["mode"] == "open":
             # a histogram percentile: within 0.39% above the exact nearest-rank value
@@ -53,8 +79,8 @@ def check_run(run, where):
     check(sum(run["status"].values()) == run["responses"],
           f"{where}: statuses add up to {sum(run['status'].values())}, "
           f"responses {run['responses']}")
-    check(run["responses"] + run["missing"] == run["sent"],
-          f"{where}: responses + missing != sent")
+    check(run["responses"] + run["missing"] + run["in_flight_at_interrupt"] == run["sent"],
+          f"{where}: responses + missing + in_flight_at_interrupt != sent")
     check(sum(m["sent"] for m in run["models"]) == run["sent"],
           f"{where}: per-model sent does not add up")
     check(sum(m["ok"] for m in run["models"]) == run["status"]["OK"],
@@ -137,6 +163,18 @@ def check_fleet(doc, text):
         return
     check(int(mt.group(1)) == len(fl["daemons"]),
           f"fleet: text says {mt.group(1)} daemons, JSON lists {len(fl['daemons'])}")
+    # several daemons: the server-side figures of /metrics are one daemon's, and say whose
+    src = re.search(r"^metrics\s+from (\S+) only: 1 of (\d+) daemons", text, re.M)
+    metrics = doc["config"]["metrics"]
+    if (len(fl["daemons"]) > 1 and metrics is not None and
+            any(r["metrics"] is not None for r in doc["runs"])):
+        if check(src, "fleet of several daemons: the text does not say whose /metrics figures "
+                 "they are"):
+            check(src.group(1) == metrics and int(src.group(2)) == len(fl["daemons"]),
+                  f"fleet: metrics line names {src.group(1)}, 1 of {src.group(2)}; JSON "
+                  f"{metrics}, {len(fl['daemons'])} daemons")
+    else:
+        check(src is None, "a metrics-source line without several daemons' figures")
     for g, key in zip(range(2, 6), ("resent", "duplicates_dropped", "client_timeouts",
                                     "malformed")):
         check(int(mt.group(g)) == fl[key], f"fleet {key}: text {mt.group(g)}, JSON {fl[key]}")
@@ -162,6 +200,97 @@ def check_fleet(doc, text):
               f"{where}: overloaded <= answered <= sent does not hold")
 
 
+def check_metrics_off(doc, text):
+    """--metrics off: the text says so, not "no /metrics from off"."""
+    check("no /metrics from off" not in text, "the text says 'no /metrics from off'")
+    if doc["config"]["metrics"] is None:
+        check(all(r["metrics"] is None for r in doc["runs"]),
+              "--metrics off but a run has metrics")
+        check(re.search(r"^(admission|stages)\s+n/a \(--metrics off\)$", text, re.M),
+              "--metrics off: the text has no 'n/a (--metrics off)'")
+
+
+def interrupted_words(run, duration):
+    """The text after "interrupted " of an interrupted run, as perf_report.c writes it."""
+    if run["interrupted_in"] == "warmup":
+        return "in the warm-up: nothing measured"
+    if run["interrupted_in"] == "window":
+        where = "%.3f s into the %.3f s window" % (run["window_s"], duration)
+    else:
+        where = "in the drain, after the %.3f s window" % run["window_s"]
+    return (where + "; %d request(s) in flight then, not counted as answered, missing or "
+            "errors" % run["in_flight_at_interrupt"])
+
+
+def check_sweep_notes(doc, text):
+    """The lines under a sweep's table: one per step for a shorter window (an interrupt, not
+    judged; --requests), a generator more than 1 ms behind, malformed responses; no others."""
+    conf = doc["config"]
+    notes = re.findall(r"^step (\d+) +(.*)$", text, re.M)
+    want = []
+    for i, run in enumerate(doc["runs"]):
+        step = str(i + 1)
+        if run["interrupted"]:
+            want.append((step, "interrupted " + interrupted_words(run, conf["duration_s"]) +
+                         "; not judged"))
+        elif run["window_s"] < conf["duration_s"] - 1e-6:
+            check(run["sent"] == conf["max_requests"],
+                  f"step {step}: a short window but --requests not reached")
+            want.append((step, "window %.3f s of %.3f s: --requests %d reached" %
+                         (run["window_s"], conf["duration_s"], conf["max_requests"])))
+        if run["max_lag_ms"] > 1:
+            want.append((step, "generator fell up to %.3f ms behind its schedule, p99 %.3f ms "
+                         "(counted in the latency)" % (run["max_lag_ms"], run["lag_p99_ms"])))
+        if run["proto_errors"] > 0:
+            want.append((step, "malformed responses %d" % run["proto_errors"]))
+    check(notes == want, f"sweep notes under the table: text {notes}, want {want}")
+    shorter = any(r["window_s"] < conf["duration_s"] - 1e-6 for r in doc["runs"])
+    m = re.search(r"^mediabatch-perf \S+: .*, (up to )?([\d.]+) s measured per step", text, re.M)
+    if check(m, "sweep header has no 's measured per step'"):
+        check(bool(m.group(1)) == shorter, "sweep header: 'up to' wrong")
+        close(m.group(2), conf["duration_s"], 1, "sweep header duration")
+
+
+def check_sweep_verdict(doc, text, verdict):
+    """The verdict's wording: from the completed steps only after an interrupt; why the sweep
+    stopped early, and the knee only where a step met the SLO."""
+    sw, runs = doc["sweep"], doc["runs"]
+    last = runs[-1]
+    done = sum(1 for r in runs if not r["interrupted"])
+    stopped = re.search(r"^\((stopped after|interrupted in) step (\d+) of (\d+): (.*)\)$",
+                        text, re.M)
+    if last["interrupted"]:
+        if done:
+            check(verdict.endswith("; from the %d completed step(s) only" % done),
+                  f"verdict of an interrupted sweep: '{verdict}'")
+        if check(stopped and stopped.group(1) == "interrupted in",
+                 "an interrupted sweep does not say so under the verdict"):
+            check(int(stopped.group(2)) == len(runs), "interrupted step number")
+        return
+    check("completed step" not in verdict, f"verdict of a whole sweep: '{verdict}'")
+    if len(runs) == sw["steps"]:
+        check(stopped is None, "a sweep that ran every step says it stopped")
+        return
+    if not check(stopped and stopped.group(1) == "stopped after",
+                 "a sweep that stopped early does not say why"):
+        return
+    check(int(stopped.group(2)) == len(runs) and int(stopped.group(3)) == sw["steps"],
+          "stopped line: step numbers")
+    misses = 0
+    for r in reversed(runs):
+        if r["slo_met"]:
+            break
+        misses += 1
+    if "show the knee" in stopped.group(4):
+        check(sw["best_rps"] is not None, "'show the knee' but no step met the SLO")
+        check(stopped.group(4).startswith("%d step(s) in a row missed the SLO" % misses),
+              f"stopped line: '{stopped.group(4)}', {misses} misses in a row")
+    elif "every step run missed the SLO" in stopped.group(4):
+        check(sw["best_rps"] is None, "'every step missed' but one met the SLO")
+    if sw["sweep_past"] and misses >= sw["sweep_past"]:
+        check("missed the SLO" in stopped.group(4), "stopped by --sweep-past: not said")
+
+
 # --csv: the columns in order (perf/mb_perf_report.h), each with the JSON value of its run
 def csv_columns(statuses):
     return (["mode", "step", "offered_rps", "outstanding", "window_s", "sent", "responses",
@@ -176,12 +305,16 @@ def csv_columns(statuses):
              "units_in_use_max", "units_capacity", "stages_sum_ms"] +
             ["stage_%s_ms" % s for s in ("queue", "admission", "dispatch", "compute", "egress")] +
             ["batches_closed_" + c for c in ("full", "deadline", "drain")] +
-            ["media_audio_sent", "media_video_sent", "lag_p99_ms"])
+            ["media_audio_sent", "media_video_sent", "lag_p99_ms", "interrupted",
+             "interrupted_in", "in_flight_at_interrupt"])
 
 
 def csv_expected(run, i):
     lat, met = run["latency_ms"], run["metrics"]
-    v = {"mode": run["mode"], "step": i + 1, "slo_met": 1 if run["slo_met"] else 0,
+    v = {"mode": run["mode"], "step": i + 1,
+         "slo_met": None if run["slo_met"] is None else 1 if run["slo_met"] else 0,
+         "interrupted": 1 if run["interrupted"] else 0, "interrupted_in": run["interrupted_in"],
+         "in_flight_at_interrupt": run["in_flight_at_interrupt"],
          "latency_count": lat["count"], "batch_mean": run["batch_size"]["mean"],
          "batch_max": run["batch_size"]["max"], "batch_count": run["batch_size"]["count"],
          "stages_sum_ms": run["stages_sum_ms"]}
@@ -256,7 +389,10 @@ def main():
     check(len(doc["runs"]) >= 1, "no runs")
     check(0 < doc["histogram_precision"] < 0.01, "histogram precision not under 1%")
     for i, run in enumerate(doc["runs"]):
-        check_run(run, f"run {i + 1}")
+        check_run(run, f"run {i + 1}", doc["config"])
+    check(all(not r["interrupted"] for r in doc["runs"][:-1]),
+          "a run before the last is interrupted")
+    check_metrics_off(doc, text)
     check_media(doc, text)
     check_fleet(doc, text)
     if "--csv" in sys.argv:
@@ -264,6 +400,27 @@ def main():
 
     if doc["mode"] != "sweep":
         run = doc["runs"][0]
+        conf = doc["config"]
+        m = re.search(r"^mediabatch-perf \S+: .*?, ([\d.]+) s measured( \(([^)]*)\))? after",
+                      text, re.M)
+        if check(m, "text header has no 's measured'"):
+            close(m.group(1), run["window_s"], 1, "header: window measured")
+            if run["interrupted"]:
+                check(m.group(3) == "interrupted; %.1f s planned" % conf["duration_s"],
+                      f"header of an interrupted run: '{m.group(2)}'")
+            elif run["window_s"] < conf["duration_s"] - 1e-6:
+                check(m.group(3) == "--requests %d reached; %.1f s planned" %
+                      (conf["max_requests"], conf["duration_s"]),
+                      f"header of a run --requests ended: '{m.group(2)}'")
+            else:
+                check(m.group(2) is None, f"header of a whole run: '{m.group(2)}'")
+        m = re.search(r"^interrupted +(.*)$", text, re.M)
+        if run["interrupted"]:
+            if check(m, "interrupted run: no 'interrupted' line"):
+                check(m.group(1) == interrupted_words(run, conf["duration_s"]),
+                      f"interrupted line: '{m.group(1)}'")
+        else:
+            check(m is None, "an 'interrupted' line in a whole run")
         m = re.search(r"^throughput\s+([\d.]+) req/s answered, ([\d.]+) req/s OK "
                       r"\(offered ([\d.]+) req/s\)", text, re.M)
         if check(m, "text has no throughput line"):
@@ -271,11 +428,13 @@ def main():
             close(m.group(2), run["ok_rps"], 1, "OK throughput")
             close(m.group(3), run["offered_rps"], 1, "offered")
         m = re.search(r"^requests\s+sent (\d+), answered (\d+), missing (\d+), unsent (\d+), "
-                      r"errors ([\d.]+)%", text, re.M)
+                      r"errors ([\d.]+)%, malformed (\d+)$", text, re.M)
         if check(m, "text has no requests line"):
             for g, key in zip(range(1, 5), ("sent", "responses", "missing", "unsent")):
                 check(int(m.group(g)) == run[key], f"{key}: text {m.group(g)}, JSON {run[key]}")
             close(m.group(5), run["error_pct"], 3, "error %")
+            check(int(m.group(6)) == run["proto_errors"],
+                  f"malformed: text {m.group(6)}, JSON {run['proto_errors']}")
         m = re.search(r"^latency ms\s+p50 ([\d.]+)\s+p90 ([\d.]+)\s+p99 ([\d.]+)\s+"
                       r"p99\.9 ([\d.]+)\s+max ([\d.]+)\s+mean ([\d.]+)", text, re.M)
         if check(m, "text has no latency line"):
@@ -283,6 +442,7 @@ def main():
                 close(m.group(g), run["latency_ms"][key], 3, f"latency {key}")
         m = re.search(r"^generator\s+fell up to ([\d.]+) ms behind its schedule, p99 ([\d.]+) ms",
                       text, re.M)
+        check(run["max_lag_ms"] > 1 or m is None, "a generator line with max_lag_ms <= 1")
         if run["max_lag_ms"] > 1 and check(m, "text has no generator line (max_lag_ms > 1)"):
             close(m.group(1), run["max_lag_ms"], 3, "generator lag max")
             close(m.group(2), run["lag_p99_ms"], 3, "generator lag p99")
@@ -317,7 +477,8 @@ def main():
         sw = doc["sweep"]
         check(sw is not None, "sweep mode but no sweep object")
         rows = re.findall(r"^\s*(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+"
-                          r"([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(met|-)\s*$", text, re.M)
+                          r"([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(met|-|n/a)\s*$", text,
+                          re.M)
         check(len(rows) == len(doc["runs"]) == sw["steps_run"],
               f"sweep table has {len(rows)} rows, JSON {len(doc['runs'])} runs")
         for row, run in zip(rows, doc["runs"]):
@@ -330,22 +491,36 @@ def main():
             close(row[6], run["latency_ms"]["p99_9"], 3, where + " p99.9")
             close(row[7], run["latency_ms"]["max"], 3, where + " max")
             close(row[8], run["error_pct"], 3, where + " errors")
+            if run["interrupted"]:
+                check(row[10] == "n/a" and run["slo_met"] is None,
+                      where + ": an interrupted step is judged")
+                continue
             check((row[10] == "met") == run["slo_met"], where + " SLO verdict")
             check(run["slo_met"] == (run["latency_ms"]["p99"] <= sw["slo_ms"] and
                                      run["error_pct"] <= sw["max_error_pct"] and
                                      run["responses"] > 0),
                   where + ": slo_met does not follow from p99 and errors")
+        check_sweep_notes(doc, text)
         met = [r["offered_rps"] for r in doc["runs"] if r["slo_met"]]
         m = re.search(r"^highest offered rate with p99 <= ([\d.]+) ms and errors <= ([\d.]+)%: "
-                      r"(none|[\d.]+)", text, re.M)
+                      r"(none|[\d.]+)(?: req/s \(step (\d+):)?.*$", text, re.M)
         if check(m, "text has no 'highest offered rate' line"):
             close(m.group(1), sw["slo_ms"], 3, "SLO")
             if met:
                 check(sw["best_rps"] == max(met), "best_rps is not the highest rate that met")
                 close(m.group(3), sw["best_rps"], 1, "best rate")
+                check(sw["best_index"] is not None and
+                      doc["runs"][sw["best_index"]]["offered_rps"] == sw["best_rps"],
+                      "best_index (from 0) is not the best step's index in runs")
+                check(sw["best_step"] == sw["best_index"] + 1 and
+                      m.group(4) == str(sw["best_step"]),
+                      f"best_step {sw['best_step']} (from 1): text step {m.group(4)}, "
+                      f"best_index {sw['best_index']}")
             else:
-                check(m.group(3) == "none" and sw["best_rps"] is None,
+                check(m.group(3) == "none" and sw["best_rps"] is None and
+                      sw["best_index"] is None and sw["best_step"] is None,
                       "no step met but a best rate is reported")
+            check_sweep_verdict(doc, text, m.group(0))
 
     if "--plots" in sys.argv:
         p = doc["plots"]

@@ -10,6 +10,16 @@
  * a video of the wrong shape for videomae, named with the shape in its file name); every
  * refusal of --media before anything is sent.
  * Each run lasts about a second.
+ *
+ * From an audit done from the docs alone, each failing on the old code: SIGINT ends a run
+ * with exit 130 and a report of the time that ran (closed loop against a fake daemon that
+ * never answers: its requests in flight are counted apart, not missing, not errors; open
+ * loop and a sweep against the daemon: the window and throughput of the time measured, the
+ * interrupted step not judged, the verdict from the completed steps); a fake daemon's
+ * malformed answers (result_len 4 more than the payload) counted as malformed and not OK,
+ * on one endpoint and with --fleet; a fleet of the daemon and a fake one says whose /metrics
+ * the server-side figures are; fractions of whole-number flags, --fleet with UDP and
+ * unwritable --json/--csv/--plot paths refused at once with exit 2.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -24,8 +34,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <zmq.h>
+
 #include "mb_e2e.h"
 #include "mb_test.h"
+#include "mediabatch/protocol.h"
 
 static struct mb_daemon g_d;
 static char g_dir[] = "/tmp/mb_perf_e2e_XXXXXX";
@@ -550,6 +564,370 @@ test_media_refusals(void)
 	}
 }
 
+/* ---- from the audit: interrupts, malformed answers, fleets, refusals ---- */
+
+/* How a fake daemon answers. */
+enum fake_mode {
+	FAKE_OK,	/* TEXT "ok", well formed */
+	FAKE_MALFORMED, /* OK, F32, result_len 4 more than the payload it sends */
+	FAKE_SILENT,	/* never */
+};
+
+/* A ZeroMQ ROUTER on loopback, served by a thread of its own for at most 60 s. */
+struct fake_daemon {
+	enum fake_mode mode;
+	char ep[64];
+	void *ctx, *sock;
+	pthread_t thread;
+	int quit; /* __atomic */
+	int received;
+};
+
+static void *
+fake_main(void *arg)
+{
+	struct fake_daemon *f = arg;
+	double until = mb_e2e_now() + 60;
+
+	while (!__atomic_load_n(&f->quit, __ATOMIC_ACQUIRE) && mb_e2e_now() < until) {
+		zmq_pollitem_t it = {.socket = f->sock, .events = ZMQ_POLLIN};
+		zmq_msg_t m[3];
+		int n = 0, more = 1;
+
+		if (zmq_poll(&it, 1, 50) <= 0)
+			continue;
+		while (more) { /* [routing id][header][payload] */
+			zmq_msg_t x;
+
+			zmq_msg_init(&x);
+			if (zmq_msg_recv(&x, f->sock, 0) < 0) {
+				zmq_msg_close(&x);
+				break;
+			}
+			more = zmq_msg_more(&x);
+			if (n < 3) {
+				zmq_msg_init(&m[n]);
+				zmq_msg_move(&m[n], &x);
+			}
+			zmq_msg_close(&x);
+			n++;
+		}
+		if (n == 3) {
+			struct mb_request_hdr q;
+			struct mb_response_hdr h;
+			struct mb_proto_error e;
+			uint8_t wire[MB_PROTO_HDR_LEN];
+			size_t len = zmq_msg_size(&m[2]);
+
+			if (mb_proto_decode_request(zmq_msg_data(&m[1]), zmq_msg_size(&m[1]),
+						    MB_TRANSPORT_ZMQ, 1u << 24, &q, &e) == 0 &&
+			    !(q.flags & MB_FLAG_CANCEL) && f->mode != FAKE_SILENT) {
+				f->received++;
+				memset(&h, 0, sizeof(h));
+				h.version = MB_PROTO_VERSION;
+				h.status = MB_STATUS_OK;
+				h.request_id = q.request_id;
+				h.tenant_id = q.tenant_id;
+				h.batch_size = 1;
+				memcpy(h.model, q.model, sizeof(h.model));
+				if (f->mode == FAKE_OK) {
+					h.result_type = MB_RESULT_TEXT;
+					h.result_len = 2;
+				} else {
+					h.result_type = MB_RESULT_F32;
+					h.rows = 1;
+					h.cols = (uint16_t)(len / 4 + 1);
+					h.result_len = (uint32_t)len + 4;
+				}
+				mb_proto_encode_response(&h, wire);
+				zmq_send(f->sock, zmq_msg_data(&m[0]), zmq_msg_size(&m[0]),
+					 ZMQ_SNDMORE);
+				zmq_send(f->sock, wire, sizeof(wire), ZMQ_SNDMORE);
+				if (f->mode == FAKE_OK)
+					zmq_send(f->sock, "ok", 2, 0);
+				else
+					zmq_send(f->sock, zmq_msg_data(&m[2]), len, 0);
+			} else if (f->mode == FAKE_SILENT) {
+				f->received++;
+			}
+		}
+		for (int i = 0; i < n && i < 3; i++)
+			zmq_msg_close(&m[i]);
+	}
+	zmq_close(f->sock);
+	return NULL;
+}
+
+static bool
+fake_start(struct fake_daemon *f, enum fake_mode mode)
+{
+	size_t n = sizeof(f->ep);
+	int linger = 0;
+
+	memset(f, 0, sizeof(*f));
+	f->mode = mode;
+	f->ctx = zmq_ctx_new();
+	f->sock = f->ctx ? zmq_socket(f->ctx, ZMQ_ROUTER) : NULL;
+	if (f->sock == NULL)
+		return false;
+	zmq_setsockopt(f->sock, ZMQ_LINGER, &linger, sizeof(linger));
+	if (zmq_bind(f->sock, "tcp://127.0.0.1:*") != 0 ||
+	    zmq_getsockopt(f->sock, ZMQ_LAST_ENDPOINT, f->ep, &n) != 0 ||
+	    pthread_create(&f->thread, NULL, fake_main, f) != 0) {
+		zmq_close(f->sock);
+		zmq_ctx_term(f->ctx);
+		return false;
+	}
+	return true;
+}
+
+static void
+fake_stop(struct fake_daemon *f)
+{
+	__atomic_store_n(&f->quit, 1, __ATOMIC_RELEASE);
+	pthread_join(f->thread, NULL);
+	zmq_ctx_term(f->ctx);
+}
+
+/*
+ * Run mediabatch-perf with @args as run_perf() does, and send it @sig once @after seconds
+ * have passed since @pattern appeared on its stderr (NULL: since it started); every wait
+ * bounded (30 s for the pattern, 30 s for the exit, then SIGKILL). The exit status, or -N
+ * for a death by signal N (so that 130 is the program's own).
+ */
+static int
+run_perf_signal(const char *const *args, bool raw, const char *pattern, double after, int sig)
+{
+	const char *bin = getenv("MB_PERF");
+	char *argv[48];
+	int argc = 0, status = 0;
+	double t0 = mb_e2e_now(), seen = -1;
+	pid_t pid;
+
+	if (bin == NULL)
+		return -1000;
+	argv[argc++] = (char *)bin;
+	if (!raw) {
+		argv[argc++] = "--endpoint";
+		argv[argc++] = g_d.ingest;
+		argv[argc++] = "--metrics";
+		argv[argc++] = g_d.metrics;
+	}
+	for (int i = 0; args[i] != NULL && argc < 46; i++)
+		argv[argc++] = (char *)args[i];
+	argv[argc] = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int o = open(g_out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(g_err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(bin, argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		double now = mb_e2e_now();
+
+		if (seen < 0 && (pattern == NULL || strstr(slurp(g_err), pattern) != NULL))
+			seen = now;
+		if (seen >= 0 && now - seen >= after && sig != 0) {
+			kill(pid, sig);
+			sig = 0;
+		}
+		if (now - t0 > 60) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		usleep(10000);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+/* A closed loop against a daemon that never answers, interrupted after a second: its 8
+ * requests in flight are counted as such, not missing, not errors; the window is the
+ * second that ran; text, JSON and CSV say it was interrupted. */
+static void
+test_interrupt_in_flight(void)
+{
+	struct fake_daemon f;
+	char csv_flag[300];
+	const char *args[] = {"--endpoint", f.ep,   "--metrics",  "off", "--outstanding", "8",
+			      "--warmup",   "0",    "--duration", "5",	 "--drain",	  "5",
+			      "--json",	    g_json, "--csv",	  g_csv, "--quiet",	  NULL};
+	double t0 = mb_e2e_now();
+	int rc;
+
+	CU_ASSERT_FATAL(fake_start(&f, FAKE_SILENT));
+	rc = run_perf_signal(args, true, NULL, 1.0, SIGINT);
+	fake_stop(&f);
+	printf("\n    exit %d after %.1f s: %s", rc, mb_e2e_now() - t0, slurp(g_err));
+	CU_ASSERT_EQUAL_FATAL(rc, 130);
+	CU_ASSERT(mb_e2e_now() - t0 < 4);
+	snprintf(csv_flag, sizeof(csv_flag), "--csv %s", g_csv);
+	CU_ASSERT(check_report("closed", csv_flag,
+			       "r:=d['runs'][0], r['interrupted'] is True, "
+			       "r['interrupted_in'] == 'window', r['sent'] == 8, "
+			       "r['in_flight_at_interrupt'] == 8, r['missing'] == 0, "
+			       "r['error_pct'] == 0, r['responses'] == 0, r['slo_met'] is None, "
+			       "0.5 <= r['window_s'] <= 2.5, d['config']['duration_s'] == 5"));
+	CU_ASSERT(strstr(slurp(g_out), "\ninterrupted     ") != NULL);
+	CU_ASSERT(strstr(slurp(g_out), "8 request(s) in flight then, not counted as answered, "
+				       "missing or errors") != NULL);
+	CU_ASSERT(strstr(slurp(g_out), "stages          n/a (--metrics off)") != NULL);
+}
+
+/* An open loop at 1000 req/s interrupted about 1.5 s into its 5 s window: throughput and
+ * window are of the time that ran (not 1500 requests over 5 s). */
+static void
+test_interrupt_open_loop(void)
+{
+	char csv_flag[300];
+	const char *args[] = {"--rate", "1000",	   "--duration", "5",	   "--warmup",
+			      "0.2",	"--drain", "5",		 "--json", g_json,
+			      "--csv",	g_csv,	   "--quiet",	 NULL};
+	int rc = run_perf_signal(args, false, NULL, 1.7, SIGINT);
+
+	printf("\n    exit %d: %s", rc, slurp(g_err));
+	CU_ASSERT_EQUAL_FATAL(rc, 130);
+	snprintf(csv_flag, sizeof(csv_flag), "--csv %s", g_csv);
+	CU_ASSERT(check_report("open", csv_flag,
+			       "r:=d['runs'][0], r['interrupted'] is True, "
+			       "r['interrupted_in'] == 'window', 0.8 <= r['window_s'] <= 3.0, "
+			       "r['offered_rps'] == 1000, 600 <= r['throughput_rps'] <= 1400, "
+			       "r['missing'] == 0, r['error_pct'] < 5, r['slo_met'] is None"));
+	CU_ASSERT(strstr(slurp(g_out), "s measured (interrupted; 5.0 s planned)") != NULL);
+}
+
+/* A sweep interrupted in its second step: step 1 judged, step 2 not; the verdict comes from
+ * the completed step only; nothing about the steps past the SLO showing the knee. */
+static void
+test_interrupt_sweep(void)
+{
+	char csv_flag[300];
+	const char *args[] = {"--sweep", "100:200:2", "--duration", "2",	"--warmup",
+			      "0.2",	 "--drain",   "5",	    "--slo-ms", "1000",
+			      "--json",	 g_json,      "--csv",	    g_csv,	NULL};
+	int rc = run_perf_signal(args, false, "step 2/2", 0, SIGINT);
+
+	printf("\n    exit %d", rc);
+	CU_ASSERT_EQUAL_FATAL(rc, 130);
+	snprintf(csv_flag, sizeof(csv_flag), "--csv %s", g_csv);
+	CU_ASSERT(
+		check_report("sweep", csv_flag,
+			     "a:=d['runs'][0], b:=d['runs'][1], len(d['runs']) == 2, "
+			     "a['slo_met'] is True, a['interrupted'] is False, "
+			     "a['window_s'] == 2, b['interrupted'] is True, b['slo_met'] is None, "
+			     "(0 < b['window_s'] < 1.9 or b['interrupted_in'] == 'drain'), "
+			     "d['sweep']['best_index'] == 0, "
+			     "d['sweep']['best_step'] == 1"));
+	CU_ASSERT(strstr(slurp(g_out),
+			 "; from the 1 completed step(s) only\n(interrupted in step 2 "
+			 "of 2: that step is not judged") != NULL);
+	CU_ASSERT(strstr(slurp(g_out), "knee") == NULL);
+}
+
+/* A daemon whose answers carry 4 bytes less than their header's result_len: malformed, not
+ * OK, through the one-endpoint path and the fleet client alike. */
+static void
+test_malformed_answers(void)
+{
+	struct fake_daemon f;
+	const char *one[] = {"--endpoint", f.ep,       "--metrics", "off",	  "--outstanding",
+			     "4",	   "--warmup", "0",	    "--duration", "0.5",
+			     "--drain",	   "2",	       "--json",    g_json,	  "--quiet",
+			     NULL,	   NULL};
+
+	CU_ASSERT_FATAL(fake_start(&f, FAKE_MALFORMED));
+	CU_ASSERT_EQUAL(run_perf(one, true), 0);
+	CU_ASSERT(check_report("closed", "",
+			       "r:=d['runs'][0], r['sent'] > 0, r['status']['OK'] == 0, "
+			       "r['status']['UNAVAILABLE'] == r['responses'] == r['sent'], "
+			       "r['proto_errors'] >= r['sent'], r['missing'] == 0, "
+			       "r['error_pct'] == 100, 'client: malformed response: result_len is' "
+			       "in r['reasons']['UNAVAILABLE']"));
+	CU_ASSERT(strstr(slurp(g_out), "errors 100.000%, malformed ") != NULL);
+	one[15] = "--fleet";
+	CU_ASSERT_EQUAL(run_perf(one, true), 0);
+	CU_ASSERT(check_report("closed", "",
+			       "r:=d['runs'][0], r['sent'] > 0, r['status']['OK'] == 0, "
+			       "r['proto_errors'] > 0, "
+			       "r['proto_errors'] == d['fleet']['malformed']"));
+	fake_stop(&f);
+}
+
+/* A fleet of the daemon and a fake one: the stages and admission come from the daemon's
+ * /metrics alone, and the text says so. */
+static void
+test_fleet_metrics_source(void)
+{
+	struct fake_daemon f;
+	char eps[200];
+	const char *args[] = {"--endpoint", eps,	"--metrics", g_d.metrics,  "--outstanding",
+			      "4",	    "--warmup", "0",	     "--duration", "0.5",
+			      "--json",	    g_json,	"--quiet",   NULL};
+	char want[200];
+
+	CU_ASSERT_FATAL(fake_start(&f, FAKE_OK));
+	snprintf(eps, sizeof(eps), "%s,%s", g_d.ingest, f.ep);
+	CU_ASSERT_EQUAL(run_perf(args, true), 0);
+	fake_stop(&f);
+	CU_ASSERT(check_report("closed", "",
+			       "r:=d['runs'][0], len(d['fleet']['daemons']) == 2, "
+			       "r['metrics'] is not None, r['status']['OK'] == r['sent'] > 0"));
+	snprintf(want, sizeof(want), "\nmetrics         from %s only: 1 of 2 daemons;",
+		 g_d.metrics);
+	CU_ASSERT(strstr(slurp(g_out), want) != NULL);
+}
+
+/* Refused at once with exit 2 (the old code ran 3 s, then truncated or failed with 1). */
+static void
+test_audit_refusals(void)
+{
+	char nodir[300], underfile[300], fresh[300], missing[300];
+	struct {
+		const char *a[6], *words;
+	} cases[] = {
+		{{"--outstanding", "1.5"},
+		 "--outstanding '1.5': want a whole number in 1..1000000"},
+		{{"--tenant", "0.5"}, "--tenant '0.5': want a whole number"},
+		{{"--sweep", "100:200:2", "--sweep-past", "1.5"},
+		 "--sweep-past '1.5': want a whole"},
+		{{"--requests", "2.5"}, "--requests '2.5': want a whole number"},
+		{{"--rate", "100", "--max-outstanding", "3.5"}, "--max-outstanding '3.5'"},
+		{{"--timeout-ms", "1.5"}, "--timeout-ms '1.5': want a whole number"},
+		{{"--transport", "udp", "--fleet"}, "--fleet does not go with --transport udp"},
+		{{"--json", nodir}, nodir},
+		{{"--csv", g_dir}, "--csv "},
+		{{"--plot", underfile}, underfile},
+		{{"--json", fresh, "--media", missing}, "--media"},
+	};
+
+	snprintf(nodir, sizeof(nodir), "%s/no/such/dir/r.json", g_dir);
+	snprintf(underfile, sizeof(underfile), "%s/plots", g_out); /* g_out is a file */
+	snprintf(fresh, sizeof(fresh), "%s/fresh.json", g_dir);
+	snprintf(missing, sizeof(missing), "%s/no_media", g_dir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *args[12] = {"--duration", "3", "--warmup", "0", "--quiet"};
+		double t0 = mb_e2e_now();
+		struct stat st;
+		int rc, n = 5;
+
+		for (int k = 0; k < 6 && cases[i].a[k] != NULL; k++)
+			args[n++] = cases[i].a[k];
+		rc = run_perf(args, false);
+		printf("\n    %s %s: exit %d in %.1f s: %s", cases[i].a[0], cases[i].a[1], rc,
+		       mb_e2e_now() - t0, slurp(g_err));
+		CU_ASSERT_EQUAL(rc, 2);
+		CU_ASSERT(mb_e2e_now() - t0 < 2.5);
+		CU_ASSERT(strstr(slurp(g_err), cases[i].words) != NULL);
+		/* a file the check created is not left behind */
+		CU_ASSERT(stat(fresh, &st) != 0);
+	}
+}
+
 static const struct mb_test_case cases[] = {
 	{"closed loop, identity:3 logmel:1: JSON holds the text; every request OK",
 	 test_closed_loop_mix},
@@ -565,6 +943,18 @@ static const struct mb_test_case cases[] = {
 	{"--media refusals: empty, missing, not audio, bad .rgb, unmatched files and models, "
 	 "limits",
 	 test_media_refusals},
+	{"SIGINT, closed loop, nothing answered: in flight counted apart, window that ran",
+	 test_interrupt_in_flight},
+	{"SIGINT, open loop 1000 req/s: window and throughput of the time measured",
+	 test_interrupt_open_loop},
+	{"SIGINT in a sweep's second step: not judged, verdict from the completed step",
+	 test_interrupt_sweep},
+	{"malformed answers (result_len 4 over the payload): not OK, counted, with --fleet too",
+	 test_malformed_answers},
+	{"fleet of two: the text says whose /metrics the server-side figures are",
+	 test_fleet_metrics_source},
+	{"whole-number flags, --fleet with udp, unwritable --json/--csv/--plot: exit 2 at once",
+	 test_audit_refusals},
 	{NULL, NULL},
 };
 

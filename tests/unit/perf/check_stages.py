@@ -3,7 +3,7 @@
 "stages" block against the JSON's "stages", "stages_sum_ms", "batches_closed" and each model's
 "stages"; the JSON's own consistency (the five stages in order, the documented keys, shares that
 add up to 1, null figures for a stage without requests); the block inside 100 columns and right
-after the "server side" line.
+after the "server side" line (or the "metrics" line under it that a fleet's report has).
 
 usage: check_stages.py TEXT_FILE JSON_FILE
 Exits 0 when everything holds; otherwise prints each problem and exits 1.
@@ -110,6 +110,9 @@ def check_single(lines, run):
     i_server, i_st, i_adm = first("server side"), first("stages"), first("admission")
     if not check(None not in (i_server, i_st, i_adm), "no server side, stages or admission line"):
         return
+    # with a fleet of several daemons, a line saying whose /metrics they are comes between
+    if lines[i_server + 1].startswith("metrics "):
+        i_server += 1
     check(i_st == i_server + 1, "the stages block does not follow the server side line")
     check(i_st < i_adm, "the stages block is not before the admission line")
     block = lines[i_st:i_adm]

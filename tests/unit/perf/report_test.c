@@ -6,7 +6,16 @@
  * 14) comes from synthetic /metrics texts at the window's start and end, read as a run reads
  * them (mb_run_stages_from()); its text and JSON are checked against each other by
  * tests/unit/perf/check_stages.py, and without the series (an older daemon, no /metrics)
- * both say n/a.
+ * both say n/a. The CSV is checked against the JSON with every report.
+ *
+ * From an audit done from the docs alone, each failing on the old code: an interrupted run
+ * says so (header, a line, JSON, CSV), its window is the time that ran and its requests then
+ * in flight are not errors; a window --requests ended is the header's; an interrupted sweep
+ * step is not judged and the verdict says it comes from the completed steps; each sweep
+ * step whose generator fell more than 1 ms behind has a line under the table; the line under
+ * the verdict of a sweep that stopped early says why, truly (no knee when no step met the
+ * SLO); best_step counts from 1; a fleet's report says whose /metrics its server-side
+ * figures are; "--metrics off" said as such.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -177,21 +186,28 @@ fill_report(struct mb_perf_report *rep, enum mb_report_mode mode, struct mb_run_
 	rep->n_runs = n;
 }
 
-/* Write text and JSON to temp files and run the Python checker on them. */
+static char *json_of(const struct mb_perf_report *rep);
+static bool has(const char *text, const char *want);
+
+/* Write text, JSON and CSV to temp files and run the Python checkers on them. */
 static int
 check_with_python(const struct mb_perf_report *rep, const char *mode, const char *extra)
 {
 	char text[] = "/tmp/mb_perf_txt_XXXXXX", json[] = "/tmp/mb_perf_json_XXXXXX", cmd[8192];
-	int tfd = mkstemp(text), jfd = mkstemp(json), rc;
-	FILE *t = fdopen(tfd, "w"), *j = fdopen(jfd, "w");
+	char csv[] = "/tmp/mb_perf_csv_XXXXXX";
+	int tfd = mkstemp(text), jfd = mkstemp(json), cfd = mkstemp(csv), rc;
+	FILE *t = fdopen(tfd, "w"), *j = fdopen(jfd, "w"), *c = fdopen(cfd, "w");
 
-	CU_ASSERT_FATAL(t != NULL && j != NULL);
+	CU_ASSERT_FATAL(t != NULL && j != NULL && c != NULL);
 	mb_report_text(rep, t);
 	CU_ASSERT_EQUAL(mb_report_json(rep, j), 0);
+	CU_ASSERT_EQUAL(mb_report_csv(rep, c), 0);
 	fclose(t);
 	fclose(j);
-	snprintf(cmd, sizeof(cmd), "python3 %s %s %s --mode %s %s",
-		 mb_test_source_path("tests/common/check_perf_report.py"), text, json, mode, extra);
+	fclose(c);
+	snprintf(cmd, sizeof(cmd), "python3 %s %s %s --mode %s --csv %s %s",
+		 mb_test_source_path("tests/common/check_perf_report.py"), text, json, mode, csv,
+		 extra);
 	rc = system(cmd);
 	if (rc == 0) {
 		snprintf(cmd, sizeof(cmd), "python3 %s %s %s",
@@ -199,12 +215,13 @@ check_with_python(const struct mb_perf_report *rep, const char *mode, const char
 		rc = system(cmd);
 	}
 	if (rc != 0) {
-		snprintf(cmd, sizeof(cmd), "cat %s %s", text, json);
+		snprintf(cmd, sizeof(cmd), "cat %s %s %s", text, json, csv);
 		if (system(cmd) != 0)
 			printf("(cannot show the report)\n");
 	}
 	unlink(text);
 	unlink(json);
+	unlink(csv);
 	return rc;
 }
 
@@ -246,6 +263,12 @@ test_sweep(void)
 	CU_ASSERT_FALSE(mb_report_slo_met(&rep, 2));
 	CU_ASSERT_EQUAL(mb_report_best(&rep), 1);
 	CU_ASSERT_EQUAL(check_with_python(&rep, "sweep", ""), 0);
+	{
+		char *j = json_of(&rep); /* best_index from 0 (runs[]), best_step from 1 */
+
+		CU_ASSERT(has(j, "\"best_index\": 1, \"best_step\": 2}"));
+		free(j);
+	}
 	rep.max_error_pct = 1.0; /* now every step fails on errors */
 	CU_ASSERT_EQUAL(mb_report_best(&rep), -1);
 	CU_ASSERT_EQUAL(check_with_python(&rep, "sweep", ""), 0);
@@ -437,7 +460,9 @@ test_stages(void)
 	r.metrics_ok = false;
 	rep.metrics = NULL;
 	t = text_of(&rep);
-	CU_ASSERT(has(t, "\nstages          n/a (no /metrics from off)\nadmission       n/a"));
+	CU_ASSERT(has(
+		t, "\nstages          n/a (--metrics off)\nadmission       n/a (--metrics off)\n"));
+	CU_ASSERT(strstr(t, "from off") == NULL);
 	CU_ASSERT(strstr(t, "batches closed") == NULL);
 	free(t);
 	CU_ASSERT_EQUAL(check_with_python(&rep, "closed", ""), 0);
@@ -589,10 +614,212 @@ test_fleet(void)
 	mb_report_text(&rep, f);
 	fclose(f);
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "client timeouts 7, malformed 11\n"));
+	/* the server-side figures of /metrics are one daemon's: the text says whose */
+	CU_ASSERT(has(text, "\nmetrics         from 127.0.0.1:7402 only: 1 of 2 daemons; stages, "
+			    "batches closed, admission below\nstages          server time"));
 	free(text);
+	rep.metrics = NULL; /* no /metrics figures: nothing to say whose they are */
+	r.metrics_ok = false;
+	text = text_of(&rep);
+	CU_ASSERT(strstr(text, "\nmetrics ") == NULL);
+	free(text);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "closed", ""), 0);
 	rep.n_fleet = 0; /* one daemon: "fleet": null, no fleet line */
 	CU_ASSERT_EQUAL(check_with_python(&rep, "closed", ""), 0);
 	mb_run_result_fini(&r);
+}
+
+/*
+ * An interrupted run (SIGINT 1.213 s into its 2 s window, 7 measured requests in flight
+ * then): the header gives the window that ran, a line says where it stopped and what was in
+ * flight, those requests are neither missing nor errors, and it is not judged; JSON and CSV
+ * mark it. A window that --requests ended is the header's too.
+ */
+static void
+test_interrupted(void)
+{
+	struct mb_run_result r;
+	struct mb_perf_report rep;
+	char *t, *j;
+
+	fake_run(&r, MB_RUN_OPEN, 500, 1000, 0.01);
+	fill_report(&rep, MB_REPORT_OPEN, &r, 1);
+	CU_ASSERT_TRUE(mb_report_slo_met(&rep, 0)); /* p99 9.9 ms, 2% errors */
+	r.window_s = 1.213;
+	r.interrupted = MB_PHASE_WINDOW;
+	r.sent += 7;
+	r.model[0].sent += 7;
+	r.in_flight_at_interrupt = 7;
+	CU_ASSERT_DOUBLE_EQUAL(mb_run_error_pct(&r), 2.0, 1e-9); /* 20 of 1000, not 27 of 1007 */
+	CU_ASSERT_FALSE(mb_report_judged(&rep, 0));
+	CU_ASSERT_FALSE(mb_report_slo_met(&rep, 0));
+	t = text_of(&rep);
+	j = json_of(&rep);
+	CU_ASSERT(has(t, ", 1.2 s measured (interrupted; 2.0 s planned) after 1.0 s warm-up\n"));
+	CU_ASSERT(has(t, "\ninterrupted     1.213 s into the 2.000 s window; 7 request(s) in "
+			 "flight then, not counted as answered, missing or errors\n"));
+	CU_ASSERT(has(t, "missing 0, unsent 0, errors 2.000%, malformed 0\n"));
+	CU_ASSERT(has(j, "\"window_s\": 1.213, "));
+	CU_ASSERT(has(j, "\"missing\": 0, \"interrupted\": true, \"interrupted_in\": \"window\", "
+			 "\"in_flight_at_interrupt\": 7, "));
+	CU_ASSERT(has(j, "\"slo_met\": null"));
+	free(t);
+	free(j);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "open", ""), 0);
+
+	/* in the warm-up: nothing measured */
+	mb_run_result_fini(&r);
+	CU_ASSERT_FATAL(mb_run_result_init(&r, &g_mix) == 0);
+	r.mode = MB_RUN_OPEN;
+	r.offered_rps = 500;
+	r.interrupted = MB_PHASE_WARMUP;
+	t = text_of(&rep);
+	CU_ASSERT(has(t, ", 0.0 s measured (interrupted; 2.0 s planned)"));
+	CU_ASSERT(has(t, "\ninterrupted     in the warm-up: nothing measured\n"));
+	free(t);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "open", ""), 0);
+	mb_run_result_fini(&r);
+
+	/* --requests ended the window at 0.8 s of 2: the header says 0.8 s */
+	fake_run(&r, MB_RUN_CLOSED, 500, 1000, 1.0);
+	r.window_s = 0.8;
+	r.requests_reached = true;
+	fill_report(&rep, MB_REPORT_CLOSED, &r, 1);
+	t = text_of(&rep);
+	CU_ASSERT(has(t, ", 0.8 s measured (--requests 1000 reached; 2.0 s planned) after"));
+	CU_ASSERT(strstr(t, "\ninterrupted") == NULL);
+	free(t);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "closed", ""), 0);
+	mb_run_result_fini(&r);
+}
+
+/*
+ * A sweep interrupted in its third step of five: that step is not judged (it would meet the
+ * SLO), the verdict says it comes from the two completed steps only, and no line claims the
+ * steps past the SLO show the knee.
+ */
+static void
+test_sweep_interrupted(void)
+{
+	struct mb_run_result r[3];
+	struct mb_perf_report rep;
+	char *t, *j;
+
+	fake_run(&r[0], MB_RUN_OPEN, 100, 100, 0.1);
+	fake_run(&r[1], MB_RUN_OPEN, 200, 100, 0.3);
+	fake_run(&r[2], MB_RUN_OPEN, 300, 100, 0.3);
+	fill_report(&rep, MB_REPORT_SWEEP, r, 3);
+	rep.sweep_steps = 5;
+	rep.sweep_past = 2;
+	r[2].interrupted = MB_PHASE_WINDOW;
+	r[2].window_s = 0.5;
+	r[2].sent += 3;
+	r[2].model[0].sent += 3;
+	r[2].in_flight_at_interrupt = 3;
+	CU_ASSERT_EQUAL(mb_report_best(&rep), 1);
+	t = text_of(&rep);
+	j = json_of(&rep);
+	CU_ASSERT(has(t, "measured per step"));
+	CU_ASSERT(has(t, "\n   3      300.0 "));
+	CU_ASSERT(has(t,
+		      "  n/a\nstep 3          interrupted 0.500 s into the 2.000 s window; 3 "
+		      "request(s) in flight then, not counted as answered, missing or errors; not "
+		      "judged\n"));
+	CU_ASSERT(has(t, "req/s (step 2: answered 50.0 req/s, p99 29.688 ms); from the 2 completed "
+			 "step(s) only\n(interrupted in step 3 of 5: that step is not judged, the "
+			 "verdict comes from the completed steps only)\n"));
+	CU_ASSERT(strstr(t, "show the knee") == NULL);
+	CU_ASSERT(has(j, "\"best_index\": 1, \"best_step\": 2"));
+	free(t);
+	free(j);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "sweep", ""), 0);
+	/* interrupted in the first step: no step completed */
+	rep.n_runs = 1;
+	r[0].interrupted = MB_PHASE_WINDOW;
+	t = text_of(&rep);
+	CU_ASSERT(has(t, ": none (no step completed)\n(interrupted in step 1 of 5"));
+	free(t);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "sweep", ""), 0);
+	for (int i = 0; i < 3; i++)
+		mb_run_result_fini(&r[i]);
+}
+
+/* Record @n lags of 1..n x @ms_each ms in @r (an open loop's generator behind schedule). */
+static void
+fake_lag(struct mb_run_result *r, int n, double ms_each)
+{
+	for (int i = 1; i <= n; i++)
+		mb_hist_record(r->lag, (uint64_t)(i * ms_each * 1e6));
+	r->max_lag_ms = (double)(uint64_t)(n * ms_each * 1e6) / 1e6;
+}
+
+/* A sweep step whose generator fell more than 1 ms behind has a line under the table. */
+static void
+test_sweep_lag(void)
+{
+	struct mb_run_result r[3];
+	struct mb_perf_report rep;
+	char *t;
+
+	fake_run(&r[0], MB_RUN_OPEN, 100, 100, 0.1);
+	fake_run(&r[1], MB_RUN_OPEN, 200, 100, 0.3);
+	fake_run(&r[2], MB_RUN_OPEN, 300, 100, 0.3);
+	fill_report(&rep, MB_REPORT_SWEEP, r, 3);
+	rep.slo_ms = 500;
+	fake_lag(&r[0], 100, 0.009); /* 0.9 ms: under the threshold, no line */
+	fake_lag(&r[1], 100, 1.61);  /* 161 ms behind, yet "met" at p99 29.7 ms */
+	t = text_of(&rep);
+	CU_ASSERT(has(t, "\nstep 2          generator fell up to 161.000 ms behind its schedule, "
+			 "p99 15"));
+	CU_ASSERT(strstr(t, "\nstep 1 ") == NULL && strstr(t, "\nstep 3 ") == NULL);
+	free(t);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "sweep", ""), 0);
+	for (int i = 0; i < 3; i++)
+		mb_run_result_fini(&r[i]);
+}
+
+/*
+ * A sweep stopped early by --sweep-past: after a step that met, the misses show the knee;
+ * when no step met, the line says so instead; stopped for another reason (the run failed),
+ * it says to look at stderr.
+ */
+static void
+test_sweep_stopped(void)
+{
+	struct mb_run_result r[3];
+	struct mb_perf_report rep;
+	char *t;
+
+	fake_run(&r[0], MB_RUN_OPEN, 100, 100, 0.1);
+	fake_run(&r[1], MB_RUN_OPEN, 200, 100, 1.0);
+	fake_run(&r[2], MB_RUN_OPEN, 300, 100, 1.0);
+	fill_report(&rep, MB_REPORT_SWEEP, r, 3);
+	rep.sweep_steps = 8;
+	rep.sweep_past = 2;
+	t = text_of(&rep);
+	CU_ASSERT(has(t, "\n(stopped after step 3 of 8: 2 step(s) in a row missed the SLO; with "
+			 "the steps before them they show the knee)\n"));
+	free(t);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "sweep", ""), 0);
+
+	rep.max_error_pct = 1.0; /* no step meets it */
+	rep.sweep_past = 3;
+	t = text_of(&rep);
+	CU_ASSERT(has(t,
+		      ": none (no step met it; start the sweep lower)\n(stopped after step 3 of "
+		      "8: every step run missed the SLO, the first one included; start the sweep "
+		      "lower)\n"));
+	CU_ASSERT(strstr(t, "knee") == NULL);
+	free(t);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "sweep", ""), 0);
+
+	rep.sweep_past = 0; /* not --sweep-past: the last step failed */
+	t = text_of(&rep);
+	CU_ASSERT(has(t, "\n(stopped after step 3 of 8: it failed; see the message on stderr)\n"));
+	free(t);
+	CU_ASSERT_EQUAL(check_with_python(&rep, "sweep", ""), 0);
+	for (int i = 0; i < 3; i++)
+		mb_run_result_fini(&r[i]);
 }
 
 static const struct mb_test_case cases[] = {
@@ -602,7 +829,15 @@ static const struct mb_test_case cases[] = {
 	{"stages: text and JSON agree; n/a stages, models, older daemon, no /metrics", test_stages},
 	{"sweep: a stage row per step, n/a steps", test_sweep_stages},
 	{"Prometheus reader: sums label sets, never matches a longer name", test_prometheus_reader},
-	{"fleet: daemon rows and counts, malformed answers included, text vs JSON", test_fleet},
+	{"fleet: daemon rows and counts, malformed answers included, whose /metrics, text vs JSON",
+	 test_fleet},
+	{"interrupted run: window that ran, marked, in flight not errors; --requests window",
+	 test_interrupted},
+	{"sweep interrupted: the step not judged, verdict from the completed steps",
+	 test_sweep_interrupted},
+	{"sweep: a line per step whose generator fell over 1 ms behind", test_sweep_lag},
+	{"sweep stopped early: the knee only after a step met, else what is true",
+	 test_sweep_stopped},
 	{NULL, NULL},
 };
 
