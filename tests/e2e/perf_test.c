@@ -72,15 +72,15 @@ suite_cleanup(void)
 }
 
 /*
- * Run mediabatch-perf against the test daemon with @args (NULL-terminated), stdout to g_out
- * and stderr to g_err; the endpoint and metrics flags are added unless @raw. Exit status.
+ * Start mediabatch-perf against the test daemon with @args (NULL-terminated), stdout to g_out
+ * and stderr to g_err; the endpoint and metrics flags are added unless @raw. Its pid, or -1.
  */
-static int
-run_perf(const char *const *args, bool raw)
+static pid_t
+spawn_perf(const char *const *args, bool raw)
 {
 	const char *bin = getenv("MB_PERF");
 	char *argv[48];
-	int argc = 0, status;
+	int argc = 0;
 	pid_t pid;
 
 	if (bin == NULL) {
@@ -108,6 +108,18 @@ run_perf(const char *const *args, bool raw)
 		execv(bin, argv);
 		_exit(127);
 	}
+	return pid;
+}
+
+/* spawn_perf(), then its exit status. */
+static int
+run_perf(const char *const *args, bool raw)
+{
+	int status;
+	pid_t pid = spawn_perf(args, raw);
+
+	if (pid < 0)
+		return -1;
 	waitpid(pid, &status, 0);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
@@ -698,35 +710,12 @@ fake_stop(struct fake_daemon *f)
 static int
 run_perf_signal(const char *const *args, bool raw, const char *pattern, double after, int sig)
 {
-	const char *bin = getenv("MB_PERF");
-	char *argv[48];
-	int argc = 0, status = 0;
+	int status = 0;
 	double t0 = mb_e2e_now(), seen = -1;
-	pid_t pid;
+	pid_t pid = spawn_perf(args, raw);
 
-	if (bin == NULL)
+	if (pid < 0)
 		return -1000;
-	argv[argc++] = (char *)bin;
-	if (!raw) {
-		argv[argc++] = "--endpoint";
-		argv[argc++] = g_d.ingest;
-		argv[argc++] = "--metrics";
-		argv[argc++] = g_d.metrics;
-	}
-	for (int i = 0; args[i] != NULL && argc < 46; i++)
-		argv[argc++] = (char *)args[i];
-	argv[argc] = NULL;
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		int o = open(g_out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int e = open(g_err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		dup2(o, 1);
-		dup2(e, 2);
-		execv(bin, argv);
-		_exit(127);
-	}
 	while (waitpid(pid, &status, WNOHANG) == 0) {
 		double now = mb_e2e_now();
 
