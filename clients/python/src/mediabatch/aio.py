@@ -39,8 +39,7 @@ from .curve import Key, apply_curve, resolve_keys
 from .errors import ClientClosed, ClientTimeout, ProtocolError
 from .protocol import FLAG_CANCEL, HEADER_LEN, RequestHeader
 from .results import Labels, Result, decode_response
-from .subscriber import _Handshakes, _Publishers, check_rcvhwm, decode_publication
-from .subscriber import subscriptions
+from .subscriber import _Handshakes, decode_publication, open_subscription
 
 __all__ = ["AsyncClient", "AsyncSubscriber"]
 
@@ -554,36 +553,9 @@ class AsyncSubscriber:
         resolve_ms: Optional[int] = 5000,
         rcvhwm: int = 0,
     ) -> None:
-        keys = resolve_keys(server_key, public_key, secret_key)
-        hwm = check_rcvhwm(rcvhwm)
-        # every item checked before anything is made, as Subscriber
-        self._pubs = _Publishers(endpoint, fleet, resolve_ms)
-        self.endpoint = self._pubs.endpoint
-        self.prefixes, self._filter = subscriptions(tenant, model, topics)
-        self.labels = labels
-        self.timeout = timeout
-        self._handshakes: Optional[_Handshakes] = None
-        self._refusal: Optional[ClientTimeout] = None
-        self._own = context is None
-        self._ctx = zmq.asyncio.Context() if self._own else context
-        self._sock = self._ctx.socket(zmq.SUB)
-        try:
-            self._sock.linger = 0
-            if hwm is not None:  # before any connect: ZeroMQ sizes a pipe when it connects
-                self._sock.rcvhwm = hwm
-            apply_curve(self._sock, keys)
-            for p in self.prefixes:
-                self._sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
-            if keys is not None:  # the monitor before connecting, or the first events are lost
-                self._handshakes = _Handshakes(self._sock)
-            self._poller = zmq.asyncio.Poller()
-            self._poller.register(self._sock, zmq.POLLIN)
-            if self._handshakes is not None:
-                self._poller.register(self._handshakes.mon, zmq.POLLIN)
-            self._pubs.open(self._sock)
-        except BaseException:
-            self.close()
-            raise
+        open_subscription(self, endpoint, fleet, resolve_ms, tenant, model, topics, labels,
+                          timeout, resolve_keys(server_key, public_key, secret_key), rcvhwm,
+                          context, zmq.asyncio.Context, zmq.asyncio.Poller)
 
     @property
     def publishers(self):

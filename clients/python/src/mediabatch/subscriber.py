@@ -231,6 +231,42 @@ class _Publishers:
         return [ep for _, ep in self.connected]
 
 
+def open_subscription(sub, endpoint, fleet: bool, resolve_ms, tenant, model, topics, labels,
+                      timeout, keys, rcvhwm: int, context, context_cls, poller_cls) -> None:
+    """Subscriber's and AsyncSubscriber's set-up alike (their own context and poller classes:
+    zmq's or zmq.asyncio's): every endpoint item checked before anything is made, then the
+    SUB with its receive high-water mark, CURVE keys and subscriptions, the handshake monitor
+    with CURVE, and the publishers connected. On an error @sub is closed and it is raised."""
+    hwm = check_rcvhwm(rcvhwm)
+    sub._pubs = _Publishers(endpoint, fleet, resolve_ms)
+    sub.endpoint = sub._pubs.endpoint
+    sub.prefixes, sub._filter = subscriptions(tenant, model, topics)
+    sub.labels = labels
+    sub.timeout = timeout
+    sub._handshakes = None
+    sub._refusal = None
+    sub._own = context is None
+    sub._ctx = context_cls() if sub._own else context
+    sub._sock = sub._ctx.socket(zmq.SUB)
+    try:
+        sub._sock.linger = 0
+        if hwm is not None:  # before any connect: ZeroMQ sizes a pipe when it connects
+            sub._sock.rcvhwm = hwm
+        apply_curve(sub._sock, keys)
+        for p in sub.prefixes:
+            sub._sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
+        if keys is not None:  # the monitor before connecting, or the first events are lost
+            sub._handshakes = _Handshakes(sub._sock)
+        sub._poller = poller_cls()
+        sub._poller.register(sub._sock, zmq.POLLIN)
+        if sub._handshakes is not None:
+            sub._poller.register(sub._handshakes.mon, zmq.POLLIN)
+        sub._pubs.open(sub._sock)
+    except BaseException:
+        sub.close()
+        raise
+
+
 class Subscriber:
     """Results published by a service.
 
@@ -297,36 +333,9 @@ class Subscriber:
         resolve_ms: int = 5000,
         rcvhwm: int = 0,
     ) -> None:
-        keys = resolve_keys(server_key, public_key, secret_key)
-        hwm = check_rcvhwm(rcvhwm)
-        # every item checked before anything is made
-        self._pubs = _Publishers(endpoint, fleet, resolve_ms)
-        self.endpoint = self._pubs.endpoint
-        self.prefixes, self._filter = subscriptions(tenant, model, topics)
-        self.labels = labels
-        self.timeout = timeout
-        self._handshakes: Optional[_Handshakes] = None
-        self._refusal: Optional[ClientTimeout] = None
-        self._own = context is None
-        self._ctx = zmq.Context() if self._own else context
-        self._sock = self._ctx.socket(zmq.SUB)
-        try:
-            self._sock.linger = 0
-            if hwm is not None:  # before any connect: ZeroMQ sizes a pipe when it connects
-                self._sock.rcvhwm = hwm
-            apply_curve(self._sock, keys)
-            for p in self.prefixes:
-                self._sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
-            if keys is not None:  # the monitor before connecting, or the first events are lost
-                self._handshakes = _Handshakes(self._sock)
-            self._poller = zmq.Poller()
-            self._poller.register(self._sock, zmq.POLLIN)
-            if self._handshakes is not None:
-                self._poller.register(self._handshakes.mon, zmq.POLLIN)
-            self._pubs.open(self._sock)
-        except BaseException:
-            self.close()
-            raise
+        open_subscription(self, endpoint, fleet, resolve_ms, tenant, model, topics, labels,
+                          timeout, resolve_keys(server_key, public_key, secret_key), rcvhwm,
+                          context, zmq.Context, zmq.Poller)
 
     @property
     def publishers(self) -> List[str]:
