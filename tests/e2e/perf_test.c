@@ -39,6 +39,7 @@
 
 #include "mb_e2e.h"
 #include "mb_test.h"
+#include "mb_test_zmq.h"
 #include "mediabatch/protocol.h"
 
 static struct mb_daemon g_d;
@@ -604,26 +605,11 @@ fake_main(void *arg)
 	while (!__atomic_load_n(&f->quit, __ATOMIC_ACQUIRE) && mb_e2e_now() < until) {
 		zmq_pollitem_t it = {.socket = f->sock, .events = ZMQ_POLLIN};
 		zmq_msg_t m[3];
-		int n = 0, more = 1;
+		int n;
 
 		if (zmq_poll(&it, 1, 50) <= 0)
 			continue;
-		while (more) { /* [routing id][header][payload] */
-			zmq_msg_t x;
-
-			zmq_msg_init(&x);
-			if (zmq_msg_recv(&x, f->sock, 0) < 0) {
-				zmq_msg_close(&x);
-				break;
-			}
-			more = zmq_msg_more(&x);
-			if (n < 3) {
-				zmq_msg_init(&m[n]);
-				zmq_msg_move(&m[n], &x);
-			}
-			zmq_msg_close(&x);
-			n++;
-		}
+		n = mb_test_zmq_recv(f->sock, m, 3, 0); /* [routing id][header][payload] */
 		if (n == 3) {
 			struct mb_request_hdr q;
 			struct mb_response_hdr h;

@@ -27,6 +27,7 @@
 #include <zmq.h>
 
 #include "mb_test.h"
+#include "mb_test_zmq.h"
 #include "mediabatch/client.h"
 #include "mediabatch/protocol.h"
 
@@ -96,26 +97,11 @@ fake_take(struct fake *f, struct mb_request_hdr *h, int ms)
 	zmq_pollitem_t it = {.socket = f->router, .events = ZMQ_POLLIN};
 	zmq_msg_t m[3];
 	struct mb_proto_error e;
-	int n = 0, more = 1, rc = -1;
+	int n, rc = -1;
 
 	if (zmq_poll(&it, 1, ms) <= 0)
 		return -1;
-	while (more) {
-		zmq_msg_t x;
-
-		zmq_msg_init(&x);
-		if (zmq_msg_recv(&x, f->router, 0) < 0) {
-			zmq_msg_close(&x);
-			break;
-		}
-		more = zmq_msg_more(&x);
-		if (n < 3) {
-			zmq_msg_init(&m[n]);
-			zmq_msg_move(&m[n], &x);
-		}
-		zmq_msg_close(&x);
-		n++;
-	}
+	n = mb_test_zmq_recv(f->router, m, 3, 0);
 	if (n == 3 && zmq_msg_size(&m[0]) <= sizeof(f->id) &&
 	    mb_proto_decode_request(zmq_msg_data(&m[1]), zmq_msg_size(&m[1]), MB_TRANSPORT_ZMQ,
 				    1u << 20, h, &e) == 0) {

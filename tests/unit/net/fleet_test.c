@@ -25,6 +25,7 @@
 #include <zmq.h>
 
 #include "mb_test.h"
+#include "mb_test_zmq.h"
 #include "mediabatch/client.h"
 #include "mediabatch/protocol.h"
 
@@ -83,26 +84,10 @@ fake_poll(struct fake *f)
 {
 	for (;;) {
 		zmq_msg_t m[3];
-		int n = 0, more = 1;
+		int n = mb_test_zmq_recv(f->sock, m, 3, ZMQ_DONTWAIT);
 
-		while (more) {
-			zmq_msg_t x;
-
-			zmq_msg_init(&x);
-			if (zmq_msg_recv(&x, f->sock, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-				zmq_msg_close(&x);
-				for (int i = 0; i < n && i < 3; i++)
-					zmq_msg_close(&m[i]);
-				return;
-			}
-			more = zmq_msg_more(&x);
-			if (n < 3) {
-				zmq_msg_init(&m[n]);
-				zmq_msg_move(&m[n], &x);
-			}
-			zmq_msg_close(&x);
-			n++;
-		}
+		if (n == 0)
+			return; /* nothing (more) waiting */
 		if (n == 3) {
 			struct mb_request_hdr h;
 			struct mb_proto_error e;
