@@ -321,6 +321,7 @@ static atomic_uint g_caught_hup;       /* SIGHUP (a reload: counted apart from s
 /* What --check found, for its report. */
 struct checked {
 	char devices[256], place[1024], security[1024], heap[512];
+	bool devices_here; /* false: on this host the start would stop or serve nothing */
 };
 
 static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -352,10 +353,8 @@ check_file(const struct mb_config *cfg, struct checked *ck, char *err, size_t le
 		say(err, len, "%s: %s", cfg->source, why);
 		return rc;
 	}
-	if ((rc = service_check_devices(cfg, ck->devices, sizeof(ck->devices))) < 0) {
-		say(err, len, "%s", ck->devices); /* names the file */
-		return rc;
-	}
+	/* this host's GPUs: a warning, not a verdict on the file (it may be for another host) */
+	ck->devices_here = service_check_devices(cfg, ck->devices, sizeof(ck->devices)) == 0;
 	if ((rc = service_check_placement(cfg, ck->place, sizeof(ck->place))) < 0) {
 		say(err, len, "%s: service.placement: %s", cfg->source, ck->place);
 		return rc;
@@ -647,7 +646,10 @@ main(int argc, char **argv)
 		}
 		printf("mediabatchd: %s: configuration is valid (every model it enables loads)\n",
 		       cfg.source);
-		printf("mediabatchd: devices: %s\n", ck.devices);
+		if (ck.devices_here)
+			printf("mediabatchd: devices: %s\n", ck.devices);
+		else
+			printf("mediabatchd: WARNING: devices on this host: %s\n", ck.devices);
 		printf("mediabatchd: placement (service.placement %s): %s\n",
 		       mb_placement_policy_name((enum mb_placement_policy)cfg.placement), ck.place);
 		printf("mediabatchd: security: %s\n", ck.security);

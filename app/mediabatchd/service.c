@@ -872,13 +872,13 @@ service_check_devices(const struct mb_config *cfg, char *buf, size_t len)
 		mb_gpu_probe(&g);
 	n = gpus_in_use(cfg, &g, buf, len);
 	if (n < 0)
-		return n;
+		return 1; /* the start here stops (exit 1): this host's state, not the file's */
 	if (n == 0 && cfg->cpu_serve == MB_CPU_SERVE_NEVER) {
 		snprintf(buf, len,
 			 "%s: devices.cpu.serve is never and no GPU is in use (%s): every model "
 			 "would start disabled",
 			 cfg->source, g.reason);
-		return -EINVAL;
+		return 1;
 	}
 	if (n == 0)
 		snprintf(buf, len, "cpu0 alone (no GPU in use: %s)", g.reason);

@@ -63,10 +63,11 @@ int service_check_http_exposure(const struct mb_config *cfg, char *buf, size_t l
 
 /**
  * For --check: the devices this configuration would serve on here (devices.cpu,
- * devices.cuda against the GPUs found), described in @p buf. Returns 0, or -errno with the
- * reason in @p buf when the start would stop (devices.cuda.mode required without a usable
- * GPU, a devices.cuda.gpus entry that does not exist) or start with every model disabled
- * (devices.cpu.serve never and no GPU in use).
+ * devices.cuda against the GPUs found), described in @p buf. Returns 0, or 1 with the
+ * reason in @p buf when on this host the start would stop (devices.cuda.mode required
+ * without a usable GPU, a devices.cuda.gpus entry that does not exist: exit 1) or start with
+ * every model disabled (devices.cpu.serve never and no GPU in use): this host's state, not
+ * an error of the file, which can be checked on another machine than the one it is for.
  */
 int service_check_devices(const struct mb_config *cfg, char *buf, size_t len);
 
