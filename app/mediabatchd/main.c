@@ -341,15 +341,20 @@ say(char *buf, size_t len, const char *fmt, ...)
  * What --check checks beyond the file's own rules (service_check_models() first): every
  * model it enables loads, the devices, the placement, the security files, the DPDK heap.
  * Returns 0 with the findings in @p ck, or -errno with "FILE: why" in @p err: the start
- * would stop, or start with a model disabled. A reload asks the same of its file.
+ * would stop, or start with a model disabled. A reload (@p running: the service) asks the
+ * same of its file, but does not load again a model it serves from the same weights path
+ * and plugin (service_check_load_reload()); --check passes NULL.
  */
 static int
-check_file(const struct mb_config *cfg, struct checked *ck, char *err, size_t len)
+check_file(const struct mb_config *cfg, const struct mb_service *running, struct checked *ck,
+	   char *err, size_t len)
 {
 	char why[2048];
 	int rc;
 
-	if ((rc = service_check_load(cfg, why, sizeof(why))) < 0) {
+	rc = running != NULL ? service_check_load_reload(running, cfg, why, sizeof(why))
+			     : service_check_load(cfg, why, sizeof(why));
+	if (rc < 0) {
 		say(err, len, "%s: %s", cfg->source, why);
 		return rc;
 	}
@@ -404,7 +409,7 @@ reload(const struct flags *f, struct mb_service *svc)
 	    service_check_models(&n, msg, sizeof(msg)) < 0) {
 		service_reload_failed(svc); /* counted before the log line, as the others */
 		MB_LOG(ERR, "SIGHUP: reload refused, the running settings stay: %s", msg);
-	} else if (check_file(&n, ck, msg, sizeof(msg)) < 0) {
+	} else if (check_file(&n, svc, ck, msg, sizeof(msg)) < 0) {
 		/* what only the next start would take must start then: --check's verdict */
 		service_reload_failed(svc);
 		MB_LOG(ERR,
@@ -639,7 +644,7 @@ main(int argc, char **argv)
 		struct checked ck;
 		char exposed[1024];
 
-		if (check_file(&cfg, &ck, err, sizeof(err)) < 0) {
+		if (check_file(&cfg, NULL, &ck, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mediabatchd: %s\n", err);
 			mb_config_fini(&cfg);
 			return EXIT_CONFIG;

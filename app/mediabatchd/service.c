@@ -708,8 +708,34 @@ service_check_security(const struct mb_config *cfg, bool http_files, char *buf, 
 	return 0;
 }
 
-int
-service_check_load(const struct mb_config *cfg, char *err, size_t err_len)
+static const struct mb_model *model_named(const struct mb_service *s, const char *name);
+
+/*
+ * Whether running service @p s already serves model @p name from what @p cfg would load it
+ * from (the same weights path and plugin): a reload need not load it again to know that a
+ * start would. The file behind the path may have changed since; that is not seen here.
+ */
+static bool
+loaded_alike(const struct mb_service *s, const struct mb_config *cfg, const char *name)
+{
+	const struct mb_model *m = s != NULL ? model_named(s, name) : NULL;
+	const struct mb_model_config *a, *b;
+	char now[PATH_MAX + 64], then[PATH_MAX + 64];
+
+	if (m == NULL || !m->enabled)
+		return false;
+	a = mb_config_model(cfg, name);
+	b = mb_config_model(s->cfg, name);
+	if (strcmp(a != NULL ? a->plugin : "", b != NULL ? b->plugin : "") != 0)
+		return false;
+	weights_path(cfg, name, now, sizeof(now));
+	weights_path(s->cfg, name, then, sizeof(then));
+	return strcmp(now, then) == 0;
+}
+
+/* service_check_load(), skipping what @p running serves alike (NULL: nothing skipped). */
+static int
+check_load(const struct mb_config *cfg, const struct mb_service *running, char *err, size_t err_len)
 {
 	char why[MB_PROTO_REASON_MAX];
 	size_t off = 0;
@@ -719,7 +745,7 @@ service_check_load(const struct mb_config *cfg, char *err, size_t err_len)
 	for (const struct mb_model_desc *const *d = mb_builtin_models; *d != NULL; d++) {
 		const struct mb_model_config *c = mb_config_model(cfg, (*d)->name);
 
-		if (c != NULL && c->enabled == 0)
+		if ((c != NULL && c->enabled == 0) || loaded_alike(running, cfg, (*d)->name))
 			continue;
 		why[0] = '\0';
 		if (check_one(cfg, *d, NULL, why, sizeof(why)) == 0)
@@ -733,7 +759,7 @@ service_check_load(const struct mb_config *cfg, char *err, size_t err_len)
 		struct mb_plugin *p = NULL;
 		int rc;
 
-		if (c->plugin[0] == '\0' || c->enabled == 0)
+		if (c->plugin[0] == '\0' || c->enabled == 0 || loaded_alike(running, cfg, c->name))
 			continue;
 		why[0] = '\0';
 		rc = mb_plugin_open(c->plugin, &p, why, sizeof(why));
@@ -753,6 +779,19 @@ service_check_load(const struct mb_config *cfg, char *err, size_t err_len)
 					c->name, why);
 	}
 	return bad ? -EINVAL : 0;
+}
+
+int
+service_check_load(const struct mb_config *cfg, char *err, size_t err_len)
+{
+	return check_load(cfg, NULL, err, err_len);
+}
+
+int
+service_check_load_reload(const struct mb_service *s, const struct mb_config *n, char *err,
+			  size_t err_len)
+{
+	return check_load(n, s, err, err_len);
 }
 
 /* Finish @p m's breakers of the devices below @p upto that serve it, and free them. */

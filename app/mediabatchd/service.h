@@ -44,6 +44,14 @@ int service_check_models(const struct mb_config *cfg, char *err, size_t err_len)
 int service_check_load(const struct mb_config *cfg, char *err, size_t err_len);
 
 /**
+ * For a reload: service_check_load() of the new configuration @p n, skipping the models that
+ * running service @p s serves from the same weights path and plugin (it loaded them at its
+ * start): a reload that changes neither loads nothing.
+ */
+int service_check_load_reload(const struct mb_service *s, const struct mb_config *n, char *err,
+			      size_t err_len);
+
+/**
  * The security in force under @p cfg, checked as a start would (the server's key read,
  * every client key file of the allow-list read; with @p http_files and the HTTP endpoint on,
  * its TLS pair and token file read and checked too, as --check and the daemon's start want):

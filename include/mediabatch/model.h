@@ -14,10 +14,11 @@
  *   was expected ("sample_rate: 44100, logmel needs 16000").
  * - load(): once per device at start-up, main thread. Returns 0 and a state, or -errno
  *   with a reason; a model that fails to load is disabled and the others keep serving.
- *   `mediabatchd --check` and each SIGHUP reload also load the model once more on the CPU
- *   (device -1) and unload it at once, on the main thread, to see that a start would load
- *   it: at a reload that happens while the serving states run on workers, so load() and
- *   unload() must keep to their own state (no process-wide singletons they tear down).
+ *   `mediabatchd --check`, and a SIGHUP reload that names another weights file or plugin for
+ *   the model, also load it once more on the CPU (device -1) and unload it at once, on the
+ *   main thread, to see that a start would load it: at a reload that happens while the
+ *   serving states run on workers, so load() and unload() must keep to their own state (no
+ *   process-wide singletons they tear down).
  * - worker_init()/worker_fini(): optional, once per worker thread on its device, for
  *   scratch memory (FFT plans' buffers, streams). Called on that worker's thread.
  * - run(): on a worker thread with a batch of 1..max_batch items. Fills every item's result
