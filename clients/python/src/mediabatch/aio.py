@@ -39,7 +39,7 @@ from .curve import Key, apply_curve, resolve_keys
 from .errors import ClientClosed, ClientTimeout, ProtocolError
 from .protocol import FLAG_CANCEL, HEADER_LEN, RequestHeader
 from .results import Labels, Result, decode_response
-from .subscriber import _Handshakes, decode_publication, open_subscription
+from .subscriber import _Handshakes, close_subscription, decode_publication, open_subscription
 
 __all__ = ["AsyncClient", "AsyncSubscriber"]
 
@@ -639,15 +639,7 @@ class AsyncSubscriber:
                 return
 
     def close(self) -> None:
-        sock = getattr(self, "_sock", None)
-        hs = getattr(self, "_handshakes", None)
-        if hs is not None and sock is not None:
-            hs.close(sock)
-            self._handshakes = None
-        if sock is not None and not sock.closed:
-            sock.close(0)
-        if self._own and not self._ctx.closed:
-            self._ctx.term()
+        close_subscription(self)
 
     async def __aenter__(self) -> "AsyncSubscriber":
         return self

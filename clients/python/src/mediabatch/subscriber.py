@@ -267,6 +267,21 @@ def open_subscription(sub, endpoint, fleet: bool, resolve_ms, tenant, model, top
         raise
 
 
+
+def close_subscription(sub) -> None:
+    """Undo :func:`open_subscription` (whatever of it was made): the handshake monitor, the
+    SUB, and the context when it is the subscriber's own."""
+    sock = getattr(sub, "_sock", None)
+    hs = getattr(sub, "_handshakes", None)
+    if hs is not None and sock is not None:
+        hs.close(sock)
+        sub._handshakes = None
+    if sock is not None and not sock.closed:
+        sock.close(0)
+    if sub._own and not sub._ctx.closed:
+        sub._ctx.term()
+
+
 class Subscriber:
     """Results published by a service.
 
@@ -398,15 +413,7 @@ class Subscriber:
                 return
 
     def close(self) -> None:
-        sock = getattr(self, "_sock", None)
-        hs = getattr(self, "_handshakes", None)
-        if hs is not None and sock is not None:
-            hs.close(sock)
-            self._handshakes = None
-        if sock is not None and not sock.closed:
-            sock.close(0)
-        if self._own and not self._ctx.closed:
-            self._ctx.term()
+        close_subscription(self)
 
     @property
     def closed(self) -> bool:
