@@ -343,7 +343,7 @@ say(char *buf, size_t len, const char *fmt, ...)
  * Returns 0 with the findings in @p ck, or -errno with "FILE: why" in @p err: the start
  * would stop, or start with a model disabled. A reload (@p running: the service) asks the
  * same of its file, but does not load again a model it serves from the same weights path
- * and plugin (service_check_load_reload()); --check passes NULL.
+ * and plugin (service_check_load()); --check passes NULL.
  */
 static int
 check_file(const struct mb_config *cfg, const struct mb_service *running, struct checked *ck,
@@ -352,9 +352,7 @@ check_file(const struct mb_config *cfg, const struct mb_service *running, struct
 	char why[2048];
 	int rc;
 
-	rc = running != NULL ? service_check_load_reload(running, cfg, why, sizeof(why))
-			     : service_check_load(cfg, why, sizeof(why));
-	if (rc < 0) {
+	if ((rc = service_check_load(cfg, running, why, sizeof(why))) < 0) {
 		say(err, len, "%s: %s", cfg->source, why);
 		return rc;
 	}
@@ -388,28 +386,21 @@ static void
 reload(const struct flags *f, struct mb_service *svc)
 {
 	struct mb_config n;
-	struct checked *ck = malloc(sizeof(*ck));
-	char msg[2560];
+	struct checked ck;
+	char msg[2560] = "the command line's flags do not apply to it"; /* apply_flags()'s */
 
-	if (ck == NULL) {
-		service_reload_failed(svc);
-		MB_LOG(ERR, "SIGHUP: reload refused, the running settings stay: out of memory");
-		return;
-	}
 	if (f->config == NULL) {
-		free(ck);
 		service_reload_failed(svc);
 		MB_LOG(WARNING, "SIGHUP: nothing to reload: started without --config");
 		return;
 	}
 	mb_config_defaults(&n);
 	/* the file as the next start with these flags would take it (they were checked then) */
-	if (mb_config_load(&n, f->config, msg, sizeof(msg)) < 0 ||
-	    (apply_flags(f, &n) < 0 && snprintf(msg, sizeof(msg), "the flags do not apply") > 0) ||
+	if (mb_config_load(&n, f->config, msg, sizeof(msg)) < 0 || apply_flags(f, &n) < 0 ||
 	    service_check_models(&n, msg, sizeof(msg)) < 0) {
 		service_reload_failed(svc); /* counted before the log line, as the others */
 		MB_LOG(ERR, "SIGHUP: reload refused, the running settings stay: %s", msg);
-	} else if (check_file(&n, svc, ck, msg, sizeof(msg)) < 0) {
+	} else if (check_file(&n, svc, &ck, msg, sizeof(msg)) < 0) {
 		/* what only the next start would take must start then: --check's verdict */
 		service_reload_failed(svc);
 		MB_LOG(ERR,
@@ -422,7 +413,6 @@ reload(const struct flags *f, struct mb_service *svc)
 		MB_LOG(NOTICE, "SIGHUP: reloaded %s: %s", f->config, msg);
 	}
 	mb_config_fini(&n);
-	free(ck);
 }
 
 /*

@@ -733,9 +733,9 @@ loaded_alike(const struct mb_service *s, const struct mb_config *cfg, const char
 	return strcmp(now, then) == 0;
 }
 
-/* service_check_load(), skipping what @p running serves alike (NULL: nothing skipped). */
-static int
-check_load(const struct mb_config *cfg, const struct mb_service *running, char *err, size_t err_len)
+int
+service_check_load(const struct mb_config *cfg, const struct mb_service *running, char *err,
+		   size_t err_len)
 {
 	char why[MB_PROTO_REASON_MAX];
 	size_t off = 0;
@@ -779,19 +779,6 @@ check_load(const struct mb_config *cfg, const struct mb_service *running, char *
 					c->name, why);
 	}
 	return bad ? -EINVAL : 0;
-}
-
-int
-service_check_load(const struct mb_config *cfg, char *err, size_t err_len)
-{
-	return check_load(cfg, NULL, err, err_len);
-}
-
-int
-service_check_load_reload(const struct mb_service *s, const struct mb_config *n, char *err,
-			  size_t err_len)
-{
-	return check_load(n, s, err, err_len);
 }
 
 /* Finish @p m's breakers of the devices below @p upto that serve it, and free them. */

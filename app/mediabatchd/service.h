@@ -37,19 +37,15 @@ void service_destroy(struct mb_service **svc);
 int service_check_models(const struct mb_config *cfg, char *err, size_t err_len);
 
 /**
- * For --check: load every model that @p cfg enables as the daemon would on the CPU (its
- * plugin, its weights file), then unload it. Returns 0, or -EINVAL with each model that
- * failed and why in @p err (which the daemon would start with that model disabled).
+ * For --check (@p running NULL) and a reload (@p running: the service): load every model that
+ * @p cfg enables as the daemon would on the CPU (its plugin, its weights file), then unload
+ * it; at a reload, skip the models @p running serves from the same weights path and plugin
+ * (it loaded them at its start), so a reload that changes neither loads nothing. Returns 0,
+ * or -EINVAL with each model that failed and why in @p err (which the daemon would start
+ * with that model disabled).
  */
-int service_check_load(const struct mb_config *cfg, char *err, size_t err_len);
-
-/**
- * For a reload: service_check_load() of the new configuration @p n, skipping the models that
- * running service @p s serves from the same weights path and plugin (it loaded them at its
- * start): a reload that changes neither loads nothing.
- */
-int service_check_load_reload(const struct mb_service *s, const struct mb_config *n, char *err,
-			      size_t err_len);
+int service_check_load(const struct mb_config *cfg, const struct mb_service *running, char *err,
+		       size_t err_len);
 
 /**
  * The security in force under @p cfg, checked as a start would (the server's key read,
