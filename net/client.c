@@ -362,22 +362,16 @@ mb_client_fleet_stats_v0(const struct mb_client *c, struct mb_client_fleet_stats
  * those): returns how many frames it had, every one counted (more than @p max: malformed),
  * or -ETIMEDOUT, or -EACCES when @p mon (may be NULL) reports a failed handshake first.
  */
-static int
-recv_frames(void *sock, void *mon, zmq_msg_t *frames, int max, int timeout_ms)
+int
+mb_client_recv_msg(void *sock, zmq_msg_t *frames, int max, int flags)
 {
-	zmq_pollitem_t items[2] = {{.socket = sock, .events = ZMQ_POLLIN},
-				   {.socket = mon, .events = ZMQ_POLLIN}};
 	int n = 0, more = 1;
 
-	if (zmq_poll(items, mon != NULL ? 2 : 1, timeout_ms) <= 0)
-		return -ETIMEDOUT;
-	if (!(items[0].revents & ZMQ_POLLIN))
-		return mon != NULL && handshake_failed(mon) ? -EACCES : -ETIMEDOUT;
 	while (more) {
 		zmq_msg_t m;
 
 		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, sock, 0) < 0) {
+		if (zmq_msg_recv(&m, sock, n == 0 ? flags : 0) < 0) {
 			int e = zmq_errno();
 
 			zmq_msg_close(&m);
@@ -394,6 +388,19 @@ recv_frames(void *sock, void *mon, zmq_msg_t *frames, int max, int timeout_ms)
 		zmq_msg_close(&m);
 	}
 	return n;
+}
+
+static int
+recv_frames(void *sock, void *mon, zmq_msg_t *frames, int max, int timeout_ms)
+{
+	zmq_pollitem_t items[2] = {{.socket = sock, .events = ZMQ_POLLIN},
+				   {.socket = mon, .events = ZMQ_POLLIN}};
+
+	if (zmq_poll(items, mon != NULL ? 2 : 1, timeout_ms) <= 0)
+		return -ETIMEDOUT;
+	if (!(items[0].revents & ZMQ_POLLIN))
+		return mon != NULL && handshake_failed(mon) ? -EACCES : -ETIMEDOUT;
+	return mb_client_recv_msg(sock, frames, max, 0);
 }
 
 /*

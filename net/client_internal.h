@@ -28,6 +28,15 @@ int mb_client_parse_response(zmq_msg_t *frames, int n, struct mb_client_response
 			     size_t why_len);
 
 /**
+ * Read one whole message from @p sock (@p flags for its first frame, 0 or ZMQ_DONTWAIT: the
+ * rest of a message arrives with it), keeping its first @p max frames in @p frames
+ * (initialised here; the caller closes the first min(n, max)) and dropping the rest.
+ * Returns n, the number of frames the message had, or -errno (-EAGAIN: nothing waiting)
+ * with nothing kept.
+ */
+int mb_client_recv_msg(void *sock, zmq_msg_t *frames, int max, int flags);
+
+/**
  * The checks of mb_client_parse_response() alone, without copying the payload: 0 with the
  * header in @p hdr, or -EPROTO with the reason in @p why and @p hdr as decoded (all zero when
  * it did not decode). For a reader that needs the header only (mediabatch-perf).

@@ -1077,26 +1077,10 @@ read_answers(struct mb_fleet *f, int slot, uint64_t now)
 		zmq_msg_t fr[2];
 		struct mb_client_response r;
 		char why[160];
-		int n = 0, more = 1, rc;
+		int n = mb_client_recv_msg(d->sock, fr, 2, ZMQ_DONTWAIT), rc;
 
-		while (more) {
-			zmq_msg_t m;
-
-			zmq_msg_init(&m);
-			if (zmq_msg_recv(&m, d->sock, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-				zmq_msg_close(&m);
-				for (int i = 0; i < n && i < 2; i++)
-					zmq_msg_close(&fr[i]);
-				return;
-			}
-			more = zmq_msg_more(&m);
-			if (n < 2) {
-				zmq_msg_init(&fr[n]);
-				zmq_msg_move(&fr[n], &m);
-			}
-			n++;
-			zmq_msg_close(&m);
-		}
+		if (n < 0)
+			return; /* nothing more waiting */
 		rc = mb_client_parse_response(fr, n, &r, why, sizeof(why));
 		for (int i = 0; i < n && i < 2; i++)
 			zmq_msg_close(&fr[i]);

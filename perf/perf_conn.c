@@ -220,42 +220,17 @@ now_ns(void)
 static int
 read_message(struct mb_perf_conn *c, struct mb_response_hdr *out, char *reason, size_t reason_len)
 {
-	zmq_msg_t f[2], x;
-	int n = 0, more, rc;
+	zmq_msg_t all[3], *f = all;
+	int t = c->topic_frame ? 1 : 0; /* SUB: topic, then header and result as over ROUTER */
+	int n = mb_client_recv_msg(c->sock, all, 2 + t, ZMQ_DONTWAIT), rc;
 	char why[160];
 
-	zmq_msg_init(&x);
-	if (zmq_msg_recv(&x, c->sock, ZMQ_DONTWAIT) < 0) {
-		zmq_msg_close(&x);
+	if (n < 0)
 		return -ETIMEDOUT;
-	}
-	if (c->topic_frame) { /* SUB: topic, then header and result as over the ROUTER */
-		more = zmq_msg_more(&x);
-		zmq_msg_close(&x);
-		zmq_msg_init(&x);
-		if (!more || zmq_msg_recv(&x, c->sock, 0) < 0) {
-			zmq_msg_close(&x);
-			memset(out, 0, sizeof(*out));
-			snprintf(reason, reason_len, "client: malformed response: a topic alone");
-			return -EPROTO;
-		}
-	}
-	/* the frames of the message, the first two kept (a multipart message arrives whole) */
-	for (;;) {
-		more = zmq_msg_more(&x);
-		if (n < 2) {
-			zmq_msg_init(&f[n]);
-			zmq_msg_move(&f[n], &x);
-		}
-		zmq_msg_close(&x);
-		n++;
-		if (!more)
-			break;
-		zmq_msg_init(&x);
-		if (zmq_msg_recv(&x, c->sock, 0) < 0) {
-			zmq_msg_close(&x);
-			break;
-		}
+	if (t) {
+		zmq_msg_close(&all[0]);
+		f = all + 1;
+		n--;
 	}
 	/* checked without copying the payload: the generator reads the header only */
 	rc = mb_client_check_response(f, n, out, why, sizeof(why));

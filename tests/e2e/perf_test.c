@@ -39,7 +39,7 @@
 
 #include "mb_e2e.h"
 #include "mb_test.h"
-#include "mb_test_zmq.h"
+#include "net/client_internal.h"
 #include "mediabatch/protocol.h"
 
 static struct mb_daemon g_d;
@@ -609,7 +609,7 @@ fake_main(void *arg)
 
 		if (zmq_poll(&it, 1, 50) <= 0)
 			continue;
-		n = mb_test_zmq_recv(f->sock, m, 3, 0); /* [routing id][header][payload] */
+		n = mb_client_recv_msg(f->sock, m, 3, 0); /* [routing id][header][payload] */
 		if (n == 3) {
 			struct mb_request_hdr q;
 			struct mb_response_hdr h;

@@ -27,7 +27,7 @@
 #include <zmq.h>
 
 #include "mb_test.h"
-#include "mb_test_zmq.h"
+#include "net/client_internal.h"
 #include "mediabatch/client.h"
 #include "mediabatch/protocol.h"
 
@@ -101,7 +101,7 @@ fake_take(struct fake *f, struct mb_request_hdr *h, int ms)
 
 	if (zmq_poll(&it, 1, ms) <= 0)
 		return -1;
-	n = mb_test_zmq_recv(f->router, m, 3, 0);
+	n = mb_client_recv_msg(f->router, m, 3, 0);
 	if (n == 3 && zmq_msg_size(&m[0]) <= sizeof(f->id) &&
 	    mb_proto_decode_request(zmq_msg_data(&m[1]), zmq_msg_size(&m[1]), MB_TRANSPORT_ZMQ,
 				    1u << 20, h, &e) == 0) {

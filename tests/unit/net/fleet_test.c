@@ -25,7 +25,7 @@
 #include <zmq.h>
 
 #include "mb_test.h"
-#include "mb_test_zmq.h"
+#include "net/client_internal.h"
 #include "mediabatch/client.h"
 #include "mediabatch/protocol.h"
 
@@ -84,9 +84,9 @@ fake_poll(struct fake *f)
 {
 	for (;;) {
 		zmq_msg_t m[3];
-		int n = mb_test_zmq_recv(f->sock, m, 3, ZMQ_DONTWAIT);
+		int n = mb_client_recv_msg(f->sock, m, 3, ZMQ_DONTWAIT);
 
-		if (n == 0)
+		if (n < 0)
 			return; /* nothing (more) waiting */
 		if (n == 3) {
 			struct mb_request_hdr h;
