@@ -80,6 +80,9 @@ struct mb_model {
 	uint64_t capacity;	      /**< the most units one of its devices has */
 	int numa_node;		      /**< where its queue lives (MB_NUMA_ANY: anywhere) */
 	struct mb_plugin *plugin;     /**< the plugin that serves it, or NULL (built-in) */
+	/** Its weights' and plugin's files as they were when it was loaded (the daemon's
+	 * service.c: a reload loads it again to check it when they changed) */
+	uint64_t source_id;
 	/*
 	 * Windows: media longer than @c window (samples of audio, frames of video) runs as
 	 * windows of @c window, the last one what is left, each a batch item of its own, and

@@ -343,7 +343,7 @@ say(char *buf, size_t len, const char *fmt, ...)
  * Returns 0 with the findings in @p ck, or -errno with "FILE: why" in @p err: the start
  * would stop, or start with a model disabled. A reload (@p running: the service) asks the
  * same of its file, but does not load again a model it serves from the same weights path
- * and plugin (service_check_load()); --check passes NULL.
+ * and plugin, their files unchanged (service_check_load()); --check passes NULL.
  */
 static int
 check_file(const struct mb_config *cfg, const struct mb_service *running, struct checked *ck,

@@ -9,6 +9,7 @@
 #include "service.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -321,6 +322,89 @@ weights_path(const struct mb_config *cfg, const char *name, char *buf, size_t le
 	snprintf(buf, len, "%s/%s.safetensors", dir, name);
 }
 
+static uint64_t
+mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* One file of a model's sources: its name and what stat() says (or that it is absent). */
+static uint64_t
+file_id(const char *path)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	struct stat st;
+
+	for (const char *p = path; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+	if (stat(path, &st) < 0)
+		return mix64(h ^ 0xab5e47ULL);
+	h = mix64(h ^ (uint64_t)st.st_dev);
+	h = mix64(h ^ (uint64_t)st.st_ino);
+	h = mix64(h ^ (uint64_t)st.st_size);
+	h = mix64(h ^ (uint64_t)st.st_mtim.tv_sec);
+	return mix64(h ^ (uint64_t)st.st_mtim.tv_nsec);
+}
+
+static bool
+ckpt_file(const char *name)
+{
+	size_t n = strlen(name);
+
+	return (n > 5 && strcmp(name + n - 5, ".json") == 0) ||
+	       (n > 12 && strcmp(name + n - 12, ".safetensors") == 0);
+}
+
+/*
+ * What the files a model loads from look like now (their names, inodes, sizes and mtimes in
+ * one number), so that a reload sees a checkpoint or plugin replaced under the same path:
+ * the plugin; for weights, a checkpoint directory's .json and .safetensors files, or an
+ * index's and its shards' (the files beside it), or a single file and the config.json and
+ * preprocessor_config.json beside it (what gpu/ckpt.c reads).
+ */
+static uint64_t
+source_id(const char *weights, const char *plugin)
+{
+	char dir[PATH_MAX], file[PATH_MAX + 256];
+	uint64_t sum = 0;
+	struct stat st;
+	struct dirent *e;
+	bool is_dir;
+	size_t n;
+	DIR *dp;
+
+	if (plugin != NULL && plugin[0] != '\0')
+		sum += file_id(plugin);
+	if (weights == NULL || weights[0] == '\0')
+		return mix64(sum);
+	sum += file_id(weights);
+	is_dir = stat(weights, &st) == 0 && S_ISDIR(st.st_mode);
+	snprintf(file, sizeof(file), "%s", weights);
+	snprintf(dir, sizeof(dir), "%s", is_dir ? weights : dirname(file));
+	n = strlen(weights);
+	if (is_dir || (n > 5 && strcmp(weights + n - 5, ".json") == 0)) {
+		if ((dp = opendir(dir)) == NULL)
+			return mix64(sum);
+		while ((e = readdir(dp)) != NULL) {
+			if (!ckpt_file(e->d_name))
+				continue;
+			snprintf(file, sizeof(file), "%s/%s", dir, e->d_name);
+			sum += file_id(file);
+		}
+		closedir(dp);
+		return mix64(sum);
+	}
+	snprintf(file, sizeof(file), "%s/config.json", dir);
+	sum += file_id(file);
+	snprintf(file, sizeof(file), "%s/preprocessor_config.json", dir);
+	sum += file_id(file);
+	return mix64(sum);
+}
+
 /* Load @p m on device @p d; on success it serves there. The reason of a failure goes to
  * @p why (the last one wins) and the log. */
 static void
@@ -503,6 +587,8 @@ load_model(struct mb_service *s, struct mb_model *m, const struct mb_model_confi
 		return;
 	set_precision(m->desc->name, m->plugin == NULL, c);
 	weights_path(cfg, m->desc->name, path, sizeof(path));
+	/* taken before the load: a file replaced during it differs at the next reload */
+	m->source_id = source_id(path, c != NULL ? c->plugin : NULL);
 	if (m->plugin != NULL || mb_builtin_has_weights(m->desc->name) ||
 	    (c != NULL && c->weights[0] != '\0')) {
 		/* a plugin gets the default path only when that file exists */
@@ -712,8 +798,8 @@ static const struct mb_model *model_named(const struct mb_service *s, const char
 
 /*
  * Whether running service @p s already serves model @p name from what @p cfg would load it
- * from (the same weights path and plugin): a reload need not load it again to know that a
- * start would. The file behind the path may have changed since; that is not seen here.
+ * from: the same weights path and plugin, and their files as they were at its load
+ * (source_id()). Then a reload need not load it again to know that a start would.
  */
 static bool
 loaded_alike(const struct mb_service *s, const struct mb_config *cfg, const char *name)
@@ -730,7 +816,16 @@ loaded_alike(const struct mb_service *s, const struct mb_config *cfg, const char
 		return false;
 	weights_path(cfg, name, now, sizeof(now));
 	weights_path(s->cfg, name, then, sizeof(then));
-	return strcmp(now, then) == 0;
+	if (strcmp(now, then) != 0)
+		return false;
+	if (source_id(now, a != NULL ? a->plugin : NULL) != m->source_id) {
+		MB_LOG(NOTICE,
+		       "SIGHUP: model %s: its weights or plugin changed on disk since it "
+		       "was loaded: loading them as --check does",
+		       name);
+		return false;
+	}
+	return true;
 }
 
 int

@@ -199,10 +199,11 @@ two_models(char *buf, size_t len, const char *dir, const char *weights, unsigned
 }
 
 /*
- * A reload loads again only the models whose weights path or plugin changed: whisper's
- * weights (a copy of the build's) are moved away after the start; a reload that changes
- * only a live key applies (whisper, served from the same path, is not loaded again: it
- * would fail now), while one that names another path for them loads it and is refused.
+ * A reload loads again only the models whose weights path, plugin or files changed. whisper's
+ * weights are a copy of the build's checkpoint directory. A reload that changes only a live
+ * key loads nothing (the log says when it loads). The directory replaced by a good copy (new
+ * inodes): loaded, applied. Its safetensors file truncated in place (same path and inode):
+ * loaded, refused. The same for the directory moved away, and for another path named.
  */
 static void
 test_reload_loads_what_changed(void)
@@ -218,16 +219,44 @@ test_reload_loads_what_changed(void)
 	CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
 	two_models(yaml, sizeof(yaml), dir, "whisper", 1000);
 	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, yaml, NULL), 0);
-	snprintf(cmd, sizeof(cmd), "mv '%s/whisper' '%s/gone'", dir, dir);
-	CU_ASSERT_EQUAL(system(cmd), 0);
 	two_models(yaml, sizeof(yaml), dir, "whisper", 2000); /* a live key only */
 	write_config(&d, yaml);
 	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reloaded", 1));
 	CU_ASSERT_EQUAL(reloads(&d, "applied"), 1);
-	two_models(yaml, sizeof(yaml), dir, "elsewhere", 2000); /* another path: loaded */
+	CU_ASSERT_PTR_NULL(strstr(mb_daemon_log(&d), "changed on disk"));
+
+	/* replaced by a good copy: new inodes, loaded again and applied */
+	snprintf(cmd, sizeof(cmd),
+		 "cp -r '%s/whisper' '%s/new' && rm -r '%s/whisper' && "
+		 "mv '%s/new' '%s/whisper'",
+		 dir, dir, dir, dir, dir);
+	CU_ASSERT_EQUAL(system(cmd), 0);
+	two_models(yaml, sizeof(yaml), dir, "whisper", 3000);
+	write_config(&d, yaml);
+	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reloaded", 2));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "SIGHUP: model whisper: its weights or "
+							 "plugin changed on disk"));
+
+	/* truncated in place: same path and inode, another size: refused */
+	snprintf(cmd, sizeof(cmd), "truncate -s 1000 '%s/whisper/model.safetensors'", dir);
+	CU_ASSERT_EQUAL(system(cmd), 0);
 	write_config(&d, yaml);
 	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reload refused", 1));
 	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "model whisper: failed to load"));
+
+	/* moved away: refused */
+	snprintf(cmd, sizeof(cmd), "mv '%s/whisper' '%s/gone'", dir, dir);
+	CU_ASSERT_EQUAL(system(cmd), 0);
+	write_config(&d, yaml);
+	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reload refused", 2));
+	CU_ASSERT_EQUAL(reloads(&d, "applied"), 2);
+
+	/* another path named: loaded, refused */
+	snprintf(cmd, sizeof(cmd), "mv '%s/gone' '%s/whisper'", dir, dir);
+	CU_ASSERT_EQUAL(system(cmd), 0);
+	two_models(yaml, sizeof(yaml), dir, "elsewhere", 2000);
+	write_config(&d, yaml);
+	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reload refused", 3));
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	CU_ASSERT_EQUAL(system(cmd), 0);
@@ -236,7 +265,7 @@ test_reload_loads_what_changed(void)
 static const struct mb_test_case cases[] = {
 	{"SIGHUP: rate limits and queue limits applied; bad files and raises refused whole",
 	 test_sighup_reload},
-	{"SIGHUP: only models whose weights path or plugin changed are loaded again",
+	{"SIGHUP: only models whose weights path, plugin or files changed are loaded again",
 	 test_reload_loads_what_changed},
 	{NULL, NULL},
 };
