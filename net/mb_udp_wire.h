@@ -8,8 +8,10 @@
  * why the frame is dropped. An ARP request for the configured address is rewritten in place
  * into the reply, ready to transmit on the same port.
  *
- * IPv6 is not accepted (counted as other_protocol). UDP checksums are not checked: NICs
- * verify them, and kernel peers on the same host (veth) leave them to offload.
+ * IPv6 is not accepted (counted as other_protocol). UDP checksums are not checked here: the
+ * rx path enables the NIC's UDP checksum offload where the port offers it and drops what it
+ * flags bad (MB_UDP_DROP_BAD_CHECKSUM); kernel peers on the same host (veth) leave them to
+ * offload, so a software check would refuse their datagrams.
  *
  * Pure functions over bytes: no allocation, no lock, no syscall. Any thread.
  */
@@ -34,6 +36,7 @@ enum mb_udp_drop {
 	MB_UDP_DROP_NO_SLOT,	    /**< max_requests reached (reported OVERLOADED) */
 	MB_UDP_DROP_NO_BUFFER,	    /**< no payload buffer of the size (reported OVERLOADED) */
 	MB_UDP_DROP_SOURCE,	    /**< udp.sources: its tenant may not send from that address */
+	MB_UDP_DROP_BAD_CHECKSUM,   /**< the NIC found the UDP checksum wrong (rx offload) */
 	MB_UDP_DROP_COUNT,
 };
 

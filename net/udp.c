@@ -986,6 +986,13 @@ poll_port(struct udp_queue *q, uint64_t now)
 		}
 		if (verdict[i] != MB_UDP_DATAGRAM)
 			continue;
+		/* the NIC's verdict on the UDP checksum, where the port checks it (offload) */
+		if (unlikely((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) ==
+			     RTE_MBUF_F_RX_L4_CKSUM_BAD)) {
+			drop_pkt(q, MB_UDP_DROP_BAD_CHECKSUM);
+			verdict[i] = MB_UDP_DROP;
+			continue;
+		}
 		/* The allow-list, before the datagram can find, start, complete, cancel or be
 		 * answered for any request: every slice and every cancel passes it alone. */
 		if (src != NULL && !src_allowed(src, &it->dg)) {
@@ -1558,6 +1565,9 @@ setup_port(struct mb_udp *u, uint32_t pi, char *err, size_t err_len)
 	}
 	ntx = nrx < info.max_tx_queues ? nrx : info.max_tx_queues;
 	memset(&conf, 0, sizeof(conf));
+	/* the NIC checks UDP checksums where it can; bad ones are dropped (bad_checksum) */
+	if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_UDP_CKSUM)
+		conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
 	if (nrx > 1) {
 		uint64_t hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
 
@@ -1635,10 +1645,13 @@ setup_port(struct mb_udp *u, uint32_t pi, char *err, size_t err_len)
 	p->started = true;
 	MB_LOG(NOTICE,
 	       "udp.ports[%u]: %s (driver %s, NUMA node %d), %s:%u, MAC " RTE_ETHER_ADDR_PRT_FMT
-	       ", %u rx queue(s)%s",
+	       ", %u rx queue(s)%s; UDP checksums %s",
 	       pi, pc->device, info.driver_name, p->socket, pc->address_text, cfg->udp_port,
 	       RTE_ETHER_ADDR_BYTES(&mac), nrx,
-	       conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS ? " with RSS" : "");
+	       conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS ? " with RSS" : "",
+	       conf.rxmode.offloads & RTE_ETH_RX_OFFLOAD_UDP_CKSUM
+		       ? "checked by the NIC (bad ones dropped: bad_checksum)"
+		       : "not checked (the driver offers no UDP checksum offload)");
 	return 0;
 }
 

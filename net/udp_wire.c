@@ -31,6 +31,7 @@ static const char *const drop_names[MB_UDP_DROP_COUNT] = {
 	[MB_UDP_DROP_NO_SLOT] = "no_slot",
 	[MB_UDP_DROP_NO_BUFFER] = "no_buffer",
 	[MB_UDP_DROP_SOURCE] = "source",
+	[MB_UDP_DROP_BAD_CHECKSUM] = "bad_checksum",
 };
 
 const char *
