@@ -9,7 +9,9 @@
  */
 #include "mb_udp.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -17,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/if_packet.h>
 
 #include <rte_ethdev.h>
 #include <rte_hash.h>
@@ -185,6 +190,8 @@ struct udp_counters {
 	atomic_store_explicit(&(ctr), atomic_load_explicit(&(ctr), memory_order_relaxed) + (v),    \
 			      memory_order_relaxed)
 
+#define KERNEL_SOCKETS_MAX 64
+
 struct udp_port {
 	uint16_t port_id;
 	int socket;
@@ -192,6 +199,11 @@ struct udp_port {
 	struct mb_udp_local local;
 	const struct mb_udp_port_config *cfg;
 	bool started;
+	/* net_af_packet: our duplicates of the PMD's packet sockets, whose kernel drops (ring
+	 * full) count as missed; the drops read so far (a read resets the kernel's count) */
+	int ksock[KERNEL_SOCKETS_MAX];
+	uint32_t n_ksock;
+	_Atomic uint64_t kernel_drops;
 };
 
 struct udp_queue {
@@ -1226,14 +1238,68 @@ queue_slots_in_use(void *arg)
 	return (int64_t)atomic_load_explicit(&q->c.slots_in_use, memory_order_relaxed);
 }
 
-/* The NIC's own counters: frames it dropped before our rx thread saw them. */
+/* The kernel's drops of @p p's packet sockets so far (net_af_packet; 0 for other PMDs). */
+static uint64_t
+kernel_drops(struct udp_port *p)
+{
+	for (uint32_t i = 0; i < p->n_ksock; i++) {
+		struct tpacket_stats_v3 st; /* the largest; TPACKET_V2 fills tpacket_stats */
+		socklen_t len = sizeof(st);
+
+		memset(&st, 0, sizeof(st));
+		if (getsockopt(p->ksock[i], SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0)
+			atomic_fetch_add_explicit(&p->kernel_drops, st.tp_drops,
+						  memory_order_relaxed);
+	}
+	return atomic_load_explicit(&p->kernel_drops, memory_order_relaxed);
+}
+
+/* The NIC's own counters: frames it dropped before our rx thread saw them (with
+ * net_af_packet, the kernel's drops of its sockets' full rings). */
 static int64_t
 port_missed(void *arg)
 {
+	struct udp_port *p = arg;
 	struct rte_eth_stats st;
+	uint64_t k = kernel_drops(p);
 
-	return rte_eth_stats_get(((struct udp_port *)arg)->port_id, &st) == 0 ? (int64_t)st.imissed
-									      : 0;
+	return rte_eth_stats_get(p->port_id, &st) == 0 ? (int64_t)(st.imissed + k) : (int64_t)k;
+}
+
+/*
+ * net_af_packet does not count the frames the kernel drops when a queue's socket ring is
+ * full (DPDK 22.11 to today): its packet sockets, one per queue pair and bound to
+ * @p ifindex, are found among the process's descriptors (the PMD made them at probe) and
+ * duplicated, so their PACKET_STATISTICS can be read for as long as the port lives.
+ */
+static void
+find_packet_sockets(struct mb_udp *u, struct udp_port *p, int ifindex)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL && p->n_ksock < KERNEL_SOCKETS_MAX) {
+		struct sockaddr_ll sll;
+		socklen_t len = sizeof(int), slen = sizeof(sll);
+		int fd, domain = 0, dup;
+		bool ours = false;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		fd = atoi(e->d_name);
+		if (fd == dirfd(d) || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+		    domain != AF_PACKET || getsockname(fd, (struct sockaddr *)&sll, &slen) < 0 ||
+		    sll.sll_ifindex != ifindex)
+			continue;
+		for (uint32_t i = 0; i < u->n_ports && !ours; i++) /* a duplicate of ours */
+			for (uint32_t k = 0; k < u->ports[i].n_ksock && !ours; k++)
+				ours = u->ports[i].ksock[k] == fd;
+		if (!ours && (dup = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0)
+			p->ksock[p->n_ksock++] = dup;
+	}
+	closedir(d);
 }
 
 static int64_t
@@ -1303,8 +1369,8 @@ register_metrics(struct mb_udp *u)
 	for (uint32_t i = 0; i < u->n_ports; i++) {
 		static const char help[] =
 			"Frames the NIC dropped before an rx thread read them: missed (rx ring "
-			"full: "
-			"the rx thread is too slow or asleep), no_mbuf (mbuf pool empty), errors.";
+			"full, or with net_af_packet the kernel's socket ring: the rx thread is "
+			"too slow or asleep), no_mbuf (mbuf pool empty), errors.";
 		char port[16];
 
 		snprintf(port, sizeof(port), "port%u", i);
@@ -1630,6 +1696,14 @@ setup_port(struct mb_udp *u, uint32_t pi, char *err, size_t err_len)
 		}
 	}
 	p->n_tx = ntx;
+	if (strcmp(info.driver_name, "net_af_packet") == 0) {
+		find_packet_sockets(u, p, (int)info.if_index);
+		if (p->n_ksock == 0)
+			MB_LOG(WARNING,
+			       "udp.ports[%u] (%s): its packet sockets were not found: frames the "
+			       "kernel drops on a full socket ring are not counted",
+			       pi, pc->device);
+	}
 	rc = rte_eth_macaddr_get(p->port_id, &mac);
 	if (rc != 0)
 		memset(&mac, 0, sizeof(mac));
@@ -1880,6 +1954,9 @@ mb_udp_destroy(struct mb_udp **up)
 		rte_eth_dev_stop(u->ports[i].port_id);
 		rte_eth_dev_close(u->ports[i].port_id);
 	}
+	for (uint32_t i = 0; u->ports != NULL && i < u->n_ports; i++)
+		for (uint32_t k = 0; k < u->ports[i].n_ksock; k++)
+			close(u->ports[i].ksock[k]);
 	for (int i = 0; i <= RTE_MAX_NUMA_NODES; i++) {
 		rte_mempool_free(u->mbufs[i]);
 		mb_env_free(u->src[i]);
