@@ -1073,6 +1073,26 @@ write_ckpt(const char *dir, const struct mb_weights_entry *e, uint32_t n, const 
 				  dtype);
 		return -EINVAL;
 	}
+	/* each name once over all shards (a shard's own write checks only its tensors) */
+	if ((map = json_object()) == NULL) {
+		mb_weights_seterr(err, len, "%s: out of memory", dir);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (e[i].name == NULL || json_object_get(map, e[i].name) == NULL) {
+			if (e[i].name != NULL)
+				json_object_set_new(map, e[i].name, json_true());
+			continue;
+		}
+		mb_weights_seterr(err, len,
+				  "%s: tensor %u ('%s') has the name of an earlier one (each name "
+				  "once)",
+				  dir, i, e[i].name);
+		json_decref(map);
+		return -EINVAL;
+	}
+	json_decref(map);
+	map = NULL;
 	rc = make_dir(dir, err, len);
 	if (rc < 0)
 		return rc;

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -458,7 +459,7 @@ int
 mb_weights_write(const char *path, const struct mb_weights_entry *e, uint32_t n, char *err,
 		 size_t len)
 {
-	return mb_weights_write_as(path, e, n, "F32", MB_WEIGHTS_GENERATOR, NULL, NULL, err, len);
+	return mb_weights_write_as(path, e, n, "F32", NULL, NULL, NULL, err, len);
 }
 
 /* Tensor @p cnt floats at @p src to @p f as @p dtype (size @p esize); 0 or -EIO. */
@@ -486,7 +487,7 @@ mb_weights_write_as(const char *path, const struct mb_weights_entry *e, uint32_t
 		    char *err, size_t len)
 {
 	json_t *root = json_object();
-	char *text = NULL;
+	char *text = NULL, tmp[PATH_MAX] = "";
 	float *buf = NULL;
 	uint64_t off = 0, hlen;
 	size_t tlen;
@@ -509,8 +510,24 @@ mb_weights_write_as(const char *path, const struct mb_weights_entry *e, uint32_t
 	if (root == NULL)
 		goto out;
 	for (uint32_t i = 0; i < n; i++) {
-		json_t *shape = json_array();
+		json_t *shape;
 		uint64_t bytes = numel_of(e[i].shape, e[i].ndim) * (uint64_t)esize;
+
+		const char *bad = NULL;
+
+		if (e[i].name == NULL || e[i].name[0] == '\0')
+			bad = "has no name";
+		else if (strcmp(e[i].name, "__metadata__") == 0)
+			bad = "has the name reserved for the file's metadata";
+		else if (json_object_get(root, e[i].name) != NULL)
+			bad = "has the name of an earlier one (each name once)";
+		if (bad != NULL) {
+			mb_weights_seterr(err, len, "%s: tensor %u ('%s') %s", path, i,
+					  e[i].name != NULL ? e[i].name : "", bad);
+			json_decref(root);
+			return -EINVAL;
+		}
+		shape = json_array();
 
 		for (uint32_t d = 0; d < e[i].ndim; d++)
 			json_array_append_new(shape, json_integer(e[i].shape[d]));
@@ -533,10 +550,18 @@ mb_weights_write_as(const char *path, const struct mb_weights_entry *e, uint32_t
 	hlen = (tlen + 7) & ~(uint64_t)7; /* padded with spaces, as the reference writer does */
 	for (int i = 0; i < 8; i++)
 		lenbuf[i] = (uint8_t)(hlen >> (8 * i));
-	f = fopen(path, "wb");
+	/* written beside it and renamed into place: a failed write leaves no partial file, and
+	 * a reader (a daemon's reload) sees the old file or the new one */
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
+		tmp[0] = '\0';
+		rc = -ENAMETOOLONG;
+		mb_weights_seterr(err, len, "%s: %s", path, strerror(ENAMETOOLONG));
+		goto done;
+	}
+	f = fopen(tmp, "wb");
 	if (f == NULL) {
 		rc = -errno;
-		mb_weights_seterr(err, len, "%s: %s", path, strerror(errno));
+		mb_weights_seterr(err, len, "%s: %s", tmp, strerror(errno));
 		goto done;
 	}
 	rc = -EIO;
@@ -573,6 +598,13 @@ mb_weights_write_as(const char *path, const struct mb_weights_entry *e, uint32_t
 		goto io;
 	}
 	f = NULL;
+	if (rename(tmp, path) != 0) {
+		rc = -errno;
+		mb_weights_seterr(err, len, "%s: cannot rename %s to it: %s", path, tmp,
+				  strerror(errno));
+		unlink(tmp);
+		goto done;
+	}
 	rc = 0;
 	goto done;
 io:
@@ -583,6 +615,8 @@ out:
 done:
 	if (f != NULL)
 		fclose(f);
+	if (rc < 0 && tmp[0] != '\0')
+		unlink(tmp); /* nothing half written stays */
 	free(buf);
 	free(text);
 	json_decref(root);

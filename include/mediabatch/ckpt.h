@@ -162,8 +162,9 @@ int mb_ckpt_from_f32(const char *dtype, const float *src, uint64_t numel, void *
  * {...}}, as Hugging Face's save_pretrained() writes them. @p dtype: "F32", "F16" or "BF16"
  * (values rounded to nearest even). With @p shard_bytes 0 it writes one `model.safetensors`
  * and no index. The entry file of the other layout, if one is left in @p dir, is removed, so
- * that mb_ckpt_open(@p dir) opens what was written. Returns 0 or -errno with a message in
- * @p err.
+ * that mb_ckpt_open(@p dir) opens what was written. Each name once over all shards (else
+ * -EINVAL before anything is written); each file as mb_weights_write() writes it. Returns 0
+ * or -errno with a message in @p err.
  */
 int mb_ckpt_write(const char *dir, const struct mb_weights_entry *e, uint32_t n, const char *dtype,
 		  uint64_t shard_bytes, char *err, size_t err_len);

@@ -125,8 +125,11 @@ struct mb_weights_entry {
 
 /**
  * Write @p n tensors to @p path as F32 safetensors (header padded to 8 bytes, data in the
- * order given; __metadata__ {"generator": MB_WEIGHTS_GENERATOR}). Returns 0 or -errno with
- * a message in @p err.
+ * order given; __metadata__ {"format": "pt"}, as PyTorch writes). Each tensor needs a name
+ * of its own, not empty and not "__metadata__" (else -EINVAL, nothing written). The file is
+ * written beside @p path and renamed onto it: a failed write leaves no partial file and an
+ * existing file as it was, and a reader sees the old file or the new one. Returns 0 or
+ * -errno with a message in @p err.
  */
 int mb_weights_write(const char *path, const struct mb_weights_entry *e, uint32_t n, char *err,
 		     size_t err_len);
@@ -143,7 +146,9 @@ typedef int (*mb_weights_fill_fn)(void *ctx, uint32_t i, float *dst, char *err, 
  * e[i].data; otherwise they are what fill(@p ctx, i, ...) writes into a buffer of numel
  * floats, freed before the next tensor, so at most one tensor's floats are held at once.
  * __metadata__ is {"generator": @p generator}, or {"format": "pt"} (what PyTorch writes)
- * when @p generator is NULL. Returns 0 or -errno (-EINVAL for another dtype) with a message.
+ * when @p generator is NULL. Names and the write as mb_weights_write(); a fill that fails
+ * stops it with its error and nothing is written. Returns 0 or -errno (-EINVAL for another
+ * dtype) with a message.
  */
 int mb_weights_write_as(const char *path, const struct mb_weights_entry *e, uint32_t n,
 			const char *dtype, const char *generator, mb_weights_fill_fn fill,

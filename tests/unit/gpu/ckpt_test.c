@@ -464,6 +464,18 @@ test_sharded(void)
 	CU_ASSERT_TRUE(exists("sh/model-00001-of-00005.safetensors"));
 	CU_ASSERT_TRUE(exists("sh/model-00005-of-00005.safetensors"));
 	CU_ASSERT_FALSE(exists("sh/model-00006-of-00006.safetensors"));
+	{ /* a name twice, in two shards: refused, nothing written */
+		struct mb_weights_entry dup[N_T];
+
+		memcpy(dup, g_e, sizeof(dup));
+		dup[7].name = dup[0].name;
+		CU_ASSERT_EQUAL(
+			mb_ckpt_write(path_of("shdup"), dup, N_T, "F32", 500, g_err, sizeof(g_err)),
+			-EINVAL);
+		CU_ASSERT_TRUE(err_has("tensor 7 ('"));
+		CU_ASSERT_TRUE(err_has("has the name of an earlier one"));
+		CU_ASSERT_FALSE(exists("shdup"));
+	}
 	/* the index, as save_pretrained() writes it */
 	idx = json_load_file(path_of("sh/model.safetensors.index.json"), 0, &jerr);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(idx);

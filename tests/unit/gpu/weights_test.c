@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mb_models.h"
@@ -37,7 +38,8 @@ path_of(const char *name)
 static int
 suite_cleanup(void)
 {
-	static const char *const names[] = {"a", "b", "c", "raw", "gen1", "gen2", "gen3", "trunc"};
+	static const char *const names[] = {"a",    "b",    "c",    "d",    "raw",
+					    "gen1", "gen2", "gen3", "trunc"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		unlink(path_of(names[i]));
@@ -342,6 +344,53 @@ test_shape_overflow(void)
 }
 
 /* The header length field can claim anything: a huge one must not be believed. */
+static int
+fail_second(void *ctx, uint32_t i, float *dst, char *err, size_t len)
+{
+	(void)ctx;
+	if (i == 1) {
+		snprintf(err, len, "no values for tensor 1");
+		return -EIO;
+	}
+	dst[0] = 1.0f;
+	return 0;
+}
+
+/* Names each once, none reserved or empty; a failed write leaves the old file as it was. */
+static void
+test_write_refusals(void)
+{
+	float w[2] = {1, 2};
+	struct mb_weights_entry twice[2] = {{"a", 1, {2}, w}, {"a", 1, {2}, w}};
+	struct mb_weights_entry reserved[1] = {{"__metadata__", 1, {2}, w}};
+	struct mb_weights_entry unnamed[1] = {{"", 1, {2}, w}};
+	struct mb_weights_entry one[2] = {{"x", 1, {1}, NULL}, {"y", 1, {1}, NULL}};
+	struct mb_weights *f;
+	struct stat st;
+	char cmd[512];
+
+	CU_ASSERT_EQUAL(mb_weights_write(path_of("d"), twice, 2, g_err, sizeof(g_err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "tensor 1 ('a') has the name of an earlier one"));
+	CU_ASSERT_EQUAL(mb_weights_write(path_of("d"), reserved, 1, g_err, sizeof(g_err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "reserved"));
+	CU_ASSERT_EQUAL(mb_weights_write(path_of("d"), unnamed, 1, g_err, sizeof(g_err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "has no name"));
+	CU_ASSERT_NOT_EQUAL(stat(path_of("d"), &st), 0); /* nothing written */
+
+	/* a good file, then a write over it whose fill fails: the good one stays, no temp */
+	CU_ASSERT_EQUAL_FATAL(mb_weights_write(path_of("d"), twice, 1, g_err, sizeof(g_err)), 0);
+	CU_ASSERT_EQUAL(mb_weights_write_as(path_of("d"), one, 2, "F32", NULL, fail_second, NULL,
+					    g_err, sizeof(g_err)),
+			-EIO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "no values for tensor 1"));
+	CU_ASSERT_EQUAL_FATAL(mb_weights_open(path_of("d"), &f, g_err, sizeof(g_err)), 0);
+	CU_ASSERT_PTR_NOT_NULL(mb_weights_find(f, "a"));
+	CU_ASSERT_PTR_NULL(mb_weights_find(f, "x"));
+	mb_weights_close(&f);
+	snprintf(cmd, sizeof(cmd), "ls '%s'.tmp.* >/dev/null 2>&1", path_of("d"));
+	CU_ASSERT_NOT_EQUAL(system(cmd), 0);
+}
+
 static void
 test_header_length_lies(void)
 {
@@ -365,6 +414,8 @@ static const struct mb_test_case cases[] = {
 	{"malformed headers: each problem named", test_malformed_headers},
 	{"a shape past 2^64 elements is refused, not wrapped", test_shape_overflow},
 	{"a header length past the file is refused", test_header_length_lies},
+	{"writes: names once, none reserved or empty; a failed write leaves the old file",
+	 test_write_refusals},
 	{NULL, NULL},
 };
 
