@@ -28,6 +28,7 @@ struct entry {
 	const char *name; /* m->desc->name */
 	struct mb_model *m;
 	struct mb_metric *requests[MB_ADMISSION_TRANSPORTS];
+	struct mb_metric *rate_limited;
 };
 
 struct mb_admission {
@@ -79,6 +80,7 @@ mb_admission_create(const struct mb_admission_opts *o, struct mb_admission **out
 		e->name = e->m->desc->name;
 		for (int t = 0; o->requests != NULL && t < MB_ADMISSION_TRANSPORTS; t++)
 			e->requests[t] = o->requests[i][t];
+		e->rate_limited = o->rate_limited != NULL ? o->rate_limited[i] : NULL;
 	}
 	for (int t = 0; o->requests != NULL && t < MB_ADMISSION_TRANSPORTS; t++)
 		a->unknown[t] = o->requests[o->n_models][t];
@@ -281,6 +283,7 @@ mb_admission_check(struct mb_admission *a, struct mb_ratelimit *limits, struct m
 	}
 	if (mb_ratelimit_take(limits, h->tenant_id, 1, &retry_ns) != 0) {
 		atomic_fetch_sub_explicit(&m->queued, windows, memory_order_acq_rel);
+		count(e->rate_limited);
 		snprintf(reason, len,
 			 "tenant %" PRIu32 " is over its rate limit; retry in %" PRIu64 " ms",
 			 h->tenant_id, (retry_ns + MB_NS_PER_MS - 1) / MB_NS_PER_MS);

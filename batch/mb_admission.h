@@ -62,6 +62,12 @@ struct mb_admission_opts {
 	 * live as long as their registry). NULL: nothing is counted.
 	 */
 	struct mb_metric *(*requests)[MB_ADMISSION_TRANSPORTS];
+	/**
+	 * mediabatch_rate_limited_total series by model index (n_models of them): requests
+	 * answered OVERLOADED because their tenant was over its rate limit. Copied pointers,
+	 * borrowed series; NULL: not counted.
+	 */
+	struct mb_metric **rate_limited;
 	int numa_node; /**< where the admission's tables live (MB_NUMA_ANY: anywhere) */
 };
 

@@ -253,7 +253,10 @@ emit(struct mb_frontdoor *fd, struct mb_request *req)
 				return EMIT_HELD;
 			if (e != EHOSTUNREACH)
 				MB_LOG_ONCE(WARNING, "reply failed: %s", zmq_strerror(e));
-			count(fd->m_client_gone);
+			/* a request cancelled for its closed connection is counted in
+			 * disconnect_cancelled (retire()), not as a lost reply as well */
+			if (!(req->client_gone && req->resp.status == MB_STATUS_CANCELLED))
+				count(fd->m_client_gone);
 		} else {
 			routed = true;
 		}
@@ -368,6 +371,7 @@ retry_held(struct mb_frontdoor *fd, uint64_t now)
 			if (!give_up)
 				continue;
 			count(fd->m_abort_dropped);
+			fd->unread_dropped++;
 			MB_LOG_ONCE(WARNING,
 				    "shutdown: dropping replies that requesters do not read");
 			r->client_len = 0; /* publish only */

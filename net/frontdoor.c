@@ -506,7 +506,8 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 			NULL);
 		fd->m_cutoffs = mb_metrics_counter(
 			o->metrics, "mediabatch_auth_cutoffs_total",
-			"Connections cut off because their key left the allow-list at a reload.",
+			"Connections cut off at a reload: their key left the allow-list, or (a "
+			"subscriber) the tenants its key may subscribe to changed.",
 			NULL);
 		fd->m_share_refused[0] = mb_metrics_counter(
 			o->metrics, "mediabatch_share_refused_total",
@@ -1259,9 +1260,10 @@ finish_drain(struct mb_frontdoor *fd, uint64_t now)
 	MB_LOG(NOTICE,
 	       "front door done: %" PRIu64 " responses sent; %" PRIu64
 	       " request(s) that arrived while draining answered UNAVAILABLE (the ROUTER was "
-	       "read until quiet for %u ms%s)",
+	       "read until quiet for %u ms%s); %" PRIu64
+	       " reply(ies) dropped unread after the hard stop (unread_at_shutdown)",
 	       fd->sent, fd->drain_refused, fd->o.drain_quiet_ms,
-	       fd->abort_seen_ns != 0 ? ", or the drain was cut short" : "");
+	       fd->abort_seen_ns != 0 ? ", or the drain was cut short" : "", fd->unread_dropped);
 }
 
 int

@@ -72,6 +72,7 @@ struct mb_frontdoor {
 	_Atomic int64_t connections;   /* requester connections open on the ROUTER (same) */
 	uint64_t sent;		       /* for the exit log; this thread only */
 	uint64_t drain_refused;	       /* answered UNAVAILABLE while draining (exit log) */
+	uint64_t unread_dropped;       /* replies dropped unread after a hard stop (exit log) */
 	uint64_t last_rx_ns;	       /* the last message read from the ROUTER */
 	uint64_t now;		       /* the reactor round's time */
 	uint64_t next_slow_ns;	       /* when to read connections and subscriptions */

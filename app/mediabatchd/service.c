@@ -172,6 +172,7 @@ struct mb_service {
 	struct mb_metric *m_requests[MAX_MODELS + 1][2]; /* [model][enum mb_transport] */
 	struct mb_metric *m_responses[MAX_MODELS + 1][MB_STATUS_COUNT];
 	struct mb_metric *m_latency[MAX_MODELS + 1];
+	struct mb_metric *m_rate_limited[MAX_MODELS];
 	struct mb_metric *m_stage[MAX_MODELS][STAGE_COUNT];
 	struct mb_metric *m_admission_wait[MB_DEVICES_MAX];
 	struct mb_metric *m_ready, *m_draining, *m_live;
@@ -1354,6 +1355,12 @@ build_metrics(struct mb_service *s)
 						  mb_status_name((unsigned)st), NULL));
 		if (i == s->n_models)
 			break;
+		s->m_rate_limited[i] = mb_metrics_counter(
+			r, "mediabatch_rate_limited_total",
+			"Requests answered OVERLOADED because their tenant was over its rate limit "
+			"(tenants.limits), by model: a part of "
+			"responses_total{status=\"OVERLOADED\"}.",
+			mb_metrics_labels(l, sizeof(l), "model", name, NULL));
 		s->m_latency[i] = mb_metrics_histogram(
 			r, "mediabatch_request_latency_seconds",
 			"Arrival to response sent, for requests accepted into a queue.",
@@ -2304,6 +2311,7 @@ service_create(const struct mb_config *cfg, struct mb_service **out, char *err, 
 	ao.breaker_failures = cfg->breaker_failures;
 	ao.breaker_cooldown_ms = cfg->breaker_cooldown_ms;
 	ao.requests = s->m_requests;
+	ao.rate_limited = s->m_rate_limited;
 	rc = mb_admission_create(&ao, &s->admission);
 	if (rc < 0) {
 		snprintf(err, err_len, "admission: %s", strerror(-rc));
@@ -2941,8 +2949,10 @@ models_json(void *ctx, const char *name, bool ready, bool may_list, char **body,
 	} else if (name != NULL && m == NULL) {
 		char msg[MB_HTTP_MODEL_NAME_MAX + 320];
 
-		snprintf(msg, sizeof(msg), "model '%s' is not served here; the models: %s", name,
-			 s->served[0] ? s->served : "(none)");
+		snprintf(msg, sizeof(msg),
+			 "model '%s' is not served here; served: %s (\"models\" lists every "
+			 "model the daemon knows, disabled or failed ones too)",
+			 name, s->served[0] ? s->served : "(none)");
 		list = json_array();
 		for (uint32_t i = 0; i < s->n_models; i++)
 			json_array_append_new(list, json_string(s->models[i].desc->name));

@@ -209,6 +209,7 @@ kill_one_client(struct mb_daemon *d, struct mb_client *c, struct mb_faults_sub *
 	const uint64_t base = (uint64_t)(run - 1) * N_REQUESTS;
 	struct mb_response_hdr h;
 	double cancelled0, cancelled, req0, resp0, answered_before, received, outstanding;
+	double gone0, gone;
 	double t_kill, settle_s, inflight, bound, other_latency = 0;
 	bool got_first, ok = true;
 	int rfd = -1, other_st, status;
@@ -216,6 +217,7 @@ kill_one_client(struct mb_daemon *d, struct mb_client *c, struct mb_faults_sub *
 	pid_t pid;
 
 	cancelled0 = mb_faults_metric_sum(d, "mediabatch_disconnect_cancelled_total");
+	gone0 = mb_faults_metric_sum(d, "mediabatch_reply_dropped_total{reason=\"client_gone\"}");
 	req0 = whisper_metric(d, "mediabatch_requests_total", NULL);
 	resp0 = whisper_responses(d);
 	for (uint64_t id = base; id < base + N_REQUESTS; id++)
@@ -242,6 +244,7 @@ kill_one_client(struct mb_daemon *d, struct mb_client *c, struct mb_faults_sub *
 	inflight = mb_daemon_inflight_settled(d, 20 * slow);
 	settle_s = mb_e2e_now() - t_kill;
 	cancelled = mb_faults_metric_sum(d, "mediabatch_disconnect_cancelled_total");
+	gone = mb_faults_metric_sum(d, "mediabatch_reply_dropped_total{reason=\"client_gone\"}");
 	received = whisper_metric(d, "mediabatch_requests_total", NULL) - req0 - 1;
 	outstanding = received - answered_before;
 	bound = fmax(MB_FAULTS_SANITIZER ? 2.0 : 1.0, 0.25 * outstanding * t_item);
@@ -266,6 +269,9 @@ kill_one_client(struct mb_daemon *d, struct mb_client *c, struct mb_faults_sub *
 	CHECK(cancelled0 >= 0 && cancelled >= 0);	  /* the counter exists */
 	CHECK(cancelled - cancelled0 >= outstanding / 2); /* most of it */
 	CHECK(cancelled - cancelled0 <= outstanding);
+	/* a lost reply is one that ran: the cancelled ones are not counted twice */
+	printf("\n    run %d: reply_dropped_total{client_gone} +%g", run, gone - gone0);
+	CHECK(gone0 >= 0 && gone - gone0 <= outstanding - (cancelled - cancelled0));
 	CHECK(inflight == 0);
 	CHECK(settle_s <= bound);
 	CHECK(other_st == MB_STATUS_OK);

@@ -60,6 +60,7 @@ static const struct mb_model_desc g_other = {
 struct rig {
 	struct mb_metrics *metrics;
 	struct mb_metric *requests[N_MODELS + 1][MB_ADMISSION_TRANSPORTS];
+	struct mb_metric *rate_limited[N_MODELS];
 	struct mb_device *devs[2];
 	struct mb_model models[N_MODELS];
 	struct mb_model *model_ptrs[N_MODELS];
@@ -136,6 +137,10 @@ rig_up(struct rig *r)
 			mb_metrics_labels(l, sizeof(l), "model", name, "transport", "udp", NULL));
 		CU_ASSERT_PTR_NOT_NULL_FATAL(r->requests[i][MB_TRANSPORT_ZMQ]);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(r->requests[i][MB_TRANSPORT_UDP]);
+		if (i < N_MODELS)
+			r->rate_limited[i] = mb_metrics_counter(
+				r->metrics, "mediabatch_rate_limited_total", "Rate limited.",
+				mb_metrics_labels(l, sizeof(l), "model", name, NULL));
 	}
 	/* every tenant unlimited but one: 1 request per second, burst 1 */
 	mb_ratelimit_opts_init(&rlo);
@@ -150,6 +155,7 @@ rig_up(struct rig *r)
 	ao.breaker_failures = FAILURES;
 	ao.breaker_cooldown_ms = COOLDOWN_MS;
 	ao.requests = r->requests;
+	ao.rate_limited = r->rate_limited;
 	CU_ASSERT_EQUAL_FATAL(mb_admission_create(&ao, &r->a), 0);
 }
 
@@ -434,6 +440,9 @@ test_overloaded_rate_limit(void)
 	q->hdr.tenant_id = LIMITED_TENANT;
 	CU_ASSERT_EQUAL(check(&r, q), MB_STATUS_OK);
 	CU_ASSERT_EQUAL(queued(&r, FAKE), 3);
+	/* the two refusals counted against the model, apart from other OVERLOADED answers */
+	CU_ASSERT_EQUAL(mb_metric_value(r.rate_limited[FAKE]), 2);
+	CU_ASSERT_EQUAL(mb_metric_value(r.rate_limited[OTHER]), 0);
 	rig_down(&r);
 }
 
