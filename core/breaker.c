@@ -8,6 +8,8 @@
 #include "mb_breaker.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mb_env.h"
@@ -21,6 +23,8 @@ mb_breaker_opts_init(struct mb_breaker_opts *opts)
 	opts->failure_threshold = 5;
 	opts->cooldown_ns = 5 * MB_NS_PER_S;
 	opts->probe_timeout_ns = 30 * MB_NS_PER_S;
+	opts->model = NULL;
+	opts->device = NULL;
 }
 
 int
@@ -31,6 +35,14 @@ mb_breaker_init(struct mb_breaker *b, const struct mb_breaker_opts *opts)
 	memset(b, 0, sizeof(*b));
 	pthread_mutex_init(&b->lock, NULL);
 	b->opts = *opts;
+	b->opts.model = b->opts.device = NULL; /* borrowed for the call: the label has them */
+	if (opts->model != NULL && opts->device != NULL)
+		snprintf(b->label, sizeof(b->label), "model %s on device %s: ", opts->model,
+			 opts->device);
+	else if (opts->model != NULL || opts->device != NULL)
+		snprintf(b->label, sizeof(b->label),
+			 "%s %s: ", opts->model != NULL ? "model" : "device",
+			 opts->model != NULL ? opts->model : opts->device);
 	atomic_init(&b->state, MB_BREAKER_CLOSED);
 	atomic_init(&b->open_until_ns, 0);
 	atomic_init(&b->rejected, 0);
@@ -107,18 +119,24 @@ mb_breaker_report(struct mb_breaker *b, enum mb_breaker_verdict verdict, bool su
 			b->failures = 0;
 		} else if (++b->failures >= b->opts.failure_threshold) {
 			open_locked(b, mb_env_now_ns());
-			MB_LOG(WARNING, "breaker opened after %u consecutive failures",
-			       b->failures);
+			MB_LOG(WARNING,
+			       "%sbreaker opened after %u consecutive failures; work is refused "
+			       "for "
+			       "%" PRIu64 " ms, then one probe runs",
+			       b->label, b->failures, b->opts.cooldown_ns / MB_NS_PER_MS);
 		}
 	} else if (verdict == MB_BREAKER_PROBE && s == MB_BREAKER_HALF_OPEN) {
 		if (success) {
 			b->failures = 0;
 			b->probe_out = false;
 			set_state_locked(b, MB_BREAKER_CLOSED);
-			MB_LOG(NOTICE, "breaker closed: probe succeeded");
+			MB_LOG(NOTICE, "%sbreaker closed: probe succeeded", b->label);
 		} else {
 			open_locked(b, mb_env_now_ns());
-			MB_LOG(WARNING, "breaker re-opened: probe failed");
+			MB_LOG(WARNING,
+			       "%sbreaker re-opened: probe failed; work is refused for %" PRIu64
+			       " ms",
+			       b->label, b->opts.cooldown_ns / MB_NS_PER_MS);
 		}
 	}
 	pthread_mutex_unlock(&b->lock);

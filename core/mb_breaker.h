@@ -19,6 +19,10 @@
  * While OPEN or HALF_OPEN, only the probe's report counts: late results of batches admitted
  * before the breaker opened neither close nor re-open it.
  *
+ * Its log lines (opened, re-opened, closed) name the model and the device it guards when the
+ * options do (@c model, @c device): `model flaky on device cpu0: breaker opened after 3
+ * consecutive failures ...`.
+ *
  * Threads: check and report from any thread (a short mutex); mb_breaker_state() and
  * mb_breaker_rejecting() are lock-free for a front door that wants to refuse early.
  */
@@ -46,6 +50,10 @@ struct mb_breaker_opts {
 	uint32_t failure_threshold; /**< consecutive failures that open it, >= 1 */
 	uint64_t cooldown_ns;	    /**< time open before a probe, > 0 */
 	uint64_t probe_timeout_ns;  /**< a probe silent this long is replaced, > 0 */
+	/** For its log lines, optional (NULL: unnamed): the model and the device it guards
+	 * ("flaky", "cpu0"); copied by mb_breaker_init() */
+	const char *model;
+	const char *device;
 };
 
 struct mb_breaker_stats {
@@ -67,9 +75,10 @@ struct mb_breaker {
 	bool probe_out;
 	uint64_t opens, probes;
 	_Atomic uint64_t rejected;
+	char label[64]; /* "model M on device D: " (or less), before its log lines */
 };
 
-/** Defaults: 5 failures, 5 s cool-down, 30 s probe timeout. */
+/** Defaults: 5 failures, 5 s cool-down, 30 s probe timeout, unnamed. */
 void mb_breaker_opts_init(struct mb_breaker_opts *opts);
 
 /** Initialise @p b closed. Returns 0, or -EINVAL for an option out of range. */

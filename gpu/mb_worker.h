@@ -7,7 +7,10 @@
  * were cancelled or whose deadline passed (CANCELLED, TIMEOUT) and refunds their units; it
  * runs the rest with the model (mb_model_rt.h), answers each item, hands them to the egress
  * through the results ring (mb_results_push(), mb_request.h), and only then releases the
- * batch's units.
+ * batch's units. An item's result is checked before it is answered OK (the rules are
+ * include/mediabatch/model.h's): a malformed one is answered MODEL_ERROR with what was
+ * wrong and never sent. Failed batches (with run()'s return code), failed items and refused
+ * results are logged, at most 10 lines a minute per model on each worker, then a count.
  *
  * Ownership: a batch and its requests belong to whichever thread dequeued them.
  */

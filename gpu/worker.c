@@ -7,6 +7,14 @@
  * per model (worker_init) and the model item array are set up once per thread, so a batch
  * allocates nothing but the models' results.
  *
+ * What run() returns is checked before it is answered OK (check_result()): a result must be
+ * one that docs/protocol.md lets a client read (a known type whose rows, cols and result_len
+ * agree) and lie inside what batch->alloc_result() gave, which the worker records per batch
+ * (struct result_alloc). Anything else is answered MODEL_ERROR with what was wrong, and
+ * nothing past an allocation is ever sent. Results not sent are freed after the batch. Failed
+ * batches, failed items and refused results are logged, a few lines per model and worker
+ * per minute (struct log_limit), so a failing model cannot flood the log.
+ *
  * The watchdog (mb_worker_abandon_if_hung(), another thread) sees how long the current
  * run() has taken through run_since_ns; the batch belongs to whoever moves run_state out of
  * RUNNING first: the worker when run() returns, or the watchdog, which then answers it.
@@ -15,6 +23,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +45,23 @@
 #define MB_LOG_MODULE "worker"
 #include "mb_log.h"
 
+/* One allocation of alloc_result() during the current run(). */
+struct result_alloc {
+	void *p;      /* NULL once an answer took it */
+	size_t bytes; /* as asked for */
+};
+
+/* Lines logged about one model's failures on one worker: LOG_BURST per LOG_WINDOW_NS, then a
+ * count of those held back when the next window opens (or the worker ends). */
+#define LOG_BURST 10
+#define LOG_WINDOW_NS (60 * MB_NS_PER_S)
+
+struct log_limit {
+	uint64_t since_ns; /* the window's start (0: none yet) */
+	uint32_t lines;	   /* logged in it */
+	uint64_t held;	   /* not logged in it */
+};
+
 struct mb_worker {
 	struct mb_worker_opts o;
 	struct mb_idle idle;
@@ -55,6 +81,14 @@ struct mb_worker {
 	atomic_bool abandoned;
 	struct mb_request **reclaim; /* batch_capacity: what the watchdog parked */
 	uint32_t n_reclaim;	     /* written before RUN_ABANDONED, read after */
+	/* alloc_result()'s record of the current run(); the lock in case run() allocates from
+	 * threads of its own */
+	pthread_mutex_t alloc_lock;
+	struct result_alloc *allocs;
+	uint32_t n_allocs, cap_allocs;
+	uint32_t alloc_cursor; /* where the next lookup starts: results come in order */
+	int run_rc;	       /* what run() returned for the batch (before run_guarded's -EIO) */
+	struct log_limit *limits; /* per model */
 };
 
 enum { RUN_IDLE, RUN_RUNNING, RUN_ABANDONING, RUN_ABANDONED };
@@ -62,11 +96,70 @@ enum { RUN_IDLE, RUN_RUNNING, RUN_ABANDONING, RUN_ABANDONED };
 /* run_guarded()'s answer when the watchdog took the batch over while run() ran */
 #define ABANDONED 2
 
+/* batch->alloc_result: malloc(), recorded with its size for check_result(). */
 static void *
 alloc_result(struct mb_model_batch *batch, size_t bytes)
 {
-	(void)batch;
-	return malloc(bytes);
+	struct mb_worker *w = batch->alloc_ctx;
+	void *p = malloc(bytes != 0 ? bytes : 1);
+
+	if (p == NULL)
+		return NULL;
+	pthread_mutex_lock(&w->alloc_lock);
+	if (w->n_allocs == w->cap_allocs) {
+		uint32_t cap = w->cap_allocs <= UINT32_MAX / 2 ? w->cap_allocs * 2 : 0;
+		struct result_alloc *a =
+			cap != 0 ? realloc(w->allocs, (size_t)cap * sizeof(*a)) : NULL;
+
+		if (a == NULL) {
+			pthread_mutex_unlock(&w->alloc_lock);
+			free(p);
+			return NULL;
+		}
+		w->allocs = a;
+		w->cap_allocs = cap;
+	}
+	w->allocs[w->n_allocs++] = (struct result_alloc){.p = p, .bytes = bytes};
+	pthread_mutex_unlock(&w->alloc_lock);
+	return p;
+}
+
+/* The record of allocation @p p (not NULL) of this run(), or NULL: not one of them, or one
+ * an answer already took. Starts where the last lookup stopped: O(1) for results in order. */
+static struct result_alloc *
+find_alloc(struct mb_worker *w, const void *p)
+{
+	for (uint32_t k = 0, j = w->alloc_cursor; k < w->n_allocs; k++, j++) {
+		if (j >= w->n_allocs)
+			j = 0;
+		if (w->allocs[j].p == p) {
+			w->alloc_cursor = j + 1;
+			return &w->allocs[j];
+		}
+	}
+	return NULL;
+}
+
+/*
+ * After the batch's answers: free the results of its @p n items that no answer took (failed
+ * items, refused results, a failed batch), each once, and only allocations of this run(): a
+ * pointer from elsewhere is its owner's, and an allocation no item points to is the model's
+ * own (it may have freed it). The record is empty again.
+ */
+static void
+release_results(struct mb_worker *w, uint32_t n)
+{
+	w->alloc_cursor = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct result_alloc *a;
+
+		if (w->items[i].result != NULL && (a = find_alloc(w, w->items[i].result)) != NULL) {
+			free(a->p);
+			a->p = NULL;
+		}
+	}
+	w->n_allocs = 0;
+	w->alloc_cursor = 0;
 }
 
 int
@@ -85,7 +178,12 @@ mb_worker_create(const struct mb_worker_opts *o, struct mb_worker **out)
 	w->broken = calloc(o->n_models ? o->n_models : 1, sizeof(*w->broken));
 	w->items = calloc(o->device->batch_capacity, sizeof(*w->items));
 	w->reclaim = calloc(o->device->batch_capacity, sizeof(*w->reclaim));
-	if (w->scratch == NULL || w->broken == NULL || w->items == NULL || w->reclaim == NULL) {
+	pthread_mutex_init(&w->alloc_lock, NULL);
+	w->cap_allocs = o->device->batch_capacity ? o->device->batch_capacity : 1;
+	w->allocs = calloc(w->cap_allocs, sizeof(*w->allocs));
+	w->limits = calloc(o->n_models ? o->n_models : 1, sizeof(*w->limits));
+	if (w->scratch == NULL || w->broken == NULL || w->items == NULL || w->reclaim == NULL ||
+	    w->allocs == NULL || w->limits == NULL) {
 		mb_worker_destroy(&w);
 		return -ENOMEM;
 	}
@@ -106,6 +204,9 @@ mb_worker_destroy(struct mb_worker **wp)
 	free((*wp)->scratch);
 	free((*wp)->items);
 	free((*wp)->reclaim);
+	free((*wp)->allocs);
+	free((*wp)->limits);
+	pthread_mutex_destroy(&(*wp)->alloc_lock);
 	free(*wp);
 	*wp = NULL;
 }
@@ -206,7 +307,7 @@ run_guarded(struct mb_worker *w, struct mb_batch *b, struct mb_model_batch *mb)
 
 	if (br != NULL && (v = mb_breaker_check(br)) == MB_BREAKER_REJECT)
 		return REJECTED;
-	rc = m->desc->run(m->states[w->o.device->index], mb);
+	rc = w->run_rc = m->desc->run(m->states[w->o.device->index], mb);
 	if (rc > 0) /* not -errno: still a failure, never mistaken for REJECTED */
 		rc = -EIO;
 	if (br != NULL)
@@ -225,13 +326,181 @@ take_back(struct mb_worker *w, struct mb_batch *b)
 	       "device %s: a run of model %s returned after the watchdog gave up on it; "
 	       "its worker thread exits",
 	       dev->name, b->model->desc->name);
-	for (uint32_t i = 0; i < b->n; i++)
-		free(w->items[i].result);
+	release_results(w, b->n);
 	/* tagged, not written: the egress may still be sending the parked answer */
 	for (uint32_t i = 0; i < w->n_reclaim; i++)
 		mb_results_push(w->o.results, MB_REQ_RECLAIM_TAG(w->reclaim[i]));
 	mb_sem_release(dev->units, b->units);
 	mb_device_batch_put(dev, b);
+}
+
+/* The offset of the first byte of @p s that is not well-formed UTF-8 (RFC 3629), or -1. */
+static int64_t
+utf8_bad_at(const uint8_t *s, uint32_t n)
+{
+	uint32_t i = 0;
+
+	while (i < n) {
+		uint32_t c = s[i], len, cp, min;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0)
+			len = 2, cp = c & 0x1f, min = 0x80;
+		else if ((c & 0xf0) == 0xe0)
+			len = 3, cp = c & 0x0f, min = 0x800;
+		else if ((c & 0xf8) == 0xf0)
+			len = 4, cp = c & 0x07, min = 0x10000;
+		else
+			return i;
+		if (n - i < len)
+			return i;
+		for (uint32_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return i;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return i;
+		i += len;
+	}
+	return -1;
+}
+
+/*
+ * Whether the result run() left in @p it (not failed) may be answered OK: what
+ * docs/protocol.md ("Response header") lets a receiver read, and include/mediabatch/model.h
+ * asks of a model. F32: result_len is rows x cols x 4; top-k: cols 2 and result_len rows x 8;
+ * text: well-formed UTF-8; type 0 (none) or an unknown type: never. A result of bytes must
+ * be an allocation of this run()'s batch->alloc_result() (one item's), at least result_len
+ * bytes; a result of no bytes may be NULL. (Sizes have no other limit: rows and cols are
+ * u16 and result_len u32 on the wire.) true with its record in @p slot (NULL for a NULL
+ * result), or false with the reason in @p why.
+ */
+static bool
+check_result(struct mb_worker *w, const struct mb_model_item *it, struct result_alloc **slot,
+	     char *why, size_t why_len)
+{
+	uint64_t want;
+	int64_t bad;
+
+	*slot = NULL;
+	switch (it->result_type) {
+	case MB_RESULT_NONE:
+		if (it->result == NULL && it->result_len == 0 && it->rows == 0 && it->cols == 0)
+			snprintf(why, why_len, "the model returned no result for this item");
+		else
+			snprintf(why, why_len,
+				 "the model returned result_type 0 (none) with rows %u, cols %u "
+				 "and result_len %" PRIu32 ": no result",
+				 it->rows, it->cols, it->result_len);
+		return false;
+	case MB_RESULT_F32:
+		want = (uint64_t)it->rows * it->cols * 4;
+		if (want == it->result_len)
+			break;
+		snprintf(why, why_len,
+			 "the model returned an F32 result of %u x %u (%" PRIu64
+			 " bytes) with result_len %" PRIu32,
+			 it->rows, it->cols, want, it->result_len);
+		return false;
+	case MB_RESULT_TOPK:
+		want = (uint64_t)it->rows * 8;
+		if (it->cols == 2 && want == it->result_len)
+			break;
+		snprintf(why, why_len,
+			 "the model returned a top-k result of %u pairs (%" PRIu64
+			 " bytes) with cols %u and result_len %" PRIu32 " (top-k: cols 2, rows x 8 "
+			 "bytes)",
+			 it->rows, want, it->cols, it->result_len);
+		return false;
+	case MB_RESULT_TEXT:
+		break;
+	default:
+		snprintf(why, why_len,
+			 "the model returned result_type %u, not one of 1 (F32), 2 (top-k), 3 "
+			 "(text)",
+			 it->result_type);
+		return false;
+	}
+	if (it->result == NULL) {
+		if (it->result_len == 0)
+			return true;
+		snprintf(why, why_len, "the model returned a NULL result with result_len %" PRIu32,
+			 it->result_len);
+		return false;
+	}
+	if ((*slot = find_alloc(w, it->result)) == NULL) {
+		snprintf(why, why_len,
+			 "the model returned a result that batch->alloc_result() did not allocate "
+			 "in this run() (or one that another item returned too)");
+		return false;
+	}
+	if (it->result_len > (*slot)->bytes) {
+		snprintf(why, why_len,
+			 "the model returned result_len %" PRIu32
+			 " for a result of %zu bytes from alloc_result()",
+			 it->result_len, (*slot)->bytes);
+		return false;
+	}
+	if (it->result_type == MB_RESULT_TEXT &&
+	    (bad = utf8_bad_at(it->result, it->result_len)) >= 0) {
+		snprintf(why, why_len,
+			 "the model returned a text result that is not UTF-8 (byte %" PRId64
+			 " of %" PRIu32 ")",
+			 bad, it->result_len);
+		return false;
+	}
+	return true;
+}
+
+/* Report the lines model @p i held back in its window, if any (before a new one opens). */
+static void
+log_held(struct mb_worker *w, uint32_t i, uint64_t now)
+{
+	struct log_limit *l = &w->limits[i];
+
+	if (l->held != 0)
+		MB_LOG(WARNING,
+		       "model %s on device %s: %" PRIu64 " more failed batches or items not logged "
+		       "in the last %" PRIu64 " s",
+		       w->o.models[i]->desc->name, w->o.device->name, l->held,
+		       (now - l->since_ns) / MB_NS_PER_S);
+	l->held = 0;
+}
+
+/* Whether to log one more failure of model @p m: LOG_BURST lines per LOG_WINDOW_NS. */
+static bool
+log_allowed(struct mb_worker *w, const struct mb_model *m, uint64_t now)
+{
+	struct log_limit *l;
+
+	if (m->index >= w->o.n_models)
+		return true;
+	l = &w->limits[m->index];
+	if (l->since_ns == 0 || now - l->since_ns >= LOG_WINDOW_NS) {
+		log_held(w, m->index, now);
+		l->since_ns = now != 0 ? now : 1;
+		l->lines = 0;
+	}
+	if (l->lines < LOG_BURST) {
+		l->lines++;
+		return true;
+	}
+	l->held++;
+	return false;
+}
+
+/* run()'s return code in words, for the reason of a failed batch. */
+static void
+describe_rc(int rc, char *out, size_t len)
+{
+	if (rc < 0)
+		snprintf(out, len, "run() returned %d: %s", rc, strerror(-rc));
+	else
+		snprintf(out, len, "run() returned %d, not 0 or -errno", rc);
 }
 
 static void
@@ -245,11 +514,13 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 		.stream = w->stream,
 		.worker = w->scratch[m->index],
 		.alloc_result = alloc_result,
+		.alloc_ctx = w,
 	};
 	const char *broken =
 		m->index < w->o.n_models && w->broken[m->index].on ? w->broken[m->index].why : NULL;
 	bool hung = atomic_load_explicit(&m->hung, memory_order_acquire);
 	uint64_t start, end;
+	char why[MB_PROTO_REASON_MAX], rc_why[96] = "";
 	bool ran;
 	int rc;
 
@@ -278,9 +549,18 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 		ran = broken == NULL && !hung && rc != REJECTED;
 		if (ran && m->m_batch_size != NULL)
 			mb_metric_observe(m->m_batch_size, (double)b->n);
+		if (ran && rc != 0) {
+			describe_rc(w->run_rc, rc_why, sizeof(rc_why));
+			if (log_allowed(w, m, end))
+				MB_LOG(ERR,
+				       "model %s on device %s: a batch of %u failed (%s); "
+				       "its requests are answered MODEL_ERROR",
+				       m->desc->name, dev->name, b->n, rc_why);
+		}
 		for (uint32_t i = 0; i < b->n; i++) {
 			struct mb_request *r = b->items[i];
 			struct mb_model_item *it = &w->items[i];
+			struct result_alloc *slot;
 
 			if (hung) {
 				mb_request_answer(r, MB_STATUS_UNAVAILABLE, "%s", m->hung_reason);
@@ -293,12 +573,33 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 				mb_request_answer(r, MB_STATUS_MODEL_ERROR,
 						  "%s: cannot run on device %s: %s", m->desc->name,
 						  dev->name, broken);
-			} else if (rc != 0 || it->failed) {
+			} else if (rc != 0) {
+				mb_request_answer(r, MB_STATUS_MODEL_ERROR,
+						  "%s: the batch failed on device %s (%s)",
+						  m->desc->name, dev->name, rc_why);
+			} else if (it->failed) {
+				it->reason[sizeof(it->reason) - 1] = '\0';
+				if (it->reason[0] == '\0')
+					snprintf(it->reason, sizeof(it->reason),
+						 "the model failed this item without a reason");
 				mb_request_answer(r, MB_STATUS_MODEL_ERROR, "%s: %s", m->desc->name,
-						  rc != 0 ? "the batch failed on the device"
-							  : it->reason);
-				free(it->result);
+						  it->reason);
+				if (log_allowed(w, m, end))
+					MB_LOG_REQ(WARNING, r->hdr.request_id, r->hdr.tenant_id,
+						   "model %s on device %s: the model failed the "
+						   "item: %s",
+						   m->desc->name, dev->name, it->reason);
+			} else if (!check_result(w, it, &slot, why, sizeof(why))) {
+				mb_request_answer(r, MB_STATUS_MODEL_ERROR, "%s: %s", m->desc->name,
+						  why);
+				if (log_allowed(w, m, end))
+					MB_LOG_REQ(ERR, r->hdr.request_id, r->hdr.tenant_id,
+						   "model %s on device %s: a malformed result "
+						   "answered MODEL_ERROR: %s",
+						   m->desc->name, dev->name, why);
 			} else {
+				if (slot != NULL)
+					slot->p = NULL; /* the request's now */
 				mb_request_response_base(&r->hdr, &r->resp);
 				r->resp.status = MB_STATUS_OK;
 				r->resp.result_type = it->result_type;
@@ -308,6 +609,7 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 				r->result = it->result;
 				r->result_len = it->result_len;
 				r->done_ns = end;
+				it->result = NULL; /* for release_results(): sent, not freed */
 			}
 			if (ran) { /* PROTOCOL.md: 0 and MB_DEVICE_NONE if never run */
 				r->closed_ns = b->formed_ns;
@@ -320,6 +622,7 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 				r->resp.device = (uint16_t)dev->index;
 			}
 		}
+		release_results(w, b->n); /* the results no answer took */
 		/* one ring operation for the batch: at most one wakeup of the egress */
 		mb_results_push_burst(w->o.results, b->items, b->n);
 		atomic_fetch_add_explicit(&w->batches, 1, memory_order_relaxed);
@@ -404,6 +707,7 @@ mb_worker_run(struct mb_worker *w)
 	for (uint32_t i = 0; i < w->o.n_models; i++) {
 		struct mb_model *m = w->o.models[i];
 
+		log_held(w, i, mb_env_now_ns());
 		if (w->scratch[i] != NULL && m->desc->worker_fini != NULL)
 			m->desc->worker_fini(m->states[dev->index], w->scratch[i]);
 		w->scratch[i] = NULL;

@@ -406,9 +406,23 @@ source_id(const char *weights, const char *plugin)
 	return mix64(sum);
 }
 
-/* Load @p m on device @p d; on success it serves there. The reason of a failure goes to
- * @p why (the last one wins) and the log. */
+/* A load() that failed with return code @p rc and left @p reason empty: say what it returned
+ * instead, so that the failure is never blamed on something else. */
 static void
+load_reason(int rc, char *reason, size_t len)
+{
+	if (reason[0] != '\0')
+		return;
+	if (rc < 0)
+		snprintf(reason, len, "load() returned %d (%s) without a reason", rc,
+			 strerror(-rc));
+	else
+		snprintf(reason, len, "load() returned %d without a reason", rc);
+}
+
+/* Load @p m on device @p d; on success it serves there (0). The reason of a failure goes to
+ * @p why (the last one wins) and the log, and -1 is returned. */
+static int
 load_on(struct mb_service *s, struct mb_model *m, int d, const char *weights, char *why,
 	size_t why_len)
 {
@@ -419,15 +433,18 @@ load_on(struct mb_service *s, struct mb_model *m, int d, const char *weights, ch
 	};
 	char reason[MB_PROTO_REASON_MAX] = "";
 	void *state = NULL;
+	int rc;
 
-	if (m->desc->load(&args, &state, reason, sizeof(reason)) != 0) {
+	if ((rc = m->desc->load(&args, &state, reason, sizeof(reason))) != 0) {
+		load_reason(rc, reason, sizeof(reason));
 		snprintf(why, why_len, "%s", reason);
 		MB_LOG(ERR, "model %s failed to load on %s: %s", m->desc->name, s->plan[d].name,
 		       reason);
-		return;
+		return -1;
 	}
 	m->states[d] = state;
 	m->devices |= MB_DEVICE_BIT(d);
+	return 0;
 }
 
 /*
@@ -440,14 +457,15 @@ load_on_devices(struct mb_service *s, struct mb_model *m, const char *weights)
 {
 	const struct mb_config *cfg = s->cfg;
 	char why[MB_PROTO_REASON_MAX] = "";
-	bool gpus = false;
+	bool gpus = false, failed = false;
 
 	for (int d = 1; d < MB_DEVICES_MAX; d++) {
 		if (!s->plan[d].on)
 			continue;
 		gpus = true;
-		if (m->desc->devices & MB_MODEL_ON_CUDA)
-			load_on(s, m, d, weights, why, sizeof(why));
+		if ((m->desc->devices & MB_MODEL_ON_CUDA) &&
+		    load_on(s, m, d, weights, why, sizeof(why)) < 0)
+			failed = true;
 	}
 	if (s->plan[0].on && (m->desc->devices & MB_MODEL_ON_CPU) &&
 	    (cfg->cpu_serve == MB_CPU_SERVE_ALWAYS || m->devices == 0)) {
@@ -457,12 +475,13 @@ load_on_devices(struct mb_service *s, struct mb_model *m, const char *weights)
 		else if (gpus && m->devices == 0)
 			MB_LOG(INFO, "model %s runs on the CPU only: %s serves it", m->desc->name,
 			       s->plan[0].name);
-		load_on(s, m, 0, weights, why, sizeof(why));
+		if (load_on(s, m, 0, weights, why, sizeof(why)) < 0)
+			failed = true;
 	}
 	if (m->devices != 0)
 		return;
 	m->enabled = false;
-	if (why[0] != '\0')
+	if (failed) /* a load failed: that is why, never "no device" */
 		snprintf(m->disabled_reason, sizeof(m->disabled_reason), "failed to load: %s", why);
 	else if (!(m->desc->devices & MB_MODEL_ON_CPU))
 		snprintf(m->disabled_reason, sizeof(m->disabled_reason),
@@ -614,6 +633,7 @@ check_one(const struct mb_config *cfg, const struct mb_model_desc *d, const char
 	void *state = NULL;
 	struct mb_weights *w = NULL;
 	bool own = c != NULL && c->weights[0] != '\0';
+	int rc;
 
 	weights_path(cfg, d->name, path, sizeof(path)); /* as load_model() chooses it */
 	if (plugin == NULL ? mb_builtin_has_weights(d->name) || own
@@ -626,8 +646,10 @@ check_one(const struct mb_config *cfg, const struct mb_model_desc *d, const char
 		}
 		return -1;
 	}
-	if (d->load(&args, &state, why, why_len) != 0)
+	if ((rc = d->load(&args, &state, why, why_len)) != 0) {
+		load_reason(rc, why, why_len);
 		return -1;
+	}
 	if (d->unload != NULL)
 		d->unload(state);
 	return 0;
@@ -853,6 +875,7 @@ service_check_load(const struct mb_config *cfg, const struct mb_service *running
 	for (unsigned int i = 0; i < cfg->n_models; i++) {
 		const struct mb_model_config *c = &cfg->models[i];
 		struct mb_plugin *p = NULL;
+		bool opened = false; /* the shared object was accepted: a failure is its load()'s */
 		int rc;
 
 		if (c->plugin[0] == '\0' || c->enabled == 0 || loaded_alike(running, cfg, c->name))
@@ -865,14 +888,17 @@ service_check_load(const struct mb_config *cfg, const struct mb_service *running
 				 c->plugin, mb_plugin_desc(p)->name, c->name);
 			rc = -EINVAL;
 		} else if (rc == 0) {
+			opened = true;
 			rc = check_one(cfg, mb_plugin_desc(p), c->plugin, why, sizeof(why));
 		}
 		mb_plugin_close(&p);
 		if (rc == 0)
 			continue;
+		/* as the start says it: "plugin failed to load" for the shared object, "failed to
+		 * load" for its load() (load_model(), load_on_devices()) */
 		off += (size_t)snprintf(err + off, off < err_len ? err_len - off : 0,
-					"%smodel %s: plugin failed to load: %s", bad++ ? "; " : "",
-					c->name, why);
+					"%smodel %s: %s: %s", bad++ ? "; " : "", c->name,
+					opened ? "failed to load" : "plugin failed to load", why);
 	}
 	return bad ? -EINVAL : 0;
 }
@@ -921,10 +947,13 @@ add_model(struct mb_service *s, const struct mb_model_desc *d, const struct mb_m
 		int k = 0;
 
 		m->breakers = calloc(MB_DEVICES_MAX, sizeof(*m->breakers));
-		for (; m->breakers != NULL && k < MB_DEVICES_MAX; k++)
+		bo.model = m->desc->name; /* for its log lines */
+		for (; m->breakers != NULL && k < MB_DEVICES_MAX; k++) {
+			bo.device = s->plan[k].name;
 			if ((m->devices & MB_DEVICE_BIT(k)) &&
 			    mb_breaker_init(&m->breakers[k], &bo) < 0)
 				break;
+		}
 		if (m->breakers == NULL || k < MB_DEVICES_MAX) {
 			breakers_fini(m, k); /* those before k */
 			snprintf(err, err_len, "model %s: cannot set up its circuit breakers",
@@ -1656,7 +1685,7 @@ service_reload(struct mb_service *s, const struct mb_config *n, char *msg, size_
 			continue;
 		if (lv[i].max_batch > m->max_batch_start) {
 			snprintf(msg, len,
-				 "%s: models %s: max_batch %u is above %u, the value it started "
+				 "%s: model %s: max_batch %u is above %u, the value it started "
 				 "with (batches are sized at start): restart to raise it",
 				 n->source, m->desc->name, lv[i].max_batch, m->max_batch_start);
 			rc = -EINVAL;
@@ -1664,7 +1693,7 @@ service_reload(struct mb_service *s, const struct mb_config *n, char *msg, size_
 		}
 		if (lv[i].queue_limit > m->queue_limit_start) {
 			snprintf(msg, len,
-				 "%s: models %s: queue_limit %u is above %u, the value it started "
+				 "%s: model %s: queue_limit %u is above %u, the value it started "
 				 "with (the queue is sized at start): restart to raise it",
 				 n->source, m->desc->name, lv[i].queue_limit, m->queue_limit_start);
 			rc = -EINVAL;
@@ -2876,7 +2905,9 @@ model_meta(const struct mb_service *s, const struct mb_model *m)
 	json_object_set_new(o, "platform", json_string("mediabatch"));
 	json_object_set_new(o, "versions", json_pack("[s]", "1"));
 	json_object_set_new(o, "summary", json_string(m->desc->summary ? m->desc->summary : ""));
-	json_object_set_new(o, "builtin", json_boolean(m->plugin == NULL));
+	/* a plugin that did not load has no plugin handle, but is not built in either */
+	json_object_set_new(o, "builtin",
+			    json_boolean(m->plugin == NULL && m->desc != &m->failed_desc));
 	json_object_set_new(o, "inputs", model_inputs(m, f));
 	json_object_set_new(o, "outputs",
 			    json_pack("[{s:s, s:s, s:s}]", "name", "result", "datatype",

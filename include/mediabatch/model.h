@@ -13,7 +13,9 @@
  *   cheap and pure. Return 0, or -1 with a reason for a BAD_REQUEST answer that says what
  *   was expected ("sample_rate: 44100, logmel needs 16000").
  * - load(): once per device at start-up, main thread. Returns 0 and a state, or -errno
- *   with a reason; a model that fails to load is disabled and the others keep serving.
+ *   with a reason; a model that fails to load is disabled and the others keep serving. A
+ *   failure without a reason is reported as "load() returned -5 (Input/output error)
+ *   without a reason": give one.
  *   `mediabatchd --check`, and a SIGHUP reload that names another weights file or plugin for
  *   the model, also load it once more on the CPU (device -1) and unload it at once, on the
  *   main thread, to see that a start would load it: at a reload that happens while the
@@ -22,13 +24,34 @@
  * - worker_init()/worker_fini(): optional, once per worker thread on its device, for
  *   scratch memory (FFT plans' buffers, streams). Called on that worker's thread.
  * - run(): on a worker thread with a batch of 1..max_batch items. Fills every item's result
- *   or marks the item failed; returning non-zero fails the whole batch (MODEL_ERROR).
- *   Several workers may run the same model at once on different batches: run() must not
- *   modify the shared state.
+ *   or marks the item failed (mb_model_item_fail(), with a reason for the client); returning
+ *   non-zero (-errno) fails the whole batch: each item is answered MODEL_ERROR "<model>: the
+ *   batch failed on device cpu0 (run() returned -5: Input/output error)", logged, and counted
+ *   by the model's circuit breaker. Several workers may run the same model at once on
+ *   different batches: run() must not modify the shared state.
  * - unload(): once per device at shutdown, after every worker_fini().
  *
- * Result memory: run() allocates each item's result with batch->alloc_result(); the service
- * owns and frees it after sending.
+ * Result memory: run() allocates each item's result with batch->alloc_result() (from any
+ * thread of its own, during run()); the service owns what an item's result points to and
+ * frees it after sending, or at once when the item is not answered OK (failed, its result
+ * refused, the batch failed). An allocation run() returns in no item stays run()'s, to
+ * release with free().
+ *
+ * What the service checks of each item run() did not fail, before answering it OK
+ * (docs/protocol.md, "Response header": what a receiver refuses is never sent). Any other
+ * item is answered MODEL_ERROR with what was wrong ("<model>: the model returned an F32
+ * result of 2 x 2 (16 bytes) with result_len 20") and logged, its result freed:
+ * - result_type is MB_RESULT_F32 (result_len == rows x cols x 4), MB_RESULT_TOPK (cols == 2,
+ *   result_len == rows x 8) or MB_RESULT_TEXT (result_len bytes of UTF-8; rows and cols are
+ *   sent as set). MB_RESULT_NONE is never an answer: an item left as run() got it (neither
+ *   filled nor failed) is answered "the model returned no result for this item"; a result
+ *   with nothing in it is an F32 of 0 rows.
+ * - result is a pointer alloc_result() returned in this run(), not returned for another item
+ *   as well, of at least result_len bytes; it may be NULL only when result_len is 0. (A
+ *   pointer from elsewhere is refused and left to its owner: not freed.)
+ * - Limits are those of the fields: rows and cols up to 65535, result_len up to 4 GiB - 1.
+ * An item failed with an empty reason is answered "<model>: the model failed this item
+ * without a reason".
  */
 #ifndef MEDIABATCH_MODEL_H
 #define MEDIABATCH_MODEL_H
@@ -67,11 +90,11 @@ struct mb_model_item {
 	uint32_t payload_len;
 	/* output (written by run) */
 	int failed; /**< set to 1 (with a reason) if this item could not run */
-	char reason[MB_PROTO_REASON_MAX];
-	uint16_t result_type; /**< enum mb_result_type */
-	uint16_t rows, cols;
-	void *result; /**< from alloc_result(); owned by the service afterwards */
-	uint32_t result_len;
+	char reason[MB_PROTO_REASON_MAX]; /**< NUL-terminated; empty: a default is sent */
+	uint16_t result_type; /**< enum mb_result_type: F32, TOPK or TEXT (see the top) */
+	uint16_t rows, cols;  /**< F32: its shape; TOPK: k and 2 */
+	void *result;	      /**< from alloc_result(); owned by the service afterwards */
+	uint32_t result_len;  /**< bytes of result to send, at most what alloc_result() gave */
 };
 
 /** A batch handed to run(). */
@@ -81,17 +104,38 @@ struct mb_model_batch {
 	int device;   /**< -1 CPU, else CUDA ordinal */
 	void *stream; /**< cudaStream_t on a GPU, NULL on the CPU */
 	void *worker; /**< what worker_init() returned for this thread, or NULL */
-	/** Allocate @p bytes for one item's result (NULL if out of memory). */
+	/** Allocate @p bytes for one item's result (NULL if out of memory); the service records
+	 * the size, and result_len may not exceed it. */
 	void *(*alloc_result)(struct mb_model_batch *batch, size_t bytes);
 	void *alloc_ctx; /**< private to the service */
 };
 
 struct mb_model_desc {
 	uint32_t abi_version; /**< MB_MODEL_ABI_VERSION */
-	const char *name;     /**< 1..16 characters, the protocol's model field */
-	const char *summary;  /**< one line for logs and --help */
-	uint32_t media_mask;  /**< MB_MEDIA_MASK(...) of accepted media */
-	uint32_t devices;     /**< MB_MODEL_ON_CPU | MB_MODEL_ON_CUDA */
+	/** 1..16 characters of printable ASCII without spaces (0x21-0x7e): the protocol's model
+	 * field */
+	const char *name;
+	const char *summary; /**< one line for logs and --help */
+	/** MB_MEDIA_MASK(...) of accepted media (enum mb_media in protocol.h), not 0; or
+	 * MB_MEDIA_MASK_ANY */
+	uint32_t media_mask;
+	/**
+	 * MB_MODEL_ON_CPU and/or MB_MODEL_ON_CUDA, not 0. With MB_MODEL_ON_CUDA, load() runs once
+	 * per GPU in use (args->device: its ordinal) and run() gets that GPU's stream; with
+	 * MB_MODEL_ON_CPU too, cpu0 serves it where no GPU took it. MB_MODEL_ON_CUDA alone: served
+	 * on GPUs only (the model is disabled where none is in use); a build without CUDA refuses
+	 * it.
+	 */
+	uint32_t devices;
+
+	/*
+	 * The cost and batching fields below must each lie in the range the config allows for
+	 * the models[] key of the same name: max_batch 1..1024, max_delay_us 0..10000000,
+	 * queue_limit 1..1000000, default_timeout_ms 1..3600000, base_units 0..1000000,
+	 * item_units_per_second finite and 0..1000000. A descriptor outside them is refused
+	 * when the plugin is opened ("plugin failed to load: ...: FIELD V is out of range
+	 * LO..HI"), and only that model is disabled.
+	 */
 
 	/* cost in device units: base_units + per item ceil(item_units_per_second x seconds)
 	 * for audio, ceil(item_units_per_second x frames / 16) for video; an F32 tensor item

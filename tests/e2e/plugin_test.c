@@ -9,7 +9,10 @@
  * flaky model's circuit breaker opens after 3 failed batches (requests then answered
  * UNAVAILABLE at once, other models unaffected), lets one probe through after the
  * cool-down, re-opens when the probe fails and closes when one succeeds; /metrics shows
- * the breaker's state; the daemon still drains cleanly and unloads the plugins.
+ * the breaker's state; the daemon still drains cleanly and unloads the plugins. A plugin's
+ * malformed result (result_len past its buffer, an unknown result type, an item neither
+ * filled nor failed) is answered MODEL_ERROR with what was wrong and logged, as are failed
+ * items (an empty reason gets a default) and failed batches (with run()'s return code).
  */
 #include <fcntl.h>
 #include <math.h>
@@ -300,7 +303,8 @@ open_breaker(void)
 	for (int i = 0; i < 3; i++) {
 		CU_ASSERT_EQUAL(call_tensor("flaky", "FAIL", reason, sizeof(reason)),
 				MB_STATUS_MODEL_ERROR);
-		CU_ASSERT_TRUE(has(reason, "flaky: the batch failed on the device"));
+		CU_ASSERT_TRUE(has(reason, "flaky: the batch failed on device cpu0 (run() returned "
+					   "-5: Input/output error)"));
 	}
 }
 
@@ -313,6 +317,8 @@ test_breaker_opens_and_recovers(void)
 	CU_ASSERT_EQUAL(call_tensor("flaky", NULL, NULL, 0), MB_STATUS_OK);
 	CU_ASSERT_EQUAL(breaker_metric(), 0);
 	open_breaker();
+	CU_ASSERT_TRUE(has(mb_daemon_log(&g_d), "model flaky on device cpu0: a batch of 1 failed "
+						"(run() returned -5: Input/output error)"));
 	/* open: refused at once, whatever the payload; the other models are untouched */
 	t0 = mb_e2e_now();
 	CU_ASSERT_EQUAL(call_tensor("flaky", NULL, reason, sizeof(reason)), MB_STATUS_UNAVAILABLE);
@@ -341,6 +347,37 @@ test_breaker_opens_and_recovers(void)
 	CU_ASSERT_EQUAL(breaker_metric(), 0);
 }
 
+/* What a plugin's run() returns is checked: a malformed result never goes out as OK. */
+static void
+test_bad_results_model_error(void)
+{
+	static const char *const bad[][2] = {
+		{"BLEN", "flaky: the model returned an F32 result of 1 x 1 (4 bytes) with "
+			 "result_len 8"},
+		{"BTYP", "flaky: the model returned result_type 99, not one of 1 (F32), 2 (top-k), "
+			 "3 (text)"},
+		{"NONE", "flaky: the model returned no result for this item"},
+		{"EMPT", "flaky: the model failed this item without a reason"},
+		{"IFAI", "flaky: flaky: item failed on purpose"},
+	};
+	char reason[512];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CU_ASSERT_EQUAL(call_tensor("flaky", bad[i][0], reason, sizeof(reason)),
+				MB_STATUS_MODEL_ERROR);
+		CU_ASSERT_TRUE(has(reason, bad[i][1]));
+	}
+	CU_ASSERT_EQUAL(call_tensor("flaky", NULL, NULL, 0), MB_STATUS_OK); /* still serving */
+	CU_ASSERT_TRUE(
+		has(mb_daemon_log(&g_d),
+		    "model flaky on device cpu0: a malformed result answered MODEL_ERROR: "
+		    "the model returned an F32 result of 1 x 1 (4 bytes) with result_len 8"));
+	CU_ASSERT_TRUE(has(mb_daemon_log(&g_d), "model flaky on device cpu0: the model failed the "
+						"item: flaky: item failed on purpose"));
+	CU_ASSERT_PTR_NULL(strstr(mb_daemon_log(&g_d), "runtime error")); /* UBSan builds */
+	CU_ASSERT_PTR_NULL(strstr(mb_daemon_log(&g_d), "AddressSanitizer"));
+}
+
 static const struct mb_test_case cases[] = {
 	{"the example plugin serves its network", test_example_plugin_serves},
 	{"a model that failed to load: /readyz 503 with the reason, mediabatch_ready 0",
@@ -348,6 +385,8 @@ static const struct mb_test_case cases[] = {
 	{"--check loads every model and names each that fails", test_check_loads_models},
 	{"broken plugins and weights: UNAVAILABLE with the reason; the rest serve",
 	 test_broken_models_unavailable_others_serve},
+	{"a plugin's malformed results and failed items: MODEL_ERROR with the reason, logged",
+	 test_bad_results_model_error},
 	{"the breaker opens, refuses at once, probes, re-opens, closes",
 	 test_breaker_opens_and_recovers},
 	{NULL, NULL},

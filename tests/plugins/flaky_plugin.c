@@ -5,7 +5,10 @@
  * "FAIL" fails as a whole (run() returns -EIO); one whose payload starts with "HANG" and a
  * little-endian u32 of milliseconds sleeps that long in run() first (UINT32_MAX: for
  * ever), for the watchdog tests; otherwise every item's result is its payload length as
- * F32 [1 x 1], like identity.
+ * F32 [1 x 1], like identity. Results that break the model interface, for the checks of what
+ * run() returns, by the payload's first 4 bytes: "BLEN" result_len 8 for its 4-byte result,
+ * "BTYP" result_type 99, "NONE" the item left untouched (neither filled nor failed), "EMPT"
+ * the item failed with an empty reason, "IFAI" the item failed with a reason.
  */
 #include <errno.h>
 #include <string.h>
@@ -57,7 +60,20 @@ flaky_run(void *state, struct mb_model_batch *batch)
 	for (uint32_t i = 0; i < batch->n_items; i++) {
 		struct mb_model_item *it = &batch->items[i];
 		float v = (float)it->payload_len;
+		char tag[5] = "";
 
+		if (it->payload_len >= 4)
+			memcpy(tag, it->payload, 4);
+		if (strcmp(tag, "NONE") == 0)
+			continue;
+		if (strcmp(tag, "EMPT") == 0) {
+			it->failed = 1;
+			continue;
+		}
+		if (strcmp(tag, "IFAI") == 0) {
+			mb_model_item_fail(it, "flaky: item failed on purpose");
+			continue;
+		}
 		it->result = batch->alloc_result(batch, sizeof(v));
 		if (it->result == NULL) {
 			mb_model_item_fail(it, "out of memory");
@@ -68,6 +84,10 @@ flaky_run(void *state, struct mb_model_batch *batch)
 		it->result_type = MB_RESULT_F32;
 		it->rows = 1;
 		it->cols = 1;
+		if (strcmp(tag, "BLEN") == 0)
+			it->result_len = 2 * sizeof(v); /* 4 bytes past the allocation */
+		else if (strcmp(tag, "BTYP") == 0)
+			it->result_type = 99;
 	}
 	return 0;
 }

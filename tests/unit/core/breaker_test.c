@@ -1,12 +1,17 @@
 /*
- * breaker_test.c: closed -> open -> half-open -> closed/open, on the virtual clock.
+ * breaker_test.c: closed -> open -> half-open -> closed/open, on the virtual clock; its log
+ * lines name the model and the device when the options do.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "mb_breaker.h"
 #include "mb_env.h"
+#include "mb_log.h"
 #include "mb_test.h"
 
 static void
@@ -191,6 +196,57 @@ test_concurrent_single_probe(void)
 	mb_env_clock_use_real();
 }
 
+/* Its log lines: "model M on device D: breaker ..." with names, "breaker ..." without. */
+static void
+test_log_lines_name_model_and_device(void)
+{
+	struct mb_breaker_opts o;
+	struct mb_breaker b;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	char model[] = "flaky", device[] = "cpu0";
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	mb_log_set_stream(f);
+	mb_env_clock_use_virtual(MB_NS_PER_S);
+	mb_breaker_opts_init(&o);
+	CU_ASSERT_PTR_NULL(o.model);
+	CU_ASSERT_PTR_NULL(o.device);
+	o.failure_threshold = 2;
+	o.model = model;
+	o.device = device;
+	CU_ASSERT_EQUAL_FATAL(mb_breaker_init(&b, &o), 0);
+	strcpy(model, "xxxxx"); /* copied: the caller's strings may go */
+	strcpy(device, "xxxx");
+	fail_n(&b, 2);
+	mb_env_clock_advance(5 * MB_NS_PER_S);
+	fail_n(&b, 1); /* the probe fails */
+	mb_env_clock_advance(5 * MB_NS_PER_S);
+	mb_breaker_report(&b, mb_breaker_check(&b), true);
+	mb_breaker_fini(&b);
+	mb_breaker_opts_init(&o); /* unnamed */
+	o.failure_threshold = 1;
+	CU_ASSERT_EQUAL_FATAL(mb_breaker_init(&b, &o), 0);
+	fail_n(&b, 1);
+	mb_breaker_fini(&b);
+	mb_env_clock_use_real();
+	mb_log_set_stream(NULL);
+	fclose(f);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "breaker: model flaky on device cpu0: breaker opened "
+					    "after 2 consecutive failures; work is refused for "
+					    "5000 ms, then one probe runs"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text,
+				      "breaker: model flaky on device cpu0: breaker "
+				      "re-opened: probe failed; work is refused for 5000 ms"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "breaker: model flaky on device cpu0: breaker closed: "
+					    "probe succeeded"));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(text, "breaker: breaker opened after 1 consecutive failures"));
+	CU_ASSERT_PTR_NULL(strstr(text, "xxx"));
+	free(text);
+}
+
 static const struct mb_test_case cases[] = {
 	{"opens after N consecutive failures; success resets",
 	 test_opens_after_consecutive_failures},
@@ -200,6 +256,7 @@ static const struct mb_test_case cases[] = {
 	{"a probe that never reports is replaced", test_silent_probe_replaced},
 	{"option checks and state names", test_options_and_names},
 	{"6 threads racing for the probe: exactly one wins", test_concurrent_single_probe},
+	{"log lines name the model and the device", test_log_lines_name_model_and_device},
 	{NULL, NULL},
 };
 

@@ -5,7 +5,12 @@
  * every unit after the results are with the egress, and exits when the producer is done.
  * It hands the model the state loaded for its device; a model whose worker set-up failed,
  * or every model on a CUDA device the worker cannot attach to, gets MODEL_ERROR with the
- * reason while the worker keeps draining.
+ * reason while the worker keeps draining. What run() returns is checked before it is answered
+ * OK: a malformed result (its type, shape and length disagree, it is not run()'s own
+ * allocation or is longer than it, an item left untouched) is answered MODEL_ERROR with what
+ * was wrong, nothing is read past an allocation (run this under ASan), and every item's
+ * result no answer took is freed, once. Failed batches, failed items and refused results are
+ * logged, a few lines per model per minute.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +23,7 @@
 #include "mb_cancel.h"
 #include "mb_device.h"
 #include "mb_env.h"
+#include "mb_log.h"
 #include "mb_model_rt.h"
 #include "mb_request.h"
 #include "mb_ring.h"
@@ -25,7 +31,7 @@
 #include "mb_test.h"
 #include "mb_worker.h"
 
-static int g_fail_batch;     /* run() returns an error */
+static int g_fail_batch;     /* run() returns this (an error) */
 static atomic_int g_hold;    /* run() waits while this is 1 (a hung model) */
 static atomic_int g_holding; /* run() is waiting */
 static int g_fail_item = -1; /* this item index fails */
@@ -46,7 +52,7 @@ scripted_run(void *state, struct mb_model_batch *b)
 	atomic_store(&g_holding, 0);
 	g_items_seen += (int)b->n_items;
 	if (g_fail_batch)
-		return -EIO;
+		return g_fail_batch;
 	for (uint32_t i = 0; i < b->n_items; i++) {
 		float *v;
 
@@ -325,14 +331,16 @@ test_model_failures(void)
 		free(q->result);
 	}
 	g_fail_item = -1;
-	g_fail_batch = 1;
+	g_fail_batch = -EIO;
 	submit(&r, 2, 0);
 	for (int i = 0; i < 2; i++) {
 		struct mb_request *q = answer(&r);
 
 		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
 		CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_MODEL_ERROR);
-		CU_ASSERT_PTR_NOT_NULL(strstr(q->reason, "the batch failed"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(q->reason,
+					      "scripted: the batch failed on device t0 "
+					      "(run() returned -5: Input/output error)"));
 		CU_ASSERT_PTR_NULL(q->result);
 	}
 	for (int i = 0; i < 1000 && in_use(&r) != 0; i++)
@@ -375,6 +383,26 @@ expect_model_errors(struct rig *r, int n, const char *why)
 		CU_ASSERT_EQUAL(q->resp.device, MB_DEVICE_NONE);
 	}
 	CU_ASSERT_EQUAL(g_runs, 0);
+	for (int i = 0; i < 1000 && in_use(r) != 0; i++)
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	CU_ASSERT_EQUAL(in_use(r), 0);
+}
+
+/* Answers of @n items of a batch that ran: all MODEL_ERROR with @why. */
+static void
+expect_model_errors_ran(struct rig *r, int n, const char *why)
+{
+	for (int i = 0; i < n; i++) {
+		struct mb_request *q = answer(r);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_MODEL_ERROR);
+		if (strstr(q->reason, why) == NULL)
+			printf("\n    \"%s\" lacks \"%s\"", q->reason, why);
+		CU_ASSERT_PTR_NOT_NULL(strstr(q->reason, why));
+		CU_ASSERT_PTR_NULL(q->result);
+		CU_ASSERT_EQUAL(q->resp.batch_size, n);
+	}
 	for (int i = 0; i < 1000 && in_use(r) != 0; i++)
 		mb_env_sleep_ns(MB_NS_PER_MS);
 	CU_ASSERT_EQUAL(in_use(r), 0);
@@ -502,6 +530,353 @@ test_watchdog_takes_over_a_hung_run(void)
 	rig_down_joined(&r);
 }
 
+/* ---- what run() returns, checked ---- */
+
+/* What bad_run() does with each item (g_mode[item index]). */
+enum mode {
+	GOOD,	     /* F32 [1 x 1] */
+	LONG_LEN,    /* F32 2 x 2 in 16 bytes, result_len 20 */
+	LONG_ROWS,   /* F32 3 x 2 with result_len 16 */
+	PAST_ALLOC,  /* F32 2 x 2, result_len 16, but alloc_result() gave 8 bytes */
+	BAD_TYPE,    /* result_type 99 */
+	NULL_RESULT, /* F32 2 x 2, result_len 16, result NULL */
+	NULL_SHAPED, /* F32 2 x 2, result NULL, result_len 0 */
+	UNTOUCHED,   /* neither filled nor failed */
+	NONE_BYTES,  /* result_type 0 with a 4-byte result */
+	TOPK_COLS,   /* top-k of 2 pairs with cols 3 */
+	FOREIGN,     /* a result from malloc(), not alloc_result() */
+	SHARED,	     /* the result of the item before it (GOOD) once more */
+	TEXT_OK,     /* UTF-8 text */
+	TEXT_BAD,    /* text that is not UTF-8 */
+	FAIL_EMPTY,  /* failed with an empty reason */
+	FAIL_RESULT, /* a result allocated, then the item failed */
+	STRAY,	     /* an allocation run() frees itself (for no item), then GOOD */
+	EMPTY_F32,   /* F32 0 x 0, no bytes: an empty result */
+	FAIL_REASON, /* failed with a reason */
+};
+
+static enum mode g_mode[8];
+static void *g_foreign; /* FOREIGN's result: the test frees it */
+
+static int
+bad_run(void *state, struct mb_model_batch *b)
+{
+	(void)state;
+	for (uint32_t i = 0; i < b->n_items; i++) {
+		struct mb_model_item *it = &b->items[i];
+		float *v;
+
+		switch (g_mode[i]) {
+		case UNTOUCHED:
+			continue;
+		case FAIL_EMPTY:
+			it->failed = 1;
+			continue;
+		case FAIL_REASON:
+			mb_model_item_fail(it, "item failed on purpose");
+			continue;
+		case FAIL_RESULT:
+			it->result = b->alloc_result(b, 16);
+			mb_model_item_fail(it, "failed after its result was allocated");
+			continue;
+		case NULL_RESULT:
+		case NULL_SHAPED:
+			it->result_type = MB_RESULT_F32;
+			it->rows = it->cols = 2;
+			it->result_len = g_mode[i] == NULL_RESULT ? 16 : 0;
+			continue;
+		case SHARED: {
+			const struct mb_model_item *prev = &b->items[i - 1];
+
+			it->result = prev->result;
+			it->result_len = prev->result_len;
+			it->result_type = prev->result_type;
+			it->rows = prev->rows;
+			it->cols = prev->cols;
+			continue;
+		}
+		case EMPTY_F32:
+			it->result_type = MB_RESULT_F32;
+			continue;
+		case TEXT_OK:
+		case TEXT_BAD: {
+			const char *t =
+				g_mode[i] == TEXT_OK ? "h\xc3\xa9llo \xe2\x82\xac" : "ab\xc3(";
+
+			it->result = b->alloc_result(b, strlen(t));
+			memcpy(it->result, t, strlen(t));
+			it->result_len = (uint32_t)strlen(t);
+			it->result_type = MB_RESULT_TEXT;
+			continue;
+		}
+		case STRAY:
+			free(b->alloc_result(b, 64)); /* the model's own: not freed again */
+			break;
+		default:
+			break;
+		}
+		if (g_mode[i] == FOREIGN)
+			v = g_foreign = malloc(16);
+		else
+			v = b->alloc_result(b, g_mode[i] == PAST_ALLOC ? 8 : 16);
+		memset(v, 0, g_mode[i] == PAST_ALLOC ? 8 : 16);
+		it->result = v;
+		it->result_type = MB_RESULT_F32;
+		it->rows = it->cols = 2;
+		it->result_len = 16;
+		switch (g_mode[i]) {
+		case GOOD:
+		case STRAY:
+			it->rows = it->cols = 1;
+			it->result_len = 4;
+			break;
+		case LONG_LEN:
+			it->result_len = 20;
+			break;
+		case LONG_ROWS:
+			it->rows = 3;
+			break;
+		case BAD_TYPE:
+			it->result_type = 99;
+			break;
+		case NONE_BYTES:
+			it->result_type = MB_RESULT_NONE;
+			it->result_len = 4;
+			break;
+		case TOPK_COLS:
+			it->result_type = MB_RESULT_TOPK;
+			it->cols = 3;
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
+static const struct mb_model_desc g_desc_bad = {
+	.abi_version = MB_MODEL_ABI_VERSION,
+	.name = "mylin",
+	.run = bad_run,
+};
+
+static char *g_log;
+static size_t g_log_len;
+static FILE *g_log_stream;
+
+static void
+capture_start(void)
+{
+	g_log_stream = open_memstream(&g_log, &g_log_len);
+	mb_log_set_stream(g_log_stream);
+}
+
+/* Stop capturing (after the worker's thread ended); the text stays until the next start. */
+static const char *
+capture_stop(void)
+{
+	mb_log_set_stream(NULL);
+	fclose(g_log_stream);
+	return g_log;
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Run one batch whose items do @modes; each answer must be @status with @why in its reason
+ * (OK: the result as the model made it). */
+static void
+expect_batch(struct rig *r, const enum mode *modes, int n, const int *status,
+	     const char *const *why)
+{
+	struct mb_request *got[8] = {0};
+
+	memcpy(g_mode, modes, (size_t)n * sizeof(*modes));
+	submit(r, n, 0);
+	for (int i = 0; i < n; i++) {
+		struct mb_request *q = answer(r);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		CU_ASSERT_FATAL(q->hdr.request_id < (uint64_t)n);
+		got[q->hdr.request_id] = q;
+	}
+	for (int i = 0; i < n; i++) {
+		struct mb_request *q = got[i];
+
+		if (q->resp.status != status[i] || strstr(q->reason, why[i]) == NULL)
+			printf("\n    item %d: status %u, reason \"%s\"; expected %d, \"%s\"", i,
+			       q->resp.status, q->reason, status[i], why[i]);
+		CU_ASSERT_EQUAL(q->resp.status, status[i]);
+		CU_ASSERT_PTR_NOT_NULL(strstr(q->reason, why[i]));
+		CU_ASSERT_EQUAL(q->resp.batch_size, n); /* it ran */
+		if (status[i] != MB_STATUS_OK) {
+			CU_ASSERT_PTR_NULL(q->result);
+			CU_ASSERT_EQUAL(q->resp.result_type, MB_RESULT_TEXT);
+			CU_ASSERT_EQUAL(q->resp.result_len, strlen(q->reason));
+		} else {
+			CU_ASSERT_EQUAL(q->resp.result_len, q->result_len);
+		}
+		if (status[i] == MB_STATUS_OK) /* (not one sent unchecked: it may be shared) */
+			free(q->result);
+		q->result = NULL;
+	}
+	for (int i = 0; i < 1000 && in_use(r) != 0; i++)
+		mb_env_sleep_ns(MB_NS_PER_MS);
+	CU_ASSERT_EQUAL(in_use(r), 0);
+}
+
+static void
+test_malformed_results_refused(void)
+{
+	static const enum mode b1[] = {GOOD,	 LONG_LEN,    LONG_ROWS,   PAST_ALLOC,
+				       BAD_TYPE, NULL_RESULT, NULL_SHAPED, UNTOUCHED};
+	static const int s1[] = {MB_STATUS_OK,		MB_STATUS_MODEL_ERROR,
+				 MB_STATUS_MODEL_ERROR, MB_STATUS_MODEL_ERROR,
+				 MB_STATUS_MODEL_ERROR, MB_STATUS_MODEL_ERROR,
+				 MB_STATUS_MODEL_ERROR, MB_STATUS_MODEL_ERROR};
+	static const char *const w1[] = {
+		"",
+		"mylin: the model returned an F32 result of 2 x 2 (16 bytes) with result_len 20",
+		"mylin: the model returned an F32 result of 3 x 2 (24 bytes) with result_len 16",
+		"mylin: the model returned result_len 16 for a result of 8 bytes from "
+		"alloc_result()",
+		"mylin: the model returned result_type 99, not one of 1 (F32), 2 (top-k), 3 (text)",
+		"mylin: the model returned a NULL result with result_len 16",
+		"mylin: the model returned an F32 result of 2 x 2 (16 bytes) with result_len 0",
+		"mylin: the model returned no result for this item",
+	};
+	static const enum mode b2[] = {NONE_BYTES, TOPK_COLS, FOREIGN,	GOOD,
+				       SHARED,	   TEXT_OK,   TEXT_BAD, EMPTY_F32};
+	static const int s2[] = {
+		MB_STATUS_MODEL_ERROR, MB_STATUS_MODEL_ERROR, MB_STATUS_MODEL_ERROR, MB_STATUS_OK,
+		MB_STATUS_MODEL_ERROR, MB_STATUS_OK,	      MB_STATUS_MODEL_ERROR, MB_STATUS_OK};
+	static const char *const w2[] = {
+		"mylin: the model returned result_type 0 (none) with rows 2, cols 2 and "
+		"result_len 4",
+		"mylin: the model returned a top-k result of 2 pairs (16 bytes) with cols 3 and "
+		"result_len 16",
+		"mylin: the model returned a result that batch->alloc_result() did not allocate",
+		"",
+		"mylin: the model returned a result that batch->alloc_result() did not allocate",
+		"",
+		"mylin: the model returned a text result that is not UTF-8 (byte 2 of 4)",
+		"",
+	};
+	static const enum mode b3[] = {FAIL_EMPTY, FAIL_RESULT, STRAY, FAIL_REASON};
+	static const int s3[] = {MB_STATUS_MODEL_ERROR, MB_STATUS_MODEL_ERROR, MB_STATUS_OK,
+				 MB_STATUS_MODEL_ERROR};
+	static const char *const w3[] = {
+		"mylin: the model failed this item without a reason",
+		"mylin: failed after its result was allocated",
+		"",
+		"mylin: item failed on purpose",
+	};
+	const char *log;
+	struct rig r;
+
+	capture_start();
+	rig_up_on(&r, &g_desc_bad, -1);
+	expect_batch(&r, b1, 8, s1, w1);
+	expect_batch(&r, b2, 8, s2, w2);
+	free(g_foreign);
+	g_foreign = NULL;
+	expect_batch(&r, b3, 4, s3, w3);
+	rig_down(&r);
+	log = capture_stop();
+	/* each refusal is logged with the request, the model and the device: the first 10 of
+	 * the 15 failed items, then a count at the worker's end */
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "request 1 tenant 0: model mylin on device t0: a "
+					   "malformed result answered MODEL_ERROR: the model "
+					   "returned an F32 result of 2 x 2 (16 bytes) with "
+					   "result_len 20"));
+	CU_ASSERT_EQUAL(count(log, "malformed result answered MODEL_ERROR"), 10);
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "model mylin on device t0: 5 more failed batches or "
+					   "items not logged"));
+	free(g_log);
+	g_log = NULL;
+}
+
+/* A text and an F32 result of the GOOD and TEXT_OK kinds come out as the model made them. */
+static void
+test_good_results_pass(void)
+{
+	static const enum mode m[] = {GOOD, TEXT_OK, EMPTY_F32};
+	struct mb_request *got[3] = {0};
+	struct rig r;
+
+	rig_up_on(&r, &g_desc_bad, -1);
+	memcpy(g_mode, m, sizeof(m));
+	submit(&r, 3, 0);
+	for (int i = 0; i < 3; i++) {
+		struct mb_request *q = answer(&r);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		got[q->hdr.request_id] = q;
+	}
+	CU_ASSERT_EQUAL(got[0]->resp.status, MB_STATUS_OK);
+	CU_ASSERT_EQUAL(got[0]->resp.result_type, MB_RESULT_F32);
+	CU_ASSERT_EQUAL(got[0]->result_len, 4);
+	CU_ASSERT_EQUAL(got[1]->resp.status, MB_STATUS_OK);
+	CU_ASSERT_EQUAL(got[1]->resp.result_type, MB_RESULT_TEXT);
+	CU_ASSERT_EQUAL_FATAL(got[1]->result_len, 10);
+	CU_ASSERT_EQUAL(memcmp(got[1]->result, "h\xc3\xa9llo \xe2\x82\xac", 10), 0);
+	CU_ASSERT_EQUAL(got[2]->resp.status, MB_STATUS_OK);
+	CU_ASSERT_EQUAL(got[2]->resp.result_len, 0);
+	CU_ASSERT_PTR_NULL(got[2]->result);
+	for (int i = 0; i < 3; i++)
+		free(got[i]->result);
+	rig_down(&r);
+}
+
+/* A failed batch: the reason has the device and run()'s return code; it is logged. A failing
+ * model's lines are limited: 10 a minute per worker, then a count of those held back. */
+static void
+test_failures_logged_and_limited(void)
+{
+	const char *log;
+	struct rig r;
+
+	capture_start();
+	rig_up(&r);
+	g_fail_batch = -EIO;
+	submit(&r, 1, 0);
+	expect_model_errors_ran(&r, 1,
+				"scripted: the batch failed on device t0 (run() returned -5: "
+				"Input/output error)");
+	g_fail_batch = 7;
+	submit(&r, 1, 0);
+	expect_model_errors_ran(&r, 1,
+				"scripted: the batch failed on device t0 (run() returned 7, not 0 "
+				"or -errno)");
+	g_fail_batch = 0;
+	g_fail_item = 0;
+	for (int i = 0; i < 20; i++) {
+		submit(&r, 1, 0);
+		expect_model_errors_ran(&r, 1, "scripted: scripted failure");
+	}
+	rig_down(&r);
+	log = capture_stop();
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "model scripted on device t0: a batch of 1 failed "
+					   "(run() returned -5: Input/output error); its "
+					   "requests are answered MODEL_ERROR"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "(run() returned 7, not 0 or -errno)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "request 0 tenant 0: model scripted on device t0: "
+					   "the model failed the item: scripted failure"));
+	CU_ASSERT_EQUAL(count(log, "the model failed the item: scripted failure"), 8);
+	/* at the worker's end, what the window held back */
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "model scripted on device t0: 12 more failed batches "
+					   "or items not logged in the last "));
+	free(g_log);
+	g_log = NULL;
+}
+
 static int
 suite_init(void)
 {
@@ -520,6 +895,12 @@ static const struct mb_test_case cases[] = {
 	{"an open breaker: UNAVAILABLE, never run, no run fields", test_breaker_open_never_runs},
 	{"the watchdog takes over a hung run; the run's return gives the requests back",
 	 test_watchdog_takes_over_a_hung_run},
+	{"malformed results are answered MODEL_ERROR with what was wrong, never sent",
+	 test_malformed_results_refused},
+	{"F32, text and empty results the protocol allows are sent as made",
+	 test_good_results_pass},
+	{"failed batches and items are logged with the reason, a few lines a minute",
+	 test_failures_logged_and_limited},
 	{NULL, NULL},
 };
 
