@@ -36,6 +36,13 @@ bin=$tmp/root/usr/local/bin
 for b in mediabatchd mediabatch mediabatch-weights mediabatch-perf; do
 	[ -x "$bin/$b" ] || fail "meson install did not install $b"
 done
+# the reference configuration --help points at, installed and valid
+ref=$(LD_LIBRARY_PATH="$tmp/root/usr/local/lib/x86_64-linux-gnu" "$bin/mediabatchd" --help |
+	grep -A1 -- '--config FILE' | grep -o '/[^ )]*mediabatch.yaml')
+[ -n "$ref" ] || fail "mediabatchd --help names no reference configuration"
+[ -s "$tmp/root$ref" ] || fail "--help names $ref, but meson install did not install it"
+cmp -s "$tmp/root$ref" "$src/deploy/mediabatch.yaml" || fail "$ref is not deploy/mediabatch.yaml"
+echo "reference configuration: $ref installed"
 # the man pages (docs/man: help2man on each program's --help), where help2man was found at
 # setup (deploy/install-deps.sh installs it; the meson summary says "man pages: no" without)
 man1=$tmp/root/usr/local/share/man/man1
