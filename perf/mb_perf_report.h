@@ -10,7 +10,8 @@
  * JSON layout, one object:
  *
  *     {"tool": "mediabatch-perf", "version", "mode": "closed"|"open"|"sweep",
- *      "config": {endpoint, transport, metrics, mix: [{model, weight}], seconds,
+ *      "config": {endpoint, transport, metrics, metrics_endpoints,
+ *                 mix: [{model, weight}], seconds,
  *                 payload_bytes, seed, warmup_s, duration_s, drain_s, max_requests,
  *                 slo_ms, max_error_pct},
  *      "runs": [{mode, offered_rps, outstanding, window_s, sent, responses, missing,
@@ -26,7 +27,9 @@
  *                batch_size: {mean, max, count},
  *                queue_us: {mean, p50, p99}, compute_us: {mean, p50, p99},
  *                metrics: null | {admission_wait_ms_mean, admitted_batches,
- *                                 units_in_use_mean, units_in_use_max, units_capacity},
+ *                                 units_in_use_mean, units_in_use_max, units_capacity,
+ *                                 samples},
+ *                metrics_answered, metrics_missing: [endpoint, ...],
  *                stages: null | STAGES, stages_sum_ms: null | ms,
  *                batches_closed: null | {full, deadline, drain},
  *                models: [{model, sent, responses, ok, p50_ms, p99_ms,
@@ -70,6 +73,21 @@
  * mediabatch_batches_closed_total{reason} over every model. All null when /metrics did not
  * answer (metrics null) or the daemon exports no such series (older than the stages).
  *
+ * /metrics of several daemons (a fleet; --metrics EP,EP,...): config.metrics is --metrics as
+ * given (a string: one endpoint, or the comma-separated list; null with --metrics off) and
+ * config.metrics_endpoints the endpoints it lists (an array, one element for one endpoint;
+ * null with --metrics off). A run's server-side figures (metrics, stages, stages_sum_ms,
+ * batches_closed) are the sum over the listed daemons that answered at the window's start, in
+ * it and after the drain: metrics_answered of them (0 .. the endpoints listed; 0 exactly when
+ * metrics is null), the others in metrics_missing (each as listed; [] with --metrics off).
+ * Summed: each stage histogram's buckets, _sum and _count (then mean_ms, share and the
+ * estimates from the sum), each reason of batches_closed, the admission waits and
+ * admitted_batches (admission_wait_ms_mean: total wait / all batches), units_in_use_mean (the
+ * sum of each daemon's mean), units_in_use_max (the sum of each daemon's highest sample: at
+ * least the fleet's peak), units_capacity, samples (all daemons' samples). A stage is null
+ * unless every daemon summed has it (the same bucket bounds, no restart); a model's stage sums
+ * the daemons that have it; batches_closed is null unless every daemon summed has it.
+ *
  * With --media, "media" describes the directory: its files by kind, those sent at least once
  * (_used), the payload bytes held, the audio rates the mix takes, and per file (name order)
  * how many requests carried it over the whole program (warm-ups and every step included)
@@ -110,8 +128,13 @@
  * (max_lag_ms > 1, as a single run's "generator" line), and malformed responses; then the
  * verdict (from the completed steps only after an interrupt) and, for a sweep that stopped
  * early, why: interrupted, --sweep-past misses in a row (the knee only when a step met the
- * SLO), or a failure. With a fleet of several daemons, a "metrics" line says that the
- * stages, batches closed, admission wait and units in use are the --metrics daemon's alone.
+ * SLO), or a failure. With a fleet of several daemons and one --metrics endpoint, a
+ * "metrics" line says that the stages, batches closed, admission wait and units in use are
+ * that daemon's alone ("metrics         from EP only: 1 of N daemons; ..."); with several
+ * --metrics endpoints it says that they are summed, over how many of the daemons (the larger
+ * of those listed and the fleet's), and which did not answer or that --metrics lists fewer
+ * than the fleet has ("metrics         from 2 of 3 daemons (EP did not answer), summed; ...";
+ * a sweep whose steps differ: "from 1..2 of 2 daemons by step (step 3: EP did not answer)").
  *
  * Threads: called from main only.
  */
@@ -133,7 +156,14 @@ enum mb_report_mode {
 struct mb_perf_report {
 	enum mb_report_mode mode;
 	/* configuration, borrowed */
-	const char *endpoint, *transport, *metrics;
+	const char *endpoint, *transport;
+	const char *metrics; /**< --metrics as given (one endpoint, or several comma-separated) */
+	/**
+	 * --metrics's endpoints, n_metrics of them (at most MB_RUN_METRICS_MAX); NULL with
+	 * n_metrics 0 when metrics is the one endpoint
+	 */
+	const char *const *metrics_list;
+	int n_metrics;
 	const struct mb_mix *mix;
 	const struct mb_dist *seconds;
 	uint32_t payload_bytes;

@@ -13,10 +13,12 @@
  * With the daemon's /metrics, a run also reports where the server's time went: the stage
  * histogram mediabatch_stage_seconds{model,stage} and the counter
  * mediabatch_batches_closed_total{model,reason}, each the difference between a scrape at the
- * measured window's start and one after its drain (mb_run_stages_from()).
+ * measured window's start and one after its drain (mb_run_stages_from()). With several
+ * daemons' /metrics (a fleet), each is scraped the same way and the figures are their sum
+ * over the daemons that answered (mb_run_stages_from_many()); the result says which did.
  *
- * Threads: the run's thread does all sending and receiving; a second thread, started and
- * joined inside mb_run(), scrapes the daemon's /metrics four times a second.
+ * Threads: the run's thread does all sending and receiving; a thread per /metrics endpoint,
+ * started and joined inside mb_run(), scrapes it four times a second.
  */
 #ifndef MB_RUNNER_H
 #define MB_RUNNER_H
@@ -27,6 +29,9 @@
 #include "mb_hist.h"
 #include "mb_loadgen.h"
 #include "mb_perf_conn.h"
+
+/** Most /metrics endpoints one run scrapes (mediabatch-perf's --metrics list). */
+#define MB_RUN_METRICS_MAX 64
 
 enum mb_run_mode {
 	MB_RUN_CLOSED,
@@ -43,9 +48,16 @@ struct mb_run_opts {
 	uint64_t max_requests;	  /**< measured requests at most; the window ends early there */
 	uint32_t max_outstanding; /**< open loop: in flight at most; beyond, counted unsent */
 	uint64_t seed;		  /**< arrivals; the content stream is the loadgen's */
-	const char *metrics;	  /**< daemon's HOST:PORT for /metrics, or NULL */
 	bool progress;		  /**< a line on stderr about once a second */
 	const char *label;	  /**< for the progress line, e.g. "step 3/8" (may be NULL) */
+
+	/**
+	 * The daemons' /metrics endpoints (HOST:PORT, http(s)://HOST:PORT; n_metrics of them,
+	 * at most MB_RUN_METRICS_MAX; borrowed), or NULL: none scraped. Several: a fleet's, each
+	 * scraped by a thread of its own, the figures summed over those that answered.
+	 */
+	const char *const *metrics;
+	int n_metrics;
 };
 
 /** The server's stages of a request, in order (mediabatch_stage_seconds{stage}). */
@@ -155,8 +167,17 @@ struct mb_run_result {
 	bool media;			    /**< --media: the requests carried files */
 	uint64_t media_sent[MB_KIND_COUNT]; /**< measured requests by the kind of their file */
 
-	/* from /metrics, when it answered */
-	bool metrics_ok;
+	/*
+	 * From /metrics, when it answered; with several endpoints, the sum over those that
+	 * answered (each one's window start, samples in the window and end scrape): admission
+	 * wait and batches summed (the mean is sum / batches), units_mean the sum of each
+	 * daemon's mean, units_max the sum of each daemon's highest sample (at least the peak
+	 * of the total), units_capacity the sum, units_samples the samples of all of them.
+	 */
+	bool metrics_ok;      /**< at least one endpoint answered: the figures below are there */
+	int metrics_listed;   /**< endpoints scraped (mb_run_opts.n_metrics); 0: not scraped */
+	int metrics_answered; /**< of them, those whose figures are summed below */
+	bool metrics_answer[MB_RUN_METRICS_MAX]; /**< per endpoint listed: its figures are in */
 	double admission_wait_s;      /**< summed over batches admitted in the window + drain */
 	double admission_batches;     /**< how many */
 	double units_mean, units_max; /**< mediabatch_vram_units_in_use, sampled in the window */
@@ -191,6 +212,20 @@ double mb_run_error_pct(const struct mb_run_result *r);
  * Models are matched by r->model[i].model (set by mb_run_result_init()).
  */
 void mb_run_stages_from(struct mb_run_result *r, const char *start, const char *end);
+
+/**
+ * mb_run_stages_from() over @p n daemons (1..MB_RUN_METRICS_MAX): @p start[i] and @p end[i]
+ * are daemon i's two texts. Each daemon's change is taken as mb_run_stages_from() takes it,
+ * then the changes are added up: every stage histogram bucket by bucket, with its _sum and
+ * _count (so means and the bucket estimates are of the whole fleet), and each reason of
+ * batches closed. A stage is n/a when a daemon lacks it (or its count went down, or the
+ * daemons' bucket bounds differ): a sum must not silently leave a daemon out. A model's stage
+ * is there when at least one daemon has it; a daemon that has the stage but not that model
+ * (it does not serve it) adds nothing. Batches closed are n/a unless every daemon has them.
+ * With @p n 1 it is exactly mb_run_stages_from().
+ */
+void mb_run_stages_from_many(struct mb_run_result *r, const char *const *start,
+			     const char *const *end, int n);
 
 /**
  * Run once over @p c with requests from @p lg, ids from *@p next_id (advanced; keep one

@@ -10,7 +10,8 @@
  * Reports: text on stdout, --json FILE, --csv FILE (a row per run), --plot DIR (gnuplot),
  * with the server's time per stage from /metrics when it answers (--metrics: http or https,
  * with a bearer token and a CA file when the endpoint is secured; asked once before the
- * runs, so that a refusal is said at once). Progress goes to stderr.
+ * runs, so that a refusal is said at once; a fleet's daemons comma-separated, their figures
+ * summed). Progress goes to stderr.
  *
  * Flow, like the other programs: flags, connect, run(s), report, close. Every run is
  * bounded in time (warm-up + duration + drain) and in count (--requests).
@@ -121,11 +122,13 @@ usage(FILE *out)
 		"                         results from its PUB socket (--publish)\n"
 		"  --publish EP           udp: service PUB (default tcp://127.0.0.1:7401)\n"
 		"  --datagram BYTES       udp: datagram size, header included (default 1472)\n"
-		"  --metrics EP           daemon's /metrics for admission wait, units in use, the\n"
-		"                         server's time per stage and batches closed: HOST:PORT,\n"
-		"                         http://HOST:PORT, https://HOST:PORT or [IPV6]:PORT\n"
-		"                         (default 127.0.0.1:7402; 'off' to skip). One daemon's:\n"
-		"                         with a fleet the report says whose they are\n"
+		"  --metrics EP[,EP...]   the daemon's /metrics for admission wait, units in use,\n"
+		"                         the server's time per stage and batches closed:\n"
+		"                         HOST:PORT, http://HOST:PORT, https://HOST:PORT or\n"
+		"                         [IPV6]:PORT (default 127.0.0.1:7402; 'off' to skip).\n"
+		"                         A fleet: each daemon's, comma-separated; the figures\n"
+		"                         are their sum, and the report says how many of them\n"
+		"                         answered and which share of the fleet they cover\n"
 		"  --metrics-token-file FILE  the bearer token /metrics wants (the daemon's\n"
 		"                         http.token_file): printable ASCII, trailing newline\n"
 		"                         ignored\n"
@@ -300,37 +303,107 @@ make_payloads(const struct mb_loadgen *lg, uint64_t seed, void *p[MB_KIND_COUNT]
 	return 0;
 }
 
+/* --metrics's endpoints, split (one a line of its own), and pointers to them */
+static char g_metrics_ep[MB_RUN_METRICS_MAX][320];
+static const char *g_metrics_list[MB_RUN_METRICS_MAX];
+
 /*
- * --metrics and its files: a bad endpoint or file is a usage error (-EINVAL); then /metrics
- * is asked once, and a refusal (a 401, an untrusted certificate, nothing there) is said on
- * stderr now, not found later as a report without server-side figures. The run goes on.
+ * Split --metrics @arg at its commas into g_metrics_list. Returns how many (1..
+ * MB_RUN_METRICS_MAX), or -EINVAL with a message: an empty element, too many, one too long.
  */
 static int
-check_metrics(const char *metrics, const char *token_file, const char *cacert)
+split_metrics(const char *arg)
 {
-	struct mb_http_endpoint ep;
-	char err[1024], url[300], *body = NULL;
-	int rc;
+	const char *p = arg;
+	int n = 0;
 
-	if (mb_http_endpoint_parse(metrics, &ep, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mediabatch-perf: --metrics %s\n", err);
-		return -EINVAL;
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (len == 0) {
+			fprintf(stderr,
+				"mediabatch-perf: --metrics '%s': an empty endpoint in the list\n",
+				arg);
+			return -EINVAL;
+		}
+		if (n == MB_RUN_METRICS_MAX) {
+			fprintf(stderr, "mediabatch-perf: --metrics: at most %d endpoints\n",
+				MB_RUN_METRICS_MAX);
+			return -EINVAL;
+		}
+		if (len >= sizeof(g_metrics_ep[0])) {
+			fprintf(stderr, "mediabatch-perf: --metrics '%.*s': too long\n", (int)len,
+				p);
+			return -EINVAL;
+		}
+		memcpy(g_metrics_ep[n], p, len);
+		g_metrics_ep[n][len] = '\0';
+		g_metrics_list[n] = g_metrics_ep[n];
+		n++;
+		if (comma == NULL)
+			return n;
+		p = comma + 1;
+	}
+}
+
+/*
+ * --metrics (@n endpoints) and its files: a bad endpoint, one listed twice or a bad file is a
+ * usage error (-EINVAL); then each /metrics is asked once, and a refusal (a 401, an untrusted
+ * certificate, nothing there) is said on stderr now, naming it, not found later as a report
+ * without (some of the) server-side figures. The run goes on.
+ */
+static int
+check_metrics(const char *const *metrics, int n, const char *token_file, const char *cacert)
+{
+	static char urls[MB_RUN_METRICS_MAX][300];
+	struct mb_http_endpoint ep;
+	char err[1024], *body = NULL;
+	int rc, answered = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (mb_http_endpoint_parse(metrics[i], &ep, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mediabatch-perf: --metrics %s\n", err);
+			return -EINVAL;
+		}
+		mb_http_endpoint_url(&ep, urls[i], sizeof(urls[i]));
+		for (int j = 0; j < i; j++)
+			if (strcmp(urls[i], urls[j]) == 0) {
+				fprintf(stderr,
+					"mediabatch-perf: --metrics lists %s twice (%s, %s): its "
+					"figures would count twice\n",
+					urls[i], metrics[j], metrics[i]);
+				return -EINVAL;
+			}
 	}
 	if (mb_scrape_set_auth(token_file, cacert, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mediabatch-perf: %s\n", err);
 		return -EINVAL;
 	}
-	rc = mb_scrape_fetch(metrics, "/metrics", METRICS_PROBE_MS, &body, err, sizeof(err));
-	if (rc >= 0 && rc != 200) {
-		mb_http_endpoint_url(&ep, url, sizeof(url));
-		snprintf(err, sizeof(err), "%s/metrics answered %d", url, rc);
+	for (int i = 0; i < n; i++) {
+		rc = mb_scrape_fetch(metrics[i], "/metrics", METRICS_PROBE_MS, &body, err,
+				     sizeof(err));
+		if (rc >= 0 && rc != 200)
+			snprintf(err, sizeof(err), "%.300s/metrics answered %d", urls[i], rc);
+		answered += rc == 200;
+		if (rc != 200 && n == 1)
+			fprintf(stderr,
+				"mediabatch-perf: --metrics: %s; the report will have no "
+				"server-side figures ('--metrics off' to skip)\n",
+				err);
+		else if (rc != 200)
+			fprintf(stderr,
+				"mediabatch-perf: --metrics %s: %s; the server-side figures will "
+				"leave that daemon out (the report says how many answered)\n",
+				metrics[i], err);
+		free(body);
+		body = NULL;
 	}
-	if (rc != 200)
+	if (n > 1 && answered == 0)
 		fprintf(stderr,
-			"mediabatch-perf: --metrics: %s; the report will have no server-side "
-			"figures ('--metrics off' to skip)\n",
-			err);
-	free(body);
+			"mediabatch-perf: --metrics: none of the %d endpoints answered; the report "
+			"will have no server-side figures ('--metrics off' to skip)\n",
+			n);
 	return 0;
 }
 
@@ -433,7 +506,7 @@ main(int argc, char **argv)
 	void *payloads[MB_KIND_COUNT] = {NULL};
 	uint64_t next_id = 1;
 	char err[256];
-	int n_runs = 0, misses = 0;
+	int n_runs = 0, misses = 0, n_metrics = 0;
 
 	mb_run_opts_init(&ro);
 	while ((opt = getopt_long(argc, argv, "h", g_longopts, NULL)) != -1) {
@@ -608,8 +681,12 @@ main(int argc, char **argv)
 	    (csv_path != NULL && check_output_file("--csv", csv_path) < 0) ||
 	    (plot_dir != NULL && check_plot_dir(plot_dir) < 0))
 		return EXIT_USAGE;
-	if (metrics != NULL && check_metrics(metrics, metrics_token, metrics_cacert) < 0)
-		return EXIT_USAGE;
+	if (metrics != NULL) {
+		n_metrics = split_metrics(metrics);
+		if (n_metrics < 0 ||
+		    check_metrics(g_metrics_list, n_metrics, metrics_token, metrics_cacert) < 0)
+			return EXIT_USAGE;
+	}
 	mb_loadgen_init(&lg, &mix, &seconds, (uint32_t)payload, (uint32_t)tenant,
 			(uint32_t)timeout_ms, ro.seed);
 	if (media_dir != NULL) {
@@ -642,7 +719,8 @@ main(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	ro.metrics = metrics;
+	ro.metrics = metrics != NULL ? g_metrics_list : NULL;
+	ro.n_metrics = n_metrics;
 	ro.progress = !quiet;
 	ro.mode = have_rate || sweep_steps > 0 ? MB_RUN_OPEN : MB_RUN_CLOSED;
 
@@ -702,6 +780,8 @@ main(int argc, char **argv)
 	rep.endpoint = endpoint;
 	rep.transport = transport;
 	rep.metrics = metrics;
+	rep.metrics_list = metrics != NULL ? g_metrics_list : NULL;
+	rep.n_metrics = n_metrics;
 	rep.mix = &mix;
 	rep.seconds = &seconds;
 	rep.payload_bytes = (uint32_t)payload;

@@ -113,23 +113,130 @@ text_lag(const struct mb_run_result *r, FILE *out)
 	return true;
 }
 
+/* How many /metrics endpoints --metrics lists: 0 with --metrics off. */
+static int
+metrics_listed(const struct mb_perf_report *rep)
+{
+	if (rep->metrics == NULL)
+		return 0;
+	return rep->n_metrics > 0 && rep->metrics_list != NULL ? rep->n_metrics : 1;
+}
+
+/* The @i-th endpoint --metrics lists. */
+static const char *
+metrics_ep(const struct mb_perf_report *rep, int i)
+{
+	return rep->n_metrics > 0 && rep->metrics_list != NULL ? rep->metrics_list[i]
+							       : rep->metrics;
+}
+
+/* Whether @r's server-side figures include the @i-th endpoint's. */
+static bool
+metrics_has(const struct mb_run_result *r, int i)
+{
+	if (r->metrics_listed == 0) /* a result without the per-endpoint record: one */
+		return r->metrics_ok && i == 0;
+	return r->metrics_ok && i < r->metrics_listed && i < MB_RUN_METRICS_MAX &&
+	       r->metrics_answer[i];
+}
+
+/* How many of the listed endpoints @r's server-side figures are the sum of. */
+static int
+metrics_answered(const struct mb_perf_report *rep, const struct mb_run_result *r)
+{
+	int n = 0;
+
+	for (int i = 0; i < metrics_listed(rep); i++)
+		n += metrics_has(r, i);
+	return n;
+}
+
+/* Whether runs @a and @b have the figures of the same endpoints. */
+static bool
+metrics_same(const struct mb_perf_report *rep, const struct mb_run_result *a,
+	     const struct mb_run_result *b)
+{
+	for (int i = 0; i < metrics_listed(rep); i++)
+		if (metrics_has(a, i) != metrics_has(b, i))
+			return false;
+	return true;
+}
+
+/* "A, B did not answer": the listed endpoints missing from @r's figures. */
+static void
+text_metrics_missing(const struct mb_perf_report *rep, const struct mb_run_result *r, FILE *out)
+{
+	bool first = true;
+
+	for (int i = 0; i < metrics_listed(rep); i++) {
+		if (metrics_has(r, i))
+			continue;
+		fprintf(out, "%s%s", first ? "" : ", ", metrics_ep(rep, i));
+		first = false;
+	}
+	fprintf(out, " did not answer");
+}
+
 /*
- * With a fleet of several daemons, whose /metrics the server-side figures (stages, batches
- * closed, admission wait, units in use) come from: --metrics names one daemon.
+ * Whose /metrics the server-side figures (stages, batches closed, admission wait, units in
+ * use) are, when that is not plain: one endpoint of a fleet of several daemons ("from X
+ * only: 1 of N daemons"), or several summed: how many of the listed daemons answered, of
+ * the fleet's when it has more, and which did not ("from 1 of 3 daemons (--metrics lists 2
+ * of the fleet's 3; X did not answer), summed"); a sweep whose steps differ says it by step.
  */
 static void
 text_metrics_source(const struct mb_perf_report *rep, FILE *out)
 {
-	bool any = false;
+	const struct mb_run_result *first = NULL;
+	int k = metrics_listed(rep), lo = 0, hi = 0, n;
+	bool same = true, paren = false;
 
-	for (int i = 0; i < rep->n_runs; i++)
-		any |= rep->runs[i].metrics_ok;
-	if (rep->n_fleet < 2 || rep->metrics == NULL || !any)
+	for (int i = 0; i < rep->n_runs; i++) {
+		const struct mb_run_result *r = &rep->runs[i];
+		int a = metrics_answered(rep, r);
+
+		if (!r->metrics_ok)
+			continue;
+		if (first == NULL) {
+			first = r;
+			lo = hi = a;
+		}
+		same &= metrics_same(rep, first, r);
+		lo = a < lo ? a : lo;
+		hi = a > hi ? a : hi;
+	}
+	if (first == NULL || k == 0)
 		return;
-	fprintf(out,
-		"metrics         from %s only: 1 of %d daemons; stages, batches closed, admission "
-		"below\n",
-		rep->metrics, rep->n_fleet);
+	if (k == 1) {
+		if (rep->n_fleet < 2)
+			return;
+		fprintf(out,
+			"metrics         from %s only: 1 of %d daemons; stages, batches closed, "
+			"admission below\n",
+			rep->metrics, rep->n_fleet);
+		return;
+	}
+	n = k > rep->n_fleet ? k : rep->n_fleet;
+	fprintf(out, "metrics         from %d", lo);
+	if (hi != lo)
+		fprintf(out, "..%d", hi);
+	fprintf(out, " of %d daemons%s", n, same ? "" : " by step");
+	if (k < rep->n_fleet) {
+		fprintf(out, " (--metrics lists %d of the fleet's %d", k, rep->n_fleet);
+		paren = true;
+	}
+	for (int i = 0; i < rep->n_runs; i++) {
+		const struct mb_run_result *r = &rep->runs[i];
+
+		if (!r->metrics_ok || metrics_answered(rep, r) == k || (same && r != first))
+			continue;
+		fprintf(out, "%s", paren ? "; " : " (");
+		paren = true;
+		if (!same)
+			fprintf(out, "step %d: ", i + 1);
+		text_metrics_missing(rep, r, out);
+	}
+	fprintf(out, "%s, summed; stages, batches closed, admission below\n", paren ? ")" : "");
 }
 
 static void
@@ -797,6 +904,17 @@ json_run(const struct mb_perf_report *rep, int i, FILE *out)
 	} else {
 		fprintf(out, "null");
 	}
+	fprintf(out, ", \"metrics_answered\": %d, \"metrics_missing\": [",
+		metrics_answered(rep, r));
+	f = true;
+	for (int e = 0; e < metrics_listed(rep); e++) {
+		if (metrics_has(r, e))
+			continue;
+		fputs(f ? "" : ", ", out);
+		json_str(out, metrics_ep(rep, e));
+		f = false;
+	}
+	fputc(']', out);
 	fprintf(out, ",\n     \"stages\": ");
 	if (r->metrics_ok && r->stages_ok)
 		json_stages(out, r->stages);
@@ -909,6 +1027,17 @@ mb_report_json(const struct mb_perf_report *rep, FILE *out)
 		json_str(out, rep->metrics);
 	else
 		fputs("null", out);
+	fprintf(out, ", \"metrics_endpoints\": ");
+	if (rep->metrics) {
+		fputc('[', out);
+		for (int i = 0; i < metrics_listed(rep); i++) {
+			fputs(i ? ", " : "", out);
+			json_str(out, metrics_ep(rep, i));
+		}
+		fputc(']', out);
+	} else {
+		fputs("null", out);
+	}
 	fprintf(out, ", \"mix\": [");
 	for (int i = 0; i < rep->mix->n; i++) {
 		fprintf(out, "%s{\"model\": ", i ? ", " : "");

@@ -19,13 +19,15 @@
  * connection checks each as mb_client_recv() does) is counted; when its header names a
  * request in flight, that request is answered UNAVAILABLE, as the fleet client does.
  *
- * A scraper thread reads /metrics every 250 ms: units in use while the window is open, and
- * the admission-wait histogram's sum and count at the window's start; the run's thread reads
- * them once more at the end (no load is being sent then) for the difference. The start's
- * whole /metrics text is kept until then, so the stage histograms and the batches-closed
- * counter are read from the same two scrapes (mb_run_stages_from()).
+ * A scraper thread per /metrics endpoint reads it every 250 ms: units in use while the window
+ * is open, and the admission-wait histogram's sum and count at the window's start; each reads
+ * them once more as it quits at the end (no load is being sent then) for the difference. The
+ * start's whole /metrics text is kept until then, so the stage histograms and the
+ * batches-closed counter are read from the same two scrapes (mb_run_stages_from_many()). An
+ * endpoint's figures count when it answered all three (start, a sample in the window, end);
+ * the result holds the sum over those and says which they were.
  *
- * Owns the slot table and the scraper thread for the duration of mb_run().
+ * Owns the slot table and the scraper threads for the duration of mb_run().
  */
 #include "mb_runner.h"
 
@@ -166,54 +168,134 @@ mb_stages_sum_ms(const struct mb_stage_stat *s)
 	return any ? sum : NAN;
 }
 
-/* One stage (and model, when @model is not NULL) between two scrapes; whether found. */
+/*
+ * One stage (and model, when @model is not NULL) of one daemon between its two scrapes, into
+ * *d: whether found (at the end, with a start that matches and a count that did not go down).
+ */
 static bool
-stage_stat(const char *start, const char *end, const char *model, unsigned int stage,
-	   struct mb_stage_stat *st)
+stage_delta(const char *start, const char *end, const char *model, unsigned int stage,
+	    struct mb_scrape_hist *d)
 {
 	const char *labels[] = {"stage", mb_stage_name(stage), model ? "model" : NULL, model, NULL};
-	struct mb_scrape_hist a, b;
+	struct mb_scrape_hist a;
 
+	return mb_scrape_hist(end, STAGE_METRIC, labels, d) > 0 &&
+	       mb_scrape_hist(start, STAGE_METRIC, labels, &a) >= 0 &&
+	       mb_scrape_hist_delta(d, &a, d) == 0;
+}
+
+/* *acc += *h, bucket by bucket (the same bounds, else -EPROTO), sum, count and series. */
+static int
+hist_add(struct mb_scrape_hist *acc, const struct mb_scrape_hist *h)
+{
+	if (acc->n != h->n)
+		return -EPROTO;
+	for (int i = 0; i < h->n; i++)
+		if (acc->le[i] != h->le[i])
+			return -EPROTO;
+	for (int i = 0; i < h->n; i++)
+		acc->cum[i] += h->cum[i];
+	acc->sum += h->sum;
+	acc->count += h->count;
+	acc->series += h->series;
+	return 0;
+}
+
+/* The figures of one stage from the change @h (summed over daemons), or n/a when NULL. */
+static void
+stage_set(struct mb_stage_stat *st, const struct mb_scrape_hist *h)
+{
 	memset(st, 0, sizeof(*st));
 	st->p50_s = st->p99_s = NAN;
-	if (mb_scrape_hist(end, STAGE_METRIC, labels, &b) <= 0 ||
-	    mb_scrape_hist(start, STAGE_METRIC, labels, &a) < 0 ||
-	    mb_scrape_hist_delta(&b, &a, &b) < 0)
-		return false;
+	if (h == NULL)
+		return;
 	st->ok = true;
-	st->count = b.count;
-	st->sum_s = b.sum;
-	if (b.count > 0) {
-		st->p50_s = mb_scrape_hist_quantile(&b, 0.50);
-		st->p99_s = mb_scrape_hist_quantile(&b, 0.99);
+	st->count = h->count;
+	st->sum_s = h->sum;
+	if (h->count > 0) {
+		st->p50_s = mb_scrape_hist_quantile(h, 0.50);
+		st->p99_s = mb_scrape_hist_quantile(h, 0.99);
 	}
+}
+
+/*
+ * One stage (and model, when @model is not NULL) over @n daemons into *st; whether it is
+ * there. @has_stage[i]: daemon i has the stage at all (for a model: one that lacks the
+ * model's series but has the stage adds nothing, with several daemons).
+ */
+static bool
+stage_stat(const char *const *start, const char *const *end, int n, const char *model,
+	   unsigned int stage, const bool *has_stage, struct mb_stage_stat *st)
+{
+	struct mb_scrape_hist acc, d;
+	int added = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!stage_delta(start[i], end[i], model, stage, &d)) {
+			if (model != NULL && n > 1 && has_stage[i])
+				continue; /* it has the stage, not the model: it does not serve it
+					   */
+			goto na;
+		}
+		if (added == 0)
+			acc = d;
+		else if (hist_add(&acc, &d) < 0)
+			goto na; /* the daemons' bounds differ: no sum */
+		added++;
+	}
+	if (added == 0)
+		goto na;
+	stage_set(st, &acc);
 	return true;
+na:
+	stage_set(st, NULL);
+	return false;
+}
+
+void
+mb_run_stages_from_many(struct mb_run_result *r, const char *const *start, const char *const *end,
+			int n)
+{
+	bool has_stage[MB_STAGE_COUNT][MB_RUN_METRICS_MAX];
+
+	if (n > MB_RUN_METRICS_MAX)
+		n = MB_RUN_METRICS_MAX;
+	r->stages_ok = false;
+	for (unsigned int s = 0; s < MB_STAGE_COUNT; s++) {
+		for (int i = 0; i < n; i++) {
+			struct mb_scrape_hist d;
+
+			has_stage[s][i] = stage_delta(start[i], end[i], NULL, s, &d);
+		}
+		r->stages_ok |= stage_stat(start, end, n, NULL, s, has_stage[s], &r->stages[s]);
+	}
+	for (int m = 0; m < r->n_models; m++) {
+		r->model[m].stages_ok = false;
+		for (unsigned int s = 0; s < MB_STAGE_COUNT; s++)
+			r->model[m].stages_ok |= stage_stat(start, end, n, r->model[m].model, s,
+							    has_stage[s], &r->model[m].stages[s]);
+	}
+	r->closed_ok = n > 0;
+	memset(r->batches_closed, 0, sizeof(r->batches_closed));
+	for (int i = 0; i < n; i++) {
+		for (unsigned int c = 0; c < MB_CLOSED_REASONS; c++) {
+			const char *labels[] = {"reason", mb_closed_reason_name(c), NULL};
+			double a, b;
+
+			mb_scrape_sum_labels(start[i], CLOSED_METRIC, labels, &a);
+			if (mb_scrape_sum_labels(end[i], CLOSED_METRIC, labels, &b) <= 0 || b < a)
+				r->closed_ok = false;
+			r->batches_closed[c] += b - a;
+		}
+	}
+	if (!r->closed_ok)
+		memset(r->batches_closed, 0, sizeof(r->batches_closed));
 }
 
 void
 mb_run_stages_from(struct mb_run_result *r, const char *start, const char *end)
 {
-	r->stages_ok = false;
-	for (unsigned int s = 0; s < MB_STAGE_COUNT; s++)
-		r->stages_ok |= stage_stat(start, end, NULL, s, &r->stages[s]);
-	for (int m = 0; m < r->n_models; m++) {
-		r->model[m].stages_ok = false;
-		for (unsigned int s = 0; s < MB_STAGE_COUNT; s++)
-			r->model[m].stages_ok |= stage_stat(start, end, r->model[m].model, s,
-							    &r->model[m].stages[s]);
-	}
-	r->closed_ok = true;
-	for (unsigned int i = 0; i < MB_CLOSED_REASONS; i++) {
-		const char *labels[] = {"reason", mb_closed_reason_name(i), NULL};
-		double a, b;
-
-		mb_scrape_sum_labels(start, CLOSED_METRIC, labels, &a);
-		if (mb_scrape_sum_labels(end, CLOSED_METRIC, labels, &b) <= 0 || b < a)
-			r->closed_ok = false;
-		r->batches_closed[i] = b - a;
-	}
-	if (!r->closed_ok)
-		memset(r->batches_closed, 0, sizeof(r->batches_closed));
+	mb_run_stages_from_many(r, &start, &end, 1);
 }
 
 static int64_t
@@ -236,6 +318,7 @@ struct scraper {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	bool running; /* the thread was started (else this endpoint has no figures) */
 	bool quit, want_start, measuring;
 	/* results, under lock */
 	bool any_ok, have_start;
@@ -243,6 +326,10 @@ struct scraper {
 	char *start_text; /* the whole /metrics text of the start snapshot */
 	double units_sum, units_max, capacity;
 	int units_n;
+	/* the end snapshot, taken by the thread as it quits; read after the join */
+	bool have_end;
+	struct snapshot end;
+	char *end_text;
 };
 
 /* Scrape once into *s; with @text, hand the body over too (on success; the caller frees). */
@@ -270,6 +357,7 @@ static void *
 scraper_main(void *arg)
 {
 	struct scraper *s = arg;
+	bool want_end;
 
 	pthread_mutex_lock(&s->lock);
 	while (!s->quit) {
@@ -308,7 +396,12 @@ scraper_main(void *arg)
 		}
 		pthread_cond_timedwait(&s->cond, &s->lock, &until);
 	}
+	want_end = s->have_start && s->units_n > 0;
 	pthread_mutex_unlock(&s->lock);
+	/* the end snapshot (no load is being sent now); each endpoint's thread takes its own,
+	 * so that one that does not answer does not hold the others up */
+	if (want_end)
+		s->have_end = scrape_once(s->hostport, &s->end, &s->end_text);
 	return NULL;
 }
 
@@ -324,7 +417,9 @@ scraper_start(struct scraper *s, const char *hostport)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	s->running = true; /* before the thread: it shares the word */
 	if (pthread_create(&s->thread, NULL, scraper_main, s) != 0) {
+		s->running = false;
 		pthread_cond_destroy(&s->cond);
 		pthread_mutex_destroy(&s->lock);
 		return -EAGAIN;
@@ -332,44 +427,73 @@ scraper_start(struct scraper *s, const char *hostport)
 	return 0;
 }
 
+/* Every scraper of @sc[@n] that runs: the window opened (@measuring) or closed. */
 static void
-scraper_set(struct scraper *s, bool measuring)
+scrapers_set(struct scraper *sc, int n, bool measuring)
 {
-	pthread_mutex_lock(&s->lock);
-	if (measuring && !s->measuring)
-		s->want_start = true;
-	s->measuring = measuring;
-	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; i < n; i++) {
+		struct scraper *s = &sc[i];
+
+		if (!s->running)
+			continue;
+		pthread_mutex_lock(&s->lock);
+		if (measuring && !s->measuring)
+			s->want_start = true;
+		s->measuring = measuring;
+		pthread_cond_signal(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+	}
 }
 
-/* Stop the thread, take the end snapshot, and fill the result. */
+/*
+ * Stop the threads of @sc[@n] (each takes its end snapshot), and fill the result with the
+ * sum over the endpoints that answered at the window's start, in it and at the end.
+ */
 static void
-scraper_finish(struct scraper *s, struct mb_run_result *r)
+scrapers_finish(struct scraper *sc, int n, struct mb_run_result *r)
 {
-	struct snapshot end;
-	char *end_text = NULL;
+	const char *starts[MB_RUN_METRICS_MAX], *ends[MB_RUN_METRICS_MAX];
+	int k = 0;
 
-	pthread_mutex_lock(&s->lock);
-	s->quit = true;
-	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-	pthread_join(s->thread, NULL);
-	pthread_cond_destroy(&s->cond);
-	pthread_mutex_destroy(&s->lock);
-	if (s->have_start && s->units_n > 0 && scrape_once(s->hostport, &end, &end_text)) {
-		r->metrics_ok = true;
-		r->admission_wait_s = end.wait_sum - s->start.wait_sum;
-		r->admission_batches = end.wait_count - s->start.wait_count;
-		r->units_mean = s->units_sum / s->units_n;
-		r->units_max = s->units_max;
-		r->units_capacity = s->capacity;
-		r->units_samples = s->units_n;
-		mb_run_stages_from(r, s->start_text, end_text);
+	for (int i = 0; i < n; i++) {
+		if (!sc[i].running)
+			continue;
+		pthread_mutex_lock(&sc[i].lock);
+		sc[i].quit = true;
+		pthread_cond_signal(&sc[i].cond);
+		pthread_mutex_unlock(&sc[i].lock);
 	}
-	free(end_text);
-	free(s->start_text);
-	s->start_text = NULL;
+	for (int i = 0; i < n; i++) {
+		struct scraper *s = &sc[i];
+
+		if (!s->running)
+			continue;
+		pthread_join(s->thread, NULL);
+		pthread_cond_destroy(&s->cond);
+		pthread_mutex_destroy(&s->lock);
+		if (!s->have_end)
+			continue;
+		r->metrics_answer[i] = true;
+		r->metrics_answered++;
+		r->admission_wait_s += s->end.wait_sum - s->start.wait_sum;
+		r->admission_batches += s->end.wait_count - s->start.wait_count;
+		r->units_mean += s->units_sum / s->units_n;
+		r->units_max += s->units_max;
+		r->units_capacity += s->capacity;
+		r->units_samples += s->units_n;
+		starts[k] = s->start_text;
+		ends[k] = s->end_text;
+		k++;
+	}
+	if (k > 0) {
+		r->metrics_ok = true;
+		mb_run_stages_from_many(r, starts, ends, k);
+	}
+	for (int i = 0; i < n; i++) {
+		free(sc[i].start_text);
+		free(sc[i].end_text);
+		sc[i].start_text = sc[i].end_text = NULL;
+	}
 }
 
 /* ---- the run ---- */
@@ -484,8 +608,9 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 {
 	uint64_t limit = o->mode == MB_RUN_CLOSED ? o->outstanding : o->max_outstanding, cap = 2;
 	struct run run = {.o = o, .r = r};
-	struct scraper sc;
-	bool scraping = false, started = false, ended = false, cap_hit = false;
+	struct scraper *sc = NULL;
+	int n_sc = 0;
+	bool started = false, ended = false, cap_hit = false;
 	struct mb_arrivals arr;
 	struct mb_client_fleet_stats fleet0 = {0}, fleet1 = {0};
 	bool fleet;
@@ -503,8 +628,15 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 	r->outstanding = o->mode == MB_RUN_CLOSED ? o->outstanding : 0;
 	r->warmup_s = o->warmup_s;
 	r->duration_s = o->duration_s;
-	if (o->metrics != NULL)
-		scraping = scraper_start(&sc, o->metrics) == 0;
+	if (o->metrics != NULL && o->n_metrics > 0) {
+		n_sc = o->n_metrics < MB_RUN_METRICS_MAX ? o->n_metrics : MB_RUN_METRICS_MAX;
+		r->metrics_listed = n_sc;
+		sc = calloc((size_t)n_sc, sizeof(*sc));
+		for (int i = 0; sc != NULL && i < n_sc; i++)
+			scraper_start(&sc[i], o->metrics[i]); /* one that fails: no figures */
+		if (sc == NULL)
+			n_sc = 0;
+	}
 	/* a fleet checks answers itself: its malformed count over the run is ours */
 	fleet = mb_perf_conn_fleet_stats(c, &fleet0, NULL, 0) >= 0;
 
@@ -533,13 +665,11 @@ mb_run(const struct mb_run_opts *o, struct mb_perf_conn *c, struct mb_loadgen *l
 			break;
 		if (!started && now >= run.ms) {
 			started = true;
-			if (scraping)
-				scraper_set(&sc, true);
+			scrapers_set(sc, n_sc, true);
 		}
 		if (started && !ended && now >= run.me) {
 			ended = true;
-			if (scraping)
-				scraper_set(&sc, false);
+			scrapers_set(sc, n_sc, false);
 		}
 		/* open loop: an arrival of the window is sent even if the generator is late */
 		sending = !cap_hit && (o->mode == MB_RUN_OPEN ? next_due < run.me : now < run.me);
@@ -687,8 +817,8 @@ out:
 				 : (r->window_s > 0 ? (double)r->sent / r->window_s : 0);
 	if (fleet && mb_perf_conn_fleet_stats(c, &fleet1, NULL, 0) >= 0)
 		r->proto_errors += fleet1.malformed - fleet0.malformed;
-	if (scraping)
-		scraper_finish(&sc, r);
+	scrapers_finish(sc, n_sc, r);
+	free(sc);
 	free(run.slots);
 	return rc;
 }

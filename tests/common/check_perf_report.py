@@ -98,6 +98,17 @@ def check_run(run, where, config):
         m = run["metrics"]
         check(0 <= m["units_in_use_mean"] <= m["units_in_use_max"] <= m["units_capacity"],
               f"{where}: units in use outside 0..capacity: {m}")
+    # --metrics: how many of the listed daemons the server-side figures are the sum of
+    if check("metrics_answered" in run and "metrics_missing" in run,
+             f"{where}: no 'metrics_answered' or 'metrics_missing'"):
+        listed = config.get("metrics_endpoints") or []
+        check((run["metrics_answered"] == 0) == (run["metrics"] is None),
+              f"{where}: metrics_answered {run['metrics_answered']} but metrics "
+              f"{'null' if run['metrics'] is None else 'there'}")
+        check(run["metrics_answered"] + len(run["metrics_missing"]) == len(listed) and
+              all(e in listed for e in run["metrics_missing"]),
+              f"{where}: metrics_answered {run['metrics_answered']} and missing "
+              f"{run['metrics_missing']} are not the {len(listed)} endpoints listed")
     check("media_sent" in run, f"{where}: no 'media_sent'")
     if run.get("media_sent") is not None:
         ms = run["media_sent"]
@@ -164,9 +175,12 @@ def check_fleet(doc, text):
     check(int(mt.group(1)) == len(fl["daemons"]),
           f"fleet: text says {mt.group(1)} daemons, JSON lists {len(fl['daemons'])}")
     # several daemons: the server-side figures of /metrics are one daemon's, and say whose
+    # (several --metrics endpoints: check_metrics_source())
     src = re.search(r"^metrics\s+from (\S+) only: 1 of (\d+) daemons", text, re.M)
     metrics = doc["config"]["metrics"]
-    if (len(fl["daemons"]) > 1 and metrics is not None and
+    if len(doc["config"].get("metrics_endpoints") or []) > 1:
+        check(src is None, "several --metrics endpoints, but the text says 'only: 1 of'")
+    elif (len(fl["daemons"]) > 1 and metrics is not None and
             any(r["metrics"] is not None for r in doc["runs"])):
         if check(src, "fleet of several daemons: the text does not say whose /metrics figures "
                  "they are"):
@@ -198,6 +212,41 @@ def check_fleet(doc, text):
         close(row[7], d["latency_ms"], 3, where + " latency")
         check(d["overloaded"] <= d["answered"] <= d["sent"],
               f"{where}: overloaded <= answered <= sent does not hold")
+
+
+def check_metrics_source(doc, text):
+    """Several --metrics endpoints: a line says how many of the daemons (the larger of those
+    listed and the fleet's) the server-side figures are the sum of, and which did not answer;
+    config.metrics is the list as given."""
+    listed = doc["config"].get("metrics_endpoints") or []
+    summed = re.search(r"^metrics\s+from (\d+)(?:\.\.(\d+))? of (\d+) daemons( by step)?"
+                       r"(?: \((.*)\))?, summed; ", text, re.M)
+    runs = [r for r in doc["runs"] if r["metrics"] is not None]
+    if len(listed) < 2 or not runs:
+        check(summed is None, "a 'summed' metrics line without several endpoints' figures")
+        return
+    check(doc["config"]["metrics"] == ",".join(listed),
+          f"config.metrics {doc['config']['metrics']} is not the list {listed}")
+    if not check(summed, "several --metrics endpoints: the text does not say how many daemons "
+                 "the server-side figures are the sum of"):
+        return
+    lo, hi = min(r["metrics_answered"] for r in runs), max(r["metrics_answered"] for r in runs)
+    check(int(summed.group(1)) == lo and int(summed.group(2) or summed.group(1)) == hi,
+          f"metrics line: from {summed.group(1)}..{summed.group(2)}; JSON {lo}..{hi}")
+    fleet = len(doc["fleet"]["daemons"]) if doc.get("fleet") else 0
+    check(int(summed.group(3)) == max(len(listed), fleet),
+          f"metrics line: of {summed.group(3)} daemons; {len(listed)} listed, fleet {fleet}")
+    same = all(r["metrics_missing"] == runs[0]["metrics_missing"] for r in runs)
+    check(bool(summed.group(4)) == (not same), "metrics line: 'by step' wrong")
+    notes = summed.group(5) or ""
+    if len(listed) < fleet:
+        check(f"--metrics lists {len(listed)} of the fleet's {fleet}" in notes,
+              f"metrics line does not say --metrics lists {len(listed)} of {fleet}")
+    for i, r in enumerate(doc["runs"]):
+        if r["metrics"] is not None and r["metrics_missing"] and (not same or r is runs[0]):
+            want = ("step %d: " % (i + 1) if not same else "") + \
+                ", ".join(r["metrics_missing"]) + " did not answer"
+            check(want in notes, f"metrics line does not say '{want}'")
 
 
 def check_metrics_off(doc, text):
@@ -393,6 +442,7 @@ def main():
     check(all(not r["interrupted"] for r in doc["runs"][:-1]),
           "a run before the last is interrupted")
     check_metrics_off(doc, text)
+    check_metrics_source(doc, text)
     check_media(doc, text)
     check_fleet(doc, text)
     if "--csv" in sys.argv:

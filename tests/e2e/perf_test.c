@@ -20,6 +20,11 @@
  * on one endpoint and with --fleet; a fleet of the daemon and a fake one says whose /metrics
  * the server-side figures are; fractions of whole-number flags, --fleet with UDP and
  * unwritable --json/--csv/--plot paths refused at once with exit 2.
+ *
+ * --metrics listing several daemons (each failing on the old code, which refused a list): a
+ * fleet of two real daemons with both listed, whose server-side figures are the sum of both
+ * (bracketed by each daemon's own /metrics before and after); a listed endpoint where nothing
+ * listens, reported as 1 of 2 answered and named; malformed lists refused with exit 2.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -857,6 +862,121 @@ test_fleet_metrics_source(void)
 	CU_ASSERT(strstr(slurp(g_out), want) != NULL);
 }
 
+/*
+ * A fleet of two daemons with --metrics listing both: the server-side figures are the sum of
+ * both daemons' (the old code refused a list, and with one endpoint took that daemon's
+ * alone): the units' capacity is both cpu0's 16, and the requests the compute stage counted
+ * and the batches admitted are more than either daemon served in the run and no more than
+ * both did (each daemon's own /metrics, read before and after the run, brackets it).
+ */
+static void
+test_fleet_metrics_summed(void)
+{
+	static const char compute[] =
+		"mediabatch_stage_seconds_count{model=\"identity\",stage=\"compute\"}";
+	static const char admitted[] = "mediabatch_admission_wait_seconds_count{device=\"cpu0\"}";
+	struct mb_daemon d2;
+	char eps[200], mets[200], expr[2048];
+	const char *args[] = {"--endpoint", eps,     "--metrics",  mets,   "--outstanding", "8",
+			      "--warmup",   "0",     "--duration", "1",	   "--drain",	    "2",
+			      "--requests", "50000", "--json",	   g_json, "--quiet",	    NULL};
+	double c0[2], c1[2], a0[2], a1[2];
+	int rc;
+
+	CU_ASSERT_FATAL(mb_daemon_start(&d2, NULL, NULL) == 0);
+	snprintf(eps, sizeof(eps), "%s,%s", g_d.ingest, d2.ingest);
+	snprintf(mets, sizeof(mets), "%s,%s", g_d.metrics, d2.metrics);
+	c0[0] = mb_daemon_metric(&g_d, compute);
+	c0[1] = mb_daemon_metric(&d2, compute);
+	a0[0] = mb_daemon_metric(&g_d, admitted);
+	a0[1] = mb_daemon_metric(&d2, admitted);
+	rc = run_perf(args, true);
+	c1[0] = mb_daemon_metric(&g_d, compute);
+	c1[1] = mb_daemon_metric(&d2, compute);
+	a1[0] = mb_daemon_metric(&g_d, admitted);
+	a1[1] = mb_daemon_metric(&d2, admitted);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d2, SIGTERM, 30.0), 0);
+	printf("\n    exit %d; compute %g + %g, admitted %g + %g", rc, c1[0] - c0[0], c1[1] - c0[1],
+	       a1[0] - a0[0], a1[1] - a0[1]);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	CU_ASSERT_FATAL(c0[0] >= 0 && c0[1] >= 0 && a0[0] >= 0 && a0[1] >= 0);
+	/* each daemon served a good part of the run: the fleet spreads it */
+	CU_ASSERT(c1[0] - c0[0] > 50 && c1[1] - c0[1] > 50);
+	snprintf(expr, sizeof(expr),
+		 "r:=d['runs'][0], len(d['fleet']['daemons']) == 2, "
+		 "r['status']['OK'] == r['sent'] > 100, "
+		 "d['config']['metrics'] == '%s', "
+		 "d['config']['metrics_endpoints'] == ['%s', '%s'], "
+		 "r['metrics_answered'] == 2, r['metrics_missing'] == [], "
+		 "r['metrics']['units_capacity'] == 32, r['stages'] is not None, "
+		 "%.0f < r['stages']['compute']['count'] <= %.0f, "
+		 "%.0f < r['metrics']['admitted_batches'] <= %.0f, "
+		 "sum(r['batches_closed'].values()) <= %.0f",
+		 mets, g_d.metrics, d2.metrics, fmax(c1[0] - c0[0], c1[1] - c0[1]),
+		 c1[0] - c0[0] + c1[1] - c0[1], fmax(a1[0] - a0[0], a1[1] - a0[1]),
+		 a1[0] - a0[0] + a1[1] - a0[1], a1[0] - a0[0] + a1[1] - a0[1]);
+	/* python_expect(), not check_report(): check_perf_report.py knows one --metrics
+	 * endpoint per fleet only (its check_fleet() wants "only: 1 of 2 daemons") */
+	rc = python_expect(expr);
+	if (rc != 0)
+		printf("\n    expectation failed: %s\n%s\n%s", expr, slurp(g_out), slurp(g_err));
+	CU_ASSERT(rc == 0);
+	CU_ASSERT(strstr(slurp(g_out), "\nmetrics         from 2 of 2 daemons, summed; stages, "
+				       "batches closed, admission below\nstages ") != NULL);
+	CU_ASSERT(strstr(slurp(g_out), " of 32\n") != NULL); /* units in use ... of 32 */
+}
+
+/*
+ * --metrics listing the daemon and a closed loopback port: that one is named on stderr at
+ * start, the run goes on, and the report says the figures are 1 of the 2 listed daemons',
+ * which one did not answer, in the text and the JSON. A bad list is a usage error.
+ */
+static void
+test_metrics_one_dead(void)
+{
+	char mets[200], dead[64], expr[1024], want[300];
+	const char *args[] = {"--endpoint", g_d.ingest, "--metrics",  mets,  "--outstanding", "4",
+			      "--warmup",   "0",	"--duration", "0.5", "--drain",	      "2",
+			      "--json",	    g_json,	"--quiet",    NULL};
+	char lists[4][200];
+	const char *words[4] = {"an empty endpoint in the list", "an empty endpoint in the list",
+				"twice", "is not an HTTP endpoint"};
+	int port;
+
+	CU_ASSERT_FATAL(mb_e2e_free_ports(&port, 1) == 0);
+	snprintf(dead, sizeof(dead), "127.0.0.1:%d", port); /* nothing listens there */
+	snprintf(mets, sizeof(mets), "%s,%s", g_d.metrics, dead);
+	CU_ASSERT_EQUAL_FATAL(run_perf(args, true), 0);
+	snprintf(want, sizeof(want), "mediabatch-perf: --metrics %s: cannot connect", dead);
+	CU_ASSERT(strstr(slurp(g_err), want) != NULL);
+	CU_ASSERT(strstr(slurp(g_err), "the server-side figures will leave that daemon out") !=
+		  NULL);
+	snprintf(expr, sizeof(expr),
+		 "r:=d['runs'][0], r['status']['OK'] == r['sent'] > 0, "
+		 "d['config']['metrics_endpoints'] == ['%s', '%s'], "
+		 "r['metrics_answered'] == 1, r['metrics_missing'] == ['%s'], "
+		 "r['metrics'] is not None, r['metrics']['units_capacity'] == 16, "
+		 "r['stages'] is not None, r['stages']['compute']['count'] > 0",
+		 g_d.metrics, dead, dead);
+	CU_ASSERT(check_report("closed", "", expr));
+	snprintf(want, sizeof(want),
+		 "\nmetrics         from 1 of 2 daemons (%s did not answer), summed; stages, "
+		 "batches closed, admission below\n",
+		 dead);
+	CU_ASSERT(strstr(slurp(g_out), want) != NULL);
+
+	snprintf(lists[0], sizeof(lists[0]), "%s,,%s", g_d.metrics, dead);
+	snprintf(lists[1], sizeof(lists[1]), "%s,%s,", g_d.metrics, dead);
+	snprintf(lists[2], sizeof(lists[2]), "%s,http://%s", g_d.metrics, g_d.metrics);
+	snprintf(lists[3], sizeof(lists[3]), "%s,%s:x", g_d.metrics, dead);
+	for (int i = 0; i < 4; i++) {
+		args[3] = lists[i];
+		CU_ASSERT_EQUAL(run_perf(args, true), 2);
+		printf("\n    --metrics %s: %s", lists[i], slurp(g_err));
+		CU_ASSERT(strstr(slurp(g_err), words[i]) != NULL);
+	}
+}
+
 /* Refused at once with exit 2 (the old code ran 3 s, then truncated or failed with 1). */
 static void
 test_audit_refusals(void)
@@ -928,6 +1048,10 @@ static const struct mb_test_case cases[] = {
 	 test_malformed_answers},
 	{"fleet of two: the text says whose /metrics the server-side figures are",
 	 test_fleet_metrics_source},
+	{"fleet of two, --metrics listing both: server-side figures summed over both daemons",
+	 test_fleet_metrics_summed},
+	{"--metrics listing a dead endpoint: warned, figures from 1 of 2, named; bad lists",
+	 test_metrics_one_dead},
 	{"whole-number flags, --fleet with udp, unwritable --json/--csv/--plot: exit 2 at once",
 	 test_audit_refusals},
 	{NULL, NULL},
