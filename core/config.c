@@ -690,10 +690,8 @@ int_in(struct checker *ck, const char *field, const int64_t *v, int64_t lo, int6
 	return true;
 }
 
-/* @p v in the fewest digits that read back as @p v: 1000000001 and 0.0009999999 as written
- * (%g would print 1e+09 and 0.001, beside bounds of 1e+09 and 0.001) */
-static const char *
-shortest(char *buf, size_t len, double v)
+const char *
+mb_config_shortest(char *buf, size_t len, double v)
 {
 	for (int prec = 1; prec <= 17; prec++) {
 		snprintf(buf, len, "%.*g", prec, v);
@@ -713,8 +711,9 @@ double_in(struct checker *ck, const char *field, const double *v, double lo, dou
 		return false;
 	if (!((*v >= lo && *v <= hi) || (zero_ok && *v == 0.0))) {
 		snprintf(ck->err, ck->len, "%s: %s: %s is out of range %s%s..%s", ck->path, field,
-			 shortest(sv, sizeof(sv), *v), zero_ok ? "0 or " : "",
-			 shortest(slo, sizeof(slo), lo), shortest(shi, sizeof(shi), hi));
+			 mb_config_shortest(sv, sizeof(sv), *v), zero_ok ? "0 or " : "",
+			 mb_config_shortest(slo, sizeof(slo), lo),
+			 mb_config_shortest(shi, sizeof(shi), hi));
 		ck->failed = 1;
 		return false;
 	}

@@ -283,4 +283,11 @@ int mb_config_parse_hostport(const char *s, char *host, size_t host_len, uint16_
  */
 bool mb_config_bind_endpoint_ok(const char *v);
 
+/**
+ * @p v in the fewest digits that read back as @p v, into @p buf (returned), as the config's
+ * messages print numbers: 1000000001 and 0.0009999999 as written, where %g would print
+ * 1e+09 and 0.001 beside bounds of 1e+09 and 0.001.
+ */
+const char *mb_config_shortest(char *buf, size_t len, double v);
+
 #endif /* MB_CONFIG_H */

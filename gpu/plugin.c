@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "mb_build_config.h"
+#include "mb_config.h"
 
 struct mb_plugin {
 	void *handle;
@@ -58,18 +59,6 @@ printable(const char *s, size_t n)
 		if (s[i] < ' ' || s[i] > '~')
 			return false;
 	return true;
-}
-
-/* @p v in the fewest digits that read back as @p v (as the config's messages print it). */
-static const char *
-shortest(char *buf, size_t len, double v)
-{
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(buf, len, "%.*g", prec, v);
-		if (strtod(buf, NULL) == v)
-			break;
-	}
-	return buf;
 }
 
 /* The protocol's model field takes printable ASCII without spaces (net/proto.c): a name
@@ -191,7 +180,7 @@ mb_plugin_check_desc(const char *path, const struct mb_model_desc *d, char *err,
 		snprintf(err, len,
 			 "%s: model %s: item_units_per_second %s is out of range 0..1000000, as "
 			 "models[].item_units_per_second in a config",
-			 path, d->name, shortest(v, sizeof(v), d->item_units_per_second));
+			 path, d->name, mb_config_shortest(v, sizeof(v), d->item_units_per_second));
 		return -EINVAL;
 	}
 	return 0;
