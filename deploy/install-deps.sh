@@ -33,6 +33,8 @@ packages=(
 	hwloc            # hwloc-calc / lstopo, to inspect topologies by hand
 	clang-format     # the style check (.clang-format)
 	help2man         # the man pages, generated from each program's --help
+	man-db           # man: test deploy/install renders the installed pages
+	curl             # the README's examples and test prometheus/scrape (the API and /metrics)
 	clang            # the fuzz build (build-fuzz/): libFuzzer targets of tests/fuzz/
 	libclang-rt-14-dev # sanitizer runtimes used by clang builds, and libFuzzer's
 	llvm-14          # llvm-profdata, llvm-cov: coverage of tests/fuzz/long-run.sh

@@ -603,7 +603,7 @@ main(int argc, char **argv)
 	uint64_t deadline = 0;
 	struct idle_trim trim_state = {0, 0, -1, false};
 	uint32_t n_started, left_behind = 0;
-	bool draining = false, aborted = false;
+	bool draining = false, aborted = false, quiet_cut = false;
 	unsigned int stops_seen = 0, hups_seen = 0;
 	struct sigaction sa = {.sa_handler = caught, .sa_flags = SA_RESTART};
 	uint64_t wd_every_ns = watchdog_ns() / 2, wd_next = 0, status_next = 0;
@@ -790,15 +790,26 @@ main(int argc, char **argv)
 			       strsignal(sig));
 			service_abort(svc);
 		}
-		/* the deadline cuts only what is left: with nothing in flight (drain_timeout_ms
-		 * 0 on an idle daemon) the drain ends by itself, clean (nothing new is taken) */
-		if (draining && !aborted && mb_env_now_ns() >= deadline &&
-		    service_inflight(svc) != 0) {
-			aborted = true;
-			MB_LOG(WARNING,
-			       "drain timeout (%u ms) with %u request(s) left: stopping; what has "
-			       "not started is CANCELLED",
-			       cfg.drain_timeout_ms, service_inflight(svc));
+		/* The deadline cuts what is left: requests in flight (exit 3), or, with none, a
+		 * front door still waiting for the ROUTER to go quiet while clients keep sending
+		 * (each answered UNAVAILABLE): it stops reading, and the drain is clean (exit 0:
+		 * nothing was cut). */
+		if (draining && !aborted && !quiet_cut && mb_env_now_ns() >= deadline) {
+			if (service_inflight(svc) != 0) {
+				aborted = true;
+				MB_LOG(WARNING,
+				       "drain timeout (%u ms) with %u request(s) left: stopping; "
+				       "what has not started is CANCELLED",
+				       cfg.drain_timeout_ms, service_inflight(svc));
+			} else {
+				quiet_cut = true;
+				MB_LOG(NOTICE,
+				       "drain timeout (%u ms) with nothing in flight: the front "
+				       "door "
+				       "stops waiting for the ROUTER to go quiet (what arrived was "
+				       "answered UNAVAILABLE)",
+				       cfg.drain_timeout_ms);
+			}
 			service_abort(svc);
 		}
 		if (service_watch(svc) != 0) /* a worker hung: its replacement starts */
