@@ -114,7 +114,7 @@ close_watch(void *sock, void **mon)
 static int
 open_socket(int type, void **ctx, void **sock, char *err, size_t err_len)
 {
-	int linger = 100;
+	int linger = 100, one = 1;
 
 	*ctx = zmq_ctx_new();
 	if (*ctx == NULL) {
@@ -130,6 +130,9 @@ open_socket(int type, void **ctx, void **sock, char *err, size_t err_len)
 		return -e;
 	}
 	zmq_setsockopt(*sock, ZMQ_LINGER, &linger, sizeof(linger));
+	/* tcp://[::1]:7400, or a name with only an IPv6 address: ZeroMQ connects over IPv4
+	 * alone without it (ENODEV); IPv4 endpoints work as before */
+	zmq_setsockopt(*sock, ZMQ_IPV6, &one, sizeof(one));
 	return 0;
 }
 

@@ -333,7 +333,12 @@ bind_socket(void *sock, const char *what, const char *endpoint, char *bound, cha
 	    size_t err_len)
 {
 	size_t len = 256;
+	int one = 1;
 
+	/* tcp://[ADDR]:PORT: ZeroMQ binds IPv6 addresses only with ZMQ_IPV6 (else ENODEV). Set
+	 * for those alone: a wildcard address keeps listening on IPv4 only, as before. */
+	if (strncmp(endpoint, "tcp://[", 7) == 0)
+		zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof(one));
 	if (zmq_bind(sock, endpoint) != 0) {
 		int e = zmq_errno();
 

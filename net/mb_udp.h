@@ -172,6 +172,20 @@ mb_udp_queue_slots(const struct mb_config *cfg)
 	return cfg->udp_max_requests + MB_UDP_ANSWER_SLOTS;
 }
 
+/** Most payload buffer size classes of an rx queue. */
+#define MB_UDP_BUFFER_CLASSES_MAX 12
+
+/**
+ * An rx queue's payload buffers (udp.buffer_mb): size classes four times apart from 4 KiB
+ * up to service.max_payload_bytes, the budget split evenly between them, each class at
+ * least 2 buffers and at most the queue's slots. Fills @p sizes and @p counts (room for
+ * MB_UDP_BUFFER_CLASSES_MAX) and returns the number of classes.
+ */
+uint32_t mb_udp_buffer_plan(const struct mb_config *cfg, uint32_t *sizes, uint64_t *counts);
+
+/** What mb_udp_buffer_plan()'s buffers take of the DPDK heap, per rx queue (--check). */
+uint64_t mb_udp_buffer_heap_bytes(const struct mb_config *cfg);
+
 /** Number of rx queues (= rx threads) over all ports. */
 uint32_t mb_udp_queues(const struct mb_udp *u);
 

@@ -40,7 +40,7 @@
 
 #define RX_BURST 32
 #define MAX_MODELS 64
-#define MAX_CLASSES 12
+#define MAX_CLASSES MB_UDP_BUFFER_CLASSES_MAX
 #define MIN_CLASS (4u << 10)
 #define MAX_QUEUES 256
 
@@ -1729,31 +1729,55 @@ setup_port(struct mb_udp *u, uint32_t pi, char *err, size_t err_len)
 	return 0;
 }
 
-static int
-setup_buffers(struct udp_queue *q, int socket, char *err, size_t err_len)
+uint32_t
+mb_udp_buffer_plan(const struct mb_config *cfg, uint32_t *sizes, uint64_t *counts)
 {
-	const struct mb_config *cfg = q->u->o.cfg;
 	uint64_t budget = (uint64_t)cfg->udp_buffer_mb << 20, per_class;
-	uint32_t size = MIN_CLASS, max = cfg->max_payload_bytes;
-	char name[RTE_MEMPOOL_NAMESIZE];
+	uint32_t size = MIN_CLASS, max = cfg->max_payload_bytes, n = 0;
 
-	q->n_classes = 0;
-	while (q->n_classes < MAX_CLASSES) {
+	while (n < MAX_CLASSES) {
 		uint32_t s = size < max ? size : max;
 
-		q->class_size[q->n_classes++] = s;
+		sizes[n++] = s;
 		if (s == max)
 			break;
 		size *= 4;
 	}
-	per_class = budget / q->n_classes;
-	for (uint32_t k = 0; k < q->n_classes; k++) {
-		uint64_t n = per_class / q->class_size[k];
+	per_class = budget / n;
+	for (uint32_t k = 0; k < n; k++) {
+		counts[k] = per_class / sizes[k];
+		if (counts[k] < 2)
+			counts[k] = 2;
+		if (counts[k] > mb_udp_queue_slots(cfg))
+			counts[k] = mb_udp_queue_slots(cfg);
+	}
+	return n;
+}
 
-		if (n < 2)
-			n = 2;
-		if (n > q->n_slots)
-			n = q->n_slots;
+uint64_t
+mb_udp_buffer_heap_bytes(const struct mb_config *cfg)
+{
+	uint32_t sizes[MAX_CLASSES];
+	uint64_t counts[MAX_CLASSES], bytes = 0;
+	uint32_t n = mb_udp_buffer_plan(cfg, sizes, counts);
+
+	/* each element: its bytes and the mempool's header and trailer, in cache lines */
+	for (uint32_t k = 0; k < n; k++)
+		bytes += counts[k] * (RTE_ALIGN_CEIL((uint64_t)sizes[k], RTE_CACHE_LINE_SIZE) +
+				      2 * RTE_CACHE_LINE_SIZE);
+	return bytes;
+}
+
+static int
+setup_buffers(struct udp_queue *q, int socket, char *err, size_t err_len)
+{
+	uint64_t counts[MAX_CLASSES];
+	char name[RTE_MEMPOOL_NAMESIZE];
+
+	q->n_classes = mb_udp_buffer_plan(q->u->o.cfg, q->class_size, counts);
+	for (uint32_t k = 0; k < q->n_classes; k++) {
+		uint64_t n = counts[k];
+
 		snprintf(name, sizeof(name), "mb_rxb_%u_%u_%u", q->u->id, q->index, k);
 		q->bufs[k] = rte_mempool_create(
 			name, (unsigned int)n, q->class_size[k], 0, 0, NULL, NULL, NULL, NULL,

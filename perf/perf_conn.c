@@ -60,7 +60,7 @@ fleet_open_conn(struct mb_perf_conn *c, const struct mb_perf_conn_opts *o, char 
 static int
 zmq_open_conn(struct mb_perf_conn *c, const struct mb_perf_conn_opts *o, char *err, size_t err_len)
 {
-	int linger = 100, hwm = o->sndhwm > 0 ? o->sndhwm : 1000, rcvhwm = 0;
+	int linger = 100, hwm = o->sndhwm > 0 ? o->sndhwm : 1000, rcvhwm = 0, one = 1;
 	size_t fd_len = sizeof(c->fd);
 
 	if (o->fleet || (o->endpoint != NULL && strchr(o->endpoint, ',') != NULL))
@@ -78,6 +78,7 @@ zmq_open_conn(struct mb_perf_conn *c, const struct mb_perf_conn_opts *o, char *e
 	}
 	zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger));
 	zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(c->sock, ZMQ_IPV6, &one, sizeof(one)); /* tcp://[::1]:7400 */
 	/* replies are read as fast as they come; never let ZeroMQ push back on the service */
 	zmq_setsockopt(c->sock, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
 	if (o->endpoint == NULL || zmq_connect(c->sock, o->endpoint) != 0) {
@@ -99,7 +100,7 @@ udp_open_conn(struct mb_perf_conn *c, const struct mb_perf_conn_opts *o, char *e
 {
 	struct mb_udp_sender_opts so = {.address = o->endpoint, .max_datagram = o->max_datagram};
 	char topic[32];
-	int linger = 0, rcvhwm = 0, n;
+	int linger = 0, rcvhwm = 0, one = 1, n;
 	size_t fd_len = sizeof(c->fd);
 
 	if (o->publish == NULL) {
@@ -115,6 +116,7 @@ udp_open_conn(struct mb_perf_conn *c, const struct mb_perf_conn_opts *o, char *e
 	n = snprintf(topic, sizeof(topic), "%u/", o->tenant);
 	zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger));
 	zmq_setsockopt(c->sock, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
+	zmq_setsockopt(c->sock, ZMQ_IPV6, &one, sizeof(one));
 	zmq_setsockopt(c->sock, ZMQ_SUBSCRIBE, topic, (size_t)n);
 	if (zmq_connect(c->sock, o->publish) != 0) {
 		int e = zmq_errno();

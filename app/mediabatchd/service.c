@@ -754,8 +754,9 @@ service_check_heap(const struct mb_config *cfg, char *buf, size_t len)
 {
 	/* what the start allocates for certain, in bytes: the request objects (the front
 	 * door's and each rx queue's slots), the tenants' rate-limit tables with their index
-	 * (one for ZeroMQ, one per rx queue), the mbufs of one NUMA node */
-	uint64_t rxq = 0, req, rate, mbufs, need;
+	 * (one for ZeroMQ, one per rx queue), the mbufs of one NUMA node, each rx queue's
+	 * payload buffers */
+	uint64_t rxq = 0, req, rate, mbufs, bufs, need;
 	const double mib = 1024.0 * 1024.0;
 	char heap[64];
 
@@ -765,13 +766,15 @@ service_check_heap(const struct mb_config *cfg, char *buf, size_t len)
 	      sizeof(struct mb_request);
 	rate = (1 + rxq) * mb_ratelimit_heap_bytes(cfg->max_tenants);
 	mbufs = cfg->n_udp_ports != 0 ? (uint64_t)cfg->udp_mbufs * MB_UDP_MBUF_BYTES : 0;
-	need = req + rate + mbufs;
+	bufs = rxq * mb_udp_buffer_heap_bytes(cfg);
+	need = req + rate + mbufs + bufs;
 	snprintf(buf, len,
 		 "at least %.0f MiB (request objects for service.max_inflight %u and the UDP "
 		 "slots: %.0f MiB; rate-limit tables for tenants.max_tenants %u: %.0f MiB; "
-		 "udp.mbufs: %.0f MiB) of %s",
+		 "udp.mbufs: %.0f MiB; udp.buffer_mb for %" PRIu64 " rx queue(s): %.0f MiB) of %s",
 		 (double)need / mib, cfg->max_inflight, (double)req / mib, cfg->max_tenants,
-		 (double)rate / mib, (double)mbufs / mib, heap_source(cfg, heap, sizeof(heap)));
+		 (double)rate / mib, (double)mbufs / mib, rxq, (double)bufs / mib,
+		 heap_source(cfg, heap, sizeof(heap)));
 	return cfg->n_eal_args == 0 && need > (uint64_t)cfg->eal_memory_mb << 20 ? -ENOMEM : 0;
 }
 

@@ -167,7 +167,10 @@ missed=$(($(metric 'mediabatch_rx_nic_dropped_total{port="port0",reason="missed"
 wrong=$(($(metric 'mediabatch_rx_dropped_total{reason="wrong_port"}') - wrong0))
 echo "3000 datagrams while stopped: $wrong read (wrong_port), $missed missed (kernel drops)"
 [ "$missed" -gt 0 ] || fail "no kernel drop counted as missed"
-[ $((missed + wrong)) -eq 3000 ] || fail "read $wrong + missed $missed is not the 3000 sent"
+# none lost uncounted; the kernel may count a frame its fanout moved to the other queue's
+# socket as a drop of the first as well (seen once: 3001), hence a little slack above
+[ $((missed + wrong)) -ge 3000 ] && [ $((missed + wrong)) -le 3010 ] ||
+	fail "read $wrong + missed $missed is not the 3000 sent"
 
 kill -TERM "$pid"
 for _ in $(seq 1 200); do

@@ -497,6 +497,12 @@ test_config_errors(void)
 	 * fail on it), and names the key */
 	check_heap_refused(bad, "service:\n  max_inflight: 1048576\n",
 			   "service.max_inflight 1048576");
+	/* and the UDP payload buffers (udp.buffer_mb per rx queue: 46 MiB with the defaults),
+	 * which --check left out: 48 MiB passed it and failed the start */
+	check_heap_refused(bad,
+			   "eal:\n  memory_mb: 48\nudp:\n  ports:\n    - device: net_null0\n"
+			   "      address: 192.0.2.1\n",
+			   "udp.buffer_mb for 1 rx queue(s): 46 MiB");
 	/* so do rate-limit tables whose buckets alone fit but not with their index (4M tenants:
 	 * 122 MiB of buckets, 282 MiB with the index; the start fails on it) */
 	check_heap_refused(bad, "tenants:\n  max_tenants: 4000000\n",
@@ -533,6 +539,52 @@ test_config_errors(void)
 		strstr(out, "devices: cpu0 alone (no GPU in use: devices.cuda.mode is off)"));
 	unlink(bad);
 	unlink(good);
+}
+
+/* Whether this host has IPv6 loopback (::1) to bind on. */
+static bool
+have_ipv6_loopback(void)
+{
+	struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	int s = socket(AF_INET6, SOCK_STREAM, 0);
+	bool ok = s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+	if (s >= 0)
+		close(s);
+	return ok;
+}
+
+/* service.ingest and service.publish at an IPv6 address, as the reference allows
+ * (tcp://[::1]:PORT): served, and the client library connects to it (both failed: ZeroMQ
+ * needs ZMQ_IPV6 on a socket for IPv6, "No such device") */
+static void
+test_ipv6_endpoints(void)
+{
+	struct mb_daemon d;
+	struct mb_client *c;
+	struct mb_request_hdr h;
+	float t[4] = {1, 2, 3, 4};
+	char ingest[64], publish[64];
+	const char *args[] = {"--ingest", ingest, "--publish", publish, NULL};
+	int ports[2];
+
+	if (!have_ipv6_loopback()) {
+		printf("\n    SKIPPED: no IPv6 loopback (::1) on this host");
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(mb_e2e_free_ports(ports, 2), 0);
+	snprintf(ingest, sizeof(ingest), "tcp://[::1]:%d", ports[0]);
+	snprintf(publish, sizeof(publish), "tcp://[::1]:%d", ports[1]);
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, NULL, args), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), ingest));
+	snprintf(d.ingest, sizeof(d.ingest), "%s", ingest);
+	c = mb_e2e_client(&d, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	mb_client_tensor_hdr(&h, "identity", 3, 1, 1, 4);
+	CU_ASSERT_EQUAL(mb_client_send(c, &h, t, sizeof(t)), 0);
+	CU_ASSERT_EQUAL(recv_status(c, NULL, NULL, 0, 10000), MB_STATUS_OK);
+	mb_client_close(&c);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
 static void
@@ -852,6 +904,7 @@ static const struct mb_test_case cases[] = {
 	 test_signal_on_a_library_thread},
 	{"config errors name file, field and range; exit 2", test_config_errors},
 	{"an endpoint in use: a clear error, exit 1", test_endpoint_in_use},
+	{"IPv6 endpoints (tcp://[::1]:PORT): served, and the client connects", test_ipv6_endpoints},
 	{"heartbeats: a silent requester's connection is closed; off, it stays",
 	 test_heartbeat_cuts_silent_peer},
 	{"liveness: a polled thread that stops turning makes /healthz 503, naming it",
