@@ -244,6 +244,44 @@ class CancelTest(unittest.TestCase):
             self.assertEqual(c.stats["cancels_sent"], 1)
 
 
+def have_ipv6_loopback():
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@unittest.skipUnless(have_ipv6_loopback(), "no IPv6 loopback (::1) on this host")
+class IPv6Test(unittest.TestCase):
+    """A daemon at tcp://[::1]:PORT (the reference allows IPv6 endpoints): the client and the
+    asyncio client reach it (without ZMQ_IPV6 on their socket they never connected)."""
+
+    def test_ipv6_endpoint(self):
+        import socket
+        ports = []
+        for _ in range(2):
+            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+                s.bind(("::1", 0))
+                ports.append(s.getsockname()[1])
+        ingest = f"tcp://[::1]:{ports[0]}"
+        d = mbdaemon.Daemon("", ["--ingest", ingest, "--publish", f"tcp://[::1]:{ports[1]}"])
+        d.start()
+        try:
+            with mediabatch.Client(ingest, wait_timeout=20) as c:
+                self.assertEqual(c.run("identity", tensor=np.ones((1, 4), np.float32))[0, 0], 16)
+
+            async def one():
+                async with mediabatch.AsyncClient(ingest, wait_timeout=20) as c:
+                    return await c.run("identity", tensor=np.ones((2, 4), np.float32))
+
+            self.assertEqual(asyncio.run(one())[0, 0], 32)
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+
 class SubscriberTest(unittest.TestCase):
     def _warm(self, client, sub, tenant, model="identity", **media):
         """Send until @sub sees one of @tenant's results: a subscription takes a moment to

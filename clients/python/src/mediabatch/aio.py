@@ -202,6 +202,7 @@ class AsyncClient:
         self._monitor = None
         try:
             self._sock.linger = 100
+            self._sock.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:7400; IPv4 works as before
             if sndhwm is not None:
                 self._sock.sndhwm = sndhwm
             if rid is not None:

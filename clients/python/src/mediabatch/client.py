@@ -702,6 +702,7 @@ class Client:
         monitor = None
         try:
             dealer.linger = 100
+            dealer.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:7400; IPv4 works as before
             if sndhwm is not None:
                 dealer.sndhwm = sndhwm
             if rid is not None:
