@@ -1034,6 +1034,13 @@ service_check_devices(const struct mb_config *cfg, char *buf, size_t len)
 			 cfg->source, g.reason);
 		return 1;
 	}
+	if (n == 0 && cfg->n_cuda_gpus != 0 && cfg->cuda_mode != MB_CUDA_OFF) {
+		snprintf(buf, len,
+			 "%s: devices.cuda.gpus lists %u GPU(s), but no GPU is usable here (%s): "
+			 "the list is ignored and cpu0 serves alone",
+			 cfg->source, cfg->n_cuda_gpus, g.reason);
+		return 1;
+	}
 	if (n == 0)
 		snprintf(buf, len, "cpu0 alone (no GPU in use: %s)", g.reason);
 	else
@@ -1067,6 +1074,11 @@ plan_devices(struct mb_service *s, char *err, size_t err_len)
 		return use;
 	if (s->gpus.count == 0) {
 		MB_LOG(NOTICE, "no usable GPU (%s): running on the CPU device", s->gpus.reason);
+		if (cfg->n_cuda_gpus != 0)
+			MB_LOG(WARNING,
+			       "devices.cuda.gpus lists %u GPU(s), but no GPU is usable here (%s): "
+			       "the list is ignored",
+			       cfg->n_cuda_gpus, s->gpus.reason);
 		return 0;
 	}
 	if (s->topo != NULL)

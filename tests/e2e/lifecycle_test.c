@@ -521,6 +521,17 @@ test_config_errors(void)
 			strstr(out, "devices.cpu.serve is never and no GPU is in use"));
 		CU_ASSERT_PTR_NOT_NULL(strstr(out, "every model would start disabled"));
 	}
+	/* devices.cuda.gpus on a host without a usable GPU: ignored, and --check says so (it
+	 * said nothing); on a host with GPU 0 it names the GPU */
+	fd = open(bad, O_WRONLY | O_TRUNC);
+	CU_ASSERT_FATAL(fd >= 0);
+	dprintf(fd, "devices:\n  cuda: {gpus: [0]}\n");
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 0);
+	if (strstr(out, "devices: 1 GPU(s)") == NULL)
+		CU_ASSERT_PTR_NOT_NULL(strstr(out,
+					      "devices.cuda.gpus lists 1 GPU(s), but no GPU is "
+					      "usable here"));
 	/* an endpoint ZeroMQ would take as another port (83136 is 17600) */
 	fd = open(bad, O_WRONLY | O_TRUNC);
 	CU_ASSERT_FATAL(fd >= 0);
