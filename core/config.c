@@ -5,17 +5,20 @@
  * loads it as a node tree and walks that tree alongside the schema below: a syntax error, an
  * unknown key, a number that is not written strictly (digits only for integers; a plain
  * decimal for floats: no suffix, hex, underscore, inf or nan) or does not fit its type, a
- * boolean that is not true/false (yes/no, on/off), or a second YAML document stops there,
- * with the line and column libyaml gives for the offending node (0-based there, 1-based in
- * the message). Then libcyaml parses the same bytes into "raw" structs whose scalars are all
- * optional pointers (NULL when the file does not set them), so "absent" and "0" differ. Its
- * errors (wrong types) are captured from its log and turned into one line with the location
- * and the field path; then every value that is present is range-checked and copied over the
- * defaults. libcyaml 1.3.1 cannot do the pre-pass's part itself: it reads numbers with
- * strtoll(base 0) and strtod and ignores what follows ("2k" loads as 2, "0x100" as 256),
- * reads any word but false/no/off/disable/0 as true ("flase" too), loads the first document
- * and ignores the rest, has no validation callbacks, and logs libyaml's errors without their
- * position. Main thread only.
+ * boolean that is not true/false (yes/no, on/off), a string that is YAML's null (~, null,
+ * nothing; libcyaml would read "~") or longer or shorter than the schema allows, a list with
+ * more entries than it allows, or a second YAML document stops there, with the line and
+ * column libyaml gives for the offending node (0-based there, 1-based in the message). Then
+ * libcyaml parses the same bytes into "raw" structs whose scalars are all optional pointers
+ * (NULL when the file does not set them), so "absent" and "0" differ. Its errors (wrong
+ * types) are captured from its log and turned into one line with the location and the field
+ * path; then every value that is present is range-checked and copied over the defaults, and
+ * the values that depend on each other are checked together (the endpoints:
+ * mb_config_check_endpoints()). libcyaml 1.3.1 cannot do the pre-pass's part itself: it
+ * reads numbers with strtoll(base 0) and strtod and ignores what follows ("2k" loads as 2,
+ * "0x100" as 256), reads any word but false/no/off/disable/0 as true ("flase" too), loads
+ * the first document and ignores the rest, has no validation callbacks, and logs libyaml's
+ * errors without their position. Main thread only.
  */
 #include "mb_config.h"
 
@@ -36,8 +39,13 @@
 #include <rte_log.h>
 #include <yaml.h>
 
+#include "mb_build_config.h"
 #include "mb_log.h"
 #include "mb_placement.h"
+
+/* Where an unknown key's message sends the reader: the reference configuration, as installed
+ * (meson.build installs deploy/mediabatch.yaml there; mediabatchd --help names it too). */
+#define REFERENCE MB_DOC_DIR "/mediabatch.yaml"
 
 /* ---- raw structs: what the file says ---- */
 
@@ -305,7 +313,7 @@ static const cyaml_schema_field_t tenants_fields[] = {
 };
 
 static const cyaml_schema_field_t model_fields[] = {
-	STR("name", struct y_model, name, 64),
+	STR("name", struct y_model, name, MB_CONFIG_MODEL_NAME_MAX),
 	CYAML_FIELD_BOOL_PTR("enabled", OPT, struct y_model, enabled),
 	INT("max_batch", struct y_model, max_batch),
 	INT("max_delay_us", struct y_model, max_delay_us),
@@ -333,7 +341,7 @@ static const cyaml_schema_value_t tenant_id_value = {
 };
 
 static const cyaml_schema_field_t client_fields[] = {
-	STR("name", struct y_client, name, 256),
+	STR("name", struct y_client, name, MB_CONFIG_CLIENT_NAME_MAX),
 	STR("public_key", struct y_client, public_key, 256),
 	STR("public_key_file", struct y_client, public_key_file, MB_CONFIG_PATH_MAX - 1),
 	CYAML_FIELD_SEQUENCE("tenants", OPT, struct y_client, tenants, &tenant_id_value, 0,
@@ -392,14 +400,18 @@ static const cyaml_schema_value_t root_value = {
 
 /* ---- defaults ---- */
 
+#define DEFAULT_INGEST "tcp://127.0.0.1:7400"
+#define DEFAULT_PUBLISH "tcp://127.0.0.1:7401"
+#define DEFAULT_METRICS "127.0.0.1:7402"
+
 void
 mb_config_defaults(struct mb_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->source, sizeof(c->source), "embedded default");
-	snprintf(c->ingest, sizeof(c->ingest), "tcp://127.0.0.1:7400");
-	snprintf(c->publish, sizeof(c->publish), "tcp://127.0.0.1:7401");
-	snprintf(c->metrics, sizeof(c->metrics), "127.0.0.1:7402");
+	snprintf(c->ingest, sizeof(c->ingest), "%s", DEFAULT_INGEST);
+	snprintf(c->publish, sizeof(c->publish), "%s", DEFAULT_PUBLISH);
+	snprintf(c->metrics, sizeof(c->metrics), "%s", DEFAULT_METRICS);
 	c->drain_timeout_ms = 5000;
 	c->drain_quiet_ms = 250;
 	c->liveness_ms = 10000;
@@ -480,20 +492,37 @@ mb_config_model(const struct mb_config *c, const char *name)
 	return NULL;
 }
 
+/* A port as the configuration writes one: 1..65535 in digits only, no sign, no leading zero
+ * (strtol's " +052" is not one); -1 if @p s is not. */
+static long
+port_number(const char *s)
+{
+	long port = 0;
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 5 || s[0] == '0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (!isdigit((unsigned char)*s))
+			return -1;
+		port = port * 10 + (*s - '0');
+	}
+	return port <= 65535 ? port : -1;
+}
+
 int
 mb_config_parse_hostport(const char *s, char *host, size_t host_len, uint16_t *port)
 {
 	const char *colon = s ? strrchr(s, ':') : NULL;
 	struct in_addr a;
-	char *end;
 	long p;
 
 	if (colon == NULL || colon == s || (size_t)(colon - s) >= host_len || host_len < 16)
 		return -EINVAL;
 	memcpy(host, s, (size_t)(colon - s));
 	host[colon - s] = '\0';
-	p = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || p < 1 || p > 65535)
+	p = port_number(colon + 1);
+	if (p < 1)
 		return -EINVAL;
 	if (strcmp(host, "localhost") == 0)
 		snprintf(host, host_len, "127.0.0.1");
@@ -508,15 +537,17 @@ mb_config_parse_hostport(const char *s, char *host, size_t host_len, uint16_t *p
 /* What a ROUTER or PUB endpoint of the daemon may be (mb_config_bind_endpoint_ok()). */
 #define BIND_FORMS                                                                                 \
 	"tcp://ADDRESS:PORT (an IPv4 address, a host or interface name, * for every interface, "   \
-	"an IPv6 address in brackets; a port 1..65535, or * for one the system picks) or "         \
+	"an IPv6 address in brackets; a port 1..65535 with no leading zero, or * for one the "     \
+	"system picks) or "                                                                        \
 	"ipc://PATH"
 
 bool
 mb_config_bind_endpoint_ok(const char *v)
 {
 	const char *host, *colon, *p;
+	char quad[INET_ADDRSTRLEN];
+	struct in_addr a;
 	size_t hlen;
-	long port = 0;
 
 	if (v == NULL || strlen(v) >= MB_CONFIG_ENDPOINT_MAX)
 		return false;
@@ -539,19 +570,150 @@ mb_config_bind_endpoint_ok(const char *v)
 		for (p = host; p < colon; p++)
 			if (!isalnum((unsigned char)*p) && strchr(".-_", *p) == NULL)
 				return false;
+		/* digits and dots only: an IPv4 address, whole (127.0.0.256 or 10.1 would be
+		 * taken for an interface name, and the start would fail "No such device") */
+		if (strspn(host, "0123456789.") == hlen) {
+			if (hlen >= sizeof(quad))
+				return false;
+			memcpy(quad, host, hlen);
+			quad[hlen] = '\0';
+			if (inet_pton(AF_INET, quad, &a) != 1)
+				return false;
+		}
 	}
 	/* the port: "*" (ZeroMQ's wildcard: the start logs the one it got), or digits only
-	 * (ZeroMQ would take "83136" as 17600) */
-	if (strcmp(colon + 1, "*") == 0)
-		return true;
-	if (colon[1] == '\0' || strlen(colon + 1) > 5)
-		return false;
-	for (p = colon + 1; *p != '\0'; p++) {
-		if (!isdigit((unsigned char)*p))
-			return false;
-		port = port * 10 + (*p - '0');
+	 * with no leading zero (ZeroMQ would take "83136" as 17600) */
+	return strcmp(colon + 1, "*") == 0 || port_number(colon + 1) >= 1;
+}
+
+/* ---- the three listening endpoints, one socket each ---- */
+
+/* What an endpoint listens on: a TCP port of an address ("" = every interface), or a path. */
+struct listener {
+	const char *key, *text; /* "service.ingest", as configured */
+	bool tcp, ipc;		/* neither: off, or a port the system picks */
+	char host[MB_CONFIG_ENDPOINT_MAX];
+	long port;
+	const char *path;
+};
+
+/* @p host (@p len bytes) as compared: "" for every interface (*, 0.0.0.0, [::]), 127.0.0.1
+ * for localhost, an address in its canonical form, a name in lower case. */
+static void
+listener_host(struct listener *l, const char *host, size_t len)
+{
+	char buf[MB_CONFIG_ENDPOINT_MAX];
+	unsigned char a[16];
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)len, host);
+	for (char *p = buf; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (len >= 2 && buf[0] == '[' && buf[len - 1] == ']') {
+		buf[len - 1] = '\0';
+		if (inet_pton(AF_INET6, buf + 1, a) == 1) {
+			static const unsigned char any[16];
+
+			if (memcmp(a, any, sizeof(a)) == 0)
+				buf[0] = '\0';
+			else
+				inet_ntop(AF_INET6, a, buf, sizeof(buf));
+		} else {
+			buf[len - 1] = ']';
+		}
+	} else if (strcmp(buf, "*") == 0 || strcmp(buf, "0.0.0.0") == 0) {
+		buf[0] = '\0';
+	} else if (strcmp(buf, "localhost") == 0) {
+		snprintf(buf, sizeof(buf), "127.0.0.1");
 	}
-	return port >= 1 && port <= 65535;
+	snprintf(l->host, sizeof(l->host), "%s", buf);
+}
+
+/* service.ingest or service.publish (checked: mb_config_bind_endpoint_ok()) */
+static void
+zmq_listener(struct listener *l, const char *key, const char *v)
+{
+	const char *colon;
+
+	memset(l, 0, sizeof(*l));
+	l->key = key;
+	l->text = v;
+	if (strncmp(v, "ipc://", 6) == 0) {
+		l->ipc = true;
+		l->path = v + 6;
+		return;
+	}
+	colon = strrchr(v + 6, ':');
+	if (strncmp(v, "tcp://", 6) != 0 || colon == NULL || strcmp(colon + 1, "*") == 0)
+		return;
+	l->tcp = true;
+	l->port = strtol(colon + 1, NULL, 10);
+	listener_host(l, v + 6, (size_t)(colon - (v + 6)));
+}
+
+/* service.metrics: HOST:PORT, or "" (off) */
+static void
+http_listener(struct listener *l, const char *v)
+{
+	char host[64];
+	uint16_t port;
+
+	memset(l, 0, sizeof(*l));
+	l->key = "service.metrics";
+	l->text = v;
+	if (v[0] == '\0' || mb_config_parse_hostport(v, host, sizeof(host), &port) < 0)
+		return;
+	l->tcp = true;
+	l->port = port;
+	listener_host(l, host, strlen(host));
+}
+
+/* " (the default)" where @p l is the embedded default's endpoint */
+static const char *
+if_default(const struct listener *l)
+{
+	const char *d = strcmp(l->key, "service.ingest") == 0	 ? DEFAULT_INGEST
+			: strcmp(l->key, "service.publish") == 0 ? DEFAULT_PUBLISH
+								 : DEFAULT_METRICS;
+
+	return strcmp(l->text, d) == 0 ? " (the default)" : "";
+}
+
+/* Whether @p b listens where @p a does; if so, why, in @p err. */
+static bool
+same_socket(const struct listener *a, const struct listener *b, char *err, size_t err_len)
+{
+	const char *tail = "service.ingest, service.publish and service.metrics each need a port "
+			   "(or an ipc:// path) of their own";
+
+	if (a->ipc && b->ipc && strcmp(a->path, b->path) == 0) {
+		snprintf(err, err_len, "%s: '%s'%s is the socket of %s too: %s", b->key, b->text,
+			 if_default(b), a->key, tail);
+		return true;
+	}
+	if (!a->tcp || !b->tcp || a->port != b->port)
+		return false;
+	/* two addresses (names that may be one address are not resolved); a wildcard takes the
+	 * port on every address */
+	if (a->host[0] != '\0' && b->host[0] != '\0' && strcmp(a->host, b->host) != 0)
+		return false;
+	snprintf(err, err_len, "%s: '%s'%s is on port %ld, which %s (%s'%s') listens on too: %s",
+		 b->key, b->text, if_default(b), b->port, a->key,
+		 if_default(a)[0] != '\0' ? "its default, " : "", a->text, tail);
+	return true;
+}
+
+int
+mb_config_check_endpoints(const struct mb_config *c, char *err, size_t err_len)
+{
+	struct listener in, pub, http;
+
+	zmq_listener(&in, "service.ingest", c->ingest);
+	zmq_listener(&pub, "service.publish", c->publish);
+	http_listener(&http, c->metrics);
+	if (same_socket(&in, &pub, err, err_len) || same_socket(&in, &http, err, err_len) ||
+	    same_socket(&pub, &http, err, err_len))
+		return -EINVAL;
+	return 0;
 }
 
 /* ---- loading ---- */
@@ -649,12 +811,17 @@ describe_parse_error(const struct capture *cap, const char *path, char *err, siz
 		size_t off = strlen(where);
 		const char *p;
 
+		/* libcyaml names an entry by the count of entries read, this one included: index
+		 * + 1; but for one too many, the count before it (the pre-pass reports those) */
 		if ((p = strstr(levels[i], "field '")) != NULL &&
 		    sscanf(p, "field '%95[^']'", name) == 1)
 			snprintf(where + off, sizeof(where) - off, "%s%s", off ? "." : "", name);
 		else if ((p = strstr(levels[i], "entry '")) != NULL &&
 			 sscanf(p, "entry '%u'", &idx) == 1)
-			snprintf(where + off, sizeof(where) - off, "[%u]", idx > 0 ? idx - 1 : 0);
+			snprintf(where + off, sizeof(where) - off, "[%u]",
+				 i == 0 && strstr(problem, "Excessive entries") != NULL ? idx
+				 : idx > 0						? idx - 1
+											: 0);
 	}
 	/* libcyaml's wording, in plain words. */
 	translate(problem, sizeof(problem));
@@ -662,8 +829,7 @@ describe_parse_error(const struct capture *cap, const char *path, char *err, siz
 		char key[128];
 
 		snprintf(key, sizeof(key), "%.*s", (int)sizeof(key) - 1, problem + 16);
-		snprintf(problem, sizeof(problem),
-			 "unexpected key '%s' (see deploy/mediabatch.yaml)", key);
+		snprintf(problem, sizeof(problem), "unexpected key '%s' (see %s)", key, REFERENCE);
 	}
 	snprintf(err, len, "%s: %s%s%s%s", path, loc, where, where[0] ? ": " : "", problem);
 }
@@ -673,6 +839,10 @@ struct checker {
 	char *err;
 	size_t len;
 	int failed;
+	/* the pre-pass: the file, and where its character number at_char is (libyaml's marks
+	 * count characters, after a byte order mark) */
+	const unsigned char *text;
+	size_t text_len, at_char, at_byte;
 };
 
 static bool
@@ -693,6 +863,17 @@ int_in(struct checker *ck, const char *field, const int64_t *v, int64_t lo, int6
 const char *
 mb_config_shortest(char *buf, size_t len, double v)
 {
+	/* a whole number up to 1e9 (the largest bound in the configuration) in digits, as the
+	 * reference writes bounds: 1000000, not 1e+06; 0 without a sign. Larger ones in the
+	 * fewest digits: 1000000001, but 4e+09. */
+	if (v == 0) {
+		snprintf(buf, len, "0");
+		return buf;
+	}
+	if (fabs(v) <= 1e9 && v == trunc(v)) {
+		snprintf(buf, len, "%.0f", v);
+		return buf;
+	}
 	for (int prec = 1; prec <= 17; prec++) {
 		snprintf(buf, len, "%.*g", prec, v);
 		if (strtod(buf, NULL) == v)
@@ -754,12 +935,14 @@ mb_config_set(struct mb_config *c, const char *key, const char *v, char *err, si
 		snprintf(strcmp(key, "service.ingest") == 0 ? c->ingest : c->publish,
 			 MB_CONFIG_ENDPOINT_MAX, "%s", v);
 	} else if (strcmp(key, "service.metrics") == 0) {
-		if (v[0] == '\0' || strcmp(v, "off") == 0) {
+		/* "" is refused, not taken for off: an empty value (a template's variable that was
+		 * not set) must not turn the health and metrics endpoint off unnoticed */
+		if (strcmp(v, "off") == 0) {
 			c->metrics[0] = '\0';
 		} else if (mb_config_parse_hostport(v, host, sizeof(host), &port) < 0) {
 			snprintf(err, err_len,
-				 "'%s' is not HOST:PORT (IPv4, localhost or *; port 1..65535), or "
-				 "\"off\"",
+				 "'%s' is not HOST:PORT (IPv4, localhost or *; port 1..65535, no "
+				 "leading zero), or \"off\"",
 				 v);
 			return -EINVAL;
 		} else {
@@ -842,6 +1025,23 @@ apply_service(struct checker *ck, const struct y_service *s, struct mb_config *c
 		c->max_inflight_per_client = (uint32_t)*s->max_inflight_per_client;
 	if (int_in(ck, "service.max_inflight_per_tenant", s->max_inflight_per_tenant, 1, 1 << 20))
 		c->max_inflight_per_tenant = (uint32_t)*s->max_inflight_per_tenant;
+	/* A request is admitted while its bytes fit in what max_inflight_bytes leaves: a larger
+	 * one than that could never be, and would be answered OVERLOADED (retry) forever. */
+	if (ck->failed || c->max_payload_bytes <= c->max_inflight_bytes)
+		return;
+	if (s->max_payload_bytes != NULL)
+		fail(ck,
+		     "service.max_payload_bytes: %" PRIu32 " is above service.max_inflight_bytes "
+		     "(%" PRIu64 "%s): a request that large could never be admitted (OVERLOADED "
+		     "forever); at most max_inflight_bytes",
+		     c->max_payload_bytes, c->max_inflight_bytes,
+		     s->max_inflight_bytes == NULL ? ", the default" : "");
+	else
+		fail(ck,
+		     "service.max_inflight_bytes: %" PRIu64 " is below service.max_payload_bytes "
+		     "(%" PRIu32 ", the default): a request that large could never be admitted "
+		     "(OVERLOADED forever); lower max_payload_bytes too",
+		     c->max_inflight_bytes, c->max_payload_bytes);
 }
 
 static void
@@ -1157,7 +1357,7 @@ apply_udp(struct checker *ck, const struct y_udp *s, struct mb_config *c)
 		fail(ck, "out of memory");
 		return;
 	}
-	for (unsigned int i = 0; i < s->ports_count && !ck->failed; i++) {
+	for (unsigned int i = 0, queues = 0; i < s->ports_count && !ck->failed; i++) {
 		const struct y_udp_port *y = &s->ports[i];
 		struct mb_udp_port_config *p = &c->udp_ports[i];
 		struct in_addr a;
@@ -1192,6 +1392,16 @@ apply_udp(struct checker *ck, const struct y_udp *s, struct mb_config *c)
 		snprintf(field, sizeof(field), "udp.ports[%u].rx_queues", i);
 		if (int_in(ck, field, y->rx_queues, 1, MB_CONFIG_UDP_MAX_QUEUES))
 			p->rx_queues = (uint32_t)*y->rx_queues;
+		queues += p->rx_queues; /* one polled thread each: the placement's limit */
+		if (!ck->failed && queues > MB_PLACEMENT_MAX_RX) {
+			char ports[32] = "";
+
+			if (i > 0)
+				snprintf(ports, sizeof(ports), " (udp.ports[0..%u])", i);
+			fail(ck, "%s: %u rx queues in all%s, at most %d (a polled thread each)",
+			     field, queues, ports, MB_PLACEMENT_MAX_RX);
+			break;
+		}
 		if (y->cpus_count != 0 && y->cpus_count != p->rx_queues) {
 			fail(ck,
 			     "udp.ports[%u].cpus: %u CPUs for %u rx queue(s); give one per queue, "
@@ -1571,6 +1781,84 @@ beyond_type(const char *v, const cyaml_schema_value_t *schema)
 	return x > 0 ? "too large for a decimal number" : "too small for a decimal number";
 }
 
+/* The byte of the file where @p node begins (its tag or anchor, if it has one), or NULL. */
+static const unsigned char *
+node_text(struct checker *ck, const yaml_node_t *node)
+{
+	size_t want = node->start_mark.index;
+
+	if (ck->text == NULL)
+		return NULL;
+	if (want < ck->at_char || ck->at_byte == 0) { /* from the start, after a UTF-8 BOM */
+		ck->at_char = 0;
+		ck->at_byte = ck->text_len >= 3 && memcmp(ck->text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+	}
+	while (ck->at_char < want && ck->at_byte < ck->text_len) {
+		ck->at_byte++; /* past a character's first byte, then its continuation bytes */
+		while (ck->at_byte < ck->text_len && (ck->text[ck->at_byte] & 0xc0) == 0x80)
+			ck->at_byte++;
+		ck->at_char++;
+	}
+	return ck->at_char == want && ck->at_byte < ck->text_len ? ck->text + ck->at_byte : NULL;
+}
+
+/*
+ * Whether @p node, a scalar, is YAML's null: ~, null, Null, NULL or nothing, unquoted and
+ * untagged, or anything tagged !!null. libcyaml would read it as that text ("~"), for a
+ * string too. Quoted ("~", "null", "") or tagged !!str it is text. libyaml's tree keeps the
+ * scalar's style but not whether a tag was written (a plain scalar gets !!str either way):
+ * the file says, at the node's start.
+ */
+static bool
+yaml_null(struct checker *ck, const yaml_node_t *node)
+{
+	static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+	const char *v = (const char *)node->data.scalar.value;
+	const unsigned char *at;
+
+	if (node->tag != NULL && strcmp((const char *)node->tag, YAML_NULL_TAG) == 0)
+		return true;
+	if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+	    node->data.scalar.length != strlen(v))
+		return false;
+	at = node_text(ck, node);
+	if (at != NULL && *at == '&') /* an anchor, then perhaps a tag */
+		for (at++; *at != '\0' && !isspace(*at); at++)
+			;
+	while (at != NULL && (*at == ' ' || *at == '\t'))
+		at++;
+	if (at != NULL && *at == '!')
+		return false;
+	for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
+		if (strcmp(v, nulls[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A string key, or an entry of a list of strings: not YAML's null, and of the schema's
+ * length (libcyaml's own message for a length says "STRING length > 64: ..."). */
+static void
+check_string(struct checker *ck, const yaml_node_t *node, const cyaml_schema_value_t *schema,
+	     const char *where)
+{
+	const char *v = (const char *)node->data.scalar.value;
+	size_t len = strlen(v); /* as libcyaml counts */
+
+	if (yaml_null(ck, node))
+		fail(ck,
+		     "line %zu, column %zu: %s: no value; expected a string (quote \"~\" or "
+		     "\"null\" to mean those characters; leave a key out for its default)",
+		     node->start_mark.line + 1, node->start_mark.column + 1, where);
+	else if (len < schema->string.min)
+		fail(ck, "line %zu, column %zu: %s: empty; expected %u to %u characters",
+		     node->start_mark.line + 1, node->start_mark.column + 1, where,
+		     schema->string.min, schema->string.max);
+	else if (len > schema->string.max)
+		fail(ck, "line %zu, column %zu: %s: '%.64s%s' is longer than %u characters",
+		     node->start_mark.line + 1, node->start_mark.column + 1, where, v,
+		     len > 64 ? "..." : "", schema->string.max);
+}
+
 static void
 check_number(struct checker *ck, const yaml_node_t *node, const cyaml_schema_value_t *schema,
 	     const char *key, const char *where)
@@ -1678,10 +1966,9 @@ check_node(struct checker *ck, yaml_document_t *doc, yaml_node_t *node,
 				f++;
 			if (f->key == NULL) {
 				fail(ck,
-				     "line %zu, column %zu: %s%sunexpected key '%.64s' (see "
-				     "deploy/mediabatch.yaml)",
+				     "line %zu, column %zu: %s%sunexpected key '%.64s' (see %s)",
 				     k->start_mark.line + 1, k->start_mark.column + 1, where,
-				     off ? ": " : "", name);
+				     off ? ": " : "", name, REFERENCE);
 				return;
 			}
 			snprintf(where + off, where_len - off, "%s%s", off ? "." : "", f->key);
@@ -1706,6 +1993,21 @@ check_node(struct checker *ck, yaml_document_t *doc, yaml_node_t *node,
 	case CYAML_SEQUENCE_FIXED:
 		if (node->type != YAML_SEQUENCE_NODE)
 			return;
+		/* libcyaml's "Excessive entries (16 max) in sequence." names no count */
+		if ((size_t)(node->data.sequence.items.top - node->data.sequence.items.start) >
+		    schema->sequence.max) {
+			yaml_node_t *first = yaml_document_get_node(
+				doc, node->data.sequence.items.start[schema->sequence.max]);
+			const yaml_mark_t *m =
+				first != NULL ? &first->start_mark : &node->start_mark;
+
+			fail(ck, "line %zu, column %zu: %s: %zu entries, at most %u", m->line + 1,
+			     m->column + 1, where,
+			     (size_t)(node->data.sequence.items.top -
+				      node->data.sequence.items.start),
+			     schema->sequence.max);
+			return;
+		}
 		for (yaml_node_item_t *it = node->data.sequence.items.start;
 		     it < node->data.sequence.items.top && !ck->failed; it++, i++) {
 			yaml_node_t *v = yaml_document_get_node(doc, *it);
@@ -1726,6 +2028,10 @@ check_node(struct checker *ck, yaml_document_t *doc, yaml_node_t *node,
 	case CYAML_BOOL:
 		if (node->type == YAML_SCALAR_NODE)
 			check_bool(ck, node, where);
+		break;
+	case CYAML_STRING:
+		if (node->type == YAML_SCALAR_NODE)
+			check_string(ck, node, schema, where);
 		break;
 	default:
 		break;
@@ -1802,6 +2108,8 @@ prepass(struct checker *ck, const unsigned char *text, size_t len)
 		return rc;
 	}
 	root = yaml_document_get_root_node(&doc);
+	ck->text = text; /* for yaml_null() */
+	ck->text_len = len;
 	if (root != NULL)
 		check_node(ck, &doc, root, &root_value, "", where, sizeof(where));
 	/* No root: the stream ended without a document (empty, or comments only). */
@@ -1809,6 +2117,7 @@ prepass(struct checker *ck, const unsigned char *text, size_t len)
 		rc = one_document(ck, &parser);
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
+	ck->text = NULL; /* the caller frees it */
 	return rc < 0 ? rc : ck->failed ? -EINVAL : 0;
 }
 
@@ -2196,6 +2505,12 @@ mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_le
 	apply_security(&ck, root->security, &next);
 	apply_http(&ck, root->http, &next);
 	check_shares(&ck, &next);
+	if (!ck.failed) {
+		char why[768];
+
+		if (mb_config_check_endpoints(&next, why, sizeof(why)) < 0)
+			fail(&ck, "%s", why);
+	}
 	cyaml_free(&ycfg, &root_value, root, 0);
 	if (ck.failed) {
 		mb_config_fini(&next);

@@ -270,23 +270,34 @@ const struct mb_model_config *mb_config_model(const struct mb_config *cfg, const
 int mb_config_parse_prefix(const char *s, struct mb_prefix *out);
 
 /**
- * Parse "HOST:PORT" (IPv4 literal, "localhost" or "*") into @p host (at least 16 bytes) and
- * @p port. Returns 0 or -EINVAL.
+ * Parse "HOST:PORT" (IPv4 literal, "localhost" or "*"; the port 1..65535 in digits, no
+ * leading zero) into @p host (at least 16 bytes) and @p port. Returns 0 or -EINVAL.
  */
 int mb_config_parse_hostport(const char *s, char *host, size_t host_len, uint16_t *port);
 
 /**
  * Whether @p v is an endpoint the daemon can listen on (service.ingest, service.publish):
  * tcp://ADDRESS:PORT (an IPv4 address, a host or interface name, "*", or an IPv6 address in
- * brackets; a port 1..65535, digits only, or "*", ZeroMQ's wildcard) or ipc://PATH (1 to 107
- * bytes). Others (another transport, a port out of range, which ZeroMQ would wrap) are not.
+ * brackets; a port 1..65535, digits only with no leading zero, or "*", ZeroMQ's wildcard) or
+ * ipc://PATH (1 to 107 bytes). Others (another transport, a port out of range, which ZeroMQ
+ * would wrap, a host of digits and dots that is not a whole IPv4 address) are not.
  */
 bool mb_config_bind_endpoint_ok(const char *v);
 
 /**
+ * Whether service.ingest, service.publish and service.metrics of @p cfg listen on sockets of
+ * their own: not one ipc:// path twice, nor one TCP port twice on one address or where one
+ * of them is on every address (*, 0.0.0.0). mb_config_load() checks the file's; a caller
+ * that overrides them (mb_config_set(): command-line flags) checks again after. Returns 0,
+ * or -EINVAL with the reason (the key and both endpoints, without the file) in @p err.
+ */
+int mb_config_check_endpoints(const struct mb_config *cfg, char *err, size_t err_len);
+
+/**
  * @p v in the fewest digits that read back as @p v, into @p buf (returned), as the config's
  * messages print numbers: 1000000001 and 0.0009999999 as written, where %g would print
- * 1e+09 and 0.001 beside bounds of 1e+09 and 0.001.
+ * 1e+09 and 0.001; a whole number up to 1e9 in digits, 1000000 where the shortest %g would
+ * be 1e+06 (beyond, 4e+09 stays).
  */
 const char *mb_config_shortest(char *buf, size_t len, double v);
 

@@ -242,6 +242,13 @@ apply_flags(const struct flags *f, struct mb_config *cfg)
 			return -1;
 		}
 	}
+	/* the file's endpoints were checked against each other at its load; the flags may have
+	 * moved one onto another's socket */
+	if ((f->ingest != NULL || f->publish != NULL || f->metrics != NULL) &&
+	    mb_config_check_endpoints(cfg, why, sizeof(why)) < 0) {
+		fprintf(stderr, "mediabatchd: --ingest, --publish, --metrics: %s\n", why);
+		return -1;
+	}
 	if (f->drain_timeout_ms >= 0)
 		cfg->drain_timeout_ms = (uint32_t)f->drain_timeout_ms;
 	if (f->workers >= 0)

@@ -10,6 +10,7 @@
 
 #include <rte_log.h>
 
+#include "mb_build_config.h"
 #include "mb_config.h"
 #include "mb_log.h"
 #include "mb_placement.h"
@@ -284,9 +285,10 @@ test_range_errors(void)
 	CU_ASSERT_TRUE(err_has("tenants.default_rate: 5e+10 is out of range 0 or"));
 	/* a value just outside a bound reads as written, not rounded onto the bound */
 	CU_ASSERT_EQUAL(load_text(&c, "tenants:\n  default_rate: 1000000001\n"), -EINVAL);
-	CU_ASSERT_TRUE(err_has("default_rate: 1000000001 is out of range 0 or 0.001..1e+09"));
+	CU_ASSERT_TRUE(err_has("default_rate: 1000000001 is out of range 0 or 0.001..1000000000"));
 	CU_ASSERT_EQUAL(load_text(&c, "tenants:\n  default_rate: 0.0009999999\n"), -EINVAL);
-	CU_ASSERT_TRUE(err_has("default_rate: 0.0009999999 is out of range 0 or 0.001..1e+09"));
+	CU_ASSERT_TRUE(
+		err_has("default_rate: 0.0009999999 is out of range 0 or 0.001..1000000000"));
 	CU_ASSERT_EQUAL(load_text(&c, "service:\n  max_payload_bytes: 10\n"), -EINVAL);
 	CU_ASSERT_TRUE(err_has("service.max_payload_bytes: 10 is out of range 64.."));
 	mb_config_fini(&c);
@@ -319,6 +321,15 @@ test_value_errors(void)
 			"tcp://a b:7400",
 			"tcp://127.0.0.1:007400",
 			"udp://127.0.0.1:7400",
+			/* digits and dots: a whole IPv4 address, or the start says "No such
+			 * device" (ZeroMQ takes it for an interface name) */
+			"tcp://127.0.0.256:7400",
+			"tcp://10.1:7400",
+			"tcp://1.2.3.4.5:7400",
+			"tcp://127.0.0.01:7400",
+			"tcp://127.0.0.1.:7400",
+			/* a port as the file's numbers: no leading zero */
+			"tcp://127.0.0.1:07400",
 		};
 		static const char *const good[] = {
 			"tcp://127.0.0.1:7400", "tcp://0.0.0.0:1",   "tcp://*:65535",
@@ -336,7 +347,10 @@ test_value_errors(void)
 			CU_ASSERT_TRUE(err_has("or * for one the system picks) or ipc://PATH"));
 		}
 		for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-			snprintf(yaml, sizeof(yaml), "service:\n  publish: \"%s\"\n", good[i]);
+			/* ingest elsewhere: publish may take the default ingest's port */
+			snprintf(yaml, sizeof(yaml),
+				 "service:\n  ingest: ipc:///tmp/mb-in\n  publish: \"%s\"\n",
+				 good[i]);
 			CU_ASSERT_EQUAL(load_text(&c, yaml), 0);
 			if (strcmp(c.publish, good[i]) != 0)
 				printf("\n    %s refused: %s", good[i], g_err);
@@ -395,7 +409,7 @@ static bool
 refused_with(const char *needle, const char *fmt, ...)
 {
 	struct mb_config c;
-	char yaml[512];
+	char yaml[8192];
 	va_list ap;
 	int rc;
 
@@ -486,6 +500,7 @@ test_strict_integers(void)
 		load_text(&c, "service:\n  max_inflight: 2000\n"
 			      "  drain_timeout_ms: 0\n"
 			      "  max_inflight_bytes: \"1048576\"\n"
+			      "  max_payload_bytes: 1048576\n"
 			      "zmq: {io_threads: 16}\n"
 			      "devices:\n  cuda: {gpus: [0, 7, 255]}\n"
 			      "tenants:\n  limits:\n    - {tenant: 4294967295, rate: 1, "
@@ -1129,6 +1144,303 @@ test_shares_http_sources(void)
 	CU_ASSERT_EQUAL(mb_config_parse_prefix("10.0.0.0/8x", &p), -EINVAL);
 }
 
+/* service.ingest, service.publish and service.metrics: a socket each (one ipc path, or one
+ * TCP port on one address or on every address, twice: a start that hangs or fails) */
+static void
+test_endpoints_distinct(void)
+{
+	static const struct {
+		const char *yaml, *want;
+	} bad[] = {
+		{"service:\n  ingest: ipc:///tmp/mb-same.sock\n  publish: "
+		 "ipc:///tmp/mb-same.sock\n",
+		 "service.publish: 'ipc:///tmp/mb-same.sock' is the socket of service.ingest too: "
+		 "service.ingest, service.publish and service.metrics each need a port (or an "
+		 "ipc:// path) of their own"},
+		{"service:\n  ingest: tcp://127.0.0.1:52110\n  publish: tcp://127.0.0.1:52110\n",
+		 "service.publish: 'tcp://127.0.0.1:52110' is on port 52110, which service.ingest "
+		 "('tcp://127.0.0.1:52110') listens on too"},
+		{"service:\n  ingest: tcp://127.0.0.1:52120\n  publish: tcp://127.0.0.1:52121\n"
+		 "  metrics: 127.0.0.1:52120\n",
+		 "service.metrics: '127.0.0.1:52120' is on port 52120, which service.ingest"},
+		{"service:\n  publish: tcp://127.0.0.1:7500\n  metrics: \"*:7500\"\n",
+		 "service.metrics: '*:7500' is on port 7500, which service.publish"},
+		{"service:\n  ingest: tcp://*:7500\n  publish: tcp://127.0.0.1:7500\n",
+		 "service.publish: 'tcp://127.0.0.1:7500' is on port 7500"},
+		{"service:\n  ingest: tcp://0.0.0.0:7500\n  publish: tcp://eth0:7500\n",
+		 "service.publish: 'tcp://eth0:7500' is on port 7500"},
+		{"service:\n  ingest: tcp://[::]:7500\n  publish: tcp://127.0.0.1:7500\n",
+		 "service.publish: 'tcp://127.0.0.1:7500' is on port 7500"},
+		{"service:\n  ingest: tcp://localhost:7500\n  metrics: 127.0.0.1:7500\n",
+		 "service.metrics: '127.0.0.1:7500' is on port 7500"},
+		{"service:\n  ingest: tcp://[::1]:7500\n  publish: \"tcp://[0:0::1]:7500\"\n",
+		 "service.publish: 'tcp://[0:0::1]:7500' is on port 7500"},
+		/* one key set, the other's default: said so */
+		{"service:\n  metrics: 127.0.0.1:7400\n",
+		 "service.metrics: '127.0.0.1:7400' is on port 7400, which service.ingest (its "
+		 "default, 'tcp://127.0.0.1:7400') listens on too"},
+		{"service:\n  ingest: tcp://127.0.0.1:7401\n",
+		 "service.publish: 'tcp://127.0.0.1:7401' (the default) is on port 7401, which "
+		 "service.ingest ('tcp://127.0.0.1:7401') listens on too"},
+	};
+	static const char *const good[] = {
+		"service:\n  ingest: tcp://127.0.0.1:7500\n  publish: tcp://127.0.0.2:7500\n",
+		"service:\n  ingest: tcp://127.0.0.1:*\n  publish: tcp://127.0.0.1:*\n",
+		"service:\n  ingest: ipc:///tmp/mb-a\n  publish: ipc:///tmp/mb-b\n"
+		"  metrics: 127.0.0.1:7400\n",
+		"service:\n  ingest: tcp://127.0.0.1:7402\n  metrics: \"off\"\n",
+		"service:\n  ingest: tcp://eth0:7500\n  publish: tcp://eth1:7500\n",
+	};
+	struct mb_config c;
+	char why[512];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CU_ASSERT_TRUE(refused_with(bad[i].want, "%s", bad[i].yaml));
+		CU_ASSERT_TRUE(err_has("/tmp/mb_test_")); /* names the file */
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		CU_ASSERT_EQUAL(load_text(&c, good[i]), 0);
+		if (g_err[0] != '\0')
+			printf("\n    refused: %s", g_err);
+		mb_config_fini(&c);
+	}
+	/* after overrides (the command line's --ingest, --publish, --metrics): checked again */
+	mb_config_defaults(&c);
+	CU_ASSERT_EQUAL(mb_config_check_endpoints(&c, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(
+		mb_config_set(&c, "service.publish", "tcp://127.0.0.1:7400", why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(mb_config_check_endpoints(&c, why, sizeof(why)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "service.publish: 'tcp://127.0.0.1:7400' is on port "
+					   "7400, which service.ingest"));
+	CU_ASSERT_EQUAL(
+		mb_config_set(&c, "service.ingest", "tcp://127.0.0.1:7401", why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(mb_config_check_endpoints(&c, why, sizeof(why)), 0); /* swapped */
+	CU_ASSERT_EQUAL(mb_config_set(&c, "service.metrics", "*:7401", why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(mb_config_check_endpoints(&c, why, sizeof(why)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "service.metrics: '*:7401' is on port 7401"));
+	mb_config_fini(&c);
+}
+
+/* the UDP rx queues of all ports together: a polled thread each, MB_PLACEMENT_MAX_RX in all */
+static void
+test_rx_queues_in_all(void)
+{
+	struct mb_config c;
+	char want[128];
+
+	snprintf(want, sizeof(want), "udp.ports[0].rx_queues: %d rx queues in all, at most %d",
+		 MB_PLACEMENT_MAX_RX + 1, MB_PLACEMENT_MAX_RX);
+	CU_ASSERT_TRUE(refused_with(want,
+				    "udp:\n  ports:\n    - {device: net_null0, address: 192.0.2.1, "
+				    "rx_queues: %d}\n",
+				    MB_PLACEMENT_MAX_RX + 1));
+	snprintf(want, sizeof(want),
+		 "udp.ports[2].rx_queues: %d rx queues in all (udp.ports[0..2]), at most %d",
+		 MB_PLACEMENT_MAX_RX + 1, MB_PLACEMENT_MAX_RX);
+	CU_ASSERT_TRUE(refused_with(want,
+				    "udp:\n  ports:\n"
+				    "    - {device: net_null0, address: 192.0.2.1, rx_queues: %d}\n"
+				    "    - {device: net_null1, address: 192.0.2.2}\n"
+				    "    - {device: net_null2, address: 192.0.2.3, rx_queues: 2}\n",
+				    MB_PLACEMENT_MAX_RX - 2));
+	CU_ASSERT_EQUAL(load_text(&c,
+				  "udp:\n  ports:\n"
+				  "    - {device: net_null0, address: 192.0.2.1, rx_queues: 16}\n"
+				  "    - {device: net_null1, address: 192.0.2.2, rx_queues: 16}\n"),
+			0);
+	CU_ASSERT_EQUAL(c.n_udp_ports, 2);
+	mb_config_fini(&c);
+}
+
+/* a payload larger than the bytes that may be in flight could never be admitted */
+static void
+test_payload_within_inflight_bytes(void)
+{
+	struct mb_config c;
+
+	CU_ASSERT_TRUE(refused_with("service.max_payload_bytes: 4194304 is above "
+				    "service.max_inflight_bytes (1048576): a request that large "
+				    "could never be admitted",
+				    "service:\n  max_inflight_bytes: 1048576\n"
+				    "  max_payload_bytes: 4194304\n"));
+	CU_ASSERT_TRUE(refused_with("service.max_inflight_bytes: 2097152 is below "
+				    "service.max_payload_bytes (8388608, the default)",
+				    "service:\n  max_inflight_bytes: 2097152\n"));
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  max_inflight_bytes: 1048576\n"
+				      "  max_payload_bytes: 1048576\n"),
+			0);
+	CU_ASSERT_EQUAL(c.max_payload_bytes, 1048576);
+	mb_config_fini(&c);
+}
+
+/* YAML's null for a string key is no value, as for a number key; quoted it is text */
+static void
+test_text_null(void)
+{
+	static const char *const nulls[] = {"~", "null", "Null", "NULL", "", "!!null", "&a ~"};
+	static const struct {
+		const char *written, *read;
+	} texts[] = {
+		{"\"~\"", "~"},	      {"'null'", "null"},	 {"\"\"", ""},	 {"!!str ~", "~"},
+		{"!!str", ""},	      {"&t !!str NULL", "NULL"}, {"~/w", "~/w"}, {"nullx", "nullx"},
+		{"\"NULL\"", "NULL"}, {"|\n  ~\n", "~\n"},
+	};
+	struct mb_config c;
+	char yaml[256];
+
+	for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++) {
+		CU_ASSERT_TRUE(refused_with("weights_dir: no value; expected a "
+					    "string (quote \"~\" or \"null\"",
+					    "weights_dir: %s\n", nulls[i]));
+		CU_ASSERT_TRUE(refused_with("http.token_file: no value; expected a string",
+					    "http:\n  token_file: %s\n", nulls[i]));
+		CU_ASSERT_TRUE(refused_with("models[0].plugin: no value; expected a string",
+					    "models:\n  - name: mine\n    plugin: %s\n", nulls[i]));
+		CU_ASSERT_TRUE(refused_with("service.metrics: no value; expected a string",
+					    "service:\n  metrics: %s\n", nulls[i]));
+		CU_ASSERT_TRUE(refused_with("eal.args[1]: no value",
+					    "eal:\n  args:\n    - -l\n    - %s\n", nulls[i]));
+	}
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		snprintf(yaml, sizeof(yaml),
+			 "# é, ü: characters of two bytes before it\n"
+			 "weights_dir: %s\n",
+			 texts[i].written);
+		CU_ASSERT_EQUAL(load_text(&c, yaml), 0);
+		if (strcmp(c.weights_dir, texts[i].read) != 0)
+			printf("\n    %s: read '%s' (%s)", texts[i].written, c.weights_dir, g_err);
+		CU_ASSERT_STRING_EQUAL(c.weights_dir, texts[i].read);
+		mb_config_fini(&c);
+	}
+	/* after a byte order mark, and a CRLF line */
+	CU_ASSERT_EQUAL(load_text(&c, "\xef\xbb\xbfservice:\r\n  log_level: info\r\n"
+				      "weights_dir: !!str ~\r\n"),
+			0);
+	CU_ASSERT_STRING_EQUAL(c.weights_dir, "~");
+	mb_config_fini(&c);
+	CU_ASSERT_TRUE(refused_with("line 2, column 14: weights_dir: no value",
+				    "\xef\xbb\xbf# \xc3\xa9\r\nweights_dir: ~\r\n"));
+}
+
+/* bounds as the reference writes them: 1000000, not 1e+06 */
+static void
+test_bounds_as_written(void)
+{
+	char b[32];
+
+	CU_ASSERT_TRUE(
+		refused_with("models[0].item_units_per_second: -1 is out of range 0 or "
+			     "0..1000000",
+			     "models:\n  - name: identity\n    item_units_per_second: -1\n"));
+	CU_ASSERT_TRUE(refused_with("tenants.default_rate: 0.0009 is out of range 0 or "
+				    "0.001..1000000000",
+				    "tenants:\n  default_rate: 0.0009\n"));
+	CU_ASSERT_TRUE(refused_with("tenants.limits[0].rate: 2e+09 is out of range 0 or "
+				    "0.001..1000000000",
+				    "tenants:\n  limits:\n    - {tenant: 1, rate: 2e9}\n"));
+	CU_ASSERT_STRING_EQUAL(mb_config_shortest(b, sizeof(b), 1e6), "1000000");
+	CU_ASSERT_STRING_EQUAL(mb_config_shortest(b, sizeof(b), 1e9), "1000000000");
+	CU_ASSERT_STRING_EQUAL(mb_config_shortest(b, sizeof(b), 0.05), "0.05");
+	CU_ASSERT_STRING_EQUAL(mb_config_shortest(b, sizeof(b), -0.0), "0");
+	CU_ASSERT_STRING_EQUAL(mb_config_shortest(b, sizeof(b), 1000000001), "1000000001");
+	CU_ASSERT_STRING_EQUAL(mb_config_shortest(b, sizeof(b), 4e9), "4e+09");
+}
+
+/* service.metrics: HOST:PORT or off; not "", not a port with a leading zero */
+static void
+test_metrics_forms(void)
+{
+	struct mb_config c;
+	char host[64];
+	uint16_t port;
+
+	CU_ASSERT_TRUE(refused_with("service.metrics: '' is not HOST:PORT", "service:\n  metrics: "
+									    "\"\"\n"));
+	CU_ASSERT_TRUE(refused_with("service.metrics: '127.0.0.1:052232' is not HOST:PORT (IPv4, "
+				    "localhost or *; port 1..65535, no leading zero), or \"off\"",
+				    "service:\n  metrics: 127.0.0.1:052232\n"));
+	CU_ASSERT_EQUAL(load_text(&c, "service:\n  metrics: \"off\"\n"), 0);
+	CU_ASSERT_STRING_EQUAL(c.metrics, "");
+	mb_config_fini(&c);
+	mb_config_defaults(&c);
+	CU_ASSERT_EQUAL(mb_config_set(&c, "service.metrics", "", g_err, sizeof(g_err)), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(c.metrics, "127.0.0.1:7402"); /* unchanged */
+	mb_config_fini(&c);
+	CU_ASSERT_EQUAL(mb_config_parse_hostport("127.0.0.1:052232", host, sizeof(host), &port),
+			-EINVAL);
+	CU_ASSERT_EQUAL(mb_config_parse_hostport("127.0.0.1:+80", host, sizeof(host), &port),
+			-EINVAL);
+	CU_ASSERT_EQUAL(mb_config_parse_hostport("127.0.0.1: 80", host, sizeof(host), &port),
+			-EINVAL);
+	CU_ASSERT_EQUAL(mb_config_parse_hostport("127.0.0.1:65535", host, sizeof(host), &port), 0);
+	CU_ASSERT_EQUAL(port, 65535);
+}
+
+/* an unknown key points at the reference as installed, not at the source tree */
+static void
+test_reference_installed(void)
+{
+	CU_ASSERT_TRUE(
+		refused_with("line 2, column 3: service: unexpected key 'ingets' (see " MB_DOC_DIR
+			     "/mediabatch.yaml)",
+			     "service:\n  ingets: tcp://127.0.0.1:1\n"));
+	CU_ASSERT_PTR_NULL(strstr(g_err, "deploy/mediabatch.yaml"));
+}
+
+/* lists and strings past the schema's limits: the count (or length) and the limit */
+static void
+test_list_limits(void)
+{
+	char y[8192];
+	size_t n;
+	struct mb_config c;
+
+	n = (size_t)snprintf(y, sizeof(y), "devices:\n  cuda:\n    gpus:\n");
+	for (int i = 0; i <= MB_CONFIG_GPUS_MAX; i++)
+		n += (size_t)snprintf(y + n, sizeof(y) - n, "      - %d\n", i);
+	/* the entry one too many: line 4 + 16, the 17th; not [15] */
+	CU_ASSERT_TRUE(refused_with("line 20, column 9: devices.cuda.gpus: 17 entries, at most 16",
+				    "%s", y));
+	CU_ASSERT_TRUE(refused_with("devices.cuda.gpus: 17 entries, at most 16",
+				    "devices:\n  cuda:\n    gpus: [0,1,2,3,4,5,6,7,8,9,10,11,12,13,"
+				    "14,15,16]\n"));
+	CU_ASSERT_EQUAL(load_text(&c, "devices:\n  cuda:\n    gpus: [0,1,2,3,4,5,6,7,8,9,10,11,12,"
+				      "13,14,15]\n"),
+			0);
+	CU_ASSERT_EQUAL(c.n_cuda_gpus, 16);
+	mb_config_fini(&c);
+	n = (size_t)snprintf(y, sizeof(y), "eal:\n  args: [");
+	for (int i = 0; i < 129; i++)
+		n += (size_t)snprintf(y + n, sizeof(y) - n, "%s-x%d", i ? ", " : "", i);
+	snprintf(y + n, sizeof(y) - n, "]\n");
+	CU_ASSERT_TRUE(refused_with("eal.args: 129 entries, at most 128", "%s", y));
+	n = (size_t)snprintf(y, sizeof(y), "udp:\n  ports:\n");
+	for (int i = 0; i < 17; i++)
+		n += (size_t)snprintf(y + n, sizeof(y) - n,
+				      "    - {device: net_null%d, address: 192.0.2.%d}\n", i,
+				      i + 1);
+	CU_ASSERT_TRUE(
+		refused_with("line 19, column 7: udp.ports: 17 entries, at most 16", "%s", y));
+	CU_ASSERT_TRUE(refused_with("line 2, column 10: eal.args[0]: empty; expected 1 to 1024 "
+				    "characters",
+				    "eal:\n  args: [\"\"]\n"));
+	CU_ASSERT_TRUE(refused_with("line 2, column 11: models[0].name: 'abcdefghijklmnopq' is "
+				    "longer than 16 characters",
+				    "models:\n  - name: abcdefghijklmnopq\n"));
+	CU_ASSERT_TRUE(refused_with(
+		"models[0].name: "
+		"'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' "
+		"is longer than 16 characters",
+		"models:\n  - name: "
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"));
+	CU_ASSERT_TRUE(refused_with("security.clients[0].name: '",
+				    "security:\n  clients:\n"
+				    "    - name: "
+				    "%065d\n",
+				    0));
+	CU_ASSERT_TRUE(err_has("is longer than 64 characters"));
+}
+
 static const struct mb_test_case cases[] = {
 	{"embedded default", test_defaults},
 	{"security: the allow-list of CURVE keys", test_security},
@@ -1155,6 +1467,14 @@ static const struct mb_test_case cases[] = {
 	{"HOST:PORT parsing", test_hostport},
 	{"mb_config_set applies the file's rules to one key", test_set},
 	{"models[].precision: f32, f16, bf16; anything else is refused", test_precision},
+	{"ingest, publish and metrics: a socket each", test_endpoints_distinct},
+	{"udp.ports: at most MB_PLACEMENT_MAX_RX rx queues in all", test_rx_queues_in_all},
+	{"max_payload_bytes within max_inflight_bytes", test_payload_within_inflight_bytes},
+	{"YAML's null for a string key: no value; quoted, text", test_text_null},
+	{"range bounds as the reference writes them", test_bounds_as_written},
+	{"service.metrics: HOST:PORT or off, no '' or leading zero", test_metrics_forms},
+	{"an unknown key names the installed reference", test_reference_installed},
+	{"lists and strings past their limits: count, length, limit", test_list_limits},
 	{NULL, NULL},
 };
 
