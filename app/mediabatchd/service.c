@@ -15,6 +15,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1870,23 +1871,60 @@ placement_input(const struct mb_config *cfg, const struct dev_plan *plan,
 		}
 }
 
-/* A thread that runs rx queues only, and one of them has a CPU in the config: there. */
+/*
+ * A thread that runs one rx queue alone, whose port gives it a CPU in the config
+ * (udp.ports[].cpus): there. Says in @p note (empty: nothing to say) what was not applied,
+ * an rx queue sharing its thread with other stages (a small machine's one thread), and what
+ * cannot work, a CPU outside this process's affinity (the thread's bind fails at start).
+ */
 static void
-placement_config_cpus(const struct mb_config *cfg, struct mb_placement *p)
+placement_config_cpus(const struct mb_config *cfg, struct mb_placement *p, char *note,
+		      size_t note_len)
 {
-	for (uint32_t t = 0; t < p->n_threads; t++) {
-		struct mb_placement_thread *pt = &p->threads[t];
-		uint32_t q = 0;
+	uint32_t q = 0, shared = 0, outside = 0;
+	cpu_set_t mine;
+	bool known = sched_getaffinity(0, sizeof(mine), &mine) == 0;
 
-		if (pt->stages != MB_STAGE_RX || pt->n_rx != 1)
-			continue;
-		for (unsigned int i = 0; i < cfg->n_udp_ports; i++)
-			for (unsigned int k = 0; k < cfg->udp_ports[i].rx_queues; k++, q++)
-				if (q == pt->rx_first && cfg->udp_ports[i].n_cpus > k) {
-					pt->cpu = cfg->udp_ports[i].cpus[k];
-					pt->numa_node = MB_NUMA_ANY;
-				}
-	}
+	note[0] = '\0';
+	for (unsigned int i = 0; i < cfg->n_udp_ports; i++)
+		for (unsigned int k = 0; k < cfg->udp_ports[i].rx_queues; k++, q++) {
+			int cpu =
+				k < cfg->udp_ports[i].n_cpus ? (int)cfg->udp_ports[i].cpus[k] : -1;
+			struct mb_placement_thread *alone = NULL;
+
+			if (cpu < 0)
+				continue;
+			for (uint32_t t = 0; t < p->n_threads && alone == NULL; t++)
+				if (p->threads[t].stages == MB_STAGE_RX &&
+				    p->threads[t].n_rx == 1 && p->threads[t].rx_first == q)
+					alone = &p->threads[t];
+			if (alone != NULL) {
+				alone->cpu = cpu;
+				alone->numa_node = MB_NUMA_ANY;
+			}
+			if (alone == NULL && shared++ == 0)
+				snprintf(note + strlen(note), note_len - strlen(note),
+					 "%sudp.ports[%u].cpus[%u] (CPU %d) is not applied: rx "
+					 "queue %u "
+					 "shares a polled thread with other stages "
+					 "(service.placement %s; "
+					 "per-stage gives each rx queue a thread of its own)",
+					 note[0] ? "; " : "", i, k, cpu, q,
+					 mb_placement_policy_name(p->policy));
+			if (known && (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &mine)) &&
+			    outside++ == 0)
+				snprintf(note + strlen(note), note_len - strlen(note),
+					 "%sudp.ports[%u].cpus[%u]: CPU %d is not one this process "
+					 "may run "
+					 "on (its affinity has %d CPU(s)): its thread cannot bind "
+					 "there",
+					 note[0] ? "; " : "", i, k, cpu, CPU_COUNT(&mine));
+		}
+	if (shared > 1 || outside > 1)
+		snprintf(note + strlen(note), note_len - strlen(note),
+			 " (%u entries not applied, %u "
+			 "outside the affinity, in all)",
+			 shared, outside);
 }
 
 int
@@ -1906,8 +1944,14 @@ service_check_placement(const struct mb_config *cfg, char *buf, size_t len)
 	placement_input(cfg, NULL, topo, &in);
 	rc = mb_placement_compute(topo, &in, p);
 	if (rc == 0) {
-		placement_config_cpus(cfg, p);
+		char note[512];
+		size_t n;
+
+		placement_config_cpus(cfg, p, note, sizeof(note));
 		mb_placement_describe(p, buf, len);
+		n = strlen(buf);
+		if (note[0] != '\0' && n < len)
+			snprintf(buf + n, len - n, "; WARNING: %s", note);
 	} else {
 		snprintf(buf, len, "no placement: %s", strerror(-rc));
 	}
@@ -1936,7 +1980,9 @@ build_reactors(struct mb_service *s, char *err, size_t err_len)
 			 mb_placement_policy_name(in.policy), strerror(-rc));
 		return rc;
 	}
-	placement_config_cpus(s->cfg, &s->placement);
+	placement_config_cpus(s->cfg, &s->placement, desc, sizeof(desc));
+	if (desc[0] != '\0')
+		MB_LOG(WARNING, "%s", desc);
 	for (uint32_t t = 0; t < s->placement.n_threads; t++) {
 		const struct mb_placement_thread *pt = &s->placement.threads[t];
 		struct reactor_slot *rs = &s->reactors[t];

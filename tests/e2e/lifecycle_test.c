@@ -532,6 +532,25 @@ test_config_errors(void)
 		CU_ASSERT_PTR_NOT_NULL(strstr(out,
 					      "devices.cuda.gpus lists 1 GPU(s), but no GPU is "
 					      "usable here"));
+	/* udp.ports[].cpus that the placement cannot apply (its rx queue shares the one
+	 * thread) or that no thread can bind to (outside the affinity): --check says so (both
+	 * were silent, or a warning after "ready") and passes */
+	fd = open(bad, O_WRONLY | O_TRUNC);
+	CU_ASSERT_FATAL(fd >= 0);
+	dprintf(fd, "service:\n  placement: single\nudp:\n  ports:\n    - device: net_null0\n"
+		    "      address: 192.0.2.1\n      cpus: [0]\n");
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "WARNING: udp.ports[0].cpus[0] (CPU 0) is not applied: "
+					   "rx queue 0 shares a polled thread"));
+	fd = open(bad, O_WRONLY | O_TRUNC);
+	CU_ASSERT_FATAL(fd >= 0);
+	dprintf(fd, "service:\n  placement: per-stage\nudp:\n  ports:\n    - device: "
+		    "net_null0\n      address: 192.0.2.1\n      cpus: [4000]\n");
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "udp.ports[0].cpus[0]: CPU 4000 is not one this process "
+					   "may run on"));
 	/* an endpoint ZeroMQ would take as another port (83136 is 17600) */
 	fd = open(bad, O_WRONLY | O_TRUNC);
 	CU_ASSERT_FATAL(fd >= 0);
