@@ -914,7 +914,13 @@ test_fuzz(void)
 		if (st.dropped[w] != 0)
 			printf("\n      %s: %" PRIu64, mb_udp_drop_name((enum mb_udp_drop)w),
 			       st.dropped[w]);
-	CU_ASSERT(st.queued > 100);
+	/* The capture reuses each request id 300 requests later (same source port): a request
+	 * whose namesake is still held by the stand-in egress is a duplicate, as protocol.md
+	 * says, and one whose namesake came back is new. So how many are queued depends on how
+	 * far the rx thread runs ahead of this thread's releases: about 400 when they keep
+	 * pace, 65 when the rx thread reads the whole capture before anything is released (a
+	 * loaded machine; a 0.5 s sleep before the first release gives it every time). */
+	CU_ASSERT(st.queued >= 60);
 	CU_ASSERT(st.dropped[MB_UDP_DROP_BAD_HEADER] > 0);
 	CU_ASSERT(st.dropped[MB_UDP_DROP_GARBAGE] > 0);
 	CU_ASSERT(st.expired > 0);
