@@ -1186,8 +1186,8 @@ test_endpoints_distinct(void)
 	static const char *const good[] = {
 		"service:\n  ingest: tcp://127.0.0.1:7500\n  publish: tcp://127.0.0.2:7500\n",
 		"service:\n  ingest: tcp://127.0.0.1:*\n  publish: tcp://127.0.0.1:*\n",
-		"service:\n  ingest: ipc:///tmp/mb-a\n  publish: ipc:///tmp/mb-b\n"
-		"  metrics: 127.0.0.1:7400\n",
+		("service:\n  ingest: ipc:///tmp/mb-a\n  publish: ipc:///tmp/mb-b\n"
+		 "  metrics: 127.0.0.1:7400\n"),
 		"service:\n  ingest: tcp://127.0.0.1:7402\n  metrics: \"off\"\n",
 		"service:\n  ingest: tcp://eth0:7500\n  publish: tcp://eth1:7500\n",
 	};

@@ -745,8 +745,8 @@ test_malformed_results_refused(void)
 		"",
 		"mylin: the model returned an F32 result of 2 x 2 (16 bytes) with result_len 20",
 		"mylin: the model returned an F32 result of 3 x 2 (24 bytes) with result_len 16",
-		"mylin: the model returned result_len 16 for a result of 8 bytes from "
-		"alloc_result()",
+		("mylin: the model returned result_len 16 for a result of 8 bytes from "
+		 "alloc_result()"),
 		"mylin: the model returned result_type 99, not one of 1 (F32), 2 (top-k), 3 (text)",
 		"mylin: the model returned a NULL result with result_len 16",
 		"mylin: the model returned an F32 result of 2 x 2 (16 bytes) with result_len 0",
