@@ -353,12 +353,11 @@ file_id(const char *path)
 }
 
 static bool
-ckpt_file(const char *name)
+has_suffix(const char *s, const char *suffix)
 {
-	size_t n = strlen(name);
+	size_t n = strlen(s), k = strlen(suffix);
 
-	return (n > 5 && strcmp(name + n - 5, ".json") == 0) ||
-	       (n > 12 && strcmp(name + n - 12, ".safetensors") == 0);
+	return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
 /*
@@ -376,7 +375,6 @@ source_id(const char *weights, const char *plugin)
 	struct stat st;
 	struct dirent *e;
 	bool is_dir;
-	size_t n;
 	DIR *dp;
 
 	if (plugin != NULL && plugin[0] != '\0')
@@ -387,12 +385,12 @@ source_id(const char *weights, const char *plugin)
 	is_dir = stat(weights, &st) == 0 && S_ISDIR(st.st_mode);
 	snprintf(file, sizeof(file), "%s", weights);
 	snprintf(dir, sizeof(dir), "%s", is_dir ? weights : dirname(file));
-	n = strlen(weights);
-	if (is_dir || (n > 5 && strcmp(weights + n - 5, ".json") == 0)) {
+	if (is_dir || has_suffix(weights, ".json")) {
 		if ((dp = opendir(dir)) == NULL)
 			return mix64(sum);
 		while ((e = readdir(dp)) != NULL) {
-			if (!ckpt_file(e->d_name))
+			if (!has_suffix(e->d_name, ".json") &&
+			    !has_suffix(e->d_name, ".safetensors"))
 				continue;
 			snprintf(file, sizeof(file), "%s/%s", dir, e->d_name);
 			sum += file_id(file);
