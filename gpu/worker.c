@@ -88,6 +88,9 @@ struct mb_worker {
 	uint32_t n_allocs, cap_allocs;
 	uint32_t alloc_cursor; /* where the next lookup starts: results come in order */
 	int run_rc;	       /* what run() returned for the batch (before run_guarded's -EIO) */
+	/* a run() that returned 0 reports to its breaker once its results are checked */
+	struct mb_breaker *br_pending;
+	enum mb_breaker_verdict br_verdict;
 	struct log_limit *limits; /* per model */
 };
 
@@ -294,8 +297,10 @@ run_watched(struct mb_worker *w, struct mb_batch *b, struct mb_model_batch *mb,
 
 /*
  * Run the batch under its (model, device) breaker: refused at once while the breaker is
- * open, run as the one probe when half-open. A batch whose run() fails counts as a failure;
- * items that fail on their own (bad media) do not.
+ * open, run as the one probe when half-open. A batch whose run() fails counts as a failure
+ * at once; one whose run() returned 0 is reported by report_checked() once its results are
+ * checked (a malformed result is the model's fault: the batch counts as failed). Items
+ * the model failed on their own (bad media) do not count.
  */
 static int
 run_guarded(struct mb_worker *w, struct mb_batch *b, struct mb_model_batch *mb)
@@ -310,9 +315,22 @@ run_guarded(struct mb_worker *w, struct mb_batch *b, struct mb_model_batch *mb)
 	rc = w->run_rc = m->desc->run(m->states[w->o.device->index], mb);
 	if (rc > 0) /* not -errno: still a failure, never mistaken for REJECTED */
 		rc = -EIO;
-	if (br != NULL)
-		mb_breaker_report(br, v, rc == 0);
+	if (br != NULL && rc != 0)
+		mb_breaker_report(br, v, false);
+	else if (br != NULL) {
+		w->br_pending = br;
+		w->br_verdict = v;
+	}
 	return rc;
+}
+
+/* The breaker's report for a run() that returned 0, now that its results are checked. */
+static void
+report_checked(struct mb_worker *w, bool success)
+{
+	if (w->br_pending != NULL)
+		mb_breaker_report(w->br_pending, w->br_verdict, success);
+	w->br_pending = NULL;
 }
 
 /* run() returned after the watchdog answered its batch: drop what it made, hand the parked
@@ -326,6 +344,7 @@ take_back(struct mb_worker *w, struct mb_batch *b)
 	       "device %s: a run of model %s returned after the watchdog gave up on it; "
 	       "its worker thread exits",
 	       dev->name, b->model->desc->name);
+	report_checked(w, true); /* it returned 0, late: its results are not looked at */
 	release_results(w, b->n);
 	/* tagged, not written: the egress may still be sending the parked answer */
 	for (uint32_t i = 0; i < w->n_reclaim; i++)
@@ -521,6 +540,7 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 	bool hung = atomic_load_explicit(&m->hung, memory_order_acquire);
 	uint64_t start, end;
 	char why[MB_PROTO_REASON_MAX], rc_why[96] = "";
+	uint32_t malformed = 0;
 	bool ran;
 	int rc;
 
@@ -590,6 +610,7 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 						   "item: %s",
 						   m->desc->name, dev->name, it->reason);
 			} else if (!check_result(w, it, &slot, why, sizeof(why))) {
+				malformed++;
 				mb_request_answer(r, MB_STATUS_MODEL_ERROR, "%s: %s", m->desc->name,
 						  why);
 				if (log_allowed(w, m, end))
@@ -622,6 +643,7 @@ run_batch(struct mb_worker *w, struct mb_batch *b)
 				r->resp.device = (uint16_t)dev->index;
 			}
 		}
+		report_checked(w, malformed == 0);
 		release_results(w, b->n); /* the results no answer took */
 		/* one ring operation for the batch: at most one wakeup of the egress */
 		mb_results_push_burst(w->o.results, b->items, b->n);

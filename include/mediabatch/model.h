@@ -40,7 +40,9 @@
  * What the service checks of each item run() did not fail, before answering it OK
  * (docs/protocol.md, "Response header": what a receiver refuses is never sent). Any other
  * item is answered MODEL_ERROR with what was wrong ("<model>: the model returned an F32
- * result of 2 x 2 (16 bytes) with result_len 20") and logged, its result freed:
+ * result of 2 x 2 (16 bytes) with result_len 20") and logged, its result freed, and the
+ * batch counts as a failed batch toward the model's circuit breaker (items run() failed
+ * with mb_model_item_fail() do not count):
  * - result_type is MB_RESULT_F32 (result_len == rows x cols x 4), MB_RESULT_TOPK (cols == 2,
  *   result_len == rows x 8) or MB_RESULT_TEXT (result_len bytes of UTF-8; rows and cols are
  *   sent as set). MB_RESULT_NONE is never an answer: an item left as run() got it (neither

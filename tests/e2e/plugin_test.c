@@ -347,18 +347,20 @@ test_breaker_opens_and_recovers(void)
 	CU_ASSERT_EQUAL(breaker_metric(), 0);
 }
 
-/* What a plugin's run() returns is checked: a malformed result never goes out as OK. */
+/* What a plugin's run() returns is checked: a malformed result never goes out as OK, and its
+ * batch counts toward the breaker (an item the model failed itself does not). */
 static void
 test_bad_results_model_error(void)
 {
 	static const char *const bad[][2] = {
+		{"IFAI",
+		 "flaky: flaky: item failed on purpose"}, /* first two: logged (see cases) */
 		{"BLEN", "flaky: the model returned an F32 result of 1 x 1 (4 bytes) with "
 			 "result_len 8"},
 		{"BTYP", "flaky: the model returned result_type 99, not one of 1 (F32), 2 (top-k), "
 			 "3 (text)"},
 		{"NONE", "flaky: the model returned no result for this item"},
 		{"EMPT", "flaky: the model failed this item without a reason"},
-		{"IFAI", "flaky: flaky: item failed on purpose"},
 	};
 	char reason[512];
 
@@ -366,8 +368,22 @@ test_bad_results_model_error(void)
 		CU_ASSERT_EQUAL(call_tensor("flaky", bad[i][0], reason, sizeof(reason)),
 				MB_STATUS_MODEL_ERROR);
 		CU_ASSERT_TRUE(has(reason, bad[i][1]));
+		/* a good one between: the breaker (3 in a row) stays closed */
+		CU_ASSERT_EQUAL(call_tensor("flaky", NULL, NULL, 0), MB_STATUS_OK);
 	}
-	CU_ASSERT_EQUAL(call_tensor("flaky", NULL, NULL, 0), MB_STATUS_OK); /* still serving */
+	/* items the model failed itself, 3 in a row: not the model's fault, still closed */
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(call_tensor("flaky", "IFAI", NULL, 0), MB_STATUS_MODEL_ERROR);
+	CU_ASSERT_EQUAL(breaker_metric(), 0);
+	/* 3 malformed results in a row: 3 failed batches, the breaker opens */
+	for (int i = 1; i <= 3; i++)
+		CU_ASSERT_EQUAL(call_tensor("flaky", bad[i][0], NULL, 0), MB_STATUS_MODEL_ERROR);
+	CU_ASSERT_EQUAL(call_tensor("flaky", NULL, reason, sizeof(reason)), MB_STATUS_UNAVAILABLE);
+	CU_ASSERT_TRUE(has(reason, "circuit breaker on cpu0 is open after 3 failed batches"));
+	CU_ASSERT_EQUAL(breaker_metric(), 1);
+	nap_ms(COOLDOWN_MS + 150); /* and a good probe closes it for the next test */
+	CU_ASSERT_EQUAL(call_tensor("flaky", NULL, NULL, 0), MB_STATUS_OK);
+	CU_ASSERT_EQUAL(breaker_metric(), 0);
 	CU_ASSERT_TRUE(
 		has(mb_daemon_log(&g_d),
 		    "model flaky on device cpu0: a malformed result answered MODEL_ERROR: "
@@ -385,10 +401,12 @@ static const struct mb_test_case cases[] = {
 	{"--check loads every model and names each that fails", test_check_loads_models},
 	{"broken plugins and weights: UNAVAILABLE with the reason; the rest serve",
 	 test_broken_models_unavailable_others_serve},
-	{"a plugin's malformed results and failed items: MODEL_ERROR with the reason, logged",
-	 test_bad_results_model_error},
+	/* (this order: the failed-batch log lines are limited to 10 a minute per model) */
 	{"the breaker opens, refuses at once, probes, re-opens, closes",
 	 test_breaker_opens_and_recovers},
+	{"a plugin's malformed results and failed items: MODEL_ERROR with the reason, logged; "
+	 "malformed results count toward the breaker",
+	 test_bad_results_model_error},
 	{NULL, NULL},
 };
 

@@ -803,6 +803,61 @@ test_malformed_results_refused(void)
 	g_log = NULL;
 }
 
+/*
+ * A malformed result is the model's fault: its batch counts as failed toward the breaker, as
+ * a failed run() does. Items the model failed on its own (bad media) do not count.
+ */
+static void
+test_malformed_results_open_breaker(void)
+{
+	static const enum mode own[] = {GOOD, FAIL_REASON};
+	static const int own_s[] = {MB_STATUS_OK, MB_STATUS_MODEL_ERROR};
+	static const char *const own_w[] = {"", "mylin: item failed on purpose"};
+	static const enum mode bad[] = {GOOD, LONG_LEN};
+	static const int bad_s[] = {MB_STATUS_OK, MB_STATUS_MODEL_ERROR};
+	static const char *const bad_w[] = {"", "result_len 20"};
+	static const enum mode none[] = {UNTOUCHED};
+	static const int none_s[] = {MB_STATUS_MODEL_ERROR};
+	static const char *const none_w[] = {"mylin: the model returned no result for this item"};
+	struct mb_breaker_opts bo;
+	struct mb_breaker br;
+	struct mb_breaker_stats st;
+	struct rig r;
+
+	mb_breaker_opts_init(&bo);
+	bo.failure_threshold = 2;
+	bo.cooldown_ns = 60 * MB_NS_PER_S;
+	CU_ASSERT_EQUAL_FATAL(mb_breaker_init(&br, &bo), 0);
+	capture_start();
+	rig_up_on(&r, &g_desc_bad, -1);
+	r.model.breakers = &br;
+	for (int i = 0; i < 3; i++) /* the model's own item failures: never counted */
+		expect_batch(&r, own, 2, own_s, own_w);
+	mb_breaker_stats(&br, &st);
+	CU_ASSERT_EQUAL(st.consecutive_failures, 0);
+	CU_ASSERT_EQUAL(mb_breaker_state(&br), MB_BREAKER_CLOSED);
+	expect_batch(&r, bad, 2, bad_s, bad_w);
+	mb_breaker_stats(&br, &st);
+	CU_ASSERT_EQUAL(st.consecutive_failures, 1);
+	CU_ASSERT_EQUAL(mb_breaker_state(&br), MB_BREAKER_CLOSED);
+	expect_batch(&r, none, 1, none_s, none_w); /* the second in a row opens it */
+	CU_ASSERT_EQUAL(mb_breaker_state(&br), MB_BREAKER_OPEN);
+	g_mode[0] = GOOD;
+	submit(&r, 1, 0);
+	{
+		struct mb_request *q = answer(&r);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+		CU_ASSERT_EQUAL(q->resp.status, MB_STATUS_UNAVAILABLE);
+		CU_ASSERT_PTR_NOT_NULL(strstr(q->reason, "circuit open"));
+	}
+	rig_down(&r);
+	capture_stop();
+	free(g_log);
+	g_log = NULL;
+	mb_breaker_fini(&br);
+}
+
 /* A text and an F32 result of the GOOD and TEXT_OK kinds come out as the model made them. */
 static void
 test_good_results_pass(void)
@@ -897,6 +952,8 @@ static const struct mb_test_case cases[] = {
 	 test_watchdog_takes_over_a_hung_run},
 	{"malformed results are answered MODEL_ERROR with what was wrong, never sent",
 	 test_malformed_results_refused},
+	{"a malformed result counts toward the breaker, the model's own item failures do not",
+	 test_malformed_results_open_breaker},
 	{"F32, text and empty results the protocol allows are sent as made",
 	 test_good_results_pass},
 	{"failed batches and items are logged with the reason, a few lines a minute",
