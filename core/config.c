@@ -2521,3 +2521,156 @@ mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_le
 	snprintf(cfg->source, sizeof(cfg->source), "%s", path);
 	return 0;
 }
+
+/* ---- what a reload leaves for the next start ---- */
+
+struct changes {
+	char *out;
+	size_t len, used;
+	unsigned int n;
+};
+
+static void
+changed(struct changes *c, const char *key)
+{
+	int w;
+
+	c->n++;
+	if (c->len == 0 || c->used >= c->len - 1)
+		return;
+	w = snprintf(c->out + c->used, c->len - c->used, "%s%s", c->n > 1 ? ", " : "", key);
+	if (w < 0 || (size_t)w >= c->len - c->used) {
+		/* cut: end on "..." rather than half a key */
+		if (c->len >= 4)
+			snprintf(c->out + c->len - 4, 4, "...");
+		c->used = c->len;
+		return;
+	}
+	c->used += (size_t)w;
+}
+
+static bool
+udp_ports_differ(const struct mb_config *a, const struct mb_config *b)
+{
+	if (a->n_udp_ports != b->n_udp_ports)
+		return true;
+	for (unsigned int i = 0; i < a->n_udp_ports; i++) {
+		const struct mb_udp_port_config *p = &a->udp_ports[i], *q = &b->udp_ports[i];
+
+		if (strcmp(p->device, q->device) != 0 || p->address != q->address ||
+		    p->rx_queues != q->rx_queues || p->n_cpus != q->n_cpus ||
+		    memcmp(p->cpus, q->cpus, p->n_cpus * sizeof(p->cpus[0])) != 0)
+			return true;
+	}
+	return false;
+}
+
+static bool
+udp_sources_differ(const struct mb_config *a, const struct mb_config *b)
+{
+	if (a->n_udp_sources != b->n_udp_sources)
+		return true;
+	for (unsigned int i = 0; i < a->n_udp_sources; i++) {
+		const struct mb_udp_source_config *s = &a->udp_sources[i], *t = &b->udp_sources[i];
+
+		if (s->tenant != t->tenant || s->n_prefixes != t->n_prefixes)
+			return true;
+		for (unsigned int k = 0; k < s->n_prefixes; k++)
+			if (s->prefixes[k].addr != t->prefixes[k].addr ||
+			    s->prefixes[k].mask != t->prefixes[k].mask)
+				return true;
+	}
+	return false;
+}
+
+static bool
+eal_args_differ(const struct mb_config *a, const struct mb_config *b)
+{
+	if (a->n_eal_args != b->n_eal_args)
+		return true;
+	for (unsigned int i = 0; i < a->n_eal_args; i++)
+		if (strcmp(a->eal_args[i], b->eal_args[i]) != 0)
+			return true;
+	return false;
+}
+
+unsigned int
+mb_config_restart_keys(const struct mb_config *a, const struct mb_config *b, char *out, size_t len)
+{
+	struct changes c = {.out = out, .len = len};
+
+#define NUM(key, f)                                                                                \
+	do {                                                                                       \
+		if (a->f != b->f)                                                                  \
+			changed(&c, key);                                                          \
+	} while (0)
+#define TXT(key, f)                                                                                \
+	do {                                                                                       \
+		if (strcmp(a->f, b->f) != 0)                                                       \
+			changed(&c, key);                                                          \
+	} while (0)
+	if (len > 0)
+		out[0] = '\0';
+	TXT("service.ingest", ingest);
+	TXT("service.publish", publish);
+	TXT("service.metrics", metrics);
+	NUM("service.log_level", log_level);
+	NUM("service.log_format", log_format);
+	NUM("service.ready_when", ready_when);
+	NUM("service.placement", placement);
+	NUM("service.drain_timeout_ms", drain_timeout_ms);
+	NUM("service.drain_quiet_ms", drain_quiet_ms);
+	NUM("service.liveness_ms", liveness_ms);
+	NUM("service.max_inflight", max_inflight);
+	NUM("service.max_inflight_bytes", max_inflight_bytes);
+	NUM("service.max_payload_bytes", max_payload_bytes);
+	NUM("service.max_inflight_per_client", max_inflight_per_client);
+	NUM("service.max_inflight_per_tenant", max_inflight_per_tenant);
+	NUM("idle.mode", idle.mode);
+	NUM("idle.spin_polls", idle.spin_polls);
+	NUM("idle.sleep_us", idle.sleep_ns);
+	NUM("zmq.io_threads", zmq_io_threads);
+	NUM("zmq.router_sndhwm", router_sndhwm);
+	NUM("zmq.router_rcvhwm", router_rcvhwm);
+	NUM("zmq.pub_sndhwm", pub_sndhwm);
+	NUM("zmq.heartbeat_ms", zmq_heartbeat_ms);
+	NUM("eal.memory_mb", eal_memory_mb);
+	if (eal_args_differ(a, b))
+		changed(&c, "eal.args");
+	NUM("devices.cpu.units", cpu_units);
+	NUM("devices.cpu.workers", cpu_workers);
+	NUM("devices.cpu.serve", cpu_serve);
+	NUM("devices.cuda.mode", cuda_mode);
+	if (a->n_cuda_gpus != b->n_cuda_gpus ||
+	    memcmp(a->cuda_gpus, b->cuda_gpus, a->n_cuda_gpus * sizeof(a->cuda_gpus[0])) != 0)
+		changed(&c, "devices.cuda.gpus");
+	NUM("devices.cuda.unit_mb", cuda_unit_mb);
+	NUM("devices.cuda.reserve_mb", cuda_reserve_mb);
+	NUM("devices.cuda.max_units", cuda_max_units);
+	NUM("devices.cuda.workers", cuda_workers);
+	NUM("udp.port", udp_port);
+	NUM("udp.reassembly_timeout_ms", udp_reassembly_timeout_ms);
+	NUM("udp.max_requests", udp_max_requests);
+	NUM("udp.buffer_mb", udp_buffer_mb);
+	NUM("udp.mbufs", udp_mbufs);
+	NUM("udp.rx_descriptors", udp_rx_descriptors);
+	if (udp_ports_differ(a, b))
+		changed(&c, "udp.ports");
+	if (udp_sources_differ(a, b))
+		changed(&c, "udp.sources");
+	TXT("weights_dir", weights_dir);
+	NUM("breaker.failure_threshold", breaker_failures);
+	NUM("breaker.cooldown_ms", breaker_cooldown_ms);
+	NUM("breaker.probe_timeout_ms", breaker_probe_timeout_ms);
+	NUM("security.mode", security_mode);
+	TXT("security.server_key", server_key_file);
+	TXT("http.tls_cert", http_tls_cert);
+	TXT("http.tls_key", http_tls_key);
+	TXT("http.token_file", http_token_file);
+	NUM("http.max_connections", http_max_connections);
+	NUM("http.max_connections_per_ip", http_max_connections_per_ip);
+	NUM("http.timeout_ms", http_timeout_ms);
+#undef NUM
+#undef TXT
+	return c.n;
+}

@@ -301,4 +301,15 @@ int mb_config_check_endpoints(const struct mb_config *cfg, char *err, size_t err
  */
 const char *mb_config_shortest(char *buf, size_t len, double v);
 
+/**
+ * The keys outside `models` whose values differ between @p a (the running configuration) and
+ * @p b (a reloaded one) and that take effect only at a start: "service.ingest, udp.ports",
+ * in the reference's order, into @p out (cut with "..." when it does not fit; "" when none).
+ * The keys a reload applies (the tenants section, security.clients) are not compared; nor
+ * are the models (the daemon compares their settings in effect, defaults included). Returns
+ * how many keys differ.
+ */
+unsigned int mb_config_restart_keys(const struct mb_config *a, const struct mb_config *b, char *out,
+				    size_t len);
+
 #endif /* MB_CONFIG_H */

@@ -178,6 +178,7 @@ struct mb_service {
 	struct mb_metric *m_admission_wait[MB_DEVICES_MAX];
 	struct mb_metric *m_ready, *m_draining, *m_live;
 	struct mb_metric *m_reload_applied, *m_reload_refused;
+	struct mb_metric *m_restart_pending; /* keys the last applied reload left for a start */
 	struct mb_metric *m_hung;
 };
 
@@ -1374,6 +1375,12 @@ build_metrics(struct mb_service *s)
 	s->m_reload_refused = mb_metrics_counter(
 		r, "mediabatch_config_reloads_total", "Configuration reloads (SIGHUP), by result.",
 		mb_metrics_labels(l, sizeof(l), "result", "refused", NULL));
+	s->m_restart_pending = mb_metrics_gauge(
+		r, "mediabatch_config_restart_pending_keys",
+		"Keys of the configuration file, at its last applied reload, whose values differ "
+		"from those in effect and take effect only at the next start (0: the file is "
+		"what runs).",
+		NULL);
 	s->m_hung = mb_metrics_counter(
 		r, "mediabatch_watchdog_hung_total",
 		"Batches the watchdog gave up on: still in the model's run() past run_timeout_ms. "
@@ -1673,6 +1680,78 @@ create_limiter(const struct mb_config *cfg, struct mb_ratelimit **out)
 
 /* ---- live reload (SIGHUP) ---- */
 
+/* Append ", <key>" (or "<key>" first) to @p out, cut with "..." when it does not fit. */
+static void add_key(char *out, size_t len, unsigned int *n, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+add_key(char *out, size_t len, unsigned int *n, const char *fmt, ...)
+{
+	size_t used = strlen(out);
+	va_list ap;
+	int w;
+
+	if (++*n > 1 && used + 2 < len)
+		used += (size_t)snprintf(out + used, len - used, ", ");
+	va_start(ap, fmt);
+	w = vsnprintf(out + used, len - used, fmt, ap);
+	va_end(ap);
+	if (w < 0 || (size_t)w >= len - used)
+		snprintf(out + len - 4, 4, "...");
+}
+
+/*
+ * The models' keys that differ between the running configuration and @p n and take effect
+ * only at a start, compared as in effect (a key left out is its default): appended to
+ * @p out. A checkpoint or plugin replaced on disk under the same path counts as
+ * models[X].weights: the running daemon serves what it loaded.
+ */
+static void
+model_restart_keys(const struct mb_service *s, const struct mb_config *n, char *out, size_t len,
+		   unsigned int *count)
+{
+	for (uint32_t i = 0; i < s->n_models; i++) {
+		const struct mb_model *m = &s->models[i];
+		const struct mb_model_desc *d = m->desc;
+		const struct mb_model_config *a = mb_config_model(s->cfg, d->name);
+		const struct mb_model_config *b = mb_config_model(n, d->name);
+		char now[PATH_MAX + 64], then[PATH_MAX + 64];
+
+#define EFF(c, f, dflt) ((c) != NULL && (c)->f >= 0 ? (c)->f : (dflt))
+		if ((a != NULL && a->enabled == 0) != (b != NULL && b->enabled == 0))
+			add_key(out, len, count, "models[%s].enabled", d->name);
+		if (EFF(a, base_units, (int64_t)d->base_units) !=
+		    EFF(b, base_units, (int64_t)d->base_units))
+			add_key(out, len, count, "models[%s].base_units", d->name);
+		if (EFF(a, run_timeout_ms, DEFAULT_RUN_TIMEOUT_MS) !=
+		    EFF(b, run_timeout_ms, DEFAULT_RUN_TIMEOUT_MS))
+			add_key(out, len, count, "models[%s].run_timeout_ms", d->name);
+		if (EFF(a, item_units_per_second, d->item_units_per_second) !=
+		    EFF(b, item_units_per_second, d->item_units_per_second))
+			add_key(out, len, count, "models[%s].item_units_per_second", d->name);
+		if ((a != NULL && a->max_windows > 0 ? a->max_windows : MB_DEFAULT_MAX_WINDOWS) !=
+		    (b != NULL && b->max_windows > 0 ? b->max_windows : MB_DEFAULT_MAX_WINDOWS))
+			add_key(out, len, count, "models[%s].max_windows", d->name);
+		if (EFF(a, precision, MB_CONFIG_PRECISION_BF16) !=
+		    EFF(b, precision, MB_CONFIG_PRECISION_BF16))
+			add_key(out, len, count, "models[%s].precision", d->name);
+#undef EFF
+		if (strcmp(a != NULL ? a->plugin : "", b != NULL ? b->plugin : "") != 0) {
+			add_key(out, len, count, "models[%s].plugin", d->name);
+			continue;
+		}
+		weights_path(n, d->name, now, sizeof(now));
+		weights_path(s->cfg, d->name, then, sizeof(then));
+		if (strcmp(now, then) != 0)
+			add_key(out, len, count, "models[%s].weights", d->name);
+		else if (m->enabled && source_id(now, b != NULL ? b->plugin : NULL) != m->source_id)
+			add_key(out, len, count, "models[%s].weights (changed on disk)", d->name);
+	}
+	for (unsigned int k = 0; k < n->n_models; k++) /* a plugin model added */
+		if (n->models[k].plugin[0] != '\0' && model_named(s, n->models[k].name) == NULL)
+			add_key(out, len, count, "models[%s]", n->models[k].name);
+}
+
 /* Post @p n to an owner thread's slot; a limiter posted before and not yet taken is freed. */
 static void
 post_limiter(_Atomic(struct mb_ratelimit *) *slot, struct mb_ratelimit *n)
@@ -1688,6 +1767,8 @@ service_reload(struct mb_service *s, const struct mb_config *n, char *msg, size_
 	struct live lv[MAX_MODELS];
 	struct mb_ratelimit *fl = NULL, **ul = NULL;
 	struct mb_auth *auth = NULL;
+	char pending[1536];
+	unsigned int n_pending;
 	int rc = 0;
 
 	/* Check everything first: a reload applies whole or not at all. */
@@ -1766,13 +1847,18 @@ service_reload(struct mb_service *s, const struct mb_config *n, char *msg, size_
 		post_limiter(&s->udp_limits_next[q], ul[q]);
 	free(ul);
 	mb_doorbell_ring_slow(s->batcher_bell); /* a shorter max_delay_us counts now */
+	n_pending = mb_config_restart_keys(s->cfg, n, pending, sizeof(pending));
+	model_restart_keys(s, n, pending, sizeof(pending), &n_pending);
+	mb_metric_set(s->m_restart_pending, (int64_t)n_pending);
 	snprintf(msg, len,
 		 "tenants (default_rate %g, %u limit(s) of their own), %s%s the models' "
-		 "max_batch, max_delay_us, queue_limit and default_timeout_ms applied; other keys "
-		 "take effect at the next start",
+		 "max_batch, max_delay_us, queue_limit and default_timeout_ms applied; %s%s",
 		 n->default_rate, n->n_limits,
 		 n->security_mode == MB_SECURITY_CURVE ? "the allow-list (" : "",
-		 n->security_mode == MB_SECURITY_CURVE ? "security.clients) and" : "and");
+		 n->security_mode == MB_SECURITY_CURVE ? "security.clients) and" : "and",
+		 n_pending == 0 ? "no other key differs from what runs"
+				: "changed, waiting for the next start: ",
+		 n_pending == 0 ? "" : pending);
 	mb_metric_add(s->m_reload_applied, 1);
 	return 0;
 refused:

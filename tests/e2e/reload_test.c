@@ -123,6 +123,9 @@ test_sighup_reload(void)
 			 "    max_delay_us: 300000\n");
 	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reloaded", 1));
 	CU_ASSERT_EQUAL(reloads(&d, "applied"), 1);
+	/* only live keys changed: nothing waits for a start */
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "no other key differs from what runs"));
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_config_restart_pending_keys"), 0);
 	burst(&d, 5, 4, &t);
 	CU_ASSERT_EQUAL(t.ok, 4); /* no rate limit any more, and 4 fit the queue */
 	burst(&d, 6, 12, &t);	  /* 12 at once: past the new queue_limit */
@@ -185,6 +188,49 @@ test_sighup_reload(void)
 	burst(&d, 5, 1, &t);
 	CU_ASSERT_EQUAL(t.other, 1); /* still the 50 ms timeout: TIMEOUT */
 
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+/*
+ * An applied reload says which changed keys wait for the next start, compared as in effect:
+ * a model key given its default is no change; mediabatch_config_restart_pending_keys counts
+ * them, and goes back to 0 when the file is again what runs.
+ */
+static bool
+has_line(const struct mb_daemon *d, const char *what)
+{
+	if (strstr(mb_daemon_log(d), what) != NULL)
+		return true;
+	printf("\n    no \"%s\" in the log:\n%s", what, mb_daemon_log(d));
+	return false;
+}
+
+static void
+test_reload_lists_restart_keys(void)
+{
+	static const char start[] = "service:\n  drain_timeout_ms: 4000\n"
+				    "models:\n  - name: identity\n    queue_limit: 64\n";
+	static const char changed[] =
+		"service:\n  drain_timeout_ms: 5000\nzmq:\n  pub_sndhwm: 999\n"
+		"breaker:\n  cooldown_ms: 1234\n"
+		"models:\n  - name: identity\n    queue_limit: 32\n    run_timeout_ms: 5000\n"
+		"  - name: logmel\n    run_timeout_ms: 60000\n    max_windows: 8\n"
+		"  - name: whisper\n    enabled: false\n";
+	struct mb_daemon d;
+
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, start, NULL), 0);
+	write_config(&d, changed);
+	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reloaded", 1));
+	/* logmel's run_timeout_ms and max_windows are their defaults: not listed */
+	if (!has_line(&d, "changed, waiting for the next start: service.drain_timeout_ms, "
+			  "zmq.pub_sndhwm, breaker.cooldown_ms, models[identity].run_timeout_ms, "
+			  "models[whisper].enabled\n"))
+		CU_FAIL("the reload's line does not list the changed keys");
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_config_restart_pending_keys"), 5);
+	write_config(&d, start);
+	CU_ASSERT_TRUE(hup_and_wait(&d, "SIGHUP: reloaded", 2));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "no other key differs from what runs"));
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_config_restart_pending_keys"), 0);
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
@@ -267,6 +313,8 @@ static const struct mb_test_case cases[] = {
 	 test_sighup_reload},
 	{"SIGHUP: only models whose weights path, plugin or files changed are loaded again",
 	 test_reload_loads_what_changed},
+	{"SIGHUP: the log and a gauge say which changed keys wait for the next start",
+	 test_reload_lists_restart_keys},
 	{NULL, NULL},
 };
 

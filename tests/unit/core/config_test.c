@@ -1441,6 +1441,41 @@ test_list_limits(void)
 	CU_ASSERT_TRUE(err_has("is longer than 64 characters"));
 }
 
+/* What a reload would leave for the next start: the differing keys in the reference's order,
+ * lists compared entry by entry, the live sections left out, a short buffer cut with "..." */
+static void
+test_restart_keys(void)
+{
+	static const char base[] =
+		"eal:\n  args: [-l, '0']\n"
+		"udp:\n  ports:\n    - {device: net_null0, address: 192.0.2.1, cpus: [0]}\n"
+		"  sources:\n    - {tenant: 1, prefixes: [10.0.0.0/8]}\n"
+		"tenants:\n  default_rate: 5\n";
+	static const char other[] =
+		"eal:\n  args: [-l, '1']\n"
+		"udp:\n  ports:\n    - {device: net_null0, address: 192.0.2.1, cpus: [1]}\n"
+		"  sources:\n    - {tenant: 1, prefixes: [10.0.0.0/9]}\n"
+		"tenants:\n  default_rate: 7\n"
+		"devices:\n  cuda:\n    gpus: [0]\n"
+		"http:\n  timeout_ms: 999\n";
+	struct mb_config a, b;
+	char out[256], small[24];
+
+	CU_ASSERT_EQUAL_FATAL(load_text(&a, base), 0);
+	CU_ASSERT_EQUAL_FATAL(load_text(&b, base), 0);
+	CU_ASSERT_EQUAL(mb_config_restart_keys(&a, &b, out, sizeof(out)), 0);
+	CU_ASSERT_STRING_EQUAL(out, "");
+	mb_config_fini(&b);
+	CU_ASSERT_EQUAL_FATAL(load_text(&b, other), 0); /* tenants differ too: live, not listed */
+	CU_ASSERT_EQUAL(mb_config_restart_keys(&a, &b, out, sizeof(out)), 5);
+	CU_ASSERT_STRING_EQUAL(out, "eal.args, devices.cuda.gpus, udp.ports, udp.sources, "
+				    "http.timeout_ms");
+	CU_ASSERT_EQUAL(mb_config_restart_keys(&a, &b, small, sizeof(small)), 5);
+	CU_ASSERT_STRING_EQUAL(small, "eal.args, devices.cu...");
+	mb_config_fini(&a);
+	mb_config_fini(&b);
+}
+
 static const struct mb_test_case cases[] = {
 	{"embedded default", test_defaults},
 	{"security: the allow-list of CURVE keys", test_security},
@@ -1475,6 +1510,7 @@ static const struct mb_test_case cases[] = {
 	{"service.metrics: HOST:PORT or off, no '' or leading zero", test_metrics_forms},
 	{"an unknown key names the installed reference", test_reference_installed},
 	{"lists and strings past their limits: count, length, limit", test_list_limits},
+	{"the keys a reload leaves for the next start", test_restart_keys},
 	{NULL, NULL},
 };
 
