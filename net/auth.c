@@ -93,12 +93,24 @@ mb_auth_create(const struct mb_client_config *cc, unsigned int n, struct mb_auth
 			snprintf(k.public_key, sizeof(k.public_key), "%s", s->public_key);
 		} else {
 			char why[512];
+			bool secret;
 
-			rc = mb_curve_cert_load(s->public_key_file, &k, NULL, why, sizeof(why));
+			rc = mb_curve_cert_load(s->public_key_file, &k, &secret, why, sizeof(why));
 			if (rc < 0) {
 				snprintf(err, err_len,
 					 "security.clients[%u] (%s): public_key_file %s", i,
 					 s->name, why);
+				goto fail;
+			}
+			if (secret) { /* the client's secret on the server: refuse, do not use */
+				snprintf(err, err_len,
+					 "security.clients[%u] (%s): public_key_file %s holds the "
+					 "client's secret key: give its public certificate (the "
+					 "NAME.key file 'mediabatch keygen' wrote, not "
+					 "NAME.key_secret) "
+					 "and keep the secret with the client only",
+					 i, s->name, s->public_key_file);
+				rc = -EINVAL;
 				goto fail;
 			}
 		}

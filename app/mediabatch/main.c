@@ -808,6 +808,14 @@ load_curve(const char *server_file, const char *own_file)
 			own_file);
 		return -1;
 	}
+	if (g_server.secret_key[0] != '\0') {
+		fprintf(stderr,
+			"mediabatch: --server-key %s holds the service's secret key: give its "
+			"public certificate (NAME.key, not NAME.key_secret); the secret stays on "
+			"the service\n",
+			server_file);
+		return -1;
+	}
 	g_curve.server_key = g_server.public_key;
 	g_curve.public_key = g_own.public_key;
 	g_curve.secret_key = g_own.secret_key;

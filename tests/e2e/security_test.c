@@ -489,6 +489,40 @@ test_check_reports_mode(void)
 	}
 }
 
+/*
+ * A secret certificate where a public one belongs is refused before it is used: the CLI's
+ * --server-key given the service's NAME.key_secret (a client would hold the service's
+ * secret), and security.clients[].public_key_file given a client's (--check, exit 2).
+ */
+static void
+test_secret_where_public_belongs(void)
+{
+	char out[8192], yaml[4096], path[300], srv_sec[300], alice_sec[300];
+	const char *cli[] = {"send",	     "--endpoint", "tcp://127.0.0.1:9",
+			     "--server-key", srv_sec,	   "--key",
+			     alice_sec,	     "--noise",	   NULL};
+	const char *check[] = {"--config", path, "--check", NULL};
+	char *k;
+	FILE *f;
+
+	snprintf(srv_sec, sizeof(srv_sec), "%s/server.key_secret", g_dir);
+	snprintf(alice_sec, sizeof(alice_sec), "%s/alice.key_secret", g_dir);
+	CU_ASSERT_NOT_EQUAL(mb_e2e_cli(cli, out, sizeof(out)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "server.key_secret holds the service's secret key"));
+
+	security_yaml(yaml, sizeof(yaml), true);
+	k = strstr(yaml, "alice.key");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+	snprintf(path, sizeof(path), "%s/secret.yaml", g_dir);
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fprintf(f, "%.*salice.key_secret%sdevices:\n  cuda: {mode: \"off\"}\n", (int)(k - yaml),
+		yaml, k + strlen("alice.key"));
+	fclose(f);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check, out, sizeof(out)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "alice.key_secret holds the client's secret key"));
+}
+
 /* Write @p path as a zcert secret certificate with these halves, mode @p mode. */
 static void
 write_cert(const char *path, const char *public_key, const char *secret_key, mode_t mode)
@@ -587,6 +621,8 @@ test_server_key_files(void)
 
 static const struct mb_test_case cases[] = {
 	{"--check: the mode, a warning off loopback, a bad server key", test_check_reports_mode},
+	{"a secret certificate where a public one belongs: refused, named",
+	 test_secret_where_public_belongs},
 	{"a server key insecure, missing or mixed, a client key missing: exit 2 at --check and "
 	 "start",
 	 test_server_key_files},

@@ -130,6 +130,12 @@ test_allow_list(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "security.clients[0] (studio-a)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "gone.key"));
 	CU_ASSERT_PTR_NULL(auth);
+	/* the client's secret certificate on the server: refused, the entry and file named */
+	path_of(cc[0].public_key_file, sizeof(cc[0].public_key_file), "a1.key_secret");
+	CU_ASSERT_EQUAL(mb_auth_create(cc, 1, &auth, g_err, sizeof(g_err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "security.clients[0] (studio-a): public_key_file "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "a1.key_secret holds the client's secret key"));
+	CU_ASSERT_PTR_NULL(auth);
 
 	/* the service's own key: the secret file, private */
 	snprintf(file, sizeof(file), "%s/a1.key_secret", g_dir);
