@@ -659,6 +659,8 @@ main(int argc, char **argv)
 		printf("mediabatchd: security: %s\n", ck.security);
 		if (service_check_http_exposure(&cfg, exposed, sizeof(exposed)))
 			printf("mediabatchd: WARNING: %s\n", exposed);
+		if (service_check_model_keys(&cfg, err, sizeof(err)) > 0)
+			printf("mediabatchd: WARNING: %s: %s\n", cfg.source, err);
 		printf("mediabatchd: DPDK heap: %s\n", ck.heap);
 		mb_config_fini(&cfg);
 		return 0;
@@ -666,6 +668,8 @@ main(int argc, char **argv)
 	mb_log_set_level((unsigned int)cfg.log_level);
 	if (service_check_http_exposure(&cfg, err, sizeof(err))) /* as --check prints it */
 		MB_LOG(WARNING, "%s", err);
+	if (service_check_model_keys(&cfg, err, sizeof(err)) > 0)
+		MB_LOG(WARNING, "%s: %s", cfg.source, err);
 
 	/* The files the configuration names (the server's key, the allow-list's keys, the HTTP
 	 * endpoint's TLS pair and token), read and checked as --check does, before anything

@@ -504,14 +504,8 @@ set_precision(const char *name, bool builtin, const struct mb_model_config *c)
 	enum mb_net_precision p = MB_NET_PRECISION_DEFAULT;
 	bool given = c != NULL && c->precision >= 0;
 
-	if (!builtin || !mb_builtin_is_net(name)) {
-		if (given)
-			MB_LOG(WARNING,
-			       "model %s: models[].precision applies to the built-in "
-			       "networks (whisper, videomae, clap) only; ignored",
-			       name);
-		return;
-	}
+	if (!builtin || !mb_builtin_is_net(name))
+		return; /* service_check_model_keys() warns */
 	if (given)
 		switch ((enum mb_config_precision)c->precision) {
 		case MB_CONFIG_PRECISION_F32:
@@ -710,6 +704,59 @@ service_check_http_exposure(const struct mb_config *cfg, char *buf, size_t len)
 			 "127.0.0.1:PORT)",
 			 ep);
 	return 1;
+}
+
+/* Append @p sep and an item (the first without @p sep) to the list in @p out, counted in
+ * @p n, cut with "..." when it does not fit. */
+static void add_key(char *out, size_t len, unsigned int *n, const char *sep, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void
+add_key(char *out, size_t len, unsigned int *n, const char *sep, const char *fmt, ...)
+{
+	size_t used = strlen(out);
+	va_list ap;
+	int w;
+
+	if (++*n > 1 && used + strlen(sep) < len)
+		used += (size_t)snprintf(out + used, len - used, "%s", sep);
+	va_start(ap, fmt);
+	w = vsnprintf(out + used, len - used, fmt, ap);
+	va_end(ap);
+	if (w < 0 || (size_t)w >= len - used)
+		snprintf(out + len - 4, 4, "...");
+}
+
+int
+service_check_model_keys(const struct mb_config *cfg, char *buf, size_t len)
+{
+	unsigned int n = 0;
+
+	buf[0] = '\0';
+	for (unsigned int i = 0; i < cfg->n_models; i++) {
+		const struct mb_model_config *c = &cfg->models[i];
+		bool builtin = c->plugin[0] == '\0';
+		uint32_t window;
+		uint8_t join, topk;
+
+		if (c->enabled == 0)
+			continue;
+		if (c->precision >= 0 && !(builtin && mb_builtin_is_net(c->name)))
+			add_key(buf, len, &n, "; ",
+				"models[%u] (%s): precision applies to the built-in networks "
+				"(whisper, videomae, clap) only; ignored",
+				i, c->name);
+		if (c->weights[0] != '\0' && builtin && !mb_builtin_has_weights(c->name))
+			add_key(buf, len, &n, "; ",
+				"models[%u] (%s): weights: %s reads no weights; ignored", i,
+				c->name, c->name);
+		if (c->max_windows > 0 &&
+		    (!builtin || mb_builtin_windowing(c->name, &window, &join, &topk) != 0))
+			add_key(buf, len, &n, "; ",
+				"models[%u] (%s): max_windows: %s takes no windows; ignored", i,
+				c->name, c->name);
+	}
+	return (int)n;
 }
 
 /* The server's key pair and the allow-list, as a start loads them (CURVE only). */
@@ -1680,26 +1727,6 @@ create_limiter(const struct mb_config *cfg, struct mb_ratelimit **out)
 
 /* ---- live reload (SIGHUP) ---- */
 
-/* Append ", <key>" (or "<key>" first) to @p out, cut with "..." when it does not fit. */
-static void add_key(char *out, size_t len, unsigned int *n, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void
-add_key(char *out, size_t len, unsigned int *n, const char *fmt, ...)
-{
-	size_t used = strlen(out);
-	va_list ap;
-	int w;
-
-	if (++*n > 1 && used + 2 < len)
-		used += (size_t)snprintf(out + used, len - used, ", ");
-	va_start(ap, fmt);
-	w = vsnprintf(out + used, len - used, fmt, ap);
-	va_end(ap);
-	if (w < 0 || (size_t)w >= len - used)
-		snprintf(out + len - 4, 4, "...");
-}
-
 /*
  * The models' keys that differ between the running configuration and @p n and take effect
  * only at a start, compared as in effect (a key left out is its default): appended to
@@ -1719,37 +1746,38 @@ model_restart_keys(const struct mb_service *s, const struct mb_config *n, char *
 
 #define EFF(c, f, dflt) ((c) != NULL && (c)->f >= 0 ? (c)->f : (dflt))
 		if ((a != NULL && a->enabled == 0) != (b != NULL && b->enabled == 0))
-			add_key(out, len, count, "models[%s].enabled", d->name);
+			add_key(out, len, count, ", ", "models[%s].enabled", d->name);
 		if (EFF(a, base_units, (int64_t)d->base_units) !=
 		    EFF(b, base_units, (int64_t)d->base_units))
-			add_key(out, len, count, "models[%s].base_units", d->name);
+			add_key(out, len, count, ", ", "models[%s].base_units", d->name);
 		if (EFF(a, run_timeout_ms, DEFAULT_RUN_TIMEOUT_MS) !=
 		    EFF(b, run_timeout_ms, DEFAULT_RUN_TIMEOUT_MS))
-			add_key(out, len, count, "models[%s].run_timeout_ms", d->name);
+			add_key(out, len, count, ", ", "models[%s].run_timeout_ms", d->name);
 		if (EFF(a, item_units_per_second, d->item_units_per_second) !=
 		    EFF(b, item_units_per_second, d->item_units_per_second))
-			add_key(out, len, count, "models[%s].item_units_per_second", d->name);
+			add_key(out, len, count, ", ", "models[%s].item_units_per_second", d->name);
 		if ((a != NULL && a->max_windows > 0 ? a->max_windows : MB_DEFAULT_MAX_WINDOWS) !=
 		    (b != NULL && b->max_windows > 0 ? b->max_windows : MB_DEFAULT_MAX_WINDOWS))
-			add_key(out, len, count, "models[%s].max_windows", d->name);
+			add_key(out, len, count, ", ", "models[%s].max_windows", d->name);
 		if (EFF(a, precision, MB_CONFIG_PRECISION_BF16) !=
 		    EFF(b, precision, MB_CONFIG_PRECISION_BF16))
-			add_key(out, len, count, "models[%s].precision", d->name);
+			add_key(out, len, count, ", ", "models[%s].precision", d->name);
 #undef EFF
 		if (strcmp(a != NULL ? a->plugin : "", b != NULL ? b->plugin : "") != 0) {
-			add_key(out, len, count, "models[%s].plugin", d->name);
+			add_key(out, len, count, ", ", "models[%s].plugin", d->name);
 			continue;
 		}
 		weights_path(n, d->name, now, sizeof(now));
 		weights_path(s->cfg, d->name, then, sizeof(then));
 		if (strcmp(now, then) != 0)
-			add_key(out, len, count, "models[%s].weights", d->name);
+			add_key(out, len, count, ", ", "models[%s].weights", d->name);
 		else if (m->enabled && source_id(now, b != NULL ? b->plugin : NULL) != m->source_id)
-			add_key(out, len, count, "models[%s].weights (changed on disk)", d->name);
+			add_key(out, len, count, ", ", "models[%s].weights (changed on disk)",
+				d->name);
 	}
 	for (unsigned int k = 0; k < n->n_models; k++) /* a plugin model added */
 		if (n->models[k].plugin[0] != '\0' && model_named(s, n->models[k].name) == NULL)
-			add_key(out, len, count, "models[%s]", n->models[k].name);
+			add_key(out, len, count, ", ", "models[%s]", n->models[k].name);
 }
 
 /* Post @p n to an owner thread's slot; a limiter posted before and not yet taken is freed. */

@@ -66,6 +66,15 @@ int service_check_security(const struct mb_config *cfg, bool http_files, char *b
 int service_check_http_exposure(const struct mb_config *cfg, char *buf, size_t len);
 
 /**
+ * Model keys the file sets where they do nothing: precision on a model that is not a built-in
+ * network, weights on a built-in model that reads none, max_windows on a model that takes no
+ * windows. Returns how many, with each named ("models[0] (identity): precision applies to
+ * the built-in networks (whisper, videomae, clap) only; ignored; ...") in @p buf (one line,
+ * for a WARNING at --check and at start), else 0 with @p buf empty.
+ */
+int service_check_model_keys(const struct mb_config *cfg, char *buf, size_t len);
+
+/**
  * For --check: the devices this configuration would serve on here (devices.cpu,
  * devices.cuda against the GPUs found), described in @p buf. Returns 0, or 1 with the
  * reason in @p buf when on this host the start would stop (devices.cuda.mode required

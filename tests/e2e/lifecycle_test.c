@@ -551,6 +551,21 @@ test_config_errors(void)
 	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "udp.ports[0].cpus[0]: CPU 4000 is not one this process "
 					   "may run on"));
+	/* model keys that do nothing where they are set: --check warns, naming each (the
+	 * start warned of the first alone; the others were silent) */
+	fd = open(bad, O_WRONLY | O_TRUNC);
+	CU_ASSERT_FATAL(fd >= 0);
+	dprintf(fd, "devices:\n  cuda: {mode: \"off\"}\nmodels:\n"
+		    "  - {name: identity, precision: f16, max_windows: 4}\n"
+		    "  - {name: logmel, weights: /nonexistent.safetensors, max_windows: 3}\n"
+		    "  - {name: whisper, precision: f32, max_windows: 9}\n");
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "models[0] (identity): precision applies to the "
+					   "built-in networks (whisper, videomae, clap) only; "
+					   "ignored; models[0] (identity): max_windows: identity "
+					   "takes no windows; ignored; models[1] (logmel): weights: "
+					   "logmel reads no weights; ignored\n"));
 	/* an endpoint ZeroMQ would take as another port (83136 is 17600) */
 	fd = open(bad, O_WRONLY | O_TRUNC);
 	CU_ASSERT_FATAL(fd >= 0);
