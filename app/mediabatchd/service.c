@@ -815,13 +815,21 @@ service_check_heap(const struct mb_config *cfg, char *buf, size_t len)
 	mbufs = cfg->n_udp_ports != 0 ? (uint64_t)cfg->udp_mbufs * MB_UDP_MBUF_BYTES : 0;
 	bufs = rxq * mb_udp_buffer_heap_bytes(cfg);
 	need = req + rate + mbufs + bufs;
-	snprintf(buf, len,
-		 "at least %.0f MiB (request objects for service.max_inflight %u and the UDP "
-		 "slots: %.0f MiB; rate-limit tables for tenants.max_tenants %u: %.0f MiB; "
-		 "udp.mbufs: %.0f MiB; udp.buffer_mb for %" PRIu64 " rx queue(s): %.0f MiB) of %s",
-		 (double)need / mib, cfg->max_inflight, (double)req / mib, cfg->max_tenants,
-		 (double)rate / mib, (double)mbufs / mib, rxq, (double)bufs / mib,
-		 heap_source(cfg, heap, sizeof(heap)));
+	if (rxq == 0) /* no UDP port: no UDP parts */
+		snprintf(buf, len,
+			 "at least %.0f MiB (request objects for service.max_inflight %u: %.0f "
+			 "MiB; rate-limit tables for tenants.max_tenants %u: %.0f MiB) of %s",
+			 (double)need / mib, cfg->max_inflight, (double)req / mib, cfg->max_tenants,
+			 (double)rate / mib, heap_source(cfg, heap, sizeof(heap)));
+	else
+		snprintf(buf, len,
+			 "at least %.0f MiB (request objects for service.max_inflight %u and the "
+			 "UDP slots: %.0f MiB; rate-limit tables for tenants.max_tenants %u: %.0f "
+			 "MiB; udp.mbufs: %.0f MiB; udp.buffer_mb for %" PRIu64
+			 " rx queue(s): %.0f MiB) of %s",
+			 (double)need / mib, cfg->max_inflight, (double)req / mib, cfg->max_tenants,
+			 (double)rate / mib, (double)mbufs / mib, rxq, (double)bufs / mib,
+			 heap_source(cfg, heap, sizeof(heap)));
 	return cfg->n_eal_args == 0 && need > (uint64_t)cfg->eal_memory_mb << 20 ? -ENOMEM : 0;
 }
 

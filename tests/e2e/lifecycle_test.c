@@ -503,6 +503,11 @@ test_config_errors(void)
 			   "eal:\n  memory_mb: 48\nudp:\n  ports:\n    - device: net_null0\n"
 			   "      address: 192.0.2.1\n",
 			   "udp.buffer_mb for 1 rx queue(s): 46 MiB");
+	/* without a UDP port, the line has no UDP parts (it named 0 MiB of each) */
+	check_heap_refused(
+		bad, "service:\n  max_inflight: 1048576\n",
+		"(request objects for service.max_inflight 1048576: 888 MiB; rate-limit "
+		"tables for tenants.max_tenants 4096: 0 MiB) of eal.memory_mb (256 MiB)");
 	/* so do rate-limit tables whose buckets alone fit but not with their index (4M tenants:
 	 * 122 MiB of buckets, 282 MiB with the index; the start fails on it) */
 	check_heap_refused(bad, "tenants:\n  max_tenants: 4000000\n",
@@ -561,11 +566,12 @@ test_config_errors(void)
 		    "  - {name: whisper, precision: f32, max_windows: 9}\n");
 	close(fd);
 	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "models[0] (identity): precision applies to the "
-					   "built-in networks (whisper, videomae, clap) only; "
-					   "ignored; models[0] (identity): max_windows: identity "
-					   "takes no windows; ignored; models[1] (logmel): weights: "
-					   "logmel reads no weights; ignored\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out,
+				      "models[0] (identity): precision applies to the "
+				      "built-in networks (whisper, videomae, clap) only; "
+				      "ignored; models[0] (identity): max_windows: identity "
+				      "takes no windows; ignored; models[1] (logmel): weights: "
+				      "logmel reads no weights; ignored\n"));
 	/* an endpoint ZeroMQ would take as another port (83136 is 17600) */
 	fd = open(bad, O_WRONLY | O_TRUNC);
 	CU_ASSERT_FATAL(fd >= 0);
