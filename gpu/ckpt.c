@@ -806,19 +806,32 @@ mb_ckpt_preprocessor_str(const struct mb_ckpt *ck, const char *key, const char *
 	return json_str(ck, &ck->preprocessor, PREPROCESSOR_NAME, key, out, err, len);
 }
 
-int
-mb_ckpt_preprocessor_bool(const struct mb_ckpt *ck, const char *key, int *out, char *err,
-			  size_t len)
+static int
+json_bool(const struct mb_ckpt *ck, const struct jfile *jf, const char *name, const char *key,
+	  int *out, char *err, size_t len)
 {
 	json_t *v;
-	int rc = json_get(ck, &ck->preprocessor, PREPROCESSOR_NAME, key, &v, err, len);
+	int rc = json_get(ck, jf, name, key, &v, err, len);
 
 	if (rc < 0)
 		return rc;
 	if (!json_is_boolean(v))
-		return wrong_type(&ck->preprocessor, key, v, "true or false", err, len);
+		return wrong_type(jf, key, v, "true or false", err, len);
 	*out = json_is_true(v);
 	return 0;
+}
+
+int
+mb_ckpt_preprocessor_bool(const struct mb_ckpt *ck, const char *key, int *out, char *err,
+			  size_t len)
+{
+	return json_bool(ck, &ck->preprocessor, PREPROCESSOR_NAME, key, out, err, len);
+}
+
+int
+mb_ckpt_config_bool(const struct mb_ckpt *ck, const char *key, int *out, char *err, size_t len)
+{
+	return json_bool(ck, &ck->config, CONFIG_NAME, key, out, err, len);
 }
 
 int
@@ -840,6 +853,15 @@ mb_ckpt_preprocessor_doubles(const struct mb_ckpt *ck, const char *key, double *
 		out[i] = json_number_value(json_array_get(v, i));
 	}
 	return 0;
+}
+
+int64_t
+mb_ckpt_label_count(const struct mb_ckpt *ck)
+{
+	json_t *labels =
+		ck->config.root != NULL ? json_object_get(ck->config.root, "id2label") : NULL;
+
+	return json_is_object(labels) ? (int64_t)json_object_size(labels) : -1;
 }
 
 const char *

@@ -38,6 +38,9 @@
 /* The reference implementation refuses headers over 100 MB; so do we. */
 #define MAX_HEADER (100u << 20)
 
+/* How a git-lfs pointer file begins: what a clone without git-lfs has for each tensor file */
+static const char g_lfs[] = "version https://git-lfs.github.com/spec/";
+
 struct mb_weights {
 	char *path;
 	void *map;
@@ -289,6 +292,17 @@ mb_weights_open(const char *path, struct mb_weights **out, char *err, size_t len
 		mb_weights_seterr(err, len, "%s: cannot map it: %s", path, strerror(errno));
 		mb_weights_close(&w);
 		return -ENOMEM;
+	}
+	if (w->map_len >= sizeof(g_lfs) - 1 && memcmp(w->map, g_lfs, sizeof(g_lfs) - 1) == 0) {
+		/* a clone without git-lfs: the pointer to the tensors, not the tensors */
+		mb_weights_seterr(
+			err, len,
+			"%s: a git-lfs pointer file, not the tensors (the repository was "
+			"cloned without git-lfs): run 'git lfs pull' in its directory, or "
+			"download it with huggingface-cli",
+			path);
+		mb_weights_close(&w);
+		return -EINVAL;
 	}
 	for (int i = 7; i >= 0; i--)
 		hlen = hlen << 8 | ((const uint8_t *)w->map)[i];

@@ -930,6 +930,22 @@ clap_preprocessor_json(const void *dims, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
+static void
+clap_describe(const void *dims, char *buf, size_t len)
+{
+	const struct mb_clap_dims *D = dims;
+	size_t at = (size_t)snprintf(buf, len, "patch_embeds_hidden_size %u, depths [", D->embed);
+
+	for (uint32_t s = 0; s < D->stages && at < len; s++)
+		at += (size_t)snprintf(buf + at, len - at, "%s%u", s ? ", " : "", D->depths[s]);
+	for (uint32_t s = 0; s < D->stages && at < len; s++)
+		at += (size_t)snprintf(buf + at, len - at, "%s%u", s ? ", " : "], heads [",
+				       D->heads[s]);
+	if (at < len)
+		snprintf(buf + at, len - at, "], window_size %u, %u mel bins, projection_dim %u",
+			 D->window, D->mels, D->proj);
+}
+
 const struct mb_net_layout mb_clap_layout = {
 	.name = "clap",
 	.prefixes = prefixes,
@@ -941,4 +957,5 @@ const struct mb_net_layout mb_clap_layout = {
 	.specs = clap_specs,
 	.config_json = clap_config_json,
 	.preprocessor_json = clap_preprocessor_json,
+	.describe = clap_describe,
 };

@@ -191,12 +191,19 @@ mb_builtin_net_check(const char *model, const char *path, char *out, size_t out_
 		rc = mb_net_layout_read(l, ck, &prefix, dims, &specs, &w, out, out_len);
 	mb_ckpt_close(&ck);
 	if (rc == 0) {
+		char sizes[512] = "";
+
 		for (uint32_t i = 0; i < specs.n; i++)
 			params += mb_weights_spec_numel(&specs.v[i]);
+		if (l->describe != NULL)
+			l->describe(dims, sizes, sizeof(sizes));
 		snprintf(out, out_len,
-			 "%s: a %s checkpoint: %u tensors under prefix '%s', %.1f M parameters; "
-			 "loads as the service loads it",
-			 path, model, specs.n, prefix, (double)params / 1e6);
+			 "%s: a %s checkpoint: %u tensors %s%s%s, %.1f M parameters%s%s; loads as "
+			 "the service loads it",
+			 path, model, specs.n, prefix[0] != '\0' ? "under prefix '" : "",
+			 prefix[0] != '\0' ? prefix : "with the names as published (no prefix)",
+			 prefix[0] != '\0' ? "'" : "", (double)params / 1e6,
+			 sizes[0] != '\0' ? "; " : "", sizes);
 	}
 	if (w != NULL)
 		for (uint32_t i = 0; i < specs.n; i++)

@@ -85,6 +85,12 @@ struct mb_net_layout {
 	 * extractor or image processor computes with, as this network computes it. 0, -ENOSPC.
 	 */
 	int (*preprocessor_json)(const void *dims, char *buf, size_t len);
+
+	/**
+	 * The sizes @p dims in words for mediabatch-weights --check ("d_model 384, 4 layers, 6
+	 * heads, ..."), and where one was assumed rather than read. Optional (NULL: none).
+	 */
+	void (*describe)(const void *dims, char *buf, size_t len);
 };
 
 /**

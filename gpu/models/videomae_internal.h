@@ -48,6 +48,10 @@ struct mb_videomae_dims {
 	/** input normalisation, x = (v * rescale - mean[c]) / std[c] per byte v of channel c:
 	 * preprocessor_config.json's, else ImageNet's (videomae_layout.c) */
 	double rescale, mean[3], std[3];
+	/** 1: heads from the published size, or d / 64, config.json not saying */
+	uint32_t heads_assumed;
+	/** labels config.json's id2label gives (as many as classes), or 0 */
+	uint32_t labels;
 };
 
 /** The network's definition (its model.h descriptor is mb_model_videomae). */

@@ -263,6 +263,47 @@ heads_for(uint32_t d)
 	}
 }
 
+/*
+ * The head videomae runs is the mean-pooling one (use_mean_pooling true, HF's default, and
+ * every published fine-tuned checkpoint): the mean of the encoder's tokens, fc_norm, the
+ * classifier. A checkpoint made with use_mean_pooling false (the encoder's final layernorm,
+ * then the first token) is refused as such, not as a missing fc_norm.
+ */
+static int
+mean_pooling(const struct mb_ckpt *ck, const char *prefix, char *reason, size_t reason_len)
+{
+	static const char only[] = "videomae serves the mean-pooling head of the published "
+				   "fine-tuned checkpoints (the tokens' mean, fc_norm, the "
+				   "classifier) for now";
+	char path[4096], name[256];
+	int on = 1;
+	int rc = mb_ckpt_config_bool(ck, "use_mean_pooling", &on, reason, reason_len);
+
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if (rc == 0 && !on) {
+		config_path(ck, path, sizeof(path));
+		snprintf(reason, reason_len,
+			 "%s: use_mean_pooling false (the first token after the encoder's final "
+			 "layernorm) is not supported: %s",
+			 path, only);
+		return -EINVAL;
+	}
+	snprintf(name, sizeof(name), "%sfc_norm.weight", prefix);
+	if (mb_ckpt_find(ck, name, NULL) != NULL)
+		return 0;
+	snprintf(name, sizeof(name), "%svideomae.layernorm.weight", prefix);
+	if (mb_ckpt_find(ck, name, NULL) != NULL) {
+		snprintf(reason, reason_len,
+			 "%s: tensor '%s' and no '%sfc_norm.weight': a checkpoint made with "
+			 "use_mean_pooling false (the first token after the encoder's final "
+			 "layernorm), which is not supported: %s",
+			 mb_ckpt_path(ck), name, prefix, only);
+		return -EINVAL;
+	}
+	return 0; /* fc_norm missing: the bind says so */
+}
+
 static int
 dims_from(const struct mb_ckpt *ck, const char *prefix, void *out, char *reason, size_t reason_len)
 {
@@ -363,6 +404,21 @@ dims_from(const struct mb_ckpt *ck, const char *prefix, void *out, char *reason,
 	}
 	dm->classes = (uint32_t)cls->shape[0];
 
+	/* the head: the published fine-tuned checkpoints pool by the mean, then fc_norm */
+	if ((rc = mean_pooling(ck, prefix, reason, reason_len)) < 0)
+		return rc;
+	/* labels: as many as the classifier has classes (Hugging Face refuses it otherwise) */
+	if (mb_ckpt_label_count(ck) >= 0 && mb_ckpt_label_count(ck) != (int64_t)dm->classes) {
+		config_path(ck, path, sizeof(path));
+		fmt_shape(cls, shape, sizeof(shape));
+		snprintf(reason, reason_len,
+			 "%s: id2label has %" PRId64 " labels, but the checkpoint's classifier has "
+			 "%u classes (tensor '%sclassifier.weight' %s)",
+			 path, mb_ckpt_label_count(ck), dm->classes, prefix, shape);
+		return -EINVAL;
+	}
+	dm->labels = mb_ckpt_label_count(ck) > 0 ? dm->classes : 0;
+
 	/* what only config.json knows: heads, eps; and what it says must agree */
 	if ((rc = config_agrees(ck, "hidden_size", dm->d, ANCHOR, t, reason, reason_len)) < 0 ||
 	    (rc = config_agrees(ck, "num_hidden_layers", dm->layers, "videomae.encoder.layer.<i>.*",
@@ -386,6 +442,7 @@ dims_from(const struct mb_ckpt *ck, const char *prefix, void *out, char *reason,
 		dm->heads = (uint32_t)v;
 	} else {
 		dm->heads = heads_for(dm->d);
+		dm->heads_assumed = 1;
 		if (dm->heads == 0) {
 			config_path(ck, path, sizeof(path));
 			fmt_shape(t, shape, sizeof(shape));
@@ -547,6 +604,22 @@ preprocessor_json(const void *dims, char *buf, size_t len)
 
 static const char *const g_prefixes[] = {"", NULL};
 
+static void
+describe(const void *dims, char *buf, size_t len)
+{
+	const struct mb_videomae_dims *dm = dims;
+
+	snprintf(buf, len,
+		 "hidden_size %u, %u layers, %u heads%s, intermediate_size %u, %u classes, %s",
+		 dm->d, dm->layers, dm->heads,
+		 dm->heads_assumed ? " (assumed: no num_attention_heads in config.json, so the "
+				     "published size's count, else hidden_size / 64)"
+				   : "",
+		 dm->ffn, dm->classes,
+		 dm->labels != 0 ? "labels from config.json's id2label"
+				 : "no labels (no id2label in config.json: answers are class ids)");
+}
+
 const struct mb_net_layout mb_videomae_layout = {
 	.name = "videomae",
 	.prefixes = g_prefixes,
@@ -558,4 +631,5 @@ const struct mb_net_layout mb_videomae_layout = {
 	.specs = specs,
 	.config_json = config_json,
 	.preprocessor_json = preprocessor_json,
+	.describe = describe,
 };

@@ -16,6 +16,8 @@
 /** A network's sizes (from the tensors' shapes and config.json, or a preset). */
 struct mb_whisper_dims {
 	uint32_t d, layers, heads, ffn, n_mels;
+	/** 1: heads is d / 64, config.json not saying (every published size's head size) */
+	uint32_t heads_assumed;
 };
 
 /** The size names of mb_whisper_layout, NULL-terminated (mb_net_def.sizes too). */

@@ -244,6 +244,7 @@ whisper_dims_from(const struct mb_ckpt *ck, const char *prefix, void *dims_out, 
 			return -EINVAL;
 		}
 		heads = D->d / HEAD_DIM;
+		D->heads_assumed = 1;
 	} else if (rc < 0) {
 		return rc;
 	} else if (heads < 1 || heads > D->d || D->d % (uint32_t)heads != 0) {
@@ -352,6 +353,19 @@ whisper_preprocessor_json(const void *dims, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
+static void
+whisper_describe(const void *dims, char *buf, size_t len)
+{
+	const struct mb_whisper_dims *D = dims;
+
+	snprintf(buf, len, "d_model %u, %u layers, %u heads%s, encoder_ffn_dim %u, %u mel bins",
+		 D->d, D->layers, D->heads,
+		 D->heads_assumed ? " (assumed: no encoder_attention_heads in config.json, so "
+				    "d_model / 64, the head size of every published Whisper)"
+				  : "",
+		 D->ffn, D->n_mels);
+}
+
 const struct mb_net_layout mb_whisper_layout = {
 	.name = "whisper",
 	.prefixes = prefixes,
@@ -363,4 +377,5 @@ const struct mb_net_layout mb_whisper_layout = {
 	.specs = whisper_specs,
 	.config_json = whisper_config_json,
 	.preprocessor_json = whisper_preprocessor_json,
+	.describe = whisper_describe,
 };

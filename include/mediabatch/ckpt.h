@@ -99,6 +99,10 @@ int mb_ckpt_config_double(const struct mb_ckpt *ck, const char *key, double *out
 int mb_ckpt_config_str(const struct mb_ckpt *ck, const char *key, const char **out, char *err,
 		       size_t err_len);
 
+/** config.json's @p key as true (1) or false (0); returns as mb_ckpt_config_int(). */
+int mb_ckpt_config_bool(const struct mb_ckpt *ck, const char *key, int *out, char *err,
+			size_t err_len);
+
 /** Whether a preprocessor_config.json was read. */
 int mb_ckpt_has_preprocessor(const struct mb_ckpt *ck);
 
@@ -126,6 +130,9 @@ int mb_ckpt_preprocessor_doubles(const struct mb_ckpt *ck, const char *key, doub
  * there is no config, no id2label or no such entry. Valid until mb_ckpt_close().
  */
 const char *mb_ckpt_label(const struct mb_ckpt *ck, uint32_t id);
+
+/** How many entries config.json's `id2label` has, or -1 when there is no id2label object. */
+int64_t mb_ckpt_label_count(const struct mb_ckpt *ck);
 
 /**
  * Check that @p ck holds every one of @p specs with exactly that shape, stored as F32, F16

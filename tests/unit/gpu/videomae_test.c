@@ -26,6 +26,7 @@
 
 #include "mb_build_config.h"
 #include "mb_ckpt.h"
+#include "mb_layout.h"
 #include "mb_models.h"
 #include "mb_test.h"
 #include "models/videomae_internal.h"
@@ -487,6 +488,19 @@ test_labels_and_no_config(void)
 	       mb_videomae_dims_of(bare.state)->heads);
 	unload(&bare);
 	unload(&l);
+	{ /* mediabatch-weights --check says the sizes, and what it assumed without config.json */
+		char out[1024];
+
+		CU_ASSERT_EQUAL(mb_builtin_net_check("videomae", g_tiny, out, sizeof(out)), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "with the names as published (no prefix)"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "; hidden_size 128, 2 layers, 2 heads, "
+						   "intermediate_size 512, 400 classes, labels "
+						   "from config.json's id2label; loads as"));
+		CU_ASSERT_EQUAL(mb_builtin_net_check("videomae", dir, out, sizeof(out)), 0);
+		printf("\n    --check without config.json: %s", out);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "2 heads (assumed: no num_attention_heads"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "no labels (no id2label in config.json"));
+	}
 
 	/* layer_norm_eps from config.json */
 	dir = make_ckpt("eps", g_specs.v, g_specs.n, "F32", 0, 1, eps_1e6);
@@ -611,6 +625,28 @@ other_activation(json_t *cfg)
 	json_object_set_new(cfg, "hidden_act", json_string("gelu_new"));
 }
 
+/* id2label with 10 labels for 400 classes: Hugging Face refuses it (num_labels 10) */
+static void
+ten_labels(json_t *cfg)
+{
+	json_t *l = json_object();
+
+	for (int i = 0; i < 10; i++) {
+		char k[8], v[16];
+
+		snprintf(k, sizeof(k), "%d", i);
+		snprintf(v, sizeof(v), "L%d", i);
+		json_object_set_new(l, k, json_string(v));
+	}
+	json_object_set_new(cfg, "id2label", l);
+}
+
+static void
+no_mean_pooling(json_t *cfg)
+{
+	json_object_set_new(cfg, "use_mean_pooling", json_false());
+}
+
 static void
 test_refused_at_load(void)
 {
@@ -667,6 +703,33 @@ test_refused_at_load(void)
 				      "videomae.embeddings.patch_embeddings.projection.weight",
 				      "[96, 3, 2, 16, 16]", "not a multiple of 64",
 				      "d96/config.json is needed", NULL});
+	/* use_mean_pooling false: in config.json, or as the tensors of that head (the
+	 * encoder's layernorm, no fc_norm); each said as such (it was served as the mean-pooling
+	 * head, or refused as a missing fc_norm) */
+	expect_refused("use_mean_pooling false",
+		       make_ckpt("nomean", g_specs.v, g_specs.n, "F32", 0, 1, no_mean_pooling),
+		       (const char *const[]){"nomean/config.json", "use_mean_pooling false",
+					     "not supported", NULL});
+	n = 0;
+	for (uint32_t i = 0; i < g_specs.n; i++) {
+		s[n] = g_specs.v[i];
+		if (strcmp(s[n].name, "fc_norm.weight") == 0)
+			s[n].name = "videomae.layernorm.weight";
+		else if (strcmp(s[n].name, "fc_norm.bias") == 0)
+			s[n].name = "videomae.layernorm.bias";
+		n++;
+	}
+	expect_refused("the first-token head's tensors",
+		       make_ckpt("clshead", s, n, "F32", 0, 0, NULL),
+		       (const char *const[]){"clshead: tensor 'videomae.layernorm.weight' and no "
+					     "'fc_norm.weight'",
+					     "use_mean_pooling false", "not supported", NULL});
+	/* labels for another classifier */
+	expect_refused("id2label of 10 for 400 classes",
+		       make_ckpt("labels10", g_specs.v, g_specs.n, "F32", 0, 1, ten_labels),
+		       (const char *const[]){"labels10/config.json", "id2label has 10 labels",
+					     "classifier has 400 classes",
+					     "'classifier.weight' [400, 128]", NULL});
 	free(s);
 	/* preprocessor_config.json: a zero std, a mean of two channels, not JSON */
 	expect_refused(

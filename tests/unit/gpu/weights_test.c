@@ -38,8 +38,8 @@ path_of(const char *name)
 static int
 suite_cleanup(void)
 {
-	static const char *const names[] = {"a",    "b",    "c",    "d",    "raw",
-					    "gen1", "gen2", "gen3", "trunc"};
+	static const char *const names[] = {"a",    "b",    "c",    "d",     "raw",
+					    "gen1", "gen2", "gen3", "trunc", "lfs"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		unlink(path_of(names[i]));
@@ -260,6 +260,16 @@ test_truncated(void)
 	fclose(f);
 	CU_ASSERT_EQUAL(mb_weights_open(path_of("trunc"), &w, g_err, sizeof(g_err)), -EINVAL);
 	CU_ASSERT_TRUE(err_has("5 bytes: too short for a safetensors file"));
+	CU_ASSERT_PTR_NULL(w);
+	/* a git-lfs pointer (a clone without git-lfs): said as such, not as a header length */
+	f = fopen(path_of("lfs"), "wb");
+	fputs("version https://git-lfs.github.com/spec/v1\noid sha256:"
+	      "4d7a5c8e1f0b9a3c2e5d6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c\nsize 290403936\n",
+	      f);
+	fclose(f);
+	CU_ASSERT_EQUAL(mb_weights_open(path_of("lfs"), &w, g_err, sizeof(g_err)), -EINVAL);
+	CU_ASSERT_TRUE(err_has("lfs: a git-lfs pointer file, not the tensors (the repository was "
+			       "cloned without git-lfs): run 'git lfs pull'"));
 	CU_ASSERT_PTR_NULL(w);
 	free(bytes);
 	CU_ASSERT_EQUAL(mb_weights_open(path_of("nonexistent"), &w, g_err, sizeof(g_err)), -ENOENT);

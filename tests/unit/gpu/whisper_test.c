@@ -31,6 +31,7 @@
 #include "mb_build_config.h"
 #include "mb_ckpt.h"
 #include "mb_gpu_probe.h"
+#include "mb_layout.h"
 #include "mb_models.h"
 #include "mb_test.h"
 #include "models/net_internal.h"
@@ -783,6 +784,18 @@ test_other_checkpoints(void)
 	e = agree_with_alone(dir);
 	printf("\n    no config.json (heads from d / 64): max relative difference %.3g", e);
 	CU_ASSERT(e == 0.0);
+	{ /* mediabatch-weights --check says the heads were assumed (and not with config.json) */
+		char out[1024];
+
+		CU_ASSERT_EQUAL(mb_builtin_net_check("whisper", dir, out, sizeof(out)), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "; d_model 128, 2 layers, 2 heads (assumed: no "
+						   "encoder_attention_heads in config.json, so "
+						   "d_model / 64"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "encoder_ffn_dim 512, 80 mel bins; loads as"));
+		CU_ASSERT_EQUAL(mb_builtin_net_check("whisper", g_ckpt, out, sizeof(out)), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "under prefix 'model.encoder.'"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "; d_model 128, 2 layers, 2 heads, "));
+	}
 
 	/* sharded, with its index */
 	dir = path_in("sharded");
