@@ -65,6 +65,13 @@ mb_egress_init(struct mb_frontdoor *fd)
 	return 0;
 }
 
+/* A held answer of the front door's own (mb_egress_answer()): malloc'd, freed once sent. */
+static void
+free_refusal(struct mb_request *r)
+{
+	free(r);
+}
+
 void
 mb_egress_fini(struct mb_frontdoor *fd)
 {
@@ -72,7 +79,10 @@ mb_egress_fini(struct mb_frontdoor *fd)
 
 	while ((r = TAILQ_FIRST(&fd->held)) != NULL) { /* only if the thread never ran */
 		TAILQ_REMOVE(&fd->held, r, link);
-		mb_request_put(fd->pool, r);
+		if (r->release == free_refusal)
+			free(r);
+		else
+			mb_request_put(fd->pool, r);
 	}
 	put_gens(fd->gens); /* freed here, or by libzmq's last free of a publication */
 	fd->gens = NULL;
@@ -287,7 +297,9 @@ emit(struct mb_frontdoor *fd, struct mb_request *req)
 static void
 retire(struct mb_frontdoor *fd, struct mb_request *req)
 {
-	if (req->release != NULL) { /* another ingest's request (UDP): hand it back */
+	if (req->release != NULL) { /* another ingest's request (UDP), or a held refusal */
+		if (req->release == free_refusal)
+			fd->n_held_refusals--;
 		if (req->done_ns == 0)
 			req->done_ns = fd->now;
 		req->sent_ns = fd->now;
@@ -400,6 +412,28 @@ mb_egress_answer(struct mb_frontdoor *fd, const zmq_msg_t *client, const struct 
 	tmp.arrival_ns = fd->now;
 	mb_request_answer(&tmp, status, "%s", reason);
 	if (emit(fd, &tmp) == EMIT_HELD) {
+		/* The requester's queue is full: held as a reply is, and sent in its turn once
+		 * it reads (a copy: retire() frees it, counts it sent). At most max_inflight of
+		 * them (a requester that never reads and keeps sending would grow the list
+		 * without end): past that, published only, and counted. */
+		struct mb_request *r = fd->n_held_refusals < fd->o.max_inflight
+					       ? malloc(sizeof(*r))
+					       : NULL;
+
+		if (r != NULL) {
+			*r = tmp;
+			r->release = free_refusal;
+			TAILQ_INSERT_TAIL(&fd->held, r, link);
+			fd->n_held++;
+			fd->n_held_refusals++;
+			return;
+		}
+		count(fd->m_refusals_dropped);
+		MB_LOG_ONCE(WARNING,
+			    "a requester that does not read its replies has %u refusals held: "
+			    "further ones to it are published only "
+			    "(mediabatch_reply_dropped_total{reason=\"refusals_unread\"})",
+			    fd->n_held_refusals);
 		tmp.client_len = 0;
 		emit(fd, &tmp);
 	}

@@ -484,6 +484,10 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 			o->metrics, "mediabatch_reply_dropped_total",
 			"Replies that could not be delivered on the ROUTER.",
 			mb_metrics_labels(l, sizeof(l), "reason", "unread_at_shutdown", NULL));
+		fd->m_refusals_dropped = mb_metrics_counter(
+			o->metrics, "mediabatch_reply_dropped_total",
+			"Replies that could not be delivered on the ROUTER.",
+			mb_metrics_labels(l, sizeof(l), "reason", "refusals_unread", NULL));
 		fd->m_disconnect_cancelled = mb_metrics_counter(
 			o->metrics, "mediabatch_disconnect_cancelled_total",
 			"Requests cancelled before they started because their client's connection "

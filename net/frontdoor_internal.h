@@ -66,6 +66,7 @@ struct mb_frontdoor {
 	uint32_t n_parked;	     /* answered, kept for a hung run() (MB_REQ_PARKED) */
 	struct mb_request_list held; /* egress: replies a requester's full queue holds back */
 	uint32_t n_held;
+	uint32_t n_held_refusals; /* of those, the front door's own answers (malloc'd) */
 	bool ingest_closed;
 	uint64_t abort_seen_ns;
 	_Atomic int64_t subscriptions; /* written in frontdoor.c, read by the HTTP thread */
@@ -118,7 +119,7 @@ struct mb_frontdoor {
 	struct mb_metric *m_handshake_failed;
 	/* Registered by mb_frontdoor_create(); counted by both halves. */
 	struct mb_metric *m_unaddressable, *m_bad_cancel, *m_pub_dropped, *m_client_gone,
-		*m_abort_dropped;
+		*m_abort_dropped, *m_refusals_dropped;
 	struct mb_metric *m_pub_cutoffs;
 	struct mb_metric *m_disconnect_cancelled;
 	/* Egress: PUB topics by tenant and model, formatted once (topic_of()) */

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
 
 #include "mb_e2e.h"
 #include "mb_test.h"
@@ -248,6 +251,209 @@ test_huge_frame_cut(void)
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
+/* One request (header and payload) on the raw DEALER @p s. */
+static void
+raw_send(void *s, const struct mb_request_hdr *h, const void *payload, size_t len)
+{
+	uint8_t w[MB_PROTO_HDR_LEN];
+
+	mb_proto_encode_request(h, w);
+	zmq_send(s, w, sizeof(w), ZMQ_SNDMORE);
+	zmq_send(s, payload, len, 0);
+}
+
+/*
+ * A requester whose reply queue is full (zmq.router_sndhwm, and the kernel's buffers) gets
+ * the front door's refusals as it gets its replies: held, and sent in turn once it reads.
+ * They were published only: lost to it (0 of 10 came), and counted nowhere.
+ */
+static void
+test_refusals_held_for_slow_reader(void)
+{
+	enum { N_OK = 400, N_BAD = 10 };
+	static int16_t pcm[16000]; /* 1 s: a 100 x 80 F32 result, 32 KB */
+	struct mb_daemon d;
+	void *ctx, *s;
+	int one = 1, linger = 0, ok = 0, refused = 0, other = 0;
+	double inflight = -1, before, deadline;
+	uint8_t seen[N_OK + N_BAD] = {0};
+
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d,
+					      "zmq:\n  router_sndhwm: 100\n"
+					      "models:\n  - name: logmel\n    queue_limit: 1000\n",
+					      NULL),
+			      0);
+	ctx = zmq_ctx_new();
+	s = zmq_socket(ctx, ZMQ_DEALER);
+	zmq_setsockopt(s, ZMQ_RCVHWM, &one, sizeof(one));
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+	CU_ASSERT_EQUAL_FATAL(zmq_connect(s, d.ingest), 0);
+	for (int i = 0; i < N_OK; i++) {
+		struct mb_request_hdr h;
+
+		mb_client_audio_hdr(&h, "logmel", 1, (uint64_t)i, MB_MEDIA_PCM_S16LE, 16000,
+				    sizeof(pcm));
+		raw_send(s, &h, pcm, sizeof(pcm));
+	}
+	/* every result computed; what the kernel and ZeroMQ do not hold is held by the daemon */
+	deadline = mb_e2e_now() + 60;
+	do {
+		before = inflight;
+		usleep(500000);
+		inflight = mb_daemon_metric(&d, "mediabatch_inflight");
+	} while (inflight != before && mb_e2e_now() < deadline);
+	printf("\n    %.0f of %d replies held by the daemon for a requester that does not read",
+	       inflight, N_OK);
+	CU_ASSERT(inflight > 0);
+	for (int i = 0; i < N_BAD; i++) { /* refused as the header is read: BAD_REQUEST */
+		struct mb_request_hdr h;
+		float x = 1;
+
+		mb_client_tensor_hdr(&h, "identity", 1, (uint64_t)(N_OK + i), 1, 1);
+		h.version = 7;
+		raw_send(s, &h, &x, sizeof(x));
+	}
+	usleep(300000);
+	/* now read everything, until quiet for 3 s */
+	for (;;) {
+		zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
+		uint8_t hdr[128], body[65536];
+		struct mb_response_hdr r;
+		char why[64];
+		int n, more = 0;
+		size_t ml = sizeof(more);
+
+		if (zmq_poll(&it, 1, 3000) <= 0)
+			break;
+		n = zmq_recv(s, hdr, sizeof(hdr), 0);
+		zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+		if (more)
+			zmq_recv(s, body, sizeof(body), 0);
+		if (n != MB_PROTO_HDR_LEN ||
+		    mb_proto_decode_response(hdr, MB_PROTO_HDR_LEN, &r, why, sizeof(why)) < 0 ||
+		    r.request_id >= N_OK + N_BAD || seen[r.request_id]++) {
+			other++;
+			continue;
+		}
+		if (r.request_id < N_OK && r.status == MB_STATUS_OK)
+			ok++;
+		else if (r.request_id >= N_OK && r.status == MB_STATUS_BAD_REQUEST)
+			refused++;
+		else
+			other++;
+	}
+	printf("; read: OK %d of %d, BAD_REQUEST %d of %d, other %d", ok, N_OK, refused, N_BAD,
+	       other);
+	CU_ASSERT_EQUAL(ok, N_OK);
+	CU_ASSERT_EQUAL(refused, N_BAD);
+	CU_ASSERT_EQUAL(other, 0);
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_reply_dropped_total{reason="
+					     "\"refusals_unread\"}"),
+			0);
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	CU_ASSERT_EQUAL(mb_daemon_inflight_settled(&d, 5), 0);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+/* Read @p s until it is quiet for @p quiet_ms; count OK and BAD_REQUEST answers. */
+static void
+read_until_quiet(void *s, int quiet_ms, int *ok, int *bad, int *other)
+{
+	for (;;) {
+		zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
+		uint8_t hdr[128];
+		static uint8_t body[1 << 20];
+		struct mb_response_hdr r;
+		char why[64];
+		int n, more = 0;
+		size_t ml = sizeof(more);
+
+		if (zmq_poll(&it, 1, quiet_ms) <= 0)
+			return;
+		n = zmq_recv(s, hdr, sizeof(hdr), 0);
+		zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+		if (more)
+			zmq_recv(s, body, sizeof(body), 0);
+		if (n != MB_PROTO_HDR_LEN ||
+		    mb_proto_decode_response(hdr, MB_PROTO_HDR_LEN, &r, why, sizeof(why)) < 0)
+			(*other)++;
+		else if (r.status == MB_STATUS_OK)
+			(*ok)++;
+		else if (r.status == MB_STATUS_BAD_REQUEST)
+			(*bad)++;
+		else
+			(*other)++;
+	}
+}
+
+/*
+ * The held refusals are bounded by service.max_inflight: past it, a refusal to a requester
+ * that does not read is published only, and counted (refusals_unread).
+ */
+static void
+test_held_refusals_bounded(void)
+{
+	enum { N_OK = 16, N_BAD = 40 };
+	static int16_t pcm[16000 * 30]; /* 30 s: a 3000 x 80 F32 result, 960 KB */
+	struct mb_daemon d;
+	void *ctx, *s;
+	int one = 1, linger = 0, ok = 0, bad = 0, other = 0;
+	double inflight = -1, before, deadline;
+
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d,
+					      "service:\n  max_inflight: 16\n"
+					      "  max_inflight_per_client: 16\n"
+					      "zmq:\n  router_sndhwm: 1\n",
+					      NULL),
+			      0);
+	ctx = zmq_ctx_new();
+	s = zmq_socket(ctx, ZMQ_DEALER);
+	zmq_setsockopt(s, ZMQ_RCVHWM, &one, sizeof(one));
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+	CU_ASSERT_EQUAL_FATAL(zmq_connect(s, d.ingest), 0);
+	for (int i = 0; i < N_OK; i++) {
+		struct mb_request_hdr h;
+
+		mb_client_audio_hdr(&h, "logmel", 1, (uint64_t)i, MB_MEDIA_PCM_S16LE, 16000,
+				    sizeof(pcm));
+		raw_send(s, &h, pcm, sizeof(pcm));
+	}
+	deadline = mb_e2e_now() + 60;
+	do {
+		before = inflight;
+		usleep(500000);
+		inflight = mb_daemon_metric(&d, "mediabatch_inflight");
+	} while (inflight != before && mb_e2e_now() < deadline);
+	CU_ASSERT(inflight > 0);
+	for (int i = 0; i < N_BAD; i++) {
+		struct mb_request_hdr h;
+		float x = 1;
+
+		mb_client_tensor_hdr(&h, "identity", 1, (uint64_t)(N_OK + i), 1, 1);
+		h.version = 7;
+		raw_send(s, &h, &x, sizeof(x));
+	}
+	usleep(300000);
+	read_until_quiet(s, 3000, &ok, &bad, &other);
+	printf("\n    %.0f replies held; read OK %d, BAD_REQUEST %d of %d, other %d; "
+	       "refusals_unread %.0f",
+	       inflight, ok, bad, N_BAD, other,
+	       mb_daemon_metric(&d, "mediabatch_reply_dropped_total{reason=\"refusals_unread\"}"));
+	CU_ASSERT_EQUAL(ok, N_OK);
+	CU_ASSERT_EQUAL(other, 0);
+	/* what the daemon held (16) came; what went out before the queue was full may too */
+	CU_ASSERT(bad >= 16 && bad < N_BAD);
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_reply_dropped_total{reason="
+					     "\"refusals_unread\"}"),
+			N_BAD - bad);
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "refusals held: further ones to it are "
+							 "published only"));
+}
+
 static const struct mb_test_case cases[] = {
 	{"past a model's queue limit: OVERLOADED, each answered once", test_queue_limit},
 	{"past max_inflight: OVERLOADED", test_max_inflight},
@@ -256,6 +462,9 @@ static const struct mb_test_case cases[] = {
 	 test_flood_memory_bounded},
 	{"one frame far over max_payload_bytes: connection cut, nothing buffered",
 	 test_huge_frame_cut},
+	{"a requester whose reply queue is full gets its refusals once it reads",
+	 test_refusals_held_for_slow_reader},
+	{"held refusals are bounded by max_inflight, the rest counted", test_held_refusals_bounded},
 	{NULL, NULL},
 };
 
