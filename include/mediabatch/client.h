@@ -88,8 +88,10 @@ struct mb_client_opts {
 	 * connections one client: while a connection with this id is connected to a service,
 	 * a second connection with the same id is not served there. ZeroMQ's ROUTER ignores
 	 * it, so its requests are never answered and nothing says so (its sends succeed, its
-	 * receives time out; no error from this library). It is for one connection that wants
-	 * a known name, e.g. one that reconnects under it once the old connection is gone.
+	 * receives time out; no error from this library), and it stays unserved even after the
+	 * first connection closes: close it and connect again. It is for one connection that
+	 * wants a known name, e.g. one that reconnects under it once the old connection is
+	 * gone.
 	 */
 	const char *client_id;
 	/**

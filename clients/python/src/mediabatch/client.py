@@ -622,7 +622,8 @@ class Client:
             The service matches a cancel by (client, tenant, id) on the connection that sent
             the request; when a connection closes, its requests that have not started are
             cancelled by the service. While one connection holds the id, ZeroMQ refuses a
-            second.
+            second, silently (its requests are never answered), and keeps refusing it after
+            the first closes: close the second and connect again.
         tenant: the tenant of requests that do not name one (default 0).
         timeout_ms: the deadline sent in each request (0: the model's default).
         wait_timeout: seconds to wait for an answer before failing with
