@@ -416,9 +416,8 @@ mb_egress_answer(struct mb_frontdoor *fd, const zmq_msg_t *client, const struct 
 		 * it reads (a copy: retire() frees it, counts it sent). At most max_inflight of
 		 * them (a requester that never reads and keeps sending would grow the list
 		 * without end): past that, published only, and counted. */
-		struct mb_request *r = fd->n_held_refusals < fd->o.max_inflight
-					       ? malloc(sizeof(*r))
-					       : NULL;
+		struct mb_request *r =
+			fd->n_held_refusals < fd->o.max_inflight ? malloc(sizeof(*r)) : NULL;
 
 		if (r != NULL) {
 			*r = tmp;
