@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +35,11 @@
 #define DEADLINE_GRACE_NS 250000000ull
 /* a daemon just connected to, not yet up, counts as one to try for this long */
 #define CONNECT_GRACE_NS 1000000000ull
-/* a daemon that answered UNAVAILABLE gets no new requests for this long */
+/* a daemon that answered UNAVAILABLE or UNKNOWN_MODEL gets no new requests of that model for
+ * this long, nor one that answered malformed or fell silent any (see struct daemon) */
 #define COOLDOWN_NS 1000000000ull
+/* the models a daemon can be cooling down for at once; one more refused: the whole daemon */
+#define MODEL_COOLDOWNS 8
 /* how often the timers (deadlines, silent daemons) are looked at */
 #define TICK_NS 20000000ull
 #define NS_PER_MS 1000000ull
@@ -44,6 +48,18 @@
 /* an idle daemon's answer time is forgotten with this time constant (see answer_ms()) */
 #define LAT_DECAY_NS 1000000000.0
 
+/* a model a daemon refused (UNAVAILABLE, UNKNOWN_MODEL): none of its requests until @until */
+struct model_cooldown {
+	char model[MB_PROTO_MODEL_LEN + 1];
+	uint64_t until;
+};
+
+/* struct mb_client_daemon.refused took padding: the MEDIABATCH_0 layout is unchanged */
+_Static_assert(sizeof(struct mb_client_daemon) == 192 &&
+		       offsetof(struct mb_client_daemon, window) == 136 &&
+		       offsetof(struct mb_client_daemon, refused) == 130,
+	       "struct mb_client_daemon's layout changed");
+
 struct daemon {
 	bool used;
 	uint32_t gen;
@@ -51,9 +67,15 @@ struct daemon {
 	int source;
 	void *sock, *mon;
 	bool up, gone, refused, seen;
-	bool ever_up;	    /* it has been up since it was opened */
-	uint64_t opened_at; /* when it was connected to */
+	bool ever_up;	     /* it has been up since it was opened */
+	uint64_t opened_at;  /* when it was connected to */
+	uint8_t refusal;     /* enum mb_client_refusal: why its last handshake failed */
+	uint32_t zap_status; /* MB_CLIENT_REFUSED_KEY: the service's ZAP status code */
+	/* no new request at all until then (a malformed answer, silence, a full pipe); one
+	 * model's refusal (UNAVAILABLE: disabled, breaker open, draining; UNKNOWN_MODEL: not
+	 * on this daemon) is that model's only, in @mc */
 	uint64_t cooldown_until;
+	struct model_cooldown mc[MODEL_COOLDOWNS];
 	double window;
 	uint32_t in_flight;
 	uint32_t ok_run; /* OK answers since the window last grew */
@@ -455,10 +477,45 @@ fail_over(struct mb_fleet *f, int slot)
 	}
 }
 
+/* Whether daemon @p d refused @p model less than COOLDOWN_NS ago. */
+static bool
+model_cooling(const struct daemon *d, const char *model, uint64_t now)
+{
+	for (int i = 0; i < MODEL_COOLDOWNS; i++)
+		if (d->mc[i].until > now && strcmp(d->mc[i].model, model) == 0)
+			return true;
+	return false;
+}
+
 /*
- * Whether a daemon taking requests has not had @p en yet: one up and not cooling down, or
- * one connected to less than CONNECT_GRACE_NS ago and not up yet (at start-up, the first
- * daemon's refusals wait for the others' handshakes instead of reaching the caller).
+ * Daemon @p d refused a request of @p model (UNAVAILABLE, UNKNOWN_MODEL): no new request of
+ * that model for COOLDOWN_NS, the other models still flow. A daemon that refuses more models
+ * at once than MODEL_COOLDOWNS holds (one draining, say) cools down whole.
+ */
+static void
+model_cool_down(struct daemon *d, const char *model, uint64_t now)
+{
+	int k = -1;
+
+	for (int i = 0; i < MODEL_COOLDOWNS && k < 0; i++)
+		if (strcmp(d->mc[i].model, model) == 0)
+			k = i;
+	for (int i = 0; i < MODEL_COOLDOWNS && k < 0; i++)
+		if (d->mc[i].until <= now)
+			k = i;
+	if (k < 0) {
+		d->cooldown_until = now + COOLDOWN_NS;
+		return;
+	}
+	snprintf(d->mc[k].model, sizeof(d->mc[k].model), "%s", model);
+	d->mc[k].until = now + COOLDOWN_NS;
+}
+
+/*
+ * Whether a daemon taking requests of @p en's model has not had @p en yet: one up and not
+ * cooling down (whole or for that model), or one connected to less than CONNECT_GRACE_NS ago
+ * and not up yet (at start-up, the first daemon's refusals wait for the others' handshakes
+ * instead of reaching the caller).
  */
 static bool
 someone_else(const struct mb_fleet *f, const struct entry *en, uint64_t now)
@@ -471,7 +528,7 @@ someone_else(const struct mb_fleet *f, const struct entry *en, uint64_t now)
 			      (!d->ever_up && !d->refused && now - d->opened_at < CONNECT_GRACE_NS);
 
 		if (d->used && taking && !d->gone && d->cooldown_until <= now &&
-		    !tried(en, i, d->gen))
+		    !tried(en, i, d->gen) && !model_cooling(d, en->hdr.model, now))
 			return true;
 	}
 	return false;
@@ -508,18 +565,34 @@ answer_ms(const struct daemon *d, double min_lat, uint64_t now)
 	return lat;
 }
 
+/*
+ * The daemon to send @p en to now, or -1. A daemon cooling down for @p en's model is passed
+ * over while another up daemon is not (*@p model_held is then set when such a daemon had
+ * credit: this request waits for the others, a request of another model may go there); when
+ * every up daemon is cooling down for it, the request goes to one of them all the same, so
+ * that a model refused fleet-wide is answered (that refusal) at once, as one daemon would.
+ */
 static int
-pick(struct mb_fleet *f, const struct entry *en, uint64_t now)
+pick(struct mb_fleet *f, const struct entry *en, uint64_t now, bool *model_held)
 {
 	/* a request goes to each daemon once while there are others it has not seen */
 	bool others = en->n_tried > 0 && someone_else(f, en, now);
+	bool for_model = others; /* a daemon that is not cooling down for its model */
 	int best = -1;
 	double best_cost = 0, min_lat = 0, cost[MAX_DAEMONS];
 
-	for (int i = 0; i < MAX_DAEMONS; i++)
-		if (f->d[i].used && f->d[i].up && f->d[i].lat_ms > 0 &&
-		    (min_lat == 0 || f->d[i].lat_ms < min_lat))
-			min_lat = f->d[i].lat_ms;
+	*model_held = false;
+	for (int i = 0; i < MAX_DAEMONS; i++) {
+		const struct daemon *d = &f->d[i];
+
+		if (!d->used || !d->up)
+			continue;
+		if (d->lat_ms > 0 && (min_lat == 0 || d->lat_ms < min_lat))
+			min_lat = d->lat_ms;
+		if (!for_model && !d->gone && d->cooldown_until <= now &&
+		    !model_cooling(d, en->hdr.model, now))
+			for_model = true;
+	}
 
 	/*
 	 * Expected wait: requests ahead times the answer time relative to the fastest
@@ -540,6 +613,10 @@ pick(struct mb_fleet *f, const struct entry *en, uint64_t now)
 			continue;
 		if (others && tried(en, i, d->gen))
 			continue;
+		if (for_model && model_cooling(d, en->hdr.model, now)) {
+			*model_held = true;
+			continue;
+		}
 		lat = answer_ms(d, min_lat, now);
 		lat = lat > 0 && min_lat > 0 ? lat / min_lat : 1.0;
 		cost[i] = (d->in_flight + 1) * (lat < 2.0 ? 1.0 : lat);
@@ -608,19 +685,43 @@ send_to(struct mb_fleet *f, int ent, int slot, uint64_t now)
 	return 0;
 }
 
-/* Send what waits, in order, while some daemon has credit. */
+/* Whether @p model is one of the @p n in @p held. */
+static bool
+model_in(const char (*held)[MB_PROTO_MODEL_LEN + 1], int n, const char *model)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(held[i], model) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Send what waits, in order, while some daemon has credit. A request of a model that the
+ * daemons with credit are cooling down for waits without holding up those of other models.
+ */
 static void
 dispatch(struct mb_fleet *f, uint64_t now)
 {
-	int ent = f->wait_head, prev = -1;
+	char held[4][MB_PROTO_MODEL_LEN + 1]; /* models that cannot go this time */
+	int ent = f->wait_head, prev = -1, n_held = 0;
 
 	while (ent >= 0) {
-		int next = f->e[ent].next, slot = pick(f, &f->e[ent], now);
+		int next = f->e[ent].next, slot = -1;
+		bool model_held = false;
 
+		if (f->e[ent].n_tried > 0 || !model_in(held, n_held, f->e[ent].hdr.model))
+			slot = pick(f, &f->e[ent], now, &model_held);
+		else
+			model_held = true; /* as the one before of its model */
 		if (slot < 0) {
-			if (f->e[ent].n_tried == 0)
+			if (f->e[ent].n_tried == 0 && !model_held)
 				return; /* no daemon has credit: the rest wait too */
-			/* none for this one; the next may go where this one has been */
+			if (f->e[ent].n_tried == 0 && n_held < 4 &&
+			    !model_in(held, n_held, f->e[ent].hdr.model))
+				snprintf(held[n_held++], sizeof(held[0]), "%s",
+					 f->e[ent].hdr.model);
+			/* none for this one; the next may go where this one has been, or be of
+			 * another model */
 			prev = ent;
 			ent = next;
 			continue;
@@ -893,23 +994,28 @@ resolve(struct mb_fleet *f, char *err, size_t err_len)
 
 /* ---- events ---- */
 
-static void
+/* Read daemon @p slot's monitor events; returns whether one was a failed handshake. */
+static bool
 monitor_events(struct mb_fleet *f, int slot)
 {
 	struct daemon *d = &f->d[slot];
+	bool failed = false;
 
 	for (;;) {
 		zmq_msg_t m;
 		uint16_t event = 0;
+		uint32_t value = 0;
 		int more;
 
 		zmq_msg_init(&m);
 		if (zmq_msg_recv(&m, d->mon, ZMQ_DONTWAIT) < 0) {
 			zmq_msg_close(&m);
-			return;
+			return failed;
 		}
 		if (zmq_msg_size(&m) >= 2)
 			memcpy(&event, zmq_msg_data(&m), 2);
+		if (zmq_msg_size(&m) >= 6)
+			memcpy(&value, (const char *)zmq_msg_data(&m) + 2, 4);
 		more = zmq_msg_more(&m);
 		zmq_msg_close(&m);
 		while (more) { /* the endpoint frame */
@@ -924,14 +1030,50 @@ monitor_events(struct mb_fleet *f, int slot)
 		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
 			d->up = d->ever_up = true;
 			d->refused = false;
+			d->refusal = MB_CLIENT_REFUSED_NONE;
 		} else if (event == ZMQ_EVENT_DISCONNECTED) {
 			d->up = false;
 			fail_over(f, slot);
 		} else { /* a failed handshake: the key is refused, or no CURVE there */
 			d->up = false;
 			d->refused = true;
+			d->refusal = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+					     ? MB_CLIENT_REFUSED_KEY
+				     : event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+					     ? MB_CLIENT_REFUSED_MECHANISM
+					     : MB_CLIENT_REFUSED_OTHER;
+			d->zap_status = value;
+			failed = true;
 			fail_over(f, slot);
 		}
+	}
+}
+
+/*
+ * Why daemon @p d's last handshake failed, into @p buf: the Python client's texts
+ * (clients/python/src/mediabatch/_link.py, LinkState); "" when it did not.
+ */
+static void
+refusal_text(const struct daemon *d, char *buf, size_t len)
+{
+	switch (d->refusal) {
+	case MB_CLIENT_REFUSED_KEY:
+		snprintf(buf, len,
+			 "the CURVE handshake with %s failed: the service does not accept this "
+			 "client's key (ZAP status %u)",
+			 d->endpoint, d->zap_status);
+		break;
+	case MB_CLIENT_REFUSED_MECHANISM:
+		snprintf(buf, len,
+			 "the handshake with %s failed: one side uses CURVE and the other does not "
+			 "(check server_key and the service's security.mode)",
+			 d->endpoint);
+		break;
+	case MB_CLIENT_REFUSED_OTHER:
+		snprintf(buf, len, "the handshake with %s failed", d->endpoint);
+		break;
+	default:
+		buf[0] = '\0';
 	}
 }
 
@@ -991,8 +1133,9 @@ on_answer(struct mb_fleet *f, int slot, struct mb_client_response *r, uint64_t n
 		break;
 	case MB_STATUS_UNAVAILABLE:
 	case MB_STATUS_UNKNOWN_MODEL:
-		if (r->hdr.status == MB_STATUS_UNAVAILABLE)
-			d->cooldown_until = now + COOLDOWN_NS;
+		/* that model there (disabled, breaker open, not loaded; or the daemon drains, and
+		 * its models cool down one by one): the daemon's other models keep flowing */
+		model_cool_down(d, en->hdr.model, now);
 		retry = true;
 		break;
 	default:
@@ -1110,7 +1253,7 @@ tick(struct mb_fleet *f, uint64_t now)
 			daemon_close(d);
 	}
 	for (int i = 0; i < f->cap; i++) {
-		char reason[320];
+		char reason[800];
 		struct entry *en = &f->e[i];
 		uint32_t within;
 
@@ -1130,13 +1273,22 @@ tick(struct mb_fleet *f, uint64_t now)
 				 "another when the deadline came)",
 				 within, en->n_tried);
 		} else {
+			char why[400] = "";
 			int up = 0;
 
-			for (int k = 0; k < MAX_DAEMONS; k++)
-				up += f->d[k].used && f->d[k].up && !f->d[k].gone;
+			for (int k = 0; k < MAX_DAEMONS; k++) {
+				const struct daemon *o = &f->d[k];
+
+				up += o->used && o->up && !o->gone;
+				/* the first refused handshake, as the Python client says it */
+				if (why[0] == '\0' && o->used && o->refused && !o->gone)
+					refusal_text(o, why, sizeof(why));
+			}
 			snprintf(reason, sizeof(reason),
-				 "client: no daemon took it within %u ms (%d of the fleet up%s%s)",
-				 within, up, f->resolve_err[0] ? "; " : "", f->resolve_err);
+				 "client: no daemon took it within %u ms (%d of the fleet "
+				 "up%s%s%s%s)",
+				 within, up, f->resolve_err[0] ? "; " : "", f->resolve_err,
+				 why[0] ? "; " : "", why);
 		}
 		answer_locally(f, i, MB_STATUS_TIMEOUT, reason);
 	}
@@ -1360,7 +1512,8 @@ mb_fleet_recv(struct mb_fleet *f, struct mb_client_response *out, int timeout_ms
 	memset(out, 0, sizeof(*out)); /* safe to free on every return (client.h) */
 	for (;;) {
 		uint64_t now = now_ns(), wait_ns;
-		int n = 0, refused = 0, live = 0;
+		int n = 0, refused, live;
+		bool refusal = false; /* a handshake failed in this round */
 
 		service(f, now);
 		if (f->ready_n > 0)
@@ -1368,15 +1521,11 @@ mb_fleet_recv(struct mb_fleet *f, struct mb_client_response *out, int timeout_ms
 		for (int i = 0; i < MAX_DAEMONS; i++) {
 			if (!f->d[i].used)
 				continue;
-			live += !f->d[i].gone;
-			refused += !f->d[i].gone && f->d[i].refused;
 			items[n] = (zmq_pollitem_t){.socket = f->d[i].sock, .events = ZMQ_POLLIN};
 			slot_of[n++] = i;
 			items[n] = (zmq_pollitem_t){.socket = f->d[i].mon, .events = ZMQ_POLLIN};
 			slot_of[n++] = i;
 		}
-		if (live > 0 && refused == live)
-			return -EACCES;
 		wait_ns = until > now ? until - now : 0;
 		if (f->n_used > 0 && wait_ns > TICK_NS)
 			wait_ns = TICK_NS;
@@ -1391,17 +1540,27 @@ mb_fleet_recv(struct mb_fleet *f, struct mb_client_response *out, int timeout_ms
 			int slot = slot_of[k];
 
 			if (items[k + 1].revents & ZMQ_POLLIN)
-				monitor_events(f, slot);
+				refusal |= monitor_events(f, slot);
 			if ((items[k].revents & ZMQ_POLLIN) && f->d[slot].used)
 				read_answers(f, slot, now);
 		}
 		if (f->ready_n > 0)
 			break;
+		/* every daemon refused the handshake: -EACCES at the end of the wait, not at its
+		 * start (a caller's loop would spin), or, waiting forever, at a refusal */
+		refused = live = 0;
+		for (int i = 0; i < MAX_DAEMONS; i++)
+			if (f->d[i].used && !f->d[i].gone) {
+				live++;
+				refused += f->d[i].refused;
+			}
+		if (live > 0 && refused == live && timeout_ms < 0 && refusal)
+			return -EACCES;
 		if (now >= until) {
 			service(f, now);
 			if (f->ready_n > 0)
 				break;
-			return -ETIMEDOUT;
+			return live > 0 && refused == live ? -EACCES : -ETIMEDOUT;
 		}
 	}
 	*out = f->ready[f->ready_head];
@@ -1428,6 +1587,7 @@ mb_fleet_stats(const struct mb_fleet *f, struct mb_client_fleet_stats *st,
 			snprintf(o->endpoint, sizeof(o->endpoint), "%s", d->endpoint);
 			o->up = d->up;
 			o->gone = d->gone;
+			o->refused = d->up ? MB_CLIENT_REFUSED_NONE : d->refusal;
 			o->window = d->window;
 			o->in_flight = d->in_flight;
 			o->sent = d->sent;

@@ -172,7 +172,10 @@ int mb_client_cancel(struct mb_client *c, uint32_t tenant, uint64_t request_id);
  * mb_client_response_free()). Returns 0, -ETIMEDOUT, -EPROTO for a malformed response, or,
  * with CURVE, -EACCES when a handshake failed meanwhile: the service refused this key (it
  * is not on its allow-list) or does not speak CURVE. ZeroMQ keeps retrying the connection;
- * a refused key stays refused until the operator lists it.
+ * a refused key stays refused until the operator lists it. A fleet client waits as it
+ * would anyway, and returns -EACCES instead of -ETIMEDOUT when at the end of its wait every
+ * daemon of the fleet has refused the handshake (with @p timeout_ms -1: at the next refusal
+ * once every daemon has refused); a loop that keeps calling it does not spin.
  *
  * Malformed (docs/protocol.md, "Response header"): not two frames (header, payload); a
  * header that is not 64 bytes, or has another magic or version; a payload of another length
@@ -208,8 +211,17 @@ void mb_client_response_free(struct mb_client_response *r);
  * that disconnects, or that holds requests and has answered nothing for @p failover_ms,
  * are sent to another daemon; an OVERLOADED or UNAVAILABLE (draining, model disabled,
  * breaker open) or UNKNOWN_MODEL answer sends the request to a daemon that has not had it
- * yet, and reaches the caller only when every daemon has. A request may so run on two
- * daemons; the first answer is the caller's and later ones are dropped (counted). A
+ * yet. That answer reaches the caller when no such daemon is left: none that is up (or
+ * connected less than a second ago and still shaking hands), not cooling down for the
+ * request's model, and has not had the request; or when 8 daemons have had it. A daemon
+ * that answered UNAVAILABLE or UNKNOWN_MODEL cools down for that model: it gets no new
+ * request of that model for a second, and the other models' requests still go to it (a
+ * draining daemon, which refuses every model, so stops getting each model at its first
+ * refusal of it; one that refuses more than 8 models within the second cools down whole).
+ * When every daemon up is cooling down for a model, its requests go to them all the same:
+ * a model refused fleet-wide is answered that refusal at once, as by one daemon. A request
+ * may so run on two daemons; the first answer is the caller's and later ones are dropped
+ * (counted). A
  * request without an answer at its deadline (its timeout_ms, or @p request_timeout_ms, plus
  * 250 ms for the daemon's own TIMEOUT to arrive) is answered TIMEOUT by the client, with a
  * reason that starts "client:". Request ids must then stay unique per tenant for longer
@@ -225,19 +237,53 @@ void mb_client_response_free(struct mb_client_response *r);
  *
  * Names ("tcp://mediabatchd.mediabatch.svc.cluster.local:7400") are resolved to all their
  * addresses when the client connects and every @p resolve_ms after: a new address becomes a
- * daemon, one that disappeared gets no new requests. Work happens inside mb_client_send()
- * and mb_client_recv(): a fleet client must keep calling mb_client_recv().
+ * daemon, one that disappeared gets no new requests. A name that does not resolve is no
+ * daemon (mb_client_fleet_stats() does not list it; resolve_failures counts the failures,
+ * and a "no daemon took it" TIMEOUT gives the last one's reason). A list of addresses is
+ * fixed: the client keeps those daemons and cannot grow; to add nodes, list a name that
+ * resolves to them, or connect a new client. Items that are, or resolve to, the same
+ * endpoint are one daemon.
+ *
+ * CURVE: the client has one server key, so every daemon of the fleet must have the same
+ * server key pair, and each must list the client's public key. A daemon that refuses the
+ * handshake is down, with why in struct mb_client_daemon.refused; a request no daemon took
+ * is answered TIMEOUT with "client: no daemon took it within 300 ms (0 of the fleet up;
+ * the CURVE handshake with tcp://10.0.0.2:7400 failed: the service does not accept this
+ * client's key (ZAP status 400))" (the first refused daemon's), as the Python client says
+ * it. mb_client_recv() waits as for any wait and returns -EACCES instead of -ETIMEDOUT when
+ * every daemon has refused (see there).
+ *
+ * Work happens inside mb_client_send() and mb_client_recv(): a fleet client must keep
+ * calling mb_client_recv().
  */
+/** Why a daemon's handshake failed (struct mb_client_daemon.refused). */
+enum mb_client_refusal {
+	MB_CLIENT_REFUSED_NONE = 0, /**< it did not (or the daemon is up again) */
+	/** CURVE: the service does not accept this client's key (not on its allow-list) */
+	MB_CLIENT_REFUSED_KEY = 1,
+	/** one side uses CURVE and the other does not (server_key, the service's security.mode) */
+	MB_CLIENT_REFUSED_MECHANISM = 2,
+	/** it failed otherwise (e.g. the service has another server key than @p server_key) */
+	MB_CLIENT_REFUSED_OTHER = 3,
+};
+
 struct mb_client_daemon {
-	char endpoint[128];  /**< "tcp://ADDRESS:PORT", as resolved */
-	bool up;	     /**< connected (handshake done) */
-	bool gone;	     /**< no longer in the names' addresses: draining out */
+	char endpoint[128]; /**< "tcp://ADDRESS:PORT", as resolved */
+	bool up;	    /**< connected (handshake done) */
+	bool gone;	    /**< no longer in the names' addresses: draining out */
+	/**
+	 * enum mb_client_refusal: why it is down when its last handshake failed (it stays so:
+	 * ZeroMQ retries, and a refused key stays refused until the service lists it). Added
+	 * since MEDIABATCH_0 in what was padding: the struct's size and the other fields'
+	 * offsets are unchanged, and an older library leaves it 0.
+	 */
+	uint8_t refused;
 	double window;	     /**< its credit window */
 	uint32_t in_flight;  /**< requests sent to it and not answered */
 	uint64_t sent;	     /**< requests sent to it (failovers included) */
 	uint64_t answered;   /**< answers from it */
 	uint64_t overloaded; /**< of which OVERLOADED */
-	/** requests taken from it (disconnect, silence, UNAVAILABLE, UNKNOWN_MODEL) */
+	/** requests taken from it (disconnect, silence, UNAVAILABLE, UNKNOWN_MODEL, malformed) */
 	uint64_t failed_over;
 	double latency_ms; /**< its recent answer time (moving average) */
 };

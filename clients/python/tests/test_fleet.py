@@ -922,5 +922,148 @@ class FailoverOrderTest(unittest.TestCase):
             self.assertEqual(order, [3, 1, 2, 4, 5])
 
 
+class ModelCooldownTest(unittest.TestCase):
+    """A daemon that refuses one model (UNAVAILABLE: disabled, breaker open; UNKNOWN_MODEL:
+    a fleet whose daemons differ) cools down for that model only, against fake daemons, as
+    tests/unit/net/fleet_test.c checks the C library: for a second that model goes to the
+    others while the other models still go to it, and after the second it gets it again;
+    a model every daemon refuses is answered that refusal at once."""
+
+    def fakes(self, n):
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        out = [FakeDaemon(ctx) for _ in range(n)]
+        for f in out:
+            self.addCleanup(lambda f=f: f.sock is not None and f.close())
+            f.done = set()  # indexes of held requests answered
+        return out
+
+    def client(self, fakes):
+        c = mediabatch.Client([f.endpoint for f in fakes], fleet=True, failover_ms=20000,
+                              wait_timeout=15)
+        self.addCleanup(c.close)
+        self.assertTrue(wait_for(lambda: all(d.up for d in c.fleet_stats().daemons), 5))
+        return c
+
+    @staticmethod
+    def serve(fakes, refuse=None, status=Status.UNAVAILABLE):
+        """Take in and answer what each fake holds: OK, or @status for model @refuse on
+        the fakes in it (a list, or every fake for "all")."""
+        for i, f in enumerate(fakes):
+            f.poll()
+            for k, (_, h) in enumerate(f.held):
+                if k in f.done:
+                    continue
+                f.done.add(k)
+                if h.model == "a" and refuse is not None and (refuse == "all" or i in refuse):
+                    f.answer(k, status, b"model a is not here")
+                else:
+                    f.answer(k, Status.OK, b"")
+
+    @staticmethod
+    def got(f, model):
+        return sum(1 for _, h in f.held if h.model == model)
+
+    def refused_on_one(self, status):
+        nb, na = 10, 4
+        fakes = self.fakes(2)
+        c = self.client(fakes)
+        fut = c.submit("a", tensor=X, request_id=1, timeout_ms=10000)
+        self.assertTrue(wait_for(lambda: any(f.poll() or f.held for f in fakes), 2))
+        x = 0 if fakes[0].held else 1
+        y = 1 - x
+        fakes[x].answer(0, status, b"model a is not here")
+        fakes[x].done.add(0)
+        t_refused = time.monotonic()
+        # the refusal sends it to the other, whose answer is the caller's
+        self.assertTrue(wait_for(lambda: fakes[y].poll() or fakes[y].held, 2))
+        self.serve(fakes)
+        self.assertEqual(fut.result(timeout=5).status, Status.OK)
+        # within the second: model b still goes to both, model a to the other only
+        futs = [c.submit("b", tensor=X, request_id=100 + k, timeout_ms=10000)
+                for k in range(nb)]
+        futs += [c.submit("a", tensor=X, request_id=200 + k, timeout_ms=10000)
+                 for k in range(na)]
+        self.assertTrue(wait_for(
+            lambda: (self.serve(fakes), len(fakes[x].held) + len(fakes[y].held))[1]
+            >= 2 + nb + na, 0.6))
+        took = time.monotonic() - t_refused
+        print(f"\n  within the cool-down ({took * 1000:.0f} ms): the refusing daemon got "
+              f"{self.got(fakes[x], 'b')} of {nb} b, {self.got(fakes[x], 'a') - 1} of {na} a",
+              end=" ")
+        self.assertLess(took, 0.9)  # still within it
+        self.assertGreaterEqual(self.got(fakes[x], "b"), nb // 2 - 2)
+        self.assertEqual(self.got(fakes[x], "a"), 1)
+        self.assertEqual(self.got(fakes[y], "a"), 1 + na)
+        self.assertTrue(wait_for(lambda: (self.serve(fakes), all(f.done() for f in futs))[1], 3))
+        for f in futs:
+            self.assertEqual(f.result(timeout=1).status, Status.OK)
+        # after it, model a goes to it again
+        time.sleep(max(0.0, t_refused + 1.1 - time.monotonic()))
+        before = self.got(fakes[x], "a")
+        futs = [c.submit("a", tensor=X, request_id=300 + k, timeout_ms=10000)
+                for k in range(na)]
+        self.assertTrue(wait_for(lambda: (self.serve(fakes), all(f.done() for f in futs))[1], 3))
+        for f in futs:
+            self.assertEqual(f.result(timeout=1).status, Status.OK)
+        print(f"after it {self.got(fakes[x], 'a') - before} of {na} a", end=" ")
+        self.assertGreaterEqual(self.got(fakes[x], "a") - before, 1)
+
+    def test_unavailable_on_one(self):
+        self.refused_on_one(Status.UNAVAILABLE)
+
+    def test_unknown_model_on_one(self):
+        self.refused_on_one(Status.UNKNOWN_MODEL)
+
+    def test_refused_everywhere(self):
+        fakes = self.fakes(2)
+        c = self.client(fakes)
+        for i in range(3):
+            t0 = time.monotonic()
+            fa = c.submit("a", tensor=X, request_id=1 + i, timeout_ms=10000)
+            fb = c.submit("b", tensor=X, request_id=100 + i, timeout_ms=10000)
+            self.assertTrue(wait_for(
+                lambda: (self.serve(fakes, "all"), fa.done() and fb.done())[1], 2))
+            took = time.monotonic() - t0
+            print(f"{', ' if i else chr(10) + '  a and b answered after '}{took * 1000:.0f} ms",
+                  end="")
+            # the first tries both daemons; later ones, in their cool-down, one at once
+            self.assertLess(took, 0.5)
+            with self.assertRaises(mediabatch.Unavailable):
+                fa.result(timeout=1)
+            self.assertEqual(fb.result(timeout=1).status, Status.OK)
+        self.assertEqual(sum(self.got(f, "a") for f in fakes), 2 + 1 + 1)
+
+
+class CurveRefusedTest(unittest.TestCase):
+    def test_refused_reason(self):
+        """A fleet whose daemon refuses the handshake (here: the client uses CURVE, the
+        daemon does not): fleet_stats() says why it is down, and a request's TIMEOUT names
+        it (as tests/unit/net/fleet_test.c)."""
+        if not zmq.has("curve"):
+            self.skipTest("libzmq without CURVE")
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        fake = FakeDaemon(ctx)
+        self.addCleanup(fake.close)
+        server_pub, _ = zmq.curve_keypair()
+        pub, sec = zmq.curve_keypair()
+        with mediabatch.Client([fake.endpoint], fleet=True, server_key=server_pub,
+                               public_key=pub, secret_key=sec, wait_timeout=10) as c:
+            self.assertTrue(wait_for(lambda: c.fleet_stats().daemons[0].refused, 5))
+            d = c.fleet_stats().daemons[0]
+            self.assertFalse(d.up)
+            # "...: one side uses CURVE and the other does not (...)", or without detail:
+            # libzmq reports the mismatch either way
+            self.assertTrue(d.refused.startswith(f"the handshake with {fake.endpoint} failed"),
+                            d.refused)
+            fut = c.submit("identity", tensor=X, request_id=1, timeout_ms=300)
+            with self.assertRaises(mediabatch.Timeout) as cm:
+                fut.result(timeout=5)
+            self.assertTrue(cm.exception.reason.startswith(
+                f"client: no daemon took it within 300 ms (0 of the fleet up; the handshake "
+                f"with {fake.endpoint} failed"), cm.exception.reason)
+
+
 if __name__ == "__main__":
     unittest.main()

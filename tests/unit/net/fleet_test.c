@@ -278,6 +278,29 @@ send_one(struct world *w, uint64_t id, uint32_t timeout_ms)
 	CU_ASSERT_EQUAL_FATAL(mb_client_send(w->c, &h, payload, sizeof(payload)), 0);
 }
 
+/* Send request @p id of model @p model, its payload 16 bytes. */
+static void
+send_model(struct world *w, uint64_t id, const char *model, uint32_t timeout_ms)
+{
+	struct mb_request_hdr h;
+	uint8_t payload[16] = {0};
+
+	mb_client_audio_hdr(&h, model, TENANT, id, MB_MEDIA_PCM_S16LE, 16000, sizeof(payload));
+	h.timeout_ms = timeout_ms;
+	CU_ASSERT_EQUAL_FATAL(mb_client_send(w->c, &h, payload, sizeof(payload)), 0);
+}
+
+/* How many requests of @p model fake @p f got. */
+static int
+fake_got(const struct fake *f, const char *model)
+{
+	int n = 0;
+
+	for (int k = 0; k < f->n_held; k++)
+		n += strcmp(f->held[k].hdr.model, model) == 0;
+	return n;
+}
+
 static void
 stats(const struct world *w, struct mb_client_fleet_stats *st)
 {
@@ -854,6 +877,288 @@ test_malformed_header_counted(void)
 	world_close(&w);
 }
 
+/*
+ * A daemon that refuses one model (@p status: UNAVAILABLE, the model disabled or its breaker
+ * open; UNKNOWN_MODEL, a fleet whose daemons differ) cools down for that model only: for a
+ * second it gets no request of it (they go to the other daemon), while requests of another
+ * model keep going to it as before; after the second it gets that model again.
+ */
+static void
+model_refused_on_one(uint16_t status)
+{
+	enum { NB = 10, NA = 4 };
+	struct world w;
+	uint64_t until, t_refused, id = 1;
+	int x, y, got;
+
+	world_open(&w, 2, (struct mb_client_opts){.failover_ms = 20000});
+	send_model(&w, id, "a", 10000);
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && holder_of(&w, 1) < 0;)
+		pump(&w, 5);
+	x = holder_of(&w, 1);
+	CU_ASSERT_FATAL(x >= 0);
+	y = 1 - x;
+	fake_answer(&w.f[x], 0, status, "model a is not here");
+	t_refused = mb_test_now_ms();
+	/* the refusal sends it to the other, whose answer is the caller's */
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && w.f[y].n_held == 0;)
+		pump(&w, 5);
+	CU_ASSERT_EQUAL_FATAL(w.f[y].n_held, 1);
+	fake_answer(&w.f[y], 0, MB_STATUS_OK, "ok");
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && w.n_got == 0;)
+		pump(&w, 5);
+	CU_ASSERT_EQUAL_FATAL(w.n_got, 1);
+	CU_ASSERT_EQUAL(w.got[0].hdr.status, MB_STATUS_OK);
+
+	/* within the second: model b still goes to both, model a to the other only */
+	for (int k = 0; k < NB; k++)
+		send_model(&w, ++id, "b", 10000);
+	for (int k = 0; k < NA; k++)
+		send_model(&w, ++id, "a", 10000);
+	for (until = mb_test_now_ms() + 500;
+	     mb_test_now_ms() < until && w.f[x].n_held + w.f[y].n_held < 2 + NB + NA;) {
+		pump(&w, 5);
+		fake_answer_all(&w.f[x]);
+		fake_answer_all(&w.f[y]);
+	}
+	printf("\n    within the cool-down (%d ms): the refusing daemon got %d of %d b, %d of %d a",
+	       (int)(mb_test_now_ms() - t_refused), fake_got(&w.f[x], "b"), NB,
+	       fake_got(&w.f[x], "a") - 1, NA);
+	CU_ASSERT(mb_test_now_ms() - t_refused < 900); /* still within it */
+	CU_ASSERT(fake_got(&w.f[x], "b") >= NB / 2 - 2);
+	CU_ASSERT_EQUAL(fake_got(&w.f[x], "a"), 1);
+	CU_ASSERT_EQUAL(fake_got(&w.f[y], "a"), 1 + NA);
+	for (until = mb_test_now_ms() + 2000; mb_test_now_ms() < until && w.n_got < 1 + NB + NA;) {
+		pump(&w, 5);
+		fake_answer_all(&w.f[x]);
+		fake_answer_all(&w.f[y]);
+	}
+	CU_ASSERT_EQUAL(w.n_got, 1 + NB + NA);
+
+	/* after it, model a goes to it again */
+	while (mb_test_now_ms() < t_refused + 1100)
+		pump(&w, 5);
+	got = fake_got(&w.f[x], "a");
+	for (int k = 0; k < NA; k++)
+		send_model(&w, ++id, "a", 10000);
+	for (until = mb_test_now_ms() + 1000;
+	     mb_test_now_ms() < until && w.f[x].n_held + w.f[y].n_held < 2 + NB + 2 * NA;) {
+		pump(&w, 5);
+		fake_answer_all(&w.f[x]);
+		fake_answer_all(&w.f[y]);
+	}
+	printf(", after it %d of %d a", fake_got(&w.f[x], "a") - got, NA);
+	CU_ASSERT(fake_got(&w.f[x], "a") - got >= 1);
+	for (until = mb_test_now_ms() + 2000;
+	     mb_test_now_ms() < until && w.n_answers < 1 + NB + 2 * NA;) {
+		pump(&w, 5);
+		fake_answer_all(&w.f[x]);
+		fake_answer_all(&w.f[y]);
+	}
+	CU_ASSERT_EQUAL(w.n_answers, 1 + NB + 2 * NA);
+	for (int i = 0; i < w.n_got; i++)
+		CU_ASSERT_EQUAL(w.got[i].hdr.status, MB_STATUS_OK);
+	world_close(&w);
+}
+
+static void
+test_model_unavailable_on_one(void)
+{
+	model_refused_on_one(MB_STATUS_UNAVAILABLE);
+}
+
+static void
+test_model_unknown_on_one(void)
+{
+	model_refused_on_one(MB_STATUS_UNKNOWN_MODEL);
+}
+
+/*
+ * A model every daemon refuses: its requests are answered that refusal at once, as one
+ * daemon would, not after waiting for a cool-down; the other model's requests flow.
+ */
+static void
+test_model_refused_everywhere(void)
+{
+	struct world w;
+	uint64_t until, t0;
+	int done = 0;
+
+	world_open(&w, 2, (struct mb_client_opts){.failover_ms = 20000});
+	for (uint64_t id = 1; id <= 3; id++) {
+		t0 = mb_test_now_ms();
+		send_model(&w, id, "a", 10000);
+		send_model(&w, 100 + id, "b", 10000);
+		for (until = t0 + 2000; mb_test_now_ms() < until && w.n_got < (int)id * 2;) {
+			pump(&w, 5);
+			for (int i = 0; i < 2; i++)
+				for (int k = 0; k < w.f[i].n_held; k++)
+					if (!w.f[i].done[k])
+						fake_answer(&w.f[i], k,
+							    strcmp(w.f[i].held[k].hdr.model, "a") ==
+									    0
+								    ? MB_STATUS_UNAVAILABLE
+								    : MB_STATUS_OK,
+							    "disabled");
+		}
+		printf("%s%d ms", id == 1 ? "\n    a and b answered after " : ", ",
+		       (int)(mb_test_now_ms() - t0));
+		CU_ASSERT_EQUAL_FATAL(w.n_got, (int)id * 2);
+		/* the first tries both daemons; later ones, in their cool-down, one at once */
+		CU_ASSERT(mb_test_now_ms() - t0 < 500);
+	}
+	for (int i = 0; i < w.n_got; i++) {
+		bool a = w.got[i].hdr.request_id < 100;
+
+		CU_ASSERT_EQUAL(w.got[i].hdr.status, a ? MB_STATUS_UNAVAILABLE : MB_STATUS_OK);
+		done += a;
+	}
+	CU_ASSERT_EQUAL(done, 3);
+	CU_ASSERT_EQUAL(fake_got(&w.f[0], "a") + fake_got(&w.f[1], "a"), 2 + 1 + 1);
+	world_close(&w);
+}
+
+/* The ZAP handler of the fakes' context: refuses every key (status 400). */
+static void
+zap_refuse(void *zap)
+{
+	for (;;) {
+		char frames[8][256];
+		int len[8], n = 0, more = 1;
+		size_t sz = sizeof(more);
+
+		if (zmq_recv(zap, frames[0], sizeof(frames[0]), ZMQ_DONTWAIT) < 0)
+			return;
+		len[n++] = 0;
+		while (zmq_getsockopt(zap, ZMQ_RCVMORE, &more, &sz) == 0 && more) {
+			int r = zmq_recv(zap, frames[n < 8 ? n : 7], sizeof(frames[0]), 0);
+
+			if (n < 8)
+				len[n++] = r < 0 ? 0 : (r > 256 ? 256 : r);
+		}
+		zmq_send(zap, "1.0", 3, ZMQ_SNDMORE);
+		zmq_send(zap, frames[1], (size_t)len[1], ZMQ_SNDMORE);
+		zmq_send(zap, "400", 3, ZMQ_SNDMORE);
+		zmq_send(zap, "not allowed", 11, ZMQ_SNDMORE);
+		zmq_send(zap, "", 0, ZMQ_SNDMORE);
+		zmq_send(zap, "", 0, 0);
+	}
+}
+
+/*
+ * With CURVE, every daemon refuses the handshake: one plaintext (the mechanisms differ), one
+ * whose ZAP handler refuses the client's key. mb_client_fleet_stats() says why each is down;
+ * mb_client_recv() waits its timeout and then says -EACCES (a caller's loop does not spin);
+ * a request's TIMEOUT names the refused handshake.
+ */
+static void
+test_curve_refused(void)
+{
+	enum { N = 5, WAIT_MS = 200 };
+	char srv_pub[41], srv_sec[41], cli_pub[41], cli_sec[41], eps[160], err[256];
+	struct mb_client_daemon d[2];
+	struct mb_client_response r;
+	void *zctx, *plain, *curve, *zap;
+	struct mb_client *c = NULL;
+	struct mb_client_opts o = {0};
+	uint64_t until, t0, took;
+	size_t n;
+	int one = 1, linger = 0, rc, eacces = 0, mech = -1, key = -1;
+	char ep0[64], ep1[64];
+
+	if (!zmq_has("curve")) {
+		printf("\n    skipped: libzmq without CURVE");
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(zmq_curve_keypair(srv_pub, srv_sec), 0);
+	CU_ASSERT_EQUAL_FATAL(zmq_curve_keypair(cli_pub, cli_sec), 0);
+	zctx = zmq_ctx_new();
+	zap = zmq_socket(zctx, ZMQ_REP);
+	CU_ASSERT_EQUAL_FATAL(zmq_bind(zap, "inproc://zeromq.zap.01"), 0);
+	plain = zmq_socket(zctx, ZMQ_ROUTER);
+	curve = zmq_socket(zctx, ZMQ_ROUTER);
+	zmq_setsockopt(plain, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(curve, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(zap, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(curve, ZMQ_CURVE_SERVER, &one, sizeof(one));
+	zmq_setsockopt(curve, ZMQ_CURVE_SECRETKEY, srv_sec, 40);
+	CU_ASSERT_EQUAL_FATAL(zmq_bind(plain, "tcp://127.0.0.1:*"), 0);
+	CU_ASSERT_EQUAL_FATAL(zmq_bind(curve, "tcp://127.0.0.1:*"), 0);
+	n = sizeof(ep0);
+	zmq_getsockopt(plain, ZMQ_LAST_ENDPOINT, ep0, &n);
+	n = sizeof(ep1);
+	zmq_getsockopt(curve, ZMQ_LAST_ENDPOINT, ep1, &n);
+	snprintf(eps, sizeof(eps), "%s,%s", ep0, ep1);
+	o.endpoint = eps;
+	o.resolve_ms = -1;
+	o.curve = (struct mb_client_curve){srv_pub, cli_pub, cli_sec};
+	CU_ASSERT_EQUAL_FATAL(mb_client_connect(&o, &c, err, sizeof(err)), 0);
+
+	/* both refused, each for its reason */
+	for (until = mb_test_now_ms() + 3000; mb_test_now_ms() < until && (mech < 0 || key < 0);) {
+		zap_refuse(zap);
+		rc = mb_client_recv(c, &r, 10);
+		CU_ASSERT(rc == -ETIMEDOUT || rc == -EACCES);
+		CU_ASSERT_EQUAL_FATAL(mb_client_fleet_stats(c, NULL, d, 2), 2);
+		for (int i = 0; i < 2; i++) {
+			if (d[i].refused == MB_CLIENT_REFUSED_MECHANISM)
+				mech = i;
+			if (d[i].refused == MB_CLIENT_REFUSED_KEY)
+				key = i;
+		}
+	}
+	CU_ASSERT_FATAL(mech >= 0 && key >= 0);
+	CU_ASSERT_STRING_EQUAL(d[mech].endpoint, ep0);
+	CU_ASSERT_STRING_EQUAL(d[key].endpoint, ep1);
+	CU_ASSERT(!d[0].up && !d[1].up);
+
+	/* N calls of WAIT_MS each take about N x WAIT_MS, each -EACCES */
+	t0 = mb_test_now_ms();
+	for (int k = 0; k < N; k++) {
+		zap_refuse(zap);
+		rc = mb_client_recv(c, &r, WAIT_MS);
+		eacces += rc == -EACCES;
+		mb_client_response_free(&r);
+	}
+	took = mb_test_now_ms() - t0;
+	printf("\n    %d calls of mb_client_recv(%d ms): %d ms, %d -EACCES", N, WAIT_MS, (int)took,
+	       eacces);
+	CU_ASSERT(took >= N * WAIT_MS - 20);
+	CU_ASSERT(took < N * WAIT_MS + 1500);
+	CU_ASSERT_EQUAL(eacces, N);
+
+	/* a request: no daemon takes it, and the reason says why */
+	{
+		struct mb_request_hdr h;
+		uint8_t payload[16] = {0};
+		char want[256];
+
+		mb_client_audio_hdr(&h, "echo", TENANT, 1, MB_MEDIA_PCM_S16LE, 16000,
+				    sizeof(payload));
+		h.timeout_ms = 300;
+		CU_ASSERT_EQUAL_FATAL(mb_client_send(c, &h, payload, sizeof(payload)), 0);
+		rc = -1;
+		for (until = mb_test_now_ms() + 3000; mb_test_now_ms() < until && rc != 0;) {
+			zap_refuse(zap);
+			rc = mb_client_recv(c, &r, 50);
+		}
+		CU_ASSERT_EQUAL_FATAL(rc, 0);
+		CU_ASSERT_EQUAL(r.hdr.status, MB_STATUS_TIMEOUT);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(r.data);
+		printf("\n    reason: %s", (char *)r.data);
+		snprintf(want, sizeof(want),
+			 "client: no daemon took it within 300 ms (0 of the fleet up; ");
+		CU_ASSERT_NSTRING_EQUAL(r.data, want, strlen(want));
+		CU_ASSERT_PTR_NOT_NULL(strstr(r.data, "handshake with tcp://127.0.0.1:"));
+		mb_client_response_free(&r);
+	}
+	mb_client_close(&c);
+	zmq_close(plain);
+	zmq_close(curve);
+	zmq_close(zap);
+	zmq_ctx_term(zctx);
+}
+
 static const struct mb_test_case cases[] = {
 	{"late answer of the silent daemon dropped", test_late_answer_dropped},
 	{"late answer of the silent daemon wins, the other's dropped", test_first_answer_wins},
@@ -869,6 +1174,14 @@ static const struct mb_test_case cases[] = {
 	 test_malformed_answer_last_daemon},
 	{"an answer whose header does not decode: counted, the request times out",
 	 test_malformed_header_counted},
+	{"UNAVAILABLE for one model: that model elsewhere for a second, the others still there",
+	 test_model_unavailable_on_one},
+	{"UNKNOWN_MODEL: that model elsewhere for a second, the others still there",
+	 test_model_unknown_on_one},
+	{"a model refused everywhere: its refusal at once, the other model flows",
+	 test_model_refused_everywhere},
+	{"CURVE refused everywhere: why in the stats, recv waits, the TIMEOUT names it",
+	 test_curve_refused},
 	{NULL, NULL},
 };
 

@@ -60,8 +60,11 @@ MAX_ATTEMPTS = 8
 MAX_SOURCES = 16
 #: the daemon's own TIMEOUT normally arrives first: the client's comes this much later
 DEADLINE_GRACE = 0.25
-#: a daemon that answered UNAVAILABLE gets no new requests for this long
+#: a daemon that answered UNAVAILABLE or UNKNOWN_MODEL gets no new requests of that model for
+#: this long, nor one that answered malformed or fell silent any (as fleet.c)
 COOLDOWN = 1.0
+#: the models a daemon can be cooling down for at once; one more refused: the whole daemon
+MODEL_COOLDOWNS = 8
 # a daemon just connected to, not yet up, counts as one to try for this long (s)
 CONNECT_GRACE = 1.0
 #: how often the timers (deadlines, silent daemons) are looked at while requests are held
@@ -285,6 +288,9 @@ class DaemonStats:
     #: requests taken from it (disconnect, silence, UNAVAILABLE, UNKNOWN_MODEL, malformed)
     failed_over: int
     latency_ms: float  #: its recent answer time (moving average)
+    #: why it is down when its last handshake failed ("" when it did not, or it is up):
+    #: the text a client TIMEOUT's reason gives (as struct mb_client_daemon.refused)
+    refused: str = ""
 
 
 @dataclasses.dataclass
@@ -306,9 +312,9 @@ class FleetStats:
 
 class _Daemon:
     __slots__ = ("endpoint", "source", "sock", "mon", "up", "gone", "refused", "seen",
-                 "ever_up", "opened_at",
-                 "cooldown_until", "window", "held", "ok_run", "last_rx", "lat_ms", "sent",
-                 "answered", "overloaded", "failed_over", "link")
+                 "ever_up", "opened_at", "cooldown_until", "model_cooldowns", "window", "held",
+                 "ok_run", "last_rx", "lat_ms", "sent", "answered", "overloaded", "failed_over",
+                 "link")
 
     def __init__(self, endpoint: str, source: int, window: float) -> None:
         self.endpoint = endpoint
@@ -318,7 +324,11 @@ class _Daemon:
         self.up = self.gone = self.refused = self.seen = False
         self.ever_up = False  # it has been up since it was opened
         self.opened_at = time.monotonic()  # when it was connected to
+        # no new request at all until then (a malformed answer, silence); one model's
+        # refusal (UNAVAILABLE, UNKNOWN_MODEL) is that model's only: its 16 header bytes ->
+        # until when, at most MODEL_COOLDOWNS of them
         self.cooldown_until = 0.0
+        self.model_cooldowns: Dict[bytes, float] = {}
         self.window = float(window)
         self.held: Dict[_Key, "_Entry"] = {}  # in flight on it, in the order sent
         self.ok_run = 0  # OK answers since the window last grew
@@ -571,16 +581,39 @@ class Fleet:
             pending = next(rest, None)
         self.waiting = line
 
+    @staticmethod
+    def _model_cooling(d: _Daemon, model: bytes, now: float) -> bool:
+        """Whether @d refused @model less than COOLDOWN ago (fleet.c's model_cooling())."""
+        until = d.model_cooldowns.get(model)
+        return until is not None and until > now
+
+    @staticmethod
+    def _model_cool_down(d: _Daemon, model: bytes, now: float) -> None:
+        """@d refused a request of @model (UNAVAILABLE, UNKNOWN_MODEL): no new request of
+        that model for COOLDOWN, the other models still flow. A daemon that refuses more
+        models at once than MODEL_COOLDOWNS (one draining, say) cools down whole."""
+        cd = d.model_cooldowns
+        if model not in cd and len(cd) >= MODEL_COOLDOWNS:
+            for m in [m for m, until in cd.items() if until <= now]:
+                del cd[m]
+            if len(cd) >= MODEL_COOLDOWNS:
+                d.cooldown_until = now + COOLDOWN
+                return
+        cd[model] = now + COOLDOWN
+
     def _someone_else(self, en: _Entry, now: float) -> bool:
-        """Whether a daemon taking requests has not had @en yet: one up and not cooling
-        down, or one connected to less than CONNECT_GRACE ago and not up yet (at start-up,
-        the first daemon's refusals wait for the others' handshakes), as fleet.c."""
+        """Whether a daemon taking requests of @en's model has not had @en yet: one up and
+        not cooling down (whole or for that model), or one connected to less than
+        CONNECT_GRACE ago and not up yet (at start-up, the first daemon's refusals wait for
+        the others' handshakes), as fleet.c."""
         if len(en.tried) >= MAX_ATTEMPTS:
             return False
+        model = en.header[24:40]
         for d in self.daemons:
             taking = d.up or (not d.ever_up and not d.refused
                               and now - d.opened_at < CONNECT_GRACE)
-            if taking and not d.gone and d.cooldown_until <= now and d not in en.tried:
+            if (taking and not d.gone and d.cooldown_until <= now and d not in en.tried
+                    and not self._model_cooling(d, model, now)):
                 return True
         return False
 
@@ -605,17 +638,30 @@ class Fleet:
             lat = min_lat + (lat - min_lat) / (1.0 + x + x * x / 2.0 + x * x * x / 6.0)
         return lat
 
-    def _pick(self, en: _Entry, now: float) -> Optional[_Daemon]:
+    def _pick(self, en: _Entry, now: float) -> Tuple[Optional[_Daemon], bool]:
+        """The daemon to send @en to now, or None; and whether a daemon with credit was
+        passed over only because it is cooling down for @en's model (this request waits
+        for the others, one of another model may go there). As fleet.c's pick(): when every
+        up daemon is cooling down for the model, the request goes to one of them all the
+        same, so that a model refused fleet-wide is answered (that refusal) at once."""
         # a request goes to each daemon once while there are others it has not seen
         others = bool(en.tried) and self._someone_else(en, now)
         daemons = self.daemons
         n = len(daemons)
         if n == 0:
-            return None
+            return None, False
+        model = en.header[24:40]
+        for_model = others  # a daemon that is not cooling down for its model
+        model_held = False
         min_lat = 0.0
         for d in daemons:
-            if d.up and d.lat_ms > 0 and (min_lat == 0 or d.lat_ms < min_lat):
+            if not d.up:
+                continue
+            if d.lat_ms > 0 and (min_lat == 0 or d.lat_ms < min_lat):
                 min_lat = d.lat_ms
+            if (not for_model and not d.gone and d.cooldown_until <= now
+                    and not self._model_cooling(d, model, now)):
+                for_model = True
         # Expected wait: requests ahead times its answer time relative to the fastest
         # daemon's. Within twice the fastest, daemons count as equal (answer times jitter
         # with scheduling): only one clearly slower is weighed down. Among the daemons
@@ -630,6 +676,9 @@ class Fleet:
                 continue
             if others and d in en.tried:
                 continue
+            if for_model and d.model_cooldowns and self._model_cooling(d, model, now):
+                model_held = True
+                continue
             lat = self._answer_ms(d, min_lat, now)
             lat = lat / min_lat if lat > 0 and min_lat > 0 else 1.0
             cost = (len(d.held) + 1) * (lat if lat >= 2.0 else 1.0)
@@ -637,15 +686,15 @@ class Fleet:
             if best_cost is None or cost < best_cost:
                 best_cost = cost
         if best_cost is None:
-            return None
+            return None, model_held
         start = self.rr % n
         for k in range(n):
             i = (start + k) % n
             c = costs[i]
             if c is not None and c <= best_cost + PICK_SLACK:
                 self.rr = (i + 1) % n
-                return daemons[i]
-        return None
+                return daemons[i], model_held
+        return None, model_held  # pragma: no cover - best_cost is one of them
 
     def _send_to(self, en: _Entry, d: _Daemon, now: float) -> bool:
         header = en.header
@@ -672,14 +721,23 @@ class Fleet:
         return True
 
     def _dispatch(self, now: float) -> None:
-        """Send what waits, in order, while some daemon has credit."""
+        """Send what waits, in order, while some daemon has credit. A request of a model
+        that the daemons with credit are cooling down for waits without holding up those of
+        other models (as fleet.c's dispatch())."""
         sent = []
+        held = set()  # models that cannot go this time
         for key, en in self.waiting.items():
-            d = self._pick(en, now)
+            if not en.tried and en.header[24:40] in held:
+                continue  # as the one before of its model
+            d, model_held = self._pick(en, now)
             if d is None:
                 if not en.tried:
-                    break  # no daemon has credit: the rest wait too
-                continue  # none for this one; the next may go where this one has been
+                    if not model_held:
+                        break  # no daemon has credit: the rest wait too
+                    held.add(en.header[24:40])
+                # none for this one; the next may go where this one has been, or be of
+                # another model
+                continue
             if self._send_to(en, d, now):
                 sent.append(key)
             else:
@@ -848,8 +906,9 @@ class Fleet:
             d.ok_run = 0
             retry = True
         elif status in (_STATUS_UNAVAILABLE, _STATUS_UNKNOWN_MODEL):
-            if status == _STATUS_UNAVAILABLE:
-                d.cooldown_until = now + COOLDOWN
+            # that model there (disabled, breaker open, not loaded; or the daemon drains,
+            # and its models cool down one by one): the daemon's other models keep flowing
+            self._model_cool_down(d, en.header[24:40], now)
             retry = True
         if retry and not current:
             # an earlier attempt's refusal: the request is elsewhere now, or waits for it
@@ -974,7 +1033,9 @@ class Fleet:
     def stats(self) -> FleetStats:
         return FleetStats(
             daemons=[DaemonStats(d.endpoint, d.up, d.gone, d.window, len(d.held), d.sent,
-                                 d.answered, d.overloaded, d.failed_over, d.lat_ms)
+                                 d.answered, d.overloaded, d.failed_over, d.lat_ms,
+                                 "" if d.up or not d.refused
+                                 else d.link.handshake_error or "")
                      for d in self.daemons],
             waiting=len(self.waiting),
             resent=self.resent,

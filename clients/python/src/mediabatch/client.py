@@ -866,9 +866,10 @@ class Client:
     def fleet_stats(self) -> FleetStats:
         """A fleet client's figures: ``daemons`` (each one's ``endpoint``, ``up``,
         ``gone``, ``window``, ``in_flight``, ``sent``, ``answered``, ``overloaded``,
-        ``failed_over``, ``latency_ms``), and ``waiting``, ``resent``,
-        ``duplicates_dropped``, ``client_timeouts``, ``resolve_failures``. A ValueError for
-        a client of one daemon."""
+        ``failed_over``, ``latency_ms``, ``refused``: why its handshake failed, "" if it
+        did not), and ``waiting``, ``resent``, ``duplicates_dropped``,
+        ``client_timeouts``, ``resolve_failures``, ``malformed``. A ValueError for a client
+        of one daemon."""
         if not isinstance(self._engine, _FleetEngine):
             raise ValueError(f"fleet_stats: {self.endpoint} is one daemon, not a fleet")
         return self._engine.fleet_stats()
