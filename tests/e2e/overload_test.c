@@ -395,7 +395,7 @@ static void
 test_held_refusals_bounded(void)
 {
 	enum { N_OK = 16, N_BAD = 40 };
-	static int16_t pcm[16000 * 30]; /* 30 s: a 3000 x 80 F32 result, 960 KB */
+	static int16_t pcm[16000 * 60]; /* 60 s: a 6000 x 80 F32 result, 1.9 MB (16: 30 MB) */
 	struct mb_daemon d;
 	void *ctx, *s;
 	int one = 1, linger = 0, ok = 0, bad = 0, other = 0;
