@@ -505,10 +505,18 @@ print_fleet(const struct mb_client *c)
 		"client timeouts %llu, malformed answers %llu\n",
 		n, (unsigned long long)st.resent, (unsigned long long)st.duplicates_dropped,
 		(unsigned long long)st.client_timeouts, (unsigned long long)st.malformed);
-	for (int i = 0; i < n && i < 16; i++)
-		fprintf(stderr, "  %s: %s, answered %llu, failed over %llu\n", d[i].endpoint,
-			d[i].up ? "up" : "down", (unsigned long long)d[i].answered,
-			(unsigned long long)d[i].failed_over);
+	for (int i = 0; i < n && i < 16; i++) {
+		static const char *const why[] = {
+			"",
+			" (handshake refused: the service does not accept this client's key)",
+			" (handshake refused: one side uses CURVE and the other does not)",
+			" (handshake failed)",
+		};
+
+		fprintf(stderr, "  %s: %s%s, answered %llu, failed over %llu\n", d[i].endpoint,
+			d[i].up ? "up" : "down", d[i].refused < 4 ? why[d[i].refused] : "",
+			(unsigned long long)d[i].answered, (unsigned long long)d[i].failed_over);
+	}
 }
 
 static int
