@@ -591,6 +591,7 @@ mb_config_bind_endpoint_ok(const char *v)
 /* What an endpoint listens on: a TCP port of an address ("" = every interface), or a path. */
 struct listener {
 	const char *key, *text; /* "service.ingest", as configured */
+	bool dflt;		/* left out: the embedded default's */
 	bool tcp, ipc;		/* neither: off, or a port the system picks */
 	char host[MB_CONFIG_ENDPOINT_MAX];
 	long port;
@@ -667,15 +668,11 @@ http_listener(struct listener *l, const char *v)
 	listener_host(l, host, strlen(host));
 }
 
-/* " (the default)" where @p l is the embedded default's endpoint */
+/* " (the default)" where @p l was left out, so it is the embedded default's endpoint */
 static const char *
 if_default(const struct listener *l)
 {
-	const char *d = strcmp(l->key, "service.ingest") == 0	 ? DEFAULT_INGEST
-			: strcmp(l->key, "service.publish") == 0 ? DEFAULT_PUBLISH
-								 : DEFAULT_METRICS;
-
-	return strcmp(l->text, d) == 0 ? " (the default)" : "";
+	return l->dflt ? " (the default)" : "";
 }
 
 /* Whether @p b listens where @p a does; if so, why, in @p err. */
@@ -710,6 +707,9 @@ mb_config_check_endpoints(const struct mb_config *c, char *err, size_t err_len)
 	zmq_listener(&in, "service.ingest", c->ingest);
 	zmq_listener(&pub, "service.publish", c->publish);
 	http_listener(&http, c->metrics);
+	in.dflt = !(c->endpoints_set & MB_CONFIG_SET_INGEST);
+	pub.dflt = !(c->endpoints_set & MB_CONFIG_SET_PUBLISH);
+	http.dflt = !(c->endpoints_set & MB_CONFIG_SET_METRICS);
 	if (same_socket(&in, &pub, err, err_len) || same_socket(&in, &http, err, err_len) ||
 	    same_socket(&pub, &http, err, err_len))
 		return -EINVAL;
@@ -934,7 +934,10 @@ mb_config_set(struct mb_config *c, const char *key, const char *v, char *err, si
 		}
 		snprintf(strcmp(key, "service.ingest") == 0 ? c->ingest : c->publish,
 			 MB_CONFIG_ENDPOINT_MAX, "%s", v);
+		c->endpoints_set |= strcmp(key, "service.ingest") == 0 ? MB_CONFIG_SET_INGEST
+								       : MB_CONFIG_SET_PUBLISH;
 	} else if (strcmp(key, "service.metrics") == 0) {
+		c->endpoints_set |= MB_CONFIG_SET_METRICS;
 		/* "" is refused, not taken for off: an empty value (a template's variable that was
 		 * not set) must not turn the health and metrics endpoint off unnoticed */
 		if (strcmp(v, "off") == 0) {

@@ -31,6 +31,10 @@
 #define MB_CONFIG_MODEL_NAME_MAX 16
 #define MB_CONFIG_PATH_MAX 1024
 
+#define MB_CONFIG_SET_INGEST 1u
+#define MB_CONFIG_SET_PUBLISH 2u
+#define MB_CONFIG_SET_METRICS 4u
+
 /** "Not set in the file": the model's default applies. */
 #define MB_CONFIG_UNSET (-1)
 
@@ -124,6 +128,9 @@ struct mb_config {
 	char ingest[MB_CONFIG_ENDPOINT_MAX];  /**< ZeroMQ ROUTER endpoint */
 	char publish[MB_CONFIG_ENDPOINT_MAX]; /**< ZeroMQ PUB endpoint */
 	char metrics[MB_CONFIG_ENDPOINT_MAX]; /**< HOST:PORT of the HTTP endpoint, "" = off */
+	/** which of the three were set (the file or a flag), not left at their defaults:
+	 * MB_CONFIG_SET_INGEST, _PUBLISH, _METRICS (for messages) */
+	uint8_t endpoints_set;
 	uint32_t drain_timeout_ms;
 	uint32_t drain_quiet_ms; /**< draining: read the ROUTER until quiet this long */
 	/** a polled thread or the main loop that has not turned for this long: /healthz 503 */

@@ -72,6 +72,10 @@ test_example_matches_defaults(void)
 	CU_ASSERT_EQUAL_FATAL(mb_config_load(&c, example, g_err, sizeof(g_err)), 0);
 	CU_ASSERT_STRING_EQUAL(c.source, example);
 	memcpy(c.source, d.source, sizeof(c.source)); /* only the source may differ */
+	/* and that it sets the three endpoints (to the defaults' values) */
+	CU_ASSERT_EQUAL(c.endpoints_set,
+			MB_CONFIG_SET_INGEST | MB_CONFIG_SET_PUBLISH | MB_CONFIG_SET_METRICS);
+	c.endpoints_set = d.endpoints_set;
 	CU_ASSERT_EQUAL(memcmp(&c, &d, sizeof(c)), 0);
 	mb_config_fini(&c);
 	mb_config_fini(&d);
@@ -1182,6 +1186,10 @@ test_endpoints_distinct(void)
 		{"service:\n  ingest: tcp://127.0.0.1:7401\n",
 		 "service.publish: 'tcp://127.0.0.1:7401' (the default) is on port 7401, which "
 		 "service.ingest ('tcp://127.0.0.1:7401') listens on too"},
+		/* both set, one to the default's value: not called a default (it was) */
+		{"service:\n  ingest: tcp://127.0.0.1:7400\n  publish: tcp://127.0.0.1:7400\n",
+		 "service.publish: 'tcp://127.0.0.1:7400' is on port 7400, which service.ingest "
+		 "('tcp://127.0.0.1:7400') listens on too"},
 	};
 	static const char *const good[] = {
 		"service:\n  ingest: tcp://127.0.0.1:7500\n  publish: tcp://127.0.0.2:7500\n",
