@@ -436,6 +436,10 @@ class LabelsAndKeysTest(unittest.TestCase):
                 json.dump({"model_type": "videomae"}, f)
             with self.assertRaises(ValueError):
                 mediabatch.load_labels(os.path.join(d, "nolabels.json"))
+            # a path that is not there: named, with the directory a relative one is from
+            with self.assertRaisesRegex(FileNotFoundError,
+                                        r"labels: nowhere/videomae \(relative to .*\): no such"):
+                mediabatch.load_labels("nowhere/videomae")
 
     def test_keys(self):
         from mediabatch.curve import resolve_keys

@@ -23,6 +23,11 @@ def load_labels(path: Union[str, "os.PathLike[str]"]) -> Dict[int, str]:
     checkpoint directory holding it) as ``{class id: name}``."""
     path = os.fspath(path)
     file = os.path.join(path, "config.json") if os.path.isdir(path) else path
+    if not os.path.exists(file):
+        where = "" if os.path.isabs(path) else f" (relative to {os.getcwd()})"
+        raise FileNotFoundError(
+            f"labels: {file}{where}: no such file: give a checkpoint's directory or its "
+            f"config.json, which holds id2label")
     with open(file, encoding="utf-8") as f:
         cfg = json.load(f)
     id2label = cfg.get("id2label") if isinstance(cfg, dict) else None
