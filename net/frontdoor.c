@@ -493,11 +493,12 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 			"Requests cancelled before they started because their client's connection "
 			"closed.",
 			NULL);
-		static const char *const refused[4] = {"tenant", "removed_key", "subscription",
-						       "no_identity"};
+		static const char *const refused[6] = {"tenant",	"removed_key",
+						       "subscription",	"no_identity",
+						       "stray_message", "resubscribe"};
 		static const char *const hs[3] = {"accepted", "unknown_key", "bad_request"};
 
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < 6; i++)
 			fd->m_auth_refused[i] = mb_metrics_counter(
 				o->metrics, "mediabatch_auth_refused_total",
 				"Requests answered UNAUTHORIZED and subscriptions refused (CURVE), "
@@ -1121,9 +1122,23 @@ vet_subscription(struct mb_frontdoor *fd, const struct mb_auth_client *c, const 
 static void
 read_subscriptions(struct mb_frontdoor *fd)
 {
+	/*
+	 * CURVE (XPUB manual mode): libzmq 4.3 queues the subscriber of each subscription it
+	 * holds for us, and sets the one our ZMQ_SUBSCRIBE applies to as each message is read;
+	 * but a message that is not a subscription (an XSUB peer can send any) is queued
+	 * without its subscriber, while reading it takes the next one's. From such a message
+	 * on, until the queue is empty (the read that finds nothing), a subscription would be
+	 * applied to another subscriber than the one that sent it: that one could receive
+	 * tenants it may not, and the sender would miss its own. So the stray message's
+	 * connection is cut, and each subscription read after it in the same run is not
+	 * applied but its connection cut, so that it subscribes again, in order.
+	 */
+	bool stray = false;
+
 	for (;;) {
 		zmq_msg_t m;
 		const uint8_t *d;
+		bool sub;
 
 		zmq_msg_init(&m);
 		if (zmq_msg_recv(&m, fd->pub, ZMQ_DONTWAIT) < 0) {
@@ -1131,10 +1146,26 @@ read_subscriptions(struct mb_frontdoor *fd)
 			return;
 		}
 		d = zmq_msg_data(&m);
-		if (zmq_msg_size(&m) >= 1 && d[0] <= 1)
+		sub = zmq_msg_size(&m) >= 1 && d[0] <= 1; /* as libzmq 4.3 tells them apart */
+		if (sub)
 			atomic_fetch_add_explicit(&fd->subscriptions, d[0] == 1 ? 1 : -1,
 						  memory_order_relaxed);
-		if (fd->auth != NULL && zmq_msg_size(&m) >= 1 && d[0] <= 1) {
+		if (fd->auth != NULL && (!sub || stray)) {
+			int cfd = zmq_msg_get(&m, ZMQ_SRCFD);
+
+			count(fd->m_auth_refused[sub ? 5 : 4]);
+			if (!sub)
+				stray = true;
+			if (cfd >= 0 && zmq_msg_gets(&m, "User-Id") != NULL) /* not a leaver's */
+				cut(fd, cfd, fd->bound[1], "subscriber",
+				    sub ? "a subscription read after another subscriber's stray "
+					  "message is not applied: it subscribes again when it "
+					  "reconnects"
+					: "it sent a message that is not a subscription");
+			zmq_msg_close(&m);
+			continue;
+		}
+		if (fd->auth != NULL && sub) {
 			const char *user = zmq_msg_gets(&m, "User-Id");
 			const struct mb_auth_client *c = mb_auth_by_name(fd->auth, user);
 			int cfd = zmq_msg_get(&m, ZMQ_SRCFD);

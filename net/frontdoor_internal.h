@@ -115,7 +115,7 @@ struct mb_frontdoor {
 	uint64_t *sub_client; /* PUB: per fd, the client id its subscriptions carried */
 	uint32_t n_sub;
 	struct share_table client_shares, tenant_shares;
-	struct mb_metric *m_auth_refused[4], *m_handshakes[3], *m_cutoffs, *m_share_refused[2];
+	struct mb_metric *m_auth_refused[6], *m_handshakes[3], *m_cutoffs, *m_share_refused[2];
 	struct mb_metric *m_handshake_failed;
 	/* Registered by mb_frontdoor_create(); counted by both halves. */
 	struct mb_metric *m_unaddressable, *m_bad_cancel, *m_pub_dropped, *m_client_gone,
