@@ -1119,6 +1119,25 @@ vet_subscription(struct mb_frontdoor *fd, const struct mb_auth_client *c, const 
 	return zmq_setsockopt(fd->pub, opt, topic, len) == 0;
 }
 
+/*
+ * The first @p max of @p len bytes a client sent, for a log line: printable ASCII as it is,
+ * every other byte (a newline, an escape sequence, UTF-8) as \xNN, and "..." when cut; so
+ * that a client cannot write lines of its own into a text log (or a journald priority).
+ */
+static void
+printable(char *out, size_t out_len, const uint8_t *s, size_t len, size_t max)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && i < max && o + 5 < out_len; i++)
+		o += (size_t)snprintf(
+			out + o, out_len - o,
+			s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\' ? "%c" : "\\x%02x", s[i]);
+	if (len > max && o + 4 <= out_len)
+		o += (size_t)snprintf(out + o, out_len - o, "...");
+	out[o < out_len ? o : out_len - 1] = '\0';
+}
+
 static void
 read_subscriptions(struct mb_frontdoor *fd)
 {
@@ -1180,14 +1199,15 @@ read_subscriptions(struct mb_frontdoor *fd)
 			if (!vet_subscription(fd, c, (const char *)d + 1, zmq_msg_size(&m) - 1,
 					      d[0] == 1) &&
 			    d[0] == 1) {
+				char shown[4 * 40 + 4];
+
 				count(fd->m_auth_refused[2]);
+				printable(shown, sizeof(shown), d + 1, zmq_msg_size(&m) - 1, 40);
 				MB_LOG_RATE(NOTICE,
-					    "subscription to '%.*s' refused: client '%s' may not "
+					    "subscription to '%s' refused: client '%s' may not "
 					    "receive it (a topic is \"T/\" or \"T/model\" of a "
 					    "tenant T it may subscribe to)",
-					    (int)(zmq_msg_size(&m) - 1 > 40 ? 40
-									    : zmq_msg_size(&m) - 1),
-					    (const char *)d + 1, c != NULL ? c->name : "?");
+					    shown, c != NULL ? c->name : "?");
 			}
 		}
 		zmq_msg_close(&m);

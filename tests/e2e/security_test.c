@@ -565,6 +565,22 @@ test_stray_pub_messages(void)
 	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, yaml, NULL), 0);
 	alice = client_as(&d, &g_alice);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(alice);
+	{ /* a refused topic is logged escaped: a client cannot write log lines of its own */
+		static const char forged[] = "\x01"
+					     "9/\n2030 CRIT forged\x1b[2J";
+		void *x = xsub_as(ctx, &d, &g_bob);
+
+		zmq_send(x, forged, sizeof(forged) - 1, 0);
+		CU_ASSERT_TRUE(metric_at_least(
+				       &d, "mediabatch_auth_refused_total{reason=\"subscription\"}",
+				       1, 5) >= 1);
+		zmq_close(x);
+		usleep(100000);
+		CU_ASSERT_PTR_NOT_NULL(
+			strstr(mb_daemon_log(&d),
+			       "subscription to '9/\\x0a2030 CRIT forged\\x1b[2J' refused"));
+		CU_ASSERT_PTR_NULL(strstr(mb_daemon_log(&d), "\n2030 CRIT"));
+	}
 	for (int t = 0; t < TRIALS; t++) {
 		void *atk[ATTACKERS];
 		struct mb_subscriber *victim = NULL;
