@@ -502,6 +502,10 @@ load_json(struct jfile *jf, const char *file, const char *name, char *err, size_
 		mb_weights_seterr(err, len, "%s: %s", jf->path, strerror(errno));
 		return -EINVAL;
 	}
+	if (!S_ISREG(st.st_mode)) { /* a FIFO would hang the load waiting for a writer */
+		mb_weights_seterr(err, len, "%s: not a regular file", jf->path);
+		return -EINVAL;
+	}
 	jf->root = json_load_file(jf->path, 0, &jerr);
 	if (jf->root == NULL) {
 		if (json_error_code(&jerr) == json_error_cannot_open_file)

@@ -265,7 +265,7 @@ mb_weights_open(const char *path, struct mb_weights **out, char *err, size_t len
 		mb_weights_seterr(err, len, "%s: out of memory", path);
 		return -ENOMEM;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not hang here */
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
 		mb_weights_seterr(err, len, "%s: %s", path, strerror(errno));
@@ -274,7 +274,13 @@ mb_weights_open(const char *path, struct mb_weights **out, char *err, size_t len
 		mb_weights_close(&w);
 		return rc == -ENOENT ? -ENOENT : -EINVAL;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size < 8) {
+	if (!S_ISREG(st.st_mode)) {
+		mb_weights_seterr(err, len, "%s: not a regular file (a FIFO, a device)", path);
+		close(fd);
+		mb_weights_close(&w);
+		return -EINVAL;
+	}
+	if (st.st_size < 8) {
 		mb_weights_seterr(err, len,
 				  "%s: %lld bytes: too short for a safetensors file (an 8-byte "
 				  "header length, "

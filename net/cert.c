@@ -7,12 +7,16 @@
 #include "mediabatch/client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <czmq.h>
+
+/* read_zpl()'s error for a path that is not a regular file (not an errno) */
+#define NOT_REGULAR (-2)
 
 /* Z85 of 32 zero bytes: what zcert reports for a half the file does not hold. */
 static const char zero_z85[] = "0000000000000000000000000000000000000000";
@@ -37,11 +41,25 @@ read_zpl(const char *path, int *err)
 	uint8_t buf[65536];
 	zconfig_t *c = NULL;
 	zchunk_t *chunk;
+	struct stat st;
 	size_t n;
-	FILE *f = fopen(path, "r");
+	/* O_NONBLOCK: a FIFO named here must not hang in open() waiting for a writer */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	FILE *f;
 
+	if (fd < 0) {
+		*err = errno;
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		*err = NOT_REGULAR;
+		return NULL;
+	}
+	f = fdopen(fd, "r");
 	if (f == NULL) {
 		*err = errno;
+		close(fd);
 		return NULL;
 	}
 	n = fread(buf, 1, sizeof(buf), f);
@@ -71,7 +89,11 @@ mb_curve_cert_load(const char *path, struct mb_curve_keys *out, bool *has_secret
 	c = read_zpl(path, &e);
 	if (c == NULL && e != EINVAL) {
 		snprintf(err, err_len, "%s: %s", path,
-			 e == EFBIG ? "larger than 64 KiB: not a certificate" : strerror(e));
+			 e == EFBIG ? "larger than 64 KiB: not a certificate"
+			 : e == NOT_REGULAR
+				 ? "not a regular file (a directory, a FIFO, a device): not "
+				   "a certificate"
+				 : strerror(e));
 		return e == ENOENT ? -ENOENT : e == EACCES ? -EACCES : -EINVAL;
 	}
 	pub = c != NULL ? zconfig_get(c, "curve/public-key", NULL) : NULL;

@@ -15,7 +15,9 @@ int
 mb_secret_file_read(const char *what, const char *path, size_t max, char **out, size_t *len,
 		    struct stat *st, char *err, size_t err_len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO (or a device) named here must not hang the start or a reload in
+	 * open() waiting for a writer; it is refused below as not a regular file */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	size_t got = 0;
 	char *buf;
 	int e;

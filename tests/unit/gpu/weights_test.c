@@ -38,8 +38,8 @@ path_of(const char *name)
 static int
 suite_cleanup(void)
 {
-	static const char *const names[] = {"a",    "b",    "c",    "d",     "raw",
-					    "gen1", "gen2", "gen3", "trunc", "lfs"};
+	static const char *const names[] = {"a",    "b",    "c",     "d",   "raw", "gen1",
+					    "gen2", "gen3", "trunc", "lfs", "fifo"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		unlink(path_of(names[i]));
@@ -270,6 +270,11 @@ test_truncated(void)
 	CU_ASSERT_EQUAL(mb_weights_open(path_of("lfs"), &w, g_err, sizeof(g_err)), -EINVAL);
 	CU_ASSERT_TRUE(err_has("lfs: a git-lfs pointer file, not the tensors (the repository was "
 			       "cloned without git-lfs): run 'git lfs pull'"));
+	CU_ASSERT_PTR_NULL(w);
+	/* a FIFO: refused at once (open() waited for a writer) */
+	CU_ASSERT_EQUAL_FATAL(mkfifo(path_of("fifo"), 0600), 0);
+	CU_ASSERT_EQUAL(mb_weights_open(path_of("fifo"), &w, g_err, sizeof(g_err)), -EINVAL);
+	CU_ASSERT_TRUE(err_has("fifo: not a regular file"));
 	CU_ASSERT_PTR_NULL(w);
 	free(bytes);
 	CU_ASSERT_EQUAL(mb_weights_open(path_of("nonexistent"), &w, g_err, sizeof(g_err)), -ENOENT);

@@ -173,6 +173,13 @@ test_token_files(void)
 	CU_ASSERT_EQUAL(mb_http_token_read(g_dir, "--metrics-token-file", &t, g_err, sizeof(g_err)),
 			-EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "not a regular file"));
+	/* a FIFO: refused at once, not a wait in open() for a writer (it hung) */
+	snprintf(dir, sizeof(dir), "%s/fifo", g_dir);
+	CU_ASSERT_EQUAL_FATAL(mkfifo(dir, 0600), 0);
+	CU_ASSERT_EQUAL(mb_http_token_read(dir, "--metrics-token-file", &t, g_err, sizeof(g_err)),
+			-EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "not a regular file"));
+	unlink(dir);
 	mb_http_token_free(&t); /* NULL is fine */
 }
 
