@@ -90,9 +90,13 @@
 /* Longest token, certificate and key files. */
 #define TOKEN_MAX 4096
 #define PEM_MAX (1u << 20)
-/* GnuTLS priorities of the HTTPS endpoint: its defaults without SSL 3.0, TLS 1.0 and 1.1
- * (deprecated by RFC 8996), which GnuTLS's NORMAL still offers. */
-#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* GnuTLS priorities of the HTTPS endpoint: TLS 1.3 and 1.2 only (SSL 3.0, TLS 1.0 and 1.1
+ * are deprecated by RFC 8996; GnuTLS's NORMAL still offers them), and in TLS 1.2 only the
+ * forward-secret key exchanges (ECDHE, DHE: not static RSA) with AEAD ciphers (no CBC, no
+ * SHA-1 MACs), as Mozilla's "intermediate" profile. */
+#define TLS_PRIORITIES                                                                             \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:"     \
+	"-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD"
 
 /* epoll tags */
 enum { EV_STOP, EV_LISTEN, EV_MHD };

@@ -784,12 +784,13 @@ tls_get(int port, const char *path, const char *ca, char *resp, size_t len)
 }
 
 /*
- * `openssl s_client -connect 127.0.0.1:@p port -@p version` with every cipher offered
- * (@SECLEVEL=0, so that the client side allows TLS 1.0 and 1.1), its input empty: its exit
- * status (0 after a handshake), -1 when it ran past 15 s, 127 when openssl is not installed.
+ * `openssl s_client -connect 127.0.0.1:@p port -@p version -cipher @p ciphers` (with
+ * @SECLEVEL=0, so that the client side allows TLS 1.0 and 1.1, and CBC), its input empty:
+ * its exit status (0 after a handshake), -1 when it ran past 15 s, 127 when openssl is not
+ * installed.
  */
 static int
-openssl_s_client(int port, const char *version)
+openssl_s_client_with(int port, const char *version, const char *ciphers)
 {
 	char connect[32], flag[16];
 	double deadline = mb_e2e_now() + 15;
@@ -810,7 +811,7 @@ openssl_s_client(int port, const char *version)
 		dup2(null, 1);
 		dup2(null, 2);
 		execlp("openssl", "openssl", "s_client", "-connect", connect, flag, "-cipher",
-		       "DEFAULT:@SECLEVEL=0", (char *)NULL);
+		       ciphers, (char *)NULL);
 		_exit(127);
 	}
 	while (mb_e2e_now() < deadline) {
@@ -821,6 +822,13 @@ openssl_s_client(int port, const char *version)
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return -1;
+}
+
+/* As openssl_s_client_with(), with every cipher offered. */
+static int
+openssl_s_client(int port, const char *version)
+{
+	return openssl_s_client_with(port, version, "DEFAULT:@SECLEVEL=0");
 }
 
 /*
@@ -915,6 +923,13 @@ test_tls(void)
 		CU_ASSERT_EQUAL(openssl_s_client(o.port, "tls1_2"), 0);
 		CU_ASSERT_EQUAL(openssl_s_client(o.port, "tls1_1"), 1);
 		CU_ASSERT_EQUAL(openssl_s_client(o.port, "tls1"), 1);
+		/* TLS 1.2: forward secrecy and AEAD only (CBC with SHA-1 was taken) */
+		CU_ASSERT_EQUAL(openssl_s_client_with(o.port, "tls1_2",
+						      "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"),
+				1);
+		CU_ASSERT_EQUAL(
+			openssl_s_client_with(o.port, "tls1_2", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+			0);
 	}
 	kill(o.pid, SIGTERM);
 	CU_ASSERT_EQUAL(own_wait(&o, 30.0), 0);
