@@ -263,6 +263,39 @@ raw_send(void *s, const struct mb_request_hdr *h, const void *payload, size_t le
 }
 
 /*
+ * A requester that does not read (ZMQ_RCVHWM 1), on @p ctx: @p n logmel requests of @p pcm
+ * (@p bytes) sent, then waited for until every result is computed (mediabatch_inflight has
+ * stopped changing: what the kernel and ZeroMQ do not hold is then held by the daemon, its
+ * count in *@p inflight). Returns the socket.
+ */
+static void *
+stalled_requester(const struct mb_daemon *d, void *ctx, const int16_t *pcm, size_t bytes, int n,
+		  double *inflight)
+{
+	void *s = zmq_socket(ctx, ZMQ_DEALER);
+	int one = 1, linger = 0;
+	double before, deadline = mb_e2e_now() + 60;
+
+	zmq_setsockopt(s, ZMQ_RCVHWM, &one, sizeof(one));
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+	CU_ASSERT_EQUAL(zmq_connect(s, d->ingest), 0);
+	for (int i = 0; i < n; i++) {
+		struct mb_request_hdr h;
+
+		mb_client_audio_hdr(&h, "logmel", 1, (uint64_t)i, MB_MEDIA_PCM_S16LE, 16000,
+				    (uint32_t)bytes);
+		raw_send(s, &h, pcm, bytes);
+	}
+	*inflight = -1;
+	do {
+		before = *inflight;
+		usleep(500000);
+		*inflight = mb_daemon_metric(d, "mediabatch_inflight");
+	} while (*inflight != before && mb_e2e_now() < deadline);
+	return s;
+}
+
+/*
  * A requester whose reply queue is full (zmq.router_sndhwm, and the kernel's buffers) gets
  * the front door's refusals as it gets its replies: held, and sent in turn once it reads.
  * They were published only: lost to it (0 of 10 came), and counted nowhere.
@@ -274,8 +307,8 @@ test_refusals_held_for_slow_reader(void)
 	static int16_t pcm[16000]; /* 1 s: a 100 x 80 F32 result, 32 KB */
 	struct mb_daemon d;
 	void *ctx, *s;
-	int one = 1, linger = 0, ok = 0, refused = 0, other = 0;
-	double inflight = -1, before, deadline;
+	int ok = 0, refused = 0, other = 0;
+	double inflight;
 	uint8_t seen[N_OK + N_BAD] = {0};
 
 	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d,
@@ -284,24 +317,7 @@ test_refusals_held_for_slow_reader(void)
 					      NULL),
 			      0);
 	ctx = zmq_ctx_new();
-	s = zmq_socket(ctx, ZMQ_DEALER);
-	zmq_setsockopt(s, ZMQ_RCVHWM, &one, sizeof(one));
-	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-	CU_ASSERT_EQUAL_FATAL(zmq_connect(s, d.ingest), 0);
-	for (int i = 0; i < N_OK; i++) {
-		struct mb_request_hdr h;
-
-		mb_client_audio_hdr(&h, "logmel", 1, (uint64_t)i, MB_MEDIA_PCM_S16LE, 16000,
-				    sizeof(pcm));
-		raw_send(s, &h, pcm, sizeof(pcm));
-	}
-	/* every result computed; what the kernel and ZeroMQ do not hold is held by the daemon */
-	deadline = mb_e2e_now() + 60;
-	do {
-		before = inflight;
-		usleep(500000);
-		inflight = mb_daemon_metric(&d, "mediabatch_inflight");
-	} while (inflight != before && mb_e2e_now() < deadline);
+	s = stalled_requester(&d, ctx, pcm, sizeof(pcm), N_OK, &inflight);
 	printf("\n    %.0f of %d replies held by the daemon for a requester that does not read",
 	       inflight, N_OK);
 	CU_ASSERT(inflight > 0);
@@ -398,8 +414,8 @@ test_held_refusals_bounded(void)
 	static int16_t pcm[16000 * 60]; /* 60 s: a 6000 x 80 F32 result, 1.9 MB (16: 30 MB) */
 	struct mb_daemon d;
 	void *ctx, *s;
-	int one = 1, linger = 0, ok = 0, bad = 0, other = 0;
-	double inflight = -1, before, deadline;
+	int ok = 0, bad = 0, other = 0;
+	double inflight;
 
 	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d,
 					      "service:\n  max_inflight: 16\n"
@@ -408,23 +424,7 @@ test_held_refusals_bounded(void)
 					      NULL),
 			      0);
 	ctx = zmq_ctx_new();
-	s = zmq_socket(ctx, ZMQ_DEALER);
-	zmq_setsockopt(s, ZMQ_RCVHWM, &one, sizeof(one));
-	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-	CU_ASSERT_EQUAL_FATAL(zmq_connect(s, d.ingest), 0);
-	for (int i = 0; i < N_OK; i++) {
-		struct mb_request_hdr h;
-
-		mb_client_audio_hdr(&h, "logmel", 1, (uint64_t)i, MB_MEDIA_PCM_S16LE, 16000,
-				    sizeof(pcm));
-		raw_send(s, &h, pcm, sizeof(pcm));
-	}
-	deadline = mb_e2e_now() + 60;
-	do {
-		before = inflight;
-		usleep(500000);
-		inflight = mb_daemon_metric(&d, "mediabatch_inflight");
-	} while (inflight != before && mb_e2e_now() < deadline);
+	s = stalled_requester(&d, ctx, pcm, sizeof(pcm), N_OK, &inflight);
 	for (int i = 0; i < N_BAD; i++) {
 		struct mb_request_hdr h;
 		float x = 1;
