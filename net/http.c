@@ -740,6 +740,11 @@ load_token(struct mb_http *h, const char *path, char *err, size_t err_len)
 		       "http.token_file '%s' is readable by group or others (mode %04o): chmod 600 "
 		       "it",
 		       path, (unsigned int)(st.st_mode & 07777));
+	if (len < 16)
+		MB_LOG(WARNING,
+		       "http.token_file '%s': a token of %zu characters is easily guessed: use 32 "
+		       "or more (openssl rand -hex 32)",
+		       path, len);
 	h->token_len = len;
 	return 0;
 }

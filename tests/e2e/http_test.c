@@ -383,6 +383,8 @@ test_token(void)
 	snprintf(yaml, sizeof(yaml), "http:\n  token_file: \"%s\"\n", token);
 	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, yaml, NULL), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "readable by group or others"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mb_daemon_log(&d), "a token of 12 characters is easily "
+							 "guessed: use 32 or more"));
 
 	CU_ASSERT_EQUAL(
 		get_from("127.0.0.1", d.port_http, "/metrics", NULL, g_resp, sizeof(g_resp)), 401);
