@@ -262,6 +262,21 @@ raw_send(void *s, const struct mb_request_hdr *h, const void *payload, size_t le
 	zmq_send(s, payload, len, 0);
 }
 
+/* @p n requests with ids @p first.. whose header the front door refuses as it reads it
+ * (version 7: BAD_REQUEST). */
+static void
+send_bad_headers(void *s, int first, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct mb_request_hdr h;
+		float x = 1;
+
+		mb_client_tensor_hdr(&h, "identity", 1, (uint64_t)(first + i), 1, 1);
+		h.version = 7;
+		raw_send(s, &h, &x, sizeof(x));
+	}
+}
+
 /*
  * A requester that does not read (ZMQ_RCVHWM 1), on @p ctx: @p n logmel requests of @p pcm
  * (@p bytes) sent, then waited for until every result is computed (mediabatch_inflight has
@@ -321,14 +336,7 @@ test_refusals_held_for_slow_reader(void)
 	printf("\n    %.0f of %d replies held by the daemon for a requester that does not read",
 	       inflight, N_OK);
 	CU_ASSERT(inflight > 0);
-	for (int i = 0; i < N_BAD; i++) { /* refused as the header is read: BAD_REQUEST */
-		struct mb_request_hdr h;
-		float x = 1;
-
-		mb_client_tensor_hdr(&h, "identity", 1, (uint64_t)(N_OK + i), 1, 1);
-		h.version = 7;
-		raw_send(s, &h, &x, sizeof(x));
-	}
+	send_bad_headers(s, N_OK, N_BAD); /* refused as the header is read: BAD_REQUEST */
 	usleep(300000);
 	/* now read everything, until quiet for 3 s */
 	for (;;) {
@@ -425,14 +433,7 @@ test_held_refusals_bounded(void)
 			      0);
 	ctx = zmq_ctx_new();
 	s = stalled_requester(&d, ctx, pcm, sizeof(pcm), N_OK, &inflight);
-	for (int i = 0; i < N_BAD; i++) {
-		struct mb_request_hdr h;
-		float x = 1;
-
-		mb_client_tensor_hdr(&h, "identity", 1, (uint64_t)(N_OK + i), 1, 1);
-		h.version = 7;
-		raw_send(s, &h, &x, sizeof(x));
-	}
+	send_bad_headers(s, N_OK, N_BAD);
 	usleep(300000);
 	read_until_quiet(s, 3000, &ok, &bad, &other);
 	/* (the results may all sit in ZeroMQ's queue and the kernel's buffers, none held by
