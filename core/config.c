@@ -2527,29 +2527,37 @@ mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_le
 
 /* ---- what a reload leaves for the next start ---- */
 
+void
+mb_config_list_add(char *out, size_t len, unsigned int *n, const char *sep, const char *fmt, ...)
+{
+	size_t used;
+	va_list ap;
+	int w;
+
+	if (++*n == 1 && len > 0)
+		out[0] = '\0';
+	if (len < 4)
+		return;
+	used = strlen(out);
+	if (*n > 1 && used + strlen(sep) < len)
+		used += (size_t)snprintf(out + used, len - used, "%s", sep);
+	va_start(ap, fmt);
+	w = vsnprintf(out + used, len - used, fmt, ap);
+	va_end(ap);
+	if (w < 0 || (size_t)w >= len - used) /* cut: end on "..." */
+		snprintf(out + len - 4, 4, "...");
+}
+
 struct changes {
 	char *out;
-	size_t len, used;
+	size_t len;
 	unsigned int n;
 };
 
 static void
 changed(struct changes *c, const char *key)
 {
-	int w;
-
-	c->n++;
-	if (c->len == 0 || c->used >= c->len - 1)
-		return;
-	w = snprintf(c->out + c->used, c->len - c->used, "%s%s", c->n > 1 ? ", " : "", key);
-	if (w < 0 || (size_t)w >= c->len - c->used) {
-		/* cut: end on "..." rather than half a key */
-		if (c->len >= 4)
-			snprintf(c->out + c->len - 4, 4, "...");
-		c->used = c->len;
-		return;
-	}
-	c->used += (size_t)w;
+	mb_config_list_add(c->out, c->len, &c->n, ", ", "%s", key);
 }
 
 static bool

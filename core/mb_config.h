@@ -316,6 +316,14 @@ const char *mb_config_shortest(char *buf, size_t len, double v);
  * are the models (the daemon compares their settings in effect, defaults included). Returns
  * how many keys differ.
  */
+/**
+ * Append printf(@p fmt, ...) to the list in @p out (@p len bytes), after @p sep unless it is
+ * the first (*@p n counts the items: 0 starts the list, emptying @p out); an item that does
+ * not fit ends the list on "...". For messages that list keys or problems.
+ */
+void mb_config_list_add(char *out, size_t len, unsigned int *n, const char *sep, const char *fmt,
+			...) __attribute__((format(printf, 5, 6)));
+
 unsigned int mb_config_restart_keys(const struct mb_config *a, const struct mb_config *b, char *out,
 				    size_t len);
 

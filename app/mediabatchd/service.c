@@ -706,27 +706,6 @@ service_check_http_exposure(const struct mb_config *cfg, char *buf, size_t len)
 	return 1;
 }
 
-/* Append @p sep and an item (the first without @p sep) to the list in @p out, counted in
- * @p n, cut with "..." when it does not fit. */
-static void add_key(char *out, size_t len, unsigned int *n, const char *sep, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-static void
-add_key(char *out, size_t len, unsigned int *n, const char *sep, const char *fmt, ...)
-{
-	size_t used = strlen(out);
-	va_list ap;
-	int w;
-
-	if (++*n > 1 && used + strlen(sep) < len)
-		used += (size_t)snprintf(out + used, len - used, "%s", sep);
-	va_start(ap, fmt);
-	w = vsnprintf(out + used, len - used, fmt, ap);
-	va_end(ap);
-	if (w < 0 || (size_t)w >= len - used)
-		snprintf(out + len - 4, 4, "...");
-}
-
 int
 service_check_model_keys(const struct mb_config *cfg, char *buf, size_t len)
 {
@@ -742,17 +721,19 @@ service_check_model_keys(const struct mb_config *cfg, char *buf, size_t len)
 		if (c->enabled == 0)
 			continue;
 		if (c->precision >= 0 && !(builtin && mb_builtin_is_net(c->name)))
-			add_key(buf, len, &n, "; ",
+			mb_config_list_add(
+				buf, len, &n, "; ",
 				"models[%u] (%s): precision applies to the built-in networks "
 				"(whisper, videomae, clap) only; ignored",
 				i, c->name);
 		if (c->weights[0] != '\0' && builtin && !mb_builtin_has_weights(c->name))
-			add_key(buf, len, &n, "; ",
-				"models[%u] (%s): weights: %s reads no weights; ignored", i,
-				c->name, c->name);
+			mb_config_list_add(buf, len, &n, "; ",
+					   "models[%u] (%s): weights: %s reads no weights; ignored",
+					   i, c->name, c->name);
 		if (c->max_windows > 0 &&
 		    (!builtin || mb_builtin_windowing(c->name, &window, &join, &topk) != 0))
-			add_key(buf, len, &n, "; ",
+			mb_config_list_add(
+				buf, len, &n, "; ",
 				"models[%u] (%s): max_windows: %s takes no windows; ignored", i,
 				c->name, c->name);
 	}
@@ -1754,38 +1735,41 @@ model_restart_keys(const struct mb_service *s, const struct mb_config *n, char *
 
 #define EFF(c, f, dflt) ((c) != NULL && (c)->f >= 0 ? (c)->f : (dflt))
 		if ((a != NULL && a->enabled == 0) != (b != NULL && b->enabled == 0))
-			add_key(out, len, count, ", ", "models[%s].enabled", d->name);
+			mb_config_list_add(out, len, count, ", ", "models[%s].enabled", d->name);
 		if (EFF(a, base_units, (int64_t)d->base_units) !=
 		    EFF(b, base_units, (int64_t)d->base_units))
-			add_key(out, len, count, ", ", "models[%s].base_units", d->name);
+			mb_config_list_add(out, len, count, ", ", "models[%s].base_units", d->name);
 		if (EFF(a, run_timeout_ms, DEFAULT_RUN_TIMEOUT_MS) !=
 		    EFF(b, run_timeout_ms, DEFAULT_RUN_TIMEOUT_MS))
-			add_key(out, len, count, ", ", "models[%s].run_timeout_ms", d->name);
+			mb_config_list_add(out, len, count, ", ", "models[%s].run_timeout_ms",
+					   d->name);
 		if (EFF(a, item_units_per_second, d->item_units_per_second) !=
 		    EFF(b, item_units_per_second, d->item_units_per_second))
-			add_key(out, len, count, ", ", "models[%s].item_units_per_second", d->name);
+			mb_config_list_add(out, len, count, ", ",
+					   "models[%s].item_units_per_second", d->name);
 		if ((a != NULL && a->max_windows > 0 ? a->max_windows : MB_DEFAULT_MAX_WINDOWS) !=
 		    (b != NULL && b->max_windows > 0 ? b->max_windows : MB_DEFAULT_MAX_WINDOWS))
-			add_key(out, len, count, ", ", "models[%s].max_windows", d->name);
+			mb_config_list_add(out, len, count, ", ", "models[%s].max_windows",
+					   d->name);
 		if (EFF(a, precision, MB_CONFIG_PRECISION_BF16) !=
 		    EFF(b, precision, MB_CONFIG_PRECISION_BF16))
-			add_key(out, len, count, ", ", "models[%s].precision", d->name);
+			mb_config_list_add(out, len, count, ", ", "models[%s].precision", d->name);
 #undef EFF
 		if (strcmp(a != NULL ? a->plugin : "", b != NULL ? b->plugin : "") != 0) {
-			add_key(out, len, count, ", ", "models[%s].plugin", d->name);
+			mb_config_list_add(out, len, count, ", ", "models[%s].plugin", d->name);
 			continue;
 		}
 		weights_path(n, d->name, now, sizeof(now));
 		weights_path(s->cfg, d->name, then, sizeof(then));
 		if (strcmp(now, then) != 0)
-			add_key(out, len, count, ", ", "models[%s].weights", d->name);
+			mb_config_list_add(out, len, count, ", ", "models[%s].weights", d->name);
 		else if (m->enabled && source_id(now, b != NULL ? b->plugin : NULL) != m->source_id)
-			add_key(out, len, count, ", ", "models[%s].weights (changed on disk)",
-				d->name);
+			mb_config_list_add(out, len, count, ", ",
+					   "models[%s].weights (changed on disk)", d->name);
 	}
 	for (unsigned int k = 0; k < n->n_models; k++) /* a plugin model added */
 		if (n->models[k].plugin[0] != '\0' && model_named(s, n->models[k].name) == NULL)
-			add_key(out, len, count, ", ", "models[%s]", n->models[k].name);
+			mb_config_list_add(out, len, count, ", ", "models[%s]", n->models[k].name);
 }
 
 /* Post @p n to an owner thread's slot; a limiter posted before and not yet taken is freed. */
