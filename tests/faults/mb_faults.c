@@ -132,6 +132,10 @@ mb_faults_ids_answer(struct mb_faults_ids *t, const struct mb_response_hdr *h, c
 	uint64_t id = h->request_id;
 	unsigned int st = h->status < MB_STATUS_COUNT ? h->status : MB_STATUS_COUNT;
 
+	if (id < t->floor) {
+		t->early++;
+		return;
+	}
 	t->by_status[st]++;
 	if (st != MB_STATUS_OK && st < MB_STATUS_COUNT) {
 		if (h->result_type != MB_RESULT_TEXT || len == 0)

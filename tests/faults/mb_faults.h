@@ -60,6 +60,8 @@ struct mb_faults_ids {
 	uint64_t answered; /* sent ids with at least one answer */
 	uint64_t dup;	   /* answers past the first for an id */
 	uint64_t unknown;  /* answers for ids never sent */
+	uint64_t floor;	   /* ids below it are not this ledger's: their answers only counted */
+	uint64_t early;	   /* answers for ids below floor */
 	uint64_t unknown_ids[MB_FAULTS_IDS_SHOWN], dup_ids[MB_FAULTS_IDS_SHOWN];
 	uint64_t by_status[MB_STATUS_COUNT + 1]; /* [MB_STATUS_COUNT]: out of range */
 	uint64_t no_reason;			 /* non-OK answers without a reason text */
