@@ -397,7 +397,9 @@ test_subscriber_follows(void)
 	CU_ASSERT_EQUAL_FATAL(start_fleet(d, 2, NULL), 0);
 	snprintf(list, sizeof(list), "%s,%s", d[0].publish, d[1].publish);
 	CU_ASSERT_EQUAL_FATAL(mb_subscriber_connect(list, "9/", &sub, err, sizeof(err)), 0);
-	usleep(300000); /* the subscriptions reach both daemons */
+	/* the subscriptions in effect on both daemons (a fixed 300 ms sleep raced under load) */
+	CU_ASSERT_TRUE_FATAL(mb_daemon_wait_subscriptions(&d[0], 1, 30));
+	CU_ASSERT_TRUE_FATAL(mb_daemon_wait_subscriptions(&d[1], 1, 30));
 	c = fleet_client(dp, 2, 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	for (int i = 0; i < 200; i++) {

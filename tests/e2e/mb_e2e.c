@@ -420,6 +420,19 @@ mb_daemon_inflight_settled(const struct mb_daemon *d, double seconds)
 	return v;
 }
 
+bool
+mb_daemon_wait_subscriptions(const struct mb_daemon *d, double n, double seconds)
+{
+	double deadline = mb_e2e_now() + seconds;
+
+	while (mb_daemon_metric(d, "mediabatch_pub_subscriptions") < n) {
+		if (mb_e2e_now() > deadline)
+			return false;
+		nap_ms(20);
+	}
+	return true;
+}
+
 struct mb_client *
 mb_e2e_client(const struct mb_daemon *d, const char *client_id)
 {

@@ -78,6 +78,13 @@ double mb_daemon_metric(const struct mb_daemon *d, const char *series);
  */
 double mb_daemon_inflight_settled(const struct mb_daemon *d, double seconds);
 
+/**
+ * Wait (bounded) until mediabatch_pub_subscriptions is at least @p n: the daemon applies a
+ * subscription when it reads it (docs/protocol.md), and a publication before that is not
+ * sent to it, so a test that counts publications waits for this, not for a fixed time.
+ */
+bool mb_daemon_wait_subscriptions(const struct mb_daemon *d, double n, double seconds);
+
 /** A connected client for the daemon (NULL on failure); @p client_id may be NULL. */
 struct mb_client *mb_e2e_client(const struct mb_daemon *d, const char *client_id);
 

@@ -320,7 +320,7 @@ test_client_killed(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	/* every publication for the child's tenant, none missed (no receive limit) */
 	CU_ASSERT_EQUAL_FATAL(mb_faults_sub_open(&sub, d.publish, "4/whisper", 0), 0);
-	CU_ASSERT_TRUE_FATAL(mb_faults_wait_subscriptions(&d, 1, 10 * slow));
+	CU_ASSERT_TRUE_FATAL(mb_daemon_wait_subscriptions(&d, 1, 10 * slow));
 
 	/* warm-up, and the per-item time: three requests one at a time */
 	for (uint64_t id = 0; id < 3; id++)

@@ -491,19 +491,6 @@ mb_faults_collect(struct mb_client *c, struct mb_faults_ids *t, double seconds,
 
 /* ---- subscribers ---- */
 
-bool
-mb_faults_wait_subscriptions(const struct mb_daemon *d, double n, double seconds)
-{
-	double deadline = mb_e2e_now() + seconds;
-
-	while (mb_daemon_metric(d, "mediabatch_pub_subscriptions") < n) {
-		if (mb_e2e_now() > deadline)
-			return false;
-		mb_faults_nap_ms(20);
-	}
-	return true;
-}
-
 int
 mb_faults_sub_open(struct mb_faults_sub *s, const char *endpoint, const char *prefix, int rcvhwm)
 {

@@ -196,9 +196,6 @@ bool mb_faults_collect_from(struct mb_client *c, struct mb_faults_ids *t, double
 bool mb_faults_collect(struct mb_client *c, struct mb_faults_ids *t, double seconds,
 		       struct mb_faults_res *res);
 
-/** Wait (bounded) until mediabatch_pub_subscriptions is at least @p n. */
-bool mb_faults_wait_subscriptions(const struct mb_daemon *d, double n, double seconds);
-
 /*
  * A raw ZeroMQ SUB socket on the daemon's PUB endpoint (its own context), so that a case
  * controls its receive high-water mark. A publication is three frames: the topic, the

@@ -139,6 +139,15 @@ class Daemon:
                 return float(line.split()[1])
         return -1.0
 
+    def wait_subscriptions(self, n: int, timeout: float = 30.0) -> None:
+        """Wait until mediabatch_pub_subscriptions is at least n: a subscription takes
+        effect once the daemon has read it, and nothing published before reaches it."""
+        deadline = time.monotonic() + timeout
+        while self.metric("mediabatch_pub_subscriptions") < n:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fewer than {n} subscriptions after {timeout} s")
+            time.sleep(0.02)
+
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, and the exit status (0: drained and exited cleanly). Its directory
         (config, log) is removed after a clean exit and kept otherwise."""

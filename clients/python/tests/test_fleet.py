@@ -425,7 +425,8 @@ class FleetTest(unittest.TestCase):
         n = 200
         with mediabatch.Subscriber([d.publish for d in ds], tenant=11, timeout=10) as sub:
             self.assertEqual(sorted(sub.publishers), sorted(d.publish for d in ds))
-            time.sleep(0.5)  # the subscriptions reach both daemons
+            for d in ds:  # in effect on both (a fixed 0.5 s sleep raced under load)
+                d.wait_subscriptions(1)
             with mediabatch.Client([d.ingest for d in ds], wait_timeout=60) as c:
                 futs = [c.submit("identity", tensor=X, tenant=11) for _ in range(n)]
                 for f in futs:
