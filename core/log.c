@@ -188,6 +188,37 @@ put_json_string(struct sbuf *b, const char *s, size_t n)
 	puts_(b, "\"");
 }
 
+/* @p s for a text line: a control character (C0, DEL, C1) or a byte that is not UTF-8 as
+ * \xNN, every other character as it is; so that no message (a path, a plugin's reason, a
+ * library's text) starts a line of its own, a journald priority or a terminal escape, and
+ * journald keeps the line as text (it stores one that is not UTF-8 as a blob). */
+static void
+put_text(struct sbuf *b, const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_len(u + i, n - i);
+		char esc[16];
+		size_t outn = 0;
+
+		if (k == 0 || u[i] < 0x20 || u[i] == 0x7f)
+			k = 1, outn = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", u[i]);
+		else if (k == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0) /* U+0080..U+009F */
+			outn = (size_t)snprintf(esc, sizeof(esc), "\\xc2\\x%02x", u[i + 1]);
+		if (outn == 0) {
+			if (b->len + k > b->cap - 1)
+				break; /* a character is never cut in half */
+			put(b, s + i, k);
+		} else {
+			if (b->len + outn > b->cap - 1)
+				break;
+			put(b, esc, outn);
+		}
+		i += k;
+	}
+}
+
 /* The decorated line for @p msg (n bytes, no newline) into @p b, newline included. */
 static void
 decorate(struct sbuf *b, unsigned int level, const char *module, const char *msg, size_t n,
@@ -231,7 +262,7 @@ decorate(struct sbuf *b, unsigned int level, const char *module, const char *msg
 				 (unsigned long)req->tenant);
 			puts_(b, tmp);
 		}
-		put(b, msg, n);
+		put_text(b, msg, n);
 	}
 	/* the newline always fits: put() keeps room for it below */
 	b->p[b->len++] = '\n';
@@ -306,7 +337,16 @@ rte_stream_write(void *cookie, const char *buf, size_t size)
 				b.len--; /* the line goes on in the next write */
 			fwrite(line, 1, b.len, f);
 		} else {
-			fwrite(buf + i, 1, n + (nl != NULL), f);
+			char line[OUT_MAX_BYTES];
+			struct sbuf b = {line, 0, sizeof(line) - 1};
+
+			if (g_format == MB_LOG_JSON)
+				put(&b, buf + i, n); /* the object is already broken: as DPDK wrote it */
+			else
+				put_text(&b, buf + i, n);
+			if (nl != NULL)
+				b.p[b.len++] = '\n';
+			fwrite(line, 1, b.len, f);
 		}
 		g_rte_line_start = nl != NULL;
 		i += n + (nl != NULL);

@@ -13,6 +13,8 @@
 #include "mb_log.h"
 #include "mb_test.h"
 
+#include <rte_log.h>
+
 static char *g_buf;
 static size_t g_len;
 static FILE *g_stream;
@@ -148,6 +150,32 @@ test_timestamp_and_level(void)
 	CU_ASSERT_EQUAL(
 		strncmp(strchr(out, '\n') + 26, "WARNING mediabatch: logtest: second\n", 36), 0);
 	CU_ASSERT_FALSE(mb_log_journal());
+}
+
+/* Text lines: a message cannot start a line, a terminal escape or a blob of its own. */
+static void
+test_text_escapes(void)
+{
+	const char *out, *want = "a\\x0ab \\x1b[31mred \\xc2\\x9b c\\xff caf\xc3\xa9 \\x09 ok\n";
+
+	unsetenv("JOURNAL_STREAM");
+	capture_start();
+	MB_LOG(NOTICE, "a\nb \x1b[31mred \xc2\x9b c\xff caf\xc3\xa9 \t ok");
+	out = capture_stop();
+	CU_ASSERT_EQUAL(count(out, "\n"), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+	if (strstr(out, want) == NULL)
+		printf("\n    got: %s", out);
+
+	/* DPDK's lines too (rte_log through this layer's stream) */
+	capture_start();
+	rte_log(RTE_LOG_ERR, RTE_LOGTYPE_EAL, "EAL: bad \x1b]0;x\x07 arg\n<3>forged\n");
+	out = capture_stop();
+	CU_ASSERT_EQUAL(count(out, "\n"), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ERR mediabatch: dpdk: EAL: bad \\x1b]0;x\\x07 arg\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ERR mediabatch: dpdk: <3>forged\n"));
+	if (count(out, "\n") != 2 || strstr(out, "\\x1b]0;x\\x07") == NULL)
+		printf("\n    got: %s", out);
 }
 
 /* JOURNAL_STREAM naming the log's own file: journald's <N> prefix, no timestamp. */
@@ -325,6 +353,8 @@ test_json_lines(void)
 static const struct mb_test_case cases[] = {
 	{"text lines: timestamp and level", test_timestamp_and_level},
 	{"journald: <N> priority, no timestamp", test_journald_prefix},
+	{"text lines: control characters and bytes that are not UTF-8 as \\xNN",
+	 test_text_escapes},
 	{"JSON lines: members, escapes, request ids", test_json_lines},
 	{"level names parse", test_parse_level},
 	{"module prefix and level filter", test_prefix_and_filter},
