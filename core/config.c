@@ -39,6 +39,7 @@
 #include <rte_log.h>
 #include <yaml.h>
 
+#include "mb_eal.h"
 #include "mb_build_config.h"
 #include "mb_log.h"
 #include "mb_placement.h"
@@ -1098,6 +1099,13 @@ apply_eal(struct checker *ck, const struct y_eal *s, struct mb_config *c)
 			return;
 		}
 		c->n_eal_args = i + 1;
+	}
+	{
+		char why[1536];
+
+		if (mb_eal_check_args((const char *const *)c->eal_args, c->n_eal_args, NULL, why,
+				      sizeof(why)) < 0)
+			fail(ck, "%s", why);
 	}
 }
 

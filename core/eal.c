@@ -8,27 +8,195 @@
 #include "mb_eal.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_version.h>
 
 #include "env_internal.h"
 
 #define MB_LOG_MODULE "eal"
 #include "mb_log.h"
 
-#define MAX_ARGS 64
-#define ARG_BUF 4096
+/* room for the config's limits (eal.args: 128 entries of up to 1024 bytes), 16 virtual
+ * devices of udp.ports and what this file adds */
+#define MAX_ARGS 160
+#define ARG_BUF (144 * 1024)
 
 static bool g_eal_up;
 static char g_file_prefix[128];
+
+#if RTE_VER_YEAR == 22 && RTE_VER_MONTH == 11
+#define CHECK_NAMES 1
+/* DPDK 22.11's EAL options (lib/eal/common/eal_common_options.c and the Linux ones), as
+ * its usage text lists them; checked against the library by unit/core/eal. */
+static const char g_short[] = "+:a:b:c:d:hl:m:n:r:s:S:v"; /* +: no permutation */
+static const struct option g_long[] = {
+	{"allow", required_argument, NULL, 'a'},
+	{"base-virtaddr", required_argument, NULL, 257},
+	{"block", required_argument, NULL, 'b'},
+	{"create-uio-dev", no_argument, NULL, 258},
+	{"file-prefix", required_argument, NULL, 259},
+	{"force-max-simd-bitwidth", required_argument, NULL, 260},
+	{"help", no_argument, NULL, 'h'},
+	{"huge-dir", required_argument, NULL, 261},
+	{"huge-unlink", optional_argument, NULL, 262},
+	{"huge-worker-stack", optional_argument, NULL, 263},
+	{"in-memory", no_argument, NULL, 264},
+	{"iova-mode", required_argument, NULL, 265},
+	{"lcores", required_argument, NULL, 'l'},
+	{"legacy-mem", no_argument, NULL, 266},
+	{"log-level", required_argument, NULL, 267},
+	{"main-lcore", required_argument, NULL, 268},
+	{"match-allocations", no_argument, NULL, 269},
+	{"mbuf-pool-ops-name", required_argument, NULL, 270},
+	{"no-hpet", no_argument, NULL, 271},
+	{"no-huge", no_argument, NULL, 272},
+	{"no-pci", no_argument, NULL, 273},
+	{"no-shconf", no_argument, NULL, 274},
+	{"no-telemetry", no_argument, NULL, 275},
+	{"proc-type", required_argument, NULL, 276},
+	{"single-file-segments", no_argument, NULL, 277},
+	{"socket-limit", required_argument, NULL, 278},
+	{"socket-mem", required_argument, NULL, 279},
+	{"syslog", optional_argument, NULL, 280},
+	{"telemetry", no_argument, NULL, 281},
+	{"trace", required_argument, NULL, 282},
+	{"trace-bufsz", required_argument, NULL, 283},
+	{"trace-dir", required_argument, NULL, 284},
+	{"trace-mode", required_argument, NULL, 285},
+	{"vdev", required_argument, NULL, 286},
+	{"vfio-intr", required_argument, NULL, 287},
+	{"vfio-vf-token", required_argument, NULL, 288},
+	{"vmware-tsc-map", no_argument, NULL, 289},
+	{NULL, 0, NULL, 0},
+};
+#else
+#define CHECK_NAMES 0
+#endif
+
+int
+mb_eal_check_args(const char *const *args, unsigned int n, unsigned long long *no_huge_bytes,
+		  char *err, size_t len)
+{
+	unsigned long long m_bytes = 64ull << 20; /* DPDK's memory with --no-huge and no -m */
+	bool no_huge = false;
+	size_t total = 0;
+	char **argv;
+	int rc = 0;
+
+	if (no_huge_bytes != NULL)
+		*no_huge_bytes = 0;
+	for (unsigned int i = 0; i < n; i++)
+		total += strlen(args[i]) + 1;
+	if (n + 24 > MAX_ARGS || total + 8192 > ARG_BUF) {
+		snprintf(err, len, "eal.args: %u entries of %zu bytes in all; at most %d and %d", n,
+			 total, MAX_ARGS - 24, ARG_BUF - 8192);
+		return -EINVAL;
+	}
+	/* getopt_long() wants a char *argv[]: a copy of the pointers */
+	argv = calloc(n + 2, sizeof(*argv));
+	if (argv == NULL) {
+		snprintf(err, len, "eal.args: out of memory");
+		return -ENOMEM;
+	}
+	argv[0] = (char *)"mediabatchd";
+	for (unsigned int i = 0; i < n; i++)
+		argv[i + 1] = (char *)args[i];
+#if CHECK_NAMES
+	{
+		int opt, li, prev = 1;
+
+		opterr = 0;
+		optind = 0; /* glibc: start over, its state included */
+		while (rc == 0 &&
+		       (opt = getopt_long((int)n + 1, argv, g_short, g_long, &li)) != -1) {
+			unsigned int at = (unsigned int)prev - 1; /* the entry that held it */
+			const char *what = argv[prev];
+			char shown[8];
+
+			prev = optind;
+			if (strncmp(what, "--", 2) != 0) { /* a short one, maybe of a bundle */
+				snprintf(shown, sizeof(shown), "-%c",
+					 opt == '?' || opt == ':' ? optopt : opt);
+				what = shown;
+			}
+			if (opt == ':') {
+				snprintf(err, len, "eal.args[%u]: '%s' needs a value", at, what);
+				rc = -EINVAL;
+			} else if (opt == 'h') {
+				snprintf(err, len,
+					 "eal.args[%u]: '%s' makes DPDK print its usage and exit "
+					 "at start",
+					 at, what);
+				rc = -EINVAL;
+			} else if (opt == '?' && optopt != 0 && what != shown) {
+				snprintf(err, len, "eal.args[%u]: '%s' takes no value", at, what);
+				rc = -EINVAL;
+			} else if (opt == '?') {
+				snprintf(err, len,
+					 "eal.args[%u]: '%s' is not an EAL option of DPDK 22.11 "
+					 "(nor "
+					 "an unambiguous abbreviation of one): the start would "
+					 "stop at it",
+					 at, what);
+				rc = -EINVAL;
+			} else if (opt > 256 && strcmp(g_long[li].name, "no-huge") == 0) {
+				no_huge = true;
+			} else if (opt == 'm') {
+				char *end;
+				unsigned long long mb;
+
+				errno = 0;
+				mb = strtoull(optarg, &end, 10);
+				if (errno != 0 || end == optarg || *end != '\0' || mb == 0 ||
+				    mb > (1ull << 30)) {
+					snprintf(err, len,
+						 "eal.args[%u]: -m '%s': DPDK reads -m as a whole "
+						 "number "
+						 "of MiB (it would take '1G' as 1 MiB)",
+						 at, optarg);
+					rc = -EINVAL;
+				}
+				m_bytes = mb << 20;
+			}
+		}
+		if (rc == 0 && optind <= (int)n) {
+			snprintf(
+				err, len,
+				"eal.args[%d]: '%s' is not an option (a value goes in its option's "
+				"entry, '--vdev=net_pcap0,...', or in the entry right after an "
+				"option "
+				"that takes one)",
+				optind - 1, argv[optind]);
+			rc = -EINVAL;
+		}
+		optind = 0;
+	}
+#else
+	for (unsigned int i = 0; i < n; i++) {
+		if (strcmp(args[i], "--no-huge") == 0)
+			no_huge = true;
+		else if (strcmp(args[i], "-m") == 0 && i + 1 < n)
+			m_bytes = strtoull(args[i + 1], NULL, 10) << 20;
+		else if (strncmp(args[i], "-m", 2) == 0 && args[i][2] != '\0')
+			m_bytes = strtoull(args[i] + 2, NULL, 10) << 20;
+	}
+#endif
+	free(argv);
+	if (rc == 0 && no_huge && no_huge_bytes != NULL)
+		*no_huge_bytes = m_bytes;
+	return rc;
+}
 
 void
 mb_eal_opts_init(struct mb_eal_opts *opts)

@@ -18,6 +18,7 @@
 #define MB_EAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct mb_eal_opts {
 	/** argv[0] and the stem of the file prefix. Default "mediabatch". Borrowed. */
@@ -56,6 +57,23 @@ int mb_eal_init(const struct mb_eal_opts *opts);
  * be freed first. Returns 0, -EALREADY if EAL is not up, or a negative errno.
  */
 int mb_eal_fini(void);
+
+/**
+ * Check bare-metal EAL arguments (mb_eal_opts.args, the config's eal.args) as the DPDK this
+ * was built against parses them, without starting anything: each option one it knows (an
+ * unambiguous abbreviation too, as getopt_long takes), each that needs a value given one,
+ * no entry that is not an option, no --help (DPDK would print its usage and exit the
+ * process). Returns 0, or -EINVAL with the first problem in @p err
+ * ("eal.args[3]: '--no-such-flag' is not an EAL option of DPDK 22.11"). The option table is
+ * DPDK 22.11's: built against another version, only the memory below is read.
+ *
+ * @p no_huge_bytes (may be NULL) gets the memory the arguments fix at start with --no-huge:
+ * -m MB, or DPDK's 64 MiB without it; 0 when they use hugepages (the heap may then grow).
+ * Threads: uses getopt_long()'s global state; call from the main thread, before EAL is up
+ * or after (EAL resets that state itself).
+ */
+int mb_eal_check_args(const char *const *args, unsigned int n, unsigned long long *no_huge_bytes,
+		      char *err, size_t len);
 
 /** True between a successful mb_eal_init() and mb_eal_fini(). */
 bool mb_eal_is_up(void);

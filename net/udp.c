@@ -1786,7 +1786,8 @@ setup_buffers(struct udp_queue *q, int socket, char *err, size_t err_len)
 		if (q->bufs[k] == NULL) {
 			snprintf(err, err_len,
 				 "rx queue %s: cannot create %" PRIu64 " payload buffers of %u "
-				 "bytes: %s (raise eal.memory_mb or lower udp.buffer_mb)",
+				 "bytes: %s (raise eal.memory_mb, or the memory eal.args gives, or "
+				 "lower udp.buffer_mb)",
 				 q->label, n, q->class_size[k], rte_strerror(rte_errno));
 			return -ENOMEM;
 		}

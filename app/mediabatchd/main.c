@@ -377,9 +377,9 @@ check_file(const struct mb_config *cfg, const struct mb_service *running, struct
 	}
 	if ((rc = service_check_heap(cfg, ck->heap, sizeof(ck->heap))) < 0) {
 		say(err, len,
-		    "%s: the DPDK heap is too small: it needs %s: raise eal.memory_mb or lower "
-		    "those",
-		    cfg->source, ck->heap);
+		    "%s: the DPDK heap is too small: it needs %s: raise %s or lower those",
+		    cfg->source, ck->heap,
+		    cfg->n_eal_args != 0 ? "-m in eal.args" : "eal.memory_mb");
 		return rc;
 	}
 	return 0;

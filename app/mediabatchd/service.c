@@ -31,6 +31,7 @@
 #include "mb_admission.h"
 #include "mb_batcher.h"
 #include "mb_breaker.h"
+#include "mb_eal.h"
 #include "mb_build_config.h"
 #include "mb_cancel.h"
 #include "mb_device.h"
@@ -765,16 +766,28 @@ client_share(const struct mb_config *cfg)
 	return cfg->max_inflight / 4 ? cfg->max_inflight / 4 : 1;
 }
 
-/* Where the DPDK heap comes from, for a message: "eal.memory_mb (256 MiB)", or the
- * hugepages that eal.args gives (then eal.memory_mb does not apply). */
-static const char *
+/* Where the DPDK heap comes from, for a message, and its size in bytes (0: it may grow):
+ * "eal.memory_mb (256 MiB)"; with eal.args, "the hugepages eal.args gives", or with
+ * --no-huge there the memory that fixes (then eal.memory_mb does not apply). */
+static unsigned long long
 heap_source(const struct mb_config *cfg, char *buf, size_t len)
 {
-	if (cfg->n_eal_args != 0)
-		snprintf(buf, len, "the hugepages eal.args gives");
-	else
+	unsigned long long fixed = 0;
+	char why[256];
+
+	if (cfg->n_eal_args == 0) {
 		snprintf(buf, len, "eal.memory_mb (%u MiB)", cfg->eal_memory_mb);
-	return buf;
+		return (unsigned long long)cfg->eal_memory_mb << 20;
+	}
+	if (mb_eal_check_args((const char *const *)cfg->eal_args, cfg->n_eal_args, &fixed, why,
+			      sizeof(why)) == 0 &&
+	    fixed != 0)
+		snprintf(buf, len,
+			 "the --no-huge memory of eal.args (%llu MiB: its -m, 64 without)",
+			 fixed >> 20);
+	else
+		snprintf(buf, len, "the hugepages eal.args gives");
+	return fixed;
 }
 
 int
@@ -786,7 +799,8 @@ service_check_heap(const struct mb_config *cfg, char *buf, size_t len)
 	 * payload buffers */
 	uint64_t rxq = 0, req, rate, mbufs, bufs, need;
 	const double mib = 1024.0 * 1024.0;
-	char heap[64];
+	char heap[128];
+	unsigned long long cap = heap_source(cfg, heap, sizeof(heap));
 
 	for (unsigned int i = 0; i < cfg->n_udp_ports; i++)
 		rxq += cfg->udp_ports[i].rx_queues;
@@ -801,7 +815,7 @@ service_check_heap(const struct mb_config *cfg, char *buf, size_t len)
 			 "at least %.0f MiB (request objects for service.max_inflight %u: %.0f "
 			 "MiB; rate-limit tables for tenants.max_tenants %u: %.0f MiB) of %s",
 			 (double)need / mib, cfg->max_inflight, (double)req / mib, cfg->max_tenants,
-			 (double)rate / mib, heap_source(cfg, heap, sizeof(heap)));
+			 (double)rate / mib, heap);
 	else
 		snprintf(buf, len,
 			 "at least %.0f MiB (request objects for service.max_inflight %u and the "
@@ -809,9 +823,8 @@ service_check_heap(const struct mb_config *cfg, char *buf, size_t len)
 			 "MiB; udp.mbufs: %.0f MiB; udp.buffer_mb for %" PRIu64
 			 " rx queue(s): %.0f MiB) of %s",
 			 (double)need / mib, cfg->max_inflight, (double)req / mib, cfg->max_tenants,
-			 (double)rate / mib, (double)mbufs / mib, rxq, (double)bufs / mib,
-			 heap_source(cfg, heap, sizeof(heap)));
-	return cfg->n_eal_args == 0 && need > (uint64_t)cfg->eal_memory_mb << 20 ? -ENOMEM : 0;
+			 (double)rate / mib, (double)mbufs / mib, rxq, (double)bufs / mib, heap);
+	return cap != 0 && need > cap ? -ENOMEM : 0;
 }
 
 int
@@ -1685,14 +1698,15 @@ udp_unadmit(void *ctx, struct mb_request *req)
 static void
 limiter_error(const struct mb_config *cfg, int rc, char *buf, size_t len)
 {
-	char heap[64];
+	char heap[128];
 
+	heap_source(cfg, heap, sizeof(heap));
 	if (rc == -ENOMEM)
 		snprintf(buf, len,
 			 "tenant rate limits: no memory for a table of tenants.max_tenants %u "
 			 "(one for ZeroMQ and one per UDP rx queue, in the DPDK heap: raise %s, or "
 			 "lower max_tenants)",
-			 cfg->max_tenants, heap_source(cfg, heap, sizeof(heap)));
+			 cfg->max_tenants, heap);
 	else
 		snprintf(buf, len, "tenant rate limits: %s", strerror(-rc));
 }

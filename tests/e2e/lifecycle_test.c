@@ -508,6 +508,21 @@ test_config_errors(void)
 		bad, "service:\n  max_inflight: 1048576\n",
 		"(request objects for service.max_inflight 1048576: 888 MiB; rate-limit "
 		"tables for tenants.max_tenants 4096: 0 MiB) of eal.memory_mb (256 MiB)");
+	/* eal.args with --no-huge fix the heap at -m (64 MiB without it): the UDP parts do not
+	 * fit in 64 MiB (--check said "the hugepages eal.args gives" and passed; the start
+	 * failed on the payload buffers), and the message says where to raise it */
+	check_heap_refused(bad,
+			   "eal:\n  args: [--no-huge, --no-pci]\nudp:\n  ports:\n"
+			   "    - device: net_null0\n      address: 192.0.2.1\n",
+			   "of the --no-huge memory of eal.args (64 MiB: its -m, 64 without): "
+			   "raise -m in eal.args");
+	/* an option DPDK does not know: --check refuses it (the start stopped at it) */
+	fd = open(bad, O_WRONLY | O_TRUNC);
+	CU_ASSERT_FATAL(fd >= 0);
+	dprintf(fd, "eal:\n  args: [--no-huge, --no-pci, --no-such-flag]\n");
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "eal.args[2]: '--no-such-flag' is not an EAL option"));
 	/* so do rate-limit tables whose buckets alone fit but not with their index (4M tenants:
 	 * 122 MiB of buckets, 282 MiB with the index; the start fails on it) */
 	check_heap_refused(bad, "tenants:\n  max_tenants: 4000000\n",

@@ -7,13 +7,17 @@
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <rte_eal.h>
 #include <rte_lcore.h>
+#include <rte_version.h>
 
 #include "mb_eal.h"
 #include "mb_test.h"
@@ -87,7 +91,131 @@ test_fini_removes_runtime_dir(void)
 	CU_ASSERT_EQUAL(mb_eal_fini(), -EALREADY);
 }
 
+/* mb_eal_check_args() on @p n arguments: 0 or -EINVAL, the reason into @p why. */
+static int
+check(char *why, size_t len, unsigned long long *mem, unsigned int n, ...)
+{
+	const char *args[16];
+	va_list ap;
+
+	va_start(ap, n);
+	for (unsigned int i = 0; i < n; i++)
+		args[i] = va_arg(ap, const char *);
+	va_end(ap);
+	why[0] = '\0';
+	return mb_eal_check_args(args, n, mem, why, len);
+}
+
+/* eal.args as --check sees them: DPDK's options, values, --no-huge's memory */
+static void
+test_check_args(void)
+{
+	unsigned long long mem = 1;
+	char why[512];
+
+	CU_ASSERT_EQUAL(check(why, sizeof(why), &mem, 0), 0);
+	CU_ASSERT_EQUAL(mem, 0);
+	CU_ASSERT_EQUAL(check(why, sizeof(why), &mem, 5, "-l", "0-3", "--socket-mem=1024", "-a",
+			      "0000:17:00.0"),
+			0);
+	CU_ASSERT_EQUAL(mem, 0); /* hugepages: the heap may grow */
+	CU_ASSERT_EQUAL(
+		check(why, sizeof(why), &mem, 3, "--no-huge", "--no-pci", "--vdev=net_ring0"), 0);
+	CU_ASSERT_EQUAL(mem, 64ull << 20); /* DPDK's default without -m */
+	CU_ASSERT_EQUAL(check(why, sizeof(why), &mem, 3, "-m", "512", "--no-hu"), 0);
+	CU_ASSERT_EQUAL(mem, 512ull << 20);
+	CU_ASSERT_EQUAL(check(why, sizeof(why), &mem, 2, "-m100", "--no-huge"), 0);
+	CU_ASSERT_EQUAL(mem, 100ull << 20);
+#if RTE_VER_YEAR == 22 && RTE_VER_MONTH == 11
+	CU_ASSERT_EQUAL(check(why, sizeof(why), &mem, 3, "--no-huge", "--no-pci", "--no-such-flag"),
+			-EINVAL);
+	CU_ASSERT_STRING_EQUAL(why, "eal.args[2]: '--no-such-flag' is not an EAL option of DPDK "
+				    "22.11 (nor an unambiguous abbreviation of one): the start "
+				    "would stop at it");
+	CU_ASSERT_EQUAL(mem, 0);
+	CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 1, "--no"), -EINVAL); /* ambiguous */
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "eal.args[0]: '--no' is not an EAL option"));
+	CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 1, "-vx"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "eal.args[0]: '-x' is not"));
+	CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 2, "--no-huge", "--vdev"), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(why, "eal.args[1]: '--vdev' needs a value");
+	CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 1, "--no-huge=1"), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(why, "eal.args[0]: '--no-huge=1' takes no value");
+	CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 3, "--vdev", "net_ring0", "100"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "eal.args[2]: '100' is not an option"));
+	CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 2, "-m", "1G"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "eal.args[0]: -m '1G': DPDK reads -m as a whole"));
+	CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 1, "--help"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "makes DPDK print its usage and exit"));
+	CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 1, "-h"), -EINVAL);
+#endif
+}
+
+/*
+ * Every option the linked DPDK's own usage text lists passes the check: the usage of an
+ * rte_eal_init() refused in a child process (an unknown option stops it before anything
+ * starts), read from the child's stdout.
+ */
+static void
+test_check_args_knows_dpdk(void)
+{
+	int fds[2], status, known = 0, refused = 0;
+	char usage[16384], why[512];
+	size_t got = 0;
+	ssize_t r;
+	pid_t pid;
+
+	CU_ASSERT_FATAL(pipe(fds) == 0);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		char *argv[] = {"eal_test", "--zz-not-an-eal-option", NULL};
+
+		dup2(fds[1], STDOUT_FILENO);
+		close(fds[0]);
+		rte_eal_init(2, argv);
+		fflush(stdout);
+		_exit(0);
+	}
+	close(fds[1]);
+	while (got < sizeof(usage) - 1 &&
+	       (r = read(fds[0], usage + got, sizeof(usage) - 1 - got)) > 0)
+		got += (size_t)r;
+	usage[got] = '\0';
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	for (char *line = strtok(usage, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		char opt[64];
+		const char *p = line + strspn(line, " ");
+		size_t n;
+		int rc;
+
+		if (p == line || p[0] != '-') /* options are indented: "  -c COREMASK" */
+			continue;
+		if (p[1] != '-' && p[2] == ',') /* "-b, --block": the long one */
+			p += 3 + strspn(p + 3, " ");
+		n = p[1] == '-' ? 2 + strspn(p + 2, "abcdefghijklmnopqrstuvwxyz-") : 2;
+		if (n >= sizeof(opt))
+			continue;
+		memcpy(opt, p, n);
+		opt[n] = '\0';
+		rc = check(why, sizeof(why), NULL, 1, opt);
+		if (rc == 0 || strstr(why, "needs a value") != NULL ||
+		    strstr(why, "print its usage") != NULL) {
+			known++;
+		} else {
+			refused++;
+			printf("\n    DPDK lists %s, the check refuses it: %s", opt, why);
+		}
+	}
+	printf("\n    %d options in the usage of %s, all known to the check", known, rte_version());
+	CU_ASSERT(known >= 30); /* the usage was read */
+	CU_ASSERT_EQUAL(refused, 0);
+}
+
 static const struct mb_test_case cases[] = {
+	{"eal.args are checked as DPDK parses them", test_check_args},
+	{"every option DPDK's usage lists passes the check", test_check_args_knows_dpdk},
 	{"bad options are refused before EAL starts", test_bad_options},
 	{"embedded default starts with a unique prefix, main thread unpinned",
 	 test_init_embedded_default},
