@@ -341,7 +341,8 @@ rte_stream_write(void *cookie, const char *buf, size_t size)
 			struct sbuf b = {line, 0, sizeof(line) - 1};
 
 			if (g_format == MB_LOG_JSON)
-				put(&b, buf + i, n); /* the object is already broken: as DPDK wrote it */
+				put(&b, buf + i,
+				    n); /* the object is already broken: as DPDK wrote it */
 			else
 				put_text(&b, buf + i, n);
 			if (nl != NULL)

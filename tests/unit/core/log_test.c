@@ -353,8 +353,7 @@ test_json_lines(void)
 static const struct mb_test_case cases[] = {
 	{"text lines: timestamp and level", test_timestamp_and_level},
 	{"journald: <N> priority, no timestamp", test_journald_prefix},
-	{"text lines: control characters and bytes that are not UTF-8 as \\xNN",
-	 test_text_escapes},
+	{"text lines: control characters and bytes that are not UTF-8 as \\xNN", test_text_escapes},
 	{"JSON lines: members, escapes, request ids", test_json_lines},
 	{"level names parse", test_parse_level},
 	{"module prefix and level filter", test_prefix_and_filter},
