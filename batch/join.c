@@ -188,34 +188,43 @@ join_results(struct join *j, struct mb_request *p, char *why, size_t len)
 	}
 
 	/* MB_JOIN_MEAN_SOFTMAX_TOPK: softmax of the mean logits, the k best (lower id first on
-	 * ties) as (u32 class, f32 score) pairs */
+	 * ties) as (u32 class, f32 score) pairs. As a single clip's top-k does
+	 * (mb_videomae_topk()): a NaN logit ranks as -inf, and with no finite maximum (+inf, or
+	 * every logit -inf or NaN) the scores are 0 (a NaN took acc[-1] here once). */
 	uint32_t k = j->topk < m ? j->topk : (uint32_t)m;
-	uint8_t *out = malloc((size_t)k * 8 + 1);
+	uint8_t *out = malloc((size_t)k * 8 + 1), *taken = calloc(m ? m : 1, 1);
 	double max = -INFINITY, sum = 0.0;
 
-	if (out == NULL) {
+	if (out == NULL || taken == NULL) {
+		free(out);
+		free(taken);
 		free(acc);
 		goto oom;
 	}
-	for (size_t e = 0; e < m; e++)
+	for (size_t e = 0; e < m; e++) {
+		if (isnan(acc[e]))
+			acc[e] = -INFINITY;
 		if (acc[e] > max)
 			max = acc[e];
-	for (size_t e = 0; e < m; e++)
-		sum += (acc[e] = exp(acc[e] - max));
+	}
+	if (isfinite(max))
+		for (size_t e = 0; e < m; e++)
+			sum += exp(acc[e] - max);
 	for (uint32_t r = 0; r < k; r++) {
 		size_t best = SIZE_MAX;
 		uint32_t id;
 		float score;
 
 		for (size_t e = 0; e < m; e++)
-			if (acc[e] >= 0.0 && (best == SIZE_MAX || acc[e] > acc[best]))
+			if (!taken[e] && (best == SIZE_MAX || acc[e] > acc[best]))
 				best = e;
+		taken[best] = 1; /* k <= m: one is left */
 		id = (uint32_t)best;
-		score = (float)(acc[best] / sum);
-		acc[best] = -1.0; /* taken */
+		score = sum > 0.0 ? (float)(exp(acc[best] - max) / sum) : 0.0f;
 		memcpy(out + (size_t)r * 8, &id, 4);
 		memcpy(out + (size_t)r * 8 + 4, &score, 4);
 	}
+	free(taken);
 	free(acc);
 	p->result = out;
 	p->result_len = k * 8;

@@ -278,6 +278,79 @@ test_softmax_topk(void)
 	free(p.result);
 }
 
+static const float *g_case; /* 6 logits, the same in both windows */
+
+static float
+case_logit(uint32_t tag, uint32_t i)
+{
+	(void)tag;
+	return g_case[i];
+}
+
+/* NaN and infinite logits: ranked as a single clip ranks them (NaN as -inf; ties to the
+ * lower id), scores 0 without a finite maximum; a NaN read and wrote acc[-1] (ASan:
+ * heap-buffer-overflow) and answered class 0xffffffff */
+static void
+test_softmax_topk_not_finite(void)
+{
+	static const float some_nan[6] = {NAN, 1.0f, 2.0f, -INFINITY, NAN, 3.0f};
+	static const float all_nan[6] = {NAN, NAN, NAN, NAN, NAN, NAN};
+	static const float all_minf[6] = {-INFINITY, -INFINITY, -INFINITY,
+					  -INFINITY, -INFINITY, -INFINITY};
+	static const float pinf[6] = {0.0f, 5.0f, INFINITY, NAN, 1.0f, 2.0f};
+	const struct {
+		const float *logits;
+		uint32_t ids[3];
+		bool scored;
+	} cases[] = {
+		{some_nan, {5, 2, 1}, true},
+		{all_nan, {0, 1, 2}, false},
+		{all_minf, {0, 1, 2}, false},
+		{pinf, {2, 1, 5}, false},
+	};
+	struct mb_model m = model(16, MB_JOIN_MEAN_SOFTMAX_TOPK, 3);
+
+	for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]); t++) {
+		struct mb_request p, *kids[2], *got = NULL;
+		const uint8_t *v;
+		double sum = exp(1.0 - 3.0) + exp(2.0 - 3.0) + 1.0;
+
+		memset(&p, 0, sizeof(p));
+		p.hdr.media = MB_MEDIA_RGB24;
+		p.hdr.frames = 32;
+		p.hdr.height = 2;
+		p.hdr.width = 2;
+		p.hdr.payload_len = 32 * 2 * 2 * 3;
+		p.payload = g_payload;
+		p.windows = 2;
+		g_case = cases[t].logits;
+		CU_ASSERT_EQUAL_FATAL(mb_join_split(&p, &m, kids), 0);
+		for (uint32_t i = 0; i < 2; i++) {
+			answer_f32(kids[i], 1, 6, case_logit, i);
+			got = kids[i]->join->done(kids[i]);
+		}
+		CU_ASSERT_PTR_EQUAL_FATAL(got, &p);
+		CU_ASSERT_EQUAL(p.resp.status, MB_STATUS_OK);
+		CU_ASSERT_EQUAL_FATAL(p.result_len, 24);
+		v = p.result;
+		for (uint32_t r = 0; r < 3; r++) {
+			uint32_t id;
+			float score;
+
+			memcpy(&id, v + r * 8, 4);
+			memcpy(&score, v + r * 8 + 4, 4);
+			CU_ASSERT_EQUAL(id, cases[t].ids[r]);
+			if (cases[t].scored) {
+				CU_ASSERT_DOUBLE_EQUAL(score, exp(cases[t].logits[id] - 3.0) / sum,
+						       1e-6);
+			} else {
+				CU_ASSERT_EQUAL(score, 0.0f);
+			}
+		}
+		free(p.result);
+	}
+}
+
 static void
 test_first_failure_wins(void)
 {
@@ -441,6 +514,9 @@ static const struct mb_test_case cases[] = {
 	{"rows joined in media order, any return order", test_concat_any_order},
 	{"mean, L2-normalised", test_mean_l2},
 	{"softmax top-k of the mean logits, ties to the lower class", test_softmax_topk},
+	{"softmax top-k: NaN and infinite logits ranked as one clip ranks them, no read before the "
+	 "buffer",
+	 test_softmax_topk_not_finite},
 	{"the first failed window answers, with its name", test_first_failure_wins},
 	{"results that do not join; too many rows", test_mismatch_and_rows},
 	{"parked windows: the parent recycled after the last is back", test_parked},
