@@ -212,11 +212,14 @@ mel_to_hz(double m)
 }
 
 /* HF's mel_filter_bank(BINS, mels, 50, 14000, 48000, norm="slaney", mel_scale="slaney") */
-static void
+static int
 build_filters(struct clap_extra *x, uint32_t mels)
 {
 	const double lo = hz_to_mel(F_MIN), hi = hz_to_mel(F_MAX);
 	double *f = malloc(sizeof(double) * (mels + 2));
+
+	if (f == NULL)
+		return -ENOMEM;
 
 	for (uint32_t i = 0; i < mels + 2; i++)
 		f[i] = mel_to_hz(i == mels + 1 ? hi : lo + (hi - lo) * i / (mels + 1));
@@ -242,6 +245,7 @@ build_filters(struct clap_extra *x, uint32_t mels)
 			x->lo[m] = x->hi[m] = 0;
 	}
 	free(f);
+	return 0;
 }
 
 /* PyTorch's bicubic weights (A = -0.75) of offset @p t in [0, 1). */
@@ -296,7 +300,8 @@ init_front_end(struct mb_net *net, struct clap_extra *x)
 	if (x->fb == NULL || x->lo == NULL || x->hi == NULL || x->bn_scale == NULL ||
 	    x->bn_shift == NULL || x->src == NULL || x->coef == NULL)
 		return -ENOMEM;
-	build_filters(x, mels);
+	if (build_filters(x, mels) < 0)
+		return -ENOMEM;
 	/* (x - mean) / sqrt(var + eps) * weight + bias = x * scale + shift */
 	for (uint32_t m = 0; m < mels; m++) {
 		double scale = (double)w[BN_W][m] / sqrt((double)w[BN_RV][m] + BN_EPS);

@@ -240,8 +240,8 @@ cfg_list(const struct clap_config *c, const char *key, int64_t *out, uint32_t ma
 		*n_out = 1;
 		return 0;
 	}
-	if (!json_is_array(v) || json_array_size(v) > max)
-		goto bad;
+	if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > max)
+		goto bad; /* empty: its callers read out[0] */
 	json_array_foreach(v, i, e)
 	{
 		if (!json_is_integer(e))
@@ -251,8 +251,8 @@ cfg_list(const struct clap_config *c, const char *key, int64_t *out, uint32_t ma
 	*n_out = (uint32_t)json_array_size(v);
 	return 0;
 bad:
-	snprintf(reason, reason_len, "%s: %s%s is not a list of at most %u integers", c->path,
-		 c->apfx, key, max);
+	snprintf(reason, reason_len, "%s: %s%s is not an integer or a list of 1 to %u integers",
+		 c->path, c->apfx, key, max);
 	return -EINVAL;
 }
 

@@ -331,13 +331,16 @@ static int
 write_text(const char *path, const char *text, char *err, size_t err_len)
 {
 	FILE *f = fopen(path, "w");
+	int e = 0;
 
-	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0) {
-		int e = errno;
-
+	if (f == NULL)
+		e = errno;
+	else if (fputs(text, f) < 0)
+		e = errno, fclose(f);
+	else if (fclose(f) != 0) /* closed either way: never again (a double free once) */
+		e = errno;
+	if (e != 0) {
 		snprintf(err, err_len, "%s: %s", path, strerror(e));
-		if (f != NULL)
-			fclose(f);
 		return -e;
 	}
 	return 0;

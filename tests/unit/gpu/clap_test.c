@@ -921,6 +921,14 @@ edit_stride(json_t *root)
 	json_object_set_new(audio_of(root), "patch_stride", json_pack("[ii]", 4, 2));
 }
 
+/* an empty list, without spec_size: patch_stride[0] was read uninitialised (valgrind) */
+static void
+edit_empty_stride(json_t *root)
+{
+	json_object_del(audio_of(root), "spec_size");
+	json_object_set_new(audio_of(root), "patch_stride", json_array());
+}
+
 static void
 test_load_errors(void)
 {
@@ -1013,6 +1021,14 @@ test_load_errors(void)
 	expect_refused("stride", &(struct variant){.config = cfg},
 		       (const char *const[]){config, "audio_config.patch_stride",
 					     "not a square stride", NULL});
+	free(cfg);
+	snprintf(config, sizeof(config), "%s/estride/config.json", g_dir);
+	cfg = config_edit(edit_empty_stride);
+	expect_refused("estride", &(struct variant){.config = cfg},
+		       (const char *const[]){config,
+					     "audio_config.patch_stride is not an integer or a "
+					     "list of 1 to 2 integers",
+					     NULL});
 	free(cfg);
 	snprintf(config, sizeof(config), "%s/badjson/config.json", g_dir);
 	expect_refused("badjson", &(struct variant){.config = "{\"audio_config\": 3}"},
