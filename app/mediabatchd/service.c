@@ -856,12 +856,17 @@ service_check_security(const struct mb_config *cfg, bool http_files, char *buf, 
 			 client_share(cfg), cfg->max_inflight_per_tenant ? "a limit" : "no limit");
 	else
 		snprintf(buf, len,
-			 "plaintext (no authentication: the tenant in each header is trusted)%s; "
+			 "plaintext (no authentication: the tenant in each header is trusted)%s%s; "
 			 "shares: %u in flight per client",
 			 exposed ? "; WARNING: an endpoint is not loopback, so anyone who reaches "
 				   "it "
 				   "can use any tenant and receive every result: use security.mode "
 				   "curve off trusted networks"
+				 : "",
+			 cfg->n_clients != 0 || cfg->server_key_file[0] != '\0'
+				 ? "; WARNING: security.clients or security.server_key is set, "
+				   "but security.mode is plaintext, so they do nothing: every "
+				   "client is served, as any tenant (set security.mode: curve)"
 				 : "",
 			 client_share(cfg));
 	mb_auth_destroy(&auth);

@@ -516,6 +516,16 @@ test_config_errors(void)
 			   "    - device: net_null0\n      address: 192.0.2.1\n",
 			   "of the --no-huge memory of eal.args (64 MiB: its -m, 64 without): "
 			   "raise -m in eal.args");
+	/* CURVE settings under plaintext do nothing: --check passes with a warning (it said
+	 * nothing, and an operator who forgot mode: curve ran open) */
+	fd = open(bad, O_WRONLY | O_TRUNC);
+	CU_ASSERT_FATAL(fd >= 0);
+	dprintf(fd, "security:\n  mode: plaintext\n  server_key: /nonexistent/server.key_secret\n");
+	close(fd);
+	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out,
+				      "WARNING: security.clients or security.server_key is "
+				      "set, but security.mode is plaintext, so they do nothing"));
 	/* an option DPDK does not know: --check refuses it (the start stopped at it) */
 	fd = open(bad, O_WRONLY | O_TRUNC);
 	CU_ASSERT_FATAL(fd >= 0);
