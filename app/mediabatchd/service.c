@@ -362,6 +362,27 @@ has_suffix(const char *s, const char *suffix)
 	return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* When the weights of @p name were looked for by default (no models[].weights) and neither
+ * <dir>/<name>/ nor @p path, <dir>/<name>.safetensors, exists: the reason says where it
+ * looked and what to do, in place of the open's "No such file or directory". */
+static void
+weights_hint(const struct mb_config *cfg, const char *name, const char *path, char *why, size_t len)
+{
+	const struct mb_model_config *c = mb_config_model(cfg, name);
+	const char *slash = path != NULL ? strrchr(path, '/') : NULL;
+	struct stat st;
+	int n;
+
+	if ((c != NULL && c->weights[0] != '\0') || slash == NULL ||
+	    !has_suffix(path, ".safetensors") || stat(path, &st) == 0 || errno != ENOENT)
+		return;
+	n = snprintf(why, len,
+		     "no %s/ nor %s.safetensors in %.*s (name the checkpoint in models[].weights "
+		     "or weights_dir; mediabatch-weights --out DIR writes placeholders)",
+		     name, name, (int)(slash - path), path);
+	(void)n; /* a long directory is cut: a reason has MB_PROTO_REASON_MAX */
+}
+
 /*
  * What the files a model loads from look like now (their names, inodes, sizes and mtimes in
  * one number), so that a reload sees a checkpoint or plugin replaced under the same path:
@@ -482,6 +503,8 @@ load_on_devices(struct mb_service *s, struct mb_model *m, const char *weights)
 	if (m->devices != 0)
 		return;
 	m->enabled = false;
+	if (failed) /* where it looked, when the default place is empty */
+		weights_hint(cfg, m->desc->name, weights, why, sizeof(why));
 	if (failed) /* a load failed: that is why, never "no device" */
 		snprintf(m->disabled_reason, sizeof(m->disabled_reason), "failed to load: %s", why);
 	else if (!(m->desc->devices & MB_MODEL_ON_CPU))
@@ -643,6 +666,7 @@ check_one(const struct mb_config *cfg, const struct mb_model_desc *d, const char
 	}
 	if ((rc = d->load(&args, &state, why, why_len)) != 0) {
 		load_reason(rc, why, why_len);
+		weights_hint(cfg, d->name, args.weights_path, why, why_len);
 		return -1;
 	}
 	if (d->unload != NULL)

@@ -516,6 +516,32 @@ test_config_errors(void)
 			   "    - device: net_null0\n      address: 192.0.2.1\n",
 			   "of the --no-huge memory of eal.args (64 MiB: its -m, 64 without): "
 			   "raise -m in eal.args");
+	/* an empty weights_dir: the reason says where it looked and what to do (it said
+	 * "<dir>/whisper.safetensors: No such file or directory"); an explicit weights path
+	 * keeps the open's own reason */
+	{
+		char empty[] = "/tmp/mb_e2e_weights_XXXXXX", want[256];
+
+		CU_ASSERT_FATAL(mkdtemp(empty) != NULL);
+		fd = open(bad, O_WRONLY | O_TRUNC);
+		CU_ASSERT_FATAL(fd >= 0);
+		dprintf(fd, "weights_dir: %s\nmodels:\n  - name: clap\n    weights: %s/c.st\n",
+			empty, empty);
+		close(fd);
+		CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 2);
+		snprintf(want, sizeof(want),
+			 "model whisper: failed to load: no whisper/ nor whisper.safetensors in %s "
+			 "(name the checkpoint in models[].weights or weights_dir; "
+			 "mediabatch-weights --out DIR writes placeholders)",
+			 empty);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+		snprintf(want, sizeof(want), "model clap: failed to load: %s/c.st: No such file",
+			 empty);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+		if (strstr(out, want) == NULL)
+			printf("\n    got: %s", out);
+		rmdir(empty);
+	}
 	/* CURVE settings under plaintext do nothing: --check passes with a warning (it said
 	 * nothing, and an operator who forgot mode: curve ran open) */
 	fd = open(bad, O_WRONLY | O_TRUNC);
