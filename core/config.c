@@ -893,7 +893,7 @@ double_in(struct checker *ck, const char *field, const double *v, double lo, dou
 		return false;
 	if (!((*v >= lo && *v <= hi) || (zero_ok && *v == 0.0))) {
 		snprintf(ck->err, ck->len, "%s: %s: %s is out of range %s%s..%s", ck->path, field,
-			 mb_config_shortest(sv, sizeof(sv), *v), zero_ok ? "0 or " : "",
+			 mb_config_shortest(sv, sizeof(sv), *v), zero_ok && lo > 0.0 ? "0 or " : "",
 			 mb_config_shortest(slo, sizeof(slo), lo),
 			 mb_config_shortest(shi, sizeof(shi), hi));
 		ck->failed = 1;
@@ -964,7 +964,9 @@ mb_config_set(struct mb_config *c, const char *key, const char *v, char *err, si
 		level = mb_log_parse_level(v);
 		if (level < 0) {
 			snprintf(err, err_len,
-				 "'%s' is not one of error, warning, notice, info, debug", v);
+				 "'%s' is not one of error, warning, notice, info, debug (in any "
+				 "case; also err, warn, or DPDK's number 1..8)",
+				 v);
 			return -EINVAL;
 		}
 		c->log_level = level;
@@ -1391,10 +1393,11 @@ apply_udp(struct checker *ck, const struct y_udp *s, struct mb_config *c)
 		if (y->address == NULL || inet_pton(AF_INET, y->address, &a) != 1 ||
 		    a.s_addr == 0 || a.s_addr == 0xffffffffu) {
 			fail(ck,
-			     "udp.ports[%u].address: %s%s%s is not a unicast IPv4 address (the "
+			     "udp.ports[%u].address: %s%s%s a unicast IPv4 address (the "
 			     "address this port answers ARP for and receives UDP on)",
-			     i, y->address ? "'" : "", y->address ? y->address : "missing",
-			     y->address ? "'" : "");
+			     i, y->address ? "'" : "",
+			     y->address ? y->address : "missing; expected",
+			     y->address ? "' is not" : "");
 			break;
 		}
 		p->address = a.s_addr;

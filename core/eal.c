@@ -291,7 +291,9 @@ mb_eal_init(const struct mb_eal_opts *opts)
 	}
 	level = mb_log_parse_level(opts->log_level != NULL ? opts->log_level : "warning");
 	if (level < 0) {
-		MB_LOG(ERR, "EAL log level '%s' is not one of error, warning, notice, info, debug",
+		MB_LOG(ERR,
+		       "EAL log level '%s' is not one of error, warning, notice, info, debug (in "
+		       "any case; also err, warn, or DPDK's number 1..8)",
 		       opts->log_level);
 		return -EINVAL;
 	}
