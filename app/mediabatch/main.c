@@ -651,13 +651,15 @@ cmd_send(struct send_opts *o, struct media *m)
 		}
 	}
 	if (o->count > 1 || o->quiet) {
-		double elapsed = now_s() - t0, *sorted = malloc(sizeof(double) * (size_t)received);
+		double elapsed = now_s() - t0,
+		       *sorted = malloc(sizeof(double) * (size_t)(received + 1));
 		long k = 0;
 
-		for (long i = 0; i < o->count; i++)
+		for (long i = 0; sorted != NULL && i < o->count; i++) /* none: no percentiles */
 			if (lat[i] > 0)
 				sorted[k++] = lat[i];
-		qsort(sorted, (size_t)k, sizeof(double), cmp_double);
+		if (k > 1)
+			qsort(sorted, (size_t)k, sizeof(double), cmp_double);
 		printf("%ld sent, %ld answered in %.2f s (%.0f req/s)", next, received, elapsed,
 		       received / elapsed);
 		if (k > 0)
