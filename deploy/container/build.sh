@@ -9,8 +9,13 @@
 #      that git knows (build directories stay out).
 #
 # Usage: deploy/container/build.sh [options] [-- PODMAN_BUILD_ARGS...]
-#   --tag NAME       the image's name (default localhost/mediabatch:VERSION, VERSION from
-#                    meson.build: the name deploy/kubernetes/ runs, mediabatch:0.1.0)
+#   --tag NAME       the image's name (default localhost/mediabatch:VERSION-cpu, with --cuda
+#                    localhost/mediabatch:VERSION-cuda; VERSION from meson.build). A CPU
+#                    build is refused under the bare name deploy/kubernetes/ runs,
+#                    [REGISTRY/]mediabatch:VERSION: its configuration says
+#                    devices.cuda.mode: required, and a CPU image there stops at start
+#                    (crash-loops); give Kubernetes the -cuda image (its overlay's images:)
+#   --print-tag      print the name this would build and exit (needs neither root nor podman)
 #   --cache DIR      where the root filesystem's tarball is kept (default
 #                    ${XDG_CACHE_HOME:-~/.cache}/mediabatch-container)
 #   --storage DIR    podman's image store (default: the host's, /var/lib/containers)
@@ -26,7 +31,8 @@ src=$(cd "$here/../.." && pwd)
 . "$here/common.sh"
 
 version=$(sed -n "s/^ *version: '\(.*\)',\$/\1/p" "$src/meson.build" | head -1)
-tag=localhost/mediabatch:${version:-latest}
+tag=
+print_tag=0
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/mediabatch-container
 storage=
 cuda=0
@@ -38,6 +44,7 @@ while [ $# -gt 0 ]; do
 	--storage) storage=$2; shift 2 ;;
 	--cuda) cuda=1; shift ;;
 	--base-only) base_only=1; shift ;;
+	--print-tag) print_tag=1; shift ;;
 	--) shift; break ;;
 	-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "build.sh: unknown option $1 (--help)" >&2; exit 2 ;;
@@ -45,6 +52,26 @@ while [ $# -gt 0 ]; do
 done
 
 die() { echo "build.sh: $*" >&2; exit 1; }
+# The image's name: the CPU and the CUDA build never share one, and the CPU build never takes
+# the name deploy/kubernetes/ runs (devices.cuda.mode: required there).
+if [ -z "$tag" ]; then
+	if [ "$cuda" -eq 1 ]; then
+		tag=localhost/mediabatch:${version:-latest}-cuda
+	else
+		tag=localhost/mediabatch:${version:-latest}-cpu
+	fi
+fi
+if [ "$cuda" -eq 0 ] && [ -n "$version" ] &&
+	{ [ "${tag##*/}" = "mediabatch:$version" ] || [ "$tag" = "mediabatch:$version" ]; }; then
+	echo "build.sh: --tag $tag: a CPU image under the name deploy/kubernetes/ runs" \
+		"(mediabatch:$version, devices.cuda.mode: required) would stop at start there;" \
+		"name it ${tag}-cpu, or build it with --cuda" >&2
+	exit 2
+fi
+if [ "$print_tag" -eq 1 ]; then
+	echo "$tag"
+	exit 0
+fi
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, podman's image store)"
 for c in debootstrap podman tar; do
 	command -v "$c" >/dev/null || die "$c is not installed (deploy/install-deps.sh installs it)"

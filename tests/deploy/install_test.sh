@@ -124,6 +124,17 @@ grep -q "$bin/mediabatchd --config $tmp/mediabatch.yaml" "$tmp/mediabatchd.servi
 verify=$(systemd-analyze verify "$tmp/mediabatchd.service" 2>&1)
 [ $? -eq 0 ] && [ -z "$verify" ] || fail "systemd-analyze verify deploy/mediabatchd.service: $verify"
 echo "deploy/mediabatchd.service: systemd-analyze verify clean"
+# the root unit's hardening: what DPDK cannot mind, and none of what can block /dev/vfio,
+# hugepages, AF_PACKET or sysfs (the unit's comment says why)
+for k in NoNewPrivileges=yes ProtectHome=yes ProtectKernelModules=yes ProtectKernelLogs=yes \
+	ProtectControlGroups=yes ProtectHostname=yes RestrictNamespaces=yes RestrictSUIDSGID=yes \
+	LockPersonality=yes SystemCallArchitectures=native; do
+	grep -qx "$k" "$tmp/mediabatchd.service" || fail "deploy/mediabatchd.service lacks $k"
+done
+for k in PrivateDevices DeviceAllow ProtectClock ProtectKernelTunables RestrictAddressFamilies \
+	CapabilityBoundingSet DynamicUser User; do
+	! grep -q "^$k=" "$tmp/mediabatchd.service" || fail "deploy/mediabatchd.service sets $k, which can block DPDK"
+done
 
 # the ZeroMQ-only unit: unprivileged, hardened, the same daemon and the same notify protocol
 sed -e "s|/usr/local/bin/|$bin/|g" -e "s|/etc/mediabatch/mediabatch.yaml|$tmp/mediabatch.yaml|g" \
@@ -132,10 +143,29 @@ grep -q "$bin/mediabatchd --config $tmp/mediabatch.yaml" "$tmp/mediabatchd-zmq.s
 	fail "the ZeroMQ unit's ExecStart is not the installed daemon with /etc/mediabatch/mediabatch.yaml"
 for k in Type=notify NotifyAccess=main DynamicUser=yes NoNewPrivileges=yes ProtectSystem=strict \
 	ProtectHome=yes PrivateTmp=yes "CapabilityBoundingSet=" \
-	"RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK"; do
+	"RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK" \
+	SystemCallFilter=@system-service SystemCallErrorNumber=EPERM UMask=0077 ProtectProc=invisible; do
 	grep -qx "$k" "$tmp/mediabatchd-zmq.service" || fail "deploy/mediabatchd-zmq.service lacks $k"
 done
 grep -q "^WatchdogSec=" "$src/deploy/mediabatchd.service" || fail "deploy/mediabatchd.service has no WatchdogSec"
 verify=$(systemd-analyze verify "$tmp/mediabatchd-zmq.service" 2>&1)
 [ $? -eq 0 ] && [ -z "$verify" ] || fail "systemd-analyze verify deploy/mediabatchd-zmq.service: $verify"
 echo "deploy/mediabatchd-zmq.service: systemd-analyze verify clean"
+# ProcSubset=pid would hide /proc/stat, which /metrics reads (process_start_time_seconds)
+! grep -q "^ProcSubset=" "$tmp/mediabatchd-zmq.service" ||
+	fail "deploy/mediabatchd-zmq.service sets ProcSubset: core/procstat.c reads /proc/stat"
+# One name for the ZeroMQ unit: it is installed as the header says, and the docs' drop-in
+# (systemctl edit) and credential path name that unit, not the file's name.
+unit=$(sed -n 's|^# Install: cp deploy/mediabatchd-zmq.service /etc/systemd/system/\([^ ]*\.service\).*|\1|p' \
+	"$src/deploy/mediabatchd-zmq.service")
+[ "$unit" = mediabatchd.service ] ||
+	fail "deploy/mediabatchd-zmq.service's header installs it as '$unit', not mediabatchd.service"
+wrong=$(grep -nE 'credentials/mediabatchd-zmq|(systemctl [a-z-]+|journalctl -u) mediabatchd-zmq' \
+	"$src/docs/operating.md" "$src/deploy/mediabatchd-zmq.service")
+[ -z "$wrong" ] || fail "the ZeroMQ unit is installed as $unit, but these name it mediabatchd-zmq: $wrong"
+for f in "$src/docs/operating.md" "$src/deploy/mediabatchd-zmq.service"; do
+	grep -qF "/run/credentials/$unit/server.key_secret" "$f" ||
+		fail "${f#"$src/"}: no credential path /run/credentials/$unit/server.key_secret"
+	grep -qF "systemctl edit ${unit%.service}" "$f" || fail "${f#"$src/"}: no 'systemctl edit ${unit%.service}'"
+done
+echo "deploy/mediabatchd-zmq.service: installed as $unit, as docs/operating.md's CURVE steps say"

@@ -7,7 +7,9 @@
 #  2. tests/deploy/k8s/validate.mjs on the tree: every kustomization rendered (and compared
 #     with `kubectl kustomize` where kubectl is installed), every object validated against the
 #     Kubernetes 1.33 API schemas in strict mode, and our invariants (QoS, drain, ports, key
-#     modes, SR-IOV pieces);
+#     modes, SR-IOV pieces, the ServiceMonitor's job label = the one the alert rules of
+#     deploy/prometheus/mediabatch-rules.yml select); then the image name: build.sh's CPU image
+#     never takes the name the DaemonSet runs (devices.cuda.mode: required), and is refused it;
 #  3. the ConfigMap's configuration through the real `mediabatchd --check` (the base's, and the
 #     SR-IOV one as start-dpdk.sh writes it from a VF's PCI address and Multus's network-status),
 #     start-dpdk.sh's refusals, and the Secret template's placeholders refused by the daemon;
@@ -84,6 +86,23 @@ else
 	cat "$tmp/validate.log"
 	bad "deploy/kubernetes does not validate"
 	finish
+fi
+
+# --- 2b. the image name: deploy/container/build.sh's CPU image never takes the name the
+# DaemonSet runs (whose configuration says devices.cuda.mode: required) ------------------
+img=$(sed -n 's/^ *image: *//p' "$k8s/base/daemonset.yaml" | sort -u)
+cpu_tag=$(bash "$src/deploy/container/build.sh" --print-tag 2>&1)
+cuda_tag=$(bash "$src/deploy/container/build.sh" --cuda --print-tag 2>&1)
+if [ "$(printf '%s\n' "$img" | wc -l)" -ne 1 ] || [ -z "$img" ]; then
+	bad "base/daemonset.yaml: one image name expected, found: $img"
+elif [ "${cpu_tag##*/}" = "$img" ] || [ "$cpu_tag" = "$cuda_tag" ]; then
+	bad "deploy/container/build.sh's CPU image is $cpu_tag (CUDA: $cuda_tag): the DaemonSet runs $img with CUDA required"
+elif bash "$src/deploy/container/build.sh" --tag "localhost/$img" --print-tag >/dev/null 2>"$tmp/tag.log" ||
+	! grep -q 'devices.cuda.mode: required' "$tmp/tag.log"; then
+	cat "$tmp/tag.log"
+	bad "deploy/container/build.sh accepts a CPU image named localhost/$img, the name the DaemonSet runs"
+else
+	ok "image names: the DaemonSet runs $img; build.sh makes $cpu_tag (CPU) and $cuda_tag (--cuda), and refuses a CPU image named localhost/$img"
 fi
 
 # --- 3. the configuration, by the daemon itself -------------------------------------------
@@ -193,7 +212,7 @@ else
 fi
 
 # --- 4. the validator fails on broken manifests ------------------------------------------
-# NAME|FILE (under deploy/kubernetes)|sed script|what the validator must say
+# NAME|FILE (under deploy/kubernetes; ../prometheus/ for the alert rules)|sed script|what the validator must say
 mutations=(
 	"unknown field|base/daemonset.yaml|s/^          image: mediabatch:0.1.0\$/&\n          imagePullPolicyy: Always/|imagePullPolicyy: unknown field"
 	"wrong type|base/daemonset.yaml|s/containerPort: 7402/containerPort: \"7402\"/|containerPort must be integer"
@@ -208,6 +227,8 @@ mutations=(
 	"key copy readable by all|base/daemonset.yaml|s/install -m 0600/install -m 0644/|install -m 0600"
 	"scrape annotation port|base/daemonset.yaml|s/prometheus.io\\/port: \"7402\"/prometheus.io\\/port: \"9090\"/|prometheus.io/port 9090"
 	"ServiceMonitor port|components/prometheus-operator/servicemonitor.yaml|s/- port: metrics/- port: http/|ServiceMonitor endpoint port http"
+	"ServiceMonitor without the job relabeling|components/prometheus-operator/servicemonitor.yaml|/relabelings:/,/replacement: mediabatch/d|its targets get job=\"mediabatchd\" (the Service's name"
+	"alert rules of another job|../prometheus/mediabatch-rules.yml|s/job=\"mediabatch\"/job=\"mb\"/g|mediabatch-rules.yml selects job=\"mb\": no alert would fire"
 	"Service not headless|base/service.yaml|/clusterIP: None/d|headless"
 	"no GPU|base/daemonset.yaml|/nvidia.com\\/gpu: \"1\"/d|nvidia.com/gpu"
 	"capability DPDK does not need|components/sriov/daemonset-patch.yaml|s/add: \\[IPC_LOCK\\]/add: [IPC_LOCK, SYS_ADMIN]/|capability SYS_ADMIN"
@@ -221,7 +242,7 @@ for i in "${!mutations[@]}"; do
 	IFS='|' read -r name file script expect <<<"${mutations[$i]}"
 	root=$tmp/bad$i
 	mkdir -p "$root/deploy"
-	cp -r "$k8s" "$root/deploy/"
+	cp -r "$k8s" "$src/deploy/prometheus" "$root/deploy/"
 	sed -i "$script" "$root/deploy/kubernetes/$file"
 	if cmp -s "$k8s/$file" "$root/deploy/kubernetes/$file"; then
 		bad "mutation '$name' changed nothing in $file (fix its sed script)"

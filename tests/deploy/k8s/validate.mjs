@@ -18,7 +18,9 @@
 //     fields; ajv's schemas there allow unknown fields);
 //  3. checks the invariants of our own that the API cannot know (invariants() below):
 //     Guaranteed QoS with whole CPUs, the drain fitting in the grace period, every port
-//     agreeing with the configuration, the CURVE key files' modes, the SR-IOV pieces.
+//     agreeing with the configuration, the CURVE key files' modes, the SR-IOV pieces, and
+//     the job label the Prometheus Operator gives the ServiceMonitor's targets being the one
+//     every alert rule of deploy/prometheus/mediabatch-rules.yml selects.
 // Prints "<root>: ok" or "<root>: FAIL" with one line per problem; exits 1 if any root
 // failed. --out DIR writes each rendering (DIR/<name>.yaml) and its ConfigMap's files
 // (DIR/<name>/config/) for the shell test's `mediabatchd --check`.
@@ -427,7 +429,45 @@ function endpoint(s, key) {
 	return { host: m[1], port: Number(m[2]) };
 }
 
-function invariants(name, objs, exampleSecret) {
+// The alert rules (deploy/prometheus/mediabatch-rules.yml): the job every expression selects.
+const RULES = "deploy/prometheus/mediabatch-rules.yml";
+function rulesJobs(root) {
+	const file = path.join(root, RULES);
+	if (!fs.existsSync(file)) fail(`${RULES}: missing (the ServiceMonitor's job is checked against it)`);
+	const jobs = new Set();
+	for (const doc of parseDocs(file, fs.readFileSync(file, "utf8")))
+		for (const g of doc?.groups ?? [])
+			for (const r of g.rules ?? []) for (const m of String(r.expr ?? "").matchAll(/\bjob\s*(=~|!=|!~|=)\s*"([^"]*)"/g)) jobs.add(m[1] === "=" ? m[2] : `${m[1]}"${m[2]}"`);
+	return jobs;
+}
+
+// The job label the Prometheus Operator gives the targets of a ServiceMonitor endpoint: the
+// Service's name, or the value of the Service's label spec.jobLabel names, then the
+// endpoint's relabelings (only those this check can evaluate: replace with a literal
+// replacement and no source labels). Returns { job } or { error }.
+function serviceMonitorJob(sm, svc, e) {
+	let job = svc.metadata.name;
+	let how = "the Service's name, the operator's default";
+	const jl = sm.spec.jobLabel;
+	if (jl && svc.metadata.labels?.[jl]) {
+		job = svc.metadata.labels[jl];
+		how = `the Service's label ${jl}, spec.jobLabel`;
+	}
+	for (const r of e.relabelings ?? []) {
+		const action = (r.action ?? "replace").toLowerCase();
+		const touches = r.targetLabel === "job" || (["labeldrop", "labelkeep", "labelmap"].includes(action) && new RegExp(`^(?:${r.regex ?? "(.*)"})$`).test("job"));
+		if (!touches) continue;
+		if (action !== "replace" || (r.sourceLabels ?? []).length || r.replacement === undefined || /\$/.test(r.replacement))
+			return { error: `a relabeling of job this check cannot evaluate (${JSON.stringify(r)}): set it with action replace and a literal replacement` };
+		job = r.replacement;
+		how = "the endpoint's relabeling";
+	}
+	for (const r of e.metricRelabelings ?? [])
+		if (r.targetLabel === "job") return { error: "a metricRelabeling of job: up{} keeps the target's job, the samples would not; relabel the target (relabelings) instead" };
+	return { job, how };
+}
+
+function invariants(name, objs, exampleSecret, jobs) {
 	const errs = [];
 	const check = (ok, msg) => {
 		if (!ok) errs.push(msg);
@@ -545,6 +585,14 @@ function invariants(name, objs, exampleSecret) {
 				const sp = (svc.spec.ports ?? []).find((p) => p.name === e.port);
 				check(sp && resolve(sp.targetPort ?? sp.port) === eps.metrics, `ServiceMonitor endpoint port ${e.port}: must be the Service's port for service.metrics (${eps.metrics})`);
 				check((e.path ?? "/metrics") === "/metrics", "ServiceMonitor endpoint path /metrics");
+				// the alert rules must see these targets: the job they select is the one the
+				// Prometheus Operator gives them
+				const sj = serviceMonitorJob(sm, svc, e);
+				if (sj.error) check(false, `ServiceMonitor ${sm.metadata.name} endpoint port ${e.port}: ${sj.error}`);
+				else if (jobs) {
+					const sel = [...jobs];
+					check(sel.length === 1 && sel[0] === sj.job, `ServiceMonitor ${sm.metadata.name} endpoint port ${e.port}: its targets get job="${sj.job}" (${sj.how}), but ${RULES} selects ${sel.map((j) => (j.startsWith("=") || j.startsWith("!") ? `job${j}` : `job="${j}"`)).join(", ") || "no job"}: no alert would fire (a relabeling with targetLabel: job, replacement: the rules' job)`);
+				}
 			}
 		}
 	}
@@ -679,7 +727,8 @@ async function validateRoot(root, kubectl, out) {
 	const note = (name, e) => where.set(e, [...(where.get(e) ?? []), name]);
 	for (const [name, objs] of [...rendered.map((r) => [r.name, r.objs]), ["curve-secret.example.yaml", [examples[0]]]])
 		for (const o of objs) for (const e of [...(await ajvValidate(o)), ...fields.check(o)]) note(name, `${o.kind}/${o.metadata?.name}: ${e}`);
-	for (const r of rendered) for (const e of invariants(r.name, r.objs, examples[0])) note(r.name, e);
+	const jobs = rulesJobs(root);
+	for (const r of rendered) for (const e of invariants(r.name, r.objs, examples[0], jobs)) note(r.name, e);
 	for (const [e, names] of where) errs.push(`${names.join(", ")}: ${e}`);
 	if (out) {
 		for (const r of rendered) {
