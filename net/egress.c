@@ -416,6 +416,14 @@ void
 mb_egress_answer(struct mb_frontdoor *fd, const zmq_msg_t *client, const struct mb_proto_error *err,
 		 enum mb_status status, const char *reason)
 {
+	mb_egress_answer_flags(fd, client, err, status, 0, reason);
+}
+
+void
+mb_egress_answer_flags(struct mb_frontdoor *fd, const zmq_msg_t *client,
+		       const struct mb_proto_error *err, enum mb_status status, uint16_t flags,
+		       const char *reason)
+{
 	static struct mb_request tmp; /* front door thread only */
 
 	memset(&tmp, 0, sizeof(tmp));
@@ -428,6 +436,7 @@ mb_egress_answer(struct mb_frontdoor *fd, const zmq_msg_t *client, const struct 
 	memcpy(tmp.client, zmq_msg_data((zmq_msg_t *)client), tmp.client_len);
 	tmp.arrival_ns = fd->now;
 	mb_request_answer(&tmp, status, "%s", reason);
+	tmp.resp.flags |= flags;
 	if (emit(fd, &tmp) == EMIT_HELD) {
 		/* The requester's queue is full: held as a reply is, and sent in its turn once
 		 * it reads (a copy: retire() frees it, counts it sent). At most max_inflight of

@@ -821,6 +821,29 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	}
 	if (fd->auth != NULL && (client = authorize(fd, parts, &h, &err)) == NULL)
 		return;
+	/* A duplicate first, whatever else would refuse it (the drain, a limit, a share): its
+	 * answer must carry the DUPLICATE flag, or a client takes it for the earlier request's
+	 * (and may send that again elsewhere: OVERLOADED and UNAVAILABLE mean "did not run"). */
+	{
+		struct idx_key k = {
+			.client_hash = mb_request_client_hash(zmq_msg_data(&parts[0]),
+							      (uint8_t)zmq_msg_size(&parts[0])),
+			.request_id = h.request_id,
+			.tenant = h.tenant_id,
+		};
+		void *other = NULL;
+
+		if (rte_hash_lookup_data(fd->index, &k, &other) >= 0) {
+			snprintf(reason, sizeof(reason),
+				 "request_id: %" PRIu64 " is already in flight for this client and "
+				 "tenant %" PRIu32 "; this refuses the duplicate only (flag "
+				 "DUPLICATE), the earlier request gets its own answer",
+				 h.request_id, h.tenant_id);
+			mb_egress_answer_flags(fd, &parts[0], &err, MB_STATUS_BAD_REQUEST,
+					       MB_RESP_FLAG_DUPLICATE, reason);
+			return;
+		}
+	}
 	if (fd->ingest_closed) {
 		fd->drain_refused++;
 		mb_egress_answer(fd, &parts[0], &err, MB_STATUS_UNAVAILABLE,
@@ -868,21 +891,8 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	mb_fd_share_add(&fd->tenant_shares, (uint64_t)h.tenant_id + 1, 1);
 
 	{
-		struct idx_key k = key_of(req);
-		void *other = NULL;
+		struct idx_key k = key_of(req); /* not in the index: looked up above */
 
-		if (rte_hash_lookup_data(fd->index, &k, &other) >= 0) {
-			mb_request_answer(req, MB_STATUS_BAD_REQUEST,
-					  "request_id: %" PRIu64 " is already in flight for this "
-					  "client and tenant %" PRIu32
-					  "; this refuses the duplicate "
-					  "only (flag DUPLICATE), the earlier request gets its own "
-					  "answer",
-					  h.request_id, h.tenant_id);
-			req->resp.flags |= MB_RESP_FLAG_DUPLICATE;
-			mb_egress_finish(fd, req);
-			return;
-		}
 		req->indexed = rte_hash_add_key_data(fd->index, &k, req) == 0;
 	}
 	reason[0] = '\0';

@@ -57,13 +57,18 @@ unsigned int mb_egress_poll(struct mb_frontdoor *fd, uint64_t now);
 void mb_egress_finish(struct mb_frontdoor *fd, struct mb_request *req);
 
 /**
- * Answer a message that never became a request (no pool object): sent once, and if the
- * requester's queue is full it is only published, as the request was never accepted.
- * @p client (the ROUTER identity frame), @p err (request id, tenant, model) and @p reason
- * are borrowed for the call.
+ * Answer a message that never became a request (no pool object): sent, and if the
+ * requester's queue is full held and sent in its turn (at most service.max_inflight such
+ * refusals; past that, published only and counted). @p client (the ROUTER identity frame),
+ * @p err (request id, tenant, model) and @p reason are borrowed for the call.
  */
 void mb_egress_answer(struct mb_frontdoor *fd, const zmq_msg_t *client,
 		      const struct mb_proto_error *err, enum mb_status status, const char *reason);
+
+/** mb_egress_answer() with response flags @p flags (MB_RESP_FLAG_DUPLICATE). */
+void mb_egress_answer_flags(struct mb_frontdoor *fd, const zmq_msg_t *client,
+			    const struct mb_proto_error *err, enum mb_status status, uint16_t flags,
+			    const char *reason);
 
 /**
  * With the subscription reads (once a millisecond): if the PUB cut a subscriber off and every

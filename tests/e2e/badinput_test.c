@@ -290,6 +290,45 @@ test_duplicate_and_unknown_cancel(void)
 	CU_ASSERT_EQUAL(response(reason, sizeof(reason), NULL, 300), -1);
 }
 
+/* A duplicate that another check would refuse too (here the client's share, 1 in flight)
+ * is still answered BAD_REQUEST with DUPLICATE: it was OVERLOADED without the flag, which a
+ * client takes for the answer of the request in flight (and may send elsewhere). */
+static void
+test_duplicate_before_other_refusals(void)
+{
+	struct mb_daemon d;
+	void *saved = g_sock;
+	struct mb_request_hdr h = good(40);
+	char reason[256];
+	uint64_t id;
+	int linger = 0, st;
+
+	CU_ASSERT_EQUAL_FATAL(
+		mb_daemon_start(&d,
+				"service:\n  max_inflight_per_client: 1\n"
+				"models:\n  - name: logmel\n    max_delay_us: 300000\n",
+				NULL),
+		0);
+	g_sock = zmq_socket(g_ctx, ZMQ_DEALER);
+	zmq_setsockopt(g_sock, ZMQ_LINGER, &linger, sizeof(linger));
+	CU_ASSERT_EQUAL_FATAL(zmq_connect(g_sock, d.ingest), 0);
+	send_req(&h, g_pcm, 3200); /* held ~300 ms in the logmel queue: the share is used */
+	send_req(&h, g_pcm, 3200); /* the same id again: past the share, and a duplicate */
+	expect(MB_STATUS_BAD_REQUEST, "request_id: 40 is already in flight", 40);
+	CU_ASSERT_EQUAL(g_last_flags, MB_RESP_FLAG_DUPLICATE);
+	h = good(41); /* another id past the share: OVERLOADED, no flag */
+	send_req(&h, g_pcm, 3200);
+	expect(MB_STATUS_OVERLOADED, "in flight", 41);
+	CU_ASSERT_EQUAL(g_last_flags, 0);
+	st = response(reason, sizeof(reason), &id, 5000);
+	CU_ASSERT_EQUAL(st, MB_STATUS_OK); /* the first one runs normally */
+	CU_ASSERT_EQUAL(id, 40);
+	CU_ASSERT_EQUAL(g_last_flags, 0);
+	zmq_close(g_sock);
+	g_sock = saved;
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30.0), 0);
+}
+
 /* A refused cancel gets no answer: one under the id it names would read as that request's. */
 static void
 test_bad_cancel_dropped(void)
@@ -413,6 +452,8 @@ static const struct mb_test_case cases[] = {
 	{"models: unknown, wrong media, wrong rate, too short", test_models},
 	{"duplicate in-flight id refused; unknown cancel ignored",
 	 test_duplicate_and_unknown_cancel},
+	{"a duplicate past the client's share still carries DUPLICATE",
+	 test_duplicate_before_other_refusals},
 	{"a refused cancel is dropped and counted, not answered", test_bad_cancel_dropped},
 	{"3000 garbage messages, then a normal request", test_garbage_fuzz_then_normal},
 	{"refusals are not in the latency histogram; queued requests are",
