@@ -255,8 +255,15 @@ emit(struct mb_frontdoor *fd, struct mb_request *req)
 	bool routed = false, pub;
 
 	if (req->transport == MB_TRANSPORT_ZMQ && req->client_len != 0) {
-		if (zmq_send(fd->router, req->client, req->client_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) <
-		    0) {
+		/* The connection it came from closed: not routed, since its routing id may name
+		 * another connection by now (a client that reconnected under the same client_id
+		 * got the old connection's answers, CANCELLED ones and ids it reused). Counted as
+		 * the EHOSTUNREACH below would be. */
+		if (req->client_gone) {
+			if (req->resp.status != MB_STATUS_CANCELLED)
+				count(fd->m_client_gone);
+		} else if (zmq_send(fd->router, req->client, req->client_len,
+				    ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
 			int e = zmq_errno();
 
 			if (e == EAGAIN)

@@ -833,7 +833,14 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 		};
 		void *other = NULL;
 
-		if (rte_hash_lookup_data(fd->index, &k, &other) >= 0) {
+		if (rte_hash_lookup_data(fd->index, &k, &other) >= 0 && other != NULL &&
+		    ((struct mb_request *)other)->client_gone) {
+			/* the earlier one's connection closed: this is a new connection under the
+			 * same routing id (a client that reconnected with its client_id), not a
+			 * duplicate. The earlier one, answered to no one, leaves the index. */
+			rte_hash_del_key(fd->index, &k);
+			((struct mb_request *)other)->indexed = false;
+		} else if (other != NULL) {
 			snprintf(reason, sizeof(reason),
 				 "request_id: %" PRIu64 " is already in flight for this client and "
 				 "tenant %" PRIu32 "; this refuses the duplicate only (flag "

@@ -456,6 +456,125 @@ test_held_refusals_bounded(void)
 							 "published only"));
 }
 
+/* Wait (bounded) until mediabatch_zmq_connections is @p n: the daemon has seen them. */
+static bool
+connections_are(const struct mb_daemon *d, double n, double seconds)
+{
+	double deadline = mb_e2e_now() + seconds;
+
+	while (mb_daemon_metric(d, "mediabatch_zmq_connections") != n)
+		if (mb_e2e_now() > deadline)
+			return false;
+		else
+			usleep(20000);
+	return true;
+}
+
+/*
+ * A client that closes with requests in flight and reconnects under the same routing id
+ * (the README's client_id): the new connection gets the answers of what it sent, once each,
+ * and none of the old connection's (it got their OK and CANCELLED answers, and a second
+ * answer for an id it reused); the old ones are counted as lost replies or disconnect
+ * cancels.
+ */
+static void
+test_reconnect_same_routing_id(void)
+{
+	enum { N_OLD = 10, N_NEW = 5, REUSED = 8 };
+	static int16_t pcm[16000 * 2]; /* 2 s of whisper: a batch of 8 runs for about 1 s */
+	static const char id[] = "reconnecting-client";
+	struct mb_daemon d;
+	void *ctx, *old, *s;
+	int linger = 0, answers[N_OLD + 1 + N_NEW + 100] = {0}, stray = 0;
+	double gone0, cancelled0, gone, cancelled, c0;
+
+	CU_ASSERT_EQUAL_FATAL(
+		mb_daemon_start(
+			&d,
+			"devices:\n  cpu: {workers: 1}\n"
+			"models:\n  - name: whisper\n    max_batch: 8\n    max_delay_us: 100000\n",
+			NULL),
+		0);
+	ctx = zmq_ctx_new();
+	c0 = mb_daemon_metric(&d, "mediabatch_zmq_connections");
+	gone0 = mb_daemon_metric(&d, "mediabatch_reply_dropped_total{reason=\"client_gone\"}");
+	cancelled0 = mb_daemon_metric(&d, "mediabatch_disconnect_cancelled_total");
+	old = zmq_socket(ctx, ZMQ_DEALER);
+	zmq_setsockopt(old, ZMQ_ROUTING_ID, id, strlen(id));
+	zmq_setsockopt(old, ZMQ_LINGER, &linger, sizeof(linger));
+	CU_ASSERT_EQUAL_FATAL(zmq_connect(old, d.ingest), 0);
+	for (int i = 1; i <= N_OLD; i++) {
+		struct mb_request_hdr h;
+
+		mb_client_audio_hdr(&h, "whisper", 3, (uint64_t)i, MB_MEDIA_PCM_S16LE, 16000,
+				    sizeof(pcm));
+		raw_send(old, &h, pcm, sizeof(pcm));
+	}
+	usleep(300000); /* 8 running in one batch, 2 queued */
+	zmq_close(old);
+	/* the daemon has seen it close (else libzmq ignores a second peer under the id) */
+	CU_ASSERT_TRUE_FATAL(connections_are(&d, c0, 10));
+
+	s = zmq_socket(ctx, ZMQ_DEALER);
+	zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id));
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+	CU_ASSERT_EQUAL_FATAL(zmq_connect(s, d.ingest), 0);
+	for (int i = 0; i <= N_NEW; i++) { /* ids 101..105, and the old connection's 8 */
+		struct mb_request_hdr h;
+		float x[4] = {1, 2, 3, 4};
+
+		mb_client_tensor_hdr(&h, "identity", 3, i < N_NEW ? (uint64_t)(101 + i) : REUSED, 1,
+				     4);
+		raw_send(s, &h, x, sizeof(x));
+	}
+	for (;;) { /* until quiet for 3 s: the old ones run out within about 1 s */
+		zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
+		uint8_t hdr[128], body[4096];
+		struct mb_response_hdr r;
+		char why[64];
+		int more = 0;
+		size_t ml = sizeof(more);
+
+		if (zmq_poll(&it, 1, 3000) <= 0)
+			break;
+		zmq_recv(s, hdr, sizeof(hdr), 0);
+		zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+		if (more)
+			zmq_recv(s, body, sizeof(body), 0);
+		if (mb_proto_decode_response(hdr, MB_PROTO_HDR_LEN, &r, why, sizeof(why)) < 0) {
+			stray++;
+			continue;
+		}
+		if (r.request_id == REUSED && r.status == MB_STATUS_OK &&
+		    r.result_type == MB_RESULT_F32 && r.cols == 1) /* identity, not whisper */
+			answers[REUSED]++;
+		else if (r.request_id >= 101 && r.request_id < 101 + N_NEW &&
+			 r.status == MB_STATUS_OK)
+			answers[r.request_id - 101 + N_OLD + 1]++;
+		else {
+			printf("\n    the new connection got an answer it did not ask for: id "
+			       "%llu, %s",
+			       (unsigned long long)r.request_id, mb_status_name(r.status));
+			stray++;
+		}
+	}
+	CU_ASSERT_EQUAL(stray, 0);
+	CU_ASSERT_EQUAL(answers[REUSED], 1);
+	for (int i = 0; i < N_NEW; i++)
+		CU_ASSERT_EQUAL(answers[N_OLD + 1 + i], 1);
+	/* the old connection's ten: those answered before it closed went to it; each of the
+	 * others a lost reply (it ran) or a disconnect cancel */
+	gone = mb_daemon_metric(&d, "mediabatch_reply_dropped_total{reason=\"client_gone\"}") -
+	       gone0;
+	cancelled = mb_daemon_metric(&d, "mediabatch_disconnect_cancelled_total") - cancelled0;
+	printf("\n    the old connection's %d: %.0f ran (client_gone), %.0f cancelled", N_OLD, gone,
+	       cancelled);
+	CU_ASSERT(gone + cancelled >= N_OLD / 2 && gone + cancelled <= N_OLD);
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
 static const struct mb_test_case cases[] = {
 	{"past a model's queue limit: OVERLOADED, each answered once", test_queue_limit},
 	{"past max_inflight: OVERLOADED", test_max_inflight},
@@ -467,6 +586,8 @@ static const struct mb_test_case cases[] = {
 	{"a requester whose reply queue is full gets its refusals once it reads",
 	 test_refusals_held_for_slow_reader},
 	{"held refusals are bounded by max_inflight, the rest counted", test_held_refusals_bounded},
+	{"a client reconnecting under its routing id gets none of the old connection's answers",
+	 test_reconnect_same_routing_id},
 	{NULL, NULL},
 };
 
