@@ -89,9 +89,11 @@ struct mb_client_opts {
 	 * a second connection with the same id is not served there. ZeroMQ's ROUTER ignores
 	 * it, so its requests are never answered and nothing says so (its sends succeed, its
 	 * receives time out; no error from this library), and it stays unserved even after the
-	 * first connection closes: close it and connect again. It is for one connection that
-	 * wants a known name, e.g. one that reconnects under it once the old connection is
-	 * gone.
+	 * first connection closes: close it and connect again. That includes a connection
+	 * made right after closing the previous one under the id: mb_client_close() returns
+	 * before the service has seen the close (a second is ample). It is for one connection
+	 * that wants a known name, e.g. one that reconnects under it once the old connection
+	 * is gone; the new connection gets none of the old one's answers.
 	 */
 	const char *client_id;
 	/**

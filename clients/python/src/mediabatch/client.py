@@ -623,7 +623,10 @@ class Client:
             the request; when a connection closes, its requests that have not started are
             cancelled by the service. While one connection holds the id, ZeroMQ refuses a
             second, silently (its requests are never answered), and keeps refusing it after
-            the first closes: close the second and connect again.
+            the first closes: close the second and connect again. That includes a client
+            made right after closing the previous one under the id (close returns before
+            the service has seen it: a second is ample). A new connection gets none of the
+            old one's answers.
         tenant: the tenant of requests that do not name one (default 0).
         timeout_ms: the deadline sent in each request (0: the model's default).
         wait_timeout: seconds to wait for an answer before failing with
