@@ -271,9 +271,17 @@ mb_admission_check(struct mb_admission *a, struct mb_ratelimit *limits, struct m
 			 largest != NULL ? largest->name : "(none)", m->capacity);
 		return MB_STATUS_TOO_LARGE;
 	}
-	/* a request of n windows takes n places in its model's queue */
-	queued = atomic_fetch_add_explicit(&m->queued, windows, memory_order_acq_rel);
+	/* a request of n windows takes n places in its model's queue: more than queue_limit
+	 * could never fit (it was OVERLOADED, "retry later", on an idle daemon) */
 	limit = m->queue_limit; /* one load: it may change live */
+	if (windows > limit) {
+		snprintf(reason, len,
+			 "%u windows take %u places of the %s queue, more than its queue_limit %u "
+			 "(models[].queue_limit; send shorter media, or raise it)",
+			 windows, windows, h->model, limit);
+		return MB_STATUS_TOO_LARGE;
+	}
+	queued = atomic_fetch_add_explicit(&m->queued, windows, memory_order_acq_rel);
 	if (queued + windows > limit) {
 		atomic_fetch_sub_explicit(&m->queued, windows, memory_order_acq_rel);
 		snprintf(reason, len,

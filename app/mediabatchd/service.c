@@ -761,6 +761,21 @@ service_check_model_keys(const struct mb_config *cfg, char *buf, size_t len)
 				buf, len, &n, "; ",
 				"models[%u] (%s): max_windows: %s takes no windows; ignored", i,
 				c->name, c->name);
+		else if (c->queue_limit >= 0 && builtin &&
+			 mb_builtin_windowing(c->name, &window, &join, &topk) == 0 &&
+			 c->queue_limit <
+				 (c->max_windows > 0 ? c->max_windows : MB_DEFAULT_MAX_WINDOWS))
+			mb_config_list_add(
+				buf, len, &n, "; ",
+				"models[%u] (%s): queue_limit %" PRId64 " is below its max_windows "
+				"%" PRId64 " (a request of n windows takes n places): requests of "
+				"%" PRId64 " to %" PRId64 " windows are answered TOO_LARGE",
+				i, c->name, c->queue_limit,
+				c->max_windows > 0 ? c->max_windows
+						   : (int64_t)MB_DEFAULT_MAX_WINDOWS,
+				c->queue_limit + 1,
+				c->max_windows > 0 ? c->max_windows
+						   : (int64_t)MB_DEFAULT_MAX_WINDOWS);
 	}
 	return (int)n;
 }

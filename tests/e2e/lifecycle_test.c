@@ -614,7 +614,8 @@ test_config_errors(void)
 	dprintf(fd, "devices:\n  cuda: {mode: \"off\"}\nmodels:\n"
 		    "  - {name: identity, precision: f16, max_windows: 4}\n"
 		    "  - {name: logmel, weights: /nonexistent.safetensors, max_windows: 3}\n"
-		    "  - {name: whisper, precision: f32, max_windows: 9}\n");
+		    "  - {name: whisper, precision: f32, max_windows: 9}\n"
+		    "  - {name: clap, queue_limit: 4}\n");
 	close(fd);
 	CU_ASSERT_EQUAL(mb_e2e_daemon_cmd(check_bad, out, sizeof(out)), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out,
@@ -622,7 +623,10 @@ test_config_errors(void)
 				      "built-in networks (whisper, videomae, clap) only; "
 				      "ignored; models[0] (identity): max_windows: identity "
 				      "takes no windows; ignored; models[1] (logmel): weights: "
-				      "logmel reads no weights; ignored\n"));
+				      "logmel reads no weights; ignored; models[3] (clap): "
+				      "queue_limit 4 is below its max_windows 8 (a request of n "
+				      "windows takes n places): requests of 5 to 8 windows are "
+				      "answered TOO_LARGE\n"));
 	/* an endpoint ZeroMQ would take as another port (83136 is 17600) */
 	fd = open(bad, O_WRONLY | O_TRUNC);
 	CU_ASSERT_FATAL(fd >= 0);

@@ -408,6 +408,32 @@ test_overloaded_queue_limit(void)
 	rig_down(&r);
 }
 
+/* A request of more windows than queue_limit could never fit: TOO_LARGE, not OVERLOADED
+ * "retry later" (it was refused so on an idle daemon, every time) */
+static void
+test_windows_over_queue_limit(void)
+{
+	struct rig r;
+	struct mb_request *q;
+
+	rig_up(&r);
+	r.models[FAKE].window = 16000; /* 1 s windows, up to 8, joined by concatenation */
+	r.models[FAKE].max_windows = 8;
+	r.models[FAKE].join = MB_JOIN_CONCAT_ROWS;
+	r.models[FAKE].queue_limit = 4;
+	q = audio(&r, "fake", 16000, 4); /* 4 windows: fits the empty queue */
+	CU_ASSERT_EQUAL(check(&r, q), MB_STATUS_OK);
+	CU_ASSERT_EQUAL(queued(&r, FAKE), 4);
+	atomic_store(&r.models[FAKE].queued, 0);
+	q = audio(&r, "fake", 16000, 6); /* 6 windows, within max_windows, past queue_limit */
+	CU_ASSERT_EQUAL(check(&r, q), MB_STATUS_TOO_LARGE);
+	CU_ASSERT_STRING_EQUAL(r.reason, "6 windows take 6 places of the fake queue, more than its "
+					 "queue_limit 4 (models[].queue_limit; send shorter media, "
+					 "or raise it)");
+	CU_ASSERT_EQUAL(queued(&r, FAKE), 0);
+	rig_down(&r);
+}
+
 static void
 test_overloaded_rate_limit(void)
 {
@@ -595,6 +621,7 @@ static const struct mb_test_case cases[] = {
 	{"BAD_REQUEST: media, and the model's check()", test_bad_request_media_and_check},
 	{"TOO_LARGE names the largest device", test_too_large_names_device},
 	{"OVERLOADED: queue_limit, queued not left counted", test_overloaded_queue_limit},
+	{"TOO_LARGE: more windows than queue_limit", test_windows_over_queue_limit},
 	{"OVERLOADED: the tenant's rate limit", test_overloaded_rate_limit},
 	{"OK sets deadline and cost_units, counts queued", test_ok_sets_deadline_cost_and_counts},
 	{"undo gives the queue place back", test_undo},
