@@ -484,7 +484,8 @@ test_reconnect_same_routing_id(void)
 	static int16_t pcm[16000 * 2]; /* 2 s of whisper: a batch of 8 runs for about 1 s */
 	static const char id[] = "reconnecting-client";
 	struct mb_daemon d;
-	void *ctx, *old, *s;
+	void *ctx, *old, *s, *sub;
+	int closed_reason = 0;
 	int linger = 0, answers[N_OLD + 1 + N_NEW + 100] = {0}, stray = 0;
 	double gone0, cancelled0, gone, cancelled, c0;
 
@@ -496,6 +497,11 @@ test_reconnect_same_routing_id(void)
 			NULL),
 		0);
 	ctx = zmq_ctx_new();
+	sub = zmq_socket(ctx, ZMQ_SUB); /* the cancelled ones' reason, on the PUB */
+	zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "3/whisper", 9);
+	CU_ASSERT_EQUAL_FATAL(zmq_connect(sub, d.publish), 0);
+	CU_ASSERT_TRUE_FATAL(mb_daemon_wait_subscriptions(&d, 1, 10));
 	c0 = mb_daemon_metric(&d, "mediabatch_zmq_connections");
 	gone0 = mb_daemon_metric(&d, "mediabatch_reply_dropped_total{reason=\"client_gone\"}");
 	cancelled0 = mb_daemon_metric(&d, "mediabatch_disconnect_cancelled_total");
@@ -570,6 +576,28 @@ test_reconnect_same_routing_id(void)
 	printf("\n    the old connection's %d: %.0f ran (client_gone), %.0f cancelled", N_OLD, gone,
 	       cancelled);
 	CU_ASSERT(gone + cancelled >= N_OLD / 2 && gone + cancelled <= N_OLD);
+	/* a subscriber sees why they were cancelled (it said "cancelled by the client") */
+	for (;;) {
+		zmq_pollitem_t it = {.socket = sub, .events = ZMQ_POLLIN};
+		char topic[64], body[512];
+		uint8_t hdr[128];
+		struct mb_response_hdr r;
+		char why[64];
+		int n;
+
+		if (zmq_poll(&it, 1, 500) <= 0)
+			break;
+		zmq_recv(sub, topic, sizeof(topic), 0);
+		zmq_recv(sub, hdr, sizeof(hdr), 0);
+		n = zmq_recv(sub, body, sizeof(body) - 1, 0);
+		body[n < 0 ? 0 : n < (int)sizeof(body) ? n : (int)sizeof(body) - 1] = '\0';
+		if (mb_proto_decode_response(hdr, MB_PROTO_HDR_LEN, &r, why, sizeof(why)) == 0 &&
+		    r.status == MB_STATUS_CANCELLED &&
+		    strstr(body, "its connection closed; not run") != NULL)
+			closed_reason++;
+	}
+	CU_ASSERT_EQUAL(closed_reason, cancelled);
+	zmq_close(sub);
 	zmq_close(s);
 	zmq_ctx_term(ctx);
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
