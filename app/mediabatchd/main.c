@@ -75,7 +75,8 @@ usage(FILE *out)
 		"      --metrics HOST:PORT  HTTP endpoint for metrics and health, or \"off\"\n"
 		"      --drain-timeout MS   how long a drain may take on SIGINT/SIGTERM "
 		"(0..600000)\n"
-		"      --workers N          CPU worker threads (1..256, 0 auto; overrides the config)\n"
+		"      --workers N          CPU worker threads (1..256, 0 auto; overrides the "
+		"config)\n"
 		"      --placement POLICY   polled threads: auto, single (every stage on one\n"
 		"                           thread) or per-stage (overrides service.placement)\n"
 		"      --log-level LEVEL    error, warning, notice, info or debug\n"
@@ -194,7 +195,8 @@ parse_flags(int argc, char **argv, struct flags *f)
 			break;
 		case O_WORKERS:
 			if (parse_long(optarg, 0, 256, &f->workers) < 0) {
-				fprintf(stderr, "mediabatchd: --workers: '%s' is not 0..256 (0: auto)\n",
+				fprintf(stderr,
+					"mediabatchd: --workers: '%s' is not 0..256 (0: auto)\n",
 					optarg);
 				return -1;
 			}
