@@ -237,30 +237,41 @@ logit(uint32_t tag, uint32_t i)
 	return l[tag][i];
 }
 
+/* A video of two 16-frame clips split, each clip answered [1 x 6] from @p fill: the
+ * parent when the last is back (NULL before). */
+static struct mb_request *
+two_clips(struct mb_request *p, const struct mb_model *m, float (*fill)(uint32_t, uint32_t))
+{
+	struct mb_request *kids[2], *got = NULL;
+
+	memset(p, 0, sizeof(*p));
+	p->hdr.media = MB_MEDIA_RGB24;
+	p->hdr.frames = 32;
+	p->hdr.height = 2;
+	p->hdr.width = 2;
+	p->hdr.payload_len = 32 * 2 * 2 * 3;
+	p->payload = g_payload;
+	p->windows = 2;
+	CU_ASSERT_EQUAL_FATAL(mb_join_split(p, m, kids), 0);
+	for (uint32_t i = 0; i < 2; i++) {
+		answer_f32(kids[i], 1, 6, fill, i);
+		got = kids[i]->join->done(kids[i]);
+	}
+	return got;
+}
+
 static void
 test_softmax_topk(void)
 {
 	struct mb_model m = model(16, MB_JOIN_MEAN_SOFTMAX_TOPK, 3);
-	struct mb_request p, *kids[2], *got = NULL;
+	struct mb_request p, *got = NULL;
 	double mean[6], sum = 0.0;
 	const uint8_t *v;
 	uint32_t id;
 	float score;
 	static const uint32_t want[3] = {3, 1, 5};
 
-	memset(&p, 0, sizeof(p));
-	p.hdr.media = MB_MEDIA_RGB24;
-	p.hdr.frames = 32;
-	p.hdr.height = 2;
-	p.hdr.width = 2;
-	p.hdr.payload_len = 32 * 2 * 2 * 3;
-	p.payload = g_payload;
-	p.windows = 2;
-	CU_ASSERT_EQUAL_FATAL(mb_join_split(&p, &m, kids), 0);
-	for (uint32_t i = 0; i < 2; i++) {
-		answer_f32(kids[i], 1, 6, logit, i);
-		got = kids[i]->join->done(kids[i]);
-	}
+	got = two_clips(&p, &m, logit);
 	CU_ASSERT_PTR_EQUAL_FATAL(got, &p);
 	CU_ASSERT_EQUAL(p.resp.result_type, MB_RESULT_TOPK);
 	CU_ASSERT_EQUAL(p.resp.rows, 3);
@@ -311,24 +322,12 @@ test_softmax_topk_not_finite(void)
 	struct mb_model m = model(16, MB_JOIN_MEAN_SOFTMAX_TOPK, 3);
 
 	for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]); t++) {
-		struct mb_request p, *kids[2], *got = NULL;
+		struct mb_request p, *got = NULL;
 		const uint8_t *v;
 		double sum = exp(1.0 - 3.0) + exp(2.0 - 3.0) + 1.0;
 
-		memset(&p, 0, sizeof(p));
-		p.hdr.media = MB_MEDIA_RGB24;
-		p.hdr.frames = 32;
-		p.hdr.height = 2;
-		p.hdr.width = 2;
-		p.hdr.payload_len = 32 * 2 * 2 * 3;
-		p.payload = g_payload;
-		p.windows = 2;
 		g_case = cases[t].logits;
-		CU_ASSERT_EQUAL_FATAL(mb_join_split(&p, &m, kids), 0);
-		for (uint32_t i = 0; i < 2; i++) {
-			answer_f32(kids[i], 1, 6, case_logit, i);
-			got = kids[i]->join->done(kids[i]);
-		}
+		got = two_clips(&p, &m, case_logit);
 		CU_ASSERT_PTR_EQUAL_FATAL(got, &p);
 		CU_ASSERT_EQUAL(p.resp.status, MB_STATUS_OK);
 		CU_ASSERT_EQUAL_FATAL(p.result_len, 24);
