@@ -1,7 +1,8 @@
 /**
  * @file
  * Private to the CUDA sources of gpu/: error checks that put the failing call and the library's
- * reason into the caller's (err, err_len) and return a negative code from the enclosing function:
+ * reason, with the source file and line, into the caller's (err, err_len) and return a negative
+ * code from the enclosing function:
  * CUDA runtime -e, cuDNN -1000 - status, cuBLAS -2000 - status, cuFFT -3000 - result.
  *
  * Threads: any; no state of its own.
@@ -27,12 +28,16 @@ seterr(char *err, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The source file of a failed call, without the build's relative path: "cuda_tf.cu". */
+#define MB_CUDA_FILE                                                                               \
+	(__builtin_strrchr(__FILE__, '/') ? __builtin_strrchr(__FILE__, '/') + 1 : __FILE__)
+
 #define CUDA_OK(expr)                                                                              \
 	do {                                                                                       \
 		cudaError_t e_ = (expr);                                                           \
 		if (e_ != cudaSuccess) {                                                           \
-			seterr(err, err_len, "%s: %s (%s)", #expr, cudaGetErrorString(e_),         \
-			       cudaGetErrorName(e_));                                              \
+			seterr(err, err_len, "%s:%d: %s: %s (%s)", MB_CUDA_FILE, __LINE__, #expr,  \
+			       cudaGetErrorString(e_), cudaGetErrorName(e_));                      \
 			return -(int)e_;                                                           \
 		}                                                                                  \
 	} while (0)
@@ -41,7 +46,8 @@ seterr(char *err, size_t len, const char *fmt, ...)
 	do {                                                                                       \
 		cudnnStatus_t e_ = (expr);                                                         \
 		if (e_ != CUDNN_STATUS_SUCCESS) {                                                  \
-			seterr(err, err_len, "%s: %s", #expr, cudnnGetErrorString(e_));            \
+			seterr(err, err_len, "%s:%d: %s: %s", MB_CUDA_FILE, __LINE__, #expr,       \
+			       cudnnGetErrorString(e_));                                           \
 			return -1000 - (int)e_;                                                    \
 		}                                                                                  \
 	} while (0)
@@ -50,7 +56,8 @@ seterr(char *err, size_t len, const char *fmt, ...)
 	do {                                                                                       \
 		cublasStatus_t e_ = (expr);                                                        \
 		if (e_ != CUBLAS_STATUS_SUCCESS) {                                                 \
-			seterr(err, err_len, "%s: cuBLAS status %d", #expr, (int)e_);              \
+			seterr(err, err_len, "%s:%d: %s: cuBLAS status %d", MB_CUDA_FILE,          \
+			       __LINE__, #expr, (int)e_);                                          \
 			return -2000 - (int)e_;                                                    \
 		}                                                                                  \
 	} while (0)
@@ -59,7 +66,8 @@ seterr(char *err, size_t len, const char *fmt, ...)
 	do {                                                                                       \
 		cufftResult e_ = (expr);                                                           \
 		if (e_ != CUFFT_SUCCESS) {                                                         \
-			seterr(err, err_len, "%s: cuFFT result %d", #expr, (int)e_);               \
+			seterr(err, err_len, "%s:%d: %s: cuFFT result %d", MB_CUDA_FILE, __LINE__, \
+			       #expr, (int)e_);                                                    \
 			return -3000 - (int)e_;                                                    \
 		}                                                                                  \
 	} while (0)

@@ -545,6 +545,8 @@ mb_tf_store_device(const struct mb_tf_store *s)
 static int
 store_alloc(struct mb_tf_store *s, size_t bytes, void **p, char *err, size_t err_len)
 {
+	cudaError_t e;
+
 	if (s->n == s->cap) {
 		uint32_t cap = s->cap ? 2 * s->cap : 64;
 		void **a = (void **)realloc(s->allocs, sizeof(*a) * cap);
@@ -557,9 +559,10 @@ store_alloc(struct mb_tf_store *s, size_t bytes, void **p, char *err, size_t err
 		s->cap = cap;
 	}
 	CUDA_OK(cudaSetDevice(s->device));
-	if (mb_tf_malloc(s->device, p, bytes) != cudaSuccess) {
-		seterr(err, err_len, "cudaMalloc of %zu bytes for the weights failed (%zu held)",
-		       bytes, s->bytes);
+	if ((e = (cudaError_t)mb_tf_malloc(s->device, p, bytes)) != cudaSuccess) {
+		seterr(err, err_len,
+		       "cudaMalloc of %zu bytes for the weights failed (%zu held): %s", bytes,
+		       s->bytes, cudaGetErrorName(e));
 		return -1;
 	}
 	s->allocs[s->n++] = *p;
@@ -597,6 +600,7 @@ mb_tf_store_matrix(struct mb_tf_store *s, const float *const *parts, const uint3
 	enum mb_tf_prec prec = prec_override >= 0 ? (enum mb_tf_prec)prec_override : s->prec;
 	size_t n = 0, off = 0;
 	float *tmp = NULL;
+	cudaError_t e0;
 	void *p;
 	int rc;
 
@@ -617,10 +621,11 @@ mb_tf_store_matrix(struct mb_tf_store *s, const float *const *parts, const uint3
 		return 0;
 	}
 	/* F32 into a temporary, converted on the device (round to nearest even) */
-	if (mb_tf_malloc(s->device, (void **)&tmp, n * sizeof(float)) != cudaSuccess) {
+	if ((e0 = (cudaError_t)mb_tf_malloc(s->device, (void **)&tmp, n * sizeof(float))) !=
+	    cudaSuccess) {
 		(void)cudaGetLastError();
-		seterr(err, err_len, "cudaMalloc of %zu bytes to convert a weight failed",
-		       n * sizeof(float));
+		seterr(err, err_len, "cudaMalloc of %zu bytes to convert a weight failed: %s",
+		       n * sizeof(float), cudaGetErrorName(e0));
 		return -1;
 	}
 	for (uint32_t i = 0; i < n_parts && rc == 0; i++) {

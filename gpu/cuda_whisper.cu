@@ -295,9 +295,17 @@ grow_events(struct mb_cuda_whisper_worker *w, uint32_t n, char *err, size_t err_
 		seterr(err, err_len, "out of memory");
 		return -1;
 	}
-	w->n_down = n;
-	for (uint32_t i = 0; i < n; i++)
-		CUDA_OK(cudaEventCreateWithFlags(&w->down[i], cudaEventDisableTiming));
+	w->n_down = n; /* free_events() destroys the ones made (calloc: the rest NULL) */
+	for (uint32_t i = 0; i < n; i++) {
+		cudaError_t e = cudaEventCreateWithFlags(&w->down[i], cudaEventDisableTiming);
+
+		if (e != cudaSuccess) { /* none kept: the next run makes them all again */
+			seterr(err, err_len, "cudaEventCreateWithFlags: %s (%s)",
+			       cudaGetErrorString(e), cudaGetErrorName(e));
+			free_events(w);
+			return -(int)e;
+		}
+	}
 	return 0;
 }
 

@@ -185,7 +185,7 @@ done < <(sort -u "$stage/files")
 sort -u -o "$stage/programs" "$stage/programs"
 
 # 4. Shared libraries: ldd's closure of every program, less what the GPU machine provides.
-provided='^(linux-vdso|ld-linux|libc|libm|libdl|libpthread|librt|libresolv|libutil|libanl|libgcc_s|libstdc\+\+)\.so'
+provided='^(linux-vdso|ld-linux|libc|libm|libmvec|libdl|libpthread|librt|libresolv|libutil|libanl|libgcc_s|libstdc\+\+)\.so'
 cuda='^(libcuda|libcudart|libcublas|libcublasLt|libcudnn[a-z_]*|libcufft[a-z]*|libnvrtc[a-z-]*|libnvJitLink)\.so'
 : >"$stage/libs"
 : >"$stage/cuda"

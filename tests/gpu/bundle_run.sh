@@ -114,9 +114,8 @@ if [ "$pack" -eq 1 ]; then
 	out_dir=$(mktemp -d "${TMPDIR:-/tmp}/mediabatch-gpu-logs.XXXXXX") || exit 2
 	pack_logs() {
 		local f
-		for f in summary.txt daemon.txt; do
-			[ -f "$out_dir/$f" ] && cp "$out_dir/$f" "$final_dir/$f"
-		done
+		[ -f "$out_dir/daemon.txt" ] && cp "$out_dir/daemon.txt" "$final_dir/daemon.txt"
+		cp "$summary" "$out_dir/summary.txt" 2>/dev/null
 		if tar -C "$out_dir" -czf "$final_dir/logs.tar.gz" . 2>/dev/null; then
 			rm -rf "$out_dir"
 		else
@@ -124,8 +123,19 @@ if [ "$pack" -eq 1 ]; then
 		fi
 	}
 	trap pack_logs EXIT
+	# A command killed at the device tool's limit (SIGKILL) runs no trap: the summary goes
+	# straight to DIR, and the logs are packed there again after every step (snapshot).
+	snapshot() {
+		cp "$summary" "$out_dir/summary.txt" 2>/dev/null
+		[ -f "$out_dir/daemon.txt" ] && cp "$out_dir/daemon.txt" "$final_dir/daemon.txt"
+		tar -C "$out_dir" -czf "$final_dir/logs.tar.gz.part" . 2>/dev/null &&
+			mv -f "$final_dir/logs.tar.gz.part" "$final_dir/logs.tar.gz"
+	}
+	summary=$final_dir/summary.txt
+else
+	snapshot() { :; }
+	summary=$out_dir/summary.txt
 fi
-summary=$out_dir/summary.txt
 : >"$summary"
 
 # ---- output: every line to stdout and summary.txt, stamped with the time and elapsed time
@@ -502,6 +512,7 @@ run_one() {
 		say "$status $name ${dur}s${reason:+: $reason}"
 	fi
 	results+=("$status  $name  ${dur}s  $reason")
+	snapshot
 }
 
 if [ "${#run_tests[@]}" -gt 0 ]; then
@@ -677,6 +688,7 @@ d_stop() {
 		fi
 	fi
 	d_pid=""
+	snapshot
 }
 
 # d_burst LABEL MODEL OUTSTANDING WANT SECONDS: a closed loop of MODEL for SECONDS after 2 s
@@ -774,7 +786,12 @@ if [ "$run_daemon" -eq 1 ]; then
 				continue
 			fi
 			t0=$(now)
-			if LD_LIBRARY_PATH=$libpath timeout "$(limit 300)" "$B/build/mediabatch-weights" \
+			lim=$(limit 300)
+			if [ "$lim" -le 0 ]; then # timeout 0 would mean no limit at all
+				d_fail "mediabatch-weights --size $size $m: not run, no time left of the ${budget} s budget"
+				continue
+			fi
+			if LD_LIBRARY_PATH=$libpath timeout "$lim" "$B/build/mediabatch-weights" \
 				--out "$d_weights" --size "$size" --stamp "$d_weights/.$size" "$m" \
 				>>"$out_dir/daemon-weights.log" 2>&1; then
 				say "placeholder weights $m $size written in $(duration "$t0") s: $(du -sh "$d_weights/$m" | cut -f1)"
@@ -801,6 +818,7 @@ if [ "$run_daemon" -eq 1 ]; then
 			for m in "${d_list[@]}"; do
 				# logmel keeps its batches on both: 64 outstanding
 				d_burst "$label" "$m" "$([ "$m" = logmel ] && echo 64 || echo "$k")" "$want" "$secs"
+				snapshot
 			done
 			d_peaks "$label"
 			d_stop "$label"
@@ -846,7 +864,7 @@ fi
 [ -z "${where[libcuda.so.1]:-}" ] && say "no NVIDIA driver (libcuda.so.1) found on this machine"
 logs=("$out_dir"/*)
 if [ -n "$final_dir" ]; then
-	say "logs (packed at exit into $final_dir/logs.tar.gz; summary.txt and daemon.txt beside it): ${logs[*]##*/}"
+	say "logs (packed into $final_dir/logs.tar.gz after every step and at exit; summary.txt and daemon.txt beside it): ${logs[*]##*/}"
 else
 	say "logs in $out_dir: ${logs[*]##*/}"
 fi

@@ -84,6 +84,25 @@ for f in summary.txt daemon.txt daemon-gpu.log daemon-cpu.log daemon-gpu-logmel.
 	check "logs.tar.gz has $f" test -s "$tmp/logs/$f"
 done
 
+echo "== run.sh killed with SIGKILL mid-run (the device tool's limit): \$OUT keeps the summary and the logs of the steps done"
+mkdir -p "$tmp/killed"
+OUT=$tmp/killed MB_REPO_ROOT=$src setsid bash "$tmp/bundle/run.sh" --work "$tmp/work" \
+	--daemon-cuda off --daemon-size tiny --daemon-seconds 30 --daemon-models logmel \
+	gpu/device-probe daemon >"$tmp/killed.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do # until the daemon step has started its first burst (60 s at most)
+	grep -q 'start daemon gpu\|daemon gpu logmel\|mediabatch-perf' "$tmp/killed.log" 2>/dev/null && break
+	sleep 0.1
+done
+sleep 1
+kill -KILL -- -"$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+check "the summary is in \$OUT after a SIGKILL (it was written there only at exit)" \
+	grep -qE '(PASS|SKIP) gpu/device-probe' "$tmp/killed/summary.txt"
+mkdir -p "$tmp/klogs"
+check "logs.tar.gz in \$OUT has the steps done before the SIGKILL" \
+	sh -c "tar -C '$tmp/klogs' -xzf '$tmp/killed/logs.tar.gz' && test -s '$tmp/klogs/gpu-device-probe.log'"
+
 echo "== run.sh: a model nobody serves must fail the step"
 run "$tmp/bad" --no-pack --out "$tmp/bad" --daemon-cuda off --daemon-size tiny \
 	--daemon-seconds 1 --daemon-models logmel,nosuchmodel daemon
