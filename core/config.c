@@ -844,7 +844,54 @@ struct checker {
 	 * count characters, after a byte order mark) */
 	const unsigned char *text;
 	size_t text_len, at_char, at_byte;
+	/* where each key's value is in the file, by its path ("models[0].max_batch"), kept from
+	 * the pre-pass so that a value refused later (a range, a combination) is located too */
+	struct mark {
+		char path[96];
+		unsigned int line, col;
+	} * marks;
+	unsigned int n_marks, cap_marks;
 };
+
+static void fail(struct checker *ck, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+mark(struct checker *ck, const char *path, const yaml_node_t *node)
+{
+	if (path[0] == '\0' || strlen(path) >= sizeof(ck->marks[0].path))
+		return;
+	if (ck->n_marks == ck->cap_marks) {
+		unsigned int cap = ck->cap_marks ? 2 * ck->cap_marks : 64;
+		struct mark *m = realloc(ck->marks, cap * sizeof(*m));
+
+		if (m == NULL)
+			return; /* messages go without a location */
+		ck->marks = m;
+		ck->cap_marks = cap;
+	}
+	snprintf(ck->marks[ck->n_marks].path, sizeof(ck->marks[0].path), "%s", path);
+	ck->marks[ck->n_marks].line = (unsigned int)node->start_mark.line + 1;
+	ck->marks[ck->n_marks].col = (unsigned int)node->start_mark.column + 1;
+	ck->n_marks++;
+}
+
+/* The mark of @p path (@p len bytes of it), else of the nearest enclosing key or entry
+ * ("udp.ports[0].address" left out: where udp.ports[0] is); NULL if none. */
+static const struct mark *
+find_mark(const struct checker *ck, const char *path, size_t len)
+{
+	while (len > 0) {
+		for (unsigned int i = 0; i < ck->n_marks; i++)
+			if (strlen(ck->marks[i].path) == len &&
+			    memcmp(ck->marks[i].path, path, len) == 0)
+				return &ck->marks[i];
+		while (len > 0 && path[len - 1] != '.' && path[len - 1] != '[')
+			len--;
+		if (len > 0)
+			len--; /* the '.' or '[' */
+	}
+	return NULL;
+}
 
 static bool
 int_in(struct checker *ck, const char *field, const int64_t *v, int64_t lo, int64_t hi)
@@ -852,10 +899,8 @@ int_in(struct checker *ck, const char *field, const int64_t *v, int64_t lo, int6
 	if (v == NULL || ck->failed)
 		return false;
 	if (*v < lo || *v > hi) {
-		snprintf(ck->err, ck->len,
-			 "%s: %s: %" PRId64 " is out of range %" PRId64 "..%" PRId64, ck->path,
-			 field, *v, lo, hi);
-		ck->failed = 1;
+		fail(ck, "%s: %" PRId64 " is out of range %" PRId64 "..%" PRId64, field, *v, lo,
+		     hi);
 		return false;
 	}
 	return true;
@@ -892,17 +937,14 @@ double_in(struct checker *ck, const char *field, const double *v, double lo, dou
 	if (v == NULL || ck->failed)
 		return false;
 	if (!((*v >= lo && *v <= hi) || (zero_ok && *v == 0.0))) {
-		snprintf(ck->err, ck->len, "%s: %s: %s is out of range %s%s..%s", ck->path, field,
-			 mb_config_shortest(sv, sizeof(sv), *v), zero_ok && lo > 0.0 ? "0 or " : "",
-			 mb_config_shortest(slo, sizeof(slo), lo),
-			 mb_config_shortest(shi, sizeof(shi), hi));
-		ck->failed = 1;
+		fail(ck, "%s: %s is out of range %s%s..%s", field,
+		     mb_config_shortest(sv, sizeof(sv), *v), zero_ok && lo > 0.0 ? "0 or " : "",
+		     mb_config_shortest(slo, sizeof(slo), lo),
+		     mb_config_shortest(shi, sizeof(shi), hi));
 		return false;
 	}
 	return true;
 }
-
-static void fail(struct checker *ck, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 fail(struct checker *ck, const char *fmt, ...)
@@ -918,6 +960,22 @@ fail(struct checker *ck, const char *fmt, ...)
 		vsnprintf(ck->err + n, ck->len - (size_t)n, fmt, ap);
 	va_end(ap);
 	ck->failed = 1;
+	/* "path: ..." of a key the pre-pass saw: "line L, column C: path: ..." (the pre-pass's
+	 * own messages start with their location) */
+	if (n > 0 && (size_t)n < ck->len && strncmp(ck->err + n, "line ", 5) != 0 &&
+	    strncmp(ck->err + n, "byte ", 5) != 0) {
+		const char *body = ck->err + n, *colon = strstr(body, ": ");
+		const struct mark *m = colon != NULL && strchr(body, ' ') > colon
+					       ? find_mark(ck, body, (size_t)(colon - body))
+					       : NULL;
+		char *copy = m != NULL ? strdup(body) : NULL;
+
+		if (copy != NULL) {
+			snprintf(ck->err + n, ck->len - (size_t)n, "line %u, column %u: %s",
+				 m->line, m->col, copy);
+			free(copy);
+		}
+	}
 }
 
 int
@@ -1962,6 +2020,7 @@ check_node(struct checker *ck, yaml_document_t *doc, yaml_node_t *node,
 	size_t off = strlen(where);
 	unsigned int i = 0;
 
+	mark(ck, where, node);
 	switch (schema->type) {
 	case CYAML_MAPPING:
 		if (node->type != YAML_MAPPING_NODE)
@@ -2474,6 +2533,7 @@ mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_le
 	}
 	rc = prepass(&ck, text, len);
 	if (rc < 0) {
+		free(ck.marks);
 		free(text);
 		if (rc == -ENOMEM)
 			snprintf(err, err_len, "%s: out of memory", path);
@@ -2481,6 +2541,8 @@ mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_le
 	}
 	yerr = cyaml_load_data(text, len, &ycfg, &root_value, (cyaml_data_t **)&root, NULL);
 	free(text);
+	if (yerr != CYAML_OK || root == NULL)
+		free(ck.marks);
 	if (yerr != CYAML_OK) {
 		if (yerr == CYAML_ERR_OOM) {
 			snprintf(err, err_len, "%s: out of memory", path);
@@ -2526,6 +2588,7 @@ mb_config_load(struct mb_config *cfg, const char *path, char *err, size_t err_le
 			fail(&ck, "%s", why);
 	}
 	cyaml_free(&ycfg, &root_value, root, 0);
+	free(ck.marks);
 	if (ck.failed) {
 		mb_config_fini(&next);
 		return -EINVAL;

@@ -444,6 +444,26 @@ static const char *const bad_floats[] = {
 
 /* Every integer key, at the top, in a mapping, in a list of mappings and in a list of
  * integers, takes digits only; a suffix is refused, not cut short. */
+/* A value refused after the YAML is read (a range, a combination) is located too: the
+ * line and column of the value, or of the entry whose key is missing (they had neither) */
+static void
+test_value_errors_located(void)
+{
+	CU_ASSERT_TRUE(refused_with("line 2, column 17: service.max_inflight: -5 is out of "
+				    "range 1..1048576",
+				    "service:\n  max_inflight: -5\n"));
+	CU_ASSERT_TRUE(
+		refused_with("line 4, column 16: models[1].max_batch: 0 is out of range "
+			     "1..1024",
+			     "models:\n  - name: identity\n  - name: logmel\n    max_batch: 0\n"));
+	CU_ASSERT_TRUE(
+		refused_with("line 4, column 7: udp.ports[1].address: missing",
+			     "udp:\n  ports:\n    - {device: net_null0, address: 192.0.2.1}\n"
+			     "    - {device: net_null1}\n"));
+	CU_ASSERT_TRUE(refused_with("line 2, column 17: tenants.default_rate: 0.0009 is out of",
+				    "tenants:\n  default_rate: 0.0009\n"));
+}
+
 static void
 test_strict_integers(void)
 {
@@ -1498,6 +1518,7 @@ static const struct mb_test_case cases[] = {
 	{"bad values: endpoints, levels, names, duplicates", test_value_errors},
 	{"parse errors give line, column and field", test_parse_errors_have_location},
 	{"integer keys take digits only: 2k, 5s, 1e3, 0x100 ... are refused", test_strict_integers},
+	{"values refused after parsing say their line and column", test_value_errors_located},
 	{"float keys take a decimal number: 10/s, inf, nan ... are refused", test_strict_floats},
 	{"a number refused names key, value and what to write", test_number_hints},
 	{"enabled takes true/false (yes/no, on/off): flase, maybe, 1, n ... are refused",
