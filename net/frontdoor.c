@@ -404,6 +404,13 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 		goto fail;
 	}
 	set_int(fd->router, ZMQ_ROUTER_MANDATORY, 1);
+	/* Plaintext: a connection that presents a routing id in use takes it over, and the old
+	 * one is treated as closed (note_routing_id()). Without it libzmq ignores the newcomer
+	 * for as long as it lives: a client that reconnected under its client_id before the
+	 * old connection's close reached the ROUTER lost every request (84 of one run). Not
+	 * with CURVE: one listed key could then take another's routing id and its replies. */
+	if (fd->auth == NULL)
+		set_int(fd->router, ZMQ_ROUTER_HANDOVER, 1);
 	set_int(fd->router, ZMQ_SNDHWM, (int)o->router_sndhwm);
 	set_int(fd->router, ZMQ_RCVHWM, (int)o->router_rcvhwm);
 	set_int(fd->router, ZMQ_LINGER, (int)o->linger_ms);
@@ -584,6 +591,7 @@ mb_frontdoor_destroy(struct mb_frontdoor **fdp)
 	free(fd->client_shares.slot);
 	free(fd->tenant_shares.slot);
 	free(fd->conn_client);
+	free(fd->conn_rid);
 	free(fd->conn_cut);
 	free(fd->sub_client);
 	rte_hash_free(fd->index);
@@ -763,6 +771,8 @@ bad_cancel(struct mb_frontdoor *fd, zmq_msg_t *hdr)
 	return true;
 }
 
+static void note_routing_id(struct mb_frontdoor *fd, const zmq_msg_t *id, const zmq_msg_t *frame);
+
 static void
 handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 {
@@ -795,6 +805,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 		mb_egress_answer(fd, &parts[0], &err, err.status, err.reason);
 		return;
 	}
+	note_routing_id(fd, &parts[0], &parts[1]);
 	if (frames != 2) {
 		if (bad_cancel(fd, &parts[1]))
 			return;
@@ -983,6 +994,42 @@ cancel_disconnected(struct mb_frontdoor *fd, int cfd, bool ambiguous)
 	}
 }
 
+/*
+ * Plaintext (ZMQ_ROUTER_HANDOVER): the routing id @p id of a message read on the connection
+ * of @p frame. When another open connection carried the same id, libzmq has handed the id
+ * over to this one and the other gets no more replies: its requests are treated as those of
+ * a closed connection (not started: cancelled; running: answered to no one), so that none
+ * of its answers reaches the newcomer. One load per message; a scan of the connections
+ * only when one first shows its id.
+ */
+static void
+note_routing_id(struct mb_frontdoor *fd, const zmq_msg_t *id, const zmq_msg_t *frame)
+{
+	int cfd = zmq_msg_get((zmq_msg_t *)frame, ZMQ_SRCFD);
+	void *t = fd->conn_rid;
+	uint64_t h;
+
+	if (fd->auth != NULL || !grow_fd_table(&t, &fd->n_rid, cfd, sizeof(uint64_t)))
+		return;
+	fd->conn_rid = t;
+	h = mb_request_client_hash(zmq_msg_data((zmq_msg_t *)id),
+				   (uint8_t)zmq_msg_size((zmq_msg_t *)id)) |
+	    1;
+	if (fd->conn_rid[cfd] == h)
+		return;
+	fd->conn_rid[cfd] = h;
+	for (uint32_t i = 0; i < fd->n_rid; i++) {
+		if (fd->conn_rid[i] != h || (int)i == cfd)
+			continue;
+		fd->conn_rid[i] = 0;
+		MB_LOG_RATE(NOTICE,
+			    "ingest: a connection took over a routing id (client_id) another open "
+			    "connection had: the old one gets no more replies, its requests are "
+			    "treated as a closed connection's");
+		cancel_disconnected(fd, (int)i, false);
+	}
+}
+
 /* Count connection @p cfd open (+1) or closed (-1), by its fd; grown on demand. Signed:
  * with several I/O threads a DISCONNECTED may be read before its ACCEPTED. */
 static void
@@ -1089,6 +1136,8 @@ read_connections(struct mb_frontdoor *fd)
 				continue;
 			if (val[i] >= 0 && (uint32_t)val[i] < fd->n_client) {
 				fd->conn_client[val[i]] = 0;
+				if (val[i] >= 0 && (uint32_t)val[i] < fd->n_rid)
+					fd->conn_rid[val[i]] = 0;
 				fd->conn_cut[val[i]] = 0;
 			}
 			atomic_fetch_sub_explicit(&fd->connections, 1, memory_order_relaxed);

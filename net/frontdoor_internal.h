@@ -107,6 +107,10 @@ struct mb_frontdoor {
 	void *zap;	       /* REP on inproc://zeromq.zap.01: the handshakes' ZAP requests */
 	void *pub_monitor;     /* PAIR: the PUB's disconnects (CURVE only) */
 	uint64_t *conn_client; /* ROUTER: per fd, the client id its requests carried (0) */
+	/* ROUTER, plaintext: per fd, the hash of the routing id its messages carry (0: none
+	 * yet); a second fd under the same one took it over (note_routing_id()) */
+	uint64_t *conn_rid;
+	uint32_t n_rid;
 	/* ROUTER: per fd, when to cut it: 0 never, CUT_WAIT once its requests are answered
 	 * (then a short delay, for its last replies to leave libzmq's queue), else a time */
 	uint64_t *conn_cut;

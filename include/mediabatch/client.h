@@ -85,15 +85,16 @@ struct mb_client_opts {
 	 * ZeroMQ routing id (1..255 bytes), or NULL for a random one: the name the service
 	 * knows this connection by while it lives (cancels and duplicate request ids are per
 	 * connection; in plaintext the per-client share too). A fixed id does not make two
-	 * connections one client: while a connection with this id is connected to a service,
-	 * a second connection with the same id is not served there. ZeroMQ's ROUTER ignores
-	 * it, so its requests are never answered and nothing says so (its sends succeed, its
-	 * receives time out; no error from this library), and it stays unserved even after the
-	 * first connection closes: close it and connect again. That includes a connection
-	 * made right after closing the previous one under the id: mb_client_close() returns
-	 * before the service has seen the close (a second is ample). It is for one connection
-	 * that wants a known name, e.g. one that reconnects under it once the old connection
-	 * is gone; the new connection gets none of the old one's answers.
+	 * connections one client. In plaintext a new connection under an id in use takes it
+	 * over: the older one gets no more replies (two live clients under one id take it from
+	 * each other), and a client may reconnect under its id at once. With CURVE, while a
+	 * connection with this id is connected to a service, a second one with the same id is
+	 * not served there: ZeroMQ's ROUTER ignores it, so its requests are never answered and
+	 * nothing says so (its sends succeed, its receives time out), and it stays unserved
+	 * even after the first closes: close it and connect again. That includes one made
+	 * right after closing the previous one under the id (mb_client_close() returns before
+	 * the service has seen the close; a second is ample). Either way the new connection
+	 * gets none of the old one's answers.
 	 */
 	const char *client_id;
 	/**

@@ -621,9 +621,11 @@ class Client:
         client_id: a fixed ZeroMQ routing id (1..255 bytes; otherwise ZeroMQ picks one).
             The service matches a cancel by (client, tenant, id) on the connection that sent
             the request; when a connection closes, its requests that have not started are
-            cancelled by the service. While one connection holds the id, ZeroMQ refuses a
+            cancelled by the service. In plaintext a new connection under an id in use takes
+            it over (the older one gets no more replies), so a client may reconnect under
+            its id at once. With CURVE, while one connection holds the id, ZeroMQ refuses a
             second, silently (its requests are never answered), and keeps refusing it after
-            the first closes: close the second and connect again. That includes a client
+            the first closes: close the second and connect again; that includes a client
             made right after closing the previous one under the id (close returns before
             the service has seen it: a second is ample). A new connection gets none of the
             old one's answers.
