@@ -136,9 +136,7 @@ static bool
 must_leave(struct mb_request *r, uint64_t now, bool aborting)
 {
 	if (mb_request_cancelled(r))
-		mb_request_answer(r, MB_STATUS_CANCELLED,
-				  r->client_gone ? "its connection closed; not run"
-						 : "cancelled by the client");
+		mb_request_answer(r, MB_STATUS_CANCELLED, "%s", mb_request_cancel_reason(r));
 	else if (now >= r->deadline_ns)
 		mb_request_answer(r, MB_STATUS_TIMEOUT, "deadline passed after %u us in queue",
 				  us_since(r->arrival_ns, now));

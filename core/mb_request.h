@@ -150,6 +150,14 @@ TAILQ_HEAD(mb_request_list, mb_request);
 /**
  * Whether @p req was cancelled (its own flag, or for a window its parent's). Any owner.
  */
+/** Why a cancelled request did not run, for its CANCELLED answer: its connection closed
+ * (client_gone, set before the cancel flag) or its client cancelled it. */
+static inline const char *
+mb_request_cancel_reason(const struct mb_request *req)
+{
+	return req->client_gone ? "its connection closed; not run" : "cancelled by the client";
+}
+
 static inline bool
 mb_request_cancelled(const struct mb_request *req)
 {

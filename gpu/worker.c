@@ -241,9 +241,8 @@ weed(struct mb_worker *w, struct mb_batch *b, uint64_t now)
 		struct mb_request *r = b->items[i];
 
 		if (mb_request_cancelled(r))
-			mb_request_answer(r, MB_STATUS_CANCELLED,
-					  r->client_gone ? "its connection closed; not run"
-							 : "cancelled by the client");
+			mb_request_answer(r, MB_STATUS_CANCELLED, "%s",
+					  mb_request_cancel_reason(r));
 		else if (now >= r->deadline_ns)
 			mb_request_answer(r, MB_STATUS_TIMEOUT,
 					  "deadline passed after %u us waiting; not run",

@@ -618,9 +618,8 @@ mb_frontdoor_inflight(const struct mb_frontdoor *fd)
 
 /* Count @p req against the connection it came on (its fd), growing the table on demand. */
 static void
-conn_add(struct mb_frontdoor *fd, struct mb_request *req, const zmq_msg_t *frame)
+conn_add(struct mb_frontdoor *fd, struct mb_request *req, int cfd)
 {
-	int cfd = zmq_msg_get((zmq_msg_t *)frame, ZMQ_SRCFD);
 	void *t = fd->conn_inflight;
 
 	req->conn_fd = -1;
@@ -771,7 +770,7 @@ bad_cancel(struct mb_frontdoor *fd, zmq_msg_t *hdr)
 	return true;
 }
 
-static void note_routing_id(struct mb_frontdoor *fd, const zmq_msg_t *id, const zmq_msg_t *frame);
+static void note_routing_id(struct mb_frontdoor *fd, uint64_t rid, int cfd);
 
 static void
 handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
@@ -783,8 +782,9 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	char reason[MB_PROTO_REASON_MAX];
 	size_t payload_size;
 	enum mb_status st;
-	uint64_t share_key;
-	int frames = n - 1 + extra;
+	uint64_t share_key, rid;
+	struct idx_key k;
+	int frames = n - 1 + extra, cfd;
 
 	if (n < 2) { /* identity only: nothing to read an id from */
 		count(fd->m_unaddressable);
@@ -805,7 +805,11 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 		mb_egress_answer(fd, &parts[0], &err, err.status, err.reason);
 		return;
 	}
-	note_routing_id(fd, &parts[0], &parts[1]);
+	/* the routing id's hash and the connection, once per message: the index key, the
+	 * client's share (plaintext) and the handover check all use them */
+	rid = mb_request_client_hash(zmq_msg_data(&parts[0]), (uint8_t)zmq_msg_size(&parts[0]));
+	cfd = zmq_msg_get(&parts[1], ZMQ_SRCFD);
+	note_routing_id(fd, rid, cfd);
 	if (frames != 2) {
 		if (bad_cancel(fd, &parts[1]))
 			return;
@@ -835,13 +839,8 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	/* A duplicate first, whatever else would refuse it (the drain, a limit, a share): its
 	 * answer must carry the DUPLICATE flag, or a client takes it for the earlier request's
 	 * (and may send that again elsewhere: OVERLOADED and UNAVAILABLE mean "did not run"). */
+	k = (struct idx_key){.client_hash = rid, .request_id = h.request_id, .tenant = h.tenant_id};
 	{
-		struct idx_key k = {
-			.client_hash = mb_request_client_hash(zmq_msg_data(&parts[0]),
-							      (uint8_t)zmq_msg_size(&parts[0])),
-			.request_id = h.request_id,
-			.tenant = h.tenant_id,
-		};
 		void *other = NULL;
 
 		if (rte_hash_lookup_data(fd->index, &k, &other) >= 0 && other != NULL &&
@@ -876,10 +875,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 		mb_egress_answer(fd, &parts[0], &err, MB_STATUS_OVERLOADED, reason);
 		return;
 	}
-	share_key = client != NULL ? client->id
-				   : mb_request_client_hash(zmq_msg_data(&parts[0]),
-							    (uint8_t)zmq_msg_size(&parts[0])) |
-					     1;
+	share_key = client != NULL ? client->id : rid | 1;
 	if (!within_shares(fd, parts, &h, client, share_key, &err))
 		return;
 	req = mb_request_get(fd->pool);
@@ -894,7 +890,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 			      memory_order_relaxed);
 	req->hdr = h;
 	req->transport = MB_TRANSPORT_ZMQ;
-	conn_add(fd, req, &parts[1]);
+	conn_add(fd, req, cfd);
 	req->client_len = (uint8_t)zmq_msg_size(&parts[0]);
 	memcpy(req->client, zmq_msg_data(&parts[0]), req->client_len);
 	zmq_msg_init((zmq_msg_t *)req->payload_store);
@@ -908,11 +904,7 @@ handle(struct mb_frontdoor *fd, zmq_msg_t *parts, int n, int extra)
 	mb_fd_share_add(&fd->client_shares, share_key, 1);
 	mb_fd_share_add(&fd->tenant_shares, (uint64_t)h.tenant_id + 1, 1);
 
-	{
-		struct idx_key k = key_of(req); /* not in the index: looked up above */
-
-		req->indexed = rte_hash_add_key_data(fd->index, &k, req) == 0;
-	}
+	req->indexed = rte_hash_add_key_data(fd->index, &k, req) == 0; /* looked up above */
 	reason[0] = '\0';
 	st = fd->o.ops.submit(fd->o.ops.ctx, req, reason, sizeof(reason));
 	if (st == MB_STATUS_OK)
@@ -995,26 +987,22 @@ cancel_disconnected(struct mb_frontdoor *fd, int cfd, bool ambiguous)
 }
 
 /*
- * Plaintext (ZMQ_ROUTER_HANDOVER): the routing id @p id of a message read on the connection
- * of @p frame. When another open connection carried the same id, libzmq has handed the id
+ * Plaintext (ZMQ_ROUTER_HANDOVER): @p rid, the hash of the routing id of a message read on
+ * connection @p cfd. When another open connection carried the same id, libzmq has handed the id
  * over to this one and the other gets no more replies: its requests are treated as those of
  * a closed connection (not started: cancelled; running: answered to no one), so that none
  * of its answers reaches the newcomer. One load per message; a scan of the connections
  * only when one first shows its id.
  */
 static void
-note_routing_id(struct mb_frontdoor *fd, const zmq_msg_t *id, const zmq_msg_t *frame)
+note_routing_id(struct mb_frontdoor *fd, uint64_t rid, int cfd)
 {
-	int cfd = zmq_msg_get((zmq_msg_t *)frame, ZMQ_SRCFD);
 	void *t = fd->conn_rid;
-	uint64_t h;
+	uint64_t h = rid | 1; /* 0: no id seen on the fd */
 
 	if (fd->auth != NULL || !grow_fd_table(&t, &fd->n_rid, cfd, sizeof(uint64_t)))
 		return;
 	fd->conn_rid = t;
-	h = mb_request_client_hash(zmq_msg_data((zmq_msg_t *)id),
-				   (uint8_t)zmq_msg_size((zmq_msg_t *)id)) |
-	    1;
 	if (fd->conn_rid[cfd] == h)
 		return;
 	fd->conn_rid[cfd] = h;

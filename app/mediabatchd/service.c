@@ -740,6 +740,7 @@ service_check_model_keys(const struct mb_config *cfg, char *buf, size_t len)
 	for (unsigned int i = 0; i < cfg->n_models; i++) {
 		const struct mb_model_config *c = &cfg->models[i];
 		bool builtin = c->plugin[0] == '\0';
+		int64_t windows = c->max_windows > 0 ? c->max_windows : MB_DEFAULT_MAX_WINDOWS;
 		uint32_t window;
 		uint8_t join, topk;
 
@@ -763,19 +764,13 @@ service_check_model_keys(const struct mb_config *cfg, char *buf, size_t len)
 				c->name, c->name);
 		else if (c->queue_limit >= 0 && builtin &&
 			 mb_builtin_windowing(c->name, &window, &join, &topk) == 0 &&
-			 c->queue_limit <
-				 (c->max_windows > 0 ? c->max_windows : MB_DEFAULT_MAX_WINDOWS))
+			 c->queue_limit < windows)
 			mb_config_list_add(
 				buf, len, &n, "; ",
 				"models[%u] (%s): queue_limit %" PRId64 " is below its max_windows "
 				"%" PRId64 " (a request of n windows takes n places): requests of "
 				"%" PRId64 " to %" PRId64 " windows are answered TOO_LARGE",
-				i, c->name, c->queue_limit,
-				c->max_windows > 0 ? c->max_windows
-						   : (int64_t)MB_DEFAULT_MAX_WINDOWS,
-				c->queue_limit + 1,
-				c->max_windows > 0 ? c->max_windows
-						   : (int64_t)MB_DEFAULT_MAX_WINDOWS);
+				i, c->name, c->queue_limit, windows, c->queue_limit + 1, windows);
 	}
 	return (int)n;
 }

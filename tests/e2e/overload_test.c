@@ -381,26 +381,38 @@ test_refusals_held_for_slow_reader(void)
 }
 
 /* Read @p s until it is quiet for @p quiet_ms; count OK and BAD_REQUEST answers. */
+/* One response from @p s within @p ms: 1 (in *@p r), 0 for one that does not decode, -1
+ * for none. */
+static int
+recv_response(void *s, int ms, struct mb_response_hdr *r)
+{
+	zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
+	uint8_t hdr[128];
+	static uint8_t body[1 << 20];
+	char why[64];
+	int n, more = 0;
+	size_t ml = sizeof(more);
+
+	if (zmq_poll(&it, 1, ms) <= 0)
+		return -1;
+	n = zmq_recv(s, hdr, sizeof(hdr), 0);
+	zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+	if (more)
+		zmq_recv(s, body, sizeof(body), 0);
+	return n == MB_PROTO_HDR_LEN &&
+	       mb_proto_decode_response(hdr, MB_PROTO_HDR_LEN, r, why, sizeof(why)) == 0;
+}
+
 static void
 read_until_quiet(void *s, int quiet_ms, int *ok, int *bad, int *other)
 {
 	for (;;) {
-		zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
-		uint8_t hdr[128];
-		static uint8_t body[1 << 20];
 		struct mb_response_hdr r;
-		char why[64];
-		int n, more = 0;
-		size_t ml = sizeof(more);
+		int got = recv_response(s, quiet_ms, &r);
 
-		if (zmq_poll(&it, 1, quiet_ms) <= 0)
+		if (got < 0)
 			return;
-		n = zmq_recv(s, hdr, sizeof(hdr), 0);
-		zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
-		if (more)
-			zmq_recv(s, body, sizeof(body), 0);
-		if (n != MB_PROTO_HDR_LEN ||
-		    mb_proto_decode_response(hdr, MB_PROTO_HDR_LEN, &r, why, sizeof(why)) < 0)
+		if (got == 0)
 			(*other)++;
 		else if (r.status == MB_STATUS_OK)
 			(*ok)++;
@@ -540,20 +552,12 @@ test_reconnect_same_routing_id(void)
 	 * what the new connection got, until quiet */
 	CU_ASSERT_EQUAL(mb_daemon_inflight_settled(&d, 120), 0);
 	for (;;) {
-		zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
-		uint8_t hdr[128], body[4096];
 		struct mb_response_hdr r;
-		char why[64];
-		int more = 0;
-		size_t ml = sizeof(more);
+		int got = recv_response(s, 1000, &r);
 
-		if (zmq_poll(&it, 1, 1000) <= 0)
+		if (got < 0)
 			break;
-		zmq_recv(s, hdr, sizeof(hdr), 0);
-		zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
-		if (more)
-			zmq_recv(s, body, sizeof(body), 0);
-		if (mb_proto_decode_response(hdr, MB_PROTO_HDR_LEN, &r, why, sizeof(why)) < 0) {
+		if (got == 0) {
 			stray++;
 			continue;
 		}
@@ -624,21 +628,12 @@ identity_round(void *s, uint64_t first, int n, int ms)
 		raw_send(s, &h, x, sizeof(x));
 	}
 	while (ok < n) {
-		zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
-		uint8_t hdr[128], body[256];
 		struct mb_response_hdr r;
-		char why[64];
-		int more = 0;
-		size_t ml = sizeof(more);
+		int got = recv_response(s, ms, &r);
 
-		if (zmq_poll(&it, 1, ms) <= 0)
+		if (got < 0)
 			break;
-		zmq_recv(s, hdr, sizeof(hdr), 0);
-		zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
-		if (more)
-			zmq_recv(s, body, sizeof(body), 0);
-		if (mb_proto_decode_response(hdr, MB_PROTO_HDR_LEN, &r, why, sizeof(why)) == 0 &&
-		    r.status == MB_STATUS_OK && r.request_id >= first &&
+		if (got == 1 && r.status == MB_STATUS_OK && r.request_id >= first &&
 		    r.request_id < first + (uint64_t)n)
 			ok++;
 	}
