@@ -59,7 +59,8 @@ configure() {
 	fi
 }
 
-# count DIR: add the results in DIR's meson test log to the totals.
+# count DIR NAME: add the results in DIR's meson test log to the totals, and name each failed
+# test among the failures (CI shows only the end of this output).
 count() {
 	local log="$1/meson-logs/testlog.json" p f s
 	[ -f "$log" ] || return 0
@@ -78,6 +79,17 @@ print(p, f, s)
 EOF
 )
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	local name
+	while IFS= read -r name; do
+		[ -n "$name" ] && failures+=("$2: $name")
+	done < <(python3 - "$log" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("result") not in ("OK", "EXPECTEDFAIL", "SKIP"):
+        print("%s %s (%.0f s)" % (r.get("name"), r.get("result"), r.get("duration") or 0))
+EOF
+)
 }
 
 # run NAME DIR SUITES...: build DIR and run the suites, verbose (CUnit summaries shown).
@@ -98,7 +110,7 @@ run() {
 		--print-errorlogs; then
 		failures+=("$name: tests failed (see $dir/meson-logs/testlog.txt)")
 	fi
-	count "$dir"
+	count "$dir" "$name"
 }
 
 section "style: clang-format"
