@@ -215,9 +215,14 @@ closed_loop(const char *endpoint, pid_t server, long n, int k, uint32_t payload,
 	long next = 0, got = 0;
 	double t0, deadline;
 
+	if (sent == NULL || lat == NULL || body == NULL) {
+		fprintf(stderr, "identity_bench: out of memory for %ld requests\n", n);
+		c = NULL;
+		goto fail;
+	}
 	if (mb_client_connect(&o, &c, err, sizeof(err)) < 0) {
 		fprintf(stderr, "identity_bench: %s\n", err);
-		return -1;
+		goto fail;
 	}
 	out->errors = 0;
 	t0 = mb_bench_now();
@@ -254,6 +259,11 @@ closed_loop(const char *endpoint, pid_t server, long n, int k, uint32_t payload,
 	free(lat);
 	free(body);
 	return got == n ? 0 : -1;
+fail:
+	free(sent);
+	free(lat);
+	free(body);
+	return -1;
 }
 
 static double

@@ -424,7 +424,7 @@ main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *testpmd = "dpdk-testpmd";
-	int seconds = 5, cpu = -1, n_sources = 0, c;
+	int seconds = 5, cpu = -1, n_sources = 0, c, rc;
 	struct mb_udp_source_config *sources = NULL;
 	struct mb_prefix *prefixes = NULL;
 	bool context = true;
@@ -537,8 +537,12 @@ main(int argc, char **argv)
 
 		sources = calloc((size_t)n_sources, sizeof(*sources));
 		prefixes = calloc(2 * (size_t)n_sources, sizeof(*prefixes));
-		if (sources == NULL || prefixes == NULL)
+		if (sources == NULL || prefixes == NULL) {
+			fprintf(stderr, "ingest_bench: out of memory for %d sources\n", n_sources);
+			free(sources);
+			free(prefixes);
 			return 1;
+		}
 		for (int i = 0, np = 0; i < n_sources; i++) {
 			bool last = i == n_sources - 1;
 
@@ -561,12 +565,13 @@ main(int argc, char **argv)
 				     .model_ring = f_ring,
 				     .unadmit = f_unadmit,
 				     .cancelled = f_cancelled};
-	if (mb_udp_create(&uo, &u, err, sizeof(err)) < 0) {
+	rc = mb_udp_create(&uo, &u, err, sizeof(err));
+	free(sources); /* copied */
+	free(prefixes);
+	if (rc < 0) {
 		fprintf(stderr, "ingest_bench: %s\n", err);
 		return 1;
 	}
-	free(sources); /* copied */
-	free(prefixes);
 	if (n_sources > 0)
 		printf("udp.sources: %d tenants, the capture's among them: every frame is checked "
 		       "and passes\n",

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,8 +284,11 @@ main(int argc, char **argv)
 	}
 	if (rc == 0 && stamp != NULL) {
 		FILE *f = fopen(stamp, "w");
+		bool bad = f == NULL || fprintf(f, "seed %" PRIu64 "\n", g.seed) < 0;
 
-		if (f == NULL || fprintf(f, "seed %" PRIu64 "\n", g.seed) < 0 || fclose(f) != 0) {
+		if (f != NULL && fclose(f) != 0) /* closed whatever fprintf() did */
+			bad = true;
+		if (bad) {
 			fprintf(stderr, "mediabatch-weights: %s: %s\n", stamp, strerror(errno));
 			return 1;
 		}

@@ -526,7 +526,7 @@ cmd_send(struct send_opts *o, struct media *m)
 				    .client_id = o->client_id,
 				    .curve = g_curve,
 				    .fleet = g_fleet};
-	struct mb_client *c;
+	struct mb_client *c = NULL;
 	char err[256];
 	double *sent_at = calloc((size_t)o->count, sizeof(double));
 	double *lat = calloc((size_t)o->count, sizeof(double));
@@ -534,13 +534,17 @@ cmd_send(struct send_opts *o, struct media *m)
 	long next = 0, received = 0, outstanding = 0, by_status[MB_STATUS_COUNT] = {0};
 	bool npy_done = false, timed_out = false;
 	double t0 = now_s(), last_progress = t0;
-	int rc;
+	int rc, exit_code = 0;
 
-	if (sent_at == NULL || lat == NULL || cancelled == NULL)
-		return EXIT_USAGE;
+	if (sent_at == NULL || lat == NULL || cancelled == NULL) {
+		fprintf(stderr, "mediabatch: out of memory for %ld requests\n", o->count);
+		exit_code = EXIT_USAGE;
+		goto out;
+	}
 	if (mb_client_connect(&co, &c, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mediabatch: %s\n", err);
-		return EXIT_USAGE;
+		exit_code = EXIT_USAGE;
+		goto out;
 	}
 	snprintf(m->hdr.model, sizeof(m->hdr.model), "%s", o->model);
 	m->hdr.tenant_id = o->tenant;
@@ -558,8 +562,8 @@ cmd_send(struct send_opts *o, struct media *m)
 				break;
 			if (rc < 0) {
 				fprintf(stderr, "mediabatch: send: %s\n", strerror(-rc));
-				mb_client_close(&c);
-				return EXIT_USAGE;
+				exit_code = EXIT_USAGE;
+				goto out;
 			}
 			sent_at[next++] = now_s();
 			outstanding++;
@@ -585,11 +589,8 @@ cmd_send(struct send_opts *o, struct media *m)
 				"(--key) is not on the service's allow-list, or --server-key is "
 				"not the service's key, or the service does not use CURVE\n",
 				o->endpoint);
-			mb_client_close(&c);
-			free(sent_at);
-			free(lat);
-			free(cancelled);
-			return EXIT_USAGE;
+			exit_code = EXIT_USAGE;
+			goto out;
 		}
 		if (rc == -ETIMEDOUT) {
 			long late = 0, first = -1;
@@ -674,10 +675,13 @@ cmd_send(struct send_opts *o, struct media *m)
 		free(sorted);
 	}
 	print_fleet(c);
+out:
 	mb_client_close(&c);
 	free(sent_at);
 	free(lat);
 	free(cancelled);
+	if (exit_code != 0)
+		return exit_code;
 	if (timed_out || received < o->count)
 		return EXIT_TIMEOUT;
 	return by_status[MB_STATUS_OK] == o->count ? 0 : EXIT_NOT_OK;
@@ -701,8 +705,12 @@ cmd_send_udp(struct send_opts *o, struct media *m)
 	double t0, last_answer;
 	int rc, exit_code = 0;
 
-	if (done == NULL || sent_at == NULL)
+	if (done == NULL || sent_at == NULL) {
+		fprintf(stderr, "mediabatch: out of memory for %ld requests\n", o->count);
+		free(done);
+		free(sent_at);
 		return EXIT_USAGE;
+	}
 	snprintf(prefix, sizeof(prefix), "%u/%s", o->tenant, o->model);
 	if (mb_subscriber_connect_curve(o->publish, prefix, &g_curve, &rx, err, sizeof(err)) < 0 ||
 	    mb_udp_sender_open(&uo, &tx, err, sizeof(err)) < 0) {

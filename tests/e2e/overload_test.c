@@ -380,7 +380,6 @@ test_refusals_held_for_slow_reader(void)
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
-/* Read @p s until it is quiet for @p quiet_ms; count OK and BAD_REQUEST answers. */
 /* One response from @p s within @p ms: 1 (in *@p r), 0 for one that does not decode, -1
  * for none. */
 static int
@@ -403,6 +402,7 @@ recv_response(void *s, int ms, struct mb_response_hdr *r)
 	       mb_proto_decode_response(hdr, MB_PROTO_HDR_LEN, r, why, sizeof(why)) == 0;
 }
 
+/* Read @p s until it is quiet for @p quiet_ms; count OK and BAD_REQUEST answers. */
 static void
 read_until_quiet(void *s, int quiet_ms, int *ok, int *bad, int *other)
 {
