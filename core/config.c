@@ -5,20 +5,23 @@
  * loads it as a node tree and walks that tree alongside the schema below: a syntax error, an
  * unknown key, a number that is not written strictly (digits only for integers; a plain
  * decimal for floats: no suffix, hex, underscore, inf or nan) or does not fit its type, a
- * boolean that is not true/false (yes/no, on/off), a string that is YAML's null (~, null,
- * nothing; libcyaml would read "~") or longer or shorter than the schema allows, a list with
- * more entries than it allows, or a second YAML document stops there, with the line and
- * column libyaml gives for the offending node (0-based there, 1-based in the message). Then
- * libcyaml parses the same bytes into "raw" structs whose scalars are all optional pointers
- * (NULL when the file does not set them), so "absent" and "0" differ. Its errors (wrong
- * types) are captured from its log and turned into one line with the location and the field
- * path; then every value that is present is range-checked and copied over the defaults, and
- * the values that depend on each other are checked together (the endpoints:
- * mb_config_check_endpoints()). libcyaml 1.3.1 cannot do the pre-pass's part itself: it
- * reads numbers with strtoll(base 0) and strtod and ignores what follows ("2k" loads as 2,
- * "0x100" as 256), reads any word but false/no/off/disable/0 as true ("flase" too), loads
- * the first document and ignores the rest, has no validation callbacks, and logs libyaml's
- * errors without their position. Main thread only.
+ * boolean that is not true/false (yes/no, on/off), a number or boolean written as text
+ * (quoted, a block, or tagged !!str or another kind: "100", !!str 100), a string that is
+ * YAML's null (~, null, nothing; libcyaml would read "~") or longer or shorter than the
+ * schema allows, a list with more entries than it allows, or a second YAML document stops
+ * there, with the line and column libyaml gives for the offending node (0-based there,
+ * 1-based in the message). Then libcyaml parses the same bytes into "raw" structs whose
+ * scalars are all optional pointers (NULL when the file does not set them), so "absent" and
+ * "0" differ. Its errors (wrong types) are captured from its log and turned into one line
+ * with the location and the field path; then every value that is present is range-checked
+ * and copied over the defaults, and the values that depend on each other are checked
+ * together (the endpoints: mb_config_check_endpoints()). libcyaml 1.3.1 cannot do the
+ * pre-pass's part itself: it reads numbers with strtoll(base 0) and strtod and ignores what
+ * follows ("2k" loads as 2, "0x100" as 256), reads any word but false/no/off/disable/0 as
+ * true ("flase" too), reads a scalar's characters alone (quoted "100" and !!str 100 load as
+ * 100), loads the first document and ignores the rest, has no validation callbacks, and logs
+ * libyaml's errors without their position. mb_config_doubts() names values that load but
+ * are doubtful. Main thread only.
  */
 #include "mb_config.h"
 
@@ -404,6 +407,8 @@ static const cyaml_schema_value_t root_value = {
 #define DEFAULT_INGEST "tcp://127.0.0.1:7400"
 #define DEFAULT_PUBLISH "tcp://127.0.0.1:7401"
 #define DEFAULT_METRICS "127.0.0.1:7402"
+#define DEFAULT_HTTP_MAX_CONNECTIONS 512
+#define DEFAULT_HTTP_MAX_CONNECTIONS_PER_IP 32
 
 void
 mb_config_defaults(struct mb_config *c)
@@ -450,8 +455,8 @@ mb_config_defaults(struct mb_config *c)
 	c->breaker_cooldown_ms = 5000;
 	c->breaker_probe_timeout_ms = 30000;
 	c->security_mode = MB_SECURITY_PLAINTEXT;
-	c->http_max_connections = 512;
-	c->http_max_connections_per_ip = 32;
+	c->http_max_connections = DEFAULT_HTTP_MAX_CONNECTIONS;
+	c->http_max_connections_per_ip = DEFAULT_HTTP_MAX_CONNECTIONS_PER_IP;
 	c->http_timeout_ms = 15000;
 }
 
@@ -1035,6 +1040,41 @@ mb_config_set(struct mb_config *c, const char *key, const char *v, char *err, si
 	return 0;
 }
 
+/* The keys a flag of the daemon overrides (mediabatchd --help), a bit of set_by_flag each. */
+static const struct {
+	const char *key, *flag;
+} flag_keys[] = {
+	{"service.ingest", "--ingest"},	      {"service.publish", "--publish"},
+	{"service.metrics", "--metrics"},     {"service.log_level", "--log-level"},
+	{"service.placement", "--placement"},
+};
+
+int
+mb_config_set_flag(struct mb_config *c, const char *key, const char *v, char *err, size_t err_len)
+{
+	for (unsigned int i = 0; i < sizeof(flag_keys) / sizeof(flag_keys[0]); i++) {
+		int rc;
+
+		if (strcmp(key, flag_keys[i].key) != 0)
+			continue;
+		rc = mb_config_set(c, key, v, err, err_len);
+		if (rc == 0)
+			c->set_by_flag |= (uint8_t)(1u << i);
+		return rc;
+	}
+	snprintf(err, err_len, "'%s' is not a key a flag sets", key);
+	return -EINVAL;
+}
+
+const char *
+mb_config_origin(const struct mb_config *c, const char *key)
+{
+	for (unsigned int i = 0; i < sizeof(flag_keys) / sizeof(flag_keys[0]); i++)
+		if (strcmp(key, flag_keys[i].key) == 0)
+			return c->set_by_flag & (1u << i) ? flag_keys[i].flag : key;
+	return key;
+}
+
 static void
 set_string(struct checker *ck, struct mb_config *c, const char *key, const char *v)
 {
@@ -1446,6 +1486,15 @@ apply_udp(struct checker *ck, const struct y_udp *s, struct mb_config *c)
 			     "nor a DPDK virtual device (net_pcap0,..., net_af_packet0,...)",
 			     i, y->device);
 			break;
+		}
+		if (!is_pci_address(y->device)) { /* a --vdev at start: a driver DPDK has */
+			char why[1536];
+
+			if (mb_eal_check_vdev(y->device, (const char *const *)c->eal_args,
+					      c->n_eal_args, why, sizeof(why)) < 0) {
+				fail(ck, "udp.ports[%u].device: %s", i, why);
+				break;
+			}
 		}
 		snprintf(p->device, sizeof(p->device), "%s", y->device);
 		if (y->address == NULL || inet_pton(AF_INET, y->address, &a) != 1 ||
@@ -1875,35 +1924,128 @@ node_text(struct checker *ck, const yaml_node_t *node)
 }
 
 /*
+ * The tag written before @p node's value, as written ("!!str", "!mine", "!<tag:...>", "!"),
+ * into @p buf; "" when none was. libyaml's tree keeps the tag a written one resolves to, but
+ * not whether one was written (a plain scalar gets !!str either way): the file says, at the
+ * node's start, where its properties (an anchor and a tag, in either order) come first.
+ */
+static const char *
+written_tag(struct checker *ck, const yaml_node_t *node, char *buf, size_t len)
+{
+	const unsigned char *at = node_text(ck, node);
+
+	buf[0] = '\0';
+	for (int props = 0; at != NULL && props < 2; props++) {
+		size_t n = 0;
+
+		if (*at == '!') { /* a verbatim tag, !<...>, may hold a ',' */
+			while (at[n] != '\0' && !isspace(at[n]) && n + 1 < len &&
+			       (at[1] == '<' ? n == 0 || at[n - 1] != '>'
+					     : strchr(",]}", at[n]) == NULL))
+				n++;
+			memcpy(buf, at, n);
+			buf[n] = '\0';
+			return buf;
+		}
+		if (*at != '&')
+			break;
+		while (*at != '\0' && !isspace(*at)) /* the anchor's name */
+			at++;
+		while (*at == ' ' || *at == '\t')
+			at++;
+	}
+	return buf;
+}
+
+/*
  * Whether @p node, a scalar, is YAML's null: ~, null, Null, NULL or nothing, unquoted and
  * untagged, or anything tagged !!null. libcyaml would read it as that text ("~"), for a
- * string too. Quoted ("~", "null", "") or tagged !!str it is text. libyaml's tree keeps the
- * scalar's style but not whether a tag was written (a plain scalar gets !!str either way):
- * the file says, at the node's start.
+ * string too. Quoted ("~", "null", "") or tagged !!str it is text.
  */
 static bool
 yaml_null(struct checker *ck, const yaml_node_t *node)
 {
 	static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
 	const char *v = (const char *)node->data.scalar.value;
-	const unsigned char *at;
+	char tag[64];
 
 	if (node->tag != NULL && strcmp((const char *)node->tag, YAML_NULL_TAG) == 0)
 		return true;
 	if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
-	    node->data.scalar.length != strlen(v))
-		return false;
-	at = node_text(ck, node);
-	if (at != NULL && *at == '&') /* an anchor, then perhaps a tag */
-		for (at++; *at != '\0' && !isspace(*at); at++)
-			;
-	while (at != NULL && (*at == ' ' || *at == '\t'))
-		at++;
-	if (at != NULL && *at == '!')
+	    node->data.scalar.length != strlen(v) || written_tag(ck, node, tag, sizeof(tag))[0])
 		return false;
 	for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
 		if (strcmp(v, nulls[i]) == 0)
 			return true;
+	return false;
+}
+
+/* What a key of @p kind takes, and the tags it takes (resolved, as libyaml gives them, then
+ * as people write them): a number or a boolean is a plain scalar, untagged or of its kind. */
+struct plain_kind {
+	cyaml_type_e kind;
+	const char *tags[2], *forms;
+};
+
+static const struct plain_kind plain_kinds[] = {
+	{CYAML_INT, {YAML_INT_TAG, NULL}, "untagged or !!int"},
+	{CYAML_UINT, {YAML_INT_TAG, NULL}, "untagged or !!int"},
+	{CYAML_FLOAT, {YAML_FLOAT_TAG, YAML_INT_TAG}, "untagged, !!float or !!int"},
+	{CYAML_BOOL, {YAML_BOOL_TAG, NULL}, "untagged or !!bool"},
+};
+
+/*
+ * Whether @p node, whose characters its key accepts (a number written strictly, a boolean
+ * word), is written as a value of its kind: a plain scalar, untagged or tagged with its kind.
+ * Quoted ("100", '100'), a block (| or >) or tagged otherwise (!!str 100, !!float 100 for a
+ * whole number, !mine 100) it is text or another kind, which libcyaml 1.3.1 would read as the
+ * number all the same (it looks at the characters alone). If not, fail() says why, with
+ * @p what, what the key takes ("a whole number of milliseconds").
+ */
+static bool
+plain_value(struct checker *ck, const yaml_node_t *node, cyaml_type_e kind, const char *where,
+	    const char *what)
+{
+	const char *v = (const char *)node->data.scalar.value, *resolved = (const char *)node->tag;
+	const struct plain_kind *pk = &plain_kinds[0];
+	yaml_scalar_style_t style = node->data.scalar.style;
+	char tag[64];
+	size_t line = node->start_mark.line + 1, col = node->start_mark.column + 1;
+
+	while (pk < plain_kinds + sizeof(plain_kinds) / sizeof(plain_kinds[0]) - 1 &&
+	       pk->kind != kind)
+		pk++;
+	written_tag(ck, node, tag, sizeof(tag));
+	if (style == YAML_SINGLE_QUOTED_SCALAR_STYLE || style == YAML_DOUBLE_QUOTED_SCALAR_STYLE) {
+		char q = style == YAML_SINGLE_QUOTED_SCALAR_STYLE ? '\'' : '"';
+
+		fail(ck,
+		     "line %zu, column %zu: %s: %s%s%c%.64s%c is quoted, so it is text; expected "
+		     "%s, unquoted (write %.64s)",
+		     line, col, where, tag, tag[0] ? " " : "", q, v, q, what, v);
+		return false;
+	}
+	if (style == YAML_LITERAL_SCALAR_STYLE || style == YAML_FOLDED_SCALAR_STYLE) {
+		fail(ck,
+		     "line %zu, column %zu: %s: '%.64s' is a block of text (| or >); expected %s, "
+		     "plain (write %.64s)",
+		     line, col, where, v, what, v);
+		return false;
+	}
+	if (tag[0] == '\0' || resolved == NULL ||
+	    (pk->tags[0] != NULL && strcmp(resolved, pk->tags[0]) == 0) ||
+	    (pk->tags[1] != NULL && strcmp(resolved, pk->tags[1]) == 0))
+		return true;
+	if (strcmp(resolved, YAML_STR_TAG) == 0)
+		fail(ck,
+		     "line %zu, column %zu: %s: %s %.64s is tagged as text; expected %s, %s (write "
+		     "%.64s)",
+		     line, col, where, tag, v, what, pk->forms, v);
+	else
+		fail(ck,
+		     "line %zu, column %zu: %s: %s %.64s is tagged %s; expected %s, %s (write "
+		     "%.64s)",
+		     line, col, where, tag, v, tag, what, pk->forms, v);
 	return false;
 }
 
@@ -1944,20 +2086,22 @@ check_number(struct checker *ck, const yaml_node_t *node, const cyaml_schema_val
 	double x = 0;
 	bool hint;
 
-	if (strict_number(v, len, kind)) {
-		beyond = beyond_type(v, schema);
-		if (beyond != NULL)
-			fail(ck, "line %zu, column %zu: %s: '%.64s%s' is %s",
-			     node->start_mark.line + 1, node->start_mark.column + 1, where, v,
-			     len > 64 ? "..." : "", beyond);
-		return;
-	}
 	if (kind == CYAML_FLOAT)
 		snprintf(what, sizeof(what), "a decimal number");
 	else if (u->name != NULL)
 		snprintf(what, sizeof(what), "a whole number of %s", u->name);
 	else
 		snprintf(what, sizeof(what), "a whole number");
+	if (strict_number(v, len, kind)) {
+		beyond = beyond_type(v, schema);
+		if (beyond != NULL)
+			fail(ck, "line %zu, column %zu: %s: '%.64s%s' is %s",
+			     node->start_mark.line + 1, node->start_mark.column + 1, where, v,
+			     len > 64 ? "..." : "", beyond);
+		else
+			plain_value(ck, node, kind, where, what);
+		return;
+	}
 	if (len == 0) {
 		fail(ck, "line %zu, column %zu: %s: no value; expected %s",
 		     node->start_mark.line + 1, node->start_mark.column + 1, where, what);
@@ -1988,7 +2132,8 @@ static const char *const bool_words[] = {
 	"false", "False", "FALSE", "no",  "No",	 "NO",	"off", "Off", "OFF",
 };
 
-/* A boolean key: libcyaml 1.3.1 reads anything but false/no/off/disable/0 as true. */
+/* A boolean key: libcyaml 1.3.1 reads anything but false/no/off/disable/0 as true, and "true"
+ * quoted (text) as true too. */
 static void
 check_bool(struct checker *ck, const yaml_node_t *node, const char *where)
 {
@@ -1997,8 +2142,10 @@ check_bool(struct checker *ck, const yaml_node_t *node, const char *where)
 
 	if (len == strlen(v))
 		for (size_t i = 0; i < sizeof(bool_words) / sizeof(bool_words[0]); i++)
-			if (strcmp(v, bool_words[i]) == 0)
+			if (strcmp(v, bool_words[i]) == 0) {
+				plain_value(ck, node, CYAML_BOOL, where, "true or false");
 				return;
+			}
 	if (len == 0)
 		fail(ck, "line %zu, column %zu: %s: no value; expected true or false",
 		     node->start_mark.line + 1, node->start_mark.column + 1, where);
@@ -2423,6 +2570,77 @@ apply_http(struct checker *ck, const struct y_http *s, struct mb_config *c)
 		c->http_max_connections_per_ip = (uint32_t)*s->max_connections_per_ip;
 	if (int_in(ck, "http.timeout_ms", s->timeout_ms, 100, 3600000))
 		c->http_timeout_ms = (uint32_t)*s->timeout_ms;
+}
+
+/*
+ * Doubtful values (mb_config_doubts()). Each threshold is where a value in range stops
+ * making sense, said in its message:
+ * - zmq.heartbeat_ms: the ROUTER disconnects a requester silent for three intervals
+ *   (ZMQ_HEARTBEAT_TIMEOUT, net/frontdoor.c). Below 100 ms that is under 300 ms: one lost
+ *   packet (Linux resends after TCP_RTO_MIN, 200 ms, at the soonest) plus a ping interval,
+ *   or a requester's thread held up by a busy host, cuts off a live requester and drops its
+ *   held replies.
+ * - models[].run_timeout_ms: a batch still in run() past it is presumed hung and its model
+ *   disabled until restart. The daemon's main loop runs the watchdog every 100 ms (its
+ *   tick, app/mediabatchd/main.c), so a smaller value finds a hung batch at most 100 ms
+ *   sooner, while a batch delayed by a busy host, a page fault or a first-touch allocation
+ *   for that long disables a model that works.
+ */
+#define DOUBT_HEARTBEAT_MS 100
+#define DOUBT_RUN_TIMEOUT_MS 100
+
+/* in the reference's order: zmq, models, http */
+unsigned int
+mb_config_doubts(const struct mb_config *c, char *buf, size_t len)
+{
+	unsigned int n = 0;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (c->zmq_heartbeat_ms != 0 && c->zmq_heartbeat_ms < DOUBT_HEARTBEAT_MS)
+		mb_config_list_add(
+			buf, len, &n, "\n",
+			"zmq.heartbeat_ms %" PRIu32 " is below %d ms: a requester silent "
+			"for three intervals (%" PRIu32 " ms) is disconnected and its "
+			"held replies dropped, and one lost packet (TCP resends it after "
+			"200 ms at the least) or a busy host's scheduling delay can be "
+			"that long (0 turns heartbeats off)",
+			c->zmq_heartbeat_ms, DOUBT_HEARTBEAT_MS, 3 * c->zmq_heartbeat_ms);
+	for (unsigned int i = 0; i < c->n_models; i++) {
+		const struct mb_model_config *m = &c->models[i];
+
+		if (m->enabled == 0 || m->run_timeout_ms <= 0 ||
+		    m->run_timeout_ms >= DOUBT_RUN_TIMEOUT_MS)
+			continue;
+		mb_config_list_add(
+			buf, len, &n, "\n",
+			"models[%u] (%s): run_timeout_ms %" PRId64 " is below %d ms: a "
+			"batch still running after %" PRId64 " ms (a busy host's "
+			"scheduling delay can be that long) is taken for hung, answered "
+			"MODEL_ERROR, and the model disabled until restart; the watchdog "
+			"looks every 100 ms, so it finds a hung batch hardly sooner (0 "
+			"turns it off)",
+			i, m->name, m->run_timeout_ms, DOUBT_RUN_TIMEOUT_MS, m->run_timeout_ms);
+	}
+	/* one address may hold max_connections_per_ip connections: at or above the whole
+	 * limit, it can take them all and the per-address limit never refuses anyone (with
+	 * the endpoint off, service.metrics "off", there are no connections to limit) */
+	if (c->metrics[0] != '\0' && c->http_max_connections <= c->http_max_connections_per_ip)
+		mb_config_list_add(
+			buf, len, &n, "\n",
+			"http.max_connections %" PRIu32 "%s %s http.max_connections_per_ip "
+			"%" PRIu32 "%s: one address may take every connection, so the per-address "
+			"limit never applies (set max_connections_per_ip below max_connections)",
+			c->http_max_connections,
+			c->http_max_connections == DEFAULT_HTTP_MAX_CONNECTIONS ? " (the default)"
+										: "",
+			c->http_max_connections < c->http_max_connections_per_ip ? "is below"
+										 : "equals",
+			c->http_max_connections_per_ip,
+			c->http_max_connections_per_ip == DEFAULT_HTTP_MAX_CONNECTIONS_PER_IP
+				? " (the default)"
+				: "");
+	return n;
 }
 
 /* Shares are parts of the whole: none above service.max_inflight. */

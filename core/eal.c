@@ -2,21 +2,31 @@
  * eal.c: bring DPDK's EAL up with the embedded default or with a deployment's arguments.
  *
  * Builds an argv, calls rte_eal_init() once, and tells env.c that DPDK's heap is usable.
+ * Before that, for --check and the config loader, it checks a deployment's EAL arguments and
+ * virtual devices as the linked DPDK would take them (mb_eal_check_args(),
+ * mb_eal_check_vdev()), so that the start does not stop at one.
  * The embedded default keeps a developer machine clean: --no-shconf leaves no files in
  * /var/run/dpdk, and fini removes the (empty) runtime directory. Main thread only.
  */
 #include "mb_eal.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <link.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <rte_config.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
@@ -34,6 +44,251 @@
 
 static bool g_eal_up;
 static char g_file_prefix[128];
+
+/* ---- virtual devices: a driver DPDK has ---- */
+
+/*
+ * A shared DPDK (Debian's) has its drivers in its plugin directory, RTE_EAL_PMD_PATH, and EAL
+ * dlopen()s every one there at start (with those of each -d), then gives each --vdev to the
+ * first driver whose name, or alias, begins the device's name; with none ("failed to find
+ * driver") rte_eal_init() fails: the start, not --check, found out. A driver's name is what it
+ * registers (RTE_PMD_REGISTER_VDEV), not its file's: net_bonding is in librte_net_bond.so,
+ * net_tun in librte_net_tap.so, net_virtio_user in librte_net_virtio.so. Each states it in the
+ * "PMD_INFO_STRING= {"name": ...}" that DPDK's build embeds for dpdk-pmdinfo.py, with
+ * "pci_ids": [] and no "kmod" for one that takes no PCI device (bus drivers such as net_dpaa
+ * look the same); aliases (eth_pcap) are not there. So: net_<x><digits> whose
+ * librte_net_<x>.so is there passes at once; else the net drivers' files are read for their
+ * names, and the device passes if one begins its name. Names that do not begin "net_"
+ * (aliases, crypto_, event_, ...) pass unchecked, and so does every name where no net driver
+ * could be listed (no plugin directory, a static DPDK, a format this does not read): the check
+ * never refuses what it cannot list.
+ */
+#ifdef RTE_EAL_PMD_PATH
+#define PMD_DIR RTE_EAL_PMD_PATH
+#else
+#define PMD_DIR ""
+#endif
+#define MAX_DRIVERS 512
+#define MAX_PLUGIN_ARGS 8
+
+struct drivers {
+	struct {
+		char name[48];
+		bool virt; /* no PCI ids, no kernel module: a --vdev's */
+	} d[MAX_DRIVERS];
+	unsigned int n;
+};
+
+static int
+is_eal_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	return info->dlpi_name != NULL && strstr(info->dlpi_name, "/librte_eal.so") != NULL;
+}
+
+/* Whether EAL is a shared library loaded in this process: EAL asks the same before it loads
+ * PMD_DIR (is_shared_build()); linked statically, its drivers are in the program. */
+static bool
+dpdk_is_shared(void)
+{
+	return dl_iterate_phdr(is_eal_object, NULL) != 0;
+}
+
+/* "value" of "key": "value" in the JSON text [@p s, @p end), into @p out; false if none. */
+static bool
+json_string(const char *s, const char *end, const char *key, char *out, size_t len)
+{
+	const char *p = memmem(s, (size_t)(end - s), key, strlen(key));
+	size_t n = 0;
+
+	if (p == NULL)
+		return false;
+	for (p += strlen(key); p < end && (*p == ' ' || *p == ':'); p++)
+		;
+	if (p >= end || *p++ != '"')
+		return false;
+	while (p + n < end && p[n] != '"' && n + 1 < len)
+		n++;
+	if (p + n >= end || p[n] != '"')
+		return false;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return true;
+}
+
+/* The drivers the file at @p path says it has (its PMD_INFO_STRINGs), added to @p d. */
+static void
+read_drivers(const char *path, struct drivers *d)
+{
+	static const char tag[] = "PMD_INFO_STRING= ";
+	const char *text, *end, *p;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    st.st_size > (1l << 30)) {
+		close(fd);
+		return;
+	}
+	text = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (text == MAP_FAILED)
+		return;
+	end = text + st.st_size;
+	for (p = text; (p = memmem(p, (size_t)(end - p), tag, sizeof(tag) - 1)) != NULL;) {
+		const char *info = p + sizeof(tag) - 1;
+		const char *stop = memchr(info, '\0', (size_t)(end - info));
+		const char *ids;
+		char name[48];
+		bool virt, known = false;
+
+		p = info;
+		if (stop == NULL)
+			stop = end;
+		if (!json_string(info, stop, "\"name\"", name, sizeof(name)) || d->n == MAX_DRIVERS)
+			continue;
+		ids = memmem(info, (size_t)(stop - info), "\"pci_ids\"", 9);
+		if (ids != NULL)
+			for (ids += 9; ids < stop && (*ids == ' ' || *ids == ':' || *ids == '[');
+			     ids++)
+				;
+		virt = (ids == NULL || *ids == ']') &&
+		       memmem(info, (size_t)(stop - info), "\"kmod\"", 6) == NULL;
+		for (unsigned int i = 0; i < d->n && !known; i++)
+			known = strcmp(d->d[i].name, name) == 0;
+		if (!known) {
+			snprintf(d->d[d->n].name, sizeof(d->d[0].name), "%s", name);
+			d->d[d->n++].virt = virt;
+		}
+	}
+	munmap((void *)text, (size_t)st.st_size);
+}
+
+/* The drivers of directory @p dir, each file once as EAL takes them (a name that ends ".so",
+ * or ".so.N" where no ".so" of it is there): librte_net_* only with @p net_only. */
+static void
+read_dir(const char *dir, bool net_only, struct drivers *d)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+
+	while (dp != NULL && (e = readdir(dp)) != NULL) {
+		const char *so = strstr(e->d_name, ".so");
+		char path[PATH_MAX];
+
+		if (so == NULL || (net_only && strncmp(e->d_name, "librte_net_", 11) != 0))
+			continue;
+		if (so[3] == '.') { /* "x.so.23": skipped where "x.so" is there (the same file) */
+			if (so[4] == '\0' || strspn(so + 4, "0123456789") != strlen(so + 4))
+				continue;
+			snprintf(path, sizeof(path), "%s/%.*s", dir, (int)(so + 3 - e->d_name),
+				 e->d_name);
+			if (access(path, F_OK) == 0)
+				continue;
+		} else if (so[3] != '\0') {
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		read_drivers(path, d);
+	}
+	if (dp != NULL)
+		closedir(dp);
+}
+
+/* The paths of the -d options of @p args ("-d PATH", "-dPATH"), into @p out; how many. */
+static unsigned int
+plugin_args(const char *const *args, unsigned int n, const char *out[MAX_PLUGIN_ARGS])
+{
+	unsigned int k = 0;
+
+	for (unsigned int i = 0; args != NULL && i < n && k < MAX_PLUGIN_ARGS; i++) {
+		if (strcmp(args[i], "-d") == 0 && i + 1 < n)
+			out[k++] = args[++i];
+		else if (strncmp(args[i], "-d", 2) == 0 && args[i][2] != '\0')
+			out[k++] = args[i] + 2;
+	}
+	return k;
+}
+
+/* @p s after what @p buf holds, @p sep between; cut where it does not fit */
+static void
+append(char *buf, size_t len, const char *sep, const char *s)
+{
+	size_t used = strlen(buf);
+
+	if (used + 1 < len)
+		snprintf(buf + used, len - used, "%s%s", used ? sep : "", s);
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int
+mb_eal_check_vdev(const char *devargs, const char *const *args, unsigned int n, char *err,
+		  size_t len)
+{
+	const char *dirs[MAX_PLUGIN_ARGS + 1], *names[MAX_DRIVERS];
+	char name[64], file[PATH_MAX], list[2048] = "", where[1024] = "";
+	size_t k = strcspn(devargs, ","), m = k;
+	unsigned int n_dirs = 0, n_names = 0, n_net = 0;
+	struct drivers *d;
+	struct stat st;
+	bool found = false;
+
+	if (strncmp(devargs, "net_", 4) != 0 || k >= sizeof(name) || !dpdk_is_shared())
+		return 0;
+	while (m > 4 && isdigit((unsigned char)devargs[m - 1])) /* net_pcap0: net_pcap */
+		m--;
+	snprintf(name, sizeof(name), "%.*s", (int)m, devargs);
+	if (PMD_DIR[0] != '\0')
+		dirs[n_dirs++] = PMD_DIR;
+	n_dirs += plugin_args(args, n, dirs + n_dirs);
+	for (unsigned int i = 0; i < n_dirs; i++) {
+		snprintf(file, sizeof(file), "%s/librte_net_%s.so", dirs[i], name + 4);
+		if (access(file, F_OK) == 0)
+			return 0;
+	}
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return 0; /* no list, no verdict */
+	for (unsigned int i = 0; i < n_dirs; i++) {
+		if (stat(dirs[i], &st) == 0 && S_ISDIR(st.st_mode))
+			read_dir(dirs[i], i == 0 && PMD_DIR[0] != '\0', d); /* a -d's: all of it */
+		else
+			read_drivers(dirs[i], d);
+		append(where, sizeof(where), ", ", dirs[i]);
+	}
+	/* DPDK's match: a driver's name begins the device's (net_pcap0, net_pcap_x: net_pcap) */
+	for (unsigned int i = 0; i < d->n && !found; i++) {
+		size_t dl = strlen(d->d[i].name);
+
+		if (strncmp(d->d[i].name, "net_", 4) != 0)
+			continue;
+		n_net++;
+		found = dl <= k && strncmp(devargs, d->d[i].name, dl) == 0;
+		if (d->d[i].virt)
+			names[n_names++] = d->d[i].name;
+	}
+	if (found || n_net == 0) {
+		free(d);
+		return 0;
+	}
+	qsort(names, n_names, sizeof(names[0]), cmp_names);
+	for (unsigned int i = 0; i < n_names; i++)
+		append(list, sizeof(list), ", ", names[i]);
+	snprintf(err, len,
+		 "'%s': DPDK has no driver %s (its virtual net drivers, in %s: %s): the start "
+		 "would stop at it",
+		 devargs, name, where, list);
+	free(d);
+	return -EINVAL;
+}
 
 #if RTE_VER_YEAR == 22 && RTE_VER_MONTH == 11
 #define CHECK_NAMES 1
@@ -152,6 +407,15 @@ mb_eal_check_args(const char *const *args, unsigned int n, unsigned long long *n
 				rc = -EINVAL;
 			} else if (opt > 256 && strcmp(g_long[li].name, "no-huge") == 0) {
 				no_huge = true;
+			} else if (opt > 256 && strcmp(g_long[li].name, "vdev") == 0) {
+				char why[1536];
+
+				/* the entry that holds the value: --vdev=X, or X after --vdev */
+				if (mb_eal_check_vdev(optarg, args, n, why, sizeof(why)) < 0) {
+					snprintf(err, len, "eal.args[%d]: --vdev %s", optind - 2,
+						 why);
+					rc = -EINVAL;
+				}
 			} else if (opt == 'm') {
 				char *end;
 				unsigned long long mb;

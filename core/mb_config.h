@@ -131,6 +131,8 @@ struct mb_config {
 	/** which of the three were set (the file or a flag), not left at their defaults:
 	 * MB_CONFIG_SET_INGEST, _PUBLISH, _METRICS (for messages) */
 	uint8_t endpoints_set;
+	/** which keys a command-line flag set (mb_config_set_flag()), for mb_config_origin() */
+	uint8_t set_by_flag;
 	uint32_t drain_timeout_ms;
 	uint32_t drain_quiet_ms; /**< draining: read the ROUTER until quiet this long */
 	/** a polled thread or the main loop that has not turned for this long: /healthz 503 */
@@ -260,12 +262,41 @@ void mb_config_fini(struct mb_config *cfg);
 
 /**
  * Set one string-valued service key ("service.ingest", "service.publish", "service.metrics",
- * "service.log_level") with the checks the file loader applies: the one place those rules
- * live, used by the loader and by command-line overrides. Returns 0, or -EINVAL with the
- * reason (without the key, e.g. "'x' is not a ZeroMQ endpoint ...") in @p err.
+ * "service.log_level", "service.placement") with the checks the file loader applies: the one
+ * place those rules live, used by the loader and by command-line overrides
+ * (mb_config_set_flag()). Returns 0, or -EINVAL with the reason (without the key, e.g. "'x' is
+ * not a ZeroMQ endpoint ...") in @p err.
  */
 int mb_config_set(struct mb_config *cfg, const char *key, const char *value, char *err,
 		  size_t err_len);
+
+/**
+ * mb_config_set() for the command-line flag that overrides @p key: service.ingest (--ingest),
+ * service.publish (--publish), service.metrics (--metrics), service.log_level (--log-level),
+ * service.placement (--placement). The same checks; and @p cfg remembers that the flag set
+ * the key, so that a message about its value names the flag (mb_config_origin()). Returns 0,
+ * or -EINVAL with the reason (without the flag) in @p err: the key is not set, nor marked.
+ */
+int mb_config_set_flag(struct mb_config *cfg, const char *key, const char *value, char *err,
+		       size_t err_len);
+
+/**
+ * What set @p key, for messages: its flag ("--placement") where mb_config_set_flag() set it,
+ * else @p key itself ("service.placement": the file, or the default). Static storage or
+ * @p key.
+ */
+const char *mb_config_origin(const struct mb_config *cfg, const char *key);
+
+/**
+ * Values each in range that are doubtful (operator audit L6), for a WARNING at --check and
+ * at start: zmq.heartbeat_ms on but below 100 ms, an enabled model's run_timeout_ms on but
+ * below 100 ms, http.max_connections not above http.max_connections_per_ip with the endpoint
+ * on (the per-address limit never applies). Each names the key(s), the value(s) and why; the
+ * reference (docs/operating.md, "Configuration errors") lists them. Returns how many, each
+ * a line of @p buf ('\n' between them, none after the last; cut on "..." where they do not
+ * fit), "" when none.
+ */
+unsigned int mb_config_doubts(const struct mb_config *cfg, char *buf, size_t len);
 
 /** The override entry for model @p name, or NULL. */
 const struct mb_model_config *mb_config_model(const struct mb_config *cfg, const char *name);

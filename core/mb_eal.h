@@ -63,7 +63,8 @@ int mb_eal_fini(void);
  * was built against parses them, without starting anything: each option one it knows (an
  * unambiguous abbreviation too, as getopt_long takes), each that needs a value given one,
  * no entry that is not an option, no --help (DPDK would print its usage and exit the
- * process). Returns 0, or -EINVAL with the first problem in @p err
+ * process), no --vdev of a driver DPDK lacks (mb_eal_check_vdev()). Returns 0, or -EINVAL
+ * with the first problem in @p err
  * ("eal.args[3]: '--no-such-flag' is not an EAL option of DPDK 22.11"). The option table is
  * DPDK 22.11's: built against another version, only the memory below is read.
  *
@@ -74,6 +75,20 @@ int mb_eal_fini(void);
  */
 int mb_eal_check_args(const char *const *args, unsigned int n, unsigned long long *no_huge_bytes,
 		      char *err, size_t len);
+
+/**
+ * Check that a virtual device's arguments (@p devargs: "net_pcap0,rx_pcap=x.pcap", as --vdev
+ * and udp.ports[].device take them) name a driver the linked DPDK would find at start: EAL
+ * loads its drivers from its plugin directory (RTE_EAL_PMD_PATH, and any -d of @p args), and
+ * stops at a --vdev no driver's name begins ("net_pcap" begins "net_pcap0"). Only names that
+ * begin "net_" are checked, and only where the drivers can be listed (a shared DPDK whose
+ * plugin directory holds them): an alias ("eth_pcap0"), another class of device, or a DPDK
+ * linked statically passes. Returns 0, or -EINVAL with "'DEVARGS': DPDK has no driver NAME
+ * (its virtual net drivers, in DIR: ...): the start would stop at it" in @p err.
+ * @p args (may be NULL) and @p n: the EAL arguments (eal.args), borrowed for the call.
+ */
+int mb_eal_check_vdev(const char *devargs, const char *const *args, unsigned int n, char *err,
+		      size_t len);
 
 /** True between a successful mb_eal_init() and mb_eal_fini(). */
 bool mb_eal_is_up(void);

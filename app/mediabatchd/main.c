@@ -221,7 +221,8 @@ parse_flags(int argc, char **argv, struct flags *f)
 	return 0;
 }
 
-/* Flags override the file, checked by the same rules (mb_config_set()). */
+/* Flags override the file, checked by the same rules (mb_config_set_flag(): messages then
+ * name the flag, not the key). */
 static int
 apply_flags(const struct flags *f, struct mb_config *cfg)
 {
@@ -239,7 +240,8 @@ apply_flags(const struct flags *f, struct mb_config *cfg)
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		if (strings[i].value == NULL)
 			continue;
-		if (mb_config_set(cfg, strings[i].key, strings[i].value, why, sizeof(why)) < 0) {
+		if (mb_config_set_flag(cfg, strings[i].key, strings[i].value, why, sizeof(why)) <
+		    0) {
 			fprintf(stderr, "mediabatchd: %s: %s\n", strings[i].flag, why);
 			return -1;
 		}
@@ -370,7 +372,12 @@ check_file(const struct mb_config *cfg, const struct mb_service *running, struct
 	/* this host's GPUs: a warning, not a verdict on the file (it may be for another host) */
 	ck->devices_here = service_check_devices(cfg, ck->devices, sizeof(ck->devices)) == 0;
 	if ((rc = service_check_placement(cfg, ck->place, sizeof(ck->place))) < 0) {
-		say(err, len, "%s: service.placement: %s", cfg->source, ck->place);
+		if (strcmp(mb_config_origin(cfg, "service.placement"), "--placement") == 0)
+			say(err, len, "--placement %s: %s",
+			    mb_placement_policy_name((enum mb_placement_policy)cfg->placement),
+			    ck->place); /* not the file's doing */
+		else
+			say(err, len, "%s: service.placement: %s", cfg->source, ck->place);
 		return rc;
 	}
 	if ((rc = service_check_security(cfg, true, ck->security, sizeof(ck->security))) < 0) {
@@ -385,6 +392,26 @@ check_file(const struct mb_config *cfg, const struct mb_service *running, struct
 		return rc;
 	}
 	return 0;
+}
+
+/* Values in range that are doubtful (mb_config_doubts()): a WARNING line each, printed
+ * (--check, @p check) or logged (the start). */
+static void
+warn_doubts(const struct mb_config *cfg, bool check)
+{
+	char doubts[4096];
+
+	if (mb_config_doubts(cfg, doubts, sizeof(doubts)) == 0)
+		return;
+	for (char *line = doubts, *next; line != NULL; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (check)
+			printf("mediabatchd: WARNING: %s: %s\n", cfg->source, line);
+		else
+			MB_LOG(WARNING, "%s: %s", cfg->source, line);
+	}
 }
 
 /*
@@ -656,13 +683,16 @@ main(int argc, char **argv)
 			printf("mediabatchd: devices: %s\n", ck.devices);
 		else
 			printf("mediabatchd: WARNING: devices on this host: %s\n", ck.devices);
-		printf("mediabatchd: placement (service.placement %s): %s\n",
+		/* "placement (--placement single)" where the flag chose it (operator audit L4) */
+		printf("mediabatchd: placement (%s %s): %s\n",
+		       mb_config_origin(&cfg, "service.placement"),
 		       mb_placement_policy_name((enum mb_placement_policy)cfg.placement), ck.place);
 		printf("mediabatchd: security: %s\n", ck.security);
 		if (service_check_http_exposure(&cfg, exposed, sizeof(exposed)))
 			printf("mediabatchd: WARNING: %s\n", exposed);
 		if (service_check_model_keys(&cfg, err, sizeof(err)) > 0)
 			printf("mediabatchd: WARNING: %s: %s\n", cfg.source, err);
+		warn_doubts(&cfg, true);
 		printf("mediabatchd: DPDK heap: %s\n", ck.heap);
 		mb_config_fini(&cfg);
 		return 0;
@@ -672,6 +702,7 @@ main(int argc, char **argv)
 		MB_LOG(WARNING, "%s", err);
 	if (service_check_model_keys(&cfg, err, sizeof(err)) > 0)
 		MB_LOG(WARNING, "%s: %s", cfg.source, err);
+	warn_doubts(&cfg, false);
 
 	/* The files the configuration names (the server's key, the allow-list's keys, the HTTP
 	 * endpoint's TLS pair and token), read and checked as --check does, before anything
@@ -709,11 +740,18 @@ main(int argc, char **argv)
 		mb_config_fini(&cfg);
 		return rc == -EINVAL ? EXIT_CONFIG : EXIT_START;
 	}
+	/* before any thread starts, so that a failure tears down what is built (static audit
+	 * B2: it returned with the service, EAL and the configuration held) */
+	reactors = calloc(service_reactors(svc), sizeof(*reactors));
+	if (reactors == NULL) {
+		fprintf(stderr, "mediabatchd: cannot start the polled threads: out of memory\n");
+		service_destroy(&svc);
+		mb_eal_fini();
+		mb_config_fini(&cfg);
+		return EXIT_START;
+	}
 	workers = start_workers(svc, NULL, 0);
 	n_started = service_workers(svc);
-	reactors = calloc(service_reactors(svc), sizeof(*reactors));
-	if (reactors == NULL)
-		return EXIT_START;
 	for (uint32_t i = 0; i < service_reactors(svc); i++) {
 		char name[16];
 

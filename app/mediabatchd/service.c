@@ -2064,9 +2064,10 @@ placement_config_cpus(const struct mb_config *cfg, struct mb_placement *p, char 
 					 "%sudp.ports[%u].cpus[%u] (CPU %d) is not applied: rx "
 					 "queue %u "
 					 "shares a polled thread with other stages "
-					 "(service.placement %s; "
+					 "(%s %s; "
 					 "per-stage gives each rx queue a thread of its own)",
 					 note[0] ? "; " : "", i, k, cpu, q,
+					 mb_config_origin(cfg, "service.placement"),
 					 mb_placement_policy_name(p->policy));
 			if (known && (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &mine)) &&
 			    outside++ == 0)
@@ -2133,7 +2134,8 @@ build_reactors(struct mb_service *s, char *err, size_t err_len)
 	}
 	rc = mb_placement_compute(s->topo, &in, &s->placement);
 	if (rc < 0) {
-		snprintf(err, err_len, "placement (service.placement %s): %s",
+		snprintf(err, err_len, "placement (%s %s): %s",
+			 mb_config_origin(s->cfg, "service.placement"),
 			 mb_placement_policy_name(in.policy), strerror(-rc));
 		return rc;
 	}

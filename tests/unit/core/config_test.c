@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <rte_config.h>
 #include <rte_log.h>
 
 #include "mb_build_config.h"
@@ -113,6 +115,21 @@ test_udp(void)
 	CU_ASSERT_EQUAL(load_text(&c, "udp:\n  ports:\n    - {device: eth0, address: 192.0.2.1}\n"),
 			-EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "udp.ports[0].device: 'eth0' is neither"));
+	/* a virtual device whose driver the linked DPDK lacks: EAL would stop at it, at the start
+	 * (unit/core/eal has the cases of mb_eal_check_vdev()) */
+	if (access(RTE_EAL_PMD_PATH "/librte_net_null.so", F_OK) == 0) {
+		CU_ASSERT_EQUAL(load_text(&c, "udp:\n  ports:\n    - {device: \"net_nosuch0,x=1\", "
+					      "address: 192.0.2.1}\n"),
+				-EINVAL);
+		CU_ASSERT_TRUE(
+			err_has(": line 3, column 16: udp.ports[0].device: 'net_nosuch0,x=1': "
+				"DPDK has no driver net_nosuch (its virtual net drivers, in "));
+		CU_ASSERT_TRUE(err_has("net_null, "));
+		CU_ASSERT_EQUAL(c.n_udp_ports, 0);
+	} else {
+		printf("\n    skipped the unknown driver: no %s/librte_net_null.so",
+		       RTE_EAL_PMD_PATH);
+	}
 	CU_ASSERT_EQUAL(load_text(&c, "udp:\n  ports:\n    - {device: net_null0}\n"), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(
 		strstr(g_err, "udp.ports[0].address: missing; expected a unicast IPv4 address"));
@@ -519,12 +536,12 @@ test_strict_integers(void)
 	CU_ASSERT_TRUE(refused_with("models[1].max_batch: '2k' is not a whole number",
 				    "models:\n  - {name: &n 2k}\n  - {name: b, max_batch: *n}\n"));
 
-	/* What is accepted: plain digits (quoted too), 0, a sign only as '-' and then the
-	 * range decides, as before. */
+	/* What is accepted: plain digits (tagged !!int too, not quoted: test_numbers_not_text),
+	 * 0, a sign only as '-' and then the range decides, as before. */
 	CU_ASSERT_EQUAL_FATAL(
 		load_text(&c, "service:\n  max_inflight: 2000\n"
 			      "  drain_timeout_ms: 0\n"
-			      "  max_inflight_bytes: \"1048576\"\n"
+			      "  max_inflight_bytes: !!int 1048576\n"
 			      "  max_payload_bytes: 1048576\n"
 			      "zmq: {io_threads: 16}\n"
 			      "devices:\n  cuda: {gpus: [0, 7, 255]}\n"
@@ -602,7 +619,7 @@ test_strict_floats(void)
 					"    - {tenant: 3, rate: 1E-3}\n"
 					"    - {tenant: 4, rate: 0}\n"
 					"    - {tenant: 5, rate: 7.}\n"
-					"    - {tenant: 6, rate: \"2e2\"}\n"
+					"    - {tenant: 6, rate: !!float 2e2}\n"
 					"    - {tenant: 7, rate: 1.5e+2}\n"
 					"models:\n  - {name: clap, item_units_per_second: 0.25}\n"),
 			      0);
@@ -696,10 +713,10 @@ test_strict_booleans(void)
 		const char *text;
 		int want;
 	} good[] = {
-		{"true", 1},  {"True", 1},  {"TRUE", 1}, {"yes", 1},	  {"Yes", 1},
-		{"YES", 1},   {"on", 1},    {"On", 1},	 {"ON", 1},	  {"false", 0},
-		{"False", 0}, {"FALSE", 0}, {"no", 0},	 {"No", 0},	  {"NO", 0},
-		{"off", 0},   {"Off", 0},   {"OFF", 0},	 {"\"true\"", 1}, {"'off'", 0},
+		{"true", 1},  {"True", 1},  {"TRUE", 1}, {"yes", 1},	     {"Yes", 1},
+		{"YES", 1},   {"on", 1},    {"On", 1},	 {"ON", 1},	     {"false", 0},
+		{"False", 0}, {"FALSE", 0}, {"no", 0},	 {"No", 0},	     {"NO", 0},
+		{"off", 0},   {"Off", 0},   {"OFF", 0},	 {"!!bool true", 1}, {"!!bool off", 0},
 	};
 	struct mb_config c;
 	char want[160];
@@ -750,6 +767,115 @@ test_strict_booleans(void)
 		CU_ASSERT_EQUAL(c.models[1].enabled, good[i].want);
 		mb_config_fini(&c);
 	}
+}
+
+/*
+ * A number or boolean key takes a plain value, untagged or tagged with its own kind (!!int;
+ * !!float or !!int for a rate; !!bool): quoted, or tagged as text (!!str) or as anything else,
+ * the value is text, which libcyaml 1.3.1 read as the number all the same ("100", '100',
+ * !!str 100 and !!float 100 all loaded as max_inflight 100).
+ */
+static void
+test_numbers_not_text(void)
+{
+	static const struct {
+		const char *yaml, *want;
+	} refused[] = {
+		{"service:\n  max_inflight: !!str 100\n",
+		 ": line 2, column 17: service.max_inflight: !!str 100 is tagged as text; expected "
+		 "a whole number, untagged or !!int (write 100)"},
+		{"service:\n  max_inflight: \"100\"\n",
+		 ": line 2, column 17: service.max_inflight: \"100\" is quoted, so it is text; "
+		 "expected a whole number, unquoted (write 100)"},
+		{"service:\n  max_inflight: '100'\n",
+		 "service.max_inflight: '100' is quoted, so it is text; expected a whole number, "
+		 "unquoted (write 100)"},
+		{"service:\n  max_inflight: !!int \"100\"\n",
+		 "service.max_inflight: !!int \"100\" is quoted, so it is text"},
+		{"service:\n  drain_timeout_ms: !!float 5000\n",
+		 "service.drain_timeout_ms: !!float 5000 is tagged !!float; expected a whole "
+		 "number of milliseconds, untagged or !!int (write 5000)"},
+		{"service:\n  max_inflight: !mine 100\n",
+		 "service.max_inflight: !mine 100 is tagged !mine; expected a whole number"},
+		{"service:\n  max_inflight: ! 100\n",
+		 "service.max_inflight: ! 100 is tagged as text; expected a whole number"},
+		{"service:\n  max_inflight: !<tag:yaml.org,2002:str> 100\n",
+		 "service.max_inflight: !<tag:yaml.org,2002:str> 100 is tagged as text"},
+		{"service:\n  max_inflight: &n !!str 100\n",
+		 "line 2, column 17: service.max_inflight: !!str 100 is tagged as text"},
+		{"service:\n  max_inflight: !!str &n 100\n",
+		 "line 2, column 17: service.max_inflight: !!str 100 is tagged as text"},
+		{"zmq: {heartbeat_ms: !!str 500}\n",
+		 ": line 1, column 21: zmq.heartbeat_ms: !!str 500 is tagged as text"},
+		{"devices:\n  cuda:\n    gpus: [0, \"1\"]\n",
+		 "devices.cuda.gpus[1]: \"1\" is quoted, so it is text"},
+		{"tenants:\n  limits:\n    - {tenant: !!str 7, rate: 1}\n",
+		 "tenants.limits[0].tenant: !!str 7 is tagged as text"},
+		{"models:\n  - {name: a, max_batch: &b \"8\"}\n  - {name: b, max_batch: *b}\n",
+		 "models[0].max_batch: \"8\" is quoted, so it is text"},
+		{"models:\n  - name: logmel\n    max_batch: >-\n      8\n",
+		 "models[0].max_batch: '8' is a block of text (| or >); expected a whole number, "
+		 "plain (write 8)"},
+		{"tenants:\n  default_rate: !!str 2.5\n",
+		 ": line 2, column 17: tenants.default_rate: !!str 2.5 is tagged as text; expected "
+		 "a decimal number, untagged, !!float or !!int (write 2.5)"},
+		{"tenants:\n  limits:\n    - {tenant: 1, rate: \"2e2\"}\n",
+		 "tenants.limits[0].rate: \"2e2\" is quoted, so it is text; expected a decimal "
+		 "number, unquoted (write 2e2)"},
+		{"models:\n  - name: identity\n    enabled: \"true\"\n",
+		 ": line 3, column 14: models[0].enabled: \"true\" is quoted, so it is text; "
+		 "expected true or false, unquoted (write true)"},
+		{"models:\n  - {name: identity, enabled: 'off'}\n",
+		 "models[0].enabled: 'off' is quoted, so it is text"},
+		{"models:\n  - {name: identity, enabled: !!str no}\n",
+		 "models[0].enabled: !!str no is tagged as text; expected true or false, untagged "
+		 "or !!bool (write no)"},
+		{"security:\n  mode: curve\n  clients:\n    - name: a\n      subscribe_all: "
+		 "!!int true\n",
+		 "security.clients[0].subscribe_all: !!int true is tagged !!int; expected true "
+		 "or false"},
+	};
+	struct mb_config c;
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		CU_ASSERT_EQUAL(load_text(&c, refused[i].yaml), -EINVAL);
+		CU_ASSERT_TRUE(err_has(refused[i].want));
+		CU_ASSERT_EQUAL(c.max_inflight, 8192); /* nothing applied */
+		mb_config_fini(&c);
+	}
+	/* A value that is no number quoted is no number unquoted: the message says so first. */
+	CU_ASSERT_TRUE(refused_with("service.max_inflight: '2k' is not a whole number",
+				    "service:\n  max_inflight: !!str 2k\n"));
+	CU_ASSERT_TRUE(refused_with("service.max_inflight: no value; expected a whole number",
+				    "service:\n  max_inflight: !!str\n"));
+
+	/* Tags of the key's own kind, in block and flow mappings and through an alias */
+	CU_ASSERT_EQUAL_FATAL(load_text(&c,
+					"service:\n  max_inflight: !!int 100\n"
+					"  drain_timeout_ms: !<tag:yaml.org,2002:int> 0\n"
+					"zmq: {heartbeat_ms: !!int 500}\n"
+					"tenants:\n  default_rate: !!float 2.5\n"
+					"  limits:\n    - {tenant: !!int 1, rate: !!int 3}\n"
+					"models:\n  - {name: a, max_batch: &b !!int 8, enabled: "
+					"!!bool false}\n"
+					"  - {name: b, max_batch: *b}\n"),
+			      0);
+	CU_ASSERT_EQUAL(c.max_inflight, 100);
+	CU_ASSERT_EQUAL(c.drain_timeout_ms, 0);
+	CU_ASSERT_EQUAL(c.zmq_heartbeat_ms, 500);
+	CU_ASSERT_DOUBLE_EQUAL(c.default_rate, 2.5, 1e-12);
+	CU_ASSERT_EQUAL_FATAL(c.n_limits, 1);
+	CU_ASSERT_DOUBLE_EQUAL(c.limits[0].rate, 3, 1e-12);
+	CU_ASSERT_EQUAL_FATAL(c.n_models, 2);
+	CU_ASSERT_EQUAL(c.models[0].enabled, 0);
+	CU_ASSERT_EQUAL(c.models[1].max_batch, 8);
+	mb_config_fini(&c);
+	/* a text key still takes a quoted or !!str value */
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "weights_dir: !!str 100\nmodels:\n  - {name: \"7\"}\n"),
+			      0);
+	CU_ASSERT_STRING_EQUAL(c.weights_dir, "100");
+	CU_ASSERT_STRING_EQUAL(c.models[0].name, "7");
+	mb_config_fini(&c);
 }
 
 /* A number written strictly that does not fit the key's type: libcyaml says "is not an
@@ -974,6 +1100,149 @@ test_set(void)
 			-EINVAL);
 	CU_ASSERT_EQUAL(mb_config_set(&c, "service.nope", "x", g_err, sizeof(g_err)), -EINVAL);
 	mb_config_fini(&c);
+}
+
+/* A key a command-line flag set is named by the flag in messages: "--placement", not
+ * "service.placement" (operator audit L4) */
+static void
+test_set_flag(void)
+{
+	struct mb_config c;
+
+	mb_config_defaults(&c);
+	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.placement"), "service.placement");
+	mb_config_fini(&c);
+	CU_ASSERT_EQUAL_FATAL(load_text(&c, "service:\n  placement: per-stage\n"), 0);
+	CU_ASSERT_EQUAL(c.placement, MB_PLACEMENT_PER_STAGE);
+	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.placement"), "service.placement");
+	/* a value the key refuses changes nothing, its origin included */
+	CU_ASSERT_EQUAL(
+		mb_config_set_flag(&c, "service.placement", "everywhere", g_err, sizeof(g_err)),
+		-EINVAL);
+	CU_ASSERT_TRUE(err_has("'everywhere' is not one of auto, single, per-stage"));
+	CU_ASSERT_EQUAL(c.placement, MB_PLACEMENT_PER_STAGE);
+	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.placement"), "service.placement");
+	CU_ASSERT_EQUAL(mb_config_set_flag(&c, "service.placement", "single", g_err, sizeof(g_err)),
+			0);
+	CU_ASSERT_EQUAL(c.placement, MB_PLACEMENT_SINGLE);
+	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.placement"), "--placement");
+	/* each key its own flag; the others as they were */
+	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.ingest"), "service.ingest");
+	CU_ASSERT_EQUAL(
+		mb_config_set_flag(&c, "service.ingest", "tcp://127.0.0.1:9", g_err, sizeof(g_err)),
+		0);
+	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.ingest"), "--ingest");
+	CU_ASSERT_EQUAL(mb_config_set_flag(&c, "service.log_level", "info", g_err, sizeof(g_err)),
+			0);
+	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.log_level"), "--log-level");
+	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.metrics"), "service.metrics");
+	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "zmq.io_threads"), "zmq.io_threads");
+	CU_ASSERT_EQUAL(mb_config_set_flag(&c, "zmq.io_threads", "2", g_err, sizeof(g_err)),
+			-EINVAL);
+	mb_config_fini(&c);
+}
+
+/* The doubts of @p yaml (mb_config_doubts()): how many, the text in @p buf. */
+static unsigned int
+doubts_of(const char *yaml, char *buf, size_t len)
+{
+	struct mb_config c;
+	unsigned int n;
+
+	buf[0] = '\0';
+	if (load_text(&c, yaml) != 0) {
+		printf("\n    refused: %s", g_err);
+		return 999;
+	}
+	n = mb_config_doubts(&c, buf, len);
+	mb_config_fini(&c);
+	return n;
+}
+
+/*
+ * Values in range that make no sense together or are doubtful (operator audit L6): a
+ * per-address limit of HTTP connections the whole limit never lets it reach, heartbeats so
+ * frequent that a live requester is cut off, a watchdog that takes any batch for hung. A
+ * warning each (--check, the start), one a line, naming the keys, the values and why.
+ */
+static void
+test_doubts(void)
+{
+	struct mb_config c;
+	char buf[4096];
+
+	/* none in the embedded default or the reference */
+	mb_config_defaults(&c);
+	buf[0] = 'x';
+	CU_ASSERT_EQUAL(mb_config_doubts(&c, buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "");
+	mb_config_fini(&c);
+	CU_ASSERT_EQUAL(mb_config_load(&c, mb_test_source_path("deploy/mediabatch.yaml"), g_err,
+				       sizeof(g_err)),
+			0);
+	CU_ASSERT_EQUAL(mb_config_doubts(&c, buf, sizeof(buf)), 0);
+	mb_config_fini(&c);
+
+	CU_ASSERT_EQUAL(doubts_of("http:\n  max_connections: 16\n", buf, sizeof(buf)), 1);
+	CU_ASSERT_STRING_EQUAL(buf,
+			       "http.max_connections 16 is below http.max_connections_per_ip 32 "
+			       "(the default): one address may take every connection, so the "
+			       "per-address limit never applies (set max_connections_per_ip below "
+			       "max_connections)");
+	CU_ASSERT_EQUAL(doubts_of("http:\n  max_connections: 8\n  max_connections_per_ip: 8\n", buf,
+				  sizeof(buf)),
+			1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "http.max_connections 8 equals "
+					   "http.max_connections_per_ip 8: one address may take"));
+	CU_ASSERT_EQUAL(doubts_of("http:\n  max_connections: 9\n  max_connections_per_ip: 8\n", buf,
+				  sizeof(buf)),
+			0);
+	CU_ASSERT_EQUAL(doubts_of("service:\n  metrics: \"off\"\nhttp:\n  max_connections: 8\n",
+				  buf, sizeof(buf)),
+			0); /* no endpoint, no connections to limit */
+
+	CU_ASSERT_EQUAL(doubts_of("zmq:\n  heartbeat_ms: 50\n", buf, sizeof(buf)), 1);
+	CU_ASSERT_STRING_EQUAL(buf, "zmq.heartbeat_ms 50 is below 100 ms: a requester silent for "
+				    "three intervals (150 ms) is disconnected and its held replies "
+				    "dropped, and one lost packet (TCP resends it after 200 ms at "
+				    "the least) or a busy host's scheduling delay can be that long "
+				    "(0 turns heartbeats off)");
+	CU_ASSERT_EQUAL(doubts_of("zmq:\n  heartbeat_ms: 0\n", buf, sizeof(buf)), 0);
+	CU_ASSERT_EQUAL(doubts_of("zmq:\n  heartbeat_ms: 100\n", buf, sizeof(buf)), 0);
+
+	CU_ASSERT_EQUAL(
+		doubts_of("models:\n  - {name: identity, run_timeout_ms: 5}\n", buf, sizeof(buf)),
+		1);
+	CU_ASSERT_STRING_EQUAL(buf,
+			       "models[0] (identity): run_timeout_ms 5 is below 100 ms: a "
+			       "batch still running after 5 ms (a busy host's scheduling delay "
+			       "can be that long) is taken for hung, answered MODEL_ERROR, and the "
+			       "model disabled until restart; the watchdog looks every 100 ms, "
+			       "so it finds a hung batch hardly sooner (0 turns it off)");
+	CU_ASSERT_EQUAL(doubts_of("models:\n  - {name: identity, run_timeout_ms: 0}\n"
+				  "  - {name: logmel, run_timeout_ms: 100}\n"
+				  "  - {name: clap, run_timeout_ms: 5, enabled: false}\n",
+				  buf, sizeof(buf)),
+			0);
+
+	/* all at once: a line each */
+	CU_ASSERT_EQUAL(doubts_of("zmq:\n  heartbeat_ms: 1\nhttp:\n  max_connections: 4\n"
+				  "  max_connections_per_ip: 5\nmodels:\n"
+				  "  - {name: identity, run_timeout_ms: 99}\n"
+				  "  - {name: logmel, run_timeout_ms: 1}\n",
+				  buf, sizeof(buf)),
+			4);
+	CU_ASSERT_TRUE(strstr(buf, "zmq.heartbeat_ms 1 is below 100 ms") == buf);
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\nmodels[0] (identity): run_timeout_ms 99 is below"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\nmodels[1] (logmel): run_timeout_ms 1 is below"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "off)\nhttp.max_connections 4 is below "
+					   "http.max_connections_per_ip 5: one"));
+	CU_ASSERT_PTR_NULL(strstr(buf, "\n\n"));
+	CU_ASSERT_NOT_EQUAL(buf[strlen(buf) - 1], '\n');
+	/* cut short where it does not fit, never past the buffer */
+	CU_ASSERT_EQUAL(
+		doubts_of("zmq:\n  heartbeat_ms: 1\nhttp:\n  max_connections: 4\n", buf, 64), 2);
+	CU_ASSERT_EQUAL(strlen(buf), 63);
 }
 
 /* models[].precision: f32, f16 or bf16 (lower case, as written in the docs), unset by default */
@@ -1523,6 +1792,9 @@ static const struct mb_test_case cases[] = {
 	{"a number refused names key, value and what to write", test_number_hints},
 	{"enabled takes true/false (yes/no, on/off): flase, maybe, 1, n ... are refused",
 	 test_strict_booleans},
+	{"number and boolean keys take no quotes and no !!str tag: \"100\", !!str 100 ... are "
+	 "refused",
+	 test_numbers_not_text},
 	{"a number beyond its type is too large, not misread", test_numbers_too_large},
 	{"one YAML document per file: a second '---' is refused", test_one_document},
 	{"syntax errors: line and column of the error itself, from 1", test_syntax_error_positions},
@@ -1530,6 +1802,8 @@ static const struct mb_test_case cases[] = {
 	{"a failed load changes nothing", test_failure_keeps_defaults},
 	{"HOST:PORT parsing", test_hostport},
 	{"mb_config_set applies the file's rules to one key", test_set},
+	{"a key a flag set is named by the flag (--placement)", test_set_flag},
+	{"doubtful values in range are warned of, a line each", test_doubts},
 	{"models[].precision: f32, f16, bf16; anything else is refused", test_precision},
 	{"ingest, publish and metrics: a socket each", test_endpoints_distinct},
 	{"udp.ports: at most MB_PLACEMENT_MAX_RX rx queues in all", test_rx_queues_in_all},

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <rte_config.h>
 #include <rte_eal.h>
 #include <rte_lcore.h>
 #include <rte_version.h>
@@ -151,6 +152,132 @@ test_check_args(void)
 #endif
 }
 
+/* rte_eal_init() in a child process with @p vdev on the embedded default's options: whether
+ * the start gets past it (the child exits 0) or stops at it. */
+static bool
+dpdk_starts_with(const char *vdev)
+{
+	int status;
+	pid_t pid = fork();
+
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		char dev[128], prefix[64], dir[PATH_MAX];
+		char *argv[] = {"eal_test",
+				"--no-huge",
+				"--no-pci",
+				"--no-shconf",
+				"--no-telemetry",
+				"-m",
+				"64",
+				"--log-level=lib.eal:1",
+				dev,
+				prefix,
+				NULL};
+		int rc;
+
+		snprintf(dev, sizeof(dev), "--vdev=%s", vdev);
+		snprintf(prefix, sizeof(prefix), "--file-prefix=eal_test_vdev-%ld", (long)getpid());
+		rc = rte_eal_init(10, argv);
+		snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
+		if (rc >= 0)
+			rte_eal_cleanup();
+		(void)rmdir(dir); /* best effort: empty with --no-shconf */
+		_exit(rc < 0 ? 1 : 0);
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/*
+ * A --vdev (and udp.ports[].device, through mb_eal_check_vdev()) must name a driver of the
+ * linked DPDK: EAL loads its drivers from RTE_EAL_PMD_PATH at start, and one it does not
+ * have stopped the start ("failed to find driver"), where --check had passed. The names DPDK
+ * registers that its files do not spell (net_bonding in librte_net_bond, net_tun in
+ * librte_net_tap, net_virtio_user in librte_net_virtio) and the aliases (eth_pcap) pass.
+ */
+static void
+test_check_vdevs(void)
+{
+	static const char *const known[] = {
+		"--vdev=net_null0",
+		"--vdev=net_pcap0,rx_pcap=/tmp/x.pcap,tx_pcap=/tmp/y.pcap",
+		"--vdev=net_ring0",
+		"--vdev=net_ring",
+		"--vdev=net_af_packet1,iface=lo",
+		"--vdev=net_tap0,iface=mb0",
+		"--vdev=net_tun0",
+		"--vdev=net_bonding0,mode=1,slave=net_null0",
+		"--vdev=net_virtio_user0,path=/dev/vhost-net",
+		"--vdev=net_pcap_extra", /* DPDK matches a driver's name as a prefix */
+		"--vdev=eth_null0",	 /* an alias: not checked */
+		"--vdev=crypto_null0",	 /* not a net_ device: not checked */
+	};
+	char why[2048];
+
+	if (access(RTE_EAL_PMD_PATH "/librte_net_null.so", F_OK) != 0) {
+		printf("\n    skipped: no %s/librte_net_null.so (DPDK's drivers are not in its "
+		       "plugin directory)",
+		       RTE_EAL_PMD_PATH);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		int rc = check(why, sizeof(why), NULL, 2, "--no-huge", known[i]);
+
+		if (rc != 0)
+			printf("\n    %s refused: %s", known[i], why);
+		CU_ASSERT_EQUAL(rc, 0);
+	}
+	CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 3, "--no-huge", "--vdev", "net_null0"), 0);
+	/* the public check, as udp.ports[].device uses it */
+	CU_ASSERT_EQUAL(mb_eal_check_vdev("net_null0", NULL, 0, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(mb_eal_check_vdev("net_nosuch12", NULL, 0, why, sizeof(why)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "'net_nosuch12': DPDK has no driver net_nosuch ("));
+#if RTE_VER_YEAR == 22 && RTE_VER_MONTH == 11 /* eal.args are read with 22.11's options */
+	CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 2, "--no-huge", "--vdev=net_nosuch0"),
+			-EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why,
+				      "eal.args[1]: --vdev 'net_nosuch0': DPDK has no driver "
+				      "net_nosuch (its virtual net drivers, in " RTE_EAL_PMD_PATH
+				      ": net_af_packet, "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "net_null, "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "net_pcap, "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "): the start would stop at it"));
+	CU_ASSERT_PTR_NULL(strstr(why, "net_ixgbe")); /* a PCI driver is no virtual device */
+	/* the entry that holds the value; an abbreviation of --vdev too */
+	CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 3, "--no-huge", "--vd", "net_nosuch,x=1"),
+			-EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "eal.args[2]: --vdev 'net_nosuch,x=1': DPDK has no "
+					   "driver net_nosuch ("));
+	{ /* a driver -d loads (a file, here one that says it provides net_mine) counts too */
+		char tmp[] = "/tmp/eal_test_pmd_XXXXXX", d_arg[64];
+		int fd;
+
+		fd = mkstemp(tmp);
+		CU_ASSERT_FATAL(fd >= 0);
+		dprintf(fd,
+			"%c%cPMD_INFO_STRING= {\"name\": \"net_mine\", \"params\": \"\", "
+			"\"pci_ids\": []}%c",
+			0x7f, 0, 0);
+		close(fd);
+		snprintf(d_arg, sizeof(d_arg), "-d%s", tmp);
+		CU_ASSERT_EQUAL(
+			check(why, sizeof(why), NULL, 3, "--no-huge", "--vdev=net_mine0", d_arg),
+			0);
+		CU_ASSERT_EQUAL(
+			check(why, sizeof(why), NULL, 4, "-d", tmp, "--vdev=net_mine0", "-l0"), 0);
+		CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 1, "--vdev=net_mine0"), -EINVAL);
+		CU_ASSERT_EQUAL(check(why, sizeof(why), NULL, 3, "-d", tmp, "--vdev=net_nosuch0"),
+				-EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(why, "net_mine, ")); /* listed with the others */
+		unlink(tmp);
+	}
+#endif
+	/* and DPDK agrees: it starts with net_null0 and stops at net_nosuch0 */
+	CU_ASSERT_TRUE(dpdk_starts_with("net_null0"));
+	CU_ASSERT_FALSE(dpdk_starts_with("net_nosuch0"));
+}
+
 /*
  * Every option the linked DPDK's own usage text lists passes the check: the usage of an
  * rte_eal_init() refused in a child process (an unknown option stops it before anything
@@ -216,6 +343,8 @@ test_check_args_knows_dpdk(void)
 static const struct mb_test_case cases[] = {
 	{"eal.args are checked as DPDK parses them", test_check_args},
 	{"every option DPDK's usage lists passes the check", test_check_args_knows_dpdk},
+	{"a --vdev names a driver DPDK has: net_null passes, net_nosuch is refused",
+	 test_check_vdevs},
 	{"bad options are refused before EAL starts", test_bad_options},
 	{"embedded default starts with a unique prefix, main thread unpinned",
 	 test_init_embedded_default},
