@@ -5,7 +5,8 @@
  *
  * State owned by the thread, on this side: the two sockets, the request pool, the in-flight
  * index (an rte_hash keyed by client, tenant and request id, single-threaded), the
- * requests in flight per connection, and the payload bytes in flight. The loop: receive a
+ * requests in flight per connection, the payload bytes in flight, and with CURVE the
+ * subscriptions in effect per subscriber connection (the book). The loop: receive a
  * burst of requests, let egress send a burst of answers and retry held replies, watch the
  * shutdown tokens, then wait in zmq_poll() on both sockets and the results doorbell.
  */
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -123,6 +125,313 @@ mb_fd_share_add(struct share_table *t, uint64_t key, int d)
 			hole = j;
 		}
 	}
+}
+
+/* ---- the subscriptions in effect (CURVE) ---- */
+
+/*
+ * With CURVE the PUB is an XPUB in manual mode: libzmq hands over every (un)subscription a
+ * subscriber sends, even one it sent before, applies only what is set with ZMQ_SUBSCRIBE,
+ * to that subscriber alone, and drops it all when the subscriber leaves. The book mirrors
+ * what was applied: per subscriber connection (by fd, as libzmq's ZMQ_SRCFD and the PUB's
+ * monitor name it) the topics it holds, sorted, and per topic how many connections hold it.
+ * mediabatch_pub_subscriptions, the publish gate, is then the number of topics held: the
+ * distinct topics in effect, what libzmq itself counts without CURVE. A topic subscribed
+ * again, a refused one, an unsubscription of one not held: no change, whatever is sent.
+ */
+
+/* The most topics one connection holds, besides one per tenant its key may subscribe to
+ * (its "" takes those); past that, its subscriptions are refused. Without a bound a client
+ * grows libzmq's trie, and the book, without end ("T/<anything>"); a subscriber of a few
+ * tenants and models needs far fewer. */
+#define SUB_TOPICS_MAX 256
+/* The longest topic a publication has: a tenant (10 digits), '/', a model name. A longer
+ * subscription can match nothing, and is refused. */
+#define SUB_TOPIC_LEN (10 + 1 + MB_PROTO_MODEL_LEN)
+
+/* A topic, zero past len. Keys compare whole, with memcmp: no padding. 8-aligned for the
+ * 8-byte loads of rte_hash_crc(). */
+struct sub_key {
+	_Alignas(8) char t[31];
+	uint8_t len;
+};
+_Static_assert(sizeof(struct sub_key) == 32 && SUB_TOPIC_LEN < 31, "sub_key has no padding");
+
+struct sub_conn {
+	uint64_t client;      /* the client id its subscriptions carried (0: none) */
+	struct sub_key *held; /* the topics applied for it, sorted */
+	uint32_t n, room;
+	bool alive; /* seen open (sub_alive()) since its fd last disconnected */
+};
+
+struct sub_book {
+	struct sub_conn *conn; /* by fd, grown on demand */
+	uint32_t n_conn;
+	/* the topics held: open addressing, linear probing, backward-shift deletion, at most
+	 * half full (doubled when it would be more) */
+	struct sub_ref {
+		struct sub_key key;
+		uint32_t refs; /* connections that hold it; 0: an empty slot */
+	} * slot;
+	uint64_t mask;
+	uint64_t topics; /* slots in use */
+};
+
+enum sub_outcome {
+	SUB_DONE,    /* applied, or nothing to do */
+	SUB_REFUSED, /* not a topic this client may receive */
+	SUB_FULL,    /* the connection holds the most topics it may (sub_topics_max()) */
+	SUB_NOMEM,
+};
+
+/* The most topics a connection of client @p c holds. */
+static inline uint32_t
+sub_topics_max(const struct mb_auth_client *c)
+{
+	return SUB_TOPICS_MAX + (c->subscribe_all ? 0 : c->n_subscribe);
+}
+
+static bool grow_fd_table(void **table, uint32_t *n, int cfd, size_t size);
+static bool conn_of(int cfd, const char *bound);
+
+/* The book, made on first use when @p make (NULL when it cannot be). */
+static struct sub_book *
+book_of(struct mb_frontdoor *fd, bool make)
+{
+	if (fd->subs == NULL && make)
+		fd->subs = calloc(1, sizeof(struct sub_book));
+	return fd->subs;
+}
+
+static void
+book_free(struct mb_frontdoor *fd)
+{
+	struct sub_book *b = book_of(fd, false);
+
+	for (uint32_t i = 0; b != NULL && i < b->n_conn; i++)
+		free(b->conn[i].held);
+	if (b != NULL) {
+		free(b->conn);
+		free(b->slot);
+	}
+	free(b);
+	fd->subs = NULL;
+}
+
+static inline uint64_t
+ref_home(const struct sub_book *b, const struct sub_key *k)
+{
+	return rte_hash_crc(k->t, k->len, k->len) & b->mask;
+}
+
+/* The slot of @p k, or the empty one where it goes. */
+static struct sub_ref *
+ref_slot(const struct sub_book *b, const struct sub_key *k)
+{
+	for (uint64_t i = ref_home(b, k);; i = (i + 1) & b->mask)
+		if (b->slot[i].refs == 0 || memcmp(&b->slot[i].key, k, sizeof(*k)) == 0)
+			return &b->slot[i];
+}
+
+/* Room in the table for one topic more. */
+static int
+ref_reserve(struct sub_book *b)
+{
+	uint64_t n = b->slot != NULL ? b->mask + 1 : 0, m = n ? 2 * n : 64;
+	struct sub_ref *old = b->slot;
+
+	if ((b->topics + 1) * 2 <= n)
+		return 0;
+	b->slot = calloc(m, sizeof(*b->slot));
+	if (b->slot == NULL) {
+		b->slot = old;
+		return -ENOMEM;
+	}
+	b->mask = m - 1;
+	for (uint64_t i = 0; i < n; i++)
+		if (old[i].refs != 0)
+			*ref_slot(b, &old[i].key) = old[i];
+	free(old);
+	return 0;
+}
+
+static void
+set_gauge(struct mb_frontdoor *fd, const struct sub_book *b)
+{
+	atomic_store_explicit(&fd->subscriptions, (int64_t)b->topics, memory_order_relaxed);
+}
+
+/* One connection more holds @p k (after ref_reserve()). */
+static void
+ref_get(struct mb_frontdoor *fd, struct sub_book *b, const struct sub_key *k)
+{
+	struct sub_ref *r = ref_slot(b, k);
+
+	if (r->refs++ != 0)
+		return;
+	r->key = *k;
+	b->topics++;
+	set_gauge(fd, b);
+}
+
+/* One connection fewer holds @p k; at none, it is no longer in effect. */
+static void
+ref_put(struct mb_frontdoor *fd, struct sub_book *b, const struct sub_key *k)
+{
+	struct sub_ref *r = ref_slot(b, k);
+
+	if (r->refs == 0 || --r->refs != 0)
+		return;
+	b->topics--;
+	set_gauge(fd, b);
+	/* later keys of the run move up into the hole, as in mb_fd_share_add() */
+	for (uint64_t hole = (uint64_t)(r - b->slot), j = (hole + 1) & b->mask;;
+	     j = (j + 1) & b->mask) {
+		uint64_t h;
+
+		if (b->slot[j].refs == 0) {
+			b->slot[hole].refs = 0;
+			return;
+		}
+		h = ref_home(b, &b->slot[j].key);
+		if (((j - h) & b->mask) >= ((j - hole) & b->mask)) {
+			b->slot[hole] = b->slot[j];
+			hole = j;
+		}
+	}
+}
+
+/* Where @p k is or goes in @p c's topics; @p found: whether it is there. */
+static unsigned int
+held_at(const struct sub_conn *c, const struct sub_key *k, bool *found)
+{
+	unsigned int lo = 0, hi = c->n;
+
+	*found = false;
+	while (lo < hi) {
+		unsigned int mid = (lo + hi) / 2;
+		int r = memcmp(&c->held[mid], k, sizeof(*k));
+
+		if (r == 0) {
+			*found = true;
+			return mid;
+		}
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Subscribe (@p on) or unsubscribe connection @p c to @p k, on libzmq's side too: in manual
+ * mode it applies ZMQ_(UN)SUBSCRIBE to the subscriber whose message was read last, which
+ * is @p c's. libzmq's own (topic, subscriber) pairs form a set: so do @p c's topics, at
+ * most @p max.
+ */
+static enum sub_outcome
+sub_apply(struct mb_frontdoor *fd, struct sub_book *b, struct sub_conn *c, const struct sub_key *k,
+	  bool on, uint32_t max)
+{
+	bool held;
+	unsigned int at = held_at(c, k, &held);
+
+	if (on == held)
+		return SUB_DONE; /* held again, or let go of without being held */
+	if (!on) {
+		zmq_setsockopt(fd->pub, ZMQ_UNSUBSCRIBE, k->t, k->len);
+		memmove(&c->held[at], &c->held[at + 1], (c->n - at - 1) * sizeof(*k));
+		c->n--;
+		ref_put(fd, b, k);
+		return SUB_DONE;
+	}
+	if (c->n >= max)
+		return SUB_FULL;
+	if (c->n == c->room) {
+		uint32_t m = c->room != 0 ? 2 * c->room : 4;
+		void *t = realloc(c->held, m * sizeof(*k));
+
+		if (t == NULL)
+			return SUB_NOMEM;
+		c->held = t;
+		c->room = m;
+	}
+	if (ref_reserve(b) < 0)
+		return SUB_NOMEM;
+	if (zmq_setsockopt(fd->pub, ZMQ_SUBSCRIBE, k->t, k->len) != 0)
+		return SUB_REFUSED;
+	memmove(&c->held[at + 1], &c->held[at], (c->n - at) * sizeof(*k));
+	c->held[at] = *k;
+	c->n++;
+	ref_get(fd, b, k);
+	return SUB_DONE;
+}
+
+/* The book's entry for the subscriber on @p cfd (grown on demand); NULL when it cannot. */
+static struct sub_conn *
+sub_conn_of(struct mb_frontdoor *fd, int cfd)
+{
+	struct sub_book *b = book_of(fd, true);
+	void *t;
+
+	if (b == NULL)
+		return NULL;
+	t = b->conn;
+	if (!grow_fd_table(&t, &b->n_conn, cfd, sizeof(*b->conn)))
+		return NULL;
+	b->conn = t;
+	return &b->conn[cfd];
+}
+
+/*
+ * Whether @p cfd is still a connection of the socket bound at @p bound (tcp: on its port;
+ * ipc: a Unix socket) whose peer has not hung up. Asked at a connection's first
+ * (un)subscription read, until the answer is yes.
+ */
+static bool
+sub_alive(int cfd, const char *bound)
+{
+	struct pollfd p = {.fd = cfd, .events = POLLRDHUP};
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (poll(&p, 1, 0) < 0 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0)
+		return false;
+	if (strncmp(bound, "tcp://", 6) == 0)
+		return conn_of(cfd, bound);
+	return getsockname(cfd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX;
+}
+
+/*
+ * The subscriber on @p cfd has left (the PUB's DISCONNECTED): what it held goes, once
+ * (libzmq has dropped it on its side). Not at the unsubscriptions libzmq queues for a
+ * leaver: those carry no fd or User-Id, and come one per distinct topic it *sent* (a
+ * refused one too; "" where the book holds a "T/" per tenant), so they cannot say whose
+ * they are, nor what they undo. By fd, it holds when the fd is reused:
+ * - no subscription of a later connection on the fd is read before this has run: libzmq
+ *   reports the DISCONNECTED before it closes the fd, so before the fd can be accepted
+ *   again, and a newcomer's CURVE handshake waits for its ZAP answer, which read_security()
+ *   gives just before it reads the PUB's events, in the same call, ahead of
+ *   read_subscriptions();
+ * - the leaver's last (un)subscriptions may still be queued when this runs: a connection's
+ *   first message after this is applied only if sub_alive() finds its fd open and its peer
+ *   there, so the leaver's are not. (Were the fd a newcomer's by then, they would count as
+ *   the newcomer's until it leaves: more, never fewer.)
+ */
+static void
+sub_drop(struct mb_frontdoor *fd, int cfd)
+{
+	struct sub_book *b = book_of(fd, false);
+	struct sub_conn *c;
+
+	if (b == NULL || cfd < 0 || (uint32_t)cfd >= b->n_conn)
+		return;
+	c = &b->conn[cfd];
+	for (unsigned int i = 0; i < c->n; i++)
+		ref_put(fd, b, &c->held[i]);
+	free(c->held);
+	*c = (struct sub_conn){0};
 }
 
 /* ---- cutting connections off (CURVE, after a reload) ---- */
@@ -236,6 +545,7 @@ remember_client(struct mb_frontdoor *fd, int cfd, uint64_t id)
 static void
 take_auth(struct mb_frontdoor *fd)
 {
+	struct sub_book *subs = book_of(fd, false);
 	struct mb_auth *n;
 
 	if (atomic_load_explicit(&fd->auth_next, memory_order_relaxed) == NULL)
@@ -249,16 +559,17 @@ take_auth(struct mb_frontdoor *fd)
 		fd->conn_cut[i] = CUT_WAIT;
 		mb_fd_conn_retired(fd, (int)i); /* soon when nothing is in flight */
 	}
-	for (uint32_t i = 0; i < fd->n_sub; i++) {
+	for (uint32_t i = 0; subs != NULL && i < subs->n_conn; i++) {
+		uint64_t id = subs->conn[i].client;
 		const struct mb_auth_client *was, *now;
 
-		if (fd->sub_client[i] == 0)
+		if (id == 0)
 			continue;
-		was = mb_auth_by_id(fd->auth, fd->sub_client[i]);
-		now = mb_auth_by_id(n, fd->sub_client[i]);
+		was = mb_auth_by_id(fd->auth, id);
+		now = mb_auth_by_id(n, id);
 		if (now != NULL && was != NULL && mb_auth_same_subscriptions(was, now))
 			continue;
-		fd->sub_client[i] = 0;
+		subs->conn[i].client = 0;
 		cut(fd, (int)i, fd->bound[1], "subscriber",
 		    now == NULL
 			    ? "its key left the allow-list"
@@ -540,7 +851,7 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 				    "Requests accepted and not yet answered.", NULL, inflight_fn,
 				    fd);
 		mb_metrics_gauge_fn(o->metrics, "mediabatch_pub_subscriptions",
-				    "Subscriptions on the PUB socket.", NULL, subscriptions_fn, fd);
+				    "Distinct topics subscribed to on the PUB socket.", NULL, subscriptions_fn, fd);
 		mb_metrics_gauge_fn(o->metrics, "mediabatch_zmq_connections",
 				    "Requester connections open on the ROUTER socket.", NULL,
 				    connections_fn, fd);
@@ -593,7 +904,7 @@ mb_frontdoor_destroy(struct mb_frontdoor **fdp)
 	free(fd->conn_client);
 	free(fd->conn_rid);
 	free(fd->conn_cut);
-	free(fd->sub_client);
+	book_free(fd);
 	rte_hash_free(fd->index);
 	mb_request_pool_destroy(&fd->pool);
 	free(fd->conn_inflight);
@@ -1140,37 +1451,47 @@ read_connections(struct mb_frontdoor *fd)
 /*
  * CURVE: apply (or undo, @p on false) the subscription @p topic of @p len bytes, sent by
  * the subscriber whose message was just read (XPUB manual mode applies it to that one),
- * for the tenants @p c may receive. "" stands for all of them: "T/" each (or "" for a
- * subscribe_all client). Otherwise the topic must name one tenant whole, "T/" or "T/model":
- * a bare "4" would also match "42/". Returns false when refused.
+ * connection @p sc, for the tenants @p c may receive. "" stands for all of them: "T/" each
+ * (or "" for a subscribe_all client). Otherwise the topic must name one tenant whole, "T/"
+ * or "T/model": a bare "4" would also match "42/". Of "", the worst of its topics' outcomes.
  */
-static bool
-vet_subscription(struct mb_frontdoor *fd, const struct mb_auth_client *c, const char *topic,
-		 size_t len, bool on)
+static enum sub_outcome
+vet_subscription(struct mb_frontdoor *fd, struct sub_conn *sc, const struct mb_auth_client *c,
+		 const char *topic, size_t len, bool on)
 {
-	const int opt = on ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE;
+	struct sub_book *b = book_of(fd, false);
+	struct sub_key k = {.len = (uint8_t)len};
 	uint64_t tenant = 0;
+	uint32_t max;
 	size_t i = 0;
 
-	if (c == NULL)
-		return false;
+	if (c == NULL || len > SUB_TOPIC_LEN)
+		return SUB_REFUSED;
+	if (sc == NULL || b == NULL)
+		return SUB_NOMEM;
+	max = sub_topics_max(c);
+	memcpy(k.t, topic, len);
 	if (len == 0 || c->subscribe_all) {
-		if (c->subscribe_all)
-			return zmq_setsockopt(fd->pub, opt, topic, len) == 0;
-		for (unsigned int k = 0; k < c->n_subscribe; k++) {
-			char t[16];
-			int n = snprintf(t, sizeof(t), "%u/", c->subscribe[k]);
+		enum sub_outcome worst = SUB_DONE;
 
-			zmq_setsockopt(fd->pub, opt, t, (size_t)n);
+		if (c->subscribe_all)
+			return sub_apply(fd, b, sc, &k, on, max);
+		for (unsigned int n = 0; n < c->n_subscribe; n++) {
+			enum sub_outcome o;
+
+			memset(&k, 0, sizeof(k));
+			k.len = (uint8_t)snprintf(k.t, sizeof(k.t), "%u/", c->subscribe[n]);
+			o = sub_apply(fd, b, sc, &k, on, max);
+			worst = o > worst ? o : worst;
 		}
-		return true;
+		return worst;
 	}
 	while (i < len && i < 11 && topic[i] >= '0' && topic[i] <= '9')
 		tenant = tenant * 10 + (uint64_t)(topic[i++] - '0');
 	if (i == 0 || i >= len || topic[i] != '/' || tenant > UINT32_MAX ||
 	    (topic[0] == '0' && i > 1) || !mb_auth_may_subscribe(c, (uint32_t)tenant))
-		return false;
-	return zmq_setsockopt(fd->pub, opt, topic, len) == 0;
+		return SUB_REFUSED;
+	return sub_apply(fd, b, sc, &k, on, max);
 }
 
 /*
@@ -1220,7 +1541,10 @@ read_subscriptions(struct mb_frontdoor *fd)
 		}
 		d = zmq_msg_data(&m);
 		sub = zmq_msg_size(&m) >= 1 && d[0] <= 1; /* as libzmq 4.3 tells them apart */
-		if (sub)
+		/* Plaintext: libzmq passes a topic's first subscription and its last
+		 * unsubscription only, over all subscribers; this counts the distinct topics in
+		 * effect. With CURVE it passes them all: the book counts those (sub_apply()). */
+		if (sub && fd->auth == NULL)
 			atomic_fetch_add_explicit(&fd->subscriptions, d[0] == 1 ? 1 : -1,
 						  memory_order_relaxed);
 		if (fd->auth != NULL && (!sub || stray)) {
@@ -1242,34 +1566,62 @@ read_subscriptions(struct mb_frontdoor *fd)
 			const char *user = zmq_msg_gets(&m, "User-Id");
 			const struct mb_auth_client *c = mb_auth_by_name(fd->auth, user);
 			int cfd = zmq_msg_get(&m, ZMQ_SRCFD);
-			void *t = fd->sub_client;
+			struct sub_conn *sc;
+			enum sub_outcome o;
+			char shown[4 * 40 + 4];
 
-			if (c != NULL && cfd >= 0 && grow_fd_table(&t, &fd->n_sub, cfd, 8)) {
-				fd->sub_client = t;
-				fd->sub_client[cfd] = c->id;
+			/* unsubscriptions of a subscriber that left come without a User-Id or fd:
+			 * libzmq has already dropped what it had, the book at its DISCONNECTED */
+			if (user == NULL && cfd < 0) {
+				zmq_msg_close(&m);
+				continue;
 			}
-			/* unsubscriptions of a subscriber that left come without a User-Id:
-			 * libzmq has already dropped what it had */
-			if (!vet_subscription(fd, c, (const char *)d + 1, zmq_msg_size(&m) - 1,
-					      d[0] == 1) &&
-			    d[0] == 1) {
-				char shown[4 * 40 + 4];
-
+			sc = sub_conn_of(fd, cfd);
+			if (sc != NULL && !sc->alive)
+				sc->alive = sub_alive(cfd, fd->bound[1]);
+			if (sc != NULL && !sc->alive) { /* a leaver's, read after it left */
+				zmq_msg_close(&m);
+				continue;
+			}
+			if (sc != NULL && c != NULL)
+				sc->client = c->id;
+			o = vet_subscription(fd, sc, c, (const char *)d + 1, zmq_msg_size(&m) - 1,
+					     d[0] == 1);
+			if (o == SUB_DONE ||
+			    d[0] == 0) { /* unsubscriptions are not counted refused */
+				zmq_msg_close(&m);
+				continue;
+			}
+			printable(shown, sizeof(shown), d + 1, zmq_msg_size(&m) - 1, 40);
+			if (o == SUB_NOMEM) {
+				MB_LOG_RATE(WARNING,
+					    "subscription to '%s' not applied: out of memory for "
+					    "its connection's topics",
+					    shown);
+			} else if (o == SUB_FULL) {
 				count(fd->m_auth_refused[2]);
-				printable(shown, sizeof(shown), d + 1, zmq_msg_size(&m) - 1, 40);
+				MB_LOG_RATE(
+					NOTICE,
+					"subscription to '%s' refused: this connection holds %u "
+					"topics, the most one of client '%s' may (%d, and one per "
+					"tenant it may subscribe to); a topic it holds already, or "
+					"one after it lets another go, is not refused",
+					shown, sub_topics_max(c), c->name, SUB_TOPICS_MAX);
+			} else {
+				count(fd->m_auth_refused[2]);
 				MB_LOG_RATE(NOTICE,
 					    "subscription to '%s' refused: client '%s' may not "
 					    "receive it (a topic is \"T/\" or \"T/model\" of a "
-					    "tenant T it may subscribe to)",
-					    shown, c != NULL ? c->name : "?");
+					    "tenant T it may subscribe to, at most %d bytes)",
+					    shown, c != NULL ? c->name : "?", SUB_TOPIC_LEN);
 			}
 		}
 		zmq_msg_close(&m);
 	}
 }
 
-/* CURVE: answer the handshakes waiting for the ZAP handler, and read the PUB's
- * disconnects. */
+/* CURVE: answer the handshakes waiting for the ZAP handler, then read the PUB's
+ * disconnects: in that order, and before read_subscriptions(), for sub_drop(). */
 static void
 read_security(struct mb_frontdoor *fd)
 {
@@ -1308,9 +1660,9 @@ read_security(struct mb_frontdoor *fd)
 			more = zmq_msg_more(&m);
 		}
 		zmq_msg_close(&m);
-		if (ev == ZMQ_EVENT_DISCONNECTED && val >= 0 && (uint32_t)val < fd->n_sub)
-			fd->sub_client[val] = 0;
-		else if (ev != ZMQ_EVENT_DISCONNECTED)
+		if (ev == ZMQ_EVENT_DISCONNECTED)
+			sub_drop(fd, val);
+		else
 			count(fd->m_handshake_failed);
 	}
 }

@@ -23,6 +23,7 @@
 #define TOPIC_SLOTS 256
 
 struct pub_gens; /* egress.c */
+struct sub_book; /* frontdoor.c */
 
 /* The in-flight index's key: client (hashed), tenant and request id. */
 struct idx_key {
@@ -116,8 +117,9 @@ struct mb_frontdoor {
 	uint64_t *conn_cut;
 	bool cut_pending; /* some conn_cut holds a time */
 	uint32_t n_client;
-	uint64_t *sub_client; /* PUB: per fd, the client id its subscriptions carried */
-	uint32_t n_sub;
+	/* PUB, with CURVE: per subscriber connection (fd) its client id and the topics applied
+	 * for it, and per topic how many hold it (frontdoor.c, "the subscriptions in effect") */
+	struct sub_book *subs;
 	struct share_table client_shares, tenant_shares;
 	struct mb_metric *m_auth_refused[6], *m_handshakes[3], *m_cutoffs, *m_share_refused[2];
 	struct mb_metric *m_handshake_failed;

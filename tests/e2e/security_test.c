@@ -268,8 +268,9 @@ test_subscription_isolation(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(foreign);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ops);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(eve);
-	/* three subscriptions reached the service (eve's never does) */
-	CU_ASSERT_TRUE(metric_at_least(&d, "mediabatch_pub_subscriptions", 3, 10) >= 3);
+	/* two topics in effect, alice's "42/" and ops's "" (eve's subscription never reaches
+	 * the service), and the foreign one refused */
+	CU_ASSERT_TRUE(metric_at_least(&d, "mediabatch_pub_subscriptions", 2, 10) >= 2);
 	CU_ASSERT_TRUE(metric_at_least(&d, "mediabatch_auth_refused_total{reason=\"subscription\"}",
 				       1, 5) >= 1);
 
@@ -639,6 +640,211 @@ test_stray_pub_messages(void)
 	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
+/*
+ * mediabatch_pub_subscriptions with CURVE: the distinct topics in effect on the PUB, as
+ * without CURVE, whatever subscribers send. Alice may receive 42, 44 and 45 (her ""
+ * becomes those three topics), bob 43; ops subscribe_all.
+ */
+static void
+gauge_yaml(char *out, size_t len)
+{
+	snprintf(out, len,
+		 "models:\n"
+		 "  - name: identity\n"
+		 "security:\n"
+		 "  mode: curve\n"
+		 "  server_key: %s/server.key_secret\n"
+		 "  clients:\n"
+		 "    - name: alice\n"
+		 "      public_key_file: %s/alice.key\n"
+		 "      tenants: [42]\n"
+		 "      subscribe: [42, 44, 45]\n"
+		 "    - name: bob\n"
+		 "      public_key: \"%s\"\n"
+		 "      tenants: [43]\n"
+		 "    - name: ops\n"
+		 "      public_key_file: %s/ops.key\n"
+		 "      subscribe_all: true\n",
+		 g_dir, g_dir, g_bob.public_key, g_dir);
+}
+
+#define SUBS_SERIES "mediabatch_pub_subscriptions"
+#define SUB_REFUSED "mediabatch_auth_refused_total{reason=\"subscription\"}"
+
+/* Send one (un)subscription message, @p on: 1 subscribe, 0 unsubscribe, on XSUB @p x. */
+static void
+xsub_send(void *x, int on, const char *topic)
+{
+	char m[64];
+	size_t n = strlen(topic);
+
+	m[0] = (char)on;
+	memcpy(m + 1, topic, n);
+	CU_ASSERT_EQUAL(zmq_send(x, m, n + 1, 0), (int)(n + 1));
+}
+
+/*
+ * Once everything @p x sent before has been read by the service: @p x subscribes to a
+ * tenant alice may not receive, and the service reads a connection's messages in order, so
+ * once that refusal is counted (@p refused: the count expected so far, moved on by @p more
+ * refusals sent before it and this one) the gauge says what those made of it. The gauge.
+ */
+static double
+settled(const struct mb_daemon *d, void *x, double *refused, int more)
+{
+	xsub_send(x, 1, "9/");
+	*refused += more + 1;
+	CU_ASSERT_TRUE(metric_at_least(d, SUB_REFUSED, *refused, 10) >= *refused);
+	return mb_daemon_metric(d, SUBS_SERIES);
+}
+
+/* The gauge once it is @p v, or its value after @p seconds. */
+static double
+gauge_reaches(const struct mb_daemon *d, double v, double seconds)
+{
+	double deadline = mb_e2e_now() + seconds, x;
+
+	while ((x = mb_daemon_metric(d, SUBS_SERIES)) != v && mb_e2e_now() < deadline)
+		usleep(20000);
+	return x;
+}
+
+static void
+test_subscription_gauge(void)
+{
+	char yaml[4096];
+	struct mb_daemon d;
+	void *ctx = zmq_ctx_new(), *x1, *x2, *x3, *xb, *ops;
+	double refused = 0, g;
+
+	gauge_yaml(yaml, sizeof(yaml));
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, yaml, NULL), 0);
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, SUBS_SERIES), 0);
+
+	/* one topic subscribed 50 times on one connection: 1 (it counted 50) */
+	x1 = xsub_as(ctx, &d, &g_alice);
+	for (int i = 0; i < 50; i++)
+		xsub_send(x1, 1, "42/");
+	g = settled(&d, x1, &refused, 0);
+	printf("\n    one topic subscribed 50 times: %.0f", g);
+	CU_ASSERT_EQUAL(g, 1);
+	/* a second subscriber of the same topic: still 1 */
+	x2 = xsub_as(ctx, &d, &g_alice);
+	xsub_send(x2, 1, "42/");
+	CU_ASSERT_EQUAL(settled(&d, x2, &refused, 0), 1);
+	/* another topic: 2; a refused one (tenant 43) changes nothing */
+	xsub_send(x1, 1, "44/identity");
+	xsub_send(x1, 1, "43/");
+	g = settled(&d, x1, &refused, 1);
+	printf("; another topic, refused ones: %.0f", g);
+	CU_ASSERT_EQUAL(g, 2);
+	/* a restricted client's "": its tenants' topics, "42/" "44/" "45/": 2 more */
+	x3 = xsub_as(ctx, &d, &g_alice);
+	xsub_send(x3, 1, "");
+	xsub_send(x3, 1, "");
+	g = settled(&d, x3, &refused, 0);
+	printf("; alice's \"\": %.0f", g);
+	CU_ASSERT_EQUAL(g, 4); /* 42/ 44/identity 44/ 45/ */
+	/* subscribe_all's "" is one topic */
+	ops = xsub_as(ctx, &d, &g_ops);
+	xsub_send(ops, 1, "");
+	CU_ASSERT_TRUE(gauge_reaches(&d, 5, 10) == 5);
+	/* bob: his tenant's topic, 6; one he may not have is refused */
+	xb = xsub_as(ctx, &d, &g_bob);
+	xsub_send(xb, 1, "43/");
+	xsub_send(xb, 1, "45/");
+	CU_ASSERT_EQUAL(settled(&d, xb, &refused, 1), 6);
+	/* unsubscribing what a connection does not hold changes nothing (an XSUB sends an
+	 * unsubscription only of what it subscribed: bob's refused "45/", which alice holds) */
+	xsub_send(xb, 0, "45/");
+	CU_ASSERT_EQUAL(settled(&d, xb, &refused, 0), 6);
+	/* nor does letting go of what others hold too */
+	xsub_send(x2, 0, "42/"); /* x1 and x3 hold it */
+	CU_ASSERT_EQUAL(settled(&d, x2, &refused, 0), 6);
+	/* x3 lets go of "" (an XSUB sends the second, for its two ""): 42/ stays (x1's),
+	 * 44/ and 45/ go */
+	xsub_send(x3, 0, "");
+	xsub_send(x3, 0, "");
+	g = settled(&d, x3, &refused, 0);
+	printf("; unsubscriptions: %.0f", g);
+	CU_ASSERT_EQUAL(g, 4); /* 42/ 43/ 44/identity "" */
+	/* a subscriber that subscribes again, then leaves: what it held goes, once */
+	xsub_send(x3, 1, "45/");
+	xsub_send(x3, 1, "45/");
+	CU_ASSERT_EQUAL(settled(&d, x3, &refused, 0), 5);
+	zmq_close(x3);
+	g = gauge_reaches(&d, 4, 10);
+	CU_ASSERT_EQUAL(g, 4);
+	/* subscribers that come and go at once, their fds reused: nothing stays behind, though
+	 * some of their subscriptions are read after they left (36 of 400 in one run) */
+	for (int i = 0; i < 400; i++) {
+		void *q = xsub_as(ctx, &d, &g_alice);
+		char t[32];
+
+		snprintf(t, sizeof(t), "45/q%d", i % 3);
+		xsub_send(q, 1, t);
+		xsub_send(q, 1, "");
+		if (i % 4 == 0)
+			usleep(2000);
+		else if (i % 4 == 1)
+			usleep(200);
+		zmq_close(q);
+	}
+	zmq_close(x1);
+	zmq_close(x2);
+	zmq_close(xb);
+	zmq_close(ops);
+	g = gauge_reaches(&d, 0, 10);
+	printf("; after every subscriber left: %.0f", g);
+
+	CU_ASSERT_EQUAL(g, 0);
+	zmq_ctx_term(ctx);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
+/* One connection holds at most 256 topics besides one per tenant its key may subscribe to
+ * (alice: 3): past that its subscriptions are refused (and counted); topics it holds
+ * already, and other connections, are not affected. */
+static void
+test_subscription_cap(void)
+{
+	enum { CAP = 256 + 3, SENT = 300 };
+	char yaml[4096];
+	struct mb_daemon d;
+	void *ctx = zmq_ctx_new(), *x, *other;
+	double refused = 0, g;
+
+	gauge_yaml(yaml, sizeof(yaml));
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, yaml, NULL), 0);
+	x = xsub_as(ctx, &d, &g_alice);
+	for (int i = 0; i < SENT; i++) {
+		char t[32];
+
+		snprintf(t, sizeof(t), "42/m%d", i);
+		xsub_send(x, 1, t);
+	}
+	xsub_send(x, 1, "42/m0"); /* held already */
+	g = settled(&d, x, &refused, SENT - CAP);
+	printf("\n    %d distinct topics from one connection: %.0f in effect, %.0f refused", SENT,
+	       g, mb_daemon_metric(&d, SUB_REFUSED) - 1);
+	CU_ASSERT_EQUAL(g, CAP);
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, SUB_REFUSED), refused);
+	CU_ASSERT_TRUE(log_has(&d, "refused: this connection holds 259 topics", 5));
+	/* once it lets one go, it may take another */
+	xsub_send(x, 0, "42/m1");
+	xsub_send(x, 1, "42/m299");
+	CU_ASSERT_EQUAL(settled(&d, x, &refused, 0), CAP);
+	/* another connection is not affected */
+	other = xsub_as(ctx, &d, &g_alice);
+	xsub_send(other, 1, "42/other");
+	CU_ASSERT_EQUAL(settled(&d, other, &refused, 0), CAP + 1);
+	zmq_close(x);
+	zmq_close(other);
+	CU_ASSERT_EQUAL(gauge_reaches(&d, 0, 10), 0);
+	zmq_ctx_term(ctx);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+}
+
 /* Write @p path as a zcert secret certificate with these halves, mode @p mode. */
 static void
 write_cert(const char *path, const char *public_key, const char *secret_key, mode_t mode)
@@ -752,6 +958,10 @@ static const struct mb_test_case cases[] = {
 	{"unknown key and plaintext refused at the handshake; a foreign tenant UNAUTHORIZED",
 	 test_handshake_and_tenants},
 	{"a subscriber gets only its tenants' topics", test_subscription_isolation},
+	{"CURVE: pub_subscriptions counts the distinct topics in effect, whatever is sent",
+	 test_subscription_gauge},
+	{"CURVE: one connection holds at most 256 topics (and its tenants'), then refused",
+	 test_subscription_cap},
 	{"SIGHUP: a removed key's requests in flight answered, then it is cut off", test_rotation},
 	{"a client that never reads holds only its share; others are served", test_fair_share},
 	{NULL, NULL},
