@@ -13,6 +13,7 @@
 #include "mb_frontdoor.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <rte_hash.h>
@@ -436,7 +438,12 @@ sub_drop(struct mb_frontdoor *fd, int cfd)
 
 /* ---- cutting connections off (CURVE, after a reload) ---- */
 
-/* Whether @p cfd is a TCP connection on the local port of @p bound ("tcp://A:PORT"). */
+/*
+ * Whether @p cfd is a connection of the socket bound at @p bound: "tcp://A:PORT", a TCP
+ * connection on that local port; "ipc://PATH", a Unix one accepted on PATH (an accepted Unix
+ * socket's name is its listener's; "@NAME", Linux's abstract namespace, a name that starts
+ * with a NUL).
+ */
 static bool
 conn_of(int cfd, const char *bound)
 {
@@ -447,6 +454,21 @@ conn_of(int cfd, const char *bound)
 
 	if (colon == NULL || getsockname(cfd, (struct sockaddr *)&ss, &len) != 0)
 		return false;
+	if (strncmp(bound, "ipc://", 6) == 0) {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
+		const char *path = bound + 6;
+		size_t n = len > offsetof(struct sockaddr_un, sun_path)
+				   ? len - offsetof(struct sockaddr_un, sun_path)
+				   : 0;
+
+		if (ss.ss_family != AF_UNIX || n == 0)
+			return false;
+		if (path[0] == '@') /* abstract: the name's length is all there is */
+			return un->sun_path[0] == '\0' && n - 1 == strlen(path + 1) &&
+			       memcmp(un->sun_path + 1, path + 1, n - 1) == 0;
+		return strnlen(un->sun_path, n) == strlen(path) &&
+		       memcmp(un->sun_path, path, strlen(path)) == 0;
+	}
 	port = atoi(colon + 1);
 	if (ss.ss_family == AF_INET)
 		return ntohs(((struct sockaddr_in *)&ss)->sin_port) == port;
@@ -851,7 +873,8 @@ mb_frontdoor_create(const struct mb_frontdoor_opts *o, struct mb_frontdoor **out
 				    "Requests accepted and not yet answered.", NULL, inflight_fn,
 				    fd);
 		mb_metrics_gauge_fn(o->metrics, "mediabatch_pub_subscriptions",
-				    "Distinct topics subscribed to on the PUB socket.", NULL, subscriptions_fn, fd);
+				    "Distinct topics subscribed to on the PUB socket.", NULL,
+				    subscriptions_fn, fd);
 		mb_metrics_gauge_fn(o->metrics, "mediabatch_zmq_connections",
 				    "Requester connections open on the ROUTER socket.", NULL,
 				    connections_fn, fd);

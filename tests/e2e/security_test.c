@@ -367,6 +367,47 @@ test_rotation(void)
 }
 
 /*
+ * The same on an ipc:// publish endpoint: a subscriber whose key left the allow-list at a
+ * reload is cut off too (the cut recognised only TCP connections, so on ipc it kept every
+ * topic it had subscribed to, and the results of tenants its key no longer may receive).
+ */
+static void
+test_rotation_ipc_subscriber(void)
+{
+	char yaml[4096], publish[64];
+	const char *args[] = {"--publish", publish, NULL};
+	struct mb_daemon d;
+	struct mb_subscriber *alice;
+	FILE *f;
+
+	snprintf(publish, sizeof(publish), "ipc:///tmp/mb_e2e_pub_%d.sock", (int)getpid());
+	security_yaml(yaml, sizeof(yaml), true);
+	CU_ASSERT_EQUAL_FATAL(mb_daemon_start(&d, yaml, args), 0);
+	snprintf(d.publish, sizeof(d.publish), "%s", publish);
+	alice = subscriber_as(&d, &g_alice, ""); /* narrowed to "42/" */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(alice);
+	CU_ASSERT_TRUE(metric_at_least(&d, "mediabatch_pub_subscriptions", 1, 10) >= 1);
+
+	security_yaml(yaml, sizeof(yaml), false); /* alice leaves the allow-list */
+	f = fopen(d.config, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fprintf(f, "%s\ndevices:\n  cuda: {mode: \"off\"}\n", yaml);
+	fclose(f);
+	mb_daemon_signal(&d, SIGHUP);
+	CU_ASSERT_TRUE(log_has(&d, "allow-list reloaded: 2 client key(s)", 10));
+	CU_ASSERT_TRUE(metric_at_least(&d, "mediabatch_auth_cutoffs_total", 1, 5) >= 1);
+	CU_ASSERT_TRUE(log_has(&d, "cut off a subscriber connection", 5));
+	/* and what it held is gone: no topic is in effect */
+	for (double deadline = mb_e2e_now() + 5;
+	     mb_daemon_metric(&d, "mediabatch_pub_subscriptions") > 0 && mb_e2e_now() < deadline;)
+		usleep(50000);
+	CU_ASSERT_EQUAL(mb_daemon_metric(&d, "mediabatch_pub_subscriptions"), 0);
+	mb_subscriber_close(&alice);
+	CU_ASSERT_EQUAL(mb_daemon_stop(&d, SIGTERM, 30), 0);
+	unlink(publish + 6);
+}
+
+/*
  * Plaintext: a client that sends and never reads (a tiny receive queue, so its replies back
  * up at once: zmq.router_sndhwm 10) holds at most its share (max_inflight_per_client 100 of
  * max_inflight 400); another client's requests are all served meanwhile. Without shares
@@ -963,6 +1004,8 @@ static const struct mb_test_case cases[] = {
 	{"CURVE: one connection holds at most 256 topics (and its tenants'), then refused",
 	 test_subscription_cap},
 	{"SIGHUP: a removed key's requests in flight answered, then it is cut off", test_rotation},
+	{"SIGHUP: a removed key's subscriber on an ipc:// endpoint is cut off",
+	 test_rotation_ipc_subscriber},
 	{"a client that never reads holds only its share; others are served", test_fair_share},
 	{NULL, NULL},
 };
