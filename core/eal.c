@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <rte_config.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -95,29 +96,10 @@ dpdk_is_shared(void)
 	return dl_iterate_phdr(is_eal_object, NULL) != 0;
 }
 
-/* "value" of "key": "value" in the JSON text [@p s, @p end), into @p out; false if none. */
-static bool
-json_string(const char *s, const char *end, const char *key, char *out, size_t len)
-{
-	const char *p = memmem(s, (size_t)(end - s), key, strlen(key));
-	size_t n = 0;
-
-	if (p == NULL)
-		return false;
-	for (p += strlen(key); p < end && (*p == ' ' || *p == ':'); p++)
-		;
-	if (p >= end || *p++ != '"')
-		return false;
-	while (p + n < end && p[n] != '"' && n + 1 < len)
-		n++;
-	if (p + n >= end || p[n] != '"')
-		return false;
-	memcpy(out, p, n);
-	out[n] = '\0';
-	return true;
-}
-
-/* The drivers the file at @p path says it has (its PMD_INFO_STRINGs), added to @p d. */
+/*
+ * The drivers the file at @p path says it has (its PMD_INFO_STRINGs, JSON each), added to
+ * @p d: a name, and whether it is a --vdev's (no PCI ids, no kernel module).
+ */
 static void
 read_drivers(const char *path, struct drivers *d)
 {
@@ -139,30 +121,25 @@ read_drivers(const char *path, struct drivers *d)
 		return;
 	end = text + st.st_size;
 	for (p = text; (p = memmem(p, (size_t)(end - p), tag, sizeof(tag) - 1)) != NULL;) {
-		const char *info = p + sizeof(tag) - 1;
-		const char *stop = memchr(info, '\0', (size_t)(end - info));
-		const char *ids;
-		char name[48];
-		bool virt, known = false;
+		const char *info = p + sizeof(tag) - 1,
+			   *stop = memchr(info, '\0', (size_t)(end - info));
+		json_t *root, *ids;
+		const char *name;
+		bool known = false;
 
 		p = info;
-		if (stop == NULL)
-			stop = end;
-		if (!json_string(info, stop, "\"name\"", name, sizeof(name)) || d->n == MAX_DRIVERS)
-			continue;
-		ids = memmem(info, (size_t)(stop - info), "\"pci_ids\"", 9);
-		if (ids != NULL)
-			for (ids += 9; ids < stop && (*ids == ' ' || *ids == ':' || *ids == '[');
-			     ids++)
-				;
-		virt = (ids == NULL || *ids == ']') &&
-		       memmem(info, (size_t)(stop - info), "\"kmod\"", 6) == NULL;
-		for (unsigned int i = 0; i < d->n && !known; i++)
+		root = json_loadb(info, (size_t)((stop != NULL ? stop : end) - info), 0, NULL);
+		name = json_string_value(json_object_get(root, "name"));
+		for (unsigned int i = 0; name != NULL && i < d->n && !known; i++)
 			known = strcmp(d->d[i].name, name) == 0;
-		if (!known) {
+		if (name != NULL && !known && d->n < MAX_DRIVERS &&
+		    strlen(name) < sizeof(d->d[0].name)) {
+			ids = json_object_get(root, "pci_ids");
 			snprintf(d->d[d->n].name, sizeof(d->d[0].name), "%s", name);
-			d->d[d->n++].virt = virt;
+			d->d[d->n++].virt =
+				json_array_size(ids) == 0 && json_object_get(root, "kmod") == NULL;
 		}
+		json_decref(root);
 	}
 	munmap((void *)text, (size_t)st.st_size);
 }
