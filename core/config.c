@@ -1050,19 +1050,19 @@ static const struct {
 };
 
 int
-mb_config_set_flag(struct mb_config *c, const char *key, const char *v, char *err, size_t err_len)
+mb_config_set_flag(struct mb_config *c, const char *flag, const char *v, char *err, size_t err_len)
 {
 	for (unsigned int i = 0; i < sizeof(flag_keys) / sizeof(flag_keys[0]); i++) {
 		int rc;
 
-		if (strcmp(key, flag_keys[i].key) != 0)
+		if (strcmp(flag, flag_keys[i].flag) != 0)
 			continue;
-		rc = mb_config_set(c, key, v, err, err_len);
+		rc = mb_config_set(c, flag_keys[i].key, v, err, err_len);
 		if (rc == 0)
 			c->set_by_flag |= (uint8_t)(1u << i);
 		return rc;
 	}
-	snprintf(err, err_len, "'%s' is not a key a flag sets", key);
+	snprintf(err, err_len, "'%s' is not a flag that sets a key", flag);
 	return -EINVAL;
 }
 

@@ -271,13 +271,14 @@ int mb_config_set(struct mb_config *cfg, const char *key, const char *value, cha
 		  size_t err_len);
 
 /**
- * mb_config_set() for the command-line flag that overrides @p key: service.ingest (--ingest),
- * service.publish (--publish), service.metrics (--metrics), service.log_level (--log-level),
- * service.placement (--placement). The same checks; and @p cfg remembers that the flag set
- * the key, so that a message about its value names the flag (mb_config_origin()). Returns 0,
- * or -EINVAL with the reason (without the flag) in @p err: the key is not set, nor marked.
+ * mb_config_set() for a command-line flag of mediabatchd: @p flag "--ingest",
+ * "--publish", "--metrics", "--log-level" or "--placement" sets its key (service.ingest, ...)
+ * with the same checks; and @p cfg remembers that the flag set the key, so that a message
+ * about its value names the flag (mb_config_origin()). The one table of flags and keys.
+ * Returns 0, or -EINVAL with the reason (without the flag) in @p err: the key is not set,
+ * nor marked.
  */
-int mb_config_set_flag(struct mb_config *cfg, const char *key, const char *value, char *err,
+int mb_config_set_flag(struct mb_config *cfg, const char *flag, const char *value, char *err,
 		       size_t err_len);
 
 /**

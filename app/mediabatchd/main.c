@@ -227,20 +227,18 @@ static int
 apply_flags(const struct flags *f, struct mb_config *cfg)
 {
 	const struct {
-		const char *flag, *key, *value;
+		const char *flag, *value;
 	} strings[] = {
-		{"--ingest", "service.ingest", f->ingest},
-		{"--publish", "service.publish", f->publish},
-		{"--metrics", "service.metrics", f->metrics},
-		{"--log-level", "service.log_level", f->log_level},
-		{"--placement", "service.placement", f->placement},
+		{"--ingest", f->ingest},       {"--publish", f->publish},
+		{"--metrics", f->metrics},     {"--log-level", f->log_level},
+		{"--placement", f->placement},
 	};
 	char why[512];
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
 		if (strings[i].value == NULL)
 			continue;
-		if (mb_config_set_flag(cfg, strings[i].key, strings[i].value, why, sizeof(why)) <
+		if (mb_config_set_flag(cfg, strings[i].flag, strings[i].value, why, sizeof(why)) <
 		    0) {
 			fprintf(stderr, "mediabatchd: %s: %s\n", strings[i].flag, why);
 			return -1;

@@ -1116,29 +1116,24 @@ test_set_flag(void)
 	CU_ASSERT_EQUAL(c.placement, MB_PLACEMENT_PER_STAGE);
 	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.placement"), "service.placement");
 	/* a value the key refuses changes nothing, its origin included */
-	CU_ASSERT_EQUAL(
-		mb_config_set_flag(&c, "service.placement", "everywhere", g_err, sizeof(g_err)),
-		-EINVAL);
+	CU_ASSERT_EQUAL(mb_config_set_flag(&c, "--placement", "everywhere", g_err, sizeof(g_err)),
+			-EINVAL);
 	CU_ASSERT_TRUE(err_has("'everywhere' is not one of auto, single, per-stage"));
 	CU_ASSERT_EQUAL(c.placement, MB_PLACEMENT_PER_STAGE);
 	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.placement"), "service.placement");
-	CU_ASSERT_EQUAL(mb_config_set_flag(&c, "service.placement", "single", g_err, sizeof(g_err)),
-			0);
+	CU_ASSERT_EQUAL(mb_config_set_flag(&c, "--placement", "single", g_err, sizeof(g_err)), 0);
 	CU_ASSERT_EQUAL(c.placement, MB_PLACEMENT_SINGLE);
 	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.placement"), "--placement");
 	/* each key its own flag; the others as they were */
 	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.ingest"), "service.ingest");
 	CU_ASSERT_EQUAL(
-		mb_config_set_flag(&c, "service.ingest", "tcp://127.0.0.1:9", g_err, sizeof(g_err)),
-		0);
+		mb_config_set_flag(&c, "--ingest", "tcp://127.0.0.1:9", g_err, sizeof(g_err)), 0);
 	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.ingest"), "--ingest");
-	CU_ASSERT_EQUAL(mb_config_set_flag(&c, "service.log_level", "info", g_err, sizeof(g_err)),
-			0);
+	CU_ASSERT_EQUAL(mb_config_set_flag(&c, "--log-level", "info", g_err, sizeof(g_err)), 0);
 	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.log_level"), "--log-level");
 	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "service.metrics"), "service.metrics");
 	CU_ASSERT_STRING_EQUAL(mb_config_origin(&c, "zmq.io_threads"), "zmq.io_threads");
-	CU_ASSERT_EQUAL(mb_config_set_flag(&c, "zmq.io_threads", "2", g_err, sizeof(g_err)),
-			-EINVAL);
+	CU_ASSERT_EQUAL(mb_config_set_flag(&c, "--io-threads", "2", g_err, sizeof(g_err)), -EINVAL);
 	mb_config_fini(&c);
 }
 
